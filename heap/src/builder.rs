@@ -1,0 +1,273 @@
+//! Building a base heap.
+
+use crate::base::{BaseHeap, HEADER_WORDS, Root};
+use crate::{Decoded, Error, Format, ObjectIndex, ObjectSize, Result, Word};
+
+/// An object under construction.
+#[derive(Clone, Debug)]
+struct Proto {
+    class: Word,
+    format: Format,
+    hash: u32,
+    slots: Vec<Word>,
+    bytes: Vec<u8>,
+}
+
+/// Makes a [`BaseHeap`]: add objects, wire them up, then [`Builder::freeze`].
+///
+/// Objects may refer to objects not yet added (classes are often made after their
+/// instances); `freeze` checks that every reference lands on an object.
+///
+/// Identity hashes default to a 22-bit mix of the object's index; set them with
+/// [`Builder::set_hash`] to keep the hashes of an imported image.
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    objects: Vec<Proto>,
+    roots: Vec<Root>,
+    nil: Option<ObjectIndex>,
+    int_class: Option<Word>,
+    char_class: Option<Word>,
+}
+
+/// The default identity hash of the object at `index`: 22 bits, as Spur images have.
+pub(crate) fn default_hash(index: u32) -> u32 {
+    index.wrapping_add(1).wrapping_mul(0x9E37_79B1) >> 10
+}
+
+impl Builder {
+    /// An empty builder.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Number of objects added so far.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// True if no object has been added.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Adds the nil object (no slots; its class is itself until [`Builder::set_class`]) and
+    /// makes it the base's nil. Every base needs one: new objects' slots start as nil.
+    pub fn add_nil(&mut self) -> Word {
+        let index = ObjectIndex::from_u32(self.objects.len() as u32);
+        let w = Word::base(index);
+        self.objects.push(Proto {
+            class: w,
+            format: Format::Pointers,
+            hash: default_hash(index.as_u32()),
+            slots: Vec::new(),
+            bytes: Vec::new(),
+        });
+        self.nil = Some(index);
+        w
+    }
+
+    /// Adds an object and returns a reference to it.
+    ///
+    /// # Errors
+    /// [`Error::BadLayout`] if `format` cannot hold the slots and bytes given;
+    /// [`Error::TooLarge`] past 2^32 objects, slots or bytes.
+    pub fn add(
+        &mut self,
+        class: Word,
+        format: Format,
+        slots: Vec<Word>,
+        bytes: Vec<u8>,
+    ) -> Result<Word> {
+        format.check(ObjectSize {
+            slots: slots.len(),
+            bytes: bytes.len(),
+        })?;
+        if u32::try_from(slots.len()).is_err() || u32::try_from(bytes.len()).is_err() {
+            return Err(Error::TooLarge("an object of 2^32 slots or bytes"));
+        }
+        let index = ObjectIndex::new(self.objects.len())
+            .ok_or(Error::TooLarge("more than 2^32 objects"))?;
+        self.objects.push(Proto {
+            class,
+            format,
+            hash: default_hash(index.as_u32()),
+            slots,
+            bytes,
+        });
+        Ok(Word::base(index))
+    }
+
+    fn proto(&mut self, obj: Word) -> Result<&mut Proto> {
+        let len = self.objects.len() as u64;
+        match obj.decode() {
+            Decoded::Base(i) => self.objects.get_mut(i.get()).ok_or(Error::NoSuchObject {
+                index: i.get() as u64,
+                len,
+            }),
+            Decoded::Private(_) => Err(Error::PrivateInBase(obj)),
+            _ => Err(Error::NotAnObject(obj)),
+        }
+    }
+
+    /// The format of `obj`, if it has been added.
+    pub fn format_of(&self, obj: Word) -> Option<Format> {
+        self.objects.get(obj.as_base()?.get()).map(|p| p.format)
+    }
+
+    /// Sets the class of `obj`.
+    pub fn set_class(&mut self, obj: Word, class: Word) -> Result<()> {
+        self.proto(obj)?.class = class;
+        Ok(())
+    }
+
+    /// Sets pointer slot `i` of `obj`.
+    pub fn set_slot(&mut self, obj: Word, i: usize, value: Word) -> Result<()> {
+        let p = self.proto(obj)?;
+        let len = p.slots.len();
+        *p.slots
+            .get_mut(i)
+            .ok_or(Error::SlotOutOfRange { index: i, len })? = value;
+        Ok(())
+    }
+
+    /// Sets the identity hash of `obj`.
+    pub fn set_hash(&mut self, obj: Word, hash: u32) -> Result<()> {
+        self.proto(obj)?.hash = hash;
+        Ok(())
+    }
+
+    /// Names the classes of small integers and characters, which have no object to hold them.
+    pub fn set_immediate_classes(&mut self, int_class: Option<Word>, char_class: Option<Word>) {
+        self.int_class = int_class;
+        self.char_class = char_class;
+    }
+
+    /// Adds a named root. The first root added is the base's main root.
+    pub fn add_root(&mut self, name: &str, value: Word) -> Result<()> {
+        if self.roots.iter().any(|r| r.name == name) {
+            return Err(Error::DuplicateRoot(name.to_owned()));
+        }
+        self.roots.push(Root {
+            name: name.to_owned(),
+            value,
+        });
+        Ok(())
+    }
+
+    /// Checks every reference and packs the objects into an immutable [`BaseHeap`].
+    /// Time: O(objects + slots + bytes).
+    ///
+    /// # Errors
+    /// [`Error::MissingNil`] without [`Builder::add_nil`]; [`Error::Dangling`] for a
+    /// reference to an object never added; [`Error::ClassNotObject`] for a class that is an
+    /// immediate; [`Error::PrivateInBase`] for a private reference; [`Error::Corrupt`] for a
+    /// word with the reserved tag.
+    pub fn freeze(self) -> Result<BaseHeap> {
+        let nil = self.nil.ok_or(Error::MissingNil)?;
+        let n = self.objects.len() as u64;
+        let check = |from: ObjectIndex, w: Word| -> Result<()> {
+            match w.decode() {
+                Decoded::Base(i) if (i.get() as u64) < n => Ok(()),
+                Decoded::Base(i) => Err(Error::Dangling {
+                    from,
+                    to: i.get() as u64,
+                }),
+                Decoded::Private(_) => Err(Error::PrivateInBase(w)),
+                Decoded::Reserved(_) => Err(Error::Corrupt("a word with the reserved tag")),
+                Decoded::Int(_) | Decoded::Char(_) => Ok(()),
+            }
+        };
+        let mut total = 0usize;
+        for (i, p) in self.objects.iter().enumerate() {
+            let from = ObjectIndex::from_u32(i as u32);
+            if !p.class.is_base() {
+                return Err(Error::ClassNotObject(from));
+            }
+            check(from, p.class)?;
+            for &w in &p.slots {
+                check(from, w)?;
+            }
+            total += HEADER_WORDS + p.slots.len() + p.bytes.len().div_ceil(8);
+        }
+        for r in self.roots.iter() {
+            check(nil, r.value)?;
+        }
+        for w in [self.int_class, self.char_class].into_iter().flatten() {
+            check(nil, w)?;
+        }
+        let mut words = Vec::with_capacity(total);
+        let mut offsets = Vec::with_capacity(self.objects.len());
+        for p in &self.objects {
+            offsets.push(words.len() as u64);
+            words.push(p.class.bits());
+            words.push(p.slots.len() as u64 | ((p.bytes.len() as u64) << 32));
+            words.push(p.hash as u64 | ((p.format.code() as u64) << 32));
+            words.extend(p.slots.iter().map(|w| w.bits()));
+            for chunk in p.bytes.chunks(8) {
+                let mut buf = [0u8; 8];
+                buf[..chunk.len()].copy_from_slice(chunk);
+                words.push(u64::from_le_bytes(buf));
+            }
+        }
+        Ok(BaseHeap::from_parts(
+            words.into_boxed_slice(),
+            offsets.into_boxed_slice(),
+            self.roots,
+            nil,
+            self.int_class,
+            self.char_class,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freeze_refuses_dangling_references_and_missing_nil() {
+        let mut b = Builder::new();
+        let ghost = Word::base(ObjectIndex::from_u32(5));
+        b.add(ghost, Format::Pointers, vec![], vec![]).unwrap();
+        assert_eq!(b.clone().freeze().unwrap_err(), Error::MissingNil);
+        let nil = b.add_nil();
+        b.set_class(Word::base(ObjectIndex::from_u32(0)), nil).unwrap();
+        b.add(nil, Format::Pointers, vec![ghost], vec![]).unwrap();
+        assert!(matches!(b.freeze(), Err(Error::Dangling { to: 5, .. })));
+    }
+
+    #[test]
+    fn freeze_refuses_immediate_classes_and_bad_layouts() {
+        let mut b = Builder::new();
+        let nil = b.add_nil();
+        assert!(matches!(
+            b.add(nil, Format::Pointers, vec![], vec![1]),
+            Err(Error::BadLayout { .. })
+        ));
+        b.add(Word::int(3).unwrap(), Format::Bytes, vec![], vec![1])
+            .unwrap();
+        assert!(matches!(b.freeze(), Err(Error::ClassNotObject(_))));
+    }
+
+    #[test]
+    fn objects_round_trip_through_freeze() {
+        let mut b = Builder::new();
+        let nil = b.add_nil();
+        let bytes: Vec<u8> = (0..19).collect();
+        let s = b.add(nil, Format::Bytes, vec![], bytes.clone()).unwrap();
+        b.set_hash(s, 77).unwrap();
+        let arr = b
+            .add(nil, Format::Pointers, vec![s, nil, Word::char('a')], vec![])
+            .unwrap();
+        b.add_root("arr", arr).unwrap();
+        assert!(matches!(b.add_root("arr", nil), Err(Error::DuplicateRoot(_))));
+        let base = b.freeze().unwrap();
+        let sx = s.as_base().unwrap();
+        let o = base.object(sx).unwrap();
+        assert_eq!((o.bytes, o.hash, o.format), (&bytes[..], 77, Format::Bytes));
+        let ax = arr.as_base().unwrap();
+        assert_eq!(base.object(ax).unwrap().slots, &[s, nil, Word::char('a')]);
+        assert_eq!(base.root("arr").unwrap().word(), arr);
+        assert_eq!(base.len(), 3);
+    }
+}

@@ -1,0 +1,174 @@
+//! Values as an embedder holds them.
+
+use crate::{Decoded, ObjectIndex, Word};
+use std::fmt;
+use std::num::NonZeroU64;
+
+/// The identity of a tenant. Invariant: never zero, never reused within a process.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct TenantId(NonZeroU64);
+
+impl TenantId {
+    /// The id with number `n`, or `None` for zero.
+    pub fn new(n: u64) -> Option<TenantId> {
+        NonZeroU64::new(n).map(TenantId)
+    }
+
+    /// The id's number.
+    pub fn get(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tenant {}", self.0)
+    }
+}
+
+/// A word as held by an embedder: an immediate, a base reference, or a private reference
+/// together with the tenant it belongs to.
+///
+/// A `Value` is `Copy` and cheap (16 bytes). It does not keep its object alive: a private
+/// object is kept by the tenant's roots, its pinned handles and references from other live
+/// objects, and a `Value` naming a collected object is refused when used. Values are not
+/// compared with `==`: two values can name the same object by different paths (a base
+/// reference and the tenant's copy of it), so identity is asked of the tenant
+/// (`Tenant::identical`).
+///
+/// ```
+/// use cowheap_heap::Value;
+/// let v = Value::int(42);
+/// assert_eq!(v.as_int(), Some(42));
+/// assert_eq!(Value::char('x').as_char(), Some('x'));
+/// assert!(!v.is_object());
+/// ```
+#[derive(Clone, Copy)]
+pub struct Value {
+    word: Word,
+    /// The tenant a private reference belongs to; `None` for immediates and base references,
+    /// which mean the same in every tenant.
+    owner: Option<TenantId>,
+}
+
+impl Value {
+    /// A small integer. Values outside the 63-bit range saturate; use [`Value::try_int`] to
+    /// be told instead.
+    pub fn int(i: i64) -> Value {
+        let clamped = i.clamp(Word::MIN_INT, Word::MAX_INT);
+        Value::shared(Word::int(clamped).unwrap_or(Word::from_bits(1)))
+    }
+
+    /// A small integer, or `None` outside the 63-bit range.
+    pub fn try_int(i: i64) -> Option<Value> {
+        Word::int(i).map(Value::shared)
+    }
+
+    /// A character.
+    pub fn char(c: char) -> Value {
+        Value::shared(Word::char(c))
+    }
+
+    /// A reference to a base object.
+    pub fn base(index: ObjectIndex) -> Value {
+        Value::shared(Word::base(index))
+    }
+
+    /// A word that means the same in every tenant (an immediate or a base reference). A
+    /// private word made this way belongs to no tenant and is refused by every tenant.
+    #[inline]
+    pub const fn shared(word: Word) -> Value {
+        Value { word, owner: None }
+    }
+
+    /// A word as seen by `tenant`. Private references keep the owner; other words drop it.
+    #[inline]
+    pub const fn owned(word: Word, tenant: TenantId) -> Value {
+        Value {
+            word,
+            owner: if word.is_private() { Some(tenant) } else { None },
+        }
+    }
+
+    /// The raw word.
+    #[inline]
+    pub const fn word(self) -> Word {
+        self.word
+    }
+
+    /// The tenant a private reference belongs to; `None` for every other value.
+    #[inline]
+    pub const fn owner(self) -> Option<TenantId> {
+        self.owner
+    }
+
+    /// The small integer, if this is one.
+    #[inline]
+    pub const fn as_int(self) -> Option<i64> {
+        self.word.as_int()
+    }
+
+    /// The character, if this is one and a Unicode scalar.
+    pub fn as_char(self) -> Option<char> {
+        self.word.as_char_code().and_then(char::from_u32)
+    }
+
+    /// True for references (base or private), false for immediates.
+    #[inline]
+    pub const fn is_object(self) -> bool {
+        self.word.is_ref()
+    }
+
+    /// The base index, if this is a base reference.
+    #[inline]
+    pub const fn as_base(self) -> Option<ObjectIndex> {
+        self.word.as_base()
+    }
+
+    /// The word decoded.
+    pub const fn decode(self) -> Decoded {
+        self.word.decode()
+    }
+
+    /// True if the two values hold the same word and owner. This is *not* identity: see the
+    /// type's documentation.
+    pub fn same_word(self, other: Value) -> bool {
+        self.word == other.word && self.owner == other.owner
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.owner {
+            Some(t) => write!(f, "{:?}@t{}", self.word, t.get()),
+            None => write!(f, "{:?}", self.word),
+        }
+    }
+}
+
+impl From<Word> for Value {
+    /// Same as [`Value::shared`].
+    fn from(w: Word) -> Value {
+        Value::shared(w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_is_kept_only_for_private_words() {
+        let t = TenantId::new(9).unwrap();
+        let p = Word::private(crate::PrivateKey::new(1, 2));
+        assert_eq!(Value::owned(p, t).owner(), Some(t));
+        assert_eq!(Value::owned(Word::int(5).unwrap(), t).owner(), None);
+        assert!(TenantId::new(0).is_none());
+    }
+
+    #[test]
+    fn int_saturates_and_try_int_refuses() {
+        assert_eq!(Value::int(i64::MAX).as_int(), Some(Word::MAX_INT));
+        assert!(Value::try_int(i64::MIN).is_none());
+    }
+}

@@ -1,0 +1,310 @@
+//! The tagged 64-bit word: the contents of every pointer slot.
+//!
+//! ```text
+//!  63                                   35 34                             3 2 1 0
+//! +---------------------------------------+--------------------------------+-----+
+//! |            signed 63-bit small integer                                    | 1 |
+//! +---------------------------------------+--------------------------------+-----+
+//! |                  0                    |        base object index       | 000 |
+//! +---------------------------------------+--------------------------------+-----+
+//! |       generation (29 bits)            |      private key (32 bits)     | 100 |
+//! +---------------------------------------+--------------------------------+-----+
+//! |                  0                    |     character code point       | 010 |
+//! +---------------------------------------+--------------------------------+-----+
+//! ```
+//! Tag `110` is reserved for immediate floats.
+//!
+//! The read path decodes a word with one test: `w & 1` for small integers, `w & 7 == 0` for
+//! base references, which are the common case and the one the read barrier cares about.
+//! A private reference carries the generation of the slot it names, so a reference to a
+//! collected object whose slot was reused is caught, not aliased (the generation wraps after
+//! 2^29 reuses of one slot).
+
+use bytemuck::{Pod, Zeroable};
+use std::fmt;
+
+/// Low three bits of a base reference.
+const TAG_BASE: u64 = 0b000;
+/// Low three bits of a private reference.
+const TAG_PRIVATE: u64 = 0b100;
+/// Low three bits of a character.
+const TAG_CHAR: u64 = 0b010;
+/// Width of the generation field of a private reference.
+pub const GENERATION_BITS: u32 = 29;
+/// Mask of the generation field.
+pub const GENERATION_MASK: u32 = (1 << GENERATION_BITS) - 1;
+
+/// A slot's contents: an immediate or a reference, tagged as the module doc draws.
+///
+/// `Word` is plain data; it does not say which tenant a private reference belongs to (see
+/// [`crate::Value`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Pod, Zeroable)]
+#[repr(transparent)]
+pub struct Word(u64);
+
+/// The index of an object in a base heap. Invariant: below 2^32.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct ObjectIndex(u32);
+
+/// A key into a tenant's private space with its generation. Invariant: `generation` fits in
+/// [`GENERATION_BITS`] bits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct PrivateKey {
+    key: u32,
+    generation: u32,
+}
+
+/// A word decoded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Decoded {
+    /// A small integer.
+    Int(i64),
+    /// A character, by code point.
+    Char(u32),
+    /// A reference to a base object.
+    Base(ObjectIndex),
+    /// A reference to a private object of some tenant.
+    Private(PrivateKey),
+    /// A word with the reserved tag.
+    Reserved(u64),
+}
+
+impl Word {
+    /// Smallest small integer.
+    pub const MIN_INT: i64 = -(1 << 62);
+    /// Largest small integer.
+    pub const MAX_INT: i64 = (1 << 62) - 1;
+
+    /// The raw bits.
+    #[inline]
+    pub const fn bits(self) -> u64 {
+        self.0
+    }
+
+    /// A word from raw bits, as stored in a slot. Every bit pattern is a word; what it refers
+    /// to is checked when it is used.
+    #[inline]
+    pub const fn from_bits(bits: u64) -> Word {
+        Word(bits)
+    }
+
+    /// A small integer, or `None` outside [`Word::MIN_INT`]..=[`Word::MAX_INT`].
+    #[inline]
+    pub const fn int(i: i64) -> Option<Word> {
+        if i < Self::MIN_INT || i > Self::MAX_INT {
+            None
+        } else {
+            Some(Word(((i as u64) << 1) | 1))
+        }
+    }
+
+    /// A character.
+    #[inline]
+    pub const fn char(c: char) -> Word {
+        Word(((c as u64) << 3) | TAG_CHAR)
+    }
+
+    /// A character by code point (Smalltalk characters need not be Unicode scalars).
+    #[inline]
+    pub const fn char_code(code: u32) -> Word {
+        Word(((code as u64) << 3) | TAG_CHAR)
+    }
+
+    /// A reference to base object `index`.
+    #[inline]
+    pub const fn base(index: ObjectIndex) -> Word {
+        Word(((index.0 as u64) << 3) | TAG_BASE)
+    }
+
+    /// A reference to a private object.
+    #[inline]
+    pub const fn private(key: PrivateKey) -> Word {
+        Word(((key.generation as u64) << 35) | ((key.key as u64) << 3) | TAG_PRIVATE)
+    }
+
+    /// True for a base reference. One instruction on the read path.
+    #[inline]
+    pub const fn is_base(self) -> bool {
+        self.0 & 7 == TAG_BASE
+    }
+
+    /// True for a private reference.
+    #[inline]
+    pub const fn is_private(self) -> bool {
+        self.0 & 7 == TAG_PRIVATE
+    }
+
+    /// True for any reference (base or private).
+    #[inline]
+    pub const fn is_ref(self) -> bool {
+        self.0 & 3 == 0
+    }
+
+    /// The base index, if this is a base reference.
+    #[inline]
+    pub const fn as_base(self) -> Option<ObjectIndex> {
+        if self.is_base() {
+            Some(ObjectIndex((self.0 >> 3) as u32))
+        } else {
+            None
+        }
+    }
+
+    /// The private key, if this is a private reference.
+    #[inline]
+    pub const fn as_private(self) -> Option<PrivateKey> {
+        if self.is_private() {
+            Some(PrivateKey {
+                key: (self.0 >> 3) as u32,
+                generation: (self.0 >> 35) as u32,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// The small integer, if this is one.
+    #[inline]
+    pub const fn as_int(self) -> Option<i64> {
+        if self.0 & 1 == 1 {
+            Some((self.0 as i64) >> 1)
+        } else {
+            None
+        }
+    }
+
+    /// The character code point, if this is a character.
+    #[inline]
+    pub const fn as_char_code(self) -> Option<u32> {
+        if self.0 & 7 == TAG_CHAR {
+            Some((self.0 >> 3) as u32)
+        } else {
+            None
+        }
+    }
+
+    /// The word decoded.
+    #[inline]
+    pub const fn decode(self) -> Decoded {
+        if self.0 & 1 == 1 {
+            return Decoded::Int((self.0 as i64) >> 1);
+        }
+        match self.0 & 7 {
+            TAG_BASE => Decoded::Base(ObjectIndex((self.0 >> 3) as u32)),
+            TAG_PRIVATE => Decoded::Private(PrivateKey {
+                key: (self.0 >> 3) as u32,
+                generation: (self.0 >> 35) as u32,
+            }),
+            TAG_CHAR => Decoded::Char((self.0 >> 3) as u32),
+            _ => Decoded::Reserved(self.0),
+        }
+    }
+}
+
+impl fmt::Debug for Word {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.decode() {
+            Decoded::Int(i) => write!(f, "{i}"),
+            Decoded::Char(c) => match char::from_u32(c) {
+                Some(ch) => write!(f, "${ch}"),
+                None => write!(f, "$<{c:#x}>"),
+            },
+            Decoded::Base(i) => write!(f, "@{}", i.0),
+            Decoded::Private(k) => write!(f, "#{}.{}", k.key, k.generation),
+            Decoded::Reserved(b) => write!(f, "<reserved {b:#x}>"),
+        }
+    }
+}
+
+impl ObjectIndex {
+    /// The index `i`, or `None` if it does not fit the encoding (2^32 objects).
+    #[inline]
+    pub fn new(i: usize) -> Option<ObjectIndex> {
+        u32::try_from(i).ok().map(ObjectIndex)
+    }
+
+    /// The index as a `usize`.
+    #[inline]
+    pub const fn get(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The index as a `u32`.
+    #[inline]
+    pub const fn as_u32(self) -> u32 {
+        self.0
+    }
+
+    /// The index from a `u32`, which always fits.
+    #[inline]
+    pub const fn from_u32(i: u32) -> ObjectIndex {
+        ObjectIndex(i)
+    }
+}
+
+impl fmt::Display for ObjectIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "@{}", self.0)
+    }
+}
+
+impl PrivateKey {
+    /// A private key; the generation is reduced to [`GENERATION_BITS`] bits.
+    #[inline]
+    pub const fn new(key: u32, generation: u32) -> PrivateKey {
+        PrivateKey {
+            key,
+            generation: generation & GENERATION_MASK,
+        }
+    }
+
+    /// The slot number in the private space.
+    #[inline]
+    pub const fn key(self) -> u32 {
+        self.key
+    }
+
+    /// The generation of the slot when the reference was made.
+    #[inline]
+    pub const fn generation(self) -> u32 {
+        self.generation
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ints_round_trip_at_the_edges() {
+        for i in [0, 1, -1, Word::MIN_INT, Word::MAX_INT, 12345, -98765] {
+            let w = Word::int(i).unwrap();
+            assert_eq!(w.as_int(), Some(i));
+            assert_eq!(w.decode(), Decoded::Int(i));
+            assert!(!w.is_ref());
+        }
+        assert!(Word::int(Word::MAX_INT + 1).is_none());
+        assert!(Word::int(Word::MIN_INT - 1).is_none());
+    }
+
+    #[test]
+    fn references_decode_to_their_space() {
+        let b = Word::base(ObjectIndex::from_u32(u32::MAX));
+        assert_eq!(b.as_base(), Some(ObjectIndex::from_u32(u32::MAX)));
+        assert!(b.is_base() && b.is_ref() && !b.is_private());
+        let k = PrivateKey::new(u32::MAX, GENERATION_MASK);
+        let p = Word::private(k);
+        assert_eq!(p.as_private(), Some(k));
+        assert!(p.is_private() && p.is_ref() && !p.is_base());
+        assert_eq!(PrivateKey::new(7, GENERATION_MASK + 1).generation(), 0);
+    }
+
+    #[test]
+    fn characters_are_not_references() {
+        let c = Word::char('λ');
+        assert_eq!(c.as_char_code(), Some('λ' as u32));
+        assert!(!c.is_ref());
+        assert_eq!(c.as_int(), None);
+        assert!(matches!(Word::from_bits(0b110).decode(), Decoded::Reserved(6)));
+    }
+}
