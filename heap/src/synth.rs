@@ -36,7 +36,7 @@ pub fn image(objects: usize, seed: u64) -> BaseHeap {
     let f = add(&mut b, nil, Format::Pointers, vec![], vec![]);
 
     // Classes: superclass, method dictionary, format, name. Filled in below.
-    let n_classes = (objects / 140).max(12);
+    let n_classes = (objects / 140).max(16);
     let classes: Vec<Word> = (0..n_classes)
         .map(|_| add(&mut b, nil, Format::Pointers, vec![nil; 4], vec![]))
         .collect();
