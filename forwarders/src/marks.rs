@@ -61,7 +61,9 @@ impl DivertMarks {
     /// An exact bitmap for `objects` objects, all clear. Time and space: O(objects / 64).
     pub fn exact(objects: usize) -> DivertMarks {
         DivertMarks {
-            words: (0..objects.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            words: (0..objects.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             mask: usize::MAX,
         }
     }

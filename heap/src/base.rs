@@ -167,7 +167,15 @@ impl BaseHeap {
         if i < n {
             Ok(Word::from_bits(self.words[o + HEADER_WORDS + i]))
         } else {
-            Err(Error::SlotOutOfRange { index: i, len: n })
+            Err(self.slot_error(o, i, n))
+        }
+    }
+
+    #[cold]
+    fn slot_error(&self, o: usize, i: usize, n: usize) -> Error {
+        match Format::from_code((self.words[o + 2] >> 32) as u8) {
+            Some(f) => f.slot_error(i, n),
+            None => Error::Corrupt("unknown format code"),
         }
     }
 
@@ -231,7 +239,12 @@ mod tests {
         let mut b = Builder::new();
         let nil = b.add_nil();
         let s = b
-            .add(nil, Format::CompiledMethod, vec![Word::int(7).unwrap()], vec![1, 2, 3])
+            .add(
+                nil,
+                Format::CompiledMethod,
+                vec![Word::int(7).unwrap()],
+                vec![1, 2, 3],
+            )
             .unwrap();
         let base = b.freeze().unwrap();
         let sv = Value::shared(s);
@@ -247,7 +260,10 @@ mod tests {
             Err(Error::NotAnObject(_))
         ));
         let far = Value::base(crate::ObjectIndex::from_u32(99));
-        assert!(matches!(base.slot(far, 0), Err(Error::NoSuchObject { index: 99, len: 2 })));
+        assert!(matches!(
+            base.slot(far, 0),
+            Err(Error::NoSuchObject { index: 99, len: 2 })
+        ));
     }
 
     #[test]

@@ -231,7 +231,8 @@ mod tests {
         b.add(ghost, Format::Pointers, vec![], vec![]).unwrap();
         assert_eq!(b.clone().freeze().unwrap_err(), Error::MissingNil);
         let nil = b.add_nil();
-        b.set_class(Word::base(ObjectIndex::from_u32(0)), nil).unwrap();
+        b.set_class(Word::base(ObjectIndex::from_u32(0)), nil)
+            .unwrap();
         b.add(nil, Format::Pointers, vec![ghost], vec![]).unwrap();
         assert!(matches!(b.freeze(), Err(Error::Dangling { to: 5, .. })));
     }
@@ -260,7 +261,10 @@ mod tests {
             .add(nil, Format::Pointers, vec![s, nil, Word::char('a')], vec![])
             .unwrap();
         b.add_root("arr", arr).unwrap();
-        assert!(matches!(b.add_root("arr", nil), Err(Error::DuplicateRoot(_))));
+        assert!(matches!(
+            b.add_root("arr", nil),
+            Err(Error::DuplicateRoot(_))
+        ));
         let base = b.freeze().unwrap();
         let sx = s.as_base().unwrap();
         let o = base.object(sx).unwrap();

@@ -31,6 +31,15 @@ pub enum Error {
         /// How many pointer slots the object has.
         len: usize,
     },
+    /// A slot or byte access to an object whose format has none of that kind (a pointer slot
+    /// of a string, the bytes of an array).
+    #[error("a {format:?} object has no {wanted}")]
+    WrongKind {
+        /// The object's format.
+        format: Format,
+        /// What was asked for: "pointer slots" or "raw bytes".
+        wanted: &'static str,
+    },
     /// A byte range past the end of the object's raw bytes.
     #[error("bytes {start}..{end} are out of range: the object has {len} bytes")]
     BytesOutOfRange {

@@ -89,6 +89,32 @@ impl Format {
             && size.bytes % self.unit() == 0
     }
 
+    /// The error for a slot index `i` past `len` slots: [`crate::Error::WrongKind`] if this
+    /// format has no slots at all, else [`crate::Error::SlotOutOfRange`].
+    pub fn slot_error(self, index: usize, len: usize) -> crate::Error {
+        if len == 0 && !self.has_slots() {
+            crate::Error::WrongKind {
+                format: self,
+                wanted: "pointer slots",
+            }
+        } else {
+            crate::Error::SlotOutOfRange { index, len }
+        }
+    }
+
+    /// The error for bytes `start..end` past `len` bytes: [`crate::Error::WrongKind`] if this
+    /// format has no bytes at all, else [`crate::Error::BytesOutOfRange`].
+    pub fn bytes_error(self, start: usize, end: usize, len: usize) -> crate::Error {
+        if len == 0 && !self.has_bytes() {
+            crate::Error::WrongKind {
+                format: self,
+                wanted: "raw bytes",
+            }
+        } else {
+            crate::Error::BytesOutOfRange { start, end, len }
+        }
+    }
+
     /// `Ok` if an object of this format may have `size`, else [`crate::Error::BadLayout`].
     pub fn check(self, size: ObjectSize) -> crate::Result<()> {
         if self.fits(size) {

@@ -30,7 +30,9 @@
 #![forbid(unsafe_code)]
 
 #[cfg(target_endian = "big")]
-compile_error!("cowheap stores objects little-endian and serves them in place: it needs a little-endian host");
+compile_error!(
+    "cowheap stores objects little-endian and serves them in place: it needs a little-endian host"
+);
 
 mod base;
 mod builder;

@@ -40,8 +40,20 @@ pub fn image(objects: usize, seed: u64) -> BaseHeap {
     let classes: Vec<Word> = (0..n_classes)
         .map(|_| add(&mut b, nil, Format::Pointers, vec![nil; 4], vec![]))
         .collect();
-    let [object_c, symbol_c, string_c, array_c, assoc_c, point_c, method_c, dict_c, int_c, char_c, bool_c, undefined_c] =
-        std::array::from_fn(|i| classes[i]);
+    let [
+        object_c,
+        symbol_c,
+        string_c,
+        array_c,
+        assoc_c,
+        point_c,
+        method_c,
+        dict_c,
+        int_c,
+        char_c,
+        bool_c,
+        undefined_c,
+    ] = std::array::from_fn(|i| classes[i]);
     b.set_class(nil, undefined_c).expect("nil exists");
     b.set_class(t, bool_c).expect("true exists");
     b.set_class(f, bool_c).expect("false exists");
@@ -115,7 +127,13 @@ pub fn image(objects: usize, seed: u64) -> BaseHeap {
             }
             40..=54 => {
                 let xy = [rng.random_range(-1000..1000), rng.random_range(-1000..1000)];
-                add(&mut b, point_c, Format::Pointers, xy.map(|v| Word::int(v).expect("small")).to_vec(), vec![]);
+                add(
+                    &mut b,
+                    point_c,
+                    Format::Pointers,
+                    xy.map(|v| Word::int(v).expect("small")).to_vec(),
+                    vec![],
+                );
             }
             55..=64 => {
                 let a = add(&mut b, assoc_c, Format::Pointers, vec![nil; 2], vec![]);
@@ -143,7 +161,13 @@ pub fn image(objects: usize, seed: u64) -> BaseHeap {
             b.set_slot(o, i, w).expect("holder slots exist");
         }
     }
-    let specials = add(&mut b, array_c, Format::Pointers, vec![nil, f, t, smalltalk], vec![]);
+    let specials = add(
+        &mut b,
+        array_c,
+        Format::Pointers,
+        vec![nil, f, t, smalltalk],
+        vec![],
+    );
     for (name, w) in ROOTS.into_iter().zip([specials, smalltalk, nil, t, f]) {
         b.add_root(name, w).expect("root names are distinct");
     }

@@ -86,7 +86,11 @@ impl Value {
     pub const fn owned(word: Word, tenant: TenantId) -> Value {
         Value {
             word,
-            owner: if word.is_private() { Some(tenant) } else { None },
+            owner: if word.is_private() {
+                Some(tenant)
+            } else {
+                None
+            },
         }
     }
 

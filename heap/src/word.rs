@@ -305,6 +305,9 @@ mod tests {
         assert_eq!(c.as_char_code(), Some('λ' as u32));
         assert!(!c.is_ref());
         assert_eq!(c.as_int(), None);
-        assert!(matches!(Word::from_bits(0b110).decode(), Decoded::Reserved(6)));
+        assert!(matches!(
+            Word::from_bits(0b110).decode(),
+            Decoded::Reserved(6)
+        ));
     }
 }

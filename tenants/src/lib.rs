@@ -1,1 +1,40 @@
-//! placeholder
+//! Tenants: many client images on one frozen base.
+//!
+//! A [`Tenant`] is forked from an `Arc<`[`Base`](cowheap_forwarders::Base)`>` in O(1). It reads
+//! the base in place; its first write to a base object copies that object into its private
+//! space and diverts it (see `cowheap_forwarders` for the marks and the table); new objects
+//! it allocates live in the same private space. References in private objects are patched to
+//! where they lead the first time they are read (lazy become).
+//!
+//! | operation | time |
+//! | --- | --- |
+//! | [`Tenant::fork`] | O(1), no allocation |
+//! | read of an undiverted base object | O(1): one mark test, then the base read |
+//! | read of a diverted object through a base object | O(1) expected: one table lookup |
+//! | read through a patched private slot | O(1), no lookup |
+//! | first write to a base object | O(size of the object) |
+//! | later writes, allocation | O(1), O(size) |
+//! | [`Tenant::become_forward`], [`Tenant::become_two_way`] | O(1) (+ copy of base objects for two-way) |
+//! | [`Tenant::collect`] | O(private objects and their slots), never the base |
+//!
+//! Private objects live in a `slab` with a generation per slot, so a reference to a collected
+//! object is refused rather than aliased. [`Handle`]s pin objects for an embedder.
+//! [`Registry`] shares tenants between threads (`dashmap`) and publishes the current base
+//! (`arc-swap`); [`par_each`] and [`Registry::par_for_each`] run tenants in parallel
+//! (`rayon`).
+#![forbid(unsafe_code)]
+
+mod become_;
+mod collect;
+mod error;
+mod registry;
+mod roots;
+mod space;
+mod stats;
+mod tenant;
+
+pub use error::{Error, Result};
+pub use registry::{Registry, par_each};
+pub use roots::Handle;
+pub use stats::{CollectStats, TenantStats};
+pub use tenant::{Tenant, TenantConfig};

@@ -1,0 +1,93 @@
+//! become: making references to one object lead to another, in one tenant only.
+//!
+//! Both forms run in time independent of the heap's size: they never scan for references.
+//! Instead they change what one private entry holds, and every reference reaches the change
+//! through the indirection table (for base references) or the entry itself (for private
+//! ones).
+//!
+//! - [`Tenant::become_forward`] turns `a`'s entry into a forwarder to `b`. A base object `a`
+//!   needs no copy: its new entry is born a forwarder. Slots that hold `a` are patched to
+//!   `b` when read (lazy become) or at the next collection.
+//! - [`Tenant::become_two_way`] swaps the bodies of `a`'s and `b`'s entries, copying each
+//!   that is still a base object first (O(size of the two objects)).
+
+use crate::space::{ENTRY_OVERHEAD, Entry, cost};
+use crate::tenant::Loc;
+use crate::{Error, Result, Tenant};
+use cowheap_forwarders::Forwarding;
+use cowheap_heap::{Value, Word};
+
+impl Tenant {
+    /// Every reference to `a` in this tenant's view now leads to `b` (`a becomeForward: b`).
+    /// `b` keeps its identity hash. Time: O(1).
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, Value};
+    /// use cowheap_tenants::Tenant;
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let (t, f) = (base.heap().root("true").unwrap(), base.heap().root("false").unwrap());
+    /// let mut tenant = Tenant::fork(&base);
+    /// tenant.become_forward(t, f).unwrap();
+    /// assert!(tenant.identical(t, f).unwrap());
+    /// assert!(!Tenant::fork(&base).identical(t, f).unwrap());
+    /// ```
+    pub fn become_forward(&mut self, a: Value, b: Value) -> Result<()> {
+        let (la, lb) = (self.locate(a)?, self.locate(b)?);
+        if la == lb {
+            self.stats.becomes += 1;
+            return Ok(());
+        }
+        let target = lb.word();
+        match la {
+            Loc::Base(x) => {
+                self.check_quota(ENTRY_OVERHEAD)?;
+                let k = self.space.insert(Entry {
+                    state: Forwarding::Forwarded(target),
+                });
+                self.divert(x, k, ENTRY_OVERHEAD);
+            }
+            Loc::Private(k) => {
+                let entry = self
+                    .space
+                    .get_mut(k)
+                    .ok_or(Error::Collected(Word::private(k)))?;
+                let body = entry.state.forward(target);
+                self.stats.private_bytes -= cost(body.size()) - ENTRY_OVERHEAD;
+            }
+        }
+        self.stats.becomes += 1;
+        Ok(())
+    }
+
+    /// References to `a` now lead to what `b` was and the other way round (`a become: b`).
+    /// Time: O(1) for private objects; a base object is copied first, O(its size).
+    pub fn become_two_way(&mut self, a: Value, b: Value) -> Result<()> {
+        let (la, lb) = (self.locate(a)?, self.locate(b)?);
+        if la == lb {
+            self.stats.becomes += 1;
+            return Ok(());
+        }
+        let mut needed = 0;
+        for l in [la, lb] {
+            if let Loc::Base(x) = l {
+                needed += cost(self.base.heap().size(x)?);
+            }
+        }
+        self.check_quota(needed)?;
+        let key = |tenant: &mut Tenant, l: Loc| match l {
+            Loc::Base(x) => tenant.divert_copy(x),
+            Loc::Private(k) => Ok(k),
+        };
+        let ka = key(self, la)?;
+        let kb = key(self, lb)?;
+        let (ea, eb) = self
+            .space
+            .get2_mut(ka.key(), kb.key())
+            .ok_or(Error::Collected(Word::private(kb)))?;
+        std::mem::swap(&mut ea.state, &mut eb.state);
+        self.stats.becomes += 1;
+        Ok(())
+    }
+}

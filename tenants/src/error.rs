@@ -1,0 +1,45 @@
+//! Errors of tenant operations.
+
+use cowheap_heap::{TenantId, Word};
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a tenant refused an operation. A refused operation changes nothing in the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An error of the object model: an immediate where an object is needed, an index out of
+    /// range, a layout the format cannot hold, a base reference past the end of the base.
+    #[error(transparent)]
+    Heap(#[from] cowheap_heap::Error),
+    /// A private reference that belongs to another tenant (or to none).
+    #[error("{value:?} belongs to {owner:?}, not to {tenant}")]
+    ForeignReference {
+        /// The reference.
+        value: Word,
+        /// The tenant it belongs to, if any.
+        owner: Option<TenantId>,
+        /// The tenant it was used in.
+        tenant: TenantId,
+    },
+    /// A private reference to an object that has been collected.
+    #[error("{0:?} refers to a collected object")]
+    Collected(Word),
+    /// A handle that was unpinned (its slot may have been reused since).
+    #[error("the handle was unpinned")]
+    StaleHandle,
+    /// The operation would take the tenant's private bytes past its quota.
+    #[error("quota exceeded: {used} bytes used + {needed} needed > quota of {quota}")]
+    QuotaExceeded {
+        /// The tenant's quota.
+        quota: u64,
+        /// Private bytes in use before the operation.
+        used: u64,
+        /// Private bytes the operation needed.
+        needed: u64,
+    },
+    /// An immediate whose class the base does not name.
+    #[error("the base names no class for the immediate {0:?}")]
+    NoImmediateClass(Word),
+}

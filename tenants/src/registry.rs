@@ -1,0 +1,135 @@
+//! Many tenants in one process: a shared registry, the published base, parallel runs.
+
+use crate::{Tenant, TenantConfig};
+use arc_swap::ArcSwap;
+use cowheap_forwarders::Base;
+use cowheap_heap::TenantId;
+use dashmap::DashMap;
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The live tenants of a host process, shareable between threads, and the base new tenants
+/// fork from.
+///
+/// - The current base is published with `arc-swap`: [`Registry::publish`] swaps in a new
+///   version, new tenants fork from it, and existing tenants keep the `Arc<Base>` they were
+///   forked from. Reading the current base takes no lock.
+/// - Tenants live in a `dashmap`, each behind its own mutex. The registry's locks are taken
+///   to check a tenant out ([`Registry::with`]), never on a tenant's read or write path: a
+///   closure works on `&mut Tenant` with no further locking.
+///
+/// ```
+/// use cowheap_forwarders::Base;
+/// use cowheap_heap::{synth, Value};
+/// use cowheap_tenants::Registry;
+///
+/// let base = Base::new(synth::image(1_000, 1));
+/// let registry = Registry::new(base.clone());
+/// let ids: Vec<_> = (0..4).map(|_| registry.spawn()).collect();
+/// let st = base.heap().root("Smalltalk").unwrap();
+/// registry.par_for_each(|t| t.set_slot(st, 0, Value::int(t.id().get() as i64)).unwrap());
+/// for id in ids {
+///     let n = registry.with(id, |t| t.slot(st, 0).unwrap().as_int()).unwrap();
+///     assert_eq!(n, Some(id.get() as i64));
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Registry {
+    current: ArcSwap<Base>,
+    tenants: DashMap<TenantId, Arc<Mutex<Tenant>>>,
+    config: TenantConfig,
+}
+
+impl Registry {
+    /// An empty registry whose tenants fork from `base` with the default configuration.
+    pub fn new(base: Arc<Base>) -> Registry {
+        Registry::with_config(base, TenantConfig::default())
+    }
+
+    /// An empty registry whose tenants fork from `base` with `config`.
+    pub fn with_config(base: Arc<Base>, config: TenantConfig) -> Registry {
+        Registry {
+            current: ArcSwap::new(base),
+            tenants: DashMap::new(),
+            config,
+        }
+    }
+
+    /// The base new tenants fork from. Time: O(1), lock-free.
+    pub fn current(&self) -> Arc<Base> {
+        self.current.load_full()
+    }
+
+    /// Makes `base` the one new tenants fork from and returns the previous one. Tenants
+    /// already forked keep theirs. Time: O(1).
+    pub fn publish(&self, base: Arc<Base>) -> Arc<Base> {
+        self.current.swap(base)
+    }
+
+    /// Forks a tenant from the current base, registers it and returns its id. Time: O(1).
+    pub fn spawn(&self) -> TenantId {
+        let t = Tenant::fork_with(&self.current.load(), self.config);
+        self.insert(t)
+    }
+
+    /// Registers a tenant made elsewhere and returns its id.
+    pub fn insert(&self, tenant: Tenant) -> TenantId {
+        let id = tenant.id();
+        self.tenants.insert(id, Arc::new(Mutex::new(tenant)));
+        id
+    }
+
+    /// Unregisters tenant `id` and hands it back, if it is registered and no other thread
+    /// holds it.
+    pub fn remove(&self, id: TenantId) -> Option<Tenant> {
+        let (_, cell) = self.tenants.remove(&id)?;
+        match Arc::try_unwrap(cell) {
+            Ok(m) => Some(m.into_inner().unwrap_or_else(|p| p.into_inner())),
+            Err(cell) => {
+                self.tenants.insert(id, cell);
+                None
+            }
+        }
+    }
+
+    /// Runs `f` on tenant `id`, or returns `None` if there is no such tenant. Waits if another
+    /// thread holds the tenant. Time: O(1) plus `f`.
+    pub fn with<R>(&self, id: TenantId, f: impl FnOnce(&mut Tenant) -> R) -> Option<R> {
+        let cell = self.tenants.get(&id)?.value().clone();
+        let mut guard = lock(&cell);
+        Some(f(&mut guard))
+    }
+
+    /// Runs `f` on every registered tenant, in parallel on rayon's pool. Tenants registered
+    /// or removed meanwhile may or may not be visited.
+    pub fn par_for_each(&self, f: impl Fn(&mut Tenant) + Sync + Send) {
+        let cells: Vec<_> = self.tenants.iter().map(|e| e.value().clone()).collect();
+        cells.par_iter().for_each(|cell| f(&mut lock(cell)));
+    }
+
+    /// Number of registered tenants.
+    pub fn len(&self) -> usize {
+        self.tenants.len()
+    }
+
+    /// True if no tenant is registered.
+    pub fn is_empty(&self) -> bool {
+        self.tenants.is_empty()
+    }
+
+    /// The ids of registered tenants, in no particular order.
+    pub fn ids(&self) -> Vec<TenantId> {
+        self.tenants.iter().map(|e| *e.key()).collect()
+    }
+}
+
+/// Locks a tenant. A tenant whose previous holder panicked is still consistent (every
+/// operation leaves it whole or unchanged), so a poisoned lock is taken over.
+fn lock(cell: &Mutex<Tenant>) -> MutexGuard<'_, Tenant> {
+    cell.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `f` on every tenant of `tenants` in parallel (rayon), each on one thread at a time.
+pub fn par_each(tenants: &mut [Tenant], f: impl Fn(&mut Tenant) + Sync + Send) {
+    tenants.par_iter_mut().for_each(f);
+}

@@ -1,0 +1,38 @@
+//! Per-tenant counters.
+
+/// What a tenant holds and has done. Counters only grow, except the two gauges
+/// (`private_objects`, `private_bytes`), which collection lowers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TenantStats {
+    /// Private entries alive: copies, new objects and become forwarders.
+    pub private_objects: u64,
+    /// Bytes those entries are charged (see `Tenant::quota`): header, slots and bytes.
+    pub private_bytes: u64,
+    /// Base objects copied into the tenant on first write (or for a two-way become).
+    pub copies: u64,
+    /// New objects allocated.
+    pub allocations: u64,
+    /// Reads that consulted the indirection table or followed a forwarder.
+    pub lookups: u64,
+    /// Private slots rewritten to the target of the forwarder they held (lazy become).
+    pub patches: u64,
+    /// One-way and two-way becomes done.
+    pub becomes: u64,
+    /// Collections run.
+    pub collections: u64,
+    /// Private entries freed by collection.
+    pub collected: u64,
+}
+
+/// What one collection did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CollectStats {
+    /// Entries found reachable.
+    pub live: u64,
+    /// Entries freed.
+    pub freed: u64,
+    /// Bytes freed.
+    pub freed_bytes: u64,
+    /// Slots patched to skip forwarders.
+    pub patched: u64,
+}

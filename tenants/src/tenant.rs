@@ -1,0 +1,568 @@
+//! A tenant: one client image on a shared base.
+
+use crate::roots::Handles;
+use crate::space::{Body, Entry, Space, cost};
+use crate::{Error, Result, TenantStats};
+use cowheap_forwarders::{Base, DivertMarks, Forwarding, IndirectionTable, MarkPolicy};
+use cowheap_heap::{
+    Decoded, Error as HeapError, Format, ObjectIndex, ObjectSize, PrivateKey, TenantId, Value, Word,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How a tenant is set up. The default has no quota and uses the base's shared marks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TenantConfig {
+    /// Most private bytes the tenant may hold (see [`Tenant::quota`]); `None` for no limit.
+    pub quota: Option<u64>,
+    /// Which diverted marks the read path consults.
+    pub marks: MarkPolicy,
+}
+
+/// Where a reference leads in a tenant's view, after the table and every forwarder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Loc {
+    /// An object of the base this tenant has not diverted.
+    Base(ObjectIndex),
+    /// A private object (never a forwarder).
+    Private(PrivateKey),
+}
+
+impl Loc {
+    pub(crate) fn word(self) -> Word {
+        match self {
+            Loc::Base(x) => Word::base(x),
+            Loc::Private(k) => Word::private(k),
+        }
+    }
+}
+
+/// Proof that an object is private and writable: only [`Tenant::writable`] makes one, after
+/// copying a base object on its first write. Every write goes through it.
+pub(crate) struct Writable<'a> {
+    pub(crate) body: &'a mut Body,
+}
+
+/// One client image: a view of a shared [`Base`] plus the objects it has written or made.
+///
+/// A tenant reads the base in place. Its first write to a base object copies that object
+/// into its private space (keeping its identity and identity hash), marks the base object
+/// diverted, and records the copy in its indirection table; from then on every reference to
+/// the object, from base objects and private ones alike, reaches the copy. References held
+/// in private slots are patched to the copy when read (lazy become).
+///
+/// A tenant is `Send` and owned by one thread at a time; reads take `&mut self` because they
+/// may patch a slot and count. Every fallible operation returns [`Error`] and changes
+/// nothing when it does.
+///
+/// ```
+/// use cowheap_forwarders::Base;
+/// use cowheap_heap::{synth, Value};
+/// use cowheap_tenants::Tenant;
+///
+/// let base = Base::new(synth::image(1_000, 1));
+/// let smalltalk = base.heap().root("Smalltalk").unwrap();
+/// let mut a = Tenant::fork(&base);
+/// let mut b = Tenant::fork(&base);
+/// a.set_slot(smalltalk, 0, Value::int(7)).unwrap();
+/// assert_eq!(a.slot(smalltalk, 0).unwrap().as_int(), Some(7));
+/// assert!(b.slot(smalltalk, 0).unwrap().as_int().is_none()); // b still sees the base
+/// assert_eq!(a.stats().copies, 1);
+/// ```
+#[derive(Debug)]
+pub struct Tenant {
+    pub(crate) id: TenantId,
+    pub(crate) base: Arc<Base>,
+    /// The base's shared marks, or this tenant's own filter ([`MarkPolicy`]).
+    pub(crate) marks: Arc<DivertMarks>,
+    pub(crate) table: IndirectionTable,
+    pub(crate) space: Space,
+    pub(crate) roots: BTreeMap<String, Word>,
+    pub(crate) handles: Handles,
+    pub(crate) quota: Option<u64>,
+    pub(crate) stats: TenantStats,
+}
+
+/// A 22-bit identity hash for the `n`th object tenant `id` allocates (splitmix64 finaliser).
+fn new_hash(id: TenantId, n: u64) -> u32 {
+    let mut z = id.get().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) & 0x3F_FFFF) as u32
+}
+
+impl Tenant {
+    /// A new tenant of `base` with the default configuration. Time: O(1); allocates nothing.
+    pub fn fork(base: &Arc<Base>) -> Tenant {
+        Tenant::fork_with(base, TenantConfig::default())
+    }
+
+    /// A new tenant of `base`. Time: O(1); allocates nothing with the shared mark policy,
+    /// 512 bytes of filter with the private one.
+    pub fn fork_with(base: &Arc<Base>, config: TenantConfig) -> Tenant {
+        // Relaxed: the counter only has to hand out distinct numbers.
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = TenantId::new(NEXT.fetch_add(1, Ordering::Relaxed)).expect("counter starts at 1");
+        let marks = match config.marks {
+            MarkPolicy::Shared => base.marks().clone(),
+            MarkPolicy::Private => Arc::new(DivertMarks::filter()),
+        };
+        Tenant {
+            id,
+            base: base.clone(),
+            marks,
+            table: IndirectionTable::new(),
+            space: Space::default(),
+            roots: BTreeMap::new(),
+            handles: Handles::default(),
+            quota: config.quota,
+            stats: TenantStats::default(),
+        }
+    }
+
+    /// This tenant's id.
+    pub fn id(&self) -> TenantId {
+        self.id
+    }
+
+    /// The base this tenant was forked from.
+    pub fn base(&self) -> &Arc<Base> {
+        &self.base
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &TenantStats {
+        &self.stats
+    }
+
+    /// The quota: most private bytes this tenant may hold. Private bytes count, per entry, its
+    /// slab slot and generation, 8 bytes per pointer slot and 1 per raw byte. A copy, an
+    /// allocation or a become that would pass the quota fails with
+    /// [`Error::QuotaExceeded`] and changes nothing.
+    pub fn quota(&self) -> Option<u64> {
+        self.quota
+    }
+
+    /// Sets or clears the quota. A quota below what the tenant holds stops new private bytes,
+    /// it frees none.
+    pub fn set_quota(&mut self, quota: Option<u64>) {
+        self.quota = quota;
+    }
+
+    /// Number of base objects this tenant has diverted.
+    pub fn diverted(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Bytes of memory this tenant holds of its own, excluding the shared base: the tenant
+    /// record, its private space and table, roots, handles and any private mark filter.
+    /// Time: O(roots).
+    pub fn memory_bytes(&self) -> usize {
+        let own_marks = if Arc::ptr_eq(&self.marks, self.base.marks()) {
+            0
+        } else {
+            self.marks.memory_bytes()
+        };
+        std::mem::size_of::<Tenant>()
+            + self.space.memory_bytes()
+            + self.table.memory_bytes()
+            + self.handles.memory_bytes()
+            + self.roots.keys().map(|k| k.len() + 48).sum::<usize>()
+            + own_marks
+            + self.private_payload_bytes()
+    }
+
+    /// Bytes held by private bodies' slots and bytes.
+    fn private_payload_bytes(&self) -> usize {
+        self.space
+            .keys()
+            .filter_map(|i| {
+                self.space
+                    .get(self.space.key_of(i))
+                    .and_then(|e| e.state.body())
+            })
+            .map(|b| b.slots.len() * 8 + b.bytes.len())
+            .sum()
+    }
+
+    // ----- resolving references ---------------------------------------------------------
+
+    /// The word of `v`, if `v` may be used in this tenant.
+    #[inline]
+    pub(crate) fn own(&self, v: Value) -> Result<Word> {
+        let w = v.word();
+        if w.is_private() && v.owner() != Some(self.id) {
+            return Err(Error::ForeignReference {
+                value: w,
+                owner: v.owner(),
+                tenant: self.id,
+            });
+        }
+        Ok(w)
+    }
+
+    /// Where `v` leads, after the indirection table and every forwarder.
+    #[inline]
+    pub(crate) fn locate(&mut self, v: Value) -> Result<Loc> {
+        let w = self.own(v)?;
+        self.locate_word(w)
+    }
+
+    /// Where word `w` (already known to belong to this tenant) leads.
+    pub(crate) fn locate_word(&mut self, mut w: Word) -> Result<Loc> {
+        // Forwarder chains never cycle (cowheap_forwarders::state); the bound turns a broken
+        // invariant into an error instead of a hang.
+        for _ in 0..self.space.len() + 2 {
+            match w.decode() {
+                Decoded::Base(x) => {
+                    if self.marks.is_marked(x.as_u32()) {
+                        self.stats.lookups += 1;
+                        if let Some(k) = self.table.get(x) {
+                            w = Word::private(k);
+                            continue;
+                        }
+                    }
+                    let len = self.base.heap().len();
+                    if x.get() >= len {
+                        return Err(HeapError::NoSuchObject {
+                            index: x.get() as u64,
+                            len: len as u64,
+                        }
+                        .into());
+                    }
+                    return Ok(Loc::Base(x));
+                }
+                Decoded::Private(k) => match self.space.get(k).map(|e| &e.state) {
+                    Some(Forwarding::Object(_)) => return Ok(Loc::Private(k)),
+                    Some(Forwarding::Forwarded(t)) => {
+                        self.stats.lookups += 1;
+                        w = *t;
+                    }
+                    None => return Err(Error::Collected(w)),
+                },
+                _ => return Err(HeapError::NotAnObject(w).into()),
+            }
+        }
+        Err(HeapError::Corrupt("a cycle of forwarders").into())
+    }
+
+    /// If `w` is a forwarder in this tenant's view (a diverted base object, or a private
+    /// forwarder), the final word it leads to.
+    pub(crate) fn forwarded(&mut self, w: Word) -> Result<Option<Word>> {
+        let is_forwarder = match w.decode() {
+            Decoded::Base(x) => self.marks.is_marked(x.as_u32()) && self.table.get(x).is_some(),
+            Decoded::Private(k) => {
+                matches!(self.space.get(k), Some(e) if e.state.target().is_some())
+            }
+            _ => false,
+        };
+        if is_forwarder {
+            Ok(Some(self.locate_word(w)?.word()))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The body of a located private object.
+    pub(crate) fn body(&self, k: PrivateKey) -> Result<&Body> {
+        self.space
+            .get(k)
+            .and_then(|e| e.state.body())
+            .ok_or(Error::Collected(Word::private(k)))
+    }
+
+    /// The word to store for `v`: checked to belong to this tenant and to lead somewhere, and
+    /// stored as where it leads now.
+    pub(crate) fn store_word(&mut self, v: Value) -> Result<Word> {
+        let w = self.own(v)?;
+        if w.is_ref() {
+            Ok(self.locate_word(w)?.word())
+        } else if let Decoded::Reserved(_) = w.decode() {
+            Err(HeapError::NotAnObject(w).into())
+        } else {
+            Ok(w)
+        }
+    }
+
+    // ----- reads ------------------------------------------------------------------------
+
+    /// Pointer slot `i` of `obj`. Time: O(1).
+    ///
+    /// A base object no tenant has diverted is read in place after one test of its shared
+    /// mark. A slot of a private object that holds a forwarder (a diverted base object, a
+    /// becomed object) is rewritten to the target the first time it is read, so the lookup
+    /// is paid once per slot.
+    #[inline]
+    pub fn slot(&mut self, obj: Value, i: usize) -> Result<Value> {
+        if let Some(x) = obj.word().as_base() {
+            if !self.marks.is_marked(x.as_u32()) {
+                return Ok(Value::shared(self.base.heap().slot_word(x, i)?));
+            }
+        }
+        self.slot_slow(obj, i)
+    }
+
+    #[inline(never)]
+    fn slot_slow(&mut self, obj: Value, i: usize) -> Result<Value> {
+        match self.locate(obj)? {
+            Loc::Base(x) => Ok(Value::shared(self.base.heap().slot_word(x, i)?)),
+            Loc::Private(k) => {
+                let body = self.body(k)?;
+                let w = match body.slots.get(i) {
+                    Some(&w) => w,
+                    None => return Err(body.format.slot_error(i, body.slots.len()).into()),
+                };
+                match self.forwarded(w)? {
+                    None => Ok(Value::owned(w, self.id)),
+                    Some(target) => {
+                        if let Some(b) = self.space.get_mut(k).and_then(|e| e.state.body_mut()) {
+                            b.slots[i] = target;
+                        }
+                        self.stats.patches += 1;
+                        Ok(Value::owned(target, self.id))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The raw bytes of `obj`. Time: O(1).
+    pub fn bytes(&mut self, obj: Value) -> Result<&[u8]> {
+        match self.locate(obj)? {
+            Loc::Base(x) => Ok(self.base.heap().object(x)?.bytes),
+            Loc::Private(k) => Ok(&self.body(k)?.bytes),
+        }
+    }
+
+    /// The size of `obj`. Time: O(1).
+    pub fn size(&mut self, obj: Value) -> Result<ObjectSize> {
+        match self.locate(obj)? {
+            Loc::Base(x) => Ok(self.base.heap().size(x)?),
+            Loc::Private(k) => Ok(self.body(k)?.size()),
+        }
+    }
+
+    /// The format of `obj`. Time: O(1).
+    pub fn format(&mut self, obj: Value) -> Result<Format> {
+        match self.locate(obj)? {
+            Loc::Base(x) => Ok(self.base.heap().object(x)?.format),
+            Loc::Private(k) => Ok(self.body(k)?.format),
+        }
+    }
+
+    /// The class of `v`: of an object, or the base's class of small integers or characters.
+    /// Time: O(1).
+    pub fn class_of(&mut self, v: Value) -> Result<Value> {
+        let w = self.own(v)?;
+        let heap = self.base.heap();
+        let immediate = match w.decode() {
+            Decoded::Int(_) => Some(heap.int_class()),
+            Decoded::Char(_) => Some(heap.char_class()),
+            _ => None,
+        };
+        if let Some(class) = immediate {
+            return class.ok_or(Error::NoImmediateClass(w));
+        }
+        let class = match self.locate_word(w)? {
+            Loc::Base(x) => self.base.heap().class_word(x)?,
+            Loc::Private(k) => self.body(k)?.class,
+        };
+        Ok(Value::owned(class, self.id))
+    }
+
+    /// The identity hash of `obj`: a copy keeps the hash of the base object it copies.
+    /// Time: O(1).
+    pub fn identity_hash(&mut self, obj: Value) -> Result<u32> {
+        match self.locate(obj)? {
+            Loc::Base(x) => Ok(self.base.heap().hash(x)?),
+            Loc::Private(k) => Ok(self.body(k)?.hash),
+        }
+    }
+
+    /// True if `a` and `b` are the same object (or equal immediates) in this tenant's view: a
+    /// base reference and this tenant's copy of it are identical. Time: O(1).
+    pub fn identical(&mut self, a: Value, b: Value) -> Result<bool> {
+        let (wa, wb) = (self.own(a)?, self.own(b)?);
+        match (wa.is_ref(), wb.is_ref()) {
+            (true, true) => Ok(self.locate_word(wa)? == self.locate_word(wb)?),
+            (false, false) => Ok(wa == wb),
+            _ => Ok(false),
+        }
+    }
+
+    // ----- writes -----------------------------------------------------------------------
+
+    /// Fails with [`Error::QuotaExceeded`] if `needed` more private bytes pass the quota.
+    pub(crate) fn check_quota(&self, needed: u64) -> Result<()> {
+        match self.quota {
+            Some(quota) if self.stats.private_bytes.saturating_add(needed) > quota => {
+                Err(Error::QuotaExceeded {
+                    quota,
+                    used: self.stats.private_bytes,
+                    needed,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Copies base object `x` into the private space and diverts it: the first write.
+    /// The caller has checked the quota. Time: O(size of x).
+    pub(crate) fn divert_copy(&mut self, x: ObjectIndex) -> Result<PrivateKey> {
+        let body = Body::copy_of(&self.base.heap().object(x)?);
+        let c = cost(body.size());
+        let k = self.space.insert(Entry {
+            state: Forwarding::Object(body),
+        });
+        self.divert(x, k, c);
+        self.stats.copies += 1;
+        Ok(k)
+    }
+
+    /// Records that base object `x` is stood for by new entry `k`, charged `c` bytes.
+    pub(crate) fn divert(&mut self, x: ObjectIndex, k: PrivateKey, c: u64) {
+        // The mark is set before the table entry: both on this thread, so this tenant's next
+        // read of x sees the mark and finds the entry (cowheap_forwarders::marks).
+        self.marks.mark(x.as_u32());
+        self.table.insert(x, k);
+        self.stats.private_objects += 1;
+        self.stats.private_bytes += c;
+    }
+
+    /// The writable body of `obj`, copying it first if it is a base object. `check` sees the
+    /// object's format and size before anything is copied, so a refused write copies nothing.
+    pub(crate) fn writable(
+        &mut self,
+        obj: Value,
+        check: impl FnOnce(Format, ObjectSize) -> Result<()>,
+    ) -> Result<Writable<'_>> {
+        let k = match self.locate(obj)? {
+            Loc::Private(k) => {
+                let b = self.body(k)?;
+                check(b.format, b.size())?;
+                k
+            }
+            Loc::Base(x) => {
+                let view = self.base.heap().object(x)?;
+                check(view.format, view.size())?;
+                self.check_quota(cost(view.size()))?;
+                self.divert_copy(x)?
+            }
+        };
+        let body = self
+            .space
+            .get_mut(k)
+            .and_then(|e| e.state.body_mut())
+            .ok_or(Error::Collected(Word::private(k)))?;
+        Ok(Writable { body })
+    }
+
+    /// Sets pointer slot `i` of `obj` to `v`. The first write to a base object copies it.
+    /// Time: O(1), or O(size of obj) for the first write.
+    pub fn set_slot(&mut self, obj: Value, i: usize, v: Value) -> Result<()> {
+        let w = self.store_word(v)?;
+        let wr = self.writable(obj, |format, size| {
+            if i < size.slots {
+                Ok(())
+            } else {
+                Err(format.slot_error(i, size.slots).into())
+            }
+        })?;
+        wr.body.slots[i] = w;
+        Ok(())
+    }
+
+    /// Writes `data` into the raw bytes of `obj` from byte `offset`. The first write to a
+    /// base object copies it. Time: O(data), or O(size of obj) for the first write.
+    pub fn set_bytes(&mut self, obj: Value, offset: usize, data: &[u8]) -> Result<()> {
+        let end = offset.checked_add(data.len());
+        let wr = self.writable(obj, |format, size| match end {
+            Some(end) if end <= size.bytes => Ok(()),
+            _ => Err(format
+                .bytes_error(offset, end.unwrap_or(usize::MAX), size.bytes)
+                .into()),
+        })?;
+        wr.body.bytes[offset..offset + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    /// A new private object of `class`, its slots nil and its bytes zero. Time: O(size).
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, Format, ObjectSize, Value};
+    /// use cowheap_tenants::Tenant;
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let mut t = Tenant::fork(&base);
+    /// let class = t.class_of(base.heap().root("Smalltalk").unwrap()).unwrap();
+    /// let a = t.alloc(class, Format::Pointers, ObjectSize { slots: 2, bytes: 0 }).unwrap();
+    /// t.set_slot(a, 1, Value::char('z')).unwrap();
+    /// let first = t.slot(a, 0).unwrap();
+    /// assert!(t.identical(first, base.heap().nil()).unwrap());
+    /// assert_eq!(t.slot(a, 1).unwrap().as_char(), Some('z'));
+    /// ```
+    pub fn alloc(&mut self, class: Value, format: Format, size: ObjectSize) -> Result<Value> {
+        let nil = self.base.heap().nil().word();
+        self.alloc_body(class, format, size, |slots, _| slots.fill(nil))
+    }
+
+    /// A new private object of `class` holding `slots` and `bytes`. Time: O(size).
+    pub fn alloc_with(
+        &mut self,
+        class: Value,
+        format: Format,
+        slots: &[Value],
+        bytes: &[u8],
+    ) -> Result<Value> {
+        let words = slots
+            .iter()
+            .map(|&v| self.store_word(v))
+            .collect::<Result<Vec<_>>>()?;
+        let size = ObjectSize {
+            slots: slots.len(),
+            bytes: bytes.len(),
+        };
+        self.alloc_body(class, format, size, |s, b| {
+            s.copy_from_slice(&words);
+            b.copy_from_slice(bytes);
+        })
+    }
+
+    fn alloc_body(
+        &mut self,
+        class: Value,
+        format: Format,
+        size: ObjectSize,
+        fill: impl FnOnce(&mut [Word], &mut [u8]),
+    ) -> Result<Value> {
+        let class = self.store_word(class)?;
+        if !class.is_ref() {
+            return Err(HeapError::NotAnObject(class).into());
+        }
+        format.check(size)?;
+        if size.slots > u32::MAX as usize || size.bytes > u32::MAX as usize {
+            return Err(HeapError::TooLarge("an object of 2^32 slots or bytes").into());
+        }
+        let c = cost(size);
+        self.check_quota(c)?;
+        let mut slots = vec![Word::from_bits(1); size.slots].into_boxed_slice();
+        let mut bytes = vec![0u8; size.bytes].into_boxed_slice();
+        fill(&mut slots, &mut bytes);
+        let hash = new_hash(self.id, self.stats.allocations);
+        let k = self.space.insert(Entry {
+            state: Forwarding::Object(Body {
+                class,
+                format,
+                hash,
+                slots,
+                bytes,
+            }),
+        });
+        self.stats.allocations += 1;
+        self.stats.private_objects += 1;
+        self.stats.private_bytes += c;
+        Ok(Value::owned(Word::private(k), self.id))
+    }
+}
