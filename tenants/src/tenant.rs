@@ -212,8 +212,9 @@ impl Tenant {
     /// Where word `w` (already known to belong to this tenant) leads.
     pub(crate) fn locate_word(&mut self, mut w: Word) -> Result<Loc> {
         // Forwarder chains never cycle (cowheap_forwarders::state); the bound turns a broken
-        // invariant into an error instead of a hang.
-        for _ in 0..self.space.len() + 2 {
+        // invariant into an error instead of a hang. Each entry on a chain costs at most two
+        // steps (the table, then the entry), and the chain ends in one more.
+        for _ in 0..2 * self.space.len() + 2 {
             match w.decode() {
                 Decoded::Base(x) => {
                     if self.marks.is_marked(x.as_u32()) {
