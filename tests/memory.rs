@@ -1,0 +1,81 @@
+//! What an idle tenant costs, measured with a counting global allocator.
+//!
+//! This file holds one test so that no other test allocates while it counts.
+
+use cowheap::{Base, MarkPolicy, Tenant, TenantConfig, Value, synth};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+/// Counts live heap bytes.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so it
+// upholds `GlobalAlloc`'s contract exactly as `System` does; the counter has no effect on the
+// memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // Relaxed: a statistic read after the work, on the same thread.
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged; `ptr` came from `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+#[test]
+fn an_idle_tenant_costs_under_a_kibibyte_whatever_the_base() {
+    const N: usize = 10_000;
+    for objects in [1_000, 200_000] {
+        let base = Base::new(synth::image(objects, 5));
+        for policy in [MarkPolicy::Shared, MarkPolicy::Private] {
+            let config = TenantConfig {
+                marks: policy,
+                ..TenantConfig::default()
+            };
+            let mut tenants = Vec::with_capacity(N);
+            let before = live();
+            for _ in 0..N {
+                tenants.push(Tenant::fork_with(&base, config));
+            }
+            // The Vec's own buffer was counted before; what grew is what forks allocated.
+            let per_tenant = (live() - before) as usize / N + std::mem::size_of::<Tenant>();
+            assert!(
+                per_tenant <= 1024,
+                "{policy:?} over {objects} objects: {per_tenant} bytes"
+            );
+            let reported = tenants[0].memory_bytes();
+            assert!(reported <= 1024 && reported >= std::mem::size_of::<Tenant>());
+            if policy == MarkPolicy::Shared {
+                assert_eq!(
+                    live() - before,
+                    0,
+                    "a fork with shared marks allocates nothing"
+                );
+            }
+            // One write costs about one object, not a share of the base.
+            let g = base.heap().root("Smalltalk").unwrap();
+            let before = live();
+            tenants[0].set_slot(g, 0, Value::int(1)).unwrap();
+            let grew = (live() - before) as u64;
+            assert!(
+                grew > 0 && grew < 64 * 1024,
+                "first write allocated {grew} bytes"
+            );
+            assert!(tenants[0].stats().private_bytes > 0);
+        }
+    }
+}

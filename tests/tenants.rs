@@ -1,0 +1,373 @@
+//! Directed tests of the contract: isolation, identity, become, collection, errors, quotas,
+//! the read barrier's counters, the registry and threads.
+
+use cowheap::heap::Error as HeapError;
+use cowheap::{
+    Base, Error, Format, MarkPolicy, ObjectSize, Registry, Tenant, TenantConfig, Value, synth,
+};
+use std::sync::Arc;
+
+fn base() -> Arc<Base> {
+    Base::new(synth::image(5_000, 11))
+}
+
+/// The Smalltalk globals array (pointer slots, each an association).
+fn globals(base: &Base) -> Value {
+    base.heap().root("Smalltalk").unwrap()
+}
+
+#[test]
+fn writes_and_becomes_leave_the_base_and_other_tenants_untouched() {
+    let base = base();
+    let g = globals(&base);
+    let heap = base.heap();
+    let before: Vec<_> = (0..4).map(|i| heap.slot(g, i).unwrap().word()).collect();
+    let (t, f) = (heap.root("true").unwrap(), heap.root("false").unwrap());
+
+    let mut a = Tenant::fork(&base);
+    let mut b = Tenant::fork(&base);
+    for i in 0..4 {
+        a.set_slot(g, i, Value::int(i as i64)).unwrap();
+    }
+    a.become_forward(t, f).unwrap();
+    let assoc = before[1];
+    a.become_two_way(Value::from(assoc), g).unwrap();
+
+    for i in 0..4 {
+        assert_eq!(heap.slot(g, i).unwrap().word(), before[i], "base slot {i}");
+        assert_eq!(
+            b.slot(g, i).unwrap().word(),
+            before[i],
+            "other tenant slot {i}"
+        );
+    }
+    assert!(!b.identical(t, f).unwrap());
+    assert!(a.identical(t, f).unwrap());
+    // After the two-way become, `g` in `a` shows what the association was.
+    assert_eq!(a.size(g).unwrap(), b.size(Value::from(assoc)).unwrap());
+    // A fresh tenant sees the base as it was.
+    let mut c = Tenant::fork(&base);
+    assert_eq!(c.slot(g, 0).unwrap().word(), before[0]);
+    assert_eq!(b.stats().copies, 0);
+}
+
+#[test]
+fn a_copy_keeps_identity_and_identity_hash() {
+    let base = base();
+    let g = globals(&base);
+    let hash = base.heap().hash(g.as_base().unwrap()).unwrap();
+    let mut t = Tenant::fork(&base);
+    // Some base object refers to g: the special objects array.
+    let specials = base.heap().root("specialObjects").unwrap();
+    t.set_slot(g, 0, Value::int(5)).unwrap();
+    assert_eq!(t.stats().copies, 1);
+    assert_eq!(t.identity_hash(g).unwrap(), hash);
+    // The reference held in a base object reaches the copy, and is identical to it.
+    let via_base = t.slot(specials, 3).unwrap();
+    assert!(t.identical(via_base, g).unwrap());
+    assert_eq!(t.slot(via_base, 0).unwrap().as_int(), Some(5));
+    // A reference stored in a private object reaches the copy too.
+    let class = t.class_of(g).unwrap();
+    let holder = t.alloc_with(class, Format::Pointers, &[g], &[]).unwrap();
+    let via_private = t.slot(holder, 0).unwrap();
+    assert!(t.identical(via_private, g).unwrap());
+    assert_eq!(t.identity_hash(via_private).unwrap(), hash);
+}
+
+#[test]
+fn a_private_slot_is_patched_once_then_reads_without_lookups() {
+    let base = base();
+    let g = globals(&base);
+    let mut t = Tenant::fork(&base);
+    let class = t.class_of(g).unwrap();
+    // The holder refers to g while g is still undiverted: it holds the base word.
+    let holder = t.alloc_with(class, Format::Pointers, &[g], &[]).unwrap();
+    t.set_slot(g, 0, Value::int(9)).unwrap();
+    let lookups = t.stats().lookups;
+    let first = t.slot(holder, 0).unwrap();
+    assert_eq!(t.stats().patches, 1, "the first read patches the slot");
+    assert!(
+        t.stats().lookups > lookups,
+        "the first read looked in the table"
+    );
+    assert!(
+        !first.word().is_base(),
+        "the slot now holds the private copy"
+    );
+    let lookups = t.stats().lookups;
+    for _ in 0..10 {
+        let v = t.slot(holder, 0).unwrap();
+        assert_eq!(t.slot(v, 0).unwrap().as_int(), Some(9));
+    }
+    assert_eq!(t.stats().lookups, lookups, "patched reads do no lookup");
+    assert_eq!(t.stats().patches, 1);
+}
+
+#[test]
+fn a_become_forward_is_patched_lazily_and_collected() {
+    let base = base();
+    let g = globals(&base);
+    let mut t = Tenant::fork(&base);
+    let class = t.class_of(g).unwrap();
+    let size = ObjectSize { slots: 1, bytes: 0 };
+    let a = t.alloc(class, Format::Pointers, size).unwrap();
+    let b = t.alloc(class, Format::Pointers, size).unwrap();
+    t.set_slot(b, 0, Value::int(2)).unwrap();
+    let holder = t.alloc_with(class, Format::Pointers, &[a], &[]).unwrap();
+    t.set_root("holder", holder).unwrap();
+    t.become_forward(a, b).unwrap();
+    let seen = t.slot(holder, 0).unwrap();
+    assert!(t.identical(seen, b).unwrap());
+    assert_eq!(t.stats().patches, 1);
+    let objects = t.stats().private_objects;
+    let freed = t.collect();
+    // `a`'s forwarder and nothing else is garbage: holder -> b are rooted.
+    assert_eq!(freed.freed, 1);
+    assert_eq!(t.stats().private_objects, objects - 1);
+    assert!(matches!(t.size(a), Err(Error::Collected(_))));
+    assert_eq!(t.slot(seen, 0).unwrap().as_int(), Some(2));
+}
+
+#[test]
+fn undiverted_reads_never_look_in_a_table_and_private_marks_hide_other_tenants() {
+    let base = base();
+    let g = globals(&base);
+    let mut shared = Tenant::fork(&base);
+    let mut private = Tenant::fork_with(
+        &base,
+        TenantConfig {
+            marks: MarkPolicy::Private,
+            ..TenantConfig::default()
+        },
+    );
+    for i in 0..50 {
+        shared.slot(g, i % 8).unwrap();
+    }
+    assert_eq!(shared.stats().lookups, 0);
+    // Another tenant diverts g: the shared mark now makes `shared` look (and find nothing),
+    // while the private filter does not change.
+    Tenant::fork(&base).set_slot(g, 0, Value::int(1)).unwrap();
+    shared.slot(g, 0).unwrap();
+    private.slot(g, 0).unwrap();
+    assert_eq!(shared.stats().lookups, 1);
+    assert_eq!(private.stats().lookups, 0);
+    // The private tenant's own write is found through its filter.
+    private.set_slot(g, 1, Value::int(3)).unwrap();
+    assert_eq!(private.slot(g, 1).unwrap().as_int(), Some(3));
+    assert_eq!(shared.slot(g, 1).unwrap().as_int(), None);
+}
+
+#[test]
+fn stale_handles_and_foreign_references_are_refused() {
+    let base = base();
+    let g = globals(&base);
+    let mut a = Tenant::fork(&base);
+    let mut b = Tenant::fork(&base);
+    let class = a.class_of(g).unwrap();
+    let obj = a
+        .alloc(class, Format::Pointers, ObjectSize { slots: 2, bytes: 0 })
+        .unwrap();
+    let h = a.pin(obj).unwrap();
+    assert!(matches!(b.pinned(h), Err(Error::ForeignReference { .. })));
+    assert!(matches!(
+        b.slot(obj, 0),
+        Err(Error::ForeignReference { .. })
+    ));
+    assert!(matches!(
+        b.set_slot(g, 0, obj),
+        Err(Error::ForeignReference { .. })
+    ));
+    assert_eq!(b.stats().copies, 0, "the refused write copied nothing");
+
+    a.collect();
+    let survivor = a.pinned(h).unwrap();
+    assert!(a.identical(survivor, obj).unwrap(), "pinned survives");
+    a.unpin(h).unwrap();
+    assert_eq!(a.pinned(h).unwrap_err(), Error::StaleHandle);
+    a.collect();
+    assert!(matches!(a.slot(obj, 0), Err(Error::Collected(_))));
+    // The slot is reused by a new object; the old reference still fails.
+    let newer = a
+        .alloc(class, Format::Pointers, ObjectSize { slots: 2, bytes: 0 })
+        .unwrap();
+    assert!(matches!(a.slot(obj, 0), Err(Error::Collected(_))));
+    assert!(a.slot(newer, 0).is_ok());
+    let h2 = a.pin(newer).unwrap();
+    assert_eq!(
+        a.pinned(h).unwrap_err(),
+        Error::StaleHandle,
+        "old handle, reused slot"
+    );
+    assert!(a.pinned(h2).is_ok());
+}
+
+#[test]
+fn misuse_gets_typed_errors_and_changes_nothing() {
+    let base = base();
+    let g = globals(&base);
+    let mut t = Tenant::fork(&base);
+    let n = t.size(g).unwrap().slots;
+    let string = (0..base.heap().len() as u32)
+        .map(cowheap::ObjectIndex::from_u32)
+        .find(|&i| base.heap().object(i).unwrap().format == Format::Bytes)
+        .map(Value::base)
+        .unwrap();
+    assert!(matches!(
+        t.set_slot(g, n, Value::int(1)),
+        Err(Error::Heap(HeapError::SlotOutOfRange { .. }))
+    ));
+    assert!(matches!(
+        t.set_slot(string, 0, Value::int(1)),
+        Err(Error::Heap(HeapError::WrongKind { .. }))
+    ));
+    assert!(matches!(
+        t.set_bytes(g, 0, &[1]),
+        Err(Error::Heap(HeapError::WrongKind { .. }))
+    ));
+    assert!(matches!(
+        t.slot(Value::int(3), 0),
+        Err(Error::Heap(HeapError::NotAnObject(_)))
+    ));
+    let far = Value::base(cowheap::ObjectIndex::from_u32(u32::MAX));
+    assert!(matches!(
+        t.slot(far, 0),
+        Err(Error::Heap(HeapError::NoSuchObject { .. }))
+    ));
+    assert!(matches!(
+        t.alloc(Value::int(1), Format::Pointers, ObjectSize::default()),
+        Err(Error::Heap(HeapError::NotAnObject(_)))
+    ));
+    assert!(matches!(
+        t.alloc(g, Format::Pointers, ObjectSize { slots: 1, bytes: 1 }),
+        Err(Error::Heap(HeapError::BadLayout { .. }))
+    ));
+    assert!(matches!(
+        t.become_forward(Value::int(1), g),
+        Err(Error::Heap(HeapError::NotAnObject(_)))
+    ));
+    assert_eq!(
+        *t.stats(),
+        cowheap::TenantStats::default(),
+        "nothing happened"
+    );
+}
+
+#[test]
+fn a_quota_stops_a_write_and_leaves_the_tenant_intact() {
+    let base = base();
+    let g = globals(&base);
+    let mut t = Tenant::fork_with(
+        &base,
+        TenantConfig {
+            quota: Some(200),
+            ..TenantConfig::default()
+        },
+    );
+    let size = t.size(g).unwrap();
+    assert!(size.slots * 8 > 200, "globals are bigger than the quota");
+    let before = t.slot(g, 0).unwrap();
+    let err = t.set_slot(g, 0, Value::int(1)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::QuotaExceeded {
+                quota: 200,
+                used: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(*t.stats(), cowheap::TenantStats::default());
+    let after = t.slot(g, 0).unwrap();
+    assert!(t.identical(before, after).unwrap());
+    assert_eq!(t.diverted(), 0);
+    // Small allocations fit until they do not.
+    let class = t.class_of(g).unwrap();
+    let mut made = 0;
+    let err = loop {
+        match t.alloc(class, Format::Pointers, ObjectSize { slots: 2, bytes: 0 }) {
+            Ok(_) => made += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(made > 0 && matches!(err, Error::QuotaExceeded { .. }));
+    assert!(t.stats().private_bytes <= 200);
+    assert_eq!(t.stats().allocations, made);
+    // Raising the quota lets the write through.
+    t.set_quota(None);
+    t.set_slot(g, 0, Value::int(1)).unwrap();
+    assert_eq!(t.slot(g, 0).unwrap().as_int(), Some(1));
+}
+
+#[test]
+fn the_registry_publishes_new_bases_to_new_tenants_only() {
+    let old = base();
+    let registry = Registry::new(old.clone());
+    let early = registry.spawn();
+    let newer = Base::new(synth::image(2_000, 99));
+    let replaced = registry.publish(newer.clone());
+    assert!(Arc::ptr_eq(&replaced, &old));
+    let late = registry.spawn();
+    assert_eq!(registry.with(early, |t| t.base().id()), Some(old.id()));
+    assert_eq!(registry.with(late, |t| t.base().id()), Some(newer.id()));
+    assert_eq!(registry.len(), 2);
+    let t = registry.remove(early).unwrap();
+    assert_eq!(t.base().id(), old.id());
+    assert!(registry.with(early, |_| ()).is_none());
+}
+
+#[test]
+fn many_tenants_on_many_threads_write_the_same_base_objects() {
+    let base = base();
+    let g = globals(&base);
+    let registry = Registry::new(base.clone());
+    let ids: Vec<_> = (0..64).map(|_| registry.spawn()).collect();
+    let n = base
+        .heap()
+        .size(g.as_base().unwrap())
+        .unwrap()
+        .slots
+        .min(16);
+    std::thread::scope(|s| {
+        for chunk in ids.chunks(16) {
+            let (registry, base) = (&registry, &base);
+            s.spawn(move || {
+                for &id in chunk {
+                    registry.with(id, |t| {
+                        for i in 0..n {
+                            let tag = (id.get() * 1000 + i as u64) as i64;
+                            t.set_slot(g, i, Value::int(tag)).unwrap();
+                            let assoc = base.heap().slot(g, i).unwrap();
+                            t.set_slot(assoc, 1, Value::int(-tag)).unwrap();
+                        }
+                    });
+                }
+            });
+        }
+    });
+    registry.par_for_each(|t| {
+        for i in 0..n {
+            let tag = (t.id().get() * 1000 + i as u64) as i64;
+            assert_eq!(t.slot(g, i).unwrap().as_int(), Some(tag));
+            let assoc = t.base().heap().slot(g, i).unwrap();
+            assert_eq!(t.slot(assoc, 1).unwrap().as_int(), Some(-tag));
+        }
+        assert_eq!(t.stats().copies, 1 + n as u64);
+    });
+    // The base is untouched and every written object is marked.
+    assert!(base.heap().slot(g, 0).unwrap().as_int().is_none());
+    assert_eq!(base.marks().count(), 1 + n);
+}
+
+#[test]
+fn public_types_are_send_and_sync_as_documented() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Base>();
+    send_sync::<cowheap::BaseHeap>();
+    send_sync::<Tenant>();
+    send_sync::<Registry>();
+    send_sync::<Value>();
+    send_sync::<cowheap::Handle>();
+    send_sync::<Error>();
+}
