@@ -50,3 +50,8 @@ pub use cowheap_heap::{
 pub use cowheap_tenants::{
     CollectStats, Error, Handle, Registry, Result, Tenant, TenantConfig, TenantStats, par_each,
 };
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

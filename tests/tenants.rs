@@ -33,13 +33,9 @@ fn writes_and_becomes_leave_the_base_and_other_tenants_untouched() {
     let assoc = before[1];
     a.become_two_way(Value::from(assoc), g).unwrap();
 
-    for i in 0..4 {
-        assert_eq!(heap.slot(g, i).unwrap().word(), before[i], "base slot {i}");
-        assert_eq!(
-            b.slot(g, i).unwrap().word(),
-            before[i],
-            "other tenant slot {i}"
-        );
+    for (i, &w) in before.iter().enumerate() {
+        assert_eq!(heap.slot(g, i).unwrap().word(), w, "base slot {i}");
+        assert_eq!(b.slot(g, i).unwrap().word(), w, "other tenant slot {i}");
     }
     assert!(!b.identical(t, f).unwrap());
     assert!(a.identical(t, f).unwrap());

@@ -34,7 +34,11 @@ impl fmt::Display for TenantId {
 /// objects, and a `Value` naming a collected object is refused when used. Values are not
 /// compared with `==`: two values can name the same object by different paths (a base
 /// reference and the tenant's copy of it), so identity is asked of the tenant
-/// (`Tenant::identical`).
+/// (`Tenant::identical`). `==` does not compile:
+///
+/// ```compile_fail
+/// let same = cowheap_heap::Value::int(1) == cowheap_heap::Value::int(1);
+/// ```
 ///
 /// ```
 /// use cowheap_heap::Value;
