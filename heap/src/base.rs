@@ -1,21 +1,26 @@
 //! The frozen base heap.
 //!
-//! All objects live in one array of 64-bit words, each object a three-word header followed
-//! by its pointer slots and then its raw bytes, padded to a word:
+//! All objects live in one region of 64-bit little-endian words, each object a three-word
+//! header followed by its pointer slots and then its raw bytes, padded to a word:
 //!
 //! ```text
 //! word 0   class (a Word: a base reference)
 //! word 1   pointer slot count (low 32 bits) | raw byte count (high 32 bits)
-//! word 2   identity hash (low 32 bits) | format code (bits 32..40) | reserved
-//! word 3.. pointer slots, then raw bytes little-endian
+//! word 2   identity hash (low 32 bits) | format code (bits 32..40) | zero
+//! word 3.. pointer slots, then raw bytes little-endian, zero-padded to a word
 //! ```
 //!
-//! A second array maps each object index to the word offset of its header. Reading slot `i`
-//! of object `x` is three dependent loads (offset, size word, slot) and one bounds check: the
-//! same code serves a plain read of the base and a tenant's read of an undiverted object.
-//! The layout is the one an image file maps into memory unchanged.
+//! A second region maps each object index to the word offset of its header. Reading slot `i`
+//! of object `x` is three dependent loads (offset, size word, slot) and bounds checks: the
+//! same code serves a heap built in memory and one mapped from an image file
+//! ([`crate::image`]), which holds exactly these regions.
+//!
+//! Every load is checked: a heap mapped from a file that was not verified can give wrong
+//! answers if the file is corrupt, but never a panic or undefined behaviour.
 
+use crate::storage::{Storage, u64_at};
 use crate::{Error, Format, ObjectIndex, ObjectSize, Result, Value, Word};
+use std::sync::OnceLock;
 
 /// Words in an object header.
 pub(crate) const HEADER_WORDS: usize = 3;
@@ -29,21 +34,32 @@ pub struct Root {
     pub value: Word,
 }
 
-/// An immutable heap of objects, made by [`crate::Builder::freeze`].
+/// What a base holds beside its objects: nil, the classes of immediates, the roots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) nil: ObjectIndex,
+    pub(crate) int_class: Option<Word>,
+    pub(crate) char_class: Option<Word>,
+    pub(crate) roots: Vec<Root>,
+}
+
+/// An immutable heap of objects, made by [`crate::Builder::freeze`] or mapped from an image
+/// file by [`BaseHeap::open`].
 ///
 /// `BaseHeap` is `Send + Sync` and never written after it is made: share it with `Arc`. Every
-/// read is a bounds-checked load from two flat arrays; no read allocates, hashes or locks.
+/// read is a bounds-checked load from flat regions; no read allocates, hashes or locks.
 #[derive(Debug)]
 pub struct BaseHeap {
-    /// Headers, slots and bytes of every object (see the module doc).
-    words: Box<[u64]>,
-    /// Word offset of each object's header in `words`. Invariant: every offset and the
-    /// object it starts lies inside `words`, and its header decodes (checked by `freeze`).
-    offsets: Box<[u64]>,
-    roots: Vec<Root>,
-    nil: ObjectIndex,
-    int_class: Option<Word>,
-    char_class: Option<Word>,
+    pub(crate) storage: Storage,
+    /// Byte position and length of the object words in `storage`. Invariant (verified heaps):
+    /// a multiple of 8, and the objects tile it exactly.
+    pub(crate) objects_at: usize,
+    pub(crate) objects_len: usize,
+    /// Byte position of the offset table (`len` little-endian u64 word offsets).
+    pub(crate) offsets_at: usize,
+    pub(crate) len: usize,
+    pub(crate) meta: Meta,
+    pub(crate) fingerprint: OnceLock<crate::Fingerprint>,
 }
 
 /// A borrowed view of one base object.
@@ -71,63 +87,53 @@ impl ObjectView<'_> {
     }
 }
 
-impl BaseHeap {
-    pub(crate) fn from_parts(
-        words: Box<[u64]>,
-        offsets: Box<[u64]>,
-        roots: Vec<Root>,
-        nil: ObjectIndex,
-        int_class: Option<Word>,
-        char_class: Option<Word>,
-    ) -> BaseHeap {
-        BaseHeap {
-            words,
-            offsets,
-            roots,
-            nil,
-            int_class,
-            char_class,
-        }
-    }
+const PAST_END: Error = Error::Corrupt("an object reaches past the end of the heap");
 
+impl BaseHeap {
     /// Number of objects. Time: O(1).
     pub fn len(&self) -> usize {
-        self.offsets.len()
+        self.len
     }
 
-    /// True if the base holds no objects (a frozen base always holds nil, so never).
+    /// True if the base holds no objects (a valid base always holds nil, so never).
     pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
+        self.len == 0
     }
 
-    /// Bytes of memory the base occupies (object words and the offset table).
+    /// Bytes of memory (or mapping) the objects and the offset table occupy.
     pub fn memory_bytes(&self) -> usize {
-        (self.words.len() + self.offsets.len()) * 8
+        self.objects_len + self.len * 8
+    }
+
+    /// True if the heap is served from a mapped image file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.storage, Storage::Mapped(_))
     }
 
     /// The nil object.
     pub fn nil(&self) -> Value {
-        Value::base(self.nil)
+        Value::base(self.meta.nil)
     }
 
     /// The class of small integers, if the base names one.
     pub fn int_class(&self) -> Option<Value> {
-        self.int_class.map(Value::shared)
+        self.meta.int_class.map(Value::shared)
     }
 
     /// The class of characters, if the base names one.
     pub fn char_class(&self) -> Option<Value> {
-        self.char_class.map(Value::shared)
+        self.meta.char_class.map(Value::shared)
     }
 
     /// The named roots, in the order they were added; the first is the base's main root.
     pub fn roots(&self) -> &[Root] {
-        &self.roots
+        &self.meta.roots
     }
 
     /// The root named `name`. Time: O(roots).
     pub fn root(&self, name: &str) -> Option<Value> {
-        self.roots
+        self.meta
+            .roots
             .iter()
             .find(|r| r.name == name)
             .map(|r| Value::shared(r.value))
@@ -137,43 +143,48 @@ impl BaseHeap {
     pub fn index_of(&self, v: Value) -> Result<ObjectIndex> {
         let w = v.word();
         match w.as_base() {
-            Some(i) if i.get() < self.len() => Ok(i),
+            Some(i) if i.get() < self.len => Ok(i),
             Some(i) => Err(Error::NoSuchObject {
                 index: i.get() as u64,
-                len: self.len() as u64,
+                len: self.len as u64,
             }),
             None if w.is_private() => Err(Error::PrivateInBase(w)),
             None => Err(Error::NotAnObject(w)),
         }
     }
 
-    /// Header offset of object `x`.
+    /// Byte position of object `x`'s header in the storage.
     #[inline]
-    fn offset(&self, x: ObjectIndex) -> Result<usize> {
-        match self.offsets.get(x.get()) {
-            Some(&o) => Ok(o as usize),
-            None => Err(Error::NoSuchObject {
+    fn header_at(&self, b: &[u8], x: ObjectIndex) -> Result<usize> {
+        if x.get() >= self.len {
+            return Err(Error::NoSuchObject {
                 index: x.get() as u64,
-                len: self.len() as u64,
-            }),
+                len: self.len as u64,
+            });
         }
+        let off = u64_at(b, self.offsets_at + x.get() * 8).ok_or(PAST_END)?;
+        // Wrapping: an unverified file may hold any offset; a wrong one reads wrong bytes
+        // through the checked loads below, never out of bounds.
+        Ok(self.objects_at.wrapping_add((off as usize).wrapping_mul(8)))
     }
 
     /// Pointer slot `i` of object `x`. Time: O(1); three loads.
     #[inline]
     pub fn slot_word(&self, x: ObjectIndex, i: usize) -> Result<Word> {
-        let o = self.offset(x)?;
-        let n = (self.words[o + 1] & 0xffff_ffff) as usize;
+        let b = self.storage.bytes();
+        let h = self.header_at(b, x)?;
+        let n = (u64_at(b, h.wrapping_add(8)).ok_or(PAST_END)? & 0xffff_ffff) as usize;
         if i < n {
-            Ok(Word::from_bits(self.words[o + HEADER_WORDS + i]))
+            let at = h.wrapping_add((HEADER_WORDS + i) * 8);
+            Ok(Word::from_bits(u64_at(b, at).ok_or(PAST_END)?))
         } else {
-            Err(self.slot_error(o, i, n))
+            Err(self.slot_error(b, h, i, n))
         }
     }
 
     #[cold]
-    fn slot_error(&self, o: usize, i: usize, n: usize) -> Error {
-        match Format::from_code((self.words[o + 2] >> 32) as u8) {
+    fn slot_error(&self, b: &[u8], h: usize, i: usize, n: usize) -> Error {
+        match u64_at(b, h.wrapping_add(16)).and_then(|w| Format::from_code((w >> 32) as u8)) {
             Some(f) => f.slot_error(i, n),
             None => Error::Corrupt("unknown format code"),
         }
@@ -186,38 +197,52 @@ impl BaseHeap {
 
     /// All of object `x`. Time: O(1).
     pub fn object(&self, x: ObjectIndex) -> Result<ObjectView<'_>> {
-        let o = self.offset(x)?;
-        let class = Word::from_bits(self.words[o]);
-        let sizes = self.words[o + 1];
+        let b = self.storage.bytes();
+        let h = self.header_at(b, x)?;
+        let class = Word::from_bits(u64_at(b, h).ok_or(PAST_END)?);
+        let sizes = u64_at(b, h.wrapping_add(8)).ok_or(PAST_END)?;
         let (slots, bytes) = ((sizes & 0xffff_ffff) as usize, (sizes >> 32) as usize);
-        let h2 = self.words[o + 2];
+        let h2 = u64_at(b, h.wrapping_add(16)).ok_or(PAST_END)?;
         let format =
             Format::from_code((h2 >> 32) as u8).ok_or(Error::Corrupt("unknown format code"))?;
-        let start = o + HEADER_WORDS;
-        let slot_words = &self.words[start..start + slots];
-        let byte_words = &self.words[start + slots..start + slots + bytes.div_ceil(8)];
+        let start = h.wrapping_add(HEADER_WORDS * 8);
+        let slot_bytes = b
+            .get(start..start.wrapping_add(slots * 8))
+            .ok_or(PAST_END)?;
+        let slots = bytemuck::try_cast_slice(slot_bytes)
+            .map_err(|_| Error::Corrupt("an object is not aligned to a word"))?;
+        let bytes_at = start + slot_bytes.len();
+        let bytes = b
+            .get(bytes_at..bytes_at.wrapping_add(bytes))
+            .ok_or(PAST_END)?;
         Ok(ObjectView {
             class,
             format,
             hash: h2 as u32,
-            slots: bytemuck::cast_slice(slot_words),
-            bytes: &bytemuck::cast_slice::<u64, u8>(byte_words)[..bytes],
+            slots,
+            bytes,
         })
     }
 
     /// The class of object `x`. Time: O(1).
     pub fn class_word(&self, x: ObjectIndex) -> Result<Word> {
-        Ok(Word::from_bits(self.words[self.offset(x)?]))
+        let b = self.storage.bytes();
+        let h = self.header_at(b, x)?;
+        Ok(Word::from_bits(u64_at(b, h).ok_or(PAST_END)?))
     }
 
     /// The identity hash of object `x`. Time: O(1).
     pub fn hash(&self, x: ObjectIndex) -> Result<u32> {
-        Ok(self.words[self.offset(x)? + 2] as u32)
+        let b = self.storage.bytes();
+        let h = self.header_at(b, x)?;
+        Ok(u64_at(b, h.wrapping_add(16)).ok_or(PAST_END)? as u32)
     }
 
     /// The size of object `x`. Time: O(1).
     pub fn size(&self, x: ObjectIndex) -> Result<ObjectSize> {
-        let sizes = self.words[self.offset(x)? + 1];
+        let b = self.storage.bytes();
+        let h = self.header_at(b, x)?;
+        let sizes = u64_at(b, h.wrapping_add(8)).ok_or(PAST_END)?;
         Ok(ObjectSize {
             slots: (sizes & 0xffff_ffff) as usize,
             bytes: (sizes >> 32) as usize,
@@ -226,7 +251,17 @@ impl BaseHeap {
 
     /// Every object index, in order.
     pub fn indices(&self) -> impl ExactSizeIterator<Item = ObjectIndex> + '_ {
-        (0..self.len() as u32).map(ObjectIndex::from_u32)
+        (0..self.len as u32).map(ObjectIndex::from_u32)
+    }
+
+    /// The bytes of the object region (what an image file's objects section holds).
+    pub(crate) fn objects_bytes(&self) -> &[u8] {
+        &self.storage.bytes()[self.objects_at..self.objects_at + self.objects_len]
+    }
+
+    /// The bytes of the offset table (what an image file's offsets section holds).
+    pub(crate) fn offsets_bytes(&self) -> &[u8] {
+        &self.storage.bytes()[self.offsets_at..self.offsets_at + self.len * 8]
     }
 }
 

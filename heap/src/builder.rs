@@ -1,6 +1,7 @@
 //! Building a base heap.
 
-use crate::base::{BaseHeap, HEADER_WORDS, Root};
+use crate::base::{BaseHeap, HEADER_WORDS, Meta, Root};
+use crate::storage::Storage;
 use crate::{Decoded, Error, Format, ObjectIndex, ObjectSize, Result, Word};
 
 /// An object under construction.
@@ -195,7 +196,7 @@ impl Builder {
         for w in [self.int_class, self.char_class].into_iter().flatten() {
             check(nil, w)?;
         }
-        let mut words = Vec::with_capacity(total);
+        let mut words = Vec::with_capacity(total + self.objects.len());
         let mut offsets = Vec::with_capacity(self.objects.len());
         for p in &self.objects {
             offsets.push(words.len() as u64);
@@ -209,14 +210,23 @@ impl Builder {
                 words.push(u64::from_le_bytes(buf));
             }
         }
-        Ok(BaseHeap::from_parts(
-            words.into_boxed_slice(),
-            offsets.into_boxed_slice(),
-            self.roots,
-            nil,
-            self.int_class,
-            self.char_class,
-        ))
+        let objects_len = words.len() * 8;
+        let len = offsets.len();
+        words.extend(offsets.iter().map(|o| o.to_le()));
+        Ok(BaseHeap {
+            storage: Storage::Owned(words.into_boxed_slice()),
+            objects_at: 0,
+            objects_len,
+            offsets_at: objects_len,
+            len,
+            meta: Meta {
+                nil,
+                int_class: self.int_class,
+                char_class: self.char_class,
+                roots: self.roots,
+            },
+            fingerprint: std::sync::OnceLock::new(),
+        })
     }
 }
 

@@ -12,6 +12,8 @@
 //!   the pointers-then-bytes form of compiled methods.
 //! - [`Builder`] makes a base heap; [`Builder::freeze`] checks it and packs it into a
 //!   [`BaseHeap`], which is immutable, `Send + Sync`, and meant to be shared by `Arc`.
+//! - [`image`] saves a base heap as an image file and maps it back, verified, with no
+//!   per-object decoding; [`file`] holds what image files and tenant snapshots share.
 //! - [`synth`] generates deterministic graphs shaped like a Smalltalk image, for benches,
 //!   tests and demonstrations.
 //!
@@ -27,7 +29,7 @@
 //! let p = base.root("origin").unwrap();
 //! assert_eq!(base.slot(p, 1).unwrap().as_int(), Some(4));
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 #[cfg(target_endian = "big")]
 compile_error!(
@@ -37,7 +39,10 @@ compile_error!(
 mod base;
 mod builder;
 mod error;
+pub mod file;
 mod format;
+pub mod image;
+mod storage;
 pub mod synth;
 mod value;
 pub mod word;
@@ -45,6 +50,8 @@ pub mod word;
 pub use base::{BaseHeap, ObjectView, Root};
 pub use builder::Builder;
 pub use error::{Error, Result};
+pub use file::{FileError, FileResult, Fingerprint};
 pub use format::{Format, ObjectSize};
+pub use image::{ImageInfo, Verification};
 pub use value::{TenantId, Value};
 pub use word::{Decoded, ObjectIndex, PrivateKey, Word};

@@ -1,0 +1,264 @@
+//! What image files and tenant snapshots share: typed file errors, fingerprints, atomic
+//! writes, and a bounds-checked little-endian reader.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The result type of file operations.
+pub type FileResult<T> = std::result::Result<T, FileError>;
+
+/// Why a file could not be written, opened or trusted. Opening never panics and never
+/// allocates more than the file's own size on the strength of a count read from it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// The operating system refused (no such file, no permission, disk full...).
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The file ends before something it must hold.
+    #[error("truncated: {what} needs {need} bytes at {at}, the file has {have}")]
+    Truncated {
+        /// What was being read.
+        what: &'static str,
+        /// Where it starts.
+        at: u64,
+        /// Bytes it needs.
+        need: u64,
+        /// Bytes the file has.
+        have: u64,
+    },
+    /// Not a file of this kind.
+    #[error("not a {expected} (magic {found:02x?})")]
+    BadMagic {
+        /// What kind of file was expected.
+        expected: &'static str,
+        /// The first bytes found.
+        found: [u8; 8],
+    },
+    /// A version of the format this build does not read.
+    #[error("format version {found} is not supported (this build reads version {supported})")]
+    UnsupportedVersion {
+        /// Version in the file.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+    /// A checksum does not match: the named part was changed after it was written.
+    #[error("checksum mismatch in the {part}: the file is corrupt")]
+    Checksum {
+        /// The header, or the section whose digest failed.
+        part: &'static str,
+    },
+    /// The file's checksums hold but its contents break a rule of the format.
+    #[error("corrupt {part}: {problem}")]
+    Corrupt {
+        /// Where: "header", "section table", "object 123", ...
+        part: String,
+        /// What rule is broken.
+        problem: &'static str,
+    },
+    /// A tenant snapshot names a base other than the one it is restored onto.
+    #[error("the snapshot belongs to base {expected}, not to base {found}")]
+    ForeignBase {
+        /// The base the snapshot was taken on.
+        expected: Fingerprint,
+        /// The base it was restored onto.
+        found: Fingerprint,
+    },
+}
+
+impl FileError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: io::Error) -> FileError {
+        FileError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// A broken rule in `part`.
+    pub fn corrupt(part: impl Into<String>, problem: &'static str) -> FileError {
+        FileError::Corrupt {
+            part: part.into(),
+            problem,
+        }
+    }
+}
+
+/// A content fingerprint: the BLAKE3 digest that names one exact base heap.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in &self.0[..16] {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+/// Writes `path` atomically: `write` fills a temporary file in the same directory, which is
+/// flushed, fsynced and renamed over `path`, and then the directory is fsynced. A crash at
+/// any moment leaves either the old file or the new one, never a torn one; on error the
+/// temporary file is removed and `path` is untouched.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> FileResult<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let err = |e| FileError::io(path, e);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".cowheap-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    {
+        let mut w = io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        write(&mut w).map_err(err)?;
+        w.flush().map_err(err)?;
+    }
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    // The rename is durable only once the directory is.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err)?;
+    Ok(())
+}
+
+/// A cursor over untrusted little-endian bytes: every read is bounds-checked and fails with
+/// [`FileError::Truncated`] naming what was being read.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    /// Byte position of `bytes` in the file, for error messages.
+    base: u64,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `bytes`, which start at byte `base` of the file.
+    pub fn new(bytes: &'a [u8], base: u64) -> Reader<'a> {
+        Reader { bytes, at: 0, base }
+    }
+
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize, what: &'static str) -> FileResult<&'a [u8]> {
+        match self
+            .at
+            .checked_add(n)
+            .and_then(|end| self.bytes.get(self.at..end))
+        {
+            Some(s) => {
+                self.at += n;
+                Ok(s)
+            }
+            None => Err(FileError::Truncated {
+                what,
+                at: self.base + self.at as u64,
+                need: n as u64,
+                have: self.base + self.bytes.len() as u64,
+            }),
+        }
+    }
+
+    /// The next `N` bytes as an array.
+    pub fn array<const N: usize>(&mut self, what: &'static str) -> FileResult<[u8; N]> {
+        let s = self.take(N, what)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    /// The next little-endian u32.
+    pub fn u32(&mut self, what: &'static str) -> FileResult<u32> {
+        self.array(what).map(u32::from_le_bytes)
+    }
+
+    /// The next little-endian u64.
+    pub fn u64(&mut self, what: &'static str) -> FileResult<u64> {
+        self.array(what).map(u64::from_le_bytes)
+    }
+
+    /// A count of items of at least `min_size` bytes each, refused if the rest of the input
+    /// could not hold that many: no allocation is ever sized by an absurd count.
+    pub fn count(&mut self, min_size: usize, what: &'static str) -> FileResult<usize> {
+        let n = self.u64(what)?;
+        let fits = usize::try_from(n)
+            .ok()
+            .and_then(|n| n.checked_mul(min_size.max(1)))
+            .is_some_and(|need| need <= self.remaining());
+        if fits {
+            Ok(n as usize)
+        } else {
+            Err(FileError::Truncated {
+                what,
+                at: self.base + self.at as u64,
+                need: n.saturating_mul(min_size.max(1) as u64),
+                have: self.base + self.bytes.len() as u64,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_refuses_reads_and_counts_past_the_end() {
+        let bytes = [1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9];
+        let mut r = Reader::new(&bytes, 100);
+        assert_eq!(r.u32("a").unwrap(), 1);
+        assert!(matches!(
+            r.count(8, "items"),
+            Err(FileError::Truncated { what: "items", .. })
+        ));
+        let mut r = Reader::new(&bytes, 0);
+        assert!(matches!(
+            r.take(usize::MAX, "all"),
+            Err(FileError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_files_and_leaves_them_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        write_atomically(&p, |w| w.write_all(b"one")).unwrap();
+        write_atomically(&p, |w| w.write_all(b"two")).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let failed = write_atomically(&p, |w| {
+            w.write_all(b"thr")?;
+            Err(io::Error::other("stop"))
+        });
+        assert!(matches!(failed, Err(FileError::Io { .. })));
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
+}
