@@ -16,30 +16,13 @@
 //! Failing cases are kept in `proptest-regressions/` and replayed first.
 
 use cowheap::heap::Error as HeapError;
-use cowheap::{
-    Base, Builder, Error, Format, Handle, ObjectSize, Tenant, TenantConfig, Value, Word,
-};
+use cowheap::{Base, Error, Format, Handle, ObjectSize, Tenant, TenantConfig, Value, Word};
 use proptest::prelude::*;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+mod common;
+use common::{OObj, OVal, random_base, to_oval};
 use std::sync::Arc;
-
-/// An oracle value: an immediate word or a reference to an oracle object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum OVal {
-    Imm(Word),
-    Ref(usize),
-}
-
-#[derive(Clone, Debug)]
-struct OObj {
-    class: usize,
-    format: Format,
-    hash: u32,
-    slots: Vec<OVal>,
-    bytes: Vec<u8>,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
@@ -75,67 +58,6 @@ struct World {
     pristine: Vec<OObj>,
     tenants: Vec<Tenant>,
     models: Vec<Model>,
-}
-
-fn to_oval(w: Word) -> OVal {
-    match w.as_base() {
-        Some(x) => OVal::Ref(x.get()),
-        None => OVal::Imm(w),
-    }
-}
-
-/// A small random base: nil, then objects of every format pointing anywhere.
-fn random_base(seed: u64) -> (Arc<Base>, Vec<OObj>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n = rng.random_range(6..20usize);
-    let mut b = Builder::new();
-    let nil = b.add_nil();
-    let any = |rng: &mut ChaCha8Rng| match rng.random_range(0..4) {
-        0 => Word::int(rng.random_range(-50..50)).unwrap(),
-        1 => Word::char(rng.random_range('a'..='e')),
-        _ => Word::base(cowheap::ObjectIndex::from_u32(
-            rng.random_range(0..n as u32),
-        )),
-    };
-    for _ in 1..n {
-        let class = Word::base(cowheap::ObjectIndex::from_u32(
-            rng.random_range(0..n as u32),
-        ));
-        let (format, ns, nb) = match rng.random_range(0..4) {
-            0 => (Format::Bytes, 0, rng.random_range(0..6)),
-            1 => (
-                Format::CompiledMethod,
-                rng.random_range(1..3),
-                rng.random_range(1..4),
-            ),
-            _ => (Format::Pointers, rng.random_range(0..5), 0),
-        };
-        let slots = (0..ns).map(|_| any(&mut rng)).collect();
-        let bytes = (0..nb).map(|_| rng.random()).collect();
-        b.add(class, format, slots, bytes).unwrap();
-    }
-    b.set_class(
-        nil,
-        Word::base(cowheap::ObjectIndex::from_u32(n as u32 - 1)),
-    )
-    .unwrap();
-    b.add_root("first", Word::base(cowheap::ObjectIndex::from_u32(1)))
-        .unwrap();
-    let heap = b.freeze().unwrap();
-    let pristine = heap
-        .indices()
-        .map(|i| {
-            let o = heap.object(i).unwrap();
-            OObj {
-                class: o.class.as_base().unwrap().get(),
-                format: o.format,
-                hash: o.hash,
-                slots: o.slots.iter().map(|&w| to_oval(w)).collect(),
-                bytes: o.bytes.to_vec(),
-            }
-        })
-        .collect();
-    (Base::new(heap), pristine)
 }
 
 impl World {
@@ -687,16 +609,9 @@ fn check_world(w: &mut World) {
     }
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(128)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: cases(),
+        cases: common::cases(128),
         failure_persistence: Some(Box::new(
             proptest::test_runner::FileFailurePersistence::Direct("tests/proptest-regressions/oracle.txt"),
         )),

@@ -51,6 +51,12 @@ impl Base {
         &self.heap
     }
 
+    /// The heap's content fingerprint ([`BaseHeap::fingerprint`]): what tenant snapshots are
+    /// bound to.
+    pub fn fingerprint(&self) -> cowheap_heap::Fingerprint {
+        self.heap.fingerprint()
+    }
+
     /// The shared diverted marks.
     pub fn marks(&self) -> &Arc<DivertMarks> {
         &self.marks

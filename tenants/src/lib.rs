@@ -29,6 +29,7 @@ mod collect;
 mod error;
 mod registry;
 mod roots;
+pub mod snapshot;
 mod space;
 mod stats;
 mod tenant;

@@ -62,6 +62,27 @@ pub(crate) struct Space {
 }
 
 impl Space {
+    /// A space holding `entries` at their keys, with generations `gens`. The caller has
+    /// checked that every key is below `gens.len()` and appears once.
+    pub(crate) fn from_parts(entries: Vec<(usize, Entry)>, gens: Vec<u32>) -> Space {
+        Space {
+            slab: entries.into_iter().collect(),
+            gens,
+        }
+    }
+
+    /// Live entries with their keys, in key order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (PrivateKey, &Entry)> + '_ {
+        self.slab
+            .iter()
+            .map(|(k, e)| (PrivateKey::new(k as u32, self.gens[k]), e))
+    }
+
+    /// The generation of every key ever handed out.
+    pub(crate) fn gens(&self) -> &[u32] {
+        &self.gens
+    }
+
     /// Inserts an entry and returns its versioned key.
     pub(crate) fn insert(&mut self, entry: Entry) -> PrivateKey {
         let key = self.slab.insert(entry);

@@ -84,9 +84,10 @@ pub struct Tenant {
     pub(crate) stats: TenantStats,
 }
 
-/// A 22-bit identity hash for the `n`th object tenant `id` allocates (splitmix64 finaliser).
-fn new_hash(id: TenantId, n: u64) -> u32 {
-    let mut z = id.get().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n;
+/// A 22-bit identity hash for the `n`th object a tenant allocates (splitmix64 finaliser).
+/// It depends on `n` alone, so the same work gives the same hashes in every run and process.
+fn new_hash(n: u64) -> u32 {
+    let mut z = n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     ((z ^ (z >> 31)) & 0x3F_FFFF) as u32
@@ -551,7 +552,7 @@ impl Tenant {
         let mut slots = vec![Word::from_bits(1); size.slots].into_boxed_slice();
         let mut bytes = vec![0u8; size.bytes].into_boxed_slice();
         fill(&mut slots, &mut bytes);
-        let hash = new_hash(self.id, self.stats.allocations);
+        let hash = new_hash(self.stats.allocations);
         let k = self.space.insert(Entry {
             state: Forwarding::Object(Body {
                 class,
