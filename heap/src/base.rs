@@ -6,7 +6,7 @@
 //! ```text
 //! word 0   class (a Word: a base reference)
 //! word 1   pointer slot count (low 32 bits) | raw byte count (high 32 bits)
-//! word 2   identity hash (low 32 bits) | format code (bits 32..40) | zero
+//! word 2   identity hash (low 32 bits) | format code (bits 32..40) | auxiliary (40..64)
 //! word 3.. pointer slots, then raw bytes little-endian, zero-padded to a word
 //! ```
 //!
@@ -71,6 +71,8 @@ pub struct ObjectView<'a> {
     pub format: Format,
     /// The object's identity hash.
     pub hash: u32,
+    /// The auxiliary bits ([`crate::Builder::set_aux`]).
+    pub aux: u32,
     /// The pointer slots.
     pub slots: &'a [Word],
     /// The raw bytes.
@@ -219,6 +221,7 @@ impl BaseHeap {
             class,
             format,
             hash: h2 as u32,
+            aux: (h2 >> 40) as u32,
             slots,
             bytes,
         })

@@ -10,6 +10,7 @@ struct Proto {
     class: Word,
     format: Format,
     hash: u32,
+    aux: u32,
     slots: Vec<Word>,
     bytes: Vec<u8>,
 }
@@ -60,6 +61,7 @@ impl Builder {
             class: w,
             format: Format::Pointers,
             hash: default_hash(index.as_u32()),
+            aux: 0,
             slots: Vec::new(),
             bytes: Vec::new(),
         });
@@ -92,6 +94,7 @@ impl Builder {
             class,
             format,
             hash: default_hash(index.as_u32()),
+            aux: 0,
             slots,
             bytes,
         });
@@ -134,6 +137,20 @@ impl Builder {
     /// Sets the identity hash of `obj`.
     pub fn set_hash(&mut self, obj: Word, hash: u32) -> Result<()> {
         self.proto(obj)?.hash = hash;
+        Ok(())
+    }
+
+    /// Sets the auxiliary bits of `obj`: 24 bits cowheap stores with the object and never
+    /// interprets. Importers keep there what they need to export the object again exactly
+    /// (a source format code, header flags).
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if `aux` does not fit in [`crate::AUX_BITS`] bits.
+    pub fn set_aux(&mut self, obj: Word, aux: u32) -> Result<()> {
+        if aux >> crate::AUX_BITS != 0 {
+            return Err(Error::TooLarge("auxiliary bits wider than 24"));
+        }
+        self.proto(obj)?.aux = aux;
         Ok(())
     }
 
@@ -202,7 +219,7 @@ impl Builder {
             offsets.push(words.len() as u64);
             words.push(p.class.bits());
             words.push(p.slots.len() as u64 | ((p.bytes.len() as u64) << 32));
-            words.push(p.hash as u64 | ((p.format.code() as u64) << 32));
+            words.push(p.hash as u64 | ((p.format.code() as u64) << 32) | ((p.aux as u64) << 40));
             words.extend(p.slots.iter().map(|w| w.bits()));
             for chunk in p.bytes.chunks(8) {
                 let mut buf = [0u8; 8];
@@ -267,6 +284,8 @@ mod tests {
         let bytes: Vec<u8> = (0..19).collect();
         let s = b.add(nil, Format::Bytes, vec![], bytes.clone()).unwrap();
         b.set_hash(s, 77).unwrap();
+        b.set_aux(s, 0xAB_CDEF).unwrap();
+        assert!(matches!(b.set_aux(s, 1 << 24), Err(Error::TooLarge(_))));
         let arr = b
             .add(nil, Format::Pointers, vec![s, nil, Word::char('a')], vec![])
             .unwrap();
@@ -279,6 +298,7 @@ mod tests {
         let sx = s.as_base().unwrap();
         let o = base.object(sx).unwrap();
         assert_eq!((o.bytes, o.hash, o.format), (&bytes[..], 77, Format::Bytes));
+        assert_eq!(o.aux, 0xAB_CDEF);
         let ax = arr.as_base().unwrap();
         assert_eq!(base.object(ax).unwrap().slots, &[s, nil, Word::char('a')]);
         assert_eq!(base.root("arr").unwrap().word(), arr);

@@ -312,9 +312,6 @@ impl BaseHeap {
             slots: (sizes & 0xffff_ffff) as usize,
             bytes: (sizes >> 32) as usize,
         };
-        if h2 >> 40 != 0 {
-            return bad("reserved header bits are set");
-        }
         let Some(format) = Format::from_code((h2 >> 32) as u8) else {
             return bad("unknown format code");
         };

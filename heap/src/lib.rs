@@ -48,6 +48,9 @@ mod value;
 pub mod word;
 
 pub use base::{BaseHeap, ObjectView, Root};
+
+/// Width of an object's auxiliary bits ([`Builder::set_aux`]).
+pub const AUX_BITS: u32 = 24;
 pub use builder::Builder;
 pub use error::{Error, Result};
 pub use file::{FileError, FileResult, Fingerprint};
