@@ -13,6 +13,9 @@
 //! - [`tenants`]: [`Tenant`] (copy-on-first-write, allocation, become, collection, quotas,
 //!   handles) and the thread-shared [`Registry`].
 //!
+//! and holds [`bench`], the machinery of `cowheap bench`: one workload run on cowheap and on
+//! its alternatives (a plain heap, deep copies, `fork()`, a persistent vector), side by side.
+//!
 //! ```
 //! use cowheap::{synth, Base, Format, ObjectSize, Tenant, Value};
 //!
@@ -37,7 +40,11 @@
 //! assert!(bob.slot(mine, 0).is_err());
 //! assert_eq!(alice.stats().copies, 1);
 //! ```
-#![forbid(unsafe_code)]
+// Unsafe code is denied, and allowed, with its reason, only in `bench::alloc` (a global
+// allocator) and `bench::fork` (fork() and friends).
+#![deny(unsafe_code)]
+
+pub mod bench;
 
 pub use cowheap_forwarders as forwarders;
 pub use cowheap_heap as heap;

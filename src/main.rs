@@ -1,19 +1,31 @@
 //! The `cowheap` command.
 //!
-//! `cowheap` (or `cowheap demo`) builds a Smalltalk-shaped base, forks many tenants from it,
-//! lets each write and allocate in parallel, checks that every tenant sees only its own
-//! writes, and reports what each holds privately.
+//! `cowheap` (or `cowheap bench`) runs the bench: one workload on cowheap tenants and on the
+//! alternatives (a plain heap, deep copies, fork(), a persistent vector), reported side by
+//! side. `cowheap demo` builds a Smalltalk-shaped base, forks many tenants from it, lets each
+//! write and allocate in parallel, checks that every tenant sees only its own writes, and
+//! reports what each holds privately.
 
 use anyhow::{Context, Result, ensure};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use cowheap::bench::alloc::CountingAlloc;
+use cowheap::bench::{self, ApproachKind, BaseSource, SizeMix, Skew, WorkloadConfig};
 use cowheap::{Base, Format, ObjectSize, Registry, Value, synth};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::Instant;
+
+/// Counts every allocation, so the bench can report the bytes each tenant holds.
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
 
 #[derive(Parser)]
 #[command(
     name = "cowheap",
     version,
-    about = "A copy-on-write multi-tenant object heap"
+    about = "A copy-on-write multi-tenant object heap",
+    after_help = "With no command, runs `cowheap bench` with its defaults."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,8 +34,130 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Many tenants on one base, side by side with a plain heap, deep copies, fork() and rpds.
+    Bench(BenchArgs),
     /// Many tenants on one base: fork, write, allocate, check isolation, report memory.
     Demo(DemoArgs),
+    /// Internal: the single-threaded process the bench forks its fork() tenants from.
+    #[command(name = "__fork-probe", hide = true)]
+    ForkProbe,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// A cowheap image file to use as the base instead of the synthetic one.
+    #[arg(long, value_name = "FILE")]
+    base: Option<PathBuf>,
+    /// Objects in the synthetic base.
+    #[arg(long, default_value_t = 1_000_000)]
+    objects: usize,
+    /// Tenants forked from the base.
+    #[arg(long, default_value_t = 1_000)]
+    tenants: usize,
+    /// Tenants that run the workload (the first ones); the others stay idle.
+    /// [default: all tenants, at most 10,000]
+    #[arg(long)]
+    active: Option<usize>,
+    /// Worker threads. [default: the number of cores]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Operations (reads and writes) per working tenant.
+    #[arg(long, default_value_t = 1_000)]
+    ops: usize,
+    /// Share of the operations that are writes, from 0 to 1.
+    #[arg(long, default_value_t = 0.1)]
+    write_share: f64,
+    /// Access skew over the objects: `uniform`, `zipf` (exponent 0.99) or `zipf:S`.
+    #[arg(long, default_value = "uniform")]
+    skew: Skew,
+    /// Objects touched: `image` (all with pointer slots), `small` (1-8 slots), `large` (16+).
+    #[arg(long, default_value = "image")]
+    size_mix: SizeMix,
+    /// Seed of the synthetic base and of the workload: same seed, same work.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Writes per tenant at which to measure private bytes (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0,10,100,1000,10000,100000"
+    )]
+    write_counts: Vec<usize>,
+    /// Fresh tenants measured at each of those write counts.
+    #[arg(long, default_value_t = 2)]
+    sweep_samples: usize,
+    /// Most deep copies of the base to make (each is the size of the base).
+    #[arg(long, default_value_t = 4)]
+    deep_copies: usize,
+    /// Most fork() children to run the workload in (one at a time).
+    #[arg(long, default_value_t = 16)]
+    forks: usize,
+    /// Comparators to run (comma-separated): cowheap, plain, deep-copy, fork, rpds.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "cowheap,plain,deep-copy,fork,rpds"
+    )]
+    approaches: Vec<ApproachKind>,
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also draw private bytes per tenant against writes per tenant as SVG to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
+impl Default for BenchArgs {
+    fn default() -> Self {
+        BenchArgs::parse_from(["bench"])
+    }
+}
+
+/// A bare `BenchArgs` parser, for the defaults.
+#[derive(Parser)]
+struct BenchOnly {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+impl BenchArgs {
+    fn parse_from<I: IntoIterator<Item = &'static str>>(args: I) -> BenchArgs {
+        BenchOnly::parse_from(args).args
+    }
+
+    fn config(&self) -> Result<bench::Config> {
+        let threads = match self.threads {
+            Some(t) => t,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        Ok(bench::Config {
+            base: match &self.base {
+                Some(path) => BaseSource::File(path.clone()),
+                None => BaseSource::Synthetic {
+                    objects: self.objects,
+                    seed: self.seed,
+                },
+            },
+            workload: WorkloadConfig {
+                tenants: self.tenants,
+                threads,
+                ops: self.ops,
+                write_share: self.write_share,
+                skew: self.skew,
+                size_mix: self.size_mix,
+                seed: self.seed,
+            },
+            active: self.active,
+            write_counts: self.write_counts.clone(),
+            sweep_samples: self.sweep_samples,
+            deep_copy_sample: self.deep_copies,
+            fork_sample: self.forks,
+            approaches: self.approaches.clone(),
+            probe_exe: Some(
+                std::env::current_exe().context("finding the cowheap executable for fork()")?,
+            ),
+        })
+    }
 }
 
 #[derive(Parser)]
@@ -45,17 +179,68 @@ struct DemoArgs {
     seed: u64,
 }
 
-impl Default for DemoArgs {
-    fn default() -> Self {
-        DemoArgs::parse_from(["demo"])
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        // Before anything else, and on this thread alone: the probe forks.
+        Some(Command::ForkProbe) => {
+            bench::fork::probe_main(std::io::stdin().lock(), std::io::stdout().lock())?;
+            Ok(())
+        }
+        Some(Command::Bench(args)) => run_bench(&args),
+        Some(Command::Demo(args)) => demo(&args),
+        None => run_bench(&BenchArgs::default()),
     }
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
-        Some(Command::Demo(args)) => demo(&args),
-        None => demo(&DemoArgs::default()),
+/// A progress bar on the terminal, or nothing when the output is not one.
+struct Bar(ProgressBar);
+
+impl bench::Progress for Bar {
+    fn stage(&self, what: &str, steps: u64) {
+        self.0.set_position(0);
+        self.0.set_length(steps);
+        self.0.set_message(what.to_owned());
     }
+
+    fn advance(&self, steps: u64) {
+        self.0.inc(steps);
+    }
+}
+
+fn run_bench(args: &BenchArgs) -> Result<()> {
+    let config = args.config()?;
+    let bar = if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(1);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg:<44} [{bar:30}] {pos}/{len} {elapsed}")
+                .context("the progress bar's template")?
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let bar = Bar(bar);
+    let report = bench::run(&config, &bar);
+    bar.0.finish_and_clear();
+    let report = report?;
+    println!("cowheap bench: many tenants on one base, side by side with the alternatives");
+    println!();
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+        println!("JSON report: {}", path.display());
+    }
+    if let Some(path) = &args.svg {
+        report.write_svg(path)?;
+        println!("chart: {}", path.display());
+    }
+    ensure!(
+        report.fidelity.agree,
+        "the comparators that isolate tenants read different values: a bug"
+    );
+    Ok(())
 }
 
 fn mib(bytes: u64) -> f64 {

@@ -1,0 +1,247 @@
+//! What every in-process comparator provides, and the passes the bench runs on it.
+//!
+//! An [`Approach`] forks tenants and reads and writes base objects through them. The bench
+//! runs the same passes on each: fork the tenants on one thread ([`fork_all`]), then, on the
+//! worker threads, each working tenant's reads, its writes, and its reads again
+//! ([`run_pass`]); then the memory sweep ([`sweep`]). Operations are generated before the
+//! clock starts, and a tenant's allocations are measured on the thread that works it
+//! ([`Meter`]), so neither the generator nor other threads blur the figures.
+
+use super::alloc::Meter;
+use super::progress::Progress;
+use super::workload::{Op, Workload, checksum_of};
+use super::{Error, Result};
+use cowheap_heap::{ObjectIndex, Word};
+use std::time::{Duration, Instant};
+
+/// A way to give many tenants a view of one base: cowheap tenants, one shared plain heap, a
+/// deep copy per tenant, a persistent vector per tenant.
+///
+/// ```
+/// use cowheap::bench::Approach;
+/// use cowheap::bench::plain::PlainHeap;
+///
+/// let base = cowheap::synth::image(2_000, 1);
+/// let heap = PlainHeap::of(&base).unwrap();
+/// let x = base.root("Smalltalk").unwrap().as_base().unwrap();
+/// let mut t = Approach::fork(&heap).unwrap();
+/// Approach::write(&heap, &mut t, x, 0, 9).unwrap();
+/// assert_eq!(Approach::read(&heap, &mut t, x, 0).unwrap().as_int(), Some(9));
+/// ```
+pub trait Approach: Sync {
+    /// What one tenant holds of its own.
+    type Tenant: Send;
+
+    /// A new tenant of the base.
+    fn fork(&self) -> Result<Self::Tenant>;
+
+    /// Pointer slot `slot` of base object `object`, as `tenant` sees it.
+    fn read(&self, tenant: &mut Self::Tenant, object: ObjectIndex, slot: u32) -> Result<Word>;
+
+    /// Stores the small integer `value` in pointer slot `slot` of `object`, in `tenant`'s view.
+    fn write(
+        &self,
+        tenant: &mut Self::Tenant,
+        object: ObjectIndex,
+        slot: u32,
+        value: i64,
+    ) -> Result<()>;
+}
+
+/// What forking the tenants cost.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ForkStats {
+    /// Tenants forked.
+    pub tenants: usize,
+    /// Time for all of them.
+    pub time: Duration,
+    /// Bytes they hold: what the forks allocated plus each tenant's record.
+    pub bytes: i64,
+}
+
+/// Forks `n` tenants on this thread and keeps them. The bytes include the vector that holds
+/// them, that is each tenant's record. Time: O(n) forks.
+pub fn fork_all<A: Approach>(
+    approach: &A,
+    n: usize,
+    progress: &dyn Progress,
+) -> Result<(Vec<A::Tenant>, ForkStats)> {
+    let meter = Meter::start();
+    let t0 = Instant::now();
+    let mut tenants = Vec::with_capacity(n);
+    for i in 0..n {
+        tenants.push(approach.fork()?);
+        if i % 4096 == 4095 {
+            progress.advance(4096);
+        }
+    }
+    let time = t0.elapsed();
+    progress.advance((n % 4096) as u64);
+    let bytes = meter.bytes();
+    Ok((
+        tenants,
+        ForkStats {
+            tenants: n,
+            time,
+            bytes,
+        },
+    ))
+}
+
+/// Which of a tenant's operations a pass applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Only the reads.
+    Reads,
+    /// Only the writes.
+    Writes,
+}
+
+/// What one pass over the working tenants did and cost.
+#[derive(Clone, Debug, Default)]
+pub struct PassStats {
+    /// Operations applied.
+    pub ops: u64,
+    /// Time spent applying them, summed over the threads.
+    pub busy: Duration,
+    /// Time from the start of the pass to its end.
+    pub wall: Duration,
+    /// Bytes the tenants allocated during the pass (on the threads that worked them).
+    pub bytes: i64,
+    /// Checksum of every read, per tenant, in tenant order ([`checksum_of`]).
+    pub checksums: Vec<u64>,
+}
+
+impl PassStats {
+    /// Million operations per second per thread: operations over busy time.
+    pub fn mops(&self) -> f64 {
+        let s = self.busy.as_secs_f64();
+        if s > 0.0 {
+            self.ops as f64 / s / 1e6
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Applies `ops` to `tenant`, returning the checksum of the reads.
+#[inline]
+fn apply<A: Approach>(approach: &A, tenant: &mut A::Tenant, ops: &[Op]) -> Result<u64> {
+    let mut sum = 0u64;
+    for &op in ops {
+        match op {
+            Op::Read { object, slot } => {
+                let w = approach.read(tenant, object, slot)?;
+                sum = sum.wrapping_add(checksum_of(w));
+            }
+            Op::Write {
+                object,
+                slot,
+                value,
+            } => approach.write(tenant, object, slot, value)?,
+        }
+    }
+    Ok(sum)
+}
+
+/// Runs `pass` over `tenants` (tenant `i` of the slice is workload tenant `i`) on `threads`
+/// threads, each thread taking a contiguous share. Each tenant's operations are generated,
+/// then applied under the clock and the thread's allocation meter.
+pub fn run_pass<A: Approach>(
+    approach: &A,
+    tenants: &mut [A::Tenant],
+    workload: &Workload,
+    pass: Pass,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<PassStats> {
+    let t0 = Instant::now();
+    let chunk = tenants.len().div_ceil(threads.max(1)).max(1);
+    let results: Vec<Result<PassStats>> = std::thread::scope(|s| {
+        let workers: Vec<_> = tenants
+            .chunks_mut(chunk)
+            .enumerate()
+            .map(|(c, share)| {
+                s.spawn(move || {
+                    let mut stats = PassStats::default();
+                    let (mut ops, mut picked) = (Vec::new(), Vec::new());
+                    for (j, tenant) in share.iter_mut().enumerate() {
+                        let id = (c * chunk + j) as u64;
+                        workload.tenant_ops(id, &mut ops);
+                        picked.clear();
+                        picked.extend(
+                            ops.iter()
+                                .filter(|op| op.is_write() == (pass == Pass::Writes)),
+                        );
+                        let meter = Meter::start();
+                        let t = Instant::now();
+                        let sum = apply(approach, tenant, &picked)?;
+                        stats.busy += t.elapsed();
+                        stats.bytes += meter.bytes();
+                        stats.ops += picked.len() as u64;
+                        stats.checksums.push(sum);
+                        progress.advance(1);
+                    }
+                    Ok(stats)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or(Err(Error::WorkerPanicked)))
+            .collect()
+    });
+    let mut total = PassStats::default();
+    for r in results {
+        let s = r?;
+        total.ops += s.ops;
+        total.busy += s.busy;
+        total.bytes += s.bytes;
+        total.checksums.extend(s.checksums);
+    }
+    total.wall = t0.elapsed();
+    Ok(total)
+}
+
+/// One point of the memory sweep: what a tenant holds after some number of writes.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SweepPoint {
+    /// Writes the tenant made ([`Workload::tenant_writes`]).
+    pub writes: usize,
+    /// Private bytes per tenant (mean over the samples): the fork, its record and the
+    /// writes, or for fork() the child's Private_Dirty.
+    pub bytes: f64,
+    /// Tenants measured.
+    pub samples: usize,
+}
+
+/// For each write count, forks `samples` fresh tenants, makes that many writes in each, and
+/// measures what each holds (fork, record and writes); the tenants are dropped after.
+pub fn sweep<A: Approach>(
+    approach: &A,
+    workload: &Workload,
+    counts: &[usize],
+    samples: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<SweepPoint>> {
+    let mut points = Vec::with_capacity(counts.len());
+    let mut ops = Vec::new();
+    for &writes in counts {
+        let mut total = 0i64;
+        for s in 0..samples {
+            workload.tenant_writes(s as u64, writes, &mut ops);
+            let meter = Meter::start();
+            let mut t = approach.fork()?;
+            apply(approach, &mut t, &ops)?;
+            total += meter.bytes() + std::mem::size_of::<A::Tenant>() as i64;
+            drop(t);
+            progress.advance(1);
+        }
+        points.push(SweepPoint {
+            writes,
+            bytes: total as f64 / samples.max(1) as f64,
+            samples,
+        });
+    }
+    Ok(points)
+}

@@ -1,0 +1,341 @@
+//! `cowheap bench`: many tenants on one base, side by side with the alternatives.
+//!
+//! The bench runs one workload ([`workload`]) on five ways of giving many tenants their own
+//! view of one base, in the same process run, and reports what each costs:
+//!
+//! | comparator | a tenant is | module |
+//! | --- | --- | --- |
+//! | cowheap | a [`Tenant`](crate::Tenant) of one shared [`Base`](crate::Base) | [`cowheap`] |
+//! | plain heap | nothing: every tenant writes one shared heap (no isolation; the floor) | [`plain`] |
+//! | deep copy | a full copy of the base (a sample of tenants) | [`deep_copy`] |
+//! | fork() | a child process that inherits the base (a sample, one at a time) | [`fork`] |
+//! | rpds | a clone of one persistent vector of objects | [`rpds`] |
+//!
+//! For each: the time to create a tenant; the bytes a tenant holds when idle and after its
+//! writes, counted by a global allocator ([`alloc`]) or, for fork(), the kernel's
+//! `Private_Dirty`; the throughput of reads on objects no tenant has written, of the writes,
+//! and of the same reads after every tenant wrote; and a sweep of private bytes per tenant
+//! against writes per tenant (0, 10, 100, ... 100,000). The reads made after the writes give
+//! each tenant's own values back, and the comparators that isolate tenants must agree on them
+//! ([`Report::fidelity`]).
+//!
+//! [`run`] does it all from a [`Config`]; [`Report`] prints the tables and writes JSON and an
+//! SVG chart. Memory figures need [`alloc::CountingAlloc`] installed as the global allocator,
+//! as the `cowheap` binary does.
+//!
+//! ```
+//! use cowheap::bench::{self, ApproachKind, BaseSource, Config, WorkloadConfig};
+//!
+//! let config = Config {
+//!     base: BaseSource::Synthetic { objects: 5_000, seed: 3 },
+//!     workload: WorkloadConfig { tenants: 20, ops: 100, ..WorkloadConfig::default() },
+//!     write_counts: vec![0, 10],
+//!     approaches: vec![ApproachKind::Cowheap, ApproachKind::DeepCopy, ApproachKind::Rpds],
+//!     ..Config::default()
+//! };
+//! let report = bench::run(&config, &()).unwrap();
+//! assert_eq!(report.approaches.len(), 3);
+//! assert!(report.fidelity.agree);
+//! assert!(report.table().contains("cowheap"));
+//! ```
+
+pub mod alloc;
+pub mod approach;
+pub mod cowheap;
+pub mod deep_copy;
+pub mod fork;
+pub mod plain;
+mod progress;
+pub mod report;
+pub mod rpds;
+mod run;
+pub mod workload;
+
+pub use approach::Approach;
+pub use progress::Progress;
+pub use report::{ApproachReport, Fidelity, Report};
+pub use run::run;
+pub use workload::{Op, SizeMix, Skew, Workload, WorkloadConfig, Zipf};
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// The result type of the bench.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why the bench could not run or finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An option out of range, or a combination that cannot run.
+    #[error("--{option}: {reason}")]
+    BadOption {
+        /// The option, as spelled on the command line.
+        option: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `--base FILE` could not be opened as a cowheap image file.
+    #[error(
+        "{}: not a usable cowheap image file (Squeak images are not supported yet): {source}",
+        path.display()
+    )]
+    Image {
+        /// The file asked for.
+        path: PathBuf,
+        /// Why it could not be opened.
+        #[source]
+        source: cowheap_heap::FileError,
+    },
+    /// A slot index past the end of an object in a comparator's heap.
+    #[error("slot {slot} of object @{object} is out of range")]
+    OutOfRange {
+        /// The object's index.
+        object: u64,
+        /// The slot asked for.
+        slot: u64,
+    },
+    /// An error of the base heap.
+    #[error(transparent)]
+    Heap(#[from] cowheap_heap::Error),
+    /// An error of a cowheap tenant.
+    #[error(transparent)]
+    Tenant(#[from] cowheap_tenants::Error),
+    /// An operating-system call failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The fork probe failed.
+    #[error("the fork probe failed: {reason}")]
+    Probe {
+        /// What it reported.
+        reason: String,
+    },
+    /// Reading or writing JSON failed.
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Drawing the chart failed.
+    #[error("drawing the chart: {0}")]
+    Plot(String),
+    /// A worker thread panicked.
+    #[error("a worker thread panicked")]
+    WorkerPanicked,
+}
+
+/// Where the base comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BaseSource {
+    /// The embedded default: `synth::image(objects, seed)`, shaped like a Smalltalk image.
+    Synthetic {
+        /// Objects in the base (at least a few hundred).
+        objects: usize,
+        /// Seed of the base.
+        seed: u64,
+    },
+    /// A cowheap image file, mapped and verified ([`BaseHeap::open`](crate::BaseHeap::open)).
+    /// Squeak images are not supported yet.
+    File(PathBuf),
+}
+
+/// The five comparators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApproachKind {
+    /// cowheap tenants.
+    Cowheap,
+    /// One shared plain heap, no isolation: the floor.
+    Plain,
+    /// A full deep copy of the base per tenant.
+    DeepCopy,
+    /// A child process per tenant.
+    Fork,
+    /// A clone of a persistent vector per tenant.
+    Rpds,
+}
+
+impl ApproachKind {
+    /// Every comparator, in the order the bench runs and reports them.
+    pub const ALL: [ApproachKind; 5] = [
+        ApproachKind::Cowheap,
+        ApproachKind::Plain,
+        ApproachKind::DeepCopy,
+        ApproachKind::Fork,
+        ApproachKind::Rpds,
+    ];
+
+    /// The name in tables and charts.
+    pub fn label(self) -> &'static str {
+        match self {
+            ApproachKind::Cowheap => "cowheap",
+            ApproachKind::Plain => "plain heap",
+            ApproachKind::DeepCopy => "deep copy",
+            ApproachKind::Fork => "fork()",
+            ApproachKind::Rpds => "rpds",
+        }
+    }
+
+    /// True if each tenant sees only its own writes.
+    pub fn isolates(self) -> bool {
+        self != ApproachKind::Plain
+    }
+}
+
+impl fmt::Display for ApproachKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ApproachKind::Cowheap => "cowheap",
+            ApproachKind::Plain => "plain",
+            ApproachKind::DeepCopy => "deep-copy",
+            ApproachKind::Fork => "fork",
+            ApproachKind::Rpds => "rpds",
+        })
+    }
+}
+
+impl FromStr for ApproachKind {
+    type Err = Error;
+
+    /// `cowheap`, `plain`, `deep-copy`, `fork` or `rpds`.
+    ///
+    /// ```
+    /// use cowheap::bench::ApproachKind;
+    /// assert_eq!("deep-copy".parse::<ApproachKind>().unwrap(), ApproachKind::DeepCopy);
+    /// assert!("mmap".parse::<ApproachKind>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<ApproachKind> {
+        ApproachKind::ALL
+            .into_iter()
+            .find(|k| k.to_string() == s)
+            .ok_or_else(|| Error::BadOption {
+                option: "approaches",
+                reason: format!(
+                    "unknown comparator {s:?} (say cowheap, plain, deep-copy, fork or rpds)"
+                ),
+            })
+    }
+}
+
+/// At most this many tenants run the workload unless `--active` says otherwise; the rest
+/// are forked and stay idle.
+pub const DEFAULT_ACTIVE_LIMIT: usize = 10_000;
+
+/// Everything a bench run needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// The base.
+    pub base: BaseSource,
+    /// The tenants and their work.
+    pub workload: WorkloadConfig,
+    /// Tenants that run the workload (the first ones); `None` for all of them up to
+    /// [`DEFAULT_ACTIVE_LIMIT`]. The others are forked and held idle.
+    pub active: Option<usize>,
+    /// Writes per tenant at which the memory sweep measures private bytes; counts above the
+    /// number of candidate objects are lowered to it.
+    pub write_counts: Vec<usize>,
+    /// Fresh tenants measured per sweep point.
+    pub sweep_samples: usize,
+    /// Most deep copies made (each is the size of the base).
+    pub deep_copy_sample: usize,
+    /// Most fork() children run for the workload (one at a time).
+    pub fork_sample: usize,
+    /// The comparators to run, in order.
+    pub approaches: Vec<ApproachKind>,
+    /// The `cowheap` executable, for the fork probe; fork() is skipped without it.
+    #[serde(skip)]
+    pub probe_exe: Option<PathBuf>,
+}
+
+impl BaseSource {
+    /// Builds or opens the base. Time: O(objects) for both (a file is verified in full).
+    ///
+    /// ```
+    /// use cowheap::bench::BaseSource;
+    /// let base = BaseSource::Synthetic { objects: 1_000, seed: 2 }.load().unwrap();
+    /// assert!(base.len() >= 1_000);
+    /// assert!(BaseSource::File("/no/such/image".into()).load().is_err());
+    /// ```
+    pub fn load(&self) -> Result<cowheap_heap::BaseHeap> {
+        match self {
+            BaseSource::Synthetic { objects, seed } => {
+                Ok(cowheap_heap::synth::image(*objects, *seed))
+            }
+            BaseSource::File(path) => {
+                cowheap_heap::BaseHeap::open(path).map_err(|source| Error::Image {
+                    path: path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Where the base comes from, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            BaseSource::Synthetic { seed, .. } => {
+                format!("synthetic Smalltalk-shaped image, seed {seed}")
+            }
+            BaseSource::File(path) => format!("image file {}", path.display()),
+        }
+    }
+}
+
+impl Default for Config {
+    /// The default scenario: a synthetic base of a million objects, the default workload,
+    /// every comparator except fork() (which needs [`Config::probe_exe`]; the command sets it).
+    fn default() -> Self {
+        Config {
+            base: BaseSource::Synthetic {
+                objects: 1_000_000,
+                seed: 1,
+            },
+            workload: WorkloadConfig::default(),
+            active: None,
+            write_counts: vec![0, 10, 100, 1_000, 10_000, 100_000],
+            sweep_samples: 2,
+            deep_copy_sample: 4,
+            fork_sample: 16,
+            approaches: ApproachKind::ALL.to_vec(),
+            probe_exe: None,
+        }
+    }
+}
+
+impl Config {
+    /// The number of tenants that run the workload.
+    pub fn active_tenants(&self) -> usize {
+        self.active
+            .unwrap_or(DEFAULT_ACTIVE_LIMIT)
+            .min(self.workload.tenants)
+    }
+
+    /// Checks every option's range.
+    pub fn validate(&self) -> Result<()> {
+        self.workload.validate()?;
+        let bad = |option, reason: &str| {
+            Err(Error::BadOption {
+                option,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.sweep_samples == 0 {
+            return bad("sweep-samples", "at least one sample is needed");
+        }
+        if self.approaches.is_empty() {
+            return bad("approaches", "name at least one comparator");
+        }
+        if let BaseSource::Synthetic { objects, .. } = self.base {
+            if objects > u32::MAX as usize {
+                return bad("objects", "a base holds fewer than 2^32 objects");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,217 @@
+//! The plain heap: the floor for reads and writes.
+//!
+//! A [`FlatHeap`] is the base laid out as the base heap lays it out (an array of words, each
+//! object a three-word header then its slots and bytes, and a table of offsets), but owned and
+//! writable, with no tenants, marks or tables. Reading a slot is the same three loads the base
+//! heap makes; writing one is a store.
+//!
+//! Three comparators use it: [`PlainHeap`] is one such heap shared by every thread, written
+//! in place by all tenants with no isolation at all (what a reader pays with no indirection);
+//! a deep copy gives each tenant a clone of it; the fork probe has each child process inherit
+//! one.
+//!
+//! ```
+//! use cowheap::bench::plain::FlatHeap;
+//!
+//! let base = cowheap::synth::image(2_000, 1);
+//! let smalltalk = base.root("Smalltalk").unwrap().as_base().unwrap();
+//! let mut flat = FlatHeap::of(&base).unwrap();
+//! assert_eq!(flat.read(smalltalk, 0).unwrap(), base.slot_word(smalltalk, 0).unwrap().bits());
+//! flat.write(smalltalk, 0, 7).unwrap();
+//! assert_eq!(flat.read(smalltalk, 0).unwrap(), 7);
+//! assert!(flat.read(smalltalk, 1 << 20).is_err());
+//! ```
+
+use super::approach::Approach;
+use super::{Error, Result};
+use cowheap_heap::{BaseHeap, ObjectIndex, Word};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Words in an object header, as in the base heap.
+const HEADER_WORDS: usize = 3;
+
+/// A writable copy of a base in the base heap's layout; see the module doc.
+#[derive(Clone, Debug)]
+pub struct FlatHeap {
+    words: Vec<u64>,
+    /// Invariant: every offset and the object it starts lie inside `words`.
+    offsets: Vec<u64>,
+}
+
+/// The error of a slot index out of range, outside the hot path.
+#[cold]
+fn out_of_range(object: ObjectIndex, slot: usize) -> Error {
+    Error::OutOfRange {
+        object: object.get() as u64,
+        slot: slot as u64,
+    }
+}
+
+/// The word position of slot `slot` of the object at header `o`, if in range.
+#[inline]
+fn slot_pos(words: &[u64], o: usize, slot: usize) -> Option<usize> {
+    let n = (*words.get(o + 1)? & 0xffff_ffff) as usize;
+    (slot < n).then_some(o + HEADER_WORDS + slot)
+}
+
+impl FlatHeap {
+    /// A copy of `base`. Time and space: O(size of the base).
+    pub fn of(base: &BaseHeap) -> Result<FlatHeap> {
+        let mut words = Vec::with_capacity(base.memory_bytes() / 8);
+        let mut offsets = Vec::with_capacity(base.len());
+        for x in base.indices() {
+            let o = base.object(x)?;
+            offsets.push(words.len() as u64);
+            words.push(o.class.bits());
+            words.push(o.slots.len() as u64 | (o.bytes.len() as u64) << 32);
+            words.push(u64::from(o.hash) | u64::from(o.format.code()) << 32);
+            words.extend(o.slots.iter().map(|w| w.bits()));
+            words.extend(o.bytes.chunks(8).map(|c| {
+                let mut b = [0u8; 8];
+                b[..c.len()].copy_from_slice(c);
+                u64::from_le_bytes(b)
+            }));
+        }
+        Ok(FlatHeap { words, offsets })
+    }
+
+    /// Bytes the heap occupies (words and offsets).
+    pub fn memory_bytes(&self) -> usize {
+        (self.words.capacity() + self.offsets.capacity()) * 8
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// True if the heap holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    #[inline]
+    fn pos(&self, object: ObjectIndex, slot: usize) -> Result<usize> {
+        self.offsets
+            .get(object.get())
+            .and_then(|&o| slot_pos(&self.words, o as usize, slot))
+            .ok_or_else(|| out_of_range(object, slot))
+    }
+
+    /// The raw word in pointer slot `slot` of `object`. Time: O(1), three loads.
+    #[inline]
+    pub fn read(&self, object: ObjectIndex, slot: usize) -> Result<u64> {
+        Ok(self.words[self.pos(object, slot)?])
+    }
+
+    /// Stores the small integer `value` into pointer slot `slot` of `object`. Time: O(1).
+    #[inline]
+    pub fn write(&mut self, object: ObjectIndex, slot: usize, value: i64) -> Result<()> {
+        let p = self.pos(object, slot)?;
+        self.words[p] = int_bits(value);
+        Ok(())
+    }
+
+    /// The object words, for a caller that needs their address range (the fork probe).
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+}
+
+/// The bits of the small integer `value`, saturated to the 63-bit range.
+#[inline]
+pub(crate) fn int_bits(value: i64) -> u64 {
+    Word::int(value.clamp(Word::MIN_INT, Word::MAX_INT)).map_or(1, Word::bits)
+}
+
+/// One plain heap shared by every tenant and thread: no isolation and no indirection, the
+/// floor of what reads and writes cost.
+///
+/// Its words are atomics so that threads may write it at once without `unsafe`; a relaxed
+/// load or store of an aligned `u64` is a plain `mov` on x86-64 and a plain `ldr`/`str` on
+/// AArch64, so the floor is not raised by it.
+///
+/// ```
+/// use cowheap::bench::plain::PlainHeap;
+///
+/// let base = cowheap::synth::image(2_000, 1);
+/// let heap = PlainHeap::of(&base).unwrap();
+/// let x = base.root("Smalltalk").unwrap().as_base().unwrap();
+/// heap.write(x, 0, 3).unwrap();
+/// assert_eq!(cowheap::Word::from_bits(heap.read(x, 0).unwrap()).as_int(), Some(3));
+/// ```
+#[derive(Debug)]
+pub struct PlainHeap {
+    words: Box<[AtomicU64]>,
+    /// Invariant: every offset and the object it starts lie inside `words`.
+    offsets: Box<[u64]>,
+}
+
+impl PlainHeap {
+    /// A shared copy of `base`. Time and space: O(size of the base).
+    pub fn of(base: &BaseHeap) -> Result<PlainHeap> {
+        let flat = FlatHeap::of(base)?;
+        Ok(PlainHeap {
+            words: flat.words.into_iter().map(AtomicU64::new).collect(),
+            offsets: flat.offsets.into_boxed_slice(),
+        })
+    }
+
+    /// Bytes the heap occupies.
+    pub fn memory_bytes(&self) -> usize {
+        (self.words.len() + self.offsets.len()) * 8
+    }
+
+    #[inline]
+    fn pos(&self, object: ObjectIndex, slot: usize) -> Result<usize> {
+        let o = *self
+            .offsets
+            .get(object.get())
+            .ok_or_else(|| out_of_range(object, slot))? as usize;
+        // Relaxed: the size word is never written after the heap is made.
+        let n = self
+            .words
+            .get(o + 1)
+            .map(|w| w.load(Ordering::Relaxed) & 0xffff_ffff)
+            .ok_or_else(|| out_of_range(object, slot))? as usize;
+        if slot < n {
+            Ok(o + HEADER_WORDS + slot)
+        } else {
+            Err(out_of_range(object, slot))
+        }
+    }
+
+    /// The raw word in pointer slot `slot` of `object`. Time: O(1), three loads.
+    #[inline]
+    pub fn read(&self, object: ObjectIndex, slot: usize) -> Result<u64> {
+        // Relaxed: no isolation is the point of this heap; a racing write is seen or not.
+        Ok(self.words[self.pos(object, slot)?].load(Ordering::Relaxed))
+    }
+
+    /// Stores the small integer `value` into pointer slot `slot` of `object`. Time: O(1).
+    #[inline]
+    pub fn write(&self, object: ObjectIndex, slot: usize, value: i64) -> Result<()> {
+        // Relaxed: as for `read`; the store publishes nothing else.
+        self.words[self.pos(object, slot)?].store(int_bits(value), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The plain heap as a comparator: a "tenant" is nothing, every tenant works the one heap.
+impl Approach for PlainHeap {
+    type Tenant = ();
+
+    fn fork(&self) -> Result<()> {
+        Ok(())
+    }
+
+    #[inline]
+    fn read(&self, _: &mut (), object: ObjectIndex, slot: u32) -> Result<Word> {
+        PlainHeap::read(self, object, slot as usize).map(Word::from_bits)
+    }
+
+    #[inline]
+    fn write(&self, _: &mut (), object: ObjectIndex, slot: u32, value: i64) -> Result<()> {
+        PlainHeap::write(self, object, slot as usize, value)
+    }
+}

@@ -1,0 +1,330 @@
+//! The bench from end to end: build the base, run every comparator, gather the report.
+
+use super::approach::{Approach, Pass, PassStats, SweepPoint, fork_all, run_pass, sweep};
+use super::cowheap::{BaseReads, Cowheap};
+use super::deep_copy::DeepCopy;
+use super::fork::{ProbeRequest, run_probe, self_rss, status_field};
+use super::plain::PlainHeap;
+use super::progress::Progress;
+use super::report::{ApproachReport, BaseInfo, Fidelity, Report, count};
+use super::rpds::Rpds;
+use super::workload::Workload;
+use super::{ApproachKind, Config, Result};
+use cowheap_forwarders::Base;
+use std::time::{Duration, Instant};
+
+/// How many tenants' read checksums each comparator keeps for the fidelity check.
+const CHECKED_TENANTS: usize = 16;
+
+/// Runs the bench `config` describes, telling `progress` what it does. Time: dominated by
+/// building the base and by the deep copies; see the command's README section for figures.
+///
+/// Fails on a bad option, on `BaseSource::File` (image files are not supported yet), or if a
+/// comparator fails; a fork probe that cannot run (no executable, not Linux) is reported as
+/// skipped instead.
+pub fn run(config: &Config, progress: &dyn Progress) -> Result<Report> {
+    config.validate()?;
+    let started = Instant::now();
+    progress.stage("building the base", 1);
+    let t0 = Instant::now();
+    let base = Base::new(config.base.load()?);
+    let build = t0.elapsed();
+    let workload = Workload::new(base.heap(), config.workload)?;
+    progress.advance(1);
+
+    let mut counts: Vec<usize> = config
+        .write_counts
+        .iter()
+        .map(|&c| c.min(workload.candidates()))
+        .collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let ctx = Context {
+        config,
+        workload: &workload,
+        counts: &counts,
+        progress,
+    };
+
+    let mut approaches = Vec::new();
+    for &kind in &config.approaches {
+        let report = match kind {
+            ApproachKind::Cowheap => {
+                let cowheap = Cowheap::new(base.clone());
+                let plan = Plan::all(config, base.memory_bytes() as u64);
+                let mut report = ctx.in_process(kind, &cowheap, plan)?;
+                let mut none = vec![(); report.worked];
+                progress.stage("base heap: reads, no tenant", report.worked as u64);
+                let reads = run_pass(
+                    &BaseReads(base.heap()),
+                    &mut none,
+                    &workload,
+                    Pass::Reads,
+                    config.workload.threads,
+                    progress,
+                )?;
+                report.base_read_mops = mops(&reads);
+                report
+            }
+            ApproachKind::Plain => {
+                let t0 = Instant::now();
+                let plain = PlainHeap::of(base.heap())?;
+                // A "tenant" of the plain heap is nothing: `create: 0` reports none held.
+                let plan = Plan {
+                    create: 0,
+                    setup: t0.elapsed(),
+                    shared_bytes: plain.memory_bytes() as u64,
+                    note: Some("one heap that every tenant writes: no isolation".to_owned()),
+                    ..Plan::all(config, 0)
+                };
+                ctx.in_process(kind, &plain, plan)?
+            }
+            ApproachKind::DeepCopy => {
+                let t0 = Instant::now();
+                let copies = DeepCopy::of(base.heap())?;
+                let n = config.deep_copy_sample.min(config.active_tenants());
+                let plan = Plan {
+                    create: n,
+                    work: n,
+                    setup: t0.elapsed(),
+                    shared_bytes: copies.copy_bytes() as u64,
+                    note: (n < config.workload.tenants).then(|| {
+                        format!(
+                            "{n} of {} tenants: each is a full copy of the base",
+                            count(config.workload.tenants as u64)
+                        )
+                    }),
+                };
+                ctx.in_process(kind, &copies, plan)?
+            }
+            ApproachKind::Rpds => {
+                progress.stage("rpds: building the persistent vector", 1);
+                let t0 = Instant::now();
+                let rpds = Rpds::of(base.heap())?;
+                progress.advance(1);
+                let plan = Plan {
+                    setup: t0.elapsed(),
+                    ..Plan::all(config, 0)
+                };
+                ctx.in_process(kind, &rpds, plan)?
+            }
+            ApproachKind::Fork => ctx.fork(),
+        };
+        approaches.push(report);
+    }
+    let fidelity = Fidelity::of(&approaches);
+    Ok(Report {
+        config: config.clone(),
+        base: BaseInfo {
+            source: config.base.describe(),
+            objects: base.heap().len(),
+            bytes: base.heap().memory_bytes() as u64,
+            build_ms: build.as_secs_f64() * 1e3,
+            candidates: workload.candidates(),
+        },
+        active: config.active_tenants(),
+        write_counts: counts,
+        approaches,
+        fidelity,
+        elapsed_s: started.elapsed().as_secs_f64(),
+        peak_rss: status_field("VmHWM:").unwrap_or(0),
+    })
+}
+
+/// How many tenants a comparator forks and works, and what its shared part cost.
+struct Plan {
+    /// Tenants forked and held at once.
+    create: usize,
+    /// Tenants (the first ones) that run the workload.
+    work: usize,
+    /// Time to build the comparator's shared part.
+    setup: Duration,
+    /// Bytes of the shared part.
+    shared_bytes: u64,
+    /// A note for the table.
+    note: Option<String>,
+}
+
+impl Plan {
+    /// Every tenant forked, the active ones worked.
+    fn all(config: &Config, shared_bytes: u64) -> Plan {
+        Plan {
+            create: config.workload.tenants,
+            work: config.active_tenants(),
+            setup: Duration::ZERO,
+            shared_bytes,
+            note: None,
+        }
+    }
+}
+
+/// What every comparator's run shares.
+struct Context<'a> {
+    config: &'a Config,
+    workload: &'a Workload,
+    counts: &'a [usize],
+    progress: &'a dyn Progress,
+}
+
+impl Context<'_> {
+    /// Forks, three passes, the sweep.
+    fn in_process<A: Approach>(
+        &self,
+        kind: ApproachKind,
+        approach: &A,
+        plan: Plan,
+    ) -> Result<ApproachReport> {
+        let label = kind.label();
+        let threads = self.config.workload.threads;
+        let progress = self.progress;
+        progress.stage(&format!("{label}: forking tenants"), plan.create as u64);
+        let rss = self_rss();
+        let (mut tenants, forked) = fork_all(approach, plan.create.max(plan.work), progress)?;
+        let rss_growth = self_rss().saturating_sub(rss);
+        let work = plan.work.min(tenants.len());
+        let mut pass = |what: &str, pass: Pass| {
+            progress.stage(&format!("{label}: {what}"), work as u64);
+            run_pass(
+                approach,
+                &mut tenants[..work],
+                self.workload,
+                pass,
+                threads,
+                progress,
+            )
+        };
+        let reads = pass("reads", Pass::Reads)?;
+        let writes = pass("writes", Pass::Writes)?;
+        let reads_after = pass("reads after writes", Pass::Reads)?;
+        drop(tenants);
+        progress.stage(
+            &format!("{label}: memory sweep"),
+            (self.counts.len() * self.config.sweep_samples) as u64,
+        );
+        let points = sweep(
+            approach,
+            self.workload,
+            self.counts,
+            self.config.sweep_samples,
+            progress,
+        )?;
+        let per = |bytes: i64, n: usize| bytes as f64 / n.max(1) as f64;
+        let idle = per(forked.bytes, forked.tenants);
+        let has_tenants = plan.create > 0;
+        Ok(ApproachReport {
+            approach: kind,
+            label: label.to_owned(),
+            isolated: kind.isolates(),
+            held: plan.create,
+            worked: work,
+            note: plan.note,
+            skipped: None,
+            setup_ms: plan.setup.as_secs_f64() * 1e3,
+            shared_bytes: plan.shared_bytes,
+            create_ns: has_tenants
+                .then(|| forked.time.as_secs_f64() * 1e9 / forked.tenants.max(1) as f64),
+            idle_bytes: Some(idle),
+            private_bytes: Some(idle + per(writes.bytes, work)),
+            held_bytes: (forked.bytes + writes.bytes).max(0) as u64,
+            rss_growth,
+            reads: reads.ops,
+            writes: writes.ops,
+            read_mops: mops(&reads),
+            write_mops: mops(&writes),
+            read_after_mops: mops(&reads_after),
+            base_read_mops: None,
+            checksums: reads_after
+                .checksums
+                .iter()
+                .copied()
+                .take(CHECKED_TENANTS)
+                .collect(),
+            sweep: points,
+        })
+    }
+
+    /// fork(): run the probe, or report why it was skipped.
+    fn fork(&self) -> ApproachReport {
+        let kind = ApproachKind::Fork;
+        let config = self.config;
+        let n = config.fork_sample.min(config.active_tenants());
+        let mut report = ApproachReport::skipped(kind, String::new());
+        let Some(exe) = &config.probe_exe else {
+            report.skipped = Some("no cowheap executable to run the fork probe".to_owned());
+            return report;
+        };
+        let request = ProbeRequest::Workload {
+            base: config.base.clone(),
+            workload: config.workload,
+            tenants: n,
+            write_counts: self.counts.to_vec(),
+            sweep_samples: config.sweep_samples,
+        };
+        self.progress.stage(
+            "fork(): building the base in the probe, then one child per tenant",
+            (n + self.counts.len() * config.sweep_samples) as u64,
+        );
+        let probe = match run_probe(exe, &request, self.progress) {
+            Ok(p) => p,
+            Err(e) => {
+                report.skipped = Some(e.to_string());
+                return report;
+            }
+        };
+        let children = &probe.tenants;
+        let sum = |f: fn(&super::fork::ChildReport) -> u64| children.iter().map(f).sum::<u64>();
+        let rate = |ops: u64, ns: u64| (ops > 0 && ns > 0).then(|| ops as f64 / ns as f64 * 1e3);
+        let mean = |xs: &mut dyn Iterator<Item = u64>| {
+            let (s, c) = xs.fold((0u64, 0u64), |(s, c), x| (s + x, c + 1));
+            (c > 0).then(|| s as f64 / c as f64)
+        };
+        let sweep: Vec<SweepPoint> = self
+            .counts
+            .iter()
+            .map(|&writes| {
+                let dirty = probe
+                    .sweep
+                    .iter()
+                    .filter(|c| c.writes == writes as u64)
+                    .map(|c| c.private_dirty);
+                let samples = dirty.clone().count();
+                SweepPoint {
+                    writes,
+                    bytes: mean(&mut dirty.clone()).unwrap_or(0.0),
+                    samples,
+                }
+            })
+            .collect();
+        let all_forks = children.iter().chain(&probe.sweep).map(|c| c.fork_ns);
+        report.skipped = None;
+        report.held = 1;
+        report.worked = children.len();
+        report.note = Some(format!(
+            "{} of {} tenants, one child process at a time; bytes are Private_Dirty",
+            children.len(),
+            count(config.workload.tenants as u64)
+        ));
+        report.setup_ms = probe.setup_ms;
+        report.shared_bytes = probe.heap_bytes;
+        report.create_ns = mean(&mut all_forks.clone());
+        report.idle_bytes = sweep.iter().find(|p| p.writes == 0).map(|p| p.bytes);
+        report.private_bytes = mean(&mut children.iter().map(|c| c.private_dirty));
+        report.held_bytes = sum(|c| c.private_dirty);
+        report.reads = sum(|c| c.reads);
+        report.writes = sum(|c| c.writes);
+        report.read_mops = rate(report.reads, sum(|c| c.read_ns));
+        report.write_mops = rate(report.writes, sum(|c| c.write_ns));
+        report.read_after_mops = rate(report.reads, sum(|c| c.read_after_ns));
+        report.checksums = children
+            .iter()
+            .map(|c| c.checksum)
+            .take(CHECKED_TENANTS)
+            .collect();
+        report.sweep = sweep;
+        report
+    }
+}
+
+fn mops(stats: &PassStats) -> Option<f64> {
+    (stats.ops > 0).then(|| stats.mops())
+}
