@@ -13,7 +13,7 @@
 //! - [`tenants`]: [`Tenant`] (copy-on-first-write, allocation, become, collection, quotas,
 //!   handles) and the thread-shared [`Registry`].
 //!
-//! and holds [`bench`], the machinery of `cowheap bench`: one workload run on cowheap and on
+//! and holds [`bench`](mod@bench), the machinery of `cowheap bench`: one workload run on cowheap and on
 //! its alternatives (a plain heap, deep copies, `fork()`, a persistent vector), side by side.
 //!
 //! ```

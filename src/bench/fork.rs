@@ -285,7 +285,9 @@ fn probe(request: &ProbeRequest, output: &mut impl Write) -> Result<ProbeReport>
             sweep_samples,
         } => {
             let (mut heap, workload) = {
-                let base = base.load()?;
+                // Trust, not Full: full verification would start a thread pool (see
+                // `BaseSource::load_with`); the bench verified the file before asking.
+                let base = base.load_with(cowheap_heap::Verification::Trust)?;
                 (FlatHeap::of(&base)?, Workload::new(&base, *workload)?)
             };
             report.setup_ms = t0.elapsed().as_secs_f64() * 1e3;

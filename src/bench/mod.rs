@@ -131,7 +131,7 @@ pub enum Error {
 
 /// Where the base comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum BaseSource {
     /// The embedded default: `synth::image(objects, seed)`, shaped like a Smalltalk image.
     Synthetic {
@@ -263,16 +263,26 @@ impl BaseSource {
     /// assert!(BaseSource::File("/no/such/image".into()).load().is_err());
     /// ```
     pub fn load(&self) -> Result<cowheap_heap::BaseHeap> {
+        self.load_with(cowheap_heap::Verification::Full)
+    }
+
+    /// Builds the base, or opens the file checking it as `verification` says. The fork probe
+    /// opens with [`Verification::Trust`](cowheap_heap::Verification::Trust): the bench has
+    /// verified the same file already, and full verification runs on a thread pool, which a
+    /// process that forks must not have.
+    pub fn load_with(
+        &self,
+        verification: cowheap_heap::Verification,
+    ) -> Result<cowheap_heap::BaseHeap> {
         match self {
             BaseSource::Synthetic { objects, seed } => {
                 Ok(cowheap_heap::synth::image(*objects, *seed))
             }
-            BaseSource::File(path) => {
-                cowheap_heap::BaseHeap::open(path).map_err(|source| Error::Image {
+            BaseSource::File(path) => cowheap_heap::BaseHeap::open_with(path, verification)
+                .map_err(|source| Error::Image {
                     path: path.clone(),
                     source,
-                })
-            }
+                }),
         }
     }
 
