@@ -178,8 +178,8 @@ impl Builder {
     /// # Errors
     /// [`Error::MissingNil`] without [`Builder::add_nil`]; [`Error::Dangling`] for a
     /// reference to an object never added; [`Error::ClassNotObject`] for a class that is an
-    /// immediate; [`Error::PrivateInBase`] for a private reference; [`Error::Corrupt`] for a
-    /// word with the reserved tag.
+    /// immediate; [`Error::PrivateInBase`] for a private reference. Words with tag `110`
+    /// (immediate floats, [`Word::small_float_bits`]) are accepted as immediates.
     pub fn freeze(self) -> Result<BaseHeap> {
         let nil = self.nil.ok_or(Error::MissingNil)?;
         let n = self.objects.len() as u64;
@@ -191,8 +191,7 @@ impl Builder {
                     to: i.get() as u64,
                 }),
                 Decoded::Private(_) => Err(Error::PrivateInBase(w)),
-                Decoded::Reserved(_) => Err(Error::Corrupt("a word with the reserved tag")),
-                Decoded::Int(_) | Decoded::Char(_) => Ok(()),
+                Decoded::Int(_) | Decoded::Char(_) | Decoded::Reserved(_) => Ok(()),
             }
         };
         let mut total = 0usize;

@@ -262,7 +262,7 @@ impl BaseHeap {
         let meta = &self.meta;
         let in_range = |w: Word, immediates: bool| match w.decode() {
             Decoded::Base(x) => x.get() < len,
-            Decoded::Int(_) | Decoded::Char(_) => immediates,
+            Decoded::Int(_) | Decoded::Char(_) | Decoded::Reserved(_) => immediates,
             _ => false,
         };
         if meta.nil.get() >= len {
@@ -331,7 +331,6 @@ impl BaseHeap {
             match Word::from_bits(word(HEADER_WORDS + k)).decode() {
                 Decoded::Base(x) if x.get() >= len => return bad("a slot refers outside the heap"),
                 Decoded::Private(_) => return bad("a slot holds a private reference"),
-                Decoded::Reserved(_) => return bad("a slot holds a word with the reserved tag"),
                 _ => {}
             }
         }

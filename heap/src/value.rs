@@ -121,6 +121,18 @@ impl Value {
         self.word.as_char_code().and_then(char::from_u32)
     }
 
+    /// The immediate float, if this is one: the payload of a 64-bit Spur SmallFloat64
+    /// ([`Word::small_float_bits`]) decoded as Spur does. Its 8-bit exponent is re-biased
+    /// from 127 to 1023 (payloads 0 and 1 are the zeros), then the sign, kept in the low
+    /// bit, is rotated back to the top.
+    pub fn as_f64(self) -> Option<f64> {
+        let mut bits = self.word.as_small_float_bits()?;
+        if bits > 1 {
+            bits += 896 << 53;
+        }
+        Some(f64::from_bits(bits.rotate_right(1)))
+    }
+
     /// True for references (base or private), false for immediates.
     #[inline]
     pub const fn is_object(self) -> bool {
@@ -172,6 +184,24 @@ mod tests {
         assert_eq!(Value::owned(p, t).owner(), Some(t));
         assert_eq!(Value::owned(Word::int(5).unwrap(), t).owner(), None);
         assert!(TenantId::new(0).is_none());
+    }
+
+    #[test]
+    fn small_floats_decode_as_spur_encodes_them() {
+        // Spur's encoding of a double: rotate left by 1, take away the exponent bias
+        // difference, keep the low 61 bits.
+        let encode = |f: f64| {
+            let mut b = f.to_bits().rotate_left(1);
+            if b > 1 {
+                b -= 896 << 53;
+            }
+            Word::small_float_bits(b).unwrap()
+        };
+        for f in [0.0, -0.0, 1.0, -2.5, 3.141592653589793, 1e38, -1e-30] {
+            let v = Value::shared(encode(f));
+            assert_eq!(v.as_f64().unwrap().to_bits(), f.to_bits(), "{f}");
+        }
+        assert_eq!(Value::int(1).as_f64(), None);
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! |                  0                    |     character code point       | 010 |
 //! +---------------------------------------+--------------------------------+-----+
 //! ```
-//! Tag `110` is reserved for immediate floats.
+//! Tag `110` holds immediate floats: the 61-bit payload of a 64-bit Spur SmallFloat64, kept
+//! exactly as Spur encodes it ([`Word::small_float_bits`], `Value::as_f64`). Only importers
+//! of 64-bit Spur images make such words; cowheap itself treats them as opaque immediates.
 //!
 //! The read path decodes a word with one test: `w & 1` for small integers, `w & 7 == 0` for
 //! base references, which are the common case and the one the read barrier cares about.
@@ -29,6 +31,8 @@ const TAG_BASE: u64 = 0b000;
 const TAG_PRIVATE: u64 = 0b100;
 /// Low three bits of a character.
 const TAG_CHAR: u64 = 0b010;
+/// Low three bits of an immediate float (a 64-bit Spur SmallFloat64 payload).
+const TAG_FLOAT: u64 = 0b110;
 /// Width of the generation field of a private reference.
 pub const GENERATION_BITS: u32 = 29;
 /// Mask of the generation field.
@@ -65,7 +69,8 @@ pub enum Decoded {
     Base(ObjectIndex),
     /// A reference to a private object of some tenant.
     Private(PrivateKey),
-    /// A word with the reserved tag.
+    /// A word with tag `110`: an immediate float, whose payload is Spur's SmallFloat64
+    /// encoding ([`Word::as_small_float_bits`]). The raw word is kept.
     Reserved(u64),
 }
 
@@ -108,6 +113,34 @@ impl Word {
     #[inline]
     pub const fn char_code(code: u32) -> Word {
         Word(((code as u64) << 3) | TAG_CHAR)
+    }
+
+    /// An immediate float from the 61-bit payload of a 64-bit Spur SmallFloat64 (the Spur
+    /// word shifted right by its 3 tag bits), or `None` if `payload` is wider than 61 bits.
+    /// The payload is kept exactly; [`crate::Value::as_f64`] decodes it.
+    #[inline]
+    pub const fn small_float_bits(payload: u64) -> Option<Word> {
+        if payload >> 61 != 0 {
+            None
+        } else {
+            Some(Word((payload << 3) | TAG_FLOAT))
+        }
+    }
+
+    /// The 61-bit Spur SmallFloat64 payload, if this is an immediate float.
+    #[inline]
+    pub const fn as_small_float_bits(self) -> Option<u64> {
+        if self.0 & 7 == TAG_FLOAT {
+            Some(self.0 >> 3)
+        } else {
+            None
+        }
+    }
+
+    /// True for an immediate float (tag `110`).
+    #[inline]
+    pub const fn is_small_float(self) -> bool {
+        self.0 & 7 == TAG_FLOAT
     }
 
     /// A reference to base object `index`.
@@ -211,7 +244,7 @@ impl fmt::Debug for Word {
             },
             Decoded::Base(i) => write!(f, "@{}", i.0),
             Decoded::Private(k) => write!(f, "#{}.{}", k.key, k.generation),
-            Decoded::Reserved(b) => write!(f, "<reserved {b:#x}>"),
+            Decoded::Reserved(b) => write!(f, "<float {:#x}>", b >> 3),
         }
     }
 }
@@ -309,5 +342,17 @@ mod tests {
             Word::from_bits(0b110).decode(),
             Decoded::Reserved(6)
         ));
+    }
+
+    #[test]
+    fn small_float_payloads_round_trip() {
+        let max = (1u64 << 61) - 1;
+        for p in [0, 1, 12345, max] {
+            let w = Word::small_float_bits(p).unwrap();
+            assert!(w.is_small_float() && !w.is_ref() && w.as_int().is_none());
+            assert_eq!(w.as_small_float_bits(), Some(p));
+        }
+        assert!(Word::small_float_bits(max + 1).is_none());
+        assert_eq!(Word::int(3).unwrap().as_small_float_bits(), None);
     }
 }

@@ -1,0 +1,132 @@
+//! Class names and the class histogram, read from the objects of an imported image.
+//!
+//! A Squeak class holds its name, a Symbol, in instance variable 6 (`superclass methodDict
+//! format instanceVariables organization subclasses name ...`, in Squeak 2.8 as in Squeak 6);
+//! a metaclass holds its sole instance in variable 5 (`thisClass`) and is named after it,
+//! `Foo class`. The SqueakJS headless image, bootstrapped with minimal classes, has
+//! `superclass methodDict format name ...` and metaclasses `superclass methodDict format
+//! thisClass`; [`class_name`] finds the name in both layouts (see `name_in`).
+
+use crate::aux::Aux;
+use crate::graph::{Graph, slot_ref};
+use cowheap_heap::{BaseHeap, ObjectIndex};
+use std::collections::HashMap;
+
+/// Instance variable of a class holding its name.
+pub const CLASS_NAME_SLOT: usize = 6;
+/// Instance variable of a metaclass holding its class.
+pub const THIS_CLASS_SLOT: usize = 5;
+
+/// The text of a Symbol-like object: a non-empty byte object of printable ASCII.
+pub(crate) fn symbol_text<G: Graph + ?Sized>(g: &G, i: u32) -> Option<String> {
+    let b = g.bytes_of(i);
+    if !g.slots_of(i).is_empty() || b.is_empty() || !b.iter().all(|c| (0x20..0x7f).contains(c)) {
+        return None;
+    }
+    String::from_utf8(b.to_vec()).ok()
+}
+
+/// The name of class `class` in any graph.
+///
+/// A class is recognised by its format instance variable (slot 2, a small integer). Its name
+/// is the Symbol in slot 6 (Squeak 2.8 to 6, Pharo); failing that it is a metaclass if one
+/// of its slots holds an object whose class it is (`thisClass`: slot 5 in Squeak, 3 in
+/// minimal bootstrapped images), named after that class; failing that, the first slot holding
+/// a Symbol-like object names it (slot 3 in minimal bootstrapped images).
+pub(crate) fn name_in<G: Graph + ?Sized>(g: &G, class: u32) -> Option<String> {
+    let slots = g.slots_of(class);
+    slots.get(2)?.as_int()?;
+    if let Some(n) = slot_ref(g, class, CLASS_NAME_SLOT).and_then(|s| symbol_text(g, s)) {
+        return Some(n);
+    }
+    let refs = || {
+        slots
+            .iter()
+            .filter_map(|w| w.as_base())
+            .map(ObjectIndex::as_u32)
+    };
+    if let Some(this) = refs()
+        .skip(1)
+        .find(|&t| t != class && g.class_of(t) == Some(class))
+    {
+        let this_slots = g.slots_of(this);
+        if this_slots.get(2).is_some_and(|w| w.as_int().is_some()) {
+            let n = slot_ref(g, this, CLASS_NAME_SLOT)
+                .and_then(|s| symbol_text(g, s))
+                .or_else(|| {
+                    this_slots
+                        .iter()
+                        .filter_map(|w| w.as_base())
+                        .find_map(|s| symbol_text(g, s.as_u32()))
+                })?;
+            return Some(format!("{n} class"));
+        }
+    }
+    refs().find_map(|s| symbol_text(g, s))
+}
+
+/// The name of the class that is object `class` of `heap`: its name Symbol, or for a
+/// metaclass its instance's name followed by ` class`. `None` if the object does not look
+/// like a class. Time: O(length of the name).
+pub fn class_name(heap: &BaseHeap, class: ObjectIndex) -> Option<String> {
+    name_in(heap, class.as_u32())
+}
+
+/// The class name of the object `obj` of `heap` (`None` for a hidden Spur object, whose
+/// class is a pun, or an object whose class has no name).
+pub fn class_name_of(heap: &BaseHeap, obj: ObjectIndex) -> Option<String> {
+    if Aux::decode(heap.aux_of(obj.as_u32())).is_hidden() {
+        return None;
+    }
+    name_in(heap, heap.class_of(obj.as_u32())?)
+}
+
+/// One line of a class histogram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassStats {
+    /// The class's name; `(hidden)` for hidden Spur objects, `(unnamed @N)` for a class
+    /// without a readable name.
+    pub name: String,
+    /// The class object (`None` for the hidden objects' line).
+    pub class: Option<ObjectIndex>,
+    /// Number of instances in the base.
+    pub instances: usize,
+    /// Bytes the instances occupy in the base: 24 bytes of header, 8 per pointer slot, the
+    /// raw bytes padded to 8.
+    pub bytes: usize,
+}
+
+/// Every class with instances in `heap`, by instance count (most first; ties by name). Sort
+/// by `bytes` for the other view. Time: O(objects).
+pub fn class_histogram(heap: &BaseHeap) -> Vec<ClassStats> {
+    let mut by_class: HashMap<Option<u32>, (usize, usize)> = HashMap::new();
+    for x in heap.indices() {
+        let Ok(o) = heap.object(x) else { continue };
+        let key = if Aux::decode(o.aux).is_hidden() {
+            None
+        } else {
+            o.class.as_base().map(ObjectIndex::as_u32)
+        };
+        let e = by_class.entry(key).or_default();
+        e.0 += 1;
+        e.1 += 24 + 8 * o.slots.len() + o.bytes.len().div_ceil(8) * 8;
+    }
+    let mut out: Vec<ClassStats> = by_class
+        .into_iter()
+        .map(|(k, (instances, bytes))| ClassStats {
+            name: match k {
+                None => "(hidden)".to_owned(),
+                Some(c) => name_in(heap, c).unwrap_or_else(|| format!("(unnamed @{c})")),
+            },
+            class: k.map(ObjectIndex::from_u32),
+            instances,
+            bytes,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.instances
+            .cmp(&a.instances)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    out
+}

@@ -1,0 +1,544 @@
+//! Spur images (versions 6521 and 68021): 64-bit object headers, 32- or 64-bit slots, a
+//! class table, hidden objects with pun class indices, memory in segments. The layout is
+//! described in `docs/FORMATS.md`.
+
+use crate::aux::{Aux, SpurAux, spur_flag_bits, spur_flags};
+use crate::bytes::{Mem, Out, units_from_le, units_to_le};
+use crate::format::{ImageFormat, ImageHeader, write_header};
+use crate::graph::{Obj, build, slot_ref};
+use crate::{ExportError, ExportResult, ImportError, ImportResult, ImportStats, Imported};
+use cowheap_heap::{BaseHeap, Decoded, Format, ObjectIndex, Word};
+use std::collections::HashMap;
+
+/// Class indices below this are puns: the object is hidden from Smalltalk.
+const FIRST_CLASS_INDEX: u32 = 32;
+/// Pun of hidden pointer arrays (hidden roots, class-table pages).
+const ARRAY_PUN: u32 = 16;
+/// Pun of hidden weak arrays.
+const WEAK_ARRAY_PUN: u32 = 17;
+/// Slots in a class-table page.
+const PAGE_SLOTS: u32 = 1024;
+/// Position of the hidden-roots object (after nil, false, true and the free lists).
+const HIDDEN_ROOTS: usize = 4;
+/// The header of the bridge that ends the last segment: class index 3, format 10, pinned,
+/// marked, no slots.
+const LAST_BRIDGE: u64 = 3 | (10 << 24) | (1 << 30) | (1 << 55);
+/// Prefix of the roots holding class indices that are not their class's identity hash.
+pub const CLASS_INDEX_ROOT: &str = "image.classIndex.";
+/// The top byte of an overflow size word and of the header that follows it.
+const OVERFLOW: u64 = 0xFF << 56;
+
+struct Rec {
+    /// Byte offset of the (main) header in the data.
+    hdr: usize,
+    /// Its address when the image was saved: what oops name.
+    addr: u64,
+    header: u64,
+    slots: usize,
+}
+
+/// Reads a 64-bit header at `at`: one word, or two 32-bit words low half first.
+fn h64(d: &Mem<'_>, at: usize, ws: usize) -> ImportResult<u64> {
+    if ws == 8 {
+        d.u64(at, "an object header")
+    } else {
+        let lo = d.u32(at, "an object header")?;
+        let hi = d.u32(at + 4, "an object header")?;
+        Ok(u64::from(lo) | (u64::from(hi) << 32))
+    }
+}
+
+pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult<Imported> {
+    let (order, ws) = (f.order(), f.word_bytes());
+    let m = Mem::new(file.get(prefix..).unwrap_or(&[]), order);
+    const H: &str = "the image header";
+    let header_size = m.u32(4, H)? as usize;
+    let min = if ws == 8 { 88 } else { 56 };
+    if header_size < min || header_size % 8 != 0 {
+        return Err(ImportError::BadImageHeader(
+            "the header size is too small or not 8-aligned",
+        ));
+    }
+    let at = |k: usize| if ws == 8 { 8 * k } else { 4 + 4 * k };
+    let data_size = usize::try_from(m.word(at(1), ws, H)?)
+        .map_err(|_| ImportError::BadImageHeader("the data size is too large"))?;
+    let old_base = m.word(at(2), ws, H)?;
+    let special = m.word(at(3), ws, H)?;
+    let first_segment = m.word(if ws == 8 { 72 } else { 48 }, ws, H)?;
+    let mut header = ImageHeader {
+        version: f.version(),
+        prefix: prefix as u32,
+        header_size: header_size as u32,
+        old_base,
+        ..ImageHeader::default()
+    };
+    header.read_fields(&m, ws)?;
+    m.take(0, header_size, H)?;
+    let d = Mem::new(m.take(header_size, data_size, "the object data")?, order);
+
+    // Pass 1: every object of every segment.
+    let mut stats = ImportStats::default();
+    let mut recs: Vec<Rec> = Vec::new();
+    let (mut seg_start, mut seg_size, mut gap) = (0usize, first_segment, 0u64);
+    loop {
+        let seg_end = usize::try_from(seg_size)
+            .ok()
+            .filter(|&s| s >= 16)
+            .and_then(|s| seg_start.checked_add(s))
+            .filter(|&e| e <= data_size)
+            .ok_or(ImportError::BadImageHeader(
+                "a segment size runs past the data",
+            ))?;
+        stats.segments += 1;
+        let objects_end = seg_end - 16;
+        let mut pos = seg_start;
+        while pos < objects_end {
+            let bad = |problem| ImportError::BadHeader {
+                at: pos as u64,
+                problem,
+            };
+            let mut h = h64(&d, pos, ws)?;
+            let mut hdr = pos;
+            let mut slots = (h >> 56) as usize;
+            if slots == 255 {
+                let count = h & !OVERFLOW;
+                if h & OVERFLOW != OVERFLOW || (ws == 4 && count >> 32 != 0) {
+                    return Err(bad("a bad overflow size word"));
+                }
+                slots = usize::try_from(count).map_err(|_| bad("too many slots"))?;
+                hdr = pos + 8;
+                h = h64(&d, hdr, ws)?;
+                if h >> 56 != 255 {
+                    return Err(bad(
+                        "an overflow size word before a header without 255 slots",
+                    ));
+                }
+            }
+            let body = slots
+                .checked_mul(ws)
+                .map(|b| b.max(8).next_multiple_of(8))
+                .ok_or(bad("too many slots"))?;
+            let end = hdr
+                .checked_add(8 + body)
+                .filter(|&e| e <= objects_end)
+                .ok_or(bad("an object runs past the end of its segment"))?;
+            recs.push(Rec {
+                hdr,
+                addr: old_base.wrapping_add(gap).wrapping_add(hdr as u64),
+                header: h,
+                slots,
+            });
+            pos = end;
+        }
+        if pos != objects_end {
+            return Err(ImportError::BadHeader {
+                at: pos as u64,
+                problem: "no bridge at the end of a segment",
+            });
+        }
+        let bridge = h64(&d, objects_end, ws)?;
+        let next = h64(&d, objects_end + 8, ws)?;
+        if next == 0 {
+            if seg_end != data_size {
+                return Err(ImportError::BadImageHeader("data after the last segment"));
+            }
+            break;
+        }
+        if bridge & OVERFLOW == OVERFLOW {
+            let words = bridge & if ws == 8 { !OVERFLOW } else { 0xFFFF_FFFF };
+            gap = words
+                .checked_mul(ws as u64)
+                .and_then(|g| gap.checked_add(g))
+                .ok_or(ImportError::BadHeader {
+                    at: objects_end as u64,
+                    problem: "a bridge spanning too much",
+                })?;
+        }
+        seg_start = seg_end;
+        seg_size = next;
+    }
+    if recs.len() > u32::MAX as usize {
+        return Err(ImportError::BadImageHeader(
+            "more objects than cowheap can index",
+        ));
+    }
+
+    let resolve = |oop: u64| -> Option<u32> {
+        recs.binary_search_by_key(&oop, |r| r.addr)
+            .ok()
+            .map(|i| i as u32)
+    };
+    let raw_slot = |i: u32, k: usize| -> Option<u64> {
+        let r = recs.get(i as usize)?;
+        if k >= r.slots {
+            return None;
+        }
+        d.word(r.hdr + 8 + ws * k, ws, "a slot").ok()
+    };
+    let sidx = resolve(special).ok_or(ImportError::Missing("the special objects array"))?;
+    let nil = raw_slot(sidx, 0)
+        .and_then(resolve)
+        .ok_or(ImportError::Missing("nil"))?;
+    let nil_oop = recs[nil as usize].addr;
+    let hidden_roots = recs
+        .get(HIDDEN_ROOTS)
+        .filter(|r| r.header & 0x3F_FFFF == u64::from(ARRAY_PUN) && r.slots >= 4096)
+        .ok_or(ImportError::Missing(
+            "the hidden roots (the fifth object, with the class table)",
+        ))?;
+    let page_count = 4096.min(hidden_roots.slots);
+    let mut class_cache: HashMap<u32, Option<u32>> = HashMap::new();
+    let mut class_at = |ci: u32| -> Option<u32> {
+        *class_cache.entry(ci).or_insert_with(|| {
+            let page = (ci / PAGE_SLOTS) as usize;
+            if page >= page_count {
+                return None;
+            }
+            let p = raw_slot(HIDDEN_ROOTS as u32, page)
+                .filter(|&o| o != nil_oop)
+                .and_then(resolve)?;
+            raw_slot(p, (ci % PAGE_SLOTS) as usize)
+                .filter(|&o| o != nil_oop)
+                .and_then(resolve)
+        })
+    };
+    let int_class = class_at(1);
+    let char_class = class_at(2);
+
+    // Pass 2: decode every object.
+    let mut objs = Vec::with_capacity(recs.len());
+    let mut index_roots: Vec<(String, u32)> = Vec::new();
+    for r in &recs {
+        let at = r.hdr as u64;
+        let bad = |problem| ImportError::BadHeader { at, problem };
+        let h = r.header;
+        let ci = (h & 0x3F_FFFF) as u32;
+        let fmt = ((h >> 24) & 31) as u8;
+        let raw = d.take(r.hdr + 8, r.slots * ws, "an object body")?;
+        let oop = |k: usize| -> ImportResult<Word> {
+            let w = d.word(r.hdr + 8 + ws * k, ws, "a slot")?;
+            decode_oop(w, ws, &resolve).ok_or(ImportError::DanglingOop { at, oop: w })
+        };
+        let pointers = |n: usize| (0..n).map(oop).collect::<ImportResult<Vec<_>>>();
+        let hidden = ci < FIRST_CLASS_INDEX;
+        let (class, format, slots, bytes) = if hidden {
+            stats.hidden += 1;
+            let nil_word = Word::base(ObjectIndex::from_u32(nil));
+            if (ci == ARRAY_PUN || ci == WEAK_ARRAY_PUN) && fmt <= 5 {
+                (nil_word, Format::Pointers, pointers(r.slots)?, Vec::new())
+            } else {
+                let format = if ws == 8 {
+                    Format::DoubleWords
+                } else {
+                    Format::Words
+                };
+                (nil_word, format, Vec::new(), units_to_le(raw, ws, order))
+            }
+        } else {
+            let c = class_at(ci).ok_or(ImportError::BadClassIndex { at, index: ci })?;
+            if recs[c as usize].header >> 32 & 0x3F_FFFF != u64::from(ci) {
+                index_roots.push((format!("{CLASS_INDEX_ROOT}{}", objs.len()), ci));
+            }
+            let class = Word::base(ObjectIndex::from_u32(c));
+            let len = |unused: usize| {
+                (r.slots * ws)
+                    .checked_sub(unused)
+                    .ok_or(bad("more unused units than units"))
+            };
+            match fmt {
+                0..=3 => (class, Format::Pointers, pointers(r.slots)?, Vec::new()),
+                4 => (class, Format::Weak, pointers(r.slots)?, Vec::new()),
+                5 => (class, Format::Ephemeron, pointers(r.slots)?, Vec::new()),
+                9 if raw.len() % 8 == 0 => (
+                    class,
+                    Format::DoubleWords,
+                    Vec::new(),
+                    units_to_le(raw, 8, order),
+                ),
+                10 | 11 => {
+                    let n = len(4 * usize::from(fmt & 1))?;
+                    (
+                        class,
+                        Format::Words,
+                        Vec::new(),
+                        units_to_le(&raw[..n], 4, order),
+                    )
+                }
+                12..=15 => {
+                    let n = len(2 * usize::from(fmt & 3))?;
+                    (
+                        class,
+                        Format::Shorts,
+                        Vec::new(),
+                        units_to_le(&raw[..n], 2, order),
+                    )
+                }
+                16..=23 => {
+                    let n = len(usize::from(fmt & 7))?;
+                    (class, Format::Bytes, Vec::new(), raw[..n].to_vec())
+                }
+                24..=31 => {
+                    let head = oop(0)
+                        .ok()
+                        .and_then(Word::as_int)
+                        .ok_or(bad("a compiled method whose header is not a small integer"))?;
+                    let p = 1 + (head & 0x7FFF) as usize;
+                    let n = len(usize::from(fmt & 7))?;
+                    if p * ws > n {
+                        return Err(bad("a compiled method with more literals than fields"));
+                    }
+                    (
+                        class,
+                        Format::CompiledMethod,
+                        pointers(p)?,
+                        raw[p * ws..n].to_vec(),
+                    )
+                }
+                _ => return Err(bad("a format Spur does not use for ordinary objects")),
+            }
+        };
+        stats.references += slots.iter().filter(|w| w.is_base()).count();
+        let aux = Aux::Spur(SpurAux {
+            format: fmt,
+            flags: spur_flags(h),
+            pun: hidden.then_some(ci as u8),
+            index_in_root: index_roots
+                .last()
+                .is_some_and(|r| r.0 == format!("{CLASS_INDEX_ROOT}{}", objs.len())),
+        });
+        objs.push(Obj {
+            class,
+            format,
+            hash: (h >> 32 & 0x3F_FFFF) as u32,
+            aux: aux.encode(),
+            slots,
+            bytes,
+        });
+    }
+    stats.objects = objs.len();
+    let obj_ref = |i: u32| Word::base(ObjectIndex::from_u32(i));
+    let special_word = |k: usize| slot_ref(&objs[..], sidx, k).map(obj_ref);
+    let mut roots = crate::standard_roots(&objs, sidx, nil);
+    let int_class = int_class
+        .map(obj_ref)
+        .or_else(|| special_word(crate::SPECIAL_SMALLINTEGER));
+    let char_class = char_class
+        .map(obj_ref)
+        .or_else(|| special_word(crate::SPECIAL_CHARACTER));
+    roots.extend(header.roots()?);
+    for (name, ci) in index_roots {
+        roots.push((name, Word::int(i64::from(ci)).unwrap_or(Word::from_bits(1))));
+    }
+    let heap = build(objs, nil, &roots, int_class, char_class)?;
+    Ok(Imported {
+        heap,
+        format: f,
+        header,
+        stats,
+    })
+}
+
+/// A Spur oop of `ws` bytes as a cowheap word; `None` for a pointer to no object or an
+/// unknown tag.
+fn decode_oop(w: u64, ws: usize, resolve: &impl Fn(u64) -> Option<u32>) -> Option<Word> {
+    if ws == 4 {
+        match w & 3 {
+            0 => resolve(w).map(|i| Word::base(ObjectIndex::from_u32(i))),
+            2 => Some(Word::char_code((w >> 2) as u32)),
+            _ => Word::int(i64::from((w as u32 as i32) >> 1)),
+        }
+    } else {
+        match w & 7 {
+            0 => resolve(w).map(|i| Word::base(ObjectIndex::from_u32(i))),
+            1 => Word::int((w as i64) >> 3),
+            2 => u32::try_from(w >> 3).ok().map(Word::char_code),
+            4 => Word::small_float_bits(w >> 3),
+            _ => None,
+        }
+    }
+}
+
+/// How one object is written.
+struct Plan {
+    header: u64,
+    slots: usize,
+}
+
+pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> ExportResult<Vec<u8>> {
+    let (ws, target) = (f.word_bytes(), f.name());
+    let special = crate::special_objects(heap)?;
+    let index_roots: HashMap<u32, u32> = heap
+        .roots()
+        .iter()
+        .filter_map(|r| {
+            let x = r.name.strip_prefix(CLASS_INDEX_ROOT)?.parse().ok()?;
+            Some((x, u32::try_from(r.value.as_int()?).ok()?))
+        })
+        .collect();
+    let mut plans = Vec::with_capacity(heap.len());
+    let mut addr = Vec::with_capacity(heap.len());
+    let mut pos: u64 = 0;
+    for x in heap.indices() {
+        let o = heap.object(x)?;
+        let aux = match Aux::decode(o.aux) {
+            Aux::Spur(a) => Some(a),
+            _ => None,
+        };
+        let units = |bytes: usize| bytes.div_ceil(ws);
+        let (ci, fmt, slots) = if let Some(pun) = aux.and_then(|a| a.pun) {
+            (
+                u32::from(pun),
+                aux.map_or(0, |a| a.format),
+                o.slots.len() + units(o.bytes.len()),
+            )
+        } else {
+            let class = o
+                .class
+                .as_base()
+                .ok_or(ExportError::Unsupported("a class that is not an object"))?;
+            let ci = match index_roots.get(&x.as_u32()) {
+                Some(&ci) if aux.is_some_and(|a| a.index_in_root) => ci,
+                _ => heap.hash(class)?,
+            };
+            if !(FIRST_CLASS_INDEX..1 << 22).contains(&ci) {
+                return Err(ExportError::Unsupported(
+                    "a class whose identity hash is no Spur class index",
+                ));
+            }
+            let b = o.bytes.len();
+            let n = units(b);
+            let unused = n * ws - b;
+            let (fmt, slots) = match o.format {
+                Format::Pointers => {
+                    let fmt = match aux {
+                        Some(a) if a.format <= 3 => usize::from(a.format),
+                        _ if o.slots.is_empty() => 0,
+                        _ => 2,
+                    };
+                    (fmt, o.slots.len())
+                }
+                Format::Weak => (4, o.slots.len()),
+                Format::Ephemeron => (5, o.slots.len()),
+                Format::DoubleWords => (9, n),
+                Format::Words => (10 + unused / 4, n),
+                Format::Shorts => (12 + unused / 2, n),
+                Format::Bytes => (16 + unused, n),
+                Format::CompiledMethod => {
+                    let total = o.slots.len() * ws + b;
+                    let n = total.div_ceil(ws);
+                    (24 + (n * ws - total), n)
+                }
+            };
+            (ci, fmt as u8, slots)
+        };
+        let flags = spur_flag_bits(aux.map_or(0, |a| a.flags));
+        let header = u64::from(ci)
+            | (u64::from(fmt) << 24)
+            | (u64::from(o.hash & 0x3F_FFFF) << 32)
+            | ((slots.min(255) as u64) << 56)
+            | flags;
+        let overflow = if slots >= 255 { 8 } else { 0 };
+        addr.push(h.old_base + pos + overflow);
+        pos += overflow + 8 + ((slots * ws).max(8).next_multiple_of(8)) as u64;
+        plans.push(Plan { header, slots });
+    }
+    if ws == 4 && h.old_base + pos + 16 > u64::from(u32::MAX) {
+        return Err(ExportError::TooLarge(target));
+    }
+    let mut out = Out {
+        buf: Vec::with_capacity(pos as usize + 256),
+        order: f.order(),
+    };
+    let put64 = |out: &mut Out, v: u64| {
+        if ws == 8 {
+            out.u64(v);
+        } else {
+            out.u32(v as u32);
+            out.u32((v >> 32) as u32);
+        }
+    };
+    out.zeros(h.prefix as usize);
+    let same_size = ImageFormat::new(h.version, f.order()).is_ok_and(|s| s.word_bytes() == ws);
+    let min = if ws == 8 { 88 } else { 56 };
+    let header_size = if same_size && h.header_size as usize >= min && h.header_size % 8 == 0 {
+        h.header_size as usize
+    } else if ws == 8 {
+        128
+    } else {
+        64
+    };
+    write_header(
+        &mut out,
+        f,
+        h,
+        header_size,
+        pos + 16,
+        addr[special as usize],
+        Some(pos + 16),
+    );
+    let nil_oop = heap
+        .nil()
+        .as_base()
+        .and_then(|n| addr.get(n.get()).copied())
+        .unwrap_or(0);
+    let unrepresentable = |object, what| ExportError::Unrepresentable {
+        object,
+        what,
+        target,
+    };
+    let oop = |x: ObjectIndex, w: Word| -> ExportResult<u64> {
+        let bits = if ws == 4 { 30 } else { 60 };
+        match w.decode() {
+            Decoded::Base(b) => addr
+                .get(b.get())
+                .copied()
+                .ok_or(unrepresentable(x, "a reference out of range")),
+            Decoded::Int(i) if (-(1 << bits)..1 << bits).contains(&i) => Ok(if ws == 4 {
+                ((i << 1) | 1) as u32 as u64
+            } else {
+                ((i << 3) | 1) as u64
+            }),
+            Decoded::Int(_) => Err(unrepresentable(x, "a small integer too wide")),
+            Decoded::Char(c) if ws == 8 => Ok((u64::from(c) << 3) | 2),
+            Decoded::Char(c) if c < 1 << 30 => Ok((u64::from(c) << 2) | 2),
+            Decoded::Char(_) => Err(unrepresentable(x, "a character code too large")),
+            Decoded::Reserved(_) if ws == 8 => Ok((w.bits() & !7) | 4),
+            Decoded::Reserved(_) => Err(unrepresentable(x, "an immediate float")),
+            Decoded::Private(_) => Err(unrepresentable(x, "a private reference")),
+        }
+    };
+    for (x, p) in heap.indices().zip(&plans) {
+        let o = heap.object(x)?;
+        if p.slots >= 255 {
+            put64(&mut out, OVERFLOW | p.slots as u64);
+        }
+        put64(&mut out, p.header);
+        let start = out.buf.len();
+        for &w in o.slots {
+            let v = oop(x, w)?;
+            out.word(v, ws);
+        }
+        // A hidden object's raw words are words of whatever size the image has.
+        let hidden = Aux::decode(o.aux).is_hidden();
+        let unit = if hidden && o.bytes.len() % ws == 0 {
+            ws
+        } else {
+            o.format.unit()
+        };
+        units_from_le(&mut out.buf, o.bytes, unit, f.order());
+        let padded = (p.slots * ws).max(8).next_multiple_of(8);
+        let pointers = matches!(
+            o.format,
+            Format::Pointers | Format::Weak | Format::Ephemeron
+        );
+        if ws == 4 && pointers && p.slots % 2 == 1 {
+            // The VM fills the word that pads a pointer object to 8 bytes with nil.
+            out.u32(nil_oop as u32);
+        }
+        let len = out.buf.len() - start;
+        out.zeros(padded - len);
+    }
+    put64(&mut out, LAST_BRIDGE);
+    put64(&mut out, 0);
+    Ok(out.buf)
+}

@@ -1,0 +1,453 @@
+//! Squeak V3 images (versions 6502, 6504, 6505): 32-bit words, one- to three-word object
+//! headers, compact classes. The layout is described in `docs/FORMATS.md`.
+
+use crate::aux::{Aux, V3Aux};
+use crate::bytes::{Mem, Out, units_to_le};
+use crate::format::{ImageFormat, ImageHeader, write_header};
+use crate::graph::{Graph, Obj, build, slot_ref};
+use crate::{ExportError, ExportResult, ImportError, ImportResult, ImportStats, Imported};
+use cowheap_heap::{BaseHeap, Decoded, Format, ObjectIndex, Word};
+use std::collections::HashMap;
+
+/// Special objects array index of the compact classes array.
+pub(crate) const COMPACT_CLASSES: usize = 28;
+/// Header size this importer writes.
+const HEADER_SIZE: usize = 64;
+
+/// One object found by the walk over the data.
+struct Rec {
+    /// Byte offset of the base header in the data (what an oop points at, minus the base).
+    hdr: usize,
+    /// The class word of a two- or three-word header, without its type bits.
+    class: u32,
+    /// Size in words, the base header included.
+    words: usize,
+    header_type: u8,
+}
+
+pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult<Imported> {
+    let order = f.order();
+    let m = Mem::new(file.get(prefix..).unwrap_or(&[]), order);
+    const H: &str = "the image header";
+    let header_size = m.u32(4, H)? as usize;
+    if header_size < HEADER_SIZE || header_size % 4 != 0 {
+        return Err(ImportError::BadImageHeader(
+            "the header size is not 64 or more, in words",
+        ));
+    }
+    let data_size = m.u32(8, H)? as usize;
+    if data_size % 4 != 0 {
+        return Err(ImportError::BadImageHeader(
+            "the data size is not a number of words",
+        ));
+    }
+    let old_base = m.u32(12, H)?;
+    let special = m.u32(16, H)?;
+    let mut header = ImageHeader {
+        version: f.version(),
+        prefix: prefix as u32,
+        header_size: header_size as u32,
+        old_base: old_base.into(),
+        ..ImageHeader::default()
+    };
+    header.read_fields(&m, 4)?;
+    m.take(0, header_size, H)?;
+    let d = Mem::new(m.take(header_size, data_size, "the object data")?, order);
+
+    // Pass 1: find every object.
+    let mut recs = Vec::new();
+    let mut stats = ImportStats::default();
+    let mut pos = 0usize;
+    while pos < data_size {
+        let w = d.u32(pos, "an object header")?;
+        let bad = |problem| ImportError::BadHeader {
+            at: pos as u64,
+            problem,
+        };
+        let (hdr, class, words, ht) = match w & 3 {
+            0 => {
+                let class = d.u32(pos + 4, "an object header")?;
+                let base = d.u32(pos + 8, "an object header")?;
+                if class & 3 != 0 || base & 3 != 0 {
+                    return Err(bad(
+                        "a three-word header whose class or base word is not type 0",
+                    ));
+                }
+                (pos + 8, class, (w >> 2) as usize, 0)
+            }
+            1 => {
+                let base = d.u32(pos + 4, "an object header")?;
+                if base & 3 != 1 {
+                    return Err(bad("a two-word header whose base word is not type 1"));
+                }
+                (pos + 4, w & !3, ((base >> 2) & 63) as usize, 1)
+            }
+            3 => (pos, 0, ((w >> 2) & 63) as usize, 3),
+            _ => return Err(bad("a free chunk")),
+        };
+        if words == 0 {
+            return Err(bad("a size that does not count the base header"));
+        }
+        let end = hdr + words * 4;
+        if end > data_size {
+            return Err(ImportError::Truncated {
+                what: "an object",
+                at: hdr as u64,
+                end: end as u64,
+                len: data_size as u64,
+            });
+        }
+        stats.header_types[ht as usize] += 1;
+        recs.push(Rec {
+            hdr,
+            class,
+            words,
+            header_type: ht,
+        });
+        pos = end;
+    }
+    if recs.len() > u32::MAX as usize {
+        return Err(ImportError::BadImageHeader(
+            "more objects than cowheap can index",
+        ));
+    }
+
+    // Oops are addresses: map each base header's word offset to its object number.
+    let mut index = vec![u32::MAX; data_size / 4];
+    for (i, r) in recs.iter().enumerate() {
+        index[r.hdr / 4] = i as u32;
+    }
+    let resolve = |oop: u32| -> Option<u32> {
+        let off = oop.checked_sub(old_base)? as usize;
+        if off % 4 != 0 {
+            return None;
+        }
+        index.get(off / 4).copied().filter(|&i| i != u32::MAX)
+    };
+    let raw_slot = |i: u32, k: usize| -> Option<u32> {
+        let r = recs.get(i as usize)?;
+        if k + 1 >= r.words {
+            return None;
+        }
+        d.u32(r.hdr + 4 + 4 * k, "a slot").ok()
+    };
+    let sidx = resolve(special).ok_or(ImportError::Missing("the special objects array"))?;
+    let special_ref = |k: usize| raw_slot(sidx, k).and_then(resolve);
+    let nil = special_ref(0).ok_or(ImportError::Missing("nil"))?;
+    let compact =
+        special_ref(COMPACT_CLASSES).ok_or(ImportError::Missing("the compact classes"))?;
+    let mut compact_classes = [None; 32];
+    for (k, c) in compact_classes.iter_mut().enumerate().skip(1) {
+        *c = raw_slot(compact, k - 1).and_then(resolve);
+    }
+
+    // Pass 2: decode every object.
+    let mut objs = Vec::with_capacity(recs.len());
+    for r in &recs {
+        let at = r.hdr as u64;
+        let base = d.u32(r.hdr, "an object header")?;
+        let fmt = ((base >> 8) & 15) as u8;
+        let cci = ((base >> 12) & 31) as u8;
+        let class = if r.header_type == 3 {
+            compact_classes[cci as usize].ok_or(ImportError::BadHeader {
+                at,
+                problem: "a one-word header whose compact class index names no class",
+            })?
+        } else {
+            stats.references += 1;
+            resolve(r.class).ok_or(ImportError::DanglingOop {
+                at,
+                oop: r.class.into(),
+            })?
+        };
+        let n = r.words - 1;
+        let body = d.take(r.hdr + 4, n * 4, "an object body")?;
+        let oop = |k: usize| -> ImportResult<Word> {
+            let w = d.u32(r.hdr + 4 + 4 * k, "a slot")?;
+            if w & 1 == 1 {
+                return Ok(Word::int(i64::from((w as i32) >> 1)).unwrap_or(Word::from_bits(1)));
+            }
+            resolve(w)
+                .filter(|_| w & 3 == 0)
+                .map(|i| Word::base(ObjectIndex::from_u32(i)))
+                .ok_or(ImportError::DanglingOop { at, oop: w.into() })
+        };
+        let (format, slots, bytes) = match fmt {
+            0..=4 => {
+                let slots = (0..n).map(oop).collect::<ImportResult<Vec<_>>>()?;
+                (
+                    if fmt == 4 {
+                        Format::Weak
+                    } else {
+                        Format::Pointers
+                    },
+                    slots,
+                    Vec::new(),
+                )
+            }
+            6 => (Format::Words, Vec::new(), units_to_le(body, 4, order)),
+            8..=11 => {
+                let len =
+                    (n * 4)
+                        .checked_sub(usize::from(fmt & 3))
+                        .ok_or(ImportError::BadHeader {
+                            at,
+                            problem: "more unused bytes than bytes",
+                        })?;
+                (Format::Bytes, Vec::new(), body[..len].to_vec())
+            }
+            12..=15 => {
+                let head = oop(0).map_err(|_| ImportError::BadHeader {
+                    at,
+                    problem: "a compiled method without a header",
+                })?;
+                let lits = head.as_int().ok_or(ImportError::BadHeader {
+                    at,
+                    problem: "a compiled method whose header is not a small integer",
+                })? >> 9
+                    & 0xFF;
+                let p = 1 + lits as usize;
+                let len = n
+                    .checked_sub(p)
+                    .and_then(|rest| (rest * 4).checked_sub(usize::from(fmt & 3)))
+                    .ok_or(ImportError::BadHeader {
+                        at,
+                        problem: "a compiled method with more literals than fields",
+                    })?;
+                let slots = (0..p).map(oop).collect::<ImportResult<Vec<_>>>()?;
+                (
+                    Format::CompiledMethod,
+                    slots,
+                    body[p * 4..p * 4 + len].to_vec(),
+                )
+            }
+            _ => {
+                return Err(ImportError::BadHeader {
+                    at,
+                    problem: "format 5 or 7, which V3 does not use",
+                });
+            }
+        };
+        stats.references += slots.iter().filter(|w| w.is_base()).count();
+        let aux = Aux::V3(V3Aux {
+            format: fmt,
+            header_type: r.header_type,
+            compact_class: cci,
+            gc_bits: (base >> 29) as u8,
+            size_field: ((base >> 2) & 63) as u8,
+        });
+        objs.push(Obj {
+            class: Word::base(ObjectIndex::from_u32(class)),
+            format,
+            hash: (base >> 17) & 0xFFF,
+            aux: aux.encode(),
+            slots,
+            bytes,
+        });
+    }
+    stats.objects = objs.len();
+    let obj_ref = |i: u32| Word::base(ObjectIndex::from_u32(i));
+    let special_word = |k: usize| slot_ref(&objs[..], sidx, k).map(obj_ref);
+    let mut roots = crate::standard_roots(&objs, sidx, nil);
+    let int_class = special_word(crate::SPECIAL_SMALLINTEGER);
+    let char_class = special_word(crate::SPECIAL_CHARACTER);
+    roots.extend(header.roots()?);
+    let heap = build(objs, nil, &roots, int_class, char_class)?;
+    Ok(Imported {
+        heap,
+        format: f,
+        header,
+        stats,
+    })
+}
+
+/// How one object is written.
+struct Plan {
+    fmt: u8,
+    header_type: u8,
+    cci: u8,
+    size_field: u8,
+    gc_bits: u8,
+    /// Words, the base header included.
+    words: usize,
+}
+
+pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> ExportResult<Vec<u8>> {
+    let target = "V3";
+    let special = crate::special_objects(heap)?;
+    let mut compact: HashMap<u32, u8> = HashMap::new();
+    if let Some(cc) = slot_ref(heap, special, COMPACT_CLASSES) {
+        for (k, w) in heap.slots_of(cc).iter().enumerate().take(31) {
+            if let Some(c) = w.as_base() {
+                compact.entry(c.as_u32()).or_insert(k as u8 + 1);
+            }
+        }
+    }
+    let n = heap.len();
+    let mut plans = Vec::with_capacity(n);
+    let mut addr = Vec::with_capacity(n);
+    let old_base = if h.version == 0 {
+        0x1000_0000
+    } else {
+        h.old_base
+    };
+    let mut pos: u64 = 0;
+    for x in heap.indices() {
+        let o = heap.object(x)?;
+        let aux = match Aux::decode(o.aux) {
+            Aux::V3(a) => Some(a),
+            _ => None,
+        };
+        let unrepresentable = |what| ExportError::Unrepresentable {
+            object: x,
+            what,
+            target,
+        };
+        let pad = |len: usize| ((4 - len % 4) % 4) as u8;
+        let (fmt, body) = match o.format {
+            Format::Pointers => {
+                let fmt = match aux {
+                    Some(a) if a.format <= 3 => a.format,
+                    _ if o.slots.is_empty() => 0,
+                    _ => 2,
+                };
+                (fmt, o.slots.len())
+            }
+            Format::Weak => (4, o.slots.len()),
+            Format::Words => (6, o.bytes.len() / 4),
+            Format::Bytes => (8 + pad(o.bytes.len()), o.bytes.len().div_ceil(4)),
+            Format::CompiledMethod => (
+                12 + pad(o.bytes.len()),
+                o.slots.len() + o.bytes.len().div_ceil(4),
+            ),
+            Format::Ephemeron => return Err(unrepresentable("an ephemeron")),
+            Format::Shorts => return Err(unrepresentable("16-bit units")),
+            Format::DoubleWords => return Err(unrepresentable("64-bit units")),
+        };
+        let words = body + 1;
+        let class = o.class.as_base().map(ObjectIndex::as_u32);
+        let compact_of_class = class.and_then(|c| compact.get(&c).copied());
+        let (mut ht, mut cci) = match aux {
+            Some(a) => (a.header_type, a.compact_class),
+            None => (
+                if compact_of_class.is_some() { 3 } else { 1 },
+                compact_of_class.unwrap_or(0),
+            ),
+        };
+        if ht == 3 && (cci == 0 || compact_of_class != Some(cci)) {
+            (ht, cci) = match compact_of_class {
+                Some(c) => (3, c),
+                None => (1, 0),
+            };
+        }
+        if words > 63 {
+            ht = 0;
+        } else if ht == 2 {
+            ht = 1;
+        }
+        let extra = match ht {
+            0 => 2,
+            1 => 1,
+            _ => 0,
+        };
+        addr.push(old_base + pos + extra * 4);
+        pos += (extra + words as u64) * 4;
+        plans.push(Plan {
+            fmt,
+            header_type: ht,
+            cci,
+            size_field: if ht == 0 {
+                aux.map_or(0, |a| a.size_field)
+            } else {
+                words as u8
+            },
+            gc_bits: aux.map_or(0, |a| a.gc_bits),
+            words,
+        });
+    }
+    if old_base + pos > u64::from(u32::MAX) {
+        return Err(ExportError::TooLarge(target));
+    }
+    let mut out = Out {
+        buf: Vec::with_capacity(HEADER_SIZE + pos as usize + h.prefix as usize),
+        order: f.order(),
+    };
+    out.zeros(h.prefix as usize);
+    let header_size =
+        if h.header_size as usize >= HEADER_SIZE && h.header_size % 4 == 0 && h.version != 0 {
+            h.header_size as usize
+        } else {
+            HEADER_SIZE
+        };
+    write_header(
+        &mut out,
+        f,
+        h,
+        header_size,
+        pos,
+        addr[special as usize],
+        None,
+    );
+    let oop = |x: ObjectIndex, w: Word| -> ExportResult<u32> {
+        match w.decode() {
+            Decoded::Int(i) if (-(1 << 30)..1 << 30).contains(&i) => Ok(((i << 1) | 1) as u32),
+            Decoded::Base(b) => addr
+                .get(b.get())
+                .map(|&a| a as u32)
+                .ok_or(ExportError::Heap(cowheap_heap::Error::NoSuchObject {
+                    index: b.get() as u64,
+                    len: n as u64,
+                })),
+            Decoded::Int(_) => Err(ExportError::Unrepresentable {
+                object: x,
+                what: "a small integer wider than 31 bits",
+                target,
+            }),
+            Decoded::Char(_) => Err(ExportError::Unrepresentable {
+                object: x,
+                what: "an immediate character",
+                target,
+            }),
+            _ => Err(ExportError::Unrepresentable {
+                object: x,
+                what: "an immediate float or a private reference",
+                target,
+            }),
+        }
+    };
+    for (x, p) in heap.indices().zip(&plans) {
+        let o = heap.object(x)?;
+        let class = oop(x, o.class)?;
+        let base = u32::from(p.header_type)
+            | (u32::from(p.size_field & 63) << 2)
+            | (u32::from(p.fmt) << 8)
+            | (u32::from(p.cci & 31) << 12)
+            | ((o.hash & 0xFFF) << 17)
+            | (u32::from(p.gc_bits & 7) << 29);
+        match p.header_type {
+            0 => {
+                out.u32((p.words * 4) as u32);
+                out.u32(class);
+            }
+            1 => out.u32(class | 1),
+            _ => {}
+        }
+        out.u32(base);
+        for &w in o.slots {
+            let v = oop(x, w)?;
+            out.u32(v);
+        }
+        match o.format {
+            Format::Words => {
+                for c in o.bytes.chunks_exact(4) {
+                    out.u32(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                }
+            }
+            _ => {
+                out.buf.extend_from_slice(o.bytes);
+                out.zeros((4 - o.bytes.len() % 4) % 4);
+            }
+        }
+    }
+    Ok(out.buf)
+}

@@ -1,0 +1,103 @@
+//! Finding the real images and walking imported graphs.
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of this module"
+)]
+
+use cowheap_heap::{BaseHeap, ObjectIndex};
+use cowheap_squeak::Imported;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+pub const SCRATCH: &str = "Scratch-1.4.0.6.image";
+pub const HEADLESS: &str = "headless-spur32.image";
+
+/// The folder holding the real images: `COWHEAP_IMAGES`, else `../shared/images` beside the
+/// repository.
+pub fn images_dir() -> PathBuf {
+    match std::env::var_os("COWHEAP_IMAGES") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/images")),
+    }
+}
+
+/// The bytes of a real image; a missing file fails the test with how to get it.
+pub fn image_bytes(name: &str) -> Vec<u8> {
+    let path = images_dir().join(name);
+    match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) => panic!(
+            "cannot read the real image {} ({e}). Set COWHEAP_IMAGES to the folder holding it, \
+             or put it in ../shared/images. Scratch.image comes from Debian 12's `scratch` \
+             package: `apt-get update && apt-get download scratch && dpkg-deb -x scratch_*_all.deb DIR`, \
+             then DIR/usr/share/scratch/Scratch.image, renamed {SCRATCH}. The Spur image is \
+             headless/headless.image of the SqueakJS repository (codefrau/SqueakJS), renamed {HEADLESS}. \
+             See ../shared/images/README.md for their SHA-256.",
+            path.display()
+        ),
+    }
+}
+
+/// Each real image imported once per test binary.
+pub fn scratch() -> &'static Imported {
+    static S: OnceLock<Imported> = OnceLock::new();
+    S.get_or_init(|| cowheap_squeak::import_bytes(&image_bytes(SCRATCH)).expect("Scratch imports"))
+}
+
+pub fn headless() -> &'static Imported {
+    static S: OnceLock<Imported> = OnceLock::new();
+    S.get_or_init(|| {
+        cowheap_squeak::import_bytes(&image_bytes(HEADLESS)).expect("headless imports")
+    })
+}
+
+/// Objects reachable from `from` through slots and class words.
+pub fn reachable(heap: &BaseHeap, from: ObjectIndex) -> usize {
+    let mut seen = vec![false; heap.len()];
+    let mut stack = vec![from];
+    seen[from.get()] = true;
+    let mut n = 0;
+    while let Some(x) = stack.pop() {
+        n += 1;
+        let o = heap.object(x).unwrap();
+        for w in std::iter::once(&o.class).chain(o.slots) {
+            if let Some(y) = w.as_base() {
+                if !seen[y.get()] {
+                    seen[y.get()] = true;
+                    stack.push(y);
+                }
+            }
+        }
+    }
+    n
+}
+
+/// Asserts two bases hold the same graph: every object's class, format, hash, slots and
+/// bytes, the roots and the immediate classes.
+pub fn assert_same_graph(a: &BaseHeap, b: &BaseHeap) {
+    assert_eq!(a.len(), b.len(), "object counts differ");
+    for x in a.indices() {
+        let (p, q) = (a.object(x).unwrap(), b.object(x).unwrap());
+        assert_eq!(p.class, q.class, "class of {x}");
+        assert_eq!(p.format, q.format, "format of {x}");
+        assert_eq!(p.hash, q.hash, "hash of {x}");
+        assert_eq!(p.slots, q.slots, "slots of {x}");
+        assert_eq!(p.bytes, q.bytes, "bytes of {x}");
+    }
+    let names = |h: &BaseHeap| {
+        h.roots()
+            .iter()
+            .filter(|r| !r.name.starts_with("image."))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(a), names(b), "roots differ");
+    assert_eq!(
+        a.int_class().map(|v| v.word()),
+        b.int_class().map(|v| v.word())
+    );
+    assert_eq!(
+        a.char_class().map(|v| v.word()),
+        b.char_class().map(|v| v.word())
+    );
+}

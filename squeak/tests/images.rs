@@ -1,0 +1,285 @@
+//! The importers on the real images of `../shared/images/`, and the exporter's round trips
+//! through every format the two files do not cover (big-endian, 64-bit Spur).
+
+mod common;
+
+use common::*;
+use cowheap_heap::{BaseHeap, Format, ObjectIndex};
+use cowheap_squeak::aux::Aux;
+use cowheap_squeak::{ByteOrder, Family, ImageFormat, class_histogram, class_name, class_name_of};
+
+fn instances(heap: &BaseHeap, name: &str) -> usize {
+    class_histogram(heap)
+        .iter()
+        .filter(|c| c.name == name)
+        .map(|c| c.instances)
+        .sum()
+}
+
+fn root_class(heap: &BaseHeap, root: &str) -> String {
+    class_name_of(heap, heap.root(root).unwrap().as_base().unwrap()).unwrap()
+}
+
+#[test]
+fn scratch_objects_headers_and_references() {
+    let im = scratch();
+    assert_eq!(im.format, ImageFormat::v3(ByteOrder::Little));
+    assert_eq!(im.header.header_size, 64);
+    assert_eq!(im.heap.len(), 83_459);
+    assert_eq!(im.stats.objects, 83_459);
+    assert_eq!(im.stats.header_types, [2_083, 22_359, 0, 59_017]);
+    // Pointers to objects in slots (method literals included) and explicit class words;
+    // none dangles, or freezing the heap would have failed.
+    assert_eq!(im.stats.references, 405_280);
+    let slot_refs: usize = im
+        .heap
+        .indices()
+        .map(|x| {
+            im.heap
+                .object(x)
+                .unwrap()
+                .slots
+                .iter()
+                .filter(|w| w.is_base())
+                .count()
+        })
+        .sum();
+    assert_eq!(slot_refs + 22_359 + 2_083, im.stats.references);
+    // The aux bits say what the header said.
+    let mut types = [0usize; 4];
+    for x in im.heap.indices() {
+        match Aux::decode(im.heap.object(x).unwrap().aux) {
+            Aux::V3(a) => types[a.header_type as usize] += 1,
+            other => panic!("object {x} has aux {other:?}"),
+        }
+    }
+    assert_eq!(types, im.stats.header_types);
+}
+
+#[test]
+fn scratch_reachability_keeps_unreachable_objects() {
+    let heap = &scratch().heap;
+    let special = heap.root("specialObjects").unwrap().as_base().unwrap();
+    assert_eq!(heap.roots()[0].name, "specialObjects");
+    // Through slots only, 11,308 objects are out of reach: a loader that kept only reachable
+    // objects would lose them. Through class words too, every object is reached.
+    assert_eq!(reachable_by_slots(heap, special), 72_151);
+    assert_eq!(reachable(heap, special), 83_459);
+}
+
+fn reachable_by_slots(heap: &BaseHeap, from: ObjectIndex) -> usize {
+    let mut seen = vec![false; heap.len()];
+    let mut stack = vec![from];
+    seen[from.get()] = true;
+    let mut n = 0;
+    while let Some(x) = stack.pop() {
+        n += 1;
+        for w in heap.object(x).unwrap().slots {
+            if let Some(y) = w.as_base().filter(|y| !seen[y.get()]) {
+                seen[y.get()] = true;
+                stack.push(y);
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn scratch_classes_have_their_real_names() {
+    let heap = &scratch().heap;
+    assert_eq!(instances(heap, "Metaclass"), 604, "one metaclass per class");
+    assert_eq!(instances(heap, "CompiledMethod"), 16_255);
+    assert_eq!(instances(heap, "Symbol"), 13_368);
+    let named_classes = heap
+        .indices()
+        .filter(|&x| class_name_of(heap, x).is_some_and(|n| n.ends_with(" class")))
+        .count();
+    assert_eq!(
+        named_classes, 604,
+        "every class's class is a named metaclass"
+    );
+    assert_eq!(root_class(heap, "nil"), "UndefinedObject");
+    assert_eq!(root_class(heap, "true"), "True");
+    assert_eq!(root_class(heap, "false"), "False");
+    assert_eq!(root_class(heap, "Smalltalk"), "SystemDictionary");
+    assert_eq!(root_class(heap, "specialObjects"), "Array");
+    let int = heap.int_class().unwrap().as_base().unwrap();
+    let chr = heap.char_class().unwrap().as_base().unwrap();
+    assert_eq!(class_name(heap, int).as_deref(), Some("SmallInteger"));
+    assert_eq!(class_name(heap, chr).as_deref(), Some("Character"));
+    let top = class_histogram(heap);
+    assert_eq!(top.iter().map(|c| c.instances).sum::<usize>(), 83_459);
+    assert!(top.windows(2).all(|w| w[0].instances >= w[1].instances));
+}
+
+#[test]
+fn headless_objects_hidden_objects_and_class_table() {
+    let im = headless();
+    let heap = &im.heap;
+    assert_eq!(im.format, ImageFormat::spur32(ByteOrder::Little));
+    assert_eq!(
+        (im.stats.objects, im.stats.hidden, im.stats.segments),
+        (2_493, 50, 1)
+    );
+    assert_eq!(im.stats.objects - im.stats.hidden, 2_443);
+    let hidden: Vec<_> = heap
+        .indices()
+        .filter(|&x| Aux::decode(heap.object(x).unwrap().aux).is_hidden())
+        .collect();
+    assert_eq!(hidden.len(), 50);
+    // nil, false, true, the free lists, the hidden roots with 4,104 slots, class-table pages.
+    let o = |i: u32| heap.object(ObjectIndex::from_u32(i)).unwrap();
+    assert_eq!(root_class(heap, "nil"), "UndefinedObject");
+    assert!(Aux::decode(o(3).aux).is_hidden());
+    assert_eq!(o(4).slots.len(), 4_104);
+    assert_eq!(o(5).slots.len(), 1_024);
+    let puns = |p: u8| {
+        hidden.iter().filter(|&&x| matches!(Aux::decode(heap.object(x).unwrap().aux), Aux::Spur(a) if a.pun == Some(p))).count()
+    };
+    // 44 forwarders left by become (pun 8), 4 hidden arrays (pun 16: the hidden roots, two
+    // class-table pages, one obj stack), 2 word arrays (pun 18: free lists, mark stack).
+    assert_eq!((puns(8), puns(16), puns(18)), (44, 4, 2));
+    assert_eq!(im.stats.references, 15_830);
+    assert_eq!(instances(heap, "CompiledMethod"), 918);
+    assert_eq!(instances(heap, "Symbol"), 665);
+    assert_eq!(instances(heap, "Metaclass"), 50);
+    assert_eq!(root_class(heap, "Smalltalk"), "SystemDictionary");
+    let int = heap.int_class().unwrap().as_base().unwrap();
+    assert_eq!(class_name(heap, int).as_deref(), Some("SmallInteger"));
+    let special = heap.root("specialObjects").unwrap().as_base().unwrap();
+    assert_eq!(reachable(heap, special), 2_351);
+}
+
+#[test]
+fn v3_export_is_byte_identical_and_round_trips_in_both_byte_orders() {
+    let original = image_bytes(SCRATCH);
+    let im = scratch();
+    let le = cowheap_squeak::export_bytes(&im.heap, im.format).unwrap();
+    assert!(
+        le == original,
+        "the exported Scratch image differs from the original"
+    );
+    let be = cowheap_squeak::export_bytes(&im.heap, ImageFormat::v3(ByteOrder::Big)).unwrap();
+    assert_eq!(be.len(), original.len());
+    assert_ne!(be, original);
+    let back = cowheap_squeak::import_bytes(&be).unwrap();
+    assert_eq!(back.format.order(), ByteOrder::Big);
+    assert_same_graph(&im.heap, &back.heap);
+    assert_eq!(
+        back.heap.fingerprint(),
+        im.heap.fingerprint(),
+        "identical bases"
+    );
+    let again =
+        cowheap_squeak::export_bytes(&back.heap, ImageFormat::v3(ByteOrder::Little)).unwrap();
+    assert!(
+        again == original,
+        "little -> big -> little changed the image"
+    );
+}
+
+#[test]
+fn v3_export_survives_a_cowheap_image_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scratch.cowheap");
+    let im = scratch();
+    im.heap.save(&path).unwrap();
+    let opened = BaseHeap::open(&path).unwrap();
+    let out = cowheap_squeak::export_bytes(&opened, ImageFormat::v3(ByteOrder::Little)).unwrap();
+    assert!(
+        out == image_bytes(SCRATCH),
+        "the header or aux bits did not survive the file"
+    );
+}
+
+#[test]
+fn spur32_export_is_byte_identical_and_round_trips_big_endian() {
+    let original = image_bytes(HEADLESS);
+    let im = headless();
+    let le = cowheap_squeak::export_bytes(&im.heap, im.format).unwrap();
+    assert!(
+        le == original,
+        "the exported headless image differs from the original"
+    );
+    let be = cowheap_squeak::export_bytes(&im.heap, ImageFormat::spur32(ByteOrder::Big)).unwrap();
+    let back = cowheap_squeak::import_bytes(&be).unwrap();
+    assert_eq!(back.format, ImageFormat::spur32(ByteOrder::Big));
+    assert_eq!((back.stats.objects, back.stats.hidden), (2_493, 50));
+    assert_same_graph(&im.heap, &back.heap);
+    assert!(cowheap_squeak::export_bytes(&back.heap, im.format).unwrap() == original);
+}
+
+/// Same graph, except that hidden raw objects (free lists, obj stacks, forwarders) are held in
+/// units of the image's word size: compare their bytes only.
+fn assert_same_graph_across_word_sizes(a: &BaseHeap, b: &BaseHeap) {
+    assert_eq!(a.len(), b.len());
+    for x in a.indices() {
+        let (p, q) = (a.object(x).unwrap(), b.object(x).unwrap());
+        assert_eq!(
+            (p.class, p.hash, p.slots, p.bytes),
+            (q.class, q.hash, q.slots, q.bytes),
+            "object {x}"
+        );
+        if !(Aux::decode(p.aux).is_hidden() && p.slots.is_empty()) {
+            assert_eq!(p.format, q.format, "format of {x}");
+        }
+    }
+    assert_eq!(
+        a.int_class().map(|v| v.word()),
+        b.int_class().map(|v| v.word())
+    );
+}
+
+#[test]
+fn spur64_images_made_by_the_exporter_import_again_in_both_byte_orders() {
+    let original = image_bytes(HEADLESS);
+    let im = headless();
+    for order in [ByteOrder::Little, ByteOrder::Big] {
+        let bytes = cowheap_squeak::export_bytes(&im.heap, ImageFormat::spur64(order)).unwrap();
+        assert_eq!(
+            u32::from_le_bytes(bytes[..4].try_into().unwrap()) == 68_021,
+            order == ByteOrder::Little
+        );
+        let back = cowheap_squeak::import_bytes(&bytes).unwrap();
+        assert_eq!(back.format, ImageFormat::spur64(order));
+        assert_eq!(back.format.family(), Family::Spur);
+        assert_eq!(back.header.header_size, 128);
+        assert_eq!((back.stats.objects, back.stats.hidden), (2_493, 50));
+        assert_same_graph_across_word_sizes(&im.heap, &back.heap);
+        assert_eq!(instances(&back.heap, "CompiledMethod"), 918);
+        // 64-bit again is the same file; 32-bit again is the original file.
+        assert!(
+            cowheap_squeak::export_bytes(&back.heap, ImageFormat::spur64(order)).unwrap() == bytes
+        );
+        let down = cowheap_squeak::export_bytes(&back.heap, ImageFormat::spur32(ByteOrder::Little))
+            .unwrap();
+        assert!(down == original, "32 -> 64 -> 32 changed the image");
+    }
+}
+
+#[test]
+fn families_do_not_convert_and_wide_integers_are_refused() {
+    use cowheap_squeak::ExportError;
+    let e = cowheap_squeak::export_bytes(&scratch().heap, ImageFormat::spur32(ByteOrder::Little));
+    assert!(matches!(e, Err(ExportError::Unsupported(_))), "{e:?}");
+    let e = cowheap_squeak::export_bytes(&headless().heap, ImageFormat::v3(ByteOrder::Little));
+    assert!(matches!(e, Err(ExportError::Unsupported(_))), "{e:?}");
+    // A 64-bit image with an integer wider than 31 bits does not go back to 32 bits.
+    let mut b = cowheap_heap::Builder::new();
+    let nil = b.add_nil();
+    let arr = b
+        .add(
+            nil,
+            Format::Pointers,
+            vec![nil, cowheap_heap::Word::int(1 << 40).unwrap()],
+            vec![],
+        )
+        .unwrap();
+    b.add_root("specialObjects", arr).unwrap();
+    let heap = b.freeze().unwrap();
+    let e = cowheap_squeak::export_bytes(&heap, ImageFormat::v3(ByteOrder::Little));
+    assert!(
+        matches!(e, Err(ExportError::Unrepresentable { .. })),
+        "{e:?}"
+    );
+}
