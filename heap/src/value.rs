@@ -197,7 +197,7 @@ mod tests {
             }
             Word::small_float_bits(b).unwrap()
         };
-        for f in [0.0, -0.0, 1.0, -2.5, 3.141592653589793, 1e38, -1e-30] {
+        for f in [0.0, -0.0, 1.0, -2.5, std::f64::consts::PI, 1e38, -1e-30] {
             let v = Value::shared(encode(f));
             assert_eq!(v.as_f64().unwrap().to_bits(), f.to_bits(), "{f}");
         }

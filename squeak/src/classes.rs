@@ -26,6 +26,12 @@ pub(crate) fn symbol_text<G: Graph + ?Sized>(g: &G, i: u32) -> Option<String> {
     String::from_utf8(b.to_vec()).ok()
 }
 
+/// The text of object `obj` of `heap` if it is a Symbol-like object (non-empty bytes of
+/// printable ASCII, no pointer slots).
+pub fn symbol_text_of(heap: &BaseHeap, obj: ObjectIndex) -> Option<String> {
+    symbol_text(heap, obj.as_u32())
+}
+
 /// The name of class `class` in any graph.
 ///
 /// A class is recognised by its format instance variable (slot 2, a small integer). Its name

@@ -13,7 +13,7 @@
 //! The base's roots: `specialObjects` (first, the special objects array), `nil`, `true`,
 //! `false`, `Smalltalk` (the SystemDictionary), then the `image.*` header roots.
 //!
-//! - [`format`]: detecting the format; [`ImageFormat`], [`ImageHeader`].
+//! - [`format`](mod@format): detecting the format; [`ImageFormat`], [`ImageHeader`].
 //! - `v3`, `spur`: the two object memories, import and export.
 //! - [`aux`]: the auxiliary bit layouts.
 //! - [`classes`]: class names and the class histogram.

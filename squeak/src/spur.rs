@@ -542,3 +542,35 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
     put64(&mut out, 0);
     Ok(out.buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cowheap_heap::Value;
+
+    #[test]
+    fn oops_decode_to_immediates() {
+        let none = |_: u64| None;
+        let w = decode_oop((7 << 3) | 1, 8, &none).unwrap();
+        assert_eq!(w.as_int(), Some(7));
+        let w = decode_oop(((-5i64) << 3) as u64 | 1, 8, &none).unwrap();
+        assert_eq!(w.as_int(), Some(-5));
+        assert_eq!(
+            decode_oop((65 << 3) | 2, 8, &none).unwrap().as_char_code(),
+            Some(65)
+        );
+        assert_eq!(
+            decode_oop((65 << 2) | 2, 4, &none).unwrap().as_char_code(),
+            Some(65)
+        );
+        assert_eq!(
+            decode_oop(0xFFFF_FFFF, 4, &none).unwrap().as_int(),
+            Some(-1)
+        );
+        // 1.5 as a SmallFloat64: rotate left by one, take away 896 << 53, tag 100.
+        let bits = 1.5f64.to_bits().rotate_left(1) - (896 << 53);
+        let w = decode_oop((bits << 3) | 4, 8, &none).unwrap();
+        assert_eq!(Value::shared(w).as_f64(), Some(1.5));
+        assert!(decode_oop(3, 8, &none).is_none() && decode_oop(8, 8, &none).is_none());
+    }
+}

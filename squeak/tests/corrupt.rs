@@ -1,0 +1,158 @@
+//! Corrupt, foreign and unsupported files give typed errors, never a panic.
+
+mod common;
+
+use common::*;
+use cowheap_squeak::{ImportError, import_bytes};
+
+fn version_file(version: u32, big: bool) -> Vec<u8> {
+    let mut b = vec![0u8; 256];
+    let v = if big {
+        version.to_be_bytes()
+    } else {
+        version.to_le_bytes()
+    };
+    b[..4].copy_from_slice(&v);
+    b
+}
+
+#[test]
+fn foreign_and_unsupported_files_are_named() {
+    assert!(matches!(
+        import_bytes(b""),
+        Err(ImportError::Truncated { .. })
+    ));
+    assert!(matches!(
+        import_bytes(b"\x7fELF and more bytes than that"),
+        Err(ImportError::BadMagic { .. })
+    ));
+    assert!(matches!(
+        import_bytes(&[0xAB; 2048]),
+        Err(ImportError::BadMagic { .. })
+    ));
+    for v in [68_000, 68_002, 68_003, 6_501] {
+        for big in [false, true] {
+            let e = import_bytes(&version_file(v, big));
+            assert!(
+                matches!(e, Err(ImportError::UnsupportedVersion(x)) if x == v),
+                "{v}: {e:?}"
+            );
+        }
+    }
+    let e = cowheap_squeak::import("/nonexistent/dir/x.image");
+    assert!(matches!(e, Err(ImportError::Io { .. })));
+    // A known version but a header that is all zeros.
+    assert!(matches!(
+        import_bytes(&version_file(6502, false)),
+        Err(ImportError::BadImageHeader(_))
+    ));
+    assert!(matches!(
+        import_bytes(&version_file(68_021, true)),
+        Err(ImportError::BadImageHeader(_))
+    ));
+}
+
+#[test]
+fn a_512_byte_prefix_is_skipped_and_written_back() {
+    let mut bytes = vec![0u8; 512];
+    bytes.extend(image_bytes(HEADLESS));
+    let im = import_bytes(&bytes).unwrap();
+    assert_eq!(im.header.prefix, 512);
+    assert_eq!(im.stats.objects, 2_493);
+    assert!(cowheap_squeak::export_bytes(&im.heap, im.format).unwrap() == bytes);
+}
+
+#[test]
+fn every_truncation_is_refused() {
+    for (name, stride) in [(HEADLESS, 61), (SCRATCH, 40_009)] {
+        let good = image_bytes(name);
+        let cuts = (0..300)
+            .chain((300..good.len()).step_by(stride))
+            .chain([good.len() - 1]);
+        for cut in cuts {
+            let e = import_bytes(&good[..cut]);
+            assert!(e.is_err(), "{name} cut at {cut} was accepted");
+            if cut >= 64 {
+                assert!(
+                    matches!(e, Err(ImportError::Truncated { .. })),
+                    "{name} cut at {cut}: {e:?}"
+                );
+            }
+        }
+    }
+}
+
+/// A deterministic stream of positions.
+fn positions(n: usize, len: usize, seed: u64) -> impl Iterator<Item = usize> {
+    let mut x = seed;
+    (0..n).map(move |_| {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (x >> 33) as usize % len
+    })
+}
+
+#[test]
+fn bit_flips_in_headers_give_errors_or_images_never_panics() {
+    let good = image_bytes(HEADLESS);
+    let mut refused = 0;
+    // Every bit of the image header, then bits of the first objects' headers and slots.
+    let bits = (0..64 * 8).chain(positions(3_000, 8 * 8_192, 7).map(|b| 64 * 8 + b));
+    for bit in bits {
+        let mut b = good.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        match import_bytes(&b) {
+            Err(_) => refused += 1,
+            Ok(im) => assert_eq!(im.stats.objects + im.heap.len(), 2 * im.heap.len()),
+        }
+    }
+    assert!(refused > 1_000, "only {refused} flips refused");
+    // Scratch: a few flips in its first objects.
+    let good = image_bytes(SCRATCH);
+    for bit in positions(40, 8 * 4_096, 11).map(|b| 64 * 8 + b) {
+        let mut b = good.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        let _ = import_bytes(&b);
+    }
+}
+
+#[test]
+fn specific_corruptions_are_named() {
+    // V3: the first object's header made a free chunk.
+    let mut b = image_bytes(SCRATCH);
+    b[64] = (b[64] & !3) | 2;
+    assert!(matches!(
+        import_bytes(&b),
+        Err(ImportError::BadHeader { at: 0, .. })
+    ));
+    // V3: the special objects pointer made to point between objects.
+    let mut b = image_bytes(SCRATCH);
+    b[16] ^= 0x40;
+    assert!(matches!(import_bytes(&b), Err(ImportError::Missing(_))));
+    // V3: a slot of the special objects array made a pointer to nowhere.
+    let mut b = image_bytes(SCRATCH);
+    let base = u32::from_le_bytes(b[12..16].try_into().unwrap());
+    let special = u32::from_le_bytes(b[16..20].try_into().unwrap());
+    let at = 64 + (special - base) as usize + 4 * 23;
+    b[at..at + 4].copy_from_slice(&8u32.to_le_bytes());
+    assert!(matches!(
+        import_bytes(&b),
+        Err(ImportError::DanglingOop { oop: 8, .. })
+    ));
+    // Spur: an ordinary object's class index pointed at an empty class-table entry.
+    let mut b = image_bytes(HEADLESS);
+    let first_ordinary = 64; // nil, class index 1027
+    b[first_ordinary..first_ordinary + 3].copy_from_slice(&[0xFF, 0xFF, 0x3F]);
+    assert!(matches!(
+        import_bytes(&b),
+        Err(ImportError::BadClassIndex { .. })
+    ));
+    // Spur: the hidden roots' overflow size word made inconsistent.
+    let mut b = image_bytes(HEADLESS);
+    b[64 + 192 + 7] = 0x7F;
+    assert!(matches!(
+        import_bytes(&b),
+        Err(ImportError::BadHeader { .. })
+    ));
+}
