@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Many tenants on one base, side by side with a plain heap, deep copies, fork() and rpds.
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
     /// Many tenants on one base: fork, write, allocate, check isolation, report memory.
     Demo(DemoArgs),
     /// Internal: the single-threaded process the bench forks its fork() tenants from.
@@ -92,6 +92,9 @@ struct BenchArgs {
     /// Most fork() children to run the workload in (one at a time).
     #[arg(long, default_value_t = 16)]
     forks: usize,
+    /// Times each read pass runs; the fastest counts.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
     /// Comparators to run (comma-separated): cowheap, plain, deep-copy, fork, rpds.
     #[arg(
         long,
@@ -152,6 +155,7 @@ impl BenchArgs {
             sweep_samples: self.sweep_samples,
             deep_copy_sample: self.deep_copies,
             fork_sample: self.forks,
+            read_repeats: self.repeats,
             approaches: self.approaches.clone(),
             probe_exe: Some(
                 std::env::current_exe().context("finding the cowheap executable for fork()")?,

@@ -246,6 +246,8 @@ pub struct Config {
     pub deep_copy_sample: usize,
     /// Most fork() children run for the workload (one at a time).
     pub fork_sample: usize,
+    /// Times each read pass runs; the fastest counts (reads change nothing later passes see).
+    pub read_repeats: usize,
     /// The comparators to run, in order.
     pub approaches: Vec<ApproachKind>,
     /// The `cowheap` executable, for the fork probe; fork() is skipped without it.
@@ -312,6 +314,7 @@ impl Default for Config {
             sweep_samples: 2,
             deep_copy_sample: 4,
             fork_sample: 16,
+            read_repeats: 3,
             approaches: ApproachKind::ALL.to_vec(),
             probe_exe: None,
         }

@@ -196,6 +196,20 @@ pub fn bytes(b: f64) -> String {
     }
 }
 
+/// `100 B`, `10 kB`, `1 MB`: decimal units, for a log axis's ticks at powers of ten.
+fn decimal_bytes(b: f64) -> String {
+    let (v, unit) = if b >= 1e9 {
+        (b / 1e9, "GB")
+    } else if b >= 1e6 {
+        (b / 1e6, "MB")
+    } else if b >= 1e3 {
+        (b / 1e3, "kB")
+    } else {
+        (b, "B")
+    };
+    format!("{v:.0} {unit}")
+}
+
 /// `85 ns`, `1.2 µs`, `28.1 ms`, `1.50 s`.
 fn duration(ns: f64) -> String {
     if ns < 1e3 {
@@ -454,9 +468,9 @@ impl Report {
             chart
                 .configure_mesh()
                 .x_desc("writes per tenant (0 drawn at 1)")
-                .y_desc("private bytes per tenant")
+                .y_desc("private bytes per tenant (the plain heap's 0 is not drawn)")
                 .x_label_formatter(&|x| count(x.round() as u64))
-                .y_label_formatter(&|y| bytes(*y))
+                .y_label_formatter(&|y| decimal_bytes(*y))
                 .draw()
                 .map_err(|e| plot(&e))?;
             for (i, (label, points)) in series.into_iter().enumerate() {
