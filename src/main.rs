@@ -45,7 +45,8 @@ enum Command {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// A cowheap image file to use as the base instead of the synthetic one.
+    /// A cowheap image file, or a Squeak, Pharo or Cuis image, to use as the base instead of
+    /// the synthetic one.
     #[arg(long, value_name = "FILE")]
     base: Option<PathBuf>,
     /// Objects in the synthetic base.

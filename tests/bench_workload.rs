@@ -365,10 +365,28 @@ fn an_image_file_is_a_base_and_anything_else_is_refused() {
     std::fs::write(&not_an_image, [0x68u8, 0x19, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
     config.base = BaseSource::File(not_an_image);
     let err = bench::run(&config, &()).unwrap_err();
-    assert!(matches!(err, bench::Error::Image { .. }), "{err}");
-    assert!(
-        err.to_string()
-            .contains("Squeak images are not supported yet")
-    );
+    assert!(matches!(err, bench::Error::Squeak { .. }), "{err}");
+    assert!(err.to_string().contains("neither a cowheap image file nor"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_squeak_image_is_a_base() {
+    // The images CI provides (see .ci/run); skipped where they are not.
+    let dir = std::env::var_os("COWHEAP_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/images")));
+    let image = dir.join("headless-spur32.image");
+    if !image.exists() {
+        eprintln!("skipped: no {}", image.display());
+        return;
+    }
+    let mut config = small_config(ApproachKind::ALL.to_vec());
+    config.base = BaseSource::File(image);
+    config.write_counts = vec![0, 10];
+    let report = bench::run(&config, &()).unwrap();
+    assert!(report.base.objects > 1_000);
+    assert!(report.fidelity.agree, "{}", report.table());
+    let expected_compared = if cfg!(target_os = "linux") { 4 } else { 3 };
+    assert_eq!(report.fidelity.compared.len(), expected_compared);
 }

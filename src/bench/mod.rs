@@ -77,17 +77,26 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// `--base FILE` could not be opened as a cowheap image file.
-    #[error(
-        "{}: not a usable cowheap image file (Squeak images are not supported yet): {source}",
-        path.display()
-    )]
+    /// `--base FILE` is a cowheap image file that could not be opened.
+    #[error("{}: {source}", path.display())]
     Image {
         /// The file asked for.
         path: PathBuf,
         /// Why it could not be opened.
         #[source]
         source: cowheap_heap::FileError,
+    },
+    /// `--base FILE` is neither a cowheap image file nor a Smalltalk image this build reads.
+    #[error(
+        "{}: neither a cowheap image file nor a Squeak, Pharo or Cuis image this build reads: {source}",
+        path.display()
+    )]
+    Squeak {
+        /// The file asked for.
+        path: PathBuf,
+        /// Why the Smalltalk importer refused it.
+        #[source]
+        source: cowheap_squeak::ImportError,
     },
     /// A slot index past the end of an object in a comparator's heap.
     #[error("slot {slot} of object @{object} is out of range")]
@@ -140,8 +149,8 @@ pub enum BaseSource {
         /// Seed of the base.
         seed: u64,
     },
-    /// A cowheap image file, mapped and verified ([`BaseHeap::open`](crate::BaseHeap::open)).
-    /// Squeak images are not supported yet.
+    /// A cowheap image file, mapped and verified ([`BaseHeap::open`](crate::BaseHeap::open)),
+    /// or a Squeak, Pharo or Cuis image, imported (`cowheap_squeak::import`).
     File(PathBuf),
 }
 
@@ -280,11 +289,21 @@ impl BaseSource {
             BaseSource::Synthetic { objects, seed } => {
                 Ok(cowheap_heap::synth::image(*objects, *seed))
             }
-            BaseSource::File(path) => cowheap_heap::BaseHeap::open_with(path, verification)
-                .map_err(|source| Error::Image {
+            BaseSource::File(path) => match cowheap_heap::BaseHeap::open_with(path, verification) {
+                Ok(heap) => Ok(heap),
+                // Not a cowheap image file: perhaps a Smalltalk image, imported object by
+                // object (single-threaded, so the fork probe may do it too).
+                Err(cowheap_heap::FileError::BadMagic { .. }) => cowheap_squeak::import(path)
+                    .map(|imported| imported.heap)
+                    .map_err(|source| Error::Squeak {
+                        path: path.clone(),
+                        source,
+                    }),
+                Err(source) => Err(Error::Image {
                     path: path.clone(),
                     source,
                 }),
+            },
         }
     }
 
