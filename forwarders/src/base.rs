@@ -24,7 +24,7 @@ impl BaseId {
 pub struct Base {
     id: BaseId,
     heap: BaseHeap,
-    marks: Arc<DivertMarks>,
+    marks: DivertMarks,
 }
 
 impl Base {
@@ -32,7 +32,7 @@ impl Base {
     pub fn new(heap: BaseHeap) -> Arc<Base> {
         // Relaxed: the counter only has to hand out distinct numbers.
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        let marks = Arc::new(DivertMarks::exact(heap.len()));
+        let marks = DivertMarks::exact(heap.len());
         Arc::new(Base {
             id: BaseId(NEXT.fetch_add(1, Ordering::Relaxed)),
             heap,
@@ -58,7 +58,7 @@ impl Base {
     }
 
     /// The shared diverted marks.
-    pub fn marks(&self) -> &Arc<DivertMarks> {
+    pub fn marks(&self) -> &DivertMarks {
         &self.marks
     }
 

@@ -29,6 +29,7 @@
 //! positive in the filter costs a table lookup, never a wrong answer.
 
 use crate::sync::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Which marks a tenant consults on its read path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,11 +47,15 @@ pub enum MarkPolicy {
 
 /// A bitmap of diverted base objects.
 ///
+/// Cloning a `DivertMarks` shares its bits (they live behind an `Arc`): a tenant holds a clone
+/// of its base's bitmap by value, so the read barrier reaches the bits in one load from the
+/// tenant itself.
+///
 /// Invariant: `mask` is `usize::MAX` (exact: one bit per object) or `bits - 1` for a
 /// power-of-two `bits` (a filter: index reduced modulo `bits`).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DivertMarks {
-    words: Box<[AtomicU64]>,
+    words: Arc<[AtomicU64]>,
     mask: usize,
 }
 
@@ -80,7 +85,7 @@ impl DivertMarks {
 
     /// True if object `index` may be diverted (exact bitmaps: has been diverted by some
     /// tenant). Out-of-range indices are never marked. Time: O(1), one load.
-    #[inline]
+    #[inline(always)]
     pub fn is_marked(&self, index: u32) -> bool {
         let i = index as usize & self.mask;
         match self.words.get(i >> 6) {
@@ -108,6 +113,11 @@ impl DivertMarks {
             .iter()
             .map(|w| w.load(Ordering::Relaxed).count_ones() as usize)
             .sum()
+    }
+
+    /// True if `self` and `other` are the same bits (one is a clone of the other).
+    pub fn same_bits(&self, other: &DivertMarks) -> bool {
+        Arc::ptr_eq(&self.words, &other.words)
     }
 
     /// Bytes of memory the bitmap occupies.

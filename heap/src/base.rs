@@ -142,6 +142,7 @@ impl BaseHeap {
     }
 
     /// The base index `v` refers to, or why it does not refer to a base object.
+    #[inline]
     pub fn index_of(&self, v: Value) -> Result<ObjectIndex> {
         let w = v.word();
         match w.as_base() {
@@ -170,17 +171,47 @@ impl BaseHeap {
         Ok(self.objects_at.wrapping_add((off as usize).wrapping_mul(8)))
     }
 
+    /// Pointer slot `i` of object `x`, or `None` for any failure (see
+    /// [`BaseHeap::slot_word`] for which). The read path's core: three loads, no error to
+    /// build. Time: O(1).
+    #[inline(always)]
+    pub fn get_slot(&self, x: ObjectIndex, i: usize) -> Option<Word> {
+        if x.get() >= self.len {
+            return None;
+        }
+        let b = self.storage.bytes();
+        let off = u64_at(b, self.offsets_at + x.get() * 8)?;
+        // Wrapping: an unverified file may hold any offset; a wrong one reads wrong bytes
+        // through the checked loads, never out of bounds.
+        let h = self.objects_at.wrapping_add((off as usize).wrapping_mul(8));
+        let n = (u64_at(b, h.wrapping_add(8))? & 0xffff_ffff) as usize;
+        if i >= n {
+            return None;
+        }
+        u64_at(b, h.wrapping_add((HEADER_WORDS + i) * 8)).map(Word::from_bits)
+    }
+
     /// Pointer slot `i` of object `x`. Time: O(1); three loads.
     #[inline]
     pub fn slot_word(&self, x: ObjectIndex, i: usize) -> Result<Word> {
+        match self.get_slot(x, i) {
+            Some(w) => Ok(w),
+            None => Err(self.slot_failure(x, i)),
+        }
+    }
+
+    /// Why [`BaseHeap::get_slot`] found nothing.
+    #[cold]
+    #[inline(never)]
+    fn slot_failure(&self, x: ObjectIndex, i: usize) -> Error {
         let b = self.storage.bytes();
-        let h = self.header_at(b, x)?;
-        let n = (u64_at(b, h.wrapping_add(8)).ok_or(PAST_END)? & 0xffff_ffff) as usize;
-        if i < n {
-            let at = h.wrapping_add((HEADER_WORDS + i) * 8);
-            Ok(Word::from_bits(u64_at(b, at).ok_or(PAST_END)?))
-        } else {
-            Err(self.slot_error(b, h, i, n))
+        let h = match self.header_at(b, x) {
+            Ok(h) => h,
+            Err(e) => return e,
+        };
+        match u64_at(b, h.wrapping_add(8)) {
+            Some(sizes) => self.slot_error(b, h, i, (sizes & 0xffff_ffff) as usize),
+            None => PAST_END,
         }
     }
 
@@ -193,6 +224,7 @@ impl BaseHeap {
     }
 
     /// Pointer slot `i` of the object `v` refers to. Time: O(1).
+    #[inline]
     pub fn slot(&self, v: Value, i: usize) -> Result<Value> {
         self.slot_word(self.index_of(v)?, i).map(Value::shared)
     }

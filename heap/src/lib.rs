@@ -13,7 +13,7 @@
 //! - [`Builder`] makes a base heap; [`Builder::freeze`] checks it and packs it into a
 //!   [`BaseHeap`], which is immutable, `Send + Sync`, and meant to be shared by `Arc`.
 //! - [`image`] saves a base heap as an image file and maps it back, verified, with no
-//!   per-object decoding; [`file`] holds what image files and tenant snapshots share.
+//!   per-object decoding; [`file`](mod@file) holds what image files and tenant snapshots share.
 //! - [`synth`] generates deterministic graphs shaped like a Smalltalk image, for benches,
 //!   tests and demonstrations.
 //!

@@ -15,7 +15,7 @@ pub(crate) enum Storage {
 
 impl Storage {
     /// All the bytes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Storage::Owned(w) => bytemuck::cast_slice(w),
@@ -25,7 +25,7 @@ impl Storage {
 }
 
 /// The little-endian u64 at byte `at`, if `bytes` holds one there.
-#[inline]
+#[inline(always)]
 pub(crate) fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
     bytes
         .get(at..)

@@ -201,7 +201,7 @@ impl Tenant {
     }
 
     fn marks_policy(&self) -> MarkPolicy {
-        if Arc::ptr_eq(&self.marks, self.base.marks()) {
+        if self.marks.same_bits(self.base.marks()) {
             MarkPolicy::Shared
         } else {
             MarkPolicy::Private

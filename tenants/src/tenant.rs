@@ -75,7 +75,7 @@ pub struct Tenant {
     pub(crate) id: TenantId,
     pub(crate) base: Arc<Base>,
     /// The base's shared marks, or this tenant's own filter ([`MarkPolicy`]).
-    pub(crate) marks: Arc<DivertMarks>,
+    pub(crate) marks: DivertMarks,
     pub(crate) table: IndirectionTable,
     pub(crate) space: Space,
     pub(crate) roots: BTreeMap<String, Word>,
@@ -107,7 +107,7 @@ impl Tenant {
         let id = TenantId::new(NEXT.fetch_add(1, Ordering::Relaxed)).expect("counter starts at 1");
         let marks = match config.marks {
             MarkPolicy::Shared => base.marks().clone(),
-            MarkPolicy::Private => Arc::new(DivertMarks::filter()),
+            MarkPolicy::Private => DivertMarks::filter(),
         };
         Tenant {
             id,
@@ -160,7 +160,7 @@ impl Tenant {
     /// record, its private space and table, roots, handles and any private mark filter.
     /// Time: O(roots).
     pub fn memory_bytes(&self) -> usize {
-        let own_marks = if Arc::ptr_eq(&self.marks, self.base.marks()) {
+        let own_marks = if self.marks.same_bits(self.base.marks()) {
             0
         } else {
             self.marks.memory_bytes()
@@ -295,11 +295,16 @@ impl Tenant {
     /// mark. A slot of a private object that holds a forwarder (a diverted base object, a
     /// becomed object) is rewritten to the target the first time it is read, so the lookup
     /// is paid once per slot.
-    #[inline]
+    #[inline(always)]
     pub fn slot(&mut self, obj: Value, i: usize) -> Result<Value> {
+        // The fast path: an undiverted base object, read in place. Anything else (a diverted
+        // or private object, an index out of range) takes the out-of-line path, which also
+        // works out the precise error.
         if let Some(x) = obj.word().as_base() {
             if !self.marks.is_marked(x.as_u32()) {
-                return Ok(Value::shared(self.base.heap().slot_word(x, i)?));
+                if let Some(w) = self.base.heap().get_slot(x, i) {
+                    return Ok(Value::shared(w));
+                }
             }
         }
         self.slot_slow(obj, i)
