@@ -162,7 +162,7 @@ mod read_undiverted {
             b.iter(|| read_all(black_box(&reads), |v, i| heap.slot(v, i).unwrap().word()))
         });
 
-        let mut shared = Tenant::fork(&base);
+        let shared = Tenant::fork(&base);
         g.bench_function("tenant", |b| {
             b.iter(|| read_all(black_box(&reads), |v, i| shared.slot(v, i).unwrap().word()))
         });
@@ -171,12 +171,12 @@ mod read_undiverted {
             marks: MarkPolicy::Private,
             quota: None,
         };
-        let mut private = Tenant::fork_with(&base, config);
+        let private = Tenant::fork_with(&base, config);
         g.bench_function("tenant_private_marks", |b| {
             b.iter(|| read_all(black_box(&reads), |v, i| private.slot(v, i).unwrap().word()))
         });
 
-        let mut bystander = Tenant::fork(&others_base);
+        let bystander = Tenant::fork(&others_base);
         g.bench_function("tenant_others_diverted_1pct", |b| {
             b.iter(|| {
                 read_all(black_box(&reads), |v, i| {
@@ -419,7 +419,7 @@ mod collect {
     pub fn bench(c: &mut Criterion) {
         let large = Base::new(common::large_heap());
         let large_class = {
-            let mut t = Tenant::fork(&large);
+            let t = Tenant::fork(&large);
             let smalltalk = large.heap().root("Smalltalk").expect("root");
             t.class_of(smalltalk).expect("class")
         };

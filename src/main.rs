@@ -341,7 +341,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
             })
             .context("tenant vanished")??;
     }
-    let mut fresh = cowheap::Tenant::fork(&base);
+    let fresh = cowheap::Tenant::fork(&base);
     ensure!(
         fresh.slot(globals, 0)?.as_int().is_none(),
         "the base changed"
@@ -364,7 +364,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
     for (row, &id) in ids.iter().enumerate() {
         registry
             .with(id, |t| {
-                let s = *t.stats();
+                let s = t.stats();
                 total_private += s.private_bytes;
                 total_memory += t.memory_bytes() as u64;
                 if row < 5 {

@@ -60,10 +60,12 @@ fn an_idle_tenant_costs_under_a_kibibyte_whatever_the_base() {
             let reported = tenants[0].memory_bytes();
             assert!(reported <= 1024 && reported >= std::mem::size_of::<Tenant>());
             if policy == MarkPolicy::Shared {
-                assert_eq!(
-                    live() - before,
-                    0,
-                    "a fork with shared marks allocates nothing"
+                // One small block: the read counters, kept out of line so that `&Tenant` is
+                // read-only to the compiler (see `Tenant::reads`).
+                let per_fork = (live() - before) as usize / N;
+                assert!(
+                    per_fork <= 16,
+                    "a fork with shared marks allocates {per_fork} bytes"
                 );
             }
             // One write costs about one object, not a share of the base.

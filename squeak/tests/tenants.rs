@@ -110,7 +110,7 @@ fn a_thousand_tenants_write_real_objects_of_scratch_in_isolation() {
     assert!(h.slot(transcript, 1).unwrap().word() == transcript_value);
     assert!(h.slot(methods, entry).unwrap().word() == method);
     assert!(h.slot(special, element).unwrap().word() == element_value);
-    let mut fresh = Tenant::fork(&base);
+    let fresh = Tenant::fork(&base);
     assert!(fresh.slot(transcript, 1).unwrap().word() == transcript_value);
     assert!(fresh.slot(special, element).unwrap().word() == element_value);
 

@@ -23,7 +23,7 @@ impl Tenant {
     ///
     /// Time: O(private objects and their slots); never walks the base.
     pub fn collect(&mut self) -> CollectStats {
-        let lookups = self.stats.lookups;
+        let lookups = self.reads.lookups.get();
         let mut out = CollectStats::default();
         let mut marked = vec![false; self.space.key_bound()];
         let mut stack: Vec<u32> = self.table.iter().map(|(_, k)| k.key()).collect();
@@ -50,25 +50,28 @@ impl Tenant {
                 _ => continue,
             }
             out.live += 1;
-            let Some(entry) = self.space.by_index_mut(i) else {
+            let Some(entry) = self.space.get(self.space.key_of(i)) else {
                 continue;
             };
-            match &mut entry.state {
-                Forwarding::Forwarded(t) => stack.extend(t.as_private().map(|k| k.key())),
+            let class = match &entry.state {
+                Forwarding::Forwarded(t) => {
+                    stack.extend(t.as_private().map(|k| k.key()));
+                    continue;
+                }
                 Forwarding::Object(body) => {
-                    let mut words = std::mem::take(&mut body.slots).into_vec();
-                    words.push(body.class);
-                    for w in words.iter_mut() {
-                        *w = self.final_word(*w, &mut out);
+                    for cell in body.slots.iter() {
+                        let w = self.final_word(cell.get(), &mut out);
+                        cell.set(w);
                         stack.extend(w.as_private().map(|k| k.key()));
                     }
-                    let class = words.pop().expect("class pushed above");
-                    if let Some(Forwarding::Object(body)) =
-                        self.space.by_index_mut(i).map(|e| &mut e.state)
-                    {
-                        body.slots = words.into_boxed_slice();
-                        body.class = class;
-                    }
+                    body.class
+                }
+            };
+            let fin = self.final_word(class, &mut out);
+            stack.extend(fin.as_private().map(|k| k.key()));
+            if fin != class {
+                if let Some(b) = self.space.by_index_mut(i).and_then(|e| e.state.body_mut()) {
+                    b.class = fin;
                 }
             }
         }
@@ -92,13 +95,15 @@ impl Tenant {
         self.stats.private_bytes -= out.freed_bytes;
         self.stats.collected += out.freed;
         self.stats.collections += 1;
-        self.stats.patches += out.patched;
-        self.stats.lookups = lookups;
+        self.reads
+            .patches
+            .set(self.reads.patches.get() + out.patched);
+        self.reads.lookups.set(lookups);
         out
     }
 
     /// `w`, or the final target if it is a forwarder.
-    fn final_word(&mut self, w: Word, out: &mut CollectStats) -> Word {
+    fn final_word(&self, w: Word, out: &mut CollectStats) -> Word {
         match self.forwarded(w) {
             Ok(Some(t)) => {
                 out.patched += 1;

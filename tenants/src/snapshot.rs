@@ -85,7 +85,7 @@ impl Tenant {
     pub fn snapshot(&self) -> Vec<u8> {
         let mut p = Out(Vec::new());
         p.u64(self.quota.unwrap_or(u64::MAX));
-        for v in stats_fields(&self.stats) {
+        for v in stats_fields(&self.stats()) {
             p.u64(v);
         }
         let gens = self.space.gens();
@@ -105,7 +105,7 @@ impl Tenant {
                     p.u32(b.slots.len() as u32);
                     p.u32(b.bytes.len() as u32);
                     for w in b.slots.iter() {
-                        p.u64(w.bits());
+                        p.u64(w.get().bits());
                     }
                     p.0.extend_from_slice(&b.bytes);
                 }
@@ -261,7 +261,10 @@ fn decode(base: &Arc<Base>, flags: u32, payload: &[u8]) -> FileResult<Tenant> {
                 let slot_bytes = r.take(n_slots.saturating_mul(8), "slots")?;
                 let slots = slot_bytes
                     .chunks_exact(8)
-                    .map(|c| Word::from_bits(u64::from_le_bytes(c.try_into().expect("8 bytes"))))
+                    .map(|c| {
+                        let w = u64::from_le_bytes(c.try_into().expect("chunks of 8 bytes"));
+                        std::cell::Cell::new(Word::from_bits(w))
+                    })
                     .collect();
                 let bytes = r.take(n_bytes, "bytes")?.into();
                 Forwarding::Object(Body {
@@ -312,7 +315,7 @@ fn decode(base: &Arc<Base>, flags: u32, payload: &[u8]) -> FileResult<Tenant> {
     for (key, e) in &entries {
         let ok = match &e.state {
             Forwarding::Object(b) => {
-                valid(b.class, true) && b.slots.iter().all(|&w| valid(w, false))
+                valid(b.class, true) && b.slots.iter().all(|w| valid(w.get(), false))
             }
             Forwarding::Forwarded(t) => {
                 valid(*t, true) && t.as_private().is_none_or(|k| k.key() as usize != *key)
@@ -376,6 +379,8 @@ fn decode(base: &Arc<Base>, flags: u32, payload: &[u8]) -> FileResult<Tenant> {
         collections,
         collected,
     ] = counters;
+    t.reads.lookups.set(lookups);
+    t.reads.patches.set(patches);
     t.stats = TenantStats {
         private_objects: objects,
         private_bytes,

@@ -3,6 +3,7 @@
 use cowheap_forwarders::Forwarding;
 use cowheap_heap::{Format, ObjectSize, ObjectView, PrivateKey, Word};
 use slab::Slab;
+use std::cell::Cell;
 
 /// The body of a private object.
 #[derive(Clone, Debug)]
@@ -10,7 +11,9 @@ pub(crate) struct Body {
     pub(crate) class: Word,
     pub(crate) format: Format,
     pub(crate) hash: u32,
-    pub(crate) slots: Box<[Word]>,
+    /// Pointer slots. Cells, so that a read through `&Tenant` can patch a slot that holds a
+    /// forwarder (lazy become).
+    pub(crate) slots: Box<[Cell<Word>]>,
     pub(crate) bytes: Box<[u8]>,
 }
 
@@ -20,7 +23,7 @@ impl Body {
             class: view.class,
             format: view.format,
             hash: view.hash,
-            slots: view.slots.into(),
+            slots: view.slots.iter().map(|&w| Cell::new(w)).collect(),
             bytes: view.bytes.into(),
         }
     }

@@ -1,5 +1,20 @@
 //! Per-tenant counters.
 
+use std::cell::Cell;
+
+/// The counters the read path bumps through `&self`.
+#[derive(Debug, Default)]
+pub(crate) struct ReadCounters {
+    pub(crate) lookups: Cell<u64>,
+    pub(crate) patches: Cell<u64>,
+}
+
+/// Adds one to a read-path counter.
+#[inline]
+pub(crate) fn bump(c: &Cell<u64>) {
+    c.set(c.get() + 1);
+}
+
 /// What a tenant holds and has done. Counters only grow, except the two gauges
 /// (`private_objects`, `private_bytes`), which collection lowers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
