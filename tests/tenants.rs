@@ -357,6 +357,19 @@ fn many_tenants_on_many_threads_write_the_same_base_objects() {
 }
 
 #[test]
+fn small_floats_are_immediates_a_tenant_stores_and_snapshots() {
+    let base = base();
+    let g = globals(&base);
+    let mut t = Tenant::fork(&base);
+    let f = Value::from(cowheap::Word::small_float_bits(0x3ff0_0000_0000_0000 >> 3).unwrap());
+    t.set_slot(g, 0, f).unwrap();
+    let back = t.slot(g, 0).unwrap();
+    assert!(back.word().is_small_float() && back.same_word(f));
+    let restored = Tenant::restore_from(&base, &t.snapshot()).unwrap();
+    assert!(restored.slot(g, 0).unwrap().same_word(f));
+}
+
+#[test]
 fn public_types_are_send_and_sync_as_documented() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Base>();

@@ -310,7 +310,7 @@ fn decode(base: &Arc<Base>, flags: u32, payload: &[u8]) -> FileResult<Tenant> {
         Decoded::Private(k) => {
             live.contains(&(k.key() as usize)) && gens[k.key() as usize] == k.generation()
         }
-        Decoded::Reserved(_) => false,
+        Decoded::Reserved(_) => w.is_small_float() && !must_be_ref,
     };
     for (key, e) in &entries {
         let ok = match &e.state {

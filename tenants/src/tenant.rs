@@ -296,10 +296,9 @@ impl Tenant {
     /// stored as where it leads now.
     pub(crate) fn store_word(&self, v: Value) -> Result<Word> {
         let w = self.own(v)?;
+        // Immediates (small integers, characters, small floats) are stored as they are.
         if w.is_ref() {
             Ok(self.locate_word(w)?.word())
-        } else if let Decoded::Reserved(_) = w.decode() {
-            Err(HeapError::NotAnObject(w).into())
         } else {
             Ok(w)
         }
