@@ -48,6 +48,7 @@ pub mod bench;
 
 pub use cowheap_forwarders as forwarders;
 pub use cowheap_heap as heap;
+pub use cowheap_squeak as squeak;
 pub use cowheap_tenants as tenants;
 
 pub use cowheap_forwarders::{Base, MarkPolicy};

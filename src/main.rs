@@ -16,6 +16,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
+mod image_cmd;
+
 /// Counts every allocation, so the bench can report the bytes each tenant holds.
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -38,9 +40,61 @@ enum Command {
     Bench(Box<BenchArgs>),
     /// Many tenants on one base: fork, write, allocate, check isolation, report memory.
     Demo(DemoArgs),
+    /// Make, inspect and verify cowheap image files.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Import a Squeak, Pharo or Cuis image as a cowheap image file.
+    Import {
+        /// The Smalltalk image (V3 or Spur, 32- or 64-bit, either byte order).
+        image: PathBuf,
+        /// The cowheap image file to write.
+        #[arg(short, long, value_name = "BASE")]
+        output: PathBuf,
+    },
+    /// Export a base (a cowheap image file or a Smalltalk image) as a Smalltalk image.
+    Export {
+        /// The base to export.
+        base: PathBuf,
+        /// The Smalltalk image to write.
+        #[arg(short, long, value_name = "IMAGE")]
+        output: PathBuf,
+        /// `v3`, `spur32` or `spur64` [default: the format the base was imported from].
+        #[arg(long)]
+        format: Option<String>,
+        /// Write a big-endian image.
+        #[arg(long)]
+        big_endian: bool,
+    },
     /// Internal: the single-threaded process the bench forks its fork() tenants from.
     #[command(name = "__fork-probe", hide = true)]
     ForkProbe,
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Counts, sizes, fingerprint, roots and the class histogram of a cowheap image file
+    /// (or of a Smalltalk image, imported on the fly).
+    Info {
+        /// The image.
+        file: PathBuf,
+    },
+    /// Check every checksum and every object of a cowheap image file.
+    Verify {
+        /// The image file.
+        file: PathBuf,
+    },
+    /// Write a synthetic Smalltalk-shaped base as a cowheap image file.
+    New {
+        /// The image file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Objects in the base.
+        #[arg(long, default_value_t = 1_000_000)]
+        objects: usize,
+        /// Seed of the base.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Args)]
@@ -167,6 +221,10 @@ impl BenchArgs {
 
 #[derive(Parser)]
 struct DemoArgs {
+    /// A base to use instead of the synthetic one: a cowheap image file, or a Squeak, Pharo
+    /// or Cuis image (e.g. ../shared/images/Scratch-1.4.0.6.image).
+    #[arg(long, value_name = "FILE")]
+    image: Option<PathBuf>,
     /// Objects in the synthetic base.
     #[arg(long, default_value_t = 200_000)]
     objects: usize,
@@ -185,6 +243,7 @@ struct DemoArgs {
 }
 
 fn main() -> Result<()> {
+    restore_sigpipe();
     match Cli::parse().command {
         // Before anything else, and on this thread alone: the probe forks.
         Some(Command::ForkProbe) => {
@@ -193,7 +252,32 @@ fn main() -> Result<()> {
         }
         Some(Command::Bench(args)) => run_bench(&args),
         Some(Command::Demo(args)) => demo(&args),
+        Some(Command::Image(ImageCommand::Info { file })) => image_cmd::info(&file),
+        Some(Command::Image(ImageCommand::Verify { file })) => image_cmd::verify(&file),
+        Some(Command::Image(ImageCommand::New {
+            output,
+            objects,
+            seed,
+        })) => image_cmd::new(&output, objects, seed),
+        Some(Command::Import { image, output }) => image_cmd::import(&image, &output),
+        Some(Command::Export {
+            base,
+            output,
+            format,
+            big_endian,
+        }) => image_cmd::export(&base, &output, format.as_deref(), big_endian),
         None => run_bench(&BenchArgs::default()),
+    }
+}
+
+/// Lets a closed pipe end the process quietly (`cowheap image info X | head`), as command-line
+/// tools do, instead of making every later `println!` panic.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` with `SIG_DFL` only resets the disposition of SIGPIPE to the default;
+    // it runs first thing in `main`, before any other thread exists, and installs no handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -252,24 +336,81 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-fn demo(args: &DemoArgs) -> Result<()> {
-    ensure!(args.tenants > 0, "--tenants must be at least 1");
-    let t0 = Instant::now();
-    let base = Base::new(synth::image(args.objects, args.seed));
-    let heap = base.heap();
-    println!("cowheap demo: one base, many tenants");
-    println!(
-        "base: {} objects, {:.1} MiB, built in {:.0} ms (synthetic Smalltalk-shaped image, seed {})",
-        heap.len(),
-        mib(base.memory_bytes() as u64),
-        t0.elapsed().as_secs_f64() * 1e3,
-        args.seed
-    );
+/// The real objects each demo tenant writes: a global's association value, an element of an
+/// Array (the globals' own array, or the special objects array), and an entry of a method
+/// dictionary; read from the base by shape, so the demo runs on a synthetic base and on real
+/// Squeak images alike.
+struct DemoTargets {
+    /// Associations (key, value) of globals.
+    associations: Vec<Value>,
+    /// An Array and the element index each tenant writes.
+    array: (Value, usize),
+    /// A method dictionary's array of methods (or keys) and the entry each tenant writes.
+    method_entry: (Value, usize),
+}
 
+fn demo_targets(heap: &cowheap::BaseHeap) -> Result<DemoTargets> {
     let globals = heap
         .root("Smalltalk")
         .context("the base has no Smalltalk root")?;
-    let n_globals = heap.size(heap.index_of(globals)?)?.slots;
+    let slots = |v: Value| -> Result<usize> { Ok(heap.size(heap.index_of(v)?)?.slots) };
+    let is_object_with = |v: Value, n: usize| v.is_object() && slots(v).is_ok_and(|s| s >= n);
+    // A SystemDictionary is (tally, array of associations); a synthetic base's Smalltalk is
+    // the array itself.
+    let array = match heap.slot(globals, 1) {
+        Ok(a) if is_object_with(a, 8) && slots(globals)? <= 4 => a,
+        _ => globals,
+    };
+    let associations: Vec<Value> = (0..slots(array)?)
+        .filter_map(|i| heap.slot(array, i).ok())
+        .filter(|&a| is_object_with(a, 2))
+        .collect();
+    ensure!(
+        !associations.is_empty(),
+        "no associations under the Smalltalk root"
+    );
+    let specials = heap.roots().first().map(|r| Value::from(r.value));
+    let array = match specials {
+        Some(s) if is_object_with(s, 2) && s.word() != globals.word() => (s, slots(s)? - 1),
+        _ => (array, 0),
+    };
+    // A class's slot 1 is its method dictionary, whose slot 1 is an array of its entries.
+    let class = heap.class_word(heap.index_of(associations[0])?)?;
+    let md = heap.slot(Value::from(class), 1)?;
+    let entries = heap.slot(md, 1)?;
+    ensure!(
+        is_object_with(entries, 1),
+        "no method dictionary array found"
+    );
+    Ok(DemoTargets {
+        associations,
+        array,
+        method_entry: (entries, 0),
+    })
+}
+
+fn demo(args: &DemoArgs) -> Result<()> {
+    ensure!(args.tenants > 0, "--tenants must be at least 1");
+    let t0 = Instant::now();
+    let (heap, what) = match &args.image {
+        Some(path) => image_cmd::load(path, cowheap::heap::Verification::Full)?,
+        None => (
+            synth::image(args.objects, args.seed),
+            format!("synthetic Smalltalk-shaped image, seed {}", args.seed),
+        ),
+    };
+    let base = Base::new(heap);
+    let heap = base.heap();
+    println!("cowheap demo: one base, many tenants");
+    println!(
+        "base: {} objects, {:.1} MiB, ready in {:.0} ms ({what})",
+        heap.len(),
+        mib(base.memory_bytes() as u64),
+        t0.elapsed().as_secs_f64() * 1e3,
+    );
+
+    let targets = demo_targets(heap)?;
+    let n_assoc = targets.associations.len();
     let registry = Registry::new(base.clone());
     let t0 = Instant::now();
     let ids: Vec<_> = (0..args.tenants).map(|_| registry.spawn()).collect();
@@ -281,20 +422,25 @@ fn demo(args: &DemoArgs) -> Result<()> {
         fork.as_secs_f64() * 1e6 / ids.len() as f64
     );
 
-    // Each tenant writes into real objects: a global's association value, the globals array
-    // itself, and a class's method dictionary; then allocates objects linked from a root.
+    // Each tenant writes into real objects (globals' association values, an element of an
+    // Array, a method dictionary entry), then allocates objects linked from a root of its own.
     let t0 = Instant::now();
-    let writes = args.writes;
+    // Each tenant writes distinct associations, so its last write to each is the one it sees.
+    let writes = args.writes.clamp(1, n_assoc);
     let allocs = args.allocs;
     let failures = std::sync::Mutex::new(Vec::new());
+    let (array, array_slot) = targets.array;
+    let (entries, entry_slot) = targets.method_entry;
+    let assoc = |i: usize| targets.associations[i % n_assoc];
     registry.par_for_each(|t| {
         let result = (|| -> cowheap::Result<()> {
             let tag = t.id().get() as i64;
             for i in 0..writes {
-                let assoc = t.base().heap().slot(globals, i % n_globals)?;
-                t.set_slot(assoc, 1, Value::int(tag * 1000 + i as i64))?;
+                t.set_slot(assoc(i), 1, Value::int(tag * 1000 + i as i64))?;
             }
-            let class = t.class_of(globals)?;
+            t.set_slot(array, array_slot, Value::int(tag))?;
+            t.set_slot(entries, entry_slot, Value::int(-tag))?;
+            let class = t.class_of(assoc(0))?;
             let mut list = t.base().heap().nil();
             for i in 0..allocs {
                 let node = t.alloc(class, Format::Pointers, ObjectSize { slots: 2, bytes: 0 })?;
@@ -303,7 +449,6 @@ fn demo(args: &DemoArgs) -> Result<()> {
                 list = node;
             }
             t.set_root("mine", list)?;
-            t.set_slot(globals, 0, Value::int(tag))?;
             Ok(())
         })();
         if let Err(e) = result {
@@ -319,37 +464,46 @@ fn demo(args: &DemoArgs) -> Result<()> {
         return Err(e).context("a tenant's work failed");
     }
     println!(
-        "each tenant wrote {writes} base objects and allocated {allocs} objects: {:.1} ms in all",
+        "each tenant wrote {writes} global values, an Array element and a method dictionary entry, \
+         and allocated {allocs} objects: {:.1} ms in all",
         work.as_secs_f64() * 1e3
     );
 
     // Isolation: every tenant sees its own writes; the base and a fresh tenant see none.
+    let originals = [
+        heap.slot(assoc(0), 1)?,
+        heap.slot(array, array_slot)?,
+        heap.slot(entries, entry_slot)?,
+    ];
     let mut checked = 0u64;
     for &id in &ids {
         registry
             .with(id, |t| -> Result<()> {
                 let tag = t.id().get() as i64;
+                let v = t.slot(assoc(0), 1)?.as_int();
+                ensure!(v == Some(tag * 1000), "{id} sees {v:?} in a global");
                 ensure!(
-                    t.slot(globals, 0)?.as_int() == Some(tag),
-                    "{id} lost its write"
+                    t.slot(array, array_slot)?.as_int() == Some(tag),
+                    "{id} lost its Array write"
                 );
-                let assoc = t.base().heap().slot(globals, 1 % n_globals)?;
-                let v = t.slot(assoc, 1)?.as_int();
-                ensure!(v.is_some_and(|v| v / 1000 == tag), "{id} sees {v:?}");
-                checked += 2;
+                ensure!(
+                    t.slot(entries, entry_slot)?.as_int() == Some(-tag),
+                    "{id} lost its method entry"
+                );
+                checked += 3;
                 Ok(())
             })
             .context("tenant vanished")??;
     }
     let fresh = cowheap::Tenant::fork(&base);
-    ensure!(
-        fresh.slot(globals, 0)?.as_int().is_none(),
-        "the base changed"
-    );
-    ensure!(
-        heap.slot(globals, 0)?.as_int().is_none(),
-        "the base changed"
-    );
+    let places = [(assoc(0), 1), (array, array_slot), (entries, entry_slot)];
+    for (original, (obj, i)) in originals.iter().zip(places) {
+        ensure!(
+            fresh.slot(obj, i)?.same_word(*original),
+            "a fresh tenant sees a write"
+        );
+        ensure!(heap.slot(obj, i)?.same_word(*original), "the base changed");
+    }
     println!(
         "isolation: checked {checked} reads; each tenant sees only its own writes, the base none"
     );

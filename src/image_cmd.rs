@@ -1,0 +1,194 @@
+//! `cowheap image …`, `cowheap import` and `cowheap export`: make, inspect, verify and
+//! convert base images.
+
+use anyhow::{Context, Result, bail};
+use cowheap::heap::{BaseHeap, Format, Verification};
+use cowheap::squeak::{self, ByteOrder, ImageFormat, ImageHeader};
+use std::path::Path;
+use std::time::Instant;
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// True if `path` is a cowheap image file (by its magic).
+fn is_cowheap_file(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let n = f.read(&mut magic)?;
+    Ok(n == 8 && magic == cowheap::heap::image::MAGIC)
+}
+
+/// Opens `path` as a base heap: a cowheap image file (mapped, checked as `verification`
+/// says) or a Squeak, Pharo or Cuis image (imported). Returns what it was.
+pub fn load(path: &Path, verification: Verification) -> Result<(BaseHeap, String)> {
+    let t0 = Instant::now();
+    if is_cowheap_file(path)? {
+        let heap = BaseHeap::open_with(path, verification)
+            .with_context(|| format!("opening the image file {}", path.display()))?;
+        let how = match verification {
+            Verification::Full => "verified",
+            Verification::Trust => "trusted",
+        };
+        let what = format!(
+            "cowheap image file, version {}, mapped and {how} in {:.1} ms",
+            cowheap::heap::image::VERSION,
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+        Ok((heap, what))
+    } else {
+        let imported = squeak::import(path)
+            .with_context(|| format!("importing the Smalltalk image {}", path.display()))?;
+        let what = format!(
+            "{} image, imported in {:.0} ms",
+            imported.format.name(),
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+        Ok((imported.heap, what))
+    }
+}
+
+/// `cowheap image info FILE`.
+pub fn info(path: &Path) -> Result<()> {
+    let (heap, what) = load(path, Verification::Trust)?;
+    let file_bytes = std::fs::metadata(path)?.len();
+    println!("{}: {what}", path.display());
+    println!(
+        "objects: {}   object data: {:.1} MiB   file: {:.1} MiB",
+        heap.len(),
+        mib(heap.memory_bytes() as u64),
+        mib(file_bytes)
+    );
+    println!("fingerprint: {}", heap.fingerprint());
+    let (header, named): (Vec<_>, Vec<_>) = heap
+        .roots()
+        .iter()
+        .partition(|r| r.name.starts_with("image."));
+    let names: Vec<&str> = named.iter().map(|r| r.name.as_str()).collect();
+    println!("roots: {}", names.join(", "));
+    if !header.is_empty() {
+        let h = ImageHeader::from_heap(&heap);
+        println!(
+            "source image: version {}, {} header roots kept for export",
+            h.version,
+            header.len()
+        );
+    }
+    let mut formats = [0usize; Format::ALL.len()];
+    for i in heap.indices() {
+        formats[heap.object(i)?.format.code() as usize] += 1;
+    }
+    let formats: Vec<String> = Format::ALL
+        .iter()
+        .zip(formats)
+        .filter(|(_, n)| *n > 0)
+        .map(|(f, n)| format!("{f:?} {n}"))
+        .collect();
+    println!("formats: {}", formats.join(", "));
+
+    let mut classes = squeak::class_histogram(&heap);
+    println!("classes: {}", classes.len());
+    println!();
+    println!(
+        "{:<32} {:>10} {:>14}",
+        "top classes by instances", "instances", "bytes"
+    );
+    for c in classes.iter().take(15) {
+        println!("{:<32} {:>10} {:>14}", c.name, c.instances, c.bytes);
+    }
+    classes.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.instances.cmp(&a.instances)));
+    println!();
+    println!(
+        "{:<32} {:>10} {:>14}",
+        "top classes by bytes", "instances", "bytes"
+    );
+    for c in classes.iter().take(15) {
+        println!("{:<32} {:>10} {:>14}", c.name, c.instances, c.bytes);
+    }
+    Ok(())
+}
+
+/// `cowheap image verify FILE`.
+pub fn verify(path: &Path) -> Result<()> {
+    let t0 = Instant::now();
+    let heap = BaseHeap::open(path).with_context(|| format!("verifying {}", path.display()))?;
+    println!(
+        "{}: ok: {} objects, every section's checksum and every object checked in {:.1} ms; fingerprint {}",
+        path.display(),
+        heap.len(),
+        t0.elapsed().as_secs_f64() * 1e3,
+        heap.fingerprint()
+    );
+    Ok(())
+}
+
+/// `cowheap image new -o FILE`: a synthetic Smalltalk-shaped base saved as an image file.
+pub fn new(out: &Path, objects: usize, seed: u64) -> Result<()> {
+    let heap = cowheap::synth::image(objects, seed);
+    heap.save(out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "{}: {} objects, fingerprint {}",
+        out.display(),
+        heap.len(),
+        heap.fingerprint()
+    );
+    Ok(())
+}
+
+/// `cowheap import IMAGE -o BASE`: a Smalltalk image saved as a cowheap image file.
+pub fn import(image: &Path, out: &Path) -> Result<()> {
+    let t0 = Instant::now();
+    let imported =
+        squeak::import(image).with_context(|| format!("importing {}", image.display()))?;
+    let took = t0.elapsed();
+    imported
+        .heap
+        .save(out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "{} ({}): {} objects imported in {:.0} ms; wrote {} ({:.1} MiB), fingerprint {}",
+        image.display(),
+        imported.format.name(),
+        imported.heap.len(),
+        took.as_secs_f64() * 1e3,
+        out.display(),
+        mib(std::fs::metadata(out)?.len()),
+        imported.heap.fingerprint()
+    );
+    Ok(())
+}
+
+/// `cowheap export BASE -o IMAGE`: a base back to a Smalltalk image.
+pub fn export(base: &Path, out: &Path, format: Option<&str>, big_endian: bool) -> Result<()> {
+    let (heap, _) = load(base, Verification::Full)?;
+    let order = if big_endian {
+        ByteOrder::Big
+    } else {
+        ByteOrder::Little
+    };
+    let format = match format {
+        Some("v3") => ImageFormat::v3(order),
+        Some("spur32") => ImageFormat::spur32(order),
+        Some("spur64") => ImageFormat::spur64(order),
+        Some(other) => bail!("unknown format {other:?}: use v3, spur32 or spur64"),
+        None => {
+            let version = ImageHeader::from_heap(&heap).version;
+            if version == 0 {
+                bail!("the base was not imported from an image: name a --format");
+            }
+            ImageFormat::new(version, order)?
+        }
+    };
+    squeak::export_to_path(&heap, format, out)
+        .with_context(|| format!("exporting to {}", out.display()))?;
+    println!(
+        "{}: {} image, {} objects, {:.1} MiB",
+        out.display(),
+        format.name(),
+        heap.len(),
+        mib(std::fs::metadata(out)?.len())
+    );
+    Ok(())
+}
