@@ -24,11 +24,24 @@
 
 use super::approach::Approach;
 use super::{Error, Result};
-use cowheap_heap::{BaseHeap, ObjectIndex, Word};
+use cowheap_heap::{BaseHeap, ObjectIndex, ObjectView, Word};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Words in an object header, as in the base heap.
-const HEADER_WORDS: usize = 3;
+pub(crate) const HEADER_WORDS: usize = 3;
+
+/// Appends object `o` to `words` in the base heap's own layout: header, slots, bytes.
+pub(crate) fn encode(o: &ObjectView<'_>, words: &mut Vec<u64>) {
+    words.push(o.class.bits());
+    words.push(o.slots.len() as u64 | (o.bytes.len() as u64) << 32);
+    words.push(u64::from(o.hash) | u64::from(o.format.code()) << 32);
+    words.extend(o.slots.iter().map(|w| w.bits()));
+    words.extend(o.bytes.chunks(8).map(|c| {
+        let mut b = [0u8; 8];
+        b[..c.len()].copy_from_slice(c);
+        u64::from_le_bytes(b)
+    }));
+}
 
 /// A writable copy of a base in the base heap's layout; see the module doc.
 #[derive(Clone, Debug)]
@@ -60,17 +73,8 @@ impl FlatHeap {
         let mut words = Vec::with_capacity(base.memory_bytes() / 8);
         let mut offsets = Vec::with_capacity(base.len());
         for x in base.indices() {
-            let o = base.object(x)?;
             offsets.push(words.len() as u64);
-            words.push(o.class.bits());
-            words.push(o.slots.len() as u64 | (o.bytes.len() as u64) << 32);
-            words.push(u64::from(o.hash) | u64::from(o.format.code()) << 32);
-            words.extend(o.slots.iter().map(|w| w.bits()));
-            words.extend(o.bytes.chunks(8).map(|c| {
-                let mut b = [0u8; 8];
-                b[..c.len()].copy_from_slice(c);
-                u64::from_le_bytes(b)
-            }));
+            encode(&base.object(x)?, &mut words);
         }
         Ok(FlatHeap { words, offsets })
     }

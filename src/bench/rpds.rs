@@ -20,13 +20,10 @@
 //! ```
 
 use super::approach::Approach;
-use super::plain::int_bits;
+use super::plain::{HEADER_WORDS, encode, int_bits};
 use super::{Error, Result};
 use cowheap_heap::{BaseHeap, ObjectIndex, Word};
 use rpds::VectorSync;
-
-/// Words of an object header: class, sizes, hash and format (as in the base heap).
-const HEADER_WORDS: usize = 3;
 
 /// One object: its header, pointer slots and raw bytes in one boxed slice of words.
 #[derive(Clone, Debug)]
@@ -63,15 +60,7 @@ impl Rpds {
             let o = base.object(x)?;
             let mut words =
                 Vec::with_capacity(HEADER_WORDS + o.slots.len() + o.bytes.len().div_ceil(8));
-            words.push(o.class.bits());
-            words.push(o.slots.len() as u64 | (o.bytes.len() as u64) << 32);
-            words.push(u64::from(o.hash) | u64::from(o.format.code()) << 32);
-            words.extend(o.slots.iter().map(|w| w.bits()));
-            words.extend(o.bytes.chunks(8).map(|c| {
-                let mut b = [0u8; 8];
-                b[..c.len()].copy_from_slice(c);
-                u64::from_le_bytes(b)
-            }));
+            encode(&o, &mut words);
             v.push_back_mut(Object {
                 words: words.into_boxed_slice(),
             });

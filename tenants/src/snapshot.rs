@@ -386,11 +386,10 @@ fn decode(base: &Arc<Base>, flags: u32, payload: &[u8]) -> FileResult<Tenant> {
         private_bytes,
         copies,
         allocations,
-        lookups,
-        patches,
         becomes,
         collections,
         collected,
+        ..TenantStats::default()
     };
     Ok(t)
 }
