@@ -60,8 +60,9 @@ pub(crate) struct Writable<'a> {
 /// ```compile_fail
 /// fn shared<T: Sync>() {}
 /// shared::<cowheap_tenants::Tenant>();
-/// ``` Every fallible operation returns [`Error`] and changes
-/// nothing when it does.
+/// ```
+///
+/// Every fallible operation returns [`Error`] and changes nothing when it does.
 ///
 /// ```
 /// use cowheap_forwarders::Base;
