@@ -18,8 +18,8 @@ impl BaseId {
 
 /// What tenants fork from: a frozen heap and the marks of the objects tenants diverted.
 ///
-/// The heap is never written. The marks are the only shared state tenants write, one bit per
-/// object, set once ([`crate::marks`]). `Base` is `Send + Sync`; share it as `Arc<Base>`.
+/// The heap is never written. The marks are the only shared state tenants write: one word per
+/// object, its header offset and a diverted bit set once ([`crate::marks`]). `Base` is `Send + Sync`; share it as `Arc<Base>`.
 #[derive(Debug)]
 pub struct Base {
     id: BaseId,
@@ -28,11 +28,12 @@ pub struct Base {
 }
 
 impl Base {
-    /// Wraps a frozen heap with clear marks. Time: O(objects / 64) for the bitmap.
+    /// Wraps a frozen heap with clear marks. Time: O(objects), to fill the marks with the
+    /// heap's header offsets (8 bytes per object).
     pub fn new(heap: BaseHeap) -> Arc<Base> {
         // Relaxed: the counter only has to hand out distinct numbers.
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        let marks = DivertMarks::exact(heap.len());
+        let marks = DivertMarks::new(heap.header_offsets());
         Arc::new(Base {
             id: BaseId(NEXT.fetch_add(1, Ordering::Relaxed)),
             heap,
@@ -77,7 +78,7 @@ mod tests {
         let a = Base::new(cowheap_heap::synth::image(500, 1));
         let b = Base::new(cowheap_heap::synth::image(500, 1));
         assert_ne!(a.id(), b.id());
-        assert_eq!(a.marks().memory_bytes(), a.heap().len().div_ceil(64) * 8);
+        assert_eq!(a.marks().memory_bytes(), a.heap().len() * 8);
         fn check<T: Send + Sync>() {}
         check::<Base>();
     }

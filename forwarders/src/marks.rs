@@ -1,10 +1,21 @@
-//! Diverted marks: one bit per base object, shared by every tenant of the base.
+//! Diverted marks: one word per base object, shared by every tenant of the base.
+//!
+//! Word `x` holds the word offset of object `x`'s header in the base heap, and its top bit
+//! ([`DivertMarks::DIVERTED`]) is set once any tenant diverts `x`. The read path loads this
+//! word *instead of* the heap's own offset table, so the mark costs a bit test on a word the
+//! read needs anyway: a tenant's read of an undiverted object is the same three dependent loads
+//! as a plain read of the base. The table lives beside the heap, never inside it (the heap stays
+//! read-only and may be a mapped file); it costs 8 bytes per object and is filled once, in
+//! O(objects), when a `Base` is made.
 //!
 //! # Memory ordering
 //!
-//! Both [`DivertMarks::mark`] (`fetch_or`) and [`DivertMarks::is_marked`] (`load`) use
-//! `Relaxed`. The argument:
+//! [`DivertMarks::mark`] (`fetch_or`) and every load use `Relaxed`. The argument:
 //!
+//! - The offsets are written when the table is made, before the `Base` holding it is shared:
+//!   whatever hands the `Arc<Base>` to another thread (a spawn, a channel, a mutex) orders those
+//!   writes before that thread's loads. They are never written again: `mark` only sets the top
+//!   bit.
 //! - The mark publishes no data. The truth about what a tenant sees is in that tenant's own
 //!   indirection table, which only the thread that owns the tenant reads or writes. The mark
 //!   only says "look in your table".
@@ -14,19 +25,20 @@
 //! - Another tenant that misses a fresh mark reads the base object, which is exactly what it
 //!   must see: it has no copy. One that sees the mark looks in its table, finds nothing and
 //!   reads the base. Either way it is right, so no ordering with the marker is needed.
-//! - Marks are never cleared, and `fetch_or` is a read-modify-write, so two tenants marking
-//!   different objects in the same 64-bit word never lose each other's bit.
+//! - `fetch_or` is a read-modify-write and marks are never cleared, so racing marks of one
+//!   object set it once and never disturb the offset.
 //!
-//! The loom tests at the bottom of this file check the last two points.
+//! The loom tests at the bottom of this file check the last three points.
 //!
 //! # Security note
 //!
-//! The shared bitmap is a side channel: a tenant can time its reads and learn that *some*
+//! The shared marks are a side channel: a tenant can time its reads and learn that *some*
 //! tenant wrote an object (a marked read takes a table lookup). It cannot learn which tenant
 //! or what was written. A host that must not leak even that runs tenants with
-//! [`MarkPolicy::Private`]: each tenant then keeps its own small filter (4,096 bits, indexed by
-//! object index modulo its size), so only its own writes make its reads slower. A false
-//! positive in the filter costs a table lookup, never a wrong answer.
+//! [`MarkPolicy::Private`]: each tenant then keeps its own small [`MarkFilter`] (4,096 bits,
+//! indexed by object index modulo its size) and ignores the shared bits, so only its own writes
+//! make its reads slower. A false positive in the filter costs a table lookup, never a wrong
+//! answer.
 
 use crate::sync::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,95 +46,122 @@ use std::sync::Arc;
 /// Which marks a tenant consults on its read path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MarkPolicy {
-    /// The base's shared bitmap: one bit per base object, exact. Reads of objects no tenant
-    /// has diverted never look in a table. Leaks, through timing, that some tenant diverted
-    /// an object (see the module's security note).
+    /// The base's shared marks: exact, and read with the offset the read loads anyway. Leaks,
+    /// through timing, that some tenant diverted an object (see the module's security note).
     #[default]
     Shared,
-    /// A filter of [`DivertMarks::FILTER_BITS`] bits owned by the tenant: no tenant learns
-    /// anything of another, at the price of table lookups for objects that share a filter bit
-    /// with one this tenant diverted. Costs 512 bytes per tenant.
+    /// A [`MarkFilter`] owned by the tenant: no tenant learns anything of another, at the price
+    /// of a second load per read and of table lookups for objects that share a filter bit with
+    /// one this tenant diverted. Costs 512 bytes per tenant.
     Private,
 }
 
-/// A bitmap of diverted base objects.
+/// The shared marks of a base: per object, its header offset and a diverted bit.
 ///
-/// Cloning a `DivertMarks` shares its bits (they live behind an `Arc`): a tenant holds a clone
-/// of its base's bitmap by value, so the read barrier reaches the bits in one load from the
-/// tenant itself.
-///
-/// Invariant: `mask` is `usize::MAX` (exact: one bit per object) or `bits - 1` for a
-/// power-of-two `bits` (a filter: index reduced modulo `bits`).
+/// Cloning shares the table (it lives behind an `Arc`): a tenant holds a clone by value, so
+/// the read path reaches it in one load from the tenant itself.
 #[derive(Debug, Clone)]
 pub struct DivertMarks {
     words: Arc<[AtomicU64]>,
-    mask: usize,
 }
 
 impl DivertMarks {
-    /// Size of a tenant-private filter ([`MarkPolicy::Private`]).
-    pub const FILTER_BITS: usize = 4096;
+    /// The diverted bit of a word; the other bits are the header offset.
+    pub const DIVERTED: u64 = 1 << 63;
 
-    /// An exact bitmap for `objects` objects, all clear. Time and space: O(objects / 64).
-    pub fn exact(objects: usize) -> DivertMarks {
+    /// A table for objects whose headers are at `offsets` (word offsets), none diverted.
+    /// Time and space: O(objects).
+    pub fn new(offsets: impl Iterator<Item = u64>) -> DivertMarks {
         DivertMarks {
-            words: (0..objects.div_ceil(64))
-                .map(|_| AtomicU64::new(0))
+            words: offsets
+                .map(|o| AtomicU64::new(o & !Self::DIVERTED))
                 .collect(),
-            mask: usize::MAX,
         }
     }
 
-    /// A filter of [`DivertMarks::FILTER_BITS`] bits, all clear.
-    pub fn filter() -> DivertMarks {
-        DivertMarks {
-            words: (0..Self::FILTER_BITS / 64)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            mask: Self::FILTER_BITS - 1,
-        }
-    }
-
-    /// True if object `index` may be diverted (exact bitmaps: has been diverted by some
-    /// tenant). Out-of-range indices are never marked. Time: O(1), one load.
+    /// Object `index`'s word (offset | diverted bit), or `None` out of range. Time: O(1), one
+    /// load.
     #[inline(always)]
+    pub fn entry(&self, index: u32) -> Option<u64> {
+        // Relaxed: see the module doc; the offset was published with the table, the bit
+        // guards no data.
+        self.words
+            .get(index as usize)
+            .map(|w| w.load(Ordering::Relaxed))
+    }
+
+    /// True if some tenant has diverted object `index`. Out-of-range indices are never
+    /// marked. Time: O(1).
+    #[inline]
     pub fn is_marked(&self, index: u32) -> bool {
-        let i = index as usize & self.mask;
-        match self.words.get(i >> 6) {
-            // Relaxed: see the module doc; the mark guards no data.
-            Some(w) => w.load(Ordering::Relaxed) & (1 << (i & 63)) != 0,
-            None => false,
-        }
+        self.entry(index).is_some_and(|w| w & Self::DIVERTED != 0)
     }
 
     /// Marks object `index`; returns true if this call set the bit. Out-of-range indices are
     /// ignored (and return false). Time: O(1).
     #[inline]
     pub fn mark(&self, index: u32) -> bool {
-        let i = index as usize & self.mask;
-        match self.words.get(i >> 6) {
-            // Relaxed: see the module doc. The RMW keeps concurrent marks in one word.
-            Some(w) => w.fetch_or(1 << (i & 63), Ordering::Relaxed) & (1 << (i & 63)) == 0,
+        match self.words.get(index as usize) {
+            // Relaxed: see the module doc. The RMW sets the bit once and keeps the offset.
+            Some(w) => w.fetch_or(Self::DIVERTED, Ordering::Relaxed) & Self::DIVERTED == 0,
             None => false,
         }
     }
 
-    /// Number of bits set. Time: O(size / 64).
+    /// Number of objects marked. Time: O(objects).
     pub fn count(&self) -> usize {
         self.words
             .iter()
-            .map(|w| w.load(Ordering::Relaxed).count_ones() as usize)
-            .sum()
+            .filter(|w| w.load(Ordering::Relaxed) & Self::DIVERTED != 0)
+            .count()
     }
 
-    /// True if `self` and `other` are the same bits (one is a clone of the other).
-    pub fn same_bits(&self, other: &DivertMarks) -> bool {
-        Arc::ptr_eq(&self.words, &other.words)
-    }
-
-    /// Bytes of memory the bitmap occupies.
+    /// Bytes of memory the table occupies.
     pub fn memory_bytes(&self) -> usize {
         self.words.len() * 8
+    }
+}
+
+/// A tenant's own marks under [`MarkPolicy::Private`]: 4,096 bits, object index modulo 4,096.
+/// Written only by its tenant, through `&mut`.
+#[derive(Debug, Clone)]
+pub struct MarkFilter {
+    bits: Box<[u64; MarkFilter::BITS / 64]>,
+}
+
+impl Default for MarkFilter {
+    fn default() -> Self {
+        MarkFilter {
+            bits: Box::new([0; MarkFilter::BITS / 64]),
+        }
+    }
+}
+
+impl MarkFilter {
+    /// Size of the filter in bits.
+    pub const BITS: usize = 4096;
+
+    /// An empty filter.
+    pub fn new() -> MarkFilter {
+        MarkFilter::default()
+    }
+
+    /// True if object `index` may have been diverted by this filter's tenant. Time: O(1).
+    #[inline(always)]
+    pub fn is_marked(&self, index: u32) -> bool {
+        let i = index as usize % Self::BITS;
+        self.bits[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    /// Marks object `index`. Time: O(1).
+    pub fn mark(&mut self, index: u32) {
+        let i = index as usize % Self::BITS;
+        self.bits[i / 64] |= 1 << (i % 64);
+    }
+
+    /// Bytes of memory the filter occupies.
+    pub fn memory_bytes(&self) -> usize {
+        Self::BITS / 8
     }
 }
 
@@ -131,21 +170,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exact_marks_are_exact_and_bounded() {
-        let m = DivertMarks::exact(130);
-        assert!(!m.is_marked(129));
-        assert!(m.mark(129));
-        assert!(!m.mark(129), "second mark reports already set");
-        assert!(m.is_marked(129) && !m.is_marked(128) && !m.is_marked(1));
-        assert!(!m.mark(5000) && !m.is_marked(5000));
+    fn marks_keep_offsets_and_are_bounded() {
+        let m = DivertMarks::new([10u64, 20, 30].into_iter());
+        assert_eq!(m.entry(1), Some(20));
+        assert!(!m.is_marked(1));
+        assert!(m.mark(1));
+        assert!(!m.mark(1), "second mark reports already set");
+        assert_eq!(m.entry(1), Some(20 | DivertMarks::DIVERTED));
+        assert!(m.is_marked(1) && !m.is_marked(0) && !m.is_marked(2));
+        assert!(!m.mark(5000) && !m.is_marked(5000) && m.entry(3).is_none());
         assert_eq!(m.count(), 1);
+        assert_eq!(m.memory_bytes(), 24);
     }
 
     #[test]
     fn filters_wrap_indices() {
-        let f = DivertMarks::filter();
+        let mut f = MarkFilter::new();
         f.mark(3);
-        assert!(f.is_marked(3 + DivertMarks::FILTER_BITS as u32));
+        assert!(f.is_marked(3 + MarkFilter::BITS as u32));
         assert!(!f.is_marked(4));
         assert_eq!(f.memory_bytes(), 512);
     }
@@ -157,46 +199,54 @@ mod loom_tests {
     use loom::sync::Arc;
     use loom::thread;
 
-    /// Two tenants marking different objects in the same word lose neither bit.
+    fn table() -> DivertMarks {
+        DivertMarks::new((0..16u64).map(|i| i * 3))
+    }
+
+    /// Two tenants marking different objects lose neither mark nor offset.
     #[test]
-    fn concurrent_marks_in_one_word_are_both_kept() {
+    fn concurrent_marks_are_both_kept() {
         loom::model(|| {
-            let m = Arc::new(DivertMarks::exact(64));
+            let m = Arc::new(table());
             let m2 = m.clone();
             let t = thread::spawn(move || m2.mark(3));
             let mine = m.mark(7);
             let theirs = t.join().unwrap();
             assert!(mine && theirs);
             assert!(m.is_marked(3) && m.is_marked(7));
+            assert_eq!(m.entry(7), Some(21 | DivertMarks::DIVERTED));
             assert_eq!(m.count(), 2);
         });
     }
 
-    /// Two tenants marking the same object: exactly one is told it set the bit.
+    /// Two tenants marking the same object: exactly one is told it set the bit, and the
+    /// offset survives.
     #[test]
     fn racing_marks_of_one_object_set_it_once() {
         loom::model(|| {
-            let m = Arc::new(DivertMarks::exact(64));
+            let m = Arc::new(table());
             let m2 = m.clone();
             let t = thread::spawn(move || m2.mark(9));
             let a = m.mark(9);
             let b = t.join().unwrap();
             assert!(a ^ b);
-            assert!(m.is_marked(9));
+            assert_eq!(m.entry(9), Some(27 | DivertMarks::DIVERTED));
         });
     }
 
-    /// A reader racing a marker sees the mark or not; the marker always sees its own.
+    /// A reader racing a marker sees the offset either way, marked or not; the marker always
+    /// sees its own mark.
     #[test]
-    fn marker_sees_its_own_mark_and_reader_sees_either() {
+    fn readers_always_see_the_offset() {
         loom::model(|| {
-            let m = Arc::new(DivertMarks::exact(128));
+            let m = Arc::new(table());
             let m2 = m.clone();
-            let reader = thread::spawn(move || m2.is_marked(70));
-            m.mark(70);
-            assert!(m.is_marked(70));
-            let _either = reader.join().unwrap();
-            assert!(!m.is_marked(71));
+            let reader = thread::spawn(move || m2.entry(10));
+            m.mark(10);
+            assert!(m.is_marked(10));
+            let seen = reader.join().unwrap().unwrap();
+            assert_eq!(seen & !DivertMarks::DIVERTED, 30);
+            assert!(!m.is_marked(11));
         });
     }
 }

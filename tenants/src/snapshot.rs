@@ -201,7 +201,7 @@ impl Tenant {
     }
 
     fn marks_policy(&self) -> MarkPolicy {
-        if self.marks.same_bits(self.base.marks()) {
+        if self.filter.is_none() {
             MarkPolicy::Shared
         } else {
             MarkPolicy::Private
@@ -366,7 +366,12 @@ fn decode(base: &Arc<Base>, flags: u32, payload: &[u8]) -> FileResult<Tenant> {
     t.space = Space::from_parts(entries, gens);
     for (x, k) in table {
         let x = ObjectIndex::from_u32(x);
-        t.marks.mark(x.as_u32());
+        match &mut t.filter {
+            None => {
+                t.marks.mark(x.as_u32());
+            }
+            Some(f) => f.mark(x.as_u32()),
+        }
         t.table.insert(x, t.space.key_of(k));
     }
     t.roots = roots;

@@ -4,7 +4,7 @@ use crate::roots::Handles;
 use crate::space::{Body, Entry, Space, cost};
 use crate::stats::{ReadCounters, bump};
 use crate::{Error, Result, TenantStats};
-use cowheap_forwarders::{Base, DivertMarks, Forwarding, IndirectionTable, MarkPolicy};
+use cowheap_forwarders::{Base, DivertMarks, Forwarding, IndirectionTable, MarkFilter, MarkPolicy};
 use cowheap_heap::{
     Decoded, Error as HeapError, Format, ObjectIndex, ObjectSize, PrivateKey, TenantId, Value, Word,
 };
@@ -82,8 +82,11 @@ pub(crate) struct Writable<'a> {
 pub struct Tenant {
     pub(crate) id: TenantId,
     pub(crate) base: Arc<Base>,
-    /// The base's shared marks, or this tenant's own filter ([`MarkPolicy`]).
+    /// The base's shared marks (header offsets and diverted bits), cloned: the fast read path
+    /// reads an object's offset here.
     pub(crate) marks: DivertMarks,
+    /// This tenant's own marks under [`MarkPolicy::Private`]; the shared bits are then ignored.
+    pub(crate) filter: Option<Box<MarkFilter>>,
     pub(crate) table: IndirectionTable,
     pub(crate) space: Space,
     pub(crate) roots: BTreeMap<String, Word>,
@@ -119,14 +122,15 @@ impl Tenant {
         // Relaxed: the counter only has to hand out distinct numbers.
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let id = TenantId::new(NEXT.fetch_add(1, Ordering::Relaxed)).expect("counter starts at 1");
-        let marks = match config.marks {
-            MarkPolicy::Shared => base.marks().clone(),
-            MarkPolicy::Private => DivertMarks::filter(),
+        let filter = match config.marks {
+            MarkPolicy::Shared => None,
+            MarkPolicy::Private => Some(Box::default()),
         };
         Tenant {
             id,
             base: base.clone(),
-            marks,
+            marks: base.marks().clone(),
+            filter,
             table: IndirectionTable::new(),
             space: Space::default(),
             roots: BTreeMap::new(),
@@ -179,11 +183,7 @@ impl Tenant {
     /// record, its private space and table, roots, handles and any private mark filter.
     /// Time: O(roots).
     pub fn memory_bytes(&self) -> usize {
-        let own_marks = if self.marks.same_bits(self.base.marks()) {
-            0
-        } else {
-            self.marks.memory_bytes()
-        };
+        let own_marks = self.filter.as_ref().map_or(0, |f| f.memory_bytes());
         std::mem::size_of::<Tenant>()
             + self.space.memory_bytes()
             + self.table.memory_bytes()
@@ -237,7 +237,7 @@ impl Tenant {
         for _ in 0..2 * self.space.len() + 2 {
             match w.decode() {
                 Decoded::Base(x) => {
-                    if self.marks.is_marked(x.as_u32()) {
+                    if self.diverted_here(x.as_u32()) {
                         bump(&self.reads.lookups);
                         if let Some(k) = self.table.get(x) {
                             w = Word::private(k);
@@ -272,7 +272,7 @@ impl Tenant {
     /// forwarder), the final word it leads to.
     pub(crate) fn forwarded(&self, w: Word) -> Result<Option<Word>> {
         let is_forwarder = match w.decode() {
-            Decoded::Base(x) => self.marks.is_marked(x.as_u32()) && self.table.get(x).is_some(),
+            Decoded::Base(x) => self.diverted_here(x.as_u32()) && self.table.get(x).is_some(),
             Decoded::Private(k) => {
                 matches!(self.space.get(k), Some(e) if e.state.target().is_some())
             }
@@ -282,6 +282,16 @@ impl Tenant {
             Ok(Some(self.locate_word(w)?.word()))
         } else {
             Ok(None)
+        }
+    }
+
+    /// True if base object `x` may be diverted in this tenant's view: its shared mark, or
+    /// under the private policy its own filter.
+    #[inline]
+    pub(crate) fn diverted_here(&self, x: u32) -> bool {
+        match &self.filter {
+            None => self.marks.is_marked(x),
+            Some(f) => f.is_marked(x),
         }
     }
 
@@ -319,9 +329,16 @@ impl Tenant {
         // or private object, an index out of range) takes the out-of-line path, which also
         // works out the precise error.
         if let Some(x) = obj.word().as_base() {
-            if !self.marks.is_marked(x.as_u32()) {
-                if let Some(w) = self.base.heap().get_slot(x, i) {
-                    return Ok(Value::shared(w));
+            if let Some(entry) = self.marks.entry(x.as_u32()) {
+                let diverted = match &self.filter {
+                    None => entry & DivertMarks::DIVERTED != 0,
+                    Some(f) => f.is_marked(x.as_u32()),
+                };
+                if !diverted {
+                    let offset = entry & !DivertMarks::DIVERTED;
+                    if let Some(w) = self.base.heap().get_slot_at(offset, i) {
+                        return Ok(Value::shared(w));
+                    }
                 }
             }
         }
@@ -447,7 +464,12 @@ impl Tenant {
     pub(crate) fn divert(&mut self, x: ObjectIndex, k: PrivateKey, c: u64) {
         // The mark is set before the table entry: both on this thread, so this tenant's next
         // read of x sees the mark and finds the entry (cowheap_forwarders::marks).
-        self.marks.mark(x.as_u32());
+        match &mut self.filter {
+            None => {
+                self.marks.mark(x.as_u32());
+            }
+            Some(f) => f.mark(x.as_u32()),
+        }
         self.table.insert(x, k);
         self.stats.private_objects += 1;
         self.stats.private_bytes += c;
