@@ -18,7 +18,7 @@
 //! Every load is checked: a heap mapped from a file that was not verified can give wrong
 //! answers if the file is corrupt, but never a panic or undefined behaviour.
 
-use crate::storage::{Storage, u64_at};
+use crate::storage::{HeapReader, Storage, slot_in, u64_at};
 use crate::{Error, Format, ObjectIndex, ObjectSize, Result, Value, Word};
 use std::sync::OnceLock;
 
@@ -109,7 +109,7 @@ impl BaseHeap {
 
     /// True if the heap is served from a mapped image file.
     pub fn is_mapped(&self) -> bool {
-        matches!(self.storage, Storage::Mapped(_))
+        self.storage.is_mapped()
     }
 
     /// The nil object.
@@ -189,17 +189,13 @@ impl BaseHeap {
     /// through checked loads, never out of bounds. Time: O(1); two loads.
     #[inline(always)]
     pub fn get_slot_at(&self, offset: u64, i: usize) -> Option<Word> {
-        let b = self.storage.bytes();
-        // Wrapping: an unverified file may hold any offset; a wrong one reads wrong bytes
-        // through the checked loads, never out of bounds.
-        let h = self
-            .objects_at
-            .wrapping_add((offset as usize).wrapping_mul(8));
-        let n = (u64_at(b, h.wrapping_add(8))? & 0xffff_ffff) as usize;
-        if i >= n {
-            return None;
-        }
-        u64_at(b, h.wrapping_add((HEADER_WORDS + i) * 8)).map(Word::from_bits)
+        slot_in(self.storage.bytes(), self.objects_at, offset, i)
+    }
+
+    /// A handle that reads this heap's slots by header offset, for a reader to keep in its own
+    /// record (see [`HeapReader`]). Time: O(1).
+    pub fn reader(&self) -> HeapReader {
+        HeapReader::new(self.storage.clone(), self.objects_at)
     }
 
     /// The word offset of every object's header, in index order. Time: O(objects).

@@ -230,7 +230,7 @@ impl Builder {
         let len = offsets.len();
         words.extend(offsets.iter().map(|o| o.to_le()));
         Ok(BaseHeap {
-            storage: Storage::Owned(words.into_boxed_slice()),
+            storage: Storage::owned(words.into_boxed_slice()),
             objects_at: 0,
             objects_len,
             offsets_at: objects_len,

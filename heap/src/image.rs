@@ -211,7 +211,7 @@ impl BaseHeap {
     pub fn open_with(path: &Path, verification: Verification) -> FileResult<BaseHeap> {
         let file = std::fs::File::open(path).map_err(|e| FileError::io(path, e))?;
         let mmap = map(&file).map_err(|e| FileError::io(path, e))?;
-        let heap = parse(Storage::Mapped(mmap))?;
+        let heap = parse(Storage::mapped(mmap))?;
         if verification == Verification::Full {
             heap.verify()?;
         }
@@ -222,8 +222,8 @@ impl BaseHeap {
     /// consistent, objects tiling their region exactly, every reference in range; and, for a
     /// mapped heap, every section's digest. Time: O(size), in parallel with rayon.
     pub fn verify(&self) -> FileResult<()> {
-        if let Storage::Mapped(m) = &self.storage {
-            let stored = table_digests(m)?;
+        if self.storage.is_mapped() {
+            let stored = table_digests(self.storage.bytes())?;
             let checks: Vec<bool> = [0usize, 1]
                 .into_par_iter()
                 .map(|i| {

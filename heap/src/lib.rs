@@ -48,6 +48,7 @@ mod value;
 pub mod word;
 
 pub use base::{BaseHeap, ObjectView, Root};
+pub use storage::HeapReader;
 
 /// Width of an object's auxiliary bits ([`Builder::set_aux`]).
 pub const AUX_BITS: u32 = 24;

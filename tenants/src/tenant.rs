@@ -6,7 +6,8 @@ use crate::stats::{ReadCounters, bump};
 use crate::{Error, Result, TenantStats};
 use cowheap_forwarders::{Base, DivertMarks, Forwarding, IndirectionTable, MarkFilter, MarkPolicy};
 use cowheap_heap::{
-    Decoded, Error as HeapError, Format, ObjectIndex, ObjectSize, PrivateKey, TenantId, Value, Word,
+    Decoded, Error as HeapError, Format, HeapReader, ObjectIndex, ObjectSize, PrivateKey, TenantId,
+    Value, Word,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -87,6 +88,8 @@ pub struct Tenant {
     pub(crate) marks: DivertMarks,
     /// This tenant's own marks under [`MarkPolicy::Private`]; the shared bits are then ignored.
     pub(crate) filter: Option<Box<MarkFilter>>,
+    /// The base heap's bytes, held here so the fast read path needs nothing behind `base`.
+    pub(crate) reader: HeapReader,
     pub(crate) table: IndirectionTable,
     pub(crate) space: Space,
     pub(crate) roots: BTreeMap<String, Word>,
@@ -131,6 +134,7 @@ impl Tenant {
             base: base.clone(),
             marks: base.marks().clone(),
             filter,
+            reader: base.heap().reader(),
             table: IndirectionTable::new(),
             space: Space::default(),
             roots: BTreeMap::new(),
@@ -336,7 +340,7 @@ impl Tenant {
                 };
                 if !diverted {
                     let offset = entry & !DivertMarks::DIVERTED;
-                    if let Some(w) = self.base.heap().get_slot_at(offset, i) {
+                    if let Some(w) = self.reader.slot_at(offset, i) {
                         return Ok(Value::shared(w));
                     }
                 }
