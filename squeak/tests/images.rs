@@ -63,25 +63,8 @@ fn scratch_reachability_keeps_unreachable_objects() {
     assert_eq!(heap.roots()[0].name, "specialObjects");
     // Through slots only, 11,308 objects are out of reach: a loader that kept only reachable
     // objects would lose them. Through class words too, every object is reached.
-    assert_eq!(reachable_by_slots(heap, special), 72_151);
+    assert_eq!(common::reachable_from(heap, special, false), 72_151);
     assert_eq!(reachable(heap, special), 83_459);
-}
-
-fn reachable_by_slots(heap: &BaseHeap, from: ObjectIndex) -> usize {
-    let mut seen = vec![false; heap.len()];
-    let mut stack = vec![from];
-    seen[from.get()] = true;
-    let mut n = 0;
-    while let Some(x) = stack.pop() {
-        n += 1;
-        for w in heap.object(x).unwrap().slots {
-            if let Some(y) = w.as_base().filter(|y| !seen[y.get()]) {
-                seen[y.get()] = true;
-                stack.push(y);
-            }
-        }
-    }
-    n
 }
 
 #[test]

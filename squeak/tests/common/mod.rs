@@ -53,6 +53,11 @@ pub fn headless() -> &'static Imported {
 
 /// Objects reachable from `from` through slots and class words.
 pub fn reachable(heap: &BaseHeap, from: ObjectIndex) -> usize {
+    reachable_from(heap, from, true)
+}
+
+/// Objects reachable from `from` through pointer slots, and class words if `classes`.
+pub fn reachable_from(heap: &BaseHeap, from: ObjectIndex, classes: bool) -> usize {
     let mut seen = vec![false; heap.len()];
     let mut stack = vec![from];
     seen[from.get()] = true;
@@ -60,7 +65,8 @@ pub fn reachable(heap: &BaseHeap, from: ObjectIndex) -> usize {
     while let Some(x) = stack.pop() {
         n += 1;
         let o = heap.object(x).unwrap();
-        for w in std::iter::once(&o.class).chain(o.slots) {
+        let class = classes.then_some(&o.class);
+        for w in class.into_iter().chain(o.slots) {
             if let Some(y) = w.as_base() {
                 if !seen[y.get()] {
                     seen[y.get()] = true;
