@@ -89,24 +89,19 @@ pub fn info(path: &Path) -> Result<()> {
 
     let mut classes = squeak::class_histogram(&heap);
     println!("classes: {}", classes.len());
-    println!();
-    println!(
-        "{:<32} {:>10} {:>14}",
-        "top classes by instances", "instances", "bytes"
-    );
-    for c in classes.iter().take(15) {
-        println!("{:<32} {:>10} {:>14}", c.name, c.instances, c.bytes);
-    }
+    print_top("top classes by instances", &classes);
     classes.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.instances.cmp(&a.instances)));
+    print_top("top classes by bytes", &classes);
+    Ok(())
+}
+
+/// The first 15 rows of a class histogram under `title`.
+fn print_top(title: &str, classes: &[squeak::ClassStats]) {
     println!();
-    println!(
-        "{:<32} {:>10} {:>14}",
-        "top classes by bytes", "instances", "bytes"
-    );
+    println!("{title:<32} {:>10} {:>14}", "instances", "bytes");
     for c in classes.iter().take(15) {
         println!("{:<32} {:>10} {:>14}", c.name, c.instances, c.bytes);
     }
-    Ok(())
 }
 
 /// `cowheap image verify FILE`.
