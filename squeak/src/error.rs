@@ -84,6 +84,9 @@ pub enum ExportError {
     /// Writing failed.
     #[error("cannot write the image: {0}")]
     Io(#[from] std::io::Error),
+    /// Writing the image file failed; whatever was at its path is as it was.
+    #[error("cannot write the image file: {0}")]
+    File(#[from] cowheap_heap::FileError),
     /// Reading the base failed (a corrupt mapped file).
     #[error("cannot read the base: {0}")]
     Heap(#[from] cowheap_heap::Error),

@@ -8,7 +8,8 @@
 //! What the cowheap object does not say about the source header is kept in its 24 auxiliary
 //! bits ([`aux`]), and the image header's fields in integer roots ([`ImageHeader`]), so
 //! [`export`] writes the base back: a V3 image imported and exported again is byte for byte
-//! the original, and so is a single-segment Spur image.
+//! the original, and so is a single-segment Spur image. [`export_bytes_with`] writes Spur in
+//! several memory segments.
 //!
 //! The base's roots: `specialObjects` (first, the special objects array), `nil`, `true`,
 //! `false`, `Smalltalk` (the SystemDictionary), then the `image.*` header roots.
@@ -120,8 +121,43 @@ pub fn export(heap: &BaseHeap, format: ImageFormat, out: &mut impl Write) -> Exp
     Ok(())
 }
 
+/// How [`export_bytes_with`] lays out an image. The default is what [`export`] writes: one
+/// memory segment.
+///
+/// ```
+/// use cowheap_squeak::ExportOptions;
+///
+/// let split = ExportOptions { segment_bytes: Some(1 << 20), segment_gap: 4096 };
+/// assert_eq!(ExportOptions::default().segment_bytes, None);
+/// assert!(split.segment_bytes.is_some());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Spur: the most bytes one memory segment may hold, its closing bridge included; an
+    /// object larger than that gets a segment of its own. `None`: one segment.
+    pub segment_bytes: Option<u64>,
+    /// Spur: bytes of address space between the end of one segment and the start of the
+    /// next, spanned by the bridge (a multiple of 8).
+    pub segment_gap: u64,
+}
+
 /// [`export`] into a new vector.
 pub fn export_bytes(heap: &BaseHeap, format: ImageFormat) -> ExportResult<Vec<u8>> {
+    export_bytes_with(heap, format, &ExportOptions::default())
+}
+
+/// [`export_bytes`] with a layout other than the default: a Spur image in several memory
+/// segments, as images grown by a running VM are. The objects, their addresses apart, are
+/// the same; [`import_bytes`] reads the segments back into the same graph.
+///
+/// # Errors
+/// As [`export`]; also [`ExportError::Unsupported`] for segments in a V3 image (which has
+/// none) and for a gap that is not a multiple of 8 bytes or that a bridge cannot span.
+pub fn export_bytes_with(
+    heap: &BaseHeap,
+    format: ImageFormat,
+    options: &ExportOptions,
+) -> ExportResult<Vec<u8>> {
     let header = ImageHeader::from_heap(heap);
     let source = match header.version {
         0 => None,
@@ -130,8 +166,11 @@ pub fn export_bytes(heap: &BaseHeap, format: ImageFormat) -> ExportResult<Vec<u8
             .map(ImageFormat::family),
     };
     match (format.family(), source) {
+        (Family::V3, _) if *options != ExportOptions::default() => Err(ExportError::Unsupported(
+            "a V3 image has no memory segments",
+        )),
         (Family::V3, None | Some(Family::V3)) => v3::export(heap, format, &header),
-        (Family::Spur, Some(Family::Spur)) => spur::export(heap, format, &header),
+        (Family::Spur, Some(Family::Spur)) => spur::export(heap, format, &header, options),
         (Family::Spur, None) => Err(ExportError::Unsupported("the base has no Spur class table")),
         _ => Err(ExportError::Unsupported(
             "V3 and Spur images do not convert into each other",
@@ -139,13 +178,16 @@ pub fn export_bytes(heap: &BaseHeap, format: ImageFormat) -> ExportResult<Vec<u8
     }
 }
 
-/// [`export`] to the file at `path` (created or replaced).
+/// [`export`] to the file at `path`, created or replaced atomically: the image is written to
+/// a temporary file beside it, fsynced and renamed over `path`, so a failure or a crash leaves
+/// the old file (or none), never a torn one.
 pub fn export_to_path(
     heap: &BaseHeap,
     format: ImageFormat,
     path: impl AsRef<Path>,
 ) -> ExportResult<()> {
-    std::fs::write(path, export_bytes(heap, format)?)?;
+    let bytes = export_bytes(heap, format)?;
+    cowheap_heap::file::write_atomically(path.as_ref(), |out| out.write_all(&bytes))?;
     Ok(())
 }
 

@@ -6,7 +6,9 @@ use crate::aux::{Aux, SpurAux, spur_flag_bits, spur_flags};
 use crate::bytes::{Mem, Out, units_from_le, units_to_le};
 use crate::format::{ImageFormat, ImageHeader, write_header};
 use crate::graph::{Obj, build, slot_ref};
-use crate::{ExportError, ExportResult, ImportError, ImportResult, ImportStats, Imported};
+use crate::{
+    ExportError, ExportOptions, ExportResult, ImportError, ImportResult, ImportStats, Imported,
+};
 use cowheap_heap::{BaseHeap, Decoded, Format, ObjectIndex, Word};
 use std::collections::HashMap;
 
@@ -364,8 +366,24 @@ struct Plan {
     slots: usize,
 }
 
-pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> ExportResult<Vec<u8>> {
+pub(crate) fn export(
+    heap: &BaseHeap,
+    f: ImageFormat,
+    h: &ImageHeader,
+    options: &ExportOptions,
+) -> ExportResult<Vec<u8>> {
     let (ws, target) = (f.word_bytes(), f.name());
+    let gap = options.segment_gap;
+    let most_span = if ws == 4 {
+        u64::from(u32::MAX)
+    } else {
+        (1 << 56) - 1
+    };
+    if gap % 8 != 0 || gap / ws as u64 > most_span {
+        return Err(ExportError::Unsupported(
+            "a segment gap that is not a multiple of 8 bytes or too large",
+        ));
+    }
     let special = crate::special_objects(heap)?;
     let index_roots: HashMap<u32, u32> = heap
         .roots()
@@ -377,7 +395,11 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
         .collect();
     let mut plans = Vec::with_capacity(heap.len());
     let mut addr = Vec::with_capacity(heap.len());
-    let mut pos: u64 = 0;
+    // `pos` is the next address (from the old base), `in_segment` the bytes of the current
+    // segment so far; `segments` lists where each segment after the first starts (object
+    // index) and the size of the one before it, bridge included.
+    let (mut pos, mut in_segment): (u64, u64) = (0, 0);
+    let mut segments: Vec<(usize, u64)> = Vec::new();
     for x in heap.indices() {
         let o = heap.object(x)?;
         let aux = match Aux::decode(o.aux) {
@@ -438,10 +460,23 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
             | ((slots.min(255) as u64) << 56)
             | flags;
         let overflow = if slots >= 255 { 8 } else { 0 };
+        let size = overflow + 8 + ((slots * ws).max(8).next_multiple_of(8)) as u64;
+        if let Some(limit) = options.segment_bytes
+            && in_segment > 0
+            && in_segment + size + 16 > limit
+        {
+            // Close the segment with a bridge over the gap; the next one starts after it.
+            segments.push((x.get(), in_segment + 16));
+            pos += 16 + gap;
+            in_segment = 0;
+        }
         addr.push(h.old_base + pos + overflow);
-        pos += overflow + 8 + ((slots * ws).max(8).next_multiple_of(8)) as u64;
+        pos += size;
+        in_segment += size;
         plans.push(Plan { header, slots });
     }
+    let file_data = pos + 16 - gap * segments.len() as u64;
+    let first_segment = segments.first().map_or(in_segment + 16, |s| s.1);
     if ws == 4 && h.old_base + pos + 16 > u64::from(u32::MAX) {
         return Err(ExportError::TooLarge(target));
     }
@@ -472,9 +507,9 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
         f,
         h,
         header_size,
-        pos + 16,
+        file_data,
         addr[special as usize],
-        Some(pos + 16),
+        Some(first_segment),
     );
     let nil_oop = heap
         .nil()
@@ -507,7 +542,20 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
             Decoded::Private(_) => Err(unrepresentable(x, "a private reference")),
         }
     };
+    // The size of each segment after the first, by the index of its first object.
+    let next_sizes: Vec<u64> = segments
+        .iter()
+        .skip(1)
+        .map(|s| s.1)
+        .chain(std::iter::once(in_segment + 16))
+        .collect();
+    let mut next_segment = segments.iter().map(|s| s.0).zip(next_sizes).peekable();
     for (x, p) in heap.indices().zip(&plans) {
+        if let Some((_, size)) = next_segment.next_if(|s| s.0 == x.get()) {
+            // A bridge: an overflow size word spanning the gap, then the next segment's size.
+            put64(&mut out, OVERFLOW | (gap / ws as u64));
+            put64(&mut out, size);
+        }
         let o = heap.object(x)?;
         if p.slots >= 255 {
             put64(&mut out, OVERFLOW | p.slots as u64);

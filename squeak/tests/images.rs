@@ -266,3 +266,91 @@ fn families_do_not_convert_and_wide_integers_are_refused() {
         "{e:?}"
     );
 }
+
+#[test]
+fn spur_images_in_several_segments_import_to_the_same_graph() {
+    use cowheap_squeak::ExportOptions;
+    let original = image_bytes(HEADLESS);
+    let im = headless();
+    // 8 KiB segments: the 16 KiB hidden roots get a segment of their own. 1 MiB between
+    // segments, spanned by each bridge, so every address after the first segment moves.
+    let split = ExportOptions {
+        segment_bytes: Some(8 << 10),
+        segment_gap: 1 << 20,
+    };
+    for format in [
+        ImageFormat::spur32(ByteOrder::Little),
+        ImageFormat::spur32(ByteOrder::Big),
+        ImageFormat::spur64(ByteOrder::Little),
+        ImageFormat::spur64(ByteOrder::Big),
+    ] {
+        let bytes = cowheap_squeak::export_bytes_with(&im.heap, format, &split).unwrap();
+        let back = cowheap_squeak::import_bytes(&bytes).unwrap();
+        assert_eq!(back.format, format);
+        assert!(
+            back.stats.segments > 10,
+            "{format:?}: {} segments",
+            back.stats.segments
+        );
+        assert_eq!((back.stats.objects, back.stats.hidden), (2_493, 50));
+        assert_same_graph_across_word_sizes(&im.heap, &back.heap);
+        assert_eq!(back.stats.references, im.stats.references);
+        // Written again in one segment, it is the original file.
+        let one = cowheap_squeak::export_bytes(&back.heap, im.format).unwrap();
+        assert!(one == original, "{format:?}: segments changed the image");
+    }
+    // A next-segment size that runs past the data is refused with a typed error.
+    let mut bytes = cowheap_squeak::export_bytes_with(&im.heap, im.format, &split).unwrap();
+    let first = u32::from_le_bytes(bytes[48..52].try_into().unwrap()) as usize;
+    let next_size_at = 64 + first - 8;
+    bytes[next_size_at..next_size_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    let e = cowheap_squeak::import_bytes(&bytes);
+    assert!(
+        matches!(e, Err(cowheap_squeak::ImportError::BadImageHeader(_))),
+        "{e:?}"
+    );
+    // V3 has no segments; a gap must be whole words of 8 bytes.
+    let e = cowheap_squeak::export_bytes_with(&scratch().heap, scratch().format, &split);
+    assert!(
+        matches!(e, Err(cowheap_squeak::ExportError::Unsupported(_))),
+        "{e:?}"
+    );
+    let odd = ExportOptions {
+        segment_gap: 12,
+        ..split
+    };
+    let e = cowheap_squeak::export_bytes_with(&im.heap, im.format, &odd);
+    assert!(
+        matches!(e, Err(cowheap_squeak::ExportError::Unsupported(_))),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn export_to_path_replaces_the_file_whole_or_not_at_all() {
+    let im = headless();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headless.image");
+    std::fs::write(&path, b"an older file").unwrap();
+    cowheap_squeak::export_to_path(&im.heap, im.format, &path).unwrap();
+    assert!(std::fs::read(&path).unwrap() == image_bytes(HEADLESS));
+    // Only the image is left in the folder: no temporary file.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // A failed export (here: a folder that does not exist) is a typed error, and leaves
+    // nothing behind.
+    let missing = dir.path().join("no such folder").join("x.image");
+    let e = cowheap_squeak::export_to_path(&im.heap, im.format, &missing);
+    assert!(
+        matches!(e, Err(cowheap_squeak::ExportError::File(_))),
+        "{e:?}"
+    );
+    assert!(!missing.exists());
+    // A refused export leaves the existing file as it was.
+    let before = std::fs::read(&path).unwrap();
+    let e = cowheap_squeak::export_to_path(&im.heap, ImageFormat::v3(ByteOrder::Little), &path);
+    assert!(
+        matches!(e, Err(cowheap_squeak::ExportError::Unsupported(_))),
+        "{e:?}"
+    );
+    assert!(std::fs::read(&path).unwrap() == before);
+}
