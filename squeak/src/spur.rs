@@ -396,10 +396,10 @@ pub(crate) fn export(
     let mut plans = Vec::with_capacity(heap.len());
     let mut addr = Vec::with_capacity(heap.len());
     // `pos` is the next address (from the old base), `in_segment` the bytes of the current
-    // segment so far; `segments` lists where each segment after the first starts (object
-    // index) and the size of the one before it, bridge included.
+    // segment so far. `starts` holds the first object of every segment after the first,
+    // `sizes` every segment's size, its bridge included.
     let (mut pos, mut in_segment): (u64, u64) = (0, 0);
-    let mut segments: Vec<(usize, u64)> = Vec::new();
+    let (mut starts, mut sizes): (Vec<usize>, Vec<u64>) = (Vec::new(), Vec::new());
     for x in heap.indices() {
         let o = heap.object(x)?;
         let aux = match Aux::decode(o.aux) {
@@ -466,7 +466,8 @@ pub(crate) fn export(
             && in_segment + size + 16 > limit
         {
             // Close the segment with a bridge over the gap; the next one starts after it.
-            segments.push((x.get(), in_segment + 16));
+            starts.push(x.get());
+            sizes.push(in_segment + 16);
             pos += 16 + gap;
             in_segment = 0;
         }
@@ -475,8 +476,7 @@ pub(crate) fn export(
         in_segment += size;
         plans.push(Plan { header, slots });
     }
-    let file_data = pos + 16 - gap * segments.len() as u64;
-    let first_segment = segments.first().map_or(in_segment + 16, |s| s.1);
+    sizes.push(in_segment + 16);
     if ws == 4 && h.old_base + pos + 16 > u64::from(u32::MAX) {
         return Err(ExportError::TooLarge(target));
     }
@@ -507,9 +507,9 @@ pub(crate) fn export(
         f,
         h,
         header_size,
-        file_data,
+        sizes.iter().sum(),
         addr[special as usize],
-        Some(first_segment),
+        Some(sizes[0]),
     );
     let nil_oop = heap
         .nil()
@@ -542,16 +542,10 @@ pub(crate) fn export(
             Decoded::Private(_) => Err(unrepresentable(x, "a private reference")),
         }
     };
-    // The size of each segment after the first, by the index of its first object.
-    let next_sizes: Vec<u64> = segments
-        .iter()
-        .skip(1)
-        .map(|s| s.1)
-        .chain(std::iter::once(in_segment + 16))
-        .collect();
-    let mut next_segment = segments.iter().map(|s| s.0).zip(next_sizes).peekable();
+    // Each segment after the first: its first object and its size.
+    let mut next_segment = starts.iter().zip(&sizes[1..]).peekable();
     for (x, p) in heap.indices().zip(&plans) {
-        if let Some((_, size)) = next_segment.next_if(|s| s.0 == x.get()) {
+        if let Some((_, &size)) = next_segment.next_if(|&(&start, _)| start == x.get()) {
             // A bridge: an overflow size word spanning the gap, then the next segment's size.
             put64(&mut out, OVERFLOW | (gap / ws as u64));
             put64(&mut out, size);
