@@ -31,23 +31,23 @@ mod common {
     use std::time::Duration;
 
     /// Objects in the large base.
-    pub const LARGE: usize = 1_000_000;
+    pub(crate) const LARGE: usize = 1_000_000;
 
     /// The seed of every synthetic base.
-    pub const IMAGE_SEED: u64 = 1;
+    pub(crate) const IMAGE_SEED: u64 = 1;
 
     /// A seeded random source, so every run reads the same objects.
-    pub fn rng(stream: u64) -> ChaCha8Rng {
+    pub(crate) fn rng(stream: u64) -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(0xC0_4EA9 ^ stream)
     }
 
     /// The large synthetic base (deterministic: every call builds the same objects).
-    pub fn large_heap() -> BaseHeap {
+    pub(crate) fn large_heap() -> BaseHeap {
         synth::image(LARGE, IMAGE_SEED)
     }
 
     /// Short warm-up and measurement, so the whole binary runs in a few minutes.
-    pub fn configure(group: &mut BenchmarkGroup<'_, WallTime>, measurement_secs: u64) {
+    pub(crate) fn configure(group: &mut BenchmarkGroup<'_, WallTime>, measurement_secs: u64) {
         group
             .warm_up_time(Duration::from_secs(1))
             .measurement_time(Duration::from_secs(measurement_secs))
@@ -55,21 +55,21 @@ mod common {
     }
 
     /// Every object of `heap` with at least one pointer slot.
-    pub fn with_slots(heap: &BaseHeap) -> Vec<ObjectIndex> {
+    pub(crate) fn with_slots(heap: &BaseHeap) -> Vec<ObjectIndex> {
         heap.indices()
             .filter(|&x| heap.size(x).is_ok_and(|s| s.slots > 0))
             .collect()
     }
 
     /// True if `x` is a `Pointers` object with at least one slot.
-    pub fn is_pointer_object(heap: &BaseHeap, x: ObjectIndex) -> bool {
+    pub(crate) fn is_pointer_object(heap: &BaseHeap, x: ObjectIndex) -> bool {
         heap.object(x)
             .is_ok_and(|o| o.format == Format::Pointers && !o.slots.is_empty())
     }
 
     /// A base of nil and one class object: the smallest a tenant can allocate in.
     /// Returns the heap and the class.
-    pub fn empty_heap() -> (BaseHeap, Value) {
+    pub(crate) fn empty_heap() -> (BaseHeap, Value) {
         let mut b = Builder::new();
         let nil = b.add_nil();
         let class = b
@@ -100,7 +100,7 @@ mod read_undiverted {
     }
 
     /// The `read_undiverted` group.
-    pub fn bench(c: &mut Criterion) {
+    pub(crate) fn bench(c: &mut Criterion) {
         let base = Base::new(common::large_heap());
         let heap = base.heap();
         let candidates = common::with_slots(heap);
@@ -212,7 +212,7 @@ mod read_diverted {
     const PAIRS: usize = 1024;
 
     /// The `read_diverted` group.
-    pub fn bench(c: &mut Criterion) {
+    pub(crate) fn bench(c: &mut Criterion) {
         let base = Base::new(common::large_heap());
         let heap = base.heap();
 
@@ -323,7 +323,7 @@ mod first_write {
     const SIZES: [usize; 4] = [8, 64, 512, 4096];
 
     /// The `first_write` group.
-    pub fn bench(c: &mut Criterion) {
+    pub(crate) fn bench(c: &mut Criterion) {
         let mut b = Builder::new();
         let nil = b.add_nil();
         let class = b.add(nil, Format::Pointers, vec![], vec![]).expect("class");
@@ -372,7 +372,7 @@ mod fork {
     use std::hint::black_box;
 
     /// The `fork` group.
-    pub fn bench(c: &mut Criterion) {
+    pub(crate) fn bench(c: &mut Criterion) {
         let small = Base::new(synth::image(1_000, IMAGE_SEED));
         let large = Base::new(common::large_heap());
 
@@ -423,7 +423,7 @@ mod collect {
     }
 
     /// The `collect` group.
-    pub fn bench(c: &mut Criterion) {
+    pub(crate) fn bench(c: &mut Criterion) {
         let large = Base::new(common::large_heap());
         let large_class = {
             let t = Tenant::fork(&large);
@@ -521,7 +521,7 @@ mod files {
         t
     }
 
-    pub fn bench(c: &mut Criterion) {
+    pub(crate) fn bench(c: &mut Criterion) {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let small_path = dir.path().join("small.cowheap");
         let large_path = dir.path().join("large.cowheap");

@@ -22,7 +22,7 @@ fn is_cowheap_file(path: &Path) -> Result<bool> {
 
 /// Opens `path` as a base heap: a cowheap image file (mapped, checked as `verification`
 /// says) or a Squeak, Pharo or Cuis image (imported). Returns what it was.
-pub fn load(path: &Path, verification: Verification) -> Result<(BaseHeap, String)> {
+pub(crate) fn load(path: &Path, verification: Verification) -> Result<(BaseHeap, String)> {
     let t0 = Instant::now();
     if is_cowheap_file(path)? {
         let heap = BaseHeap::open_with(path, verification)
@@ -50,7 +50,7 @@ pub fn load(path: &Path, verification: Verification) -> Result<(BaseHeap, String
 }
 
 /// `cowheap image info FILE`.
-pub fn info(path: &Path) -> Result<()> {
+pub(crate) fn info(path: &Path) -> Result<()> {
     let (heap, what) = load(path, Verification::Trust)?;
     let file_bytes = std::fs::metadata(path)?.len();
     println!("{}: {what}", path.display());
@@ -105,7 +105,7 @@ fn print_top(title: &str, classes: &[squeak::ClassStats]) {
 }
 
 /// `cowheap image verify FILE`.
-pub fn verify(path: &Path) -> Result<()> {
+pub(crate) fn verify(path: &Path) -> Result<()> {
     let t0 = Instant::now();
     let heap = BaseHeap::open(path).with_context(|| format!("verifying {}", path.display()))?;
     println!(
@@ -119,7 +119,7 @@ pub fn verify(path: &Path) -> Result<()> {
 }
 
 /// `cowheap image new -o FILE`: a synthetic Smalltalk-shaped base saved as an image file.
-pub fn new(out: &Path, objects: usize, seed: u64) -> Result<()> {
+pub(crate) fn new(out: &Path, objects: usize, seed: u64) -> Result<()> {
     let heap = cowheap::synth::image(objects, seed);
     heap.save(out)
         .with_context(|| format!("writing {}", out.display()))?;
@@ -133,7 +133,7 @@ pub fn new(out: &Path, objects: usize, seed: u64) -> Result<()> {
 }
 
 /// `cowheap import IMAGE -o BASE`: a Smalltalk image saved as a cowheap image file.
-pub fn import(image: &Path, out: &Path) -> Result<()> {
+pub(crate) fn import(image: &Path, out: &Path) -> Result<()> {
     let t0 = Instant::now();
     let imported =
         squeak::import(image).with_context(|| format!("importing {}", image.display()))?;
@@ -156,7 +156,7 @@ pub fn import(image: &Path, out: &Path) -> Result<()> {
 }
 
 /// `cowheap export BASE -o IMAGE`: a base back to a Smalltalk image.
-pub fn export(base: &Path, out: &Path, format: Option<&str>, big_endian: bool) -> Result<()> {
+pub(crate) fn export(base: &Path, out: &Path, format: Option<&str>, big_endian: bool) -> Result<()> {
     let (heap, _) = load(base, Verification::Full)?;
     let order = if big_endian {
         ByteOrder::Big

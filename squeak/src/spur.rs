@@ -26,7 +26,7 @@ const HIDDEN_ROOTS: usize = 4;
 /// marked, no slots.
 const LAST_BRIDGE: u64 = 3 | (10 << 24) | (1 << 30) | (1 << 55);
 /// Prefix of the roots holding class indices that are not their class's identity hash.
-pub const CLASS_INDEX_ROOT: &str = "image.classIndex.";
+pub(crate) const CLASS_INDEX_ROOT: &str = "image.classIndex.";
 /// The top byte of an overflow size word and of the header that follows it.
 const OVERFLOW: u64 = 0xFF << 56;
 

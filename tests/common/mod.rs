@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 /// An oracle value: an immediate word or a reference to an oracle object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OVal {
+pub(crate) enum OVal {
     Imm(Word),
     Ref(usize),
 }
 
 /// An object as plain data.
 #[derive(Clone, Debug, PartialEq)]
-pub struct OObj {
+pub(crate) struct OObj {
     pub class: usize,
     pub format: Format,
     pub hash: u32,
@@ -23,7 +23,7 @@ pub struct OObj {
     pub bytes: Vec<u8>,
 }
 
-pub fn to_oval(w: Word) -> OVal {
+pub(crate) fn to_oval(w: Word) -> OVal {
     match w.as_base() {
         Some(x) => OVal::Ref(x.get()),
         None => OVal::Imm(w),
@@ -31,7 +31,7 @@ pub fn to_oval(w: Word) -> OVal {
 }
 
 /// Every object of `heap` as plain data.
-pub fn describe(heap: &cowheap::BaseHeap) -> Vec<OObj> {
+pub(crate) fn describe(heap: &cowheap::BaseHeap) -> Vec<OObj> {
     heap.indices()
         .map(|i| {
             let o = heap.object(i).unwrap();
@@ -47,7 +47,7 @@ pub fn describe(heap: &cowheap::BaseHeap) -> Vec<OObj> {
 }
 
 /// A small random base: nil, then objects of every format pointing anywhere.
-pub fn random_base(seed: u64) -> (Arc<Base>, Vec<OObj>) {
+pub(crate) fn random_base(seed: u64) -> (Arc<Base>, Vec<OObj>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = rng.random_range(6..20usize);
     let mut b = Builder::new();
@@ -89,7 +89,7 @@ pub fn random_base(seed: u64) -> (Arc<Base>, Vec<OObj>) {
 }
 
 /// Property-test cases: `PROPTEST_CASES` if set, else `default`.
-pub fn cases(default: u32) -> u32 {
+pub(crate) fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -9,12 +9,12 @@ use cowheap_squeak::Imported;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-pub const SCRATCH: &str = "Scratch-1.4.0.6.image";
-pub const HEADLESS: &str = "headless-spur32.image";
+pub(crate) const SCRATCH: &str = "Scratch-1.4.0.6.image";
+pub(crate) const HEADLESS: &str = "headless-spur32.image";
 
 /// The folder holding the real images: `COWHEAP_IMAGES`, else `../shared/images` beside the
 /// repository.
-pub fn images_dir() -> PathBuf {
+pub(crate) fn images_dir() -> PathBuf {
     match std::env::var_os("COWHEAP_IMAGES") {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/images")),
@@ -22,7 +22,7 @@ pub fn images_dir() -> PathBuf {
 }
 
 /// The bytes of a real image; a missing file fails the test with how to get it.
-pub fn image_bytes(name: &str) -> Vec<u8> {
+pub(crate) fn image_bytes(name: &str) -> Vec<u8> {
     let path = images_dir().join(name);
     match std::fs::read(&path) {
         Ok(b) => b,
@@ -39,12 +39,12 @@ pub fn image_bytes(name: &str) -> Vec<u8> {
 }
 
 /// Each real image imported once per test binary.
-pub fn scratch() -> &'static Imported {
+pub(crate) fn scratch() -> &'static Imported {
     static S: OnceLock<Imported> = OnceLock::new();
     S.get_or_init(|| cowheap_squeak::import_bytes(&image_bytes(SCRATCH)).expect("Scratch imports"))
 }
 
-pub fn headless() -> &'static Imported {
+pub(crate) fn headless() -> &'static Imported {
     static S: OnceLock<Imported> = OnceLock::new();
     S.get_or_init(|| {
         cowheap_squeak::import_bytes(&image_bytes(HEADLESS)).expect("headless imports")
@@ -52,12 +52,12 @@ pub fn headless() -> &'static Imported {
 }
 
 /// Objects reachable from `from` through slots and class words.
-pub fn reachable(heap: &BaseHeap, from: ObjectIndex) -> usize {
+pub(crate) fn reachable(heap: &BaseHeap, from: ObjectIndex) -> usize {
     reachable_from(heap, from, true)
 }
 
 /// Objects reachable from `from` through pointer slots, and class words if `classes`.
-pub fn reachable_from(heap: &BaseHeap, from: ObjectIndex, classes: bool) -> usize {
+pub(crate) fn reachable_from(heap: &BaseHeap, from: ObjectIndex, classes: bool) -> usize {
     let mut seen = vec![false; heap.len()];
     let mut stack = vec![from];
     seen[from.get()] = true;
@@ -80,7 +80,7 @@ pub fn reachable_from(heap: &BaseHeap, from: ObjectIndex, classes: bool) -> usiz
 
 /// Asserts two bases hold the same graph: every object's class, format, hash, slots and
 /// bytes, the roots and the immediate classes.
-pub fn assert_same_graph(a: &BaseHeap, b: &BaseHeap) {
+pub(crate) fn assert_same_graph(a: &BaseHeap, b: &BaseHeap) {
     assert_eq!(a.len(), b.len(), "object counts differ");
     for x in a.indices() {
         let (p, q) = (a.object(x).unwrap(), b.object(x).unwrap());
