@@ -156,7 +156,12 @@ pub(crate) fn import(image: &Path, out: &Path) -> Result<()> {
 }
 
 /// `cowheap export BASE -o IMAGE`: a base back to a Smalltalk image.
-pub(crate) fn export(base: &Path, out: &Path, format: Option<&str>, big_endian: bool) -> Result<()> {
+pub(crate) fn export(
+    base: &Path,
+    out: &Path,
+    format: Option<&str>,
+    big_endian: bool,
+) -> Result<()> {
     let (heap, _) = load(base, Verification::Full)?;
     let order = if big_endian {
         ByteOrder::Big

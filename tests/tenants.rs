@@ -383,3 +383,35 @@ fn public_types_are_send_and_sync_as_documented() {
     send_sync::<cowheap::Handle>();
     send_sync::<Error>();
 }
+
+#[test]
+fn an_immediate_float_has_the_class_the_base_names_in_tenants_and_image_files() {
+    let mut b = cowheap::Builder::new();
+    let nil = b.add_nil();
+    let float_class = b.add(nil, Format::Pointers, vec![nil; 3], vec![]).unwrap();
+    let holder = b
+        .add(float_class, Format::Pointers, vec![nil], vec![])
+        .unwrap();
+    b.add_root("holder", holder).unwrap();
+    b.set_float_class(Some(float_class));
+    let heap = b.freeze().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("floats.cowheap");
+    heap.save(&path).unwrap();
+    let mapped = cowheap::BaseHeap::open(&path).unwrap();
+    assert_eq!(mapped.fingerprint(), heap.fingerprint());
+    assert!(
+        mapped
+            .float_class()
+            .unwrap()
+            .same_word(Value::from(float_class))
+    );
+    let f = Value::from(cowheap::Word::small_float_bits(0x3ff0_0000_0000_0000 >> 3).unwrap());
+    for base in [Base::new(heap), Base::new(mapped)] {
+        let t = Tenant::fork(&base);
+        assert!(t.class_of(f).unwrap().same_word(Value::from(float_class)));
+    }
+    // A base that names no float class says so, as it does for the other immediates.
+    let t = Tenant::fork(&Base::new(synth::image(100, 1)));
+    assert!(matches!(t.class_of(f), Err(Error::NoImmediateClass(_))));
+}

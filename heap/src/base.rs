@@ -40,6 +40,7 @@ pub(crate) struct Meta {
     pub(crate) nil: ObjectIndex,
     pub(crate) int_class: Option<Word>,
     pub(crate) char_class: Option<Word>,
+    pub(crate) float_class: Option<Word>,
     pub(crate) roots: Vec<Root>,
 }
 
@@ -125,6 +126,11 @@ impl BaseHeap {
     /// The class of characters, if the base names one.
     pub fn char_class(&self) -> Option<Value> {
         self.meta.char_class.map(Value::shared)
+    }
+
+    /// The class of immediate floats (Spur's SmallFloat64), if the base names one.
+    pub fn float_class(&self) -> Option<Value> {
+        self.meta.float_class.map(Value::shared)
     }
 
     /// The named roots, in the order they were added; the first is the base's main root.

@@ -29,6 +29,7 @@ pub struct Builder {
     nil: Option<ObjectIndex>,
     int_class: Option<Word>,
     char_class: Option<Word>,
+    float_class: Option<Word>,
 }
 
 /// The default identity hash of the object at `index`: 22 bits, as Spur images have.
@@ -160,6 +161,12 @@ impl Builder {
         self.char_class = char_class;
     }
 
+    /// Names the class of immediate floats (Spur's SmallFloat64), which has no object to hold
+    /// it either.
+    pub fn set_float_class(&mut self, float_class: Option<Word>) {
+        self.float_class = float_class;
+    }
+
     /// Adds a named root. The first root added is the base's main root.
     pub fn add_root(&mut self, name: &str, value: Word) -> Result<()> {
         if self.roots.iter().any(|r| r.name == name) {
@@ -209,7 +216,10 @@ impl Builder {
         for r in self.roots.iter() {
             check(nil, r.value)?;
         }
-        for w in [self.int_class, self.char_class].into_iter().flatten() {
+        for w in [self.int_class, self.char_class, self.float_class]
+            .into_iter()
+            .flatten()
+        {
             check(nil, w)?;
         }
         let mut words = Vec::with_capacity(total + self.objects.len());
@@ -239,6 +249,7 @@ impl Builder {
                 nil,
                 int_class: self.int_class,
                 char_class: self.char_class,
+                float_class: self.float_class,
                 roots: self.roots,
             },
             fingerprint: std::sync::OnceLock::new(),

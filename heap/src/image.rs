@@ -90,10 +90,17 @@ fn fingerprint_of(objects: u64, object_bytes: u64, digests: &[[u8; 32]; 3]) -> F
 fn encode_meta(meta: &Meta) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend(meta.nil.as_u32().to_le_bytes());
-    let flags = u32::from(meta.int_class.is_some()) | (u32::from(meta.char_class.is_some()) << 1);
+    let flags = u32::from(meta.int_class.is_some())
+        | (u32::from(meta.char_class.is_some()) << 1)
+        | (u32::from(meta.float_class.is_some()) << 2);
     out.extend(flags.to_le_bytes());
     for c in [meta.int_class, meta.char_class] {
         out.extend(c.map_or(0, Word::bits).to_le_bytes());
+    }
+    // The class of floats is written only when there is one, so files without it keep the
+    // layout (and fingerprint) they always had.
+    if let Some(c) = meta.float_class {
+        out.extend(c.bits().to_le_bytes());
     }
     out.extend((meta.roots.len() as u64).to_le_bytes());
     for r in &meta.roots {
@@ -108,11 +115,16 @@ fn decode_meta(bytes: &[u8], at: u64) -> FileResult<Meta> {
     let mut r = Reader::new(bytes, at);
     let nil = ObjectIndex::from_u32(r.u32("nil")?);
     let flags = r.u32("meta flags")?;
-    if flags > 3 {
+    if flags > 7 {
         return Err(FileError::corrupt("meta section", "unknown flags"));
     }
     let int_class = r.u64("class of small integers")?;
     let char_class = r.u64("class of characters")?;
+    let float_class = if flags & 4 != 0 {
+        Some(Word::from_bits(r.u64("class of immediate floats")?))
+    } else {
+        None
+    };
     let n = r.count(12, "roots")?;
     let mut roots = Vec::with_capacity(n);
     for _ in 0..n {
@@ -138,6 +150,7 @@ fn decode_meta(bytes: &[u8], at: u64) -> FileResult<Meta> {
         nil,
         int_class: (flags & 1 != 0).then_some(Word::from_bits(int_class)),
         char_class: (flags & 2 != 0).then_some(Word::from_bits(char_class)),
+        float_class,
         roots,
     })
 }
@@ -268,7 +281,10 @@ impl BaseHeap {
         if meta.nil.get() >= len {
             return Err(FileError::corrupt("meta section", "nil is not an object"));
         }
-        for c in [meta.int_class, meta.char_class].into_iter().flatten() {
+        for c in [meta.int_class, meta.char_class, meta.float_class]
+            .into_iter()
+            .flatten()
+        {
             if !in_range(c, false) {
                 return Err(FileError::corrupt(
                     "meta section",

@@ -403,6 +403,7 @@ impl Tenant {
         let immediate = match w.decode() {
             Decoded::Int(_) => Some(heap.int_class()),
             Decoded::Char(_) => Some(heap.char_class()),
+            Decoded::Reserved(_) if w.is_small_float() => Some(heap.float_class()),
             _ => None,
         };
         if let Some(class) = immediate {
