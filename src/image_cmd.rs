@@ -11,42 +11,30 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// True if `path` is a cowheap image file (by its magic).
-fn is_cowheap_file(path: &Path) -> Result<bool> {
-    use std::io::Read;
-    let mut magic = [0u8; 8];
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let n = f.read(&mut magic)?;
-    Ok(n == 8 && magic == cowheap::heap::image::MAGIC)
-}
-
-/// Opens `path` as a base heap: a cowheap image file (mapped, checked as `verification`
-/// says) or a Squeak, Pharo or Cuis image (imported). Returns what it was.
+/// Opens `path` as a base heap ([`cowheap::open_base`]): a cowheap image file (mapped,
+/// checked as `verification` says) or a Squeak, Pharo or Cuis image (imported). Returns what
+/// it was, in words.
 pub(crate) fn load(path: &Path, verification: Verification) -> Result<(BaseHeap, String)> {
     let t0 = Instant::now();
-    if is_cowheap_file(path)? {
-        let heap = BaseHeap::open_with(path, verification)
-            .with_context(|| format!("opening the image file {}", path.display()))?;
-        let how = match verification {
-            Verification::Full => "verified",
-            Verification::Trust => "trusted",
-        };
-        let what = format!(
-            "cowheap image file, version {}, mapped and {how} in {:.1} ms",
-            cowheap::heap::image::VERSION,
-            t0.elapsed().as_secs_f64() * 1e3
-        );
-        Ok((heap, what))
-    } else {
-        let imported = squeak::import(path)
-            .with_context(|| format!("importing the Smalltalk image {}", path.display()))?;
-        let what = format!(
-            "{} image, imported in {:.0} ms",
-            imported.format.name(),
-            t0.elapsed().as_secs_f64() * 1e3
-        );
-        Ok((imported.heap, what))
-    }
+    let (heap, opened) = cowheap::open_base(path, verification)?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    let what = match opened {
+        cowheap::Opened::ImageFile { verification } => {
+            let how = match verification {
+                Verification::Full => "verified",
+                Verification::Trust => "trusted",
+            };
+            format!(
+                "cowheap image file, version {}, mapped and {how} in {ms:.1} ms",
+                cowheap::heap::image::VERSION
+            )
+        }
+        cowheap::Opened::Smalltalk { format, .. } => {
+            format!("{} image, imported in {ms:.0} ms", format.name())
+        }
+        _ => format!("opened in {ms:.1} ms"),
+    };
+    Ok((heap, what))
 }
 
 /// `cowheap image info FILE`.

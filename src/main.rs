@@ -8,8 +8,8 @@
 
 use anyhow::{Context, Result, ensure};
 use clap::{Args, Parser, Subcommand};
-use cowheap::bench::alloc::CountingAlloc;
-use cowheap::bench::{self, ApproachKind, BaseSource, SizeMix, Skew, WorkloadConfig};
+use cowheap_bench::alloc::CountingAlloc;
+use cowheap_bench::{self as bench, ApproachKind, BaseSource, SizeMix, Skew, WorkloadConfig};
 use cowheap::{Base, Format, ObjectSize, Registry, Value, synth};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -66,6 +66,7 @@ enum Command {
         big_endian: bool,
     },
     /// Internal: the single-threaded process the bench forks its fork() tenants from.
+    #[cfg(unix)]
     #[command(name = "__fork-probe", hide = true)]
     ForkProbe,
 }
@@ -246,6 +247,7 @@ fn main() -> Result<()> {
     restore_sigpipe();
     match Cli::parse().command {
         // Before anything else, and on this thread alone: the probe forks.
+        #[cfg(unix)]
         Some(Command::ForkProbe) => {
             bench::fork::probe_main(std::io::stdin().lock(), std::io::stdout().lock())?;
             Ok(())

@@ -14,7 +14,7 @@
 //!   [`BaseHeap`], which is immutable, `Send + Sync`, and meant to be shared by `Arc`.
 //! - [`image`] saves a base heap as an image file and maps it back, verified, with no
 //!   per-object decoding; [`file`](mod@file) holds what image files and tenant snapshots share.
-//! - [`synth`] generates deterministic graphs shaped like a Smalltalk image, for benches,
+//! - `synth` (feature `synth`) generates deterministic graphs shaped like a Smalltalk image, for benches,
 //!   tests and demonstrations.
 //!
 //! ```
@@ -43,6 +43,7 @@ pub mod file;
 mod format;
 pub mod image;
 mod storage;
+#[cfg(feature = "synth")]
 pub mod synth;
 mod value;
 pub mod word;

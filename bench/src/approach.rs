@@ -11,15 +11,15 @@ use super::alloc::Meter;
 use super::progress::Progress;
 use super::workload::{Op, Workload, checksum_of};
 use super::{Error, Result};
-use cowheap_heap::{ObjectIndex, Word};
+use cowheap::heap::{ObjectIndex, Word};
 use std::time::{Duration, Instant};
 
 /// A way to give many tenants a view of one base: cowheap tenants, one shared plain heap, a
 /// deep copy per tenant, a persistent vector per tenant.
 ///
 /// ```
-/// use cowheap::bench::Approach;
-/// use cowheap::bench::plain::PlainHeap;
+/// use cowheap_bench::Approach;
+/// use cowheap_bench::plain::PlainHeap;
 ///
 /// let base = cowheap::synth::image(2_000, 1);
 /// let heap = PlainHeap::of(&base).unwrap();

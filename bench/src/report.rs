@@ -1,7 +1,7 @@
 //! What a bench run found, as tables for people, JSON for machines and an SVG chart.
 //!
 //! ```
-//! use cowheap::bench::{self, ApproachKind, BaseSource, Config, WorkloadConfig};
+//! use cowheap_bench::{self as bench, ApproachKind, BaseSource, Config, WorkloadConfig};
 //!
 //! let config = Config {
 //!     base: BaseSource::Synthetic { objects: 3_000, seed: 1 },

@@ -4,8 +4,8 @@
 //! no tenant has diverted cost one test of the shared mark; a first write copies one object.
 //!
 //! ```
-//! use cowheap::bench::Approach;
-//! use cowheap::bench::cowheap::Cowheap;
+//! use cowheap_bench::Approach;
+//! use cowheap_bench::cow::Cowheap;
 //!
 //! let heap = Cowheap::new(cowheap::Base::new(cowheap::synth::image(2_000, 1)));
 //! let x = heap.base().heap().root("Smalltalk").unwrap().as_base().unwrap();
@@ -17,9 +17,9 @@
 
 use super::approach::Approach;
 use super::{Error, Result};
-use cowheap_forwarders::Base;
-use cowheap_heap::{BaseHeap, ObjectIndex, Value, Word};
-use cowheap_tenants::Tenant;
+use cowheap::forwarders::Base;
+use cowheap::heap::{BaseHeap, ObjectIndex, Value, Word};
+use cowheap::tenants::Tenant;
 use std::sync::Arc;
 
 /// cowheap as a comparator: each tenant a [`Tenant`] of one [`Base`].
@@ -63,8 +63,8 @@ impl Approach for Cowheap {
 /// heap's own read path. It cannot write.
 ///
 /// ```
-/// use cowheap::bench::Approach;
-/// use cowheap::bench::cowheap::BaseReads;
+/// use cowheap_bench::Approach;
+/// use cowheap_bench::cow::BaseReads;
 ///
 /// let base = cowheap::synth::image(2_000, 1);
 /// let x = base.root("Smalltalk").unwrap().as_base().unwrap();

@@ -1,16 +1,18 @@
 //! The bench from end to end: build the base, run every comparator, gather the report.
 
 use super::approach::{Approach, Pass, PassStats, SweepPoint, fork_all, run_pass, sweep};
-use super::cowheap::{BaseReads, Cowheap};
+use super::cow::{BaseReads, Cowheap};
 use super::deep_copy::DeepCopy;
-use super::fork::{ProbeRequest, run_probe, self_rss, status_field};
+#[cfg(unix)]
+use super::fork::{ProbeRequest, run_probe};
+use super::proc_status::{self_rss, status_field};
 use super::plain::PlainHeap;
 use super::progress::Progress;
 use super::report::{ApproachReport, BaseInfo, Fidelity, Report, count};
 use super::rpds::Rpds;
 use super::workload::Workload;
 use super::{ApproachKind, Config, Result};
-use cowheap_forwarders::Base;
+use cowheap::forwarders::Base;
 use std::time::{Duration, Instant};
 
 /// How many tenants' read checksums each comparator keeps for the fidelity check.
@@ -284,7 +286,14 @@ impl Context<'_> {
         })
     }
 
+    /// fork(): where there is no fork(), say so.
+    #[cfg(not(unix))]
+    fn fork(&self) -> ApproachReport {
+        ApproachReport::skipped(ApproachKind::Fork, "fork() exists on Unix only".to_owned())
+    }
+
     /// fork(): run the probe, or report why it was skipped.
+    #[cfg(unix)]
     fn fork(&self) -> ApproachReport {
         let kind = ApproachKind::Fork;
         let config = self.config;

@@ -11,7 +11,7 @@
 //! one.
 //!
 //! ```
-//! use cowheap::bench::plain::FlatHeap;
+//! use cowheap_bench::plain::FlatHeap;
 //!
 //! let base = cowheap::synth::image(2_000, 1);
 //! let smalltalk = base.root("Smalltalk").unwrap().as_base().unwrap();
@@ -24,7 +24,7 @@
 
 use super::approach::Approach;
 use super::{Error, Result};
-use cowheap_heap::{BaseHeap, ObjectIndex, ObjectView, Word};
+use cowheap::heap::{BaseHeap, ObjectIndex, ObjectView, Word};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Words in an object header, as in the base heap.
@@ -136,7 +136,7 @@ pub(crate) fn int_bits(value: i64) -> u64 {
 /// AArch64, so the floor is not raised by it.
 ///
 /// ```
-/// use cowheap::bench::plain::PlainHeap;
+/// use cowheap_bench::plain::PlainHeap;
 ///
 /// let base = cowheap::synth::image(2_000, 1);
 /// let heap = PlainHeap::of(&base).unwrap();

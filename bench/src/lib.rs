@@ -5,7 +5,7 @@
 //!
 //! | comparator | a tenant is | module |
 //! | --- | --- | --- |
-//! | cowheap | a [`Tenant`](crate::Tenant) of one shared [`Base`](crate::Base) | [`cowheap`] |
+//! | cowheap | a [`Tenant`](cowheap::Tenant) of one shared [`Base`](cowheap::Base) | [`cow`] |
 //! | plain heap | nothing: every tenant writes one shared heap (no isolation; the floor) | [`plain`] |
 //! | deep copy | a full copy of the base (a sample of tenants) | [`deep_copy`] |
 //! | fork() | a child process that inherits the base (a sample, one at a time) | [`fork`] |
@@ -24,7 +24,7 @@
 //! as the `cowheap` binary does.
 //!
 //! ```
-//! use cowheap::bench::{self, ApproachKind, BaseSource, Config, WorkloadConfig};
+//! use cowheap_bench::{self as bench, ApproachKind, BaseSource, Config, WorkloadConfig};
 //!
 //! let config = Config {
 //!     base: BaseSource::Synthetic { objects: 5_000, seed: 3 },
@@ -41,10 +41,14 @@
 
 pub mod alloc;
 pub mod approach;
-pub mod cowheap;
+pub mod cow;
 pub mod deep_copy;
+// fork() and the kernel's per-process page counts: Unix only. Elsewhere the fork comparator
+// reports itself skipped.
+#[cfg(unix)]
 pub mod fork;
 pub mod plain;
+pub mod proc_status;
 mod progress;
 pub mod report;
 pub mod rpds;
@@ -77,27 +81,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// `--base FILE` is a cowheap image file that could not be opened.
-    #[error("{}: {source}", path.display())]
-    Image {
-        /// The file asked for.
-        path: PathBuf,
-        /// Why it could not be opened.
-        #[source]
-        source: cowheap_heap::FileError,
-    },
-    /// `--base FILE` is neither a cowheap image file nor a Smalltalk image this build reads.
-    #[error(
-        "{}: neither a cowheap image file nor a Squeak, Pharo or Cuis image this build reads: {source}",
-        path.display()
-    )]
-    Squeak {
-        /// The file asked for.
-        path: PathBuf,
-        /// Why the Smalltalk importer refused it.
-        #[source]
-        source: cowheap_squeak::ImportError,
-    },
+    /// `--base FILE` could not be opened as a base.
+    #[error(transparent)]
+    Open(#[from] cowheap::OpenError),
     /// A slot index past the end of an object in a comparator's heap.
     #[error("slot {slot} of object @{object} is out of range")]
     OutOfRange {
@@ -108,10 +94,10 @@ pub enum Error {
     },
     /// An error of the base heap.
     #[error(transparent)]
-    Heap(#[from] cowheap_heap::Error),
+    Heap(#[from] cowheap::heap::Error),
     /// An error of a cowheap tenant.
     #[error(transparent)]
-    Tenant(#[from] cowheap_tenants::Error),
+    Tenant(#[from] cowheap::tenants::Error),
     /// An operating-system call failed.
     #[error("{what}: {source}")]
     Io {
@@ -149,8 +135,8 @@ pub enum BaseSource {
         /// Seed of the base.
         seed: u64,
     },
-    /// A cowheap image file, mapped and verified ([`BaseHeap::open`](crate::BaseHeap::open)),
-    /// or a Squeak, Pharo or Cuis image, imported (`cowheap_squeak::import`).
+    /// A cowheap image file, mapped and verified ([`BaseHeap::open`](cowheap::BaseHeap::open)),
+    /// or a Squeak, Pharo or Cuis image, imported (`cowheap::squeak::import`).
     File(PathBuf),
 }
 
@@ -215,7 +201,7 @@ impl FromStr for ApproachKind {
     /// `cowheap`, `plain`, `deep-copy`, `fork` or `rpds`.
     ///
     /// ```
-    /// use cowheap::bench::ApproachKind;
+    /// use cowheap_bench::ApproachKind;
     /// assert_eq!("deep-copy".parse::<ApproachKind>().unwrap(), ApproachKind::DeepCopy);
     /// assert!("mmap".parse::<ApproachKind>().is_err());
     /// ```
@@ -268,42 +254,28 @@ impl BaseSource {
     /// Builds or opens the base. Time: O(objects) for both (a file is verified in full).
     ///
     /// ```
-    /// use cowheap::bench::BaseSource;
+    /// use cowheap_bench::BaseSource;
     /// let base = BaseSource::Synthetic { objects: 1_000, seed: 2 }.load().unwrap();
     /// assert!(base.len() >= 1_000);
     /// assert!(BaseSource::File("/no/such/image".into()).load().is_err());
     /// ```
-    pub fn load(&self) -> Result<cowheap_heap::BaseHeap> {
-        self.load_with(cowheap_heap::Verification::Full)
+    pub fn load(&self) -> Result<cowheap::heap::BaseHeap> {
+        self.load_with(cowheap::heap::Verification::Full)
     }
 
     /// Builds the base, or opens the file checking it as `verification` says. The fork probe
-    /// opens with [`Verification::Trust`](cowheap_heap::Verification::Trust): the bench has
+    /// opens with [`Verification::Trust`](cowheap::heap::Verification::Trust): the bench has
     /// verified the same file already, and full verification runs on a thread pool, which a
     /// process that forks must not have.
     pub fn load_with(
         &self,
-        verification: cowheap_heap::Verification,
-    ) -> Result<cowheap_heap::BaseHeap> {
+        verification: cowheap::heap::Verification,
+    ) -> Result<cowheap::heap::BaseHeap> {
         match self {
             BaseSource::Synthetic { objects, seed } => {
-                Ok(cowheap_heap::synth::image(*objects, *seed))
+                Ok(cowheap::heap::synth::image(*objects, *seed))
             }
-            BaseSource::File(path) => match cowheap_heap::BaseHeap::open_with(path, verification) {
-                Ok(heap) => Ok(heap),
-                // Not a cowheap image file: perhaps a Smalltalk image, imported object by
-                // object (single-threaded, so the fork probe may do it too).
-                Err(cowheap_heap::FileError::BadMagic { .. }) => cowheap_squeak::import(path)
-                    .map(|imported| imported.heap)
-                    .map_err(|source| Error::Squeak {
-                        path: path.clone(),
-                        source,
-                    }),
-                Err(source) => Err(Error::Image {
-                    path: path.clone(),
-                    source,
-                }),
-            },
+            BaseSource::File(path) => Ok(cowheap::open_base(path, verification)?.0),
         }
     }
 

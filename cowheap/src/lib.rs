@@ -13,8 +13,13 @@
 //! - [`tenants`]: [`Tenant`] (copy-on-first-write, allocation, become, collection, quotas,
 //!   handles) and the thread-shared [`Registry`].
 //!
-//! and holds [`bench`](mod@bench), the machinery of `cowheap bench`: one workload run on cowheap and on
-//! its alternatives (a plain heap, deep copies, `fork()`, a persistent vector), side by side.
+//! - [`squeak`]: importers and exporters of Squeak, Pharo and Cuis images (V3 and Spur);
+//!
+//! and [`open_base`], which opens any base: a cowheap image file or a Smalltalk image.
+//!
+//! The `cowheap` command and its bench live in crates of their own (`cowheap-cli`,
+//! `cowheap-bench`), so a program that uses the library compiles none of their dependencies.
+//! The feature `synth` adds `synth`, generated Smalltalk-shaped bases for tests and demos.
 //!
 //! ```
 //! use cowheap::{synth, Base, Format, ObjectSize, Tenant, Value};
@@ -40,11 +45,9 @@
 //! assert!(bob.slot(mine, 0).is_err());
 //! assert_eq!(alice.stats().copies, 1);
 //! ```
-// Unsafe code is denied, and allowed, with its reason, only in `bench::alloc` (a global
-// allocator) and `bench::fork` (fork() and friends).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
-pub mod bench;
+mod open;
 
 pub use cowheap_forwarders as forwarders;
 pub use cowheap_heap as heap;
@@ -52,14 +55,17 @@ pub use cowheap_squeak as squeak;
 pub use cowheap_tenants as tenants;
 
 pub use cowheap_forwarders::{Base, MarkPolicy};
+#[cfg(feature = "synth")]
+pub use cowheap_heap::synth;
 pub use cowheap_heap::{
-    BaseHeap, Builder, Format, ObjectIndex, ObjectSize, TenantId, Value, Word, synth,
+    BaseHeap, Builder, Format, ObjectIndex, ObjectSize, TenantId, Value, Verification, Word,
 };
+pub use open::{OpenError, Opened, open_base};
 pub use cowheap_tenants::{
     CollectStats, Error, Handle, Registry, Result, Tenant, TenantConfig, TenantStats, par_each,
 };
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
+#[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;

@@ -6,7 +6,7 @@
 /// `()` reports nothing:
 ///
 /// ```
-/// use cowheap::bench::Progress;
+/// use cowheap_bench::Progress;
 /// let quiet: &dyn Progress = &();
 /// quiet.stage("forking", 10);
 /// quiet.advance(10);

@@ -33,6 +33,7 @@
 use super::plain::FlatHeap;
 use super::progress::Progress;
 use super::workload::{Op, Workload, WorkloadConfig, checksum_of};
+use super::proc_status::{kib_field, self_rss};
 use super::{BaseSource, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -195,8 +196,8 @@ fn probe_error(reason: &str) -> Error {
 ///
 /// ```no_run
 /// let exe = std::path::Path::new("target/release/cowheap");
-/// let dirty = cowheap::bench::fork::probe_pages(exe, &[0, 1000]).unwrap();
-/// let page = cowheap::bench::fork::page_size() as u64;
+/// let dirty = cowheap_bench::fork::probe_pages(exe, &[0, 1000]).unwrap();
+/// let page = cowheap_bench::fork::page_size() as u64;
 /// assert!(dirty[1] - dirty[0] >= 1000 * page);
 /// ```
 pub fn probe_pages(exe: &Path, counts: &[usize]) -> Result<Vec<u64>> {
@@ -290,7 +291,7 @@ fn probe(request: &ProbeRequest, output: &mut impl Write) -> Result<ProbeReport>
             let (mut heap, workload) = {
                 // Trust, not Full: full verification would start a thread pool (see
                 // `BaseSource::load_with`); the bench verified the file before asking.
-                let base = base.load_with(cowheap_heap::Verification::Trust)?;
+                let base = base.load_with(cowheap::heap::Verification::Trust)?;
                 (FlatHeap::of(&base)?, Workload::new(&base, *workload)?)
             };
             report.setup_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -345,7 +346,7 @@ fn tenant_work(
         for &op in reads {
             if let Op::Read { object, slot } = op {
                 let w = heap.read(object, slot as usize).unwrap_or(0);
-                sum = sum.wrapping_add(checksum_of(cowheap_heap::Word::from_bits(w)));
+                sum = sum.wrapping_add(checksum_of(cowheap::heap::Word::from_bits(w)));
             }
         }
         sum
@@ -409,27 +410,6 @@ fn thread_count() -> Result<usize> {
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|n| n.trim().parse().ok())
         .ok_or_else(|| probe_error("/proc/self/status has no thread count"))
-}
-
-/// This process's resident set in bytes, or 0 if `/proc` does not say.
-pub fn self_rss() -> u64 {
-    status_field("VmRSS:").unwrap_or(0)
-}
-
-/// A `kB` field of `/proc/self/status` (`VmRSS:`, `VmHWM:`...), in bytes.
-pub fn status_field(name: &str) -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| kib_field(&s, name))
-}
-
-/// The value of a `Name:   123 kB` line, in bytes.
-pub fn kib_field(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|rest| rest.trim().strip_suffix("kB"))
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .map(|kib| kib * 1024)
 }
 
 /// Forks a child that runs `work`, sends its result and waits; measures the child's

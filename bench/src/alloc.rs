@@ -5,7 +5,7 @@
 //! wants the bench's memory figures installs it too:
 //!
 //! ```
-//! use cowheap::bench::alloc::{CountingAlloc, Meter};
+//! use cowheap_bench::alloc::{CountingAlloc, Meter};
 //!
 //! // In a binary or test crate: #[global_allocator] static ALLOC: CountingAlloc = CountingAlloc;
 //! let meter = Meter::start();
@@ -144,10 +144,10 @@ impl CountingAlloc {
 /// The growth of the calling thread's live bytes since [`Meter::start`].
 ///
 /// ```
-/// use cowheap::bench::alloc::Meter;
+/// use cowheap_bench::alloc::Meter;
 /// let m = Meter::start();
 /// let b = Box::new([0u64; 16]);
-/// assert!(m.bytes() == 128 || !cowheap::bench::alloc::CountingAlloc::counting());
+/// assert!(m.bytes() == 128 || !cowheap_bench::alloc::CountingAlloc::counting());
 /// drop(b);
 /// ```
 #[derive(Clone, Copy, Debug)]

@@ -7,8 +7,8 @@
 //! objects) where the other comparators index an array.
 //!
 //! ```
-//! use cowheap::bench::Approach;
-//! use cowheap::bench::rpds::Rpds;
+//! use cowheap_bench::Approach;
+//! use cowheap_bench::rpds::Rpds;
 //!
 //! let base = cowheap::synth::image(2_000, 1);
 //! let heap = Rpds::of(&base).unwrap();
@@ -22,7 +22,7 @@
 use super::approach::Approach;
 use super::plain::{HEADER_WORDS, encode, int_bits};
 use super::{Error, Result};
-use cowheap_heap::{BaseHeap, ObjectIndex, Word};
+use cowheap::heap::{BaseHeap, ObjectIndex, Word};
 use rpds::VectorSync;
 
 /// One object: its header, pointer slots and raw bytes in one boxed slice of words.

@@ -5,8 +5,8 @@
 //! runs a sample of such tenants, since a thousand copies of a large base do not fit.
 //!
 //! ```
-//! use cowheap::bench::Approach;
-//! use cowheap::bench::deep_copy::DeepCopy;
+//! use cowheap_bench::Approach;
+//! use cowheap_bench::deep_copy::DeepCopy;
 //!
 //! let base = cowheap::synth::image(2_000, 1);
 //! let copies = DeepCopy::of(&base).unwrap();
@@ -20,7 +20,7 @@
 use super::Result;
 use super::approach::Approach;
 use super::plain::FlatHeap;
-use cowheap_heap::{BaseHeap, ObjectIndex, Word};
+use cowheap::heap::{BaseHeap, ObjectIndex, Word};
 
 /// A deep copy per tenant; the copies are made from one plain copy of the base.
 #[derive(Debug)]

@@ -12,7 +12,7 @@
 //! uniformly among the object's pointer slots. A write stores a small integer.
 //!
 //! ```
-//! use cowheap::bench::{Op, Workload, WorkloadConfig};
+//! use cowheap_bench::{Op, Workload, WorkloadConfig};
 //!
 //! let base = cowheap::synth::image(5_000, 1);
 //! let config = WorkloadConfig { ops: 200, write_share: 0.25, ..WorkloadConfig::default() };
@@ -26,7 +26,7 @@
 //! ```
 
 use super::{Error, Result};
-use cowheap_heap::{BaseHeap, ObjectIndex, Word};
+use cowheap::heap::{BaseHeap, ObjectIndex, Word};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -63,7 +63,7 @@ impl FromStr for Skew {
     /// `uniform`, `zipf` (exponent 0.99) or `zipf:S`.
     ///
     /// ```
-    /// use cowheap::bench::Skew;
+    /// use cowheap_bench::Skew;
     /// assert_eq!("uniform".parse::<Skew>().unwrap(), Skew::Uniform);
     /// assert_eq!("zipf:1.2".parse::<Skew>().unwrap(), Skew::Zipf { exponent: 1.2 });
     /// assert!("zipf:-1".parse::<Skew>().is_err());
@@ -395,7 +395,7 @@ impl Zipf {
     /// The law over `1..=n` (at least 1) with exponent `s` (above 0).
     ///
     /// ```
-    /// use cowheap::bench::Zipf;
+    /// use cowheap_bench::Zipf;
     /// use rand::SeedableRng;
     ///
     /// let z = Zipf::new(100, 1.0);
