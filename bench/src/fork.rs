@@ -31,9 +31,9 @@
 )]
 
 use super::plain::FlatHeap;
+use super::proc_status::{kib_field, self_rss};
 use super::progress::Progress;
 use super::workload::{Op, Workload, WorkloadConfig, checksum_of};
-use super::proc_status::{kib_field, self_rss};
 use super::{BaseSource, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -5,8 +5,8 @@ use super::cow::{BaseReads, Cowheap};
 use super::deep_copy::DeepCopy;
 #[cfg(unix)]
 use super::fork::{ProbeRequest, run_probe};
-use super::proc_status::{self_rss, status_field};
 use super::plain::PlainHeap;
+use super::proc_status::{self_rss, status_field};
 use super::progress::Progress;
 use super::report::{ApproachReport, BaseInfo, Fidelity, Report, count};
 use super::rpds::Rpds;

@@ -60,10 +60,10 @@ pub use cowheap_heap::synth;
 pub use cowheap_heap::{
     BaseHeap, Builder, Format, ObjectIndex, ObjectSize, TenantId, Value, Verification, Word,
 };
-pub use open::{OpenError, Opened, open_base};
 pub use cowheap_tenants::{
     CollectStats, Error, Handle, Registry, Result, Tenant, TenantConfig, TenantStats, par_each,
 };
+pub use open::{OpenError, Opened, open_base};
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
