@@ -80,11 +80,21 @@ impl Registry {
     }
 
     /// Unregisters tenant `id` and hands it back, if it is registered and no other thread
-    /// holds it.
+    /// holds it. Time: O(1).
+    ///
+    /// The decision is taken under the map's lock for `id`: a tenant another thread holds (or
+    /// is about to lock, having looked it up) stays registered throughout, so [`Registry::with`]
+    /// and [`Registry::ids`] never miss it because a remove failed.
     pub fn remove(&self, id: TenantId) -> Option<Tenant> {
-        let (_, cell) = self.tenants.remove(&id)?;
+        // Every clone of a tenant's Arc is made under the map's lock (`with`, `par_for_each`),
+        // so while `remove_if` holds that lock a count of one means no other thread holds the
+        // tenant, or can start to.
+        let (_, cell) = self
+            .tenants
+            .remove_if(&id, |_, cell| Arc::strong_count(cell) == 1)?;
         match Arc::try_unwrap(cell) {
             Ok(m) => Some(m.into_inner().unwrap_or_else(|p| p.into_inner())),
+            // Unreachable by the argument above; the tenant is put back rather than lost.
             Err(cell) => {
                 self.tenants.insert(id, cell);
                 None
