@@ -24,23 +24,20 @@
 
 use super::approach::Approach;
 use super::{Error, Result};
+use cowheap::heap::layout::{self, HEADER_WORDS, SIZE_WORD};
 use cowheap::heap::{BaseHeap, ObjectIndex, ObjectView, Word};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Words in an object header, as in the base heap.
-pub(crate) const HEADER_WORDS: usize = 3;
-
-/// Appends object `o` to `words` in the base heap's own layout: header, slots, bytes.
-pub(crate) fn encode(o: &ObjectView<'_>, words: &mut Vec<u64>) {
-    words.push(o.class.bits());
-    words.push(o.slots.len() as u64 | (o.bytes.len() as u64) << 32);
-    words.push(u64::from(o.hash) | u64::from(o.format.code()) << 32);
-    words.extend(o.slots.iter().map(|w| w.bits()));
-    words.extend(o.bytes.chunks(8).map(|c| {
-        let mut b = [0u8; 8];
-        b[..c.len()].copy_from_slice(c);
-        u64::from_le_bytes(b)
-    }));
+/// Appends object `o` to `words` in the base heap's own layout ([`layout`]): header, slots,
+/// bytes, the auxiliary bits included.
+pub(crate) fn encode(o: &ObjectView<'_>, words: &mut Vec<u64>) -> Result<()> {
+    let head = layout::Head {
+        class: o.class,
+        format: o.format,
+        hash: o.hash,
+        aux: o.aux,
+    };
+    Ok(layout::encode(head, o.slots, o.bytes, words)?)
 }
 
 /// A writable copy of a base in the base heap's layout; see the module doc.
@@ -63,7 +60,7 @@ fn out_of_range(object: ObjectIndex, slot: usize) -> Error {
 /// The word position of slot `slot` of the object at header `o`, if in range.
 #[inline]
 fn slot_pos(words: &[u64], o: usize, slot: usize) -> Option<usize> {
-    let n = (*words.get(o + 1)? & 0xffff_ffff) as usize;
+    let n = layout::slot_count(*words.get(o + SIZE_WORD)?);
     (slot < n).then_some(o + HEADER_WORDS + slot)
 }
 
@@ -74,7 +71,7 @@ impl FlatHeap {
         let mut offsets = Vec::with_capacity(base.len());
         for x in base.indices() {
             offsets.push(words.len() as u64);
-            encode(&base.object(x)?, &mut words);
+            encode(&base.object(x)?, &mut words)?;
         }
         Ok(FlatHeap { words, offsets })
     }
@@ -175,9 +172,9 @@ impl PlainHeap {
         // Relaxed: the size word is never written after the heap is made.
         let n = self
             .words
-            .get(o + 1)
-            .map(|w| w.load(Ordering::Relaxed) & 0xffff_ffff)
-            .ok_or_else(|| out_of_range(object, slot))? as usize;
+            .get(o + SIZE_WORD)
+            .map(|w| layout::slot_count(w.load(Ordering::Relaxed)))
+            .ok_or_else(|| out_of_range(object, slot))?;
         if slot < n {
             Ok(o + HEADER_WORDS + slot)
         } else {

@@ -20,8 +20,9 @@
 //! ```
 
 use super::approach::Approach;
-use super::plain::{HEADER_WORDS, encode, int_bits};
+use super::plain::{encode, int_bits};
 use super::{Error, Result};
+use cowheap::heap::layout::{self, HEADER_WORDS, SIZE_WORD};
 use cowheap::heap::{BaseHeap, ObjectIndex, Word};
 use rpds::VectorSync;
 
@@ -33,7 +34,7 @@ pub struct Object {
 
 impl Object {
     fn slots(&self) -> usize {
-        (self.words[1] & 0xffff_ffff) as usize
+        layout::slot_count(self.words[SIZE_WORD])
     }
 }
 
@@ -58,9 +59,8 @@ impl Rpds {
         let mut v = VectorSync::new_sync();
         for x in base.indices() {
             let o = base.object(x)?;
-            let mut words =
-                Vec::with_capacity(HEADER_WORDS + o.slots.len() + o.bytes.len().div_ceil(8));
-            encode(&o, &mut words);
+            let mut words = Vec::with_capacity(layout::object_words(o.size()));
+            encode(&o, &mut words)?;
             v.push_back_mut(Object {
                 words: words.into_boxed_slice(),
             });

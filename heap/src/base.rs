@@ -1,14 +1,8 @@
 //! The frozen base heap.
 //!
 //! All objects live in one region of 64-bit little-endian words, each object a three-word
-//! header followed by its pointer slots and then its raw bytes, padded to a word:
-//!
-//! ```text
-//! word 0   class (a Word: a base reference)
-//! word 1   pointer slot count (low 32 bits) | raw byte count (high 32 bits)
-//! word 2   identity hash (low 32 bits) | format code (bits 32..40) | auxiliary (40..64)
-//! word 3.. pointer slots, then raw bytes little-endian, zero-padded to a word
-//! ```
+//! header followed by its pointer slots and then its raw bytes, padded to a word, as
+//! [`crate::layout`] draws and encodes them.
 //!
 //! A second region maps each object index to the word offset of its header. Reading slot `i`
 //! of object `x` is three dependent loads (offset, size word, slot) and bounds checks: the
@@ -18,12 +12,10 @@
 //! Every load is checked: a heap mapped from a file that was not verified can give wrong
 //! answers if the file is corrupt, but never a panic or undefined behaviour.
 
+use crate::layout::{self, HEADER_WORDS, INFO_WORD, SIZE_WORD};
 use crate::storage::{HeapReader, Storage, slot_in, u64_at};
 use crate::{Error, Format, ObjectIndex, ObjectSize, Result, Value, Word};
 use std::sync::OnceLock;
-
-/// Words in an object header.
-pub(crate) const HEADER_WORDS: usize = 3;
 
 /// A named root of a base heap: an entry point for finding one's way into the graph.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -228,15 +220,15 @@ impl BaseHeap {
             Ok(h) => h,
             Err(e) => return e,
         };
-        match u64_at(b, h.wrapping_add(8)) {
-            Some(sizes) => self.slot_error(b, h, i, (sizes & 0xffff_ffff) as usize),
+        match u64_at(b, h.wrapping_add(SIZE_WORD * 8)) {
+            Some(sizes) => self.slot_error(b, h, i, layout::slot_count(sizes)),
             None => PAST_END,
         }
     }
 
     #[cold]
     fn slot_error(&self, b: &[u8], h: usize, i: usize, n: usize) -> Error {
-        match u64_at(b, h.wrapping_add(16)).and_then(|w| Format::from_code((w >> 32) as u8)) {
+        match u64_at(b, h.wrapping_add(INFO_WORD * 8)).and_then(layout::format) {
             Some(f) => f.slot_error(i, n),
             None => Error::Corrupt("unknown format code"),
         }
@@ -253,11 +245,10 @@ impl BaseHeap {
         let b = self.storage.bytes();
         let h = self.header_at(b, x)?;
         let class = Word::from_bits(u64_at(b, h).ok_or(PAST_END)?);
-        let sizes = u64_at(b, h.wrapping_add(8)).ok_or(PAST_END)?;
-        let (slots, bytes) = ((sizes & 0xffff_ffff) as usize, (sizes >> 32) as usize);
-        let h2 = u64_at(b, h.wrapping_add(16)).ok_or(PAST_END)?;
-        let format =
-            Format::from_code((h2 >> 32) as u8).ok_or(Error::Corrupt("unknown format code"))?;
+        let sizes = u64_at(b, h.wrapping_add(SIZE_WORD * 8)).ok_or(PAST_END)?;
+        let (slots, bytes) = (layout::slot_count(sizes), layout::byte_count(sizes));
+        let info = u64_at(b, h.wrapping_add(INFO_WORD * 8)).ok_or(PAST_END)?;
+        let format = layout::format(info).ok_or(Error::Corrupt("unknown format code"))?;
         let start = h.wrapping_add(HEADER_WORDS * 8);
         let slot_bytes = b
             .get(start..start.wrapping_add(slots * 8))
@@ -271,8 +262,8 @@ impl BaseHeap {
         Ok(ObjectView {
             class,
             format,
-            hash: h2 as u32,
-            aux: (h2 >> 40) as u32,
+            hash: layout::hash(info),
+            aux: layout::aux(info),
             slots,
             bytes,
         })
@@ -289,18 +280,18 @@ impl BaseHeap {
     pub fn hash(&self, x: ObjectIndex) -> Result<u32> {
         let b = self.storage.bytes();
         let h = self.header_at(b, x)?;
-        Ok(u64_at(b, h.wrapping_add(16)).ok_or(PAST_END)? as u32)
+        Ok(layout::hash(
+            u64_at(b, h.wrapping_add(INFO_WORD * 8)).ok_or(PAST_END)?,
+        ))
     }
 
     /// The size of object `x`. Time: O(1).
     pub fn size(&self, x: ObjectIndex) -> Result<ObjectSize> {
         let b = self.storage.bytes();
         let h = self.header_at(b, x)?;
-        let sizes = u64_at(b, h.wrapping_add(8)).ok_or(PAST_END)?;
-        Ok(ObjectSize {
-            slots: (sizes & 0xffff_ffff) as usize,
-            bytes: (sizes >> 32) as usize,
-        })
+        Ok(layout::size(
+            u64_at(b, h.wrapping_add(SIZE_WORD * 8)).ok_or(PAST_END)?,
+        ))
     }
 
     /// Every object index, in order.

@@ -1,6 +1,7 @@
 //! Building a base heap.
 
-use crate::base::{BaseHeap, HEADER_WORDS, Meta, Root};
+use crate::base::{BaseHeap, Meta, Root};
+use crate::layout::{self, Head};
 use crate::storage::Storage;
 use crate::{Decoded, Error, Format, ObjectIndex, ObjectSize, Result, Word};
 
@@ -211,7 +212,10 @@ impl Builder {
             for &w in &p.slots {
                 check(from, w)?;
             }
-            total += HEADER_WORDS + p.slots.len() + p.bytes.len().div_ceil(8);
+            total += layout::object_words(ObjectSize {
+                slots: p.slots.len(),
+                bytes: p.bytes.len(),
+            });
         }
         for r in self.roots.iter() {
             check(nil, r.value)?;
@@ -226,15 +230,13 @@ impl Builder {
         let mut offsets = Vec::with_capacity(self.objects.len());
         for p in &self.objects {
             offsets.push(words.len() as u64);
-            words.push(p.class.bits());
-            words.push(p.slots.len() as u64 | ((p.bytes.len() as u64) << 32));
-            words.push(p.hash as u64 | ((p.format.code() as u64) << 32) | ((p.aux as u64) << 40));
-            words.extend(p.slots.iter().map(|w| w.bits()));
-            for chunk in p.bytes.chunks(8) {
-                let mut buf = [0u8; 8];
-                buf[..chunk.len()].copy_from_slice(chunk);
-                words.push(u64::from_le_bytes(buf));
-            }
+            let head = Head {
+                class: p.class,
+                format: p.format,
+                hash: p.hash,
+                aux: p.aux,
+            };
+            layout::encode(head, &p.slots, &p.bytes, &mut words)?;
         }
         let objects_len = words.len() * 8;
         let len = offsets.len();

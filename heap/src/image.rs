@@ -19,10 +19,11 @@
 //! assert_eq!(trusted.len(), built.len());
 //! ```
 
-use crate::base::{BaseHeap, HEADER_WORDS, Meta, Root};
+use crate::base::{BaseHeap, Meta, Root};
 use crate::file::{FileError, FileResult, Fingerprint, Reader, write_atomically};
+use crate::layout::{self, HEADER_WORDS};
 use crate::storage::{Storage, u64_at};
-use crate::{Decoded, Format, ObjectIndex, ObjectSize, Word};
+use crate::{Decoded, ObjectIndex, Word};
 use rayon::prelude::*;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -323,19 +324,15 @@ impl BaseHeap {
         }
         let h = self.objects_at + off as usize * 8;
         let word = |k: usize| u64_at(b, h + k * 8).unwrap_or(0);
-        let (class, sizes, h2) = (Word::from_bits(word(0)), word(1), word(2));
-        let size = ObjectSize {
-            slots: (sizes & 0xffff_ffff) as usize,
-            bytes: (sizes >> 32) as usize,
-        };
-        let Some(format) = Format::from_code((h2 >> 32) as u8) else {
+        let class = Word::from_bits(word(0));
+        let size = layout::size(word(layout::SIZE_WORD));
+        let Some(format) = layout::format(word(layout::INFO_WORD)) else {
             return bad("unknown format code");
         };
         if !format.fits(size) {
             return bad("its size does not fit its format");
         }
-        let body = size.slots as u64 + (size.bytes as u64).div_ceil(8);
-        if off + HEADER_WORDS as u64 + body != next {
+        if off + layout::object_words(size) as u64 != next {
             return bad("it does not end where the next object starts");
         }
         let len = self.len;

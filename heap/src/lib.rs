@@ -42,6 +42,7 @@ mod error;
 pub mod file;
 mod format;
 pub mod image;
+pub mod layout;
 mod storage;
 #[cfg(feature = "synth")]
 pub mod synth;

@@ -1,6 +1,7 @@
 //! Where a base heap's words live: owned memory, or a read-only mapping of an image file.
 
-use crate::{Word, base::HEADER_WORDS};
+use crate::Word;
+use crate::layout::{self, HEADER_WORDS, SIZE_WORD};
 
 /// The bytes behind a [`crate::BaseHeap`]: owned words or a read-only mapping, behind one
 /// cheaply cloned handle (`bytes::Bytes`, which keeps the owner alive and holds the pointer and
@@ -68,7 +69,7 @@ pub(crate) fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
 pub(crate) fn slot_in(b: &[u8], objects_at: usize, offset: u64, i: usize) -> Option<Word> {
     // Wrapping: an unverified file may hold any offset.
     let h = objects_at.wrapping_add((offset as usize).wrapping_mul(8));
-    let n = (u64_at(b, h.wrapping_add(8))? & 0xffff_ffff) as usize;
+    let n = layout::slot_count(u64_at(b, h.wrapping_add(SIZE_WORD * 8))?);
     if i >= n {
         return None;
     }
