@@ -82,9 +82,84 @@ impl ObjectView<'_> {
     }
 }
 
+/// Where a base heap's regions lie in its storage, in bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Regions {
+    /// Byte position of the object words.
+    pub(crate) objects_at: usize,
+    /// Byte length of the object words.
+    pub(crate) objects_len: usize,
+    /// Byte position of the offset table.
+    pub(crate) offsets_at: usize,
+    /// Number of objects (and of offsets).
+    pub(crate) len: usize,
+}
+
 const PAST_END: Error = Error::Corrupt("an object reaches past the end of the heap");
 
 impl BaseHeap {
+    /// The one constructor of a base heap, used by the builder and by image files: checks
+    /// what every read relies on, that the object words and the offset table lie inside the
+    /// storage, word-aligned; that there are at most 2^32 objects (what a reference can
+    /// name); and that nil and the roots' and immediates' classes name objects. What lies
+    /// inside the regions is the builder's or the verifier's to check. Time: O(roots).
+    pub(crate) fn from_parts(
+        storage: Storage,
+        regions: Regions,
+        meta: Meta,
+        fingerprint: Option<crate::Fingerprint>,
+    ) -> Result<BaseHeap> {
+        let Regions {
+            objects_at,
+            objects_len,
+            offsets_at,
+            len,
+        } = regions;
+        let total = storage.bytes().len();
+        let inside = |at: usize, n: Option<usize>| {
+            at % 8 == 0
+                && n.and_then(|n| at.checked_add(n))
+                    .is_some_and(|end| end <= total)
+        };
+        if !inside(objects_at, Some(objects_len)) || objects_len % 8 != 0 {
+            return Err(Error::Corrupt("the object words lie outside the storage"));
+        }
+        if !inside(offsets_at, len.checked_mul(8)) {
+            return Err(Error::Corrupt("the offset table lies outside the storage"));
+        }
+        if len as u64 > 1 << 32 {
+            return Err(Error::TooLarge("more objects than references can name"));
+        }
+        let names_object = |w: Word| matches!(w.as_base(), Some(x) if x.get() < len);
+        if meta.nil.get() >= len {
+            return Err(Error::Corrupt("nil is not an object"));
+        }
+        let classes = [meta.int_class, meta.char_class, meta.float_class];
+        if !classes.into_iter().flatten().all(names_object) {
+            return Err(Error::Corrupt("the class of an immediate is not an object"));
+        }
+        if !meta
+            .roots
+            .iter()
+            .all(|r| !r.value.is_ref() || names_object(r.value))
+        {
+            return Err(Error::Corrupt("a root refers outside the heap"));
+        }
+        let cell = OnceLock::new();
+        if let Some(f) = fingerprint {
+            let _ = cell.set(f);
+        }
+        Ok(BaseHeap {
+            storage,
+            objects_at,
+            objects_len,
+            offsets_at,
+            len,
+            meta,
+            fingerprint: cell,
+        })
+    }
+
     /// Number of objects. Time: O(1).
     pub fn len(&self) -> usize {
         self.len

@@ -1,6 +1,6 @@
 //! Building a base heap.
 
-use crate::base::{BaseHeap, Meta, Root};
+use crate::base::{BaseHeap, Meta, Regions, Root};
 use crate::layout::{self, Head};
 use crate::storage::Storage;
 use crate::{Decoded, Error, Format, ObjectIndex, ObjectSize, Result, Word};
@@ -241,21 +241,25 @@ impl Builder {
         let objects_len = words.len() * 8;
         let len = offsets.len();
         words.extend(offsets.iter().map(|o| o.to_le()));
-        Ok(BaseHeap {
-            storage: Storage::owned(words.into_boxed_slice()),
+        let regions = Regions {
             objects_at: 0,
             objects_len,
             offsets_at: objects_len,
             len,
-            meta: Meta {
-                nil,
-                int_class: self.int_class,
-                char_class: self.char_class,
-                float_class: self.float_class,
-                roots: self.roots,
-            },
-            fingerprint: std::sync::OnceLock::new(),
-        })
+        };
+        let meta = Meta {
+            nil,
+            int_class: self.int_class,
+            char_class: self.char_class,
+            float_class: self.float_class,
+            roots: self.roots,
+        };
+        BaseHeap::from_parts(
+            Storage::owned(words.into_boxed_slice()),
+            regions,
+            meta,
+            None,
+        )
     }
 }
 

@@ -19,14 +19,13 @@
 //! assert_eq!(trusted.len(), built.len());
 //! ```
 
-use crate::base::{BaseHeap, Meta, Root};
+use crate::base::{BaseHeap, Meta, Regions, Root};
 use crate::file::{FileError, FileResult, Fingerprint, Reader, write_atomically};
 use crate::layout::{self, HEADER_WORDS};
 use crate::storage::{Storage, u64_at};
 use crate::{Decoded, ObjectIndex, Word};
 use rayon::prelude::*;
 use std::path::Path;
-use std::sync::OnceLock;
 
 /// The first eight bytes of every image file.
 pub const MAGIC: [u8; 8] = *b"COWHEAP\0";
@@ -485,16 +484,18 @@ fn parse(storage: Storage) -> FileResult<BaseHeap> {
     if meta.nil.get() as u64 >= objects {
         return Err(FileError::corrupt("meta section", "nil is not an object"));
     }
-    let fingerprint = OnceLock::new();
-    let _ = fingerprint.set(fingerprint_of(objects, object_bytes, &digests));
-    Ok(BaseHeap {
+    let regions = Regions {
         objects_at: ranges[0].0,
         objects_len: ranges[0].1,
         offsets_at: ranges[1].0,
         len: objects as usize,
-        meta,
-        fingerprint,
-        storage,
+    };
+    let fingerprint = fingerprint_of(objects, object_bytes, &digests);
+    BaseHeap::from_parts(storage, regions, meta, Some(fingerprint)).map_err(|e| match e {
+        crate::Error::Corrupt(problem) | crate::Error::TooLarge(problem) => {
+            FileError::corrupt("file", problem)
+        }
+        _ => FileError::corrupt("file", "the regions do not make a heap"),
     })
 }
 
