@@ -260,6 +260,11 @@ impl BaseHeap {
     /// [`BaseHeap::header_offsets`] gives), or `None`. For tables that mirror the offsets, so a
     /// reader that already holds the offset saves a load. A wrong offset reads wrong bytes
     /// through checked loads, never out of bounds. Time: O(1); two loads.
+    ///
+    /// Raw layer, hidden from the documentation: it serves the read barrier of
+    /// `cowheap-forwarders` and `cowheap-tenants`, which live in other crates. It is not
+    /// part of the API and may change.
+    #[doc(hidden)]
     #[inline(always)]
     pub fn get_slot_at(&self, offset: u64, i: usize) -> Option<Word> {
         slot_in(self.storage.bytes(), self.objects_at, offset, i)
@@ -267,11 +272,21 @@ impl BaseHeap {
 
     /// A handle that reads this heap's slots by header offset, for a reader to keep in its own
     /// record (see [`HeapReader`]). Time: O(1).
+    ///
+    /// Raw layer, hidden from the documentation: it serves the read barrier of
+    /// `cowheap-forwarders` and `cowheap-tenants`, which live in other crates. It is not
+    /// part of the API and may change.
+    #[doc(hidden)]
     pub fn reader(&self) -> HeapReader {
         HeapReader::new(self.storage.clone(), self.objects_at)
     }
 
     /// The word offset of every object's header, in index order. Time: O(objects).
+    ///
+    /// Raw layer, hidden from the documentation: it serves the read barrier of
+    /// `cowheap-forwarders` and `cowheap-tenants`, which live in other crates. It is not
+    /// part of the API and may change.
+    #[doc(hidden)]
     pub fn header_offsets(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
         let b = self.storage.bytes();
         (0..self.len).map(move |x| u64_at(b, self.offsets_at + x * 8).unwrap_or(u64::MAX >> 1))

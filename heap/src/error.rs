@@ -80,6 +80,9 @@ pub enum Error {
     /// A stored header does not decode (an unknown format code, a size past the end).
     #[error("corrupt base heap: {0}")]
     Corrupt(&'static str),
+    /// An integer outside the 63 bits of a small integer.
+    #[error("{0} does not fit a small integer (63 bits)")]
+    IntOutOfRange(i64),
     /// More objects, slots or bytes than the encoding can address.
     #[error("too large: {0}")]
     TooLarge(&'static str),

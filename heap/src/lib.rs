@@ -1,7 +1,11 @@
 //! The values, objects and frozen base heap of cowheap.
 //!
 //! cowheap hosts many *tenants* (client images) on one shared *base heap*. This crate is the
-//! bottom layer: it knows nothing of tenants.
+//! bottom layer: it holds no tenant and knows nothing of how tenants copy, forward or
+//! collect. It does know that private references exist: [`Word`] reserves their tag (so the
+//! base can refuse them), [`Value`] carries the [`TenantId`] of the tenant a private
+//! reference belongs to (so a reference cannot be carried silently into another tenant), and
+//! [`FileError::ForeignBase`] is the error of a file bound to another base.
 //!
 //! - [`Word`] is the 64-bit tagged word every slot holds: a small integer, a character, a
 //!   reference into the base, or a reference into a tenant's private space. Decoding which
@@ -50,6 +54,8 @@ mod value;
 pub mod word;
 
 pub use base::{BaseHeap, ObjectView, Root};
+// The raw reader of the tenants' read path: public for the crates above, not for users.
+#[doc(hidden)]
 pub use storage::HeapReader;
 
 /// Width of an object's auxiliary bits ([`Builder::set_aux`]).

@@ -56,16 +56,31 @@ pub struct Value {
 }
 
 impl Value {
-    /// A small integer. Values outside the 63-bit range saturate; use [`Value::try_int`] to
-    /// be told instead.
+    /// A small integer.
+    ///
+    /// # Panics
+    /// If `i` lies outside [`Word::MIN_INT`]..=[`Word::MAX_INT`] (63 bits); [`Value::try_int`]
+    /// says so with an error instead.
+    #[track_caller]
     pub fn int(i: i64) -> Value {
-        let clamped = i.clamp(Word::MIN_INT, Word::MAX_INT);
-        Value::shared(Word::int(clamped).unwrap_or(Word::from_bits(1)))
+        match Value::try_int(i) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        }
     }
 
-    /// A small integer, or `None` outside the 63-bit range.
-    pub fn try_int(i: i64) -> Option<Value> {
-        Word::int(i).map(Value::shared)
+    /// A small integer, or [`Error::IntOutOfRange`](crate::Error::IntOutOfRange) outside
+    /// [`Word::MIN_INT`]..=[`Word::MAX_INT`].
+    ///
+    /// ```
+    /// use cowheap_heap::{Value, Word};
+    /// assert_eq!(Value::try_int(-5).unwrap().as_int(), Some(-5));
+    /// assert!(Value::try_int(Word::MAX_INT + 1).is_err());
+    /// ```
+    pub fn try_int(i: i64) -> crate::Result<Value> {
+        Word::int(i)
+            .map(Value::shared)
+            .ok_or(crate::Error::IntOutOfRange(i))
     }
 
     /// A character.
@@ -205,8 +220,17 @@ mod tests {
     }
 
     #[test]
-    fn int_saturates_and_try_int_refuses() {
-        assert_eq!(Value::int(i64::MAX).as_int(), Some(Word::MAX_INT));
-        assert!(Value::try_int(i64::MIN).is_none());
+    fn try_int_refuses_what_63_bits_cannot_hold() {
+        assert_eq!(Value::int(Word::MAX_INT).as_int(), Some(Word::MAX_INT));
+        assert_eq!(Value::int(Word::MIN_INT).as_int(), Some(Word::MIN_INT));
+        for i in [i64::MIN, i64::MAX, Word::MAX_INT + 1, Word::MIN_INT - 1] {
+            assert!(matches!(Value::try_int(i), Err(crate::Error::IntOutOfRange(j)) if j == i));
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "does not fit a small integer")]
+    fn int_out_of_range_panics_rather_than_saturating() {
+        let _ = Value::int(i64::MAX);
     }
 }
