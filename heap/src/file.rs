@@ -1,6 +1,8 @@
 //! What image files and tenant snapshots share: typed file errors, fingerprints, atomic
-//! writes, and a bounds-checked little-endian reader.
+//! writes, a bounds-checked little-endian reader, and the encoding of named roots.
 
+use crate::Word;
+use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -222,6 +224,66 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A root name too long for the roots encoding (its length is a u32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a root name of {0} bytes is longer than the roots encoding holds (2^32 - 1)")]
+pub struct RootNameTooLong(pub usize);
+
+/// Appends named roots to `out` in the encoding image files (meta section) and tenant
+/// snapshots share (`docs/FORMATS.md`): a u64 count, then per root a u32 name length, the
+/// name's UTF-8 bytes and the value word as a u64, all little-endian. [`read_roots`] reads
+/// it back. Time: O(total name length + roots).
+///
+/// # Errors
+/// [`RootNameTooLong`] if a name's length does not fit a u32; `out` is then left as it was.
+pub fn write_roots<'a, I>(out: &mut Vec<u8>, roots: I) -> Result<(), RootNameTooLong>
+where
+    I: IntoIterator<Item = (&'a str, Word)>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let start = out.len();
+    let roots = roots.into_iter();
+    out.extend((roots.len() as u64).to_le_bytes());
+    for (name, value) in roots {
+        let Ok(len) = u32::try_from(name.len()) else {
+            out.truncate(start);
+            return Err(RootNameTooLong(name.len()));
+        };
+        out.extend(len.to_le_bytes());
+        out.extend(name.as_bytes());
+        out.extend(value.bits().to_le_bytes());
+    }
+    Ok(())
+}
+
+/// Reads roots written by [`write_roots`] from `r`, in file order. Errors name `part` (as
+/// "meta section" or "roots"). Memory: at most the bytes read, the count being checked
+/// against what remains before anything is reserved. Time: O(bytes read).
+///
+/// # Errors
+/// [`FileError::Truncated`] if the input ends early or the count cannot fit in it;
+/// [`FileError::Corrupt`] if a name is not UTF-8 or two roots share a name. The words are
+/// not checked: what a root may refer to is the caller's rule.
+pub fn read_roots(r: &mut Reader<'_>, part: &'static str) -> FileResult<Vec<(String, Word)>> {
+    // Each root takes at least 12 bytes: a name length and a value.
+    let n = r.count(12, "roots")?;
+    let mut roots = Vec::with_capacity(n);
+    let mut names = HashSet::with_capacity(n);
+    for _ in 0..n {
+        let len = r.u32("root name length")?;
+        let len = usize::try_from(len)
+            .map_err(|_| FileError::corrupt(part, "a root name is too long"))?;
+        let name = std::str::from_utf8(r.take(len, "root name")?)
+            .map_err(|_| FileError::corrupt(part, "a root name is not UTF-8"))?;
+        let value = Word::from_bits(r.u64("root value")?);
+        if !names.insert(name) {
+            return Err(FileError::corrupt(part, "two roots share a name"));
+        }
+        roots.push((name.to_owned(), value));
+    }
+    Ok(roots)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +300,50 @@ mod tests {
         let mut r = Reader::new(&bytes, 0);
         assert!(matches!(
             r.take(usize::MAX, "all"),
+            Err(FileError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn roots_round_trip_and_bad_roots_are_refused() {
+        let roots = [("a", Word::from_bits(8)), ("bé", Word::from_bits(3))];
+        let mut out = vec![0xAA];
+        write_roots(&mut out, roots).unwrap();
+        let mut r = Reader::new(&out[1..], 1);
+        let back = read_roots(&mut r, "roots").unwrap();
+        assert_eq!(r.remaining(), 0);
+        assert_eq!(
+            back,
+            [
+                ("a".to_owned(), Word::from_bits(8)),
+                ("bé".to_owned(), Word::from_bits(3))
+            ]
+        );
+
+        let mut twice = Vec::new();
+        write_roots(
+            &mut twice,
+            [("a", Word::from_bits(8)), ("a", Word::from_bits(8))],
+        )
+        .unwrap();
+        assert!(matches!(
+            read_roots(&mut Reader::new(&twice, 0), "roots"),
+            Err(FileError::Corrupt {
+                problem: "two roots share a name",
+                ..
+            })
+        ));
+        let mut bad = Vec::new();
+        write_roots(&mut bad, [("\u{1}", Word::from_bits(8))]).unwrap();
+        bad[12] = 0xFF;
+        assert!(matches!(
+            read_roots(&mut Reader::new(&bad, 0), "meta section"),
+            Err(FileError::Corrupt { .. })
+        ));
+        let mut huge = u64::MAX.to_le_bytes().to_vec();
+        huge.extend([0; 12]);
+        assert!(matches!(
+            read_roots(&mut Reader::new(&huge, 0), "roots"),
             Err(FileError::Truncated { .. })
         ));
     }
