@@ -60,6 +60,19 @@ pub enum MarkPolicy {
 ///
 /// Cloning shares the table (it lives behind an `Arc`): a tenant holds a clone by value, so
 /// the read path reaches it in one load from the tenant itself.
+///
+/// What a user may do with the shared marks is read them. Setting a mark is reserved to
+/// [`crate::IndirectionTable::divert`], so that a mark always stands for a real diversion:
+///
+/// ```
+/// let base = cowheap_forwarders::Base::new(cowheap_heap::synth::image(10, 1));
+/// assert!(!base.marks().is_marked(3));
+/// ```
+///
+/// ```compile_fail
+/// let base = cowheap_forwarders::Base::new(cowheap_heap::synth::image(10, 1));
+/// base.marks().mark(3); // private: would slow every tenant's reads of object 3 for good
+/// ```
 #[derive(Debug, Clone)]
 pub struct DivertMarks {
     words: Arc<[AtomicU64]>,
@@ -99,8 +112,12 @@ impl DivertMarks {
 
     /// Marks object `index`; returns true if this call set the bit. Out-of-range indices are
     /// ignored (and return false). Time: O(1).
+    ///
+    /// Crate-private: a mark is never cleared, and one set for no reason pushes every
+    /// tenant's reads of that object off the fast path for good. Tenants mark through
+    /// [`crate::IndirectionTable::divert`], which marks only what it records.
     #[inline]
-    pub fn mark(&self, index: u32) -> bool {
+    pub(crate) fn mark(&self, index: u32) -> bool {
         match self.words.get(index as usize) {
             // Relaxed: see the module doc. The RMW sets the bit once and keeps the offset.
             Some(w) => w.fetch_or(Self::DIVERTED, Ordering::Relaxed) & Self::DIVERTED == 0,
@@ -153,8 +170,9 @@ impl MarkFilter {
         self.bits[i / 64] & (1 << (i % 64)) != 0
     }
 
-    /// Marks object `index`. Time: O(1).
-    pub fn mark(&mut self, index: u32) {
+    /// Marks object `index`. Time: O(1). Crate-private, like [`DivertMarks::mark`]: tenants
+    /// mark through [`crate::IndirectionTable::divert`].
+    pub(crate) fn mark(&mut self, index: u32) {
         let i = index as usize % Self::BITS;
         self.bits[i / 64] |= 1 << (i % 64);
     }

@@ -1,7 +1,24 @@
 //! The per-tenant indirection table.
 
+use crate::{DivertMarks, MarkFilter};
 use cowheap_heap::{ObjectIndex, PrivateKey};
 use rustc_hash::FxHashMap;
+
+/// Where a tenant records that it diverted an object: the base's shared marks, or under
+/// [`crate::MarkPolicy::Private`] its own filter (the shared marks are then left alone).
+#[derive(Debug)]
+pub enum MarkTarget<'a> {
+    /// The base's shared marks.
+    Shared(&'a DivertMarks),
+    /// The tenant's own filter.
+    Private(&'a mut MarkFilter),
+}
+
+/// A base object diverted twice in one table: diverting is taken once per object and
+/// tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("base object {0} is already diverted")]
+pub struct AlreadyDiverted(pub ObjectIndex);
 
 /// Base object -> the key of this tenant's private entry standing for it.
 ///
@@ -27,14 +44,33 @@ impl IndirectionTable {
         self.map.get(&x.as_u32()).copied()
     }
 
-    /// Records that base object `x` is now stood for by private entry `key`.
+    /// Diverts base object `x` to private entry `key`: sets its mark in `marks`, then records
+    /// the entry. The mark comes first, so the tenant's next read of `x` (on this thread) sees
+    /// it and finds the entry ([`crate::marks`]). This is the only way to set a mark: a mark
+    /// always stands for an entry of some tenant's table. Time: O(1) expected.
     ///
-    /// # Panics
-    /// If `x` already has an entry: diverting is a one-way transition, taken once per object
-    /// and tenant, and a second one is a bug in the caller.
-    pub fn insert(&mut self, x: ObjectIndex, key: PrivateKey) {
-        let old = self.map.insert(x.as_u32(), key);
-        assert!(old.is_none(), "base object {x} diverted twice");
+    /// # Errors
+    /// [`AlreadyDiverted`] if `x` already has an entry; nothing changes.
+    pub fn divert(
+        &mut self,
+        marks: MarkTarget<'_>,
+        x: ObjectIndex,
+        key: PrivateKey,
+    ) -> Result<(), AlreadyDiverted> {
+        use std::collections::hash_map::Entry;
+        match self.map.entry(x.as_u32()) {
+            Entry::Occupied(_) => Err(AlreadyDiverted(x)),
+            Entry::Vacant(v) => {
+                match marks {
+                    MarkTarget::Shared(m) => {
+                        m.mark(x.as_u32());
+                    }
+                    MarkTarget::Private(f) => f.mark(x.as_u32()),
+                }
+                v.insert(key);
+                Ok(())
+            }
+        }
     }
 
     /// Number of diverted base objects.
@@ -65,22 +101,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entries_are_found_and_counted() {
+    fn entries_are_found_counted_and_marked() {
+        let marks = DivertMarks::new((0..100u64).map(|i| i * 4));
         let mut t = IndirectionTable::new();
         assert!(t.is_empty() && t.memory_bytes() == 0);
         let x = ObjectIndex::from_u32(42);
-        t.insert(x, PrivateKey::new(3, 1));
+        t.divert(MarkTarget::Shared(&marks), x, PrivateKey::new(3, 1))
+            .unwrap();
+        assert!(marks.is_marked(42));
         assert_eq!(t.get(x), Some(PrivateKey::new(3, 1)));
         assert_eq!(t.get(ObjectIndex::from_u32(41)), None);
         assert_eq!(t.len(), 1);
+        let mut f = MarkFilter::new();
+        let y = ObjectIndex::from_u32(7);
+        t.divert(MarkTarget::Private(&mut f), y, PrivateKey::new(4, 0))
+            .unwrap();
+        assert!(f.is_marked(7) && !marks.is_marked(7));
     }
 
     #[test]
-    #[should_panic(expected = "diverted twice")]
-    fn diverting_twice_is_a_bug() {
+    fn diverting_twice_is_refused_and_changes_nothing() {
+        let marks = DivertMarks::new((0..4u64).map(|i| i * 4));
         let mut t = IndirectionTable::new();
         let x = ObjectIndex::from_u32(1);
-        t.insert(x, PrivateKey::new(0, 0));
-        t.insert(x, PrivateKey::new(1, 0));
+        t.divert(MarkTarget::Shared(&marks), x, PrivateKey::new(0, 0))
+            .unwrap();
+        assert_eq!(
+            t.divert(MarkTarget::Shared(&marks), x, PrivateKey::new(1, 0)),
+            Err(AlreadyDiverted(x))
+        );
+        assert_eq!(t.get(x), Some(PrivateKey::new(0, 0)));
     }
 }

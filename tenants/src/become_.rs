@@ -11,7 +11,8 @@
 //! - [`Tenant::become_two_way`] swaps the bodies of `a`'s and `b`'s entries, copying each
 //!   that is still a base object first (O(size of the two objects)).
 
-use crate::space::{ENTRY_OVERHEAD, Entry, cost};
+use crate::space::{ENTRY_OVERHEAD, Entry, Writable, cost};
+use crate::stats::{add, sub};
 use crate::tenant::Loc;
 use crate::{Error, Result, Tenant};
 use cowheap_forwarders::Forwarding;
@@ -36,7 +37,7 @@ impl Tenant {
     pub fn become_forward(&mut self, a: Value, b: Value) -> Result<()> {
         let (la, lb) = (self.locate(a)?, self.locate(b)?);
         if la == lb {
-            self.stats.becomes += 1;
+            add(&mut self.stats.becomes, 1);
             return Ok(());
         }
         let target = lb.word();
@@ -45,19 +46,22 @@ impl Tenant {
                 self.check_quota(ENTRY_OVERHEAD)?;
                 let k = self.space.insert(Entry {
                     state: Forwarding::Forwarded(target),
-                });
-                self.divert(x, k, ENTRY_OVERHEAD);
+                })?;
+                self.divert(x, k, ENTRY_OVERHEAD)?;
             }
             Loc::Private(k) => {
-                let entry = self
+                let w = self
                     .space
-                    .get_mut(k)
+                    .writable(k)
                     .ok_or(Error::Collected(Word::private(k)))?;
-                let body = entry.state.forward(target);
-                self.stats.private_bytes -= cost(body.size()) - ENTRY_OVERHEAD;
+                let body = w.forward(target);
+                sub(
+                    &mut self.stats.private_bytes,
+                    cost(body.size()) - ENTRY_OVERHEAD,
+                );
             }
         }
-        self.stats.becomes += 1;
+        add(&mut self.stats.becomes, 1);
         Ok(())
     }
 
@@ -66,28 +70,34 @@ impl Tenant {
     pub fn become_two_way(&mut self, a: Value, b: Value) -> Result<()> {
         let (la, lb) = (self.locate(a)?, self.locate(b)?);
         if la == lb {
-            self.stats.becomes += 1;
+            add(&mut self.stats.becomes, 1);
             return Ok(());
         }
-        let mut needed = 0;
+        let mut needed = 0u64;
         for l in [la, lb] {
             if let Loc::Base(x) = l {
-                needed += cost(self.base.heap().size(x)?);
+                let view = self.base.heap().object(x)?;
+                view.format.check(view.size())?;
+                needed = needed.saturating_add(cost(view.size()));
             }
         }
         self.check_quota(needed)?;
+        // Both operands are checked (layout, quota) before either is copied, so the only
+        // failure left between the two copies is running out of memory or keys, which leaves
+        // a first copy made: a copy is what a first write would have made, and it changes
+        // nothing a reader can see.
         let key = |tenant: &mut Tenant, l: Loc| match l {
             Loc::Base(x) => tenant.divert_copy(x),
             Loc::Private(k) => Ok(k),
         };
         let ka = key(self, la)?;
         let kb = key(self, lb)?;
-        let (ea, eb) = self
+        let (wa, wb) = self
             .space
-            .get2_mut(ka.key(), kb.key())
+            .writable_pair(ka, kb)
             .ok_or(Error::Collected(Word::private(kb)))?;
-        std::mem::swap(&mut ea.state, &mut eb.state);
-        self.stats.becomes += 1;
+        Writable::swap(wa, wb);
+        add(&mut self.stats.becomes, 1);
         Ok(())
     }
 }

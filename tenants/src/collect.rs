@@ -11,10 +11,11 @@
 //!
 //! Weak and ephemeron slots are held strongly.
 
-use crate::space::cost;
+use crate::space::entry_cost;
+use crate::stats::{add, sub};
 use crate::{CollectStats, Tenant};
 use cowheap_forwarders::Forwarding;
-use cowheap_heap::Word;
+use cowheap_heap::{PrivateKey, Word};
 
 impl Tenant {
     /// Frees every private object not reachable from this tenant's roots, pinned handles and
@@ -50,7 +51,10 @@ impl Tenant {
                 _ => continue,
             }
             out.live += 1;
-            let Some(entry) = self.space.get(self.space.key_of(i)) else {
+            let Some(k) = self.space.key_of(i) else {
+                continue;
+            };
+            let Some(entry) = self.space.get(k) else {
                 continue;
             };
             let class = match &entry.state {
@@ -70,34 +74,31 @@ impl Tenant {
             let fin = self.final_word(class, &mut out);
             stack.extend(fin.as_private().map(|k| k.key()));
             if fin != class {
-                if let Some(b) = self.space.by_index_mut(i).and_then(|e| e.state.body_mut()) {
-                    b.class = fin;
+                if let Some(mut w) = self.space.writable(k) {
+                    w.body().class = fin;
                 }
             }
         }
 
-        let dead: Vec<u32> = self
+        let dead: Vec<PrivateKey> = self
             .space
-            .keys()
-            .filter(|&i| !marked.get(i as usize).copied().unwrap_or(false))
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| !marked.get(k.key() as usize).copied().unwrap_or(false))
             .collect();
-        for i in dead {
-            if let Some(e) = self.space.remove(i) {
-                let c = match &e.state {
-                    Forwarding::Object(b) => cost(b.size()),
-                    Forwarding::Forwarded(_) => crate::space::ENTRY_OVERHEAD,
-                };
+        for k in dead {
+            if let Some(e) = self.space.remove(k) {
                 out.freed += 1;
-                out.freed_bytes += c;
+                out.freed_bytes += entry_cost(&e);
             }
         }
-        self.stats.private_objects -= out.freed;
-        self.stats.private_bytes -= out.freed_bytes;
-        self.stats.collected += out.freed;
-        self.stats.collections += 1;
+        sub(&mut self.stats.private_objects, out.freed);
+        sub(&mut self.stats.private_bytes, out.freed_bytes);
+        add(&mut self.stats.collected, out.freed);
+        add(&mut self.stats.collections, 1);
         self.reads
             .patches
-            .set(self.reads.patches.get() + out.patched);
+            .set(self.reads.patches.get().saturating_add(out.patched));
         self.reads.lookups.set(lookups);
         out
     }

@@ -39,6 +39,20 @@ pub enum Error {
         /// Private bytes the operation needed.
         needed: u64,
     },
+    /// No key is left for another private object or handle: `u32::MAX - 1` of them are in use
+    /// or retired.
+    #[error("no key left for more {what}")]
+    KeysExhausted {
+        /// What ran out of keys: "private objects" or "handles".
+        what: &'static str,
+    },
+    /// The memory for an object could not be reserved (with no quota, or under a quota larger
+    /// than the memory there is).
+    #[error("could not reserve {bytes} bytes for an object")]
+    OutOfMemory {
+        /// Bytes asked for.
+        bytes: u64,
+    },
     /// An immediate whose class the base does not name.
     #[error("the base names no class for the immediate {0:?}")]
     NoImmediateClass(Word),

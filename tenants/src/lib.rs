@@ -29,6 +29,7 @@ mod collect;
 mod error;
 mod registry;
 mod roots;
+mod slab;
 pub mod snapshot;
 mod space;
 mod stats;

@@ -1,79 +1,89 @@
 //! What keeps private objects alive: named roots and pinned handles.
+#![warn(clippy::cast_possible_truncation)]
 
+use crate::slab::{SlabKey, VersionedSlab};
 use crate::{Error, Result, Tenant};
 use cowheap_heap::{TenantId, Value, Word};
-use slab::Slab;
 
 /// A pinned reference: a root of its tenant until [`Tenant::unpin`].
 ///
 /// A handle is a versioned key: it names its tenant and a generation, so a handle used after
 /// it was unpinned, or in another tenant, is refused ([`Error::StaleHandle`],
-/// [`Error::ForeignReference`]) rather than read as whatever reused its slot.
+/// [`Error::ForeignReference`]) rather than read as whatever reused its slot. It also keeps
+/// the word it was pinned with, so that an error about it can name the object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Handle {
     tenant: TenantId,
-    key: u32,
-    generation: u32,
+    key: SlabKey,
+    /// The object as pinned (the tenant's current view may differ after a become).
+    pinned: Word,
 }
 
-/// Pinned words with versioned keys.
+/// Pinned words under versioned keys ([`VersionedSlab`]).
 #[derive(Debug, Default)]
 pub(crate) struct Handles {
-    slab: Slab<Word>,
-    gens: Vec<u32>,
+    slab: VersionedSlab<Word>,
 }
 
 impl Handles {
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.slab.capacity() * std::mem::size_of::<(usize, Word)>() + self.gens.capacity() * 4
+        self.slab.memory_bytes()
     }
 
     /// Every pinned word, mutably (collection patches them).
     pub(crate) fn words_mut(&mut self) -> impl Iterator<Item = &mut Word> {
-        self.slab.iter_mut().map(|(_, w)| w)
-    }
-
-    fn live(&self, h: &Handle) -> bool {
-        self.gens.get(h.key as usize) == Some(&h.generation) && self.slab.contains(h.key as usize)
+        self.slab.values_mut()
     }
 }
 
 impl Tenant {
-    /// Pins `v`: it stays alive (through collections) until unpinned. Time: O(1).
+    /// Pins `v`: it stays alive (through collections) until unpinned. Time: O(1) amortized.
+    ///
+    /// # Errors
+    /// As [`Tenant::set_root`]; [`Error::KeysExhausted`] past `u32::MAX - 1` handles.
     pub fn pin(&mut self, v: Value) -> Result<Handle> {
         let w = self.store_word(v)?;
-        let key = self.handles.slab.insert(w);
-        if key >= self.handles.gens.len() {
-            self.handles.gens.resize(key + 1, 0);
-        }
+        let key = self
+            .handles
+            .slab
+            .insert(w)
+            .map_err(|_| Error::KeysExhausted { what: "handles" })?;
         Ok(Handle {
             tenant: self.id,
-            key: key as u32,
-            generation: self.handles.gens[key],
+            key,
+            pinned: w,
         })
     }
 
-    fn check_handle(&self, h: &Handle) -> Result<()> {
+    /// The live handle's key.
+    fn check_handle(&self, h: &Handle) -> Result<SlabKey> {
         if h.tenant != self.id {
             return Err(Error::ForeignReference {
-                value: Word::from_bits(0),
+                value: h.pinned,
                 owner: Some(h.tenant),
                 tenant: self.id,
             });
         }
-        if !self.handles.live(h) {
-            return Err(Error::StaleHandle);
+        match self.handles.slab.get(h.key) {
+            Some(_) => Ok(h.key),
+            None => Err(Error::StaleHandle),
         }
-        Ok(())
     }
 
     /// What `h` refers to now (after any become). Time: O(1).
     pub fn pinned(&mut self, h: Handle) -> Result<Value> {
-        self.check_handle(&h)?;
-        let w = self.handles.slab[h.key as usize];
+        let key = self.check_handle(&h)?;
+        let w = self
+            .handles
+            .slab
+            .get(key)
+            .copied()
+            .ok_or(Error::StaleHandle)?;
         let w = if w.is_ref() {
             let fin = self.locate_word(w)?.word();
-            self.handles.slab[h.key as usize] = fin;
+            if let Some(slot) = self.handles.slab.get_mut(key) {
+                *slot = fin;
+            }
             fin
         } else {
             w
@@ -84,9 +94,7 @@ impl Tenant {
     /// Unpins `h` and returns what it referred to. Using `h` again is an error. Time: O(1).
     pub fn unpin(&mut self, h: Handle) -> Result<Value> {
         let v = self.pinned(h)?;
-        self.handles.slab.remove(h.key as usize);
-        let g = &mut self.handles.gens[h.key as usize];
-        *g = g.wrapping_add(1);
+        self.handles.slab.remove(h.key);
         Ok(v)
     }
 
@@ -97,7 +105,15 @@ impl Tenant {
 
     /// Names `v` as a root of this tenant, replacing any root of that name. A tenant root
     /// hides a base root of the same name. Time: O(log roots).
+    ///
+    /// # Errors
+    /// As [`Tenant::slot`] for a `v` that leads nowhere in this tenant;
+    /// [`cowheap_heap::Error::TooLarge`] for a name of 2^32 bytes or more (snapshots hold a
+    /// name's length in 32 bits).
     pub fn set_root(&mut self, name: &str, v: Value) -> Result<()> {
+        if u32::try_from(name.len()).is_err() {
+            return Err(cowheap_heap::Error::TooLarge("a root name of 2^32 bytes").into());
+        }
         let w = self.store_word(v)?;
         self.roots.insert(name.to_owned(), w);
         Ok(())

@@ -9,14 +9,26 @@
 //!
 //! Pinned handles are process-local and are not saved: their objects are restored, unpinned.
 //!
-//! The format is described in `docs/FORMATS.md`. Every word is checked on restore: a reference
-//! into the base must be in range, a private reference must name a saved entry of the same
-//! generation, and the table must name distinct base objects and entries.
+//! The format is described in `docs/FORMATS.md`. Restoring trusts nothing in the file beyond
+//! its checksums:
+//!
+//! - every word is checked: a reference into the base must be in range, a private reference
+//!   must name a saved entry of the same generation, the table must name distinct base objects
+//!   and entries;
+//! - every chain of forwarders (through private entries and the table) is walked to a final
+//!   object, so a cycle is refused here rather than failing every later read;
+//! - the quota and mark policy are the host's ([`Tenant::restore_with`] takes a
+//!   [`TenantConfig`]); the snapshot's own quota is not trusted, and a tenant already over the
+//!   host's quota is refused;
+//! - counters are taken as they are and saturate from there;
+//! - memory is proportional to what the file holds: retired keys cost 8 bytes each in the
+//!   restored tenant (4 in the file), live entries what they hold.
 //!
 //! ```
 //! use cowheap_forwarders::Base;
 //! use cowheap_heap::{synth, Value};
-//! use cowheap_tenants::Tenant;
+//! use cowheap_tenants::snapshot::RestoreError;
+//! use cowheap_tenants::{Tenant, TenantConfig};
 //!
 //! let base = Base::new(synth::image(1_000, 1));
 //! let g = base.heap().root("Smalltalk").unwrap();
@@ -26,15 +38,30 @@
 //! let mut back = Tenant::restore_from(&base, &bytes).unwrap();
 //! assert_eq!(back.slot(g, 0).unwrap().as_int(), Some(5));
 //!
+//! // The host's configuration decides the quota, and a tenant over it is refused.
+//! let config = TenantConfig { quota: Some(1 << 20), ..TenantConfig::default() };
+//! assert_eq!(Tenant::restore_with(&base, &bytes, &config).unwrap().quota(), Some(1 << 20));
+//! let tight = TenantConfig { quota: Some(10), ..TenantConfig::default() };
+//! assert!(matches!(
+//!     Tenant::restore_with(&base, &bytes, &tight),
+//!     Err(RestoreError::QuotaExceeded { quota: 10, .. })
+//! ));
+//!
 //! let other = Base::new(synth::image(1_000, 2));
 //! assert!(Tenant::restore_from(&other, &bytes).is_err());
 //! ```
 
-use crate::space::{Body, Entry, Space, cost};
+use crate::space::{Body, Entry, Space, entry_cost};
 use crate::{Tenant, TenantConfig, TenantStats};
-use cowheap_forwarders::{Base, Forwarding, MarkPolicy};
-use cowheap_heap::file::{FileError, FileResult, Fingerprint, Reader, write_atomically};
+use cowheap_forwarders::{Base, Forwarding, MarkPolicy, MarkTarget};
+use cowheap_heap::file::{
+    FileError, FileResult, Fingerprint, Reader, read_roots, write_atomically, write_roots,
+};
+use cowheap_heap::word::GENERATION_MASK;
 use cowheap_heap::{Decoded, Format, ObjectIndex, ObjectSize, Word};
+use rustc_hash::FxHashMap;
+use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -46,6 +73,25 @@ pub const VERSION: u32 = 1;
 const HEADER_LEN: usize = 8 + 4 + 4 + 32 + 8 + 32;
 /// Bytes of the header the digest covers (all but the digest).
 const COVERED: usize = HEADER_LEN - 32;
+/// The quota field's value for "no quota".
+const NO_QUOTA: u64 = u64::MAX;
+
+/// Why a snapshot could not be restored under a host's configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// The bytes are not a whole, valid snapshot of this base.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The tenant already holds more private bytes than the host's quota allows.
+    #[error("the snapshot's tenant holds {used} private bytes, over the quota of {quota}")]
+    QuotaExceeded {
+        /// The host's quota.
+        quota: u64,
+        /// Private bytes the snapshot's tenant holds.
+        used: u64,
+    },
+}
 
 fn digest(header: &[u8], payload: &[u8]) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
@@ -66,6 +112,14 @@ impl Out {
     fn u64(&mut self, v: u64) {
         self.0.extend(v.to_le_bytes());
     }
+    /// A length the tenant's invariants keep below 2^32 (object sizes are checked when
+    /// objects are made or copied).
+    fn len32(&mut self, n: usize) {
+        self.u32(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+    fn len64(&mut self, n: usize) {
+        self.u64(u64::try_from(n).unwrap_or(u64::MAX));
+    }
 }
 
 fn stats_fields(s: &TenantStats) -> [u64; 7] {
@@ -81,19 +135,20 @@ fn stats_fields(s: &TenantStats) -> [u64; 7] {
 }
 
 impl Tenant {
-    /// This tenant's private part as snapshot bytes. Time and size: O(private).
+    /// This tenant's private part as snapshot bytes. Time and size: O(private entries and
+    /// keys ever used).
     pub fn snapshot(&self) -> Vec<u8> {
         let mut p = Out(Vec::new());
-        p.u64(self.quota.unwrap_or(u64::MAX));
+        p.u64(self.quota.unwrap_or(NO_QUOTA));
         for v in stats_fields(&self.stats()) {
             p.u64(v);
         }
         let gens = self.space.gens();
-        p.u64(gens.len() as u64);
-        for &g in gens {
+        p.len64(gens.len());
+        for g in gens {
             p.u32(g);
         }
-        p.u64(self.space.len() as u64);
+        p.len64(self.space.len());
         for (k, e) in self.space.iter() {
             p.u32(k.key());
             match &e.state {
@@ -102,8 +157,8 @@ impl Tenant {
                     p.u64(b.class.bits());
                     p.u8(b.format.code());
                     p.u32(b.hash);
-                    p.u32(b.slots.len() as u32);
-                    p.u32(b.bytes.len() as u32);
+                    p.len32(b.slots.len());
+                    p.len32(b.bytes.len());
                     for w in b.slots.iter() {
                         p.u64(w.get().bits());
                     }
@@ -117,16 +172,14 @@ impl Tenant {
         }
         let mut table: Vec<_> = self.table.iter().collect();
         table.sort_by_key(|(x, _)| *x);
-        p.u64(table.len() as u64);
+        p.len64(table.len());
         for (x, k) in table {
             p.u32(x.as_u32());
             p.u32(k.key());
         }
-        p.u64(self.roots.len() as u64);
-        for (name, w) in &self.roots {
-            p.u32(name.len() as u32);
-            p.0.extend(name.as_bytes());
-            p.u64(w.bits());
+        let roots = self.roots.iter().map(|(n, &w)| (n.as_str(), w));
+        if let Err(e) = write_roots(&mut p.0, roots) {
+            unreachable!("{e}: Tenant::set_root refuses such names");
         }
         let payload = p.0;
         let mut out = Out(Vec::with_capacity(HEADER_LEN + payload.len()));
@@ -134,7 +187,7 @@ impl Tenant {
         out.u32(VERSION);
         out.u32(u32::from(self.marks_policy() == MarkPolicy::Private));
         out.0.extend(self.base.fingerprint().0);
-        out.u64(payload.len() as u64);
+        out.len64(payload.len());
         let d = digest(&out.0, &payload);
         out.0.extend(d);
         out.0.extend(payload);
@@ -147,7 +200,8 @@ impl Tenant {
         write_atomically(path, |w| w.write_all(&bytes))
     }
 
-    /// Restores the tenant snapshot at `path` onto `base`. Time: O(private).
+    /// Restores the tenant snapshot at `path` onto `base`, with the default configuration
+    /// (no quota, shared marks), as [`Tenant::restore_from`]. Time: O(file size).
     ///
     /// # Errors
     /// [`FileError::ForeignBase`] if the snapshot was taken on another base; any other
@@ -157,47 +211,42 @@ impl Tenant {
         Tenant::restore_from(base, &bytes)
     }
 
-    /// Restores a tenant from snapshot bytes onto `base`. Time: O(private).
+    /// Restores a tenant from snapshot bytes onto `base` with the default configuration:
+    /// `TenantConfig::default()`, no quota and shared marks, whatever the snapshot says.
+    /// A host that sets quotas or private marks uses [`Tenant::restore_with`]. Time:
+    /// O(snapshot size).
+    ///
+    /// # Errors
+    /// As [`Tenant::restore`].
     pub fn restore_from(base: &Arc<Base>, bytes: &[u8]) -> FileResult<Tenant> {
-        let mut r = Reader::new(bytes, 0);
-        let magic: [u8; 8] = r.array("the magic")?;
-        if magic != MAGIC {
-            return Err(FileError::BadMagic {
-                expected: "cowheap tenant snapshot",
-                found: magic,
-            });
+        match Tenant::restore_with(base, bytes, &TenantConfig::default()) {
+            Ok(t) => Ok(t),
+            Err(RestoreError::File(e)) => Err(e),
+            // The default configuration has no quota.
+            Err(RestoreError::QuotaExceeded { .. }) => Err(FileError::corrupt(
+                "snapshot",
+                "the tenant is over the default quota",
+            )),
         }
-        let version = r.u32("version")?;
-        if version != VERSION {
-            return Err(FileError::UnsupportedVersion {
-                found: version,
-                supported: VERSION,
-            });
-        }
-        let flags = r.u32("flags")?;
-        let expected = Fingerprint(r.array("base fingerprint")?);
-        let len = r.u64("payload length")?;
-        let stored: [u8; 32] = r.array("digest")?;
-        if len != r.remaining() as u64 {
-            return Err(FileError::Truncated {
-                what: "the payload",
-                at: HEADER_LEN as u64,
-                need: len,
-                have: bytes.len() as u64,
-            });
-        }
-        let payload = &bytes[HEADER_LEN..];
-        if digest(bytes, payload) != stored {
-            return Err(FileError::Checksum { part: "snapshot" });
-        }
-        if flags > 1 {
-            return Err(FileError::corrupt("header", "unknown flags"));
-        }
-        let found = base.fingerprint();
-        if expected != found {
-            return Err(FileError::ForeignBase { expected, found });
-        }
-        decode(base, flags, payload)
+    }
+
+    /// Restores a tenant from snapshot bytes onto `base` under the host's `config`: its
+    /// quota and mark policy apply, not the snapshot's. Time: O(snapshot size). Memory:
+    /// proportional to the snapshot (8 bytes per retired key, the live entries' contents).
+    ///
+    /// # Errors
+    /// [`RestoreError::File`] if the bytes are not a whole, valid snapshot of `base` (see the
+    /// module doc for every check); [`RestoreError::QuotaExceeded`] if the tenant holds more
+    /// private bytes than `config.quota`.
+    pub fn restore_with(
+        base: &Arc<Base>,
+        bytes: &[u8],
+        config: &TenantConfig,
+    ) -> Result<Tenant, RestoreError> {
+        let payload = check_header(base, bytes)?;
+        let parts = Parts::read(payload)?;
+        parts.check(base.heap().len())?;
+        parts.into_tenant(base, config)
     }
 
     fn marks_policy(&self) -> MarkPolicy {
@@ -209,192 +258,367 @@ impl Tenant {
     }
 }
 
-fn decode(base: &Arc<Base>, flags: u32, payload: &[u8]) -> FileResult<Tenant> {
-    let mut r = Reader::new(payload, HEADER_LEN as u64);
-    let quota = match r.u64("quota")? {
-        u64::MAX => None,
-        q => Some(q),
-    };
-    let mut counters = [0u64; 7];
-    for c in &mut counters {
-        *c = r.u64("counters")?;
+/// Checks the header (magic, version, length, digest, flags, base) and returns the payload.
+fn check_header<'a>(base: &Base, bytes: &'a [u8]) -> FileResult<&'a [u8]> {
+    let mut r = Reader::new(bytes, 0);
+    let magic: [u8; 8] = r.array("the magic")?;
+    if magic != MAGIC {
+        return Err(FileError::BadMagic {
+            expected: "cowheap tenant snapshot",
+            found: magic,
+        });
     }
-    let n_gens = r.count(4, "generations")?;
-    let mut gens = Vec::with_capacity(n_gens);
-    for _ in 0..n_gens {
-        let g = r.u32("generation")?;
-        if g > cowheap_heap::word::GENERATION_MASK {
-            return Err(FileError::corrupt(
-                "generations",
-                "a generation is wider than a reference holds",
-            ));
+    let version = r.u32("version")?;
+    if version != VERSION {
+        return Err(FileError::UnsupportedVersion {
+            found: version,
+            supported: VERSION,
+        });
+    }
+    let flags = r.u32("flags")?;
+    let expected = Fingerprint(r.array("base fingerprint")?);
+    let len = r.u64("payload length")?;
+    let stored: [u8; 32] = r.array("digest")?;
+    if u64::try_from(r.remaining()).ok() != Some(len) {
+        return Err(FileError::Truncated {
+            what: "the payload",
+            at: HEADER_LEN as u64,
+            need: len,
+            have: bytes.len() as u64,
+        });
+    }
+    let payload = &bytes[HEADER_LEN..];
+    if digest(bytes, payload) != stored {
+        return Err(FileError::Checksum { part: "snapshot" });
+    }
+    // Bit 0 records the saved tenant's mark policy; the restoring host's configuration
+    // decides the restored one's.
+    if flags > 1 {
+        return Err(FileError::corrupt("header", "unknown flags"));
+    }
+    let found = base.fingerprint();
+    if expected != found {
+        return Err(FileError::ForeignBase { expected, found });
+    }
+    Ok(payload)
+}
+
+/// A snapshot's payload, read but not yet checked against the base or itself.
+struct Parts<'a> {
+    counters: [u64; 7],
+    /// The generations, 4 little-endian bytes per key, each checked to fit a reference.
+    gens: &'a [u8],
+    /// Entries in ascending key order, every key below the generation count.
+    entries: Vec<(u32, Entry)>,
+    /// (base object, entry key) pairs.
+    table: Vec<(u32, u32)>,
+    roots: Vec<(String, Word)>,
+}
+
+impl<'a> Parts<'a> {
+    fn read(payload: &'a [u8]) -> FileResult<Parts<'a>> {
+        let mut r = Reader::new(payload, HEADER_LEN as u64);
+        // The saved quota is not trusted: the host's configuration decides.
+        r.u64("quota")?;
+        let mut counters = [0u64; 7];
+        for c in &mut counters {
+            *c = r.u64("counters")?;
         }
-        gens.push(g);
+        let gens = read_generations(&mut r)?;
+        let entries = read_entries(&mut r, gens.len() / 4)?;
+        let n_table = r.count(8, "table")?;
+        let mut table = Vec::with_capacity(n_table);
+        for _ in 0..n_table {
+            table.push((r.u32("table object")?, r.u32("table key")?));
+        }
+        let roots = read_roots(&mut r, "roots")?;
+        if r.remaining() != 0 {
+            return Err(FileError::corrupt("snapshot", "bytes after the last root"));
+        }
+        Ok(Parts {
+            counters,
+            gens,
+            entries,
+            table,
+            roots,
+        })
     }
-    let n_entries = r.count(13, "entries")?;
-    let mut entries: Vec<(usize, Entry)> = Vec::with_capacity(n_entries);
-    for _ in 0..n_entries {
-        let key = r.u32("entry key")? as usize;
-        if key >= gens.len() || entries.last().is_some_and(|(k, _)| *k >= key) {
+
+    fn generation(&self, key: u32) -> Option<u32> {
+        let at = usize::try_from(key).ok()?.checked_mul(4)?;
+        let b = self.gens.get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes(b.try_into().ok()?))
+    }
+
+    /// Position of entry `key` in `entries`, if it was saved.
+    fn entry_at(&self, key: u32) -> Option<usize> {
+        self.entries.binary_search_by_key(&key, |(k, _)| *k).ok()
+    }
+
+    /// Checks every word, the table and every chain of forwarders against a base of
+    /// `n_base` objects.
+    fn check(&self, n_base: usize) -> FileResult<()> {
+        self.check_words(n_base)?;
+        let table = self.check_table(n_base)?;
+        self.check_chains(&table)
+    }
+
+    /// True if `w` leads somewhere in this base and snapshot: an immediate (unless a
+    /// reference is needed), a base object in range, or a saved entry of the same generation.
+    fn valid(&self, w: Word, n_base: usize, must_be_ref: bool) -> bool {
+        match w.decode() {
+            Decoded::Int(_) | Decoded::Char(_) => !must_be_ref,
+            Decoded::Base(x) => x.get() < n_base,
+            Decoded::Private(k) => {
+                self.entry_at(k.key()).is_some() && self.generation(k.key()) == Some(k.generation())
+            }
+            Decoded::Reserved(_) => w.is_small_float() && !must_be_ref,
+        }
+    }
+
+    fn check_words(&self, n_base: usize) -> FileResult<()> {
+        for (key, e) in &self.entries {
+            let ok = match &e.state {
+                Forwarding::Object(b) => {
+                    self.valid(b.class, n_base, true)
+                        && b.slots.iter().all(|w| self.valid(w.get(), n_base, false))
+                }
+                Forwarding::Forwarded(t) => self.valid(*t, n_base, true),
+            };
+            if !ok {
+                return Err(FileError::corrupt(
+                    format!("entry {key}"),
+                    "a reference leads nowhere",
+                ));
+            }
+        }
+        if !self
+            .roots
+            .iter()
+            .all(|(_, w)| self.valid(*w, n_base, false))
+        {
+            return Err(FileError::corrupt("roots", "a reference leads nowhere"));
+        }
+        Ok(())
+    }
+
+    /// The table as a map, checked: base objects in range, saved entries, each object and
+    /// each entry named once.
+    fn check_table(&self, n_base: usize) -> FileResult<FxHashMap<u32, u32>> {
+        let mut map = FxHashMap::default();
+        let mut keys = rustc_hash::FxHashSet::default();
+        for &(x, k) in &self.table {
+            let in_range = usize::try_from(x).is_ok_and(|x| x < n_base);
+            if !in_range
+                || self.entry_at(k).is_none()
+                || !keys.insert(k)
+                || map.insert(x, k).is_some()
+            {
+                return Err(FileError::corrupt(
+                    "table",
+                    "an entry names a missing or repeated object",
+                ));
+            }
+        }
+        Ok(map)
+    }
+
+    /// Walks every chain of forwarders, through private entries and the table, to a final
+    /// object (a saved object, or a base object the table does not divert): a cycle would
+    /// restore a tenant every read through which fails. Time: O(entries).
+    fn check_chains(&self, table: &FxHashMap<u32, u32>) -> FileResult<()> {
+        const UNSEEN: u8 = 0;
+        const ON_PATH: u8 = 1;
+        const FINAL: u8 = 2;
+        // Where entry `i` leads next: another entry's position, or None at a final object.
+        let next = |i: usize| -> Option<usize> {
+            let Forwarding::Forwarded(t) = &self.entries[i].1.state else {
+                return None;
+            };
+            let key = match t.decode() {
+                Decoded::Private(k) => k.key(),
+                Decoded::Base(x) => *table.get(&x.as_u32())?,
+                // check_words refused forwarders to immediates.
+                _ => return None,
+            };
+            self.entry_at(key)
+        };
+        let mut state = vec![UNSEEN; self.entries.len()];
+        let mut path = Vec::new();
+        for start in 0..self.entries.len() {
+            let mut at = Some(start);
+            while let Some(i) = at {
+                match state[i] {
+                    FINAL => break,
+                    ON_PATH => {
+                        return Err(FileError::corrupt(
+                            format!("entry {}", self.entries[i].0),
+                            "a cycle of forwarders",
+                        ));
+                    }
+                    _ => {
+                        state[i] = ON_PATH;
+                        path.push(i);
+                        at = next(i);
+                    }
+                }
+            }
+            for i in path.drain(..) {
+                state[i] = FINAL;
+            }
+        }
+        Ok(())
+    }
+
+    /// The tenant these parts describe, under `config`.
+    fn into_tenant(self, base: &Arc<Base>, config: &TenantConfig) -> Result<Tenant, RestoreError> {
+        let private_bytes = self
+            .entries
+            .iter()
+            .map(|(_, e)| entry_cost(e))
+            .fold(0u64, u64::saturating_add);
+        if let Some(quota) = config.quota {
+            if private_bytes > quota {
+                return Err(RestoreError::QuotaExceeded {
+                    quota,
+                    used: private_bytes,
+                });
+            }
+        }
+        let objects = u64::try_from(self.entries.len()).unwrap_or(u64::MAX);
+        let mut t = Tenant::fork_with(base, *config);
+        let gens = self.gens;
+        let generation = |i: u32| {
+            let at = i as usize * 4;
+            gens.get(at..at + 4)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let bound = gens.len() / 4;
+        t.space = Space::from_parts(self.entries, bound, generation)
+            .map_err(|_| FileError::corrupt("entries", "keys pass the key space"))?;
+        for (x, k) in self.table {
+            let x = ObjectIndex::from_u32(x);
+            let key = t.space.key_of(k).ok_or(FileError::corrupt(
+                "table",
+                "an entry names a missing object",
+            ))?;
+            let marks = match &mut t.filter {
+                None => MarkTarget::Shared(&t.marks),
+                Some(f) => MarkTarget::Private(f),
+            };
+            t.table
+                .divert(marks, x, key)
+                .map_err(|_| FileError::corrupt("table", "a base object is diverted twice"))?;
+        }
+        t.roots = self.roots.into_iter().collect::<BTreeMap<_, _>>();
+        let [
+            copies,
+            allocations,
+            lookups,
+            patches,
+            becomes,
+            collections,
+            collected,
+        ] = self.counters;
+        t.reads.lookups.set(lookups);
+        t.reads.patches.set(patches);
+        t.stats = TenantStats {
+            private_objects: objects,
+            private_bytes,
+            copies,
+            allocations,
+            becomes,
+            collections,
+            collected,
+            ..TenantStats::default()
+        };
+        Ok(t)
+    }
+}
+
+/// The generation list: a count, then a u32 per key, each within a reference's width.
+fn read_generations<'a>(r: &mut Reader<'a>) -> FileResult<&'a [u8]> {
+    let n = r.count(4, "generations")?;
+    let bytes = r.take(n.saturating_mul(4), "generations")?;
+    let too_wide = bytes
+        .chunks_exact(4)
+        .any(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) > GENERATION_MASK);
+    if too_wide {
+        return Err(FileError::corrupt(
+            "generations",
+            "a generation is wider than a reference holds",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The entries, keys ascending below `n_gens`.
+fn read_entries(r: &mut Reader<'_>, n_gens: usize) -> FileResult<Vec<(u32, Entry)>> {
+    // Each entry takes at least 13 bytes (a forwarder). The vector grows as entries are
+    // read rather than being sized by the count.
+    let n = r.count(13, "entries")?;
+    let mut entries: Vec<(u32, Entry)> = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let key = r.u32("entry key")?;
+        let below = usize::try_from(key).is_ok_and(|k| k < n_gens);
+        if !below || entries.last().is_some_and(|(k, _)| *k >= key) {
             return Err(FileError::corrupt(
                 "entries",
                 "keys are not ascending below the generations",
             ));
         }
         let state = match r.take(1, "entry kind")?[0] {
-            0 => {
-                let class = Word::from_bits(r.u64("class")?);
-                let format = Format::from_code(r.take(1, "format")?[0])
-                    .ok_or(FileError::corrupt("entries", "unknown format code"))?;
-                let hash = r.u32("hash")?;
-                let n_slots = r.u32("slot count")? as usize;
-                let n_bytes = r.u32("byte count")? as usize;
-                if !format.fits(ObjectSize {
-                    slots: n_slots,
-                    bytes: n_bytes,
-                }) {
+            0 => Forwarding::Object(read_body(r)?),
+            1 => {
+                let target = Word::from_bits(r.u64("forwarder target")?);
+                if target.as_private().is_some_and(|k| k.key() == key) {
                     return Err(FileError::corrupt(
-                        "entries",
-                        "a size does not fit its format",
+                        format!("entry {key}"),
+                        "a forwarder to itself",
                     ));
                 }
-                let slot_bytes = r.take(n_slots.saturating_mul(8), "slots")?;
-                let slots = slot_bytes
-                    .chunks_exact(8)
-                    .map(|c| {
-                        let w = u64::from_le_bytes(c.try_into().expect("chunks of 8 bytes"));
-                        std::cell::Cell::new(Word::from_bits(w))
-                    })
-                    .collect();
-                let bytes = r.take(n_bytes, "bytes")?.into();
-                Forwarding::Object(Body {
-                    class,
-                    format,
-                    hash,
-                    slots,
-                    bytes,
-                })
+                Forwarding::Forwarded(target)
             }
-            1 => Forwarding::Forwarded(Word::from_bits(r.u64("forwarder target")?)),
             _ => return Err(FileError::corrupt("entries", "unknown entry kind")),
         };
         entries.push((key, Entry { state }));
     }
-    let n_table = r.count(8, "table")?;
-    let mut table = Vec::with_capacity(n_table);
-    for _ in 0..n_table {
-        table.push((r.u32("table object")?, r.u32("table key")?));
-    }
-    let n_roots = r.count(12, "roots")?;
-    let mut roots = std::collections::BTreeMap::new();
-    for _ in 0..n_roots {
-        let len = r.u32("root name length")? as usize;
-        let name = std::str::from_utf8(r.take(len, "root name")?)
-            .map_err(|_| FileError::corrupt("roots", "a root name is not UTF-8"))?
-            .to_owned();
-        let w = Word::from_bits(r.u64("root value")?);
-        if roots.insert(name, w).is_some() {
-            return Err(FileError::corrupt("roots", "two roots share a name"));
-        }
-    }
-    if r.remaining() != 0 {
-        return Err(FileError::corrupt("snapshot", "bytes after the last root"));
-    }
+    Ok(entries)
+}
 
-    // Every word must lead somewhere in this base and this snapshot.
-    let live: std::collections::HashSet<usize> = entries.iter().map(|(k, _)| *k).collect();
-    let n_base = base.heap().len();
-    let valid = |w: Word, must_be_ref: bool| match w.decode() {
-        Decoded::Int(_) | Decoded::Char(_) => !must_be_ref,
-        Decoded::Base(x) => x.get() < n_base,
-        Decoded::Private(k) => {
-            live.contains(&(k.key() as usize)) && gens[k.key() as usize] == k.generation()
-        }
-        Decoded::Reserved(_) => w.is_small_float() && !must_be_ref,
-    };
-    for (key, e) in &entries {
-        let ok = match &e.state {
-            Forwarding::Object(b) => {
-                valid(b.class, true) && b.slots.iter().all(|w| valid(w.get(), false))
-            }
-            Forwarding::Forwarded(t) => {
-                valid(*t, true) && t.as_private().is_none_or(|k| k.key() as usize != *key)
-            }
-        };
-        if !ok {
-            return Err(FileError::corrupt(
-                format!("entry {key}"),
-                "a reference leads nowhere",
-            ));
-        }
+/// An object's body: class, format, hash, sizes, slots and bytes.
+fn read_body(r: &mut Reader<'_>) -> FileResult<Body> {
+    let class = Word::from_bits(r.u64("class")?);
+    let format = Format::from_code(r.take(1, "format")?[0])
+        .ok_or(FileError::corrupt("entries", "unknown format code"))?;
+    let hash = r.u32("hash")?;
+    let n_slots = r.u32("slot count")? as usize;
+    let n_bytes = r.u32("byte count")? as usize;
+    if !format.fits(ObjectSize {
+        slots: n_slots,
+        bytes: n_bytes,
+    }) {
+        return Err(FileError::corrupt(
+            "entries",
+            "a size does not fit its format",
+        ));
     }
-    if !roots.values().all(|&w| valid(w, false)) {
-        return Err(FileError::corrupt("roots", "a reference leads nowhere"));
-    }
-    let mut seen_keys = std::collections::HashSet::new();
-    let mut seen_objects = std::collections::HashSet::new();
-    for &(x, k) in &table {
-        if x as usize >= n_base
-            || !live.contains(&(k as usize))
-            || !seen_keys.insert(k)
-            || !seen_objects.insert(x)
-        {
-            return Err(FileError::corrupt(
-                "table",
-                "an entry names a missing or repeated object",
-            ));
-        }
-    }
-
-    let config = TenantConfig {
-        quota,
-        marks: if flags & 1 == 1 {
-            MarkPolicy::Private
-        } else {
-            MarkPolicy::Shared
-        },
-    };
-    let mut t = Tenant::fork_with(base, config);
-    let private_bytes = entries
-        .iter()
-        .map(|(_, e)| match &e.state {
-            Forwarding::Object(b) => cost(b.size()),
-            Forwarding::Forwarded(_) => crate::space::ENTRY_OVERHEAD,
+    // Both sizes are checked against the bytes that remain by `take` before anything is
+    // allocated for them.
+    let slots = r
+        .take(n_slots.saturating_mul(8), "slots")?
+        .chunks_exact(8)
+        .map(|c| {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            Cell::new(Word::from_bits(w))
         })
-        .sum();
-    let objects = entries.len() as u64;
-    t.space = Space::from_parts(entries, gens);
-    for (x, k) in table {
-        let x = ObjectIndex::from_u32(x);
-        match &mut t.filter {
-            None => {
-                t.marks.mark(x.as_u32());
-            }
-            Some(f) => f.mark(x.as_u32()),
-        }
-        t.table.insert(x, t.space.key_of(k));
-    }
-    t.roots = roots;
-    let [
-        copies,
-        allocations,
-        lookups,
-        patches,
-        becomes,
-        collections,
-        collected,
-    ] = counters;
-    t.reads.lookups.set(lookups);
-    t.reads.patches.set(patches);
-    t.stats = TenantStats {
-        private_objects: objects,
-        private_bytes,
-        copies,
-        allocations,
-        becomes,
-        collections,
-        collected,
-        ..TenantStats::default()
-    };
-    Ok(t)
+        .collect();
+    let bytes = r.take(n_bytes, "bytes")?.into();
+    Ok(Body {
+        class,
+        format,
+        hash,
+        slots,
+        bytes,
+    })
 }

@@ -1,8 +1,12 @@
 //! A tenant's private space: copies of base objects and new objects, in a slab.
 
+#![warn(clippy::cast_possible_truncation)]
+
+use crate::slab::{SlabKey, VersionedSlab};
+use crate::tenant::try_vec;
+use crate::{Error, Result};
 use cowheap_forwarders::Forwarding;
 use cowheap_heap::{Format, ObjectSize, ObjectView, PrivateKey, Word};
-use slab::Slab;
 use std::cell::Cell;
 
 /// The body of a private object.
@@ -18,14 +22,24 @@ pub(crate) struct Body {
 }
 
 impl Body {
-    pub(crate) fn copy_of(view: &ObjectView<'_>) -> Body {
-        Body {
+    /// A copy of a base object, its memory reserved fallibly.
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`] if the allocator refuses.
+    pub(crate) fn try_copy_of(view: &ObjectView<'_>) -> Result<Body> {
+        let mut slots = try_vec(Cell::new(Word::from_bits(1)), view.slots.len())?;
+        for (c, &w) in slots.iter_mut().zip(view.slots.iter()) {
+            c.set(w);
+        }
+        let mut bytes = try_vec(0u8, view.bytes.len())?;
+        bytes.copy_from_slice(view.bytes);
+        Ok(Body {
             class: view.class,
             format: view.format,
             hash: view.hash,
-            slots: view.slots.iter().map(|&w| Cell::new(w)).collect(),
-            bytes: view.bytes.into(),
-        }
+            slots: slots.into_boxed_slice(),
+            bytes: bytes.into_boxed_slice(),
+        })
     }
 
     pub(crate) fn size(&self) -> ObjectSize {
@@ -43,99 +57,151 @@ pub(crate) struct Entry {
     pub(crate) state: Forwarding<Body>,
 }
 
-/// Size of one slab slot: the entry and, at most, the slab's vacant/occupied tag.
-const SLAB_SLOT: usize = std::mem::size_of::<(usize, Entry)>();
-
-/// Bytes an entry is charged beyond its slots and bytes: the slab slot and its generation.
-pub(crate) const ENTRY_OVERHEAD: u64 = (SLAB_SLOT + 4) as u64;
+/// Bytes an entry is charged beyond its slots and bytes: its place in the slab's dense store
+/// and its index record (generation and link).
+pub(crate) const ENTRY_OVERHEAD: u64 =
+    (VersionedSlab::<Entry>::VALUE_BYTES + VersionedSlab::<Entry>::RECORD_BYTES) as u64;
 
 /// Bytes an object of `size` is charged.
 pub(crate) fn cost(size: ObjectSize) -> u64 {
-    ENTRY_OVERHEAD + size.slots as u64 * 8 + size.bytes as u64
+    let slots = u64::try_from(size.slots).unwrap_or(u64::MAX);
+    let bytes = u64::try_from(size.bytes).unwrap_or(u64::MAX);
+    ENTRY_OVERHEAD
+        .saturating_add(slots.saturating_mul(8))
+        .saturating_add(bytes)
 }
 
-/// Private entries with versioned keys.
-///
-/// Invariant: every key the slab has handed out has a generation in `gens`; a key's
-/// generation changes when its entry is freed, so a reference made before is refused after.
+/// Bytes `entry` is charged.
+pub(crate) fn entry_cost(entry: &Entry) -> u64 {
+    match &entry.state {
+        Forwarding::Object(b) => cost(b.size()),
+        Forwarding::Forwarded(_) => ENTRY_OVERHEAD,
+    }
+}
+
+fn slab_key(k: PrivateKey) -> SlabKey {
+    SlabKey::new(k.key(), k.generation())
+}
+
+fn private_key(k: SlabKey) -> PrivateKey {
+    PrivateKey::new(k.index(), k.generation())
+}
+
+/// Proof that an object is private and may be written: a live `Object` entry of the private
+/// space. The space hands one out only for its own entries, and a base object has none until
+/// [`crate::Tenant::writable`] has copied it (the first write), so holding a `Writable` proves
+/// the copy was made. It is the only way to a mutable body and to an entry's state changes.
+#[derive(Debug)]
+pub(crate) struct Writable<'a> {
+    /// Invariant: `Forwarding::Object`.
+    state: &'a mut Forwarding<Body>,
+}
+
+impl<'a> Writable<'a> {
+    fn new(state: &'a mut Forwarding<Body>) -> Option<Writable<'a>> {
+        state.body().is_some().then_some(Writable { state })
+    }
+
+    /// The body, to write.
+    pub(crate) fn body(&mut self) -> &mut Body {
+        match self.state {
+            Forwarding::Object(b) => b,
+            // The constructor admits objects only, and nothing here changes the state
+            // without consuming the witness.
+            Forwarding::Forwarded(_) => unreachable!("a Writable always names an object"),
+        }
+    }
+
+    /// Turns the object into a forwarder to `target` (one-way become) and returns its body.
+    pub(crate) fn forward(self, target: Word) -> Body {
+        self.state.forward(target)
+    }
+
+    /// Exchanges the bodies of two objects (two-way become).
+    pub(crate) fn swap(a: Writable<'_>, b: Writable<'_>) {
+        std::mem::swap(a.state, b.state);
+    }
+}
+
+/// Private entries under versioned keys ([`VersionedSlab`]).
 #[derive(Debug, Default)]
 pub(crate) struct Space {
-    slab: Slab<Entry>,
-    gens: Vec<u32>,
+    slab: VersionedSlab<Entry>,
 }
 
 impl Space {
-    /// A space holding `entries` at their keys, with generations `gens`. The caller has
-    /// checked that every key is below `gens.len()` and appears once.
-    pub(crate) fn from_parts(entries: Vec<(usize, Entry)>, gens: Vec<u32>) -> Space {
-        Space {
-            slab: entries.into_iter().collect(),
-            gens,
-        }
+    /// A space holding `entries` at their keys; every other key below `bound` is retired at
+    /// the generation `generation_of` gives it. Memory: 8 bytes per key below `bound`, plus
+    /// the entries. Time: O(bound + entries).
+    ///
+    /// # Errors
+    /// [`Error::KeysExhausted`] if a key is not below `bound`, two entries share one, or
+    /// `bound` passes the key space.
+    pub(crate) fn from_parts(
+        entries: impl IntoIterator<Item = (u32, Entry)>,
+        bound: usize,
+        generation_of: impl Fn(u32) -> u32,
+    ) -> Result<Space> {
+        let slab = VersionedSlab::from_parts(bound, generation_of, entries).map_err(|_| {
+            Error::KeysExhausted {
+                what: "private objects",
+            }
+        })?;
+        Ok(Space { slab })
     }
 
-    /// Live entries with their keys, in key order.
+    /// Live entries with their keys, in key order. Time: O(keys ever used).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (PrivateKey, &Entry)> + '_ {
+        self.slab.iter().map(|(k, e)| (private_key(k), e))
+    }
+
+    /// The generation of every key ever handed out, in key order.
+    pub(crate) fn gens(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
+        self.slab.generations()
+    }
+
+    /// Inserts an entry and returns its versioned key. Time: O(1) amortized.
+    ///
+    /// # Errors
+    /// [`Error::KeysExhausted`] when no key is left; nothing changes.
+    pub(crate) fn insert(&mut self, entry: Entry) -> Result<PrivateKey> {
         self.slab
-            .iter()
-            .map(|(k, e)| (PrivateKey::new(k as u32, self.gens[k]), e))
-    }
-
-    /// The generation of every key ever handed out.
-    pub(crate) fn gens(&self) -> &[u32] {
-        &self.gens
-    }
-
-    /// Inserts an entry and returns its versioned key.
-    pub(crate) fn insert(&mut self, entry: Entry) -> PrivateKey {
-        let key = self.slab.insert(entry);
-        if key >= self.gens.len() {
-            self.gens.resize(key + 1, 0);
-        }
-        PrivateKey::new(key as u32, self.gens[key])
+            .insert(entry)
+            .map(private_key)
+            .map_err(|_| Error::KeysExhausted {
+                what: "private objects",
+            })
     }
 
     /// The entry `k` names, if it is alive and of the same generation.
     #[inline]
     pub(crate) fn get(&self, k: PrivateKey) -> Option<&Entry> {
-        let i = k.key() as usize;
-        match self.gens.get(i) {
-            Some(&g) if g == k.generation() => self.slab.get(i),
-            _ => None,
-        }
+        self.slab.get(slab_key(k))
     }
 
-    /// The entry `k` names, mutably.
-    #[inline]
-    pub(crate) fn get_mut(&mut self, k: PrivateKey) -> Option<&mut Entry> {
-        let i = k.key() as usize;
-        match self.gens.get(i) {
-            Some(&g) if g == k.generation() => self.slab.get_mut(i),
-            _ => None,
-        }
+    /// The object `k` names, to write, if it is a live object (not a forwarder).
+    pub(crate) fn writable(&mut self, k: PrivateKey) -> Option<Writable<'_>> {
+        Writable::new(&mut self.slab.get_mut(slab_key(k))?.state)
     }
 
-    /// The entry at raw key `i` (for collection and snapshots).
-    pub(crate) fn by_index_mut(&mut self, i: u32) -> Option<&mut Entry> {
-        self.slab.get_mut(i as usize)
+    /// Two distinct live objects, to write.
+    pub(crate) fn writable_pair(
+        &mut self,
+        a: PrivateKey,
+        b: PrivateKey,
+    ) -> Option<(Writable<'_>, Writable<'_>)> {
+        let (ea, eb) = self.slab.get2_mut(slab_key(a), slab_key(b))?;
+        Some((Writable::new(&mut ea.state)?, Writable::new(&mut eb.state)?))
     }
 
-    /// Two distinct live entries, mutably.
-    pub(crate) fn get2_mut(&mut self, a: u32, b: u32) -> Option<(&mut Entry, &mut Entry)> {
-        self.slab.get2_mut(a as usize, b as usize)
+    /// The current key of raw index `i`, if it is live.
+    pub(crate) fn key_of(&self, i: u32) -> Option<PrivateKey> {
+        self.slab.key_at(i).map(private_key)
     }
 
-    /// The current key of raw index `i`.
-    pub(crate) fn key_of(&self, i: u32) -> PrivateKey {
-        PrivateKey::new(i, self.gens.get(i as usize).copied().unwrap_or(0))
-    }
-
-    /// Frees entry `i` and retires its generation.
-    pub(crate) fn remove(&mut self, i: u32) -> Option<Entry> {
-        let e = self.slab.try_remove(i as usize)?;
-        let g = &mut self.gens[i as usize];
-        *g = PrivateKey::new(i, g.wrapping_add(1)).generation();
-        Some(e)
+    /// Frees the entry `k` names and retires its generation.
+    pub(crate) fn remove(&mut self, k: PrivateKey) -> Option<Entry> {
+        self.slab.remove(slab_key(k))
     }
 
     /// Number of live entries.
@@ -145,16 +211,11 @@ impl Space {
 
     /// One past the largest key ever handed out.
     pub(crate) fn key_bound(&self) -> usize {
-        self.gens.len()
+        self.slab.bound()
     }
 
-    /// Raw keys of live entries.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = u32> + '_ {
-        self.slab.iter().map(|(k, _)| k as u32)
-    }
-
-    /// Heap bytes held by the slab and the generations.
+    /// Heap bytes held by the slab (records and the dense store of entries).
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.slab.capacity() * SLAB_SLOT + self.gens.capacity() * 4
+        self.slab.memory_bytes()
     }
 }

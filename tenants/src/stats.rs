@@ -9,14 +9,28 @@ pub(crate) struct ReadCounters {
     pub(crate) patches: Cell<u64>,
 }
 
-/// Adds one to a read-path counter.
+/// Adds one to a read-path counter. Counters saturate: one restored near its maximum stops
+/// there rather than wrapping or panicking.
 #[inline]
 pub(crate) fn bump(c: &Cell<u64>) {
-    c.set(c.get() + 1);
+    c.set(c.get().saturating_add(1));
+}
+
+/// Adds `n` to a counter or gauge, saturating.
+#[inline]
+pub(crate) fn add(c: &mut u64, n: u64) {
+    *c = c.saturating_add(n);
+}
+
+/// Takes `n` from a gauge, stopping at zero.
+#[inline]
+pub(crate) fn sub(c: &mut u64, n: u64) {
+    *c = c.saturating_sub(n);
 }
 
 /// What a tenant holds and has done. Counters only grow, except the two gauges
-/// (`private_objects`, `private_bytes`), which collection lowers.
+/// (`private_objects`, `private_bytes`), which collection lowers. Every counter saturates at
+/// `u64::MAX` (a restored tenant may start anywhere).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TenantStats {
     /// Private entries alive: copies, new objects and become forwarders.

@@ -1,10 +1,12 @@
 //! A tenant: one client image on a shared base.
 
 use crate::roots::Handles;
-use crate::space::{Body, Entry, Space, cost};
-use crate::stats::{ReadCounters, bump};
+use crate::space::{Body, Entry, Space, Writable, cost};
+use crate::stats::{ReadCounters, add, bump};
 use crate::{Error, Result, TenantStats};
-use cowheap_forwarders::{Base, DivertMarks, Forwarding, IndirectionTable, MarkFilter, MarkPolicy};
+use cowheap_forwarders::{
+    Base, DivertMarks, Forwarding, IndirectionTable, MarkFilter, MarkPolicy, MarkTarget,
+};
 use cowheap_heap::{
     Decoded, Error as HeapError, Format, HeapReader, ObjectIndex, ObjectSize, PrivateKey, TenantId,
     Value, Word,
@@ -38,12 +40,6 @@ impl Loc {
             Loc::Private(k) => Word::private(k),
         }
     }
-}
-
-/// Proof that an object is private and writable: only [`Tenant::writable`] makes one, after
-/// copying a base object on its first write. Every write goes through it.
-pub(crate) struct Writable<'a> {
-    pub(crate) body: &'a mut Body,
 }
 
 /// One client image: a view of a shared [`Base`] plus the objects it has written or made.
@@ -200,12 +196,8 @@ impl Tenant {
     /// Bytes held by private bodies' slots and bytes.
     fn private_payload_bytes(&self) -> usize {
         self.space
-            .keys()
-            .filter_map(|i| {
-                self.space
-                    .get(self.space.key_of(i))
-                    .and_then(|e| e.state.body())
-            })
+            .iter()
+            .filter_map(|(_, e)| e.state.body())
             .map(|b| b.slots.len() * 8 + b.bytes.len())
             .sum()
     }
@@ -454,30 +446,38 @@ impl Tenant {
 
     /// Copies base object `x` into the private space and diverts it: the first write.
     /// The caller has checked the quota. Time: O(size of x).
+    ///
+    /// # Errors
+    /// [`HeapError::BadLayout`] if the base object's size does not fit its format (a base
+    /// opened without verification may hold one): a copy of it could not be snapshotted and
+    /// restored, so it is never made. Nothing changes on any error.
     pub(crate) fn divert_copy(&mut self, x: ObjectIndex) -> Result<PrivateKey> {
-        let body = Body::copy_of(&self.base.heap().object(x)?);
+        let view = self.base.heap().object(x)?;
+        view.format.check(view.size())?;
+        let body = Body::try_copy_of(&view)?;
         let c = cost(body.size());
         let k = self.space.insert(Entry {
             state: Forwarding::Object(body),
-        });
-        self.divert(x, k, c);
-        self.stats.copies += 1;
+        })?;
+        self.divert(x, k, c)?;
+        add(&mut self.stats.copies, 1);
         Ok(k)
     }
 
-    /// Records that base object `x` is stood for by new entry `k`, charged `c` bytes.
-    pub(crate) fn divert(&mut self, x: ObjectIndex, k: PrivateKey, c: u64) {
-        // The mark is set before the table entry: both on this thread, so this tenant's next
-        // read of x sees the mark and finds the entry (cowheap_forwarders::marks).
-        match &mut self.filter {
-            None => {
-                self.marks.mark(x.as_u32());
-            }
-            Some(f) => f.mark(x.as_u32()),
+    /// Records that base object `x` is stood for by new entry `k`, charged `c` bytes. On
+    /// error the entry is removed again and nothing has changed.
+    pub(crate) fn divert(&mut self, x: ObjectIndex, k: PrivateKey, c: u64) -> Result<()> {
+        let marks = match &mut self.filter {
+            None => MarkTarget::Shared(&self.marks),
+            Some(f) => MarkTarget::Private(f),
+        };
+        if self.table.divert(marks, x, k).is_err() {
+            self.space.remove(k);
+            return Err(HeapError::Corrupt("a base object diverted twice").into());
         }
-        self.table.insert(x, k);
-        self.stats.private_objects += 1;
-        self.stats.private_bytes += c;
+        add(&mut self.stats.private_objects, 1);
+        add(&mut self.stats.private_bytes, c);
+        Ok(())
     }
 
     /// The writable body of `obj`, copying it first if it is a base object. `check` sees the
@@ -500,12 +500,9 @@ impl Tenant {
                 self.divert_copy(x)?
             }
         };
-        let body = self
-            .space
-            .get_mut(k)
-            .and_then(|e| e.state.body_mut())
-            .ok_or(Error::Collected(Word::private(k)))?;
-        Ok(Writable { body })
+        self.space
+            .writable(k)
+            .ok_or(Error::Collected(Word::private(k)))
     }
 
     /// Sets pointer slot `i` of `obj` to `v`. The first write to a base object copies it.
@@ -519,7 +516,8 @@ impl Tenant {
                 Err(format.slot_error(i, size.slots).into())
             }
         })?;
-        wr.body.slots[i].set(w);
+        let mut wr = wr;
+        wr.body().slots[i].set(w);
         Ok(())
     }
 
@@ -533,7 +531,8 @@ impl Tenant {
                 .bytes_error(offset, end.unwrap_or(usize::MAX), size.bytes)
                 .into()),
         })?;
-        wr.body.bytes[offset..offset + data.len()].copy_from_slice(data);
+        let mut wr = wr;
+        wr.body().bytes[offset..offset + data.len()].copy_from_slice(data);
         Ok(())
     }
 
@@ -597,8 +596,8 @@ impl Tenant {
         }
         let c = cost(size);
         self.check_quota(c)?;
-        let mut slots = vec![Word::from_bits(1); size.slots];
-        let mut bytes = vec![0u8; size.bytes].into_boxed_slice();
+        let mut slots = try_vec(Word::from_bits(1), size.slots)?;
+        let mut bytes = try_vec(0u8, size.bytes)?;
         fill(&mut slots, &mut bytes);
         let slots = slots.into_iter().map(std::cell::Cell::new).collect();
         let hash = new_hash(self.stats.allocations);
@@ -608,12 +607,25 @@ impl Tenant {
                 format,
                 hash,
                 slots,
-                bytes,
+                bytes: bytes.into_boxed_slice(),
             }),
-        });
-        self.stats.allocations += 1;
-        self.stats.private_objects += 1;
-        self.stats.private_bytes += c;
+        })?;
+        add(&mut self.stats.allocations, 1);
+        add(&mut self.stats.private_objects, 1);
+        add(&mut self.stats.private_bytes, c);
         Ok(Value::owned(Word::private(k), self.id))
     }
+}
+
+/// A vector of `n` copies of `v`, its memory reserved fallibly.
+///
+/// # Errors
+/// [`Error::OutOfMemory`] if the allocator refuses; nothing is allocated.
+pub(crate) fn try_vec<T: Clone>(v: T, n: usize) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
+        bytes: u64::try_from(n.saturating_mul(std::mem::size_of::<T>())).unwrap_or(u64::MAX),
+    })?;
+    out.resize(n, v);
+    Ok(out)
 }

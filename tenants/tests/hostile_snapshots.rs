@@ -1,0 +1,619 @@
+//! Hostile but well-formed input: snapshots whose checksums hold and whose content is chosen
+//! to break a tenant later, and calls that ask for absurd amounts of memory.
+//!
+//! Each is refused at the boundary with a typed error, or gives a tenant on which every
+//! operation succeeds or fails with a typed error: never a panic, an abort, a tenant that
+//! fails later, or memory out of proportion to the input.
+//!
+//! Properties (the proptest at the bottom): for random *well-formed* snapshots (every field
+//! within its width, checksums right), restore either fails with a typed error, or gives a
+//! tenant on which reads, writes, allocation, become, collection and a second snapshot never
+//! panic, and the second snapshot restores.
+
+use cowheap_forwarders::Base;
+use cowheap_heap::file::FileError;
+use cowheap_heap::{
+    BaseHeap, Builder, Format, ObjectIndex, ObjectSize, PrivateKey, Value, Verification, Word,
+    synth,
+};
+use cowheap_tenants::{Error, Tenant, TenantConfig};
+use proptest::prelude::*;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+/// A snapshot from raw parts, sealed with a right length and digest (`docs/FORMATS.md`).
+#[derive(Clone, Debug, Default)]
+struct Raw {
+    flags: u32,
+    quota: u64,
+    counters: [u64; 7],
+    gens: Vec<u32>,
+    entries: Vec<(u32, RawEntry)>,
+    table: Vec<(u32, u32)>,
+    roots: Vec<(String, u64)>,
+}
+
+#[derive(Clone, Debug)]
+enum RawEntry {
+    Object {
+        class: u64,
+        format: u8,
+        hash: u32,
+        slots: Vec<u64>,
+        bytes: Vec<u8>,
+    },
+    Forwarded(u64),
+}
+
+impl Raw {
+    fn new() -> Raw {
+        Raw {
+            quota: u64::MAX,
+            ..Raw::default()
+        }
+    }
+
+    fn seal(&self, base: &Base) -> Vec<u8> {
+        let mut p = Vec::new();
+        p.extend(self.quota.to_le_bytes());
+        for c in self.counters {
+            p.extend(c.to_le_bytes());
+        }
+        p.extend((self.gens.len() as u64).to_le_bytes());
+        for g in &self.gens {
+            p.extend(g.to_le_bytes());
+        }
+        p.extend((self.entries.len() as u64).to_le_bytes());
+        for (k, e) in &self.entries {
+            p.extend(k.to_le_bytes());
+            match e {
+                RawEntry::Object {
+                    class,
+                    format,
+                    hash,
+                    slots,
+                    bytes,
+                } => {
+                    p.push(0);
+                    p.extend(class.to_le_bytes());
+                    p.push(*format);
+                    p.extend(hash.to_le_bytes());
+                    p.extend((slots.len() as u32).to_le_bytes());
+                    p.extend((bytes.len() as u32).to_le_bytes());
+                    for s in slots {
+                        p.extend(s.to_le_bytes());
+                    }
+                    p.extend(bytes);
+                }
+                RawEntry::Forwarded(t) => {
+                    p.push(1);
+                    p.extend(t.to_le_bytes());
+                }
+            }
+        }
+        p.extend((self.table.len() as u64).to_le_bytes());
+        for (x, k) in &self.table {
+            p.extend(x.to_le_bytes());
+            p.extend(k.to_le_bytes());
+        }
+        p.extend((self.roots.len() as u64).to_le_bytes());
+        for (name, w) in &self.roots {
+            p.extend((name.len() as u32).to_le_bytes());
+            p.extend(name.as_bytes());
+            p.extend(w.to_le_bytes());
+        }
+        let mut out = Vec::new();
+        out.extend(b"COWTENT\0");
+        out.extend(1u32.to_le_bytes());
+        out.extend(self.flags.to_le_bytes());
+        out.extend(base.fingerprint().0);
+        out.extend((p.len() as u64).to_le_bytes());
+        let mut h = blake3::Hasher::new();
+        h.update(&out);
+        h.update(&p);
+        out.extend(h.finalize().as_bytes());
+        out.extend(p);
+        out
+    }
+}
+
+fn base_ref(i: u32) -> u64 {
+    Word::base(ObjectIndex::from_u32(i)).bits()
+}
+
+fn private_ref(k: u32, g: u32) -> u64 {
+    Word::private(PrivateKey::new(k, g)).bits()
+}
+
+fn int(i: i64) -> u64 {
+    Value::int(i).word().bits()
+}
+
+fn small_base() -> Arc<Base> {
+    Base::new(synth::image(200, 3))
+}
+
+/// A pointers object with `n` slots of small integers, of the class of base object 1.
+fn object(n: usize) -> RawEntry {
+    let class = small_base_class();
+    RawEntry::Object {
+        class,
+        format: Format::Pointers.code(),
+        hash: 7,
+        slots: (0..n as i64).map(int).collect(),
+        bytes: vec![],
+    }
+}
+
+fn small_base_class() -> u64 {
+    // The class of the base's `Smalltalk` root: a real class of the synthetic base.
+    let base = small_base();
+    let st = base.heap().root("Smalltalk").unwrap();
+    base.heap()
+        .class_word(st.as_base().unwrap())
+        .unwrap()
+        .bits()
+}
+
+fn is_cycle_refusal<T>(r: &Result<T, impl std::fmt::Debug>) -> bool {
+    match r {
+        Ok(_) => false,
+        Err(e) => format!("{e:?}").contains("Corrupt"),
+    }
+}
+
+// ----- forwarder cycles -------------------------------------------------------------------
+
+#[test]
+fn two_private_forwarders_to_each_other_are_refused() {
+    let base = small_base();
+    let mut raw = Raw::new();
+    raw.gens = vec![0, 0];
+    raw.entries = vec![
+        (0, RawEntry::Forwarded(private_ref(1, 0))),
+        (1, RawEntry::Forwarded(private_ref(0, 0))),
+    ];
+    raw.roots = vec![("x".into(), private_ref(0, 0))];
+    let r = Tenant::restore_from(&base, &raw.seal(&base));
+    assert!(
+        is_cycle_refusal(&r),
+        "restored a cycle: {:?}",
+        r.map(|_| ())
+    );
+}
+
+#[test]
+fn a_forwarder_to_the_base_object_it_stands_for_is_refused() {
+    let base = small_base();
+    let mut raw = Raw::new();
+    raw.gens = vec![0];
+    raw.entries = vec![(0, RawEntry::Forwarded(base_ref(2)))];
+    raw.table = vec![(2, 0)];
+    let r = Tenant::restore_from(&base, &raw.seal(&base));
+    assert!(
+        is_cycle_refusal(&r),
+        "restored a cycle: {:?}",
+        r.map(|_| ())
+    );
+}
+
+#[test]
+fn a_cycle_through_nil_is_refused() {
+    let base = small_base();
+    let mut raw = Raw::new();
+    raw.gens = vec![0];
+    raw.entries = vec![(0, RawEntry::Forwarded(base_ref(0)))];
+    raw.table = vec![(0, 0)];
+    let r = Tenant::restore_from(&base, &raw.seal(&base));
+    assert!(
+        is_cycle_refusal(&r),
+        "restored a cycle: {:?}",
+        r.map(|_| ())
+    );
+}
+
+#[test]
+fn a_cycle_through_a_class_is_refused() {
+    let base = small_base();
+    let class = small_base_class();
+    let class_index = Word::from_bits(class).as_base().unwrap().as_u32();
+    let mut raw = Raw::new();
+    raw.gens = vec![0, 0, 0];
+    raw.entries = vec![
+        (0, object(2)),
+        // The class is diverted to entry 1, which forwards to entry 2, which forwards back to
+        // the class: every read of entry 0's class loops.
+        (1, RawEntry::Forwarded(private_ref(2, 0))),
+        (2, RawEntry::Forwarded(class)),
+    ];
+    raw.table = vec![(class_index, 1)];
+    raw.roots = vec![("o".into(), private_ref(0, 0))];
+    let r = Tenant::restore_from(&base, &raw.seal(&base));
+    assert!(
+        is_cycle_refusal(&r),
+        "restored a cycle: {:?}",
+        r.map(|_| ())
+    );
+}
+
+#[test]
+fn a_chain_of_forwarders_to_a_final_object_restores_and_reads() {
+    let base = small_base();
+    let mut raw = Raw::new();
+    raw.gens = vec![0, 3, 0];
+    raw.entries = vec![
+        (0, RawEntry::Forwarded(private_ref(1, 3))),
+        (1, RawEntry::Forwarded(base_ref(5))),
+        (2, object(3)),
+    ];
+    raw.table = vec![(5, 2)];
+    raw.roots = vec![("x".into(), private_ref(0, 0))];
+    let t = Tenant::restore_from(&base, &raw.seal(&base)).unwrap();
+    let x = t.root("x").unwrap();
+    assert_eq!(t.slot(x, 2).unwrap().as_int(), Some(2));
+}
+
+// ----- memory proportional to the input -----------------------------------------------------
+
+#[test]
+fn a_long_generation_list_does_not_blow_up_the_private_space() {
+    let base = small_base();
+    let n = 1_000_000u32;
+    let mut raw = Raw::new();
+    raw.gens = vec![0; n as usize];
+    raw.entries = vec![(n - 1, object(0))];
+    raw.roots = vec![("x".into(), private_ref(n - 1, 0))];
+    let bytes = raw.seal(&base);
+    let t = Tenant::restore_from(&base, &bytes).unwrap();
+    let held = t.memory_bytes();
+    assert!(
+        held <= 2 * bytes.len() + 4096,
+        "a {} byte snapshot restored to a tenant holding {held} bytes",
+        bytes.len()
+    );
+    let x = t.root("x").unwrap();
+    assert_eq!(t.size(x).unwrap().slots, 0);
+}
+
+// ----- the host's configuration wins ------------------------------------------------------
+
+fn snapshot_of_a_big_object(file_quota: u64) -> (Arc<Base>, Vec<u8>) {
+    let base = small_base();
+    let mut raw = Raw::new();
+    raw.quota = file_quota;
+    raw.gens = vec![0];
+    raw.entries = vec![(
+        0,
+        RawEntry::Object {
+            class: small_base_class(),
+            format: Format::Bytes.code(),
+            hash: 1,
+            slots: vec![],
+            bytes: vec![0; 1 << 20],
+        },
+    )];
+    raw.roots = vec![("big".into(), private_ref(0, 0))];
+    let bytes = raw.seal(&base);
+    (base, bytes)
+}
+
+#[test]
+fn the_snapshot_quota_does_not_decide() {
+    // A file quota of 10 bytes under a 1 MiB object: the default restore takes the default
+    // configuration (no quota), so the tenant works.
+    let (base, bytes) = snapshot_of_a_big_object(10);
+    let mut t = Tenant::restore_from(&base, &bytes).unwrap();
+    assert_eq!(t.quota(), None, "the file's quota was taken");
+    let st = base.heap().root("Smalltalk").unwrap();
+    t.set_slot(st, 0, Value::int(1)).unwrap();
+
+    // A file with no quota (u64::MAX) restored by a host that sets one gets the host's.
+    let (base, bytes) = snapshot_of_a_big_object(u64::MAX);
+    let config = TenantConfig {
+        quota: Some(4 << 20),
+        ..TenantConfig::default()
+    };
+    let t = Tenant::restore_with(&base, &bytes, &config).unwrap();
+    assert_eq!(t.quota(), Some(4 << 20));
+}
+
+#[test]
+fn a_tenant_over_the_host_quota_is_refused() {
+    let (base, bytes) = snapshot_of_a_big_object(u64::MAX);
+    let config = TenantConfig {
+        quota: Some(1000),
+        ..TenantConfig::default()
+    };
+    match Tenant::restore_with(&base, &bytes, &config) {
+        Err(cowheap_tenants::snapshot::RestoreError::QuotaExceeded { quota, used }) => {
+            assert_eq!(quota, 1000);
+            assert!(used > 1 << 20);
+        }
+        other => panic!("expected QuotaExceeded, got {:?}", other.map(|_| ())),
+    }
+}
+
+// ----- counters -------------------------------------------------------------------------
+
+#[test]
+fn counters_at_their_maximum_saturate() {
+    let base = small_base();
+    let mut raw = Raw::new();
+    raw.counters = [u64::MAX; 7];
+    raw.gens = vec![0, 0];
+    raw.entries = vec![(0, object(2)), (1, object(1))];
+    raw.table = vec![(4, 0)];
+    raw.roots = vec![("o".into(), private_ref(1, 0))];
+    let mut t = Tenant::restore_from(&base, &raw.seal(&base)).unwrap();
+    let four = Value::base(ObjectIndex::from_u32(4));
+    let st = base.heap().root("Smalltalk").unwrap();
+    let class = t.class_of(st).unwrap();
+    t.slot(four, 0).unwrap(); // a table read
+    t.set_slot(st, 0, Value::int(3)).unwrap(); // a first write
+    let a = t
+        .alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 })
+        .unwrap();
+    t.set_slot(a, 0, four).unwrap();
+    t.become_forward(a, st).unwrap();
+    t.collect();
+    let s = t.stats();
+    for c in [
+        s.copies,
+        s.allocations,
+        s.lookups,
+        s.becomes,
+        s.collections,
+        s.collected,
+    ] {
+        assert_eq!(c, u64::MAX);
+    }
+}
+
+// ----- a pointer object with bytes ----------------------------------------------------------
+
+/// A base, opened trusted from a file in which one pointers object was given raw bytes.
+fn base_with_a_pointer_object_with_bytes() -> (Arc<Base>, Value) {
+    let mut b = Builder::new();
+    let nil = b.add_nil();
+    let class = b.add(nil, Format::Pointers, vec![nil; 3], vec![]).unwrap();
+    let p = b
+        .add(class, Format::Pointers, vec![Value::int(9).word()], vec![])
+        .unwrap();
+    b.add(class, Format::Bytes, vec![], vec![1, 2, 3]).unwrap();
+    b.add_root("p", p).unwrap();
+    let heap = b.freeze().unwrap();
+    let x = p.as_base().unwrap();
+    let offset = heap.header_offsets().nth(x.get()).unwrap() as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.cowheap");
+    heap.save(&path).unwrap();
+    let mut file = std::fs::read(&path).unwrap();
+    let at = u64::from_le_bytes(file[72..80].try_into().unwrap()) as usize;
+    // Word 1 of the header: 0 slots, 8 bytes (the old slot is read as raw bytes).
+    let w1 = at + offset * 8 + 8;
+    file[w1..w1 + 8].copy_from_slice(&(8u64 << 32).to_le_bytes());
+    std::fs::write(&path, &file).unwrap();
+    let heap = BaseHeap::open_with(&path, Verification::Trust).unwrap();
+    assert_eq!(heap.size(x).unwrap(), ObjectSize { slots: 0, bytes: 8 });
+    (Base::new(heap), Value::base(x))
+}
+
+#[test]
+fn a_pointer_object_with_bytes_is_refused_or_restorable() {
+    let (base, p) = base_with_a_pointer_object_with_bytes();
+    let mut t = Tenant::fork(&base);
+    match t.set_bytes(p, 0, &[7]) {
+        Err(Error::Heap(_)) => {
+            // Refused at the first write: the tenant holds nothing unrestorable.
+            assert_eq!(t.stats().copies, 0);
+            assert!(Tenant::restore_from(&base, &t.snapshot()).is_ok());
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(()) => {
+            let back = Tenant::restore_from(&base, &t.snapshot());
+            assert!(
+                back.is_ok(),
+                "the snapshot does not restore: {:?}",
+                back.err()
+            );
+        }
+    }
+}
+
+// ----- allocation -----------------------------------------------------------------------
+
+#[test]
+fn a_huge_allocation_without_a_quota_is_an_error() {
+    let base = small_base();
+    let mut t = Tenant::fork(&base);
+    let st = base.heap().root("Smalltalk").unwrap();
+    let class = t.class_of(st).unwrap();
+    let r = t.alloc(
+        class,
+        Format::Pointers,
+        ObjectSize {
+            slots: u32::MAX as usize,
+            bytes: 0,
+        },
+    );
+    assert!(
+        matches!(r, Err(Error::OutOfMemory { .. })),
+        "got {:?}",
+        r.map(|_| ())
+    );
+    assert_eq!(t.stats().private_objects, 0);
+}
+
+// ----- handles ----------------------------------------------------------------------------
+
+#[test]
+fn a_foreign_handle_names_its_object() {
+    let base = small_base();
+    let st = base.heap().root("Smalltalk").unwrap();
+    let mut a = Tenant::fork(&base);
+    let mut b = Tenant::fork(&base);
+    let h = a.pin(st).unwrap();
+    match b.pinned(h) {
+        Err(Error::ForeignReference { value, owner, .. }) => {
+            assert_eq!(value, st.word());
+            assert_eq!(owner, Some(a.id()));
+        }
+        other => panic!("expected ForeignReference, got {other:?}"),
+    }
+}
+
+// ----- random well-formed snapshots -------------------------------------------------------
+
+/// Words a hostile snapshot might hold: immediates, base references in and out of range,
+/// private references to keys near the ones used, with right and wrong generations.
+fn word(n_base: u32, n_keys: u32) -> impl Strategy<Value = u64> {
+    prop_oneof![
+        (0..n_base + 4).prop_map(base_ref),
+        (0..n_keys + 2, 0u32..3).prop_map(|(k, g)| private_ref(k, g)),
+        any::<i32>().prop_map(|i| int(i64::from(i))),
+        Just(Word::char('a').bits()),
+        any::<u64>(),
+    ]
+}
+
+fn entry(n_base: u32, n_keys: u32) -> impl Strategy<Value = RawEntry> {
+    prop_oneof![
+        (
+            word(n_base, n_keys),
+            0u8..9,
+            any::<u32>(),
+            prop::collection::vec(word(n_base, n_keys), 0..4),
+            prop::collection::vec(any::<u8>(), 0..9),
+        )
+            .prop_map(|(class, format, hash, slots, bytes)| RawEntry::Object {
+                class,
+                format,
+                hash,
+                slots,
+                bytes,
+            }),
+        word(n_base, n_keys).prop_map(RawEntry::Forwarded),
+    ]
+}
+
+fn raw_snapshot() -> impl Strategy<Value = Raw> {
+    let n_base = 200u32;
+    (1u32..8).prop_flat_map(move |n_keys| {
+        (
+            0u32..3,
+            prop_oneof![Just(u64::MAX), any::<u64>(), 0u64..10_000],
+            prop::array::uniform7(prop_oneof![any::<u64>(), Just(u64::MAX), 0u64..4]),
+            prop::collection::vec(0u32..3, n_keys as usize..=n_keys as usize),
+            prop::collection::btree_map(0..n_keys, entry(n_base, n_keys), 0..=n_keys as usize),
+            prop::collection::vec((0..n_base + 2, 0..n_keys + 1), 0..4),
+            prop::collection::vec(("[a-c]{1,2}", word(n_base, n_keys)), 0..3),
+        )
+            .prop_map(
+                |(flags, quota, counters, gens, entries, table, roots)| Raw {
+                    flags,
+                    quota,
+                    counters,
+                    gens,
+                    entries: entries.into_iter().collect(),
+                    table,
+                    roots,
+                },
+            )
+    })
+}
+
+/// Every operation a tenant offers, on everything it can reach: none may panic.
+fn exercise(t: &mut Tenant) {
+    let base = t.base().clone();
+    let n = base.heap().len() as u32;
+    let mut values: Vec<Value> = t
+        .root_names()
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+        .iter()
+        .filter_map(|r| t.root(r))
+        .collect();
+    values.extend((0..n.min(40)).map(|i| Value::base(ObjectIndex::from_u32(i))));
+    let mut reached = Vec::new();
+    for &v in &values {
+        let _ = t.size(v);
+        let _ = t.bytes(v);
+        let _ = t.format(v);
+        let _ = t.identity_hash(v);
+        if let Ok(c) = t.class_of(v) {
+            reached.push(c);
+        }
+        for i in 0..4 {
+            if let Ok(s) = t.slot(v, i) {
+                reached.push(s);
+            }
+        }
+    }
+    values.extend(reached);
+    for (i, &v) in values.iter().enumerate().take(30) {
+        let other = values[(i * 7 + 3) % values.len()];
+        let _ = t.set_slot(v, 0, other);
+        let _ = t.set_bytes(v, 0, &[1]);
+        let _ = t.identical(v, other);
+        if let Ok(h) = t.pin(v) {
+            let _ = t.pinned(h);
+            if i % 2 == 0 {
+                let _ = t.unpin(h);
+            }
+        }
+        if i % 5 == 1 {
+            let _ = t.become_forward(v, other);
+        }
+        if i % 5 == 2 {
+            let _ = t.become_two_way(v, other);
+        }
+        if let Ok(c) = t.class_of(v) {
+            let _ = t.alloc(c, Format::Pointers, ObjectSize { slots: 2, bytes: 0 });
+        }
+    }
+    t.collect();
+    for &v in &values {
+        let _ = t.slot(v, 0);
+        let _ = t.class_of(v);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(256),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// A random well-formed snapshot is refused with a typed error, or gives a tenant every
+    /// operation of which returns (no panic), whose snapshot restores again.
+    #[test]
+    fn random_well_formed_snapshots_are_refused_or_usable(raw in raw_snapshot()) {
+        let base = small_base();
+        let bytes = raw.seal(&base);
+        let restored = catch_unwind(|| Tenant::restore_from(&base, &bytes).map_err(|e| e.to_string()));
+        prop_assert!(restored.is_ok(), "restore panicked on {raw:?}");
+        if let Ok(Ok(mut t)) = restored {
+            let ran = catch_unwind(AssertUnwindSafe(|| {
+                exercise(&mut t);
+                let again = t.snapshot();
+                let mut back = Tenant::restore_from(&base, &again).expect("a snapshot of a restored tenant restores");
+                exercise(&mut back);
+            }));
+            prop_assert!(ran.is_ok(), "an operation panicked on {raw:?}");
+        }
+    }
+}
+
+#[test]
+fn file_errors_are_typed() {
+    // The proptest above maps errors to strings; here one is matched on its variant.
+    let base = small_base();
+    let mut raw = Raw::new();
+    raw.gens = vec![0];
+    raw.entries = vec![(0, RawEntry::Forwarded(base_ref(999)))];
+    assert!(matches!(
+        Tenant::restore_from(&base, &raw.seal(&base)),
+        Err(FileError::Corrupt { .. })
+    ));
+}
