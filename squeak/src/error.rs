@@ -104,6 +104,23 @@ pub enum ExportError {
     /// The base cannot be written in the format asked for.
     #[error("cannot export: {0}")]
     Unsupported(&'static str),
+    /// A root of the base's image header (`image.*`) holds a value no image can have.
+    #[error(
+        "the base's root {root} holds {}, which a {target} image cannot hold",
+        .value.map_or_else(|| "no small integer".to_owned(), |v| v.to_string())
+    )]
+    BadHeaderRoot {
+        /// The root.
+        root: &'static str,
+        /// Its value, `None` if it is no small integer.
+        value: Option<i64>,
+        /// The image format that cannot hold it.
+        target: &'static str,
+    },
+    /// A 64-bit Spur image needs the class of immediate floats (SmallFloat64), and the base
+    /// names none ([`crate::ExportOptions::allow_missing_float_class`] writes it anyway).
+    #[error("a 64-bit Spur image needs a SmallFloat64 class, and the base names none")]
+    NoFloatClass,
     /// The image would need more address space than the format has.
     #[error("the image is too large for a {0} image")]
     TooLarge(&'static str),

@@ -1,7 +1,7 @@
 //! Which image format a file is in, and the header fields cowheap keeps to write it back.
 
 use crate::bytes::{ByteOrder, Mem};
-use crate::{ImportError, ImportResult};
+use crate::{ExportError, ExportResult, ImportError, ImportResult};
 use cowheap_heap::{BaseHeap, Word};
 
 /// The two object-memory families.
@@ -174,6 +174,9 @@ pub struct ImageHeader {
     pub max_ext_sem_tab: u32,
     /// Spur: free old space in the image.
     pub free_old_space: u64,
+    /// The byte order the base was read in (root [`ImageHeader::ORDER_ROOT`], 1 for
+    /// big-endian, 0 for little-endian); `None` if it was not read from an image.
+    pub order: Option<ByteOrder>,
 }
 
 impl ImageHeader {
@@ -192,6 +195,12 @@ impl ImageHeader {
         "image.maxExtSemTabSize",
         "image.freeOldSpace",
     ];
+
+    /// The largest header size an export writes (real images have 64 or 128 bytes).
+    pub const MAX_HEADER_SIZE: u32 = 65_536;
+
+    /// The root holding the byte order the base was read in: 1 big-endian, 0 little-endian.
+    pub const ORDER_ROOT: &'static str = "image.bigEndian";
 
     fn fields(&self) -> [u64; 12] {
         [
@@ -225,30 +234,147 @@ impl ImageHeader {
                         "a header field wider than 62 bits",
                     ))
             })
+            .chain(self.order.map(|o| {
+                let big = i64::from(o == ByteOrder::Big);
+                Ok((
+                    Self::ORDER_ROOT.to_owned(),
+                    Word::int(big).unwrap_or(Word::from_bits(1)),
+                ))
+            }))
             .collect()
     }
 
-    /// The header a base carries in its roots; fields it does not carry are 0.
+    /// The header a base carries in its roots, for display: a field whose root is missing,
+    /// not an integer or out of its range reads as 0, and a byte order root other than 0 or 1
+    /// as none. [`ImageHeader::try_from_heap`] refuses such roots instead. Time: O(roots).
     pub fn from_heap(heap: &BaseHeap) -> ImageHeader {
         let get = |i: usize| {
             heap.root(Self::ROOTS[i])
                 .and_then(|v| v.as_int())
-                .map_or(0, |v| v as u64)
+                .and_then(|v| u64::try_from(v).ok())
+                .unwrap_or(0)
         };
+        let get32 = |i: usize| u32::try_from(get(i)).unwrap_or(0);
         ImageHeader {
-            version: get(0) as u32,
-            prefix: get(1) as u32,
-            header_size: get(2) as u32,
+            version: get32(0),
+            prefix: get32(1),
+            header_size: get32(2),
             old_base: get(3),
             last_hash: get(4),
             window_size: get(5),
             flags: get(6),
-            extra_vm_memory: get(7) as u32,
-            stack_pages: get(8) as u32,
-            eden_bytes: get(9) as u32,
-            max_ext_sem_tab: get(10) as u32,
+            extra_vm_memory: get32(7),
+            stack_pages: get32(8),
+            eden_bytes: get32(9),
+            max_ext_sem_tab: get32(10),
             free_old_space: get(11),
+            order: match heap.root(Self::ORDER_ROOT).and_then(|v| v.as_int()) {
+                Some(0) => Some(ByteOrder::Little),
+                Some(1) => Some(ByteOrder::Big),
+                _ => None,
+            },
         }
+    }
+
+    /// The header a base carries in its roots, every root checked: a missing root is 0 (no
+    /// byte order for the order root), a present one must be an integer in its field's range
+    /// (a version this crate knows, a prefix of 0 or 512, a header size that is a multiple of
+    /// 4 and at most [`ImageHeader::MAX_HEADER_SIZE`], 32-bit fields within 32 bits, a byte
+    /// order of 0 or 1). Time: O(roots).
+    ///
+    /// # Errors
+    /// [`ExportError::BadHeaderRoot`] naming the first root that is not.
+    pub fn try_from_heap(heap: &BaseHeap) -> ExportResult<ImageHeader> {
+        let bad = |root, value| ExportError::BadHeaderRoot {
+            root,
+            value,
+            target: "Squeak",
+        };
+        let get = |root: &'static str| -> ExportResult<Option<u64>> {
+            let Some(v) = heap.root(root) else {
+                return Ok(None);
+            };
+            let n = v.as_int().ok_or(bad(root, None))?;
+            u64::try_from(n).map(Some).map_err(|_| bad(root, Some(n)))
+        };
+        let word = |i: usize| -> ExportResult<u64> { Ok(get(Self::ROOTS[i])?.unwrap_or(0)) };
+        let narrow = |i: usize, ok: &dyn Fn(u32) -> bool| -> ExportResult<u32> {
+            let root = Self::ROOTS[i];
+            let v = get(root)?.unwrap_or(0);
+            u32::try_from(v)
+                .ok()
+                .filter(|&v| ok(v))
+                .ok_or(bad(root, i64::try_from(v).ok()))
+        };
+        let any = |_: u32| true;
+        let order = match get(Self::ORDER_ROOT)? {
+            None => None,
+            Some(0) => Some(ByteOrder::Little),
+            Some(1) => Some(ByteOrder::Big),
+            Some(v) => return Err(bad(Self::ORDER_ROOT, i64::try_from(v).ok())),
+        };
+        Ok(ImageHeader {
+            version: narrow(0, &|v| {
+                v == 0 || ImageFormat::new(v, ByteOrder::Little).is_ok()
+            })?,
+            prefix: narrow(1, &|v| v == 0 || v == 512)?,
+            header_size: narrow(2, &|v| v % 4 == 0 && v <= Self::MAX_HEADER_SIZE)?,
+            old_base: word(3)?,
+            last_hash: word(4)?,
+            window_size: word(5)?,
+            flags: word(6)?,
+            extra_vm_memory: narrow(7, &any)?,
+            stack_pages: narrow(8, &any)?,
+            eden_bytes: narrow(9, &any)?,
+            max_ext_sem_tab: narrow(10, &any)?,
+            free_old_space: word(11)?,
+            order,
+        })
+    }
+
+    /// Checks that the header's word-sized fields fit the words of `f`, and that its old base
+    /// is aligned for `f`'s oops (4 bytes in V3, 8 in Spur) and leaves room in its address
+    /// space (below 2^32 in 32-bit images, below 2^48 in 64-bit ones, the most user address
+    /// space 64-bit systems map). Time: O(1).
+    ///
+    /// # Errors
+    /// [`ExportError::BadHeaderRoot`] naming the root that does not fit.
+    pub(crate) fn check_for(&self, f: ImageFormat) -> ExportResult<()> {
+        let ws = f.word_bytes();
+        let word_max = if ws == 8 {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
+        let align = if f.family() == crate::Family::V3 {
+            4
+        } else {
+            8
+        };
+        let base_max = if ws == 8 {
+            1 << 48
+        } else {
+            u64::from(u32::MAX)
+        };
+        let bad = |i: usize, v: u64| ExportError::BadHeaderRoot {
+            root: Self::ROOTS[i],
+            value: i64::try_from(v).ok(),
+            target: f.name(),
+        };
+        if self.old_base % align != 0 || self.old_base > base_max {
+            return Err(bad(3, self.old_base));
+        }
+        for (i, v) in [
+            (4, self.last_hash),
+            (5, self.window_size),
+            (6, self.flags),
+            (11, self.free_old_space),
+        ] {
+            if v > word_max {
+                return Err(bad(i, v));
+            }
+        }
+        Ok(())
     }
 
     /// Reads the fields after the special objects pointer. `m` starts at the image header.
@@ -297,7 +423,7 @@ pub(crate) fn write_header(
     out.word(special, ws);
     out.word(h.last_hash, ws);
     out.word(h.window_size, ws);
-    out.word(h.flags, ws);
+    out.word(crate::float::header_flags(h.flags, f), ws);
     out.u32(h.extra_vm_memory);
     out.u32(h.stack_pages);
     out.u32(h.eden_bytes);

@@ -26,6 +26,7 @@ pub mod aux;
 mod bytes;
 pub mod classes;
 mod error;
+mod float;
 pub mod format;
 mod graph;
 mod spur;
@@ -34,6 +35,7 @@ mod v3;
 pub use bytes::ByteOrder;
 pub use classes::{ClassStats, class_histogram, class_name, class_name_of};
 pub use error::{ExportError, ExportResult, ImportError, ImportResult};
+pub use float::{SPECIAL_FLOAT, float_value};
 pub use format::{Family, ImageFormat, ImageHeader};
 
 use cowheap_heap::{BaseHeap, ObjectIndex, Word};
@@ -105,12 +107,16 @@ pub fn import_bytes(bytes: &[u8]) -> ImportResult<Imported> {
     }
 }
 
-/// Writes `heap` as an image file of format `format`. Time: O(size of the base).
+/// Writes `heap` as an image file of exactly `format` (version and byte order). Time: O(size
+/// of the base).
 ///
-/// A base imported from a V3 image exports to V3 in either byte order; one imported from Spur
-/// exports to 32- or 64-bit Spur in either byte order (the V3 and Spur object models differ,
-/// so there is no conversion between them). A base not imported from an image exports to V3,
-/// with headers derived from its formats, if its first root is a special objects array.
+/// A base imported from a V3 image exports to V3 (any of 6502, 6504, 6505) in either byte
+/// order; one imported from Spur exports to 32- or 64-bit Spur in either byte order (the V3
+/// and Spur object models differ, so there is no conversion between them). A base not
+/// imported from an image exports to V3, with headers derived from its formats, if its first
+/// root is a special objects array. Boxed Floats are written in the word order `format` asks
+/// for (see [`float_value`]). To write the version and byte order the base came from, use
+/// [`export_bytes_with`] and [`ExportOptions`].
 ///
 /// # Errors
 /// [`ExportError::Unsupported`] for a family change or a base without a special objects
@@ -121,52 +127,165 @@ pub fn export(heap: &BaseHeap, format: ImageFormat, out: &mut impl Write) -> Exp
     Ok(())
 }
 
-/// How [`export_bytes_with`] lays out an image. The default is what [`export`] writes: one
-/// memory segment.
+/// The object memory and word size of an image, without its exact version.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum ImageKind {
+    /// 32-bit V3 (versions 6502, 6504, 6505).
+    V3,
+    /// 32-bit Spur (6521).
+    Spur32,
+    /// 64-bit Spur (68021).
+    Spur64,
+}
+
+impl ImageKind {
+    /// The kind of `format`.
+    pub fn of(format: ImageFormat) -> ImageKind {
+        match (format.family(), format.word_bytes()) {
+            (Family::V3, _) => ImageKind::V3,
+            (Family::Spur, 4) => ImageKind::Spur32,
+            (Family::Spur, _) => ImageKind::Spur64,
+        }
+    }
+
+    /// The version written for this kind when the base came from no version of it: 6502 for
+    /// V3 (floats high word first, no closures), 6521, 68021.
+    pub fn default_version(self) -> u32 {
+        match self {
+            ImageKind::V3 => ImageFormat::V3,
+            ImageKind::Spur32 => ImageFormat::SPUR_32,
+            ImageKind::Spur64 => ImageFormat::SPUR_64,
+        }
+    }
+}
+
+/// What [`export_bytes_with`] writes. Every field left at its default means "as the base was
+/// imported": `ExportOptions::default()` writes the version and byte order the base came
+/// from (from its `image.version` and `image.bigEndian` roots), in one memory segment.
 ///
 /// ```
-/// use cowheap_squeak::ExportOptions;
+/// use cowheap_squeak::{ByteOrder, ExportOptions, ImageKind};
 ///
-/// let split = ExportOptions { segment_bytes: Some(1 << 20), segment_gap: 4096 };
-/// assert_eq!(ExportOptions::default().segment_bytes, None);
-/// assert!(split.segment_bytes.is_some());
+/// // The base's own format; the same kind and version, big-endian; 64-bit Spur in
+/// // 1 MiB segments.
+/// let same = ExportOptions::default();
+/// let big = ExportOptions { order: Some(ByteOrder::Big), ..ExportOptions::default() };
+/// let split = ExportOptions {
+///     kind: Some(ImageKind::Spur64),
+///     segment_bytes: Some(1 << 20),
+///     segment_gap: 4096,
+///     ..ExportOptions::default()
+/// };
+/// assert_eq!(same.segment_bytes, None);
+/// assert!(big.kind.is_none() && split.segment_bytes.is_some());
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExportOptions {
+    /// The object memory and word size. `None`: the base's.
+    pub kind: Option<ImageKind>,
+    /// The exact image version, which must be of `kind` when both are given. `None`: the
+    /// base's version if it is of the kind written, else [`ImageKind::default_version`].
+    pub version: Option<u32>,
+    /// The byte order. `None`: the base's, little-endian for a base that records none.
+    pub order: Option<ByteOrder>,
     /// Spur: the most bytes one memory segment may hold, its closing bridge included; an
     /// object larger than that gets a segment of its own. `None`: one segment.
     pub segment_bytes: Option<u64>,
     /// Spur: bytes of address space between the end of one segment and the start of the
     /// next, spanned by the bridge (a multiple of 8).
     pub segment_gap: u64,
+    /// 64-bit Spur: write a base that names no class of immediate floats (SmallFloat64)
+    /// anyway, with class-table entry 4 nil and every Float boxed. Such an image loads, but a
+    /// 64-bit VM fails on its first immediate float. `false` (the default):
+    /// [`ExportError::NoFloatClass`].
+    pub allow_missing_float_class: bool,
+}
+
+impl ExportOptions {
+    /// Options that write exactly `format`, in one segment.
+    pub fn exactly(format: ImageFormat) -> ExportOptions {
+        ExportOptions {
+            kind: Some(ImageKind::of(format)),
+            version: Some(format.version()),
+            order: Some(format.order()),
+            ..ExportOptions::default()
+        }
+    }
+
+    /// The format these options write for `heap`: each field not given is taken from the
+    /// base's `image.*` roots. Time: O(roots).
+    ///
+    /// # Errors
+    /// [`ExportError::Unsupported`] for a base imported from no image when no kind or version
+    /// is given, and for a version that is no version of `kind` or that this crate does not
+    /// write; [`ExportError::BadHeaderRoot`] for an `image.*` root out of its range.
+    pub fn resolve(&self, heap: &BaseHeap) -> ExportResult<ImageFormat> {
+        let header = ImageHeader::try_from_heap(heap)?;
+        let source = match header.version {
+            0 => None,
+            v => ImageFormat::new(v, ByteOrder::Little).ok(),
+        };
+        let order = self.order.or(header.order).unwrap_or(ByteOrder::Little);
+        let unknown = || ExportError::Unsupported("an image version this crate does not write");
+        let version = match (self.kind, self.version) {
+            (kind, Some(v)) => {
+                let f = ImageFormat::new(v, order).map_err(|_| unknown())?;
+                if kind.is_some_and(|k| k != ImageKind::of(f)) {
+                    return Err(ExportError::Unsupported(
+                        "the version asked for is not of the kind asked for",
+                    ));
+                }
+                v
+            }
+            (Some(kind), None) => match source {
+                Some(s) if ImageKind::of(s) == kind => s.version(),
+                _ => kind.default_version(),
+            },
+            (None, None) => source
+                .map(ImageFormat::version)
+                .ok_or(ExportError::Unsupported(
+                    "the base was not imported from an image: name a kind or version",
+                ))?,
+        };
+        ImageFormat::new(version, order).map_err(|_| unknown())
+    }
 }
 
 /// [`export`] into a new vector.
 pub fn export_bytes(heap: &BaseHeap, format: ImageFormat) -> ExportResult<Vec<u8>> {
-    export_bytes_with(heap, format, &ExportOptions::default())
+    export_format(heap, format, &ExportOptions::exactly(format))
 }
 
-/// [`export_bytes`] with a layout other than the default: a Spur image in several memory
-/// segments, as images grown by a running VM are. The objects, their addresses apart, are
-/// the same; [`import_bytes`] reads the segments back into the same graph.
+/// An image of `heap` as `options` say: by default the version and byte order the base was
+/// imported from, one memory segment. [`ExportOptions::resolve`] tells which format that is.
+/// With segments, a Spur image is written in several memory segments, as images grown by a
+/// running VM are; the objects, their addresses apart, are the same, and [`import_bytes`]
+/// reads the segments back into the same graph. Time: O(size of the base).
 ///
 /// # Errors
-/// As [`export`]; also [`ExportError::Unsupported`] for segments in a V3 image (which has
-/// none) and for a gap that is not a multiple of 8 bytes or that a bridge cannot span.
-pub fn export_bytes_with(
+/// As [`export`] and [`ExportOptions::resolve`]; also [`ExportError::Unsupported`] for
+/// segments in a V3 image (which has none) and for a gap that is not a multiple of 8 bytes or
+/// that a bridge cannot span.
+pub fn export_bytes_with(heap: &BaseHeap, options: &ExportOptions) -> ExportResult<Vec<u8>> {
+    export_format(heap, options.resolve(heap)?, options)
+}
+
+fn export_format(
     heap: &BaseHeap,
     format: ImageFormat,
     options: &ExportOptions,
 ) -> ExportResult<Vec<u8>> {
-    let header = ImageHeader::from_heap(heap);
+    let header = ImageHeader::try_from_heap(heap)?;
+    header.check_for(format)?;
     let source = match header.version {
         0 => None,
         v => ImageFormat::new(v, ByteOrder::Little)
             .ok()
             .map(ImageFormat::family),
     };
+    let segmented = options.segment_bytes.is_some() || options.segment_gap != 0;
     match (format.family(), source) {
-        (Family::V3, _) if *options != ExportOptions::default() => Err(ExportError::Unsupported(
+        (Family::V3, _) if segmented => Err(ExportError::Unsupported(
             "a V3 image has no memory segments",
         )),
         (Family::V3, None | Some(Family::V3)) => v3::export(heap, format, &header),
@@ -186,9 +305,23 @@ pub fn export_to_path(
     format: ImageFormat,
     path: impl AsRef<Path>,
 ) -> ExportResult<()> {
-    let bytes = export_bytes(heap, format)?;
+    export_to_path_with(heap, &ExportOptions::exactly(format), path).map(|_| ())
+}
+
+/// [`export_bytes_with`] to the file at `path`, created or replaced atomically as by
+/// [`export_to_path`]. Returns the format written. Time: O(size of the base).
+///
+/// # Errors
+/// As [`export_bytes_with`]; [`ExportError::File`] if the file cannot be written.
+pub fn export_to_path_with(
+    heap: &BaseHeap,
+    options: &ExportOptions,
+    path: impl AsRef<Path>,
+) -> ExportResult<ImageFormat> {
+    let format = options.resolve(heap)?;
+    let bytes = export_format(heap, format, options)?;
     cowheap_heap::file::write_atomically(path.as_ref(), |out| out.write_all(&bytes))?;
-    Ok(())
+    Ok(format)
 }
 
 /// The special objects array: the base's first root, which must be named `specialObjects`.

@@ -4,8 +4,9 @@
 
 use crate::aux::{Aux, SpurAux, spur_flag_bits, spur_flags};
 use crate::bytes::{Mem, Out, units_from_le, units_to_le};
+use crate::float;
 use crate::format::{ImageFormat, ImageHeader, write_header};
-use crate::graph::{Obj, build, slot_ref};
+use crate::graph::{Immediates, Obj, Read, finish};
 use crate::{
     ExportError, ExportOptions, ExportResult, ImportError, ImportResult, ImportStats, Imported,
 };
@@ -16,6 +17,8 @@ use std::collections::HashMap;
 const FIRST_CLASS_INDEX: u32 = 32;
 /// Pun of hidden pointer arrays (hidden roots, class-table pages).
 const ARRAY_PUN: u32 = 16;
+/// Class index of SmallFloat64 in 64-bit images (the tag of immediate floats).
+const SMALL_FLOAT_INDEX: u32 = 4;
 /// Pun of hidden weak arrays.
 const WEAK_ARRAY_PUN: u32 = 17;
 /// Slots in a class-table page.
@@ -56,7 +59,10 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     const H: &str = "the image header";
     let header_size = m.u32(4, H)? as usize;
     let min = if ws == 8 { 88 } else { 56 };
-    if header_size < min || header_size % 8 != 0 {
+    if header_size < min
+        || header_size % 8 != 0
+        || header_size > ImageHeader::MAX_HEADER_SIZE as usize
+    {
         return Err(ImportError::BadImageHeader(
             "the header size is too small or not 8-aligned",
         ));
@@ -206,6 +212,7 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     };
     let int_class = class_at(1);
     let char_class = class_at(2);
+    let float_class = class_at(SMALL_FLOAT_INDEX);
 
     // Pass 2: decode every object.
     let mut objs = Vec::with_capacity(recs.len());
@@ -317,26 +324,23 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
             bytes,
         });
     }
-    stats.objects = objs.len();
-    let obj_ref = |i: u32| Word::base(ObjectIndex::from_u32(i));
-    let special_word = |k: usize| slot_ref(&objs[..], sidx, k).map(obj_ref);
-    let mut roots = crate::standard_roots(&objs, sidx, nil);
-    let int_class = int_class
-        .map(obj_ref)
-        .or_else(|| special_word(crate::SPECIAL_SMALLINTEGER));
-    let char_class = char_class
-        .map(obj_ref)
-        .or_else(|| special_word(crate::SPECIAL_CHARACTER));
-    roots.extend(header.roots()?);
-    for (name, ci) in index_roots {
-        roots.push((name, Word::int(i64::from(ci)).unwrap_or(Word::from_bits(1))));
-    }
-    let heap = build(objs, nil, &roots, int_class, char_class)?;
-    Ok(Imported {
-        heap,
+    let extra_roots = index_roots
+        .into_iter()
+        .map(|(name, ci)| (name, Word::int(i64::from(ci)).unwrap_or(Word::from_bits(1))))
+        .collect();
+    finish(Read {
+        objs,
         format: f,
         header,
         stats,
+        special: sidx,
+        nil,
+        immediates: Immediates {
+            int: int_class,
+            char: char_class,
+            float: if ws == 8 { float_class } else { None },
+        },
+        extra_roots,
     })
 }
 
@@ -357,6 +361,58 @@ fn decode_oop(w: u64, ws: usize, resolve: &impl Fn(u64) -> Option<u32>) -> Optio
             4 => Word::small_float_bits(w >> 3),
             _ => None,
         }
+    }
+}
+
+/// Class-table entry 4 in a 64-bit export: the class of immediate floats.
+struct ClassTableEntry4 {
+    /// The first class-table page, whose slot 4 is written as `float_class`.
+    page: Option<ObjectIndex>,
+    /// The base's class of immediate floats, when the target is 64-bit.
+    float_class: Option<Word>,
+}
+
+impl ClassTableEntry4 {
+    /// Where the float class goes in a `ws`-byte image: nowhere in 32-bit images (their
+    /// class table keeps what the base has); in 64-bit ones, slot 4 of the first class-table
+    /// page (slot 0 of the hidden roots), which must be nil or the float class already.
+    fn plan(heap: &BaseHeap, ws: usize, options: &ExportOptions) -> ExportResult<Self> {
+        let none = ClassTableEntry4 {
+            page: None,
+            float_class: None,
+        };
+        if ws != 8 {
+            return Ok(none);
+        }
+        let Some(class) = heap.float_class().map(|v| v.word()) else {
+            return if options.allow_missing_float_class {
+                Ok(none)
+            } else {
+                Err(ExportError::NoFloatClass)
+            };
+        };
+        let hidden = |x: ObjectIndex| {
+            heap.object(x)
+                .is_ok_and(|o| Aux::decode(o.aux).is_hidden() && !o.slots.is_empty())
+        };
+        let page = ObjectIndex::new(HIDDEN_ROOTS)
+            .filter(|&r| hidden(r))
+            .and_then(|r| heap.get_slot(r, 0))
+            .and_then(Word::as_base)
+            .filter(|&p| hidden(p) && heap.get_slot(p, SMALL_FLOAT_INDEX as usize).is_some())
+            .ok_or(ExportError::Unsupported(
+                "the base has no class table to hold the class of immediate floats",
+            ))?;
+        let entry = heap.get_slot(page, SMALL_FLOAT_INDEX as usize);
+        if entry.is_some_and(|w| w != class && w != heap.nil().word()) {
+            return Err(ExportError::Unsupported(
+                "class-table entry 4 holds a class other than the class of immediate floats",
+            ));
+        }
+        Ok(ClassTableEntry4 {
+            page: Some(page),
+            float_class: Some(class),
+        })
     }
 }
 
@@ -385,6 +441,7 @@ pub(crate) fn export(
         ));
     }
     let special = crate::special_objects(heap)?;
+    let boxed_float = float::float_class(heap, special);
     let index_roots: HashMap<u32, u32> = heap
         .roots()
         .iter()
@@ -393,6 +450,7 @@ pub(crate) fn export(
             Some((x, u32::try_from(r.value.as_int()?).ok()?))
         })
         .collect();
+    let class_table = ClassTableEntry4::plan(heap, ws, options)?;
     let mut plans = Vec::with_capacity(heap.len());
     let mut addr = Vec::with_capacity(heap.len());
     // `pos` is the next address (from the old base), `in_segment` the bytes of the current
@@ -521,9 +579,29 @@ pub(crate) fn export(
         what,
         target,
     };
+    // 64-bit Spur with a SmallFloat64 class: a boxed Float whose value an immediate float can
+    // hold is referred to as that immediate, as Squeak's 32- to 64-bit converter
+    // (Spur32to64BitBootstrap) makes them. A 64-bit VM makes every such value immediate and
+    // never boxes one, so a boxed one would be a second representation its primitives do not
+    // expect. The boxed object itself is still written, unreferenced.
+    let immediate_float = |b: ObjectIndex| -> Option<u64> {
+        let o = heap.object(b).ok()?;
+        let class = o.class.as_base().map(ObjectIndex::as_u32);
+        if !float::is_boxed(boxed_float, class, o.format, o.bytes) {
+            return None;
+        }
+        float::small_float_payload(float::bits_of(o.bytes)?)
+    };
     let oop = |x: ObjectIndex, w: Word| -> ExportResult<u64> {
         let bits = if ws == 4 { 30 } else { 60 };
         match w.decode() {
+            Decoded::Base(b) if class_table.float_class.is_some() => match immediate_float(b) {
+                Some(payload) => Ok((payload << 3) | 4),
+                None => addr
+                    .get(b.get())
+                    .copied()
+                    .ok_or(unrepresentable(x, "a reference out of range")),
+            },
             Decoded::Base(b) => addr
                 .get(b.get())
                 .copied()
@@ -556,8 +634,13 @@ pub(crate) fn export(
         }
         put64(&mut out, p.header);
         let start = out.buf.len();
-        for &w in o.slots {
-            let v = oop(x, w)?;
+        for (k, &w) in o.slots.iter().enumerate() {
+            let v = match class_table.float_class {
+                Some(c) if Some(x) == class_table.page && k == SMALL_FLOAT_INDEX as usize => {
+                    oop(x, c)?
+                }
+                _ => oop(x, w)?,
+            };
             out.word(v, ws);
         }
         // A hidden object's raw words are words of whatever size the image has.
@@ -567,7 +650,15 @@ pub(crate) fn export(
         } else {
             o.format.unit()
         };
-        units_from_le(&mut out.buf, o.bytes, unit, f.order());
+        let class_index = o.class.as_base().map(ObjectIndex::as_u32);
+        if float::is_boxed(boxed_float, class_index, o.format, o.bytes) {
+            let bits = float::bits_of(o.bytes).unwrap_or_default();
+            for w in float::to_file_words(bits, f) {
+                out.u32(w);
+            }
+        } else {
+            units_from_le(&mut out.buf, o.bytes, unit, f.order());
+        }
         let padded = (p.slots * ws).max(8).next_multiple_of(8);
         let pointers = matches!(
             o.format,

@@ -3,8 +3,9 @@
 
 use crate::aux::{Aux, V3Aux};
 use crate::bytes::{Mem, Out, units_to_le};
+use crate::float;
 use crate::format::{ImageFormat, ImageHeader, write_header};
-use crate::graph::{Graph, Obj, build, slot_ref};
+use crate::graph::{Graph, Immediates, Obj, Read, finish, slot_ref};
 use crate::{ExportError, ExportResult, ImportError, ImportResult, ImportStats, Imported};
 use cowheap_heap::{BaseHeap, Decoded, Format, ObjectIndex, Word};
 use std::collections::HashMap;
@@ -30,7 +31,10 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     let m = Mem::new(file.get(prefix..).unwrap_or(&[]), order);
     const H: &str = "the image header";
     let header_size = m.u32(4, H)? as usize;
-    if header_size < HEADER_SIZE || header_size % 4 != 0 {
+    if header_size < HEADER_SIZE
+        || header_size % 4 != 0
+        || header_size > ImageHeader::MAX_HEADER_SIZE as usize
+    {
         return Err(ImportError::BadImageHeader(
             "the header size is not 64 or more, in words",
         ));
@@ -245,19 +249,15 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
             bytes,
         });
     }
-    stats.objects = objs.len();
-    let obj_ref = |i: u32| Word::base(ObjectIndex::from_u32(i));
-    let special_word = |k: usize| slot_ref(&objs[..], sidx, k).map(obj_ref);
-    let mut roots = crate::standard_roots(&objs, sidx, nil);
-    let int_class = special_word(crate::SPECIAL_SMALLINTEGER);
-    let char_class = special_word(crate::SPECIAL_CHARACTER);
-    roots.extend(header.roots()?);
-    let heap = build(objs, nil, &roots, int_class, char_class)?;
-    Ok(Imported {
-        heap,
+    finish(Read {
+        objs,
         format: f,
         header,
         stats,
+        special: sidx,
+        nil,
+        immediates: Immediates::default(),
+        extra_roots: Vec::new(),
     })
 }
 
@@ -275,6 +275,7 @@ struct Plan {
 pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> ExportResult<Vec<u8>> {
     let target = "V3";
     let special = crate::special_objects(heap)?;
+    let boxed_float = float::float_class(heap, special);
     let mut compact: HashMap<u32, u8> = HashMap::new();
     if let Some(cc) = slot_ref(heap, special, COMPACT_CLASSES) {
         for (k, w) in heap.slots_of(cc).iter().enumerate().take(31) {
@@ -291,6 +292,8 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
     } else {
         h.old_base
     };
+    // The header names the base the addresses are computed from.
+    let h = &ImageHeader { old_base, ..*h };
     let mut pos: u64 = 0;
     for x in heap.indices() {
         let o = heap.object(x)?;
@@ -437,7 +440,14 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
             let v = oop(x, w)?;
             out.u32(v);
         }
+        let class_index = o.class.as_base().map(ObjectIndex::as_u32);
         match o.format {
+            Format::Words if float::is_boxed(boxed_float, class_index, o.format, o.bytes) => {
+                let bits = float::bits_of(o.bytes).unwrap_or_default();
+                for w in float::to_file_words(bits, f) {
+                    out.u32(w);
+                }
+            }
             Format::Words => {
                 for c in o.bytes.chunks_exact(4) {
                     out.u32(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
