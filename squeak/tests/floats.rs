@@ -236,3 +236,102 @@ fn export_defaults_to_the_byte_order_the_base_came_from() {
         ImageFormat::v3(ByteOrder::Little)
     );
 }
+
+#[test]
+fn importers_name_the_class_of_immediate_floats() {
+    // No real image here has a SmallFloat64 class.
+    for name in [SCRATCH, MINI, BOOTSTRAPPED, HEADLESS] {
+        assert!(import(name).heap.float_class().is_none(), "{name}");
+    }
+    // V3 and 32-bit Spur: the class named SmallFloat64 (whose metaclass is
+    // `SmallFloat64 class`).
+    let mut b = Builder::new();
+    let nil = b.add_nil();
+    let int = Word::int(2).unwrap();
+    let meta = b
+        .add(
+            nil,
+            Format::Pointers,
+            vec![nil, nil, int, nil, nil, nil],
+            vec![],
+        )
+        .unwrap();
+    let name = b
+        .add(nil, Format::Bytes, vec![], b"SmallFloat64".to_vec())
+        .unwrap();
+    let class = b
+        .add(
+            meta,
+            Format::Pointers,
+            vec![nil, nil, int, nil, nil, nil, name],
+            vec![],
+        )
+        .unwrap();
+    b.set_slot(meta, 5, class).unwrap();
+    let compact = b.add(nil, Format::Pointers, vec![], vec![]).unwrap();
+    let mut specials = vec![nil; 29];
+    specials[28] = compact;
+    let special = b.add(nil, Format::Pointers, specials, vec![]).unwrap();
+    b.add_root("specialObjects", special).unwrap();
+    let heap = b.freeze().unwrap();
+    let back =
+        import_bytes(&export_bytes(&heap, ImageFormat::v3(ByteOrder::Big)).unwrap()).unwrap();
+    assert_eq!(back.heap.float_class().map(|v| v.word()), Some(class));
+}
+
+#[test]
+fn spur64_export_fills_class_table_entry_4_and_makes_floats_immediate() {
+    // The headless image given a class of immediate floats (its Float class stands in).
+    let im = headless();
+    let special = im.heap.root("specialObjects").unwrap().as_base().unwrap();
+    let float_class = im.heap.object(special).unwrap().slots[cowheap_squeak::SPECIAL_FLOAT];
+    let heap = rebuild(&im.heap, &[], Some(float_class));
+    for order in [ByteOrder::Little, ByteOrder::Big] {
+        let bytes = export_bytes(&heap, ImageFormat::spur64(order)).unwrap();
+        let back = import_bytes(&bytes).unwrap();
+        assert_eq!(
+            back.heap.float_class().map(|v| v.word()),
+            Some(float_class),
+            "class-table entry 4"
+        );
+        // Every reference to a boxed Float a SmallFloat64 can hold is that immediate now;
+        // the others still refer to the boxed object.
+        let (mut immediate, mut boxed) = (0, 0);
+        let page = heap.object(ObjectIndex::from_u32(4)).unwrap().slots[0];
+        for x in heap.indices() {
+            let (a, b) = (heap.object(x).unwrap(), back.heap.object(x).unwrap());
+            for (k, (&p, &q)) in a.slots.iter().zip(b.slots).enumerate() {
+                if Word::base(x) == page && k == 4 {
+                    assert_eq!((p, q), (heap.nil().word(), float_class));
+                    continue;
+                }
+                let Some(v) = p.as_base().and_then(|y| float_value(&heap, y)) else {
+                    assert_eq!(p, q, "object {x}");
+                    continue;
+                };
+                match cowheap_heap::Value::shared(q).as_f64() {
+                    Some(w) => {
+                        assert_eq!(w.to_bits(), v.to_bits(), "object {x}");
+                        immediate += 1;
+                    }
+                    None => {
+                        assert_eq!(p, q, "object {x}: {v} stayed boxed");
+                        assert!(!(v.is_finite() && v.abs() > 1e-37 && v.abs() < 1e38) || v == 0.0);
+                        boxed += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            immediate > 0,
+            "no Float became immediate ({boxed} stayed boxed)"
+        );
+        // 64-bit again is the same file; 32-bit cannot hold the immediates.
+        assert!(export_bytes(&back.heap, ImageFormat::spur64(order)).unwrap() == bytes);
+        let e = export_bytes(&back.heap, ImageFormat::spur32(order));
+        assert!(
+            matches!(e, Err(ExportError::Unrepresentable { .. })),
+            "{e:?}"
+        );
+    }
+}

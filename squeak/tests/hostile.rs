@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use cowheap_heap::{BaseHeap, Builder, Word};
+use cowheap_heap::BaseHeap;
 use cowheap_squeak::{
     ByteOrder, ExportError, ExportOptions, ImageFormat, ImageHeader, export_bytes,
     export_bytes_with, import_bytes,
@@ -13,38 +13,7 @@ use cowheap_squeak::{
 
 /// `heap` built again object by object, with root `name` set to `value`.
 fn with_root(heap: &BaseHeap, name: &str, value: i64) -> BaseHeap {
-    let mut b = Builder::new();
-    let nil = heap.nil().as_base().unwrap();
-    for x in heap.indices() {
-        let o = heap.object(x).unwrap();
-        let w = if x == nil {
-            let w = b.add_nil();
-            b.set_class(w, o.class).unwrap();
-            w
-        } else {
-            b.add(o.class, o.format, o.slots.to_vec(), o.bytes.to_vec())
-                .unwrap()
-        };
-        b.set_hash(w, o.hash).unwrap();
-        b.set_aux(w, o.aux).unwrap();
-    }
-    let mut found = false;
-    for r in heap.roots() {
-        let v = if r.name == name {
-            found = true;
-            Word::int(value).unwrap()
-        } else {
-            r.value
-        };
-        b.add_root(&r.name, v).unwrap();
-    }
-    if !found {
-        b.add_root(name, Word::int(value).unwrap()).unwrap();
-    }
-    let word = |v: Option<cowheap_heap::Value>| v.map(|v| v.word());
-    b.set_immediate_classes(word(heap.int_class()), word(heap.char_class()));
-    b.set_float_class(word(heap.float_class()));
-    b.freeze().unwrap()
+    rebuild(heap, &[(name, value)], None)
 }
 
 fn assert_refused(heap: &BaseHeap, format: ImageFormat, root: &str) {

@@ -4,7 +4,7 @@
     reason = "each test file uses a different part of this module"
 )]
 
-use cowheap_heap::{BaseHeap, ObjectIndex};
+use cowheap_heap::{BaseHeap, Builder, ObjectIndex, Word};
 use cowheap_squeak::Imported;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -106,4 +106,47 @@ pub(crate) fn assert_same_graph(a: &BaseHeap, b: &BaseHeap) {
         a.char_class().map(|v| v.word()),
         b.char_class().map(|v| v.word())
     );
+}
+
+/// `heap` built again object by object, with each root of `roots` set to its integer (added
+/// if missing) and, if `float_class` is given, that class of immediate floats.
+pub(crate) fn rebuild(
+    heap: &BaseHeap,
+    roots: &[(&str, i64)],
+    float_class: Option<Word>,
+) -> BaseHeap {
+    let mut b = Builder::new();
+    let nil = heap.nil().as_base().unwrap();
+    for x in heap.indices() {
+        let o = heap.object(x).unwrap();
+        let w = if x == nil {
+            let w = b.add_nil();
+            b.set_class(w, o.class).unwrap();
+            w
+        } else {
+            b.add(o.class, o.format, o.slots.to_vec(), o.bytes.to_vec())
+                .unwrap()
+        };
+        b.set_hash(w, o.hash).unwrap();
+        b.set_aux(w, o.aux).unwrap();
+    }
+    let int = |name: &str| {
+        roots
+            .iter()
+            .find(|r| r.0 == name)
+            .map(|r| Word::int(r.1).unwrap())
+    };
+    for r in heap.roots() {
+        b.add_root(&r.name, int(&r.name).unwrap_or(r.value))
+            .unwrap();
+    }
+    for (name, v) in roots {
+        if heap.root(name).is_none() {
+            b.add_root(name, Word::int(*v).unwrap()).unwrap();
+        }
+    }
+    let word = |v: Option<cowheap_heap::Value>| v.map(|v| v.word());
+    b.set_immediate_classes(word(heap.int_class()), word(heap.char_class()));
+    b.set_float_class(float_class.or(word(heap.float_class())));
+    b.freeze().unwrap()
 }
