@@ -464,62 +464,112 @@ fn a_foreign_handle_names_its_object() {
 
 // ----- random well-formed snapshots -------------------------------------------------------
 
-/// Words a hostile snapshot might hold: immediates, base references in and out of range,
-/// private references to keys near the ones used, with right and wrong generations.
-fn word(n_base: u32, n_keys: u32) -> impl Strategy<Value = u64> {
+const N_BASE: u32 = 200;
+
+/// Words a hostile snapshot might hold: mostly ones that lead somewhere (base objects in
+/// range, live keys at their generations, immediates), sometimes base references past the
+/// end, dead or out-of-range keys, wrong generations and arbitrary bits.
+fn word(live: Vec<(u32, u32)>) -> BoxedStrategy<u64> {
+    let valid_private = if live.is_empty() {
+        (0..N_BASE).prop_map(base_ref).boxed()
+    } else {
+        prop::sample::select(live)
+            .prop_map(|(k, g)| private_ref(k, g))
+            .boxed()
+    };
     prop_oneof![
-        (0..n_base + 4).prop_map(base_ref),
-        (0..n_keys + 2, 0u32..3).prop_map(|(k, g)| private_ref(k, g)),
-        any::<i32>().prop_map(|i| int(i64::from(i))),
-        Just(Word::char('a').bits()),
-        any::<u64>(),
+        10 => (0..N_BASE).prop_map(base_ref),
+        12 => valid_private,
+        3 => any::<i32>().prop_map(|i| int(i64::from(i))),
+        1 => Just(Word::char('a').bits()),
+        1 => prop_oneof![
+            (N_BASE..N_BASE + 4).prop_map(base_ref),
+            (0u32..10, 0u32..3).prop_map(|(k, g)| private_ref(k, g)),
+            any::<u64>(),
+        ],
     ]
+    .boxed()
 }
 
-fn entry(n_base: u32, n_keys: u32) -> impl Strategy<Value = RawEntry> {
-    prop_oneof![
-        (
-            word(n_base, n_keys),
-            0u8..9,
-            any::<u32>(),
-            prop::collection::vec(word(n_base, n_keys), 0..4),
-            prop::collection::vec(any::<u8>(), 0..9),
-        )
-            .prop_map(|(class, format, hash, slots, bytes)| RawEntry::Object {
+fn entry(live: Vec<(u32, u32)>) -> BoxedStrategy<RawEntry> {
+    let object = (
+        prop_oneof![15 => 0u8..8, 1 => 8u8..=255],
+        word(live.clone()),
+        any::<u32>(),
+        prop::collection::vec(word(live.clone()), 0..4),
+        prop::collection::vec(any::<u8>(), 0..17),
+        prop::bool::weighted(0.05),
+    )
+        .prop_map(|(format, class, hash, mut slots, mut bytes, misfit)| {
+            if !misfit {
+                if let Some(f) = Format::from_code(format) {
+                    if !f.has_slots() {
+                        slots.clear();
+                    }
+                    if f.has_bytes() {
+                        bytes.truncate(bytes.len() / f.unit() * f.unit());
+                    } else {
+                        bytes.clear();
+                    }
+                }
+            }
+            RawEntry::Object {
                 class,
                 format,
                 hash,
                 slots,
                 bytes,
-            }),
-        word(n_base, n_keys).prop_map(RawEntry::Forwarded),
+            }
+        });
+    prop_oneof![
+        3 => object,
+        2 => word(live).prop_map(RawEntry::Forwarded),
     ]
+    .boxed()
 }
 
 fn raw_snapshot() -> impl Strategy<Value = Raw> {
-    let n_base = 200u32;
-    (1u32..8).prop_flat_map(move |n_keys| {
-        (
-            0u32..3,
-            prop_oneof![Just(u64::MAX), any::<u64>(), 0u64..10_000],
-            prop::array::uniform7(prop_oneof![any::<u64>(), Just(u64::MAX), 0u64..4]),
-            prop::collection::vec(0u32..3, n_keys as usize..=n_keys as usize),
-            prop::collection::btree_map(0..n_keys, entry(n_base, n_keys), 0..=n_keys as usize),
-            prop::collection::vec((0..n_base + 2, 0..n_keys + 1), 0..4),
-            prop::collection::vec(("[a-c]{1,2}", word(n_base, n_keys)), 0..3),
-        )
-            .prop_map(
-                |(flags, quota, counters, gens, entries, table, roots)| Raw {
-                    flags,
-                    quota,
-                    counters,
-                    gens,
-                    entries: entries.into_iter().collect(),
-                    table,
-                    roots,
-                },
+    (
+        prop::collection::vec(0u32..3, 1..8),
+        prop::collection::vec(any::<bool>(), 8),
+    )
+        .prop_flat_map(|(gens, alive)| {
+            let live: Vec<(u32, u32)> = (0u32..)
+                .zip(&gens)
+                .filter(|(k, _)| alive[*k as usize])
+                .map(|(k, &g)| (k, g))
+                .collect();
+            let keys: Vec<u32> = live.iter().map(|&(k, _)| k).collect();
+            let entries = live
+                .iter()
+                .map(|&(k, _)| entry(live.clone()).prop_map(move |e| (k, e)))
+                .collect::<Vec<_>>();
+            let table_key = if keys.is_empty() {
+                (0u32..4).boxed()
+            } else {
+                prop_oneof![9 => prop::sample::select(keys), 1 => 0u32..10].boxed()
+            };
+            (
+                prop_oneof![9 => 0u32..2, 1 => any::<u32>()],
+                prop_oneof![Just(u64::MAX), any::<u64>(), 0u64..10_000],
+                prop::array::uniform7(prop_oneof![any::<u64>(), Just(u64::MAX), 0u64..4]),
+                Just(gens),
+                entries,
+                prop::collection::vec((0..N_BASE + 1, table_key), 0..3),
+                prop::collection::vec(("[a-c]{1,2}", word(live)), 0..3),
             )
-    })
+        })
+        .prop_map(
+            |(flags, quota, counters, gens, entries, table, roots)| Raw {
+                flags,
+                quota,
+                counters,
+                gens,
+                entries,
+                table,
+                roots,
+            },
+        )
 }
 
 /// Every operation a tenant offers, on everything it can reach: none may panic.
