@@ -80,11 +80,18 @@ pub struct DivertMarks {
 
 impl DivertMarks {
     /// The diverted bit of a word; the other bits are the header offset.
+    ///
+    /// Hidden from the docs: a raw layer, public only because the tenants crate's inlined
+    /// read path decodes [`DivertMarks::entry`] words itself. Use [`DivertMarks::is_marked`].
+    #[doc(hidden)]
     pub const DIVERTED: u64 = 1 << 63;
 
     /// A table for objects whose headers are at `offsets` (word offsets), none diverted.
     /// Time and space: O(objects).
-    pub fn new(offsets: impl Iterator<Item = u64>) -> DivertMarks {
+    ///
+    /// Crate-private: [`crate::Base::new`] makes the marks of a base from its heap; a table
+    /// made apart from its heap's offsets would send reads to the wrong objects.
+    pub(crate) fn new(offsets: impl Iterator<Item = u64>) -> DivertMarks {
         DivertMarks {
             words: offsets
                 .map(|o| AtomicU64::new(o & !Self::DIVERTED))
@@ -94,6 +101,11 @@ impl DivertMarks {
 
     /// Object `index`'s word (offset | diverted bit), or `None` out of range. Time: O(1), one
     /// load.
+    ///
+    /// Hidden from the docs: a raw layer, public only because the tenants crate's read path
+    /// is inlined into its callers and reads the offset from this word. Use
+    /// [`DivertMarks::is_marked`].
+    #[doc(hidden)]
     #[inline(always)]
     pub fn entry(&self, index: u32) -> Option<u64> {
         // Relaxed: see the module doc; the offset was published with the table, the bit
