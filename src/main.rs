@@ -8,13 +8,11 @@
 
 use anyhow::{Context, Result, ensure};
 use clap::{Args, Parser, Subcommand};
-use cowheap::{Base, Format, ObjectSize, Registry, Value, synth};
 use cowheap_bench::alloc::CountingAlloc;
 use cowheap_bench::{self as bench, ApproachKind, BaseSource, SizeMix, Skew, WorkloadConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Instant;
 
 mod demo;
 mod image_cmd;

@@ -127,3 +127,23 @@ fn bad_input_is_a_clear_error() {
         );
     }
 }
+
+#[test]
+fn the_demo_runs_on_an_image_that_names_no_globals_and_says_what_it_skipped() {
+    // bootstrapped.image's Smalltalk slot is nil: the demo writes objects found by a scan.
+    let img = image("bootstrapped.image");
+    let out = ok(&[
+        "demo",
+        "--image",
+        img.to_str().unwrap(),
+        "--tenants",
+        "20",
+        "--allocs",
+        "5",
+    ]);
+    assert!(out.contains("note: the base names no globals"), "{out}");
+    assert!(
+        out.contains("each tenant sees only its own writes"),
+        "{out}"
+    );
+}

@@ -7,15 +7,21 @@
 //! ```
 //! use cowheap_bench::alloc::{CountingAlloc, Meter};
 //!
-//! // In a binary or test crate: #[global_allocator] static ALLOC: CountingAlloc = CountingAlloc;
-//! let meter = Meter::start();
-//! let v = vec![0u8; 4096];
-//! // Without the allocator installed nothing is counted, and `counting()` says so.
-//! if CountingAlloc::counting() {
+//! #[global_allocator]
+//! static ALLOC: CountingAlloc = CountingAlloc;
+//!
+//! fn main() {
+//!     let meter = Meter::start();
+//!     let v = vec![0u8; 4096];
+//!     assert!(CountingAlloc::counting());
 //!     assert_eq!(meter.bytes(), 4096);
+//!     drop(v);
+//!     assert_eq!(meter.bytes(), 0);
 //! }
-//! drop(v);
 //! ```
+//!
+//! Without the allocator installed nothing is counted, and [`CountingAlloc::counting`] says
+//! so, so a report can say its memory figures are missing rather than zero.
 //!
 //! The per-thread count is what the bench uses: a tenant is worked by one thread at a time,
 //! so the growth of that thread's count while it works the tenant is what the tenant
@@ -144,11 +150,18 @@ impl CountingAlloc {
 /// The growth of the calling thread's live bytes since [`Meter::start`].
 ///
 /// ```
-/// use cowheap_bench::alloc::Meter;
-/// let m = Meter::start();
-/// let b = Box::new([0u64; 16]);
-/// assert!(m.bytes() == 128 || !cowheap_bench::alloc::CountingAlloc::counting());
-/// drop(b);
+/// use cowheap_bench::alloc::{CountingAlloc, Meter};
+///
+/// #[global_allocator]
+/// static ALLOC: CountingAlloc = CountingAlloc;
+///
+/// fn main() {
+///     let m = Meter::start();
+///     let b = Box::new([0u64; 16]);
+///     assert_eq!(m.bytes(), 128);
+///     drop(b);
+///     assert_eq!(m.bytes(), 0);
+/// }
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Meter {
