@@ -345,9 +345,7 @@ impl<'a> Parts<'a> {
     }
 
     fn generation(&self, key: u32) -> Option<u32> {
-        let at = usize::try_from(key).ok()?.checked_mul(4)?;
-        let b = self.gens.get(at..at.checked_add(4)?)?;
-        Some(u32::from_le_bytes(b.try_into().ok()?))
+        generation_at(self.gens, key)
     }
 
     /// Position of entry `key` in `entries`, if it was saved.
@@ -488,11 +486,7 @@ impl<'a> Parts<'a> {
         let objects = u64::try_from(self.entries.len()).unwrap_or(u64::MAX);
         let mut t = Tenant::fork_with(base, *config);
         let gens = self.gens;
-        let generation = |i: u32| {
-            let at = i as usize * 4;
-            gens.get(at..at + 4)
-                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        };
+        let generation = |i: u32| generation_at(gens, i).unwrap_or(0);
         let bound = gens.len() / 4;
         t.space = Space::from_parts(self.entries, bound, generation)
             .map_err(|_| FileError::corrupt("entries", "keys pass the key space"))?;
@@ -534,6 +528,13 @@ impl<'a> Parts<'a> {
         };
         Ok(t)
     }
+}
+
+/// The generation of `key` in a generation list of 4 little-endian bytes per key.
+fn generation_at(gens: &[u8], key: u32) -> Option<u32> {
+    let at = usize::try_from(key).ok()?.checked_mul(4)?;
+    let b = gens.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes(b.try_into().ok()?))
 }
 
 /// The generation list: a count, then a u32 per key, each within a reference's width.
