@@ -253,8 +253,22 @@ impl Report {
     /// The tables a person reads: cost per tenant, throughput, the memory sweep, and notes.
     pub fn table(&self) -> String {
         let mut s = String::new();
+        self.write_heading(&mut s);
+        for section in [
+            Report::write_costs,
+            Report::write_throughput,
+            Report::write_sweep,
+            Report::write_notes,
+        ] {
+            let _ = writeln!(s);
+            section(self, &mut s);
+        }
+        s
+    }
+
+    /// The base and the workload.
+    fn write_heading(&self, s: &mut String) {
         let w = &self.config.workload;
-        let cow = self.get(ApproachKind::Cowheap);
         let _ = writeln!(
             s,
             "base: {} objects, {} ({}), built in {:.0} ms",
@@ -277,7 +291,11 @@ impl Report {
             w.size_mix,
             w.seed
         );
-        let _ = writeln!(s);
+    }
+
+    /// The cost per tenant: creation, idle and private bytes.
+    fn write_costs(&self, s: &mut String) {
+        let cow = self.get(ApproachKind::Cowheap);
         let _ = writeln!(s, "cost per tenant");
         let _ = writeln!(
             s,
@@ -322,7 +340,11 @@ impl Report {
                     a.writes as f64 / a.worked.max(1) as f64
                 ))
         );
-        let _ = writeln!(s);
+    }
+
+    /// Reads, writes and reads after writes, per thread.
+    fn write_throughput(&self, s: &mut String) {
+        let cow = self.get(ApproachKind::Cowheap);
         let _ = writeln!(s, "throughput, million operations per second per thread");
         let _ = writeln!(
             s,
@@ -348,7 +370,10 @@ impl Report {
             "read: objects no tenant has written; write: each tenant's writes (a first write \
              copies); read after: the same reads once every working tenant has written"
         );
-        let _ = writeln!(s);
+    }
+
+    /// Private bytes per tenant against writes per tenant.
+    fn write_sweep(&self, s: &mut String) {
         let _ = writeln!(s, "private bytes per tenant, by writes per tenant");
         let _ = write!(s, "{:<11}", "writes");
         for &c in &self.write_counts {
@@ -362,7 +387,11 @@ impl Report {
             }
             let _ = writeln!(s);
         }
-        let _ = writeln!(s);
+    }
+
+    /// What was sampled or skipped, what the tenants held, fidelity.
+    fn write_notes(&self, s: &mut String) {
+        let cow = self.get(ApproachKind::Cowheap);
         let _ = writeln!(s, "notes");
         for a in &self.approaches {
             if let Some(why) = &a.skipped {
@@ -411,7 +440,6 @@ impl Report {
             );
         }
         let _ = writeln!(s, "- whole run: {:.1} s", self.elapsed_s);
-        s
     }
 
     /// The report as pretty-printed JSON.
