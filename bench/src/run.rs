@@ -12,7 +12,9 @@ use super::report::{ApproachReport, BaseInfo, Fidelity, Report, count};
 use super::rpds::Rpds;
 use super::workload::Workload;
 use super::{ApproachKind, Config, Result};
+use cowheap::BaseHeap;
 use cowheap::forwarders::Base;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How many tenants' read checksums each comparator keeps for the fidelity check.
@@ -52,74 +54,10 @@ pub fn run(config: &Config, progress: &dyn Progress) -> Result<Report> {
     let mut approaches = Vec::new();
     for &kind in &config.approaches {
         let report = match kind {
-            ApproachKind::Cowheap => {
-                let cowheap = Cowheap::new(base.clone());
-                let plan = Plan::all(config, base.memory_bytes() as u64);
-                let mut report = ctx.in_process(kind, &cowheap, plan)?;
-                let mut none = vec![(); report.worked];
-                let repeats = config.read_repeats.max(1);
-                progress.stage(
-                    "base heap: reads, no tenant",
-                    (report.worked * repeats) as u64,
-                );
-                let mut best = None;
-                for _ in 0..repeats {
-                    ctx.evict.run();
-                    let reads = run_pass(
-                        &BaseReads(base.heap()),
-                        &mut none,
-                        &workload,
-                        Pass::Reads,
-                        config.workload.threads,
-                        progress,
-                    )?;
-                    best = best.max(mops(&reads).map(|m| (m * 1e6) as u64));
-                }
-                report.base_read_mops = best.map(|m| m as f64 / 1e6);
-                report
-            }
-            ApproachKind::Plain => {
-                let t0 = Instant::now();
-                let plain = PlainHeap::of(base.heap())?;
-                // A "tenant" of the plain heap is nothing: `create: 0` reports none held.
-                let plan = Plan {
-                    create: 0,
-                    setup: t0.elapsed(),
-                    shared_bytes: plain.memory_bytes() as u64,
-                    note: Some("one heap that every tenant writes: no isolation".to_owned()),
-                    ..Plan::all(config, 0)
-                };
-                ctx.in_process(kind, &plain, plan)?
-            }
-            ApproachKind::DeepCopy => {
-                let t0 = Instant::now();
-                let copies = DeepCopy::of(base.heap())?;
-                let n = config.deep_copy_sample.min(config.active_tenants());
-                let plan = Plan {
-                    create: n,
-                    work: n,
-                    setup: t0.elapsed(),
-                    shared_bytes: copies.copy_bytes() as u64,
-                    note: (n < config.workload.tenants).then(|| {
-                        format!(
-                            "{n} of {} tenants: each is a full copy of the base",
-                            count(config.workload.tenants as u64)
-                        )
-                    }),
-                };
-                ctx.in_process(kind, &copies, plan)?
-            }
-            ApproachKind::Rpds => {
-                progress.stage("rpds: building the persistent vector", 1);
-                let t0 = Instant::now();
-                let rpds = Rpds::of(base.heap())?;
-                progress.advance(1);
-                let plan = Plan {
-                    setup: t0.elapsed(),
-                    ..Plan::all(config, 0)
-                };
-                ctx.in_process(kind, &rpds, plan)?
-            }
+            ApproachKind::Cowheap => ctx.cowheap(&base)?,
+            ApproachKind::Plain => ctx.plain(base.heap())?,
+            ApproachKind::DeepCopy => ctx.deep_copy(base.heap())?,
+            ApproachKind::Rpds => ctx.rpds(base.heap())?,
             ApproachKind::Fork => ctx.fork(),
         };
         approaches.push(report);
@@ -199,6 +137,86 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// cowheap's tenants, and the same reads straight from the base heap as a yardstick.
+    fn cowheap(&self, base: &Arc<Base>) -> Result<ApproachReport> {
+        let cowheap = Cowheap::new(base.clone());
+        let plan = Plan::all(self.config, base.memory_bytes() as u64);
+        let mut report = self.in_process(ApproachKind::Cowheap, &cowheap, plan)?;
+        let mut none = vec![(); report.worked];
+        let repeats = self.config.read_repeats.max(1);
+        self.progress.stage(
+            "base heap: reads, no tenant",
+            (report.worked * repeats) as u64,
+        );
+        let mut best = None;
+        for _ in 0..repeats {
+            self.evict.run();
+            let reads = run_pass(
+                &BaseReads(base.heap()),
+                &mut none,
+                self.workload,
+                Pass::Reads,
+                self.config.workload.threads,
+                self.progress,
+            )?;
+            best = best.max(mops(&reads).map(|m| (m * 1e6) as u64));
+        }
+        report.base_read_mops = best.map(|m| m as f64 / 1e6);
+        Ok(report)
+    }
+
+    /// One plain heap that every tenant writes: the floor, with no isolation.
+    fn plain(&self, heap: &BaseHeap) -> Result<ApproachReport> {
+        let t0 = Instant::now();
+        let plain = PlainHeap::of(heap)?;
+        // A "tenant" of the plain heap is nothing: `create: 0` reports none held.
+        let plan = Plan {
+            create: 0,
+            setup: t0.elapsed(),
+            shared_bytes: plain.memory_bytes() as u64,
+            note: Some("one heap that every tenant writes: no isolation".to_owned()),
+            ..Plan::all(self.config, 0)
+        };
+        self.in_process(ApproachKind::Plain, &plain, plan)
+    }
+
+    /// A sample of full deep copies.
+    fn deep_copy(&self, heap: &BaseHeap) -> Result<ApproachReport> {
+        let t0 = Instant::now();
+        let copies = DeepCopy::of(heap)?;
+        let n = self
+            .config
+            .deep_copy_sample
+            .min(self.config.active_tenants());
+        let plan = Plan {
+            create: n,
+            work: n,
+            setup: t0.elapsed(),
+            shared_bytes: copies.copy_bytes() as u64,
+            note: (n < self.config.workload.tenants).then(|| {
+                format!(
+                    "{n} of {} tenants: each is a full copy of the base",
+                    count(self.config.workload.tenants as u64)
+                )
+            }),
+        };
+        self.in_process(ApproachKind::DeepCopy, &copies, plan)
+    }
+
+    /// A persistent vector cloned per tenant.
+    fn rpds(&self, heap: &BaseHeap) -> Result<ApproachReport> {
+        self.progress
+            .stage("rpds: building the persistent vector", 1);
+        let t0 = Instant::now();
+        let rpds = Rpds::of(heap)?;
+        self.progress.advance(1);
+        let plan = Plan {
+            setup: t0.elapsed(),
+            ..Plan::all(self.config, 0)
+        };
+        self.in_process(ApproachKind::Rpds, &rpds, plan)
+    }
+
     /// Forks, three passes, the sweep.
     fn in_process<A: Approach>(
         &self,
