@@ -1,6 +1,6 @@
 //! Reading and writing words in an image's byte order, with every read bounds-checked.
 
-use crate::ImportError;
+use crate::{ExportError, ImportError};
 
 /// The byte order of an image file.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -115,12 +115,19 @@ impl Out {
         }
     }
 
-    pub(crate) fn word(&mut self, v: u64, ws: usize) {
+    /// A word of `ws` bytes (4 or 8).
+    ///
+    /// # Errors
+    /// [`ExportError::TooLarge`] for a value wider than a 4-byte word: callers check their
+    /// values first, so this only stops a value that escaped them from being cut short.
+    pub(crate) fn word(&mut self, v: u64, ws: usize) -> Result<(), ExportError> {
         if ws == 8 {
-            self.u64(v)
+            self.u64(v);
         } else {
-            self.u32(v as u32)
+            let v = u32::try_from(v).map_err(|_| ExportError::TooLarge("32-bit"))?;
+            self.u32(v);
         }
+        Ok(())
     }
 
     pub(crate) fn zeros(&mut self, n: usize) {

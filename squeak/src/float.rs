@@ -151,9 +151,10 @@ mod tests {
             }
         }
         let le = ImageFormat::new(6505, ByteOrder::Little).unwrap();
-        assert_eq!(to_file_words(bits, le), [bits as u32, (bits >> 32) as u32]);
+        let (hi, lo) = split(bits);
+        assert_eq!(to_file_words(bits, le), [lo, hi]);
         let old = ImageFormat::new(6502, ByteOrder::Little).unwrap();
-        assert_eq!(to_file_words(bits, old), [(bits >> 32) as u32, bits as u32]);
+        assert_eq!(to_file_words(bits, old), [hi, lo]);
         assert_eq!(header_flags(16, le), 18);
         for v in [1.5, -2.0, 0.0, -0.0, 1e38, -1e-37, std::f64::consts::PI] {
             let p = small_float_payload(v.to_bits()).unwrap();

@@ -403,35 +403,45 @@ impl ImageHeader {
     }
 }
 
+/// The prefix length `detect` found (0 or 512) as the header field keeps it.
+pub(crate) fn prefix_field(prefix: usize) -> ImportResult<u32> {
+    u32::try_from(prefix).map_err(|_| ImportError::BadImageHeader("a prefix wider than 32 bits"))
+}
+
 /// Writes an image header of `size` bytes: the fixed fields, then `fields` as
 /// [`ImageHeader::read_fields`] reads them, `first_segment` (Spur) and zero padding.
+///
+/// # Errors
+/// [`ExportError::TooLarge`] for a size or a field wider than the format's words (callers
+/// check them with [`ImageHeader::check_for`] first).
 pub(crate) fn write_header(
     out: &mut crate::bytes::Out,
     f: ImageFormat,
     h: &ImageHeader,
-    size: usize,
+    size: u32,
     data_bytes: u64,
     special: u64,
     first_segment: Option<u64>,
-) {
+) -> ExportResult<()> {
     let start = out.buf.len();
     let ws = f.word_bytes();
     out.u32(f.version());
-    out.u32(size as u32);
-    out.word(data_bytes, ws);
-    out.word(h.old_base, ws);
-    out.word(special, ws);
-    out.word(h.last_hash, ws);
-    out.word(h.window_size, ws);
-    out.word(crate::float::header_flags(h.flags, f), ws);
+    out.u32(size);
+    out.word(data_bytes, ws)?;
+    out.word(h.old_base, ws)?;
+    out.word(special, ws)?;
+    out.word(h.last_hash, ws)?;
+    out.word(h.window_size, ws)?;
+    out.word(crate::float::header_flags(h.flags, f), ws)?;
     out.u32(h.extra_vm_memory);
     out.u32(h.stack_pages);
     out.u32(h.eden_bytes);
     out.u32(h.max_ext_sem_tab);
     if let Some(seg) = first_segment {
-        out.word(seg, ws);
-        out.word(h.free_old_space, ws);
+        out.word(seg, ws)?;
+        out.word(h.free_old_space, ws)?;
     }
     let written = out.buf.len() - start;
-    out.zeros(size.saturating_sub(written));
+    out.zeros((size as usize).saturating_sub(written));
+    Ok(())
 }

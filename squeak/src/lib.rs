@@ -21,6 +21,7 @@
 //!
 //! The file formats and how each field maps into cowheap are described in `docs/FORMATS.md`.
 #![forbid(unsafe_code)]
+#![warn(clippy::cast_possible_truncation)]
 
 pub mod aux;
 mod bytes;

@@ -5,7 +5,7 @@
 use crate::aux::{Aux, SpurAux, spur_flag_bits, spur_flags};
 use crate::bytes::{Mem, Out, units_from_le, units_to_le};
 use crate::float;
-use crate::format::{ImageFormat, ImageHeader, write_header};
+use crate::format::{ImageFormat, ImageHeader, prefix_field, write_header};
 use crate::graph::{Immediates, Obj, Read, finish};
 use crate::{
     ExportError, ExportOptions, ExportResult, ImportError, ImportResult, ImportStats, Imported,
@@ -24,7 +24,7 @@ const WEAK_ARRAY_PUN: u32 = 17;
 /// Slots in a class-table page.
 const PAGE_SLOTS: u32 = 1024;
 /// Position of the hidden-roots object (after nil, false, true and the free lists).
-const HIDDEN_ROOTS: usize = 4;
+const HIDDEN_ROOTS: u32 = 4;
 /// The header of the bridge that ends the last segment: class index 3, format 10, pinned,
 /// marked, no slots.
 const LAST_BRIDGE: u64 = 3 | (10 << 24) | (1 << 30) | (1 << 55);
@@ -57,7 +57,8 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     let (order, ws) = (f.order(), f.word_bytes());
     let m = Mem::new(file.get(prefix..).unwrap_or(&[]), order);
     const H: &str = "the image header";
-    let header_size = m.u32(4, H)? as usize;
+    let header_size_field = m.u32(4, H)?;
+    let header_size = header_size_field as usize;
     let min = if ws == 8 { 88 } else { 56 };
     if header_size < min
         || header_size % 8 != 0
@@ -75,8 +76,8 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     let first_segment = m.word(if ws == 8 { 72 } else { 48 }, ws, H)?;
     let mut header = ImageHeader {
         version: f.version(),
-        prefix: prefix as u32,
-        header_size: header_size as u32,
+        prefix: prefix_field(prefix)?,
+        header_size: header_size_field,
         old_base,
         ..ImageHeader::default()
     };
@@ -174,7 +175,7 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     let resolve = |oop: u64| -> Option<u32> {
         recs.binary_search_by_key(&oop, |r| r.addr)
             .ok()
-            .map(|i| i as u32)
+            .and_then(|i| u32::try_from(i).ok())
     };
     let raw_slot = |i: u32, k: usize| -> Option<u64> {
         let r = recs.get(i as usize)?;
@@ -189,7 +190,7 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
         .ok_or(ImportError::Missing("nil"))?;
     let nil_oop = recs[nil as usize].addr;
     let hidden_roots = recs
-        .get(HIDDEN_ROOTS)
+        .get(HIDDEN_ROOTS as usize)
         .filter(|r| r.header & 0x3F_FFFF == u64::from(ARRAY_PUN) && r.slots >= 4096)
         .ok_or(ImportError::Missing(
             "the hidden roots (the fifth object, with the class table)",
@@ -202,7 +203,7 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
             if page >= page_count {
                 return None;
             }
-            let p = raw_slot(HIDDEN_ROOTS as u32, page)
+            let p = raw_slot(HIDDEN_ROOTS, page)
                 .filter(|&o| o != nil_oop)
                 .and_then(resolve)?;
             raw_slot(p, (ci % PAGE_SLOTS) as usize)
@@ -310,7 +311,7 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
         let aux = Aux::Spur(SpurAux {
             format: fmt,
             flags: spur_flags(h),
-            pun: hidden.then_some(ci as u8),
+            pun: if hidden { u8::try_from(ci).ok() } else { None },
             index_in_root: index_roots
                 .last()
                 .is_some_and(|r| r.0 == format!("{CLASS_INDEX_ROOT}{}", objs.len())),
@@ -350,8 +351,11 @@ fn decode_oop(w: u64, ws: usize, resolve: &impl Fn(u64) -> Option<u32>) -> Optio
     if ws == 4 {
         match w & 3 {
             0 => resolve(w).map(|i| Word::base(ObjectIndex::from_u32(i))),
-            2 => Some(Word::char_code((w >> 2) as u32)),
-            _ => Word::int(i64::from((w as u32 as i32) >> 1)),
+            2 => u32::try_from(w >> 2).ok().map(Word::char_code),
+            // The low 32 bits reinterpreted as i32 keep every bit of a 32-bit oop.
+            _ => u32::try_from(w)
+                .ok()
+                .and_then(|v| Word::int(i64::from((v as i32) >> 1))),
         }
     } else {
         match w & 7 {
@@ -395,7 +399,7 @@ impl ClassTableEntry4 {
             heap.object(x)
                 .is_ok_and(|o| Aux::decode(o.aux).is_hidden() && !o.slots.is_empty())
         };
-        let page = ObjectIndex::new(HIDDEN_ROOTS)
+        let page = Some(ObjectIndex::from_u32(HIDDEN_ROOTS))
             .filter(|&r| hidden(r))
             .and_then(|r| heap.get_slot(r, 0))
             .and_then(Word::as_base)
@@ -419,7 +423,23 @@ impl ClassTableEntry4 {
 /// How one object is written.
 struct Plan {
     header: u64,
+    /// Slots of the image's word size, whether pointers or raw units.
     slots: usize,
+}
+
+/// Where every object goes: its plan and address, and the memory segments.
+struct Layout {
+    plans: Vec<Plan>,
+    /// Each object's oop.
+    addr: Vec<u64>,
+    /// The first object of every segment after the first.
+    starts: Vec<usize>,
+    /// Every segment's size, its bridge included.
+    sizes: Vec<u64>,
+    /// Bytes of address space from the old base to the end of the last segment.
+    end: u64,
+    /// The slots of address space each bridge spans (the gap in words).
+    gap_words: u64,
 }
 
 pub(crate) fn export(
@@ -428,20 +448,69 @@ pub(crate) fn export(
     h: &ImageHeader,
     options: &ExportOptions,
 ) -> ExportResult<Vec<u8>> {
-    let (ws, target) = (f.word_bytes(), f.name());
+    let ws = f.word_bytes();
     let gap = options.segment_gap;
     let most_span = if ws == 4 {
         u64::from(u32::MAX)
     } else {
         (1 << 56) - 1
     };
-    if gap % 8 != 0 || gap / ws as u64 > most_span {
+    if gap % 8 != 0 || gap / 8 > most_span {
         return Err(ExportError::Unsupported(
             "a segment gap that is not a multiple of 8 bytes or too large",
         ));
     }
     let special = crate::special_objects(heap)?;
-    let boxed_float = float::float_class(heap, special);
+    let class_table = ClassTableEntry4::plan(heap, ws, options)?;
+    let layout = lay_out(heap, f, h.old_base, options)?;
+    let mut out = Out {
+        buf: Vec::with_capacity(
+            usize::try_from(layout.end)
+                .ok()
+                .and_then(|n| n.checked_add(256))
+                .ok_or(ExportError::TooLarge(f.name()))?,
+        ),
+        order: f.order(),
+    };
+    out.zeros(usize::try_from(h.prefix).map_err(|_| ExportError::TooLarge(f.name()))?);
+    let same_size = ImageFormat::new(h.version, f.order()).is_ok_and(|s| s.word_bytes() == ws);
+    let min = if ws == 8 { 88 } else { 56 };
+    let header_size = match h.header_size {
+        0 => None,
+        n if same_size && n >= min && n % 8 == 0 => Some(n),
+        n if same_size => {
+            return Err(ExportError::BadHeaderRoot {
+                root: ImageHeader::ROOTS[2],
+                value: Some(i64::from(n)),
+                target: f.name(),
+            });
+        }
+        _ => None,
+    };
+    let header_size = header_size.unwrap_or(if ws == 8 { 128 } else { 64 });
+    write_header(
+        &mut out,
+        f,
+        h,
+        header_size,
+        layout.sizes.iter().sum(),
+        layout.addr[special as usize],
+        Some(layout.sizes[0]),
+    )?;
+    write_objects(heap, f, &layout, &class_table, &mut out)?;
+    Ok(out.buf)
+}
+
+/// Plans every object and assigns its address from `old_base`, closing a segment (with a
+/// bridge over `options.segment_gap`) whenever the next object would make it larger than
+/// `options.segment_bytes`.
+fn lay_out(
+    heap: &BaseHeap,
+    f: ImageFormat,
+    old_base: u64,
+    options: &ExportOptions,
+) -> ExportResult<Layout> {
+    let ws = f.word_bytes();
     let index_roots: HashMap<u32, u32> = heap
         .roots()
         .iter()
@@ -450,75 +519,23 @@ pub(crate) fn export(
             Some((x, u32::try_from(r.value.as_int()?).ok()?))
         })
         .collect();
-    let class_table = ClassTableEntry4::plan(heap, ws, options)?;
     let mut plans = Vec::with_capacity(heap.len());
     let mut addr = Vec::with_capacity(heap.len());
     // `pos` is the next address (from the old base), `in_segment` the bytes of the current
-    // segment so far. `starts` holds the first object of every segment after the first,
-    // `sizes` every segment's size, its bridge included.
+    // segment so far.
     let (mut pos, mut in_segment): (u64, u64) = (0, 0);
     let (mut starts, mut sizes): (Vec<usize>, Vec<u64>) = (Vec::new(), Vec::new());
+    let too_large = || ExportError::TooLarge(f.name());
     for x in heap.indices() {
-        let o = heap.object(x)?;
-        let aux = match Aux::decode(o.aux) {
-            Aux::Spur(a) => Some(a),
-            _ => None,
-        };
-        let units = |bytes: usize| bytes.div_ceil(ws);
-        let (ci, fmt, slots) = if let Some(pun) = aux.and_then(|a| a.pun) {
-            (
-                u32::from(pun),
-                aux.map_or(0, |a| a.format),
-                o.slots.len() + units(o.bytes.len()),
-            )
-        } else {
-            let class = o
-                .class
-                .as_base()
-                .ok_or(ExportError::Unsupported("a class that is not an object"))?;
-            let ci = match index_roots.get(&x.as_u32()) {
-                Some(&ci) if aux.is_some_and(|a| a.index_in_root) => ci,
-                _ => heap.hash(class)?,
-            };
-            if !(FIRST_CLASS_INDEX..1 << 22).contains(&ci) {
-                return Err(ExportError::Unsupported(
-                    "a class whose identity hash is no Spur class index",
-                ));
-            }
-            let b = o.bytes.len();
-            let n = units(b);
-            let unused = n * ws - b;
-            let (fmt, slots) = match o.format {
-                Format::Pointers => {
-                    let fmt = match aux {
-                        Some(a) if a.format <= 3 => usize::from(a.format),
-                        _ if o.slots.is_empty() => 0,
-                        _ => 2,
-                    };
-                    (fmt, o.slots.len())
-                }
-                Format::Weak => (4, o.slots.len()),
-                Format::Ephemeron => (5, o.slots.len()),
-                Format::DoubleWords => (9, n),
-                Format::Words => (10 + unused / 4, n),
-                Format::Shorts => (12 + unused / 2, n),
-                Format::Bytes => (16 + unused, n),
-                Format::CompiledMethod => {
-                    let total = o.slots.len() * ws + b;
-                    let n = total.div_ceil(ws);
-                    (24 + (n * ws - total), n)
-                }
-            };
-            (ci, fmt as u8, slots)
-        };
-        let flags = spur_flag_bits(aux.map_or(0, |a| a.flags));
-        let header = u64::from(ci)
-            | (u64::from(fmt) << 24)
-            | (u64::from(o.hash & 0x3F_FFFF) << 32)
-            | ((slots.min(255) as u64) << 56)
-            | flags;
-        let overflow = if slots >= 255 { 8 } else { 0 };
-        let size = overflow + 8 + ((slots * ws).max(8).next_multiple_of(8)) as u64;
+        let plan = plan_object(heap, x, f, &index_roots)?;
+        let overflow = if plan.slots >= 255 { 8 } else { 0 };
+        let body = plan
+            .slots
+            .checked_mul(ws)
+            .map(|b| b.max(8).next_multiple_of(8))
+            .and_then(|b| u64::try_from(b).ok())
+            .ok_or_else(too_large)?;
+        let size = overflow + 8 + body;
         if let Some(limit) = options.segment_bytes
             && in_segment > 0
             && in_segment + size + 16 > limit
@@ -526,49 +543,160 @@ pub(crate) fn export(
             // Close the segment with a bridge over the gap; the next one starts after it.
             starts.push(x.get());
             sizes.push(in_segment + 16);
-            pos += 16 + gap;
+            pos = pos
+                .checked_add(16 + options.segment_gap)
+                .ok_or_else(too_large)?;
             in_segment = 0;
         }
-        addr.push(h.old_base + pos + overflow);
-        pos += size;
+        addr.push(old_base.checked_add(pos + overflow).ok_or_else(too_large)?);
+        pos = pos.checked_add(size).ok_or_else(too_large)?;
         in_segment += size;
-        plans.push(Plan { header, slots });
+        plans.push(plan);
     }
     sizes.push(in_segment + 16);
-    if ws == 4 && h.old_base + pos + 16 > u64::from(u32::MAX) {
-        return Err(ExportError::TooLarge(target));
-    }
-    let mut out = Out {
-        buf: Vec::with_capacity(pos as usize + 256),
-        order: f.order(),
-    };
-    let put64 = |out: &mut Out, v: u64| {
-        if ws == 8 {
-            out.u64(v);
-        } else {
-            out.u32(v as u32);
-            out.u32((v >> 32) as u32);
-        }
-    };
-    out.zeros(h.prefix as usize);
-    let same_size = ImageFormat::new(h.version, f.order()).is_ok_and(|s| s.word_bytes() == ws);
-    let min = if ws == 8 { 88 } else { 56 };
-    let header_size = if same_size && h.header_size as usize >= min && h.header_size % 8 == 0 {
-        h.header_size as usize
-    } else if ws == 8 {
-        128
+    let end = pos + 16;
+    let most = if ws == 4 {
+        u64::from(u32::MAX)
     } else {
-        64
+        1 << 56
     };
-    write_header(
-        &mut out,
-        f,
-        h,
-        header_size,
-        sizes.iter().sum(),
-        addr[special as usize],
-        Some(sizes[0]),
+    if old_base.checked_add(end).is_none_or(|e| e > most) {
+        return Err(too_large());
+    }
+    Ok(Layout {
+        plans,
+        addr,
+        starts,
+        sizes,
+        end,
+        gap_words: options.segment_gap / ws as u64,
+    })
+}
+
+/// The header and slot count of object `x` in format `f`.
+///
+/// # Errors
+/// [`ExportError::Unrepresentable`] for an identity hash wider than 22 bits, raw bytes in a
+/// pointer object, raw bytes that are not whole units, or more slots than an overflow size
+/// word counts.
+fn plan_object(
+    heap: &BaseHeap,
+    x: ObjectIndex,
+    f: ImageFormat,
+    index_roots: &HashMap<u32, u32>,
+) -> ExportResult<Plan> {
+    let (ws, target) = (f.word_bytes(), f.name());
+    let unrepresentable = |what| ExportError::Unrepresentable {
+        object: x,
+        what,
+        target,
+    };
+    let o = heap.object(x)?;
+    let aux = match Aux::decode(o.aux) {
+        Aux::Spur(a) => Some(a),
+        _ => None,
+    };
+    if o.hash >> 22 != 0 {
+        return Err(unrepresentable("an identity hash wider than 22 bits"));
+    }
+    let units = |bytes: usize| bytes.div_ceil(ws);
+    let b = o.bytes.len();
+    let pointers = matches!(
+        o.format,
+        Format::Pointers | Format::Weak | Format::Ephemeron
     );
+    if (pointers && b != 0) || b % o.format.unit() != 0 {
+        return Err(unrepresentable("raw bytes its format cannot hold"));
+    }
+    let (ci, fmt, slots) = if let Some(pun) = aux.and_then(|a| a.pun) {
+        let fmt = aux.map_or(0, |a| a.format);
+        (u32::from(pun), fmt, o.slots.len() + units(b))
+    } else {
+        let class = o
+            .class
+            .as_base()
+            .ok_or(ExportError::Unsupported("a class that is not an object"))?;
+        let ci = match index_roots.get(&x.as_u32()) {
+            Some(&ci) if aux.is_some_and(|a| a.index_in_root) => ci,
+            _ => heap.hash(class)?,
+        };
+        if !(FIRST_CLASS_INDEX..1 << 22).contains(&ci) {
+            return Err(ExportError::Unsupported(
+                "a class whose identity hash is no Spur class index",
+            ));
+        }
+        let n = units(b);
+        // The unused bytes of the last unit: fewer than a word.
+        let unused = n * ws - b;
+        let (fmt, slots) = match o.format {
+            Format::Pointers => {
+                let fmt = match aux {
+                    Some(a) if a.format <= 3 => usize::from(a.format),
+                    _ if o.slots.is_empty() => 0,
+                    _ => 2,
+                };
+                (fmt, o.slots.len())
+            }
+            Format::Weak => (4, o.slots.len()),
+            Format::Ephemeron => (5, o.slots.len()),
+            Format::DoubleWords => (9, n),
+            Format::Words => (10 + unused / 4, n),
+            Format::Shorts => (12 + unused / 2, n),
+            Format::Bytes => (16 + unused, n),
+            Format::CompiledMethod => {
+                let total = o.slots.len() * ws + b;
+                let n = total.div_ceil(ws);
+                (24 + (n * ws - total), n)
+            }
+        };
+        let fmt = u8::try_from(fmt).map_err(|_| unrepresentable("a format code"))?;
+        (ci, fmt, slots)
+    };
+    // An overflow size word counts 32 bits of slots in 32-bit images, 56 in 64-bit ones.
+    let most_slots: u64 = if ws == 4 {
+        u32::MAX.into()
+    } else {
+        (1 << 56) - 1
+    };
+    let count = u64::try_from(slots)
+        .ok()
+        .filter(|&n| n <= most_slots)
+        .ok_or(unrepresentable(
+            "more slots than an overflow size word counts",
+        ))?;
+    let flags = spur_flag_bits(aux.map_or(0, |a| a.flags));
+    let header = u64::from(ci)
+        | (u64::from(fmt) << 24)
+        | (u64::from(o.hash) << 32)
+        | (count.min(255) << 56)
+        | flags;
+    Ok(Plan { header, slots })
+}
+
+/// A 64-bit header: one word, or two 32-bit words low half first.
+fn put64(out: &mut Out, ws: usize, v: u64) {
+    if ws == 8 {
+        out.u64(v);
+    } else {
+        let [a, b, c, d, e, f, g, h] = v.to_le_bytes();
+        out.u32(u32::from_le_bytes([a, b, c, d]));
+        out.u32(u32::from_le_bytes([e, f, g, h]));
+    }
+}
+
+/// Writes every object as `layout` planned it, with a bridge before each segment after the
+/// first and the last bridge at the end.
+fn write_objects(
+    heap: &BaseHeap,
+    f: ImageFormat,
+    layout: &Layout,
+    class_table: &ClassTableEntry4,
+    out: &mut Out,
+) -> ExportResult<()> {
+    let (ws, target) = (f.word_bytes(), f.name());
+    let special = crate::special_objects(heap)?;
+    let boxed_float = float::float_class(heap, special);
+    let addr = &layout.addr;
     let nil_oop = heap
         .nil()
         .as_base()
@@ -592,25 +720,26 @@ pub(crate) fn export(
         }
         float::small_float_payload(float::bits_of(o.bytes)?)
     };
+    let reference = |x: ObjectIndex, b: ObjectIndex| {
+        addr.get(b.get())
+            .copied()
+            .ok_or(unrepresentable(x, "a reference out of range"))
+    };
     let oop = |x: ObjectIndex, w: Word| -> ExportResult<u64> {
-        let bits = if ws == 4 { 30 } else { 60 };
         match w.decode() {
             Decoded::Base(b) if class_table.float_class.is_some() => match immediate_float(b) {
                 Some(payload) => Ok((payload << 3) | 4),
-                None => addr
-                    .get(b.get())
-                    .copied()
-                    .ok_or(unrepresentable(x, "a reference out of range")),
+                None => reference(x, b),
             },
-            Decoded::Base(b) => addr
-                .get(b.get())
-                .copied()
-                .ok_or(unrepresentable(x, "a reference out of range")),
-            Decoded::Int(i) if (-(1 << bits)..1 << bits).contains(&i) => Ok(if ws == 4 {
-                ((i << 1) | 1) as u32 as u64
-            } else {
-                ((i << 3) | 1) as u64
-            }),
+            Decoded::Base(b) => reference(x, b),
+            // 31 bits, tag 1; the i32 reinterpreted as u32 keeps every bit.
+            Decoded::Int(i) if ws == 4 => i32::try_from(i)
+                .ok()
+                .filter(|&i| (-(1 << 30)..1 << 30).contains(&i))
+                .map(|i| u64::from(((i << 1) | 1) as u32))
+                .ok_or(unrepresentable(x, "a small integer too wide")),
+            // 61 bits, tag 001; the i64 reinterpreted as u64 keeps every bit.
+            Decoded::Int(i) if (-(1 << 60)..1 << 60).contains(&i) => Ok(((i << 3) | 1) as u64),
             Decoded::Int(_) => Err(unrepresentable(x, "a small integer too wide")),
             Decoded::Char(c) if ws == 8 => Ok((u64::from(c) << 3) | 2),
             Decoded::Char(c) if c < 1 << 30 => Ok((u64::from(c) << 2) | 2),
@@ -621,18 +750,19 @@ pub(crate) fn export(
         }
     };
     // Each segment after the first: its first object and its size.
-    let mut next_segment = starts.iter().zip(&sizes[1..]).peekable();
-    for (x, p) in heap.indices().zip(&plans) {
+    let mut next_segment = layout.starts.iter().zip(&layout.sizes[1..]).peekable();
+    for (x, p) in heap.indices().zip(&layout.plans) {
         if let Some((_, &size)) = next_segment.next_if(|&(&start, _)| start == x.get()) {
             // A bridge: an overflow size word spanning the gap, then the next segment's size.
-            put64(&mut out, OVERFLOW | (gap / ws as u64));
-            put64(&mut out, size);
+            put64(out, ws, OVERFLOW | layout.gap_words);
+            put64(out, ws, size);
         }
         let o = heap.object(x)?;
         if p.slots >= 255 {
-            put64(&mut out, OVERFLOW | p.slots as u64);
+            // Checked by plan_object: at most 56 bits.
+            put64(out, ws, OVERFLOW | p.slots as u64);
         }
-        put64(&mut out, p.header);
+        put64(out, ws, p.header);
         let start = out.buf.len();
         for (k, &w) in o.slots.iter().enumerate() {
             let v = match class_table.float_class {
@@ -641,7 +771,7 @@ pub(crate) fn export(
                 }
                 _ => oop(x, w)?,
             };
-            out.word(v, ws);
+            out.word(v, ws)?;
         }
         // A hidden object's raw words are words of whatever size the image has.
         let hidden = Aux::decode(o.aux).is_hidden();
@@ -666,14 +796,17 @@ pub(crate) fn export(
         );
         if ws == 4 && pointers && p.slots % 2 == 1 {
             // The VM fills the word that pads a pointer object to 8 bytes with nil.
-            out.u32(nil_oop as u32);
+            out.word(nil_oop, ws)?;
         }
         let len = out.buf.len() - start;
-        out.zeros(padded - len);
+        let pad = padded
+            .checked_sub(len)
+            .ok_or(unrepresentable(x, "more bytes than its slots hold"))?;
+        out.zeros(pad);
     }
-    put64(&mut out, LAST_BRIDGE);
-    put64(&mut out, 0);
-    Ok(out.buf)
+    put64(out, ws, LAST_BRIDGE);
+    put64(out, ws, 0);
+    Ok(())
 }
 
 #[cfg(test)]

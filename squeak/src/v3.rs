@@ -4,7 +4,7 @@
 use crate::aux::{Aux, V3Aux};
 use crate::bytes::{Mem, Out, units_to_le};
 use crate::float;
-use crate::format::{ImageFormat, ImageHeader, write_header};
+use crate::format::{ImageFormat, ImageHeader, prefix_field, write_header};
 use crate::graph::{Graph, Immediates, Obj, Read, finish, slot_ref};
 use crate::{ExportError, ExportResult, ImportError, ImportResult, ImportStats, Imported};
 use cowheap_heap::{BaseHeap, Decoded, Format, ObjectIndex, Word};
@@ -13,7 +13,7 @@ use std::collections::HashMap;
 /// Special objects array index of the compact classes array.
 pub(crate) const COMPACT_CLASSES: usize = 28;
 /// Header size this importer writes.
-const HEADER_SIZE: usize = 64;
+const HEADER_SIZE: u32 = 64;
 
 /// One object found by the walk over the data.
 struct Rec {
@@ -30,10 +30,11 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     let order = f.order();
     let m = Mem::new(file.get(prefix..).unwrap_or(&[]), order);
     const H: &str = "the image header";
-    let header_size = m.u32(4, H)? as usize;
-    if header_size < HEADER_SIZE
-        || header_size % 4 != 0
-        || header_size > ImageHeader::MAX_HEADER_SIZE as usize
+    let header_size_field = m.u32(4, H)?;
+    let header_size = header_size_field as usize;
+    if header_size_field < HEADER_SIZE
+        || header_size_field % 4 != 0
+        || header_size_field > ImageHeader::MAX_HEADER_SIZE
     {
         return Err(ImportError::BadImageHeader(
             "the header size is not 64 or more, in words",
@@ -49,8 +50,8 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     let special = m.u32(16, H)?;
     let mut header = ImageHeader {
         version: f.version(),
-        prefix: prefix as u32,
-        header_size: header_size as u32,
+        prefix: prefix_field(prefix)?,
+        header_size: header_size_field,
         old_base: old_base.into(),
         ..ImageHeader::default()
     };
@@ -118,8 +119,8 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
 
     // Oops are addresses: map each base header's word offset to its object number.
     let mut index = vec![u32::MAX; data_size / 4];
-    for (i, r) in recs.iter().enumerate() {
-        index[r.hdr / 4] = i as u32;
+    for (i, r) in (0u32..).zip(&recs) {
+        index[r.hdr / 4] = i;
     }
     let resolve = |oop: u32| -> Option<u32> {
         let off = oop.checked_sub(old_base)? as usize;
@@ -272,21 +273,22 @@ struct Plan {
     words: usize,
 }
 
+/// The padding that takes `len` bytes to a whole number of words.
+fn pad(len: usize) -> u8 {
+    [0, 3, 2, 1][len % 4]
+}
+
 pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> ExportResult<Vec<u8>> {
-    let target = "V3";
     let special = crate::special_objects(heap)?;
-    let boxed_float = float::float_class(heap, special);
     let mut compact: HashMap<u32, u8> = HashMap::new();
     if let Some(cc) = slot_ref(heap, special, COMPACT_CLASSES) {
-        for (k, w) in heap.slots_of(cc).iter().enumerate().take(31) {
+        // Compact class indices 1..=31 name slots 0..=30 of the array.
+        for (k, w) in (1..=31u8).zip(heap.slots_of(cc)) {
             if let Some(c) = w.as_base() {
-                compact.entry(c.as_u32()).or_insert(k as u8 + 1);
+                compact.entry(c.as_u32()).or_insert(k);
             }
         }
     }
-    let n = heap.len();
-    let mut plans = Vec::with_capacity(n);
-    let mut addr = Vec::with_capacity(n);
     let old_base = if h.version == 0 {
         0x1000_0000
     } else {
@@ -294,118 +296,177 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
     };
     // The header names the base the addresses are computed from.
     let h = &ImageHeader { old_base, ..*h };
+    let too_large = || ExportError::TooLarge(f.name());
+    let n = heap.len();
+    let mut plans = Vec::with_capacity(n);
+    let mut addr = Vec::with_capacity(n);
     let mut pos: u64 = 0;
     for x in heap.indices() {
-        let o = heap.object(x)?;
-        let aux = match Aux::decode(o.aux) {
-            Aux::V3(a) => Some(a),
-            _ => None,
-        };
-        let unrepresentable = |what| ExportError::Unrepresentable {
-            object: x,
-            what,
-            target,
-        };
-        let pad = |len: usize| ((4 - len % 4) % 4) as u8;
-        let (fmt, body) = match o.format {
-            Format::Pointers => {
-                let fmt = match aux {
-                    Some(a) if a.format <= 3 => a.format,
-                    _ if o.slots.is_empty() => 0,
-                    _ => 2,
-                };
-                (fmt, o.slots.len())
-            }
-            Format::Weak => (4, o.slots.len()),
-            Format::Words => (6, o.bytes.len() / 4),
-            Format::Bytes => (8 + pad(o.bytes.len()), o.bytes.len().div_ceil(4)),
-            Format::CompiledMethod => (
-                12 + pad(o.bytes.len()),
-                o.slots.len() + o.bytes.len().div_ceil(4),
-            ),
-            Format::Ephemeron => return Err(unrepresentable("an ephemeron")),
-            Format::Shorts => return Err(unrepresentable("16-bit units")),
-            Format::DoubleWords => return Err(unrepresentable("64-bit units")),
-        };
-        let words = body + 1;
-        let class = o.class.as_base().map(ObjectIndex::as_u32);
-        let compact_of_class = class.and_then(|c| compact.get(&c).copied());
-        let (mut ht, mut cci) = match aux {
-            Some(a) => (a.header_type, a.compact_class),
-            None => (
-                if compact_of_class.is_some() { 3 } else { 1 },
-                compact_of_class.unwrap_or(0),
-            ),
-        };
-        if ht == 3 && (cci == 0 || compact_of_class != Some(cci)) {
-            (ht, cci) = match compact_of_class {
-                Some(c) => (3, c),
-                None => (1, 0),
-            };
-        }
-        if words > 63 {
-            ht = 0;
-        } else if ht == 2 {
-            ht = 1;
-        }
-        let extra = match ht {
+        let plan = plan_object(heap, x, &compact)?;
+        let extra: u64 = match plan.header_type {
             0 => 2,
             1 => 1,
             _ => 0,
         };
-        addr.push(old_base + pos + extra * 4);
-        pos += (extra + words as u64) * 4;
-        plans.push(Plan {
-            fmt,
-            header_type: ht,
-            cci,
-            size_field: if ht == 0 {
-                aux.map_or(0, |a| a.size_field)
-            } else {
-                words as u8
-            },
-            gc_bits: aux.map_or(0, |a| a.gc_bits),
-            words,
-        });
+        let oop = old_base
+            .checked_add(pos + extra * 4)
+            .and_then(|a| u32::try_from(a).ok())
+            .ok_or_else(too_large)?;
+        addr.push(oop);
+        pos += (extra + plan.words as u64) * 4;
+        plans.push(plan);
     }
-    if old_base + pos > u64::from(u32::MAX) {
-        return Err(ExportError::TooLarge(target));
+    if old_base
+        .checked_add(pos)
+        .is_none_or(|e| e > u64::from(u32::MAX))
+    {
+        return Err(too_large());
     }
+    let header_size = match h.header_size {
+        0 => HEADER_SIZE,
+        s if s >= HEADER_SIZE && s % 4 == 0 => s,
+        s => {
+            return Err(ExportError::BadHeaderRoot {
+                root: ImageHeader::ROOTS[2],
+                value: Some(i64::from(s)),
+                target: f.name(),
+            });
+        }
+    };
+    let capacity = usize::try_from(pos)
+        .ok()
+        .and_then(|p| p.checked_add(header_size as usize + h.prefix as usize))
+        .ok_or_else(too_large)?;
     let mut out = Out {
-        buf: Vec::with_capacity(HEADER_SIZE + pos as usize + h.prefix as usize),
+        buf: Vec::with_capacity(capacity),
         order: f.order(),
     };
     out.zeros(h.prefix as usize);
-    let header_size =
-        if h.header_size as usize >= HEADER_SIZE && h.header_size % 4 == 0 && h.version != 0 {
-            h.header_size as usize
-        } else {
-            HEADER_SIZE
-        };
     write_header(
         &mut out,
         f,
         h,
         header_size,
         pos,
-        addr[special as usize],
+        addr[special as usize].into(),
         None,
-    );
+    )?;
+    write_objects(heap, f, &plans, &addr, &mut out)?;
+    Ok(out.buf)
+}
+
+/// How object `x` is written: its format code and header from its aux bits where it was
+/// imported from V3, else from its cowheap format and whether its class is compact.
+///
+/// # Errors
+/// [`ExportError::Unrepresentable`] for a format V3 lacks (ephemerons, 16- and 64-bit units)
+/// and an identity hash wider than 12 bits.
+fn plan_object(heap: &BaseHeap, x: ObjectIndex, compact: &HashMap<u32, u8>) -> ExportResult<Plan> {
+    let o = heap.object(x)?;
+    let unrepresentable = |what| ExportError::Unrepresentable {
+        object: x,
+        what,
+        target: "V3",
+    };
+    if o.hash >> 12 != 0 {
+        return Err(unrepresentable("an identity hash wider than 12 bits"));
+    }
+    let aux = match Aux::decode(o.aux) {
+        Aux::V3(a) => Some(a),
+        _ => None,
+    };
+    let b = o.bytes.len();
+    let (fmt, body) = match o.format {
+        Format::Pointers => {
+            let fmt = match aux {
+                Some(a) if a.format <= 3 => a.format,
+                _ if o.slots.is_empty() => 0,
+                _ => 2,
+            };
+            (fmt, o.slots.len())
+        }
+        Format::Weak => (4, o.slots.len()),
+        Format::Words => (6, b.div_ceil(4)),
+        Format::Bytes => (8 + pad(b), b.div_ceil(4)),
+        Format::CompiledMethod => (12 + pad(b), o.slots.len() + b.div_ceil(4)),
+        Format::Ephemeron => return Err(unrepresentable("an ephemeron")),
+        Format::Shorts => return Err(unrepresentable("16-bit units")),
+        Format::DoubleWords => return Err(unrepresentable("64-bit units")),
+    };
+    let pointers = matches!(o.format, Format::Pointers | Format::Weak);
+    if (pointers && b != 0) || (o.format == Format::Words && b % 4 != 0) {
+        return Err(unrepresentable("raw bytes its format cannot hold"));
+    }
+    let words = body + 1;
+    let class = o.class.as_base().map(ObjectIndex::as_u32);
+    let compact_of_class = class.and_then(|c| compact.get(&c).copied());
+    let (mut ht, mut cci) = match aux {
+        Some(a) => (a.header_type, a.compact_class),
+        None => (
+            if compact_of_class.is_some() { 3 } else { 1 },
+            compact_of_class.unwrap_or(0),
+        ),
+    };
+    if ht == 3 && (cci == 0 || compact_of_class != Some(cci)) {
+        (ht, cci) = match compact_of_class {
+            Some(c) => (3, c),
+            None => (1, 0),
+        };
+    }
+    // A size that does not fit the base header's 6-bit field takes a three-word header.
+    let short_size = u8::try_from(words).ok().filter(|&w| w <= 63);
+    let size_field = match short_size {
+        None => {
+            ht = 0;
+            aux.map_or(0, |a| a.size_field)
+        }
+        Some(_) if ht == 0 => aux.map_or(0, |a| a.size_field),
+        Some(w) => {
+            if ht == 2 {
+                ht = 1;
+            }
+            w
+        }
+    };
+    Ok(Plan {
+        fmt,
+        header_type: ht,
+        cci,
+        size_field,
+        gc_bits: aux.map_or(0, |a| a.gc_bits),
+        words,
+    })
+}
+
+/// Writes every object as planned, at the addresses `addr` gives.
+fn write_objects(
+    heap: &BaseHeap,
+    f: ImageFormat,
+    plans: &[Plan],
+    addr: &[u32],
+    out: &mut Out,
+) -> ExportResult<()> {
+    let target = "V3";
+    let special = crate::special_objects(heap)?;
+    let boxed_float = float::float_class(heap, special);
     let oop = |x: ObjectIndex, w: Word| -> ExportResult<u32> {
         match w.decode() {
-            Decoded::Int(i) if (-(1 << 30)..1 << 30).contains(&i) => Ok(((i << 1) | 1) as u32),
-            Decoded::Base(b) => addr
-                .get(b.get())
-                .map(|&a| a as u32)
-                .ok_or(ExportError::Heap(cowheap_heap::Error::NoSuchObject {
+            // 31 bits, tag 1; the i32 reinterpreted as u32 keeps every bit.
+            Decoded::Int(i) => i32::try_from(i)
+                .ok()
+                .filter(|&i| (-(1 << 30)..1 << 30).contains(&i))
+                .map(|i| ((i << 1) | 1) as u32)
+                .ok_or(ExportError::Unrepresentable {
+                    object: x,
+                    what: "a small integer wider than 31 bits",
+                    target,
+                }),
+            Decoded::Base(b) => addr.get(b.get()).copied().ok_or(ExportError::Heap(
+                cowheap_heap::Error::NoSuchObject {
                     index: b.get() as u64,
-                    len: n as u64,
-                })),
-            Decoded::Int(_) => Err(ExportError::Unrepresentable {
-                object: x,
-                what: "a small integer wider than 31 bits",
-                target,
-            }),
+                    len: addr.len() as u64,
+                },
+            )),
             Decoded::Char(_) => Err(ExportError::Unrepresentable {
                 object: x,
                 what: "an immediate character",
@@ -418,18 +479,23 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
             }),
         }
     };
-    for (x, p) in heap.indices().zip(&plans) {
+    for (x, p) in heap.indices().zip(plans) {
         let o = heap.object(x)?;
         let class = oop(x, o.class)?;
         let base = u32::from(p.header_type)
             | (u32::from(p.size_field & 63) << 2)
             | (u32::from(p.fmt) << 8)
             | (u32::from(p.cci & 31) << 12)
-            | ((o.hash & 0xFFF) << 17)
+            | (o.hash << 17)
             | (u32::from(p.gc_bits & 7) << 29);
         match p.header_type {
             0 => {
-                out.u32((p.words * 4) as u32);
+                let bytes = p
+                    .words
+                    .checked_mul(4)
+                    .and_then(|b| u32::try_from(b).ok())
+                    .ok_or(ExportError::TooLarge(f.name()))?;
+                out.u32(bytes);
                 out.u32(class);
             }
             1 => out.u32(class | 1),
@@ -455,9 +521,9 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
             }
             _ => {
                 out.buf.extend_from_slice(o.bytes);
-                out.zeros((4 - o.bytes.len() % 4) % 4);
+                out.zeros(usize::from(pad(o.bytes.len())));
             }
         }
     }
-    Ok(out.buf)
+    Ok(())
 }

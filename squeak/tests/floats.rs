@@ -128,6 +128,10 @@ fn handmade(value: f64) -> (BaseHeap, ObjectIndex) {
     specials[28] = compact;
     let special = b.add(nil, Format::Pointers, specials, vec![]).unwrap();
     b.add_root("specialObjects", special).unwrap();
+    // Identity hashes V3's 12 bits hold (the builder's defaults have 22).
+    for (hash, w) in (1..).zip([nil, float_class, float, compact, special]) {
+        b.set_hash(w, hash).unwrap();
+    }
     (b.freeze().unwrap(), float.as_base().unwrap())
 }
 
@@ -273,6 +277,9 @@ fn importers_name_the_class_of_immediate_floats() {
     specials[28] = compact;
     let special = b.add(nil, Format::Pointers, specials, vec![]).unwrap();
     b.add_root("specialObjects", special).unwrap();
+    for (hash, w) in (1..).zip([nil, meta, name, class, compact, special]) {
+        b.set_hash(w, hash).unwrap();
+    }
     let heap = b.freeze().unwrap();
     let back =
         import_bytes(&export_bytes(&heap, ImageFormat::v3(ByteOrder::Big)).unwrap()).unwrap();

@@ -4,7 +4,7 @@
     reason = "each test file uses a different part of this module"
 )]
 
-use cowheap_heap::{BaseHeap, Builder, ObjectIndex, Word};
+use cowheap_heap::{BaseHeap, Builder, Format, ObjectIndex, Word};
 use cowheap_squeak::Imported;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -115,19 +115,46 @@ pub(crate) fn rebuild(
     roots: &[(&str, i64)],
     float_class: Option<Word>,
 ) -> BaseHeap {
+    rebuild_edited(heap, roots, float_class, &|_, _| {})
+}
+
+/// An object as [`rebuild_edited`] adds it.
+#[derive(Debug)]
+pub(crate) struct Proto {
+    pub(crate) class: Word,
+    pub(crate) format: Format,
+    pub(crate) hash: u32,
+    pub(crate) slots: Vec<Word>,
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// [`rebuild`], each object first given to `edit`.
+pub(crate) fn rebuild_edited(
+    heap: &BaseHeap,
+    roots: &[(&str, i64)],
+    float_class: Option<Word>,
+    edit: &dyn Fn(ObjectIndex, &mut Proto),
+) -> BaseHeap {
     let mut b = Builder::new();
     let nil = heap.nil().as_base().unwrap();
     for x in heap.indices() {
         let o = heap.object(x).unwrap();
+        let mut p = Proto {
+            class: o.class,
+            format: o.format,
+            hash: o.hash,
+            slots: o.slots.to_vec(),
+            bytes: o.bytes.to_vec(),
+        };
+        edit(x, &mut p);
         let w = if x == nil {
             let w = b.add_nil();
-            b.set_class(w, o.class).unwrap();
+            b.set_class(w, p.class).unwrap();
             w
         } else {
-            b.add(o.class, o.format, o.slots.to_vec(), o.bytes.to_vec())
-                .unwrap()
+            b.add(p.class, p.format, p.slots, p.bytes).unwrap()
         };
-        b.set_hash(w, o.hash).unwrap();
+        b.set_hash(w, p.hash).unwrap();
         b.set_aux(w, o.aux).unwrap();
     }
     let int = |name: &str| {

@@ -1,0 +1,129 @@
+//! What a target format cannot hold is an `Unrepresentable` error naming the object, never a
+//! quietly changed image: identity hashes wider than the header's field, raw bytes in a
+//! pointer object.
+
+mod common;
+
+use common::*;
+use cowheap_heap::{BaseHeap, Format, ObjectIndex, Verification};
+use cowheap_squeak::{ByteOrder, ExportError, ExportOptions, ImageFormat, export_bytes_with};
+
+/// Object `at` of `heap` edited by `edit`, exported to `format`: refused, naming it.
+fn assert_unrepresentable(
+    heap: &BaseHeap,
+    format: ImageFormat,
+    at: u32,
+    edit: &dyn Fn(&mut Proto),
+    what: &str,
+) {
+    let x = ObjectIndex::from_u32(at);
+    let edited = rebuild_edited(heap, &[], None, &|y, p| {
+        if y == x {
+            edit(p)
+        }
+    });
+    let options = ExportOptions {
+        allow_missing_float_class: true,
+        ..ExportOptions::exactly(format)
+    };
+    let e = export_bytes_with(&edited, &options);
+    assert!(
+        matches!(e, Err(ExportError::Unrepresentable { object, .. }) if object == x),
+        "{what} in {format:?}: {:?}",
+        e.map(|b| b.len())
+    );
+}
+
+/// A pointer object of the image that is neither nil nor a class-table page: the special
+/// objects array.
+fn pointers(heap: &BaseHeap) -> u32 {
+    heap.root("specialObjects")
+        .unwrap()
+        .as_base()
+        .unwrap()
+        .as_u32()
+}
+
+#[test]
+fn identity_hashes_wider_than_the_header_are_refused() {
+    let v3 = scratch();
+    let at = pointers(&v3.heap);
+    for hash in [0xFFFF_FFFF, 0x1000] {
+        assert_unrepresentable(&v3.heap, v3.format, at, &|p| p.hash = hash, "a wide hash");
+    }
+    let spur = headless();
+    let at = pointers(&spur.heap);
+    for format in [
+        ImageFormat::spur32(ByteOrder::Little),
+        ImageFormat::spur64(ByteOrder::Big),
+    ] {
+        assert_unrepresentable(
+            &spur.heap,
+            format,
+            at,
+            &|p| p.hash = 0x40_0000,
+            "a 23-bit hash",
+        );
+    }
+}
+
+/// `heap` saved as a cowheap image file in which the first byte object of `len` bytes is
+/// made a pointer object, opened again without verifying objects: the only way a base gets
+/// such an object, since the builder and a verified open refuse it. Returns the base and
+/// the object.
+fn pointers_with_bytes(heap: &BaseHeap, len: usize) -> (BaseHeap, ObjectIndex, tempfile::TempDir) {
+    let x = heap
+        .indices()
+        .find(|&x| {
+            let o = heap.object(x).unwrap();
+            o.format == Format::Bytes && o.bytes.len() == len
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hostile.cowheap");
+    heap.save(&path).unwrap();
+    let mut file = std::fs::read(&path).unwrap();
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    // Section table at 64, 56 bytes an entry: objects, then offsets; each entry's file
+    // offset at +8.
+    let objects = usize::try_from(u64_at(&file, 64 + 8)).unwrap();
+    let offsets = usize::try_from(u64_at(&file, 64 + 56 + 8)).unwrap();
+    let word = usize::try_from(u64_at(&file, offsets + 8 * x.get())).unwrap();
+    // Header word 2 holds the format code in bits 32..40.
+    let code = objects + 8 * word + 16 + 4;
+    assert_eq!(file[code], Format::Bytes.code());
+    file[code] = Format::Pointers.code();
+    std::fs::write(&path, &file).unwrap();
+    let opened = BaseHeap::open_with(&path, Verification::Trust).unwrap();
+    (opened, x, dir)
+}
+
+#[test]
+fn raw_bytes_in_pointer_objects_are_refused() {
+    let spur = headless();
+    let (heap, x, _dir) = pointers_with_bytes(&spur.heap, 20);
+    assert_eq!(heap.object(x).unwrap().format, Format::Pointers);
+    for format in [
+        ImageFormat::spur32(ByteOrder::Little),
+        ImageFormat::spur64(ByteOrder::Big),
+    ] {
+        let options = ExportOptions {
+            allow_missing_float_class: true,
+            ..ExportOptions::exactly(format)
+        };
+        let e = export_bytes_with(&heap, &options);
+        assert!(
+            matches!(e, Err(ExportError::Unrepresentable { object, .. }) if object == x),
+            "{format:?}: {:?}",
+            e.map(|b| b.len())
+        );
+    }
+    let v3 = scratch();
+    let (heap, x, _dir) = pointers_with_bytes(&v3.heap, 20);
+    let e = cowheap_squeak::export_bytes(&heap, v3.format);
+    assert!(
+        matches!(e, Err(ExportError::Unrepresentable { object, .. }) if object == x),
+        "V3: {:?}",
+        e.map(|b| b.len())
+    );
+}
