@@ -385,7 +385,48 @@ fn map(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
 /// Reads the header and section table of a mapped file and builds the heap over it.
 fn parse(storage: Storage) -> FileResult<BaseHeap> {
     let b = storage.bytes();
-    let file_len = b.len() as u64;
+    let (objects, object_bytes, table) = parse_header(b)?;
+    let (ranges, digests) = parse_sections(table, b.len() as u64)?;
+    if ranges[0].1 as u64 != object_bytes || object_bytes % 8 != 0 {
+        return Err(FileError::corrupt(
+            "section table",
+            "the objects section does not match the header",
+        ));
+    }
+    if Some(ranges[1].1 as u64) != objects.checked_mul(8) {
+        return Err(FileError::corrupt(
+            "section table",
+            "the offsets section does not match the object count",
+        ));
+    }
+    let meta_bytes = &b[ranges[2].0..ranges[2].0 + ranges[2].1];
+    if digest(meta_bytes) != digests[2] {
+        return Err(FileError::Checksum {
+            part: SECTION_NAMES[2],
+        });
+    }
+    let meta = decode_meta(meta_bytes, ranges[2].0 as u64)?;
+    if meta.nil.get() as u64 >= objects {
+        return Err(FileError::corrupt("meta section", "nil is not an object"));
+    }
+    let regions = Regions {
+        objects_at: ranges[0].0,
+        objects_len: ranges[0].1,
+        offsets_at: ranges[1].0,
+        len: objects as usize,
+    };
+    let fingerprint = fingerprint_of(objects, object_bytes, &digests);
+    BaseHeap::from_parts(storage, regions, meta, Some(fingerprint)).map_err(|e| match e {
+        crate::Error::Corrupt(problem) | crate::Error::TooLarge(problem) => {
+            FileError::corrupt("file", problem)
+        }
+        _ => FileError::corrupt("file", "the regions do not make a heap"),
+    })
+}
+
+/// The header's fields after its checks: the object count, the object bytes, and the bytes
+/// of the section table (whose digest the header holds).
+fn parse_header(b: &[u8]) -> FileResult<(u64, u64, &[u8])> {
     let mut r = Reader::new(b, 0);
     let magic: [u8; 8] = r.array("the magic")?;
     if magic != MAGIC {
@@ -427,6 +468,16 @@ fn parse(storage: Storage) -> FileResult<BaseHeap> {
             "more objects than references can name",
         ));
     }
+    Ok((objects, object_bytes, table))
+}
+
+/// The section table: each section's byte range and digest, checked to follow one another,
+/// 8-aligned, in order, inside the file, and to end it.
+#[allow(
+    clippy::type_complexity,
+    reason = "three ranges and three digests, named at the call"
+)]
+fn parse_sections(table: &[u8], file_len: u64) -> FileResult<([(usize, usize); 3], [[u8; 32]; 3])> {
     let mut t = Reader::new(table, HEADER_LEN as u64);
     let mut ranges = [(0usize, 0usize); 3];
     let mut digests = [[0u8; 32]; 3];
@@ -462,41 +513,7 @@ fn parse(storage: Storage) -> FileResult<BaseHeap> {
     if end != file_len {
         return Err(FileError::corrupt("file", "bytes after the last section"));
     }
-    if ranges[0].1 as u64 != object_bytes || object_bytes % 8 != 0 {
-        return Err(FileError::corrupt(
-            "section table",
-            "the objects section does not match the header",
-        ));
-    }
-    if Some(ranges[1].1 as u64) != objects.checked_mul(8) {
-        return Err(FileError::corrupt(
-            "section table",
-            "the offsets section does not match the object count",
-        ));
-    }
-    let meta_bytes = &b[ranges[2].0..ranges[2].0 + ranges[2].1];
-    if digest(meta_bytes) != digests[2] {
-        return Err(FileError::Checksum {
-            part: SECTION_NAMES[2],
-        });
-    }
-    let meta = decode_meta(meta_bytes, ranges[2].0 as u64)?;
-    if meta.nil.get() as u64 >= objects {
-        return Err(FileError::corrupt("meta section", "nil is not an object"));
-    }
-    let regions = Regions {
-        objects_at: ranges[0].0,
-        objects_len: ranges[0].1,
-        offsets_at: ranges[1].0,
-        len: objects as usize,
-    };
-    let fingerprint = fingerprint_of(objects, object_bytes, &digests);
-    BaseHeap::from_parts(storage, regions, meta, Some(fingerprint)).map_err(|e| match e {
-        crate::Error::Corrupt(problem) | crate::Error::TooLarge(problem) => {
-            FileError::corrupt("file", problem)
-        }
-        _ => FileError::corrupt("file", "the regions do not make a heap"),
-    })
+    Ok((ranges, digests))
 }
 
 /// The digests the section table of a mapped file holds.
