@@ -7,7 +7,7 @@
 //! `superclass methodDict format name ...` and metaclasses `superclass methodDict format
 //! thisClass`; [`class_name`] finds the name in both layouts (see `name_in`).
 
-use crate::aux::Aux;
+use crate::auxbits::Aux;
 use crate::graph::{Graph, slot_ref};
 use cowheap_heap::{BaseHeap, ObjectIndex};
 use std::collections::HashMap;

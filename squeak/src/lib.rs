@@ -6,7 +6,7 @@
 //! hash, slots and bytes; small integers, characters and (64-bit Spur) small floats become
 //! cowheap immediates; compact classes and the class table are resolved to class objects.
 //! What the cowheap object does not say about the source header is kept in its 24 auxiliary
-//! bits ([`aux`]), and the image header's fields in integer roots ([`ImageHeader`]), so
+//! bits ([`auxbits`]), and the image header's fields in integer roots ([`ImageHeader`]), so
 //! [`export`] writes the base back: a V3 image imported and exported again is byte for byte
 //! the original, and so is a single-segment Spur image. [`export_bytes_with`] writes Spur in
 //! several memory segments.
@@ -16,14 +16,14 @@
 //!
 //! - [`format`](mod@format): detecting the format; [`ImageFormat`], [`ImageHeader`].
 //! - `v3`, `spur`: the two object memories, import and export.
-//! - [`aux`]: the auxiliary bit layouts.
+//! - [`auxbits`]: the auxiliary bit layouts.
 //! - [`classes`]: class names and the class histogram.
 //!
 //! The file formats and how each field maps into cowheap are described in `docs/FORMATS.md`.
 #![forbid(unsafe_code)]
 #![warn(clippy::cast_possible_truncation)]
 
-pub mod aux;
+pub mod auxbits;
 mod bytes;
 pub mod classes;
 mod error;

@@ -2,7 +2,7 @@
 //! class table, hidden objects with pun class indices, memory in segments. The layout is
 //! described in `docs/FORMATS.md`.
 
-use crate::aux::{Aux, SpurAux, spur_flag_bits, spur_flags};
+use crate::auxbits::{Aux, SpurAux, spur_flag_bits, spur_flags};
 use crate::bytes::{Mem, Out, units_from_le, units_to_le};
 use crate::float;
 use crate::format::{ImageFormat, ImageHeader, prefix_field, write_header};

@@ -1,7 +1,7 @@
 //! Squeak V3 images (versions 6502, 6504, 6505): 32-bit words, one- to three-word object
 //! headers, compact classes. The layout is described in `docs/FORMATS.md`.
 
-use crate::aux::{Aux, V3Aux};
+use crate::auxbits::{Aux, V3Aux};
 use crate::bytes::{Mem, Out, units_to_le};
 use crate::float;
 use crate::format::{ImageFormat, ImageHeader, prefix_field, write_header};
@@ -26,9 +26,99 @@ struct Rec {
     header_type: u8,
 }
 
+/// The object memory after the walk: the data, every object, and the map from oops to
+/// object numbers.
+struct Memory<'a> {
+    d: Mem<'a>,
+    recs: Vec<Rec>,
+    /// Object number by word offset of its base header; `u32::MAX` where none starts.
+    index: Vec<u32>,
+    old_base: u32,
+}
+
+impl Memory<'_> {
+    /// The object an oop points at.
+    fn resolve(&self, oop: u32) -> Option<u32> {
+        let off = oop.checked_sub(self.old_base)? as usize;
+        if off % 4 != 0 {
+            return None;
+        }
+        self.index.get(off / 4).copied().filter(|&i| i != u32::MAX)
+    }
+
+    /// Field `k` of object `i`, raw.
+    fn raw_slot(&self, i: u32, k: usize) -> Option<u32> {
+        let r = self.recs.get(i as usize)?;
+        if k + 1 >= r.words {
+            return None;
+        }
+        self.d.u32(r.hdr + 4 + 4 * k, "a slot").ok()
+    }
+
+    /// Field `k` of object `i` as an object number, if it points at one.
+    fn slot_ref(&self, i: u32, k: usize) -> Option<u32> {
+        self.raw_slot(i, k).and_then(|oop| self.resolve(oop))
+    }
+}
+
 pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult<Imported> {
-    let order = f.order();
-    let m = Mem::new(file.get(prefix..).unwrap_or(&[]), order);
+    let m = Mem::new(file.get(prefix..).unwrap_or(&[]), f.order());
+    let (header, data, special) = read_header(&m, f, prefix)?;
+    let mut stats = ImportStats::default();
+    let recs = walk(&data, &mut stats)?;
+    // Oops are addresses: map each base header's word offset to its object number.
+    let mut index = vec![u32::MAX; data.b.len() / 4];
+    for (i, r) in (0u32..).zip(&recs) {
+        index[r.hdr / 4] = i;
+    }
+    let mem = Memory {
+        d: data,
+        recs,
+        index,
+        old_base: special.old_base,
+    };
+    let sidx = mem
+        .resolve(special.oop)
+        .ok_or(ImportError::Missing("the special objects array"))?;
+    let nil = mem.slot_ref(sidx, 0).ok_or(ImportError::Missing("nil"))?;
+    let compact = mem
+        .slot_ref(sidx, COMPACT_CLASSES)
+        .ok_or(ImportError::Missing("the compact classes"))?;
+    let mut compact_classes = [None; 32];
+    for (k, c) in compact_classes.iter_mut().enumerate().skip(1) {
+        *c = mem.slot_ref(compact, k - 1);
+    }
+    // Pass 2: decode every object.
+    let objs = mem
+        .recs
+        .iter()
+        .map(|r| decode(&mem, r, f, &compact_classes, &mut stats))
+        .collect::<ImportResult<Vec<_>>>()?;
+    finish(Read {
+        objs,
+        format: f,
+        header,
+        stats,
+        special: sidx,
+        nil,
+        immediates: Immediates::default(),
+        extra_roots: Vec::new(),
+    })
+}
+
+/// Where the image header says the special objects array is.
+struct SpecialOop {
+    oop: u32,
+    old_base: u32,
+}
+
+/// Reads the image header at the start of `m`: the header fields kept in the base, the object
+/// data, and the special objects array's oop.
+fn read_header<'a>(
+    m: &Mem<'a>,
+    f: ImageFormat,
+    prefix: usize,
+) -> ImportResult<(ImageHeader, Mem<'a>, SpecialOop)> {
     const H: &str = "the image header";
     let header_size_field = m.u32(4, H)?;
     let header_size = header_size_field as usize;
@@ -55,13 +145,26 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
         old_base: old_base.into(),
         ..ImageHeader::default()
     };
-    header.read_fields(&m, 4)?;
+    header.read_fields(m, 4)?;
     m.take(0, header_size, H)?;
-    let d = Mem::new(m.take(header_size, data_size, "the object data")?, order);
+    let d = Mem::new(
+        m.take(header_size, data_size, "the object data")?,
+        f.order(),
+    );
+    Ok((
+        header,
+        d,
+        SpecialOop {
+            oop: special,
+            old_base,
+        },
+    ))
+}
 
-    // Pass 1: find every object.
+/// Pass 1: finds every object of the data by its headers, counting header types.
+fn walk(d: &Mem<'_>, stats: &mut ImportStats) -> ImportResult<Vec<Rec>> {
+    let data_size = d.b.len();
     let mut recs = Vec::new();
-    let mut stats = ImportStats::default();
     let mut pos = 0usize;
     while pos < data_size {
         let w = d.u32(pos, "an object header")?;
@@ -102,7 +205,7 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
                 len: data_size as u64,
             });
         }
-        stats.header_types[ht as usize] += 1;
+        stats.header_types[usize::from(ht)] += 1;
         recs.push(Rec {
             hdr,
             class,
@@ -111,154 +214,106 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
         });
         pos = end;
     }
-    if recs.len() > u32::MAX as usize {
+    if u32::try_from(recs.len()).is_err() {
         return Err(ImportError::BadImageHeader(
             "more objects than cowheap can index",
         ));
     }
+    Ok(recs)
+}
 
-    // Oops are addresses: map each base header's word offset to its object number.
-    let mut index = vec![u32::MAX; data_size / 4];
-    for (i, r) in (0u32..).zip(&recs) {
-        index[r.hdr / 4] = i;
-    }
-    let resolve = |oop: u32| -> Option<u32> {
-        let off = oop.checked_sub(old_base)? as usize;
-        if off % 4 != 0 {
-            return None;
-        }
-        index.get(off / 4).copied().filter(|&i| i != u32::MAX)
+/// Pass 2: decodes the object `r` found by the walk: its class (from the class word or the
+/// compact classes), format, fields, bytes and header bits.
+fn decode(
+    mem: &Memory<'_>,
+    r: &Rec,
+    f: ImageFormat,
+    compact_classes: &[Option<u32>; 32],
+    stats: &mut ImportStats,
+) -> ImportResult<Obj> {
+    let d = &mem.d;
+    let at = r.hdr as u64;
+    let bad = |problem| ImportError::BadHeader { at, problem };
+    let base = d.u32(r.hdr, "an object header")?;
+    let fmt = ((base >> 8) & 15) as u8;
+    let cci = ((base >> 12) & 31) as u8;
+    let class = if r.header_type == 3 {
+        compact_classes[usize::from(cci)].ok_or(bad(
+            "a one-word header whose compact class index names no class",
+        ))?
+    } else {
+        stats.references += 1;
+        mem.resolve(r.class).ok_or(ImportError::DanglingOop {
+            at,
+            oop: r.class.into(),
+        })?
     };
-    let raw_slot = |i: u32, k: usize| -> Option<u32> {
-        let r = recs.get(i as usize)?;
-        if k + 1 >= r.words {
-            return None;
+    let n = r.words - 1;
+    let body = d.take(r.hdr + 4, n * 4, "an object body")?;
+    let oop = |k: usize| -> ImportResult<Word> {
+        let w = d.u32(r.hdr + 4 + 4 * k, "a slot")?;
+        if w & 1 == 1 {
+            // The word reinterpreted as i32 keeps every bit; shifted, it is 31 bits.
+            return Ok(Word::int(i64::from((w as i32) >> 1)).unwrap_or(Word::from_bits(1)));
         }
-        d.u32(r.hdr + 4 + 4 * k, "a slot").ok()
+        mem.resolve(w)
+            .filter(|_| w & 3 == 0)
+            .map(|i| Word::base(ObjectIndex::from_u32(i)))
+            .ok_or(ImportError::DanglingOop { at, oop: w.into() })
     };
-    let sidx = resolve(special).ok_or(ImportError::Missing("the special objects array"))?;
-    let special_ref = |k: usize| raw_slot(sidx, k).and_then(resolve);
-    let nil = special_ref(0).ok_or(ImportError::Missing("nil"))?;
-    let compact =
-        special_ref(COMPACT_CLASSES).ok_or(ImportError::Missing("the compact classes"))?;
-    let mut compact_classes = [None; 32];
-    for (k, c) in compact_classes.iter_mut().enumerate().skip(1) {
-        *c = raw_slot(compact, k - 1).and_then(resolve);
-    }
-
-    // Pass 2: decode every object.
-    let mut objs = Vec::with_capacity(recs.len());
-    for r in &recs {
-        let at = r.hdr as u64;
-        let base = d.u32(r.hdr, "an object header")?;
-        let fmt = ((base >> 8) & 15) as u8;
-        let cci = ((base >> 12) & 31) as u8;
-        let class = if r.header_type == 3 {
-            compact_classes[cci as usize].ok_or(ImportError::BadHeader {
-                at,
-                problem: "a one-word header whose compact class index names no class",
-            })?
-        } else {
-            stats.references += 1;
-            resolve(r.class).ok_or(ImportError::DanglingOop {
-                at,
-                oop: r.class.into(),
-            })?
-        };
-        let n = r.words - 1;
-        let body = d.take(r.hdr + 4, n * 4, "an object body")?;
-        let oop = |k: usize| -> ImportResult<Word> {
-            let w = d.u32(r.hdr + 4 + 4 * k, "a slot")?;
-            if w & 1 == 1 {
-                return Ok(Word::int(i64::from((w as i32) >> 1)).unwrap_or(Word::from_bits(1)));
-            }
-            resolve(w)
-                .filter(|_| w & 3 == 0)
-                .map(|i| Word::base(ObjectIndex::from_u32(i)))
-                .ok_or(ImportError::DanglingOop { at, oop: w.into() })
-        };
-        let (format, slots, bytes) = match fmt {
-            0..=4 => {
-                let slots = (0..n).map(oop).collect::<ImportResult<Vec<_>>>()?;
-                (
-                    if fmt == 4 {
-                        Format::Weak
-                    } else {
-                        Format::Pointers
-                    },
-                    slots,
-                    Vec::new(),
-                )
-            }
-            6 => (Format::Words, Vec::new(), units_to_le(body, 4, order)),
-            8..=11 => {
-                let len =
-                    (n * 4)
-                        .checked_sub(usize::from(fmt & 3))
-                        .ok_or(ImportError::BadHeader {
-                            at,
-                            problem: "more unused bytes than bytes",
-                        })?;
-                (Format::Bytes, Vec::new(), body[..len].to_vec())
-            }
-            12..=15 => {
-                let head = oop(0).map_err(|_| ImportError::BadHeader {
-                    at,
-                    problem: "a compiled method without a header",
-                })?;
-                let lits = head.as_int().ok_or(ImportError::BadHeader {
-                    at,
-                    problem: "a compiled method whose header is not a small integer",
-                })? >> 9
-                    & 0xFF;
-                let p = 1 + lits as usize;
-                let len = n
-                    .checked_sub(p)
-                    .and_then(|rest| (rest * 4).checked_sub(usize::from(fmt & 3)))
-                    .ok_or(ImportError::BadHeader {
-                        at,
-                        problem: "a compiled method with more literals than fields",
-                    })?;
-                let slots = (0..p).map(oop).collect::<ImportResult<Vec<_>>>()?;
-                (
-                    Format::CompiledMethod,
-                    slots,
-                    body[p * 4..p * 4 + len].to_vec(),
-                )
-            }
-            _ => {
-                return Err(ImportError::BadHeader {
-                    at,
-                    problem: "format 5 or 7, which V3 does not use",
-                });
-            }
-        };
-        stats.references += slots.iter().filter(|w| w.is_base()).count();
-        let aux = Aux::V3(V3Aux {
-            format: fmt,
-            header_type: r.header_type,
-            compact_class: cci,
-            gc_bits: (base >> 29) as u8,
-            size_field: ((base >> 2) & 63) as u8,
-        });
-        objs.push(Obj {
-            class: Word::base(ObjectIndex::from_u32(class)),
-            format,
-            hash: (base >> 17) & 0xFFF,
-            aux: aux.encode(),
-            slots,
-            bytes,
-        });
-    }
-    finish(Read {
-        objs,
-        format: f,
-        header,
-        stats,
-        special: sidx,
-        nil,
-        immediates: Immediates::default(),
-        extra_roots: Vec::new(),
+    let (format, slots, bytes) = match fmt {
+        0..=4 => {
+            let slots = (0..n).map(oop).collect::<ImportResult<Vec<_>>>()?;
+            let format = if fmt == 4 {
+                Format::Weak
+            } else {
+                Format::Pointers
+            };
+            (format, slots, Vec::new())
+        }
+        6 => (Format::Words, Vec::new(), units_to_le(body, 4, f.order())),
+        8..=11 => {
+            let len = (n * 4)
+                .checked_sub(usize::from(fmt & 3))
+                .ok_or(bad("more unused bytes than bytes"))?;
+            (Format::Bytes, Vec::new(), body[..len].to_vec())
+        }
+        12..=15 => {
+            let head = oop(0).map_err(|_| bad("a compiled method without a header"))?;
+            let lits = head
+                .as_int()
+                .ok_or(bad("a compiled method whose header is not a small integer"))?
+                >> 9
+                & 0xFF;
+            let p = 1 + usize::try_from(lits).unwrap_or(0);
+            let len = n
+                .checked_sub(p)
+                .and_then(|rest| (rest * 4).checked_sub(usize::from(fmt & 3)))
+                .ok_or(bad("a compiled method with more literals than fields"))?;
+            let slots = (0..p).map(oop).collect::<ImportResult<Vec<_>>>()?;
+            (
+                Format::CompiledMethod,
+                slots,
+                body[p * 4..p * 4 + len].to_vec(),
+            )
+        }
+        _ => return Err(bad("format 5 or 7, which V3 does not use")),
+    };
+    stats.references += slots.iter().filter(|w| w.is_base()).count();
+    let aux = Aux::V3(V3Aux {
+        format: fmt,
+        header_type: r.header_type,
+        compact_class: cci,
+        gc_bits: (base >> 29) as u8,
+        size_field: ((base >> 2) & 63) as u8,
+    });
+    Ok(Obj {
+        class: Word::base(ObjectIndex::from_u32(class)),
+        format,
+        hash: (base >> 17) & 0xFFF,
+        aux: aux.encode(),
+        slots,
+        bytes,
     })
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use cowheap_heap::{BaseHeap, Format, ObjectIndex};
-use cowheap_squeak::aux::Aux;
+use cowheap_squeak::auxbits::Aux;
 use cowheap_squeak::{ByteOrder, Family, ImageFormat, class_histogram, class_name, class_name_of};
 
 fn instances(heap: &BaseHeap, name: &str) -> usize {
