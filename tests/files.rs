@@ -570,3 +570,39 @@ fn child_saves_forever() {
         bases[i % 2].save(Path::new(&path)).unwrap();
     }
 }
+
+#[test]
+fn a_base_reference_with_bits_above_its_index_is_refused_by_verification() {
+    // Two words naming one object would break identity: such a word is no word.
+    let dir = tmp();
+    let mut b = cowheap::Builder::new();
+    let nil = b.add_nil();
+    let holder = b.add(nil, Format::Pointers, vec![nil], vec![]).unwrap();
+    b.add_root("holder", holder).unwrap();
+    let path = dir.path().join("alias.cowheap");
+    b.freeze().unwrap().save(&path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The objects section starts the file's first section; the holder's one slot is its
+    // fourth word (nil is three header words, then the holder's three, then its slot).
+    let at = u64::from_le_bytes(bytes[72..80].try_into().unwrap()) as usize;
+    let slot = at + (3 + 3) * 8;
+    let word = u64::from_le_bytes(bytes[slot..slot + 8].try_into().unwrap());
+    assert_eq!(word, nil.bits(), "the slot found is the holder's");
+    bytes[slot..slot + 8].copy_from_slice(&(word | 1 << 40).to_le_bytes());
+    reseal_image(&mut bytes);
+    let err = open_bytes(dir.path(), &bytes, Verification::Full).unwrap_err();
+    assert!(
+        err.to_string().contains("no immediate and no reference"),
+        "{err}"
+    );
+
+    // The builder refuses the word too.
+    let mut b = cowheap::Builder::new();
+    let nil = b.add_nil();
+    let alias = cowheap::Word::from_bits(nil.bits() | 1 << 40);
+    b.add(nil, Format::Pointers, vec![alias], vec![]).unwrap();
+    assert!(matches!(
+        b.freeze(),
+        Err(cowheap::heap::Error::InvalidWord(w)) if w == alias
+    ));
+}

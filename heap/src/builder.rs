@@ -199,7 +199,9 @@ impl Builder {
                     to: i.get() as u64,
                 }),
                 Decoded::Private(_) => Err(Error::PrivateInBase(w)),
-                Decoded::Int(_) | Decoded::Char(_) | Decoded::Reserved(_) => Ok(()),
+                Decoded::Int(_) | Decoded::Char(_) => Ok(()),
+                Decoded::Reserved(_) if w.is_small_float() => Ok(()),
+                Decoded::Reserved(_) => Err(Error::InvalidWord(w)),
             }
         };
         let mut total = 0usize;

@@ -1,6 +1,6 @@
 //! Errors of the heap layer.
 
-use crate::{Format, ObjectIndex};
+use crate::{Format, ObjectIndex, Word};
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -80,6 +80,10 @@ pub enum Error {
     /// A stored header does not decode (an unknown format code, a size past the end).
     #[error("corrupt base heap: {0}")]
     Corrupt(&'static str),
+    /// A word that is no immediate and no reference (a base tag with bits set above the
+    /// object index).
+    #[error("{0:?} is no valid word")]
+    InvalidWord(Word),
     /// An integer outside the 63 bits of a small integer.
     #[error("{0} does not fit a small integer (63 bits)")]
     IntOutOfRange(i64),

@@ -275,7 +275,8 @@ impl BaseHeap {
         let meta = &self.meta;
         let in_range = |w: Word, immediates: bool| match w.decode() {
             Decoded::Base(x) => x.get() < len,
-            Decoded::Int(_) | Decoded::Char(_) | Decoded::Reserved(_) => immediates,
+            Decoded::Int(_) | Decoded::Char(_) => immediates,
+            Decoded::Reserved(_) => immediates && w.is_small_float(),
             _ => false,
         };
         if meta.nil.get() >= len {
@@ -343,6 +344,9 @@ impl BaseHeap {
             match Word::from_bits(word(HEADER_WORDS + k)).decode() {
                 Decoded::Base(x) if x.get() >= len => return bad("a slot refers outside the heap"),
                 Decoded::Private(_) => return bad("a slot holds a private reference"),
+                Decoded::Reserved(w) if !Word::from_bits(w).is_small_float() => {
+                    return bad("a slot holds a word that is no immediate and no reference");
+                }
                 _ => {}
             }
         }

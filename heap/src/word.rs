@@ -27,6 +27,10 @@ use std::fmt;
 
 /// Low three bits of a base reference.
 const TAG_BASE: u64 = 0b000;
+/// The bits a base reference must have clear: the tag and everything above the 32-bit index.
+/// A tag-`000` word with a bit set above bit 34 names no object: refusing it keeps one word
+/// per object, so identity can be compared word for word.
+const BASE_MASK: u64 = !(u32::MAX as u64) << 3 | 7;
 /// Low three bits of a private reference.
 const TAG_PRIVATE: u64 = 0b100;
 /// Low three bits of a character.
@@ -69,8 +73,10 @@ pub enum Decoded {
     Base(ObjectIndex),
     /// A reference to a private object of some tenant.
     Private(PrivateKey),
-    /// A word with tag `110`: an immediate float, whose payload is Spur's SmallFloat64
-    /// encoding ([`Word::as_small_float_bits`]). The raw word is kept.
+    /// Any other word, kept raw: a word with tag `110` is an immediate float
+    /// ([`Word::is_small_float`]), whose payload is Spur's SmallFloat64 encoding
+    /// ([`Word::as_small_float_bits`]); a word with tag `000` and bits set above the 32-bit
+    /// index is no word at all, and every check refuses it.
     Reserved(u64),
 }
 
@@ -155,10 +161,11 @@ impl Word {
         Word(((key.generation as u64) << 35) | ((key.key as u64) << 3) | TAG_PRIVATE)
     }
 
-    /// True for a base reference. One instruction on the read path.
+    /// True for a base reference: tag `000` and nothing above the 32-bit index. One test
+    /// against a constant mask on the read path.
     #[inline]
     pub const fn is_base(self) -> bool {
-        self.0 & 7 == TAG_BASE
+        self.0 & BASE_MASK == TAG_BASE
     }
 
     /// True for a private reference.
@@ -170,7 +177,7 @@ impl Word {
     /// True for any reference (base or private).
     #[inline]
     pub const fn is_ref(self) -> bool {
-        self.0 & 3 == 0
+        self.is_base() || self.is_private()
     }
 
     /// The base index, if this is a base reference.
@@ -223,7 +230,7 @@ impl Word {
             return Decoded::Int((self.0 as i64) >> 1);
         }
         match self.0 & 7 {
-            TAG_BASE => Decoded::Base(ObjectIndex((self.0 >> 3) as u32)),
+            TAG_BASE if self.is_base() => Decoded::Base(ObjectIndex((self.0 >> 3) as u32)),
             TAG_PRIVATE => Decoded::Private(PrivateKey {
                 key: (self.0 >> 3) as u32,
                 generation: (self.0 >> 35) as u32,
@@ -244,7 +251,8 @@ impl fmt::Debug for Word {
             },
             Decoded::Base(i) => write!(f, "@{}", i.0),
             Decoded::Private(k) => write!(f, "#{}.{}", k.key, k.generation),
-            Decoded::Reserved(b) => write!(f, "<float {:#x}>", b >> 3),
+            Decoded::Reserved(b) if self.is_small_float() => write!(f, "<float {:#x}>", b >> 3),
+            Decoded::Reserved(b) => write!(f, "<invalid {b:#x}>"),
         }
     }
 }
@@ -330,6 +338,18 @@ mod tests {
         assert_eq!(p.as_private(), Some(k));
         assert!(p.is_private() && p.is_ref() && !p.is_base());
         assert_eq!(PrivateKey::new(7, GENERATION_MASK + 1).generation(), 0);
+    }
+
+    #[test]
+    fn a_base_tag_with_bits_above_the_index_names_no_object() {
+        let canonical = Word::base(ObjectIndex::from_u32(5));
+        for high in [35, 40, 63] {
+            let alias = Word::from_bits(canonical.bits() | 1 << high);
+            assert_eq!(alias.as_base(), None, "bit {high}");
+            assert!(!alias.is_base() && !alias.is_ref() && !alias.is_small_float());
+            assert!(matches!(alias.decode(), Decoded::Reserved(_)));
+        }
+        assert_eq!(canonical.as_base(), Some(ObjectIndex::from_u32(5)));
     }
 
     #[test]
