@@ -10,7 +10,8 @@
 //!
 //! # Memory ordering
 //!
-//! [`DivertMarks::mark`] (`fetch_or`) and every load use `Relaxed`. The argument:
+//! `DivertMarks::mark` (`fetch_or`, reached through [`crate::IndirectionTable::divert`]) and
+//! every load use `Relaxed`. The argument:
 //!
 //! - The offsets are written when the table is made, before the `Base` holding it is shared:
 //!   whatever hands the `Arc<Base>` to another thread (a spawn, a channel, a mutex) orders those
