@@ -54,15 +54,69 @@ fn h64(d: &Mem<'_>, at: usize, ws: usize) -> ImportResult<u64> {
 }
 
 pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult<Imported> {
-    let (order, ws) = (f.order(), f.word_bytes());
-    let m = Mem::new(file.get(prefix..).unwrap_or(&[]), order);
+    let ws = f.word_bytes();
+    let m = Mem::new(file.get(prefix..).unwrap_or(&[]), f.order());
+    let (header, d, at) = read_header(&m, f, prefix)?;
+    let mut stats = ImportStats::default();
+    let recs = walk(&d, ws, header.old_base, at.first_segment, &mut stats)?;
+    let mem = Memory { d, recs, ws };
+    let sidx = mem
+        .resolve(at.special)
+        .ok_or(ImportError::Missing("the special objects array"))?;
+    let nil = mem.slot_ref(sidx, 0).ok_or(ImportError::Missing("nil"))?;
+    let mut table = ClassTable::new(&mem, nil)?;
+    let int_class = table.class_at(1);
+    let char_class = table.class_at(2);
+    let float_class = table.class_at(SMALL_FLOAT_INDEX);
+
+    // Pass 2: decode every object.
+    let mut objs = Vec::with_capacity(mem.recs.len());
+    let mut extra_roots = Vec::new();
+    for (x, r) in (0u32..).zip(&mem.recs) {
+        let (obj, index_in_root) = decode(&mem, r, f, &mut table, nil, &mut stats)?;
+        if let Some(ci) = index_in_root {
+            let ci = Word::int(i64::from(ci)).unwrap_or(Word::from_bits(1));
+            extra_roots.push((format!("{CLASS_INDEX_ROOT}{x}"), ci));
+        }
+        objs.push(obj);
+    }
+    finish(Read {
+        objs,
+        format: f,
+        header,
+        stats,
+        special: sidx,
+        nil,
+        immediates: Immediates {
+            int: int_class,
+            char: char_class,
+            float: if ws == 8 { float_class } else { None },
+        },
+        extra_roots,
+    })
+}
+
+/// What the image header says beside the fields kept in the base.
+struct HeaderOops {
+    /// The special objects array's oop.
+    special: u64,
+    /// The first segment's size.
+    first_segment: u64,
+}
+
+/// Reads the image header at the start of `m`: the fields kept in the base, the object data
+/// and where the walk starts.
+fn read_header<'a>(
+    m: &Mem<'a>,
+    f: ImageFormat,
+    prefix: usize,
+) -> ImportResult<(ImageHeader, Mem<'a>, HeaderOops)> {
     const H: &str = "the image header";
+    let ws = f.word_bytes();
     let header_size_field = m.u32(4, H)?;
     let header_size = header_size_field as usize;
     let min = if ws == 8 { 88 } else { 56 };
-    if header_size < min
-        || header_size % 8 != 0
-        || header_size > ImageHeader::MAX_HEADER_SIZE as usize
+    if header_size < min || header_size % 8 != 0 || header_size_field > ImageHeader::MAX_HEADER_SIZE
     {
         return Err(ImportError::BadImageHeader(
             "the header size is too small or not 8-aligned",
@@ -81,12 +135,32 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
         old_base,
         ..ImageHeader::default()
     };
-    header.read_fields(&m, ws)?;
+    header.read_fields(m, ws)?;
     m.take(0, header_size, H)?;
-    let d = Mem::new(m.take(header_size, data_size, "the object data")?, order);
+    let d = Mem::new(
+        m.take(header_size, data_size, "the object data")?,
+        f.order(),
+    );
+    Ok((
+        header,
+        d,
+        HeaderOops {
+            special,
+            first_segment,
+        },
+    ))
+}
 
-    // Pass 1: every object of every segment.
-    let mut stats = ImportStats::default();
+/// Pass 1: every object of every segment, each segment ended by a bridge that gives the next
+/// one's size and the address space skipped before it.
+fn walk(
+    d: &Mem<'_>,
+    ws: usize,
+    old_base: u64,
+    first_segment: u64,
+    stats: &mut ImportStats,
+) -> ImportResult<Vec<Rec>> {
+    let data_size = d.b.len();
     let mut recs: Vec<Rec> = Vec::new();
     let (mut seg_start, mut seg_size, mut gap) = (0usize, first_segment, 0u64);
     loop {
@@ -100,53 +174,10 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
             ))?;
         stats.segments += 1;
         let objects_end = seg_end - 16;
-        let mut pos = seg_start;
-        while pos < objects_end {
-            let bad = |problem| ImportError::BadHeader {
-                at: pos as u64,
-                problem,
-            };
-            let mut h = h64(&d, pos, ws)?;
-            let mut hdr = pos;
-            let mut slots = (h >> 56) as usize;
-            if slots == 255 {
-                let count = h & !OVERFLOW;
-                if h & OVERFLOW != OVERFLOW || (ws == 4 && count >> 32 != 0) {
-                    return Err(bad("a bad overflow size word"));
-                }
-                slots = usize::try_from(count).map_err(|_| bad("too many slots"))?;
-                hdr = pos + 8;
-                h = h64(&d, hdr, ws)?;
-                if h >> 56 != 255 {
-                    return Err(bad(
-                        "an overflow size word before a header without 255 slots",
-                    ));
-                }
-            }
-            let body = slots
-                .checked_mul(ws)
-                .map(|b| b.max(8).next_multiple_of(8))
-                .ok_or(bad("too many slots"))?;
-            let end = hdr
-                .checked_add(8 + body)
-                .filter(|&e| e <= objects_end)
-                .ok_or(bad("an object runs past the end of its segment"))?;
-            recs.push(Rec {
-                hdr,
-                addr: old_base.wrapping_add(gap).wrapping_add(hdr as u64),
-                header: h,
-                slots,
-            });
-            pos = end;
-        }
-        if pos != objects_end {
-            return Err(ImportError::BadHeader {
-                at: pos as u64,
-                problem: "no bridge at the end of a segment",
-            });
-        }
-        let bridge = h64(&d, objects_end, ws)?;
-        let next = h64(&d, objects_end + 8, ws)?;
+        let base = old_base.wrapping_add(gap);
+        walk_segment(d, ws, base, seg_start..objects_end, &mut recs)?;
+        let bridge = h64(d, objects_end, ws)?;
+        let next = h64(d, objects_end + 8, ws)?;
         if next == 0 {
             if seg_end != data_size {
                 return Err(ImportError::BadImageHeader("data after the last segment"));
@@ -166,183 +197,255 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
         seg_start = seg_end;
         seg_size = next;
     }
-    if recs.len() > u32::MAX as usize {
+    if u32::try_from(recs.len()).is_err() {
         return Err(ImportError::BadImageHeader(
             "more objects than cowheap can index",
         ));
     }
+    Ok(recs)
+}
 
-    let resolve = |oop: u64| -> Option<u32> {
-        recs.binary_search_by_key(&oop, |r| r.addr)
+/// The objects of one segment, the data bytes `range` (its bridge excluded); `base` is the
+/// address of data offset 0 for this segment.
+fn walk_segment(
+    d: &Mem<'_>,
+    ws: usize,
+    base: u64,
+    range: std::ops::Range<usize>,
+    recs: &mut Vec<Rec>,
+) -> ImportResult<()> {
+    let objects_end = range.end;
+    let mut pos = range.start;
+    while pos < objects_end {
+        let bad = |problem| ImportError::BadHeader {
+            at: pos as u64,
+            problem,
+        };
+        let mut h = h64(d, pos, ws)?;
+        let mut hdr = pos;
+        let mut slots = usize::from((h >> 56) as u8);
+        if slots == 255 {
+            let count = h & !OVERFLOW;
+            if h & OVERFLOW != OVERFLOW || (ws == 4 && count >> 32 != 0) {
+                return Err(bad("a bad overflow size word"));
+            }
+            slots = usize::try_from(count).map_err(|_| bad("too many slots"))?;
+            hdr = pos + 8;
+            h = h64(d, hdr, ws)?;
+            if h >> 56 != 255 {
+                return Err(bad(
+                    "an overflow size word before a header without 255 slots",
+                ));
+            }
+        }
+        let body = slots
+            .checked_mul(ws)
+            .map(|b| b.max(8).next_multiple_of(8))
+            .ok_or(bad("too many slots"))?;
+        let end = hdr
+            .checked_add(8 + body)
+            .filter(|&e| e <= objects_end)
+            .ok_or(bad("an object runs past the end of its segment"))?;
+        recs.push(Rec {
+            hdr,
+            addr: base.wrapping_add(hdr as u64),
+            header: h,
+            slots,
+        });
+        pos = end;
+    }
+    if pos != objects_end {
+        return Err(ImportError::BadHeader {
+            at: pos as u64,
+            problem: "no bridge at the end of a segment",
+        });
+    }
+    Ok(())
+}
+
+/// The object memory after the walk.
+struct Memory<'a> {
+    d: Mem<'a>,
+    /// Every object, in address order.
+    recs: Vec<Rec>,
+    ws: usize,
+}
+
+impl Memory<'_> {
+    /// The object an oop points at.
+    fn resolve(&self, oop: u64) -> Option<u32> {
+        self.recs
+            .binary_search_by_key(&oop, |r| r.addr)
             .ok()
             .and_then(|i| u32::try_from(i).ok())
-    };
-    let raw_slot = |i: u32, k: usize| -> Option<u64> {
-        let r = recs.get(i as usize)?;
+    }
+
+    /// Slot `k` of object `i`, raw.
+    fn raw_slot(&self, i: u32, k: usize) -> Option<u64> {
+        let r = self.recs.get(i as usize)?;
         if k >= r.slots {
             return None;
         }
-        d.word(r.hdr + 8 + ws * k, ws, "a slot").ok()
-    };
-    let sidx = resolve(special).ok_or(ImportError::Missing("the special objects array"))?;
-    let nil = raw_slot(sidx, 0)
-        .and_then(resolve)
-        .ok_or(ImportError::Missing("nil"))?;
-    let nil_oop = recs[nil as usize].addr;
-    let hidden_roots = recs
-        .get(HIDDEN_ROOTS as usize)
-        .filter(|r| r.header & 0x3F_FFFF == u64::from(ARRAY_PUN) && r.slots >= 4096)
-        .ok_or(ImportError::Missing(
-            "the hidden roots (the fifth object, with the class table)",
-        ))?;
-    let page_count = 4096.min(hidden_roots.slots);
-    let mut class_cache: HashMap<u32, Option<u32>> = HashMap::new();
-    let mut class_at = |ci: u32| -> Option<u32> {
-        *class_cache.entry(ci).or_insert_with(|| {
+        self.d.word(r.hdr + 8 + self.ws * k, self.ws, "a slot").ok()
+    }
+
+    /// Slot `k` of object `i` as an object number, if it points at one.
+    fn slot_ref(&self, i: u32, k: usize) -> Option<u32> {
+        self.raw_slot(i, k).and_then(|oop| self.resolve(oop))
+    }
+}
+
+/// The class table: the pages the hidden roots point at, looked up with a cache.
+struct ClassTable<'m> {
+    mem: &'m Memory<'m>,
+    nil_oop: u64,
+    pages: usize,
+    cache: HashMap<u32, Option<u32>>,
+}
+
+impl<'m> ClassTable<'m> {
+    fn new(mem: &'m Memory<'m>, nil: u32) -> ImportResult<Self> {
+        let nil_oop = mem.recs[nil as usize].addr;
+        let hidden_roots = mem
+            .recs
+            .get(HIDDEN_ROOTS as usize)
+            .filter(|r| r.header & 0x3F_FFFF == u64::from(ARRAY_PUN) && r.slots >= 4096)
+            .ok_or(ImportError::Missing(
+                "the hidden roots (the fifth object, with the class table)",
+            ))?;
+        Ok(ClassTable {
+            mem,
+            nil_oop,
+            pages: 4096.min(hidden_roots.slots),
+            cache: HashMap::new(),
+        })
+    }
+
+    /// The class at class index `ci`, if the table has one there.
+    fn class_at(&mut self, ci: u32) -> Option<u32> {
+        let (mem, nil_oop, pages) = (self.mem, self.nil_oop, self.pages);
+        *self.cache.entry(ci).or_insert_with(|| {
             let page = (ci / PAGE_SLOTS) as usize;
-            if page >= page_count {
+            if page >= pages {
                 return None;
             }
-            let p = raw_slot(HIDDEN_ROOTS, page)
+            let p = mem
+                .raw_slot(HIDDEN_ROOTS, page)
                 .filter(|&o| o != nil_oop)
-                .and_then(resolve)?;
-            raw_slot(p, (ci % PAGE_SLOTS) as usize)
+                .and_then(|o| mem.resolve(o))?;
+            mem.raw_slot(p, (ci % PAGE_SLOTS) as usize)
                 .filter(|&o| o != nil_oop)
-                .and_then(resolve)
+                .and_then(|o| mem.resolve(o))
         })
-    };
-    let int_class = class_at(1);
-    let char_class = class_at(2);
-    let float_class = class_at(SMALL_FLOAT_INDEX);
-
-    // Pass 2: decode every object.
-    let mut objs = Vec::with_capacity(recs.len());
-    let mut index_roots: Vec<(String, u32)> = Vec::new();
-    for r in &recs {
-        let at = r.hdr as u64;
-        let bad = |problem| ImportError::BadHeader { at, problem };
-        let h = r.header;
-        let ci = (h & 0x3F_FFFF) as u32;
-        let fmt = ((h >> 24) & 31) as u8;
-        let raw = d.take(r.hdr + 8, r.slots * ws, "an object body")?;
-        let oop = |k: usize| -> ImportResult<Word> {
-            let w = d.word(r.hdr + 8 + ws * k, ws, "a slot")?;
-            decode_oop(w, ws, &resolve).ok_or(ImportError::DanglingOop { at, oop: w })
-        };
-        let pointers = |n: usize| (0..n).map(oop).collect::<ImportResult<Vec<_>>>();
-        let hidden = ci < FIRST_CLASS_INDEX;
-        let (class, format, slots, bytes) = if hidden {
-            stats.hidden += 1;
-            let nil_word = Word::base(ObjectIndex::from_u32(nil));
-            if (ci == ARRAY_PUN || ci == WEAK_ARRAY_PUN) && fmt <= 5 {
-                (nil_word, Format::Pointers, pointers(r.slots)?, Vec::new())
-            } else {
-                let format = if ws == 8 {
-                    Format::DoubleWords
-                } else {
-                    Format::Words
-                };
-                (nil_word, format, Vec::new(), units_to_le(raw, ws, order))
-            }
-        } else {
-            let c = class_at(ci).ok_or(ImportError::BadClassIndex { at, index: ci })?;
-            if recs[c as usize].header >> 32 & 0x3F_FFFF != u64::from(ci) {
-                index_roots.push((format!("{CLASS_INDEX_ROOT}{}", objs.len()), ci));
-            }
-            let class = Word::base(ObjectIndex::from_u32(c));
-            let len = |unused: usize| {
-                (r.slots * ws)
-                    .checked_sub(unused)
-                    .ok_or(bad("more unused units than units"))
-            };
-            match fmt {
-                0..=3 => (class, Format::Pointers, pointers(r.slots)?, Vec::new()),
-                4 => (class, Format::Weak, pointers(r.slots)?, Vec::new()),
-                5 => (class, Format::Ephemeron, pointers(r.slots)?, Vec::new()),
-                9 if raw.len() % 8 == 0 => (
-                    class,
-                    Format::DoubleWords,
-                    Vec::new(),
-                    units_to_le(raw, 8, order),
-                ),
-                10 | 11 => {
-                    let n = len(4 * usize::from(fmt & 1))?;
-                    (
-                        class,
-                        Format::Words,
-                        Vec::new(),
-                        units_to_le(&raw[..n], 4, order),
-                    )
-                }
-                12..=15 => {
-                    let n = len(2 * usize::from(fmt & 3))?;
-                    (
-                        class,
-                        Format::Shorts,
-                        Vec::new(),
-                        units_to_le(&raw[..n], 2, order),
-                    )
-                }
-                16..=23 => {
-                    let n = len(usize::from(fmt & 7))?;
-                    (class, Format::Bytes, Vec::new(), raw[..n].to_vec())
-                }
-                24..=31 => {
-                    let head = oop(0)
-                        .ok()
-                        .and_then(Word::as_int)
-                        .ok_or(bad("a compiled method whose header is not a small integer"))?;
-                    let p = 1 + (head & 0x7FFF) as usize;
-                    let n = len(usize::from(fmt & 7))?;
-                    if p * ws > n {
-                        return Err(bad("a compiled method with more literals than fields"));
-                    }
-                    (
-                        class,
-                        Format::CompiledMethod,
-                        pointers(p)?,
-                        raw[p * ws..n].to_vec(),
-                    )
-                }
-                _ => return Err(bad("a format Spur does not use for ordinary objects")),
-            }
-        };
-        stats.references += slots.iter().filter(|w| w.is_base()).count();
-        let aux = Aux::Spur(SpurAux {
-            format: fmt,
-            flags: spur_flags(h),
-            pun: if hidden { u8::try_from(ci).ok() } else { None },
-            index_in_root: index_roots
-                .last()
-                .is_some_and(|r| r.0 == format!("{CLASS_INDEX_ROOT}{}", objs.len())),
-        });
-        objs.push(Obj {
-            class,
-            format,
-            hash: (h >> 32 & 0x3F_FFFF) as u32,
-            aux: aux.encode(),
-            slots,
-            bytes,
-        });
     }
-    let extra_roots = index_roots
-        .into_iter()
-        .map(|(name, ci)| (name, Word::int(i64::from(ci)).unwrap_or(Word::from_bits(1))))
-        .collect();
-    finish(Read {
-        objs,
-        format: f,
-        header,
-        stats,
-        special: sidx,
-        nil,
-        immediates: Immediates {
-            int: int_class,
-            char: char_class,
-            float: if ws == 8 { float_class } else { None },
-        },
-        extra_roots,
-    })
+}
+
+/// Pass 2: decodes the object `r` found by the walk. Returns it, and its class index when
+/// that is not its class's identity hash (to be kept in a root).
+fn decode(
+    mem: &Memory<'_>,
+    r: &Rec,
+    f: ImageFormat,
+    table: &mut ClassTable<'_>,
+    nil: u32,
+    stats: &mut ImportStats,
+) -> ImportResult<(Obj, Option<u32>)> {
+    let (d, ws, order) = (&mem.d, f.word_bytes(), f.order());
+    let at = r.hdr as u64;
+    let bad = |problem| ImportError::BadHeader { at, problem };
+    let h = r.header;
+    let ci = (h & 0x3F_FFFF) as u32;
+    let fmt = ((h >> 24) & 31) as u8;
+    let raw = d.take(r.hdr + 8, r.slots * ws, "an object body")?;
+    let oop = |k: usize| -> ImportResult<Word> {
+        let w = d.word(r.hdr + 8 + ws * k, ws, "a slot")?;
+        decode_oop(w, ws, &|o| mem.resolve(o)).ok_or(ImportError::DanglingOop { at, oop: w })
+    };
+    let pointers = |n: usize| (0..n).map(oop).collect::<ImportResult<Vec<_>>>();
+    let hidden = ci < FIRST_CLASS_INDEX;
+    let mut index_in_root = None;
+    let (class, format, slots, bytes) = if hidden {
+        stats.hidden += 1;
+        let nil_word = Word::base(ObjectIndex::from_u32(nil));
+        if (ci == ARRAY_PUN || ci == WEAK_ARRAY_PUN) && fmt <= 5 {
+            (nil_word, Format::Pointers, pointers(r.slots)?, Vec::new())
+        } else {
+            let format = if ws == 8 {
+                Format::DoubleWords
+            } else {
+                Format::Words
+            };
+            (nil_word, format, Vec::new(), units_to_le(raw, ws, order))
+        }
+    } else {
+        let c = table
+            .class_at(ci)
+            .ok_or(ImportError::BadClassIndex { at, index: ci })?;
+        if mem.recs[c as usize].header >> 32 & 0x3F_FFFF != u64::from(ci) {
+            index_in_root = Some(ci);
+        }
+        let class = Word::base(ObjectIndex::from_u32(c));
+        let len = |unused: usize| {
+            (r.slots * ws)
+                .checked_sub(unused)
+                .ok_or(bad("more unused units than units"))
+        };
+        match fmt {
+            0..=3 => (class, Format::Pointers, pointers(r.slots)?, Vec::new()),
+            4 => (class, Format::Weak, pointers(r.slots)?, Vec::new()),
+            5 => (class, Format::Ephemeron, pointers(r.slots)?, Vec::new()),
+            9 if raw.len() % 8 == 0 => (
+                class,
+                Format::DoubleWords,
+                Vec::new(),
+                units_to_le(raw, 8, order),
+            ),
+            10 | 11 => {
+                let n = len(4 * usize::from(fmt & 1))?;
+                let words = units_to_le(&raw[..n], 4, order);
+                (class, Format::Words, Vec::new(), words)
+            }
+            12..=15 => {
+                let n = len(2 * usize::from(fmt & 3))?;
+                let shorts = units_to_le(&raw[..n], 2, order);
+                (class, Format::Shorts, Vec::new(), shorts)
+            }
+            16..=23 => {
+                let n = len(usize::from(fmt & 7))?;
+                (class, Format::Bytes, Vec::new(), raw[..n].to_vec())
+            }
+            24..=31 => {
+                let head = oop(0)
+                    .ok()
+                    .and_then(Word::as_int)
+                    .ok_or(bad("a compiled method whose header is not a small integer"))?;
+                let p = 1 + usize::from((head & 0x7FFF) as u16);
+                let n = len(usize::from(fmt & 7))?;
+                if p * ws > n {
+                    return Err(bad("a compiled method with more literals than fields"));
+                }
+                let bytes = raw[p * ws..n].to_vec();
+                (class, Format::CompiledMethod, pointers(p)?, bytes)
+            }
+            _ => return Err(bad("a format Spur does not use for ordinary objects")),
+        }
+    };
+    stats.references += slots.iter().filter(|w| w.is_base()).count();
+    let aux = Aux::Spur(SpurAux {
+        format: fmt,
+        flags: spur_flags(h),
+        pun: if hidden { u8::try_from(ci).ok() } else { None },
+        index_in_root: index_in_root.is_some(),
+    });
+    let obj = Obj {
+        class,
+        format,
+        hash: (h >> 32 & 0x3F_FFFF) as u32,
+        aux: aux.encode(),
+        slots,
+        bytes,
+    };
+    Ok((obj, index_in_root))
 }
 
 /// A Spur oop of `ws` bytes as a cowheap word; `None` for a pointer to no object or an
