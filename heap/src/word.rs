@@ -22,6 +22,8 @@
 //! collected object whose slot was reused is caught, not aliased (the generation wraps after
 //! 2^29 reuses of one slot).
 
+#![warn(clippy::cast_possible_truncation)]
+
 use bytemuck::{Pod, Zeroable};
 use std::fmt;
 
@@ -31,6 +33,18 @@ const TAG_BASE: u64 = 0b000;
 /// A tag-`000` word with a bit set above bit 34 names no object: refusing it keeps one word
 /// per object, so identity can be compared word for word.
 const BASE_MASK: u64 = !(u32::MAX as u64) << 3 | 7;
+/// The 32 bits of `w` from bit `shift` up: one field of a word (an index, a key, a code
+/// point). The bits above the field belong to other fields or must be zero, which the
+/// callers check where it matters (`is_base`).
+#[inline(always)]
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "extracts one 32-bit field; the bits above it are not part of it"
+)]
+const fn field32(w: u64, shift: u32) -> u32 {
+    (w >> shift) as u32
+}
+
 /// Low three bits of a private reference.
 const TAG_PRIVATE: u64 = 0b100;
 /// Low three bits of a character.
@@ -184,7 +198,7 @@ impl Word {
     #[inline]
     pub const fn as_base(self) -> Option<ObjectIndex> {
         if self.is_base() {
-            Some(ObjectIndex((self.0 >> 3) as u32))
+            Some(ObjectIndex(field32(self.0, 3)))
         } else {
             None
         }
@@ -195,7 +209,7 @@ impl Word {
     pub const fn as_private(self) -> Option<PrivateKey> {
         if self.is_private() {
             Some(PrivateKey {
-                key: (self.0 >> 3) as u32,
+                key: field32(self.0, 3),
                 generation: (self.0 >> 35) as u32,
             })
         } else {
@@ -217,7 +231,7 @@ impl Word {
     #[inline]
     pub const fn as_char_code(self) -> Option<u32> {
         if self.0 & 7 == TAG_CHAR {
-            Some((self.0 >> 3) as u32)
+            Some(field32(self.0, 3))
         } else {
             None
         }
@@ -230,12 +244,12 @@ impl Word {
             return Decoded::Int((self.0 as i64) >> 1);
         }
         match self.0 & 7 {
-            TAG_BASE if self.is_base() => Decoded::Base(ObjectIndex((self.0 >> 3) as u32)),
+            TAG_BASE if self.is_base() => Decoded::Base(ObjectIndex(field32(self.0, 3))),
             TAG_PRIVATE => Decoded::Private(PrivateKey {
-                key: (self.0 >> 3) as u32,
+                key: field32(self.0, 3),
                 generation: (self.0 >> 35) as u32,
             }),
-            TAG_CHAR => Decoded::Char((self.0 >> 3) as u32),
+            TAG_CHAR => Decoded::Char(field32(self.0, 3)),
             _ => Decoded::Reserved(self.0),
         }
     }
