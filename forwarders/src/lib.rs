@@ -18,9 +18,10 @@
 //!   and never cleared. [`MarkPolicy`] picks between the shared marks and a tenant-private
 //!   [`MarkFilter`] that tells no tenant what another wrote (see [`marks`] for the memory
 //!   orderings and the security note).
-//! - [`IndirectionTable`] maps a base object to the private key of this tenant's copy;
-//!   [`IndirectionTable::divert`] is the one way to set a mark, and it sets one only for an
-//!   entry it records (the raw setters are crate-private: a stray mark is never cleared).
+//! - [`IndirectionTable`] maps a base object to the private key of this tenant's copy. Its
+//!   `divert` (hidden from the docs: the tenants crate's) is the one way to set a mark, and it
+//!   sets one only for an entry it records; the raw setters are crate-private, since a stray
+//!   mark is never cleared.
 //! - [`Forwarding`] is the state machine of a private entry: an object, or a forwarder left
 //!   by `become_forward`.
 //! - [`Base`] is a frozen [`BaseHeap`](cowheap_heap::BaseHeap) with its marks, the unit that

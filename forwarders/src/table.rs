@@ -6,6 +6,10 @@ use rustc_hash::FxHashMap;
 
 /// Where a tenant records that it diverted an object: the base's shared marks, or under
 /// [`crate::MarkPolicy::Private`] its own filter (the shared marks are then left alone).
+///
+/// Hidden from the docs with [`IndirectionTable::divert`]: public only because the tenants
+/// crate owns the tables. Embedders divert objects by writing through a tenant.
+#[doc(hidden)]
 #[derive(Debug)]
 pub enum MarkTarget<'a> {
     /// The base's shared marks.
@@ -49,8 +53,13 @@ impl IndirectionTable {
     /// it and finds the entry ([`crate::marks`]). This is the only way to set a mark: a mark
     /// always stands for an entry of some tenant's table. Time: O(1) expected.
     ///
+    /// Hidden from the docs: public only because the tenants crate owns the tables. A shared
+    /// mark is never cleared, so embedders divert objects by writing through a tenant, which
+    /// records the copy this mark stands for.
+    ///
     /// # Errors
     /// [`AlreadyDiverted`] if `x` already has an entry; nothing changes.
+    #[doc(hidden)]
     pub fn divert(
         &mut self,
         marks: MarkTarget<'_>,

@@ -17,8 +17,9 @@
 //! | [`Tenant::become_forward`], [`Tenant::become_two_way`] | O(1) (+ copy of base objects for two-way) |
 //! | [`Tenant::collect`] | O(private objects and their slots), never the base |
 //!
-//! Private objects live in a `slab` with a generation per slot, so a reference to a collected
-//! object is refused rather than aliased. [`Handle`]s pin objects for an embedder.
+//! Private objects and handles live in one kind of versioned slab (a generation per key, one
+//! rule for advancing it, a dense `slab` store for the values), so a reference to a collected
+//! object is refused rather than aliased, and a retired key costs 8 bytes. [`Handle`]s pin objects for an embedder.
 //! [`Registry`] shares tenants between threads (`dashmap`) and publishes the current base
 //! (`arc-swap`); [`par_each`] and [`Registry::par_for_each`] run tenants in parallel
 //! (`rayon`).
@@ -38,5 +39,6 @@ mod tenant;
 pub use error::{Error, Result};
 pub use registry::{Registry, par_each};
 pub use roots::Handle;
+pub use snapshot::RestoreError;
 pub use stats::{CollectStats, TenantStats};
 pub use tenant::{Tenant, TenantConfig};
