@@ -257,8 +257,8 @@ where
 }
 
 /// Reads roots written by [`write_roots`] from `r`, in file order. Errors name `part` (as
-/// "meta section" or "roots"). Memory: at most the bytes read, the count being checked
-/// against what remains before anything is reserved. Time: O(bytes read).
+/// "meta section" or "roots"). The count is checked against what remains, and nothing is
+/// reserved from it: memory grows with the roots actually read. Time: O(bytes read).
 ///
 /// # Errors
 /// [`FileError::Truncated`] if the input ends early or the count cannot fit in it;
@@ -267,8 +267,10 @@ where
 pub fn read_roots(r: &mut Reader<'_>, part: &'static str) -> FileResult<Vec<(String, Word)>> {
     // Each root takes at least 12 bytes: a name length and a value.
     let n = r.count(12, "roots")?;
-    let mut roots = Vec::with_capacity(n);
-    let mut names = HashSet::with_capacity(n);
+    // Grown as roots are read, not reserved from the count: a root takes more memory than
+    // its 12 bytes of file, and memory is spent only on roots that are really there.
+    let mut roots = Vec::new();
+    let mut names = HashSet::new();
     for _ in 0..n {
         let len = r.u32("root name length")?;
         let len = usize::try_from(len)
