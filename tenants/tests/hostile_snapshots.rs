@@ -10,7 +10,7 @@
 //! tenant on which reads, writes, allocation, become, collection and a second snapshot never
 //! panic, and the second snapshot restores.
 
-use cowheap_forwarders::Base;
+use cowheap_forwarders::{Base, MarkPolicy};
 use cowheap_heap::file::FileError;
 use cowheap_heap::{
     BaseHeap, Builder, Format, ObjectIndex, ObjectSize, PrivateKey, Value, Verification, Word,
@@ -635,24 +635,57 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// A random well-formed snapshot is refused with a typed error, or gives a tenant every
-    /// operation of which returns (no panic), whose snapshot restores again.
+    /// A random well-formed snapshot, restored under a random host configuration, is refused
+    /// with a typed error, or gives a tenant every operation of which returns (no panic),
+    /// whose snapshot restores again under the same configuration.
     #[test]
-    fn random_well_formed_snapshots_are_refused_or_usable(raw in raw_snapshot()) {
+    fn random_well_formed_snapshots_are_refused_or_usable(
+        raw in raw_snapshot(),
+        quota in prop_oneof![Just(None), (0u64..4096).prop_map(Some)],
+        private_marks in any::<bool>(),
+    ) {
         let base = small_base();
         let bytes = raw.seal(&base);
-        let restored = catch_unwind(|| Tenant::restore_from(&base, &bytes).map_err(|e| e.to_string()));
+        let config = TenantConfig {
+            quota,
+            marks: if private_marks { MarkPolicy::Private } else { MarkPolicy::Shared },
+        };
+        let restored = catch_unwind(|| Tenant::restore_with(&base, &bytes, &config));
         prop_assert!(restored.is_ok(), "restore panicked on {raw:?}");
         if let Ok(Ok(mut t)) = restored {
+            prop_assert_eq!(t.quota(), quota);
+            prop_assert!(quota.is_none_or(|q| t.stats().private_bytes <= q));
             let ran = catch_unwind(AssertUnwindSafe(|| {
                 exercise(&mut t);
                 let again = t.snapshot();
-                let mut back = Tenant::restore_from(&base, &again).expect("a snapshot of a restored tenant restores");
+                let mut back = Tenant::restore_with(&base, &again, &config)
+                    .expect("a snapshot of a restored tenant restores");
                 exercise(&mut back);
             }));
             prop_assert!(ran.is_ok(), "an operation panicked on {raw:?}");
         }
     }
+}
+
+#[test]
+fn a_restore_under_private_marks_reads_its_copies() {
+    let base = small_base();
+    let st = base.heap().root("Smalltalk").unwrap();
+    let mut t = Tenant::fork(&base);
+    t.set_slot(st, 0, Value::int(42)).unwrap();
+    let config = TenantConfig {
+        quota: None,
+        marks: MarkPolicy::Private,
+    };
+    let back = Tenant::restore_with(&base, &t.snapshot(), &config).unwrap();
+    assert_eq!(back.slot(st, 0).unwrap().as_int(), Some(42));
+    // Its own filter, not the shared marks, sent the read to the copy.
+    assert!(Tenant::fork(&base).slot(st, 0).unwrap().as_int() != Some(42));
+    assert_eq!(
+        back.snapshot()[12..16],
+        1u32.to_le_bytes(),
+        "the snapshot records private marks"
+    );
 }
 
 #[test]
