@@ -787,6 +787,75 @@ fn put64(out: &mut Out, ws: usize, v: u64) {
     }
 }
 
+/// How slots are written: references at their addresses, immediates re-encoded for the
+/// target's word size.
+struct Oops<'a> {
+    heap: &'a BaseHeap,
+    addr: &'a [u64],
+    ws: usize,
+    target: &'static str,
+    /// The class of boxed Floats.
+    boxed_float: Option<u32>,
+    /// Refer to boxed Floats a SmallFloat64 can hold as that immediate.
+    immediate_floats: bool,
+}
+
+impl Oops<'_> {
+    /// The oop for word `w` in a slot of object `x`.
+    ///
+    /// # Errors
+    /// [`ExportError::Unrepresentable`] for a value the target's words cannot hold.
+    fn oop(&self, x: ObjectIndex, w: Word) -> ExportResult<u64> {
+        let unrepresentable = |what| ExportError::Unrepresentable {
+            object: x,
+            what,
+            target: self.target,
+        };
+        let reference = |b: ObjectIndex| {
+            self.addr
+                .get(b.get())
+                .copied()
+                .ok_or(unrepresentable("a reference out of range"))
+        };
+        match w.decode() {
+            Decoded::Base(b) if self.immediate_floats => match self.immediate_float(b) {
+                Some(payload) => Ok((payload << 3) | 4),
+                None => reference(b),
+            },
+            Decoded::Base(b) => reference(b),
+            // 31 bits, tag 1; the i32 reinterpreted as u32 keeps every bit.
+            Decoded::Int(i) if self.ws == 4 => i32::try_from(i)
+                .ok()
+                .filter(|&i| (-(1 << 30)..1 << 30).contains(&i))
+                .map(|i| u64::from(((i << 1) | 1) as u32))
+                .ok_or(unrepresentable("a small integer too wide")),
+            // 61 bits, tag 001; the i64 reinterpreted as u64 keeps every bit.
+            Decoded::Int(i) if (-(1 << 60)..1 << 60).contains(&i) => Ok(((i << 3) | 1) as u64),
+            Decoded::Int(_) => Err(unrepresentable("a small integer too wide")),
+            Decoded::Char(c) if self.ws == 8 => Ok((u64::from(c) << 3) | 2),
+            Decoded::Char(c) if c < 1 << 30 => Ok((u64::from(c) << 2) | 2),
+            Decoded::Char(_) => Err(unrepresentable("a character code too large")),
+            Decoded::Reserved(_) if self.ws == 8 => Ok((w.bits() & !7) | 4),
+            Decoded::Reserved(_) => Err(unrepresentable("an immediate float")),
+            Decoded::Private(_) => Err(unrepresentable("a private reference")),
+        }
+    }
+
+    /// 64-bit Spur with a SmallFloat64 class: a boxed Float whose value an immediate float
+    /// can hold is referred to as that immediate, as Squeak's 32- to 64-bit converter
+    /// (Spur32to64BitBootstrap) makes them. A 64-bit VM makes every such value immediate and
+    /// never boxes one, so a boxed one would be a second representation its primitives do
+    /// not expect. The boxed object itself is still written, unreferenced.
+    fn immediate_float(&self, b: ObjectIndex) -> Option<u64> {
+        let o = self.heap.object(b).ok()?;
+        let class = o.class.as_base().map(ObjectIndex::as_u32);
+        if !float::is_boxed(self.boxed_float, class, o.format, o.bytes) {
+            return None;
+        }
+        float::small_float_payload(float::bits_of(o.bytes)?)
+    }
+}
+
 /// Writes every object as `layout` planned it, with a bridge before each segment after the
 /// first and the last bridge at the end.
 fn write_objects(
@@ -799,59 +868,25 @@ fn write_objects(
     let (ws, target) = (f.word_bytes(), f.name());
     let special = crate::special_objects(heap)?;
     let boxed_float = float::float_class(heap, special);
-    let addr = &layout.addr;
-    let nil_oop = heap
-        .nil()
-        .as_base()
-        .and_then(|n| addr.get(n.get()).copied())
-        .unwrap_or(0);
     let unrepresentable = |object, what| ExportError::Unrepresentable {
         object,
         what,
         target,
     };
-    // 64-bit Spur with a SmallFloat64 class: a boxed Float whose value an immediate float can
-    // hold is referred to as that immediate, as Squeak's 32- to 64-bit converter
-    // (Spur32to64BitBootstrap) makes them. A 64-bit VM makes every such value immediate and
-    // never boxes one, so a boxed one would be a second representation its primitives do not
-    // expect. The boxed object itself is still written, unreferenced.
-    let immediate_float = |b: ObjectIndex| -> Option<u64> {
-        let o = heap.object(b).ok()?;
-        let class = o.class.as_base().map(ObjectIndex::as_u32);
-        if !float::is_boxed(boxed_float, class, o.format, o.bytes) {
-            return None;
-        }
-        float::small_float_payload(float::bits_of(o.bytes)?)
+    let oops = Oops {
+        heap,
+        addr: &layout.addr,
+        ws,
+        target,
+        boxed_float,
+        immediate_floats: class_table.float_class.is_some(),
     };
-    let reference = |x: ObjectIndex, b: ObjectIndex| {
-        addr.get(b.get())
-            .copied()
-            .ok_or(unrepresentable(x, "a reference out of range"))
-    };
-    let oop = |x: ObjectIndex, w: Word| -> ExportResult<u64> {
-        match w.decode() {
-            Decoded::Base(b) if class_table.float_class.is_some() => match immediate_float(b) {
-                Some(payload) => Ok((payload << 3) | 4),
-                None => reference(x, b),
-            },
-            Decoded::Base(b) => reference(x, b),
-            // 31 bits, tag 1; the i32 reinterpreted as u32 keeps every bit.
-            Decoded::Int(i) if ws == 4 => i32::try_from(i)
-                .ok()
-                .filter(|&i| (-(1 << 30)..1 << 30).contains(&i))
-                .map(|i| u64::from(((i << 1) | 1) as u32))
-                .ok_or(unrepresentable(x, "a small integer too wide")),
-            // 61 bits, tag 001; the i64 reinterpreted as u64 keeps every bit.
-            Decoded::Int(i) if (-(1 << 60)..1 << 60).contains(&i) => Ok(((i << 3) | 1) as u64),
-            Decoded::Int(_) => Err(unrepresentable(x, "a small integer too wide")),
-            Decoded::Char(c) if ws == 8 => Ok((u64::from(c) << 3) | 2),
-            Decoded::Char(c) if c < 1 << 30 => Ok((u64::from(c) << 2) | 2),
-            Decoded::Char(_) => Err(unrepresentable(x, "a character code too large")),
-            Decoded::Reserved(_) if ws == 8 => Ok((w.bits() & !7) | 4),
-            Decoded::Reserved(_) => Err(unrepresentable(x, "an immediate float")),
-            Decoded::Private(_) => Err(unrepresentable(x, "a private reference")),
-        }
-    };
+    let nil_oop = heap
+        .nil()
+        .as_base()
+        .and_then(|n| layout.addr.get(n.get()).copied())
+        .unwrap_or(0);
+    let oop = |x: ObjectIndex, w: Word| oops.oop(x, w);
     // Each segment after the first: its first object and its size.
     let mut next_segment = layout.starts.iter().zip(&layout.sizes[1..]).peekable();
     for (x, p) in heap.indices().zip(&layout.plans) {
