@@ -170,6 +170,9 @@ impl Builder {
 
     /// Adds a named root. The first root added is the base's main root.
     pub fn add_root(&mut self, name: &str, value: Word) -> Result<()> {
+        if u32::try_from(name.len()).is_err() {
+            return Err(Error::TooLarge("a root name of 2^32 bytes or more"));
+        }
         if self.roots.iter().any(|r| r.name == name) {
             return Err(Error::DuplicateRoot(name.to_owned()));
         }

@@ -20,7 +20,7 @@
 //! ```
 
 use crate::base::{BaseHeap, Meta, Regions, Root};
-use crate::file::{FileError, FileResult, Fingerprint, Reader, write_atomically};
+use crate::file::{self, FileError, FileResult, Fingerprint, Reader, write_atomically};
 use crate::layout::{self, HEADER_WORDS};
 use crate::storage::{Storage, u64_at};
 use crate::{Decoded, ObjectIndex, Word};
@@ -102,12 +102,9 @@ fn encode_meta(meta: &Meta) -> Vec<u8> {
     if let Some(c) = meta.float_class {
         out.extend(c.bits().to_le_bytes());
     }
-    out.extend((meta.roots.len() as u64).to_le_bytes());
-    for r in &meta.roots {
-        out.extend((r.name.len() as u32).to_le_bytes());
-        out.extend(r.name.as_bytes());
-        out.extend(r.value.bits().to_le_bytes());
-    }
+    let roots = meta.roots.iter().map(|r| (r.name.as_str(), r.value));
+    // Every name fits: `Builder::add_root` refuses longer ones and a file cannot hold them.
+    file::write_roots(&mut out, roots).expect("root names are shorter than 2^32 bytes");
     out
 }
 
@@ -125,21 +122,10 @@ fn decode_meta(bytes: &[u8], at: u64) -> FileResult<Meta> {
     } else {
         None
     };
-    let n = r.count(12, "roots")?;
-    let mut roots = Vec::with_capacity(n);
-    for _ in 0..n {
-        let len = r.u32("root name length")? as usize;
-        let name = std::str::from_utf8(r.take(len, "root name")?)
-            .map_err(|_| FileError::corrupt("meta section", "a root name is not UTF-8"))?;
-        let value = Word::from_bits(r.u64("root value")?);
-        if roots.iter().any(|x: &Root| x.name == name) {
-            return Err(FileError::corrupt("meta section", "two roots share a name"));
-        }
-        roots.push(Root {
-            name: name.to_owned(),
-            value,
-        });
-    }
+    let roots = file::read_roots(&mut r, "meta section")?
+        .into_iter()
+        .map(|(name, value)| Root { name, value })
+        .collect();
     if r.remaining() != 0 {
         return Err(FileError::corrupt(
             "meta section",
