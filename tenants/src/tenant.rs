@@ -11,6 +11,7 @@ use cowheap_heap::{
     Decoded, Error as HeapError, Format, HeapReader, ObjectIndex, ObjectSize, PrivateKey, TenantId,
     Value, Word,
 };
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -509,14 +510,13 @@ impl Tenant {
     /// Time: O(1), or O(size of obj) for the first write.
     pub fn set_slot(&mut self, obj: Value, i: usize, v: Value) -> Result<()> {
         let w = self.store_word(v)?;
-        let wr = self.writable(obj, |format, size| {
+        let mut wr = self.writable(obj, |format, size| {
             if i < size.slots {
                 Ok(())
             } else {
                 Err(format.slot_error(i, size.slots).into())
             }
         })?;
-        let mut wr = wr;
         wr.body().slots[i].set(w);
         Ok(())
     }
@@ -525,13 +525,12 @@ impl Tenant {
     /// base object copies it. Time: O(data), or O(size of obj) for the first write.
     pub fn set_bytes(&mut self, obj: Value, offset: usize, data: &[u8]) -> Result<()> {
         let end = offset.checked_add(data.len());
-        let wr = self.writable(obj, |format, size| match end {
+        let mut wr = self.writable(obj, |format, size| match end {
             Some(end) if end <= size.bytes => Ok(()),
             _ => Err(format
                 .bytes_error(offset, end.unwrap_or(usize::MAX), size.bytes)
                 .into()),
         })?;
-        let mut wr = wr;
         wr.body().bytes[offset..offset + data.len()].copy_from_slice(data);
         Ok(())
     }
@@ -554,7 +553,7 @@ impl Tenant {
     /// ```
     pub fn alloc(&mut self, class: Value, format: Format, size: ObjectSize) -> Result<Value> {
         let nil = self.base.heap().nil().word();
-        self.alloc_body(class, format, size, |slots, _| slots.fill(nil))
+        self.alloc_body(class, format, size, nil, |_, _| {})
     }
 
     /// A new private object of `class` holding `slots` and `bytes`. Time: O(size).
@@ -573,8 +572,10 @@ impl Tenant {
             slots: slots.len(),
             bytes: bytes.len(),
         };
-        self.alloc_body(class, format, size, |s, b| {
-            s.copy_from_slice(&words);
+        self.alloc_body(class, format, size, Word::from_bits(1), |s, b| {
+            for (cell, &w) in s.iter_mut().zip(&words) {
+                *cell.get_mut() = w;
+            }
             b.copy_from_slice(bytes);
         })
     }
@@ -584,7 +585,8 @@ impl Tenant {
         class: Value,
         format: Format,
         size: ObjectSize,
-        fill: impl FnOnce(&mut [Word], &mut [u8]),
+        init: Word,
+        fill: impl FnOnce(&mut [Cell<Word>], &mut [u8]),
     ) -> Result<Value> {
         let class = self.store_word(class)?;
         if !class.is_ref() {
@@ -596,17 +598,16 @@ impl Tenant {
         }
         let c = cost(size);
         self.check_quota(c)?;
-        let mut slots = try_vec(Word::from_bits(1), size.slots)?;
+        let mut slots = try_vec(Cell::new(init), size.slots)?;
         let mut bytes = try_vec(0u8, size.bytes)?;
         fill(&mut slots, &mut bytes);
-        let slots = slots.into_iter().map(std::cell::Cell::new).collect();
         let hash = new_hash(self.stats.allocations);
         let k = self.space.insert(Entry {
             state: Forwarding::Object(Body {
                 class,
                 format,
                 hash,
-                slots,
+                slots: slots.into_boxed_slice(),
                 bytes: bytes.into_boxed_slice(),
             }),
         })?;
