@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// How a tenant is set up. The default has no quota and uses the base's shared marks.
+/// How a tenant is set up: when forked ([`Tenant::fork_with`]), and when restored from a
+/// snapshot ([`Tenant::restore_with`]), where the host's configuration wins over what the
+/// snapshot says. The default has no quota and uses the base's shared marks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TenantConfig {
     /// Most private bytes the tenant may hold (see [`Tenant::quota`]); `None` for no limit.
