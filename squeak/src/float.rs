@@ -125,7 +125,8 @@ pub(crate) fn normalize(objs: &mut [Obj], float_class: Option<u32>, f: ImageForm
 }
 
 /// The value of the boxed Float `obj` of `heap`: an object of the class in special objects
-/// slot 9 with 8 bytes. `None` for any other object. Time: O(1).
+/// slot 9 with 8 bytes. `None` for any other object. Time: O(roots), to find the special
+/// objects array.
 pub fn float_value(heap: &BaseHeap, obj: ObjectIndex) -> Option<f64> {
     let special = crate::special_objects(heap).ok()?;
     let o = heap.object(obj).ok()?;

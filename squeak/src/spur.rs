@@ -352,7 +352,6 @@ fn decode(
 ) -> ImportResult<(Obj, Option<u32>)> {
     let (d, ws, order) = (&mem.d, f.word_bytes(), f.order());
     let at = r.hdr as u64;
-    let bad = |problem| ImportError::BadHeader { at, problem };
     let h = r.header;
     let ci = (h & 0x3F_FFFF) as u32;
     let fmt = ((h >> 24) & 31) as u8;
@@ -385,50 +384,8 @@ fn decode(
             index_in_root = Some(ci);
         }
         let class = Word::base(ObjectIndex::from_u32(c));
-        let len = |unused: usize| {
-            (r.slots * ws)
-                .checked_sub(unused)
-                .ok_or(bad("more unused units than units"))
-        };
-        match fmt {
-            0..=3 => (class, Format::Pointers, pointers(r.slots)?, Vec::new()),
-            4 => (class, Format::Weak, pointers(r.slots)?, Vec::new()),
-            5 => (class, Format::Ephemeron, pointers(r.slots)?, Vec::new()),
-            9 if raw.len() % 8 == 0 => (
-                class,
-                Format::DoubleWords,
-                Vec::new(),
-                units_to_le(raw, 8, order),
-            ),
-            10 | 11 => {
-                let n = len(4 * usize::from(fmt & 1))?;
-                let words = units_to_le(&raw[..n], 4, order);
-                (class, Format::Words, Vec::new(), words)
-            }
-            12..=15 => {
-                let n = len(2 * usize::from(fmt & 3))?;
-                let shorts = units_to_le(&raw[..n], 2, order);
-                (class, Format::Shorts, Vec::new(), shorts)
-            }
-            16..=23 => {
-                let n = len(usize::from(fmt & 7))?;
-                (class, Format::Bytes, Vec::new(), raw[..n].to_vec())
-            }
-            24..=31 => {
-                let head = oop(0)
-                    .ok()
-                    .and_then(Word::as_int)
-                    .ok_or(bad("a compiled method whose header is not a small integer"))?;
-                let p = 1 + usize::from((head & 0x7FFF) as u16);
-                let n = len(usize::from(fmt & 7))?;
-                if p * ws > n {
-                    return Err(bad("a compiled method with more literals than fields"));
-                }
-                let bytes = raw[p * ws..n].to_vec();
-                (class, Format::CompiledMethod, pointers(p)?, bytes)
-            }
-            _ => return Err(bad("a format Spur does not use for ordinary objects")),
-        }
+        let (format, slots, bytes) = decode_body(r, fmt, f, raw, &oop)?;
+        (class, format, slots, bytes)
     };
     stats.references += slots.iter().filter(|w| w.is_base()).count();
     let aux = Aux::Spur(SpurAux {
@@ -446,6 +403,63 @@ fn decode(
         bytes,
     };
     Ok((obj, index_in_root))
+}
+
+/// The body of an ordinary (not hidden) object of Spur format `fmt`: its cowheap format,
+/// pointer slots and raw bytes (units in little-endian order).
+fn decode_body(
+    r: &Rec,
+    fmt: u8,
+    f: ImageFormat,
+    raw: &[u8],
+    oop: &dyn Fn(usize) -> ImportResult<Word>,
+) -> ImportResult<(Format, Vec<Word>, Vec<u8>)> {
+    let (ws, order) = (f.word_bytes(), f.order());
+    let bad = |problem| ImportError::BadHeader {
+        at: r.hdr as u64,
+        problem,
+    };
+    let pointers = |n: usize| (0..n).map(oop).collect::<ImportResult<Vec<_>>>();
+    let len = |unused: usize| {
+        (r.slots * ws)
+            .checked_sub(unused)
+            .ok_or(bad("more unused units than units"))
+    };
+    Ok(match fmt {
+        0..=3 => (Format::Pointers, pointers(r.slots)?, Vec::new()),
+        4 => (Format::Weak, pointers(r.slots)?, Vec::new()),
+        5 => (Format::Ephemeron, pointers(r.slots)?, Vec::new()),
+        9 if raw.len() % 8 == 0 => (Format::DoubleWords, Vec::new(), units_to_le(raw, 8, order)),
+        10 | 11 => {
+            let n = len(4 * usize::from(fmt & 1))?;
+            (Format::Words, Vec::new(), units_to_le(&raw[..n], 4, order))
+        }
+        12..=15 => {
+            let n = len(2 * usize::from(fmt & 3))?;
+            (Format::Shorts, Vec::new(), units_to_le(&raw[..n], 2, order))
+        }
+        16..=23 => {
+            let n = len(usize::from(fmt & 7))?;
+            (Format::Bytes, Vec::new(), raw[..n].to_vec())
+        }
+        24..=31 => {
+            let head = oop(0)
+                .ok()
+                .and_then(Word::as_int)
+                .ok_or(bad("a compiled method whose header is not a small integer"))?;
+            let p = 1 + usize::from((head & 0x7FFF) as u16);
+            let n = len(usize::from(fmt & 7))?;
+            if p * ws > n {
+                return Err(bad("a compiled method with more literals than fields"));
+            }
+            (
+                Format::CompiledMethod,
+                pointers(p)?,
+                raw[p * ws..n].to_vec(),
+            )
+        }
+        _ => return Err(bad("a format Spur does not use for ordinary objects")),
+    })
 }
 
 /// A Spur oop of `ws` bytes as a cowheap word; `None` for a pointer to no object or an
