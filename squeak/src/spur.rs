@@ -618,6 +618,41 @@ pub(crate) fn export(
     Ok(out.buf)
 }
 
+/// The class indices kept in `image.classIndex.<object number>` roots, by object number.
+///
+/// # Errors
+/// [`ExportError::BadHeaderRoot`] for such a root that names no object of the base or holds
+/// no class index (32 to 2^22 - 1).
+fn class_index_roots(heap: &BaseHeap, f: ImageFormat) -> ExportResult<HashMap<u32, u32>> {
+    let mut out = HashMap::new();
+    for r in heap.roots() {
+        let Some(number) = r.name.strip_prefix(CLASS_INDEX_ROOT) else {
+            continue;
+        };
+        let value = r.value.as_int();
+        let x = number
+            .parse::<u32>()
+            .ok()
+            .filter(|&x| (x as usize) < heap.len());
+        let ci = value
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|ci| (FIRST_CLASS_INDEX..1 << 22).contains(ci));
+        match (x, ci) {
+            (Some(x), Some(ci)) => {
+                out.insert(x, ci);
+            }
+            _ => {
+                return Err(ExportError::BadHeaderRoot {
+                    root: CLASS_INDEX_ROOT,
+                    value,
+                    target: f.name(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Plans every object and assigns its address from `old_base`, closing a segment (with a
 /// bridge over `options.segment_gap`) whenever the next object would make it larger than
 /// `options.segment_bytes`.
@@ -628,14 +663,7 @@ fn lay_out(
     options: &ExportOptions,
 ) -> ExportResult<Layout> {
     let ws = f.word_bytes();
-    let index_roots: HashMap<u32, u32> = heap
-        .roots()
-        .iter()
-        .filter_map(|r| {
-            let x = r.name.strip_prefix(CLASS_INDEX_ROOT)?.parse().ok()?;
-            Some((x, u32::try_from(r.value.as_int()?).ok()?))
-        })
-        .collect();
+    let index_roots = class_index_roots(heap, f)?;
     let mut plans = Vec::with_capacity(heap.len());
     let mut addr = Vec::with_capacity(heap.len());
     // `pos` is the next address (from the old base), `in_segment` the bytes of the current

@@ -92,3 +92,28 @@ fn other_header_roots_out_of_range_are_refused() {
         assert_refused(&with_root(&v3.heap, root, value), v3.format, root);
     }
 }
+
+#[test]
+fn class_index_roots_out_of_range_are_refused() {
+    let spur = headless();
+    let kept = spur
+        .heap
+        .roots()
+        .iter()
+        .find(|r| r.name.starts_with("image.classIndex."))
+        .unwrap()
+        .name
+        .clone();
+    for (root, value) in [
+        (kept.as_str(), 1i64 << 40),
+        (kept.as_str(), 5),
+        ("image.classIndex.99999999", 40),
+        ("image.classIndex.x", 40),
+    ] {
+        assert_refused(
+            &with_root(&spur.heap, root, value),
+            spur.format,
+            "image.classIndex.",
+        );
+    }
+}
