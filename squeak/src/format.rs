@@ -145,8 +145,9 @@ pub(crate) fn detect(b: &[u8]) -> ImportResult<(ImageFormat, usize)> {
 
 /// The header fields of an image that are not derived from its objects, kept so that an
 /// export writes them back. They travel inside the base as integer roots named
-/// `image.<field>` (see [`ImageHeader::ROOTS`]), so a base saved as a cowheap image file and
-/// opened again still exports exactly.
+/// `image.<field>` (see [`ImageHeader::ROOTS`] and [`ImageHeader::ORDER_ROOT`]), so a base
+/// saved as a cowheap image file and opened again still exports exactly, by default in the
+/// version and byte order it was read in. [`ImageHeader::try_from_heap`] checks them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct ImageHeader {
     /// The image version the base was read from (0 if it was not read from an image).
