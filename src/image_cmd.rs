@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use cowheap::heap::{BaseHeap, Format, Verification};
-use cowheap::squeak::{self, ByteOrder, ImageFormat, ImageHeader};
+use cowheap::squeak::{self, ByteOrder, ExportOptions, ImageHeader, ImageKind};
 use std::path::Path;
 use std::time::Instant;
 
@@ -148,33 +148,27 @@ pub(crate) fn export(
     base: &Path,
     out: &Path,
     format: Option<&str>,
-    big_endian: bool,
+    order: Option<ByteOrder>,
 ) -> Result<()> {
     let (heap, _) = load(base, Verification::Full)?;
-    let order = if big_endian {
-        ByteOrder::Big
-    } else {
-        ByteOrder::Little
-    };
-    let format = match format {
-        Some("v3") => ImageFormat::v3(order),
-        Some("spur32") => ImageFormat::spur32(order),
-        Some("spur64") => ImageFormat::spur64(order),
+    let kind = match format {
+        Some("v3") => Some(ImageKind::V3),
+        Some("spur32") => Some(ImageKind::Spur32),
+        Some("spur64") => Some(ImageKind::Spur64),
         Some(other) => bail!("unknown format {other:?}: use v3, spur32 or spur64"),
-        None => {
-            let version = ImageHeader::from_heap(&heap).version;
-            if version == 0 {
-                bail!("the base was not imported from an image: name a --format");
-            }
-            ImageFormat::new(version, order)?
-        }
+        None => None,
     };
-    squeak::export_to_path(&heap, format, out)
+    let options = ExportOptions {
+        kind,
+        order,
+        ..ExportOptions::default()
+    };
+    let written = squeak::export_to_path_with(&heap, &options, out)
         .with_context(|| format!("exporting to {}", out.display()))?;
     println!(
         "{}: {} image, {} objects, {:.1} MiB",
         out.display(),
-        format.name(),
+        written.name(),
         heap.len(),
         mib(std::fs::metadata(out)?.len())
     );

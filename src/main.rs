@@ -57,12 +57,16 @@ enum Command {
         /// The Smalltalk image to write.
         #[arg(short, long, value_name = "IMAGE")]
         output: PathBuf,
-        /// `v3`, `spur32` or `spur64` [default: the format the base was imported from].
-        #[arg(long)]
+        /// `v3`, `spur32` or `spur64` [default: the format the base was imported from, in
+        /// its version (6502, 6504 or 6505 for V3)].
+        #[arg(long, value_parser = ["v3", "spur32", "spur64"])]
         format: Option<String>,
-        /// Write a big-endian image.
-        #[arg(long)]
+        /// Write a big-endian image [default: the byte order the base was imported from].
+        #[arg(long, conflicts_with = "little_endian")]
         big_endian: bool,
+        /// Write a little-endian image [default: the byte order the base was imported from].
+        #[arg(long)]
+        little_endian: bool,
     },
     /// Internal: the single-threaded process the bench forks its fork() tenants from.
     #[cfg(unix)]
@@ -266,7 +270,15 @@ fn main() -> Result<()> {
             output,
             format,
             big_endian,
-        }) => image_cmd::export(&base, &output, format.as_deref(), big_endian),
+            little_endian,
+        }) => {
+            let order = match (big_endian, little_endian) {
+                (true, _) => Some(cowheap::squeak::ByteOrder::Big),
+                (_, true) => Some(cowheap::squeak::ByteOrder::Little),
+                _ => None,
+            };
+            image_cmd::export(&base, &output, format.as_deref(), order)
+        }
         None => run_bench(&BenchArgs::default()),
     }
 }

@@ -95,6 +95,25 @@ fn real_images_import_and_export_byte_for_byte() {
 }
 
 #[test]
+fn export_keeps_the_byte_order_the_base_came_from_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let original = image("headless-spur32.image");
+    let original = original.to_str().unwrap();
+    ok(&["export", original, "-o", &path("big.image"), "--big-endian"]);
+    let big = std::fs::read(path("big.image")).unwrap();
+    assert_ne!(big, std::fs::read(original).unwrap());
+    // Imported from the big-endian image, the base exports big-endian by default...
+    ok(&["import", &path("big.image"), "-o", &path("big.cowheap")]);
+    ok(&["export", &path("big.cowheap"), "-o", &path("again.image")]);
+    assert!(std::fs::read(path("again.image")).unwrap() == big);
+    // ...and little-endian when told, which is the original file.
+    let args = ["export", &path("big.cowheap"), "-o", &path("little.image")];
+    ok(&[&args[..], &["--little-endian"]].concat());
+    assert!(std::fs::read(path("little.image")).unwrap() == std::fs::read(original).unwrap());
+}
+
+#[test]
 fn the_demonstration_runs_on_a_real_image() {
     let scratch = image("Scratch-1.4.0.6.image");
     let out = ok(&[
