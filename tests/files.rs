@@ -606,3 +606,66 @@ fn a_base_reference_with_bits_above_its_index_is_refused_by_verification() {
         Err(cowheap::heap::Error::InvalidWord(w)) if w == alias
     ));
 }
+
+#[test]
+fn a_private_word_in_a_trusted_base_never_names_a_tenants_own_object() {
+    let dir = tmp();
+    let mut b = cowheap::Builder::new();
+    let nil = b.add_nil();
+    let holder = b
+        .add(nil, Format::Pointers, vec![nil, nil], vec![])
+        .unwrap();
+    b.add_root("holder", holder).unwrap();
+    let path = dir.path().join("private.cowheap");
+    b.freeze().unwrap().save(&path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = u64::from_le_bytes(bytes[72..80].try_into().unwrap()) as usize;
+    let slot = at + (3 + 3) * 8;
+    assert_eq!(&bytes[slot..slot + 8], &nil.bits().to_le_bytes());
+    // The private reference to key 0, generation 0: the first object a tenant allocates.
+    bytes[slot..slot + 8].copy_from_slice(&0b100u64.to_le_bytes());
+    reseal_image(&mut bytes);
+    assert!(open_bytes(dir.path(), &bytes, Verification::Full).is_err());
+    let heap = open_bytes(dir.path(), &bytes, Verification::Trust).unwrap();
+    let base = Base::new(heap);
+    let holder = base.heap().root("holder").unwrap();
+    let mut t = Tenant::fork(&base);
+    let mine = t
+        .alloc(
+            Value::from(nil),
+            Format::Pointers,
+            ObjectSize { slots: 1, bytes: 0 },
+        )
+        .unwrap();
+    t.set_slot(mine, 0, Value::int(42)).unwrap();
+    // Read through the base, the word belongs to no tenant and is refused when used.
+    let stray = t.slot(holder, 0).unwrap();
+    assert!(t.slot(stray, 0).is_err());
+    // A first write would copy the word into the tenant, where it would name `mine`: refused,
+    // and nothing is copied.
+    let err = t.set_slot(holder, 1, Value::int(1)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            cowheap::Error::Heap(cowheap::heap::Error::InvalidWord(_))
+        ),
+        "{err}"
+    );
+    assert_eq!(t.stats().copies, 0);
+    assert!(t.slot(holder, 1).unwrap().same_word(Value::from(nil)));
+}
+
+#[test]
+fn a_word_that_is_no_word_is_refused_at_the_tenants_edge() {
+    let base = Base::new(synth::image(1_000, 1));
+    let g = base.heap().root("Smalltalk").unwrap();
+    let alias = Value::from(Word::from_bits(g.word().bits() | 1 << 50));
+    let mut t = Tenant::fork(&base);
+    assert!(matches!(
+        t.set_slot(g, 0, alias),
+        Err(cowheap::Error::Heap(cowheap::heap::Error::InvalidWord(_)))
+    ));
+    assert!(t.slot(alias, 0).is_err());
+    assert!(t.class_of(alias).is_err());
+    assert_eq!(t.stats().copies, 0);
+}

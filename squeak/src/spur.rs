@@ -877,6 +877,7 @@ impl Oops<'_> {
             Decoded::Char(c) if self.ws == 8 => Ok((u64::from(c) << 3) | 2),
             Decoded::Char(c) if c < 1 << 30 => Ok((u64::from(c) << 2) | 2),
             Decoded::Char(_) => Err(unrepresentable("a character code too large")),
+            Decoded::Reserved(_) if !w.is_small_float() => Err(unrepresentable("an invalid word")),
             Decoded::Reserved(_) if self.ws == 8 => Ok((w.bits() & !7) | 4),
             Decoded::Reserved(_) => Err(unrepresentable("an immediate float")),
             Decoded::Private(_) => Err(unrepresentable("a private reference")),

@@ -6,7 +6,7 @@ use crate::slab::{SlabKey, VersionedSlab};
 use crate::tenant::try_vec;
 use crate::{Error, Result};
 use cowheap_forwarders::Forwarding;
-use cowheap_heap::{Format, ObjectSize, ObjectView, PrivateKey, Word};
+use cowheap_heap::{Decoded, Format, ObjectSize, ObjectView, PrivateKey, Word};
 use std::cell::Cell;
 
 /// The body of a private object.
@@ -27,6 +27,12 @@ impl Body {
     /// # Errors
     /// [`Error::OutOfMemory`] if the allocator refuses.
     pub(crate) fn try_copy_of(view: &ObjectView<'_>) -> Result<Body> {
+        // A base holds no private reference and no invalid word (the builder and
+        // verification refuse them); a base opened without verification might, and copied
+        // into the tenant such a word would name one of the tenant's own objects.
+        if let Some(&w) = view.slots.iter().find(|w| !is_base_word(**w)) {
+            return Err(cowheap_heap::Error::InvalidWord(w).into());
+        }
         let mut slots = try_vec(Cell::new(Word::from_bits(1)), view.slots.len())?;
         for (c, &w) in slots.iter_mut().zip(view.slots.iter()) {
             c.set(w);
@@ -47,6 +53,15 @@ impl Body {
             slots: self.slots.len(),
             bytes: self.bytes.len(),
         }
+    }
+}
+
+/// True for a word a base object may hold: an immediate or a base reference.
+fn is_base_word(w: Word) -> bool {
+    match w.decode() {
+        Decoded::Int(_) | Decoded::Char(_) | Decoded::Base(_) => true,
+        Decoded::Reserved(_) => w.is_small_float(),
+        Decoded::Private(_) => false,
     }
 }
 

@@ -218,6 +218,11 @@ impl Tenant {
                 tenant: self.id,
             });
         }
+        // A word that is no immediate and no reference (a base tag with bits above the
+        // index) would make two words for one object: refused at the edge.
+        if matches!(w.decode(), Decoded::Reserved(_)) && !w.is_small_float() {
+            return Err(cowheap_heap::Error::InvalidWord(w).into());
+        }
         Ok(w)
     }
 
