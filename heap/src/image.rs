@@ -45,9 +45,23 @@ pub enum Verification {
     /// consistent, every reference in range. O(file size), in parallel.
     #[default]
     Full,
-    /// The header, the section table and the meta section only: O(roots). For files the
-    /// caller wrote itself or verified before. Reads of a corrupt file then give wrong
-    /// answers or errors, never a panic or undefined behaviour.
+    /// The header, the section table and the meta section, the regions' extents, nil, the
+    /// immediates' classes and the roots only: O(roots). For files the caller wrote itself
+    /// or verified before. What a corrupt file opened this way can and cannot do:
+    ///
+    /// - every read is a checked load: no panic and no undefined behaviour, whatever the
+    ///   bytes (a property test opens thousands of hostile files trusted);
+    /// - a header that does not decode (an unknown format, a size past the end) reads as a
+    ///   typed error ([`crate::Error::Corrupt`]);
+    /// - objects may overlap or claim wrong sizes, classes or hashes: reads then give wrong
+    ///   answers;
+    /// - a slot may hold a reference past the end (refused when followed), a private
+    ///   reference or an invalid word: read from the base, such a word belongs to no tenant
+    ///   and every tenant refuses it; a tenant's first write to an object holding one is
+    ///   refused, so it never names a tenant's own object;
+    /// - a pointer object with raw bytes cannot be copied: a first write to it is refused;
+    /// - exporting such a base to a Smalltalk image fails with a typed error or writes what
+    ///   the objects say.
     Trust,
 }
 
