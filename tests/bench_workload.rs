@@ -5,12 +5,12 @@
 //! Statistical checks use bounds of five standard deviations: a correct generator fails one
 //! about once in two million runs, a generator off by a few percent fails every time.
 
+use cowheap::{BaseHeap, ObjectIndex};
 use cowheap_bench as bench;
 use cowheap_bench::alloc::{CountingAlloc, Meter};
 use cowheap_bench::{
     self, ApproachKind, BaseSource, Config, Op, SizeMix, Skew, Workload, WorkloadConfig,
 };
-use cowheap::{BaseHeap, ObjectIndex};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -366,7 +366,13 @@ fn an_image_file_is_a_base_and_anything_else_is_refused() {
     std::fs::write(&not_an_image, [0x68u8, 0x19, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
     config.base = BaseSource::File(not_an_image);
     let err = bench::run(&config, &()).unwrap_err();
-    assert!(matches!(err, bench::Error::Open(cowheap::OpenError::Smalltalk { .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            bench::Error::Open(cowheap::OpenError::Smalltalk { .. })
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("neither a cowheap image file nor"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
