@@ -607,16 +607,16 @@ fn a_base_reference_with_bits_above_its_index_is_refused_by_verification() {
     ));
 }
 
-#[test]
-fn a_private_word_in_a_trusted_base_never_names_a_tenants_own_object() {
-    let dir = tmp();
+/// A base holding `holder` = [a private reference, nil], opened trusted (verification refuses
+/// it), and its nil.
+fn trusted_base_with_a_private_word(dir: &Path) -> (Arc<Base>, Value, Word) {
     let mut b = cowheap::Builder::new();
     let nil = b.add_nil();
     let holder = b
         .add(nil, Format::Pointers, vec![nil, nil], vec![])
         .unwrap();
     b.add_root("holder", holder).unwrap();
-    let path = dir.path().join("private.cowheap");
+    let path = dir.join("private.cowheap");
     b.freeze().unwrap().save(&path).unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     let at = u64::from_le_bytes(bytes[72..80].try_into().unwrap()) as usize;
@@ -625,10 +625,16 @@ fn a_private_word_in_a_trusted_base_never_names_a_tenants_own_object() {
     // The private reference to key 0, generation 0: the first object a tenant allocates.
     bytes[slot..slot + 8].copy_from_slice(&0b100u64.to_le_bytes());
     reseal_image(&mut bytes);
-    assert!(open_bytes(dir.path(), &bytes, Verification::Full).is_err());
-    let heap = open_bytes(dir.path(), &bytes, Verification::Trust).unwrap();
-    let base = Base::new(heap);
+    assert!(open_bytes(dir, &bytes, Verification::Full).is_err());
+    let base = Base::new(open_bytes(dir, &bytes, Verification::Trust).unwrap());
     let holder = base.heap().root("holder").unwrap();
+    (base, holder, nil)
+}
+
+#[test]
+fn a_private_word_in_a_trusted_base_never_names_a_tenants_own_object() {
+    let dir = tmp();
+    let (base, holder, nil) = trusted_base_with_a_private_word(dir.path());
     let mut t = Tenant::fork(&base);
     let mine = t
         .alloc(
@@ -668,4 +674,23 @@ fn a_word_that_is_no_word_is_refused_at_the_tenants_edge() {
     assert!(t.slot(alias, 0).is_err());
     assert!(t.class_of(alias).is_err());
     assert_eq!(t.stats().copies, 0);
+}
+
+#[test]
+fn a_refused_two_way_become_changes_nothing() {
+    let dir = tmp();
+    let (base, holder, nil) = trusted_base_with_a_private_word(dir.path());
+    let g = Value::from(nil);
+    let mut t = Tenant::fork(&base);
+    let mine = t
+        .alloc(g, Format::Pointers, ObjectSize { slots: 1, bytes: 0 })
+        .unwrap();
+    // Both operands base objects: nil copies, the holder cannot; then one private operand.
+    for a in [g, mine] {
+        let (before, stats) = (t.snapshot(), t.stats());
+        assert!(t.become_two_way(a, holder).is_err());
+        assert!(t.snapshot() == before, "the snapshot changed");
+        assert_eq!(t.stats(), stats);
+        assert_eq!(t.diverted(), 0);
+    }
 }

@@ -11,12 +11,12 @@
 //! - [`Tenant::become_two_way`] swaps the bodies of `a`'s and `b`'s entries, copying each
 //!   that is still a base object first (O(size of the two objects)).
 
-use crate::space::{ENTRY_OVERHEAD, Entry, Writable, cost};
+use crate::space::{Body, ENTRY_OVERHEAD, Entry, Writable, cost};
 use crate::stats::{add, sub};
 use crate::tenant::Loc;
 use crate::{Error, Result, Tenant};
 use cowheap_forwarders::Forwarding;
-use cowheap_heap::{Value, Word};
+use cowheap_heap::{ObjectIndex, PrivateKey, Value, Word};
 
 impl Tenant {
     /// Every reference to `a` in this tenant's view now leads to `b` (`a becomeForward: b`).
@@ -82,16 +82,24 @@ impl Tenant {
             }
         }
         self.check_quota(needed)?;
-        // Both operands are checked (layout, quota) before either is copied, so the only
-        // failure left between the two copies is running out of memory or keys, which leaves
-        // a first copy made: a copy is what a first write would have made, and it changes
-        // nothing a reader can see.
-        let key = |tenant: &mut Tenant, l: Loc| match l {
-            Loc::Base(x) => tenant.divert_copy(x),
-            Loc::Private(k) => Ok(k),
+        // Both copies are made, checked and allocated, and room for both keys is checked,
+        // before either enters the tenant: a refused become changes nothing.
+        let prepare = |tenant: &Tenant, l: Loc| match l {
+            Loc::Base(x) => tenant.copy_of(x).map(|body| Operand::Copy(x, body)),
+            Loc::Private(k) => Ok(Operand::Private(k)),
         };
-        let ka = key(self, la)?;
-        let kb = key(self, lb)?;
+        let (oa, ob) = (prepare(self, la)?, prepare(self, lb)?);
+        let copies = [&oa, &ob]
+            .into_iter()
+            .filter(|o| matches!(o, Operand::Copy(..)))
+            .count();
+        self.space.reserve_keys(copies)?;
+        let mut key = |o: Operand| match o {
+            Operand::Copy(x, body) => self.divert_body(x, body),
+            Operand::Private(k) => Ok(k),
+        };
+        let ka = key(oa)?;
+        let kb = key(ob)?;
         let (wa, wb) = self
             .space
             .writable_pair(ka, kb)
@@ -100,4 +108,11 @@ impl Tenant {
         add(&mut self.stats.becomes, 1);
         Ok(())
     }
+}
+
+/// An operand of a two-way become, ready to be swapped: a private object, or a base object
+/// with its copy made but not yet in the tenant.
+enum Operand {
+    Private(PrivateKey),
+    Copy(ObjectIndex, Body),
 }

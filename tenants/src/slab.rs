@@ -150,6 +150,12 @@ impl<T> VersionedSlab<T> {
             .filter(|r| r.tag == k.generation | OCCUPIED)
     }
 
+    /// True if `n` more values can be inserted whatever else happens: `insert` cannot then
+    /// fail with [`SlabFull`]. Conservative: it does not count the free list. Time: O(1).
+    pub(crate) fn has_room(&self, n: usize) -> bool {
+        self.records.len().saturating_add(n) < NONE as usize
+    }
+
     /// The value `k` names, if it is live. Time: O(1).
     #[inline]
     pub(crate) fn get(&self, k: SlabKey) -> Option<&T> {

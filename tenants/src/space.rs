@@ -188,6 +188,18 @@ impl Space {
             })
     }
 
+    /// [`Error::KeysExhausted`] unless `n` more entries can be inserted; then no `insert`
+    /// before them can fail for want of a key. Time: O(1).
+    pub(crate) fn reserve_keys(&self, n: usize) -> Result<()> {
+        if self.slab.has_room(n) {
+            Ok(())
+        } else {
+            Err(Error::KeysExhausted {
+                what: "private objects",
+            })
+        }
+    }
+
     /// The entry `k` names, if it is alive and of the same generation.
     #[inline]
     pub(crate) fn get(&self, k: PrivateKey) -> Option<&Entry> {

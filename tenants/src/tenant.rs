@@ -460,9 +460,20 @@ impl Tenant {
     /// opened without verification may hold one): a copy of it could not be snapshotted and
     /// restored, so it is never made. Nothing changes on any error.
     pub(crate) fn divert_copy(&mut self, x: ObjectIndex) -> Result<PrivateKey> {
+        let body = self.copy_of(x)?;
+        self.divert_body(x, body)
+    }
+
+    /// A private copy of base object `x`'s body, checked (its layout, its words) and
+    /// allocated, but not yet in the tenant: nothing has changed. Time: O(size of `x`).
+    pub(crate) fn copy_of(&self, x: ObjectIndex) -> Result<Body> {
         let view = self.base.heap().object(x)?;
         view.format.check(view.size())?;
-        let body = Body::try_copy_of(&view)?;
+        Body::try_copy_of(&view)
+    }
+
+    /// Puts `body`, a copy of base object `x`, into the tenant and diverts `x` to it.
+    pub(crate) fn divert_body(&mut self, x: ObjectIndex, body: Body) -> Result<PrivateKey> {
         let c = cost(body.size());
         let k = self.space.insert(Entry {
             state: Forwarding::Object(body),
@@ -473,7 +484,9 @@ impl Tenant {
     }
 
     /// Records that base object `x` is stood for by new entry `k`, charged `c` bytes. On
-    /// error the entry is removed again and nothing has changed.
+    /// error the entry is removed again; that key's generation has then moved on, which no
+    /// reader can see (the key was never handed out). The error cannot happen while callers
+    /// divert only objects they located in the base.
     pub(crate) fn divert(&mut self, x: ObjectIndex, k: PrivateKey, c: u64) -> Result<()> {
         let marks = match &mut self.filter {
             None => MarkTarget::Shared(&self.marks),
