@@ -553,8 +553,6 @@ struct Layout {
     starts: Vec<usize>,
     /// Every segment's size, its bridge included.
     sizes: Vec<u64>,
-    /// Bytes of address space from the old base to the end of the last segment.
-    end: u64,
     /// The slots of address space each bridge spans (the gap in words).
     gap_words: u64,
 }
@@ -580,13 +578,22 @@ pub(crate) fn export(
     let special = crate::special_objects(heap)?;
     let class_table = ClassTableEntry4::plan(heap, ws, options)?;
     let layout = lay_out(heap, f, h.old_base, options)?;
+    // The file holds the segments, not the gaps of address space between them; reserve what
+    // will be written (and say so if even that cannot be had, rather than abort).
+    let written = layout
+        .sizes
+        .iter()
+        .try_fold(
+            u64::from(h.prefix) + u64::from(h.header_size) + 256,
+            |n, &s| n.checked_add(s),
+        )
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or(ExportError::TooLarge(f.name()))?;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(written)
+        .map_err(|_| ExportError::TooLarge(f.name()))?;
     let mut out = Out {
-        buf: Vec::with_capacity(
-            usize::try_from(layout.end)
-                .ok()
-                .and_then(|n| n.checked_add(256))
-                .ok_or(ExportError::TooLarge(f.name()))?,
-        ),
+        buf,
         order: f.order(),
     };
     out.zeros(usize::try_from(h.prefix).map_err(|_| ExportError::TooLarge(f.name()))?);
@@ -713,7 +720,6 @@ fn lay_out(
         addr,
         starts,
         sizes,
-        end,
         gap_words: options.segment_gap / ws as u64,
     })
 }

@@ -373,3 +373,21 @@ fn export_to_path_replaces_the_file_whole_or_not_at_all() {
     );
     assert!(std::fs::read(&path).unwrap() == before);
 }
+
+#[test]
+fn wide_gaps_between_segments_cost_no_memory() {
+    // 64-bit Spur: 1 TiB of address space between segments. The file holds the segments and
+    // a bridge that counts the gap; exporting must not reserve the address space.
+    use cowheap_squeak::ExportOptions;
+    let im = headless();
+    let options = ExportOptions {
+        segment_bytes: Some(8 << 10),
+        segment_gap: 1 << 40,
+        allow_missing_float_class: true,
+        ..ExportOptions::exactly(ImageFormat::spur64(ByteOrder::Little))
+    };
+    let bytes = cowheap_squeak::export_bytes_with(&im.heap, &options).unwrap();
+    assert!(bytes.len() < 1 << 20, "{} bytes", bytes.len());
+    let back = cowheap_squeak::import_bytes(&bytes).unwrap();
+    assert_eq!((back.stats.objects, back.stats.hidden), (2_493, 50));
+}
