@@ -141,7 +141,7 @@ impl BaseHeap {
         if !meta
             .roots
             .iter()
-            .all(|r| !r.value.is_ref() || names_object(r.value))
+            .all(|r| r.value.is_immediate() || names_object(r.value))
         {
             return Err(Error::Corrupt("a root refers outside the heap"));
         }

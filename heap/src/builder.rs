@@ -202,9 +202,10 @@ impl Builder {
                     to: i.get() as u64,
                 }),
                 Decoded::Private(_) => Err(Error::PrivateInBase(w)),
-                Decoded::Int(_) | Decoded::Char(_) => Ok(()),
-                Decoded::Reserved(_) if w.is_small_float() => Ok(()),
-                Decoded::Reserved(_) => Err(Error::InvalidWord(w)),
+                Decoded::Int(_) | Decoded::Char(_) | Decoded::Reserved(_) if w.is_immediate() => {
+                    Ok(())
+                }
+                _ => Err(Error::InvalidWord(w)),
             }
         };
         let mut total = 0usize;

@@ -275,9 +275,7 @@ impl BaseHeap {
         let meta = &self.meta;
         let in_range = |w: Word, immediates: bool| match w.decode() {
             Decoded::Base(x) => x.get() < len,
-            Decoded::Int(_) | Decoded::Char(_) => immediates,
-            Decoded::Reserved(_) => immediates && w.is_small_float(),
-            _ => false,
+            _ => immediates && w.is_immediate(),
         };
         if meta.nil.get() >= len {
             return Err(FileError::corrupt("meta section", "nil is not an object"));
@@ -344,7 +342,7 @@ impl BaseHeap {
             match Word::from_bits(word(HEADER_WORDS + k)).decode() {
                 Decoded::Base(x) if x.get() >= len => return bad("a slot refers outside the heap"),
                 Decoded::Private(_) => return bad("a slot holds a private reference"),
-                Decoded::Reserved(w) if !Word::from_bits(w).is_small_float() => {
+                Decoded::Reserved(w) if !Word::from_bits(w).is_valid() => {
                     return bad("a slot holds a word that is no immediate and no reference");
                 }
                 _ => {}

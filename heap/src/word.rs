@@ -182,6 +182,20 @@ impl Word {
         self.0 & BASE_MASK == TAG_BASE
     }
 
+    /// True for an immediate: a small integer, a character or an immediate float.
+    #[inline]
+    pub const fn is_immediate(self) -> bool {
+        self.0 & 1 == 1 || self.0 & 3 == 2
+    }
+
+    /// True for every word but a base tag with bits set above its 32-bit index, which names
+    /// no object (two words must never name one). Every other word is an immediate or a
+    /// reference.
+    #[inline]
+    pub const fn is_valid(self) -> bool {
+        self.0 & 7 != TAG_BASE || self.0 & BASE_MASK == 0
+    }
+
     /// True for a private reference.
     #[inline]
     pub const fn is_private(self) -> bool {
@@ -361,9 +375,23 @@ mod tests {
             let alias = Word::from_bits(canonical.bits() | 1 << high);
             assert_eq!(alias.as_base(), None, "bit {high}");
             assert!(!alias.is_base() && !alias.is_ref() && !alias.is_small_float());
+            assert!(!alias.is_valid() && !alias.is_immediate());
             assert!(matches!(alias.decode(), Decoded::Reserved(_)));
         }
         assert_eq!(canonical.as_base(), Some(ObjectIndex::from_u32(5)));
+        let private = Word::private(PrivateKey::new(u32::MAX, GENERATION_MASK));
+        let float = Word::from_bits(u64::MAX << 3 | 0b110);
+        for (w, immediate) in [
+            (canonical, false),
+            (private, false),
+            (Word::int(-1).unwrap(), true),
+            (Word::char('x'), true),
+            (float, true),
+        ] {
+            assert!(w.is_valid(), "{w:?}");
+            assert_eq!(w.is_immediate(), immediate, "{w:?}");
+            assert_eq!(w.is_ref(), !immediate, "{w:?}");
+        }
     }
 
     #[test]

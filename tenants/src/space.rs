@@ -6,7 +6,7 @@ use crate::slab::{SlabKey, VersionedSlab};
 use crate::tenant::try_vec;
 use crate::{Error, Result};
 use cowheap_forwarders::Forwarding;
-use cowheap_heap::{Decoded, Format, ObjectSize, ObjectView, PrivateKey, Word};
+use cowheap_heap::{Format, ObjectSize, ObjectView, PrivateKey, Word};
 use std::cell::Cell;
 
 /// The body of a private object.
@@ -30,7 +30,11 @@ impl Body {
         // A base holds no private reference and no invalid word (the builder and
         // verification refuse them); a base opened without verification might, and copied
         // into the tenant such a word would name one of the tenant's own objects.
-        if let Some(&w) = view.slots.iter().find(|w| !is_base_word(**w)) {
+        if let Some(&w) = view
+            .slots
+            .iter()
+            .find(|w| !(w.is_base() || w.is_immediate()))
+        {
             return Err(cowheap_heap::Error::InvalidWord(w).into());
         }
         let mut slots = try_vec(Cell::new(Word::from_bits(1)), view.slots.len())?;
@@ -53,15 +57,6 @@ impl Body {
             slots: self.slots.len(),
             bytes: self.bytes.len(),
         }
-    }
-}
-
-/// True for a word a base object may hold: an immediate or a base reference.
-fn is_base_word(w: Word) -> bool {
-    match w.decode() {
-        Decoded::Int(_) | Decoded::Char(_) | Decoded::Base(_) => true,
-        Decoded::Reserved(_) => w.is_small_float(),
-        Decoded::Private(_) => false,
     }
 }
 

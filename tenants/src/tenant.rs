@@ -220,7 +220,7 @@ impl Tenant {
         }
         // A word that is no immediate and no reference (a base tag with bits above the
         // index) would make two words for one object: refused at the edge.
-        if matches!(w.decode(), Decoded::Reserved(_)) && !w.is_small_float() {
+        if !w.is_valid() {
             return Err(cowheap_heap::Error::InvalidWord(w).into());
         }
         Ok(w)
