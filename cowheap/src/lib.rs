@@ -7,15 +7,14 @@
 //! indirection table. References in the tenant's own objects are patched to the copy the
 //! first time they are read (lazy become), so the lookup is paid once per reference.
 //!
-//! This crate re-exports the three layers:
+//! This crate re-exports the layers:
 //! - [`heap`]: words and values, object formats, the builder and the frozen [`BaseHeap`];
 //! - [`forwarders`]: the diverted marks, indirection tables and the [`Base`] tenants fork from;
 //! - [`tenants`]: [`Tenant`] (copy-on-first-write, allocation, become, collection, quotas,
-//!   handles) and the thread-shared [`Registry`].
-//!
+//!   handles) and the thread-shared [`Registry`];
 //! - [`squeak`]: importers and exporters of Squeak, Pharo and Cuis images (V3 and Spur);
 //!
-//! and [`open_base`], which opens any base: a cowheap image file or a Smalltalk image.
+//! and adds [`open_base`], which opens any base: a cowheap image file or a Smalltalk image.
 //!
 //! The `cowheap` command and its bench live in crates of their own (`cowheap-cli`,
 //! `cowheap-bench`), so a program that uses the library compiles none of their dependencies.

@@ -15,8 +15,7 @@ pub enum Opened {
     },
     /// A Smalltalk image, imported object by object.
     Smalltalk {
-        /// What the importer read, with the header's fields (`heap` is the base returned
-        /// beside it, so this part holds only the format and header).
+        /// The image's format: V3 or Spur, its version, word size and byte order.
         format: ImageFormat,
         /// The image's header.
         header: cowheap_squeak::ImageHeader,

@@ -148,7 +148,8 @@ impl Value {
         Some(f64::from_bits(bits.rotate_right(1)))
     }
 
-    /// True for references (base or private), false for immediates.
+    /// True for references (base or private); false for immediates and for invalid words
+    /// ([`Word::is_valid`]).
     #[inline]
     pub const fn is_object(self) -> bool {
         self.word.is_ref()
