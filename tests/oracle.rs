@@ -397,15 +397,15 @@ fn run(w: &mut World, a: &Action) {
             match tn.slot(h.value, *slot) {
                 Ok(v) => {
                     assert!(*slot < len);
-                    if v.is_object() {
-                        if let OVal::Ref(r) = m.objs[h.o].slots[*slot] {
-                            m.held.push(Held {
-                                value: v,
-                                o: r,
-                                kind: Kind::Transient,
-                                via_forwarder: false,
-                            });
-                        }
+                    if v.is_object()
+                        && let OVal::Ref(r) = m.objs[h.o].slots[*slot]
+                    {
+                        m.held.push(Held {
+                            value: v,
+                            o: r,
+                            kind: Kind::Transient,
+                            via_forwarder: false,
+                        });
                     }
                 }
                 Err(e) => assert!(*slot >= len, "read failed: {e}"),

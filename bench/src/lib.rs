@@ -335,10 +335,10 @@ impl Config {
         if self.approaches.is_empty() {
             return bad("approaches", "name at least one comparator");
         }
-        if let BaseSource::Synthetic { objects, .. } = self.base {
-            if objects > u32::MAX as usize {
-                return bad("objects", "a base holds fewer than 2^32 objects");
-            }
+        if let BaseSource::Synthetic { objects, .. } = self.base
+            && objects > u32::MAX as usize
+        {
+            return bad("objects", "a base holds fewer than 2^32 objects");
         }
         Ok(())
     }

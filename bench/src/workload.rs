@@ -190,10 +190,10 @@ impl WorkloadConfig {
         if !(0.0..=1.0).contains(&self.write_share) {
             return bad("write-share", "the share of writes must lie in 0..=1");
         }
-        if let Skew::Zipf { exponent } = self.skew {
-            if !(exponent > 0.0 && exponent.is_finite()) {
-                return bad("skew", "the Zipf exponent must be a number above 0");
-            }
+        if let Skew::Zipf { exponent } = self.skew
+            && !(exponent > 0.0 && exponent.is_finite())
+        {
+            return bad("skew", "the Zipf exponent must be a number above 0");
         }
         Ok(())
     }

@@ -117,7 +117,7 @@ impl BaseHeap {
         } = regions;
         let total = storage.bytes().len();
         let inside = |at: usize, n: Option<usize>| {
-            at % 8 == 0
+            at.is_multiple_of(8)
                 && n.and_then(|n| at.checked_add(n))
                     .is_some_and(|end| end <= total)
         };

@@ -86,7 +86,7 @@ impl Format {
     pub const fn fits(self, size: ObjectSize) -> bool {
         (size.slots == 0 || self.has_slots())
             && (size.bytes == 0 || self.has_bytes())
-            && size.bytes % self.unit() == 0
+            && size.bytes.is_multiple_of(self.unit())
     }
 
     /// The error for a slot index `i` past `len` slots: [`crate::Error::WrongKind`] if this

@@ -262,7 +262,7 @@ impl BaseHeap {
     fn verify_structure(&self) -> FileResult<()> {
         let len = self.len;
         let words = (self.objects_len / 8) as u64;
-        if self.objects_len % 8 != 0 {
+        if !self.objects_len.is_multiple_of(8) {
             return Err(FileError::corrupt(
                 "objects section",
                 "length is not a multiple of 8",

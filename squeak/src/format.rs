@@ -362,7 +362,7 @@ impl ImageHeader {
             value: i64::try_from(v).ok(),
             target: f.name(),
         };
-        if self.old_base % align != 0 || self.old_base > base_max {
+        if !self.old_base.is_multiple_of(align) || self.old_base > base_max {
             return Err(bad(3, self.old_base));
         }
         for (i, v) in [

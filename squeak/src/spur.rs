@@ -116,7 +116,9 @@ fn read_header<'a>(
     let header_size_field = m.u32(4, H)?;
     let header_size = header_size_field as usize;
     let min = if ws == 8 { 88 } else { 56 };
-    if header_size < min || header_size % 8 != 0 || header_size_field > ImageHeader::MAX_HEADER_SIZE
+    if header_size < min
+        || !header_size.is_multiple_of(8)
+        || header_size_field > ImageHeader::MAX_HEADER_SIZE
     {
         return Err(ImportError::BadImageHeader(
             "the header size is too small or not 8-aligned",
@@ -429,7 +431,9 @@ fn decode_body(
         0..=3 => (Format::Pointers, pointers(r.slots)?, Vec::new()),
         4 => (Format::Weak, pointers(r.slots)?, Vec::new()),
         5 => (Format::Ephemeron, pointers(r.slots)?, Vec::new()),
-        9 if raw.len() % 8 == 0 => (Format::DoubleWords, Vec::new(), units_to_le(raw, 8, order)),
+        9 if raw.len().is_multiple_of(8) => {
+            (Format::DoubleWords, Vec::new(), units_to_le(raw, 8, order))
+        }
         10 | 11 => {
             let n = len(4 * usize::from(fmt & 1))?;
             (Format::Words, Vec::new(), units_to_le(&raw[..n], 4, order))
@@ -570,7 +574,7 @@ pub(crate) fn export(
     } else {
         (1 << 56) - 1
     };
-    if gap % 8 != 0 || gap / 8 > most_span {
+    if !gap.is_multiple_of(8) || gap / 8 > most_span {
         return Err(ExportError::Unsupported(
             "a segment gap that is not a multiple of 8 bytes or too large",
         ));

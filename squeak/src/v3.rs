@@ -40,7 +40,7 @@ impl Memory<'_> {
     /// The object an oop points at.
     fn resolve(&self, oop: u32) -> Option<u32> {
         let off = oop.checked_sub(self.old_base)? as usize;
-        if off % 4 != 0 {
+        if !off.is_multiple_of(4) {
             return None;
         }
         self.index.get(off / 4).copied().filter(|&i| i != u32::MAX)
@@ -131,7 +131,7 @@ fn read_header<'a>(
         ));
     }
     let data_size = m.u32(8, H)? as usize;
-    if data_size % 4 != 0 {
+    if !data_size.is_multiple_of(4) {
         return Err(ImportError::BadImageHeader(
             "the data size is not a number of words",
         ));

@@ -73,10 +73,10 @@ impl Tenant {
             };
             let fin = self.final_word(class, &mut out);
             stack.extend(fin.as_private().map(|k| k.key()));
-            if fin != class {
-                if let Some(mut w) = self.space.writable(k) {
-                    w.body().class = fin;
-                }
+            if fin != class
+                && let Some(mut w) = self.space.writable(k)
+            {
+                w.body().class = fin;
             }
         }
 

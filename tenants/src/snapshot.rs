@@ -475,13 +475,13 @@ impl<'a> Parts<'a> {
             .iter()
             .map(|(_, e)| entry_cost(e))
             .fold(0u64, u64::saturating_add);
-        if let Some(quota) = config.quota {
-            if private_bytes > quota {
-                return Err(RestoreError::QuotaExceeded {
-                    quota,
-                    used: private_bytes,
-                });
-            }
+        if let Some(quota) = config.quota
+            && private_bytes > quota
+        {
+            return Err(RestoreError::QuotaExceeded {
+                quota,
+                used: private_bytes,
+            });
         }
         let objects = u64::try_from(self.entries.len()).unwrap_or(u64::MAX);
         let mut t = Tenant::fork_with(base, *config);

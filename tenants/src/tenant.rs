@@ -332,17 +332,17 @@ impl Tenant {
         // The fast path: an undiverted base object, read in place. Anything else (a diverted
         // or private object, an index out of range) takes the out-of-line path, which also
         // works out the precise error.
-        if let Some(x) = obj.word().as_base() {
-            if let Some(entry) = self.marks.entry(x.as_u32()) {
-                let diverted = match &self.filter {
-                    None => entry & DivertMarks::DIVERTED != 0,
-                    Some(f) => f.is_marked(x.as_u32()),
-                };
-                if !diverted {
-                    let offset = entry & !DivertMarks::DIVERTED;
-                    if let Some(w) = self.reader.slot_at(offset, i) {
-                        return Ok(Value::shared(w));
-                    }
+        if let Some(x) = obj.word().as_base()
+            && let Some(entry) = self.marks.entry(x.as_u32())
+        {
+            let diverted = match &self.filter {
+                None => entry & DivertMarks::DIVERTED != 0,
+                Some(f) => f.is_marked(x.as_u32()),
+            };
+            if !diverted {
+                let offset = entry & !DivertMarks::DIVERTED;
+                if let Some(w) = self.reader.slot_at(offset, i) {
+                    return Ok(Value::shared(w));
                 }
             }
         }

@@ -67,11 +67,11 @@ pub(crate) fn reachable_from(heap: &BaseHeap, from: ObjectIndex, classes: bool) 
         let o = heap.object(x).unwrap();
         let class = classes.then_some(&o.class);
         for w in class.into_iter().chain(o.slots) {
-            if let Some(y) = w.as_base() {
-                if !seen[y.get()] {
-                    seen[y.get()] = true;
-                    stack.push(y);
-                }
+            if let Some(y) = w.as_base()
+                && !seen[y.get()]
+            {
+                seen[y.get()] = true;
+                stack.push(y);
             }
         }
     }
