@@ -146,6 +146,10 @@ pub fn write_atomically(
 
 /// A cursor over untrusted little-endian bytes: every read is bounds-checked and fails with
 /// [`FileError::Truncated`] naming what was being read.
+///
+/// Raw layer, hidden from the documentation: the file codecs of `cowheap-heap` and
+/// `cowheap-tenants` share it across crates. It is not part of the API and may change.
+#[doc(hidden)]
 #[derive(Debug)]
 pub struct Reader<'a> {
     bytes: &'a [u8],
@@ -236,6 +240,10 @@ pub struct RootNameTooLong(pub usize);
 ///
 /// # Errors
 /// [`RootNameTooLong`] if a name's length does not fit a u32; `out` is then left as it was.
+///
+/// Raw layer, hidden from the documentation: the file codecs of `cowheap-heap` and
+/// `cowheap-tenants` share it across crates. It is not part of the API and may change.
+#[doc(hidden)]
 pub fn write_roots<'a, I>(out: &mut Vec<u8>, roots: I) -> Result<(), RootNameTooLong>
 where
     I: IntoIterator<Item = (&'a str, Word)>,
@@ -264,6 +272,10 @@ where
 /// [`FileError::Truncated`] if the input ends early or the count cannot fit in it;
 /// [`FileError::Corrupt`] if a name is not UTF-8 or two roots share a name. The words are
 /// not checked: what a root may refer to is the caller's rule.
+///
+/// Raw layer, hidden from the documentation: the file codecs of `cowheap-heap` and
+/// `cowheap-tenants` share it across crates. It is not part of the API and may change.
+#[doc(hidden)]
 pub fn read_roots(r: &mut Reader<'_>, part: &'static str) -> FileResult<Vec<(String, Word)>> {
     // Each root takes at least 12 bytes: a name length and a value.
     let n = r.count(12, "roots")?;
