@@ -1,93 +1,406 @@
-//! The read barrier against the plain heap's read, interleaved round by round.
+//! cowheap's object-memory paths against a flat array of words, interleaved round by round.
 //!
 //! Criterion measures one variant after another, so a slow phase of a shared machine (another
 //! build, a neighbour's job) lands on whichever variant runs then. This bench alternates the
-//! variants within every round, rotating their order, and reports the median of the per-round
-//! ratios against the baseline, which such phases hit alike.
+//! variants within every round, rotating their order, and reports for each the median of its
+//! per-round ratios to its flat-heap equivalent, which such phases hit alike.
+//!
+//! The baseline is [`FlatHeap`]: the base in the base heap's own layout (a three-word header,
+//! then the slots; a table of offsets) in one owned `Vec<u64>`, with no tenant, marks or
+//! tables. It is what a heap that is "a flat array of words" costs, so each ratio is what
+//! cowheap adds to that path.
 //!
 //! ```text
-//! cargo bench --bench interleaved                 # 150 rounds over a 1M and a 10k base
+//! cargo bench --bench interleaved                 # 150 rounds of each mode
 //! cargo bench --bench interleaved -- --rounds 50
 //! cargo bench --bench interleaved -- --once       # one pass each, for instruction counts:
 //! valgrind --tool=callgrind --callgrind-out-file=cg.out target/release/deps/interleaved-HASH --once
-//! callgrind_annotate --inclusive=yes cg.out | grep '=> .*interleaved::read_'
+//! callgrind_annotate --inclusive=yes cg.out | grep -E 'interleaved::(read|write|class)_'
 //! ```
 //!
-//! With `--once` each variant makes one pass of 4,096 reads over a 10,000-object base, so
-//! callgrind's inclusive count of each `read_*` function divided by 4,096 is its instructions
-//! per read: repeatable where wall times are not.
+//! (`cargo bench --bench interleaved --no-run` prints the `interleaved-HASH` path.)
 //!
-//! | variant | what it reads through |
-//! | --- | --- |
-//! | `read_plain` (baseline) | `BaseHeap::slot`: the base heap alone, no tenant |
-//! | `read_plain_word` | `BaseHeap::slot_word`, inlined: the plain read with no `Value` |
-//! | `read_tenant` | `Tenant::slot`, shared marks: the read barrier's fast path |
-//! | `read_tenant_private` | `Tenant::slot` with `MarkPolicy::Private` |
+//! Two modes:
 //!
-//! Every read is of an undiverted base object; the same 4,096 random `(object, slot)` pairs
-//! serve every variant, and each variant's checksum must agree.
+//! - **cache-resident**: 4,096 random `(object, slot)` pairs over a 10,000-object base, read
+//!   again and again (97 passes per sample), so the base, the marks and the copies stay in
+//!   the caches: what each path costs in instructions and dependent loads.
+//! - **memory-bound**: 262,144 distinct random objects of a 1,000,000-object base (about a
+//!   quarter of it), one pass per sample, so nearly every operation misses the caches and the
+//!   TLB: what each path costs in memory traffic.
+//!
+//! With `--once` each variant makes one pass of the cache-resident mode, so callgrind's
+//! inclusive count of each `read_*`, `write_*` or `class_*` function divided by 4,096 is its
+//! instructions per operation: repeatable where wall times are not.
+//!
+//! | variant | flat equivalent | what it does per operation |
+//! | --- | --- | --- |
+//! | `read_flat` | (the baseline) | `FlatHeap::read`: offset, size word, slot |
+//! | `read_base_heap` | `read_flat` | `BaseHeap::slot`: the base heap alone, no tenant |
+//! | `read_base_word` | `read_flat` | `BaseHeap::slot_word`: as above, with no `Value` |
+//! | `read_tenant` | `read_flat` | `Tenant::slot` of an undiverted base object, shared marks |
+//! | `read_tenant_private_marks` | `read_flat` | the same with `MarkPolicy::Private` |
+//! | `read_own_via_private` | `read_flat_via_slot` | (a) read a private object's slot, which holds the tenant's copy (patched), then the copy's slot |
+//! | `read_flat_via_slot` | (a flat equivalent) | read a slot holding a reference, then the referenced object's slot |
+//! | `read_own_via_base` | `read_flat` | (b) `Tenant::slot` of a base reference to the tenant's own copy (unpatchable: a table lookup) |
+//! | `read_other_diverted` | `read_flat` | (c) `Tenant::slot` of a base object another tenant diverted (shared mark set, no copy here) |
+//! | `write_again_private` | `write_flat` | (d) `Tenant::set_slot` of an already-copied object, through its private reference |
+//! | `write_again_via_base` | `write_flat` | (d) the same through the base reference (a table lookup) |
+//! | `write_flat` | (a flat equivalent) | `FlatHeap::write`: a store of a small integer |
+//! | `class_of_base` | `class_flat` | (e) `Tenant::class_of` of an undiverted base object |
+//! | `class_flat` | (a flat equivalent) | `FlatHeap::class`: the header's class word |
+//!
+//! The same pairs serve every variant of a mode. Checks, outside the clock: every read
+//! variant of undiverted objects, (c) and `read_flat_via_slot` return the same checksum; (a)
+//! and (b) agree with each other and each word they read is `Tenant::identical` to the flat
+//! heap's; the two classes agree; and after a pass of each write variant, the tenant's slots
+//! hold what the flat heap holds. The tenants that divert objects (for (a) to (d)) work a
+//! second `Base` of the same image, so the undiverted variants see no mark set.
 
-use cowheap::{Base, BaseHeap, MarkPolicy, Tenant, TenantConfig, Value, synth};
+use cowheap::heap::ObjectIndex;
+use cowheap::synth;
+use cowheap::{Base, BaseHeap, Format, MarkPolicy, ObjectSize, Tenant, TenantConfig, Value, Word};
+use cowheap_bench::plain::FlatHeap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Instant;
 
-/// Random reads per pass.
-const READS: usize = 4096;
+/// Operations per pass of the cache-resident mode.
+const CACHED_OPS: usize = 4096;
 
-/// Reads per timed sample of one variant (so one sample is about a millisecond).
-const READS_PER_SAMPLE: usize = 400_000;
+/// Operations per pass of the memory-bound mode, each on a distinct object.
+const MEMORY_OPS: usize = 1 << 18;
 
-/// Names of the variants, baseline first.
-const NAMES: [&str; 4] = [
-    "read_plain",
-    "read_plain_word",
-    "read_tenant",
-    "read_tenant_private",
+/// Operations per timed sample of one variant in the cache-resident mode (so one sample is
+/// about a millisecond).
+const OPS_PER_SAMPLE: usize = 400_000;
+
+/// The variants, each with the index of its flat equivalent (the ratio's denominator).
+const VARIANTS: [(&str, usize); 14] = [
+    ("read_flat", 0),
+    ("read_base_heap", 0),
+    ("read_base_word", 0),
+    ("read_tenant", 0),
+    ("read_tenant_private_marks", 0),
+    ("read_own_via_private", 6),
+    ("read_flat_via_slot", 6),
+    ("read_own_via_base", 0),
+    ("read_other_diverted", 0),
+    ("write_again_private", 11),
+    ("write_again_via_base", 11),
+    ("write_flat", 11),
+    ("class_of_base", 13),
+    ("class_flat", 13),
 ];
 
-/// `READS` random slots of objects that have one, the same for every run.
-fn random_reads(heap: &BaseHeap) -> Vec<(Value, usize)> {
+/// `n` random `(object, slot)` pairs of objects with pointer slots, the same for every run;
+/// with `distinct`, no object twice.
+fn random_pairs(heap: &BaseHeap, n: usize, distinct: bool) -> Vec<(ObjectIndex, usize)> {
     let candidates: Vec<_> = heap
         .indices()
         .filter(|&x| heap.size(x).is_ok_and(|s| s.slots > 0))
         .collect();
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    (0..READS)
-        .map(|_| {
-            let x = candidates[rng.random_range(0..candidates.len())];
+    let objects: Vec<ObjectIndex> = if distinct {
+        assert!(n <= candidates.len(), "{n} distinct objects are available");
+        rand::seq::index::sample(&mut rng, candidates.len(), n)
+            .into_iter()
+            .map(|k| candidates[k])
+            .collect()
+    } else {
+        (0..n)
+            .map(|_| candidates[rng.random_range(0..candidates.len())])
+            .collect()
+    };
+    objects
+        .into_iter()
+        .map(|x| {
             let slots = heap.size(x).expect("a candidate exists").slots;
-            (Value::base(x), rng.random_range(0..slots))
+            (x, rng.random_range(0..slots))
         })
         .collect()
 }
 
+// ----- the flat heap ---------------------------------------------------------------------
+
 #[inline(never)]
-fn read_plain(heap: &BaseHeap, reads: &[(Value, usize)]) -> u64 {
+fn read_flat(flat: &FlatHeap, pairs: &[(ObjectIndex, usize)]) -> u64 {
+    pairs.iter().fold(0, |acc, &(x, i)| {
+        acc.wrapping_add(flat.read(x, i).expect("in range"))
+    })
+}
+
+#[inline(never)]
+fn read_flat_via_slot(flat: &FlatHeap, holder: ObjectIndex, pairs: &[(ObjectIndex, usize)]) -> u64 {
+    pairs.iter().enumerate().fold(0, |acc, (k, &(_, i))| {
+        let r = Word::from_bits(flat.read(holder, k).expect("in range"));
+        let x = r.as_base().expect("a reference");
+        acc.wrapping_add(flat.read(x, i).expect("in range"))
+    })
+}
+
+#[inline(never)]
+fn write_flat(flat: &mut FlatHeap, pairs: &[(ObjectIndex, usize)]) -> u64 {
+    for (k, &(x, i)) in pairs.iter().enumerate() {
+        flat.write(x, i, k as i64).expect("in range");
+    }
+    pairs.len() as u64
+}
+
+#[inline(never)]
+fn class_flat(flat: &FlatHeap, pairs: &[(ObjectIndex, usize)]) -> u64 {
+    pairs.iter().fold(0, |acc, &(x, _)| {
+        acc.wrapping_add(flat.class(x).expect("an object"))
+    })
+}
+
+// ----- the base heap, no tenant ----------------------------------------------------------
+
+#[inline(never)]
+fn read_base_heap(heap: &BaseHeap, reads: &[(Value, usize)]) -> u64 {
     reads.iter().fold(0, |acc, &(v, i)| {
         acc.wrapping_add(heap.slot(v, i).expect("in range").word().bits())
     })
 }
 
 #[inline(never)]
-fn read_plain_word(heap: &BaseHeap, reads: &[(Value, usize)]) -> u64 {
-    reads.iter().fold(0, |acc, &(v, i)| {
-        let x = v.as_base().expect("a base object");
+fn read_base_word(heap: &BaseHeap, pairs: &[(ObjectIndex, usize)]) -> u64 {
+    pairs.iter().fold(0, |acc, &(x, i)| {
         acc.wrapping_add(heap.slot_word(x, i).expect("in range").bits())
     })
 }
 
-#[inline(never)]
-fn read_tenant(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+// ----- tenants ---------------------------------------------------------------------------
+
+/// `Tenant::slot` over `reads`: the body of every tenant read variant but (a). Each variant
+/// passes its own constant to `black_box` (once per pass), so that the compiler does not merge
+/// their identical bodies into one function and callgrind can count them apart.
+#[inline(always)]
+fn tenant_reads(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
     reads.iter().fold(0, |acc, &(v, i)| {
         acc.wrapping_add(t.slot(v, i).expect("in range").word().bits())
     })
 }
 
 #[inline(never)]
-fn read_tenant_private(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
-    read_tenant(t, reads)
+fn read_tenant(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(3);
+    tenant_reads(t, reads)
+}
+
+#[inline(never)]
+fn read_tenant_private_marks(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(4);
+    tenant_reads(t, reads)
+}
+
+#[inline(never)]
+fn read_own_via_base(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(7);
+    tenant_reads(t, reads)
+}
+
+#[inline(never)]
+fn read_other_diverted(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(8);
+    tenant_reads(t, reads)
+}
+
+#[inline(never)]
+fn read_own_via_private(t: &Tenant, holder: Value, reads: &[(Value, usize)]) -> u64 {
+    reads.iter().enumerate().fold(0, |acc, (k, &(_, i))| {
+        let copy = t.slot(holder, k).expect("in range");
+        acc.wrapping_add(t.slot(copy, i).expect("in range").word().bits())
+    })
+}
+
+/// `Tenant::set_slot` over `writes`: the body of both write variants.
+#[inline(always)]
+fn tenant_writes(t: &mut Tenant, writes: &[(Value, usize)]) -> u64 {
+    for (k, &(v, i)) in writes.iter().enumerate() {
+        t.set_slot(v, i, Value::int(k as i64)).expect("in range");
+    }
+    writes.len() as u64
+}
+
+#[inline(never)]
+fn write_again_private(t: &mut Tenant, writes: &[(Value, usize)]) -> u64 {
+    black_box(9);
+    tenant_writes(t, writes)
+}
+
+#[inline(never)]
+fn write_again_via_base(t: &mut Tenant, writes: &[(Value, usize)]) -> u64 {
+    black_box(10);
+    tenant_writes(t, writes)
+}
+
+#[inline(never)]
+fn class_of_base(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    reads.iter().fold(0, |acc, &(v, _)| {
+        acc.wrapping_add(t.class_of(v).expect("an object").word().bits())
+    })
+}
+
+// ----- the fixture -----------------------------------------------------------------------
+
+/// Copies every object of `reads` into `t` (a first write of each pair's slot with the value
+/// it holds), reads each pair once so that the copies' slots are patched, and returns a
+/// private object whose slot `k` refers to the copy of pair `k`'s object.
+fn divert_all(t: &mut Tenant, reads: &[(Value, usize)]) -> Value {
+    for &(v, i) in reads {
+        let w = t.slot(v, i).expect("in range");
+        t.set_slot(v, i, w).expect("a first write");
+    }
+    let class = t.class_of(reads[0].0).expect("an object");
+    let size = ObjectSize {
+        slots: reads.len(),
+        bytes: 0,
+    };
+    let holder = t.alloc(class, Format::Pointers, size).expect("allocates");
+    for (k, &(v, i)) in reads.iter().enumerate() {
+        t.set_slot(holder, k, v).expect("in range");
+        let copy = t.slot(holder, k).expect("in range");
+        assert!(copy.word().as_base().is_none(), "the slot holds the copy");
+        black_box(t.slot(copy, i).expect("in range"));
+    }
+    holder
+}
+
+/// Everything one mode works on; built outside the clock.
+struct Fixture {
+    /// Base A: no tenant diverts anything.
+    base: Arc<Base>,
+    flat: FlatHeap,
+    /// A flat pointer object whose slot `k` refers to pair `k`'s object.
+    flat_holder: ObjectIndex,
+    /// The flat heap the write variant writes.
+    flat_written: FlatHeap,
+    pairs: Vec<(ObjectIndex, usize)>,
+    reads: Vec<(Value, usize)>,
+    /// Base A, shared marks.
+    shared: Tenant,
+    /// Base A, private marks.
+    private_marks: Tenant,
+    /// Base B (the same image, another `Base`): holds a copy of every object read, and `holder`.
+    own: Tenant,
+    holder: Value,
+    /// Base B: holds no copy; `own` and `writer` diverted every object read.
+    other: Tenant,
+    /// Base B: holds a copy of every object read; `writer_copies` are private references to
+    /// them.
+    writer: Tenant,
+    writer_copies: Vec<(Value, usize)>,
+}
+
+impl Fixture {
+    fn new(objects: usize, ops: usize, distinct: bool) -> Fixture {
+        let base = Base::new(synth::image(objects, 1));
+        let diverted = Base::new(synth::image(objects, 1));
+        let pairs = random_pairs(base.heap(), ops, distinct);
+        let reads: Vec<(Value, usize)> = pairs.iter().map(|&(x, i)| (Value::base(x), i)).collect();
+        let mut flat = FlatHeap::of(base.heap()).expect("a flat copy");
+        let flat_written = flat.clone();
+        let class = Word::from_bits(flat.class(pairs[0].0).expect("an object"));
+        let refs: Vec<Word> = pairs.iter().map(|&(x, _)| Word::base(x)).collect();
+        let flat_holder = flat.push(class, &refs).expect("a holder");
+        let mut own = Tenant::fork(&diverted);
+        let holder = divert_all(&mut own, &reads);
+        let mut writer = Tenant::fork(&diverted);
+        let writer_holder = divert_all(&mut writer, &reads);
+        let writer_copies = reads
+            .iter()
+            .enumerate()
+            .map(|(k, &(_, i))| (writer.slot(writer_holder, k).expect("in range"), i))
+            .collect();
+        let private_marks = Tenant::fork_with(
+            &base,
+            TenantConfig {
+                marks: MarkPolicy::Private,
+                quota: None,
+            },
+        );
+        Fixture {
+            shared: Tenant::fork(&base),
+            private_marks,
+            other: Tenant::fork(&diverted),
+            base,
+            flat,
+            flat_holder,
+            flat_written,
+            pairs,
+            reads,
+            own,
+            holder,
+            writer,
+            writer_copies,
+        }
+    }
+
+    /// One pass of variant `k`; returns its checksum (for a write, the writes made).
+    fn pass(&mut self, k: usize) -> u64 {
+        let (pairs, reads) = (black_box(&self.pairs[..]), black_box(&self.reads[..]));
+        match k {
+            0 => read_flat(&self.flat, pairs),
+            1 => read_base_heap(self.base.heap(), reads),
+            2 => read_base_word(self.base.heap(), pairs),
+            3 => read_tenant(&self.shared, reads),
+            4 => read_tenant_private_marks(&self.private_marks, reads),
+            5 => read_own_via_private(&self.own, self.holder, reads),
+            6 => read_flat_via_slot(&self.flat, self.flat_holder, pairs),
+            7 => read_own_via_base(&self.own, reads),
+            8 => read_other_diverted(&self.other, reads),
+            9 => write_again_private(&mut self.writer, black_box(&self.writer_copies)),
+            10 => write_again_via_base(&mut self.writer, reads),
+            11 => write_flat(&mut self.flat_written, pairs),
+            12 => class_of_base(&self.shared, reads),
+            _ => class_flat(&self.flat, pairs),
+        }
+    }
+
+    /// One pass of every variant, checking that they read and write the same words.
+    fn check(&mut self) {
+        let sums: Vec<u64> = (0..VARIANTS.len()).map(|k| self.pass(k)).collect();
+        for k in [1, 2, 3, 4, 6, 8] {
+            assert_eq!(
+                sums[k], sums[0],
+                "{} reads what read_flat reads",
+                VARIANTS[k].0
+            );
+        }
+        assert_eq!(sums[5], sums[7], "(a) and (b) read the same copies");
+        assert_eq!(
+            sums[12], sums[13],
+            "class_of_base reads the flat heap's classes"
+        );
+        for (k, &(x, i)) in self.pairs.iter().enumerate() {
+            let flat = Value::shared(Word::from_bits(self.flat.read(x, i).expect("in range")));
+            let (copy, v) = (
+                self.own.slot(self.holder, k).expect("in range"),
+                Value::base(x),
+            );
+            for read in [self.own.slot(v, i), self.own.slot(copy, i)] {
+                let read = read.expect("in range");
+                assert!(self.own.identical(read, flat).expect("comparable"));
+            }
+            let written = self.flat_written.read(x, i).expect("in range");
+            let w = self.writer.slot(v, i).expect("in range").word();
+            assert_eq!(
+                w.bits(),
+                written,
+                "the writer holds what the flat heap holds"
+            );
+        }
+        let (s, o) = (self.shared.stats(), self.other.stats());
+        assert_eq!(s.lookups, 0, "no undiverted read looks up");
+        assert_eq!(
+            (o.lookups as usize, self.other.diverted()),
+            (self.reads.len(), 0),
+            "every read of (c) looks up and finds no copy"
+        );
+    }
 }
 
 /// The median of `v`.
@@ -96,55 +409,38 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs every variant `rounds` times over a base of `objects` objects and prints the
-/// nanoseconds per read and the ratios against the baseline.
-fn run(objects: usize, rounds: usize, passes: usize) {
-    let base = Base::new(synth::image(objects, 1));
-    let heap = base.heap();
-    let reads = random_reads(heap);
-    let shared = Tenant::fork(&base);
-    let private = Tenant::fork_with(
-        &base,
-        TenantConfig {
-            marks: MarkPolicy::Private,
-            quota: None,
-        },
-    );
-    let pass = |k: usize| match k {
-        0 => read_plain(heap, black_box(&reads)),
-        1 => read_plain_word(heap, black_box(&reads)),
-        2 => read_tenant(&shared, black_box(&reads)),
-        _ => read_tenant_private(&private, black_box(&reads)),
-    };
-    let sums: Vec<u64> = (0..NAMES.len()).map(pass).collect();
-    assert!(
-        sums.iter().all(|&s| s == sums[0]),
-        "every variant reads the same words: {sums:?}"
-    );
+/// Runs every variant `rounds` times, `passes` passes per sample, and prints nanoseconds per
+/// operation and the median ratio of each variant to its flat equivalent.
+fn run(name: &str, f: &mut Fixture, rounds: usize, passes: usize) {
+    f.check();
+    let ops = f.pairs.len();
+    let objects = f.base.heap().len();
     if rounds == 0 {
-        println!("{objects} objects: one pass of {READS} reads per variant, checksums agree");
+        println!("{name}: {objects} objects, one pass of {ops} operations per variant, checked");
         return;
     }
-    let mut ns = vec![Vec::with_capacity(rounds); NAMES.len()];
+    let n = VARIANTS.len();
+    let mut ns = vec![Vec::with_capacity(rounds); n];
     for r in 0..rounds {
-        for j in 0..NAMES.len() {
-            let k = (r + j) % NAMES.len();
+        for j in 0..n {
+            let k = (r + j) % n;
             let start = Instant::now();
             for _ in 0..passes {
-                black_box(pass(k));
+                black_box(f.pass(k));
             }
-            ns[k].push(start.elapsed().as_nanos() as f64 / (passes * READS) as f64);
+            ns[k].push(start.elapsed().as_nanos() as f64 / (passes * ops) as f64);
         }
     }
-    assert_eq!(shared.stats().lookups, 0, "no undiverted read looks up");
-    println!("{objects} objects, {rounds} rounds of {passes} x {READS} reads (ns per read):");
-    for (k, name) in NAMES.iter().enumerate() {
-        let ratio = median((0..rounds).map(|r| ns[k][r] / ns[0][r]).collect());
+    println!(
+        "{name}: {objects} objects, {rounds} rounds of {passes} x {ops} operations (ns per op):"
+    );
+    for (k, &(variant, flat)) in VARIANTS.iter().enumerate() {
+        let ratio = median((0..rounds).map(|r| ns[k][r] / ns[flat][r]).collect());
         println!(
-            "  {name:20} median {:6.2}  min {:6.2}  ratio to {} {ratio:.3}",
+            "  {variant:26} median {:7.2}  min {:7.2}  ratio to {:18} {ratio:.3}",
             median(ns[k].clone()),
             ns[k].iter().copied().fold(f64::MAX, f64::min),
-            NAMES[0],
+            VARIANTS[flat].0,
         );
     }
 }
@@ -156,12 +452,19 @@ fn main() {
     let rounds = flag("--rounds")
         .and_then(|i| args.get(i + 1))
         .map_or(150, |n| n.parse().expect("--rounds takes a number"));
+    let mut cached = Fixture::new(10_000, CACHED_OPS, false);
     if flag("--once").is_some() {
-        // One pass of each variant over a small base: for callgrind's instruction counts.
-        run(10_000, 0, 1);
+        // One pass of each variant over the small base: for callgrind's instruction counts.
+        run("cache-resident", &mut cached, 0, 1);
         return;
     }
-    let passes = READS_PER_SAMPLE / READS;
-    run(1_000_000, rounds, passes);
-    run(10_000, rounds, passes);
+    run(
+        "cache-resident",
+        &mut cached,
+        rounds,
+        OPS_PER_SAMPLE / CACHED_OPS,
+    );
+    drop(cached);
+    let mut memory = Fixture::new(1_000_000, MEMORY_OPS, true);
+    run("memory-bound", &mut memory, rounds, 1);
 }

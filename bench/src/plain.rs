@@ -25,7 +25,7 @@
 use super::approach::Approach;
 use super::{Error, Result};
 use cowheap::heap::layout::{self, HEADER_WORDS, SIZE_WORD};
-use cowheap::heap::{BaseHeap, ObjectIndex, ObjectView, Word};
+use cowheap::heap::{BaseHeap, Format, ObjectIndex, ObjectView, Word};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Appends object `o` to `words` in the base heap's own layout ([`layout`]): header, slots,
@@ -111,6 +111,51 @@ impl FlatHeap {
         let p = self.pos(object, slot)?;
         self.words[p] = int_bits(value);
         Ok(())
+    }
+
+    /// The raw class word of `object` (a base reference). Time: O(1), two loads.
+    #[inline]
+    pub fn class(&self, object: ObjectIndex) -> Result<u64> {
+        self.offsets
+            .get(object.get())
+            // The class is the header's first word.
+            .and_then(|&o| self.words.get(o as usize))
+            .copied()
+            .ok_or_else(|| out_of_range(object, 0))
+    }
+
+    /// Appends a pointer object of class `class` holding `slots` (hash and auxiliary bits
+    /// zero), as a program allocates one; returns its index. Time: O(slots).
+    ///
+    /// ```
+    /// use cowheap_bench::plain::FlatHeap;
+    /// use cowheap::Word;
+    ///
+    /// let base = cowheap::synth::image(2_000, 1);
+    /// let x = base.root("Smalltalk").unwrap().as_base().unwrap();
+    /// let mut flat = FlatHeap::of(&base).unwrap();
+    /// let class = Word::from_bits(flat.class(x).unwrap());
+    /// let h = flat.push(class, &[Word::base(x), Word::int(3).unwrap()]).unwrap();
+    /// assert_eq!(h.get(), base.len());
+    /// assert_eq!(flat.read(h, 0).unwrap(), Word::base(x).bits());
+    /// assert_eq!(flat.class(h).unwrap(), class.bits());
+    /// assert!(flat.read(h, 2).is_err());
+    /// ```
+    pub fn push(&mut self, class: Word, slots: &[Word]) -> Result<ObjectIndex> {
+        let index = ObjectIndex::new(self.offsets.len()).ok_or(Error::OutOfRange {
+            object: self.offsets.len() as u64,
+            slot: 0,
+        })?;
+        let head = layout::Head {
+            class,
+            format: Format::Pointers,
+            hash: 0,
+            aux: 0,
+        };
+        let start = self.words.len();
+        layout::encode(head, slots, &[], &mut self.words)?;
+        self.offsets.push(start as u64);
+        Ok(index)
     }
 
     /// The object words, for a caller that needs their address range (the fork probe).
