@@ -144,45 +144,56 @@ fn apply<A: Approach>(approach: &A, tenant: &mut A::Tenant, ops: &[Op]) -> Resul
     Ok(sum)
 }
 
-/// Runs `pass` over `tenants` (tenant `i` of the slice is workload tenant `i`) on `threads`
-/// threads, each thread taking a contiguous share. Each tenant's operations are generated,
-/// then applied under the clock and the thread's allocation meter.
+/// What one thread of a pass did: its counts, and `(workload tenant, checksum)` pairs.
+type Share = (PassStats, Vec<(usize, u64)>);
+
+/// Runs `pass` for workload tenants `0..work` on `threads` threads. Workload tenant `id` is
+/// worked on `tenants[id % tenants.len()]`: with as many tenants as `work` that is one each;
+/// a comparator that holds fewer (the deep copies) works every workload tenant's operations
+/// all the same, each of its tenants taking several workload tenants in turn, so every
+/// comparator makes the same operations on the same objects. Each thread takes a contiguous
+/// share of `tenants`. Each workload tenant's operations are generated, then applied under
+/// the clock and the thread's allocation meter. The checksums are in workload tenant order.
 pub fn run_pass<A: Approach>(
     approach: &A,
     tenants: &mut [A::Tenant],
+    work: usize,
     workload: &Workload,
     pass: Pass,
     threads: usize,
     progress: &dyn Progress,
 ) -> Result<PassStats> {
     let t0 = Instant::now();
+    let held = tenants.len().max(1);
     let chunk = tenants.len().div_ceil(threads.max(1)).max(1);
-    let results: Vec<Result<PassStats>> = std::thread::scope(|s| {
+    let results: Vec<Result<Share>> = std::thread::scope(|s| {
         let workers: Vec<_> = tenants
             .chunks_mut(chunk)
             .enumerate()
             .map(|(c, share)| {
                 s.spawn(move || {
                     let mut stats = PassStats::default();
+                    let mut sums = Vec::new();
                     let (mut ops, mut picked) = (Vec::new(), Vec::new());
                     for (j, tenant) in share.iter_mut().enumerate() {
-                        let id = (c * chunk + j) as u64;
-                        workload.tenant_ops(id, &mut ops);
-                        picked.clear();
-                        picked.extend(
-                            ops.iter()
-                                .filter(|op| op.is_write() == (pass == Pass::Writes)),
-                        );
-                        let meter = Meter::start();
-                        let t = Instant::now();
-                        let sum = apply(approach, tenant, &picked)?;
-                        stats.busy += t.elapsed();
-                        stats.bytes += meter.bytes();
-                        stats.ops += picked.len() as u64;
-                        stats.checksums.push(sum);
-                        progress.advance(1);
+                        for id in (c * chunk + j..work).step_by(held) {
+                            workload.tenant_ops(id as u64, &mut ops);
+                            picked.clear();
+                            picked.extend(
+                                ops.iter()
+                                    .filter(|op| op.is_write() == (pass == Pass::Writes)),
+                            );
+                            let meter = Meter::start();
+                            let t = Instant::now();
+                            let sum = apply(approach, tenant, &picked)?;
+                            stats.busy += t.elapsed();
+                            stats.bytes += meter.bytes();
+                            stats.ops += picked.len() as u64;
+                            sums.push((id, sum));
+                            progress.advance(1);
+                        }
                     }
-                    Ok(stats)
+                    Ok((stats, sums))
                 })
             })
             .collect();
@@ -192,15 +203,32 @@ pub fn run_pass<A: Approach>(
             .collect()
     });
     let mut total = PassStats::default();
+    let mut sums = Vec::with_capacity(work);
     for r in results {
-        let s = r?;
+        let (s, mut part) = r?;
         total.ops += s.ops;
         total.busy += s.busy;
         total.bytes += s.bytes;
-        total.checksums.extend(s.checksums);
+        sums.append(&mut part);
     }
+    sums.sort_unstable_by_key(|&(id, _)| id);
+    total.checksums = sums.into_iter().map(|(_, sum)| sum).collect();
     total.wall = t0.elapsed();
     Ok(total)
+}
+
+/// The checksum of workload tenant `id`'s reads made after its own writes, on a fresh tenant
+/// of its own: what [`run_pass`] gives for `id` when no other workload tenant shares its
+/// tenant. Untimed; for the fidelity check of a comparator whose tenants work several
+/// workload tenants each.
+pub fn isolated_checksum<A: Approach>(approach: &A, workload: &Workload, id: u64) -> Result<u64> {
+    let mut ops = Vec::new();
+    workload.tenant_ops(id, &mut ops);
+    let mut tenant = approach.fork()?;
+    let writes: Vec<Op> = ops.iter().copied().filter(|op| op.is_write()).collect();
+    let reads: Vec<Op> = ops.iter().copied().filter(|op| !op.is_write()).collect();
+    apply(approach, &mut tenant, &writes)?;
+    apply(approach, &mut tenant, &reads)
 }
 
 /// One point of the memory sweep: what a tenant holds after some number of writes.

@@ -370,6 +370,17 @@ impl Report {
             "read: objects no tenant has written; write: each tenant's writes (a first write \
              copies); read after: the same reads once every working tenant has written"
         );
+        for a in self.approaches.iter().filter(|a| a.skipped.is_none()) {
+            let _ = writeln!(
+                s,
+                "  {}: {} reads (and as many after) and {} writes, the operations of {} \
+                 working tenants",
+                a.label,
+                count(a.reads),
+                count(a.writes),
+                count(a.worked as u64)
+            );
+        }
     }
 
     /// Private bytes per tenant against writes per tenant.
