@@ -5,15 +5,17 @@
 //! [`crate::layout`] draws and encodes them.
 //!
 //! A second region maps each object index to the word offset of its header. Reading slot `i`
-//! of object `x` is three dependent loads (offset, size word, slot) and bounds checks: the
-//! same code serves a heap built in memory and one mapped from an image file
-//! ([`crate::image`]), which holds exactly these regions.
+//! of object `x` is three dependent loads (offset, size word, slot), each one bounds-checked
+//! index into a region seen as words ([`crate::storage`]): the same code serves a heap built
+//! in memory and one mapped from an image file ([`crate::image`]), which holds exactly these
+//! regions.
 //!
-//! Every load is checked: a heap mapped from a file that was not verified can give wrong
-//! answers if the file is corrupt, but never a panic or undefined behaviour.
+//! Every load is checked and lands inside its region: a heap mapped from a file that was not
+//! verified can give wrong answers if the file is corrupt, but never a panic or undefined
+//! behaviour.
 
-use crate::layout::{self, HEADER_WORDS, INFO_WORD, SIZE_WORD};
-use crate::storage::{HeapReader, Storage, slot_in, u64_at};
+use crate::layout;
+use crate::storage::{HeapReader, Storage, Words};
 use crate::{Error, Format, ObjectIndex, ObjectSize, Result, Value, Word};
 use std::sync::OnceLock;
 
@@ -44,12 +46,11 @@ pub(crate) struct Meta {
 #[derive(Debug)]
 pub struct BaseHeap {
     pub(crate) storage: Storage,
-    /// Byte position and length of the object words in `storage`. Invariant (verified heaps):
-    /// a multiple of 8, and the objects tile it exactly.
-    pub(crate) objects_at: usize,
-    pub(crate) objects_len: usize,
-    /// Byte position of the offset table (`len` little-endian u64 word offsets).
-    pub(crate) offsets_at: usize,
+    /// The object words, read by header offset. Invariant (verified heaps): the objects tile
+    /// them exactly.
+    pub(crate) objects: HeapReader,
+    /// The offset table: exactly `len` words, the word offset of each object's header.
+    pub(crate) offsets: Words,
     pub(crate) len: usize,
     pub(crate) meta: Meta,
     pub(crate) fingerprint: OnceLock<crate::Fingerprint>,
@@ -115,18 +116,15 @@ impl BaseHeap {
             offsets_at,
             len,
         } = regions;
-        let total = storage.bytes().len();
-        let inside = |at: usize, n: Option<usize>| {
-            at.is_multiple_of(8)
-                && n.and_then(|n| at.checked_add(n))
-                    .is_some_and(|end| end <= total)
-        };
-        if !inside(objects_at, Some(objects_len)) || objects_len % 8 != 0 {
-            return Err(Error::Corrupt("the object words lie outside the storage"));
-        }
-        if !inside(offsets_at, len.checked_mul(8)) {
-            return Err(Error::Corrupt("the offset table lies outside the storage"));
-        }
+        // Each region inside the storage, on a word boundary in memory, whole words: what
+        // every read's single bounds check relies on.
+        let objects = storage
+            .words(objects_at, objects_len)
+            .ok_or(Error::Corrupt("the object words lie outside the storage"))?;
+        let offsets = len
+            .checked_mul(8)
+            .and_then(|n| storage.words(offsets_at, n))
+            .ok_or(Error::Corrupt("the offset table lies outside the storage"))?;
         if len as u64 > 1 << 32 {
             return Err(Error::TooLarge("more objects than references can name"));
         }
@@ -151,9 +149,8 @@ impl BaseHeap {
         }
         Ok(BaseHeap {
             storage,
-            objects_at,
-            objects_len,
-            offsets_at,
+            objects: HeapReader::new(objects),
+            offsets,
             len,
             meta,
             fingerprint: cell,
@@ -172,7 +169,7 @@ impl BaseHeap {
 
     /// Bytes of memory (or mapping) the objects and the offset table occupy.
     pub fn memory_bytes(&self) -> usize {
-        self.objects_len + self.len * 8
+        self.objects_bytes().len() + self.offsets.bytes().len()
     }
 
     /// True if the heap is served from a mapped image file.
@@ -229,19 +226,14 @@ impl BaseHeap {
         }
     }
 
-    /// Byte position of object `x`'s header in the storage.
+    /// The word offset of object `x`'s header in the object words.
     #[inline]
-    fn header_at(&self, b: &[u8], x: ObjectIndex) -> Result<usize> {
-        if x.get() >= self.len {
-            return Err(Error::NoSuchObject {
-                index: x.get() as u64,
-                len: self.len as u64,
-            });
-        }
-        let off = u64_at(b, self.offsets_at + x.get() * 8).ok_or(PAST_END)?;
-        // Wrapping: an unverified file may hold any offset; a wrong one reads wrong bytes
-        // through the checked loads below, never out of bounds.
-        Ok(self.objects_at.wrapping_add((off as usize).wrapping_mul(8)))
+    fn header(&self, x: ObjectIndex) -> Result<u64> {
+        // The offset table holds exactly `len` words (checked by `from_parts`).
+        self.offsets.get(x.get()).ok_or(Error::NoSuchObject {
+            index: x.get() as u64,
+            len: self.len as u64,
+        })
     }
 
     /// Pointer slot `i` of object `x`, or `None` for any failure (see
@@ -249,17 +241,15 @@ impl BaseHeap {
     /// build. Time: O(1).
     #[inline(always)]
     pub fn get_slot(&self, x: ObjectIndex, i: usize) -> Option<Word> {
-        if x.get() >= self.len {
-            return None;
-        }
-        let off = u64_at(self.storage.bytes(), self.offsets_at + x.get() * 8)?;
-        self.get_slot_at(off, i)
+        // One check serves: the offset table holds exactly `len` words.
+        let off = self.offsets.get(x.get())?;
+        self.objects.slot_at(off, i)
     }
 
     /// Pointer slot `i` of the object whose header is at word offset `offset` (as
     /// [`BaseHeap::header_offsets`] gives), or `None`. For tables that mirror the offsets, so a
-    /// reader that already holds the offset saves a load. A wrong offset reads wrong bytes
-    /// through checked loads, never out of bounds. Time: O(1); two loads.
+    /// reader that already holds the offset saves a load. A wrong offset reads wrong words of
+    /// the object region, never outside it. Time: O(1); two loads.
     ///
     /// Raw layer, hidden from the documentation: it serves the read barrier of
     /// `cowheap-forwarders` and `cowheap-tenants`, which live in other crates. It is not
@@ -267,18 +257,18 @@ impl BaseHeap {
     #[doc(hidden)]
     #[inline(always)]
     pub fn get_slot_at(&self, offset: u64, i: usize) -> Option<Word> {
-        slot_in(self.storage.bytes(), self.objects_at, offset, i)
+        self.objects.slot_at(offset, i)
     }
 
-    /// A handle that reads this heap's slots by header offset, for a reader to keep in its own
-    /// record (see [`HeapReader`]). Time: O(1).
+    /// A handle that reads this heap's objects by header offset, for a reader to keep in its
+    /// own record (see [`HeapReader`]). Time: O(1).
     ///
     /// Raw layer, hidden from the documentation: it serves the read barrier of
     /// `cowheap-forwarders` and `cowheap-tenants`, which live in other crates. It is not
     /// part of the API and may change.
     #[doc(hidden)]
     pub fn reader(&self) -> HeapReader {
-        HeapReader::new(self.storage.clone(), self.objects_at)
+        self.objects.clone()
     }
 
     /// The word offset of every object's header, in index order. Time: O(objects).
@@ -288,8 +278,7 @@ impl BaseHeap {
     /// part of the API and may change.
     #[doc(hidden)]
     pub fn header_offsets(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
-        let b = self.storage.bytes();
-        (0..self.len).map(move |x| u64_at(b, self.offsets_at + x * 8).unwrap_or(u64::MAX >> 1))
+        self.offsets.iter()
     }
 
     /// Pointer slot `i` of object `x`. Time: O(1); three loads.
@@ -305,22 +294,18 @@ impl BaseHeap {
     #[cold]
     #[inline(never)]
     fn slot_failure(&self, x: ObjectIndex, i: usize) -> Error {
-        let b = self.storage.bytes();
-        let h = match self.header_at(b, x) {
-            Ok(h) => h,
+        let off = match self.header(x) {
+            Ok(off) => off,
             Err(e) => return e,
         };
-        match u64_at(b, h.wrapping_add(SIZE_WORD * 8)) {
-            Some(sizes) => self.slot_error(b, h, i, layout::slot_count(sizes)),
-            None => PAST_END,
-        }
-    }
-
-    #[cold]
-    fn slot_error(&self, b: &[u8], h: usize, i: usize, n: usize) -> Error {
-        match u64_at(b, h.wrapping_add(INFO_WORD * 8)).and_then(layout::format) {
-            Some(f) => f.slot_error(i, n),
-            None => Error::Corrupt("unknown format code"),
+        let Some(size) = self.objects.size_at(off) else {
+            return PAST_END;
+        };
+        match self.objects.info_at(off).map(layout::format) {
+            Some(Some(f)) if i >= size.slots => f.slot_error(i, size.slots),
+            Some(None) => Error::Corrupt("unknown format code"),
+            // In range of the size word, yet the slot lies past the object words.
+            _ => PAST_END,
         }
     }
 
@@ -332,23 +317,14 @@ impl BaseHeap {
 
     /// All of object `x`. Time: O(1).
     pub fn object(&self, x: ObjectIndex) -> Result<ObjectView<'_>> {
-        let b = self.storage.bytes();
-        let h = self.header_at(b, x)?;
-        let class = Word::from_bits(u64_at(b, h).ok_or(PAST_END)?);
-        let sizes = u64_at(b, h.wrapping_add(SIZE_WORD * 8)).ok_or(PAST_END)?;
-        let (slots, bytes) = (layout::slot_count(sizes), layout::byte_count(sizes));
-        let info = u64_at(b, h.wrapping_add(INFO_WORD * 8)).ok_or(PAST_END)?;
+        let off = self.header(x)?;
+        let r = &self.objects;
+        let class = r.class_at(off).ok_or(PAST_END)?;
+        let size = r.size_at(off).ok_or(PAST_END)?;
+        let info = r.info_at(off).ok_or(PAST_END)?;
         let format = layout::format(info).ok_or(Error::Corrupt("unknown format code"))?;
-        let start = h.wrapping_add(HEADER_WORDS * 8);
-        let slot_bytes = b
-            .get(start..start.wrapping_add(slots * 8))
-            .ok_or(PAST_END)?;
-        let slots = bytemuck::try_cast_slice(slot_bytes)
-            .map_err(|_| Error::Corrupt("an object is not aligned to a word"))?;
-        let bytes_at = start + slot_bytes.len();
-        let bytes = b
-            .get(bytes_at..bytes_at.wrapping_add(bytes))
-            .ok_or(PAST_END)?;
+        let slots = r.slots_at(off, size.slots).ok_or(PAST_END)?;
+        let bytes = r.bytes_at(off).ok_or(PAST_END)?;
         Ok(ObjectView {
             class,
             format,
@@ -359,29 +335,30 @@ impl BaseHeap {
         })
     }
 
-    /// The class of object `x`. Time: O(1).
+    /// The class of object `x`. Time: O(1); two loads.
     pub fn class_word(&self, x: ObjectIndex) -> Result<Word> {
-        let b = self.storage.bytes();
-        let h = self.header_at(b, x)?;
-        Ok(Word::from_bits(u64_at(b, h).ok_or(PAST_END)?))
+        self.objects.class_at(self.header(x)?).ok_or(PAST_END)
     }
 
-    /// The identity hash of object `x`. Time: O(1).
+    /// The identity hash of object `x`. Time: O(1); two loads.
     pub fn hash(&self, x: ObjectIndex) -> Result<u32> {
-        let b = self.storage.bytes();
-        let h = self.header_at(b, x)?;
-        Ok(layout::hash(
-            u64_at(b, h.wrapping_add(INFO_WORD * 8)).ok_or(PAST_END)?,
-        ))
+        self.objects.hash_at(self.header(x)?).ok_or(PAST_END)
     }
 
-    /// The size of object `x`. Time: O(1).
+    /// The size of object `x`. Time: O(1); two loads.
     pub fn size(&self, x: ObjectIndex) -> Result<ObjectSize> {
-        let b = self.storage.bytes();
-        let h = self.header_at(b, x)?;
-        Ok(layout::size(
-            u64_at(b, h.wrapping_add(SIZE_WORD * 8)).ok_or(PAST_END)?,
-        ))
+        self.objects.size_at(self.header(x)?).ok_or(PAST_END)
+    }
+
+    /// The format of object `x`. Time: O(1); two loads.
+    pub fn format(&self, x: ObjectIndex) -> Result<Format> {
+        let info = self.objects.info_at(self.header(x)?).ok_or(PAST_END)?;
+        layout::format(info).ok_or(Error::Corrupt("unknown format code"))
+    }
+
+    /// The raw bytes of object `x`. Time: O(1); two loads.
+    pub fn bytes(&self, x: ObjectIndex) -> Result<&[u8]> {
+        self.objects.bytes_at(self.header(x)?).ok_or(PAST_END)
     }
 
     /// Every object index, in order.
@@ -391,12 +368,12 @@ impl BaseHeap {
 
     /// The bytes of the object region (what an image file's objects section holds).
     pub(crate) fn objects_bytes(&self) -> &[u8] {
-        &self.storage.bytes()[self.objects_at..self.objects_at + self.objects_len]
+        self.objects.words().bytes()
     }
 
     /// The bytes of the offset table (what an image file's offsets section holds).
     pub(crate) fn offsets_bytes(&self) -> &[u8] {
-        &self.storage.bytes()[self.offsets_at..self.offsets_at + self.len * 8]
+        self.offsets.bytes()
     }
 }
 
@@ -434,6 +411,46 @@ mod tests {
             base.slot(far, 0),
             Err(Error::NoSuchObject { index: 99, len: 2 })
         ));
+    }
+
+    #[test]
+    fn a_mapped_heap_reads_as_the_built_one_up_to_the_edges_of_its_regions() {
+        let built = crate::synth::image(500, 5);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edges.cowheap");
+        built.save(&path).unwrap();
+        for v in [crate::Verification::Full, crate::Verification::Trust] {
+            let mapped = crate::BaseHeap::open_with(&path, v).unwrap();
+            assert!(mapped.is_mapped());
+            assert_eq!(mapped.header_offsets().len(), built.len());
+            // Every object, the first and the last (whose body ends the object words) included.
+            for x in built.indices() {
+                let (a, b) = (built.object(x).unwrap(), mapped.object(x).unwrap());
+                assert_eq!((a.class, a.format, a.hash), (b.class, b.format, b.hash));
+                assert_eq!((a.slots, a.bytes), (b.slots, b.bytes));
+                assert_eq!(mapped.bytes(x).unwrap(), a.bytes);
+                assert_eq!(mapped.format(x).unwrap(), a.format);
+                let n = a.slots.len();
+                if n > 0 {
+                    assert_eq!(mapped.get_slot(x, n - 1), Some(a.slots[n - 1]));
+                }
+                assert_eq!(mapped.get_slot(x, n), None);
+            }
+            let past = crate::ObjectIndex::from_u32(built.len() as u32);
+            assert_eq!(mapped.get_slot(past, 0), None);
+            assert!(matches!(
+                mapped.bytes(past),
+                Err(Error::NoSuchObject { .. })
+            ));
+            // The last object's header offset, and offsets past it: nothing read beyond.
+            let r = mapped.reader();
+            let last = mapped.header_offsets().last().unwrap();
+            assert!(r.class_at(last).is_some());
+            let words = (mapped.objects_bytes().len() / 8) as u64;
+            assert_eq!(r.class_at(words), None);
+            assert_eq!(r.size_at(words - 1), None);
+            assert_eq!(r.slot_at(words - 3, 0), None);
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@
 use crate::base::{BaseHeap, Meta, Regions, Root};
 use crate::file::{self, FileError, FileResult, Fingerprint, Reader, write_atomically};
 use crate::layout::{self, HEADER_WORDS};
-use crate::storage::{Storage, u64_at};
+use crate::storage::Storage;
 use crate::{Decoded, ObjectIndex, Word};
 use rayon::prelude::*;
 use std::path::Path;
@@ -167,7 +167,7 @@ impl BaseHeap {
                 digest(self.offsets_bytes()),
                 digest(&meta),
             ];
-            fingerprint_of(self.len as u64, self.objects_len as u64, &digests)
+            fingerprint_of(self.len as u64, self.objects_bytes().len() as u64, &digests)
         })
     }
 
@@ -194,7 +194,7 @@ impl BaseHeap {
         header.extend(0u32.to_le_bytes());
         header.extend(3u32.to_le_bytes());
         header.extend((self.len as u64).to_le_bytes());
-        header.extend((self.objects_len as u64).to_le_bytes());
+        header.extend((self.objects_bytes().len() as u64).to_le_bytes());
         let check = header_digest(&header, &table);
         header.extend(check);
         header.extend(0u64.to_le_bytes());
@@ -261,13 +261,8 @@ impl BaseHeap {
 
     fn verify_structure(&self) -> FileResult<()> {
         let len = self.len;
-        let words = (self.objects_len / 8) as u64;
-        if !self.objects_len.is_multiple_of(8) {
-            return Err(FileError::corrupt(
-                "objects section",
-                "length is not a multiple of 8",
-            ));
-        }
+        // Whole words: `from_parts` made the object words a region of words.
+        let words = self.objects.words().len() as u64;
         let n_chunks = len.div_ceil(CHUNK);
         (0..n_chunks).into_par_iter().try_for_each(|c| {
             (c * CHUNK..((c + 1) * CHUNK).min(len)).try_for_each(|i| self.verify_object(i, words))
@@ -301,9 +296,9 @@ impl BaseHeap {
     }
 
     fn verify_object(&self, i: usize, words: u64) -> FileResult<()> {
-        let b = self.storage.bytes();
+        let objects = self.objects.words();
         let bad = |problem| Err(FileError::corrupt(format!("object {i}"), problem));
-        let offset = |j: usize| u64_at(b, self.offsets_at + j * 8).unwrap_or(u64::MAX);
+        let offset = |j: usize| self.offsets.get(j).unwrap_or(u64::MAX);
         let off = offset(i);
         let next = if i + 1 < self.len {
             offset(i + 1)
@@ -320,8 +315,8 @@ impl BaseHeap {
         {
             return bad("its header lies outside the objects section");
         }
-        let h = self.objects_at + off as usize * 8;
-        let word = |k: usize| u64_at(b, h + k * 8).unwrap_or(0);
+        let h = off as usize;
+        let word = |k: usize| objects.get(h + k).unwrap_or(0);
         let class = Word::from_bits(word(0));
         let size = layout::size(word(layout::SIZE_WORD));
         let Some(format) = layout::format(word(layout::INFO_WORD)) else {
@@ -348,9 +343,11 @@ impl BaseHeap {
                 _ => {}
             }
         }
-        let bytes_at = h + (HEADER_WORDS + size.slots) * 8;
+        let bytes_at = (h + HEADER_WORDS + size.slots) * 8;
         let padded = size.bytes.div_ceil(8) * 8;
-        let padding = b.get(bytes_at + size.bytes..bytes_at + padded);
+        let padding = objects
+            .bytes()
+            .get(bytes_at + size.bytes..bytes_at + padded);
         if padding.is_none_or(|p| p.iter().any(|&x| x != 0)) {
             return bad("padding after its bytes is not zero");
         }
@@ -377,8 +374,8 @@ fn map(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
     // writes the file while it is mapped, which would break the immutability of `&[u8]`.
     // cowheap never writes a file in place: `save` writes a new file and renames it over the
     // old path, so an existing mapping keeps the old inode's bytes. Every read of the mapping
-    // goes through bounds-checked byte slices and unaligned little-endian loads, so even
-    // bytes that changed underneath could give wrong values, not out-of-bounds access.
+    // is a bounds-checked load of a plain integer (a byte or a word, any bit pattern valid),
+    // so even bytes that changed underneath could give wrong values, not out-of-bounds access.
     // Writing an image file in place by other means while it is open is outside the
     // contract (docs/FORMATS.md).
     unsafe { memmap2::Mmap::map(file) }
@@ -458,7 +455,7 @@ fn parse_header(b: &[u8]) -> FileResult<(u64, u64, &[u8])> {
     );
     let objects = h.u64("object count")?;
     let object_bytes = h.u64("object bytes")?;
-    if word_size != 8 || flags != 0 || sections != 3 || u64_at(b, 56) != Some(0) {
+    if word_size != 8 || flags != 0 || sections != 3 || b.get(56..64) != Some(&[0; 8][..]) {
         return Err(FileError::corrupt(
             "header",
             "unsupported word size, flags or section count",
@@ -538,7 +535,7 @@ pub fn inspect(path: &Path) -> FileResult<ImageInfo> {
     Ok(ImageInfo {
         version: VERSION,
         objects: heap.len as u64,
-        object_bytes: heap.objects_len as u64,
+        object_bytes: heap.objects_bytes().len() as u64,
         file_bytes: heap.storage.bytes().len() as u64,
         fingerprint: heap.fingerprint(),
     })

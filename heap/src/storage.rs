@@ -1,14 +1,18 @@
 //! Where a base heap's words live: owned memory, or a read-only mapping of an image file.
+//!
+//! The storage is checked once, when a heap is made ([`crate::BaseHeap::from_parts`]): each
+//! region (the object words, the offset table) must lie inside it, start on a word boundary in
+//! memory and hold a whole number of words. A region is then kept as [`Words`], which the read
+//! path indexes by word: one bounds-checked load per word, no byte arithmetic and no alignment
+//! test. The host is little-endian (checked at compile time in `lib.rs`), so a word in memory
+//! is the word the file holds.
 
-use crate::Word;
-use crate::layout::{self, HEADER_WORDS, SIZE_WORD};
+use crate::layout::{self, HEADER_WORDS, INFO_WORD, SIZE_WORD};
+use crate::{Format, ObjectSize, Word};
 
 /// The bytes behind a [`crate::BaseHeap`]: owned words or a read-only mapping, behind one
 /// cheaply cloned handle (`bytes::Bytes`, which keeps the owner alive and holds the pointer and
 /// length inline).
-///
-/// Both forms are read as little-endian bytes through checked, unaligned loads: no cast of
-/// mapped memory to typed references on the read path.
 #[derive(Debug, Clone)]
 pub(crate) struct Storage {
     bytes: bytes::Bytes,
@@ -16,24 +20,24 @@ pub(crate) struct Storage {
 }
 
 /// Owned words seen as bytes.
-struct Words(Box<[u64]>);
+struct Owned(Box<[u64]>);
 
-impl AsRef<[u8]> for Words {
+impl AsRef<[u8]> for Owned {
     fn as_ref(&self) -> &[u8] {
         bytemuck::cast_slice(&self.0)
     }
 }
 
 impl Storage {
-    /// Words built in memory (by [`crate::Builder::freeze`]).
+    /// Words built in memory (by [`crate::Builder::freeze`]): aligned to a word.
     pub(crate) fn owned(words: Box<[u64]>) -> Storage {
         Storage {
-            bytes: bytes::Bytes::from_owner(Words(words)),
+            bytes: bytes::Bytes::from_owner(Owned(words)),
             mapped: false,
         }
     }
 
-    /// A read-only mapping of a whole image file.
+    /// A read-only mapping of a whole image file: aligned to a page.
     pub(crate) fn mapped(map: memmap2::Mmap) -> Storage {
         Storage {
             bytes: bytes::Bytes::from_owner(map),
@@ -51,54 +55,235 @@ impl Storage {
     pub(crate) fn is_mapped(&self) -> bool {
         self.mapped
     }
-}
 
-/// The little-endian u64 at byte `at`, if `bytes` holds one there.
-#[inline(always)]
-pub(crate) fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
-    bytes
-        .get(at..)
-        .and_then(|b| b.first_chunk::<8>())
-        .map(|b| u64::from_le_bytes(*b))
-}
-
-/// Pointer slot `i` of the object whose header is at word `offset` of the objects region
-/// starting at byte `objects_at` of `b`. Checked loads only: a wrong offset reads wrong bytes,
-/// never out of bounds.
-#[inline(always)]
-pub(crate) fn slot_in(b: &[u8], objects_at: usize, offset: u64, i: usize) -> Option<Word> {
-    // Wrapping: an unverified file may hold any offset.
-    let h = objects_at.wrapping_add((offset as usize).wrapping_mul(8));
-    let n = layout::slot_count(u64_at(b, h.wrapping_add(SIZE_WORD * 8))?);
-    if i >= n {
-        return None;
+    /// Bytes `at..at + len` as words, or `None` unless they lie inside the storage, start on a
+    /// word boundary in memory and are a whole number of words long. Time: O(1).
+    pub(crate) fn words(&self, at: usize, len: usize) -> Option<Words> {
+        let end = at.checked_add(len)?;
+        let region = self.bytes.get(at..end)?;
+        bytemuck::try_cast_slice::<u8, u64>(region).ok()?;
+        Some(Words {
+            bytes: self.bytes.slice(at..end),
+        })
     }
-    u64_at(b, h.wrapping_add((HEADER_WORDS + i) * 8)).map(Word::from_bits)
 }
 
-/// A cheap, cloneable handle for reading a base heap's pointer slots by header offset.
+/// A region of a base heap's storage, read by word.
 ///
-/// A tenant keeps one in its own record, so its read path reaches the heap's bytes without
+/// Invariant (checked by [`Storage::words`], the only constructor): the bytes start on a word
+/// boundary in memory and are a whole number of words long, so [`Words::view`] loses nothing
+/// and [`Words::slice`] succeeds wherever its range lies inside the region. Cloning increments a
+/// reference count.
+#[derive(Debug, Clone)]
+pub(crate) struct Words {
+    bytes: bytes::Bytes,
+}
+
+impl Words {
+    /// The region as words, each as its eight little-endian bytes. `as_chunks` only divides the
+    /// length by eight: a load through the view is one bounds check and one (aligned) 8-byte
+    /// load.
+    #[inline(always)]
+    fn view(&self) -> &[[u8; 8]] {
+        self.bytes.as_chunks::<8>().0
+    }
+
+    /// Word `k`, or `None` past the end. Time: O(1); one load.
+    #[inline(always)]
+    pub(crate) fn get(&self, k: usize) -> Option<u64> {
+        self.view().get(k).map(|w| u64::from_le_bytes(*w))
+    }
+
+    /// Number of words.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.view().len()
+    }
+
+    /// Every word, in order.
+    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
+        self.view().iter().map(|w| u64::from_le_bytes(*w))
+    }
+
+    /// The region's bytes.
+    #[inline(always)]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Words `at..at + n` as words, or `None` unless they lie inside the region.
+    pub(crate) fn slice(&self, at: usize, n: usize) -> Option<&[Word]> {
+        let start = at.checked_mul(8)?;
+        let end = n.checked_mul(8).and_then(|b| start.checked_add(b))?;
+        // Aligned and whole words by the invariant: the cast fails only if it were broken.
+        bytemuck::try_cast_slice(self.bytes.get(start..end)?).ok()
+    }
+}
+
+/// A cheap, cloneable handle for reading a base heap's objects by header offset: the word
+/// offset of an object's header in the object words (see
+/// [`crate::BaseHeap::header_offsets`]).
+///
+/// A tenant keeps one in its own record, so its read path reaches the heap's words without
 /// going through the shared `Base`; the compiler can then keep the pointer and length in
 /// registers across a loop of reads. Cloning increments a reference count.
+///
+/// Every read is total: a wrong offset (a base opened without verification may hold any)
+/// reads wrong words of the object region or gives `None`, never a load outside it.
 #[derive(Debug, Clone)]
 pub struct HeapReader {
-    storage: Storage,
-    objects_at: usize,
+    objects: Words,
 }
 
 impl HeapReader {
-    pub(crate) fn new(storage: Storage, objects_at: usize) -> HeapReader {
-        HeapReader {
-            storage,
-            objects_at,
-        }
+    pub(crate) fn new(objects: Words) -> HeapReader {
+        HeapReader { objects }
     }
 
-    /// Pointer slot `i` of the object whose header is at word offset `offset` (see
-    /// [`crate::BaseHeap::header_offsets`]), or `None`. Time: O(1); two loads.
+    /// The object words.
+    #[inline(always)]
+    pub(crate) fn words(&self) -> &Words {
+        &self.objects
+    }
+
+    /// Word `k` of the header at `offset`, or `None` outside the object words.
+    #[inline(always)]
+    fn header_word(&self, offset: u64, k: usize) -> Option<u64> {
+        // Lossless on a 64-bit host (the crate requires one). Wrapping: an offset near the top
+        // of the address space wraps to a small index, which reads wrong words, still inside.
+        self.objects.get((offset as usize).wrapping_add(k))
+    }
+
+    /// Pointer slot `i` of the object whose header is at word offset `offset`, or `None`.
+    /// Time: O(1); two loads.
     #[inline(always)]
     pub fn slot_at(&self, offset: u64, i: usize) -> Option<Word> {
-        slot_in(self.storage.bytes(), self.objects_at, offset, i)
+        let n = layout::slot_count(self.header_word(offset, SIZE_WORD)?);
+        if i >= n {
+            return None;
+        }
+        // No overflow: `i` is below 2^32, and the size word's load showed `offset + 1` is an
+        // index of the region (or that it wrapped from the top, which `i` cannot reach).
+        self.header_word(offset, HEADER_WORDS + i)
+            .map(Word::from_bits)
+    }
+
+    /// The class of the object whose header is at `offset`, or `None`. Time: O(1); one load.
+    #[inline(always)]
+    pub fn class_at(&self, offset: u64) -> Option<Word> {
+        self.header_word(offset, 0).map(Word::from_bits)
+    }
+
+    /// The size of the object whose header is at `offset`, or `None`. Time: O(1); one load.
+    #[inline(always)]
+    pub fn size_at(&self, offset: u64) -> Option<ObjectSize> {
+        self.header_word(offset, SIZE_WORD).map(layout::size)
+    }
+
+    /// The identity hash of the object whose header is at `offset`, or `None`. Time: O(1);
+    /// one load.
+    #[inline(always)]
+    pub fn hash_at(&self, offset: u64) -> Option<u32> {
+        self.header_word(offset, INFO_WORD).map(layout::hash)
+    }
+
+    /// The format of the object whose header is at `offset`, or `None` (also for an unknown
+    /// format code). Time: O(1); one load.
+    #[inline(always)]
+    pub fn format_at(&self, offset: u64) -> Option<Format> {
+        self.header_word(offset, INFO_WORD).and_then(layout::format)
+    }
+
+    /// The info word (hash, format, auxiliary bits) of the header at `offset`, or `None`.
+    #[inline]
+    pub(crate) fn info_at(&self, offset: u64) -> Option<u64> {
+        self.header_word(offset, INFO_WORD)
+    }
+
+    /// The raw bytes of the object whose header is at `offset`, or `None` if its size word
+    /// lies outside the object words or its bytes reach past them. Time: O(1); one load.
+    #[inline(always)]
+    pub fn bytes_at(&self, offset: u64) -> Option<&[u8]> {
+        let sizes = self.header_word(offset, SIZE_WORD)?;
+        let (slots, bytes) = (layout::slot_count(sizes), layout::byte_count(sizes));
+        // Checked: an unverified offset or size may be anything.
+        let start = (offset as usize)
+            .checked_add(HEADER_WORDS + slots)?
+            .checked_mul(8)?;
+        self.objects.bytes().get(start..start.checked_add(bytes)?)
+    }
+
+    /// The pointer slots of the object whose header is at `offset` (`n` of them), or `None`
+    /// if they reach past the object words.
+    pub(crate) fn slots_at(&self, offset: u64, n: usize) -> Option<&[Word]> {
+        let start = (offset as usize).checked_add(HEADER_WORDS)?;
+        self.objects.slice(start, n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storage(words: &[u64]) -> Storage {
+        Storage::owned(words.to_vec().into_boxed_slice())
+    }
+
+    #[test]
+    fn regions_must_lie_inside_on_word_boundaries() {
+        let s = storage(&[1, 2, 3, 4]);
+        assert_eq!(s.words(8, 16).map(|w| w.len()), Some(2));
+        assert_eq!(s.words(0, 32).map(|w| w.len()), Some(4));
+        assert!(s.words(0, 0).is_some_and(|w| w.len() == 0));
+        assert!(s.words(8, 32).is_none(), "past the end");
+        assert!(s.words(4, 8).is_none(), "not on a word boundary");
+        assert!(s.words(8, 12).is_none(), "not whole words");
+        assert!(s.words(usize::MAX, 8).is_none(), "overflow");
+    }
+
+    #[test]
+    fn reads_stay_inside_the_region_at_its_edges() {
+        // Two objects: one with two slots and three bytes, one with no body at all.
+        let mut words = vec![0xdead];
+        let head = |hash| layout::Head {
+            class: Word::from_bits(8),
+            format: Format::CompiledMethod,
+            hash,
+            aux: 0,
+        };
+        let two = [Word::from_bits(16), Word::from_bits(24)];
+        layout::encode(head(5), &two, &[7, 8, 9], &mut words).unwrap();
+        let second = words.len() as u64 - 1;
+        layout::encode(head(6), &[], &[], &mut words).unwrap();
+        words.push(0xbeef);
+        let s = storage(&words);
+        // The region leaves out the first and last words of the storage.
+        let r = HeapReader::new(s.words(8, (words.len() - 2) * 8).unwrap());
+        assert_eq!(r.slot_at(0, 1), Some(two[1]));
+        assert_eq!(r.slot_at(0, 2), None, "past the slot count");
+        assert_eq!(r.bytes_at(0), Some(&[7u8, 8, 9][..]));
+        assert_eq!(r.slots_at(0, 2), Some(&two[..]));
+        assert_eq!(r.hash_at(second), Some(6));
+        assert_eq!(r.format_at(second), Some(Format::CompiledMethod));
+        assert_eq!(r.bytes_at(second), Some(&[][..]), "empty, at the very end");
+        assert_eq!(r.slot_at(second, 0), None);
+        // Offsets whose header runs off the region: nothing is read beyond it.
+        assert_eq!(r.hash_at(second + 1), None);
+        assert_eq!(r.class_at(second + 3), None);
+        assert_eq!(r.slot_at(u64::MAX >> 1, 0), None);
+        assert_eq!(r.bytes_at(u64::MAX), None);
+        assert_eq!(r.slots_at(second, 1), None);
+    }
+
+    #[test]
+    fn a_size_word_that_claims_too_much_reads_nothing_past_the_end() {
+        // One header whose size word claims 2^32 - 1 slots and bytes, in a region of 4 words.
+        let s = storage(&[8, u64::MAX, 0, 1]);
+        let r = HeapReader::new(s.words(0, 32).unwrap());
+        assert_eq!(r.slot_at(0, 0).map(Word::bits), Some(1));
+        assert_eq!(r.slot_at(0, 1), None);
+        assert_eq!(r.slot_at(0, u32::MAX as usize - 1), None);
+        assert_eq!(r.bytes_at(0), None);
+        assert_eq!(r.slots_at(0, 2), None);
     }
 }
