@@ -299,6 +299,25 @@ impl Tenant {
         }
     }
 
+    /// The header offset of `obj` if it is a base object this tenant reads in place: a base
+    /// reference in range whose mark (shared, or under the private policy this tenant's own)
+    /// says no diversion. The inlined first step of every read's fast path: one load of the
+    /// shared mark word, which holds the offset, and under the private policy one more.
+    #[inline(always)]
+    fn in_place(&self, obj: Value) -> Option<u64> {
+        let x = obj.word().as_base()?;
+        let entry = self.marks.entry(x.as_u32())?;
+        let diverted = match &self.filter {
+            None => entry & DivertMarks::DIVERTED != 0,
+            Some(f) => f.is_marked(x.as_u32()),
+        };
+        if diverted {
+            None
+        } else {
+            Some(entry & !DivertMarks::DIVERTED)
+        }
+    }
+
     /// The body of a located private object.
     pub(crate) fn body(&self, k: PrivateKey) -> Result<&Body> {
         self.space
@@ -332,19 +351,10 @@ impl Tenant {
         // The fast path: an undiverted base object, read in place. Anything else (a diverted
         // or private object, an index out of range) takes the out-of-line path, which also
         // works out the precise error.
-        if let Some(x) = obj.word().as_base()
-            && let Some(entry) = self.marks.entry(x.as_u32())
+        if let Some(offset) = self.in_place(obj)
+            && let Some(w) = self.reader.slot_at(offset, i)
         {
-            let diverted = match &self.filter {
-                None => entry & DivertMarks::DIVERTED != 0,
-                Some(f) => f.is_marked(x.as_u32()),
-            };
-            if !diverted {
-                let offset = entry & !DivertMarks::DIVERTED;
-                if let Some(w) = self.reader.slot_at(offset, i) {
-                    return Ok(Value::shared(w));
-                }
-            }
+            return Ok(Value::shared(w));
         }
         self.slot_slow(obj, i)
     }
@@ -372,32 +382,80 @@ impl Tenant {
     }
 
     /// The raw bytes of `obj`. Time: O(1).
+    ///
+    /// Like every read, inlined for an undiverted base object (the mark test, then its
+    /// header read in place); anything else, and every error, is out of line.
+    #[inline(always)]
     pub fn bytes(&self, obj: Value) -> Result<&[u8]> {
+        if let Some(offset) = self.in_place(obj)
+            && let Some(b) = self.reader.bytes_at(offset)
+        {
+            return Ok(b);
+        }
+        self.bytes_slow(obj)
+    }
+
+    #[inline(never)]
+    fn bytes_slow(&self, obj: Value) -> Result<&[u8]> {
         match self.locate(obj)? {
-            Loc::Base(x) => Ok(self.base.heap().object(x)?.bytes),
+            Loc::Base(x) => Ok(self.base.heap().bytes(x)?),
             Loc::Private(k) => Ok(&self.body(k)?.bytes),
         }
     }
 
-    /// The size of `obj`. Time: O(1).
+    /// The size of `obj`. Time: O(1); inlined as [`Tenant::bytes`] is.
+    #[inline(always)]
     pub fn size(&self, obj: Value) -> Result<ObjectSize> {
+        if let Some(offset) = self.in_place(obj)
+            && let Some(size) = self.reader.size_at(offset)
+        {
+            return Ok(size);
+        }
+        self.size_slow(obj)
+    }
+
+    #[inline(never)]
+    fn size_slow(&self, obj: Value) -> Result<ObjectSize> {
         match self.locate(obj)? {
             Loc::Base(x) => Ok(self.base.heap().size(x)?),
             Loc::Private(k) => Ok(self.body(k)?.size()),
         }
     }
 
-    /// The format of `obj`. Time: O(1).
+    /// The format of `obj`. Time: O(1); inlined as [`Tenant::bytes`] is.
+    #[inline(always)]
     pub fn format(&self, obj: Value) -> Result<Format> {
+        if let Some(offset) = self.in_place(obj)
+            && let Some(format) = self.reader.format_at(offset)
+        {
+            return Ok(format);
+        }
+        self.format_slow(obj)
+    }
+
+    #[inline(never)]
+    fn format_slow(&self, obj: Value) -> Result<Format> {
         match self.locate(obj)? {
-            Loc::Base(x) => Ok(self.base.heap().object(x)?.format),
+            Loc::Base(x) => Ok(self.base.heap().format(x)?),
             Loc::Private(k) => Ok(self.body(k)?.format),
         }
     }
 
     /// The class of `v`: of an object, or the base's class of small integers or characters.
-    /// Time: O(1).
+    /// Time: O(1); inlined as [`Tenant::bytes`] is for an undiverted base object (an
+    /// interpreter asks on every send), out of line for immediates and everything else.
+    #[inline(always)]
     pub fn class_of(&self, v: Value) -> Result<Value> {
+        if let Some(offset) = self.in_place(v)
+            && let Some(class) = self.reader.class_at(offset)
+        {
+            return Ok(Value::owned(class, self.id));
+        }
+        self.class_of_slow(v)
+    }
+
+    #[inline(never)]
+    fn class_of_slow(&self, v: Value) -> Result<Value> {
         let w = self.own(v)?;
         let heap = self.base.heap();
         let immediate = match w.decode() {
@@ -417,8 +475,19 @@ impl Tenant {
     }
 
     /// The identity hash of `obj`: a copy keeps the hash of the base object it copies.
-    /// Time: O(1).
+    /// Time: O(1); inlined as [`Tenant::bytes`] is.
+    #[inline(always)]
     pub fn identity_hash(&self, obj: Value) -> Result<u32> {
+        if let Some(offset) = self.in_place(obj)
+            && let Some(hash) = self.reader.hash_at(offset)
+        {
+            return Ok(hash);
+        }
+        self.identity_hash_slow(obj)
+    }
+
+    #[inline(never)]
+    fn identity_hash_slow(&self, obj: Value) -> Result<u32> {
         match self.locate(obj)? {
             Loc::Base(x) => Ok(self.base.heap().hash(x)?),
             Loc::Private(k) => Ok(self.body(k)?.hash),
