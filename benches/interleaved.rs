@@ -61,6 +61,7 @@ use cowheap::heap::ObjectIndex;
 use cowheap::synth;
 use cowheap::{Base, BaseHeap, Format, MarkPolicy, ObjectSize, Tenant, TenantConfig, Value, Word};
 use cowheap_bench::plain::FlatHeap;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
@@ -249,8 +250,15 @@ fn class_of_base(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
 /// Copies every object of `reads` into `t` (a first write of each pair's slot with the value
 /// it holds), reads each pair once so that the copies' slots are patched, and returns a
 /// private object whose slot `k` refers to the copy of pair `k`'s object.
+///
+/// The copies are made in a shuffled order, not the order of `reads`: copies made one after
+/// another lie side by side in memory, and a pass in the order they were made would stream
+/// through them where the flat heap's pass jumps about.
 fn divert_all(t: &mut Tenant, reads: &[(Value, usize)]) -> Value {
-    for &(v, i) in reads {
+    let mut order: Vec<usize> = (0..reads.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(11));
+    for k in order {
+        let (v, i) = reads[k];
         let w = t.slot(v, i).expect("in range");
         t.set_slot(v, i, w).expect("a first write");
     }
