@@ -124,9 +124,9 @@ impl Words {
 /// offset of an object's header in the object words (see
 /// [`crate::BaseHeap::header_offsets`]).
 ///
-/// A tenant keeps one in its own record, so its read path reaches the heap's words without
-/// going through the shared `Base`; the compiler can then keep the pointer and length in
-/// registers across a loop of reads. Cloning increments a reference count.
+/// A tenant keeps one in its own record, so its read path reaches the heap's words in one
+/// load from the tenant, without going through the shared `Base`. Cloning increments a
+/// reference count.
 ///
 /// Every read is total: a wrong offset (a base opened without verification may hold any)
 /// reads wrong words of the object region or gives `None`, never a load outside it.

@@ -719,3 +719,63 @@ pub(crate) fn try_vec<T: Clone>(v: T, n: usize) -> Result<Vec<T>> {
     out.resize(n, v);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cowheap_heap::synth;
+
+    /// Everything a read can say of `v`, with the owner of any private answer left out.
+    fn observe(t: &Tenant, v: Value) -> String {
+        format!(
+            "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            t.class_of(v).map(|c| c.word()),
+            t.size(v),
+            t.format(v),
+            t.identity_hash(v),
+            t.bytes(v),
+            t.slot(v, 0).map(|w| w.word()),
+            t.slot(v, 1 << 40).map(|w| w.word()),
+        )
+    }
+
+    #[test]
+    fn the_inlined_and_the_out_of_line_reads_of_a_base_object_agree() {
+        let base = Base::new(synth::image(2_000, 3));
+        let heap = base.heap();
+        let fast = Tenant::fork(&base);
+        let private = Tenant::fork_with(
+            &base,
+            TenantConfig {
+                marks: MarkPolicy::Private,
+                quota: None,
+            },
+        );
+        let mut objects: Vec<Value> = heap.indices().map(Value::base).collect();
+        // Past the end, and immediates: errors and immediate classes, out of line.
+        objects.extend([Value::base(ObjectIndex::from_u32(2_000_000)), Value::int(3)]);
+        let before: Vec<String> = objects.iter().map(|&v| observe(&fast, v)).collect();
+        // Another tenant writes every base object it can: their shared marks are set, so a
+        // tenant with shared marks now reads them out of line; one with private marks still
+        // reads them inline.
+        let mut writer = Tenant::fork(&base);
+        for x in heap.indices() {
+            let v = Value::base(x);
+            let size = heap.size(x).unwrap();
+            if size.slots > 0 {
+                let w = writer.slot(v, 0).unwrap();
+                let _ = writer.set_slot(v, 0, w);
+            } else if size.bytes > 0 {
+                let _ = writer.set_bytes(v, 0, &heap.bytes(x).unwrap()[..1]);
+            }
+        }
+        assert!(base.marks().count() > 1_500, "most objects are diverted");
+        let slow = Tenant::fork(&base);
+        for (v, seen) in objects.iter().zip(&before) {
+            assert_eq!(&observe(&slow, *v), seen, "out of line, {v:?}");
+            assert_eq!(&observe(&private, *v), seen, "private marks, {v:?}");
+            assert_eq!(&observe(&fast, *v), seen, "after the marks, {v:?}");
+        }
+        assert!(slow.stats().lookups > 1_500, "the reads went out of line");
+    }
+}
