@@ -60,8 +60,13 @@ pub enum ProbeRequest {
         base: BaseSource,
         /// The workload, exactly as the other comparators run it.
         workload: WorkloadConfig,
-        /// Tenants `0..tenants` run as children, one at a time.
+        /// Tenants `0..tenants` run as children, one at a time, each making its own writes.
         tenants: usize,
+        /// Working tenants whose reads the children share out: child `k` makes the reads of
+        /// tenants `k`, `k + tenants`, ... below `readers`, so the fork() read columns cover
+        /// the same reads as the in-process comparators'. Reads dirty no page, so a child's
+        /// `Private_Dirty` stays its own tenant's.
+        readers: usize,
         /// The memory sweep's write counts.
         write_counts: Vec<usize>,
         /// Children per write count.
@@ -284,6 +289,7 @@ fn probe(request: &ProbeRequest, output: &mut impl Write) -> Result<ProbeReport>
             base,
             workload,
             tenants,
+            readers,
             write_counts,
             sweep_samples,
             read_repeats,
@@ -300,6 +306,7 @@ fn probe(request: &ProbeRequest, output: &mut impl Write) -> Result<ProbeReport>
             let total = (tenants + write_counts.len() * sweep_samples) as u64;
             let mut done = 0;
             let (mut ops, mut reads, mut writes) = (Vec::new(), Vec::new(), Vec::new());
+            let mut shared = Vec::new();
             for tenant in 0..*tenants as u64 {
                 // Everything the child needs is made before the fork.
                 workload.tenant_ops(tenant, &mut ops);
@@ -312,8 +319,18 @@ fn probe(request: &ProbeRequest, output: &mut impl Write) -> Result<ProbeReport>
                         reads.push(op);
                     }
                 }
-                let child =
-                    measure_child(|| tenant_work(&mut heap, &reads, &writes, *read_repeats))?;
+                shared.clear();
+                for id in (tenant as usize..(*readers).max(*tenants)).step_by((*tenants).max(1)) {
+                    workload.tenant_ops(id as u64, &mut ops);
+                    shared.extend(ops.iter().copied().filter(|op| !op.is_write()));
+                }
+                let work = TenantWork {
+                    reads: &shared,
+                    own_reads: &reads,
+                    writes: &writes,
+                    repeats: *read_repeats,
+                };
+                let child = measure_child(|| work.run(&mut heap))?;
                 report.tenants.push(ChildReport { tenant, ..child });
                 done += 1;
                 send(output, &ProbeMessage::Progress { done, total })?;
@@ -321,7 +338,13 @@ fn probe(request: &ProbeRequest, output: &mut impl Write) -> Result<ProbeReport>
             for &count in write_counts {
                 for s in 0..*sweep_samples as u64 {
                     workload.tenant_writes(s, count, &mut writes);
-                    let child = measure_child(|| tenant_work(&mut heap, &[], &writes, 1))?;
+                    let work = TenantWork {
+                        reads: &[],
+                        own_reads: &[],
+                        writes: &writes,
+                        repeats: 1,
+                    };
+                    let child = measure_child(|| work.run(&mut heap))?;
                     report.sweep.push(ChildReport { tenant: s, ..child });
                     done += 1;
                     send(output, &ProbeMessage::Progress { done, total })?;
@@ -335,62 +358,71 @@ fn probe(request: &ProbeRequest, output: &mut impl Write) -> Result<ProbeReport>
 /// A child's work: the reads, the writes, the reads again, timed; each read pass `repeats`
 /// times, the fastest counting. The message a child sends: read ns, writes, write ns,
 /// read-after ns, checksum, reads.
-fn tenant_work(
-    heap: &mut FlatHeap,
-    reads: &[Op],
-    writes: &[Op],
+struct TenantWork<'a> {
+    /// The reads of each read pass: its own tenant's and those of the tenants it shares out.
+    reads: &'a [Op],
+    /// Its own tenant's reads: their checksum after the writes is the fidelity check's.
+    own_reads: &'a [Op],
+    /// Its own tenant's writes.
+    writes: &'a [Op],
     repeats: usize,
-) -> [u64; MESSAGE_WORDS] {
-    let read_pass = |heap: &FlatHeap| {
-        let mut sum = 0u64;
-        for &op in reads {
-            if let Op::Read { object, slot } = op {
-                let w = heap.read(object, slot as usize).unwrap_or(0);
-                sum = sum.wrapping_add(checksum_of(cowheap::heap::Word::from_bits(w)));
+}
+
+impl TenantWork<'_> {
+    fn run(&self, heap: &mut FlatHeap) -> [u64; MESSAGE_WORDS] {
+        let read_pass = |heap: &FlatHeap, reads: &[Op]| {
+            let mut sum = 0u64;
+            for &op in reads {
+                if let Op::Read { object, slot } = op {
+                    let w = heap.read(object, slot as usize).unwrap_or(0);
+                    sum = sum.wrapping_add(checksum_of(cowheap::heap::Word::from_bits(w)));
+                }
+            }
+            sum
+        };
+        // Each read pass starts with caches as cold as the other comparators' passes find them
+        // (there, other tenants' work runs between a tenant's two passes): streaming through
+        // the whole heap evicts the previous pass's lines, and reading dirties no page.
+        let timed_reads = |heap: &FlatHeap| {
+            if self.reads.is_empty() {
+                return 0;
+            }
+            let mut best = u64::MAX;
+            for _ in 0..self.repeats.max(1) {
+                let sum = heap.words().iter().fold(0u64, |a, &w| a.wrapping_add(w));
+                std::hint::black_box(sum);
+                let t = Instant::now();
+                std::hint::black_box(read_pass(heap, self.reads));
+                best = best.min(t.elapsed().as_nanos() as u64);
+            }
+            best
+        };
+        let read_ns = timed_reads(heap);
+        let t = Instant::now();
+        for &op in self.writes {
+            if let Op::Write {
+                object,
+                slot,
+                value,
+            } = op
+            {
+                // The workload only names slots that exist; a refused write would change
+                // nothing.
+                let _ = heap.write(object, slot as usize, value);
             }
         }
-        sum
-    };
-    // Each read pass starts with caches as cold as the other comparators' passes find them
-    // (there, other tenants' work runs between a tenant's two passes): streaming through the
-    // whole heap evicts the previous pass's lines, and reading dirties no page.
-    let timed_reads = |heap: &FlatHeap| {
-        if reads.is_empty() {
-            return (0, 0);
-        }
-        let mut best = (u64::MAX, 0);
-        for _ in 0..repeats.max(1) {
-            let sum = heap.words().iter().fold(0u64, |a, &w| a.wrapping_add(w));
-            std::hint::black_box(sum);
-            let t = Instant::now();
-            let checksum = read_pass(heap);
-            best = best.min((t.elapsed().as_nanos() as u64, checksum));
-        }
-        best
-    };
-    let (read_ns, _) = timed_reads(heap);
-    let t = Instant::now();
-    for &op in writes {
-        if let Op::Write {
-            object,
-            slot,
-            value,
-        } = op
-        {
-            // The workload only names slots that exist; a refused write would change nothing.
-            let _ = heap.write(object, slot as usize, value);
-        }
+        let write_ns = t.elapsed().as_nanos() as u64;
+        let read_after_ns = timed_reads(heap);
+        let checksum = read_pass(heap, self.own_reads);
+        [
+            read_ns,
+            self.writes.len() as u64,
+            write_ns,
+            read_after_ns,
+            checksum,
+            self.reads.len() as u64,
+        ]
     }
-    let write_ns = t.elapsed().as_nanos() as u64;
-    let (read_after_ns, checksum) = timed_reads(heap);
-    [
-        read_ns,
-        writes.len() as u64,
-        write_ns,
-        read_after_ns,
-        checksum,
-        reads.len() as u64,
-    ]
 }
 
 /// Words in the message a child sends its parent.
@@ -562,5 +594,31 @@ mod tests {
         };
         let text = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<ProbeRequest>(&text).unwrap(), r);
+    }
+
+    #[test]
+    fn a_child_reads_every_shared_read_and_checks_its_own_after_its_writes() {
+        let base = cowheap::synth::image(2_000, 1);
+        let x = base.root("Smalltalk").unwrap().as_base().unwrap();
+        let mut heap = FlatHeap::of(&base).unwrap();
+        let read = |slot| Op::Read { object: x, slot };
+        let own = [read(0), read(1)];
+        let shared = [read(0), read(1), read(2), read(0), read(1)];
+        let writes = [Op::Write {
+            object: x,
+            slot: 0,
+            value: 41,
+        }];
+        let work = TenantWork {
+            reads: &shared,
+            own_reads: &own,
+            writes: &writes,
+            repeats: 2,
+        };
+        let [_, n_writes, _, _, checksum, reads] = work.run(&mut heap);
+        assert_eq!((reads, n_writes), (5, 1));
+        let after = |slot| checksum_of(cowheap::heap::Word::from_bits(heap.read(x, slot).unwrap()));
+        assert_eq!(after(0), 41);
+        assert_eq!(checksum, after(0).wrapping_add(after(1)));
     }
 }

@@ -373,12 +373,10 @@ impl Report {
         for a in self.approaches.iter().filter(|a| a.skipped.is_none()) {
             let _ = writeln!(
                 s,
-                "  {}: {} reads (and as many after) and {} writes, the operations of {} \
-                 working tenants",
+                "  {}: {} reads (and as many after) and {} writes",
                 a.label,
                 count(a.reads),
                 count(a.writes),
-                count(a.worked as u64)
             );
         }
     }

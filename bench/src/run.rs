@@ -367,6 +367,7 @@ impl Context<'_> {
             base: config.base.clone(),
             workload: config.workload,
             tenants: n,
+            readers: config.active_tenants(),
             write_counts: self.counts.to_vec(),
             sweep_samples: config.sweep_samples,
             read_repeats: config.read_repeats.max(1),
@@ -411,9 +412,14 @@ impl Context<'_> {
         report.held = 1;
         report.worked = children.len();
         report.note = Some(format!(
-            "{} of {} tenants, one child process at a time; bytes are Private_Dirty",
+            "{} of {} tenants, one child process at a time, each making its own tenant's \
+             writes (bytes are its Private_Dirty); the children share out the reads of all {} \
+             working tenants (child k reads tenants k, k + {}, ...), so the read columns cover \
+             the same reads as the others'",
             children.len(),
-            count(config.workload.tenants as u64)
+            count(config.workload.tenants as u64),
+            count(config.active_tenants() as u64),
+            children.len(),
         ));
         report.setup_ms = probe.setup_ms;
         report.shared_bytes = probe.heap_bytes;
