@@ -15,10 +15,13 @@
 //! cargo bench --bench interleaved -- --rounds 50
 //! cargo bench --bench interleaved -- --once       # one pass each, for instruction counts:
 //! valgrind --tool=callgrind --callgrind-out-file=cg.out target/release/deps/interleaved-HASH --once
-//! callgrind_annotate --inclusive=yes cg.out | grep -E 'interleaved::(read|write|class)_'
+//! callgrind_annotate --inclusive=yes cg.out | grep -E '=> .*interleaved::(read|write|class)_'
 //! ```
 //!
-//! (`cargo bench --bench interleaved --no-run` prints the `interleaved-HASH` path.)
+//! (`cargo bench --bench interleaved --no-run` prints the `interleaved-HASH` path.) Each
+//! `=> ... interleaved::VARIANT (1x)` line is the inclusive instruction count of the one call,
+//! that is the one pass, of that variant; the bench is single-threaded, so callgrind needs no
+//! other option.
 //!
 //! Two modes:
 //!
@@ -29,9 +32,11 @@
 //!   quarter of it), one pass per sample, so nearly every operation misses the caches and the
 //!   TLB: what each path costs in memory traffic.
 //!
-//! With `--once` each variant makes one pass of the cache-resident mode, so callgrind's
-//! inclusive count of each `read_*`, `write_*` or `class_*` function divided by 4,096 is its
-//! instructions per operation: repeatable where wall times are not.
+//! With `--once` each variant makes one pass of the cache-resident mode (the checking pass:
+//! nothing else calls the variants' functions), so callgrind's inclusive count of each
+//! `read_*`, `write_*` or `class_*` function divided by 4,096 is its instructions per
+//! operation: repeatable where wall times are not. The setup (copying objects, patching the
+//! copies' slots) runs in other functions and is not counted.
 //!
 //! | variant | flat equivalent | what it does per operation |
 //! | --- | --- | --- |
