@@ -155,6 +155,16 @@ fn small_base_class() -> u64 {
         .bits()
 }
 
+/// Restoring `raw` over `base` must be refused as a cycle of forwarders.
+fn assert_cycle_refused(base: &Arc<Base>, raw: &Raw) {
+    let r = Tenant::restore_from(base, &raw.seal(base));
+    assert!(
+        is_cycle_refusal(&r),
+        "restored a cycle: {:?}",
+        r.map(|_| ())
+    );
+}
+
 fn is_cycle_refusal<T>(r: &Result<T, impl std::fmt::Debug>) -> bool {
     match r {
         Ok(_) => false,
@@ -174,12 +184,7 @@ fn two_private_forwarders_to_each_other_are_refused() {
         (1, RawEntry::Forwarded(private_ref(0, 0))),
     ];
     raw.roots = vec![("x".into(), private_ref(0, 0))];
-    let r = Tenant::restore_from(&base, &raw.seal(&base));
-    assert!(
-        is_cycle_refusal(&r),
-        "restored a cycle: {:?}",
-        r.map(|_| ())
-    );
+    assert_cycle_refused(&base, &raw);
 }
 
 #[test]
@@ -189,12 +194,7 @@ fn a_forwarder_to_the_base_object_it_stands_for_is_refused() {
     raw.gens = vec![0];
     raw.entries = vec![(0, RawEntry::Forwarded(base_ref(2)))];
     raw.table = vec![(2, 0)];
-    let r = Tenant::restore_from(&base, &raw.seal(&base));
-    assert!(
-        is_cycle_refusal(&r),
-        "restored a cycle: {:?}",
-        r.map(|_| ())
-    );
+    assert_cycle_refused(&base, &raw);
 }
 
 #[test]
@@ -204,12 +204,7 @@ fn a_cycle_through_nil_is_refused() {
     raw.gens = vec![0];
     raw.entries = vec![(0, RawEntry::Forwarded(base_ref(0)))];
     raw.table = vec![(0, 0)];
-    let r = Tenant::restore_from(&base, &raw.seal(&base));
-    assert!(
-        is_cycle_refusal(&r),
-        "restored a cycle: {:?}",
-        r.map(|_| ())
-    );
+    assert_cycle_refused(&base, &raw);
 }
 
 #[test]
@@ -228,12 +223,7 @@ fn a_cycle_through_a_class_is_refused() {
     ];
     raw.table = vec![(class_index, 1)];
     raw.roots = vec![("o".into(), private_ref(0, 0))];
-    let r = Tenant::restore_from(&base, &raw.seal(&base));
-    assert!(
-        is_cycle_refusal(&r),
-        "restored a cycle: {:?}",
-        r.map(|_| ())
-    );
+    assert_cycle_refused(&base, &raw);
 }
 
 #[test]
