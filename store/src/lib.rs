@@ -1,0 +1,1 @@
+//! A store for tenants and bases shared by many nodes.

@@ -1,0 +1,1 @@
+//! A Squeak bytecode interpreter over cowheap tenants and a plain flat heap.
