@@ -1,1 +1,11 @@
 //! Image segments.
+#![forbid(unsafe_code)]
+
+pub mod container;
+pub mod datastream;
+mod error;
+pub mod project;
+pub mod v3;
+
+pub use error::{Result, SegmentError};
+pub use project::{OutPointer, Project, ProjectReport};

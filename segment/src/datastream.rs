@@ -1,0 +1,661 @@
+//! Squeak's DataStream / ReferenceStream / SmartRefStream object encoding, read into a
+//! plain graph ([`ObjectStream`]).
+//!
+//! Each object starts with a type byte; what follows depends on it (all numbers
+//! big-endian):
+//!
+//! | type | object | encoding after the type byte |
+//! | --- | --- | --- |
+//! | 1, 2, 3 | nil, true, false | nothing |
+//! | 4 | SmallInteger | 4 bytes, signed |
+//! | 5 | String (old) | length: 1 byte, or 2 bytes if the first is 192 or more (less 192); the bytes |
+//! | 6, 17 | Symbol, String | length: 1 byte, or 4 bytes if the first is 192 or more (less 192); the bytes |
+//! | 7 | ByteArray | 4-byte count, the bytes |
+//! | 8 | Array | 4-byte count, that many objects |
+//! | 9 | an instance | 4-byte field count + 1, the class name (an object: a Symbol or a reference to one), the fields |
+//! | 10 | a reference | 4-byte position of an object already read |
+//! | 11 | Bitmap | `80` and a compact length and the compressed bytes; or a 4-byte count, negative for the old compressed form (that many bytes), else that many words |
+//! | 14 | Float | two 4-byte words, most significant first |
+//! | 15 | Rectangle | 6 bytes: four 12-bit signed numbers (left, top, right, bottom) |
+//! | 16 | an instance, short | 1-byte field count + 1, the class name as a 2-byte position, the fields |
+//! | 18, 19 | WordArray, WordArrayForSegment | 4-byte count, that many words (raw: in the writer's byte order) |
+//! | 20 | another word-like object | the class name, then as 18 |
+//! | 21 | CompiledMethod | 4-byte byte size + 1, the class name, the header (an object), the literals, the bytecodes raw |
+//!
+//! Types 12 (class) and 13 (user object) are refused: Squeak stopped writing them. A
+//! reference position counts from the first byte of the binary stream, and names the type
+//! byte of an object read earlier (a ReferenceStream only refers backwards). The object a
+//! reference names may still be being read (a cycle): its id exists from its type byte on.
+//!
+//! Reading is bounded: nesting deeper than [`MAX_DEPTH`] is an error (the real Etoys files
+//! nest at most 20 deep: a project's objects are in the segment's words, not nested here), and no count is
+//! believed beyond the bytes that remain.
+
+use crate::error::{Result, SegmentError};
+use std::collections::HashMap;
+
+/// How deep objects may nest in the stream before the reader refuses.
+pub const MAX_DEPTH: usize = 64;
+
+/// An object of the stream, by its position in [`ObjectStream::objects`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct ObjId(u32);
+
+impl ObjId {
+    /// The index into [`ObjectStream::objects`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A value in the stream: an immediate, or an object.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Val {
+    /// nil.
+    Nil,
+    /// true.
+    True,
+    /// false.
+    False,
+    /// A SmallInteger (32-bit in the stream).
+    Int(i32),
+    /// An object.
+    Obj(ObjId),
+}
+
+/// What an object of the stream holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    /// A String (types 5 and 17).
+    String(Vec<u8>),
+    /// A Symbol.
+    Symbol(Vec<u8>),
+    /// A ByteArray.
+    ByteArray(Vec<u8>),
+    /// An Array.
+    Array(Vec<Val>),
+    /// An instance of a named class (types 9 and 16): its fields, named ones first.
+    Instance {
+        /// The class name.
+        class: String,
+        /// The fields.
+        fields: Vec<Val>,
+    },
+    /// A Bitmap, kept as stored.
+    Bitmap {
+        /// Whether `data` is in a compressed form.
+        compressed: bool,
+        /// The bytes after the length.
+        data: Vec<u8>,
+    },
+    /// A Float's 64 bits.
+    Float(u64),
+    /// A Rectangle: left, top, right, bottom.
+    Rectangle([i16; 4]),
+    /// A word array (type 18, 19 or 20): the class name and the raw words as they were in
+    /// the stream.
+    Words {
+        /// `WordArray`, `WordArrayForSegment` or the class named (type 20).
+        class: String,
+        /// The words' bytes, unconverted.
+        data: Vec<u8>,
+    },
+    /// A CompiledMethod.
+    Method {
+        /// The class name.
+        class: String,
+        /// The header.
+        header: Val,
+        /// The literals.
+        literals: Vec<Val>,
+        /// The bytecodes (and trailer).
+        bytes: Vec<u8>,
+    },
+}
+
+/// One object of the stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Object {
+    /// Position of its type byte.
+    pub at: u64,
+    /// Its contents.
+    pub body: Body,
+}
+
+/// A decoded stream: every object, and the top-level values in order.
+#[derive(Clone, Debug, Default)]
+pub struct ObjectStream {
+    /// Every object, in the order their type bytes appear.
+    pub objects: Vec<Object>,
+    /// The top-level values.
+    pub top: Vec<Val>,
+    /// Bytes of binary stream read (up to the closing `!`).
+    pub len: usize,
+}
+
+impl ObjectStream {
+    /// The object `id`.
+    pub fn get(&self, id: ObjId) -> Option<&Object> {
+        self.objects.get(id.index())
+    }
+
+    /// The body of `v` if it is an object.
+    pub fn body(&self, v: Val) -> Option<&Body> {
+        match v {
+            Val::Obj(id) => self.get(id).map(|o| &o.body),
+            _ => None,
+        }
+    }
+
+    /// The text of `v` if it is a Symbol or a String.
+    pub fn text(&self, v: Val) -> Option<String> {
+        match self.body(v)? {
+            Body::Symbol(b) | Body::String(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// The class name and fields of `v` if it is an instance.
+    pub fn instance(&self, v: Val) -> Option<(&str, &[Val])> {
+        match self.body(v)? {
+            Body::Instance { class, fields } => Some((class, fields)),
+            _ => None,
+        }
+    }
+
+    /// The elements of `v` if it is an Array.
+    pub fn array(&self, v: Val) -> Option<&[Val]> {
+        match self.body(v)? {
+            Body::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// SmartRefStream's class structures: for each class named in the stream, its
+    /// instance variable names (all of them, inherited first), from the
+    /// `'class structure'` dictionary the stream starts with. Empty for a plain
+    /// DataStream. Time: O(size of the dictionary).
+    pub fn class_structures(&self) -> HashMap<String, Vec<String>> {
+        let mut out = HashMap::new();
+        for &t in &self.top {
+            let Some(items) = self.array(t) else { continue };
+            let mut it = items.iter();
+            while let Some(&k) = it.next() {
+                let Some(&dict) = it.next() else { break };
+                if self.text(k).as_deref() != Some("class structure") {
+                    continue;
+                }
+                let Some((_, fields)) = self.instance(dict) else {
+                    continue;
+                };
+                let Some(assocs) = fields.get(1).and_then(|&a| self.array(a)) else {
+                    continue;
+                };
+                for &a in assocs {
+                    let Some((_, kv)) = self.instance(a) else {
+                        continue;
+                    };
+                    let (Some(name), Some(info)) = (
+                        kv.first().and_then(|&k| self.text(k)),
+                        kv.get(1).and_then(|&v| self.array(v)),
+                    ) else {
+                        continue;
+                    };
+                    // Element 0 is the class version; the rest are the names.
+                    let names = info.iter().skip(1).filter_map(|&n| self.text(n)).collect();
+                    out.insert(name, names);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Reads the binary stream `data` (the bytes after the text preamble). Time: O(len).
+///
+/// # Errors
+/// [`SegmentError::StreamTruncated`], [`SegmentError::UnknownType`],
+/// [`SegmentError::BadReference`], [`SegmentError::BadStream`],
+/// [`SegmentError::NestedObjectsTooDeep`].
+pub fn read(data: &[u8]) -> Result<ObjectStream> {
+    let mut r = Reader {
+        d: data,
+        pos: 0,
+        objects: Vec::new(),
+        at: HashMap::new(),
+        depth: 0,
+    };
+    let mut top = Vec::new();
+    while let Some(&b) = r.d.get(r.pos) {
+        if b == b'!' {
+            break;
+        }
+        top.push(r.next()?);
+    }
+    if r.pos >= r.d.len() {
+        return Err(SegmentError::StreamTruncated {
+            what: "the closing `!`",
+            at: r.pos as u64,
+            need: 1,
+        });
+    }
+    Ok(ObjectStream {
+        objects: r.objects,
+        top,
+        len: r.pos,
+    })
+}
+
+struct Reader<'a> {
+    d: &'a [u8],
+    pos: usize,
+    objects: Vec<Object>,
+    at: HashMap<u32, ObjId>,
+    depth: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&[u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.d.len());
+        let Some(end) = end else {
+            return Err(SegmentError::StreamTruncated {
+                what,
+                at: self.pos as u64,
+                need: (self.pos as u64 + n as u64).saturating_sub(self.d.len() as u64),
+            });
+        };
+        let s = &self.d[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn u16(&mut self, what: &'static str) -> Result<u16> {
+        let b = self.take(2, what)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self, what: &'static str) -> Result<u32> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A count of items each taking at least `unit` bytes: refused if the rest of the
+    /// stream cannot hold them.
+    fn count(&mut self, n: u64, unit: u64, what: &'static str) -> Result<usize> {
+        let rest = (self.d.len() - self.pos) as u64;
+        match n.checked_mul(unit) {
+            Some(need) if need <= rest => Ok(n as usize),
+            _ => Err(SegmentError::StreamTruncated {
+                what,
+                at: self.pos as u64,
+                need: n.saturating_mul(unit).saturating_sub(rest),
+            }),
+        }
+    }
+
+    fn bytes(&mut self, n: usize, what: &'static str) -> Result<Vec<u8>> {
+        Ok(self.take(n, what)?.to_vec())
+    }
+
+    /// A new object at `at`, its body to be filled in.
+    fn begin(&mut self, at: usize, body: Body) -> Result<ObjId> {
+        let id = ObjId(
+            u32::try_from(self.objects.len()).map_err(|_| SegmentError::BadStream {
+                at: at as u64,
+                problem: "more than 2^32 objects",
+            })?,
+        );
+        self.objects.push(Object {
+            at: at as u64,
+            body,
+        });
+        // Positions fit in u32: references are 4-byte positions.
+        if let Ok(p) = u32::try_from(at) {
+            self.at.insert(p, id);
+        }
+        Ok(id)
+    }
+
+    fn set(&mut self, id: ObjId, body: Body) {
+        if let Some(o) = self.objects.get_mut(id.index()) {
+            o.body = body;
+        }
+    }
+
+    fn deref(&self, target: u32, at: usize) -> Result<Val> {
+        self.at
+            .get(&target)
+            .map(|&id| Val::Obj(id))
+            .ok_or(SegmentError::BadReference {
+                at: at as u64,
+                target: target.into(),
+            })
+    }
+
+    /// A class name: the next object must be a Symbol or String.
+    fn class_name(&self, v: Val, at: usize) -> Result<String> {
+        match v {
+            Val::Obj(id) => match self.objects.get(id.index()).map(|o| &o.body) {
+                Some(Body::Symbol(b) | Body::String(b)) => {
+                    Ok(String::from_utf8_lossy(b).into_owned())
+                }
+                _ => Err(SegmentError::BadStream {
+                    at: at as u64,
+                    problem: "a class name that is not a Symbol",
+                }),
+            },
+            _ => Err(SegmentError::BadStream {
+                at: at as u64,
+                problem: "a class name that is not a Symbol",
+            }),
+        }
+    }
+
+    fn next(&mut self) -> Result<Val> {
+        if self.depth >= MAX_DEPTH {
+            return Err(SegmentError::NestedObjectsTooDeep {
+                limit: MAX_DEPTH,
+                at: self.pos as u64,
+            });
+        }
+        self.depth += 1;
+        let v = self.next_inner();
+        self.depth -= 1;
+        v
+    }
+
+    fn fields(&mut self, n: usize) -> Result<Vec<Val>> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.next()?);
+        }
+        Ok(out)
+    }
+
+    fn next_inner(&mut self) -> Result<Val> {
+        let at = self.pos;
+        let t = self.u8("a type byte")?;
+        let obj = |r: &mut Self, body| r.begin(at, body).map(Val::Obj);
+        match t {
+            1 => Ok(Val::Nil),
+            2 => Ok(Val::True),
+            3 => Ok(Val::False),
+            4 => Ok(Val::Int(self.u32("an integer")? as i32)),
+            5 => {
+                let mut n = usize::from(self.u8("a string length")?);
+                if n >= 192 {
+                    n = (n - 192) * 256 + usize::from(self.u8("a string length")?);
+                }
+                let s = self.bytes(n, "a string")?;
+                obj(self, Body::String(s))
+            }
+            6 | 17 => {
+                let mut n = u64::from(self.u8("a string length")?);
+                if n >= 192 {
+                    n -= 192;
+                    for _ in 0..3 {
+                        n = n * 256 + u64::from(self.u8("a string length")?);
+                    }
+                }
+                let n = self.count(n, 1, "a string")?;
+                let s = self.bytes(n, "a string")?;
+                obj(
+                    self,
+                    if t == 6 {
+                        Body::Symbol(s)
+                    } else {
+                        Body::String(s)
+                    },
+                )
+            }
+            7 => {
+                let n = self.u32("a byte array length")?;
+                let n = self.count(n.into(), 1, "a byte array")?;
+                let b = self.bytes(n, "a byte array")?;
+                obj(self, Body::ByteArray(b))
+            }
+            8 => {
+                let n = self.u32("an array length")?;
+                let n = self.count(n.into(), 1, "an array")?;
+                let id = self.begin(at, Body::Array(Vec::new()))?;
+                let f = self.fields(n)?;
+                self.set(id, Body::Array(f));
+                Ok(Val::Obj(id))
+            }
+            9 | 16 => {
+                let size = if t == 9 {
+                    self.u32("an instance size")?
+                } else {
+                    self.u8("an instance size")?.into()
+                };
+                let n = size.checked_sub(1).ok_or(SegmentError::BadStream {
+                    at: at as u64,
+                    problem: "an instance size of 0 (it counts the class)",
+                })?;
+                let id = self.begin(at, Body::Array(Vec::new()))?;
+                let class = if t == 9 {
+                    let c = self.next()?;
+                    self.class_name(c, at)?
+                } else {
+                    let p = self.u16("a class name position")?;
+                    let c = self.deref(p.into(), at)?;
+                    self.class_name(c, at)?
+                };
+                let n = self.count(n.into(), 1, "an instance's fields")?;
+                let fields = self.fields(n)?;
+                self.set(id, Body::Instance { class, fields });
+                Ok(Val::Obj(id))
+            }
+            10 => {
+                let p = self.u32("a reference")?;
+                if p == u32::MAX || p == 0x3FFF_FFFF {
+                    // The vacant reference: nil.
+                    return Ok(Val::Nil);
+                }
+                self.deref(p, at)
+            }
+            11 => {
+                let first = *self.d.get(self.pos).ok_or(SegmentError::StreamTruncated {
+                    what: "a bitmap",
+                    at: self.pos as u64,
+                    need: 1,
+                })?;
+                let (compressed, data) = if first == 0x80 {
+                    self.pos += 1;
+                    let n = self.compact_int()?;
+                    let n = self.count(n, 1, "a bitmap")?;
+                    (true, self.bytes(n, "a bitmap")?)
+                } else {
+                    let n = self.u32("a bitmap length")? as i32;
+                    if n <= 0 {
+                        let n = self.count(n.unsigned_abs().into(), 1, "a bitmap")?;
+                        (true, self.bytes(n, "a bitmap")?)
+                    } else {
+                        let n = self.count(n as u64, 4, "a bitmap")?;
+                        (false, self.bytes(n * 4, "a bitmap")?)
+                    }
+                };
+                obj(self, Body::Bitmap { compressed, data })
+            }
+            14 => {
+                let hi = self.u32("a float")?;
+                let lo = self.u32("a float")?;
+                obj(self, Body::Float((u64::from(hi) << 32) | u64::from(lo)))
+            }
+            15 => {
+                let b = self.take(6, "a rectangle")?;
+                let a = u32::from_be_bytes([0, b[0], b[1], b[2]]);
+                let c = u32::from_be_bytes([0, b[3], b[4], b[5]]);
+                let s = |x: u32| (((x & 0xFFF) as i16) << 4) >> 4;
+                obj(self, Body::Rectangle([s(a >> 12), s(a), s(c >> 12), s(c)]))
+            }
+            18 | 19 => {
+                let class = if t == 18 {
+                    "WordArray"
+                } else {
+                    "WordArrayForSegment"
+                };
+                let id = self.begin(at, Body::Array(Vec::new()))?;
+                let data = self.words()?;
+                self.set(
+                    id,
+                    Body::Words {
+                        class: class.to_owned(),
+                        data,
+                    },
+                );
+                Ok(Val::Obj(id))
+            }
+            20 => {
+                let id = self.begin(at, Body::Array(Vec::new()))?;
+                let c = self.next()?;
+                let class = self.class_name(c, at)?;
+                let data = self.words()?;
+                self.set(id, Body::Words { class, data });
+                Ok(Val::Obj(id))
+            }
+            21 => {
+                let size = self.u32("a method size")?;
+                let size = size.checked_sub(1).ok_or(SegmentError::BadStream {
+                    at: at as u64,
+                    problem: "a method size of 0",
+                })? as usize;
+                let id = self.begin(at, Body::Array(Vec::new()))?;
+                let c = self.next()?;
+                let class = self.class_name(c, at)?;
+                let header = self.next()?;
+                let Val::Int(h) = header else {
+                    return Err(SegmentError::BadStream {
+                        at: at as u64,
+                        problem: "a method header that is not an integer",
+                    });
+                };
+                let lits = ((h >> 9) & 0xFF) as usize;
+                let n = size
+                    .checked_sub((lits + 1) * 4)
+                    .ok_or(SegmentError::BadStream {
+                        at: at as u64,
+                        problem: "a method with more literals than its size",
+                    })?;
+                let literals = self.fields(lits)?;
+                let bytes = self.bytes(n, "a method's bytecodes")?;
+                self.set(
+                    id,
+                    Body::Method {
+                        class,
+                        header,
+                        literals,
+                        bytes,
+                    },
+                );
+                Ok(Val::Obj(id))
+            }
+            _ => Err(SegmentError::UnknownType {
+                type_id: t,
+                at: at as u64,
+            }),
+        }
+    }
+
+    /// A word array's count and words: `80` would be a compressed form no writer uses.
+    fn words(&mut self) -> Result<Vec<u8>> {
+        if self.d.get(self.pos) == Some(&0x80) {
+            return Err(SegmentError::BadStream {
+                at: self.pos as u64,
+                problem: "a compressed word array",
+            });
+        }
+        let n = self.u32("a word array length")?;
+        let n = self.count(n.into(), 4, "a word array")?;
+        self.bytes(n * 4, "a word array")
+    }
+
+    /// Bitmap's compact length: one byte below 224; two bytes up to 254; else four.
+    fn compact_int(&mut self) -> Result<u64> {
+        let b = self.u8("a bitmap length")?;
+        Ok(match b {
+            0..=223 => b.into(),
+            224..=254 => u64::from(b - 224) * 256 + u64::from(self.u8("a bitmap length")?),
+            255 => self.u32("a bitmap length")?.into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn immediates_strings_arrays_and_references() {
+        // #(1 'ab' #ab <ref to 'ab'>) then the array itself by reference.
+        let mut s = vec![8, 0, 0, 0, 4];
+        s.extend([4, 0xff, 0xff, 0xff, 0xfe]); // -2
+        s.extend([17, 2, b'a', b'b']); // at 10
+        s.extend([6, 2, b'a', b'b']);
+        s.extend([10, 0, 0, 0, 10]);
+        s.extend([10, 0, 0, 0, 0]);
+        s.push(b'!');
+        let st = read(&s).unwrap();
+        assert_eq!(st.top.len(), 2);
+        let a = st.array(st.top[0]).unwrap();
+        assert_eq!(a[0], Val::Int(-2));
+        assert_eq!(st.text(a[1]).as_deref(), Some("ab"));
+        assert!(matches!(st.body(a[2]), Some(Body::Symbol(_))));
+        assert_eq!(a[3], a[1]);
+        assert_eq!(st.top[1], st.top[0]);
+    }
+
+    #[test]
+    fn instances_name_their_class_by_symbol_or_position() {
+        let mut s = vec![9, 0, 0, 0, 3, 6, 5];
+        s.extend(b"Point");
+        s.extend([4, 0, 0, 0, 3, 4, 0, 0, 0, 4]);
+        // short instance naming the class by the position of #Point (5).
+        s.extend([16, 3, 0, 5, 1, 2]);
+        s.extend([15, 0x80, 0x00, 0x01, 0x00, 0x20, 0x03]);
+        s.push(b'!');
+        let st = read(&s).unwrap();
+        let (c, f) = st.instance(st.top[0]).unwrap();
+        assert_eq!((c, f), ("Point", &[Val::Int(3), Val::Int(4)][..]));
+        let (c, f) = st.instance(st.top[1]).unwrap();
+        assert_eq!((c, f), ("Point", &[Val::Nil, Val::True][..]));
+        assert_eq!(st.body(st.top[2]), Some(&Body::Rectangle([-2048, 1, 2, 3])));
+    }
+
+    #[test]
+    fn bad_input_is_typed() {
+        assert!(matches!(
+            read(&[8, 0, 0, 0, 9, 1]),
+            Err(SegmentError::StreamTruncated { .. })
+        ));
+        assert!(matches!(
+            read(&[10, 0, 0, 0, 7, b'!']),
+            Err(SegmentError::BadReference { target: 7, .. })
+        ));
+        assert!(matches!(
+            read(&[12, b'!']),
+            Err(SegmentError::UnknownType { type_id: 12, .. })
+        ));
+        assert!(matches!(
+            read(&[8, 0xff, 0xff, 0xff, 0xff, b'!']),
+            Err(SegmentError::StreamTruncated { .. })
+        ));
+        let mut deep = Vec::new();
+        for _ in 0..MAX_DEPTH + 1 {
+            deep.extend([8, 0, 0, 0, 1]);
+        }
+        deep.extend([1, b'!']);
+        assert!(matches!(
+            read(&deep),
+            Err(SegmentError::NestedObjectsTooDeep { .. })
+        ));
+        assert!(matches!(
+            read(&[1]),
+            Err(SegmentError::StreamTruncated { .. })
+        ));
+    }
+}

@@ -1,0 +1,142 @@
+//! The errors of reading, writing and binding segments.
+
+use std::path::PathBuf;
+
+/// Anything that can go wrong with a segment or a project file. Every variant names where
+/// the problem is (a byte or word offset) so a corrupt file can be looked at.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SegmentError {
+    /// The file could not be read or written.
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The zip archive around a project is unreadable (a bad directory, a CRC mismatch).
+    #[error("the project's zip archive is unreadable: {0}")]
+    Zip(#[from] zip::result::ZipError),
+    /// The gzip stream of a project is corrupt or truncated (bad header, bad deflate data,
+    /// CRC or length mismatch).
+    #[error("the project's gzip stream is corrupt: {0}")]
+    Gzip(#[source] std::io::Error),
+    /// The input is not a project file in any of the accepted wrappings.
+    #[error("not an Etoys project file: {0}")]
+    NotAProject(&'static str),
+    /// A zip holds a zip holds a zip ... deeper than the limit.
+    #[error("archives nested deeper than {0}")]
+    NestedTooDeep(usize),
+    /// A length in the input would take more memory than the limit allows.
+    #[error("{what} of {len} bytes is over the limit of {limit}")]
+    TooLarge {
+        /// What was being read.
+        what: &'static str,
+        /// The length asked for.
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The DataStream ends inside an object.
+    #[error("the object stream ends inside {what} at byte {at} (needs {need} more bytes)")]
+    StreamTruncated {
+        /// What was being read.
+        what: &'static str,
+        /// Byte position in the stream (relative to its start).
+        at: u64,
+        /// Bytes missing.
+        need: u64,
+    },
+    /// A DataStream type byte this reader does not know (or one Squeak no longer writes).
+    #[error("unknown object type {type_id} at byte {at} of the object stream")]
+    UnknownType {
+        /// The type byte.
+        type_id: u8,
+        /// Its position.
+        at: u64,
+    },
+    /// A DataStream reference to a position where no object was read.
+    #[error("a reference at byte {at} to byte {target}, where no object starts")]
+    BadReference {
+        /// Position of the reference.
+        at: u64,
+        /// The position it names.
+        target: u64,
+    },
+    /// Some other inconsistency in the object stream.
+    #[error("the object stream is malformed at byte {at}: {problem}")]
+    BadStream {
+        /// Position.
+        at: u64,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// Objects nested deeper than the reader follows (it refuses rather than overflow its
+    /// stack).
+    #[error("objects nested deeper than {limit} at byte {at} of the object stream")]
+    NestedObjectsTooDeep {
+        /// The limit.
+        limit: usize,
+        /// Position.
+        at: u64,
+    },
+    /// The stream holds no ImageSegment, or one without segment words.
+    #[error("no image segment in the stream: {0}")]
+    NoSegment(&'static str),
+    /// The segment's first word is not a V3 segment version word.
+    #[error("the segment's version word {0:#010x} is not 6502 or 6504 with a byte-order letter")]
+    BadVersion(u32),
+    /// The segment's bytes are not a whole number of words.
+    #[error("the segment is {0} bytes, not a whole number of 32-bit words")]
+    OddLength(usize),
+    /// An object header in the segment cannot be decoded.
+    #[error("segment word {at}: {problem}")]
+    BadHeader {
+        /// Word index in the segment.
+        at: usize,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// An object reaches past the end of the segment.
+    #[error("segment object at word {at} needs words up to {end}, the segment has {len}")]
+    SegmentTruncated {
+        /// Word index of its first header word.
+        at: usize,
+        /// Word index past its end.
+        end: usize,
+        /// Words in the segment.
+        len: usize,
+    },
+    /// A pointer in the segment names no object of the segment.
+    #[error("segment word {at} holds {oop:#010x}, which points at no object of the segment")]
+    DanglingOop {
+        /// Word index of the field.
+        at: usize,
+        /// The oop.
+        oop: u32,
+    },
+    /// An out-pointer index beyond the out-pointer table.
+    #[error("segment word {at} names out-pointer {index}, the table has {len}")]
+    BadOutPointer {
+        /// Word index of the field.
+        at: usize,
+        /// The 1-based index.
+        index: usize,
+        /// The table's length.
+        len: usize,
+    },
+    /// The segment's first object is not an Array-shaped pointer object (the roots array).
+    #[error("the segment's first object is not a pointer object (the roots array)")]
+    NoRootsArray,
+    /// A tenant operation failed while materialising a segment.
+    #[error("tenant: {0}")]
+    Tenant(#[from] cowheap_tenants::Error),
+    /// The base a segment is bound to lacks something every Squeak image has.
+    #[error("the base has no {0}")]
+    BaseMissing(&'static str),
+}
+
+/// The crate's result.
+pub type Result<T, E = SegmentError> = std::result::Result<T, E>;
