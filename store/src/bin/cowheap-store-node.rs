@@ -1,0 +1,127 @@
+//! A node process on a store, for demonstrations and for the tests that race, trade and
+//! kill nodes: `cowheap-store-node ADDRESS PRINCIPAL SECRET COMMAND ARGS...`.
+//!
+//! `PRINCIPAL` `-` is the operator. Commands (tenants are `PREFIX-i` for `FROM <= i < TO`):
+//!
+//! - `claim TENANT NODE LEASE_MS`: one claim; prints `won EPOCH` or `held OWNER`.
+//! - `write NODE PREFIX FROM TO VALUE`: resumes each tenant, writes mark `VALUE + i`,
+//!   suspends it; prints `wrote N`.
+//! - `check NODE PREFIX FROM TO VALUE`: resumes each tenant, reads its mark, suspends it;
+//!   prints `checked N matched M`.
+//! - `churn NODE PREFIX FROM TO`: forever, resumes each tenant in turn, adds one to its
+//!   mark and suspends it, printing `suspended TENANT MARK` after each suspend: for the
+//!   `kill -9` tests.
+//!
+//! The base cache is `$COWHEAP_STORE_CACHE` (default: a directory per node under the
+//! temporary directory).
+
+use cowheap_store::workload::{read_mark, write_mark};
+use cowheap_store::{
+    Access, Node, NodeName, Result, StoreError, SystemClock, TenantName, open_store,
+    principal_access,
+};
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cowheap-store-node: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> StoreError {
+    StoreError::NotAStore {
+        what: "usage: cowheap-store-node ADDRESS PRINCIPAL SECRET \
+               (claim TENANT NODE LEASE_MS | write|check NODE PREFIX FROM TO VALUE | \
+               churn NODE PREFIX FROM TO)"
+            .to_owned(),
+    }
+}
+
+fn num(s: Option<&String>) -> Result<i64> {
+    s.and_then(|s| s.parse().ok()).ok_or_else(usage)
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let [address, principal, secret, command, rest @ ..] = args else {
+        return Err(usage());
+    };
+    let access = if principal == "-" {
+        Access::Operator
+    } else {
+        principal_access(principal, secret)?
+    };
+    let store = open_store(address, Arc::new(SystemClock), access)?;
+    let node_name = NodeName::new(rest.first().cloned().unwrap_or_default())?;
+    let out = &mut std::io::stdout().lock();
+    let say = |out: &mut std::io::StdoutLock<'_>, line: String| {
+        // A closed stdout ends the report, not the work.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    if command == "claim" {
+        let (Some(t), Some(n)) = (rest.first(), rest.get(1)) else {
+            return Err(usage());
+        };
+        let lease = u64::try_from(num(rest.get(2))?).map_err(|_| usage())?;
+        let t = TenantName::new(t.clone())?;
+        match store.claim(&t, &NodeName::new(n.clone())?, lease) {
+            Ok(c) => say(out, format!("won {}", c.epoch)),
+            Err(StoreError::Held { owner, .. }) => say(out, format!("held {owner}")),
+            Err(e) => return Err(e),
+        }
+        return Ok(());
+    }
+    let cache = std::env::var_os("COWHEAP_STORE_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("cowheap-store-cache-{node_name}")));
+    let node = Node::new(store, node_name, cache);
+    let prefix = rest.get(1).ok_or_else(usage)?;
+    let (from, to) = (num(rest.get(2))?, num(rest.get(3))?);
+    let name = |i: i64| TenantName::new(format!("{prefix}-{i}"));
+    match command.as_str() {
+        "write" => {
+            let value = num(rest.get(4))?;
+            for i in from..to {
+                let mut r = node.resume(&name(i)?)?;
+                write_mark(&mut r.tenant, value + i)?;
+                node.suspend(r)?;
+            }
+            say(out, format!("wrote {}", to - from));
+        }
+        "check" => {
+            let value = num(rest.get(4))?;
+            let mut matched = 0;
+            for i in from..to {
+                let r = node.resume(&name(i)?)?;
+                if read_mark(&r.tenant) == Some(value + i) {
+                    matched += 1;
+                }
+                node.suspend(r)?;
+            }
+            say(out, format!("checked {} matched {matched}", to - from));
+        }
+        "churn" => loop {
+            for i in from..to {
+                let t = name(i)?;
+                let mut r = match node.resume(&t) {
+                    Ok(r) => r,
+                    Err(StoreError::Held { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                let next = read_mark(&r.tenant).unwrap_or(0) + 1;
+                write_mark(&mut r.tenant, next)?;
+                node.suspend(r)?;
+                say(out, format!("suspended {t} {next}"));
+            }
+        },
+        _ => return Err(usage()),
+    }
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! The store's typed errors.
+
+use crate::{Digest, Epoch, Millis, NodeName, PrincipalName, TenantName};
+use cowheap_heap::{FileError, Fingerprint};
+use cowheap_tenants::RestoreError;
+use std::path::PathBuf;
+
+/// The store's `Result`.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the store. Each variant leaves the store holding the last
+/// complete state it had: a failed operation changes nothing, or only adds a blob nothing
+/// names yet.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A name that is not a valid tenant, node or principal name, digest or fingerprint.
+    #[error("invalid {kind} name {name:?}")]
+    InvalidName {
+        /// What kind of name.
+        kind: &'static str,
+        /// The name given (cut short).
+        name: String,
+    },
+    /// A file or directory of a local store could not be read or written (a full disk lands
+    /// here).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database refused or failed an operation, or the connection was lost mid-way. The
+    /// transaction was rolled back.
+    #[error("database: {op}: {source} (SQLSTATE {})", code.as_deref().unwrap_or("none"))]
+    Db {
+        /// What the store was doing.
+        op: &'static str,
+        /// The SQLSTATE code, when the server sent one (none for a lost connection).
+        code: Option<String>,
+        /// The client's error.
+        #[source]
+        source: postgres::Error,
+    },
+    /// The location is not a store (no marker file, no schema), or an unknown kind of address.
+    #[error("not a cowheap store: {what}")]
+    NotAStore {
+        /// What was found.
+        what: String,
+    },
+    /// No blob with this digest.
+    #[error("no blob {digest}")]
+    BlobMissing {
+        /// The digest asked for.
+        digest: Digest,
+    },
+    /// The stored bytes do not hash to the blob's digest.
+    #[error("blob {digest} is corrupt: its bytes hash to {found}")]
+    BlobCorrupt {
+        /// The blob's name.
+        digest: Digest,
+        /// What the stored bytes hash to.
+        found: Digest,
+    },
+    /// The stored blob is shorter or longer than when it was written.
+    #[error("blob {digest} is truncated: {found} bytes of {expected}")]
+    BlobTruncated {
+        /// The blob's name.
+        digest: Digest,
+        /// Its length when written.
+        expected: u64,
+        /// The length found.
+        found: u64,
+    },
+    /// A blob or record's framing is damaged (a local store's file header, a record file).
+    #[error("{what} is damaged: {problem}")]
+    Damaged {
+        /// Which file or row.
+        what: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The store holds no base with this fingerprint.
+    #[error("the store has no base {fingerprint}")]
+    BaseMissing {
+        /// The fingerprint asked for.
+        fingerprint: Fingerprint,
+    },
+    /// The base bytes fetched from the store are not an image file with the fingerprint they
+    /// were stored under.
+    #[error("base {expected} in the store is an image of {found}")]
+    BaseMismatch {
+        /// The fingerprint the store files them under.
+        expected: Fingerprint,
+        /// The fingerprint of the image they hold.
+        found: Fingerprint,
+    },
+    /// A base image file that could not be read, mapped or verified.
+    #[error("base image: {0}")]
+    BaseFile(#[source] FileError),
+    /// No tenant of this name (or none this principal may see: the store does not tell).
+    #[error("no tenant {tenant}")]
+    TenantMissing {
+        /// The name asked for.
+        tenant: TenantName,
+    },
+    /// A tenant of this name exists already.
+    #[error("tenant {tenant} exists already")]
+    TenantExists {
+        /// The name.
+        tenant: TenantName,
+    },
+    /// Another node holds the tenant under a lease that has not expired: the claim lost.
+    #[error("tenant {tenant} is held by node {owner} at epoch {epoch} until {lease_expiry}")]
+    Held {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its owner.
+        owner: NodeName,
+        /// The owner's epoch.
+        epoch: Epoch,
+        /// When the owner's lease runs out.
+        lease_expiry: Millis,
+    },
+    /// The claim is stale: the tenant was claimed again since (a later epoch), or released.
+    /// Nothing was written.
+    #[error(
+        "tenant {tenant}: claim at epoch {held} is fenced off (the record is at epoch {current})"
+    )]
+    Fenced {
+        /// The tenant.
+        tenant: TenantName,
+        /// The epoch the writer held.
+        held: Epoch,
+        /// The record's epoch now.
+        current: Epoch,
+    },
+    /// The principal is not entitled to the tenant, or to the operation.
+    #[error("principal {principal} may not {op} {what}")]
+    Denied {
+        /// Who asked.
+        principal: PrincipalName,
+        /// What it asked to do.
+        op: &'static str,
+        /// On what.
+        what: String,
+    },
+    /// The credentials name no principal of the store, or the wrong secret.
+    #[error("bad credentials for principal {principal}")]
+    BadCredentials {
+        /// The principal named.
+        principal: PrincipalName,
+    },
+    /// A tenant state fetched from the store could not be restored.
+    #[error("tenant {tenant}: state {digest} cannot be restored: {source}")]
+    Restore {
+        /// The tenant.
+        tenant: TenantName,
+        /// The state's digest.
+        digest: Digest,
+        /// Why.
+        #[source]
+        source: Box<RestoreError>,
+    },
+    /// A tenant operation failed.
+    #[error("tenant: {0}")]
+    Tenant(#[source] Box<cowheap_tenants::Error>),
+    /// The base has no root object with a pointer slot for [`crate::workload::write_mark`].
+    #[error("the base has no root object with a pointer slot")]
+    NoMarkTarget,
+    /// A PostgreSQL server for tests could not be started or stopped.
+    #[error("test server: {0}")]
+    Server(String),
+}
+
+impl From<cowheap_tenants::Error> for StoreError {
+    fn from(e: cowheap_tenants::Error) -> StoreError {
+        StoreError::Tenant(Box::new(e))
+    }
+}
+
+impl StoreError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn db(op: &'static str, source: postgres::Error) -> StoreError {
+        StoreError::Db {
+            op,
+            code: source.code().map(|c| c.code().to_owned()),
+            source,
+        }
+    }
+}

@@ -1,0 +1,584 @@
+//! The embedded default: a store in a local directory, safe for many processes on one
+//! machine.
+//!
+//! ```text
+//! <root>/COWHEAP-STORE                 marker and format version
+//! <root>/blobs/<2 hex>/<64 hex>        a blob: "COWBLOB\0", its length (u64 LE), its bytes
+//! <root>/bases/<fingerprint hex>       the digest of the blob holding that base's image file
+//! <root>/tenants/<name>.rec            a tenant's record (text, with a BLAKE3 check line)
+//! <root>/tenants/<name>.lock           the lock that serialises changes to that record
+//! <root>/principals/<name>             the BLAKE3 digest of a principal's secret
+//! <root>/tmp/                          temporary files, renamed into place
+//! ```
+//!
+//! Every file is written whole to a temporary file in `tmp/`, fsynced, renamed over its
+//! place and the directory fsynced: a crash leaves the old file or the new one, never a torn
+//! one. A record changes only under an exclusive `flock` of its lock file, held across
+//! read-check-write, so a claim (read the record, check owner and lease, write epoch + 1) is
+//! one atomic step between threads and processes alike. Blobs need no lock: a blob's name is
+//! its digest, and two writers of one name write the same bytes.
+
+use crate::store::{Access, BlobStats, Claim, Store, TenantRecord};
+use crate::{
+    Clock, Digest, Epoch, Millis, NodeName, PrincipalName, Result, StoreError, TenantName,
+    names::{fingerprint_hex, parse_fingerprint},
+};
+use cowheap_heap::Fingerprint;
+use fs4::fs_std::FileExt;
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const MARKER: &str = "COWHEAP-STORE";
+const MARKER_TEXT: &str = "cowheap-store 1\n";
+const BLOB_MAGIC: [u8; 8] = *b"COWBLOB\0";
+const BLOB_HEADER: usize = 16;
+const RECORD_HEAD: &str = "cowheap-tenant 1";
+
+/// A store in a local directory. See the module doc for the layout and the protocol.
+///
+/// ```
+/// use cowheap_store::{Access, LocalStore, Store, SystemClock};
+/// use std::sync::Arc;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = LocalStore::init(dir.path(), Arc::new(SystemClock), Access::Operator).unwrap();
+/// assert!(store.tenants().unwrap().is_empty());
+/// ```
+#[derive(Debug)]
+pub struct LocalStore {
+    root: PathBuf,
+    clock: Arc<dyn Clock>,
+    access: Access,
+}
+
+impl LocalStore {
+    /// Makes a store in `root` (created if missing; an existing store is opened as it is)
+    /// and opens it.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if the directories cannot be made;
+    /// [`StoreError::BadCredentials`] as for [`LocalStore::open`].
+    pub fn init(root: &Path, clock: Arc<dyn Clock>, access: Access) -> Result<LocalStore> {
+        for d in ["blobs", "bases", "tenants", "principals", "tmp"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).map_err(|e| StoreError::io(&p, e))?;
+        }
+        let marker = root.join(MARKER);
+        if !marker.exists() {
+            write_atomic(&root.join("tmp"), &marker, MARKER_TEXT.as_bytes())?;
+        }
+        LocalStore::open(root, clock, access)
+    }
+
+    /// Opens the store in `root`, checking a principal's credentials.
+    ///
+    /// # Errors
+    /// [`StoreError::NotAStore`] if `root` holds no store; [`StoreError::BadCredentials`] if
+    /// the principal is unknown or its secret wrong.
+    pub fn open(root: &Path, clock: Arc<dyn Clock>, access: Access) -> Result<LocalStore> {
+        let marker = root.join(MARKER);
+        match fs::read_to_string(&marker) {
+            Ok(s) if s == MARKER_TEXT => {}
+            Ok(_) => {
+                return Err(StoreError::NotAStore {
+                    what: format!("{}: unknown marker", marker.display()),
+                });
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(StoreError::NotAStore {
+                    what: format!("{}: no marker file", root.display()),
+                });
+            }
+            Err(e) => return Err(StoreError::io(&marker, e)),
+        }
+        let store = LocalStore {
+            root: root.to_owned(),
+            clock,
+            access,
+        };
+        if let Access::Principal { name, secret } = &store.access {
+            let p = store.root.join("principals").join(name.as_str());
+            let stored = read_optional(&p)?;
+            let good = stored.is_some_and(|s| {
+                crate::names::parse_hex32(String::from_utf8_lossy(&s).trim())
+                    .is_some_and(|h| blake3::Hash::from(h) == blake3::hash(secret.as_bytes()))
+            });
+            if !good {
+                return Err(StoreError::BadCredentials {
+                    principal: name.clone(),
+                });
+            }
+        }
+        Ok(store)
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file that holds blob `digest` (for tests that damage it on purpose).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let h = digest.to_hex();
+        self.root.join("blobs").join(&h[..2]).join(h)
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn record_path(&self, t: &TenantName) -> PathBuf {
+        self.root.join("tenants").join(format!("{t}.rec"))
+    }
+
+    fn operator_only(&self, op: &'static str, what: impl FnOnce() -> String) -> Result<()> {
+        match &self.access {
+            Access::Operator => Ok(()),
+            Access::Principal { name, .. } => Err(StoreError::Denied {
+                principal: name.clone(),
+                op,
+                what: what(),
+            }),
+        }
+    }
+
+    /// Takes the tenant's record lock: an exclusive `flock`, released when the file drops.
+    fn lock(&self, t: &TenantName) -> Result<File> {
+        let p = self.root.join("tenants").join(format!("{t}.lock"));
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| StoreError::io(&p, e))?;
+        f.lock_exclusive().map_err(|e| StoreError::io(&p, e))?;
+        Ok(f)
+    }
+
+    /// The stored record, with its grants.
+    fn load(&self, t: &TenantName) -> Result<Option<(TenantRecord, Vec<PrincipalName>)>> {
+        let p = self.record_path(t);
+        match read_optional(&p)? {
+            None => Ok(None),
+            Some(bytes) => parse_record(t, &bytes).map(Some),
+        }
+    }
+
+    /// The record, if this access may see it: a principal not entitled to the tenant is
+    /// told it is missing, so nothing names another tenant's data to it.
+    fn load_visible(
+        &self,
+        t: &TenantName,
+        op: &'static str,
+    ) -> Result<(TenantRecord, Vec<PrincipalName>)> {
+        let (rec, grants) = self
+            .load(t)?
+            .ok_or_else(|| StoreError::TenantMissing { tenant: t.clone() })?;
+        if let Access::Principal { name, .. } = &self.access
+            && !grants.contains(name)
+        {
+            return Err(StoreError::Denied {
+                principal: name.clone(),
+                op,
+                what: format!("tenant {t}"),
+            });
+        }
+        Ok((rec, grants))
+    }
+
+    fn save(&self, rec: &TenantRecord, grants: &[PrincipalName]) -> Result<()> {
+        write_atomic(
+            &self.tmp(),
+            &self.record_path(&rec.tenant),
+            format_record(rec, grants).as_bytes(),
+        )
+    }
+
+    /// Writes a blob by its digest, unless a whole one is there already.
+    fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(bytes);
+        let path = self.blob_path(&digest);
+        let whole = BLOB_HEADER as u64 + bytes.len() as u64;
+        // Same name and length: the same bytes, unless damaged since. Dedup hits are rare
+        // for states and a base is put once, so the existing copy is read and checked, and
+        // a damaged one is replaced by these bytes.
+        if fs::metadata(&path).is_ok_and(|m| m.len() == whole) && self.get_blob(&digest).is_ok() {
+            return Ok(digest);
+        }
+        let dir = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        let mut framed = Vec::with_capacity(BLOB_HEADER + bytes.len());
+        framed.extend(BLOB_MAGIC);
+        framed.extend((bytes.len() as u64).to_le_bytes());
+        framed.extend(bytes);
+        write_atomic(&self.tmp(), &path, &framed)?;
+        Ok(digest)
+    }
+
+    /// Reads a blob and checks its length and digest.
+    fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.blob_path(digest);
+        let mut bytes = read_optional(&path)?.ok_or(StoreError::BlobMissing { digest: *digest })?;
+        let what = || format!("blob {digest}");
+        if bytes.len() < BLOB_HEADER || bytes[..8] != BLOB_MAGIC {
+            return Err(StoreError::Damaged {
+                what: what(),
+                problem: "no blob header",
+            });
+        }
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&bytes[8..16]);
+        let expected = u64::from_le_bytes(len);
+        let found = (bytes.len() - BLOB_HEADER) as u64;
+        if found != expected {
+            return Err(StoreError::BlobTruncated {
+                digest: *digest,
+                expected,
+                found,
+            });
+        }
+        bytes.drain(..BLOB_HEADER);
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
+            return Err(StoreError::BlobCorrupt {
+                digest: *digest,
+                found: actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Read-check-write of one record under its lock.
+    fn update<T>(
+        &self,
+        t: &TenantName,
+        op: &'static str,
+        f: impl FnOnce(&mut TenantRecord) -> Result<T>,
+    ) -> Result<T> {
+        let _lock = self.lock(t)?;
+        let (mut rec, grants) = self.load_visible(t, op)?;
+        let out = f(&mut rec)?;
+        self.save(&rec, &grants)?;
+        Ok(out)
+    }
+}
+
+/// Checks that `claim` is the record's live claim.
+pub(crate) fn check_fence(rec: &TenantRecord, claim: &Claim) -> Result<()> {
+    if rec.epoch == claim.epoch && rec.owner.as_ref() == Some(&claim.node) {
+        Ok(())
+    } else {
+        Err(StoreError::Fenced {
+            tenant: rec.tenant.clone(),
+            held: claim.epoch,
+            current: rec.epoch,
+        })
+    }
+}
+
+/// The claim step shared by the backends' logic: checks owner and lease, moves the epoch.
+pub(crate) fn take(
+    rec: &mut TenantRecord,
+    node: &NodeName,
+    now: Millis,
+    lease_ms: u64,
+) -> Result<Claim> {
+    if let Some(owner) = &rec.owner
+        && rec.lease_expiry > now
+    {
+        return Err(StoreError::Held {
+            tenant: rec.tenant.clone(),
+            owner: owner.clone(),
+            epoch: rec.epoch,
+            lease_expiry: rec.lease_expiry,
+        });
+    }
+    rec.epoch = Epoch(rec.epoch.0 + 1);
+    rec.owner = Some(node.clone());
+    rec.lease_expiry = now.plus(lease_ms);
+    Ok(Claim {
+        tenant: rec.tenant.clone(),
+        node: node.clone(),
+        epoch: rec.epoch,
+        lease_expiry: rec.lease_expiry,
+        base: rec.base,
+        state: rec.state,
+    })
+}
+
+impl Store for LocalStore {
+    fn put_base(&self, fingerprint: Fingerprint, image: &[u8]) -> Result<Digest> {
+        self.operator_only("store", || format!("base {fingerprint}"))?;
+        let digest = self.put_blob(image)?;
+        let p = self.root.join("bases").join(fingerprint_hex(&fingerprint));
+        if read_optional(&p)?.as_deref() != Some(digest.to_hex().as_bytes()) {
+            write_atomic(&self.tmp(), &p, digest.to_hex().as_bytes())?;
+        }
+        Ok(digest)
+    }
+
+    fn get_base(&self, fingerprint: Fingerprint) -> Result<Vec<u8>> {
+        let p = self.root.join("bases").join(fingerprint_hex(&fingerprint));
+        let named = read_optional(&p)?.ok_or(StoreError::BaseMissing { fingerprint })?;
+        let digest = Digest::from_hex(String::from_utf8_lossy(&named).trim())?;
+        self.get_blob(&digest)
+    }
+
+    fn bases(&self) -> Result<Vec<Fingerprint>> {
+        let mut out = Vec::new();
+        for name in list_dir(&self.root.join("bases"))? {
+            if let Ok(f) = parse_fingerprint(&name) {
+                out.push(f);
+            }
+        }
+        out.sort_by_key(|f| f.0);
+        Ok(out)
+    }
+
+    fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<()> {
+        self.operator_only("add", || format!("principal {name}"))?;
+        let p = self.root.join("principals").join(name.as_str());
+        write_atomic(
+            &self.tmp(),
+            &p,
+            blake3::hash(secret.as_bytes()).to_hex().as_bytes(),
+        )
+    }
+
+    fn create_tenant(
+        &self,
+        tenant: &TenantName,
+        base: Fingerprint,
+        principal: Option<&PrincipalName>,
+    ) -> Result<TenantRecord> {
+        self.operator_only("create", || format!("tenant {tenant}"))?;
+        let bp = self.root.join("bases").join(fingerprint_hex(&base));
+        if read_optional(&bp)?.is_none() {
+            return Err(StoreError::BaseMissing { fingerprint: base });
+        }
+        let _lock = self.lock(tenant)?;
+        if self.load(tenant)?.is_some() {
+            return Err(StoreError::TenantExists {
+                tenant: tenant.clone(),
+            });
+        }
+        let rec = TenantRecord {
+            tenant: tenant.clone(),
+            base,
+            state: None,
+            owner: None,
+            epoch: Epoch(0),
+            lease_expiry: Millis(0),
+        };
+        let grants: Vec<_> = principal.into_iter().cloned().collect();
+        self.save(&rec, &grants)?;
+        Ok(rec)
+    }
+
+    fn record(&self, tenant: &TenantName) -> Result<TenantRecord> {
+        self.load_visible(tenant, "read").map(|(r, _)| r)
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        let mut out = Vec::new();
+        for name in list_dir(&self.root.join("tenants"))? {
+            let Some(stem) = name.strip_suffix(".rec") else {
+                continue;
+            };
+            let Ok(t) = TenantName::new(stem) else {
+                continue;
+            };
+            match self.load_visible(&t, "list") {
+                Ok((r, _)) => out.push(r),
+                Err(StoreError::Denied { .. } | StoreError::TenantMissing { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        Ok(out)
+    }
+
+    fn claim(&self, tenant: &TenantName, node: &NodeName, lease_ms: u64) -> Result<Claim> {
+        self.update(tenant, "claim", |rec| {
+            take(rec, node, self.clock.now(), lease_ms)
+        })
+    }
+
+    fn renew(&self, claim: &Claim, lease_ms: u64) -> Result<Claim> {
+        self.update(&claim.tenant, "renew", |rec| {
+            check_fence(rec, claim)?;
+            rec.lease_expiry = self.clock.now().plus(lease_ms);
+            Ok(Claim {
+                lease_expiry: rec.lease_expiry,
+                ..claim.clone()
+            })
+        })
+    }
+
+    fn write_state(&self, claim: &Claim, state: &[u8]) -> Result<Digest> {
+        // Check first, so a stale node does not even add a blob; check again under the lock.
+        let (rec, _) = self.load_visible(&claim.tenant, "write")?;
+        check_fence(&rec, claim)?;
+        let digest = self.put_blob(state)?;
+        self.update(&claim.tenant, "write", |rec| {
+            check_fence(rec, claim)?;
+            rec.state = Some(digest);
+            Ok(digest)
+        })
+    }
+
+    fn release(&self, claim: &Claim) -> Result<()> {
+        self.update(&claim.tenant, "release", |rec| {
+            check_fence(rec, claim)?;
+            rec.owner = None;
+            rec.lease_expiry = Millis(0);
+            Ok(())
+        })
+    }
+
+    fn read_state(&self, tenant: &TenantName, digest: Digest) -> Result<Vec<u8>> {
+        let (rec, _) = self.load_visible(tenant, "read")?;
+        if rec.state != Some(digest) {
+            return Err(StoreError::BlobMissing { digest });
+        }
+        self.get_blob(&digest)
+    }
+
+    fn blob_stats(&self) -> Result<BlobStats> {
+        self.operator_only("count", || "blobs".to_owned())?;
+        let mut s = BlobStats::default();
+        let blobs = self.root.join("blobs");
+        for sub in list_dir(&blobs)? {
+            let d = blobs.join(&sub);
+            for name in list_dir(&d)? {
+                let p = d.join(&name);
+                let m = fs::metadata(&p).map_err(|e| StoreError::io(&p, e))?;
+                s.count += 1;
+                s.bytes += m.len().saturating_sub(BLOB_HEADER as u64);
+            }
+        }
+        Ok(s)
+    }
+}
+
+fn format_record(r: &TenantRecord, grants: &[PrincipalName]) -> String {
+    let opt = |s: Option<String>| s.unwrap_or_else(|| "-".to_owned());
+    let mut s = format!(
+        "{RECORD_HEAD}\nbase {}\nstate {}\nowner {}\nepoch {}\nlease {}\n",
+        fingerprint_hex(&r.base),
+        opt(r.state.map(|d| d.to_hex())),
+        opt(r.owner.as_ref().map(|o| o.to_string())),
+        r.epoch.0,
+        r.lease_expiry.0,
+    );
+    for g in grants {
+        s.push_str(&format!("grant {g}\n"));
+    }
+    let check = blake3::hash(s.as_bytes()).to_hex();
+    s.push_str(&format!("check {check}\n"));
+    s
+}
+
+fn parse_record(t: &TenantName, bytes: &[u8]) -> Result<(TenantRecord, Vec<PrincipalName>)> {
+    let bad = |problem| StoreError::Damaged {
+        what: format!("record of tenant {t}"),
+        problem,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
+    let at = text.rfind("check ").ok_or_else(|| bad("no check line"))?;
+    let (body, check) = text.split_at(at);
+    let check = check
+        .strip_prefix("check ")
+        .and_then(|c| c.strip_suffix('\n'))
+        .ok_or_else(|| bad("bad check line"))?;
+    if blake3::hash(body.as_bytes()).to_hex().as_str() != check {
+        return Err(bad("check digest does not match"));
+    }
+    let mut lines = body.lines();
+    if lines.next() != Some(RECORD_HEAD) {
+        return Err(bad("unknown header"));
+    }
+    let mut field = |key: &str| -> Result<String> {
+        let line = lines.next().ok_or_else(|| bad("missing field"))?;
+        line.strip_prefix(key)
+            .and_then(|v| v.strip_prefix(' '))
+            .map(str::to_owned)
+            .ok_or_else(|| bad("fields out of order"))
+    };
+    let base = parse_fingerprint(&field("base")?)?;
+    let state = match field("state")?.as_str() {
+        "-" => None,
+        h => Some(Digest::from_hex(h)?),
+    };
+    let owner = match field("owner")?.as_str() {
+        "-" => None,
+        o => Some(NodeName::new(o)?),
+    };
+    let epoch = Epoch(field("epoch")?.parse().map_err(|_| bad("bad epoch"))?);
+    let lease_expiry = Millis(field("lease")?.parse().map_err(|_| bad("bad lease"))?);
+    let mut grants = Vec::new();
+    for line in lines {
+        let g = line
+            .strip_prefix("grant ")
+            .ok_or_else(|| bad("unknown line"))?;
+        grants.push(PrincipalName::new(g)?);
+    }
+    Ok((
+        TenantRecord {
+            tenant: t.clone(),
+            base,
+            state,
+            owner,
+            epoch,
+            lease_expiry,
+        },
+        grants,
+    ))
+}
+
+/// The file's bytes, or `None` if there is no such file.
+fn read_optional(p: &Path) -> Result<Option<Vec<u8>>> {
+    let mut f = match File::open(p) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io(p, e)),
+    };
+    let mut v = Vec::new();
+    f.read_to_end(&mut v).map_err(|e| StoreError::io(p, e))?;
+    Ok(Some(v))
+}
+
+/// The names in a directory (none if it does not exist).
+fn list_dir(d: &Path) -> Result<Vec<String>> {
+    let rd = match fs::read_dir(d) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io(d, e)),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.map_err(|e| StoreError::io(d, e))?;
+        if let Some(n) = e.file_name().to_str() {
+            out.push(n.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `path` whole or not at all: a temporary file in `tmp`, fsynced, renamed over
+/// `path`, then `path`'s directory fsynced.
+fn write_atomic(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = tempfile::NamedTempFile::new_in(tmp).map_err(|e| StoreError::io(tmp, e))?;
+    f.write_all(bytes).map_err(|e| StoreError::io(path, e))?;
+    f.as_file()
+        .sync_all()
+        .map_err(|e| StoreError::io(path, e))?;
+    f.persist(path).map_err(|e| StoreError::io(path, e.error))?;
+    let dir = path.parent().unwrap_or(tmp);
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))?;
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! Names and ids: tenants, nodes, principals, blob digests, epochs and times.
+
+use crate::{Result, StoreError};
+use std::fmt;
+
+/// The longest name the store accepts, in bytes.
+pub const MAX_NAME: usize = 128;
+
+fn check_name(kind: &'static str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidName {
+            kind,
+            name: name.chars().take(MAX_NAME + 1).collect(),
+        })
+    }
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $t:ident, $kind:literal) => {
+        $(#[$doc])*
+        ///
+        /// Invariant: 1 to [`MAX_NAME`] bytes of ASCII letters, digits, `.`, `_` and `-`, not
+        /// starting with `.`, so a name is also a safe file name.
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $t(String);
+
+        impl $t {
+            /// The name, checked.
+            ///
+            /// # Errors
+            /// [`StoreError::InvalidName`] if it breaks the invariant.
+            pub fn new(name: impl Into<String>) -> Result<$t> {
+                let name = name.into();
+                check_name($kind, &name)?;
+                Ok($t(name))
+            }
+
+            /// The name as a string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($t), self.0)
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = StoreError;
+            fn from_str(s: &str) -> Result<$t> {
+                $t::new(s)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// The name of a tenant in the store: unique in one store.
+    ///
+    /// ```
+    /// use cowheap_store::TenantName;
+    /// assert!(TenantName::new("alice-1").is_ok());
+    /// assert!(TenantName::new("../etc").is_err());
+    /// assert!(TenantName::new("").is_err());
+    /// ```
+    TenantName,
+    "tenant"
+);
+name_type!(
+    /// The name of a node: a process that claims, runs and suspends tenants.
+    NodeName,
+    "node"
+);
+name_type!(
+    /// The name of a principal: whoever presents credentials to the store, entitled to some
+    /// tenants.
+    PrincipalName,
+    "principal"
+);
+
+/// The BLAKE3 digest of a blob's bytes: the blob's name in the store.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The digest of `bytes`. Time: O(len).
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(*blake3::hash(bytes).as_bytes())
+    }
+
+    /// The 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+
+    /// Parses 64 hex digits.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidName`] if `s` is not 64 hex digits.
+    pub fn from_hex(s: &str) -> Result<Digest> {
+        parse_hex32(s)
+            .map(Digest)
+            .ok_or_else(|| StoreError::InvalidName {
+                kind: "digest",
+                name: s.chars().take(80).collect(),
+            })
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex(&self.0[..8]))
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// 32 bytes from 64 hex digits.
+pub(crate) fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    let s = s.as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// The full hex of a base fingerprint (its `Display` shows only half).
+pub fn fingerprint_hex(f: &cowheap_heap::Fingerprint) -> String {
+    hex(&f.0)
+}
+
+/// Parses a base fingerprint from 64 hex digits.
+///
+/// # Errors
+/// [`StoreError::InvalidName`] if `s` is not 64 hex digits.
+pub fn parse_fingerprint(s: &str) -> Result<cowheap_heap::Fingerprint> {
+    parse_hex32(s)
+        .map(cowheap_heap::Fingerprint)
+        .ok_or_else(|| StoreError::InvalidName {
+            kind: "fingerprint",
+            name: s.chars().take(80).collect(),
+        })
+}
+
+/// A claim's epoch: moves on by one at every claim of a tenant, never back. A write carrying
+/// an epoch older than the record's is fenced off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Epoch(pub u64);
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A point in time, in milliseconds since the Unix epoch, as a [`crate::Clock`] tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Millis(pub u64);
+
+impl Millis {
+    /// `self + ms`, saturating.
+    pub fn plus(self, ms: u64) -> Millis {
+        Millis(self.0.saturating_add(ms))
+    }
+}
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}ms", self.0)
+    }
+}

@@ -1,0 +1,231 @@
+//! A node: what claims tenants from a store, runs them and suspends them back.
+
+use crate::store::{Access, Claim, Store};
+use crate::{Digest, NodeName, Result, StoreError, TenantName, fingerprint_hex};
+use cowheap_forwarders::Base;
+use cowheap_heap::{BaseHeap, Fingerprint, Verification};
+use cowheap_tenants::{Tenant, TenantConfig};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The lease a node takes by default: 30 seconds.
+pub const DEFAULT_LEASE_MS: u64 = 30_000;
+
+/// A tenant this node holds: the tenant itself and the claim that lets the node write it.
+#[derive(Debug)]
+pub struct Resident {
+    /// The tenant, to work on.
+    pub tenant: Tenant,
+    claim: Claim,
+}
+
+impl Resident {
+    /// The claim this node holds on the tenant.
+    pub fn claim(&self) -> &Claim {
+        &self.claim
+    }
+
+    /// The tenant's name in the store.
+    pub fn name(&self) -> &TenantName {
+        &self.claim.tenant
+    }
+}
+
+/// A node of a deployment: a store handle, the node's name, and a local cache of bases.
+///
+/// - **Resume** claims the tenant (the epoch moves on), fetches its base if this node lacks
+///   it (once, into the cache directory, then mapped from there and kept for every later
+///   tenant of that base), fetches its latest state and restores it.
+/// - **Suspend** writes the tenant's snapshot (O(private), fenced by the claim's epoch) and
+///   releases the claim.
+///
+/// ```
+/// use cowheap_heap::{Value, synth};
+/// use cowheap_store::{Access, LocalStore, Node, NodeName, SystemClock, TenantName};
+/// use std::sync::Arc;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let clock = Arc::new(SystemClock);
+/// let store = Arc::new(LocalStore::init(dir.path(), clock, Access::Operator).unwrap());
+/// let image = dir.path().join("base.cowheap");
+/// synth::image(1_000, 1).save(&image).unwrap();
+///
+/// let a = Node::new(store.clone(), NodeName::new("a").unwrap(), dir.path().join("cache-a"));
+/// let fp = a.put_base_file(&image).unwrap();
+/// let t = TenantName::new("t1").unwrap();
+/// store_create(&a, &t, fp);
+/// # fn store_create(n: &Node, t: &TenantName, fp: cowheap_heap::Fingerprint) {
+/// #     n.store().create_tenant(t, fp, None).unwrap();
+/// # }
+///
+/// let mut r = a.resume(&t).unwrap();
+/// let g = r.tenant.base().heap().root("Smalltalk").unwrap();
+/// r.tenant.set_slot(g, 0, Value::int(42)).unwrap();
+/// a.suspend(r).unwrap();
+///
+/// let b = Node::new(store, NodeName::new("b").unwrap(), dir.path().join("cache-b"));
+/// let r = b.resume(&t).unwrap();
+/// assert_eq!(r.tenant.slot(g, 0).unwrap().as_int(), Some(42));
+/// ```
+#[derive(Debug)]
+pub struct Node {
+    store: Arc<dyn Store>,
+    name: NodeName,
+    cache: PathBuf,
+    bases: Mutex<HashMap<Fingerprint, Arc<Base>>>,
+    config: TenantConfig,
+    lease_ms: u64,
+}
+
+impl Node {
+    /// A node named `name` on `store`, caching bases in `cache` (made when first needed),
+    /// restoring tenants with the default configuration and taking
+    /// [`DEFAULT_LEASE_MS`] leases.
+    pub fn new(store: Arc<dyn Store>, name: NodeName, cache: impl Into<PathBuf>) -> Node {
+        Node {
+            store,
+            name,
+            cache: cache.into(),
+            bases: Mutex::new(HashMap::new()),
+            config: TenantConfig::default(),
+            lease_ms: DEFAULT_LEASE_MS,
+        }
+    }
+
+    /// This node restores tenants under `config` (the host's quota and mark policy).
+    pub fn with_config(mut self, config: TenantConfig) -> Node {
+        self.config = config;
+        self
+    }
+
+    /// This node takes leases of `lease_ms`.
+    pub fn with_lease(mut self, lease_ms: u64) -> Node {
+        self.lease_ms = lease_ms;
+        self
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &NodeName {
+        &self.name
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Stores the cowheap image file at `path` as a base (after verifying it in full) and
+    /// returns its fingerprint. Operator only. Time: O(size).
+    pub fn put_base_file(&self, path: &Path) -> Result<Fingerprint> {
+        let heap = BaseHeap::open_with(path, Verification::Full).map_err(StoreError::BaseFile)?;
+        let fp = heap.fingerprint();
+        drop(heap);
+        let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
+        self.store.put_base(fp, &bytes)?;
+        Ok(fp)
+    }
+
+    /// The base with fingerprint `fp`: from memory if this node has it open, else from the
+    /// cache directory, else fetched from the store into the cache first. A file in the cache
+    /// is verified in full and its fingerprint checked when first opened. Time: O(1) when
+    /// open; O(size) the first time in a process.
+    pub fn base(&self, fp: Fingerprint) -> Result<Arc<Base>> {
+        let mut bases = self.bases.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = bases.get(&fp) {
+            return Ok(b.clone());
+        }
+        std::fs::create_dir_all(&self.cache).map_err(|e| StoreError::io(&self.cache, e))?;
+        let path = self.cache.join(format!("{}.cowheap", fingerprint_hex(&fp)));
+        let cached = match BaseHeap::open_with(&path, Verification::Full) {
+            Ok(h) if h.fingerprint() == fp => Some(h),
+            // Missing, damaged or not this base: fetch it again.
+            _ => None,
+        };
+        let heap = match cached {
+            Some(h) => h,
+            None => {
+                let bytes = self.store.get_base(fp)?;
+                cowheap_heap::file::write_atomically(&path, |w| w.write_all(&bytes))
+                    .map_err(StoreError::BaseFile)?;
+                let h =
+                    BaseHeap::open_with(&path, Verification::Full).map_err(StoreError::BaseFile)?;
+                if h.fingerprint() != fp {
+                    return Err(StoreError::BaseMismatch {
+                        expected: fp,
+                        found: h.fingerprint(),
+                    });
+                }
+                h
+            }
+        };
+        let base = Base::new(heap);
+        bases.insert(fp, base.clone());
+        Ok(base)
+    }
+
+    /// Claims `tenant`, fetches its base and latest state, and restores it (a fresh fork of
+    /// the base if it has never been written). If anything after the claim fails, the claim
+    /// is released and the record keeps its last complete state. Time: O(state size), plus
+    /// the base's size the first time this node meets that base.
+    ///
+    /// # Errors
+    /// [`StoreError::Held`] if another node holds it; [`StoreError::BaseMissing`],
+    /// [`StoreError::BlobCorrupt`], [`StoreError::BlobTruncated`] or
+    /// [`StoreError::Restore`] if what it needs is missing or damaged.
+    pub fn resume(&self, tenant: &TenantName) -> Result<Resident> {
+        let claim = self.store.claim(tenant, &self.name, self.lease_ms)?;
+        match self.restore(&claim) {
+            Ok(t) => Ok(Resident { tenant: t, claim }),
+            Err(e) => {
+                // Best effort: the claim's lease runs out anyway if this fails too.
+                let _ = self.store.release(&claim);
+                Err(e)
+            }
+        }
+    }
+
+    fn restore(&self, claim: &Claim) -> Result<Tenant> {
+        let base = self.base(claim.base)?;
+        match claim.state {
+            None => Ok(Tenant::fork_with(&base, self.config)),
+            Some(d) => {
+                let bytes = self.store.read_state(&claim.tenant, d)?;
+                Tenant::restore_with(&base, &bytes, &self.config).map_err(|source| {
+                    StoreError::Restore {
+                        tenant: claim.tenant.clone(),
+                        digest: d,
+                        source: Box::new(source),
+                    }
+                })
+            }
+        }
+    }
+
+    /// Writes the tenant's state and keeps holding it (renewing the lease). Time:
+    /// O(private).
+    ///
+    /// # Errors
+    /// [`StoreError::Fenced`] if another node claimed it since.
+    pub fn checkpoint(&self, r: &mut Resident) -> Result<Digest> {
+        let d = self.store.write_state(&r.claim, &r.tenant.snapshot())?;
+        r.claim = self.store.renew(&r.claim, self.lease_ms)?;
+        Ok(d)
+    }
+
+    /// Writes the tenant's state and releases it. Time: O(private).
+    ///
+    /// # Errors
+    /// [`StoreError::Fenced`] if another node claimed it since: nothing is written, and the
+    /// store keeps the newer work.
+    pub fn suspend(&self, r: Resident) -> Result<Digest> {
+        let d = self.store.write_state(&r.claim, &r.tenant.snapshot())?;
+        self.store.release(&r.claim)?;
+        Ok(d)
+    }
+}
+
+/// What a node presents: kept here so a command line can build one from flags.
+pub fn principal_access(name: &str, secret: &str) -> Result<Access> {
+    Ok(Access::principal(crate::PrincipalName::new(name)?, secret))
+}

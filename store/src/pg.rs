@@ -1,0 +1,528 @@
+//! The PostgreSQL backend: every node of a deployment talks to one database.
+//!
+//! Plain SQL in transactions, no extension, no stored procedure:
+//!
+//! ```sql
+//! cowheap_blobs      (digest bytea PK, len bigint, data bytea)
+//! cowheap_bases      (fingerprint bytea PK, blob bytea -> cowheap_blobs)
+//! cowheap_principals (name text PK, secret bytea)        -- BLAKE3 of the secret
+//! cowheap_tenants    (name text PK, base bytea -> cowheap_bases, state bytea -> cowheap_blobs,
+//!                     owner text, epoch bigint, lease_expiry bigint)
+//! cowheap_grants     (tenant text -> cowheap_tenants, principal text, PK (tenant, principal))
+//! ```
+//!
+//! A change to a record is `SELECT ... FOR UPDATE` of its row, the same check as the local
+//! store's (owner and lease for a claim, epoch and owner for a fenced write), and an
+//! `UPDATE`, in one transaction: the row lock makes the claim one atomic step between
+//! every node. A fenced write stores the blob (`INSERT ... ON CONFLICT (digest)`, which
+//! also repairs a damaged copy of the same bytes) and names it in the record in the same
+//! transaction, so a node that dies mid-write leaves the record as it was.
+//!
+//! What a PostgreSQL-compatible distributed database needs to serve as well: `bytea`,
+//! `INSERT ... ON CONFLICT`, `SELECT ... FOR UPDATE`, and transactions that are at least
+//! read committed with row locks (CockroachDB and YugabyteDB have all of these). Under
+//! serializable isolation a transaction may fail with SQLSTATE 40001; the store retries
+//! those (and deadlocks, 40P01) a few times.
+//!
+//! Access: the principal's secret is checked against `cowheap_principals` when the handle
+//! connects, and every operation on a tenant checks `cowheap_grants` inside its own
+//! transaction. The database's own login is the operator's: a deployment that hands nodes
+//! database logins of their own should add one role per principal with row-level security
+//! on `cowheap_tenants` and `cowheap_grants` (not done here).
+
+use crate::local::{check_fence, take};
+use crate::store::{Access, BlobStats, Claim, Store, TenantRecord};
+use crate::{
+    Clock, Digest, Epoch, Millis, NodeName, PrincipalName, Result, StoreError, TenantName,
+};
+use cowheap_heap::Fingerprint;
+use postgres::{Client, NoTls, Transaction};
+use std::sync::{Arc, Mutex};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS cowheap_blobs (
+    digest bytea PRIMARY KEY,
+    len bigint NOT NULL,
+    data bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cowheap_bases (
+    fingerprint bytea PRIMARY KEY,
+    blob bytea NOT NULL REFERENCES cowheap_blobs (digest)
+);
+CREATE TABLE IF NOT EXISTS cowheap_principals (
+    name text PRIMARY KEY,
+    secret bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cowheap_tenants (
+    name text PRIMARY KEY,
+    base bytea NOT NULL REFERENCES cowheap_bases (fingerprint),
+    state bytea REFERENCES cowheap_blobs (digest),
+    owner text,
+    epoch bigint NOT NULL,
+    lease_expiry bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cowheap_grants (
+    tenant text NOT NULL REFERENCES cowheap_tenants (name),
+    principal text NOT NULL,
+    PRIMARY KEY (tenant, principal)
+);
+";
+
+/// How many times a transaction that failed to serialize is tried again.
+const RETRIES: usize = 8;
+
+/// A store in a PostgreSQL database. One connection per handle: open a handle per thread
+/// that should work in parallel. See the module doc for the schema and the protocol.
+pub struct PgStore {
+    config: String,
+    client: Mutex<Client>,
+    clock: Arc<dyn Clock>,
+    access: Access,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("clock", &self.clock)
+            .field("access", &self.access)
+            .finish_non_exhaustive()
+    }
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u64_of(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn arr32(v: &[u8], what: &'static str) -> Result<[u8; 32]> {
+    v.try_into().map_err(|_| StoreError::Damaged {
+        what: what.to_owned(),
+        problem: "a digest column is not 32 bytes",
+    })
+}
+
+/// Whether a failed transaction is worth trying again.
+fn retryable(e: &StoreError) -> bool {
+    matches!(e, StoreError::Db { code: Some(c), .. } if c == "40001" || c == "40P01")
+}
+
+impl PgStore {
+    /// Creates the schema (if missing) in the database `config` names, and opens it as the
+    /// operator.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the server cannot be reached or refuses.
+    pub fn init(config: &str, clock: Arc<dyn Clock>) -> Result<PgStore> {
+        let mut client =
+            Client::connect(config, NoTls).map_err(|e| StoreError::db("connect", e))?;
+        client
+            .batch_execute(SCHEMA)
+            .map_err(|e| StoreError::db("create the schema", e))?;
+        drop(client);
+        PgStore::connect(config, clock, Access::Operator)
+    }
+
+    /// Connects to the store in the database `config` names (a libpq-style connection
+    /// string or URL), checking a principal's credentials.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] if the server cannot be reached; [`StoreError::NotAStore`] if the
+    /// database has no store schema; [`StoreError::BadCredentials`] if the principal is
+    /// unknown or its secret wrong.
+    pub fn connect(config: &str, clock: Arc<dyn Clock>, access: Access) -> Result<PgStore> {
+        let mut client =
+            Client::connect(config, NoTls).map_err(|e| StoreError::db("connect", e))?;
+        let has = client
+            .query_one("SELECT to_regclass('cowheap_tenants') IS NOT NULL", &[])
+            .map_err(|e| StoreError::db("look for the schema", e))?;
+        if !has.get::<_, bool>(0) {
+            return Err(StoreError::NotAStore {
+                what: "the database has no cowheap_tenants table".to_owned(),
+            });
+        }
+        if let Access::Principal { name, secret } = &access {
+            let row = client
+                .query_opt(
+                    "SELECT secret FROM cowheap_principals WHERE name = $1",
+                    &[&name.as_str()],
+                )
+                .map_err(|e| StoreError::db("check credentials", e))?;
+            let good = row.is_some_and(|r| {
+                let s: Vec<u8> = r.get(0);
+                <[u8; 32]>::try_from(s.as_slice())
+                    .is_ok_and(|h| blake3::Hash::from(h) == blake3::hash(secret.as_bytes()))
+            });
+            if !good {
+                return Err(StoreError::BadCredentials {
+                    principal: name.clone(),
+                });
+            }
+        }
+        Ok(PgStore {
+            config: config.to_owned(),
+            client: Mutex::new(client),
+            clock,
+            access,
+        })
+    }
+
+    /// Runs `f` in a transaction and commits it, trying again when it failed to serialize;
+    /// reconnects first if the connection was lost before.
+    fn tx<T>(
+        &self,
+        op: &'static str,
+        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut client = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if client.is_closed() {
+            *client =
+                Client::connect(&self.config, NoTls).map_err(|e| StoreError::db("reconnect", e))?;
+        }
+        let mut tries = 0;
+        loop {
+            let attempt = (|| {
+                let mut tx = client.transaction().map_err(|e| StoreError::db(op, e))?;
+                let out = f(&mut tx)?;
+                tx.commit().map_err(|e| StoreError::db(op, e))?;
+                Ok(out)
+            })();
+            match attempt {
+                Err(e) if retryable(&e) && tries < RETRIES => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn principal(&self) -> Option<&str> {
+        self.access.principal_name().map(|p| p.as_str())
+    }
+
+    fn operator_only(&self, op: &'static str, what: impl FnOnce() -> String) -> Result<()> {
+        match &self.access {
+            Access::Operator => Ok(()),
+            Access::Principal { name, .. } => Err(StoreError::Denied {
+                principal: name.clone(),
+                op,
+                what: what(),
+            }),
+        }
+    }
+
+    /// The record (locked with `FOR UPDATE` if `lock`), if this access may see it.
+    fn load(
+        &self,
+        tx: &mut Transaction<'_>,
+        t: &TenantName,
+        op: &'static str,
+        lock: bool,
+    ) -> Result<TenantRecord> {
+        let sql = if lock {
+            "SELECT base, state, owner, epoch, lease_expiry, \
+             ($2::text IS NULL OR EXISTS (SELECT 1 FROM cowheap_grants g \
+               WHERE g.tenant = t.name AND g.principal = $2)) \
+             FROM cowheap_tenants t WHERE name = $1 FOR UPDATE"
+        } else {
+            "SELECT base, state, owner, epoch, lease_expiry, \
+             ($2::text IS NULL OR EXISTS (SELECT 1 FROM cowheap_grants g \
+               WHERE g.tenant = t.name AND g.principal = $2)) \
+             FROM cowheap_tenants t WHERE name = $1"
+        };
+        let row = tx
+            .query_opt(sql, &[&t.as_str(), &self.principal()])
+            .map_err(|e| StoreError::db(op, e))?
+            .ok_or_else(|| StoreError::TenantMissing { tenant: t.clone() })?;
+        let granted: bool = row.get(5);
+        if !granted && let Some(p) = self.access.principal_name() {
+            return Err(StoreError::Denied {
+                principal: p.clone(),
+                op,
+                what: format!("tenant {t}"),
+            });
+        }
+        row_record(t.clone(), &row)
+    }
+
+    fn save(&self, tx: &mut Transaction<'_>, r: &TenantRecord, op: &'static str) -> Result<()> {
+        let state = r.state.map(|d| d.0.to_vec());
+        tx.execute(
+            "UPDATE cowheap_tenants SET state = $2, owner = $3, epoch = $4, lease_expiry = $5 \
+             WHERE name = $1",
+            &[
+                &r.tenant.as_str(),
+                &state,
+                &r.owner.as_ref().map(|o| o.as_str()),
+                &i64_of(r.epoch.0),
+                &i64_of(r.lease_expiry.0),
+            ],
+        )
+        .map_err(|e| StoreError::db(op, e))?;
+        Ok(())
+    }
+
+    fn update<T>(
+        &self,
+        t: &TenantName,
+        op: &'static str,
+        mut f: impl FnMut(&mut TenantRecord) -> Result<T>,
+    ) -> Result<T> {
+        self.tx(op, |tx| {
+            let mut rec = self.load(tx, t, op, true)?;
+            let out = f(&mut rec)?;
+            self.save(tx, &rec, op)?;
+            Ok(out)
+        })
+    }
+
+    fn get_blob(&self, tx: &mut Transaction<'_>, digest: &Digest) -> Result<Vec<u8>> {
+        let row = tx
+            .query_opt(
+                "SELECT len, data FROM cowheap_blobs WHERE digest = $1",
+                &[&digest.0.as_slice()],
+            )
+            .map_err(|e| StoreError::db("read a blob", e))?
+            .ok_or(StoreError::BlobMissing { digest: *digest })?;
+        let expected = u64_of(row.get(0));
+        let data: Vec<u8> = row.get(1);
+        if data.len() as u64 != expected {
+            return Err(StoreError::BlobTruncated {
+                digest: *digest,
+                expected,
+                found: data.len() as u64,
+            });
+        }
+        let found = Digest::of(&data);
+        if found != *digest {
+            return Err(StoreError::BlobCorrupt {
+                digest: *digest,
+                found,
+            });
+        }
+        Ok(data)
+    }
+}
+
+fn put_blob(tx: &mut Transaction<'_>, bytes: &[u8]) -> Result<Digest> {
+    let digest = Digest::of(bytes);
+    tx.execute(
+        "INSERT INTO cowheap_blobs (digest, len, data) VALUES ($1, $2, $3) \
+         ON CONFLICT (digest) DO UPDATE SET len = EXCLUDED.len, data = EXCLUDED.data \
+         WHERE cowheap_blobs.len <> EXCLUDED.len OR cowheap_blobs.data <> EXCLUDED.data",
+        &[&digest.0.as_slice(), &i64_of(bytes.len() as u64), &bytes],
+    )
+    .map_err(|e| StoreError::db("write a blob", e))?;
+    Ok(digest)
+}
+
+fn row_record(tenant: TenantName, row: &postgres::Row) -> Result<TenantRecord> {
+    let base: Vec<u8> = row.get(0);
+    let state: Option<Vec<u8>> = row.get(1);
+    let owner: Option<String> = row.get(2);
+    Ok(TenantRecord {
+        base: Fingerprint(arr32(&base, "cowheap_tenants.base")?),
+        state: match state {
+            Some(s) => Some(Digest(arr32(&s, "cowheap_tenants.state")?)),
+            None => None,
+        },
+        owner: owner.map(NodeName::new).transpose()?,
+        epoch: Epoch(u64_of(row.get(3))),
+        lease_expiry: Millis(u64_of(row.get(4))),
+        tenant,
+    })
+}
+
+impl Store for PgStore {
+    fn put_base(&self, fingerprint: Fingerprint, image: &[u8]) -> Result<Digest> {
+        self.operator_only("store", || format!("base {fingerprint}"))?;
+        self.tx("store a base", |tx| {
+            let d = put_blob(tx, image)?;
+            tx.execute(
+                "INSERT INTO cowheap_bases (fingerprint, blob) VALUES ($1, $2) \
+                 ON CONFLICT (fingerprint) DO UPDATE SET blob = EXCLUDED.blob",
+                &[&fingerprint.0.as_slice(), &d.0.as_slice()],
+            )
+            .map_err(|e| StoreError::db("store a base", e))?;
+            Ok(d)
+        })
+    }
+
+    fn get_base(&self, fingerprint: Fingerprint) -> Result<Vec<u8>> {
+        self.tx("read a base", |tx| {
+            let row = tx
+                .query_opt(
+                    "SELECT blob FROM cowheap_bases WHERE fingerprint = $1",
+                    &[&fingerprint.0.as_slice()],
+                )
+                .map_err(|e| StoreError::db("read a base", e))?
+                .ok_or(StoreError::BaseMissing { fingerprint })?;
+            let d: Vec<u8> = row.get(0);
+            let d = Digest(arr32(&d, "cowheap_bases.blob")?);
+            self.get_blob(tx, &d)
+        })
+    }
+
+    fn bases(&self) -> Result<Vec<Fingerprint>> {
+        self.tx("list bases", |tx| {
+            let rows = tx
+                .query(
+                    "SELECT fingerprint FROM cowheap_bases ORDER BY fingerprint",
+                    &[],
+                )
+                .map_err(|e| StoreError::db("list bases", e))?;
+            rows.iter()
+                .map(|r| {
+                    let f: Vec<u8> = r.get(0);
+                    Ok(Fingerprint(arr32(&f, "cowheap_bases.fingerprint")?))
+                })
+                .collect()
+        })
+    }
+
+    fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<()> {
+        self.operator_only("add", || format!("principal {name}"))?;
+        let h = blake3::hash(secret.as_bytes());
+        self.tx("add a principal", |tx| {
+            tx.execute(
+                "INSERT INTO cowheap_principals (name, secret) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET secret = EXCLUDED.secret",
+                &[&name.as_str(), &h.as_bytes().as_slice()],
+            )
+            .map_err(|e| StoreError::db("add a principal", e))?;
+            Ok(())
+        })
+    }
+
+    fn create_tenant(
+        &self,
+        tenant: &TenantName,
+        base: Fingerprint,
+        principal: Option<&PrincipalName>,
+    ) -> Result<TenantRecord> {
+        self.operator_only("create", || format!("tenant {tenant}"))?;
+        self.tx("create a tenant", |tx| {
+            let has_base = tx
+                .query_opt(
+                    "SELECT 1 FROM cowheap_bases WHERE fingerprint = $1",
+                    &[&base.0.as_slice()],
+                )
+                .map_err(|e| StoreError::db("create a tenant", e))?
+                .is_some();
+            if !has_base {
+                return Err(StoreError::BaseMissing { fingerprint: base });
+            }
+            let n = tx
+                .execute(
+                    "INSERT INTO cowheap_tenants (name, base, state, owner, epoch, lease_expiry) \
+                     VALUES ($1, $2, NULL, NULL, 0, 0) ON CONFLICT (name) DO NOTHING",
+                    &[&tenant.as_str(), &base.0.as_slice()],
+                )
+                .map_err(|e| StoreError::db("create a tenant", e))?;
+            if n == 0 {
+                return Err(StoreError::TenantExists {
+                    tenant: tenant.clone(),
+                });
+            }
+            if let Some(p) = principal {
+                tx.execute(
+                    "INSERT INTO cowheap_grants (tenant, principal) VALUES ($1, $2)",
+                    &[&tenant.as_str(), &p.as_str()],
+                )
+                .map_err(|e| StoreError::db("grant a tenant", e))?;
+            }
+            Ok(TenantRecord {
+                tenant: tenant.clone(),
+                base,
+                state: None,
+                owner: None,
+                epoch: Epoch(0),
+                lease_expiry: Millis(0),
+            })
+        })
+    }
+
+    fn record(&self, tenant: &TenantName) -> Result<TenantRecord> {
+        self.tx("read a record", |tx| self.load(tx, tenant, "read", false))
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        self.tx("list tenants", |tx| {
+            let rows = tx
+                .query(
+                    "SELECT base, state, owner, epoch, lease_expiry, name FROM cowheap_tenants t \
+                     WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM cowheap_grants g \
+                       WHERE g.tenant = t.name AND g.principal = $1) \
+                     ORDER BY name",
+                    &[&self.principal()],
+                )
+                .map_err(|e| StoreError::db("list tenants", e))?;
+            rows.iter()
+                .map(|r| row_record(TenantName::new(r.get::<_, String>(5))?, r))
+                .collect()
+        })
+    }
+
+    fn claim(&self, tenant: &TenantName, node: &NodeName, lease_ms: u64) -> Result<Claim> {
+        self.update(tenant, "claim", |rec| {
+            take(rec, node, self.clock.now(), lease_ms)
+        })
+    }
+
+    fn renew(&self, claim: &Claim, lease_ms: u64) -> Result<Claim> {
+        self.update(&claim.tenant, "renew", |rec| {
+            check_fence(rec, claim)?;
+            rec.lease_expiry = self.clock.now().plus(lease_ms);
+            Ok(Claim {
+                lease_expiry: rec.lease_expiry,
+                ..claim.clone()
+            })
+        })
+    }
+
+    fn write_state(&self, claim: &Claim, state: &[u8]) -> Result<Digest> {
+        self.tx("write a state", |tx| {
+            let mut rec = self.load(tx, &claim.tenant, "write", true)?;
+            check_fence(&rec, claim)?;
+            let d = put_blob(tx, state)?;
+            rec.state = Some(d);
+            self.save(tx, &rec, "write a state")?;
+            Ok(d)
+        })
+    }
+
+    fn release(&self, claim: &Claim) -> Result<()> {
+        self.update(&claim.tenant, "release", |rec| {
+            check_fence(rec, claim)?;
+            rec.owner = None;
+            rec.lease_expiry = Millis(0);
+            Ok(())
+        })
+    }
+
+    fn read_state(&self, tenant: &TenantName, digest: Digest) -> Result<Vec<u8>> {
+        self.tx("read a state", |tx| {
+            let rec = self.load(tx, tenant, "read", false)?;
+            if rec.state != Some(digest) {
+                return Err(StoreError::BlobMissing { digest });
+            }
+            self.get_blob(tx, &digest)
+        })
+    }
+
+    fn blob_stats(&self) -> Result<BlobStats> {
+        self.operator_only("count", || "blobs".to_owned())?;
+        self.tx("count blobs", |tx| {
+            let r = tx
+                .query_one(
+                    "SELECT count(*), coalesce(sum(len), 0)::bigint FROM cowheap_blobs",
+                    &[],
+                )
+                .map_err(|e| StoreError::db("count blobs", e))?;
+            Ok(BlobStats {
+                count: u64_of(r.get(0)),
+                bytes: u64_of(r.get(1)),
+            })
+        })
+    }
+}

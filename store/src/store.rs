@@ -1,0 +1,188 @@
+//! The `Store` interface every backend implements, and what it speaks of.
+
+use crate::{Digest, Epoch, Millis, NodeName, PrincipalName, Result, TenantName};
+use cowheap_heap::Fingerprint;
+use std::fmt;
+
+/// Who is talking to the store.
+///
+/// - [`Access::Operator`] runs the deployment: it stores bases, creates tenants, adds
+///   principals and grants them tenants, and sees every record. Whoever can write the store's
+///   directory, or holds the database's own credentials, is the operator.
+/// - [`Access::Principal`] is a node's identity: it may read bases, and read, claim and write
+///   only the tenants granted to it. Other tenants are invisible to it: asking for one gives
+///   [`crate::StoreError::TenantMissing`] or [`crate::StoreError::Denied`], and listings leave
+///   them out.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Access {
+    /// The deployment's operator.
+    Operator,
+    /// A principal, proved by its secret.
+    Principal {
+        /// The principal.
+        name: PrincipalName,
+        /// Its secret (the store keeps only a BLAKE3 digest of it).
+        secret: String,
+    },
+}
+
+impl Access {
+    /// A principal's access.
+    pub fn principal(name: PrincipalName, secret: impl Into<String>) -> Access {
+        Access::Principal {
+            name,
+            secret: secret.into(),
+        }
+    }
+
+    /// The principal's name, or `None` for the operator.
+    pub fn principal_name(&self) -> Option<&PrincipalName> {
+        match self {
+            Access::Operator => None,
+            Access::Principal { name, .. } => Some(name),
+        }
+    }
+}
+
+impl fmt::Debug for Access {
+    // Never prints the secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Access::Operator => f.write_str("Operator"),
+            Access::Principal { name, .. } => write!(f, "Principal({name})"),
+        }
+    }
+}
+
+/// The small per-tenant record: its base, latest state, owner, epoch and lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantRecord {
+    /// The tenant.
+    pub tenant: TenantName,
+    /// The fingerprint of the base it runs on.
+    pub base: Fingerprint,
+    /// Its latest complete state (a snapshot blob), `None` before its first write.
+    pub state: Option<Digest>,
+    /// The node holding it, `None` when suspended.
+    pub owner: Option<NodeName>,
+    /// The epoch of the latest claim (0 before the first).
+    pub epoch: Epoch,
+    /// When the owner's lease runs out (meaningless without an owner).
+    pub lease_expiry: Millis,
+}
+
+/// A node's claim on a tenant: what [`Store::claim`] hands back and every fenced write
+/// presents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The tenant.
+    pub tenant: TenantName,
+    /// The node holding it.
+    pub node: NodeName,
+    /// The epoch this claim made.
+    pub epoch: Epoch,
+    /// When its lease runs out unless renewed.
+    pub lease_expiry: Millis,
+    /// The tenant's base.
+    pub base: Fingerprint,
+    /// The state to resume from, as the record named it at the claim.
+    pub state: Option<Digest>,
+}
+
+/// How many blobs a store holds, and their bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct BlobStats {
+    /// Distinct blobs.
+    pub count: u64,
+    /// Their total length.
+    pub bytes: u64,
+}
+
+/// A store of bases, tenant states and tenant records shared by many nodes.
+///
+/// Blobs (base images, tenant states) are content-addressed and immutable: each is written
+/// once, by its BLAKE3 digest, however many tenants use it, and verified when read. Records
+/// are small and change only through the operations below, each atomic:
+///
+/// ```text
+///              claim (epoch+1, owner=node, lease=now+L)       write_state (epoch matches)
+///  suspended ------------------------------------------> held ---------------------------+
+///      ^   ^                                              | ^                            |
+///      |   +---------------- release (epoch matches) -----+ +----------------------------+
+///      |                                                  |
+///      +------ lease runs out: the next claim wins -------+ (the old owner is fenced off)
+/// ```
+///
+/// A claim succeeds only if the tenant has no owner or the owner's lease has run out; of
+/// many nodes claiming at once exactly one wins and the rest get
+/// [`crate::StoreError::Held`]. A write or release presenting an epoch other than the
+/// record's gets [`crate::StoreError::Fenced`] and changes nothing, so a paused or
+/// partitioned node never overwrites newer work.
+///
+/// Every method is checked against the handle's [`Access`].
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Stores a base image file's bytes under the fingerprint of the heap it holds. The
+    /// caller computes the fingerprint (see [`crate::Node::put_base_file`]); a node that
+    /// fetches the base checks it. Operator only. Idempotent. Time: O(size).
+    fn put_base(&self, fingerprint: Fingerprint, image: &[u8]) -> Result<Digest>;
+
+    /// The bytes of the base image stored under `fingerprint`, verified against their
+    /// digest. Any access. Time: O(size).
+    fn get_base(&self, fingerprint: Fingerprint) -> Result<Vec<u8>>;
+
+    /// The fingerprints of every base in the store. Any access.
+    fn bases(&self) -> Result<Vec<Fingerprint>>;
+
+    /// Adds a principal with its secret, or changes its secret. Operator only.
+    fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<()>;
+
+    /// Creates a tenant of `base`, suspended, with no state yet, and grants it to
+    /// `principal` (if any). Operator only.
+    ///
+    /// # Errors
+    /// [`crate::StoreError::BaseMissing`] if the store lacks the base,
+    /// [`crate::StoreError::TenantExists`] if the name is taken.
+    fn create_tenant(
+        &self,
+        tenant: &TenantName,
+        base: Fingerprint,
+        principal: Option<&PrincipalName>,
+    ) -> Result<TenantRecord>;
+
+    /// The tenant's record. Operator, or a principal entitled to it.
+    fn record(&self, tenant: &TenantName) -> Result<TenantRecord>;
+
+    /// The records of every tenant this access may see, by name.
+    fn tenants(&self) -> Result<Vec<TenantRecord>>;
+
+    /// Claims the tenant for `node` for `lease_ms` from now: in one atomic step, if it has
+    /// no owner or its owner's lease has run out, the epoch moves on by one and `node` owns
+    /// it. Time: O(1).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::Held`] if another claim's lease still runs (also when `node`
+    /// itself holds it), [`crate::StoreError::TenantMissing`] or
+    /// [`crate::StoreError::Denied`] if the tenant is not there for this access.
+    fn claim(&self, tenant: &TenantName, node: &NodeName, lease_ms: u64) -> Result<Claim>;
+
+    /// Extends a live claim's lease to `lease_ms` from now. Fenced like a write.
+    fn renew(&self, claim: &Claim, lease_ms: u64) -> Result<Claim>;
+
+    /// Stores `state` as a blob and makes it the tenant's latest state, if `claim` is still
+    /// the record's epoch and owner. Time: O(state size).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::Fenced`] if the tenant was claimed since or released; the record
+    /// keeps its state.
+    fn write_state(&self, claim: &Claim, state: &[u8]) -> Result<Digest>;
+
+    /// Releases the tenant: no owner, the epoch kept. Fenced like a write.
+    fn release(&self, claim: &Claim) -> Result<()>;
+
+    /// The bytes of state `digest` of `tenant`, verified, if that state is the tenant's
+    /// latest. Operator, or a principal entitled to the tenant. Time: O(size).
+    fn read_state(&self, tenant: &TenantName, digest: Digest) -> Result<Vec<u8>>;
+
+    /// How many distinct blobs the store holds. Operator only.
+    fn blob_stats(&self) -> Result<BlobStats>;
+}
