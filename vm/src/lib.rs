@@ -1,1 +1,65 @@
-//! A Squeak bytecode interpreter over cowheap tenants and a plain flat heap.
+//! A Squeak V3 bytecode interpreter over cowheap tenants and a plain flat heap.
+//!
+//! The interpreter ([`Vm`]) runs the code of a Squeak V3 image (pre-closure 6502 with
+//! BlockContexts and `blockCopy:`, closure 6504/6505 with BlockClosures and temp vectors)
+//! on any [`ObjectMemory`]: a cowheap [`Tenant`](cowheap_tenants::Tenant), where a client's
+//! first write to a base object copies only that object, or a [`FlatHeap`], the image
+//! decoded into one owned writable heap, which is the baseline and the oracle. The
+//! interpreter is generic over the memory, so each gets its own monomorphised loop.
+//!
+//! - Contexts are ordinary heap objects of the image's own MethodContext and BlockContext
+//!   classes. The interpreter caches the active context's registers and writes the pc and
+//!   stack pointer back whenever the context stops being active, so a run stopped at any
+//!   bytecode boundary is all in the heap: it is resumed from the memory's root
+//!   [`ACTIVE_ROOT`], also after a tenant snapshot is restored in another process.
+//! - Every store the interpreter makes (stack pushes, temporaries, instance variables,
+//!   primitives) goes through [`ObjectMemory::set_slot`] or `set_bytes`: on a tenant that is
+//!   the copy-on-write barrier.
+//! - Sends look up the image's method dictionaries and superclass chains through a
+//!   direct-mapped method cache owned by the `Vm` (one `Vm` per tenant), flushed by the
+//!   image's `flushCache` primitives (89, 116, 119), by become and by collection.
+//! - Primitives: SmallInteger (1-17, 31-bit on these 32-bit images), `@`, boxed Float
+//!   (40-59), `at:`/`at:put:`/`size` (60-64), method literals (68-69), `basicNew` (70-71),
+//!   become (72, 128), `instVarAt:` (73-74), identityHash (75), `newMethod:header:` (79),
+//!   blocks (80-82), perform (83, 84, 100), semaphores (85-86), `replaceFrom:...` (105), `==`
+//!   and `class` (110-111), collection (130-131), clocks (135, 137), shallowCopy (148),
+//!   `withArgs:executeMethod:` (188), closures (201-206), context access (210-212), quick
+//!   returns. Everything else fails, so the image's own Smalltalk runs.
+//! - Every call has a bytecode budget; errors are typed ([`VmError`]) and name the selector,
+//!   the receiver's class and the Smalltalk call chain. A `doesNotUnderstand:`, `error:`,
+//!   `cannotReturn:` or `mustBeBoolean` that reaches the root class's default method with no
+//!   exception handler (a primitive-199 context) on the stack stops the run with an error.
+//! - Collection: when a run's private bytes pass a threshold, the memory collects with the
+//!   active and bottom contexts as roots (every register is reachable from them).
+//!
+//! ```no_run
+//! use cowheap_forwarders::Base;
+//! use cowheap_tenants::Tenant;
+//! use cowheap_vm::{Symbols, Vm};
+//!
+//! let image = cowheap_squeak::import("bootstrapped.image").unwrap();
+//! let symbols = Symbols::from_base(&image.heap);
+//! let base = Base::new(image.heap);
+//! let mut tenant = Tenant::fork(&base);
+//! let mut vm = Vm::new(&tenant).unwrap();
+//! let r = vm.send_named(&mut tenant, &symbols, cowheap_heap::Value::int(20), "benchFib", &[], 10_000_000).unwrap();
+//! assert_eq!(r.as_int(), Some(21891));
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod bytecodes;
+mod entry;
+mod error;
+mod flat;
+pub mod image;
+mod interp;
+mod memory;
+pub mod names;
+mod prims;
+pub mod run;
+
+pub use entry::Symbols;
+pub use error::{CallChain, Result, VmError};
+pub use flat::FlatHeap;
+pub use interp::{ACTIVE_ROOT, BOTTOM_ROOT, DEFAULT_MAX_DEPTH, Vm, VmStats};
+pub use memory::{MemResult, ObjectMemory};

@@ -1,0 +1,2 @@
+//! Placeholder until the interpreter bench is written.
+fn main() {}

@@ -1,0 +1,256 @@
+//! Entry points: sending a message from outside, resuming, compiling and evaluating source.
+
+use crate::error::{Result, VmError};
+use crate::image::ctx;
+use crate::interp::{ACTIVE_ROOT, BOTTOM_ROOT, Flow, Vm};
+use crate::memory::ObjectMemory;
+use cowheap_heap::{BaseHeap, Format, ObjectSize, Value};
+use std::collections::HashMap;
+
+/// The interned Symbols of a base heap, by name.
+#[derive(Clone, Debug, Default)]
+pub struct Symbols {
+    by_name: HashMap<Vec<u8>, Value>,
+    class: Option<Value>,
+}
+
+impl Symbols {
+    /// Every object of the base whose class is the class of the special selector `#+`: the
+    /// image's Symbols. Time: O(objects of the base).
+    pub fn from_base(base: &BaseHeap) -> Symbols {
+        let class = base
+            .root("specialObjects")
+            .and_then(|s| base.slot(s, crate::image::special::SPECIAL_SELECTORS).ok())
+            .and_then(|sels| base.slot(sels, 0).ok())
+            .and_then(|plus| plus.as_base())
+            .and_then(|x| base.class_word(x).ok());
+        let mut by_name = HashMap::new();
+        if let Some(class) = class {
+            for x in base.indices() {
+                if let Ok(o) = base.object(x)
+                    && o.class == class
+                    && o.format == Format::Bytes
+                {
+                    by_name.insert(o.bytes.to_vec(), Value::base(x));
+                }
+            }
+        }
+        Symbols {
+            by_name,
+            class: class.map(Value::shared),
+        }
+    }
+
+    /// The Symbol named `name`, if the base has it.
+    pub fn get(&self, name: &str) -> Option<Value> {
+        self.by_name.get(name.as_bytes()).copied()
+    }
+
+    /// Number of Symbols.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+impl Vm {
+    /// Sends `selector` to `receiver` with `args`, running at most `budget` bytecodes, and
+    /// answers the result. The send starts from a bottom context with a nil sender, which the
+    /// entry method returns into.
+    ///
+    /// # Errors
+    /// A typed [`VmError`]; after [`VmError::BudgetExhausted`] the run is suspended (its
+    /// active context is the memory's root [`ACTIVE_ROOT`]) and [`Vm::resume`] continues it.
+    pub fn perform<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        receiver: Value,
+        selector: Value,
+        args: &[Value],
+        budget: u64,
+    ) -> Result<Value> {
+        let frame = args.len() + 4;
+        let class = self.sp.method_context;
+        let bottom = m.alloc(
+            class,
+            Format::Pointers,
+            ObjectSize {
+                slots: ctx::TEMPS + frame,
+                bytes: 0,
+            },
+        )?;
+        m.set_slot(bottom, ctx::STACKP, Value::int(0))?;
+        m.set_root(BOTTOM_ROOT, bottom)?;
+        m.remove_root(ACTIVE_ROOT);
+        self.bottom = bottom;
+        self.active = bottom;
+        self.stackp = 0;
+        self.push(m, receiver)?;
+        for &a in args {
+            self.push(m, a)?;
+        }
+        let flow = self.send(m, selector, args.len(), false);
+        let result = match flow {
+            Ok(Flow::Done(v)) => Ok(v),
+            Ok(Flow::Go) if self.same(m, self.active, bottom)? => {
+                self.pop(m).map_err(VmError::from)
+            }
+            Ok(Flow::Go) => self.interpret(m, budget),
+            Err(e) => Err(e),
+        };
+        self.finish(m, result)
+    }
+
+    /// Continues a run stopped by its budget, for at most `budget` more bytecodes.
+    ///
+    /// # Errors
+    /// [`VmError::NothingToResume`] if the memory holds no suspended run; else as
+    /// [`Vm::perform`].
+    pub fn resume<M: ObjectMemory>(&mut self, m: &mut M, budget: u64) -> Result<Value> {
+        let (Some(active), Some(bottom)) = (m.root(ACTIVE_ROOT), m.root(BOTTOM_ROOT)) else {
+            return Err(VmError::NothingToResume);
+        };
+        self.bottom = bottom;
+        self.load_context(m, active)?;
+        let result = self.interpret(m, budget);
+        self.finish(m, result)
+    }
+
+    /// True if the memory holds a run suspended by its budget.
+    pub fn is_suspended<M: ObjectMemory>(&self, m: &M) -> bool {
+        m.root(ACTIVE_ROOT).is_some()
+    }
+
+    fn finish<M: ObjectMemory>(&mut self, m: &mut M, result: Result<Value>) -> Result<Value> {
+        if !matches!(result, Err(VmError::BudgetExhausted { .. })) {
+            m.remove_root(ACTIVE_ROOT);
+            m.remove_root(BOTTOM_ROOT);
+        }
+        result
+    }
+
+    /// The Symbol `name`: the image's own if `symbols` has it, else a new, uninterned one
+    /// (no method can be found under it, so sending it is a `doesNotUnderstand:`).
+    pub fn symbol<M: ObjectMemory>(
+        &self,
+        m: &mut M,
+        symbols: &Symbols,
+        name: &str,
+    ) -> Result<Value> {
+        if let Some(s) = symbols.get(name) {
+            return Ok(s);
+        }
+        let class = symbols.class.unwrap_or(self.sp.string);
+        let s = m.alloc(
+            class,
+            Format::Bytes,
+            ObjectSize {
+                slots: 0,
+                bytes: name.len(),
+            },
+        )?;
+        m.set_bytes(s, 0, name.as_bytes())?;
+        Ok(s)
+    }
+
+    /// A new String holding `text`.
+    pub fn string<M: ObjectMemory>(&self, m: &mut M, text: &str) -> Result<Value> {
+        let s = m.alloc(
+            self.sp.string,
+            Format::Bytes,
+            ObjectSize {
+                slots: 0,
+                bytes: text.len(),
+            },
+        )?;
+        m.set_bytes(s, 0, text.as_bytes())?;
+        Ok(s)
+    }
+
+    /// [`Vm::perform`] with the selector given by name.
+    ///
+    /// # Errors
+    /// As [`Vm::perform`].
+    pub fn send_named<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        symbols: &Symbols,
+        receiver: Value,
+        selector: &str,
+        args: &[Value],
+        budget: u64,
+    ) -> Result<Value> {
+        let sel = self.symbol(m, symbols, selector)?;
+        self.perform(m, receiver, sel, args, budget)
+    }
+
+    /// The value of the global `name` in the image's Smalltalk dictionary.
+    pub fn global<M: ObjectMemory>(&self, m: &M, name: &str) -> Option<Value> {
+        let smalltalk = m
+            .slot(self.sp.array, crate::image::special::SMALLTALK)
+            .ok()?;
+        if !smalltalk.is_object() || self.is_nil(m, smalltalk).ok()? {
+            return None;
+        }
+        let array = m.slot(smalltalk, 1).ok()?;
+        let n = m.size(array).ok()?.slots;
+        (0..n).find_map(|i| {
+            let assoc = m.slot(array, i).ok()?;
+            if !assoc.is_object() || self.is_nil(m, assoc).ok()? {
+                return None;
+            }
+            let key = m.slot(assoc, 0).ok()?;
+            (crate::names::string(m, key).as_deref() == Some(name))
+                .then(|| m.slot(assoc, 1).ok())?
+        })
+    }
+
+    /// Compiles `source` with the image's own compiler (`Compiler evaluate:`) and runs it,
+    /// within `budget` bytecodes.
+    ///
+    /// # Errors
+    /// [`VmError::NotAnImage`] if the image has no global `Compiler`; else as
+    /// [`Vm::perform`].
+    pub fn evaluate<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        symbols: &Symbols,
+        source: &str,
+        budget: u64,
+    ) -> Result<Value> {
+        let compiler = self
+            .global(m, "Compiler")
+            .ok_or(VmError::NotAnImage("the image has no Compiler"))?;
+        let text = self.string(m, source)?;
+        self.send_named(m, symbols, compiler, "evaluate:", &[text], budget)
+    }
+
+    /// `value printString` as Rust text.
+    ///
+    /// # Errors
+    /// As [`Vm::perform`]; [`VmError::NotAnImage`] if `printString` answers no String.
+    pub fn print_string<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        symbols: &Symbols,
+        value: Value,
+        budget: u64,
+    ) -> Result<String> {
+        let s = self.send_named(m, symbols, value, "printString", &[], budget)?;
+        crate::names::string(m, s).ok_or(VmError::NotAnImage("printString answered no String"))
+    }
+
+    /// The text of a String or Symbol value.
+    pub fn text_of<M: ObjectMemory>(&self, m: &M, v: Value) -> Option<String> {
+        crate::names::string(m, v)
+    }
+
+    /// The double of a Float value (or of a SmallInteger).
+    pub fn float_value<M: ObjectMemory>(&self, m: &M, v: Value) -> Option<f64> {
+        self.float_of(m, v).ok().flatten()
+    }
+}

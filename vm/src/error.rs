@@ -1,0 +1,120 @@
+//! Why a run stopped without an answer.
+
+use std::fmt;
+
+/// The Smalltalk call chain at a stop: the innermost activation first, each as
+/// `Class>>selector` (or `Class>>?` where the method is in no method dictionary).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallChain(pub Vec<String>);
+
+impl fmt::Display for CallChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, frame) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" <- ")?;
+            }
+            f.write_str(frame)?;
+        }
+        Ok(())
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = VmError> = std::result::Result<T, E>;
+
+/// Why the interpreter stopped without an answer. Every stop leaves the memory usable; after
+/// [`VmError::BudgetExhausted`] the run can be resumed ([`crate::Vm::resume`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VmError {
+    /// The run used up its bytecode budget. It is suspended where it stopped and can be
+    /// resumed with a new budget.
+    #[error("bytecode budget of {budget} exhausted (suspended in {chain})")]
+    BudgetExhausted {
+        /// The budget the call was given.
+        budget: u64,
+        /// Where it stopped.
+        chain: CallChain,
+    },
+    /// A message was not understood and the image had no handler for it.
+    #[error("{receiver_class} does not understand #{selector} (in {chain})")]
+    DoesNotUnderstand {
+        /// The selector.
+        selector: String,
+        /// The receiver's class.
+        receiver_class: String,
+        /// Where it was sent.
+        chain: CallChain,
+    },
+    /// An error the image would hand to a debugger: `error:`, `cannotReturn:`,
+    /// `mustBeBoolean` reaching the image's default handler with no exception handler on the
+    /// stack.
+    #[error("{receiver_class}>>{selector}: {message} (in {chain})")]
+    ImageError {
+        /// The selector that reported it (`error:`, `cannotReturn:`, ...).
+        selector: String,
+        /// The class of the receiver that reported it.
+        receiver_class: String,
+        /// The message text, when the image gave one.
+        message: String,
+        /// Where it happened.
+        chain: CallChain,
+    },
+    /// The context chain grew past the interpreter's depth limit.
+    #[error("stack overflow: more than {depth} contexts (in {chain})")]
+    StackOverflow {
+        /// The limit.
+        depth: usize,
+        /// The innermost frames.
+        chain: CallChain,
+    },
+    /// A method or context whose layout the interpreter cannot run.
+    #[error("corrupt method or context: {what} (in {chain})")]
+    CorruptMethod {
+        /// What is wrong.
+        what: &'static str,
+        /// Where.
+        chain: CallChain,
+    },
+    /// A bytecode the image's bytecode set does not define.
+    #[error("unknown bytecode {bytecode} (in {chain})")]
+    UnknownBytecode {
+        /// The bytecode.
+        bytecode: u8,
+        /// Where.
+        chain: CallChain,
+    },
+    /// The computation would wait for another process, which this interpreter does not run.
+    #[error("the computation would block on a process primitive {primitive} (in {chain})")]
+    WouldBlock {
+        /// The primitive.
+        primitive: u16,
+        /// Where.
+        chain: CallChain,
+    },
+    /// The memory refused an operation the interpreter needed (quota, corrupt object).
+    #[error("object memory: {0}")]
+    Memory(#[from] cowheap_tenants::Error),
+    /// The memory does not hold a Squeak V3 image the interpreter can run.
+    #[error("not a runnable Squeak V3 image: {0}")]
+    NotAnImage(&'static str),
+    /// There is no suspended run to resume.
+    #[error("nothing to resume")]
+    NothingToResume,
+}
+
+impl VmError {
+    /// The call chain the error names, if any.
+    pub fn chain(&self) -> Option<&CallChain> {
+        match self {
+            VmError::BudgetExhausted { chain, .. }
+            | VmError::DoesNotUnderstand { chain, .. }
+            | VmError::ImageError { chain, .. }
+            | VmError::StackOverflow { chain, .. }
+            | VmError::CorruptMethod { chain, .. }
+            | VmError::UnknownBytecode { chain, .. }
+            | VmError::WouldBlock { chain, .. } => Some(chain),
+            _ => None,
+        }
+    }
+}

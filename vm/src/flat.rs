@@ -1,0 +1,295 @@
+//! A plain flat heap: an imported image decoded into one owned, writable heap, no tenants.
+//!
+//! It is the baseline the interpreter on a tenant is measured against, and the oracle the
+//! same programs are checked against. Every object is a [`FlatObject`] in one `Vec`; a
+//! reference is the object's index (a base word, so references of the imported image keep
+//! their meaning), new objects are pushed at the end. Identity is word equality. There is no
+//! copy-on-write, no forwarding and no collection: [`ObjectMemory::collect`] frees nothing.
+
+use crate::memory::{MemResult, ObjectMemory};
+use cowheap_heap::{BaseHeap, Error as HeapError, Format, ObjectIndex, ObjectSize, Value, Word};
+use std::collections::HashMap;
+
+/// One object of a [`FlatHeap`].
+#[derive(Clone, Debug)]
+struct FlatObject {
+    class: Word,
+    format: Format,
+    hash: u32,
+    slots: Box<[Word]>,
+    bytes: Box<[u8]>,
+}
+
+/// An owned, writable heap holding a copy of every object of a base heap.
+///
+/// ```
+/// use cowheap_heap::{Builder, Format, ObjectSize, Value};
+/// use cowheap_vm::{FlatHeap, ObjectMemory};
+///
+/// let mut b = Builder::new();
+/// let nil = b.add_nil();
+/// let class = b.add(nil, Format::Pointers, vec![nil; 3], vec![]).unwrap();
+/// b.add_root("class", class).unwrap();
+/// let base = b.freeze().unwrap();
+/// let mut flat = FlatHeap::from_base(&base);
+/// let class = flat.root("class").unwrap();
+/// let o = flat.alloc(class, Format::Pointers, ObjectSize { slots: 2, bytes: 0 }).unwrap();
+/// flat.set_slot(o, 1, Value::int(7)).unwrap();
+/// assert_eq!(flat.slot(o, 1).unwrap().as_int(), Some(7));
+/// assert!(flat.identical(flat.slot(o, 0).unwrap(), base.nil()).unwrap());
+/// ```
+#[derive(Clone, Debug)]
+pub struct FlatHeap {
+    objects: Vec<FlatObject>,
+    roots: HashMap<String, Word>,
+    nil: Word,
+    int_class: Option<Word>,
+    char_class: Option<Word>,
+    float_class: Option<Word>,
+    allocations: u64,
+    allocated_bytes: u64,
+}
+
+/// The identity hash of the `n`th object allocated: the formula a tenant uses, so the same
+/// program gives the same hashes on both memories.
+fn new_hash(n: u64) -> u32 {
+    let mut z = n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) & 0x3F_FFFF) as u32
+}
+
+impl FlatHeap {
+    /// A flat heap holding a copy of every object and root of `base`. Time: O(size of base).
+    pub fn from_base(base: &BaseHeap) -> FlatHeap {
+        let objects = base
+            .indices()
+            .filter_map(|x| base.object(x).ok())
+            .map(|o| FlatObject {
+                class: o.class,
+                format: o.format,
+                hash: o.hash,
+                slots: o.slots.into(),
+                bytes: o.bytes.into(),
+            })
+            .collect();
+        FlatHeap {
+            objects,
+            roots: base
+                .roots()
+                .iter()
+                .map(|r| (r.name.clone(), r.value))
+                .collect(),
+            nil: base.nil().word(),
+            int_class: base.int_class().map(Value::word),
+            char_class: base.char_class().map(Value::word),
+            float_class: base.float_class().map(Value::word),
+            allocations: 0,
+            allocated_bytes: 0,
+        }
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// True if the heap holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    #[inline(always)]
+    fn index(&self, v: Value) -> MemResult<usize> {
+        let w = v.word();
+        match w.as_base() {
+            Some(i) if i.get() < self.objects.len() => Ok(i.get()),
+            Some(i) => Err(HeapError::NoSuchObject {
+                index: i.get() as u64,
+                len: self.objects.len() as u64,
+            }
+            .into()),
+            None => Err(HeapError::NotAnObject(w).into()),
+        }
+    }
+
+    #[inline(always)]
+    fn obj(&self, v: Value) -> MemResult<&FlatObject> {
+        let i = self.index(v)?;
+        Ok(&self.objects[i])
+    }
+
+    #[inline(always)]
+    fn obj_mut(&mut self, v: Value) -> MemResult<&mut FlatObject> {
+        let i = self.index(v)?;
+        Ok(&mut self.objects[i])
+    }
+
+    /// Replaces every reference to `from` by `to`, in every object and root. Time: O(heap).
+    fn redirect(&mut self, from: Word, to: Word) {
+        for o in &mut self.objects {
+            if o.class == from {
+                o.class = to;
+            }
+            for s in o.slots.iter_mut() {
+                if *s == from {
+                    *s = to;
+                }
+            }
+        }
+        for r in self.roots.values_mut() {
+            if *r == from {
+                *r = to;
+            }
+        }
+    }
+}
+
+impl ObjectMemory for FlatHeap {
+    #[inline(always)]
+    fn class_of(&self, v: Value) -> MemResult<Value> {
+        let w = v.word();
+        if w.is_ref() {
+            return Ok(Value::shared(self.obj(v)?.class));
+        }
+        let class = if w.as_int().is_some() {
+            self.int_class
+        } else if w.as_char_code().is_some() {
+            self.char_class
+        } else if w.is_small_float() {
+            self.float_class
+        } else {
+            None
+        };
+        class
+            .map(Value::shared)
+            .ok_or(cowheap_tenants::Error::NoImmediateClass(w))
+    }
+
+    #[inline(always)]
+    fn slot(&self, obj: Value, i: usize) -> MemResult<Value> {
+        let o = self.obj(obj)?;
+        match o.slots.get(i) {
+            Some(&w) => Ok(Value::shared(w)),
+            None => Err(o.format.slot_error(i, o.slots.len()).into()),
+        }
+    }
+
+    #[inline(always)]
+    fn set_slot(&mut self, obj: Value, i: usize, v: Value) -> MemResult<()> {
+        let w = v.word();
+        if w.is_private() {
+            return Err(HeapError::PrivateInBase(w).into());
+        }
+        if w.is_ref() {
+            self.index(v)?;
+        }
+        let o = self.obj_mut(obj)?;
+        let len = o.slots.len();
+        match o.slots.get_mut(i) {
+            Some(s) => {
+                *s = w;
+                Ok(())
+            }
+            None => Err(o.format.slot_error(i, len).into()),
+        }
+    }
+
+    #[inline(always)]
+    fn bytes(&self, obj: Value) -> MemResult<&[u8]> {
+        Ok(&self.obj(obj)?.bytes)
+    }
+
+    fn set_bytes(&mut self, obj: Value, offset: usize, data: &[u8]) -> MemResult<()> {
+        let o = self.obj_mut(obj)?;
+        let len = o.bytes.len();
+        match offset.checked_add(data.len()) {
+            Some(end) if end <= len => {
+                o.bytes[offset..end].copy_from_slice(data);
+                Ok(())
+            }
+            end => Err(o
+                .format
+                .bytes_error(offset, end.unwrap_or(usize::MAX), len)
+                .into()),
+        }
+    }
+
+    #[inline(always)]
+    fn size(&self, obj: Value) -> MemResult<ObjectSize> {
+        let o = self.obj(obj)?;
+        Ok(ObjectSize {
+            slots: o.slots.len(),
+            bytes: o.bytes.len(),
+        })
+    }
+
+    #[inline(always)]
+    fn format(&self, obj: Value) -> MemResult<Format> {
+        Ok(self.obj(obj)?.format)
+    }
+
+    fn alloc(&mut self, class: Value, format: Format, size: ObjectSize) -> MemResult<Value> {
+        format.check(size)?;
+        self.index(class)?;
+        let n = u32::try_from(self.objects.len())
+            .map_err(|_| HeapError::TooLarge("more objects than references can name"))?;
+        let hash = new_hash(self.allocations);
+        self.allocations += 1;
+        self.allocated_bytes += 16 + 8 * size.slots as u64 + size.bytes as u64;
+        self.objects.push(FlatObject {
+            class: class.word(),
+            format,
+            hash,
+            slots: vec![self.nil; size.slots].into(),
+            bytes: vec![0; size.bytes].into(),
+        });
+        Ok(Value::base(ObjectIndex::from_u32(n)))
+    }
+
+    #[inline(always)]
+    fn identical(&self, a: Value, b: Value) -> MemResult<bool> {
+        Ok(a.word() == b.word())
+    }
+
+    fn identity_hash(&self, obj: Value) -> MemResult<u32> {
+        Ok(self.obj(obj)?.hash)
+    }
+
+    fn become_forward(&mut self, a: Value, b: Value) -> MemResult<()> {
+        self.index(a)?;
+        self.index(b)?;
+        self.redirect(a.word(), b.word());
+        Ok(())
+    }
+
+    fn become_two_way(&mut self, a: Value, b: Value) -> MemResult<()> {
+        let (i, j) = (self.index(a)?, self.index(b)?);
+        self.objects.swap(i, j);
+        Ok(())
+    }
+
+    fn root(&self, name: &str) -> Option<Value> {
+        self.roots.get(name).copied().map(Value::shared)
+    }
+
+    fn set_root(&mut self, name: &str, v: Value) -> MemResult<()> {
+        if v.word().is_ref() {
+            self.index(v)?;
+        }
+        self.roots.insert(name.to_owned(), v.word());
+        Ok(())
+    }
+
+    fn remove_root(&mut self, name: &str) {
+        self.roots.remove(name);
+    }
+
+    fn private_bytes(&self) -> u64 {
+        self.allocated_bytes
+    }
+
+    fn collect(&mut self, _roots: &[Value]) -> MemResult<u64> {
+        Ok(self.allocated_bytes)
+    }
+}

@@ -1,0 +1,313 @@
+//! What the interpreter reads from an image before it runs: the special objects, the layout
+//! of method headers and class formats.
+
+use crate::error::{Result, VmError};
+use crate::memory::ObjectMemory;
+use cowheap_heap::Value;
+
+/// Special objects array indices (Squeak V3, 0-based).
+pub mod special {
+    /// nil.
+    pub const NIL: usize = 0;
+    /// false.
+    pub const FALSE: usize = 1;
+    /// true.
+    pub const TRUE: usize = 2;
+    /// SmallInteger.
+    pub const CLASS_SMALL_INTEGER: usize = 5;
+    /// String.
+    pub const CLASS_STRING: usize = 6;
+    /// Array.
+    pub const CLASS_ARRAY: usize = 7;
+    /// Smalltalk (the SystemDictionary), nil in some images.
+    pub const SMALLTALK: usize = 8;
+    /// Float.
+    pub const CLASS_FLOAT: usize = 9;
+    /// MethodContext.
+    pub const CLASS_METHOD_CONTEXT: usize = 10;
+    /// BlockContext.
+    pub const CLASS_BLOCK_CONTEXT: usize = 11;
+    /// Point.
+    pub const CLASS_POINT: usize = 12;
+    /// LargePositiveInteger.
+    pub const CLASS_LARGE_POSITIVE: usize = 13;
+    /// Message.
+    pub const CLASS_MESSAGE: usize = 15;
+    /// CompiledMethod.
+    pub const CLASS_COMPILED_METHOD: usize = 16;
+    /// Character.
+    pub const CLASS_CHARACTER: usize = 19;
+    /// #doesNotUnderstand:.
+    pub const SELECTOR_DNU: usize = 20;
+    /// #cannotReturn:.
+    pub const SELECTOR_CANNOT_RETURN: usize = 21;
+    /// The special selectors: 32 pairs of selector and argument count.
+    pub const SPECIAL_SELECTORS: usize = 23;
+    /// The 256 Characters.
+    pub const CHARACTER_TABLE: usize = 24;
+    /// #mustBeBoolean.
+    pub const SELECTOR_MUST_BE_BOOLEAN: usize = 25;
+    /// BlockClosure (closure images).
+    pub const CLASS_BLOCK_CLOSURE: usize = 36;
+    /// LargeNegativeInteger.
+    pub const CLASS_LARGE_NEGATIVE: usize = 41;
+    /// #aboutToReturn:through: (images with unwind blocks).
+    pub const SELECTOR_ABOUT_TO_RETURN: usize = 48;
+}
+
+/// Context fields (MethodContext and BlockContext share the first three).
+pub mod ctx {
+    /// The sender (MethodContext) or caller (BlockContext).
+    pub const SENDER: usize = 0;
+    /// The instruction pointer: a 1-based byte index into the method, or nil when dead.
+    pub const PC: usize = 1;
+    /// The stack pointer: how many of the indexable fields are in use.
+    pub const STACKP: usize = 2;
+    /// MethodContext: the method.
+    pub const METHOD: usize = 3;
+    /// BlockContext: the number of arguments.
+    pub const BLOCK_ARGS: usize = 3;
+    /// MethodContext: the closure it runs, or nil.
+    pub const CLOSURE: usize = 4;
+    /// BlockContext: the start pc.
+    pub const BLOCK_START: usize = 4;
+    /// MethodContext: the receiver.
+    pub const RECEIVER: usize = 5;
+    /// BlockContext: the home context.
+    pub const HOME: usize = 5;
+    /// The first temporary or stack field.
+    pub const TEMPS: usize = 6;
+}
+
+/// BlockClosure fields.
+pub mod closure {
+    /// The context the closure was made in.
+    pub const OUTER: usize = 0;
+    /// The start pc.
+    pub const START: usize = 1;
+    /// The number of arguments.
+    pub const ARGS: usize = 2;
+    /// The first copied value.
+    pub const COPIED: usize = 3;
+}
+
+/// The objects the interpreter names: nil, the booleans, the classes it instantiates, the
+/// selectors it sends itself, the special selectors of bytecodes 176-207.
+#[derive(Clone, Debug)]
+pub struct Specials {
+    /// The special objects array.
+    pub array: Value,
+    /// nil.
+    pub nil: Value,
+    /// true.
+    pub true_: Value,
+    /// false.
+    pub false_: Value,
+    /// SmallInteger.
+    pub small_integer: Value,
+    /// String.
+    pub string: Value,
+    /// Array.
+    pub array_class: Value,
+    /// Float.
+    pub float: Value,
+    /// MethodContext.
+    pub method_context: Value,
+    /// BlockContext.
+    pub block_context: Value,
+    /// BlockClosure, in closure images.
+    pub block_closure: Option<Value>,
+    /// Point.
+    pub point: Value,
+    /// LargePositiveInteger.
+    pub large_positive: Value,
+    /// LargeNegativeInteger, where the array names it.
+    pub large_negative: Option<Value>,
+    /// Message.
+    pub message: Value,
+    /// CompiledMethod.
+    pub compiled_method: Value,
+    /// Character.
+    pub character: Value,
+    /// The character table.
+    pub character_table: Value,
+    /// #doesNotUnderstand:.
+    pub sel_dnu: Value,
+    /// #cannotReturn:.
+    pub sel_cannot_return: Value,
+    /// #mustBeBoolean.
+    pub sel_must_be_boolean: Value,
+    /// #aboutToReturn:through:, where the image has unwind blocks.
+    pub sel_about_to_return: Option<Value>,
+    /// The 32 special selectors with their argument counts.
+    pub selectors: Vec<(Value, usize)>,
+    /// The image uses closures (6504, 6505).
+    pub closures: bool,
+    /// Smallest SmallInteger of the image (-2^30 on 32-bit images).
+    pub min_int: i64,
+    /// Largest SmallInteger of the image.
+    pub max_int: i64,
+}
+
+impl Specials {
+    /// Reads the special objects of the image held in `mem` (its `specialObjects` root).
+    ///
+    /// # Errors
+    /// [`VmError::NotAnImage`] when the root is missing or an object the interpreter needs is
+    /// not there.
+    pub fn read<M: ObjectMemory>(mem: &M) -> Result<Specials> {
+        let array = mem
+            .root("specialObjects")
+            .ok_or(VmError::NotAnImage("no specialObjects root"))?;
+        let size = mem
+            .size(array)
+            .map_err(|_| VmError::NotAnImage("the special objects array is not an object"))?
+            .slots;
+        let get = |i: usize| -> Option<Value> {
+            if i < size {
+                mem.slot(array, i).ok()
+            } else {
+                None
+            }
+        };
+        let need = |i: usize, what: &'static str| get(i).ok_or(VmError::NotAnImage(what));
+        let nil = need(special::NIL, "nil")?;
+        let is_nil = |v: &Value| v.word() == nil.word();
+        let opt = |i: usize| get(i).filter(|v| !is_nil(v) && v.is_object());
+        let version = mem.root("image.version").and_then(|v| v.as_int());
+        let block_closure = opt(special::CLASS_BLOCK_CLOSURE);
+        let closures = match version {
+            Some(v) => v == 6504 || v == 6505,
+            None => block_closure.is_some(),
+        };
+        let sels = need(special::SPECIAL_SELECTORS, "special selectors")?;
+        let mut selectors = Vec::with_capacity(32);
+        for k in 0..32 {
+            let s = mem
+                .slot(sels, 2 * k)
+                .map_err(|_| VmError::NotAnImage("special selectors"))?;
+            let n = mem
+                .slot(sels, 2 * k + 1)
+                .ok()
+                .and_then(|v| v.as_int())
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or(VmError::NotAnImage("special selector argument counts"))?;
+            selectors.push((s, n));
+        }
+        Ok(Specials {
+            array,
+            nil,
+            true_: need(special::TRUE, "true")?,
+            false_: need(special::FALSE, "false")?,
+            small_integer: need(special::CLASS_SMALL_INTEGER, "SmallInteger")?,
+            string: need(special::CLASS_STRING, "String")?,
+            array_class: need(special::CLASS_ARRAY, "Array")?,
+            float: need(special::CLASS_FLOAT, "Float")?,
+            method_context: need(special::CLASS_METHOD_CONTEXT, "MethodContext")?,
+            block_context: need(special::CLASS_BLOCK_CONTEXT, "BlockContext")?,
+            block_closure: if closures { block_closure } else { None },
+            point: need(special::CLASS_POINT, "Point")?,
+            large_positive: need(special::CLASS_LARGE_POSITIVE, "LargePositiveInteger")?,
+            large_negative: opt(special::CLASS_LARGE_NEGATIVE),
+            message: need(special::CLASS_MESSAGE, "Message")?,
+            compiled_method: need(special::CLASS_COMPILED_METHOD, "CompiledMethod")?,
+            character: need(special::CLASS_CHARACTER, "Character")?,
+            character_table: need(special::CHARACTER_TABLE, "the character table")?,
+            sel_dnu: need(special::SELECTOR_DNU, "#doesNotUnderstand:")?,
+            sel_cannot_return: need(special::SELECTOR_CANNOT_RETURN, "#cannotReturn:")?,
+            sel_must_be_boolean: need(special::SELECTOR_MUST_BE_BOOLEAN, "#mustBeBoolean")?,
+            sel_about_to_return: opt(special::SELECTOR_ABOUT_TO_RETURN),
+            selectors,
+            closures,
+            min_int: -(1 << 30),
+            max_int: (1 << 30) - 1,
+        })
+    }
+}
+
+/// A V3 compiled method's header (the SmallInteger in its first slot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MethodHeader {
+    /// Number of literals.
+    pub literals: usize,
+    /// Number of arguments.
+    pub args: usize,
+    /// Number of temporaries, arguments included.
+    pub temps: usize,
+    /// Needs the large frame.
+    pub large: bool,
+    /// The primitive index, 0 for none.
+    pub primitive: u16,
+}
+
+/// Stack fields of a context for a small frame.
+pub const SMALL_FRAME: usize = 16;
+/// Stack fields of a context for a large frame.
+pub const LARGE_FRAME: usize = 56;
+
+impl MethodHeader {
+    /// Decodes a header word's integer value.
+    pub fn decode(h: i64) -> MethodHeader {
+        MethodHeader {
+            literals: ((h >> 9) & 0xFF) as usize,
+            args: ((h >> 24) & 0xF) as usize,
+            temps: ((h >> 18) & 0x3F) as usize,
+            large: (h >> 17) & 1 == 1,
+            primitive: ((h & 0x1FF) | ((h >> 19) & 0x200)) as u16,
+        }
+    }
+
+    /// Encodes a header (the inverse of [`MethodHeader::decode`]).
+    pub fn encode(self) -> i64 {
+        let p = i64::from(self.primitive);
+        (p & 0x1FF)
+            | ((p & 0x200) << 19)
+            | ((self.literals as i64 & 0xFF) << 9)
+            | (i64::from(self.large) << 17)
+            | ((self.temps as i64 & 0x3F) << 18)
+            | ((self.args as i64 & 0xF) << 24)
+    }
+
+    /// Stack fields a context for this method has.
+    pub fn frame(self) -> usize {
+        if self.large { LARGE_FRAME } else { SMALL_FRAME }
+    }
+
+    /// The 1-based byte index (a context's pc) of the first bytecode: past the header and
+    /// literal words of a 32-bit image.
+    pub fn initial_pc(self) -> usize {
+        (self.literals + 1) * 4 + 1
+    }
+}
+
+/// What a class's format word says of its instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassFormat {
+    /// The V3 instance specification (0 fixed, 2-4 indexable pointers, 6 words, 8-11 bytes,
+    /// 12-15 compiled methods).
+    pub spec: u8,
+    /// Number of named instance variables.
+    pub fixed: usize,
+}
+
+impl ClassFormat {
+    /// Decodes a class's format word's integer value.
+    pub fn decode(f: i64) -> ClassFormat {
+        let fixed = ((f >> 10) & 0xC0) + ((f >> 1) & 0x3F) - 1;
+        ClassFormat {
+            spec: ((f >> 7) & 0xF) as u8,
+            fixed: usize::try_from(fixed).unwrap_or(0),
+        }
+    }
+
+    /// Encodes a format word (the inverse of [`ClassFormat::decode`]).
+    pub fn encode(self) -> i64 {
+        let size = self.fixed as i64 + 1;
+        ((size & 0xC0) << 10) | ((size & 0x3F) << 1) | (i64::from(self.spec) << 7)
+    }
+
+    /// True if instances have indexable fields.
+    pub fn indexable(self) -> bool {
+        self.spec >= 2 && self.spec != 5 && self.spec != 7
+    }
+}

@@ -1,0 +1,1329 @@
+//! The interpreter: registers, the dispatch loop, sends and returns.
+//!
+//! The active context's registers (method, receiver, the context holding the temporaries,
+//! instruction and stack pointers) are cached in [`Vm`]; everything else lives in the
+//! memory. The pc and stack pointer are written back into the active context whenever it
+//! stops being active or something may look at it (a send, `thisContext`, a stop), so a
+//! stopped run is entirely in the heap and resumes from it.
+
+use crate::bytecodes::{Op, decode};
+use crate::error::{CallChain, Result, VmError};
+use crate::image::{ClassFormat, MethodHeader, Specials, closure, ctx};
+use crate::memory::{MemResult, ObjectMemory};
+use cowheap_heap::{Format, ObjectSize, Value, Word};
+
+/// The root under which a suspended run's active context is kept.
+pub const ACTIVE_ROOT: &str = "cowheap-vm.active";
+/// The root under which a run's bottom context (the one the entry send returns into) is kept.
+pub const BOTTOM_ROOT: &str = "cowheap-vm.bottom";
+
+/// The default limit on the depth of the context chain.
+pub const DEFAULT_MAX_DEPTH: usize = 100_000;
+
+const CACHE_SIZE: usize = 1024;
+
+#[derive(Clone, Copy)]
+struct CacheEntry {
+    class: Word,
+    selector: Word,
+    method: Value,
+    header: MethodHeader,
+}
+
+/// Counters of a [`Vm`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmStats {
+    /// Bytecodes executed.
+    pub bytecodes: u64,
+    /// Message sends (bytecode sends and perform, not the special-selector fast paths that
+    /// answered without a lookup).
+    pub sends: u64,
+    /// Primitives that answered.
+    pub primitives: u64,
+    /// Method cache misses (full lookups).
+    pub cache_misses: u64,
+    /// Contexts allocated.
+    pub contexts: u64,
+    /// Collections run.
+    pub collections: u64,
+}
+
+/// The outcome of one step of control flow.
+pub(crate) enum Flow {
+    /// Keep running.
+    Go,
+    /// The entry send answered.
+    Done(Value),
+}
+
+/// A Squeak V3 interpreter for one object memory.
+///
+/// Keep one `Vm` per memory (per tenant): it holds that memory's method cache. The memory is
+/// passed to each call, so the same `Vm` type serves a [`cowheap_tenants::Tenant`] and a
+/// [`crate::FlatHeap`], each with its own monomorphised dispatch loop.
+pub struct Vm {
+    pub(crate) sp: Specials,
+    cache: Vec<Option<CacheEntry>>,
+    pub(crate) stats: VmStats,
+    /// Collect when private bytes pass this.
+    gc_threshold: u64,
+    /// Bytes between collections at least.
+    pub(crate) gc_min: u64,
+    /// Depth limit of the context chain.
+    pub max_depth: usize,
+    depth: usize,
+    // Registers.
+    pub(crate) active: Value,
+    pub(crate) bottom: Value,
+    pub(crate) method: Value,
+    pub(crate) receiver: Value,
+    /// The context holding the temporaries: the active context, or a BlockContext's home.
+    pub(crate) temps: Value,
+    /// Offset of the next bytecode in the method's bytes.
+    pub(crate) pc: usize,
+    /// The active context's stack pointer (as its stackp field counts).
+    pub(crate) stackp: usize,
+    /// The 1-based pc of the method's first bytecode.
+    pub(crate) pc_base: usize,
+    /// The literal count of the active method.
+    pub(crate) literals: usize,
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm")
+            .field("stats", &self.stats)
+            .field("closures", &self.sp.closures)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `x` modulo `y`, rounding the quotient towards negative infinity; `None` for a zero divisor.
+pub(crate) fn floor_mod(x: i64, y: i64) -> Option<i64> {
+    let r = x.checked_rem(y)?;
+    Some(if r != 0 && ((r < 0) != (y < 0)) {
+        r + y
+    } else {
+        r
+    })
+}
+
+/// `x // y`, rounded towards negative infinity; `None` for a zero divisor.
+pub(crate) fn floor_div(x: i64, y: i64) -> Option<i64> {
+    let q = x.checked_div(y)?;
+    Some(if x % y != 0 && ((x < 0) != (y < 0)) {
+        q - 1
+    } else {
+        q
+    })
+}
+
+/// `x bitShift: y`, `None` when bits would be lost.
+pub(crate) fn shift(x: i64, y: i64) -> Option<i64> {
+    if y >= 0 {
+        if x == 0 {
+            return Some(0);
+        }
+        if y > 62 {
+            return None;
+        }
+        let r = x.checked_shl(y as u32)?;
+        (r >> y == x).then_some(r)
+    } else {
+        Some(x >> (-y).min(63))
+    }
+}
+
+/// A memory error inside the interpreter: the context is added later.
+pub(crate) fn corrupt(what: &'static str) -> VmError {
+    VmError::CorruptMethod {
+        what,
+        chain: CallChain::default(),
+    }
+}
+
+impl Vm {
+    /// An interpreter for the image held in `mem`.
+    ///
+    /// # Errors
+    /// [`VmError::NotAnImage`] if `mem` holds no Squeak V3 special objects array.
+    pub fn new<M: ObjectMemory>(mem: &M) -> Result<Vm> {
+        let sp = Specials::read(mem)?;
+        let nil = sp.nil;
+        Ok(Vm {
+            sp,
+            cache: vec![None; CACHE_SIZE],
+            stats: VmStats::default(),
+            gc_threshold: 0,
+            gc_min: 8 << 20,
+            max_depth: DEFAULT_MAX_DEPTH,
+            depth: 0,
+            active: nil,
+            bottom: nil,
+            method: nil,
+            receiver: nil,
+            temps: nil,
+            pc: 0,
+            stackp: 0,
+            pc_base: 0,
+            literals: 0,
+        })
+    }
+
+    /// The special objects this interpreter read from its image.
+    pub fn specials(&self) -> &Specials {
+        &self.sp
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> VmStats {
+        self.stats
+    }
+
+    /// Sets how many private bytes at least a run allocates between collections.
+    pub fn set_collection_step(&mut self, bytes: u64) {
+        self.gc_min = bytes;
+    }
+
+    /// Empties the method cache.
+    pub fn flush_cache(&mut self) {
+        self.cache.iter_mut().for_each(|e| *e = None);
+    }
+
+    // ---- small helpers -------------------------------------------------------------------
+
+    #[inline(always)]
+    pub(crate) fn same<M: ObjectMemory>(&self, m: &M, a: Value, b: Value) -> MemResult<bool> {
+        if a.word() == b.word() {
+            return Ok(true);
+        }
+        if !a.word().is_ref() || !b.word().is_ref() {
+            return Ok(false);
+        }
+        m.identical(a, b)
+    }
+
+    #[inline(always)]
+    pub(crate) fn is_nil<M: ObjectMemory>(&self, m: &M, v: Value) -> MemResult<bool> {
+        self.same(m, v, self.sp.nil)
+    }
+
+    #[inline(always)]
+    pub(crate) fn boolean(&self, b: bool) -> Value {
+        if b { self.sp.true_ } else { self.sp.false_ }
+    }
+
+    #[inline(always)]
+    pub(crate) fn int(&self, i: i64) -> Option<Value> {
+        (self.sp.min_int..=self.sp.max_int)
+            .contains(&i)
+            .then(|| Value::int(i))
+    }
+
+    #[inline(always)]
+    pub(crate) fn push<M: ObjectMemory>(&mut self, m: &mut M, v: Value) -> MemResult<()> {
+        self.stackp += 1;
+        m.set_slot(self.active, ctx::TEMPS - 1 + self.stackp, v)
+    }
+
+    #[inline(always)]
+    pub(crate) fn pop<M: ObjectMemory>(&mut self, m: &M) -> MemResult<Value> {
+        let v = m.slot(self.active, ctx::TEMPS - 1 + self.stackp)?;
+        self.stackp = self.stackp.saturating_sub(1);
+        Ok(v)
+    }
+
+    /// The value `depth` below the top of the stack (0 is the top).
+    #[inline(always)]
+    pub(crate) fn peek<M: ObjectMemory>(&self, m: &M, depth: usize) -> MemResult<Value> {
+        let k = self
+            .stackp
+            .checked_sub(depth)
+            .filter(|&k| k > 0)
+            .ok_or(cowheap_heap::Error::Corrupt("stack underflow"))?;
+        m.slot(self.active, ctx::TEMPS - 1 + k)
+    }
+
+    #[inline(always)]
+    pub(crate) fn poke<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        depth: usize,
+        v: Value,
+    ) -> MemResult<()> {
+        let k = self
+            .stackp
+            .checked_sub(depth)
+            .filter(|&k| k > 0)
+            .ok_or(cowheap_heap::Error::Corrupt("stack underflow"))?;
+        m.set_slot(self.active, ctx::TEMPS - 1 + k, v)
+    }
+
+    /// Pops `n` values and pushes `v`.
+    #[inline(always)]
+    pub(crate) fn pop_then_push<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        n: usize,
+        v: Value,
+    ) -> MemResult<()> {
+        self.stackp = self.stackp.saturating_sub(n);
+        self.push(m, v)
+    }
+
+    #[inline(always)]
+    fn fetch<M: ObjectMemory>(&mut self, m: &M) -> Result<u8> {
+        let b = m
+            .bytes(self.method)?
+            .get(self.pc)
+            .copied()
+            .ok_or_else(|| corrupt("the pc ran past the end of the method"))?;
+        self.pc += 1;
+        Ok(b)
+    }
+
+    #[inline(always)]
+    fn literal<M: ObjectMemory>(&self, m: &M, i: usize) -> Result<Value> {
+        if i >= self.literals {
+            return Err(corrupt("a literal index past the method's literals"));
+        }
+        Ok(m.slot(self.method, 1 + i)?)
+    }
+
+    #[inline(always)]
+    fn temp<M: ObjectMemory>(&self, m: &M, i: usize) -> MemResult<Value> {
+        m.slot(self.temps, ctx::TEMPS + i)
+    }
+
+    #[inline(always)]
+    fn set_temp<M: ObjectMemory>(&self, m: &mut M, i: usize, v: Value) -> MemResult<()> {
+        m.set_slot(self.temps, ctx::TEMPS + i, v)
+    }
+
+    pub(crate) fn header<M: ObjectMemory>(&self, m: &M, method: Value) -> Result<MethodHeader> {
+        let h = m
+            .slot(method, 0)
+            .ok()
+            .and_then(|h| h.as_int())
+            .ok_or_else(|| corrupt("a method whose header is not a SmallInteger"))?;
+        Ok(MethodHeader::decode(h))
+    }
+
+    /// The format of instances of `class`.
+    pub(crate) fn class_format<M: ObjectMemory>(
+        &self,
+        m: &M,
+        class: Value,
+    ) -> MemResult<ClassFormat> {
+        let f = m
+            .slot(class, 2)?
+            .as_int()
+            .ok_or(cowheap_heap::Error::Corrupt(
+                "a class format that is not an integer",
+            ))?;
+        Ok(ClassFormat::decode(f))
+    }
+
+    /// Makes a new instance of `class` with `n` indexable fields, as `basicNew:` does.
+    pub(crate) fn instantiate<M: ObjectMemory>(
+        &self,
+        m: &mut M,
+        class: Value,
+        n: usize,
+    ) -> MemResult<Option<Value>> {
+        let f = self.class_format(m, class)?;
+        let (format, size) = match f.spec {
+            0 | 1 if n == 0 => (
+                Format::Pointers,
+                ObjectSize {
+                    slots: f.fixed,
+                    bytes: 0,
+                },
+            ),
+            2 | 3 => (
+                Format::Pointers,
+                ObjectSize {
+                    slots: f.fixed + n,
+                    bytes: 0,
+                },
+            ),
+            4 => (
+                Format::Weak,
+                ObjectSize {
+                    slots: f.fixed + n,
+                    bytes: 0,
+                },
+            ),
+            6 => (
+                Format::Words,
+                ObjectSize {
+                    slots: 0,
+                    bytes: 4 * n,
+                },
+            ),
+            8..=11 => (Format::Bytes, ObjectSize { slots: 0, bytes: n }),
+            _ => return Ok(None),
+        };
+        m.alloc(class, format, size).map(Some)
+    }
+
+    // ---- registers -----------------------------------------------------------------------
+
+    /// Writes the pc and stack pointer into the active context.
+    pub(crate) fn store_registers<M: ObjectMemory>(&mut self, m: &mut M) -> MemResult<()> {
+        if self.same(m, self.active, self.bottom)? {
+            return m.set_slot(self.active, ctx::STACKP, Value::int(self.stackp as i64));
+        }
+        let pc = (self.pc + self.pc_base) as i64;
+        m.set_slot(self.active, ctx::PC, Value::int(pc))?;
+        m.set_slot(self.active, ctx::STACKP, Value::int(self.stackp as i64))
+    }
+
+    /// Makes `c` the active context, reading its registers.
+    pub(crate) fn load_context<M: ObjectMemory>(&mut self, m: &M, c: Value) -> Result<()> {
+        self.active = c;
+        let stackp = m.slot(c, ctx::STACKP)?.as_int();
+        let class = m.class_of(c)?;
+        let (method, temps) = if self.same(m, class, self.sp.block_context)? {
+            let home = m.slot(c, ctx::HOME)?;
+            (m.slot(home, ctx::METHOD)?, home)
+        } else {
+            (m.slot(c, ctx::METHOD)?, c)
+        };
+        let h = self.header(m, method)?;
+        self.method = method;
+        self.temps = temps;
+        self.receiver = m.slot(temps, ctx::RECEIVER)?;
+        self.literals = h.literals;
+        self.pc_base = h.initial_pc();
+        let pc = m
+            .slot(c, ctx::PC)?
+            .as_int()
+            .and_then(|p| usize::try_from(p).ok())
+            .filter(|&p| p >= self.pc_base)
+            .ok_or_else(|| corrupt("a context whose pc is not in its method"))?;
+        self.pc = pc - self.pc_base;
+        self.stackp = stackp
+            .and_then(|s| usize::try_from(s).ok())
+            .ok_or_else(|| corrupt("a context whose stack pointer is not an integer"))?;
+        Ok(())
+    }
+
+    // ---- the loop ------------------------------------------------------------------------
+
+    /// Runs until the entry send answers or `budget` bytecodes have run.
+    pub(crate) fn interpret<M: ObjectMemory>(&mut self, m: &mut M, budget: u64) -> Result<Value> {
+        let mut left = budget;
+        loop {
+            if left == 0 {
+                return Err(self.suspend(m, budget));
+            }
+            left -= 1;
+            self.stats.bytecodes += 1;
+            match self.step(m) {
+                Ok(Flow::Go) => {}
+                Ok(Flow::Done(v)) => return Ok(v),
+                Err(e) => return Err(self.with_chain(m, e)),
+            }
+        }
+    }
+
+    /// Stops at a bytecode boundary: the registers go into the context, the context into the
+    /// memory's roots.
+    #[cold]
+    fn suspend<M: ObjectMemory>(&mut self, m: &mut M, budget: u64) -> VmError {
+        let saved = self
+            .store_registers(m)
+            .and_then(|()| m.set_root(ACTIVE_ROOT, self.active));
+        if let Err(e) = saved {
+            return VmError::Memory(e);
+        }
+        VmError::BudgetExhausted {
+            budget,
+            chain: self.chain(m, 8),
+        }
+    }
+
+    /// Adds the call chain to an error that has none.
+    #[cold]
+    fn with_chain<M: ObjectMemory>(&mut self, m: &mut M, e: VmError) -> VmError {
+        let _ = self.store_registers(m);
+        let chain = self.chain(m, 16);
+        match e {
+            VmError::CorruptMethod { what, chain: c } if c.0.is_empty() => {
+                VmError::CorruptMethod { what, chain }
+            }
+            VmError::UnknownBytecode { bytecode, chain: c } if c.0.is_empty() => {
+                VmError::UnknownBytecode { bytecode, chain }
+            }
+            VmError::WouldBlock {
+                primitive,
+                chain: c,
+            } if c.0.is_empty() => VmError::WouldBlock { primitive, chain },
+            e => e,
+        }
+    }
+
+    /// One bytecode.
+    #[inline(always)]
+    fn step<M: ObjectMemory>(&mut self, m: &mut M) -> Result<Flow> {
+        let b = self.fetch(m)?;
+        match decode(b, self.sp.closures) {
+            Op::PushReceiverVariable(i) => {
+                let v = m.slot(self.receiver, i)?;
+                self.push(m, v)?;
+            }
+            Op::PushTemp(i) => {
+                let v = self.temp(m, i)?;
+                self.push(m, v)?;
+            }
+            Op::PushLiteralConstant(i) => {
+                let v = self.literal(m, i)?;
+                self.push(m, v)?;
+            }
+            Op::PushLiteralVariable(i) => {
+                let a = self.literal(m, i)?;
+                let v = m.slot(a, 1)?;
+                self.push(m, v)?;
+            }
+            Op::PopIntoReceiverVariable(i) => {
+                let v = self.pop(m)?;
+                m.set_slot(self.receiver, i, v)?;
+            }
+            Op::PopIntoTemp(i) => {
+                let v = self.pop(m)?;
+                self.set_temp(m, i, v)?;
+            }
+            Op::PushReceiver => self.push(m, self.receiver)?,
+            Op::PushConstant(k) => {
+                let v = match k {
+                    0 => self.sp.true_,
+                    1 => self.sp.false_,
+                    2 => self.sp.nil,
+                    k => Value::int(i64::from(k) - 4),
+                };
+                self.push(m, v)?;
+            }
+            Op::ReturnReceiver => return self.method_return(m, self.receiver),
+            Op::ReturnConstant(k) => {
+                let v = match k {
+                    0 => self.sp.true_,
+                    1 => self.sp.false_,
+                    _ => self.sp.nil,
+                };
+                return self.method_return(m, v);
+            }
+            Op::ReturnTop => {
+                let v = self.pop(m)?;
+                return self.method_return(m, v);
+            }
+            Op::BlockReturnTop => {
+                let v = self.pop(m)?;
+                return self.block_return(m, v);
+            }
+            Op::ExtendedPush => {
+                let d = self.fetch(m)?;
+                let i = usize::from(d & 63);
+                let v = match d >> 6 {
+                    0 => m.slot(self.receiver, i)?,
+                    1 => self.temp(m, i)?,
+                    2 => self.literal(m, i)?,
+                    _ => {
+                        let a = self.literal(m, i)?;
+                        m.slot(a, 1)?
+                    }
+                };
+                self.push(m, v)?;
+            }
+            Op::ExtendedStore | Op::ExtendedStorePop => {
+                let d = self.fetch(m)?;
+                let i = usize::from(d & 63);
+                let v = self.peek(m, 0)?;
+                match d >> 6 {
+                    0 => m.set_slot(self.receiver, i, v)?,
+                    1 => self.set_temp(m, i, v)?,
+                    2 => return Err(corrupt("a store into a literal constant")),
+                    _ => {
+                        let a = self.literal(m, i)?;
+                        m.set_slot(a, 1, v)?;
+                    }
+                }
+                if matches!(decode(b, self.sp.closures), Op::ExtendedStorePop) {
+                    self.pop(m)?;
+                }
+            }
+            Op::SingleExtendedSend => {
+                let d = self.fetch(m)?;
+                let sel = self.literal(m, usize::from(d & 31))?;
+                return self.send(m, sel, usize::from(d >> 5), false);
+            }
+            Op::DoubleExtended => {
+                let (d1, d2) = (self.fetch(m)?, self.fetch(m)?);
+                let i = usize::from(d2);
+                match d1 >> 5 {
+                    0 => {
+                        let sel = self.literal(m, i)?;
+                        return self.send(m, sel, usize::from(d1 & 31), false);
+                    }
+                    1 => {
+                        let sel = self.literal(m, i)?;
+                        return self.send(m, sel, usize::from(d1 & 31), true);
+                    }
+                    2 => {
+                        let v = m.slot(self.receiver, i)?;
+                        self.push(m, v)?;
+                    }
+                    3 => {
+                        let v = self.literal(m, i)?;
+                        self.push(m, v)?;
+                    }
+                    4 => {
+                        let a = self.literal(m, i)?;
+                        let v = m.slot(a, 1)?;
+                        self.push(m, v)?;
+                    }
+                    5 => {
+                        let v = self.peek(m, 0)?;
+                        m.set_slot(self.receiver, i, v)?;
+                    }
+                    6 => {
+                        let v = self.pop(m)?;
+                        m.set_slot(self.receiver, i, v)?;
+                    }
+                    _ => {
+                        let v = self.peek(m, 0)?;
+                        let a = self.literal(m, i)?;
+                        m.set_slot(a, 1, v)?;
+                    }
+                }
+            }
+            Op::SingleExtendedSuper => {
+                let d = self.fetch(m)?;
+                let sel = self.literal(m, usize::from(d & 31))?;
+                return self.send(m, sel, usize::from(d >> 5), true);
+            }
+            Op::SecondExtendedSend => {
+                let d = self.fetch(m)?;
+                let sel = self.literal(m, usize::from(d & 63))?;
+                return self.send(m, sel, usize::from(d >> 6), false);
+            }
+            Op::Pop => {
+                self.pop(m)?;
+            }
+            Op::Dup => {
+                let v = self.peek(m, 0)?;
+                self.push(m, v)?;
+            }
+            Op::PushThisContext => {
+                self.store_registers(m)?;
+                self.push(m, self.active)?;
+            }
+            Op::PushNewArray => {
+                let d = self.fetch(m)?;
+                let n = usize::from(d & 127);
+                let a = m.alloc(
+                    self.sp.array_class,
+                    Format::Pointers,
+                    ObjectSize { slots: n, bytes: 0 },
+                )?;
+                if d & 128 != 0 {
+                    for i in 0..n {
+                        let v = self.peek(m, n - 1 - i)?;
+                        m.set_slot(a, i, v)?;
+                    }
+                    self.stackp -= n;
+                }
+                self.push(m, a)?;
+            }
+            Op::PushRemoteTemp => {
+                let (i, v) = (self.fetch(m)?, self.fetch(m)?);
+                let vector = self.temp(m, usize::from(v))?;
+                let x = m.slot(vector, usize::from(i))?;
+                self.push(m, x)?;
+            }
+            Op::StoreRemoteTemp | Op::PopIntoRemoteTemp => {
+                let (i, v) = (self.fetch(m)?, self.fetch(m)?);
+                let vector = self.temp(m, usize::from(v))?;
+                let x = self.peek(m, 0)?;
+                m.set_slot(vector, usize::from(i), x)?;
+                if matches!(decode(b, self.sp.closures), Op::PopIntoRemoteTemp) {
+                    self.pop(m)?;
+                }
+            }
+            Op::PushClosure => {
+                let d = self.fetch(m)?;
+                let (hi, lo) = (self.fetch(m)?, self.fetch(m)?);
+                let size = usize::from(hi) << 8 | usize::from(lo);
+                self.push_closure(m, usize::from(d >> 4), usize::from(d & 15), size)?;
+            }
+            Op::Jump(n) => self.pc = self.pc.wrapping_add_signed(n),
+            Op::JumpIfFalse(n) => return self.cond_jump(m, false, n),
+            Op::JumpIfTrue(n) => return self.cond_jump(m, true, n),
+            Op::LongJump(hi) => {
+                let lo = self.fetch(m)?;
+                let off = (isize::from(hi) - 4) * 256 + isize::from(lo);
+                self.pc = self.pc.wrapping_add_signed(off);
+            }
+            Op::LongJumpIfTrue(hi) | Op::LongJumpIfFalse(hi) => {
+                let lo = self.fetch(m)?;
+                let off = isize::from(hi) * 256 + isize::from(lo);
+                let on = matches!(decode(b, self.sp.closures), Op::LongJumpIfTrue(_));
+                return self.cond_jump(m, on, off);
+            }
+            Op::SpecialSend(k) => return self.special_send(m, k),
+            Op::Send { literal, args } => {
+                let sel = self.literal(m, literal)?;
+                return self.send(m, sel, args, false);
+            }
+            Op::Unknown => {
+                return Err(VmError::UnknownBytecode {
+                    bytecode: b,
+                    chain: CallChain::default(),
+                });
+            }
+        }
+        Ok(Flow::Go)
+    }
+
+    fn cond_jump<M: ObjectMemory>(&mut self, m: &mut M, on: bool, off: isize) -> Result<Flow> {
+        let v = self.pop(m)?;
+        let (t, f) = (self.sp.true_, self.sp.false_);
+        let b = if self.same(m, v, t)? {
+            true
+        } else if self.same(m, v, f)? {
+            false
+        } else {
+            // Not a boolean: send it #mustBeBoolean, as Squeak does, with the pc past the jump.
+            self.push(m, v)?;
+            let sel = self.sp.sel_must_be_boolean;
+            return self.send(m, sel, 0, false);
+        };
+        if b == on {
+            self.pc = self.pc.wrapping_add_signed(off);
+        }
+        Ok(Flow::Go)
+    }
+
+    fn push_closure<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        copied: usize,
+        args: usize,
+        size: usize,
+    ) -> Result<()> {
+        let class = self
+            .sp
+            .block_closure
+            .ok_or_else(|| corrupt("a closure bytecode in an image without BlockClosure"))?;
+        self.store_registers(m)?;
+        let c = m.alloc(
+            class,
+            Format::Pointers,
+            ObjectSize {
+                slots: closure::COPIED + copied,
+                bytes: 0,
+            },
+        )?;
+        m.set_slot(c, closure::OUTER, self.active)?;
+        let start = (self.pc + self.pc_base) as i64;
+        m.set_slot(c, closure::START, Value::int(start))?;
+        m.set_slot(c, closure::ARGS, Value::int(args as i64))?;
+        for i in 0..copied {
+            let v = self.peek(m, copied - 1 - i)?;
+            m.set_slot(c, closure::COPIED + i, v)?;
+        }
+        self.stackp -= copied;
+        self.pc += size;
+        self.push(m, c)?;
+        Ok(())
+    }
+
+    // ---- sends ---------------------------------------------------------------------------
+
+    fn special_send<M: ObjectMemory>(&mut self, m: &mut M, k: u8) -> Result<Flow> {
+        if k < 16 {
+            let (a, b) = (self.peek(m, 1)?, self.peek(m, 0)?);
+            if let (Some(x), Some(y)) = (a.as_int(), b.as_int())
+                && let Some(r) = self.int_op(k, x, y)
+            {
+                self.pop_then_push(m, 2, r)?;
+                return Ok(Flow::Go);
+            }
+        } else if k == 22 {
+            // ==
+            let (a, b) = (self.peek(m, 1)?, self.peek(m, 0)?);
+            let r = self.boolean(self.same(m, a, b)?);
+            self.pop_then_push(m, 2, r)?;
+            return Ok(Flow::Go);
+        } else if k == 23 {
+            // class
+            let a = self.peek(m, 0)?;
+            let c = m.class_of(a)?;
+            self.pop_then_push(m, 1, c)?;
+            return Ok(Flow::Go);
+        }
+        let (sel, args) = self.sp.selectors[usize::from(k)];
+        self.send(m, sel, args, false)
+    }
+
+    /// The SmallInteger fast path of special selector `k` (0-15).
+    #[inline(always)]
+    pub(crate) fn int_op(&self, k: u8, x: i64, y: i64) -> Option<Value> {
+        let int = |i: i64| self.int(i);
+        match k {
+            0 => int(x + y),
+            1 => int(x - y),
+            2 => Some(self.boolean(x < y)),
+            3 => Some(self.boolean(x > y)),
+            4 => Some(self.boolean(x <= y)),
+            5 => Some(self.boolean(x >= y)),
+            6 => Some(self.boolean(x == y)),
+            7 => Some(self.boolean(x != y)),
+            8 => x.checked_mul(y).and_then(int),
+            9 => (y != 0 && x % y == 0).then(|| x / y).and_then(int),
+            10 => floor_mod(x, y).and_then(int),
+            11 => None, // @ makes a Point: the primitive does it
+            12 => shift(x, y).and_then(int),
+            13 => floor_div(x, y).and_then(int),
+            14 => int(x & y),
+            15 => int(x | y),
+            _ => None,
+        }
+    }
+
+    /// Looks `selector` up from `class`: the method, or `None`.
+    pub(crate) fn lookup<M: ObjectMemory>(
+        &mut self,
+        m: &M,
+        class: Value,
+        selector: Value,
+    ) -> Result<Option<(Value, MethodHeader)>> {
+        let key = (class.word().bits() ^ selector.word().bits().rotate_left(17)) as usize;
+        let slot = (key ^ (key >> 11)) % CACHE_SIZE;
+        if let Some(e) = self.cache[slot]
+            && e.class == class.word()
+            && e.selector == selector.word()
+        {
+            return Ok(Some((e.method, e.header)));
+        }
+        self.stats.cache_misses += 1;
+        let mut c = class;
+        let mut guard = 0;
+        while !self.is_nil(m, c)? {
+            guard += 1;
+            if guard > 10_000 {
+                return Err(corrupt("a superclass chain that does not end"));
+            }
+            let dict = m.slot(c, 1)?;
+            if let Some(method) = self.dict_lookup(m, dict, selector)? {
+                let header = self.header(m, method)?;
+                self.cache[slot] = Some(CacheEntry {
+                    class: class.word(),
+                    selector: selector.word(),
+                    method,
+                    header,
+                });
+                return Ok(Some((method, header)));
+            }
+            c = m.slot(c, 0)?;
+        }
+        Ok(None)
+    }
+
+    /// The method for `selector` in method dictionary `dict` (tally, values array, then the
+    /// selectors), by a scan of its keys.
+    fn dict_lookup<M: ObjectMemory>(
+        &self,
+        m: &M,
+        dict: Value,
+        selector: Value,
+    ) -> Result<Option<Value>> {
+        if !dict.is_object() {
+            return Ok(None);
+        }
+        let n = m.size(dict)?.slots;
+        for i in 2..n {
+            let k = m.slot(dict, i)?;
+            if self.same(m, k, selector)? {
+                let values = m.slot(dict, 1)?;
+                return Ok(Some(m.slot(values, i - 2)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The class a method was compiled in: the value of its last literal (an association).
+    pub(crate) fn method_class<M: ObjectMemory>(&self, m: &M, method: Value) -> Result<Value> {
+        let h = self.header(m, method)?;
+        if h.literals == 0 {
+            return Err(corrupt("a super send in a method without a class literal"));
+        }
+        let assoc = m.slot(method, h.literals)?;
+        Ok(m.slot(assoc, 1)?)
+    }
+
+    /// Sends `selector` to the receiver `args` deep in the stack.
+    pub(crate) fn send<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        selector: Value,
+        args: usize,
+        to_super: bool,
+    ) -> Result<Flow> {
+        self.stats.sends += 1;
+        let rcvr = self.peek(m, args)?;
+        let class = if to_super {
+            let c = self.method_class(m, self.method)?;
+            m.slot(c, 0)?
+        } else {
+            m.class_of(rcvr)?
+        };
+        self.send_to_class(m, rcvr, class, selector, args)
+    }
+
+    pub(crate) fn send_to_class<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        rcvr: Value,
+        class: Value,
+        selector: Value,
+        args: usize,
+    ) -> Result<Flow> {
+        match self.lookup(m, class, selector)? {
+            Some((method, h)) => self.execute(m, method, h, selector, args),
+            None => self.not_understood(m, rcvr, class, selector, args),
+        }
+    }
+
+    #[cold]
+    fn not_understood<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        rcvr: Value,
+        class: Value,
+        selector: Value,
+        args: usize,
+    ) -> Result<Flow> {
+        let dnu = self.sp.sel_dnu;
+        if self.same(m, selector, dnu)? {
+            return Err(self.dnu_error(m, rcvr, selector));
+        }
+        let Some((method, h)) = self.lookup(m, class, dnu)? else {
+            return Err(self.dnu_error(m, rcvr, selector));
+        };
+        if self.is_default_handler(m, method, class)? && !self.has_handler(m)? {
+            return Err(self.dnu_error(m, rcvr, selector));
+        }
+        // Replace the arguments by a Message.
+        let arr = m.alloc(
+            self.sp.array_class,
+            Format::Pointers,
+            ObjectSize {
+                slots: args,
+                bytes: 0,
+            },
+        )?;
+        for i in 0..args {
+            let v = self.peek(m, args - 1 - i)?;
+            m.set_slot(arr, i, v)?;
+        }
+        let message_class = self.sp.message;
+        let msg = self
+            .instantiate(m, message_class, 0)?
+            .ok_or_else(|| corrupt("a Message class that is not fixed-size"))?;
+        m.set_slot(msg, 0, selector)?;
+        m.set_slot(msg, 1, arr)?;
+        if m.size(msg)?.slots > 2 {
+            m.set_slot(msg, 2, class)?;
+        }
+        self.stackp -= args;
+        self.push(m, msg)?;
+        self.execute(m, method, h, dnu, 1)
+    }
+
+    #[cold]
+    fn dnu_error<M: ObjectMemory>(&mut self, m: &mut M, rcvr: Value, selector: Value) -> VmError {
+        let _ = self.store_registers(m);
+        VmError::DoesNotUnderstand {
+            selector: crate::names::symbol(m, selector).unwrap_or_else(|| "?".into()),
+            receiver_class: m
+                .class_of(rcvr)
+                .ok()
+                .and_then(|c| crate::names::class_name(m, c))
+                .unwrap_or_else(|| "?".into()),
+            chain: self.chain(m, 16),
+        }
+    }
+
+    /// True if `method` (found from `class`) is in a root class of the hierarchy (Object or
+    /// ProtoObject): the image's default handler of an error.
+    fn is_default_handler<M: ObjectMemory>(
+        &self,
+        m: &M,
+        method: Value,
+        class: Value,
+    ) -> Result<bool> {
+        let mut c = class;
+        let mut guard = 0;
+        while !self.is_nil(m, c)? && guard < 10_000 {
+            guard += 1;
+            let dict = m.slot(c, 1)?;
+            let superclass = m.slot(c, 0)?;
+            if self.dict_has_method(m, dict, method)? {
+                let top = self.is_nil(m, superclass)? || self.is_nil(m, m.slot(superclass, 0)?)?;
+                return Ok(top);
+            }
+            c = superclass;
+        }
+        Ok(false)
+    }
+
+    fn dict_has_method<M: ObjectMemory>(&self, m: &M, dict: Value, method: Value) -> Result<bool> {
+        if !dict.is_object() {
+            return Ok(false);
+        }
+        let values = m.slot(dict, 1)?;
+        if !values.is_object() {
+            return Ok(false);
+        }
+        for i in 0..m.size(values)?.slots {
+            if self.same(m, m.slot(values, i)?, method)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// True if a context on the active chain runs a method marked as an exception handler
+    /// (primitive 199, `on:do:`).
+    fn has_handler<M: ObjectMemory>(&self, m: &M) -> Result<bool> {
+        let mut c = self.active;
+        for _ in 0..self.max_depth {
+            if self.is_nil(m, c)? || !c.is_object() {
+                break;
+            }
+            if self.same(m, c, self.bottom)? {
+                break;
+            }
+            let method = m.slot(c, ctx::METHOD)?;
+            if method.is_object()
+                && m.format(method)? == Format::CompiledMethod
+                && self.header(m, method)?.primitive == 199
+            {
+                return Ok(true);
+            }
+            c = m.slot(c, ctx::SENDER)?;
+        }
+        Ok(false)
+    }
+
+    /// Runs `method` for the receiver and `args` arguments on the stack: its primitive, and
+    /// if there is none or it fails, a new context.
+    pub(crate) fn execute<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        method: Value,
+        h: MethodHeader,
+        selector: Value,
+        args: usize,
+    ) -> Result<Flow> {
+        if h.primitive != 0
+            && let Some(flow) = self.primitive(m, h.primitive, method, selector, args)?
+        {
+            self.stats.primitives += 1;
+            return Ok(flow);
+        }
+        if h.args != args {
+            return Err(corrupt("a method run with the wrong number of arguments"));
+        }
+        self.trap(m, method, selector, args)?;
+        let rcvr = self.peek(m, args)?;
+        self.activate(m, method, h, rcvr, args, None)
+    }
+
+    /// Stops with a typed error where the image would open a debugger: `error:` and the
+    /// VM's own error sends reaching the default implementation with no handler.
+    fn trap<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        method: Value,
+        selector: Value,
+        args: usize,
+    ) -> Result<()> {
+        let name = crate::names::symbol(m, selector);
+        let Some(name) = name else { return Ok(()) };
+        if !matches!(
+            name.as_str(),
+            "error:" | "cannotReturn:" | "mustBeBoolean" | "halt"
+        ) {
+            return Ok(());
+        }
+        let rcvr = self.peek(m, args)?;
+        let class = m.class_of(rcvr)?;
+        if !self.is_default_handler(m, method, class)? || self.has_handler(m)? {
+            return Ok(());
+        }
+        let message = if name == "error:" {
+            let text = self.peek(m, 0)?;
+            crate::names::string(m, text).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        self.store_registers(m)?;
+        Err(VmError::ImageError {
+            selector: name,
+            receiver_class: crate::names::class_name(m, class).unwrap_or_else(|| "?".into()),
+            message,
+            chain: self.chain(m, 16),
+        })
+    }
+
+    /// A new context for `method` running for `rcvr`, with `args` arguments and the
+    /// receiver (or closure) under them taken off the stack; for a closure, `closure` gives
+    /// it, its start pc and its number of copied values.
+    pub(crate) fn activate<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        method: Value,
+        h: MethodHeader,
+        rcvr: Value,
+        args: usize,
+        closure: Option<(Value, usize, usize)>,
+    ) -> Result<Flow> {
+        self.enter(m)?;
+        let frame = h.frame().max(h.temps + 1);
+        let c = m.alloc(
+            self.sp.method_context,
+            Format::Pointers,
+            ObjectSize {
+                slots: ctx::TEMPS + frame,
+                bytes: 0,
+            },
+        )?;
+        self.stats.contexts += 1;
+        for i in 0..args {
+            let v = self.peek(m, args - 1 - i)?;
+            m.set_slot(c, ctx::TEMPS + i, v)?;
+        }
+        self.stackp -= args + 1;
+        self.store_registers(m)?;
+        m.set_slot(c, ctx::SENDER, self.active)?;
+        m.set_slot(c, ctx::METHOD, method)?;
+        m.set_slot(c, ctx::RECEIVER, rcvr)?;
+        let (pc, stackp) = match closure {
+            None => (h.initial_pc(), h.temps),
+            Some((blk, start, copied)) => {
+                m.set_slot(c, ctx::CLOSURE, blk)?;
+                for i in 0..copied {
+                    let v = m.slot(blk, closure::COPIED + i)?;
+                    m.set_slot(c, ctx::TEMPS + args + i, v)?;
+                }
+                (start, args + copied)
+            }
+        };
+        if stackp > frame {
+            return Err(corrupt("more temporaries than the context holds"));
+        }
+        m.set_slot(c, ctx::PC, Value::int(pc as i64))?;
+        m.set_slot(c, ctx::STACKP, Value::int(stackp as i64))?;
+        self.active = c;
+        self.method = method;
+        self.receiver = rcvr;
+        self.temps = c;
+        self.literals = h.literals;
+        self.pc_base = h.initial_pc();
+        self.pc = pc
+            .checked_sub(self.pc_base)
+            .ok_or_else(|| corrupt("a block that starts before its method's bytecodes"))?;
+        self.stackp = stackp;
+        self.maybe_collect(m)?;
+        Ok(Flow::Go)
+    }
+
+    /// Collects the memory's garbage once private bytes pass the threshold, with the
+    /// active and bottom contexts as roots (every register is reachable from them).
+    fn maybe_collect<M: ObjectMemory>(&mut self, m: &mut M) -> Result<()> {
+        if m.private_bytes() < self.gc_threshold {
+            return Ok(());
+        }
+        self.collect_now(m)
+    }
+
+    pub(crate) fn collect_now<M: ObjectMemory>(&mut self, m: &mut M) -> Result<()> {
+        self.store_registers(m)?;
+        let after = m.collect(&[self.active, self.bottom])?;
+        // A collected method may have been cached.
+        self.flush_cache();
+        self.stats.collections += 1;
+        self.gc_threshold = after.saturating_mul(2).max(after + self.gc_min);
+        Ok(())
+    }
+
+    /// Counts one more context on the chain; past the limit, counts the chain itself.
+    pub(crate) fn enter<M: ObjectMemory>(&mut self, m: &mut M) -> Result<()> {
+        self.depth += 1;
+        if self.depth > self.max_depth {
+            self.check_depth(m)?;
+        }
+        Ok(())
+    }
+
+    /// Counts the context chain; fails if it is longer than the limit.
+    #[cold]
+    fn check_depth<M: ObjectMemory>(&mut self, m: &mut M) -> Result<()> {
+        let mut c = self.active;
+        let mut n = 0;
+        while c.is_object() && !self.is_nil(m, c)? {
+            n += 1;
+            if n > self.max_depth {
+                self.store_registers(m)?;
+                return Err(VmError::StackOverflow {
+                    depth: self.max_depth,
+                    chain: self.chain(m, 16),
+                });
+            }
+            c = m.slot(c, ctx::SENDER)?;
+        }
+        self.depth = n;
+        Ok(())
+    }
+
+    // ---- returns -------------------------------------------------------------------------
+
+    /// The home context of the active context: itself for a method, a BlockContext's home,
+    /// the outermost context of a closure.
+    fn home<M: ObjectMemory>(&self, m: &M) -> Result<Value> {
+        if !self.same(m, self.temps, self.active)? {
+            return Ok(self.temps);
+        }
+        let mut c = self.active;
+        for _ in 0..self.max_depth {
+            let blk = m.slot(c, ctx::CLOSURE)?;
+            if !self.sp.closures || self.is_nil(m, blk)? || !blk.is_object() {
+                return Ok(c);
+            }
+            c = m.slot(blk, closure::OUTER)?;
+        }
+        Err(corrupt("a closure nesting that does not end"))
+    }
+
+    /// `^ value`: returns from the home method to its sender.
+    fn method_return<M: ObjectMemory>(&mut self, m: &mut M, value: Value) -> Result<Flow> {
+        let home = self.home(m)?;
+        if self.same(m, home, self.active)? {
+            let to = m.slot(self.active, ctx::SENDER)?;
+            return self.return_to(m, to, value);
+        }
+        // Non-local return: the home must still be live and on the active chain.
+        let to = m.slot(home, ctx::SENDER)?;
+        if self.is_nil(m, m.slot(home, ctx::PC)?)? || self.is_nil(m, to)? {
+            return self.cannot_return(m, value);
+        }
+        let mut c = self.active;
+        let mut found = false;
+        for _ in 0..self.max_depth {
+            if self.is_nil(m, c)? {
+                break;
+            }
+            if self.same(m, c, home)? {
+                found = true;
+                break;
+            }
+            let method = m.slot(c, ctx::METHOD)?;
+            if !self.same(m, c, self.active)?
+                && method.is_object()
+                && m.format(method)? == Format::CompiledMethod
+                && self.header(m, method)?.primitive == 198
+                && let Some(sel) = self.sp.sel_about_to_return
+            {
+                // An unwind block lies between: let the image run it
+                // (`thisContext aboutToReturn: value through: c`).
+                self.push(m, self.active)?;
+                self.push(m, value)?;
+                self.push(m, c)?;
+                return self.send(m, sel, 2, false);
+            }
+            c = m.slot(c, ctx::SENDER)?;
+        }
+        if !found {
+            return self.cannot_return(m, value);
+        }
+        self.return_to(m, to, value)
+    }
+
+    /// Returns `value` from a block to its caller.
+    fn block_return<M: ObjectMemory>(&mut self, m: &mut M, value: Value) -> Result<Flow> {
+        let to = m.slot(self.active, ctx::SENDER)?;
+        self.return_to(m, to, value)
+    }
+
+    #[cold]
+    fn cannot_return<M: ObjectMemory>(&mut self, m: &mut M, value: Value) -> Result<Flow> {
+        self.push(m, self.active)?;
+        self.push(m, value)?;
+        let sel = self.sp.sel_cannot_return;
+        self.send(m, sel, 1, false)
+    }
+
+    /// Returns `value` to context `to`, marking every context from the active one up to it
+    /// dead (nil sender and pc).
+    pub(crate) fn return_to<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        to: Value,
+        value: Value,
+    ) -> Result<Flow> {
+        if self.is_nil(m, to)? || !to.is_object() {
+            return self.cannot_return(m, value);
+        }
+        let nil = self.sp.nil;
+        let mut c = self.active;
+        for _ in 0..=self.max_depth {
+            if self.same(m, c, to)? || self.is_nil(m, c)? {
+                break;
+            }
+            let next = m.slot(c, ctx::SENDER)?;
+            m.set_slot(c, ctx::SENDER, nil)?;
+            m.set_slot(c, ctx::PC, nil)?;
+            self.depth = self.depth.saturating_sub(1);
+            c = next;
+        }
+        if self.same(m, to, self.bottom)? {
+            self.active = to;
+            self.stackp = m
+                .slot(to, ctx::STACKP)?
+                .as_int()
+                .and_then(|s| usize::try_from(s).ok())
+                .unwrap_or(0);
+            return Ok(Flow::Done(value));
+        }
+        if self.is_nil(m, m.slot(to, ctx::PC)?)? {
+            return Err(corrupt("a return to a dead context"));
+        }
+        self.load_context(m, to)?;
+        self.push(m, value)?;
+        Ok(Flow::Go)
+    }
+
+    // ---- diagnostics ---------------------------------------------------------------------
+
+    /// The call chain from the active context, at most `limit` frames.
+    pub(crate) fn chain<M: ObjectMemory>(&self, m: &M, limit: usize) -> CallChain {
+        let mut out = Vec::new();
+        let mut c = self.active;
+        while out.len() < limit {
+            if !c.is_object()
+                || self.is_nil(m, c).unwrap_or(true)
+                || self.same(m, c, self.bottom).unwrap_or(true)
+            {
+                break;
+            }
+            out.push(crate::names::frame(self, m, c).unwrap_or_else(|| "?".into()));
+            match m.slot(c, ctx::SENDER) {
+                Ok(s) => c = s,
+                Err(_) => break,
+            }
+        }
+        CallChain(out)
+    }
+}

@@ -1,0 +1,77 @@
+//! Names for errors: selectors, class names, `Class>>selector` frames, strings.
+
+use crate::image::ctx;
+use crate::interp::Vm;
+use crate::memory::ObjectMemory;
+use cowheap_heap::{Format, Value};
+
+/// The text of a Symbol or String (a bytes object), if `v` is one.
+pub fn string<M: ObjectMemory>(m: &M, v: Value) -> Option<String> {
+    if !v.is_object() || m.format(v).ok()? != Format::Bytes {
+        return None;
+    }
+    Some(String::from_utf8_lossy(m.bytes(v).ok()?).into_owned())
+}
+
+/// The text of a selector.
+pub fn symbol<M: ObjectMemory>(m: &M, v: Value) -> Option<String> {
+    string(m, v)
+}
+
+/// The name of a class: its name slot, or `X class` for a metaclass.
+pub fn class_name<M: ObjectMemory>(m: &M, class: Value) -> Option<String> {
+    // Class: superclass methodDict format instanceVariables organization subclasses name.
+    if let Some(name) = m.slot(class, 6).ok().and_then(|n| string(m, n))
+        && !name.is_empty()
+    {
+        return Some(name);
+    }
+    // Metaclass: ... organization thisClass.
+    let this = m.slot(class, 5).ok()?;
+    let name = m.slot(this, 6).ok().and_then(|n| string(m, n))?;
+    Some(format!("{name} class"))
+}
+
+/// `Class>>selector` for context `c`: the receiver's class, and the selector under which
+/// the method is found in its class or a superclass.
+pub(crate) fn frame<M: ObjectMemory>(vm: &Vm, m: &M, c: Value) -> Option<String> {
+    let class_of_ctx = m.class_of(c).ok()?;
+    let block = vm.same(m, class_of_ctx, vm.sp.block_context).ok()?;
+    let home = if block { m.slot(c, ctx::HOME).ok()? } else { c };
+    let method = m.slot(home, ctx::METHOD).ok()?;
+    let rcvr = m.slot(home, ctx::RECEIVER).ok()?;
+    let mut class = m.class_of(rcvr).ok()?;
+    let in_block = block
+        || m.slot(c, ctx::CLOSURE)
+            .map(|b| b.is_object() && !vm.is_nil(m, b).unwrap_or(true) && vm.sp.closures)
+            .unwrap_or(false);
+    let prefix = if in_block { "[] in " } else { "" };
+    for _ in 0..10_000 {
+        if vm.is_nil(m, class).ok()? {
+            break;
+        }
+        let dict = m.slot(class, 1).ok()?;
+        if dict.is_object() {
+            let values = m.slot(dict, 1).ok()?;
+            let n = m.size(dict).ok()?.slots;
+            for i in 2..n {
+                if let Ok(v) = m.slot(values, i - 2)
+                    && vm.same(m, v, method).unwrap_or(false)
+                {
+                    let sel = m.slot(dict, i).ok().and_then(|s| symbol(m, s));
+                    return Some(format!(
+                        "{prefix}{}>>{}",
+                        class_name(m, class).unwrap_or_else(|| "?".into()),
+                        sel.unwrap_or_else(|| "?".into())
+                    ));
+                }
+            }
+        }
+        class = m.slot(class, 0).ok()?;
+    }
+    let rc = m.class_of(rcvr).ok()?;
+    Some(format!(
+        "{prefix}{}>>?",
+        class_name(m, rc).unwrap_or_else(|| "?".into())
+    ))
+}

@@ -1,0 +1,992 @@
+//! Primitives. Each answers `Some(flow)` when it succeeded (the receiver and arguments
+//! popped, the result pushed, or a new context activated) or `None` when it failed, with
+//! the stack untouched, so the method's own Smalltalk runs.
+
+use crate::error::{CallChain, Result, VmError};
+use crate::image::{ClassFormat, closure, ctx};
+use crate::interp::{Flow, Vm, floor_div, floor_mod, shift};
+use crate::memory::ObjectMemory;
+use cowheap_heap::{Format, ObjectSize, Value};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+type Prim = Result<Option<Flow>>;
+
+const FAIL: Prim = Ok(None);
+
+fn epoch() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+impl Vm {
+    /// Pops the receiver and `args` arguments and pushes `v`.
+    fn answer<M: ObjectMemory>(&mut self, m: &mut M, args: usize, v: Value) -> Prim {
+        self.pop_then_push(m, args + 1, v)?;
+        Ok(Some(Flow::Go))
+    }
+
+    fn arg_int<M: ObjectMemory>(&self, m: &M, depth: usize) -> Result<Option<i64>> {
+        Ok(self.peek(m, depth)?.as_int())
+    }
+
+    /// The double of a boxed Float, or of a SmallInteger.
+    pub(crate) fn float_of<M: ObjectMemory>(&self, m: &M, v: Value) -> Result<Option<f64>> {
+        if let Some(i) = v.as_int() {
+            return Ok(Some(i as f64));
+        }
+        if !v.is_object() || !self.same(m, m.class_of(v)?, self.sp.float)? {
+            return Ok(None);
+        }
+        let b = m.bytes(v)?;
+        Ok(b.try_into().ok().map(|b: [u8; 8]| f64::from_le_bytes(b)))
+    }
+
+    /// A new boxed Float.
+    pub(crate) fn new_float<M: ObjectMemory>(&self, m: &mut M, f: f64) -> Result<Value> {
+        let v = m.alloc(
+            self.sp.float,
+            Format::Words,
+            ObjectSize { slots: 0, bytes: 8 },
+        )?;
+        m.set_bytes(v, 0, &f.to_le_bytes())?;
+        Ok(v)
+    }
+
+    /// A SmallInteger, or a LargePositiveInteger for a value past the SmallInteger range.
+    fn positive<M: ObjectMemory>(&self, m: &mut M, u: u64) -> Result<Value> {
+        if let Some(v) = i64::try_from(u).ok().and_then(|i| self.int(i)) {
+            return Ok(v);
+        }
+        let bytes = u.to_le_bytes();
+        let len = 8 - (u.leading_zeros() / 8) as usize;
+        let v = m.alloc(
+            self.sp.large_positive,
+            Format::Bytes,
+            ObjectSize {
+                slots: 0,
+                bytes: len,
+            },
+        )?;
+        m.set_bytes(v, 0, &bytes[..len])?;
+        Ok(v)
+    }
+
+    /// The unsigned value of a SmallInteger or a LargePositiveInteger of at most 8 bytes.
+    fn unsigned_of<M: ObjectMemory>(&self, m: &M, v: Value) -> Result<Option<u64>> {
+        if let Some(i) = v.as_int() {
+            return Ok(u64::try_from(i).ok());
+        }
+        if !v.is_object() || !self.same(m, m.class_of(v)?, self.sp.large_positive)? {
+            return Ok(None);
+        }
+        let b = m.bytes(v)?;
+        if b.len() > 8 {
+            return Ok(None);
+        }
+        let mut w = [0u8; 8];
+        w[..b.len()].copy_from_slice(b);
+        Ok(Some(u64::from_le_bytes(w)))
+    }
+
+    /// Fixed fields of `obj`'s class and whether it is indexable.
+    fn shape<M: ObjectMemory>(&self, m: &M, obj: Value) -> Result<ClassFormat> {
+        let class = m.class_of(obj)?;
+        Ok(self.class_format(m, class)?)
+    }
+
+    /// The number of indexable fields of `obj` (what `basicSize` answers), or `None`.
+    fn indexable_size<M: ObjectMemory>(&self, m: &M, obj: Value) -> Result<Option<usize>> {
+        if !obj.is_object() {
+            return Ok(None);
+        }
+        let size = m.size(obj)?;
+        Ok(match m.format(obj)? {
+            Format::Pointers | Format::Weak | Format::Ephemeron => {
+                let f = self.shape(m, obj)?;
+                if f.indexable() {
+                    size.slots.checked_sub(f.fixed)
+                } else {
+                    Some(0)
+                }
+            }
+            Format::Bytes => Some(size.bytes),
+            Format::Shorts => Some(size.bytes / 2),
+            Format::Words => Some(size.bytes / 4),
+            Format::DoubleWords => Some(size.bytes / 8),
+            Format::CompiledMethod => Some(size.slots * 4 + size.bytes),
+        })
+    }
+
+    /// `obj basicAt: i` (1-based), or `None`.
+    fn at<M: ObjectMemory>(
+        &self,
+        m: &mut M,
+        obj: Value,
+        i: i64,
+        chars: bool,
+    ) -> Result<Option<Value>> {
+        let Some(n) = self.indexable_size(m, obj)? else {
+            return Ok(None);
+        };
+        let Some(i) = usize::try_from(i).ok().filter(|&i| i >= 1 && i <= n) else {
+            return Ok(None);
+        };
+        let i = i - 1;
+        Ok(match m.format(obj)? {
+            Format::Pointers | Format::Weak | Format::Ephemeron => {
+                let f = self.shape(m, obj)?;
+                Some(m.slot(obj, f.fixed + i)?)
+            }
+            Format::Bytes => {
+                let b = m.bytes(obj)?[i];
+                if chars {
+                    Some(m.slot(self.sp.character_table, usize::from(b))?)
+                } else {
+                    Some(Value::int(i64::from(b)))
+                }
+            }
+            Format::Words => {
+                let b = m.bytes(obj)?;
+                let is_float = self.same(m, m.class_of(obj)?, self.sp.float)?;
+                let w = if is_float && b.len() == 8 {
+                    // Squeak's Float word 1 is the most significant.
+                    let bits = u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+                    if i == 0 {
+                        (bits >> 32) as u32
+                    } else {
+                        bits as u32
+                    }
+                } else {
+                    u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+                };
+                Some(self.positive(m, u64::from(w))?)
+            }
+            Format::CompiledMethod => {
+                let lits = m.size(obj)?.slots * 4;
+                if i < lits {
+                    None
+                } else {
+                    Some(Value::int(i64::from(m.bytes(obj)?[i - lits])))
+                }
+            }
+            _ => None,
+        })
+    }
+
+    /// `obj basicAt: i put: v`; false if it fails.
+    fn at_put<M: ObjectMemory>(
+        &self,
+        m: &mut M,
+        obj: Value,
+        i: i64,
+        v: Value,
+        chars: bool,
+    ) -> Result<bool> {
+        let Some(n) = self.indexable_size(m, obj)? else {
+            return Ok(false);
+        };
+        let Some(i) = usize::try_from(i).ok().filter(|&i| i >= 1 && i <= n) else {
+            return Ok(false);
+        };
+        let i = i - 1;
+        match m.format(obj)? {
+            Format::Pointers | Format::Weak | Format::Ephemeron => {
+                let f = self.shape(m, obj)?;
+                m.set_slot(obj, f.fixed + i, v)?;
+            }
+            Format::Bytes => {
+                let b = if chars {
+                    if !v.is_object() || !self.same(m, m.class_of(v)?, self.sp.character)? {
+                        return Ok(false);
+                    }
+                    m.slot(v, 0)?.as_int()
+                } else {
+                    v.as_int()
+                };
+                let Some(b) = b.and_then(|b| u8::try_from(b).ok()) else {
+                    return Ok(false);
+                };
+                m.set_bytes(obj, i, &[b])?;
+            }
+            Format::Words => {
+                let Some(w) = self.unsigned_of(m, v)?.and_then(|u| u32::try_from(u).ok()) else {
+                    return Ok(false);
+                };
+                if self.same(m, m.class_of(obj)?, self.sp.float)? {
+                    let b = m.bytes(obj)?;
+                    let bits = u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+                    let bits = if i == 0 {
+                        (bits & 0xFFFF_FFFF) | (u64::from(w) << 32)
+                    } else {
+                        (bits & !0xFFFF_FFFF) | u64::from(w)
+                    };
+                    m.set_bytes(obj, 0, &bits.to_le_bytes())?;
+                } else {
+                    m.set_bytes(obj, 4 * i, &w.to_le_bytes())?;
+                }
+            }
+            Format::CompiledMethod => {
+                let lits = m.size(obj)?.slots * 4;
+                let Some(b) = v.as_int().and_then(|b| u8::try_from(b).ok()) else {
+                    return Ok(false);
+                };
+                if i < lits {
+                    return Ok(false);
+                }
+                m.set_bytes(obj, i - lits, &[b])?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Runs primitive `index` of `method`, sent as `selector` with `args` arguments.
+    pub(crate) fn primitive<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        index: u16,
+        method: Value,
+        selector: Value,
+        args: usize,
+    ) -> Prim {
+        let _ = (method, selector);
+        if !matches!(index, 1..=64 | 70 | 71 | 75 | 110 | 111 | 256..) {
+            self.store_registers(m)?;
+        }
+        match index {
+            1..=17 => self.prim_int(m, index, args),
+            18 => {
+                if args != 1 {
+                    return FAIL;
+                }
+                let (x, y) = (self.peek(m, 1)?, self.peek(m, 0)?);
+                if x.as_int().is_none() && self.float_of(m, x)?.is_none() {
+                    return FAIL;
+                }
+                let class = self.sp.point;
+                let Some(p) = self.instantiate(m, class, 0)? else {
+                    return FAIL;
+                };
+                if m.size(p)?.slots < 2 {
+                    return FAIL;
+                }
+                m.set_slot(p, 0, x)?;
+                m.set_slot(p, 1, y)?;
+                self.answer(m, 1, p)
+            }
+            40 => {
+                let Some(i) = self.peek(m, 0)?.as_int() else {
+                    return FAIL;
+                };
+                let f = self.new_float(m, i as f64)?;
+                self.answer(m, args, f)
+            }
+            41..=59 => self.prim_float(m, index, args),
+            60 | 63 => {
+                if args != 1 {
+                    return FAIL;
+                }
+                let (obj, i) = (self.peek(m, 1)?, self.arg_int(m, 0)?);
+                let Some(i) = i else { return FAIL };
+                match self.at(m, obj, i, index == 63)? {
+                    Some(v) => self.answer(m, 1, v),
+                    None => FAIL,
+                }
+            }
+            61 | 64 => {
+                if args != 2 {
+                    return FAIL;
+                }
+                let (obj, i, v) = (self.peek(m, 2)?, self.arg_int(m, 1)?, self.peek(m, 0)?);
+                let Some(i) = i else { return FAIL };
+                if self.at_put(m, obj, i, v, index == 64)? {
+                    self.answer(m, 2, v)
+                } else {
+                    FAIL
+                }
+            }
+            62 => {
+                let obj = self.peek(m, args)?;
+                match self.indexable_size(m, obj)? {
+                    Some(n) => self.answer(m, args, Value::int(n as i64)),
+                    None => FAIL,
+                }
+            }
+            68 => {
+                let (obj, i) = (self.peek(m, 1)?, self.arg_int(m, 0)?);
+                let Some(i) = i.and_then(|i| usize::try_from(i).ok()) else {
+                    return FAIL;
+                };
+                if !obj.is_object()
+                    || m.format(obj)? != Format::CompiledMethod
+                    || i < 1
+                    || i > m.size(obj)?.slots
+                {
+                    return FAIL;
+                }
+                let v = m.slot(obj, i - 1)?;
+                self.answer(m, 1, v)
+            }
+            69 => {
+                let (obj, i, v) = (self.peek(m, 2)?, self.arg_int(m, 1)?, self.peek(m, 0)?);
+                let Some(i) = i.and_then(|i| usize::try_from(i).ok()) else {
+                    return FAIL;
+                };
+                if !obj.is_object()
+                    || m.format(obj)? != Format::CompiledMethod
+                    || i < 1
+                    || i > m.size(obj)?.slots
+                {
+                    return FAIL;
+                }
+                m.set_slot(obj, i - 1, v)?;
+                self.answer(m, 2, v)
+            }
+            70 => {
+                let class = self.peek(m, 0)?;
+                if !class.is_object() {
+                    return FAIL;
+                }
+                match self.instantiate(m, class, 0)? {
+                    Some(v) if !self.class_format(m, class)?.indexable() => self.answer(m, 0, v),
+                    _ => FAIL,
+                }
+            }
+            71 => {
+                let (class, n) = (self.peek(m, 1)?, self.arg_int(m, 0)?);
+                let Some(n) = n.and_then(|n| usize::try_from(n).ok()) else {
+                    return FAIL;
+                };
+                if !class.is_object() || !self.class_format(m, class)?.indexable() || n > 1 << 28 {
+                    return FAIL;
+                }
+                match self.instantiate(m, class, n)? {
+                    Some(v) => self.answer(m, 1, v),
+                    None => FAIL,
+                }
+            }
+            72 | 128 => {
+                let (a, b) = (self.peek(m, 1)?, self.peek(m, 0)?);
+                if !a.is_object()
+                    || !b.is_object()
+                    || m.format(a)? != Format::Pointers
+                    || m.format(b)? != Format::Pointers
+                {
+                    return FAIL;
+                }
+                let n = m.size(a)?.slots;
+                if n != m.size(b)?.slots {
+                    return FAIL;
+                }
+                for i in 0..n {
+                    let (x, y) = (m.slot(a, i)?, m.slot(b, i)?);
+                    if !x.is_object() || !y.is_object() {
+                        return FAIL;
+                    }
+                }
+                for i in 0..n {
+                    let (x, y) = (m.slot(a, i)?, m.slot(b, i)?);
+                    if index == 72 {
+                        m.become_forward(x, y)?;
+                    } else {
+                        m.become_two_way(x, y)?;
+                    }
+                }
+                self.flush_cache();
+                // The active context's registers may name a becomed object.
+                let (active, a) = (self.active, self.peek(m, 1)?);
+                self.pop_then_push(m, 2, a)?;
+                self.store_registers(m)?;
+                self.load_context(m, active)?;
+                Ok(Some(Flow::Go))
+            }
+            73 => {
+                let (obj, i) = (self.peek(m, 1)?, self.arg_int(m, 0)?);
+                let Some(i) = i.and_then(|i| usize::try_from(i).ok()) else {
+                    return FAIL;
+                };
+                if !obj.is_object()
+                    || !m.format(obj)?.has_slots()
+                    || i < 1
+                    || i > m.size(obj)?.slots
+                {
+                    return FAIL;
+                }
+                let v = m.slot(obj, i - 1)?;
+                self.answer(m, 1, v)
+            }
+            74 => {
+                let (obj, i, v) = (self.peek(m, 2)?, self.arg_int(m, 1)?, self.peek(m, 0)?);
+                let Some(i) = i.and_then(|i| usize::try_from(i).ok()) else {
+                    return FAIL;
+                };
+                if !obj.is_object()
+                    || !m.format(obj)?.has_slots()
+                    || i < 1
+                    || i > m.size(obj)?.slots
+                {
+                    return FAIL;
+                }
+                m.set_slot(obj, i - 1, v)?;
+                let r = self.answer(m, 2, v);
+                if self.same(m, obj, self.active)? {
+                    self.store_registers(m)?;
+                    let a = self.active;
+                    self.load_context(m, a)?;
+                }
+                r
+            }
+            75 => {
+                let obj = self.peek(m, 0)?;
+                if !obj.is_object() {
+                    return FAIL;
+                }
+                let h = m.identity_hash(obj)?;
+                self.answer(m, 0, Value::int(i64::from(h & 0x3FFF_FFFF)))
+            }
+            79 => {
+                let (class, n, h) = (self.peek(m, 2)?, self.arg_int(m, 1)?, self.arg_int(m, 0)?);
+                let (Some(n), Some(h)) = (n.and_then(|n| usize::try_from(n).ok()), h) else {
+                    return FAIL;
+                };
+                if !class.is_object() || n > 1 << 20 {
+                    return FAIL;
+                }
+                let lits = crate::image::MethodHeader::decode(h).literals;
+                let v = m.alloc(
+                    class,
+                    Format::CompiledMethod,
+                    ObjectSize {
+                        slots: 1 + lits,
+                        bytes: n,
+                    },
+                )?;
+                m.set_slot(v, 0, Value::int(h))?;
+                self.answer(m, 2, v)
+            }
+            80 => self.block_copy(m, args),
+            81 => self.block_value(m, args, None),
+            82 => {
+                let a = self.peek(m, 0)?;
+                self.block_value(m, 1, Some(a))
+            }
+            83 => self.prim_perform(m, args),
+            84 => self.perform_with_arguments(m, None),
+            100 => {
+                let class = self.peek(m, 0)?;
+                self.perform_with_arguments(m, Some(class))
+            }
+            85 => {
+                let sema = self.peek(m, 0)?;
+                let first = m.slot(sema, 0)?;
+                if !self.is_nil(m, first)? {
+                    return Err(self.blocked(index));
+                }
+                let n = m.slot(sema, 2)?.as_int().unwrap_or(0);
+                m.set_slot(sema, 2, Value::int(n + 1))?;
+                self.answer(m, 0, sema)
+            }
+            86 => {
+                let sema = self.peek(m, 0)?;
+                let n = m.slot(sema, 2)?.as_int().unwrap_or(0);
+                if n <= 0 {
+                    return Err(self.blocked(index));
+                }
+                m.set_slot(sema, 2, Value::int(n - 1))?;
+                self.answer(m, 0, sema)
+            }
+            87 | 88 => Err(self.blocked(index)),
+            89 | 116 | 119 => {
+                self.flush_cache();
+                let r = self.peek(m, args)?;
+                self.answer(m, args, r)
+            }
+            105 => self.replace(m),
+            110 => {
+                let (a, b) = (self.peek(m, 1)?, self.peek(m, 0)?);
+                let r = self.boolean(self.same(m, a, b)?);
+                self.answer(m, 1, r)
+            }
+            111 => {
+                let a = self.peek(m, args)?;
+                let c = m.class_of(a)?;
+                self.answer(m, args, c)
+            }
+            112 => self.answer(m, args, Value::int(1 << 28)),
+            129 => {
+                let a = self.sp.array;
+                self.answer(m, args, a)
+            }
+            130 | 131 => {
+                self.collect_now(m)?;
+                self.answer(m, args, Value::int(1 << 28))
+            }
+            135 => {
+                let ms = epoch().elapsed().as_millis() as i64 & 0x3FFF_FFFF;
+                self.answer(m, args, Value::int(ms))
+            }
+            137 => {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+                    + 2_177_452_800;
+                let v = self.positive(m, secs)?;
+                self.answer(m, args, v)
+            }
+            148 => {
+                let obj = self.peek(m, 0)?;
+                if !obj.is_object() {
+                    return FAIL;
+                }
+                let (class, format, size) = (m.class_of(obj)?, m.format(obj)?, m.size(obj)?);
+                let copy = m.alloc(class, format, size)?;
+                for i in 0..size.slots {
+                    let v = m.slot(obj, i)?;
+                    m.set_slot(copy, i, v)?;
+                }
+                if size.bytes > 0 {
+                    let b = m.bytes(obj)?.to_vec();
+                    m.set_bytes(copy, 0, &b)?;
+                }
+                self.answer(m, 0, copy)
+            }
+            167 => {
+                let r = self.peek(m, args)?;
+                self.answer(m, args, r)
+            }
+            169 => {
+                let (a, b) = (self.peek(m, 1)?, self.peek(m, 0)?);
+                let r = self.boolean(!self.same(m, a, b)?);
+                self.answer(m, 1, r)
+            }
+            188 => {
+                // receiver withArgs: argArray executeMethod: compiledMethod
+                let (array, method) = (self.peek(m, 1)?, self.peek(m, 0)?);
+                if !method.is_object() || m.format(method)? != Format::CompiledMethod {
+                    return FAIL;
+                }
+                let h = self.header(m, method)?;
+                if !array.is_object()
+                    || m.format(array)? != Format::Pointers
+                    || m.size(array)?.slots != h.args
+                {
+                    return FAIL;
+                }
+                self.stackp -= 2;
+                for i in 0..h.args {
+                    let v = m.slot(array, i)?;
+                    self.push(m, v)?;
+                }
+                let nil = self.sp.nil;
+                self.execute(m, method, h, nil, h.args).map(Some)
+            }
+            201..=206 => self.closure_value(m, index, args),
+            210 => {
+                let (c, i) = (self.peek(m, 1)?, self.arg_int(m, 0)?);
+                let Some(i) = i.and_then(|i| usize::try_from(i).ok()) else {
+                    return FAIL;
+                };
+                let sp = m.slot(c, ctx::STACKP)?.as_int().unwrap_or(0) as usize;
+                if i < 1 || i > sp {
+                    return FAIL;
+                }
+                let v = m.slot(c, ctx::TEMPS + i - 1)?;
+                self.answer(m, 1, v)
+            }
+            211 => {
+                let (c, i, v) = (self.peek(m, 2)?, self.arg_int(m, 1)?, self.peek(m, 0)?);
+                let Some(i) = i.and_then(|i| usize::try_from(i).ok()) else {
+                    return FAIL;
+                };
+                let sp = m.slot(c, ctx::STACKP)?.as_int().unwrap_or(0) as usize;
+                if i < 1 || i > sp {
+                    return FAIL;
+                }
+                m.set_slot(c, ctx::TEMPS + i - 1, v)?;
+                self.answer(m, 2, v)
+            }
+            212 => {
+                let c = self.peek(m, 0)?;
+                let sp = m.slot(c, ctx::STACKP)?.as_int().unwrap_or(0);
+                self.answer(m, 0, Value::int(sp))
+            }
+            // ^self: the receiver is already on top when there are no arguments.
+            256 if args == 0 => Ok(Some(Flow::Go)),
+            257..=263 => {
+                let v = match index {
+                    257 => self.sp.true_,
+                    258 => self.sp.false_,
+                    259 => self.sp.nil,
+                    k => Value::int(i64::from(k) - 261),
+                };
+                self.answer(m, args, v)
+            }
+            264..=519 => {
+                let obj = self.peek(m, args)?;
+                let i = usize::from(index - 264);
+                if !obj.is_object() || i >= m.size(obj)?.slots {
+                    return FAIL;
+                }
+                let v = m.slot(obj, i)?;
+                self.answer(m, args, v)
+            }
+            _ => FAIL,
+        }
+    }
+
+    #[cold]
+    fn blocked(&self, primitive: u16) -> VmError {
+        VmError::WouldBlock {
+            primitive,
+            chain: CallChain::default(),
+        }
+    }
+
+    fn prim_int<M: ObjectMemory>(&mut self, m: &mut M, index: u16, args: usize) -> Prim {
+        if args != 1 {
+            return FAIL;
+        }
+        let (Some(x), Some(y)) = (self.arg_int(m, 1)?, self.arg_int(m, 0)?) else {
+            return FAIL;
+        };
+        let int = |i: Option<i64>| i.and_then(|i| self.int(i));
+        let r = match index {
+            1 => int(x.checked_add(y)),
+            2 => int(x.checked_sub(y)),
+            3 => Some(self.boolean(x < y)),
+            4 => Some(self.boolean(x > y)),
+            5 => Some(self.boolean(x <= y)),
+            6 => Some(self.boolean(x >= y)),
+            7 => Some(self.boolean(x == y)),
+            8 => Some(self.boolean(x != y)),
+            9 => int(x.checked_mul(y)),
+            10 => int((y != 0 && x % y == 0).then(|| x / y)),
+            11 => int(floor_mod(x, y)),
+            12 => int(floor_div(x, y)),
+            13 => int(x.checked_div(y)),
+            14 => int(Some(x & y)),
+            15 => int(Some(x | y)),
+            16 => int(Some(x ^ y)),
+            17 => int(shift(x, y)),
+            _ => None,
+        };
+        match r {
+            Some(v) => self.answer(m, 1, v),
+            None => FAIL,
+        }
+    }
+
+    fn prim_float<M: ObjectMemory>(&mut self, m: &mut M, index: u16, args: usize) -> Prim {
+        let rcvr = self.peek(m, args)?;
+        let Some(x) = self.float_of(m, rcvr)? else {
+            return FAIL;
+        };
+        if rcvr.as_int().is_some() {
+            return FAIL;
+        }
+        if (41..=50).contains(&index) || index == 54 {
+            if args != 1 {
+                return FAIL;
+            }
+            let arg = self.peek(m, 0)?;
+            if index == 54 {
+                let Some(e) = arg.as_int() else { return FAIL };
+                let r = self.new_float(m, x * 2f64.powi(e.clamp(-2000, 2000) as i32))?;
+                return self.answer(m, 1, r);
+            }
+            let Some(y) = self.float_of(m, arg)? else {
+                return FAIL;
+            };
+            let r = match index {
+                41 => self.new_float(m, x + y)?,
+                42 => self.new_float(m, x - y)?,
+                43 => self.boolean(x < y),
+                44 => self.boolean(x > y),
+                45 => self.boolean(x <= y),
+                46 => self.boolean(x >= y),
+                47 => self.boolean(x == y),
+                48 => self.boolean(x != y),
+                49 => self.new_float(m, x * y)?,
+                _ => {
+                    if y == 0.0 {
+                        return FAIL;
+                    }
+                    self.new_float(m, x / y)?
+                }
+            };
+            return self.answer(m, 1, r);
+        }
+        if args != 0 {
+            return FAIL;
+        }
+        let r = match index {
+            51 => {
+                let t = x.trunc();
+                match (t.is_finite())
+                    .then_some(t as i64)
+                    .and_then(|i| self.int(i))
+                {
+                    Some(v) => v,
+                    None => return FAIL,
+                }
+            }
+            52 => self.new_float(m, x.fract())?,
+            53 => {
+                if x == 0.0 || !x.is_finite() {
+                    Value::int(0)
+                } else {
+                    let bits = x.to_bits();
+                    let e = ((bits >> 52) & 0x7FF) as i64;
+                    let e = if e == 0 {
+                        // Subnormal: the exponent of its leading bit.
+                        let mant = bits & ((1 << 52) - 1);
+                        -1022 - (mant.leading_zeros() as i64 - 11)
+                    } else {
+                        e - 1023
+                    };
+                    Value::int(e)
+                }
+            }
+            55 => self.new_float(m, x.sqrt())?,
+            56 => self.new_float(m, x.sin())?,
+            57 => self.new_float(m, x.atan())?,
+            58 => self.new_float(m, x.ln())?,
+            59 => self.new_float(m, x.exp())?,
+            _ => return FAIL,
+        };
+        self.answer(m, 0, r)
+    }
+
+    fn replace<M: ObjectMemory>(&mut self, m: &mut M) -> Prim {
+        let dst = self.peek(m, 4)?;
+        let (start, stop) = (self.arg_int(m, 3)?, self.arg_int(m, 2)?);
+        let src = self.peek(m, 1)?;
+        let from = self.arg_int(m, 0)?;
+        let (Some(start), Some(stop), Some(from)) = (start, stop, from) else {
+            return FAIL;
+        };
+        if !dst.is_object() || !src.is_object() {
+            return FAIL;
+        }
+        let n = stop - start + 1;
+        if n < 0 || start < 1 || from < 1 {
+            return FAIL;
+        }
+        if n == 0 {
+            return self.answer(m, 4, dst);
+        }
+        let (Some(dn), Some(sn)) = (self.indexable_size(m, dst)?, self.indexable_size(m, src)?)
+        else {
+            return FAIL;
+        };
+        let (n, start, from) = (n as usize, start as usize - 1, from as usize - 1);
+        if start + n > dn || from + n > sn {
+            return FAIL;
+        }
+        let (df, sf) = (m.format(dst)?, m.format(src)?);
+        match (df, sf) {
+            (Format::Pointers | Format::Weak, Format::Pointers | Format::Weak) => {
+                let (dfix, sfix) = (self.shape(m, dst)?.fixed, self.shape(m, src)?.fixed);
+                let vals = (0..n)
+                    .map(|i| m.slot(src, sfix + from + i))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                for (i, v) in vals.into_iter().enumerate() {
+                    m.set_slot(dst, dfix + start + i, v)?;
+                }
+            }
+            (Format::Bytes, Format::Bytes) => {
+                let b = m.bytes(src)?[from..from + n].to_vec();
+                m.set_bytes(dst, start, &b)?;
+            }
+            (Format::Words, Format::Words) => {
+                let b = m.bytes(src)?[4 * from..4 * (from + n)].to_vec();
+                m.set_bytes(dst, 4 * start, &b)?;
+            }
+            (Format::Bytes, Format::CompiledMethod) | (Format::CompiledMethod, Format::Bytes) => {
+                // Byte-indexed both: go through at: and at:put:.
+                for i in 0..n {
+                    let Some(v) = self.at(m, src, (from + i + 1) as i64, false)? else {
+                        return FAIL;
+                    };
+                    if !self.at_put(m, dst, (start + i + 1) as i64, v, false)? {
+                        return FAIL;
+                    }
+                }
+            }
+            _ => return FAIL,
+        }
+        self.answer(m, 4, dst)
+    }
+
+    // ---- control primitives --------------------------------------------------------------
+
+    fn block_copy<M: ObjectMemory>(&mut self, m: &mut M, args: usize) -> Prim {
+        if args != 1 {
+            return FAIL;
+        }
+        let (rcvr, n) = (self.peek(m, 1)?, self.arg_int(m, 0)?);
+        let Some(n) = n else { return FAIL };
+        let class = m.class_of(rcvr)?;
+        let home = if self.same(m, class, self.sp.block_context)? {
+            m.slot(rcvr, ctx::HOME)?
+        } else {
+            rcvr
+        };
+        let size = m.size(home)?.slots;
+        let block_class = self.sp.block_context;
+        let b = m.alloc(
+            block_class,
+            Format::Pointers,
+            ObjectSize {
+                slots: size,
+                bytes: 0,
+            },
+        )?;
+        // The block's code starts past the long jump that follows the send.
+        let start = Value::int((self.pc + 2 + self.pc_base) as i64);
+        m.set_slot(b, ctx::BLOCK_START, start)?;
+        m.set_slot(b, ctx::PC, start)?;
+        m.set_slot(b, ctx::STACKP, Value::int(0))?;
+        m.set_slot(b, ctx::BLOCK_ARGS, Value::int(n))?;
+        m.set_slot(b, ctx::HOME, home)?;
+        self.answer(m, 1, b)
+    }
+
+    /// `aBlockContext value...`: with `array`, the arguments come from it.
+    fn block_value<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        args: usize,
+        array: Option<Value>,
+    ) -> Prim {
+        let block = self.peek(m, args)?;
+        if !block.is_object() || !self.same(m, m.class_of(block)?, self.sp.block_context)? {
+            return FAIL;
+        }
+        let nargs = m.slot(block, ctx::BLOCK_ARGS)?.as_int();
+        let values: Vec<Value> = match array {
+            None => (0..args)
+                .map(|i| self.peek(m, args - 1 - i))
+                .collect::<std::result::Result<_, _>>()?,
+            Some(a) => {
+                if !a.is_object() || m.format(a)? != Format::Pointers {
+                    return FAIL;
+                }
+                (0..m.size(a)?.slots)
+                    .map(|i| m.slot(a, i))
+                    .collect::<std::result::Result<_, _>>()?
+            }
+        };
+        if nargs != Some(values.len() as i64) || values.len() + ctx::TEMPS > m.size(block)?.slots {
+            return FAIL;
+        }
+        let start = m.slot(block, ctx::BLOCK_START)?;
+        self.enter(m)?;
+        for (i, v) in values.iter().enumerate() {
+            m.set_slot(block, ctx::TEMPS + i, *v)?;
+        }
+        m.set_slot(block, ctx::STACKP, Value::int(values.len() as i64))?;
+        m.set_slot(block, ctx::PC, start)?;
+        self.stackp -= args + 1;
+        self.store_registers(m)?;
+        m.set_slot(block, ctx::SENDER, self.active)?;
+        self.load_context(m, block)?;
+        Ok(Some(Flow::Go))
+    }
+
+    fn closure_value<M: ObjectMemory>(&mut self, m: &mut M, index: u16, args: usize) -> Prim {
+        let Some(class) = self.sp.block_closure else {
+            return FAIL;
+        };
+        let blk = self.peek(m, args)?;
+        if !blk.is_object() || !self.same(m, m.class_of(blk)?, class)? {
+            return FAIL;
+        }
+        let mut n = args;
+        if index == 206 {
+            let a = self.peek(m, 0)?;
+            if !a.is_object() || m.format(a)? != Format::Pointers {
+                return FAIL;
+            }
+            let vals = (0..m.size(a)?.slots)
+                .map(|i| m.slot(a, i))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            if Some(vals.len() as i64) != m.slot(blk, closure::ARGS)?.as_int() {
+                return FAIL;
+            }
+            self.stackp -= 1;
+            for v in &vals {
+                self.push(m, *v)?;
+            }
+            n = vals.len();
+        } else if Some(n as i64) != m.slot(blk, closure::ARGS)?.as_int() {
+            return FAIL;
+        }
+        let outer = m.slot(blk, closure::OUTER)?;
+        let method = m.slot(outer, ctx::METHOD)?;
+        let rcvr = m.slot(outer, ctx::RECEIVER)?;
+        let h = self.header(m, method)?;
+        let start = m
+            .slot(blk, closure::START)?
+            .as_int()
+            .and_then(|s| usize::try_from(s).ok())
+            .ok_or_else(|| crate::interp::corrupt("a closure without a start pc"))?;
+        let copied = m.size(blk)?.slots - closure::COPIED;
+        self.activate(m, method, h, rcvr, n, Some((blk, start, copied)))
+            .map(Some)
+    }
+
+    fn prim_perform<M: ObjectMemory>(&mut self, m: &mut M, args: usize) -> Prim {
+        if args == 0 {
+            return FAIL;
+        }
+        let sel = self.peek(m, args - 1)?;
+        let rcvr = self.peek(m, args)?;
+        let n = args - 1;
+        let class = m.class_of(rcvr)?;
+        if let Some((_, h)) = self.lookup(m, class, sel)?
+            && h.args != n
+        {
+            return FAIL;
+        }
+        // Slide the arguments down over the selector.
+        for i in 0..n {
+            let v = self.peek(m, n - 1 - i)?;
+            self.poke(m, n - i, v)?;
+        }
+        self.stackp -= 1;
+        self.stats.sends += 1;
+        self.send_to_class(m, rcvr, class, sel, n).map(Some)
+    }
+
+    fn perform_with_arguments<M: ObjectMemory>(&mut self, m: &mut M, class: Option<Value>) -> Prim {
+        let extra = usize::from(class.is_some());
+        let array = self.peek(m, extra)?;
+        let sel = self.peek(m, extra + 1)?;
+        let rcvr = self.peek(m, extra + 2)?;
+        if !array.is_object() || m.format(array)? != Format::Pointers {
+            return FAIL;
+        }
+        let vals = (0..m.size(array)?.slots)
+            .map(|i| m.slot(array, i))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let class = match class {
+            Some(c) => c,
+            None => m.class_of(rcvr)?,
+        };
+        if let Some((_, h)) = self.lookup(m, class, sel)?
+            && h.args != vals.len()
+        {
+            return FAIL;
+        }
+        self.stackp -= 2 + extra;
+        for v in &vals {
+            self.push(m, *v)?;
+        }
+        self.stats.sends += 1;
+        self.send_to_class(m, rcvr, class, sel, vals.len())
+            .map(Some)
+    }
+}

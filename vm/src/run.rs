@@ -1,0 +1,1 @@
+//! Running an image from the command line.
