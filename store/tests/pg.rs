@@ -4,63 +4,9 @@
 
 mod common;
 
-use common::{Damage, Harness};
-use cowheap_store::{Access, Clock, Digest, PgServer, PgStore, Store, StoreError, SystemClock};
-use std::path::Path;
+use common::Pg;
+use cowheap_store::{Access, PgStore, Store, StoreError, SystemClock};
 use std::sync::Arc;
-
-struct Pg {
-    // Dropped last: the server outlives every connection of the test.
-    url: String,
-    scratch: tempfile::TempDir,
-    server: PgServer,
-}
-
-impl Pg {
-    fn new() -> Pg {
-        let server = PgServer::start().unwrap_or_else(|e| panic!("PostgreSQL must start: {e}"));
-        let url = server.create_db("store").unwrap();
-        PgStore::init(&url, Arc::new(SystemClock)).unwrap();
-        Pg {
-            url,
-            scratch: tempfile::tempdir().unwrap(),
-            server,
-        }
-    }
-
-    fn raw(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
-    }
-}
-
-impl Harness for Pg {
-    fn open(&self, access: Access, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>, StoreError> {
-        Ok(Arc::new(PgStore::connect(&self.url, clock, access)?))
-    }
-
-    fn address(&self) -> String {
-        self.url.clone()
-    }
-
-    fn damage(&self, d: &Digest, how: Damage) {
-        let sql = match how {
-            Damage::Truncate => {
-                "UPDATE cowheap_blobs SET data = substring(data FROM 1 FOR length(data) - 10) \
-                 WHERE digest = $1"
-            }
-            Damage::Flip => {
-                "UPDATE cowheap_blobs SET data = set_byte(data, length(data) / 2, \
-                 get_byte(data, length(data) / 2) # 16) WHERE digest = $1"
-            }
-        };
-        let n = self.raw().execute(sql, &[&d.0.as_slice()]).unwrap();
-        assert_eq!(n, 1, "the blob to damage exists");
-    }
-
-    fn scratch(&self) -> &Path {
-        self.scratch.path()
-    }
-}
 
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {

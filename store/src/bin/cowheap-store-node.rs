@@ -8,12 +8,13 @@
 //!   suspends it; prints `wrote N`.
 //! - `check NODE PREFIX FROM TO VALUE`: resumes each tenant, reads its mark, suspends it;
 //!   prints `checked N matched M`.
-//! - `churn NODE PREFIX FROM TO`: forever, resumes each tenant in turn, adds one to its
-//!   mark and suspends it, printing `suspended TENANT MARK` after each suspend: for the
-//!   `kill -9` tests.
+//! - `churn NODE PREFIX FROM TO [ROUNDS]`: resumes each tenant in turn, adds one to its
+//!   mark and suspends it, printing `suspended TENANT MARK` after each suspend, and skipping
+//!   tenants another node holds; forever (for the `kill -9` tests), or `ROUNDS` passes and
+//!   then `traded N skipped M`.
 //!
 //! The base cache is `$COWHEAP_STORE_CACHE` (default: a directory per node under the
-//! temporary directory).
+//! temporary directory); the lease is `$COWHEAP_STORE_LEASE_MS` (default 30 s).
 
 use cowheap_store::workload::{read_mark, write_mark};
 use cowheap_store::{
@@ -81,7 +82,11 @@ fn run(args: &[String]) -> Result<()> {
     let cache = std::env::var_os("COWHEAP_STORE_CACHE")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join(format!("cowheap-store-cache-{node_name}")));
-    let node = Node::new(store, node_name, cache);
+    let lease = std::env::var("COWHEAP_STORE_LEASE_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(cowheap_store::DEFAULT_LEASE_MS);
+    let node = Node::new(store, node_name, cache).with_lease(lease);
     let prefix = rest.get(1).ok_or_else(usage)?;
     let (from, to) = (num(rest.get(2))?, num(rest.get(3))?);
     let name = |i: i64| TenantName::new(format!("{prefix}-{i}"));
@@ -107,20 +112,32 @@ fn run(args: &[String]) -> Result<()> {
             }
             say(out, format!("checked {} matched {matched}", to - from));
         }
-        "churn" => loop {
-            for i in from..to {
-                let t = name(i)?;
-                let mut r = match node.resume(&t) {
-                    Ok(r) => r,
-                    Err(StoreError::Held { .. }) => continue,
-                    Err(e) => return Err(e),
-                };
-                let next = read_mark(&r.tenant).unwrap_or(0) + 1;
-                write_mark(&mut r.tenant, next)?;
-                node.suspend(r)?;
-                say(out, format!("suspended {t} {next}"));
+        "churn" => {
+            let rounds = rest.get(4).map(|_| num(rest.get(4))).transpose()?;
+            let (mut traded, mut skipped, mut round) = (0u64, 0u64, 0);
+            while rounds.is_none_or(|r| round < r) {
+                round += 1;
+                for i in from..to {
+                    let t = name(i)?;
+                    let mut r = match node.resume(&t) {
+                        Ok(r) => r,
+                        Err(StoreError::Held { .. }) => {
+                            skipped += 1;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let next = read_mark(&r.tenant).unwrap_or(0) + 1;
+                    write_mark(&mut r.tenant, next)?;
+                    node.suspend(r)?;
+                    traded += 1;
+                    if rounds.is_none() {
+                        say(out, format!("suspended {t} {next}"));
+                    }
+                }
             }
-        },
+            say(out, format!("traded {traded} skipped {skipped}"));
+        }
         _ => return Err(usage()),
     }
     Ok(())

@@ -10,6 +10,7 @@ use cowheap_store::{
     Access, Clock, Digest, Epoch, ManualClock, Millis, Node, NodeName, PrincipalName, Store,
     StoreError, SystemClock, TenantName,
 };
+use cowheap_store::{LocalStore, PgServer, PgStore};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
@@ -533,4 +534,113 @@ pub(crate) fn suspend_resume_nodes(h: &dyn Harness) {
     assert!(matches!(a.suspend(r), Err(StoreError::Fenced { .. })));
     let r = b.resume(&t("n2")).unwrap();
     assert_eq!(read_mark(&r.tenant), Some(8));
+}
+
+/// A fresh local-directory store.
+pub(crate) struct Local {
+    dir: tempfile::TempDir,
+    scratch: tempfile::TempDir,
+}
+
+impl Local {
+    pub(crate) fn new() -> Local {
+        let dir = tempfile::tempdir().unwrap();
+        LocalStore::init(
+            dir.path(),
+            Arc::new(cowheap_store::SystemClock),
+            Access::Operator,
+        )
+        .unwrap();
+        Local {
+            dir,
+            scratch: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+impl Harness for Local {
+    fn open(&self, access: Access, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(Arc::new(LocalStore::open(self.dir.path(), clock, access)?))
+    }
+
+    fn address(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    fn damage(&self, d: &Digest, how: Damage) {
+        let s = LocalStore::open(
+            self.dir.path(),
+            Arc::new(cowheap_store::SystemClock),
+            Access::Operator,
+        )
+        .unwrap();
+        let path = s.blob_path(d);
+        let mut bytes = std::fs::read(&path).unwrap();
+        match how {
+            Damage::Truncate => bytes.truncate(bytes.len() - 10),
+            Damage::Flip => {
+                let mid = bytes.len() / 2 + 8;
+                bytes[mid] ^= 0x10;
+            }
+        }
+        std::fs::write(&path, bytes).unwrap();
+    }
+
+    fn scratch(&self) -> &Path {
+        self.scratch.path()
+    }
+}
+
+/// A fresh PostgreSQL store on a server of its own, stopped when dropped.
+pub(crate) struct Pg {
+    // Dropped last: the server outlives every connection of the test.
+    pub(crate) url: String,
+    scratch: tempfile::TempDir,
+    pub(crate) server: PgServer,
+}
+
+impl Pg {
+    pub(crate) fn new() -> Pg {
+        let server = PgServer::start().unwrap_or_else(|e| panic!("PostgreSQL must start: {e}"));
+        let url = server.create_db("store").unwrap();
+        PgStore::init(&url, Arc::new(SystemClock)).unwrap();
+        Pg {
+            url,
+            scratch: tempfile::tempdir().unwrap(),
+            server,
+        }
+    }
+
+    pub(crate) fn raw(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
+    }
+}
+
+impl Harness for Pg {
+    fn open(&self, access: Access, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(Arc::new(PgStore::connect(&self.url, clock, access)?))
+    }
+
+    fn address(&self) -> String {
+        self.url.clone()
+    }
+
+    fn damage(&self, d: &Digest, how: Damage) {
+        let sql = match how {
+            Damage::Truncate => {
+                "UPDATE cowheap_blobs SET data = substring(data FROM 1 FOR length(data) - 10) \
+                 WHERE digest = $1"
+            }
+            Damage::Flip => {
+                "UPDATE cowheap_blobs SET data = set_byte(data, length(data) / 2, \
+                 get_byte(data, length(data) / 2) # 16) WHERE digest = $1"
+            }
+        };
+        let n = self.raw().execute(sql, &[&d.0.as_slice()]).unwrap();
+        assert_eq!(n, 1, "the blob to damage exists");
+    }
+
+    fn scratch(&self) -> &Path {
+        self.scratch.path()
+    }
 }
