@@ -1,6 +1,7 @@
 //! Image segments.
 #![forbid(unsafe_code)]
 
+pub mod bind;
 pub mod container;
 pub mod datastream;
 mod error;

@@ -223,6 +223,28 @@ impl Project {
         self.out_pointers.get((k as usize).checked_sub(1)?)
     }
 
+    /// The writer's compact classes by index (element `k` names compact class `k`; element
+    /// 0 is always `None`), when the last out-pointer is an Array of at most 31 class
+    /// proxies and nils (what an Etoys export appends). Time: O(31).
+    pub fn writer_compact_classes(&self) -> Option<Vec<Option<String>>> {
+        let Some(OutPointer::Object { stream, .. }) = self.out_pointers.last() else {
+            return None;
+        };
+        let items = self.stream.array(Val::Obj(*stream))?;
+        if items.len() > 31 {
+            return None;
+        }
+        let mut out = vec![None];
+        for &v in items {
+            match describe(&self.stream, v) {
+                OutPointer::Nil => out.push(None),
+                OutPointer::Class { name, .. } => out.push(Some(name)),
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+
     /// What the project holds, for printing. Time: O(objects).
     pub fn report(&self) -> ProjectReport {
         let stats = self.segment.stats();
@@ -231,9 +253,15 @@ impl Project {
             *by_kind.entry(o.kind()).or_default() += 1;
         }
         let mut classes: BTreeMap<String, usize> = BTreeMap::new();
+        let compact = self.writer_compact_classes();
         for o in &self.segment.objects {
             let name = match o.class {
-                ClassRef::Compact(k) => format!("(compact class {k})"),
+                ClassRef::Compact(k) => {
+                    match compact.as_ref().and_then(|c| c.get(usize::from(k))) {
+                        Some(Some(name)) => name.clone(),
+                        _ => format!("(compact class {k})"),
+                    }
+                }
                 ClassRef::Obj(i) => format!("(a class in the segment, object {i})"),
                 ClassRef::Out(k) => match self.out_pointer(k) {
                     Some(OutPointer::Class { name, .. }) => name.clone(),

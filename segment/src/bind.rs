@@ -1,0 +1,634 @@
+//! Binding a Squeak segment's out-pointers to a base, and materialising its objects in a
+//! tenant.
+//!
+//! [`BaseNames`] indexes a base once (O(base objects)): its globals (the `Smalltalk`
+//! dictionary's associations), its Symbols by string, its compact classes and nil, true
+//! and false. [`bind`] then resolves each out-pointer of a [`Project`]:
+//!
+//! | out-pointer | bound to | refused when |
+//! | --- | --- | --- |
+//! | nil, true, false, an integer | the base's own | never |
+//! | a Symbol | the base's Symbol with that string | the base has none |
+//! | a class | the global of that name, if it is a class of that name | missing; another shape: the writer's instance variable names (the stream's class structures) differ from the base class's (its own and inherited `instanceVariables`) |
+//! | a global | the global's value | missing |
+//! | `global at: #key` | the value under `key` in a Dictionary-shaped global | missing |
+//! | other constructed objects, objects carried by value in the stream | (nothing) | always: they need the writer's code run |
+//!
+//! The writer's compact classes (the last out-pointer of an Etoys export: an Array of class
+//! proxies indexed by compact class index) are bound the same way, by name.
+//!
+//! [`materialise`] then allocates every segment object whose class is bound (or is itself a
+//! materialised segment object) in the tenant, with its format and size, fills its bytes,
+//! and sets its pointers: to SmallIntegers, to other materialised objects, to bound
+//! out-pointers, and to nil where the target was not bound (counted in the report, never
+//! silent). The roots array is kept under a tenant root so a collection keeps it.
+//! Identity hashes are the tenant's own (the segment's 12-bit hashes are not kept), so
+//! hashed collections need rehashing before lookups by identity: reported, not done here.
+
+use crate::error::{Result, SegmentError};
+use crate::project::{OutPointer, Project};
+use crate::v3::{ClassRef, Oop, SegObject};
+use cowheap_heap::{BaseHeap, Format, ObjectIndex, ObjectSize, Value, Word};
+use cowheap_squeak::{ByteOrder, class_name};
+use cowheap_tenants::Tenant;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+/// Special objects array index of the compact classes array.
+const SPECIAL_COMPACT_CLASSES: usize = 28;
+/// Class instance variable holding the superclass.
+const SUPERCLASS_SLOT: usize = 0;
+/// Where a class may hold its instance variable names (an Array of Strings): slot 3 from
+/// Squeak 3 on (`superclass methodDict format instanceVariables ...`), slot 4 in Squeak 2.x
+/// (`superclass methodDict format subclasses instanceVariables ...`). [`BaseNames::of`]
+/// finds which from the class `Point`, whose names are `x y` in every Squeak.
+const INST_VARS_SLOTS: [usize; 2] = [3, 4];
+/// Longest superclass chain followed.
+const MAX_CHAIN: usize = 1_000;
+
+/// A base's names: what an out-pointer can bind to. Build once per base.
+#[derive(Clone, Debug)]
+pub struct BaseNames {
+    globals: HashMap<String, Word>,
+    symbols: HashMap<String, ObjectIndex>,
+    compact: Vec<Option<ObjectIndex>>,
+    nil: Value,
+    true_: Option<Value>,
+    false_: Option<Value>,
+    inst_vars_slot: Option<usize>,
+}
+
+impl BaseNames {
+    /// Indexes `heap`: globals, Symbols (objects of a class named `Symbol` or
+    /// `ByteSymbol`), compact classes. Time: O(objects of the base).
+    ///
+    /// # Errors
+    /// [`SegmentError::BaseMissing`] if the base has no special objects array.
+    pub fn of(heap: &BaseHeap) -> Result<BaseNames> {
+        let special = heap
+            .root("specialObjects")
+            .and_then(|v| heap.index_of(v).ok())
+            .ok_or(SegmentError::BaseMissing("special objects array"))?;
+        let slot = |x: ObjectIndex, i: usize| heap.get_slot(x, i).and_then(|w| w.as_base());
+        let mut globals = HashMap::new();
+        if let Some(st) = heap.root("Smalltalk").and_then(|v| heap.index_of(v).ok()) {
+            for (k, v) in dictionary(heap, st) {
+                globals.insert(k, v);
+            }
+        }
+        let mut symbols = HashMap::new();
+        let mut is_symbol_class: HashMap<ObjectIndex, bool> = HashMap::new();
+        for x in heap.indices() {
+            let Ok(o) = heap.object(x) else { continue };
+            let Some(c) = o.class.as_base() else { continue };
+            let sym = *is_symbol_class.entry(c).or_insert_with(|| {
+                matches!(
+                    class_name(heap, c).as_deref(),
+                    Some("Symbol" | "ByteSymbol")
+                )
+            });
+            if sym && o.slots.is_empty() {
+                symbols
+                    .entry(String::from_utf8_lossy(o.bytes).into_owned())
+                    .or_insert(x);
+            }
+        }
+        let compact = slot(special, SPECIAL_COMPACT_CLASSES)
+            .map(|cc| (0..31).map(|k| slot(cc, k)).collect())
+            .unwrap_or_default();
+        let word = |i: usize| heap.get_slot(special, i).map(Value::shared);
+        let point = globals.get("Point").and_then(|w| w.as_base());
+        let inst_vars_slot = point.and_then(|p| {
+            INST_VARS_SLOTS
+                .into_iter()
+                .find(|&i| strings(heap, heap.get_slot(p, i)) == Some(vec!["x".into(), "y".into()]))
+        });
+        Ok(BaseNames {
+            inst_vars_slot,
+            globals,
+            symbols,
+            compact,
+            nil: heap.nil(),
+            false_: word(1),
+            true_: word(2),
+        })
+    }
+
+    /// The global named `name`.
+    pub fn global(&self, name: &str) -> Option<Value> {
+        self.globals.get(name).map(|&w| Value::shared(w))
+    }
+
+    /// The Symbol `text`.
+    pub fn symbol(&self, text: &str) -> Option<Value> {
+        self.symbols.get(text).map(|&x| Value::base(x))
+    }
+
+    /// Number of Symbols found.
+    pub fn symbol_count(&self) -> usize {
+        self.symbols.len()
+    }
+
+    /// The base's compact class `k` (1-based).
+    pub fn compact_class(&self, k: u8) -> Option<Value> {
+        self.compact
+            .get(usize::from(k).checked_sub(1)?)
+            .copied()
+            .flatten()
+            .map(Value::base)
+    }
+}
+
+/// The (key text, value) pairs of a Dictionary-shaped object (`tally array`, the array
+/// holding Associations `key value`).
+fn dictionary(heap: &BaseHeap, d: ObjectIndex) -> Vec<(String, Word)> {
+    let mut out = Vec::new();
+    let Some(array) = heap.get_slot(d, 1).and_then(|w| w.as_base()) else {
+        return out;
+    };
+    let Ok(a) = heap.object(array) else {
+        return out;
+    };
+    for assoc in a.slots.iter().filter_map(|w| w.as_base()) {
+        let Ok(o) = heap.object(assoc) else { continue };
+        if o.slots.len() < 2 {
+            continue;
+        }
+        let Some(key) = o.slots[0].as_base() else {
+            continue;
+        };
+        let Ok(k) = heap.object(key) else { continue };
+        if k.slots.is_empty() && !k.bytes.is_empty() {
+            out.push((String::from_utf8_lossy(k.bytes).into_owned(), o.slots[1]));
+        }
+    }
+    out
+}
+
+/// The texts of an Array of Strings (`Some(empty)` for nil).
+fn strings(heap: &BaseHeap, w: Option<Word>) -> Option<Vec<String>> {
+    let w = w?;
+    if w == heap.nil().word() {
+        return Some(Vec::new());
+    }
+    let a = heap.object(w.as_base()?).ok()?;
+    a.slots
+        .iter()
+        .map(|s| {
+            let o = heap.object(s.as_base()?).ok()?;
+            (o.slots.is_empty() && !o.bytes.is_empty())
+                .then(|| String::from_utf8_lossy(o.bytes).into_owned())
+        })
+        .collect()
+}
+
+impl BaseNames {
+    /// A class's instance variable names, inherited first. `None` if the base's class
+    /// layout is unknown (no class `Point` with `x y`) or a class in the chain has no
+    /// readable names. Time: O(superclass chain + names).
+    pub fn all_inst_var_names(&self, heap: &BaseHeap, class: ObjectIndex) -> Option<Vec<String>> {
+        let slot = self.inst_vars_slot?;
+        let nil = heap.nil().word();
+        let mut chain = Vec::new();
+        let mut c = Some(class);
+        while let Some(x) = c {
+            if chain.len() >= MAX_CHAIN {
+                return None;
+            }
+            chain.push(x);
+            c = heap
+                .get_slot(x, SUPERCLASS_SLOT)
+                .filter(|&w| w != nil)
+                .and_then(|w| w.as_base());
+        }
+        let mut names = Vec::new();
+        for &x in chain.iter().rev() {
+            names.extend(strings(heap, heap.get_slot(x, slot))?);
+        }
+        Some(names)
+    }
+}
+
+/// Why an out-pointer (or a compact class) was not bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unbound {
+    /// The base has nothing of that name.
+    Missing,
+    /// The global of that name is not a class of that name.
+    NotAClass,
+    /// The class has other instance variables than the writer's.
+    Shape {
+        /// The writer's.
+        writer: Vec<String>,
+        /// The base's.
+        base: Vec<String>,
+    },
+    /// Making it means running the writer's code.
+    NeedsCode,
+    /// An object carried by value in the stream, not materialised.
+    CarriedObject,
+}
+
+impl fmt::Display for Unbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unbound::Missing => f.write_str("not in the base"),
+            Unbound::NotAClass => f.write_str("the base's global of that name is not that class"),
+            Unbound::Shape { writer, base } => write!(
+                f,
+                "other instance variables: writer ({}) base ({})",
+                writer.join(" "),
+                base.join(" ")
+            ),
+            Unbound::NeedsCode => f.write_str("made by running code"),
+            Unbound::CarriedObject => f.write_str("an object carried in the stream"),
+        }
+    }
+}
+
+/// The binding of every out-pointer and compact class of a project against one base.
+#[derive(Clone, Debug)]
+pub struct Bindings {
+    /// Out-pointer `k` is element `k - 1`.
+    pub out: Vec<Result<Value, Unbound>>,
+    /// The writer's compact class `k` (element `k`), if the project says it.
+    pub compact: Vec<Option<(String, Result<Value, Unbound>)>>,
+}
+
+/// Binds a class by name, checking its shape against the writer's instance variables
+/// where the stream gives them.
+fn bind_class(
+    heap: &BaseHeap,
+    names: &BaseNames,
+    project: &Project,
+    name: &str,
+) -> Result<Value, Unbound> {
+    let v = names.global(name).ok_or(Unbound::Missing)?;
+    let x = v.word().as_base().ok_or(Unbound::NotAClass)?;
+    if class_name(heap, x).as_deref() != Some(name) {
+        return Err(Unbound::NotAClass);
+    }
+    if let Some(writer) = project.structures.get(name) {
+        let base = names
+            .all_inst_var_names(heap, x)
+            .ok_or(Unbound::NotAClass)?;
+        if &base != writer {
+            return Err(Unbound::Shape {
+                writer: writer.clone(),
+                base,
+            });
+        }
+    }
+    Ok(v)
+}
+
+/// Resolves every out-pointer of `project` and its compact classes in the base of
+/// `names`. Time: O(out-pointers + their classes' superclass chains).
+pub fn bind(heap: &BaseHeap, names: &BaseNames, project: &Project) -> Bindings {
+    let out = project
+        .out_pointers
+        .iter()
+        .map(|o| match o {
+            OutPointer::Nil => Ok(names.nil),
+            OutPointer::True => names.true_.ok_or(Unbound::Missing),
+            OutPointer::False => names.false_.ok_or(Unbound::Missing),
+            OutPointer::Int(i) => Ok(Value::int(i64::from(*i))),
+            OutPointer::Symbol(s) => names.symbol(s).ok_or(Unbound::Missing),
+            OutPointer::Class { name, .. } => bind_class(heap, names, project, name),
+            OutPointer::Global(g) => names.global(g).ok_or(Unbound::Missing),
+            OutPointer::Constructed {
+                global,
+                selector,
+                args,
+            } if selector == "at:" && args.len() == 1 && args[0].starts_with('#') => {
+                let d = names
+                    .global(global)
+                    .and_then(|v| v.word().as_base())
+                    .ok_or(Unbound::Missing)?;
+                dictionary(heap, d)
+                    .into_iter()
+                    .find(|(k, _)| *k == args[0][1..])
+                    .map(|(_, w)| Value::shared(w))
+                    .ok_or(Unbound::Missing)
+            }
+            OutPointer::Constructed { .. } => Err(Unbound::NeedsCode),
+            OutPointer::String(_) | OutPointer::Object { .. } => Err(Unbound::CarriedObject),
+        })
+        .collect();
+    let compact = project
+        .writer_compact_classes()
+        .map(|cc| {
+            cc.into_iter()
+                .map(|n| {
+                    n.map(|n| {
+                        let b = bind_class(heap, names, project, &n);
+                        (n, b)
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Bindings { out, compact }
+}
+
+/// What binding and materialising did: the report `cowheap segment import` prints.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Out-pointers in the table.
+    pub out_pointers: usize,
+    /// Out-pointers bound, by kind.
+    pub bound_by_kind: BTreeMap<String, usize>,
+    /// Out-pointers not bound, by kind.
+    pub unbound_by_kind: BTreeMap<String, usize>,
+    /// Every out-pointer not bound: its index (1-based), what it is, why.
+    pub unbound: Vec<(u32, String, String)>,
+    /// The writer's compact classes: index, name, bound or why not.
+    pub compact: Vec<(u8, String, Option<String>)>,
+    /// Segment objects.
+    pub objects: usize,
+    /// Objects materialised in the tenant.
+    pub materialised: usize,
+    /// Objects not materialised, by the class they needed.
+    pub skipped: BTreeMap<String, usize>,
+    /// Pointer fields set to nil because their target was not bound or not materialised.
+    pub unresolved_fields: usize,
+    /// Pointer fields set.
+    pub fields: usize,
+    /// Roots, and roots materialised.
+    pub roots: (usize, usize),
+}
+
+impl fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kinds = |m: &BTreeMap<String, usize>| {
+            m.iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let bound: usize = self.bound_by_kind.values().sum();
+        writeln!(
+            f,
+            "out-pointers:    {} bound of {} ({})",
+            bound,
+            self.out_pointers,
+            kinds(&self.bound_by_kind)
+        )?;
+        writeln!(
+            f,
+            "not bound:       {} ({})",
+            self.unbound.len(),
+            kinds(&self.unbound_by_kind)
+        )?;
+        for (k, what, why) in &self.unbound {
+            writeln!(f, "  {k:>5}  {what}: {why}")?;
+        }
+        writeln!(f, "compact classes:")?;
+        for (k, name, why) in &self.compact {
+            match why {
+                None => writeln!(f, "  {k:>5}  {name}: bound")?,
+                Some(w) => writeln!(f, "  {k:>5}  {name}: {w}")?,
+            }
+        }
+        writeln!(
+            f,
+            "objects:         {} materialised of {}; roots {} of {}",
+            self.materialised, self.objects, self.roots.1, self.roots.0
+        )?;
+        writeln!(
+            f,
+            "fields:          {} set, {} left nil (target not bound)",
+            self.fields, self.unresolved_fields
+        )?;
+        if !self.skipped.is_empty() {
+            writeln!(f, "not materialised, by class:")?;
+            for (c, n) in &self.skipped {
+                writeln!(f, "  {n:>6}  {c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The objects of a segment made in a tenant.
+#[derive(Debug)]
+pub struct Materialised {
+    /// Segment object `i`'s tenant object, if it was made.
+    pub objects: Vec<Option<Value>>,
+    /// The bindings used.
+    pub bindings: Bindings,
+    /// The report.
+    pub report: ImportReport,
+}
+
+/// The class a segment object needs, as bound; `Err` names it for the report.
+fn class_of(
+    o: &SegObject,
+    project: &Project,
+    bindings: &Bindings,
+    made: &[Option<Value>],
+) -> Result<Value, String> {
+    match o.class {
+        ClassRef::Out(k) => match bindings.out.get(k as usize - 1) {
+            Some(Ok(v)) => Ok(*v),
+            _ => Err(project
+                .out_pointer(k)
+                .map_or_else(|| format!("out-pointer {k}"), ToString::to_string)),
+        },
+        ClassRef::Compact(k) => match bindings.compact.get(usize::from(k)) {
+            Some(Some((_, Ok(v)))) => Ok(*v),
+            Some(Some((n, Err(_)))) => Err(format!("class {n} (compact {k})")),
+            _ => Err(format!("compact class {k}")),
+        },
+        ClassRef::Obj(i) => made
+            .get(i as usize)
+            .copied()
+            .flatten()
+            .ok_or_else(|| format!("a class in the segment (object {i})")),
+    }
+}
+
+/// Materialises `project`'s segment in `tenant` (see the module doc) and keeps its roots
+/// array under the tenant root `root_name`. Time: O(base objects) for the names, then
+/// O(segment words).
+///
+/// # Errors
+/// [`SegmentError::BaseMissing`] for a base without a special objects array;
+/// [`SegmentError::Tenant`] if the tenant refuses an allocation (a quota).
+pub fn materialise(
+    tenant: &mut Tenant,
+    project: &Project,
+    root_name: &str,
+) -> Result<Materialised> {
+    let base = tenant.base().clone();
+    let heap = base.heap();
+    let names = BaseNames::of(heap)?;
+    let bindings = bind(heap, &names, project);
+    let seg = &project.segment;
+    let mut report = ImportReport {
+        out_pointers: project.out_pointers.len(),
+        objects: seg.objects.len(),
+        ..ImportReport::default()
+    };
+    for (k, (o, b)) in (1u32..).zip(project.out_pointers.iter().zip(&bindings.out)) {
+        match b {
+            Ok(_) => *report.bound_by_kind.entry(o.kind().to_owned()).or_default() += 1,
+            Err(why) => {
+                *report
+                    .unbound_by_kind
+                    .entry(o.kind().to_owned())
+                    .or_default() += 1;
+                report.unbound.push((k, o.to_string(), why.to_string()));
+            }
+        }
+    }
+    for (k, c) in (0u8..).zip(&bindings.compact) {
+        if let Some((name, b)) = c {
+            report
+                .compact
+                .push((k, name.clone(), b.as_ref().err().map(ToString::to_string)));
+        }
+    }
+    // Allocate: classes inside the segment must exist before their instances, so repeat
+    // until nothing more can be made (class chains are short; each pass is O(objects)).
+    let mut made: Vec<Option<Value>> = vec![None; seg.objects.len()];
+    let float_class = heap.float_class();
+    loop {
+        let mut progress = false;
+        for (i, o) in seg.objects.iter().enumerate() {
+            if made[i].is_some() {
+                continue;
+            }
+            let Ok(class) = class_of(o, project, &bindings, &made) else {
+                continue;
+            };
+            let (format, size, bytes) = layout(
+                o,
+                seg.order,
+                float_class.is_some_and(|f| f.same_word(class)),
+            );
+            let v = tenant.alloc(class, format, size)?;
+            if !bytes.is_empty() {
+                tenant.set_bytes(v, 0, &bytes)?;
+            }
+            made[i] = Some(v);
+            progress = true;
+        }
+        if !progress {
+            break;
+        }
+    }
+    for (i, o) in seg.objects.iter().enumerate() {
+        let Some(v) = made[i] else {
+            let c = class_of(o, project, &bindings, &made)
+                .err()
+                .unwrap_or_default();
+            *report.skipped.entry(c).or_default() += 1;
+            continue;
+        };
+        report.materialised += 1;
+        for (k, &p) in o.pointers.iter().enumerate() {
+            let target = match p {
+                Oop::Int(n) => Some(Value::int(i64::from(n))),
+                Oop::Obj(j) => made.get(j as usize).copied().flatten(),
+                Oop::Out(j) => bindings
+                    .out
+                    .get(j as usize - 1)
+                    .and_then(|b| b.as_ref().ok())
+                    .copied(),
+            };
+            match target {
+                Some(t) => {
+                    // Slots start nil: only set what is not nil.
+                    if !t.same_word(names.nil) {
+                        tenant.set_slot(v, k, t)?;
+                    }
+                    report.fields += 1;
+                }
+                None => report.unresolved_fields += 1,
+            }
+        }
+    }
+    report.roots = (
+        seg.roots().len(),
+        seg.roots()
+            .iter()
+            .filter(|r| match r {
+                Oop::Obj(j) => made.get(*j as usize).copied().flatten().is_some(),
+                _ => true,
+            })
+            .count(),
+    );
+    if let Some(Some(roots)) = made.first() {
+        tenant.set_root(root_name, *roots)?;
+    }
+    Ok(Materialised {
+        objects: made,
+        bindings,
+        report,
+    })
+}
+
+/// The cowheap format, size and bytes of a segment object. A context's words past its
+/// stack pointer become nil slots; a boxed Float (two words, high word first in a
+/// 6502/6504 segment) becomes the little-endian double a base holds.
+fn layout(o: &SegObject, order: ByteOrder, is_float: bool) -> (Format, ObjectSize, Vec<u8>) {
+    let words_le = |raw: &[u32]| {
+        raw.iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect::<Vec<u8>>()
+    };
+    match o.format {
+        0..=4 => (
+            if o.format == 4 {
+                Format::Weak
+            } else {
+                Format::Pointers
+            },
+            ObjectSize {
+                slots: o.pointers.len() + o.raw.len(),
+                bytes: 0,
+            },
+            Vec::new(),
+        ),
+        6 => {
+            let bytes = if is_float && o.raw.len() == 2 {
+                ((u64::from(o.raw[0]) << 32) | u64::from(o.raw[1]))
+                    .to_le_bytes()
+                    .to_vec()
+            } else {
+                words_le(&o.raw)
+            };
+            (
+                Format::Words,
+                ObjectSize {
+                    slots: 0,
+                    bytes: bytes.len(),
+                },
+                bytes,
+            )
+        }
+        8..=11 => {
+            let b = o.bytes(order);
+            (
+                Format::Bytes,
+                ObjectSize {
+                    slots: 0,
+                    bytes: b.len(),
+                },
+                b,
+            )
+        }
+        _ => {
+            let b = o.bytes(order);
+            (
+                Format::CompiledMethod,
+                ObjectSize {
+                    slots: o.pointers.len(),
+                    bytes: b.len(),
+                },
+                b,
+            )
+        }
+    }
+}
