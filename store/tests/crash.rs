@@ -1,0 +1,102 @@
+//! Crashes: a node process is killed with SIGKILL (`kill -9`) in the middle of its claims,
+//! writes and releases, many times; afterwards every tenant resumes from its last complete
+//! state, none is lost, and its state is the last one a node reported or the one it was
+//! writing when it died.
+
+mod common;
+
+use common::{Harness, Local, Pg, n, real_base, t};
+use cowheap_store::workload::read_mark;
+use cowheap_store::{Access, ManualClock, Millis, Node, SystemClock};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+fn crash(h: &dyn Harness, tenants: usize, kills: usize) {
+    let fp = real_base(h, 2_000);
+    let op = h.open(Access::Operator, Arc::new(SystemClock)).unwrap();
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for i in 0..tenants {
+        let name = format!("c-{i}");
+        op.create_tenant(&t(&name), fp, None).unwrap();
+        last.insert(name, 0);
+    }
+    let end = tenants.to_string();
+    let mut killed_mid_run = 0;
+    for k in 0..kills {
+        let mut child = Command::new(common::node_exe())
+            .args([
+                &h.address(),
+                "-",
+                "-",
+                "churn",
+                &format!("n{k}"),
+                "c",
+                "0",
+                &end,
+            ])
+            // Short leases: a tenant a killed node held is free again soon.
+            .env("COWHEAP_STORE_LEASE_MS", "300")
+            .env("COWHEAP_STORE_CACHE", h.scratch().join("cache-crash"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Kill after a varying number of completed suspends, while the node is somewhere
+        // in its next claim, fetch, write or release.
+        for _ in 0..(1 + (k * 7) % 23) {
+            let Some(Ok(line)) = lines.next() else { break };
+            let mut w = line.split_whitespace();
+            assert_eq!(w.next(), Some("suspended"), "{line}");
+            let name = w.next().unwrap().to_owned();
+            let mark: i64 = w.next().unwrap().parse().unwrap();
+            let prev = last.insert(name.clone(), mark).unwrap();
+            assert!(mark > prev, "{name}: {prev} then {mark}");
+        }
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        if !status.success() {
+            killed_mid_run += 1;
+        }
+    }
+    assert_eq!(killed_mid_run, kills, "every node died by the signal");
+
+    // A checker whose clock is past every lease resumes each tenant.
+    let clock = ManualClock::new(Millis(u64::MAX / 4));
+    let check = Node::new(
+        h.open(Access::Operator, Arc::new(clock)).unwrap(),
+        n("checker"),
+        h.scratch().join("cache-checker"),
+    );
+    for (name, &reported) in &last {
+        let r = check.resume(&t(name)).unwrap();
+        let mark = read_mark(&r.tenant).unwrap_or(0);
+        assert!(
+            mark == reported || mark == reported + 1,
+            "{name}: the store holds mark {mark}, the last report was {reported}"
+        );
+        check.suspend(r).unwrap();
+    }
+    // And none is left held: a node on the real clock resumes every one.
+    let after = Node::new(
+        h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
+        n("after"),
+        h.scratch().join("cache-checker"),
+    );
+    for name in last.keys() {
+        let r = after.resume(&t(name)).unwrap();
+        after.suspend(r).unwrap();
+    }
+}
+
+#[test]
+fn kill_9_nodes_on_a_local_store() {
+    crash(&Local::new(), 12, 15);
+}
+
+#[test]
+fn kill_9_nodes_on_postgres() {
+    crash(&Pg::new(), 12, 15);
+}
