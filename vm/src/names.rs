@@ -26,10 +26,17 @@ pub fn class_name<M: ObjectMemory>(m: &M, class: Value) -> Option<String> {
     {
         return Some(name);
     }
-    // Metaclass: ... organization thisClass.
-    let this = m.slot(class, 5).ok()?;
-    let name = m.slot(this, 6).ok().and_then(|n| string(m, n))?;
-    Some(format!("{name} class"))
+    // Metaclass: ... organization [subclasses] thisClass: thisClass is its last named slot
+    // in every V3 image seen, at 5 or 6.
+    let n = m.size(class).ok()?.slots;
+    (5..n.min(8)).rev().find_map(|i| {
+        let this = m.slot(class, i).ok()?;
+        if !this.is_object() {
+            return None;
+        }
+        let name = m.slot(this, 6).ok().and_then(|n| string(m, n))?;
+        Some(format!("{name} class"))
+    })
 }
 
 /// `Class>>selector` for context `c`: the receiver's class, and the selector under which
