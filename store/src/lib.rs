@@ -10,6 +10,7 @@ mod open;
 mod pg;
 pub mod pg_server;
 mod store;
+mod swap;
 pub mod workload;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -24,3 +25,4 @@ pub use open::{init_store, open_store};
 pub use pg::PgStore;
 pub use pg_server::PgServer;
 pub use store::{Access, BlobStats, Claim, Store, TenantRecord};
+pub use swap::{SwapRegistry, SwapStats};

@@ -1,0 +1,87 @@
+//! A registry with a memory budget far below its tenants' total keeps its resident private
+//! bytes under the budget while every tenant stays reachable, on both backends.
+
+mod common;
+
+use common::{Harness, Local, Pg, node, real_base, t};
+use cowheap_heap::Format;
+use cowheap_store::workload::{read_mark, write_mark};
+use cowheap_store::{Access, SwapRegistry};
+
+const TENANTS: usize = 40;
+const BALLAST: usize = 20_000;
+
+fn budget(h: &dyn Harness) {
+    let fp = real_base(h, 2_000);
+    let op = node(h, "op", Access::Operator);
+    for i in 0..TENANTS {
+        op.store()
+            .create_tenant(&t(&format!("s-{i}")), fp, None)
+            .unwrap();
+    }
+    // Each tenant holds a 20 KB private object; the budget fits about five of them.
+    let budget = 5 * BALLAST + 5 * 4096;
+    let reg = SwapRegistry::new(node(h, "a", Access::Operator), budget);
+    let mut oracle = vec![0i64; TENANTS];
+    let mut peak_total = 0usize;
+    // A fixed pseudo-random walk over the tenants (xorshift), so runs are repeatable.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for step in 0..400 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let i = (x % TENANTS as u64) as usize;
+        let seen = reg
+            .with(&t(&format!("s-{i}")), |tenant| {
+                let before = read_mark(tenant).unwrap_or(0);
+                if tenant.root("ballast").is_none() {
+                    let g = tenant.base().heap().root("Smalltalk").unwrap();
+                    let class = tenant.class_of(g).unwrap();
+                    let big = tenant
+                        .alloc_with(class, Format::Bytes, &[], &vec![7u8; BALLAST])
+                        .unwrap();
+                    tenant.set_root("ballast", big).unwrap();
+                }
+                write_mark(tenant, before + 1).unwrap();
+                let b = tenant.root("ballast").unwrap();
+                assert_eq!(tenant.bytes(b).unwrap().len(), BALLAST);
+                before
+            })
+            .unwrap();
+        assert_eq!(seen, oracle[i], "step {step}: tenant {i} lost an update");
+        oracle[i] += 1;
+        assert!(
+            reg.resident_bytes() <= budget,
+            "step {step}: {} resident bytes over the budget of {budget}",
+            reg.resident_bytes()
+        );
+        peak_total = peak_total.max(oracle.iter().filter(|&&c| c > 0).count() * BALLAST);
+    }
+    assert!(
+        peak_total > 4 * budget,
+        "the tenants' total is far above the budget"
+    );
+    let stats = reg.stats();
+    assert!(stats.swapped_out > 100, "{stats:?}");
+    assert_eq!(stats.swapped_in + stats.hits, 400);
+    reg.suspend_all().unwrap();
+    assert_eq!(reg.resident(), 0);
+    // Every tenant holds exactly its updates, read back through a fresh registry.
+    let again = SwapRegistry::new(node(h, "b", Access::Operator), budget);
+    for (i, &count) in oracle.iter().enumerate() {
+        let mark = again
+            .with(&t(&format!("s-{i}")), |tenant| read_mark(tenant))
+            .unwrap();
+        assert_eq!(mark.unwrap_or(0), count, "tenant {i}");
+    }
+}
+
+#[test]
+fn budget_on_a_local_store() {
+    budget(&Local::new());
+}
+
+#[test]
+fn budget_on_postgres() {
+    budget(&Pg::new());
+}
