@@ -64,3 +64,85 @@ fn a_runaway_stops_at_its_budget_and_resumes_to_the_same_answer() {
     assert!(rounds > 10, "took {rounds} resumes");
     assert!(!vm.is_suspended(&t));
 }
+
+#[test]
+fn a_suspended_run_is_snapshotted_restored_in_another_process_and_resumed() {
+    let base = common::base("bootstrapped.image");
+    let symbols = Symbols::from_base(base.heap());
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    let err = vm
+        .send_named(&mut t, &symbols, Value::int(22), "benchFib", &[], 100_000)
+        .unwrap_err();
+    assert!(matches!(err, VmError::BudgetExhausted { .. }), "{err}");
+    let dir = std::env::temp_dir().join(format!("cowheap-vm-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let snap = dir.join("suspended.snapshot");
+    t.save_snapshot(&snap).unwrap();
+    let image = common::images().join("bootstrapped.image");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cowheap-vm-resume"))
+        .arg(&image)
+        .arg(&snap)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 22 benchFib, resumed elsewhere; and here, the same tenant resumed in this process.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "57313");
+    let mine = loop {
+        match vm.resume(&mut t, 1_000_000) {
+            Ok(v) => break v,
+            Err(VmError::BudgetExhausted { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(mine.as_int(), Some(57313));
+}
+
+#[test]
+fn a_long_run_collects_the_tenants_garbage() {
+    let base = common::base("bootstrapped.image");
+    let symbols = Symbols::from_base(base.heap());
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    vm.set_collection_step(256 << 10);
+    let r = vm
+        .send_named(
+            &mut t,
+            &symbols,
+            Value::int(22),
+            "benchFib",
+            &[],
+            100_000_000,
+        )
+        .unwrap();
+    assert_eq!(r.as_int(), Some(57313));
+    let st = vm.stats();
+    assert!(st.contexts > 50_000, "{st:?}");
+    assert!(st.collections > 5, "{st:?}");
+    // Each context is over a hundred bytes: without collection the tenant would hold
+    // megabytes; it holds what the last stretch since a collection allocated.
+    t.collect();
+    assert!(t.stats().private_bytes < 64 << 10, "{:?}", t.stats());
+}
+
+#[test]
+fn many_tenants_run_the_same_send() {
+    let base = common::base("bootstrapped.image");
+    let symbols = Symbols::from_base(base.heap());
+    let options = cowheap_vm::run::RunOptions {
+        tenants: 50,
+        budget: 10_000_000,
+        threads: Some(2),
+        selector: Some("benchFib".into()),
+    };
+    let report = cowheap_vm::run::run_base(&base, &symbols, "15", &options).unwrap();
+    assert_eq!(report.result().unwrap().as_deref().ok(), Some("1973"));
+    assert_eq!(report.agreeing(), 50);
+    assert!(report.bytecodes() > 50 * 1973);
+    assert!(report.to_string().contains("50 tenant(s)"));
+}
