@@ -1,6 +1,7 @@
 //! A store for tenants and bases shared by many nodes.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 mod clock;
 mod error;
 mod local;

@@ -1,0 +1,258 @@
+//! What the `cowheap store ...` commands do, as library functions that return the text to
+//! print. A command-line front end parses its flags and calls these.
+//!
+//! Without a server process, a node is a directory on the machine (`--node-dir`): its base
+//! cache, and its *resident* tenants, each kept as the tenant's snapshot beside the claim
+//! that holds it. So two nodes on one machine (two directories, one store) can pass a
+//! tenant back and forth with separate commands:
+//!
+//! ```text
+//! cowheap store init   STORE
+//! cowheap store put-base STORE IMAGE                 -> fingerprint
+//! cowheap store create STORE TENANT FINGERPRINT
+//! cowheap store resume STORE --node a --node-dir A TENANT   (claims it: epoch + 1)
+//! cowheap store mark   STORE --node a --node-dir A TENANT 42
+//! cowheap store suspend STORE --node a --node-dir A TENANT  (writes it, releases it)
+//! cowheap store resume STORE --node b --node-dir B TENANT   (sees 42)
+//! cowheap store ls     STORE
+//! ```
+//!
+//! Resuming a tenant another node holds fails with [`StoreError::Held`]; suspending a
+//! tenant whose claim was taken over fails with [`StoreError::Fenced`] and writes nothing.
+
+use crate::workload::{read_mark, write_mark};
+use crate::{
+    Access, Claim, Digest, Epoch, Millis, Node, NodeName, Result, Store, StoreError, SystemClock,
+    TenantName, fingerprint_hex, init_store, open_store, parse_fingerprint,
+};
+use cowheap_heap::BaseHeap;
+use cowheap_tenants::Tenant;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The lease a command-line node takes: an hour, since it holds a tenant between commands.
+pub const CLI_LEASE_MS: u64 = 3_600_000;
+
+/// `store init ADDRESS`: makes the store (a directory, or the schema in a database).
+///
+/// # Errors
+/// As [`init_store`].
+pub fn init(address: &str) -> Result<String> {
+    init_store(address, Arc::new(SystemClock))?;
+    Ok(format!("store ready at {address}\n"))
+}
+
+/// `store put-base ADDRESS IMAGE`: stores a base heap (opened by the caller from a cowheap
+/// image file or a Smalltalk image) and returns its fingerprint, full hex. Operator only.
+///
+/// # Errors
+/// As [`Store::put_base`]; [`StoreError::BaseFile`] if the heap cannot be saved.
+pub fn put_base(store: &dyn Store, heap: &BaseHeap) -> Result<String> {
+    let dir = tempfile::tempdir().map_err(|e| StoreError::io(std::env::temp_dir(), e))?;
+    let path = dir.path().join("base.cowheap");
+    heap.save(&path).map_err(StoreError::BaseFile)?;
+    let bytes = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+    let fp = heap.fingerprint();
+    store.put_base(fp, &bytes)?;
+    Ok(format!("{}\n", fingerprint_hex(&fp)))
+}
+
+/// `store create ADDRESS TENANT FINGERPRINT [--principal P]`. Operator only.
+///
+/// # Errors
+/// As [`Store::create_tenant`].
+pub fn create(
+    store: &dyn Store,
+    tenant: &str,
+    fingerprint: &str,
+    principal: Option<&str>,
+) -> Result<String> {
+    let p = principal.map(crate::PrincipalName::new).transpose()?;
+    let r = store.create_tenant(
+        &TenantName::new(tenant)?,
+        parse_fingerprint(fingerprint)?,
+        p.as_ref(),
+    )?;
+    Ok(format!("created {}\n", r.tenant))
+}
+
+/// `store add-principal ADDRESS NAME SECRET`. Operator only.
+///
+/// # Errors
+/// As [`Store::add_principal`].
+pub fn add_principal(store: &dyn Store, name: &str, secret: &str) -> Result<String> {
+    store.add_principal(&crate::PrincipalName::new(name)?, secret)?;
+    Ok(format!("principal {name} set\n"))
+}
+
+/// `store ls ADDRESS`: the bases and the tenants this access may see, one line each.
+///
+/// # Errors
+/// As [`Store::tenants`].
+pub fn ls(store: &dyn Store) -> Result<String> {
+    let mut out = String::new();
+    for b in store.bases()? {
+        let _ = writeln!(out, "base {}", fingerprint_hex(&b));
+    }
+    for r in store.tenants()? {
+        let _ = writeln!(
+            out,
+            "tenant {} base {} epoch {} owner {} state {}",
+            r.tenant,
+            r.base,
+            r.epoch,
+            r.owner.map_or("-".to_owned(), |o| o.to_string()),
+            r.state.map_or("-".to_owned(), |d| d.to_string()),
+        );
+    }
+    Ok(out)
+}
+
+/// A command-line node: a name and a directory.
+#[derive(Debug)]
+pub struct CliNode {
+    node: Node,
+    dir: PathBuf,
+}
+
+impl CliNode {
+    /// The node `name` keeping its cache and resident tenants in `dir`.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidName`] for a bad node name.
+    pub fn new(store: Arc<dyn Store>, name: &str, dir: &Path) -> Result<CliNode> {
+        let node =
+            Node::new(store, NodeName::new(name)?, dir.join("cache")).with_lease(CLI_LEASE_MS);
+        Ok(CliNode {
+            node,
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Opens the store at `address` with `access` and makes the node.
+    ///
+    /// # Errors
+    /// As [`open_store`].
+    pub fn open(address: &str, access: Access, name: &str, dir: &Path) -> Result<CliNode> {
+        CliNode::new(
+            open_store(address, Arc::new(SystemClock), access)?,
+            name,
+            dir,
+        )
+    }
+
+    fn paths(&self, t: &TenantName) -> (PathBuf, PathBuf) {
+        let d = self.dir.join("resident");
+        (
+            d.join(format!("{t}.snapshot")),
+            d.join(format!("{t}.claim")),
+        )
+    }
+
+    fn keep(&self, t: &Tenant, claim: &Claim) -> Result<()> {
+        let (snap, cl) = self.paths(&claim.tenant);
+        let d = self.dir.join("resident");
+        std::fs::create_dir_all(&d).map_err(|e| StoreError::io(&d, e))?;
+        t.save_snapshot(&snap).map_err(StoreError::BaseFile)?;
+        let text = format!(
+            "{} {} {} {} {} {}\n",
+            claim.tenant,
+            claim.node,
+            claim.epoch.0,
+            claim.lease_expiry.0,
+            fingerprint_hex(&claim.base),
+            claim.state.map_or("-".to_owned(), |d| d.to_hex())
+        );
+        cowheap_heap::file::write_atomically(&cl, |w| w.write_all(text.as_bytes()))
+            .map_err(StoreError::BaseFile)
+    }
+
+    fn load(&self, t: &TenantName) -> Result<(Tenant, Claim)> {
+        let (snap, cl) = self.paths(t);
+        let text = std::fs::read_to_string(&cl).map_err(|e| StoreError::io(&cl, e))?;
+        let bad = || StoreError::Damaged {
+            what: cl.display().to_string(),
+            problem: "not a claim file",
+        };
+        let f: Vec<&str> = text.split_whitespace().collect();
+        let [tenant, node, epoch, lease, base, state] = f.as_slice() else {
+            return Err(bad());
+        };
+        let claim = Claim {
+            tenant: TenantName::new(*tenant)?,
+            node: NodeName::new(*node)?,
+            epoch: Epoch(epoch.parse().map_err(|_| bad())?),
+            lease_expiry: Millis(lease.parse().map_err(|_| bad())?),
+            base: parse_fingerprint(base)?,
+            state: match *state {
+                "-" => None,
+                d => Some(Digest::from_hex(d)?),
+            },
+        };
+        let base = self.node.base(claim.base)?;
+        let tenant = Tenant::restore(&base, &snap).map_err(StoreError::BaseFile)?;
+        Ok((tenant, claim))
+    }
+
+    fn forget(&self, t: &TenantName) {
+        let (snap, cl) = self.paths(t);
+        // Leftovers are harmless: the claim in them is fenced.
+        let _ = std::fs::remove_file(cl);
+        let _ = std::fs::remove_file(snap);
+    }
+
+    /// `store resume --node N --node-dir D TENANT`: claims the tenant, restores it and keeps
+    /// it resident in the node's directory.
+    ///
+    /// # Errors
+    /// As [`Node::resume`].
+    pub fn resume(&self, tenant: &str) -> Result<String> {
+        let r = self.node.resume(&TenantName::new(tenant)?)?;
+        self.keep(&r.tenant, r.claim())?;
+        Ok(format!(
+            "resumed {} on node {} at epoch {}, mark {}\n",
+            r.name(),
+            self.node.name(),
+            r.claim().epoch,
+            read_mark(&r.tenant).map_or("-".to_owned(), |m| m.to_string())
+        ))
+    }
+
+    /// `store mark --node N --node-dir D TENANT VALUE`: writes a mark into a resident tenant.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if the tenant is not resident on this node.
+    pub fn mark(&self, tenant: &str, value: i64) -> Result<String> {
+        let t = TenantName::new(tenant)?;
+        let (mut tenant, claim) = self.load(&t)?;
+        write_mark(&mut tenant, value)?;
+        self.keep(&tenant, &claim)?;
+        Ok(format!("{t}: mark {value}\n"))
+    }
+
+    /// `store suspend --node N --node-dir D TENANT`: writes the resident tenant to the store
+    /// (fenced by its claim) and releases it.
+    ///
+    /// # Errors
+    /// [`StoreError::Fenced`] if another node claimed it since; nothing is written.
+    pub fn suspend(&self, tenant: &str) -> Result<String> {
+        let t = TenantName::new(tenant)?;
+        let (tenant, claim) = self.load(&t)?;
+        let store = self.node.store();
+        let d = match store.write_state(&claim, &tenant.snapshot()) {
+            Ok(d) => d,
+            Err(e @ StoreError::Fenced { .. }) => {
+                self.forget(&t);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        store.release(&claim)?;
+        self.forget(&t);
+        Ok(format!(
+            "suspended {t} (state {d}, epoch {})\n",
+            claim.epoch
+        ))
+    }
+}
