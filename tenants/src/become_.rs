@@ -37,7 +37,7 @@ impl Tenant {
     pub fn become_forward(&mut self, a: Value, b: Value) -> Result<()> {
         let (la, lb) = (self.locate(a)?, self.locate(b)?);
         if la == lb {
-            add(&mut self.stats.becomes, 1);
+            add(&mut self.stats_mut().becomes, 1);
             return Ok(());
         }
         let target = lb.word();
@@ -55,13 +55,14 @@ impl Tenant {
                     .writable(k)
                     .ok_or(Error::Collected(Word::private(k)))?;
                 let body = w.forward(target);
+                self.space.count_forwarder();
                 sub(
-                    &mut self.stats.private_bytes,
+                    &mut self.stats_mut().private_bytes,
                     cost(body.size()) - ENTRY_OVERHEAD,
                 );
             }
         }
-        add(&mut self.stats.becomes, 1);
+        add(&mut self.stats_mut().becomes, 1);
         Ok(())
     }
 
@@ -70,7 +71,7 @@ impl Tenant {
     pub fn become_two_way(&mut self, a: Value, b: Value) -> Result<()> {
         let (la, lb) = (self.locate(a)?, self.locate(b)?);
         if la == lb {
-            add(&mut self.stats.becomes, 1);
+            add(&mut self.stats_mut().becomes, 1);
             return Ok(());
         }
         let mut needed = 0u64;
@@ -105,7 +106,7 @@ impl Tenant {
             .writable_pair(ka, kb)
             .ok_or(Error::Collected(Word::private(kb)))?;
         Writable::swap(wa, wb);
-        add(&mut self.stats.becomes, 1);
+        add(&mut self.stats_mut().becomes, 1);
         Ok(())
     }
 }

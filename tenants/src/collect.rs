@@ -24,24 +24,32 @@ impl Tenant {
     ///
     /// Time: O(private objects and their slots); never walks the base.
     pub fn collect(&mut self) -> CollectStats {
-        let lookups = self.reads.lookups.get();
+        let lookups = self.stats().lookups;
         let mut out = CollectStats::default();
         let mut marked = vec![false; self.space.key_bound()];
         let mut stack: Vec<u32> = self.table.iter().map(|(_, k)| k.key()).collect();
 
-        let mut roots: Vec<Word> = self.roots.values().copied().collect();
-        roots.extend(self.handles.words_mut().map(|w| *w));
+        let mut roots: Vec<Word> = self
+            .roots_map()
+            .into_iter()
+            .flat_map(|r| r.values().copied())
+            .collect();
+        if let Some(c) = self.cold.as_mut() {
+            roots.extend(c.handles.words_mut().map(|w| *w));
+        }
         let roots: Vec<Word> = roots
             .into_iter()
             .map(|w| self.final_word(w, &mut out))
             .collect();
-        for (slot, w) in self
-            .roots
-            .values_mut()
-            .chain(self.handles.words_mut())
-            .zip(&roots)
-        {
-            *slot = *w;
+        if let Some(c) = self.cold.as_mut() {
+            for (slot, w) in c
+                .roots
+                .values_mut()
+                .chain(c.handles.words_mut())
+                .zip(&roots)
+            {
+                *slot = *w;
+            }
         }
         stack.extend(roots.iter().filter_map(|w| w.as_private()).map(|k| k.key()));
 
@@ -92,14 +100,14 @@ impl Tenant {
                 out.freed_bytes += entry_cost(&e);
             }
         }
-        sub(&mut self.stats.private_objects, out.freed);
-        sub(&mut self.stats.private_bytes, out.freed_bytes);
-        add(&mut self.stats.collected, out.freed);
-        add(&mut self.stats.collections, 1);
-        self.reads
-            .patches
-            .set(self.reads.patches.get().saturating_add(out.patched));
-        self.reads.lookups.set(lookups);
+        let cold = self.cold_mut();
+        sub(&mut cold.stats.private_objects, out.freed);
+        sub(&mut cold.stats.private_bytes, out.freed_bytes);
+        add(&mut cold.stats.collected, out.freed);
+        add(&mut cold.stats.collections, 1);
+        let patches = cold.reads.patches.get().saturating_add(out.patched);
+        cold.reads.patches.set(patches);
+        cold.reads.lookups.set(lookups);
         out
     }
 

@@ -8,7 +8,7 @@
 //!
 //! | operation | time |
 //! | --- | --- |
-//! | [`Tenant::fork`] | O(1), one 16-byte allocation |
+//! | [`Tenant::fork`] | O(1), no allocation |
 //! | read of an undiverted base object | O(1): one mark test, then the base read |
 //! | read of a diverted object through a base object | O(1) expected: one table lookup |
 //! | read through a patched private slot | O(1), no lookup |

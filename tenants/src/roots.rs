@@ -44,6 +44,7 @@ impl Tenant {
     pub fn pin(&mut self, v: Value) -> Result<Handle> {
         let w = self.store_word(v)?;
         let key = self
+            .cold_mut()
             .handles
             .slab
             .insert(w)
@@ -64,7 +65,7 @@ impl Tenant {
                 tenant: self.id,
             });
         }
-        match self.handles.slab.get(h.key) {
+        match self.handles().and_then(|hs| hs.slab.get(h.key)) {
             Some(_) => Ok(h.key),
             None => Err(Error::StaleHandle),
         }
@@ -74,14 +75,13 @@ impl Tenant {
     pub fn pinned(&mut self, h: Handle) -> Result<Value> {
         let key = self.check_handle(&h)?;
         let w = self
-            .handles
-            .slab
-            .get(key)
+            .handles()
+            .and_then(|hs| hs.slab.get(key))
             .copied()
             .ok_or(Error::StaleHandle)?;
         let w = if w.is_ref() {
             let fin = self.locate_word(w)?.word();
-            if let Some(slot) = self.handles.slab.get_mut(key) {
+            if let Some(slot) = self.cold_mut().handles.slab.get_mut(key) {
                 *slot = fin;
             }
             fin
@@ -94,13 +94,13 @@ impl Tenant {
     /// Unpins `h` and returns what it referred to. Using `h` again is an error. Time: O(1).
     pub fn unpin(&mut self, h: Handle) -> Result<Value> {
         let v = self.pinned(h)?;
-        self.handles.slab.remove(h.key);
+        self.cold_mut().handles.slab.remove(h.key);
         Ok(v)
     }
 
     /// Number of pinned handles.
     pub fn pinned_count(&self) -> usize {
-        self.handles.slab.len()
+        self.handles().map_or(0, |hs| hs.slab.len())
     }
 
     /// Names `v` as a root of this tenant, replacing any root of that name. A tenant root
@@ -115,14 +115,14 @@ impl Tenant {
             return Err(cowheap_heap::Error::TooLarge("a root name of 2^32 bytes").into());
         }
         let w = self.store_word(v)?;
-        self.roots.insert(name.to_owned(), w);
+        self.cold_mut().roots.insert(name.to_owned(), w);
         Ok(())
     }
 
     /// The root named `name`: this tenant's own, else the base's. Time: O(log roots + base
     /// roots).
     pub fn root(&self, name: &str) -> Option<Value> {
-        match self.roots.get(name) {
+        match self.roots_map().and_then(|r| r.get(name)) {
             Some(&w) => Some(Value::owned(w, self.id)),
             None => self.base.heap().root(name),
         }
@@ -130,11 +130,14 @@ impl Tenant {
 
     /// Removes this tenant's root `name` and returns it (a base root is never removed).
     pub fn remove_root(&mut self, name: &str) -> Option<Value> {
-        self.roots.remove(name).map(|w| Value::owned(w, self.id))
+        let w = self.cold.as_mut()?.roots.remove(name)?;
+        Some(Value::owned(w, self.id))
     }
 
     /// This tenant's own root names, sorted.
     pub fn root_names(&self) -> impl Iterator<Item = &str> {
-        self.roots.keys().map(String::as_str)
+        self.roots_map()
+            .into_iter()
+            .flat_map(|r| r.keys().map(String::as_str))
     }
 }

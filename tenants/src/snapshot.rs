@@ -177,7 +177,12 @@ impl Tenant {
             p.u32(x.as_u32());
             p.u32(k.key());
         }
-        let roots = self.roots.iter().map(|(n, &w)| (n.as_str(), w));
+        let none = BTreeMap::new();
+        let roots = self
+            .roots_map()
+            .unwrap_or(&none)
+            .iter()
+            .map(|(n, &w)| (n.as_str(), w));
         if let Err(e) = write_roots(&mut p.0, roots) {
             unreachable!("{e}: Tenant::set_root refuses such names");
         }
@@ -504,7 +509,7 @@ impl<'a> Parts<'a> {
                 .divert(marks, x, key)
                 .map_err(|_| FileError::corrupt("table", "a base object is diverted twice"))?;
         }
-        t.roots = self.roots.into_iter().collect::<BTreeMap<_, _>>();
+        let roots = self.roots.into_iter().collect::<BTreeMap<_, _>>();
         let [
             copies,
             allocations,
@@ -514,9 +519,7 @@ impl<'a> Parts<'a> {
             collections,
             collected,
         ] = self.counters;
-        t.reads.lookups.set(lookups);
-        t.reads.patches.set(patches);
-        t.stats = TenantStats {
+        let stats = TenantStats {
             private_objects: objects,
             private_bytes,
             copies,
@@ -526,6 +529,14 @@ impl<'a> Parts<'a> {
             collected,
             ..TenantStats::default()
         };
+        // A tenant with nothing of its own and no history stays as light as a fresh fork.
+        if !roots.is_empty() || stats != TenantStats::default() || lookups != 0 || patches != 0 {
+            let cold = t.cold_mut();
+            cold.roots = roots;
+            cold.stats = stats;
+            cold.reads.lookups.set(lookups);
+            cold.reads.patches.set(patches);
+        }
         Ok(t)
     }
 }

@@ -137,6 +137,9 @@ impl<'a> Writable<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Space {
     slab: VersionedSlab<Entry>,
+    /// How many entries are forwarders. While none is, no private reference needs patching,
+    /// and the read path does not look at the entry a private slot names.
+    forwarders: usize,
 }
 
 impl Space {
@@ -157,7 +160,22 @@ impl Space {
                 what: "private objects",
             }
         })?;
-        Ok(Space { slab })
+        let forwarders = slab
+            .iter()
+            .filter(|(_, e)| e.state.target().is_some())
+            .count();
+        Ok(Space { slab, forwarders })
+    }
+
+    /// True if some entry is a forwarder: a private reference may then need patching.
+    #[inline(always)]
+    pub(crate) fn has_forwarders(&self) -> bool {
+        self.forwarders != 0
+    }
+
+    /// Counts an object just turned into a forwarder ([`Writable::forward`]).
+    pub(crate) fn count_forwarder(&mut self) {
+        self.forwarders += 1;
     }
 
     /// Live entries with their keys, in key order. Time: O(keys ever used).
@@ -175,12 +193,16 @@ impl Space {
     /// # Errors
     /// [`Error::KeysExhausted`] when no key is left; nothing changes.
     pub(crate) fn insert(&mut self, entry: Entry) -> Result<PrivateKey> {
-        self.slab
+        let forwarder = usize::from(entry.state.target().is_some());
+        let k = self
+            .slab
             .insert(entry)
             .map(private_key)
             .map_err(|_| Error::KeysExhausted {
                 what: "private objects",
-            })
+            })?;
+        self.forwarders += forwarder;
+        Ok(k)
     }
 
     /// [`Error::KeysExhausted`] unless `n` more entries can be inserted; then no `insert`
@@ -223,7 +245,11 @@ impl Space {
 
     /// Frees the entry `k` names and retires its generation.
     pub(crate) fn remove(&mut self, k: PrivateKey) -> Option<Entry> {
-        self.slab.remove(slab_key(k))
+        let e = self.slab.remove(slab_key(k))?;
+        if e.state.target().is_some() {
+            self.forwarders -= 1;
+        }
+        Some(e)
     }
 
     /// Number of live entries.
