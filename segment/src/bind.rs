@@ -56,6 +56,9 @@ pub struct BaseNames {
     true_: Option<Value>,
     false_: Option<Value>,
     inst_vars_slot: Option<usize>,
+    special: Vec<Word>,
+    by_value: HashMap<Word, String>,
+    symbol_set: HashMap<ObjectIndex, ()>,
 }
 
 impl BaseNames {
@@ -103,8 +106,24 @@ impl BaseNames {
                 .into_iter()
                 .find(|&i| strings(heap, heap.get_slot(p, i)) == Some(vec!["x".into(), "y".into()]))
         });
+        let special_words = heap
+            .object(special)
+            .map(|o| o.slots.to_vec())
+            .unwrap_or_default();
+        let mut by_value = HashMap::new();
+        for (k, &v) in &globals {
+            // The smallest name, so the choice does not depend on hash order.
+            let e = by_value.entry(v).or_insert_with(|| k.clone());
+            if k < e {
+                e.clone_from(k);
+            }
+        }
+        let symbol_set = symbols.values().map(|&x| (x, ())).collect();
         Ok(BaseNames {
             inst_vars_slot,
+            special: special_words,
+            by_value,
+            symbol_set,
             globals,
             symbols,
             compact,
@@ -183,6 +202,51 @@ fn strings(heap: &BaseHeap, w: Option<Word>) -> Option<Vec<String>> {
 }
 
 impl BaseNames {
+    /// A portable name for base object `x`: a Symbol by its string, a class by its name and
+    /// instance variable names (if the global of that name is this class), an object of the
+    /// special objects array by its index, a global's value by the global's name. `None` if
+    /// it has none. Time: O(1) expected, O(superclass chain) for a class.
+    pub fn portable(&self, heap: &BaseHeap, x: ObjectIndex) -> Option<crate::tenant::OutRef> {
+        use crate::tenant::OutRef;
+        let w = Word::base(x);
+        if self.symbol_set.contains_key(&x) {
+            let o = heap.object(x).ok()?;
+            return Some(OutRef::Symbol(
+                String::from_utf8_lossy(o.bytes).into_owned(),
+            ));
+        }
+        if let Some(name) = class_name(heap, x)
+            && self.globals.get(&name) == Some(&w)
+            && let Some(inst_vars) = self.all_inst_var_names(heap, x)
+        {
+            return Some(OutRef::Class { name, inst_vars });
+        }
+        if let Some(k) = self.special.iter().position(|&s| s == w) {
+            return Some(OutRef::Special(u32::try_from(k).ok()?));
+        }
+        self.by_value.get(&w).map(|n| OutRef::Global(n.clone()))
+    }
+
+    /// The object a portable out-pointer names in this base, if it has it (a class only if
+    /// its instance variable names are the same). `Base`, `Outside` and `Pinned` are not
+    /// names: `None`.
+    pub fn resolve(&self, heap: &BaseHeap, o: &crate::tenant::OutRef) -> Option<Value> {
+        use crate::tenant::OutRef;
+        match o {
+            OutRef::Special(k) => self.special.get(*k as usize).map(|&w| Value::shared(w)),
+            OutRef::Symbol(s) => self.symbol(s),
+            OutRef::Global(g) => self.global(g),
+            OutRef::Class { name, inst_vars } => {
+                let v = self.global(name)?;
+                let x = v.word().as_base()?;
+                (class_name(heap, x).as_deref() == Some(name.as_str())
+                    && self.all_inst_var_names(heap, x).as_ref() == Some(inst_vars))
+                .then_some(v)
+            }
+            OutRef::Base(_) | OutRef::Outside(_) | OutRef::Pinned { .. } => None,
+        }
+    }
+
     /// A class's instance variable names, inherited first. `None` if the base's class
     /// layout is unknown (no class `Point` with `x y`) or a class in the chain has no
     /// readable names. Time: O(superclass chain + names).

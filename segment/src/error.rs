@@ -133,6 +133,35 @@ pub enum SegmentError {
     /// A tenant operation failed while materialising a segment.
     #[error("tenant: {0}")]
     Tenant(#[from] cowheap_tenants::Error),
+    /// A segment root that is not a private object of the tenant.
+    #[error("segment roots must be private objects of the tenant; {0:#x} is not")]
+    NotPrivate(u64),
+    /// Out-pointers that did not bind on import (and the caller did not accept that).
+    #[error("{} out-pointers did not bind: {}", .0.len(), .0.join(", "))]
+    Unbound(Vec<String>),
+    /// A decoded segment refers to something it does not have.
+    #[error("the segment is inconsistent: {0}")]
+    BadSegment(&'static str),
+    /// A transition the segment state machine does not have.
+    #[error(transparent)]
+    State(#[from] crate::tenant::StateError),
+    /// Writing a file atomically failed.
+    #[error(transparent)]
+    File(#[from] cowheap_heap::FileError),
+    /// A cowheap segment file is not one, or is damaged.
+    #[error("not a valid cowheap segment file: {0}")]
+    BadFile(&'static str),
+    /// A cowheap segment file's checksum does not match its contents.
+    #[error("the segment file's checksum does not match: it is damaged")]
+    Checksum,
+    /// A cowheap segment file bound to another base than the one given.
+    #[error("the segment belongs to base {file}, not to base {base}")]
+    WrongBase {
+        /// The file's base.
+        file: cowheap_heap::Fingerprint,
+        /// The base given.
+        base: cowheap_heap::Fingerprint,
+    },
     /// The base a segment is bound to lacks something every Squeak image has.
     #[error("the base has no {0}")]
     BaseMissing(&'static str),

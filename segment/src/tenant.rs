@@ -1,0 +1,538 @@
+//! Segments of a tenant: extraction, the states of Squeak's ImageSegment, and import.
+//!
+//! [`extract`] takes the tenant's *private* objects reachable from `roots` that are not
+//! reachable from the tenant's other roots without passing through a segment root
+//! (Squeak's definition: mark from everything else, what lies in the roots' shadow is the
+//! segment). Base objects are never members: every reference to one is an out-pointer, as is
+//! every reference to a private object outside the segment. The walk reads only private
+//! objects, so it costs O(private objects walked), never a walk of the base.
+//!
+//! ```text
+//!             extract                 write_file              import_into
+//!  (tenant) ----------> ActiveCopy ----------------> OnFile ----------------> Imported
+//!                        |     ^                        |
+//!          swap_out (*)  |     | fault in (*)          | read_file
+//!                        v     |                        v
+//!                        Active  <---------------  Inactive (read back, not yet in a tenant)
+//! ```
+//!
+//! | state | invariant |
+//! | --- | --- |
+//! | [`SegmentState::ActiveCopy`] | the objects are copied into the segment and still live in the tenant ([`TenantSegment::members`] names them) |
+//! | [`SegmentState::Active`] (*) | the roots are replaced by root stubs; the segment alone holds its objects |
+//! | [`SegmentState::OnFile`] | the segment is written to a file and its words may be dropped from memory |
+//! | [`SegmentState::Inactive`] | read back from a file, verified, not yet materialised |
+//! | [`SegmentState::Imported`] | materialised in a tenant (the same base, or through portable out-pointers another) |
+//!
+//! (*) `Active` needs root stubs on the tenant's read path (a read through a stub faults the
+//! segment in); the tenant crate has no stubs yet, so [`SegmentState::advance`] refuses the
+//! transitions into `Active` with [`StateError`], and the design is in the crate's
+//! `ARCHITECTURE-section.md`.
+
+use crate::bind::BaseNames;
+use crate::error::{Result, SegmentError};
+use cowheap_heap::{BaseHeap, Fingerprint, Format, ObjectIndex, ObjectSize, Value, Word};
+use cowheap_tenants::Tenant;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+
+/// The states of a segment (see the module doc's diagram).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum SegmentState {
+    /// Extracted; its objects are still live in the tenant.
+    ActiveCopy,
+    /// Roots replaced by stubs; the segment is the only holder of its objects.
+    Active,
+    /// Written to a file.
+    OnFile,
+    /// Read back from a file.
+    Inactive,
+    /// Materialised in a tenant.
+    Imported,
+}
+
+/// A transition the state machine does not have.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+#[error("a segment cannot go from {from:?} to {to:?}")]
+pub struct StateError {
+    /// The state it was in.
+    pub from: SegmentState,
+    /// The state asked for.
+    pub to: SegmentState,
+}
+
+impl SegmentState {
+    /// Whether the machine has the transition `self -> to`. `Active` is refused until the
+    /// tenant read path has root stubs.
+    pub fn allows(self, to: SegmentState) -> bool {
+        use SegmentState::*;
+        matches!(
+            (self, to),
+            (ActiveCopy, OnFile)
+                | (OnFile, Inactive)
+                | (Inactive, Imported)
+                | (OnFile, Imported)
+                | (ActiveCopy, Imported)
+        )
+    }
+
+    /// Moves to `to`.
+    ///
+    /// # Errors
+    /// [`StateError`] if the machine has no such transition; the state is unchanged.
+    pub fn advance(&mut self, to: SegmentState) -> Result<(), StateError> {
+        if self.allows(to) {
+            *self = to;
+            Ok(())
+        } else {
+            Err(StateError { from: *self, to })
+        }
+    }
+}
+
+/// A reference inside a segment.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum SRef {
+    /// An immediate (small integer, character, small float), as its word.
+    Imm(Word),
+    /// A member, by number.
+    Obj(u32),
+    /// An out-pointer, by number (0-based).
+    Out(u32),
+}
+
+/// One member of a segment.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SegObj {
+    /// Its class.
+    pub class: SRef,
+    /// Its format.
+    pub format: Format,
+    /// Its identity hash in the tenant it came from.
+    pub hash: u32,
+    /// Its pointer slots.
+    pub slots: Vec<SRef>,
+    /// Its raw bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Where an out-pointer leads.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum OutRef {
+    /// A base object of the segment's own base, by index.
+    Base(ObjectIndex),
+    /// A private object of the tenant outside the segment: element `k` of the values the
+    /// extraction answered in [`TenantSegment::outside`] (meaningful in that tenant only).
+    Outside(u32),
+    /// Portable: a well-known object, by its index in the special objects array.
+    Special(u32),
+    /// Portable: a Symbol, by its string.
+    Symbol(String),
+    /// Portable: a class, by name and instance variable names (inherited first): binds only
+    /// to a class of that name and that shape.
+    Class {
+        /// The name.
+        name: String,
+        /// The instance variable names.
+        inst_vars: Vec<String>,
+    },
+    /// Portable: the value of a global, by name.
+    Global(String),
+    /// Portable only to a base with this fingerprint: an object by index.
+    Pinned {
+        /// The base's fingerprint.
+        fingerprint: Fingerprint,
+        /// The object's index.
+        index: ObjectIndex,
+    },
+}
+
+impl fmt::Display for OutRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutRef::Base(x) => write!(f, "base object {}", x.get()),
+            OutRef::Outside(k) => write!(f, "tenant object outside the segment ({k})"),
+            OutRef::Special(k) => write!(f, "special object {k}"),
+            OutRef::Symbol(s) => write!(f, "#{s}"),
+            OutRef::Class { name, .. } => write!(f, "class {name}"),
+            OutRef::Global(g) => write!(f, "global {g}"),
+            OutRef::Pinned { fingerprint, index } => {
+                write!(f, "object {} of base {fingerprint}", index.get())
+            }
+        }
+    }
+}
+
+/// A segment of a tenant.
+#[derive(Clone, Debug)]
+pub struct TenantSegment {
+    /// Its state.
+    pub state: SegmentState,
+    /// The fingerprint of the base its `Base` out-pointers index.
+    pub fingerprint: Fingerprint,
+    /// Its members; member 0.. `roots.len()` need not be the roots.
+    pub objects: Vec<SegObj>,
+    /// The members that are roots, in the order given.
+    pub roots: Vec<u32>,
+    /// The out-pointer table.
+    pub out: Vec<OutRef>,
+    /// While `ActiveCopy`: the tenant objects the members were copied from.
+    pub members: Vec<Value>,
+    /// The tenant's private objects outside the segment that `OutRef::Outside` names.
+    pub outside: Vec<Value>,
+}
+
+/// The private objects reachable from `from` (following slots and classes, through private
+/// objects only), not entering `stop`.
+fn reach(t: &Tenant, from: &[Value], stop: &HashSet<Word>) -> Result<(Vec<Value>, HashSet<Word>)> {
+    let mut seen: HashSet<Word> = HashSet::new();
+    let mut order = Vec::new();
+    let mut queue: VecDeque<Value> = VecDeque::new();
+    for &v in from {
+        if v.word().is_private() && !stop.contains(&v.word()) && seen.insert(v.word()) {
+            queue.push_back(v);
+        }
+    }
+    while let Some(v) = queue.pop_front() {
+        order.push(v);
+        let n = t.size(v)?.slots;
+        let class = t.class_of(v)?;
+        for w in std::iter::once(Ok(class)).chain((0..n).map(|i| t.slot(v, i))) {
+            let w = w?;
+            if w.word().is_private() && !stop.contains(&w.word()) && seen.insert(w.word()) {
+                queue.push_back(w);
+            }
+        }
+    }
+    Ok((order, seen))
+}
+
+/// Extracts the segment of `roots` from `tenant`; `others` are the tenant's other roots
+/// (see [`tenant_roots`]). Time: O(private objects reachable from `others` and `roots`,
+/// and their slots); the base is never walked.
+///
+/// # Errors
+/// [`SegmentError::NotPrivate`] if a root is not a private object of the tenant;
+/// [`SegmentError::Tenant`] for a reference the tenant refuses.
+pub fn extract(tenant: &Tenant, roots: &[Value], others: &[Value]) -> Result<TenantSegment> {
+    for r in roots {
+        if !r.word().is_private() {
+            return Err(SegmentError::NotPrivate(r.word().bits()));
+        }
+        tenant.size(*r)?;
+    }
+    let root_words: HashSet<Word> = roots.iter().map(|r| r.word()).collect();
+    // Mark from the other roots, not entering the segment's roots.
+    let (_, outside_marked) = reach(tenant, others, &root_words)?;
+    // The segment: from the roots, not entering what the others reach.
+    let (members, _) = reach(tenant, roots, &outside_marked)?;
+    let number: HashMap<Word, u32> = members
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.word(), i as u32))
+        .collect();
+    let mut out: Vec<OutRef> = Vec::new();
+    let mut outside: Vec<Value> = Vec::new();
+    let mut out_index: HashMap<Word, u32> = HashMap::new();
+    let mut sref = |v: Value| -> SRef {
+        let w = v.word();
+        if !w.is_ref() {
+            return SRef::Imm(w);
+        }
+        if let Some(&i) = number.get(&w) {
+            return SRef::Obj(i);
+        }
+        let k = *out_index.entry(w).or_insert_with(|| {
+            out.push(match w.as_base() {
+                Some(x) => OutRef::Base(x),
+                None => {
+                    outside.push(v);
+                    OutRef::Outside(outside.len() as u32 - 1)
+                }
+            });
+            out.len() as u32 - 1
+        });
+        SRef::Out(k)
+    };
+    let mut objects = Vec::with_capacity(members.len());
+    for &v in &members {
+        let size = tenant.size(v)?;
+        let class = sref(tenant.class_of(v)?);
+        let slots = (0..size.slots)
+            .map(|i| tenant.slot(v, i).map(&mut sref))
+            .collect::<cowheap_tenants::Result<Vec<_>>>()?;
+        objects.push(SegObj {
+            class,
+            format: tenant.format(v)?,
+            hash: tenant.identity_hash(v)?,
+            slots,
+            bytes: tenant.bytes(v)?.to_vec(),
+        });
+    }
+    Ok(TenantSegment {
+        state: SegmentState::ActiveCopy,
+        fingerprint: tenant.base().fingerprint(),
+        roots: roots.iter().map(|r| number[&r.word()]).collect(),
+        objects,
+        out,
+        members,
+        outside,
+    })
+}
+
+/// Every named root of `tenant` (the usual `others` of [`extract`]).
+pub fn tenant_roots(tenant: &Tenant) -> Vec<Value> {
+    tenant.root_names().filter_map(|n| tenant.root(n)).collect()
+}
+
+impl TenantSegment {
+    /// Rewrites every `Base` out-pointer portably, naming its target in `heap` (the base the
+    /// segment was extracted from): a special object by its index in the special objects
+    /// array, a Symbol by its string, a class by name and instance variable names, a global's
+    /// value by the global's name, anything else by the base's fingerprint and its index.
+    /// `Outside` out-pointers stay as they are. Time: O(base objects) for the names, then
+    /// O(out-pointers).
+    ///
+    /// # Errors
+    /// [`SegmentError::BaseMissing`] if `heap` has no special objects array.
+    pub fn make_portable(&mut self, heap: &BaseHeap) -> Result<()> {
+        let names = BaseNames::of(heap)?;
+        let fingerprint = self.fingerprint;
+        for o in &mut self.out {
+            if let OutRef::Base(x) = *o {
+                *o = names.portable(heap, x).unwrap_or(OutRef::Pinned {
+                    fingerprint,
+                    index: x,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every out-pointer names its target portably.
+    pub fn is_portable(&self) -> bool {
+        !self.out.iter().any(|o| matches!(o, OutRef::Base(_)))
+    }
+
+    /// Counts, for reports.
+    pub fn report(&self) -> SegmentReport {
+        let mut by_kind: std::collections::BTreeMap<String, usize> = Default::default();
+        for o in &self.out {
+            let k = match o {
+                OutRef::Base(_) => "base object",
+                OutRef::Outside(_) => "tenant object",
+                OutRef::Special(_) => "special object",
+                OutRef::Symbol(_) => "symbol",
+                OutRef::Class { .. } => "class",
+                OutRef::Global(_) => "global",
+                OutRef::Pinned { .. } => "pinned base object",
+            };
+            *by_kind.entry(k.to_owned()).or_default() += 1;
+        }
+        SegmentReport {
+            state: self.state,
+            portable: self.is_portable(),
+            fingerprint: self.fingerprint,
+            objects: self.objects.len(),
+            roots: self.roots.len(),
+            slots: self.objects.iter().map(|o| o.slots.len()).sum(),
+            bytes: self.objects.iter().map(|o| o.bytes.len()).sum(),
+            out_pointers: self.out.len(),
+            out_by_kind: by_kind.into_iter().collect(),
+        }
+    }
+
+    /// Materialises the segment in `tenant` and answers the new roots (then every member).
+    /// Out-pointers bind as in the module doc: `Base` only into a tenant of the same base
+    /// (same fingerprint), `Outside` to `outside[k]` (the caller's values, normally
+    /// [`TenantSegment::outside`] of the same tenant), portable ones by name in the tenant's
+    /// base. What does not bind is an error listing every one, unless `accept_unbound`, in
+    /// which case it reads as nil and is listed in the report. Time: O(base objects) when
+    /// portable out-pointers need names, then O(segment size).
+    ///
+    /// # Errors
+    /// [`SegmentError::Unbound`] naming what did not bind; [`SegmentError::Tenant`] if the
+    /// tenant refuses an allocation (a quota); [`SegmentError::BadSegment`] for a reference
+    /// to a member or out-pointer the segment does not have.
+    pub fn import_into(
+        &mut self,
+        tenant: &mut Tenant,
+        outside: &[Value],
+        accept_unbound: bool,
+    ) -> Result<Imported> {
+        let base = tenant.base().clone();
+        let heap = base.heap();
+        let same_base = base.fingerprint() == self.fingerprint;
+        let needs_names = self.out.iter().any(|o| {
+            !matches!(
+                o,
+                OutRef::Base(_) | OutRef::Outside(_) | OutRef::Pinned { .. }
+            )
+        });
+        let names = if needs_names {
+            Some(BaseNames::of(heap)?)
+        } else {
+            None
+        };
+        let mut unbound = Vec::new();
+        let nil = heap.nil();
+        let bound: Vec<Value> = self
+            .out
+            .iter()
+            .map(|o| {
+                let b = match o {
+                    OutRef::Base(x) if same_base => heap.object(*x).ok().map(|_| Value::base(*x)),
+                    OutRef::Base(_) => None,
+                    OutRef::Pinned { fingerprint, index } => (*fingerprint == base.fingerprint())
+                        .then_some(Value::base(*index))
+                        .filter(|_| heap.object(*index).is_ok()),
+                    OutRef::Outside(k) => outside.get(*k as usize).copied(),
+                    _ => names.as_ref().and_then(|n| n.resolve(heap, o)),
+                };
+                b.unwrap_or_else(|| {
+                    unbound.push(o.to_string());
+                    nil
+                })
+            })
+            .collect();
+        if !unbound.is_empty() && !accept_unbound {
+            return Err(SegmentError::Unbound(unbound));
+        }
+        let bad = |what| SegmentError::BadSegment(what);
+        // Classes inside the segment first: repeat until nothing more can be made.
+        let n = self.objects.len();
+        let mut made: Vec<Option<Value>> = vec![None; n];
+        loop {
+            let mut progress = false;
+            for (i, o) in self.objects.iter().enumerate() {
+                if made[i].is_some() {
+                    continue;
+                }
+                let class = match o.class {
+                    SRef::Obj(j) => match made.get(j as usize) {
+                        Some(Some(c)) => *c,
+                        Some(None) => continue,
+                        None => return Err(bad("a class reference to no member")),
+                    },
+                    SRef::Out(k) => *bound
+                        .get(k as usize)
+                        .ok_or(bad("a class reference to no out-pointer"))?,
+                    SRef::Imm(_) => return Err(bad("an immediate as a class")),
+                };
+                let size = ObjectSize {
+                    slots: o.slots.len(),
+                    bytes: o.bytes.len(),
+                };
+                let v = tenant.alloc(class, o.format, size)?;
+                if !o.bytes.is_empty() {
+                    tenant.set_bytes(v, 0, &o.bytes)?;
+                }
+                made[i] = Some(v);
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+        if made.iter().any(Option::is_none) {
+            return Err(bad("members whose classes form a cycle"));
+        }
+        let made: Vec<Value> = made.into_iter().flatten().collect();
+        for (i, o) in self.objects.iter().enumerate() {
+            for (k, s) in o.slots.iter().enumerate() {
+                let v = match *s {
+                    SRef::Imm(w) => Value::shared(w),
+                    SRef::Obj(j) => *made
+                        .get(j as usize)
+                        .ok_or(bad("a reference to no member"))?,
+                    SRef::Out(j) => *bound
+                        .get(j as usize)
+                        .ok_or(bad("a reference to no out-pointer"))?,
+                };
+                tenant.set_slot(made[i], k, v)?;
+            }
+        }
+        let roots = self
+            .roots
+            .iter()
+            .map(|&r| {
+                made.get(r as usize)
+                    .copied()
+                    .ok_or(bad("a root that is no member"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let next = SegmentState::Imported;
+        self.state.advance(next).map_err(SegmentError::State)?;
+        Ok(Imported {
+            roots,
+            members: made,
+            unbound,
+        })
+    }
+}
+
+/// A segment materialised in a tenant.
+#[derive(Debug)]
+pub struct Imported {
+    /// The roots, in the segment's order.
+    pub roots: Vec<Value>,
+    /// Every member, by number.
+    pub members: Vec<Value>,
+    /// The out-pointers that did not bind (read as nil), described.
+    pub unbound: Vec<String>,
+}
+
+/// What `cowheap segment info` prints for a cowheap segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentReport {
+    /// The state.
+    pub state: SegmentState,
+    /// Whether every out-pointer is portable.
+    pub portable: bool,
+    /// The base it was extracted from.
+    pub fingerprint: Fingerprint,
+    /// Members.
+    pub objects: usize,
+    /// Roots.
+    pub roots: usize,
+    /// Pointer slots.
+    pub slots: usize,
+    /// Raw bytes.
+    pub bytes: usize,
+    /// Out-pointers.
+    pub out_pointers: usize,
+    /// Out-pointers by kind.
+    pub out_by_kind: Vec<(String, usize)>,
+}
+
+impl fmt::Display for SegmentReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "cowheap segment: {:?}, {}, from base {}",
+            self.state,
+            if self.portable {
+                "portable"
+            } else {
+                "bound to its base"
+            },
+            self.fingerprint
+        )?;
+        writeln!(
+            f,
+            "objects:         {} ({} roots, {} slots, {} bytes)",
+            self.objects, self.roots, self.slots, self.bytes
+        )?;
+        let kinds: Vec<String> = self
+            .out_by_kind
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        writeln!(
+            f,
+            "out-pointers:    {} ({})",
+            self.out_pointers,
+            kinds.join(", ")
+        )
+    }
+}

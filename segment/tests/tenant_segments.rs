@@ -1,0 +1,427 @@
+//! Segments of tenants, against a model: random private graphs, random roots; the segment
+//! must be exactly Squeak's (computed here by a different algorithm on the model), survive a
+//! file, and import into a fresh tenant as the same graph. Portable segments move between two
+//! different real bases. Every truncation and bit flip of a small segment file is refused.
+
+use cowheap_forwarders::Base;
+use cowheap_heap::{Format, ObjectIndex, ObjectSize, Value, synth};
+use cowheap_segment::SegmentError;
+use cowheap_segment::file;
+use cowheap_segment::tenant::{self, OutRef, SegmentState};
+use cowheap_tenants::Tenant;
+use proptest::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A field of a model object.
+#[derive(Clone, Debug)]
+enum F {
+    Int(i64),
+    Node(usize),
+    Base(u32),
+}
+
+/// A model object: pointer fields, or bytes.
+#[derive(Clone, Debug)]
+enum Node {
+    Ptr(Vec<F>),
+    Bytes(Vec<u8>),
+}
+
+fn node() -> impl Strategy<Value = Node> {
+    prop_oneof![
+        3 => prop::collection::vec(
+            prop_oneof![
+                (-1000i64..1000).prop_map(F::Int),
+                (0usize..64).prop_map(F::Node),
+                (0u32..50).prop_map(F::Base),
+            ],
+            0..5
+        )
+        .prop_map(Node::Ptr),
+        1 => prop::collection::vec(any::<u8>(), 0..9).prop_map(Node::Bytes),
+    ]
+}
+
+/// Builds the model in a tenant: answers the objects.
+fn build(t: &mut Tenant, base: &Base, nodes: &[Node]) -> Vec<Value> {
+    let class = t.class_of(base.heap().root("Smalltalk").unwrap()).unwrap();
+    let n = nodes.len();
+    let vs: Vec<Value> = nodes
+        .iter()
+        .map(|nd| match nd {
+            Node::Ptr(f) => t
+                .alloc(
+                    class,
+                    Format::Pointers,
+                    ObjectSize {
+                        slots: f.len(),
+                        bytes: 0,
+                    },
+                )
+                .unwrap(),
+            Node::Bytes(b) => {
+                let v = t
+                    .alloc(
+                        class,
+                        Format::Bytes,
+                        ObjectSize {
+                            slots: 0,
+                            bytes: b.len(),
+                        },
+                    )
+                    .unwrap();
+                t.set_bytes(v, 0, b).unwrap();
+                v
+            }
+        })
+        .collect();
+    for (i, nd) in nodes.iter().enumerate() {
+        if let Node::Ptr(f) = nd {
+            for (k, x) in f.iter().enumerate() {
+                let v = match *x {
+                    F::Int(i) => Value::int(i),
+                    F::Node(j) => vs[j % n],
+                    F::Base(b) => Value::base(ObjectIndex::from_u32(b)),
+                };
+                t.set_slot(vs[i], k, v).unwrap();
+            }
+        }
+    }
+    vs
+}
+
+/// Squeak's definition on the model, by depth-first search: the nodes reachable from the
+/// roots, less those reachable from the other roots in the graph with the roots removed.
+fn model_segment(nodes: &[Node], roots: &[usize], others: &[usize]) -> HashSet<usize> {
+    let n = nodes.len();
+    let succ = |i: usize| -> Vec<usize> {
+        match &nodes[i] {
+            Node::Ptr(f) => f
+                .iter()
+                .filter_map(|x| match x {
+                    F::Node(j) => Some(j % n),
+                    _ => None,
+                })
+                .collect(),
+            Node::Bytes(_) => Vec::new(),
+        }
+    };
+    fn dfs(
+        i: usize,
+        succ: &dyn Fn(usize) -> Vec<usize>,
+        banned: &HashSet<usize>,
+        seen: &mut HashSet<usize>,
+    ) {
+        if banned.contains(&i) || !seen.insert(i) {
+            return;
+        }
+        for j in succ(i) {
+            dfs(j, succ, banned, seen);
+        }
+    }
+    let root_set: HashSet<usize> = roots.iter().copied().collect();
+    let mut outside = HashSet::new();
+    for &o in others {
+        dfs(o, &succ, &root_set, &mut outside);
+    }
+    let mut inside = HashSet::new();
+    for &r in roots {
+        dfs(r, &succ, &outside, &mut inside);
+    }
+    inside
+}
+
+/// Compares the graph from `a` in tenant `ta` with the graph from `b` in `tb`: same shapes,
+/// bytes, immediates, identical base objects (by `base_map`), and a consistent one-to-one
+/// map of private objects.
+fn same_graph(
+    ta: &Tenant,
+    a: &[Value],
+    tb: &Tenant,
+    b: &[Value],
+    base_map: &dyn Fn(Value) -> Value,
+) {
+    let mut map: HashMap<u64, Value> = HashMap::new();
+    let mut back: HashMap<u64, u64> = HashMap::new();
+    let mut todo: Vec<(Value, Value)> = a.iter().copied().zip(b.iter().copied()).collect();
+    while let Some((x, y)) = todo.pop() {
+        if !x.word().is_ref() {
+            assert!(x.same_word(y), "immediates differ");
+            continue;
+        }
+        if x.word().is_base() {
+            assert!(tb.identical(base_map(x), y).unwrap(), "base objects differ");
+            continue;
+        }
+        assert!(y.word().is_private());
+        if let Some(prev) = map.get(&x.word().bits()) {
+            assert!(prev.same_word(y), "identity not kept");
+            continue;
+        }
+        assert!(
+            back.insert(y.word().bits(), x.word().bits()).is_none(),
+            "two objects merged"
+        );
+        map.insert(x.word().bits(), y);
+        assert_eq!(ta.format(x).unwrap(), tb.format(y).unwrap());
+        assert_eq!(ta.size(x).unwrap(), tb.size(y).unwrap());
+        assert_eq!(ta.bytes(x).unwrap(), tb.bytes(y).unwrap());
+        todo.push((ta.class_of(x).unwrap(), tb.class_of(y).unwrap()));
+        for i in 0..ta.size(x).unwrap().slots {
+            todo.push((ta.slot(x, i).unwrap(), tb.slot(y, i).unwrap()));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn extract_write_read_import_matches_the_model(
+        nodes in prop::collection::vec(node(), 1..40),
+        roots in prop::collection::vec(0usize..64, 1..4),
+        others in prop::collection::vec(0usize..64, 0..4),
+    ) {
+        let base = Base::new(synth::image(200, 7));
+        let mut t = Tenant::fork(&base);
+        let vs = build(&mut t, &base, &nodes);
+        let n = nodes.len();
+        let mut roots: Vec<usize> = roots.iter().map(|r| r % n).collect();
+        roots.dedup();
+        let roots: Vec<usize> = roots.iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let others: Vec<usize> = others.iter().map(|o| o % n).filter(|o| !roots.contains(o)).collect();
+        for (k, &o) in others.iter().enumerate() {
+            t.set_root(&format!("other{k}"), vs[o]).unwrap();
+        }
+        let rv: Vec<Value> = roots.iter().map(|&r| vs[r]).collect();
+        let mut seg = tenant::extract(&t, &rv, &tenant::tenant_roots(&t)).unwrap();
+        prop_assert_eq!(seg.state, SegmentState::ActiveCopy);
+        // Exactly the model's segment.
+        let want = model_segment(&nodes, &roots, &others);
+        let got: HashSet<usize> = seg
+            .members
+            .iter()
+            .map(|m| vs.iter().position(|v| v.same_word(*m)).unwrap())
+            .collect();
+        prop_assert_eq!(&got, &want);
+        // Through a file.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.cowseg");
+        file::write(&mut seg, &path).unwrap();
+        prop_assert_eq!(seg.state, SegmentState::OnFile);
+        let mut back = file::read(&path, Some(base.fingerprint())).unwrap();
+        prop_assert_eq!(back.state, SegmentState::Inactive);
+        prop_assert_eq!(&back.objects, &seg.objects);
+        prop_assert_eq!(&back.out, &seg.out);
+        // Into a fresh tenant of the same base; outside objects are the original tenant's,
+        // so a fresh tenant binds them to nil when asked to accept that.
+        let mut t2 = Tenant::fork(&base);
+        let outside = seg.outside.len();
+        let r = back.import_into(&mut t2, &[], true);
+        let imported = r.unwrap();
+        prop_assert_eq!(imported.unbound.len(), outside);
+        prop_assert_eq!(back.state, SegmentState::Imported);
+        if outside == 0 {
+            same_graph(&t, &rv, &t2, &imported.roots, &|v| v);
+        }
+        // Into the same tenant, with its outside objects: the same graph.
+        let mut again = file::read(&path, Some(base.fingerprint())).unwrap();
+        let copy = again.import_into(&mut t, &seg.outside, false).unwrap();
+        same_graph(&t, &rv, &t, &copy.roots, &|v| v);
+    }
+}
+
+#[test]
+fn the_state_machine_has_only_its_transitions() {
+    use SegmentState::*;
+    let all = [ActiveCopy, Active, OnFile, Inactive, Imported];
+    let allowed = [
+        (ActiveCopy, OnFile),
+        (ActiveCopy, Imported),
+        (OnFile, Inactive),
+        (OnFile, Imported),
+        (Inactive, Imported),
+    ];
+    for from in all {
+        for to in all {
+            let mut s = from;
+            let r = s.advance(to);
+            assert_eq!(
+                r.is_ok(),
+                allowed.contains(&(from, to)),
+                "{from:?} -> {to:?}"
+            );
+            assert_eq!(s, if r.is_ok() { to } else { from });
+        }
+    }
+}
+
+fn small_segment() -> (Arc<Base>, Vec<u8>) {
+    let base = Base::new(synth::image(100, 3));
+    let mut t = Tenant::fork(&base);
+    let nodes = vec![
+        Node::Ptr(vec![F::Node(1), F::Int(5), F::Base(3)]),
+        Node::Bytes(b"abc".to_vec()),
+    ];
+    let vs = build(&mut t, &base, &nodes);
+    let seg = tenant::extract(&t, &vs[..1], &[]).unwrap();
+    assert_eq!(seg.objects.len(), 2);
+    let bytes = file::to_bytes(&seg).unwrap();
+    (base, bytes)
+}
+
+#[test]
+fn every_truncation_and_bit_flip_of_a_small_segment_file_is_refused() {
+    let (base, bytes) = small_segment();
+    let fp = Some(base.fingerprint());
+    assert!(file::from_bytes(&bytes, fp).is_ok());
+    for cut in 0..bytes.len() {
+        assert!(file::from_bytes(&bytes[..cut], fp).is_err(), "cut at {cut}");
+    }
+    for at in 0..bytes.len() {
+        for bit in 0..8 {
+            let mut b = bytes.clone();
+            b[at] ^= 1 << bit;
+            match file::from_bytes(&b, fp) {
+                Err(SegmentError::BadFile(_) | SegmentError::Checksum) => {}
+                other => panic!("bit {bit} of byte {at}: {:?}", other.map(|_| ())),
+            }
+        }
+    }
+    // Another base's segment is refused unless portable.
+    let other = Base::new(synth::image(100, 4));
+    assert!(matches!(
+        file::from_bytes(&bytes, Some(other.fingerprint())),
+        Err(SegmentError::WrongBase { .. })
+    ));
+}
+
+#[test]
+fn a_write_that_fails_leaves_no_file_and_the_state_unchanged() {
+    let base = Base::new(synth::image(100, 3));
+    let mut t = Tenant::fork(&base);
+    let vs = build(&mut t, &base, &[Node::Bytes(vec![1, 2])]);
+    let mut seg = tenant::extract(&t, &vs, &[]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing-dir").join("s.cowseg");
+    assert!(file::write(&mut seg, &path).is_err());
+    assert_eq!(seg.state, SegmentState::ActiveCopy);
+    assert!(!path.exists());
+    // Written once, it cannot be written again from OnFile.
+    let path = dir.path().join("s.cowseg");
+    file::write(&mut seg, &path).unwrap();
+    assert!(matches!(
+        file::write(&mut seg, &path),
+        Err(SegmentError::State(_))
+    ));
+}
+
+#[test]
+fn base_roots_are_refused_as_segment_roots() {
+    let base = Base::new(synth::image(100, 3));
+    let t = Tenant::fork(&base);
+    let nil = base.heap().nil();
+    assert!(matches!(
+        tenant::extract(&t, &[nil], &[]),
+        Err(SegmentError::NotPrivate(_))
+    ));
+}
+
+/// The folder of real images: `COWHEAP_IMAGES`, else `../shared/images`.
+fn image(name: &str) -> PathBuf {
+    let dir = std::env::var_os("COWHEAP_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/images"))
+        });
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: set COWHEAP_IMAGES to the folder of real images (see ../shared/images/README.md)",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn a_portable_segment_moves_from_mini_to_scratch() {
+    let mini = Base::new(cowheap_squeak::import(image("mini.image")).unwrap().heap);
+    let scratch = Base::new(
+        cowheap_squeak::import(image("Scratch-1.4.0.6.image"))
+            .unwrap()
+            .heap,
+    );
+    let names = cowheap_segment::bind::BaseNames::of(mini.heap()).unwrap();
+    let point = names.global("Point").unwrap();
+    let array = names.global("Array").unwrap();
+    let size = names.symbol("size").unwrap();
+    let mut t = Tenant::fork(&mini);
+    // #(3@4 #size nil true) with a self-reference: (p, #size, nil, true, the array)
+    let p = t
+        .alloc(point, Format::Pointers, ObjectSize { slots: 2, bytes: 0 })
+        .unwrap();
+    t.set_slot(p, 0, Value::int(3)).unwrap();
+    t.set_slot(p, 1, Value::int(4)).unwrap();
+    let a = t
+        .alloc(array, Format::Pointers, ObjectSize { slots: 5, bytes: 0 })
+        .unwrap();
+    let tru = t.base().heap().root("true").unwrap();
+    for (k, v) in [p, size, mini.heap().nil(), tru, a].into_iter().enumerate() {
+        t.set_slot(a, k, v).unwrap();
+    }
+    let mut seg = tenant::extract(&t, &[a], &[]).unwrap();
+    assert_eq!(seg.objects.len(), 2);
+    assert!(!seg.is_portable());
+    seg.make_portable(mini.heap()).unwrap();
+    assert!(seg.is_portable());
+    assert!(seg.out.iter().any(|o| matches!(o, OutRef::Class { name, inst_vars } if name == "Point" && inst_vars == &["x", "y"])));
+    assert!(seg.out.contains(&OutRef::Symbol("size".into())));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.cowseg");
+    file::write(&mut seg, &path).unwrap();
+    // A portable segment opens against another base.
+    let mut back = file::read(&path, Some(scratch.fingerprint())).unwrap();
+    let mut t2 = Tenant::fork(&scratch);
+    let imported = back.import_into(&mut t2, &[], false).unwrap();
+    let s_names = cowheap_segment::bind::BaseNames::of(scratch.heap()).unwrap();
+    let a2 = imported.roots[0];
+    assert!(
+        t2.identical(t2.class_of(a2).unwrap(), s_names.global("Array").unwrap())
+            .unwrap()
+    );
+    let p2 = t2.slot(a2, 0).unwrap();
+    assert!(
+        t2.identical(t2.class_of(p2).unwrap(), s_names.global("Point").unwrap())
+            .unwrap()
+    );
+    assert_eq!(t2.slot(p2, 0).unwrap().as_int(), Some(3));
+    assert!(
+        t2.identical(t2.slot(a2, 1).unwrap(), s_names.symbol("size").unwrap())
+            .unwrap()
+    );
+    assert!(
+        t2.identical(t2.slot(a2, 2).unwrap(), scratch.heap().nil())
+            .unwrap()
+    );
+    assert!(
+        t2.identical(
+            t2.slot(a2, 3).unwrap(),
+            scratch.heap().root("true").unwrap()
+        )
+        .unwrap()
+    );
+    assert!(t2.identical(t2.slot(a2, 4).unwrap(), a2).unwrap());
+    // A class whose shape differs does not bind: refused, named.
+    let mut wrong = file::read(&path, None).unwrap();
+    for o in &mut wrong.out {
+        if let OutRef::Class { inst_vars, .. } = o {
+            inst_vars.push("z".into());
+        }
+    }
+    match wrong.import_into(&mut Tenant::fork(&scratch), &[], false) {
+        Err(SegmentError::Unbound(names)) => assert!(names.iter().any(|n| n.contains("Point"))),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
