@@ -162,6 +162,9 @@ pub enum SegmentError {
         /// The base given.
         base: cowheap_heap::Fingerprint,
     },
+    /// The image given as the base did not import (the importer's message).
+    #[error("the base image did not import: {0}")]
+    BaseImage(#[source] cowheap_squeak::ImportError),
     /// The base a segment is bound to lacks something every Squeak image has.
     #[error("the base has no {0}")]
     BaseMissing(&'static str),

@@ -1,4 +1,55 @@
-//! Image segments.
+//! Image segments: Squeak's unit for moving part of an image out of memory, into a file, and
+//! into another image; here, between cowheap tenants and bases.
+//!
+//! A *segment* is the set of objects reachable from some roots and from nothing else, with an
+//! *out-pointer table* for every reference that leaves it. Two kinds are read and written:
+//!
+//! **Squeak's own segments.** An Etoys project file ([`Project`]) is a zip whose `.pr` entry
+//! is `SPRJ`, 40 bytes and a gzip ([`container`]) of a SmartRefStream: Squeak's DataStream
+//! object encoding ([`datastream`]) holding a class-structure table and an `ImageSegment`
+//! instance, whose `segment` field is the V3 segment words ([`v3`]) and whose `outPointers`
+//! field is an Array of what the words point at outside: symbols, class proxies by name,
+//! constructed objects, a few objects by value ([`OutPointer`]). The words are decoded into a
+//! typed form, every oop checked, and written back byte for byte. [`bind`] resolves the
+//! out-pointers in a base by name (classes only where their instance variable names match the
+//! writer's) and materialises the segment's objects in a tenant through its public API.
+//!
+//! **Tenant segments** ([`tenant`]). [`tenant::extract`] takes a tenant's private objects in
+//! the roots' shadow (Squeak's definition), walking private objects only; references to base
+//! objects and to private objects outside become out-pointers. A segment moves through the
+//! states of Squeak's `ImageSegment` ([`tenant::SegmentState`]), is written to a checksummed,
+//! versioned file atomically ([`mod@file`]), and imports into a tenant of the same base or, made
+//! portable (out-pointers by name: symbols, classes with their shapes, special objects,
+//! globals), of another base.
+//!
+//! [`info`] answers what the `cowheap segment info` and `cowheap segment import` commands
+//! print.
+//!
+//! | operation | time |
+//! | --- | --- |
+//! | [`Project::from_bytes`] | O(file + inflated stream + segment words) |
+//! | [`v3::V3Segment::parse`], [`v3::V3Segment::to_bytes`] | O(words) |
+//! | [`bind::BaseNames::of`] | O(base objects), once per base |
+//! | [`bind::materialise`] | O(segment words) after the names |
+//! | [`tenant::extract`] | O(private objects reachable from the roots and the other roots) |
+//! | [`file::write`], [`file::read`] | O(segment size) |
+//!
+//! Bad input never panics: every truncation and corruption is a typed [`SegmentError`], and
+//! every count is checked against the bytes left before anything is allocated.
+//!
+//! ```no_run
+//! use cowheap_segment::{Project, bind};
+//! use cowheap_forwarders::Base;
+//! use cowheap_tenants::Tenant;
+//!
+//! let project = Project::open("JustPaintedCar.013.pr")?;
+//! println!("{}", project.report());
+//! let base = Base::new(cowheap_squeak::import("mini.image").unwrap().heap);
+//! let mut tenant = Tenant::fork(&base);
+//! let m = bind::materialise(&mut tenant, &project, "segment")?;
+//! println!("{}", m.report);
+//! # Ok::<(), cowheap_segment::SegmentError>(())
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod bind;
@@ -6,6 +57,7 @@ pub mod container;
 pub mod datastream;
 mod error;
 pub mod file;
+pub mod info;
 pub mod project;
 pub mod tenant;
 pub mod v3;

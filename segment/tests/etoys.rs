@@ -228,3 +228,54 @@ fn bit_flips_are_refused_or_harmless() {
         let _ = Project::from_bytes(&s);
     }
 }
+
+#[test]
+fn info_recognises_projects_bare_words_and_cowheap_segments() {
+    use cowheap_segment::info::{Info, info};
+    let path = image("segments/JustPaintedCar.013.pr");
+    let Info::Project(r) = info(&path).unwrap() else {
+        panic!("not read as a project")
+    };
+    assert_eq!(
+        (r.stats.words, r.stats.objects, r.stats.roots),
+        (5_155, 269, 238)
+    );
+    let text = r.to_string();
+    assert!(text.contains("segment words:   5155"), "{text}");
+    // The bare words, written out: read as Squeak segment words with the same counts.
+    let p = Project::open(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let words = dir.path().join("car.seg");
+    std::fs::write(&words, p.segment_bytes()).unwrap();
+    match info(&words).unwrap() {
+        Info::SqueakWords {
+            version_word,
+            stats,
+        } => {
+            assert_eq!(version_word, 0x7300_1966);
+            assert_eq!(stats, p.segment.stats());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Garbage is an error, not a panic.
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, b"\x66\x19\x00\x73\x01").unwrap();
+    assert!(info(&junk).is_err());
+}
+
+#[test]
+fn import_project_reports_what_bound() {
+    let r = cowheap_segment::info::import_project(
+        &image("segments/JustPaintedCar.013.pr"),
+        &image("mini.image"),
+    )
+    .unwrap();
+    assert_eq!(r.objects, 269);
+    assert_eq!(r.out_pointers, 120);
+    assert_eq!(
+        r.unbound.len() + r.bound_by_kind.values().sum::<usize>(),
+        120
+    );
+    assert!(r.materialised > 0 && r.materialised < 269);
+    assert!(r.to_string().contains("materialised of 269"));
+}

@@ -135,13 +135,15 @@ fn model_segment(nodes: &[Node], roots: &[usize], others: &[usize]) -> HashSet<u
 
 /// Compares the graph from `a` in tenant `ta` with the graph from `b` in `tb`: same shapes,
 /// bytes, immediates, identical base objects (by `base_map`), and a consistent one-to-one
-/// map of private objects.
+/// map of private objects. Objects in `shared` must be the same object on both sides and are
+/// not entered (they are outside the segment, shared by the original and its copy).
 fn same_graph(
     ta: &Tenant,
     a: &[Value],
     tb: &Tenant,
     b: &[Value],
     base_map: &dyn Fn(Value) -> Value,
+    shared: &[Value],
 ) {
     let mut map: HashMap<u64, Value> = HashMap::new();
     let mut back: HashMap<u64, u64> = HashMap::new();
@@ -156,6 +158,10 @@ fn same_graph(
             continue;
         }
         assert!(y.word().is_private());
+        if shared.iter().any(|s| s.same_word(x)) {
+            assert!(x.same_word(y), "an outside object not shared");
+            continue;
+        }
         if let Some(prev) = map.get(&x.word().bits()) {
             assert!(prev.same_word(y), "identity not kept");
             continue;
@@ -224,12 +230,16 @@ proptest! {
         prop_assert_eq!(imported.unbound.len(), outside);
         prop_assert_eq!(back.state, SegmentState::Imported);
         if outside == 0 {
-            same_graph(&t, &rv, &t2, &imported.roots, &|v| v);
+            same_graph(&t, &rv, &t2, &imported.roots, &|v| v, &[]);
         }
         // Into the same tenant, with its outside objects: the same graph.
         let mut again = file::read(&path, Some(base.fingerprint())).unwrap();
         let copy = again.import_into(&mut t, &seg.outside, false).unwrap();
-        same_graph(&t, &rv, &t, &copy.roots, &|v| v);
+        same_graph(&t, &rv, &t, &copy.roots, &|v| v, &seg.outside);
+        // The copy's members are new objects, none of the originals.
+        for m in &copy.members {
+            prop_assert!(!seg.members.iter().any(|o| o.same_word(*m)));
+        }
     }
 }
 
