@@ -154,7 +154,7 @@ impl Vm {
             sp,
             cache: vec![None; CACHE_SIZE],
             stats: VmStats::default(),
-            gc_threshold: 0,
+            gc_threshold: 8 << 20,
             gc_min: 8 << 20,
             max_depth: DEFAULT_MAX_DEPTH,
             depth: 0,
@@ -183,6 +183,7 @@ impl Vm {
     /// Sets how many private bytes at least a run allocates between collections.
     pub fn set_collection_step(&mut self, bytes: u64) {
         self.gc_min = bytes;
+        self.gc_threshold = self.gc_threshold.min(bytes);
     }
 
     /// Empties the method cache.
@@ -970,7 +971,9 @@ impl Vm {
             let dict = m.slot(c, 1)?;
             let superclass = m.slot(c, 0)?;
             if self.dict_has_method(m, dict, method)? {
-                let top = self.is_nil(m, superclass)? || self.is_nil(m, m.slot(superclass, 0)?)?;
+                // The root class, or Object under ProtoObject.
+                let top = self.is_nil(m, superclass)?
+                    || crate::names::class_name(m, c).as_deref() == Some("Object");
                 return Ok(top);
             }
             c = superclass;
@@ -980,6 +983,9 @@ impl Vm {
 
     fn dict_has_method<M: ObjectMemory>(&self, m: &M, dict: Value, method: Value) -> Result<bool> {
         if !dict.is_object() {
+            return Ok(false);
+        }
+        if m.size(dict)?.slots < 2 {
             return Ok(false);
         }
         let values = m.slot(dict, 1)?;

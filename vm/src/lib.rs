@@ -57,6 +57,7 @@ mod memory;
 pub mod names;
 mod prims;
 pub mod run;
+pub mod synth;
 
 pub use entry::Symbols;
 pub use error::{CallChain, Result, VmError};
