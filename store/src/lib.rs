@@ -1,14 +1,91 @@
-//! A store for tenants and bases shared by many nodes.
+//! A store for tenants and bases shared by many nodes: suspend a tenant on one machine,
+//! resume it on another, never lose it, never run it twice.
+//!
+//! # What it holds
+//!
+//! - **Blobs**, immutable and content-addressed by their BLAKE3 [`Digest`]: base image files
+//!   (filed under the base's [`cowheap_heap::Fingerprint`]) and tenant states (snapshots,
+//!   O(private), bound to their base's fingerprint). A blob is written once however many
+//!   tenants use it, and checked on every read: a length that changed is
+//!   [`StoreError::BlobTruncated`], bytes that no longer hash to the name are
+//!   [`StoreError::BlobCorrupt`].
+//! - **A record per tenant** ([`TenantRecord`]): its base, its latest complete state, the
+//!   node that owns it, the epoch of the latest claim and when the owner's lease runs out.
+//! - **Principals** and the tenants granted to them ([`Access`]).
+//!
+//! # The protocol
+//!
+//! ```text
+//!  node A                          store record (tenant t)                  node B
+//!  claim(t) ----------------------> epoch 4, owner A, lease now+L
+//!  ... runs t ...
+//!  write_state(claim@4, S) -------> state S            (epoch 4 = record's: accepted)
+//!  release(claim@4) --------------> owner -, epoch 4
+//!                                                      <------------------ claim(t)
+//!                                   epoch 5, owner B  ------------------> restores S
+//!  (A paused while holding 4, its lease ran out, B claimed 5:)
+//!  write_state(claim@4, S') ------> Fenced { held 4, current 5 }: nothing written
+//! ```
+//!
+//! - **Claim** ([`Store::claim`]) is one atomic step: if the tenant has no owner or its
+//!   owner's lease has run out, the epoch moves on by one and the claimant owns it; of many
+//!   nodes claiming at once, exactly one wins and the others get [`StoreError::Held`].
+//! - **Fencing**: every write, renewal and release presents its claim, and is refused with
+//!   [`StoreError::Fenced`] unless the claim's epoch and node are the record's. A node that
+//!   lost its claim can never overwrite newer work.
+//! - **Leases** run out on an injected [`Clock`] ([`SystemClock`] in production,
+//!   [`ManualClock`] in tests): a node that dies holding a tenant loses it when its lease
+//!   runs out, and the next claim resumes the last state written. Nodes must agree on the
+//!   time to well within a lease (NTP); a node renews ([`Store::renew`]) well before expiry.
+//!   Clock skew can only make a lease end early or late, never break fencing, which rests
+//!   on epochs alone.
+//! - **Suspend** ([`Node::suspend`]) writes the tenant's snapshot (fenced) and releases it;
+//!   **resume** ([`Node::resume`]) claims, fetches the base once into the node's cache
+//!   directory (mapped from there and shared by every tenant of that base in the process),
+//!   fetches the state and restores it. A resume that fails after its claim releases it.
+//! - **Swap-out under a memory budget**: [`SwapRegistry`] suspends the least recently used
+//!   tenants when the resident private bytes pass its budget, and resumes them on next use.
+//!
+//! # Backends
+//!
+//! - [`LocalStore`], the embedded default: a directory, no server. Every file is written to a
+//!   temporary file, fsynced, renamed into place and its directory fsynced; a record changes
+//!   only under an exclusive `flock` of its own lock file, so claims are atomic between the
+//!   threads and processes of one machine.
+//! - [`PgStore`]: a PostgreSQL database every node of a deployment talks to, plain SQL in
+//!   transactions (`SELECT ... FOR UPDATE`, `INSERT ... ON CONFLICT`), no extension.
+//!   [`PgServer`] starts a throwaway server for tests and benches.
+//!
+//! Both pass one conformance suite (`tests/common/mod.rs`, run by `tests/local.rs` and
+//! `tests/pg.rs`).
+//!
+//! # Who may touch what
+//!
+//! A handle is opened as the operator or as a principal with its secret (checked when the
+//! handle opens: [`StoreError::BadCredentials`]). Bases are readable by every access and
+//! written by the operator only. A principal reads, claims and writes only the tenants
+//! granted to it: anything else is [`StoreError::Denied`], and listings leave other tenants
+//! out; a tenant's state is read through its record, never by a bare digest. The check runs
+//! inside each operation (under the record's lock, or in the operation's transaction).
+//! This protects against a node presenting the wrong credentials to the store's API; a node
+//! given the directory's write permission or the database's own login is the operator. The
+//! secret is kept as a BLAKE3 digest.
+//!
+//! # Costs
+//!
+//! A claim, renewal or release: O(1) (one record). A suspend: O(private) (the snapshot) plus
+//! one blob write. A resume: O(state) plus, the first time a process meets a base, O(base)
+//! to fetch it and verify it. Nothing is O(base) per tenant.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 mod clock;
 mod error;
-mod local;
+pub mod local;
 mod names;
 mod node;
 mod open;
-mod pg;
+pub mod pg;
 pub mod pg_server;
 mod store;
 mod swap;

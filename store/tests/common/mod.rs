@@ -538,7 +538,7 @@ pub(crate) fn suspend_resume_nodes(h: &dyn Harness) {
 
 /// A fresh local-directory store.
 pub(crate) struct Local {
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     scratch: tempfile::TempDir,
 }
 

@@ -1,0 +1,128 @@
+//! Suspend and resume latency against the tenant's private size, on both backends and on
+//! bases of 1,000 and 1,000,000 objects: both should grow with the private part and not
+//! with the base. Before measuring, prints a table of the bytes one suspend writes (the
+//! tenant's snapshot) beside what a whole-process memory snapshot of the same tenant would
+//! hold (the base's bytes plus the tenant's private memory).
+//!
+//! `cargo bench -p cowheap-store --bench store` (starts its own PostgreSQL server).
+
+use cowheap_heap::{Fingerprint, Format, Value, synth};
+use cowheap_store::workload::write_mark;
+use cowheap_store::{
+    Access, LocalStore, Node, NodeName, PgServer, PgStore, Store, SystemClock, TenantName,
+};
+use criterion::{BenchmarkId, Criterion};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BASES: [usize; 2] = [1_000, 1_000_000];
+const PRIVATE: [usize; 3] = [10, 1_000, 30_000];
+
+/// Makes tenant `name` of `fp` with `objects` private objects (a chain of 4-slot objects),
+/// suspended in the store.
+fn prepare(node: &Node, fp: Fingerprint, name: &TenantName, objects: usize) {
+    node.store().create_tenant(name, fp, None).unwrap();
+    let mut r = node.resume(name).unwrap();
+    let t = &mut r.tenant;
+    let g = t.base().heap().root("Smalltalk").unwrap();
+    let class = t.class_of(g).unwrap();
+    let mut prev = t.base().heap().nil();
+    for i in 0..objects {
+        prev = t
+            .alloc_with(
+                class,
+                Format::Pointers,
+                &[prev, Value::int(i as i64), prev, prev],
+                &[],
+            )
+            .unwrap();
+    }
+    t.set_root("chain", prev).unwrap();
+    node.suspend(r).unwrap();
+}
+
+fn backend(c: &mut Criterion, label: &str, store: Arc<dyn Store>, scratch: &Path) {
+    let node = Node::new(
+        store,
+        NodeName::new("bench").unwrap(),
+        scratch.join("cache"),
+    );
+    let mut group = c.benchmark_group(format!("store/{label}"));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(2));
+    for objects in BASES {
+        let image = scratch.join(format!("base-{objects}.cowheap"));
+        synth::image(objects, 1).save(&image).unwrap();
+        let image_bytes = std::fs::metadata(&image).unwrap().len();
+        let fp = node.put_base_file(&image).unwrap();
+        for private in PRIVATE {
+            let name = TenantName::new(format!("b{objects}-p{private}")).unwrap();
+            prepare(&node, fp, &name, private);
+            let r = node.resume(&name).unwrap();
+            let snapshot = r.tenant.snapshot().len();
+            let memory = r.tenant.memory_bytes();
+            node.suspend(r).unwrap();
+            eprintln!(
+                "{label}: base {objects} objects ({image_bytes} B), {private} private objects: \
+                 one suspend writes {snapshot} B; a whole-process snapshot would hold \
+                 {} B ({:.1}x)",
+                image_bytes as usize + memory,
+                (image_bytes as usize + memory) as f64 / snapshot as f64
+            );
+            let id = format!("base={objects}/private={private}");
+            let mut n = 0i64;
+            group.bench_function(BenchmarkId::new("suspend", &id), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let mut r = node.resume(&name).unwrap();
+                        // A new state each time, so every suspend writes a new blob.
+                        n += 1;
+                        write_mark(&mut r.tenant, n).unwrap();
+                        let start = Instant::now();
+                        node.suspend(r).unwrap();
+                        total += start.elapsed();
+                    }
+                    total
+                })
+            });
+            group.bench_function(BenchmarkId::new("resume", &id), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = Instant::now();
+                        let r = node.resume(&name).unwrap();
+                        total += start.elapsed();
+                        node.suspend(r).unwrap();
+                    }
+                    total
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalStore::init(
+        &dir.path().join("store"),
+        Arc::new(SystemClock),
+        Access::Operator,
+    )
+    .unwrap();
+    let local_scratch = dir.path().join("local");
+    std::fs::create_dir_all(&local_scratch).unwrap();
+    backend(&mut c, "local", Arc::new(local), &local_scratch);
+
+    let server = PgServer::start().unwrap_or_else(|e| panic!("PostgreSQL must start: {e}"));
+    let url = server.create_db("bench").unwrap();
+    let pg = PgStore::init(&url, Arc::new(SystemClock)).unwrap();
+    let pg_scratch = dir.path().join("pg");
+    std::fs::create_dir_all(&pg_scratch).unwrap();
+    backend(&mut c, "postgres", Arc::new(pg), &pg_scratch);
+    c.final_summary();
+}
