@@ -27,7 +27,7 @@ impl Tenant {
         let lookups = self.stats().lookups;
         let mut out = CollectStats::default();
         let mut marked = vec![false; self.space.key_bound()];
-        let mut stack: Vec<u32> = self.table.iter().map(|(_, k)| k.key()).collect();
+        let mut stack: Vec<u32> = self.table.iter().map(|(_, k)| k).collect();
 
         let mut roots: Vec<Word> = self
             .roots_map()

@@ -175,7 +175,7 @@ impl Tenant {
         p.len64(table.len());
         for (x, k) in table {
             p.u32(x.as_u32());
-            p.u32(k.key());
+            p.u32(k);
         }
         let none = BTreeMap::new();
         let roots = self

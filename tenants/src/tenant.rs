@@ -308,7 +308,7 @@ impl Tenant {
                     // An empty table (a tenant that diverted nothing) is not consulted.
                     if !self.table.is_empty() && self.diverted_here(x.as_u32()) {
                         self.count_lookup();
-                        if let Some(k) = self.table.get(x) {
+                        if let Some(k) = self.table_key(x) {
                             w = Word::private(k);
                             continue;
                         }
@@ -396,7 +396,7 @@ impl Tenant {
         let x = w.as_base()?;
         let entry = self.marks.entry(x.as_u32())?;
         if !self.table.is_empty() && self.diverted_here(x.as_u32()) {
-            if let Some(k) = self.table.get(x) {
+            if let Some(k) = self.table_key(x) {
                 let body = self.space.get(k)?.state.body()?;
                 self.count_lookup();
                 return Some(Quick::Private(body));
@@ -785,7 +785,14 @@ impl Tenant {
         if self.table.is_empty() || !self.diverted_here(x.as_u32()) {
             return None;
         }
-        self.table.get(x)
+        self.table_key(x)
+    }
+
+    /// The key of this tenant's entry for base object `x`, if it diverted it: the table holds
+    /// the entry's index, whose generation never moves while the entry stands for `x`.
+    #[inline(always)]
+    pub(crate) fn table_key(&self, x: ObjectIndex) -> Option<PrivateKey> {
+        self.space.key_of(self.table.get(x)?)
     }
 
     /// Sets pointer slot `i` of `obj` to `v`. The first write to a base object copies it.
