@@ -33,7 +33,8 @@ use crate::bind::BaseNames;
 use crate::error::{Result, SegmentError};
 use cowheap_heap::{BaseHeap, Fingerprint, Format, ObjectIndex, ObjectSize, Value, Word};
 use cowheap_tenants::Tenant;
-use std::collections::{HashMap, HashSet, VecDeque};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::VecDeque;
 use std::fmt;
 
 /// The states of a segment (see the module doc's diagram).
@@ -185,7 +186,7 @@ pub struct TenantSegment {
 /// The private objects reachable from `from` (following slots and classes, through private
 /// objects only), not entering `stop`.
 fn reach(t: &Tenant, from: &[Value], stop: &HashSet<Word>) -> Result<(Vec<Value>, HashSet<Word>)> {
-    let mut seen: HashSet<Word> = HashSet::new();
+    let mut seen: HashSet<Word> = HashSet::default();
     let mut order = Vec::new();
     let mut queue: VecDeque<Value> = VecDeque::new();
     for &v in from {
@@ -233,7 +234,7 @@ pub fn extract(tenant: &Tenant, roots: &[Value], others: &[Value]) -> Result<Ten
         .collect();
     let mut out: Vec<OutRef> = Vec::new();
     let mut outside: Vec<Value> = Vec::new();
-    let mut out_index: HashMap<Word, u32> = HashMap::new();
+    let mut out_index: HashMap<Word, u32> = HashMap::default();
     let mut sref = |v: Value| -> SRef {
         let w = v.word();
         if !w.is_ref() {
