@@ -162,6 +162,9 @@ pub enum SegmentError {
         /// The base given.
         base: cowheap_heap::Fingerprint,
     },
+    /// Something the target format cannot hold.
+    #[error("the V3 segment format cannot hold {0}")]
+    Unrepresentable(&'static str),
     /// The image given as the base did not import (the importer's message).
     #[error("the base image did not import: {0}")]
     BaseImage(#[source] cowheap_squeak::ImportError),

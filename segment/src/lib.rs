@@ -22,6 +22,9 @@
 //! portable (out-pointers by name: symbols, classes with their shapes, special objects,
 //! globals), of another base.
 //!
+//! [`export::to_v3`] writes a tenant segment in Squeak's V3 word format (roots array first,
+//! compact classes from the class format words, out-pointers with the top bit set).
+//!
 //! [`info`] answers what the `cowheap segment info` and `cowheap segment import` commands
 //! print.
 //!
@@ -56,6 +59,7 @@ pub mod bind;
 pub mod container;
 pub mod datastream;
 mod error;
+pub mod export;
 pub mod file;
 pub mod info;
 pub mod project;

@@ -435,3 +435,111 @@ fn a_portable_segment_moves_from_mini_to_scratch() {
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn a_tenant_segment_writes_as_v3_words_that_read_back() {
+    use cowheap_segment::export;
+    use cowheap_segment::v3::{ByteOrder, ClassRef, V3Segment};
+    let mini = Base::new(cowheap_squeak::import(image("mini.image")).unwrap().heap);
+    let heap = mini.heap();
+    let names = cowheap_segment::bind::BaseNames::of(heap).unwrap();
+    let g = |n: &str| names.global(n).unwrap();
+    let mut t = Tenant::fork(&mini);
+    let p = t
+        .alloc(
+            g("Point"),
+            Format::Pointers,
+            ObjectSize { slots: 2, bytes: 0 },
+        )
+        .unwrap();
+    t.set_slot(p, 0, Value::int(3)).unwrap();
+    t.set_slot(p, 1, Value::int(-4)).unwrap();
+    let s = t
+        .alloc(
+            g("String"),
+            Format::Bytes,
+            ObjectSize { slots: 0, bytes: 5 },
+        )
+        .unwrap();
+    t.set_bytes(s, 0, b"hello").unwrap();
+    let f = t
+        .alloc(g("Float"), Format::Words, ObjectSize { slots: 0, bytes: 8 })
+        .unwrap();
+    t.set_bytes(f, 0, &1.5f64.to_le_bytes()).unwrap();
+    let big = t
+        .alloc(
+            g("Array"),
+            Format::Pointers,
+            ObjectSize {
+                slots: 70,
+                bytes: 0,
+            },
+        )
+        .unwrap();
+    let a = t
+        .alloc(
+            g("Array"),
+            Format::Pointers,
+            ObjectSize { slots: 6, bytes: 0 },
+        )
+        .unwrap();
+    for (k, v) in [p, s, f, big, Value::int(7), names.symbol("size").unwrap()]
+        .into_iter()
+        .enumerate()
+    {
+        t.set_slot(a, k, v).unwrap();
+    }
+    t.set_slot(big, 69, a).unwrap();
+    let seg = tenant::extract(&t, &[a], &[]).unwrap();
+    assert_eq!(seg.objects.len(), 5);
+    for order in [ByteOrder::Little, ByteOrder::Big] {
+        let x = export::to_v3(&seg, heap, order, 6502, b's').unwrap();
+        let bytes = x.segment.to_bytes().unwrap();
+        let back = V3Segment::parse(&bytes, x.out.len()).unwrap();
+        assert_eq!(back, x.segment);
+        assert_eq!(back.order, order);
+        assert_eq!(back.version_word, 0x7300_1966);
+        let st = back.stats();
+        assert_eq!((st.objects, st.roots), (6, 1));
+        assert_eq!(back.objects[0].class, ClassRef::Out(1));
+        // Every member's pointers name what the tenant's slots hold.
+        for (i, o) in back.objects.iter().enumerate().skip(1) {
+            let m = seg.members[i - 1];
+            for (k, &ptr) in o.pointers.iter().enumerate() {
+                let v = export::value_of(ptr, &seg.members, &x.out, &seg.outside).unwrap();
+                assert!(
+                    t.identical(v, t.slot(m, k).unwrap()).unwrap(),
+                    "member {i} slot {k}"
+                );
+            }
+            assert_eq!(o.hash, (t.identity_hash(m).unwrap() & 0xFFF) as u16);
+            if t.format(m).unwrap() == Format::Bytes {
+                assert_eq!(o.bytes(order), t.bytes(m).unwrap());
+                assert_eq!(o.format, 8 + 3);
+            }
+        }
+        // The Float: most significant word first, as 6502 keeps it.
+        let fo = &back.objects[1 + seg.members.iter().position(|m| m.same_word(f)).unwrap()];
+        let bits = 1.5f64.to_bits();
+        assert_eq!(fo.raw, vec![(bits >> 32) as u32, bits as u32]);
+        // The 70-slot Array needs a three-word header; small compact-class objects one word.
+        let bo = &back.objects[1 + seg.members.iter().position(|m| m.same_word(big)).unwrap()];
+        assert_eq!(bo.header, cowheap_segment::v3::HeaderKind::Three);
+        let ao = &back.objects[1 + seg.members.iter().position(|m| m.same_word(a)).unwrap()];
+        assert!(matches!(ao.class, ClassRef::Compact(_)));
+    }
+    // What V3 cannot hold is refused.
+    let c = t
+        .alloc(
+            g("Array"),
+            Format::Pointers,
+            ObjectSize { slots: 1, bytes: 0 },
+        )
+        .unwrap();
+    t.set_slot(c, 0, Value::char('x')).unwrap();
+    let seg = tenant::extract(&t, &[c], &[]).unwrap();
+    assert!(matches!(
+        export::to_v3(&seg, heap, ByteOrder::Little, 6502, b's'),
+        Err(SegmentError::Unrepresentable(_))
+    ));
+}
