@@ -88,7 +88,7 @@ impl Vm {
         m.remove_root(ACTIVE_ROOT);
         self.bottom = bottom;
         self.active = bottom;
-        self.stackp = 0;
+        self.reset_frame(frame);
         self.push(m, receiver)?;
         for &a in args {
             self.push(m, a)?;

@@ -81,8 +81,19 @@ pub struct Vm {
     pub(crate) temps: Value,
     /// Offset of the next bytecode in the method's bytes.
     pub(crate) pc: usize,
-    /// The active context's stack pointer (as its stackp field counts).
-    pub(crate) stackp: usize,
+    /// The active context's indexable fields in use (temporaries, then the stack): the
+    /// context's fields `TEMPS..TEMPS + stackp`, cached. Fields from `dirty` on may differ
+    /// from the heap until [`Vm::store_registers`] writes them back.
+    pub(crate) stack: Vec<Value>,
+    /// The lowest cached field written since the heap was last brought up to date.
+    dirty: usize,
+    /// How many indexable fields the active context has.
+    cap: usize,
+    /// The temporaries live in the active context (and so in `stack`), not in a
+    /// BlockContext's home.
+    temps_here: bool,
+    /// Reused for arguments while one frame is replaced by another.
+    scratch: Vec<Value>,
     /// The 1-based pc of the method's first bytecode.
     pub(crate) pc_base: usize,
     /// The literal count of the active method.
@@ -164,7 +175,11 @@ impl Vm {
             receiver: nil,
             temps: nil,
             pc: 0,
-            stackp: 0,
+            stack: Vec::with_capacity(64),
+            dirty: 0,
+            cap: 0,
+            temps_here: false,
+            scratch: Vec::with_capacity(16),
             pc_base: 0,
             literals: 0,
         })
@@ -222,42 +237,55 @@ impl Vm {
     }
 
     #[inline(always)]
-    pub(crate) fn push<M: ObjectMemory>(&mut self, m: &mut M, v: Value) -> MemResult<()> {
-        self.stackp += 1;
-        m.set_slot(self.active, ctx::TEMPS - 1 + self.stackp, v)
+    pub(crate) fn push<M: ObjectMemory>(&mut self, _m: &mut M, v: Value) -> MemResult<()> {
+        let n = self.stack.len();
+        if n >= self.cap {
+            return Err(cowheap_heap::Error::Corrupt("a push past the end of the context").into());
+        }
+        self.dirty = self.dirty.min(n);
+        self.stack.push(v);
+        Ok(())
     }
 
     #[inline(always)]
-    pub(crate) fn pop<M: ObjectMemory>(&mut self, m: &M) -> MemResult<Value> {
-        let v = m.slot(self.active, ctx::TEMPS - 1 + self.stackp)?;
-        self.stackp = self.stackp.saturating_sub(1);
-        Ok(v)
+    pub(crate) fn pop<M: ObjectMemory>(&mut self, _m: &M) -> MemResult<Value> {
+        self.stack
+            .pop()
+            .ok_or_else(|| cowheap_heap::Error::Corrupt("stack underflow").into())
+    }
+
+    /// Drops `n` values from the stack.
+    #[inline(always)]
+    pub(crate) fn drop_n(&mut self, n: usize) {
+        let len = self.stack.len().saturating_sub(n);
+        self.stack.truncate(len);
     }
 
     /// The value `depth` below the top of the stack (0 is the top).
     #[inline(always)]
-    pub(crate) fn peek<M: ObjectMemory>(&self, m: &M, depth: usize) -> MemResult<Value> {
-        let k = self
-            .stackp
-            .checked_sub(depth)
-            .filter(|&k| k > 0)
-            .ok_or(cowheap_heap::Error::Corrupt("stack underflow"))?;
-        m.slot(self.active, ctx::TEMPS - 1 + k)
+    pub(crate) fn peek<M: ObjectMemory>(&self, _m: &M, depth: usize) -> MemResult<Value> {
+        self.stack
+            .len()
+            .checked_sub(depth + 1)
+            .map(|k| self.stack[k])
+            .ok_or_else(|| cowheap_heap::Error::Corrupt("stack underflow").into())
     }
 
     #[inline(always)]
     pub(crate) fn poke<M: ObjectMemory>(
         &mut self,
-        m: &mut M,
+        _m: &mut M,
         depth: usize,
         v: Value,
     ) -> MemResult<()> {
         let k = self
-            .stackp
-            .checked_sub(depth)
-            .filter(|&k| k > 0)
+            .stack
+            .len()
+            .checked_sub(depth + 1)
             .ok_or(cowheap_heap::Error::Corrupt("stack underflow"))?;
-        m.set_slot(self.active, ctx::TEMPS - 1 + k, v)
+        self.dirty = self.dirty.min(k);
+        self.stack[k] = v;
+        Ok(())
     }
 
     /// Pops `n` values and pushes `v`.
@@ -268,7 +296,7 @@ impl Vm {
         n: usize,
         v: Value,
     ) -> MemResult<()> {
-        self.stackp = self.stackp.saturating_sub(n);
+        self.drop_n(n);
         self.push(m, v)
     }
 
@@ -293,11 +321,23 @@ impl Vm {
 
     #[inline(always)]
     fn temp<M: ObjectMemory>(&self, m: &M, i: usize) -> MemResult<Value> {
+        if self.temps_here
+            && let Some(&v) = self.stack.get(i)
+        {
+            return Ok(v);
+        }
         m.slot(self.temps, ctx::TEMPS + i)
     }
 
     #[inline(always)]
-    fn set_temp<M: ObjectMemory>(&self, m: &mut M, i: usize, v: Value) -> MemResult<()> {
+    fn set_temp<M: ObjectMemory>(&mut self, m: &mut M, i: usize, v: Value) -> MemResult<()> {
+        if self.temps_here
+            && let Some(t) = self.stack.get_mut(i)
+        {
+            *t = v;
+            self.dirty = self.dirty.min(i);
+            return Ok(());
+        }
         m.set_slot(self.temps, ctx::TEMPS + i, v)
     }
 
@@ -370,14 +410,40 @@ impl Vm {
 
     // ---- registers -----------------------------------------------------------------------
 
-    /// Writes the pc and stack pointer into the active context.
+    /// Writes the cached fields, the pc and the stack pointer into the active context.
     pub(crate) fn store_registers<M: ObjectMemory>(&mut self, m: &mut M) -> MemResult<()> {
-        if self.same(m, self.active, self.bottom)? {
-            return m.set_slot(self.active, ctx::STACKP, Value::int(self.stackp as i64));
+        let n = self.stack.len();
+        for i in self.dirty..n {
+            m.set_slot(self.active, ctx::TEMPS + i, self.stack[i])?;
         }
-        let pc = (self.pc + self.pc_base) as i64;
-        m.set_slot(self.active, ctx::PC, Value::int(pc))?;
-        m.set_slot(self.active, ctx::STACKP, Value::int(self.stackp as i64))
+        self.dirty = n;
+        if !self.same(m, self.active, self.bottom)? {
+            let pc = (self.pc + self.pc_base) as i64;
+            m.set_slot(self.active, ctx::PC, Value::int(pc))?;
+        }
+        m.set_slot(self.active, ctx::STACKP, Value::int(n as i64))
+    }
+
+    /// An empty cached frame of `cap` fields (for a new bottom context).
+    pub(crate) fn reset_frame(&mut self, cap: usize) {
+        self.stack.clear();
+        self.dirty = 0;
+        self.cap = cap;
+        self.temps_here = false;
+    }
+
+    /// Reads the active context's fields in use into the cache.
+    fn load_stack<M: ObjectMemory>(&mut self, m: &M, stackp: usize) -> Result<()> {
+        self.cap = m.size(self.active)?.slots.saturating_sub(ctx::TEMPS);
+        if stackp > self.cap {
+            return Err(corrupt("a context whose stack pointer is past its end"));
+        }
+        self.stack.clear();
+        for i in 0..stackp {
+            self.stack.push(m.slot(self.active, ctx::TEMPS + i)?);
+        }
+        self.dirty = stackp;
+        Ok(())
     }
 
     /// Makes `c` the active context, reading its registers.
@@ -404,10 +470,11 @@ impl Vm {
             .filter(|&p| p >= self.pc_base)
             .ok_or_else(|| corrupt("a context whose pc is not in its method"))?;
         self.pc = pc - self.pc_base;
-        self.stackp = stackp
+        let stackp = stackp
             .and_then(|s| usize::try_from(s).ok())
             .ok_or_else(|| corrupt("a context whose stack pointer is not an integer"))?;
-        Ok(())
+        self.temps_here = self.same(m, temps, c)?;
+        self.load_stack(m, stackp)
     }
 
     // ---- the loop ------------------------------------------------------------------------
@@ -632,7 +699,7 @@ impl Vm {
                         let v = self.peek(m, n - 1 - i)?;
                         m.set_slot(a, i, v)?;
                     }
-                    self.stackp -= n;
+                    self.drop_n(n);
                 }
                 self.push(m, a)?;
             }
@@ -716,7 +783,6 @@ impl Vm {
             .sp
             .block_closure
             .ok_or_else(|| corrupt("a closure bytecode in an image without BlockClosure"))?;
-        self.store_registers(m)?;
         let c = m.alloc(
             class,
             Format::Pointers,
@@ -733,7 +799,7 @@ impl Vm {
             let v = self.peek(m, copied - 1 - i)?;
             m.set_slot(c, closure::COPIED + i, v)?;
         }
-        self.stackp -= copied;
+        self.drop_n(copied);
         self.pc += size;
         self.push(m, c)?;
         Ok(())
@@ -937,7 +1003,7 @@ impl Vm {
         if m.size(msg)?.slots > 2 {
             m.set_slot(msg, 2, class)?;
         }
-        self.stackp -= args;
+        self.drop_n(args);
         self.push(m, msg)?;
         self.execute(m, method, h, dnu, 1)
     }
@@ -1107,41 +1173,49 @@ impl Vm {
             },
         )?;
         self.stats.contexts += 1;
-        for i in 0..args {
-            let v = self.peek(m, args - 1 - i)?;
-            m.set_slot(c, ctx::TEMPS + i, v)?;
-        }
-        self.stackp -= args + 1;
+        // The new frame: the arguments, then the copied values or nil temporaries.
+        let mut frame_values = std::mem::take(&mut self.scratch);
+        frame_values.clear();
+        let n = self.stack.len();
+        let first = n
+            .checked_sub(args)
+            .ok_or_else(|| corrupt("a send with fewer values on the stack than arguments"))?;
+        frame_values.extend_from_slice(&self.stack[first..]);
+        self.drop_n(args + 1);
         self.store_registers(m)?;
         m.set_slot(c, ctx::SENDER, self.active)?;
         m.set_slot(c, ctx::METHOD, method)?;
         m.set_slot(c, ctx::RECEIVER, rcvr)?;
-        let (pc, stackp) = match closure {
-            None => (h.initial_pc(), h.temps),
+        let pc = match closure {
+            None => {
+                frame_values.resize(h.temps.max(args), self.sp.nil);
+                h.initial_pc()
+            }
             Some((blk, start, copied)) => {
                 m.set_slot(c, ctx::CLOSURE, blk)?;
                 for i in 0..copied {
-                    let v = m.slot(blk, closure::COPIED + i)?;
-                    m.set_slot(c, ctx::TEMPS + args + i, v)?;
+                    frame_values.push(m.slot(blk, closure::COPIED + i)?);
                 }
-                (start, args + copied)
+                start
             }
         };
-        if stackp > frame {
+        if frame_values.len() > frame {
             return Err(corrupt("more temporaries than the context holds"));
         }
-        m.set_slot(c, ctx::PC, Value::int(pc as i64))?;
-        m.set_slot(c, ctx::STACKP, Value::int(stackp as i64))?;
         self.active = c;
         self.method = method;
         self.receiver = rcvr;
         self.temps = c;
+        self.temps_here = true;
         self.literals = h.literals;
         self.pc_base = h.initial_pc();
         self.pc = pc
             .checked_sub(self.pc_base)
             .ok_or_else(|| corrupt("a block that starts before its method's bytecodes"))?;
-        self.stackp = stackp;
+        // The cached frame becomes the new context's; the old cache is the next scratch.
+        self.scratch = std::mem::replace(&mut self.stack, frame_values);
+        self.cap = frame;
+        self.dirty = 0;
         self.maybe_collect(m)?;
         Ok(Flow::Go)
     }
@@ -1296,11 +1370,8 @@ impl Vm {
         }
         if self.same(m, to, self.bottom)? {
             self.active = to;
-            self.stackp = m
-                .slot(to, ctx::STACKP)?
-                .as_int()
-                .and_then(|s| usize::try_from(s).ok())
-                .unwrap_or(0);
+            self.stack.clear();
+            self.dirty = 0;
             return Ok(Flow::Done(value));
         }
         if self.is_nil(m, m.slot(to, ctx::PC)?)? {

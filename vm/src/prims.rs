@@ -574,7 +574,7 @@ impl Vm {
                 {
                     return FAIL;
                 }
-                self.stackp -= 2;
+                self.drop_n(2);
                 for i in 0..h.args {
                     let v = m.slot(array, i)?;
                     self.push(m, v)?;
@@ -605,7 +605,13 @@ impl Vm {
                     return FAIL;
                 }
                 m.set_slot(c, ctx::TEMPS + i - 1, v)?;
-                self.answer(m, 2, v)
+                let r = self.answer(m, 2, v);
+                if self.same(m, c, self.active)? {
+                    self.store_registers(m)?;
+                    let a = self.active;
+                    self.load_context(m, a)?;
+                }
+                r
             }
             212 => {
                 let c = self.peek(m, 0)?;
@@ -889,7 +895,7 @@ impl Vm {
         }
         m.set_slot(block, ctx::STACKP, Value::int(values.len() as i64))?;
         m.set_slot(block, ctx::PC, start)?;
-        self.stackp -= args + 1;
+        self.drop_n(args + 1);
         self.store_registers(m)?;
         m.set_slot(block, ctx::SENDER, self.active)?;
         self.load_context(m, block)?;
@@ -916,7 +922,7 @@ impl Vm {
             if Some(vals.len() as i64) != m.slot(blk, closure::ARGS)?.as_int() {
                 return FAIL;
             }
-            self.stackp -= 1;
+            self.drop_n(1);
             for v in &vals {
                 self.push(m, *v)?;
             }
@@ -956,7 +962,7 @@ impl Vm {
             let v = self.peek(m, n - 1 - i)?;
             self.poke(m, n - i, v)?;
         }
-        self.stackp -= 1;
+        self.drop_n(1);
         self.stats.sends += 1;
         self.send_to_class(m, rcvr, class, sel, n).map(Some)
     }
@@ -981,7 +987,7 @@ impl Vm {
         {
             return FAIL;
         }
-        self.stackp -= 2 + extra;
+        self.drop_n(2 + extra);
         for v in &vals {
             self.push(m, *v)?;
         }
