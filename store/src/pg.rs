@@ -24,11 +24,17 @@
 //! serializable isolation a transaction may fail with SQLSTATE 40001; the store retries
 //! those (and deadlocks, 40P01) a few times.
 //!
-//! Access: the principal's secret is checked against `cowheap_principals` when the handle
-//! connects, and every operation on a tenant checks `cowheap_grants` inside its own
-//! transaction. The database's own login is the operator's: a deployment that hands nodes
-//! database logins of their own should add one role per principal with row-level security
-//! on `cowheap_tenants` and `cowheap_grants` (not done here).
+//! Access: each principal is a database role (`cowheap_<name>`, made by
+//! [`Store::add_principal`] with the secret as its password) with row-level security: it
+//! sees and updates only the `cowheap_tenants` rows granted to it in `cowheap_grants`, only
+//! its own grants and principal row, and only the blobs that are bases or the states of its
+//! tenants; it may insert blobs, and nothing else (no delete, no grant, no new tenant). A
+//! node connects as its principal's role, so the server itself refuses other tenants' rows,
+//! whatever SQL the node sends. The store's own checks (the secret's digest at connect, the
+//! grant inside each transaction) stay as a second line. The operator is the tables' owner,
+//! which row-level security does not restrict. Roles are per cluster: one store per cluster,
+//! or distinct principal names across stores. The server must authenticate host logins by
+//! password (`scram-sha-256`), as [`crate::PgServer`] sets it up.
 
 use crate::local::{check_fence, take};
 use crate::store::{Access, BlobStats, Claim, Store, TenantRecord};
@@ -66,7 +72,50 @@ CREATE TABLE IF NOT EXISTS cowheap_grants (
     principal text NOT NULL,
     PRIMARY KEY (tenant, principal)
 );
+ALTER TABLE cowheap_grants ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS cowheap_own ON cowheap_grants;
+CREATE POLICY cowheap_own ON cowheap_grants
+    USING ('cowheap_' || principal = current_user::text);
+ALTER TABLE cowheap_tenants ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS cowheap_granted ON cowheap_tenants;
+CREATE POLICY cowheap_granted ON cowheap_tenants
+    USING (EXISTS (SELECT 1 FROM cowheap_grants g WHERE g.tenant = name));
+ALTER TABLE cowheap_principals ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS cowheap_self ON cowheap_principals;
+CREATE POLICY cowheap_self ON cowheap_principals
+    USING ('cowheap_' || name = current_user::text);
+ALTER TABLE cowheap_blobs ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS cowheap_read ON cowheap_blobs;
+CREATE POLICY cowheap_read ON cowheap_blobs FOR SELECT
+    USING (EXISTS (SELECT 1 FROM cowheap_bases b WHERE b.blob = digest)
+        OR EXISTS (SELECT 1 FROM cowheap_tenants t WHERE t.state = digest));
+DROP POLICY IF EXISTS cowheap_write ON cowheap_blobs;
+CREATE POLICY cowheap_write ON cowheap_blobs FOR INSERT WITH CHECK (true);
 ";
+
+/// What a principal's database role may do; row-level security narrows it to its rows.
+const ROLE_GRANTS: &str = "SELECT format('\
+GRANT SELECT ON cowheap_bases, cowheap_grants, cowheap_principals TO %1$I; \
+GRANT SELECT, INSERT ON cowheap_blobs TO %1$I; \
+GRANT SELECT, UPDATE (state, owner, epoch, lease_expiry) ON cowheap_tenants TO %1$I', $1::text)";
+
+/// The longest principal name this backend takes: its role name, `cowheap_` and the
+/// name, must fit PostgreSQL's 63-byte identifiers.
+pub const MAX_PRINCIPAL: usize = 55;
+
+/// The database role of a principal.
+///
+/// # Errors
+/// [`StoreError::InvalidName`] for a name longer than [`MAX_PRINCIPAL`].
+pub fn role_name(p: &PrincipalName) -> Result<String> {
+    if p.as_str().len() > MAX_PRINCIPAL {
+        return Err(StoreError::InvalidName {
+            kind: "principal (PostgreSQL role)",
+            name: p.to_string(),
+        });
+    }
+    Ok(format!("cowheap_{p}"))
+}
 
 /// How many times a transaction that failed to serialize is tried again.
 const RETRIES: usize = 8;
@@ -74,8 +123,8 @@ const RETRIES: usize = 8;
 /// A store in a PostgreSQL database. One connection per handle: open a handle per thread
 /// that should work in parallel. See the module doc for the schema and the protocol.
 pub struct PgStore {
-    config: String,
-    client: Mutex<Client>,
+    config: postgres::Config,
+    conn: Mutex<Conn>,
     clock: Arc<dyn Clock>,
     access: Access,
 }
@@ -104,6 +153,22 @@ fn arr32(v: &[u8], what: &'static str) -> Result<[u8; 32]> {
     })
 }
 
+/// A connection and whether it has failed under an operation.
+struct Conn {
+    client: Client,
+    broken: bool,
+}
+
+/// Whether an error means the connection is gone: no SQLSTATE (the socket), a connection
+/// exception (class 08) or the server ending the session (57P01-57P03).
+fn lost(e: &StoreError) -> bool {
+    match e {
+        StoreError::Db { code: None, .. } => true,
+        StoreError::Db { code: Some(c), .. } => c.starts_with("08") || c.starts_with("57P0"),
+        _ => false,
+    }
+}
+
 /// Whether a failed transaction is worth trying again.
 fn retryable(e: &StoreError) -> bool {
     matches!(e, StoreError::Db { code: Some(c), .. } if c == "40001" || c == "40P01")
@@ -126,15 +191,37 @@ impl PgStore {
     }
 
     /// Connects to the store in the database `config` names (a libpq-style connection
-    /// string or URL), checking a principal's credentials.
+    /// string or URL). The operator connects with the login `config` gives; a principal
+    /// connects as its own database role (see [`role_name`]) with its secret as password,
+    /// so the server authenticates it and row-level security confines it to its tenants;
+    /// the store checks the secret's digest too, for servers that trust every login.
     ///
     /// # Errors
     /// [`StoreError::Db`] if the server cannot be reached; [`StoreError::NotAStore`] if the
     /// database has no store schema; [`StoreError::BadCredentials`] if the principal is
     /// unknown or its secret wrong.
     pub fn connect(config: &str, clock: Arc<dyn Clock>, access: Access) -> Result<PgStore> {
-        let mut client =
-            Client::connect(config, NoTls).map_err(|e| StoreError::db("connect", e))?;
+        let mut cfg: postgres::Config = config
+            .parse()
+            .map_err(|e| StoreError::db("parse the connection string", e))?;
+        if let Access::Principal { name, secret } = &access {
+            cfg.user(&role_name(name)?).password(secret.as_bytes());
+        }
+        let mut client = match cfg.connect(NoTls) {
+            Ok(c) => c,
+            Err(e) => {
+                // 28P01: invalid password; 28000: no such role (or no entry for it).
+                let refused = e
+                    .code()
+                    .is_some_and(|c| c.code() == "28P01" || c.code() == "28000");
+                return Err(match (&access, refused) {
+                    (Access::Principal { name, .. }, true) => StoreError::BadCredentials {
+                        principal: name.clone(),
+                    },
+                    _ => StoreError::db("connect", e),
+                });
+            }
+        };
         let has = client
             .query_one("SELECT to_regclass('cowheap_tenants') IS NOT NULL", &[])
             .map_err(|e| StoreError::db("look for the schema", e))?;
@@ -162,8 +249,11 @@ impl PgStore {
             }
         }
         Ok(PgStore {
-            config: config.to_owned(),
-            client: Mutex::new(client),
+            config: cfg,
+            conn: Mutex::new(Conn {
+                client,
+                broken: false,
+            }),
             clock,
             access,
         })
@@ -176,22 +266,34 @@ impl PgStore {
         op: &'static str,
         mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        let mut client = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        if client.is_closed() {
-            *client =
-                Client::connect(&self.config, NoTls).map_err(|e| StoreError::db("reconnect", e))?;
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if conn.broken || conn.client.is_closed() {
+            conn.client = self
+                .config
+                .connect(NoTls)
+                .map_err(|e| StoreError::db("reconnect", e))?;
+            conn.broken = false;
         }
         let mut tries = 0;
         loop {
             let attempt = (|| {
-                let mut tx = client.transaction().map_err(|e| StoreError::db(op, e))?;
+                let mut tx = conn
+                    .client
+                    .transaction()
+                    .map_err(|e| StoreError::db(op, e))?;
                 let out = f(&mut tx)?;
                 tx.commit().map_err(|e| StoreError::db(op, e))?;
                 Ok(out)
             })();
             match attempt {
                 Err(e) if retryable(&e) && tries < RETRIES => tries += 1,
-                other => return other,
+                Err(e) => {
+                    // The operation's outcome is the server's to tell: it is not tried
+                    // again, but the next operation starts on a new connection.
+                    conn.broken |= lost(&e);
+                    return Err(e);
+                }
+                ok => return ok,
             }
         }
     }
@@ -304,15 +406,40 @@ impl PgStore {
     }
 }
 
-fn put_blob(tx: &mut Transaction<'_>, bytes: &[u8]) -> Result<Digest> {
+/// Stores a blob. The operator's put also repairs a damaged copy of the same bytes; a
+/// principal's leaves an existing copy alone (its role may not update blobs, nor see
+/// another tenant's).
+fn put_blob(tx: &mut Transaction<'_>, bytes: &[u8], operator: bool) -> Result<Digest> {
     let digest = Digest::of(bytes);
-    tx.execute(
-        "INSERT INTO cowheap_blobs (digest, len, data) VALUES ($1, $2, $3) \
-         ON CONFLICT (digest) DO UPDATE SET len = EXCLUDED.len, data = EXCLUDED.data \
-         WHERE cowheap_blobs.len <> EXCLUDED.len OR cowheap_blobs.data <> EXCLUDED.data",
-        &[&digest.0.as_slice(), &i64_of(bytes.len() as u64), &bytes],
-    )
-    .map_err(|e| StoreError::db("write a blob", e))?;
+    let params: [&(dyn postgres::types::ToSql + Sync); 3] =
+        [&digest.0.as_slice(), &i64_of(bytes.len() as u64), &bytes];
+    if operator {
+        tx.execute(
+            "INSERT INTO cowheap_blobs (digest, len, data) VALUES ($1, $2, $3) \
+             ON CONFLICT (digest) DO UPDATE SET len = EXCLUDED.len, data = EXCLUDED.data \
+             WHERE cowheap_blobs.len <> EXCLUDED.len OR cowheap_blobs.data <> EXCLUDED.data",
+            &params,
+        )
+        .map_err(|e| StoreError::db("write a blob", e))?;
+        return Ok(digest);
+    }
+    // Row-level security checks `ON CONFLICT` against the read policy, which a new blob
+    // does not pass yet: a plain insert in a savepoint, where a duplicate (23505) means
+    // the blob is there already.
+    let mut sp = tx
+        .transaction()
+        .map_err(|e| StoreError::db("write a blob", e))?;
+    match sp.execute(
+        "INSERT INTO cowheap_blobs (digest, len, data) VALUES ($1, $2, $3)",
+        &params,
+    ) {
+        Ok(_) => sp.commit().map_err(|e| StoreError::db("write a blob", e))?,
+        Err(e) if e.code().is_some_and(|c| c.code() == "23505") => {
+            sp.rollback()
+                .map_err(|e| StoreError::db("write a blob", e))?;
+        }
+        Err(e) => return Err(StoreError::db("write a blob", e)),
+    }
     Ok(digest)
 }
 
@@ -337,7 +464,7 @@ impl Store for PgStore {
     fn put_base(&self, fingerprint: Fingerprint, image: &[u8]) -> Result<Digest> {
         self.operator_only("store", || format!("base {fingerprint}"))?;
         self.tx("store a base", |tx| {
-            let d = put_blob(tx, image)?;
+            let d = put_blob(tx, image, true)?;
             tx.execute(
                 "INSERT INTO cowheap_bases (fingerprint, blob) VALUES ($1, $2) \
                  ON CONFLICT (fingerprint) DO UPDATE SET blob = EXCLUDED.blob",
@@ -383,6 +510,7 @@ impl Store for PgStore {
     fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<()> {
         self.operator_only("add", || format!("principal {name}"))?;
         let h = blake3::hash(secret.as_bytes());
+        let role = role_name(name)?;
         self.tx("add a principal", |tx| {
             tx.execute(
                 "INSERT INTO cowheap_principals (name, secret) VALUES ($1, $2) \
@@ -390,6 +518,24 @@ impl Store for PgStore {
                 &[&name.as_str(), &h.as_bytes().as_slice()],
             )
             .map_err(|e| StoreError::db("add a principal", e))?;
+            // DDL takes no parameters: the server quotes the role and the password itself.
+            let ddl: String = tx
+                .query_one(
+                    "SELECT format(CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) \
+                     THEN 'ALTER ROLE %I LOGIN PASSWORD %L' \
+                     ELSE 'CREATE ROLE %I LOGIN PASSWORD %L' END, $1::text, $2::text)",
+                    &[&role, &secret],
+                )
+                .map_err(|e| StoreError::db("add a principal's role", e))?
+                .get(0);
+            tx.batch_execute(&ddl)
+                .map_err(|e| StoreError::db("add a principal's role", e))?;
+            let grants: String = tx
+                .query_one(ROLE_GRANTS, &[&role])
+                .map_err(|e| StoreError::db("grant a principal's role", e))?
+                .get(0);
+            tx.batch_execute(&grants)
+                .map_err(|e| StoreError::db("grant a principal's role", e))?;
             Ok(())
         })
     }
@@ -484,7 +630,7 @@ impl Store for PgStore {
         self.tx("write a state", |tx| {
             let mut rec = self.load(tx, &claim.tenant, "write", true)?;
             check_fence(&rec, claim)?;
-            let d = put_blob(tx, state)?;
+            let d = put_blob(tx, state, self.access == Access::Operator)?;
             rec.state = Some(d);
             self.save(tx, &rec, "write a state")?;
             Ok(d)

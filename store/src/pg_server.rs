@@ -4,7 +4,9 @@
 //! free loopback port, and [`Drop`] stops it (`pg_ctl stop -m immediate`) and removes the
 //! directory, also when a test panics. PostgreSQL refuses to run as root: when this process
 //! is root the server's binaries run as the `postgres` user (through `runuser`), which owns
-//! the directory. Readiness is `pg_ctl start -w`, a bounded wait, never a sleep.
+//! the directory. Readiness is `pg_ctl start -w`, a bounded wait, never a sleep. Logins over
+//! TCP need a password (`scram-sha-256`): the superuser's is made at random and is in
+//! [`PgServer::url`].
 
 use crate::{Result, StoreError};
 use std::net::TcpListener;
@@ -21,6 +23,7 @@ pub struct PgServer {
     bin: PathBuf,
     dir: tempfile::TempDir,
     port: u16,
+    password: String,
     as_postgres: bool,
     stopped: bool,
 }
@@ -63,10 +66,27 @@ impl PgServer {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .map_err(|e| StoreError::Server(format!("no free port: {e}")))?;
+        // The superuser's password: host logins need one (scram-sha-256), so a principal's
+        // role is authenticated by its secret as it would be in a deployment.
+        let password = blake3::hash(
+            format!(
+                "{:?}{}{}",
+                std::time::SystemTime::now(),
+                std::process::id(),
+                port
+            )
+            .as_bytes(),
+        )
+        .to_hex()[..32]
+            .to_owned();
+        let pwfile = dir.path().join("superuser-password");
+        std::fs::write(&pwfile, format!("{password}\n"))
+            .map_err(|e| StoreError::Server(format!("password file: {e}")))?;
         let mut server = PgServer {
             bin,
             dir,
             port,
+            password,
             as_postgres,
             stopped: true,
         };
@@ -78,7 +98,10 @@ impl PgServer {
                 data.as_os_str(),
                 "-U".as_ref(),
                 "postgres".as_ref(),
-                "--auth=trust".as_ref(),
+                "--auth-local=trust".as_ref(),
+                "--auth-host=scram-sha-256".as_ref(),
+                "--pwfile".as_ref(),
+                pwfile.as_os_str(),
                 "-E".as_ref(),
                 "UTF8".as_ref(),
                 "--no-sync".as_ref(),
@@ -139,8 +162,8 @@ impl PgServer {
     /// A connection string for database `db` as the superuser.
     pub fn url(&self, db: &str) -> String {
         format!(
-            "host=127.0.0.1 port={} user=postgres dbname={db}",
-            self.port
+            "host=127.0.0.1 port={} user=postgres password={} dbname={db}",
+            self.port, self.password
         )
     }
 
