@@ -64,12 +64,21 @@
 //! A handle is opened as the operator or as a principal with its secret (checked when the
 //! handle opens: [`StoreError::BadCredentials`]). Bases are readable by every access and
 //! written by the operator only. A principal reads, claims and writes only the tenants
-//! granted to it: anything else is [`StoreError::Denied`], and listings leave other tenants
-//! out; a tenant's state is read through its record, never by a bare digest. The check runs
-//! inside each operation (under the record's lock, or in the operation's transaction).
-//! This protects against a node presenting the wrong credentials to the store's API; a node
-//! given the directory's write permission or the database's own login is the operator. The
-//! secret is kept as a BLAKE3 digest.
+//! granted to it: anything else is [`StoreError::Denied`] (or [`StoreError::TenantMissing`]
+//! where the backend hides the tenant altogether), and listings leave other tenants out; a
+//! tenant's state is read through its record, never by a bare digest.
+//!
+//! - In PostgreSQL each principal is a database role that the node logs in as, with the
+//!   secret as its password, and row-level security confines that role to its own tenants'
+//!   rows, its own grants and the blobs that are bases or its tenants' states, whatever SQL
+//!   the node sends (see [`pg`]). The store's own checks stay as a second line.
+//! - In a local directory the check runs in the store's code under the record's lock: it
+//!   stops a node presenting the wrong credentials, not one with write permission on the
+//!   directory, which is the operator.
+//!
+//! Secrets are kept as BLAKE3 digests (and, in PostgreSQL, as the server's own password
+//! hashes). One side channel is left by design: content addressing tells a writer whether
+//! a blob with the same bytes exists already.
 //!
 //! # Costs
 //!
