@@ -257,6 +257,10 @@ impl LocalStore {
         op: &'static str,
         f: impl FnOnce(&mut TenantRecord) -> Result<T>,
     ) -> Result<T> {
+        // No lock file is made for a tenant that does not exist.
+        if !self.record_path(t).exists() {
+            return Err(StoreError::TenantMissing { tenant: t.clone() });
+        }
         let _lock = self.lock(t)?;
         let (mut rec, grants) = self.load_visible(t, op)?;
         let out = f(&mut rec)?;

@@ -18,12 +18,41 @@
 
 use cowheap_store::workload::{read_mark, write_mark};
 use cowheap_store::{
-    Access, Node, NodeName, Result, StoreError, SystemClock, TenantName, open_store,
-    principal_access,
+    Access, Node, NodeName, StoreError, SystemClock, TenantName, open_store, principal_access,
 };
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+/// Why the node stopped.
+#[derive(Debug)]
+enum NodeError {
+    /// The arguments do not say what to do.
+    Usage,
+    /// The store refused or failed.
+    Store(StoreError),
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeError::Usage => f.write_str(
+                "usage: cowheap-store-node ADDRESS PRINCIPAL SECRET \
+                 (claim TENANT NODE LEASE_MS | write|check NODE PREFIX FROM TO VALUE | \
+                 churn NODE PREFIX FROM TO [ROUNDS])",
+            ),
+            NodeError::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<StoreError> for NodeError {
+    fn from(e: StoreError) -> NodeError {
+        NodeError::Store(e)
+    }
+}
+
+type Result<T> = std::result::Result<T, NodeError>;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,13 +65,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn usage() -> StoreError {
-    StoreError::NotAStore {
-        what: "usage: cowheap-store-node ADDRESS PRINCIPAL SECRET \
-               (claim TENANT NODE LEASE_MS | write|check NODE PREFIX FROM TO VALUE | \
-               churn NODE PREFIX FROM TO)"
-            .to_owned(),
-    }
+fn usage() -> NodeError {
+    NodeError::Usage
 }
 
 fn num(s: Option<&String>) -> Result<i64> {
@@ -75,7 +99,7 @@ fn run(args: &[String]) -> Result<()> {
         match store.claim(&t, &NodeName::new(n.clone())?, lease) {
             Ok(c) => say(out, format!("won {}", c.epoch)),
             Err(StoreError::Held { owner, .. }) => say(out, format!("held {owner}")),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         return Ok(());
     }
@@ -125,7 +149,7 @@ fn run(args: &[String]) -> Result<()> {
                             skipped += 1;
                             continue;
                         }
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(e.into()),
                     };
                     let next = read_mark(&r.tenant).unwrap_or(0) + 1;
                     write_mark(&mut r.tenant, next)?;
