@@ -6,8 +6,13 @@ use crate::error::{Result, SegmentError};
 use crate::project::{Project, ProjectReport};
 use crate::tenant::SegmentReport;
 use crate::v3::{SegmentStats, V3Segment};
+use cowheap_forwarders::Base;
+use cowheap_heap::BaseHeap;
+use cowheap_tenants::Tenant;
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 /// What a segment file is, and what it holds.
 #[derive(Clone, Debug, PartialEq)]
@@ -88,19 +93,115 @@ pub fn info(path: &Path) -> Result<Info> {
     )))
 }
 
-/// Imports the Etoys project at `project` into a new tenant of the Squeak image at `base`
-/// (any format `cowheap_squeak::import` reads): binds its out-pointers by name and
-/// materialises its objects (see [`bind::materialise`]). Time: O(image + project).
+/// Opens a base: a cowheap image file (verified), or a Squeak image (any format
+/// `cowheap_squeak::import` reads). Time: O(image).
 ///
 /// # Errors
-/// [`SegmentError::Io`] and the project's errors; [`SegmentError::BaseImage`] if the image
-/// does not import.
+/// [`SegmentError::Io`], [`SegmentError::File`] for a bad cowheap image,
+/// [`SegmentError::BaseImage`] for a Squeak image that does not import.
+pub fn load_base(path: &Path) -> Result<Arc<Base>> {
+    let mut magic = [0u8; 8];
+    let mut f = std::fs::File::open(path).map_err(|source| SegmentError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let n = f.read(&mut magic).map_err(|source| SegmentError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let heap = if n == 8 && magic == cowheap_heap::image::MAGIC {
+        BaseHeap::open(path)?
+    } else {
+        cowheap_squeak::import(path)
+            .map_err(SegmentError::BaseImage)?
+            .heap
+    };
+    Ok(Base::new(heap))
+}
+
+/// Imports the Etoys project at `project` into a new tenant of the base at `base` (see
+/// [`load_base`]): binds its out-pointers by name and materialises its objects (see
+/// [`bind::materialise`]). Time: O(image + project).
+///
+/// # Errors
+/// [`SegmentError::Io`] and the project's errors; [`load_base`]'s.
 pub fn import_project(project: &Path, base: &Path) -> Result<ImportReport> {
     let p = Project::open(project)?;
-    let heap = cowheap_squeak::import(base)
-        .map_err(SegmentError::BaseImage)?
-        .heap;
-    let b = cowheap_forwarders::Base::new(heap);
-    let mut t = cowheap_tenants::Tenant::fork(&b);
+    let b = load_base(base)?;
+    let mut t = Tenant::fork(&b);
     Ok(bind::materialise(&mut t, &p, "segment")?.report)
+}
+
+/// What `cowheap segment import` prints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// An Etoys project: what bound, what was made.
+    Project(Box<ImportReport>),
+    /// A cowheap segment: members and roots made, out-pointers that did not bind (read
+    /// as nil).
+    Cowheap {
+        /// Members made.
+        objects: usize,
+        /// Roots.
+        roots: usize,
+        /// Out-pointers bound.
+        bound: usize,
+        /// Out-pointers not bound, described.
+        unbound: Vec<String>,
+    },
+}
+
+impl fmt::Display for ImportOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImportOutcome::Project(r) => r.fmt(f),
+            ImportOutcome::Cowheap {
+                objects,
+                roots,
+                bound,
+                unbound,
+            } => {
+                writeln!(f, "objects:         {objects} made ({roots} roots)")?;
+                writeln!(
+                    f,
+                    "out-pointers:    {bound} bound, {} not bound (read as nil)",
+                    unbound.len()
+                )?;
+                for u in unbound {
+                    writeln!(f, "  {u}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Imports `file` (an Etoys project or a cowheap segment file) into a new tenant of the
+/// base at `base`, and reports what bound. A cowheap segment that is not portable must
+/// come from that base; out-pointers it cannot bind read as nil and are listed. Time:
+/// O(image + file).
+///
+/// # Errors
+/// [`load_base`]'s; the file's format errors ([`SegmentError::WrongBase`] among them).
+pub fn import(file: &Path, base: &Path) -> Result<ImportOutcome> {
+    let bytes = std::fs::read(file).map_err(|source| SegmentError::Io {
+        path: file.to_owned(),
+        source,
+    })?;
+    let b = load_base(base)?;
+    let mut t = Tenant::fork(&b);
+    if bytes.starts_with(crate::file::MAGIC) {
+        let mut seg = crate::file::from_bytes(&bytes, Some(b.fingerprint()))?;
+        let done = seg.import_into(&mut t, &[], true)?;
+        return Ok(ImportOutcome::Cowheap {
+            objects: done.members.len(),
+            roots: done.roots.len(),
+            bound: seg.out.len() - done.unbound.len(),
+            unbound: done.unbound,
+        });
+    }
+    let p = Project::from_bytes(&bytes)?;
+    Ok(ImportOutcome::Project(Box::new(
+        bind::materialise(&mut t, &p, "segment")?.report,
+    )))
 }

@@ -673,3 +673,52 @@ proptest! {
         same_graph(&t, &vs[..1], &t2, &imported.roots, &translate, &[]);
     }
 }
+
+#[test]
+fn import_takes_cowheap_segments_and_cowheap_image_bases() {
+    use cowheap_segment::info::{ImportOutcome, import};
+    let dir = tempfile::tempdir().unwrap();
+    // mini as a cowheap image file, and a segment of a tenant of it.
+    let heap = cowheap_squeak::import(image("mini.image")).unwrap().heap;
+    let base_file = dir.path().join("mini.cowheap");
+    heap.save(&base_file).unwrap();
+    let base = Base::new(heap);
+    let names = cowheap_segment::bind::BaseNames::of(base.heap()).unwrap();
+    let mut t = Tenant::fork(&base);
+    let a = t
+        .alloc(
+            names.global("Array").unwrap(),
+            Format::Pointers,
+            ObjectSize { slots: 2, bytes: 0 },
+        )
+        .unwrap();
+    t.set_slot(a, 0, names.symbol("size").unwrap()).unwrap();
+    let mut seg = tenant::extract(&t, &[a], &[]).unwrap();
+    let seg_file = dir.path().join("a.cowseg");
+    file::write(&mut seg, &seg_file).unwrap();
+    match import(&seg_file, &base_file).unwrap() {
+        ImportOutcome::Cowheap {
+            objects,
+            roots,
+            bound,
+            unbound,
+        } => {
+            assert_eq!((objects, roots, bound), (1, 1, 3));
+            assert!(unbound.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same base as a Squeak image has the same fingerprint: accepted too.
+    assert!(import(&seg_file, &image("mini.image")).is_ok());
+    // Another base refuses a segment bound to mini.
+    assert!(matches!(
+        import(&seg_file, &image("bootstrapped.image")),
+        Err(SegmentError::WrongBase { .. })
+    ));
+    // A project imports the same into the Squeak image and its cowheap image file.
+    let project = image("segments/JustPaintedCar.013.pr");
+    let a = import(&project, &image("mini.image")).unwrap();
+    let b = import(&project, &base_file).unwrap();
+    assert_eq!(a, b);
+    assert!(a.to_string().contains("materialised of 269"));
+}
