@@ -509,12 +509,8 @@ fn walk(words: &[u32]) -> Result<Vec<Header>> {
                         "a three-word header whose class or base word is not type 0",
                     ));
                 }
-                if (base >> 2) & 63 != 0 {
-                    return Err(bad(
-                        pos,
-                        "a three-word header with a size in its base header",
-                    ));
-                }
+                // The base word's size field is not used (the size word says it); it is kept
+                // as written, so a segment that sets it still writes back identically.
                 (pos + 2, class, (w >> 2) as usize, HeaderKind::Three)
             }
             1 => {

@@ -169,6 +169,19 @@ fn every_truncation_of_a_project_file_is_a_typed_error() {
 }
 
 #[test]
+fn truncations_of_the_other_project_files_are_typed_errors() {
+    for (name, ..) in &TABLE[1..] {
+        let file = std::fs::read(image(&format!("segments/{name}"))).unwrap();
+        for cut in 0..file.len() {
+            assert!(
+                Project::from_bytes(&file[..cut]).is_err(),
+                "{name} cut at byte {cut} was accepted"
+            );
+        }
+    }
+}
+
+#[test]
 fn truncations_of_the_inflated_stream_are_typed_errors() {
     let file = std::fs::read(image("segments/JustPaintedCar.013.pr")).unwrap();
     let good = Project::from_bytes(&file).unwrap();
