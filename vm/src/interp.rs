@@ -219,9 +219,19 @@ impl Vm {
         m.identical(a, b)
     }
 
+    /// True if `c` is the bottom context. Contexts are compared by word: the interpreter
+    /// makes them, and the become primitives refuse them, so none is reached by two words.
     #[inline(always)]
-    pub(crate) fn is_nil<M: ObjectMemory>(&self, m: &M, v: Value) -> MemResult<bool> {
-        self.same(m, v, self.sp.nil)
+    pub(crate) fn is_bottom(&self, c: Value) -> bool {
+        c.word() == self.bottom.word()
+    }
+
+    /// True if `v` is nil. nil, true and false are compared by word: they have no fields a
+    /// store could divert, and the become primitives refuse them, so no tenant holds
+    /// another word for them.
+    #[inline(always)]
+    pub(crate) fn is_nil<M: ObjectMemory>(&self, _m: &M, v: Value) -> MemResult<bool> {
+        Ok(v.word() == self.sp.nil.word())
     }
 
     #[inline(always)]
@@ -417,7 +427,7 @@ impl Vm {
             m.set_slot(self.active, ctx::TEMPS + i, self.stack[i])?;
         }
         self.dirty = n;
-        if !self.same(m, self.active, self.bottom)? {
+        if !self.is_bottom(self.active) {
             let pc = (self.pc + self.pc_base) as i64;
             m.set_slot(self.active, ctx::PC, Value::int(pc))?;
         }
@@ -451,7 +461,9 @@ impl Vm {
         self.active = c;
         let stackp = m.slot(c, ctx::STACKP)?.as_int();
         let class = m.class_of(c)?;
-        let (method, temps) = if self.same(m, class, self.sp.block_context)? {
+        let block = class.word() != self.sp.method_context.word()
+            && self.same(m, class, self.sp.block_context)?;
+        let (method, temps) = if block {
             let home = m.slot(c, ctx::HOME)?;
             (m.slot(home, ctx::METHOD)?, home)
         } else {
@@ -756,9 +768,9 @@ impl Vm {
     fn cond_jump<M: ObjectMemory>(&mut self, m: &mut M, on: bool, off: isize) -> Result<Flow> {
         let v = self.pop(m)?;
         let (t, f) = (self.sp.true_, self.sp.false_);
-        let b = if self.same(m, v, t)? {
+        let b = if v.word() == t.word() {
             true
-        } else if self.same(m, v, f)? {
+        } else if v.word() == f.word() {
             false
         } else {
             // Not a boolean: send it #mustBeBoolean, as Squeak does, with the pc past the jump.
@@ -1074,7 +1086,7 @@ impl Vm {
             if self.is_nil(m, c)? || !c.is_object() {
                 break;
             }
-            if self.same(m, c, self.bottom)? {
+            if self.is_bottom(c) {
                 break;
             }
             let method = m.slot(c, ctx::METHOD)?;
@@ -1122,14 +1134,17 @@ impl Vm {
         selector: Value,
         args: usize,
     ) -> Result<()> {
-        let name = crate::names::symbol(m, selector);
-        let Some(name) = name else { return Ok(()) };
-        if !matches!(
-            name.as_str(),
-            "error:" | "cannotReturn:" | "mustBeBoolean" | "halt"
-        ) {
+        // Compared as bytes first: this runs on every activation.
+        const TRAPS: [&[u8]; 4] = [b"error:", b"cannotReturn:", b"mustBeBoolean", b"halt"];
+        let is_trap = selector.is_object()
+            && m.format(selector)? == Format::Bytes
+            && TRAPS.contains(&m.bytes(selector)?);
+        if !is_trap {
             return Ok(());
         }
+        let Some(name) = crate::names::symbol(m, selector) else {
+            return Ok(());
+        };
         let rcvr = self.peek(m, args)?;
         let class = m.class_of(rcvr)?;
         if !self.is_default_handler(m, method, class)? || self.has_handler(m)? {
@@ -1273,7 +1288,7 @@ impl Vm {
     /// The home context of the active context: itself for a method, a BlockContext's home,
     /// the outermost context of a closure.
     fn home<M: ObjectMemory>(&self, m: &M) -> Result<Value> {
-        if !self.same(m, self.temps, self.active)? {
+        if !self.temps_here {
             return Ok(self.temps);
         }
         let mut c = self.active;
@@ -1291,8 +1306,7 @@ impl Vm {
     fn method_return<M: ObjectMemory>(&mut self, m: &mut M, value: Value) -> Result<Flow> {
         let home = self.home(m)?;
         if self.same(m, home, self.active)? {
-            let to = m.slot(self.active, ctx::SENDER)?;
-            return self.return_to(m, to, value);
+            return self.local_return(m, value);
         }
         // Non-local return: the home must still be live and on the active chain.
         let to = m.slot(home, ctx::SENDER)?;
@@ -1333,8 +1347,21 @@ impl Vm {
 
     /// Returns `value` from a block to its caller.
     fn block_return<M: ObjectMemory>(&mut self, m: &mut M, value: Value) -> Result<Flow> {
+        self.local_return(m, value)
+    }
+
+    /// Returns `value` from the active context to its sender: the common return, which
+    /// marks one context dead.
+    fn local_return<M: ObjectMemory>(&mut self, m: &mut M, value: Value) -> Result<Flow> {
         let to = m.slot(self.active, ctx::SENDER)?;
-        self.return_to(m, to, value)
+        if self.is_nil(m, to)? || !to.is_object() {
+            return self.cannot_return(m, value);
+        }
+        let nil = self.sp.nil;
+        m.set_slot(self.active, ctx::SENDER, nil)?;
+        m.set_slot(self.active, ctx::PC, nil)?;
+        self.depth = self.depth.saturating_sub(1);
+        self.continue_in(m, to, value)
     }
 
     #[cold]
@@ -1368,7 +1395,13 @@ impl Vm {
             self.depth = self.depth.saturating_sub(1);
             c = next;
         }
-        if self.same(m, to, self.bottom)? {
+        self.continue_in(m, to, value)
+    }
+
+    /// Makes `to`, a context that was returned to, active with `value` pushed; answers
+    /// the run's result when `to` is the bottom context.
+    fn continue_in<M: ObjectMemory>(&mut self, m: &mut M, to: Value, value: Value) -> Result<Flow> {
+        if self.is_bottom(to) {
             self.active = to;
             self.stack.clear();
             self.dirty = 0;
@@ -1389,10 +1422,7 @@ impl Vm {
         let mut out = Vec::new();
         let mut c = self.active;
         while out.len() < limit {
-            if !c.is_object()
-                || self.is_nil(m, c).unwrap_or(true)
-                || self.same(m, c, self.bottom).unwrap_or(true)
-            {
+            if !c.is_object() || self.is_nil(m, c).unwrap_or(true) || self.is_bottom(c) {
                 break;
             }
             out.push(crate::names::frame(self, m, c).unwrap_or_else(|| "?".into()));

@@ -379,9 +379,17 @@ impl Vm {
                 if n != m.size(b)?.slots {
                     return FAIL;
                 }
+                let fixed = [self.sp.nil, self.sp.true_, self.sp.false_].map(Value::word);
                 for i in 0..n {
                     let (x, y) = (m.slot(a, i)?, m.slot(b, i)?);
-                    if !x.is_object() || !y.is_object() {
+                    // nil, true, false and contexts are compared by word: never becomed.
+                    if !x.is_object()
+                        || !y.is_object()
+                        || fixed.contains(&x.word())
+                        || fixed.contains(&y.word())
+                        || self.is_context(m, x)?
+                        || self.is_context(m, y)?
+                    {
                         return FAIL;
                     }
                 }
@@ -640,6 +648,12 @@ impl Vm {
             }
             _ => FAIL,
         }
+    }
+
+    /// True if `v` is a MethodContext or a BlockContext.
+    fn is_context<M: ObjectMemory>(&self, m: &M, v: Value) -> Result<bool> {
+        let c = m.class_of(v)?;
+        Ok(self.same(m, c, self.sp.method_context)? || self.same(m, c, self.sp.block_context)?)
     }
 
     #[cold]
