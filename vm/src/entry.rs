@@ -62,6 +62,13 @@ impl Vm {
     /// answers the result. The send starts from a bottom context with a nil sender, which the
     /// entry method returns into.
     ///
+    /// The receiver and arguments are kept alive by the run (they are on its bottom
+    /// context's stack). The answer is not: on a tenant, pin it ([`Tenant::pin`]) or name it
+    /// a root before a later call if it must outlive a collection, as any value an embedder
+    /// holds.
+    ///
+    /// [`Tenant::pin`]: cowheap_tenants::Tenant::pin
+    ///
     /// # Errors
     /// A typed [`VmError`]; after [`VmError::BudgetExhausted`] the run is suspended (its
     /// active context is the memory's root [`ACTIVE_ROOT`]) and [`Vm::resume`] continues it.

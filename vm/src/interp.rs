@@ -11,6 +11,8 @@ use crate::error::{CallChain, Result, VmError};
 use crate::image::{ClassFormat, MethodHeader, Specials, closure, ctx};
 use crate::memory::{MemResult, ObjectMemory};
 use cowheap_heap::{Format, ObjectSize, Value, Word};
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
 
 /// The root under which a suspended run's active context is kept.
 pub const ACTIVE_ROOT: &str = "cowheap-vm.active";
@@ -92,6 +94,11 @@ pub struct Vm {
     /// The temporaries live in the active context (and so in `stack`), not in a
     /// BlockContext's home.
     temps_here: bool,
+    /// The active method's bytecodes.
+    code: Arc<[u8]>,
+    /// Bytecodes of the methods run, by method word; emptied whenever a method's bytes may
+    /// have changed (a store into a CompiledMethod, a become, a collection).
+    code_cache: FxHashMap<u64, Arc<[u8]>>,
     /// Reused for arguments while one frame is replaced by another.
     scratch: Vec<Value>,
     /// The 1-based pc of the method's first bytecode.
@@ -180,6 +187,8 @@ impl Vm {
             cap: 0,
             temps_here: false,
             scratch: Vec::with_capacity(16),
+            code: Arc::from(&[][..]),
+            code_cache: FxHashMap::default(),
             pc_base: 0,
             literals: 0,
         })
@@ -204,6 +213,29 @@ impl Vm {
     /// Empties the method cache.
     pub fn flush_cache(&mut self) {
         self.cache.iter_mut().for_each(|e| *e = None);
+        self.code_cache.clear();
+    }
+
+    /// The bytecodes of `method`, from the code cache.
+    #[inline(always)]
+    fn code_of<M: ObjectMemory>(&mut self, m: &M, method: Value) -> Result<Arc<[u8]>> {
+        let key = method.word().bits();
+        if let Some(c) = self.code_cache.get(&key) {
+            return Ok(c.clone());
+        }
+        let c: Arc<[u8]> = Arc::from(m.bytes(method)?);
+        self.code_cache.insert(key, c.clone());
+        Ok(c)
+    }
+
+    /// Forgets every method's cached bytecodes and reads the active method's again: after a
+    /// store that may have changed a method's bytes.
+    pub(crate) fn reload_code<M: ObjectMemory>(&mut self, m: &M) -> Result<()> {
+        self.code_cache.clear();
+        if self.method.is_object() && !self.is_bottom(self.active) {
+            self.code = self.code_of(m, self.method)?;
+        }
+        Ok(())
     }
 
     // ---- small helpers -------------------------------------------------------------------
@@ -311,9 +343,9 @@ impl Vm {
     }
 
     #[inline(always)]
-    fn fetch<M: ObjectMemory>(&mut self, m: &M) -> Result<u8> {
-        let b = m
-            .bytes(self.method)?
+    fn fetch<M: ObjectMemory>(&mut self, _m: &M) -> Result<u8> {
+        let b = self
+            .code
             .get(self.pc)
             .copied()
             .ok_or_else(|| corrupt("the pc ran past the end of the method"))?;
@@ -471,6 +503,7 @@ impl Vm {
         };
         let h = self.header(m, method)?;
         self.method = method;
+        self.code = self.code_of(m, method)?;
         self.temps = temps;
         self.receiver = m.slot(temps, ctx::RECEIVER)?;
         self.literals = h.literals;
@@ -1219,6 +1252,7 @@ impl Vm {
         }
         self.active = c;
         self.method = method;
+        self.code = self.code_of(m, method)?;
         self.receiver = rcvr;
         self.temps = c;
         self.temps_here = true;

@@ -64,3 +64,14 @@ pub use error::{CallChain, Result, VmError};
 pub use flat::FlatHeap;
 pub use interp::{ACTIVE_ROOT, BOTTOM_ROOT, DEFAULT_MAX_DEPTH, Vm, VmStats};
 pub use memory::{MemResult, ObjectMemory};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn interpreters_and_flat_heaps_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<crate::Vm>();
+        send::<crate::FlatHeap>();
+        send::<crate::VmError>();
+    }
+}

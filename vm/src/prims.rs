@@ -301,6 +301,9 @@ impl Vm {
                 let (obj, i, v) = (self.peek(m, 2)?, self.arg_int(m, 1)?, self.peek(m, 0)?);
                 let Some(i) = i else { return FAIL };
                 if self.at_put(m, obj, i, v, index == 64)? {
+                    if m.format(obj)? == Format::CompiledMethod {
+                        self.reload_code(m)?;
+                    }
                     self.answer(m, 2, v)
                 } else {
                     FAIL
@@ -836,6 +839,9 @@ impl Vm {
                 }
             }
             _ => return FAIL,
+        }
+        if df == Format::CompiledMethod {
+            self.reload_code(m)?;
         }
         self.answer(m, 4, dst)
     }
