@@ -68,6 +68,9 @@ enum Command {
         #[arg(long)]
         little_endian: bool,
     },
+    /// Image segments: Squeak ImageSegments, Etoys projects and cowheap segment files.
+    #[command(subcommand)]
+    Segment(SegmentCommand),
     /// Internal: the single-threaded process the bench forks its fork() tenants from.
     #[cfg(unix)]
     #[command(name = "__fork-probe", hide = true)]
@@ -98,6 +101,25 @@ enum ImageCommand {
         /// Seed of the base.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum SegmentCommand {
+    /// Objects, roots, out-pointers by kind and classes of a segment: an Etoys project
+    /// (`.pr`), bare Squeak V3 segment words, or a cowheap segment file.
+    Info {
+        /// The segment or project file.
+        file: PathBuf,
+    },
+    /// Binds a segment's out-pointers in a base by name, materialises its objects in a new
+    /// tenant of that base, and reports what bound and what did not.
+    Import {
+        /// The segment or project file.
+        file: PathBuf,
+        /// The base: a Squeak image or a cowheap image file.
+        #[arg(long)]
+        base: PathBuf,
     },
 }
 
@@ -278,6 +300,14 @@ fn main() -> Result<()> {
                 _ => None,
             };
             image_cmd::export(&base, &output, format.as_deref(), order)
+        }
+        Some(Command::Segment(SegmentCommand::Info { file })) => {
+            print!("{}", cowheap_segment::info::info(&file)?);
+            Ok(())
+        }
+        Some(Command::Segment(SegmentCommand::Import { file, base })) => {
+            print!("{}", cowheap_segment::info::import(&file, &base)?);
+            Ok(())
         }
         None => run_bench(&BenchArgs::default()),
     }

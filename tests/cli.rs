@@ -1,5 +1,5 @@
 //! The `cowheap` command end to end: image files, import and export of real Smalltalk images,
-//! the demonstration on a real base, and bad input.
+//! the demonstration on a real base, segments, and bad input.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -136,6 +136,8 @@ fn bad_input_is_a_clear_error() {
         vec!["image", "verify", bad.to_str().unwrap()],
         vec!["import", bad.to_str().unwrap(), "-o", "/dev/null"],
         vec!["image", "info", "/no/such/file"],
+        vec!["segment", "info", bad.to_str().unwrap()],
+        vec!["segment", "info", "/no/such/file"],
     ] {
         let out = cowheap(&args);
         assert!(!out.status.success(), "{args:?} succeeded");
@@ -165,4 +167,32 @@ fn the_demo_runs_on_an_image_that_names_no_globals_and_says_what_it_skipped() {
         out.contains("each tenant sees only its own writes"),
         "{out}"
     );
+}
+
+#[test]
+fn segments_are_described_and_imported_into_a_base() {
+    let project = image("segments/JustPaintedCar.013.pr");
+    let info = ok(&["segment", "info", project.to_str().unwrap()]);
+    // The counts of ../shared/images/README.md.
+    for line in [
+        "segment words:   5155",
+        "objects:         269",
+        "roots:           238",
+    ] {
+        assert!(info.contains(line), "no {line:?} in:\n{info}");
+    }
+    let mini = image("mini.image");
+    let import = ok(&[
+        "segment",
+        "import",
+        project.to_str().unwrap(),
+        "--base",
+        mini.to_str().unwrap(),
+    ]);
+    let bound = import
+        .lines()
+        .find_map(|l| l.strip_prefix("out-pointers:"))
+        .unwrap_or_else(|| panic!("no out-pointers line in:\n{import}"));
+    let n: usize = bound.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(n > 0 && bound.contains("bound of 120"), "{bound}");
 }

@@ -423,3 +423,26 @@ fn an_immediate_float_has_the_class_the_base_names_in_tenants_and_image_files() 
     let t = Tenant::fork(&Base::new(synth::image(100, 1)));
     assert!(matches!(t.class_of(f), Err(Error::NoImmediateClass(_))));
 }
+
+#[test]
+fn reads_and_writes_of_a_copy_through_its_base_reference_each_count_one_lookup() {
+    let base = base();
+    let g = globals(&base);
+    let mut t = Tenant::fork(&base);
+    t.set_slot(g, 0, Value::int(1)).unwrap(); // the first write: the copy
+    let mut last = t.stats().lookups;
+    let mut step = |t: &Tenant| {
+        let now = t.stats().lookups;
+        let d = now - last;
+        last = now;
+        d
+    };
+    t.set_slot(g, 0, Value::int(2)).unwrap();
+    assert_eq!(step(&t), 1, "set_slot");
+    t.set_bytes(g, 0, &[]).ok();
+    assert_eq!(step(&t), 1, "set_bytes");
+    assert_eq!(t.slot(g, 0).unwrap().as_int(), Some(2));
+    assert_eq!(step(&t), 1, "slot");
+    t.class_of(g).unwrap();
+    assert_eq!(step(&t), 1, "class_of");
+}

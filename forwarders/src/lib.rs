@@ -18,7 +18,7 @@
 //!   and never cleared. [`MarkPolicy`] picks between the shared marks and a tenant-private
 //!   [`MarkFilter`] that tells no tenant what another wrote (see [`marks`] for the memory
 //!   orderings and the security note).
-//! - [`IndirectionTable`] maps a base object to the private key of this tenant's copy. Its
+//! - [`IndirectionTable`] maps a base object to the index of this tenant's entry for it. Its
 //!   `divert` (hidden from the docs: the tenants crate's) is the one way to set a mark, and it
 //!   sets one only for an entry it records; the raw setters are crate-private, since a stray
 //!   mark is never cleared.

@@ -23,6 +23,9 @@ pub enum MarkTarget<'a> {
 #[error("base object {0} is already diverted")]
 pub struct AlreadyDiverted(pub ObjectIndex);
 
+/// An empty bucket: base object `u32::MAX` at entry index `u32::MAX`, which no slab hands out.
+const EMPTY: u64 = u64::MAX;
+
 /// Base object -> the index of this tenant's private entry standing for it.
 ///
 /// An entry exists exactly for the base objects this tenant has diverted: copied on first
@@ -30,15 +33,15 @@ pub struct AlreadyDiverted(pub ObjectIndex);
 /// objects, which cannot be patched, may refer to it), so the private entry's index names it
 /// for good and its generation never moves: the tenant reads the generation from its space.
 ///
-/// **Layout**: open addressing, one 8-byte word per bucket (the base index plus one in the
-/// high half, so that zero is an empty bucket, and the entry's index in the low half), linear
-/// probing from a Fibonacci hash of the base index, at most half full. A lookup is one
+/// **Layout**: open addressing, one 8-byte word per bucket (the base index in the high half,
+/// the entry's index in the low half; all ones is an empty bucket, since no entry index is
+/// `u32::MAX`), linear probing from a Fibonacci hash of the base index, at most half full. A lookup is one
 /// multiply, one shift and usually one load. An empty table allocates nothing.
 ///
 /// Time: lookup and insert O(1) expected.
 #[derive(Debug, Default, Clone)]
 pub struct IndirectionTable {
-    /// Buckets: 0 (empty), or `(x + 1) << 32 | entry index`. Empty, or a power of two long.
+    /// Buckets: [`EMPTY`], or `x << 32 | entry index`. Empty, or a power of two long.
     buckets: Box<[u64]>,
     len: usize,
 }
@@ -64,15 +67,15 @@ impl IndirectionTable {
         if n == 0 {
             return None;
         }
-        let tag = u64::from(x.as_u32()) + 1;
+        let tag = u64::from(x.as_u32());
         let mut i = Self::home(x.as_u32(), n);
         loop {
             let b = self.buckets[i];
+            if b == EMPTY {
+                return None;
+            }
             if b >> 32 == tag {
                 return Some(b as u32);
-            }
-            if b == 0 {
-                return None;
             }
             i = (i + 1) & (n - 1);
         }
@@ -81,8 +84,8 @@ impl IndirectionTable {
     /// Places `bucket` in `buckets` (which has a free bucket). Time: O(1) expected.
     fn place(buckets: &mut [u64], bucket: u64) {
         let n = buckets.len();
-        let mut i = Self::home((bucket >> 32) as u32 - 1, n);
-        while buckets[i] != 0 {
+        let mut i = Self::home((bucket >> 32) as u32, n);
+        while buckets[i] != EMPTY {
             i = (i + 1) & (n - 1);
         }
         buckets[i] = bucket;
@@ -94,8 +97,8 @@ impl IndirectionTable {
             return;
         }
         let n = (self.buckets.len() * 2).max(8);
-        let mut buckets = vec![0u64; n].into_boxed_slice();
-        for &b in self.buckets.iter().filter(|&&b| b != 0) {
+        let mut buckets = vec![EMPTY; n].into_boxed_slice();
+        for &b in self.buckets.iter().filter(|&&b| b != EMPTY) {
             Self::place(&mut buckets, b);
         }
         self.buckets = buckets;
@@ -111,8 +114,8 @@ impl IndirectionTable {
     /// records the copy this mark stands for.
     ///
     /// # Errors
-    /// [`AlreadyDiverted`] if `x` already has an entry, or is `u32::MAX` (no base holds so
-    /// many objects); nothing changes.
+    /// [`AlreadyDiverted`] if `x` already has an entry, or `key`'s index is `u32::MAX` (no
+    /// slab hands that index out); nothing changes.
     #[doc(hidden)]
     pub fn divert(
         &mut self,
@@ -120,7 +123,7 @@ impl IndirectionTable {
         x: ObjectIndex,
         key: PrivateKey,
     ) -> Result<(), AlreadyDiverted> {
-        if x.as_u32() == u32::MAX || self.get(x).is_some() {
+        if key.key() == u32::MAX || self.get(x).is_some() {
             return Err(AlreadyDiverted(x));
         }
         self.grow_for_one();
@@ -132,7 +135,7 @@ impl IndirectionTable {
         }
         Self::place(
             &mut self.buckets,
-            (u64::from(x.as_u32()) + 1) << 32 | u64::from(key.key()),
+            u64::from(x.as_u32()) << 32 | u64::from(key.key()),
         );
         self.len += 1;
         Ok(())
@@ -153,8 +156,8 @@ impl IndirectionTable {
     pub fn iter(&self) -> impl Iterator<Item = (ObjectIndex, u32)> + '_ {
         self.buckets
             .iter()
-            .filter(|&&b| b != 0)
-            .map(|&b| (ObjectIndex::from_u32((b >> 32) as u32 - 1), b as u32))
+            .filter(|&&b| b != EMPTY)
+            .map(|&b| (ObjectIndex::from_u32((b >> 32) as u32), b as u32))
     }
 
     /// Bytes of heap memory the table holds: 8 per bucket.
@@ -195,6 +198,7 @@ mod tests {
         for (n, x) in (0..5_000u32)
             .map(|i| i.wrapping_mul(2_654_435_761) % 100_000)
             .chain((0..64).map(|i| i << 10))
+            .chain([u32::MAX, 0])
             .enumerate()
         {
             let n = n as u32;
@@ -210,6 +214,10 @@ mod tests {
             }
         }
         assert_eq!(t.len(), model.len());
+        assert_eq!(
+            t.get(ObjectIndex::from_u32(u32::MAX)),
+            model.get(&u32::MAX).copied()
+        );
         for x in 0..100_000u32 {
             assert_eq!(
                 t.get(ObjectIndex::from_u32(x)),

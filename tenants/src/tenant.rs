@@ -541,11 +541,14 @@ impl Tenant {
     #[inline(never)]
     fn bytes_slow(&self, obj: Value) -> Result<&[u8]> {
         match self.quick(obj) {
-            Some(Quick::Base(_, offset)) if let Some(b) = self.reader.bytes_at(offset) => {
-                return Ok(b);
+            Some(Quick::Base(x, offset)) => {
+                return match self.reader.bytes_at(offset) {
+                    Some(b) => Ok(b),
+                    None => Ok(self.base.heap().bytes(x)?),
+                };
             }
             Some(Quick::Private(body)) => return Ok(&body.bytes),
-            _ => {}
+            None => {}
         }
         match self.locate(obj)? {
             Loc::Base(x) => Ok(self.base.heap().bytes(x)?),
@@ -567,11 +570,14 @@ impl Tenant {
     #[inline(never)]
     fn size_slow(&self, obj: Value) -> Result<ObjectSize> {
         match self.quick(obj) {
-            Some(Quick::Base(_, offset)) if let Some(s) = self.reader.size_at(offset) => {
-                return Ok(s);
+            Some(Quick::Base(x, offset)) => {
+                return match self.reader.size_at(offset) {
+                    Some(s) => Ok(s),
+                    None => Ok(self.base.heap().size(x)?),
+                };
             }
             Some(Quick::Private(body)) => return Ok(body.size()),
-            _ => {}
+            None => {}
         }
         match self.locate(obj)? {
             Loc::Base(x) => Ok(self.base.heap().size(x)?),
@@ -593,11 +599,14 @@ impl Tenant {
     #[inline(never)]
     fn format_slow(&self, obj: Value) -> Result<Format> {
         match self.quick(obj) {
-            Some(Quick::Base(_, offset)) if let Some(f) = self.reader.format_at(offset) => {
-                return Ok(f);
+            Some(Quick::Base(x, offset)) => {
+                return match self.reader.format_at(offset) {
+                    Some(f) => Ok(f),
+                    None => Ok(self.base.heap().format(x)?),
+                };
             }
             Some(Quick::Private(body)) => return Ok(body.format),
-            _ => {}
+            None => {}
         }
         match self.locate(obj)? {
             Loc::Base(x) => Ok(self.base.heap().format(x)?),
@@ -621,11 +630,15 @@ impl Tenant {
     #[inline(never)]
     fn class_of_slow(&self, v: Value) -> Result<Value> {
         match self.quick(v) {
-            Some(Quick::Base(_, offset)) if let Some(c) = self.reader.class_at(offset) => {
-                return Ok(Value::owned(c, self.id));
+            Some(Quick::Base(x, offset)) => {
+                let class = match self.reader.class_at(offset) {
+                    Some(c) => c,
+                    None => self.base.heap().class_word(x)?,
+                };
+                return Ok(Value::owned(class, self.id));
             }
             Some(Quick::Private(body)) => return Ok(Value::owned(body.class, self.id)),
-            _ => {}
+            None => {}
         }
         let w = self.own(v)?;
         let heap = self.base.heap();
@@ -660,11 +673,14 @@ impl Tenant {
     #[inline(never)]
     fn identity_hash_slow(&self, obj: Value) -> Result<u32> {
         match self.quick(obj) {
-            Some(Quick::Base(_, offset)) if let Some(h) = self.reader.hash_at(offset) => {
-                return Ok(h);
+            Some(Quick::Base(x, offset)) => {
+                return match self.reader.hash_at(offset) {
+                    Some(h) => Ok(h),
+                    None => Ok(self.base.heap().hash(x)?),
+                };
             }
             Some(Quick::Private(body)) => return Ok(body.hash),
-            _ => {}
+            None => {}
         }
         match self.locate(obj)? {
             Loc::Base(x) => Ok(self.base.heap().hash(x)?),
@@ -785,7 +801,10 @@ impl Tenant {
         if self.table.is_empty() || !self.diverted_here(x.as_u32()) {
             return None;
         }
-        self.table_key(x)
+        // Counted as `locate` counts it; on a miss the caller's `locate` counts it instead.
+        let k = self.table_key(x)?;
+        self.count_lookup();
+        Some(k)
     }
 
     /// The key of this tenant's entry for base object `x`, if it diverted it: the table holds
