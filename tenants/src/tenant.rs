@@ -238,6 +238,31 @@ impl Tenant {
         self.quota = quota;
     }
 
+    /// Every base object this tenant has diverted, with what stands for it here: its copy (or,
+    /// after a become, the object it now leads to). In no particular order. Time: O(diverted).
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, Value};
+    /// use cowheap_tenants::Tenant;
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let g = base.heap().root("Smalltalk").unwrap();
+    /// let mut t = Tenant::fork(&base);
+    /// t.set_slot(g, 0, Value::int(3)).unwrap();
+    /// let copies: Vec<(Value, Value)> = t.copies().collect();
+    /// assert_eq!(copies.len(), 1);
+    /// assert_eq!(copies[0].0.word(), g.word());
+    /// assert!(t.identical(copies[0].1, g).unwrap());
+    /// assert!(copies[0].1.word().is_private());
+    /// ```
+    pub fn copies(&self) -> impl Iterator<Item = (Value, Value)> + '_ {
+        self.table.iter().filter_map(|(x, _)| {
+            let now = self.locate_word(Word::base(x)).ok()?;
+            Some((Value::base(x), Value::owned(now.word(), self.id)))
+        })
+    }
+
     /// Number of base objects this tenant has diverted.
     pub fn diverted(&self) -> usize {
         self.table.len()
@@ -871,7 +896,7 @@ impl Tenant {
     /// ```
     pub fn alloc(&mut self, class: Value, format: Format, size: ObjectSize) -> Result<Value> {
         let nil = self.base.heap().nil().word();
-        self.alloc_body(class, format, size, nil, |_, _| {})
+        self.alloc_body(class, format, size, nil, None, |_, _| {})
     }
 
     /// A new private object of `class` holding `slots` and `bytes`. Time: O(size).
@@ -882,6 +907,44 @@ impl Tenant {
         slots: &[Value],
         bytes: &[u8],
     ) -> Result<Value> {
+        self.alloc_filled(class, format, slots, bytes, None)
+    }
+
+    /// As [`Tenant::alloc_with`], with the identity hash given rather than drawn: for objects
+    /// brought in from elsewhere (a segment, another image) that must keep the hash they had,
+    /// so that hashed collections holding them answer as before. Two objects may share a
+    /// hash; identity is never decided by it. Time: O(size).
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, Format, Value};
+    /// use cowheap_tenants::Tenant;
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let mut t = Tenant::fork(&base);
+    /// let class = t.class_of(base.heap().root("Smalltalk").unwrap()).unwrap();
+    /// let v = t.alloc_with_hash(class, Format::Pointers, &[Value::int(1)], &[], 0xBEEF).unwrap();
+    /// assert_eq!(t.identity_hash(v).unwrap(), 0xBEEF);
+    /// ```
+    pub fn alloc_with_hash(
+        &mut self,
+        class: Value,
+        format: Format,
+        slots: &[Value],
+        bytes: &[u8],
+        hash: u32,
+    ) -> Result<Value> {
+        self.alloc_filled(class, format, slots, bytes, Some(hash))
+    }
+
+    fn alloc_filled(
+        &mut self,
+        class: Value,
+        format: Format,
+        slots: &[Value],
+        bytes: &[u8],
+        hash: Option<u32>,
+    ) -> Result<Value> {
         let words = slots
             .iter()
             .map(|&v| self.store_word(v))
@@ -890,7 +953,7 @@ impl Tenant {
             slots: slots.len(),
             bytes: bytes.len(),
         };
-        self.alloc_body(class, format, size, Word::from_bits(1), |s, b| {
+        self.alloc_body(class, format, size, Word::from_bits(1), hash, |s, b| {
             for (cell, &w) in s.iter_mut().zip(&words) {
                 *cell.get_mut() = w;
             }
@@ -904,6 +967,7 @@ impl Tenant {
         format: Format,
         size: ObjectSize,
         init: Word,
+        hash: Option<u32>,
         fill: impl FnOnce(&mut [Cell<Word>], &mut [u8]),
     ) -> Result<Value> {
         let class = self.store_word(class)?;
@@ -919,7 +983,7 @@ impl Tenant {
         let mut slots = try_vec(Cell::new(init), size.slots)?;
         let mut bytes = try_vec(0u8, size.bytes)?;
         fill(&mut slots, &mut bytes);
-        let hash = new_hash(self.stats().allocations);
+        let hash = hash.unwrap_or_else(|| new_hash(self.stats().allocations));
         let k = self.space.insert(Entry {
             state: Forwarding::Object(Body {
                 class,
