@@ -883,8 +883,8 @@ impl Vm {
     pub(crate) fn int_op(&self, k: u8, x: i64, y: i64) -> Option<Value> {
         let int = |i: i64| self.int(i);
         match k {
-            0 => int(x + y),
-            1 => int(x - y),
+            0 => x.checked_add(y).and_then(int),
+            1 => x.checked_sub(y).and_then(int),
             2 => Some(self.boolean(x < y)),
             3 => Some(self.boolean(x > y)),
             4 => Some(self.boolean(x <= y)),

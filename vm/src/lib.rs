@@ -8,10 +8,11 @@
 //! interpreter is generic over the memory, so each gets its own monomorphised loop.
 //!
 //! - Contexts are ordinary heap objects of the image's own MethodContext and BlockContext
-//!   classes. The interpreter caches the active context's registers and writes the pc and
-//!   stack pointer back whenever the context stops being active, so a run stopped at any
-//!   bytecode boundary is all in the heap: it is resumed from the memory's root
-//!   [`ACTIVE_ROOT`], also after a tenant snapshot is restored in another process.
+//!   classes. The interpreter caches the active context's registers and its fields in use
+//!   (a register file) and writes them back whenever the context stops being active or may
+//!   be looked at, so a run stopped at any bytecode boundary is all in the heap: it is
+//!   resumed from the memory's root [`ACTIVE_ROOT`], also after a tenant snapshot is
+//!   restored in another process.
 //! - Every store the interpreter makes (stack pushes, temporaries, instance variables,
 //!   primitives) goes through [`ObjectMemory::set_slot`] or `set_bytes`: on a tenant that is
 //!   the copy-on-write barrier.

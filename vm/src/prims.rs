@@ -14,6 +14,10 @@ type Prim = Result<Option<Flow>>;
 
 const FAIL: Prim = Ok(None);
 
+/// The most indexable fields `basicNew:` makes (16 M: 128 MB of slots); past it the
+/// primitive fails and the image's own code reports the error.
+const MAX_NEW: usize = 1 << 24;
+
 fn epoch() -> Instant {
     static START: OnceLock<Instant> = OnceLock::new();
     *START.get_or_init(Instant::now)
@@ -361,7 +365,7 @@ impl Vm {
                 let Some(n) = n.and_then(|n| usize::try_from(n).ok()) else {
                     return FAIL;
                 };
-                if !class.is_object() || !self.class_format(m, class)?.indexable() || n > 1 << 28 {
+                if !class.is_object() || !self.class_format(m, class)?.indexable() || n > MAX_NEW {
                     return FAIL;
                 }
                 match self.instantiate(m, class, n)? {

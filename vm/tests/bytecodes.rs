@@ -794,3 +794,25 @@ fn a_non_local_return_through_an_unwind_marker_sends_about_to_return() {
         assert_eq!(int(vm, m, s, 0, "seen", &[]), Some(5));
     });
 }
+
+#[test]
+fn hostile_sends_fail_typed_and_never_panic() {
+    let img = image(false);
+    on_both!(img, |vm, m, s| {
+        // 63-bit integers from the embedder: the fast paths and primitives refuse them.
+        let big = Value::int((1 << 62) - 1);
+        let r = send(vm, m, s, big, "+", &[big]).unwrap();
+        assert_eq!(vm.text_of(m, r).as_deref(), Some("overflow"));
+        // A huge basicNew: fails in the primitive; the fallback answers nil.
+        let array_class = vm.specials().array_class;
+        let r = send(vm, m, s, array_class, "new:", &[Value::int(1 << 40)]).unwrap();
+        assert!(m.identical(r, vm.specials().nil).unwrap());
+        // at: with a non-integer, at: on an immediate.
+        let r = send(vm, m, s, Value::int(3), "at:", &[Value::int(1)]).unwrap();
+        assert!(m.identical(r, vm.specials().nil).unwrap());
+        // A reference to no object: a memory error, not a panic.
+        let bogus = Value::base(cowheap_heap::ObjectIndex::from_u32(u32::MAX));
+        let e = send(vm, m, s, bogus, "size", &[]).unwrap_err();
+        assert!(matches!(e, VmError::Memory(_)), "{e}");
+    });
+}
