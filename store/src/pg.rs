@@ -93,6 +93,11 @@ DROP POLICY IF EXISTS cowheap_write ON cowheap_blobs;
 CREATE POLICY cowheap_write ON cowheap_blobs FOR INSERT WITH CHECK (true);
 ";
 
+/// A storage hint: blobs are stored out of line without compression. Snapshots compress
+/// poorly and the server's compression was most of a large suspend's time (measured: a
+/// 1.9 MB snapshot, 150 ms with it, 26 ms without).
+const STORAGE_HINT: &str = "ALTER TABLE cowheap_blobs ALTER COLUMN data SET STORAGE EXTERNAL";
+
 /// What a principal's database role may do; row-level security narrows it to its rows.
 const ROLE_GRANTS: &str = "SELECT format('\
 GRANT SELECT ON cowheap_bases, cowheap_grants, cowheap_principals TO %1$I; \
@@ -186,6 +191,15 @@ impl PgStore {
         client
             .batch_execute(SCHEMA)
             .map_err(|e| StoreError::db("create the schema", e))?;
+        // Only a hint: a compatible database without the setting keeps its default storage.
+        if let Err(e) = client.batch_execute(STORAGE_HINT) {
+            let unsupported = e
+                .code()
+                .is_some_and(|c| matches!(c.code(), "0A000" | "42601" | "42704"));
+            if !unsupported {
+                return Err(StoreError::db("set the blobs' storage", e));
+            }
+        }
         drop(client);
         PgStore::connect(config, clock, Access::Operator)
     }
