@@ -22,8 +22,10 @@
 //! and sets its pointers: to SmallIntegers, to other materialised objects, to bound
 //! out-pointers, and to nil where the target was not bound (counted in the report, never
 //! silent). The roots array is kept under a tenant root so a collection keeps it.
-//! Identity hashes are the tenant's own (the segment's 12-bit hashes are not kept), so
-//! hashed collections need rehashing before lookups by identity: reported, not done here.
+//! Every object keeps the segment's 12-bit identity hash ([`Tenant::alloc_with_hash`]), so
+//! identity collections whose elements are all inside the segment answer as they did;
+//! those holding bound out-pointers (Symbols, classes of the target base, whose hashes are
+//! the base's) need rehashing.
 
 use crate::error::{Result, SegmentError};
 use crate::project::{OutPointer, Project};
@@ -557,6 +559,7 @@ pub fn materialise(
     // until nothing more can be made (class chains are short; each pass is O(objects)).
     let mut made: Vec<Option<Value>> = vec![None; seg.objects.len()];
     let float_class = heap.float_class();
+    let mut nils: Vec<Value> = Vec::new();
     loop {
         let mut progress = false;
         for (i, o) in seg.objects.iter().enumerate() {
@@ -571,10 +574,15 @@ pub fn materialise(
                 seg.order,
                 float_class.is_some_and(|f| f.same_word(class)),
             );
-            let v = tenant.alloc(class, format, size)?;
-            if !bytes.is_empty() {
-                tenant.set_bytes(v, 0, &bytes)?;
-            }
+            // Slots start nil and are set below; the identity hash is the segment's.
+            nils.resize(size.slots, names.nil);
+            let v = tenant.alloc_with_hash(
+                class,
+                format,
+                &nils[..size.slots],
+                &bytes,
+                u32::from(o.hash),
+            )?;
             made[i] = Some(v);
             progress = true;
         }

@@ -31,7 +31,7 @@
 
 use crate::bind::BaseNames;
 use crate::error::{Result, SegmentError};
-use cowheap_heap::{BaseHeap, Fingerprint, Format, ObjectIndex, ObjectSize, Value, Word};
+use cowheap_heap::{BaseHeap, Fingerprint, Format, ObjectIndex, Value, Word};
 use cowheap_tenants::Tenant;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::VecDeque;
@@ -403,6 +403,7 @@ impl TenantSegment {
         // Classes inside the segment first: repeat until nothing more can be made.
         let n = self.objects.len();
         let mut made: Vec<Option<Value>> = vec![None; n];
+        let mut nils: Vec<Value> = Vec::new();
         loop {
             let mut progress = false;
             for (i, o) in self.objects.iter().enumerate() {
@@ -420,14 +421,15 @@ impl TenantSegment {
                         .ok_or(bad("a class reference to no out-pointer"))?,
                     SRef::Imm(_) => return Err(bad("an immediate as a class")),
                 };
-                let size = ObjectSize {
-                    slots: o.slots.len(),
-                    bytes: o.bytes.len(),
-                };
-                let v = tenant.alloc(class, o.format, size)?;
-                if !o.bytes.is_empty() {
-                    tenant.set_bytes(v, 0, &o.bytes)?;
-                }
+                // Slots start nil and are set below; the identity hash is the member's.
+                nils.resize(o.slots.len(), nil);
+                let v = tenant.alloc_with_hash(
+                    class,
+                    o.format,
+                    &nils[..o.slots.len()],
+                    &o.bytes,
+                    o.hash,
+                )?;
                 made[i] = Some(v);
                 progress = true;
             }

@@ -127,6 +127,8 @@ fn check(base_name: &str, project: &str) {
                 assert!(t.identical(class, *c.as_ref().unwrap()).unwrap());
             }
         }
+        // The segment's 12-bit identity hash is kept.
+        assert_eq!(t.identity_hash(v).unwrap(), u32::from(o.hash), "object {i}");
         let size = t.size(v).unwrap();
         match o.format {
             0..=4 => {

@@ -135,7 +135,7 @@ fn model_segment(nodes: &[Node], roots: &[usize], others: &[usize]) -> HashSet<u
 
 /// Compares the graph from `a` in tenant `ta` with the graph from `b` in `tb`: same shapes,
 /// bytes, immediates, identical base objects (by `base_map`), and a consistent one-to-one
-/// map of private objects. Objects in `shared` must be the same object on both sides and are
+/// map of private objects with the same identity hashes. Objects in `shared` must be the same object on both sides and are
 /// not entered (they are outside the segment, shared by the original and its copy).
 fn same_graph(
     ta: &Tenant,
@@ -174,6 +174,12 @@ fn same_graph(
         assert_eq!(ta.format(x).unwrap(), tb.format(y).unwrap());
         assert_eq!(ta.size(x).unwrap(), tb.size(y).unwrap());
         assert_eq!(ta.bytes(x).unwrap(), tb.bytes(y).unwrap());
+        // Imported objects keep their identity hash (the segment file carries 32 bits).
+        assert_eq!(
+            ta.identity_hash(x).unwrap(),
+            tb.identity_hash(y).unwrap(),
+            "identity hash not kept"
+        );
         todo.push((ta.class_of(x).unwrap(), tb.class_of(y).unwrap()));
         for i in 0..ta.size(x).unwrap().slots {
             todo.push((ta.slot(x, i).unwrap(), tb.slot(y, i).unwrap()));
