@@ -12,6 +12,16 @@ use std::time::Instant;
 
 type Prim = Result<Option<Flow>>;
 
+/// How an object is indexed by `at:` and `at:put:`.
+#[derive(Clone, Copy)]
+struct Indexed {
+    format: Format,
+    /// Fields before the indexable ones (pointer formats), or literal bytes (methods).
+    fixed: usize,
+    /// Indexable fields.
+    n: usize,
+}
+
 const FAIL: Prim = Ok(None);
 
 /// The most indexable fields `basicNew:` makes (16 M: 128 MB of slots); past it the
@@ -99,27 +109,37 @@ impl Vm {
         Ok(self.class_format(m, class)?)
     }
 
-    /// The number of indexable fields of `obj` (what `basicSize` answers), or `None`.
-    fn indexable_size<M: ObjectMemory>(&self, m: &M, obj: Value) -> Result<Option<usize>> {
+    /// How `obj` is indexed: its format, its fixed fields (pointer formats) and the number
+    /// of indexable fields (what `basicSize` answers); `None` for an immediate.
+    fn indexed<M: ObjectMemory>(&self, m: &M, obj: Value) -> Result<Option<Indexed>> {
         if !obj.is_object() {
             return Ok(None);
         }
-        let size = m.size(obj)?;
-        Ok(match m.format(obj)? {
+        let (size, format) = (m.size(obj)?, m.format(obj)?);
+        let (fixed, n) = match format {
             Format::Pointers | Format::Weak | Format::Ephemeron => {
                 let f = self.shape(m, obj)?;
                 if f.indexable() {
-                    size.slots.checked_sub(f.fixed)
+                    let Some(n) = size.slots.checked_sub(f.fixed) else {
+                        return Ok(None);
+                    };
+                    (f.fixed, n)
                 } else {
-                    Some(0)
+                    (f.fixed, 0)
                 }
             }
-            Format::Bytes => Some(size.bytes),
-            Format::Shorts => Some(size.bytes / 2),
-            Format::Words => Some(size.bytes / 4),
-            Format::DoubleWords => Some(size.bytes / 8),
-            Format::CompiledMethod => Some(size.slots * 4 + size.bytes),
-        })
+            Format::Bytes => (0, size.bytes),
+            Format::Shorts => (0, size.bytes / 2),
+            Format::Words => (0, size.bytes / 4),
+            Format::DoubleWords => (0, size.bytes / 8),
+            Format::CompiledMethod => (size.slots * 4, size.slots * 4 + size.bytes),
+        };
+        Ok(Some(Indexed { format, fixed, n }))
+    }
+
+    /// The number of indexable fields of `obj` (what `basicSize` answers), or `None`.
+    fn indexable_size<M: ObjectMemory>(&self, m: &M, obj: Value) -> Result<Option<usize>> {
+        Ok(self.indexed(m, obj)?.map(|x| x.n))
     }
 
     /// `obj basicAt: i` (1-based), or `None`.
@@ -130,18 +150,15 @@ impl Vm {
         i: i64,
         chars: bool,
     ) -> Result<Option<Value>> {
-        let Some(n) = self.indexable_size(m, obj)? else {
+        let Some(x) = self.indexed(m, obj)? else {
             return Ok(None);
         };
-        let Some(i) = usize::try_from(i).ok().filter(|&i| i >= 1 && i <= n) else {
+        let Some(i) = usize::try_from(i).ok().filter(|&i| i >= 1 && i <= x.n) else {
             return Ok(None);
         };
         let i = i - 1;
-        Ok(match m.format(obj)? {
-            Format::Pointers | Format::Weak | Format::Ephemeron => {
-                let f = self.shape(m, obj)?;
-                Some(m.slot(obj, f.fixed + i)?)
-            }
+        Ok(match x.format {
+            Format::Pointers | Format::Weak | Format::Ephemeron => Some(m.slot(obj, x.fixed + i)?),
             Format::Bytes => {
                 let b = m.bytes(obj)?[i];
                 if chars {
@@ -167,7 +184,7 @@ impl Vm {
                 Some(self.positive(m, u64::from(w))?)
             }
             Format::CompiledMethod => {
-                let lits = m.size(obj)?.slots * 4;
+                let lits = x.fixed;
                 if i < lits {
                     None
                 } else {
@@ -187,17 +204,16 @@ impl Vm {
         v: Value,
         chars: bool,
     ) -> Result<bool> {
-        let Some(n) = self.indexable_size(m, obj)? else {
+        let Some(x) = self.indexed(m, obj)? else {
             return Ok(false);
         };
-        let Some(i) = usize::try_from(i).ok().filter(|&i| i >= 1 && i <= n) else {
+        let Some(i) = usize::try_from(i).ok().filter(|&i| i >= 1 && i <= x.n) else {
             return Ok(false);
         };
         let i = i - 1;
-        match m.format(obj)? {
+        match x.format {
             Format::Pointers | Format::Weak | Format::Ephemeron => {
-                let f = self.shape(m, obj)?;
-                m.set_slot(obj, f.fixed + i, v)?;
+                m.set_slot(obj, x.fixed + i, v)?;
             }
             Format::Bytes => {
                 let b = if chars {
@@ -231,7 +247,7 @@ impl Vm {
                 }
             }
             Format::CompiledMethod => {
-                let lits = m.size(obj)?.slots * 4;
+                let lits = x.fixed;
                 let Some(b) = v.as_int().and_then(|b| u8::try_from(b).ok()) else {
                     return Ok(false);
                 };

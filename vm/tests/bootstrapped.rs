@@ -146,3 +146,37 @@ fn many_tenants_run_the_same_send() {
     assert!(report.bytecodes() > 50 * 1973);
     assert!(report.to_string().contains("50 tenant(s)"));
 }
+
+#[test]
+fn the_images_sieve_benchmark_agrees_on_both_memories() {
+    let base = common::base("bootstrapped.image");
+    let symbols = Symbols::from_base(base.heap());
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    let on_tenant = vm
+        .send_named(
+            &mut t,
+            &symbols,
+            Value::int(2),
+            "benchmark",
+            &[],
+            100_000_000,
+        )
+        .unwrap();
+    let mut flat = FlatHeap::from_base(base.heap());
+    let mut vm = Vm::new(&flat).unwrap();
+    let on_flat = vm
+        .send_named(
+            &mut flat,
+            &symbols,
+            Value::int(2),
+            "benchmark",
+            &[],
+            100_000_000,
+        )
+        .unwrap();
+    // Integer>>benchmark sieves 8190 flags: 1028 primes.
+    assert_eq!(on_tenant.as_int(), Some(1028));
+    assert_eq!(on_flat.as_int(), Some(1028));
+    assert!(vm.stats().bytecodes > 100_000);
+}
