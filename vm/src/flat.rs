@@ -4,7 +4,11 @@
 //! same programs are checked against. Every object is a [`FlatObject`] in one `Vec`; a
 //! reference is the object's index (a base word, so references of the imported image keep
 //! their meaning), new objects are pushed at the end. Identity is word equality. There is no
-//! copy-on-write, no forwarding and no collection: [`ObjectMemory::collect`] frees nothing.
+//! copy-on-write and no forwarding. [`ObjectMemory::collect`] marks from the roots, the
+//! interpreter's registers and every object of the image (which, like a base, is never
+//! freed) and puts the unreachable objects allocated since onto a free list that allocation
+//! reuses: O(heap), where a tenant's collection is O(private). A value naming a freed object
+//! is refused ([`cowheap_tenants::Error::Collected`]) until its index is reused.
 
 use crate::memory::{MemResult, ObjectMemory};
 use cowheap_heap::{BaseHeap, Error as HeapError, Format, ObjectIndex, ObjectSize, Value, Word};
@@ -18,6 +22,15 @@ struct FlatObject {
     hash: u32,
     slots: Box<[Word]>,
     bytes: Box<[u8]>,
+    /// False once collected (and until the index is reused).
+    live: bool,
+}
+
+impl FlatObject {
+    /// The bytes an object is charged: a header and its slots and bytes.
+    fn cost(&self) -> u64 {
+        16 + 8 * self.slots.len() as u64 + self.bytes.len() as u64
+    }
 }
 
 /// An owned, writable heap holding a copy of every object of a base heap.
@@ -48,6 +61,10 @@ pub struct FlatHeap {
     float_class: Option<Word>,
     allocations: u64,
     allocated_bytes: u64,
+    /// Objects of the image: never freed.
+    imported: usize,
+    /// Indices of freed objects, reused by allocation.
+    free: Vec<u32>,
 }
 
 /// The identity hash of the `n`th object allocated: the formula a tenant uses, so the same
@@ -62,7 +79,7 @@ fn new_hash(n: u64) -> u32 {
 impl FlatHeap {
     /// A flat heap holding a copy of every object and root of `base`. Time: O(size of base).
     pub fn from_base(base: &BaseHeap) -> FlatHeap {
-        let objects = base
+        let objects: Vec<FlatObject> = base
             .indices()
             .filter_map(|x| base.object(x).ok())
             .map(|o| FlatObject {
@@ -71,9 +88,13 @@ impl FlatHeap {
                 hash: o.hash,
                 slots: o.slots.into(),
                 bytes: o.bytes.into(),
+                live: true,
             })
             .collect();
+        let imported = objects.len();
         FlatHeap {
+            imported,
+            free: Vec::new(),
             objects,
             roots: base
                 .roots()
@@ -116,13 +137,21 @@ impl FlatHeap {
     #[inline(always)]
     fn obj(&self, v: Value) -> MemResult<&FlatObject> {
         let i = self.index(v)?;
-        Ok(&self.objects[i])
+        let o = &self.objects[i];
+        if !o.live {
+            return Err(cowheap_tenants::Error::Collected(v.word()));
+        }
+        Ok(o)
     }
 
     #[inline(always)]
     fn obj_mut(&mut self, v: Value) -> MemResult<&mut FlatObject> {
         let i = self.index(v)?;
-        Ok(&mut self.objects[i])
+        let o = &mut self.objects[i];
+        if !o.live {
+            return Err(cowheap_tenants::Error::Collected(v.word()));
+        }
+        Ok(o)
     }
 
     /// Replaces every reference to `from` by `to`, in every object and root. Time: O(heap).
@@ -231,19 +260,30 @@ impl ObjectMemory for FlatHeap {
 
     fn alloc(&mut self, class: Value, format: Format, size: ObjectSize) -> MemResult<Value> {
         format.check(size)?;
-        self.index(class)?;
-        let n = u32::try_from(self.objects.len())
-            .map_err(|_| HeapError::TooLarge("more objects than references can name"))?;
+        self.obj(class)?;
         let hash = new_hash(self.allocations);
-        self.allocations += 1;
-        self.allocated_bytes += 16 + 8 * size.slots as u64 + size.bytes as u64;
-        self.objects.push(FlatObject {
+        let o = FlatObject {
             class: class.word(),
             format,
             hash,
             slots: vec![self.nil; size.slots].into(),
             bytes: vec![0; size.bytes].into(),
-        });
+            live: true,
+        };
+        let n = match self.free.pop() {
+            Some(n) => {
+                self.objects[n as usize] = o;
+                n
+            }
+            None => {
+                let n = u32::try_from(self.objects.len())
+                    .map_err(|_| HeapError::TooLarge("more objects than references can name"))?;
+                self.objects.push(o);
+                n
+            }
+        };
+        self.allocations += 1;
+        self.allocated_bytes += 16 + 8 * size.slots as u64 + size.bytes as u64;
         Ok(Value::base(ObjectIndex::from_u32(n)))
     }
 
@@ -289,7 +329,82 @@ impl ObjectMemory for FlatHeap {
         self.allocated_bytes
     }
 
-    fn collect(&mut self, _roots: &[Value]) -> MemResult<u64> {
+    fn collect(&mut self, roots: &[Value]) -> MemResult<u64> {
+        let n = self.objects.len();
+        let mut marked = vec![false; n];
+        let mut stack: Vec<usize> = (0..self.imported).collect();
+        let extra = roots.iter().map(|v| v.word());
+        let named = self.roots.values().copied();
+        let classes = [self.int_class, self.char_class, self.float_class];
+        for w in extra.chain(named).chain(classes.into_iter().flatten()) {
+            if let Some(i) = w.as_base() {
+                stack.push(i.get());
+            }
+        }
+        while let Some(i) = stack.pop() {
+            match marked.get_mut(i) {
+                Some(m) if !*m => *m = true,
+                _ => continue,
+            }
+            let o = &self.objects[i];
+            if let Some(c) = o.class.as_base() {
+                stack.push(c.get());
+            }
+            stack.extend(o.slots.iter().filter_map(|w| w.as_base()).map(|x| x.get()));
+        }
+        for (i, &keep) in marked.iter().enumerate().skip(self.imported) {
+            let o = &mut self.objects[i];
+            if !keep && o.live {
+                self.allocated_bytes -= o.cost();
+                *o = FlatObject {
+                    class: self.nil,
+                    format: Format::Pointers,
+                    hash: 0,
+                    slots: Box::new([]),
+                    bytes: Box::new([]),
+                    live: false,
+                };
+                self.free.push(i as u32);
+            }
+        }
         Ok(self.allocated_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cowheap_heap::Builder;
+
+    #[test]
+    fn collection_frees_unreachable_new_objects_and_reuses_them() {
+        let mut b = Builder::new();
+        let nil = b.add_nil();
+        let class = b.add(nil, Format::Pointers, vec![nil; 3], vec![]).unwrap();
+        b.add_root("class", class).unwrap();
+        let base = b.freeze().unwrap();
+        let mut f = FlatHeap::from_base(&base);
+        let class = f.root("class").unwrap();
+        let size = ObjectSize { slots: 1, bytes: 0 };
+        let kept = f.alloc(class, Format::Pointers, size).unwrap();
+        let inner = f.alloc(class, Format::Pointers, size).unwrap();
+        f.set_slot(kept, 0, inner).unwrap();
+        let lost = f.alloc(class, Format::Pointers, size).unwrap();
+        let before = f.private_bytes();
+        let after = f.collect(&[kept]).unwrap();
+        assert_eq!(after, before - 24);
+        assert!(f.slot(inner, 0).is_ok(), "reachable through a root's slot");
+        assert!(matches!(
+            f.slot(lost, 0),
+            Err(cowheap_tenants::Error::Collected(_))
+        ));
+        // The imported objects are never freed, whatever reaches them.
+        f.collect(&[]).unwrap();
+        assert!(f.slot(class, 0).is_ok());
+        // The freed index is reused.
+        let again = f.alloc(class, Format::Pointers, size).unwrap();
+        assert!(again.same_word(lost) || again.same_word(kept) || again.same_word(inner));
+        let len = f.len();
+        assert_eq!(len, base.len() + 3);
     }
 }

@@ -492,14 +492,14 @@ impl Vm {
     pub(crate) fn load_context<M: ObjectMemory>(&mut self, m: &M, c: Value) -> Result<()> {
         self.active = c;
         let stackp = m.slot(c, ctx::STACKP)?.as_int();
-        let class = m.class_of(c)?;
-        let block = class.word() != self.sp.method_context.word()
-            && self.same(m, class, self.sp.block_context)?;
-        let (method, temps) = if block {
+        // Field 3 tells the two kinds apart without asking for the class: a MethodContext's
+        // method, a BlockContext's argument count.
+        let third = m.slot(c, ctx::METHOD)?;
+        let (method, temps) = if third.as_int().is_some() {
             let home = m.slot(c, ctx::HOME)?;
             (m.slot(home, ctx::METHOD)?, home)
         } else {
-            (m.slot(c, ctx::METHOD)?, c)
+            (third, c)
         };
         let h = self.header(m, method)?;
         self.method = method;
