@@ -25,7 +25,8 @@
 //! Every object keeps the segment's 12-bit identity hash ([`Tenant::alloc_with_hash`]), so
 //! identity collections whose elements are all inside the segment answer as they did;
 //! those holding bound out-pointers (Symbols, classes of the target base, whose hashes are
-//! the base's) need rehashing.
+//! the base's) are rehashed by [`crate::rehash`], and the report says which were and which
+//! could not be.
 
 use crate::error::{Result, SegmentError};
 use crate::project::{OutPointer, Project};
@@ -422,6 +423,9 @@ pub struct ImportReport {
     pub fields: usize,
     /// Roots, and roots materialised.
     pub roots: (usize, usize),
+    /// The hashed collections among the materialised objects, and what was rehashed
+    /// (positions count the materialised objects in segment order).
+    pub rehash: crate::rehash::RehashReport,
 }
 
 impl fmt::Display for ImportReport {
@@ -466,6 +470,7 @@ impl fmt::Display for ImportReport {
             "fields:          {} set, {} left nil (target not bound)",
             self.fields, self.unresolved_fields
         )?;
+        self.rehash.fmt(f)?;
         if !self.skipped.is_empty() {
             writeln!(f, "not materialised, by class:")?;
             for (c, n) in &self.skipped {
@@ -634,6 +639,9 @@ pub fn materialise(
     if let Some(Some(roots)) = made.first() {
         tenant.set_root(root_name, *roots)?;
     }
+    // Bound out-pointers carry the target base's identity hashes: rehash what holds them.
+    let members: Vec<Value> = made.iter().flatten().copied().collect();
+    report.rehash = crate::rehash::rehash(tenant, &names, &members)?;
     Ok(Materialised {
         objects: made,
         bindings,

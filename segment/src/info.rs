@@ -148,6 +148,8 @@ pub enum ImportOutcome {
         bound: usize,
         /// Out-pointers not bound, described.
         unbound: Vec<String>,
+        /// The hashed collections rehashed, and those that could not be.
+        rehash: crate::rehash::RehashReport,
     },
 }
 
@@ -160,6 +162,7 @@ impl fmt::Display for ImportOutcome {
                 roots,
                 bound,
                 unbound,
+                rehash,
             } => {
                 writeln!(f, "objects:         {objects} made ({roots} roots)")?;
                 writeln!(
@@ -170,7 +173,7 @@ impl fmt::Display for ImportOutcome {
                 for u in unbound {
                     writeln!(f, "  {u}")?;
                 }
-                Ok(())
+                rehash.fmt(f)
             }
         }
     }
@@ -198,6 +201,7 @@ pub fn import(file: &Path, base: &Path) -> Result<ImportOutcome> {
             roots: done.roots.len(),
             bound: seg.out.len() - done.unbound.len(),
             unbound: done.unbound,
+            rehash: done.rehash,
         });
     }
     let p = Project::from_bytes(&bytes)?;

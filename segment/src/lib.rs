@@ -22,6 +22,12 @@
 //! portable (out-pointers by name: symbols, classes with their shapes, special objects,
 //! globals), of another base.
 //!
+//! Imported objects keep their identity hashes (`Tenant::alloc_with_hash`); objects an
+//! out-pointer binds to in another base have that base's, so [`rehash`] puts the elements
+//! of the imported `Set`s, `IdentitySet`s, `Dictionary`s, `IdentityDictionary`s and
+//! `MethodDictionary`s back where Squeak's `scanFor:` looks for them, and reports the
+//! collections whose hashes it cannot compute.
+//!
 //! [`export::to_v3`] writes a tenant segment in Squeak's V3 word format (roots array first,
 //! compact classes from the class format words, out-pointers with the top bit set).
 //!
@@ -34,6 +40,7 @@
 //! | [`v3::V3Segment::parse`], [`v3::V3Segment::to_bytes`] | O(words) |
 //! | [`bind::BaseNames::of`] | O(base objects), once per base |
 //! | [`bind::materialise`] | O(segment words) after the names |
+//! | [`rehash::rehash`] | O(objects + slots of the hashed collections among them) |
 //! | [`tenant::extract`] | O(private objects reachable from the roots and the other roots) |
 //! | [`file::write`], [`file::read`] | O(segment size) |
 //!
@@ -63,6 +70,7 @@ pub mod export;
 pub mod file;
 pub mod info;
 pub mod project;
+pub mod rehash;
 pub mod tenant;
 pub mod v3;
 

@@ -31,6 +31,7 @@
 
 use crate::bind::BaseNames;
 use crate::error::{Result, SegmentError};
+use crate::rehash::RehashReport;
 use cowheap_heap::{BaseHeap, Fingerprint, Format, ObjectIndex, Value, Word};
 use cowheap_tenants::Tenant;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -348,8 +349,10 @@ impl TenantSegment {
     /// (same fingerprint), `Outside` to `outside[k]` (the caller's values, normally
     /// [`TenantSegment::outside`] of the same tenant), portable ones by name in the tenant's
     /// base. What does not bind is an error listing every one, unless `accept_unbound`, in
-    /// which case it reads as nil and is listed in the report. Time: O(base objects) when
-    /// portable out-pointers need names, then O(segment size).
+    /// which case it reads as nil and is listed in the report. Every member keeps its
+    /// identity hash; then the hashed collections among the members are rehashed
+    /// ([`crate::rehash`]) unless the import binds every out-pointer to what it was. Time:
+    /// O(base objects) when portable out-pointers need names, then O(segment size).
     ///
     /// # Errors
     /// [`SegmentError::Unbound`] naming what did not bind; [`SegmentError::Tenant`] if the
@@ -464,12 +467,29 @@ impl TenantSegment {
                     .ok_or(bad("a root that is no member"))
             })
             .collect::<Result<Vec<_>>>()?;
+        // Hashed collections holding objects whose identity hashes may differ from the
+        // writer's (bound by name in another base, or bound to other objects) are rehashed;
+        // a same-base import binding every out-pointer as it was changes no hash.
+        let same_targets = same_base
+            && !needs_names
+            && unbound.is_empty()
+            && !self.out.iter().any(|o| matches!(o, OutRef::Outside(_)));
+        let rehash = match (same_targets, names) {
+            (true, _) => RehashReport::default(),
+            (false, Some(n)) => crate::rehash::rehash(tenant, &n, &made)?,
+            (false, None) => match BaseNames::of(heap) {
+                Ok(n) => crate::rehash::rehash(tenant, &n, &made)?,
+                // No special objects: not a Squeak base, no hashed collection classes.
+                Err(_) => RehashReport::default(),
+            },
+        };
         let next = SegmentState::Imported;
         self.state.advance(next).map_err(SegmentError::State)?;
         Ok(Imported {
             roots,
             members: made,
             unbound,
+            rehash,
         })
     }
 }
@@ -483,6 +503,9 @@ pub struct Imported {
     pub members: Vec<Value>,
     /// The out-pointers that did not bind (read as nil), described.
     pub unbound: Vec<String>,
+    /// The hashed collections among the members, rehashed where their elements' hashes
+    /// changed (see [`crate::rehash`]); positions are member numbers.
+    pub rehash: RehashReport,
 }
 
 /// What `cowheap segment info` prints for a cowheap segment.

@@ -708,6 +708,7 @@ fn import_takes_cowheap_segments_and_cowheap_image_bases() {
             roots,
             bound,
             unbound,
+            ..
         } => {
             assert_eq!((objects, roots, bound), (1, 1, 3));
             assert!(unbound.is_empty());
