@@ -3,7 +3,8 @@
 //! [`extract`] takes the tenant's *private* objects reachable from `roots` that are not
 //! reachable from the tenant's other roots without passing through a segment root
 //! (Squeak's definition: mark from everything else, what lies in the roots' shadow is the
-//! segment). Base objects are never members: every reference to one is an out-pointer, as is
+//! segment). The other roots are the ones given and the private copies of diverted base
+//! objects, which the base reaches. Base objects are never members: every reference to one is an out-pointer, as is
 //! every reference to a private object outside the segment. The walk reads only private
 //! objects, so it costs O(private objects walked), never a walk of the base.
 //!
@@ -210,7 +211,13 @@ fn reach(t: &Tenant, from: &[Value], stop: &HashSet<Word>) -> Result<(Vec<Value>
 }
 
 /// Extracts the segment of `roots` from `tenant`; `others` are the tenant's other roots
-/// (see [`tenant_roots`]). Time: O(private objects reachable from `others` and `roots`,
+/// (see [`tenant_roots`]). The private copies of the base objects the tenant diverted
+/// ([`Tenant::copies`]) count as other roots as well, since the base reaches them: what
+/// they reach stays outside, and a reference to a copy is the out-pointer
+/// [`OutRef::Base`] of the base object it stands for. A root that is itself a copy is
+/// still a root. Pinned handles cannot be enumerated through the tenant API (it answers
+/// only their count), so objects held only by a handle must be passed in `others`.
+/// Time: O(diverted objects + private objects reachable from them, `others` and `roots`,
 /// and their slots); the base is never walked.
 ///
 /// # Errors
@@ -224,8 +231,20 @@ pub fn extract(tenant: &Tenant, roots: &[Value], others: &[Value]) -> Result<Ten
         tenant.size(*r)?;
     }
     let root_words: HashSet<Word> = roots.iter().map(|r| r.word()).collect();
+    // The base reaches the private copies of diverted base objects: they are other roots
+    // too, and a reference to one names the base object it stands for.
+    let mut copy_of: HashMap<Word, ObjectIndex> = HashMap::default();
+    let mut marked_from: Vec<Value> = others.to_vec();
+    for (b, now) in tenant.copies() {
+        if now.word().is_private()
+            && let Some(x) = b.word().as_base()
+        {
+            copy_of.entry(now.word()).or_insert(x);
+            marked_from.push(now);
+        }
+    }
     // Mark from the other roots, not entering the segment's roots.
-    let (_, outside_marked) = reach(tenant, others, &root_words)?;
+    let (_, outside_marked) = reach(tenant, &marked_from, &root_words)?;
     // The segment: from the roots, not entering what the others reach.
     let (members, _) = reach(tenant, roots, &outside_marked)?;
     let number: HashMap<Word, u32> = members
@@ -245,7 +264,7 @@ pub fn extract(tenant: &Tenant, roots: &[Value], others: &[Value]) -> Result<Ten
             return SRef::Obj(i);
         }
         let k = *out_index.entry(w).or_insert_with(|| {
-            out.push(match w.as_base() {
+            out.push(match w.as_base().or_else(|| copy_of.get(&w).copied()) {
                 Some(x) => OutRef::Base(x),
                 None => {
                     outside.push(v);
@@ -282,7 +301,9 @@ pub fn extract(tenant: &Tenant, roots: &[Value], others: &[Value]) -> Result<Ten
     })
 }
 
-/// Every named root of `tenant` (the usual `others` of [`extract`]).
+/// Every named root of `tenant` (the usual `others` of [`extract`], which adds the
+/// diverted copies itself). Pinned handles are not among them: the tenant API answers
+/// their number ([`Tenant::pinned_count`]), not the objects.
 pub fn tenant_roots(tenant: &Tenant) -> Vec<Value> {
     tenant.root_names().filter_map(|n| tenant.root(n)).collect()
 }

@@ -729,3 +729,68 @@ fn import_takes_cowheap_segments_and_cowheap_image_bases() {
     assert_eq!(a, b);
     assert!(a.to_string().contains("materialised of 269"));
 }
+
+#[test]
+fn diverted_copies_are_other_roots_and_named_by_their_base_object() {
+    let base = Base::new(synth::image(200, 7));
+    let g = base.heap().root("Smalltalk").unwrap();
+    let gx = g.word().as_base().unwrap();
+    let mut t = Tenant::fork(&base);
+    // r -> q, r -> p, r -> the copy of g; g's copy -> p -> q; s only from r.
+    let vs = build(
+        &mut t,
+        &base,
+        &[
+            Node::Ptr(vec![F::Node(1), F::Node(2), F::Node(3), F::Int(0)]),
+            Node::Ptr(vec![F::Node(2)]),
+            Node::Bytes(b"q".to_vec()),
+            Node::Bytes(b"s".to_vec()),
+        ],
+    );
+    let (r, p, q, s) = (vs[0], vs[1], vs[2], vs[3]);
+    // Writing a base object diverts it: its private copy now holds p.
+    t.set_slot(g, 0, p).unwrap();
+    let copies: Vec<(Value, Value)> = t.copies().collect();
+    assert_eq!(copies.len(), 1);
+    let copy = copies[0].1;
+    assert!(copy.word().is_private());
+    t.set_slot(r, 3, copy).unwrap();
+    let seg = tenant::extract(&t, &[r], &[]).unwrap();
+    // p and q are reachable from the base through g's copy: outside. s is only r's.
+    let members: Vec<Value> = seg.members.clone();
+    assert_eq!(members.len(), 2);
+    assert!(members.iter().any(|m| m.same_word(r)));
+    assert!(members.iter().any(|m| m.same_word(s)));
+    assert!(!members.iter().any(|m| m.same_word(p) || m.same_word(q)));
+    // The copy is named by its base object; p and q are outside objects of the tenant.
+    assert!(seg.out.contains(&OutRef::Base(gx)));
+    assert_eq!(seg.outside.len(), 2);
+    // Without the diversion, p and q would be members.
+    let mut t2 = Tenant::fork(&base);
+    let vs2 = build(
+        &mut t2,
+        &base,
+        &[
+            Node::Ptr(vec![F::Node(1), F::Node(2), F::Node(3), F::Int(0)]),
+            Node::Ptr(vec![F::Node(2)]),
+            Node::Bytes(b"q".to_vec()),
+            Node::Bytes(b"s".to_vec()),
+        ],
+    );
+    assert_eq!(
+        tenant::extract(&t2, &vs2[..1], &[]).unwrap().members.len(),
+        4
+    );
+    // Imported back into the same tenant, the copy's out-pointer leads to g's copy.
+    let mut seg = seg;
+    let outside = seg.outside.clone();
+    let imported = seg.import_into(&mut t, &outside, false).unwrap();
+    let r2 = imported.roots[0];
+    assert!(t.identical(t.slot(r2, 3).unwrap(), copy).unwrap());
+    assert!(t.identical(t.slot(r2, 3).unwrap(), g).unwrap());
+    assert!(t.identical(t.slot(r2, 0).unwrap(), p).unwrap());
+    assert!(t.identical(t.slot(r2, 1).unwrap(), q).unwrap());
+    // A pinned handle is not enumerable: the tenant reports its count only.
+    let _h = t.pin(s).unwrap();
+    assert_eq!(t.pinned_count(), 1);
+}
