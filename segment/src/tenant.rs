@@ -27,8 +27,8 @@
 //!
 //! (*) `Active` needs root stubs on the tenant's read path (a read through a stub faults the
 //! segment in); the tenant crate has no stubs yet, so [`SegmentState::advance`] refuses the
-//! transitions into `Active` with [`StateError`], and the design is in the crate's
-//! `ARCHITECTURE-section.md`.
+//! transitions into `Active` with [`StateError`], and the design is in the segment
+//! section of `docs/ARCHITECTURE.md`.
 
 use crate::bind::BaseNames;
 use crate::error::{Result, SegmentError};
