@@ -95,6 +95,7 @@ impl Vm {
         m.remove_root(ACTIVE_ROOT);
         self.bottom = bottom;
         self.active = bottom;
+        self.depth = 0;
         self.reset_frame(frame);
         self.push(m, receiver)?;
         for &a in args {
@@ -122,6 +123,8 @@ impl Vm {
             return Err(VmError::NothingToResume);
         };
         self.bottom = bottom;
+        // Unknown until counted: the count is redone when it passes the limit.
+        self.depth = 0;
         self.load_context(m, active)?;
         let result = self.interpret(m, budget);
         self.finish(m, result)

@@ -73,7 +73,8 @@ pub struct Vm {
     pub(crate) gc_min: u64,
     /// Depth limit of the context chain.
     pub max_depth: usize,
-    depth: usize,
+    /// Contexts on the chain, as counted since the run started (recounted past the limit).
+    pub(crate) depth: usize,
     // Registers.
     pub(crate) active: Value,
     pub(crate) bottom: Value,
