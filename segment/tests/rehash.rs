@@ -309,3 +309,82 @@ fn symbol_keyed_identity_collections_answer_the_same_lookups_after_a_cross_base_
     // The equality Dictionary's keys are not looked up by a hash this crate cannot compute.
     assert!(rehash::lookup(&t2, &sn, b2.dict, sn.symbol("size").unwrap()).is_err());
 }
+
+/// Squeak's `\\` is the floored modulo: a negative SmallInteger's probe starts at
+/// `h mod n` counted up from 0. Elements placed anywhere are put back where the probe
+/// finds them; what cannot be hashed here is left as it was and reported.
+#[test]
+fn misplaced_small_integers_are_rehashed_and_the_rest_reported() {
+    let mini = Base::new(cowheap_squeak::import(image("mini.image")).unwrap().heap);
+    let mn = BaseNames::of(mini.heap()).unwrap();
+    let g = |n: &str| mn.global(n).unwrap();
+    let nil = mini.heap().nil();
+    let mut t = Tenant::fork(&mini);
+    let set_of = |t: &mut Tenant, class: &str, elems: &[Value]| {
+        let s = alloc(t, g(class), 2);
+        let a = alloc(t, g("Array"), 8);
+        t.set_slot(s, 0, Value::int(elems.len() as i64)).unwrap();
+        t.set_slot(s, 1, a).unwrap();
+        // Packed from slot 0, whatever their hashes.
+        for (i, &e) in elems.iter().enumerate() {
+            t.set_slot(a, i, e).unwrap();
+        }
+        (s, a)
+    };
+    let ints: Vec<Value> = [-5i64, -8, 13, 6, 7].into_iter().map(Value::int).collect();
+    let (set, array) = set_of(&mut t, "Set", &ints);
+    let (id_ints, id_array) = set_of(&mut t, "IdentitySet", &ints[..2]);
+    let sym = mn.symbol("size").unwrap();
+    let (twice, _) = set_of(&mut t, "IdentitySet", &[sym, sym]);
+    let (fine, _) = set_of(&mut t, "Set", &[]);
+    let not_a_collection = alloc(&mut t, g("Array"), 3);
+    let before: Vec<u64> = (0..8)
+        .map(|i| t.slot(id_array, i).unwrap().word().bits())
+        .collect();
+    let r = rehash::rehash(&mut t, &mn, &[set, id_ints, twice, fine, not_a_collection]).unwrap();
+    assert_eq!(r.collections, 4);
+    assert_eq!(r.rehashed, vec![0]);
+    assert_eq!(r.in_place, 1);
+    let why: Vec<(usize, &str)> = r
+        .not_rehashed
+        .iter()
+        .map(|n| (n.object, n.why.as_str()))
+        .collect();
+    assert_eq!(why.len(), 2);
+    assert!(
+        why[0].0 == 1 && why[0].1.contains("SmallIntegers"),
+        "{why:?}"
+    );
+    assert!(why[1].0 == 2 && why[1].1.contains("twice"), "{why:?}");
+    // Where each integer is now: -5 mod 8 = 3, -8 -> 0, 13 -> 5, 6 -> 6, 7 -> 7 (all free).
+    for (e, at) in [(-5i64, 3usize), (-8, 0), (13, 5), (6, 6), (7, 7)] {
+        assert_eq!(t.slot(array, at).unwrap().as_int(), Some(e), "{e}");
+        let found = rehash::lookup(&t, &mn, set, Value::int(e)).unwrap();
+        assert_eq!(found.and_then(Value::as_int), Some(e));
+    }
+    let empty = (0..8)
+        .filter(|&i| t.slot(array, i).unwrap().same_word(nil))
+        .count();
+    assert_eq!(empty, 3);
+    assert!(
+        rehash::lookup(&t, &mn, set, Value::int(5))
+            .unwrap()
+            .is_none()
+    );
+    // What was not rehashed is untouched.
+    let after: Vec<u64> = (0..8)
+        .map(|i| t.slot(id_array, i).unwrap().word().bits())
+        .collect();
+    assert_eq!(before, after);
+    // A collision wraps around: 15 and 7 both start at slot 7; re-inserted in table order,
+    // 15 takes slot 7 and 7 wraps to slot 0, where its lookup finds it.
+    let (wrap, wrap_array) = set_of(&mut t, "Set", &[Value::int(15), Value::int(7)]);
+    let r = rehash::rehash(&mut t, &mn, &[wrap]).unwrap();
+    assert_eq!(r.rehashed, vec![0]);
+    assert_eq!(t.slot(wrap_array, 7).unwrap().as_int(), Some(15));
+    assert_eq!(t.slot(wrap_array, 0).unwrap().as_int(), Some(7));
+    for e in [7, 15] {
+        let found = rehash::lookup(&t, &mn, wrap, Value::int(e)).unwrap();
+        assert_eq!(found.and_then(Value::as_int), Some(e));
+    }
+}
