@@ -293,3 +293,57 @@ fn budget_and_depth_limits_leave_the_tenant_usable() {
         Some(7)
     );
 }
+
+/// Every observation of a program, on one memory: its printString and the bytecodes and
+/// sends it took.
+fn observe<M: ObjectMemory>(m: &mut M, s: &Symbols, programs: &[&str]) -> Vec<(String, u64, u64)> {
+    let mut vm = Vm::new(m).unwrap();
+    programs
+        .iter()
+        .map(|src| {
+            let before = vm.stats();
+            let text = match vm.evaluate(m, s, src, BUDGET) {
+                Ok(v) => vm
+                    .print_string(m, s, v, BUDGET)
+                    .unwrap_or_else(|e| format!("error {e}")),
+                Err(e) => format!("error {e}"),
+            };
+            let st = vm.stats();
+            (
+                text,
+                st.bytecodes - before.bytecodes,
+                st.sends - before.sends,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_tenant_and_the_flat_heap_run_the_same_programs_identically() {
+    let programs = [
+        "(1 to: 20) inject: 0 into: [:a :b | a + b]",
+        "| s | s := Set new. 1 to: 50 do: [:i | s add: i printString]. s size",
+        "| d | d := Dictionary new. #(#a #b #c) doWithIndex: [:k :i | d at: k put: i]. d printString",
+        "(1 to: 30) asOrderedCollection reverse asArray printString",
+        "30 factorial printString size",
+        "nil foo",
+        "Smalltalk at: #Zork put: 42. (Smalltalk at: #Zork) + 1",
+    ];
+    for name in ["mini.image", "Scratch-1.4.0.6.image"] {
+        let (heap, base, s) = images(name);
+        let mut t = Tenant::fork(&base);
+        let on_tenant = observe(&mut t, &s, &programs);
+        let mut f = FlatHeap::from_base(&heap);
+        let on_flat = observe(&mut f, &s, &programs);
+        assert_eq!(on_tenant, on_flat, "{name}");
+        assert!(
+            on_tenant.iter().all(|(_, bytecodes, _)| *bytecodes > 1_000),
+            "{on_tenant:?}"
+        );
+        assert!(
+            on_tenant[5].0.contains("does not understand #foo"),
+            "{:?}",
+            on_tenant[5]
+        );
+    }
+}
