@@ -68,6 +68,9 @@ enum Command {
         #[arg(long)]
         little_endian: bool,
     },
+    /// Runs Smalltalk in tenants of a Squeak V3 image with the image's own compiler:
+    /// `cowheap run IMAGE --eval '3 + 4'`.
+    Run(RunArgs),
     /// Image segments: Squeak ImageSegments, Etoys projects and cowheap segment files.
     #[command(subcommand)]
     Segment(SegmentCommand),
@@ -102,6 +105,29 @@ enum ImageCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The Squeak V3 image (pre-closure 6502 or closure 6504/6505).
+    image: PathBuf,
+    /// The Smalltalk expression; the command prints its `printString`.
+    #[arg(long, value_name = "EXPR")]
+    eval: String,
+    /// Tenants of the image, each running the expression (in parallel); the report gives
+    /// bytecodes and sends per second and the private bytes each tenant holds.
+    #[arg(long, default_value_t = 1)]
+    tenants: usize,
+    /// Most bytecodes each evaluation may run before it stops with an error.
+    #[arg(long, default_value_t = 1_000_000_000)]
+    budget: u64,
+    /// Threads to run the tenants on [default: the number of cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Instead of compiling the expression, send this unary selector to the integer it is
+    /// (for an image without a compiler: `--eval 20 --send benchFib`).
+    #[arg(long, value_name = "SELECTOR")]
+    send: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -300,6 +326,23 @@ fn main() -> Result<()> {
                 _ => None,
             };
             image_cmd::export(&base, &output, format.as_deref(), order)
+        }
+        Some(Command::Run(args)) => {
+            let options = cowheap_vm::run::RunOptions {
+                tenants: args.tenants,
+                budget: args.budget,
+                threads: args.threads,
+                selector: args.send,
+            };
+            let report = cowheap_vm::run::run_image(&args.image, &args.eval, &options)?;
+            println!("{report}");
+            match report.result() {
+                Some(Ok(_)) => Ok(()),
+                Some(Err(e)) => {
+                    Err(anyhow::Error::new(e.clone()).context("running the expression"))
+                }
+                None => Err(anyhow::anyhow!("no tenant ran the expression")),
+            }
         }
         Some(Command::Segment(SegmentCommand::Info { file })) => {
             print!("{}", cowheap_segment::info::info(&file)?);

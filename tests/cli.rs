@@ -196,3 +196,52 @@ fn segments_are_described_and_imported_into_a_base() {
     let n: usize = bound.split_whitespace().next().unwrap().parse().unwrap();
     assert!(n > 0 && bound.contains("bound of 120"), "{bound}");
 }
+
+#[test]
+fn smalltalk_runs_in_tenants_of_a_real_image() {
+    let mini = image("mini.image");
+    let mini = mini.to_str().unwrap();
+    let out = ok(&["run", mini, "--eval", "3 + 4", "--tenants", "3"]);
+    assert_eq!(out.lines().next(), Some("7"), "{out}");
+    assert!(
+        out.contains("3 tenant(s)") && out.contains("3 agreeing"),
+        "{out}"
+    );
+    let out = ok(&[
+        "run",
+        mini,
+        "--eval",
+        "(1 to: 10) inject: 0 into: [:a :b | a + b]",
+    ]);
+    assert_eq!(out.lines().next(), Some("55"), "{out}");
+    // A message nobody understands, and a loop that never ends: typed errors, no hang.
+    let dnu = cowheap(&["run", mini, "--eval", "nil foo"]);
+    assert!(!dnu.status.success());
+    let err = String::from_utf8_lossy(&dnu.stderr);
+    assert!(
+        err.contains("UndefinedObject") && err.contains("foo"),
+        "{err}"
+    );
+    let runaway = cowheap(&[
+        "run",
+        mini,
+        "--eval",
+        "[true] whileTrue",
+        "--budget",
+        "100000",
+    ]);
+    assert!(!runaway.status.success());
+    let err = String::from_utf8_lossy(&runaway.stderr);
+    assert!(err.contains("budget"), "{err}");
+    // An image with no compiler: a plain send.
+    let boot = image("bootstrapped.image");
+    let out = ok(&[
+        "run",
+        boot.to_str().unwrap(),
+        "--eval",
+        "20",
+        "--send",
+        "benchFib",
+    ]);
+    assert_eq!(out.lines().next(), Some("21891"), "{out}");
+}
