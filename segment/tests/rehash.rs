@@ -9,7 +9,9 @@ use cowheap_segment::bind::BaseNames;
 use cowheap_segment::rehash;
 use cowheap_segment::{file, tenant};
 use cowheap_tenants::Tenant;
+use proptest::prelude::*;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 /// The folder of real images: `COWHEAP_IMAGES`, else `../shared/images`.
 fn image(name: &str) -> PathBuf {
@@ -28,6 +30,52 @@ fn image(name: &str) -> PathBuf {
 }
 
 const TABLE: usize = 32;
+
+/// Scratch descends from the Squeak `mini.image` comes from: of the 3,622 Symbols the two
+/// share, the first 18 here have other identity hashes (made separately after the split);
+/// the last six hash the same in both.
+const TEXTS: [&str; 24] = [
+    "processStartUpList",
+    "processShutDownList",
+    "connection",
+    "CCodeGenerator",
+    "lineCount",
+    "removeCompilerMethods",
+    "stopPlaying",
+    "versionDate",
+    "importImage",
+    "Experimental",
+    "stopServer",
+    "MoviePlayerMorph",
+    "openFileNamed:",
+    "prettyPrint:",
+    "addCoherency:",
+    "millisecondsToRun:",
+    "benchmarks",
+    "tinyBenchmarks",
+    "size",
+    "at:",
+    "value",
+    "do:",
+    "printString",
+    "new",
+];
+
+/// The two real bases and their names, imported once.
+fn bases() -> &'static (Arc<Base>, Arc<Base>, BaseNames, BaseNames) {
+    static B: OnceLock<(Arc<Base>, Arc<Base>, BaseNames, BaseNames)> = OnceLock::new();
+    B.get_or_init(|| {
+        let mini = Base::new(cowheap_squeak::import(image("mini.image")).unwrap().heap);
+        let scratch = Base::new(
+            cowheap_squeak::import(image("Scratch-1.4.0.6.image"))
+                .unwrap()
+                .heap,
+        );
+        let mn = BaseNames::of(mini.heap()).unwrap();
+        let sn = BaseNames::of(scratch.heap()).unwrap();
+        (mini, scratch, mn, sn)
+    })
+}
 
 /// Squeak's probe, written independently: from `hash \\ n + 1` (1-based) to the end, then
 /// from 1, the first slot holding nil or the key (0-based answer).
@@ -53,10 +101,10 @@ fn alloc(t: &mut Tenant, class: Value, slots: usize) -> Value {
 
 /// Builds the collections in `t`, keyed by `keys`, each key `k` with value `k`'s position,
 /// placed by the tenant's identity hashes.
-fn build(t: &mut Tenant, names: &BaseNames, keys: &[Value]) -> Built {
+fn build(t: &mut Tenant, names: &BaseNames, keys: &[Value], n: usize) -> Built {
     let g = |n: &str| names.global(n).unwrap();
     let nil = t.base().heap().nil();
-    let table = |t: &mut Tenant| alloc(t, g("Array"), TABLE);
+    let table = |t: &mut Tenant| alloc(t, g("Array"), n);
     // IdentityDictionary and Dictionary: `tally array`, Associations in the array.
     let mut dicts = Vec::new();
     for class in ["IdentityDictionary", "Dictionary"] {
@@ -69,19 +117,19 @@ fn build(t: &mut Tenant, names: &BaseNames, keys: &[Value]) -> Built {
             t.set_slot(assoc, 0, k).unwrap();
             t.set_slot(assoc, 1, Value::int(i as i64)).unwrap();
             let h = t.identity_hash(k).unwrap();
-            let at = scan(TABLE, h, |j| t.slot(a, j).unwrap().same_word(nil)).unwrap();
+            let at = scan(n, h, |j| t.slot(a, j).unwrap().same_word(nil)).unwrap();
             t.set_slot(a, at, assoc).unwrap();
         }
         dicts.push(d);
     }
     // MethodDictionary: `tally array` then the keys; values at the same index of `array`.
-    let md = alloc(t, g("MethodDictionary"), 2 + TABLE);
+    let md = alloc(t, g("MethodDictionary"), 2 + n);
     let values = table(t);
     t.set_slot(md, 0, Value::int(keys.len() as i64)).unwrap();
     t.set_slot(md, 1, values).unwrap();
     for (i, &k) in keys.iter().enumerate() {
         let h = t.identity_hash(k).unwrap();
-        let at = scan(TABLE, h, |j| t.slot(md, 2 + j).unwrap().same_word(nil)).unwrap();
+        let at = scan(n, h, |j| t.slot(md, 2 + j).unwrap().same_word(nil)).unwrap();
         t.set_slot(md, 2 + at, k).unwrap();
         t.set_slot(values, at, Value::int(i as i64)).unwrap();
     }
@@ -98,7 +146,7 @@ fn build(t: &mut Tenant, names: &BaseNames, keys: &[Value]) -> Built {
             } else {
                 (k, t.identity_hash(k).unwrap())
             };
-            let at = scan(TABLE, h, |j| t.slot(a, j).unwrap().same_word(nil)).unwrap();
+            let at = scan(n, h, |j| t.slot(a, j).unwrap().same_word(nil)).unwrap();
             t.set_slot(a, at, e).unwrap();
         }
         sets.push(s);
@@ -117,10 +165,11 @@ fn build(t: &mut Tenant, names: &BaseNames, keys: &[Value]) -> Built {
 fn probe_all(t: &Tenant, b: &Built, key: Value) -> [Option<Value>; 3] {
     let nil = t.base().heap().nil();
     let h = t.identity_hash(key).unwrap();
+    let n = t.size(t.slot(b.id_dict, 1).unwrap()).unwrap().slots;
     let same = |v: Value| t.identical(v, key).unwrap();
     let d = {
         let a = t.slot(b.id_dict, 1).unwrap();
-        let at = scan(TABLE, h, |j| {
+        let at = scan(n, h, |j| {
             let s = t.slot(a, j).unwrap();
             s.same_word(nil) || same(t.slot(s, 0).unwrap())
         })
@@ -129,7 +178,7 @@ fn probe_all(t: &Tenant, b: &Built, key: Value) -> [Option<Value>; 3] {
         (!s.same_word(nil)).then(|| t.slot(s, 1).unwrap())
     };
     let m = {
-        let at = scan(TABLE, h, |j| {
+        let at = scan(n, h, |j| {
             let s = t.slot(b.meth_dict, 2 + j).unwrap();
             s.same_word(nil) || same(s)
         })
@@ -139,7 +188,7 @@ fn probe_all(t: &Tenant, b: &Built, key: Value) -> [Option<Value>; 3] {
     };
     let s = {
         let a = t.slot(b.id_set, 1).unwrap();
-        let at = scan(TABLE, h, |j| {
+        let at = scan(n, h, |j| {
             let s = t.slot(a, j).unwrap();
             s.same_word(nil) || same(s)
         })
@@ -160,42 +209,14 @@ fn symbol_keyed_identity_collections_answer_the_same_lookups_after_a_cross_base_
     );
     let mn = BaseNames::of(mini.heap()).unwrap();
     let sn = BaseNames::of(scratch.heap()).unwrap();
-    // Scratch descends from the Squeak mini.image comes from: of the 3,622 Symbols the two
-    // share, these 18 have other identity hashes (made separately after the split); the
-    // last six hash the same in both.
-    let texts: Vec<&str> = [
-        "processStartUpList",
-        "processShutDownList",
-        "connection",
-        "CCodeGenerator",
-        "lineCount",
-        "removeCompilerMethods",
-        "stopPlaying",
-        "versionDate",
-        "importImage",
-        "Experimental",
-        "stopServer",
-        "MoviePlayerMorph",
-        "openFileNamed:",
-        "prettyPrint:",
-        "addCoherency:",
-        "millisecondsToRun:",
-        "benchmarks",
-        "tinyBenchmarks",
-        "size",
-        "at:",
-        "value",
-        "do:",
-        "printString",
-        "new",
-    ]
-    .into_iter()
-    .filter(|s| mn.symbol(s).is_some() && sn.symbol(s).is_some())
-    .collect();
+    let texts: Vec<&str> = TEXTS
+        .into_iter()
+        .filter(|s| mn.symbol(s).is_some() && sn.symbol(s).is_some())
+        .collect();
     assert_eq!(texts.len(), 24, "Symbols in both bases");
     let keys: Vec<Value> = texts.iter().map(|s| mn.symbol(s).unwrap()).collect();
     let mut t = Tenant::fork(&mini);
-    let b = build(&mut t, &mn, &keys);
+    let b = build(&mut t, &mn, &keys, TABLE);
     // In mini, both lookups find every key.
     for (i, &k) in keys.iter().enumerate() {
         let want = Value::int(i as i64);
@@ -386,5 +407,52 @@ fn misplaced_small_integers_are_rehashed_and_the_rest_reported() {
     for e in [7, 15] {
         let found = rehash::lookup(&t, &mn, wrap, Value::int(e)).unwrap();
         assert_eq!(found.and_then(Value::as_int), Some(e));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Any subset of the Symbols, in any order, in tables of any size that holds them:
+    /// after a portable move from mini to Scratch, the identity collections answer every
+    /// key with its value and the report accounts for all five collections.
+    #[test]
+    fn identity_collections_answer_after_any_cross_base_import(
+        picks in prop::sample::subsequence((0..TEXTS.len()).collect::<Vec<_>>(), 1..=TEXTS.len())
+            .prop_shuffle(),
+        spare in 1usize..40,
+    ) {
+        let (mini, scratch, mn, sn) = bases();
+        let n = picks.len() + spare;
+        let keys: Vec<Value> = picks.iter().map(|&i| mn.symbol(TEXTS[i]).unwrap()).collect();
+        let mut t = Tenant::fork(mini);
+        let b = build(&mut t, mn, &keys, n);
+        let holder = alloc(&mut t, mn.global("Array").unwrap(), 5);
+        for (k, v) in [b.id_dict, b.meth_dict, b.id_set, b.dict, b.int_set].into_iter().enumerate() {
+            t.set_slot(holder, k, v).unwrap();
+        }
+        let mut seg = tenant::extract(&t, &[holder], &[]).unwrap();
+        seg.make_portable(mini.heap()).unwrap();
+        let bytes = file::to_bytes(&seg).unwrap();
+        let mut back = file::from_bytes(&bytes, Some(scratch.fingerprint())).unwrap();
+        let mut t2 = Tenant::fork(scratch);
+        let imported = back.import_into(&mut t2, &[], false).unwrap();
+        let h2 = imported.roots[0];
+        let s = |k: usize| t2.slot(h2, k).unwrap();
+        let b2 = Built { id_dict: s(0), meth_dict: s(1), id_set: s(2), dict: s(3), int_set: s(4) };
+        let r = &imported.rehash;
+        prop_assert_eq!(r.collections, 5);
+        prop_assert_eq!(r.in_place + r.rehashed.len() + r.not_rehashed.len(), 5);
+        prop_assert_eq!(r.not_rehashed.len(), 1);
+        for (i, &p) in picks.iter().enumerate() {
+            let k = sn.symbol(TEXTS[p]).unwrap();
+            let want = Value::int(i as i64);
+            let [d, m, e] = probe_all(&t2, &b2, k);
+            prop_assert!(d.is_some_and(|v| v.same_word(want)), "#{}", TEXTS[p]);
+            prop_assert!(m.is_some_and(|v| v.same_word(want)), "#{}", TEXTS[p]);
+            prop_assert!(t2.identical(e.unwrap(), k).unwrap());
+            let by_crate = rehash::lookup(&t2, sn, b2.meth_dict, k).unwrap();
+            prop_assert!(by_crate.is_some_and(|v| v.same_word(want)));
+        }
     }
 }
