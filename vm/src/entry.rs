@@ -95,6 +95,7 @@ impl Vm {
         m.remove_root(ACTIVE_ROOT);
         self.bottom = bottom;
         self.active = bottom;
+        self.reset_fresh();
         self.depth = 0;
         self.reset_frame(frame);
         self.push(m, receiver)?;

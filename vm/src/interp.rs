@@ -100,6 +100,12 @@ pub struct Vm {
     /// Bytecodes of the methods run, by method word; emptied whenever a method's bytes may
     /// have changed (a store into a CompiledMethod, a become, a collection).
     code_cache: FxHashMap<u64, Arc<[u8]>>,
+    /// The active context has not been looked at since it was made: its sender, method
+    /// and receiver are in the registers only (`fresh_sender`, `method`, `receiver`), and
+    /// nothing but the registers refers to it. [`Vm::materialize`] writes them.
+    fresh: bool,
+    /// The sender of a fresh active context.
+    fresh_sender: Value,
     /// Reused for arguments while one frame is replaced by another.
     scratch: Vec<Value>,
     /// The 1-based pc of the method's first bytecode.
@@ -188,6 +194,8 @@ impl Vm {
             cap: 0,
             temps_here: false,
             scratch: Vec::with_capacity(16),
+            fresh: false,
+            fresh_sender: nil,
             code: Arc::from(&[][..]),
             code_cache: FxHashMap::default(),
             pc_base: 0,
@@ -453,8 +461,22 @@ impl Vm {
 
     // ---- registers -----------------------------------------------------------------------
 
+    /// Writes a fresh active context's sender, method and receiver: from now on it may be
+    /// looked at or referred to.
+    #[inline(always)]
+    pub(crate) fn materialize<M: ObjectMemory>(&mut self, m: &mut M) -> MemResult<()> {
+        if self.fresh {
+            self.fresh = false;
+            m.set_slot(self.active, ctx::SENDER, self.fresh_sender)?;
+            m.set_slot(self.active, ctx::METHOD, self.method)?;
+            m.set_slot(self.active, ctx::RECEIVER, self.receiver)?;
+        }
+        Ok(())
+    }
+
     /// Writes the cached fields, the pc and the stack pointer into the active context.
     pub(crate) fn store_registers<M: ObjectMemory>(&mut self, m: &mut M) -> MemResult<()> {
+        self.materialize(m)?;
         let n = self.stack.len();
         for i in self.dirty..n {
             m.set_slot(self.active, ctx::TEMPS + i, self.stack[i])?;
@@ -465,6 +487,11 @@ impl Vm {
             m.set_slot(self.active, ctx::PC, Value::int(pc))?;
         }
         m.set_slot(self.active, ctx::STACKP, Value::int(n as i64))
+    }
+
+    /// Forgets a fresh context left by a run that stopped with an error.
+    pub(crate) fn reset_fresh(&mut self) {
+        self.fresh = false;
     }
 
     /// An empty cached frame of `cap` fields (for a new bottom context).
@@ -492,6 +519,7 @@ impl Vm {
     /// Makes `c` the active context, reading its registers.
     pub(crate) fn load_context<M: ObjectMemory>(&mut self, m: &M, c: Value) -> Result<()> {
         self.active = c;
+        self.fresh = false;
         let stackp = m.slot(c, ctx::STACKP)?.as_int();
         // Field 3 tells the two kinds apart without asking for the class: a MethodContext's
         // method, a BlockContext's argument count.
@@ -837,6 +865,7 @@ impl Vm {
                 bytes: 0,
             },
         )?;
+        self.materialize(m)?;
         m.set_slot(c, closure::OUTER, self.active)?;
         let start = (self.pc + self.pc_base) as i64;
         m.set_slot(c, closure::START, Value::int(start))?;
@@ -1114,7 +1143,8 @@ impl Vm {
 
     /// True if a context on the active chain runs a method marked as an exception handler
     /// (primitive 199, `on:do:`).
-    fn has_handler<M: ObjectMemory>(&self, m: &M) -> Result<bool> {
+    fn has_handler<M: ObjectMemory>(&mut self, m: &mut M) -> Result<bool> {
+        self.materialize(m)?;
         let mut c = self.active;
         for _ in 0..self.max_depth {
             if self.is_nil(m, c)? || !c.is_object() {
@@ -1232,9 +1262,8 @@ impl Vm {
         frame_values.extend_from_slice(&self.stack[first..]);
         self.drop_n(args + 1);
         self.store_registers(m)?;
-        m.set_slot(c, ctx::SENDER, self.active)?;
-        m.set_slot(c, ctx::METHOD, method)?;
-        m.set_slot(c, ctx::RECEIVER, rcvr)?;
+        // Sender, method and receiver are written when the context is first looked at.
+        let sender = self.active;
         let pc = match closure {
             None => {
                 frame_values.resize(h.temps.max(args), self.sp.nil);
@@ -1252,6 +1281,8 @@ impl Vm {
             return Err(corrupt("more temporaries than the context holds"));
         }
         self.active = c;
+        self.fresh = true;
+        self.fresh_sender = sender;
         self.method = method;
         self.code = self.code_of(m, method)?;
         self.receiver = rcvr;
@@ -1301,6 +1332,7 @@ impl Vm {
     /// Counts the context chain; fails if it is longer than the limit.
     #[cold]
     fn check_depth<M: ObjectMemory>(&mut self, m: &mut M) -> Result<()> {
+        self.materialize(m)?;
         let mut c = self.active;
         let mut n = 0;
         while c.is_object() && !self.is_nil(m, c)? {
@@ -1344,6 +1376,7 @@ impl Vm {
             return self.local_return(m, value);
         }
         // Non-local return: the home must still be live and on the active chain.
+        self.materialize(m)?;
         let to = m.slot(home, ctx::SENDER)?;
         if self.is_nil(m, m.slot(home, ctx::PC)?)? || self.is_nil(m, to)? {
             return self.cannot_return(m, value);
@@ -1388,6 +1421,13 @@ impl Vm {
     /// Returns `value` from the active context to its sender: the common return, which
     /// marks one context dead.
     fn local_return<M: ObjectMemory>(&mut self, m: &mut M, value: Value) -> Result<Flow> {
+        if self.fresh {
+            // Never looked at, referred to by nothing: no need to mark it dead.
+            self.fresh = false;
+            self.depth = self.depth.saturating_sub(1);
+            let to = self.fresh_sender;
+            return self.continue_in(m, to, value);
+        }
         let to = m.slot(self.active, ctx::SENDER)?;
         if self.is_nil(m, to)? || !to.is_object() {
             return self.cannot_return(m, value);
@@ -1401,6 +1441,7 @@ impl Vm {
 
     #[cold]
     fn cannot_return<M: ObjectMemory>(&mut self, m: &mut M, value: Value) -> Result<Flow> {
+        self.materialize(m)?;
         self.push(m, self.active)?;
         self.push(m, value)?;
         let sel = self.sp.sel_cannot_return;
