@@ -240,7 +240,7 @@ impl CliNode {
         let t = TenantName::new(tenant)?;
         let (tenant, claim) = self.load(&t)?;
         let store = self.node.store();
-        let d = match store.write_state(&claim, &tenant.snapshot()) {
+        let d = match store.suspend(&claim, &tenant.snapshot()) {
             Ok(d) => d,
             Err(e @ StoreError::Fenced { .. }) => {
                 self.forget(&t);
@@ -248,7 +248,6 @@ impl CliNode {
             }
             Err(e) => return Err(e),
         };
-        store.release(&claim)?;
         self.forget(&t);
         Ok(format!(
             "suspended {t} (state {d}, epoch {})\n",

@@ -433,6 +433,19 @@ impl Store for LocalStore {
         })
     }
 
+    fn suspend(&self, claim: &Claim, state: &[u8]) -> Result<Digest> {
+        let (rec, _) = self.load_visible(&claim.tenant, "write")?;
+        check_fence(&rec, claim)?;
+        let digest = self.put_blob(state)?;
+        self.update(&claim.tenant, "suspend", |rec| {
+            check_fence(rec, claim)?;
+            rec.state = Some(digest);
+            rec.owner = None;
+            rec.lease_expiry = Millis(0);
+            Ok(digest)
+        })
+    }
+
     fn release(&self, claim: &Claim) -> Result<()> {
         self.update(&claim.tenant, "release", |rec| {
             check_fence(rec, claim)?;

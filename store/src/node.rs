@@ -213,15 +213,14 @@ impl Node {
         Ok(d)
     }
 
-    /// Writes the tenant's state and releases it. Time: O(private).
+    /// Writes the tenant's state and releases it, in one atomic step ([`Store::suspend`]).
+    /// Time: O(private).
     ///
     /// # Errors
     /// [`StoreError::Fenced`] if another node claimed it since: nothing is written, and the
     /// store keeps the newer work.
     pub fn suspend(&self, r: Resident) -> Result<Digest> {
-        let d = self.store.write_state(&r.claim, &r.tenant.snapshot())?;
-        self.store.release(&r.claim)?;
-        Ok(d)
+        self.store.suspend(&r.claim, &r.tenant.snapshot())
     }
 }
 

@@ -651,6 +651,19 @@ impl Store for PgStore {
         })
     }
 
+    fn suspend(&self, claim: &Claim, state: &[u8]) -> Result<Digest> {
+        self.tx("suspend", |tx| {
+            let mut rec = self.load(tx, &claim.tenant, "write", true)?;
+            check_fence(&rec, claim)?;
+            let d = put_blob(tx, state, self.access == Access::Operator)?;
+            rec.state = Some(d);
+            rec.owner = None;
+            rec.lease_expiry = Millis(0);
+            self.save(tx, &rec, "suspend")?;
+            Ok(d)
+        })
+    }
+
     fn release(&self, claim: &Claim) -> Result<()> {
         self.update(&claim.tenant, "release", |rec| {
             check_fence(rec, claim)?;

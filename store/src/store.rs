@@ -179,6 +179,18 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Releases the tenant: no owner, the epoch kept. Fenced like a write.
     fn release(&self, claim: &Claim) -> Result<()>;
 
+    /// [`Store::write_state`] and [`Store::release`] as one atomic step: the record names
+    /// the new state and has no owner, or (fenced, or failed) is as it was. Time: O(state
+    /// size).
+    ///
+    /// The default runs the two steps one after the other; the backends override it with
+    /// one step.
+    fn suspend(&self, claim: &Claim, state: &[u8]) -> Result<Digest> {
+        let d = self.write_state(claim, state)?;
+        self.release(claim)?;
+        Ok(d)
+    }
+
     /// The bytes of state `digest` of `tenant`, verified, if that state is the tenant's
     /// latest. Operator, or a principal entitled to the tenant. Time: O(size).
     fn read_state(&self, tenant: &TenantName, digest: Digest) -> Result<Vec<u8>>;

@@ -179,6 +179,21 @@ pub(crate) fn claims_and_epochs(h: &dyn Harness) {
     let renewed = s.renew(&c2, 120_000).unwrap();
     assert!(renewed.lease_expiry > c2.lease_expiry);
     assert_eq!(renewed.epoch, Epoch(2));
+
+    // Suspend: the state written and the tenant released in one step.
+    let d2 = s.suspend(&renewed, b"state two").unwrap();
+    let rec = s.record(&t("x")).unwrap();
+    assert_eq!(
+        (rec.state, rec.owner, rec.epoch),
+        (Some(d2), None, Epoch(2))
+    );
+    // A second suspend on the same claim is fenced and changes nothing.
+    assert!(matches!(
+        s.suspend(&renewed, b"state three"),
+        Err(StoreError::Fenced { .. })
+    ));
+    assert_eq!(s.record(&t("x")).unwrap().state, Some(d2));
+    assert_eq!(s.read_state(&t("x"), d2).unwrap(), b"state two");
 }
 
 /// Many threads, each with its own handle, claim one tenant at once: exactly one wins.
@@ -288,6 +303,7 @@ pub(crate) fn fencing(h: &dyn Harness) {
     let blobs = s.blob_stats().unwrap();
     for r in [
         s.write_state(&old, b"a's stale work").map(|_| ()),
+        s.suspend(&old, b"a's stale work").map(|_| ()),
         s.renew(&old, 1_000).map(|_| ()),
         s.release(&old),
     ] {
