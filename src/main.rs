@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 mod demo;
 mod image_cmd;
+mod store_cmd;
 
 /// Counts every allocation, so the bench can report the bytes each tenant holds.
 #[global_allocator]
@@ -71,6 +72,10 @@ enum Command {
     /// Runs Smalltalk in tenants of a Squeak V3 image with the image's own compiler:
     /// `cowheap run IMAGE --eval '3 + 4'`.
     Run(RunArgs),
+    /// A store shared by nodes (a directory or PostgreSQL): bases, tenants, and nodes that
+    /// resume, change and suspend them.
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
     /// Image segments: Squeak ImageSegments, Etoys projects and cowheap segment files.
     #[command(subcommand)]
     Segment(SegmentCommand),
@@ -344,6 +349,7 @@ fn main() -> Result<()> {
                 None => Err(anyhow::anyhow!("no tenant ran the expression")),
             }
         }
+        Some(Command::Store(command)) => store_cmd::run(command),
         Some(Command::Segment(SegmentCommand::Info { file })) => {
             print!("{}", cowheap_segment::info::info(&file)?);
             Ok(())

@@ -245,3 +245,69 @@ fn smalltalk_runs_in_tenants_of_a_real_image() {
     ]);
     assert_eq!(out.lines().next(), Some("21891"), "{out}");
 }
+
+#[test]
+fn a_tenant_moves_between_two_nodes_through_a_local_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let store = store.to_str().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let mini = image("mini.image");
+    ok(&["store", "init", store]);
+    let fp = ok(&["store", "put-base", store, mini.to_str().unwrap()]);
+    let fp = fp.trim();
+    assert_eq!(fp.len(), 64, "{fp}");
+    ok(&["store", "create", store, "alice", fp]);
+    let node = |name: &'static str, dir: &'static str| {
+        move |cmd: &'static str| {
+            vec![
+                "store",
+                cmd,
+                "STORE",
+                "alice",
+                "--node",
+                name,
+                "--node-dir",
+                dir,
+            ]
+        }
+    };
+    let run = |args: Vec<&str>| {
+        let args: Vec<&str> = args
+            .into_iter()
+            .map(|s| match s {
+                "STORE" => store,
+                "A" => a,
+                "B" => b,
+                s => s,
+            })
+            .collect();
+        cowheap(&args)
+    };
+    let on_a = node("a", "A");
+    let on_b = node("b", "B");
+    assert!(run(on_a("resume")).status.success());
+    let mut mark = on_a("mark");
+    mark.push("42");
+    assert!(run(mark).status.success());
+    // Held by a: b is refused, and changes nothing.
+    let refused = run(on_b("resume"));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("held by node a"));
+    assert!(run(on_a("suspend")).status.success());
+    let moved = run(on_b("resume"));
+    assert!(moved.status.success());
+    let said = String::from_utf8_lossy(&moved.stdout);
+    assert!(
+        said.contains("epoch 2") && said.contains("mark 42"),
+        "{said}"
+    );
+    // a no longer holds the tenant: its suspend is refused.
+    assert!(!run(on_a("suspend")).status.success());
+    let ls = ok(&["store", "ls", store]);
+    assert!(
+        ls.contains("tenant alice") && ls.contains("owner b"),
+        "{ls}"
+    );
+}
