@@ -106,6 +106,10 @@ pub struct Vm {
     fresh: bool,
     /// The sender of a fresh active context.
     fresh_sender: Value,
+    /// The fresh active context has no object yet (`active` and `temps` are nil until
+    /// [`Vm::materialize`] allocates it): a method that returns before anything looks at
+    /// its context never allocates one.
+    unallocated: bool,
     /// Reused for arguments while one frame is replaced by another.
     scratch: Vec<Value>,
     /// The 1-based pc of the method's first bytecode.
@@ -196,6 +200,7 @@ impl Vm {
             scratch: Vec::with_capacity(16),
             fresh: false,
             fresh_sender: nil,
+            unallocated: false,
             code: Arc::from(&[][..]),
             code_cache: FxHashMap::default(),
             pc_base: 0,
@@ -377,6 +382,18 @@ impl Vm {
         {
             return Ok(v);
         }
+        if self.unallocated {
+            // Past the stack pointer of a context not yet made: what it would hold.
+            return if i < self.cap {
+                Ok(self.sp.nil)
+            } else {
+                Err(cowheap_heap::Error::SlotOutOfRange {
+                    index: ctx::TEMPS + i,
+                    len: ctx::TEMPS + self.cap,
+                }
+                .into())
+            };
+        }
         m.slot(self.temps, ctx::TEMPS + i)
     }
 
@@ -389,6 +406,7 @@ impl Vm {
             self.dirty = self.dirty.min(i);
             return Ok(());
         }
+        self.materialize(m)?;
         m.set_slot(self.temps, ctx::TEMPS + i, v)
     }
 
@@ -466,6 +484,18 @@ impl Vm {
     #[inline(always)]
     pub(crate) fn materialize<M: ObjectMemory>(&mut self, m: &mut M) -> MemResult<()> {
         if self.fresh {
+            if self.unallocated {
+                let size = ObjectSize {
+                    slots: ctx::TEMPS + self.cap,
+                    bytes: 0,
+                };
+                let c = m.alloc(self.sp.method_context, Format::Pointers, size)?;
+                self.stats.contexts += 1;
+                self.active = c;
+                self.temps = c;
+                self.unallocated = false;
+                self.dirty = 0;
+            }
             self.fresh = false;
             m.set_slot(self.active, ctx::SENDER, self.fresh_sender)?;
             m.set_slot(self.active, ctx::METHOD, self.method)?;
@@ -492,6 +522,7 @@ impl Vm {
     /// Forgets a fresh context left by a run that stopped with an error.
     pub(crate) fn reset_fresh(&mut self) {
         self.fresh = false;
+        self.unallocated = false;
     }
 
     /// An empty cached frame of `cap` fields (for a new bottom context).
@@ -520,6 +551,7 @@ impl Vm {
     pub(crate) fn load_context<M: ObjectMemory>(&mut self, m: &M, c: Value) -> Result<()> {
         self.active = c;
         self.fresh = false;
+        self.unallocated = false;
         let stackp = m.slot(c, ctx::STACKP)?.as_int();
         // Field 3 tells the two kinds apart without asking for the class: a MethodContext's
         // method, a BlockContext's argument count.
@@ -1243,15 +1275,6 @@ impl Vm {
     ) -> Result<Flow> {
         self.enter(m)?;
         let frame = h.frame().max(h.temps + 1);
-        let c = m.alloc(
-            self.sp.method_context,
-            Format::Pointers,
-            ObjectSize {
-                slots: ctx::TEMPS + frame,
-                bytes: 0,
-            },
-        )?;
-        self.stats.contexts += 1;
         // The new frame: the arguments, then the copied values or nil temporaries.
         let mut frame_values = std::mem::take(&mut self.scratch);
         frame_values.clear();
@@ -1264,22 +1287,32 @@ impl Vm {
         self.store_registers(m)?;
         // Sender, method and receiver are written when the context is first looked at.
         let sender = self.active;
-        let pc = match closure {
+        // A method's context is made when first looked at; a block's now, to hold its
+        // closure.
+        let (c, pc) = match closure {
             None => {
                 frame_values.resize(h.temps.max(args), self.sp.nil);
-                h.initial_pc()
+                (None, h.initial_pc())
             }
             Some((blk, start, copied)) => {
+                let size = ObjectSize {
+                    slots: ctx::TEMPS + frame,
+                    bytes: 0,
+                };
+                let c = m.alloc(self.sp.method_context, Format::Pointers, size)?;
+                self.stats.contexts += 1;
                 m.set_slot(c, ctx::CLOSURE, blk)?;
                 for i in 0..copied {
                     frame_values.push(m.slot(blk, closure::COPIED + i)?);
                 }
-                start
+                (Some(c), start)
             }
         };
         if frame_values.len() > frame {
             return Err(corrupt("more temporaries than the context holds"));
         }
+        let c = c.unwrap_or(self.sp.nil);
+        self.unallocated = c.word() == self.sp.nil.word();
         self.active = c;
         self.fresh = true;
         self.fresh_sender = sender;
@@ -1358,6 +1391,10 @@ impl Vm {
         if !self.temps_here {
             return Ok(self.temps);
         }
+        if self.unallocated {
+            // Only method activations are left unallocated: their home is themselves.
+            return Ok(self.active);
+        }
         let mut c = self.active;
         for _ in 0..self.max_depth {
             let blk = m.slot(c, ctx::CLOSURE)?;
@@ -1422,8 +1459,10 @@ impl Vm {
     /// marks one context dead.
     fn local_return<M: ObjectMemory>(&mut self, m: &mut M, value: Value) -> Result<Flow> {
         if self.fresh {
-            // Never looked at, referred to by nothing: no need to mark it dead.
+            // Never looked at, referred to by nothing: no need to mark it dead (or, for a
+            // method's, to make it at all).
             self.fresh = false;
+            self.unallocated = false;
             self.depth = self.depth.saturating_sub(1);
             let to = self.fresh_sender;
             return self.continue_in(m, to, value);
