@@ -215,9 +215,7 @@ fn reach(t: &Tenant, from: &[Value], stop: &HashSet<Word>) -> Result<(Vec<Value>
 /// ([`Tenant::copies`]) count as other roots as well, since the base reaches them: what
 /// they reach stays outside, and a reference to a copy is the out-pointer
 /// [`OutRef::Base`] of the base object it stands for. A root that is itself a copy is
-/// still a root. Pinned handles cannot be enumerated through the tenant API (it answers
-/// only their count), so objects held only by a handle must be passed in `others`.
-/// Time: O(diverted objects + private objects reachable from them, `others` and `roots`,
+/// still a root. Pinned objects are among [`tenant_roots`]. Time: O(diverted objects + private objects reachable from them, `others` and `roots`,
 /// and their slots); the base is never walked.
 ///
 /// # Errors
@@ -301,11 +299,14 @@ pub fn extract(tenant: &Tenant, roots: &[Value], others: &[Value]) -> Result<Ten
     })
 }
 
-/// Every named root of `tenant` (the usual `others` of [`extract`], which adds the
-/// diverted copies itself). Pinned handles are not among them: the tenant API answers
-/// their number ([`Tenant::pinned_count`]), not the objects.
+/// Every named root of `tenant` and every object a pinned handle holds (the usual `others`
+/// of [`extract`], which adds the diverted copies itself).
 pub fn tenant_roots(tenant: &Tenant) -> Vec<Value> {
-    tenant.root_names().filter_map(|n| tenant.root(n)).collect()
+    tenant
+        .root_names()
+        .filter_map(|n| tenant.root(n))
+        .chain(tenant.pinned_objects())
+        .collect()
 }
 
 impl TenantSegment {

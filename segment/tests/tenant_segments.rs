@@ -794,3 +794,44 @@ fn diverted_copies_are_other_roots_and_named_by_their_base_object() {
     let _h = t.pin(s).unwrap();
     assert_eq!(t.pinned_count(), 1);
 }
+
+#[test]
+fn pinned_objects_are_other_roots() {
+    let base = Base::new(synth::image(200, 7));
+    let mut t = Tenant::fork(&base);
+    // r -> p -> q, r -> s.
+    let vs = build(
+        &mut t,
+        &base,
+        &[
+            Node::Ptr(vec![F::Node(1), F::Node(3)]),
+            Node::Ptr(vec![F::Node(2)]),
+            Node::Bytes(b"q".to_vec()),
+            Node::Bytes(b"s".to_vec()),
+        ],
+    );
+    let (r, p, q, s) = (vs[0], vs[1], vs[2], vs[3]);
+    assert_eq!(
+        tenant::extract(&t, &[r], &tenant::tenant_roots(&t))
+            .unwrap()
+            .members
+            .len(),
+        4
+    );
+    // A handle on p keeps p and what it reaches outside the segment.
+    let h = t.pin(p).unwrap();
+    let others = tenant::tenant_roots(&t);
+    assert!(others.iter().any(|o| o.same_word(p)));
+    let seg = tenant::extract(&t, &[r], &others).unwrap();
+    assert_eq!(seg.members.len(), 2);
+    assert!(seg.members.iter().any(|m| m.same_word(s)));
+    assert!(!seg.members.iter().any(|m| m.same_word(p) || m.same_word(q)));
+    t.unpin(h).unwrap();
+    assert_eq!(
+        tenant::extract(&t, &[r], &tenant::tenant_roots(&t))
+            .unwrap()
+            .members
+            .len(),
+        4
+    );
+}

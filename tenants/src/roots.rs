@@ -98,6 +98,34 @@ impl Tenant {
         Ok(v)
     }
 
+    /// What every pinned handle refers to now (after any become), in no particular order:
+    /// the objects handles keep alive, as roots of a walk over the tenant (a segment's
+    /// extraction, say). Time: O(handles).
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, Format, ObjectSize};
+    /// use cowheap_tenants::Tenant;
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let mut t = Tenant::fork(&base);
+    /// let class = t.class_of(base.heap().root("Smalltalk").unwrap()).unwrap();
+    /// let v = t.alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 }).unwrap();
+    /// t.pin(v).unwrap();
+    /// let pinned: Vec<_> = t.pinned_objects().collect();
+    /// assert!(pinned.len() == 1 && t.identical(pinned[0], v).unwrap());
+    /// ```
+    pub fn pinned_objects(&self) -> impl Iterator<Item = Value> + '_ {
+        self.handles()
+            .into_iter()
+            .flat_map(|hs| hs.slab.iter().map(|(_, &w)| w))
+            .map(|w| match w.is_ref() {
+                true => self.locate_word(w).map_or(w, |l| l.word()),
+                false => w,
+            })
+            .map(|w| Value::owned(w, self.id))
+    }
+
     /// Number of pinned handles.
     pub fn pinned_count(&self) -> usize {
         self.handles().map_or(0, |hs| hs.slab.len())
