@@ -12,7 +12,9 @@
 //!   (a register file) and writes them back whenever the context stops being active or may
 //!   be looked at, so a run stopped at any bytecode boundary is all in the heap: it is
 //!   resumed from the memory's root [`ACTIVE_ROOT`], also after a tenant snapshot is
-//!   restored in another process.
+//!   restored in another process. A method's context is allocated only when something could
+//!   look at it (a send from it, a primitive, `thisContext`, a closure, a collection, a
+//!   stop): a method that returns before that allocates none.
 //! - Every store the interpreter makes (stack pushes, temporaries, instance variables,
 //!   primitives) goes through [`ObjectMemory::set_slot`] or `set_bytes`: on a tenant that is
 //!   the copy-on-write barrier.
