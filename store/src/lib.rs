@@ -39,7 +39,8 @@
 //!   time to well within a lease (NTP); a node renews ([`Store::renew`]) well before expiry.
 //!   Clock skew can only make a lease end early or late, never break fencing, which rests
 //!   on epochs alone.
-//! - **Suspend** ([`Node::suspend`]) writes the tenant's snapshot (fenced) and releases it;
+//! - **Suspend** ([`Node::suspend`]) writes the tenant's snapshot and releases it in one
+//!   atomic, fenced step ([`Store::suspend`]);
 //!   **resume** ([`Node::resume`]) claims, fetches the base once into the node's cache
 //!   directory (mapped from there and shared by every tenant of that base in the process),
 //!   fetches the state and restores it. A resume that fails after its claim releases it.
