@@ -52,10 +52,16 @@ impl PgServer {
             )));
         }
         let as_postgres = is_root();
-        let dir = tempfile::Builder::new()
-            .prefix("cowheap-pg-")
-            .tempdir()
-            .map_err(|e| StoreError::Server(format!("temporary directory: {e}")))?;
+        // As root the server runs as `postgres`, which must reach the directory: /tmp,
+        // whatever TMPDIR says (it may lie under a directory only root can enter).
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("cowheap-pg-");
+        let dir = if as_postgres {
+            builder.tempdir_in("/tmp")
+        } else {
+            builder.tempdir()
+        }
+        .map_err(|e| StoreError::Server(format!("temporary directory: {e}")))?;
         if as_postgres {
             run(
                 Command::new("chown").arg("postgres:").arg(dir.path()),
