@@ -88,3 +88,33 @@ fn a_record_naming_a_missing_base() {
     let rec = a.store().record(&tenant).unwrap();
     assert_eq!((rec.owner, rec.state), (None, state));
 }
+
+/// A write the disk refuses (here: no temporary file can be made, as on a full disk) is a
+/// typed error, and the store keeps the last complete state.
+#[test]
+fn a_refused_write_is_a_typed_error_and_the_last_state_stays() {
+    use common::Harness;
+    let h = Local::new();
+    let s = h
+        .open(Access::Operator, Arc::new(cowheap_store::SystemClock))
+        .unwrap();
+    let fp = cowheap_heap::Fingerprint([4; 32]);
+    s.put_base(fp, b"base").unwrap();
+    let t = common::t("t");
+    s.create_tenant(&t, fp, None).unwrap();
+    let c = s.claim(&t, &common::n("a"), 60_000).unwrap();
+    let d1 = s.write_state(&c, b"one").unwrap();
+    let tmp = h.dir.path().join("tmp");
+    std::fs::remove_dir(&tmp).unwrap();
+    std::fs::write(&tmp, b"").unwrap();
+    for r in [s.write_state(&c, b"two"), s.suspend(&c, b"two")] {
+        assert!(matches!(r, Err(StoreError::Io { .. })), "{r:?}");
+    }
+    let rec = s.record(&t).unwrap();
+    assert_eq!((rec.state, rec.owner), (Some(d1), Some(common::n("a"))));
+    assert_eq!(s.read_state(&t, d1).unwrap(), b"one");
+    std::fs::remove_file(&tmp).unwrap();
+    std::fs::create_dir(&tmp).unwrap();
+    let d2 = s.suspend(&c, b"two").unwrap();
+    assert_eq!(s.read_state(&t, d2).unwrap(), b"two");
+}
