@@ -213,6 +213,16 @@ impl Node {
         Ok(d)
     }
 
+    /// Renews the node's lease on a resident tenant. A host that keeps tenants resident
+    /// renews them well within the lease (every half lease, say).
+    ///
+    /// # Errors
+    /// [`StoreError::Fenced`] if another node claimed it since (its lease had run out).
+    pub fn renew(&self, r: &mut Resident) -> Result<()> {
+        r.claim = self.store.renew(&r.claim, self.lease_ms)?;
+        Ok(())
+    }
+
     /// Writes the tenant's state and releases it, in one atomic step ([`Store::suspend`]).
     /// Time: O(private).
     ///

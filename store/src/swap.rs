@@ -160,6 +160,38 @@ impl SwapRegistry {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).stats
     }
 
+    /// Renews the leases of every resident tenant; a host calls it well within the node's
+    /// lease (every half lease, say). A tenant whose claim was taken over meanwhile is
+    /// dropped from the registry: another node has it now.
+    ///
+    /// # Errors
+    /// The first renewal that failed (a [`crate::StoreError::Fenced`] tenant is dropped;
+    /// another error keeps it resident); the others are still tried.
+    pub fn renew_all(&self) -> Result<()> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = &mut *g;
+        let mut first_err = None;
+        let mut fenced = Vec::new();
+        for (name, (r, tick, _)) in inner.resident.iter_mut() {
+            match self.node.renew(r) {
+                Ok(()) => {}
+                Err(e) => {
+                    if matches!(e, crate::StoreError::Fenced { .. }) {
+                        fenced.push((name.clone(), *tick));
+                    }
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        for (name, tick) in fenced {
+            inner.lru.remove(&tick);
+            if let Some((_, _, b)) = inner.resident.remove(&name) {
+                inner.bytes -= b;
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
     /// Suspends every resident tenant to the store.
     ///
     /// # Errors

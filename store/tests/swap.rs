@@ -85,3 +85,39 @@ fn budget_on_a_local_store() {
 fn budget_on_postgres() {
     budget(&Pg::new());
 }
+
+/// Resident tenants keep their claims while the host renews them, and lose them to another
+/// node once their lease runs out unrenewed: the registry's late suspend is then fenced and
+/// the other node's work stays.
+#[test]
+fn resident_tenants_are_renewed_or_taken_over() {
+    use cowheap_store::{ManualClock, Millis, Node, StoreError};
+    use std::sync::Arc;
+    let h = Local::new();
+    let fp = real_base(&h, 1_000);
+    let clock = ManualClock::new(Millis(1_000_000));
+    let store = |c: &ManualClock| h.open(Access::Operator, Arc::new(c.clone())).unwrap();
+    store(&clock).create_tenant(&t("r"), fp, None).unwrap();
+    let a = Node::new(store(&clock), common::n("a"), h.scratch().join("cache-a")).with_lease(1_000);
+    let b = Node::new(store(&clock), common::n("b"), h.scratch().join("cache-b")).with_lease(1_000);
+    let reg = SwapRegistry::new(a, usize::MAX);
+    reg.with(&t("r"), |tenant| write_mark(tenant, 1))
+        .unwrap()
+        .unwrap();
+    for _ in 0..5 {
+        clock.advance(600);
+        reg.renew_all().unwrap();
+        assert!(matches!(b.resume(&t("r")), Err(StoreError::Held { .. })));
+    }
+    // No renewal past the lease: b takes the tenant over, and a's registry lets it go.
+    clock.advance(1_000);
+    let mut rb = b.resume(&t("r")).unwrap();
+    write_mark(&mut rb.tenant, 2).unwrap();
+    b.suspend(rb).unwrap();
+    assert!(matches!(reg.renew_all(), Err(StoreError::Fenced { .. })));
+    assert_eq!(reg.resident(), 0);
+    assert_eq!(
+        reg.with(&t("r"), |tenant| read_mark(tenant)).unwrap(),
+        Some(2)
+    );
+}
