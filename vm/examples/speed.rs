@@ -3,7 +3,8 @@
 //! bootstrapped.image: `N benchFib` (sends and contexts) and `10 benchmark` (the image's
 //! sieve: loops, `at:put:`, arithmetic).
 //! `cargo run --release -p cowheap-vm --example speed -- IMAGES_DIR [N] [ROUNDS]`;
-//! `SPEED_ONLY=flat` or `tenant` runs one side only (for callgrind).
+//! `SPEED_ONLY=flat` or `tenant` runs one side only (for callgrind), `SPEED_WORKLOAD=benchFib`
+//! or `benchmark` one workload.
 
 use cowheap_forwarders::Base;
 use cowheap_heap::Value;
@@ -43,7 +44,12 @@ fn main() {
     let mut t = Tenant::fork(&base);
     let mut vf = Vm::new(&flat).unwrap();
     let mut vt = Vm::new(&t).unwrap();
+    // `SPEED_WORKLOAD=benchFib` or `benchmark` runs one workload only.
+    let workload = std::env::var("SPEED_WORKLOAD").unwrap_or_default();
     for (sel, arg) in [("benchFib", n), ("benchmark", 10)] {
+        if !workload.is_empty() && workload != sel {
+            continue;
+        }
         let (mut best_f, mut best_t) = (f64::MAX, f64::MAX);
         let (mut bc, mut sends) = (0, 0);
         for _ in 0..rounds {

@@ -126,6 +126,10 @@ impl Vm {
         self.bottom = bottom;
         // Unknown until counted: the count is redone when it passes the limit.
         self.depth = 0;
+        self.reset_fresh();
+        // What the run handed to the image before it stopped is not known: read every
+        // returned-to context back.
+        self.expose();
         self.load_context(m, active)?;
         let result = self.interpret(m, budget);
         self.finish(m, result)

@@ -32,6 +32,23 @@ struct CacheEntry {
     header: MethodHeader,
 }
 
+/// The registers of a suspended caller, kept so that returning to it need not read its
+/// context back: valid while nothing but the interpreter can have written that context.
+#[derive(Clone)]
+struct Saved {
+    active: Value,
+    method: Value,
+    code: Arc<[u8]>,
+    receiver: Value,
+    temps: Value,
+    temps_here: bool,
+    pc: usize,
+    pc_base: usize,
+    literals: usize,
+    cap: usize,
+    stack: Vec<Value>,
+}
+
 /// Counters of a [`Vm`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VmStats {
@@ -110,6 +127,14 @@ pub struct Vm {
     /// [`Vm::materialize`] allocates it): a method that returns before anything looks at
     /// its context never allocates one.
     unallocated: bool,
+    /// The callers' registers, innermost last (see [`Saved`]).
+    frames: Vec<Saved>,
+    /// Callers' registers are kept: no context of this run has been handed to the image
+    /// (`thisContext`, a closure's outer context, `cannotReturn:`), so none can have been
+    /// written but by the interpreter.
+    frames_on: bool,
+    /// Emptied stacks for reuse.
+    pool: Vec<Vec<Value>>,
     /// Reused for arguments while one frame is replaced by another.
     scratch: Vec<Value>,
     /// The 1-based pc of the method's first bytecode.
@@ -201,6 +226,9 @@ impl Vm {
             fresh: false,
             fresh_sender: nil,
             unallocated: false,
+            frames: Vec::new(),
+            frames_on: false,
+            pool: Vec::new(),
             code: Arc::from(&[][..]),
             code_cache: FxHashMap::default(),
             pc_base: 0,
@@ -523,6 +551,26 @@ impl Vm {
     pub(crate) fn reset_fresh(&mut self) {
         self.fresh = false;
         self.unallocated = false;
+        self.drop_frames();
+        self.frames_on = true;
+    }
+
+    /// Forgets the callers' saved registers: returns read contexts back from the heap.
+    pub(crate) fn drop_frames(&mut self) {
+        for f in self.frames.drain(..) {
+            if self.pool.len() < 64 {
+                let mut v = f.stack;
+                v.clear();
+                self.pool.push(v);
+            }
+        }
+    }
+
+    /// A context of this run is being handed to the image, which may write it: from now
+    /// on every return reads its context back.
+    pub(crate) fn expose(&mut self) {
+        self.frames_on = false;
+        self.drop_frames();
     }
 
     /// An empty cached frame of `cap` fields (for a new bottom context).
@@ -789,6 +837,7 @@ impl Vm {
                 self.push(m, v)?;
             }
             Op::PushThisContext => {
+                self.expose();
                 self.store_registers(m)?;
                 self.push(m, self.active)?;
             }
@@ -897,6 +946,7 @@ impl Vm {
                 bytes: 0,
             },
         )?;
+        self.expose();
         self.materialize(m)?;
         m.set_slot(c, closure::OUTER, self.active)?;
         let start = (self.pc + self.pc_base) as i64;
@@ -1287,6 +1337,19 @@ impl Vm {
         self.store_registers(m)?;
         // Sender, method and receiver are written when the context is first looked at.
         let sender = self.active;
+        let saved = (self.frames_on && !self.is_bottom(sender)).then(|| Saved {
+            active: sender,
+            method: self.method,
+            code: self.code.clone(),
+            receiver: self.receiver,
+            temps: self.temps,
+            temps_here: self.temps_here,
+            pc: self.pc,
+            pc_base: self.pc_base,
+            literals: self.literals,
+            cap: self.cap,
+            stack: Vec::new(),
+        });
         // A method's context is made when first looked at; a block's now, to hold its
         // closure.
         let (c, pc) = match closure {
@@ -1327,7 +1390,15 @@ impl Vm {
             .checked_sub(self.pc_base)
             .ok_or_else(|| corrupt("a block that starts before its method's bytecodes"))?;
         // The cached frame becomes the new context's; the old cache is the next scratch.
-        self.scratch = std::mem::replace(&mut self.stack, frame_values);
+        let old = std::mem::replace(&mut self.stack, frame_values);
+        match saved {
+            Some(mut f) => {
+                f.stack = old;
+                self.frames.push(f);
+                self.scratch = self.pool.pop().unwrap_or_default();
+            }
+            None => self.scratch = old,
+        }
         self.cap = frame;
         self.dirty = 0;
         self.maybe_collect(m)?;
@@ -1413,6 +1484,7 @@ impl Vm {
             return self.local_return(m, value);
         }
         // Non-local return: the home must still be live and on the active chain.
+        self.drop_frames();
         self.materialize(m)?;
         let to = m.slot(home, ctx::SENDER)?;
         if self.is_nil(m, m.slot(home, ctx::PC)?)? || self.is_nil(m, to)? {
@@ -1437,6 +1509,7 @@ impl Vm {
             {
                 // An unwind block lies between: let the image run it
                 // (`thisContext aboutToReturn: value through: c`).
+                self.expose();
                 self.push(m, self.active)?;
                 self.push(m, value)?;
                 self.push(m, c)?;
@@ -1480,6 +1553,7 @@ impl Vm {
 
     #[cold]
     fn cannot_return<M: ObjectMemory>(&mut self, m: &mut M, value: Value) -> Result<Flow> {
+        self.expose();
         self.materialize(m)?;
         self.push(m, self.active)?;
         self.push(m, value)?;
@@ -1522,6 +1596,36 @@ impl Vm {
             self.dirty = 0;
             return Ok(Flow::Done(value));
         }
+        if self.frames_on
+            && let Some(f) = self.frames.last()
+            && f.active.word() == to.word()
+            && let Some(f) = self.frames.pop()
+        {
+            // The caller's registers as they were when it sent: nothing else can have
+            // written its context since.
+            let done = std::mem::replace(&mut self.stack, f.stack);
+            if self.pool.len() < 64 {
+                let mut v = done;
+                v.clear();
+                self.pool.push(v);
+            }
+            self.active = f.active;
+            self.method = f.method;
+            self.code = f.code;
+            self.receiver = f.receiver;
+            self.temps = f.temps;
+            self.temps_here = f.temps_here;
+            self.pc = f.pc;
+            self.pc_base = f.pc_base;
+            self.literals = f.literals;
+            self.cap = f.cap;
+            self.dirty = self.stack.len();
+            self.fresh = false;
+            self.unallocated = false;
+            self.push(m, value)?;
+            return Ok(Flow::Go);
+        }
+        self.drop_frames();
         if self.is_nil(m, m.slot(to, ctx::PC)?)? {
             return Err(corrupt("a return to a dead context"));
         }

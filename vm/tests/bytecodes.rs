@@ -816,3 +816,32 @@ fn hostile_sends_fail_typed_and_never_panic() {
         assert!(matches!(e, VmError::Memory(_)), "{e}");
     });
 }
+
+#[test]
+fn a_context_written_through_thiscontext_is_read_back_on_return() {
+    let mut img = image(false);
+    // outer  | t | t := 1. self inner: thisContext. ^t
+    let inner = [Lit::Sym("inner:".into())];
+    img.method(
+        "SmallInteger",
+        "outer",
+        0,
+        1,
+        &inner,
+        &[118, 104, 112, 137, 224, 135, 16, 124],
+        0,
+    );
+    // inner: ctx  ctx at: 1 put: 42 (its first temporary)
+    img.method(
+        "SmallInteger",
+        "inner:",
+        1,
+        1,
+        &[Lit::Int(42)],
+        &[16, 118, 32, 193, 135, 120],
+        0,
+    );
+    on_both!(img, |vm, m, s| {
+        assert_eq!(int(vm, m, s, 0, "outer", &[]), Some(42));
+    });
+}
