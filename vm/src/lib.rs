@@ -14,7 +14,9 @@
 //!   resumed from the memory's root [`ACTIVE_ROOT`], also after a tenant snapshot is
 //!   restored in another process. A method's context is allocated only when something could
 //!   look at it (a send from it, a primitive, `thisContext`, a closure, a collection, a
-//!   stop): a method that returns before that allocates none.
+//!   stop): a method that returns before that allocates none. While no context of a run
+//!   has been handed to the image, a return restores the caller's registers kept at the
+//!   send instead of reading its context back.
 //! - Every store the interpreter makes (stack pushes, temporaries, instance variables,
 //!   primitives) goes through [`ObjectMemory::set_slot`] or `set_bytes`: on a tenant that is
 //!   the copy-on-write barrier.
