@@ -7,13 +7,13 @@ use cowheap_tenants::Tenant;
 use cowheap_vm::{Symbols, Vm, VmError};
 use rayon::prelude::*;
 
-/// Tenants: `COWHEAP_VM_TENANTS`, else 1,000 in an optimised build and 50 in a build with
-/// debug assertions (an unoptimised interpreter takes over a second per tenant here).
+/// Tenants: `COWHEAP_VM_TENANTS`, else 1,000 (the test profile optimises the interpreter's
+/// crates, so the README's test command runs all of them too).
 fn tenants() -> usize {
     std::env::var("COWHEAP_VM_TENANTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if cfg!(debug_assertions) { 50 } else { 1_000 })
+        .unwrap_or(1_000)
 }
 
 #[test]
