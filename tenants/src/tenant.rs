@@ -474,9 +474,16 @@ impl Tenant {
 
     /// The word to store for `v`: checked to belong to this tenant and to lead somewhere, and
     /// stored as where it leads now.
+    #[inline]
     pub(crate) fn store_word(&self, v: Value) -> Result<Word> {
+        let w = v.word();
+        // Immediates (small integers, characters, small floats) are stored as they are, and
+        // so is a reference that leads to itself: a live private object of this tenant, or a
+        // base object read in place.
+        if w.is_immediate() || self.own_body(v).is_some() || self.in_place(v).is_some() {
+            return Ok(w);
+        }
         let w = self.own(v)?;
-        // Immediates (small integers, characters, small floats) are stored as they are.
         if w.is_ref() {
             Ok(self.locate_word(w)?.word())
         } else {
