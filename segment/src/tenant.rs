@@ -386,6 +386,14 @@ impl TenantSegment {
         outside: &[Value],
         accept_unbound: bool,
     ) -> Result<Imported> {
+        // A segment that may not be imported (imported already, say) is refused before
+        // anything is allocated in the tenant.
+        if !self.state.allows(SegmentState::Imported) {
+            return Err(SegmentError::State(StateError {
+                from: self.state,
+                to: SegmentState::Imported,
+            }));
+        }
         let base = tenant.base().clone();
         let heap = base.heap();
         let same_base = base.fingerprint() == self.fingerprint;

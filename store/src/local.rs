@@ -168,22 +168,15 @@ impl LocalStore {
 
     /// The record, if this access may see it: a principal not entitled to the tenant is
     /// told it is missing, so nothing names another tenant's data to it.
-    fn load_visible(
-        &self,
-        t: &TenantName,
-        op: &'static str,
-    ) -> Result<(TenantRecord, Vec<PrincipalName>)> {
+    fn load_visible(&self, t: &TenantName) -> Result<(TenantRecord, Vec<PrincipalName>)> {
         let (rec, grants) = self
             .load(t)?
             .ok_or_else(|| StoreError::TenantMissing { tenant: t.clone() })?;
         if let Access::Principal { name, .. } = &self.access
             && !grants.contains(name)
         {
-            return Err(StoreError::Denied {
-                principal: name.clone(),
-                op,
-                what: format!("tenant {t}"),
-            });
+            // As PostgreSQL's row-level security answers: the tenant is not there for it.
+            return Err(StoreError::TenantMissing { tenant: t.clone() });
         }
         Ok((rec, grants))
     }
@@ -208,7 +201,16 @@ impl LocalStore {
             return Ok(digest);
         }
         let dir = path.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+            // The new directory's own entry must survive a crash, or a record could name a
+            // blob whose directory is gone.
+            if let Some(parent) = dir.parent() {
+                File::open(parent)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| StoreError::io(parent, e))?;
+            }
+        }
         let mut framed = Vec::with_capacity(BLOB_HEADER + bytes.len());
         framed.extend(BLOB_MAGIC);
         framed.extend((bytes.len() as u64).to_le_bytes());
@@ -254,7 +256,6 @@ impl LocalStore {
     fn update<T>(
         &self,
         t: &TenantName,
-        op: &'static str,
         f: impl FnOnce(&mut TenantRecord) -> Result<T>,
     ) -> Result<T> {
         // No lock file is made for a tenant that does not exist.
@@ -262,7 +263,7 @@ impl LocalStore {
             return Err(StoreError::TenantMissing { tenant: t.clone() });
         }
         let _lock = self.lock(t)?;
-        let (mut rec, grants) = self.load_visible(t, op)?;
+        let (mut rec, grants) = self.load_visible(t)?;
         let out = f(&mut rec)?;
         self.save(&rec, &grants)?;
         Ok(out)
@@ -299,7 +300,17 @@ pub(crate) fn take(
             lease_expiry: rec.lease_expiry,
         });
     }
-    rec.epoch = Epoch(rec.epoch.0 + 1);
+    // An epoch at the end of its range (a damaged or forged record) cannot move on: fencing
+    // would break if it wrapped. The bound is a database bigint's, so both backends agree.
+    rec.epoch = match rec.epoch.0.checked_add(1) {
+        Some(e) if i64::try_from(e).is_ok() => Epoch(e),
+        _ => {
+            return Err(StoreError::Damaged {
+                what: format!("the record of tenant {}", rec.tenant),
+                problem: "its epoch cannot move on",
+            });
+        }
+    };
     rec.owner = Some(node.clone());
     rec.lease_expiry = now.plus(lease_ms);
     Ok(Claim {
@@ -382,7 +393,7 @@ impl Store for LocalStore {
     }
 
     fn record(&self, tenant: &TenantName) -> Result<TenantRecord> {
-        self.load_visible(tenant, "read").map(|(r, _)| r)
+        self.load_visible(tenant).map(|(r, _)| r)
     }
 
     fn tenants(&self) -> Result<Vec<TenantRecord>> {
@@ -394,7 +405,7 @@ impl Store for LocalStore {
             let Ok(t) = TenantName::new(stem) else {
                 continue;
             };
-            match self.load_visible(&t, "list") {
+            match self.load_visible(&t) {
                 Ok((r, _)) => out.push(r),
                 Err(StoreError::Denied { .. } | StoreError::TenantMissing { .. }) => {}
                 Err(e) => return Err(e),
@@ -405,13 +416,11 @@ impl Store for LocalStore {
     }
 
     fn claim(&self, tenant: &TenantName, node: &NodeName, lease_ms: u64) -> Result<Claim> {
-        self.update(tenant, "claim", |rec| {
-            take(rec, node, self.clock.now(), lease_ms)
-        })
+        self.update(tenant, |rec| take(rec, node, self.clock.now(), lease_ms))
     }
 
     fn renew(&self, claim: &Claim, lease_ms: u64) -> Result<Claim> {
-        self.update(&claim.tenant, "renew", |rec| {
+        self.update(&claim.tenant, |rec| {
             check_fence(rec, claim)?;
             rec.lease_expiry = self.clock.now().plus(lease_ms);
             Ok(Claim {
@@ -423,10 +432,10 @@ impl Store for LocalStore {
 
     fn write_state(&self, claim: &Claim, state: &[u8]) -> Result<Digest> {
         // Check first, so a stale node does not even add a blob; check again under the lock.
-        let (rec, _) = self.load_visible(&claim.tenant, "write")?;
+        let (rec, _) = self.load_visible(&claim.tenant)?;
         check_fence(&rec, claim)?;
         let digest = self.put_blob(state)?;
-        self.update(&claim.tenant, "write", |rec| {
+        self.update(&claim.tenant, |rec| {
             check_fence(rec, claim)?;
             rec.state = Some(digest);
             Ok(digest)
@@ -434,10 +443,10 @@ impl Store for LocalStore {
     }
 
     fn suspend(&self, claim: &Claim, state: &[u8]) -> Result<Digest> {
-        let (rec, _) = self.load_visible(&claim.tenant, "write")?;
+        let (rec, _) = self.load_visible(&claim.tenant)?;
         check_fence(&rec, claim)?;
         let digest = self.put_blob(state)?;
-        self.update(&claim.tenant, "suspend", |rec| {
+        self.update(&claim.tenant, |rec| {
             check_fence(rec, claim)?;
             rec.state = Some(digest);
             rec.owner = None;
@@ -447,7 +456,7 @@ impl Store for LocalStore {
     }
 
     fn release(&self, claim: &Claim) -> Result<()> {
-        self.update(&claim.tenant, "release", |rec| {
+        self.update(&claim.tenant, |rec| {
             check_fence(rec, claim)?;
             rec.owner = None;
             rec.lease_expiry = Millis(0);
@@ -456,7 +465,7 @@ impl Store for LocalStore {
     }
 
     fn read_state(&self, tenant: &TenantName, digest: Digest) -> Result<Vec<u8>> {
-        let (rec, _) = self.load_visible(tenant, "read")?;
+        let (rec, _) = self.load_visible(tenant)?;
         if rec.state != Some(digest) {
             return Err(StoreError::BlobMissing { digest });
         }

@@ -143,12 +143,20 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-fn i64_of(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
+/// `v` as a `bigint`, or [`StoreError::Damaged`] naming `what` if it does not fit.
+fn i64_of(v: u64, what: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| StoreError::Damaged {
+        what: what.to_owned(),
+        problem: "a value past the largest bigint",
+    })
 }
 
-fn u64_of(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
+/// A `bigint` column read back, or [`StoreError::Damaged`] naming `what` if it is negative.
+fn u64_of(v: i64, what: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StoreError::Damaged {
+        what: what.to_owned(),
+        problem: "a negative value",
+    })
 }
 
 fn arr32(v: &[u8], what: &'static str) -> Result<[u8; 32]> {
@@ -370,8 +378,8 @@ impl PgStore {
                 &r.tenant.as_str(),
                 &state,
                 &r.owner.as_ref().map(|o| o.as_str()),
-                &i64_of(r.epoch.0),
-                &i64_of(r.lease_expiry.0),
+                &i64_of(r.epoch.0, "an epoch")?,
+                &i64_of(r.lease_expiry.0, "a lease expiry")?,
             ],
         )
         .map_err(|e| StoreError::db(op, e))?;
@@ -400,7 +408,7 @@ impl PgStore {
             )
             .map_err(|e| StoreError::db("read a blob", e))?
             .ok_or(StoreError::BlobMissing { digest: *digest })?;
-        let expected = u64_of(row.get(0));
+        let expected = u64_of(row.get(0), "cowheap_blobs.len")?;
         let data: Vec<u8> = row.get(1);
         if data.len() as u64 != expected {
             return Err(StoreError::BlobTruncated {
@@ -425,8 +433,11 @@ impl PgStore {
 /// another tenant's).
 fn put_blob(tx: &mut Transaction<'_>, bytes: &[u8], operator: bool) -> Result<Digest> {
     let digest = Digest::of(bytes);
-    let params: [&(dyn postgres::types::ToSql + Sync); 3] =
-        [&digest.0.as_slice(), &i64_of(bytes.len() as u64), &bytes];
+    let params: [&(dyn postgres::types::ToSql + Sync); 3] = [
+        &digest.0.as_slice(),
+        &i64_of(bytes.len() as u64, "a blob's length")?,
+        &bytes,
+    ];
     if operator {
         tx.execute(
             "INSERT INTO cowheap_blobs (digest, len, data) VALUES ($1, $2, $3) \
@@ -468,8 +479,8 @@ fn row_record(tenant: TenantName, row: &postgres::Row) -> Result<TenantRecord> {
             None => None,
         },
         owner: owner.map(NodeName::new).transpose()?,
-        epoch: Epoch(u64_of(row.get(3))),
-        lease_expiry: Millis(u64_of(row.get(4))),
+        epoch: Epoch(u64_of(row.get(3), "cowheap_tenants.epoch")?),
+        lease_expiry: Millis(u64_of(row.get(4), "cowheap_tenants.lease_expiry")?),
         tenant,
     })
 }
@@ -693,8 +704,8 @@ impl Store for PgStore {
                 )
                 .map_err(|e| StoreError::db("count blobs", e))?;
             Ok(BlobStats {
-                count: u64_of(r.get(0)),
-                bytes: u64_of(r.get(1)),
+                count: u64_of(r.get(0), "the blob count")?,
+                bytes: u64_of(r.get(1), "the blob bytes")?,
             })
         })
     }
