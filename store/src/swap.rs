@@ -90,9 +90,11 @@ impl SwapRegistry {
     /// recently used tenants until the resident ones fit the budget.
     ///
     /// # Errors
-    /// As [`Node::resume`] (another node holds it, its state is damaged) and
-    /// [`Node::suspend`] for the tenants swapped out (a fenced one is dropped: another
-    /// node has newer work).
+    /// As [`Node::resume`] (another node holds it, its state is damaged): `f` did not run.
+    /// As [`Node::suspend`] for a tenant being swapped out: `f` **did** run (do not run it
+    /// again), and the tenant that could not be written stays resident, so nothing is lost;
+    /// the budget may be passed until a later call swaps it out. A fenced tenant is dropped
+    /// without an error: another node has newer work.
     pub fn with<R>(&self, tenant: &TenantName, f: impl FnOnce(&mut Tenant) -> R) -> Result<R> {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let inner = &mut *g;
@@ -127,11 +129,20 @@ impl SwapRegistry {
             let Some(name) = inner.lru.remove(&oldest) else {
                 break;
             };
-            if let Some((r, _, b)) = inner.resident.remove(&name) {
-                inner.bytes -= b;
-                inner.stats.swapped_out += 1;
-                if let Err(e) = self.node.suspend(r) {
-                    first_err.get_or_insert(e);
+            let Some((r, t, b)) = inner.resident.remove(&name) else {
+                continue;
+            };
+            match self.node.store().suspend(r.claim(), &r.tenant.snapshot()) {
+                Ok(_) | Err(crate::StoreError::Fenced { .. }) => {
+                    inner.bytes -= b;
+                    inner.stats.swapped_out += 1;
+                }
+                Err(e) => {
+                    // Kept, unwritten work and all; the next call tries again.
+                    inner.lru.insert(t, name.clone());
+                    inner.resident.insert(name, (r, t, b));
+                    first_err = Some(e);
+                    break;
                 }
             }
         }
