@@ -560,40 +560,35 @@ pub fn materialise(
                 .push((k, name.clone(), b.as_ref().err().map(ToString::to_string)));
         }
     }
-    // Allocate: classes inside the segment must exist before their instances, so repeat
-    // until nothing more can be made (class chains are short; each pass is O(objects)).
+    // Allocate: classes inside the segment before their instances, in one pass in that
+    // order; a member whose class could not be made is skipped (and reported below).
     let mut made: Vec<Option<Value>> = vec![None; seg.objects.len()];
     let float_class = heap.float_class();
     let mut nils: Vec<Value> = Vec::new();
-    loop {
-        let mut progress = false;
-        for (i, o) in seg.objects.iter().enumerate() {
-            if made[i].is_some() {
-                continue;
-            }
-            let Ok(class) = class_of(o, project, &bindings, &made) else {
-                continue;
-            };
-            let (format, size, bytes) = layout(
-                o,
-                seg.order,
-                float_class.is_some_and(|f| f.same_word(class)),
-            );
-            // Slots start nil and are set below; the identity hash is the segment's.
-            nils.resize(size.slots, names.nil);
-            let v = tenant.alloc_with_hash(
-                class,
-                format,
-                &nils[..size.slots],
-                &bytes,
-                u32::from(o.hash),
-            )?;
-            made[i] = Some(v);
-            progress = true;
-        }
-        if !progress {
-            break;
-        }
+    let order = crate::class_first_order(seg.objects.len(), |i| match seg.objects[i].class {
+        ClassRef::Obj(j) => Some(j as usize),
+        _ => None,
+    });
+    for i in order {
+        let o = &seg.objects[i];
+        let Ok(class) = class_of(o, project, &bindings, &made) else {
+            continue;
+        };
+        let (format, size, bytes) = layout(
+            o,
+            seg.order,
+            float_class.is_some_and(|f| f.same_word(class)),
+        );
+        // Slots start nil and are set below; the identity hash is the segment's.
+        nils.resize(size.slots, names.nil);
+        let v = tenant.alloc_with_hash(
+            class,
+            format,
+            &nils[..size.slots],
+            &bytes,
+            u32::from(o.hash),
+        )?;
+        made[i] = Some(v);
     }
     for (i, o) in seg.objects.iter().enumerate() {
         let Some(v) = made[i] else {

@@ -76,3 +76,56 @@ pub mod v3;
 
 pub use error::{Result, SegmentError};
 pub use project::{OutPointer, Project, ProjectReport};
+
+/// An order of `n` members in which every member comes after the member that is its class
+/// (`class_member(i)`, when its class is a member in range), so that one pass can make them
+/// all: O(n), however long the chains of classes. Members on a cycle of classes come in some
+/// order after the rest of their chain; the caller finds their class unmade and reports it.
+pub(crate) fn class_first_order(
+    n: usize,
+    class_member: impl Fn(usize) -> Option<usize>,
+) -> Vec<usize> {
+    // 0: not yet placed; 1: on the chain being walked; 2: placed.
+    let mut state = vec![0u8; n];
+    let mut order = Vec::with_capacity(n);
+    let mut chain = Vec::new();
+    for start in 0..n {
+        let mut i = start;
+        // Walk up the classes to a placed member, an outside class or a cycle.
+        while state[i] == 0 {
+            state[i] = 1;
+            chain.push(i);
+            match class_member(i) {
+                Some(j) if j < n => i = j,
+                _ => break,
+            }
+        }
+        // Place the chain from its top down.
+        while let Some(i) = chain.pop() {
+            state[i] = 2;
+            order.push(i);
+        }
+    }
+    order
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::class_first_order;
+
+    #[test]
+    fn classes_come_before_their_instances_and_cycles_end() {
+        // 0's class is 1, 1's is 2, 2's is outside; 3 and 4 are each other's class; 5's is 9.
+        let class = |i: usize| [Some(1), Some(2), None, Some(4), Some(3), Some(9)][i];
+        let order = class_first_order(6, class);
+        let mut seen = order.clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..6).collect::<Vec<_>>());
+        let at = |i| order.iter().position(|&x| x == i).unwrap();
+        assert!(at(2) < at(1) && at(1) < at(0));
+        // A long chain is ordered in one walk.
+        let long = class_first_order(100_000, |i| (i + 1 < 100_000).then_some(i + 1));
+        assert_eq!(long.first(), Some(&99_999));
+        assert_eq!(long.last(), Some(&0));
+    }
+}

@@ -433,42 +433,37 @@ impl TenantSegment {
             return Err(SegmentError::Unbound(unbound));
         }
         let bad = |what| SegmentError::BadSegment(what);
-        // Classes inside the segment first: repeat until nothing more can be made.
+        // Classes inside the segment before their instances: one pass in that order.
         let n = self.objects.len();
         let mut made: Vec<Option<Value>> = vec![None; n];
         let mut nils: Vec<Value> = Vec::new();
-        loop {
-            let mut progress = false;
-            for (i, o) in self.objects.iter().enumerate() {
-                if made[i].is_some() {
-                    continue;
-                }
-                let class = match o.class {
-                    SRef::Obj(j) => match made.get(j as usize) {
-                        Some(Some(c)) => *c,
-                        Some(None) => continue,
-                        None => return Err(bad("a class reference to no member")),
-                    },
-                    SRef::Out(k) => *bound
-                        .get(k as usize)
-                        .ok_or(bad("a class reference to no out-pointer"))?,
-                    SRef::Imm(_) => return Err(bad("an immediate as a class")),
-                };
-                // Slots start nil and are set below; the identity hash is the member's.
-                nils.resize(o.slots.len(), nil);
-                let v = tenant.alloc_with_hash(
-                    class,
-                    o.format,
-                    &nils[..o.slots.len()],
-                    &o.bytes,
-                    o.hash,
-                )?;
-                made[i] = Some(v);
-                progress = true;
-            }
-            if !progress {
-                break;
-            }
+        let order = crate::class_first_order(n, |i| match self.objects[i].class {
+            SRef::Obj(j) => Some(j as usize),
+            _ => None,
+        });
+        for i in order {
+            let o = &self.objects[i];
+            let class = match o.class {
+                SRef::Obj(j) => match made.get(j as usize) {
+                    Some(Some(c)) => *c,
+                    Some(None) => return Err(bad("members whose classes form a cycle")),
+                    None => return Err(bad("a class reference to no member")),
+                },
+                SRef::Out(k) => *bound
+                    .get(k as usize)
+                    .ok_or(bad("a class reference to no out-pointer"))?,
+                SRef::Imm(_) => return Err(bad("an immediate as a class")),
+            };
+            // Slots start nil and are set below; the identity hash is the member's.
+            nils.resize(o.slots.len(), nil);
+            let v = tenant.alloc_with_hash(
+                class,
+                o.format,
+                &nils[..o.slots.len()],
+                &o.bytes,
+                o.hash,
+            )?;
+            made[i] = Some(v);
         }
         if made.iter().any(Option::is_none) {
             return Err(bad("members whose classes form a cycle"));
