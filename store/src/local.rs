@@ -111,7 +111,29 @@ impl LocalStore {
                 });
             }
         }
+        store.sweep_tmp(STALE_TMP);
         Ok(store)
+    }
+
+    /// Removes temporary files older than `age`: what processes killed mid-write left. A
+    /// younger one may be another process's write in progress, so it is left alone. Best
+    /// effort: a file that cannot be read or removed stays.
+    fn sweep_tmp(&self, age: std::time::Duration) {
+        let Ok(entries) = fs::read_dir(self.tmp()) else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        for e in entries.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|d| d > age);
+            if old && e.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
     }
 
     /// The store's directory.
@@ -595,6 +617,10 @@ fn list_dir(d: &Path) -> Result<Vec<String>> {
 
 /// Writes `path` whole or not at all: a temporary file in `tmp`, fsynced, renamed over
 /// `path`, then `path`'s directory fsynced.
+/// How old a temporary file must be before opening the store removes it: far longer than
+/// any write takes.
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
 fn write_atomic(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = tempfile::NamedTempFile::new_in(tmp).map_err(|e| StoreError::io(tmp, e))?;
     f.write_all(bytes).map_err(|e| StoreError::io(path, e))?;

@@ -118,10 +118,15 @@ impl Node {
     /// Stores the cowheap image file at `path` as a base (after verifying it in full) and
     /// returns its fingerprint. Operator only. Time: O(size).
     pub fn put_base_file(&self, path: &Path) -> Result<Fingerprint> {
-        let heap = BaseHeap::open_with(path, Verification::Full).map_err(StoreError::BaseFile)?;
+        // Read once, and verify a private copy of exactly those bytes: a file that changes
+        // meanwhile cannot slip unverified bytes into the store.
+        let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
+        let dir = tempfile::tempdir().map_err(|e| StoreError::io(std::env::temp_dir(), e))?;
+        let copy = dir.path().join("base.cowheap");
+        std::fs::write(&copy, &bytes).map_err(|e| StoreError::io(&copy, e))?;
+        let heap = BaseHeap::open_with(&copy, Verification::Full).map_err(StoreError::BaseFile)?;
         let fp = heap.fingerprint();
         drop(heap);
-        let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
         self.store.put_base(fp, &bytes)?;
         Ok(fp)
     }

@@ -118,3 +118,24 @@ fn a_refused_write_is_a_typed_error_and_the_last_state_stays() {
     let d2 = s.suspend(&c, b"two").unwrap();
     assert_eq!(s.read_state(&t, d2).unwrap(), b"two");
 }
+
+#[test]
+fn opening_a_store_sweeps_temporary_files_left_long_ago_and_keeps_fresh_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(cowheap_store::SystemClock);
+    LocalStore::init(dir.path(), clock.clone(), Access::Operator).unwrap();
+    let tmp = dir.path().join("tmp");
+    let (stale, fresh) = (tmp.join("left-by-a-crash"), tmp.join("being-written"));
+    std::fs::write(&stale, b"half a state").unwrap();
+    std::fs::write(&fresh, b"a write in progress").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    LocalStore::open(dir.path(), clock, Access::Operator).unwrap();
+    assert!(!stale.exists(), "a stale temporary file stays");
+    assert!(fresh.exists(), "a fresh temporary file was removed");
+}
