@@ -3,30 +3,16 @@
 //! the rest listed, and the materialised objects read back through the tenant API exactly
 //! as the segment words say.
 
+mod common;
+
+use common::image;
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, Value};
 use cowheap_segment::bind::{self, BaseNames};
 use cowheap_segment::v3::{ClassRef, Oop};
 use cowheap_segment::{OutPointer, Project};
 use cowheap_tenants::Tenant;
-use std::path::PathBuf;
 use std::sync::Arc;
-
-/// The folder of real images: `COWHEAP_IMAGES`, else `../shared/images`.
-fn image(name: &str) -> PathBuf {
-    let dir = std::env::var_os("COWHEAP_IMAGES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/images"))
-        });
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: set COWHEAP_IMAGES to the folder of real images (see ../shared/images/README.md)",
-        path.display()
-    );
-    path
-}
 
 fn base(name: &str) -> Arc<Base> {
     Base::new(cowheap_squeak::import(image(name)).unwrap().heap)

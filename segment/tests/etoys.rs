@@ -4,25 +4,11 @@
 //! DataStream reader); the byte-identical re-export; every truncation and a set of bit flips
 //! refused with a typed error.
 
+mod common;
+
+use common::image;
 use cowheap_segment::{Project, SegmentError, container, v3::ByteOrder};
 use std::io::Read;
-use std::path::PathBuf;
-
-/// The folder of real images: `COWHEAP_IMAGES`, else `../shared/images`.
-fn image(name: &str) -> PathBuf {
-    let dir = std::env::var_os("COWHEAP_IMAGES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/images"))
-        });
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: set COWHEAP_IMAGES to the folder of real images (see ../shared/images/README.md)",
-        path.display()
-    );
-    path
-}
 
 /// The README's table: file, segment words, objects, fields of the roots array.
 const TABLE: [(&str, usize, usize, usize); 4] = [

@@ -1,26 +1,13 @@
 //! Hostile input: random bytes and random mutations of real segment words and object
 //! streams never panic; each reader answers a value or a typed error.
 
+mod common;
+
+use common::image;
 use cowheap_segment::v3::V3Segment;
 use cowheap_segment::{Project, container, datastream};
 use proptest::prelude::*;
-use std::path::PathBuf;
 use std::sync::OnceLock;
-
-fn image(name: &str) -> PathBuf {
-    let dir = std::env::var_os("COWHEAP_IMAGES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/images"))
-        });
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: set COWHEAP_IMAGES to the folder of real images (see ../shared/images/README.md)",
-        path.display()
-    );
-    path
-}
 
 /// The real segment words and binary stream of JustPaintedCar.
 fn real() -> &'static (Vec<u8>, Vec<u8>, usize) {

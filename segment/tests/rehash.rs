@@ -3,6 +3,9 @@
 //! other identity hashes, answer the same lookups afterwards. The lookups are done twice:
 //! by the crate's `rehash::lookup`, and by linear probing written out here.
 
+mod common;
+
+use common::image;
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_segment::bind::BaseNames;
@@ -10,24 +13,7 @@ use cowheap_segment::rehash;
 use cowheap_segment::{file, tenant};
 use cowheap_tenants::Tenant;
 use proptest::prelude::*;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-
-/// The folder of real images: `COWHEAP_IMAGES`, else `../shared/images`.
-fn image(name: &str) -> PathBuf {
-    let dir = std::env::var_os("COWHEAP_IMAGES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/images"))
-        });
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: set COWHEAP_IMAGES to the folder of real images (see ../shared/images/README.md)",
-        path.display()
-    );
-    path
-}
 
 const TABLE: usize = 32;
 

@@ -3,6 +3,9 @@
 //! file, and import into a fresh tenant as the same graph. Portable segments move between two
 //! different real bases. Every truncation and bit flip of a small segment file is refused.
 
+mod common;
+
+use common::image;
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectIndex, ObjectSize, Value, synth};
 use cowheap_segment::SegmentError;
@@ -11,7 +14,6 @@ use cowheap_segment::tenant::{self, OutRef, SegmentState};
 use cowheap_tenants::Tenant;
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A field of a model object.
@@ -343,22 +345,6 @@ fn base_roots_are_refused_as_segment_roots() {
         tenant::extract(&t, &[nil], &[]),
         Err(SegmentError::NotPrivate(_))
     ));
-}
-
-/// The folder of real images: `COWHEAP_IMAGES`, else `../shared/images`.
-fn image(name: &str) -> PathBuf {
-    let dir = std::env::var_os("COWHEAP_IMAGES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/images"))
-        });
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: set COWHEAP_IMAGES to the folder of real images (see ../shared/images/README.md)",
-        path.display()
-    );
-    path
 }
 
 #[test]
