@@ -1,40 +1,56 @@
 //! The PostgreSQL backend: every node of a deployment talks to one database.
 //!
-//! Plain SQL in transactions, no extension, no stored procedure:
+//! Plain SQL in transactions, and one function that stores blobs:
 //!
 //! ```sql
-//! cowheap_blobs      (digest bytea PK, len bigint, data bytea)
-//! cowheap_bases      (fingerprint bytea PK, blob bytea -> cowheap_blobs)
-//! cowheap_principals (name text PK, secret bytea)        -- BLAKE3 of the secret
-//! cowheap_tenants    (name text PK, base bytea -> cowheap_bases, state bytea -> cowheap_blobs,
+//! cowheap_blobs      (digest bytea, sha256 bytea, len bigint, data bytea,
+//!                     PK (digest, sha256))                  -- sha256 = sha256(data), by the server
+//! cowheap_bases      (fingerprint bytea PK, (blob, blob_sha256) -> cowheap_blobs)
+//! cowheap_principals (name text PK, secret bytea)          -- BLAKE3 of the secret
+//! cowheap_tenants    (name text PK, base bytea -> cowheap_bases,
+//!                     (state, state_sha256) -> cowheap_blobs,
 //!                     owner text, epoch bigint, lease_expiry bigint)
 //! cowheap_grants     (tenant text -> cowheap_tenants, principal text, PK (tenant, principal))
+//! cowheap_put_blob(digest bytea, data bytea) -> bytea    -- SECURITY DEFINER, returns sha256
 //! ```
 //!
 //! A change to a record is `SELECT ... FOR UPDATE` of its row, the same check as the local
 //! store's (owner and lease for a claim, epoch and owner for a fenced write), and an
 //! `UPDATE`, in one transaction: the row lock makes the claim one atomic step between
-//! every node. A fenced write stores the blob (`INSERT ... ON CONFLICT (digest)`, which
-//! also repairs a damaged copy of the same bytes) and names it in the record in the same
+//! every node. A fenced write stores the blob and names it in the record in the same
 //! transaction, so a node that dies mid-write leaves the record as it was.
 //!
+//! **Blobs cannot be planted.** A blob's name is the BLAKE3 digest of its bytes, which SQL
+//! cannot compute, so the server cannot check a digest a writer claims. Blobs are written
+//! only through `cowheap_put_blob`, a `SECURITY DEFINER` function owned by the operator
+//! (no role but the operator may insert into or change `cowheap_blobs`): it computes the
+//! SHA-256 of the bytes itself (`sha256(bytea)`, built in since PostgreSQL 11) and files the
+//! bytes under the pair (claimed digest, SHA-256). Bytes that do not hash to the digest a
+//! writer claims land under their own pair, beside the honest row and never in its place:
+//! the honest bytes' pair can only ever hold the honest bytes (short of a SHA-256
+//! collision). A record and a base name the pair, so a read fetches exactly the row its
+//! writer stored, and verifies its BLAKE3 digest as ever. The same check makes repair
+//! safe for every writer: a row of the pair whose bytes were damaged is rewritten with the
+//! bytes, now proven to be the pair's by the server's own hash.
+//!
 //! What a PostgreSQL-compatible distributed database needs to serve as well: `bytea`,
-//! `INSERT ... ON CONFLICT`, `SELECT ... FOR UPDATE`, and transactions that are at least
-//! read committed with row locks (CockroachDB and YugabyteDB have all of these). Under
-//! serializable isolation a transaction may fail with SQLSTATE 40001; the store retries
-//! those (and deadlocks, 40P01) a few times.
+//! `sha256(bytea)`, `INSERT ... ON CONFLICT`, `SELECT ... FOR UPDATE`, a `SECURITY
+//! DEFINER` function, and transactions that are at least read committed with row locks.
+//! Under serializable isolation a transaction may fail with SQLSTATE 40001; the store
+//! retries those (and deadlocks, 40P01) a few times.
 //!
 //! Access: each principal is a database role (`cowheap_<name>`, made by
 //! [`Store::add_principal`] with the secret as its password) with row-level security: it
 //! sees and updates only the `cowheap_tenants` rows granted to it in `cowheap_grants`, only
 //! its own grants and principal row, and only the blobs that are bases or the states of its
-//! tenants; it may insert blobs, and nothing else (no delete, no grant, no new tenant). A
-//! node connects as its principal's role, so the server itself refuses other tenants' rows,
-//! whatever SQL the node sends. The store's own checks (the secret's digest at connect, the
-//! grant inside each transaction) stay as a second line. The operator is the tables' owner,
-//! which row-level security does not restrict. Roles are per cluster: one store per cluster,
-//! or distinct principal names across stores. The server must authenticate host logins by
-//! password (`scram-sha-256`), as [`crate::PgServer`] sets it up.
+//! tenants; it may store blobs through `cowheap_put_blob`, and nothing else (no direct
+//! insert, no delete, no grant, no new tenant). A node connects as its principal's role, so
+//! the server itself refuses other tenants' rows, whatever SQL the node sends. The store's
+//! own checks (the secret's digest at connect, the grant inside each transaction) stay as a
+//! second line. The operator is the tables' owner, which row-level security does not
+//! restrict. Roles are per cluster: one store per cluster, or distinct principal names
+//! across stores. The server must authenticate host logins by password (`scram-sha-256`),
+//! as [`crate::PgServer`] sets it up.
 
 use crate::local::{check_fence, take};
 use crate::store::{Access, BlobStats, Claim, Store, TenantRecord};
@@ -47,13 +63,17 @@ use std::sync::{Arc, Mutex};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS cowheap_blobs (
-    digest bytea PRIMARY KEY,
+    digest bytea NOT NULL,
+    sha256 bytea NOT NULL,
     len bigint NOT NULL,
-    data bytea NOT NULL
+    data bytea NOT NULL,
+    PRIMARY KEY (digest, sha256)
 );
 CREATE TABLE IF NOT EXISTS cowheap_bases (
     fingerprint bytea PRIMARY KEY,
-    blob bytea NOT NULL REFERENCES cowheap_blobs (digest)
+    blob bytea NOT NULL,
+    blob_sha256 bytea NOT NULL,
+    FOREIGN KEY (blob, blob_sha256) REFERENCES cowheap_blobs (digest, sha256)
 );
 CREATE TABLE IF NOT EXISTS cowheap_principals (
     name text PRIMARY KEY,
@@ -62,10 +82,13 @@ CREATE TABLE IF NOT EXISTS cowheap_principals (
 CREATE TABLE IF NOT EXISTS cowheap_tenants (
     name text PRIMARY KEY,
     base bytea NOT NULL REFERENCES cowheap_bases (fingerprint),
-    state bytea REFERENCES cowheap_blobs (digest),
+    state bytea,
+    state_sha256 bytea,
     owner text,
     epoch bigint NOT NULL,
-    lease_expiry bigint NOT NULL
+    lease_expiry bigint NOT NULL,
+    CHECK ((state IS NULL) = (state_sha256 IS NULL)),
+    FOREIGN KEY (state, state_sha256) REFERENCES cowheap_blobs (digest, sha256)
 );
 CREATE TABLE IF NOT EXISTS cowheap_grants (
     tenant text NOT NULL REFERENCES cowheap_tenants (name),
@@ -87,11 +110,45 @@ CREATE POLICY cowheap_self ON cowheap_principals
 ALTER TABLE cowheap_blobs ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS cowheap_read ON cowheap_blobs;
 CREATE POLICY cowheap_read ON cowheap_blobs FOR SELECT
-    USING (EXISTS (SELECT 1 FROM cowheap_bases b WHERE b.blob = digest)
-        OR EXISTS (SELECT 1 FROM cowheap_tenants t WHERE t.state = digest));
+    USING (EXISTS (SELECT 1 FROM cowheap_bases b
+                   WHERE b.blob = cowheap_blobs.digest AND b.blob_sha256 = cowheap_blobs.sha256)
+        OR EXISTS (SELECT 1 FROM cowheap_tenants t
+                   WHERE t.state = cowheap_blobs.digest AND t.state_sha256 = cowheap_blobs.sha256));
 DROP POLICY IF EXISTS cowheap_write ON cowheap_blobs;
-CREATE POLICY cowheap_write ON cowheap_blobs FOR INSERT WITH CHECK (true);
 ";
+
+/// The one way to store a blob, made by [`PgStore::init`] in the store's schema (`%1$I`,
+/// filled in by the server's `format`) and owned by the operator who runs it. It runs with
+/// the owner's rights (`SECURITY DEFINER`) on a fixed `search_path` (the store's schema,
+/// then `pg_temp` last, so a caller's temporary tables cannot stand in for the store's),
+/// hashes the bytes itself and files them under (digest, their SHA-256): a caller chooses
+/// the digest it claims but never the bytes another pair holds. An existing row of the pair
+/// whose bytes differ (damaged behind the store's back) is rewritten with these, whose
+/// SHA-256 the server has just computed. Returns the SHA-256.
+const PUT_BLOB_FUNCTION: &str = "SELECT format($f$
+CREATE OR REPLACE FUNCTION %1$I.cowheap_put_blob(p_digest bytea, p_data bytea)
+RETURNS bytea
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = %1$I, pg_temp
+AS $body$
+DECLARE
+    h bytea;
+BEGIN
+    IF p_digest IS NULL OR p_data IS NULL OR length(p_digest) <> 32 THEN
+        RAISE EXCEPTION 'cowheap_put_blob: a digest is 32 bytes and the data is not null'
+            USING ERRCODE = '22023';
+    END IF;
+    h := pg_catalog.sha256(p_data);
+    INSERT INTO cowheap_blobs AS b (digest, sha256, len, data)
+    VALUES (p_digest, h, pg_catalog.length(p_data)::bigint, p_data)
+    ON CONFLICT (digest, sha256) DO UPDATE SET len = EXCLUDED.len, data = EXCLUDED.data
+        WHERE b.len <> EXCLUDED.len OR b.data <> EXCLUDED.data;
+    RETURN h;
+END
+$body$;
+REVOKE ALL ON FUNCTION %1$I.cowheap_put_blob(bytea, bytea) FROM PUBLIC;
+$f$, current_schema())";
 
 /// A storage hint: blobs are stored out of line without compression. Snapshots compress
 /// poorly and the server's compression was most of a large suspend's time (measured: a
@@ -101,8 +158,11 @@ const STORAGE_HINT: &str = "ALTER TABLE cowheap_blobs ALTER COLUMN data SET STOR
 /// What a principal's database role may do; row-level security narrows it to its rows.
 const ROLE_GRANTS: &str = "SELECT format('\
 GRANT SELECT ON cowheap_bases, cowheap_grants, cowheap_principals TO %1$I; \
-GRANT SELECT, INSERT ON cowheap_blobs TO %1$I; \
-GRANT SELECT, UPDATE (state, owner, epoch, lease_expiry) ON cowheap_tenants TO %1$I', $1::text)";
+GRANT SELECT ON cowheap_blobs TO %1$I; \
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON cowheap_blobs FROM %1$I; \
+GRANT EXECUTE ON FUNCTION cowheap_put_blob(bytea, bytea) TO %1$I; \
+GRANT SELECT, UPDATE (state, state_sha256, owner, epoch, lease_expiry) \
+ON cowheap_tenants TO %1$I', $1::text)";
 
 /// The longest principal name this backend takes: its role name, `cowheap_` and the
 /// name, must fit PostgreSQL's 63-byte identifiers.
@@ -196,9 +256,34 @@ impl PgStore {
     pub fn init(config: &str, clock: Arc<dyn Clock>) -> Result<PgStore> {
         let mut client =
             Client::connect(config, NoTls).map_err(|e| StoreError::db("connect", e))?;
+        // A store of the earlier layout (blobs named by digest alone, inserted by any
+        // principal) is not upgraded in place: its rows could hold planted bytes.
+        let old_layout: bool = client
+            .query_one(
+                "SELECT to_regclass('cowheap_blobs') IS NOT NULL AND NOT EXISTS ( \
+                 SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('cowheap_blobs') \
+                 AND attname = 'sha256' AND NOT attisdropped)",
+                &[],
+            )
+            .map_err(|e| StoreError::db("look for the schema", e))?
+            .get(0);
+        if old_layout {
+            return Err(StoreError::NotAStore {
+                what: "a store of an earlier layout (blobs without their SHA-256): copy its \
+                       bases and states into a new store"
+                    .to_owned(),
+            });
+        }
         client
             .batch_execute(SCHEMA)
             .map_err(|e| StoreError::db("create the schema", e))?;
+        let function: String = client
+            .query_one(PUT_BLOB_FUNCTION, &[])
+            .map_err(|e| StoreError::db("make the blob function", e))?
+            .get(0);
+        client
+            .batch_execute(&function)
+            .map_err(|e| StoreError::db("make the blob function", e))?;
         // Only a hint: a compatible database without the setting keeps its default storage.
         if let Err(e) = client.batch_execute(STORAGE_HINT) {
             let unsupported = e
@@ -343,15 +428,26 @@ impl PgStore {
         op: &'static str,
         lock: bool,
     ) -> Result<TenantRecord> {
+        Ok(self.load_with_sha(tx, t, op, lock)?.0)
+    }
+
+    /// [`Self::load`], and the SHA-256 of the state's row (see the module doc).
+    fn load_with_sha(
+        &self,
+        tx: &mut Transaction<'_>,
+        t: &TenantName,
+        op: &'static str,
+        lock: bool,
+    ) -> Result<(TenantRecord, Option<[u8; 32]>)> {
         let sql = if lock {
             "SELECT base, state, owner, epoch, lease_expiry, \
              ($2::text IS NULL OR EXISTS (SELECT 1 FROM cowheap_grants g \
-               WHERE g.tenant = t.name AND g.principal = $2)) \
+               WHERE g.tenant = t.name AND g.principal = $2)), state_sha256 \
              FROM cowheap_tenants t WHERE name = $1 FOR UPDATE"
         } else {
             "SELECT base, state, owner, epoch, lease_expiry, \
              ($2::text IS NULL OR EXISTS (SELECT 1 FROM cowheap_grants g \
-               WHERE g.tenant = t.name AND g.principal = $2)) \
+               WHERE g.tenant = t.name AND g.principal = $2)), state_sha256 \
              FROM cowheap_tenants t WHERE name = $1"
         };
         let row = tx
@@ -366,22 +462,45 @@ impl PgStore {
                 what: format!("tenant {t}"),
             });
         }
-        row_record(t.clone(), &row)
+        let sha: Option<Vec<u8>> = row.get(6);
+        let sha = match sha {
+            Some(s) => Some(arr32(&s, "cowheap_tenants.state_sha256")?),
+            None => None,
+        };
+        Ok((row_record(t.clone(), &row)?, sha))
     }
 
-    fn save(&self, tx: &mut Transaction<'_>, r: &TenantRecord, op: &'static str) -> Result<()> {
-        let state = r.state.map(|d| d.0.to_vec());
-        tx.execute(
-            "UPDATE cowheap_tenants SET state = $2, owner = $3, epoch = $4, lease_expiry = $5 \
-             WHERE name = $1",
-            &[
-                &r.tenant.as_str(),
-                &state,
-                &r.owner.as_ref().map(|o| o.as_str()),
-                &i64_of(r.epoch.0, "an epoch")?,
-                &i64_of(r.lease_expiry.0, "a lease expiry")?,
-            ],
-        )
+    /// Writes the record's owner, epoch and lease; with `state`, names that blob (its
+    /// digest and the SHA-256 [`put_blob`] answered) as the tenant's state.
+    fn save(
+        &self,
+        tx: &mut Transaction<'_>,
+        r: &TenantRecord,
+        state: Option<(Digest, [u8; 32])>,
+        op: &'static str,
+    ) -> Result<()> {
+        let owner = r.owner.as_ref().map(|o| o.as_str());
+        let epoch = i64_of(r.epoch.0, "an epoch")?;
+        let lease = i64_of(r.lease_expiry.0, "a lease expiry")?;
+        match state {
+            Some((d, sha)) => tx.execute(
+                "UPDATE cowheap_tenants SET state = $2, state_sha256 = $3, owner = $4, \
+                 epoch = $5, lease_expiry = $6 WHERE name = $1",
+                &[
+                    &r.tenant.as_str(),
+                    &d.0.as_slice(),
+                    &sha.as_slice(),
+                    &owner,
+                    &epoch,
+                    &lease,
+                ],
+            ),
+            None => tx.execute(
+                "UPDATE cowheap_tenants SET owner = $2, epoch = $3, lease_expiry = $4 \
+                 WHERE name = $1",
+                &[&r.tenant.as_str(), &owner, &epoch, &lease],
+            ),
+        }
         .map_err(|e| StoreError::db(op, e))?;
         Ok(())
     }
@@ -395,16 +514,22 @@ impl PgStore {
         self.tx(op, |tx| {
             let mut rec = self.load(tx, t, op, true)?;
             let out = f(&mut rec)?;
-            self.save(tx, &rec, op)?;
+            self.save(tx, &rec, None, op)?;
             Ok(out)
         })
     }
 
-    fn get_blob(&self, tx: &mut Transaction<'_>, digest: &Digest) -> Result<Vec<u8>> {
+    /// The blob filed under `digest` and `sha256`, its length and BLAKE3 digest checked.
+    fn get_blob(
+        &self,
+        tx: &mut Transaction<'_>,
+        digest: &Digest,
+        sha256: &[u8; 32],
+    ) -> Result<Vec<u8>> {
         let row = tx
             .query_opt(
-                "SELECT len, data FROM cowheap_blobs WHERE digest = $1",
-                &[&digest.0.as_slice()],
+                "SELECT len, data FROM cowheap_blobs WHERE digest = $1 AND sha256 = $2",
+                &[&digest.0.as_slice(), &sha256.as_slice()],
             )
             .map_err(|e| StoreError::db("read a blob", e))?
             .ok_or(StoreError::BlobMissing { digest: *digest })?;
@@ -428,44 +553,20 @@ impl PgStore {
     }
 }
 
-/// Stores a blob. The operator's put also repairs a damaged copy of the same bytes; a
-/// principal's leaves an existing copy alone (its role may not update blobs, nor see
-/// another tenant's).
-fn put_blob(tx: &mut Transaction<'_>, bytes: &[u8], operator: bool) -> Result<Digest> {
+/// Stores a blob through `cowheap_put_blob` (see the module doc), for the operator and a
+/// principal alike, and returns its digest and the SHA-256 the server computed. A damaged
+/// copy of the same bytes is repaired; bytes another writer filed under this digest that
+/// are not these stay in a row of their own, which this blob's readers never fetch.
+fn put_blob(tx: &mut Transaction<'_>, bytes: &[u8]) -> Result<(Digest, [u8; 32])> {
     let digest = Digest::of(bytes);
-    let params: [&(dyn postgres::types::ToSql + Sync); 3] = [
-        &digest.0.as_slice(),
-        &i64_of(bytes.len() as u64, "a blob's length")?,
-        &bytes,
-    ];
-    if operator {
-        tx.execute(
-            "INSERT INTO cowheap_blobs (digest, len, data) VALUES ($1, $2, $3) \
-             ON CONFLICT (digest) DO UPDATE SET len = EXCLUDED.len, data = EXCLUDED.data \
-             WHERE cowheap_blobs.len <> EXCLUDED.len OR cowheap_blobs.data <> EXCLUDED.data",
-            &params,
+    let row = tx
+        .query_one(
+            "SELECT cowheap_put_blob($1, $2)",
+            &[&digest.0.as_slice(), &bytes],
         )
         .map_err(|e| StoreError::db("write a blob", e))?;
-        return Ok(digest);
-    }
-    // Row-level security checks `ON CONFLICT` against the read policy, which a new blob
-    // does not pass yet: a plain insert in a savepoint, where a duplicate (23505) means
-    // the blob is there already.
-    let mut sp = tx
-        .transaction()
-        .map_err(|e| StoreError::db("write a blob", e))?;
-    match sp.execute(
-        "INSERT INTO cowheap_blobs (digest, len, data) VALUES ($1, $2, $3)",
-        &params,
-    ) {
-        Ok(_) => sp.commit().map_err(|e| StoreError::db("write a blob", e))?,
-        Err(e) if e.code().is_some_and(|c| c.code() == "23505") => {
-            sp.rollback()
-                .map_err(|e| StoreError::db("write a blob", e))?;
-        }
-        Err(e) => return Err(StoreError::db("write a blob", e)),
-    }
-    Ok(digest)
+    let sha: Vec<u8> = row.get(0);
+    Ok((digest, arr32(&sha, "cowheap_put_blob's answer")?))
 }
 
 fn row_record(tenant: TenantName, row: &postgres::Row) -> Result<TenantRecord> {
@@ -489,11 +590,12 @@ impl Store for PgStore {
     fn put_base(&self, fingerprint: Fingerprint, image: &[u8]) -> Result<Digest> {
         self.operator_only("store", || format!("base {fingerprint}"))?;
         self.tx("store a base", |tx| {
-            let d = put_blob(tx, image, true)?;
+            let (d, sha) = put_blob(tx, image)?;
             tx.execute(
-                "INSERT INTO cowheap_bases (fingerprint, blob) VALUES ($1, $2) \
-                 ON CONFLICT (fingerprint) DO UPDATE SET blob = EXCLUDED.blob",
-                &[&fingerprint.0.as_slice(), &d.0.as_slice()],
+                "INSERT INTO cowheap_bases (fingerprint, blob, blob_sha256) VALUES ($1, $2, $3) \
+                 ON CONFLICT (fingerprint) DO UPDATE \
+                 SET blob = EXCLUDED.blob, blob_sha256 = EXCLUDED.blob_sha256",
+                &[&fingerprint.0.as_slice(), &d.0.as_slice(), &sha.as_slice()],
             )
             .map_err(|e| StoreError::db("store a base", e))?;
             Ok(d)
@@ -504,14 +606,16 @@ impl Store for PgStore {
         self.tx("read a base", |tx| {
             let row = tx
                 .query_opt(
-                    "SELECT blob FROM cowheap_bases WHERE fingerprint = $1",
+                    "SELECT blob, blob_sha256 FROM cowheap_bases WHERE fingerprint = $1",
                     &[&fingerprint.0.as_slice()],
                 )
                 .map_err(|e| StoreError::db("read a base", e))?
                 .ok_or(StoreError::BaseMissing { fingerprint })?;
             let d: Vec<u8> = row.get(0);
             let d = Digest(arr32(&d, "cowheap_bases.blob")?);
-            self.get_blob(tx, &d)
+            let sha: Vec<u8> = row.get(1);
+            let sha = arr32(&sha, "cowheap_bases.blob_sha256")?;
+            self.get_blob(tx, &d, &sha)
         })
     }
 
@@ -655,9 +759,9 @@ impl Store for PgStore {
         self.tx("write a state", |tx| {
             let mut rec = self.load(tx, &claim.tenant, "write", true)?;
             check_fence(&rec, claim)?;
-            let d = put_blob(tx, state, self.access == Access::Operator)?;
+            let (d, sha) = put_blob(tx, state)?;
             rec.state = Some(d);
-            self.save(tx, &rec, "write a state")?;
+            self.save(tx, &rec, Some((d, sha)), "write a state")?;
             Ok(d)
         })
     }
@@ -666,11 +770,11 @@ impl Store for PgStore {
         self.tx("suspend", |tx| {
             let mut rec = self.load(tx, &claim.tenant, "write", true)?;
             check_fence(&rec, claim)?;
-            let d = put_blob(tx, state, self.access == Access::Operator)?;
+            let (d, sha) = put_blob(tx, state)?;
             rec.state = Some(d);
             rec.owner = None;
             rec.lease_expiry = Millis(0);
-            self.save(tx, &rec, "suspend")?;
+            self.save(tx, &rec, Some((d, sha)), "suspend")?;
             Ok(d)
         })
     }
@@ -686,11 +790,11 @@ impl Store for PgStore {
 
     fn read_state(&self, tenant: &TenantName, digest: Digest) -> Result<Vec<u8>> {
         self.tx("read a state", |tx| {
-            let rec = self.load(tx, tenant, "read", false)?;
-            if rec.state != Some(digest) {
-                return Err(StoreError::BlobMissing { digest });
+            let (rec, sha) = self.load_with_sha(tx, tenant, "read", false)?;
+            match sha {
+                Some(sha) if rec.state == Some(digest) => self.get_blob(tx, &digest, &sha),
+                _ => Err(StoreError::BlobMissing { digest }),
             }
-            self.get_blob(tx, &digest)
         })
     }
 

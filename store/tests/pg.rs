@@ -149,3 +149,178 @@ fn a_principals_database_role_reaches_only_its_rows() {
         Err(StoreError::BadCredentials { .. })
     ));
 }
+
+/// Blob poisoning: a principal that knows the digest another principal's state will have
+/// tries to file other bytes under it, with its own database role's SQL and through the
+/// store, and cannot: no direct insert or update, and `cowheap_put_blob` files the bytes
+/// under their own SHA-256, beside the honest row and never in its place. The victim's
+/// later put succeeds and reads back its own bytes; the planted row harms only the tenant
+/// of the principal that points at it.
+#[test]
+fn a_principal_cannot_plant_bytes_under_anothers_digest() {
+    let pg = Pg::new();
+    let op = PgStore::connect(&pg.url, Arc::new(SystemClock), Access::Operator).unwrap();
+    let fp = cowheap_heap::Fingerprint([2; 32]);
+    op.put_base(fp, b"base").unwrap();
+    for (p, t) in [("mallory", "tm"), ("alice", "ta")] {
+        op.add_principal(&common::p(p), &format!("secret-{p}"))
+            .unwrap();
+        op.create_tenant(&common::t(t), fp, Some(&common::p(p)))
+            .unwrap();
+    }
+    let honest: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+    let mut planted = honest.clone();
+    planted[2048] ^= 0x40;
+    let d = cowheap_store::Digest::of(&honest);
+
+    let mut cfg: postgres::Config = pg.url.parse().unwrap();
+    cfg.user("cowheap_mallory").password("secret-mallory");
+    let mut m = cfg.connect(postgres::NoTls).unwrap();
+    let sha = |c: &mut postgres::Client, b: &[u8]| -> Vec<u8> {
+        c.query_one("SELECT sha256($1)", &[&b]).unwrap().get(0)
+    };
+    let honest_sha = sha(&mut m, &honest);
+    let planted_sha = sha(&mut m, &planted);
+    assert_ne!(honest_sha, planted_sha);
+
+    // Direct SQL under mallory's role: no insert (not even under the honest pair), no update.
+    let refused =
+        |c: &mut postgres::Client, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]| {
+            let e = c.execute(sql, params).unwrap_err();
+            assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{sql}");
+        };
+    refused(
+        &mut m,
+        "INSERT INTO cowheap_blobs (digest, sha256, len, data) VALUES ($1, $2, $3, $4)",
+        &[
+            &d.0.as_slice(),
+            &honest_sha,
+            &(planted.len() as i64),
+            &planted,
+        ],
+    );
+    refused(
+        &mut m,
+        "UPDATE cowheap_blobs SET data = $2 WHERE digest = $1",
+        &[&d.0.as_slice(), &planted],
+    );
+    refused(&mut m, "DELETE FROM cowheap_blobs", &[]);
+    // The function takes the bytes, but files them under their own SHA-256.
+    let filed: Vec<u8> = m
+        .query_one(
+            "SELECT cowheap_put_blob($1, $2)",
+            &[&d.0.as_slice(), &planted],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(filed, planted_sha);
+    // A digest that is not 32 bytes is refused by the function.
+    let e = m
+        .query_one(
+            "SELECT cowheap_put_blob($1, $2)",
+            &[&&b"short"[..], &planted],
+        )
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("22023"));
+    // Mallory cannot point alice's tenant at the planted row, only its own.
+    let n = m
+        .execute(
+            "UPDATE cowheap_tenants SET state = $1, state_sha256 = $2 WHERE name = 'ta'",
+            &[&d.0.as_slice(), &planted_sha],
+        )
+        .unwrap();
+    assert_eq!(n, 0);
+    let n = m
+        .execute(
+            "UPDATE cowheap_tenants SET state = $1, state_sha256 = $2 WHERE name = 'tm'",
+            &[&d.0.as_slice(), &planted_sha],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+
+    // Through the store, as mallory: the planted row is refused as corrupt on its own
+    // tenant, alice's tenant is out of reach, and a claim forged for it writes nothing.
+    let ms = PgStore::connect(
+        &pg.url,
+        Arc::new(SystemClock),
+        Access::principal(common::p("mallory"), "secret-mallory"),
+    )
+    .unwrap();
+    match ms.read_state(&common::t("tm"), d) {
+        Err(StoreError::BlobCorrupt { digest, found }) => {
+            assert_eq!(digest, d);
+            assert_eq!(found, cowheap_store::Digest::of(&planted));
+        }
+        other => panic!("the planted row read back: {other:?}"),
+    }
+    assert!(matches!(
+        ms.read_state(&common::t("ta"), d),
+        Err(StoreError::Denied { .. } | StoreError::TenantMissing { .. })
+    ));
+    let forged = cowheap_store::Claim {
+        tenant: common::t("ta"),
+        node: common::n("mallory-node"),
+        epoch: cowheap_store::Epoch(1),
+        lease_expiry: cowheap_store::Millis(u64::MAX / 4),
+        base: fp,
+        state: None,
+    };
+    assert!(matches!(
+        ms.write_state(&forged, &planted),
+        Err(StoreError::Denied { .. } | StoreError::TenantMissing { .. })
+    ));
+
+    // Alice's honest put of the same digest succeeds and reads back her bytes, on her
+    // handle and on another principal-free handle.
+    let a = PgStore::connect(
+        &pg.url,
+        Arc::new(SystemClock),
+        Access::principal(common::p("alice"), "secret-alice"),
+    )
+    .unwrap();
+    let c = a
+        .claim(&common::t("ta"), &common::n("alice-node"), 60_000)
+        .unwrap();
+    assert_eq!(a.write_state(&c, &honest).unwrap(), d);
+    assert_eq!(a.read_state(&common::t("ta"), d).unwrap(), honest);
+    assert_eq!(a.suspend(&c, &honest).unwrap(), d);
+    assert_eq!(op.read_state(&common::t("ta"), d).unwrap(), honest);
+    // Both rows are there, each under its own SHA-256, and neither changed the other.
+    let mut raw = pg.raw();
+    let rows = raw
+        .query(
+            "SELECT sha256, data FROM cowheap_blobs WHERE digest = $1 ORDER BY sha256",
+            &[&d.0.as_slice()],
+        )
+        .unwrap();
+    let mut got: Vec<(Vec<u8>, Vec<u8>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    got.sort();
+    let mut want = vec![(honest_sha, honest.clone()), (planted_sha, planted.clone())];
+    want.sort();
+    assert_eq!(got, want);
+
+    // Mallory planting again after alice's put changes nothing for alice.
+    m.query_one(
+        "SELECT cowheap_put_blob($1, $2)",
+        &[&d.0.as_slice(), &planted],
+    )
+    .unwrap();
+    assert_eq!(a.read_state(&common::t("ta"), d).unwrap(), honest);
+}
+
+/// A store made before blobs carried their SHA-256 is refused, not half upgraded.
+#[test]
+fn a_store_of_the_earlier_blob_layout_is_refused() {
+    let pg = Pg::new();
+    let url = pg.server.create_db("old").unwrap();
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.batch_execute(
+        "CREATE TABLE cowheap_blobs (digest bytea PRIMARY KEY, len bigint NOT NULL, \
+         data bytea NOT NULL)",
+    )
+    .unwrap();
+    assert!(matches!(
+        PgStore::init(&url, Arc::new(SystemClock)),
+        Err(StoreError::NotAStore { .. })
+    ));
+}
