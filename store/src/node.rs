@@ -32,6 +32,9 @@ impl Resident {
     }
 }
 
+/// A base as this node holds it: empty until fetched and opened.
+type BaseSlot = Mutex<Option<Arc<Base>>>;
+
 /// A node of a deployment: a store handle, the node's name, and a local cache of bases.
 ///
 /// - **Resume** claims the tenant (the epoch moves on), fetches its base if this node lacks
@@ -73,7 +76,12 @@ pub struct Node {
     store: Arc<dyn Store>,
     name: NodeName,
     cache: PathBuf,
-    bases: Mutex<HashMap<Fingerprint, Arc<Base>>>,
+    /// One slot per base this node has met. The map's lock is held only to find or make a
+    /// slot; a base is fetched and verified under its own slot's lock, so two threads
+    /// wanting one base fetch it once (the second waits for the first and takes its
+    /// result) and different bases are fetched at the same time. A fetch that fails leaves
+    /// its slot empty, and the next caller tries again.
+    bases: Mutex<HashMap<Fingerprint, Arc<BaseSlot>>>,
     config: TenantConfig,
     lease_ms: u64,
 }
@@ -135,38 +143,48 @@ impl Node {
     /// cache directory, else fetched from the store into the cache first. A file in the cache
     /// is verified in full and its fingerprint checked when first opened. Time: O(1) when
     /// open; O(size) the first time in a process.
+    ///
+    /// Threads: the node-wide lock is held only to find `fp`'s slot, never across a fetch
+    /// or a verification; callers wanting the same base wait on its slot and share one
+    /// fetch, and callers wanting different bases fetch them in parallel.
     pub fn base(&self, fp: Fingerprint) -> Result<Arc<Base>> {
-        let mut bases = self.bases.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = bases.get(&fp) {
+        let slot = {
+            let mut bases = self.bases.lock().unwrap_or_else(|p| p.into_inner());
+            bases.entry(fp).or_default().clone()
+        };
+        // A panic while fetching leaves the slot as it was (empty): nothing half made is
+        // ever stored in it, so a poisoned lock is safe to take over.
+        let mut held = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = held.as_ref() {
             return Ok(b.clone());
         }
+        let base = Base::new(self.open_base(fp)?);
+        *held = Some(base.clone());
+        Ok(base)
+    }
+
+    /// Opens `fp` from the cache directory, fetching it from the store first if the cache
+    /// lacks it or holds a damaged or different file. Time: O(size).
+    fn open_base(&self, fp: Fingerprint) -> Result<BaseHeap> {
         std::fs::create_dir_all(&self.cache).map_err(|e| StoreError::io(&self.cache, e))?;
         let path = self.cache.join(format!("{}.cowheap", fingerprint_hex(&fp)));
-        let cached = match BaseHeap::open_with(&path, Verification::Full) {
-            Ok(h) if h.fingerprint() == fp => Some(h),
-            // Missing, damaged or not this base: fetch it again.
-            _ => None,
-        };
-        let heap = match cached {
-            Some(h) => h,
-            None => {
-                let bytes = self.store.get_base(fp)?;
-                cowheap_heap::file::write_atomically(&path, |w| w.write_all(&bytes))
-                    .map_err(StoreError::BaseFile)?;
-                let h =
-                    BaseHeap::open_with(&path, Verification::Full).map_err(StoreError::BaseFile)?;
-                if h.fingerprint() != fp {
-                    return Err(StoreError::BaseMismatch {
-                        expected: fp,
-                        found: h.fingerprint(),
-                    });
-                }
-                h
-            }
-        };
-        let base = Base::new(heap);
-        bases.insert(fp, base.clone());
-        Ok(base)
+        if let Ok(h) = BaseHeap::open_with(&path, Verification::Full)
+            && h.fingerprint() == fp
+        {
+            return Ok(h);
+        }
+        // Missing, damaged or not this base: fetch it again.
+        let bytes = self.store.get_base(fp)?;
+        cowheap_heap::file::write_atomically(&path, |w| w.write_all(&bytes))
+            .map_err(StoreError::BaseFile)?;
+        let h = BaseHeap::open_with(&path, Verification::Full).map_err(StoreError::BaseFile)?;
+        if h.fingerprint() != fp {
+            return Err(StoreError::BaseMismatch {
+                expected: fp,
+                found: h.fingerprint(),
+            });
+        }
+        Ok(h)
     }
 
     /// Claims `tenant`, fetches its base and latest state, and restores it (a fresh fork of
