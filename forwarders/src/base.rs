@@ -1,9 +1,14 @@
 //! A frozen base heap together with its diverted marks.
 
 use crate::DivertMarks;
-use cowheap_heap::BaseHeap;
-use std::sync::Arc;
+use crate::version::Committed;
+use cowheap_heap::{
+    BaseHeap, Builder, Error as HeapError, Fingerprint, Format, ObjectIndex, ObjectSize,
+    ObjectView, Result, Word,
+};
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// The identity of a [`Base`] within a process. Invariant: never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,28 +21,73 @@ impl BaseId {
     }
 }
 
-/// What tenants fork from: a frozen heap and the marks of the objects tenants diverted.
+/// What tenants fork from: a frozen heap and the marks of the objects tenants diverted, and
+/// for a committed version, the layers of objects its commits changed or added
+/// ([`crate::version`]).
 ///
 /// The heap is never written. The marks are the only shared state tenants write: one word per
-/// object, its header offset and a diverted bit set once ([`crate::marks`]). `Base` is `Send + Sync`; share it as `Arc<Base>`.
+/// object, its header offset and a diverted bit set once ([`crate::marks`]). The versions of
+/// one root share its heap and its marks. `Base` is `Send + Sync`; share it as `Arc<Base>`.
+///
+/// ```
+/// use cowheap_forwarders::{Base, Committed};
+/// use cowheap_heap::{synth, Word};
+///
+/// let v0 = Base::new(synth::image(100, 1));
+/// let g = v0.heap().index_of(v0.heap().root("Smalltalk").unwrap()).unwrap();
+/// let mut body = Committed::from_view(&v0.object(g).unwrap());
+/// let seven = Word::int(7).unwrap();
+/// body.slots[0] = seven;
+/// let v1 = v0.next_version(vec![(g.as_u32(), body)], v0.len()).unwrap();
+/// assert_eq!(v1.version(), 1);
+/// assert_eq!(v1.slot_word(g, 0).unwrap(), seven); // the new version's body
+/// assert_ne!(v0.slot_word(g, 0).unwrap(), seven); // the old one keeps its own
+/// ```
 #[derive(Debug)]
 pub struct Base {
     id: BaseId,
-    heap: BaseHeap,
+    heap: Arc<BaseHeap>,
     marks: DivertMarks,
+    /// The version this base is: 0 for a heap made or opened, its parent's plus one for a
+    /// commit, kept by [`Base::flatten`].
+    version: u64,
+    /// The version below this one, for a committed version.
+    parent: Option<Arc<Base>>,
+    /// The objects this version changed or added, by index (empty for a root).
+    layer: FxHashMap<u32, Committed>,
+    /// Objects in this version: the heap's, then those commits added.
+    len: usize,
+    /// Layers from this version down to its heap.
+    depth: usize,
+    fingerprint: OnceLock<Fingerprint>,
 }
 
 impl Base {
-    /// Wraps a frozen heap with clear marks. Time: O(objects), to fill the marks with the
-    /// heap's header offsets (8 bytes per object).
+    /// Wraps a frozen heap with clear marks, as version 0. Time: O(objects), to fill the
+    /// marks with the heap's header offsets (8 bytes per object).
     pub fn new(heap: BaseHeap) -> Arc<Base> {
+        Base::root(heap, 0)
+    }
+
+    fn next_id() -> BaseId {
         // Relaxed: the counter only has to hand out distinct numbers.
         static NEXT: AtomicU64 = AtomicU64::new(1);
+        BaseId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn root(heap: BaseHeap, version: u64) -> Arc<Base> {
         let marks = DivertMarks::new(heap.header_offsets());
+        let len = heap.len();
         Arc::new(Base {
-            id: BaseId(NEXT.fetch_add(1, Ordering::Relaxed)),
-            heap,
+            id: Base::next_id(),
+            heap: Arc::new(heap),
             marks,
+            version,
+            parent: None,
+            layer: FxHashMap::default(),
+            len,
+            depth: 0,
+            fingerprint: OnceLock::new(),
         })
     }
 
@@ -46,16 +96,45 @@ impl Base {
         self.id
     }
 
-    /// The frozen heap.
+    /// The frozen heap under every version of this lineage. What a version changed is not
+    /// in it: read objects through [`Base::object`] and its siblings, or through a tenant.
     #[inline]
     pub fn heap(&self) -> &BaseHeap {
         &self.heap
     }
 
-    /// The heap's content fingerprint ([`BaseHeap::fingerprint`]): what tenant snapshots are
-    /// bound to.
-    pub fn fingerprint(&self) -> cowheap_heap::Fingerprint {
-        self.heap.fingerprint()
+    /// The version's content fingerprint: what tenant snapshots are bound to. For a heap made
+    /// or opened, [`BaseHeap::fingerprint`]; for a committed version, a digest of its parent's
+    /// fingerprint, its number and its layer, computed on first use (O(layer), plus the
+    /// parents' on their first use).
+    pub fn fingerprint(&self) -> Fingerprint {
+        *self.fingerprint.get_or_init(|| match &self.parent {
+            None => self.heap.fingerprint(),
+            Some(parent) => {
+                let mut h = blake3::Hasher::new();
+                h.update(b"cowheap version\0");
+                h.update(&parent.fingerprint().0);
+                h.update(&self.version.to_le_bytes());
+                h.update(&(self.len as u64).to_le_bytes());
+                let mut keys: Vec<u32> = self.layer.keys().copied().collect();
+                keys.sort_unstable();
+                for x in keys {
+                    let c = &self.layer[&x];
+                    h.update(&x.to_le_bytes());
+                    h.update(&c.class.bits().to_le_bytes());
+                    h.update(&[c.format as u8]);
+                    h.update(&c.hash.to_le_bytes());
+                    h.update(&c.aux.to_le_bytes());
+                    h.update(&(c.slots.len() as u64).to_le_bytes());
+                    for w in &c.slots {
+                        h.update(&w.bits().to_le_bytes());
+                    }
+                    h.update(&(c.bytes.len() as u64).to_le_bytes());
+                    h.update(&c.bytes);
+                }
+                Fingerprint(*h.finalize().as_bytes())
+            }
+        })
     }
 
     /// The shared diverted marks.
@@ -63,9 +142,250 @@ impl Base {
         &self.marks
     }
 
-    /// Bytes of memory the heap and its marks occupy.
+    /// This version's number: 0 for a heap made or opened, one more than its parent's for a
+    /// commit.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The version this one was committed over, if it was.
+    pub fn parent(&self) -> Option<&Arc<Base>> {
+        self.parent.as_ref()
+    }
+
+    /// Layers between this version and its heap: how many lookups a read of an object some
+    /// version changed may take. 0 for a heap made, opened or flattened.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// True if `other` is this version or one below it, over the same heap.
+    pub fn descends_from(&self, other: &Base) -> bool {
+        let mut b = self;
+        loop {
+            if b.id == other.id {
+                return true;
+            }
+            match &b.parent {
+                Some(p) => b = p,
+                None => return false,
+            }
+        }
+    }
+
+    /// The indices of the objects this version itself changed or added (not its parents').
+    pub fn changed_here(&self) -> impl Iterator<Item = ObjectIndex> + '_ {
+        self.layer.keys().map(|&x| ObjectIndex::from_u32(x))
+    }
+
+    /// Number of objects in this version: the heap's and those its commits added.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if the version holds no objects (a valid base always holds nil, so never).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The body a version up to this one committed for object `x`, newest first; `None` if
+    /// none did (the heap's body stands). Time: one hash lookup per layer walked.
+    pub fn committed(&self, x: u32) -> Option<&Committed> {
+        let mut b = self;
+        loop {
+            if let Some(c) = b.layer.get(&x) {
+                return Some(c);
+            }
+            b = b.parent.as_deref()?;
+        }
+    }
+
+    /// Object `x` as this version has it. Time: O(1) for an object no version changed (its
+    /// mark says so), else one lookup per layer walked.
+    pub fn object(&self, x: ObjectIndex) -> Result<ObjectView<'_>> {
+        match self.changed(x)? {
+            Some(c) => Ok(c.view()),
+            None => self.heap.object(x),
+        }
+    }
+
+    /// Where this version keeps `x`: `Some` for a committed body, `None` for the heap's.
+    #[inline]
+    fn changed(&self, x: ObjectIndex) -> Result<Option<&Committed>> {
+        if x.get() >= self.len {
+            return Err(HeapError::NoSuchObject {
+                index: x.get() as u64,
+                len: self.len as u64,
+            });
+        }
+        if self.depth == 0 || (x.get() < self.heap.len() && !self.marks.is_committed(x.as_u32())) {
+            return Ok(None);
+        }
+        Ok(self.committed(x.as_u32()))
+    }
+
+    /// Pointer slot `i` of object `x` in this version.
+    pub fn slot_word(&self, x: ObjectIndex, i: usize) -> Result<Word> {
+        match self.changed(x)? {
+            Some(c) => c
+                .slots
+                .get(i)
+                .copied()
+                .ok_or_else(|| c.format.slot_error(i, c.slots.len())),
+            None => self.heap.slot_word(x, i),
+        }
+    }
+
+    /// The class of object `x` in this version.
+    pub fn class_word(&self, x: ObjectIndex) -> Result<Word> {
+        Ok(self.object(x)?.class)
+    }
+
+    /// The identity hash of object `x` in this version.
+    pub fn hash(&self, x: ObjectIndex) -> Result<u32> {
+        Ok(self.object(x)?.hash)
+    }
+
+    /// The size of object `x` in this version.
+    pub fn size(&self, x: ObjectIndex) -> Result<ObjectSize> {
+        Ok(self.object(x)?.size())
+    }
+
+    /// The format of object `x` in this version.
+    pub fn format(&self, x: ObjectIndex) -> Result<Format> {
+        Ok(self.object(x)?.format)
+    }
+
+    /// The raw bytes of object `x` in this version.
+    pub fn bytes(&self, x: ObjectIndex) -> Result<&[u8]> {
+        Ok(self.object(x)?.bytes)
+    }
+
+    /// A new version over this one: `objects` are the bodies of the objects it changes and of
+    /// those it adds, which take the indices from [`Base::len`] up to `len`. The heap and
+    /// marks are shared, this version is untouched (its tenants keep seeing exactly what they
+    /// saw), and the changed objects' committed bits are set, which sends every reader of
+    /// them to its layers. Time: O(objects given), never O(base).
+    ///
+    /// # Errors
+    /// [`HeapError::NoSuchObject`] for an index at or past `len`, or an added index left
+    /// without a body; [`HeapError::BadLayout`] for a body its format cannot hold;
+    /// [`HeapError::InvalidWord`] for a class or slot that is neither an immediate nor a
+    /// reference to an object of the new version (a private reference included);
+    /// [`HeapError::TooLarge`] past 2^32 objects, or past 2^32 versions. Nothing changes on
+    /// any error.
+    pub fn next_version(
+        self: &Arc<Base>,
+        objects: Vec<(u32, Committed)>,
+        len: usize,
+    ) -> Result<Arc<Base>> {
+        if len as u64 > 1 << 32 {
+            return Err(HeapError::TooLarge("more objects than references can name"));
+        }
+        let version = self
+            .version
+            .checked_add(1)
+            .ok_or(HeapError::TooLarge("2^64 versions"))?;
+        let no_such = |x: u32| HeapError::NoSuchObject {
+            index: u64::from(x),
+            len: len as u64,
+        };
+        let names = |w: Word| match w.as_base() {
+            Some(y) => y.get() < len,
+            None => w.is_immediate(),
+        };
+        let mut layer = FxHashMap::default();
+        layer
+            .try_reserve(objects.len())
+            .map_err(|_| HeapError::TooLarge("a layer the allocator refuses"))?;
+        for (x, c) in objects {
+            if x as usize >= len {
+                return Err(no_such(x));
+            }
+            c.format.check(c.size())?;
+            if !c.class.is_base() || !names(c.class) {
+                return Err(HeapError::InvalidWord(c.class));
+            }
+            if let Some(&w) = c.slots.iter().find(|&&w| !names(w)) {
+                return Err(HeapError::InvalidWord(w));
+            }
+            layer.insert(x, c);
+        }
+        if let Some(x) = (self.len..len).find(|&x| !layer.contains_key(&(x as u32))) {
+            return Err(no_such(x as u32));
+        }
+        for &x in layer.keys() {
+            self.marks.mark_committed(x);
+        }
+        Ok(Arc::new(Base {
+            id: Base::next_id(),
+            heap: self.heap.clone(),
+            marks: self.marks.clone(),
+            version,
+            parent: Some(self.clone()),
+            layer,
+            len,
+            depth: self.depth + 1,
+            fingerprint: OnceLock::new(),
+        }))
+    }
+
+    /// This version as a heap of its own, every layer folded in: the same objects at the same
+    /// indices with the same hashes, nil, roots and classes of immediates, so references and
+    /// snapshots' base indices mean what they meant. Time: O(objects in the version); meant
+    /// for a background thread. Make a [`Base`] of it with [`Base::flattened`].
+    ///
+    /// # Errors
+    /// What the heap's builder refuses (a version too large to build).
+    pub fn flatten(&self) -> Result<BaseHeap> {
+        let mut b = Builder::new();
+        let nil = self.heap.index_of(self.heap.nil())?;
+        for x in (0..self.len).filter_map(ObjectIndex::new) {
+            let view = self.object(x)?;
+            let w = if x == nil {
+                let w = b.add_nil();
+                b.set_class(w, view.class)?;
+                w
+            } else {
+                b.add(
+                    view.class,
+                    view.format,
+                    view.slots.to_vec(),
+                    view.bytes.to_vec(),
+                )?
+            };
+            b.set_hash(w, view.hash)?;
+            b.set_aux(w, view.aux)?;
+        }
+        let word = |v: Option<cowheap_heap::Value>| v.map(|v| v.word());
+        b.set_immediate_classes(word(self.heap.int_class()), word(self.heap.char_class()));
+        b.set_float_class(word(self.heap.float_class()));
+        for r in self.heap.roots() {
+            b.add_root(&r.name, r.value)?;
+        }
+        b.freeze()
+    }
+
+    /// A root base of `heap` that carries version number `version`: for the heap
+    /// [`Base::flatten`] made of a version, so that it takes that version's place. Its marks
+    /// are new and clear.
+    pub fn flattened(heap: BaseHeap, version: u64) -> Arc<Base> {
+        Base::root(heap, version)
+    }
+
+    /// Bytes of memory the heap, its marks and this version's layers occupy.
     pub fn memory_bytes(&self) -> usize {
-        self.heap.memory_bytes() + self.marks.memory_bytes()
+        let mut n = self.heap.memory_bytes() + self.marks.memory_bytes();
+        let mut b = Some(self);
+        while let Some(v) = b {
+            n += v.layer.capacity() * (std::mem::size_of::<(u32, Committed)>() + 1)
+                + v.layer
+                    .values()
+                    .map(|c| c.memory_bytes() - std::mem::size_of::<Committed>())
+                    .sum::<usize>();
+            b = v.parent.as_deref();
+        }
+        n
     }
 }
 

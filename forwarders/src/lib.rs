@@ -33,8 +33,10 @@ pub mod marks;
 mod state;
 mod sync;
 mod table;
+pub mod version;
 
 pub use base::{Base, BaseId};
 pub use marks::{DivertMarks, MarkFilter, MarkPolicy};
 pub use state::Forwarding;
 pub use table::{AlreadyDiverted, IndirectionTable, MarkTarget};
+pub use version::Committed;

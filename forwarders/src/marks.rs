@@ -87,6 +87,22 @@ impl DivertMarks {
     #[doc(hidden)]
     pub const DIVERTED: u64 = 1 << 63;
 
+    /// The committed bit of a word: some version of the base changed the object
+    /// ([`crate::version`]), so a reader must look in its version's layers before the heap.
+    /// Not a side channel between tenants: a committed version is published to all.
+    ///
+    /// Hidden from the docs, as [`DivertMarks::DIVERTED`] is.
+    #[doc(hidden)]
+    pub const COMMITTED: u64 = 1 << 62;
+
+    /// The bits of a word that send a read off the fast path under the shared policy.
+    #[doc(hidden)]
+    pub const SLOW: u64 = Self::DIVERTED | Self::COMMITTED;
+
+    /// The bits of a word that hold the header offset.
+    #[doc(hidden)]
+    pub const OFFSET: u64 = !Self::SLOW;
+
     /// A table for objects whose headers are at `offsets` (word offsets), none diverted.
     /// Time and space: O(objects).
     ///
@@ -94,9 +110,7 @@ impl DivertMarks {
     /// made apart from its heap's offsets would send reads to the wrong objects.
     pub(crate) fn new(offsets: impl Iterator<Item = u64>) -> DivertMarks {
         DivertMarks {
-            words: offsets
-                .map(|o| AtomicU64::new(o & !Self::DIVERTED))
-                .collect(),
+            words: offsets.map(|o| AtomicU64::new(o & Self::OFFSET)).collect(),
         }
     }
 
@@ -138,6 +152,24 @@ impl DivertMarks {
         }
     }
 
+    /// True if some version of the base changed object `index`. Time: O(1).
+    #[inline]
+    pub fn is_committed(&self, index: u32) -> bool {
+        self.entry(index).is_some_and(|w| w & Self::COMMITTED != 0)
+    }
+
+    /// Sets object `index`'s committed bit (out of range: ignored). Crate-private: only
+    /// [`crate::Base::next_version`] sets it, for the objects a version changes, before the
+    /// version is published. Relaxed, as `mark`: a reader of an older version that sees the
+    /// bit finds nothing in its own layers and reads the heap, which is what it must see;
+    /// a reader of the new version got its `Arc<Base>` through whatever published it, which
+    /// orders this store before its loads.
+    pub(crate) fn mark_committed(&self, index: u32) {
+        if let Some(w) = self.words.get(index as usize) {
+            w.fetch_or(Self::COMMITTED, Ordering::Relaxed);
+        }
+    }
+
     /// Number of objects marked. Time: O(objects).
     pub fn count(&self) -> usize {
         self.words
@@ -176,6 +208,14 @@ impl MarkFilter {
         MarkFilter::default()
     }
 
+    /// A filter with every bit set: every read of a base object by its tenant leaves the
+    /// fast path (for a tenant that records what it reads).
+    pub fn full() -> MarkFilter {
+        MarkFilter {
+            bits: Box::new([u64::MAX; MarkFilter::BITS / 64]),
+        }
+    }
+
     /// True if object `index` may have been diverted by this filter's tenant. Time: O(1).
     #[inline(always)]
     pub fn is_marked(&self, index: u32) -> bool {
@@ -212,6 +252,10 @@ mod tests {
         assert!(!m.mark(5000) && !m.is_marked(5000) && m.entry(3).is_none());
         assert_eq!(m.count(), 1);
         assert_eq!(m.memory_bytes(), 24);
+        m.mark_committed(2);
+        assert!(m.is_committed(2) && !m.is_marked(2) && !m.is_committed(1));
+        assert_eq!(m.entry(2).unwrap() & DivertMarks::OFFSET, 30);
+        assert_eq!(m.count(), 1);
     }
 
     #[test]

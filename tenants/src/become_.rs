@@ -77,7 +77,7 @@ impl Tenant {
         let mut needed = 0u64;
         for l in [la, lb] {
             if let Loc::Base(x) = l {
-                let view = self.base.heap().object(x)?;
+                let view = self.base.object(x)?;
                 view.format.check(view.size())?;
                 needed = needed.saturating_add(cost(view.size()));
             }

@@ -27,6 +27,7 @@
 
 mod become_;
 mod collect;
+pub mod commit;
 mod error;
 mod registry;
 mod roots;

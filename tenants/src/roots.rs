@@ -30,6 +30,15 @@ impl Handles {
         self.slab.memory_bytes()
     }
 
+    /// Unpins every handle, retiring each key's generation: a handle held past this is
+    /// refused, never read as whatever reuses its slot.
+    pub(crate) fn clear(&mut self) {
+        let keys: Vec<SlabKey> = self.slab.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.slab.remove(k);
+        }
+    }
+
     /// Every pinned word, mutably (collection patches them).
     pub(crate) fn words_mut(&mut self) -> impl Iterator<Item = &mut Word> {
         self.slab.values_mut()

@@ -250,12 +250,15 @@ impl Tenant {
     ) -> Result<Tenant, RestoreError> {
         let payload = check_header(base, bytes)?;
         let parts = Parts::read(payload)?;
-        parts.check(base.heap().len())?;
+        parts.check(base.len())?;
         parts.into_tenant(base, config)
     }
 
-    fn marks_policy(&self) -> MarkPolicy {
-        if self.filter.is_none() {
+    /// The tenant's mark policy (the one it goes back to, while it records its reads).
+    pub(crate) fn marks_policy(&self) -> MarkPolicy {
+        if let Some((_, policy)) = self.cold.as_ref().and_then(|c| c.recording.as_ref()) {
+            *policy
+        } else if self.filter.is_none() {
             MarkPolicy::Shared
         } else {
             MarkPolicy::Private

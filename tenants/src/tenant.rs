@@ -8,10 +8,11 @@ use cowheap_forwarders::{
     Base, DivertMarks, Forwarding, IndirectionTable, MarkFilter, MarkPolicy, MarkTarget,
 };
 use cowheap_heap::{
-    BaseHeap, Decoded, Error as HeapError, Format, HeapReader, ObjectIndex, ObjectSize, PrivateKey,
-    TenantId, Value, Word,
+    Decoded, Error as HeapError, Format, HeapReader, ObjectIndex, ObjectSize, PrivateKey, TenantId,
+    Value, Word,
 };
-use std::cell::Cell;
+use rustc_hash::FxHashSet;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +55,8 @@ enum Quick<'a> {
     /// A live private object: the tenant's own (through a private reference), or its copy of
     /// a base object (through the base reference and the table).
     Private(&'a Body),
+    /// An object some version of the base changed: read through the tenant's version.
+    Version(ObjectIndex),
 }
 
 /// One client image: a view of a shared [`Base`] plus the objects it has written or made.
@@ -120,6 +123,9 @@ pub(crate) struct Cold {
     /// Counters bumped by reads, through `&self`. A read bumps one only where the tenant has
     /// a private object, a table entry or a forwarder, and so already has its cold state.
     pub(crate) reads: ReadCounters,
+    /// The base objects read while [`Tenant::record_reads`] is on, and the mark policy to go
+    /// back to when it is turned off.
+    pub(crate) recording: Option<(RefCell<FxHashSet<u32>>, MarkPolicy)>,
 }
 
 /// A 22-bit identity hash for the `n`th object a tenant allocates (splitmix64 finaliser).
@@ -186,6 +192,61 @@ impl Tenant {
     fn count_lookup(&self) {
         if let Some(c) = &self.cold {
             bump(&c.reads.lookups);
+        }
+    }
+
+    /// Records a read of base object `x` if the tenant records its reads (only a recording
+    /// tenant's reads of base objects come this way: its filter sends them all here).
+    #[inline]
+    fn note_read(&self, x: ObjectIndex) {
+        if let Some(c) = &self.cold
+            && let Some((set, _)) = &c.recording
+        {
+            set.borrow_mut().insert(x.as_u32());
+        }
+    }
+
+    /// Starts (`true`) or stops recording which base objects this tenant reads, for
+    /// read-write conflict checks ([`crate::commit::CommitMode::ReadWrite`]). Starting clears
+    /// what was recorded. While it records, every read of a base object by this tenant leaves
+    /// the fast path (other tenants are not affected). Time: O(diverted objects).
+    pub fn record_reads(&mut self, on: bool) {
+        let policy = self.marks_policy();
+        match (on, self.cold.as_mut().and_then(|c| c.recording.take())) {
+            (true, _) => {
+                self.cold_mut().recording = Some((RefCell::default(), policy));
+                self.filter = Some(Box::new(MarkFilter::full()));
+            }
+            (false, Some((_, policy))) => {
+                self.filter = match policy {
+                    MarkPolicy::Shared => None,
+                    MarkPolicy::Private => Some(Box::default()),
+                };
+                self.remark();
+            }
+            (false, None) => {}
+        }
+    }
+
+    /// The base objects read since [`Tenant::record_reads`] was turned on, if it is on.
+    pub fn reads_recorded(&self) -> Option<FxHashSet<u32>> {
+        let (set, _) = self.cold.as_ref()?.recording.as_ref()?;
+        Some(set.borrow().clone())
+    }
+
+    /// Marks every object of the table again, in the marks the tenant now uses (after its
+    /// policy or its base's marks changed). Time: O(diverted objects).
+    pub(crate) fn remark(&mut self) {
+        let old = std::mem::take(&mut self.table);
+        for (x, entry) in old.iter() {
+            let target = match &mut self.filter {
+                None => MarkTarget::Shared(&self.marks),
+                Some(f) => MarkTarget::Private(f),
+            };
+            if let Some(k) = self.space.key_of(entry) {
+                // A fresh table takes each object once, and these come from a table.
+                let _ = self.table.divert(target, x, k);
+            }
         }
     }
 
@@ -367,7 +428,8 @@ impl Tenant {
                             continue;
                         }
                     }
-                    let len = self.base.heap().len();
+                    let len = self.base.len();
+                    self.note_read(x);
                     if x.get() >= len {
                         return Err(HeapError::NoSuchObject {
                             index: x.get() as u64,
@@ -413,7 +475,11 @@ impl Tenant {
     #[inline]
     pub(crate) fn diverted_here(&self, x: u32) -> bool {
         match &self.filter {
-            None => self.marks.is_marked(x),
+            // An object past the heap (one a version added) has no mark: always look.
+            None => self
+                .marks
+                .entry(x)
+                .is_none_or(|e| e & DivertMarks::DIVERTED != 0),
             Some(f) => f.is_marked(x),
         }
     }
@@ -426,21 +492,24 @@ impl Tenant {
     fn in_place(&self, obj: Value) -> Option<u64> {
         let x = obj.word().as_base()?;
         let entry = self.marks.entry(x.as_u32())?;
-        let diverted = match &self.filter {
-            None => entry & DivertMarks::DIVERTED != 0,
-            Some(f) => f.is_marked(x.as_u32()),
+        // Under the shared policy one test covers both bits: diverted by some tenant, or
+        // changed by some version of the base.
+        let off_path = match &self.filter {
+            None => entry & DivertMarks::SLOW != 0,
+            Some(f) => entry & DivertMarks::COMMITTED != 0 || f.is_marked(x.as_u32()),
         };
-        if diverted {
+        if off_path {
             None
         } else {
-            Some(entry & !DivertMarks::DIVERTED)
+            Some(entry & DivertMarks::OFFSET)
         }
     }
 
     /// Where `obj` leads, if it is an object of the base read in place (one the inline path
     /// did not take: another tenant diverted it, or the read failed) or a live private object
     /// reached with at most one table lookup; `None` for everything else (forwarders,
-    /// errors), which [`Tenant::locate`] works out. Counts a lookup as `locate` would.
+    /// errors), which [`Tenant::locate`] works out. Counts a lookup as `locate` would. An
+    /// object a version of the base changed is left to the version to read.
     #[inline(always)]
     fn quick(&self, obj: Value) -> Option<Quick<'_>> {
         let w = obj.word();
@@ -457,7 +526,11 @@ impl Tenant {
             }
             self.count_lookup();
         }
-        Some(Quick::Base(x, entry & !DivertMarks::DIVERTED))
+        self.note_read(x);
+        if entry & DivertMarks::COMMITTED != 0 {
+            return Some(Quick::Version(x));
+        }
+        Some(Quick::Base(x, entry & DivertMarks::OFFSET))
     }
 
     /// The body of `obj` if it is a live private object of this tenant named by its own key.
@@ -550,11 +623,12 @@ impl Tenant {
         match self.quick(obj) {
             Some(Quick::Base(x, offset)) => match self.reader.slot_at(offset, i) {
                 Some(w) => Ok(Value::shared(w)),
-                None => Ok(Value::shared(self.base.heap().slot_word(x, i)?)),
+                None => Ok(Value::shared(self.base.slot_word(x, i)?)),
             },
             Some(Quick::Private(body)) => self.private_slot(body, i),
+            Some(Quick::Version(x)) => Ok(Value::shared(self.base.slot_word(x, i)?)),
             None => match self.locate(obj)? {
-                Loc::Base(x) => Ok(Value::shared(self.base.heap().slot_word(x, i)?)),
+                Loc::Base(x) => Ok(Value::shared(self.base.slot_word(x, i)?)),
                 Loc::Private(k) => self.private_slot(self.body(k)?, i),
             },
         }
@@ -596,7 +670,7 @@ impl Tenant {
 
     #[inline(never)]
     fn bytes_slow(&self, obj: Value) -> Result<&[u8]> {
-        self.read_slow(obj, HeapReader::bytes_at, BaseHeap::bytes, |b| &b.bytes[..])
+        self.read_slow(obj, HeapReader::bytes_at, Base::bytes, |b| &b.bytes[..])
     }
 
     /// The size of `obj`. Time: O(1); inlined as [`Tenant::bytes`] is.
@@ -612,7 +686,7 @@ impl Tenant {
 
     #[inline(never)]
     fn size_slow(&self, obj: Value) -> Result<ObjectSize> {
-        self.read_slow(obj, HeapReader::size_at, BaseHeap::size, Body::size)
+        self.read_slow(obj, HeapReader::size_at, Base::size, Body::size)
     }
 
     /// The format of `obj`. Time: O(1); inlined as [`Tenant::bytes`] is.
@@ -628,7 +702,7 @@ impl Tenant {
 
     #[inline(never)]
     fn format_slow(&self, obj: Value) -> Result<Format> {
-        self.read_slow(obj, HeapReader::format_at, BaseHeap::format, |b| b.format)
+        self.read_slow(obj, HeapReader::format_at, Base::format, |b| b.format)
     }
 
     /// The class of `v`: of an object, or the base's class of small integers or characters.
@@ -657,7 +731,7 @@ impl Tenant {
         if let Some(class) = immediate {
             return class.ok_or(Error::NoImmediateClass(w));
         }
-        let class = self.read_slow(v, HeapReader::class_at, BaseHeap::class_word, |b| b.class)?;
+        let class = self.read_slow(v, HeapReader::class_at, Base::class_word, |b| b.class)?;
         Ok(Value::owned(class, self.id))
     }
 
@@ -668,19 +742,20 @@ impl Tenant {
         &'a self,
         obj: Value,
         at: impl FnOnce(&'a HeapReader, u64) -> Option<T>,
-        in_base: impl FnOnce(&'a BaseHeap, ObjectIndex) -> std::result::Result<T, HeapError>,
+        in_base: impl FnOnce(&'a Base, ObjectIndex) -> std::result::Result<T, HeapError>,
         in_body: impl FnOnce(&'a Body) -> T,
     ) -> Result<T> {
         let body = match self.quick(obj) {
             Some(Quick::Base(x, offset)) => {
                 return match at(&self.reader, offset) {
                     Some(v) => Ok(v),
-                    None => Ok(in_base(self.base.heap(), x)?),
+                    None => Ok(in_base(&self.base, x)?),
                 };
             }
             Some(Quick::Private(body)) => body,
+            Some(Quick::Version(x)) => return Ok(in_base(&self.base, x)?),
             None => match self.locate(obj)? {
-                Loc::Base(x) => return Ok(in_base(self.base.heap(), x)?),
+                Loc::Base(x) => return Ok(in_base(&self.base, x)?),
                 Loc::Private(k) => self.body(k)?,
             },
         };
@@ -701,7 +776,7 @@ impl Tenant {
 
     #[inline(never)]
     fn identity_hash_slow(&self, obj: Value) -> Result<u32> {
-        self.read_slow(obj, HeapReader::hash_at, BaseHeap::hash, |b| b.hash)
+        self.read_slow(obj, HeapReader::hash_at, Base::hash, |b| b.hash)
     }
 
     /// True if `a` and `b` are the same object (or equal immediates) in this tenant's view: a
@@ -746,7 +821,7 @@ impl Tenant {
     /// A private copy of base object `x`'s body, checked (its layout, its words) and
     /// allocated, but not yet in the tenant: nothing has changed. Time: O(size of `x`).
     pub(crate) fn copy_of(&self, x: ObjectIndex) -> Result<Body> {
-        let view = self.base.heap().object(x)?;
+        let view = self.base.object(x)?;
         view.format.check(view.size())?;
         Body::try_copy_of(&view)
     }
@@ -794,7 +869,7 @@ impl Tenant {
                 k
             }
             Loc::Base(x) => {
-                let view = self.base.heap().object(x)?;
+                let view = self.base.object(x)?;
                 check(view.format, view.size())?;
                 self.check_quota(cost(view.size()))?;
                 self.divert_copy(x)?

@@ -1,0 +1,526 @@
+//! Commit: a tenant's changes become a new version of its base, all or nothing.
+//!
+//! A [`Repository`] publishes the current version of a base and serialises the commits made
+//! into it, as a GemStone repository does its sessions': each tenant sees the version it was
+//! forked (or last moved) to, consistent and unchanging, and a commit merges the objects it
+//! changed into a new version, or fails whole.
+//!
+//! - **What a commit writes.** The base objects the tenant changed (its copies, with their
+//!   contents now) and the objects it made that those reach (or that the roots it names
+//!   reach), which become objects of the new version, with their identity hashes, at indices
+//!   from the version's length up. The new version is a layer over the current one
+//!   ([`cowheap_forwarders::version`]): O(changed and new objects), never O(base).
+//! - **Conflicts.** Write-write, GemStone's default: a commit fails when an object it changed
+//!   was changed by a version committed after the tenant's own, and the error lists those
+//!   objects. [`CommitMode::ReadWrite`] also fails on objects the tenant *read* that a later
+//!   version changed, which makes commits serializable; it needs the tenant to record its
+//!   reads ([`Tenant::record_reads`]), which takes every read of a base object off the fast
+//!   path for that tenant only.
+//! - **After a commit** the tenant stands on the new version with nothing of its own changed:
+//!   each committed object of its own becomes a forwarder to the object it now is in the
+//!   base, so every reference the tenant holds keeps working (and is patched when read).
+//! - **Abort** drops the tenant's changes and moves it to the current version; **rebase**
+//!   keeps them and moves it when they do not conflict.
+//! - **Rights.** A repository names who may commit ([`CommitRights`]); anyone may still fork
+//!   and write private copies.
+//! - **Flattening.** [`Repository::flatten`] folds the current version's layers into a heap
+//!   of its own, off the commit path; tenants on older versions keep theirs, and a version
+//!   no tenant holds any more is freed with its last `Arc`.
+//!
+//! ```
+//! use cowheap_forwarders::Base;
+//! use cowheap_heap::{synth, Value};
+//! use cowheap_tenants::commit::{CommitError, CommitRights, Repository};
+//!
+//! let base = Base::new(synth::image(1_000, 1));
+//! let g = base.heap().root("Smalltalk").unwrap();
+//! let repo = Repository::new(base, CommitRights::Anyone);
+//! let (mut a, mut b) = (repo.fork(), repo.fork());
+//! a.set_slot(g, 0, Value::int(1)).unwrap();
+//! b.set_slot(g, 0, Value::int(2)).unwrap();
+//! let v1 = repo.commit(&mut a, "alice").unwrap();
+//! assert_eq!(v1.version(), 1);
+//! assert_eq!(repo.fork().slot(g, 0).unwrap().as_int(), Some(1));
+//! // b changed the same object after its version was taken: refused, whole.
+//! let Err(CommitError::Conflict { objects, .. }) = repo.commit(&mut b, "bob") else { panic!() };
+//! assert_eq!(objects.len(), 1);
+//! repo.abort(&mut b);
+//! assert_eq!(b.slot(g, 0).unwrap().as_int(), Some(1));
+//! ```
+
+use crate::space::{ENTRY_OVERHEAD, cost};
+use crate::stats::sub;
+use crate::tenant::Loc;
+use crate::{Error, Tenant, TenantConfig};
+use arc_swap::ArcSwap;
+use cowheap_forwarders::{Base, BaseId, Committed, IndirectionTable};
+use cowheap_heap::{Error as HeapError, ObjectIndex, PrivateKey, Word};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Who may commit into a repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitRights {
+    /// Every principal.
+    Anyone,
+    /// Only the principals named.
+    Only(BTreeSet<String>),
+}
+
+impl CommitRights {
+    /// Only `names` may commit.
+    pub fn only<I: IntoIterator<Item = S>, S: Into<String>>(names: I) -> CommitRights {
+        CommitRights::Only(names.into_iter().map(Into::into).collect())
+    }
+
+    fn allows(&self, who: &str) -> bool {
+        match self {
+            CommitRights::Anyone => true,
+            CommitRights::Only(names) => names.contains(who),
+        }
+    }
+}
+
+/// Which conflicts fail a commit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CommitMode {
+    /// An object the tenant changed was changed by a later version (GemStone's default).
+    #[default]
+    WriteWrite,
+    /// That, or an object the tenant read (recorded by [`Tenant::record_reads`]) was changed
+    /// by a later version: serializable commits.
+    ReadWrite,
+}
+
+/// Why a commit, rebase or flatten did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Versions committed after the tenant's changed objects it changed (or, in
+    /// [`CommitMode::ReadWrite`], read).
+    #[error("{} object(s) changed by versions after {version}: {objects:?}", objects.len())]
+    Conflict {
+        /// The tenant's version.
+        version: u64,
+        /// The objects in conflict, in index order.
+        objects: Vec<ObjectIndex>,
+    },
+    /// The principal may not commit into this repository.
+    #[error("{who:?} may not commit into this repository")]
+    NotPermitted {
+        /// Who asked.
+        who: String,
+    },
+    /// The tenant's base is not a version this repository published.
+    #[error("the tenant's base (version {version}) is not one this repository published")]
+    ForeignBase {
+        /// The version number of the tenant's base.
+        version: u64,
+    },
+    /// [`CommitMode::ReadWrite`] on a tenant that does not record its reads.
+    #[error("a read-write commit needs a tenant that records its reads")]
+    ReadsNotRecorded,
+    /// Something a version cannot hold: a base object the tenant forwarded with
+    /// `become_forward` (references to it all over the base would have to change).
+    #[error("cannot commit: {0}")]
+    Unsupported(&'static str),
+    /// The current version changed while it was being flattened; nothing was published.
+    #[error("version {0} was superseded while it was flattened")]
+    Superseded(u64),
+    /// An error of the tenant or of the object model.
+    #[error(transparent)]
+    Tenant(#[from] Error),
+}
+
+impl From<HeapError> for CommitError {
+    fn from(e: HeapError) -> CommitError {
+        CommitError::Tenant(e.into())
+    }
+}
+
+/// Numbers a committing tenant's objects in the new version: copies as the base objects they
+/// stand for, new objects from the version's length up, in the order they are met.
+struct Numbering<'a> {
+    tenant: &'a Tenant,
+    copies: FxHashMap<u32, ObjectIndex>,
+    /// New objects met so far: entry key -> index in the new version.
+    fresh: FxHashMap<u32, u32>,
+    /// New objects numbered whose bodies are still to gather.
+    queue: VecDeque<PrivateKey>,
+    next: usize,
+}
+
+impl Numbering<'_> {
+    /// The word `w` (a word of the tenant) is in the new version.
+    fn word(&mut self, w: Word) -> Result<Word, CommitError> {
+        if !w.is_ref() {
+            return Ok(w);
+        }
+        let k = match self.tenant.locate_word(w)? {
+            Loc::Base(x) => return Ok(Word::base(x)),
+            Loc::Private(k) => k,
+        };
+        if let Some(&x) = self.copies.get(&k.key()) {
+            return Ok(Word::base(x));
+        }
+        let y = match self.fresh.get(&k.key()) {
+            Some(&y) => y,
+            None => {
+                let y = u32::try_from(self.next)
+                    .map_err(|_| HeapError::TooLarge("more objects than references can name"))?;
+                self.next += 1;
+                self.fresh.insert(k.key(), y);
+                self.queue.push_back(k);
+                y
+            }
+        };
+        Ok(Word::base(ObjectIndex::from_u32(y)))
+    }
+
+    /// The body of the tenant's object `k` in the new version's terms.
+    fn body(&mut self, k: PrivateKey) -> Result<Committed, CommitError> {
+        let body = self.tenant.body(k)?;
+        let class = self.word(body.class)?;
+        let slots = body
+            .slots
+            .iter()
+            .map(|c| self.word(c.get()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Committed {
+            class,
+            format: body.format,
+            hash: body.hash,
+            aux: 0,
+            slots: slots.into(),
+            bytes: body.bytes.clone(),
+        })
+    }
+}
+
+/// The versions of a base, the current one published, commits serialised.
+///
+/// `Repository` is `Send + Sync`: share it between threads (each thread with its own
+/// tenants). Reading the current version takes no lock; a commit, rebase or abort takes the
+/// repository's commit lock for its own duration only.
+#[derive(Debug)]
+pub struct Repository {
+    current: ArcSwap<Base>,
+    log: Mutex<Log>,
+    rights: CommitRights,
+    config: TenantConfig,
+}
+
+#[derive(Debug)]
+struct Log {
+    /// Version numbers of the bases this repository published, by id.
+    known: FxHashMap<BaseId, u64>,
+    /// The objects each version (by number) changed over the one before: what conflicts are
+    /// checked against. Only objects that existed before it; added objects cannot conflict.
+    changes: BTreeMap<u64, Arc<FxHashSet<u32>>>,
+}
+
+/// What a commit gathered from a tenant, before anything changes.
+struct Gathered {
+    objects: Vec<(u32, Committed)>,
+    len: usize,
+    /// The tenant's own entries that the new version now holds, with their new words.
+    moved: Vec<(PrivateKey, Word)>,
+    changed: FxHashSet<u32>,
+}
+
+impl Repository {
+    /// A repository whose current version is `base`; tenants it forks use the default
+    /// configuration.
+    pub fn new(base: Arc<Base>, rights: CommitRights) -> Repository {
+        Repository::with_config(base, rights, TenantConfig::default())
+    }
+
+    /// A repository whose tenants ([`Repository::fork`], [`Repository::abort`]) are set up
+    /// with `config`.
+    pub fn with_config(base: Arc<Base>, rights: CommitRights, config: TenantConfig) -> Repository {
+        let mut known = FxHashMap::default();
+        known.insert(base.id(), base.version());
+        Repository {
+            current: ArcSwap::new(base),
+            log: Mutex::new(Log {
+                known,
+                changes: BTreeMap::new(),
+            }),
+            rights,
+            config,
+        }
+    }
+
+    /// The current version. Time: O(1), lock-free.
+    pub fn current(&self) -> Arc<Base> {
+        self.current.load_full()
+    }
+
+    /// Who may commit.
+    pub fn rights(&self) -> &CommitRights {
+        &self.rights
+    }
+
+    /// A new tenant of the current version. Time: O(1).
+    pub fn fork(&self) -> Tenant {
+        Tenant::fork_with(&self.current.load(), self.config)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Log> {
+        // A panic while the lock was held left the log as it was before that operation's
+        // publication (the log and the publication change together, after every check).
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The version number of `base`, if this repository published it.
+    fn version_of(log: &Log, base: &Base) -> Result<u64, CommitError> {
+        log.known
+            .get(&base.id())
+            .copied()
+            .ok_or(CommitError::ForeignBase {
+                version: base.version(),
+            })
+    }
+
+    /// The objects among `objects` that versions after `version` changed, in index order.
+    fn conflicts(log: &Log, version: u64, objects: &FxHashSet<u32>) -> Vec<ObjectIndex> {
+        let mut out: Vec<u32> = log
+            .changes
+            .range(version + 1..)
+            .flat_map(|(_, changed)| {
+                let (small, large) = if changed.len() < objects.len() {
+                    (&**changed, objects)
+                } else {
+                    (objects, &**changed)
+                };
+                small.iter().filter(|x| large.contains(x)).copied()
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out.into_iter().map(ObjectIndex::from_u32).collect()
+    }
+
+    /// Commits `tenant`'s changes as a new version and makes it current; the tenant moves to
+    /// it. Time: O(changed and new objects), plus O(changed) per version committed since the
+    /// tenant's.
+    ///
+    /// # Errors
+    /// [`CommitError::NotPermitted`], [`CommitError::Conflict`],
+    /// [`CommitError::ForeignBase`], [`CommitError::Unsupported`], or an error of the tenant
+    /// (a collected object reached from a changed one). On any error nothing changes: not
+    /// the repository, not the tenant, not any other tenant's view.
+    pub fn commit(&self, tenant: &mut Tenant, who: &str) -> Result<Arc<Base>, CommitError> {
+        self.commit_with(tenant, who, CommitMode::WriteWrite, &[])
+    }
+
+    /// [`Repository::commit`] with a conflict mode, and `roots`: objects of the tenant to
+    /// commit with everything of its own they reach, even if no changed object reaches them.
+    /// Their new identities are the tenant's references to them, which keep working.
+    ///
+    /// # Errors
+    /// As [`Repository::commit`], and [`CommitError::ReadsNotRecorded`] for
+    /// [`CommitMode::ReadWrite`] on a tenant that does not record its reads.
+    pub fn commit_with(
+        &self,
+        tenant: &mut Tenant,
+        who: &str,
+        mode: CommitMode,
+        roots: &[cowheap_heap::Value],
+    ) -> Result<Arc<Base>, CommitError> {
+        if !self.rights.allows(who) {
+            return Err(CommitError::NotPermitted { who: who.into() });
+        }
+        let mut log = self.lock();
+        let version = Repository::version_of(&log, tenant.base())?;
+        let current = self.current.load_full();
+        let gathered = tenant.gather(current.len(), roots)?;
+        let mut conflicts = Repository::conflicts(&log, version, &gathered.changed);
+        if mode == CommitMode::ReadWrite {
+            let read = tenant
+                .reads_recorded()
+                .ok_or(CommitError::ReadsNotRecorded)?;
+            conflicts.extend(Repository::conflicts(&log, version, &read));
+            conflicts.sort_unstable();
+            conflicts.dedup();
+        }
+        if !conflicts.is_empty() {
+            return Err(CommitError::Conflict {
+                version,
+                objects: conflicts,
+            });
+        }
+        let next = current.next_version(gathered.objects, gathered.len)?;
+        // Nothing below fails: the version is published, logged, and the tenant moved.
+        log.known.insert(next.id(), next.version());
+        log.changes
+            .insert(next.version(), Arc::new(gathered.changed));
+        self.current.store(next.clone());
+        tenant.settle_commit(&next, &gathered.moved);
+        Ok(next)
+    }
+
+    /// Drops `tenant`'s changes, objects, roots, handles and read record and moves it to the
+    /// current version, keeping its id, quota, mark policy and counters. References and
+    /// handles to its objects are refused afterwards ([`Error::Collected`],
+    /// [`Error::StaleHandle`]), never read as another object. Time: O(its private objects).
+    pub fn abort(&self, tenant: &mut Tenant) {
+        tenant.discard();
+        tenant.rebind(&self.current.load_full());
+    }
+
+    /// Moves `tenant`, changes and all, to the current version if no version since its own
+    /// changed an object it changed. Time: O(changed) per version since the tenant's.
+    ///
+    /// # Errors
+    /// [`CommitError::Conflict`] (the tenant is left as it was), or
+    /// [`CommitError::ForeignBase`].
+    pub fn rebase(&self, tenant: &mut Tenant) -> Result<Arc<Base>, CommitError> {
+        let log = self.lock();
+        let version = Repository::version_of(&log, tenant.base())?;
+        let current = self.current.load_full();
+        let changed: FxHashSet<u32> = tenant.table.iter().map(|(x, _)| x.as_u32()).collect();
+        let conflicts = Repository::conflicts(&log, version, &changed);
+        if !conflicts.is_empty() {
+            return Err(CommitError::Conflict {
+                version,
+                objects: conflicts,
+            });
+        }
+        tenant.rebind(&current);
+        Ok(current)
+    }
+
+    /// Folds the current version's layers into a heap of its own ([`Base::flatten`]) and
+    /// publishes it in the version's place, with the same number: tenants forked afterwards
+    /// read every object on the fast path. Tenants on older versions keep theirs; a commit,
+    /// rebase or abort moves them onto the flattened lineage. The work, O(objects), runs
+    /// without the commit lock: call it from a background thread.
+    ///
+    /// # Errors
+    /// [`CommitError::Superseded`] if a commit published a newer version meanwhile (nothing
+    /// is published; flatten again), or what the heap's builder refuses.
+    pub fn flatten(&self) -> Result<Arc<Base>, CommitError> {
+        let current = self.current.load_full();
+        if current.depth() == 0 {
+            return Ok(current);
+        }
+        let heap = current.flatten()?;
+        let flat = Base::flattened(heap, current.version());
+        let mut log = self.lock();
+        if self.current.load().id() != current.id() {
+            return Err(CommitError::Superseded(current.version()));
+        }
+        log.known.insert(flat.id(), flat.version());
+        self.current.store(flat.clone());
+        Ok(flat)
+    }
+}
+
+impl Tenant {
+    /// Everything a commit of this tenant into a version of `len` objects writes, gathered
+    /// without changing anything. Time: O(changed and new objects and their slots).
+    fn gather(&self, len: usize, roots: &[cowheap_heap::Value]) -> Result<Gathered, CommitError> {
+        // This tenant's copies, by entry key: the base object each stands for.
+        let mut copies: FxHashMap<u32, ObjectIndex> = FxHashMap::default();
+        let mut sorted = Vec::with_capacity(self.table.len());
+        for (x, entry) in self.table.iter() {
+            let k = self
+                .space
+                .key_of(entry)
+                .ok_or(Error::Collected(Word::base(x)))?;
+            if self.body(k).is_err() {
+                return Err(CommitError::Unsupported(
+                    "a base object forwarded by become_forward",
+                ));
+            }
+            copies.insert(k.key(), x);
+            sorted.push((x, k));
+        }
+        sorted.sort_unstable_by_key(|&(x, _)| x);
+        let mut g = Numbering {
+            tenant: self,
+            copies,
+            fresh: FxHashMap::default(),
+            queue: VecDeque::new(),
+            next: len,
+        };
+        let mut objects = Vec::with_capacity(sorted.len());
+        let mut moved = Vec::with_capacity(sorted.len());
+        let mut changed = FxHashSet::default();
+        for (x, k) in sorted {
+            let mut c = g.body(k)?;
+            c.aux = self.base.object(x)?.aux;
+            objects.push((x.as_u32(), c));
+            moved.push((k, Word::base(x)));
+            changed.insert(x.as_u32());
+        }
+        for &r in roots {
+            let w = self.own(r)?;
+            g.word(w)?;
+        }
+        while let Some(k) = g.queue.pop_front() {
+            let c = g.body(k)?;
+            let y = g.fresh[&k.key()];
+            objects.push((y, c));
+            moved.push((k, Word::base(ObjectIndex::from_u32(y))));
+        }
+        Ok(Gathered {
+            objects,
+            len: g.next,
+            moved,
+            changed,
+        })
+    }
+
+    /// After a commit: the tenant stands on `next` with nothing changed of its own; each of
+    /// its entries in `moved` becomes a forwarder to what it now is in the base.
+    fn settle_commit(&mut self, next: &Arc<Base>, moved: &[(PrivateKey, Word)]) {
+        let mut freed = 0u64;
+        for &(k, target) in moved {
+            if let Some(w) = self.space.writable(k) {
+                let body = w.forward(target);
+                self.space.count_forwarder();
+                freed = freed.saturating_add(cost(body.size()) - ENTRY_OVERHEAD);
+            }
+        }
+        if self.cold.is_some() {
+            sub(&mut self.stats_mut().private_bytes, freed);
+        }
+        // Every copy was committed: the table is empty now.
+        self.table = IndirectionTable::new();
+        self.rebind(next);
+    }
+
+    /// Frees every private object, root and handle, empties the table and stops recording
+    /// reads: the tenant sees its base as a fresh fork would. Keys' generations move on.
+    fn discard(&mut self) {
+        let keys: Vec<PrivateKey> = self.space.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.space.remove(k);
+        }
+        self.table = IndirectionTable::new();
+        self.record_reads(false);
+        if let Some(cold) = self.cold.as_mut() {
+            cold.roots.clear();
+            cold.handles.clear();
+            cold.stats.private_objects = 0;
+            cold.stats.private_bytes = 0;
+        }
+        if let Some(f) = self.filter.as_mut() {
+            **f = cowheap_forwarders::MarkFilter::new();
+        }
+    }
+
+    /// Moves the tenant to `base`, a version of the same lineage or a flattened one, its
+    /// table kept: on a base with other marks, each diverted object is marked there.
+    pub(crate) fn rebind(&mut self, base: &Arc<Base>) {
+        let same_marks = std::ptr::eq(self.base.heap(), base.heap());
+        self.base = base.clone();
+        if !same_marks {
+            self.marks = base.marks().clone();
+            self.reader = base.heap().reader();
+            self.remark();
+        }
+    }
+}
