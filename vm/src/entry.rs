@@ -96,6 +96,7 @@ impl Vm {
         self.bottom = bottom;
         self.active = bottom;
         self.reset_fresh();
+        self.forget_enumeration();
         self.depth = 0;
         self.reset_frame(frame);
         self.push(m, receiver)?;
@@ -127,6 +128,7 @@ impl Vm {
         // Unknown until counted: the count is redone when it passes the limit.
         self.depth = 0;
         self.reset_fresh();
+        self.forget_enumeration();
         // What the run handed to the image before it stopped is not known: read every
         // returned-to context back.
         self.expose();

@@ -84,9 +84,20 @@ pub enum VmError {
         /// Where.
         chain: CallChain,
     },
-    /// The computation would wait for another process, which this interpreter does not run.
+    /// The computation would switch processes in an image without a ProcessorScheduler the
+    /// interpreter can use.
     #[error("the computation would block on a process primitive {primitive} (in {chain})")]
     WouldBlock {
+        /// The primitive.
+        primitive: u16,
+        /// Where.
+        chain: CallChain,
+    },
+    /// Every process is waiting: a `wait` or `suspend` (or the idle process's sleep) left
+    /// none runnable, and with no clock or external event to signal a semaphore none ever
+    /// would be. Nothing was changed by the primitive that found it.
+    #[error("deadlock: no process is runnable at primitive {primitive} (in {chain})")]
+    Deadlock {
         /// The primitive.
         primitive: u16,
         /// Where.
@@ -113,7 +124,8 @@ impl VmError {
             | VmError::StackOverflow { chain, .. }
             | VmError::CorruptMethod { chain, .. }
             | VmError::UnknownBytecode { chain, .. }
-            | VmError::WouldBlock { chain, .. } => Some(chain),
+            | VmError::WouldBlock { chain, .. }
+            | VmError::Deadlock { chain, .. } => Some(chain),
             _ => None,
         }
     }

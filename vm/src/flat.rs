@@ -369,6 +369,27 @@ impl ObjectMemory for FlatHeap {
         }
         Ok(self.allocated_bytes)
     }
+
+    /// Every live object in index order (the image's, then the new ones, a freed index
+    /// reused in place). Time: O(objects).
+    fn enumerate_objects(&self, out: &mut Vec<Value>) -> MemResult<()> {
+        out.clear();
+        out.extend(
+            self.objects
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.live)
+                .map(|(i, _)| Value::base(ObjectIndex::from_u32(i as u32))),
+        );
+        Ok(())
+    }
+
+    /// Rewrites the object's class word. Time: O(1).
+    fn set_class(&mut self, obj: Value, class: Value) -> MemResult<()> {
+        self.obj(class)?;
+        self.obj_mut(obj)?.class = class.word();
+        Ok(())
+    }
 }
 
 #[cfg(test)]

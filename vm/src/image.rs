@@ -13,6 +13,8 @@ pub mod special {
     pub const FALSE: usize = 1;
     /// true.
     pub const TRUE: usize = 2;
+    /// The association whose value is the ProcessorScheduler (`Processor`).
+    pub const SCHEDULER_ASSOCIATION: usize = 3;
     /// SmallInteger.
     pub const CLASS_SMALL_INTEGER: usize = 5;
     /// String.
@@ -139,6 +141,8 @@ pub struct Specials {
     pub sel_must_be_boolean: Value,
     /// #aboutToReturn:through:, where the image has unwind blocks.
     pub sel_about_to_return: Option<Value>,
+    /// The association holding the ProcessorScheduler, where the image has one.
+    pub scheduler: Option<Value>,
     /// The 32 special selectors with their argument counts.
     pub selectors: Vec<(Value, usize)>,
     /// The image uses closures (6504, 6505).
@@ -217,6 +221,7 @@ impl Specials {
             sel_cannot_return: need(special::SELECTOR_CANNOT_RETURN, "#cannotReturn:")?,
             sel_must_be_boolean: need(special::SELECTOR_MUST_BE_BOOLEAN, "#mustBeBoolean")?,
             sel_about_to_return: opt(special::SELECTOR_ABOUT_TO_RETURN),
+            scheduler: opt(special::SCHEDULER_ASSOCIATION),
             selectors,
             closures,
             min_int: -(1 << 30),

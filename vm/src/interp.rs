@@ -141,6 +141,8 @@ pub struct Vm {
     pub(crate) pc_base: usize,
     /// The literal count of the active method.
     pub(crate) literals: usize,
+    /// The objects a `someObject`/`someInstance` walk goes through (see `enumerate`).
+    pub(crate) enumeration: Option<crate::enumerate::Enumeration>,
 }
 
 impl std::fmt::Debug for Vm {
@@ -233,6 +235,7 @@ impl Vm {
             code_cache: FxHashMap::default(),
             pc_base: 0,
             literals: 0,
+            enumeration: None,
         })
     }
 
@@ -682,6 +685,10 @@ impl Vm {
                 primitive,
                 chain: c,
             } if c.0.is_empty() => VmError::WouldBlock { primitive, chain },
+            VmError::Deadlock {
+                primitive,
+                chain: c,
+            } if c.0.is_empty() => VmError::Deadlock { primitive, chain },
             e => e,
         }
     }
@@ -1417,8 +1424,9 @@ impl Vm {
     pub(crate) fn collect_now<M: ObjectMemory>(&mut self, m: &mut M) -> Result<()> {
         self.store_registers(m)?;
         let after = m.collect(&[self.active, self.bottom])?;
-        // A collected method may have been cached.
+        // A collected method may have been cached, or listed for a walk.
         self.flush_cache();
+        self.forget_enumeration();
         self.stats.collections += 1;
         self.gc_threshold = after.saturating_mul(2).max(after + self.gc_min);
         Ok(())

@@ -54,6 +54,7 @@
 
 pub mod bytecodes;
 mod entry;
+mod enumerate;
 mod error;
 mod flat;
 pub mod image;
@@ -61,6 +62,7 @@ mod interp;
 mod memory;
 pub mod names;
 mod prims;
+mod process;
 pub mod run;
 pub mod synth;
 

@@ -7,8 +7,9 @@
 //! implementation gets its own monomorphised copy of the dispatch loop: no `dyn` call per
 //! bytecode.
 
-use cowheap_heap::{Format, ObjectSize, Value};
+use cowheap_heap::{Format, ObjectSize, Value, Word};
 use cowheap_tenants::Tenant;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// The result of a memory operation: the tenant's error type, which also carries the heap's.
 pub type MemResult<T> = Result<T, cowheap_tenants::Error>;
@@ -57,6 +58,14 @@ pub trait ObjectMemory {
     /// Collects garbage, keeping alive what the memory's roots reach and `roots`. Objects
     /// do not move: the values in `roots` stay valid. Answers the private bytes after.
     fn collect(&mut self, roots: &[Value]) -> MemResult<u64>;
+    /// Replaces the contents of `out` with every object of this memory, each once, in this
+    /// memory's enumeration order: what `someObject`/`nextObject` and
+    /// `someInstance`/`nextInstance` walk. Time: O(objects).
+    fn enumerate_objects(&self, out: &mut Vec<Value>) -> MemResult<()>;
+    /// Makes `class` the class of `obj`, keeping its identity, identity hash, format and
+    /// contents (`primitiveChangeClass`). The caller checks that the class's instance format
+    /// suits the object. Time: O(size of `obj`) at most.
+    fn set_class(&mut self, obj: Value, class: Value) -> MemResult<()>;
 }
 
 impl ObjectMemory for Tenant {
@@ -125,5 +134,55 @@ impl ObjectMemory for Tenant {
             self.unpin(h)?;
         }
         Ok(self.stats().private_bytes)
+    }
+    /// The base objects in index order (each read through the tenant: its copy where it has
+    /// one; one a become forwarded elsewhere is left out, as the object it now leads to is
+    /// listed where it is), then [`Tenant::private_objects`]. Time: O(base objects + private
+    /// keys).
+    fn enumerate_objects(&self, out: &mut Vec<Value>) -> MemResult<()> {
+        out.clear();
+        let own: FxHashSet<Word> = self.private_objects().map(|v| v.word()).collect();
+        // What each diverted base object stands for now: its copy, or (after a one-way
+        // become) another object.
+        let diverted: FxHashMap<Word, Value> =
+            self.copies().map(|(b, now)| (b.word(), now)).collect();
+        // Copies already listed: two base objects may lead to one (a one-way become of
+        // one into the other after the other was copied).
+        let mut listed: FxHashSet<Word> = FxHashSet::default();
+        let heap = self.base().heap();
+        out.reserve(heap.len() + own.len());
+        for x in heap.indices() {
+            let v = Value::base(x);
+            let now = diverted.get(&v.word()).copied().unwrap_or(v);
+            let w = now.word();
+            let keep = if w.as_base().is_some() {
+                // Itself, or forwarded to another base object: listed at that one's index.
+                w == v.word()
+            } else {
+                // Forwarded to one of the tenant's own objects (listed with them), or a copy.
+                !own.contains(&w) && listed.insert(w)
+            };
+            if keep {
+                out.push(now);
+            }
+        }
+        out.extend(self.private_objects());
+        Ok(())
+    }
+    /// A copy of `obj` under `class` with its hash, slots and bytes, then a one-way become
+    /// of `obj` into it: every reference to `obj` leads to the copy, so identity is kept.
+    /// Tenants have no operation that rewrites a class word in place (a native
+    /// `Tenant::set_class` would save the copy); this costs O(size of `obj`) and, for a
+    /// private `obj`, leaves a forwarder until the next collection.
+    fn set_class(&mut self, obj: Value, class: Value) -> MemResult<()> {
+        let format = Tenant::format(self, obj)?;
+        let size = Tenant::size(self, obj)?;
+        let hash = Tenant::identity_hash(self, obj)?;
+        let slots = (0..size.slots)
+            .map(|i| Tenant::slot(self, obj, i))
+            .collect::<MemResult<Vec<_>>>()?;
+        let bytes = Tenant::bytes(self, obj)?.to_vec();
+        let copy = self.alloc_with_hash(class, format, &slots, &bytes, hash)?;
+        Tenant::become_forward(self, obj, copy)
     }
 }

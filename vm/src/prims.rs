@@ -425,6 +425,7 @@ impl Vm {
                     }
                 }
                 self.flush_cache();
+                self.forget_enumeration();
                 // The active context's registers may name a becomed object.
                 let (active, a) = (self.active, self.peek(m, 1)?);
                 self.pop_then_push(m, 2, a)?;
@@ -508,26 +509,9 @@ impl Vm {
                 let class = self.peek(m, 0)?;
                 self.perform_with_arguments(m, Some(class))
             }
-            85 => {
-                let sema = self.peek(m, 0)?;
-                let first = m.slot(sema, 0)?;
-                if !self.is_nil(m, first)? {
-                    return Err(self.blocked(index));
-                }
-                let n = m.slot(sema, 2)?.as_int().unwrap_or(0);
-                m.set_slot(sema, 2, Value::int(n + 1))?;
-                self.answer(m, 0, sema)
-            }
-            86 => {
-                let sema = self.peek(m, 0)?;
-                let n = m.slot(sema, 2)?.as_int().unwrap_or(0);
-                if n <= 0 {
-                    return Err(self.blocked(index));
-                }
-                m.set_slot(sema, 2, Value::int(n - 1))?;
-                self.answer(m, 0, sema)
-            }
-            87 | 88 => Err(self.blocked(index)),
+            85..=88 | 230 => self.prim_process(m, index, args),
+            77 | 78 | 138 | 139 => self.prim_enumerate(m, index, args),
+            115 => self.prim_change_class(m, args),
             89 | 116 | 119 => {
                 self.flush_cache();
                 let r = self.peek(m, args)?;
@@ -583,10 +567,7 @@ impl Vm {
                 }
                 self.answer(m, 0, copy)
             }
-            167 => {
-                let r = self.peek(m, args)?;
-                self.answer(m, args, r)
-            }
+            167 => self.prim_process(m, index, args),
             169 => {
                 let (a, b) = (self.peek(m, 1)?, self.peek(m, 0)?);
                 let r = self.boolean(!self.same(m, a, b)?);
@@ -674,13 +655,13 @@ impl Vm {
     }
 
     /// True if `v` is a MethodContext or a BlockContext.
-    fn is_context<M: ObjectMemory>(&self, m: &M, v: Value) -> Result<bool> {
+    pub(crate) fn is_context<M: ObjectMemory>(&self, m: &M, v: Value) -> Result<bool> {
         let c = m.class_of(v)?;
         Ok(self.same(m, c, self.sp.method_context)? || self.same(m, c, self.sp.block_context)?)
     }
 
     #[cold]
-    fn blocked(&self, primitive: u16) -> VmError {
+    pub(crate) fn blocked(&self, primitive: u16) -> VmError {
         VmError::WouldBlock {
             primitive,
             chain: CallChain::default(),

@@ -47,6 +47,8 @@ pub struct SynthImage {
     methods: Vec<(Word, Word, Word)>,
     class_class: Word,
     closures: bool,
+    /// The association holding the ProcessorScheduler (special object 3), once made.
+    scheduler: Option<Word>,
 }
 
 /// Class slots: superclass, methodDict, format, instanceVariables, organization,
@@ -73,6 +75,7 @@ impl SynthImage {
             methods: Vec::new(),
             class_class,
             closures,
+            scheduler: None,
         };
         for (name, sup, fixed, spec) in [
             ("Object", "", 0, 0),
@@ -270,6 +273,68 @@ impl SynthImage {
         self
     }
 
+    /// The classes and objects of processes: Link, Process (`nextLink suspendedContext
+    /// priority myList`), LinkedList, Semaphore (`excessSignals`), ProcessorScheduler with
+    /// eight runnable lists and an active Process of priority 4 (the root `processor`, also
+    /// special object 3's association), and the primitive methods `signal` (85), `wait`
+    /// (86), `resume` (87), `suspend` (88) and `yield` (167).
+    pub fn with_processes(&mut self) -> &mut Self {
+        for (name, sup, fixed, spec) in [
+            ("Link", "Object", 1, 1),
+            ("Process", "Link", 4, 1),
+            ("LinkedList", "Object", 2, 1),
+            ("Semaphore", "LinkedList", 3, 1),
+            ("ProcessorScheduler", "Object", 2, 1),
+        ] {
+            self.define_class(name, sup, fixed, spec);
+        }
+        let nil = self.nil;
+        let list_class = self.class("LinkedList");
+        let lists = (0..8)
+            .map(|_| {
+                self.b
+                    .add(list_class, Format::Pointers, vec![nil; 2], vec![])
+                    .expect("a list")
+            })
+            .collect();
+        let array = self.class("Array");
+        let lists = self
+            .b
+            .add(array, Format::Pointers, lists, vec![])
+            .expect("an array");
+        let process = self.class("Process");
+        let priority = Word::int(4).expect("small");
+        let active = self
+            .b
+            .add(
+                process,
+                Format::Pointers,
+                vec![nil, nil, priority, nil],
+                vec![],
+            )
+            .expect("a process");
+        let sched_class = self.class("ProcessorScheduler");
+        let sched = self
+            .b
+            .add(sched_class, Format::Pointers, vec![lists, active], vec![])
+            .expect("a scheduler");
+        let assoc_class = self.class("Association");
+        let key = self.symbol("Processor");
+        let assoc = self
+            .b
+            .add(assoc_class, Format::Pointers, vec![key, sched], vec![])
+            .expect("an association");
+        self.b.add_root("processor", sched).expect("a root");
+        self.scheduler = Some(assoc);
+        let fallback_nil = [115u8, 124];
+        self.method("Semaphore", "signal", 0, 0, &[], &fallback_nil, 85);
+        self.method("Semaphore", "wait", 0, 0, &[], &fallback_nil, 86);
+        self.method("Process", "resume", 0, 0, &[], &fallback_nil, 87);
+        self.method("Process", "suspend", 0, 0, &[], &fallback_nil, 88);
+        self.method("ProcessorScheduler", "yield", 0, 0, &[], &fallback_nil, 167);
+        self
+    }
+
     /// Builds the method dictionaries, the special objects array and the roots, and freezes
     /// the base. Answers it with its Symbols.
     ///
@@ -400,6 +465,9 @@ impl SynthImage {
             (special::SELECTOR_ABOUT_TO_RETURN, about),
         ] {
             sp[i] = w;
+        }
+        if let Some(assoc) = self.scheduler {
+            sp[special::SCHEDULER_ASSOCIATION] = assoc;
         }
         let special_array = self.b.add(array, Format::Pointers, sp, vec![])?;
         self.b.set_slot(special_array, special::NIL, nil)?;

@@ -1,0 +1,249 @@
+//! Walking every object (`someObject`/`nextObject`, 138/139), every instance of a class
+//! (`someInstance`/`nextInstance`, 77/78), and changing an object's class
+//! (`primitiveChangeClass`, 115).
+//!
+//! The walk is the memory's [`ObjectMemory::enumerate_objects`] order: on a tenant the base
+//! objects in index order (read through the tenant), then the tenant's own objects; on the
+//! flat heap, index order. `someObject` and `someInstance` start a walk: they take a fresh
+//! list of the objects, O(objects), which the `Vm` keeps with each object's position, so a
+//! `nextObject` or `nextInstance` after it finds its place in O(1) and scans on from there:
+//! a whole walk is O(objects). Objects made after the list was taken are not in it (a walk
+//! ends at the objects that existed when it started, where Squeak's would also visit the
+//! ones made since, at the end of memory). An object a `next...` is given that is not in
+//! the list takes a new list; if it is not in that either (it has been collected, or it is
+//! not an object of this memory), the primitive fails.
+//!
+//! The list is dropped whenever it could name a freed object or miss a moved one: at every
+//! entry ([`Vm::perform`], [`Vm::resume`]; an embedder may collect between calls), at the
+//! interpreter's own collections, becomes and class changes.
+
+use crate::image::ClassFormat;
+use crate::interp::{Flow, Vm};
+use crate::memory::ObjectMemory;
+use crate::{Result, VmError};
+use cowheap_heap::{Format, Value};
+use rustc_hash::FxHashMap;
+
+type Prim = Result<Option<Flow>>;
+
+/// The objects of a walk in the memory's order, with the position of each (by word).
+#[derive(Debug, Default)]
+pub(crate) struct Enumeration {
+    objects: Vec<Value>,
+    position: FxHashMap<u64, usize>,
+}
+
+impl Enumeration {
+    fn refill<M: ObjectMemory>(&mut self, m: &M) -> Result<()> {
+        m.enumerate_objects(&mut self.objects)?;
+        self.position.clear();
+        self.position.reserve(self.objects.len());
+        for (i, v) in self.objects.iter().enumerate() {
+            self.position.insert(v.word().bits(), i);
+        }
+        Ok(())
+    }
+}
+
+impl Vm {
+    /// Forgets the list of objects a walk uses: it may name freed objects or miss new ones.
+    pub(crate) fn forget_enumeration(&mut self) {
+        self.enumeration = None;
+    }
+
+    /// A fresh list of every object.
+    fn enumeration_now<M: ObjectMemory>(&mut self, m: &M) -> Result<&Enumeration> {
+        let mut e = self.enumeration.take().unwrap_or_default();
+        e.refill(m)?;
+        Ok(self.enumeration.insert(e))
+    }
+
+    /// The position of `obj` in the walk's list: by word, then in a fresh list, then by
+    /// identity (another word for the same object, such as a base reference to an object a
+    /// tenant copied). `None` if it is not there.
+    fn position_of<M: ObjectMemory>(&mut self, m: &M, obj: Value) -> Result<Option<usize>> {
+        let key = obj.word().bits();
+        if let Some(e) = &self.enumeration
+            && let Some(&i) = e.position.get(&key)
+        {
+            return Ok(Some(i));
+        }
+        let e = self.enumeration_now(m)?;
+        if let Some(&i) = e.position.get(&key) {
+            return Ok(Some(i));
+        }
+        for (i, &v) in e.objects.iter().enumerate() {
+            if m.identical(v, obj)? {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first object of the list from position `from` whose class is `class`.
+    fn instance_from<M: ObjectMemory>(
+        &self,
+        m: &M,
+        class: Value,
+        from: usize,
+    ) -> Result<Option<Value>> {
+        let Some(e) = &self.enumeration else {
+            return Ok(None);
+        };
+        for &v in e.objects.iter().skip(from) {
+            if self.same(m, m.class_of(v)?, class)? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Answers `v`, an object found by a walk; a context handed to the image this way may
+    /// be written by it, so callers' registers are no longer kept.
+    fn answer_found<M: ObjectMemory>(&mut self, m: &mut M, args: usize, v: Value) -> Prim {
+        if v.is_object() && self.is_context(m, v)? {
+            self.expose();
+        }
+        self.pop_then_push(m, args + 1, v)?;
+        Ok(Some(Flow::Go))
+    }
+
+    /// Primitives 77 (`someInstance`), 78 (`nextInstance`), 138 (`someObject`) and 139
+    /// (`nextObject`).
+    pub(crate) fn prim_enumerate<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        index: u16,
+        args: usize,
+    ) -> Prim {
+        if args != 0 {
+            return Ok(None);
+        }
+        let rcvr = self.peek(m, 0)?;
+        match index {
+            77 => {
+                if !rcvr.is_object() {
+                    return Ok(None);
+                }
+                self.enumeration_now(m)?;
+                let found = self.instance_from(m, rcvr, 0)?;
+                let nil = self.sp.nil;
+                self.answer_found(m, 0, found.unwrap_or(nil))
+            }
+            78 => {
+                if !rcvr.is_object() {
+                    return Ok(None);
+                }
+                let Some(i) = self.position_of(m, rcvr)? else {
+                    return Ok(None);
+                };
+                let class = m.class_of(rcvr)?;
+                let found = self.instance_from(m, class, i + 1)?;
+                let nil = self.sp.nil;
+                self.answer_found(m, 0, found.unwrap_or(nil))
+            }
+            138 => {
+                let first = self.enumeration_now(m)?.objects.first().copied();
+                match first {
+                    Some(v) => self.answer_found(m, 0, v),
+                    None => Ok(None),
+                }
+            }
+            _ => {
+                if !rcvr.is_object() {
+                    return Ok(None);
+                }
+                let Some(i) = self.position_of(m, rcvr)? else {
+                    return Ok(None);
+                };
+                // The end of memory is answered as 0, as Squeak's `allObjectsDo:` expects.
+                let next = self
+                    .enumeration
+                    .as_ref()
+                    .and_then(|e| e.objects.get(i + 1).copied())
+                    .unwrap_or(Value::int(0));
+                self.answer_found(m, 0, next)
+            }
+        }
+    }
+
+    /// Primitive 115: `receiver primitiveChangeClassTo: anObject` makes the class of
+    /// `anObject` the receiver's class when the receiver's layout is what that class makes
+    /// (same kind of fields, same number of named fields, indexable fields only if the class
+    /// has them), and answers the receiver. Fails for immediates, nil, true, false,
+    /// contexts and methods (whose identity or layout the interpreter relies on).
+    pub(crate) fn prim_change_class<M: ObjectMemory>(&mut self, m: &mut M, args: usize) -> Prim {
+        if args != 1 {
+            return Ok(None);
+        }
+        let (rcvr, arg) = (self.peek(m, 1)?, self.peek(m, 0)?);
+        if !rcvr.is_object() || !arg.is_object() {
+            return Ok(None);
+        }
+        let fixed = [self.sp.nil, self.sp.true_, self.sp.false_].map(Value::word);
+        if fixed.contains(&rcvr.word()) || self.is_context(m, rcvr)? {
+            return Ok(None);
+        }
+        let class = m.class_of(arg)?;
+        let contexts = [self.sp.method_context, self.sp.block_context];
+        for c in contexts {
+            if self.same(m, class, c)? {
+                return Ok(None);
+            }
+        }
+        let now = m.class_of(rcvr)?;
+        let (Ok(now), Ok(to)) = (self.class_format(m, now), self.class_format(m, class)) else {
+            return Ok(None);
+        };
+        if !fits(m.format(rcvr)?, m.size(rcvr)?.slots, now, to) {
+            return Ok(None);
+        }
+        m.set_class(rcvr, class).map_err(VmError::from)?;
+        self.flush_cache();
+        self.forget_enumeration();
+        self.answer_found(m, 1, rcvr)
+    }
+}
+
+/// True if an object of `format` with `slots` pointer fields, an instance of a class of
+/// format `now`, is laid out as an instance of a class of format `to`: the same kind of
+/// fields, and for pointers the same named fields and indexable ones only if `to` has them.
+fn fits(format: Format, slots: usize, now: ClassFormat, to: ClassFormat) -> bool {
+    match format {
+        Format::Pointers => match to.spec {
+            0 | 1 => slots == to.fixed && now.fixed == to.fixed,
+            2 | 3 => slots >= to.fixed && now.fixed == to.fixed,
+            _ => false,
+        },
+        Format::Weak => to.spec == 4 && now.fixed == to.fixed,
+        Format::Words => to.spec == 6,
+        Format::Bytes => (8..=11).contains(&to.spec),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_formats_that_fit() {
+        let f = |spec, fixed| ClassFormat { spec, fixed };
+        let (pair, array) = (f(0, 2), f(2, 0));
+        assert!(fits(Format::Pointers, 2, pair, f(0, 2)));
+        assert!(!fits(Format::Pointers, 3, pair, f(0, 2)));
+        assert!(!fits(Format::Pointers, 2, pair, f(0, 3)));
+        assert!(
+            !fits(Format::Pointers, 2, pair, array),
+            "named fields differ"
+        );
+        assert!(fits(Format::Pointers, 5, array, f(2, 0)));
+        assert!(fits(Format::Pointers, 5, f(3, 2), f(2, 2)));
+        assert!(!fits(Format::Pointers, 1, f(3, 2), f(3, 2)));
+        assert!(fits(Format::Bytes, 0, f(8, 0), f(8, 0)));
+        assert!(!fits(Format::Bytes, 0, f(8, 0), f(6, 0)));
+        assert!(fits(Format::Words, 0, f(6, 0), f(6, 0)));
+        assert!(!fits(Format::CompiledMethod, 1, f(12, 0), f(12, 0)));
+        assert!(!fits(Format::Pointers, 0, f(0, 0), f(8, 0)));
+    }
+}

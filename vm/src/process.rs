@@ -1,0 +1,339 @@
+//! Processes and semaphores: `signal` (85), `wait` (86), `resume` (87), `suspend` (88),
+//! `yield` (167) and `relinquishProcessorForMicroseconds:` (230), switching between the
+//! image's own Process objects as Squeak's scheduler does.
+//!
+//! The scheduler is the image's: the ProcessorScheduler in the special objects array's
+//! association (special object 3), with its array of runnable lists, one LinkedList per
+//! priority, and its active process. The run that [`Vm::perform`] starts is the active
+//! process's. A switch writes the registers into the active context, makes it the old
+//! process's `suspendedContext`, makes the new process active and its context the active
+//! one (taking it from the process). Nothing but the heap holds a suspended process, so a
+//! run stopped by its budget in any process resumes, and a tenant snapshot holds every
+//! process.
+//!
+//! There are no clocks or external events to signal a semaphore: when a `wait` or a
+//! `suspend` leaves no process runnable, or the idle process asks to sleep with nothing
+//! runnable, nothing could ever wake one, and the run stops with [`VmError::Deadlock`]
+//! (changing nothing) rather than spinning until its budget runs out.
+//!
+//! Layouts (Squeak V3): ProcessorScheduler `quiescentProcessLists activeProcess`; Process
+//! `nextLink suspendedContext priority myList` (`myList` where the image has it);
+//! LinkedList `firstLink lastLink`; Semaphore, a LinkedList, then `excessSignals`.
+
+use crate::error::{CallChain, Result, VmError};
+use crate::image::ctx;
+use crate::interp::{Flow, Vm};
+use crate::memory::ObjectMemory;
+use cowheap_heap::Value;
+
+type Prim = Result<Option<Flow>>;
+
+const LISTS: usize = 0;
+const ACTIVE: usize = 1;
+const NEXT_LINK: usize = 0;
+const SUSPENDED_CONTEXT: usize = 1;
+const PRIORITY: usize = 2;
+const MY_LIST: usize = 3;
+const FIRST: usize = 0;
+const LAST: usize = 1;
+const EXCESS_SIGNALS: usize = 2;
+
+impl Vm {
+    /// The image's ProcessorScheduler, if it has one laid out as the interpreter expects.
+    fn scheduler<M: ObjectMemory>(&self, m: &M) -> Result<Option<Value>> {
+        let Some(assoc) = self.sp.scheduler else {
+            return Ok(None);
+        };
+        if m.size(assoc)?.slots < 2 {
+            return Ok(None);
+        }
+        let s = m.slot(assoc, 1)?;
+        if !s.is_object() || self.is_nil(m, s)? || m.size(s)?.slots < 2 {
+            return Ok(None);
+        }
+        let lists = m.slot(s, LISTS)?;
+        if !lists.is_object() || self.is_nil(m, lists)? {
+            return Ok(None);
+        }
+        Ok(Some(s))
+    }
+
+    fn is_empty_list<M: ObjectMemory>(&self, m: &M, list: Value) -> Result<bool> {
+        Ok(self.is_nil(m, m.slot(list, FIRST)?)?)
+    }
+
+    /// Appends `proc` to `list`.
+    fn add_last_link<M: ObjectMemory>(&self, m: &mut M, list: Value, proc: Value) -> Result<()> {
+        if self.is_empty_list(m, list)? {
+            m.set_slot(list, FIRST, proc)?;
+        } else {
+            let last = m.slot(list, LAST)?;
+            m.set_slot(last, NEXT_LINK, proc)?;
+        }
+        m.set_slot(list, LAST, proc)?;
+        if m.size(proc)?.slots > MY_LIST {
+            m.set_slot(proc, MY_LIST, list)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the first process off `list`, which is not empty.
+    fn remove_first_link<M: ObjectMemory>(&self, m: &mut M, list: Value) -> Result<Value> {
+        let (first, last) = (m.slot(list, FIRST)?, m.slot(list, LAST)?);
+        let nil = self.sp.nil;
+        if self.same(m, first, last)? {
+            m.set_slot(list, FIRST, nil)?;
+            m.set_slot(list, LAST, nil)?;
+        } else {
+            let next = m.slot(first, NEXT_LINK)?;
+            m.set_slot(list, FIRST, next)?;
+        }
+        m.set_slot(first, NEXT_LINK, nil)?;
+        if m.size(first)?.slots > MY_LIST {
+            m.set_slot(first, MY_LIST, nil)?;
+        }
+        Ok(first)
+    }
+
+    /// The runnable list of priority `p` (1-based), if the scheduler has one.
+    fn runnable_list<M: ObjectMemory>(
+        &self,
+        m: &M,
+        sched: Value,
+        p: Option<i64>,
+    ) -> Result<Option<Value>> {
+        let lists = m.slot(sched, LISTS)?;
+        let n = m.size(lists)?.slots;
+        Ok(match p.and_then(|p| usize::try_from(p).ok()) {
+            Some(p) if (1..=n).contains(&p) => Some(m.slot(lists, p - 1)?),
+            _ => None,
+        })
+    }
+
+    /// The non-empty runnable list of the highest priority, if any process is runnable.
+    fn highest_runnable<M: ObjectMemory>(&self, m: &M, sched: Value) -> Result<Option<Value>> {
+        let lists = m.slot(sched, LISTS)?;
+        for i in (0..m.size(lists)?.slots).rev() {
+            let list = m.slot(lists, i)?;
+            if list.is_object() && !self.is_nil(m, list)? && !self.is_empty_list(m, list)? {
+                return Ok(Some(list));
+            }
+        }
+        Ok(None)
+    }
+
+    fn priority<M: ObjectMemory>(&self, m: &M, proc: Value) -> Result<Option<i64>> {
+        Ok(m.slot(proc, PRIORITY)?.as_int())
+    }
+
+    /// Puts `proc` at the end of the runnable list of its priority; false if it has none.
+    fn put_to_sleep<M: ObjectMemory>(&self, m: &mut M, sched: Value, proc: Value) -> Result<bool> {
+        let p = self.priority(m, proc)?;
+        let Some(list) = self.runnable_list(m, sched, p)? else {
+            return Ok(false);
+        };
+        self.add_last_link(m, list, proc)?;
+        Ok(true)
+    }
+
+    /// Makes `proc` the active process: the active context (the registers written into it)
+    /// becomes the old process's suspended context, `proc`'s suspended context the active
+    /// one. The stack must hold what the old process will find when it is resumed.
+    fn transfer_to<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        sched: Value,
+        proc: Value,
+    ) -> Result<Flow> {
+        self.store_registers(m)?;
+        // The old process's contexts are now the image's to look at.
+        self.expose();
+        let old = m.slot(sched, ACTIVE)?;
+        m.set_slot(old, SUSPENDED_CONTEXT, self.active)?;
+        m.set_slot(sched, ACTIVE, proc)?;
+        let c = m.slot(proc, SUSPENDED_CONTEXT)?;
+        let nil = self.sp.nil;
+        m.set_slot(proc, SUSPENDED_CONTEXT, nil)?;
+        // Unknown until counted: the count is redone when it passes the limit.
+        self.depth = 0;
+        if self.is_bottom(c) {
+            // The process that made the entry send, suspended right after it answered.
+            let sp = m.slot(c, ctx::STACKP)?.as_int().unwrap_or(0);
+            let top = usize::try_from(sp)
+                .ok()
+                .and_then(|sp| sp.checked_sub(1))
+                .ok_or_else(|| crate::interp::corrupt("a bottom context with nothing on it"))?;
+            let v = m.slot(c, ctx::TEMPS + top)?;
+            self.active = c;
+            self.reset_frame(0);
+            return Ok(Flow::Done(v));
+        }
+        self.load_context(m, c)?;
+        Ok(Flow::Go)
+    }
+
+    /// Resumes `proc`: it runs now if its priority is higher than the active process's
+    /// (which goes to the back of its runnable list), else it joins its runnable list.
+    fn resume_process<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        sched: Value,
+        proc: Value,
+    ) -> Result<Flow> {
+        let active = m.slot(sched, ACTIVE)?;
+        let (new, old) = (self.priority(m, proc)?, self.priority(m, active)?);
+        if new.unwrap_or(0) > old.unwrap_or(0) {
+            if !self.put_to_sleep(m, sched, active)? {
+                return Err(corrupt_process());
+            }
+            return self.transfer_to(m, sched, proc);
+        }
+        if !self.put_to_sleep(m, sched, proc)? {
+            return Err(corrupt_process());
+        }
+        Ok(Flow::Go)
+    }
+
+    /// True if `proc` can be resumed: a Process-shaped object with a suspended context, an
+    /// integer priority the scheduler has a list for, on no list.
+    fn resumable<M: ObjectMemory>(&self, m: &M, sched: Value, proc: Value) -> Result<bool> {
+        if !proc.is_object() || m.size(proc)?.slots <= PRIORITY {
+            return Ok(false);
+        }
+        let c = m.slot(proc, SUSPENDED_CONTEXT)?;
+        if !c.is_object() || self.is_nil(m, c)? || !self.is_context(m, c)? {
+            return Ok(false);
+        }
+        if m.size(proc)?.slots > MY_LIST && !self.is_nil(m, m.slot(proc, MY_LIST)?)? {
+            return Ok(false);
+        }
+        let p = self.priority(m, proc)?;
+        Ok(self.runnable_list(m, sched, p)?.is_some())
+    }
+
+    #[cold]
+    fn deadlock(&self, primitive: u16) -> VmError {
+        VmError::Deadlock {
+            primitive,
+            chain: CallChain::default(),
+        }
+    }
+
+    /// Primitives 85-88, 167 and 230.
+    pub(crate) fn prim_process<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        index: u16,
+        args: usize,
+    ) -> Prim {
+        let sched = self.scheduler(m)?;
+        match index {
+            85 => {
+                let sema = self.peek(m, 0)?;
+                if args != 0 || !sema.is_object() || m.size(sema)?.slots <= EXCESS_SIGNALS {
+                    return Ok(None);
+                }
+                if self.is_empty_list(m, sema)? {
+                    let Some(n) = m.slot(sema, EXCESS_SIGNALS)?.as_int() else {
+                        return Ok(None);
+                    };
+                    m.set_slot(sema, EXCESS_SIGNALS, Value::int(n + 1))?;
+                    return Ok(Some(Flow::Go));
+                }
+                let Some(sched) = sched else {
+                    return Err(self.blocked(index));
+                };
+                let proc = self.remove_first_link(m, sema)?;
+                self.resume_process(m, sched, proc).map(Some)
+            }
+            86 => {
+                let sema = self.peek(m, 0)?;
+                if args != 0 || !sema.is_object() || m.size(sema)?.slots <= EXCESS_SIGNALS {
+                    return Ok(None);
+                }
+                let Some(n) = m.slot(sema, EXCESS_SIGNALS)?.as_int() else {
+                    return Ok(None);
+                };
+                if n > 0 {
+                    m.set_slot(sema, EXCESS_SIGNALS, Value::int(n - 1))?;
+                    return Ok(Some(Flow::Go));
+                }
+                let Some(sched) = sched else {
+                    return Err(self.blocked(index));
+                };
+                let Some(list) = self.highest_runnable(m, sched)? else {
+                    return Err(self.deadlock(index));
+                };
+                let active = m.slot(sched, ACTIVE)?;
+                self.add_last_link(m, sema, active)?;
+                let next = self.remove_first_link(m, list)?;
+                self.transfer_to(m, sched, next).map(Some)
+            }
+            87 => {
+                let proc = self.peek(m, 0)?;
+                let Some(sched) = sched else {
+                    return Err(self.blocked(index));
+                };
+                if args != 0
+                    || self.same(m, proc, m.slot(sched, ACTIVE)?)?
+                    || !self.resumable(m, sched, proc)?
+                {
+                    return Ok(None);
+                }
+                self.resume_process(m, sched, proc).map(Some)
+            }
+            88 => {
+                let proc = self.peek(m, 0)?;
+                let Some(sched) = sched else {
+                    return Err(self.blocked(index));
+                };
+                // Only the active process is suspended here; the image's own code takes
+                // another off its list.
+                if args != 0 || !self.same(m, proc, m.slot(sched, ACTIVE)?)? {
+                    return Ok(None);
+                }
+                let Some(list) = self.highest_runnable(m, sched)? else {
+                    return Err(self.deadlock(index));
+                };
+                let nil = self.sp.nil;
+                self.pop_then_push(m, 1, nil)?;
+                let next = self.remove_first_link(m, list)?;
+                self.transfer_to(m, sched, next).map(Some)
+            }
+            167 => {
+                // Processor yield: the next process of the active one's priority runs.
+                let Some(sched) = sched else {
+                    return Ok(Some(Flow::Go));
+                };
+                let active = m.slot(sched, ACTIVE)?;
+                let p = self.priority(m, active)?;
+                let Some(list) = self.runnable_list(m, sched, p)? else {
+                    return Ok(Some(Flow::Go));
+                };
+                if self.is_empty_list(m, list)? {
+                    return Ok(Some(Flow::Go));
+                }
+                self.drop_n(args);
+                let next = self.remove_first_link(m, list)?;
+                self.add_last_link(m, list, active)?;
+                self.transfer_to(m, sched, next).map(Some)
+            }
+            _ => {
+                // relinquishProcessorForMicroseconds: the idle process's sleep. With no
+                // process runnable, nothing can ever signal one.
+                if let Some(sched) = sched
+                    && self.highest_runnable(m, sched)?.is_none()
+                {
+                    return Err(self.deadlock(index));
+                }
+                self.drop_n(args);
+                Ok(Some(Flow::Go))
+            }
+        }
+    }
+}
+
+#[cold]
+fn corrupt_process() -> VmError {
+    crate::interp::corrupt("a process whose priority has no runnable list")
+}
