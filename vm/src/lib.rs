@@ -26,10 +26,15 @@
 //! - Primitives: SmallInteger (1-17, 31-bit on these 32-bit images), `@`, boxed Float
 //!   (40-59), `at:`/`at:put:`/`size` (60-64), method literals (68-69), `basicNew` (70-71),
 //!   become (72, 128), `instVarAt:` (73-74), identityHash (75), `newMethod:header:` (79),
-//!   blocks (80-82), perform (83, 84, 100), semaphores (85-86), `replaceFrom:...` (105), `==`
-//!   and `class` (110-111), collection (130-131), clocks (135, 137), shallowCopy (148),
-//!   `withArgs:executeMethod:` (188), closures (201-206), context access (210-212), quick
-//!   returns. Everything else fails, so the image's own Smalltalk runs.
+//!   blocks (80-82), perform (83, 84, 100), `replaceFrom:...` (105), `==` and `class`
+//!   (110-111), changeClass (115), collection (130-131), clocks (135, 137), shallowCopy
+//!   (148), `withArgs:executeMethod:` (188), closures (201-206), context access (210-212),
+//!   quick returns. Everything else fails, so the image's own Smalltalk runs.
+//! - Walks of every object and every instance (77-78, 138-139) in the memory's
+//!   [`ObjectMemory::enumerate_objects`] order, with a kept list so a walk is O(objects).
+//! - Processes (85-88, 167, 230): the image's scheduler, its runnable lists and semaphores;
+//!   a switch makes another Process's suspended context active. A wait nothing can ever
+//!   signal is [`VmError::Deadlock`].
 //! - Every call has a bytecode budget; errors are typed ([`VmError`]) and name the selector,
 //!   the receiver's class and the Smalltalk call chain. A `doesNotUnderstand:`, `error:`,
 //!   `cannotReturn:` or `mustBeBoolean` that reaches the root class's default method with no
