@@ -168,6 +168,17 @@ pub enum SegmentError {
     /// The image given as the base did not import (the importer's message).
     #[error("the base image did not import: {0}")]
     BaseImage(#[source] cowheap_squeak::ImportError),
+    /// A hashed collection that no lookup can work on (see [`crate::rehash::TableProblem`]):
+    /// refused rather than searched without end.
+    #[error("hashed collection {object} ({class}): {problem}")]
+    HashedCollection {
+        /// Its position in the objects given to [`crate::rehash::rehash`].
+        object: usize,
+        /// Its class's name.
+        class: String,
+        /// What is wrong with its table.
+        problem: crate::rehash::TableProblem,
+    },
     /// The base a segment is bound to lacks something every Squeak image has.
     #[error("the base has no {0}")]
     BaseMissing(&'static str),
