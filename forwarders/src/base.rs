@@ -342,18 +342,15 @@ impl Base {
         let nil = self.heap.index_of(self.heap.nil())?;
         for x in (0..self.len).filter_map(ObjectIndex::new) {
             let view = self.object(x)?;
-            let w = if x == nil {
-                let w = b.add_nil();
-                b.set_class(w, view.class)?;
-                w
-            } else {
-                b.add(
-                    view.class,
-                    view.format,
-                    view.slots.to_vec(),
-                    view.bytes.to_vec(),
-                )?
-            };
+            let w = b.add(
+                view.class,
+                view.format,
+                view.slots.to_vec(),
+                view.bytes.to_vec(),
+            )?;
+            if x == nil {
+                b.set_nil(w)?;
+            }
             b.set_hash(w, view.hash)?;
             b.set_aux(w, view.aux)?;
         }

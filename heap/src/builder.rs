@@ -71,6 +71,18 @@ impl Builder {
         w
     }
 
+    /// Makes the object `obj`, already added, the base's nil (for a heap rebuilt from another,
+    /// whose nil may have slots or bytes).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchObject`] if `obj` has not been added; [`Error::NotAnObject`] for a word
+    /// that is no base reference.
+    pub fn set_nil(&mut self, obj: Word) -> Result<()> {
+        self.proto(obj)?;
+        self.nil = obj.as_base();
+        Ok(())
+    }
+
     /// Adds an object and returns a reference to it.
     ///
     /// # Errors

@@ -1,0 +1,590 @@
+//! Commit, abort, rebase and flatten against a naive repository: the committed state of every
+//! version as a full copy, and each session (tenant) as a full copy of the version it stands
+//! on plus its own objects.
+//!
+//! After every action, every session is compared with its model object by object (every base
+//! object of its version and every object it allocated, and all they reach). Every commit and
+//! rebase must succeed exactly when the model's does, and a refused one must name exactly the
+//! objects the model finds in conflict and change nothing. New objects a commit writes are
+//! numbered as documented (`cowheap::tenants::commit`): the changed objects in index order,
+//! each class first and then its slots, breadth-first.
+
+use cowheap::tenants::commit::{CommitError, CommitMode, CommitRights, Repository};
+use cowheap::{Error, Format, MarkPolicy, ObjectIndex, ObjectSize, Tenant, TenantConfig, Value};
+use proptest::prelude::*;
+use std::collections::{BTreeSet, HashMap};
+
+mod common;
+use common::{OObj, OVal, cases, random_base};
+
+/// One tenant and its model.
+struct Session {
+    t: Tenant,
+    /// The version it stands on.
+    version: usize,
+    /// Its view: the version's objects (indices below the version's length), then its own.
+    objs: Vec<OObj>,
+    /// Base objects it changed since its last commit or abort.
+    dirty: BTreeSet<usize>,
+    /// References to its own objects, with their model objects.
+    held: Vec<(Value, usize)>,
+    /// References an abort made stale: each must be refused from then on.
+    stale: Vec<Value>,
+}
+
+struct World {
+    repo: Repository,
+    /// The committed state of each version.
+    versions: Vec<Vec<OObj>>,
+    /// The base objects each version changed (empty for version 0).
+    changes: Vec<BTreeSet<usize>>,
+    sessions: Vec<Session>,
+    nil: usize,
+}
+
+#[derive(Clone, Debug)]
+enum Pick {
+    Int(i64),
+    Obj(usize),
+}
+
+#[derive(Clone, Debug)]
+enum Action {
+    Fork {
+        private_marks: bool,
+    },
+    /// Starts or stops recording reads (every base read then leaves the fast path).
+    Record {
+        t: usize,
+        on: bool,
+    },
+    Write {
+        t: usize,
+        obj: usize,
+        slot: usize,
+        value: Pick,
+    },
+    WriteByte {
+        t: usize,
+        obj: usize,
+        offset: usize,
+        byte: u8,
+    },
+    Alloc {
+        t: usize,
+        class: usize,
+        slots: usize,
+    },
+    Become {
+        t: usize,
+        a: usize,
+        b: usize,
+    },
+    Commit {
+        t: usize,
+    },
+    Abort {
+        t: usize,
+    },
+    Rebase {
+        t: usize,
+    },
+    Flatten,
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    let pick = prop_oneof![
+        (-9i64..9).prop_map(Pick::Int),
+        any::<usize>().prop_map(Pick::Obj),
+        any::<usize>().prop_map(Pick::Obj),
+    ];
+    prop_oneof![
+        1 => any::<bool>().prop_map(|private_marks| Action::Fork { private_marks }),
+        1 => (any::<usize>(), any::<bool>()).prop_map(|(t, on)| Action::Record { t, on }),
+        6 => (any::<usize>(), any::<usize>(), 0..4usize, pick)
+            .prop_map(|(t, obj, slot, value)| Action::Write { t, obj, slot, value }),
+        2 => (any::<usize>(), any::<usize>(), 0..4usize, any::<u8>())
+            .prop_map(|(t, obj, offset, byte)| Action::WriteByte { t, obj, offset, byte }),
+        3 => (any::<usize>(), any::<usize>(), 0..3usize)
+            .prop_map(|(t, class, slots)| Action::Alloc { t, class, slots }),
+        1 => (any::<usize>(), any::<usize>(), any::<usize>())
+            .prop_map(|(t, a, b)| Action::Become { t, a, b }),
+        3 => any::<usize>().prop_map(|t| Action::Commit { t }),
+        1 => any::<usize>().prop_map(|t| Action::Abort { t }),
+        2 => any::<usize>().prop_map(|t| Action::Rebase { t }),
+        1 => Just(Action::Flatten),
+    ]
+}
+
+impl World {
+    fn new(seed: u64) -> World {
+        let (base, pristine) = random_base(seed);
+        let nil = base.heap().index_of(base.heap().nil()).unwrap().get();
+        let repo = Repository::new(base, CommitRights::Anyone);
+        let mut w = World {
+            repo,
+            versions: vec![pristine],
+            changes: vec![BTreeSet::new()],
+            sessions: vec![],
+            nil,
+        };
+        w.fork(false);
+        w.fork(true);
+        w
+    }
+
+    fn current(&self) -> usize {
+        self.versions.len() - 1
+    }
+
+    fn fork(&mut self, private_marks: bool) {
+        let cur = self.current();
+        let t = if private_marks {
+            let config = TenantConfig {
+                quota: None,
+                marks: MarkPolicy::Private,
+            };
+            Tenant::fork_with(&self.repo.current(), config)
+        } else {
+            self.repo.fork()
+        };
+        self.sessions.push(Session {
+            t,
+            version: cur,
+            objs: self.versions[cur].clone(),
+            dirty: BTreeSet::new(),
+            held: vec![],
+            stale: vec![],
+        });
+    }
+
+    /// The objects of the versions after `version` that `dirty` also holds.
+    fn conflicts(&self, version: usize, dirty: &BTreeSet<usize>) -> Vec<ObjectIndex> {
+        let mut out = BTreeSet::new();
+        for changed in &self.changes[version + 1..] {
+            out.extend(changed.intersection(dirty).copied());
+        }
+        out.into_iter()
+            .map(|x| ObjectIndex::new(x).unwrap())
+            .collect()
+    }
+
+    fn run(&mut self, a: &Action) {
+        if self.sessions.is_empty() {
+            return;
+        }
+        let n = self.sessions.len();
+        let nil = self.nil;
+        match *a {
+            Action::Fork { private_marks } => self.fork(private_marks),
+            Action::Record { t, on } => {
+                let s = &mut self.sessions[t % n];
+                s.t.record_reads(on);
+                assert_eq!(s.t.reads_recorded().is_some(), on);
+            }
+            Action::Write {
+                t,
+                obj,
+                slot,
+                ref value,
+            } => {
+                let s = &mut self.sessions[t % n];
+                let (cv, o) = s.object(obj, &self.versions);
+                let (wv, ov) = match *value {
+                    Pick::Int(i) => (Value::int(i), OVal::Imm(Value::int(i).word())),
+                    Pick::Obj(k) => {
+                        let (v, r) = s.object(k, &self.versions);
+                        (v, OVal::Ref(r))
+                    }
+                };
+                let ok = slot < s.objs[o].slots.len();
+                let res = s.t.set_slot(cv, slot, wv);
+                assert_eq!(res.is_ok(), ok, "write {a:?}: {res:?}");
+                if ok {
+                    s.objs[o].slots[slot] = ov;
+                    s.touch(o, &self.versions);
+                }
+            }
+            Action::WriteByte {
+                t,
+                obj,
+                offset,
+                byte,
+            } => {
+                let s = &mut self.sessions[t % n];
+                let (cv, o) = s.object(obj, &self.versions);
+                let ok = offset < s.objs[o].bytes.len();
+                let res = s.t.set_bytes(cv, offset, &[byte]);
+                assert_eq!(res.is_ok(), ok, "write {a:?}: {res:?}");
+                if ok {
+                    s.objs[o].bytes[offset] = byte;
+                    s.touch(o, &self.versions);
+                }
+            }
+            Action::Alloc { t, class, slots } => {
+                let s = &mut self.sessions[t % n];
+                let (cc, oc) = s.object(class, &self.versions);
+                let size = ObjectSize { slots, bytes: 0 };
+                let v = s.t.alloc(cc, Format::Pointers, size).unwrap();
+                s.objs.push(OObj {
+                    class: oc,
+                    format: Format::Pointers,
+                    hash: s.t.identity_hash(v).unwrap(),
+                    slots: vec![OVal::Ref(nil); slots],
+                    bytes: vec![],
+                });
+                s.held.push((v, s.objs.len() - 1));
+            }
+            Action::Become { t, a: ka, b: kb } => {
+                let s = &mut self.sessions[t % n];
+                let (va, oa) = s.object(ka, &self.versions);
+                let (vb, ob) = s.object(kb, &self.versions);
+                s.t.become_two_way(va, vb).unwrap();
+                if oa != ob {
+                    s.objs.swap(oa, ob);
+                    s.touch(oa, &self.versions);
+                    s.touch(ob, &self.versions);
+                }
+            }
+            Action::Commit { t } => self.commit(t % n),
+            Action::Abort { t } => {
+                let cur = self.current();
+                let s = &mut self.sessions[t % n];
+                self.repo.abort(&mut s.t);
+                s.stale.extend(s.held.drain(..).map(|(v, _)| v));
+                s.objs = self.versions[cur].clone();
+                s.version = cur;
+                s.dirty.clear();
+                assert_eq!(s.t.base().version() as usize, cur);
+            }
+            Action::Rebase { t } => {
+                let cur = self.current();
+                let conflicts =
+                    self.conflicts(self.sessions[t % n].version, &self.sessions[t % n].dirty);
+                let s = &mut self.sessions[t % n];
+                match self.repo.rebase(&mut s.t) {
+                    Err(CommitError::Conflict { objects, .. }) => {
+                        assert_eq!(objects, conflicts, "rebase conflicts");
+                    }
+                    Err(e) => panic!("rebase: {e}"),
+                    Ok(b) => {
+                        assert!(
+                            conflicts.is_empty(),
+                            "rebase should conflict on {conflicts:?}"
+                        );
+                        assert_eq!(b.version() as usize, cur);
+                        let old_len = self.versions[s.version].len();
+                        let new_len = self.versions[cur].len();
+                        let shift = |o: usize| {
+                            if o < old_len {
+                                o
+                            } else {
+                                o - old_len + new_len
+                            }
+                        };
+                        // The session's own bodies (its changed base objects and its
+                        // objects) follow it; the version's are the version's.
+                        let mut objs = self.versions[cur].clone();
+                        for &x in &s.dirty {
+                            objs[x] = s.objs[x].clone();
+                            remap(&mut objs[x], shift);
+                        }
+                        for o in &s.objs[old_len..] {
+                            let mut o = o.clone();
+                            remap(&mut o, shift);
+                            objs.push(o);
+                        }
+                        for h in &mut s.held {
+                            h.1 = shift(h.1);
+                        }
+                        s.objs = objs;
+                        s.version = cur;
+                    }
+                }
+            }
+            Action::Flatten => {
+                let b = self.repo.flatten().unwrap();
+                assert_eq!(b.version() as usize, self.current());
+                assert_eq!(b.depth(), 0);
+            }
+        }
+    }
+
+    fn commit(&mut self, i: usize) {
+        let cur = self.current();
+        let conflicts = self.conflicts(self.sessions[i].version, &self.sessions[i].dirty);
+        let s = &mut self.sessions[i];
+        let res = self.repo.commit(&mut s.t, "anyone");
+        if !conflicts.is_empty() {
+            match res {
+                Err(CommitError::Conflict { objects, version }) => {
+                    assert_eq!(objects, conflicts);
+                    assert_eq!(version as usize, s.version);
+                }
+                other => panic!("commit should conflict on {conflicts:?}: {other:?}"),
+            }
+            return;
+        }
+        let next = res.unwrap();
+        // The model's commit: the changed objects in index order, then new objects as met.
+        let old_len = self.versions[s.version].len();
+        let mut new = self.versions[cur].clone();
+        let mut fresh: HashMap<usize, usize> = HashMap::new();
+        let mut queue = std::collections::VecDeque::new();
+        let mut number =
+            |o: usize, new_len: &mut usize, queue: &mut std::collections::VecDeque<usize>| {
+                if o < old_len {
+                    return o;
+                }
+                *fresh.entry(o).or_insert_with(|| {
+                    queue.push_back(o);
+                    *new_len += 1;
+                    *new_len - 1
+                })
+            };
+        let mut new_len = new.len();
+        let mut bodies = vec![];
+        let translate = |obj: &OObj, number: &mut dyn FnMut(usize) -> usize| {
+            let mut o = obj.clone();
+            o.class = number(o.class);
+            for v in &mut o.slots {
+                if let OVal::Ref(r) = v {
+                    *r = number(*r);
+                }
+            }
+            o
+        };
+        for &x in &s.dirty {
+            let body = translate(&s.objs[x], &mut |o| number(o, &mut new_len, &mut queue));
+            new[x] = body;
+        }
+        while let Some(p) = queue.pop_front() {
+            let body = translate(&s.objs[p], &mut |o| number(o, &mut new_len, &mut queue));
+            bodies.push(body);
+        }
+        new.extend(bodies);
+        assert_eq!(new.len(), new_len);
+        assert_eq!(next.version() as usize, cur + 1);
+        assert_eq!(next.len(), new_len, "objects in version {}", cur + 1);
+        // The session stands on the new version; its uncommitted objects follow it.
+        let mut renumber: HashMap<usize, usize> = fresh.clone();
+        let mut objs = new.clone();
+        for p in old_len..s.objs.len() {
+            if !fresh.contains_key(&p) {
+                renumber.insert(p, objs.len());
+                objs.push(s.objs[p].clone());
+            }
+        }
+        let map = |o: usize| if o < old_len { o } else { renumber[&o] };
+        for o in &mut objs[new_len..] {
+            remap(o, map);
+        }
+        for h in &mut s.held {
+            h.1 = map(h.1);
+        }
+        s.objs = objs;
+        s.version = cur + 1;
+        self.changes.push(std::mem::take(&mut s.dirty));
+        self.versions.push(new);
+    }
+
+    fn check(&mut self) {
+        for s in &mut self.sessions {
+            s.check(&self.versions);
+        }
+    }
+}
+
+fn remap(o: &mut OObj, f: impl Fn(usize) -> usize) {
+    o.class = f(o.class);
+    for v in &mut o.slots {
+        if let OVal::Ref(r) = v {
+            *r = f(*r);
+        }
+    }
+}
+
+impl Session {
+    fn base_len(&self, versions: &[Vec<OObj>]) -> usize {
+        versions[self.version].len()
+    }
+
+    /// The `k`th object this session can name: a base object of its version, or one it holds.
+    fn object(&self, k: usize, versions: &[Vec<OObj>]) -> (Value, usize) {
+        let base = self.base_len(versions);
+        let i = k % (base + self.held.len());
+        if i < base {
+            (Value::base(ObjectIndex::new(i).unwrap()), i)
+        } else {
+            self.held[i - base]
+        }
+    }
+
+    fn touch(&mut self, o: usize, versions: &[Vec<OObj>]) {
+        if o < self.base_len(versions) {
+            self.dirty.insert(o);
+        }
+    }
+
+    /// Everything the session can reach equals its model; distinct model objects are
+    /// distinct in the tenant; stale references are refused.
+    fn check(&mut self, versions: &[Vec<OObj>]) {
+        let t = &self.t;
+        let mut rev: HashMap<usize, Value> = HashMap::new();
+        let mut todo: Vec<(Value, usize)> = (0..self.base_len(versions))
+            .map(|x| (Value::base(ObjectIndex::new(x).unwrap()), x))
+            .chain(self.held.iter().copied())
+            .collect();
+        let mut done = BTreeSet::new();
+        while let Some((v, o)) = todo.pop() {
+            match rev.get(&o) {
+                Some(&known) => assert!(t.identical(v, known).unwrap(), "{v:?} is {known:?}"),
+                None => {
+                    rev.insert(o, v);
+                }
+            }
+            if !done.insert(o) {
+                continue;
+            }
+            let obj = &self.objs[o];
+            assert_eq!(t.identity_hash(v).unwrap(), obj.hash, "hash of {o}");
+            assert_eq!(t.format(v).unwrap(), obj.format, "format of {o}");
+            assert_eq!(t.bytes(v).unwrap(), &obj.bytes[..], "bytes of {o}");
+            assert_eq!(t.size(v).unwrap().slots, obj.slots.len(), "size of {o}");
+            todo.push((t.class_of(v).unwrap(), obj.class));
+            for (j, &ov) in obj.slots.iter().enumerate() {
+                let cv = t.slot(v, j).unwrap();
+                match ov {
+                    OVal::Imm(w) => assert_eq!(cv.word(), w, "slot {j} of {o}"),
+                    OVal::Ref(r) => todo.push((cv, r)),
+                }
+            }
+        }
+        let distinct: Vec<(usize, Value)> = rev.into_iter().collect();
+        for (a, &(oa, va)) in distinct.iter().enumerate() {
+            for &(ob, vb) in &distinct[a + 1..] {
+                assert_eq!(
+                    t.identical(va, vb).unwrap(),
+                    oa == ob,
+                    "identity of {oa}, {ob}"
+                );
+            }
+        }
+        for &v in &self.stale {
+            assert!(
+                matches!(t.identity_hash(v), Err(Error::Collected(_))),
+                "a reference from before an abort is refused"
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(96)))]
+
+    #[test]
+    fn commits_match_a_naive_repository(
+        seed in any::<u64>(),
+        actions in prop::collection::vec(action(), 1..50),
+    ) {
+        let mut w = World::new(seed);
+        for a in &actions {
+            w.run(a);
+            w.check();
+        }
+    }
+}
+
+/// The repository's rights: a principal not named is refused and nothing changes.
+#[test]
+fn commit_rights_are_checked() {
+    let (base, _) = random_base(7);
+    let g = base.heap().root("first").unwrap();
+    let repo = Repository::new(base.clone(), CommitRights::only(["owner"]));
+    let mut t = repo.fork();
+    t.set_slot(g, 0, Value::int(5)).unwrap_or(());
+    let before = t.stats();
+    let err = repo.commit(&mut t, "intruder").unwrap_err();
+    assert!(
+        matches!(err, CommitError::NotPermitted { ref who } if who == "intruder"),
+        "{err}"
+    );
+    assert_eq!(repo.current().version(), 0);
+    assert_eq!(t.stats(), before);
+    assert!(repo.commit(&mut t, "owner").is_ok());
+    assert_eq!(repo.current().version(), 1);
+}
+
+/// Read-write mode: a tenant that read an object a later version changed cannot commit;
+/// write-write lets it.
+#[test]
+fn read_write_conflicts_need_recorded_reads() {
+    let (base, _) = random_base(3);
+    let heap = base.heap();
+    let mut with_slots = heap.indices().filter(|&x| heap.size(x).unwrap().slots > 0);
+    let (a, b) = (with_slots.next().unwrap(), with_slots.next().unwrap());
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let mut reader = repo.fork();
+    let mut writer = repo.fork();
+    // The writer changes object a and commits.
+    writer.set_slot(Value::base(a), 0, Value::int(1)).unwrap();
+    // The reader reads object a (recorded), then writes object b.
+    assert!(matches!(
+        repo.commit_with(&mut reader, "r", CommitMode::ReadWrite, &[]),
+        Err(CommitError::ReadsNotRecorded)
+    ));
+    reader.record_reads(true);
+    reader.slot(Value::base(a), 0).unwrap();
+    reader.set_slot(Value::base(b), 0, Value::int(2)).unwrap();
+    assert!(reader.reads_recorded().unwrap().contains(&a.as_u32()));
+    repo.commit(&mut writer, "w").unwrap();
+    match repo.commit_with(&mut reader, "r", CommitMode::ReadWrite, &[]) {
+        Err(CommitError::Conflict { objects, .. }) => assert_eq!(objects, vec![a]),
+        other => panic!("expected a read-write conflict: {other:?}"),
+    }
+    assert_eq!(repo.current().version(), 1);
+    // Write-write: no conflict (the reader did not write object a).
+    repo.commit(&mut reader, "r").unwrap();
+    let fresh = repo.fork();
+    assert_eq!(fresh.slot(Value::base(a), 0).unwrap().as_int(), Some(1));
+    assert_eq!(fresh.slot(Value::base(b), 0).unwrap().as_int(), Some(2));
+    // Recording stopped, the tenant reads on its fast path again and keeps its view.
+    reader.record_reads(false);
+    assert!(reader.reads_recorded().is_none());
+    assert_eq!(reader.slot(Value::base(b), 0).unwrap().as_int(), Some(2));
+}
+
+/// A base object forwarded by `become_forward` cannot be committed: typed error, nothing
+/// changes.
+#[test]
+fn a_forwarded_base_object_is_refused() {
+    let (base, _) = random_base(11);
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let mut t = repo.fork();
+    let (a, b) = (
+        Value::base(ObjectIndex::new(1).unwrap()),
+        Value::base(ObjectIndex::new(2).unwrap()),
+    );
+    t.become_forward(a, b).unwrap();
+    let err = repo.commit(&mut t, "x").unwrap_err();
+    assert!(matches!(err, CommitError::Unsupported(_)), "{err}");
+    assert_eq!(repo.current().version(), 0);
+    assert!(t.identical(a, b).unwrap());
+}
+
+/// A tenant of another repository's base is refused.
+#[test]
+fn a_foreign_base_is_refused() {
+    let (base, _) = random_base(5);
+    let (other, _) = random_base(5);
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let mut t = Tenant::fork(&other);
+    assert!(matches!(
+        repo.commit(&mut t, "x"),
+        Err(CommitError::ForeignBase { .. })
+    ));
+    assert!(matches!(
+        repo.rebase(&mut t),
+        Err(CommitError::ForeignBase { .. })
+    ));
+}
