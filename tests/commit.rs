@@ -588,3 +588,133 @@ fn a_foreign_base_is_refused() {
         Err(CommitError::ForeignBase { .. })
     ));
 }
+
+/// The folder of real images: `COWHEAP_IMAGES`, else `../shared/images`.
+fn image(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("COWHEAP_IMAGES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/images").into());
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: set COWHEAP_IMAGES to the folder of real images",
+        path.display()
+    );
+    path
+}
+
+/// 100 tenants of the Scratch base edit disjoint objects and one shared object, each also
+/// adding an object of its own: the first writer of the shared object wins, the others get a
+/// conflict naming it, abort, redo and commit. Every commit is then visible to new tenants,
+/// none to a tenant forked before the first, and flattening changes no answer.
+#[test]
+fn scratch_base_hundred_tenants_commit() {
+    let (heap, _) =
+        cowheap::open_base(image("Scratch-1.4.0.6.image"), cowheap::Verification::Full).unwrap();
+    let base = cowheap::Base::new(heap);
+    let heap = base.heap();
+    // Pointer objects with two slots or more, past the first few (nil, true, false...).
+    let targets: Vec<ObjectIndex> = heap
+        .indices()
+        .skip(100)
+        .filter(|&x| {
+            heap.format(x).unwrap() == Format::Pointers && heap.size(x).unwrap().slots >= 2
+        })
+        .take(101)
+        .collect();
+    let (shared, own) = (targets[0], &targets[1..]);
+    let repo = Repository::new(base.clone(), CommitRights::only(["editor"]));
+    let before = repo.fork();
+    let mut tenants: Vec<Tenant> = (0..100).map(|_| repo.fork()).collect();
+    let class = before.class_of(Value::base(own[0])).unwrap();
+    let edit = |t: &mut Tenant, i: usize| -> (Value, u32) {
+        t.set_slot(Value::base(own[i]), 0, Value::int(i as i64))
+            .unwrap();
+        let mine = t
+            .alloc_with(class, Format::Pointers, &[Value::int(-(i as i64))], &[])
+            .unwrap();
+        t.set_slot(Value::base(own[i]), 1, mine).unwrap();
+        if i % 2 == 0 {
+            t.set_slot(Value::base(shared), 0, Value::int(1000 + i as i64))
+                .unwrap();
+        }
+        (mine, t.identity_hash(mine).unwrap())
+    };
+    let mut hashes = vec![0; 100];
+    let mut conflicts = 0;
+    for (i, t) in tenants.iter_mut().enumerate() {
+        let (mut mine, hash) = edit(t, i);
+        hashes[i] = hash;
+        assert!(matches!(
+            repo.commit(t, "visitor"),
+            Err(CommitError::NotPermitted { .. })
+        ));
+        match repo.commit(t, "editor") {
+            Ok(_) => {}
+            Err(CommitError::Conflict { objects, .. }) => {
+                assert!(
+                    i % 2 == 0 && i > 0,
+                    "tenant {i} conflicts only on the shared object"
+                );
+                assert_eq!(objects, vec![shared]);
+                conflicts += 1;
+                assert!(matches!(repo.rebase(t), Err(CommitError::Conflict { .. })));
+                repo.abort(t);
+                assert!(matches!(t.slot(mine, 0), Err(cowheap::Error::Collected(_))));
+                let (again, hash) = edit(t, i);
+                (mine, hashes[i]) = (again, hash);
+                repo.commit(t, "editor").unwrap();
+            }
+            Err(e) => panic!("tenant {i}: {e}"),
+        }
+        // The committer's own reference now names the committed object.
+        assert_eq!(t.slot(mine, 0).unwrap().as_int(), Some(-(i as i64)));
+        assert!(
+            t.identical(mine, t.slot(Value::base(own[i]), 1).unwrap())
+                .unwrap()
+        );
+        // What is left of its own are forwarders, which collection frees.
+        t.collect();
+        assert_eq!(
+            t.stats().private_bytes,
+            0,
+            "nothing of tenant {i}'s own is left"
+        );
+    }
+    assert_eq!(conflicts, 49);
+    assert_eq!(repo.current().version(), 100);
+    assert_eq!(repo.current().len(), heap.len() + 100);
+    let check = |t: &Tenant| {
+        for (i, &x) in own.iter().enumerate() {
+            assert_eq!(t.slot(Value::base(x), 0).unwrap().as_int(), Some(i as i64));
+            let mine = t.slot(Value::base(x), 1).unwrap();
+            assert_eq!(t.identity_hash(mine).unwrap(), hashes[i]);
+            assert_eq!(t.slot(mine, 0).unwrap().as_int(), Some(-(i as i64)));
+            assert!(t.identical(t.class_of(mine).unwrap(), class).unwrap());
+        }
+        assert_eq!(t.slot(Value::base(shared), 0).unwrap().as_int(), Some(1098));
+    };
+    check(&repo.fork());
+    // The tenant forked before the first commit sees none of it.
+    for &x in own.iter().chain([&shared]) {
+        assert_eq!(
+            before.slot(Value::base(x), 0).unwrap().word(),
+            heap.slot_word(x, 0).unwrap()
+        );
+    }
+    assert_eq!(repo.current().depth(), 100);
+    let flat = repo.flatten().unwrap();
+    assert_eq!((flat.version(), flat.depth()), (100, 0));
+    check(&repo.fork());
+    // A tenant of the layered lineage rebases onto the flattened one and commits there.
+    let mut late = tenants.pop().unwrap();
+    late.set_slot(Value::base(shared), 1, Value::int(77))
+        .unwrap();
+    repo.commit(&mut late, "editor").unwrap();
+    let newest = repo.fork();
+    assert_eq!(
+        newest.slot(Value::base(shared), 1).unwrap().as_int(),
+        Some(77)
+    );
+    check(&newest);
+}
