@@ -94,8 +94,9 @@ pub enum VmError {
         chain: CallChain,
     },
     /// Every process is waiting: a `wait` or `suspend` (or the idle process's sleep) left
-    /// none runnable, and with no clock or external event to signal a semaphore none ever
-    /// would be. Nothing was changed by the primitive that found it.
+    /// none runnable, and with no timer due (within [`crate::Vm::max_timer_wait_ms`]) and
+    /// no external event to signal a semaphore, none ever would be. The primitive that found
+    /// it changed nothing (but for signalling a timer that was due).
     #[error("deadlock: no process is runnable at primitive {primitive} (in {chain})")]
     Deadlock {
         /// The primitive.

@@ -47,6 +47,8 @@ pub mod special {
     pub const SPECIAL_SELECTORS: usize = 23;
     /// The 256 Characters.
     pub const CHARACTER_TABLE: usize = 24;
+    /// The semaphore the timer signals (`TheTimerSemaphore`).
+    pub const TIMER_SEMAPHORE: usize = 29;
     /// #mustBeBoolean.
     pub const SELECTOR_MUST_BE_BOOLEAN: usize = 25;
     /// BlockClosure (closure images).

@@ -22,6 +22,9 @@ pub const BOTTOM_ROOT: &str = "cowheap-vm.bottom";
 /// The default limit on the depth of the context chain.
 pub const DEFAULT_MAX_DEPTH: usize = 100_000;
 
+/// The default of [`Vm::max_timer_wait_ms`]: ten seconds.
+pub const DEFAULT_MAX_TIMER_WAIT_MS: u64 = 10_000;
+
 const CACHE_SIZE: usize = 1024;
 
 #[derive(Clone, Copy)]
@@ -90,6 +93,12 @@ pub struct Vm {
     pub(crate) gc_min: u64,
     /// Depth limit of the context chain.
     pub max_depth: usize,
+    /// The longest the interpreter sleeps for a timer (primitive 136) when no process is
+    /// runnable until it fires, in milliseconds; a later timer is a deadlock.
+    pub max_timer_wait_ms: u64,
+    /// When the timer semaphore (special object 29) is to be signalled, on the clock of
+    /// primitive 135; `None` when no timer is set.
+    pub(crate) timer: Option<i64>,
     /// Contexts on the chain, as counted since the run started (recounted past the limit).
     pub(crate) depth: usize,
     // Registers.
@@ -213,6 +222,8 @@ impl Vm {
             gc_threshold: 8 << 20,
             gc_min: 8 << 20,
             max_depth: DEFAULT_MAX_DEPTH,
+            max_timer_wait_ms: DEFAULT_MAX_TIMER_WAIT_MS,
+            timer: None,
             depth: 0,
             active: nil,
             bottom: nil,

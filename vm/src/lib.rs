@@ -32,9 +32,9 @@
 //!   quick returns. Everything else fails, so the image's own Smalltalk runs.
 //! - Walks of every object and every instance (77-78, 138-139) in the memory's
 //!   [`ObjectMemory::enumerate_objects`] order, with a kept list so a walk is O(objects).
-//! - Processes (85-88, 167, 230): the image's scheduler, its runnable lists and semaphores;
-//!   a switch makes another Process's suspended context active. A wait nothing can ever
-//!   signal is [`VmError::Deadlock`].
+//! - Processes (85-88, 167, 230) and the timer (136): the image's scheduler, its runnable
+//!   lists and semaphores; a switch makes another Process's suspended context active. A
+//!   wait nothing can ever signal is [`VmError::Deadlock`].
 //! - Every call has a bytecode budget; errors are typed ([`VmError`]) and name the selector,
 //!   the receiver's class and the Smalltalk call chain. A `doesNotUnderstand:`, `error:`,
 //!   `cannotReturn:` or `mustBeBoolean` that reaches the root class's default method with no
@@ -74,7 +74,9 @@ pub mod synth;
 pub use entry::Symbols;
 pub use error::{CallChain, Result, VmError};
 pub use flat::FlatHeap;
-pub use interp::{ACTIVE_ROOT, BOTTOM_ROOT, DEFAULT_MAX_DEPTH, Vm, VmStats};
+pub use interp::{
+    ACTIVE_ROOT, BOTTOM_ROOT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TIMER_WAIT_MS, Vm, VmStats,
+};
 pub use memory::{MemResult, ObjectMemory};
 
 #[cfg(test)]

@@ -33,6 +33,12 @@ fn epoch() -> Instant {
     *START.get_or_init(Instant::now)
 }
 
+/// The millisecond clock of primitive 135 (`millisecondClockValue`), which the deadlines of
+/// primitive 136 are given in.
+pub(crate) fn millisecond_clock() -> i64 {
+    epoch().elapsed().as_millis() as i64 & 0x3FFF_FFFF
+}
+
 impl Vm {
     /// Pops the receiver and `args` arguments and pushes `v`.
     fn answer<M: ObjectMemory>(&mut self, m: &mut M, args: usize, v: Value) -> Prim {
@@ -509,7 +515,7 @@ impl Vm {
                 let class = self.peek(m, 0)?;
                 self.perform_with_arguments(m, Some(class))
             }
-            85..=88 | 230 => self.prim_process(m, index, args),
+            85..=88 | 136 | 230 => self.prim_process(m, index, args),
             77 | 78 | 138 | 139 => self.prim_enumerate(m, index, args),
             115 => self.prim_change_class(m, args),
             89 | 116 | 119 => {
@@ -537,10 +543,7 @@ impl Vm {
                 self.collect_now(m)?;
                 self.answer(m, args, Value::int(1 << 28))
             }
-            135 => {
-                let ms = epoch().elapsed().as_millis() as i64 & 0x3FFF_FFFF;
-                self.answer(m, args, Value::int(ms))
-            }
+            135 => self.answer(m, args, Value::int(millisecond_clock())),
             137 => {
                 let secs = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)

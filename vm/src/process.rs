@@ -1,5 +1,5 @@
 //! Processes and semaphores: `signal` (85), `wait` (86), `resume` (87), `suspend` (88),
-//! `yield` (167) and `relinquishProcessorForMicroseconds:` (230), switching between the
+//! `yield` (167), the timer (136) and `relinquishProcessorForMicroseconds:` (230), switching between the
 //! image's own Process objects as Squeak's scheduler does.
 //!
 //! The scheduler is the image's: the ProcessorScheduler in the special objects array's
@@ -11,10 +11,12 @@
 //! run stopped by its budget in any process resumes, and a tenant snapshot holds every
 //! process.
 //!
-//! There are no clocks or external events to signal a semaphore: when a `wait` or a
+//! The one source of signals from outside is the timer (primitive 136, which `Delay` uses):
+//! the interpreter does not interrupt a running process for it, but when a `wait` or a
 //! `suspend` leaves no process runnable, or the idle process asks to sleep with nothing
-//! runnable, nothing could ever wake one, and the run stops with [`VmError::Deadlock`]
-//! (changing nothing) rather than spinning until its budget runs out.
+//! runnable, it sleeps until the timer is due (at most [`Vm::max_timer_wait_ms`]) and
+//! signals the timer semaphore. With no timer set, nothing could ever wake a process, and
+//! the run stops with [`VmError::Deadlock`] rather than spinning until its budget runs out.
 //!
 //! Layouts (Squeak V3): ProcessorScheduler `quiescentProcessLists activeProcess`; Process
 //! `nextLink suspendedContext priority myList` (`myList` where the image has it);
@@ -22,9 +24,12 @@
 
 use crate::error::{CallChain, Result, VmError};
 use crate::image::ctx;
+use crate::image::special::TIMER_SEMAPHORE;
 use crate::interp::{Flow, Vm};
 use crate::memory::ObjectMemory;
+use crate::prims::millisecond_clock;
 use cowheap_heap::Value;
+use std::time::Duration;
 
 type Prim = Result<Option<Flow>>;
 
@@ -211,6 +216,53 @@ impl Vm {
         Ok(self.runnable_list(m, sched, p)?.is_some())
     }
 
+    /// With no process runnable: sleeps until the timer set by primitive 136 is due (if it
+    /// is due within [`Vm::max_timer_wait_ms`]), then signals the timer semaphore, making
+    /// its waiter runnable (without switching to it). True if a process became runnable.
+    fn fire_timer<M: ObjectMemory>(&mut self, m: &mut M, sched: Value) -> Result<bool> {
+        let Some(deadline) = self.timer else {
+            return Ok(false);
+        };
+        let wait = deadline - millisecond_clock();
+        if wait > i64::try_from(self.max_timer_wait_ms).unwrap_or(i64::MAX) {
+            return Ok(false);
+        }
+        if let Ok(ms) = u64::try_from(wait) {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        self.timer = None;
+        let array = self.sp.array;
+        if m.size(array)?.slots <= TIMER_SEMAPHORE {
+            return Ok(false);
+        }
+        let sema = m.slot(array, TIMER_SEMAPHORE)?;
+        if !sema.is_object() || self.is_nil(m, sema)? || m.size(sema)?.slots <= EXCESS_SIGNALS {
+            return Ok(false);
+        }
+        if self.is_empty_list(m, sema)? {
+            let n = m.slot(sema, EXCESS_SIGNALS)?.as_int().unwrap_or(0);
+            m.set_slot(sema, EXCESS_SIGNALS, Value::int(n + 1))?;
+            return Ok(false);
+        }
+        let proc = self.remove_first_link(m, sema)?;
+        self.put_to_sleep(m, sched, proc)
+    }
+
+    /// The highest runnable list, after waiting for the timer if none is runnable.
+    fn runnable_or_timer<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        sched: Value,
+    ) -> Result<Option<Value>> {
+        if let Some(list) = self.highest_runnable(m, sched)? {
+            return Ok(Some(list));
+        }
+        if self.fire_timer(m, sched)? {
+            return self.highest_runnable(m, sched);
+        }
+        Ok(None)
+    }
+
     #[cold]
     fn deadlock(&self, primitive: u16) -> VmError {
         VmError::Deadlock {
@@ -261,7 +313,7 @@ impl Vm {
                 let Some(sched) = sched else {
                     return Err(self.blocked(index));
                 };
-                let Some(list) = self.highest_runnable(m, sched)? else {
+                let Some(list) = self.runnable_or_timer(m, sched)? else {
                     return Err(self.deadlock(index));
                 };
                 let active = m.slot(sched, ACTIVE)?;
@@ -292,7 +344,7 @@ impl Vm {
                 if args != 0 || !self.same(m, proc, m.slot(sched, ACTIVE)?)? {
                     return Ok(None);
                 }
-                let Some(list) = self.highest_runnable(m, sched)? else {
+                let Some(list) = self.runnable_or_timer(m, sched)? else {
                     return Err(self.deadlock(index));
                 };
                 let nil = self.sp.nil;
@@ -318,15 +370,48 @@ impl Vm {
                 self.add_last_link(m, list, active)?;
                 self.transfer_to(m, sched, next).map(Some)
             }
+            136 => {
+                // Delay class primSignal: aSemaphore atMilliseconds: aTime.
+                let (sema, ms) = (self.peek(m, 1)?, self.peek(m, 0)?.as_int());
+                let array = self.sp.array;
+                let Some(ms) = ms else {
+                    return Ok(None);
+                };
+                if args != 2 || m.size(array)?.slots <= TIMER_SEMAPHORE {
+                    return Ok(None);
+                }
+                if self.is_nil(m, sema)? {
+                    self.timer = None;
+                } else if sema.is_object() && m.size(sema)?.slots > EXCESS_SIGNALS {
+                    self.timer = Some(ms);
+                } else {
+                    return Ok(None);
+                }
+                m.set_slot(array, TIMER_SEMAPHORE, sema)?;
+                self.drop_n(2);
+                Ok(Some(Flow::Go))
+            }
             _ => {
                 // relinquishProcessorForMicroseconds: the idle process's sleep. With no
-                // process runnable, nothing can ever signal one.
-                if let Some(sched) = sched
-                    && self.highest_runnable(m, sched)?.is_none()
-                {
+                // process runnable and no timer due, nothing can ever signal one.
+                let Some(sched) = sched else {
+                    self.drop_n(args);
+                    return Ok(Some(Flow::Go));
+                };
+                let Some(list) = self.runnable_or_timer(m, sched)? else {
                     return Err(self.deadlock(index));
-                }
+                };
                 self.drop_n(args);
+                // A process of higher priority (the timer's) runs now.
+                let active = m.slot(sched, ACTIVE)?;
+                let first = m.slot(list, FIRST)?;
+                if self.priority(m, first)?.unwrap_or(0) > self.priority(m, active)?.unwrap_or(0) {
+                    let next = self.remove_first_link(m, list)?;
+                    if !self.put_to_sleep(m, sched, active)? {
+                        return Err(corrupt_process());
+                    }
+                    return self.transfer_to(m, sched, next).map(Some);
+                }
                 Ok(Some(Flow::Go))
             }
         }

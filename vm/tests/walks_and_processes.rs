@@ -525,3 +525,53 @@ fn mini_a_run_suspended_by_its_budget_in_another_process_resumes() {
     assert_eq!(r.unwrap().as_int(), Some(2_001_000));
     assert!(stops > 5, "{stops} stops");
 }
+
+#[test]
+fn mini_delays_end_through_the_timer() {
+    on_mini(|r, _| {
+        // The snapshot's Delay machinery is restarted as the image's own startUp would.
+        assert_eq!(r.int("Delay startTimerInterruptWatcher. 0"), 0);
+        let waited = r.int(
+            "| t | t := Time millisecondClockValue. (Delay forMilliseconds: 50) wait. \
+             Time millisecondClockValue - t",
+        );
+        assert!((50..5_000).contains(&waited), "waited {waited} ms");
+        assert_eq!(
+            r.print(
+                "| a | a := OrderedCollection new. \
+                 [(Delay forMilliseconds: 30) wait. a add: 1] fork. a add: 2. \
+                 (Delay forMilliseconds: 60) wait. a add: 3. a asArray"
+            ),
+            "(2 1 3 )"
+        );
+    });
+}
+
+#[test]
+fn mini_a_timer_past_the_longest_wait_is_a_deadlock() {
+    let base = common::base("mini.image");
+    let symbols = Symbols::from_base(base.heap());
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    vm.max_timer_wait_ms = 20;
+    eval_int(
+        &mut vm,
+        &mut t,
+        &symbols,
+        "Delay startTimerInterruptWatcher. 0",
+    );
+    let started = std::time::Instant::now();
+    match vm.evaluate(
+        &mut t,
+        &symbols,
+        "(Delay forMilliseconds: 60000) wait. 1",
+        IMAGE_BUDGET,
+    ) {
+        Err(VmError::Deadlock { primitive, .. }) => assert_eq!(primitive, 230),
+        other => panic!("expected a deadlock, got {other:?}"),
+    }
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "it did not wait the minute"
+    );
+}
