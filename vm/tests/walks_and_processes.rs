@@ -436,12 +436,13 @@ fn mini_change_class_of_a_base_object_stays_in_its_tenant() {
     let points = eval_int(&mut vm2, &mut t2, &symbols, "Point allInstances size");
     eval_int(&mut vm1, &mut t1, &symbols, CHANGE_CLASS);
     let src = "| p | p := Point someInstance. p changeClassTo: 1->2. \
-               {p class name. Point allInstances size}";
+               {p class name. Point allInstances size. \
+               (Association allInstances select: [:a | a == p]) size}";
     let r = eval(&mut vm1, &mut t1, &symbols, src);
     let text = vm1
         .print_string(&mut t1, &symbols, r, IMAGE_BUDGET)
         .unwrap();
-    assert_eq!(text, format!("(Association {} )", points - 1));
+    assert_eq!(text, format!("(Association {} 1 )", points - 1));
     let again = eval_int(&mut vm2, &mut t2, &symbols, "Point allInstances size");
     assert_eq!(again, points, "the other tenant's Points are untouched");
 }
@@ -574,4 +575,29 @@ fn mini_a_timer_past_the_longest_wait_is_a_deadlock() {
         started.elapsed().as_secs() < 30,
         "it did not wait the minute"
     );
+}
+
+#[test]
+fn scratch_forks_waits_and_walks() {
+    let base = common::base("Scratch-1.4.0.6.image");
+    let symbols = Symbols::from_base(base.heap());
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    let mut int = |src: &str| eval_int(&mut vm, &mut t, &symbols, src);
+    assert_eq!(
+        int("| s | s := Semaphore new. [s signal] fork. s wait. 42"),
+        42
+    );
+    assert_eq!(
+        int(
+            "| a | a := OrderedCollection new. [a add: 1] fork. a add: 2. \
+             Processor yield. a add: 3. (a at: 1) * 100 + ((a at: 2) * 10) + (a at: 3)"
+        ),
+        213
+    );
+    assert_eq!(
+        int("(3@4) class someInstance class == Point ifTrue: [1] ifFalse: [0]"),
+        1
+    );
+    assert!(int("Point allInstances size") > 1000);
 }
