@@ -718,3 +718,40 @@ fn scratch_base_hundred_tenants_commit() {
     );
     check(&newest);
 }
+
+/// Flattening on a background thread into an image file: the file serves the version (mapped,
+/// verified), a tenant on the layered version keeps it alive and working, and the layered
+/// chain is freed when the last such tenant goes.
+#[test]
+fn flattening_in_the_background_to_a_file_frees_unused_versions() {
+    let base = cowheap::Base::new(cowheap::synth::image(2_000, 3));
+    let g = base.heap().root("Smalltalk").unwrap();
+    let repo = std::sync::Arc::new(Repository::new(base, CommitRights::Anyone));
+    for i in 0..10 {
+        let mut t = repo.fork();
+        t.set_slot(g, 0, Value::int(i)).unwrap();
+        repo.commit(&mut t, "x").unwrap();
+    }
+    let layered = std::sync::Arc::downgrade(&repo.current());
+    let holder = repo.fork();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v10.cowheap");
+    let flat = repo
+        .flatten_in_background(Some(path.clone()))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert!(flat.heap().is_mapped());
+    assert_eq!((flat.version(), flat.depth()), (10, 0));
+    assert_eq!(repo.fork().slot(g, 0).unwrap().as_int(), Some(9));
+    let reopened = cowheap::BaseHeap::open(&path).unwrap();
+    let gx = reopened.index_of(g).unwrap();
+    assert_eq!(reopened.slot_word(gx, 0).unwrap().as_int(), Some(9));
+    assert!(layered.upgrade().is_some(), "a tenant still stands on it");
+    assert_eq!(holder.slot(g, 0).unwrap().as_int(), Some(9));
+    drop(holder);
+    assert!(
+        layered.upgrade().is_none(),
+        "no one uses the layered version: freed"
+    );
+}

@@ -127,6 +127,9 @@ pub enum CommitError {
     /// The current version changed while it was being flattened; nothing was published.
     #[error("version {0} was superseded while it was flattened")]
     Superseded(u64),
+    /// The flattened version's image file could not be written or read back.
+    #[error(transparent)]
+    File(#[from] cowheap_heap::FileError),
     /// An error of the tenant or of the object model.
     #[error(transparent)]
     Tenant(#[from] Error),
@@ -401,11 +404,39 @@ impl Repository {
     /// [`CommitError::Superseded`] if a commit published a newer version meanwhile (nothing
     /// is published; flatten again), or what the heap's builder refuses.
     pub fn flatten(&self) -> Result<Arc<Base>, CommitError> {
+        self.flatten_with(None)
+    }
+
+    /// [`Repository::flatten`] into an image file at `path` (written atomically, then mapped
+    /// and verified): the flattened version is served from the file, as a base opened from
+    /// one is.
+    ///
+    /// # Errors
+    /// As [`Repository::flatten`], and [`CommitError::File`] if the file cannot be written or
+    /// read back; nothing is published then.
+    pub fn flatten_to(&self, path: &std::path::Path) -> Result<Arc<Base>, CommitError> {
+        self.flatten_with(Some(path))
+    }
+
+    /// [`Repository::flatten`] (into the file at `path`, if given) on a thread of its own.
+    pub fn flatten_in_background(
+        self: &Arc<Self>,
+        path: Option<std::path::PathBuf>,
+    ) -> std::thread::JoinHandle<Result<Arc<Base>, CommitError>> {
+        let repo = self.clone();
+        std::thread::spawn(move || repo.flatten_with(path.as_deref()))
+    }
+
+    fn flatten_with(&self, path: Option<&std::path::Path>) -> Result<Arc<Base>, CommitError> {
         let current = self.current.load_full();
         if current.depth() == 0 {
             return Ok(current);
         }
-        let heap = current.flatten()?;
+        let mut heap = current.flatten()?;
+        if let Some(path) = path {
+            heap.save(path)?;
+            heap = cowheap_heap::BaseHeap::open(path)?;
+        }
         let flat = Base::flattened(heap, current.version());
         let mut log = self.lock();
         if self.current.load().id() != current.id() {
