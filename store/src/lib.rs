@@ -54,7 +54,10 @@
 //!   only under an exclusive `flock` of its own lock file, so claims are atomic between the
 //!   threads and processes of one machine.
 //! - [`PgStore`]: a PostgreSQL database every node of a deployment talks to, plain SQL in
-//!   transactions (`SELECT ... FOR UPDATE`, `INSERT ... ON CONFLICT`), no extension.
+//!   transactions (`SELECT ... FOR UPDATE`, `INSERT ... ON CONFLICT`), no extension; blobs
+//!   are stored only through one `SECURITY DEFINER` function that files them under their
+//!   digest and the SHA-256 the server computes, so no principal can plant bytes under
+//!   another's digest.
 //!   [`PgServer`] starts a throwaway server for tests and benches.
 //!
 //! Both pass one conformance suite (`tests/common/mod.rs`, run by `tests/local.rs` and

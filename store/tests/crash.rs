@@ -1,7 +1,7 @@
 //! Crashes: a node process is killed with SIGKILL (`kill -9`) in the middle of its claims,
 //! writes and releases, many times; afterwards every tenant resumes from its last complete
-//! state, none is lost, and its state is the last one a node reported or the one it was
-//! writing when it died.
+//! state, none is lost, its state is the last one a node reported or the one it was
+//! writing when it died, and while one node holds it another is refused (owned once).
 
 #![cfg(unix)]
 
@@ -9,7 +9,7 @@ mod common;
 
 use common::{Harness, Local, Pg, n, real_base, t};
 use cowheap_store::workload::read_mark;
-use cowheap_store::{Access, ManualClock, Millis, Node, SystemClock};
+use cowheap_store::{Access, ManualClock, Millis, Node, StoreError, SystemClock};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
@@ -74,8 +74,22 @@ fn crash(h: &dyn Harness, tenants: usize, kills: usize) {
         n("checker"),
         h.scratch().join("cache-checker"),
     );
+    // A rival on the same clock: while the checker holds a tenant, it is owned once.
+    let rival = Node::new(
+        h.open(
+            Access::Operator,
+            Arc::new(ManualClock::new(Millis(u64::MAX / 4))),
+        )
+        .unwrap(),
+        n("rival"),
+        h.scratch().join("cache-rival"),
+    );
     for (name, &reported) in &last {
         let r = check.resume(&t(name)).unwrap();
+        assert!(
+            matches!(rival.resume(&t(name)), Err(StoreError::Held { .. })),
+            "{name} owned twice"
+        );
         let mark = read_mark(&r.tenant).unwrap_or(0);
         assert!(
             mark == reported || mark == reported + 1,
