@@ -634,7 +634,7 @@ fn scratch_base_hundred_tenants_commit() {
             .alloc_with(class, Format::Pointers, &[Value::int(-(i as i64))], &[])
             .unwrap();
         t.set_slot(Value::base(own[i]), 1, mine).unwrap();
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             t.set_slot(Value::base(shared), 0, Value::int(1000 + i as i64))
                 .unwrap();
         }
