@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Pg;
+use common::{Harness, Pg};
 use cowheap_store::{Access, PgStore, Store, StoreError, SystemClock};
 use std::sync::Arc;
 
@@ -323,4 +323,78 @@ fn a_store_of_the_earlier_blob_layout_is_refused() {
         PgStore::init(&url, Arc::new(SystemClock)),
         Err(StoreError::NotAStore { .. })
     ));
+}
+
+/// A principal's put repairs a damaged copy of its own bytes (the function hashes the new
+/// bytes before it rewrites the row), a temporary table named like the blob table does not
+/// divert the function (its `search_path` puts `pg_temp` last), and running `init` again
+/// on a store keeps it working.
+#[test]
+fn a_principals_put_repairs_its_blob_and_cannot_divert_the_function() {
+    let pg = Pg::new();
+    let op = PgStore::connect(&pg.url, Arc::new(SystemClock), Access::Operator).unwrap();
+    let fp = cowheap_heap::Fingerprint([3; 32]);
+    op.put_base(fp, b"base").unwrap();
+    op.add_principal(&common::p("bob"), "secret-bob").unwrap();
+    op.create_tenant(&common::t("tb"), fp, Some(&common::p("bob")))
+        .unwrap();
+    let bob = PgStore::connect(
+        &pg.url,
+        Arc::new(SystemClock),
+        Access::principal(common::p("bob"), "secret-bob"),
+    )
+    .unwrap();
+    let c = bob
+        .claim(&common::t("tb"), &common::n("bob-node"), 60_000)
+        .unwrap();
+    let state = vec![42u8; 3000];
+    let d = bob.write_state(&c, &state).unwrap();
+    pg.damage(&d, common::Damage::Flip);
+    assert!(matches!(
+        bob.read_state(&common::t("tb"), d),
+        Err(StoreError::BlobCorrupt { .. })
+    ));
+    assert_eq!(bob.write_state(&c, &state).unwrap(), d);
+    assert_eq!(bob.read_state(&common::t("tb"), d).unwrap(), state);
+
+    // A temporary table of bob's session named cowheap_blobs: the function still writes
+    // the store's table.
+    let mut cfg: postgres::Config = pg.url.parse().unwrap();
+    cfg.user("cowheap_bob").password("secret-bob");
+    let mut raw_bob = cfg.connect(postgres::NoTls).unwrap();
+    raw_bob
+        .batch_execute(
+            "CREATE TEMP TABLE cowheap_blobs (digest bytea, sha256 bytea, len bigint, \
+             data bytea, PRIMARY KEY (digest, sha256))",
+        )
+        .unwrap();
+    let other = b"through the function".to_vec();
+    let od = cowheap_store::Digest::of(&other);
+    raw_bob
+        .query_one(
+            "SELECT public.cowheap_put_blob($1, $2)",
+            &[&od.0.as_slice(), &other],
+        )
+        .unwrap();
+    let in_temp: i64 = raw_bob
+        .query_one("SELECT count(*) FROM pg_temp.cowheap_blobs", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(in_temp, 0);
+    let in_store: i64 = pg
+        .raw()
+        .query_one(
+            "SELECT count(*) FROM public.cowheap_blobs WHERE digest = $1",
+            &[&od.0.as_slice()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(in_store, 1);
+
+    // init again: the schema, the function and bob's rights stay as they were.
+    PgStore::init(&pg.url, Arc::new(SystemClock)).unwrap();
+    let c = bob.renew(&c, 60_000).unwrap();
+    let again = vec![7u8; 100];
+    let d2 = bob.suspend(&c, &again).unwrap();
+    assert_eq!(bob.read_state(&common::t("tb"), d2).unwrap(), again);
 }
