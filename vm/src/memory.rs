@@ -7,7 +7,7 @@
 //! implementation gets its own monomorphised copy of the dispatch loop: no `dyn` call per
 //! bytecode.
 
-use cowheap_heap::{Format, ObjectSize, Value, Word};
+use cowheap_heap::{Format, ObjectIndex, ObjectSize, Value, Word};
 use cowheap_tenants::Tenant;
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -135,10 +135,10 @@ impl ObjectMemory for Tenant {
         }
         Ok(self.stats().private_bytes)
     }
-    /// The base objects in index order (each read through the tenant: its copy where it has
-    /// one; one a become forwarded elsewhere is left out, as the object it now leads to is
-    /// listed where it is), then [`Tenant::private_objects`]. Time: O(base objects + private
-    /// keys).
+    /// The base objects in index order, those its version's commits added included (each
+    /// read through the tenant: its copy where it has one; one a become forwarded elsewhere
+    /// is left out, as the object it now leads to is listed where it is), then
+    /// [`Tenant::private_objects`]. Time: O(base objects + private keys).
     fn enumerate_objects(&self, out: &mut Vec<Value>) -> MemResult<()> {
         out.clear();
         let own: FxHashSet<Word> = self.private_objects().map(|v| v.word()).collect();
@@ -149,10 +149,11 @@ impl ObjectMemory for Tenant {
         // Copies already listed: two base objects may lead to one (a one-way become of
         // one into the other after the other was copied).
         let mut listed: FxHashSet<Word> = FxHashSet::default();
-        let heap = self.base().heap();
-        out.reserve(heap.len() + own.len());
-        for x in heap.indices() {
-            let v = Value::base(x);
+        // The version's objects: the heap's, then those its commits added.
+        let n = u32::try_from(self.base().len()).unwrap_or(u32::MAX);
+        out.reserve(n as usize + own.len());
+        for x in 0..n {
+            let v = Value::base(ObjectIndex::from_u32(x));
             let now = diverted.get(&v.word()).copied().unwrap_or(v);
             let w = now.word();
             let keep = if w.as_base().is_some() {
