@@ -601,3 +601,47 @@ fn scratch_forks_waits_and_walks() {
     );
     assert!(int("Point allInstances size") > 1000);
 }
+
+#[test]
+fn a_walk_covers_the_objects_a_commit_added_to_the_base() {
+    use cowheap_tenants::commit::{CommitRights, Repository};
+    let (base, symbols) = walk_image().freeze().unwrap();
+    let repo = Repository::new(Base::new(base), CommitRights::Anyone);
+    let mut t1 = repo.fork();
+    let pair = class(&t1, "Pair");
+    let a = t1
+        .alloc(pair, Format::Pointers, ObjectSize { slots: 2, bytes: 0 })
+        .unwrap();
+    t1.set_slot(a, 0, Value::int(7)).unwrap();
+    // Reached from a changed base object (a Character's one field), so it is committed.
+    let table = t1.root("specialObjects").unwrap();
+    let chars = t1.slot(table, 24).unwrap();
+    let c = t1.slot(chars, 65).unwrap();
+    t1.set_slot(c, 0, a).unwrap();
+    let version = repo.commit(&mut t1, "test").unwrap();
+    let pairs = |t: &Tenant| {
+        let mut all = Vec::new();
+        t.enumerate_objects(&mut all).unwrap();
+        let n = all.len();
+        let found: Vec<Value> = all
+            .into_iter()
+            .filter(|&v| t.identical(t.class_of(v).unwrap(), pair).unwrap())
+            .collect();
+        (n, found)
+    };
+    let (n, found) = pairs(&t1);
+    assert_eq!(
+        n,
+        version.len(),
+        "every object of the version, nothing private"
+    );
+    assert_eq!(found.len(), 1);
+    assert!(t1.identical(found[0], a).unwrap());
+    // A tenant of the new version finds it with someInstance.
+    let mut t2 = repo.fork();
+    let (_, found) = pairs(&t2);
+    assert_eq!(found.len(), 1);
+    let mut vm = Vm::new(&t2).unwrap();
+    let r = send(&mut vm, &mut t2, &symbols, pair, "someInstance", &[]).unwrap();
+    assert_eq!(t2.slot(r, 0).unwrap().as_int(), Some(7));
+}
