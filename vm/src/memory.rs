@@ -172,9 +172,10 @@ impl ObjectMemory for Tenant {
     }
     /// A copy of `obj` under `class` with its hash, slots and bytes, then a one-way become
     /// of `obj` into it: every reference to `obj` leads to the copy, so identity is kept.
-    /// Tenants have no operation that rewrites a class word in place (a native
-    /// `Tenant::set_class` would save the copy); this costs O(size of `obj`) and, for a
-    /// private `obj`, leaves a forwarder until the next collection.
+    /// Tenants have no operation that rewrites a class word in place: this costs O(size of
+    /// `obj`), for a private `obj` leaves a forwarder until the next collection, and for a
+    /// base `obj` makes the tenant one a commit refuses (it does not commit a base object
+    /// forwarded by a become). A native `Tenant::set_class` would do without all three.
     fn set_class(&mut self, obj: Value, class: Value) -> MemResult<()> {
         let format = Tenant::format(self, obj)?;
         let size = Tenant::size(self, obj)?;
