@@ -645,3 +645,23 @@ fn a_walk_covers_the_objects_a_commit_added_to_the_base() {
     let r = send(&mut vm, &mut t2, &symbols, pair, "someInstance", &[]).unwrap();
     assert_eq!(t2.slot(r, 0).unwrap().as_int(), Some(7));
 }
+
+/// What changing a base object's class costs a tenant until tenants can set a class in
+/// place: the change is a become, and a commit refuses a base object forwarded by one.
+#[test]
+fn a_base_object_whose_class_a_tenant_changed_is_not_committed() {
+    use cowheap_tenants::commit::{CommitError, CommitRights, Repository};
+    let (base, _) = walk_image().freeze().unwrap();
+    let repo = Repository::new(Base::new(base), CommitRights::Anyone);
+    let mut t = repo.fork();
+    let table = t.root("specialObjects").unwrap();
+    let chars = t.slot(table, 24).unwrap();
+    let c = t.slot(chars, 66).unwrap();
+    let box_class = class(&t, "Box");
+    ObjectMemory::set_class(&mut t, c, box_class).unwrap();
+    assert!(t.identical(t.class_of(c).unwrap(), box_class).unwrap());
+    assert!(matches!(
+        repo.commit(&mut t, "test"),
+        Err(CommitError::Unsupported(..))
+    ));
+}
