@@ -755,3 +755,71 @@ fn flattening_in_the_background_to_a_file_frees_unused_versions() {
         "no one uses the layered version: freed"
     );
 }
+
+/// Queries on the database's behalf, run by the image's own code: a read-only send is
+/// answered from a scratch tenant that leaves nothing behind; a send that writes a base
+/// object is stopped there and names the objects to bring to the caller, who runs it in a
+/// tenant of its own.
+#[test]
+fn queries_run_image_code_read_only_in_a_scratch_tenant() {
+    use cowheap::tenants::commit::Query;
+    use cowheap_vm::{Symbols, Vm};
+    let (heap, _) = cowheap::open_base(image("mini.image"), cowheap::Verification::Full).unwrap();
+    let symbols = Symbols::from_base(&heap);
+    let base = cowheap::Base::new(heap);
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let budget = 50_000_000;
+    // 30 factorial: LargePositiveIntegers made in the scratch tenant, printed there.
+    let answer = repo.query(None, |t| {
+        let mut vm = Vm::new(t).unwrap();
+        let f = vm
+            .send_named(t, &symbols, Value::int(30), "factorial", &[], budget)
+            .unwrap();
+        vm.print_string(t, &symbols, f, budget).unwrap()
+    });
+    match answer {
+        Query::Answered(text) => assert_eq!(text, "265252859812191058636308480000000"),
+        other => panic!("a read-only query: {other:?}"),
+    }
+    // `Smalltalk at: #Transcript put: 3` writes the base's system dictionary.
+    let query = repo.query(None, |t| {
+        let mut vm = Vm::new(t).unwrap();
+        let smalltalk = vm.global(t, "Smalltalk").unwrap();
+        let key = symbols.get("Transcript").unwrap();
+        vm.send_named(
+            t,
+            &symbols,
+            smalltalk,
+            "at:put:",
+            &[key, Value::int(3)],
+            budget,
+        )
+    });
+    let Query::WouldWrite { object, read } = query else {
+        panic!("a writing query is stopped");
+    };
+    assert!(
+        read.contains(&object) || !read.is_empty(),
+        "it names what it read"
+    );
+    // The caller runs it in a tenant of its own, where the write lands; the base and other
+    // tenants are untouched.
+    let mut own = repo.fork();
+    let mut vm = Vm::new(&own).unwrap();
+    let smalltalk = vm.global(&own, "Smalltalk").unwrap();
+    let key = symbols.get("Transcript").unwrap();
+    vm.send_named(
+        &mut own,
+        &symbols,
+        smalltalk,
+        "at:put:",
+        &[key, Value::int(3)],
+        budget,
+    )
+    .unwrap();
+    assert_eq!(vm.global(&own, "Transcript").unwrap().as_int(), Some(3));
+    let other = repo.fork();
+    let vm2 = Vm::new(&other).unwrap();
+    assert_ne!(vm2.global(&other, "Transcript").unwrap().as_int(), Some(3));
+    assert_eq!(repo.current().version(), 0);
+}

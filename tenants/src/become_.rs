@@ -43,6 +43,7 @@ impl Tenant {
         let target = lb.word();
         match la {
             Loc::Base(x) => {
+                self.may_divert(x)?;
                 self.check_quota(ENTRY_OVERHEAD)?;
                 let k = self.space.insert(Entry {
                     state: Forwarding::Forwarded(target),
@@ -77,6 +78,7 @@ impl Tenant {
         let mut needed = 0u64;
         for l in [la, lb] {
             if let Loc::Base(x) = l {
+                self.may_divert(x)?;
                 let view = self.base.object(x)?;
                 view.format.check(view.size())?;
                 needed = needed.saturating_add(cost(view.size()));

@@ -259,6 +259,20 @@ impl Repository {
         self.current.load_full()
     }
 
+    /// Makes `base` current and returns the previous version. Unless `base` is the current
+    /// version already, it starts a new history: the versions before it are forgotten, and
+    /// their tenants can no longer commit or rebase here ([`CommitError::ForeignBase`]).
+    /// Time: O(versions known).
+    pub fn publish(&self, base: Arc<Base>) -> Arc<Base> {
+        let mut log = self.lock();
+        if self.current.load().id() != base.id() {
+            log.known.clear();
+            log.changes.clear();
+            log.known.insert(base.id(), base.version());
+        }
+        self.current.swap(base)
+    }
+
     /// Who may commit.
     pub fn rights(&self) -> &CommitRights {
         &self.rights
@@ -445,6 +459,72 @@ impl Repository {
         log.known.insert(flat.id(), flat.version());
         self.current.store(flat.clone());
         Ok(flat)
+    }
+}
+
+/// What a query ([`Repository::query`]) came to.
+#[derive(Debug)]
+pub enum Query<R> {
+    /// The run changed no object of the base: its answer.
+    Answered(R),
+    /// The run tried to change an object of the base and was stopped there: the caller
+    /// brings the objects the run read (`read`, in index order) to a tenant of its own and
+    /// runs it there instead.
+    WouldWrite {
+        /// The first object it tried to change.
+        object: ObjectIndex,
+        /// The base objects it read up to then.
+        read: Vec<ObjectIndex>,
+    },
+}
+
+impl Repository {
+    /// Runs `run` on the database's behalf against `version` (the current one if `None`):
+    /// in a scratch tenant to which the base is read-only and which records what it reads,
+    /// dropped afterwards, so nothing of the run survives it. The run may allocate and write
+    /// objects of its own (an interpreter's contexts, say); a write to an object of the base
+    /// is refused ([`Error::BaseReadOnly`]) and the query answers
+    /// [`Query::WouldWrite`] with the objects to bring to the caller, whatever `run` made of
+    /// the refusal.
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, Value};
+    /// use cowheap_tenants::commit::{CommitRights, Query, Repository};
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let g = base.heap().root("Smalltalk").unwrap();
+    /// let repo = Repository::new(base, CommitRights::Anyone);
+    /// let size = repo.query(None, |t| t.size(g).unwrap().slots);
+    /// assert!(matches!(size, Query::Answered(n) if n > 0));
+    /// let write = repo.query(None, |t| t.set_slot(g, 0, Value::int(1)).is_ok());
+    /// assert!(matches!(write, Query::WouldWrite { .. }));
+    /// ```
+    pub fn query<R>(
+        &self,
+        version: Option<&Arc<Base>>,
+        run: impl FnOnce(&mut Tenant) -> R,
+    ) -> Query<R> {
+        let base = version.cloned().unwrap_or_else(|| self.current());
+        let mut scratch = Tenant::fork_with(&base, self.config);
+        scratch.set_base_read_only(true);
+        scratch.record_reads(true);
+        let answer = run(&mut scratch);
+        match scratch.refused_write() {
+            None => Query::Answered(answer),
+            Some(object) => {
+                let mut read: Vec<u32> = scratch
+                    .reads_recorded()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                read.sort_unstable();
+                Query::WouldWrite {
+                    object,
+                    read: read.into_iter().map(ObjectIndex::from_u32).collect(),
+                }
+            }
+        }
     }
 }
 

@@ -53,6 +53,10 @@ pub enum Error {
         /// Bytes asked for.
         bytes: u64,
     },
+    /// A write to an object of the base while the base is read-only to this tenant
+    /// ([`crate::Tenant::set_base_read_only`]).
+    #[error("the base is read-only here: a write to {0:?} was refused")]
+    BaseReadOnly(cowheap_heap::ObjectIndex),
     /// An immediate whose class the base does not name.
     #[error("the base names no class for the immediate {0:?}")]
     NoImmediateClass(Word),

@@ -1,7 +1,7 @@
 //! Many tenants in one process: a shared registry, the published base, parallel runs.
 
+use crate::commit::{CommitError, CommitRights, Repository};
 use crate::{Tenant, TenantConfig};
-use arc_swap::ArcSwap;
 use cowheap_forwarders::Base;
 use cowheap_heap::TenantId;
 use dashmap::DashMap;
@@ -35,41 +35,59 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// ```
 #[derive(Debug)]
 pub struct Registry {
-    current: ArcSwap<Base>,
+    /// The published base and its versions: commits move it on.
+    repo: Repository,
     tenants: DashMap<TenantId, Arc<Mutex<Tenant>>>,
-    config: TenantConfig,
 }
 
 impl Registry {
-    /// An empty registry whose tenants fork from `base` with the default configuration.
+    /// An empty registry whose tenants fork from `base` with the default configuration. No
+    /// one may commit into its base ([`Registry::with_rights`] names who may).
     pub fn new(base: Arc<Base>) -> Registry {
         Registry::with_config(base, TenantConfig::default())
     }
 
-    /// An empty registry whose tenants fork from `base` with `config`.
+    /// An empty registry whose tenants fork from `base` with `config`; no one may commit.
     pub fn with_config(base: Arc<Base>, config: TenantConfig) -> Registry {
+        Registry::with_rights(base, config, CommitRights::Only(Default::default()))
+    }
+
+    /// An empty registry whose tenants fork from `base` with `config`, and into whose base
+    /// the principals `rights` names may commit ([`Registry::commit`]).
+    pub fn with_rights(base: Arc<Base>, config: TenantConfig, rights: CommitRights) -> Registry {
         Registry {
-            current: ArcSwap::new(base),
+            repo: Repository::with_config(base, rights, config),
             tenants: DashMap::new(),
-            config,
         }
     }
 
-    /// The base new tenants fork from. Time: O(1), lock-free.
+    /// The base's versions: commits, rebases, aborts and flattening.
+    pub fn repository(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// The base new tenants fork from: the newest version. Time: O(1), lock-free.
     pub fn current(&self) -> Arc<Base> {
-        self.current.load_full()
+        self.repo.current()
     }
 
     /// Makes `base` the one new tenants fork from and returns the previous one. Tenants
-    /// already forked keep theirs. Time: O(1).
+    /// already forked keep theirs. `base` starts a new history: tenants of earlier bases can
+    /// no longer commit or rebase into this registry ([`CommitError::ForeignBase`]), unless
+    /// `base` is a version of theirs committed here. Time: O(1).
     pub fn publish(&self, base: Arc<Base>) -> Arc<Base> {
-        self.current.swap(base)
+        self.repo.publish(base)
     }
 
     /// Forks a tenant from the current base, registers it and returns its id. Time: O(1).
     pub fn spawn(&self) -> TenantId {
-        let t = Tenant::fork_with(&self.current.load(), self.config);
-        self.insert(t)
+        self.insert(self.repo.fork())
+    }
+
+    /// Commits tenant `id`'s changes into a new version of the base, which new tenants then
+    /// fork from ([`Repository::commit`]); `None` if there is no such tenant.
+    pub fn commit(&self, id: TenantId, who: &str) -> Option<Result<Arc<Base>, CommitError>> {
+        self.with(id, |t| self.repo.commit(t, who))
     }
 
     /// Registers a tenant made elsewhere and returns its id.

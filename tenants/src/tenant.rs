@@ -126,6 +126,10 @@ pub(crate) struct Cold {
     /// The base objects read while [`Tenant::record_reads`] is on, and the mark policy to go
     /// back to when it is turned off.
     pub(crate) recording: Option<(RefCell<FxHashSet<u32>>, MarkPolicy)>,
+    /// Writes to base objects are refused ([`Tenant::set_base_read_only`]).
+    pub(crate) base_read_only: bool,
+    /// The first base object a write was refused on.
+    pub(crate) refused: Cell<Option<ObjectIndex>>,
 }
 
 /// A 22-bit identity hash for the `n`th object a tenant allocates (splitmix64 finaliser).
@@ -225,6 +229,36 @@ impl Tenant {
                 self.remark();
             }
             (false, None) => {}
+        }
+    }
+
+    /// While `on`, refuses every write that would change an object of the base in this
+    /// tenant's view (a first write, which copies it, or a become of it) with
+    /// [`Error::BaseReadOnly`], changing nothing; the tenant may still allocate objects of its
+    /// own and write them. For runs that must not change what they read (queries, see
+    /// [`crate::commit::Repository::query`]). Time: O(1).
+    pub fn set_base_read_only(&mut self, on: bool) {
+        if on || self.cold.is_some() {
+            self.cold_mut().base_read_only = on;
+        }
+    }
+
+    /// The first base object a write was refused on since [`Tenant::set_base_read_only`]
+    /// was turned on, if any.
+    pub fn refused_write(&self) -> Option<ObjectIndex> {
+        self.cold.as_ref()?.refused.get()
+    }
+
+    /// [`Error::BaseReadOnly`] if the tenant's base is read-only to it; records the refusal.
+    pub(crate) fn may_divert(&self, x: ObjectIndex) -> Result<()> {
+        match &self.cold {
+            Some(c) if c.base_read_only => {
+                if c.refused.get().is_none() {
+                    c.refused.set(Some(x));
+                }
+                Err(Error::BaseReadOnly(x))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -869,6 +903,7 @@ impl Tenant {
                 k
             }
             Loc::Base(x) => {
+                self.may_divert(x)?;
                 let view = self.base.object(x)?;
                 check(view.format, view.size())?;
                 self.check_quota(cost(view.size()))?;
