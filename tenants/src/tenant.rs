@@ -965,6 +965,51 @@ impl Tenant {
         Ok(())
     }
 
+    /// Makes `class` the class of `obj` (Smalltalk's `primitiveChangeClassTo:`; whether the
+    /// layouts agree is the caller's to decide). The first write to a base object copies it,
+    /// as any write does; identity, hash, slots and bytes are kept. Time: O(1), or O(size of
+    /// obj) for the first write.
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::synth;
+    /// use cowheap_tenants::Tenant;
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let g = base.heap().root("Smalltalk").unwrap();
+    /// let mut t = Tenant::fork(&base);
+    /// let other = base.heap().nil();
+    /// t.set_class(g, other).unwrap();
+    /// assert!(t.identical(t.class_of(g).unwrap(), other).unwrap());
+    /// assert!(!Tenant::fork(&base).identical(Tenant::fork(&base).class_of(g).unwrap(), other).unwrap());
+    /// ```
+    ///
+    /// # Errors
+    /// [`HeapError::NotAnObject`] if `class` is an immediate; as [`Tenant::set_slot`].
+    pub fn set_class(&mut self, obj: Value, class: Value) -> Result<()> {
+        let w = self.store_word(class)?;
+        if !w.is_ref() {
+            return Err(HeapError::NotAnObject(w).into());
+        }
+        let mut wr = self.writable(obj, |_, _| Ok(()))?;
+        wr.body().class = w;
+        Ok(())
+    }
+
+    /// One word for `v`'s identity in this tenant: two references are identical
+    /// ([`Tenant::identical`]) exactly when their identity words are equal, whichever way they
+    /// name the object (a base reference or the tenant's copy, a forwarder or its target).
+    /// An immediate is its own word. Valid until the tenant's next collection or become.
+    /// Time: O(1).
+    pub fn identity_word(&self, v: Value) -> Result<Word> {
+        let w = self.own(v)?;
+        if w.is_ref() {
+            Ok(self.locate_word(w)?.word())
+        } else {
+            Ok(w)
+        }
+    }
+
     /// Writes `data` into the raw bytes of `obj` from byte `offset`. The first write to a
     /// base object copies it. Time: O(data), or O(size of obj) for the first write.
     pub fn set_bytes(&mut self, obj: Value, offset: usize, data: &[u8]) -> Result<()> {

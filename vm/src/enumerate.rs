@@ -38,8 +38,8 @@ impl Enumeration {
         m.enumerate_objects(&mut self.objects)?;
         self.position.clear();
         self.position.reserve(self.objects.len());
-        for (i, v) in self.objects.iter().enumerate() {
-            self.position.insert(v.word().bits(), i);
+        for (i, &v) in self.objects.iter().enumerate() {
+            self.position.insert(m.identity_key(v)?, i);
         }
         Ok(())
     }
@@ -58,26 +58,18 @@ impl Vm {
         Ok(self.enumeration.insert(e))
     }
 
-    /// The position of `obj` in the walk's list: by word, then in a fresh list, then by
-    /// identity (another word for the same object, such as a base reference to an object a
-    /// tenant copied). `None` if it is not there.
+    /// The position of `obj` in the walk's list, by identity (so any reference to a listed
+    /// object finds it, such as a base reference to an object a tenant copied), then in a
+    /// fresh list. `None` if it is not there. Time: O(1), or O(objects) for a fresh list.
     fn position_of<M: ObjectMemory>(&mut self, m: &M, obj: Value) -> Result<Option<usize>> {
-        let key = obj.word().bits();
+        let key = m.identity_key(obj)?;
         if let Some(e) = &self.enumeration
             && let Some(&i) = e.position.get(&key)
         {
             return Ok(Some(i));
         }
         let e = self.enumeration_now(m)?;
-        if let Some(&i) = e.position.get(&key) {
-            return Ok(Some(i));
-        }
-        for (i, &v) in e.objects.iter().enumerate() {
-            if m.identical(v, obj)? {
-                return Ok(Some(i));
-            }
-        }
-        Ok(None)
+        Ok(e.position.get(&key).copied())
     }
 
     /// The first object of the list from position `from` whose class is `class`.

@@ -390,6 +390,10 @@ impl ObjectMemory for FlatHeap {
         self.obj_mut(obj)?.class = class.word();
         Ok(())
     }
+    /// A flat heap has one word per object: the word is the key.
+    fn identity_key(&self, v: Value) -> MemResult<u64> {
+        Ok(v.word().bits())
+    }
 }
 
 #[cfg(test)]

@@ -66,6 +66,9 @@ pub trait ObjectMemory {
     /// contents (`primitiveChangeClass`). The caller checks that the class's instance format
     /// suits the object. Time: O(size of `obj`) at most.
     fn set_class(&mut self, obj: Value, class: Value) -> MemResult<()>;
+    /// One key for `v`'s identity: two references are identical exactly when their keys are
+    /// equal, whichever way they name the object. Valid until the next collection or become.
+    fn identity_key(&self, v: Value) -> MemResult<u64>;
 }
 
 impl ObjectMemory for Tenant {
@@ -170,21 +173,12 @@ impl ObjectMemory for Tenant {
         out.extend(self.private_objects());
         Ok(())
     }
-    /// A copy of `obj` under `class` with its hash, slots and bytes, then a one-way become
-    /// of `obj` into it: every reference to `obj` leads to the copy, so identity is kept.
-    /// Tenants have no operation that rewrites a class word in place: this costs O(size of
-    /// `obj`), for a private `obj` leaves a forwarder until the next collection, and for a
-    /// base `obj` makes the tenant one a commit refuses (it does not commit a base object
-    /// forwarded by a become). A native `Tenant::set_class` would do without all three.
+    /// [`Tenant::set_class`]: the class word rewritten in place (the first write to a base
+    /// object copies it, as any write does).
     fn set_class(&mut self, obj: Value, class: Value) -> MemResult<()> {
-        let format = Tenant::format(self, obj)?;
-        let size = Tenant::size(self, obj)?;
-        let hash = Tenant::identity_hash(self, obj)?;
-        let slots = (0..size.slots)
-            .map(|i| Tenant::slot(self, obj, i))
-            .collect::<MemResult<Vec<_>>>()?;
-        let bytes = Tenant::bytes(self, obj)?.to_vec();
-        let copy = self.alloc_with_hash(class, format, &slots, &bytes, hash)?;
-        Tenant::become_forward(self, obj, copy)
+        Tenant::set_class(self, obj, class)
+    }
+    fn identity_key(&self, v: Value) -> MemResult<u64> {
+        Ok(Tenant::identity_word(self, v)?.bits())
     }
 }

@@ -646,22 +646,41 @@ fn a_walk_covers_the_objects_a_commit_added_to_the_base() {
     assert_eq!(t2.slot(r, 0).unwrap().as_int(), Some(7));
 }
 
-/// What changing a base object's class costs a tenant until tenants can set a class in
-/// place: the change is a become, and a commit refuses a base object forwarded by one.
+/// A tenant's class change of a base object is an ordinary write: the object keeps its
+/// identity and hash, other tenants and the base keep the old class, and a commit publishes
+/// the change.
 #[test]
-fn a_base_object_whose_class_a_tenant_changed_is_not_committed() {
-    use cowheap_tenants::commit::{CommitError, CommitRights, Repository};
+fn a_base_object_whose_class_a_tenant_changed_commits() {
+    use cowheap_tenants::commit::{CommitRights, Repository};
     let (base, _) = walk_image().freeze().unwrap();
     let repo = Repository::new(Base::new(base), CommitRights::Anyone);
     let mut t = repo.fork();
     let table = t.root("specialObjects").unwrap();
     let chars = t.slot(table, 24).unwrap();
     let c = t.slot(chars, 66).unwrap();
+    let hash = t.identity_hash(c).unwrap();
     let box_class = class(&t, "Box");
     ObjectMemory::set_class(&mut t, c, box_class).unwrap();
     assert!(t.identical(t.class_of(c).unwrap(), box_class).unwrap());
-    assert!(matches!(
-        repo.commit(&mut t, "test"),
-        Err(CommitError::Unsupported(..))
-    ));
+    assert_eq!(t.identity_hash(c).unwrap(), hash);
+    assert!(t.identical(c, t.slot(chars, 66).unwrap()).unwrap());
+    let other = repo.fork();
+    assert!(
+        !other
+            .identical(other.class_of(c).unwrap(), box_class)
+            .unwrap()
+    );
+    repo.commit(&mut t, "test").unwrap();
+    let after = repo.fork();
+    assert!(
+        after
+            .identical(after.class_of(c).unwrap(), box_class)
+            .unwrap()
+    );
+    assert_eq!(after.identity_hash(c).unwrap(), hash);
+    assert!(
+        !other
+            .identical(other.class_of(c).unwrap(), box_class)
+            .unwrap()
+    );
 }
