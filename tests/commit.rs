@@ -823,3 +823,82 @@ fn queries_run_image_code_read_only_in_a_scratch_tenant() {
     assert_ne!(vm2.global(&other, "Transcript").unwrap().as_int(), Some(3));
     assert_eq!(repo.current().version(), 0);
 }
+
+/// Two processes' repositories over the same base (two nodes): one commits through a
+/// persisting step that writes the layer's bytes; the other applies them and has the same
+/// version (same fingerprint, same answers), and the same conflict rules hold across them. A
+/// failed persist publishes nothing.
+#[test]
+fn layers_carry_a_version_to_another_repository() {
+    use cowheap::tenants::commit::Layer;
+    let base_a = cowheap::Base::new(cowheap::synth::image(3_000, 9));
+    let base_b = cowheap::Base::new(cowheap::synth::image(3_000, 9));
+    let g = base_a.heap().root("Smalltalk").unwrap();
+    let a = Repository::new(base_a.clone(), CommitRights::Anyone);
+    let b = Repository::new(base_b, CommitRights::Anyone);
+    let mut ta = a.fork();
+    let mut tb = b.fork();
+    let class = ta.class_of(g).unwrap();
+    let new = ta
+        .alloc_with(class, Format::Pointers, &[Value::int(42)], &[])
+        .unwrap();
+    ta.set_slot(g, 0, new).unwrap();
+    tb.set_slot(g, 0, Value::int(1)).unwrap();
+    // A failing persist: nothing is published.
+    let failed = a.commit_through(&mut ta, "a", CommitMode::WriteWrite, &[], |_| {
+        Err(std::io::Error::other("the store refused"))
+    });
+    assert!(matches!(failed, Err(CommitError::Persist(_))));
+    assert_eq!(a.current().version(), 0);
+    assert_eq!(
+        ta.slot(ta.slot(g, 0).unwrap(), 0).unwrap().as_int(),
+        Some(42)
+    );
+    let mut sent = vec![];
+    let v1 = a
+        .commit_through(&mut ta, "a", CommitMode::WriteWrite, &[], |layer| {
+            sent = layer.to_bytes();
+            Ok::<(), std::io::Error>(())
+        })
+        .unwrap();
+    let layer = Layer::from_bytes(&sent).unwrap();
+    assert_eq!(
+        (layer.parent, layer.version(), layer.changed.len()),
+        (0, 1, 1)
+    );
+    let w1 = b.apply(&layer).unwrap();
+    assert_eq!(w1.fingerprint(), v1.fingerprint());
+    assert!(matches!(
+        b.apply(&layer),
+        Err(CommitError::OutOfOrder { .. })
+    ));
+    let fresh = b.fork();
+    let obj = fresh.slot(g, 0).unwrap();
+    assert_eq!(fresh.slot(obj, 0).unwrap().as_int(), Some(42));
+    // B's tenant changed the same object on version 0: the conflict is found on B too.
+    match b.commit(&mut tb, "b") {
+        Err(CommitError::Conflict {
+            objects,
+            version: 0,
+        }) => {
+            assert_eq!(objects, vec![base_a.heap().index_of(g).unwrap()])
+        }
+        other => panic!("expected a conflict: {other:?}"),
+    }
+    // A layer of another history is refused.
+    let other = Repository::new(
+        cowheap::Base::new(cowheap::synth::image(3_000, 10)),
+        CommitRights::Anyone,
+    );
+    assert!(matches!(
+        other.apply(&layer),
+        Err(CommitError::ForeignLayer)
+    ));
+    // A snapshot taken on the layered version restores on its flattened form.
+    let snap = fresh.snapshot();
+    let flat = b.flatten().unwrap();
+    assert_eq!(flat.fingerprint(), v1.fingerprint());
+    let restored = Tenant::restore_from(&flat, &snap).unwrap();
+    let obj = restored.slot(g, 0).unwrap();
+    assert_eq!(restored.slot(obj, 0).unwrap().as_int(), Some(42));
+}

@@ -60,13 +60,15 @@ pub struct Base {
     /// Layers from this version down to its heap.
     depth: usize,
     fingerprint: OnceLock<Fingerprint>,
+    /// For a flattened version: the fingerprint of the heap its history started from.
+    origin: Option<Fingerprint>,
 }
 
 impl Base {
     /// Wraps a frozen heap with clear marks, as version 0. Time: O(objects), to fill the
     /// marks with the heap's header offsets (8 bytes per object).
     pub fn new(heap: BaseHeap) -> Arc<Base> {
-        Base::root(heap, 0)
+        Base::root(heap, 0, None)
     }
 
     fn next_id() -> BaseId {
@@ -75,7 +77,11 @@ impl Base {
         BaseId(NEXT.fetch_add(1, Ordering::Relaxed))
     }
 
-    fn root(heap: BaseHeap, version: u64) -> Arc<Base> {
+    fn root(heap: BaseHeap, version: u64, of: Option<&Base>) -> Arc<Base> {
+        let fingerprint = OnceLock::new();
+        if let Some(of) = of {
+            let _ = fingerprint.set(of.fingerprint());
+        }
         let marks = DivertMarks::new(heap.header_offsets());
         let len = heap.len();
         Arc::new(Base {
@@ -87,7 +93,8 @@ impl Base {
             layer: FxHashMap::default(),
             len,
             depth: 0,
-            fingerprint: OnceLock::new(),
+            fingerprint,
+            origin: of.map(Base::origin),
         })
     }
 
@@ -106,7 +113,8 @@ impl Base {
     /// The version's content fingerprint: what tenant snapshots are bound to. For a heap made
     /// or opened, [`BaseHeap::fingerprint`]; for a committed version, a digest of its parent's
     /// fingerprint, its number and its layer, computed on first use (O(layer), plus the
-    /// parents' on their first use).
+    /// parents' on their first use); a flattened version keeps the fingerprint of the version
+    /// it was made from.
     pub fn fingerprint(&self) -> Fingerprint {
         *self.fingerprint.get_or_init(|| match &self.parent {
             None => self.heap.fingerprint(),
@@ -327,6 +335,7 @@ impl Base {
             len,
             depth: self.depth + 1,
             fingerprint: OnceLock::new(),
+            origin: None,
         }))
     }
 
@@ -363,11 +372,24 @@ impl Base {
         b.freeze()
     }
 
-    /// A root base of `heap` that carries version number `version`: for the heap
-    /// [`Base::flatten`] made of a version, so that it takes that version's place. Its marks
-    /// are new and clear.
-    pub fn flattened(heap: BaseHeap, version: u64) -> Arc<Base> {
-        Base::root(heap, version)
+    /// A root base of `heap` that takes the place of version `of`, from which
+    /// [`Base::flatten`] made it: the same number, [`Base::origin`] and
+    /// [`Base::fingerprint`] (so a tenant snapshot taken on either restores on the other;
+    /// the indices are the same). Its marks are new and clear. Time: that of `of`'s
+    /// fingerprint, if not known yet.
+    pub fn flattened(heap: BaseHeap, of: &Base) -> Arc<Base> {
+        Base::root(heap, of.version, Some(of))
+    }
+
+    /// The fingerprint of the heap this version's history started from (version 0): what
+    /// names the history across processes, whether a version is layered or flattened.
+    /// Time: O(1), or for a heap made in memory one fingerprint of it on first use.
+    pub fn origin(&self) -> Fingerprint {
+        match (&self.parent, self.origin) {
+            (Some(p), _) => p.origin(),
+            (None, Some(o)) => o,
+            (None, None) => self.heap.fingerprint(),
+        }
     }
 
     /// Bytes of memory the heap, its marks and this version's layers occupy.

@@ -48,6 +48,7 @@
 //! assert_eq!(b.slot(g, 0).unwrap().as_int(), Some(1));
 //! ```
 
+pub use crate::layer::Layer;
 use crate::space::{ENTRY_OVERHEAD, cost};
 use crate::stats::sub;
 use crate::tenant::Loc;
@@ -124,6 +125,21 @@ pub enum CommitError {
     /// `become_forward` (references to it all over the base would have to change).
     #[error("cannot commit: {0}")]
     Unsupported(&'static str),
+    /// A layer of another history ([`Repository::apply`]).
+    #[error("the layer belongs to another history")]
+    ForeignLayer,
+    /// A layer over a version other than the current one ([`Repository::apply`]).
+    #[error("the layer applies over version {parent}, the current version is {current}")]
+    OutOfOrder {
+        /// The version the layer applies over.
+        parent: u64,
+        /// The current version.
+        current: u64,
+    },
+    /// Persisting the new version failed ([`Repository::commit_through`]): nothing was
+    /// published.
+    #[error("the new version could not be persisted: {0}")]
+    Persist(Box<dyn std::error::Error + Send + Sync>),
     /// The current version changed while it was being flattened; nothing was published.
     #[error("version {0} was superseded while it was flattened")]
     Superseded(u64),
@@ -221,6 +237,11 @@ struct Log {
     /// checked against. Only objects that existed before it; added objects cannot conflict.
     changes: BTreeMap<u64, Arc<FxHashSet<u32>>>,
 }
+
+/// Persists a version before it is published: the version, and the objects of its parent it
+/// changed.
+type Persist<'a> =
+    dyn FnMut(&Arc<Base>, &[u32]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + 'a;
 
 /// What a commit gathered from a tenant, before anything changes.
 struct Gathered {
@@ -345,6 +366,92 @@ impl Repository {
         mode: CommitMode,
         roots: &[cowheap_heap::Value],
     ) -> Result<Arc<Base>, CommitError> {
+        self.commit_inner(tenant, who, mode, roots, &mut |_, _| Ok(()))
+    }
+
+    /// [`Repository::commit_with`], the new version persisted by `persist` before it is
+    /// published: `persist` gets the version's [`Layer`] (write it to a store in one
+    /// transaction, refusing it if another process committed over the same version first),
+    /// and if it fails, the commit fails whole with [`CommitError::Persist`], and nothing
+    /// is published or changed (but the committed bits of the objects it would have
+    /// changed, which cost their readers a lookup and never change an answer).
+    ///
+    /// # Errors
+    /// As [`Repository::commit_with`], and [`CommitError::Persist`].
+    pub fn commit_through<E>(
+        &self,
+        tenant: &mut Tenant,
+        who: &str,
+        mode: CommitMode,
+        roots: &[cowheap_heap::Value],
+        persist: impl FnOnce(&Layer) -> Result<(), E>,
+    ) -> Result<Arc<Base>, CommitError>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let mut persist = Some(persist);
+        self.commit_inner(tenant, who, mode, roots, &mut |next, changed| {
+            let layer = Layer::of(next, changed.to_vec());
+            match persist.take() {
+                Some(p) => p(&layer).map_err(|e| Box::new(e) as _),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// Makes the version `layer` describes, committed by another process over the current
+    /// version, the current one here. Time: O(layer).
+    ///
+    /// # Errors
+    /// [`CommitError::ForeignLayer`] for a layer of another history,
+    /// [`CommitError::OutOfOrder`] unless it applies over the current version, and the
+    /// object model's errors for a layer whose changed list does not match its bodies or
+    /// whose words name no object of the new version. Nothing changes on any error.
+    pub fn apply(&self, layer: &Layer) -> Result<Arc<Base>, CommitError> {
+        let mut log = self.lock();
+        let current = self.current.load_full();
+        if layer.origin != current.origin() {
+            return Err(CommitError::ForeignLayer);
+        }
+        if layer.parent != current.version() {
+            return Err(CommitError::OutOfOrder {
+                parent: layer.parent,
+                current: current.version(),
+            });
+        }
+        let old: Vec<u32> = layer
+            .objects
+            .iter()
+            .map(|&(x, _)| x)
+            .filter(|&x| (x as usize) < current.len())
+            .collect::<std::collections::BTreeSet<u32>>()
+            .into_iter()
+            .collect();
+        if old != layer.changed
+            || old.len() + (layer.len.saturating_sub(current.len())) != layer.objects.len()
+        {
+            return Err(
+                HeapError::Corrupt("a layer whose changed objects are not its bodies").into(),
+            );
+        }
+        let next = current.next_version(layer.objects.clone(), layer.len)?;
+        log.known.insert(next.id(), next.version());
+        log.changes.insert(
+            next.version(),
+            Arc::new(layer.changed.iter().copied().collect()),
+        );
+        self.current.store(next.clone());
+        Ok(next)
+    }
+
+    fn commit_inner(
+        &self,
+        tenant: &mut Tenant,
+        who: &str,
+        mode: CommitMode,
+        roots: &[cowheap_heap::Value],
+        persist: &mut Persist<'_>,
+    ) -> Result<Arc<Base>, CommitError> {
         if !self.rights.allows(who) {
             return Err(CommitError::NotPermitted { who: who.into() });
         }
@@ -367,7 +474,10 @@ impl Repository {
                 objects: conflicts,
             });
         }
+        let mut changed: Vec<u32> = gathered.changed.iter().copied().collect();
+        changed.sort_unstable();
         let next = current.next_version(gathered.objects, gathered.len)?;
+        persist(&next, &changed).map_err(CommitError::Persist)?;
         // Nothing below fails: the version is published, logged, and the tenant moved.
         log.known.insert(next.id(), next.version());
         log.changes
@@ -451,7 +561,7 @@ impl Repository {
             heap.save(path)?;
             heap = cowheap_heap::BaseHeap::open(path)?;
         }
-        let flat = Base::flattened(heap, current.version());
+        let flat = Base::flattened(heap, &current);
         let mut log = self.lock();
         if self.current.load().id() != current.id() {
             return Err(CommitError::Superseded(current.version()));

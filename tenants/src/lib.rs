@@ -29,6 +29,7 @@ mod become_;
 mod collect;
 pub mod commit;
 mod error;
+mod layer;
 mod registry;
 mod roots;
 mod slab;
