@@ -89,6 +89,8 @@ impl DivertMarks {
 
     /// The committed bit of a word: some version of the base changed the object
     /// ([`crate::version`]), so a reader must look in its version's layers before the heap.
+    /// It is always set with [`DivertMarks::DIVERTED`], so the diverted bit alone says
+    /// whether a read leaves the fast path under the shared policy.
     /// Not a side channel between tenants: a committed version is published to all.
     ///
     /// Hidden from the docs, as [`DivertMarks::DIVERTED`] is.
@@ -158,7 +160,8 @@ impl DivertMarks {
         self.entry(index).is_some_and(|w| w & Self::COMMITTED != 0)
     }
 
-    /// Sets object `index`'s committed bit (out of range: ignored). Crate-private: only
+    /// Sets object `index`'s committed bit, and its diverted bit with it, so that the shared
+    /// policy's fast path tests one bit, the sign (out of range: ignored). Crate-private: only
     /// [`crate::Base::next_version`] sets it, for the objects a version changes, before the
     /// version is published. Relaxed, as `mark`: a reader of an older version that sees the
     /// bit finds nothing in its own layers and reads the heap, which is what it must see;
@@ -166,7 +169,7 @@ impl DivertMarks {
     /// orders this store before its loads.
     pub(crate) fn mark_committed(&self, index: u32) {
         if let Some(w) = self.words.get(index as usize) {
-            w.fetch_or(Self::COMMITTED, Ordering::Relaxed);
+            w.fetch_or(Self::COMMITTED | Self::DIVERTED, Ordering::Relaxed);
         }
     }
 
@@ -253,9 +256,9 @@ mod tests {
         assert_eq!(m.count(), 1);
         assert_eq!(m.memory_bytes(), 24);
         m.mark_committed(2);
-        assert!(m.is_committed(2) && !m.is_marked(2) && !m.is_committed(1));
+        assert!(m.is_committed(2) && m.is_marked(2) && !m.is_committed(1));
         assert_eq!(m.entry(2).unwrap() & DivertMarks::OFFSET, 30);
-        assert_eq!(m.count(), 1);
+        assert_eq!(m.count(), 2);
     }
 
     #[test]

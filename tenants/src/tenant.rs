@@ -526,16 +526,12 @@ impl Tenant {
     fn in_place(&self, obj: Value) -> Option<u64> {
         let x = obj.word().as_base()?;
         let entry = self.marks.entry(x.as_u32())?;
-        // Under the shared policy one test covers both bits: diverted by some tenant, or
-        // changed by some version of the base.
-        let off_path = match &self.filter {
-            None => entry & DivertMarks::SLOW != 0,
-            Some(f) => entry & DivertMarks::COMMITTED != 0 || f.is_marked(x.as_u32()),
-        };
-        if off_path {
-            None
-        } else {
-            Some(entry & DivertMarks::OFFSET)
+        match &self.filter {
+            // One test, of the sign: the diverted bit, which a version's change of the object
+            // sets too. With it clear, the word is the offset itself.
+            None => (entry & DivertMarks::DIVERTED == 0).then_some(entry),
+            Some(f) => (entry & DivertMarks::COMMITTED == 0 && !f.is_marked(x.as_u32()))
+                .then_some(entry & DivertMarks::OFFSET),
         }
     }
 
@@ -560,7 +556,10 @@ impl Tenant {
             }
             self.count_lookup();
         }
-        self.note_read(x);
+        // Only a tenant with a filter can be recording its reads.
+        if self.filter.is_some() {
+            self.note_read(x);
+        }
         if entry & DivertMarks::COMMITTED != 0 {
             return Some(Quick::Version(x));
         }
