@@ -170,6 +170,48 @@ pub enum StoreError {
     /// The base has no root object with a pointer slot for [`crate::workload::write_mark`].
     #[error("the base has no root object with a pointer slot")]
     NoMarkTarget,
+    /// A version could not be written: the newest version of its history in the store is
+    /// not the one below it (another node committed that number first, or the number skips
+    /// one). Nothing was written; sync and commit again.
+    #[error("version {number} of base {origin} refused: the newest version is {newest}")]
+    VersionConflict {
+        /// The history's origin (its version-0 base).
+        origin: Fingerprint,
+        /// The number the writer tried.
+        number: u64,
+        /// The newest version in the store.
+        newest: u64,
+    },
+    /// The principal may not commit versions of this base ([`crate::Store::allow_commit`]).
+    /// Nothing was written.
+    #[error("principal {principal} may not commit versions of base {base}")]
+    NotCommitter {
+        /// Who asked.
+        principal: PrincipalName,
+        /// The base.
+        base: Fingerprint,
+    },
+    /// Bytes that are not a whole, valid version layer (truncated, bits flipped).
+    #[error("layer: {0}")]
+    Layer(#[source] FileError),
+    /// A whole layer, but not of the version it was stored or listed as.
+    #[error("layer does not fit its version: {problem}")]
+    LayerMismatch {
+        /// What does not fit.
+        problem: &'static str,
+    },
+    /// The node's repository refused a commit or a layer: a conflict (the objects listed),
+    /// a tenant of a version this node's repository did not publish, and the like. Nothing
+    /// was written to the store.
+    #[error("commit: {0}")]
+    Commit(#[source] Box<cowheap_tenants::commit::CommitError>),
+    /// Other nodes committed first every time this node tried: given up after `tries`.
+    /// Nothing of this commit was written; the tenant keeps its changes.
+    #[error("commit lost the race for the next version {tries} times")]
+    CommitRaced {
+        /// How many times it tried.
+        tries: usize,
+    },
     /// A PostgreSQL server for tests could not be started or stopped.
     #[error("test server: {0}")]
     Server(String),

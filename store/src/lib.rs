@@ -102,6 +102,7 @@ pub mod pg;
 pub mod pg_server;
 mod store;
 mod swap;
+mod versions;
 pub mod workload;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -115,5 +116,6 @@ pub use node::{DEFAULT_LEASE_MS, Node, Resident, principal_access};
 pub use open::{init_store, open_store};
 pub use pg::PgStore;
 pub use pg_server::PgServer;
-pub use store::{Access, BlobStats, Claim, Store, TenantRecord};
+pub use store::{Access, BlobStats, Claim, Store, TenantRecord, VersionRecord};
 pub use swap::{SwapRegistry, SwapStats};
+pub use versions::MAX_COMMIT_TRIES;

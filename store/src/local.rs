@@ -8,8 +8,19 @@
 //! <root>/tenants/<name>.rec            a tenant's record (text, with a BLAKE3 check line)
 //! <root>/tenants/<name>.lock           the lock that serialises changes to that record
 //! <root>/principals/<name>             the BLAKE3 digest of a principal's secret
+//! <root>/layers/<2 hex>/<64 hex>       a version's layer blob, framed as a blob
+//! <root>/versions/<fp hex>/<number>    version <number> (20 digits) of base <fp>'s history:
+//!                                      its layer's digest and committer, with a check line
+//! <root>/committers/<fp hex>/<name>    present: principal <name> may commit versions of <fp>
 //! <root>/tmp/                          temporary files, renamed into place
 //! ```
+//!
+//! **Versions** are written compare-and-set: the layer blob first, then the version's
+//! record, written whole to a temporary file and fsynced, is *linked* (`link(2)`, which
+//! never replaces) to its name, after checking that the version below it exists. Of many
+//! processes linking one number exactly one succeeds, and since records are never removed
+//! a version exists only over an existing one: the chain is gapless. A crash leaves the
+//! record there whole or not at all (and perhaps a layer blob no record names).
 //!
 //! Every file is written whole to a temporary file in `tmp/`, fsynced, renamed over its
 //! place and the directory fsynced: a crash leaves the old file or the new one, never a torn
@@ -18,7 +29,7 @@
 //! one atomic step between threads and processes alike. Blobs need no lock: a blob's name is
 //! its digest, and two writers of one name write the same bytes.
 
-use crate::store::{Access, BlobStats, Claim, Store, TenantRecord};
+use crate::store::{Access, BlobStats, Claim, Store, TenantRecord, VersionRecord, check_layer};
 use crate::{
     Clock, Digest, Epoch, Millis, NodeName, PrincipalName, Result, StoreError, TenantName,
     names::{fingerprint_hex, parse_fingerprint},
@@ -35,6 +46,9 @@ const MARKER_TEXT: &str = "cowheap-store 1\n";
 const BLOB_MAGIC: [u8; 8] = *b"COWBLOB\0";
 const BLOB_HEADER: usize = 16;
 const RECORD_HEAD: &str = "cowheap-tenant 1";
+const VERSION_HEAD: &str = "cowheap-version 1";
+const BLOBS: &str = "blobs";
+const LAYERS: &str = "layers";
 
 /// A store in a local directory. See the module doc for the layout and the protocol.
 ///
@@ -61,7 +75,16 @@ impl LocalStore {
     /// [`StoreError::Io`] if the directories cannot be made;
     /// [`StoreError::BadCredentials`] as for [`LocalStore::open`].
     pub fn init(root: &Path, clock: Arc<dyn Clock>, access: Access) -> Result<LocalStore> {
-        for d in ["blobs", "bases", "tenants", "principals", "tmp"] {
+        for d in [
+            "blobs",
+            "bases",
+            "tenants",
+            "principals",
+            "layers",
+            "versions",
+            "committers",
+            "tmp",
+        ] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(|e| StoreError::io(&p, e))?;
         }
@@ -143,8 +166,44 @@ impl LocalStore {
 
     /// The file that holds blob `digest` (for tests that damage it on purpose).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.path_in(BLOBS, digest)
+    }
+
+    /// The file that holds layer blob `digest` (for tests that damage it on purpose).
+    pub fn layer_path(&self, digest: &Digest) -> PathBuf {
+        self.path_in(LAYERS, digest)
+    }
+
+    fn path_in(&self, kind: &str, digest: &Digest) -> PathBuf {
         let h = digest.to_hex();
-        self.root.join("blobs").join(&h[..2]).join(h)
+        self.root.join(kind).join(&h[..2]).join(h)
+    }
+
+    fn versions_dir(&self, origin: &Fingerprint) -> PathBuf {
+        self.root.join("versions").join(fingerprint_hex(origin))
+    }
+
+    fn has_base(&self, fp: &Fingerprint) -> Result<bool> {
+        Ok(read_optional(&self.root.join("bases").join(fingerprint_hex(fp)))?.is_some())
+    }
+
+    /// The newest version of `origin`'s history: 0 if none was committed. Time:
+    /// O(versions).
+    fn newest(&self, origin: &Fingerprint) -> Result<u64> {
+        Ok(list_dir(&self.versions_dir(origin))?
+            .iter()
+            .filter_map(|n| parse_version_name(n))
+            .max()
+            .unwrap_or(0))
+    }
+
+    fn load_version(&self, origin: Fingerprint, number: u64) -> Result<VersionRecord> {
+        let p = self.versions_dir(&origin).join(version_name(number));
+        let bytes = read_optional(&p)?.ok_or_else(|| StoreError::Damaged {
+            what: format!("version {number} of base {origin}"),
+            problem: "its record is gone",
+        })?;
+        parse_version(origin, number, &bytes)
     }
 
     fn tmp(&self) -> PathBuf {
@@ -213,13 +272,21 @@ impl LocalStore {
 
     /// Writes a blob by its digest, unless a whole one is there already.
     fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
+        self.put_blob_in(BLOBS, bytes)
+    }
+
+    /// Writes a blob of `kind` (`blobs` or `layers`) by its digest, unless a whole one is
+    /// there already: a damaged one is replaced, as for every blob.
+    fn put_blob_in(&self, kind: &str, bytes: &[u8]) -> Result<Digest> {
         let digest = Digest::of(bytes);
-        let path = self.blob_path(&digest);
+        let path = self.path_in(kind, &digest);
         let whole = BLOB_HEADER as u64 + bytes.len() as u64;
         // Same name and length: the same bytes, unless damaged since. Dedup hits are rare
         // for states and a base is put once, so the existing copy is read and checked, and
         // a damaged one is replaced by these bytes.
-        if fs::metadata(&path).is_ok_and(|m| m.len() == whole) && self.get_blob(&digest).is_ok() {
+        if fs::metadata(&path).is_ok_and(|m| m.len() == whole)
+            && self.get_blob_in(kind, &digest).is_ok()
+        {
             return Ok(digest);
         }
         let dir = path.parent().unwrap_or(&self.root);
@@ -243,7 +310,12 @@ impl LocalStore {
 
     /// Reads a blob and checks its length and digest.
     fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
-        let path = self.blob_path(digest);
+        self.get_blob_in(BLOBS, digest)
+    }
+
+    /// Reads a blob of `kind` and checks its length and digest.
+    fn get_blob_in(&self, kind: &str, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.path_in(kind, digest);
         let mut bytes = read_optional(&path)?.ok_or(StoreError::BlobMissing { digest: *digest })?;
         let what = || format!("blob {digest}");
         if bytes.len() < BLOB_HEADER || bytes[..8] != BLOB_MAGIC {
@@ -509,6 +581,216 @@ impl Store for LocalStore {
         }
         Ok(s)
     }
+
+    fn allow_commit(&self, base: Fingerprint, principal: &PrincipalName) -> Result<()> {
+        self.operator_only("allow", || format!("commits to base {base}"))?;
+        if !self.has_base(&base)? {
+            return Err(StoreError::BaseMissing { fingerprint: base });
+        }
+        let dir = self.root.join("committers").join(fingerprint_hex(&base));
+        make_dir_durably(&dir)?;
+        write_atomic(&self.tmp(), &dir.join(principal.as_str()), b"")
+    }
+
+    fn committers(&self, base: Fingerprint) -> Result<Vec<PrincipalName>> {
+        let dir = self.root.join("committers").join(fingerprint_hex(&base));
+        let mut out: Vec<PrincipalName> = list_dir(&dir)?
+            .into_iter()
+            .filter_map(|n| PrincipalName::new(n).ok())
+            .filter(|n| self.access.principal_name().is_none_or(|me| me == n))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn put_version(&self, origin: Fingerprint, number: u64, layer: &[u8]) -> Result<VersionRecord> {
+        check_layer(origin, number, layer)?;
+        if !self.has_base(&origin)? {
+            return Err(StoreError::BaseMissing {
+                fingerprint: origin,
+            });
+        }
+        if let Access::Principal { name, .. } = &self.access {
+            let right = self
+                .root
+                .join("committers")
+                .join(fingerprint_hex(&origin))
+                .join(name.as_str());
+            if read_optional(&right)?.is_none() {
+                return Err(StoreError::NotCommitter {
+                    principal: name.clone(),
+                    base: origin,
+                });
+            }
+        }
+        let dir = self.versions_dir(&origin);
+        let conflict = || -> StoreError {
+            match self.newest(&origin) {
+                Ok(newest) => StoreError::VersionConflict {
+                    origin,
+                    number,
+                    newest,
+                },
+                Err(e) => e,
+            }
+        };
+        // Cheap checks first, so a writer that lost the race writes no blob; the link
+        // below is what decides.
+        let below = dir.join(version_name(number - 1));
+        if (number > 1 && !below.exists()) || dir.join(version_name(number)).exists() {
+            return Err(conflict());
+        }
+        let digest = self.put_blob_in(LAYERS, layer)?;
+        let rec = VersionRecord {
+            origin,
+            number,
+            layer: digest,
+            committed_by: self.access.principal_name().cloned(),
+        };
+        make_dir_durably(&dir)?;
+        // The version below exists (records are never removed), so a won link keeps the
+        // chain gapless.
+        if number > 1 && !below.exists() {
+            return Err(conflict());
+        }
+        if link_new(
+            &self.tmp(),
+            &dir.join(version_name(number)),
+            format_version(&rec).as_bytes(),
+        )? {
+            Ok(rec)
+        } else {
+            Err(conflict())
+        }
+    }
+
+    fn versions(&self, origin: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {
+        if !self.has_base(&origin)? {
+            return Err(StoreError::BaseMissing {
+                fingerprint: origin,
+            });
+        }
+        let mut numbers: Vec<u64> = list_dir(&self.versions_dir(&origin))?
+            .iter()
+            .filter_map(|n| parse_version_name(n))
+            .filter(|&n| n > after)
+            .collect();
+        numbers.sort_unstable();
+        numbers
+            .into_iter()
+            .map(|n| self.load_version(origin, n))
+            .collect()
+    }
+
+    fn get_layer(&self, digest: Digest) -> Result<Vec<u8>> {
+        self.get_blob_in(LAYERS, &digest)
+    }
+}
+
+/// A version's file name: its number in 20 digits, so names sort as numbers do.
+fn version_name(number: u64) -> String {
+    format!("{number:020}")
+}
+
+fn parse_version_name(name: &str) -> Option<u64> {
+    (name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| name.parse().ok())
+        .flatten()
+}
+
+fn format_version(r: &VersionRecord) -> String {
+    let mut s = format!(
+        "{VERSION_HEAD}\nbase {}\nnumber {}\nlayer {}\nby {}\n",
+        fingerprint_hex(&r.origin),
+        r.number,
+        r.layer.to_hex(),
+        r.committed_by
+            .as_ref()
+            .map_or("-".to_owned(), |p| p.to_string()),
+    );
+    let check = blake3::hash(s.as_bytes()).to_hex();
+    s.push_str(&format!("check {check}\n"));
+    s
+}
+
+fn parse_version(origin: Fingerprint, number: u64, bytes: &[u8]) -> Result<VersionRecord> {
+    let bad = |problem| StoreError::Damaged {
+        what: format!("version {number} of base {origin}"),
+        problem,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
+    let at = text.rfind("check ").ok_or_else(|| bad("no check line"))?;
+    let (body, check) = text.split_at(at);
+    if check
+        .strip_prefix("check ")
+        .and_then(|c| c.strip_suffix('\n'))
+        != Some(blake3::hash(body.as_bytes()).to_hex().as_str())
+    {
+        return Err(bad("check digest does not match"));
+    }
+    let lines: Vec<&str> = body.lines().collect();
+    let [head, base, num, layer, by] = lines.as_slice() else {
+        return Err(bad("wrong number of lines"));
+    };
+    let field = |line: &str, key: &str| line.strip_prefix(key).map(str::to_owned);
+    if *head != VERSION_HEAD
+        || field(base, "base ") != Some(fingerprint_hex(&origin))
+        || field(num, "number ") != Some(number.to_string())
+    {
+        return Err(bad("not the record of this version"));
+    }
+    let layer = Digest::from_hex(&field(layer, "layer ").ok_or_else(|| bad("no layer"))?)?;
+    let committed_by = match field(by, "by ")
+        .ok_or_else(|| bad("no committer"))?
+        .as_str()
+    {
+        "-" => None,
+        p => Some(PrincipalName::new(p)?),
+    };
+    Ok(VersionRecord {
+        origin,
+        number,
+        layer,
+        committed_by,
+    })
+}
+
+/// Makes directory `dir` (and its parents) if missing, and fsyncs its parent so the new
+/// entry survives a crash.
+fn make_dir_durably(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+    if let Some(parent) = dir.parent() {
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io(parent, e))?;
+    }
+    Ok(())
+}
+
+/// Creates `path` holding `bytes`, whole, only if nothing has that name: a temporary file in
+/// `tmp`, fsynced, hard-linked to `path` (`link(2)` never replaces: of many processes
+/// linking one name exactly one succeeds), then `path`'s directory fsynced. `false` if the
+/// name was taken.
+fn link_new(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<bool> {
+    let mut f = tempfile::NamedTempFile::new_in(tmp).map_err(|e| StoreError::io(tmp, e))?;
+    f.write_all(bytes).map_err(|e| StoreError::io(path, e))?;
+    f.as_file()
+        .sync_all()
+        .map_err(|e| StoreError::io(path, e))?;
+    match fs::hard_link(f.path(), path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(StoreError::io(path, e)),
+    }
+    let dir = path.parent().unwrap_or(tmp);
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))?;
+    // The temporary name goes when `f` drops.
+    Ok(true)
 }
 
 fn format_record(r: &TenantRecord, grants: &[PrincipalName]) -> String {

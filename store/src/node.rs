@@ -82,7 +82,9 @@ pub struct Node {
     /// result) and different bases are fetched at the same time. A fetch that fails leaves
     /// its slot empty, and the next caller tries again.
     bases: Mutex<HashMap<Fingerprint, Arc<BaseSlot>>>,
-    config: TenantConfig,
+    /// The node's repository of each history it has met, by origin ([`crate::versions`]).
+    pub(crate) repos: Mutex<HashMap<Fingerprint, Arc<crate::versions::NodeRepo>>>,
+    pub(crate) config: TenantConfig,
     lease_ms: u64,
 }
 
@@ -96,6 +98,7 @@ impl Node {
             name,
             cache: cache.into(),
             bases: Mutex::new(HashMap::new()),
+            repos: Mutex::new(HashMap::new()),
             config: TenantConfig::default(),
             lease_ms: DEFAULT_LEASE_MS,
         }
@@ -208,12 +211,16 @@ impl Node {
         }
     }
 
+    /// A tenant that has never been written forks from the newest version of its base's
+    /// history (synced first); a state restores onto the version its snapshot was taken on,
+    /// found among the versions this node holds, synced first if it has none by that
+    /// fingerprint ([`Node::version_for_snapshot`]).
     fn restore(&self, claim: &Claim) -> Result<Tenant> {
-        let base = self.base(claim.base)?;
         match claim.state {
-            None => Ok(Tenant::fork_with(&base, self.config)),
+            None => Ok(Tenant::fork_with(&self.sync(claim.base)?, self.config)),
             Some(d) => {
                 let bytes = self.store.read_state(&claim.tenant, d)?;
+                let base = self.version_for_snapshot(claim.base, &bytes)?;
                 Tenant::restore_with(&base, &bytes, &self.config).map_err(|source| {
                     StoreError::Restore {
                         tenant: claim.tenant.clone(),

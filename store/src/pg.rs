@@ -11,8 +11,21 @@
 //!                     (state, state_sha256) -> cowheap_blobs,
 //!                     owner text, epoch bigint, lease_expiry bigint)
 //! cowheap_grants     (tenant text -> cowheap_tenants, principal text, PK (tenant, principal))
+//! cowheap_committers (base bytea -> cowheap_bases, principal text, PK (base, principal))
+//! cowheap_versions   (origin bytea -> cowheap_bases, number bigint >= 1,
+//!                     (layer, layer_sha256) -> cowheap_blobs, committed_by text,
+//!                     PK (origin, number))
 //! cowheap_put_blob(digest bytea, data bytea) -> bytea    -- SECURITY DEFINER, returns sha256
 //! ```
+//!
+//! **A version is one transaction**: read the newest number of its history, refuse unless
+//! it is the one below, store the layer blob, `INSERT ... ON CONFLICT (origin, number) DO
+//! NOTHING`. The primary key decides between writers of one number (a second inserter
+//! waits for the first and inserts nothing once it commits). A principal's role may insert
+//! a version only as itself, only into a history whose base names it in
+//! `cowheap_committers`, and only over an existing version (row-level security `WITH
+//! CHECK`), so the server keeps the chain gapless and the rights whatever SQL a node sends;
+//! versions and their layer blobs are readable by every principal, as bases are.
 //!
 //! A change to a record is `SELECT ... FOR UPDATE` of its row, the same check as the local
 //! store's (owner and lease for a claim, epoch and owner for a fenced write), and an
@@ -53,7 +66,7 @@
 //! as [`crate::PgServer`] sets it up.
 
 use crate::local::{check_fence, take};
-use crate::store::{Access, BlobStats, Claim, Store, TenantRecord};
+use crate::store::{Access, BlobStats, Claim, Store, TenantRecord, VersionRecord, check_layer};
 use crate::{
     Clock, Digest, Epoch, Millis, NodeName, PrincipalName, Result, StoreError, TenantName,
 };
@@ -95,6 +108,37 @@ CREATE TABLE IF NOT EXISTS cowheap_grants (
     principal text NOT NULL,
     PRIMARY KEY (tenant, principal)
 );
+CREATE TABLE IF NOT EXISTS cowheap_committers (
+    base bytea NOT NULL REFERENCES cowheap_bases (fingerprint),
+    principal text NOT NULL,
+    PRIMARY KEY (base, principal)
+);
+CREATE TABLE IF NOT EXISTS cowheap_versions (
+    origin bytea NOT NULL REFERENCES cowheap_bases (fingerprint),
+    number bigint NOT NULL CHECK (number >= 1),
+    layer bytea NOT NULL,
+    layer_sha256 bytea NOT NULL,
+    committed_by text,
+    PRIMARY KEY (origin, number),
+    FOREIGN KEY (layer, layer_sha256) REFERENCES cowheap_blobs (digest, sha256)
+);
+ALTER TABLE cowheap_committers ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS cowheap_self ON cowheap_committers;
+CREATE POLICY cowheap_self ON cowheap_committers
+    USING ('cowheap_' || principal = current_user::text);
+ALTER TABLE cowheap_versions ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS cowheap_read ON cowheap_versions;
+CREATE POLICY cowheap_read ON cowheap_versions FOR SELECT USING (true);
+DROP POLICY IF EXISTS cowheap_commit ON cowheap_versions;
+CREATE POLICY cowheap_commit ON cowheap_versions FOR INSERT
+    WITH CHECK ('cowheap_' || cowheap_versions.committed_by = current_user::text
+        AND EXISTS (SELECT 1 FROM cowheap_committers c
+                    WHERE c.base = cowheap_versions.origin
+                      AND c.principal = cowheap_versions.committed_by)
+        AND (cowheap_versions.number = 1
+             OR EXISTS (SELECT 1 FROM cowheap_versions p
+                        WHERE p.origin = cowheap_versions.origin
+                          AND p.number = cowheap_versions.number - 1)));
 ALTER TABLE cowheap_grants ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS cowheap_own ON cowheap_grants;
 CREATE POLICY cowheap_own ON cowheap_grants
@@ -113,7 +157,9 @@ CREATE POLICY cowheap_read ON cowheap_blobs FOR SELECT
     USING (EXISTS (SELECT 1 FROM cowheap_bases b
                    WHERE b.blob = cowheap_blobs.digest AND b.blob_sha256 = cowheap_blobs.sha256)
         OR EXISTS (SELECT 1 FROM cowheap_tenants t
-                   WHERE t.state = cowheap_blobs.digest AND t.state_sha256 = cowheap_blobs.sha256));
+                   WHERE t.state = cowheap_blobs.digest AND t.state_sha256 = cowheap_blobs.sha256)
+        OR EXISTS (SELECT 1 FROM cowheap_versions v
+                   WHERE v.layer = cowheap_blobs.digest AND v.layer_sha256 = cowheap_blobs.sha256));
 DROP POLICY IF EXISTS cowheap_write ON cowheap_blobs;
 ";
 
@@ -161,6 +207,8 @@ GRANT SELECT ON cowheap_bases, cowheap_grants, cowheap_principals TO %1$I; \
 GRANT SELECT ON cowheap_blobs TO %1$I; \
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON cowheap_blobs FROM %1$I; \
 GRANT EXECUTE ON FUNCTION cowheap_put_blob(bytea, bytea) TO %1$I; \
+GRANT SELECT ON cowheap_committers TO %1$I; \
+GRANT SELECT, INSERT ON cowheap_versions TO %1$I; \
 GRANT SELECT, UPDATE (state, state_sha256, owner, epoch, lease_expiry) \
 ON cowheap_tenants TO %1$I', $1::text)";
 
@@ -293,6 +341,23 @@ impl PgStore {
                 return Err(StoreError::db("set the blobs' storage", e));
             }
         }
+        // Principals added before this layout get the rights it adds (reading versions,
+        // committing where a base names them).
+        let roles: Vec<String> = client
+            .query("SELECT name FROM cowheap_principals", &[])
+            .map_err(|e| StoreError::db("list principals", e))?
+            .iter()
+            .filter_map(|r| role_name(&PrincipalName::new(r.get::<_, String>(0)).ok()?).ok())
+            .collect();
+        for role in roles {
+            let grants: String = client
+                .query_one(ROLE_GRANTS, &[&role])
+                .map_err(|e| StoreError::db("grant a principal's role", e))?
+                .get(0);
+            client
+                .batch_execute(&grants)
+                .map_err(|e| StoreError::db("grant a principal's role", e))?;
+        }
         drop(client);
         PgStore::connect(config, clock, Access::Operator)
     }
@@ -418,6 +483,22 @@ impl PgStore {
                 what: what(),
             }),
         }
+    }
+
+    /// [`StoreError::BaseMissing`] unless the store holds base `fp`.
+    fn require_base(
+        &self,
+        tx: &mut Transaction<'_>,
+        fp: Fingerprint,
+        op: &'static str,
+    ) -> Result<()> {
+        tx.query_opt(
+            "SELECT 1 FROM cowheap_bases WHERE fingerprint = $1",
+            &[&fp.0.as_slice()],
+        )
+        .map_err(|e| StoreError::db(op, e))?
+        .map(|_| ())
+        .ok_or(StoreError::BaseMissing { fingerprint: fp })
     }
 
     /// The record (locked with `FOR UPDATE` if `lock`), if this access may see it.
@@ -813,4 +894,154 @@ impl Store for PgStore {
             })
         })
     }
+
+    fn allow_commit(&self, base: Fingerprint, principal: &PrincipalName) -> Result<()> {
+        self.operator_only("allow", || format!("commits to base {base}"))?;
+        self.tx("allow commits", |tx| {
+            self.require_base(tx, base, "allow commits")?;
+            tx.execute(
+                "INSERT INTO cowheap_committers (base, principal) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+                &[&base.0.as_slice(), &principal.as_str()],
+            )
+            .map_err(|e| StoreError::db("allow commits", e))?;
+            Ok(())
+        })
+    }
+
+    fn committers(&self, base: Fingerprint) -> Result<Vec<PrincipalName>> {
+        self.tx("list committers", |tx| {
+            let rows = tx
+                .query(
+                    "SELECT principal FROM cowheap_committers \
+                     WHERE base = $1 AND ($2::text IS NULL OR principal = $2) ORDER BY principal",
+                    &[&base.0.as_slice(), &self.principal()],
+                )
+                .map_err(|e| StoreError::db("list committers", e))?;
+            rows.iter()
+                .map(|r| PrincipalName::new(r.get::<_, String>(0)))
+                .collect()
+        })
+    }
+
+    fn put_version(&self, origin: Fingerprint, number: u64, layer: &[u8]) -> Result<VersionRecord> {
+        check_layer(origin, number, layer)?;
+        let num = i64_of(number, "a version number")?;
+        self.tx("write a version", |tx| {
+            self.require_base(tx, origin, "write a version")?;
+            if let Some(p) = self.access.principal_name() {
+                let allowed = tx
+                    .query_opt(
+                        "SELECT 1 FROM cowheap_committers WHERE base = $1 AND principal = $2",
+                        &[&origin.0.as_slice(), &p.as_str()],
+                    )
+                    .map_err(|e| StoreError::db("write a version", e))?
+                    .is_some();
+                if !allowed {
+                    return Err(StoreError::NotCommitter {
+                        principal: p.clone(),
+                        base: origin,
+                    });
+                }
+            }
+            let newest = newest_version(tx, origin)?;
+            if newest != number - 1 {
+                return Err(StoreError::VersionConflict {
+                    origin,
+                    number,
+                    newest,
+                });
+            }
+            let (d, sha) = put_blob(tx, layer)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO cowheap_versions (origin, number, layer, layer_sha256, committed_by) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (origin, number) DO NOTHING",
+                    &[
+                        &origin.0.as_slice(),
+                        &num,
+                        &d.0.as_slice(),
+                        &sha.as_slice(),
+                        &self.principal(),
+                    ],
+                )
+                .map_err(|e| match (e.code().map(|c| c.code()), self.access.principal_name()) {
+                    // Row-level security refused the row: not this principal's to write.
+                    (Some("42501"), Some(p)) => StoreError::NotCommitter {
+                        principal: p.clone(),
+                        base: origin,
+                    },
+                    _ => StoreError::db("write a version", e),
+                })?;
+            if inserted == 0 {
+                return Err(StoreError::VersionConflict {
+                    origin,
+                    number,
+                    newest: newest_version(tx, origin)?,
+                });
+            }
+            Ok(VersionRecord {
+                origin,
+                number,
+                layer: d,
+                committed_by: self.access.principal_name().cloned(),
+            })
+        })
+    }
+
+    fn versions(&self, origin: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {
+        let after = i64_of(after, "a version number")?;
+        self.tx("list versions", |tx| {
+            self.require_base(tx, origin, "list versions")?;
+            let rows = tx
+                .query(
+                    "SELECT number, layer, committed_by FROM cowheap_versions \
+                     WHERE origin = $1 AND number > $2 ORDER BY number",
+                    &[&origin.0.as_slice(), &after],
+                )
+                .map_err(|e| StoreError::db("list versions", e))?;
+            rows.iter()
+                .map(|r| {
+                    let layer: Vec<u8> = r.get(1);
+                    Ok(VersionRecord {
+                        origin,
+                        number: u64_of(r.get(0), "cowheap_versions.number")?,
+                        layer: Digest(arr32(&layer, "cowheap_versions.layer")?),
+                        committed_by: r
+                            .get::<_, Option<String>>(2)
+                            .map(PrincipalName::new)
+                            .transpose()?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn get_layer(&self, digest: Digest) -> Result<Vec<u8>> {
+        self.tx("read a layer", |tx| {
+            let sha: Vec<u8> = tx
+                .query_opt(
+                    "SELECT layer_sha256 FROM cowheap_versions WHERE layer = $1 LIMIT 1",
+                    &[&digest.0.as_slice()],
+                )
+                .map_err(|e| StoreError::db("read a layer", e))?
+                .ok_or(StoreError::BlobMissing { digest })?
+                .get(0);
+            let sha = arr32(&sha, "cowheap_versions.layer_sha256")?;
+            self.get_blob(tx, &digest, &sha)
+        })
+    }
+}
+
+/// The newest version of `origin`'s history (0: none committed). Time: O(log versions),
+/// on the primary key.
+fn newest_version(tx: &mut Transaction<'_>, origin: Fingerprint) -> Result<u64> {
+    let n: i64 = tx
+        .query_one(
+            "SELECT coalesce(max(number), 0)::bigint FROM cowheap_versions WHERE origin = $1",
+            &[&origin.0.as_slice()],
+        )
+        .map_err(|e| StoreError::db("read the newest version", e))?
+        .get(0);
+    u64_of(n, "the newest version number")
 }

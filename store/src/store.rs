@@ -89,6 +89,21 @@ pub struct Claim {
     pub state: Option<Digest>,
 }
 
+/// A committed version of a base, as the store lists it: version `number` of the history
+/// that starts at base `origin` (version 0, the base itself), made by the layer blob
+/// `layer` over version `number - 1`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionRecord {
+    /// The fingerprint of the history's version-0 base (a base in the store).
+    pub origin: Fingerprint,
+    /// The version's number, 1 or more.
+    pub number: u64,
+    /// The digest of its layer's bytes ([`cowheap_tenants::commit::Layer::to_bytes`]).
+    pub layer: Digest,
+    /// The principal that committed it, `None` for the operator.
+    pub committed_by: Option<PrincipalName>,
+}
+
 /// How many blobs a store holds, and their bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct BlobStats {
@@ -197,4 +212,71 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// How many distinct blobs the store holds. Operator only.
     fn blob_stats(&self) -> Result<BlobStats>;
+
+    /// Lets `principal` commit versions of base `base` ([`Store::put_version`]). Operator
+    /// only; the operator may always commit. Idempotent. Time: O(1).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::BaseMissing`] if the store lacks the base.
+    fn allow_commit(&self, base: Fingerprint, principal: &PrincipalName) -> Result<()>;
+
+    /// The principals that may commit versions of `base`, by name. A principal sees at most
+    /// itself.
+    fn committers(&self, base: Fingerprint) -> Result<Vec<PrincipalName>>;
+
+    /// Writes version `number` of the history of base `origin`: stores `layer` (the bytes of
+    /// a [`cowheap_tenants::commit::Layer`] over version `number - 1` of that history) as a
+    /// content-addressed blob and records the version, atomically, **if the newest version
+    /// of `origin` in the store is exactly `number - 1`** (version 0 is the base itself,
+    /// present once the base is). Of many writers of one number exactly one wins. A crash
+    /// leaves the version recorded whole or not at all (a layer blob no version names may
+    /// be left behind, which nothing reads). Time: O(layer size).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::VersionConflict`] naming the newest version if it is not
+    /// `number - 1` (another writer won that number, or `number` skips one);
+    /// [`crate::StoreError::NotCommitter`] for a principal the base does not name
+    /// ([`Store::allow_commit`]); [`crate::StoreError::BaseMissing`];
+    /// [`crate::StoreError::Layer`] or [`crate::StoreError::LayerMismatch`] if `layer` is
+    /// not a whole layer of that history over version `number - 1`. Nothing changes on any
+    /// error.
+    fn put_version(&self, origin: Fingerprint, number: u64, layer: &[u8]) -> Result<VersionRecord>;
+
+    /// The versions of `origin` numbered above `after`, in order: a gapless run from
+    /// `after + 1` to the newest. Any access. Time: O(versions listed).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::BaseMissing`] if the store lacks the base.
+    fn versions(&self, origin: Fingerprint, after: u64) -> Result<Vec<VersionRecord>>;
+
+    /// The bytes of the layer blob `digest` that a version names, verified against the
+    /// digest (a changed length is [`crate::StoreError::BlobTruncated`], changed bytes
+    /// [`crate::StoreError::BlobCorrupt`]). Any access. Time: O(size).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::BlobMissing`] if no version names such a layer.
+    fn get_layer(&self, digest: Digest) -> Result<Vec<u8>>;
+}
+
+/// Checks that `bytes` are a whole layer of the history of `origin` over version
+/// `number - 1`, as [`Store::put_version`] requires. Time: O(size).
+pub(crate) fn check_layer(origin: Fingerprint, number: u64, bytes: &[u8]) -> Result<()> {
+    use crate::StoreError;
+    if number == 0 {
+        return Err(StoreError::LayerMismatch {
+            problem: "version 0 is the base itself, never a layer",
+        });
+    }
+    let layer = cowheap_tenants::commit::Layer::from_bytes(bytes).map_err(StoreError::Layer)?;
+    if layer.origin != origin {
+        return Err(StoreError::LayerMismatch {
+            problem: "the layer belongs to another history",
+        });
+    }
+    if layer.version() != number {
+        return Err(StoreError::LayerMismatch {
+            problem: "the layer is of another version number",
+        });
+    }
+    Ok(())
 }

@@ -46,3 +46,22 @@ pub fn read_mark(t: &Tenant) -> Option<i64> {
     let bytes: [u8; 8] = t.bytes(obj).ok()?.try_into().ok()?;
     (i64::from_le_bytes(bytes) == n).then_some(n)
 }
+
+/// `count` objects of `base` that a commit workload may change: the first pointer objects
+/// (from index 1 up) with at least one slot, in index order. Fewer if the base has fewer.
+/// Time: O(objects scanned).
+pub fn slot_objects(base: &cowheap_forwarders::Base, count: usize) -> Vec<Value> {
+    (1..base.len())
+        .filter_map(|i| {
+            u32::try_from(i)
+                .ok()
+                .map(cowheap_heap::ObjectIndex::from_u32)
+        })
+        .filter(|&x| {
+            base.format(x).is_ok_and(|f| f == Format::Pointers)
+                && base.size(x).is_ok_and(|s| s.slots > 0)
+        })
+        .take(count)
+        .map(Value::base)
+        .collect()
+}

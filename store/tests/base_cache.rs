@@ -5,7 +5,7 @@
 use cowheap_heap::{Fingerprint, synth};
 use cowheap_store::{
     Access, BlobStats, Claim, Digest, LocalStore, Node, NodeName, PrincipalName, Result, Store,
-    StoreError, SystemClock, TenantName, TenantRecord,
+    StoreError, SystemClock, TenantName, TenantRecord, VersionRecord,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
@@ -111,6 +111,21 @@ impl Store for Gated {
     }
     fn blob_stats(&self) -> Result<BlobStats> {
         self.inner.blob_stats()
+    }
+    fn allow_commit(&self, base: Fingerprint, principal: &PrincipalName) -> Result<()> {
+        self.inner.allow_commit(base, principal)
+    }
+    fn committers(&self, base: Fingerprint) -> Result<Vec<PrincipalName>> {
+        self.inner.committers(base)
+    }
+    fn put_version(&self, origin: Fingerprint, number: u64, layer: &[u8]) -> Result<VersionRecord> {
+        self.inner.put_version(origin, number, layer)
+    }
+    fn versions(&self, origin: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {
+        self.inner.versions(origin, after)
+    }
+    fn get_layer(&self, digest: Digest) -> Result<Vec<u8>> {
+        self.inner.get_layer(digest)
     }
 }
 

@@ -32,6 +32,12 @@ conformance!(
     cross_tenant_refused,
     corrupt_blobs,
     suspend_resume_nodes,
+    versions_compare_and_set,
+    versions_compare_and_set_processes,
+    corrupt_layers,
+    commit_rights,
+    nodes_commit,
+    resume_on_a_version,
 );
 
 #[test]

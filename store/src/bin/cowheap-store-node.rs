@@ -13,10 +13,19 @@
 //!   tenants another node holds; forever (for the `kill -9` tests), or `ROUNDS` passes and
 //!   then `traded N skipped M`.
 //!
+//! - `put-version ORIGIN NUMBER FILE`: writes the layer in `FILE` as version `NUMBER` of
+//!   base `ORIGIN` (full hex); prints `won NUMBER` or `lost NEWEST`.
+//! - `commit NODE ORIGIN GROUP OBJECTS COUNT`: `COUNT` commits (forever if `COUNT` is
+//!   `-`), each from a tenant forked from the node's newest version, setting slot 0 of the
+//!   `OBJECTS` objects of group `GROUP` (objects `GROUP * OBJECTS ..` of
+//!   [`cowheap_store::workload::slot_objects`]) to one more than the first one's value in
+//!   that version (0 if not an integer); prints `committed VERSION VALUE` after each (when
+//!   forever), then `done COUNT`.
+//!
 //! The base cache is `$COWHEAP_STORE_CACHE` (default: a directory per node under the
 //! temporary directory); the lease is `$COWHEAP_STORE_LEASE_MS` (default 30 s).
 
-use cowheap_store::workload::{read_mark, write_mark};
+use cowheap_store::workload::{read_mark, slot_objects, write_mark};
 use cowheap_store::{
     Access, Node, NodeName, StoreError, SystemClock, TenantName, open_store, principal_access,
 };
@@ -39,7 +48,8 @@ impl std::fmt::Display for NodeError {
             NodeError::Usage => f.write_str(
                 "usage: cowheap-store-node ADDRESS PRINCIPAL SECRET \
                  (claim TENANT NODE LEASE_MS | write|check NODE PREFIX FROM TO VALUE | \
-                 churn NODE PREFIX FROM TO [ROUNDS])",
+                 churn NODE PREFIX FROM TO [ROUNDS] | put-version ORIGIN NUMBER FILE | \
+                 commit NODE ORIGIN GROUP OBJECTS COUNT|-)",
             ),
             NodeError::Store(e) => e.fmt(f),
         }
@@ -103,6 +113,23 @@ fn run(args: &[String]) -> Result<()> {
         }
         return Ok(());
     }
+    if command == "put-version" {
+        let [origin, number, file] = rest else {
+            return Err(usage());
+        };
+        let origin = cowheap_store::parse_fingerprint(origin)?;
+        let number: u64 = number.parse().map_err(|_| usage())?;
+        let bytes = std::fs::read(file).map_err(|e| StoreError::Io {
+            path: file.into(),
+            source: e,
+        })?;
+        match store.put_version(origin, number, &bytes) {
+            Ok(v) => say(out, format!("won {}", v.number)),
+            Err(StoreError::VersionConflict { newest, .. }) => say(out, format!("lost {newest}")),
+            Err(e) => return Err(e.into()),
+        }
+        return Ok(());
+    }
     let cache = std::env::var_os("COWHEAP_STORE_CACHE")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join(format!("cowheap-store-cache-{node_name}")));
@@ -111,6 +138,45 @@ fn run(args: &[String]) -> Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(cowheap_store::DEFAULT_LEASE_MS);
     let node = Node::new(store, node_name, cache).with_lease(lease);
+    if command == "commit" {
+        let origin = cowheap_store::parse_fingerprint(rest.get(1).ok_or_else(usage)?)?;
+        let group = usize::try_from(num(rest.get(2))?).map_err(|_| usage())?;
+        let objects = usize::try_from(num(rest.get(3))?).map_err(|_| usage())?;
+        let count = match rest.get(4).map(String::as_str) {
+            Some("-") => None,
+            _ => Some(num(rest.get(4))?),
+        };
+        let v0 = node.base(origin)?;
+        let mut targets = slot_objects(&v0, (group + 1) * objects);
+        if targets.len() < (group + 1) * objects {
+            return Err(usage());
+        }
+        let targets = targets.split_off(group * objects);
+        let first = *targets.first().ok_or_else(usage)?;
+        let repo = node.repository(origin)?;
+        let mut done = 0;
+        while count.is_none_or(|c| done < c) {
+            node.sync(origin)?;
+            let mut t = repo.fork();
+            let next = t
+                .slot(first, 0)
+                .map_err(StoreError::from)?
+                .as_int()
+                .unwrap_or(0)
+                + 1;
+            for &x in &targets {
+                t.set_slot(x, 0, cowheap_heap::Value::int(next))
+                    .map_err(StoreError::from)?;
+            }
+            let v = node.commit(&mut t, Default::default(), &[])?;
+            done += 1;
+            if count.is_none() {
+                say(out, format!("committed {} {next}", v.version()));
+            }
+        }
+        say(out, format!("done {done}"));
+        return Ok(());
+    }
     let prefix = rest.get(1).ok_or_else(usage)?;
     let (from, to) = (num(rest.get(2))?, num(rest.get(3))?);
     let name = |i: i64| TenantName::new(format!("{prefix}-{i}"));

@@ -4,13 +4,16 @@
 
 #![allow(dead_code, reason = "each test binary uses part of the shared suite")]
 
+use cowheap_heap::Value;
 use cowheap_heap::{Fingerprint, synth};
-use cowheap_store::workload::{read_mark, write_mark};
+use cowheap_store::workload::{read_mark, slot_objects, write_mark};
 use cowheap_store::{
     Access, Clock, Digest, Epoch, ManualClock, Millis, Node, NodeName, PrincipalName, Store,
     StoreError, SystemClock, TenantName,
 };
 use cowheap_store::{LocalStore, PgServer, PgStore};
+use cowheap_tenants::Tenant;
+use cowheap_tenants::commit::{CommitError, CommitMode, CommitRights, Repository};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
@@ -556,6 +559,469 @@ pub(crate) fn suspend_resume_nodes(h: &dyn Harness) {
     assert_eq!(read_mark(&r.tenant), Some(8));
 }
 
+/// Layers of a real history: `count` versions over base `fp` as the store holds it, each
+/// setting slot 0 of the first slot object to `seed * 1000 + version`, from a repository of
+/// this process; and the fingerprint of each version (index 0: the base).
+pub(crate) fn history(
+    h: &dyn Harness,
+    fp: Fingerprint,
+    seed: i64,
+    count: usize,
+) -> (Vec<Vec<u8>>, Vec<Fingerprint>) {
+    let base = node(h, &format!("history-{seed}"), Access::Operator)
+        .base(fp)
+        .unwrap();
+    let x = slot_objects(&base, 1)[0];
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let mut layers = Vec::new();
+    let mut fps = vec![base.fingerprint()];
+    for v in 1..=count {
+        let mut t = repo.fork();
+        t.set_slot(x, 0, Value::int(seed * 1000 + v as i64))
+            .unwrap();
+        let next = repo
+            .commit_through(&mut t, "test", CommitMode::WriteWrite, &[], |l| {
+                layers.push(l.to_bytes());
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap();
+        fps.push(next.fingerprint());
+    }
+    (layers, fps)
+}
+
+/// Versions are compare-and-set: of many threads writing version 1 exactly one wins and the
+/// others are told the newest; a number that skips one is refused; listing and fetching
+/// give back exactly what was written; bytes that are not that version's layer are refused.
+pub(crate) fn versions_compare_and_set(h: &dyn Harness) {
+    let fp = real_base(h, 1_000);
+    let s = op(h);
+    assert!(s.versions(fp, 0).unwrap().is_empty());
+    let threads = 8;
+    // Eight histories, each with its own version 1 (different bytes).
+    let candidates: Vec<Vec<Vec<u8>>> = (0..threads)
+        .map(|i| history(h, fp, i as i64 + 1, 4).0)
+        .collect();
+    let handles: Vec<_> = (0..threads).map(|_| op(h)).collect();
+    let barrier = Barrier::new(threads);
+    let results: Vec<_> = std::thread::scope(|sc| {
+        let joins: Vec<_> = handles
+            .iter()
+            .zip(&candidates)
+            .map(|(st, layers)| {
+                let barrier = &barrier;
+                sc.spawn(move || {
+                    barrier.wait();
+                    st.put_version(fp, 1, &layers[0])
+                })
+            })
+            .collect();
+        joins.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    let winners: Vec<usize> = (0..threads).filter(|&i| results[i].is_ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for r in &results {
+        assert!(
+            matches!(
+                r,
+                Ok(_)
+                    | Err(StoreError::VersionConflict {
+                        number: 1,
+                        newest: 1,
+                        ..
+                    })
+            ),
+            "a loser is told the newest version: {r:?}"
+        );
+    }
+    let w = winners[0];
+    let rec = results[w].as_ref().unwrap().clone();
+    assert_eq!(
+        (rec.origin, rec.number, rec.committed_by.clone()),
+        (fp, 1, None)
+    );
+    assert_eq!(rec.layer, Digest::of(&candidates[w][0]));
+    assert_eq!(s.versions(fp, 0).unwrap(), vec![rec.clone()]);
+    assert_eq!(s.get_layer(rec.layer).unwrap(), candidates[w][0]);
+
+    // The winner's history goes on; every other writer is refused at every number but
+    // the next, and a number that skips one is refused too.
+    let other = (w + 1) % threads;
+    match s.put_version(fp, 3, &candidates[w][2]) {
+        Err(StoreError::VersionConflict {
+            number: 3,
+            newest: 1,
+            ..
+        }) => {}
+        r => panic!("a skipped number: {r:?}"),
+    }
+    for v in 2..=4u64 {
+        assert!(matches!(
+            s.put_version(fp, v - 1, &candidates[other][v as usize - 2]),
+            Err(StoreError::VersionConflict { .. })
+        ));
+        let r = s
+            .put_version(fp, v, &candidates[w][v as usize - 1])
+            .unwrap();
+        assert_eq!(r.number, v);
+    }
+    let listed = s.versions(fp, 2).unwrap();
+    assert_eq!(
+        listed.iter().map(|v| v.number).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+    for v in &listed {
+        assert_eq!(
+            s.get_layer(v.layer).unwrap(),
+            candidates[w][v.number as usize - 1]
+        );
+    }
+    assert_eq!(s.versions(fp, 4).unwrap(), vec![]);
+
+    // Bytes that are not version 5's layer of this history change nothing.
+    assert!(matches!(
+        s.put_version(fp, 5, &candidates[w][3]),
+        Err(StoreError::LayerMismatch { .. })
+    ));
+    assert!(matches!(
+        s.put_version(fp, 5, b"not a layer at all"),
+        Err(StoreError::Layer(_))
+    ));
+    let mut cut = candidates[w][3].clone();
+    cut.truncate(cut.len() - 1);
+    assert!(matches!(
+        s.put_version(fp, 5, &cut),
+        Err(StoreError::Layer(_))
+    ));
+    assert!(matches!(
+        s.put_version(fp, 0, &candidates[w][0]),
+        Err(StoreError::LayerMismatch { .. })
+    ));
+    assert_eq!(s.versions(fp, 0).unwrap().len(), 4);
+    assert!(matches!(
+        s.versions(Fingerprint([0xAB; 32]), 0),
+        Err(StoreError::BaseMissing { .. })
+    ));
+    assert!(matches!(
+        s.get_layer(Digest::of(b"no such layer")),
+        Err(StoreError::BlobMissing { .. })
+    ));
+    // A tenant state's blob is not served as a layer.
+    s.create_tenant(&t("st"), fp, None).unwrap();
+    let c = s.claim(&t("st"), &n("a"), 60_000).unwrap();
+    let d = s.write_state(&c, b"a state, not a layer").unwrap();
+    assert!(matches!(
+        s.get_layer(d),
+        Err(StoreError::BlobMissing { .. })
+    ));
+}
+
+/// Several processes write version 1 of a history at once: exactly one wins, the others
+/// are told the newest is 1. Three rounds, each on a base of its own.
+pub(crate) fn versions_compare_and_set_processes(h: &dyn Harness) {
+    let s = op(h);
+    for round in 0..3 {
+        let fp = real_base(h, 1_000 + round);
+        let files: Vec<PathBuf> = (0..6)
+            .map(|i| {
+                let (layers, _) = history(h, fp, i + 1, 1);
+                let f = h.scratch().join(format!("layer-{round}-{i}"));
+                std::fs::write(&f, &layers[0]).unwrap();
+                f
+            })
+            .collect();
+        let children: Vec<_> = files
+            .iter()
+            .map(|f| {
+                Command::new(node_exe())
+                    .args([
+                        &h.address(),
+                        "-",
+                        "-",
+                        "put-version",
+                        &cowheap_store::fingerprint_hex(&fp),
+                        "1",
+                        f.to_str().unwrap(),
+                    ])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut won = 0;
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+            assert!(
+                o.status.success(),
+                "{text} {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            if text == "won 1" {
+                won += 1;
+            } else {
+                assert_eq!(text, "lost 1");
+            }
+        }
+        assert_eq!(won, 1, "round {round}");
+        let listed = s.versions(fp, 0).unwrap();
+        assert_eq!(listed.len(), 1);
+        // The one recorded is one of the candidates, whole.
+        let bytes = s.get_layer(listed[0].layer).unwrap();
+        assert!(files.iter().any(|f| std::fs::read(f).unwrap() == bytes));
+    }
+}
+
+/// A damaged layer blob is a typed error, for the store and for a node that syncs; the
+/// node applies nothing of it.
+pub(crate) fn corrupt_layers(h: &dyn Harness) {
+    let fp = real_base(h, 1_000);
+    let s = op(h);
+    let (layers, _) = history(h, fp, 1, 2);
+    s.put_version(fp, 1, &layers[0]).unwrap();
+    let v2 = s.put_version(fp, 2, &layers[1]).unwrap();
+    let a = node(h, "a", Access::Operator);
+    h.damage(&v2.layer, Damage::Truncate);
+    assert!(matches!(
+        s.get_layer(v2.layer),
+        Err(StoreError::BlobTruncated { digest, .. }) if digest == v2.layer
+    ));
+    assert!(matches!(a.sync(fp), Err(StoreError::BlobTruncated { .. })));
+    // Version 1 was whole and is applied; nothing of version 2.
+    assert_eq!(a.repository(fp).unwrap().current().version(), 1);
+    let b = node(h, "b", Access::Operator);
+    h.damage(&v2.layer, Damage::Flip);
+    assert!(matches!(
+        b.sync(fp),
+        Err(StoreError::BlobTruncated { .. } | StoreError::BlobCorrupt { .. })
+    ));
+    assert_eq!(b.repository(fp).unwrap().current().version(), 1);
+}
+
+/// Who may commit: the operator names the principals; one it does not name is refused with
+/// a typed error and nothing changes; one it names commits, and the version says who.
+pub(crate) fn commit_rights(h: &dyn Harness) {
+    let fp = real_base(h, 1_000);
+    let s = op(h);
+    s.add_principal(&p("p1"), "secret-1").unwrap();
+    s.add_principal(&p("p2"), "secret-2").unwrap();
+    s.allow_commit(fp, &p("p1")).unwrap();
+    s.allow_commit(fp, &p("p1")).unwrap();
+    assert!(matches!(
+        s.allow_commit(Fingerprint([0xCD; 32]), &p("p1")),
+        Err(StoreError::BaseMissing { .. })
+    ));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let p1 = h
+        .open(Access::principal(p("p1"), "secret-1"), clock.clone())
+        .unwrap();
+    let p2 = h
+        .open(Access::principal(p("p2"), "secret-2"), clock)
+        .unwrap();
+    assert_eq!(s.committers(fp).unwrap(), vec![p("p1")]);
+    assert_eq!(p1.committers(fp).unwrap(), vec![p("p1")]);
+    assert_eq!(p2.committers(fp).unwrap(), vec![]);
+    assert!(matches!(
+        p2.allow_commit(fp, &p("p2")),
+        Err(StoreError::Denied { .. })
+    ));
+    let blobs = s.blob_stats().unwrap();
+    let (layers, _) = history(h, fp, 1, 2);
+    match p2.put_version(fp, 1, &layers[0]) {
+        Err(StoreError::NotCommitter { principal, base }) => {
+            assert_eq!((principal, base), (p("p2"), fp));
+        }
+        r => panic!("p2 commits: {r:?}"),
+    }
+    assert!(s.versions(fp, 0).unwrap().is_empty());
+    assert_eq!(
+        s.blob_stats().unwrap(),
+        blobs,
+        "a refused version adds no blob"
+    );
+    let v1 = p1.put_version(fp, 1, &layers[0]).unwrap();
+    assert_eq!(v1.committed_by, Some(p("p1")));
+    // Every principal reads versions, as it reads bases; the operator commits too.
+    assert_eq!(p2.versions(fp, 0).unwrap(), vec![v1.clone()]);
+    assert_eq!(p2.get_layer(v1.layer).unwrap(), layers[0]);
+    let v2 = s.put_version(fp, 2, &layers[1]).unwrap();
+    assert_eq!(v2.committed_by, None);
+
+    // Through nodes: p2's node cannot commit, and its tenant keeps its changes.
+    let n2 = node(h, "n2", Access::principal(p("p2"), "secret-2"));
+    n2.sync(fp).unwrap();
+    let x = slot_objects(&n2.base(fp).unwrap(), 2)[1];
+    let mut t2 = n2.repository(fp).unwrap().fork();
+    t2.set_slot(x, 0, Value::int(77)).unwrap();
+    assert!(matches!(
+        n2.commit(&mut t2, CommitMode::WriteWrite, &[]),
+        Err(StoreError::NotCommitter { .. })
+    ));
+    assert_eq!(t2.slot(x, 0).unwrap().as_int(), Some(77));
+    assert_eq!(s.versions(fp, 0).unwrap().len(), 2);
+    let n1 = node(h, "n1", Access::principal(p("p1"), "secret-1"));
+    let mut t1 = {
+        n1.sync(fp).unwrap();
+        n1.repository(fp).unwrap().fork()
+    };
+    t1.set_slot(x, 0, Value::int(78)).unwrap();
+    let v = n1.commit(&mut t1, CommitMode::WriteWrite, &[]).unwrap();
+    assert_eq!(v.version(), 3);
+    assert_eq!(s.versions(fp, 2).unwrap()[0].committed_by, Some(p("p1")));
+}
+
+/// Two nodes commit against one store from two threads at once. Disjoint changes: every
+/// commit lands, in order. The same object: exactly one of two racing commits wins, the
+/// other gets a conflict naming it, aborts, redoes and lands. Afterwards every node that
+/// syncs holds the same version (same fingerprint) and reads the same values.
+pub(crate) fn nodes_commit(h: &dyn Harness) {
+    let fp = real_base(h, 1_000);
+    let a = node(h, "a", Access::Operator);
+    let b = node(h, "b", Access::Operator);
+    let objs = slot_objects(&a.base(fp).unwrap(), 3);
+    let rounds = 15;
+    std::thread::scope(|sc| {
+        for (i, nd) in [&a, &b].into_iter().enumerate() {
+            let x = objs[i];
+            sc.spawn(move || {
+                nd.sync(fp).unwrap();
+                let repo = nd.repository(fp).unwrap();
+                let mut t = repo.fork();
+                for r in 1..=rounds {
+                    t.set_slot(x, 0, Value::int(r)).unwrap();
+                    nd.commit(&mut t, CommitMode::WriteWrite, &[]).unwrap();
+                }
+            });
+        }
+    });
+    let s = op(h);
+    let listed = s.versions(fp, 0).unwrap();
+    assert_eq!(
+        listed.iter().map(|v| v.number).collect::<Vec<_>>(),
+        (1..=2 * rounds as u64).collect::<Vec<_>>()
+    );
+    // Each version changed one node's object by one: along the chain, the two values
+    // add up to the version's number.
+    let c = node(h, "c", Access::Operator);
+    let newest = c.sync(fp).unwrap();
+    let mut v = Some(newest.clone());
+    while let Some(b) = v {
+        let t = Tenant::fork(&b);
+        let sum: i64 = objs[..2]
+            .iter()
+            .map(|&x| t.slot(x, 0).unwrap().as_int().unwrap_or(0))
+            .sum();
+        if b.version() > 0 {
+            assert_eq!(sum, b.version() as i64, "version {}", b.version());
+        }
+        v = b.parent().cloned();
+    }
+
+    // The same object, both at once: one wins, the other is told which object.
+    let x = objs[2];
+    let barrier = Barrier::new(2);
+    let outcomes: Vec<(Result<u64, StoreError>, Tenant)> = std::thread::scope(|sc| {
+        let joins: Vec<_> = [(&a, 100), (&b, 200)]
+            .into_iter()
+            .map(|(nd, value)| {
+                let barrier = &barrier;
+                sc.spawn(move || {
+                    nd.sync(fp).unwrap();
+                    let mut t = nd.repository(fp).unwrap().fork();
+                    t.set_slot(x, 0, Value::int(value)).unwrap();
+                    barrier.wait();
+                    let r = nd
+                        .commit(&mut t, CommitMode::WriteWrite, &[])
+                        .map(|v| v.version());
+                    (r, t)
+                })
+            })
+            .collect();
+        joins.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    let won: Vec<usize> = (0..2).filter(|&i| outcomes[i].0.is_ok()).collect();
+    assert_eq!(
+        won.len(),
+        1,
+        "{:?}",
+        outcomes.iter().map(|o| &o.0).collect::<Vec<_>>()
+    );
+    let (w, l) = (won[0], 1 - won[0]);
+    let x_index = a.base(fp).unwrap().heap().index_of(x).unwrap();
+    match &outcomes[l].0 {
+        Err(StoreError::Commit(e)) => match &**e {
+            CommitError::Conflict { objects, .. } => assert_eq!(objects, &vec![x_index]),
+            other => panic!("the loser: {other}"),
+        },
+        other => panic!("the loser: {other:?}"),
+    }
+    assert_eq!(outcomes[w].0.as_ref().unwrap(), &(2 * rounds as u64 + 1));
+    // The loser aborts (it sees the winner's value), redoes its change and commits.
+    let loser = [&a, &b][l];
+    let mut t = outcomes.into_iter().nth(l).unwrap().1;
+    let repo = loser.repository(fp).unwrap();
+    assert!(matches!(
+        repo.rebase(&mut t),
+        Err(CommitError::Conflict { .. })
+    ));
+    repo.abort(&mut t);
+    let winner_value = if w == 0 { 100 } else { 200 };
+    assert_eq!(t.slot(x, 0).unwrap().as_int(), Some(winner_value));
+    t.set_slot(x, 0, Value::int(300)).unwrap();
+    let last = loser.commit(&mut t, CommitMode::WriteWrite, &[]).unwrap();
+    assert_eq!(last.version(), 2 * rounds as u64 + 2);
+
+    // Every node that syncs holds the same version.
+    let fresh = node(h, "fresh", Access::Operator);
+    let views = [
+        a.sync(fp).unwrap(),
+        b.sync(fp).unwrap(),
+        fresh.sync(fp).unwrap(),
+    ];
+    for v in &views {
+        assert_eq!(v.version(), last.version());
+        assert_eq!(v.fingerprint(), last.fingerprint());
+        assert_eq!(Tenant::fork(v).slot(x, 0).unwrap().as_int(), Some(300));
+    }
+}
+
+/// A tenant suspended on version N resumes on a node that has never synced: the node finds
+/// version N (syncing first), and the tenant reads and commits there.
+pub(crate) fn resume_on_a_version(h: &dyn Harness) {
+    let fp = real_base(h, 1_000);
+    let s = op(h);
+    s.create_tenant(&t("v"), fp, None).unwrap();
+    let a = node(h, "a", Access::Operator);
+    let x = slot_objects(&a.base(fp).unwrap(), 1)[0];
+    let mut r = a.resume(&t("v")).unwrap();
+    r.tenant.set_slot(x, 0, Value::int(5)).unwrap();
+    let v1 = a
+        .commit(&mut r.tenant, CommitMode::WriteWrite, &[])
+        .unwrap();
+    assert_eq!(v1.version(), 1);
+    write_mark(&mut r.tenant, 9).unwrap();
+    a.suspend(r).unwrap();
+
+    let b = node(h, "b", Access::Operator);
+    let mut r = b.resume(&t("v")).unwrap();
+    assert_eq!(r.tenant.base().fingerprint(), v1.fingerprint());
+    assert_eq!(r.tenant.slot(x, 0).unwrap().as_int(), Some(5));
+    assert_eq!(read_mark(&r.tenant), Some(9));
+    r.tenant.set_slot(x, 0, Value::int(6)).unwrap();
+    let v2 = b
+        .commit(&mut r.tenant, CommitMode::WriteWrite, &[])
+        .unwrap();
+    assert_eq!(v2.version(), 2);
+    b.suspend(r).unwrap();
+    // A fresh tenant resumes on the newest version.
+    s.create_tenant(&t("w"), fp, None).unwrap();
+    let c = node(h, "c", Access::Operator);
+    let r = c.resume(&t("w")).unwrap();
+    assert_eq!(r.tenant.base().version(), 2);
+    assert_eq!(r.tenant.slot(x, 0).unwrap().as_int(), Some(6));
+}
+
 /// A fresh local-directory store.
 pub(crate) struct Local {
     pub(crate) dir: tempfile::TempDir,
@@ -594,7 +1060,10 @@ impl Harness for Local {
             Access::Operator,
         )
         .unwrap();
-        let path = s.blob_path(d);
+        // A layer blob lives beside the other blobs, in a directory of its own.
+        let path = Some(s.blob_path(d))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| s.layer_path(d));
         let mut bytes = std::fs::read(&path).unwrap();
         match how {
             Damage::Truncate => bytes.truncate(bytes.len() - 10),

@@ -1,0 +1,248 @@
+//! Base versions through the store: a node's commit is one compare-and-set in the store, and
+//! every node applies the versions others committed.
+//!
+//! A node keeps one [`Repository`] per history it meets (by the origin's fingerprint, the
+//! version-0 base in the store), made over the base it maps ([`Node::base`]). The store is
+//! the authority on which versions exist; a node's repository follows it.
+//!
+//! ```text
+//!  node A (at v3)                        store: origin O            node B (at v3)
+//!  commit(t): sync (nothing new)
+//!    checks, gather, layer L4
+//!    put_version(O, 4, L4) ------------> v4 = L4   (newest was 3: won)
+//!    publish v4 here                                                commit(u): sync
+//!                                                  <---------------   versions(O, after 3)
+//!                                                  ---------------->  apply L4 (now at v4)
+//!                                                                     checks against v4:
+//!                                                                     u changed what v4 did?
+//!                                                                       Conflict, nothing written
+//!                                                                     else put_version(O, 5, L5)
+//!  (had B's put_version raced A's for number 4, the store would refuse one of them with
+//!   VersionConflict { newest: 4 }; the loser syncs, checks again against v4, and retries.)
+//! ```
+//!
+//! - **Sync** ([`Node::sync`]): list the versions after the repository's current one, fetch
+//!   each layer (verified by digest, then by the layer's own checksum), and
+//!   [`Repository::apply`] them in order. Time: O(the new layers).
+//! - **Commit** ([`Node::commit`]): sync, then [`Repository::commit_through`], whose persist
+//!   step is [`Store::put_version`] of the layer with compare-and-set on the version number.
+//!   The conflict check runs in the repository against every version it has applied, so a
+//!   write-write (or, in [`CommitMode::ReadWrite`], read-write) conflict with another node's
+//!   commit is found exactly as with another tenant of the same process. A lost race (another
+//!   node wrote that number between this node's sync and its write) changes nothing here:
+//!   the node syncs and tries again, at most [`MAX_COMMIT_TRIES`] times. The store decides
+//!   who may commit ([`Store::allow_commit`]); the node's repository lets anyone try.
+//! - **Durability**: the version is in the store before it is published in the node, and the
+//!   store writes it in one atomic step, so a node killed mid-commit leaves the store at the
+//!   old version or the new one. A version whose write failed is published nowhere.
+//!
+//! One ambiguity is left to the caller: if the store's answer to a version write is lost
+//! (the connection drops after the database committed it), the commit fails with
+//! [`StoreError::Db`] although the version exists; the next sync applies it, and the
+//! tenant, still holding its changes, then conflicts with its own commit (abort it: the
+//! version holds its changes).
+
+use crate::node::Node;
+use crate::{Result, Store, StoreError};
+use cowheap_forwarders::Base;
+use cowheap_heap::{Fingerprint, Value};
+use cowheap_tenants::Tenant;
+use cowheap_tenants::commit::{CommitError, CommitMode, CommitRights, Layer, Repository};
+use std::sync::{Arc, Mutex};
+
+/// How many times [`Node::commit`] tries to write its version when other nodes keep winning
+/// the number first; then it gives up with [`StoreError::CommitRaced`]. Each lost try means
+/// another node's commit landed, so the system as a whole moves on.
+pub const MAX_COMMIT_TRIES: usize = 64;
+
+/// A node's repository of one history, and the lock that keeps two syncs of it from
+/// fetching the same layers at once.
+#[derive(Debug)]
+pub(crate) struct NodeRepo {
+    repo: Arc<Repository>,
+    sync: Mutex<()>,
+}
+
+impl Node {
+    fn node_repo(&self, origin: Fingerprint) -> Result<Arc<NodeRepo>> {
+        if let Some(r) = self
+            .repos
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&origin)
+        {
+            return Ok(r.clone());
+        }
+        // Fetched outside the map's lock; the first repository stored wins.
+        let base = self.base(origin)?;
+        let mut repos = self.repos.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(repos
+            .entry(origin)
+            .or_insert_with(|| {
+                Arc::new(NodeRepo {
+                    repo: Arc::new(Repository::with_config(
+                        base,
+                        CommitRights::Anyone,
+                        self.config,
+                    )),
+                    sync: Mutex::new(()),
+                })
+            })
+            .clone())
+    }
+
+    /// This node's repository of the history of base `origin`, made over the node's mapping
+    /// of that base on first use (fetching it if need be) and not synced: its current
+    /// version is the newest this node has applied or committed. Fork tenants from it (after
+    /// [`Node::sync`]) to commit them with [`Node::commit`]. Time: O(1) once made.
+    ///
+    /// # Errors
+    /// As [`Node::base`].
+    pub fn repository(&self, origin: Fingerprint) -> Result<Arc<Repository>> {
+        Ok(self.node_repo(origin)?.repo.clone())
+    }
+
+    /// Applies the versions of `origin`'s history that the store holds and this node's
+    /// repository does not, in order, and returns the current version. Time: O(the new
+    /// layers' size), one listing when there is none.
+    ///
+    /// # Errors
+    /// What the store answers ([`StoreError::BlobCorrupt`], [`StoreError::BlobTruncated`]
+    /// for a damaged layer blob), [`StoreError::Layer`] or [`StoreError::LayerMismatch`] for
+    /// bytes that are not the listed version's layer, [`StoreError::Commit`] if the
+    /// repository refuses a layer. The versions applied before the error stay applied.
+    pub fn sync(&self, origin: Fingerprint) -> Result<Arc<Base>> {
+        let r = self.node_repo(origin)?;
+        self.sync_repo(&r, origin)
+    }
+
+    fn sync_repo(&self, r: &NodeRepo, origin: Fingerprint) -> Result<Arc<Base>> {
+        let _one = r.sync.lock().unwrap_or_else(|p| p.into_inner());
+        let from = r.repo.current().version();
+        for v in self.store().versions(origin, from)? {
+            let current = r.repo.current().version();
+            if v.number <= current {
+                // A commit of this node published it meanwhile.
+                continue;
+            }
+            if v.number != current + 1 {
+                return Err(StoreError::Damaged {
+                    what: format!("the versions of base {origin}"),
+                    problem: "a gap in the listed versions",
+                });
+            }
+            let bytes = self.store().get_layer(v.layer)?;
+            let layer = Layer::from_bytes(&bytes).map_err(StoreError::Layer)?;
+            if layer.origin != origin || layer.version() != v.number {
+                return Err(StoreError::LayerMismatch {
+                    problem: "the layer is not of the version that names it",
+                });
+            }
+            match r.repo.apply(&layer) {
+                Ok(_) => {}
+                // A commit of this node published this number between the check above and
+                // the repository's lock: the store holds one version per number, so it is
+                // this one.
+                Err(CommitError::OutOfOrder { parent, current }) if parent < current => {}
+                Err(e) => return Err(StoreError::Commit(Box::new(e))),
+            }
+        }
+        Ok(r.repo.current())
+    }
+
+    /// Commits `tenant`'s changes as the next version of its base's history, written to the
+    /// store first (one atomic compare-and-set, [`Store::put_version`]) and then published
+    /// in this node's repository; the tenant moves to the new version. Syncs first, and
+    /// again after each lost race, so conflicts with other nodes' commits are found as with
+    /// other tenants of this process. Time: O(changed and new objects) plus the layers
+    /// synced, per try.
+    ///
+    /// `tenant` must stand on a version this node's repository published (forked from
+    /// [`Node::repository`], resumed by this node, or committed here).
+    ///
+    /// # Errors
+    /// [`StoreError::Commit`] with [`CommitError::Conflict`] (the objects listed) or another
+    /// refusal of the repository; [`StoreError::NotCommitter`] if the store does not let
+    /// this node's principal commit to the base; [`StoreError::CommitRaced`] after
+    /// [`MAX_COMMIT_TRIES`] lost races; what sync and the store answer. On any error the
+    /// store holds no part of this commit and the tenant keeps its changes.
+    pub fn commit(
+        &self,
+        tenant: &mut Tenant,
+        mode: CommitMode,
+        roots: &[Value],
+    ) -> Result<Arc<Base>> {
+        let origin = tenant.base().origin();
+        let r = self.node_repo(origin)?;
+        let store: &dyn Store = &**self.store();
+        for _ in 0..MAX_COMMIT_TRIES {
+            self.sync_repo(&r, origin)?;
+            let done = r
+                .repo
+                .commit_through(tenant, self.name().as_str(), mode, roots, |layer| {
+                    store
+                        .put_version(origin, layer.version(), &layer.to_bytes())
+                        .map(|_| ())
+                });
+            match done {
+                Ok(v) => return Ok(v),
+                Err(CommitError::Persist(e)) => match e.downcast::<StoreError>() {
+                    Ok(e) => match *e {
+                        StoreError::VersionConflict { .. } => continue,
+                        other => return Err(other),
+                    },
+                    Err(e) => return Err(StoreError::Commit(Box::new(CommitError::Persist(e)))),
+                },
+                Err(e) => return Err(StoreError::Commit(Box::new(e))),
+            }
+        }
+        Err(StoreError::CommitRaced {
+            tries: MAX_COMMIT_TRIES,
+        })
+    }
+
+    /// The version of `origin`'s history that a tenant snapshot was taken on: the one whose
+    /// [`Base::fingerprint`] the snapshot names, among the versions this node holds, synced
+    /// first if none matches. Bytes that name no version this node can find get the base
+    /// itself, onto which the restore then refuses them with a typed error. Time: O(versions
+    /// held) (fingerprints are computed once per version, O(layer)).
+    ///
+    /// # Errors
+    /// As [`Node::sync`].
+    pub fn version_for_snapshot(&self, origin: Fingerprint, snapshot: &[u8]) -> Result<Arc<Base>> {
+        let v0 = self.base(origin)?;
+        let Some(fp) = snapshot_base(snapshot) else {
+            return Ok(v0);
+        };
+        if fp == v0.fingerprint() {
+            return Ok(v0);
+        }
+        let r = self.node_repo(origin)?;
+        if let Some(b) = find_version(&r.repo.current(), fp) {
+            return Ok(b);
+        }
+        let current = self.sync_repo(&r, origin)?;
+        Ok(find_version(&current, fp).unwrap_or(v0))
+    }
+}
+
+/// The base fingerprint a tenant snapshot's header names (`docs/FORMATS.md`: the magic, the
+/// format version and flags, then the fingerprint), if the bytes start like a snapshot. Only
+/// a hint for choosing the version: the restore checks everything.
+fn snapshot_base(bytes: &[u8]) -> Option<Fingerprint> {
+    const AT: usize = 8 + 4 + 4;
+    if bytes.get(..8)? != cowheap_tenants::snapshot::MAGIC {
+        return None;
+    }
+    Some(Fingerprint(bytes.get(AT..AT + 32)?.try_into().ok()?))
+}
+
+/// The version below or at `current` whose fingerprint is `fp`. Fingerprints are computed
+/// from the oldest up, so each is one step over its parent's (no deep recursion).
+fn find_version(current: &Arc<Base>, fp: Fingerprint) -> Option<Arc<Base>> {
+    let mut chain = vec![current.clone()];
+    while let Some(p) = chain.last().and_then(|b| b.parent()).cloned() {
+        chain.push(p);
+    }
+    chain.into_iter().rev().find(|b| b.fingerprint() == fp)
+}
