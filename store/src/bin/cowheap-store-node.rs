@@ -20,7 +20,8 @@
 //!   `OBJECTS` objects of group `GROUP` (objects `GROUP * OBJECTS ..` of
 //!   [`cowheap_store::workload::slot_objects`]) to one more than the first one's value in
 //!   that version (0 if not an integer); prints `committed VERSION VALUE` after each (when
-//!   forever), then `done COUNT`.
+//!   forever), then `done COUNT conflicts C`. A commit that conflicts with another node's
+//!   (write-write) is dropped and done again on the newest version, `C` counting those.
 //!
 //! The base cache is `$COWHEAP_STORE_CACHE` (default: a directory per node under the
 //! temporary directory); the lease is `$COWHEAP_STORE_LEASE_MS` (default 30 s).
@@ -29,6 +30,7 @@ use cowheap_store::workload::{read_mark, slot_objects, write_mark};
 use cowheap_store::{
     Access, Node, NodeName, StoreError, SystemClock, TenantName, open_store, principal_access,
 };
+use cowheap_tenants::commit::CommitError;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -154,7 +156,7 @@ fn run(args: &[String]) -> Result<()> {
         let targets = targets.split_off(group * objects);
         let first = *targets.first().ok_or_else(usage)?;
         let repo = node.repository(origin)?;
-        let mut done = 0;
+        let (mut done, mut conflicts) = (0, 0u64);
         while count.is_none_or(|c| done < c) {
             node.sync(origin)?;
             let mut t = repo.fork();
@@ -168,13 +170,22 @@ fn run(args: &[String]) -> Result<()> {
                 t.set_slot(x, 0, cowheap_heap::Value::int(next))
                     .map_err(StoreError::from)?;
             }
-            let v = node.commit(&mut t, Default::default(), &[])?;
+            let v = match node.commit(&mut t, Default::default(), &[]) {
+                Ok(v) => v,
+                // Another node changed these objects since this tenant's version: drop the
+                // tenant and do the increment again on the newest version.
+                Err(StoreError::Commit(e)) if matches!(*e, CommitError::Conflict { .. }) => {
+                    conflicts += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             done += 1;
             if count.is_none() {
                 say(out, format!("committed {} {next}", v.version()));
             }
         }
-        say(out, format!("done {done}"));
+        say(out, format!("done {done} conflicts {conflicts}"));
         return Ok(());
     }
     let prefix = rest.get(1).ok_or_else(usage)?;
