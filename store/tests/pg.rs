@@ -404,3 +404,122 @@ fn a_principals_put_repairs_its_blob_and_cannot_divert_the_function() {
     let d2 = bob.suspend(&c, &again).unwrap();
     assert_eq!(bob.read_state(&common::t("tb"), d2).unwrap(), again);
 }
+
+/// The server keeps the version rules whatever SQL a principal's role sends: only a
+/// principal the base names inserts a version, only as itself, only over an existing one,
+/// once per number; nobody changes or removes one; other principals' commit rights are not
+/// shown; versions and their layers are readable by all.
+#[test]
+fn a_principals_database_role_keeps_the_version_rules() {
+    let pg = Pg::new();
+    let fp = common::real_base(&pg, 1_000);
+    let op = PgStore::connect(&pg.url, Arc::new(SystemClock), Access::Operator).unwrap();
+    for p in ["p1", "p2"] {
+        op.add_principal(&common::p(p), &format!("secret-{p}"))
+            .unwrap();
+    }
+    op.allow_commit(fp, &common::p("p1")).unwrap();
+    let (layers, _) = common::history(&pg, fp, 1, 3);
+    let login = |p: &str| {
+        let mut cfg: postgres::Config = pg.url.parse().unwrap();
+        cfg.user(&format!("cowheap_{p}"))
+            .password(format!("secret-{p}"));
+        cfg.connect(postgres::NoTls).unwrap()
+    };
+    let (mut p1, mut p2) = (login("p1"), login("p2"));
+    // Each stores its layer blob through the function, as the store does.
+    let put = |c: &mut postgres::Client, bytes: &[u8]| -> (Vec<u8>, Vec<u8>) {
+        let d = cowheap_store::Digest::of(bytes).0.to_vec();
+        let sha: Vec<u8> = c
+            .query_one("SELECT cowheap_put_blob($1, $2)", &[&d, &bytes])
+            .unwrap()
+            .get(0);
+        (d, sha)
+    };
+    let insert = |c: &mut postgres::Client, number: i64, blob: &(Vec<u8>, Vec<u8>), by: &str| {
+        c.execute(
+            "INSERT INTO cowheap_versions (origin, number, layer, layer_sha256, committed_by) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&fp.0.as_slice(), &number, &blob.0, &blob.1, &by],
+        )
+        .map_err(|e| e.code().map(|c| c.code().to_owned()))
+    };
+    let one = put(&mut p2, &layers[0]);
+    let code = |r: Result<u64, Option<String>>| r.err().flatten();
+    // p2 is not named by the base.
+    assert_eq!(
+        code(insert(&mut p2, 1, &one, "p2")).as_deref(),
+        Some("42501")
+    );
+    // p1 is, but not as another, and not over a missing version.
+    assert_eq!(
+        code(insert(&mut p1, 1, &one, "p2")).as_deref(),
+        Some("42501")
+    );
+    let three = put(&mut p1, &layers[2]);
+    assert_eq!(
+        code(insert(&mut p1, 3, &three, "p1")).as_deref(),
+        Some("42501")
+    );
+    assert_eq!(insert(&mut p1, 1, &one, "p1"), Ok(1));
+    // Once per number.
+    assert_eq!(
+        code(insert(&mut p1, 1, &three, "p1")).as_deref(),
+        Some("23505")
+    );
+    for sql in [
+        "UPDATE cowheap_versions SET number = 7",
+        "DELETE FROM cowheap_versions",
+        "INSERT INTO cowheap_committers (base, principal) SELECT fingerprint, 'p2' FROM cowheap_bases",
+    ] {
+        let e = p2.execute(sql, &[]).unwrap_err();
+        assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{sql}");
+    }
+    let count =
+        |c: &mut postgres::Client, sql: &str| -> i64 { c.query_one(sql, &[]).unwrap().get(0) };
+    assert_eq!(count(&mut p2, "SELECT count(*) FROM cowheap_committers"), 0);
+    assert_eq!(count(&mut p1, "SELECT count(*) FROM cowheap_committers"), 1);
+    assert_eq!(count(&mut p2, "SELECT count(*) FROM cowheap_versions"), 1);
+    let layer_rows: i64 = p2
+        .query_one(
+            "SELECT count(*) FROM cowheap_blobs WHERE digest = $1",
+            &[&one.0],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        layer_rows, 1,
+        "a version's layer is readable by every principal"
+    );
+    // The store sees the version p1's role wrote, and reads its layer back whole.
+    let listed = op.versions(fp, 0).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].committed_by, Some(common::p("p1")));
+    assert_eq!(op.get_layer(listed[0].layer).unwrap(), layers[0]);
+}
+
+/// Bytes planted under a layer's digest (through the function, by a principal) never stand
+/// in for the layer: the committer's write files the honest bytes under their own SHA-256,
+/// and every reader gets those.
+#[test]
+fn a_planted_layer_blob_is_never_read_as_the_layer() {
+    let pg = Pg::new();
+    let fp = common::real_base(&pg, 1_000);
+    let op = PgStore::connect(&pg.url, Arc::new(SystemClock), Access::Operator).unwrap();
+    op.add_principal(&common::p("mallory"), "m").unwrap();
+    let (layers, _) = common::history(&pg, fp, 1, 1);
+    let digest = cowheap_store::Digest::of(&layers[0]);
+    let mut cfg: postgres::Config = pg.url.parse().unwrap();
+    cfg.user("cowheap_mallory").password("m");
+    let mut m = cfg.connect(postgres::NoTls).unwrap();
+    m.query_one(
+        "SELECT cowheap_put_blob($1, $2)",
+        &[&digest.0.as_slice(), &b"planted bytes".as_slice()],
+    )
+    .unwrap();
+    let v = op.put_version(fp, 1, &layers[0]).unwrap();
+    assert_eq!(v.layer, digest);
+    assert_eq!(op.get_layer(digest).unwrap(), layers[0]);
+    let node = common::node(&pg, "n", Access::principal(common::p("mallory"), "m"));
+    assert_eq!(node.sync(fp).unwrap().version(), 1);
+}
