@@ -15,6 +15,9 @@
 //! cowheap store suspend STORE --node a --node-dir A TENANT  (writes it, releases it)
 //! cowheap store resume STORE --node b --node-dir B TENANT   (sees 42)
 //! cowheap store ls     STORE
+//! cowheap store allow-commit STORE FINGERPRINT PRINCIPAL   (operator: who may commit)
+//! cowheap store commit STORE --node a --node-dir A TENANT   (its changes: the next version)
+//! cowheap store versions STORE FINGERPRINT [--after N]      (the base's committed versions)
 //! ```
 //!
 //! Resuming a tenant another node holds fails with [`StoreError::Held`]; suspending a
@@ -109,6 +112,42 @@ pub fn ls(store: &dyn Store) -> Result<String> {
     Ok(out)
 }
 
+/// `store allow-commit ADDRESS FINGERPRINT PRINCIPAL`: lets the principal commit versions of
+/// the base. Operator only.
+///
+/// # Errors
+/// As [`Store::allow_commit`].
+pub fn allow_commit(store: &dyn Store, fingerprint: &str, principal: &str) -> Result<String> {
+    let fp = parse_fingerprint(fingerprint)?;
+    store.allow_commit(fp, &crate::PrincipalName::new(principal)?)?;
+    Ok(format!("principal {principal} may commit to base {fp}\n"))
+}
+
+/// `store versions ADDRESS FINGERPRINT [--after N]`: the committed versions of the base's
+/// history above `after`, one line each (number, layer digest, committer), and who may
+/// commit (as far as this access may see).
+///
+/// # Errors
+/// As [`Store::versions`].
+pub fn versions(store: &dyn Store, fingerprint: &str, after: u64) -> Result<String> {
+    let fp = parse_fingerprint(fingerprint)?;
+    let mut out = String::new();
+    for v in store.versions(fp, after)? {
+        let _ = writeln!(
+            out,
+            "version {} layer {} by {}",
+            v.number,
+            v.layer.to_hex(),
+            v.committed_by
+                .map_or("operator".to_owned(), |p| p.to_string())
+        );
+    }
+    for p in store.committers(fp)? {
+        let _ = writeln!(out, "committer {p}");
+    }
+    Ok(out)
+}
+
 /// A command-line node: a name and a directory.
 #[derive(Debug)]
 pub struct CliNode {
@@ -190,8 +229,9 @@ impl CliNode {
                 d => Some(Digest::from_hex(d)?),
             },
         };
-        let base = self.node.base(claim.base)?;
-        let tenant = Tenant::restore(&base, &snap).map_err(StoreError::BaseFile)?;
+        let bytes = std::fs::read(&snap).map_err(|e| StoreError::io(&snap, e))?;
+        let base = self.node.version_for_snapshot(claim.base, &bytes)?;
+        let tenant = Tenant::restore_from(&base, &bytes).map_err(StoreError::BaseFile)?;
         Ok((tenant, claim))
     }
 
@@ -229,6 +269,25 @@ impl CliNode {
         write_mark(&mut tenant, value)?;
         self.keep(&tenant, &claim)?;
         Ok(format!("{t}: mark {value}\n"))
+    }
+
+    /// `store commit --node N --node-dir D TENANT`: commits the resident tenant's changes as
+    /// the next version of its base ([`Node::commit`]) and keeps it resident, on the new
+    /// version.
+    ///
+    /// # Errors
+    /// As [`Node::commit`]: a conflict with a version committed since the tenant's, a
+    /// principal the base does not let commit.
+    pub fn commit(&self, tenant: &str) -> Result<String> {
+        let t = TenantName::new(tenant)?;
+        let (mut tenant, claim) = self.load(&t)?;
+        let v = self.node.commit(&mut tenant, Default::default(), &[])?;
+        self.keep(&tenant, &claim)?;
+        Ok(format!(
+            "committed {t}: version {} of base {}\n",
+            v.version(),
+            v.origin()
+        ))
     }
 
     /// `store suspend --node N --node-dir D TENANT`: writes the resident tenant to the store

@@ -42,3 +42,62 @@ fn two_command_line_nodes_pass_a_tenant() {
     assert!(a.suspend("alice").is_err());
     assert!(a.resume("alice").unwrap().ends_with("mark 43\n"));
 }
+
+/// Commits from the command line: a node commits a resident tenant's change as version 1,
+/// `versions` lists it, another node resumes the tenant on that version, and a principal
+/// the base does not name is refused.
+#[test]
+fn a_command_line_node_commits_and_versions_lists_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let addr = store.to_str().unwrap();
+    cli::init(addr).unwrap();
+    let op = open_store(addr, Arc::new(cowheap_store::SystemClock), Access::Operator).unwrap();
+    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
+    let fp = fp.trim();
+    cli::create(&*op, "alice", fp, None).unwrap();
+    cli::add_principal(&*op, "p", "s").unwrap();
+    cli::create(&*op, "bob", fp, Some("p")).unwrap();
+    assert_eq!(cli::versions(&*op, fp, 0).unwrap(), "");
+
+    let a = CliNode::open(addr, Access::Operator, "a", &dir.path().join("a")).unwrap();
+    a.resume("alice").unwrap();
+    a.mark("alice", 42).unwrap();
+    let said = a.commit("alice").unwrap();
+    assert!(
+        said.starts_with("committed alice: version 1 of base "),
+        "{said}"
+    );
+    a.suspend("alice").unwrap();
+    let listing = cli::versions(&*op, fp, 0).unwrap();
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 1, "{listing}");
+    assert!(lines[0].starts_with("version 1 layer "), "{listing}");
+    assert!(lines[0].ends_with(" by operator"), "{listing}");
+    assert_eq!(cli::versions(&*op, fp, 1).unwrap(), "");
+
+    // Another node, which never synced, resumes alice on version 1.
+    let b = CliNode::open(addr, Access::Operator, "b", &dir.path().join("b")).unwrap();
+    assert!(b.resume("alice").unwrap().ends_with("mark 42\n"));
+
+    // A principal the base does not name cannot commit; once named, it can.
+    let access = cowheap_store::principal_access("p", "s").unwrap();
+    let pn = CliNode::open(addr, access, "pn", &dir.path().join("pn")).unwrap();
+    pn.resume("bob").unwrap();
+    pn.mark("bob", 7).unwrap();
+    assert!(matches!(
+        pn.commit("bob"),
+        Err(StoreError::NotCommitter { .. })
+    ));
+    assert_eq!(
+        cli::allow_commit(&*op, fp, "p").unwrap(),
+        format!(
+            "principal p may commit to base {}\n",
+            cowheap_store::parse_fingerprint(fp).unwrap()
+        )
+    );
+    assert!(pn.commit("bob").unwrap().contains("version 2"));
+    let listing = cli::versions(&*op, fp, 1).unwrap();
+    assert!(listing.starts_with("version 2 layer "), "{listing}");
+    assert!(listing.contains(" by p\ncommitter p\n"), "{listing}");
+}
