@@ -4,13 +4,18 @@
 //! tenant's snapshot) beside what a whole-process memory snapshot of the same tenant would
 //! hold (the base's bytes plus the tenant's private memory).
 //!
+//! Then commits through the store ([`Node::commit`]: sync, checks, the version written
+//! compare-and-set, published) against the same commit in one process with no store
+//! (`Repository::commit`), by changed objects, and a second node's sync of each new version.
+//!
 //! `cargo bench -p cowheap-store --bench store` (starts its own PostgreSQL server).
 
 use cowheap_heap::{Fingerprint, Format, Value, synth};
-use cowheap_store::workload::write_mark;
+use cowheap_store::workload::{slot_objects, write_mark};
 use cowheap_store::{
     Access, LocalStore, Node, NodeName, PgServer, PgStore, Store, SystemClock, TenantName,
 };
+use cowheap_tenants::commit::{CommitMode, CommitRights, Repository};
 use criterion::{BenchmarkId, Criterion};
 use std::path::Path;
 use std::sync::Arc;
@@ -105,6 +110,89 @@ fn backend(c: &mut Criterion, label: &str, store: Arc<dyn Store>, scratch: &Path
     group.finish();
 }
 
+const CHANGED: [usize; 2] = [1, 100];
+
+/// A tenant of `repo`'s current version with slot 0 of `changed` objects set to `n`.
+fn changed_tenant(repo: &Repository, objects: &[Value], n: i64) -> cowheap_tenants::Tenant {
+    let mut t = repo.fork();
+    for &x in objects {
+        t.set_slot(x, 0, Value::int(n)).unwrap();
+    }
+    t
+}
+
+fn commits(c: &mut Criterion, label: &str, store: Arc<dyn Store>, scratch: &Path) {
+    let node = Node::new(
+        store.clone(),
+        NodeName::new("committer").unwrap(),
+        scratch.join("cache-commit"),
+    );
+    let other = Node::new(
+        store,
+        NodeName::new("follower").unwrap(),
+        scratch.join("cache-follow"),
+    );
+    let image = scratch.join("base-commit.cowheap");
+    synth::image(1_000, 2).save(&image).unwrap();
+    let fp = node.put_base_file(&image).unwrap();
+    let repo = node.repository(fp).unwrap();
+    let objects = slot_objects(&node.base(fp).unwrap(), *CHANGED.iter().max().unwrap());
+    let local = Repository::new(
+        cowheap_forwarders::Base::new(synth::image(1_000, 2)),
+        CommitRights::Anyone,
+    );
+    let mut group = c.benchmark_group(format!("commit/{label}"));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(2));
+    let mut n = 0i64;
+    for changed in CHANGED {
+        let id = format!("base=1000/changed={changed}");
+        group.bench_function(BenchmarkId::new("through the store", &id), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    n += 1;
+                    let mut t = changed_tenant(&repo, &objects[..changed], n);
+                    let start = Instant::now();
+                    node.commit(&mut t, CommitMode::WriteWrite, &[]).unwrap();
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+        group.bench_function(BenchmarkId::new("another node syncs it", &id), |b| {
+            b.iter_custom(|iters| {
+                other.sync(fp).unwrap();
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    n += 1;
+                    let mut t = changed_tenant(&repo, &objects[..changed], n);
+                    node.commit(&mut t, CommitMode::WriteWrite, &[]).unwrap();
+                    let start = Instant::now();
+                    other.sync(fp).unwrap();
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+        group.bench_function(BenchmarkId::new("in one process, no store", &id), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    n += 1;
+                    let mut t = changed_tenant(&local, &objects[..changed], n);
+                    let start = Instant::now();
+                    local.commit(&mut t, "bench").unwrap();
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let dir = tempfile::tempdir().unwrap();
@@ -116,13 +204,17 @@ fn main() {
     .unwrap();
     let local_scratch = dir.path().join("local");
     std::fs::create_dir_all(&local_scratch).unwrap();
-    backend(&mut c, "local", Arc::new(local), &local_scratch);
+    let local: Arc<dyn Store> = Arc::new(local);
+    commits(&mut c, "local", local.clone(), &local_scratch);
+    backend(&mut c, "local", local, &local_scratch);
 
     let server = PgServer::start().unwrap_or_else(|e| panic!("PostgreSQL must start: {e}"));
     let url = server.create_db("bench").unwrap();
     let pg = PgStore::init(&url, Arc::new(SystemClock)).unwrap();
     let pg_scratch = dir.path().join("pg");
     std::fs::create_dir_all(&pg_scratch).unwrap();
-    backend(&mut c, "postgres", Arc::new(pg), &pg_scratch);
+    let pg: Arc<dyn Store> = Arc::new(pg);
+    commits(&mut c, "postgres", pg.clone(), &pg_scratch);
+    backend(&mut c, "postgres", pg, &pg_scratch);
     c.final_summary();
 }

@@ -47,6 +47,27 @@
 //! - **Swap-out under a memory budget**: [`SwapRegistry`] suspends the least recently used
 //!   tenants when the resident private bytes pass its budget, and resumes them on next use.
 //!
+//! # Base versions
+//!
+//! A commit of a tenant ([`cowheap_tenants::commit`]) makes a new version of its base; with
+//! a store, the version is one atomic write in it before any node publishes it:
+//!
+//! - [`Store::put_version`] writes version `n` of the history of base `origin` (the layer
+//!   as a content-addressed blob, and a record naming it) **only if the newest version of
+//!   that history is `n - 1`**, else [`StoreError::VersionConflict`] names the newest: of
+//!   many nodes writing one number exactly one wins, and the chain has no gaps.
+//!   [`Store::versions`] lists a history's versions after a number; [`Store::get_layer`]
+//!   fetches a layer, verified.
+//! - **Who may commit**: the operator names the principals that may commit to a base
+//!   ([`Store::allow_commit`]); another principal's version is refused
+//!   ([`StoreError::NotCommitter`]) and nothing changes. In PostgreSQL the server enforces
+//!   it with row-level security, as it does tenant grants.
+//! - [`Node::sync`] applies the versions a node lacks; [`Node::commit`] syncs, runs the
+//!   repository's checks (conflicts against every version applied, so two nodes get the
+//!   rules two tenants of one process get) and writes the version, compare-and-set, before
+//!   publishing it; a lost race is synced and tried again. [`Node::resume`] restores a
+//!   tenant onto the version its snapshot was taken on, syncing first if need be.
+//!
 //! # Backends
 //!
 //! - [`LocalStore`], the embedded default: a directory, no server. Every file is written to a
