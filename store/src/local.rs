@@ -670,16 +670,20 @@ impl Store for LocalStore {
                 fingerprint: origin,
             });
         }
-        let mut numbers: Vec<u64> = list_dir(&self.versions_dir(&origin))?
-            .iter()
-            .filter_map(|n| parse_version_name(n))
-            .filter(|&n| n > after)
-            .collect();
-        numbers.sort_unstable();
-        numbers
-            .into_iter()
-            .map(|n| self.load_version(origin, n))
-            .collect()
+        // The chain is gapless (a version is linked only over an existing one, and none is
+        // removed), so the versions after `after` are found by probing up from it: O(new
+        // versions), however long the history.
+        let dir = self.versions_dir(&origin);
+        let mut out = Vec::new();
+        let mut n = after;
+        while let Some(next) = n.checked_add(1) {
+            if !dir.join(version_name(next)).exists() {
+                break;
+            }
+            out.push(self.load_version(origin, next)?);
+            n = next;
+        }
+        Ok(out)
     }
 
     fn get_layer(&self, digest: Digest) -> Result<Vec<u8>> {

@@ -145,3 +145,44 @@ fn opening_a_store_sweeps_temporary_files_left_long_ago_and_keeps_fresh_ones() {
     assert!(!stale.exists(), "a stale temporary file stays");
     assert!(fresh.exists(), "a fresh temporary file was removed");
 }
+
+/// What a writer killed between its layer blob and its version record leaves (a layer no
+/// record names) is not a version and does not stop the next writer of that number; a
+/// version record changed behind the store's back is a typed error.
+#[test]
+fn an_unnamed_layer_is_no_version_and_a_damaged_record_is_refused() {
+    use common::Harness;
+    let h = Local::new();
+    let fp = common::real_base(&h, 1_000);
+    let s = h
+        .open(Access::Operator, Arc::new(cowheap_store::SystemClock))
+        .unwrap();
+    let (mine, _) = common::history(&h, fp, 1, 1);
+    let (theirs, _) = common::history(&h, fp, 2, 1);
+    // The killed writer's layer, alone in layers/.
+    let local = LocalStore::open(
+        h.dir.path(),
+        Arc::new(cowheap_store::SystemClock),
+        Access::Operator,
+    )
+    .unwrap();
+    let orphan = local.layer_path(&cowheap_store::Digest::of(&theirs[0]));
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    let mut framed = b"COWBLOB\0".to_vec();
+    framed.extend((theirs[0].len() as u64).to_le_bytes());
+    framed.extend(&theirs[0]);
+    std::fs::write(&orphan, framed).unwrap();
+    assert!(s.versions(fp, 0).unwrap().is_empty());
+    let v1 = s.put_version(fp, 1, &mine[0]).unwrap();
+    assert_eq!(s.versions(fp, 0).unwrap(), vec![v1]);
+
+    let record = h
+        .dir
+        .path()
+        .join("versions")
+        .join(cowheap_store::fingerprint_hex(&fp))
+        .join(format!("{:020}", 1));
+    let text = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(&record, text.replace("by -", "by x")).unwrap();
+    assert!(matches!(s.versions(fp, 0), Err(StoreError::Damaged { .. })));
+}
