@@ -185,7 +185,9 @@ impl Word {
     /// True for an immediate: a small integer, a character or an immediate float.
     #[inline]
     pub const fn is_immediate(self) -> bool {
-        self.0 & 1 == 1 || self.0 & 3 == 2
+        // Tags x x 1 (small integers), 0 1 0 (characters) and 1 1 0 (floats): exactly the
+        // words with one of the two low bits set (references are 0 0 0 and 1 0 0).
+        self.0 & 3 != 0
     }
 
     /// True for every word but a base tag with bits set above its 32-bit index, which names
