@@ -100,6 +100,7 @@ impl Tenant {
                 out.freed_bytes += entry_cost(&e);
             }
         }
+        self.drop_dead_hosts();
         let cold = self.cold_mut();
         sub(&mut cold.stats.private_objects, out.freed);
         sub(&mut cold.stats.private_bytes, out.freed_bytes);

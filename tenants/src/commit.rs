@@ -182,6 +182,11 @@ impl Numbering<'_> {
         if let Some(&x) = self.copies.get(&k.key()) {
             return Ok(Word::base(x));
         }
+        if self.tenant.is_host(k) {
+            return Err(CommitError::Unsupported(
+                "a host object (a base object cannot hold one)",
+            ));
+        }
         let y = match self.fresh.get(&k.key()) {
             Some(&y) => y,
             None => {
@@ -725,6 +730,7 @@ impl Tenant {
         if let Some(cold) = self.cold.as_mut() {
             cold.roots.clear();
             cold.handles.clear();
+            cold.hosts.clear();
             cold.stats.private_objects = 0;
             cold.stats.private_bytes = 0;
         }

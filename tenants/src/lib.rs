@@ -29,6 +29,7 @@ mod become_;
 mod collect;
 pub mod commit;
 mod error;
+pub mod hosts;
 mod layer;
 mod registry;
 mod roots;

@@ -51,6 +51,7 @@
 //! assert!(Tenant::restore_from(&other, &bytes).is_err());
 //! ```
 
+use crate::hosts::{Host, HostError, HostPlugins};
 use crate::space::{Body, Entry, Space, entry_cost};
 use crate::{Tenant, TenantConfig, TenantStats};
 use cowheap_forwarders::{Base, Forwarding, MarkPolicy, MarkTarget};
@@ -73,6 +74,8 @@ pub const VERSION: u32 = 1;
 const HEADER_LEN: usize = 8 + 4 + 4 + 32 + 8 + 32;
 /// Bytes of the header the digest covers (all but the digest).
 const COVERED: usize = HEADER_LEN - 32;
+/// The flag saying a host objects section follows the roots.
+const FLAG_HOSTS: u32 = 2;
 /// The quota field's value for "no quota".
 const NO_QUOTA: u64 = u64::MAX;
 
@@ -83,6 +86,9 @@ pub enum RestoreError {
     /// The bytes are not a whole, valid snapshot of this base.
     #[error(transparent)]
     File(#[from] FileError),
+    /// A host object could not be made again ([`crate::hosts`]).
+    #[error(transparent)]
+    Host(#[from] HostError),
     /// The tenant already holds more private bytes than the host's quota allows.
     #[error("the snapshot's tenant holds {used} private bytes, over the quota of {quota}")]
     QuotaExceeded {
@@ -138,6 +144,44 @@ impl Tenant {
     /// This tenant's private part as snapshot bytes. Time and size: O(private entries and
     /// keys ever used).
     pub fn snapshot(&self) -> Vec<u8> {
+        // Without plugins a host object's state is not saved (a placeholder's saved bytes
+        // are kept): restoring it then needs the caller to accept a placeholder.
+        let saved = |h: &Host| Ok::<_, std::convert::Infallible>(h.saved.clone());
+        match self.snapshot_hosts(saved) {
+            Ok(bytes) => bytes,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Tenant::snapshot`], each host object saved by its kind's plugin in `plugins`
+    /// ([`crate::hosts`]). Time: O(private), plus the plugins' work.
+    ///
+    /// # Errors
+    /// [`HostError::NoPlugin`] for a host object whose kind has no plugin (a placeholder
+    /// keeps the bytes it was restored with and needs none); [`HostError::Save`] if a plugin
+    /// fails.
+    pub fn snapshot_with(&self, plugins: &HostPlugins) -> Result<Vec<u8>, HostError> {
+        self.snapshot_hosts(|h| match &h.object {
+            None => Ok(h.saved.clone()),
+            Some(object) => {
+                let plugin = plugins.get(&h.kind).ok_or_else(|| HostError::NoPlugin {
+                    kind: h.kind.clone(),
+                })?;
+                plugin
+                    .save(object.as_ref())
+                    .map(Some)
+                    .map_err(|reason| HostError::Save {
+                        kind: h.kind.clone(),
+                        reason,
+                    })
+            }
+        })
+    }
+
+    fn snapshot_hosts<E>(
+        &self,
+        mut state: impl FnMut(&Host) -> Result<Option<Vec<u8>>, E>,
+    ) -> Result<Vec<u8>, E> {
         let mut p = Out(Vec::new());
         p.u64(self.quota.unwrap_or(NO_QUOTA));
         for v in stats_fields(&self.stats()) {
@@ -186,17 +230,37 @@ impl Tenant {
         if let Err(e) = write_roots(&mut p.0, roots) {
             unreachable!("{e}: Tenant::set_root refuses such names");
         }
+        let hosts = self.cold.as_ref().map(|c| &c.hosts);
+        let with_hosts = hosts.is_some_and(|h| !h.is_empty());
+        if let Some(hosts) = hosts.filter(|_| with_hosts) {
+            p.len64(hosts.len());
+            for h in hosts.values() {
+                p.u32(h.key.key());
+                p.len32(h.kind.len());
+                p.0.extend_from_slice(h.kind.as_bytes());
+                match state(h)? {
+                    None => p.u8(0),
+                    Some(bytes) => {
+                        p.u8(1);
+                        p.len64(bytes.len());
+                        p.0.extend_from_slice(&bytes);
+                    }
+                }
+            }
+        }
         let payload = p.0;
         let mut out = Out(Vec::with_capacity(HEADER_LEN + payload.len()));
         out.0.extend(MAGIC);
         out.u32(VERSION);
-        out.u32(u32::from(self.marks_policy() == MarkPolicy::Private));
+        let flags = u32::from(self.marks_policy() == MarkPolicy::Private)
+            | if with_hosts { FLAG_HOSTS } else { 0 };
+        out.u32(flags);
         out.0.extend(self.base.fingerprint().0);
         out.len64(payload.len());
         let d = digest(&out.0, &payload);
         out.0.extend(d);
         out.0.extend(payload);
-        out.0
+        Ok(out.0)
     }
 
     /// Writes [`Tenant::snapshot`] to `path` atomically. Time: O(private).
@@ -232,6 +296,10 @@ impl Tenant {
                 "snapshot",
                 "the tenant is over the default quota",
             )),
+            Err(RestoreError::Host(_)) => Err(FileError::corrupt(
+                "host objects",
+                "the snapshot holds host objects: restore it with Tenant::restore_with_hosts",
+            )),
         }
     }
 
@@ -248,10 +316,60 @@ impl Tenant {
         bytes: &[u8],
         config: &TenantConfig,
     ) -> Result<Tenant, RestoreError> {
-        let payload = check_header(base, bytes)?;
-        let parts = Parts::read(payload)?;
+        Tenant::restore_with_hosts(base, bytes, config, &HostPlugins::new(), false)
+    }
+
+    /// [`Tenant::restore_with`], each host object made again by its kind's plugin in
+    /// `plugins` ([`crate::hosts`]). A host object whose plugin is missing, or whose state
+    /// the snapshot did not save, is an error unless `placeholders` is true: it is then
+    /// restored as a placeholder ([`Tenant::placeholders`]) that keeps its saved bytes.
+    /// Time: O(snapshot size), plus the plugins' work.
+    ///
+    /// # Errors
+    /// As [`Tenant::restore_with`], and [`RestoreError::Host`].
+    pub fn restore_with_hosts(
+        base: &Arc<Base>,
+        bytes: &[u8],
+        config: &TenantConfig,
+        plugins: &HostPlugins,
+        placeholders: bool,
+    ) -> Result<Tenant, RestoreError> {
+        let (payload, flags) = check_header(base, bytes)?;
+        let mut parts = Parts::read(payload, flags & FLAG_HOSTS != 0)?;
         parts.check(base.len())?;
-        parts.into_tenant(base, config)
+        let saved_hosts = std::mem::take(&mut parts.hosts);
+        let mut made = BTreeMap::new();
+        for (key, kind, saved) in saved_hosts {
+            let object = match (plugins.get(&kind), saved) {
+                (Some(plugin), Some(bytes)) => {
+                    Some(plugin.restore(bytes).map_err(|reason| HostError::Restore {
+                        kind: kind.clone(),
+                        reason,
+                    })?)
+                }
+                _ if placeholders => None,
+                (None, _) => return Err(HostError::NoPlugin { kind }.into()),
+                (Some(_), None) => return Err(HostError::NotSaved { kind }.into()),
+            };
+            made.insert(key, (kind, object, saved.map(<[u8]>::to_vec)));
+        }
+        let mut t = parts.into_tenant(base, config)?;
+        for (key, (kind, object, saved)) in made {
+            let Some(k) = t.space.key_of(key) else {
+                return Err(FileError::corrupt("host objects", "a proxy is missing").into());
+            };
+            let saved = if object.is_none() { saved } else { None };
+            t.cold_mut().hosts.insert(
+                key,
+                Host {
+                    key: k,
+                    kind,
+                    object,
+                    saved,
+                },
+            );
+        }
+        Ok(t)
     }
 
     /// The tenant's mark policy (the one it goes back to, while it records its reads).
@@ -266,8 +384,9 @@ impl Tenant {
     }
 }
 
-/// Checks the header (magic, version, length, digest, flags, base) and returns the payload.
-fn check_header<'a>(base: &Base, bytes: &'a [u8]) -> FileResult<&'a [u8]> {
+/// Checks the header (magic, version, length, digest, flags, base) and returns the payload
+/// and the flags.
+fn check_header<'a>(base: &Base, bytes: &'a [u8]) -> FileResult<(&'a [u8], u32)> {
     let mut r = Reader::new(bytes, 0);
     let magic: [u8; 8] = r.array("the magic")?;
     if magic != MAGIC {
@@ -300,15 +419,15 @@ fn check_header<'a>(base: &Base, bytes: &'a [u8]) -> FileResult<&'a [u8]> {
         return Err(FileError::Checksum { part: "snapshot" });
     }
     // Bit 0 records the saved tenant's mark policy; the restoring host's configuration
-    // decides the restored one's.
-    if flags > 1 {
+    // decides the restored one's. Bit 1 says a host objects section follows the roots.
+    if flags > (1 | FLAG_HOSTS) {
         return Err(FileError::corrupt("header", "unknown flags"));
     }
     let found = base.fingerprint();
     if expected != found {
         return Err(FileError::ForeignBase { expected, found });
     }
-    Ok(payload)
+    Ok((payload, flags))
 }
 
 /// A snapshot's payload, read but not yet checked against the base or itself.
@@ -321,10 +440,12 @@ struct Parts<'a> {
     /// (base object, entry key) pairs.
     table: Vec<(u32, u32)>,
     roots: Vec<(String, Word)>,
+    /// Host objects: proxy key, kind, saved state.
+    hosts: Vec<(u32, String, Option<&'a [u8]>)>,
 }
 
 impl<'a> Parts<'a> {
-    fn read(payload: &'a [u8]) -> FileResult<Parts<'a>> {
+    fn read(payload: &'a [u8], with_hosts: bool) -> FileResult<Parts<'a>> {
         let mut r = Reader::new(payload, HEADER_LEN as u64);
         // The saved quota is not trusted: the host's configuration decides.
         r.u64("quota")?;
@@ -340,16 +461,61 @@ impl<'a> Parts<'a> {
             table.push((r.u32("table object")?, r.u32("table key")?));
         }
         let roots = read_roots(&mut r, "roots")?;
-        if r.remaining() != 0 {
-            return Err(FileError::corrupt("snapshot", "bytes after the last root"));
+        let mut hosts = Vec::new();
+        if with_hosts {
+            let n = r.count(9, "host objects")?;
+            for _ in 0..n {
+                let key = r.u32("host proxy")?;
+                let len = r.u32("host kind length")? as usize;
+                let kind = std::str::from_utf8(r.take(len, "host kind")?)
+                    .map_err(|_| FileError::corrupt("host objects", "a kind is not UTF-8"))?
+                    .to_owned();
+                let saved = match r.take(1, "host state tag")?[0] {
+                    0 => None,
+                    1 => {
+                        let n = usize::try_from(r.u64("host state length")?).map_err(|_| {
+                            FileError::corrupt("host objects", "a state longer than memory")
+                        })?;
+                        Some(r.take(n, "host state")?)
+                    }
+                    _ => return Err(FileError::corrupt("host objects", "an unknown state tag")),
+                };
+                hosts.push((key, kind, saved));
+            }
+            if hosts.is_empty() || !hosts.windows(2).all(|w| w[0].0 < w[1].0) {
+                return Err(FileError::corrupt(
+                    "host objects",
+                    "proxies are not listed once each, ascending",
+                ));
+            }
         }
-        Ok(Parts {
+        if r.remaining() != 0 {
+            return Err(FileError::corrupt(
+                "snapshot",
+                "bytes after the last section",
+            ));
+        }
+        let parts = Parts {
             counters,
             gens,
             entries,
             table,
             roots,
-        })
+            hosts,
+        };
+        // Every proxy is a saved object (not a forwarder).
+        for (key, _, _) in &parts.hosts {
+            let is_object = parts
+                .entry_at(*key)
+                .is_some_and(|i| parts.entries[i].1.state.body().is_some());
+            if !is_object {
+                return Err(FileError::corrupt(
+                    "host objects",
+                    "a proxy is not an object",
+                ));
+            }
+        }
+        Ok(parts)
     }
 
     fn generation(&self, key: u32) -> Option<u32> {

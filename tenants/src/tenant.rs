@@ -130,6 +130,8 @@ pub(crate) struct Cold {
     pub(crate) base_read_only: bool,
     /// The first base object a write was refused on.
     pub(crate) refused: Cell<Option<ObjectIndex>>,
+    /// Host objects, by their proxies' keys ([`crate::hosts`]).
+    pub(crate) hosts: BTreeMap<u32, crate::hosts::Host>,
 }
 
 /// A 22-bit identity hash for the `n`th object a tenant allocates (splitmix64 finaliser).
