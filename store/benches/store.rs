@@ -137,10 +137,16 @@ fn commits(c: &mut Criterion, label: &str, store: Arc<dyn Store>, scratch: &Path
     let fp = node.put_base_file(&image).unwrap();
     let repo = node.repository(fp).unwrap();
     let objects = slot_objects(&node.base(fp).unwrap(), *CHANGED.iter().max().unwrap());
-    let local = Repository::new(
-        cowheap_forwarders::Base::new(synth::image(1_000, 2)),
-        CommitRights::Anyone,
-    );
+    // The baseline commits a million times in a run; it starts over on a fresh repository
+    // every thousand commits, since a version chain is dropped recursively (a chain a
+    // million deep overflows the stack when its repository goes).
+    let fresh = || {
+        Repository::new(
+            cowheap_forwarders::Base::new(synth::image(1_000, 2)),
+            CommitRights::Anyone,
+        )
+    };
+    let mut local = fresh();
     let mut group = c.benchmark_group(format!("commit/{label}"));
     group
         .sample_size(10)
@@ -181,6 +187,9 @@ fn commits(c: &mut Criterion, label: &str, store: Arc<dyn Store>, scratch: &Path
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     n += 1;
+                    if n % 1_000 == 0 {
+                        local = fresh();
+                    }
                     let mut t = changed_tenant(&local, &objects[..changed], n);
                     let start = Instant::now();
                     local.commit(&mut t, "bench").unwrap();
