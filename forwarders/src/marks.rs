@@ -312,6 +312,25 @@ mod loom_tests {
         });
     }
 
+    /// A version's commit marking an object while a tenant diverts it: both bits end set,
+    /// the offset survives, and a reader racing them sees the offset either way.
+    #[test]
+    fn a_commit_and_a_divert_of_one_object_keep_both_bits() {
+        loom::model(|| {
+            let m = Arc::new(table());
+            let (m2, m3) = (m.clone(), m.clone());
+            let committer = thread::spawn(move || m2.mark_committed(4));
+            let reader = thread::spawn(move || m3.entry(4));
+            m.mark(4);
+            committer.join().unwrap();
+            let seen = reader.join().unwrap().unwrap();
+            assert_eq!(seen & DivertMarks::OFFSET, 12);
+            let w = m.entry(4).unwrap();
+            assert_eq!(w, 12 | DivertMarks::DIVERTED | DivertMarks::COMMITTED);
+            assert!(m.is_committed(4) && m.is_marked(4));
+        });
+    }
+
     /// A reader racing a marker sees the offset either way, marked or not; the marker always
     /// sees its own mark.
     #[test]
