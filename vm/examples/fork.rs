@@ -7,13 +7,21 @@
 //! forks; each of CHILDREN children makes a `Vm` on its copy-on-write copy of that heap,
 //! runs the program ROUNDS times and reports the best time and its `Private_Dirty` (read in
 //! the child from `/proc/self/smaps_rollup`, as it starts and after its runs) through a pipe.
-//! Then the same program runs ROUNDS times on a second flat heap in this process and on a
-//! tenant, interleaved, the best of each counting, and the tenant is collected and asked
-//! for its private bytes. Every side must give the same answer and the same bytecode count.
+//! The same program runs ROUNDS times on a second flat heap in this process and on a
+//! tenant, the best round of each counting, taking turns with the children (a round on the
+//! flat heap, one on the tenant, a wave of PARALLEL children, again), and the tenant is then
+//! collected and asked for its private bytes. Every side must give the same answer, bytecodes
+//! and sends in its first run. The CPUs the rest of the machine used meanwhile are printed:
+//! on a shared machine, figures taken while others used a CPU compare nothing.
 //!
 //! `cargo run --release -p cowheap-vm --example fork -- IMAGES_DIR [CHILDREN] [N] [ROUNDS]
-//! [PARALLEL]` (defaults 8, 26, 3, 1: children run one at a time). Linux only.
+//! [PARALLEL]` (defaults 8, 26, 3, 1: children run one at a time). `FORK_COLLECTION_STEP=BYTES`
+//! sets every `Vm`'s collection step (8 MB by default), `FORK_IMAGES=mini,Scratch` picks
+//! images. Linux only.
 
+#[cfg(target_os = "linux")]
+#[path = "common/cpu.rs"]
+mod cpu;
 #[cfg(target_os = "linux")]
 #[path = "fork/probe.rs"]
 mod probe;
@@ -30,6 +38,7 @@ fn main() {
 
 #[cfg(target_os = "linux")]
 mod linux {
+    use super::cpu::Ticks;
     use super::probe::{self, Best, ChildReport, ChildRuns, Outcome, Program};
     use cowheap_forwarders::Base;
     use cowheap_tenants::Tenant;
@@ -142,33 +151,39 @@ mod linux {
             vf.set_collection_step(step);
             vt.set_collection_step(step);
         }
-        // Interleaved, so that both sides see the same disturbances.
+        let runs = ChildRuns {
+            budget: BUDGET,
+            rounds: args.rounds,
+            collection_step: args.collection_step,
+        };
+        // The sides take turns (a round on the flat heap, one on the tenant, a wave of
+        // children), so that all of them see the same disturbances of a shared machine.
         let (mut flat, mut ten): (Option<Best>, Option<Best>) = (None, None);
-        for _ in 0..args.rounds {
-            let f = program.run(&mut vf, here, symbols, BUDGET).unwrap();
-            let t = program.run(&mut vt, &mut tenant, symbols, BUDGET).unwrap();
-            flat.get_or_insert(Best::new(f)).add(f);
-            ten.get_or_insert(Best::new(t)).add(t);
+        let mut reports: Vec<ChildReport> = Vec::with_capacity(args.children);
+        let mut wall = std::time::Duration::ZERO;
+        let before = Ticks::now();
+        for round in 0..args.rounds.max(args.children.div_ceil(args.parallel)) {
+            if round < args.rounds {
+                let f = program.run(&mut vf, here, symbols, BUDGET).unwrap();
+                let t = program.run(&mut vt, &mut tenant, symbols, BUDGET).unwrap();
+                flat.get_or_insert(Best::new(f)).add(f);
+                ten.get_or_insert(Best::new(t)).add(t);
+            }
+            let wave = args.parallel.min(args.children - reports.len());
+            if wave > 0 {
+                let children =
+                    probe::run_children(inherited, symbols, program, runs, wave, args.parallel)
+                        .expect("fork children");
+                reports.extend(children.reports);
+                wall += children.wall;
+            }
         }
+        let cpus = before.and_then(|b| Ticks::now().map(|a| a.since(&b)));
         let (flat, ten) = (flat.unwrap(), ten.unwrap());
-        let children = probe::run_children(
-            inherited,
-            symbols,
-            program,
-            ChildRuns {
-                budget: BUDGET,
-                rounds: args.rounds,
-                collection_step: args.collection_step,
-            },
-            args.children,
-            args.parallel,
-        )
-        .expect("fork children");
         tenant.collect();
         let private = tenant.stats().private_bytes;
         let memory = tenant.memory_bytes();
-        let bests: Vec<Best> = children
-            .reports
+        let bests: Vec<Best> = reports
             .iter()
             .map(|r| r.outcome.expect("a child's run"))
             .collect();
@@ -191,14 +206,19 @@ mod linux {
         assert!(agree, "flat {flat:?}, tenant {ten:?}, children {bests:?}");
         let line = |label: &str, o: &Outcome| {
             println!(
-                "  {label:30} {:8.4} s {:7.1} M bytecodes/s {:6.2} M sends/s",
+                "  {label:32} {:8.4} s {:7.1} M bytecodes/s {:6.2} M sends/s",
                 o.time.as_secs_f64(),
                 o.bytecodes_per_s() / 1e6,
                 o.sends_per_s() / 1e6
             );
         };
-        line("flat heap, in this process", &flat.fastest);
-        line("tenant", &ten.fastest);
+        line("flat heap, first run", &flat.first);
+        line("tenant, first run", &ten.first);
+        let mut firsts: Vec<Outcome> = bests.iter().map(|b| b.first).collect();
+        firsts.sort_by(|a, b| b.bytecodes_per_s().total_cmp(&a.bytecodes_per_s()));
+        line("fork() child, first run, median", &firsts[firsts.len() / 2]);
+        line("flat heap, fastest run", &flat.fastest);
+        line("tenant, fastest run", &ten.fastest);
         let mut by_speed: Vec<Outcome> = bests.iter().map(|b| b.fastest).collect();
         by_speed.sort_by(|a, b| b.bytecodes_per_s().total_cmp(&a.bytecodes_per_s()));
         let median = by_speed[by_speed.len() / 2];
@@ -211,13 +231,20 @@ mod linux {
             rate(&ten.fastest) / rate(&flat.fastest),
             rate(&median) / rate(&flat.fastest),
             bests.len(),
-            children.wall.as_secs_f64()
+            wall.as_secs_f64()
         );
+        if let Some(c) = cpus {
+            println!(
+                "  CPUs used meanwhile: this process and its children {:.2}, the rest of the machine {:.2} (of {})",
+                c.own, c.others, c.cores
+            );
+        }
         let dirty = |f: fn(&ChildReport) -> Option<u64>| {
-            let mut v: Vec<u64> = children.reports.iter().filter_map(f).collect();
+            let mut v: Vec<u64> = reports.iter().filter_map(f).collect();
             v.sort_unstable();
             v
         };
+        let faults = dirty(|r| r.minor_faults);
         let start = dirty(|r| r.dirty_at_start);
         let with_vm = dirty(|r| r.dirty_with_vm);
         let after = dirty(|r| r.dirty_after);
@@ -230,6 +257,12 @@ mod linux {
             kib(&after, after.len().saturating_sub(1)),
             kib(&start, start.len() / 2),
             kib(&with_vm, with_vm.len() / 2),
+        );
+        println!(
+            "  fork() child minor page faults during its runs: {} median ({}-{})",
+            faults.get(faults.len() / 2).map_or(0, |&f| f),
+            faults.first().map_or(0, |&f| f),
+            faults.last().map_or(0, |&f| f),
         );
     }
 }

@@ -9,9 +9,13 @@
 //! used meanwhile (from `/proc/self/stat` and `/proc/stat`): a round in which others used
 //! more than a few tenths of a CPU did not measure scaling.
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
 use cowheap_forwarders::Base;
 use cowheap_vm::Symbols;
 use cowheap_vm::run::{RunOptions, run_base};
+use cpu::{Cpus, Ticks};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -69,72 +73,5 @@ fn main() {
             others(&one.1),
             others(&two.1)
         );
-    }
-}
-
-/// Clock ticks of CPU time: this process's (all its threads), the whole machine's busy time
-/// and its total (busy and idle, over every CPU).
-#[derive(Clone, Copy, Debug)]
-struct Ticks {
-    own: u64,
-    busy: u64,
-    total: u64,
-    cores: usize,
-}
-
-/// CPUs in use on average over an interval.
-#[derive(Clone, Copy, Debug)]
-struct Cpus {
-    own: f64,
-    others: f64,
-    cores: usize,
-}
-
-impl Ticks {
-    /// The counters now, from `/proc/self/stat` and `/proc/stat`; `None` without `/proc`.
-    fn now() -> Option<Ticks> {
-        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        // Fields after the command name (which may hold spaces) start at field 3, `state`;
-        // `utime` and `stime` are fields 14 and 15.
-        let fields: Vec<&str> = own_stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let own = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let cpu: Vec<u64> = stat
-            .lines()
-            .next()?
-            .strip_prefix("cpu ")?
-            .split_whitespace()
-            .map(|x| x.parse().ok())
-            .collect::<Option<_>>()?;
-        // user nice system idle iowait irq softirq steal (guest time is inside user).
-        let at = |i: usize| cpu.get(i).copied().unwrap_or(0);
-        let busy = at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
-        let cores = stat
-            .lines()
-            .filter(|l| {
-                l.strip_prefix("cpu")
-                    .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
-            })
-            .count();
-        Some(Ticks {
-            own,
-            busy,
-            total: busy + at(3) + at(4),
-            cores,
-        })
-    }
-
-    /// What was used between `earlier` and `self`, in CPUs (unit-free: ticks over all the
-    /// ticks the machine had, times its CPUs).
-    fn since(&self, earlier: &Ticks) -> Cpus {
-        let total = self.total.saturating_sub(earlier.total).max(1) as f64;
-        let own = self.own.saturating_sub(earlier.own) as f64;
-        let busy = self.busy.saturating_sub(earlier.busy) as f64;
-        let cores = self.cores.max(1) as f64;
-        Cpus {
-            own: own / total * cores,
-            others: (busy - own).max(0.0) / total * cores,
-            cores: self.cores,
-        }
     }
 }

@@ -182,6 +182,9 @@ pub(crate) struct ChildReport {
     pub(crate) dirty_with_vm: Option<u64>,
     /// Its `Private_Dirty` in bytes after its runs.
     pub(crate) dirty_after: Option<u64>,
+    /// Minor page faults its runs took (each a page copied on write, or a new page zeroed):
+    /// a count, not a time, so steady on a shared machine.
+    pub(crate) minor_faults: Option<u64>,
 }
 
 /// The children of one [`run_children`].
@@ -194,7 +197,7 @@ pub(crate) struct Children {
 }
 
 /// Words of the message a child writes to its pipe.
-const WORDS: usize = 12;
+const WORDS: usize = 13;
 /// The message's marker for "none".
 const NONE: u64 = u64::MAX;
 
@@ -284,13 +287,17 @@ fn child_main(
 ) -> [u64; WORDS] {
     let dirty_at_start = self_private_dirty();
     let mut dirty_with_vm = None;
+    let mut minor_faults = None;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut vm = Vm::new(&*heap)?;
         if let Some(step) = runs.collection_step {
             vm.set_collection_step(step);
         }
         dirty_with_vm = self_private_dirty();
-        program.best_of(&mut vm, heap, symbols, runs.budget, runs.rounds)
+        let faults = self_minor_faults();
+        let best = program.best_of(&mut vm, heap, symbols, runs.budget, runs.rounds);
+        minor_faults = faults.zip(self_minor_faults()).map(|(a, b)| b - a);
+        best
     }));
     let dirty_after = self_private_dirty();
     let mut w = [NONE; WORDS];
@@ -309,6 +316,7 @@ fn child_main(
     w[9] = dirty_at_start.unwrap_or(NONE);
     w[10] = dirty_with_vm.unwrap_or(NONE);
     w[11] = dirty_after.unwrap_or(NONE);
+    w[12] = minor_faults.unwrap_or(NONE);
     w
 }
 
@@ -340,6 +348,7 @@ fn decode(bytes: [u8; WORDS * 8]) -> ChildReport {
         dirty_at_start: known(w[9]),
         dirty_with_vm: known(w[10]),
         dirty_after: known(w[11]),
+        minor_faults: known(w[12]),
     }
 }
 
@@ -403,6 +412,31 @@ pub(crate) fn self_private_dirty() -> Option<u64> {
         }
     }
     kib_field(std::str::from_utf8(&buf[..n]).ok()?, "Private_Dirty:")
+}
+
+/// This process's minor page faults so far, from `/proc/self/stat` read into a buffer on the
+/// stack.
+pub(crate) fn self_minor_faults() -> Option<u64> {
+    let mut buf = [0u8; 1024];
+    let mut file = std::fs::File::open("/proc/self/stat").ok()?;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    // After the command name (which may hold spaces) fields start at 3, `state`; `minflt` is
+    // field 10.
+    text.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(7)?
+        .parse()
+        .ok()
 }
 
 /// The value of a `Name:   123 kB` line of a `/proc` file, in bytes.
