@@ -67,6 +67,27 @@ fn run(
         .collect()
 }
 
+/// Each process's last line names the version it synced to last and that version's
+/// fingerprint: the same as the checker's for that number, so every node holds the same
+/// version under each number; at least one (the last to finish) saw the newest.
+fn same_fingerprints(said: &[String], chain: &[Arc<Base>]) {
+    let mut saw_newest = false;
+    for line in said {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let [.., "version", v, "fingerprint", fp] = w.as_slice() else {
+            panic!("{line}");
+        };
+        let v: usize = v.parse().unwrap();
+        assert_eq!(
+            *fp,
+            cowheap_store::fingerprint_hex(&chain[v].fingerprint()),
+            "{line}"
+        );
+        saw_newest |= v + 1 == chain.len();
+    }
+    assert!(saw_newest, "{said:?}");
+}
+
 /// Every version from the newest down to 0, oldest first, as a fresh node syncs them.
 fn chain(h: &dyn Harness, fp: Fingerprint) -> (Node, Vec<Arc<Base>>) {
     let node = Node::new(
@@ -92,6 +113,7 @@ fn disjoint(h: &dyn Harness) {
     let said = run(h, fp, &[0, 1], objects, count);
     let (node, chain) = chain(h, fp);
     assert_eq!(chain.len() as u64, 2 * count + 1, "{said:?}");
+    same_fingerprints(&said, &chain);
     let groups: Vec<Vec<Value>> = slot_objects(&node.base(fp).unwrap(), 2 * objects)
         .chunks(objects)
         .map(<[Value]>::to_vec)
@@ -129,7 +151,10 @@ fn same_objects(h: &dyn Harness) {
     let said = run(h, fp, &[0, 0], objects, count);
     let conflicts: u64 = said
         .iter()
-        .map(|s| s.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .map(|s| {
+            let w: Vec<&str> = s.split_whitespace().collect();
+            w[3].parse::<u64>().unwrap()
+        })
         .sum();
     eprintln!(
         "{} increments by two processes: {conflicts} conflicts redone",
@@ -137,6 +162,7 @@ fn same_objects(h: &dyn Harness) {
     );
     let (node, chain) = chain(h, fp);
     assert_eq!(chain.len() as u64, 2 * count + 1);
+    same_fingerprints(&said, &chain);
     let targets = slot_objects(&node.base(fp).unwrap(), objects);
     // No update lost: every commit added one, whichever process made it.
     for w in chain.windows(2) {

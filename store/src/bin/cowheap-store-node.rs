@@ -20,7 +20,8 @@
 //!   `OBJECTS` objects of group `GROUP` (objects `GROUP * OBJECTS ..` of
 //!   [`cowheap_store::workload::slot_objects`]) to one more than the first one's value in
 //!   that version (0 if not an integer); prints `committed VERSION VALUE` after each (when
-//!   forever), then `done COUNT conflicts C`. A commit that conflicts with another node's
+//!   forever), then `done COUNT conflicts C version V fingerprint FP`: the newest version
+//!   after a last sync, and its fingerprint. A commit that conflicts with another node's
 //!   (write-write) is dropped and done again on the newest version, `C` counting those.
 //!
 //! The base cache is `$COWHEAP_STORE_CACHE` (default: a directory per node under the
@@ -185,7 +186,15 @@ fn run(args: &[String]) -> Result<()> {
                 say(out, format!("committed {} {next}", v.version()));
             }
         }
-        say(out, format!("done {done} conflicts {conflicts}"));
+        let last = node.sync(origin)?;
+        say(
+            out,
+            format!(
+                "done {done} conflicts {conflicts} version {} fingerprint {}",
+                last.version(),
+                cowheap_store::fingerprint_hex(&last.fingerprint())
+            ),
+        );
         return Ok(());
     }
     let prefix = rest.get(1).ok_or_else(usage)?;
