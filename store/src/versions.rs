@@ -160,6 +160,40 @@ impl Node {
     /// `tenant` must stand on a version this node's repository published (forked from
     /// [`Node::repository`], resumed by this node, or committed here).
     ///
+    /// ```
+    /// use cowheap_heap::{synth, Value};
+    /// use cowheap_store::{Access, LocalStore, Node, NodeName, StoreError, SystemClock};
+    /// use cowheap_store::workload::slot_objects;
+    /// use cowheap_tenants::commit::{CommitError, CommitMode};
+    /// use std::sync::Arc;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = Arc::new(LocalStore::init(dir.path(), Arc::new(SystemClock), Access::Operator).unwrap());
+    /// let image = dir.path().join("base.cowheap");
+    /// synth::image(1_000, 1).save(&image).unwrap();
+    /// let a = Node::new(store.clone(), NodeName::new("a").unwrap(), dir.path().join("cache-a"));
+    /// let b = Node::new(store, NodeName::new("b").unwrap(), dir.path().join("cache-b"));
+    /// let fp = a.put_base_file(&image).unwrap();
+    /// let x = slot_objects(&a.base(fp).unwrap(), 1)[0];
+    ///
+    /// // Both nodes' tenants change x on version 0; a commits first.
+    /// let mut ta = a.repository(fp).unwrap().fork();
+    /// let mut tb = b.repository(fp).unwrap().fork();
+    /// ta.set_slot(x, 0, Value::int(1)).unwrap();
+    /// tb.set_slot(x, 0, Value::int(2)).unwrap();
+    /// assert_eq!(a.commit(&mut ta, CommitMode::WriteWrite, &[]).unwrap().version(), 1);
+    /// // b syncs version 1 before its own commit and finds the conflict: nothing is written.
+    /// let Err(StoreError::Commit(e)) = b.commit(&mut tb, CommitMode::WriteWrite, &[]) else { panic!() };
+    /// assert!(matches!(*e, CommitError::Conflict { .. }));
+    /// assert_eq!(b.store().versions(fp, 0).unwrap().len(), 1);
+    /// // b drops its change, sees a's, and commits anew.
+    /// b.repository(fp).unwrap().abort(&mut tb);
+    /// assert_eq!(tb.slot(x, 0).unwrap().as_int(), Some(1));
+    /// tb.set_slot(x, 0, Value::int(3)).unwrap();
+    /// assert_eq!(b.commit(&mut tb, CommitMode::WriteWrite, &[]).unwrap().version(), 2);
+    /// assert_eq!(a.sync(fp).unwrap().fingerprint(), b.sync(fp).unwrap().fingerprint());
+    /// ```
+    ///
     /// # Errors
     /// [`StoreError::Commit`] with [`CommitError::Conflict`] (the objects listed) or another
     /// refusal of the repository; [`StoreError::NotCommitter`] if the store does not let

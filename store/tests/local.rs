@@ -64,6 +64,7 @@ fn public_types_are_send_and_sync() {
     check::<cowheap_store::SwapRegistry>();
     check::<cowheap_store::PgServer>();
     check::<StoreError>();
+    check::<cowheap_store::VersionRecord>();
     check::<std::sync::Arc<dyn cowheap_store::Store>>();
 }
 
