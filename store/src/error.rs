@@ -212,6 +212,20 @@ pub enum StoreError {
         /// How many times it tried.
         tries: usize,
     },
+    /// The store failed to confirm a version write (the answer was lost: a connection that
+    /// dropped at the commit, a directory fsync that failed after the record was linked),
+    /// but the version is there, holding exactly this commit's layer, and the node has
+    /// applied it. The tenant was not moved onto it and still holds its changes: abort it
+    /// ([`cowheap_tenants::commit::Repository::abort`]) to stand on the version that holds
+    /// them.
+    #[error("version {version} was written although the store reported: {source}")]
+    CommitLanded {
+        /// The version the commit made.
+        version: u64,
+        /// What the store reported.
+        #[source]
+        source: Box<StoreError>,
+    },
     /// A PostgreSQL server for tests could not be started or stopped.
     #[error("test server: {0}")]
     Server(String),

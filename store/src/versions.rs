@@ -36,11 +36,13 @@
 //!   store writes it in one atomic step, so a node killed mid-commit leaves the store at the
 //!   old version or the new one. A version whose write failed is published nowhere.
 //!
-//! One ambiguity is left to the caller: if the store's answer to a version write is lost
-//! (the connection drops after the database committed it), the commit fails with
-//! [`StoreError::Db`] although the version exists; the next sync applies it, and the
-//! tenant, still holding its changes, then conflicts with its own commit (abort it: the
-//! version holds its changes).
+//! **A lost answer.** If the store fails to confirm a version write (the connection drops
+//! after the database committed it; a local directory's fsync fails after the record was
+//! linked), the version may exist all the same. The node then looks: if the store's version
+//! of that number holds exactly the layer it wrote (same digest), the commit is reported as
+//! [`StoreError::CommitLanded`] and the node applies the version; the tenant, still holding
+//! its changes, is aborted by the caller onto the version that holds them. Otherwise the
+//! store's error stands and nothing of the commit exists.
 
 use crate::node::Node;
 use crate::{Result, Store, StoreError};
@@ -198,8 +200,10 @@ impl Node {
     /// [`StoreError::Commit`] with [`CommitError::Conflict`] (the objects listed) or another
     /// refusal of the repository; [`StoreError::NotCommitter`] if the store does not let
     /// this node's principal commit to the base; [`StoreError::CommitRaced`] after
-    /// [`MAX_COMMIT_TRIES`] lost races; what sync and the store answer. On any error the
-    /// store holds no part of this commit and the tenant keeps its changes.
+    /// [`MAX_COMMIT_TRIES`] lost races; [`StoreError::CommitLanded`] if the store failed to
+    /// confirm the write but holds the version (abort the tenant onto it); what sync and the
+    /// store answer. On any other error the store holds no part of this commit and the
+    /// tenant keeps its changes.
     pub fn commit(
         &self,
         tenant: &mut Tenant,
@@ -211,11 +215,16 @@ impl Node {
         let store: &dyn Store = &**self.store();
         for _ in 0..MAX_COMMIT_TRIES {
             self.sync_repo(&r, origin)?;
+            // The number and layer digest this try writes, to look for after an unanswered
+            // write.
+            let tried = std::cell::Cell::new(None);
             let done = r
                 .repo
                 .commit_through(tenant, self.name().as_str(), mode, roots, |layer| {
+                    let bytes = layer.to_bytes();
+                    tried.set(Some((layer.version(), crate::Digest::of(&bytes))));
                     store
-                        .put_version(origin, layer.version(), &layer.to_bytes())
+                        .put_version(origin, layer.version(), &bytes)
                         .map(|_| ())
                 });
             match done {
@@ -223,7 +232,7 @@ impl Node {
                 Err(CommitError::Persist(e)) => match e.downcast::<StoreError>() {
                     Ok(e) => match *e {
                         StoreError::VersionConflict { .. } => continue,
-                        other => return Err(other),
+                        other => return Err(self.landed_anyway(&r, origin, tried.get(), other)),
                     },
                     Err(e) => return Err(StoreError::Commit(Box::new(CommitError::Persist(e)))),
                 },
@@ -233,6 +242,42 @@ impl Node {
         Err(StoreError::CommitRaced {
             tries: MAX_COMMIT_TRIES,
         })
+    }
+
+    /// After a version write that failed with `error`: if the store holds the version
+    /// `tried` names with exactly that layer, the write happened (its answer was lost):
+    /// [`StoreError::CommitLanded`], the version applied here. Else `error`.
+    fn landed_anyway(
+        &self,
+        r: &NodeRepo,
+        origin: Fingerprint,
+        tried: Option<(u64, crate::Digest)>,
+        error: StoreError,
+    ) -> StoreError {
+        let refused = matches!(
+            error,
+            StoreError::NotCommitter { .. }
+                | StoreError::Denied { .. }
+                | StoreError::BaseMissing { .. }
+                | StoreError::Layer(_)
+                | StoreError::LayerMismatch { .. }
+        );
+        let Some((number, digest)) = tried.filter(|_| !refused) else {
+            return error;
+        };
+        let there = self.store().versions(origin, number - 1).is_ok_and(|vs| {
+            vs.first()
+                .is_some_and(|v| v.number == number && v.layer == digest)
+        });
+        if !there {
+            return error;
+        }
+        // Best effort: a failed sync leaves the version to the next one.
+        let _ = self.sync_repo(r, origin);
+        StoreError::CommitLanded {
+            version: number,
+            source: Box::new(error),
+        }
     }
 
     /// The version of `origin`'s history that a tenant snapshot was taken on: the one whose

@@ -1,0 +1,166 @@
+//! A version write whose answer is lost: the store wrote the version but reported a failure
+//! (as a connection dropped at the commit, or a directory fsync failing after the record
+//! was linked, would). The committing node finds its own layer there and says so with a
+//! typed error; the tenant, aborted, stands on the version holding its change. A failure
+//! that wrote nothing stays that failure, and nothing is there.
+
+mod common;
+
+use common::{Harness, Local, n, real_base};
+use cowheap_heap::{Fingerprint, Value};
+use cowheap_store::workload::slot_objects;
+use cowheap_store::{Access, SystemClock};
+use cowheap_store::{
+    BlobStats, Claim, Digest, Node, NodeName, PrincipalName, Result, Store, StoreError, TenantName,
+    TenantRecord, VersionRecord,
+};
+use cowheap_tenants::commit::CommitMode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Delegates to a real store; `put_version` then fails as told: 0 not at all, 1 after
+/// writing the version, 2 before writing it.
+#[derive(Debug)]
+struct Flaky {
+    inner: Arc<dyn Store>,
+    mode: AtomicU8,
+}
+
+fn lost() -> StoreError {
+    StoreError::Io {
+        path: "versions".into(),
+        source: std::io::Error::other("the answer was lost"),
+    }
+}
+
+impl Store for Flaky {
+    fn put_base(&self, f: Fingerprint, image: &[u8]) -> Result<Digest> {
+        self.inner.put_base(f, image)
+    }
+    fn get_base(&self, f: Fingerprint) -> Result<Vec<u8>> {
+        self.inner.get_base(f)
+    }
+    fn bases(&self) -> Result<Vec<Fingerprint>> {
+        self.inner.bases()
+    }
+    fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<()> {
+        self.inner.add_principal(name, secret)
+    }
+    fn create_tenant(
+        &self,
+        t: &TenantName,
+        base: Fingerprint,
+        p: Option<&PrincipalName>,
+    ) -> Result<TenantRecord> {
+        self.inner.create_tenant(t, base, p)
+    }
+    fn record(&self, t: &TenantName) -> Result<TenantRecord> {
+        self.inner.record(t)
+    }
+    fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        self.inner.tenants()
+    }
+    fn claim(&self, t: &TenantName, node: &NodeName, lease_ms: u64) -> Result<Claim> {
+        self.inner.claim(t, node, lease_ms)
+    }
+    fn renew(&self, c: &Claim, lease_ms: u64) -> Result<Claim> {
+        self.inner.renew(c, lease_ms)
+    }
+    fn write_state(&self, c: &Claim, state: &[u8]) -> Result<Digest> {
+        self.inner.write_state(c, state)
+    }
+    fn release(&self, c: &Claim) -> Result<()> {
+        self.inner.release(c)
+    }
+    fn read_state(&self, t: &TenantName, d: Digest) -> Result<Vec<u8>> {
+        self.inner.read_state(t, d)
+    }
+    fn blob_stats(&self) -> Result<BlobStats> {
+        self.inner.blob_stats()
+    }
+    fn allow_commit(&self, base: Fingerprint, p: &PrincipalName) -> Result<()> {
+        self.inner.allow_commit(base, p)
+    }
+    fn committers(&self, base: Fingerprint) -> Result<Vec<PrincipalName>> {
+        self.inner.committers(base)
+    }
+    fn put_version(&self, origin: Fingerprint, number: u64, layer: &[u8]) -> Result<VersionRecord> {
+        match self.mode.load(Ordering::Relaxed) {
+            1 => {
+                self.inner.put_version(origin, number, layer)?;
+                Err(lost())
+            }
+            2 => Err(lost()),
+            _ => self.inner.put_version(origin, number, layer),
+        }
+    }
+    fn versions(&self, origin: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {
+        self.inner.versions(origin, after)
+    }
+    fn get_layer(&self, d: Digest) -> Result<Vec<u8>> {
+        self.inner.get_layer(d)
+    }
+}
+
+#[test]
+fn a_version_written_without_an_answer_is_reported_as_landed() {
+    let h = Local::new();
+    let fp = real_base(&h, 1_000);
+    let flaky = Arc::new(Flaky {
+        inner: h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
+        mode: AtomicU8::new(2),
+    });
+    let node = Node::new(flaky.clone(), n("a"), h.scratch().join("cache-a"));
+    let x = slot_objects(&node.base(fp).unwrap(), 1)[0];
+    let repo = node.repository(fp).unwrap();
+    let mut t = repo.fork();
+    t.set_slot(x, 0, Value::int(41)).unwrap();
+
+    // Nothing written: the store's error stands, and nothing is there.
+    assert!(matches!(
+        node.commit(&mut t, CommitMode::WriteWrite, &[]),
+        Err(StoreError::Io { .. })
+    ));
+    assert!(flaky.versions(fp, 0).unwrap().is_empty());
+    assert_eq!(repo.current().version(), 0);
+
+    // Written, but the answer lost: the node finds its layer and applies the version.
+    flaky.mode.store(1, Ordering::Relaxed);
+    match node.commit(&mut t, CommitMode::WriteWrite, &[]) {
+        Err(StoreError::CommitLanded { version, source }) => {
+            assert_eq!(version, 1);
+            assert!(matches!(*source, StoreError::Io { .. }));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(repo.current().version(), 1);
+    assert_eq!(
+        t.slot(x, 0).unwrap().as_int(),
+        Some(41),
+        "the tenant keeps its change"
+    );
+    repo.abort(&mut t);
+    assert_eq!(t.base().version(), 1);
+    assert_eq!(
+        t.slot(x, 0).unwrap().as_int(),
+        Some(41),
+        "the version holds it"
+    );
+
+    // Another node sees exactly that version.
+    let other = Node::new(
+        h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
+        n("b"),
+        h.scratch().join("cache-b"),
+    );
+    let v = other.sync(fp).unwrap();
+    assert_eq!(v.fingerprint(), repo.current().fingerprint());
+    flaky.mode.store(0, Ordering::Relaxed);
+    t.set_slot(x, 0, Value::int(42)).unwrap();
+    assert_eq!(
+        node.commit(&mut t, CommitMode::WriteWrite, &[])
+            .unwrap()
+            .version(),
+        2
+    );
+}
