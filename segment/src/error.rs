@@ -179,6 +179,17 @@ pub enum SegmentError {
         /// What is wrong with its table.
         problem: crate::rehash::TableProblem,
     },
+    /// A member that is a host object's proxy ([`crate::hosts`]) could not be saved on
+    /// extraction or made again on import: no plugin for its kind, its state not saved, or
+    /// the plugin failed. The source names the kind.
+    #[error("segment member {member} is a host object's proxy: {source}")]
+    Host {
+        /// The member's number in the segment.
+        member: u32,
+        /// What went wrong, with the kind.
+        #[source]
+        source: cowheap_tenants::hosts::HostError,
+    },
     /// The base a segment is bound to lacks something every Squeak image has.
     #[error("the base has no {0}")]
     BaseMissing(&'static str),

@@ -12,7 +12,8 @@
 //! the segment's out-pointer `k`.
 //!
 //! What V3 cannot hold is refused with [`SegmentError::Unrepresentable`]: a character, a
-//! small float or an integer beyond 31 bits as an immediate, 16- or 64-bit raw units.
+//! small float or an integer beyond 31 bits as an immediate, 16- or 64-bit raw units, a
+//! host object ([`crate::hosts`]: Squeak's segments have no place for its plugin's state).
 
 use crate::error::{Result, SegmentError};
 use crate::tenant::{OutRef, SRef, TenantSegment};
@@ -49,6 +50,11 @@ pub fn to_v3(
     version: u32,
     letter: u8,
 ) -> Result<V3Export> {
+    if !seg.hosts.is_empty() {
+        return Err(SegmentError::Unrepresentable(
+            "a host object (a proxy member and its plugin's state)",
+        ));
+    }
     let special = heap
         .root("specialObjects")
         .and_then(|v| heap.index_of(v).ok())

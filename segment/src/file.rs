@@ -3,7 +3,7 @@
 //! ```text
 //! offset size
 //!   0     8   magic "cowhSEG\0"
-//!   8     4   format version (1), little-endian like every number here
+//!   8     4   format version (2; 1 is still read), little-endian like every number here
 //!  12     4   flags: bit 0 = portable (every out-pointer names its target by name)
 //!  16    32   fingerprint of the base the segment was extracted from
 //!  48     8   body length in bytes
@@ -17,9 +17,15 @@
 //!     6 pinned (32-byte fingerprint, u32 index)
 //!   roots: u32 member number each
 //!   members: class ref, u8 format code, u32 hash, u32 slots, u32 bytes, the slot refs, the bytes
+//!   host objects (version 2 on; version 1 ends after the members): u32 count, then each
+//!     u32 member (increasing), str kind, u8 0 (state not saved) or 1 and bytes (u32 n, n bytes)
 //!   ref: tag byte 0 immediate (u64 word), 1 member (u32), 2 out-pointer (u32)
 //!   str: u32 length, UTF-8 bytes
 //! ```
+//!
+//! A host object member ([`crate::hosts`]) is written as any other member (its proxy's
+//! class, format, hash and body) and listed in the host objects section with its kind and
+//! what its plugin saved; "not saved" when it was extracted without plugins.
 //!
 //! The rules of image files and snapshots: versioned; the checksum covers the header and
 //! the body, so every bit flip is found; written atomically
@@ -29,14 +35,17 @@
 //! base it came from ([`SegmentError::WrongBase`]).
 
 use crate::error::{Result, SegmentError};
+use crate::hosts::SegHost;
 use crate::tenant::{OutRef, SRef, SegObj, SegmentState, TenantSegment};
 use cowheap_heap::{Fingerprint, Format, ObjectIndex, Word};
 use std::path::Path;
 
 /// The magic bytes.
 pub const MAGIC: &[u8; 8] = b"cowhSEG\0";
-/// The format version written and read.
-pub const VERSION: u32 = 1;
+/// The format version written (version 1, without the host objects section, is read too).
+pub const VERSION: u32 = 2;
+/// The first version, read still: no host objects section.
+const VERSION_1: u32 = 1;
 /// Bytes before the body.
 pub const HEADER: usize = 88;
 const FLAG_PORTABLE: u32 = 1;
@@ -140,6 +149,19 @@ pub fn to_bytes(seg: &TenantSegment) -> Result<Vec<u8>> {
         }
         b.0.extend(&o.bytes);
     }
+    b.len(seg.hosts.len())?;
+    for h in &seg.hosts {
+        b.u32(h.member);
+        b.str(&h.kind)?;
+        match &h.saved {
+            None => b.u8(0),
+            Some(bytes) => {
+                b.u8(1);
+                b.len(bytes.len())?;
+                b.0.extend(bytes);
+            }
+        }
+    }
     let body = b.0;
     let mut out = Vec::with_capacity(HEADER + body.len());
     out.extend(MAGIC);
@@ -194,7 +216,7 @@ pub fn read(path: &Path, base: Option<Fingerprint>) -> Result<TenantSegment> {
 ///
 /// # Errors
 /// [`SegmentError::BadFile`] for a wrong magic, version, flag or length, or a body that does
-/// not decode; [`SegmentError::Checksum`] for damage; [`SegmentError::WrongBase`].
+/// not decode (a host object of no member, or out of order, among them); [`SegmentError::Checksum`] for damage; [`SegmentError::WrongBase`].
 pub fn from_bytes(bytes: &[u8], base: Option<Fingerprint>) -> Result<TenantSegment> {
     let bad = SegmentError::BadFile;
     if bytes.len() < HEADER {
@@ -205,7 +227,8 @@ pub fn from_bytes(bytes: &[u8], base: Option<Fingerprint>) -> Result<TenantSegme
     }
     let u32_at =
         |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-    if u32_at(8) != VERSION {
+    let version = u32_at(8);
+    if version != VERSION && version != VERSION_1 {
         return Err(bad("a format version this reader does not know"));
     }
     let flags = u32_at(12);
@@ -303,8 +326,35 @@ pub fn from_bytes(bytes: &[u8], base: Option<Fingerprint>) -> Result<TenantSegme
             bytes,
         });
     }
+    let mut hosts: Vec<SegHost> = Vec::new();
+    if version >= VERSION {
+        let n_hosts = r.count(9)?;
+        for _ in 0..n_hosts {
+            let member = r.u32()?;
+            if member as usize >= n_objects {
+                return Err(bad("a host object of no member"));
+            }
+            if hosts.last().is_some_and(|h| h.member >= member) {
+                return Err(bad("host objects out of member order"));
+            }
+            let kind = r.str()?;
+            let saved = match r.u8()? {
+                0 => None,
+                1 => {
+                    let n = r.count(1)?;
+                    Some(r.take(n)?.to_vec())
+                }
+                _ => return Err(bad("an unknown host object state tag")),
+            };
+            hosts.push(SegHost {
+                member,
+                kind,
+                saved,
+            });
+        }
+    }
     if r.pos != body.len() {
-        return Err(bad("bytes after the last member"));
+        return Err(bad("bytes after the end of the body"));
     }
     Ok(TenantSegment {
         state: SegmentState::Inactive,
@@ -314,6 +364,7 @@ pub fn from_bytes(bytes: &[u8], base: Option<Fingerprint>) -> Result<TenantSegme
         out,
         members: Vec::new(),
         outside: Vec::new(),
+        hosts,
     })
 }
 

@@ -150,6 +150,8 @@ pub enum ImportOutcome {
         unbound: Vec<String>,
         /// The hashed collections rehashed, and those that could not be.
         rehash: crate::rehash::RehashReport,
+        /// The kinds of the host objects made as placeholders (the command has no plugins).
+        placeholders: Vec<String>,
     },
 }
 
@@ -163,6 +165,7 @@ impl fmt::Display for ImportOutcome {
                 bound,
                 unbound,
                 rehash,
+                placeholders,
             } => {
                 writeln!(f, "objects:         {objects} made ({roots} roots)")?;
                 writeln!(
@@ -173,6 +176,14 @@ impl fmt::Display for ImportOutcome {
                 for u in unbound {
                     writeln!(f, "  {u}")?;
                 }
+                if !placeholders.is_empty() {
+                    writeln!(
+                        f,
+                        "host objects:    {} made as placeholders (no plugins here): {}",
+                        placeholders.len(),
+                        placeholders.join(", ")
+                    )?;
+                }
                 rehash.fmt(f)
             }
         }
@@ -181,7 +192,8 @@ impl fmt::Display for ImportOutcome {
 
 /// Imports `file` (an Etoys project or a cowheap segment file) into a new tenant of the
 /// base at `base`, and reports what bound. A cowheap segment that is not portable must
-/// come from that base; out-pointers it cannot bind read as nil and are listed. Time:
+/// come from that base; out-pointers it cannot bind read as nil and are listed, and host
+/// objects are made as placeholders (the command has no plugins) and listed. Time:
 /// O(image + file).
 ///
 /// # Errors
@@ -195,13 +207,21 @@ pub fn import(file: &Path, base: &Path) -> Result<ImportOutcome> {
     let mut t = Tenant::fork(&b);
     if bytes.starts_with(crate::file::MAGIC) {
         let mut seg = crate::file::from_bytes(&bytes, Some(b.fingerprint()))?;
-        let done = seg.import_into(&mut t, &[], true)?;
+        let plugins = cowheap_tenants::hosts::HostPlugins::new();
+        let done = seg.import_with_hosts(&mut t, &[], true, &plugins, true)?;
+        let placeholders = done
+            .placeholders
+            .iter()
+            .filter_map(|p| seg.hosts.iter().find(|h| h.member == p.member))
+            .map(|h| h.kind.clone())
+            .collect();
         return Ok(ImportOutcome::Cowheap {
             objects: done.members.len(),
             roots: done.roots.len(),
             bound: seg.out.len() - done.unbound.len(),
             unbound: done.unbound,
             rehash: done.rehash,
+            placeholders,
         });
     }
     let p = Project::from_bytes(&bytes)?;

@@ -22,6 +22,11 @@
 //! portable (out-pointers by name: symbols, classes with their shapes, special objects,
 //! globals), of another base.
 //!
+//! A member that is a host object's proxy (an open connection, a file: see
+//! `cowheap_tenants::hosts`) travels with its kind and what its plugin saves, and is made
+//! again by the plugin on import ([`hosts`]); a missing plugin is a typed error, or, if the
+//! caller asks, a placeholder listed in the import's report.
+//!
 //! Imported objects keep their identity hashes (`Tenant::alloc_with_hash`); objects an
 //! out-pointer binds to in another base have that base's, so [`rehash`] puts the elements
 //! of the imported `Set`s, `IdentitySet`s, `Dictionary`s, `IdentityDictionary`s and
@@ -41,7 +46,7 @@
 //! | [`bind::BaseNames::of`] | O(base objects), once per base |
 //! | [`bind::materialise`] | O(segment words) after the names |
 //! | [`rehash::rehash`] | O(objects + slots of the hashed collections among them) |
-//! | [`tenant::extract`] | O(private objects reachable from the roots and the other roots) |
+//! | [`tenant::extract`], [`tenant::extract_with_hosts`] | O(private objects reachable from the roots and the other roots), plus the plugins' work |
 //! | [`file::write`], [`file::read`] | O(segment size) |
 //!
 //! Bad input never panics: every truncation and corruption is a typed [`SegmentError`], and
@@ -68,6 +73,7 @@ pub mod datastream;
 mod error;
 pub mod export;
 pub mod file;
+pub mod hosts;
 pub mod info;
 pub mod project;
 pub mod rehash;

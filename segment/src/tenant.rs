@@ -32,9 +32,11 @@
 
 use crate::bind::BaseNames;
 use crate::error::{Result, SegmentError};
+use crate::hosts::{Placeholder, Saving, SegHost};
 use crate::rehash::RehashReport;
 use cowheap_heap::{BaseHeap, Fingerprint, Format, ObjectIndex, Value, Word};
 use cowheap_tenants::Tenant;
+use cowheap_tenants::hosts::HostPlugins;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::VecDeque;
 use std::fmt;
@@ -183,6 +185,9 @@ pub struct TenantSegment {
     pub members: Vec<Value>,
     /// The tenant's private objects outside the segment that `OutRef::Outside` names.
     pub outside: Vec<Value>,
+    /// The members that are host objects' proxies, with their kinds and saved states, by
+    /// increasing member number ([`crate::hosts`]).
+    pub hosts: Vec<SegHost>,
 }
 
 /// The private objects reachable from `from` (following slots and classes, through private
@@ -218,10 +223,41 @@ fn reach(t: &Tenant, from: &[Value], stop: &HashSet<Word>) -> Result<(Vec<Value>
 /// still a root. Pinned objects are among [`tenant_roots`]. Time: O(diverted objects + private objects reachable from them, `others` and `roots`,
 /// and their slots); the base is never walked.
 ///
+/// A member that is a host object's proxy is recorded with its kind but not its state (as
+/// [`Tenant::snapshot`] does): it imports only as a placeholder. Use
+/// [`extract_with_hosts`] to save host objects through their plugins.
+///
 /// # Errors
 /// [`SegmentError::NotPrivate`] if a root is not a private object of the tenant;
 /// [`SegmentError::Tenant`] for a reference the tenant refuses.
 pub fn extract(tenant: &Tenant, roots: &[Value], others: &[Value]) -> Result<TenantSegment> {
+    extract_saving(tenant, roots, others, Saving::KindsOnly)
+}
+
+/// [`extract`], each member that is a host object's proxy saved with its kind and the bytes
+/// its kind's plugin in `plugins` saves ([`crate::hosts`]; a placeholder an earlier import
+/// made keeps its bytes and needs no plugin). Time: as [`extract`], plus the plugins' work.
+///
+/// # Errors
+/// As [`extract`]; [`SegmentError::Host`] with
+/// [`HostError::NoPlugin`](cowheap_tenants::hosts::HostError::NoPlugin) naming a kind that
+/// has no plugin, or [`HostError::Save`](cowheap_tenants::hosts::HostError::Save) if a plugin
+/// fails.
+pub fn extract_with_hosts(
+    tenant: &Tenant,
+    roots: &[Value],
+    others: &[Value],
+    plugins: &HostPlugins,
+) -> Result<TenantSegment> {
+    extract_saving(tenant, roots, others, Saving::Plugins(plugins))
+}
+
+fn extract_saving(
+    tenant: &Tenant,
+    roots: &[Value],
+    others: &[Value],
+    saving: Saving<'_>,
+) -> Result<TenantSegment> {
     for r in roots {
         if !r.word().is_private() {
             return Err(SegmentError::NotPrivate(r.word().bits()));
@@ -274,7 +310,11 @@ pub fn extract(tenant: &Tenant, roots: &[Value], others: &[Value]) -> Result<Ten
         SRef::Out(k)
     };
     let mut objects = Vec::with_capacity(members.len());
-    for &v in &members {
+    let mut hosts = Vec::new();
+    for (i, &v) in members.iter().enumerate() {
+        if let Some(h) = crate::hosts::save(tenant, v, i as u32, saving)? {
+            hosts.push(h);
+        }
         let size = tenant.size(v)?;
         let class = sref(tenant.class_of(v)?);
         let slots = (0..size.slots)
@@ -296,6 +336,7 @@ pub fn extract(tenant: &Tenant, roots: &[Value], others: &[Value]) -> Result<Ten
         out,
         members,
         outside,
+        hosts,
     })
 }
 
@@ -363,6 +404,7 @@ impl TenantSegment {
             bytes: self.objects.iter().map(|o| o.bytes.len()).sum(),
             out_pointers: self.out.len(),
             out_by_kind: by_kind.into_iter().collect(),
+            hosts: self.hosts.len(),
         }
     }
 
@@ -376,15 +418,47 @@ impl TenantSegment {
     /// ([`crate::rehash`]) unless the import binds every out-pointer to what it was. Time:
     /// O(base objects) when portable out-pointers need names, then O(segment size).
     ///
+    /// A segment holding host objects ([`crate::hosts`]) is refused here with
+    /// [`SegmentError::Host`] (no plugin for its kind): import it with
+    /// [`TenantSegment::import_with_hosts`].
+    ///
     /// # Errors
     /// [`SegmentError::Unbound`] naming what did not bind; [`SegmentError::Tenant`] if the
     /// tenant refuses an allocation (a quota); [`SegmentError::BadSegment`] for a reference
-    /// to a member or out-pointer the segment does not have.
+    /// to a member or out-pointer the segment does not have; [`SegmentError::Host`] for a
+    /// host object.
     pub fn import_into(
         &mut self,
         tenant: &mut Tenant,
         outside: &[Value],
         accept_unbound: bool,
+    ) -> Result<Imported> {
+        self.import_with_hosts(tenant, outside, accept_unbound, &HostPlugins::new(), false)
+    }
+
+    /// [`TenantSegment::import_into`], each member that is a host object's proxy made again
+    /// by its kind's plugin in `plugins` ([`crate::hosts`]): the proxy keeps the member's
+    /// class, body and identity hash, and [`Tenant::host_object`] answers the object the
+    /// plugin made. A kind with no plugin, or a host object extracted without its state, is
+    /// refused, unless `placeholders`: then the member gets a
+    /// [`HostPlaceholder`](crate::hosts::HostPlaceholder) (its kind and saved bytes) and is
+    /// listed in [`Imported::placeholders`]. Every host object is made before anything is
+    /// allocated in the tenant, so a refused import leaves it as it was. Time: as
+    /// [`TenantSegment::import_into`], plus the plugins' work.
+    ///
+    /// # Errors
+    /// As [`TenantSegment::import_into`]; [`SegmentError::Host`] with
+    /// [`HostError::NoPlugin`](cowheap_tenants::hosts::HostError::NoPlugin) or
+    /// [`HostError::NotSaved`](cowheap_tenants::hosts::HostError::NotSaved) naming the kind
+    /// (unless `placeholders`), or
+    /// [`HostError::Restore`](cowheap_tenants::hosts::HostError::Restore) if a plugin fails.
+    pub fn import_with_hosts(
+        &mut self,
+        tenant: &mut Tenant,
+        outside: &[Value],
+        accept_unbound: bool,
+        plugins: &HostPlugins,
+        placeholders: bool,
     ) -> Result<Imported> {
         // A segment that may not be imported (imported already, say) is refused before
         // anything is allocated in the tenant.
@@ -433,6 +507,17 @@ impl TenantSegment {
             return Err(SegmentError::Unbound(unbound));
         }
         let bad = |what| SegmentError::BadSegment(what);
+        // The host objects are made (by their plugins, or as placeholders) before the
+        // tenant is touched: a missing plugin refuses the import with nothing allocated.
+        if self
+            .hosts
+            .iter()
+            .any(|h| h.member as usize >= self.objects.len())
+            || !self.hosts.windows(2).all(|w| w[0].member < w[1].member)
+        {
+            return Err(bad("host objects of no member, or out of order"));
+        }
+        let host_objects = crate::hosts::restore(&self.hosts, plugins, placeholders)?;
         // Classes inside the segment before their instances: one pass in that order.
         let n = self.objects.len();
         let mut made: Vec<Option<Value>> = vec![None; n];
@@ -468,7 +553,27 @@ impl TenantSegment {
         if made.iter().any(Option::is_none) {
             return Err(bad("members whose classes form a cycle"));
         }
-        let made: Vec<Value> = made.into_iter().flatten().collect();
+        let mut made: Vec<Value> = made.into_iter().flatten().collect();
+        // Each proxy member becomes a host object's proxy: a fresh proxy takes the member's
+        // body (class, format, identity hash) by a two-way become, and stands for the member
+        // from here on; the fresh proxy's own body, left at the member's key, is unreachable.
+        let mut hosts = Vec::new();
+        let mut placeholder_list = Vec::new();
+        for (h, (object, is_placeholder)) in self.hosts.iter().zip(host_objects) {
+            let m = made[h.member as usize];
+            let class = tenant.class_of(m)?;
+            let proxy = tenant.new_host_object(class, &h.kind, object)?;
+            tenant.become_two_way(proxy, m)?;
+            made[h.member as usize] = proxy;
+            if is_placeholder {
+                placeholder_list.push(Placeholder {
+                    member: h.member,
+                    proxy,
+                });
+            } else {
+                hosts.push(proxy);
+            }
+        }
         for (i, o) in self.objects.iter().enumerate() {
             for (k, s) in o.slots.iter().enumerate() {
                 let v = match *s {
@@ -515,6 +620,8 @@ impl TenantSegment {
             members: made,
             unbound,
             rehash,
+            hosts,
+            placeholders: placeholder_list,
         })
     }
 }
@@ -531,6 +638,12 @@ pub struct Imported {
     /// The hashed collections among the members, rehashed where their elements' hashes
     /// changed (see [`crate::rehash`]); positions are member numbers.
     pub rehash: RehashReport,
+    /// The proxies of the host objects their plugins made again, by member number.
+    pub hosts: Vec<Value>,
+    /// The members made as placeholders (no plugin for their kind, or no saved state), by
+    /// member number: each one's host object is a
+    /// [`HostPlaceholder`](crate::hosts::HostPlaceholder).
+    pub placeholders: Vec<Placeholder>,
 }
 
 /// What `cowheap segment info` prints for a cowheap segment.
@@ -554,6 +667,8 @@ pub struct SegmentReport {
     pub out_pointers: usize,
     /// Out-pointers by kind.
     pub out_by_kind: Vec<(String, usize)>,
+    /// Members that are host objects' proxies.
+    pub hosts: usize,
 }
 
 impl fmt::Display for SegmentReport {
@@ -584,6 +699,10 @@ impl fmt::Display for SegmentReport {
             "out-pointers:    {} ({})",
             self.out_pointers,
             kinds.join(", ")
-        )
+        )?;
+        if self.hosts > 0 {
+            writeln!(f, "host objects:    {}", self.hosts)?;
+        }
+        Ok(())
     }
 }
