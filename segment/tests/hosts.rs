@@ -150,6 +150,15 @@ fn a_host_object_survives_a_file_and_an_import_into_another_base() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hosts.cowseg");
     file::write(&mut seg, &path).unwrap();
+    // `cowheap segment import` has no plugins: placeholders, listed.
+    let out = cowheap_segment::info::import(&path, &image("Scratch-1.4.0.6.image")).unwrap();
+    assert!(out.to_string().contains("2 made as placeholders"), "{out}");
+    match out {
+        cowheap_segment::info::ImportOutcome::Cowheap { placeholders, .. } => {
+            assert_eq!(placeholders, ["connection", "connection"]);
+        }
+        other => panic!("{other}"),
+    }
     let mut back = file::read(&path, Some(scratch.fingerprint())).unwrap();
     assert_eq!(back.hosts, seg.hosts);
     let mut t2 = Tenant::fork(&scratch);
@@ -312,6 +321,13 @@ fn with_placeholders_accepted_a_host_object_is_listed_and_keeps_its_bytes() {
             saved: Some(b"db:5432".to_vec()),
         })
     );
+    // Not a tenant placeholder: the tenant does not list it, and a snapshot through the
+    // plugins hands it to the kind's plugin, which refuses it.
+    assert_eq!(t2.placeholders().count(), 0);
+    assert!(matches!(
+        t2.snapshot_with(&plugins()),
+        Err(HostError::Save { .. })
+    ));
     // Moved on without any plugin, the placeholder loses nothing: a tenant with the plugin
     // gets the connection back.
     let again =
