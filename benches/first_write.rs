@@ -99,7 +99,7 @@ fn main() {
     }
     let (mut ta, mut pa) = (vec![], vec![]);
     for round in 0..31 {
-        let mut timed = |f: &mut dyn FnMut()| {
+        let timed = |f: &mut dyn FnMut()| {
             let s = Instant::now();
             f();
             s.elapsed().as_secs_f64() * 1e9 / OPS as f64

@@ -30,6 +30,8 @@ struct Session {
     held: Vec<(Value, usize)>,
     /// References an abort made stale: each must be refused from then on.
     stale: Vec<Value>,
+    /// Whether it records its reads (every check then reads every object of its version).
+    recording: bool,
 }
 
 struct World {
@@ -155,6 +157,7 @@ impl World {
             dirty: BTreeSet::new(),
             held: vec![],
             stale: vec![],
+            recording: false,
         });
     }
 
@@ -180,6 +183,7 @@ impl World {
             Action::Record { t, on } => {
                 let s = &mut self.sessions[t % n];
                 s.t.record_reads(on);
+                s.recording = on;
                 assert_eq!(s.t.reads_recorded().is_some(), on);
             }
             Action::Write {
@@ -251,7 +255,13 @@ impl World {
                 let cur = self.current();
                 let s = &mut self.sessions[t % n];
                 self.repo.abort(&mut s.t);
-                s.stale.extend(s.held.drain(..).map(|(v, _)| v));
+                // References to objects it committed stay; the rest are refused.
+                let base_len = self.versions[s.version].len();
+                let (kept, stale): (Vec<_>, Vec<_>) =
+                    s.held.drain(..).partition(|&(_, o)| o < base_len);
+                s.held = kept;
+                s.stale.extend(stale.into_iter().map(|(v, _)| v));
+                s.recording = false;
                 s.objs = self.versions[cur].clone();
                 s.version = cur;
                 s.dirty.clear();
@@ -259,8 +269,14 @@ impl World {
             }
             Action::Rebase { t } => {
                 let cur = self.current();
-                let conflicts =
-                    self.conflicts(self.sessions[t % n].version, &self.sessions[t % n].dirty);
+                let (version, recording) =
+                    (self.sessions[t % n].version, self.sessions[t % n].recording);
+                let mut watched = self.sessions[t % n].dirty.clone();
+                if recording {
+                    // It read every object of its version.
+                    watched.extend(0..self.versions[version].len());
+                }
+                let conflicts = self.conflicts(version, &watched);
                 let s = &mut self.sessions[t % n];
                 match self.repo.rebase(&mut s.t) {
                     Err(CommitError::Conflict { objects, .. }) => {
@@ -326,6 +342,35 @@ impl World {
             return;
         }
         let next = res.unwrap();
+        if s.dirty.is_empty() {
+            // Nothing to commit: the session moves to the current version, as a rebase.
+            assert_eq!(
+                next.version() as usize,
+                cur,
+                "an empty commit makes no version"
+            );
+            let old_len = self.versions[s.version].len();
+            let new_len = self.versions[cur].len();
+            let shift = |o: usize| {
+                if o < old_len {
+                    o
+                } else {
+                    o - old_len + new_len
+                }
+            };
+            let mut objs = self.versions[cur].clone();
+            for o in &s.objs[old_len..] {
+                let mut o = o.clone();
+                remap(&mut o, shift);
+                objs.push(o);
+            }
+            for h in &mut s.held {
+                h.1 = shift(h.1);
+            }
+            s.objs = objs;
+            s.version = cur;
+            return;
+        }
         // The model's commit: the changed objects in index order, then new objects as met.
         let old_len = self.versions[s.version].len();
         let mut new = self.versions[cur].clone();
@@ -499,10 +544,14 @@ proptest! {
 #[test]
 fn commit_rights_are_checked() {
     let (base, _) = random_base(7);
-    let g = base.heap().root("first").unwrap();
+    let heap = base.heap();
+    let x = heap
+        .indices()
+        .find(|&x| heap.size(x).unwrap().slots > 0)
+        .expect("an object with slots");
     let repo = Repository::new(base.clone(), CommitRights::only(["owner"]));
     let mut t = repo.fork();
-    t.set_slot(g, 0, Value::int(5)).unwrap_or(());
+    t.set_slot(Value::base(x), 0, Value::int(5)).unwrap();
     let before = t.stats();
     let err = repo.commit(&mut t, "intruder").unwrap_err();
     assert!(

@@ -60,8 +60,25 @@ pub struct Base {
     /// Layers from this version down to its heap.
     depth: usize,
     fingerprint: OnceLock<Fingerprint>,
-    /// For a flattened version: the fingerprint of the heap its history started from.
-    origin: Option<Fingerprint>,
+    /// For a root: the fingerprint of the heap its history started from (its own heap's,
+    /// computed on first use, or for a flattened version the history's).
+    origin: OnceLock<Fingerprint>,
+    /// For a committed version: the root of its lineage, whose origin is its origin.
+    root: Option<Arc<Base>>,
+}
+
+impl Drop for Base {
+    /// Drops a chain of versions no one else holds one by one, not by recursion (a chain may
+    /// be longer than a thread's stack is deep).
+    fn drop(&mut self) {
+        let mut next = self.parent.take();
+        while let Some(p) = next {
+            match Arc::try_unwrap(p) {
+                Ok(mut b) => next = b.parent.take(),
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 impl Base {
@@ -78,9 +95,10 @@ impl Base {
     }
 
     fn root(heap: BaseHeap, version: u64, of: Option<&Base>) -> Arc<Base> {
-        let fingerprint = OnceLock::new();
+        let (fingerprint, origin) = (OnceLock::new(), OnceLock::new());
         if let Some(of) = of {
             let _ = fingerprint.set(of.fingerprint());
+            let _ = origin.set(of.origin());
         }
         let marks = DivertMarks::new(heap.header_offsets());
         let len = heap.len();
@@ -94,7 +112,8 @@ impl Base {
             len,
             depth: 0,
             fingerprint,
-            origin: of.map(Base::origin),
+            origin,
+            root: None,
         })
     }
 
@@ -116,33 +135,55 @@ impl Base {
     /// parents' on their first use); a flattened version keeps the fingerprint of the version
     /// it was made from.
     pub fn fingerprint(&self) -> Fingerprint {
-        *self.fingerprint.get_or_init(|| match &self.parent {
-            None => self.heap.fingerprint(),
-            Some(parent) => {
-                let mut h = blake3::Hasher::new();
-                h.update(b"cowheap version\0");
-                h.update(&parent.fingerprint().0);
-                h.update(&self.version.to_le_bytes());
-                h.update(&(self.len as u64).to_le_bytes());
-                let mut keys: Vec<u32> = self.layer.keys().copied().collect();
-                keys.sort_unstable();
-                for x in keys {
-                    let c = &self.layer[&x];
-                    h.update(&x.to_le_bytes());
-                    h.update(&c.class.bits().to_le_bytes());
-                    h.update(&[c.format as u8]);
-                    h.update(&c.hash.to_le_bytes());
-                    h.update(&c.aux.to_le_bytes());
-                    h.update(&(c.slots.len() as u64).to_le_bytes());
-                    for w in &c.slots {
-                        h.update(&w.bits().to_le_bytes());
-                    }
-                    h.update(&(c.bytes.len() as u64).to_le_bytes());
-                    h.update(&c.bytes);
+        if let Some(f) = self.fingerprint.get() {
+            return *f;
+        }
+        // The versions whose fingerprints are not known yet, newest first, then each from its
+        // parent's, oldest first: no recursion, however long the chain.
+        let mut pending = vec![self];
+        let mut known = loop {
+            let b = pending[pending.len() - 1];
+            match &b.parent {
+                None => {
+                    pending.pop();
+                    break *b.fingerprint.get_or_init(|| b.heap.fingerprint());
                 }
-                Fingerprint(*h.finalize().as_bytes())
+                Some(p) => match p.fingerprint.get() {
+                    Some(f) => break *f,
+                    None => pending.push(p),
+                },
             }
-        })
+        };
+        while let Some(b) = pending.pop() {
+            known = *b.fingerprint.get_or_init(|| b.layer_fingerprint(known));
+        }
+        known
+    }
+
+    /// The fingerprint of this committed version, given its parent's.
+    fn layer_fingerprint(&self, parent: Fingerprint) -> Fingerprint {
+        let mut h = blake3::Hasher::new();
+        h.update(b"cowheap version\0");
+        h.update(&parent.0);
+        h.update(&self.version.to_le_bytes());
+        h.update(&(self.len as u64).to_le_bytes());
+        let mut keys: Vec<u32> = self.layer.keys().copied().collect();
+        keys.sort_unstable();
+        for x in keys {
+            let c = &self.layer[&x];
+            h.update(&x.to_le_bytes());
+            h.update(&c.class.bits().to_le_bytes());
+            h.update(&[c.format as u8]);
+            h.update(&c.hash.to_le_bytes());
+            h.update(&c.aux.to_le_bytes());
+            h.update(&(c.slots.len() as u64).to_le_bytes());
+            for w in &c.slots {
+                h.update(&w.bits().to_le_bytes());
+            }
+            h.update(&(c.bytes.len() as u64).to_le_bytes());
+            h.update(&c.bytes);
+        }
+        Fingerprint(*h.finalize().as_bytes())
     }
 
     /// The shared diverted marks.
@@ -269,29 +310,21 @@ impl Base {
         Ok(self.object(x)?.bytes)
     }
 
-    /// A new version over this one: `objects` are the bodies of the objects it changes and of
-    /// those it adds, which take the indices from [`Base::len`] up to `len`. The heap and
-    /// marks are shared, this version is untouched (its tenants keep seeing exactly what they
-    /// saw), and the changed objects' committed bits are set, which sends every reader of
-    /// them to its layers. Time: O(objects given), never O(base).
+    /// Checks that `objects` and `len` make a version over this one ([`Base::next_version`]
+    /// states the rules), changing nothing. Time: O(objects given and their slots).
     ///
     /// # Errors
-    /// [`HeapError::NoSuchObject`] for an index at or past `len`, or an added index left
-    /// without a body; [`HeapError::BadLayout`] for a body its format cannot hold;
-    /// [`HeapError::InvalidWord`] for a class or slot that is neither an immediate nor a
-    /// reference to an object of the new version (a private reference included);
-    /// [`HeapError::TooLarge`] past 2^32 objects, or past 2^32 versions. Nothing changes on
-    /// any error.
-    pub fn next_version(
-        self: &Arc<Base>,
-        objects: Vec<(u32, Committed)>,
-        len: usize,
-    ) -> Result<Arc<Base>> {
+    /// As [`Base::next_version`].
+    pub fn check_layer(&self, objects: &[(u32, Committed)], len: usize) -> Result<()> {
         if len as u64 > 1 << 32 {
             return Err(HeapError::TooLarge("more objects than references can name"));
         }
-        let version = self
-            .version
+        if len < self.len {
+            return Err(HeapError::Corrupt(
+                "a version with fewer objects than its parent",
+            ));
+        }
+        self.version
             .checked_add(1)
             .ok_or(HeapError::TooLarge("2^64 versions"))?;
         let no_such = |x: u32| HeapError::NoSuchObject {
@@ -302,26 +335,61 @@ impl Base {
             Some(y) => y.get() < len,
             None => w.is_immediate(),
         };
-        let mut layer = FxHashMap::default();
-        layer
-            .try_reserve(objects.len())
-            .map_err(|_| HeapError::TooLarge("a layer the allocator refuses"))?;
+        let mut seen = rustc_hash::FxHashSet::default();
         for (x, c) in objects {
-            if x as usize >= len {
-                return Err(no_such(x));
+            if *x as usize >= len {
+                return Err(no_such(*x));
+            }
+            if !seen.insert(*x) {
+                return Err(HeapError::Corrupt("an object twice in one version"));
             }
             c.format.check(c.size())?;
+            if c.aux >> cowheap_heap::AUX_BITS != 0 {
+                return Err(HeapError::TooLarge("auxiliary bits wider than 24"));
+            }
             if !c.class.is_base() || !names(c.class) {
                 return Err(HeapError::InvalidWord(c.class));
             }
             if let Some(&w) = c.slots.iter().find(|&&w| !names(w)) {
                 return Err(HeapError::InvalidWord(w));
             }
-            layer.insert(x, c);
         }
-        if let Some(x) = (self.len..len).find(|&x| !layer.contains_key(&(x as u32))) {
+        if let Some(x) = (self.len..len).find(|&x| !seen.contains(&(x as u32))) {
             return Err(no_such(x as u32));
         }
+        Ok(())
+    }
+
+    /// A new version over this one: `objects` are the bodies of the objects it changes and of
+    /// those it adds, which take the indices from [`Base::len`] up to `len`. The heap and
+    /// marks are shared, this version is untouched (its tenants keep seeing exactly what they
+    /// saw), and the changed objects' committed bits are set, which sends every reader of
+    /// them to its layers. Time: O(objects given), never O(base).
+    ///
+    /// Hidden from the docs, as `IndirectionTable::divert` is: a committed bit is never
+    /// cleared and costs every reader of its object a lookup, so versions are made by the
+    /// tenants crate's `Repository`, which makes one only to publish it.
+    ///
+    /// # Errors
+    /// [`HeapError::NoSuchObject`] for an index at or past `len`, or an added index left
+    /// without a body; [`HeapError::Corrupt`] for fewer objects than this version has, or an
+    /// object given twice; [`HeapError::BadLayout`] for a body its format cannot hold;
+    /// [`HeapError::InvalidWord`] for a class or slot that is neither an immediate nor a
+    /// reference to an object of the new version (a private reference included);
+    /// [`HeapError::TooLarge`] past 2^32 objects or 2^64 versions, or auxiliary bits wider
+    /// than 24. Nothing changes on any error.
+    #[doc(hidden)]
+    pub fn next_version(
+        self: &Arc<Base>,
+        objects: Vec<(u32, Committed)>,
+        len: usize,
+    ) -> Result<Arc<Base>> {
+        self.check_layer(&objects, len)?;
+        let mut layer = FxHashMap::default();
+        layer
+            .try_reserve(objects.len())
+            .map_err(|_| HeapError::TooLarge("a layer the allocator refuses"))?;
+        layer.extend(objects);
         for &x in layer.keys() {
             self.marks.mark_committed(x);
         }
@@ -329,13 +397,14 @@ impl Base {
             id: Base::next_id(),
             heap: self.heap.clone(),
             marks: self.marks.clone(),
-            version,
+            version: self.version + 1,
             parent: Some(self.clone()),
             layer,
             len,
             depth: self.depth + 1,
             fingerprint: OnceLock::new(),
-            origin: None,
+            origin: OnceLock::new(),
+            root: Some(self.root.clone().unwrap_or_else(|| self.clone())),
         }))
     }
 
@@ -385,10 +454,9 @@ impl Base {
     /// names the history across processes, whether a version is layered or flattened.
     /// Time: O(1), or for a heap made in memory one fingerprint of it on first use.
     pub fn origin(&self) -> Fingerprint {
-        match (&self.parent, self.origin) {
-            (Some(p), _) => p.origin(),
-            (None, Some(o)) => o,
-            (None, None) => self.heap.fingerprint(),
+        match &self.root {
+            Some(root) => root.origin(),
+            None => *self.origin.get_or_init(|| self.heap.fingerprint()),
         }
     }
 

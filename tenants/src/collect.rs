@@ -101,6 +101,10 @@ impl Tenant {
             }
         }
         self.drop_dead_hosts();
+        let space = &self.space;
+        if let Some(c) = self.cold.as_mut() {
+            c.committed.retain(|&k| space.get(k).is_some());
+        }
         let cold = self.cold_mut();
         sub(&mut cold.stats.private_objects, out.freed);
         sub(&mut cold.stats.private_bytes, out.freed_bytes);

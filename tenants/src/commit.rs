@@ -245,8 +245,7 @@ struct Log {
 
 /// Persists a version before it is published: the version, and the objects of its parent it
 /// changed.
-type Persist<'a> =
-    dyn FnMut(&Arc<Base>, &[u32]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + 'a;
+type Persist<'a> = dyn FnMut(&Layer) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + 'a;
 
 /// What a commit gathered from a tenant, before anything changes.
 struct Gathered {
@@ -371,7 +370,7 @@ impl Repository {
         mode: CommitMode,
         roots: &[cowheap_heap::Value],
     ) -> Result<Arc<Base>, CommitError> {
-        self.commit_inner(tenant, who, mode, roots, &mut |_, _| Ok(()))
+        self.commit_inner(tenant, who, mode, roots, &mut |_| Ok(()))
     }
 
     /// [`Repository::commit_with`], the new version persisted by `persist` before it is
@@ -395,13 +394,16 @@ impl Repository {
         E: std::error::Error + Send + Sync + 'static,
     {
         let mut persist = Some(persist);
-        self.commit_inner(tenant, who, mode, roots, &mut |next, changed| {
-            let layer = Layer::of(next, changed.to_vec());
-            match persist.take() {
-                Some(p) => p(&layer).map_err(|e| Box::new(e) as _),
+        self.commit_inner(
+            tenant,
+            who,
+            mode,
+            roots,
+            &mut |layer| match persist.take() {
+                Some(p) => p(layer).map_err(|e| Box::new(e) as _),
                 None => Ok(()),
-            }
-        })
+            },
+        )
     }
 
     /// Makes the version `layer` describes, committed by another process over the current
@@ -424,6 +426,7 @@ impl Repository {
                 current: current.version(),
             });
         }
+        current.check_layer(&layer.objects, layer.len)?;
         let old: Vec<u32> = layer
             .objects
             .iter()
@@ -440,6 +443,7 @@ impl Repository {
             );
         }
         let next = current.next_version(layer.objects.clone(), layer.len)?;
+        // Nothing below fails.
         log.known.insert(next.id(), next.version());
         log.changes.insert(
             next.version(),
@@ -463,13 +467,24 @@ impl Repository {
         let mut log = self.lock();
         let version = Repository::version_of(&log, tenant.base())?;
         let current = self.current.load_full();
-        let gathered = tenant.gather(current.len(), roots)?;
+        let read = match mode {
+            CommitMode::WriteWrite => None,
+            CommitMode::ReadWrite => Some(
+                tenant
+                    .reads_recorded()
+                    .ok_or(CommitError::ReadsNotRecorded)?,
+            ),
+        };
+        // Gathering follows references; it must not count them as the tenant's reads.
+        let recording = tenant.cold.as_mut().and_then(|c| c.recording.take());
+        let gathered = tenant.gather(current.len(), roots);
+        if let Some(c) = tenant.cold.as_mut() {
+            c.recording = recording;
+        }
+        let gathered = gathered?;
         let mut conflicts = Repository::conflicts(&log, version, &gathered.changed);
-        if mode == CommitMode::ReadWrite {
-            let read = tenant
-                .reads_recorded()
-                .ok_or(CommitError::ReadsNotRecorded)?;
-            conflicts.extend(Repository::conflicts(&log, version, &read));
+        if let Some(read) = &read {
+            conflicts.extend(Repository::conflicts(&log, version, read));
             conflicts.sort_unstable();
             conflicts.dedup();
         }
@@ -479,16 +494,32 @@ impl Repository {
                 objects: conflicts,
             });
         }
+        if gathered.objects.is_empty() {
+            // Nothing to commit: the tenant moves to the current version, as a rebase would.
+            tenant.rebind(&current);
+            tenant.restart_recording();
+            return Ok(current);
+        }
         let mut changed: Vec<u32> = gathered.changed.iter().copied().collect();
         changed.sort_unstable();
-        let next = current.next_version(gathered.objects, gathered.len)?;
-        persist(&next, &changed).map_err(CommitError::Persist)?;
-        // Nothing below fails: the version is published, logged, and the tenant moved.
+        let layer = Layer {
+            origin: current.origin(),
+            parent: current.version(),
+            len: gathered.len,
+            changed,
+            objects: gathered.objects,
+        };
+        current.check_layer(&layer.objects, layer.len)?;
+        persist(&layer).map_err(CommitError::Persist)?;
+        // Nothing below fails: the layer was checked. The version is made (its committed
+        // bits set), logged, published, and the tenant moved.
+        let next = current.next_version(layer.objects, layer.len)?;
         log.known.insert(next.id(), next.version());
         log.changes
             .insert(next.version(), Arc::new(gathered.changed));
         self.current.store(next.clone());
         tenant.settle_commit(&next, &gathered.moved);
+        tenant.restart_recording();
         Ok(next)
     }
 
@@ -502,7 +533,8 @@ impl Repository {
     }
 
     /// Moves `tenant`, changes and all, to the current version if no version since its own
-    /// changed an object it changed. Time: O(changed) per version since the tenant's.
+    /// changed an object it changed (or, for a tenant that records its reads, one it read).
+    /// Time: O(changed and read objects) per version since the tenant's.
     ///
     /// # Errors
     /// [`CommitError::Conflict`] (the tenant is left as it was), or
@@ -512,7 +544,14 @@ impl Repository {
         let version = Repository::version_of(&log, tenant.base())?;
         let current = self.current.load_full();
         let changed: FxHashSet<u32> = tenant.table.iter().map(|(x, _)| x.as_u32()).collect();
-        let conflicts = Repository::conflicts(&log, version, &changed);
+        let mut conflicts = Repository::conflicts(&log, version, &changed);
+        // A tenant that records its reads keeps them through the move: they must not have
+        // changed either, or a later read-write commit would miss the conflict.
+        if let Some(read) = tenant.reads_recorded() {
+            conflicts.extend(Repository::conflicts(&log, version, &read));
+            conflicts.sort_unstable();
+            conflicts.dedup();
+        }
         if !conflicts.is_empty() {
             return Err(CommitError::Conflict {
                 version,
@@ -703,15 +742,21 @@ impl Tenant {
     /// its entries in `moved` becomes a forwarder to what it now is in the base.
     fn settle_commit(&mut self, next: &Arc<Base>, moved: &[(PrivateKey, Word)]) {
         let mut freed = 0u64;
+        let mut forwarders = Vec::with_capacity(moved.len());
         for &(k, target) in moved {
             if let Some(w) = self.space.writable(k) {
                 let body = w.forward(target);
                 self.space.count_forwarder();
                 freed = freed.saturating_add(cost(body.size()) - ENTRY_OVERHEAD);
+                forwarders.push(k);
             }
         }
-        if self.cold.is_some() {
-            sub(&mut self.stats_mut().private_bytes, freed);
+        if !moved.is_empty() {
+            let stats = self.stats_mut();
+            sub(&mut stats.private_bytes, freed);
+            // Remembered so that an abort keeps them: references from before the commit
+            // lead to the committed objects, which an abort does not undo.
+            self.cold_mut().committed.extend(forwarders);
         }
         // Every copy was committed: the table is empty now.
         self.table = IndirectionTable::new();
@@ -719,20 +764,34 @@ impl Tenant {
     }
 
     /// Frees every private object, root and handle, empties the table and stops recording
-    /// reads: the tenant sees its base as a fresh fork would. Keys' generations move on.
+    /// reads: the tenant sees its base as a fresh fork would. Keys' generations move on. The
+    /// forwarders earlier commits left stay (a reference from before a commit leads to the
+    /// object committed, which an abort does not undo). Time: O(keys ever used).
     fn discard(&mut self) {
-        let keys: Vec<PrivateKey> = self.space.iter().map(|(k, _)| k).collect();
+        let kept: FxHashSet<PrivateKey> = self
+            .cold
+            .as_ref()
+            .map(|c| c.committed.iter().copied().collect())
+            .unwrap_or_default();
+        let keys: Vec<PrivateKey> = self
+            .space
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| !kept.contains(k))
+            .collect();
         for k in keys {
             self.space.remove(k);
         }
+        let left = self.space.len() as u64;
         self.table = IndirectionTable::new();
         self.record_reads(false);
         if let Some(cold) = self.cold.as_mut() {
             cold.roots.clear();
             cold.handles.clear();
             cold.hosts.clear();
-            cold.stats.private_objects = 0;
-            cold.stats.private_bytes = 0;
+            cold.committed.retain(|k| kept.contains(k));
+            cold.stats.private_objects = left;
+            cold.stats.private_bytes = left * ENTRY_OVERHEAD;
         }
         if let Some(f) = self.filter.as_mut() {
             **f = cowheap_forwarders::MarkFilter::new();

@@ -132,6 +132,8 @@ pub(crate) struct Cold {
     pub(crate) refused: Cell<Option<ObjectIndex>>,
     /// Host objects, by their proxies' keys ([`crate::hosts`]).
     pub(crate) hosts: BTreeMap<u32, crate::hosts::Host>,
+    /// The forwarders commits left, to the objects they committed (an abort keeps them).
+    pub(crate) committed: Vec<PrivateKey>,
 }
 
 /// A 22-bit identity hash for the `n`th object a tenant allocates (splitmix64 finaliser).
@@ -261,6 +263,14 @@ impl Tenant {
                 Err(Error::BaseReadOnly(x))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Clears the reads recorded so far, if the tenant records them (after a commit: its reads
+    /// are then of the version it stands on).
+    pub(crate) fn restart_recording(&mut self) {
+        if let Some((set, _)) = self.cold.as_mut().and_then(|c| c.recording.as_mut()) {
+            set.get_mut().clear();
         }
     }
 
@@ -944,9 +954,9 @@ impl Tenant {
                 k
             }
             Loc::Base(x) => {
-                self.may_divert(x)?;
                 let view = self.base.object(x)?;
                 check(view.format, view.size())?;
+                self.may_divert(x)?;
                 self.check_quota(cost(view.size()))?;
                 self.divert_copy(x)?
             }
