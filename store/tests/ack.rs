@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Harness, Local, n, real_base};
+use common::{Harness, Local, Pg, n, real_base};
 use cowheap_heap::{Fingerprint, Value};
 use cowheap_store::workload::slot_objects;
 use cowheap_store::{Access, SystemClock};
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Delegates to a real store; `put_version` then fails as told: 0 not at all, 1 after
-/// writing the version, 2 before writing it.
+/// writing the version, 2 before writing it, 3 as if another node had always just won.
 #[derive(Debug)]
 struct Flaky {
     inner: Arc<dyn Store>,
@@ -91,6 +91,11 @@ impl Store for Flaky {
                 Err(lost())
             }
             2 => Err(lost()),
+            3 => Err(StoreError::VersionConflict {
+                origin,
+                number,
+                newest: number,
+            }),
             _ => self.inner.put_version(origin, number, layer),
         }
     }
@@ -102,10 +107,8 @@ impl Store for Flaky {
     }
 }
 
-#[test]
-fn a_version_written_without_an_answer_is_reported_as_landed() {
-    let h = Local::new();
-    let fp = real_base(&h, 1_000);
+fn lost_answer(h: &dyn Harness) {
+    let fp = real_base(h, 1_000);
     let flaky = Arc::new(Flaky {
         inner: h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
         mode: AtomicU8::new(2),
@@ -163,4 +166,25 @@ fn a_version_written_without_an_answer_is_reported_as_landed() {
             .version(),
         2
     );
+
+    // A node that loses every race gives up after a bounded number of tries, writing
+    // nothing, and its tenant keeps its change.
+    flaky.mode.store(3, Ordering::Relaxed);
+    t.set_slot(x, 0, Value::int(43)).unwrap();
+    assert!(matches!(
+        node.commit(&mut t, CommitMode::WriteWrite, &[]),
+        Err(StoreError::CommitRaced { tries }) if tries == cowheap_store::MAX_COMMIT_TRIES
+    ));
+    assert_eq!(flaky.versions(fp, 0).unwrap().len(), 2);
+    assert_eq!(t.slot(x, 0).unwrap().as_int(), Some(43));
+}
+
+#[test]
+fn a_version_written_without_an_answer_is_reported_as_landed_on_a_local_store() {
+    lost_answer(&Local::new());
+}
+
+#[test]
+fn a_version_written_without_an_answer_is_reported_as_landed_on_postgres() {
+    lost_answer(&Pg::new());
 }
