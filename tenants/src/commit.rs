@@ -224,8 +224,9 @@ impl Numbering<'_> {
 /// The versions of a base, the current one published, commits serialised.
 ///
 /// `Repository` is `Send + Sync`: share it between threads (each thread with its own
-/// tenants). Reading the current version takes no lock; a commit, rebase or abort takes the
-/// repository's commit lock for its own duration only.
+/// tenants). Reading the current version takes no lock; a commit, rebase, apply, publish or
+/// the end of a flatten takes the repository's commit lock for its own duration only; an
+/// abort takes none.
 #[derive(Debug)]
 pub struct Repository {
     current: ArcSwap<Base>,
@@ -526,7 +527,8 @@ impl Repository {
     /// Drops `tenant`'s changes, objects, roots, handles and read record and moves it to the
     /// current version, keeping its id, quota, mark policy and counters. References and
     /// handles to its objects are refused afterwards ([`Error::Collected`],
-    /// [`Error::StaleHandle`]), never read as another object. Time: O(its private objects).
+    /// [`Error::StaleHandle`]), never read as another object; references to objects it
+    /// committed keep leading to them. Time: O(private keys ever used).
     pub fn abort(&self, tenant: &mut Tenant) {
         tenant.discard();
         tenant.rebind(&self.current.load_full());

@@ -14,9 +14,11 @@
 //! ```
 //!
 //! All little-endian. Decoding checks the digest first, then every count against the bytes
-//! left (no allocation is sized by a count alone), the changed list's order, and that the
-//! changed objects are exactly the bodies below the parent's length; what the words mean
-//! ([`cowheap_forwarders::Base::next_version`]) is checked where the layer is applied.
+//! left (no allocation is sized by a count alone), every format code, and the changed
+//! list's order. Where the layer is applied ([`crate::commit::Repository::apply`]), that the
+//! changed objects are exactly its bodies below the parent's length, and every rule of a
+//! version ([`cowheap_forwarders::Base::check_layer`]: no fewer objects than the parent,
+//! each object once, formats, auxiliary bits, every word naming an object of the version).
 
 use cowheap_forwarders::Committed;
 use cowheap_heap::file::Reader;

@@ -72,9 +72,9 @@ impl Registry {
     }
 
     /// Makes `base` the one new tenants fork from and returns the previous one. Tenants
-    /// already forked keep theirs. `base` starts a new history: tenants of earlier bases can
-    /// no longer commit or rebase into this registry ([`CommitError::ForeignBase`]), unless
-    /// `base` is a version of theirs committed here. Time: O(1).
+    /// already forked keep theirs. Unless `base` is the current version already, it starts a
+    /// new history: tenants of earlier bases can no longer commit or rebase into this
+    /// registry ([`CommitError::ForeignBase`]). Time: O(versions known).
     pub fn publish(&self, base: Arc<Base>) -> Arc<Base> {
         self.repo.publish(base)
     }

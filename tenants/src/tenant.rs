@@ -1065,7 +1065,8 @@ impl Tenant {
     /// One word for `v`'s identity in this tenant: two references are identical
     /// ([`Tenant::identical`]) exactly when their identity words are equal, whichever way they
     /// name the object (a base reference or the tenant's copy, a forwarder or its target).
-    /// An immediate is its own word. Valid until the tenant's next collection or become.
+    /// An immediate is its own word. Valid until the tenant's next collection, become,
+    /// commit, rebase or abort.
     /// Time: O(1).
     pub fn identity_word(&self, v: Value) -> Result<Word> {
         let w = self.own(v)?;
