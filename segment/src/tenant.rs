@@ -489,11 +489,12 @@ impl TenantSegment {
             .iter()
             .map(|o| {
                 let b = match o {
-                    OutRef::Base(x) if same_base => heap.object(*x).ok().map(|_| Value::base(*x)),
+                    // The version's objects, those its commits added included.
+                    OutRef::Base(x) if same_base => base.object(*x).ok().map(|_| Value::base(*x)),
                     OutRef::Base(_) => None,
                     OutRef::Pinned { fingerprint, index } => (*fingerprint == base.fingerprint())
                         .then_some(Value::base(*index))
-                        .filter(|_| heap.object(*index).is_ok()),
+                        .filter(|_| base.object(*index).is_ok()),
                     OutRef::Outside(k) => outside.get(*k as usize).copied(),
                     _ => names.as_ref().and_then(|n| n.resolve(heap, o)),
                 };
