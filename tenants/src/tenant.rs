@@ -1068,7 +1068,16 @@ impl Tenant {
     /// An immediate is its own word. Valid until the tenant's next collection, become,
     /// commit, rebase or abort.
     /// Time: O(1).
+    #[inline(always)]
     pub fn identity_word(&self, v: Value) -> Result<Word> {
+        if v.word().is_immediate() || self.leads_to_itself(v) {
+            return Ok(v.word());
+        }
+        self.identity_word_slow(v)
+    }
+
+    #[inline(never)]
+    fn identity_word_slow(&self, v: Value) -> Result<Word> {
         let w = self.own(v)?;
         if w.is_ref() {
             Ok(self.locate_word(w)?.word())

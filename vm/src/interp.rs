@@ -1084,9 +1084,15 @@ impl Vm {
             return Ok(None);
         }
         let n = m.size(dict)?.slots;
+        // The selector's identity once; each key is then compared by word, and only a
+        // reference of another word by its own identity (one key per object on a tenant:
+        // no table lookup for a key that leads to itself).
+        let wanted = m.identity_key(selector)?;
         for i in 2..n {
             let k = m.slot(dict, i)?;
-            if self.same(m, k, selector)? {
+            let hit =
+                k.word() == selector.word() || (k.word().is_ref() && m.identity_key(k)? == wanted);
+            if hit {
                 let values = m.slot(dict, 1)?;
                 return Ok(Some(m.slot(values, i - 2)?));
             }

@@ -178,6 +178,7 @@ impl ObjectMemory for Tenant {
     fn set_class(&mut self, obj: Value, class: Value) -> MemResult<()> {
         Tenant::set_class(self, obj, class)
     }
+    #[inline(always)]
     fn identity_key(&self, v: Value) -> MemResult<u64> {
         Ok(Tenant::identity_word(self, v)?.bits())
     }
