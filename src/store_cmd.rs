@@ -70,6 +70,32 @@ pub(crate) enum StoreCommand {
     },
     /// Writes a held tenant's state to the store and releases it.
     Suspend(NodeArgs),
+    /// Names a principal that may commit new versions of a stored base.
+    AllowCommit {
+        /// The store's address.
+        store: String,
+        /// The base's fingerprint.
+        fingerprint: String,
+        /// The principal.
+        principal: String,
+        #[command(flatten)]
+        access: AccessArgs,
+    },
+    /// Commits the changes of a tenant the node holds as a new version of its base, in one
+    /// compare-and-set write to the store (conflicts with later versions are refused).
+    Commit(NodeArgs),
+    /// The committed versions of a base's history, and who may commit.
+    Versions {
+        /// The store's address.
+        store: String,
+        /// The base's fingerprint.
+        fingerprint: String,
+        /// Only versions above this number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[command(flatten)]
+        access: AccessArgs,
+    },
 }
 
 /// Who acts on the store.
@@ -163,6 +189,19 @@ pub(crate) fn run(command: StoreCommand) -> Result<()> {
         StoreCommand::Resume(node) => node.open()?.resume(&node.tenant)?,
         StoreCommand::Mark { node, value } => node.open()?.mark(&node.tenant, value)?,
         StoreCommand::Suspend(node) => node.open()?.suspend(&node.tenant)?,
+        StoreCommand::AllowCommit {
+            store,
+            fingerprint,
+            principal,
+            access,
+        } => cli::allow_commit(&*open(&store, &access)?, &fingerprint, &principal)?,
+        StoreCommand::Commit(node) => node.open()?.commit(&node.tenant)?,
+        StoreCommand::Versions {
+            store,
+            fingerprint,
+            after,
+            access,
+        } => cli::versions(&*open(&store, &access)?, &fingerprint, after)?,
     };
     print!("{out}");
     Ok(())

@@ -310,4 +310,20 @@ fn a_tenant_moves_between_two_nodes_through_a_local_store() {
         ls.contains("tenant alice") && ls.contains("owner b"),
         "{ls}"
     );
+    // b commits alice's change as version 1 of the base, which the store then lists; a second
+    // commit with nothing changed makes no version.
+    let committed = run(on_b("commit"));
+    let said = String::from_utf8_lossy(&committed.stdout);
+    assert!(
+        committed.status.success() && said.contains("version 1"),
+        "{said}{}",
+        String::from_utf8_lossy(&committed.stderr)
+    );
+    let versions = ok(&["store", "versions", store, fp]);
+    assert!(versions.contains("version 1 layer"), "{versions}");
+    assert!(!versions.contains("version 2"), "{versions}");
+    let again = run(on_b("commit"));
+    assert!(again.status.success());
+    let versions = ok(&["store", "versions", store, fp]);
+    assert!(!versions.contains("version 2"), "{versions}");
 }
