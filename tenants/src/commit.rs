@@ -125,8 +125,9 @@ pub enum CommitError {
     /// `become_forward` (references to it all over the base would have to change).
     #[error("cannot commit: {0}")]
     Unsupported(&'static str),
-    /// A layer of another history ([`Repository::apply`]).
-    #[error("the layer belongs to another history")]
+    /// A layer of another history, or made over another version of the same number
+    /// ([`Repository::apply`]).
+    #[error("the layer belongs to another history or another version")]
     ForeignLayer,
     /// A layer over a version other than the current one ([`Repository::apply`]).
     #[error("the layer applies over version {parent}, the current version is {current}")]
@@ -411,7 +412,8 @@ impl Repository {
     /// version, the current one here. Time: O(layer).
     ///
     /// # Errors
-    /// [`CommitError::ForeignLayer`] for a layer of another history,
+    /// [`CommitError::ForeignLayer`] for a layer of another history or made over another
+    /// version of the current one's number,
     /// [`CommitError::OutOfOrder`] unless it applies over the current version, and the
     /// object model's errors for a layer whose changed list does not match its bodies or
     /// whose words name no object of the new version. Nothing changes on any error.
@@ -426,6 +428,9 @@ impl Repository {
                 parent: layer.parent,
                 current: current.version(),
             });
+        }
+        if layer.parent_fingerprint != current.fingerprint() {
+            return Err(CommitError::ForeignLayer);
         }
         current.check_layer(&layer.objects, layer.len)?;
         let old: Vec<u32> = layer
@@ -506,6 +511,7 @@ impl Repository {
         let layer = Layer {
             origin: current.origin(),
             parent: current.version(),
+            parent_fingerprint: current.fingerprint(),
             len: gathered.len,
             changed,
             objects: gathered.objects,

@@ -4,7 +4,8 @@
 //! ```text
 //! magic "CHLAYER1"                        8 bytes
 //! origin fingerprint                      32   the history's version-0 heap
-//! parent version                          u64  the layer applies over this version
+//! parent fingerprint                      32   the version it applies over
+//! parent version                          u64  that version's number
 //! objects in the new version              u64
 //! changed count, then that many u32       the pre-existing objects it changed, ascending
 //! body count, then per body:
@@ -33,6 +34,9 @@ pub struct Layer {
     pub origin: Fingerprint,
     /// The version the layer applies over; the new version is one more.
     pub parent: u64,
+    /// That version's fingerprint ([`cowheap_forwarders::Base::fingerprint`]): a layer
+    /// applies only over the very version it was made over.
+    pub parent_fingerprint: Fingerprint,
     /// Objects in the new version.
     pub len: usize,
     /// The objects of the parent version it changed, ascending.
@@ -54,6 +58,9 @@ impl Layer {
         Layer {
             origin: version.origin(),
             parent: version.version().saturating_sub(1),
+            parent_fingerprint: version
+                .parent()
+                .map_or(version.fingerprint(), |p| p.fingerprint()),
             len: version.len(),
             changed,
             objects,
@@ -70,6 +77,7 @@ impl Layer {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.origin.0);
+        out.extend_from_slice(&self.parent_fingerprint.0);
         out.extend_from_slice(&self.parent.to_le_bytes());
         out.extend_from_slice(&(self.len as u64).to_le_bytes());
         out.extend_from_slice(&(self.changed.len() as u64).to_le_bytes());
@@ -133,6 +141,7 @@ impl Layer {
         let mut r = Reader::new(&body[8..], 8);
         let corrupt = |problem| FileError::corrupt("layer", problem);
         let origin = Fingerprint(r.array("origin")?);
+        let parent_fingerprint = Fingerprint(r.array("parent fingerprint")?);
         let parent = r.u64("parent version")?;
         let len = usize::try_from(r.u64("objects")?).map_err(|_| corrupt("too many objects"))?;
         let n = r.count(4, "changed objects")?;
@@ -180,6 +189,7 @@ impl Layer {
         let layer = Layer {
             origin,
             parent,
+            parent_fingerprint,
             len,
             changed,
             objects,
@@ -204,6 +214,7 @@ mod tests {
         Layer {
             origin: Fingerprint([3; 32]),
             parent: 4,
+            parent_fingerprint: Fingerprint([5; 32]),
             len: 12,
             changed: vec![1, 5],
             objects: vec![(1, body(1)), (5, body(2)), (11, body(3))],
