@@ -6,9 +6,9 @@
 //!   plugin to save its host object ([`HostPlugin::save`](cowheap_tenants::hosts::HostPlugin::save));
 //!   a kind with no plugin is [`HostError::NoPlugin`]. Plain [`crate::tenant::extract`]
 //!   records the kind without the state, as [`Tenant::snapshot`] does: such a member
-//!   imports only as a placeholder. A placeholder made by an earlier import
-//!   ([`HostPlaceholder`]) is written with the bytes it kept, needing no plugin, so a segment
-//!   moved on loses nothing.
+//!   imports only as a placeholder. A placeholder (the tenant's own, made by an earlier
+//!   import or restore, or a [`HostPlaceholder`] host object) is written with the bytes it
+//!   kept, needing no plugin, so a segment moved on loses nothing.
 //! - **Import** ([`crate::tenant::TenantSegment::import_with_hosts`]) makes every host object
 //!   with its plugin ([`HostPlugin::restore`](cowheap_tenants::hosts::HostPlugin::restore))
 //!   before anything is allocated, so a refused import leaves the tenant as it was. The
@@ -18,8 +18,9 @@
 //!   class, body and identity hash (the fresh proxy's own body is left unreachable, freed by
 //!   the next collection). A kind with no plugin, or a state that was not saved, is
 //!   [`HostError::NoPlugin`] or [`HostError::NotSaved`]; or, if the caller accepts
-//!   placeholders, the member gets a [`HostPlaceholder`] holding its kind and saved bytes as
-//!   its host object, listed in [`crate::tenant::Imported::placeholders`].
+//!   placeholders, the member becomes the tenant's own placeholder
+//!   ([`Tenant::new_host_placeholder`]: its kind and saved bytes, listed by
+//!   [`Tenant::placeholders`]), and in [`crate::tenant::Imported::placeholders`].
 
 use crate::error::{Result, SegmentError};
 use cowheap_tenants::Tenant;
@@ -37,10 +38,9 @@ pub struct SegHost {
     pub saved: Option<Vec<u8>>,
 }
 
-/// The host object an import gives a proxy whose plugin is missing (when the caller accepts
-/// placeholders): the kind and the bytes the segment held, kept so that a later
-/// [`crate::tenant::extract_with_hosts`] writes them again unchanged. Find one with
-/// [`Tenant::host_object`] and `downcast_ref::<HostPlaceholder>()`.
+/// A host object that stands for one whose plugin is missing: its kind and saved bytes. An
+/// import makes the tenant's own placeholders ([`Tenant::new_host_placeholder`]); an embedder
+/// may still hold one of these as a host object, and extraction writes its bytes unchanged.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct HostPlaceholder {
     /// The kind whose plugin was missing.
@@ -83,9 +83,8 @@ pub(crate) fn save(
     };
     let host_error = |source| SegmentError::Host { member, source };
     let saved = match object {
-        // A tenant placeholder (restored from a snapshot without its plugin): the tenant
-        // keeps its bytes out of reach of a `&Tenant`, so only its kind is written.
-        None => None,
+        // A tenant placeholder (made again without its plugin): the bytes it keeps.
+        None => tenant.host_saved(v).map(<[u8]>::to_vec),
         Some(o) => match (o.downcast_ref::<HostPlaceholder>(), saving) {
             (Some(p), _) => p.saved.clone(),
             (None, Saving::KindsOnly) => None,

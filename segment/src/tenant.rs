@@ -563,7 +563,13 @@ impl TenantSegment {
         for (h, (object, is_placeholder)) in self.hosts.iter().zip(host_objects) {
             let m = made[h.member as usize];
             let class = tenant.class_of(m)?;
-            let proxy = tenant.new_host_object(class, &h.kind, object)?;
+            // A placeholder is the tenant's own: listed by `Tenant::placeholders`, its bytes
+            // kept through snapshots and segments.
+            let proxy = if is_placeholder {
+                tenant.new_host_placeholder(class, &h.kind, h.saved.clone())?
+            } else {
+                tenant.new_host_object(class, &h.kind, object)?
+            };
             tenant.become_two_way(proxy, m)?;
             made[h.member as usize] = proxy;
             if is_placeholder {

@@ -13,7 +13,7 @@ use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value, synth};
 use cowheap_segment::SegmentError;
 use cowheap_segment::file;
-use cowheap_segment::hosts::{HostPlaceholder, SegHost};
+use cowheap_segment::hosts::SegHost;
 use cowheap_segment::tenant::{self, TenantSegment};
 use cowheap_tenants::Tenant;
 use cowheap_tenants::hosts::{HostError, HostPlugin, HostPlugins};
@@ -314,20 +314,25 @@ fn with_placeholders_accepted_a_host_object_is_listed_and_keeps_its_bytes() {
     assert_eq!(t2.identity_hash(p2).unwrap(), hash);
     let (kind, object) = t2.host_object(p2).unwrap();
     assert_eq!(kind, "connection");
-    assert_eq!(
-        object.unwrap().downcast_ref::<HostPlaceholder>(),
-        Some(&HostPlaceholder {
-            kind: "connection".into(),
-            saved: Some(b"db:5432".to_vec()),
-        })
-    );
-    // Not a tenant placeholder: the tenant does not list it, and a snapshot through the
-    // plugins hands it to the kind's plugin, which refuses it.
-    assert_eq!(t2.placeholders().count(), 0);
-    assert!(matches!(
-        t2.snapshot_with(&plugins()),
-        Err(HostError::Save { .. })
-    ));
+    assert!(object.is_none(), "a placeholder has no object");
+    assert_eq!(t2.host_saved(p2), Some(&b"db:5432"[..]));
+    // The tenant's own placeholder: listed, and its bytes kept through a snapshot, which a
+    // tenant with the plugin restores as the connection.
+    let listed: Vec<_> = t2.placeholders().collect();
+    assert_eq!(listed.len(), 1);
+    assert!(t2.identical(listed[0].0, p2).unwrap());
+    let snap = t2.snapshot_with(&plugins()).unwrap();
+    let t5 = Tenant::restore_with_hosts(
+        &base,
+        &snap,
+        &cowheap_tenants::TenantConfig::default(),
+        &plugins(),
+        false,
+    )
+    .unwrap();
+    let p5 = t5.placeholders().count();
+    assert_eq!(p5, 0);
+    assert_eq!(t5.host_count(), 1);
     // Moved on without any plugin, the placeholder loses nothing: a tenant with the plugin
     // gets the connection back.
     let again =
@@ -347,9 +352,10 @@ fn with_placeholders_accepted_a_host_object_is_listed_and_keeps_its_bytes() {
     let imported = plain
         .import_with_hosts(&mut t4, &[], false, &plugins(), true)
         .unwrap();
-    let (_, object) = t4.host_object(imported.placeholders[0].proxy).unwrap();
-    let ph = object.unwrap().downcast_ref::<HostPlaceholder>().unwrap();
-    assert_eq!(ph.saved, None);
+    let proxy = imported.placeholders[0].proxy;
+    let (_, object) = t4.host_object(proxy).unwrap();
+    assert!(object.is_none());
+    assert_eq!(t4.host_saved(proxy), None);
 }
 
 /// The file of a small segment holding a host object.

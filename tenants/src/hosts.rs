@@ -198,6 +198,41 @@ impl Tenant {
         Ok(proxy)
     }
 
+    /// A new placeholder of `kind` held by this tenant: a host object whose plugin was
+    /// missing where it was made again (an import, say), keeping the bytes saved for it so
+    /// that a later snapshot or segment loses nothing; listed by [`Tenant::placeholders`].
+    /// Time: O(1).
+    ///
+    /// # Errors
+    /// As [`Tenant::alloc`].
+    pub fn new_host_placeholder(
+        &mut self,
+        class: Value,
+        kind: &str,
+        saved: Option<Vec<u8>>,
+    ) -> Result<Value> {
+        let proxy = self.alloc(class, Format::Bytes, ObjectSize { slots: 0, bytes: 0 })?;
+        if let Some(key) = proxy.word().as_private() {
+            self.cold_mut().hosts.insert(
+                key.key(),
+                Host {
+                    key,
+                    kind: kind.to_owned(),
+                    object: None,
+                    saved,
+                },
+            );
+        }
+        Ok(proxy)
+    }
+
+    /// The bytes saved for the placeholder `v` refers to, if it is one and they were saved.
+    pub fn host_saved(&self, v: Value) -> Option<&[u8]> {
+        let h = self.host(v)?;
+        h.object.is_none().then_some(())?;
+        h.saved.as_deref()
+    }
+
     /// The host object `v` refers to, with its kind: `None` if `v` is no host object's proxy;
     /// the object is `None` for a placeholder. Time: O(log host objects).
     pub fn host_object(&self, v: Value) -> Option<(&str, Option<&(dyn Any + Send)>)> {
