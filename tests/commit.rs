@@ -951,3 +951,74 @@ fn layers_carry_a_version_to_another_repository() {
     let obj = restored.slot(g, 0).unwrap();
     assert_eq!(restored.slot(obj, 0).unwrap().as_int(), Some(42));
 }
+
+/// A part of the base (here the objects a root reaches, as a segment's members would be)
+/// with rights of its own: a principal the part does not name cannot commit a change to it,
+/// the refusal lists exactly the protected objects changed and changes nothing, and changes
+/// elsewhere commit as before.
+#[test]
+fn a_protected_part_of_the_base_is_committed_only_by_its_owners() {
+    let base = cowheap::Base::new(cowheap::synth::image(2_000, 5));
+    let heap = base.heap();
+    // The objects within two steps of the main root.
+    let root = heap.index_of(heap.root("Smalltalk").unwrap()).unwrap();
+    let mut part = vec![root];
+    for i in 0..heap.size(root).unwrap().slots {
+        if let Some(x) = heap.slot_word(root, i).unwrap().as_base() {
+            part.push(x);
+        }
+    }
+    part.sort();
+    part.dedup();
+    let outside = heap
+        .indices()
+        .find(|x| !part.contains(x) && heap.size(*x).unwrap().slots > 0)
+        .unwrap();
+    let inside: Vec<ObjectIndex> = part
+        .iter()
+        .copied()
+        .filter(|&x| heap.size(x).unwrap().slots > 0)
+        .take(2)
+        .collect();
+    assert_eq!(inside.len(), 2);
+    let repo = Repository::new(base.clone(), CommitRights::only(["owner", "guest"]));
+    repo.protect(part.iter().copied(), CommitRights::only(["owner"]));
+    let mut t = repo.fork();
+    for &x in &inside {
+        t.set_slot(Value::base(x), 0, Value::int(1)).unwrap();
+    }
+    t.set_slot(Value::base(outside), 0, Value::int(2)).unwrap();
+    match repo.commit(&mut t, "guest") {
+        Err(CommitError::Protected { who, objects }) => {
+            assert_eq!(who, "guest");
+            assert_eq!(objects, inside);
+        }
+        other => panic!("expected a refusal: {other:?}"),
+    }
+    assert_eq!(repo.current().version(), 0);
+    assert_eq!(t.slot(Value::base(inside[0]), 0).unwrap().as_int(), Some(1));
+    // The guest may commit outside the part.
+    let mut g = repo.fork();
+    g.set_slot(Value::base(outside), 0, Value::int(3)).unwrap();
+    repo.commit(&mut g, "guest").unwrap();
+    // The owner's tenant changed `outside` too, which the guest committed since: a conflict.
+    assert!(matches!(
+        repo.commit(&mut t, "owner"),
+        Err(CommitError::Conflict { .. })
+    ));
+    // A tenant of the owner's that changes only the part commits it.
+    let mut o = repo.fork();
+    for &x in &inside {
+        o.set_slot(Value::base(x), 0, Value::int(9)).unwrap();
+    }
+    repo.commit(&mut o, "owner").unwrap();
+    let fresh = repo.fork();
+    assert_eq!(
+        fresh.slot(Value::base(inside[1]), 0).unwrap().as_int(),
+        Some(9)
+    );
+    assert_eq!(
+        fresh.slot(Value::base(outside), 0).unwrap().as_int(),
+        Some(3)
+    );
+}

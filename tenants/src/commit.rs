@@ -112,6 +112,15 @@ pub enum CommitError {
         /// Who asked.
         who: String,
     },
+    /// The commit changes objects of a protected part of the base
+    /// ([`Repository::protect`]) that the principal may not commit to.
+    #[error("{who:?} may not commit to {objects:?}")]
+    Protected {
+        /// Who asked.
+        who: String,
+        /// The protected objects it changed, in index order.
+        objects: Vec<ObjectIndex>,
+    },
     /// The tenant's base is not a version this repository published.
     #[error("the tenant's base (version {version}) is not one this repository published")]
     ForeignBase {
@@ -243,6 +252,8 @@ struct Log {
     /// The objects each version (by number) changed over the one before: what conflicts are
     /// checked against. Only objects that existed before it; added objects cannot conflict.
     changes: BTreeMap<u64, Arc<FxHashSet<u32>>>,
+    /// Parts of the base with rights of their own ([`Repository::protect`]), by object.
+    protected: FxHashMap<u32, Arc<CommitRights>>,
 }
 
 /// Persists a version before it is published: the version, and the objects of its parent it
@@ -275,6 +286,7 @@ impl Repository {
             log: Mutex::new(Log {
                 known,
                 changes: BTreeMap::new(),
+                protected: FxHashMap::default(),
             }),
             rights,
             config,
@@ -287,17 +299,47 @@ impl Repository {
     }
 
     /// Makes `base` current and returns the previous version. Unless `base` is the current
-    /// version already, it starts a new history: the versions before it are forgotten, and
-    /// their tenants can no longer commit or rebase here ([`CommitError::ForeignBase`]).
+    /// version already, it starts a new history: the versions before it (and the parts
+    /// [`Repository::protect`] protected) are forgotten, and their tenants can no longer
+    /// commit or rebase here ([`CommitError::ForeignBase`]).
     /// Time: O(versions known).
     pub fn publish(&self, base: Arc<Base>) -> Arc<Base> {
         let mut log = self.lock();
         if self.current.load().id() != base.id() {
             log.known.clear();
             log.changes.clear();
+            log.protected.clear();
             log.known.insert(base.id(), base.version());
         }
         self.current.swap(base)
+    }
+
+    /// Gives a part of the base rights of its own, as Hannan's well-known segments are
+    /// writable by their owner alone: a commit that changes any of `objects` (say, the
+    /// members of a segment) is refused ([`CommitError::Protected`]) unless `rights` allows
+    /// its principal, on top of the repository's own rights. A later call for an object
+    /// replaces its rights. Time: O(objects).
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, Value};
+    /// use cowheap_tenants::commit::{CommitError, CommitRights, Repository};
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let g = base.heap().root("Smalltalk").unwrap();
+    /// let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    /// repo.protect([base.heap().index_of(g).unwrap()], CommitRights::only(["owner"]));
+    /// let mut t = repo.fork();
+    /// t.set_slot(g, 0, Value::int(1)).unwrap();
+    /// assert!(matches!(repo.commit(&mut t, "guest"), Err(CommitError::Protected { .. })));
+    /// assert!(repo.commit(&mut t, "owner").is_ok());
+    /// ```
+    pub fn protect(&self, objects: impl IntoIterator<Item = ObjectIndex>, rights: CommitRights) {
+        let rights = Arc::new(rights);
+        let mut log = self.lock();
+        for x in objects {
+            log.protected.insert(x.as_u32(), rights.clone());
+        }
     }
 
     /// Who may commit.
@@ -488,6 +530,21 @@ impl Repository {
             c.recording = recording;
         }
         let gathered = gathered?;
+        if !log.protected.is_empty() {
+            let mut refused: Vec<u32> = gathered
+                .changed
+                .iter()
+                .copied()
+                .filter(|x| log.protected.get(x).is_some_and(|r| !r.allows(who)))
+                .collect();
+            if !refused.is_empty() {
+                refused.sort_unstable();
+                return Err(CommitError::Protected {
+                    who: who.into(),
+                    objects: refused.into_iter().map(ObjectIndex::from_u32).collect(),
+                });
+            }
+        }
         let mut conflicts = Repository::conflicts(&log, version, &gathered.changed);
         if let Some(read) = &read {
             conflicts.extend(Repository::conflicts(&log, version, read));
