@@ -480,6 +480,41 @@ impl Base {
 mod tests {
     use super::*;
 
+    /// A chain of 200,000 versions on a thread with a 256 KiB stack: its fingerprint, its
+    /// origin and its drop need no deeper stack than a short one's.
+    #[test]
+    fn long_chains_are_walked_and_dropped_without_recursion() {
+        let depth = 200_000;
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let root = Base::new(cowheap_heap::synth::image(50, 2));
+                let g = root
+                    .heap()
+                    .index_of(root.heap().root("Smalltalk").unwrap())
+                    .unwrap();
+                let mut v = root.clone();
+                for i in 0..depth {
+                    let mut body = Committed::from_view(&v.object(g).unwrap());
+                    if !body.slots.is_empty() {
+                        body.slots[0] = Word::int(i).unwrap();
+                    }
+                    v = v.next_version(vec![(g.as_u32(), body)], v.len()).unwrap();
+                }
+                assert_eq!(v.version(), depth as u64);
+                assert_eq!(v.depth(), depth as usize);
+                assert_eq!(v.origin(), root.fingerprint());
+                let f = v.fingerprint();
+                assert_ne!(f, root.fingerprint());
+                assert_eq!(v.fingerprint(), f);
+                drop(v);
+                assert_eq!(Arc::strong_count(&root), 1, "the whole chain was freed");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
     #[test]
     fn bases_get_distinct_ids_and_one_bit_per_object() {
         let a = Base::new(cowheap_heap::synth::image(500, 1));
