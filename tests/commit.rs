@@ -1022,3 +1022,50 @@ fn a_protected_part_of_the_base_is_committed_only_by_its_owners() {
         Some(3)
     );
 }
+
+/// The registry's published base moves to each committed version: tenants spawned afterwards
+/// see it, tenants spawned before keep exactly what they saw; by default no one may commit.
+#[test]
+fn a_registry_publishes_committed_versions() {
+    use cowheap::{Registry, TenantConfig};
+    let base = cowheap::Base::new(cowheap::synth::image(1_000, 8));
+    let g = base.heap().root("Smalltalk").unwrap();
+    let closed = Registry::new(base.clone());
+    let id = closed.spawn();
+    closed.with(id, |t| t.set_slot(g, 0, Value::int(5)).unwrap());
+    assert!(matches!(
+        closed.commit(id, "anyone"),
+        Some(Err(CommitError::NotPermitted { .. }))
+    ));
+    let registry =
+        Registry::with_rights(base, TenantConfig::default(), CommitRights::only(["ops"]));
+    let (early, writer) = (registry.spawn(), registry.spawn());
+    let before = registry
+        .with(early, |t| t.slot(g, 0).unwrap().word())
+        .unwrap();
+    registry.with(writer, |t| t.set_slot(g, 0, Value::int(7)).unwrap());
+    let v1 = registry.commit(writer, "ops").unwrap().unwrap();
+    assert_eq!(registry.current().version(), 1);
+    assert!(std::sync::Arc::ptr_eq(&registry.current(), &v1));
+    let late = registry.spawn();
+    assert_eq!(
+        registry
+            .with(late, |t| t.slot(g, 0).unwrap().as_int())
+            .unwrap(),
+        Some(7)
+    );
+    assert_eq!(
+        registry
+            .with(early, |t| t.slot(g, 0).unwrap().word())
+            .unwrap(),
+        before
+    );
+    assert_eq!(
+        registry
+            .repository()
+            .rebase(&mut registry.remove(early).unwrap())
+            .unwrap()
+            .version(),
+        1
+    );
+}
