@@ -289,32 +289,7 @@ impl World {
                             "rebase should conflict on {conflicts:?}"
                         );
                         assert_eq!(b.version() as usize, cur);
-                        let old_len = self.versions[s.version].len();
-                        let new_len = self.versions[cur].len();
-                        let shift = |o: usize| {
-                            if o < old_len {
-                                o
-                            } else {
-                                o - old_len + new_len
-                            }
-                        };
-                        // The session's own bodies (its changed base objects and its
-                        // objects) follow it; the version's are the version's.
-                        let mut objs = self.versions[cur].clone();
-                        for &x in &s.dirty {
-                            objs[x] = s.objs[x].clone();
-                            remap(&mut objs[x], shift);
-                        }
-                        for o in &s.objs[old_len..] {
-                            let mut o = o.clone();
-                            remap(&mut o, shift);
-                            objs.push(o);
-                        }
-                        for h in &mut s.held {
-                            h.1 = shift(h.1);
-                        }
-                        s.objs = objs;
-                        s.version = cur;
+                        s.move_to(&self.versions, cur);
                     }
                 }
             }
@@ -349,26 +324,7 @@ impl World {
                 cur,
                 "an empty commit makes no version"
             );
-            let old_len = self.versions[s.version].len();
-            let new_len = self.versions[cur].len();
-            let shift = |o: usize| {
-                if o < old_len {
-                    o
-                } else {
-                    o - old_len + new_len
-                }
-            };
-            let mut objs = self.versions[cur].clone();
-            for o in &s.objs[old_len..] {
-                let mut o = o.clone();
-                remap(&mut o, shift);
-                objs.push(o);
-            }
-            for h in &mut s.held {
-                h.1 = shift(h.1);
-            }
-            s.objs = objs;
-            s.version = cur;
+            s.move_to(&self.versions, cur);
             return;
         }
         // The model's commit: the changed objects in index order, then new objects as met.
@@ -450,6 +406,36 @@ fn remap(o: &mut OObj, f: impl Fn(usize) -> usize) {
 }
 
 impl Session {
+    /// The model of a move to version `cur` with no conflict (a rebase, or an empty commit):
+    /// its own bodies (its changed base objects and its objects) follow it, renumbered past
+    /// the new version's objects; the version's other objects are the version's.
+    fn move_to(&mut self, versions: &[Vec<OObj>], cur: usize) {
+        let old_len = versions[self.version].len();
+        let new_len = versions[cur].len();
+        let shift = |o: usize| {
+            if o < old_len {
+                o
+            } else {
+                o - old_len + new_len
+            }
+        };
+        let mut objs = versions[cur].clone();
+        for &x in &self.dirty {
+            objs[x] = self.objs[x].clone();
+            remap(&mut objs[x], shift);
+        }
+        for o in &self.objs[old_len..] {
+            let mut o = o.clone();
+            remap(&mut o, shift);
+            objs.push(o);
+        }
+        for h in &mut self.held {
+            h.1 = shift(h.1);
+        }
+        self.objs = objs;
+        self.version = cur;
+    }
+
     fn base_len(&self, versions: &[Vec<OObj>]) -> usize {
         versions[self.version].len()
     }

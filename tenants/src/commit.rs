@@ -387,6 +387,30 @@ impl Repository {
         out.into_iter().map(ObjectIndex::from_u32).collect()
     }
 
+    /// [`CommitError::Conflict`] listing the objects of `changed` (and of `read`, if given)
+    /// that versions after `version` changed.
+    fn check_conflicts(
+        log: &Log,
+        version: u64,
+        changed: &FxHashSet<u32>,
+        read: Option<&FxHashSet<u32>>,
+    ) -> Result<(), CommitError> {
+        let mut conflicts = Repository::conflicts(log, version, changed);
+        if let Some(read) = read {
+            conflicts.extend(Repository::conflicts(log, version, read));
+            conflicts.sort_unstable();
+            conflicts.dedup();
+        }
+        if conflicts.is_empty() {
+            Ok(())
+        } else {
+            Err(CommitError::Conflict {
+                version,
+                objects: conflicts,
+            })
+        }
+    }
+
     /// Commits `tenant`'s changes as a new version and makes it current; the tenant moves to
     /// it. Time: O(changed and new objects), plus O(changed) per version committed since the
     /// tenant's.
@@ -545,18 +569,7 @@ impl Repository {
                 });
             }
         }
-        let mut conflicts = Repository::conflicts(&log, version, &gathered.changed);
-        if let Some(read) = &read {
-            conflicts.extend(Repository::conflicts(&log, version, read));
-            conflicts.sort_unstable();
-            conflicts.dedup();
-        }
-        if !conflicts.is_empty() {
-            return Err(CommitError::Conflict {
-                version,
-                objects: conflicts,
-            });
-        }
+        Repository::check_conflicts(&log, version, &gathered.changed, read.as_ref())?;
         if gathered.objects.is_empty() {
             // Nothing to commit: the tenant moves to the current version, as a rebase would.
             tenant.rebind(&current);
@@ -609,20 +622,10 @@ impl Repository {
         let version = Repository::version_of(&log, tenant.base())?;
         let current = self.current.load_full();
         let changed: FxHashSet<u32> = tenant.table.iter().map(|(x, _)| x.as_u32()).collect();
-        let mut conflicts = Repository::conflicts(&log, version, &changed);
         // A tenant that records its reads keeps them through the move: they must not have
         // changed either, or a later read-write commit would miss the conflict.
-        if let Some(read) = tenant.reads_recorded() {
-            conflicts.extend(Repository::conflicts(&log, version, &read));
-            conflicts.sort_unstable();
-            conflicts.dedup();
-        }
-        if !conflicts.is_empty() {
-            return Err(CommitError::Conflict {
-                version,
-                objects: conflicts,
-            });
-        }
+        let read = tenant.reads_recorded();
+        Repository::check_conflicts(&log, version, &changed, read.as_ref())?;
         tenant.rebind(&current);
         Ok(current)
     }

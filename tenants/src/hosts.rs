@@ -183,19 +183,7 @@ impl Tenant {
         kind: &str,
         object: Box<dyn Any + Send>,
     ) -> Result<Value> {
-        let proxy = self.alloc(class, Format::Bytes, ObjectSize { slots: 0, bytes: 0 })?;
-        if let Some(key) = proxy.word().as_private() {
-            self.cold_mut().hosts.insert(
-                key.key(),
-                Host {
-                    key,
-                    kind: kind.to_owned(),
-                    object: Some(object),
-                    saved: None,
-                },
-            );
-        }
-        Ok(proxy)
+        self.new_proxy(class, kind, Some(object), None)
     }
 
     /// A new placeholder of `kind` held by this tenant: a host object whose plugin was
@@ -211,6 +199,17 @@ impl Tenant {
         kind: &str,
         saved: Option<Vec<u8>>,
     ) -> Result<Value> {
+        self.new_proxy(class, kind, None, saved)
+    }
+
+    /// A new proxy of `class` for a host object (or, with `object` `None`, a placeholder).
+    fn new_proxy(
+        &mut self,
+        class: Value,
+        kind: &str,
+        object: Option<Box<dyn Any + Send>>,
+        saved: Option<Vec<u8>>,
+    ) -> Result<Value> {
         let proxy = self.alloc(class, Format::Bytes, ObjectSize { slots: 0, bytes: 0 })?;
         if let Some(key) = proxy.word().as_private() {
             self.cold_mut().hosts.insert(
@@ -218,7 +217,7 @@ impl Tenant {
                 Host {
                     key,
                     kind: kind.to_owned(),
-                    object: None,
+                    object,
                     saved,
                 },
             );

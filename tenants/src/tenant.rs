@@ -1073,17 +1073,8 @@ impl Tenant {
         if v.word().is_immediate() || self.leads_to_itself(v) {
             return Ok(v.word());
         }
-        self.identity_word_slow(v)
-    }
-
-    #[inline(never)]
-    fn identity_word_slow(&self, v: Value) -> Result<Word> {
-        let w = self.own(v)?;
-        if w.is_ref() {
-            Ok(self.locate_word(w)?.word())
-        } else {
-            Ok(w)
-        }
+        // Where it leads now: what a store of it would store.
+        self.store_word_slow(v)
     }
 
     /// Writes `data` into the raw bytes of `obj` from byte `offset`. The first write to a
