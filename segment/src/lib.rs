@@ -74,6 +74,7 @@ mod error;
 pub mod export;
 pub mod file;
 pub mod hosts;
+pub mod image_hash;
 pub mod info;
 pub mod project;
 pub mod rehash;

@@ -18,30 +18,28 @@
 //!   values at the same index of `array`;
 //! - identity collections (`IdentitySet`, `IdentityDictionary`, `MethodDictionary`) hash
 //!   by identity hash ([`Tenant::identity_hash`]); equality collections (`Set`,
-//!   `Dictionary`) by `hash`: a SmallInteger's is its value, and for an object the
-//!   target image's own `hash` method is looked up (the element's class, then its
-//!   superclasses, in their method dictionaries) and recognised (see below).
+//!   `Dictionary`) by `hash` as the target image defines it ([`crate::image_hash`]): the
+//!   method is looked up the element's class chain in the image's method dictionaries and
+//!   run when it is within the modelled subset (`Object>>hash`, `^self identityHash`, so
+//!   objects whose class does not override it hash by identity; SmallIntegers, Symbols
+//!   (primitive 75), the old `String>>hash` ([`old_string_hash`]), Characters and Colors
+//!   (quick returns), LargeIntegers, Floats, Fractions, Points, Rectangles, Associations
+//!   (`^key hash`), and whatever else is straight-line integer code over those).
 //!
-//! **`hash` as the target image defines it.** Squeak versions define `hash` differently,
-//! so the method found is recognised, never assumed:
-//!
-//! - a method whose primitive is 75 answers the identity hash (`Symbol>>hash` in the Squeak
-//!   2.x and 3.x images, so an equality `Dictionary` keyed by Symbols hashes them as an
-//!   `IdentityDictionary` would);
-//! - the `String>>hash` of those images, known by its literal frame (`#asciiValue 127 106
-//!   21845 3 48`) on a byte object, is computed here ([`old_string_hash`]): it depends
-//!   only on the length, the first byte and the next-to-last byte;
-//! - anything else (the later `stringHash:initialHash:` of Squeak 3.7 on, seeded with a
-//!   class's hash; a class's own `hash`) is not computed, and its collection is reported.
-//!
-//! What is not rehashed is reported, never guessed: equality collections holding an object
-//! whose `hash` method is not recognised; identity collections holding immediates (whose
-//! identity hash is the VM's business); tables over 4,096 slots of an identity collection
-//! (later Squeaks scale the identity hash for those, earlier ones do not); collections
-//! whose layout is not the expected one; collections holding a key twice (after an import,
-//! typically nil for several out-pointers that did not bind: no placement makes such a
-//! table answer for both). A collection whose every element is already found from its hash
-//! is left alone.
+//! What is not rehashed is reported with a typed [`Reason`], never guessed: equality
+//! collections holding an element whose `hash` is not computed ([`Reason::Hash`], with
+//! the [`crate::image_hash::Unhashed`] saying which method and why: loops, other
+//! primitives, bit logic on negative LargeIntegers, Spur methods); identity collections
+//! holding immediates (whose identity hash is the VM's business); tables over 4,096 slots
+//! of an identity collection (later Squeaks scale the identity hash for those, earlier ones
+//! do not); collections whose layout is not the expected one, or whose Associations'
+//! `key` is not their first field; collections of a class that defines its own `scanFor:`
+//! below its kind's class (`PluggableSet`, `PluggableDictionary`: [`Reason::OwnScanFor`];
+//! one whose `scanFor:` has the kind's literal frame, `LiteralDictionary`'s, probes from the
+//! same hash and is rehashed); collections holding a key twice (after an import, typically
+//! nil for several out-pointers that did not bind: no placement makes such a table answer
+//! for both). A collection whose every element is already found from its hash is left
+//! alone.
 //!
 //! **Hostile tables.** A table with no free slot is refused with
 //! [`crate::SegmentError::HashedCollection`] ([`TableProblem::NoFreeSlot`]): Squeak never
@@ -59,6 +57,8 @@
 
 use crate::bind::BaseNames;
 use crate::error::Result;
+pub use crate::image_hash::old_string_hash;
+use crate::image_hash::{Hasher, Unhashed};
 use cowheap_heap::{BaseHeap, Format, Value, Word};
 use cowheap_squeak::class_name;
 use cowheap_tenants::Tenant;
@@ -69,10 +69,6 @@ use std::fmt;
 const MAX_CHAIN: usize = 1_000;
 /// Identity tables larger than this hash differently in different Squeak versions.
 const SCALED_ABOVE: usize = 4_096;
-/// The primitive that answers the receiver's identity hash (`Object>>identityHash`, and
-/// `Symbol>>hash` in Squeak 2.x and 3.x).
-const PRIMITIVE_IDENTITY_HASH: i64 = 75;
-
 /// What is wrong with a hashed collection's table that no lookup can work on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TableProblem {
@@ -99,33 +95,6 @@ impl fmt::Display for TableProblem {
                 write!(f, "a probe longer than its table of {slots} slots")
             }
         }
-    }
-}
-
-/// How the target image's `hash` method for a class computes, as far as it is recognised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum HashMethod {
-    /// Primitive 75: the identity hash.
-    Identity,
-    /// The `String>>hash` of Squeak 2.x and 3.x ([`old_string_hash`]).
-    OldString,
-    /// Not recognised (or no `hash` method found).
-    Unknown,
-}
-
-/// `String>>hash` as Squeak 2.x and 3.x define it (up to Squeak 3.6; `mini.image` and the
-/// Scratch image have it): the empty string hashes to 21845; one character `c` to
-/// `(c bitAnd: 127) * 106`; a longer string of length `l` to `first * 48 + next + l`,
-/// where `next` is the second character if `l` is 2, else the next-to-last one.
-/// Checked against the images' own method, run by the interpreter: `'abc' hash` is 4757,
-/// `'a' hash` 10282, `'hello world' hash` 5111 in both.
-pub fn old_string_hash(bytes: &[u8]) -> i64 {
-    let l = bytes.len();
-    match bytes {
-        [] => 21_845,
-        [c] => i64::from(c & 127) * 106,
-        [first, second] => i64::from(*first) * 48 + i64::from(*second) + 2,
-        [first, .., next, _] => i64::from(*first) * 48 + i64::from(*next) + l as i64,
     }
 }
 
@@ -171,6 +140,69 @@ impl Kind {
     }
 }
 
+/// Why a hashed collection was not rehashed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// Its `array` field is nil or not an object.
+    NoArray,
+    /// A MethodDictionary whose keys and values differ in number.
+    KeysAndValuesDiffer,
+    /// An identity table over 4,096 slots (later Squeaks scale the identity hash there).
+    ScaledIdentityTable {
+        /// Its slots.
+        slots: usize,
+    },
+    /// A dictionary element that is not an Association (or whose `key` is not its first
+    /// field).
+    NotAnAssociation,
+    /// The same key twice (after an import, typically several unbound out-pointers read
+    /// as nil): no placement answers for both.
+    KeyTwice {
+        /// Whether the key is nil.
+        nil: bool,
+    },
+    /// An identity collection holding SmallIntegers or other immediates, whose identity
+    /// hash is the virtual machine's business.
+    ImmediateInIdentityCollection,
+    /// A class of the chain defines its own `scanFor:`, probing otherwise than the kind's.
+    OwnScanFor {
+        /// The class.
+        class: String,
+    },
+    /// An element's `hash` is not computed here ([`Unhashed`] says why).
+    Hash(Unhashed),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NoArray => write!(f, "no array"),
+            Reason::KeysAndValuesDiffer => write!(f, "keys and values of different sizes"),
+            Reason::ScaledIdentityTable { slots } => write!(
+                f,
+                "a table of {slots} slots (identity hashes are scaled over {SCALED_ABOVE} in later Squeaks)"
+            ),
+            Reason::NotAnAssociation => write!(f, "an element that is not an Association"),
+            Reason::KeyTwice { nil } => write!(
+                f,
+                "a key held twice ({}; an out-pointer that did not bind reads nil)",
+                if *nil { "nil" } else { "an object" }
+            ),
+            Reason::ImmediateInIdentityCollection => {
+                write!(
+                    f,
+                    "an identity collection holding SmallIntegers or other immediates"
+                )
+            }
+            Reason::OwnScanFor { class } => {
+                write!(f, "{class} probes by a scanFor: of its own")
+            }
+            Reason::Hash(u) => write!(f, "an element's hash: {u}"),
+        }
+    }
+}
+
 /// A hashed collection that was not rehashed, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NotRehashed {
@@ -179,7 +211,7 @@ pub struct NotRehashed {
     /// Its class's name (or the name of the hashed-collection class it inherits from).
     pub class: String,
     /// Why.
-    pub why: String,
+    pub why: Reason,
 }
 
 /// What [`rehash`] did.
@@ -216,9 +248,9 @@ impl fmt::Display for RehashReport {
             self.in_place,
             self.not_rehashed.len()
         )?;
-        let mut why: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        let mut why: BTreeMap<(&str, String), usize> = BTreeMap::new();
         for n in &self.not_rehashed {
-            *why.entry((&n.class, &n.why)).or_default() += 1;
+            *why.entry((&n.class, n.why.to_string())).or_default() += 1;
         }
         for ((class, why), n) in why {
             writeln!(f, "  not rehashed: {n} {class}: {why}")?;
@@ -228,23 +260,27 @@ impl fmt::Display for RehashReport {
 }
 
 /// The layout of a hashed collection.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Layout {
     kind: Kind,
     /// Slot of `array`.
     array: usize,
     /// Named slots of the object's class (where a MethodDictionary's keys start).
     named: usize,
+    /// A class between the object's class and its kind's class that defines its own
+    /// `scanFor:` probing otherwise than the kind's (`PluggableSet`, `PluggableDictionary`).
+    own_scan: Option<String>,
 }
 
-/// Finds hashed collections by their class's superclass chain in one base, and the
-/// `hash` method of their elements' classes.
+/// Finds hashed collections by their class's superclass chain in one base, and computes
+/// their elements' hashes as the base's methods do ([`Hasher`]).
 struct Classifier<'a> {
     heap: &'a BaseHeap,
     names: &'a BaseNames,
     cache: HashMap<Word, Option<(Layout, String)>>,
-    /// The `hash` method each element class resolves to.
-    hashes: HashMap<Word, HashMethod>,
+    hasher: Hasher<'a>,
+    /// Whether an element class's `key` is the plain quick return of its first field.
+    plain_key: HashMap<Word, bool>,
 }
 
 impl<'a> Classifier<'a> {
@@ -253,7 +289,8 @@ impl<'a> Classifier<'a> {
             heap,
             names,
             cache: HashMap::new(),
-            hashes: HashMap::new(),
+            hasher: Hasher::new(heap, names),
+            plain_key: HashMap::new(),
         }
     }
 
@@ -268,115 +305,35 @@ impl<'a> Classifier<'a> {
         Ok(found)
     }
 
-    /// How `class`'s instances answer `hash`: the first method for `#hash` up the
-    /// superclass chain (slot 0 the superclass, slot 1 the method dictionary), recognised.
-    fn hash_method(&mut self, t: &Tenant, class: Value) -> Result<HashMethod> {
-        if let Some(&m) = self.hashes.get(&class.word()) {
-            return Ok(m);
+    /// Whether an Association-like element's `key` (what `Dictionary>>scanFor:` sends) is
+    /// its first field: the element's class answers `key` by a quick return of field 0
+    /// (`LookupKey>>key`), as the table layout assumes.
+    fn key_is_first_field(&mut self, t: &Tenant, element: Value) -> Result<bool> {
+        let class = t.class_of(element)?;
+        if let Some(&k) = self.plain_key.get(&class.word()) {
+            return Ok(k);
         }
-        let found = self.find_hash_method(t, class)?;
-        self.hashes.insert(class.word(), found);
-        Ok(found)
+        let plain = match self.names.symbol("key") {
+            Some(sel) => match self.hasher.lookup(t, class, sel)? {
+                Some((m, _)) => method_primitive(t, m)? == Some(264),
+                None => false,
+            },
+            None => false,
+        };
+        self.plain_key.insert(class.word(), plain);
+        Ok(plain)
     }
 
-    fn find_hash_method(&self, t: &Tenant, class: Value) -> Result<HashMethod> {
-        let nil = self.heap.nil();
-        let Some(selector) = self.names.symbol("hash") else {
-            return Ok(HashMethod::Unknown);
-        };
-        let is_pointers = |v: Value| -> Result<bool> {
-            Ok(v.word().is_ref() && !v.same_word(nil) && t.format(v)? == Format::Pointers)
-        };
-        let mut c = class;
-        for _ in 0..MAX_CHAIN {
-            if !is_pointers(c)? || t.size(c)?.slots < 2 {
-                return Ok(HashMethod::Unknown);
-            }
-            let md = t.slot(c, 1)?;
-            if is_pointers(md)? && t.size(md)?.slots >= 2 {
-                let values = t.slot(md, 1)?;
-                if is_pointers(values)? {
-                    let n = t.size(values)?.slots;
-                    let slots = t.size(md)?.slots;
-                    // The keys are the last `n` slots of the dictionary, after its named ones.
-                    if let Some(named) = slots.checked_sub(n) {
-                        for i in 0..n {
-                            let k = t.slot(md, named + i)?;
-                            if k.word().is_ref() && t.identical(k, selector)? {
-                                return self.recognise(t, t.slot(values, i)?);
-                            }
-                        }
-                    }
-                }
-            }
-            c = t.slot(c, 0)?;
-        }
-        Ok(HashMethod::Unknown)
-    }
-
-    /// What a CompiledMethod found for `#hash` computes (see the module doc).
-    fn recognise(&self, t: &Tenant, method: Value) -> Result<HashMethod> {
-        if !method.word().is_ref() || t.format(method)? != Format::CompiledMethod {
-            return Ok(HashMethod::Unknown);
-        }
-        let Some(header) = t.slot(method, 0)?.as_int() else {
-            return Ok(HashMethod::Unknown);
-        };
-        // A V3 method header: the primitive in the low 9 bits, the literal count above.
-        let primitive = header & 0x1FF;
-        let literals = usize::try_from((header >> 9) & 0xFF).unwrap_or(0);
-        if primitive == PRIMITIVE_IDENTITY_HASH {
-            return Ok(HashMethod::Identity);
-        }
-        if primitive != 0 || literals < 6 || t.size(method)?.slots < 1 + 6 {
-            return Ok(HashMethod::Unknown);
-        }
-        let selector = t.slot(method, 1)?;
-        let selector_ok = selector.word().is_ref()
-            && t.format(selector)? == Format::Bytes
-            && t.bytes(selector)? == b"asciiValue";
-        let mut ints = [0i64; 5];
-        for (i, v) in ints.iter_mut().enumerate() {
-            match t.slot(method, 2 + i)?.as_int() {
-                Some(x) => *v = x,
-                None => return Ok(HashMethod::Unknown),
-            }
-        }
-        Ok(if selector_ok && ints == [127, 106, 21_845, 3, 48] {
-            HashMethod::OldString
-        } else {
-            HashMethod::Unknown
-        })
-    }
-
-    /// The hash an element is placed by: `Ok(Err(why))` if it is not computed here.
-    fn hash_of(&mut self, t: &Tenant, kind: Kind, key: Value) -> Result<Result<i64, String>> {
-        if let Some(i) = key.as_int() {
-            return Ok(if kind.by_identity() {
-                Err("an identity collection holding SmallIntegers".into())
+    /// The hash an element is placed by, or why it is not computed here.
+    fn hash_of(&mut self, t: &Tenant, kind: Kind, key: Value) -> Result<Result<i64, Reason>> {
+        if kind.by_identity() {
+            return Ok(if key.word().is_ref() {
+                Ok(i64::from(t.identity_hash(key)?))
             } else {
-                Ok(i)
+                Err(Reason::ImmediateInIdentityCollection)
             });
         }
-        if !key.word().is_ref() {
-            return Ok(Err("an immediate other than a SmallInteger".into()));
-        }
-        let by = if kind.by_identity() {
-            HashMethod::Identity
-        } else {
-            let class = t.class_of(key)?;
-            match self.hash_method(t, class)? {
-                HashMethod::OldString if t.format(key)? != Format::Bytes => HashMethod::Unknown,
-                m => m,
-            }
-        };
-        Ok(match by {
-            HashMethod::Identity => Ok(i64::from(t.identity_hash(key)?)),
-            HashMethod::OldString => Ok(old_string_hash(t.bytes(key)?)),
-            HashMethod::Unknown => Err(
-                "an equality collection of objects whose hash method is not recognised here".into(),
-            ),
-        })
+        Ok(self.hasher.hash(t, key)?.map_err(Reason::Hash))
     }
 
     /// Whether `a` and `b` are the same key of a collection of `kind`: identical, or, in an
@@ -390,22 +347,23 @@ impl<'a> Classifier<'a> {
             return Ok(false);
         }
         for v in [a, b] {
-            let class = t.class_of(v)?;
-            if t.format(v)? != Format::Bytes || self.hash_method(t, class)? != HashMethod::OldString
-            {
+            if !self.hasher.is_old_string(t, v)? {
                 return Ok(false);
             }
         }
         Ok(t.bytes(a)? == t.bytes(b)?)
     }
 
-    fn chain(&self, t: &Tenant, class: Value) -> Result<Option<(Layout, String)>> {
+    fn chain(&mut self, t: &Tenant, class: Value) -> Result<Option<(Layout, String)>> {
         let nil = self.heap.nil();
         let own_named = class
             .word()
             .as_base()
             .and_then(|x| self.names.all_inst_var_names(self.heap, x))
             .map(|v| v.len());
+        let scan_for = self.names.symbol("scanFor:");
+        // The nearest class below the kind's class with a `scanFor:` of its own.
+        let mut own_scan: Option<(Value, Value)> = None;
         let mut c = class;
         for _ in 0..MAX_CHAIN {
             if c.same_word(nil) || !c.word().is_ref() {
@@ -429,12 +387,80 @@ impl<'a> Classifier<'a> {
                     .as_base()
                     .and_then(|x| class_name(self.heap, x))
                     .unwrap_or(name);
-                return Ok(Some((Layout { kind, array, named }, shown)));
+                let own_scan = match (own_scan, scan_for) {
+                    (Some((below, method)), Some(sel)) => {
+                        let kinds = self.hasher.lookup(t, c, sel)?.map(|(m, _)| m);
+                        let same = match kinds {
+                            Some(k) => same_literals(t, method, k)?,
+                            None => false,
+                        };
+                        (!same).then(|| {
+                            below
+                                .word()
+                                .as_base()
+                                .and_then(|x| class_name(self.heap, x))
+                                .unwrap_or_else(|| "a class of the tenant".into())
+                        })
+                    }
+                    _ => None,
+                };
+                return Ok(Some((
+                    Layout {
+                        kind,
+                        array,
+                        named,
+                        own_scan,
+                    },
+                    shown,
+                )));
+            }
+            if own_scan.is_none()
+                && let Some(sel) = scan_for
+                && let Some((m, holder)) = self.hasher.lookup(t, c, sel)?
+                && holder.same_word(c)
+            {
+                own_scan = Some((c, m));
             }
             c = t.slot(c, 0)?;
         }
         Ok(None)
     }
+}
+
+/// The primitive index of a V3 compiled method (0 for none), `None` if `m` is not one.
+fn method_primitive(t: &Tenant, m: Value) -> Result<Option<i64>> {
+    if !m.word().is_ref() || t.format(m)? != Format::CompiledMethod {
+        return Ok(None);
+    }
+    Ok(t.slot(m, 0)?
+        .as_int()
+        .map(|h| (h & 0x1FF) + ((h >> 19) & 0x200)))
+}
+
+/// Whether two methods have the same header and literal frame (a last literal that is an
+/// Association in both, a class binding, which differs between a method and its copy in a
+/// subclass, excepted): then a subclass's `scanFor:` probes from the same hash as its
+/// ancestor's (`LiteralDictionary`'s, `#hash #key`, is `Dictionary`'s with another
+/// equality).
+fn same_literals(t: &Tenant, a: Value, b: Value) -> Result<bool> {
+    if method_primitive(t, a)?.is_none() || method_primitive(t, b)?.is_none() {
+        return Ok(false);
+    }
+    let (na, nb) = (t.size(a)?.slots, t.size(b)?.slots);
+    if na != nb || t.slot(a, 0)?.word() != t.slot(b, 0)?.word() {
+        return Ok(false);
+    }
+    let is_binding = |v: Value| -> Result<bool> {
+        Ok(v.word().is_ref() && t.format(v)? == Format::Pointers && t.size(v)?.slots == 2)
+    };
+    for i in 1..na {
+        let (x, y) = (t.slot(a, i)?, t.slot(b, i)?);
+        if t.identical(x, y)? || (i + 1 == na && is_binding(x)? && is_binding(y)?) {
+            continue;
+        }
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Where linear probing from `hash` in a table of `n` slots first finds `key` or an empty
@@ -530,22 +556,25 @@ fn elements(
     t: &Tenant,
     cls: &mut Classifier<'_>,
     v: Value,
-    l: Layout,
+    l: &Layout,
     nil: Value,
-) -> Result<Result<(usize, Vec<Element>), String>> {
+) -> Result<Result<(usize, Vec<Element>), Reason>> {
+    if let Some(class) = &l.own_scan {
+        return Ok(Err(Reason::OwnScanFor {
+            class: class.clone(),
+        }));
+    }
     let array = t.slot(v, l.array)?;
     if !array.word().is_ref() || array.same_word(nil) {
-        return Ok(Err("no array".into()));
+        return Ok(Err(Reason::NoArray));
     }
     let n = t.size(array)?.slots;
     let keys_in_self = l.kind == Kind::MethodDictionary;
     if keys_in_self && t.size(v)?.slots != l.named + n {
-        return Ok(Err("keys and values of different sizes".into()));
+        return Ok(Err(Reason::KeysAndValuesDiffer));
     }
     if l.kind.by_identity() && n > SCALED_ABOVE {
-        return Ok(Err(format!(
-            "a table of {n} slots (identity hashes are scaled over {SCALED_ABOVE} in later Squeaks)"
-        )));
+        return Ok(Err(Reason::ScaledIdentityTable { slots: n }));
     }
     let mut out = Vec::new();
     let mut keys = std::collections::HashSet::new();
@@ -559,22 +588,21 @@ fn elements(
             continue;
         }
         let key = if l.kind.associations() {
-            if !slot.word().is_ref() || t.size(slot)?.slots < 1 {
-                return Ok(Err("an element that is not an Association".into()));
+            if !slot.word().is_ref()
+                || t.format(slot)? != Format::Pointers
+                || t.size(slot)?.slots < 1
+                || !cls.key_is_first_field(t, slot)?
+            {
+                return Ok(Err(Reason::NotAnAssociation));
             }
             t.slot(slot, 0)?
         } else {
             slot
         };
         if !keys.insert(key.word().bits()) {
-            return Ok(Err(format!(
-                "a key held twice ({}; an out-pointer that did not bind reads nil)",
-                if key.same_word(nil) {
-                    "nil"
-                } else {
-                    "an object"
-                }
-            )));
+            return Ok(Err(Reason::KeyTwice {
+                nil: key.same_word(nil),
+            }));
         }
         match cls.hash_of(t, l.kind, key)? {
             Ok(hash) => out.push(Element { index: i, hash }),
@@ -606,7 +634,7 @@ pub fn rehash(tenant: &mut Tenant, names: &BaseNames, objects: &[Value]) -> Resu
             continue;
         };
         report.collections += 1;
-        let (n, elems) = match elements(tenant, &mut cls, v, layout, nil)? {
+        let (n, elems) = match elements(tenant, &mut cls, v, &layout, nil)? {
             Ok(e) => e,
             Err(why) => {
                 report.not_rehashed.push(NotRehashed {
