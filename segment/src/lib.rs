@@ -78,6 +78,8 @@ pub mod image_hash;
 pub mod info;
 pub mod project;
 pub mod rehash;
+pub mod spur;
+pub mod spur_export;
 pub mod tenant;
 pub mod v3;
 
