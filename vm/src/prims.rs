@@ -519,8 +519,12 @@ impl Vm {
             77 | 78 | 138 | 139 => self.prim_enumerate(m, index, args),
             115 => self.prim_change_class(m, args),
             89 | 116 | 119 => {
-                self.flush_cache();
                 let r = self.peek(m, args)?;
+                match index {
+                    116 => self.flush_method(m, r)?,
+                    119 => self.flush_selector(m, r)?,
+                    _ => self.flush_cache(),
+                }
                 self.answer(m, args, r)
             }
             105 => self.replace(m),

@@ -246,6 +246,66 @@ fn a_method_compiled_in_one_tenant_is_not_seen_by_another_scratch() {
     isolation("Scratch-1.4.0.6.image", scratch_compile);
 }
 
+/// Compiles `src` (defining `selector`) into `class`: for Scratch, `compile:`; for the mini
+/// image, the compiler and `addSelector:withMethod:`.
+type CompileIn = fn(&str, &str, &str) -> String;
+
+fn scratch_compile_in(class: &str, _selector: &str, src: &str) -> String {
+    format!("{class} compile: '{src}'")
+}
+
+fn mini_compile_in(class: &str, selector: &str, src: &str) -> String {
+    format!(
+        "{class} addSelector: #{selector} withMethod: ((Compiler new compile: '{src}' in: {class} notifying: nil ifFail: [nil]) generate: #(0 0 0 0))"
+    )
+}
+
+/// The method cache after compiles and removals: a lookup cached from a superclass's method
+/// gives way to an override compiled into the subclass, and the override's removal gives
+/// the superclass's back (the image flushes by selector, primitive 119, and by method, 116).
+/// (The methods are not quick returns: Scratch's `compile:` of one such as `^1` stops in
+/// `CompiledMethod>>endPC`, reading past the method's bytes.)
+fn overrides<M: ObjectMemory>(r: &mut Run<'_, M>, compile: CompileIn) {
+    r.eval_ok(&compile("Integer", "probeA", "probeA ^0 + 1"));
+    r.eval_ok(&compile("Integer", "probeB", "probeB ^0 + 10"));
+    assert_eq!(r.eval_ok("3 probeA + 3 probeB").as_int(), Some(11));
+    r.eval_ok(&compile("SmallInteger", "probeA", "probeA ^0 + 2"));
+    assert_eq!(r.eval_ok("3 probeA + 3 probeB").as_int(), Some(12));
+    r.eval_ok(&compile("SmallInteger", "probeA", "probeA ^0 + 3"));
+    assert_eq!(r.eval_ok("3 probeA + 3 probeB").as_int(), Some(13));
+    r.eval_ok("SmallInteger removeSelector: #probeA");
+    assert_eq!(r.eval_ok("3 probeA + 3 probeB").as_int(), Some(11));
+    r.eval_ok("Integer removeSelector: #probeB");
+    assert!(matches!(
+        r.eval("3 probeB"),
+        Err(VmError::DoesNotUnderstand { ref selector, .. }) if selector == "probeB"
+    ));
+    assert_eq!(r.eval_ok("3 probeA").as_int(), Some(1));
+}
+
+#[test]
+fn overrides_and_removals_are_seen_through_the_method_cache_mini() {
+    let (heap, base, s) = images("mini.image");
+    overrides(&mut Run::new(&mut Tenant::fork(&base), &s), mini_compile_in);
+    overrides(
+        &mut Run::new(&mut FlatHeap::from_base(&heap), &s),
+        mini_compile_in,
+    );
+}
+
+#[test]
+fn overrides_and_removals_are_seen_through_the_method_cache_scratch() {
+    let (heap, base, s) = images("Scratch-1.4.0.6.image");
+    overrides(
+        &mut Run::new(&mut Tenant::fork(&base), &s),
+        scratch_compile_in,
+    );
+    overrides(
+        &mut Run::new(&mut FlatHeap::from_base(&heap), &s),
+        scratch_compile_in,
+    );
+}
+
 #[test]
 fn budget_and_depth_limits_leave_the_tenant_usable() {
     let (_, base, s) = images("Scratch-1.4.0.6.image");
