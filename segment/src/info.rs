@@ -4,6 +4,7 @@
 use crate::bind::{self, ImportReport};
 use crate::error::{Result, SegmentError};
 use crate::project::{Project, ProjectReport};
+use crate::spur::{SpurSegment, SpurStats, WordSize};
 use crate::tenant::SegmentReport;
 use crate::v3::{SegmentStats, V3Segment};
 use cowheap_forwarders::Base;
@@ -26,6 +27,17 @@ pub enum Info {
         /// The counts.
         stats: SegmentStats,
     },
+    /// Bare Squeak Spur segment words (out-pointers not known: every index is accepted).
+    SpurWords {
+        /// The version word.
+        version_word: u32,
+        /// The byte order.
+        order: crate::v3::ByteOrder,
+        /// The word size.
+        words: WordSize,
+        /// The counts.
+        stats: SpurStats,
+    },
     /// An Etoys project file.
     Project(Box<ProjectReport>),
 }
@@ -37,6 +49,30 @@ impl fmt::Display for Info {
             Info::Project(r) => {
                 writeln!(f, "Etoys project file")?;
                 r.fmt(f)
+            }
+            Info::SpurWords {
+                version_word,
+                order,
+                words,
+                stats: s,
+            } => {
+                writeln!(
+                    f,
+                    "Squeak Spur segment words ({}-bit, {order:?} endian), version word {version_word:#010x}",
+                    words.bytes() * 8
+                )?;
+                writeln!(f, "bytes:           {}", s.bytes)?;
+                writeln!(
+                    f,
+                    "objects:         {} ({} with an overflow word)",
+                    s.objects, s.overflow_headers
+                )?;
+                writeln!(f, "roots:           {}", s.roots)?;
+                writeln!(
+                    f,
+                    "references:      {} inside, {} to out-pointers ({} distinct), {} immediates",
+                    s.internal_refs, s.out_refs, s.out_pointers_used, s.immediates
+                )
             }
             Info::SqueakWords {
                 version_word,
@@ -59,7 +95,7 @@ impl fmt::Display for Info {
     }
 }
 
-/// Reads `path` as a cowheap segment file, bare Squeak V3 segment words, or an Etoys
+/// Reads `path` as a cowheap segment file, bare Squeak V3 or Spur segment words, or an Etoys
 /// project (in any of its wrappings), by its first bytes. Time: O(file).
 ///
 /// # Errors
@@ -85,6 +121,19 @@ pub fn info(path: &Path) -> Result<Info> {
             return Ok(Info::SqueakWords {
                 version_word: seg.version_word,
                 stats: seg.stats(),
+            });
+        }
+        if [le, be].iter().any(|w| {
+            crate::spur::VERSIONS
+                .iter()
+                .any(|&(v, _)| w & 0xFF_FFFF == v)
+        }) {
+            let seg = SpurSegment::parse(&bytes, usize::MAX)?;
+            return Ok(Info::SpurWords {
+                version_word: seg.version_word,
+                order: seg.order,
+                words: seg.words,
+                stats: seg.stats()?,
             });
         }
     }

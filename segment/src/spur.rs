@@ -17,8 +17,7 @@
 //! padded with zeros to 8 bytes and at least 8 bytes long. An oop of the segment is the
 //! byte offset of an object's header from byte 8 (the first object's oop is 0, or 8 when it
 //! has an overflow word). A pointer with the top bit of the word set is an out-pointer:
-//! `top bit + 8 + (k - 1) * word size` names element `k` (1-based) of the out-pointer table,
-//! its offset from the table's oop, as V3's `top bit + 4 * k` is with V3's 4-byte header. A
+//! `top bit + (k - 1) * word size` names element `k` (1-based) of the out-pointer table. A
 //! class field with its top bit (`0x200000`) set names the out-pointer `(field & 0x1FFFFF)
 //! + 1` (1-based); otherwise it is a class in the segment, by its oop in 8-byte units.
 //! Immediates are the image's: 32-bit SmallIntegers (tag 1) and Characters (tag `10`);
@@ -110,6 +109,27 @@ pub struct SpurSegment {
     pub stamp: u32,
     /// Every object in address order; the first is the roots array.
     pub objects: Vec<SpurObject>,
+}
+
+/// Counts over a Spur segment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpurStats {
+    /// Bytes, the version stamp included.
+    pub bytes: usize,
+    /// Objects.
+    pub objects: usize,
+    /// Objects with an overflow word (255 slots or more).
+    pub overflow_headers: usize,
+    /// Slots of the roots array.
+    pub roots: usize,
+    /// Pointer slots naming objects of the segment.
+    pub internal_refs: usize,
+    /// Pointer slots and class fields naming out-pointers.
+    pub out_refs: usize,
+    /// Pointer slots holding immediates.
+    pub immediates: usize,
+    /// Distinct out-pointers used.
+    pub out_pointers_used: usize,
 }
 
 /// Bytes of one unit of a raw format, and how many unused units its low bits may count.
@@ -246,8 +266,7 @@ impl SpurSegment {
             }
             if w & top != 0 {
                 let off = w & !top;
-                let k = off
-                    .checked_sub(8)
+                let k = Some(off)
                     .filter(|o| o.is_multiple_of(ws as u64))
                     .map(|o| o / ws as u64 + 1)
                     .and_then(|k| usize::try_from(k).ok())
@@ -308,7 +327,12 @@ impl SpurSegment {
                     if a.slots == 0 || head & 1 == 0 {
                         return Err(bad("a compiled method whose header is no SmallInteger"));
                     }
-                    let lits = ((head >> 1) & 0x7FFF) as usize;
+                    // The header's SmallInteger value: its low 15 bits count the literals.
+                    let value = match words {
+                        WordSize::W32 => head >> 1,
+                        WordSize::W64 => head >> 3,
+                    };
+                    let lits = (value & 0x7FFF) as usize;
                     if lits + 1 > a.slots {
                         return Err(bad("a compiled method with more literals than slots"));
                     }
@@ -383,6 +407,44 @@ impl SpurSegment {
         })
     }
 
+    /// The counts. Time: O(objects + slots).
+    ///
+    /// # Errors
+    /// As [`SpurSegment::to_bytes`], for a form that cannot be written.
+    pub fn stats(&self) -> Result<SpurStats> {
+        let ws = self.words.bytes();
+        let mut s = SpurStats {
+            bytes: 8,
+            objects: self.objects.len(),
+            roots: self.roots().len(),
+            ..SpurStats::default()
+        };
+        let mut used = std::collections::BTreeSet::new();
+        for o in &self.objects {
+            let slots = o.slots(self.words)?;
+            s.bytes += 8 + (slots * ws).max(8).next_multiple_of(8);
+            if slots >= 255 {
+                s.overflow_headers += 1;
+                s.bytes += 8;
+            }
+            for p in std::iter::once(&o.class).chain(&o.pointers) {
+                match *p {
+                    SpurOop::Imm(_) => s.immediates += 1,
+                    SpurOop::Obj(_) => s.internal_refs += 1,
+                    SpurOop::Out(k) => {
+                        s.out_refs += 1;
+                        used.insert(k);
+                    }
+                }
+            }
+            if let SpurOop::Obj(_) = o.class {
+                s.internal_refs -= 1;
+            }
+        }
+        s.out_pointers_used = used.len();
+        Ok(s)
+    }
+
     /// The oop (byte offset of the header from byte 8) of every object.
     fn oops(&self) -> Result<Vec<u64>> {
         let ws = self.words.bytes();
@@ -424,7 +486,7 @@ impl SpurSegment {
                 SpurOop::Out(k) => {
                     let off = u64::from(k)
                         .checked_sub(1)
-                        .map(|k| 8 + k * ws as u64)
+                        .map(|k| k * ws as u64)
                         .filter(|&o| o < top)
                         .ok_or(bad(at, "an out-pointer index of 0 or past the word"))?;
                     top | off

@@ -15,13 +15,15 @@
 //! the word size cannot hold as immediates, immediate floats in 32-bit segments, and the
 //! compiled methods of a V3 base (their headers are not Spur headers).
 //!
-//! [`from_spur`] decodes the words back into members and roots, for the round trip's check.
+//! [`from_spur`] decodes the words back into members and roots, and [`to_segment`] makes
+//! them a [`TenantSegment`] again (state `Inactive`, as read back from a file), which
+//! imports into a tenant as any other ([`TenantSegment::import_into`]).
 
 use crate::error::{Result, SegmentError};
 use crate::spur::{SpurObject, SpurOop, SpurSegment, VERSIONS, WordSize};
-use crate::tenant::{OutRef, SRef, SegObj, TenantSegment};
+use crate::tenant::{OutRef, SRef, SegObj, SegmentState, TenantSegment};
 use crate::v3::ByteOrder;
-use cowheap_heap::{BaseHeap, Decoded, Format, Word};
+use cowheap_heap::{BaseHeap, Decoded, Fingerprint, Format, Word};
 
 /// Special objects array index of the class Array.
 const SPECIAL_ARRAY: usize = 7;
@@ -297,4 +299,48 @@ pub fn from_spur(s: &SpurSegment) -> Result<(Vec<SegObj>, Vec<u32>)> {
         });
     }
     Ok((objects, roots))
+}
+
+/// The tenant segment a Spur segment written by [`to_spur`] holds, with `out` its
+/// out-pointer table (out-pointer 1, the roots array's class, is dropped) and `fingerprint`
+/// the base its `Base` out-pointers index. Time: O(segment size).
+///
+/// # Errors
+/// As [`from_spur`]; [`SegmentError::BadSegment`] if `out` does not match the segment.
+pub fn to_segment(
+    s: &SpurSegment,
+    out: &[OutRef],
+    fingerprint: Fingerprint,
+) -> Result<TenantSegment> {
+    let (objects, roots) = from_spur(s)?;
+    let out = out
+        .get(1..)
+        .ok_or(SegmentError::BadSegment(
+            "an out-pointer table without the Array class",
+        ))?
+        .to_vec();
+    let n = u32::try_from(objects.len()).unwrap_or(u32::MAX);
+    let k = u32::try_from(out.len()).unwrap_or(u32::MAX);
+    let in_range = |r: &SRef| match *r {
+        SRef::Obj(j) => j < n,
+        SRef::Out(i) => i < k,
+        SRef::Imm(_) => true,
+    };
+    for o in &objects {
+        if !in_range(&o.class) || !o.slots.iter().all(in_range) {
+            return Err(SegmentError::BadSegment(
+                "a reference past the members or the out-pointer table",
+            ));
+        }
+    }
+    Ok(TenantSegment {
+        state: SegmentState::Inactive,
+        fingerprint,
+        objects,
+        roots,
+        out,
+        members: Vec::new(),
+        outside: Vec::new(),
+        hosts: Vec::new(),
+    })
 }

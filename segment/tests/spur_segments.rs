@@ -1,8 +1,11 @@
 //! Spur segment words: tenant segments of the V3 `mini.image` and of the Spur
 //! `headless-spur32.image` written as Spur words in both word sizes and byte orders, read
-//! back byte-identical and member by member equal to the segment they came from; every
-//! truncation and every bit flip of a small one refused with a typed error or read and
-//! written back unchanged; random bytes never panic.
+//! back byte-identical and member by member equal to the segment they came from, then
+//! imported into another tenant of the base and compared object by object with the graph
+//! they were extracted from (a real Spur CompiledMethod among them); a 64-bit base (the
+//! headless image exported as 64-bit Spur) with 61-bit integers, which only the 64-bit words
+//! hold; every truncation and every bit flip of a small one refused with a typed error or
+//! read and written back unchanged; random bytes never panic.
 
 mod common;
 
@@ -11,7 +14,7 @@ use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_segment::bind::BaseNames;
 use cowheap_segment::spur::{SpurOop, SpurSegment, WordSize};
-use cowheap_segment::spur_export::{from_spur, to_spur};
+use cowheap_segment::spur_export::{from_spur, to_segment, to_spur};
 use cowheap_segment::tenant::{self, TenantSegment};
 use cowheap_segment::v3::ByteOrder;
 use cowheap_tenants::Tenant;
@@ -78,6 +81,10 @@ fn graph(t: &mut Tenant, names: &BaseNames, extra: &[i64]) -> Value {
     t.set_slot(shared, 0, names.symbol("size").unwrap())
         .unwrap();
     parts.extend([a, b]);
+    // A copy of one of the base's own CompiledMethods (a Spur base's: a Spur method header).
+    if let Some(m) = some_method(t, names) {
+        parts.push(m);
+    }
     let holder = alloc(t, g("Array"), Format::Pointers, parts.len(), 0);
     for (i, &v) in parts.iter().enumerate() {
         t.set_slot(holder, i, v).unwrap();
@@ -85,11 +92,169 @@ fn graph(t: &mut Tenant, names: &BaseNames, extra: &[i64]) -> Value {
     holder
 }
 
+/// A private copy of the first method of `Object`'s method dictionary, in a Spur base only.
+fn some_method(t: &mut Tenant, names: &BaseNames) -> Option<Value> {
+    let version = t
+        .base()
+        .heap()
+        .root("image.version")
+        .and_then(|v| v.as_int())?;
+    if version != 6521 && version != 68021 {
+        return None;
+    }
+    let object = names.global("Object")?;
+    let md = t.slot(object, 1).ok()?;
+    let values = t.slot(md, 1).ok()?;
+    let n = t.size(values).ok()?.slots;
+    let m = (0..n)
+        .filter_map(|i| t.slot(values, i).ok())
+        .find(|&m| m.word().is_ref() && t.format(m).ok() == Some(Format::CompiledMethod))?;
+    let size = t.size(m).ok()?;
+    let class = t.class_of(m).ok()?;
+    let copy = t.alloc(class, Format::CompiledMethod, size).ok()?;
+    for i in 0..size.slots {
+        let v = t.slot(m, i).ok()?;
+        t.set_slot(copy, i, v).ok()?;
+    }
+    let bytes = t.bytes(m).ok()?.to_vec();
+    t.set_bytes(copy, 0, &bytes).ok()?;
+    Some(copy)
+}
+
 fn segment_of(name: &str, extra: &[i64]) -> (TenantSegment, &'static Arc<Base>) {
     let (b, names) = base(name);
     let mut t = Tenant::fork(b);
     let holder = graph(&mut t, names, extra);
     (tenant::extract(&t, &[holder], &[]).unwrap(), b)
+}
+
+/// Imports the Spur words of `seg` into a fresh tenant of `b` and compares every member
+/// with the object it was extracted from in `src`: class, format, identity hash, slots
+/// (members by member, the rest identical) and bytes.
+fn import_and_compare(
+    src: &Tenant,
+    seg: &TenantSegment,
+    b: &Arc<Base>,
+    order: ByteOrder,
+    words: WordSize,
+) {
+    let e = to_spur(seg, b.heap(), order, words, b's').unwrap();
+    let bytes = e.segment.to_bytes().unwrap();
+    let back = SpurSegment::parse(&bytes, e.out.len()).unwrap();
+    let mut read = to_segment(&back, &e.out, b.fingerprint()).unwrap();
+    let mut t = Tenant::fork(b);
+    let imported = read.import_into(&mut t, &[], false).unwrap();
+    assert_eq!(imported.members.len(), seg.members.len());
+    let index: std::collections::HashMap<u64, usize> = seg
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.word().bits(), i))
+        .collect();
+    let same = |a: Value, x: Value| -> bool {
+        match index.get(&a.word().bits()) {
+            Some(&i) => imported.members[i].same_word(x),
+            None => a.same_word(x),
+        }
+    };
+    for (i, (&old, &new)) in seg.members.iter().zip(&imported.members).enumerate() {
+        assert!(
+            same(src.class_of(old).unwrap(), t.class_of(new).unwrap()),
+            "member {i}"
+        );
+        assert_eq!(
+            src.format(old).unwrap(),
+            t.format(new).unwrap(),
+            "member {i}"
+        );
+        assert_eq!(
+            src.identity_hash(old).unwrap() & 0x3F_FFFF,
+            t.identity_hash(new).unwrap(),
+            "member {i}"
+        );
+        assert_eq!(src.size(old).unwrap(), t.size(new).unwrap(), "member {i}");
+        for k in 0..src.size(old).unwrap().slots {
+            assert!(
+                same(src.slot(old, k).unwrap(), t.slot(new, k).unwrap()),
+                "member {i} slot {k}"
+            );
+        }
+        assert_eq!(src.bytes(old).unwrap(), t.bytes(new).unwrap(), "member {i}");
+    }
+    for (r, &root) in imported.roots.iter().zip(&seg.roots) {
+        assert!(r.same_word(imported.members[root as usize]));
+    }
+}
+
+#[test]
+fn imported_spur_segments_equal_their_source_object_by_object() {
+    for name in ["mini.image", "headless-spur32.image"] {
+        let (b, names) = base(name);
+        let mut t = Tenant::fork(b);
+        let holder = graph(&mut t, names, &[]);
+        let seg = tenant::extract(&t, &[holder], &[]).unwrap();
+        let methods = seg
+            .objects
+            .iter()
+            .filter(|o| o.format == Format::CompiledMethod)
+            .count();
+        assert_eq!(methods, usize::from(name != "mini.image"), "{name}");
+        for (order, words) in SHAPES {
+            import_and_compare(&t, &seg, b, order, words);
+        }
+    }
+}
+
+/// The headless image exported as 64-bit Spur and imported again: a base whose
+/// SmallIntegers have 61 bits. A segment holding one beyond 31 bits is written and read
+/// back in 64-bit words, and refused in 32-bit ones.
+#[test]
+fn sixty_one_bit_integers_need_sixty_four_bit_words() {
+    let (b32, _) = base("headless-spur32.image");
+    let options = cowheap_squeak::ExportOptions {
+        kind: Some(cowheap_squeak::ImageKind::Spur64),
+        allow_missing_float_class: true,
+        ..Default::default()
+    };
+    let bytes = cowheap_squeak::export_bytes_with(b32.heap(), &options).unwrap();
+    let b = Base::new(cowheap_squeak::import_bytes(&bytes).unwrap().heap);
+    let names = BaseNames::of(b.heap()).unwrap();
+    let mut t = Tenant::fork(&b);
+    let big = (1i64 << 59) + 12_345;
+    let holder = graph(&mut t, &names, &[big, -big, 1 << 31]);
+    let seg = tenant::extract(&t, &[holder], &[]).unwrap();
+    for order in [ByteOrder::Little, ByteOrder::Big] {
+        round_trip(&seg, &b, order, WordSize::W64);
+        import_and_compare(&t, &seg, &b, order, WordSize::W64);
+        assert!(matches!(
+            to_spur(&seg, b.heap(), order, WordSize::W32, b's'),
+            Err(cowheap_segment::SegmentError::Unrepresentable(_))
+        ));
+    }
+}
+
+/// What a Spur segment cannot hold is refused, not written wrong: a V3 base's
+/// CompiledMethod (its header is V3's), a host object.
+#[test]
+fn v3_methods_are_refused() {
+    let (b, names) = base("mini.image");
+    let mut t = Tenant::fork(b);
+    let object = names.global("Object").unwrap();
+    let md = t.slot(object, 1).unwrap();
+    let values = t.slot(md, 1).unwrap();
+    let m = (0..t.size(values).unwrap().slots)
+        .map(|i| t.slot(values, i).unwrap())
+        .find(|&m| m.word().is_ref() && t.format(m).unwrap() == Format::CompiledMethod)
+        .unwrap();
+    let size = t.size(m).unwrap();
+    let copy = t
+        .alloc(t.class_of(m).unwrap(), Format::CompiledMethod, size)
+        .unwrap();
+    let seg = tenant::extract(&t, &[copy], &[]).unwrap();
+    assert!(matches!(
+        to_spur(&seg, b.heap(), ByteOrder::Little, WordSize::W32, b's'),
+        Err(cowheap_segment::SegmentError::Unrepresentable(_))
+    ));
 }
 
 /// Writes, reads, writes again, and compares every member with the segment's.
@@ -229,5 +394,37 @@ fn every_bit_flip_of_a_small_segment_is_refused_or_harmless() {
             bytes.len()
         );
         assert!(refused > 0 && harmless > 0);
+    }
+}
+
+/// `cowheap segment info` on bare Spur words: the shape and the counts, which agree with
+/// the segment written.
+#[test]
+fn info_reads_bare_spur_words() {
+    let (seg, b) = segment_of("mini.image", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    for (order, words) in SHAPES {
+        let e = to_spur(&seg, b.heap(), order, words, b's').unwrap();
+        let path = dir.path().join("words.seg");
+        std::fs::write(&path, e.segment.to_bytes().unwrap()).unwrap();
+        let info = cowheap_segment::info::info(&path).unwrap();
+        let text = info.to_string();
+        match info {
+            cowheap_segment::info::Info::SpurWords {
+                order: o,
+                words: w,
+                stats,
+                ..
+            } => {
+                assert_eq!((o, w), (order, words));
+                assert_eq!(stats, e.segment.stats().unwrap());
+                assert_eq!(stats.objects, seg.objects.len() + 1);
+                assert_eq!(stats.overflow_headers, 1);
+                assert_eq!(stats.roots, 1);
+                assert_eq!(stats.bytes, e.segment.to_bytes().unwrap().len());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(text.contains("Spur segment words"), "{text}");
     }
 }
