@@ -34,7 +34,13 @@
 //! collections whose hashes it cannot compute.
 //!
 //! [`export::to_v3`] writes a tenant segment in Squeak's V3 word format (roots array first,
-//! compact classes from the class format words, out-pointers with the top bit set).
+//! compact classes from the class format words, out-pointers with the top bit set), and
+//! [`spur_export::to_spur`] in the Spur format ([`spur`]: 32- or 64-bit, either byte order),
+//! which [`spur_export::to_segment`] reads back into a tenant segment.
+//!
+//! Equality collections are placed by `hash` as the target image defines it:
+//! [`image_hash::Hasher`] looks the method up and runs it when it is within an exactly
+//! modelled subset of V3 methods, and says why when it is not.
 //!
 //! [`info`] answers what the `cowheap segment info` and `cowheap segment import` commands
 //! print.
@@ -46,6 +52,9 @@
 //! | [`bind::BaseNames::of`] | O(base objects), once per base |
 //! | [`bind::materialise`] | O(segment words) after the names |
 //! | [`rehash::rehash`] | O(objects + slots of the hashed collections among them) |
+//! | [`spur::SpurSegment::parse`], [`spur::SpurSegment::to_bytes`] | O(bytes) |
+//! | [`spur_export::to_spur`], [`spur_export::to_segment`] | O(segment size) |
+//! | [`image_hash::Hasher::hash`] | O(the methods run), at most 16 sends deep |
 //! | [`tenant::extract`], [`tenant::extract_with_hosts`] | O(private objects reachable from the roots and the other roots), plus the plugins' work |
 //! | [`file::write`], [`file::read`] | O(segment size) |
 //!
