@@ -9,8 +9,12 @@
 //! - an equality `Set` and `Dictionary` of random keys, their elements scattered over the
 //!   table as if placed by other hashes, are rehashed (never reported), and then the image's
 //!   own `includes:` and `at:` find every key, by the key itself and by an equal copy;
-//! - keys whose `hash` method is outside what the crate models (an `Interval`'s, an Array's
-//!   in Scratch) are reported with a typed reason, and their collection is left as it was.
+//! - keys whose `hash` method is outside what the crate models (an `Interval`'s) are reported
+//!   with a typed reason, and their collection is left as it was; a `PluggableSet` (its own
+//!   `scanFor:`) is reported, a `LiteralDictionary` rehashed;
+//! - classes as keys (`Object>>hash`, the identity hash) of a `Set` and a `Dictionary`
+//!   moved from `mini.image` into Scratch, where 5 of the 18 shared classes have other
+//!   identity hashes, are rehashed on import, and Scratch's own lookups find them.
 
 mod common;
 
@@ -451,4 +455,125 @@ fn own_scan_for_is_reported_and_the_same_probe_is_rehashed() {
         "left as it was"
     );
     assert!(t.slot(lits_array, 3).unwrap().same_word(assoc));
+}
+
+/// Classes as keys of equality collections, moved between bases: `Object>>hash` is
+/// `^self identityHash` in both images, and the classes `mini.image` and Scratch share have
+/// other identity hashes in each. A `Set` and a `Dictionary` keyed by them, built in a
+/// `mini.image` tenant, exported portably through the file format and imported into a
+/// Scratch tenant, are rehashed on import (before, such collections were reported as not
+/// rehashed), and then Scratch's own `includes:` and `at:`, run by the interpreter, find
+/// every class.
+#[test]
+fn class_keyed_equality_collections_answer_in_another_base() {
+    use cowheap_segment::{file, tenant};
+    let [mini, scratch] = images();
+    // Every class of mini.image that is a global under its own name.
+    let heap = mini.base.heap();
+    let candidates: Vec<String> = heap
+        .indices()
+        .filter_map(|x| {
+            let n = cowheap_squeak::class_name(heap, x)?;
+            mini.names
+                .global(&n)
+                .is_some_and(|g| g.word().as_base() == Some(x))
+                .then_some(n)
+        })
+        .collect();
+    let shape = |img: &Image, c: Value| {
+        img.names
+            .all_inst_var_names(img.base.heap(), c.word().as_base()?)
+    };
+    let mut names = Vec::new();
+    let mut moved = 0;
+    for n in &candidates {
+        let (Some(a), Some(b)) = (mini.names.global(n), scratch.names.global(n)) else {
+            continue;
+        };
+        let (sa, sb) = (shape(mini, a), shape(scratch, b));
+        if sa.is_none() || sa != sb {
+            continue;
+        }
+        let (ha, hb) = (
+            mini.base.heap().hash(a.word().as_base().unwrap()).unwrap(),
+            scratch
+                .base
+                .heap()
+                .hash(b.word().as_base().unwrap())
+                .unwrap(),
+        );
+        // The classes whose identity hashes differ, and as many that keep theirs.
+        if ha != hb {
+            moved += 1;
+            names.push(n.as_str());
+        } else if names.len() < 2 * moved + 8 {
+            names.push(n.as_str());
+        }
+        if names.len() >= 40 {
+            break;
+        }
+    }
+    eprintln!(
+        "{} classes, {moved} with other identity hashes in Scratch",
+        names.len()
+    );
+    assert!(moved >= 5, "{moved} of {} start elsewhere", names.len());
+    let mut t = Tenant::fork(&mini.base);
+    let keys: Vec<Value> = names
+        .iter()
+        .map(|n| mini.names.global(n).unwrap())
+        .collect();
+    // Placed by mini's hashes: as mini itself would (rehashed in mini first).
+    let slots: Vec<usize> = (0..keys.len()).collect();
+    let (set, dict) = scattered(&mut t, mini, &keys, 128, &slots);
+    let r = rehash::rehash(&mut t, &mini.names, &[set, dict]).unwrap();
+    assert!(r.not_rehashed.is_empty(), "{r}");
+    let holder = alloc(&mut t, global(mini, "Array"), Format::Pointers, 2, 0);
+    t.set_slot(holder, 0, set).unwrap();
+    t.set_slot(holder, 1, dict).unwrap();
+    let mut seg = tenant::extract(&t, &[holder], &[]).unwrap();
+    seg.make_portable(mini.base.heap()).unwrap();
+    let bytes = file::to_bytes(&seg).unwrap();
+    let mut back = file::from_bytes(&bytes, Some(scratch.base.fingerprint())).unwrap();
+    let mut t2 = Tenant::fork(&scratch.base);
+    let imported = back.import_into(&mut t2, &[], false).unwrap();
+    let r = &imported.rehash;
+    eprintln!("{r}");
+    assert_eq!(r.collections, 2, "{r}");
+    assert_eq!(r.rehashed.len(), 2, "{r}");
+    assert!(r.not_rehashed.is_empty(), "{r}");
+    let holder = t2.pin(imported.roots[0]).unwrap();
+    let mut vm = Vm::new(&t2).unwrap();
+    let truth = vm
+        .send_named(
+            &mut t2,
+            &scratch.symbols,
+            Value::int(0),
+            "=",
+            &[Value::int(0)],
+            BUDGET,
+        )
+        .unwrap();
+    for (i, n) in names.iter().enumerate() {
+        let class = scratch.names.global(n).unwrap();
+        let h = t2.pinned(holder).unwrap();
+        let set = t2.slot(h, 0).unwrap();
+        let yes = vm
+            .send_named(
+                &mut t2,
+                &scratch.symbols,
+                set,
+                "includes:",
+                &[class],
+                BUDGET,
+            )
+            .unwrap();
+        assert!(t2.identical(yes, truth).unwrap(), "{n} in the Set");
+        let h = t2.pinned(holder).unwrap();
+        let dict = t2.slot(h, 1).unwrap();
+        let at = vm
+            .send_named(&mut t2, &scratch.symbols, dict, "at:", &[class], BUDGET)
+            .unwrap();
+        assert_eq!(at.as_int(), Some(i as i64), "{n} in the Dictionary");
+    }
 }
