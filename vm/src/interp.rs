@@ -45,6 +45,8 @@ struct CacheEntry {
     selector: Value,
     method: Value,
     header: MethodHeader,
+    /// The selector is one of the error sends [`Vm::trap`] watches for.
+    trap: bool,
 }
 
 /// The registers of a suspended caller, kept so that returning to it need not read its
@@ -97,6 +99,9 @@ pub(crate) enum Flow {
 /// [`crate::FlatHeap`], each with its own monomorphised dispatch loop.
 pub struct Vm {
     pub(crate) sp: Specials,
+    /// What the memory answers for the class of a SmallInteger, asked once: a send to one
+    /// takes it from here (on a tenant, the class of an immediate is out of line).
+    int_class: Value,
     cache: Vec<Option<CacheEntry>>,
     pub(crate) stats: VmStats,
     /// Collect when private bytes pass this.
@@ -227,8 +232,10 @@ impl Vm {
     pub fn new<M: ObjectMemory>(mem: &M) -> Result<Vm> {
         let sp = Specials::read(mem)?;
         let nil = sp.nil;
+        let int_class = mem.class_of(Value::int(0)).unwrap_or(sp.small_integer);
         Ok(Vm {
             sp,
+            int_class,
             cache: vec![None; CACHE_SIZE],
             stats: VmStats::default(),
             gc_threshold: 8 << 20,
@@ -351,7 +358,9 @@ impl Vm {
         if !a.word().is_ref() || !b.word().is_ref() {
             return Ok(false);
         }
-        m.identical(a, b)
+        // By identity keys rather than `identical`: a tenant answers the key of a reference
+        // that leads to itself inline, where `identical` resolves both words out of line.
+        Ok(m.identity_key(a)? == m.identity_key(b)?)
     }
 
     /// True if `c` is the bottom context. Contexts are compared by word: the interpreter
@@ -1080,19 +1089,20 @@ impl Vm {
         }
     }
 
-    /// Looks `selector` up from `class`: the method, or `None`.
+    /// Looks `selector` up from `class`: the method, its header and whether the selector is
+    /// one [`Vm::trap`] watches for; or `None`.
     pub(crate) fn lookup<M: ObjectMemory>(
         &mut self,
         m: &M,
         class: Value,
         selector: Value,
-    ) -> Result<Option<(Value, MethodHeader)>> {
+    ) -> Result<Option<(Value, MethodHeader, bool)>> {
         let slot = cache_slot(class.word(), selector.word());
         if let Some(e) = self.cache[slot]
             && e.class == class.word()
             && e.selector.word() == selector.word()
         {
-            return Ok(Some((e.method, e.header)));
+            return Ok(Some((e.method, e.header, e.trap)));
         }
         self.stats.cache_misses += 1;
         let mut c = class;
@@ -1105,13 +1115,15 @@ impl Vm {
             let dict = m.slot(c, 1)?;
             if let Some(method) = self.dict_lookup(m, dict, selector)? {
                 let header = self.header(m, method)?;
+                let trap = self.is_trap_selector(m, selector)?;
                 self.cache[slot] = Some(CacheEntry {
                     class: class.word(),
                     selector,
                     method,
                     header,
+                    trap,
                 });
-                return Ok(Some((method, header)));
+                return Ok(Some((method, header, trap)));
             }
             c = m.slot(c, 0)?;
         }
@@ -1240,6 +1252,8 @@ impl Vm {
         let class = if to_super {
             let c = self.method_class(m, self.method)?;
             m.slot(c, 0)?
+        } else if rcvr.as_int().is_some() {
+            self.int_class
         } else {
             m.class_of(rcvr)?
         };
@@ -1255,7 +1269,7 @@ impl Vm {
         args: usize,
     ) -> Result<Flow> {
         match self.lookup(m, class, selector)? {
-            Some((method, h)) => self.execute(m, method, h, selector, args),
+            Some((method, h, trap)) => self.execute(m, method, h, selector, args, trap),
             None => self.not_understood(m, rcvr, class, selector, args),
         }
     }
@@ -1273,7 +1287,7 @@ impl Vm {
         if self.same(m, selector, dnu)? {
             return Err(self.dnu_error(m, rcvr, selector));
         }
-        let Some((method, h)) = self.lookup(m, class, dnu)? else {
+        let Some((method, h, trap)) = self.lookup(m, class, dnu)? else {
             return Err(self.dnu_error(m, rcvr, selector));
         };
         if self.is_default_handler(m, method, class)? && !self.has_handler(m)? {
@@ -1303,7 +1317,7 @@ impl Vm {
         }
         self.drop_n(args);
         self.push(m, msg)?;
-        self.execute(m, method, h, dnu, 1)
+        self.execute(m, method, h, dnu, 1, trap)
     }
 
     #[cold]
@@ -1389,7 +1403,8 @@ impl Vm {
     }
 
     /// Runs `method` for the receiver and `args` arguments on the stack: its primitive, and
-    /// if there is none or it fails, a new context.
+    /// if there is none or it fails, a new context. `trap` tells that `selector` is one of
+    /// the error sends [`Vm::trap`] watches for (the method cache keeps the answer).
     pub(crate) fn execute<M: ObjectMemory>(
         &mut self,
         m: &mut M,
@@ -1397,6 +1412,7 @@ impl Vm {
         h: MethodHeader,
         selector: Value,
         args: usize,
+        trap: bool,
     ) -> Result<Flow> {
         if h.primitive != 0
             && let Some(flow) = self.primitive(m, h.primitive, method, selector, args)?
@@ -1407,13 +1423,30 @@ impl Vm {
         if h.args != args {
             return Err(corrupt("a method run with the wrong number of arguments"));
         }
-        self.trap(m, method, selector, args)?;
+        if trap {
+            self.trap(m, method, selector, args)?;
+        }
         let rcvr = self.peek(m, args)?;
         self.activate(m, method, h, rcvr, args, None)
     }
 
+    /// True if `selector` is one of the error sends [`Vm::trap`] watches for: `error:`,
+    /// `cannotReturn:`, `mustBeBoolean`, `halt`.
+    pub(crate) fn is_trap_selector<M: ObjectMemory>(
+        &self,
+        m: &M,
+        selector: Value,
+    ) -> MemResult<bool> {
+        const TRAPS: [&[u8]; 4] = [b"error:", b"cannotReturn:", b"mustBeBoolean", b"halt"];
+        Ok(selector.is_object()
+            && m.format(selector)? == Format::Bytes
+            && TRAPS.contains(&m.bytes(selector)?))
+    }
+
     /// Stops with a typed error where the image would open a debugger: `error:` and the
-    /// VM's own error sends reaching the default implementation with no handler.
+    /// VM's own error sends (`selector`, one [`Vm::is_trap_selector`] accepts) reaching the
+    /// default implementation with no handler.
+    #[cold]
     fn trap<M: ObjectMemory>(
         &mut self,
         m: &mut M,
@@ -1421,14 +1454,6 @@ impl Vm {
         selector: Value,
         args: usize,
     ) -> Result<()> {
-        // Compared as bytes first: this runs on every activation.
-        const TRAPS: [&[u8]; 4] = [b"error:", b"cannotReturn:", b"mustBeBoolean", b"halt"];
-        let is_trap = selector.is_object()
-            && m.format(selector)? == Format::Bytes
-            && TRAPS.contains(&m.bytes(selector)?);
-        if !is_trap {
-            return Ok(());
-        }
         let Some(name) = crate::names::symbol(m, selector) else {
             return Ok(());
         };

@@ -599,7 +599,7 @@ impl Vm {
                     self.push(m, v)?;
                 }
                 let nil = self.sp.nil;
-                self.execute(m, method, h, nil, h.args).map(Some)
+                self.execute(m, method, h, nil, h.args, false).map(Some)
             }
             201..=206 => self.closure_value(m, index, args),
             210 => {
@@ -980,7 +980,7 @@ impl Vm {
         let rcvr = self.peek(m, args)?;
         let n = args - 1;
         let class = m.class_of(rcvr)?;
-        if let Some((_, h)) = self.lookup(m, class, sel)?
+        if let Some((_, h, _)) = self.lookup(m, class, sel)?
             && h.args != n
         {
             return FAIL;
@@ -1010,7 +1010,7 @@ impl Vm {
             Some(c) => c,
             None => m.class_of(rcvr)?,
         };
-        if let Some((_, h)) = self.lookup(m, class, sel)?
+        if let Some((_, h, _)) = self.lookup(m, class, sel)?
             && h.args != vals.len()
         {
             return FAIL;
