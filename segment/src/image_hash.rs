@@ -47,6 +47,10 @@ const MAX_CHAIN: usize = 1_000;
 pub const MAX_DEPTH: usize = 16;
 /// Longest straight-line method run.
 const MAX_OPS: usize = 64;
+/// Most steps (bytecodes run and sends made) one hash may take, whatever the methods: the
+/// depth bound alone would allow 64^16 steps to a hostile image's methods that each send 64
+/// messages. The images' own hash methods take fewer than 100.
+pub const MAX_STEPS: usize = 10_000;
 /// Special objects array index of the class Float (boxed, two 32-bit words).
 const SPECIAL_FLOAT: usize = 9;
 /// Image versions whose compiled methods have V3 headers.
@@ -93,6 +97,8 @@ pub enum Unhashed {
     },
     /// Sends nested deeper than [`MAX_DEPTH`] (a key that contains itself).
     TooDeep,
+    /// More than [`MAX_STEPS`] steps.
+    TooLong,
 }
 
 impl fmt::Display for Unhashed {
@@ -117,6 +123,7 @@ impl fmt::Display for Unhashed {
             } => write!(f, "{class}>>{selector} is not recognised here ({what})"),
             Unhashed::Value { selector, what } => write!(f, "#{selector}: {what}"),
             Unhashed::TooDeep => write!(f, "sends nested deeper than {MAX_DEPTH}"),
+            Unhashed::TooLong => write!(f, "more than {MAX_STEPS} steps"),
         }
     }
 }
@@ -264,6 +271,8 @@ pub struct Hasher<'a> {
     float_class: Option<Value>,
     lookups: HashMap<(u64, u64), Option<(Value, Value)>>,
     programs: HashMap<u64, Rc<Program>>,
+    /// Steps left to the hash being computed.
+    fuel: usize,
 }
 
 impl fmt::Debug for Hasher<'_> {
@@ -300,6 +309,7 @@ impl<'a> Hasher<'a> {
             float_class,
             lookups: HashMap::new(),
             programs: HashMap::new(),
+            fuel: MAX_STEPS,
         }
     }
 
@@ -315,6 +325,7 @@ impl<'a> Hasher<'a> {
                 selector: "hash".into(),
             }));
         };
+        self.fuel = MAX_STEPS;
         Ok(match self.send(t, V::Val(v), sel, None, 0)? {
             Ok(r) => match r.int().and_then(|i| i64::try_from(i).ok()) {
                 Some(i) => Ok(i),
@@ -401,6 +412,10 @@ impl<'a> Hasher<'a> {
         if depth > MAX_DEPTH {
             return Ok(Err(Unhashed::TooDeep));
         }
+        let Some(fuel) = self.fuel.checked_sub(1) else {
+            return Ok(Err(Unhashed::TooLong));
+        };
+        self.fuel = fuel;
         if !self.v3 {
             return Ok(Err(Unhashed::MethodFormat));
         }
@@ -568,6 +583,10 @@ impl<'a> Hasher<'a> {
         };
         let mut stack: Vec<V> = Vec::new();
         for op in ops {
+            let Some(fuel) = self.fuel.checked_sub(1) else {
+                return Ok(Err(Unhashed::TooLong));
+            };
+            self.fuel = fuel;
             match op {
                 Op::PushSelf => stack.push(receiver),
                 Op::Push(v) => stack.push(*v),

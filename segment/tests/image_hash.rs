@@ -577,3 +577,102 @@ fn class_keyed_equality_collections_answer_in_another_base() {
         assert_eq!(at.as_int(), Some(i as i64), "{n} in the Dictionary");
     }
 }
+
+/// A hostile class whose `hash` sends three messages that each send three more, 16 levels
+/// deep (3^16, 43 million sends, were they all run): the hash is refused after
+/// `MAX_STEPS` steps with `Unhashed::TooLong`, quickly; one whose `hash` sends `hash` to
+/// itself is refused as `TooDeep`.
+#[test]
+fn hostile_hash_methods_are_bounded() {
+    let img = &images()[0];
+    let mut t = Tenant::fork(&img.base);
+    let g = |n: &str| global(img, n);
+    let selectors: Vec<Value> = [
+        "hash",
+        "size",
+        "value",
+        "printString",
+        "new",
+        "yourself",
+        "copy",
+        "class",
+        "name",
+        "first",
+        "last",
+        "isNil",
+        "notNil",
+        "asString",
+        "asSymbol",
+        "reversed",
+        "negated",
+        "abs",
+    ]
+    .iter()
+    .map(|s| img.names.symbol(s).unwrap())
+    .collect();
+    // A method `^(self s) + (self s) + (self s)` for selector `s`, or `^1` (primitive 262).
+    let method = |t: &mut Tenant, next: Option<Value>| -> Value {
+        let (header, lits, code): (i64, usize, Vec<u8>) = match next {
+            Some(_) => (1 << 9, 1, vec![112, 208, 112, 208, 176, 112, 208, 176, 124]),
+            None => (262, 0, vec![120]),
+        };
+        let m = alloc(
+            t,
+            g("CompiledMethod"),
+            Format::CompiledMethod,
+            1 + lits,
+            code.len(),
+        );
+        t.set_slot(m, 0, Value::int(header)).unwrap();
+        if let Some(s) = next {
+            t.set_slot(m, 1, s).unwrap();
+        }
+        t.set_bytes(m, 0, &code).unwrap();
+        m
+    };
+    let class_with = |t: &mut Tenant, methods: &[(Value, Value)]| -> Value {
+        let n = methods.len();
+        let md = alloc(t, g("MethodDictionary"), Format::Pointers, 2 + n, 0);
+        let values = alloc(t, g("Array"), Format::Pointers, n, 0);
+        t.set_slot(md, 0, Value::int(n as i64)).unwrap();
+        t.set_slot(md, 1, values).unwrap();
+        for (i, &(sel, m)) in methods.iter().enumerate() {
+            t.set_slot(md, 2 + i, sel).unwrap();
+            t.set_slot(values, i, m).unwrap();
+        }
+        let object = g("Object");
+        let class = alloc(t, t.class_of(object).unwrap(), Format::Pointers, 3, 0);
+        t.set_slot(class, 0, object).unwrap();
+        t.set_slot(class, 1, md).unwrap();
+        t.set_slot(class, 2, Value::int(2)).unwrap();
+        class
+    };
+    let mut methods = Vec::new();
+    for d in 0..17 {
+        let next = selectors.get(d + 1).copied().filter(|_| d < 16);
+        let m = method(&mut t, next);
+        methods.push((selectors[d], m));
+    }
+    let wide = class_with(&mut t, &methods);
+    let x = alloc(&mut t, wide, Format::Pointers, 0, 0);
+    let mut hasher = Hasher::new(img.base.heap(), &img.names);
+    let start = std::time::Instant::now();
+    let why = hasher.hash(&t, x).unwrap().unwrap_err();
+    assert_eq!(why, Unhashed::TooLong, "{why}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    // `hash` sending `hash` to itself.
+    let selfish = method(&mut t, Some(selectors[0]));
+    let class = class_with(&mut t, &[(selectors[0], selfish)]);
+    let y = alloc(&mut t, class, Format::Pointers, 0, 0);
+    assert_eq!(hasher.hash(&t, y).unwrap(), Err(Unhashed::TooDeep));
+    // Three levels of the same shape are within bounds: 3^3 ones.
+    let mut short = Vec::new();
+    for d in 0..4 {
+        let next = selectors.get(d + 1).copied().filter(|_| d < 3);
+        let m = method(&mut t, next);
+        short.push((selectors[d], m));
+    }
+    let class = class_with(&mut t, &short);
+    let z = alloc(&mut t, class, Format::Pointers, 0, 0);
+    assert_eq!(hasher.hash(&t, z).unwrap(), Ok(27));
+}
