@@ -2,10 +2,11 @@
 //!
 //! ```text
 //! bytes 0-7   version stamp: a 32-bit version word (the image format, 6521 for 32-bit
-//!             Spur, 68021 for 64-bit, in the low 24 bits; a byte-order letter in the top
-//!             byte, as V3's), then a 32-bit word kept as written; read in either byte
-//!             order, the one giving a known format is the segment's, and the format gives
-//!             the word size
+//!             Spur, 68021 for 64-bit, possibly with the multiple-bytecode-sets bit 512, in
+//!             the low 24 bits; a byte-order letter in the top byte, `s` little-endian and
+//!             `d` big-endian), twice (the second word is kept as written); read in either
+//!             byte order, the one giving a known format is the segment's, and the format
+//!             gives the word size
 //! bytes 8...  objects, each at an 8-byte boundary; the first is the roots array
 //! ```
 //!
@@ -13,13 +14,18 @@
 //! header (in 32-bit segments two 32-bit words, low half first) with the class field (22
 //! bits), the format (5 bits), the identity hash (22 bits) and the slot count (8 bits; 255
 //! means a 64-bit overflow word before the header holds it, its top byte 0xFF too), the flag
-//! bits (immutable, remembered, pinned, grey, marked) kept as written, then the slots,
+//! bits (immutable, remembered, pinned, grey) kept as written and the marked bit clear (the
+//! virtual machine refuses a marked object), then the slots,
 //! padded with zeros to 8 bytes and at least 8 bytes long. An oop of the segment is the
 //! byte offset of an object's header from byte 8 (the first object's oop is 0, or 8 when it
 //! has an overflow word). A pointer with the top bit of the word set is an out-pointer:
 //! `top bit + (k - 1) * word size` names element `k` (1-based) of the out-pointer table. A
-//! class field with its top bit (`0x200000`) set names the out-pointer `(field & 0x1FFFFF)
-//! + 1` (1-based); otherwise it is a class in the segment, by its oop in 8-byte units.
+//! class field with its top bit (`0x200000`, the VM's TopHashBit) set names the out-pointer
+//! `(field & 0x1FFFFF) + 1` (1-based); otherwise it is a class in the segment, whose oop in
+//! 8-byte units is `field - 16` (the VM's `firstClassIndexPun`). The VM's writer puts the
+//! classes of the segment right after the roots array, with the remembered bit set and
+//! identity hash 0 (the loader enters them into its class table, which gives them their
+//! hash); [`crate::spur_export`] does the same.
 //! Immediates are the image's: 32-bit SmallIntegers (tag 1) and Characters (tag `10`);
 //! 64-bit SmallIntegers (tag `001`), Characters (`010`) and SmallFloat64s (`100`).
 //!
@@ -36,8 +42,21 @@ use crate::v3::ByteOrder;
 
 /// The top bit of a class field naming an out-pointer.
 pub const CLASS_OUT_BIT: u32 = 0x20_0000;
-/// Spur image formats a segment may carry, 32-bit first.
-pub const VERSIONS: [(u32, WordSize); 2] = [(6521, WordSize::W32), (68021, WordSize::W64)];
+/// The VM's `firstClassIndexPun`: a class field below `CLASS_OUT_BIT` names the class member
+/// at byte offset `(field - FIRST_CLASS_INDEX_PUN) * 8`.
+pub const FIRST_CLASS_INDEX_PUN: u32 = 16;
+/// The header's remembered bit, which marks a class of the segment with instances in it.
+pub const REMEMBERED_BIT: u64 = 1 << 29;
+/// The header's marked bit, which no object of a segment has.
+pub const MARKED_BIT: u64 = 1 << 55;
+/// Spur image formats a segment may carry, with their word sizes: 6521 and 68021, and the
+/// same with the multiple-bytecode-sets bit (512) set.
+pub const VERSIONS: [(u32, WordSize); 4] = [
+    (6521, WordSize::W32),
+    (68021, WordSize::W64),
+    (6521 | 512, WordSize::W32),
+    (68021 | 512, WordSize::W64),
+];
 /// Flag bits of the header kept as written: 22, 23, 29, 30, 31, 54, 55.
 const FLAG_MASK: u64 = (1 << 22) | (1 << 23) | (7 << 29) | (3 << 54);
 
@@ -299,6 +318,9 @@ impl SpurSegment {
             if a.overflow != (a.slots >= 255) {
                 return Err(bad("a slot count of 255 or more without an overflow word"));
             }
+            if h & MARKED_BIT != 0 {
+                return Err(bad("a marked object, which the virtual machine refuses"));
+            }
             let class_field = (h & 0x3F_FFFF) as u32;
             let format = ((h >> 24) & 31) as u8;
             let hash = ((h >> 32) & 0x3F_FFFF) as u32;
@@ -313,7 +335,10 @@ impl SpurSegment {
                 }
                 SpurOop::Out(k as u32)
             } else {
-                match index.get(&(class_field as usize * 8)) {
+                match class_field
+                    .checked_sub(FIRST_CLASS_INDEX_PUN)
+                    .and_then(|f| index.get(&(f as usize * 8)))
+                {
                     Some(&i) => SpurOop::Obj(i),
                     None => return Err(bad("a class field naming no object of the segment")),
                 }
@@ -445,8 +470,12 @@ impl SpurSegment {
         Ok(s)
     }
 
-    /// The oop (byte offset of the header from byte 8) of every object.
-    fn oops(&self) -> Result<Vec<u64>> {
+    /// The oop (byte offset of the main header from byte 8) of every object. Time:
+    /// O(objects).
+    ///
+    /// # Errors
+    /// As [`SpurSegment::to_bytes`], for a form that cannot be written.
+    pub fn oops(&self) -> Result<Vec<u64>> {
         let ws = self.words.bytes();
         let mut oops = Vec::with_capacity(self.objects.len());
         let mut pos = 0usize;
@@ -501,6 +530,7 @@ impl SpurSegment {
                     let oop = encode(SpurOop::Obj(j), at)?;
                     u32::try_from(oop / 8)
                         .ok()
+                        .and_then(|f| f.checked_add(FIRST_CLASS_INDEX_PUN))
                         .filter(|&f| f < CLASS_OUT_BIT)
                         .ok_or(bad(at, "a class past what a class field holds"))?
                 }
@@ -511,8 +541,11 @@ impl SpurSegment {
                     .ok_or(bad(at, "a class out-pointer past what a class field holds"))?,
                 SpurOop::Imm(_) => return Err(bad(at, "an immediate as a class")),
             };
-            if o.hash > 0x3F_FFFF || o.format > 31 {
-                return Err(bad(at, "a hash over 22 bits or a format over 31"));
+            if o.hash > 0x3F_FFFF || o.format > 31 || o.flags & MARKED_BIT != 0 {
+                return Err(bad(
+                    at,
+                    "a hash over 22 bits, a format over 31 or a marked object",
+                ));
             }
             let count = if slots >= 255 {
                 w.header(&mut out, (0xFF << 56) | slots as u64, self.words);

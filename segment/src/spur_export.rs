@@ -3,7 +3,9 @@
 //! [`to_spur`] writes a segment extracted from a tenant (still naming base objects by index)
 //! in the Spur word format of either word size and byte order: the roots array first (an
 //! Array of the roots; its class, the base's `Array` from special objects slot 7, is
-//! out-pointer 1), then member `j` as object `j + 1`, out-pointer `k` (0-based) of the
+//! out-pointer 1), then the members that are classes of members (remembered, identity hash
+//! 0, as the VM writes them: its loader enters them into the class table), then the other
+//! members ([`SpurExport::object_of`] numbers them), out-pointer `k` (0-based) of the
 //! segment as out-pointer `k + 2`. The Spur format of a pointer object comes from its
 //! class's format word (a Spur base's: bits 16-20; a V3 base's instance specification, bits
 //! 7-10, whose codes 0-4 are Spur's); raw formats from the member's format and size, with
@@ -20,7 +22,7 @@
 //! imports into a tenant as any other ([`TenantSegment::import_into`]).
 
 use crate::error::{Result, SegmentError};
-use crate::spur::{SpurObject, SpurOop, SpurSegment, VERSIONS, WordSize};
+use crate::spur::{REMEMBERED_BIT, SpurObject, SpurOop, SpurSegment, VERSIONS, WordSize};
 use crate::tenant::{OutRef, SRef, SegObj, SegmentState, TenantSegment};
 use crate::v3::ByteOrder;
 use cowheap_heap::{BaseHeap, Decoded, Fingerprint, Format, Word};
@@ -37,6 +39,18 @@ pub struct SpurExport {
     pub segment: SpurSegment,
     /// The out-pointer table: element `k - 1` is out-pointer `k`.
     pub out: Vec<OutRef>,
+    /// The object number of each member (classes of members come first, after the roots
+    /// array).
+    pub object_of: Vec<u32>,
+}
+
+/// The byte-order letter the VM puts in a segment's version word: `s` little-endian, `d`
+/// big-endian.
+pub fn letter_for(order: ByteOrder) -> u8 {
+    match order {
+        ByteOrder::Little => b's',
+        ByteOrder::Big => b'd',
+    }
 }
 
 /// Writes `seg` (extracted from a tenant of `heap`) as a Spur segment of word size `words`
@@ -74,9 +88,33 @@ pub fn to_spur(
     out.push(OutRef::Base(array));
     out.extend(seg.out.iter().cloned());
     let ws = words.bytes();
+    // The VM's order: the roots array, then the members that are classes of members, then
+    // the rest; `object_of[j]` is member j's object number.
+    let n = seg.objects.len();
+    let mut is_class = vec![false; n];
+    for o in &seg.objects {
+        if let SRef::Obj(c) = o.class
+            && let Some(x) = is_class.get_mut(c as usize)
+        {
+            *x = true;
+        }
+    }
+    let order_of: Vec<usize> = (0..n)
+        .filter(|&j| is_class[j])
+        .chain((0..n).filter(|&j| !is_class[j]))
+        .collect();
+    let mut object_of = vec![0u32; n];
+    for (k, &j) in order_of.iter().enumerate() {
+        object_of[j] = u32::try_from(k + 1)
+            .map_err(|_| SegmentError::BadSegment("more members than a segment numbers"))?;
+    }
     let oop = |r: SRef| -> Result<SpurOop> {
         Ok(match r {
-            SRef::Obj(j) => SpurOop::Obj(j + 1),
+            SRef::Obj(j) => SpurOop::Obj(
+                *object_of
+                    .get(j as usize)
+                    .ok_or(SegmentError::BadSegment("a reference past the members"))?,
+            ),
             SRef::Out(k) => SpurOop::Out(k + 2),
             SRef::Imm(w) => SpurOop::Imm(immediate(w, words)?),
         })
@@ -122,10 +160,15 @@ pub fn to_spur(
         format: 2,
         hash: 0,
         flags: 0,
-        pointers: seg.roots.iter().map(|&r| SpurOop::Obj(r + 1)).collect(),
+        pointers: seg
+            .roots
+            .iter()
+            .map(|&r| oop(SRef::Obj(r)))
+            .collect::<Result<Vec<_>>>()?,
         raw: Vec::new(),
     });
-    for o in &seg.objects {
+    for &j in &order_of {
+        let o = &seg.objects[j];
         let class = match oop(o.class)? {
             SpurOop::Imm(_) => return Err(SegmentError::BadSegment("an immediate as a class")),
             c => c,
@@ -165,11 +208,17 @@ pub fn to_spur(
                 (24 + unused(o.bytes.len(), 1), pointers(o)?, o.bytes.clone())
             }
         };
+        // A class of the segment: remembered, hash 0 (its class-table index comes on load).
+        let (hash, flags) = if is_class[j] {
+            (0, REMEMBERED_BIT)
+        } else {
+            (o.hash & 0x3F_FFFF, 0)
+        };
         objects.push(SpurObject {
             class,
             format,
-            hash: o.hash & 0x3F_FFFF,
-            flags: 0,
+            hash,
+            flags,
             pointers,
             raw,
         });
@@ -183,10 +232,12 @@ pub fn to_spur(
             order,
             words,
             version_word: (u32::from(letter) << 24) | version,
-            stamp: 0,
+            // The VM writes the version word twice.
+            stamp: (u32::from(letter) << 24) | version,
             objects,
         },
         out,
+        object_of,
     })
 }
 
@@ -237,8 +288,8 @@ fn from_immediate(x: u64, words: WordSize) -> Result<Word> {
     }
 }
 
-/// The members and roots of a Spur segment written by [`to_spur`]: member `j` is object
-/// `j + 1`, out-pointer `k + 2` the segment's out-pointer `k`; raw units back in the base's
+/// The members and roots of a Spur segment written by [`to_spur`], in object order (member
+/// `j` is object `j + 1`: for [`to_spur`]'s members, [`SpurExport::object_of`] maps them), out-pointer `k + 2` the segment's out-pointer `k`; raw units back in the base's
 /// little-endian order. Time: O(segment size).
 ///
 /// # Errors

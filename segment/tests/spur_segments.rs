@@ -15,7 +15,8 @@ use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_segment::bind::BaseNames;
 use cowheap_segment::spur::{SpurOop, SpurSegment, WordSize};
-use cowheap_segment::spur_export::{from_spur, to_segment, to_spur};
+use cowheap_segment::spur_export::{from_spur, letter_for, to_segment, to_spur};
+use cowheap_segment::tenant::SRef;
 use cowheap_segment::tenant::{self, TenantSegment};
 use cowheap_segment::v3::ByteOrder;
 use cowheap_tenants::Tenant;
@@ -82,6 +83,30 @@ fn graph(t: &mut Tenant, names: &BaseNames, extra: &[i64]) -> Value {
     t.set_slot(shared, 0, names.symbol("size").unwrap())
         .unwrap();
     parts.extend([a, b]);
+    // A class of the tenant's own (superclass Object) and two instances of it: the class
+    // is a member, named by the instances' class fields.
+    let object = g("Object");
+    let class = alloc(t, t.class_of(object).unwrap(), Format::Pointers, 3, 0);
+    let spur = t
+        .base()
+        .heap()
+        .root("image.version")
+        .and_then(|v| v.as_int())
+        == Some(6521);
+    // Two fixed fields: a Spur format word (format 1 at bit 16) or a V3 one (spec 1 at bit 7).
+    let format_word = if spur {
+        (1 << 16) | 2
+    } else {
+        (1 << 7) | (3 << 1)
+    };
+    t.set_slot(class, 0, object).unwrap();
+    t.set_slot(class, 2, Value::int(format_word)).unwrap();
+    let i1 = alloc(t, class, Format::Pointers, 2, 0);
+    let i2 = alloc(t, class, Format::Pointers, 2, 0);
+    t.set_slot(i1, 0, i2).unwrap();
+    t.set_slot(i2, 0, i1).unwrap();
+    t.set_slot(i1, 1, parts[3]).unwrap();
+    parts.extend([i1, i2]);
     // A copy of one of the base's own CompiledMethods (a Spur base's: a Spur method header).
     if let Some(m) = some_method(t, names) {
         parts.push(m);
@@ -139,13 +164,15 @@ fn import_and_compare(
     order: ByteOrder,
     words: WordSize,
 ) {
-    let e = to_spur(seg, b.heap(), order, words, b's').unwrap();
+    let e = to_spur(seg, b.heap(), order, words, letter_for(order)).unwrap();
     let bytes = e.segment.to_bytes().unwrap();
     let back = SpurSegment::parse(&bytes, e.out.len()).unwrap();
     let mut read = to_segment(&back, &e.out, b.fingerprint()).unwrap();
     let mut t = Tenant::fork(b);
     let imported = read.import_into(&mut t, &[], false).unwrap();
     assert_eq!(imported.members.len(), seg.members.len());
+    // Imported members are in object order: member j is `e.object_of[j] - 1`.
+    let new_of = |j: usize| imported.members[(e.object_of[j] - 1) as usize];
     let index: std::collections::HashMap<u64, usize> = seg
         .members
         .iter()
@@ -154,11 +181,20 @@ fn import_and_compare(
         .collect();
     let same = |a: Value, x: Value| -> bool {
         match index.get(&a.word().bits()) {
-            Some(&i) => imported.members[i].same_word(x),
+            Some(&i) => new_of(i).same_word(x),
             None => a.same_word(x),
         }
     };
-    for (i, (&old, &new)) in seg.members.iter().zip(&imported.members).enumerate() {
+    let is_class: std::collections::HashSet<usize> = seg
+        .objects
+        .iter()
+        .filter_map(|o| match o.class {
+            SRef::Obj(c) => Some(c as usize),
+            _ => None,
+        })
+        .collect();
+    for (i, &old) in seg.members.iter().enumerate() {
+        let new = new_of(i);
         assert!(
             same(src.class_of(old).unwrap(), t.class_of(new).unwrap()),
             "member {i}"
@@ -168,11 +204,14 @@ fn import_and_compare(
             t.format(new).unwrap(),
             "member {i}"
         );
-        assert_eq!(
-            src.identity_hash(old).unwrap() & 0x3F_FFFF,
-            t.identity_hash(new).unwrap(),
-            "member {i}"
-        );
+        if !is_class.contains(&i) {
+            // A class of the segment travels with hash 0 (the VM gives it its class index).
+            assert_eq!(
+                src.identity_hash(old).unwrap() & 0x3F_FFFF,
+                t.identity_hash(new).unwrap(),
+                "member {i}"
+            );
+        }
         assert_eq!(src.size(old).unwrap(), t.size(new).unwrap(), "member {i}");
         for k in 0..src.size(old).unwrap().slots {
             assert!(
@@ -183,7 +222,7 @@ fn import_and_compare(
         assert_eq!(src.bytes(old).unwrap(), t.bytes(new).unwrap(), "member {i}");
     }
     for (r, &root) in imported.roots.iter().zip(&seg.roots) {
-        assert!(r.same_word(imported.members[root as usize]));
+        assert!(r.same_word(new_of(root as usize)));
     }
 }
 
@@ -228,7 +267,7 @@ fn sixty_one_bit_integers_need_sixty_four_bit_words() {
         round_trip(&seg, &b, order, WordSize::W64);
         import_and_compare(&t, &seg, &b, order, WordSize::W64);
         assert!(matches!(
-            to_spur(&seg, b.heap(), order, WordSize::W32, b's'),
+            to_spur(&seg, b.heap(), order, WordSize::W32, letter_for(order)),
             Err(cowheap_segment::SegmentError::Unrepresentable(_))
         ));
     }
@@ -260,7 +299,7 @@ fn v3_methods_are_refused() {
 
 /// Writes, reads, writes again, and compares every member with the segment's.
 fn round_trip(seg: &TenantSegment, b: &Base, order: ByteOrder, words: WordSize) -> Vec<u8> {
-    let e = to_spur(seg, b.heap(), order, words, b's').unwrap();
+    let e = to_spur(seg, b.heap(), order, words, letter_for(order)).unwrap();
     let bytes = e.segment.to_bytes().unwrap();
     let back = SpurSegment::parse(&bytes, e.out.len()).unwrap();
     assert_eq!(back, e.segment, "{order:?} {words:?}");
@@ -269,14 +308,43 @@ fn round_trip(seg: &TenantSegment, b: &Base, order: ByteOrder, words: WordSize) 
     assert_eq!(back.words, words);
     assert_eq!(back.objects.len(), seg.objects.len() + 1);
     let (members, roots) = from_spur(&back).unwrap();
-    assert_eq!(roots, seg.roots);
+    // Members come back in object order: member j is object `e.object_of[j]`.
+    let at = |j: u32| e.object_of[j as usize] - 1;
+    let map = |r: SRef| match r {
+        SRef::Obj(j) => SRef::Obj(at(j)),
+        other => other,
+    };
+    let is_class: std::collections::HashSet<u32> = seg
+        .objects
+        .iter()
+        .filter_map(|o| match o.class {
+            SRef::Obj(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(roots, seg.roots.iter().map(|&r| at(r)).collect::<Vec<_>>());
     assert_eq!(members.len(), seg.objects.len());
-    for (i, (m, o)) in members.iter().zip(&seg.objects).enumerate() {
-        assert_eq!(m.class, o.class, "member {i}");
-        assert_eq!(m.format, o.format, "member {i}");
-        assert_eq!(m.hash, o.hash & 0x3F_FFFF, "member {i}");
-        assert_eq!(m.slots, o.slots, "member {i}");
-        assert_eq!(m.bytes, o.bytes, "member {i}");
+    for (j, o) in seg.objects.iter().enumerate() {
+        let m = &members[at(j as u32) as usize];
+        assert_eq!(m.class, map(o.class), "member {j}");
+        assert_eq!(m.format, o.format, "member {j}");
+        let hash = if is_class.contains(&(j as u32)) {
+            0
+        } else {
+            o.hash & 0x3F_FFFF
+        };
+        assert_eq!(m.hash, hash, "member {j}");
+        assert_eq!(
+            m.slots,
+            o.slots.iter().map(|&r| map(r)).collect::<Vec<_>>(),
+            "member {j}"
+        );
+        assert_eq!(m.bytes, o.bytes, "member {j}");
+    }
+    // The classes of members come first after the roots array, remembered.
+    let first_other = is_class.len() + 1;
+    for (k, o) in back.objects.iter().enumerate().skip(1) {
+        assert_eq!(k < first_other, o.flags & (1 << 29) != 0, "object {k}");
     }
     assert_eq!(e.out[1..], seg.out[..]);
     bytes
@@ -297,10 +365,37 @@ fn tenant_segments_round_trip_in_every_word_size_and_byte_order() {
                 ByteOrder::Big => u32::from_be_bytes(bytes[..4].try_into().unwrap()),
             };
             let want = if words == WordSize::W32 { 6521 } else { 68021 };
-            assert_eq!(v, 0x7300_0000 | want);
+            assert_eq!(v, (u32::from(letter_for(order)) << 24) | want);
             let s = SpurSegment::parse(&bytes, seg.out.len() + 1).unwrap();
             assert_eq!(s.objects[0].class, SpurOop::Out(1));
-            assert_eq!(s.roots(), &[SpurOop::Obj(1)]);
+            assert_eq!(s.roots().len(), 1);
+            // The tenant's class is object 1 (first after the roots array), remembered, hash
+            // 0; its two instances name it by `16 + oop / 8` in their class fields, and the
+            // roots array names Array by out-pointer 1 as `0x200000 + 0`.
+            let oops = s.oops().unwrap();
+            assert_eq!((s.objects[1].flags >> 29) & 1, 1);
+            assert_eq!(s.objects[1].hash, 0);
+            let field = |k: usize| {
+                let at = 8 + oops[k] as usize;
+                let w: [u8; 4] = bytes[at..at + 4].try_into().unwrap();
+                let low = match (order, words) {
+                    (ByteOrder::Little, _) => u32::from_le_bytes(w),
+                    (ByteOrder::Big, WordSize::W32) => u32::from_be_bytes(w),
+                    (ByteOrder::Big, WordSize::W64) => {
+                        let w8: [u8; 8] = bytes[at..at + 8].try_into().unwrap();
+                        u64::from_be_bytes(w8) as u32
+                    }
+                };
+                low & 0x3F_FFFF
+            };
+            assert_eq!(field(0), 0x20_0000);
+            let instances: Vec<usize> = (0..s.objects.len())
+                .filter(|&k| s.objects[k].class == SpurOop::Obj(1))
+                .collect();
+            assert_eq!(instances.len(), 2);
+            for k in instances {
+                assert_eq!(u64::from(field(k)), 16 + oops[1] / 8);
+            }
         }
         eprintln!(
             "{name}: {} members, {} out-pointers; bytes (LE32, BE32, LE64, BE64): {sizes:?}",
@@ -351,7 +446,7 @@ fn small(order: ByteOrder, words: WordSize) -> (Vec<u8>, usize) {
     let big = alloc(&mut t, g("Array"), Format::Pointers, 300, 0);
     t.set_slot(big, 299, p).unwrap();
     let seg = tenant::extract(&t, &[big], &[]).unwrap();
-    let e = to_spur(&seg, b.heap(), order, words, b's').unwrap();
+    let e = to_spur(&seg, b.heap(), order, words, letter_for(order)).unwrap();
     (e.segment.to_bytes().unwrap(), e.out.len())
 }
 
@@ -405,7 +500,7 @@ fn info_reads_bare_spur_words() {
     let (seg, b) = segment_of("mini.image", &[]);
     let dir = tempfile::tempdir().unwrap();
     for (order, words) in SHAPES {
-        let e = to_spur(&seg, b.heap(), order, words, b's').unwrap();
+        let e = to_spur(&seg, b.heap(), order, words, letter_for(order)).unwrap();
         let path = dir.path().join("words.seg");
         std::fs::write(&path, e.segment.to_bytes().unwrap()).unwrap();
         let info = cowheap_segment::info::info(&path).unwrap();
