@@ -95,7 +95,7 @@ impl Vm {
         m.remove_root(ACTIVE_ROOT);
         self.bottom = bottom;
         self.active = bottom;
-        self.reset_fresh();
+        self.reset_fresh(m)?;
         self.forget_enumeration();
         self.depth = 0;
         self.reset_frame(frame);
@@ -127,11 +127,11 @@ impl Vm {
         self.bottom = bottom;
         // Unknown until counted: the count is redone when it passes the limit.
         self.depth = 0;
-        self.reset_fresh();
+        self.reset_fresh(m)?;
         self.forget_enumeration();
         // What the run handed to the image before it stopped is not known: read every
         // returned-to context back.
-        self.expose();
+        self.expose(m)?;
         self.load_context(m, active)?;
         let result = self.interpret(m, budget);
         self.finish(m, result)

@@ -94,7 +94,7 @@ impl Vm {
     /// be written by it, so callers' registers are no longer kept.
     fn answer_found<M: ObjectMemory>(&mut self, m: &mut M, args: usize, v: Value) -> Prim {
         if v.is_object() && self.is_context(m, v)? {
-            self.expose();
+            self.expose(m)?;
         }
         self.pop_then_push(m, args + 1, v)?;
         Ok(Some(Flow::Go))

@@ -51,6 +51,12 @@ struct CacheEntry {
 
 /// The registers of a suspended caller, kept so that returning to it need not read its
 /// context back: valid while nothing but the interpreter can have written that context.
+///
+/// They are also not written into the context when it sends (`stale`): its stack fields from
+/// `dirty` on, its pc and its stack pointer reach the heap only when something other than
+/// a return could look at them ([`Vm::flush_frames`]: a collection, a stop, a become, a
+/// context handed to the image). Its sender, method and receiver are written when it is
+/// made, as every context's are.
 #[derive(Clone)]
 struct Saved {
     active: Value,
@@ -64,6 +70,10 @@ struct Saved {
     literals: usize,
     cap: usize,
     stack: Vec<Value>,
+    /// The lowest field of `stack` that may differ from the context's.
+    dirty: usize,
+    /// The pc, the stack pointer and the fields from `dirty` on are not in the context yet.
+    stale: bool,
 }
 
 /// Counters of a [`Vm`].
@@ -617,16 +627,42 @@ impl Vm {
         m.set_slot(self.active, ctx::STACKP, Value::int(n as i64))
     }
 
-    /// Forgets a fresh context left by a run that stopped with an error.
-    pub(crate) fn reset_fresh(&mut self) {
+    /// Forgets a fresh context left by a run that stopped with an error (the stop wrote
+    /// every kept caller's registers into its context).
+    pub(crate) fn reset_fresh<M: ObjectMemory>(&mut self, m: &mut M) -> MemResult<()> {
         self.fresh = false;
         self.unallocated = false;
-        self.drop_frames();
+        self.drop_frames(m)?;
         self.frames_on = true;
+        Ok(())
     }
 
-    /// Forgets the callers' saved registers: returns read contexts back from the heap.
-    pub(crate) fn drop_frames(&mut self) {
+    /// Writes every kept caller's registers not yet written (see [`Saved`]) into its
+    /// context, keeping them: after this the heap holds the whole run. Time: O(fields
+    /// written).
+    pub(crate) fn flush_frames<M: ObjectMemory>(&mut self, m: &mut M) -> MemResult<()> {
+        for f in &mut self.frames {
+            if !f.stale {
+                continue;
+            }
+            let n = f.stack.len();
+            for i in f.dirty..n {
+                m.set_slot(f.active, ctx::TEMPS + i, f.stack[i])?;
+            }
+            // A kept caller is never the bottom context: it has a pc.
+            let pc = (f.pc + f.pc_base) as i64;
+            m.set_slot(f.active, ctx::PC, Value::int(pc))?;
+            m.set_slot(f.active, ctx::STACKP, Value::int(n as i64))?;
+            f.dirty = n;
+            f.stale = false;
+        }
+        Ok(())
+    }
+
+    /// Writes the callers' kept registers into their contexts and forgets them: returns
+    /// read contexts back from the heap.
+    pub(crate) fn drop_frames<M: ObjectMemory>(&mut self, m: &mut M) -> MemResult<()> {
+        self.flush_frames(m)?;
         for f in self.frames.drain(..) {
             if self.pool.len() < 64 {
                 let mut v = f.stack;
@@ -634,13 +670,15 @@ impl Vm {
                 self.pool.push(v);
             }
         }
+        Ok(())
     }
 
-    /// A context of this run is being handed to the image, which may write it: from now
-    /// on every return reads its context back.
-    pub(crate) fn expose(&mut self) {
+    /// A context of this run is being handed to the image, which may read and write it:
+    /// the callers' registers go into their contexts, and from now on every return reads
+    /// its context back.
+    pub(crate) fn expose<M: ObjectMemory>(&mut self, m: &mut M) -> MemResult<()> {
         self.frames_on = false;
-        self.drop_frames();
+        self.drop_frames(m)
     }
 
     /// An empty cached frame of `cap` fields (for a new bottom context).
@@ -726,6 +764,7 @@ impl Vm {
     fn suspend<M: ObjectMemory>(&mut self, m: &mut M, budget: u64) -> VmError {
         let saved = self
             .store_registers(m)
+            .and_then(|()| self.flush_frames(m))
             .and_then(|()| m.set_root(ACTIVE_ROOT, self.active));
         if let Err(e) = saved {
             return VmError::Memory(e);
@@ -740,6 +779,7 @@ impl Vm {
     #[cold]
     fn with_chain<M: ObjectMemory>(&mut self, m: &mut M, e: VmError) -> VmError {
         let _ = self.store_registers(m);
+        let _ = self.flush_frames(m);
         let chain = self.chain(m, 16);
         match e {
             VmError::CorruptMethod { what, chain: c } if c.0.is_empty() => {
@@ -911,7 +951,7 @@ impl Vm {
                 self.push(m, v)?;
             }
             Op::PushThisContext => {
-                self.expose();
+                self.expose(m)?;
                 self.store_registers(m)?;
                 self.push(m, self.active)?;
             }
@@ -1020,7 +1060,7 @@ impl Vm {
                 bytes: 0,
             },
         )?;
-        self.expose();
+        self.expose(m)?;
         self.materialize(m)?;
         m.set_slot(c, closure::OUTER, self.active)?;
         let start = (self.pc + self.pc_base) as i64;
@@ -1500,10 +1540,18 @@ impl Vm {
             .ok_or_else(|| corrupt("a send with fewer values on the stack than arguments"))?;
         frame_values.extend_from_slice(&self.stack[first..]);
         self.drop_n(args + 1);
-        self.store_registers(m)?;
+        // A caller whose registers are kept is made (the callee names it as its sender), but
+        // its stack, pc and stack pointer stay in the kept registers until something could
+        // look at them (see `Saved`); any other caller's go into its context now.
+        let keep = self.frames_on && !self.is_bottom(self.active);
+        if keep {
+            self.materialize(m)?;
+        } else {
+            self.store_registers(m)?;
+        }
         // Sender, method and receiver are written when the context is first looked at.
         let sender = self.active;
-        let saved = (self.frames_on && !self.is_bottom(sender)).then(|| Saved {
+        let saved = keep.then(|| Saved {
             active: sender,
             method: self.method,
             code: self.code.clone(),
@@ -1515,6 +1563,8 @@ impl Vm {
             literals: self.literals,
             cap: self.cap,
             stack: Vec::new(),
+            dirty: self.dirty,
+            stale: true,
         });
         // A method's context is made when first looked at; a block's now, to hold its
         // closure.
@@ -1581,7 +1631,9 @@ impl Vm {
     }
 
     pub(crate) fn collect_now<M: ObjectMemory>(&mut self, m: &mut M) -> Result<()> {
+        // Everything the kept callers hold must be reachable from the contexts.
         self.store_registers(m)?;
+        self.flush_frames(m)?;
         let after = m.collect(&[self.active, self.bottom])?;
         // A collected method may have been cached, or listed for a walk.
         self.flush_cache();
@@ -1651,7 +1703,7 @@ impl Vm {
             return self.local_return(m, value);
         }
         // Non-local return: the home must still be live and on the active chain.
-        self.drop_frames();
+        self.drop_frames(m)?;
         self.materialize(m)?;
         let to = m.slot(home, ctx::SENDER)?;
         if self.is_nil(m, m.slot(home, ctx::PC)?)? || self.is_nil(m, to)? {
@@ -1676,7 +1728,7 @@ impl Vm {
             {
                 // An unwind block lies between: let the image run it
                 // (`thisContext aboutToReturn: value through: c`).
-                self.expose();
+                self.expose(m)?;
                 self.push(m, self.active)?;
                 self.push(m, value)?;
                 self.push(m, c)?;
@@ -1720,7 +1772,7 @@ impl Vm {
 
     #[cold]
     fn cannot_return<M: ObjectMemory>(&mut self, m: &mut M, value: Value) -> Result<Flow> {
-        self.expose();
+        self.expose(m)?;
         self.materialize(m)?;
         self.push(m, self.active)?;
         self.push(m, value)?;
@@ -1786,13 +1838,13 @@ impl Vm {
             self.pc_base = f.pc_base;
             self.literals = f.literals;
             self.cap = f.cap;
-            self.dirty = self.stack.len();
+            self.dirty = f.dirty;
             self.fresh = false;
             self.unallocated = false;
             self.push(m, value)?;
             return Ok(Flow::Go);
         }
-        self.drop_frames();
+        self.drop_frames(m)?;
         if self.is_nil(m, m.slot(to, ctx::PC)?)? {
             return Err(corrupt("a return to a dead context"));
         }

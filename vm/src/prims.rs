@@ -422,6 +422,11 @@ impl Vm {
                         return FAIL;
                     }
                 }
+                // The registers (the active context's and the kept callers') may name a
+                // becomed object: they go into the contexts first, where the become
+                // reaches them, and are read back after it.
+                self.store_registers(m)?;
+                self.drop_frames(m)?;
                 for i in 0..n {
                     let (x, y) = (m.slot(a, i)?, m.slot(b, i)?);
                     if index == 72 {
@@ -432,11 +437,10 @@ impl Vm {
                 }
                 self.flush_cache();
                 self.forget_enumeration();
-                // The active context's registers may name a becomed object.
-                let (active, a) = (self.active, self.peek(m, 1)?);
-                self.pop_then_push(m, 2, a)?;
-                self.store_registers(m)?;
+                let active = self.active;
                 self.load_context(m, active)?;
+                let a = self.peek(m, 1)?;
+                self.pop_then_push(m, 2, a)?;
                 Ok(Some(Flow::Go))
             }
             73 => {

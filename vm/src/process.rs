@@ -152,7 +152,7 @@ impl Vm {
     ) -> Result<Flow> {
         self.store_registers(m)?;
         // The old process's contexts are now the image's to look at.
-        self.expose();
+        self.expose(m)?;
         let old = m.slot(sched, ACTIVE)?;
         m.set_slot(old, SUSPENDED_CONTEXT, self.active)?;
         m.set_slot(sched, ACTIVE, proc)?;

@@ -306,6 +306,52 @@ fn overrides_and_removals_are_seen_through_the_method_cache_scratch() {
     );
 }
 
+/// A caller's temporary written since its last send lives only in its kept registers while
+/// its callee runs (here the only reference to a new Array): a collection in the callee
+/// must still keep what it names.
+fn kept_callers_survive_collections<M: ObjectMemory>(r: &mut Run<'_, M>, compile: CompileIn) {
+    r.eval_ok(&compile(
+        "Integer",
+        "benchFib",
+        "benchFib ^self < 2 ifTrue: [1] ifFalse: [(self-1) benchFib + (self-2) benchFib + 1]",
+    ));
+    r.eval_ok(&compile(
+        "Integer",
+        "keepAcross",
+        "keepAcross | b | b := Array new: 7. ^self benchFib + b size",
+    ));
+    r.vm.set_collection_step(32 << 10);
+    let before = r.vm.stats().collections;
+    // A send, not an evaluation: no block has exposed a context, so callers are kept.
+    let sel = r.eval_ok("#keepAcross");
+    let v = r.vm.perform(r.m, Value::int(16), sel, &[], BUDGET).unwrap();
+    assert_eq!(v.as_int(), Some(3193 + 7));
+    assert!(r.vm.stats().collections > before, "no collection ran");
+}
+
+#[test]
+fn kept_callers_survive_collections_mini() {
+    let (heap, base, s) = images("mini.image");
+    kept_callers_survive_collections(&mut Run::new(&mut Tenant::fork(&base), &s), mini_compile_in);
+    kept_callers_survive_collections(
+        &mut Run::new(&mut FlatHeap::from_base(&heap), &s),
+        mini_compile_in,
+    );
+}
+
+#[test]
+fn kept_callers_survive_collections_scratch() {
+    let (heap, base, s) = images("Scratch-1.4.0.6.image");
+    kept_callers_survive_collections(
+        &mut Run::new(&mut Tenant::fork(&base), &s),
+        scratch_compile_in,
+    );
+    kept_callers_survive_collections(
+        &mut Run::new(&mut FlatHeap::from_base(&heap), &s),
+        scratch_compile_in,
+    );
+}
+
 #[test]
 fn budget_and_depth_limits_leave_the_tenant_usable() {
     let (_, base, s) = images("Scratch-1.4.0.6.image");
