@@ -433,7 +433,8 @@ proptest! {
     }
 }
 
-/// A small segment: a String, a Point and an Array of 300 slots.
+/// A small segment: a String, a Point, an Array of 300 slots, and a class of the tenant's
+/// own with an instance (so class fields of both kinds are flipped).
 fn small(order: ByteOrder, words: WordSize) -> (Vec<u8>, usize) {
     let (b, names) = base("mini.image");
     let mut t = Tenant::fork(b);
@@ -445,6 +446,15 @@ fn small(order: ByteOrder, words: WordSize) -> (Vec<u8>, usize) {
     t.set_slot(p, 1, Value::int(7)).unwrap();
     let big = alloc(&mut t, g("Array"), Format::Pointers, 300, 0);
     t.set_slot(big, 299, p).unwrap();
+    let object = g("Object");
+    let meta = t.class_of(object).unwrap();
+    let class = alloc(&mut t, meta, Format::Pointers, 3, 0);
+    t.set_slot(class, 0, object).unwrap();
+    t.set_slot(class, 2, Value::int((1 << 7) | (2 << 1)))
+        .unwrap();
+    let x = alloc(&mut t, class, Format::Pointers, 1, 0);
+    t.set_slot(x, 0, s).unwrap();
+    t.set_slot(big, 0, x).unwrap();
     let seg = tenant::extract(&t, &[big], &[]).unwrap();
     let e = to_spur(&seg, b.heap(), order, words, letter_for(order)).unwrap();
     (e.segment.to_bytes().unwrap(), e.out.len())
