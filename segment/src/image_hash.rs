@@ -266,6 +266,8 @@ pub struct Hasher<'a> {
     heap: &'a BaseHeap,
     names: &'a BaseNames,
     v3: bool,
+    /// Whether the base's methods have Spur headers (6521, 68021 and their Sista variants).
+    spur: bool,
     /// The first positive integer that is not a SmallInteger of the base's images.
     small: i128,
     float_class: Option<Value>,
@@ -290,6 +292,7 @@ impl<'a> Hasher<'a> {
     pub fn new(heap: &'a BaseHeap, names: &'a BaseNames) -> Hasher<'a> {
         let version = heap.root("image.version").and_then(Value::as_int);
         let v3 = version.is_some_and(|v| V3_VERSIONS.contains(&v));
+        let spur = version.is_some_and(|v| matches!(v, 6521 | 7033 | 68021 | 68533));
         // 31-bit SmallIntegers in 32-bit images, 61-bit in 64-bit ones (68000 on).
         let small = if version.is_some_and(|v| v >= 68_000) {
             1 << 60
@@ -305,6 +308,7 @@ impl<'a> Hasher<'a> {
             heap,
             names,
             v3,
+            spur,
             small,
             float_class,
             lookups: HashMap::new(),
@@ -338,10 +342,36 @@ impl<'a> Hasher<'a> {
         })
     }
 
+    /// The primitive index of compiled method `m` (0 for none) as the base's method headers
+    /// say: a V3 header's low 9 bits and bit 29; in a Spur header, the has-primitive bit 16
+    /// and the index in the `callPrimitive` bytecode (139) that starts the bytecodes. `None`
+    /// if `m` is not a compiled method or the base's header format is not known.
+    pub(crate) fn primitive(&self, t: &Tenant, m: Value) -> Result<Option<i64>> {
+        if !m.word().is_ref() || t.format(m)? != Format::CompiledMethod {
+            return Ok(None);
+        }
+        let Some(h) = t.slot(m, 0)?.as_int() else {
+            return Ok(None);
+        };
+        if self.v3 {
+            return Ok(Some((h & 0x1FF) + ((h >> 19) & 0x200)));
+        }
+        if !self.spur {
+            return Ok(None);
+        }
+        if h & (1 << 16) == 0 {
+            return Ok(Some(0));
+        }
+        Ok(match t.bytes(m)? {
+            [139, lo, hi, ..] => Some(i64::from(*lo) | (i64::from(*hi) << 8)),
+            _ => None,
+        })
+    }
+
     /// Whether `v`'s `hash` is the old `String>>hash` of a byte object (then two such keys
     /// are equal when their bytes are).
     pub(crate) fn is_old_string(&mut self, t: &Tenant, v: Value) -> Result<bool> {
-        if !v.word().is_ref() || t.format(v)? != Format::Bytes {
+        if !self.v3 || !v.word().is_ref() || t.format(v)? != Format::Bytes {
             return Ok(false);
         }
         let Some(sel) = self.names.symbol("hash") else {

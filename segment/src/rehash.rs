@@ -315,7 +315,7 @@ impl<'a> Classifier<'a> {
         }
         let plain = match self.names.symbol("key") {
             Some(sel) => match self.hasher.lookup(t, class, sel)? {
-                Some((m, _)) => method_primitive(t, m)? == Some(264),
+                Some((m, _)) => self.hasher.primitive(t, m)? == Some(264),
                 None => false,
             },
             None => false,
@@ -427,14 +427,11 @@ impl<'a> Classifier<'a> {
     }
 }
 
-/// The primitive index of a V3 compiled method (0 for none), `None` if `m` is not one.
-fn method_primitive(t: &Tenant, m: Value) -> Result<Option<i64>> {
-    if !m.word().is_ref() || t.format(m)? != Format::CompiledMethod {
-        return Ok(None);
-    }
-    Ok(t.slot(m, 0)?
-        .as_int()
-        .map(|h| (h & 0x1FF) + ((h >> 19) & 0x200)))
+/// Whether `m` is a compiled method with a SmallInteger header.
+fn is_method(t: &Tenant, m: Value) -> Result<bool> {
+    Ok(m.word().is_ref()
+        && t.format(m)? == Format::CompiledMethod
+        && t.slot(m, 0)?.as_int().is_some())
 }
 
 /// Whether two methods have the same header and literal frame (a last literal that is an
@@ -443,7 +440,7 @@ fn method_primitive(t: &Tenant, m: Value) -> Result<Option<i64>> {
 /// ancestor's (`LiteralDictionary`'s, `#hash #key`, is `Dictionary`'s with another
 /// equality).
 fn same_literals(t: &Tenant, a: Value, b: Value) -> Result<bool> {
-    if method_primitive(t, a)?.is_none() || method_primitive(t, b)?.is_none() {
+    if !is_method(t, a)? || !is_method(t, b)? {
         return Ok(false);
     }
     let (na, nb) = (t.size(a)?.slots, t.size(b)?.slots);

@@ -676,3 +676,67 @@ fn hostile_hash_methods_are_bounded() {
     let z = alloc(&mut t, class, Format::Pointers, 0, 0);
     assert_eq!(hasher.hash(&t, z).unwrap(), Ok(27));
 }
+
+/// On a Spur base (the headless image, whose Smalltalk holds few globals) a MethodDictionary
+/// (the class of `Object`'s) is rehashed by identity; an equality Dictionary of
+/// Associations is reported, not guessed: its Associations' `key` is recognised through the
+/// Spur method header and its `callPrimitive` bytecode, but Spur `hash` methods are not run
+/// here.
+#[test]
+fn spur_bases_rehash_identity_collections_and_report_equality_ones() {
+    let b = Base::new(
+        cowheap_squeak::import(image("headless-spur32.image"))
+            .unwrap()
+            .heap,
+    );
+    let names = BaseNames::of(b.heap()).unwrap();
+    let g = |n: &str| names.global(n).unwrap_or_else(|| panic!("no {n}"));
+    let mut t = Tenant::fork(&b);
+    let symbols: Vec<Value> = [
+        "size",
+        "at:",
+        "printString",
+        "new",
+        "value",
+        "do:",
+        "hash",
+        "=",
+    ]
+    .iter()
+    .filter_map(|s| names.symbol(s))
+    .collect();
+    assert!(symbols.len() >= 4, "{}", symbols.len());
+    let n = 16;
+    let md_class = t.class_of(t.slot(g("Object"), 1).unwrap()).unwrap();
+    let md = alloc(&mut t, md_class, Format::Pointers, 2 + n, 0);
+    let values = alloc(&mut t, g("Array"), Format::Pointers, n, 0);
+    t.set_slot(md, 0, Value::int(symbols.len() as i64)).unwrap();
+    t.set_slot(md, 1, values).unwrap();
+    let dict = alloc(&mut t, g("Dictionary"), Format::Pointers, 2, 0);
+    let array = alloc(&mut t, g("Array"), Format::Pointers, n, 0);
+    t.set_slot(dict, 0, Value::int(symbols.len() as i64))
+        .unwrap();
+    t.set_slot(dict, 1, array).unwrap();
+    // Packed from the last slot down, whatever their hashes.
+    for (i, &k) in symbols.iter().enumerate() {
+        t.set_slot(md, 2 + n - 1 - i, k).unwrap();
+        t.set_slot(values, n - 1 - i, Value::int(i as i64)).unwrap();
+        let assoc = pair(&mut t, g("Association"), k, Value::int(i as i64));
+        t.set_slot(array, n - 1 - i, assoc).unwrap();
+    }
+    let r = rehash::rehash(&mut t, &names, &[md, dict]).unwrap();
+    eprintln!("{r}");
+    assert_eq!(r.collections, 2, "{r}");
+    assert_eq!(r.rehashed, vec![0], "{r}");
+    assert_eq!(r.not_rehashed.len(), 1, "{r}");
+    assert_eq!(r.not_rehashed[0].object, 1);
+    assert!(
+        matches!(r.not_rehashed[0].why, Reason::Hash(Unhashed::MethodFormat)),
+        "{}",
+        r.not_rehashed[0].why
+    );
+    for (i, &k) in symbols.iter().enumerate() {
+        let v = rehash::lookup(&t, &names, md, k).unwrap();
+        assert_eq!(v.and_then(Value::as_int), Some(i as i64));
+    }
+}
