@@ -11,7 +11,7 @@
 //! - [`Tenant::become_two_way`] swaps the bodies of `a`'s and `b`'s entries, copying each
 //!   that is still a base object first (O(size of the two objects)).
 
-use crate::space::{Body, ENTRY_OVERHEAD, Entry, Writable, cost};
+use crate::space::{Body, Entry, FORWARDER_COST, cost};
 use crate::stats::{add, sub};
 use crate::tenant::Loc;
 use crate::{Error, Result, Tenant};
@@ -44,22 +44,21 @@ impl Tenant {
         match la {
             Loc::Base(x) => {
                 self.may_divert(x)?;
-                self.check_quota(ENTRY_OVERHEAD)?;
+                self.check_quota(FORWARDER_COST)?;
                 let k = self.space.insert(Entry {
                     state: Forwarding::Forwarded(target),
                 })?;
-                self.divert(x, k, ENTRY_OVERHEAD)?;
+                self.divert(x, k, FORWARDER_COST)?;
             }
             Loc::Private(k) => {
                 let w = self
                     .space
                     .writable(k)
                     .ok_or(Error::Collected(Word::private(k)))?;
-                let body = w.forward(target);
-                self.space.count_forwarder();
+                let size = w.forward(target);
                 sub(
                     &mut self.stats_mut().private_bytes,
-                    cost(body.size()) - ENTRY_OVERHEAD,
+                    cost(size) - FORWARDER_COST,
                 );
             }
         }
@@ -103,11 +102,9 @@ impl Tenant {
         };
         let ka = key(oa)?;
         let kb = key(ob)?;
-        let (wa, wb) = self
-            .space
-            .writable_pair(ka, kb)
-            .ok_or(Error::Collected(Word::private(kb)))?;
-        Writable::swap(wa, wb);
+        if !self.space.swap(ka, kb) {
+            return Err(Error::Collected(Word::private(kb)));
+        }
         add(&mut self.stats_mut().becomes, 1);
         Ok(())
     }

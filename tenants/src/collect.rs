@@ -11,10 +11,9 @@
 //!
 //! Weak and ephemeron slots are held strongly.
 
-use crate::space::entry_cost;
+use crate::space::State;
 use crate::stats::{add, sub};
 use crate::{CollectStats, Tenant};
-use cowheap_forwarders::Forwarding;
 use cowheap_heap::{PrivateKey, Word};
 
 impl Tenant {
@@ -65,18 +64,18 @@ impl Tenant {
             let Some(entry) = self.space.get(k) else {
                 continue;
             };
-            let class = match &entry.state {
-                Forwarding::Forwarded(t) => {
+            let class = match entry {
+                State::Forwarded(t) => {
                     stack.extend(t.as_private().map(|k| k.key()));
                     continue;
                 }
-                Forwarding::Object(body) => {
-                    for cell in body.slots.iter() {
+                State::Object(body) => {
+                    for cell in body.slots() {
                         let w = self.final_word(cell.get(), &mut out);
                         cell.set(w);
                         stack.extend(w.as_private().map(|k| k.key()));
                     }
-                    body.class
+                    body.class()
                 }
             };
             let fin = self.final_word(class, &mut out);
@@ -84,7 +83,7 @@ impl Tenant {
             if fin != class
                 && let Some(mut w) = self.space.writable(k)
             {
-                w.body().class = fin;
+                w.set_class(fin);
             }
         }
 
@@ -95,11 +94,12 @@ impl Tenant {
             .filter(|k| !marked.get(k.key() as usize).copied().unwrap_or(false))
             .collect();
         for k in dead {
-            if let Some(e) = self.space.remove(k) {
+            if let Some(charged) = self.space.remove(k) {
                 out.freed += 1;
-                out.freed_bytes += entry_cost(&e);
+                out.freed_bytes += charged;
             }
         }
+        self.space.tidy();
         self.drop_dead_hosts();
         let space = &self.space;
         if let Some(c) = self.cold.as_mut() {

@@ -49,7 +49,7 @@
 //! ```
 
 pub use crate::layer::Layer;
-use crate::space::{ENTRY_OVERHEAD, cost};
+use crate::space::{FORWARDER_COST, cost};
 use crate::stats::sub;
 use crate::tenant::Loc;
 use crate::{Error, Tenant, TenantConfig};
@@ -214,19 +214,19 @@ impl Numbering<'_> {
     /// The body of the tenant's object `k` in the new version's terms.
     fn body(&mut self, k: PrivateKey) -> Result<Committed, CommitError> {
         let body = self.tenant.body(k)?;
-        let class = self.word(body.class)?;
+        let class = self.word(body.class())?;
         let slots = body
-            .slots
+            .slots()
             .iter()
             .map(|c| self.word(c.get()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Committed {
             class,
-            format: body.format,
-            hash: body.hash,
+            format: body.format(),
+            hash: body.hash(),
             aux: 0,
             slots: slots.into(),
-            bytes: body.bytes.clone(),
+            bytes: body.bytes().into(),
         })
     }
 }
@@ -813,9 +813,8 @@ impl Tenant {
         let mut forwarders = Vec::with_capacity(moved.len());
         for &(k, target) in moved {
             if let Some(w) = self.space.writable(k) {
-                let body = w.forward(target);
-                self.space.count_forwarder();
-                freed = freed.saturating_add(cost(body.size()) - ENTRY_OVERHEAD);
+                let size = w.forward(target);
+                freed = freed.saturating_add(cost(size) - FORWARDER_COST);
                 forwarders.push(k);
             }
         }
@@ -859,7 +858,7 @@ impl Tenant {
             cold.hosts.clear();
             cold.committed.retain(|k| kept.contains(k));
             cold.stats.private_objects = left;
-            cold.stats.private_bytes = left * ENTRY_OVERHEAD;
+            cold.stats.private_bytes = left * FORWARDER_COST;
         }
         if let Some(f) = self.filter.as_mut() {
             **f = cowheap_forwarders::MarkFilter::new();

@@ -1,6 +1,7 @@
-//! A slab with versioned keys: the one store behind a tenant's private space and its handles.
+//! Versioned keys: the one home of the generation rule, behind a tenant's private space and
+//! its handles.
 //!
-//! A key is an index and a generation. The slab keeps, per index ever handed out, its current
+//! A key is an index and a generation. [`Keys`] keeps, per index ever handed out, its current
 //! generation and whether it is occupied; a key is live only while both match, so a key kept
 //! past the removal of its value is refused, even after the index is reused.
 //!
@@ -9,12 +10,13 @@
 //! width a private reference holds). A key would have to be kept across 2^29 reuses of one
 //! index to alias.
 //!
-//! **Layout.** The per-index record is 8 bytes (generation with an occupied bit, and a link:
-//! the value's place in a dense `slab::Slab` when occupied, the next free index when vacant).
-//! Values live in the dense slab, which is as large as the most values ever alive at once. So
-//! an index that is vacant costs 8 bytes, not the size of a value: a tenant restored from a
-//! snapshot with a long list of retired keys and few live ones holds 8 bytes per retired key
-//! (twice what the snapshot spends on it) and its live values.
+//! **Layout.** The per-index record is 8 bytes: generation with an occupied bit, and a link,
+//! which when occupied is the owner's (the private space keeps an object's arena offset there;
+//! [`VersionedSlab`] a value's place in a dense `slab::Slab`, as large as the most values ever
+//! alive at once) and when vacant the next free index. So an index that is vacant costs 8
+//! bytes, not the size of a value: a tenant restored from a snapshot with a long list of
+//! retired keys and few live ones holds 8 bytes per retired key (twice what the snapshot
+//! spends on it) and its live objects.
 //!
 //! **Bounds.** Indices are below `u32::MAX` (the last is the free list's end marker); an
 //! insert past that fails with [`SlabFull`] and changes nothing. No key is ever narrowed with
@@ -65,7 +67,8 @@ pub(crate) struct SlabFull;
 #[derive(Clone, Copy, Debug)]
 struct Record {
     tag: u32,
-    /// Occupied: the value's place in `values`. Vacant: the next free index, or [`NONE`].
+    /// Occupied: the payload the owner gave ([`Keys::insert`]). Vacant: the next free index,
+    /// or [`NONE`].
     link: u32,
 }
 
@@ -79,104 +82,102 @@ impl Record {
     }
 }
 
-/// Values under versioned keys. Invariants: every occupied record's link names a value of
-/// `values`, and each value is named by exactly one record; vacant records form one list from
-/// `free`.
+/// Versioned keys, each carrying a 32-bit link chosen by the owner (where its value lives).
+/// This is the one home of the generation rule: [`VersionedSlab`] links a key to its value's
+/// place in a dense store, a tenant's private space to its object's offset in a word arena.
+/// Invariant: vacant records form one list from `free`.
 #[derive(Debug)]
-pub(crate) struct VersionedSlab<T> {
+pub(crate) struct Keys {
     records: Vec<Record>,
-    values: Slab<T>,
     free: u32,
+    live: usize,
 }
 
-impl<T> Default for VersionedSlab<T> {
+impl Default for Keys {
     fn default() -> Self {
-        VersionedSlab {
+        Keys {
             records: Vec::new(),
-            values: Slab::new(),
             free: NONE,
+            live: 0,
         }
     }
 }
 
-impl<T> VersionedSlab<T> {
+impl Keys {
     /// Bytes of one index's record.
     pub(crate) const RECORD_BYTES: usize = std::mem::size_of::<Record>();
-    /// Bytes of one value's place in the dense store.
-    pub(crate) const VALUE_BYTES: usize = std::mem::size_of::<(usize, T)>();
 
-    /// Stores `value` and returns its key: a free index at its current generation, or a new
-    /// index at generation 0. Time: O(1) amortized.
+    /// A key for a new value linked by `link`: a free index at its current generation, or a
+    /// new index at generation 0. Time: O(1) amortized.
     ///
     /// # Errors
     /// [`SlabFull`] if every index below `u32::MAX` is taken; nothing changes.
-    pub(crate) fn insert(&mut self, value: T) -> Result<SlabKey, SlabFull> {
-        let index = if self.free != NONE {
-            self.free
-        } else {
-            match u32::try_from(self.records.len()) {
-                Ok(i) if i != NONE => i,
-                _ => return Err(SlabFull),
-            }
-        };
-        // The dense store holds at most as many values as there are indices, so its place
-        // fits a u32 whenever the index does.
-        let place = u32::try_from(self.values.vacant_key()).map_err(|_| SlabFull)?;
-        self.values.insert(value);
-        let generation = if index == self.free {
+    pub(crate) fn insert(&mut self, link: u32) -> Result<SlabKey, SlabFull> {
+        let key = if self.free != NONE {
+            let index = self.free;
             let r = &mut self.records[index as usize];
             self.free = r.link;
             *r = Record {
                 tag: r.generation() | OCCUPIED,
-                link: place,
+                link,
             };
-            r.generation()
+            SlabKey {
+                index,
+                generation: r.generation(),
+            }
         } else {
+            let index = match u32::try_from(self.records.len()) {
+                Ok(i) if i != NONE => i,
+                _ => return Err(SlabFull),
+            };
+            // Grown by a quarter, not doubled: a record's slack stays under 2 bytes.
+            if self.records.len() == self.records.capacity() {
+                self.records.reserve_exact((self.records.len() / 4).max(16));
+            }
             self.records.push(Record {
                 tag: OCCUPIED,
-                link: place,
+                link,
             });
-            0
+            SlabKey {
+                index,
+                generation: 0,
+            }
         };
-        Ok(SlabKey { index, generation })
+        self.live += 1;
+        Ok(key)
     }
 
-    /// The record of a live key.
-    #[inline]
-    fn live(&self, k: SlabKey) -> Option<Record> {
+    /// The link of a live key. Time: O(1).
+    #[inline(always)]
+    pub(crate) fn link(&self, k: SlabKey) -> Option<u32> {
         self.records
             .get(k.index as usize)
-            .copied()
             .filter(|r| r.tag == k.generation | OCCUPIED)
+            .map(|r| r.link)
     }
 
-    /// True if `n` more values can be inserted whatever else happens: `insert` cannot then
+    /// The link of index `i`, if it is occupied, whatever its generation. Time: O(1).
+    #[inline(always)]
+    pub(crate) fn link_at(&self, i: u32) -> Option<u32> {
+        self.records
+            .get(i as usize)
+            .filter(|r| r.is_occupied())
+            .map(|r| r.link)
+    }
+
+    /// Sets the link of occupied index `i` (its value moved). Time: O(1).
+    pub(crate) fn relink(&mut self, i: u32, link: u32) {
+        if let Some(r) = self.records.get_mut(i as usize)
+            && r.is_occupied()
+        {
+            r.link = link;
+        }
+    }
+
+    /// True if `n` more keys can be inserted whatever else happens: `insert` cannot then
     /// fail with [`SlabFull`]. Conservative: it does not count the free list. Time: O(1).
     pub(crate) fn has_room(&self, n: usize) -> bool {
         self.records.len().saturating_add(n) < NONE as usize
-    }
-
-    /// The value `k` names, if it is live. Time: O(1).
-    #[inline]
-    pub(crate) fn get(&self, k: SlabKey) -> Option<&T> {
-        let r = self.live(k)?;
-        self.values.get(r.link as usize)
-    }
-
-    /// The value `k` names, mutably. Time: O(1).
-    pub(crate) fn get_mut(&mut self, k: SlabKey) -> Option<&mut T> {
-        let r = self.live(k)?;
-        self.values.get_mut(r.link as usize)
-    }
-
-    /// Two distinct live values, mutably. Time: O(1).
-    pub(crate) fn get2_mut(&mut self, a: SlabKey, b: SlabKey) -> Option<(&mut T, &mut T)> {
-        let (ra, rb) = (self.live(a)?, self.live(b)?);
-        // `Slab::get2_mut` panics on equal places.
-        if ra.link == rb.link {
-            return None;
-        }
-        self.values.get2_mut(ra.link as usize, rb.link as usize)
     }
 
     /// The live key of index `i`, if it is occupied.
@@ -188,35 +189,33 @@ impl<T> VersionedSlab<T> {
         })
     }
 
-    /// Removes the value `k` names and retires its generation. Time: O(1).
-    pub(crate) fn remove(&mut self, k: SlabKey) -> Option<T> {
-        let r = self.live(k)?;
-        let value = self.values.try_remove(r.link as usize)?;
-        self.records[k.index as usize] = Record {
+    /// Retires the live key `k` and answers its link. Time: O(1).
+    pub(crate) fn remove(&mut self, k: SlabKey) -> Option<u32> {
+        let link = self.link(k)?;
+        let r = &mut self.records[k.index as usize];
+        *r = Record {
             tag: (r.generation().wrapping_add(1)) & GENERATION_MASK,
             link: self.free,
         };
         self.free = k.index;
-        Some(value)
+        self.live -= 1;
+        Some(link)
     }
 
-    /// Live keys and values, in index order. Time: O(indices ever handed out).
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (SlabKey, &T)> + '_ {
+    /// Live keys and their links, in index order. Time: O(indices ever handed out).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (SlabKey, u32)> + '_ {
         (0u32..)
             .zip(&self.records)
             .filter(|(_, r)| r.is_occupied())
-            .filter_map(|(index, r)| {
-                let k = SlabKey {
-                    index,
-                    generation: r.generation(),
-                };
-                self.values.get(r.link as usize).map(|v| (k, v))
+            .map(|(index, r)| {
+                (
+                    SlabKey {
+                        index,
+                        generation: r.generation(),
+                    },
+                    r.link,
+                )
             })
-    }
-
-    /// Live values, mutably, in no particular order. Time: O(live values).
-    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> + '_ {
-        self.values.iter_mut().map(|(_, v)| v)
     }
 
     /// The generation of every index ever handed out (live or retired), in index order.
@@ -224,18 +223,18 @@ impl<T> VersionedSlab<T> {
         self.records.iter().map(|r| r.generation())
     }
 
-    /// A slab holding `values` at their keys, every other index below `bound` vacant at the
+    /// Keys with `links` at their indices, every other index below `bound` vacant at the
     /// generation `generation_of` gives it. Vacant indices cost a record each (8 bytes).
-    /// Time: O(bound + values).
+    /// Time: O(bound + links).
     ///
     /// # Errors
-    /// [`SlabFull`] if `bound` passes the index space, a key is not below `bound`, or two
-    /// values share an index.
+    /// [`SlabFull`] if `bound` passes the index space, an index is not below `bound`, or two
+    /// links share one.
     pub(crate) fn from_parts(
         bound: usize,
         generation_of: impl Fn(u32) -> u32,
-        values: impl IntoIterator<Item = (u32, T)>,
-    ) -> Result<VersionedSlab<T>, SlabFull> {
+        links: impl IntoIterator<Item = (u32, u32)>,
+    ) -> Result<Keys, SlabFull> {
         let bound = u32::try_from(bound)
             .ok()
             .filter(|&b| b < NONE)
@@ -248,17 +247,17 @@ impl<T> VersionedSlab<T> {
             tag: generation_of(i) & GENERATION_MASK,
             link: NONE,
         }));
-        let mut dense = Slab::new();
-        for (index, value) in values {
+        let mut live = 0;
+        for (index, link) in links {
             let r = records.get_mut(index as usize).ok_or(SlabFull)?;
             if r.is_occupied() {
                 return Err(SlabFull);
             }
-            let place = u32::try_from(dense.insert(value)).map_err(|_| SlabFull)?;
             *r = Record {
                 tag: r.tag | OCCUPIED,
-                link: place,
+                link,
             };
+            live += 1;
         }
         // Chain the vacant indices, lowest first.
         let mut free = NONE;
@@ -268,16 +267,16 @@ impl<T> VersionedSlab<T> {
                 free = index;
             }
         }
-        Ok(VersionedSlab {
+        Ok(Keys {
             records,
-            values: dense,
             free,
+            live,
         })
     }
 
-    /// Number of live values.
+    /// Number of live keys.
     pub(crate) fn len(&self) -> usize {
-        self.values.len()
+        self.live
     }
 
     /// One past the largest index ever handed out.
@@ -285,9 +284,94 @@ impl<T> VersionedSlab<T> {
         self.records.len()
     }
 
+    /// Heap bytes held by the records.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.records.capacity() * Self::RECORD_BYTES
+    }
+}
+
+/// Values under versioned keys: [`Keys`] linking each to its place in a dense store.
+/// Invariant: every live key's link names a value of `values`, and each value is named by
+/// exactly one key.
+#[derive(Debug)]
+pub(crate) struct VersionedSlab<T> {
+    keys: Keys,
+    values: Slab<T>,
+}
+
+impl<T> Default for VersionedSlab<T> {
+    fn default() -> Self {
+        VersionedSlab {
+            keys: Keys::default(),
+            values: Slab::new(),
+        }
+    }
+}
+
+impl<T> VersionedSlab<T> {
+    /// Stores `value` and returns its key: a free index at its current generation, or a new
+    /// index at generation 0. Time: O(1) amortized.
+    ///
+    /// # Errors
+    /// [`SlabFull`] if every index below `u32::MAX` is taken; nothing changes.
+    pub(crate) fn insert(&mut self, value: T) -> Result<SlabKey, SlabFull> {
+        // The dense store holds at most as many values as there are indices, so its place
+        // fits a u32 whenever the index does.
+        let place = u32::try_from(self.values.vacant_key()).map_err(|_| SlabFull)?;
+        let key = self.keys.insert(place)?;
+        self.values.insert(value);
+        Ok(key)
+    }
+
+    /// The value `k` names, if it is live. Time: O(1).
+    #[inline]
+    pub(crate) fn get(&self, k: SlabKey) -> Option<&T> {
+        self.values.get(self.keys.link(k)? as usize)
+    }
+
+    /// The value `k` names, mutably. Time: O(1).
+    pub(crate) fn get_mut(&mut self, k: SlabKey) -> Option<&mut T> {
+        self.values.get_mut(self.keys.link(k)? as usize)
+    }
+
+    /// Removes the value `k` names and retires its generation. Time: O(1).
+    pub(crate) fn remove(&mut self, k: SlabKey) -> Option<T> {
+        let place = self.keys.remove(k)?;
+        self.values.try_remove(place as usize)
+    }
+
+    /// Live keys and values, in index order. Time: O(indices ever handed out).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (SlabKey, &T)> + '_ {
+        self.keys
+            .iter()
+            .filter_map(|(k, place)| self.values.get(place as usize).map(|v| (k, v)))
+    }
+
+    /// Live values, mutably, in no particular order. Time: O(live values).
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> + '_ {
+        self.values.iter_mut().map(|(_, v)| v)
+    }
+
+    /// The generation of every index ever handed out (live or retired), in index order.
+    #[cfg(test)]
+    pub(crate) fn generations(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
+        self.keys.generations()
+    }
+
+    /// The live key of index `i`, if it is occupied.
+    #[cfg(test)]
+    pub(crate) fn key_at(&self, i: u32) -> Option<SlabKey> {
+        self.keys.key_at(i)
+    }
+
+    /// Number of live values.
+    pub(crate) fn len(&self) -> usize {
+        self.values.len()
+    }
+
     /// Heap bytes held: the records and the dense store.
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.records.capacity() * Self::RECORD_BYTES + self.values.capacity() * Self::VALUE_BYTES
+        self.keys.memory_bytes() + self.values.capacity() * std::mem::size_of::<(usize, T)>()
     }
 }
 
@@ -311,45 +395,61 @@ mod tests {
         assert_eq!(s.get(b), Some(&'b'));
         assert_eq!(s.len(), 2);
         assert_eq!(s.generations().collect::<Vec<_>>(), [1, 0]);
-        let (x, y) = s.get2_mut(b, c).unwrap();
-        std::mem::swap(x, y);
-        assert_eq!(s.get(b), Some(&'c'));
-        assert!(s.get2_mut(b, b).is_none());
+        *s.get_mut(b).unwrap() = 'd';
+        assert_eq!(s.get(b), Some(&'d'));
+        assert_eq!(s.key_at(1), Some(b));
+    }
+
+    #[test]
+    fn keys_carry_their_links_and_relink() {
+        let mut k = Keys::default();
+        let a = k.insert(70).unwrap();
+        let b = k.insert(80).unwrap();
+        assert_eq!((k.link(a), k.link(b)), (Some(70), Some(80)));
+        k.relink(a.index(), 71);
+        assert_eq!(k.link(a), Some(71));
+        assert_eq!(k.remove(a), Some(71));
+        assert_eq!((k.link(a), k.link_at(a.index())), (None, None));
+        // A vacant index is not relinked.
+        k.relink(a.index(), 5);
+        let c = k.insert(90).unwrap();
+        assert_eq!((c.index(), c.generation(), k.link(c)), (0, 1, Some(90)));
+        assert_eq!(k.len(), 2);
+        assert_eq!(k.iter().collect::<Vec<_>>(), [(c, 90), (b, 80)]);
     }
 
     #[test]
     fn generations_wrap_at_the_reference_width() {
-        let mut s = VersionedSlab::from_parts(1, |_| GENERATION_MASK, [(0, 1u8)]).unwrap();
-        let k = s.key_at(0).unwrap();
-        assert_eq!(k.generation(), GENERATION_MASK);
-        s.remove(k).unwrap();
-        assert_eq!(s.insert(2).unwrap().generation(), 0);
+        let mut k = Keys::from_parts(1, |_| GENERATION_MASK, [(0, 1)]).unwrap();
+        let key = k.key_at(0).unwrap();
+        assert_eq!(key.generation(), GENERATION_MASK);
+        k.remove(key).unwrap();
+        assert_eq!(k.insert(2).unwrap().generation(), 0);
     }
 
     #[test]
     fn parts_are_checked_and_vacant_indices_are_cheap() {
+        assert_eq!(Keys::from_parts(2, |_| 0, [(2, 0)]).err(), Some(SlabFull));
         assert_eq!(
-            VersionedSlab::from_parts(2, |_| 0, [(2, ())]).err(),
+            Keys::from_parts(2, |_| 0, [(1, 0), (1, 0)]).err(),
             Some(SlabFull)
         );
         assert_eq!(
-            VersionedSlab::from_parts(2, |_| 0, [(1, ()), (1, ())]).err(),
+            Keys::from_parts(u32::MAX as usize, |_| 0, []).err(),
             Some(SlabFull)
         );
+        let mut k = Keys::from_parts(100_000, |i| i % 3, [(99_999, 7)]).unwrap();
+        assert!(k.memory_bytes() < 100_000 * 8 + 1024);
         assert_eq!(
-            VersionedSlab::<()>::from_parts(u32::MAX as usize, |_| 0, []).err(),
-            Some(SlabFull)
-        );
-        let mut s = VersionedSlab::from_parts(100_000, |i| i % 3, [(99_999, [0u64; 8])]).unwrap();
-        assert!(s.memory_bytes() < 100_000 * 8 + 1024);
-        assert_eq!(
-            s.iter().map(|(k, _)| k.index()).collect::<Vec<_>>(),
+            k.iter().map(|(k, _)| k.index()).collect::<Vec<_>>(),
             [99_999]
         );
+        assert_eq!(k.len(), 1);
         // Vacant indices are reused lowest first, at their generations.
-        let k = s.insert([1; 8]).unwrap();
-        assert_eq!((k.index(), k.generation()), (0, 0));
-        let k = s.insert([1; 8]).unwrap();
-        assert_eq!((k.index(), k.generation()), (1, 1));
+        let key = k.insert(1).unwrap();
+        assert_eq!((key.index(), key.generation()), (0, 0));
+        let key = k.insert(1).unwrap();
+        assert_eq!((key.index(), key.generation()), (1, 1));
+        assert!(k.has_room(1));
     }
 }

@@ -52,7 +52,7 @@
 //! ```
 
 use crate::hosts::{Host, HostError, HostPlugins};
-use crate::space::{Body, Entry, Space, entry_cost};
+use crate::space::{Body, Entry, Space, State, entry_cost};
 use crate::{Tenant, TenantConfig, TenantStats};
 use cowheap_forwarders::{Base, Forwarding, MarkPolicy, MarkTarget};
 use cowheap_heap::file::{
@@ -61,7 +61,6 @@ use cowheap_heap::file::{
 use cowheap_heap::word::GENERATION_MASK;
 use cowheap_heap::{Decoded, Format, ObjectIndex, ObjectSize, Word};
 use rustc_hash::FxHashMap;
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -195,20 +194,20 @@ impl Tenant {
         p.len64(self.space.len());
         for (k, e) in self.space.iter() {
             p.u32(k.key());
-            match &e.state {
-                Forwarding::Object(b) => {
+            match e {
+                State::Object(b) => {
                     p.u8(0);
-                    p.u64(b.class.bits());
-                    p.u8(b.format.code());
-                    p.u32(b.hash);
-                    p.len32(b.slots.len());
-                    p.len32(b.bytes.len());
-                    for w in b.slots.iter() {
+                    p.u64(b.class().bits());
+                    p.u8(b.format().code());
+                    p.u32(b.hash());
+                    p.len32(b.slots().len());
+                    p.len32(b.bytes().len());
+                    for w in b.slots() {
                         p.u64(w.get().bits());
                     }
-                    p.0.extend_from_slice(&b.bytes);
+                    p.0.extend_from_slice(b.bytes());
                 }
-                Forwarding::Forwarded(t) => {
+                State::Forwarded(t) => {
                     p.u8(1);
                     p.u64(t.bits());
                 }
@@ -553,7 +552,7 @@ impl<'a> Parts<'a> {
             let ok = match &e.state {
                 Forwarding::Object(b) => {
                     self.valid(b.class, n_base, true)
-                        && b.slots.iter().all(|w| self.valid(w.get(), n_base, false))
+                        && b.slots.iter().all(|&w| self.valid(w, n_base, false))
                 }
                 Forwarding::Forwarded(t) => self.valid(*t, n_base, true),
             };
@@ -791,7 +790,7 @@ fn read_body(r: &mut Reader<'_>) -> FileResult<Body> {
         .chunks_exact(8)
         .map(|c| {
             let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            Cell::new(Word::from_bits(w))
+            Word::from_bits(w)
         })
         .collect();
     let bytes = r.take(n_bytes, "bytes")?.into();

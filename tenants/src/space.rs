@@ -1,23 +1,49 @@
-//! A tenant's private space: copies of base objects and new objects, in a slab.
+//! A tenant's private space: copies of base objects and new objects, in one word arena.
+//!
+//! **Layout.** A private object lives in the tenant's word arena in the base's own layout
+//! ([`cowheap_heap::layout`]): a three-word header (class, size word, info word), then its
+//! pointer slots; an object with raw bytes has one more word after its slots, the offset of
+//! its bytes in the space's byte arena. A private reference names the object by a versioned
+//! key ([`Keys`]), whose link is the object's word offset: a read of a private slot is the
+//! key's record, the size word and the slot, three dependent loads. A forwarder (a becomed
+//! object, or a base object diverted by a become) is one word, its target, and its link
+//! carries [`FORWARDER`].
+//!
+//! **Why bytes apart.** Slots are cells (a read through `&Tenant` patches a slot that holds a
+//! forwarder: lazy become), and raw bytes are handed out as `&[u8]`; keeping them in their own
+//! arena gives both without unsafe code.
+//!
+//! **Space and compaction.** A freed object, or the body a forwarder replaced, leaves dead
+//! words behind. The arenas grow by a quarter at a time (so a copy holds little slack), and
+//! before one grows, or after a collection, a space whose dead words pass half its length is
+//! compacted: every live block is copied, in key order, into fresh arenas and relinked. No
+//! reference changes (keys do not move), so compaction is invisible outside this module.
+//! Time: O(keys ever used + live words).
 
 #![warn(clippy::cast_possible_truncation)]
 
-use crate::slab::{SlabKey, VersionedSlab};
+use crate::slab::{Keys, SlabKey};
 use crate::tenant::try_vec;
 use crate::{Error, Result};
 use cowheap_forwarders::Forwarding;
+use cowheap_heap::layout::{self, HEADER_WORDS};
 use cowheap_heap::{Format, ObjectSize, ObjectView, PrivateKey, Word};
 use std::cell::Cell;
 
-/// The body of a private object.
+/// The bit of a link that says the entry is a forwarder (its block is the one target word).
+const FORWARDER: u32 = 1 << 31;
+/// Largest word offset a link can hold.
+const MAX_OFFSET: usize = (FORWARDER - 1) as usize;
+
+/// An object's body outside the space: a copy made before it enters the tenant (the first
+/// write checks and reserves first; a two-way become makes both copies first), or one read
+/// from a snapshot.
 #[derive(Clone, Debug)]
 pub(crate) struct Body {
     pub(crate) class: Word,
     pub(crate) format: Format,
     pub(crate) hash: u32,
-    /// Pointer slots. Cells, so that a read through `&Tenant` can patch a slot that holds a
-    /// forwarder (lazy become).
-    pub(crate) slots: Box<[Cell<Word>]>,
+    pub(crate) slots: Box<[Word]>,
     pub(crate) bytes: Box<[u8]>,
 }
 
@@ -25,22 +51,11 @@ impl Body {
     /// A copy of a base object, its memory reserved fallibly.
     ///
     /// # Errors
-    /// [`Error::OutOfMemory`] if the allocator refuses.
+    /// [`Error::OutOfMemory`] if the allocator refuses; as [`check_copyable`].
     pub(crate) fn try_copy_of(view: &ObjectView<'_>) -> Result<Body> {
-        // A base holds no private reference and no invalid word (the builder and
-        // verification refuse them); a base opened without verification might, and copied
-        // into the tenant such a word would name one of the tenant's own objects.
-        if let Some(&w) = view
-            .slots
-            .iter()
-            .find(|w| !(w.is_base() || w.is_immediate()))
-        {
-            return Err(cowheap_heap::Error::InvalidWord(w).into());
-        }
-        let mut slots = try_vec(Cell::new(Word::from_bits(1)), view.slots.len())?;
-        for (c, &w) in slots.iter_mut().zip(view.slots.iter()) {
-            c.set(w);
-        }
+        check_copyable(view)?;
+        let mut slots = try_vec(Word::from_bits(1), view.slots.len())?;
+        slots.copy_from_slice(view.slots);
         let mut bytes = try_vec(0u8, view.bytes.len())?;
         bytes.copy_from_slice(view.bytes);
         Ok(Body {
@@ -60,33 +75,54 @@ impl Body {
     }
 }
 
-/// A slot of the private space. An entry that stands for a diverted base object is named
-/// by the indirection table and lives as long as the tenant.
+/// [`cowheap_heap::Error::InvalidWord`] if a slot of a base object holds a private reference
+/// or an invalid word. A base holds none (the builder and verification refuse them); a base
+/// opened without verification might, and copied into the tenant such a word would name one
+/// of the tenant's own objects.
+pub(crate) fn check_copyable(view: &ObjectView<'_>) -> Result<()> {
+    match view
+        .slots
+        .iter()
+        .find(|w| !(w.is_base() || w.is_immediate()))
+    {
+        Some(&w) => Err(cowheap_heap::Error::InvalidWord(w).into()),
+        None => Ok(()),
+    }
+}
+
+/// An entry outside the space, to insert: a body, or a forwarder to a word.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) state: Forwarding<Body>,
 }
 
-/// Bytes an entry is charged beyond its slots and bytes: its place in the slab's dense store
-/// and its index record (generation and link).
-pub(crate) const ENTRY_OVERHEAD: u64 =
-    (VersionedSlab::<Entry>::VALUE_BYTES + VersionedSlab::<Entry>::RECORD_BYTES) as u64;
+/// Bytes an object is charged beyond its slots and bytes: its key's record and its header.
+pub(crate) const ENTRY_OVERHEAD: u64 = (Keys::RECORD_BYTES + 8 * HEADER_WORDS) as u64;
 
-/// Bytes an object of `size` is charged.
-pub(crate) fn cost(size: ObjectSize) -> u64 {
-    let slots = u64::try_from(size.slots).unwrap_or(u64::MAX);
-    let bytes = u64::try_from(size.bytes).unwrap_or(u64::MAX);
-    ENTRY_OVERHEAD
-        .saturating_add(slots.saturating_mul(8))
-        .saturating_add(bytes)
-}
+/// Bytes a forwarder is charged: its key's record and its target word.
+pub(crate) const FORWARDER_COST: u64 = Keys::RECORD_BYTES as u64 + 8;
 
-/// Bytes `entry` is charged.
+/// Bytes an entry outside the space will be charged once inserted.
 pub(crate) fn entry_cost(entry: &Entry) -> u64 {
     match &entry.state {
         Forwarding::Object(b) => cost(b.size()),
-        Forwarding::Forwarded(_) => ENTRY_OVERHEAD,
+        Forwarding::Forwarded(_) => FORWARDER_COST,
     }
+}
+
+/// Bytes an object of `size` is charged: [`ENTRY_OVERHEAD`], 8 a slot, and its bytes with
+/// the word that places them.
+pub(crate) fn cost(size: ObjectSize) -> u64 {
+    let slots = u64::try_from(size.slots).unwrap_or(u64::MAX);
+    let bytes = u64::try_from(size.bytes).unwrap_or(u64::MAX);
+    let placed = if bytes == 0 {
+        0
+    } else {
+        bytes.saturating_add(8)
+    };
+    ENTRY_OVERHEAD
+        .saturating_add(slots.saturating_mul(8))
+        .saturating_add(placed)
 }
 
 fn slab_key(k: PrivateKey) -> SlabKey {
@@ -97,49 +133,211 @@ fn private_key(k: SlabKey) -> PrivateKey {
     PrivateKey::new(k.index(), k.generation())
 }
 
-/// Proof that an object is private and may be written: a live `Object` entry of the private
-/// space. The space hands one out only for its own entries, and a base object has none until
-/// [`crate::Tenant::writable`] has copied it (the first write), so holding a `Writable` proves
-/// the copy was made. It is the only way to a mutable body and to an entry's state changes.
-#[derive(Debug)]
-pub(crate) struct Writable<'a> {
-    /// Invariant: `Forwarding::Object`.
-    state: &'a mut Forwarding<Body>,
+/// Words of an object's block of `slots` slots and `bytes` raw bytes.
+fn block_words(slots: usize, bytes: usize) -> usize {
+    HEADER_WORDS + slots + usize::from(bytes != 0)
 }
 
-impl<'a> Writable<'a> {
-    fn new(state: &'a mut Forwarding<Body>) -> Option<Writable<'a>> {
-        state.body().is_some().then_some(Writable { state })
+/// A live private object in the arena, to read. Valid while the space is borrowed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Obj<'a> {
+    /// The block's word offset.
+    at: usize,
+    /// The slot count.
+    slots: usize,
+    space: &'a Space,
+}
+
+impl<'a> Obj<'a> {
+    fn header(self, i: usize) -> u64 {
+        self.space
+            .words
+            .get(self.at + i)
+            .map_or(0, |c| c.get().bits())
     }
 
-    /// The body, to write.
-    pub(crate) fn body(&mut self) -> &mut Body {
-        match self.state {
-            Forwarding::Object(b) => b,
-            // The constructor admits objects only, and nothing here changes the state
-            // without consuming the witness.
-            Forwarding::Forwarded(_) => unreachable!("a Writable always names an object"),
+    /// The class.
+    #[inline(always)]
+    pub(crate) fn class(self) -> Word {
+        self.space
+            .words
+            .get(self.at)
+            .map_or(Word::from_bits(1), Cell::get)
+    }
+
+    /// The format. Always one the space was given: the arena holds only encoded formats.
+    #[inline(always)]
+    pub(crate) fn format(self) -> Format {
+        layout::format(self.header(layout::INFO_WORD)).unwrap_or(Format::Pointers)
+    }
+
+    /// The identity hash.
+    #[inline(always)]
+    pub(crate) fn hash(self) -> u32 {
+        layout::hash(self.header(layout::INFO_WORD))
+    }
+
+    /// The size.
+    #[inline(always)]
+    pub(crate) fn size(self) -> ObjectSize {
+        ObjectSize {
+            slots: self.slots,
+            bytes: layout::byte_count(self.header(layout::SIZE_WORD)),
         }
     }
 
-    /// Turns the object into a forwarder to `target` (one-way become) and returns its body.
-    pub(crate) fn forward(self, target: Word) -> Body {
-        self.state.forward(target)
+    /// The pointer slots, as cells (a read patches a forwarder it finds).
+    pub(crate) fn slots(self) -> &'a [Cell<Word>] {
+        let start = self.at + HEADER_WORDS;
+        self.space
+            .words
+            .get(start..start + self.slots)
+            .unwrap_or(&[])
     }
 
-    /// Exchanges the bodies of two objects (two-way become).
-    pub(crate) fn swap(a: Writable<'_>, b: Writable<'_>) {
-        std::mem::swap(a.state, b.state);
+    /// Slot `i`, if in range.
+    #[inline(always)]
+    pub(crate) fn slot(self, i: usize) -> Option<&'a Cell<Word>> {
+        if i < self.slots {
+            self.space.words.get(self.at + HEADER_WORDS + i)
+        } else {
+            None
+        }
+    }
+
+    /// The raw bytes.
+    pub(crate) fn bytes(self) -> &'a [u8] {
+        let n = layout::byte_count(self.header(layout::SIZE_WORD));
+        if n == 0 {
+            return &[];
+        }
+        // The word after the slots places the bytes (the space wrote both).
+        let Some(start) = self
+            .space
+            .words
+            .get(self.at + HEADER_WORDS + self.slots)
+            .and_then(|w| usize::try_from(w.get().bits()).ok())
+        else {
+            return &[];
+        };
+        self.space
+            .bytes
+            .get(start..start.saturating_add(n))
+            .unwrap_or(&[])
     }
 }
 
-/// Private entries under versioned keys ([`VersionedSlab`]).
+/// What a live key names.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum State<'a> {
+    Object(Obj<'a>),
+    Forwarded(Word),
+}
+
+impl<'a> State<'a> {
+    /// The object, if it is one.
+    #[inline(always)]
+    pub(crate) fn body(self) -> Option<Obj<'a>> {
+        match self {
+            State::Object(o) => Some(o),
+            State::Forwarded(_) => None,
+        }
+    }
+
+    /// The target, if it is a forwarder.
+    #[cfg(test)]
+    pub(crate) fn target(self) -> Option<Word> {
+        match self {
+            State::Object(_) => None,
+            State::Forwarded(t) => Some(t),
+        }
+    }
+}
+
+/// Proof that an object is private and may be written: a live object of the private space.
+/// The space hands one out only for its own objects, and a base object has none until
+/// [`crate::Tenant::writable`] has copied it (the first write), so holding a `Writable`
+/// proves the copy was made. It is the only way to write an object and to turn it into a
+/// forwarder.
+#[derive(Debug)]
+pub(crate) struct Writable<'a> {
+    space: &'a mut Space,
+    index: u32,
+    /// The object's word offset (its link has no [`FORWARDER`] bit).
+    at: usize,
+}
+
+impl Writable<'_> {
+    fn slot_count(&self) -> usize {
+        layout::slot_count(self.space.words[self.at + layout::SIZE_WORD].get().bits())
+    }
+
+    /// Slot `i`, to write, if in range.
+    #[inline]
+    pub(crate) fn slot_mut(&mut self, i: usize) -> Option<&mut Word> {
+        if i < self.slot_count() {
+            Some(self.space.words[self.at + HEADER_WORDS + i].get_mut())
+        } else {
+            None
+        }
+    }
+
+    /// Sets the class.
+    pub(crate) fn set_class(&mut self, class: Word) {
+        self.space.words[self.at].set(class);
+    }
+
+    /// The raw bytes, to write.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        let size = self.space.words[self.at + layout::SIZE_WORD].get().bits();
+        let (slots, n) = (layout::slot_count(size), layout::byte_count(size));
+        if n == 0 {
+            return &mut [];
+        }
+        let start = self.space.words[self.at + HEADER_WORDS + slots]
+            .get()
+            .bits();
+        let start = usize::try_from(start).unwrap_or(usize::MAX);
+        self.space
+            .bytes
+            .get_mut(start..start.saturating_add(n))
+            .unwrap_or(&mut [])
+    }
+
+    /// Turns the object into a forwarder to `target` (one-way become) and answers the size
+    /// it had. Its block's first word becomes the target; the rest is dead until compaction.
+    pub(crate) fn forward(self, target: Word) -> ObjectSize {
+        let size = self.space.words[self.at + layout::SIZE_WORD].get().bits();
+        let size = ObjectSize {
+            slots: layout::slot_count(size),
+            bytes: layout::byte_count(size),
+        };
+        self.space.words[self.at].set(target);
+        self.space.dead_words += block_words(size.slots, size.bytes) - 1;
+        self.space.dead_bytes += size.bytes;
+        self.space.forwarders += 1;
+        // Lossless: `at` came from a link.
+        let link = u32::try_from(self.at).unwrap_or(0) | FORWARDER;
+        self.space.keys.relink(self.index, link);
+        size
+    }
+}
+
+/// Private objects and forwarders under versioned keys, in a word arena and a byte arena.
+/// Invariants: every live key's link is the offset of its block, a whole object block (the
+/// size word's counts, the byte offset word placing the bytes inside `bytes`) or, with
+/// [`FORWARDER`], one target word; blocks do not overlap; `dead_words` and `dead_bytes` count
+/// what no block holds.
 #[derive(Debug, Default)]
 pub(crate) struct Space {
-    slab: VersionedSlab<Entry>,
+    keys: Keys,
+    words: Vec<Cell<Word>>,
+    bytes: Vec<u8>,
     /// How many entries are forwarders. While none is, no private reference needs patching,
     /// and the read path does not look at the entry a private slot names.
     forwarders: usize,
+    dead_words: usize,
+    dead_bytes: usize,
 }
 
 impl Space {
@@ -149,22 +347,27 @@ impl Space {
     ///
     /// # Errors
     /// [`Error::KeysExhausted`] if a key is not below `bound`, two entries share one, or
-    /// `bound` passes the key space.
+    /// `bound` passes the key space; [`Error::OutOfMemory`] if the arenas cannot be had.
     pub(crate) fn from_parts(
         entries: impl IntoIterator<Item = (u32, Entry)>,
         bound: usize,
         generation_of: impl Fn(u32) -> u32,
     ) -> Result<Space> {
-        let slab = VersionedSlab::from_parts(bound, generation_of, entries).map_err(|_| {
-            Error::KeysExhausted {
+        let mut space = Space::default();
+        let mut links = Vec::new();
+        for (key, entry) in entries {
+            links.push((key, space.append(&entry.state)?));
+        }
+        space.keys =
+            Keys::from_parts(bound, generation_of, links).map_err(|_| Error::KeysExhausted {
                 what: "private objects",
-            }
-        })?;
-        let forwarders = slab
+            })?;
+        space.forwarders = space
+            .keys
             .iter()
-            .filter(|(_, e)| e.state.target().is_some())
+            .filter(|&(_, l)| l & FORWARDER != 0)
             .count();
-        Ok(Space { slab, forwarders })
+        Ok(space)
     }
 
     /// True if some entry is a forwarder: a private reference may then need patching.
@@ -173,42 +376,221 @@ impl Space {
         self.forwarders != 0
     }
 
-    /// Counts an object just turned into a forwarder ([`Writable::forward`]).
-    pub(crate) fn count_forwarder(&mut self) {
-        self.forwarders += 1;
+    /// What the block at `link` is.
+    #[inline(always)]
+    fn state(&self, link: u32) -> Option<State<'_>> {
+        if link & FORWARDER != 0 {
+            let t = self.words.get((link & !FORWARDER) as usize)?;
+            return Some(State::Forwarded(t.get()));
+        }
+        self.object_at(link as usize).map(State::Object)
+    }
+
+    /// The object whose block starts at word `at`.
+    #[inline(always)]
+    fn object_at(&self, at: usize) -> Option<Obj<'_>> {
+        let size = self.words.get(at + layout::SIZE_WORD)?.get().bits();
+        Some(Obj {
+            at,
+            slots: layout::slot_count(size),
+            space: self,
+        })
     }
 
     /// Live entries with their keys, in key order. Time: O(keys ever used).
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (PrivateKey, &Entry)> + '_ {
-        self.slab.iter().map(|(k, e)| (private_key(k), e))
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (PrivateKey, State<'_>)> + '_ {
+        self.keys
+            .iter()
+            .filter_map(|(k, link)| Some((private_key(k), self.state(link)?)))
     }
 
     /// The generation of every key ever handed out, in key order.
     pub(crate) fn gens(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
-        self.slab.generations()
+        self.keys.generations()
     }
 
-    /// Inserts an entry and returns its versioned key. Time: O(1) amortized.
+    /// Room for `n` more words and `b` more bytes, compacting first where that frees enough.
+    fn reserve(&mut self, n: usize, b: usize) -> Result<()> {
+        let short = self.words.capacity() - self.words.len() < n
+            || self.bytes.capacity() - self.bytes.len() < b;
+        if short && self.dead_words * 2 > self.words.len() {
+            // A failed compaction changes nothing; growing is then the fallback.
+            let _ = self.compact();
+        }
+        grow(&mut self.words, n)?;
+        grow(&mut self.bytes, b)?;
+        if self.words.len() + n > MAX_OFFSET {
+            return Err(Error::OutOfMemory {
+                bytes: u64::try_from(n.saturating_mul(8)).unwrap_or(u64::MAX),
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends the block of `state` to the arenas and answers its link. Nothing changes on
+    /// error.
+    fn append(&mut self, state: &Forwarding<Body>) -> Result<u32> {
+        match state {
+            Forwarding::Forwarded(t) => self.append_forwarder(*t),
+            Forwarding::Object(b) => self.append_object(
+                b.class,
+                b.format,
+                b.hash,
+                b.size(),
+                Word::from_bits(1),
+                |s, by| {
+                    for (c, &w) in s.iter_mut().zip(b.slots.iter()) {
+                        *c.get_mut() = w;
+                    }
+                    by.copy_from_slice(&b.bytes);
+                },
+            ),
+        }
+    }
+
+    fn append_forwarder(&mut self, target: Word) -> Result<u32> {
+        self.reserve(1, 0)?;
+        let at = self.words.len();
+        self.words.push(Cell::new(target));
+        // Lossless: `reserve` keeps offsets at most MAX_OFFSET.
+        Ok(u32::try_from(at).unwrap_or(0) | FORWARDER)
+    }
+
+    /// Appends an object block, its slots `init`, then filled by `fill`. Nothing changes on
+    /// error.
+    fn append_object(
+        &mut self,
+        class: Word,
+        format: Format,
+        hash: u32,
+        size: ObjectSize,
+        init: Word,
+        fill: impl FnOnce(&mut [Cell<Word>], &mut [u8]),
+    ) -> Result<u32> {
+        self.append_with(
+            class,
+            format,
+            hash,
+            size,
+            std::iter::repeat_n(init, size.slots),
+            &[],
+        )
+        .inspect(|&at| {
+            let at = at as usize + HEADER_WORDS;
+            let start = self.bytes.len() - size.bytes;
+            fill(
+                &mut self.words[at..at + size.slots],
+                &mut self.bytes[start..],
+            );
+        })
+    }
+
+    /// Appends an object block holding `slots` (exactly `size.slots` words) and `bytes`
+    /// (`size.bytes` of them, or none for zeros), and answers its offset. Nothing changes on
+    /// error.
+    #[inline]
+    fn append_with(
+        &mut self,
+        class: Word,
+        format: Format,
+        hash: u32,
+        size: ObjectSize,
+        slots: impl ExactSizeIterator<Item = Word>,
+        bytes: &[u8],
+    ) -> Result<u32> {
+        let size_word = layout::size_word(size)?;
+        let info = layout::info_word(layout::Head {
+            class,
+            format,
+            hash,
+            aux: 0,
+        })?;
+        debug_assert_eq!(slots.len(), size.slots);
+        self.reserve(block_words(size.slots, size.bytes), size.bytes)?;
+        let at = self.words.len();
+        let start = self.bytes.len();
+        self.words.extend([
+            Cell::new(class),
+            Cell::new(Word::from_bits(size_word)),
+            Cell::new(Word::from_bits(info)),
+        ]);
+        self.words.extend(slots.map(Cell::new));
+        if size.bytes != 0 {
+            self.words.push(Cell::new(Word::from_bits(start as u64)));
+            if bytes.is_empty() {
+                self.bytes.resize(start + size.bytes, 0);
+            } else {
+                self.bytes.extend_from_slice(bytes);
+            }
+        }
+        // Lossless: `reserve` keeps offsets at most MAX_OFFSET.
+        Ok(u32::try_from(at).unwrap_or(0))
+    }
+
+    /// Inserts an entry and returns its versioned key. Time: O(size) amortized.
     ///
     /// # Errors
-    /// [`Error::KeysExhausted`] when no key is left; nothing changes.
+    /// [`Error::KeysExhausted`] when no key is left, [`Error::OutOfMemory`] when the arenas
+    /// cannot grow; nothing changes.
     pub(crate) fn insert(&mut self, entry: Entry) -> Result<PrivateKey> {
+        self.reserve_keys(1)?;
         let forwarder = usize::from(entry.state.target().is_some());
-        let k = self
-            .slab
-            .insert(entry)
-            .map(private_key)
-            .map_err(|_| Error::KeysExhausted {
-                what: "private objects",
-            })?;
+        let link = self.append(&entry.state)?;
+        let k = self.keys.insert(link).map_err(|_| Error::KeysExhausted {
+            what: "private objects",
+        })?;
         self.forwarders += forwarder;
-        Ok(k)
+        Ok(private_key(k))
+    }
+
+    /// Inserts a new object of `size`, its slots `init` and its bytes zero, then filled by
+    /// `fill`, and returns its key. Time: O(size) amortized.
+    ///
+    /// # Errors
+    /// As [`Space::insert`]; [`cowheap_heap::Error::TooLarge`] past 2^32 slots or bytes.
+    pub(crate) fn insert_object(
+        &mut self,
+        class: Word,
+        format: Format,
+        hash: u32,
+        size: ObjectSize,
+        init: Word,
+        fill: impl FnOnce(&mut [Cell<Word>], &mut [u8]),
+    ) -> Result<PrivateKey> {
+        self.reserve_keys(1)?;
+        let link = self.append_object(class, format, hash, size, init, fill)?;
+        let k = self.keys.insert(link).map_err(|_| Error::KeysExhausted {
+            what: "private objects",
+        })?;
+        Ok(private_key(k))
+    }
+
+    /// Inserts a copy of a base object (checked by [`check_copyable`]) and returns its key:
+    /// the first write, with no copy made on the way. Time: O(size) amortized.
+    ///
+    /// # Errors
+    /// As [`Space::insert_object`] and [`check_copyable`]; nothing changes.
+    pub(crate) fn insert_copy(&mut self, view: &ObjectView<'_>) -> Result<PrivateKey> {
+        check_copyable(view)?;
+        self.reserve_keys(1)?;
+        let link = self.append_with(
+            view.class,
+            view.format,
+            view.hash,
+            view.size(),
+            view.slots.iter().copied(),
+            view.bytes,
+        )?;
+        let k = self.keys.insert(link).map_err(|_| Error::KeysExhausted {
+            what: "private objects",
+        })?;
+        Ok(private_key(k))
     }
 
     /// [`Error::KeysExhausted`] unless `n` more entries can be inserted; then no `insert`
     /// before them can fail for want of a key. Time: O(1).
     pub(crate) fn reserve_keys(&self, n: usize) -> Result<()> {
-        if self.slab.has_room(n) {
+        if self.keys.has_room(n) {
             Ok(())
         } else {
             Err(Error::KeysExhausted {
@@ -217,53 +599,292 @@ impl Space {
         }
     }
 
-    /// The entry `k` names, if it is alive and of the same generation.
-    #[inline]
-    pub(crate) fn get(&self, k: PrivateKey) -> Option<&Entry> {
-        self.slab.get(slab_key(k))
+    /// What `k` names, if it is alive and of the same generation.
+    #[inline(always)]
+    pub(crate) fn get(&self, k: PrivateKey) -> Option<State<'_>> {
+        self.state(self.keys.link(slab_key(k))?)
+    }
+
+    /// The object `k` names, if it is a live object (not a forwarder). The read path's one
+    /// lookup: the key's record, then the object's size word.
+    #[inline(always)]
+    pub(crate) fn object(&self, k: PrivateKey) -> Option<Obj<'_>> {
+        let link = self.keys.link(slab_key(k))?;
+        if link & FORWARDER != 0 {
+            return None;
+        }
+        self.object_at(link as usize)
+    }
+
+    /// True if `k` names a live entry (object or forwarder).
+    #[inline(always)]
+    pub(crate) fn is_live(&self, k: PrivateKey) -> bool {
+        self.keys.link(slab_key(k)).is_some()
+    }
+
+    /// The live object at raw index `i` (the indirection table holds indices), whatever its
+    /// generation; `None` for a forwarder or a vacant index.
+    #[inline(always)]
+    pub(crate) fn object_at_index(&self, i: u32) -> Option<Obj<'_>> {
+        let link = self.keys.link_at(i)?;
+        if link & FORWARDER != 0 {
+            return None;
+        }
+        self.object_at(link as usize)
     }
 
     /// The object `k` names, to write, if it is a live object (not a forwarder).
+    #[inline(always)]
     pub(crate) fn writable(&mut self, k: PrivateKey) -> Option<Writable<'_>> {
-        Writable::new(&mut self.slab.get_mut(slab_key(k))?.state)
+        let link = self.keys.link(slab_key(k))?;
+        (link & FORWARDER == 0).then_some(Writable {
+            space: self,
+            index: k.key(),
+            at: link as usize,
+        })
     }
 
-    /// Two distinct live objects, to write.
-    pub(crate) fn writable_pair(
-        &mut self,
-        a: PrivateKey,
-        b: PrivateKey,
-    ) -> Option<(Writable<'_>, Writable<'_>)> {
-        let (ea, eb) = self.slab.get2_mut(slab_key(a), slab_key(b))?;
-        Some((Writable::new(&mut ea.state)?, Writable::new(&mut eb.state)?))
+    /// Exchanges the bodies of two distinct live objects (two-way become): each key now names
+    /// the other's block. Answers false, changing nothing, unless both are live objects.
+    pub(crate) fn swap(&mut self, a: PrivateKey, b: PrivateKey) -> bool {
+        let (Some(la), Some(lb)) = (self.keys.link(slab_key(a)), self.keys.link(slab_key(b)))
+        else {
+            return false;
+        };
+        if la == lb || (la | lb) & FORWARDER != 0 {
+            return false;
+        }
+        self.keys.relink(a.key(), lb);
+        self.keys.relink(b.key(), la);
+        true
     }
 
     /// The current key of raw index `i`, if it is live.
     pub(crate) fn key_of(&self, i: u32) -> Option<PrivateKey> {
-        self.slab.key_at(i).map(private_key)
+        self.keys.key_at(i).map(private_key)
     }
 
-    /// Frees the entry `k` names and retires its generation.
-    pub(crate) fn remove(&mut self, k: PrivateKey) -> Option<Entry> {
-        let e = self.slab.remove(slab_key(k))?;
-        if e.state.target().is_some() {
+    /// Frees the entry `k` names, retires its generation and answers what it was charged.
+    pub(crate) fn remove(&mut self, k: PrivateKey) -> Option<u64> {
+        let charged = match self.get(k)? {
+            State::Forwarded(_) => FORWARDER_COST,
+            State::Object(o) => cost(o.size()),
+        };
+        let link = self.keys.remove(slab_key(k))?;
+        if link & FORWARDER != 0 {
             self.forwarders -= 1;
+            self.dead_words += 1;
+        } else if let Some(o) = self.object_at(link as usize) {
+            let size = o.size();
+            self.dead_words += block_words(size.slots, size.bytes);
+            self.dead_bytes += size.bytes;
         }
-        Some(e)
+        Some(charged)
+    }
+
+    /// Compacts the arenas if dead words pass half of them, and gives back what the arenas
+    /// hold beyond a quarter of slack (after a collection). Time: O(keys ever used + live
+    /// words) when it compacts.
+    pub(crate) fn tidy(&mut self) {
+        if self.dead_words * 2 > self.words.len() || self.dead_bytes * 2 > self.bytes.len() {
+            let _ = self.compact();
+        }
+    }
+
+    /// Copies every live block, in key order, into fresh arenas of the live size and relinks
+    /// it. No key changes.
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`] if the fresh arenas cannot be had; nothing changes.
+    fn compact(&mut self) -> Result<()> {
+        let live_words = self.words.len() - self.dead_words;
+        let live_bytes = self.bytes.len() - self.dead_bytes;
+        let mut words: Vec<Cell<Word>> = Vec::new();
+        let mut bytes: Vec<u8> = Vec::new();
+        let oom = |n: usize| Error::OutOfMemory {
+            bytes: u64::try_from(n).unwrap_or(u64::MAX),
+        };
+        words
+            .try_reserve_exact(live_words + live_words / 4)
+            .map_err(|_| oom(live_words * 8))?;
+        bytes
+            .try_reserve_exact(live_bytes + live_bytes / 4)
+            .map_err(|_| oom(live_bytes))?;
+        let mut moved = Vec::new();
+        moved
+            .try_reserve_exact(self.keys.len())
+            .map_err(|_| oom(self.keys.len() * 8))?;
+        for (k, link) in self.keys.iter() {
+            let at = (link & !FORWARDER) as usize;
+            // Lossless: the fresh arena is no longer than the old one.
+            let new_at = u32::try_from(words.len()).unwrap_or(0);
+            if link & FORWARDER != 0 {
+                words.push(self.words[at].clone());
+                moved.push((k.index(), new_at | FORWARDER));
+                continue;
+            }
+            let size = self.words[at + layout::SIZE_WORD].get().bits();
+            let (slots, n) = (layout::slot_count(size), layout::byte_count(size));
+            words.extend_from_slice(&self.words[at..at + HEADER_WORDS + slots]);
+            if n != 0 {
+                let start = usize::try_from(self.words[at + HEADER_WORDS + slots].get().bits())
+                    .unwrap_or(0);
+                words.push(Cell::new(Word::from_bits(bytes.len() as u64)));
+                bytes.extend_from_slice(&self.bytes[start..start + n]);
+            }
+            moved.push((k.index(), new_at));
+        }
+        for (i, link) in moved {
+            self.keys.relink(i, link);
+        }
+        self.words = words;
+        self.bytes = bytes;
+        self.dead_words = 0;
+        self.dead_bytes = 0;
+        Ok(())
     }
 
     /// Number of live entries.
     pub(crate) fn len(&self) -> usize {
-        self.slab.len()
+        self.keys.len()
     }
 
     /// One past the largest key ever handed out.
     pub(crate) fn key_bound(&self) -> usize {
-        self.slab.bound()
+        self.keys.bound()
     }
 
-    /// Heap bytes held by the slab (records and the dense store of entries).
+    /// Heap bytes held: the key records and both arenas.
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.slab.memory_bytes()
+        self.keys.memory_bytes() + self.words.capacity() * 8 + self.bytes.capacity()
+    }
+}
+
+/// Room in `v` for `n` more elements: a quarter more than it holds at least, so that growing
+/// costs O(1) amortized and slack stays under a quarter.
+fn grow<T>(v: &mut Vec<T>, n: usize) -> Result<()> {
+    if v.capacity() - v.len() >= n {
+        return Ok(());
+    }
+    let extra = n.max(v.len() / 4).max(64);
+    v.try_reserve_exact(extra).map_err(|_| Error::OutOfMemory {
+        bytes: u64::try_from(extra.saturating_mul(std::mem::size_of::<T>())).unwrap_or(u64::MAX),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(slots: &[u64], bytes: &[u8], hash: u32) -> Entry {
+        Entry {
+            state: Forwarding::Object(Body {
+                class: Word::from_bits(8),
+                format: if bytes.is_empty() {
+                    Format::Pointers
+                } else {
+                    Format::Bytes
+                },
+                hash,
+                slots: slots.iter().map(|&w| Word::from_bits(w)).collect(),
+                bytes: bytes.into(),
+            }),
+        }
+    }
+
+    fn observe(s: &Space) -> Vec<String> {
+        s.iter()
+            .map(|(k, st)| match st {
+                State::Object(o) => format!(
+                    "{k:?} {:?} {:?} {} {:?} {:?}",
+                    o.class(),
+                    o.format(),
+                    o.hash(),
+                    o.slots().iter().map(Cell::get).collect::<Vec<_>>(),
+                    o.bytes()
+                ),
+                State::Forwarded(t) => format!("{k:?} -> {t:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn objects_read_back_and_survive_compaction() {
+        let mut s = Space::default();
+        let mut keys = Vec::new();
+        for i in 0..200u32 {
+            let bytes: Vec<u8> = (0..(i % 7) as u8).collect();
+            let slots: Vec<u64> = (0..u64::from(i % 5)).map(|j| 4 * j + 8).collect();
+            keys.push(s.insert(body(&slots, &bytes, i)).unwrap());
+        }
+        let o = s.object(keys[13]).unwrap();
+        assert_eq!(o.hash(), 13);
+        assert_eq!(o.size(), ObjectSize { slots: 3, bytes: 6 });
+        assert_eq!(o.bytes(), [0, 1, 2, 3, 4, 5]);
+        assert_eq!(o.slot(2).unwrap().get(), Word::from_bits(16));
+        assert!(o.slot(3).is_none());
+        // Write, forward, swap and free; then compact and see the same.
+        let mut w = s.writable(keys[6]).unwrap();
+        *w.slot_mut(0).unwrap() = Word::from_bits(99 << 3);
+        w.bytes_mut()[5] = 42;
+        w.set_class(Word::from_bits(16));
+        assert!(s.swap(keys[1], keys[2]));
+        assert!(!s.swap(keys[1], keys[1]));
+        s.writable(keys[3]).unwrap().forward(Word::from_bits(24));
+        assert!(s.has_forwarders());
+        assert!(s.writable(keys[3]).is_none());
+        assert!(!s.swap(keys[3], keys[4]));
+        for (_, &k) in keys.iter().enumerate().skip(20).filter(|(j, _)| j % 5 != 0) {
+            assert!(s.remove(k).is_some());
+            assert!(s.get(k).is_none());
+        }
+        let before = observe(&s);
+        let held = s.words.len();
+        s.tidy();
+        assert!(s.words.len() < held, "compacted");
+        assert_eq!(observe(&s), before);
+        assert_eq!(s.object(keys[6]).unwrap().bytes()[5], 42);
+        // Keys freed before compaction stay refused; new ones take their indices.
+        let k = s.insert(body(&[8], &[], 7)).unwrap();
+        assert!(s.get(keys[21]).is_none());
+        assert_eq!(s.object(k).unwrap().hash(), 7);
+    }
+
+    #[test]
+    fn parts_round_trip_and_forwarders_are_counted() {
+        let s = Space::from_parts(
+            [
+                (2, body(&[8, 16], b"ab", 5)),
+                (
+                    0,
+                    Entry {
+                        state: Forwarding::Forwarded(Word::from_bits(8)),
+                    },
+                ),
+            ],
+            4,
+            |i| i,
+        )
+        .unwrap();
+        assert!(s.has_forwarders());
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.gens().collect::<Vec<_>>(), [0, 1, 2, 3]);
+        let k = s.key_of(2).unwrap();
+        assert_eq!(s.object(k).unwrap().bytes(), b"ab");
+        assert_eq!(
+            s.get(s.key_of(0).unwrap()).unwrap().target(),
+            Some(Word::from_bits(8))
+        );
+        assert!(Space::from_parts([(4, body(&[], &[], 0))], 4, |_| 0).is_err());
+    }
+
+    #[test]
+    fn charges_follow_the_layout() {
+        assert_eq!(cost(ObjectSize { slots: 0, bytes: 0 }), 32);
+        assert_eq!(cost(ObjectSize { slots: 2, bytes: 0 }), 48);
+        assert_eq!(cost(ObjectSize { slots: 0, bytes: 5 }), 45);
+        let mut s = Space::default();
+        let k = s.insert(body(&[8, 8], b"xyz", 0)).unwrap();
+        assert_eq!(s.remove(k), Some(cost(ObjectSize { slots: 2, bytes: 3 })));
     }
 }

@@ -1,7 +1,7 @@
 //! A tenant: one client image on a shared base.
 
 use crate::roots::Handles;
-use crate::space::{Body, Entry, Space, Writable, cost};
+use crate::space::{Body, Entry, Obj, Space, State, Writable, cost};
 use crate::stats::{ReadCounters, add, bump};
 use crate::{Error, Result, TenantStats};
 use cowheap_forwarders::{
@@ -54,7 +54,7 @@ enum Quick<'a> {
     Base(ObjectIndex, u64),
     /// A live private object: the tenant's own (through a private reference), or its copy of
     /// a base object (through the base reference and the table).
-    Private(&'a Body),
+    Private(Obj<'a>),
     /// An object some version of the base changed: read through the tenant's version.
     Version(ObjectIndex),
 }
@@ -395,7 +395,7 @@ impl Tenant {
             self.table.iter().map(|(_, entry)| entry).collect();
         self.space
             .iter()
-            .filter(move |(k, e)| e.state.body().is_some() && !copies.contains(&k.key()))
+            .filter(move |(k, e)| e.body().is_some() && !copies.contains(&k.key()))
             .map(|(k, _)| Value::owned(Word::private(k), self.id))
     }
 
@@ -418,16 +418,6 @@ impl Tenant {
                     + c.roots.keys().map(|k| k.len() + 48).sum::<usize>()
             })
             + own_marks
-            + self.private_payload_bytes()
-    }
-
-    /// Bytes held by private bodies' slots and bytes.
-    fn private_payload_bytes(&self) -> usize {
-        self.space
-            .iter()
-            .filter_map(|(_, e)| e.state.body())
-            .map(|b| b.slots.len() * 8 + b.bytes.len())
-            .sum()
     }
 
     // ----- resolving references ---------------------------------------------------------
@@ -485,11 +475,11 @@ impl Tenant {
                     }
                     return Ok(Loc::Base(x));
                 }
-                Decoded::Private(k) => match self.space.get(k).map(|e| &e.state) {
-                    Some(Forwarding::Object(_)) => return Ok(Loc::Private(k)),
-                    Some(Forwarding::Forwarded(t)) => {
+                Decoded::Private(k) => match self.space.get(k) {
+                    Some(State::Object(_)) => return Ok(Loc::Private(k)),
+                    Some(State::Forwarded(t)) => {
                         self.count_lookup();
-                        w = *t;
+                        w = t;
                     }
                     None => return Err(Error::Collected(w)),
                 },
@@ -505,7 +495,7 @@ impl Tenant {
         let is_forwarder = match w.decode() {
             Decoded::Base(x) => self.diverted_here(x.as_u32()) && self.table.get(x).is_some(),
             Decoded::Private(k) => {
-                matches!(self.space.get(k), Some(e) if e.state.target().is_some())
+                matches!(self.space.get(k), Some(State::Forwarded(_)))
             }
             _ => false,
         };
@@ -561,8 +551,8 @@ impl Tenant {
         let x = w.as_base()?;
         let entry = self.marks.entry(x.as_u32())?;
         if !self.table.is_empty() && self.diverted_here(x.as_u32()) {
-            if let Some(k) = self.table_key(x) {
-                let body = self.space.get(k)?.state.body()?;
+            if let Some(i) = self.table.get(x) {
+                let body = self.space.object_at_index(i)?;
                 self.count_lookup();
                 return Some(Quick::Private(body));
             }
@@ -580,12 +570,12 @@ impl Tenant {
 
     /// The body of `obj` if it is a live private object of this tenant named by its own key.
     #[inline(always)]
-    fn own_body(&self, obj: Value) -> Option<&Body> {
+    fn own_body(&self, obj: Value) -> Option<Obj<'_>> {
         let k = obj.word().as_private()?;
         if obj.owner() != Some(self.id) {
             return None;
         }
-        self.space.get(k)?.state.body()
+        self.space.object(k)
     }
 
     /// True if a word read from a private slot stands as it is: an immediate, an object of
@@ -603,19 +593,15 @@ impl Tenant {
                     || self.table.get(x).is_none());
         }
         match w.as_private() {
-            Some(k) => {
-                !self.space.has_forwarders()
-                    || matches!(self.space.get(k), Some(e) if e.state.body().is_some())
-            }
+            Some(k) => !self.space.has_forwarders() || self.space.object(k).is_some(),
             None => false,
         }
     }
 
     /// The body of a located private object.
-    pub(crate) fn body(&self, k: PrivateKey) -> Result<&Body> {
+    pub(crate) fn body(&self, k: PrivateKey) -> Result<Obj<'_>> {
         self.space
-            .get(k)
-            .and_then(|e| e.state.body())
+            .object(k)
             .ok_or(Error::Collected(Word::private(k)))
     }
 
@@ -652,7 +638,7 @@ impl Tenant {
         if let Some(k) = w.as_private() {
             return v.owner() == Some(self.id)
                 && !self.space.has_forwarders()
-                && self.space.get(k).is_some();
+                && self.space.is_live(k);
         }
         match w.as_base() {
             Some(x) => {
@@ -683,7 +669,7 @@ impl Tenant {
         }
         // The second fast path: a slot of a live private object that needs no patching.
         if let Some(body) = self.own_body(obj)
-            && let Some(cell) = body.slots.get(i)
+            && let Some(cell) = body.slot(i)
         {
             let w = cell.get();
             if self.settled(w) {
@@ -711,9 +697,9 @@ impl Tenant {
 
     /// Slot `i` of a private body, patched if it holds a forwarder (lazy become).
     #[inline(always)]
-    fn private_slot(&self, body: &Body, i: usize) -> Result<Value> {
-        let Some(cell) = body.slots.get(i) else {
-            return Err(body.format.slot_error(i, body.slots.len()).into());
+    fn private_slot(&self, body: Obj<'_>, i: usize) -> Result<Value> {
+        let Some(cell) = body.slot(i) else {
+            return Err(body.format().slot_error(i, body.size().slots).into());
         };
         let w = cell.get();
         if self.settled(w) {
@@ -745,7 +731,7 @@ impl Tenant {
 
     #[inline(never)]
     fn bytes_slow(&self, obj: Value) -> Result<&[u8]> {
-        self.read_slow(obj, HeapReader::bytes_at, Base::bytes, |b| &b.bytes[..])
+        self.read_slow(obj, HeapReader::bytes_at, Base::bytes, Obj::bytes)
     }
 
     /// The size of `obj`. Time: O(1); inlined as [`Tenant::bytes`] is.
@@ -765,7 +751,7 @@ impl Tenant {
 
     #[inline(never)]
     fn size_slow(&self, obj: Value) -> Result<ObjectSize> {
-        self.read_slow(obj, HeapReader::size_at, Base::size, Body::size)
+        self.read_slow(obj, HeapReader::size_at, Base::size, Obj::size)
     }
 
     /// The format of `obj`. Time: O(1); inlined as [`Tenant::bytes`] is.
@@ -777,14 +763,14 @@ impl Tenant {
             return Ok(format);
         }
         if let Some(body) = self.own_body(obj) {
-            return Ok(body.format);
+            return Ok(body.format());
         }
         self.format_slow(obj)
     }
 
     #[inline(never)]
     fn format_slow(&self, obj: Value) -> Result<Format> {
-        self.read_slow(obj, HeapReader::format_at, Base::format, |b| b.format)
+        self.read_slow(obj, HeapReader::format_at, Base::format, Obj::format)
     }
 
     /// The class of `v`: of an object, or the base's class of small integers or characters.
@@ -798,7 +784,7 @@ impl Tenant {
             return Ok(Value::owned(class, self.id));
         }
         if let Some(body) = self.own_body(v) {
-            return Ok(Value::owned(body.class, self.id));
+            return Ok(Value::owned(body.class(), self.id));
         }
         self.class_of_slow(v)
     }
@@ -816,7 +802,7 @@ impl Tenant {
         if let Some(class) = immediate {
             return class.ok_or(Error::NoImmediateClass(w));
         }
-        let class = self.read_slow(v, HeapReader::class_at, Base::class_word, |b| b.class)?;
+        let class = self.read_slow(v, HeapReader::class_at, Base::class_word, Obj::class)?;
         Ok(Value::owned(class, self.id))
     }
 
@@ -828,7 +814,7 @@ impl Tenant {
         obj: Value,
         at: impl FnOnce(&'a HeapReader, u64) -> Option<T>,
         in_base: impl FnOnce(&'a Base, ObjectIndex) -> std::result::Result<T, HeapError>,
-        in_body: impl FnOnce(&'a Body) -> T,
+        in_body: impl FnOnce(Obj<'a>) -> T,
     ) -> Result<T> {
         let body = match self.quick(obj) {
             Some(Quick::Base(x, offset)) => {
@@ -861,7 +847,7 @@ impl Tenant {
 
     #[inline(never)]
     fn identity_hash_slow(&self, obj: Value) -> Result<u32> {
-        self.read_slow(obj, HeapReader::hash_at, Base::hash, |b| b.hash)
+        self.read_slow(obj, HeapReader::hash_at, Base::hash, Obj::hash)
     }
 
     /// True if `a` and `b` are the same object (or equal immediates) in this tenant's view: a
@@ -889,18 +875,6 @@ impl Tenant {
             }
             _ => Ok(()),
         }
-    }
-
-    /// Copies base object `x` into the private space and diverts it: the first write.
-    /// The caller has checked the quota. Time: O(size of x).
-    ///
-    /// # Errors
-    /// [`HeapError::BadLayout`] if the base object's size does not fit its format (a base
-    /// opened without verification may hold one): a copy of it could not be snapshotted and
-    /// restored, so it is never made. Nothing changes on any error.
-    pub(crate) fn divert_copy(&mut self, x: ObjectIndex) -> Result<PrivateKey> {
-        let body = self.copy_of(x)?;
-        self.divert_body(x, body)
     }
 
     /// A private copy of base object `x`'s body, checked (its layout, its words) and
@@ -950,15 +924,24 @@ impl Tenant {
         let k = match self.locate(obj)? {
             Loc::Private(k) => {
                 let b = self.body(k)?;
-                check(b.format, b.size())?;
+                check(b.format(), b.size())?;
                 k
             }
             Loc::Base(x) => {
+                // The first write: base object `x` is copied straight into the arena (no
+                // body is made on the way) and diverted. A size that does not fit its format
+                // (a base opened without verification may hold one) is refused: such a copy
+                // could not be snapshotted and restored. Nothing changes on any error.
                 let view = self.base.object(x)?;
                 check(view.format, view.size())?;
+                view.format.check(view.size())?;
                 self.may_divert(x)?;
-                self.check_quota(cost(view.size()))?;
-                self.divert_copy(x)?
+                let c = cost(view.size());
+                self.check_quota(c)?;
+                let k = self.space.insert_copy(&view)?;
+                self.divert(x, k, c)?;
+                add(&mut self.stats_mut().copies, 1);
+                k
             }
         };
         self.space
@@ -1002,9 +985,9 @@ impl Tenant {
         if (w.is_immediate() || self.leads_to_itself(v))
             && let Some(k) = self.private_key(obj)
             && let Some(mut wr) = self.space.writable(k)
-            && let Some(cell) = wr.body().slots.get_mut(i)
+            && let Some(slot) = wr.slot_mut(i)
         {
-            *cell.get_mut() = w;
+            *slot = w;
             return Ok(());
         }
         self.set_slot_slow(obj, i, v)
@@ -1015,9 +998,9 @@ impl Tenant {
         let w = self.store_word(v)?;
         if let Some(k) = self.private_key(obj)
             && let Some(mut wr) = self.space.writable(k)
-            && let Some(cell) = wr.body().slots.get_mut(i)
+            && let Some(slot) = wr.slot_mut(i)
         {
-            *cell.get_mut() = w;
+            *slot = w;
             return Ok(());
         }
         let mut wr = self.writable(obj, |format, size| {
@@ -1027,7 +1010,9 @@ impl Tenant {
                 Err(format.slot_error(i, size.slots).into())
             }
         })?;
-        wr.body().slots[i].set(w);
+        if let Some(slot) = wr.slot_mut(i) {
+            *slot = w;
+        }
         Ok(())
     }
 
@@ -1058,7 +1043,7 @@ impl Tenant {
             return Err(HeapError::NotAnObject(w).into());
         }
         let mut wr = self.writable(obj, |_, _| Ok(()))?;
-        wr.body().class = w;
+        wr.set_class(w);
         Ok(())
     }
 
@@ -1087,7 +1072,9 @@ impl Tenant {
                 .bytes_error(offset, end.unwrap_or(usize::MAX), size.bytes)
                 .into()),
         })?;
-        wr.body().bytes[offset..offset + data.len()].copy_from_slice(data);
+        if let Some(dst) = wr.bytes_mut().get_mut(offset..offset + data.len()) {
+            dst.copy_from_slice(data);
+        }
         Ok(())
     }
 
@@ -1193,19 +1180,10 @@ impl Tenant {
         }
         let c = cost(size);
         self.check_quota(c)?;
-        let mut slots = try_vec(Cell::new(init), size.slots)?;
-        let mut bytes = try_vec(0u8, size.bytes)?;
-        fill(&mut slots, &mut bytes);
         let hash = hash.unwrap_or_else(|| new_hash(self.stats().allocations));
-        let k = self.space.insert(Entry {
-            state: Forwarding::Object(Body {
-                class,
-                format,
-                hash,
-                slots: slots.into_boxed_slice(),
-                bytes: bytes.into_boxed_slice(),
-            }),
-        })?;
+        let k = self
+            .space
+            .insert_object(class, format, hash, size, init, fill)?;
         add(&mut self.stats_mut().allocations, 1);
         add(&mut self.stats_mut().private_objects, 1);
         add(&mut self.stats_mut().private_bytes, c);
