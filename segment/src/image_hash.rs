@@ -14,8 +14,8 @@
 //!   `^-1 0 1 2`, `^instVar`), 60 on a byte or word object (`basicAt:`, `digitAt:`: a byte, a
 //!   32-bit word; a boxed `Float`'s word 1 is the high half of the double, as the VM
 //!   answers) and 62 on one (`basicSize`, `digitLength`); any other primitive is not modelled;
-//! - straight-line code up to its first `^`: push a receiver variable, `self`, a literal
-//!   constant or `-1 0 1 2`; integer arithmetic `+ - * // \\ bitAnd: bitOr: bitXor:
+//! - straight-line code up to its first `^` (of the top of the stack, or of `self`): push a
+//!   receiver variable, `self`, a literal constant or `-1 0 1 2`; integer arithmetic `+ - * // \\ bitAnd: bitOr: bitXor:
 //!   bitShift:`, computed exactly (SmallInteger's primitives and the LargeInteger code they
 //!   fall back to agree on the exact result); any other send of 0 or 1 arguments is looked up
 //!   in its receiver's class and run the same way, to a depth of [`MAX_DEPTH`]. Jumps,
@@ -234,7 +234,10 @@ enum Op {
     Arith(Arith),
     /// A send of the literal selector (a Symbol) with 0 or 1 arguments.
     Send(Value, usize),
+    /// `^` the top of the stack.
     Return,
+    /// `^self`.
+    ReturnSelf,
 }
 
 /// What a method does, decoded once.
@@ -657,6 +660,7 @@ impl<'a> Hasher<'a> {
                 Op::Return => {
                     return Ok(stack.pop().ok_or(bad("an empty stack")));
                 }
+                Op::ReturnSelf => return Ok(Ok(receiver)),
             }
         }
         Ok(Err(bad("no return")))
@@ -761,6 +765,7 @@ fn decode(t: &Tenant, method: Value, selector: &str) -> Result<Program> {
             },
             112 => Op::PushSelf,
             116..=119 => Op::Push(V::Int(i128::from(b) - 117)),
+            120 => Op::ReturnSelf,
             124 => Op::Return,
             176 => Op::Arith(Arith::Add),
             177 => Op::Arith(Arith::Sub),
@@ -781,7 +786,7 @@ fn decode(t: &Tenant, method: Value, selector: &str) -> Result<Program> {
             }
             _ => return Ok(code(format!("bytecode {b}"))),
         };
-        let end = matches!(op, Op::Return);
+        let end = matches!(op, Op::Return | Op::ReturnSelf);
         ops.push(op);
         if end {
             return Ok(Program::Code(ops));
