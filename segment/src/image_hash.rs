@@ -15,12 +15,14 @@
 //!   32-bit word; a boxed `Float`'s word 1 is the high half of the double, as the VM
 //!   answers) and 62 on one (`basicSize`, `digitLength`); any other primitive is not modelled;
 //! - straight-line code up to its first `^` (of the top of the stack, or of `self`): push a
-//!   receiver variable, `self`, a literal constant or `-1 0 1 2`; integer arithmetic `+ - * // \\ bitAnd: bitOr: bitXor:
-//!   bitShift:`, computed exactly (SmallInteger's primitives and the LargeInteger code they
-//!   fall back to agree on the exact result); any other send of 0 or 1 arguments is looked up
-//!   in its receiver's class and run the same way, to a depth of [`MAX_DEPTH`]. Jumps,
-//!   temporaries, blocks, comparisons and the rest are not modelled, and the method's answer
-//!   must be an integer;
+//!   receiver variable, `self`, a literal constant or `-1 0 1 2`; integer arithmetic
+//!   `+ - * // \\ bitAnd: bitOr: bitXor: bitShift:`, computed exactly (SmallInteger's
+//!   primitives, and the LargeInteger code they fall back to for arithmetic and for bit logic
+//!   on non-negative numbers; bit logic with a negative LargeInteger is refused, as the
+//!   images' LargeInteger code does not answer it in two's complement); any other send of 0
+//!   or 1 arguments is looked up in its receiver's class and run the same way, to a depth of
+//!   [`MAX_DEPTH`] and at most [`MAX_STEPS`] steps. Jumps, temporaries, blocks, comparisons
+//!   and the rest are not modelled, and the method's answer must be an integer;
 //! - the `String>>hash` of Squeak 2.x and 3.x (a loop-free formula written with a loop), known
 //!   by its literal frame `#asciiValue 127 106 21845 3 48`, is computed by [`old_string_hash`].
 //!
