@@ -42,8 +42,8 @@ use crate::v3::ByteOrder;
 
 /// The top bit of a class field naming an out-pointer.
 pub const CLASS_OUT_BIT: u32 = 0x20_0000;
-/// The VM's `firstClassIndexPun`: a class field below `CLASS_OUT_BIT` names the class member
-/// at byte offset `(field - FIRST_CLASS_INDEX_PUN) * 8`.
+/// The VM's `firstClassIndexPun` (16 in VMMaker's `SpurMemoryManager`): a class field below
+/// `CLASS_OUT_BIT` names the class member at byte offset `(field - FIRST_CLASS_INDEX_PUN) * 8`.
 pub const FIRST_CLASS_INDEX_PUN: u32 = 16;
 /// The header's remembered bit, which marks a class of the segment with instances in it.
 pub const REMEMBERED_BIT: u64 = 1 << 29;
