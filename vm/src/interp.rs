@@ -640,7 +640,16 @@ impl Vm {
     /// Writes every kept caller's registers not yet written (see [`Saved`]) into its
     /// context, keeping them: after this the heap holds the whole run. Time: O(fields
     /// written).
+    #[inline(always)]
     pub(crate) fn flush_frames<M: ObjectMemory>(&mut self, m: &mut M) -> MemResult<()> {
+        if self.frames.is_empty() {
+            return Ok(());
+        }
+        self.write_frames(m)
+    }
+
+    #[inline(never)]
+    fn write_frames<M: ObjectMemory>(&mut self, m: &mut M) -> MemResult<()> {
         for f in &mut self.frames {
             if !f.stale {
                 continue;
@@ -661,8 +670,12 @@ impl Vm {
 
     /// Writes the callers' kept registers into their contexts and forgets them: returns
     /// read contexts back from the heap.
+    #[inline(always)]
     pub(crate) fn drop_frames<M: ObjectMemory>(&mut self, m: &mut M) -> MemResult<()> {
-        self.flush_frames(m)?;
+        if self.frames.is_empty() {
+            return Ok(());
+        }
+        self.write_frames(m)?;
         for f in self.frames.drain(..) {
             if self.pool.len() < 64 {
                 let mut v = f.stack;
@@ -1138,7 +1151,7 @@ impl Vm {
         selector: Value,
     ) -> Result<Option<(Value, MethodHeader, bool)>> {
         let slot = cache_slot(class.word(), selector.word());
-        if let Some(e) = self.cache[slot]
+        if let Some(e) = &self.cache[slot]
             && e.class == class.word()
             && e.selector.word() == selector.word()
         {
