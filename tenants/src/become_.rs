@@ -15,7 +15,6 @@ use crate::space::{Body, Entry, FORWARDER_COST, cost};
 use crate::stats::{add, sub};
 use crate::tenant::Loc;
 use crate::{Error, Result, Tenant};
-use cowheap_forwarders::Forwarding;
 use cowheap_heap::{ObjectIndex, PrivateKey, Value, Word};
 
 impl Tenant {
@@ -45,12 +44,12 @@ impl Tenant {
             Loc::Base(x) => {
                 self.may_divert(x)?;
                 self.check_quota(FORWARDER_COST)?;
-                let k = self.space.insert(Entry {
-                    state: Forwarding::Forwarded(target),
-                })?;
+                let k = self.space.insert(Entry::Forwarded(target))?;
                 self.divert(x, k, FORWARDER_COST)?;
             }
             Loc::Private(k) => {
+                // A root stub is refused (`Error::Swapped`): its body is in its segment.
+                self.body(k)?;
                 let w = self
                     .space
                     .writable(k)
@@ -76,6 +75,10 @@ impl Tenant {
         }
         let mut needed = 0u64;
         for l in [la, lb] {
+            if let Loc::Private(k) = l {
+                // A root stub is refused (`Error::Swapped`) before anything changes.
+                self.body(k)?;
+            }
             if let Loc::Base(x) = l {
                 self.may_divert(x)?;
                 let view = self.base.object(x)?;

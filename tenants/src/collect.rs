@@ -69,6 +69,8 @@ impl Tenant {
                     stack.extend(t.as_private().map(|k| k.key()));
                     continue;
                 }
+                // A root stub holds nothing here: its objects are in its segment.
+                State::Stub(_) => continue,
                 State::Object(body) => {
                     for cell in body.slots() {
                         let w = self.final_word(cell.get(), &mut out);

@@ -60,4 +60,16 @@ pub enum Error {
     /// An immediate whose class the base does not name.
     #[error("the base names no class for the immediate {0:?}")]
     NoImmediateClass(Word),
+    /// The object is a root stub of a segment swapped out of this tenant: fault the segment
+    /// in ([`crate::Tenant::fault_in`]) and try again.
+    #[error("{object:?} is swapped out with segment {segment}")]
+    Swapped {
+        /// The segment's id, as given to [`crate::Tenant::stub`].
+        segment: u64,
+        /// The stub.
+        object: Word,
+    },
+    /// Only a private object that is no host object's proxy can become a root stub.
+    #[error("{0:?} is not a private object that can be swapped out")]
+    NotSwappable(Word),
 }

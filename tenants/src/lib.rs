@@ -37,6 +37,7 @@ mod slab;
 pub mod snapshot;
 mod space;
 mod stats;
+pub mod stubs;
 mod tenant;
 
 pub use error::{Error, Result};

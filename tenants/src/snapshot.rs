@@ -54,7 +54,7 @@
 use crate::hosts::{Host, HostError, HostPlugins};
 use crate::space::{Body, Entry, Space, State, entry_cost};
 use crate::{Tenant, TenantConfig, TenantStats};
-use cowheap_forwarders::{Base, Forwarding, MarkPolicy, MarkTarget};
+use cowheap_forwarders::{Base, MarkPolicy, MarkTarget};
 use cowheap_heap::file::{
     FileError, FileResult, Fingerprint, Reader, read_roots, write_atomically, write_roots,
 };
@@ -210,6 +210,10 @@ impl Tenant {
                 State::Forwarded(t) => {
                     p.u8(1);
                     p.u64(t.bits());
+                }
+                State::Stub(segment) => {
+                    p.u8(2);
+                    p.u64(segment);
                 }
             }
         }
@@ -506,7 +510,7 @@ impl<'a> Parts<'a> {
         for (key, _, _) in &parts.hosts {
             let is_object = parts
                 .entry_at(*key)
-                .is_some_and(|i| parts.entries[i].1.state.body().is_some());
+                .is_some_and(|i| matches!(parts.entries[i].1, Entry::Object(_)));
             if !is_object {
                 return Err(FileError::corrupt(
                     "host objects",
@@ -549,12 +553,13 @@ impl<'a> Parts<'a> {
 
     fn check_words(&self, n_base: usize) -> FileResult<()> {
         for (key, e) in &self.entries {
-            let ok = match &e.state {
-                Forwarding::Object(b) => {
+            let ok = match e {
+                Entry::Stub(_) => true,
+                Entry::Object(b) => {
                     self.valid(b.class, n_base, true)
                         && b.slots.iter().all(|&w| self.valid(w, n_base, false))
                 }
-                Forwarding::Forwarded(t) => self.valid(*t, n_base, true),
+                Entry::Forwarded(t) => self.valid(*t, n_base, true),
             };
             if !ok {
                 return Err(FileError::corrupt(
@@ -603,7 +608,7 @@ impl<'a> Parts<'a> {
         const FINAL: u8 = 2;
         // Where entry `i` leads next: another entry's position, or None at a final object.
         let next = |i: usize| -> Option<usize> {
-            let Forwarding::Forwarded(t) = &self.entries[i].1.state else {
+            let Entry::Forwarded(t) = &self.entries[i].1 else {
                 return None;
             };
             let key = match t.decode() {
@@ -747,8 +752,8 @@ fn read_entries(r: &mut Reader<'_>, n_gens: usize) -> FileResult<Vec<(u32, Entry
                 "keys are not ascending below the generations",
             ));
         }
-        let state = match r.take(1, "entry kind")?[0] {
-            0 => Forwarding::Object(read_body(r)?),
+        let entry = match r.take(1, "entry kind")?[0] {
+            0 => Entry::Object(read_body(r)?),
             1 => {
                 let target = Word::from_bits(r.u64("forwarder target")?);
                 if target.as_private().is_some_and(|k| k.key() == key) {
@@ -757,11 +762,12 @@ fn read_entries(r: &mut Reader<'_>, n_gens: usize) -> FileResult<Vec<(u32, Entry
                         "a forwarder to itself",
                     ));
                 }
-                Forwarding::Forwarded(target)
+                Entry::Forwarded(target)
             }
+            2 => Entry::Stub(r.u64("stub segment")?),
             _ => return Err(FileError::corrupt("entries", "unknown entry kind")),
         };
-        entries.push((key, Entry { state }));
+        entries.push((key, entry));
     }
     Ok(entries)
 }

@@ -7,7 +7,8 @@
 //! key ([`Keys`]), whose link is the object's word offset: a read of a private slot is the
 //! key's record, the size word and the slot, three dependent loads. A forwarder (a becomed
 //! object, or a base object diverted by a become) is one word, its target, and its link
-//! carries [`FORWARDER`].
+//! carries [`FORWARDER`]. A root stub (a root of a segment swapped out, see
+//! [`crate::stubs`]) is one word too, its segment's id, and its link carries [`STUB`].
 //!
 //! **Why bytes apart.** Slots are cells (a read through `&Tenant` patches a slot that holds a
 //! forwarder: lazy become), and raw bytes are handed out as `&[u8]`; keeping them in their own
@@ -25,15 +26,18 @@
 use crate::slab::{Keys, SlabKey};
 use crate::tenant::try_vec;
 use crate::{Error, Result};
-use cowheap_forwarders::Forwarding;
 use cowheap_heap::layout::{self, HEADER_WORDS};
 use cowheap_heap::{Format, ObjectSize, ObjectView, PrivateKey, Word};
 use std::cell::Cell;
 
 /// The bit of a link that says the entry is a forwarder (its block is the one target word).
 const FORWARDER: u32 = 1 << 31;
+/// The bit of a link that says the entry is a root stub (its block is the one segment id).
+const STUB: u32 = 1 << 30;
+/// Either bit: the entry is no object.
+const NOT_OBJECT: u32 = FORWARDER | STUB;
 /// Largest word offset a link can hold.
-const MAX_OFFSET: usize = (FORWARDER - 1) as usize;
+const MAX_OFFSET: usize = (STUB - 1) as usize;
 
 /// An object's body outside the space: a copy made before it enters the tenant (the first
 /// write checks and reserves first; a two-way become makes both copies first), or one read
@@ -90,10 +94,13 @@ pub(crate) fn check_copyable(view: &ObjectView<'_>) -> Result<()> {
     }
 }
 
-/// An entry outside the space, to insert: a body, or a forwarder to a word.
+/// An entry outside the space, to insert: a body, a forwarder to a word, or a root stub of a
+/// segment.
 #[derive(Debug)]
-pub(crate) struct Entry {
-    pub(crate) state: Forwarding<Body>,
+pub(crate) enum Entry {
+    Object(Body),
+    Forwarded(Word),
+    Stub(u64),
 }
 
 /// Bytes an object is charged beyond its slots and bytes: its key's record and its header.
@@ -104,9 +111,9 @@ pub(crate) const FORWARDER_COST: u64 = Keys::RECORD_BYTES as u64 + 8;
 
 /// Bytes an entry outside the space will be charged once inserted.
 pub(crate) fn entry_cost(entry: &Entry) -> u64 {
-    match &entry.state {
-        Forwarding::Object(b) => cost(b.size()),
-        Forwarding::Forwarded(_) => FORWARDER_COST,
+    match entry {
+        Entry::Object(b) => cost(b.size()),
+        Entry::Forwarded(_) | Entry::Stub(_) => FORWARDER_COST,
     }
 }
 
@@ -232,6 +239,8 @@ impl<'a> Obj<'a> {
 pub(crate) enum State<'a> {
     Object(Obj<'a>),
     Forwarded(Word),
+    /// A root stub: the object is in the segment of this id, swapped out.
+    Stub(u64),
 }
 
 impl<'a> State<'a> {
@@ -240,7 +249,7 @@ impl<'a> State<'a> {
     pub(crate) fn body(self) -> Option<Obj<'a>> {
         match self {
             State::Object(o) => Some(o),
-            State::Forwarded(_) => None,
+            State::Forwarded(_) | State::Stub(_) => None,
         }
     }
 
@@ -248,8 +257,8 @@ impl<'a> State<'a> {
     #[cfg(test)]
     pub(crate) fn target(self) -> Option<Word> {
         match self {
-            State::Object(_) => None,
             State::Forwarded(t) => Some(t),
+            State::Object(_) | State::Stub(_) => None,
         }
     }
 }
@@ -307,17 +316,28 @@ impl Writable<'_> {
     /// Turns the object into a forwarder to `target` (one-way become) and answers the size
     /// it had. Its block's first word becomes the target; the rest is dead until compaction.
     pub(crate) fn forward(self, target: Word) -> ObjectSize {
+        self.space.forwarders += 1;
+        self.shrink_to(target, FORWARDER)
+    }
+
+    /// Turns the object into a root stub of segment `segment` (its body now lives only in
+    /// the segment) and answers the size it had.
+    pub(crate) fn stub(self, segment: u64) -> ObjectSize {
+        self.shrink_to(Word::from_bits(segment), STUB)
+    }
+
+    /// Keeps the block's first word, set to `first`, and relinks the key with `kind`.
+    fn shrink_to(self, first: Word, kind: u32) -> ObjectSize {
         let size = self.space.words[self.at + layout::SIZE_WORD].get().bits();
         let size = ObjectSize {
             slots: layout::slot_count(size),
             bytes: layout::byte_count(size),
         };
-        self.space.words[self.at].set(target);
+        self.space.words[self.at].set(first);
         self.space.dead_words += block_words(size.slots, size.bytes) - 1;
         self.space.dead_bytes += size.bytes;
-        self.space.forwarders += 1;
         // Lossless: `at` came from a link.
-        let link = u32::try_from(self.at).unwrap_or(0) | FORWARDER;
+        let link = u32::try_from(self.at).unwrap_or(0) | kind;
         self.space.keys.relink(self.index, link);
         size
     }
@@ -356,7 +376,7 @@ impl Space {
         let mut space = Space::default();
         let mut links = Vec::new();
         for (key, entry) in entries {
-            links.push((key, space.append(&entry.state)?));
+            links.push((key, space.append(&entry)?));
         }
         space.keys =
             Keys::from_parts(bound, generation_of, links).map_err(|_| Error::KeysExhausted {
@@ -379,9 +399,13 @@ impl Space {
     /// What the block at `link` is.
     #[inline(always)]
     fn state(&self, link: u32) -> Option<State<'_>> {
-        if link & FORWARDER != 0 {
-            let t = self.words.get((link & !FORWARDER) as usize)?;
-            return Some(State::Forwarded(t.get()));
+        if link & NOT_OBJECT != 0 {
+            let w = self.words.get((link & !NOT_OBJECT) as usize)?.get();
+            return Some(if link & FORWARDER != 0 {
+                State::Forwarded(w)
+            } else {
+                State::Stub(w.bits())
+            });
         }
         self.object_at(link as usize).map(State::Object)
     }
@@ -429,10 +453,11 @@ impl Space {
 
     /// Appends the block of `state` to the arenas and answers its link. Nothing changes on
     /// error.
-    fn append(&mut self, state: &Forwarding<Body>) -> Result<u32> {
-        match state {
-            Forwarding::Forwarded(t) => self.append_forwarder(*t),
-            Forwarding::Object(b) => self.append_object(
+    fn append(&mut self, entry: &Entry) -> Result<u32> {
+        match entry {
+            Entry::Forwarded(t) => self.append_word(*t, FORWARDER),
+            Entry::Stub(segment) => self.append_word(Word::from_bits(*segment), STUB),
+            Entry::Object(b) => self.append_object(
                 b.class,
                 b.format,
                 b.hash,
@@ -448,12 +473,13 @@ impl Space {
         }
     }
 
-    fn append_forwarder(&mut self, target: Word) -> Result<u32> {
+    /// Appends a one-word block (a forwarder's target, a stub's segment) linked as `kind`.
+    fn append_word(&mut self, w: Word, kind: u32) -> Result<u32> {
         self.reserve(1, 0)?;
         let at = self.words.len();
-        self.words.push(Cell::new(target));
+        self.words.push(Cell::new(w));
         // Lossless: `reserve` keeps offsets at most MAX_OFFSET.
-        Ok(u32::try_from(at).unwrap_or(0) | FORWARDER)
+        Ok(u32::try_from(at).unwrap_or(0) | kind)
     }
 
     /// Appends an object block, its slots `init`, then filled by `fill`. Nothing changes on
@@ -534,8 +560,8 @@ impl Space {
     /// cannot grow; nothing changes.
     pub(crate) fn insert(&mut self, entry: Entry) -> Result<PrivateKey> {
         self.reserve_keys(1)?;
-        let forwarder = usize::from(entry.state.target().is_some());
-        let link = self.append(&entry.state)?;
+        let forwarder = usize::from(matches!(entry, Entry::Forwarded(_)));
+        let link = self.append(&entry)?;
         let k = self.keys.insert(link).map_err(|_| Error::KeysExhausted {
             what: "private objects",
         })?;
@@ -610,7 +636,7 @@ impl Space {
     #[inline(always)]
     pub(crate) fn object(&self, k: PrivateKey) -> Option<Obj<'_>> {
         let link = self.keys.link(slab_key(k))?;
-        if link & FORWARDER != 0 {
+        if link & NOT_OBJECT != 0 {
             return None;
         }
         self.object_at(link as usize)
@@ -627,7 +653,7 @@ impl Space {
     #[inline(always)]
     pub(crate) fn object_at_index(&self, i: u32) -> Option<Obj<'_>> {
         let link = self.keys.link_at(i)?;
-        if link & FORWARDER != 0 {
+        if link & NOT_OBJECT != 0 {
             return None;
         }
         self.object_at(link as usize)
@@ -637,7 +663,7 @@ impl Space {
     #[inline(always)]
     pub(crate) fn writable(&mut self, k: PrivateKey) -> Option<Writable<'_>> {
         let link = self.keys.link(slab_key(k))?;
-        (link & FORWARDER == 0).then_some(Writable {
+        (link & NOT_OBJECT == 0).then_some(Writable {
             space: self,
             index: k.key(),
             at: link as usize,
@@ -651,12 +677,38 @@ impl Space {
         else {
             return false;
         };
-        if la == lb || (la | lb) & FORWARDER != 0 {
+        if la == lb || (la | lb) & NOT_OBJECT != 0 {
             return false;
         }
         self.keys.relink(a.key(), lb);
         self.keys.relink(b.key(), la);
         true
+    }
+
+    /// Gives stub `stub` the body of object `from` (a fault-in: the object read back from
+    /// its segment takes the stub's identity) and makes `from` a forwarder to `stub`, so that
+    /// references to `from` (from objects faulted in with it) lead to the stub's key. Answers
+    /// false, changing nothing, unless `stub` is a live stub and `from` a live object.
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`] if the forwarder's word cannot be had; nothing changes.
+    pub(crate) fn fill(&mut self, stub: PrivateKey, from: PrivateKey) -> Result<bool> {
+        let (Some(ls), Some(lf)) = (
+            self.keys.link(slab_key(stub)),
+            self.keys.link(slab_key(from)),
+        ) else {
+            return Ok(false);
+        };
+        if ls & NOT_OBJECT != STUB || lf & NOT_OBJECT != 0 {
+            return Ok(false);
+        }
+        let fwd = self.append_word(Word::private(stub), FORWARDER)?;
+        // The stub's word is dead now.
+        self.dead_words += 1;
+        self.keys.relink(stub.key(), lf);
+        self.keys.relink(from.key(), fwd);
+        self.forwarders += 1;
+        Ok(true)
     }
 
     /// The current key of raw index `i`, if it is live.
@@ -667,12 +719,12 @@ impl Space {
     /// Frees the entry `k` names, retires its generation and answers what it was charged.
     pub(crate) fn remove(&mut self, k: PrivateKey) -> Option<u64> {
         let charged = match self.get(k)? {
-            State::Forwarded(_) => FORWARDER_COST,
+            State::Forwarded(_) | State::Stub(_) => FORWARDER_COST,
             State::Object(o) => cost(o.size()),
         };
         let link = self.keys.remove(slab_key(k))?;
-        if link & FORWARDER != 0 {
-            self.forwarders -= 1;
+        if link & NOT_OBJECT != 0 {
+            self.forwarders -= usize::from(link & FORWARDER != 0);
             self.dead_words += 1;
         } else if let Some(o) = self.object_at(link as usize) {
             let size = o.size();
@@ -715,12 +767,12 @@ impl Space {
             .try_reserve_exact(self.keys.len())
             .map_err(|_| oom(self.keys.len() * 8))?;
         for (k, link) in self.keys.iter() {
-            let at = (link & !FORWARDER) as usize;
+            let at = (link & !NOT_OBJECT) as usize;
             // Lossless: the fresh arena is no longer than the old one.
             let new_at = u32::try_from(words.len()).unwrap_or(0);
-            if link & FORWARDER != 0 {
+            if link & NOT_OBJECT != 0 {
                 words.push(self.words[at].clone());
-                moved.push((k.index(), new_at | FORWARDER));
+                moved.push((k.index(), new_at | (link & NOT_OBJECT)));
                 continue;
             }
             let size = self.words[at + layout::SIZE_WORD].get().bits();
@@ -777,19 +829,17 @@ mod tests {
     use super::*;
 
     fn body(slots: &[u64], bytes: &[u8], hash: u32) -> Entry {
-        Entry {
-            state: Forwarding::Object(Body {
-                class: Word::from_bits(8),
-                format: if bytes.is_empty() {
-                    Format::Pointers
-                } else {
-                    Format::Bytes
-                },
-                hash,
-                slots: slots.iter().map(|&w| Word::from_bits(w)).collect(),
-                bytes: bytes.into(),
-            }),
-        }
+        Entry::Object(Body {
+            class: Word::from_bits(8),
+            format: if bytes.is_empty() {
+                Format::Pointers
+            } else {
+                Format::Bytes
+            },
+            hash,
+            slots: slots.iter().map(|&w| Word::from_bits(w)).collect(),
+            bytes: bytes.into(),
+        })
     }
 
     fn observe(s: &Space) -> Vec<String> {
@@ -804,6 +854,7 @@ mod tests {
                     o.bytes()
                 ),
                 State::Forwarded(t) => format!("{k:?} -> {t:?}"),
+                State::Stub(seg) => format!("{k:?} stub of {seg}"),
             })
             .collect()
     }
@@ -831,6 +882,8 @@ mod tests {
         assert!(s.swap(keys[1], keys[2]));
         assert!(!s.swap(keys[1], keys[1]));
         s.writable(keys[3]).unwrap().forward(Word::from_bits(24));
+        s.writable(keys[4]).unwrap().stub(5);
+        assert!(s.object(keys[4]).is_none());
         assert!(s.has_forwarders());
         assert!(s.writable(keys[3]).is_none());
         assert!(!s.swap(keys[3], keys[4]));
@@ -855,19 +908,17 @@ mod tests {
         let s = Space::from_parts(
             [
                 (2, body(&[8, 16], b"ab", 5)),
-                (
-                    0,
-                    Entry {
-                        state: Forwarding::Forwarded(Word::from_bits(8)),
-                    },
-                ),
+                (0, Entry::Forwarded(Word::from_bits(8))),
+                (3, Entry::Stub(77)),
             ],
             4,
             |i| i,
         )
         .unwrap();
         assert!(s.has_forwarders());
-        assert_eq!(s.len(), 2);
+        assert_eq!(s.len(), 3);
+        assert!(matches!(s.get(s.key_of(3).unwrap()), Some(State::Stub(77))));
+        assert!(s.object(s.key_of(3).unwrap()).is_none());
         assert_eq!(s.gens().collect::<Vec<_>>(), [0, 1, 2, 3]);
         let k = s.key_of(2).unwrap();
         assert_eq!(s.object(k).unwrap().bytes(), b"ab");

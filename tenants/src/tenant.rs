@@ -4,9 +4,7 @@ use crate::roots::Handles;
 use crate::space::{Body, Entry, Obj, Space, State, Writable, cost};
 use crate::stats::{ReadCounters, add, bump};
 use crate::{Error, Result, TenantStats};
-use cowheap_forwarders::{
-    Base, DivertMarks, Forwarding, IndirectionTable, MarkFilter, MarkPolicy, MarkTarget,
-};
+use cowheap_forwarders::{Base, DivertMarks, IndirectionTable, MarkFilter, MarkPolicy, MarkTarget};
 use cowheap_heap::{
     Decoded, Error as HeapError, Format, HeapReader, ObjectIndex, ObjectSize, PrivateKey, TenantId,
     Value, Word,
@@ -134,6 +132,8 @@ pub(crate) struct Cold {
     pub(crate) hosts: BTreeMap<u32, crate::hosts::Host>,
     /// The forwarders commits left, to the objects they committed (an abort keeps them).
     pub(crate) committed: Vec<PrivateKey>,
+    /// What brings a swapped-out segment back ([`Tenant::set_fault_handler`]).
+    pub(crate) fault: Option<crate::stubs::FaultHandler>,
 }
 
 /// A 22-bit identity hash for the `n`th object a tenant allocates (splitmix64 finaliser).
@@ -476,7 +476,9 @@ impl Tenant {
                     return Ok(Loc::Base(x));
                 }
                 Decoded::Private(k) => match self.space.get(k) {
-                    Some(State::Object(_)) => return Ok(Loc::Private(k)),
+                    // A root stub is where its object is (its identity); reading it
+                    // answers `Error::Swapped`.
+                    Some(State::Object(_) | State::Stub(_)) => return Ok(Loc::Private(k)),
                     Some(State::Forwarded(t)) => {
                         self.count_lookup();
                         w = t;
@@ -600,9 +602,20 @@ impl Tenant {
 
     /// The body of a located private object.
     pub(crate) fn body(&self, k: PrivateKey) -> Result<Obj<'_>> {
-        self.space
-            .object(k)
-            .ok_or(Error::Collected(Word::private(k)))
+        self.space.object(k).ok_or_else(|| self.no_body(k))
+    }
+
+    /// Why live-looking key `k` has no body: a root stub of a swapped-out segment, or a
+    /// collected object.
+    #[cold]
+    pub(crate) fn no_body(&self, k: PrivateKey) -> Error {
+        match self.space.get(k) {
+            Some(State::Stub(segment)) => Error::Swapped {
+                segment,
+                object: Word::private(k),
+            },
+            _ => Error::Collected(Word::private(k)),
+        }
     }
 
     /// The word to store for `v`: checked to belong to this tenant and to lead somewhere, and
@@ -888,9 +901,7 @@ impl Tenant {
     /// Puts `body`, a copy of base object `x`, into the tenant and diverts `x` to it.
     pub(crate) fn divert_body(&mut self, x: ObjectIndex, body: Body) -> Result<PrivateKey> {
         let c = cost(body.size());
-        let k = self.space.insert(Entry {
-            state: Forwarding::Object(body),
-        })?;
+        let k = self.space.insert(Entry::Object(body))?;
         self.divert(x, k, c)?;
         add(&mut self.stats_mut().copies, 1);
         Ok(k)
@@ -923,7 +934,15 @@ impl Tenant {
     ) -> Result<Writable<'_>> {
         let k = match self.locate(obj)? {
             Loc::Private(k) => {
-                let b = self.body(k)?;
+                let b = match self.body(k) {
+                    // A write through a root stub faults its segment in, where the tenant
+                    // has a fault handler ([`Tenant::set_fault_handler`]).
+                    Err(Error::Swapped { segment, .. }) if self.has_fault_handler() => {
+                        self.fault_in(segment)?;
+                        self.body(k)?
+                    }
+                    b => b?,
+                };
                 check(b.format(), b.size())?;
                 k
             }
@@ -944,6 +963,9 @@ impl Tenant {
                 k
             }
         };
+        if self.space.object(k).is_none() {
+            return Err(self.no_body(k));
+        }
         self.space
             .writable(k)
             .ok_or(Error::Collected(Word::private(k)))
