@@ -3,10 +3,18 @@
 //! each, the tenant snapshot and restore of the same private objects. Objects per second
 //! (criterion's element throughput).
 //!
+//! The `swap` group: swapping the same objects out of a tenant (extract, file bytes, the
+//! store's write, stubbing the root, the collection that frees the members) and faulting
+//! them back in (the store's read, verification, import, `fill_stub`), to a store in memory
+//! and to a directory (each write synced); the first touch through a stub of a small segment
+//! in a large tenant (the latency a reader sees). Before the groups, the tenant's private
+//! bytes and memory before and after a swap-out are printed.
+//!
 //! `cargo bench -p cowheap-segment`
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectIndex, ObjectSize, Value, synth};
+use cowheap_segment::swap::{DirStore, MemStore, Swapper};
 use cowheap_segment::{file, tenant};
 use cowheap_tenants::Tenant;
 use criterion::{BatchSize, Criterion, Throughput};
@@ -18,6 +26,13 @@ use std::sync::Arc;
 fn chain(n: usize) -> (Arc<Base>, Tenant, Value) {
     let base = Base::new(synth::image(1_000, 1));
     let mut t = Tenant::fork(&base);
+    let head = add_chain(&mut t, n, "head");
+    (base, t, head)
+}
+
+/// Adds such a chain of `n` objects to `t`, held by root `name`; answers its head.
+fn add_chain(t: &mut Tenant, n: usize, name: &str) -> Value {
+    let base = t.base().clone();
     let class = t.class_of(base.heap().root("Smalltalk").unwrap()).unwrap();
     let mut next = base.heap().nil();
     for i in 0..n / 2 {
@@ -41,8 +56,8 @@ fn chain(n: usize) -> (Arc<Base>, Tenant, Value) {
         t.set_slot(o, 3, b).unwrap();
         next = o;
     }
-    t.set_root("head", next).unwrap();
-    (base, t, next)
+    t.set_root(name, next).unwrap();
+    next
 }
 
 fn segments(c: &mut Criterion) {
@@ -79,8 +94,136 @@ fn segments(c: &mut Criterion) {
     g.finish();
 }
 
+/// A tenant holding a chain of `n` under "head" and, if `rest` > 0, another of `rest` under
+/// "rest"; a swapper (into `store`) and its chain swapped out.
+fn swapped(n: usize, rest: usize, swapper: &Swapper) -> (Tenant, Value) {
+    let (_, mut t, head) = chain(n);
+    if rest > 0 {
+        add_chain(&mut t, rest, "rest");
+    }
+    swapper.swap_out(&mut t, &[head]).unwrap();
+    (t, head)
+}
+
+fn swap(c: &mut Criterion) {
+    const N: usize = 20_000;
+    // Memory before and after, once.
+    {
+        let (_, mut t, head) = chain(N);
+        t.collect();
+        let (b0, m0) = (t.stats().private_bytes, t.memory_bytes());
+        let swapper = Swapper::new(MemStore::new());
+        let out = swapper.swap_out(&mut t, &[head]).unwrap();
+        let (b1, m1) = (t.stats().private_bytes, t.memory_bytes());
+        t.with_faults(|t| t.size(head)).unwrap();
+        t.collect();
+        let (b2, m2) = (t.stats().private_bytes, t.memory_bytes());
+        println!(
+            "swap of {} objects (file {} bytes): private bytes {b0} -> {b1} -> {b2} (out, back); \
+             memory_bytes {m0} -> {m1} -> {m2}",
+            out.objects, out.file_bytes
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = c.benchmark_group("swap");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("swap out (memory store)", |b| {
+        b.iter_batched(
+            || {
+                let (_, t, head) = chain(N);
+                (t, head, Swapper::new(MemStore::new()))
+            },
+            |(mut t, head, s)| {
+                black_box(s.swap_out(&mut t, &[head]).unwrap());
+                (t, s)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("swap out (directory, synced)", |b| {
+        let mut k = 0;
+        b.iter_batched(
+            || {
+                k += 1;
+                let (_, t, head) = chain(N);
+                let store = DirStore::new(dir.path().join(format!("out{k}"))).unwrap();
+                (t, head, Swapper::new(store))
+            },
+            |(mut t, head, s)| {
+                black_box(s.swap_out(&mut t, &[head]).unwrap());
+                (t, s)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("fault in (memory store)", |b| {
+        b.iter_batched(
+            || {
+                let s = Swapper::new(MemStore::new());
+                let (t, head) = swapped(N, 0, &s);
+                (t, head, s)
+            },
+            |(mut t, head, s)| {
+                black_box(t.with_faults(|t| t.size(head)).unwrap());
+                (t, s)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("fault in (directory)", |b| {
+        let mut k = 0;
+        b.iter_batched(
+            || {
+                k += 1;
+                let store = DirStore::new(dir.path().join(format!("in{k}"))).unwrap();
+                let s = Swapper::new(store);
+                let (t, head) = swapped(N, 0, &s);
+                (t, head, s)
+            },
+            |(mut t, head, s)| {
+                black_box(t.with_faults(|t| t.size(head)).unwrap());
+                (t, s)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    // The baseline: a snapshot of the tenant holding the same objects, and its restore.
+    let (base, t, _) = chain(N);
+    g.bench_function("tenant snapshot", |b| b.iter(|| black_box(t.snapshot())));
+    let snap = t.snapshot();
+    g.bench_function("tenant restore", |b| {
+        b.iter(|| black_box(Tenant::restore_from(&base, &snap).unwrap()))
+    });
+    g.finish();
+
+    // First touch: a read through the stub of a small segment in a tenant of 100,000 other
+    // private objects; the time until the read answers.
+    let mut g = c.benchmark_group("first touch");
+    g.sample_size(30);
+    for n in [16, 1_000] {
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("{n}-object segment, 100k others"), |b| {
+            b.iter_batched(
+                || {
+                    let s = Swapper::new(MemStore::new());
+                    let (t, head) = swapped(n, 100_000, &s);
+                    (t, head, s)
+                },
+                |(mut t, head, s)| {
+                    black_box(t.with_faults(|t| t.slot(head, 1)).unwrap());
+                    (t, s)
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     segments(&mut c);
+    swap(&mut c);
     c.final_summary();
 }

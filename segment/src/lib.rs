@@ -38,6 +38,10 @@
 //! [`spur_export::to_spur`] in the Spur format ([`spur`]: 32- or 64-bit, either byte order),
 //! which [`spur_export::to_segment`] reads back into a tenant segment.
 //!
+//! [`swap`] swaps a segment out of a tenant to a store ([`swap::SegmentStore`]: a directory,
+//! memory, or another backend) and leaves root stubs; the first touch through a stub faults
+//! it back in, identity and identity hashes kept (Squeak's *active* state).
+//!
 //! Equality collections are placed by `hash` as the target image defines it:
 //! [`image_hash::Hasher`] looks the method up and runs it when it is within an exactly
 //! modelled subset of V3 methods, and says why when it is not.
@@ -57,6 +61,8 @@
 //! | [`image_hash::Hasher::hash`] | O(the methods run), at most 16 sends deep |
 //! | [`tenant::extract`], [`tenant::extract_with_hosts`] | O(private objects reachable from the roots and the other roots), plus the plugins' work |
 //! | [`file::write`], [`file::read`] | O(segment size) |
+//! | [`swap::Swapper::swap_out`] | O(private objects reachable from the tenant's roots) + the store's write |
+//! | a fault-in ([`swap::Swapper::fault_in`]) | the store's read + O(segment size) |
 //!
 //! Bad input never panics: every truncation and corruption is a typed [`SegmentError`], and
 //! every count is checked against the bytes left before anything is allocated.
@@ -89,6 +95,7 @@ pub mod project;
 pub mod rehash;
 pub mod spur;
 pub mod spur_export;
+pub mod swap;
 pub mod tenant;
 pub mod v3;
 

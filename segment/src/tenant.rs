@@ -9,26 +9,27 @@
 //! objects, so it costs O(private objects walked), never a walk of the base.
 //!
 //! ```text
-//!             extract                 write_file              import_into
+//!             extract                 file::write             import_into
 //!  (tenant) ----------> ActiveCopy ----------------> OnFile ----------------> Imported
-//!                        |     ^                        |
-//!          swap_out (*)  |     | fault in (*)          | read_file
-//!                        v     |                        v
-//!                        Active  <---------------  Inactive (read back, not yet in a tenant)
+//!                           |                         ^   |                       ^
+//!   swap_out: bytes in the  |     collect: members    |   | read, verified        |  import +
+//!   store, then roots       |     freed, the store    |   v                       |  fill_stub
+//!   stubbed                 +------> Active ----------+  Inactive ----------------+  (fault in)
 //! ```
 //!
 //! | state | invariant |
 //! | --- | --- |
 //! | [`SegmentState::ActiveCopy`] | the objects are copied into the segment and still live in the tenant ([`TenantSegment::members`] names them) |
-//! | [`SegmentState::Active`] (*) | the roots are replaced by root stubs; the segment alone holds its objects |
-//! | [`SegmentState::OnFile`] | the segment is written to a file and its words may be dropped from memory |
-//! | [`SegmentState::Inactive`] | read back from a file, verified, not yet materialised |
-//! | [`SegmentState::Imported`] | materialised in a tenant (the same base, or through portable out-pointers another) |
+//! | [`SegmentState::Active`] | the segment's bytes are in a store and its roots are root stubs: the segment alone holds its objects (still in the tenant until the next collection) |
+//! | [`SegmentState::OnFile`] | the segment is written to a file or a store and its words may be dropped from memory (after a swap-out: its members are collected, only the stubs remain) |
+//! | [`SegmentState::Inactive`] | read back from a file or store, verified, not yet materialised |
+//! | [`SegmentState::Imported`] | materialised in a tenant (the same base, or through portable out-pointers another); after a fault-in, the stubs are the roots again |
 //!
-//! (*) `Active` needs root stubs on the tenant's read path (a read through a stub faults the
-//! segment in); the tenant crate has no stubs yet, so [`SegmentState::advance`] refuses the
-//! transitions into `Active` with [`StateError`], and the design is in the segment
-//! section of `docs/ARCHITECTURE.md`.
+//! Swapping out and faulting in ([`crate::swap`]) go ActiveCopy -> Active -> OnFile ->
+//! Inactive -> Imported: the bytes are stored before any root is stubbed, so a swap-out
+//! that fails leaves the tenant as it was, and a fault-in verifies the bytes before it
+//! allocates anything. A root stub is never a member: the walks of [`extract`] do not enter
+//! one, and a reference to a stub is an out-pointer to an object outside the segment.
 
 use crate::bind::BaseNames;
 use crate::error::{Result, SegmentError};
@@ -67,13 +68,14 @@ pub struct StateError {
 }
 
 impl SegmentState {
-    /// Whether the machine has the transition `self -> to`. `Active` is refused until the
-    /// tenant read path has root stubs.
+    /// Whether the machine has the transition `self -> to` (the module doc's diagram).
     pub fn allows(self, to: SegmentState) -> bool {
         use SegmentState::*;
         matches!(
             (self, to),
             (ActiveCopy, OnFile)
+                | (ActiveCopy, Active)
+                | (Active, OnFile)
                 | (OnFile, Inactive)
                 | (Inactive, Imported)
                 | (OnFile, Imported)
@@ -191,7 +193,9 @@ pub struct TenantSegment {
 }
 
 /// The private objects reachable from `from` (following slots and classes, through private
-/// objects only), not entering `stop`.
+/// objects only), not entering `stop`. A root stub (a root of a segment swapped out,
+/// [`crate::swap`]) is seen but not entered and not answered: it has no body here, and it is
+/// never a member of another segment (a reference to it is an out-pointer).
 fn reach(t: &Tenant, from: &[Value], stop: &HashSet<Word>) -> Result<(Vec<Value>, HashSet<Word>)> {
     let mut seen: HashSet<Word> = HashSet::default();
     let mut order = Vec::new();
@@ -202,8 +206,12 @@ fn reach(t: &Tenant, from: &[Value], stop: &HashSet<Word>) -> Result<(Vec<Value>
         }
     }
     while let Some(v) = queue.pop_front() {
+        let n = match t.size(v) {
+            Ok(size) => size.slots,
+            Err(cowheap_tenants::Error::Swapped { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
         order.push(v);
-        let n = t.size(v)?.slots;
         let class = t.class_of(v)?;
         for w in std::iter::once(Ok(class)).chain((0..n).map(|i| t.slot(v, i))) {
             let w = w?;
@@ -460,6 +468,36 @@ impl TenantSegment {
         plugins: &HostPlugins,
         placeholders: bool,
     ) -> Result<Imported> {
+        self.import_inner(
+            tenant,
+            outside,
+            accept_unbound,
+            plugins,
+            placeholders,
+            false,
+        )
+    }
+
+    /// The segment brought back into the tenant it was swapped out of ([`crate::swap`]):
+    /// `outside` are the very objects its `Outside` out-pointers named, so every out-pointer
+    /// binds to what it was, every member keeps its hash, and nothing needs rehashing.
+    pub(crate) fn import_swapped(
+        &mut self,
+        tenant: &mut Tenant,
+        outside: &[Value],
+    ) -> Result<Imported> {
+        self.import_inner(tenant, outside, false, &HostPlugins::new(), false, true)
+    }
+
+    fn import_inner(
+        &mut self,
+        tenant: &mut Tenant,
+        outside: &[Value],
+        accept_unbound: bool,
+        plugins: &HostPlugins,
+        placeholders: bool,
+        same_tenant: bool,
+    ) -> Result<Imported> {
         // A segment that may not be imported (imported already, say) is refused before
         // anything is allocated in the tenant.
         if !self.state.allows(SegmentState::Imported) {
@@ -607,10 +645,11 @@ impl TenantSegment {
         // Hashed collections holding objects whose identity hashes may differ from the
         // writer's (bound by name in another base, or bound to other objects) are rehashed;
         // a same-base import binding every out-pointer as it was changes no hash.
-        let same_targets = same_base
-            && !needs_names
-            && unbound.is_empty()
-            && !self.out.iter().any(|o| matches!(o, OutRef::Outside(_)));
+        let same_targets = same_tenant && same_base && unbound.is_empty()
+            || same_base
+                && !needs_names
+                && unbound.is_empty()
+                && !self.out.iter().any(|o| matches!(o, OutRef::Outside(_)));
         let rehash = match (same_targets, names) {
             (true, _) => RehashReport::default(),
             (false, Some(n)) => crate::rehash::rehash(tenant, &n, &made)?,

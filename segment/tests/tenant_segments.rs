@@ -257,6 +257,8 @@ fn the_state_machine_has_only_its_transitions() {
     let all = [ActiveCopy, Active, OnFile, Inactive, Imported];
     let allowed = [
         (ActiveCopy, OnFile),
+        (ActiveCopy, Active),
+        (Active, OnFile),
         (ActiveCopy, Imported),
         (OnFile, Inactive),
         (OnFile, Imported),

@@ -1,0 +1,781 @@
+//! Swapping a segment out of a tenant and faulting it back in transparently: the *active*
+//! state of Squeak's ImageSegment made real, over the crate's own segment file.
+//!
+//! [`Swapper::swap_out`] takes the segment of some roots (Squeak's definition, as
+//! [`tenant::extract`] computes it against the tenant's other roots), writes its file to a
+//! [`SegmentStore`] (a directory, [`DirStore`]; memory, [`MemStore`]; or any backend that
+//! implements the trait), turns each root into a root stub of the segment's id
+//! ([`Tenant::stub`]), and collects the tenant, which frees the members. It installs the
+//! swapper's [`FaultHandler`] on the tenant. The first touch through a stub brings the
+//! segment back: a write through it calls the handler itself, a read answers
+//! [`cowheap_tenants::Error::Swapped`] and [`Tenant::with_faults`] runs reads with the
+//! handler. The handler reads the file from the store, verifies it (its checksum, and that
+//! it is the very file written: its BLAKE3 is kept in memory), imports the members with
+//! their identity hashes, and gives each stub its root's body ([`Tenant::fill_stub`]), so
+//! every reference in the tenant finds the root where it was, with its identity and hash.
+//!
+//! ```text
+//!              extract        store.put        stub roots       collect
+//!   (roots) ----------> ActiveCopy ----> (bytes stored) ----> Active ----> OnFile
+//!                                                                            |
+//!        fill_stub each root       import (hashes kept)      store.get,      |
+//!   Imported <------------------ (members made) <---------- Inactive <------+
+//!                                                            verified
+//! ```
+//!
+//! What holds:
+//! - **A failed swap-out changes nothing.** The segment is extracted and stored before any
+//!   root is stubbed; an error before that leaves the tenant untouched, and a stub refused
+//!   midway (which the checks before it make unexpected) is undone from the segment's own
+//!   copy of the bodies, with the members still live.
+//! - **Objects outside the segment that it refers to stay alive** while it is out: each is
+//!   pinned ([`Tenant::pin`]) until the segment is back, so a collection cannot free what
+//!   the segment will need, and they count as other roots when later segments are taken.
+//! - **Stubs are never members** of a later segment: a reference to one is an out-pointer
+//!   to an object outside, so segments swap out and fault in in any order.
+//! - **A fault that fails changes nothing visible.** A missing, damaged or replaced file is
+//!   found before anything is allocated; the stubs stay, the tenant stays usable, and the
+//!   typed reason ([`SwapError`]) is kept for [`Swapper::fault_in`] and
+//!   [`Swapper::explain`] to answer (the tenant's handler signature carries only the
+//!   tenant's own error, so the handler answers [`cowheap_tenants::Error::Swapped`] naming
+//!   the segment, which is still swapped out). A tenant error (a quota, say) is answered as
+//!   it is; what was allocated before it is unreachable and freed by the next collection.
+//! - A segment whose members include a host object's proxy is refused (its host object
+//!   lives in memory only); so is a root that is a stub already.
+//!
+//! | operation | time |
+//! | --- | --- |
+//! | [`Swapper::swap_out`] | O(private objects reachable from the tenant's roots) for the extraction and the collection, plus the store's write of O(segment) bytes |
+//! | a fault ([`Swapper::fault_in`], or through the handler) | the store's read of O(segment) bytes, then O(segment) to verify, decode and import |
+//! | [`Swapper::explain`], [`Swapper::state`] | O(log segments out) |
+
+use crate::error::SegmentError;
+use crate::file;
+use crate::tenant::{self, SegmentState, TenantSegment};
+use cowheap_heap::{TenantId, Value, Word};
+use cowheap_tenants::stubs::FaultHandler;
+use cowheap_tenants::{CollectStats, Handle, Tenant};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The id of a swapped-out segment: the word its root stubs hold ([`Tenant::stub`]) and the
+/// name it has in its [`SegmentStore`]. Unique among the segments a [`Swapper`] has out.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct SegmentId(u64);
+
+impl SegmentId {
+    /// The id with number `n`.
+    pub const fn new(n: u64) -> SegmentId {
+        SegmentId(n)
+    }
+
+    /// Its number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for SegmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Why a [`SegmentStore`] refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store holds no segment under this id.
+    #[error("the store holds no segment {0}")]
+    Missing(SegmentId),
+    /// The store holds a segment under this id already (ids are never overwritten).
+    #[error("the store holds a segment {0} already")]
+    Exists(SegmentId),
+    /// Reading or writing failed.
+    #[error("the store failed on segment {id} ({path}): {source}")]
+    Io {
+        /// The segment.
+        id: SegmentId,
+        /// Where.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another backend's failure (a database, object storage).
+    #[error("the store failed on segment {id}: {source}")]
+    Backend {
+        /// The segment.
+        id: SegmentId,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Where swapped-out segments are kept: whole files, by id. A store belongs to the swaps of
+/// one tenant (a directory each, say): ids are unique within it, never across stores.
+///
+/// The contract, which every backend keeps:
+/// - `put` is atomic: afterwards the id holds all of `bytes` or (on error) nothing new;
+///   and it never overwrites: an id held already is [`StoreError::Exists`].
+/// - `get` answers exactly the bytes put, or [`StoreError::Missing`]. (The bytes are
+///   verified by the caller; a store need not check them.)
+/// - `remove` of an id not held is not an error.
+pub trait SegmentStore: Send + fmt::Debug {
+    /// Stores `bytes` under `id`.
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] if `id` is held; the backend's failure otherwise.
+    fn put(&self, id: SegmentId, bytes: &[u8]) -> Result<(), StoreError>;
+
+    /// The bytes stored under `id`.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`]; the backend's failure.
+    fn get(&self, id: SegmentId) -> Result<Vec<u8>, StoreError>;
+
+    /// Drops what is stored under `id`.
+    ///
+    /// # Errors
+    /// The backend's failure.
+    fn remove(&self, id: SegmentId) -> Result<(), StoreError>;
+}
+
+/// A directory of segment files, one per id: `seg-{id:016x}.cowseg`, each a cowheap segment
+/// file (docs/FORMATS.md). A put writes a temporary file in the directory, syncs it, links it
+/// to its name only if the name is free (`persist_noclobber`), and syncs the directory.
+#[derive(Debug, Clone)]
+pub struct DirStore {
+    dir: PathBuf,
+}
+
+impl DirStore {
+    /// A store in `dir`, created if missing.
+    ///
+    /// # Errors
+    /// [`SegmentError::Io`] if the directory cannot be made.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<DirStore, SegmentError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|source| SegmentError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(DirStore { dir })
+    }
+
+    /// The file that holds segment `id`.
+    pub fn path(&self, id: SegmentId) -> PathBuf {
+        self.dir.join(format!("seg-{:016x}.cowseg", id.0))
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl SegmentStore for DirStore {
+    fn put(&self, id: SegmentId, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.path(id);
+        let io = |source| StoreError::Io {
+            id,
+            path: path.clone(),
+            source,
+        };
+        if path.exists() {
+            return Err(StoreError::Exists(id));
+        }
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".cowheap-seg-")
+            .suffix(".tmp")
+            .tempfile_in(&self.dir)
+            .map_err(io)?;
+        tmp.write_all(bytes).map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist_noclobber(&path).map_err(|e| {
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                StoreError::Exists(id)
+            } else {
+                io(e.error)
+            }
+        })?;
+        // The new name is durable only once the directory is.
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)
+    }
+
+    fn get(&self, id: SegmentId) -> Result<Vec<u8>, StoreError> {
+        let path = self.path(id);
+        std::fs::read(&path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                StoreError::Missing(id)
+            } else {
+                StoreError::Io { id, path, source }
+            }
+        })
+    }
+
+    fn remove(&self, id: SegmentId) -> Result<(), StoreError> {
+        let path = self.path(id);
+        match std::fs::remove_file(&path) {
+            Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                Err(StoreError::Io { id, path, source })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Segments kept in memory (tests, benches, and a tenant whose swaps need only to leave its
+/// private space). Clones share the same segments.
+#[derive(Debug, Clone, Default)]
+pub struct MemStore {
+    segments: Arc<Mutex<HashMap<SegmentId, Vec<u8>>>>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<SegmentId, Vec<u8>>> {
+        // A panic elsewhere while holding the lock cannot leave a map half-updated (every
+        // change is one insert or remove), so a poisoned lock is used as it is.
+        self.segments.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes held, over every segment.
+    pub fn bytes(&self) -> usize {
+        self.map().values().map(Vec::len).sum()
+    }
+
+    /// Replaces the bytes under `id` (to test what a damaged store does).
+    pub fn replace(&self, id: SegmentId, bytes: Vec<u8>) {
+        self.map().insert(id, bytes);
+    }
+}
+
+impl SegmentStore for MemStore {
+    fn put(&self, id: SegmentId, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut m = self.map();
+        if m.contains_key(&id) {
+            return Err(StoreError::Exists(id));
+        }
+        m.insert(id, bytes.to_vec());
+        Ok(())
+    }
+
+    fn get(&self, id: SegmentId) -> Result<Vec<u8>, StoreError> {
+        self.map().get(&id).cloned().ok_or(StoreError::Missing(id))
+    }
+
+    fn remove(&self, id: SegmentId) -> Result<(), StoreError> {
+        self.map().remove(&id);
+        Ok(())
+    }
+}
+
+/// Why a swap-out or a fault-in failed. A failed swap-out changes nothing in the tenant; a
+/// failed fault-in leaves the segment swapped out and the tenant usable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SwapError {
+    /// Extracting, encoding, or (at fault-in) verifying and decoding the segment: a damaged
+    /// or truncated file is [`SegmentError::Checksum`] or [`SegmentError::BadFile`].
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    /// The store refused: at fault-in, [`StoreError::Missing`] for a file that is gone.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The tenant refused (a quota, a reference that is no longer valid).
+    #[error(transparent)]
+    Tenant(#[from] cowheap_tenants::Error),
+    /// Nothing to swap out.
+    #[error("a segment needs at least one root")]
+    NoRoots,
+    /// The segment holds a host object's proxy, whose host object lives in memory only.
+    #[error("segment member {member} is a host object's proxy: it cannot be swapped out")]
+    HostObject {
+        /// The member's number.
+        member: u32,
+    },
+    /// The store answered a valid segment file, but not the one written for this id.
+    #[error("the store's segment {0} is not the one swapped out under that id")]
+    Replaced(SegmentId),
+    /// The segment read back does not fit what was swapped out (its roots, its out-pointers).
+    #[error("segment {segment} read back does not fit what was swapped out: {what}")]
+    Mismatch {
+        /// The segment.
+        segment: SegmentId,
+        /// What differs.
+        what: &'static str,
+    },
+    /// This swapper has no such segment out (never, or faulted in already).
+    #[error("segment {0} is not swapped out by this swapper")]
+    Unknown(SegmentId),
+    /// A swapper serves one tenant.
+    #[error("this swapper serves tenant {serves}, not tenant {asked}")]
+    OtherTenant {
+        /// The tenant it serves.
+        serves: TenantId,
+        /// The tenant it was given.
+        asked: TenantId,
+    },
+}
+
+/// What a swap-out did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwappedOut {
+    /// The segment's id (its stubs' word).
+    pub id: SegmentId,
+    /// Members, roots included.
+    pub objects: usize,
+    /// Roots (now stubs).
+    pub roots: usize,
+    /// Out-pointers.
+    pub out_pointers: usize,
+    /// Objects outside the segment it refers to, pinned while it is out.
+    pub pinned: usize,
+    /// Bytes of its file.
+    pub file_bytes: usize,
+    /// What the collection after the stubbing freed.
+    pub collected: CollectStats,
+}
+
+/// A segment that is out, as the swapper remembers it (a few words per root and per outside
+/// object; the members are in the store only).
+#[derive(Debug)]
+struct Out {
+    state: SegmentState,
+    /// The stubs, in the segment's root order.
+    roots: Vec<Value>,
+    /// The objects the `Outside` out-pointers name, pinned.
+    outside: Vec<Handle>,
+    /// BLAKE3 of the file written.
+    digest: [u8; 32],
+    /// After a fault that filled some stubs and then failed: the imported bodies of the
+    /// roots (pinned), to fill the rest from, so that every root gets the same import.
+    pending: Option<Vec<Handle>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Box<dyn SegmentStore>,
+    tenant: Option<TenantId>,
+    next: u64,
+    out: BTreeMap<SegmentId, Out>,
+    /// Why the last fault of a segment failed, when the tenant's error cannot say.
+    errors: HashMap<SegmentId, SwapError>,
+    keep_files: bool,
+}
+
+/// Swaps segments of one tenant out to a [`SegmentStore`] and faults them back in (see the
+/// module doc). Clones share the same state; the tenant's fault handler is one of them.
+#[derive(Clone, Debug)]
+pub struct Swapper {
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// How many ids are tried when the store holds the next ones already.
+const ID_TRIES: u32 = 1_024;
+
+impl Swapper {
+    /// A swapper writing to `store`.
+    pub fn new(store: impl SegmentStore + 'static) -> Swapper {
+        Swapper {
+            inner: Arc::new(Mutex::new(Inner {
+                store: Box::new(store),
+                tenant: None,
+                next: 1,
+                out: BTreeMap::new(),
+                errors: HashMap::new(),
+                keep_files: false,
+            })),
+        }
+    }
+
+    /// Whether a segment's file stays in the store after it is faulted in (by default it is
+    /// removed). Keep them when a snapshot taken while the segment was out may be restored.
+    pub fn keep_files(&self, keep: bool) {
+        self.lock().keep_files = keep;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every change under the lock is made after the fallible work, in a few map updates
+        // that cannot panic halfway: a poisoned lock holds consistent state.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The handler that faults this swapper's segments in; [`Swapper::swap_out`] installs
+    /// it on the tenant.
+    pub fn handler(&self) -> FaultHandler {
+        let me = self.clone();
+        FaultHandler::new(move |t, id| me.fault(t, SegmentId(id)))
+    }
+
+    /// The segments out, with their states, in id order.
+    pub fn swapped(&self) -> Vec<(SegmentId, SegmentState)> {
+        self.lock().out.iter().map(|(&k, o)| (k, o.state)).collect()
+    }
+
+    /// The state of segment `id`, if it is out.
+    pub fn state(&self, id: SegmentId) -> Option<SegmentState> {
+        self.lock().out.get(&id).map(|o| o.state)
+    }
+
+    /// The typed reason behind a tenant error: for [`cowheap_tenants::Error::Swapped`] after
+    /// a fault of that segment failed, why it failed (taken: asked once); otherwise the
+    /// tenant's error as it is.
+    pub fn explain(&self, e: cowheap_tenants::Error) -> SwapError {
+        if let cowheap_tenants::Error::Swapped { segment, .. } = e
+            && let Some(why) = self.lock().errors.remove(&SegmentId(segment))
+        {
+            return why;
+        }
+        SwapError::Tenant(e)
+    }
+
+    fn check_tenant(inner: &mut Inner, t: &Tenant) -> Result<(), SwapError> {
+        match inner.tenant {
+            Some(serves) if serves != t.id() => Err(SwapError::OtherTenant {
+                serves,
+                asked: t.id(),
+            }),
+            _ => {
+                inner.tenant = Some(t.id());
+                Ok(())
+            }
+        }
+    }
+
+    /// Swaps out the segment of `roots`: what they reach that the tenant's other roots
+    /// ([`tenant::tenant_roots`], the diverted copies, the objects pinned for segments out
+    /// already) do not. Writes its file to the store, stubs each root with the segment's id,
+    /// collects the tenant and installs [`Swapper::handler`] as its fault handler. Time: see
+    /// the module doc.
+    ///
+    /// # Errors
+    /// [`SwapError::NoRoots`]; [`SwapError::Segment`] as [`tenant::extract`] (a root that is
+    /// no private object, or a stub already: [`SegmentError::Tenant`] with
+    /// [`cowheap_tenants::Error::Swapped`]); [`SwapError::HostObject`];
+    /// [`SwapError::Store`]; [`SwapError::Tenant`]; [`SwapError::OtherTenant`]. On error
+    /// the tenant is as it was.
+    pub fn swap_out(&self, t: &mut Tenant, roots: &[Value]) -> Result<SwappedOut, SwapError> {
+        Self::check_tenant(&mut self.lock(), t)?;
+        if roots.is_empty() {
+            return Err(SwapError::NoRoots);
+        }
+        // One root per object, named by its word as the tenant stores it.
+        let mut words = std::collections::HashSet::new();
+        let mut rs = Vec::with_capacity(roots.len());
+        for &r in roots {
+            let w = t.identity_word(r)?;
+            if words.insert(w) {
+                rs.push(Value::owned(w, t.id()));
+            }
+        }
+        let others = tenant::tenant_roots(t);
+        let mut seg = tenant::extract(t, &rs, &others)?;
+        if let Some(h) = seg.hosts.first() {
+            return Err(SwapError::HostObject { member: h.member });
+        }
+        let bytes = file::to_bytes(&seg)?;
+        let digest = *blake3::hash(&bytes).as_bytes();
+        let id = self.store_new(t, &bytes)?;
+        // From here on a failure takes the file back out of the store.
+        match self.stub_roots(t, &mut seg, id) {
+            Ok(outside) => {
+                let collected = t.collect();
+                seg.state
+                    .advance(SegmentState::OnFile)
+                    .map_err(SegmentError::State)?;
+                t.set_fault_handler(Some(self.handler()));
+                let mut inner = self.lock();
+                inner.errors.remove(&id);
+                inner.out.insert(
+                    id,
+                    Out {
+                        state: seg.state,
+                        roots: rs,
+                        outside,
+                        digest,
+                        pending: None,
+                    },
+                );
+                drop(inner);
+                self.forget_dead(t);
+                Ok(SwappedOut {
+                    id,
+                    objects: seg.objects.len(),
+                    roots: seg.roots.len(),
+                    out_pointers: seg.out.len(),
+                    pinned: seg.outside.len(),
+                    file_bytes: bytes.len(),
+                    collected,
+                })
+            }
+            Err(e) => {
+                // The file is of no use; a store that cannot drop it leaves an orphan file.
+                let _ = self.lock().store.remove(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores `bytes` under a fresh id: above every stub the tenant has, and past the ids
+    /// the store holds already.
+    fn store_new(&self, t: &Tenant, bytes: &[u8]) -> Result<SegmentId, SwapError> {
+        let top = t.stubs().map(|(_, s)| s).max().unwrap_or(0);
+        let mut inner = self.lock();
+        let mut next = inner.next.max(top.saturating_add(1));
+        for _ in 0..ID_TRIES {
+            let id = SegmentId(next);
+            next = next.saturating_add(1);
+            if inner.out.contains_key(&id) {
+                continue;
+            }
+            match inner.store.put(id, bytes) {
+                Ok(()) => {
+                    inner.next = next;
+                    return Ok(id);
+                }
+                Err(StoreError::Exists(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Exists(SegmentId(next)).into())
+    }
+
+    /// Pins the outside objects and stubs the roots; on failure undoes both, the tenant as
+    /// it was. Answers the pins.
+    fn stub_roots(
+        &self,
+        t: &mut Tenant,
+        seg: &mut TenantSegment,
+        id: SegmentId,
+    ) -> Result<Vec<Handle>, SwapError> {
+        let mut pins = Vec::with_capacity(seg.outside.len());
+        for &o in &seg.outside {
+            match t.pin(o) {
+                Ok(h) => pins.push(h),
+                Err(e) => {
+                    unpin_all(t, &pins);
+                    return Err(e.into());
+                }
+            }
+        }
+        let mut stubbed = 0;
+        let mut failed = None;
+        for &r in &seg.roots {
+            let root = seg.members[r as usize];
+            if let Err(e) = t.stub(root, id.0) {
+                failed = Some(e);
+                break;
+            }
+            stubbed += 1;
+        }
+        let Some(e) = failed else {
+            seg.state
+                .advance(SegmentState::Active)
+                .map_err(SegmentError::State)?;
+            return Ok(pins);
+        };
+        // Undo: each stubbed root gets its body back, made from the segment's copy of it,
+        // its references to the members still live in the tenant.
+        for &r in &seg.roots[..stubbed] {
+            restore_body(t, seg, r as usize)?;
+        }
+        unpin_all(t, &pins);
+        Err(e.into())
+    }
+
+    /// Faults segment `id` in (through the tenant, so the tenant's checks apply), answering
+    /// the typed reason if it fails. Time: see the module doc.
+    ///
+    /// # Errors
+    /// [`SwapError::Unknown`] if it is not out; [`SwapError::Store`] with
+    /// [`StoreError::Missing`] for a file gone; [`SwapError::Segment`] for a damaged or
+    /// truncated one; [`SwapError::Replaced`], [`SwapError::Mismatch`];
+    /// [`SwapError::Tenant`] (a quota). The segment stays out and the tenant usable.
+    pub fn fault_in(&self, t: &mut Tenant, id: SegmentId) -> Result<(), SwapError> {
+        if !self.lock().out.contains_key(&id) {
+            return Err(SwapError::Unknown(id));
+        }
+        if !t.has_fault_handler() {
+            t.set_fault_handler(Some(self.handler()));
+        }
+        t.fault_in(id.0).map_err(|e| self.explain(e))
+    }
+
+    /// The handler's body: the typed reason is kept, the tenant told the segment is still
+    /// out (or given its own error as it is).
+    fn fault(&self, t: &mut Tenant, id: SegmentId) -> cowheap_tenants::Result<()> {
+        let mut inner = self.lock();
+        match Self::fault_locked(&mut inner, t, id) {
+            Ok(()) => {
+                inner.errors.remove(&id);
+                Ok(())
+            }
+            Err(SwapError::Tenant(e)) => Err(e),
+            Err(e) => {
+                let object = inner
+                    .out
+                    .get(&id)
+                    .and_then(|o| o.roots.first())
+                    .map_or(Word::from_bits(0), |r| r.word());
+                inner.errors.insert(id, e);
+                Err(cowheap_tenants::Error::Swapped {
+                    segment: id.0,
+                    object,
+                })
+            }
+        }
+    }
+
+    fn fault_locked(inner: &mut Inner, t: &mut Tenant, id: SegmentId) -> Result<(), SwapError> {
+        Self::check_tenant(inner, t)?;
+        let out = inner.out.get_mut(&id).ok_or(SwapError::Unknown(id))?;
+        let bodies: Vec<Value> = match &out.pending {
+            Some(p) => p
+                .iter()
+                .map(|&h| t.pinned(h))
+                .collect::<cowheap_tenants::Result<_>>()?,
+            None => {
+                // Everything is checked before the tenant is touched.
+                let bytes = inner.store.get(id)?;
+                if *blake3::hash(&bytes).as_bytes() != out.digest {
+                    // A valid file of another segment, or damage: which, the decoder says.
+                    file::from_bytes(&bytes, Some(t.base().fingerprint()))?;
+                    return Err(SwapError::Replaced(id));
+                }
+                let mut seg = file::from_bytes(&bytes, Some(t.base().fingerprint()))?;
+                if seg.roots.len() != out.roots.len() {
+                    return Err(SwapError::Mismatch {
+                        segment: id,
+                        what: "the number of roots",
+                    });
+                }
+                let outside = out
+                    .outside
+                    .iter()
+                    .map(|&h| t.pinned(h))
+                    .collect::<cowheap_tenants::Result<Vec<_>>>()?;
+                let imported = seg.import_swapped(t, &outside).map_err(|e| match e {
+                    SegmentError::Tenant(e) => SwapError::Tenant(e),
+                    e => SwapError::Segment(e),
+                })?;
+                out.state = SegmentState::Inactive;
+                imported.roots
+            }
+        };
+        // Each stub still standing gets its root's body; a root the tenant has dropped since
+        // (its stub collected) is skipped, its body garbage.
+        for (i, (&stub, &body)) in out.roots.iter().zip(&bodies).enumerate() {
+            match t.stub_segment(stub) {
+                Ok(Some(s)) if s == id.0 => {}
+                _ => continue,
+            }
+            if let Err(e) = t.fill_stub(stub, body) {
+                // Some roots have their bodies: the rest must get theirs from this same
+                // import, which is kept (pinned) for the next try.
+                if out.pending.is_none() {
+                    let mut pins = Vec::new();
+                    for &b in &bodies[i..] {
+                        pins.push(t.pin(b)?);
+                    }
+                    out.pending = Some(pins);
+                }
+                return Err(e.into());
+            }
+        }
+        let Some(mut out) = inner.out.remove(&id) else {
+            return Err(SwapError::Unknown(id));
+        };
+        out.state = SegmentState::Imported;
+        unpin_all(t, &out.outside);
+        if let Some(p) = &out.pending {
+            unpin_all(t, p);
+        }
+        if !inner.keep_files {
+            // The segment is back; a file the store cannot drop is an orphan, not an error.
+            let _ = inner.store.remove(id);
+        }
+        Ok(())
+    }
+
+    /// Forgets the segments none of whose roots is a stub in the tenant any more (dropped by
+    /// the tenant and collected): unpins what they kept alive and drops their files.
+    fn forget_dead(&self, t: &mut Tenant) {
+        let mut inner = self.lock();
+        let dead: Vec<SegmentId> = inner
+            .out
+            .iter()
+            .filter(|(id, o)| {
+                !o.roots
+                    .iter()
+                    .any(|&r| matches!(t.stub_segment(r), Ok(Some(s)) if s == id.0))
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in dead {
+            if let Some(o) = inner.out.remove(&id) {
+                unpin_all(t, &o.outside);
+                if let Some(p) = &o.pending {
+                    unpin_all(t, p);
+                }
+                if !inner.keep_files {
+                    let _ = inner.store.remove(id);
+                }
+            }
+        }
+    }
+}
+
+fn unpin_all(t: &mut Tenant, pins: &[Handle]) {
+    for &h in pins {
+        // A handle of this swapper's own making, unpinned once.
+        let _ = t.unpin(h);
+    }
+}
+
+/// Gives stubbed root member `r` of `seg` (still `ActiveCopy`: its other members live) its
+/// body back from the segment's copy of it.
+fn restore_body(t: &mut Tenant, seg: &TenantSegment, r: usize) -> Result<(), SwapError> {
+    let o = &seg.objects[r];
+    let value = |s: tenant::SRef| -> Result<Value, SwapError> {
+        Ok(match s {
+            tenant::SRef::Imm(w) => Value::shared(w),
+            tenant::SRef::Obj(j) => *seg
+                .members
+                .get(j as usize)
+                .ok_or(SegmentError::BadSegment("a reference to no member"))?,
+            tenant::SRef::Out(k) => match seg.out.get(k as usize) {
+                Some(tenant::OutRef::Base(x)) => {
+                    // A reference to a diverted copy is recorded as its base object: the
+                    // tenant leads it to the copy.
+                    Value::base(*x)
+                }
+                Some(tenant::OutRef::Outside(k)) => *seg
+                    .outside
+                    .get(*k as usize)
+                    .ok_or(SegmentError::BadSegment("a reference to no outside object"))?,
+                _ => return Err(SegmentError::BadSegment("a portable out-pointer").into()),
+            },
+        })
+    };
+    let slots = o
+        .slots
+        .iter()
+        .map(|&s| value(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let class = value(o.class)?;
+    let body = t.alloc_with_hash(class, o.format, &slots, &o.bytes, o.hash)?;
+    t.fill_stub(seg.members[r], body)?;
+    Ok(())
+}
