@@ -156,6 +156,7 @@ pub(crate) struct Obj<'a> {
 }
 
 impl<'a> Obj<'a> {
+    #[inline(always)]
     fn header(self, i: usize) -> u64 {
         self.space
             .words
@@ -434,10 +435,19 @@ impl Space {
     }
 
     /// Room for `n` more words and `b` more bytes, compacting first where that frees enough.
+    #[inline(always)]
     fn reserve(&mut self, n: usize, b: usize) -> Result<()> {
         let short = self.words.capacity() - self.words.len() < n
             || self.bytes.capacity() - self.bytes.len() < b;
-        if short && self.dead_words * 2 > self.words.len() {
+        if !short && self.words.len() + n <= MAX_OFFSET {
+            return Ok(());
+        }
+        self.reserve_slow(n, b)
+    }
+
+    #[inline(never)]
+    fn reserve_slow(&mut self, n: usize, b: usize) -> Result<()> {
+        if self.dead_words * 2 > self.words.len() {
             // A failed compaction changes nothing; growing is then the fallback.
             let _ = self.compact();
         }
