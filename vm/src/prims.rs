@@ -24,6 +24,11 @@ struct Indexed {
 
 const FAIL: Prim = Ok(None);
 
+/// The bytes of a CompiledMethod's header word: `at:` indices 1-4. Those of its literal
+/// words (object addresses in a Squeak VM, which this heap does not have) fail `at:`, and
+/// `at:put:` fails on both, as SqueakJS's does.
+const HEADER_BYTES: usize = 4;
+
 /// The most indexable fields `basicNew:` makes (16 M: 128 MB of slots); past it the
 /// primitive fails and the image's own code reports the error.
 const MAX_NEW: usize = 1 << 24;
@@ -191,7 +196,9 @@ impl Vm {
             }
             Format::CompiledMethod => {
                 let lits = x.fixed;
-                if i < lits {
+                if i < HEADER_BYTES {
+                    self.method_header_byte(m, obj, i)?
+                } else if i < lits {
                     None
                 } else {
                     Some(Value::int(i64::from(m.bytes(obj)?[i - lits])))
@@ -199,6 +206,27 @@ impl Vm {
             }
             _ => None,
         })
+    }
+
+    /// Byte `i` (0-based, below [`HEADER_BYTES`]) of a CompiledMethod's header word, as a
+    /// V3 VM's `at:` answers it: a CompiledMethod is indexed from the start of its body
+    /// (`initialPC` is `4 * (literals + 1) + 1`), so indices 1-4 are the bytes of the header
+    /// SmallInteger's oop (`header << 1 | 1`) in memory order, little-endian as these images
+    /// were saved. The image reads them: `endPC` looks back through up to four trailing zero
+    /// bytes, and in a quick-return method (no bytecodes) saved with a trailer of four
+    /// zeros, the fourth is the header's last byte. `None` if the header is no SmallInteger.
+    fn method_header_byte<M: ObjectMemory>(
+        &self,
+        m: &M,
+        obj: Value,
+        i: usize,
+    ) -> Result<Option<Value>> {
+        let Some(h) = m.slot(obj, 0)?.as_int() else {
+            return Ok(None);
+        };
+        // The oop of a SmallInteger of 31 bits: the value shifted past the tag bit.
+        let oop = ((h << 1) | 1) as u32;
+        Ok(Some(Value::int(i64::from(oop.to_le_bytes()[i]))))
     }
 
     /// `obj basicAt: i put: v`; false if it fails.

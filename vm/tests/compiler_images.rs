@@ -263,8 +263,7 @@ fn mini_compile_in(class: &str, selector: &str, src: &str) -> String {
 /// The method cache after compiles and removals: a lookup cached from a superclass's method
 /// gives way to an override compiled into the subclass, and the override's removal gives
 /// the superclass's back (the image flushes by selector, primitive 119, and by method, 116).
-/// (The methods are not quick returns: Scratch's `compile:` of one such as `^1` stops in
-/// `CompiledMethod>>endPC`, reading past the method's bytes.)
+/// (Quick returns are in `quick_methods.rs`.)
 fn overrides<M: ObjectMemory>(r: &mut Run<'_, M>, compile: CompileIn) {
     r.eval_ok(&compile("Integer", "probeA", "probeA ^0 + 1"));
     r.eval_ok(&compile("Integer", "probeB", "probeB ^0 + 10"));
