@@ -10,7 +10,8 @@
 //! segment back: a write through it calls the handler itself, a read answers
 //! [`cowheap_tenants::Error::Swapped`] and [`Tenant::with_faults`] runs reads with the
 //! handler. The handler reads the file from the store, verifies it (its checksum, and that
-//! it is the very file written: its BLAKE3 is kept in memory), imports the members with
+//! it is the very file written: its checksum field, BLAKE3 over header and body, is kept in
+//! memory), imports the members with
 //! their identity hashes, and gives each stub its root's body ([`Tenant::fill_stub`]), so
 //! every reference in the tenant finds the root where it was, with its identity and hash.
 //!
@@ -357,7 +358,7 @@ struct Out {
     roots: Vec<Value>,
     /// The objects the `Outside` out-pointers name, pinned.
     outside: Vec<Handle>,
-    /// BLAKE3 of the file written.
+    /// The checksum field of the file written (BLAKE3 of its header and body).
     digest: [u8; 32],
     /// After a fault that filled some stubs and then failed: the imported bodies of the
     /// roots (pinned), to fill the rest from, so that every root gets the same import.
@@ -486,7 +487,8 @@ impl Swapper {
             return Err(SwapError::HostObject { member: h.member });
         }
         let bytes = file::to_bytes(&seg)?;
-        let digest = *blake3::hash(&bytes).as_bytes();
+        let digest =
+            file_checksum(&bytes).ok_or(SegmentError::BadFile("shorter than its header"))?;
         let id = self.store_new(t, &bytes)?;
         // From here on a failure takes the file back out of the store.
         match self.stub_roots(t, &mut seg, id) {
@@ -649,12 +651,12 @@ impl Swapper {
             None => {
                 // Everything is checked before the tenant is touched.
                 let bytes = inner.store.get(id)?;
-                if *blake3::hash(&bytes).as_bytes() != out.digest {
-                    // A valid file of another segment, or damage: which, the decoder says.
-                    file::from_bytes(&bytes, Some(t.base().fingerprint()))?;
+                // The file's own checksum (BLAKE3 over its header and body, verified by the
+                // decoder) must be the one written: then the bytes are the segment's.
+                let mut seg = file::from_bytes(&bytes, Some(t.base().fingerprint()))?;
+                if file_checksum(&bytes) != Some(out.digest) {
                     return Err(SwapError::Replaced(id));
                 }
-                let mut seg = file::from_bytes(&bytes, Some(t.base().fingerprint()))?;
                 if seg.roots.len() != out.roots.len() {
                     return Err(SwapError::Mismatch {
                         segment: id,
@@ -735,6 +737,11 @@ impl Swapper {
             }
         }
     }
+}
+
+/// The checksum field of a segment file's header, if it has a header.
+fn file_checksum(bytes: &[u8]) -> Option<[u8; 32]> {
+    bytes.get(56..file::HEADER)?.try_into().ok()
 }
 
 fn unpin_all(t: &mut Tenant, pins: &[Handle]) {
