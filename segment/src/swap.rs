@@ -24,6 +24,33 @@
 //!                                                            verified
 //! ```
 //!
+//! ```
+//! use cowheap_forwarders::Base;
+//! use cowheap_heap::{synth, Format, Value};
+//! use cowheap_segment::swap::{MemStore, Swapper};
+//! use cowheap_tenants::{Error, Tenant};
+//!
+//! let base = Base::new(synth::image(1_000, 1));
+//! let mut t = Tenant::fork(&base);
+//! let class = t.class_of(base.heap().root("Smalltalk").unwrap()).unwrap();
+//! let leaf = t.alloc_with(class, Format::Bytes, &[], b"swapped").unwrap();
+//! let root = t.alloc_with(class, Format::Pointers, &[leaf, Value::int(7)], &[]).unwrap();
+//! let holder = t.alloc_with(class, Format::Pointers, &[root], &[]).unwrap();
+//! t.set_root("holder", holder).unwrap();
+//! let hash = t.identity_hash(root).unwrap();
+//!
+//! let swapper = Swapper::new(MemStore::new());
+//! let out = swapper.swap_out(&mut t, &[root]).unwrap();
+//! assert_eq!((out.objects, out.collected.freed), (2, 1)); // the leaf is freed
+//! assert!(matches!(t.slot(root, 1), Err(Error::Swapped { .. })));
+//!
+//! // A read with the handler faults the segment in; identity and hash are kept.
+//! let leaf = t.with_faults(|t| t.slot(root, 0)).unwrap();
+//! assert_eq!(t.bytes(leaf).unwrap(), b"swapped");
+//! assert_eq!(t.identity_hash(root).unwrap(), hash);
+//! assert!(t.identical(t.slot(holder, 0).unwrap(), root).unwrap());
+//! ```
+//!
 //! What holds:
 //! - **A failed swap-out changes nothing.** The segment is extracted and stored before any
 //!   root is stubbed; an error before that leaves the tenant untouched, and a stub refused
