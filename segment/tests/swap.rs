@@ -13,6 +13,8 @@
 //! - a missing, truncated, damaged or replaced segment file is a typed error at fault-in,
 //!   the tenant stays usable and the segment comes back once the file does;
 //! - a swap-out that fails (a store that refuses, a host object) changes nothing;
+//! - an object outside the segment that only the segment refers to while it is out stays
+//!   alive for it (pinned), and is released when the segment is back;
 //! - a large segment swapped out lowers the tenant's private bytes and memory.
 
 mod common;
@@ -774,4 +776,37 @@ fn swap_types_are_send_and_sync() {
     send_sync::<MemStore>();
     send::<SwapError>();
     send::<Box<dyn SegmentStore>>();
+}
+
+#[test]
+fn an_outside_object_the_tenant_drops_while_the_segment_is_out_stays_for_it() {
+    let bed = mini_bed();
+    let mut t = Tenant::fork(&bed.base);
+    let nil = bed.base.heap().nil();
+    let x = t
+        .alloc_with(bed.bytes_class, Format::Bytes, &[], b"outside")
+        .unwrap();
+    let root = t
+        .alloc_with(bed.ptr_class, Format::Pointers, &[x, nil], &[])
+        .unwrap();
+    let holder = t
+        .alloc_with(bed.ptr_class, Format::Pointers, &[root, x], &[])
+        .unwrap();
+    t.set_root("holder", holder).unwrap();
+    let hash = t.identity_hash(x).unwrap();
+    let swapper = Swapper::new(MemStore::new());
+    let out = swapper.swap_out(&mut t, &[root]).unwrap();
+    assert_eq!((out.objects, out.pinned), (1, 1));
+    // The holder lets go of x; only the segment out refers to it.
+    t.set_slot(holder, 1, nil).unwrap();
+    t.collect();
+    let back = t.with_faults(|t| t.slot(root, 0)).unwrap();
+    assert_eq!(t.bytes(back).unwrap(), b"outside");
+    assert_eq!(t.identity_hash(back).unwrap(), hash);
+    assert_eq!(t.pinned_count(), 0);
+    // Nothing holds it but the root, as before the swap: dropped there, it is freed (with
+    // the forwarder the fault-in's fill left).
+    t.set_slot(root, 0, nil).unwrap();
+    t.collect();
+    assert!(matches!(t.bytes(back), Err(Error::Collected(_))));
 }
