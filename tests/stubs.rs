@@ -240,6 +240,7 @@ proptest! {
         let members: usize = segs.iter().map(|s| s.members.len() - s.roots.len()).sum();
         prop_assert_eq!(freed as usize, members, "the members are gone from the tenant");
         prop_assert_eq!(t.stubs().count(), roots.len());
+        prop_assert_eq!(t.stubs_of(0), roots.len());
 
         // Reads through a stub say which segment; identity needs no fault.
         for (id, s) in segs.iter().enumerate() {
@@ -275,6 +276,7 @@ proptest! {
         }
         let after = observe(&mut t, &holders);
         prop_assert_eq!(t.stubs().count(), 0);
+        prop_assert_eq!(t.stubs_of(0), 0);
         prop_assert_eq!(after, before);
         // Every root is still what the tenant's references name.
         for &r in &roots {
@@ -314,6 +316,7 @@ fn stubs_survive_snapshots_and_refuse_what_they_cannot_be() {
         Err(Error::Swapped { segment: 7, .. })
     ));
     assert_eq!(r.stubs().count(), 1);
+    assert_eq!((r.stubs_of(7), r.stubs_of(8)), (1, 0));
     // A fault handler that leaves the stub is an error, not a hang.
     t.set_fault_handler(Some(FaultHandler::new(|_, _| Ok(()))));
     assert!(matches!(

@@ -64,10 +64,9 @@
 //! - **A fault that fails changes nothing visible.** A missing, damaged or replaced file is
 //!   found before anything is allocated; the stubs stay, the tenant stays usable, and the
 //!   typed reason ([`SwapError`]) is kept for [`Swapper::fault_in`] and
-//!   [`Swapper::explain`] to answer (the tenant's handler signature carries only the
-//!   tenant's own error, so the handler answers [`cowheap_tenants::Error::Swapped`] naming
-//!   the segment, which is still swapped out). A tenant error (a quota, say) is answered as
-//!   it is; what was allocated before it is unreachable and freed by the next collection.
+//!   [`Swapper::explain`] to answer (the handler answers the tenant's
+//!   [`cowheap_tenants::Error::Fault`] naming the segment, which is still swapped out, and
+//!   the reason in words). A tenant error (a quota, say) is answered as it is; what was allocated before it is unreachable and freed by the next collection.
 //! - A segment whose members include a host object's proxy is refused (its host object
 //!   lives in memory only); so is a root that is a stub already.
 //!
@@ -80,7 +79,7 @@
 use crate::error::SegmentError;
 use crate::file;
 use crate::tenant::{self, SegmentState, TenantSegment};
-use cowheap_heap::{TenantId, Value, Word};
+use cowheap_heap::{TenantId, Value};
 use cowheap_tenants::stubs::FaultHandler;
 use cowheap_tenants::{CollectStats, Handle, Tenant};
 use std::collections::{BTreeMap, HashMap};
@@ -457,11 +456,11 @@ impl Swapper {
         self.lock().out.get(&id).map(|o| o.state)
     }
 
-    /// The typed reason behind a tenant error: for [`cowheap_tenants::Error::Swapped`] after
-    /// a fault of that segment failed, why it failed (taken: asked once); otherwise the
-    /// tenant's error as it is.
+    /// The typed reason behind a tenant error: for [`cowheap_tenants::Error::Fault`] of a
+    /// segment whose fault failed, why it failed (taken: asked once); otherwise the tenant's
+    /// error as it is.
     pub fn explain(&self, e: cowheap_tenants::Error) -> SwapError {
-        if let cowheap_tenants::Error::Swapped { segment, .. } = e
+        if let cowheap_tenants::Error::Fault { segment, .. } = e
             && let Some(why) = self.lock().errors.remove(&SegmentId(segment))
         {
             return why;
@@ -653,15 +652,11 @@ impl Swapper {
             }
             Err(SwapError::Tenant(e)) => Err(e),
             Err(e) => {
-                let object = inner
-                    .out
-                    .get(&id)
-                    .and_then(|o| o.roots.first())
-                    .map_or(Word::from_bits(0), |r| r.word());
+                let reason = e.to_string();
                 inner.errors.insert(id, e);
-                Err(cowheap_tenants::Error::Swapped {
+                Err(cowheap_tenants::Error::Fault {
                     segment: id.0,
-                    object,
+                    reason,
                 })
             }
         }

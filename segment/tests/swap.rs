@@ -532,14 +532,14 @@ fn damaged_missing_and_replaced_files_are_typed_errors_and_change_nothing() {
         );
         // A read through the stub, with the handler: the tenant's error, then the reason.
         let r = d.t.with_faults(|t| t.size(d.root));
-        let Err(e @ Error::Swapped { .. }) = r else {
+        let Err(e @ Error::Fault { .. }) = r else {
             panic!("{r:?}")
         };
         assert!(matches!(d.swapper.explain(e), SwapError::Segment(_)));
         // A write through it: the handler is called and its error answered.
         assert!(matches!(
             d.t.set_bytes(d.root, 0, &[]),
-            Err(Error::Swapped { .. })
+            Err(Error::Fault { .. })
         ));
         still_usable(&mut d);
     }

@@ -69,6 +69,15 @@ pub enum Error {
         /// The stub.
         object: Word,
     },
+    /// A fault handler could not bring segment `segment` back; its stubs stand and the tenant
+    /// is as it was. `reason` is the handler's account.
+    #[error("segment {segment} could not be faulted in: {reason}")]
+    Fault {
+        /// The segment's id.
+        segment: u64,
+        /// Why, in the handler's words.
+        reason: String,
+    },
     /// Only a private object that is no host object's proxy can become a root stub.
     #[error("{0:?} is not a private object that can be swapped out")]
     NotSwappable(Word),

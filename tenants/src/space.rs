@@ -324,6 +324,7 @@ impl Writable<'_> {
     /// Turns the object into a root stub of segment `segment` (its body now lives only in
     /// the segment) and answers the size it had.
     pub(crate) fn stub(self, segment: u64) -> ObjectSize {
+        self.space.count_stub(segment, true);
         self.shrink_to(Word::from_bits(segment), STUB)
     }
 
@@ -359,6 +360,8 @@ pub(crate) struct Space {
     forwarders: usize,
     dead_words: usize,
     dead_bytes: usize,
+    /// Root stubs per segment id, made with the first stub (an idle tenant holds none).
+    stubs: Option<Box<rustc_hash::FxHashMap<u64, usize>>>,
 }
 
 impl Space {
@@ -389,6 +392,33 @@ impl Space {
             .filter(|&(_, l)| l & FORWARDER != 0)
             .count();
         Ok(space)
+    }
+
+    /// Counts a stub of `segment` made (`true`) or gone.
+    fn count_stub(&mut self, segment: u64, made: bool) {
+        let counts = self.stubs.get_or_insert_with(Box::default);
+        let n = counts.entry(segment).or_insert(0);
+        if made {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&segment);
+            }
+        }
+    }
+
+    /// How many root stubs segment `segment` has here. Time: O(1).
+    pub(crate) fn stubs_of(&self, segment: u64) -> usize {
+        self.stubs
+            .as_ref()
+            .and_then(|c| c.get(&segment).copied())
+            .unwrap_or(0)
+    }
+
+    /// How many root stubs there are here. Time: O(segments with stubs).
+    pub(crate) fn stub_count(&self) -> usize {
+        self.stubs.as_ref().map_or(0, |c| c.values().sum())
     }
 
     /// True if some entry is a forwarder: a private reference may then need patching.
@@ -466,7 +496,11 @@ impl Space {
     fn append(&mut self, entry: &Entry) -> Result<u32> {
         match entry {
             Entry::Forwarded(t) => self.append_word(*t, FORWARDER),
-            Entry::Stub(segment) => self.append_word(Word::from_bits(*segment), STUB),
+            Entry::Stub(segment) => {
+                let link = self.append_word(Word::from_bits(*segment), STUB)?;
+                self.count_stub(*segment, true);
+                Ok(link)
+            }
             Entry::Object(b) => self.append_object(
                 b.class,
                 b.format,
@@ -712,7 +746,9 @@ impl Space {
         if ls & NOT_OBJECT != STUB || lf & NOT_OBJECT != 0 {
             return Ok(false);
         }
+        let segment = self.words[(ls & !NOT_OBJECT) as usize].get().bits();
         let fwd = self.append_word(Word::private(stub), FORWARDER)?;
+        self.count_stub(segment, false);
         // The stub's word is dead now.
         self.dead_words += 1;
         self.keys.relink(stub.key(), lf);
@@ -729,7 +765,11 @@ impl Space {
     /// Frees the entry `k` names, retires its generation and answers what it was charged.
     pub(crate) fn remove(&mut self, k: PrivateKey) -> Option<u64> {
         let charged = match self.get(k)? {
-            State::Forwarded(_) | State::Stub(_) => FORWARDER_COST,
+            State::Forwarded(_) => FORWARDER_COST,
+            State::Stub(segment) => {
+                self.count_stub(segment, false);
+                FORWARDER_COST
+            }
             State::Object(o) => cost(o.size()),
         };
         let link = self.keys.remove(slab_key(k))?;
@@ -894,6 +934,7 @@ mod tests {
         s.writable(keys[3]).unwrap().forward(Word::from_bits(24));
         s.writable(keys[4]).unwrap().stub(5);
         assert!(s.object(keys[4]).is_none());
+        assert_eq!((s.stubs_of(5), s.stub_count()), (1, 1));
         assert!(s.has_forwarders());
         assert!(s.writable(keys[3]).is_none());
         assert!(!s.swap(keys[3], keys[4]));
@@ -907,6 +948,9 @@ mod tests {
         assert!(s.words.len() < held, "compacted");
         assert_eq!(observe(&s), before);
         assert_eq!(s.object(keys[6]).unwrap().bytes()[5], 42);
+        assert_eq!(s.stubs_of(5), 1);
+        assert_eq!(s.remove(keys[4]), Some(FORWARDER_COST));
+        assert_eq!(s.stub_count(), 0);
         // Keys freed before compaction stay refused; new ones take their indices.
         let k = s.insert(body(&[8], &[], 7)).unwrap();
         assert!(s.get(keys[21]).is_none());
@@ -928,6 +972,7 @@ mod tests {
         assert!(s.has_forwarders());
         assert_eq!(s.len(), 3);
         assert!(matches!(s.get(s.key_of(3).unwrap()), Some(State::Stub(77))));
+        assert_eq!(s.stubs_of(77), 1);
         assert!(s.object(s.key_of(3).unwrap()).is_none());
         assert_eq!(s.gens().collect::<Vec<_>>(), [0, 1, 2, 3]);
         let k = s.key_of(2).unwrap();

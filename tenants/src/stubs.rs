@@ -77,8 +77,8 @@ impl Tenant {
     ///
     /// # Errors
     /// [`Error::NotSwappable`] unless `root` leads to a live private object that is no host
-    /// object's proxy; [`Error::Swapped`] if it is a stub already; as [`Tenant::locate`].
-    /// Nothing changes on error.
+    /// object's proxy; [`Error::Swapped`] if it is a stub already; as [`Tenant::slot`] for a
+    /// reference that leads nowhere. Nothing changes on error.
     pub fn stub(&mut self, root: Value, segment: u64) -> Result<()> {
         let Loc::Private(k) = self.locate(root)? else {
             return Err(Error::NotSwappable(root.word()));
@@ -109,7 +109,7 @@ impl Tenant {
     ///
     /// # Errors
     /// [`Error::NotSwappable`] unless `stub` is a root stub and `from` a live private object
-    /// (no host object's proxy); [`Error::OutOfMemory`]; as [`Tenant::locate`]. Nothing
+    /// (no host object's proxy); [`Error::OutOfMemory`]; as [`Tenant::slot`] for a reference that leads nowhere. Nothing
     /// changes on error.
     pub fn fill_stub(&mut self, stub: Value, from: Value) -> Result<()> {
         let (Loc::Private(ks), Loc::Private(kf)) = (self.locate(stub)?, self.locate(from)?) else {
@@ -132,7 +132,7 @@ impl Tenant {
     /// The segment `v` is a root stub of, if it is one. Time: O(1).
     ///
     /// # Errors
-    /// As [`Tenant::locate`].
+    /// As [`Tenant::slot`] for a reference that leads nowhere.
     pub fn stub_segment(&self, v: Value) -> Result<Option<u64>> {
         Ok(match self.locate(v)? {
             Loc::Private(k) => match self.space.get(k) {
@@ -141,6 +141,11 @@ impl Tenant {
             },
             Loc::Base(_) => None,
         })
+    }
+
+    /// How many root stubs segment `segment` has in this tenant. Time: O(1).
+    pub fn stubs_of(&self, segment: u64) -> usize {
+        self.space.stubs_of(segment)
     }
 
     /// Every root stub with its segment, in key order. Time: O(private keys ever used).
@@ -163,7 +168,8 @@ impl Tenant {
         self.cold.as_ref().is_some_and(|c| c.fault.is_some())
     }
 
-    /// Brings segment `segment` back through the fault handler. Time: the handler's.
+    /// Brings segment `segment` back through the fault handler. Time: the handler's, and
+    /// O(1) besides.
     ///
     /// # Errors
     /// [`Error::Swapped`] if the tenant has no handler; the handler's error; and
@@ -183,13 +189,18 @@ impl Tenant {
             c.fault = Some(handler);
         }
         done?;
-        match self.stubs().find(|&(_, s)| s == segment) {
-            Some((left, _)) => Err(Error::Swapped {
-                segment,
-                object: left.word(),
-            }),
-            None => Ok(()),
+        if self.space.stubs_of(segment) == 0 {
+            return Ok(());
         }
+        // The handler left a stub: name one (a walk of the keys, on this error only).
+        let left = self
+            .stubs()
+            .find(|&(_, s)| s == segment)
+            .map_or(Word::from_bits(0), |(v, _)| v.word());
+        Err(Error::Swapped {
+            segment,
+            object: left,
+        })
     }
 
     /// Runs `f`, and while it fails with [`Error::Swapped`] and the tenant has a fault
@@ -201,7 +212,7 @@ impl Tenant {
     /// # Errors
     /// `f`'s error, or [`Tenant::fault_in`]'s.
     pub fn with_faults<T>(&mut self, mut f: impl FnMut(&mut Tenant) -> Result<T>) -> Result<T> {
-        let mut left = self.stubs().count();
+        let mut left = self.space.stub_count();
         loop {
             match f(self) {
                 Err(Error::Swapped { segment, .. }) if left > 0 && self.has_fault_handler() => {
