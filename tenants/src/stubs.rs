@@ -109,8 +109,8 @@ impl Tenant {
     ///
     /// # Errors
     /// [`Error::NotSwappable`] unless `stub` is a root stub and `from` a live private object
-    /// (no host object's proxy); [`Error::OutOfMemory`]; as [`Tenant::slot`] for a reference that leads nowhere. Nothing
-    /// changes on error.
+    /// (no host object's proxy); [`Error::OutOfMemory`]; as [`Tenant::slot`] for a reference
+    /// that leads nowhere. Nothing changes on error.
     pub fn fill_stub(&mut self, stub: Value, from: Value) -> Result<()> {
         let (Loc::Private(ks), Loc::Private(kf)) = (self.locate(stub)?, self.locate(from)?) else {
             return Err(Error::NotSwappable(from.word()));
