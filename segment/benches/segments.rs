@@ -212,8 +212,8 @@ fn swap(c: &mut Criterion) {
             })
             .collect();
         times.sort();
-        // What of it is the tenant's scan of its keys for stubs (`Tenant::with_faults` counts
-        // the stubs, `Tenant::fault_in` looks for one left): O(private keys), not O(segment).
+        // Beside it, one scan of the tenant's stubs (O(private keys)), which the first touch
+        // no longer makes: the tenant counts its stubs per segment.
         let s = Swapper::new(MemStore::new());
         let (t, _) = swapped(n, 100_000, &s);
         let start = std::time::Instant::now();
