@@ -47,6 +47,36 @@ struct CacheEntry {
     header: MethodHeader,
     /// The selector is one of the error sends [`Vm::trap`] watches for.
     trap: bool,
+    /// The class is MethodContext or BlockContext: the method runs on a context, which it
+    /// may read or write (see [`Vm::hand_over_callers`]).
+    context: bool,
+}
+
+/// What [`Vm::activate`] makes a context for.
+#[derive(Clone, Copy)]
+pub(crate) enum Activation {
+    /// A method sent a message; `on_context` when its receiver is a context, which it may
+    /// read or write: then its caller's registers are not kept.
+    Method { on_context: bool },
+    /// A BlockClosure's `value...`: the closure, its start pc and its number of copied
+    /// values; `on_context` when its receiver is a context.
+    Closure {
+        closure: Value,
+        start: usize,
+        copied: usize,
+        on_context: bool,
+    },
+}
+
+/// What a lookup found: the method, its header, and the flags of its cache entry.
+#[derive(Clone, Copy)]
+pub(crate) struct Found {
+    pub(crate) method: Value,
+    pub(crate) header: MethodHeader,
+    /// The selector is one of the error sends [`Vm::trap`] watches for.
+    pub(crate) trap: bool,
+    /// The receiver's class is MethodContext or BlockContext.
+    pub(crate) context: bool,
 }
 
 /// The registers of a suspended caller, kept so that returning to it need not read its
@@ -65,6 +95,9 @@ struct Saved {
     receiver: Value,
     temps: Value,
     temps_here: bool,
+    /// The kept caller whose registers hold `temps` (a BlockContext's home), by index in
+    /// [`Vm::frames`]: its temporaries are read and written there.
+    temps_frame: Option<usize>,
     pc: usize,
     pc_base: usize,
     literals: usize,
@@ -148,6 +181,10 @@ pub struct Vm {
     /// The temporaries live in the active context (and so in `stack`), not in a
     /// BlockContext's home.
     temps_here: bool,
+    /// The home of the active BlockContext is a kept caller, this one in `frames`: its
+    /// temporaries are read and written in its kept registers, not in its context (which
+    /// may be behind them).
+    temps_frame: Option<usize>,
     /// The active method's bytecodes.
     code: Arc<[u8]>,
     /// Bytecodes of the methods run, by method word; emptied whenever a method's bytes may
@@ -165,9 +202,13 @@ pub struct Vm {
     unallocated: bool,
     /// The callers' registers, innermost last (see [`Saved`]).
     frames: Vec<Saved>,
-    /// Callers' registers are kept: no context of this run has been handed to the image
-    /// (`thisContext`, a closure's outer context, `cannotReturn:`), so none can have been
-    /// written but by the interpreter.
+    /// Callers' registers are kept. Contexts the image is given (`thisContext`, a block's
+    /// home, a closure's outer context) do not turn this off: the image reads and writes
+    /// a context only by running a method or primitive on it, and every such send writes
+    /// the kept callers into their contexts and forgets them first
+    /// ([`Vm::hand_over_callers`]). What hands the image contexts by other ways (a process
+    /// switch, `someObject`, `cannotReturn:`, an unwind) turns it off for the rest of the
+    /// run.
     frames_on: bool,
     /// Emptied stacks for reuse.
     pool: Vec<Vec<Value>>,
@@ -264,6 +305,7 @@ impl Vm {
             dirty: 0,
             cap: 0,
             temps_here: false,
+            temps_frame: None,
             scratch: Vec::with_capacity(16),
             fresh: false,
             fresh_sender: nil,
@@ -502,6 +544,11 @@ impl Vm {
                 .into())
             };
         }
+        if let Some(k) = self.temps_frame
+            && let Some(&v) = self.frames.get(k).and_then(|f| f.stack.get(i))
+        {
+            return Ok(v);
+        }
         m.slot(self.temps, ctx::TEMPS + i)
     }
 
@@ -512,6 +559,15 @@ impl Vm {
         {
             *t = v;
             self.dirty = self.dirty.min(i);
+            return Ok(());
+        }
+        if let Some(k) = self.temps_frame
+            && let Some(f) = self.frames.get_mut(k)
+            && let Some(t) = f.stack.get_mut(i)
+        {
+            *t = v;
+            f.dirty = f.dirty.min(i);
+            f.stale = true;
             return Ok(());
         }
         self.materialize(m)?;
@@ -676,6 +732,7 @@ impl Vm {
             return Ok(());
         }
         self.write_frames(m)?;
+        self.temps_frame = None;
         for f in self.frames.drain(..) {
             if self.pool.len() < 64 {
                 let mut v = f.stack;
@@ -694,12 +751,33 @@ impl Vm {
         self.drop_frames(m)
     }
 
+    /// The image is about to read or write a context (a method or primitive runs on one,
+    /// or one is copied from): the active context's registers and the kept callers' go into
+    /// their contexts, and the callers are forgotten, so every return to them reads them
+    /// back. Keeping goes on for the callers of later sends: those are contexts made or
+    /// resumed after this point, which the image can reach only through another send of
+    /// this kind (a method's receiver does not change while it runs).
+    #[cold]
+    pub(crate) fn hand_over_callers<M: ObjectMemory>(&mut self, m: &mut M) -> MemResult<()> {
+        self.store_registers(m)?;
+        self.drop_frames(m)
+    }
+
+    /// The index in `frames` of the kept caller whose context is `c`, if any. Time:
+    /// O(frames above it).
+    fn frame_of(&self, c: Value) -> Option<usize> {
+        self.frames
+            .iter()
+            .rposition(|f| f.active.word() == c.word())
+    }
+
     /// An empty cached frame of `cap` fields (for a new bottom context).
     pub(crate) fn reset_frame(&mut self, cap: usize) {
         self.stack.clear();
         self.dirty = 0;
         self.cap = cap;
         self.temps_here = false;
+        self.temps_frame = None;
     }
 
     /// Reads the active context's fields in use into the cache.
@@ -749,6 +827,11 @@ impl Vm {
             .and_then(|s| usize::try_from(s).ok())
             .ok_or_else(|| corrupt("a context whose stack pointer is not an integer"))?;
         self.temps_here = self.same(m, temps, c)?;
+        self.temps_frame = if self.temps_here {
+            None
+        } else {
+            self.frame_of(temps)
+        };
         self.load_stack(m, stackp)
     }
 
@@ -964,7 +1047,7 @@ impl Vm {
                 self.push(m, v)?;
             }
             Op::PushThisContext => {
-                self.expose(m)?;
+                // The image may look at it only by sends to it (see `frames_on`).
                 self.store_registers(m)?;
                 self.push(m, self.active)?;
             }
@@ -1073,7 +1156,7 @@ impl Vm {
                 bytes: 0,
             },
         )?;
-        self.expose(m)?;
+        // The image may look at the outer context only by sends to it (see `frames_on`).
         self.materialize(m)?;
         m.set_slot(c, closure::OUTER, self.active)?;
         let start = (self.pc + self.pc_base) as i64;
@@ -1149,13 +1232,18 @@ impl Vm {
         m: &M,
         class: Value,
         selector: Value,
-    ) -> Result<Option<(Value, MethodHeader, bool)>> {
+    ) -> Result<Option<Found>> {
         let slot = cache_slot(class.word(), selector.word());
         if let Some(e) = &self.cache[slot]
             && e.class == class.word()
             && e.selector.word() == selector.word()
         {
-            return Ok(Some((e.method, e.header, e.trap)));
+            return Ok(Some(Found {
+                method: e.method,
+                header: e.header,
+                trap: e.trap,
+                context: e.context,
+            }));
         }
         self.stats.cache_misses += 1;
         let mut c = class;
@@ -1169,14 +1257,21 @@ impl Vm {
             if let Some(method) = self.dict_lookup(m, dict, selector)? {
                 let header = self.header(m, method)?;
                 let trap = self.is_trap_selector(m, selector)?;
+                let context = self.is_context_class(m, class)?;
                 self.cache[slot] = Some(CacheEntry {
                     class: class.word(),
                     selector,
                     method,
                     header,
                     trap,
+                    context,
                 });
-                return Ok(Some((method, header, trap)));
+                return Ok(Some(Found {
+                    method,
+                    header,
+                    trap,
+                    context,
+                }));
             }
             c = m.slot(c, 0)?;
         }
@@ -1322,7 +1417,7 @@ impl Vm {
         args: usize,
     ) -> Result<Flow> {
         match self.lookup(m, class, selector)? {
-            Some((method, h, trap)) => self.execute(m, method, h, selector, args, trap),
+            Some(f) => self.execute(m, f, selector, args),
             None => self.not_understood(m, rcvr, class, selector, args),
         }
     }
@@ -1340,10 +1435,10 @@ impl Vm {
         if self.same(m, selector, dnu)? {
             return Err(self.dnu_error(m, rcvr, selector));
         }
-        let Some((method, h, trap)) = self.lookup(m, class, dnu)? else {
+        let Some(found) = self.lookup(m, class, dnu)? else {
             return Err(self.dnu_error(m, rcvr, selector));
         };
-        if self.is_default_handler(m, method, class)? && !self.has_handler(m)? {
+        if self.is_default_handler(m, found.method, class)? && !self.has_handler(m)? {
             return Err(self.dnu_error(m, rcvr, selector));
         }
         // Replace the arguments by a Message.
@@ -1370,7 +1465,7 @@ impl Vm {
         }
         self.drop_n(args);
         self.push(m, msg)?;
-        self.execute(m, method, h, dnu, 1, trap)
+        self.execute(m, found, dnu, 1)
     }
 
     #[cold]
@@ -1455,23 +1550,35 @@ impl Vm {
         Ok(false)
     }
 
-    /// Runs `method` for the receiver and `args` arguments on the stack: its primitive, and
-    /// if there is none or it fails, a new context. `trap` tells that `selector` is one of
-    /// the error sends [`Vm::trap`] watches for (the method cache keeps the answer).
+    /// Runs `found.method` for the receiver and `args` arguments on the stack: its
+    /// primitive, and if there is none or it fails, a new context. `found.trap` tells that
+    /// `selector` is one of the error sends [`Vm::trap`] watches for, `found.context` that
+    /// the receiver is a context (the method cache keeps both answers).
     pub(crate) fn execute<M: ObjectMemory>(
         &mut self,
         m: &mut M,
-        method: Value,
-        h: MethodHeader,
+        found: Found,
         selector: Value,
         args: usize,
-        trap: bool,
     ) -> Result<Flow> {
-        if h.primitive != 0
-            && let Some(flow) = self.primitive(m, h.primitive, method, selector, args)?
-        {
-            self.stats.primitives += 1;
-            return Ok(flow);
+        let Found {
+            method,
+            header: h,
+            trap,
+            context,
+        } = found;
+        if h.primitive != 0 {
+            // Run on a context, a primitive reads or writes its fields, except `blockCopy:`
+            // and a BlockContext's `value...` (80-82), which touch only fields the
+            // interpreter never keeps back (home, argument count, start, and a caller that
+            // is nil while the block is not running).
+            if context && !matches!(h.primitive, 80..=82) {
+                self.hand_over_callers(m)?;
+            }
+            if let Some(flow) = self.primitive(m, h.primitive, method, selector, args)? {
+                self.stats.primitives += 1;
+                return Ok(flow);
+            }
         }
         if h.args != args {
             return Err(corrupt("a method run with the wrong number of arguments"));
@@ -1479,8 +1586,26 @@ impl Vm {
         if trap {
             self.trap(m, method, selector, args)?;
         }
+        if context {
+            self.hand_over_callers(m)?;
+        }
         let rcvr = self.peek(m, args)?;
-        self.activate(m, method, h, rcvr, args, None)
+        self.activate(
+            m,
+            method,
+            h,
+            rcvr,
+            args,
+            Activation::Method {
+                on_context: context,
+            },
+        )
+    }
+
+    /// True if `class` is MethodContext or BlockContext.
+    fn is_context_class<M: ObjectMemory>(&self, m: &M, class: Value) -> Result<bool> {
+        Ok(self.same(m, class, self.sp.method_context)?
+            || self.same(m, class, self.sp.block_context)?)
     }
 
     /// True if `selector` is one of the error sends [`Vm::trap`] watches for: `error:`,
@@ -1531,8 +1656,8 @@ impl Vm {
     }
 
     /// A new context for `method` running for `rcvr`, with `args` arguments and the
-    /// receiver (or closure) under them taken off the stack; for a closure, `closure` gives
-    /// it, its start pc and its number of copied values.
+    /// receiver (or closure) under them taken off the stack; `kind` tells a method's
+    /// activation from a closure's.
     pub(crate) fn activate<M: ObjectMemory>(
         &mut self,
         m: &mut M,
@@ -1540,7 +1665,7 @@ impl Vm {
         h: MethodHeader,
         rcvr: Value,
         args: usize,
-        closure: Option<(Value, usize, usize)>,
+        kind: Activation,
     ) -> Result<Flow> {
         self.enter(m)?;
         let frame = h.frame().max(h.temps + 1);
@@ -1556,7 +1681,16 @@ impl Vm {
         // A caller whose registers are kept is made (the callee names it as its sender), but
         // its stack, pc and stack pointer stay in the kept registers until something could
         // look at them (see `Saved`); any other caller's go into its context now.
-        let keep = self.frames_on && !self.is_bottom(self.active);
+        // (A method run on a context may read its caller: that caller is not kept.)
+        let keep_caller = !matches!(
+            kind,
+            Activation::Method { on_context: true }
+                | Activation::Closure {
+                    on_context: true,
+                    ..
+                }
+        );
+        let keep = keep_caller && self.frames_on && !self.is_bottom(self.active);
         if keep {
             self.materialize(m)?;
         } else {
@@ -1571,6 +1705,7 @@ impl Vm {
             receiver: self.receiver,
             temps: self.temps,
             temps_here: self.temps_here,
+            temps_frame: self.temps_frame,
             pc: self.pc,
             pc_base: self.pc_base,
             literals: self.literals,
@@ -1581,12 +1716,17 @@ impl Vm {
         });
         // A method's context is made when first looked at; a block's now, to hold its
         // closure.
-        let (c, pc) = match closure {
-            None => {
+        let (c, pc) = match kind {
+            Activation::Method { .. } => {
                 frame_values.resize(h.temps.max(args), self.sp.nil);
                 (None, h.initial_pc())
             }
-            Some((blk, start, copied)) => {
+            Activation::Closure {
+                closure: blk,
+                start,
+                copied,
+                ..
+            } => {
                 let size = ObjectSize {
                     slots: ctx::TEMPS + frame,
                     bytes: 0,
@@ -1613,6 +1753,7 @@ impl Vm {
         self.receiver = rcvr;
         self.temps = c;
         self.temps_here = true;
+        self.temps_frame = None;
         self.literals = h.literals;
         self.pc_base = h.initial_pc();
         self.pc = pc
@@ -1632,6 +1773,44 @@ impl Vm {
         self.dirty = 0;
         self.maybe_collect(m)?;
         Ok(Flow::Go)
+    }
+
+    /// Makes BlockContext `block` active (its arguments, stack pointer and pc already in
+    /// it), called from the active context, whose registers are kept as a send keeps them;
+    /// the block's home, when it is a kept caller, has its temporaries read and written in
+    /// its kept registers.
+    pub(crate) fn enter_block<M: ObjectMemory>(&mut self, m: &mut M, block: Value) -> Result<()> {
+        // A block whose receiver is a context (made in a method run on one, and outliving
+        // it) reads that context's fields: as a send to it would, it hands the callers over.
+        let home = m.slot(block, ctx::HOME)?;
+        let on_context = self.is_context(m, m.slot(home, ctx::RECEIVER)?)?;
+        if on_context {
+            self.hand_over_callers(m)?;
+        }
+        if self.frames_on && !on_context && !self.is_bottom(self.active) {
+            self.materialize(m)?;
+            let stack = std::mem::replace(&mut self.stack, self.pool.pop().unwrap_or_default());
+            self.frames.push(Saved {
+                active: self.active,
+                method: self.method,
+                code: self.code.clone(),
+                receiver: self.receiver,
+                temps: self.temps,
+                temps_here: self.temps_here,
+                temps_frame: self.temps_frame,
+                pc: self.pc,
+                pc_base: self.pc_base,
+                literals: self.literals,
+                cap: self.cap,
+                stack,
+                dirty: self.dirty,
+                stale: true,
+            });
+        } else {
+            self.store_registers(m)?;
+        }
+        m.set_slot(block, ctx::SENDER, self.active)?;
+        self.load_context(m, block)
     }
 
     /// Collects the memory's garbage once private bytes pass the threshold, with the
@@ -1847,6 +2026,7 @@ impl Vm {
             self.receiver = f.receiver;
             self.temps = f.temps;
             self.temps_here = f.temps_here;
+            self.temps_frame = f.temps_frame;
             self.pc = f.pc;
             self.pc_base = f.pc_base;
             self.literals = f.literals;

@@ -305,7 +305,9 @@ impl Vm {
         args: usize,
     ) -> Prim {
         let _ = (method, selector);
-        if !matches!(index, 1..=64 | 70 | 71 | 75 | 110 | 111 | 256..) {
+        // (A BlockContext's `value...`, 81-82, writes the caller's registers only if it
+        // does not keep them.)
+        if !matches!(index, 1..=64 | 70 | 71 | 75 | 81 | 82 | 110 | 111 | 256..) {
             self.store_registers(m)?;
         }
         match index {
@@ -631,7 +633,14 @@ impl Vm {
                     self.push(m, v)?;
                 }
                 let nil = self.sp.nil;
-                self.execute(m, method, h, nil, h.args, false).map(Some)
+                let rcvr = self.peek(m, h.args)?;
+                let found = crate::interp::Found {
+                    method,
+                    header: h,
+                    trap: false,
+                    context: self.is_context(m, rcvr)?,
+                };
+                self.execute(m, found, nil, h.args).map(Some)
             }
             201..=206 => self.closure_value(m, index, args),
             210 => {
@@ -695,6 +704,9 @@ impl Vm {
 
     /// True if `v` is a MethodContext or a BlockContext.
     pub(crate) fn is_context<M: ObjectMemory>(&self, m: &M, v: Value) -> Result<bool> {
+        if !v.is_object() {
+            return Ok(false);
+        }
         let c = m.class_of(v)?;
         Ok(self.same(m, c, self.sp.method_context)? || self.same(m, c, self.sp.block_context)?)
     }
@@ -826,6 +838,11 @@ impl Vm {
         let dst = self.peek(m, 4)?;
         let (start, stop) = (self.arg_int(m, 3)?, self.arg_int(m, 2)?);
         let src = self.peek(m, 1)?;
+        // A context read as the source (the receiver's send has handed over the callers
+        // when the destination is one).
+        if src.is_object() && m.format(src)? == Format::Pointers && self.is_context(m, src)? {
+            self.hand_over_callers(m)?;
+        }
         let from = self.arg_int(m, 0)?;
         let (Some(start), Some(stop), Some(from)) = (start, stop, from) else {
             return FAIL;
@@ -948,6 +965,10 @@ impl Vm {
         if nargs != Some(values.len() as i64) || values.len() + ctx::TEMPS > m.size(block)?.slots {
             return FAIL;
         }
+        // A block that is running (its caller set) is not entered again, as in a Squeak VM.
+        if !self.is_nil(m, m.slot(block, ctx::SENDER)?)? {
+            return FAIL;
+        }
         let start = m.slot(block, ctx::BLOCK_START)?;
         self.enter(m)?;
         for (i, v) in values.iter().enumerate() {
@@ -956,9 +977,7 @@ impl Vm {
         m.set_slot(block, ctx::STACKP, Value::int(values.len() as i64))?;
         m.set_slot(block, ctx::PC, start)?;
         self.drop_n(args + 1);
-        self.store_registers(m)?;
-        m.set_slot(block, ctx::SENDER, self.active)?;
-        self.load_context(m, block)?;
+        self.enter_block(m, block)?;
         Ok(Some(Flow::Go))
     }
 
@@ -1000,8 +1019,19 @@ impl Vm {
             .and_then(|s| usize::try_from(s).ok())
             .ok_or_else(|| crate::interp::corrupt("a closure without a start pc"))?;
         let copied = m.size(blk)?.slots - closure::COPIED;
-        self.activate(m, method, h, rcvr, n, Some((blk, start, copied)))
-            .map(Some)
+        // A closure whose receiver is a context reads that context's fields: as a send to it
+        // would, it hands the callers over (see `Vm::hand_over_callers`).
+        let on_context = self.is_context(m, rcvr)?;
+        if on_context {
+            self.hand_over_callers(m)?;
+        }
+        let kind = crate::interp::Activation::Closure {
+            closure: blk,
+            start,
+            copied,
+            on_context,
+        };
+        self.activate(m, method, h, rcvr, n, kind).map(Some)
     }
 
     fn prim_perform<M: ObjectMemory>(&mut self, m: &mut M, args: usize) -> Prim {
@@ -1012,8 +1042,8 @@ impl Vm {
         let rcvr = self.peek(m, args)?;
         let n = args - 1;
         let class = m.class_of(rcvr)?;
-        if let Some((_, h, _)) = self.lookup(m, class, sel)?
-            && h.args != n
+        if let Some(f) = self.lookup(m, class, sel)?
+            && f.header.args != n
         {
             return FAIL;
         }
@@ -1038,12 +1068,15 @@ impl Vm {
         let vals = (0..m.size(array)?.slots)
             .map(|i| m.slot(array, i))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        // The lookup starts above the receiver's class, whose cache entry would tell that
+        // the receiver is a context: ask.
+        let on_context = class.is_some() && self.is_context(m, rcvr)?;
         let class = match class {
             Some(c) => c,
             None => m.class_of(rcvr)?,
         };
-        if let Some((_, h, _)) = self.lookup(m, class, sel)?
-            && h.args != vals.len()
+        if let Some(f) = self.lookup(m, class, sel)?
+            && f.header.args != vals.len()
         {
             return FAIL;
         }
@@ -1052,6 +1085,10 @@ impl Vm {
             self.push(m, *v)?;
         }
         self.stats.sends += 1;
+        if on_context && let Some(mut found) = self.lookup(m, class, sel)? {
+            found.context = true;
+            return self.execute(m, found, sel, vals.len()).map(Some);
+        }
         self.send_to_class(m, rcvr, class, sel, vals.len())
             .map(Some)
     }

@@ -79,7 +79,7 @@ fn selective_flushes_forget_one_selector_or_one_method_and_keep_the_rest() {
     let int = m.class_of(Value::int(1)).unwrap();
     let plus = symbols.get("+").unwrap();
     let printstring = symbols.get("printString").unwrap();
-    let (m_plus, _, _) = vm.lookup(&m, int, plus).unwrap().unwrap();
+    let m_plus = vm.lookup(&m, int, plus).unwrap().unwrap().method;
     vm.lookup(&m, int, printstring).unwrap().unwrap();
     let misses = vm.stats.cache_misses;
     vm.lookup(&m, int, plus).unwrap();
