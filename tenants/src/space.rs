@@ -606,11 +606,9 @@ impl Space {
         self.reserve_keys(1)?;
         let forwarder = usize::from(matches!(entry, Entry::Forwarded(_)));
         let link = self.append(&entry)?;
-        let k = self.keys.insert(link).map_err(|_| Error::KeysExhausted {
-            what: "private objects",
-        })?;
+        let k = self.key_for(link)?;
         self.forwarders += forwarder;
-        Ok(private_key(k))
+        Ok(k)
     }
 
     /// Inserts a new object of `size`, its slots `init` and its bytes zero, then filled by
@@ -629,10 +627,7 @@ impl Space {
     ) -> Result<PrivateKey> {
         self.reserve_keys(1)?;
         let link = self.append_object(class, format, hash, size, init, fill)?;
-        let k = self.keys.insert(link).map_err(|_| Error::KeysExhausted {
-            what: "private objects",
-        })?;
-        Ok(private_key(k))
+        self.key_for(link)
     }
 
     /// Inserts a copy of a base object (checked by [`check_copyable`]) and returns its key:
@@ -651,10 +646,17 @@ impl Space {
             view.slots.iter().copied(),
             view.bytes,
         )?;
-        let k = self.keys.insert(link).map_err(|_| Error::KeysExhausted {
-            what: "private objects",
-        })?;
-        Ok(private_key(k))
+        self.key_for(link)
+    }
+
+    /// A new key for the block at `link` (the caller has reserved a key).
+    fn key_for(&mut self, link: u32) -> Result<PrivateKey> {
+        self.keys
+            .insert(link)
+            .map(private_key)
+            .map_err(|_| Error::KeysExhausted {
+                what: "private objects",
+            })
     }
 
     /// [`Error::KeysExhausted`] unless `n` more entries can be inserted; then no `insert`
