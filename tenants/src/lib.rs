@@ -45,4 +45,4 @@ pub use registry::{Registry, par_each};
 pub use roots::Handle;
 pub use snapshot::RestoreError;
 pub use stats::{CollectStats, TenantStats};
-pub use tenant::{Tenant, TenantConfig};
+pub use tenant::{Header, Tenant, TenantConfig};

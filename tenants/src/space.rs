@@ -292,6 +292,17 @@ impl Writable<'_> {
         }
     }
 
+    /// Slots `start..start + n`, to write, if all in range.
+    #[inline]
+    pub(crate) fn slots_mut(&mut self, start: usize, n: usize) -> Option<&mut [Cell<Word>]> {
+        let end = start.checked_add(n)?;
+        if end > self.slot_count() {
+            return None;
+        }
+        let from = self.at + HEADER_WORDS;
+        self.space.words.get_mut(from + start..from + end)
+    }
+
     /// Sets the class.
     pub(crate) fn set_class(&mut self, class: Word) {
         self.space.words[self.at].set(class);

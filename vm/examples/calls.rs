@@ -8,7 +8,7 @@
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
-use cowheap_tenants::Tenant;
+use cowheap_tenants::{Header, Tenant};
 use cowheap_vm::{MemResult, ObjectMemory, Symbols, Vm};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -45,6 +45,10 @@ impl<M: ObjectMemory> ObjectMemory for Counting<M> {
         self.note("set_slot", obj);
         self.inner.set_slot(obj, i, v)
     }
+    fn set_slots(&mut self, obj: Value, start: usize, values: &[Value]) -> MemResult<()> {
+        self.note("set_slots", obj);
+        self.inner.set_slots(obj, start, values)
+    }
     fn bytes(&self, obj: Value) -> MemResult<&[u8]> {
         self.note("bytes", obj);
         self.inner.bytes(obj)
@@ -60,6 +64,10 @@ impl<M: ObjectMemory> ObjectMemory for Counting<M> {
     fn format(&self, obj: Value) -> MemResult<Format> {
         self.note("format", obj);
         self.inner.format(obj)
+    }
+    fn header(&self, obj: Value) -> MemResult<Header> {
+        self.note("header", obj);
+        self.inner.header(obj)
     }
     fn alloc(&mut self, class: Value, format: Format, size: ObjectSize) -> MemResult<Value> {
         self.note("alloc", class);

@@ -12,6 +12,7 @@
 
 use crate::memory::{MemResult, ObjectMemory};
 use cowheap_heap::{BaseHeap, Error as HeapError, Format, ObjectIndex, ObjectSize, Value, Word};
+use cowheap_tenants::Header;
 use std::collections::HashMap;
 
 /// One object of a [`FlatHeap`].
@@ -225,6 +226,33 @@ impl ObjectMemory for FlatHeap {
     }
 
     #[inline(always)]
+    fn set_slots(&mut self, obj: Value, start: usize, values: &[Value]) -> MemResult<()> {
+        for &v in values {
+            let w = v.word();
+            if w.is_private() {
+                return Err(HeapError::PrivateInBase(w).into());
+            }
+            if w.is_ref() {
+                self.index(v)?;
+            }
+        }
+        let o = self.obj_mut(obj)?;
+        let len = o.slots.len();
+        match start
+            .checked_add(values.len())
+            .and_then(|end| o.slots.get_mut(start..end))
+        {
+            Some(s) => {
+                for (d, v) in s.iter_mut().zip(values) {
+                    *d = v.word();
+                }
+                Ok(())
+            }
+            None => Err(o.format.slot_error(start.max(len), len).into()),
+        }
+    }
+
+    #[inline(always)]
     fn bytes(&self, obj: Value) -> MemResult<&[u8]> {
         Ok(&self.obj(obj)?.bytes)
     }
@@ -256,6 +284,19 @@ impl ObjectMemory for FlatHeap {
     #[inline(always)]
     fn format(&self, obj: Value) -> MemResult<Format> {
         Ok(self.obj(obj)?.format)
+    }
+
+    #[inline(always)]
+    fn header(&self, obj: Value) -> MemResult<Header> {
+        let o = self.obj(obj)?;
+        Ok(Header {
+            class: Value::shared(o.class),
+            format: o.format,
+            size: ObjectSize {
+                slots: o.slots.len(),
+                bytes: o.bytes.len(),
+            },
+        })
     }
 
     fn alloc(&mut self, class: Value, format: Format, size: ObjectSize) -> MemResult<Value> {

@@ -672,15 +672,21 @@ impl Vm {
     pub(crate) fn store_registers<M: ObjectMemory>(&mut self, m: &mut M) -> MemResult<()> {
         self.materialize(m)?;
         let n = self.stack.len();
-        for i in self.dirty..n {
-            m.set_slot(self.active, ctx::TEMPS + i, self.stack[i])?;
+        if self.dirty < n {
+            m.set_slots(
+                self.active,
+                ctx::TEMPS + self.dirty,
+                &self.stack[self.dirty..n],
+            )?;
         }
         self.dirty = n;
-        if !self.is_bottom(self.active) {
-            let pc = (self.pc + self.pc_base) as i64;
-            m.set_slot(self.active, ctx::PC, Value::int(pc))?;
+        let stackp = Value::int(n as i64);
+        if self.is_bottom(self.active) {
+            m.set_slot(self.active, ctx::STACKP, stackp)
+        } else {
+            let pc = Value::int((self.pc + self.pc_base) as i64);
+            m.set_slots(self.active, ctx::PC, &[pc, stackp])
         }
-        m.set_slot(self.active, ctx::STACKP, Value::int(n as i64))
     }
 
     /// Forgets a fresh context left by a run that stopped with an error (the stop wrote
@@ -711,13 +717,12 @@ impl Vm {
                 continue;
             }
             let n = f.stack.len();
-            for i in f.dirty..n {
-                m.set_slot(f.active, ctx::TEMPS + i, f.stack[i])?;
+            if f.dirty < n {
+                m.set_slots(f.active, ctx::TEMPS + f.dirty, &f.stack[f.dirty..n])?;
             }
             // A kept caller is never the bottom context: it has a pc.
-            let pc = (f.pc + f.pc_base) as i64;
-            m.set_slot(f.active, ctx::PC, Value::int(pc))?;
-            m.set_slot(f.active, ctx::STACKP, Value::int(n as i64))?;
+            let pc = Value::int((f.pc + f.pc_base) as i64);
+            m.set_slots(f.active, ctx::PC, &[pc, Value::int(n as i64)])?;
             f.dirty = n;
             f.stale = false;
         }

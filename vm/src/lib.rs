@@ -71,6 +71,7 @@ mod process;
 pub mod run;
 pub mod synth;
 
+pub use cowheap_tenants::Header;
 pub use entry::Symbols;
 pub use error::{CallChain, Result, VmError};
 pub use flat::FlatHeap;

@@ -8,7 +8,7 @@
 //! bytecode.
 
 use cowheap_heap::{Format, ObjectIndex, ObjectSize, Value, Word};
-use cowheap_tenants::Tenant;
+use cowheap_tenants::{Header, Tenant};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// The result of a memory operation: the tenant's error type, which also carries the heap's.
@@ -28,6 +28,8 @@ pub trait ObjectMemory {
     fn slot(&self, obj: Value, i: usize) -> MemResult<Value>;
     /// Sets pointer slot `i` of `obj`.
     fn set_slot(&mut self, obj: Value, i: usize, v: Value) -> MemResult<()>;
+    /// Sets pointer slots `start..start + values.len()` of `obj`, all or none.
+    fn set_slots(&mut self, obj: Value, start: usize, values: &[Value]) -> MemResult<()>;
     /// The raw bytes of `obj`.
     fn bytes(&self, obj: Value) -> MemResult<&[u8]>;
     /// Writes `data` into the raw bytes of `obj` from `offset`.
@@ -36,6 +38,9 @@ pub trait ObjectMemory {
     fn size(&self, obj: Value) -> MemResult<ObjectSize>;
     /// The format of `obj`.
     fn format(&self, obj: Value) -> MemResult<Format>;
+    /// The class, format and size of `obj` together (what `class_of`, `format` and `size`
+    /// answer), for the primitives that need all three.
+    fn header(&self, obj: Value) -> MemResult<Header>;
     /// A new object of `class`, its slots nil, its bytes zero.
     fn alloc(&mut self, class: Value, format: Format, size: ObjectSize) -> MemResult<Value>;
     /// True if `a` and `b` are the same object or equal immediates.
@@ -85,6 +90,10 @@ impl ObjectMemory for Tenant {
         Tenant::set_slot(self, obj, i, v)
     }
     #[inline(always)]
+    fn set_slots(&mut self, obj: Value, start: usize, values: &[Value]) -> MemResult<()> {
+        Tenant::set_slots(self, obj, start, values)
+    }
+    #[inline(always)]
     fn bytes(&self, obj: Value) -> MemResult<&[u8]> {
         Tenant::bytes(self, obj)
     }
@@ -98,6 +107,10 @@ impl ObjectMemory for Tenant {
     #[inline(always)]
     fn format(&self, obj: Value) -> MemResult<Format> {
         Tenant::format(self, obj)
+    }
+    #[inline(always)]
+    fn header(&self, obj: Value) -> MemResult<Header> {
+        Tenant::header(self, obj)
     }
     fn alloc(&mut self, class: Value, format: Format, size: ObjectSize) -> MemResult<Value> {
         Tenant::alloc(self, class, format, size)

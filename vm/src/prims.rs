@@ -7,6 +7,7 @@ use crate::image::{ClassFormat, closure, ctx};
 use crate::interp::{Flow, Vm, floor_div, floor_mod, shift};
 use crate::memory::ObjectMemory;
 use cowheap_heap::{Format, ObjectSize, Value};
+use cowheap_tenants::Header;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -126,10 +127,14 @@ impl Vm {
         if !obj.is_object() {
             return Ok(None);
         }
-        let (size, format) = (m.size(obj)?, m.format(obj)?);
+        let Header {
+            class,
+            format,
+            size,
+        } = m.header(obj)?;
         let (fixed, n) = match format {
             Format::Pointers | Format::Weak | Format::Ephemeron => {
-                let f = self.shape(m, obj)?;
+                let f = self.class_format(m, class)?;
                 if f.indexable() {
                     let Some(n) = size.slots.checked_sub(f.fixed) else {
                         return Ok(None);
@@ -229,7 +234,7 @@ impl Vm {
         Ok(Some(Value::int(i64::from(oop.to_le_bytes()[i]))))
     }
 
-    /// `obj basicAt: i put: v`; false if it fails.
+    /// `obj basicAt: i put: v`: the format of `obj` when stored, `None` if it fails.
     fn at_put<M: ObjectMemory>(
         &self,
         m: &mut M,
@@ -237,12 +242,12 @@ impl Vm {
         i: i64,
         v: Value,
         chars: bool,
-    ) -> Result<bool> {
+    ) -> Result<Option<Format>> {
         let Some(x) = self.indexed(m, obj)? else {
-            return Ok(false);
+            return Ok(None);
         };
         let Some(i) = usize::try_from(i).ok().filter(|&i| i >= 1 && i <= x.n) else {
-            return Ok(false);
+            return Ok(None);
         };
         let i = i - 1;
         match x.format {
@@ -252,20 +257,20 @@ impl Vm {
             Format::Bytes => {
                 let b = if chars {
                     if !v.is_object() || !self.same(m, m.class_of(v)?, self.sp.character)? {
-                        return Ok(false);
+                        return Ok(None);
                     }
                     m.slot(v, 0)?.as_int()
                 } else {
                     v.as_int()
                 };
                 let Some(b) = b.and_then(|b| u8::try_from(b).ok()) else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 m.set_bytes(obj, i, &[b])?;
             }
             Format::Words => {
                 let Some(w) = self.unsigned_of(m, v)?.and_then(|u| u32::try_from(u).ok()) else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 if self.same(m, m.class_of(obj)?, self.sp.float)? {
                     let b = m.bytes(obj)?;
@@ -283,16 +288,16 @@ impl Vm {
             Format::CompiledMethod => {
                 let lits = x.fixed;
                 let Some(b) = v.as_int().and_then(|b| u8::try_from(b).ok()) else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 if i < lits {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 m.set_bytes(obj, i - lits, &[b])?;
             }
-            _ => return Ok(false),
+            _ => return Ok(None),
         }
-        Ok(true)
+        Ok(Some(x.format))
     }
 
     /// Runs primitive `index` of `method`, sent as `selector` with `args` arguments.
@@ -356,13 +361,14 @@ impl Vm {
                 }
                 let (obj, i, v) = (self.peek(m, 2)?, self.arg_int(m, 1)?, self.peek(m, 0)?);
                 let Some(i) = i else { return FAIL };
-                if self.at_put(m, obj, i, v, index == 64)? {
-                    if m.format(obj)? == Format::CompiledMethod {
-                        self.reload_code(m)?;
+                match self.at_put(m, obj, i, v, index == 64)? {
+                    Some(format) => {
+                        if format == Format::CompiledMethod {
+                            self.reload_code(m)?;
+                        }
+                        self.answer(m, 2, v)
                     }
-                    self.answer(m, 2, v)
-                } else {
-                    FAIL
+                    None => FAIL,
                 }
             }
             62 => {
@@ -890,7 +896,10 @@ impl Vm {
                     let Some(v) = self.at(m, src, (from + i + 1) as i64, false)? else {
                         return FAIL;
                     };
-                    if !self.at_put(m, dst, (start + i + 1) as i64, v, false)? {
+                    if self
+                        .at_put(m, dst, (start + i + 1) as i64, v, false)?
+                        .is_none()
+                    {
                         return FAIL;
                     }
                 }
