@@ -394,6 +394,18 @@ impl ObjectMemory for FlatHeap {
     fn identity_key(&self, v: Value) -> MemResult<u64> {
         Ok(v.word().bits())
     }
+    /// A flat heap swaps nothing out: it has no stubs and no fault handler.
+    fn has_fault_handler(&self) -> bool {
+        false
+    }
+    /// A flat heap has no stubs, so no segment of it is out: answers
+    /// [`cowheap_tenants::Error::Swapped`] naming no object, as a tenant with no handler does.
+    fn fault_in(&mut self, segment: u64) -> MemResult<()> {
+        Err(cowheap_tenants::Error::Swapped {
+            segment,
+            object: Word::from_bits(0),
+        })
+    }
 }
 
 #[cfg(test)]
