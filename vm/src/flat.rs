@@ -444,4 +444,16 @@ mod tests {
         let len = f.len();
         assert_eq!(len, base.len() + 3);
     }
+
+    #[test]
+    fn a_flat_heap_has_no_segment_to_fault_in() {
+        let mut b = Builder::new();
+        b.add_nil();
+        let mut f = FlatHeap::from_base(&b.freeze().unwrap());
+        assert!(!f.has_fault_handler());
+        assert!(matches!(
+            f.fault_in(3),
+            Err(cowheap_tenants::Error::Swapped { segment: 3, .. })
+        ));
+    }
 }
