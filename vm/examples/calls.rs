@@ -115,6 +115,12 @@ impl<M: ObjectMemory> ObjectMemory for Counting<M> {
         self.note("identity_key", v);
         self.inner.identity_key(v)
     }
+    fn has_fault_handler(&self) -> bool {
+        self.inner.has_fault_handler()
+    }
+    fn fault_in(&mut self, segment: u64) -> MemResult<()> {
+        self.inner.fault_in(segment)
+    }
 }
 
 fn main() {

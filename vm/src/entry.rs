@@ -97,6 +97,7 @@ impl Vm {
         self.active = bottom;
         self.reset_fresh(m)?;
         self.forget_enumeration();
+        self.faulted.clear();
         self.depth = 0;
         self.reset_frame(frame);
         self.push(m, receiver)?;
@@ -129,6 +130,7 @@ impl Vm {
         self.depth = 0;
         self.reset_fresh(m)?;
         self.forget_enumeration();
+        self.faulted.clear();
         // What the run handed to the image before it stopped is not known: read every
         // returned-to context back.
         self.expose(m)?;

@@ -19,6 +19,35 @@ impl fmt::Display for CallChain {
     }
 }
 
+/// Why the interpreter did not bring back a swapped-out segment it needed
+/// ([`VmError::SegmentFault`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FaultCause {
+    /// The memory has no fault handler (a tenant without one).
+    NoHandler,
+    /// The fault handler failed, with the memory's error; the stubs stand.
+    Failed(cowheap_tenants::Error),
+    /// The segment was brought back, and the operation run again met a stub of it again.
+    Again,
+    /// The stub was met after the operation had changed the run's state, where it cannot be
+    /// run again from its start (a return into a swapped-out context).
+    NotRestartable,
+}
+
+impl fmt::Display for FaultCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultCause::NoHandler => f.write_str("the memory has no fault handler"),
+            FaultCause::Failed(e) => write!(f, "the fault failed: {e}"),
+            FaultCause::Again => f.write_str("it was met swapped out again after its fault"),
+            FaultCause::NotRestartable => {
+                f.write_str("it was met where the operation cannot be run again")
+            }
+        }
+    }
+}
+
 /// The result type of this crate.
 pub type Result<T, E = VmError> = std::result::Result<T, E>;
 
@@ -104,6 +133,26 @@ pub enum VmError {
         /// Where.
         chain: CallChain,
     },
+    /// The run read through a root stub of swapped-out segment `segment` and did not bring
+    /// the segment back (`cause`). The stubs stand; the memory stays usable.
+    #[error(
+        "segment {segment} is swapped out and was not faulted in ({cause}){}{} (in {chain})",
+        selector.as_ref().map(|s| format!(", sending #{s}")).unwrap_or_default(),
+        receiver_class.as_ref().map(|c| format!(" to a {c}")).unwrap_or_default()
+    )]
+    SegmentFault {
+        /// The segment's id.
+        segment: u64,
+        /// Why it was not brought back.
+        cause: FaultCause,
+        /// The message being sent when the stub was met (its lookup or its primitive), if a
+        /// send met it.
+        selector: Option<String>,
+        /// The class of that send's receiver, unless the receiver is the stub itself.
+        receiver_class: Option<String>,
+        /// Where.
+        chain: CallChain,
+    },
     /// The memory refused an operation the interpreter needed (quota, corrupt object).
     #[error("object memory: {0}")]
     Memory(#[from] cowheap_tenants::Error),
@@ -126,7 +175,8 @@ impl VmError {
             | VmError::CorruptMethod { chain, .. }
             | VmError::UnknownBytecode { chain, .. }
             | VmError::WouldBlock { chain, .. }
-            | VmError::Deadlock { chain, .. } => Some(chain),
+            | VmError::Deadlock { chain, .. }
+            | VmError::SegmentFault { chain, .. } => Some(chain),
             _ => None,
         }
     }

@@ -435,6 +435,18 @@ impl ObjectMemory for FlatHeap {
     fn identity_key(&self, v: Value) -> MemResult<u64> {
         Ok(v.word().bits())
     }
+    /// A flat heap swaps nothing out: it has no stubs and no fault handler.
+    fn has_fault_handler(&self) -> bool {
+        false
+    }
+    /// A flat heap has no stubs, so no segment of it is out: answers
+    /// [`cowheap_tenants::Error::Swapped`] naming no object, as a tenant with no handler does.
+    fn fault_in(&mut self, segment: u64) -> MemResult<()> {
+        Err(cowheap_tenants::Error::Swapped {
+            segment,
+            object: Word::from_bits(0),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -472,5 +484,17 @@ mod tests {
         assert!(again.same_word(lost) || again.same_word(kept) || again.same_word(inner));
         let len = f.len();
         assert_eq!(len, base.len() + 3);
+    }
+
+    #[test]
+    fn a_flat_heap_has_no_segment_to_fault_in() {
+        let mut b = Builder::new();
+        b.add_nil();
+        let mut f = FlatHeap::from_base(&b.freeze().unwrap());
+        assert!(!f.has_fault_handler());
+        assert!(matches!(
+            f.fault_in(3),
+            Err(cowheap_tenants::Error::Swapped { segment: 3, .. })
+        ));
     }
 }

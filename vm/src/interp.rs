@@ -6,8 +6,8 @@
 //! stops being active or something may look at it (a send, `thisContext`, a stop), so a
 //! stopped run is entirely in the heap and resumes from it.
 
-use crate::bytecodes::{Op, decode};
-use crate::error::{CallChain, Result, VmError};
+use crate::bytecodes::{Op, decode, range_of};
+use crate::error::{CallChain, FaultCause, Result, VmError};
 use crate::image::{ClassFormat, MethodHeader, Specials, closure, ctx};
 use crate::memory::{MemResult, ObjectMemory};
 use cowheap_heap::{Format, ObjectSize, Value, Word};
@@ -125,6 +125,8 @@ pub struct VmStats {
     pub contexts: u64,
     /// Collections run.
     pub collections: u64,
+    /// Segments faulted in because the run read through one of their root stubs.
+    pub faults: u64,
 }
 
 /// The outcome of one step of control flow.
@@ -220,6 +222,10 @@ pub struct Vm {
     pub(crate) literals: usize,
     /// The objects a `someObject`/`someInstance` walk goes through (see `enumerate`).
     pub(crate) enumeration: Option<crate::enumerate::Enumeration>,
+    /// The segments this call has faulted in (see [`Vm::after_fault`]): nothing in a call
+    /// swaps a segment out, so meeting one of them again means its fault handler did not
+    /// bring it back for good. Emptied at every entry.
+    pub(crate) faulted: Vec<u64>,
 }
 
 impl std::fmt::Debug for Vm {
@@ -264,6 +270,14 @@ pub(crate) fn shift(x: i64, y: i64) -> Option<i64> {
         (r >> y == x).then_some(r)
     } else {
         Some(x >> (-y).min(63))
+    }
+}
+
+/// The segment of a read through a root stub, if `e` is one.
+fn swapped(e: &VmError) -> Option<u64> {
+    match e {
+        VmError::Memory(cowheap_tenants::Error::Swapped { segment, .. }) => Some(*segment),
+        _ => None,
     }
 }
 
@@ -318,6 +332,7 @@ impl Vm {
             pc_base: 0,
             literals: 0,
             enumeration: None,
+            faulted: Vec::new(),
         })
     }
 
@@ -842,8 +857,27 @@ impl Vm {
 
     // ---- the loop ------------------------------------------------------------------------
 
-    /// Runs until the entry send answers or `budget` bytecodes have run.
+    /// Runs until the entry send answers or `budget` bytecodes have run. A bytecode that
+    /// meets a root stub (see [`Vm::restart_bytecode`]) runs again once its segment is back;
+    /// that error path is out here, around the dispatch loop, so it costs the loop nothing.
     pub(crate) fn interpret<M: ObjectMemory>(&mut self, m: &mut M, budget: u64) -> Result<Value> {
+        let start = self.stats.bytecodes;
+        loop {
+            let used = self.stats.bytecodes - start;
+            match self.dispatch(m, budget.saturating_sub(used)) {
+                Err(e) if swapped(&e).is_some() => self.restart_bytecode(m, e)?,
+                // Stopped by the budget of this round: name the call's.
+                Err(VmError::BudgetExhausted { chain, .. }) => {
+                    return Err(VmError::BudgetExhausted { budget, chain });
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// The dispatch loop: runs until the entry send answers, a bytecode fails, or `budget`
+    /// bytecodes have run (the run is then suspended).
+    fn dispatch<M: ObjectMemory>(&mut self, m: &mut M, budget: u64) -> Result<Value> {
         let mut left = budget;
         loop {
             if left == 0 {
@@ -856,6 +890,163 @@ impl Vm {
                 Ok(Flow::Done(v)) => return Ok(v),
                 Err(e) => return Err(self.with_chain(m, e)),
             }
+        }
+    }
+
+    /// After `step` failed with `e`: when `e` is a read through a root stub by a bytecode
+    /// that changes nothing before its reads (a push, a store: see [`Vm::restartable`]),
+    /// faults the segment in and sets the pc back to the bytecode's start, so that the loop
+    /// runs it again (it counts again against the budget); otherwise answers the typed
+    /// error. Sends and primitives fault in where they meet the stub (see
+    /// [`Vm::after_fault`]); what reaches here from them, or from a return, met the stub
+    /// after changing the run's state, and is not run again.
+    #[cold]
+    #[inline(never)]
+    fn restart_bytecode<M: ObjectMemory>(&mut self, m: &mut M, e: VmError) -> Result<()> {
+        let Some(segment) = swapped(&e) else {
+            return Err(self.with_chain(m, e));
+        };
+        let Some(start) = self.bytecode_start().filter(|&at| self.restartable(at)) else {
+            let cause = if m.has_fault_handler() {
+                FaultCause::NotRestartable
+            } else {
+                FaultCause::NoHandler
+            };
+            return Err(self.fault_error(m, segment, cause, None, None));
+        };
+        self.fault(m, segment, None, None)?;
+        self.pc = start;
+        Ok(())
+    }
+
+    /// The offset of the bytecode that just failed: the instruction that ends at the pc,
+    /// found by decoding the method from its first bytecode (instructions are contiguous:
+    /// a block's bytecodes lie inline in its method's). `None` if no instruction ends there
+    /// (the failure came after a jump or an activation). Time: O(method).
+    fn bytecode_start(&self) -> Option<usize> {
+        let mut at = 0;
+        while at < self.pc {
+            let b = *self.code.get(at)?;
+            let len = if matches!(decode(b, self.sp.closures), Op::Unknown) {
+                1
+            } else {
+                range_of(b).2
+            };
+            if at + len == self.pc {
+                return Some(at);
+            }
+            at += len;
+        }
+        None
+    }
+
+    /// True if the bytecode at `at` reads everything it may find swapped out before it
+    /// changes anything (the stack, the pc, an object), so that running it again from `at`
+    /// after a fault is exact: the pushes of variables, temporaries and literals and the
+    /// stores (a store pops after it writes, and a write through a stub with a fault handler
+    /// faults in by itself). Sends, returns, jumps and closures are not.
+    fn restartable(&self, at: usize) -> bool {
+        let Some(&b) = self.code.get(at) else {
+            return false;
+        };
+        match decode(b, self.sp.closures) {
+            Op::PushReceiverVariable(_)
+            | Op::PushTemp(_)
+            | Op::PushLiteralConstant(_)
+            | Op::PushLiteralVariable(_)
+            | Op::PopIntoReceiverVariable(_)
+            | Op::PopIntoTemp(_)
+            | Op::ExtendedPush
+            | Op::ExtendedStore
+            | Op::ExtendedStorePop
+            | Op::PushRemoteTemp
+            | Op::StoreRemoteTemp
+            | Op::PopIntoRemoteTemp => true,
+            // `class` answers without a send: it reads the receiver's class, then pops.
+            Op::SpecialSend(23) => true,
+            // Its sends and super sends are not; its pushes and stores are.
+            Op::DoubleExtended => self.code.get(at + 1).is_some_and(|d| d >> 5 >= 2),
+            _ => false,
+        }
+    }
+
+    /// Brings back the segment that `error` (a read through a root stub) names, and runs
+    /// `again`, which repeats what met the stub from its start; as long as that meets stubs
+    /// of other segments, faults those in too. `selector` and `receiver` name the send that
+    /// met the stub, for the error. Any other error is answered as it is.
+    ///
+    /// Only error paths call this: nothing is checked on the way of a send or a bytecode
+    /// that meets no stub.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn after_fault<M: ObjectMemory, T>(
+        &mut self,
+        m: &mut M,
+        error: VmError,
+        selector: Option<Value>,
+        receiver: Option<Value>,
+        mut again: impl FnMut(&mut Vm, &mut M) -> Result<T>,
+    ) -> Result<T> {
+        let mut error = error;
+        loop {
+            let Some(segment) = swapped(&error) else {
+                return Err(error);
+            };
+            self.fault(m, segment, selector, receiver)?;
+            match again(self, m) {
+                Ok(v) => return Ok(v),
+                Err(e) => error = e,
+            }
+        }
+    }
+
+    /// Faults segment `segment` in, once per call: a segment met again after its fault in
+    /// this call is [`FaultCause::Again`], so a handler that does not bring its segment
+    /// back for good cannot make a run loop (at most one fault per segment out).
+    #[cold]
+    fn fault<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        segment: u64,
+        selector: Option<Value>,
+        receiver: Option<Value>,
+    ) -> Result<()> {
+        let cause = if self.faulted.contains(&segment) {
+            Some(FaultCause::Again)
+        } else if !m.has_fault_handler() {
+            Some(FaultCause::NoHandler)
+        } else {
+            m.fault_in(segment).err().map(FaultCause::Failed)
+        };
+        if let Some(cause) = cause {
+            return Err(self.fault_error(m, segment, cause, selector, receiver));
+        }
+        self.faulted.push(segment);
+        self.stats.faults += 1;
+        Ok(())
+    }
+
+    /// The typed error for segment `segment`, not brought back for `cause`, met by the
+    /// send of `selector` to `receiver` if a send met it.
+    #[cold]
+    fn fault_error<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        segment: u64,
+        cause: FaultCause,
+        selector: Option<Value>,
+        receiver: Option<Value>,
+    ) -> VmError {
+        let _ = self.store_registers(m);
+        let _ = self.flush_frames(m);
+        VmError::SegmentFault {
+            segment,
+            cause,
+            selector: selector.map(|s| crate::names::symbol(m, s).unwrap_or_else(|| "?".into())),
+            receiver_class: receiver
+                .and_then(|r| m.class_of(r).ok())
+                .and_then(|c| crate::names::class_name(m, c)),
+            chain: self.chain(m, 16),
         }
     }
 
@@ -879,10 +1070,25 @@ impl Vm {
     /// Adds the call chain to an error that has none.
     #[cold]
     fn with_chain<M: ObjectMemory>(&mut self, m: &mut M, e: VmError) -> VmError {
+        if swapped(&e).is_some() {
+            // Left as it is: [`Vm::interpret`] faults the segment in, or names it.
+            return e;
+        }
         let _ = self.store_registers(m);
         let _ = self.flush_frames(m);
         let chain = self.chain(m, 16);
         match e {
+            // A write through a root stub whose fault handler failed (the tenant calls the
+            // handler itself on a write).
+            VmError::Memory(e @ cowheap_tenants::Error::Fault { segment, .. }) => {
+                VmError::SegmentFault {
+                    segment,
+                    cause: FaultCause::Failed(e),
+                    selector: None,
+                    receiver_class: None,
+                    chain,
+                }
+            }
             VmError::CorruptMethod { what, chain: c } if c.0.is_empty() => {
                 VmError::CorruptMethod { what, chain }
             }
@@ -923,13 +1129,17 @@ impl Vm {
                 let v = m.slot(a, 1)?;
                 self.push(m, v)?;
             }
+            // Stores write, then pop: a store that fails leaves the stack as it was (see
+            // `restartable`).
             Op::PopIntoReceiverVariable(i) => {
-                let v = self.pop(m)?;
+                let v = self.peek(m, 0)?;
                 m.set_slot(self.receiver, i, v)?;
+                self.stack.pop();
             }
             Op::PopIntoTemp(i) => {
-                let v = self.pop(m)?;
+                let v = self.peek(m, 0)?;
                 self.set_temp(m, i, v)?;
+                self.stack.pop();
             }
             Op::PushReceiver => self.push(m, self.receiver)?,
             Op::PushConstant(k) => {
@@ -1024,8 +1234,9 @@ impl Vm {
                         m.set_slot(self.receiver, i, v)?;
                     }
                     6 => {
-                        let v = self.pop(m)?;
+                        let v = self.peek(m, 0)?;
                         m.set_slot(self.receiver, i, v)?;
+                        self.stack.pop();
                     }
                     _ => {
                         let v = self.peek(m, 0)?;
@@ -1408,8 +1619,31 @@ impl Vm {
         } else if rcvr.as_int().is_some() {
             self.int_class
         } else {
-            m.class_of(rcvr)?
+            match m.class_of(rcvr) {
+                Ok(c) => c,
+                // A receiver that is a root stub: its segment is faulted in, and the send
+                // goes on as if it had been in.
+                Err(e) => return self.send_to_stub(m, e.into(), rcvr, selector, args),
+            }
         };
+        self.send_to_class(m, rcvr, class, selector, args)
+    }
+
+    /// The rest of a send whose receiver's class could not be read (`error`): when the
+    /// receiver is a root stub, faults its segment in, then looks up and runs the method.
+    #[cold]
+    #[inline(never)]
+    fn send_to_stub<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        error: VmError,
+        rcvr: Value,
+        selector: Value,
+        args: usize,
+    ) -> Result<Flow> {
+        let class = self.after_fault(m, error, Some(selector), Some(rcvr), |_, m| {
+            Ok(m.class_of(rcvr)?)
+        })?;
         self.send_to_class(m, rcvr, class, selector, args)
     }
 
@@ -1421,10 +1655,33 @@ impl Vm {
         selector: Value,
         args: usize,
     ) -> Result<Flow> {
-        match self.lookup(m, class, selector)? {
+        let found = match self.lookup(m, class, selector) {
+            Ok(f) => f,
+            // A class on the lookup path that is a root stub (a class of the tenant's own
+            // swapped out with its instances): faulted in, and the lookup runs again.
+            Err(e) => self.lookup_after_fault(m, e, rcvr, class, selector)?,
+        };
+        match found {
             Some(f) => self.execute(m, f, selector, args),
             None => self.not_understood(m, rcvr, class, selector, args),
         }
+    }
+
+    /// [`Vm::lookup`] again after it failed with `error`, once the root stub it met is
+    /// faulted in.
+    #[cold]
+    #[inline(never)]
+    fn lookup_after_fault<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        error: VmError,
+        rcvr: Value,
+        class: Value,
+        selector: Value,
+    ) -> Result<Option<Found>> {
+        self.after_fault(m, error, Some(selector), Some(rcvr), |vm, m| {
+            vm.lookup(m, class, selector)
+        })
     }
 
     #[cold]
@@ -1580,7 +1837,7 @@ impl Vm {
             if context && !matches!(h.primitive, 80..=82) {
                 self.hand_over_callers(m)?;
             }
-            if let Some(flow) = self.primitive(m, h.primitive, method, selector, args)? {
+            if let Some(flow) = self.run_primitive(m, h.primitive, method, selector, args)? {
                 self.stats.primitives += 1;
                 return Ok(flow);
             }
@@ -1605,6 +1862,29 @@ impl Vm {
                 on_context: context,
             },
         )
+    }
+
+    /// Runs primitive `index` (see [`Vm::primitive`]). A primitive reads its receiver and
+    /// arguments before it changes anything, so one that meets a root stub (an argument
+    /// swapped out) runs again from its start once the segment is back.
+    #[inline(never)]
+    fn run_primitive<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        index: u16,
+        method: Value,
+        selector: Value,
+        args: usize,
+    ) -> Result<Option<Flow>> {
+        match self.primitive(m, index, method, selector, args) {
+            Err(e @ VmError::Memory(cowheap_tenants::Error::Swapped { .. })) => {
+                let rcvr = self.peek(m, args).ok();
+                self.after_fault(m, e, Some(selector), rcvr, |vm, m| {
+                    vm.primitive(m, index, method, selector, args)
+                })
+            }
+            r => r,
+        }
     }
 
     /// True if `class` is MethodContext or BlockContext.

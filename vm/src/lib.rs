@@ -39,6 +39,10 @@
 //!   the receiver's class and the Smalltalk call chain. A `doesNotUnderstand:`, `error:`,
 //!   `cannotReturn:` or `mustBeBoolean` that reaches the root class's default method with no
 //!   exception handler (a primitive-199 context) on the stack stops the run with an error.
+//! - Root stubs of a tenant's swapped-out segments are transparent: a send to one, a
+//!   primitive given one and a bytecode reading through one fault the segment in
+//!   ([`ObjectMemory::fault_in`]) and run again, on the error path only; with no fault
+//!   handler, or a fault that fails, the run stops with [`VmError::SegmentFault`].
 //! - Collection: when a run's private bytes pass a threshold, the memory collects with the
 //!   active and bottom contexts as roots (every register is reachable from them).
 //!
@@ -73,7 +77,7 @@ pub mod synth;
 
 pub use cowheap_tenants::Header;
 pub use entry::Symbols;
-pub use error::{CallChain, Result, VmError};
+pub use error::{CallChain, FaultCause, Result, VmError};
 pub use flat::FlatHeap;
 pub use interp::{
     ACTIVE_ROOT, BOTTOM_ROOT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TIMER_WAIT_MS, Vm, VmStats,

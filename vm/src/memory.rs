@@ -74,6 +74,18 @@ pub trait ObjectMemory {
     /// One key for `v`'s identity: two references are identical exactly when their keys are
     /// equal, whichever way they name the object. Valid until the next collection or become.
     fn identity_key(&self, v: Value) -> MemResult<u64>;
+    /// True if the memory can bring a swapped-out segment back ([`ObjectMemory::fault_in`]):
+    /// a tenant with a fault handler. A read through a root stub answers
+    /// [`cowheap_tenants::Error::Swapped`]; the interpreter then faults the segment in and
+    /// runs the operation again, or, with no handler, stops with a typed error.
+    fn has_fault_handler(&self) -> bool;
+    /// Brings segment `segment` back, every root stub of it becoming its object again with
+    /// its identity and identity hash. Time: the handler's.
+    ///
+    /// # Errors
+    /// The handler's error, or [`cowheap_tenants::Error::Swapped`] when there is no handler
+    /// or a stub of the segment is left.
+    fn fault_in(&mut self, segment: u64) -> MemResult<()>;
 }
 
 impl ObjectMemory for Tenant {
@@ -194,5 +206,12 @@ impl ObjectMemory for Tenant {
     #[inline(always)]
     fn identity_key(&self, v: Value) -> MemResult<u64> {
         Ok(Tenant::identity_word(self, v)?.bits())
+    }
+    fn has_fault_handler(&self) -> bool {
+        Tenant::has_fault_handler(self)
+    }
+    /// [`Tenant::fault_in`]: the tenant's fault handler.
+    fn fault_in(&mut self, segment: u64) -> MemResult<()> {
+        Tenant::fault_in(self, segment)
     }
 }

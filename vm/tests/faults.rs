@@ -1,0 +1,468 @@
+//! Root stubs of swapped-out segments met by interpreted code, on `mini.image` and Scratch.
+//!
+//! Properties checked:
+//! - A send to a root stub, a primitive given one as an argument, and a bytecode reading
+//!   through one (a run suspended by its budget, its receiver swapped out, then resumed)
+//!   fault the segment in and answer what they answer with the segment in, compared by
+//!   value (`printString`), for every expression of a list and for every point at which a
+//!   run can be suspended; the segment is back afterwards (no stub of it left), and only
+//!   the segments the code reads are brought back (`==` and storing a stub fault nothing).
+//! - Identity and identity hash are kept: `==` across two globals naming the object, and
+//!   `identityHash` before and after are equal.
+//! - With no fault handler, a handler that fails, or one that leaves the stub, the run stops
+//!   with [`VmError::SegmentFault`] naming the segment, the send and the call chain; a
+//!   handler that keeps swapping the object back out is stopped after one fault per
+//!   segment ([`FaultCause::Again`]); the tenant stays usable after each.
+
+mod common;
+
+use cowheap_forwarders::Base;
+use cowheap_heap::{Format, Value};
+use cowheap_segment::swap::{MemStore, SegmentStore, Swapper};
+use cowheap_tenants::stubs::FaultHandler;
+use cowheap_tenants::{Error, Tenant};
+use cowheap_vm::{FaultCause, Symbols, Vm, VmError};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const BUDGET: u64 = 50_000_000;
+
+/// A tenant of an image with its interpreter.
+struct World {
+    t: Tenant,
+    vm: Vm,
+    s: Symbols,
+    what: &'static str,
+    _base: Arc<Base>,
+}
+
+impl World {
+    fn new(image: &'static str) -> World {
+        let heap = common::import(image);
+        let s = Symbols::from_base(&heap);
+        let base = Base::new(heap);
+        let t = Tenant::fork(&base);
+        let vm = Vm::new(&t).unwrap();
+        World {
+            t,
+            vm,
+            s,
+            what: image,
+            _base: base,
+        }
+    }
+
+    fn try_eval(&mut self, src: &str) -> Result<Value, VmError> {
+        self.vm.evaluate(&mut self.t, &self.s, src, BUDGET)
+    }
+
+    fn eval(&mut self, src: &str) -> Value {
+        self.try_eval(src)
+            .unwrap_or_else(|e| panic!("{}: {src}: {e}", self.what))
+    }
+
+    /// `src`'s answer, printed by the image.
+    fn print(&mut self, src: &str) -> String {
+        let v = self.eval(&format!("[{src}] value printString"));
+        self.vm
+            .text_of(&self.t, v)
+            .unwrap_or_else(|| panic!("{}: {src}: no String", self.what))
+    }
+
+    fn global(&self, name: &str) -> Value {
+        self.vm
+            .global(&self.t, name)
+            .unwrap_or_else(|| panic!("{}: no global {name}", self.what))
+    }
+
+    /// The segments with a stub in the tenant.
+    fn out(&self) -> BTreeSet<u64> {
+        self.t.stubs().map(|(_, s)| s).collect()
+    }
+
+    /// Brings back every segment still out.
+    fn all_in(&mut self) {
+        for s in self.out() {
+            self.t.fault_in(s).unwrap();
+        }
+        assert!(self.out().is_empty());
+    }
+
+    fn compile(&mut self, class: &str, src: &str) {
+        let text = if self.what == "mini.image" {
+            format!("{class} compile: '{src}' classified: 'faults' notifying: nil")
+        } else {
+            format!("{class} compile: '{src}'")
+        };
+        self.eval(&text);
+    }
+}
+
+/// The object graph: an OrderedCollection of three Strings named by two globals, and a
+/// String named by a third.
+const SETUP: &str = "Smalltalk at: #Seg put: (OrderedCollection new add: 'alpha' copy; add: 'beta' copy; add: 'gamma' copy; yourself). Smalltalk at: #Seg2 put: (Smalltalk at: #Seg). Smalltalk at: #SegString put: 'segment' copy. 0";
+
+/// Expressions, and whether each must bring back the collection's segment and the
+/// String's.
+const EXPRESSIONS: &[(&str, bool, bool)] = &[
+    ("(Smalltalk at: #Seg) size", true, false),
+    ("(Smalltalk at: #Seg) first", true, false),
+    (
+        "(Smalltalk at: #Seg) inject: 0 into: [:a :e | a + e size]",
+        true,
+        false,
+    ),
+    ("(Smalltalk at: #Seg) includes: 'beta'", true, false),
+    ("(Smalltalk at: #Seg) identityHash", true, false),
+    ("(Smalltalk at: #Seg) class name", true, false),
+    (
+        "(Smalltalk at: #Seg) collect: [:e | e reversed]",
+        true,
+        false,
+    ),
+    // Identity needs no body.
+    (
+        "(Smalltalk at: #Seg) == (Smalltalk at: #Seg2)",
+        false,
+        false,
+    ),
+    (
+        "(Smalltalk at: #Seg) size. (Smalltalk at: #Seg) == (Smalltalk at: #Seg2)",
+        true,
+        false,
+    ),
+    // A stub as a primitive's argument (105), and as `,`'s.
+    (
+        "'abcdefghij' copy replaceFrom: 1 to: 3 with: (Smalltalk at: #SegString) startingAt: 1",
+        false,
+        true,
+    ),
+    ("'<' , (Smalltalk at: #SegString) , '>'", false, true),
+    // Stored, not read.
+    (
+        "(Array with: (Smalltalk at: #SegString) with: 3) last",
+        false,
+        false,
+    ),
+    (
+        "(Smalltalk at: #Seg) , (Array with: (Smalltalk at: #SegString))",
+        true,
+        true,
+    ),
+];
+
+/// Swaps the collection and the String out, each its own segment, with `swapper`.
+fn swap_both(w: &mut World, swapper: &Swapper, oc: Value, string: Value) -> (u64, u64) {
+    w.all_in();
+    let a = swapper.swap_out(&mut w.t, &[oc]).unwrap();
+    assert!(a.objects >= 2, "{}: the collection and its array", w.what);
+    let b = swapper.swap_out(&mut w.t, &[string]).unwrap();
+    assert_eq!(b.objects, 1, "{}", w.what);
+    let (a, b) = (a.id.get(), b.id.get());
+    assert_eq!((w.t.stubs_of(a), w.t.stubs_of(b)), (1, 1), "{}", w.what);
+    (a, b)
+}
+
+fn sends_and_primitives(image: &'static str) {
+    let mut w = World::new(image);
+    w.eval(SETUP);
+    let (oc, string) = (w.global("Seg"), w.global("SegString"));
+    let hash = w.t.identity_hash(oc).unwrap();
+    let want: Vec<String> = EXPRESSIONS.iter().map(|(e, ..)| w.print(e)).collect();
+    let swapper = Swapper::new(MemStore::new());
+    for (&(e, seg, str), want) in EXPRESSIONS.iter().zip(&want) {
+        let (a, b) = swap_both(&mut w, &swapper, oc, string);
+        let faults = w.vm.stats().faults;
+        let got = w.print(e);
+        assert_eq!(&got, want, "{image}: {e}");
+        let back = [(a, seg), (b, str)];
+        for (id, read) in back {
+            assert_eq!(
+                w.t.stubs_of(id),
+                usize::from(!read),
+                "{image}: {e}: segment {id} brought back: {}",
+                !read
+            );
+        }
+        assert_eq!(
+            w.vm.stats().faults - faults,
+            u64::from(seg) + u64::from(str),
+            "{image}: {e}"
+        );
+    }
+    w.all_in();
+    assert_eq!(w.t.identity_hash(oc).unwrap(), hash, "{image}");
+    assert!(w.t.identical(w.global("Seg2"), oc).unwrap(), "{image}");
+
+    // The primitive meets the stub itself: one send (the entry's), no fallback code.
+    let primitive = w.eval(
+        "Smalltalk at: #SegClass put: String. \
+         [(Smalltalk at: #SegClass) includesSelector: #replaceFrom:to:with:startingAt:] \
+         whileFalse: [Smalltalk at: #SegClass put: (Smalltalk at: #SegClass) superclass]. \
+         ((Smalltalk at: #SegClass) compiledMethodAt: #replaceFrom:to:with:startingAt:) primitive",
+    );
+    assert_eq!(primitive.as_int(), Some(105), "{image}");
+    let (_, b) = swap_both(&mut w, &swapper, oc, string);
+    let dst = w.vm.string(&mut w.t, "abcdefghij").unwrap();
+    let before = w.vm.stats();
+    let r =
+        w.vm.send_named(
+            &mut w.t,
+            &w.s,
+            dst,
+            "replaceFrom:to:with:startingAt:",
+            &[Value::int(1), Value::int(3), string, Value::int(1)],
+            BUDGET,
+        )
+        .unwrap();
+    let after = w.vm.stats();
+    assert_eq!(w.vm.text_of(&w.t, r).as_deref(), Some("segdefghij"));
+    assert_eq!(after.sends - before.sends, 1, "{image}");
+    assert_eq!(after.faults - before.faults, 1, "{image}");
+    assert_eq!(w.t.stubs_of(b), 0, "{image}");
+
+    // A damaged segment file: a typed error, the stub stands; the right file brings it back.
+    w.all_in();
+    let store = MemStore::new();
+    let swapper = Swapper::new(store.clone());
+    let id = swapper.swap_out(&mut w.t, &[oc]).unwrap().id;
+    let good = store.get(id).unwrap();
+    store.replace(id, good[..good.len() / 2].to_vec());
+    match w.try_eval("(Smalltalk at: #Seg) size") {
+        Err(VmError::SegmentFault {
+            segment,
+            cause: FaultCause::Failed(_),
+            selector,
+            ..
+        }) => {
+            assert_eq!(segment, id.get());
+            assert_eq!(selector.as_deref(), Some("size"));
+        }
+        r => panic!("{image}: a damaged file: {r:?}"),
+    }
+    assert_eq!(w.t.stubs_of(id.get()), 1, "{image}");
+    assert_eq!(w.print("3 + 4"), "7", "{image}");
+    store.replace(id, good);
+    assert_eq!(w.print("(Smalltalk at: #Seg) size"), "3", "{image}");
+    assert_eq!(w.t.stubs_of(id.get()), 0, "{image}");
+    assert_eq!(w.t.identity_hash(oc).unwrap(), hash, "{image}");
+}
+
+#[test]
+fn sends_and_primitives_fault_segments_in_mini() {
+    sends_and_primitives("mini.image");
+}
+
+#[test]
+fn sends_and_primitives_fault_segments_in_scratch() {
+    sends_and_primitives("Scratch-1.4.0.6.image");
+}
+
+/// For every point at which a run of a method of the collection can be suspended: swap
+/// the collection out there, resume, and get the same answer. The method reads the
+/// collection's instance variables directly, so after a stop inside it the first read of
+/// the receiver is a bytecode's (a push of a receiver variable), not a send's.
+#[test]
+fn a_run_suspended_anywhere_resumes_with_its_receiver_swapped_out() {
+    let mut w = World::new("mini.image");
+    w.eval(SETUP);
+    w.compile(
+        "OrderedCollection",
+        "segSum | n | n := 0. firstIndex to: lastIndex do: [:i | n := n + (array at: i) size]. ^n",
+    );
+    let oc = w.global("Seg");
+    let hash = w.t.identity_hash(oc).unwrap();
+    let sel = w.eval("#segSum");
+    let swapper = Swapper::new(MemStore::new());
+    let (mut stops, mut by_bytecode) = (0, 0);
+    for k in 1.. {
+        w.all_in();
+        assert_eq!(w.t.identity_hash(oc).unwrap(), hash);
+        let r = w.vm.perform(&mut w.t, oc, sel, &[], k);
+        match r {
+            Ok(v) => {
+                assert_eq!(v.as_int(), Some(14));
+                break;
+            }
+            Err(VmError::BudgetExhausted { .. }) => {}
+            Err(e) => panic!("budget {k}: {e}"),
+        }
+        stops += 1;
+        let id = swapper.swap_out(&mut w.t, &[oc]).unwrap().id.get();
+        let faults = w.vm.stats().faults;
+        let v = w.vm.resume(&mut w.t, BUDGET).unwrap();
+        assert_eq!(v.as_int(), Some(14), "budget {k}");
+        let faulted = w.vm.stats().faults - faults;
+        // Back exactly when it was read: at most one fault.
+        assert_eq!(faulted, u64::from(w.t.stubs_of(id) == 0), "budget {k}");
+        // `segSum` sends nothing to its receiver, and the rest of the segment is reached
+        // only through it: a fault here came from a bytecode reading the receiver.
+        by_bytecode += faulted;
+        assert!(k < 10_000, "the run never finished");
+    }
+    assert!(stops > 10, "{stops} stops");
+    assert!(
+        by_bytecode > 5,
+        "{by_bytecode} of {stops} faults by a bytecode"
+    );
+}
+
+/// A handler from a closure that counts its calls.
+fn counted(
+    calls: &Arc<AtomicUsize>,
+    f: impl FnMut(&mut Tenant, u64) -> cowheap_tenants::Result<()> + Send + 'static,
+) -> FaultHandler {
+    let calls = calls.clone();
+    let mut f = f;
+    FaultHandler::new(move |t, seg| {
+        calls.fetch_add(1, Ordering::Relaxed);
+        f(t, seg)
+    })
+}
+
+fn expect_fault(
+    r: Result<Value, VmError>,
+    segment: u64,
+    what: &str,
+) -> (FaultCause, Option<String>) {
+    match r {
+        Err(VmError::SegmentFault {
+            segment: s,
+            cause,
+            selector,
+            chain,
+            ..
+        }) => {
+            assert_eq!(s, segment, "{what}");
+            assert!(!chain.0.is_empty(), "{what}: no call chain");
+            (cause, selector)
+        }
+        r => panic!("{what}: {r:?}"),
+    }
+}
+
+/// Tenant stubs with handler closures: none, a failing one, one that leaves the stub, one
+/// that keeps swapping the object out again, and one that brings it back.
+#[test]
+fn handlers_that_fail_are_typed_errors_and_the_tenant_stays_usable() {
+    let mut w = World::new("mini.image");
+    w.eval(SETUP);
+    let (oc, string) = (w.global("Seg"), w.global("SegString"));
+    let hash_text = w.print("(Smalltalk at: #SegString) identityHash");
+    let (class, hash) = (
+        w.t.class_of(string).unwrap(),
+        w.t.identity_hash(string).unwrap(),
+    );
+    // The collection's body, to make it again (its array kept alive by a pin).
+    let (oc_class, oc_hash) = (w.t.class_of(oc).unwrap(), w.t.identity_hash(oc).unwrap());
+    let oc_slots: Vec<Value> = (0..w.t.size(oc).unwrap().slots)
+        .map(|i| w.t.slot(oc, i).unwrap())
+        .collect();
+    let pins: Vec<_> = oc_slots.iter().map(|&v| w.t.pin(v).unwrap()).collect();
+    w.t.stub(oc, 77).unwrap();
+    w.t.stub(string, 78).unwrap();
+
+    // No handler: a send to the stub, the entry send, a primitive's argument.
+    let (cause, selector) = expect_fault(w.try_eval("(Smalltalk at: #Seg) size"), 77, "send");
+    assert_eq!(cause, FaultCause::NoHandler);
+    assert_eq!(selector.as_deref(), Some("size"));
+    let r = w.vm.send_named(&mut w.t, &w.s, oc, "size", &[], BUDGET);
+    assert!(
+        matches!(r, Err(VmError::SegmentFault { segment: 77, .. })),
+        "{r:?}"
+    );
+    let r = w.try_eval(
+        "'abcdefghij' copy replaceFrom: 1 to: 3 with: (Smalltalk at: #SegString) startingAt: 1",
+    );
+    match r {
+        Err(VmError::SegmentFault {
+            segment: 78,
+            cause: FaultCause::NoHandler,
+            selector,
+            receiver_class,
+            ..
+        }) => {
+            assert_eq!(selector.as_deref(), Some("replaceFrom:to:with:startingAt:"));
+            assert!(receiver_class.is_some_and(|c| c.contains("String")));
+        }
+        r => panic!("primitive: {r:?}"),
+    }
+    assert_eq!(
+        w.print("(Smalltalk at: #Seg) == (Smalltalk at: #Seg2)"),
+        "true"
+    );
+    assert_eq!(w.print("3 + 4"), "7");
+    assert_eq!((w.t.stubs_of(77), w.t.stubs_of(78)), (1, 1));
+
+    // A handler that fails.
+    let calls = Arc::new(AtomicUsize::new(0));
+    w.t.set_fault_handler(Some(counted(&calls, |_, segment| {
+        Err(Error::Fault {
+            segment,
+            reason: "the store is offline".into(),
+        })
+    })));
+    let (cause, _) = expect_fault(w.try_eval("(Smalltalk at: #SegString) size"), 78, "failing");
+    assert!(
+        matches!(cause, FaultCause::Failed(Error::Fault { segment: 78, .. })),
+        "{cause:?}"
+    );
+    assert_eq!(calls.swap(0, Ordering::Relaxed), 1);
+
+    // One that answers Ok but leaves the stub.
+    w.t.set_fault_handler(Some(counted(&calls, |_, _| Ok(()))));
+    let (cause, _) = expect_fault(w.try_eval("(Smalltalk at: #SegString) size"), 78, "idle");
+    assert!(
+        matches!(
+            cause,
+            FaultCause::Failed(Error::Swapped { segment: 78, .. })
+        ),
+        "{cause:?}"
+    );
+    assert_eq!(calls.swap(0, Ordering::Relaxed), 1);
+
+    // One that brings the String back and swaps it out again under the other of two ids:
+    // stopped when the first id comes back, after one fault of each.
+    w.t.set_fault_handler(Some(counted(&calls, move |t, segment| {
+        let body = t.alloc_with_hash(class, Format::Bytes, &[], b"segment", hash)?;
+        t.fill_stub(string, body)?;
+        t.stub(string, if segment == 78 { 79 } else { 78 })
+    })));
+    let (cause, _) = expect_fault(
+        w.try_eval("(Smalltalk at: #SegString) size"),
+        78,
+        "ping-pong",
+    );
+    assert_eq!(cause, FaultCause::Again);
+    assert_eq!(calls.swap(0, Ordering::Relaxed), 2);
+    assert_eq!(w.print("3 + 4"), "7");
+
+    // One that brings each back.
+    w.t.set_fault_handler(Some(counted(&calls, move |t, segment| {
+        if segment == 77 {
+            let body = t.alloc_with_hash(oc_class, Format::Pointers, &oc_slots, &[], oc_hash)?;
+            t.fill_stub(oc, body)
+        } else {
+            let body = t.alloc_with_hash(class, Format::Bytes, &[], b"segment", hash)?;
+            t.fill_stub(string, body)
+        }
+    })));
+    assert_eq!(w.print("(Smalltalk at: #SegString) , '!'"), "'segment!'");
+    assert_eq!(calls.swap(0, Ordering::Relaxed), 1);
+    assert_eq!(
+        w.print("(Smalltalk at: #SegString) identityHash"),
+        hash_text
+    );
+    assert_eq!(w.print("(Smalltalk at: #Seg) first"), "'alpha'");
+    assert_eq!(calls.swap(0, Ordering::Relaxed), 1);
+    assert_eq!(
+        w.print("(Smalltalk at: #Seg) == (Smalltalk at: #Seg2)"),
+        "true"
+    );
+    assert_eq!(w.t.identity_hash(oc).unwrap(), oc_hash);
+    assert!(w.out().is_empty());
+    for p in pins {
+        w.t.unpin(p).unwrap();
+    }
+}
