@@ -132,7 +132,12 @@ impl SwapRegistry {
             let Some((r, t, b)) = inner.resident.remove(&name) else {
                 continue;
             };
-            match self.node.store().suspend(r.claim(), &r.tenant.snapshot()) {
+            // The state names the segments the tenant has out, so they travel with it.
+            let mut r = r;
+            match r
+                .state()
+                .and_then(|state| self.node.store().suspend(r.claim(), &state))
+            {
                 Ok(_) | Err(crate::StoreError::Fenced { .. }) => {
                     inner.bytes -= b;
                     inner.stats.swapped_out += 1;
