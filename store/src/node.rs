@@ -102,9 +102,12 @@ type BaseSlot = Mutex<Option<Arc<Base>>>;
 ///
 /// - **Resume** claims the tenant (the epoch moves on), fetches its base if this node lacks
 ///   it (once, into the cache directory, then mapped from there and kept for every later
-///   tenant of that base), fetches its latest state and restores it.
-/// - **Suspend** writes the tenant's snapshot (O(private), fenced by the claim's epoch) and
-///   releases the claim.
+///   tenant of that base), fetches its latest state and restores it. Segments the state
+///   names as swapped out are taken over by the tenant's swapper ([`Resident::swapper`]),
+///   so a touch of a stub faults its segment in from the store, whichever node swapped it
+///   out.
+/// - **Suspend** writes the tenant's snapshot (O(private), fenced by the claim's epoch),
+///   with the records of its segments out, and releases the claim.
 ///
 /// ```
 /// use cowheap_heap::{Value, synth};
@@ -258,10 +261,15 @@ impl Node {
     /// is released and the record keeps its last complete state. Time: O(state size), plus
     /// the base's size the first time this node meets that base.
     ///
+    /// The tenant's segments in the store that its state does not name are dropped (best
+    /// effort: what a fault-in left, or a swap-out no state saw).
+    ///
     /// # Errors
     /// [`StoreError::Held`] if another node holds it; [`StoreError::BaseMissing`],
-    /// [`StoreError::BlobCorrupt`], [`StoreError::BlobTruncated`] or
-    /// [`StoreError::Restore`] if what it needs is missing or damaged.
+    /// [`StoreError::BlobCorrupt`], [`StoreError::BlobTruncated`],
+    /// [`StoreError::Restore`], [`StoreError::Damaged`] (the frame of a state with
+    /// segments out) or [`StoreError::Swap`] (its records do not fit the snapshot) if what
+    /// it needs is missing or damaged.
     pub fn resume(&self, tenant: &TenantName) -> Result<Resident> {
         let claim = self.store.claim(tenant, &self.name, self.lease_ms)?;
         match self.restore(&claim) {

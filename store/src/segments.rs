@@ -21,6 +21,8 @@
 use crate::store::{Claim, Store};
 use crate::{StoreError, TenantName};
 use cowheap_heap::Word;
+#[cfg(doc)]
+use cowheap_segment::swap::Swapper;
 use cowheap_segment::swap::{self, OutRecord, SegmentId, SegmentStore};
 use std::sync::Arc;
 
@@ -33,8 +35,6 @@ use std::sync::Arc;
 /// denied, a truncated or corrupt blob, the database) is [`swap::StoreError::Backend`]
 /// holding the [`StoreError`], which the swapper hands on as
 /// [`swap::SwapError::Store`].
-///
-/// [`Swapper`]: cowheap_segment::swap::Swapper
 #[derive(Clone, Debug)]
 pub struct StoreSegments {
     store: Arc<dyn Store>,
