@@ -67,6 +67,11 @@
 //!   [`Swapper::explain`] to answer (the handler answers the tenant's
 //!   [`cowheap_tenants::Error::Fault`] naming the segment, which is still swapped out, and
 //!   the reason in words). A tenant error (a quota, say) is answered as it is; what was allocated before it is unreachable and freed by the next collection.
+//! - **A segment out can move with its tenant.** [`Swapper::records`] answers what the
+//!   swapper remembers of each segment out in words a snapshot keeps (pins are not saved);
+//!   after the tenant is restored from a snapshot taken then, in any process, a swapper over
+//!   the same store takes them over ([`Swapper::adopt`]), pinning again what they keep
+//!   alive, and faults them in as its own.
 //! - A segment whose members include a host object's proxy is refused (its host object
 //!   lives in memory only); so is a root that is a stub already.
 //!
