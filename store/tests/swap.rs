@@ -248,3 +248,33 @@ fn parts_on_a_local_store() {
 fn parts_on_postgres() {
     parts(&Pg::new());
 }
+
+/// A part that cannot go (its root is a base object, not a private one) is refused and
+/// counted, stays resident, and the registry swaps out the tenant whole instead; a part
+/// with no roots is refused when declared.
+#[test]
+fn a_part_that_cannot_go_is_counted_and_the_tenant_goes_whole() {
+    use cowheap_store::StoreError;
+    let h = Local::new();
+    let fp = real_base(&h, 1_000);
+    let op = node(&h, "op", Access::Operator);
+    for name in ["x", "y"] {
+        op.store().create_tenant(&t(name), fp, None).unwrap();
+    }
+    let reg = SwapRegistry::new(node(&h, "a", Access::Operator), 1);
+    assert!(matches!(
+        reg.declare_part(&t("x"), &[]),
+        Err(StoreError::Swap { .. })
+    ));
+    let g = reg
+        .with(&t("x"), |t| t.base().heap().root("Smalltalk").unwrap())
+        .unwrap();
+    let part = reg.declare_part(&t("x"), &[g]).unwrap();
+    reg.with(&t("y"), |t| write_mark(t, 5)).unwrap().unwrap();
+    let stats = reg.stats();
+    assert!(stats.parts_refused >= 1, "{stats:?}");
+    assert_eq!((stats.parts_out, stats.swapped_out), (0, 1), "{stats:?}");
+    assert_eq!(reg.part_out(part), Some(false));
+    assert_eq!(reg.resident(), 1);
+    assert_eq!(reg.with(&t("y"), |t| read_mark(t)).unwrap(), Some(5));
+}
