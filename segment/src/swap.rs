@@ -67,6 +67,11 @@
 //!   [`Swapper::explain`] to answer (the handler answers the tenant's
 //!   [`cowheap_tenants::Error::Fault`] naming the segment, which is still swapped out, and
 //!   the reason in words). A tenant error (a quota, say) is answered as it is; what was allocated before it is unreachable and freed by the next collection.
+//! - **A segment out can move with its tenant.** [`Swapper::records`] answers what the
+//!   swapper remembers of each segment out in words a snapshot keeps (pins are not saved);
+//!   after the tenant is restored from a snapshot taken then, in any process, a swapper over
+//!   the same store takes them over ([`Swapper::adopt`]), pinning again what they keep
+//!   alive, and faults them in as its own.
 //! - A segment whose members include a host object's proxy is refused (its host object
 //!   lives in memory only); so is a root that is a stub already.
 //!
@@ -79,7 +84,7 @@
 use crate::error::SegmentError;
 use crate::file;
 use crate::tenant::{self, SegmentState, TenantSegment};
-use cowheap_heap::{TenantId, Value};
+use cowheap_heap::{TenantId, Value, Word};
 use cowheap_tenants::stubs::FaultHandler;
 use cowheap_tenants::{CollectStats, Handle, Tenant};
 use std::collections::{BTreeMap, HashMap};
@@ -375,6 +380,24 @@ pub struct SwappedOut {
     pub collected: CollectStats,
 }
 
+/// A segment out, as [`Swapper::records`] answers it and [`Swapper::adopt`] takes it: the
+/// words a snapshot of the tenant keeps, so a swapper in another process (after the tenant
+/// is restored there) can fault the segment in from the same store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutRecord {
+    /// The segment's id (its stubs' word, its name in the store).
+    pub id: SegmentId,
+    /// The identity words of its root stubs, in the segment's root order.
+    pub roots: Vec<Word>,
+    /// The identity words of the objects its `Outside` out-pointers name, in their order.
+    pub outside: Vec<Word>,
+    /// The checksum field of its file (BLAKE3 of header and body), checked at fault-in.
+    pub digest: [u8; 32],
+    /// After a fault that filled some stubs and then failed: the identity words of the
+    /// imported bodies the swapper kept to fill the rest from.
+    pub pending: Option<Vec<Word>>,
+}
+
 /// A segment that is out, as the swapper remembers it (a few words per root and per outside
 /// object; the members are in the store only).
 #[derive(Debug)]
@@ -642,8 +665,10 @@ impl Swapper {
     }
 
     /// The handler's body: the typed reason is kept, the tenant told the segment is still
-    /// out (or given its own error as it is).
-    fn fault(&self, t: &mut Tenant, id: SegmentId) -> cowheap_tenants::Result<()> {
+    /// out (or given its own error as it is). Public for an embedder's own handler that
+    /// wraps this one (to count faults, say); [`Swapper::handler`] is this and nothing
+    /// more.
+    pub fn fault(&self, t: &mut Tenant, id: SegmentId) -> cowheap_tenants::Result<()> {
         let mut inner = self.lock();
         match Self::fault_locked(&mut inner, t, id) {
             Ok(()) => {
@@ -730,6 +755,122 @@ impl Swapper {
             // The segment is back; a file the store cannot drop is an orphan, not an error.
             let _ = inner.store.remove(id);
         }
+        Ok(())
+    }
+
+    /// What this swapper remembers of its segments out, in words that keep their meaning in
+    /// a snapshot of the tenant taken now (keys and generations are saved; handles are
+    /// not): with the snapshot, what a swapper of another process needs to fault them in
+    /// ([`Swapper::adopt`]). Time: O(roots and pins of the segments out).
+    ///
+    /// # Errors
+    /// [`SwapError::OtherTenant`]; [`SwapError::Tenant`] if a pin is no longer valid.
+    pub fn records(&self, t: &mut Tenant) -> Result<Vec<OutRecord>, SwapError> {
+        let mut inner = self.lock();
+        Self::check_tenant(&mut inner, t)?;
+        let mut out = Vec::with_capacity(inner.out.len());
+        for (&id, o) in &inner.out {
+            let words = |t: &mut Tenant, hs: &[Handle]| -> Result<Vec<Word>, SwapError> {
+                hs.iter()
+                    .map(|&h| {
+                        let v = t.pinned(h)?;
+                        Ok(t.identity_word(v)?)
+                    })
+                    .collect()
+            };
+            out.push(OutRecord {
+                id,
+                roots: o
+                    .roots
+                    .iter()
+                    .map(|&r| t.identity_word(r))
+                    .collect::<cowheap_tenants::Result<_>>()?,
+                outside: words(t, &o.outside)?,
+                digest: o.digest,
+                pending: o.pending.as_deref().map(|p| words(t, p)).transpose()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Takes over segments another swapper swapped out of this tenant, as
+    /// [`Swapper::records`] gave them when the snapshot the tenant was restored from was
+    /// taken: pins what each keeps alive again (before anything can collect it), remembers
+    /// them as out and installs [`Swapper::handler`]. The segments' files must be in this
+    /// swapper's store, under the same ids. Time: O(roots and pins).
+    ///
+    /// # Errors
+    /// [`SwapError::OtherTenant`]; [`SwapError::Tenant`] for a word that names nothing
+    /// live in the tenant; [`SwapError::Mismatch`] for a record whose id this swapper has
+    /// out already, or with no root. Nothing changes on an error.
+    pub fn adopt(&self, t: &mut Tenant, records: &[OutRecord]) -> Result<(), SwapError> {
+        let mut inner = self.lock();
+        if let Some(serves) = inner.tenant
+            && serves != t.id()
+        {
+            return Err(SwapError::OtherTenant {
+                serves,
+                asked: t.id(),
+            });
+        }
+        let mut made: Vec<(SegmentId, Out)> = Vec::with_capacity(records.len());
+        let mut pins = Vec::new();
+        let undo = |t: &mut Tenant, pins: &[Handle], e: SwapError| {
+            unpin_all(t, pins);
+            Err(e)
+        };
+        for r in records {
+            if r.roots.is_empty()
+                || inner.out.contains_key(&r.id)
+                || made.iter().any(|(id, _)| *id == r.id)
+            {
+                return undo(
+                    t,
+                    &pins,
+                    SwapError::Mismatch {
+                        segment: r.id,
+                        what: "a record with no root, or of a segment out already",
+                    },
+                );
+            }
+            let pin = |t: &mut Tenant, ws: &[Word], pins: &mut Vec<Handle>| {
+                let mut hs = Vec::with_capacity(ws.len());
+                for &w in ws {
+                    let h = t.pin(Value::owned(w, t.id()))?;
+                    pins.push(h);
+                    hs.push(h);
+                }
+                Ok::<_, cowheap_tenants::Error>(hs)
+            };
+            let outside = match pin(t, &r.outside, &mut pins) {
+                Ok(hs) => hs,
+                Err(e) => return undo(t, &pins, e.into()),
+            };
+            let pending = match r.pending.as_deref().map(|p| pin(t, p, &mut pins)) {
+                None => None,
+                Some(Ok(hs)) => Some(hs),
+                Some(Err(e)) => return undo(t, &pins, e.into()),
+            };
+            let roots = r.roots.iter().map(|&w| Value::owned(w, t.id())).collect();
+            made.push((
+                r.id,
+                Out {
+                    state: SegmentState::OnFile,
+                    roots,
+                    outside,
+                    digest: r.digest,
+                    pending,
+                },
+            ));
+        }
+        inner.tenant = Some(t.id());
+        for (id, o) in made {
+            inner.next = inner.next.max(id.0.saturating_add(1));
+            inner.errors.remove(&id);
+            inner.out.insert(id, o);
+        }
+        drop(inner);
+        t.set_fault_handler(Some(self.handler()));
         Ok(())
     }
 

@@ -8,15 +8,21 @@
 //! compare-and-set, published) against the same commit in one process with no store
 //! (`Repository::commit`), by changed objects, and a second node's sync of each new version.
 //!
-//! `cargo bench -p cowheap-store --bench store` (starts its own PostgreSQL server).
+//! Then one part of a tenant (a segment of 1,000 objects) swapped out and faulted back in
+//! through the store ([`cowheap_store::StoreSegments`], a resident tenant's swapper) against
+//! the same through a directory of segment files (`DirStore`), in objects per second.
+//!
+//! `cargo bench -p cowheap-store --bench store` (starts its own PostgreSQL server;
+//! `-- parts` for the part benches alone).
 
 use cowheap_heap::{Fingerprint, Format, Value, synth};
+use cowheap_segment::swap::{DirStore, Swapper};
 use cowheap_store::workload::{slot_objects, write_mark};
 use cowheap_store::{
     Access, LocalStore, Node, NodeName, PgServer, PgStore, Store, SystemClock, TenantName,
 };
 use cowheap_tenants::commit::{CommitMode, CommitRights, Repository};
-use criterion::{BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -201,6 +207,106 @@ fn commits(c: &mut Criterion, label: &str, store: Arc<dyn Store>, scratch: &Path
     group.finish();
 }
 
+/// Objects in the part.
+const PART: usize = 1_000;
+
+/// Builds a part of `PART` objects (a chain of 4-slot objects under one root, held by the
+/// named root `holder`) and answers its root.
+fn build_part(t: &mut cowheap_tenants::Tenant) -> Value {
+    let g = t.base().heap().root("Smalltalk").unwrap();
+    let class = t.class_of(g).unwrap();
+    let mut prev = t.base().heap().nil();
+    for i in 0..PART {
+        prev = t
+            .alloc_with(
+                class,
+                Format::Pointers,
+                &[prev, Value::int(i as i64), prev, prev],
+                &[],
+            )
+            .unwrap();
+    }
+    let holder = t.alloc_with(class, Format::Pointers, &[prev], &[]).unwrap();
+    t.set_root("holder", holder).unwrap();
+    prev
+}
+
+/// Times `out` and `back` separately over `iters` rounds of swap-out then fault-in: the
+/// total of the one selected by `first`.
+fn rounds(iters: u64, first: bool, mut out: impl FnMut(), mut back: impl FnMut()) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let start = Instant::now();
+        out();
+        let mid = Instant::now();
+        back();
+        total += if first { mid - start } else { mid.elapsed() };
+    }
+    total
+}
+
+/// One part swapped out and faulted in through the store (a resident tenant's swapper) and,
+/// as the baseline, through a `DirStore` in the scratch directory.
+fn parts(c: &mut Criterion, label: &str, store: Arc<dyn Store>, scratch: &Path) {
+    let node = Node::new(
+        store,
+        NodeName::new("parts").unwrap(),
+        scratch.join("cache-parts"),
+    );
+    let image = scratch.join("parts-base.cowheap");
+    synth::image(1_000, 1).save(&image).unwrap();
+    let fp = node.put_base_file(&image).unwrap();
+    let name = TenantName::new(format!("parts-{label}")).unwrap();
+    node.store().create_tenant(&name, fp, None).unwrap();
+    let mut r = node.resume(&name).unwrap();
+    let root = build_part(&mut r.tenant);
+    let r = std::cell::RefCell::new(r);
+
+    let mut t = cowheap_tenants::Tenant::fork(&node.base(fp).unwrap());
+    let dir_root = build_part(&mut t);
+    let dir = Swapper::new(DirStore::new(scratch.join("parts-dir")).unwrap());
+    dir.keep_files(true); // as the store's swapper does
+    let t = std::cell::RefCell::new(t);
+
+    let mut group = c.benchmark_group(format!("parts/{label}"));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(PART as u64));
+    let id = std::cell::Cell::new(None);
+    for (phase, first) in [("swap-out", true), ("fault-in", false)] {
+        group.bench_function(BenchmarkId::new(phase, "store"), |b| {
+            b.iter_custom(|iters| {
+                rounds(
+                    iters,
+                    first,
+                    || id.set(Some(r.borrow_mut().swap_out(&[root]).unwrap().id)),
+                    || r.borrow_mut().fault_in(id.get().unwrap()).unwrap(),
+                )
+            })
+        });
+        group.bench_function(BenchmarkId::new(phase, "dir"), |b| {
+            b.iter_custom(|iters| {
+                rounds(
+                    iters,
+                    first,
+                    || {
+                        id.set(Some(
+                            dir.swap_out(&mut t.borrow_mut(), &[dir_root]).unwrap().id,
+                        ))
+                    },
+                    || {
+                        dir.fault_in(&mut t.borrow_mut(), id.get().unwrap())
+                            .unwrap()
+                    },
+                )
+            })
+        });
+    }
+    group.finish();
+    node.suspend(r.into_inner()).unwrap();
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let dir = tempfile::tempdir().unwrap();
@@ -213,8 +319,6 @@ fn main() {
     let local_scratch = dir.path().join("local");
     std::fs::create_dir_all(&local_scratch).unwrap();
     let local: Arc<dyn Store> = Arc::new(local);
-    commits(&mut c, "local", local.clone(), &local_scratch);
-    backend(&mut c, "local", local, &local_scratch);
 
     let server = PgServer::start().unwrap_or_else(|e| panic!("PostgreSQL must start: {e}"));
     let url = server.create_db("bench").unwrap();
@@ -222,6 +326,11 @@ fn main() {
     let pg_scratch = dir.path().join("pg");
     std::fs::create_dir_all(&pg_scratch).unwrap();
     let pg: Arc<dyn Store> = Arc::new(pg);
+
+    parts(&mut c, "local", local.clone(), &local_scratch);
+    parts(&mut c, "postgres", pg.clone(), &pg_scratch);
+    commits(&mut c, "local", local.clone(), &local_scratch);
+    backend(&mut c, "local", local, &local_scratch);
     commits(&mut c, "postgres", pg.clone(), &pg_scratch);
     backend(&mut c, "postgres", pg, &pg_scratch);
     c.final_summary();

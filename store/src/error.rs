@@ -2,6 +2,7 @@
 
 use crate::{Digest, Epoch, Millis, NodeName, PrincipalName, TenantName};
 use cowheap_heap::{FileError, Fingerprint};
+use cowheap_segment::swap::{SegmentId, SwapError};
 use cowheap_tenants::RestoreError;
 use std::path::PathBuf;
 
@@ -225,6 +226,33 @@ pub enum StoreError {
         /// What the store reported.
         #[source]
         source: Box<StoreError>,
+    },
+    /// The store holds a segment of the tenant under this id already (ids are never
+    /// overwritten). Nothing was written.
+    #[error("tenant {tenant} has a segment {id} already")]
+    SegmentExists {
+        /// The tenant.
+        tenant: TenantName,
+        /// The segment's id.
+        id: SegmentId,
+    },
+    /// The store holds no segment of the tenant under this id.
+    #[error("tenant {tenant} has no segment {id}")]
+    SegmentMissing {
+        /// The tenant.
+        tenant: TenantName,
+        /// The segment's id.
+        id: SegmentId,
+    },
+    /// Swapping a segment out of a resident tenant, faulting one in, or taking over the
+    /// segments a resumed tenant's state names, failed; the tenant is as it was.
+    #[error("tenant {tenant}: segment swap: {source}")]
+    Swap {
+        /// The tenant.
+        tenant: TenantName,
+        /// Why.
+        #[source]
+        source: Box<SwapError>,
     },
     /// A PostgreSQL server for tests could not be started or stopped.
     #[error("test server: {0}")]

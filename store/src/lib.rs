@@ -46,6 +46,33 @@
 //!   fetches the state and restores it. A resume that fails after its claim releases it.
 //! - **Swap-out under a memory budget**: [`SwapRegistry`] suspends the least recently used
 //!   tenants when the resident private bytes pass its budget, and resumes them on next use.
+//!   Before whole tenants it swaps out the least recently brought in *parts* an embedder
+//!   declared ([`SwapRegistry::declare_part`]: roots whose segment goes as one), which
+//!   fault back in on the next touch of a stub.
+//!
+//! # Segments
+//!
+//! A tenant's segments swapped out ([`cowheap_segment::swap`]) live in the store beside
+//! its states, so a segment swapped out on one node faults in on another after the tenant
+//! moves ([`segments`]):
+//!
+//! - **Keyed per tenant, stored by content.** Segment `id` of a tenant is an entry of that
+//!   tenant naming a content-addressed blob ([`Store::put_segment`]): written once under a
+//!   live claim (fenced, atomic: the entry names the whole blob or nothing), verified on
+//!   every read ([`StoreError::BlobTruncated`], [`StoreError::BlobCorrupt`]), reachable
+//!   only by the operator and principals entitled to the tenant. Ids are the swapper's,
+//!   unique per tenant, so the per-tenant key is what a stub names; the blob under it is
+//!   shared and deduplicated as states are.
+//! - [`StoreSegments`] is the segment crate's `SegmentStore` over a store handle and a
+//!   claim; every [`Resident`] carries a swapper over it ([`Resident::swap_out`]).
+//! - A state with segments out is the snapshot framed with the swapper's records of them
+//!   (the stubs, the objects outside the segments they keep alive, their checksums:
+//!   `docs/FORMATS.md`); [`Node::resume`] hands them to a new swapper
+//!   ([`cowheap_segment::swap::Swapper::adopt`]), which pins again what they keep alive
+//!   and installs the fault handler.
+//! - A faulted-in segment's entry stays while a state in the store may name it; a node
+//!   drops the entries its latest state does not name when it resumes the tenant or
+//!   checkpoints it ([`Store::retain_segments`], under its claim).
 //!
 //! # Base versions
 //!
@@ -108,7 +135,7 @@
 //! # Costs
 //!
 //! A claim, renewal or release: O(1) (one record). A suspend: O(private) (the snapshot) plus
-//! one blob write. A resume: O(state) plus, the first time a process meets a base, O(base)
+//! one blob write. A segment put or get: O(segment) plus one entry. A resume: O(state) plus, the first time a process meets a base, O(base)
 //! to fetch it and verify it. Nothing is O(base) per tenant.
 #![forbid(unsafe_code)]
 
@@ -121,6 +148,7 @@ mod node;
 mod open;
 pub mod pg;
 pub mod pg_server;
+pub mod segments;
 mod store;
 mod swap;
 mod versions;
@@ -137,6 +165,7 @@ pub use node::{DEFAULT_LEASE_MS, Node, Resident, principal_access};
 pub use open::{init_store, open_store};
 pub use pg::PgStore;
 pub use pg_server::PgServer;
+pub use segments::StoreSegments;
 pub use store::{Access, BlobStats, Claim, Store, TenantRecord, VersionRecord};
-pub use swap::{SwapRegistry, SwapStats};
+pub use swap::{PartId, SwapRegistry, SwapStats};
 pub use versions::MAX_COMMIT_TRIES;

@@ -12,8 +12,14 @@
 //! <root>/versions/<fp hex>/<number>    version <number> (20 digits) of base <fp>'s history:
 //!                                      its layer's digest and committer, with a check line
 //! <root>/committers/<fp hex>/<name>    present: principal <name> may commit versions of <fp>
+//! <root>/segments/<name>/<16 hex>     segment <id> of a tenant swapped out: the digest of
+//!                                      the blob holding its file, with a check line
 //! <root>/tmp/                          temporary files, renamed into place
 //! ```
+//!
+//! **Segments** are blobs like states. A segment's entry is linked (never replacing) under
+//! the tenant's record lock after the fence is checked, so an id is written once; it is
+//! removed under the lock too, fenced.
 //!
 //! **Versions** are written compare-and-set: the layer blob first, then the version's
 //! record, written whole to a temporary file and fsynced, is *linked* (`link(2)`, which
@@ -35,6 +41,7 @@ use crate::{
     names::{fingerprint_hex, parse_fingerprint},
 };
 use cowheap_heap::Fingerprint;
+use cowheap_segment::swap::SegmentId;
 use fs4::fs_std::FileExt;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
@@ -47,6 +54,7 @@ const BLOB_MAGIC: [u8; 8] = *b"COWBLOB\0";
 const BLOB_HEADER: usize = 16;
 const RECORD_HEAD: &str = "cowheap-tenant 1";
 const VERSION_HEAD: &str = "cowheap-version 1";
+const SEGMENT_HEAD: &str = "cowheap-segment 1";
 const BLOBS: &str = "blobs";
 const LAYERS: &str = "layers";
 
@@ -344,6 +352,60 @@ impl LocalStore {
             });
         }
         Ok(bytes)
+    }
+
+    fn segments_dir(&self, t: &TenantName) -> PathBuf {
+        self.root.join("segments").join(t.as_str())
+    }
+
+    fn segment_path(&self, t: &TenantName, id: SegmentId) -> PathBuf {
+        self.segments_dir(t).join(format!("{:016x}", id.get()))
+    }
+
+    /// The digest segment `id`'s entry names, if the tenant has one.
+    fn segment_digest(&self, t: &TenantName, id: SegmentId) -> Result<Option<Digest>> {
+        let Some(bytes) = read_optional(&self.segment_path(t, id))? else {
+            return Ok(None);
+        };
+        let bad = |problem| StoreError::Damaged {
+            what: format!("segment {id} of tenant {t}"),
+            problem,
+        };
+        let text = std::str::from_utf8(&bytes).map_err(|_| bad("not UTF-8"))?;
+        let at = text.rfind("check ").ok_or_else(|| bad("no check line"))?;
+        let (body, check) = text.split_at(at);
+        if check
+            .strip_prefix("check ")
+            .and_then(|c| c.strip_suffix('\n'))
+            != Some(blake3::hash(body.as_bytes()).to_hex().as_str())
+        {
+            return Err(bad("check digest does not match"));
+        }
+        let mut lines = body.lines();
+        if lines.next() != Some(SEGMENT_HEAD) {
+            return Err(bad("unknown header"));
+        }
+        let digest = lines
+            .next()
+            .and_then(|l| l.strip_prefix("blob "))
+            .ok_or_else(|| bad("no blob line"))?;
+        if lines.next().is_some() {
+            return Err(bad("unknown line"));
+        }
+        Digest::from_hex(digest).map(Some)
+    }
+
+    /// Runs `f` under the tenant's record lock if `claim` is the record's live claim.
+    fn fenced<T>(&self, claim: &Claim, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if !self.record_path(&claim.tenant).exists() {
+            return Err(StoreError::TenantMissing {
+                tenant: claim.tenant.clone(),
+            });
+        }
+        let _lock = self.lock(&claim.tenant)?;
+        let (rec, _) = self.load_visible(&claim.tenant)?;
+        check_fence(&rec, claim)?;
+        f()
     }
 
     /// Read-check-write of one record under its lock.
@@ -688,6 +750,73 @@ impl Store for LocalStore {
 
     fn get_layer(&self, digest: Digest) -> Result<Vec<u8>> {
         self.get_blob_in(LAYERS, &digest)
+    }
+
+    fn put_segment(&self, claim: &Claim, id: SegmentId, bytes: &[u8]) -> Result<Digest> {
+        let t = &claim.tenant;
+        let exists = || StoreError::SegmentExists {
+            tenant: t.clone(),
+            id,
+        };
+        // Cheap checks first, so a stale node or a taken id adds no blob; the fence and
+        // the link under the lock decide.
+        let (rec, _) = self.load_visible(t)?;
+        check_fence(&rec, claim)?;
+        let path = self.segment_path(t, id);
+        if path.exists() {
+            return Err(exists());
+        }
+        let digest = self.put_blob(bytes)?;
+        let mut entry = format!("{SEGMENT_HEAD}\nblob {}\n", digest.to_hex());
+        let check = blake3::hash(entry.as_bytes()).to_hex();
+        entry.push_str(&format!("check {check}\n"));
+        self.fenced(claim, || {
+            make_dir_durably(&self.segments_dir(t))?;
+            if link_new(&self.tmp(), &path, entry.as_bytes())? {
+                Ok(digest)
+            } else {
+                Err(exists())
+            }
+        })
+    }
+
+    fn get_segment(&self, tenant: &TenantName, id: SegmentId) -> Result<Vec<u8>> {
+        self.load_visible(tenant)?;
+        let digest =
+            self.segment_digest(tenant, id)?
+                .ok_or_else(|| StoreError::SegmentMissing {
+                    tenant: tenant.clone(),
+                    id,
+                })?;
+        self.get_blob(&digest)
+    }
+
+    fn remove_segment(&self, claim: &Claim, id: SegmentId) -> Result<()> {
+        self.fenced(claim, || {
+            let path = self.segment_path(&claim.tenant, id);
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    let dir = self.segments_dir(&claim.tenant);
+                    File::open(&dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(|e| StoreError::io(&dir, e))
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(StoreError::io(&path, e)),
+            }
+        })
+    }
+
+    fn segments(&self, tenant: &TenantName) -> Result<Vec<SegmentId>> {
+        self.load_visible(tenant)?;
+        let mut ids: Vec<SegmentId> = list_dir(&self.segments_dir(tenant))?
+            .iter()
+            .filter(|n| n.len() == 16)
+            .filter_map(|n| u64::from_str_radix(n, 16).ok())
+            .map(SegmentId::new)
+            .collect();
+        ids.sort();
+        Ok(ids)
     }
 }
 

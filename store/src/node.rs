@@ -1,9 +1,12 @@
 //! A node: what claims tenants from a store, runs them and suspends them back.
 
+use crate::segments::{StoreSegments, decode_state, encode_state};
 use crate::store::{Access, Claim, Store};
 use crate::{Digest, NodeName, Result, StoreError, TenantName, fingerprint_hex};
 use cowheap_forwarders::Base;
+use cowheap_heap::Value;
 use cowheap_heap::{BaseHeap, Fingerprint, Verification};
+use cowheap_segment::swap::{SegmentId, SwapError, SwappedOut, Swapper};
 use cowheap_tenants::{Tenant, TenantConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,12 +15,14 @@ use std::sync::{Arc, Mutex};
 /// The lease a node takes by default: 30 seconds.
 pub const DEFAULT_LEASE_MS: u64 = 30_000;
 
-/// A tenant this node holds: the tenant itself and the claim that lets the node write it.
+/// A tenant this node holds: the tenant itself, the claim that lets the node write it, and
+/// the swapper that swaps its segments out to the store and faults them back in.
 #[derive(Debug)]
 pub struct Resident {
     /// The tenant, to work on.
     pub tenant: Tenant,
     claim: Claim,
+    swapper: Swapper,
 }
 
 impl Resident {
@@ -30,6 +35,64 @@ impl Resident {
     pub fn name(&self) -> &TenantName {
         &self.claim.tenant
     }
+
+    /// The tenant's swapper: its segments go to the store ([`StoreSegments`], under this
+    /// claim) and its files stay there after a fault-in until a state that no longer names
+    /// them is written ([`Node::checkpoint`]) or the tenant is resumed again.
+    pub fn swapper(&self) -> &Swapper {
+        &self.swapper
+    }
+
+    /// Swaps the segment of `roots` out of the tenant into the store
+    /// ([`Swapper::swap_out`]): the roots become stubs that fault it back in when touched,
+    /// on this node or, after a suspend, on any node that resumes the tenant. Time: as
+    /// [`Swapper::swap_out`], plus one store write.
+    ///
+    /// # Errors
+    /// [`StoreError::Swap`] holding the swapper's reason (a store error, fenced or denied,
+    /// is [`cowheap_segment::swap::StoreError::Backend`] holding the [`StoreError`]); the
+    /// tenant is as it was.
+    pub fn swap_out(&mut self, roots: &[Value]) -> Result<SwappedOut> {
+        self.swapper
+            .swap_out(&mut self.tenant, roots)
+            .map_err(|e| swap_error(&self.claim.tenant, e))
+    }
+
+    /// Faults segment `id` in now ([`Swapper::fault_in`]), rather than at the first touch.
+    ///
+    /// # Errors
+    /// [`StoreError::Swap`] with the reason; the segment stays out and the tenant usable.
+    pub fn fault_in(&mut self, id: SegmentId) -> Result<()> {
+        self.swapper
+            .fault_in(&mut self.tenant, id)
+            .map_err(|e| swap_error(&self.claim.tenant, e))
+    }
+
+    /// The tenant's state as the store keeps it: its snapshot, framed with the records of
+    /// its segments out if it has any ([`crate::segments`]). Time: O(private).
+    pub(crate) fn state(&mut self) -> Result<Vec<u8>> {
+        let records = self
+            .swapper
+            .records(&mut self.tenant)
+            .map_err(|e| swap_error(&self.claim.tenant, e))?;
+        Ok(encode_state(self.tenant.snapshot(), &records))
+    }
+
+    /// The ids of the segments the tenant has out.
+    pub(crate) fn segments_out(&self) -> Vec<SegmentId> {
+        self.swapper
+            .swapped()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    }
+}
+
+fn swap_error(tenant: &TenantName, e: SwapError) -> StoreError {
+    StoreError::Swap {
+        tenant: tenant.clone(),
+        source: Box::new(e),
+    }
 }
 
 /// A base as this node holds it: empty until fetched and opened.
@@ -39,9 +102,12 @@ type BaseSlot = Mutex<Option<Arc<Base>>>;
 ///
 /// - **Resume** claims the tenant (the epoch moves on), fetches its base if this node lacks
 ///   it (once, into the cache directory, then mapped from there and kept for every later
-///   tenant of that base), fetches its latest state and restores it.
-/// - **Suspend** writes the tenant's snapshot (O(private), fenced by the claim's epoch) and
-///   releases the claim.
+///   tenant of that base), fetches its latest state and restores it. Segments the state
+///   names as swapped out are taken over by the tenant's swapper ([`Resident::swapper`]),
+///   so a touch of a stub faults its segment in from the store, whichever node swapped it
+///   out.
+/// - **Suspend** writes the tenant's snapshot (O(private), fenced by the claim's epoch),
+///   with the records of its segments out, and releases the claim.
 ///
 /// ```
 /// use cowheap_heap::{Value, synth};
@@ -195,14 +261,25 @@ impl Node {
     /// is released and the record keeps its last complete state. Time: O(state size), plus
     /// the base's size the first time this node meets that base.
     ///
+    /// The tenant's segments in the store that its state does not name are dropped (best
+    /// effort: what a fault-in left, or a swap-out no state saw).
+    ///
     /// # Errors
     /// [`StoreError::Held`] if another node holds it; [`StoreError::BaseMissing`],
-    /// [`StoreError::BlobCorrupt`], [`StoreError::BlobTruncated`] or
-    /// [`StoreError::Restore`] if what it needs is missing or damaged.
+    /// [`StoreError::BlobCorrupt`], [`StoreError::BlobTruncated`],
+    /// [`StoreError::Restore`], [`StoreError::Damaged`] (the frame of a state with
+    /// segments out) or [`StoreError::Swap`] (its records do not fit the snapshot) if what
+    /// it needs is missing or damaged.
     pub fn resume(&self, tenant: &TenantName) -> Result<Resident> {
         let claim = self.store.claim(tenant, &self.name, self.lease_ms)?;
         match self.restore(&claim) {
-            Ok(t) => Ok(Resident { tenant: t, claim }),
+            Ok(r) => {
+                // The state just restored is the tenant's latest and this claim fences
+                // every other writer: a segment it does not name is garbage (faulted in,
+                // or written by a swap-out the state never saw). Best effort.
+                let _ = self.store.retain_segments(&r.claim, &r.segments_out());
+                Ok(r)
+            }
             Err(e) => {
                 // Best effort: the claim's lease runs out anyway if this fails too.
                 let _ = self.store.release(&claim);
@@ -215,21 +292,52 @@ impl Node {
     /// history (synced first); a state restores onto the version its snapshot was taken on,
     /// found among the versions this node holds, synced first if it has none by that
     /// fingerprint ([`Node::version_for_snapshot`]).
-    fn restore(&self, claim: &Claim) -> Result<Tenant> {
-        match claim.state {
-            None => Ok(Tenant::fork_with(&self.sync(claim.base)?, self.config)),
+    ///
+    /// The tenant gets a [`Swapper`] over its segments in the store; if the state names
+    /// segments out, the swapper takes them over ([`Swapper::adopt`]) and its fault handler
+    /// is installed, so touching a stub faults the segment in from the store.
+    fn restore(&self, claim: &Claim) -> Result<Resident> {
+        let swapper = Swapper::new(StoreSegments::new(self.store.clone(), claim.clone()));
+        // A file faulted in stays until a state that no longer names it is written: the
+        // state in the store may still name it.
+        swapper.keep_files(true);
+        let tenant = match claim.state {
+            None => {
+                return Ok(Resident {
+                    tenant: Tenant::fork_with(&self.sync(claim.base)?, self.config),
+                    claim: claim.clone(),
+                    swapper,
+                });
+            }
             Some(d) => {
                 let bytes = self.store.read_state(&claim.tenant, d)?;
-                let base = self.version_for_snapshot(claim.base, &bytes)?;
-                Tenant::restore_with(&base, &bytes, &self.config).map_err(|source| {
-                    StoreError::Restore {
-                        tenant: claim.tenant.clone(),
-                        digest: d,
-                        source: Box::new(source),
-                    }
-                })
+                let (snapshot, records) =
+                    decode_state(&bytes).map_err(|problem| StoreError::Damaged {
+                        what: format!("state {d} of tenant {}", claim.tenant),
+                        problem,
+                    })?;
+                let base = self.version_for_snapshot(claim.base, snapshot)?;
+                let mut t =
+                    Tenant::restore_with(&base, snapshot, &self.config).map_err(|source| {
+                        StoreError::Restore {
+                            tenant: claim.tenant.clone(),
+                            digest: d,
+                            source: Box::new(source),
+                        }
+                    })?;
+                if !records.is_empty() {
+                    swapper
+                        .adopt(&mut t, &records)
+                        .map_err(|e| swap_error(&claim.tenant, e))?;
+                }
+                t
             }
-        }
+        };
+        Ok(Resident {
+            tenant,
+            claim: claim.clone(),
+            swapper,
+        })
     }
 
     /// Writes the tenant's state and keeps holding it (renewing the lease). Time:
@@ -238,8 +346,12 @@ impl Node {
     /// # Errors
     /// [`StoreError::Fenced`] if another node claimed it since.
     pub fn checkpoint(&self, r: &mut Resident) -> Result<Digest> {
-        let d = self.store.write_state(&r.claim, &r.tenant.snapshot())?;
+        let state = r.state()?;
+        let d = self.store.write_state(&r.claim, &state)?;
         r.claim = self.store.renew(&r.claim, self.lease_ms)?;
+        // The state just written is the latest: segments it does not name are garbage.
+        // Best effort (a failure leaves garbage, never a missing segment).
+        let _ = self.store.retain_segments(&r.claim, &r.segments_out());
         Ok(d)
     }
 
@@ -259,8 +371,9 @@ impl Node {
     /// # Errors
     /// [`StoreError::Fenced`] if another node claimed it since: nothing is written, and the
     /// store keeps the newer work.
-    pub fn suspend(&self, r: Resident) -> Result<Digest> {
-        self.store.suspend(&r.claim, &r.tenant.snapshot())
+    pub fn suspend(&self, mut r: Resident) -> Result<Digest> {
+        let state = r.state()?;
+        self.store.suspend(&r.claim, &state)
     }
 }
 

@@ -15,8 +15,16 @@
 //! cowheap_versions   (origin bytea -> cowheap_bases, number bigint >= 1,
 //!                     (layer, layer_sha256) -> cowheap_blobs, committed_by text,
 //!                     PK (origin, number))
+//! cowheap_segments   (tenant text -> cowheap_tenants, id bigint,
+//!                     (blob, blob_sha256) -> cowheap_blobs, PK (tenant, id))
 //! cowheap_put_blob(digest bytea, data bytea) -> bytea    -- SECURITY DEFINER, returns sha256
 //! ```
+//!
+//! **A segment** of a tenant is a blob named by a `cowheap_segments` row, written in one
+//! transaction with the fence check (the record's row locked `FOR UPDATE`), `INSERT ... ON
+//! CONFLICT DO NOTHING` so an id is never overwritten; removed the same way. A principal's
+//! role reaches only the rows of the tenants granted to it (row-level security), and reads
+//! only the blobs those rows name.
 //!
 //! **A version is one transaction**: read the newest number of its history, refuse unless
 //! it is the one below, store the layer blob, `INSERT ... ON CONFLICT (origin, number) DO
@@ -71,6 +79,7 @@ use crate::{
     Clock, Digest, Epoch, Millis, NodeName, PrincipalName, Result, StoreError, TenantName,
 };
 use cowheap_heap::Fingerprint;
+use cowheap_segment::swap::SegmentId;
 use postgres::{Client, NoTls, Transaction};
 use std::sync::{Arc, Mutex};
 
@@ -122,6 +131,18 @@ CREATE TABLE IF NOT EXISTS cowheap_versions (
     PRIMARY KEY (origin, number),
     FOREIGN KEY (layer, layer_sha256) REFERENCES cowheap_blobs (digest, sha256)
 );
+CREATE TABLE IF NOT EXISTS cowheap_segments (
+    tenant text NOT NULL REFERENCES cowheap_tenants (name),
+    id bigint NOT NULL CHECK (id >= 0),
+    blob bytea NOT NULL,
+    blob_sha256 bytea NOT NULL,
+    PRIMARY KEY (tenant, id),
+    FOREIGN KEY (blob, blob_sha256) REFERENCES cowheap_blobs (digest, sha256)
+);
+ALTER TABLE cowheap_segments ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS cowheap_granted ON cowheap_segments;
+CREATE POLICY cowheap_granted ON cowheap_segments
+    USING (EXISTS (SELECT 1 FROM cowheap_grants g WHERE g.tenant = cowheap_segments.tenant));
 ALTER TABLE cowheap_committers ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS cowheap_self ON cowheap_committers;
 CREATE POLICY cowheap_self ON cowheap_committers
@@ -159,7 +180,9 @@ CREATE POLICY cowheap_read ON cowheap_blobs FOR SELECT
         OR EXISTS (SELECT 1 FROM cowheap_tenants t
                    WHERE t.state = cowheap_blobs.digest AND t.state_sha256 = cowheap_blobs.sha256)
         OR EXISTS (SELECT 1 FROM cowheap_versions v
-                   WHERE v.layer = cowheap_blobs.digest AND v.layer_sha256 = cowheap_blobs.sha256));
+                   WHERE v.layer = cowheap_blobs.digest AND v.layer_sha256 = cowheap_blobs.sha256)
+        OR EXISTS (SELECT 1 FROM cowheap_segments s
+                   WHERE s.blob = cowheap_blobs.digest AND s.blob_sha256 = cowheap_blobs.sha256));
 DROP POLICY IF EXISTS cowheap_write ON cowheap_blobs;
 ";
 
@@ -209,6 +232,7 @@ REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON cowheap_blobs FROM %1$I; \
 GRANT EXECUTE ON FUNCTION cowheap_put_blob(bytea, bytea) TO %1$I; \
 GRANT SELECT ON cowheap_committers TO %1$I; \
 GRANT SELECT, INSERT ON cowheap_versions TO %1$I; \
+GRANT SELECT, INSERT, DELETE ON cowheap_segments TO %1$I; \
 GRANT SELECT, UPDATE (state, state_sha256, owner, epoch, lease_expiry) \
 ON cowheap_tenants TO %1$I', $1::text)";
 
@@ -1029,6 +1053,91 @@ impl Store for PgStore {
                 .get(0);
             let sha = arr32(&sha, "cowheap_versions.layer_sha256")?;
             self.get_blob(tx, &digest, &sha)
+        })
+    }
+
+    fn put_segment(&self, claim: &Claim, id: SegmentId, bytes: &[u8]) -> Result<Digest> {
+        let n = i64_of(id.get(), "a segment id")?;
+        self.tx("write a segment", |tx| {
+            let rec = self.load(tx, &claim.tenant, "write", true)?;
+            check_fence(&rec, claim)?;
+            let taken = tx
+                .query_opt(
+                    "SELECT 1 FROM cowheap_segments WHERE tenant = $1 AND id = $2",
+                    &[&claim.tenant.as_str(), &n],
+                )
+                .map_err(|e| StoreError::db("write a segment", e))?
+                .is_some();
+            let exists = || StoreError::SegmentExists {
+                tenant: claim.tenant.clone(),
+                id,
+            };
+            if taken {
+                return Err(exists());
+            }
+            let (d, sha) = put_blob(tx, bytes)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO cowheap_segments (tenant, id, blob, blob_sha256) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, id) DO NOTHING",
+                    &[&claim.tenant.as_str(), &n, &d.0.as_slice(), &sha.as_slice()],
+                )
+                .map_err(|e| StoreError::db("write a segment", e))?;
+            if inserted == 0 {
+                return Err(exists());
+            }
+            Ok(d)
+        })
+    }
+
+    fn get_segment(&self, tenant: &TenantName, id: SegmentId) -> Result<Vec<u8>> {
+        let n = i64_of(id.get(), "a segment id")?;
+        self.tx("read a segment", |tx| {
+            self.load(tx, tenant, "read", false)?;
+            let row = tx
+                .query_opt(
+                    "SELECT blob, blob_sha256 FROM cowheap_segments WHERE tenant = $1 AND id = $2",
+                    &[&tenant.as_str(), &n],
+                )
+                .map_err(|e| StoreError::db("read a segment", e))?
+                .ok_or_else(|| StoreError::SegmentMissing {
+                    tenant: tenant.clone(),
+                    id,
+                })?;
+            let d: Vec<u8> = row.get(0);
+            let d = Digest(arr32(&d, "cowheap_segments.blob")?);
+            let sha: Vec<u8> = row.get(1);
+            let sha = arr32(&sha, "cowheap_segments.blob_sha256")?;
+            self.get_blob(tx, &d, &sha)
+        })
+    }
+
+    fn remove_segment(&self, claim: &Claim, id: SegmentId) -> Result<()> {
+        let n = i64_of(id.get(), "a segment id")?;
+        self.tx("remove a segment", |tx| {
+            let rec = self.load(tx, &claim.tenant, "write", true)?;
+            check_fence(&rec, claim)?;
+            tx.execute(
+                "DELETE FROM cowheap_segments WHERE tenant = $1 AND id = $2",
+                &[&claim.tenant.as_str(), &n],
+            )
+            .map_err(|e| StoreError::db("remove a segment", e))?;
+            Ok(())
+        })
+    }
+
+    fn segments(&self, tenant: &TenantName) -> Result<Vec<SegmentId>> {
+        self.tx("list segments", |tx| {
+            self.load(tx, tenant, "read", false)?;
+            let rows = tx
+                .query(
+                    "SELECT id FROM cowheap_segments WHERE tenant = $1 ORDER BY id",
+                    &[&tenant.as_str()],
+                )
+                .map_err(|e| StoreError::db("list segments", e))?;
+            rows.iter()
+                .map(|r| Ok(SegmentId::new(u64_of(r.get(0), "cowheap_segments.id")?)))
+                .collect()
         })
     }
 }

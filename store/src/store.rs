@@ -2,6 +2,7 @@
 
 use crate::{Digest, Epoch, Millis, NodeName, PrincipalName, Result, TenantName};
 use cowheap_heap::Fingerprint;
+use cowheap_segment::swap::SegmentId;
 use std::fmt;
 
 /// Who is talking to the store.
@@ -256,6 +257,55 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`crate::StoreError::BlobMissing`] if no version names such a layer.
     fn get_layer(&self, digest: Digest) -> Result<Vec<u8>>;
+
+    /// Stores `bytes` (the file of a segment swapped out of the tenant) as segment `id` of
+    /// `claim`'s tenant, if the claim is still the record's epoch and owner and the tenant
+    /// has no segment `id`. The bytes are a content-addressed blob, as a state is; the
+    /// tenant's entry for `id` names it. Atomic: afterwards the tenant has the whole
+    /// segment under `id`, or (on any error) nothing new but perhaps a blob nothing names.
+    /// Time: O(size).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::SegmentExists`] if the tenant has a segment `id` (never
+    /// overwritten); [`crate::StoreError::Fenced`] if the claim is stale;
+    /// [`crate::StoreError::TenantMissing`] or [`crate::StoreError::Denied`] for a tenant
+    /// this access may not touch.
+    fn put_segment(&self, claim: &Claim, id: SegmentId, bytes: &[u8]) -> Result<Digest>;
+
+    /// The bytes of segment `id` of `tenant`, verified against the digest its entry names
+    /// (a changed length is [`crate::StoreError::BlobTruncated`], changed bytes
+    /// [`crate::StoreError::BlobCorrupt`]). Operator, or a principal entitled to the
+    /// tenant; no claim needed (reading changes nothing). Time: O(size).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::SegmentMissing`]; [`crate::StoreError::TenantMissing`] or
+    /// [`crate::StoreError::Denied`] for a tenant this access may not see.
+    fn get_segment(&self, tenant: &TenantName, id: SegmentId) -> Result<Vec<u8>>;
+
+    /// Drops segment `id` from `claim`'s tenant (its blob may stay, named by nothing, as an
+    /// old state's does). Fenced like a write; a segment the tenant lacks is not an error.
+    /// Time: O(1).
+    fn remove_segment(&self, claim: &Claim, id: SegmentId) -> Result<()>;
+
+    /// The ids of `tenant`'s segments, ascending. Operator, or a principal entitled to the
+    /// tenant. Time: O(segments).
+    fn segments(&self, tenant: &TenantName) -> Result<Vec<SegmentId>>;
+
+    /// Drops every segment of `claim`'s tenant but those in `keep` (fenced, one
+    /// [`Store::remove_segment`] each) and answers how many it dropped. A node calls it
+    /// with the segments the tenant's latest state names, while it holds the claim, so
+    /// nothing a state in the store names is ever dropped. Time: O(segments).
+    fn retain_segments(&self, claim: &Claim, keep: &[SegmentId]) -> Result<usize> {
+        let keep: std::collections::BTreeSet<SegmentId> = keep.iter().copied().collect();
+        let mut dropped = 0;
+        for id in self.segments(&claim.tenant)? {
+            if !keep.contains(&id) {
+                self.remove_segment(claim, id)?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
 }
 
 /// Checks that `bytes` are a whole layer of the history of `origin` over version

@@ -1,9 +1,12 @@
-//! Swapping whole tenants out to the store under a memory budget.
+//! Swapping parts of tenants, then whole tenants, out to the store under a memory budget.
 
-use crate::{Node, Resident, Result, TenantName};
+use crate::{Node, Resident, Result, StoreError, TenantName};
+use cowheap_heap::{Value, Word};
+use cowheap_segment::swap::{SegmentId, Swapper};
 use cowheap_tenants::Tenant;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use cowheap_tenants::stubs::FaultHandler;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 /// Counts kept by a [`SwapRegistry`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -14,6 +17,37 @@ pub struct SwapStats {
     pub swapped_out: u64,
     /// Uses served by a tenant already resident.
     pub hits: u64,
+    /// Parts swapped out (as segments, to the store) to keep under the budget.
+    pub parts_out: u64,
+    /// Parts faulted back in by a touch of one of their stubs.
+    pub parts_in: u64,
+    /// Swap-outs of a part that were refused (its roots no longer private objects, a root
+    /// in another part that is out, the store failing); the part stays resident.
+    pub parts_refused: u64,
+}
+
+/// A part of a tenant declared to a [`SwapRegistry`] ([`SwapRegistry::declare_part`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PartId(u64);
+
+impl PartId {
+    /// Its number (unique within its registry).
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// A declared part: its roots as identity words (which keep their meaning across a
+/// suspend and resume of the tenant, where values do not), whether it is out, and when it
+/// was last brought in.
+#[derive(Debug)]
+struct Part {
+    tenant: TenantName,
+    roots: Vec<Word>,
+    /// The segment holding it while it is swapped out.
+    out: Option<SegmentId>,
+    /// The tick of its declaration or of its last fault-in.
+    tick: u64,
 }
 
 #[derive(Debug, Default)]
@@ -24,7 +58,13 @@ struct Inner {
     tick: u64,
     bytes: usize,
     stats: SwapStats,
+    parts: BTreeMap<PartId, Part>,
+    next_part: u64,
 }
+
+/// Faults the tenants' handlers have served, as (tenant, segment): written by the handlers
+/// while a tenant runs, read after.
+type FaultLog = Arc<Mutex<Vec<(TenantName, u64)>>>;
 
 /// A node's resident tenants under a budget of private bytes: using a tenant resumes it
 /// from the store if it is not resident, and when the resident tenants' private bytes
@@ -32,11 +72,27 @@ struct Inner {
 /// suspended to the store until they fit again. Every tenant stays reachable: the next use
 /// resumes it transparently.
 ///
+/// **Parts.** An embedder may declare parts of a tenant ([`SwapRegistry::declare_part`]:
+/// a set of roots each; the part is what they reach that the tenant's other roots do not,
+/// a segment). Over the budget, the registry first swaps out the least recently brought
+/// in parts of the resident tenants, each as a segment to the store through the tenant's
+/// [`Resident::swap_out`], and only then whole tenants. A part comes back transparently
+/// on the tenant's next touch of one of its stubs: a write through a stub, or a read
+/// inside [`Tenant::with_faults`]. Use is detected at the fault: the registry installs on
+/// each tenant a fault handler that runs the tenant's swapper ([`Swapper::fault`]) and logs
+/// the fault, and a part's recency is the tick it was declared or last faulted in. (A read
+/// of a resident part costs nothing extra and is not seen, so a part in constant use may be
+/// swapped out and fault straight back in: its recency is that of its last fault.) A part
+/// brought in by the current use stays, as the tenant in use does. A part whose swap-out
+/// is refused stays resident and is counted ([`SwapStats::parts_refused`]).
+///
 /// Uses are serialised by one lock (a tenant is used by one thread at a time anyway); the
 /// store's claims keep other nodes out of the resident tenants.
 ///
 /// Time of a use: O(1) for a resident tenant; a resume (O(its state)) for one that is not,
-/// plus a suspend (O(private)) per tenant swapped out.
+/// plus a suspend (O(private)) per tenant swapped out; O(parts) to pick each part to swap
+/// out, and per part a swap-out (O(the tenant's private objects): the extraction walks
+/// from the tenant's roots and collects) plus a store write.
 ///
 /// ```
 /// use cowheap_heap::synth;
@@ -68,6 +124,7 @@ pub struct SwapRegistry {
     node: Node,
     budget: usize,
     inner: Mutex<Inner>,
+    faults: FaultLog,
 }
 
 impl SwapRegistry {
@@ -78,6 +135,7 @@ impl SwapRegistry {
             node,
             budget,
             inner: Mutex::new(Inner::default()),
+            faults: FaultLog::default(),
         }
     }
 
@@ -87,7 +145,8 @@ impl SwapRegistry {
     }
 
     /// Runs `f` on `tenant`, resuming it first if it is not resident, then swaps out least
-    /// recently used tenants until the resident ones fit the budget.
+    /// recently used parts (but those `f` faulted in), then least recently used tenants
+    /// (but this one), until the resident ones fit the budget.
     ///
     /// # Errors
     /// As [`Node::resume`] (another node holds it, its state is damaged): `f` did not run.
@@ -97,7 +156,79 @@ impl SwapRegistry {
     /// without an error: another node has newer work.
     pub fn with<R>(&self, tenant: &TenantName, f: impl FnOnce(&mut Tenant) -> R) -> Result<R> {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let inner = &mut *g;
+        self.use_tenant(&mut g, tenant, |r| f(&mut r.tenant))
+    }
+
+    /// Declares a part of `tenant` (resumed first if it is not resident): the objects
+    /// `roots` reach that the tenant's other roots do not, swapped out as one segment when
+    /// the budget needs room ([`SwapRegistry`]'s doc). `roots` are values of the tenant as
+    /// it is resident now (from a [`SwapRegistry::with`] just before, say); the registry
+    /// keeps their identity words, which stay valid across swap-outs of the part and of
+    /// the whole tenant. Parts of one tenant should not share roots (the second to go
+    /// would be refused). The part counts as just used. Time: O(roots), plus what a use
+    /// costs.
+    ///
+    /// # Errors
+    /// As [`SwapRegistry::with`]; [`StoreError::Swap`] for no roots; [`StoreError::Tenant`]
+    /// for a root that is not a value of this tenant, and then nothing is declared.
+    pub fn declare_part(&self, tenant: &TenantName, roots: &[Value]) -> Result<PartId> {
+        if roots.is_empty() {
+            return Err(StoreError::Swap {
+                tenant: tenant.clone(),
+                source: Box::new(cowheap_segment::swap::SwapError::NoRoots),
+            });
+        }
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let tick = g.tick + 1;
+        let (words, out) = self.use_tenant(&mut g, tenant, |r| {
+            let words = roots
+                .iter()
+                .map(|&v| r.tenant.identity_word(v))
+                .collect::<cowheap_tenants::Result<Vec<Word>>>()?;
+            // A root that is a stub already: the part is out (in that segment).
+            let out = r.tenant.stub_segment(roots[0])?.map(SegmentId::new);
+            Ok::<_, cowheap_tenants::Error>((words, out))
+        })??;
+        let id = PartId(g.next_part);
+        g.next_part += 1;
+        g.parts.insert(
+            id,
+            Part {
+                tenant: tenant.clone(),
+                roots: words,
+                out,
+                tick,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Whether part `id` is swapped out now (`None` for a part this registry never
+    /// declared).
+    pub fn part_out(&self, id: PartId) -> Option<bool> {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.parts.get(&id).map(|p| p.out.is_some())
+    }
+
+    /// Swaps out parts, then whole tenants, least recently used first, until the resident
+    /// private bytes fit the budget; nothing is kept for being in use. Time: as the
+    /// swap-outs it makes.
+    ///
+    /// # Errors
+    /// As [`SwapRegistry::with`]'s swap-outs.
+    pub fn trim(&self) -> Result<()> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        self.fit(&mut g, None)
+    }
+
+    /// Resumes `tenant` if need be, runs `f` on it, takes note of the faults its handler
+    /// served, and fits the budget keeping the tenant and what `f` brought in.
+    fn use_tenant<R>(
+        &self,
+        inner: &mut Inner,
+        tenant: &TenantName,
+        f: impl FnOnce(&mut Resident) -> R,
+    ) -> Result<R> {
         inner.tick += 1;
         let tick = inner.tick;
         let (mut r, old_tick, old_bytes) = match inner.resident.remove(tenant) {
@@ -106,24 +237,100 @@ impl SwapRegistry {
                 entry
             }
             None => {
-                let r = self.node.resume(tenant)?;
+                let mut r = self.node.resume(tenant)?;
                 inner.stats.swapped_in += 1;
+                // Where each part of it is now: the state resumed may be another node's.
+                for p in inner.parts.values_mut().filter(|p| &p.tenant == tenant) {
+                    let root = Value::owned(p.roots[0], r.tenant.id());
+                    p.out = r
+                        .tenant
+                        .stub_segment(root)
+                        .ok()
+                        .flatten()
+                        .map(SegmentId::new);
+                }
+                self.install_handler(&mut r);
                 (r, 0, 0)
             }
         };
         inner.lru.remove(&old_tick);
         inner.bytes -= old_bytes;
-        let out = f(&mut r.tenant);
+        let out = f(&mut r);
+        self.note_faults(inner, tick);
         let bytes = r.tenant.memory_bytes();
         inner.bytes += bytes;
         inner.lru.insert(tick, tenant.clone());
         inner.resident.insert(tenant.clone(), (r, tick, bytes));
+        self.fit(inner, Some(tick))?;
+        Ok(out)
+    }
+
+    /// Installs on `r`'s tenant the handler that faults its segments in through its swapper
+    /// and logs each fault for [`SwapRegistry::note_faults`].
+    fn install_handler(&self, r: &mut Resident) {
+        let swapper: Swapper = r.swapper().clone();
+        let log = self.faults.clone();
+        let name = r.name().clone();
+        r.tenant
+            .set_fault_handler(Some(FaultHandler::new(move |t, id| {
+                swapper.fault(t, SegmentId::new(id))?;
+                log.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((name.clone(), id));
+                Ok(())
+            })));
+    }
+
+    /// The parts the logged faults brought in are resident again, used at `tick`.
+    fn note_faults(&self, inner: &mut Inner, tick: u64) {
+        let faults = std::mem::take(&mut *self.faults.lock().unwrap_or_else(|p| p.into_inner()));
+        for (name, seg) in faults {
+            let seg = SegmentId::new(seg);
+            if let Some(p) = inner
+                .parts
+                .values_mut()
+                .find(|p| p.tenant == name && p.out == Some(seg))
+            {
+                p.out = None;
+                p.tick = tick;
+                inner.stats.parts_in += 1;
+            }
+        }
+    }
+
+    /// Swaps out parts, then whole tenants, least recently used first, until the resident
+    /// bytes fit the budget. With `keep`, the parts brought in and the tenant used at that
+    /// tick stay.
+    ///
+    /// # Errors
+    /// As [`SwapRegistry::with`].
+    fn fit(&self, inner: &mut Inner, keep: Option<u64>) -> Result<()> {
+        let mut refused = HashSet::new();
+        while inner.bytes > self.budget {
+            let next = inner
+                .parts
+                .iter()
+                .filter(|(id, p)| {
+                    p.out.is_none()
+                        && Some(p.tick) != keep
+                        && !refused.contains(*id)
+                        && inner.resident.contains_key(&p.tenant)
+                })
+                .min_by_key(|(_, p)| p.tick)
+                .map(|(&id, _)| id);
+            let Some(id) = next else {
+                break;
+            };
+            if !self.swap_part(inner, id) {
+                refused.insert(id);
+            }
+        }
         let mut first_err = None;
         while inner.bytes > self.budget {
             let Some((&oldest, _)) = inner.lru.iter().next() else {
                 break;
             };
-            if oldest == tick {
+            if Some(oldest) == keep {
                 break; // only the tenant in use is left
             }
             let Some(name) = inner.lru.remove(&oldest) else {
@@ -132,8 +339,12 @@ impl SwapRegistry {
             let Some((r, t, b)) = inner.resident.remove(&name) else {
                 continue;
             };
-            match self.node.store().suspend(r.claim(), &r.tenant.snapshot()) {
-                Ok(_) | Err(crate::StoreError::Fenced { .. }) => {
+            let mut r = r;
+            match r
+                .state()
+                .and_then(|state| self.node.store().suspend(r.claim(), &state))
+            {
+                Ok(_) | Err(StoreError::Fenced { .. }) => {
                     inner.bytes -= b;
                     inner.stats.swapped_out += 1;
                 }
@@ -148,7 +359,40 @@ impl SwapRegistry {
         }
         match first_err {
             Some(e) => Err(e),
-            None => Ok(out),
+            None => Ok(()),
+        }
+    }
+
+    /// Swaps part `id` out of its resident tenant; `false` if that was refused (the part
+    /// stays resident, the tenant as it was).
+    fn swap_part(&self, inner: &mut Inner, id: PartId) -> bool {
+        let Some(part) = inner.parts.get_mut(&id) else {
+            return false;
+        };
+        let Some((r, _, bytes)) = inner.resident.get_mut(&part.tenant) else {
+            return false;
+        };
+        let roots: Vec<Value> = part
+            .roots
+            .iter()
+            .map(|&w| Value::owned(w, r.tenant.id()))
+            .collect();
+        match r.swap_out(&roots) {
+            Ok(out) => {
+                // The swap-out installed the swapper's own handler: put the counting one
+                // back.
+                self.install_handler(r);
+                part.out = Some(out.id);
+                let now = r.tenant.memory_bytes();
+                inner.bytes = inner.bytes - *bytes + now;
+                *bytes = now;
+                inner.stats.parts_out += 1;
+                true
+            }
+            Err(_) => {
+                inner.stats.parts_refused += 1;
+                false
+            }
         }
     }
 

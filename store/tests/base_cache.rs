@@ -127,6 +127,23 @@ impl Store for Gated {
     fn get_layer(&self, digest: Digest) -> Result<Vec<u8>> {
         self.inner.get_layer(digest)
     }
+    fn put_segment(
+        &self,
+        c: &Claim,
+        id: cowheap_segment::swap::SegmentId,
+        bytes: &[u8],
+    ) -> Result<Digest> {
+        self.inner.put_segment(c, id, bytes)
+    }
+    fn get_segment(&self, t: &TenantName, id: cowheap_segment::swap::SegmentId) -> Result<Vec<u8>> {
+        self.inner.get_segment(t, id)
+    }
+    fn remove_segment(&self, c: &Claim, id: cowheap_segment::swap::SegmentId) -> Result<()> {
+        self.inner.remove_segment(c, id)
+    }
+    fn segments(&self, t: &TenantName) -> Result<Vec<cowheap_segment::swap::SegmentId>> {
+        self.inner.segments(t)
+    }
 }
 
 /// Two bases stored in a fresh local store, and that store wrapped in a [`Gated`].

@@ -34,6 +34,8 @@ conformance!(
     commit_rights,
     nodes_commit,
     resume_on_a_version,
+    segments_in_store,
+    segments_across_nodes,
 );
 
 #[test]

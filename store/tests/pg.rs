@@ -38,6 +38,8 @@ conformance!(
     commit_rights,
     nodes_commit,
     resume_on_a_version,
+    segments_in_store,
+    segments_across_nodes,
 );
 
 #[test]
@@ -522,4 +524,60 @@ fn a_planted_layer_blob_is_never_read_as_the_layer() {
     assert_eq!(op.get_layer(digest).unwrap(), layers[0]);
     let node = common::node(&pg, "n", Access::principal(common::p("mallory"), "m"));
     assert_eq!(node.sync(fp).unwrap().version(), 1);
+}
+
+/// A principal's database role reaches only the segment rows of its own tenants, and only
+/// the blobs they name: whatever SQL it sends, it reads, adds and drops none of another's.
+#[test]
+fn a_principals_database_role_reaches_only_its_segments() {
+    use cowheap_segment::swap::SegmentId;
+    let pg = Pg::new();
+    let op = PgStore::connect(&pg.url, Arc::new(SystemClock), Access::Operator).unwrap();
+    let fp = cowheap_heap::Fingerprint([1; 32]);
+    op.put_base(fp, b"base").unwrap();
+    let mut digests = Vec::new();
+    for (p, t) in [("p1", "t1"), ("p2", "t2")] {
+        op.add_principal(&common::p(p), &format!("secret-{p}"))
+            .unwrap();
+        op.create_tenant(&common::t(t), fp, Some(&common::p(p)))
+            .unwrap();
+        let c = op.claim(&common::t(t), &common::n("op"), 60_000).unwrap();
+        digests.push(
+            op.put_segment(&c, SegmentId::new(1), format!("segment of {t}").as_bytes())
+                .unwrap(),
+        );
+        op.release(&c).unwrap();
+    }
+    let mut cfg: postgres::Config = pg.url.parse().unwrap();
+    cfg.user("cowheap_p2").password("secret-p2");
+    let mut p2 = cfg.connect(postgres::NoTls).unwrap();
+    let count =
+        |c: &mut postgres::Client, sql: &str| -> i64 { c.query_one(sql, &[]).unwrap().get(0) };
+    assert_eq!(count(&mut p2, "SELECT count(*) FROM cowheap_segments"), 1);
+    let seen = p2
+        .query_opt(
+            "SELECT 1 FROM cowheap_blobs WHERE digest = $1",
+            &[&digests[0].0.as_slice()],
+        )
+        .unwrap();
+    assert!(seen.is_none(), "t1's segment blob is out of reach");
+    let n = p2
+        .execute("DELETE FROM cowheap_segments WHERE tenant = 't1'", &[])
+        .unwrap();
+    assert_eq!(n, 0, "t1's segment rows are out of reach");
+    let e = p2
+        .batch_execute(
+            "INSERT INTO cowheap_segments (tenant, id, blob, blob_sha256) \
+             SELECT 't1', 2, digest, sha256 FROM cowheap_blobs LIMIT 1",
+        )
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("42501"));
+    assert_eq!(
+        op.segments(&common::t("t1")).unwrap(),
+        vec![SegmentId::new(1)]
+    );
+    assert_eq!(
+        op.get_segment(&common::t("t1"), SegmentId::new(1)).unwrap(),
+        b"segment of t1"
+    );
 }

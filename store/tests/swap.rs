@@ -1,10 +1,11 @@
 //! A registry with a memory budget far below its tenants' total keeps its resident private
-//! bytes under the budget while every tenant stays reachable, on both backends.
+//! bytes under the budget while every tenant stays reachable, on both backends: whole
+//! tenants swapped out, and parts of one large tenant swapped out as segments.
 
 mod common;
 
-use common::{Harness, Local, Pg, node, real_base, t};
-use cowheap_heap::Format;
+use common::{Harness, LEAVES, Local, Pg, build_parts, check_part, node, real_base, t};
+use cowheap_heap::{Format, Value};
 use cowheap_store::workload::{read_mark, write_mark};
 use cowheap_store::{Access, SwapRegistry};
 
@@ -120,4 +121,160 @@ fn resident_tenants_are_renewed_or_taken_over() {
         reg.with(&t("r"), |tenant| read_mark(tenant)).unwrap(),
         Some(2)
     );
+}
+
+/// Parts of the large tenant.
+const PARTS: usize = 64;
+
+/// One large tenant of many parts under a budget far below its total: the registry swaps
+/// out least recently brought in parts until its resident private bytes fit, and every
+/// part stays reachable: touched in a scrambled order (reads through `with_faults`, and
+/// writes through a stub), each gives back what the oracle holds, with its identity hash,
+/// and the budget holds after every touch. Then the tenant is suspended whole and its
+/// parts still out come back on another node.
+fn parts(h: &dyn Harness) {
+    let fp = real_base(h, 2_000);
+    let a = node(h, "a", Access::Operator);
+    let big = t("big");
+    a.store().create_tenant(&big, fp, None).unwrap();
+    let mut r = a.resume(&big).unwrap();
+    let (_, hashes) = build_parts(&mut r.tenant, PARTS);
+    let total = r.tenant.memory_bytes();
+    a.suspend(r).unwrap();
+    let budget = total / 5;
+
+    let reg = SwapRegistry::new(node(h, "b", Access::Operator), budget);
+    let roots: Vec<Value> = reg
+        .with(&big, |t| {
+            let holder = t.root("holder").unwrap();
+            (0..PARTS).map(|i| t.slot(holder, i).unwrap()).collect()
+        })
+        .unwrap();
+    assert!(
+        reg.resident_bytes() > 4 * budget,
+        "the tenant alone is far over the budget: {} of {budget}",
+        reg.resident_bytes()
+    );
+    let ids: Vec<_> = roots
+        .iter()
+        .map(|&root| reg.declare_part(&big, &[root]).unwrap())
+        .collect();
+    reg.trim().unwrap();
+    let after = reg.resident_bytes();
+    assert!(after <= budget, "{after} resident bytes of {budget}");
+    assert_eq!(reg.resident(), 1, "parts were enough: the tenant stays");
+    let out = ids
+        .iter()
+        .filter(|&&p| reg.part_out(p) == Some(true))
+        .count();
+    assert!(out > PARTS / 2, "{out} parts out");
+    assert_eq!(reg.stats().parts_out as usize, out);
+
+    // Touch every part in a scrambled order; every third one by a write through its root.
+    let mut ints: Vec<i64> = (0..PARTS as i64).collect();
+    let mut faults = 0;
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut order: Vec<usize> = (0..PARTS).collect();
+    for i in (1..PARTS).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    for (step, &i) in order.iter().enumerate() {
+        let was_out = reg.part_out(ids[i]).unwrap();
+        if step % 3 == 0 {
+            let now = 1_000 + i as i64;
+            reg.with(&big, |t| {
+                let root = t.slot(t.root("holder").unwrap(), i).unwrap();
+                t.set_slot(root, LEAVES, Value::int(now))
+            })
+            .unwrap()
+            .unwrap();
+            ints[i] = now;
+        }
+        let hash = hashes[i];
+        let int = ints[i];
+        let seen_out = reg.with(&big, |t| check_part(t, i, int, hash)).unwrap();
+        assert!(
+            seen_out == (was_out && step % 3 != 0),
+            "step {step}: part {i}"
+        );
+        faults += usize::from(was_out);
+        assert!(
+            reg.resident_bytes() <= budget,
+            "step {step}: {} resident bytes of {budget}",
+            reg.resident_bytes()
+        );
+        assert_eq!(reg.resident(), 1);
+    }
+    let stats = reg.stats();
+    let still_out = ids
+        .iter()
+        .filter(|&&p| reg.part_out(p) == Some(true))
+        .count();
+    assert!(still_out > PARTS / 2, "{still_out} parts out at suspend");
+    assert_eq!(stats.parts_in as usize, faults, "{stats:?}");
+    // Every part out was swapped out once more than it was faulted in.
+    assert_eq!(
+        stats.parts_out,
+        stats.parts_in + still_out as u64,
+        "{stats:?}"
+    );
+    assert_eq!(stats.parts_refused, 0, "{stats:?}");
+    eprintln!(
+        "parts: total {total} bytes, budget {budget}, after trim {after}, {out} of {PARTS} out; {stats:?}"
+    );
+
+    // Suspended whole with parts out: another node sees them all.
+    reg.suspend_all().unwrap();
+    let c = node(h, "c", Access::Operator);
+    let mut r = c.resume(&big).unwrap();
+    assert_eq!(r.tenant.stubs().count(), still_out);
+    let mut seen = 0;
+    for i in 0..PARTS {
+        seen += usize::from(check_part(&mut r.tenant, i, ints[i], hashes[i]));
+    }
+    assert_eq!(seen, still_out);
+    assert_eq!(r.tenant.stubs().count(), 0);
+}
+
+#[test]
+fn parts_on_a_local_store() {
+    parts(&Local::new());
+}
+
+#[test]
+fn parts_on_postgres() {
+    parts(&Pg::new());
+}
+
+/// A part that cannot go (its root is a base object, not a private one) is refused and
+/// counted, stays resident, and the registry swaps out the tenant whole instead; a part
+/// with no roots is refused when declared.
+#[test]
+fn a_part_that_cannot_go_is_counted_and_the_tenant_goes_whole() {
+    use cowheap_store::StoreError;
+    let h = Local::new();
+    let fp = real_base(&h, 1_000);
+    let op = node(&h, "op", Access::Operator);
+    for name in ["x", "y"] {
+        op.store().create_tenant(&t(name), fp, None).unwrap();
+    }
+    let reg = SwapRegistry::new(node(&h, "a", Access::Operator), 1);
+    assert!(matches!(
+        reg.declare_part(&t("x"), &[]),
+        Err(StoreError::Swap { .. })
+    ));
+    let g = reg
+        .with(&t("x"), |t| t.base().heap().root("Smalltalk").unwrap())
+        .unwrap();
+    let part = reg.declare_part(&t("x"), &[g]).unwrap();
+    reg.with(&t("y"), |t| write_mark(t, 5)).unwrap().unwrap();
+    let stats = reg.stats();
+    assert!(stats.parts_refused >= 1, "{stats:?}");
+    assert_eq!((stats.parts_out, stats.swapped_out), (0, 1), "{stats:?}");
+    assert_eq!(reg.part_out(part), Some(false));
+    assert_eq!(reg.resident(), 1);
+    assert_eq!(reg.with(&t("y"), |t| read_mark(t)).unwrap(), Some(5));
 }

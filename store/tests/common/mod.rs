@@ -1022,6 +1022,338 @@ pub(crate) fn resume_on_a_version(h: &dyn Harness) {
     assert_eq!(r.tenant.slot(x, 0).unwrap().as_int(), Some(6));
 }
 
+/// The store error behind a swap error of a node (a segment the store refused or sent
+/// damaged), if there is one.
+pub(crate) fn store_cause(e: &StoreError) -> Option<&StoreError> {
+    use cowheap_segment::swap::{StoreError as SegStoreError, SwapError};
+    match e {
+        StoreError::Swap { source, .. } => match &**source {
+            SwapError::Store(SegStoreError::Backend { source, .. }) => source.downcast_ref(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Segments in the store: written once per tenant and id under a live claim, read back
+/// verified (a truncated or flipped blob is a typed error, repaired by a later put of the
+/// same bytes), fenced, listed, removed; refused across tenants; and the same through the
+/// segment crate's `SegmentStore` adapter.
+pub(crate) fn segments_in_store(h: &dyn Harness) {
+    use cowheap_segment::swap::{SegmentId, SegmentStore, StoreError as SegStoreError};
+    use cowheap_store::StoreSegments;
+    let clock = ManualClock::new(Millis(1_000_000));
+    let s = h.open(Access::Operator, Arc::new(clock.clone())).unwrap();
+    let fp = fake_base(&*s, 6);
+    s.add_principal(&p("p1"), "secret-1").unwrap();
+    s.add_principal(&p("p2"), "secret-2").unwrap();
+    s.create_tenant(&t("t1"), fp, Some(&p("p1"))).unwrap();
+    s.create_tenant(&t("t2"), fp, Some(&p("p2"))).unwrap();
+    let p1 = h
+        .open(
+            Access::principal(p("p1"), "secret-1"),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+    let p2 = h
+        .open(
+            Access::principal(p("p2"), "secret-2"),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+    let id = SegmentId::new;
+    let c1 = p1.claim(&t("t1"), &n("a"), 10_000).unwrap();
+    let seg1 = vec![0x51u8; 3000];
+    let seg2: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+    let d1 = p1.put_segment(&c1, id(1), &seg1).unwrap();
+    assert_eq!(d1, Digest::of(&seg1));
+    p1.put_segment(&c1, id(7), &seg2).unwrap();
+    assert_eq!(p1.get_segment(&t("t1"), id(1)).unwrap(), seg1);
+    assert_eq!(p1.get_segment(&t("t1"), id(7)).unwrap(), seg2);
+    assert_eq!(p1.segments(&t("t1")).unwrap(), vec![id(1), id(7)]);
+    // An id is written once.
+    assert!(matches!(
+        p1.put_segment(&c1, id(1), b"other bytes"),
+        Err(StoreError::SegmentExists { id: i, .. }) if i == id(1)
+    ));
+    assert_eq!(p1.get_segment(&t("t1"), id(1)).unwrap(), seg1);
+    assert!(matches!(
+        p1.get_segment(&t("t1"), id(2)),
+        Err(StoreError::SegmentMissing { id: i, .. }) if i == id(2)
+    ));
+
+    // Another principal reaches none of it, with its own claim or a forged one.
+    let denied = |r: Result<(), StoreError>| {
+        assert!(
+            matches!(
+                r,
+                Err(StoreError::Denied { .. } | StoreError::TenantMissing { .. })
+            ),
+            "p2 on t1's segments: {r:?}"
+        )
+    };
+    denied(p2.get_segment(&t("t1"), id(1)).map(|_| ()));
+    denied(p2.segments(&t("t1")).map(|_| ()));
+    let forged = cowheap_store::Claim {
+        node: n("b"),
+        ..c1.clone()
+    };
+    denied(p2.put_segment(&forged, id(9), b"planted").map(|_| ()));
+    denied(p2.remove_segment(&forged, id(1)));
+    denied(p2.retain_segments(&forged, &[]).map(|_| ()));
+    let c2 = p2.claim(&t("t2"), &n("b"), 10_000).unwrap();
+    let forged = cowheap_store::Claim {
+        tenant: t("t1"),
+        ..c2.clone()
+    };
+    denied(p2.put_segment(&forged, id(9), b"planted").map(|_| ()));
+    denied(p2.remove_segment(&forged, id(1)));
+    // p2's own tenant has segments of its own, the same ids included.
+    p2.put_segment(&c2, id(1), b"t2's segment").unwrap();
+    assert_eq!(p2.get_segment(&t("t2"), id(1)).unwrap(), b"t2's segment");
+    assert_eq!(p1.segments(&t("t1")).unwrap(), vec![id(1), id(7)]);
+    assert_eq!(p1.get_segment(&t("t1"), id(1)).unwrap(), seg1);
+
+    // Damage: typed errors; the same bytes put again (under any id) make the blob whole.
+    h.damage(&d1, Damage::Truncate);
+    match p1.get_segment(&t("t1"), id(1)) {
+        Err(StoreError::BlobTruncated {
+            digest, expected, ..
+        }) => assert_eq!((digest, expected), (d1, 3000)),
+        other => panic!("truncated segment: {other:?}"),
+    }
+    p1.put_segment(&c1, id(2), &seg1).unwrap();
+    assert_eq!(p1.get_segment(&t("t1"), id(1)).unwrap(), seg1);
+    h.damage(&d1, Damage::Flip);
+    assert!(matches!(
+        p1.get_segment(&t("t1"), id(1)),
+        Err(StoreError::BlobCorrupt { digest, .. }) if digest == d1
+    ));
+    p1.put_segment(&c1, id(3), &seg1).unwrap();
+    assert_eq!(p1.get_segment(&t("t1"), id(1)).unwrap(), seg1);
+
+    // Through the adapter: the trait's errors, and a damaged blob as the store's.
+    let a = StoreSegments::new(p1.clone(), c1.clone());
+    a.put(id(20), b"through the adapter").unwrap();
+    assert_eq!(a.get(id(20)).unwrap(), b"through the adapter");
+    assert!(matches!(a.put(id(20), b"x"), Err(SegStoreError::Exists(i)) if i == id(20)));
+    assert!(matches!(a.get(id(21)), Err(SegStoreError::Missing(i)) if i == id(21)));
+    a.remove(id(20)).unwrap();
+    a.remove(id(20)).unwrap();
+    assert!(matches!(a.get(id(20)), Err(SegStoreError::Missing(_))));
+    h.damage(&d1, Damage::Flip);
+    match a.get(id(1)) {
+        Err(SegStoreError::Backend { source, .. }) => assert!(
+            matches!(
+                source.downcast_ref::<StoreError>(),
+                Some(StoreError::BlobCorrupt { .. })
+            ),
+            "{source}"
+        ),
+        other => panic!("damaged segment through the adapter: {other:?}"),
+    }
+    p1.put_segment(&c1, id(4), &seg1).unwrap();
+
+    // A stale claim adds and drops nothing; the newer owner's segments stay.
+    clock.advance(20_000);
+    let newer = p1.claim(&t("t1"), &n("c"), 10_000).unwrap();
+    let stale = StoreSegments::new(p1.clone(), c1.clone());
+    for r in [
+        p1.put_segment(&c1, id(30), b"stale").map(|_| ()),
+        p1.remove_segment(&c1, id(1)),
+        p1.retain_segments(&c1, &[]).map(|_| ()),
+    ] {
+        assert!(matches!(r, Err(StoreError::Fenced { .. })), "{r:?}");
+    }
+    assert!(matches!(
+        stale.remove(id(7)),
+        Err(SegStoreError::Backend { .. })
+    ));
+    assert_eq!(
+        p1.segments(&t("t1")).unwrap(),
+        vec![id(1), id(2), id(3), id(4), id(7)]
+    );
+    // Removal and retention under the live claim.
+    p1.remove_segment(&newer, id(2)).unwrap();
+    p1.remove_segment(&newer, id(2)).unwrap();
+    assert_eq!(p1.retain_segments(&newer, &[id(1), id(7)]).unwrap(), 2);
+    assert_eq!(p1.segments(&t("t1")).unwrap(), vec![id(1), id(7)]);
+    assert!(matches!(
+        p1.get_segment(&t("t1"), id(3)),
+        Err(StoreError::SegmentMissing { .. })
+    ));
+    assert_eq!(p1.get_segment(&t("t1"), id(7)).unwrap(), seg2);
+    // The operator sees every tenant's segments.
+    assert_eq!(s.segments(&t("t2")).unwrap(), vec![id(1)]);
+}
+
+/// The objects of one part: a root holding `LEAVES` byte objects, an integer and a shared
+/// object outside every part. Answers the root.
+fn part(t: &mut Tenant, i: usize, shared: Value) -> Value {
+    let class = t
+        .class_of(t.base().heap().root("Smalltalk").unwrap())
+        .unwrap();
+    let mut slots: Vec<Value> = (0..LEAVES)
+        .map(|j| {
+            t.alloc_with(class, cowheap_heap::Format::Bytes, &[], &part_bytes(i, j))
+                .unwrap()
+        })
+        .collect();
+    slots.push(Value::int(i as i64));
+    slots.push(shared);
+    t.alloc_with(class, cowheap_heap::Format::Pointers, &slots, &[])
+        .unwrap()
+}
+
+/// Leaves per part.
+pub(crate) const LEAVES: usize = 12;
+
+/// The bytes of leaf `j` of part `i`.
+pub(crate) fn part_bytes(i: usize, j: usize) -> Vec<u8> {
+    let mut b = format!("part {i} leaf {j} ").into_bytes();
+    b.resize(160 + (i * 7 + j) % 50, b'a' + (j % 26) as u8);
+    b
+}
+
+/// Builds `count` parts under the named root `holder` (an object whose slot `i` is part
+/// `i`'s root) and a named root `shared` they all refer to; answers the roots and their
+/// identity hashes.
+pub(crate) fn build_parts(t: &mut Tenant, count: usize) -> (Vec<Value>, Vec<u32>) {
+    let class = t
+        .class_of(t.base().heap().root("Smalltalk").unwrap())
+        .unwrap();
+    let shared = t
+        .alloc_with(class, cowheap_heap::Format::Bytes, &[], b"shared")
+        .unwrap();
+    t.set_root("shared", shared).unwrap();
+    let roots: Vec<Value> = (0..count).map(|i| part(t, i, shared)).collect();
+    let holder = t
+        .alloc_with(class, cowheap_heap::Format::Pointers, &roots, &[])
+        .unwrap();
+    t.set_root("holder", holder).unwrap();
+    let hashes = roots.iter().map(|&r| t.identity_hash(r).unwrap()).collect();
+    (roots, hashes)
+}
+
+/// Checks part `i` against the oracle (its leaves' bytes, its integer `int`, the shared
+/// object, the root's identity hash), faulting it in if need be; answers whether it was
+/// out before.
+pub(crate) fn check_part(t: &mut Tenant, i: usize, int: i64, hash: u32) -> bool {
+    let holder = t.root("holder").unwrap();
+    let root = t.slot(holder, i).unwrap();
+    let was_out = t.stub_segment(root).unwrap().is_some();
+    for j in 0..LEAVES {
+        let leaf = t.with_faults(|t| t.slot(root, j)).unwrap();
+        assert_eq!(
+            t.bytes(leaf).unwrap(),
+            part_bytes(i, j),
+            "part {i} leaf {j}"
+        );
+    }
+    assert_eq!(
+        t.slot(root, LEAVES).unwrap().as_int(),
+        Some(int),
+        "part {i}"
+    );
+    let shared = t.slot(root, LEAVES + 1).unwrap();
+    assert!(t.identical(shared, t.root("shared").unwrap()).unwrap());
+    assert_eq!(t.identity_hash(root).unwrap(), hash, "part {i}");
+    assert!(t.identical(t.slot(holder, i).unwrap(), root).unwrap());
+    was_out
+}
+
+/// Segments travel with the tenant: node A swaps parts out into the store and suspends;
+/// node B (same principal) resumes, and a write through a stub and reads through
+/// `with_faults` bring each back from the store with identity and hash kept; A resumes
+/// B's work, and the segments nothing names any more are dropped. A damaged segment is a
+/// typed error at fault-in and leaves the stub and the tenant usable; another principal's
+/// node reaches none of it.
+pub(crate) fn segments_across_nodes(h: &dyn Harness) {
+    let fp = real_base(h, 1_000);
+    let s = op(h);
+    s.add_principal(&p("p1"), "secret-1").unwrap();
+    s.add_principal(&p("p2"), "secret-2").unwrap();
+    s.create_tenant(&t("seg"), fp, Some(&p("p1"))).unwrap();
+    let a = node(h, "a", Access::principal(p("p1"), "secret-1"));
+    let b = node(h, "b", Access::principal(p("p1"), "secret-1"));
+    let mut r = a.resume(&t("seg")).unwrap();
+    let (roots, hashes) = build_parts(&mut r.tenant, 3);
+    let mut ids = Vec::new();
+    for &root in &roots {
+        let out = r.swap_out(&[root]).unwrap();
+        assert_eq!((out.objects, out.roots, out.pinned), (LEAVES + 1, 1, 1));
+        ids.push(out.id);
+    }
+    assert!(matches!(
+        r.tenant.slot(roots[0], 0),
+        Err(cowheap_tenants::Error::Swapped { .. })
+    ));
+    assert_eq!(r.tenant.stubs().count(), 3);
+    assert_eq!(s.segments(&t("seg")).unwrap(), ids);
+    a.suspend(r).unwrap();
+
+    let mut r = b.resume(&t("seg")).unwrap();
+    assert_eq!(r.tenant.stubs().count(), 3);
+    assert!(r.tenant.has_fault_handler());
+    assert_eq!(r.swapper().swapped().len(), 3);
+    // A write through part 1's stub faults it in and goes on.
+    let holder = r.tenant.root("holder").unwrap();
+    let root1 = r.tenant.slot(holder, 1).unwrap();
+    r.tenant.set_slot(root1, LEAVES, Value::int(100)).unwrap();
+    assert_eq!(r.tenant.stubs().count(), 2);
+    // Reads through `with_faults` bring the others.
+    for (i, &hash) in hashes.iter().enumerate() {
+        let int = if i == 1 { 100 } else { i as i64 };
+        assert_eq!(check_part(&mut r.tenant, i, int, hash), i != 1);
+    }
+    assert_eq!(r.tenant.stubs().count(), 0);
+    assert!(r.swapper().swapped().is_empty());
+    // Files stay until a state that does not name them is written.
+    assert_eq!(s.segments(&t("seg")).unwrap().len(), 3);
+    b.suspend(r).unwrap();
+
+    let mut r = a.resume(&t("seg")).unwrap();
+    assert!(
+        s.segments(&t("seg")).unwrap().is_empty(),
+        "dropped at resume"
+    );
+    for (i, &hash) in hashes.iter().enumerate() {
+        let int = if i == 1 { 100 } else { i as i64 };
+        assert!(!check_part(&mut r.tenant, i, int, hash));
+    }
+    // Again out, then damaged in the store: a typed error at fault-in, the stub stays.
+    let root0 = r.tenant.slot(r.tenant.root("holder").unwrap(), 0).unwrap();
+    let out = r.swap_out(&[root0]).unwrap();
+    a.suspend(r).unwrap();
+    let d = Digest::of(&s.get_segment(&t("seg"), out.id).unwrap());
+    h.damage(&d, Damage::Flip);
+    let other = node(h, "c", Access::principal(p("p2"), "secret-2"));
+    assert!(matches!(
+        other.resume(&t("seg")),
+        Err(StoreError::Denied { .. } | StoreError::TenantMissing { .. })
+    ));
+    assert!(matches!(
+        other.store().get_segment(&t("seg"), out.id),
+        Err(StoreError::Denied { .. } | StoreError::TenantMissing { .. })
+    ));
+    let mut r = b.resume(&t("seg")).unwrap();
+    let e = r.fault_in(out.id).unwrap_err();
+    assert!(
+        matches!(store_cause(&e), Some(StoreError::BlobCorrupt { digest, .. }) if *digest == d),
+        "{e:?}"
+    );
+    assert!(matches!(
+        r.tenant.with_faults(|t| t.slot(root_of(t, 0), 0)),
+        Err(cowheap_tenants::Error::Fault { segment, .. }) if segment == out.id.get()
+    ));
+    assert!(!check_part(&mut r.tenant, 2, 2, hashes[2]));
+    assert_eq!(r.swapper().swapped().len(), 1);
+}
+
+fn root_of(t: &Tenant, i: usize) -> Value {
+    t.slot(t.root("holder").unwrap(), i).unwrap()
+}
+
 /// A fresh local-directory store.
 pub(crate) struct Local {
     pub(crate) dir: tempfile::TempDir,

@@ -1,0 +1,262 @@
+//! A tenant's swapped-out segments in the shared store, and the tenant states that name
+//! them.
+//!
+//! [`StoreSegments`] is the segment crate's [`SegmentStore`] over a [`Store`]: bound to a
+//! store handle (a node's access) and one claim on one tenant, it keeps each segment file
+//! as a content-addressed blob that the tenant's entry for the segment's id names
+//! ([`Store::put_segment`]). Writes are fenced by the claim, so a node that lost the tenant
+//! can neither add nor drop its segments; reads are checked against the tenant's grants and
+//! verified against the blob's digest.
+//!
+//! A segment out is only half in the store: the swapper that wrote it remembers its root
+//! stubs, the objects outside it that it refers to (pinned, and pins are not saved in a
+//! snapshot) and its file's checksum. So a tenant state with segments out is the snapshot
+//! *and* those records ([`OutRecord`]), framed together as one blob (`docs/FORMATS.md`,
+//! "Tenant states with segments out"); a state with none is the bare snapshot, as before.
+//! [`crate::Node::resume`] restores the snapshot, gives a new [`Swapper`] over
+//! [`StoreSegments`] the records ([`Swapper::adopt`], which pins again what the segments
+//! keep alive) and installs its fault handler: touching a stub on any node brings the
+//! segment back from the store.
+
+use crate::store::{Claim, Store};
+use crate::{StoreError, TenantName};
+use cowheap_heap::Word;
+#[cfg(doc)]
+use cowheap_segment::swap::Swapper;
+use cowheap_segment::swap::{self, OutRecord, SegmentId, SegmentStore};
+use std::sync::Arc;
+
+/// The segments of one tenant in a [`Store`], as a [`SegmentStore`] for a [`Swapper`]: puts
+/// and removes presented with the claim it was made with (fenced), gets checked against
+/// the store's grants and verified. Clones share nothing but the store handle.
+///
+/// Errors: an id held already is [`swap::StoreError::Exists`] and one the tenant lacks
+/// [`swap::StoreError::Missing`], as the trait asks; every other store error (fenced,
+/// denied, a truncated or corrupt blob, the database) is [`swap::StoreError::Backend`]
+/// holding the [`StoreError`], which the swapper hands on as
+/// [`swap::SwapError::Store`].
+#[derive(Clone, Debug)]
+pub struct StoreSegments {
+    store: Arc<dyn Store>,
+    claim: Claim,
+}
+
+impl StoreSegments {
+    /// The segments of `claim`'s tenant in `store`, written under that claim.
+    pub fn new(store: Arc<dyn Store>, claim: Claim) -> StoreSegments {
+        StoreSegments { store, claim }
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> &TenantName {
+        &self.claim.tenant
+    }
+}
+
+/// The segment crate's error for a store error on segment `id`.
+fn segment_error(id: SegmentId, e: StoreError) -> swap::StoreError {
+    match e {
+        StoreError::SegmentExists { .. } => swap::StoreError::Exists(id),
+        StoreError::SegmentMissing { .. } => swap::StoreError::Missing(id),
+        e => swap::StoreError::Backend {
+            id,
+            source: Box::new(e),
+        },
+    }
+}
+
+impl SegmentStore for StoreSegments {
+    fn put(&self, id: SegmentId, bytes: &[u8]) -> Result<(), swap::StoreError> {
+        self.store
+            .put_segment(&self.claim, id, bytes)
+            .map(|_| ())
+            .map_err(|e| segment_error(id, e))
+    }
+
+    fn get(&self, id: SegmentId) -> Result<Vec<u8>, swap::StoreError> {
+        self.store
+            .get_segment(&self.claim.tenant, id)
+            .map_err(|e| segment_error(id, e))
+    }
+
+    fn remove(&self, id: SegmentId) -> Result<(), swap::StoreError> {
+        self.store
+            .remove_segment(&self.claim, id)
+            .map_err(|e| segment_error(id, e))
+    }
+}
+
+/// The magic of a tenant state with segments out.
+const STATE_MAGIC: [u8; 8] = *b"COWSWAP\0";
+const STATE_VERSION: u32 = 1;
+/// The pending count that means "no pending bodies".
+const NO_PENDING: u32 = u32::MAX;
+
+/// The state blob of a tenant: the bare snapshot if no segment is out, else the snapshot
+/// framed with the records of its segments out. Time: O(snapshot + records).
+pub(crate) fn encode_state(snapshot: Vec<u8>, records: &[OutRecord]) -> Vec<u8> {
+    if records.is_empty() {
+        return snapshot;
+    }
+    let words: usize = records
+        .iter()
+        .map(|r| r.roots.len() + r.outside.len() + r.pending.as_ref().map_or(0, Vec::len))
+        .sum();
+    let mut out = Vec::with_capacity(24 + snapshot.len() + records.len() * 52 + words * 8);
+    out.extend(STATE_MAGIC);
+    out.extend(STATE_VERSION.to_le_bytes());
+    out.extend(count(records.len()).to_le_bytes());
+    out.extend((snapshot.len() as u64).to_le_bytes());
+    out.extend(&snapshot);
+    for r in records {
+        out.extend(r.id.get().to_le_bytes());
+        out.extend(r.digest);
+        out.extend(count(r.roots.len()).to_le_bytes());
+        out.extend(count(r.outside.len()).to_le_bytes());
+        out.extend(
+            r.pending
+                .as_ref()
+                .map_or(NO_PENDING, |p| count(p.len()))
+                .to_le_bytes(),
+        );
+        for w in r
+            .roots
+            .iter()
+            .chain(&r.outside)
+            .chain(r.pending.iter().flatten())
+        {
+            out.extend(w.bits().to_le_bytes());
+        }
+    }
+    out
+}
+
+/// A count as the frame stores it. A tenant cannot hold 2^32 - 1 roots or pins (its keys
+/// are 32 bits), so the clamp never bites.
+fn count(n: usize) -> u32 {
+    u32::try_from(n)
+        .unwrap_or(NO_PENDING - 1)
+        .min(NO_PENDING - 1)
+}
+
+/// Splits a state blob into the snapshot and the records of its segments out (none for a
+/// bare snapshot). Every length is checked against what is left, so a damaged frame is
+/// an error, never a large allocation. Time: O(size).
+///
+/// # Errors
+/// What is wrong with the frame.
+pub(crate) fn decode_state(bytes: &[u8]) -> Result<(&[u8], Vec<OutRecord>), &'static str> {
+    if bytes.len() < 8 || bytes[..8] != STATE_MAGIC {
+        return Ok((bytes, Vec::new()));
+    }
+    let mut r = Reader { bytes, at: 8 };
+    if r.u32()? != STATE_VERSION {
+        return Err("an unknown version of the segments frame");
+    }
+    let n = r.u32()?;
+    let len = usize::try_from(r.u64()?).map_err(|_| "a snapshot longer than memory")?;
+    let snapshot = r.take(len)?;
+    let mut records = Vec::new();
+    for _ in 0..n {
+        let id = SegmentId::new(r.u64()?);
+        let digest: [u8; 32] = r
+            .take(32)?
+            .try_into()
+            .map_err(|_| "a short segment checksum")?;
+        let roots = r.u32()?;
+        let outside = r.u32()?;
+        let pending = r.u32()?;
+        let roots = r.words(roots)?;
+        let outside = r.words(outside)?;
+        let pending = match pending {
+            NO_PENDING => None,
+            p => Some(r.words(p)?),
+        };
+        records.push(OutRecord {
+            id,
+            roots,
+            outside,
+            digest,
+            pending,
+        });
+    }
+    if r.at != bytes.len() {
+        return Err("bytes after the last segment record");
+    }
+    Ok((snapshot, records))
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+        let end = self.at.checked_add(n).ok_or("a length past the end")?;
+        let s = self.bytes.get(self.at..end).ok_or("cut short")?;
+        self.at = end;
+        Ok(s)
+    }
+
+    fn u32(&mut self) -> Result<u32, &'static str> {
+        let b: [u8; 4] = self.take(4)?.try_into().map_err(|_| "cut short")?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn u64(&mut self) -> Result<u64, &'static str> {
+        let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| "cut short")?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn words(&mut self, n: u32) -> Result<Vec<Word>, &'static str> {
+        let n = n as usize;
+        let raw = self.take(n.checked_mul(8).ok_or("a count past the end")?)?;
+        Ok(raw
+            .chunks_exact(8)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                Word::from_bits(u64::from_le_bytes(b))
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: u64, pending: bool) -> OutRecord {
+        OutRecord {
+            id: SegmentId::new(id),
+            roots: vec![Word::from_bits(id * 10), Word::from_bits(id * 10 + 1)],
+            outside: vec![Word::from_bits(77)],
+            digest: [id as u8; 32],
+            pending: pending.then(|| vec![Word::from_bits(5)]),
+        }
+    }
+
+    #[test]
+    fn frames_round_trip_and_damage_is_an_error() {
+        let snap = b"COWTENT\0 and the rest".to_vec();
+        // No segment out: the bare snapshot.
+        assert_eq!(encode_state(snap.clone(), &[]), snap);
+        assert_eq!(decode_state(&snap).unwrap(), (&snap[..], vec![]));
+        let records = vec![record(1, false), record(9, true)];
+        let framed = encode_state(snap.clone(), &records);
+        let (s, r) = decode_state(&framed).unwrap();
+        assert_eq!((s, r), (&snap[..], records));
+        // Every cut is refused, and so is a byte too many.
+        for cut in 8..framed.len() {
+            assert!(decode_state(&framed[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut long = framed.clone();
+        long.push(0);
+        assert!(decode_state(&long).is_err());
+        // A count far past the end asks for no memory.
+        let mut huge = framed.clone();
+        huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_state(&huge).is_err());
+    }
+}
