@@ -394,7 +394,8 @@ pub struct OutRecord {
     /// The checksum field of its file (BLAKE3 of header and body), checked at fault-in.
     pub digest: [u8; 32],
     /// After a fault that filled some stubs and then failed: the identity words of the
-    /// imported bodies the swapper kept to fill the rest from.
+    /// imported bodies the swapper kept to fill the rest from, those of the last roots
+    /// (from the one the fault stopped at).
     pub pending: Option<Vec<Word>>,
 }
 
@@ -724,8 +725,15 @@ impl Swapper {
             }
         };
         // Each stub still standing gets its root's body; a root the tenant has dropped since
-        // (its stub collected) is skipped, its body garbage.
-        for (i, (&stub, &body)) in out.roots.iter().zip(&bodies).enumerate() {
+        // (its stub collected) is skipped, its body garbage. Bodies kept from a fault that
+        // stopped part-way are those of the last roots, from the one it stopped at.
+        let Some(first) = out.roots.len().checked_sub(bodies.len()) else {
+            return Err(SwapError::Mismatch {
+                segment: id,
+                what: "the number of roots",
+            });
+        };
+        for (i, (&stub, &body)) in out.roots[first..].iter().zip(&bodies).enumerate() {
             match t.stub_segment(stub) {
                 Ok(Some(s)) if s == id.0 => {}
                 _ => continue,
