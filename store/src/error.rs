@@ -24,7 +24,8 @@ pub enum StoreError {
         name: String,
     },
     /// A file or directory of a local store could not be read or written (a full disk lands
-    /// here).
+    /// here, and so does a write past the process's file-size limit, `FileTooLarge`: `path`
+    /// is the file being written, even when the refused bytes were its temporary file's).
     #[error("{}: {source}", path.display())]
     Io {
         /// The file or directory.
