@@ -133,6 +133,8 @@ impl Vm {
         self.faulted.clear();
         // What the run handed to the image before it stopped is not known: read every
         // returned-to context back.
+        // A suspended run whose active context was swapped out since: brought back first.
+        self.fault_in_ahead(m, active)?;
         self.expose(m)?;
         self.load_context(m, active)?;
         let result = self.interpret(m, budget);

@@ -273,6 +273,39 @@ pub(crate) fn shift(x: i64, y: i64) -> Option<i64> {
     }
 }
 
+/// True if primitive `index` reads everything it may find swapped out (its receiver, its
+/// arguments, what they hold) before it changes anything, so that it can run again from its
+/// start once the segment is back: arithmetic, comparisons, floats, `at:`/`at:put:`/`size`,
+/// literals, instantiation, `instVarAt:` and `instVarAt:put:`, identity hash,
+/// `newMethod:header:`, `replaceFrom:to:with:startingAt:`, `==`, `class`, cache flushes,
+/// `changeClass`, special objects, clocks, `shallowCopy`, closures (which read their outer
+/// context, its method and receiver first) and quick returns. Not the others: process
+/// switches, `value`s of BlockContexts, perform, become, enumeration, collection, context
+/// access, `executeMethod`; these fault in what they switch to before they start (a process
+/// switch), or stop with [`FaultCause::NotRestartable`].
+fn rerunnable(index: u16) -> bool {
+    matches!(
+        index,
+        1..=18
+            | 40..=64
+            | 68..=71
+            | 73..=75
+            | 79
+            | 89
+            | 105
+            | 110..=112
+            | 115
+            | 116
+            | 119
+            | 129
+            | 135
+            | 137
+            | 148
+            | 201..=206
+            | 257..=519
+    )
+}
+
 /// The segment of a read through a root stub, if `e` is one.
 fn swapped(e: &VmError) -> Option<u64> {
     match e {
@@ -590,10 +623,11 @@ impl Vm {
     }
 
     pub(crate) fn header<M: ObjectMemory>(&self, m: &M, method: Value) -> Result<MethodHeader> {
+        // A method swapped out answers `Swapped` (faulted in by the caller's error path);
+        // anything else that is no SmallInteger is a corrupt method.
         let h = m
-            .slot(method, 0)
-            .ok()
-            .and_then(|h| h.as_int())
+            .slot(method, 0)?
+            .as_int()
             .ok_or_else(|| corrupt("a method whose header is not a SmallInteger"))?;
         Ok(MethodHeader::decode(h))
     }
@@ -1004,7 +1038,7 @@ impl Vm {
     /// this call is [`FaultCause::Again`], so a handler that does not bring its segment
     /// back for good cannot make a run loop (at most one fault per segment out).
     #[cold]
-    fn fault<M: ObjectMemory>(
+    pub(crate) fn fault<M: ObjectMemory>(
         &mut self,
         m: &mut M,
         segment: u64,
@@ -1024,6 +1058,23 @@ impl Vm {
         self.faulted.push(segment);
         self.stats.faults += 1;
         Ok(())
+    }
+
+    /// Makes sure `v` is not a root stub before anything changes: reads its class, and if
+    /// that meets a stub, faults its segment in (as [`Vm::fault`]). For the operations that
+    /// cannot run again once they have started (a process switch, a resumed run). Costs one
+    /// class read.
+    pub(crate) fn fault_in_ahead<M: ObjectMemory>(&mut self, m: &mut M, v: Value) -> Result<()> {
+        if !v.is_object() {
+            return Ok(());
+        }
+        match m.class_of(v) {
+            Ok(_) => Ok(()),
+            Err(cowheap_tenants::Error::Swapped { segment, .. }) => {
+                self.fault(m, segment, None, None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The typed error for segment `segment`, not brought back for `cause`, met by the
@@ -1898,10 +1949,18 @@ impl Vm {
         selector: Value,
         args: usize,
     ) -> Result<Option<Flow>> {
-        if swapped(&e).is_none() {
+        let Some(segment) = swapped(&e) else {
             return Err(e);
-        }
+        };
         let rcvr = self.peek(m, args).ok();
+        if !rerunnable(index) {
+            let cause = if m.has_fault_handler() {
+                FaultCause::NotRestartable
+            } else {
+                FaultCause::NoHandler
+            };
+            return Err(self.fault_error(m, segment, cause, Some(selector), rcvr));
+        }
         self.after_fault(m, e, Some(selector), rcvr, |vm, m| {
             vm.primitive(m, index, method, selector, args)
         })
@@ -1972,6 +2031,12 @@ impl Vm {
         args: usize,
         kind: Activation,
     ) -> Result<Flow> {
+        // The method's bytecodes first: a method swapped out meets its stub before anything
+        // changes, where a send can fault it in.
+        let code = match self.code_of(m, method) {
+            Ok(code) => code,
+            Err(e) => self.after_fault(m, e, None, None, |vm, m| vm.code_of(m, method))?,
+        };
         self.enter(m)?;
         let frame = h.frame().max(h.temps + 1);
         // The new frame: the arguments, then the copied values or nil temporaries.
@@ -2054,7 +2119,7 @@ impl Vm {
         self.fresh = true;
         self.fresh_sender = sender;
         self.method = method;
-        self.code = self.code_of(m, method)?;
+        self.code = code;
         self.receiver = rcvr;
         self.temps = c;
         self.temps_here = true;

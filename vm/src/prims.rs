@@ -957,6 +957,10 @@ impl Vm {
         if !block.is_object() || !self.same(m, m.class_of(block)?, self.sp.block_context)? {
             return FAIL;
         }
+        // Its home context (where its temporaries live) is brought back first if it was
+        // swapped out: a block's value cannot run again once it has started.
+        let home = m.slot(block, ctx::HOME)?;
+        self.fault_in_ahead(m, home)?;
         let nargs = m.slot(block, ctx::BLOCK_ARGS)?.as_int();
         let values: Vec<Value> = match array {
             None => (0..args)
@@ -998,6 +1002,12 @@ impl Vm {
         if !blk.is_object() || !self.same(m, m.class_of(blk)?, class)? {
             return FAIL;
         }
+        // The outer context, its method and receiver are read before anything changes (a
+        // closure's value runs again from its start after a fault: see `rerunnable`).
+        let outer = m.slot(blk, closure::OUTER)?;
+        let method = m.slot(outer, ctx::METHOD)?;
+        let rcvr = m.slot(outer, ctx::RECEIVER)?;
+        let h = self.header(m, method)?;
         let mut n = args;
         if index == 206 {
             let a = self.peek(m, 0)?;
@@ -1018,10 +1028,6 @@ impl Vm {
         } else if Some(n as i64) != m.slot(blk, closure::ARGS)?.as_int() {
             return FAIL;
         }
-        let outer = m.slot(blk, closure::OUTER)?;
-        let method = m.slot(outer, ctx::METHOD)?;
-        let rcvr = m.slot(outer, ctx::RECEIVER)?;
-        let h = self.header(m, method)?;
         let start = m
             .slot(blk, closure::START)?
             .as_int()

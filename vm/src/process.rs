@@ -150,6 +150,12 @@ impl Vm {
         sched: Value,
         proc: Value,
     ) -> Result<Flow> {
+        // The context switched to is brought back first if it was swapped out: the switch
+        // cannot run again once it has started.
+        let next = m.slot(proc, SUSPENDED_CONTEXT)?;
+        if !self.is_bottom(next) {
+            self.fault_in_ahead(m, next)?;
+        }
         self.store_registers(m)?;
         // The old process's contexts are now the image's to look at.
         self.expose(m)?;
