@@ -888,17 +888,21 @@ fn parse_version(origin: Fingerprint, number: u64, bytes: &[u8]) -> Result<Versi
     })
 }
 
-/// Makes directory `dir` (and its parents) if missing, and fsyncs its parent so the new
-/// entry survives a crash.
+/// Makes directory `dir` (and its missing parents), and fsyncs the parent of each directory
+/// it made, so that every new entry survives a crash.
 fn make_dir_durably(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
+    // The missing directories, from the deepest up to the first one that exists.
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.is_dir()).collect();
     fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-    if let Some(parent) = dir.parent() {
-        File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| StoreError::io(parent, e))?;
+    for made in missing.iter().rev() {
+        if let Some(parent) = made.parent() {
+            File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| StoreError::io(parent, e))?;
+        }
     }
     Ok(())
 }
