@@ -1107,7 +1107,9 @@ impl Tenant {
     /// [`Tenant::set_slot`] does for each, with the object found once (an interpreter writing
     /// a context's registers back stores several slots of one object at a time). All or
     /// nothing: on any error (a value that cannot be stored, a slot out of range) no slot
-    /// changes. Time: O(values), or O(size of obj) more for the first write.
+    /// changes and no base object is copied (a root stub's segment faulted in to find the
+    /// object's size stays in, as with [`Tenant::set_slot`]). Time: O(values), or O(size of
+    /// obj) more for the first write.
     ///
     /// ```
     /// use cowheap_forwarders::Base;
