@@ -1,6 +1,6 @@
 //! The PostgreSQL backend: every node of a deployment talks to one database.
 //!
-//! Plain SQL in transactions, and one function that stores blobs:
+//! Plain SQL in transactions, one function that stores blobs, and fenced write functions:
 //!
 //! ```sql
 //! cowheap_blobs      (digest bytea, sha256 bytea, len bigint, data bytea,
@@ -18,11 +18,15 @@
 //! cowheap_segments   (tenant text -> cowheap_tenants, id bigint,
 //!                     (blob, blob_sha256) -> cowheap_blobs, PK (tenant, id))
 //! cowheap_put_blob(digest bytea, data bytea) -> bytea    -- SECURITY DEFINER, returns sha256
+//! cowheap_write_state(tenant, node, epoch, digest, data, release) -> bytea  -- the same,
+//! cowheap_put_segment(tenant, node, epoch, id, digest, data) -> bytea      -- fenced, see
+//! cowheap_remove_segment(tenant, node, epoch, id)                         -- FENCED_FUNCTIONS
 //! ```
 //!
 //! **A segment** of a tenant is a blob named by a `cowheap_segments` row, written in one
-//! transaction with the fence check (the record's row locked `FOR UPDATE`), `INSERT ... ON
-//! CONFLICT DO NOTHING` so an id is never overwritten; removed the same way. A principal's
+//! transaction with the fence check (the record's row locked `FOR UPDATE`) by
+//! `cowheap_put_segment`, which checks the fence again and inserts `ON CONFLICT DO NOTHING`
+//! so an id is never overwritten; removed the same way by `cowheap_remove_segment`. A principal's
 //! role reaches only the rows of the tenants granted to it (row-level security), and reads
 //! only the blobs those rows name.
 //!
@@ -65,7 +69,13 @@
 //! sees and updates only the `cowheap_tenants` rows granted to it in `cowheap_grants`, only
 //! its own grants and principal row, and only the blobs that are bases or the states of its
 //! tenants; it may store blobs through `cowheap_put_blob`, and nothing else (no direct
-//! insert, no delete, no grant, no new tenant). A node connects as its principal's role, so
+//! insert, no delete, no grant, no new tenant). **Proof of possession**: it writes its
+//! tenants' segment rows and states only through the fenced functions, which take the
+//! bytes, so it never names a blob (say another tenant's, whose digest and SHA-256 it
+//! learnt) without supplying its bytes in the same call; no direct insert, update or delete
+//! of `cowheap_segments`, no direct update of the state columns (it keeps updating the
+//! owner, epoch and lease, which is how it claims). The functions check the grant, the claim
+//! and write-once themselves, in the transaction, whatever SQL the node sends. A node connects as its principal's role, so
 //! the server itself refuses other tenants' rows, whatever SQL the node sends. The store's
 //! own checks (the secret's digest at connect, the grant inside each transaction) stay as a
 //! second line. The operator is the tables' owner, which row-level security does not
@@ -141,7 +151,7 @@ CREATE TABLE IF NOT EXISTS cowheap_segments (
 );
 ALTER TABLE cowheap_segments ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS cowheap_granted ON cowheap_segments;
-CREATE POLICY cowheap_granted ON cowheap_segments
+CREATE POLICY cowheap_granted ON cowheap_segments FOR SELECT
     USING (EXISTS (SELECT 1 FROM cowheap_grants g WHERE g.tenant = cowheap_segments.tenant));
 ALTER TABLE cowheap_committers ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS cowheap_self ON cowheap_committers;
@@ -219,6 +229,110 @@ $body$;
 REVOKE ALL ON FUNCTION %1$I.cowheap_put_blob(bytea, bytea) FROM PUBLIC;
 $f$, current_schema())";
 
+/// The fenced writes of a tenant's state and segments, made by [`PgStore::init`] beside
+/// [`PUT_BLOB_FUNCTION`] and like it owned by the operator, `SECURITY DEFINER` on a fixed
+/// `search_path`. No principal's role may insert, delete or change `cowheap_segments` rows
+/// or the state columns of `cowheap_tenants` itself: it calls these, which take the bytes
+/// (so a caller names only a blob whose bytes it supplies in the same call: proof of
+/// possession), file them as `cowheap_put_blob` does, and then, on the tenant's row locked
+/// `FOR UPDATE`, check the caller's entitlement (a grant to the session's principal role,
+/// or the caller is the operator: a member of the functions' owner), the claim (the
+/// record's owner and epoch are the caller's node and epoch) and, for a segment, that its
+/// id is free. Refusals: SQLSTATE 42501 (not entitled, also for a tenant that does not
+/// exist, so a caller learns nothing of other tenants), 55000 (the claim is stale), 23505
+/// (the segment id is taken).
+const FENCED_FUNCTIONS: &str = "SELECT format($f$
+CREATE OR REPLACE FUNCTION %1$I.cowheap_fence(p_tenant text, p_node text, p_epoch bigint)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = %1$I, pg_temp
+AS $body$
+DECLARE
+    r record;
+BEGIN
+    IF NOT (pg_catalog.pg_has_role(session_user, current_user, 'MEMBER')
+            OR EXISTS (SELECT 1 FROM cowheap_grants g
+                       WHERE g.tenant = p_tenant AND 'cowheap_' || g.principal = session_user))
+    THEN
+        RAISE EXCEPTION 'cowheap: not entitled to the tenant' USING ERRCODE = '42501';
+    END IF;
+    SELECT t.owner, t.epoch INTO r FROM cowheap_tenants t WHERE t.name = p_tenant FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'cowheap: not entitled to the tenant' USING ERRCODE = '42501';
+    END IF;
+    IF p_node IS NULL OR p_epoch IS NULL OR r.owner IS DISTINCT FROM p_node
+       OR r.epoch <> p_epoch THEN
+        RAISE EXCEPTION 'cowheap: the claim is stale' USING ERRCODE = '55000';
+    END IF;
+END
+$body$;
+REVOKE ALL ON FUNCTION %1$I.cowheap_fence(text, text, bigint) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION %1$I.cowheap_write_state(p_tenant text, p_node text,
+    p_epoch bigint, p_digest bytea, p_data bytea, p_release boolean)
+RETURNS bytea
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = %1$I, pg_temp
+AS $body$
+DECLARE
+    h bytea;
+BEGIN
+    PERFORM cowheap_fence(p_tenant, p_node, p_epoch);
+    h := cowheap_put_blob(p_digest, p_data);
+    UPDATE cowheap_tenants
+    SET state = p_digest, state_sha256 = h,
+        owner = CASE WHEN p_release THEN NULL ELSE owner END,
+        lease_expiry = CASE WHEN p_release THEN 0 ELSE lease_expiry END
+    WHERE name = p_tenant;
+    RETURN h;
+END
+$body$;
+REVOKE ALL ON FUNCTION %1$I.cowheap_write_state(text, text, bigint, bytea, bytea, boolean)
+    FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION %1$I.cowheap_put_segment(p_tenant text, p_node text,
+    p_epoch bigint, p_id bigint, p_digest bytea, p_data bytea)
+RETURNS bytea
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = %1$I, pg_temp
+AS $body$
+DECLARE
+    h bytea;
+BEGIN
+    PERFORM cowheap_fence(p_tenant, p_node, p_epoch);
+    IF p_id IS NULL OR p_id < 0 THEN
+        RAISE EXCEPTION 'cowheap: a segment id is not negative' USING ERRCODE = '22023';
+    END IF;
+    h := cowheap_put_blob(p_digest, p_data);
+    INSERT INTO cowheap_segments (tenant, id, blob, blob_sha256)
+    VALUES (p_tenant, p_id, p_digest, h) ON CONFLICT (tenant, id) DO NOTHING;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'cowheap: the tenant has this segment already' USING ERRCODE = '23505';
+    END IF;
+    RETURN h;
+END
+$body$;
+REVOKE ALL ON FUNCTION %1$I.cowheap_put_segment(text, text, bigint, bigint, bytea, bytea)
+    FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION %1$I.cowheap_remove_segment(p_tenant text, p_node text,
+    p_epoch bigint, p_id bigint)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = %1$I, pg_temp
+AS $body$
+BEGIN
+    PERFORM cowheap_fence(p_tenant, p_node, p_epoch);
+    DELETE FROM cowheap_segments WHERE tenant = p_tenant AND id = p_id;
+END
+$body$;
+REVOKE ALL ON FUNCTION %1$I.cowheap_remove_segment(text, text, bigint, bigint) FROM PUBLIC;
+$f$, current_schema())";
+
 /// A storage hint: blobs are stored out of line without compression. Snapshots compress
 /// poorly and the server's compression was most of a large suspend's time (measured: a
 /// 1.9 MB snapshot, 150 ms with it, 26 ms without).
@@ -232,9 +346,15 @@ REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON cowheap_blobs FROM %1$I; \
 GRANT EXECUTE ON FUNCTION cowheap_put_blob(bytea, bytea) TO %1$I; \
 GRANT SELECT ON cowheap_committers TO %1$I; \
 GRANT SELECT, INSERT ON cowheap_versions TO %1$I; \
-GRANT SELECT, INSERT, DELETE ON cowheap_segments TO %1$I; \
-GRANT SELECT, UPDATE (state, state_sha256, owner, epoch, lease_expiry) \
-ON cowheap_tenants TO %1$I', $1::text)";
+GRANT EXECUTE ON FUNCTION cowheap_write_state(text, text, bigint, bytea, bytea, boolean) \
+TO %1$I; \
+GRANT EXECUTE ON FUNCTION cowheap_put_segment(text, text, bigint, bigint, bytea, bytea) \
+TO %1$I; \
+GRANT EXECUTE ON FUNCTION cowheap_remove_segment(text, text, bigint, bigint) TO %1$I; \
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON cowheap_segments FROM %1$I; \
+GRANT SELECT ON cowheap_segments TO %1$I; \
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON cowheap_tenants FROM %1$I; \
+GRANT SELECT, UPDATE (owner, epoch, lease_expiry) ON cowheap_tenants TO %1$I', $1::text)";
 
 /// The longest principal name this backend takes: its role name, `cowheap_` and the
 /// name, must fit PostgreSQL's 63-byte identifiers.
@@ -356,6 +476,13 @@ impl PgStore {
         client
             .batch_execute(&function)
             .map_err(|e| StoreError::db("make the blob function", e))?;
+        let functions: String = client
+            .query_one(FENCED_FUNCTIONS, &[])
+            .map_err(|e| StoreError::db("make the fenced write functions", e))?
+            .get(0);
+        client
+            .batch_execute(&functions)
+            .map_err(|e| StoreError::db("make the fenced write functions", e))?;
         // Only a hint: a compatible database without the setting keeps its default storage.
         if let Err(e) = client.batch_execute(STORAGE_HINT) {
             let unsupported = e
@@ -366,7 +493,8 @@ impl PgStore {
             }
         }
         // Principals added before this layout get the rights it adds (reading versions,
-        // committing where a base names them).
+        // committing where a base names them, the fenced write functions) and lose those it
+        // takes away (writing segment rows and the state columns directly).
         let roles: Vec<String> = client
             .query("SELECT name FROM cowheap_principals", &[])
             .map_err(|e| StoreError::db("list principals", e))?
@@ -575,39 +703,74 @@ impl PgStore {
         Ok((row_record(t.clone(), &row)?, sha))
     }
 
-    /// Writes the record's owner, epoch and lease; with `state`, names that blob (its
-    /// digest and the SHA-256 [`put_blob`] answered) as the tenant's state.
-    fn save(
-        &self,
-        tx: &mut Transaction<'_>,
-        r: &TenantRecord,
-        state: Option<(Digest, [u8; 32])>,
-        op: &'static str,
-    ) -> Result<()> {
+    /// Writes the record's owner, epoch and lease (never its state: see
+    /// [`Self::write_state_in`]).
+    fn save(&self, tx: &mut Transaction<'_>, r: &TenantRecord, op: &'static str) -> Result<()> {
         let owner = r.owner.as_ref().map(|o| o.as_str());
         let epoch = i64_of(r.epoch.0, "an epoch")?;
         let lease = i64_of(r.lease_expiry.0, "a lease expiry")?;
-        match state {
-            Some((d, sha)) => tx.execute(
-                "UPDATE cowheap_tenants SET state = $2, state_sha256 = $3, owner = $4, \
-                 epoch = $5, lease_expiry = $6 WHERE name = $1",
-                &[
-                    &r.tenant.as_str(),
-                    &d.0.as_slice(),
-                    &sha.as_slice(),
-                    &owner,
-                    &epoch,
-                    &lease,
-                ],
-            ),
-            None => tx.execute(
-                "UPDATE cowheap_tenants SET owner = $2, epoch = $3, lease_expiry = $4 \
-                 WHERE name = $1",
-                &[&r.tenant.as_str(), &owner, &epoch, &lease],
-            ),
-        }
+        tx.execute(
+            "UPDATE cowheap_tenants SET owner = $2, epoch = $3, lease_expiry = $4 \
+             WHERE name = $1",
+            &[&r.tenant.as_str(), &owner, &epoch, &lease],
+        )
         .map_err(|e| StoreError::db(op, e))?;
         Ok(())
+    }
+
+    /// Stores `state` and names it as the claim's tenant's state (and with `release`, drops
+    /// the owner), through `cowheap_write_state` (see [`FENCED_FUNCTIONS`]), after the same
+    /// fence check on the row locked here.
+    fn write_state_in(
+        &self,
+        tx: &mut Transaction<'_>,
+        claim: &Claim,
+        state: &[u8],
+        release: bool,
+        op: &'static str,
+    ) -> Result<Digest> {
+        let rec = self.load(tx, &claim.tenant, "write", true)?;
+        check_fence(&rec, claim)?;
+        let d = Digest::of(state);
+        let epoch = i64_of(claim.epoch.0, "an epoch")?;
+        tx.query_one(
+            "SELECT cowheap_write_state($1, $2, $3, $4, $5, $6)",
+            &[
+                &claim.tenant.as_str(),
+                &claim.node.as_str(),
+                &epoch,
+                &d.0.as_slice(),
+                &state,
+                &release,
+            ],
+        )
+        .map_err(|e| self.fenced_error(claim, &rec, op, e))?;
+        Ok(d)
+    }
+
+    /// The typed error for a fenced write function's refusal: 42501 (not entitled) is
+    /// [`StoreError::Denied`], 55000 (a stale claim) [`StoreError::Fenced`] against `rec`,
+    /// the record read under the row lock; anything else [`StoreError::Db`].
+    fn fenced_error(
+        &self,
+        claim: &Claim,
+        rec: &TenantRecord,
+        op: &'static str,
+        e: postgres::Error,
+    ) -> StoreError {
+        match (e.code().map(|c| c.code()), self.access.principal_name()) {
+            (Some("42501"), Some(p)) => StoreError::Denied {
+                principal: p.clone(),
+                op,
+                what: format!("tenant {}", claim.tenant),
+            },
+            (Some("55000"), _) => StoreError::Fenced {
+                tenant: claim.tenant.clone(),
+                held: claim.epoch,
+                current: rec.epoch,
+            },
+            _ => StoreError::db(op, e),
+        }
     }
 
     fn update<T>(
@@ -619,7 +782,7 @@ impl PgStore {
         self.tx(op, |tx| {
             let mut rec = self.load(tx, t, op, true)?;
             let out = f(&mut rec)?;
-            self.save(tx, &rec, None, op)?;
+            self.save(tx, &rec, op)?;
             Ok(out)
         })
     }
@@ -862,25 +1025,13 @@ impl Store for PgStore {
 
     fn write_state(&self, claim: &Claim, state: &[u8]) -> Result<Digest> {
         self.tx("write a state", |tx| {
-            let mut rec = self.load(tx, &claim.tenant, "write", true)?;
-            check_fence(&rec, claim)?;
-            let (d, sha) = put_blob(tx, state)?;
-            rec.state = Some(d);
-            self.save(tx, &rec, Some((d, sha)), "write a state")?;
-            Ok(d)
+            self.write_state_in(tx, claim, state, false, "write a state")
         })
     }
 
     fn suspend(&self, claim: &Claim, state: &[u8]) -> Result<Digest> {
         self.tx("suspend", |tx| {
-            let mut rec = self.load(tx, &claim.tenant, "write", true)?;
-            check_fence(&rec, claim)?;
-            let (d, sha) = put_blob(tx, state)?;
-            rec.state = Some(d);
-            rec.owner = None;
-            rec.lease_expiry = Millis(0);
-            self.save(tx, &rec, Some((d, sha)), "suspend")?;
-            Ok(d)
+            self.write_state_in(tx, claim, state, true, "suspend")
         })
     }
 
@@ -1075,17 +1226,23 @@ impl Store for PgStore {
             if taken {
                 return Err(exists());
             }
-            let (d, sha) = put_blob(tx, bytes)?;
-            let inserted = tx
-                .execute(
-                    "INSERT INTO cowheap_segments (tenant, id, blob, blob_sha256) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, id) DO NOTHING",
-                    &[&claim.tenant.as_str(), &n, &d.0.as_slice(), &sha.as_slice()],
-                )
-                .map_err(|e| StoreError::db("write a segment", e))?;
-            if inserted == 0 {
-                return Err(exists());
-            }
+            let d = Digest::of(bytes);
+            let epoch = i64_of(claim.epoch.0, "an epoch")?;
+            tx.query_one(
+                "SELECT cowheap_put_segment($1, $2, $3, $4, $5, $6)",
+                &[
+                    &claim.tenant.as_str(),
+                    &claim.node.as_str(),
+                    &epoch,
+                    &n,
+                    &d.0.as_slice(),
+                    &bytes,
+                ],
+            )
+            .map_err(|e| match e.code().map(|c| c.code()) {
+                Some("23505") => exists(),
+                _ => self.fenced_error(claim, &rec, "write a segment", e),
+            })?;
             Ok(d)
         })
     }
@@ -1117,11 +1274,12 @@ impl Store for PgStore {
         self.tx("remove a segment", |tx| {
             let rec = self.load(tx, &claim.tenant, "write", true)?;
             check_fence(&rec, claim)?;
+            let epoch = i64_of(claim.epoch.0, "an epoch")?;
             tx.execute(
-                "DELETE FROM cowheap_segments WHERE tenant = $1 AND id = $2",
-                &[&claim.tenant.as_str(), &n],
+                "SELECT cowheap_remove_segment($1, $2, $3, $4)",
+                &[&claim.tenant.as_str(), &claim.node.as_str(), &epoch, &n],
             )
-            .map_err(|e| StoreError::db("remove a segment", e))?;
+            .map_err(|e| self.fenced_error(claim, &rec, "remove a segment", e))?;
             Ok(())
         })
     }

@@ -230,21 +230,34 @@ fn a_principal_cannot_plant_bytes_under_anothers_digest() {
         )
         .unwrap_err();
     assert_eq!(e.code().map(|c| c.code()), Some("22023"));
-    // Mallory cannot point alice's tenant at the planted row, only its own.
-    let n = m
-        .execute(
-            "UPDATE cowheap_tenants SET state = $1, state_sha256 = $2 WHERE name = 'ta'",
-            &[&d.0.as_slice(), &planted_sha],
-        )
+    // Mallory names no state directly, not even its own tenant's; through the fenced
+    // function it points its own tenant (under a live claim) at the planted row, never
+    // alice's.
+    for t in ["ta", "tm"] {
+        refused(
+            &mut m,
+            "UPDATE cowheap_tenants SET state = $1, state_sha256 = $2 WHERE name = $3",
+            &[&d.0.as_slice(), &planted_sha, &t],
+        );
+    }
+    let mc = op
+        .claim(&common::t("tm"), &common::n("mallory-node"), 60_000)
         .unwrap();
-    assert_eq!(n, 0);
-    let n = m
-        .execute(
-            "UPDATE cowheap_tenants SET state = $1, state_sha256 = $2 WHERE name = 'tm'",
-            &[&d.0.as_slice(), &planted_sha],
+    let e = m
+        .query_one(
+            "SELECT cowheap_write_state('ta', 'mallory-node', 1, $1, $2, false)",
+            &[&d.0.as_slice(), &planted],
         )
-        .unwrap();
-    assert_eq!(n, 1);
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("42501"));
+    let filed: Vec<u8> = m
+        .query_one(
+            "SELECT cowheap_write_state('tm', 'mallory-node', $1, $2, $3, false)",
+            &[&(mc.epoch.0 as i64), &d.0.as_slice(), &planted],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(filed, planted_sha);
 
     // Through the store, as mallory: the planted row is refused as corrupt on its own
     // tenant, alice's tenant is out of reach, and a claim forged for it writes nothing.
@@ -561,10 +574,12 @@ fn a_principals_database_role_reaches_only_its_segments() {
         )
         .unwrap();
     assert!(seen.is_none(), "t1's segment blob is out of reach");
-    let n = p2
-        .execute("DELETE FROM cowheap_segments WHERE tenant = 't1'", &[])
-        .unwrap();
-    assert_eq!(n, 0, "t1's segment rows are out of reach");
+    // No direct delete at all (segments change only through the fenced functions).
+    assert_eq!(
+        refusal(p2.execute("DELETE FROM cowheap_segments WHERE tenant = 't1'", &[])).as_deref(),
+        Some("42501"),
+        "t1's segment rows are out of reach"
+    );
     let e = p2
         .batch_execute(
             "INSERT INTO cowheap_segments (tenant, id, blob, blob_sha256) \
@@ -580,4 +595,310 @@ fn a_principals_database_role_reaches_only_its_segments() {
         op.get_segment(&common::t("t1"), SegmentId::new(1)).unwrap(),
         b"segment of t1"
     );
+}
+
+/// The SQLSTATE of a refused statement.
+fn refusal(r: Result<u64, postgres::Error>) -> Option<String> {
+    r.err().and_then(|e| e.code().map(|c| c.code().to_owned()))
+}
+
+/// Two principals, p1 with tenant t1 and p2 with t2, each tenant with a state and segment 1
+/// written by the operator and released. Answers the operator's handle.
+fn two_tenants(pg: &Pg) -> PgStore {
+    use cowheap_segment::swap::SegmentId;
+    let op = PgStore::connect(&pg.url, Arc::new(SystemClock), Access::Operator).unwrap();
+    let fp = cowheap_heap::Fingerprint([1; 32]);
+    op.put_base(fp, b"base").unwrap();
+    for (p, t) in [("p1", "t1"), ("p2", "t2")] {
+        op.add_principal(&common::p(p), &format!("secret-{p}"))
+            .unwrap();
+        op.create_tenant(&common::t(t), fp, Some(&common::p(p)))
+            .unwrap();
+        let c = op.claim(&common::t(t), &common::n("op"), 60_000).unwrap();
+        op.put_segment(&c, SegmentId::new(1), format!("segment of {t}").as_bytes())
+            .unwrap();
+        op.suspend(&c, format!("state of {t}").as_bytes()).unwrap();
+    }
+    op
+}
+
+fn login(pg: &Pg, p: &str) -> postgres::Client {
+    let mut cfg: postgres::Config = pg.url.parse().unwrap();
+    cfg.user(&format!("cowheap_{p}"))
+        .password(format!("secret-{p}"));
+    cfg.connect(postgres::NoTls).unwrap()
+}
+
+/// Proof of possession: a principal's role names a blob only by supplying its bytes. A
+/// segment row or a state naming another tenant's existing blob (digest and SHA-256, as a
+/// leak would give them) is refused exactly as one naming no blob at all, so the refusal
+/// tells nothing; bytes supplied under another blob's digest land under their own SHA-256;
+/// and the other tenant's blob stays out of reach.
+#[test]
+fn a_principal_cannot_name_another_tenants_blob() {
+    use cowheap_segment::swap::SegmentId;
+    let pg = Pg::new();
+    let op = two_tenants(&pg);
+    let mut raw = pg.raw();
+    let pair = |raw: &mut postgres::Client, sql: &str| -> (Vec<u8>, Vec<u8>) {
+        let r = raw.query_one(sql, &[]).unwrap();
+        (r.get(0), r.get(1))
+    };
+    let seg1 = pair(
+        &mut raw,
+        "SELECT blob, blob_sha256 FROM cowheap_segments WHERE tenant = 't1' AND id = 1",
+    );
+    let state1 = pair(
+        &mut raw,
+        "SELECT state, state_sha256 FROM cowheap_tenants WHERE name = 't1'",
+    );
+    let absent = (vec![9u8; 32], vec![9u8; 32]);
+    let mut p2 = login(&pg, "p2");
+    let visible = |c: &mut postgres::Client, (d, sha): &(Vec<u8>, Vec<u8>)| -> bool {
+        c.query_opt(
+            "SELECT data FROM cowheap_blobs WHERE digest = $1 AND sha256 = $2",
+            &[d, sha],
+        )
+        .unwrap()
+        .is_some()
+    };
+    // Directly: refused alike for an existing and a missing pair.
+    for target in [&seg1, &state1, &absent] {
+        assert_eq!(
+            refusal(p2.execute(
+                "INSERT INTO cowheap_segments (tenant, id, blob, blob_sha256) \
+                 VALUES ('t2', 9, $1, $2)",
+                &[&target.0, &target.1],
+            ))
+            .as_deref(),
+            Some("42501")
+        );
+        assert_eq!(
+            refusal(p2.execute(
+                "UPDATE cowheap_tenants SET state = $1, state_sha256 = $2 WHERE name = 't2'",
+                &[&target.0, &target.1],
+            ))
+            .as_deref(),
+            Some("42501")
+        );
+    }
+    assert!(!visible(&mut p2, &seg1) && !visible(&mut p2, &state1));
+
+    // Through the fenced functions, under a live claim of its own tenant: the claimed
+    // digests of t1's blobs with other bytes file those bytes under their own SHA-256.
+    let c2 = op
+        .claim(&common::t("t2"), &common::n("n2"), 60_000)
+        .unwrap();
+    let epoch = c2.epoch.0 as i64;
+    let guess = b"a guess".to_vec();
+    let guess_sha: Vec<u8> = raw
+        .query_one("SELECT sha256($1)", &[&guess])
+        .unwrap()
+        .get(0);
+    let filed: Vec<u8> = p2
+        .query_one(
+            "SELECT cowheap_put_segment('t2', 'n2', $1, 9, $2, $3)",
+            &[&epoch, &seg1.0, &guess],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(filed, guess_sha);
+    let filed: Vec<u8> = p2
+        .query_one(
+            "SELECT cowheap_write_state('t2', 'n2', $1, $2, $3, false)",
+            &[&epoch, &state1.0, &guess],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(filed, guess_sha);
+    assert!(!visible(&mut p2, &seg1) && !visible(&mut p2, &state1));
+    // The other tenant, and a tenant that does not exist: refused alike.
+    for t in ["t1", "nope"] {
+        let e = p2
+            .query_one(
+                "SELECT cowheap_put_segment($1, 'n2', $2, 9, $3, $4)",
+                &[&t, &epoch, &seg1.0, &guess],
+            )
+            .unwrap_err();
+        assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{t}");
+        let e = p2
+            .query_one(
+                "SELECT cowheap_write_state($1, 'n2', $2, $3, $4, false)",
+                &[&t, &epoch, &state1.0, &guess],
+            )
+            .unwrap_err();
+        assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{t}");
+    }
+    // Through the store, p2 with a claim forged for t1: a typed refusal.
+    let s2 = PgStore::connect(
+        &pg.url,
+        Arc::new(SystemClock),
+        Access::principal(common::p("p2"), "secret-p2"),
+    )
+    .unwrap();
+    let forged = cowheap_store::Claim {
+        tenant: common::t("t1"),
+        ..c2.clone()
+    };
+    assert!(matches!(
+        s2.put_segment(&forged, SegmentId::new(5), b"x"),
+        Err(StoreError::Denied { .. } | StoreError::TenantMissing { .. })
+    ));
+    // t1 is untouched.
+    assert_eq!(
+        op.get_segment(&common::t("t1"), SegmentId::new(1)).unwrap(),
+        b"segment of t1"
+    );
+    let rec = op.record(&common::t("t1")).unwrap();
+    assert_eq!(
+        op.read_state(&common::t("t1"), rec.state.unwrap()).unwrap(),
+        b"state of t1"
+    );
+}
+
+/// A principal's role changes its own tenant's segments and state only through the fenced
+/// functions, and only under the tenant's live claim: no direct insert, delete or state
+/// update; no write without a claim or with a stale one; a segment id is written once. An
+/// old store whose roles could write those rows directly loses that on `init`. The store's
+/// own paths (write, suspend, segments, resume on another node) keep working.
+#[test]
+fn a_principal_writes_segments_and_state_only_under_a_live_claim() {
+    use cowheap_segment::swap::SegmentId;
+    let pg = Pg::new();
+    let op = two_tenants(&pg);
+    let mut p2 = login(&pg, "p2");
+    let direct = [
+        "DELETE FROM cowheap_segments WHERE tenant = 't2' AND id = 1",
+        "INSERT INTO cowheap_segments (tenant, id, blob, blob_sha256) \
+         SELECT 't2', 7, blob, blob_sha256 FROM cowheap_segments WHERE tenant = 't2'",
+        "UPDATE cowheap_segments SET id = 8 WHERE tenant = 't2'",
+        "UPDATE cowheap_tenants SET state = NULL, state_sha256 = NULL WHERE name = 't2'",
+    ];
+    for sql in direct {
+        assert_eq!(
+            refusal(p2.execute(sql, &[])).as_deref(),
+            Some("42501"),
+            "{sql}"
+        );
+    }
+    // No claim (suspended): the functions refuse as stale.
+    let stale = |c: &mut postgres::Client, epoch: i64| -> Vec<Option<String>> {
+        let code = |r: Result<postgres::Row, postgres::Error>| {
+            r.err().and_then(|e| e.code().map(|c| c.code().to_owned()))
+        };
+        vec![
+            code(c.query_one(
+                "SELECT cowheap_put_segment('t2', 'n2', $1, 7, $2, 'x'::bytea)",
+                &[&epoch, &vec![1u8; 32]],
+            )),
+            code(c.query_one(
+                "SELECT cowheap_remove_segment('t2', 'n2', $1, 1)",
+                &[&epoch],
+            )),
+            code(c.query_one(
+                "SELECT cowheap_write_state('t2', 'n2', $1, $2, 'x'::bytea, false)",
+                &[&epoch, &vec![1u8; 32]],
+            )),
+        ]
+    };
+    let e0 = op.record(&common::t("t2")).unwrap().epoch.0 as i64;
+    assert!(
+        stale(&mut p2, e0)
+            .iter()
+            .all(|c| c.as_deref() == Some("55000"))
+    );
+
+    // Through the store as p2: the normal paths.
+    let s2 = PgStore::connect(
+        &pg.url,
+        Arc::new(SystemClock),
+        Access::principal(common::p("p2"), "secret-p2"),
+    )
+    .unwrap();
+    let c = s2
+        .claim(&common::t("t2"), &common::n("n2"), 60_000)
+        .unwrap();
+    // A live claim, but another epoch or node: stale.
+    let e = c.epoch.0 as i64;
+    assert!(
+        stale(&mut p2, e - 1)
+            .iter()
+            .all(|c| c.as_deref() == Some("55000"))
+    );
+    // Write-once, through the function too.
+    let taken = p2
+        .query_one(
+            "SELECT cowheap_put_segment('t2', 'n2', $1, 1, $2, 'x'::bytea)",
+            &[&e, &vec![1u8; 32]],
+        )
+        .unwrap_err();
+    assert_eq!(taken.code().map(|c| c.code()), Some("23505"));
+    assert!(matches!(
+        s2.put_segment(&c, SegmentId::new(1), b"again"),
+        Err(StoreError::SegmentExists { .. })
+    ));
+    s2.put_segment(&c, SegmentId::new(2), b"segment 2 of t2")
+        .unwrap();
+    s2.remove_segment(&c, SegmentId::new(1)).unwrap();
+    s2.write_state(&c, b"written").unwrap();
+    let d = s2.suspend(&c, b"suspended").unwrap();
+    // The suspended claim is fenced off, with typed errors.
+    assert!(matches!(
+        s2.put_segment(&c, SegmentId::new(3), b"late"),
+        Err(StoreError::Fenced { .. })
+    ));
+    assert!(matches!(
+        s2.write_state(&c, b"late"),
+        Err(StoreError::Fenced { .. })
+    ));
+    // Resumed on another node.
+    let other = PgStore::connect(
+        &pg.url,
+        Arc::new(SystemClock),
+        Access::principal(common::p("p2"), "secret-p2"),
+    )
+    .unwrap();
+    let c2 = other
+        .claim(&common::t("t2"), &common::n("n3"), 60_000)
+        .unwrap();
+    assert_eq!(c2.state, Some(d));
+    assert_eq!(other.read_state(&common::t("t2"), d).unwrap(), b"suspended");
+    assert_eq!(
+        other.segments(&common::t("t2")).unwrap(),
+        vec![SegmentId::new(2)]
+    );
+    assert_eq!(
+        other
+            .get_segment(&common::t("t2"), SegmentId::new(2))
+            .unwrap(),
+        b"segment 2 of t2"
+    );
+    assert!(matches!(
+        s2.remove_segment(&c, SegmentId::new(2)),
+        Err(StoreError::Fenced { .. })
+    ));
+    other.release(&c2).unwrap();
+
+    // An old store's rights, granted again behind the store's back, are taken away by init.
+    pg.raw()
+        .batch_execute(
+            "GRANT INSERT, DELETE ON cowheap_segments TO cowheap_p2; \
+             GRANT UPDATE (state, state_sha256) ON cowheap_tenants TO cowheap_p2",
+        )
+        .unwrap();
+    PgStore::init(&pg.url, Arc::new(SystemClock)).unwrap();
+    let mut p2 = login(&pg, "p2");
+    for sql in direct {
+        assert_eq!(
+            refusal(p2.execute(sql, &[])).as_deref(),
+            Some("42501"),
+            "{sql} after init"
+        );
+    }
+    let c3 = s2
+        .claim(&common::t("t2"), &common::n("n2"), 60_000)
+        .unwrap();
+    s2.put_segment(&c3, SegmentId::new(4), b"after init")
+        .unwrap();
+    s2.suspend(&c3, b"after init").unwrap();
 }
