@@ -21,6 +21,7 @@
 //! cowheap_write_state(tenant, node, epoch, digest, data, release) -> bytea  -- the same,
 //! cowheap_put_segment(tenant, node, epoch, id, digest, data) -> bytea      -- fenced, see
 //! cowheap_remove_segment(tenant, node, epoch, id)                         -- FENCED_FUNCTIONS
+//! cowheap_put_version(origin, number, digest, data) -> bytea  -- the same, VERSION_FUNCTION
 //! ```
 //!
 //! **A segment** of a tenant is a blob named by a `cowheap_segments` row, written in one
@@ -31,13 +32,15 @@
 //! only the blobs those rows name.
 //!
 //! **A version is one transaction**: read the newest number of its history, refuse unless
-//! it is the one below, store the layer blob, `INSERT ... ON CONFLICT (origin, number) DO
-//! NOTHING`. The primary key decides between writers of one number (a second inserter
-//! waits for the first and inserts nothing once it commits). A principal's role may insert
-//! a version only as itself, only into a history whose base names it in
-//! `cowheap_committers`, and only over an existing version (row-level security `WITH
-//! CHECK`), so the server keeps the chain gapless and the rights whatever SQL a node sends;
-//! versions and their layer blobs are readable by every principal, as bases are.
+//! it is the one below, then `cowheap_put_version`, which stores the layer blob and
+//! inserts `ON CONFLICT (origin, number) DO NOTHING`. The primary key decides between
+//! writers of one number (a second inserter waits for the first and inserts nothing once it
+//! commits). A principal's role may not insert versions itself: through the function it
+//! writes one only as itself, only into a history whose base names it in
+//! `cowheap_committers`, only over an existing version, and only naming the bytes it
+//! supplies (proof of possession), so the server keeps the chain gapless and the rights
+//! whatever SQL a node sends; versions and their layer blobs are readable by every
+//! principal, as bases are.
 //!
 //! A change to a record is `SELECT ... FOR UPDATE` of its row, the same check as the local
 //! store's (owner and lease for a claim, epoch and owner for a fenced write), and an
@@ -75,7 +78,9 @@
 //! learnt) without supplying its bytes in the same call; no direct insert, update or delete
 //! of `cowheap_segments`, no direct update of the state columns (it keeps updating the
 //! owner, epoch and lease, which is how it claims). The functions check the grant, the claim
-//! and write-once themselves, in the transaction, whatever SQL the node sends. A node connects as its principal's role, so
+//! and write-once themselves, in the transaction, whatever SQL the node sends. Versions
+//! likewise: no direct insert of `cowheap_versions`, only `cowheap_put_version`, which
+//! takes the layer's bytes and checks the commit right. A node connects as its principal's role, so
 //! the server itself refuses other tenants' rows, whatever SQL the node sends. The store's
 //! own checks (the secret's digest at connect, the grant inside each transaction) stay as a
 //! second line. The operator is the tables' owner, which row-level security does not
@@ -333,6 +338,55 @@ $body$;
 REVOKE ALL ON FUNCTION %1$I.cowheap_remove_segment(text, text, bigint, bigint) FROM PUBLIC;
 $f$, current_schema())";
 
+/// The one way a principal's role writes a version, made by [`PgStore::init`] beside
+/// [`FENCED_FUNCTIONS`] and like them owned by the operator, `SECURITY DEFINER` on a fixed
+/// `search_path`. No principal's role may insert into `cowheap_versions` itself: it calls
+/// `cowheap_put_version(origin, number, digest, data)`, which takes the layer's bytes (proof
+/// of possession: a version names only a blob whose bytes its writer supplies in the same
+/// call), checks the caller may commit to `origin` (the session's principal role is named
+/// by `cowheap_committers` for the base, or the caller is the operator: a member of the
+/// function's owner), files the bytes as `cowheap_put_blob` does, and inserts the row
+/// compare-and-set, `committed_by` the session's principal (NULL for the operator).
+/// Refusals: SQLSTATE 42501 (not a committer, also for a base that does not exist), 23514
+/// (`number` is not over an existing version), 23505 (`number` is taken).
+const VERSION_FUNCTION: &str = "SELECT format($f$
+CREATE OR REPLACE FUNCTION %1$I.cowheap_put_version(p_origin bytea, p_number bigint,
+    p_digest bytea, p_data bytea)
+RETURNS bytea
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = %1$I, pg_temp
+AS $body$
+DECLARE
+    who text;
+    h bytea;
+BEGIN
+    IF pg_catalog.pg_has_role(session_user, current_user, 'MEMBER') THEN
+        who := NULL;
+    ELSE
+        SELECT c.principal INTO who FROM cowheap_committers c
+        WHERE c.base = p_origin AND 'cowheap_' || c.principal = session_user;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'cowheap: not a committer of the base' USING ERRCODE = '42501';
+        END IF;
+    END IF;
+    IF p_number IS NULL OR p_number < 1 OR (p_number > 1 AND NOT EXISTS (
+            SELECT 1 FROM cowheap_versions p
+            WHERE p.origin = p_origin AND p.number = p_number - 1)) THEN
+        RAISE EXCEPTION 'cowheap: not the next version number' USING ERRCODE = '23514';
+    END IF;
+    h := cowheap_put_blob(p_digest, p_data);
+    INSERT INTO cowheap_versions (origin, number, layer, layer_sha256, committed_by)
+    VALUES (p_origin, p_number, p_digest, h, who) ON CONFLICT (origin, number) DO NOTHING;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'cowheap: the version number is taken' USING ERRCODE = '23505';
+    END IF;
+    RETURN h;
+END
+$body$;
+REVOKE ALL ON FUNCTION %1$I.cowheap_put_version(bytea, bigint, bytea, bytea) FROM PUBLIC;
+$f$, current_schema())";
+
 /// A storage hint: blobs are stored out of line without compression. Snapshots compress
 /// poorly and the server's compression was most of a large suspend's time (measured: a
 /// 1.9 MB snapshot, 150 ms with it, 26 ms without).
@@ -345,7 +399,9 @@ GRANT SELECT ON cowheap_blobs TO %1$I; \
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON cowheap_blobs FROM %1$I; \
 GRANT EXECUTE ON FUNCTION cowheap_put_blob(bytea, bytea) TO %1$I; \
 GRANT SELECT ON cowheap_committers TO %1$I; \
-GRANT SELECT, INSERT ON cowheap_versions TO %1$I; \
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON cowheap_versions FROM %1$I; \
+GRANT SELECT ON cowheap_versions TO %1$I; \
+GRANT EXECUTE ON FUNCTION cowheap_put_version(bytea, bigint, bytea, bytea) TO %1$I; \
 GRANT EXECUTE ON FUNCTION cowheap_write_state(text, text, bigint, bytea, bytea, boolean) \
 TO %1$I; \
 GRANT EXECUTE ON FUNCTION cowheap_put_segment(text, text, bigint, bigint, bytea, bytea) \
@@ -483,6 +539,13 @@ impl PgStore {
         client
             .batch_execute(&functions)
             .map_err(|e| StoreError::db("make the fenced write functions", e))?;
+        let function: String = client
+            .query_one(VERSION_FUNCTION, &[])
+            .map_err(|e| StoreError::db("make the version function", e))?
+            .get(0);
+        client
+            .batch_execute(&function)
+            .map_err(|e| StoreError::db("make the version function", e))?;
         // Only a hint: a compatible database without the setting keeps its default storage.
         if let Err(e) = client.batch_execute(STORAGE_HINT) {
             let unsupported = e
@@ -493,8 +556,8 @@ impl PgStore {
             }
         }
         // Principals added before this layout get the rights it adds (reading versions,
-        // committing where a base names them, the fenced write functions) and lose those it
-        // takes away (writing segment rows and the state columns directly).
+        // committing through the version function, the fenced write functions) and lose
+        // those it takes away (writing segment rows, the state columns and versions directly).
         let roles: Vec<String> = client
             .query("SELECT name FROM cowheap_principals", &[])
             .map_err(|e| StoreError::db("list principals", e))?
@@ -1127,33 +1190,39 @@ impl Store for PgStore {
                     newest,
                 });
             }
-            let (d, sha) = put_blob(tx, layer)?;
-            let inserted = tx
-                .execute(
-                    "INSERT INTO cowheap_versions (origin, number, layer, layer_sha256, committed_by) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (origin, number) DO NOTHING",
-                    &[
-                        &origin.0.as_slice(),
-                        &num,
-                        &d.0.as_slice(),
-                        &sha.as_slice(),
-                        &self.principal(),
-                    ],
-                )
-                .map_err(|e| match (e.code().map(|c| c.code()), self.access.principal_name()) {
-                    // Row-level security refused the row: not this principal's to write.
-                    (Some("42501"), Some(p)) => StoreError::NotCommitter {
-                        principal: p.clone(),
-                        base: origin,
-                    },
-                    _ => StoreError::db("write a version", e),
-                })?;
-            if inserted == 0 {
-                return Err(StoreError::VersionConflict {
-                    origin,
-                    number,
-                    newest: newest_version(tx, origin)?,
-                });
+            // Through the function (see VERSION_FUNCTION), in a savepoint so that after a
+            // refusal the transaction still reads the newest number for the conflict.
+            let d = Digest::of(layer);
+            let mut sp = tx
+                .transaction()
+                .map_err(|e| StoreError::db("write a version", e))?;
+            let written = sp.query_one(
+                "SELECT cowheap_put_version($1, $2, $3, $4)",
+                &[&origin.0.as_slice(), &num, &d.0.as_slice(), &layer],
+            );
+            match written {
+                Ok(_) => sp
+                    .commit()
+                    .map_err(|e| StoreError::db("write a version", e))?,
+                Err(e) => {
+                    sp.rollback()
+                        .map_err(|e| StoreError::db("write a version", e))?;
+                    return Err(
+                        match (e.code().map(|c| c.code()), self.access.principal_name()) {
+                            (Some("42501"), Some(p)) => StoreError::NotCommitter {
+                                principal: p.clone(),
+                                base: origin,
+                            },
+                            // Taken by another writer, or not over the newest version.
+                            (Some("23505" | "23514"), _) => StoreError::VersionConflict {
+                                origin,
+                                number,
+                                newest: newest_version(tx, origin)?,
+                            },
+                            _ => StoreError::db("write a version", e),
+                        },
+                    );
+                }
             }
             Ok(VersionRecord {
                 origin,

@@ -420,10 +420,12 @@ fn a_principals_put_repairs_its_blob_and_cannot_divert_the_function() {
     assert_eq!(bob.read_state(&common::t("tb"), d2).unwrap(), again);
 }
 
-/// The server keeps the version rules whatever SQL a principal's role sends: only a
-/// principal the base names inserts a version, only as itself, only over an existing one,
-/// once per number; nobody changes or removes one; other principals' commit rights are not
-/// shown; versions and their layers are readable by all.
+/// The server keeps the version rules whatever SQL a principal's role sends: no direct
+/// insert at all; through `cowheap_put_version`, only a principal the base names writes a
+/// version, always as itself, only over an existing one, once per number; nobody changes
+/// or removes one; other principals' commit rights are not shown; versions and their
+/// layers are readable by all. An old store whose roles could insert versions directly
+/// loses that on `init`.
 #[test]
 fn a_principals_database_role_keeps_the_version_rules() {
     let pg = Pg::new();
@@ -435,14 +437,8 @@ fn a_principals_database_role_keeps_the_version_rules() {
     }
     op.allow_commit(fp, &common::p("p1")).unwrap();
     let (layers, _) = common::history(&pg, fp, 1, 3);
-    let login = |p: &str| {
-        let mut cfg: postgres::Config = pg.url.parse().unwrap();
-        cfg.user(&format!("cowheap_{p}"))
-            .password(format!("secret-{p}"));
-        cfg.connect(postgres::NoTls).unwrap()
-    };
-    let (mut p1, mut p2) = (login("p1"), login("p2"));
-    // Each stores its layer blob through the function, as the store does.
+    let (mut p1, mut p2) = (login(&pg, "p1"), login(&pg, "p2"));
+    // Each stores its layer blob through the function, as the store once did.
     let put = |c: &mut postgres::Client, bytes: &[u8]| -> (Vec<u8>, Vec<u8>) {
         let d = cowheap_store::Digest::of(bytes).0.to_vec();
         let sha: Vec<u8> = c
@@ -452,34 +448,44 @@ fn a_principals_database_role_keeps_the_version_rules() {
         (d, sha)
     };
     let insert = |c: &mut postgres::Client, number: i64, blob: &(Vec<u8>, Vec<u8>), by: &str| {
-        c.execute(
+        refusal(c.execute(
             "INSERT INTO cowheap_versions (origin, number, layer, layer_sha256, committed_by) \
              VALUES ($1, $2, $3, $4, $5)",
             &[&fp.0.as_slice(), &number, &blob.0, &blob.1, &by],
+        ))
+    };
+    let version = |c: &mut postgres::Client, number: i64, bytes: &[u8]| {
+        let d = cowheap_store::Digest::of(bytes).0.to_vec();
+        c.query_one(
+            "SELECT cowheap_put_version($1, $2, $3, $4)",
+            &[&fp.0.as_slice(), &number, &d, &bytes],
         )
+        .map(|r| r.get::<_, Vec<u8>>(0))
         .map_err(|e| e.code().map(|c| c.code().to_owned()))
     };
+    let code = |r: Result<Vec<u8>, Option<String>>| r.err().flatten();
     let one = put(&mut p2, &layers[0]);
-    let code = |r: Result<u64, Option<String>>| r.err().flatten();
-    // p2 is not named by the base.
+    // Directly: refused to every principal, the committer too, however well formed.
+    assert_eq!(insert(&mut p2, 1, &one, "p2").as_deref(), Some("42501"));
+    assert_eq!(insert(&mut p1, 1, &one, "p1").as_deref(), Some("42501"));
+    // Through the function: p2 is not named by the base.
     assert_eq!(
-        code(insert(&mut p2, 1, &one, "p2")).as_deref(),
+        code(version(&mut p2, 1, &layers[0])).as_deref(),
         Some("42501")
     );
-    // p1 is, but not as another, and not over a missing version.
+    // p1 is, but not over a missing version.
     assert_eq!(
-        code(insert(&mut p1, 1, &one, "p2")).as_deref(),
-        Some("42501")
+        code(version(&mut p1, 3, &layers[2])).as_deref(),
+        Some("23514")
     );
-    let three = put(&mut p1, &layers[2]);
     assert_eq!(
-        code(insert(&mut p1, 3, &three, "p1")).as_deref(),
-        Some("42501")
+        code(version(&mut p1, 0, &layers[0])).as_deref(),
+        Some("23514")
     );
-    assert_eq!(insert(&mut p1, 1, &one, "p1"), Ok(1));
+    assert_eq!(version(&mut p1, 1, &layers[0]), Ok(one.1.clone()));
     // Once per number.
     assert_eq!(
-        code(insert(&mut p1, 1, &three, "p1")).as_deref(),
+        code(version(&mut p1, 1, &layers[2])).as_deref(),
         Some("23505")
     );
     for sql in [
@@ -511,6 +517,49 @@ fn a_principals_database_role_keeps_the_version_rules() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].committed_by, Some(common::p("p1")));
     assert_eq!(op.get_layer(listed[0].layer).unwrap(), layers[0]);
+
+    // An old store's direct right, granted again behind the store's back, is taken away by
+    // init; the function path stays.
+    pg.raw()
+        .batch_execute("GRANT INSERT ON cowheap_versions TO cowheap_p1")
+        .unwrap();
+    let two = put(&mut p1, &layers[1]);
+    let mut p1 = login(&pg, "p1");
+    assert_eq!(insert(&mut p1, 2, &two, "p1"), None, "the old right");
+    let mut raw = pg.raw();
+    raw.execute("DELETE FROM cowheap_versions WHERE number = 2", &[])
+        .unwrap();
+    PgStore::init(&pg.url, Arc::new(SystemClock)).unwrap();
+    let mut p1 = login(&pg, "p1");
+    assert_eq!(
+        insert(&mut p1, 2, &two, "p1").as_deref(),
+        Some("42501"),
+        "after init"
+    );
+    assert_eq!(version(&mut p1, 2, &layers[1]), Ok(two.1.clone()));
+    let s1 = PgStore::connect(
+        &pg.url,
+        Arc::new(SystemClock),
+        Access::principal(common::p("p1"), "secret-p1"),
+    )
+    .unwrap();
+    let v = s1.put_version(fp, 3, &layers[2]).unwrap();
+    assert_eq!(v.committed_by, Some(common::p("p1")));
+    assert!(matches!(
+        s1.put_version(fp, 3, &layers[2]),
+        Err(StoreError::VersionConflict { newest: 3, .. })
+    ));
+    let s2 = PgStore::connect(
+        &pg.url,
+        Arc::new(SystemClock),
+        Access::principal(common::p("p2"), "secret-p2"),
+    )
+    .unwrap();
+    assert!(matches!(
+        s2.put_version(fp, 3, &layers[2]),
+        Err(StoreError::NotCommitter { .. })
+    ));
+    assert_eq!(op.versions(fp, 0).unwrap().len(), 3);
 }
 
 /// Bytes planted under a layer's digest (through the function, by a principal) never stand
@@ -901,4 +950,102 @@ fn a_principal_writes_segments_and_state_only_under_a_live_claim() {
     s2.put_segment(&c3, SegmentId::new(4), b"after init")
         .unwrap();
     s2.suspend(&c3, b"after init").unwrap();
+}
+
+/// Proof of possession for versions: a committer cannot name another tenant's existing
+/// blob (digest and SHA-256, as a leak would give them) in a version row, which every
+/// principal could then read. The direct insert is refused; through `cowheap_put_version`
+/// the bytes it supplies are filed under their own SHA-256, never the foreign pair; and the
+/// foreign blob stays out of every other principal's reach.
+#[test]
+fn a_committer_cannot_name_another_tenants_blob_in_a_version() {
+    let pg = Pg::new();
+    let op = two_tenants(&pg);
+    let fp = cowheap_heap::Fingerprint([1; 32]);
+    op.allow_commit(fp, &common::p("p2")).unwrap();
+    op.add_principal(&common::p("p3"), "secret-p3").unwrap();
+    let mut raw = pg.raw();
+    let pair = |raw: &mut postgres::Client, sql: &str| -> (Vec<u8>, Vec<u8>) {
+        let r = raw.query_one(sql, &[]).unwrap();
+        (r.get(0), r.get(1))
+    };
+    let seg1 = pair(
+        &mut raw,
+        "SELECT blob, blob_sha256 FROM cowheap_segments WHERE tenant = 't1' AND id = 1",
+    );
+    let state1 = pair(
+        &mut raw,
+        "SELECT state, state_sha256 FROM cowheap_tenants WHERE name = 't1'",
+    );
+    let visible = |c: &mut postgres::Client, (d, sha): &(Vec<u8>, Vec<u8>)| -> bool {
+        c.query_opt(
+            "SELECT data FROM cowheap_blobs WHERE digest = $1 AND sha256 = $2",
+            &[d, sha],
+        )
+        .unwrap()
+        .is_some()
+    };
+    let mut p2 = login(&pg, "p2");
+    // Directly: refused, for either of t1's blobs.
+    for target in [&seg1, &state1] {
+        assert_eq!(
+            refusal(p2.execute(
+                "INSERT INTO cowheap_versions (origin, number, layer, layer_sha256, committed_by) \
+                 VALUES ($1, 1, $2, $3, 'p2')",
+                &[&fp.0.as_slice(), &target.0, &target.1],
+            ))
+            .as_deref(),
+            Some("42501")
+        );
+    }
+    // Through the function: the claimed digests of t1's blobs with other bytes file those
+    // bytes under their own SHA-256, and the versions name that pair.
+    let guess = b"a guess".to_vec();
+    let guess_sha: Vec<u8> = raw
+        .query_one("SELECT sha256($1)", &[&guess])
+        .unwrap()
+        .get(0);
+    for (number, target) in [(1i64, &seg1), (2, &state1)] {
+        let filed: Vec<u8> = p2
+            .query_one(
+                "SELECT cowheap_put_version($1, $2, $3, $4)",
+                &[&fp.0.as_slice(), &number, &target.0, &guess],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(filed, guess_sha);
+        assert_ne!(filed, target.1);
+        let named = pair(
+            &mut raw,
+            &format!(
+                "SELECT layer, layer_sha256 FROM cowheap_versions \
+                 WHERE origin = '\\x{}' AND number = {number}",
+                fp.0.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ),
+        );
+        assert_eq!(named, (target.0.clone(), guess_sha.clone()));
+    }
+    let foreign: i64 = raw
+        .query_one(
+            "SELECT count(*) FROM cowheap_versions v WHERE (v.layer, v.layer_sha256) IN \
+             (($1, $2), ($3, $4))",
+            &[&seg1.0, &seg1.1, &state1.0, &state1.1],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(foreign, 0, "no version names t1's blobs");
+    // t1's blobs stay out of reach of every principal but t1's.
+    for p in ["p2", "p3"] {
+        let mut c = login(&pg, p);
+        assert!(!visible(&mut c, &seg1), "{p}");
+        assert!(!visible(&mut c, &state1), "{p}");
+    }
+    // t1 is untouched.
+    let mut p1 = login(&pg, "p1");
+    assert!(visible(&mut p1, &seg1) && visible(&mut p1, &state1));
+    assert_eq!(
+        op.get_segment(&common::t("t1"), cowheap_segment::swap::SegmentId::new(1))
+            .unwrap(),
+        b"segment of t1"
+    );
 }
