@@ -16,88 +16,15 @@
 
 mod common;
 
-use cowheap_forwarders::Base;
 use cowheap_heap::{Format, Value};
 use cowheap_segment::swap::{MemStore, SegmentStore, Swapper};
 use cowheap_tenants::stubs::FaultHandler;
 use cowheap_tenants::{Error, Tenant};
-use cowheap_vm::{FaultCause, Symbols, Vm, VmError};
-use std::collections::BTreeSet;
+use cowheap_vm::{FaultCause, VmError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const BUDGET: u64 = 50_000_000;
-
-/// A tenant of an image with its interpreter.
-struct World {
-    t: Tenant,
-    vm: Vm,
-    s: Symbols,
-    what: &'static str,
-    _base: Arc<Base>,
-}
-
-impl World {
-    fn new(image: &'static str) -> World {
-        let heap = common::import(image);
-        let s = Symbols::from_base(&heap);
-        let base = Base::new(heap);
-        let t = Tenant::fork(&base);
-        let vm = Vm::new(&t).unwrap();
-        World {
-            t,
-            vm,
-            s,
-            what: image,
-            _base: base,
-        }
-    }
-
-    fn try_eval(&mut self, src: &str) -> Result<Value, VmError> {
-        self.vm.evaluate(&mut self.t, &self.s, src, BUDGET)
-    }
-
-    fn eval(&mut self, src: &str) -> Value {
-        self.try_eval(src)
-            .unwrap_or_else(|e| panic!("{}: {src}: {e}", self.what))
-    }
-
-    /// `src`'s answer, printed by the image.
-    fn print(&mut self, src: &str) -> String {
-        let v = self.eval(&format!("[{src}] value printString"));
-        self.vm
-            .text_of(&self.t, v)
-            .unwrap_or_else(|| panic!("{}: {src}: no String", self.what))
-    }
-
-    fn global(&self, name: &str) -> Value {
-        self.vm
-            .global(&self.t, name)
-            .unwrap_or_else(|| panic!("{}: no global {name}", self.what))
-    }
-
-    /// The segments with a stub in the tenant.
-    fn out(&self) -> BTreeSet<u64> {
-        self.t.stubs().map(|(_, s)| s).collect()
-    }
-
-    /// Brings back every segment still out.
-    fn all_in(&mut self) {
-        for s in self.out() {
-            self.t.fault_in(s).unwrap();
-        }
-        assert!(self.out().is_empty());
-    }
-
-    fn compile(&mut self, class: &str, src: &str) {
-        let text = if self.what == "mini.image" {
-            format!("{class} compile: '{src}' classified: 'faults' notifying: nil")
-        } else {
-            format!("{class} compile: '{src}'")
-        };
-        self.eval(&text);
-    }
-}
+use common::world::{BUDGET, World};
 
 /// The object graph: an OrderedCollection of three Strings named by two globals, and a
 /// String named by a third.

@@ -5,55 +5,11 @@
 //! with everything in.
 mod common;
 
-use cowheap_forwarders::Base;
 use cowheap_heap::Value;
 use cowheap_segment::swap::{MemStore, Swapper};
-use cowheap_tenants::Tenant;
-use cowheap_vm::{Symbols, Vm, VmError};
-use std::sync::Arc;
+use cowheap_vm::VmError;
 
-const BUDGET: u64 = 50_000_000;
-
-struct World {
-    t: Tenant,
-    vm: Vm,
-    s: Symbols,
-    what: &'static str,
-    _base: Arc<Base>,
-}
-
-impl World {
-    fn new(image: &'static str) -> World {
-        let heap = common::import(image);
-        let s = Symbols::from_base(&heap);
-        let base = Base::new(heap);
-        let t = Tenant::fork(&base);
-        let vm = Vm::new(&t).unwrap();
-        World {
-            t,
-            vm,
-            s,
-            what: image,
-            _base: base,
-        }
-    }
-    fn try_eval(&mut self, src: &str) -> Result<Value, VmError> {
-        self.vm.evaluate(&mut self.t, &self.s, src, BUDGET)
-    }
-    fn eval(&mut self, src: &str) -> Value {
-        self.try_eval(src)
-            .unwrap_or_else(|e| panic!("{}: {src}: {e}", self.what))
-    }
-    fn global(&self, name: &str) -> Value {
-        self.vm.global(&self.t, name).unwrap()
-    }
-    fn all_in(&mut self) {
-        let out: Vec<u64> = self.t.stubs().map(|(_, s)| s).collect();
-        for s in out {
-            let _ = self.t.fault_in(s);
-        }
-    }
-}
+use common::world::{BUDGET, World};
 
 fn block_home_swapped(image: &'static str, expr: &str) -> Result<Value, VmError> {
     let mut w = World::new(image);

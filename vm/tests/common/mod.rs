@@ -30,3 +30,5 @@ pub(crate) fn import(name: &str) -> BaseHeap {
 pub(crate) fn base(name: &str) -> Arc<Base> {
     Base::new(import(name))
 }
+
+pub(crate) mod world;
