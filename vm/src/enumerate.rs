@@ -46,9 +46,13 @@ impl Enumeration {
 }
 
 impl Vm {
-    /// Forgets the list of objects a walk uses: it may name freed objects or miss new ones.
+    /// Forgets the list of objects a walk uses (it may name freed objects or miss new ones)
+    /// and the at-cache (an entry may name a freed object's word, or a shape a become or
+    /// class change altered): at every entry into a run and after every collection,
+    /// become and class change.
     pub(crate) fn forget_enumeration(&mut self) {
         self.enumeration = None;
+        self.at_cache.clear();
     }
 
     /// A fresh list of every object.

@@ -38,6 +38,33 @@ fn cache_slot(class: Word, selector: Word) -> usize {
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CACHE_SIZE.trailing_zeros())) as usize
 }
 
+/// A looked-up selector's identity hash and identity key, each read from the memory the
+/// first time a method dictionary asks and then kept for the rest of the lookup: a miss
+/// walks several dictionaries up the superclass chain, each probed from the same hash.
+#[derive(Default)]
+struct SelectorKeys {
+    hash: Option<u32>,
+    key: Option<u64>,
+}
+
+impl SelectorKeys {
+    #[inline(always)]
+    fn hash<M: ObjectMemory>(&mut self, m: &M, selector: Value) -> MemResult<u32> {
+        match self.hash {
+            Some(h) => Ok(h),
+            None => Ok(*self.hash.insert(m.identity_hash(selector)?)),
+        }
+    }
+
+    #[inline(always)]
+    fn key<M: ObjectMemory>(&mut self, m: &M, selector: Value) -> MemResult<u64> {
+        match self.key {
+            Some(k) => Ok(k),
+            None => Ok(*self.key.insert(m.identity_key(selector)?)),
+        }
+    }
+}
+
 /// One method cache entry: what a lookup of `selector` from `class` found.
 #[derive(Clone, Copy)]
 struct CacheEntry {
@@ -222,6 +249,8 @@ pub struct Vm {
     pub(crate) literals: usize,
     /// The objects a `someObject`/`someInstance` walk goes through (see `enumerate`).
     pub(crate) enumeration: Option<crate::enumerate::Enumeration>,
+    /// How recently indexed objects are indexed (see `prims::AtCache`).
+    pub(crate) at_cache: crate::prims::AtCache,
     /// The segments this call has faulted in (see [`Vm::after_fault`]): nothing in a call
     /// swaps a segment out, so meeting one of them again means its fault handler did not
     /// bring it back for good. Emptied at every entry.
@@ -365,6 +394,7 @@ impl Vm {
             pc_base: 0,
             literals: 0,
             enumeration: None,
+            at_cache: crate::prims::AtCache::new(),
             faulted: Vec::new(),
         })
     }
@@ -1517,13 +1547,14 @@ impl Vm {
         self.stats.cache_misses += 1;
         let mut c = class;
         let mut guard = 0;
+        let mut sel = SelectorKeys::default();
         while !self.is_nil(m, c)? {
             guard += 1;
             if guard > 10_000 {
                 return Err(corrupt("a superclass chain that does not end"));
             }
             let dict = m.slot(c, 1)?;
-            if let Some(method) = self.dict_lookup(m, dict, selector)? {
+            if let Some(method) = self.dict_lookup(m, dict, selector, &mut sel)? {
                 let header = self.header(m, method)?;
                 let trap = self.is_trap_selector(m, selector)?;
                 let context = self.is_context_class(m, class)?;
@@ -1563,6 +1594,7 @@ impl Vm {
         m: &M,
         dict: Value,
         selector: Value,
+        sel: &mut SelectorKeys,
     ) -> Result<Option<Value>> {
         if !dict.is_object() {
             return Ok(None);
@@ -1570,15 +1602,15 @@ impl Vm {
         let n = m.size(dict)?.slots;
         let keys = n.saturating_sub(2);
         let found = if keys.is_power_of_two() && selector.is_object() {
-            let found = self.dict_probe(m, dict, selector, keys)?;
+            let found = self.dict_probe(m, dict, selector, keys, sel)?;
             debug_assert_eq!(
                 found,
-                self.dict_scan(m, dict, selector, n)?,
+                self.dict_scan(m, dict, selector, n, sel)?,
                 "a method dictionary probe disagrees with the scan"
             );
             found
         } else {
-            self.dict_scan(m, dict, selector, n)?
+            self.dict_scan(m, dict, selector, n, sel)?
         };
         match found {
             Some(i) => {
@@ -1598,11 +1630,10 @@ impl Vm {
         dict: Value,
         selector: Value,
         keys: usize,
+        sel: &mut SelectorKeys,
     ) -> Result<Option<usize>> {
         let mask = keys - 1;
-        let mut i = m.identity_hash(selector)? as usize & mask;
-        // The selector's identity key, taken when a key of another word is first met.
-        let mut wanted = None;
+        let mut i = sel.hash(m, selector)? as usize & mask;
         for _ in 0..keys {
             let k = m.slot(dict, 2 + i)?;
             if k.word() == selector.word() {
@@ -1611,14 +1642,8 @@ impl Vm {
             if k.word() == self.sp.nil.word() {
                 return Ok(None);
             }
-            if k.word().is_ref() {
-                let w = match wanted {
-                    Some(w) => w,
-                    None => *wanted.insert(m.identity_key(selector)?),
-                };
-                if m.identity_key(k)? == w {
-                    return Ok(Some(2 + i));
-                }
+            if k.word().is_ref() && m.identity_key(k)? == sel.key(m, selector)? {
+                return Ok(Some(2 + i));
             }
             i = (i + 1) & mask;
         }
@@ -1632,11 +1657,12 @@ impl Vm {
         dict: Value,
         selector: Value,
         n: usize,
+        sel: &mut SelectorKeys,
     ) -> Result<Option<usize>> {
         // The selector's identity once; each key is then compared by word, and only a
         // reference of another word by its own identity (one key per object on a tenant:
         // no table lookup for a key that leads to itself).
-        let wanted = m.identity_key(selector)?;
+        let wanted = sel.key(m, selector)?;
         for i in 2..n {
             let k = m.slot(dict, i)?;
             if k.word() == selector.word() || (k.word().is_ref() && m.identity_key(k)? == wanted) {
@@ -1968,8 +1994,16 @@ impl Vm {
 
     /// True if `class` is MethodContext or BlockContext.
     fn is_context_class<M: ObjectMemory>(&self, m: &M, class: Value) -> Result<bool> {
-        Ok(self.same(m, class, self.sp.method_context)?
-            || self.same(m, class, self.sp.block_context)?)
+        let (mc, bc) = (self.sp.method_context, self.sp.block_context);
+        if class.word() == mc.word() || class.word() == bc.word() {
+            return Ok(true);
+        }
+        if !class.word().is_ref() {
+            return Ok(false);
+        }
+        // The class's identity once, against each context class's.
+        let k = m.identity_key(class)?;
+        Ok(k == m.identity_key(mc)? || k == m.identity_key(bc)?)
     }
 
     /// True if `selector` is one of the error sends [`Vm::trap`] watches for: `error:`,

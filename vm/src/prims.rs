@@ -8,6 +8,7 @@ use crate::interp::{Flow, Vm, floor_div, floor_mod, shift};
 use crate::memory::ObjectMemory;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::Header;
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -15,12 +16,46 @@ type Prim = Result<Option<Flow>>;
 
 /// How an object is indexed by `at:` and `at:put:`.
 #[derive(Clone, Copy)]
-struct Indexed {
+pub(crate) struct Indexed {
     format: Format,
     /// Fields before the indexable ones (pointer formats), or literal bytes (methods).
     fixed: usize,
     /// Indexable fields.
     n: usize,
+}
+
+/// Entries of the at-cache.
+const AT_CACHE: usize = 64;
+
+/// The at-cache: how recently indexed objects are indexed, by object word, as a Squeak
+/// interpreter's atCache keeps it. `at:`, `at:put:` and `size` on an object met again read
+/// its format, fixed fields and size here instead of its header and its class's format
+/// word. What an object's entry says changes only with a become, a class change or (a
+/// reused word) a collection, and the `Vm` forgets every entry at each of these and at
+/// every entry into a run, where the embedder may have done any of them (see
+/// [`Vm::forget_enumeration`]). Like Squeak's, it does not watch a store into a class's
+/// format field. Direct-mapped; a `Cell` each, so that a lookup needs only `&Vm`.
+pub(crate) struct AtCache(Box<[Cell<Option<AtEntry>>]>);
+
+/// An at-cache entry: an object word and how that object is indexed.
+type AtEntry = (u64, Indexed);
+
+impl AtCache {
+    pub(crate) fn new() -> AtCache {
+        AtCache((0..AT_CACHE).map(|_| Cell::new(None)).collect())
+    }
+
+    /// The entry for object word `key`.
+    #[inline(always)]
+    fn slot(&self, key: u64) -> &Cell<Option<AtEntry>> {
+        let h = key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - AT_CACHE.trailing_zeros());
+        &self.0[h as usize % AT_CACHE]
+    }
+
+    /// Forgets every entry.
+    pub(crate) fn clear(&self) {
+        self.0.iter().for_each(|c| c.set(None));
+    }
 }
 
 const FAIL: Prim = Ok(None);
@@ -127,6 +162,13 @@ impl Vm {
         if !obj.is_object() {
             return Ok(None);
         }
+        let key = obj.word().bits();
+        let cached = self.at_cache.slot(key);
+        if let Some((k, x)) = cached.get()
+            && k == key
+        {
+            return Ok(Some(x));
+        }
         let Header {
             class,
             format,
@@ -150,7 +192,9 @@ impl Vm {
             Format::DoubleWords => (0, size.bytes / 8),
             Format::CompiledMethod => (size.slots * 4, size.slots * 4 + size.bytes),
         };
-        Ok(Some(Indexed { format, fixed, n }))
+        let x = Indexed { format, fixed, n };
+        cached.set(Some((key, x)));
+        Ok(Some(x))
     }
 
     /// The number of indexable fields of `obj` (what `basicSize` answers), or `None`.

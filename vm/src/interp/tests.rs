@@ -2,7 +2,7 @@
 //! of its keys, and the selective flushes (primitives 116 and 119) forget what they must and
 //! keep the rest.
 
-use super::{CACHE_SIZE, Vm, cache_slot};
+use super::{CACHE_SIZE, SelectorKeys, Vm, cache_slot};
 use crate::{FlatHeap, ObjectMemory, Symbols};
 use cowheap_heap::{Value, Word};
 use std::path::PathBuf;
@@ -54,13 +54,27 @@ fn probes_agree_with_scans(name: &str) {
             if k.word() == vm.sp.nil.word() || !k.is_object() {
                 continue;
             }
-            assert_eq!(vm.dict_probe(&m, d, k, keys).unwrap(), Some(i), "{name}");
-            assert_eq!(vm.dict_scan(&m, d, k, n).unwrap(), Some(i), "{name}");
+            assert_eq!(
+                vm.dict_probe(&m, d, k, keys, &mut SelectorKeys::default())
+                    .unwrap(),
+                Some(i),
+                "{name}"
+            );
+            assert_eq!(
+                vm.dict_scan(&m, d, k, n, &mut SelectorKeys::default())
+                    .unwrap(),
+                Some(i),
+                "{name}"
+            );
             probed += 1;
         }
         // A selector the dictionary does not hold: nil's class is no selector.
         let absent = m.class_of(vm.sp.nil).unwrap();
-        assert_eq!(vm.dict_probe(&m, d, absent, keys).unwrap(), None);
+        assert_eq!(
+            vm.dict_probe(&m, d, absent, keys, &mut SelectorKeys::default())
+                .unwrap(),
+            None
+        );
     }
     assert!(probed > 300, "{name}: {probed} selectors");
 }
