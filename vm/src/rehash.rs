@@ -42,7 +42,8 @@ pub struct RehashFailure {
     pub index: usize,
     /// The name of its class, when it has one.
     pub class: Option<String>,
-    /// Why the run stopped.
+    /// Why the run stopped. A [`VmError::BudgetExhausted`] names where the run was when
+    /// its budget ran out; the run was abandoned there and cannot be resumed.
     pub error: VmError,
 }
 
