@@ -144,13 +144,22 @@ enum SegmentCommand {
         file: PathBuf,
     },
     /// Binds a segment's out-pointers in a base by name, materialises its objects in a new
-    /// tenant of that base, and reports what bound and what did not.
+    /// tenant of that base, and reports what bound and what did not. Hashed collections
+    /// the model of the image's `hash` cannot rehash are then sent `rehash`, run by the
+    /// interpreter, when the base is a Squeak V3 image: the image's own code, as Squeak does
+    /// on loading a segment.
     Import {
         /// The segment or project file.
         file: PathBuf,
         /// The base: a Squeak image or a cowheap image file.
         #[arg(long)]
         base: PathBuf,
+        /// Bytecode budget of each collection's `rehash` run by the interpreter.
+        #[arg(long, value_name = "BYTECODES", default_value_t = 10_000_000)]
+        rehash_budget: u64,
+        /// Do not run the image's `rehash` on the collections the model left.
+        #[arg(long)]
+        no_image_rehash: bool,
     },
 }
 
@@ -354,12 +363,51 @@ fn main() -> Result<()> {
             print!("{}", cowheap_segment::info::info(&file)?);
             Ok(())
         }
-        Some(Command::Segment(SegmentCommand::Import { file, base })) => {
-            print!("{}", cowheap_segment::info::import(&file, &base)?);
+        Some(Command::Segment(SegmentCommand::Import {
+            file,
+            base,
+            rehash_budget,
+            no_image_rehash,
+        })) => {
+            let done = cowheap_segment::info::import_keeping(&file, &base)?;
+            print!("{}", done.outcome);
+            if !no_image_rehash {
+                rehash_by_image(done, rehash_budget)?;
+            }
             Ok(())
         }
         None => run_bench(&BenchArgs::default()),
     }
+}
+
+/// Sends `rehash` to the collections an import left for the image, through the interpreter,
+/// and prints what it did; on a base the interpreter does not run (not Squeak V3), says so.
+fn rehash_by_image(done: cowheap_segment::info::ImportedTenant, budget: u64) -> Result<()> {
+    let cowheap_segment::info::ImportedTenant {
+        tenant: mut t,
+        left_for_image,
+        ..
+    } = done;
+    if left_for_image.is_empty() {
+        println!("rehashed by the image's code: none left for it");
+        return Ok(());
+    }
+    let heap = t.base().heap();
+    let version = heap.root("image.version").and_then(|v| v.as_int());
+    if !matches!(version, Some(6502 | 6504 | 6505)) {
+        println!(
+            "rehashed by the image's code: not run ({} left; the interpreter runs Squeak V3 images only)",
+            left_for_image.len()
+        );
+        return Ok(());
+    }
+    let symbols = cowheap_vm::Symbols::from_base(heap);
+    let mut vm = cowheap_vm::Vm::new(&t).context("the interpreter on the base")?;
+    let report = vm
+        .rehash_by_image(&mut t, &symbols, &left_for_image, budget)
+        .context("rehashing by the image's code")?;
+    print!("{report}");
+    Ok(())
 }
 
 /// Lets a closed pipe end the process quietly (`cowheap image info X | head`), as command-line

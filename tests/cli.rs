@@ -195,6 +195,62 @@ fn segments_are_described_and_imported_into_a_base() {
         .unwrap_or_else(|| panic!("no out-pointers line in:\n{import}"));
     let n: usize = bound.split_whitespace().next().unwrap().parse().unwrap();
     assert!(n > 0 && bound.contains("bound of 120"), "{bound}");
+    // What the model did not rehash holds nil twice: nothing is left for the image's code.
+    assert!(
+        import.contains("rehashed by the image's code: none left for it"),
+        "{import}"
+    );
+}
+
+/// A cowheap segment file holding an equality Set of Arrays made by `mini.image`'s code,
+/// imported into Scratch: the model cannot run Scratch's `SequenceableCollection>>hash` and
+/// reports the Set; the command then sends it `rehash` through the interpreter. With a
+/// budget of 10 bytecodes that run is a typed failure, and with `--no-image-rehash` it is
+/// not made.
+#[test]
+fn segment_import_rehashes_what_the_model_left_by_the_images_code() {
+    use cowheap::{Base, Tenant};
+    use cowheap_segment::{file, tenant};
+    let mini = Base::new(cowheap::squeak::import(image("mini.image")).unwrap().heap);
+    let symbols = cowheap_vm::Symbols::from_base(mini.heap());
+    let mut t = Tenant::fork(&mini);
+    let mut vm = cowheap_vm::Vm::new(&t).unwrap();
+    let set = vm
+        .evaluate(
+            &mut t,
+            &symbols,
+            "| s | s _ Set new. 1 to: 12 do: [:i | s add: (Array with: i with: i * 7 with: i + 100)]. s",
+            10_000_000,
+        )
+        .unwrap();
+    let mut seg = tenant::extract(&t, &[set], &[]).unwrap();
+    seg.make_portable(mini.heap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("set.segment");
+    std::fs::write(&path, file::to_bytes(&seg).unwrap()).unwrap();
+    let scratch = image("Scratch-1.4.0.6.image");
+    let args = [
+        "segment",
+        "import",
+        path.to_str().unwrap(),
+        "--base",
+        scratch.to_str().unwrap(),
+    ];
+    let out = ok(&args);
+    assert!(out.contains("1 not rehashed"), "{out}");
+    assert!(
+        out.contains("rehashed by the image's code: 1 of 1") && out.contains(", 0 failed"),
+        "{out}"
+    );
+    let out = ok(&[&args[..], &["--rehash-budget", "10"]].concat());
+    assert!(
+        out.contains("rehashed by the image's code: 0 of 1 (10 bytecodes), 1 failed")
+            && out.contains("budget of 10 exhausted"),
+        "{out}"
+    );
+    let out = ok(&[&args[..], &["--no-image-rehash"]].concat());
+    assert!(out.contains("1 not rehashed"), "{out}");
+    assert!(!out.contains("by the image's code"), "{out}");
 }
 
 #[test]

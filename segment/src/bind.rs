@@ -492,6 +492,27 @@ pub struct Materialised {
     pub report: ImportReport,
 }
 
+impl Materialised {
+    /// The objects made, in segment order: the objects the report's rehash positions
+    /// count. Time: O(segment objects).
+    pub fn members(&self) -> Vec<Value> {
+        self.objects.iter().flatten().copied().collect()
+    }
+
+    /// The hashed collections the model did not rehash and the image's own `rehash` should
+    /// be sent to ([`crate::rehash::RehashReport::left_for_image`]), as values of the
+    /// tenant, for `cowheap_vm`'s `Vm::rehash_by_image`. Time: O(segment objects).
+    pub fn left_for_image(&self) -> Vec<Value> {
+        let members = self.members();
+        self.report
+            .rehash
+            .left_for_image()
+            .into_iter()
+            .filter_map(|i| members.get(i).copied())
+            .collect()
+    }
+}
+
 /// The class a segment object needs, as bound; `Err` names it for the report.
 fn class_of(
     o: &SegObject,

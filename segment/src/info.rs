@@ -8,7 +8,7 @@ use crate::spur::{SpurSegment, SpurStats, WordSize};
 use crate::tenant::SegmentReport;
 use crate::v3::{SegmentStats, V3Segment};
 use cowheap_forwarders::Base;
-use cowheap_heap::BaseHeap;
+use cowheap_heap::{BaseHeap, Value};
 use cowheap_tenants::Tenant;
 use std::fmt;
 use std::io::Read;
@@ -248,6 +248,31 @@ impl fmt::Display for ImportOutcome {
 /// # Errors
 /// [`load_base`]'s; the file's format errors ([`SegmentError::WrongBase`] among them).
 pub fn import(file: &Path, base: &Path) -> Result<ImportOutcome> {
+    Ok(import_keeping(file, base)?.outcome)
+}
+
+/// A file imported by [`import_keeping`]: the tenant it was made in, what
+/// `cowheap segment import` prints, and the hashed collections left for the image's own
+/// `rehash`.
+#[derive(Debug)]
+pub struct ImportedTenant {
+    /// The tenant the file was imported into.
+    pub tenant: Tenant,
+    /// What bound, what was made, what was rehashed.
+    pub outcome: ImportOutcome,
+    /// The hashed collections the model did not rehash and the image's own `rehash`
+    /// should be sent to ([`crate::rehash::RehashReport::left_for_image`]), as values of
+    /// `tenant`; the command sends it through the interpreter (`cowheap_vm`'s
+    /// `Vm::rehash_by_image`).
+    pub left_for_image: Vec<Value>,
+}
+
+/// [`import`], keeping the tenant and the collections left for the image's `rehash`.
+/// Time: O(image + file).
+///
+/// # Errors
+/// As [`import`].
+pub fn import_keeping(file: &Path, base: &Path) -> Result<ImportedTenant> {
     let bytes = std::fs::read(file).map_err(|source| SegmentError::Io {
         path: file.to_owned(),
         source,
@@ -264,17 +289,27 @@ pub fn import(file: &Path, base: &Path) -> Result<ImportOutcome> {
             .filter_map(|p| seg.hosts.iter().find(|h| h.member == p.member))
             .map(|h| h.kind.clone())
             .collect();
-        return Ok(ImportOutcome::Cowheap {
+        let left_for_image = done.left_for_image();
+        let outcome = ImportOutcome::Cowheap {
             objects: done.members.len(),
             roots: done.roots.len(),
             bound: seg.out.len() - done.unbound.len(),
             unbound: done.unbound,
             rehash: done.rehash,
             placeholders,
+        };
+        return Ok(ImportedTenant {
+            tenant: t,
+            outcome,
+            left_for_image,
         });
     }
     let p = Project::from_bytes(&bytes)?;
-    Ok(ImportOutcome::Project(Box::new(
-        bind::materialise(&mut t, &p, "segment")?.report,
-    )))
+    let m = bind::materialise(&mut t, &p, "segment")?;
+    let left_for_image = m.left_for_image();
+    Ok(ImportedTenant {
+        tenant: t,
+        outcome: ImportOutcome::Project(Box::new(m.report)),
+        left_for_image,
+    })
 }

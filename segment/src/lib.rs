@@ -31,7 +31,12 @@
 //! out-pointer binds to in another base have that base's, so [`rehash`] puts the elements
 //! of the imported `Set`s, `IdentitySet`s, `Dictionary`s, `IdentityDictionary`s and
 //! `MethodDictionary`s back where Squeak's `scanFor:` looks for them, and reports the
-//! collections whose hashes it cannot compute.
+//! collections whose hashes it cannot compute. Those are finished as Squeak finishes every
+//! hashed collection of a segment it loads, by sending them `rehash`: the report lists them
+//! ([`rehash::RehashReport::left_for_image`], `Imported::left_for_image`,
+//! `Materialised::left_for_image`) as plain values for the interpreter of the `cowheap-vm`
+//! crate (`Vm::rehash_by_image`), which runs the image's own code. This crate does not
+//! depend on the interpreter: a user of segments alone neither builds nor runs it.
 //!
 //! [`export::to_v3`] writes a tenant segment in Squeak's V3 word format (roots array first,
 //! compact classes from the class format words, out-pointers with the top bit set), and

@@ -41,6 +41,14 @@
 //! for both). A collection whose every element is already found from its hash is left
 //! alone.
 //!
+//! **The rest, by the image's code.** Squeak itself sends `rehash` to every hashed
+//! collection of a segment it loads. [`RehashReport::left_for_image`] lists the collections
+//! reported for a reason the image's own `rehash` answers ([`Reason::left_for_image`]: every
+//! reason but [`Reason::KeyTwice`], whose table the image's `rehash` would collapse to one
+//! element per key), for the interpreter (`cowheap_vm`'s `Vm::rehash_by_image`) to send
+//! `rehash` to, each with its own bytecode budget and typed outcome. This crate does not
+//! depend on the interpreter.
+//!
 //! **Hostile tables.** A table with no free slot is refused with
 //! [`crate::SegmentError::HashedCollection`] ([`TableProblem::NoFreeSlot`]): Squeak never
 //! makes one (it grows a table before it fills), and a lookup of an absent key would find
@@ -174,6 +182,19 @@ pub enum Reason {
     Hash(Unhashed),
 }
 
+impl Reason {
+    /// Whether the image's own `rehash` (sent by the interpreter, `cowheap_vm`'s
+    /// `Vm::rehash_by_image`) is the way to finish a collection reported for this reason:
+    /// every reason but [`Reason::KeyTwice`]. The image's `hash` and `scanFor:` are what
+    /// the model could not run, and the image runs them; a table holding one key twice
+    /// (after an import, unbound out-pointers read as nil) has no placement that answers
+    /// for both, and Squeak's `rehash` (`noCheckAdd:` of each element into a new table)
+    /// would put the second where the first is found and lose the first.
+    pub fn left_for_image(&self) -> bool {
+        !matches!(self, Reason::KeyTwice { .. })
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -229,6 +250,19 @@ pub struct RehashReport {
     pub moved: usize,
     /// Collections not rehashed (their elements' hashes cannot be computed here).
     pub not_rehashed: Vec<NotRehashed>,
+}
+
+impl RehashReport {
+    /// The collections not rehashed that the image's own `rehash` should be sent to
+    /// ([`Reason::left_for_image`]): their positions in the objects given to [`rehash`],
+    /// in order. Time: O(collections not rehashed).
+    pub fn left_for_image(&self) -> Vec<usize> {
+        self.not_rehashed
+            .iter()
+            .filter(|n| n.why.left_for_image())
+            .map(|n| n.object)
+            .collect()
+    }
 }
 
 impl fmt::Display for RehashReport {

@@ -692,6 +692,20 @@ pub struct Imported {
     pub placeholders: Vec<Placeholder>,
 }
 
+impl Imported {
+    /// The hashed collections among the members that the model did not rehash and the
+    /// image's own `rehash` should be sent to
+    /// ([`crate::rehash::RehashReport::left_for_image`]), for `cowheap_vm`'s
+    /// `Vm::rehash_by_image`. Time: O(collections not rehashed).
+    pub fn left_for_image(&self) -> Vec<Value> {
+        self.rehash
+            .left_for_image()
+            .into_iter()
+            .filter_map(|i| self.members.get(i).copied())
+            .collect()
+    }
+}
+
 /// What `cowheap segment info` prints for a cowheap segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentReport {

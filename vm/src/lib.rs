@@ -43,6 +43,9 @@
 //!   primitive given one and a bytecode reading through one fault the segment in
 //!   ([`ObjectMemory::fault_in`]) and run again, on the error path only; with no fault
 //!   handler, or a fault that fails, the run stops with [`VmError::SegmentFault`].
+//! - Rehash on import: [`Vm::rehash_by_image`] sends `#rehash` to hashed collections (those
+//!   a segment import could not rehash by its model of the image's `hash`), each with its
+//!   own budget and typed outcome ([`ImageRehash`]), as Squeak does on loading a segment.
 //! - Collection: when a run's private bytes pass a threshold, the memory collects with the
 //!   active and bottom contexts as roots (every register is reachable from them).
 //!
@@ -72,6 +75,7 @@ mod memory;
 pub mod names;
 mod prims;
 mod process;
+mod rehash;
 pub mod run;
 pub mod synth;
 
@@ -83,6 +87,7 @@ pub use interp::{
     ACTIVE_ROOT, BOTTOM_ROOT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TIMER_WAIT_MS, Vm, VmStats,
 };
 pub use memory::{MemResult, ObjectMemory};
+pub use rehash::{ImageRehash, REHASH_ROOT, RehashFailure};
 
 #[cfg(test)]
 mod tests {
