@@ -24,8 +24,7 @@
 
 use crate::error::{Result, SegmentError};
 use cowheap_tenants::Tenant;
-use cowheap_tenants::hosts::{HostError, HostPlugins};
-use std::any::Any;
+use cowheap_tenants::hosts::{DetachedHost, HostError, HostPlugins};
 
 /// A host object of a segment member, as the segment holds it.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -110,8 +109,9 @@ pub(crate) fn save(
     }))
 }
 
-/// The host objects of `hosts` made again by their plugins, in order: each is the object,
-/// and whether it is a placeholder. Nothing is allocated in a tenant.
+/// The host objects of `hosts` made again by their plugins, in order, each ready to be
+/// given to its member ([`Tenant::attach_host`]; a placeholder is one with no object).
+/// Nothing is allocated in a tenant.
 ///
 /// # Errors
 /// [`SegmentError::Host`] with [`HostError::NoPlugin`], [`HostError::NotSaved`] (unless
@@ -120,7 +120,7 @@ pub(crate) fn restore(
     hosts: &[SegHost],
     plugins: &HostPlugins,
     placeholders: bool,
-) -> Result<Vec<(Box<dyn Any + Send>, bool)>> {
+) -> Result<Vec<DetachedHost>> {
     hosts
         .iter()
         .map(|h| {
@@ -130,24 +130,43 @@ pub(crate) fn restore(
             };
             let kind = || h.kind.clone();
             match (plugins.get(&h.kind), &h.saved) {
-                (Some(plugin), Some(bytes)) => {
-                    plugin.restore(bytes).map(|o| (o, false)).map_err(|reason| {
+                (Some(plugin), Some(bytes)) => plugin
+                    .restore(bytes)
+                    .map(|o| DetachedHost::new(&h.kind, o))
+                    .map_err(|reason| {
                         err(HostError::Restore {
                             kind: kind(),
                             reason,
                         })
-                    })
-                }
-                _ if placeholders => Ok((
-                    Box::new(HostPlaceholder {
-                        kind: kind(),
-                        saved: h.saved.clone(),
-                    }) as Box<dyn Any + Send>,
-                    true,
-                )),
+                    }),
+                _ if placeholders => Ok(DetachedHost::placeholder(&h.kind, h.saved.clone())),
                 (None, _) => Err(err(HostError::NoPlugin { kind: kind() })),
                 (Some(_), None) => Err(err(HostError::NotSaved { kind: kind() })),
             }
         })
         .collect()
+}
+
+/// Whether a host object as a segment holds it can be made again by `plugins`: its kind
+/// has a plugin and its state was saved, or `placeholders` are accepted.
+///
+/// # Errors
+/// [`SegmentError::Host`] with [`HostError::NoPlugin`] or [`HostError::NotSaved`].
+pub(crate) fn restorable(h: &SegHost, plugins: &HostPlugins, placeholders: bool) -> Result<()> {
+    let err = |source| {
+        Err(SegmentError::Host {
+            member: h.member,
+            source,
+        })
+    };
+    match (plugins.get(&h.kind), &h.saved) {
+        (Some(_), Some(_)) => Ok(()),
+        _ if placeholders => Ok(()),
+        (None, _) => err(HostError::NoPlugin {
+            kind: h.kind.clone(),
+        }),
+        (Some(_), None) => err(HostError::NotSaved {
+            kind: h.kind.clone(),
+        }),
+    }
 }

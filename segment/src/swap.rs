@@ -72,8 +72,22 @@
 //!   after the tenant is restored from a snapshot taken then, in any process, a swapper over
 //!   the same store takes them over ([`Swapper::adopt`]), pinning again what they keep
 //!   alive, and faults them in as its own.
-//! - A segment whose members include a host object's proxy is refused (its host object
-//!   lives in memory only); so is a root that is a stub already.
+//! - **Host objects travel through their plugins** ([`crate::hosts`]). A swapper made
+//!   [`Swapper::with_plugins`] saves each host object among the members (a root or not)
+//!   through its kind's plugin into the segment's file (its host objects section), and the
+//!   host objects leave memory with the members: a root's is taken from it before it is
+//!   stubbed ([`Tenant::detach_host`]) and dropped, the others' are dropped by the
+//!   collection that frees their proxies. A fault makes each again with its plugin (the
+//!   plugin's own initialisation, before anything is allocated) and gives it to the member
+//!   made again ([`Tenant::attach_host`]); a root's goes with its body into the stub
+//!   ([`Tenant::fill_stub`]), so the proxy everything outside refers to is the same, with
+//!   its identity hash. A kind with no plugin is refused at swap-out
+//!   ([`SwapError::HostObject`], nothing changed: a [`Swapper::new`] has no plugins, so it
+//!   refuses every host object); at fault-in, a missing plugin or one that fails is
+//!   [`SwapError::HostObject`] (the stubs stay), or, if the swapper accepts placeholders
+//!   ([`Swapper::accept_placeholders`]), a missing plugin gives the tenant's placeholder
+//!   as [`cowheap_tenants::Tenant::restore_with_hosts`] does.
+//! - A root that is a stub already is refused.
 //!
 //! | operation | time |
 //! | --- | --- |
@@ -85,6 +99,7 @@ use crate::error::SegmentError;
 use crate::file;
 use crate::tenant::{self, SegmentState, TenantSegment};
 use cowheap_heap::{TenantId, Value, Word};
+use cowheap_tenants::hosts::{DetachedHost, HostError, HostPlugins};
 use cowheap_tenants::stubs::FaultHandler;
 use cowheap_tenants::{CollectStats, Handle, Tenant};
 use std::collections::{BTreeMap, HashMap};
@@ -331,11 +346,19 @@ pub enum SwapError {
     /// Nothing to swap out.
     #[error("a segment needs at least one root")]
     NoRoots,
-    /// The segment holds a host object's proxy, whose host object lives in memory only.
-    #[error("segment member {member} is a host object's proxy: it cannot be swapped out")]
+    /// A member that is a host object's proxy ([`crate::hosts`]) could not be swapped out
+    /// or made again: at swap-out, no plugin for its kind among the swapper's
+    /// ([`HostError::NoPlugin`], the only case a [`Swapper::new`] with no plugins meets),
+    /// its plugin failed to save it ([`HostError::Save`]) or a placeholder's state is not
+    /// kept ([`HostError::NotSaved`]); at fault-in, no plugin for its kind, or its plugin
+    /// failed to make it again ([`HostError::Restore`]).
+    #[error("segment member {member} is a host object's proxy: {source}")]
     HostObject {
         /// The member's number.
         member: u32,
+        /// What went wrong, with the kind.
+        #[source]
+        source: HostError,
     },
     /// The store answered a valid segment file, but not the one written for this id.
     #[error("the store's segment {0} is not the one swapped out under that id")]
@@ -424,6 +447,10 @@ struct Inner {
     /// Why the last fault of a segment failed, when the tenant's error cannot say.
     errors: HashMap<SegmentId, SwapError>,
     keep_files: bool,
+    /// Save host objects at swap-out and make them again at fault-in.
+    plugins: HostPlugins,
+    /// A host object whose plugin is missing at fault-in becomes a placeholder.
+    placeholders: bool,
 }
 
 /// Swaps segments of one tenant out to a [`SegmentStore`] and faults them back in (see the
@@ -437,8 +464,18 @@ pub struct Swapper {
 const ID_TRIES: u32 = 1_024;
 
 impl Swapper {
-    /// A swapper writing to `store`.
+    /// A swapper writing to `store`, with no host object plugins: a segment holding a host
+    /// object's proxy is refused ([`SwapError::HostObject`]).
     pub fn new(store: impl SegmentStore + 'static) -> Swapper {
+        Swapper::with_plugins(store, HostPlugins::new())
+    }
+
+    /// A swapper writing to `store` that carries host objects through `plugins`
+    /// ([`crate::hosts`]): at swap-out each host object among the members is saved by its
+    /// kind's plugin into the segment's file and dropped with the members; at fault-in each
+    /// is made again by its plugin and given back to the same proxy (a root keeps its
+    /// identity and identity hash, like any root).
+    pub fn with_plugins(store: impl SegmentStore + 'static, plugins: HostPlugins) -> Swapper {
         Swapper {
             inner: Arc::new(Mutex::new(Inner {
                 store: Box::new(store),
@@ -447,8 +484,27 @@ impl Swapper {
                 out: BTreeMap::new(),
                 errors: HashMap::new(),
                 keep_files: false,
+                plugins,
+                placeholders: false,
             })),
         }
+    }
+
+    /// Replaces the host object plugins (see [`Swapper::with_plugins`]): for a swapper
+    /// made without them, or one that takes over segments out ([`Swapper::adopt`]) in a
+    /// process whose plugins are known later. Applies to later swap-outs and faults.
+    pub fn set_plugins(&self, plugins: HostPlugins) {
+        self.lock().plugins = plugins;
+    }
+
+    /// Whether a host object whose kind has no plugin (or whose state was not kept) comes
+    /// back as a placeholder ([`cowheap_tenants::Tenant::placeholders`]) rather than
+    /// refusing the fault, as [`cowheap_tenants::Tenant::restore_with_hosts`] with
+    /// `placeholders` does; by default it is refused. With placeholders accepted, a swap-out
+    /// also takes host objects its plugins could not make again (a placeholder with no
+    /// saved state). A plugin that fails to make its object is refused either way.
+    pub fn accept_placeholders(&self, accept: bool) {
+        self.lock().placeholders = accept;
     }
 
     /// Whether a segment's file stays in the store after it is faulted in (by default it is
@@ -514,7 +570,9 @@ impl Swapper {
     /// # Errors
     /// [`SwapError::NoRoots`]; [`SwapError::Segment`] as [`tenant::extract`] (a root that is
     /// no private object, or a stub already: [`SegmentError::Tenant`] with
-    /// [`cowheap_tenants::Error::Swapped`]); [`SwapError::HostObject`];
+    /// [`cowheap_tenants::Error::Swapped`]); [`SwapError::HostObject`] for a host object
+    /// among the members that no plugin of this swapper's can save, or make again at
+    /// fault-in (unless placeholders are accepted), or whose plugin fails to save it;
     /// [`SwapError::Store`]; [`SwapError::Tenant`]; [`SwapError::OtherTenant`]. On error
     /// the tenant is as it was.
     pub fn swap_out(&self, t: &mut Tenant, roots: &[Value]) -> Result<SwappedOut, SwapError> {
@@ -531,10 +589,16 @@ impl Swapper {
                 rs.push(Value::owned(w, t.id()));
             }
         }
+        let (plugins, placeholders) = {
+            let inner = self.lock();
+            (inner.plugins.clone(), inner.placeholders)
+        };
         let others = tenant::tenant_roots(t);
-        let mut seg = tenant::extract(t, &rs, &others)?;
-        if let Some(h) = seg.hosts.first() {
-            return Err(SwapError::HostObject { member: h.member });
+        // Each host object among the members is saved by its plugin into the segment.
+        let mut seg = tenant::extract_with_hosts(t, &rs, &others, &plugins).map_err(host_error)?;
+        // What a fault could not make again is refused now, with nothing changed.
+        for h in &seg.hosts {
+            crate::hosts::restorable(h, &plugins, placeholders).map_err(host_error)?;
         }
         let bytes = file::to_bytes(&seg)?;
         let digest =
@@ -604,8 +668,10 @@ impl Swapper {
         Err(StoreError::Exists(SegmentId(next)).into())
     }
 
-    /// Pins the outside objects and stubs the roots; on failure undoes both, the tenant as
-    /// it was. Answers the pins.
+    /// Pins the outside objects and stubs the roots (a root that is a host object's proxy
+    /// loses its host object first: it is dropped once every root is stubbed, the other
+    /// members' host objects by the collection that frees them); on failure undoes all of
+    /// it, the tenant as it was. Answers the pins.
     fn stub_roots(
         &self,
         t: &mut Tenant,
@@ -622,26 +688,37 @@ impl Swapper {
                 }
             }
         }
-        let mut stubbed = 0;
+        // The host objects taken from the roots stubbed so far, by root.
+        let mut detached: Vec<Option<DetachedHost>> = Vec::with_capacity(seg.roots.len());
         let mut failed = None;
         for &r in &seg.roots {
             let root = seg.members[r as usize];
+            let host = t.detach_host(root);
             if let Err(e) = t.stub(root, id.0) {
+                if let Some(h) = host {
+                    // Nothing changed but the detaching: the proxy takes it back.
+                    let _ = t.attach_host(root, h);
+                }
                 failed = Some(e);
                 break;
             }
-            stubbed += 1;
+            detached.push(host);
         }
         let Some(e) = failed else {
             seg.state
                 .advance(SegmentState::Active)
                 .map_err(SegmentError::State)?;
+            // The roots' host objects are in the segment's file now: dropped here.
+            drop(detached);
             return Ok(pins);
         };
         // Undo: each stubbed root gets its body back, made from the segment's copy of it,
-        // its references to the members still live in the tenant.
-        for &r in &seg.roots[..stubbed] {
+        // its references to the members still live in the tenant, and its host object.
+        for (&r, host) in seg.roots.iter().zip(detached) {
             restore_body(t, seg, r as usize)?;
+            if let Some(h) = host {
+                t.attach_host(seg.members[r as usize], h)?;
+            }
         }
         unpin_all(t, &pins);
         Err(e.into())
@@ -654,6 +731,8 @@ impl Swapper {
     /// [`SwapError::Unknown`] if it is not out; [`SwapError::Store`] with
     /// [`StoreError::Missing`] for a file gone; [`SwapError::Segment`] for a damaged or
     /// truncated one; [`SwapError::Replaced`], [`SwapError::Mismatch`];
+    /// [`SwapError::HostObject`] for a host object whose kind has no plugin (unless
+    /// placeholders are accepted) or whose plugin fails to make it again;
     /// [`SwapError::Tenant`] (a quota). The segment stays out and the tenant usable.
     pub fn fault_in(&self, t: &mut Tenant, id: SegmentId) -> Result<(), SwapError> {
         if !self.lock().out.contains_key(&id) {
@@ -716,10 +795,14 @@ impl Swapper {
                     .iter()
                     .map(|&h| t.pinned(h))
                     .collect::<cowheap_tenants::Result<Vec<_>>>()?;
-                let imported = seg.import_swapped(t, &outside).map_err(|e| match e {
-                    SegmentError::Tenant(e) => SwapError::Tenant(e),
-                    e => SwapError::Segment(e),
-                })?;
+                // Host objects are made again (by the plugins) before anything is allocated:
+                // a plugin that fails leaves the tenant untouched.
+                let imported = seg
+                    .import_swapped(t, &outside, &inner.plugins, inner.placeholders)
+                    .map_err(|e| match e {
+                        SegmentError::Tenant(e) => SwapError::Tenant(e),
+                        e => host_error(e),
+                    })?;
                 out.state = SegmentState::Inactive;
                 imported.roots
             }
@@ -907,6 +990,14 @@ impl Swapper {
                 }
             }
         }
+    }
+}
+
+/// The swap's error for a segment error: a host object's is [`SwapError::HostObject`].
+fn host_error(e: SegmentError) -> SwapError {
+    match e {
+        SegmentError::Host { member, source } => SwapError::HostObject { member, source },
+        e => SwapError::Segment(e),
     }
 }
 

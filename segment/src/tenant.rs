@@ -481,12 +481,16 @@ impl TenantSegment {
     /// The segment brought back into the tenant it was swapped out of ([`crate::swap`]):
     /// `outside` are the very objects its `Outside` out-pointers named, so every out-pointer
     /// binds to what it was, every member keeps its hash, and nothing needs rehashing.
+    /// Host objects are made again by `plugins`, as [`TenantSegment::import_with_hosts`]
+    /// makes them (before anything is allocated).
     pub(crate) fn import_swapped(
         &mut self,
         tenant: &mut Tenant,
         outside: &[Value],
+        plugins: &HostPlugins,
+        placeholders: bool,
     ) -> Result<Imported> {
-        self.import_inner(tenant, outside, false, &HostPlugins::new(), false, true)
+        self.import_inner(tenant, outside, false, plugins, placeholders, true)
     }
 
     fn import_inner(
@@ -592,24 +596,17 @@ impl TenantSegment {
         if made.iter().any(Option::is_none) {
             return Err(bad("members whose classes form a cycle"));
         }
-        let mut made: Vec<Value> = made.into_iter().flatten().collect();
-        // Each proxy member becomes a host object's proxy: a fresh proxy takes the member's
-        // body (class, format, identity hash) by a two-way become, and stands for the member
-        // from here on; the fresh proxy's own body, left at the member's key, is unreachable.
+        let made: Vec<Value> = made.into_iter().flatten().collect();
+        // Each proxy member is given its host object: the member is the proxy, with the
+        // class, format, body and identity hash the segment gave it.
         let mut hosts = Vec::new();
         let mut placeholder_list = Vec::new();
-        for (h, (object, is_placeholder)) in self.hosts.iter().zip(host_objects) {
-            let m = made[h.member as usize];
-            let class = tenant.class_of(m)?;
+        for (h, host) in self.hosts.iter().zip(host_objects) {
+            let proxy = made[h.member as usize];
             // A placeholder is the tenant's own: listed by `Tenant::placeholders`, its bytes
             // kept through snapshots and segments.
-            let proxy = if is_placeholder {
-                tenant.new_host_placeholder(class, &h.kind, h.saved.clone())?
-            } else {
-                tenant.new_host_object(class, &h.kind, object)?
-            };
-            tenant.become_two_way(proxy, m)?;
-            made[h.member as usize] = proxy;
+            let is_placeholder = host.object().is_none();
+            tenant.attach_host(proxy, host)?;
             if is_placeholder {
                 placeholder_list.push(Placeholder {
                     member: h.member,

@@ -5,6 +5,14 @@
 //! placeholders accepted the member is listed in the report and keeps its bytes. Every
 //! truncation and bit flip of a small segment file holding a host object is refused, a
 //! damaged host section is refused, and a version 1 file still reads.
+//!
+//! Swapped out (`Swapper::with_plugins`): host objects are saved into the segment's file
+//! and dropped from memory with the members; a read through a stub makes them again by the
+//! plugin, with their saved state, for the same proxy (identity and hash kept); what no
+//! plugin can carry is refused with the tenant unchanged; a plugin failing at fault-in is
+//! a typed error and the tenant stays usable, or placeholders come back if accepted; every
+//! truncation and bit flip of the swapped file is refused; the segment moves to another
+//! swapper with the tenant's snapshot and records.
 
 mod common;
 
@@ -14,11 +22,13 @@ use cowheap_heap::{Format, ObjectSize, Value, synth};
 use cowheap_segment::SegmentError;
 use cowheap_segment::file;
 use cowheap_segment::hosts::SegHost;
-use cowheap_segment::tenant::{self, TenantSegment};
-use cowheap_tenants::Tenant;
+use cowheap_segment::swap::{DirStore, MemStore, SwapError, Swapper};
+use cowheap_segment::tenant::{self, SegmentState, TenantSegment};
 use cowheap_tenants::hosts::{HostError, HostPlugin, HostPlugins};
+use cowheap_tenants::{Error, Tenant};
 use std::any::Any;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// A host object: what a connection needs to be reopened, and whether this one was.
 #[derive(Debug)]
@@ -461,4 +471,481 @@ fn a_damaged_host_section_is_refused_and_a_version_1_file_still_reads() {
     assert!(file::from_bytes(&with_body(&bytes, 1, body), fp).is_err());
     assert!(file::from_bytes(&with_body(&bytes, 3, body), fp).is_err());
     assert_eq!(file::VERSION, 2);
+}
+
+// Host objects in swapped-out segments (`cowheap_segment::swap`): saved by their plugins
+// into the segment's file, dropped from memory with the members, made again by the plugin
+// at fault-in and given back to the same proxy.
+
+/// A connection-like host object: its address, a count of the requests it served (state
+/// the plugin keeps), whether the plugin made it, and a shared count of the drops of every
+/// session of its test.
+struct Session {
+    address: String,
+    requests: u64,
+    reopened: bool,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The plugin of sessions: saves address and request count; restores (counting) unless
+/// told to fail.
+struct Sessions {
+    drops: Arc<AtomicUsize>,
+    restored: AtomicUsize,
+    fail: AtomicBool,
+}
+
+impl HostPlugin for Sessions {
+    fn save(&self, object: &(dyn Any + Send)) -> Result<Vec<u8>, String> {
+        let s = object.downcast_ref::<Session>().ok_or("not a session")?;
+        let mut b = s.requests.to_le_bytes().to_vec();
+        b.extend(s.address.as_bytes());
+        Ok(b)
+    }
+    fn restore(&self, saved: &[u8]) -> Result<Box<dyn Any + Send>, String> {
+        if self.fail.load(Ordering::Relaxed) {
+            return Err("the server refused".into());
+        }
+        let (n, address) = saved.split_at_checked(8).ok_or("too short")?;
+        self.restored.fetch_add(1, Ordering::Relaxed);
+        Ok(Box::new(Session {
+            address: String::from_utf8(address.to_vec()).map_err(|e| e.to_string())?,
+            requests: u64::from_le_bytes(n.try_into().map_err(|_| "too short")?),
+            reopened: true,
+            drops: self.drops.clone(),
+        }))
+    }
+}
+
+/// A tenant of a synthetic base holding, under the named root `holder = (r p 3)`:
+/// `r = (a p leaf)` with `a` and `p` sessions' proxies and `leaf` bytes. The segment of
+/// `[r, p]` has the members `r`, `a`, `p`, `leaf`: a proxy that is a root (`p`, which the
+/// holder refers to from outside) and one that is not (`a`).
+struct SwapBed {
+    base: Arc<Base>,
+    t: Tenant,
+    holder: Value,
+    r: Value,
+    p: Value,
+    a: Value,
+    plugin: Arc<Sessions>,
+}
+
+impl SwapBed {
+    fn new() -> SwapBed {
+        let base = Base::new(synth::image(100, 3));
+        let mut t = Tenant::fork(&base);
+        let class = t.class_of(base.heap().root("Smalltalk").unwrap()).unwrap();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let session = |address: &str, requests| {
+            Box::new(Session {
+                address: address.into(),
+                requests,
+                reopened: false,
+                drops: drops.clone(),
+            })
+        };
+        let a = t
+            .new_host_object(class, "session", session("db:5432", 5))
+            .unwrap();
+        let p = t
+            .new_host_object(class, "session", session("cache:6379", 9))
+            .unwrap();
+        let leaf = t.alloc_with(class, Format::Bytes, &[], b"leaf").unwrap();
+        let r = t
+            .alloc_with(class, Format::Pointers, &[a, p, leaf], &[])
+            .unwrap();
+        let holder = t
+            .alloc_with(class, Format::Pointers, &[r, p, Value::int(3)], &[])
+            .unwrap();
+        t.set_root("holder", holder).unwrap();
+        let plugin = Arc::new(Sessions {
+            drops,
+            restored: AtomicUsize::new(0),
+            fail: AtomicBool::new(false),
+        });
+        SwapBed {
+            base,
+            t,
+            holder,
+            r,
+            p,
+            a,
+            plugin,
+        }
+    }
+
+    fn plugins(&self) -> HostPlugins {
+        let mut p = HostPlugins::new();
+        p.register("session", self.plugin.clone());
+        p
+    }
+
+    fn drops(&self) -> usize {
+        self.plugin.drops.load(Ordering::Relaxed)
+    }
+
+    fn restored(&self) -> usize {
+        self.plugin.restored.load(Ordering::Relaxed)
+    }
+}
+
+/// The session a proxy holds in `t`.
+fn session(t: &Tenant, proxy: Value) -> &Session {
+    let (kind, object) = t.host_object(proxy).expect("a host object's proxy");
+    assert_eq!(kind, "session");
+    object
+        .expect("not a placeholder")
+        .downcast_ref::<Session>()
+        .expect("a session")
+}
+
+/// What the tests compare before and after a refused swap-out: the snapshot's bytes, the
+/// stats, stubs, pins, handler and host objects with their sessions' state.
+fn tenant_state(t: &Tenant, proxies: &[Value]) -> (Vec<u8>, String) {
+    let sessions: Vec<(String, u64, bool)> = proxies
+        .iter()
+        .map(|&p| {
+            let s = session(t, p);
+            (s.address.clone(), s.requests, s.reopened)
+        })
+        .collect();
+    let rest = format!(
+        "{:?} stubs {} pins {} handler {} hosts {} {sessions:?}",
+        t.stats(),
+        t.stubs().count(),
+        t.pinned_count(),
+        t.has_fault_handler(),
+        t.host_count()
+    );
+    (t.snapshot(), rest)
+}
+
+#[test]
+fn a_host_object_in_a_swapped_segment_is_dropped_and_made_again_by_its_plugin() {
+    let mut b = SwapBed::new();
+    let hashes: Vec<u32> = [b.r, b.p, b.a]
+        .iter()
+        .map(|&v| b.t.identity_hash(v).unwrap())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = DirStore::new(dir.path()).unwrap();
+    let swapper = Swapper::with_plugins(store.clone(), b.plugins());
+    for round in 1..=2 {
+        assert_eq!(b.t.host_count(), 2);
+        let out = swapper.swap_out(&mut b.t, &[b.r, b.p]).unwrap();
+        assert_eq!((out.objects, out.roots), (4, 2));
+        // The host objects left memory with the members: both sessions dropped, none held.
+        assert_eq!(b.t.host_count(), 0);
+        assert_eq!(b.drops(), 2 * round);
+        assert!(b.t.host_object(b.p).is_none());
+        assert!(matches!(
+            b.t.size(b.p),
+            Err(Error::Swapped { segment, .. }) if segment == out.id.get()
+        ));
+        // The file holds both states, as the plugin saved them.
+        let bytes = std::fs::read(store.path(out.id)).unwrap();
+        let seg = file::from_bytes(&bytes, Some(b.base.fingerprint())).unwrap();
+        let mut saved: Vec<(&str, &[u8])> = seg
+            .hosts
+            .iter()
+            .map(|h| (h.kind.as_str(), h.saved.as_deref().unwrap()))
+            .collect();
+        saved.sort();
+        // The sessions served one request more in each round.
+        let (na, np) = (4 + round as u64, 8 + round as u64);
+        let expect = |n: u64, a: &str| [&n.to_le_bytes()[..], a.as_bytes()].concat();
+        let (sa, sp) = (expect(na, "db:5432"), expect(np, "cache:6379"));
+        assert_eq!(saved, [("session", &sa[..]), ("session", &sp[..])]);
+
+        // A read through the root stub that is a proxy faults the segment in.
+        let restored = b.restored();
+        assert_eq!(b.t.with_faults(|t| t.size(b.p)).unwrap().slots, 0);
+        assert_eq!(b.restored(), restored + 2);
+        assert!(!store.path(out.id).exists());
+        assert_eq!(b.t.host_count(), 2);
+        // The same proxy, reached from outside, with its hash and the session's state.
+        let p = b.t.slot(b.holder, 1).unwrap();
+        assert!(b.t.identical(p, b.p).unwrap());
+        assert!(b.t.identical(b.t.slot(b.holder, 0).unwrap(), b.r).unwrap());
+        assert!(b.t.identical(b.t.slot(b.r, 1).unwrap(), b.p).unwrap());
+        let s = session(&b.t, p);
+        assert_eq!(
+            (s.address.as_str(), s.requests, s.reopened),
+            ("cache:6379", np, true)
+        );
+        // The member that is no root: made again, with its hash and its session.
+        let a = b.t.slot(b.r, 0).unwrap();
+        b.a = a;
+        let s = session(&b.t, a);
+        assert_eq!(
+            (s.address.as_str(), s.requests, s.reopened),
+            ("db:5432", na, true)
+        );
+        let now: Vec<u32> = [b.r, b.p, a]
+            .iter()
+            .map(|&v| b.t.identity_hash(v).unwrap())
+            .collect();
+        assert_eq!(now, hashes);
+        let leaf = b.t.slot(b.r, 2).unwrap();
+        assert_eq!(b.t.bytes(leaf).unwrap(), b"leaf");
+        // Kept through a collection; each serves a request, which the next round saves.
+        b.t.collect();
+        assert_eq!(b.t.host_count(), 2);
+        assert_eq!(b.drops(), 2 * round);
+        for v in [a, b.p] {
+            let s = b.t.host_object_mut(v).unwrap();
+            s.downcast_mut::<Session>().unwrap().requests += 1;
+        }
+    }
+    assert!(swapper.swapped().is_empty());
+    assert_eq!(b.t.pinned_count(), 0);
+}
+
+#[test]
+fn a_host_object_no_plugin_can_carry_is_not_swapped_out_and_nothing_changes() {
+    let mut b = SwapBed::new();
+    let before = tenant_state(&b.t, &[b.a, b.p]);
+    let mut other = HostPlugins::new();
+    other.register("connection", Arc::new(Connections));
+    let store = MemStore::new();
+    for swapper in [
+        Swapper::new(store.clone()),
+        Swapper::with_plugins(store.clone(), other),
+    ] {
+        // As the root, and as a member reached from the root.
+        for roots in [&[b.p][..], &[b.r][..]] {
+            match swapper.swap_out(&mut b.t, roots) {
+                Err(SwapError::HostObject {
+                    source: HostError::NoPlugin { kind },
+                    ..
+                }) => assert_eq!(kind, "session"),
+                other => panic!("{:?}", other.map(|_| ())),
+            }
+            assert_eq!(tenant_state(&b.t, &[b.a, b.p]), before);
+            assert_eq!(store.bytes(), 0);
+            assert_eq!(b.drops(), 0);
+        }
+    }
+    // A plugin that cannot save: refused, nothing changed.
+    struct NoSave;
+    impl HostPlugin for NoSave {
+        fn save(&self, _: &(dyn Any + Send)) -> Result<Vec<u8>, String> {
+            Err("busy".into())
+        }
+        fn restore(&self, _: &[u8]) -> Result<Box<dyn Any + Send>, String> {
+            Err("unused".into())
+        }
+    }
+    let mut no_save = HostPlugins::new();
+    no_save.register("session", Arc::new(NoSave));
+    let swapper = Swapper::with_plugins(store.clone(), no_save);
+    assert!(matches!(
+        swapper.swap_out(&mut b.t, &[b.r]),
+        Err(SwapError::HostObject {
+            source: HostError::Save { .. },
+            ..
+        })
+    ));
+    assert_eq!(tenant_state(&b.t, &[b.a, b.p]), before);
+    // A placeholder whose state was never saved could not be made again: refused, unless
+    // the swapper accepts placeholders; then it goes out and comes back a placeholder.
+    let class = b.t.class_of(b.holder).unwrap();
+    let ph = b.t.new_host_placeholder(class, "session", None).unwrap();
+    b.t.set_slot(b.holder, 2, ph).unwrap();
+    let swapper = Swapper::with_plugins(store.clone(), b.plugins());
+    let before = tenant_state(&b.t, &[b.a, b.p]);
+    assert!(matches!(
+        swapper.swap_out(&mut b.t, &[ph]),
+        Err(SwapError::HostObject {
+            source: HostError::NotSaved { .. },
+            ..
+        })
+    ));
+    assert_eq!(tenant_state(&b.t, &[b.a, b.p]), before);
+    swapper.accept_placeholders(true);
+    let hash = b.t.identity_hash(ph).unwrap();
+    swapper.swap_out(&mut b.t, &[ph]).unwrap();
+    assert_eq!(b.t.host_count(), 2);
+    b.t.with_faults(|t| t.size(ph)).unwrap();
+    let held: Vec<_> = b.t.placeholders().map(|(v, k)| (v.word(), k)).collect();
+    assert_eq!(held, [(ph.word(), "session")]);
+    assert_eq!(b.t.host_saved(ph), None);
+    assert_eq!(b.t.identity_hash(ph).unwrap(), hash);
+    assert_eq!(b.restored(), 0);
+}
+
+#[test]
+fn a_plugin_failing_at_fault_in_is_a_typed_error_and_the_tenant_stays_usable() {
+    let mut b = SwapBed::new();
+    let store = MemStore::new();
+    let swapper = Swapper::with_plugins(store.clone(), b.plugins());
+    let out = swapper.swap_out(&mut b.t, &[b.r, b.p]).unwrap();
+    let stats = b.t.stats();
+    let usable = |t: &mut Tenant, holder: Value| {
+        assert_eq!(t.slot(holder, 2).unwrap().as_int(), Some(3));
+        t.set_slot(holder, 2, Value::int(4)).unwrap();
+        t.set_slot(holder, 2, Value::int(3)).unwrap();
+        t.collect();
+        let again = Tenant::restore_from(t.base(), &t.snapshot()).unwrap();
+        assert_eq!(again.stubs().count(), 2);
+        assert_eq!(t.stubs_of(out.id.get()), 2);
+        assert_eq!(t.host_count(), 0);
+    };
+    // The plugin fails: the typed reason, nothing made, the stubs stand.
+    b.plugin.fail.store(true, Ordering::Relaxed);
+    match swapper.fault_in(&mut b.t, out.id) {
+        Err(SwapError::HostObject {
+            source: HostError::Restore { kind, reason },
+            ..
+        }) => assert_eq!(
+            (kind.as_str(), reason.as_str()),
+            ("session", "the server refused")
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b.t.stats().private_objects, stats.private_objects);
+    // Through the handler, by a read: the tenant's error, then the reason.
+    let r = b.t.with_faults(|t| t.size(b.r));
+    let Err(e @ Error::Fault { .. }) = r else {
+        panic!("{r:?}")
+    };
+    assert!(matches!(
+        swapper.explain(e),
+        SwapError::HostObject {
+            source: HostError::Restore { .. },
+            ..
+        }
+    ));
+    usable(&mut b.t, b.holder);
+    assert_eq!(swapper.state(out.id), Some(SegmentState::OnFile));
+    // No plugin at all (the swapper lost it): refused too.
+    swapper.set_plugins(HostPlugins::new());
+    assert!(matches!(
+        swapper.fault_in(&mut b.t, out.id),
+        Err(SwapError::HostObject {
+            source: HostError::NoPlugin { .. },
+            ..
+        })
+    ));
+    usable(&mut b.t, b.holder);
+    // The plugin works again: the segment comes back with its sessions.
+    b.plugin.fail.store(false, Ordering::Relaxed);
+    swapper.set_plugins(b.plugins());
+    swapper.fault_in(&mut b.t, out.id).unwrap();
+    assert_eq!(session(&b.t, b.p).requests, 9);
+    assert_eq!(session(&b.t, b.t.slot(b.r, 0).unwrap()).requests, 5);
+    assert_eq!(store.bytes(), 0);
+}
+
+#[test]
+fn without_its_plugin_at_fault_in_a_host_object_can_come_back_a_placeholder() {
+    let mut b = SwapBed::new();
+    let swapper = Swapper::with_plugins(MemStore::new(), b.plugins());
+    let out = swapper.swap_out(&mut b.t, &[b.r, b.p]).unwrap();
+    swapper.set_plugins(HostPlugins::new());
+    swapper.accept_placeholders(true);
+    swapper.fault_in(&mut b.t, out.id).unwrap();
+    let a = b.t.slot(b.r, 0).unwrap();
+    let mut held: Vec<(Value, &str)> = b.t.placeholders().collect();
+    held.sort_by_key(|&(v, _)| b.t.identity_hash(v).unwrap());
+    let mut expect = vec![(b.p, "session"), (a, "session")];
+    expect.sort_by_key(|&(v, _)| b.t.identity_hash(v).unwrap());
+    assert_eq!(held.len(), 2);
+    for ((v, k), (w, l)) in held.iter().zip(&expect) {
+        assert!(b.t.identical(*v, *w).unwrap());
+        assert_eq!(k, l);
+    }
+    // Each keeps the bytes its plugin saved: the plugin can make it again later.
+    let saved = b.t.host_saved(b.p).unwrap().to_vec();
+    assert_eq!(saved, [&9u64.to_le_bytes()[..], b"cache:6379"].concat());
+    let made = b.plugin.restore(&saved).unwrap();
+    assert_eq!(b.t.replace_placeholder(b.p, made), Some(Some(saved)));
+    assert_eq!(session(&b.t, b.p).requests, 9);
+}
+
+#[test]
+fn every_truncation_and_bit_flip_of_a_swapped_segment_with_host_objects_is_refused() {
+    let mut b = SwapBed::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = DirStore::new(dir.path()).unwrap();
+    let swapper = Swapper::with_plugins(store.clone(), b.plugins());
+    // The segment of `p` alone: small, with one host object.
+    b.t.set_slot(b.r, 1, Value::int(0)).unwrap();
+    let hash = b.t.identity_hash(b.p).unwrap();
+    let out = swapper.swap_out(&mut b.t, &[b.p]).unwrap();
+    assert_eq!(out.objects, 1);
+    let path = store.path(out.id);
+    let good = std::fs::read(&path).unwrap();
+    let seg = file::from_bytes(&good, None).unwrap();
+    assert_eq!(seg.hosts.len(), 1);
+    let mut cases: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect();
+    for at in 0..good.len() {
+        for bit in 0..8 {
+            let mut bad = good.clone();
+            bad[at] ^= 1 << bit;
+            cases.push(bad);
+        }
+    }
+    for bad in &cases {
+        std::fs::write(&path, bad).unwrap();
+        match swapper.fault_in(&mut b.t, out.id) {
+            Err(SwapError::Segment(
+                SegmentError::BadFile(_) | SegmentError::Checksum | SegmentError::WrongBase { .. },
+            )) => {}
+            other => panic!("{} bytes: {other:?}", bad.len()),
+        }
+    }
+    // Nothing was made, the stub stands, and the tenant works.
+    assert_eq!(b.restored(), 0);
+    assert_eq!(b.t.stubs_of(out.id.get()), 1);
+    assert_eq!(b.t.host_count(), 1);
+    assert_eq!(b.t.slot(b.holder, 2).unwrap().as_int(), Some(3));
+    // The right file: the session comes back to the same proxy.
+    std::fs::write(&path, &good).unwrap();
+    b.t.with_faults(|t| t.size(b.p)).unwrap();
+    assert_eq!(session(&b.t, b.p).requests, 9);
+    assert_eq!(b.t.identity_hash(b.p).unwrap(), hash);
+    assert_eq!(b.restored(), 1);
+}
+
+#[test]
+fn a_swapped_segment_with_a_host_object_moves_with_its_tenant_to_another_swapper() {
+    let mut b = SwapBed::new();
+    let hash = b.t.identity_hash(b.p).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = DirStore::new(dir.path()).unwrap();
+    let first = Swapper::with_plugins(store.clone(), b.plugins());
+    let out = first.swap_out(&mut b.t, &[b.r, b.p]).unwrap();
+    // The tenant, with its segment out, as a snapshot and the swapper's records.
+    let records = first.records(&mut b.t).unwrap();
+    let snapshot = b.t.snapshot();
+    let plugins = b.plugins();
+    drop(b.t);
+    // Elsewhere: the tenant restored (no host object in memory, so a plain restore), a
+    // swapper over the same directory, given the plugins after it took the records over.
+    let mut t = Tenant::restore_from(&b.base, &snapshot).unwrap();
+    assert_eq!(t.host_count(), 0);
+    let second = Swapper::new(DirStore::new(dir.path()).unwrap());
+    second.adopt(&mut t, &records).unwrap();
+    second.set_plugins(plugins);
+    let holder = t.root("holder").unwrap();
+    let p = t.slot(holder, 1).unwrap();
+    assert_eq!(t.stub_segment(p).unwrap(), Some(out.id.get()));
+    t.with_faults(|t| t.size(p)).unwrap();
+    let s = session(&t, p);
+    assert_eq!(
+        (s.address.as_str(), s.requests, s.reopened),
+        ("cache:6379", 9, true)
+    );
+    assert_eq!(t.identity_hash(p).unwrap(), hash);
+    let r = t.slot(holder, 0).unwrap();
+    assert!(t.identical(t.slot(r, 1).unwrap(), p).unwrap());
+    assert_eq!(session(&t, t.slot(r, 0).unwrap()).requests, 5);
 }

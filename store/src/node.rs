@@ -7,6 +7,7 @@ use cowheap_forwarders::Base;
 use cowheap_heap::Value;
 use cowheap_heap::{BaseHeap, Fingerprint, Verification};
 use cowheap_segment::swap::{SegmentId, SwapError, SwappedOut, Swapper};
+use cowheap_tenants::hosts::HostPlugins;
 use cowheap_tenants::{Tenant, TenantConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -152,6 +153,8 @@ pub struct Node {
     pub(crate) repos: Mutex<HashMap<Fingerprint, Arc<crate::versions::NodeRepo>>>,
     pub(crate) config: TenantConfig,
     lease_ms: u64,
+    /// The host object plugins each resident's swapper carries host objects through.
+    plugins: HostPlugins,
 }
 
 impl Node {
@@ -167,7 +170,20 @@ impl Node {
             repos: Mutex::new(HashMap::new()),
             config: TenantConfig::default(),
             lease_ms: DEFAULT_LEASE_MS,
+            plugins: HostPlugins::new(),
         }
+    }
+
+    /// This node's swappers carry host objects through `plugins`
+    /// ([`Swapper::with_plugins`]): a segment holding a host object's proxy is swapped out
+    /// with the state its plugin saves, and made again by the plugin of the node that
+    /// faults it in, whichever node swapped it out. Without plugins (the default) such a
+    /// segment is refused at swap-out, and one swapped out elsewhere is refused at
+    /// fault-in. (Host objects held in memory when a tenant is suspended are not carried:
+    /// the state is a plain snapshot.)
+    pub fn with_plugins(mut self, plugins: HostPlugins) -> Node {
+        self.plugins = plugins;
+        self
     }
 
     /// This node restores tenants under `config` (the host's quota and mark policy).
@@ -297,7 +313,10 @@ impl Node {
     /// segments out, the swapper takes them over ([`Swapper::adopt`]) and its fault handler
     /// is installed, so touching a stub faults the segment in from the store.
     fn restore(&self, claim: &Claim) -> Result<Resident> {
-        let swapper = Swapper::new(StoreSegments::new(self.store.clone(), claim.clone()));
+        let swapper = Swapper::with_plugins(
+            StoreSegments::new(self.store.clone(), claim.clone()),
+            self.plugins.clone(),
+        );
         // A file faulted in stays until a state that no longer names it is written: the
         // state in the store may still name it.
         swapper.keep_files(true);

@@ -36,6 +36,7 @@ conformance!(
     resume_on_a_version,
     segments_in_store,
     segments_across_nodes,
+    host_objects_in_segments_across_nodes,
 );
 
 #[test]

@@ -13,7 +13,10 @@
 //! ([`HostError`]), or, if the caller asks, a *placeholder* it can find afterwards
 //! ([`Tenant::placeholders`]) that keeps the saved bytes, so a later snapshot loses nothing.
 //! Collection drops the host objects whose proxies it frees; a commit refuses a host object
-//! (a base object cannot hold one).
+//! (a base object cannot hold one). [`Tenant::detach_host`] and [`Tenant::attach_host`] move
+//! a host object off and onto a proxy ([`DetachedHost`]): a swap-out takes a root proxy's
+//! host object before it stubs the root, and a fault-in gives the host object its plugin
+//! made to the member made again; [`Tenant::fill_stub`] carries it into the stub.
 //!
 //! ```
 //! use cowheap_forwarders::Base;
@@ -62,7 +65,7 @@
 //! ```
 
 use crate::tenant::Loc;
-use crate::{Result, Tenant};
+use crate::{Error, Result, Tenant};
 use cowheap_heap::{Format, ObjectSize, PrivateKey, Value, Word};
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -171,6 +174,57 @@ impl fmt::Debug for Host {
     }
 }
 
+/// A host object taken from its proxy ([`Tenant::detach_host`]), to be given to a proxy
+/// again ([`Tenant::attach_host`]) or dropped: what a swap-out holds while it stubs a root
+/// that is a proxy, and what a fault-in gives the proxy it makes again. Dropping it drops
+/// the host object.
+pub struct DetachedHost {
+    kind: String,
+    /// The object; `None` for a placeholder.
+    object: Option<Box<dyn Any + Send>>,
+    /// A placeholder's saved bytes.
+    saved: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for DetachedHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DetachedHost")
+            .field("kind", &self.kind)
+            .field("placeholder", &self.object.is_none())
+            .finish()
+    }
+}
+
+impl DetachedHost {
+    /// A host object of `kind`, not yet held by any tenant.
+    pub fn new(kind: &str, object: Box<dyn Any + Send>) -> DetachedHost {
+        DetachedHost {
+            kind: kind.to_owned(),
+            object: Some(object),
+            saved: None,
+        }
+    }
+
+    /// A placeholder of `kind` keeping `saved` (see [`Tenant::new_host_placeholder`]).
+    pub fn placeholder(kind: &str, saved: Option<Vec<u8>>) -> DetachedHost {
+        DetachedHost {
+            kind: kind.to_owned(),
+            object: None,
+            saved,
+        }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The object; `None` for a placeholder.
+    pub fn object(&self) -> Option<&(dyn Any + Send)> {
+        self.object.as_deref()
+    }
+}
+
 impl Tenant {
     /// A new host object of `kind` held by this tenant: its proxy, a new private object of
     /// `class` with no slots and no bytes, is what the tenant refers to it by. Time: O(1).
@@ -276,6 +330,87 @@ impl Tenant {
         }
         h.object = Some(object);
         Some(h.saved.take())
+    }
+
+    /// Takes the host object (or placeholder) away from the proxy `v` refers to: `v` stays
+    /// an ordinary private object, and the caller holds the host object. `None` (and
+    /// nothing changes) if `v` is no proxy. Time: O(log host objects).
+    pub fn detach_host(&mut self, v: Value) -> Option<DetachedHost> {
+        let Ok(Loc::Private(k)) = self.locate(v) else {
+            return None;
+        };
+        let hosts = &mut self.cold.as_mut()?.hosts;
+        if hosts.get(&k.key())?.key != k {
+            return None;
+        }
+        let h = hosts.remove(&k.key())?;
+        Some(DetachedHost {
+            kind: h.kind,
+            object: h.object,
+            saved: h.saved,
+        })
+    }
+
+    /// Makes the private object `v` refers to the proxy of `host` (whatever its class and
+    /// body): from then on [`Tenant::host_object`] answers it, a collection that frees the
+    /// object drops it, and a snapshot saves it. Time: O(log host objects).
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, Format, Value};
+    /// use cowheap_tenants::Tenant;
+    /// use cowheap_tenants::hosts::DetachedHost;
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let mut t = Tenant::fork(&base);
+    /// let class = t.class_of(base.heap().root("Smalltalk").unwrap()).unwrap();
+    /// let v = t.alloc_with(class, Format::Pointers, &[Value::int(1)], &[]).unwrap();
+    /// t.attach_host(v, DetachedHost::new("counter", Box::new(7u32))).unwrap();
+    /// assert_eq!(t.host_object(v).unwrap().0, "counter");
+    /// assert!(t.attach_host(v, DetachedHost::new("counter", Box::new(8u32))).is_err());
+    /// let taken = t.detach_host(v).unwrap();
+    /// assert_eq!(taken.object().unwrap().downcast_ref::<u32>(), Some(&7));
+    /// assert!(t.host_object(v).is_none());
+    /// assert_eq!(t.slot(v, 0).unwrap().as_int(), Some(1)); // an ordinary object again
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NotSwappable`] if `v` is a proxy already or a base object;
+    /// [`Error::Swapped`] for a root stub; as [`Tenant::slot`] for a reference that leads
+    /// nowhere. On error nothing changes in the tenant, and `host` is dropped.
+    pub fn attach_host(&mut self, v: Value, host: DetachedHost) -> Result<()> {
+        let k = match self.locate(v)? {
+            Loc::Private(k) => k,
+            Loc::Base(_) => return Err(Error::NotSwappable(v.word())),
+        };
+        self.body(k)?;
+        if self.is_host(k) {
+            return Err(Error::NotSwappable(v.word()));
+        }
+        self.cold_mut().hosts.insert(
+            k.key(),
+            Host {
+                key: k,
+                kind: host.kind,
+                object: host.object,
+                saved: host.saved,
+            },
+        );
+        Ok(())
+    }
+
+    /// Moves the host record of proxy `from` to `to` (a fault-in's body moving into a root
+    /// stub, [`Tenant::fill_stub`]). Nothing happens if `from` is no proxy.
+    pub(crate) fn move_host(&mut self, from: PrivateKey, to: PrivateKey) {
+        let Some(c) = self.cold.as_mut() else {
+            return;
+        };
+        if c.hosts.get(&from.key()).is_some_and(|h| h.key == from)
+            && let Some(mut h) = c.hosts.remove(&from.key())
+        {
+            h.key = to;
+            c.hosts.insert(to.key(), h);
+        }
     }
 
     /// Number of host objects (placeholders included) this tenant holds.

@@ -77,7 +77,8 @@ impl Tenant {
     ///
     /// # Errors
     /// [`Error::NotSwappable`] unless `root` leads to a live private object that is no host
-    /// object's proxy; [`Error::Swapped`] if it is a stub already; as [`Tenant::slot`] for a
+    /// object's proxy (take its host object away first, [`Tenant::detach_host`], to swap a
+    /// proxy out); [`Error::Swapped`] if it is a stub already; as [`Tenant::slot`] for a
     /// reference that leads nowhere. Nothing changes on error.
     pub fn stub(&mut self, root: Value, segment: u64) -> Result<()> {
         let Loc::Private(k) = self.locate(root)? else {
@@ -105,27 +106,25 @@ impl Tenant {
 
     /// Gives root stub `stub` the body of `from`, a private object just brought back from the
     /// stub's segment; `from` then forwards to `stub`, so references to it (from the objects
-    /// brought back with it) lead to the stub's key. Time: O(1).
+    /// brought back with it) lead to the stub's key. If `from` is a host object's proxy
+    /// ([`crate::hosts`]), its host object goes with the body: the stub's key is the proxy
+    /// from then on. Time: O(log host objects).
     ///
     /// # Errors
-    /// [`Error::NotSwappable`] unless `stub` is a root stub and `from` a live private object
-    /// (no host object's proxy); [`Error::OutOfMemory`]; as [`Tenant::slot`] for a reference
-    /// that leads nowhere. Nothing changes on error.
+    /// [`Error::NotSwappable`] unless `stub` is a root stub and `from` a live private
+    /// object; [`Error::OutOfMemory`]; as [`Tenant::slot`] for a reference that leads
+    /// nowhere. Nothing changes on error.
     pub fn fill_stub(&mut self, stub: Value, from: Value) -> Result<()> {
         let (Loc::Private(ks), Loc::Private(kf)) = (self.locate(stub)?, self.locate(from)?) else {
             return Err(Error::NotSwappable(from.word()));
         };
-        if self
-            .cold
-            .as_ref()
-            .is_some_and(|c| c.hosts.contains_key(&kf.key()))
-        {
-            return Err(Error::NotSwappable(from.word()));
-        }
         if !self.space.fill(ks, kf)? {
             return Err(Error::NotSwappable(from.word()));
         }
         // The stub now holds the body and `from` is a forwarder: the same charges, swapped.
+        // A host object is the body's: it moves to the stub's key (a stub is never a proxy,
+        // so nothing is there).
+        self.move_host(kf, ks);
         Ok(())
     }
 

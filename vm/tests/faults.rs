@@ -393,3 +393,60 @@ fn handlers_that_fail_are_typed_errors_and_the_tenant_stays_usable() {
         w.t.unpin(p).unwrap();
     }
 }
+
+/// A host object's state, and whether its plugin made it.
+struct Session {
+    requests: u64,
+    reopened: bool,
+}
+
+struct Sessions;
+
+impl cowheap_tenants::hosts::HostPlugin for Sessions {
+    fn save(&self, object: &(dyn std::any::Any + Send)) -> Result<Vec<u8>, String> {
+        let s = object.downcast_ref::<Session>().ok_or("not a session")?;
+        Ok(s.requests.to_le_bytes().to_vec())
+    }
+    fn restore(&self, saved: &[u8]) -> Result<Box<dyn std::any::Any + Send>, String> {
+        let n = saved.try_into().map_err(|_| "not 8 bytes")?;
+        Ok(Box::new(Session {
+            requests: u64::from_le_bytes(n),
+            reopened: true,
+        }))
+    }
+}
+
+#[test]
+fn a_send_to_a_swapped_out_host_object_faults_it_in_through_its_plugin() {
+    use cowheap_tenants::hosts::{DetachedHost, HostPlugins};
+    let mut w = World::new("mini.image");
+    w.eval("Smalltalk at: #Conn put: Object new. 0");
+    let conn = w.global("Conn");
+    let session = Session {
+        requests: 12,
+        reopened: false,
+    };
+    w.t.attach_host(conn, DetachedHost::new("session", Box::new(session)))
+        .unwrap();
+    let hash = w.print("(Smalltalk at: #Conn) identityHash");
+    let mut plugins = HostPlugins::new();
+    plugins.register("session", Arc::new(Sessions));
+    let swapper = Swapper::with_plugins(MemStore::new(), plugins);
+    let out = swapper.swap_out(&mut w.t, &[conn]).unwrap();
+    assert_eq!(out.objects, 1);
+    assert_eq!(w.t.host_count(), 0);
+    // `==` needs no body; a send does, and brings the host object back through the plugin.
+    assert_eq!(
+        w.print("(Smalltalk at: #Conn) == (Smalltalk at: #Conn)"),
+        "true"
+    );
+    assert_eq!(w.t.stubs_of(out.id.get()), 1);
+    let faults = w.vm.stats().faults;
+    assert_eq!(w.print("(Smalltalk at: #Conn) printString"), "'an Object'");
+    assert_eq!(w.vm.stats().faults - faults, 1);
+    assert_eq!(w.t.stubs_of(out.id.get()), 0);
+    assert_eq!(w.print("(Smalltalk at: #Conn) identityHash"), hash);
+    let (kind, object) = w.t.host_object(w.global("Conn")).unwrap();
+    let s = object.unwrap().downcast_ref::<Session>().unwrap();
+    assert_eq!((kind, s.requests, s.reopened), ("session", 12, true));
+}

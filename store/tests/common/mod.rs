@@ -4,8 +4,10 @@
 
 #![allow(dead_code, reason = "each test binary uses part of the shared suite")]
 
+use cowheap_heap::Format;
 use cowheap_heap::Value;
 use cowheap_heap::{Fingerprint, synth};
+use cowheap_segment::swap::SwapError;
 use cowheap_store::workload::{read_mark, slot_objects, write_mark};
 use cowheap_store::{
     Access, Clock, Digest, Epoch, ManualClock, Millis, Node, NodeName, PrincipalName, Store,
@@ -14,6 +16,8 @@ use cowheap_store::{
 use cowheap_store::{LocalStore, PgServer, PgStore};
 use cowheap_tenants::Tenant;
 use cowheap_tenants::commit::{CommitError, CommitMode, CommitRights, Repository};
+use cowheap_tenants::hosts::{HostError, HostPlugin, HostPlugins};
+use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
@@ -1348,6 +1352,141 @@ pub(crate) fn segments_across_nodes(h: &dyn Harness) {
     ));
     assert!(!check_part(&mut r.tenant, 2, 2, hashes[2]));
     assert_eq!(r.swapper().swapped().len(), 1);
+}
+
+/// A connection-like host object for [`host_objects_in_segments_across_nodes`].
+struct Session {
+    address: String,
+    requests: u64,
+    reopened: bool,
+}
+
+/// Its plugin: saves the request count and the address, counts what it restores.
+#[derive(Default)]
+struct Sessions {
+    restored: std::sync::atomic::AtomicUsize,
+}
+
+impl HostPlugin for Sessions {
+    fn save(&self, object: &(dyn Any + Send)) -> Result<Vec<u8>, String> {
+        let s = object.downcast_ref::<Session>().ok_or("not a session")?;
+        Ok([&s.requests.to_le_bytes()[..], s.address.as_bytes()].concat())
+    }
+    fn restore(&self, saved: &[u8]) -> Result<Box<dyn Any + Send>, String> {
+        let (n, address) = saved.split_at_checked(8).ok_or("too short")?;
+        self.restored
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Box::new(Session {
+            address: String::from_utf8(address.to_vec()).map_err(|e| e.to_string())?,
+            requests: u64::from_le_bytes(n.try_into().map_err(|_| "too short")?),
+            reopened: true,
+        }))
+    }
+}
+
+/// A tenant with a host object inside a swapped-out segment, suspended on one node and
+/// resumed on others: a node without the plugin refuses the fault with the typed reason
+/// and keeps the tenant usable; a node with it (its own plugin instance) makes the host
+/// object again from the state saved in the segment, given to the same proxy with its
+/// identity hash.
+pub(crate) fn host_objects_in_segments_across_nodes(h: &dyn Harness) {
+    let fp = real_base(h, 1_000);
+    op(h).create_tenant(&t("hosts"), fp, None).unwrap();
+    let with = |name: &str| {
+        let plugin = Arc::new(Sessions::default());
+        let mut plugins = HostPlugins::new();
+        plugins.register("session", plugin.clone());
+        (
+            node(h, name, Access::Operator).with_plugins(plugins),
+            plugin,
+        )
+    };
+    let (a, a_plugin) = with("a");
+    let (b, b_plugin) = with("b");
+    let bare = node(h, "c", Access::Operator);
+
+    let mut r = a.resume(&t("hosts")).unwrap();
+    let class = r
+        .tenant
+        .class_of(r.tenant.base().heap().root("Smalltalk").unwrap())
+        .unwrap();
+    let session = Box::new(Session {
+        address: "db:5432".into(),
+        requests: 41,
+        reopened: false,
+    });
+    let proxy = r.tenant.new_host_object(class, "session", session).unwrap();
+    let root = r
+        .tenant
+        .alloc_with(class, Format::Pointers, &[proxy, Value::int(1)], &[])
+        .unwrap();
+    let holder = r
+        .tenant
+        .alloc_with(class, Format::Pointers, &[root, proxy], &[])
+        .unwrap();
+    r.tenant.set_root("holder", holder).unwrap();
+    // The segment of `root` and `proxy`: the holder refers to both, so both are roots, and
+    // the proxy is a root stub while the segment is out.
+    let hashes = [root, proxy].map(|v| r.tenant.identity_hash(v).unwrap());
+    let out = r.swap_out(&[root, proxy]).unwrap();
+    assert_eq!((out.objects, out.roots), (2, 2));
+    assert_eq!(r.tenant.host_count(), 0);
+    a.suspend(r).unwrap();
+
+    // A node without the plugin: the fault is refused with the reason, the stubs stay, and
+    // the tenant works and is written back as it was.
+    let mut r = bare.resume(&t("hosts")).unwrap();
+    let e = r.fault_in(out.id).unwrap_err();
+    match &e {
+        StoreError::Swap { source, .. } => assert!(
+            matches!(
+                &**source,
+                SwapError::HostObject { source: HostError::NoPlugin { kind }, .. } if kind == "session"
+            ),
+            "{e:?}"
+        ),
+        _ => panic!("{e:?}"),
+    }
+    assert_eq!(r.tenant.stubs_of(out.id.get()), 2);
+    let holder = r.tenant.root("holder").unwrap();
+    assert!(matches!(
+        r.tenant.with_faults(|t| t.slot(root_of(t, 0), 1)),
+        Err(cowheap_tenants::Error::Fault { segment, .. }) if segment == out.id.get()
+    ));
+    let stub = proxy_of(&r.tenant);
+    r.tenant.set_slot(holder, 1, Value::int(0)).unwrap();
+    r.tenant.set_slot(holder, 1, stub).unwrap();
+    bare.suspend(r).unwrap();
+
+    // A node with the plugin: a read through the stub brings the session back.
+    let mut r = b.resume(&t("hosts")).unwrap();
+    let root = root_of(&r.tenant, 0);
+    assert_eq!(
+        r.tenant.with_faults(|t| t.slot(root, 1)).unwrap().as_int(),
+        Some(1)
+    );
+    let proxy = r.tenant.slot(root, 0).unwrap();
+    assert!(r.tenant.identical(proxy, proxy_of(&r.tenant)).unwrap());
+    assert_eq!(
+        [root, proxy].map(|v| r.tenant.identity_hash(v).unwrap()),
+        hashes
+    );
+    let (kind, object) = r.tenant.host_object(proxy).unwrap();
+    assert_eq!(kind, "session");
+    let s = object.unwrap().downcast_ref::<Session>().unwrap();
+    assert_eq!(
+        (s.address.as_str(), s.requests, s.reopened),
+        ("db:5432", 41, true)
+    );
+    let restored = |p: &Sessions| p.restored.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((restored(&a_plugin), restored(&b_plugin)), (0, 1));
+    assert!(r.swapper().swapped().is_empty());
+    b.suspend(r).unwrap();
+}
+
+/// The holder's second slot: the proxy, by the reference the tenant kept.
+fn proxy_of(t: &Tenant) -> Value {
+    root_of(t, 1)
 }
 
 fn root_of(t: &Tenant, i: usize) -> Value {
