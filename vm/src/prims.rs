@@ -8,7 +8,6 @@ use crate::interp::{Flow, Vm, floor_div, floor_mod, shift};
 use crate::memory::ObjectMemory;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::Header;
-use std::cell::Cell;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -34,27 +33,27 @@ const AT_CACHE: usize = 64;
 /// reused word) a collection, and the `Vm` forgets every entry at each of these and at
 /// every entry into a run, where the embedder may have done any of them (see
 /// [`Vm::forget_enumeration`]). Like Squeak's, it does not watch a store into a class's
-/// format field. Direct-mapped; a `Cell` each, so that a lookup needs only `&Vm`.
-pub(crate) struct AtCache(Box<[Cell<Option<AtEntry>>]>);
+/// format field. Direct-mapped.
+pub(crate) struct AtCache(Box<[Option<AtEntry>]>);
 
 /// An at-cache entry: an object word and how that object is indexed.
 type AtEntry = (u64, Indexed);
 
 impl AtCache {
     pub(crate) fn new() -> AtCache {
-        AtCache((0..AT_CACHE).map(|_| Cell::new(None)).collect())
+        AtCache(vec![None; AT_CACHE].into_boxed_slice())
     }
 
     /// The entry for object word `key`.
     #[inline(always)]
-    fn slot(&self, key: u64) -> &Cell<Option<AtEntry>> {
+    fn slot(key: u64) -> usize {
         let h = key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - AT_CACHE.trailing_zeros());
-        &self.0[h as usize % AT_CACHE]
+        h as usize % AT_CACHE
     }
 
     /// Forgets every entry.
-    pub(crate) fn clear(&self) {
-        self.0.iter().for_each(|c| c.set(None));
+    pub(crate) fn clear(&mut self) {
+        self.0.iter_mut().for_each(|e| *e = None);
     }
 }
 
@@ -158,13 +157,13 @@ impl Vm {
 
     /// How `obj` is indexed: its format, its fixed fields (pointer formats) and the number
     /// of indexable fields (what `basicSize` answers); `None` for an immediate.
-    fn indexed<M: ObjectMemory>(&self, m: &M, obj: Value) -> Result<Option<Indexed>> {
+    fn indexed<M: ObjectMemory>(&mut self, m: &M, obj: Value) -> Result<Option<Indexed>> {
         if !obj.is_object() {
             return Ok(None);
         }
         let key = obj.word().bits();
-        let cached = self.at_cache.slot(key);
-        if let Some((k, x)) = cached.get()
+        let at = AtCache::slot(key);
+        if let Some((k, x)) = self.at_cache.0[at]
             && k == key
         {
             return Ok(Some(x));
@@ -193,18 +192,18 @@ impl Vm {
             Format::CompiledMethod => (size.slots * 4, size.slots * 4 + size.bytes),
         };
         let x = Indexed { format, fixed, n };
-        cached.set(Some((key, x)));
+        self.at_cache.0[at] = Some((key, x));
         Ok(Some(x))
     }
 
     /// The number of indexable fields of `obj` (what `basicSize` answers), or `None`.
-    fn indexable_size<M: ObjectMemory>(&self, m: &M, obj: Value) -> Result<Option<usize>> {
+    fn indexable_size<M: ObjectMemory>(&mut self, m: &M, obj: Value) -> Result<Option<usize>> {
         Ok(self.indexed(m, obj)?.map(|x| x.n))
     }
 
     /// `obj basicAt: i` (1-based), or `None`.
     fn at<M: ObjectMemory>(
-        &self,
+        &mut self,
         m: &mut M,
         obj: Value,
         i: i64,
@@ -280,7 +279,7 @@ impl Vm {
 
     /// `obj basicAt: i put: v`: the format of `obj` when stored, `None` if it fails.
     fn at_put<M: ObjectMemory>(
-        &self,
+        &mut self,
         m: &mut M,
         obj: Value,
         i: i64,

@@ -74,3 +74,25 @@ fn what_the_embedder_changes_between_runs_is_seen_by_at_and_size() {
         assert_eq!((size(&mut w, c), size(&mut w, a)), (11, 7), "{image}");
     }
 }
+
+/// On the flat heap a collection frees indices that new objects then reuse: an entry for
+/// a freed object's word must not answer for the new object that has its word.
+#[test]
+fn a_collection_in_a_run_on_the_flat_heap_is_seen_by_size() {
+    use cowheap_vm::{FlatHeap, Symbols, Vm};
+    for image in IMAGES {
+        let heap = common::import(image);
+        let s = Symbols::from_base(&heap);
+        let mut flat = FlatHeap::from_base(&heap);
+        let mut vm = Vm::new(&flat).unwrap();
+        let src = "| a b n | \
+            a := (1 to: 60) collect: [:i | Array new: 3]. \
+            n := a inject: 0 into: [:sum :x | sum + x size]. \
+            a := nil. Smalltalk garbageCollect. \
+            b := (1 to: 60) collect: [:i | Array new: 9]. \
+            (b inject: n into: [:sum :x | sum + x size]) printString";
+        let v = vm.evaluate(&mut flat, &s, src, BUDGET).unwrap();
+        assert_eq!(vm.text_of(&flat, v).unwrap(), "720", "{image}");
+        assert!(vm.stats().collections >= 1, "{image}: no collection ran");
+    }
+}

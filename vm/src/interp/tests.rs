@@ -123,3 +123,10 @@ fn the_cache_slot_depends_on_every_bit_of_the_selector_index() {
     assert!(slots.iter().all(|&s| s < CACHE_SIZE));
     assert!(slots.len() > 180, "{} slots for 256 selectors", slots.len());
 }
+
+/// A `Vm` can be moved to another thread and shared by reference between threads.
+#[test]
+fn a_vm_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Vm>();
+}
