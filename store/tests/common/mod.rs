@@ -1713,6 +1713,66 @@ pub(crate) fn host_objects_as_placeholders(h: &dyn Harness) {
     b.suspend(r).unwrap();
 }
 
+/// A registry swaps whole tenants holding sessions in memory out and back through its
+/// node's plugins; one whose node lacks the plugin keeps such a tenant resident, claimed
+/// and usable when it cannot suspend it (over the budget, and at `suspend_all`).
+pub(crate) fn host_objects_in_a_registry(h: &dyn Harness) {
+    use cowheap_store::SwapRegistry;
+    let s = op(h);
+    let fp = real_base(h, 1_000);
+    for name in ["reg-x", "reg-y", "reg-z"] {
+        s.create_tenant(&t(name), fp, None).unwrap();
+    }
+    let give_session = |tenant: &mut Tenant, requests: u64| {
+        let class = tenant
+            .class_of(tenant.base().heap().root("Smalltalk").unwrap())
+            .unwrap();
+        let session = Box::new(Session {
+            address: "db:5432".into(),
+            requests,
+            reopened: false,
+        });
+        let proxy = tenant.new_host_object(class, "session", session).unwrap();
+        tenant.set_root("session", proxy).unwrap();
+    };
+
+    // With the plugin, a budget of nothing: each use swaps the other tenant out.
+    let (a, a_plugin) = with_sessions(h, "a");
+    let reg = SwapRegistry::new(a, 0);
+    reg.with(&t("reg-x"), |tenant| give_session(tenant, 3))
+        .unwrap();
+    reg.with(&t("reg-y"), |tenant| write_mark(tenant, 1).unwrap())
+        .unwrap();
+    assert_eq!(reg.resident(), 1);
+    let x = s.record(&t("reg-x")).unwrap();
+    assert!(x.state.is_some() && x.owner.is_none(), "{x:?}");
+    let back = reg.with(&t("reg-x"), |tenant| session_of(tenant)).unwrap();
+    assert_eq!(back, ("db:5432".to_owned(), 3, true));
+    assert_eq!(restored(&a_plugin), 1);
+    reg.suspend_all().unwrap();
+    assert_eq!(reg.resident(), 0);
+
+    // Without it: the tenant holding a session cannot be swapped out, nor suspended.
+    let reg = SwapRegistry::new(node(h, "c", Access::Operator), 0);
+    reg.with(&t("reg-z"), |tenant| give_session(tenant, 8))
+        .unwrap();
+    let e = reg
+        .with(&t("reg-y"), |tenant| read_mark(tenant))
+        .unwrap_err();
+    assert!(is_host_error(&e, "reg-z", no_plugin), "{e:?}");
+    assert_eq!(reg.resident(), 2);
+    let e = reg.suspend_all().unwrap_err();
+    assert!(is_host_error(&e, "reg-z", no_plugin), "{e:?}");
+    assert_eq!(reg.resident(), 1);
+    let z = s.record(&t("reg-z")).unwrap();
+    assert_eq!((z.state, z.owner), (None, Some(n("c"))));
+    let y = s.record(&t("reg-y")).unwrap();
+    assert!(y.state.is_some() && y.owner.is_none(), "{y:?}");
+    // Still resident, session and all.
+    let kept = reg.with(&t("reg-z"), |tenant| session_of(tenant)).unwrap();
+    assert_eq!(kept, ("db:5432".to_owned(), 8, false));
+}
+
 /// The holder's second slot: the proxy, by the reference the tenant kept.
 fn proxy_of(t: &Tenant) -> Value {
     root_of(t, 1)
