@@ -4,6 +4,7 @@ use crate::{Digest, Epoch, Millis, NodeName, PrincipalName, TenantName};
 use cowheap_heap::{FileError, Fingerprint};
 use cowheap_segment::swap::{SegmentId, SwapError};
 use cowheap_tenants::RestoreError;
+use cowheap_tenants::hosts::HostError;
 use std::path::PathBuf;
 
 /// The store's `Result`.
@@ -165,6 +166,19 @@ pub enum StoreError {
         /// Why.
         #[source]
         source: Box<RestoreError>,
+    },
+    /// A host object the tenant holds could not be carried through the node's plugins
+    /// ([`cowheap_tenants::hosts`]): at a suspend or checkpoint its kind has no plugin or
+    /// the plugin could not save it (nothing was written or released); at a resume its kind
+    /// has no plugin, its state was not saved, or the plugin could not make it again (the
+    /// claim was released and the record keeps its state).
+    #[error("tenant {tenant}: host object: {source}")]
+    HostObject {
+        /// The tenant.
+        tenant: TenantName,
+        /// Why.
+        #[source]
+        source: Box<HostError>,
     },
     /// A tenant operation failed.
     #[error("tenant: {0}")]

@@ -44,6 +44,10 @@
 //!   **resume** ([`Node::resume`]) claims, fetches the base once into the node's cache
 //!   directory (mapped from there and shared by every tenant of that base in the process),
 //!   fetches the state and restores it. A resume that fails after its claim releases it.
+//!   Host objects a tenant holds travel with it through the nodes' plugins
+//!   ([`Node::with_plugins`]); one whose kind has no plugin refuses the suspend (nothing
+//!   written or released, [`Node::try_suspend`] gives the tenant back) or the resume
+//!   (unless [`Node::accept_placeholders`]).
 //! - **Swap-out under a memory budget**: [`SwapRegistry`] suspends the least recently used
 //!   tenants when the resident private bytes pass its budget, and resumes them on next use.
 //!   Before whole tenants it swaps out the least recently brought in *parts* an embedder
@@ -161,7 +165,7 @@ pub use names::{
     Digest, Epoch, MAX_NAME, Millis, NodeName, PrincipalName, TenantName, fingerprint_hex,
     parse_fingerprint,
 };
-pub use node::{DEFAULT_LEASE_MS, Node, Resident, principal_access};
+pub use node::{DEFAULT_LEASE_MS, Node, Resident, SuspendFailed, principal_access};
 pub use open::{init_store, open_store};
 pub use pg::PgStore;
 pub use pg_server::PgServer;

@@ -7,8 +7,8 @@ use cowheap_forwarders::Base;
 use cowheap_heap::Value;
 use cowheap_heap::{BaseHeap, Fingerprint, Verification};
 use cowheap_segment::swap::{SegmentId, SwapError, SwappedOut, Swapper};
-use cowheap_tenants::hosts::HostPlugins;
-use cowheap_tenants::{Tenant, TenantConfig};
+use cowheap_tenants::hosts::{HostError, HostPlugins};
+use cowheap_tenants::{RestoreError, Tenant, TenantConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -69,14 +69,26 @@ impl Resident {
             .map_err(|e| swap_error(&self.claim.tenant, e))
     }
 
-    /// The tenant's state as the store keeps it: its snapshot, framed with the records of
-    /// its segments out if it has any ([`crate::segments`]). Time: O(private).
-    pub(crate) fn state(&mut self) -> Result<Vec<u8>> {
+    /// The tenant's state as the store keeps it: its snapshot, each host object it holds in
+    /// memory saved by its kind's plugin in `plugins` ([`Tenant::snapshot_with`]; a
+    /// placeholder keeps the bytes it was restored with), framed with the records of its
+    /// segments out if it has any ([`crate::segments`]). Time: O(private), plus the
+    /// plugins' work.
+    ///
+    /// # Errors
+    /// [`StoreError::HostObject`] if a host object's kind has no plugin or its plugin
+    /// cannot save it; [`StoreError::Swap`] if the records cannot be taken. Nothing is
+    /// written either way.
+    pub(crate) fn state(&mut self, plugins: &HostPlugins) -> Result<Vec<u8>> {
         let records = self
             .swapper
             .records(&mut self.tenant)
             .map_err(|e| swap_error(&self.claim.tenant, e))?;
-        Ok(encode_state(self.tenant.snapshot(), &records))
+        let snapshot = self
+            .tenant
+            .snapshot_with(plugins)
+            .map_err(|e| host_error(&self.claim.tenant, e))?;
+        Ok(encode_state(snapshot, &records))
     }
 
     /// The ids of the segments the tenant has out.
@@ -86,6 +98,43 @@ impl Resident {
             .into_iter()
             .map(|(id, _)| id)
             .collect()
+    }
+}
+
+fn host_error(tenant: &TenantName, e: HostError) -> StoreError {
+    StoreError::HostObject {
+        tenant: tenant.clone(),
+        source: Box::new(e),
+    }
+}
+
+/// A suspend that failed ([`Node::try_suspend`]): why, and the tenant, still resident.
+/// Unless the error is [`StoreError::Fenced`] (another node claimed the tenant since), the
+/// claim is still held and the store keeps the tenant's last complete state, so the
+/// resident can be worked on, checkpointed or suspended again.
+#[derive(Debug)]
+pub struct SuspendFailed {
+    /// Why the suspend failed.
+    pub error: StoreError,
+    /// The tenant, as it was before the call.
+    pub resident: Box<Resident>,
+}
+
+impl std::fmt::Display for SuspendFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "suspend failed: {}", self.error)
+    }
+}
+
+impl std::error::Error for SuspendFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<SuspendFailed> for StoreError {
+    fn from(f: SuspendFailed) -> StoreError {
+        f.error
     }
 }
 
@@ -109,6 +158,12 @@ type BaseSlot = Mutex<Option<Arc<Base>>>;
 ///   out.
 /// - **Suspend** writes the tenant's snapshot (O(private), fenced by the claim's epoch),
 ///   with the records of its segments out, and releases the claim.
+/// - **Host objects** the tenant holds in memory travel with it through the node's
+///   plugins ([`Node::with_plugins`]): a suspend or checkpoint saves each by its kind's
+///   plugin, a resume makes each again by the resuming node's plugin. A kind without a
+///   plugin is refused ([`StoreError::HostObject`]) and nothing is written or released; at
+///   resume the record keeps its state for a node that has the plugin, unless the node
+///   accepts placeholders ([`Node::accept_placeholders`]).
 ///
 /// ```
 /// use cowheap_heap::{Value, synth};
@@ -153,8 +208,12 @@ pub struct Node {
     pub(crate) repos: Mutex<HashMap<Fingerprint, Arc<crate::versions::NodeRepo>>>,
     pub(crate) config: TenantConfig,
     lease_ms: u64,
-    /// The host object plugins each resident's swapper carries host objects through.
+    /// The host object plugins that suspends, checkpoints and resumes save and make host
+    /// objects with, and that each resident's swapper carries host objects through.
     plugins: HostPlugins,
+    /// Whether a resume (and a resident's fault-in) makes a host object without its plugin
+    /// a placeholder rather than refusing it.
+    placeholders: bool,
 }
 
 impl Node {
@@ -171,19 +230,45 @@ impl Node {
             config: TenantConfig::default(),
             lease_ms: DEFAULT_LEASE_MS,
             plugins: HostPlugins::new(),
+            placeholders: false,
         }
     }
 
-    /// This node's swappers carry host objects through `plugins`
-    /// ([`Swapper::with_plugins`]): a segment holding a host object's proxy is swapped out
-    /// with the state its plugin saves, and made again by the plugin of the node that
-    /// faults it in, whichever node swapped it out. Without plugins (the default) such a
-    /// segment is refused at swap-out, and one swapped out elsewhere is refused at
-    /// fault-in. (Host objects held in memory when a tenant is suspended are not carried:
-    /// the state is a plain snapshot.)
+    /// This node carries host objects through `plugins` ([`cowheap_tenants::hosts`]).
+    ///
+    /// - A suspend or checkpoint saves each host object the tenant holds in memory by its
+    ///   kind's plugin ([`Tenant::snapshot_with`]); a resume makes each again by this
+    ///   node's plugin ([`Tenant::restore_with_hosts`]), whichever node saved it. A kind
+    ///   with no plugin is [`StoreError::HostObject`]: at a suspend nothing is written or
+    ///   released, at a resume the record keeps its state (unless
+    ///   [`Node::accept_placeholders`]).
+    /// - Each resident's swapper carries them through segments ([`Swapper::with_plugins`]):
+    ///   a segment holding a host object's proxy is swapped out with the state its plugin
+    ///   saves, and made again by the plugin of the node that faults it in. Without the
+    ///   kind's plugin such a segment is refused at swap-out, and one swapped out elsewhere
+    ///   is refused at fault-in.
+    ///
+    /// Without plugins (the default) every host object is refused so.
     pub fn with_plugins(mut self, plugins: HostPlugins) -> Node {
         self.plugins = plugins;
         self
+    }
+
+    /// Whether a host object whose kind has no plugin on this node (or whose state was not
+    /// saved) is resumed as a placeholder ([`Tenant::placeholders`]) rather than refused;
+    /// by default it is refused. A placeholder keeps the bytes its plugin saved, and a
+    /// later suspend or checkpoint writes them again, so a node with the plugin can make
+    /// the object from them. The resident's swapper accepts placeholders likewise
+    /// ([`Swapper::accept_placeholders`]). A plugin that fails to make its object is
+    /// refused either way.
+    pub fn accept_placeholders(mut self, accept: bool) -> Node {
+        self.placeholders = accept;
+        self
+    }
+
+    /// The host object plugins this node carries host objects through.
+    pub fn plugins(&self) -> &HostPlugins {
+        &self.plugins
     }
 
     /// This node restores tenants under `config` (the host's quota and mark policy).
@@ -285,7 +370,10 @@ impl Node {
     /// [`StoreError::BlobCorrupt`], [`StoreError::BlobTruncated`],
     /// [`StoreError::Restore`], [`StoreError::Damaged`] (the frame of a state with
     /// segments out) or [`StoreError::Swap`] (its records do not fit the snapshot) if what
-    /// it needs is missing or damaged.
+    /// it needs is missing or damaged; [`StoreError::HostObject`] if the state holds a host
+    /// object this node has no plugin for (and does not accept placeholders), whose state
+    /// was not saved, or whose plugin fails to make it. The claim is released and the
+    /// record keeps its state, so a node with the plugin can resume the tenant.
     pub fn resume(&self, tenant: &TenantName) -> Result<Resident> {
         let claim = self.store.claim(tenant, &self.name, self.lease_ms)?;
         match self.restore(&claim) {
@@ -317,6 +405,7 @@ impl Node {
             StoreSegments::new(self.store.clone(), claim.clone()),
             self.plugins.clone(),
         );
+        swapper.accept_placeholders(self.placeholders);
         // A file faulted in stays until a state that no longer names it is written: the
         // state in the store may still name it.
         swapper.keep_files(true);
@@ -336,14 +425,21 @@ impl Node {
                         problem,
                     })?;
                 let base = self.version_for_snapshot(claim.base, snapshot)?;
-                let mut t =
-                    Tenant::restore_with(&base, snapshot, &self.config).map_err(|source| {
-                        StoreError::Restore {
-                            tenant: claim.tenant.clone(),
-                            digest: d,
-                            source: Box::new(source),
-                        }
-                    })?;
+                let mut t = Tenant::restore_with_hosts(
+                    &base,
+                    snapshot,
+                    &self.config,
+                    &self.plugins,
+                    self.placeholders,
+                )
+                .map_err(|source| match source {
+                    RestoreError::Host(e) => host_error(&claim.tenant, e),
+                    source => StoreError::Restore {
+                        tenant: claim.tenant.clone(),
+                        digest: d,
+                        source: Box::new(source),
+                    },
+                })?;
                 if !records.is_empty() {
                     swapper
                         .adopt(&mut t, &records)
@@ -359,13 +455,15 @@ impl Node {
         })
     }
 
-    /// Writes the tenant's state and keeps holding it (renewing the lease). Time:
-    /// O(private).
+    /// Writes the tenant's state and keeps holding it (renewing the lease). Host objects are
+    /// saved by this node's plugins, as at [`Node::suspend`]. Time: O(private).
     ///
     /// # Errors
-    /// [`StoreError::Fenced`] if another node claimed it since.
+    /// [`StoreError::Fenced`] if another node claimed it since; [`StoreError::HostObject`]
+    /// if a host object's kind has no plugin here or its plugin cannot save it (nothing is
+    /// written, the store keeps the last complete state).
     pub fn checkpoint(&self, r: &mut Resident) -> Result<Digest> {
-        let state = r.state()?;
+        let state = r.state(&self.plugins)?;
         let d = self.store.write_state(&r.claim, &state)?;
         r.claim = self.store.renew(&r.claim, self.lease_ms)?;
         // The state just written is the latest: segments it does not name are garbage.
@@ -385,14 +483,35 @@ impl Node {
     }
 
     /// Writes the tenant's state and releases it, in one atomic step ([`Store::suspend`]).
-    /// Time: O(private).
+    /// Each host object the tenant holds in memory is saved by its kind's plugin in this
+    /// node's plugins ([`Node::with_plugins`]). Time: O(private), plus the plugins' work.
+    ///
+    /// On an error the resident is dropped (the store is as it was: the claim stays until
+    /// its lease runs out); [`Node::try_suspend`] gives it back instead.
     ///
     /// # Errors
     /// [`StoreError::Fenced`] if another node claimed it since: nothing is written, and the
-    /// store keeps the newer work.
-    pub fn suspend(&self, mut r: Resident) -> Result<Digest> {
-        let state = r.state()?;
-        self.store.suspend(&r.claim, &state)
+    /// store keeps the newer work. [`StoreError::HostObject`] if a host object's kind has no
+    /// plugin on this node or its plugin cannot save it: nothing is written or released.
+    pub fn suspend(&self, r: Resident) -> Result<Digest> {
+        self.try_suspend(r).map_err(|f| f.error)
+    }
+
+    /// [`Node::suspend`], giving the resident back if the suspend fails: on any error but
+    /// [`StoreError::Fenced`] it is still claimed by this node and the store keeps its
+    /// last complete state, so it can be used, and suspended again (by a node of the same
+    /// name with the missing plugin, say).
+    ///
+    /// # Errors
+    /// As [`Node::suspend`], in a [`SuspendFailed`] holding the resident as it was.
+    pub fn try_suspend(&self, mut r: Resident) -> Result<Digest, SuspendFailed> {
+        let written = r
+            .state(&self.plugins)
+            .and_then(|state| self.store.suspend(&r.claim, &state));
+        written.map_err(|error| SuspendFailed {
+            error,
+            resident: Box::new(r),
+        })
     }
 }
 

@@ -341,7 +341,7 @@ impl SwapRegistry {
             };
             let mut r = r;
             match r
-                .state()
+                .state(self.node.plugins())
                 .and_then(|state| self.node.store().suspend(r.claim(), &state))
             {
                 Ok(_) | Err(StoreError::Fenced { .. }) => {
@@ -447,20 +447,38 @@ impl SwapRegistry {
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Suspends every resident tenant to the store.
+    /// Suspends every resident tenant to the store, host objects saved by the node's plugins
+    /// ([`Node::suspend`]).
     ///
     /// # Errors
-    /// The first suspend that failed; the others are still tried.
+    /// The first suspend that failed; the others are still tried. A tenant whose suspend
+    /// failed stays resident, claimed and as it was (a host object without its plugin,
+    /// say), unless it was fenced (another node has it).
     pub fn suspend_all(&self) -> Result<()> {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let inner = &mut *g;
         inner.lru.clear();
         inner.bytes = 0;
         let mut first_err = None;
-        for (_, (r, _, _)) in inner.resident.drain() {
-            if let Err(e) = self.node.suspend(r) {
-                first_err.get_or_insert(e);
+        let mut kept = Vec::new();
+        for (name, (r, tick, _)) in inner.resident.drain() {
+            match self.node.try_suspend(r) {
+                Ok(_) => {}
+                Err(f) => {
+                    // Another node has a fenced tenant; any other failure keeps it
+                    // resident, claimed and unwritten, as it was.
+                    if !matches!(f.error, StoreError::Fenced { .. }) {
+                        kept.push((name, *f.resident, tick));
+                    }
+                    first_err.get_or_insert(f.error);
+                }
             }
+        }
+        for (name, r, tick) in kept {
+            let b = r.tenant.memory_bytes();
+            inner.bytes += b;
+            inner.lru.insert(tick, name.clone());
+            inner.resident.insert(name, (r, tick, b));
         }
         first_err.map_or(Ok(()), Err)
     }

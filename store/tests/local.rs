@@ -37,6 +37,10 @@ conformance!(
     segments_in_store,
     segments_across_nodes,
     host_objects_in_segments_across_nodes,
+    host_objects_in_memory_across_nodes,
+    host_objects_refused_at_suspend,
+    host_objects_as_placeholders,
+    host_objects_in_a_registry,
 );
 
 #[test]

@@ -1484,6 +1484,295 @@ pub(crate) fn host_objects_in_segments_across_nodes(h: &dyn Harness) {
     b.suspend(r).unwrap();
 }
 
+/// A node named `name` whose plugins carry sessions through its own [`Sessions`] plugin.
+fn with_sessions(h: &dyn Harness, name: &str) -> (Node, Arc<Sessions>) {
+    let plugin = Arc::new(Sessions::default());
+    let mut plugins = HostPlugins::new();
+    plugins.register("session", plugin.clone());
+    (
+        node(h, name, Access::Operator).with_plugins(plugins),
+        plugin,
+    )
+}
+
+fn restored(p: &Sessions) -> usize {
+    p.restored.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Gives a resident tenant a session with `requests` held in memory under root "session":
+/// its proxy and the proxy's identity hash.
+fn hold_session(r: &mut cowheap_store::Resident, requests: u64) -> (Value, u32) {
+    let class = r
+        .tenant
+        .class_of(r.tenant.base().heap().root("Smalltalk").unwrap())
+        .unwrap();
+    let session = Box::new(Session {
+        address: "db:5432".into(),
+        requests,
+        reopened: false,
+    });
+    let proxy = r.tenant.new_host_object(class, "session", session).unwrap();
+    r.tenant.set_root("session", proxy).unwrap();
+    (proxy, r.tenant.identity_hash(proxy).unwrap())
+}
+
+/// The session the tenant holds under root "session": (address, requests, reopened).
+fn session_of(t: &Tenant) -> (String, u64, bool) {
+    let proxy = t.root("session").unwrap();
+    let (kind, object) = t.host_object(proxy).unwrap();
+    assert_eq!(kind, "session");
+    let s = object
+        .expect("a live session, not a placeholder")
+        .downcast_ref::<Session>()
+        .unwrap();
+    (s.address.clone(), s.requests, s.reopened)
+}
+
+fn is_host_error(e: &StoreError, tenant: &str, want: impl Fn(&HostError) -> bool) -> bool {
+    matches!(e, StoreError::HostObject { tenant: n, source } if n.as_str() == tenant && want(source))
+}
+
+fn no_plugin(e: &HostError) -> bool {
+    matches!(e, HostError::NoPlugin { kind } if kind == "session")
+}
+
+/// A tenant holding a session in memory (no segment out) is suspended on node a and
+/// resumed on node b: b's own plugin makes the session again from the state a's plugin
+/// saved, on the same proxy (identity hash, class). A node without the plugin refuses the
+/// resume with the typed reason, releases its claim and leaves the state for b.
+pub(crate) fn host_objects_in_memory_across_nodes(h: &dyn Harness) {
+    let s = op(h);
+    let fp = real_base(h, 1_000);
+    let name = t("mem-hosts");
+    s.create_tenant(&name, fp, None).unwrap();
+    let (a, a_plugin) = with_sessions(h, "a");
+    let (b, b_plugin) = with_sessions(h, "b");
+    let bare = node(h, "c", Access::Operator);
+
+    let mut r = a.resume(&name).unwrap();
+    let (proxy, hash) = hold_session(&mut r, 41);
+    r.tenant
+        .host_object_mut(proxy)
+        .unwrap()
+        .downcast_mut::<Session>()
+        .unwrap()
+        .requests += 1;
+    let d = a.suspend(r).unwrap();
+    assert_eq!(s.record(&name).unwrap().state, Some(d));
+
+    // No plugin here: refused with the reason, and the record keeps the state, unowned.
+    let e = bare.resume(&name).unwrap_err();
+    assert!(is_host_error(&e, "mem-hosts", no_plugin), "{e:?}");
+    let rec = s.record(&name).unwrap();
+    assert_eq!((rec.state, rec.owner), (Some(d), None));
+
+    let mut r = b.resume(&name).unwrap();
+    assert_eq!(session_of(&r.tenant), ("db:5432".to_owned(), 42, true));
+    assert_eq!((restored(&a_plugin), restored(&b_plugin)), (0, 1));
+    let proxy = r.tenant.root("session").unwrap();
+    assert_eq!(r.tenant.identity_hash(proxy).unwrap(), hash);
+    let class = r
+        .tenant
+        .class_of(r.tenant.base().heap().root("Smalltalk").unwrap())
+        .unwrap();
+    assert!(
+        r.tenant
+            .identical(r.tenant.class_of(proxy).unwrap(), class)
+            .unwrap()
+    );
+    assert_eq!(r.tenant.placeholders().count(), 0);
+    // b's session goes on counting, and a checkpoint carries that too.
+    r.tenant
+        .host_object_mut(proxy)
+        .unwrap()
+        .downcast_mut::<Session>()
+        .unwrap()
+        .requests = 50;
+    b.checkpoint(&mut r).unwrap();
+    b.suspend(r).unwrap();
+    let r = a.resume(&name).unwrap();
+    assert_eq!(session_of(&r.tenant), ("db:5432".to_owned(), 50, true));
+    assert_eq!(restored(&a_plugin), 1);
+    a.suspend(r).unwrap();
+}
+
+/// A node without the plugin refuses to suspend or checkpoint a tenant holding a session:
+/// the typed reason, nothing written or released, the tenant given back resident, claimed
+/// and usable; a node of the same name with the plugin then suspends it, session and all.
+pub(crate) fn host_objects_refused_at_suspend(h: &dyn Harness) {
+    let s = op(h);
+    let fp = real_base(h, 1_000);
+    let name = t("held-hosts");
+    s.create_tenant(&name, fp, None).unwrap();
+    let bare = node(h, "a", Access::Operator);
+    let (a, _) = with_sessions(h, "a");
+    let (b, b_plugin) = with_sessions(h, "b");
+
+    // A first state, with no host object.
+    let mut r = bare.resume(&name).unwrap();
+    let g = r.tenant.base().heap().root("Smalltalk").unwrap();
+    r.tenant.set_slot(g, 0, Value::int(1)).unwrap();
+    let first = bare.checkpoint(&mut r).unwrap();
+    let (_, hash) = hold_session(&mut r, 7);
+    r.tenant.set_slot(g, 0, Value::int(2)).unwrap();
+    let before = s.record(&name).unwrap();
+    assert_eq!(
+        (before.state, before.owner.clone()),
+        (Some(first), Some(n("a")))
+    );
+
+    let e = bare.checkpoint(&mut r).unwrap_err();
+    assert!(is_host_error(&e, "held-hosts", no_plugin), "{e:?}");
+    assert_eq!(s.record(&name).unwrap(), before);
+
+    let f = bare.try_suspend(r).unwrap_err();
+    assert!(
+        is_host_error(&f.error, "held-hosts", no_plugin),
+        "{:?}",
+        f.error
+    );
+    assert_eq!(s.record(&name).unwrap(), before);
+    let mut r = *f.resident;
+    assert_eq!(r.claim().epoch, before.epoch);
+    // Still usable: the session is there, the tenant writes and renews.
+    assert_eq!(session_of(&r.tenant), ("db:5432".to_owned(), 7, false));
+    assert_eq!(r.tenant.slot(g, 0).unwrap().as_int(), Some(2));
+    r.tenant.set_slot(g, 0, Value::int(3)).unwrap();
+    bare.renew(&mut r).unwrap();
+    // Another node cannot take it meanwhile.
+    assert!(matches!(b.resume(&name), Err(StoreError::Held { .. })));
+    // `suspend` refuses the same way and writes nothing either.
+    let again = bare.try_suspend(r).unwrap_err();
+    assert!(is_host_error(&again.error, "held-hosts", no_plugin));
+    let r = *again.resident;
+    let kept = s.record(&name).unwrap();
+    assert_eq!(
+        (kept.state, kept.owner.clone(), kept.epoch),
+        (Some(first), Some(n("a")), before.epoch)
+    );
+
+    // The same node with the plugin suspends it.
+    let d = a.suspend(r).unwrap();
+    assert_ne!(d, first);
+    let rec = s.record(&name).unwrap();
+    assert_eq!((rec.state, rec.owner), (Some(d), None));
+    let r = b.resume(&name).unwrap();
+    assert_eq!(session_of(&r.tenant), ("db:5432".to_owned(), 7, true));
+    assert_eq!(r.tenant.slot(g, 0).unwrap().as_int(), Some(3));
+    assert_eq!(
+        r.tenant
+            .identity_hash(r.tenant.root("session").unwrap())
+            .unwrap(),
+        hash
+    );
+    assert_eq!(restored(&b_plugin), 1);
+    b.suspend(r).unwrap();
+}
+
+/// A node that accepts placeholders resumes a tenant whose session it has no plugin for:
+/// the proxy is listed as a placeholder keeping the saved bytes, the tenant works, and a
+/// later suspend writes those bytes again, so a node with the plugin gets the session back.
+pub(crate) fn host_objects_as_placeholders(h: &dyn Harness) {
+    let s = op(h);
+    let fp = real_base(h, 1_000);
+    let name = t("kept-hosts");
+    s.create_tenant(&name, fp, None).unwrap();
+    let (a, _) = with_sessions(h, "a");
+    let (b, b_plugin) = with_sessions(h, "b");
+    let lenient = node(h, "c", Access::Operator).accept_placeholders(true);
+
+    let mut r = a.resume(&name).unwrap();
+    let (_, hash) = hold_session(&mut r, 99);
+    a.suspend(r).unwrap();
+
+    let mut r = lenient.resume(&name).unwrap();
+    let proxy = r.tenant.root("session").unwrap();
+    let listed: Vec<(Value, String)> = r
+        .tenant
+        .placeholders()
+        .map(|(v, k)| (v, k.to_owned()))
+        .collect();
+    assert_eq!(listed.len(), 1);
+    assert!(r.tenant.identical(listed[0].0, proxy).unwrap());
+    assert_eq!(listed[0].1, "session");
+    let saved = [&99u64.to_le_bytes()[..], b"db:5432"].concat();
+    assert_eq!(r.tenant.host_saved(proxy), Some(&saved[..]));
+    let (kind, object) = r.tenant.host_object(proxy).unwrap();
+    assert_eq!((kind, object.is_none()), ("session", true));
+    assert_eq!(r.tenant.identity_hash(proxy).unwrap(), hash);
+    let g = r.tenant.base().heap().root("Smalltalk").unwrap();
+    r.tenant.set_slot(g, 0, Value::int(5)).unwrap();
+    lenient.checkpoint(&mut r).unwrap();
+    lenient.suspend(r).unwrap();
+
+    let r = b.resume(&name).unwrap();
+    assert_eq!(session_of(&r.tenant), ("db:5432".to_owned(), 99, true));
+    assert_eq!(r.tenant.slot(g, 0).unwrap().as_int(), Some(5));
+    assert_eq!(r.tenant.placeholders().count(), 0);
+    assert_eq!(restored(&b_plugin), 1);
+    b.suspend(r).unwrap();
+}
+
+/// A registry swaps whole tenants holding sessions in memory out and back through its
+/// node's plugins; one whose node lacks the plugin keeps such a tenant resident, claimed
+/// and usable when it cannot suspend it (over the budget, and at `suspend_all`).
+pub(crate) fn host_objects_in_a_registry(h: &dyn Harness) {
+    use cowheap_store::SwapRegistry;
+    let s = op(h);
+    let fp = real_base(h, 1_000);
+    for name in ["reg-x", "reg-y", "reg-z"] {
+        s.create_tenant(&t(name), fp, None).unwrap();
+    }
+    let give_session = |tenant: &mut Tenant, requests: u64| {
+        let class = tenant
+            .class_of(tenant.base().heap().root("Smalltalk").unwrap())
+            .unwrap();
+        let session = Box::new(Session {
+            address: "db:5432".into(),
+            requests,
+            reopened: false,
+        });
+        let proxy = tenant.new_host_object(class, "session", session).unwrap();
+        tenant.set_root("session", proxy).unwrap();
+    };
+
+    // With the plugin, a budget of nothing: each use swaps the other tenant out.
+    let (a, a_plugin) = with_sessions(h, "a");
+    let reg = SwapRegistry::new(a, 0);
+    reg.with(&t("reg-x"), |tenant| give_session(tenant, 3))
+        .unwrap();
+    reg.with(&t("reg-y"), |tenant| write_mark(tenant, 1).unwrap())
+        .unwrap();
+    assert_eq!(reg.resident(), 1);
+    let x = s.record(&t("reg-x")).unwrap();
+    assert!(x.state.is_some() && x.owner.is_none(), "{x:?}");
+    let back = reg.with(&t("reg-x"), |tenant| session_of(tenant)).unwrap();
+    assert_eq!(back, ("db:5432".to_owned(), 3, true));
+    assert_eq!(restored(&a_plugin), 1);
+    reg.suspend_all().unwrap();
+    assert_eq!(reg.resident(), 0);
+
+    // Without it: the tenant holding a session cannot be swapped out, nor suspended.
+    let reg = SwapRegistry::new(node(h, "c", Access::Operator), 0);
+    reg.with(&t("reg-z"), |tenant| give_session(tenant, 8))
+        .unwrap();
+    let e = reg
+        .with(&t("reg-y"), |tenant| read_mark(tenant))
+        .unwrap_err();
+    assert!(is_host_error(&e, "reg-z", no_plugin), "{e:?}");
+    assert_eq!(reg.resident(), 2);
+    let e = reg.suspend_all().unwrap_err();
+    assert!(is_host_error(&e, "reg-z", no_plugin), "{e:?}");
+    assert_eq!(reg.resident(), 1);
+    let z = s.record(&t("reg-z")).unwrap();
+    assert_eq!((z.state, z.owner), (None, Some(n("c"))));
+    let y = s.record(&t("reg-y")).unwrap();
+    assert!(y.state.is_some() && y.owner.is_none(), "{y:?}");
+    // Still resident, session and all.
+    let kept = reg.with(&t("reg-z"), |tenant| session_of(tenant)).unwrap();
+    assert_eq!(kept, ("db:5432".to_owned(), 8, false));
+}
+
 /// The holder's second slot: the proxy, by the reference the tenant kept.
 fn proxy_of(t: &Tenant) -> Value {
     root_of(t, 1)
