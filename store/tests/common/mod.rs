@@ -1482,6 +1482,15 @@ pub(crate) fn host_objects_in_segments_across_nodes(h: &dyn Harness) {
     assert_eq!((restored(&a_plugin), restored(&b_plugin)), (0, 1));
     assert!(r.swapper().swapped().is_empty());
     b.suspend(r).unwrap();
+    // Faulted in, the session is a host object in memory: the suspend saved it through the
+    // plugin, and the tenant resumes again with it.
+    let r = b.resume(&t("hosts")).unwrap();
+    let proxy = r.tenant.slot(root_of(&r.tenant, 0), 0).unwrap();
+    let (_, object) = r.tenant.host_object(proxy).unwrap();
+    let s = object.unwrap().downcast_ref::<Session>().unwrap();
+    assert_eq!((s.address.as_str(), s.requests), ("db:5432", 41));
+    assert_eq!((restored(&a_plugin), restored(&b_plugin)), (0, 2));
+    b.suspend(r).unwrap();
 }
 
 /// A node named `name` whose plugins carry sessions through its own [`Sessions`] plugin.
