@@ -154,9 +154,14 @@ enum SegmentCommand {
         /// The base: a Squeak image or a cowheap image file.
         #[arg(long)]
         base: PathBuf,
-        /// Bytecode budget of each collection's `rehash` run by the interpreter.
+        /// Bytecodes the image's `rehash` runs may take in all, over every collection (the
+        /// segment's classes may bring their own `hash` methods: the file's code runs).
         #[arg(long, value_name = "BYTECODES", default_value_t = 10_000_000)]
         rehash_budget: u64,
+        /// Private bytes those runs may allocate beyond what the import holds (the tenant's
+        /// quota while they run).
+        #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
+        rehash_memory: u64,
         /// Do not run the image's `rehash` on the collections the model left.
         #[arg(long)]
         no_image_rehash: bool,
@@ -367,12 +372,13 @@ fn main() -> Result<()> {
             file,
             base,
             rehash_budget,
+            rehash_memory,
             no_image_rehash,
         })) => {
             let done = cowheap_segment::info::import_keeping(&file, &base)?;
             print!("{}", done.outcome);
             if !no_image_rehash {
-                rehash_by_image(done, rehash_budget)?;
+                rehash_by_image(done, rehash_budget, rehash_memory)?;
             }
             Ok(())
         }
@@ -382,7 +388,14 @@ fn main() -> Result<()> {
 
 /// Sends `rehash` to the collections an import left for the image, through the interpreter,
 /// and prints what it did; on a base the interpreter does not run (not Squeak V3), says so.
-fn rehash_by_image(done: cowheap_segment::info::ImportedTenant, budget: u64) -> Result<()> {
+/// The runs share `budget` bytecodes (a collection met when it is spent fails at once) and
+/// may allocate `memory` private bytes beyond what the import holds, so a file whose
+/// classes bring their own methods cannot make the command run or grow without end.
+fn rehash_by_image(
+    done: cowheap_segment::info::ImportedTenant,
+    budget: u64,
+    memory: u64,
+) -> Result<()> {
     let cowheap_segment::info::ImportedTenant {
         tenant: mut t,
         left_for_image,
@@ -403,9 +416,29 @@ fn rehash_by_image(done: cowheap_segment::info::ImportedTenant, budget: u64) -> 
     }
     let symbols = cowheap_vm::Symbols::from_base(heap);
     let mut vm = cowheap_vm::Vm::new(&t).context("the interpreter on the base")?;
-    let report = vm
-        .rehash_by_image(&mut t, &symbols, &left_for_image, budget)
-        .context("rehashing by the image's code")?;
+    t.set_quota(Some(t.stats().private_bytes.saturating_add(memory)));
+    let mut report = cowheap_vm::ImageRehash::default();
+    for (i, &c) in left_for_image.iter().enumerate() {
+        let left = budget.saturating_sub(report.bytecodes);
+        // What refuses even the run's bookkeeping (the quota) is this collection's failure.
+        let one = match vm.rehash_by_image(&mut t, &symbols, &[c], left) {
+            Ok(one) => one,
+            Err(error) => cowheap_vm::ImageRehash {
+                failed: vec![cowheap_vm::RehashFailure {
+                    index: 0,
+                    class: None,
+                    error,
+                }],
+                ..Default::default()
+            },
+        };
+        report.bytecodes += one.bytecodes;
+        report.rehashed.extend(one.rehashed.iter().map(|_| i));
+        report.failed.extend(one.failed.into_iter().map(|mut f| {
+            f.index = i;
+            f
+        }));
+    }
     print!("{report}");
     Ok(())
 }

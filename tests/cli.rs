@@ -248,6 +248,12 @@ fn segment_import_rehashes_what_the_model_left_by_the_images_code() {
             && out.contains("budget of 10 exhausted"),
         "{out}"
     );
+    // The runs may allocate only so much: with no room, the rehash fails on the quota.
+    let out = ok(&[&args[..], &["--rehash-memory", "0"]].concat());
+    assert!(
+        out.contains("rehashed by the image's code: 0 of 1") && out.contains("1 failed"),
+        "{out}"
+    );
     let out = ok(&[&args[..], &["--no-image-rehash"]].concat());
     assert!(out.contains("1 not rehashed"), "{out}");
     assert!(!out.contains("by the image's code"), "{out}");
