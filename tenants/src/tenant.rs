@@ -1159,9 +1159,20 @@ impl Tenant {
     ///
     /// # Errors
     /// As [`Tenant::set_slot`], for the first value or slot that fails.
+    #[inline(always)]
     pub fn set_slots(&mut self, obj: Value, start: usize, values: &[Value]) -> Result<()> {
-        // The fast path, as `set_slot`'s: a private object (or a base object this tenant
-        // copied) and values stored as they are, the object found once.
+        // As `set_slot`: the common write a leaf call, the rest out of line.
+        if self.set_slots_quick(obj, start, values) {
+            return Ok(());
+        }
+        self.set_slots_slow(obj, start, values)
+    }
+
+    /// Writes `values` from slot `start` of `obj` if that is a later write of values
+    /// stored as they are (as [`Tenant::set_slot`]'s quick write), the object found once.
+    /// False, changing nothing, otherwise.
+    #[inline(never)]
+    fn set_slots_quick(&mut self, obj: Value, start: usize, values: &[Value]) -> bool {
         if values
             .iter()
             .all(|&v| v.word().is_immediate() || self.leads_to_itself(v))
@@ -1172,9 +1183,9 @@ impl Tenant {
             for (cell, v) in cells.iter_mut().zip(values) {
                 *cell.get_mut() = v.word();
             }
-            return Ok(());
+            return true;
         }
-        self.set_slots_slow(obj, start, values)
+        false
     }
 
     #[inline(never)]
