@@ -53,9 +53,17 @@
 //!
 //! What holds:
 //! - **A failed swap-out changes nothing.** The segment is extracted and stored before any
-//!   root is stubbed; an error before that leaves the tenant untouched, and a stub refused
-//!   midway (which the checks before it make unexpected) is undone from the segment's own
-//!   copy of the bodies, with the members still live.
+//!   root is stubbed, and the segment's state transitions are checked then too, so nothing
+//!   after the stubbing can fail; an error before that leaves the tenant untouched, and a
+//!   stub refused midway (which the checks before it make unexpected) is undone from the
+//!   segment's own copy of the bodies, with the members still live: every root stubbed is
+//!   given its body and its host object back, the first error answered. No host object is
+//!   dropped while its state is in memory only: those taken from the roots are kept until
+//!   the segment is recorded as out; a root the undo cannot give its body back stays a stub
+//!   of the segment, which is then recorded (its file kept, a fault brings it back); one it
+//!   cannot give its host object back is stubbed again, or failing that the swapper keeps
+//!   the host object ([`Swapper::take_stranded`]). The file is removed only when no stub
+//!   refers to it.
 //! - **Objects outside the segment that it refers to stay alive** while it is out: each is
 //!   pinned ([`Tenant::pin`]) until the segment is back, so a collection cannot free what
 //!   the segment will need, and they count as other roots when later segments are taken.
@@ -67,6 +75,12 @@
 //!   [`Swapper::explain`] to answer (the handler answers the tenant's
 //!   [`cowheap_tenants::Error::Fault`] naming the segment, which is still swapped out, and
 //!   the reason in words). A tenant error (a quota, say) is answered as it is; what was allocated before it is unreachable and freed by the next collection.
+//! - **Plugins run without the swapper's lock.** A fault reads and verifies the file under
+//!   the lock, makes the host objects with the plugins (cloned under it) without it, and
+//!   imports under it again, if the segment is still out as it was (a fault that filled it
+//!   meanwhile answers [`SwapError::Unknown`], as a second fault always has); swap-out saves
+//!   them without it too. So a plugin may call back into the swapper ([`Swapper::swapped`],
+//!   [`Swapper::state`], [`Swapper::records`], a swap-out).
 //! - **A segment out can move with its tenant.** [`Swapper::records`] answers what the
 //!   swapper remembers of each segment out in words a snapshot keeps (pins are not saved);
 //!   after the tenant is restored from a snapshot taken then, in any process, a swapper over
@@ -422,6 +436,29 @@ pub struct OutRecord {
     pub pending: Option<Vec<Word>>,
 }
 
+/// How [`Swapper::stub_roots`] ended.
+enum Stubbed {
+    /// Every root is a stub: the pins, and the roots' host objects (their state in the
+    /// file), to drop once the segment is recorded.
+    Done(Vec<Handle>, Vec<DetachedHost>),
+    /// A stub was refused and the undo put back every root: the tenant as it was, pins
+    /// released (a host object it could not give back is the swapper's stranded one).
+    Undone(SwapError),
+    /// A stub was refused and some roots could not be put back: they are stubs of the
+    /// segment, whose file must stay and which is recorded as out; the pins, the host
+    /// objects the file holds (to drop once recorded), and the first error.
+    Partly(Vec<Handle>, Vec<DetachedHost>, SwapError),
+}
+
+/// A segment's file read and verified for a fault, its host objects made (outside the
+/// swapper's lock).
+struct Prepared {
+    seg: TenantSegment,
+    hosts: Vec<DetachedHost>,
+    /// The checksum field of the record the file was checked against.
+    digest: [u8; 32],
+}
+
 /// A segment that is out, as the swapper remembers it (a few words per root and per outside
 /// object; the members are in the store only).
 #[derive(Debug)]
@@ -451,6 +488,8 @@ struct Inner {
     plugins: HostPlugins,
     /// A host object whose plugin is missing at fault-in becomes a placeholder.
     placeholders: bool,
+    /// Host objects a failed swap-out could give back to no proxy ([`Swapper::take_stranded`]).
+    stranded: Vec<(Value, DetachedHost)>,
 }
 
 /// Swaps segments of one tenant out to a [`SegmentStore`] and faults them back in (see the
@@ -486,6 +525,7 @@ impl Swapper {
                 keep_files: false,
                 plugins,
                 placeholders: false,
+                stranded: Vec::new(),
             })),
         }
     }
@@ -574,7 +614,10 @@ impl Swapper {
     /// among the members that no plugin of this swapper's can save, or make again at
     /// fault-in (unless placeholders are accepted), or whose plugin fails to save it;
     /// [`SwapError::Store`]; [`SwapError::Tenant`]; [`SwapError::OtherTenant`]. On error
-    /// the tenant is as it was.
+    /// the tenant is as it was, save after a stub refused midway (unexpected: `extract`
+    /// checked every root) whose undo could not give some root its body back: that root
+    /// is then a stub of the segment, which is recorded as out ([`Swapper::swapped`]) with
+    /// its file, and the error is the undo's first.
     pub fn swap_out(&self, t: &mut Tenant, roots: &[Value]) -> Result<SwappedOut, SwapError> {
         Self::check_tenant(&mut self.lock(), t)?;
         if roots.is_empty() {
@@ -600,48 +643,63 @@ impl Swapper {
         for h in &seg.hosts {
             crate::hosts::restorable(h, &plugins, placeholders).map_err(host_error)?;
         }
+        // The states the segment passes through once its roots are stubbed are checked now,
+        // before anything changes: nothing after the stubbing can fail.
+        let mut on_file = seg.state;
+        on_file
+            .advance(SegmentState::Active)
+            .and_then(|()| on_file.advance(SegmentState::OnFile))
+            .map_err(SegmentError::State)?;
         let bytes = file::to_bytes(&seg)?;
         let digest =
             file_checksum(&bytes).ok_or(SegmentError::BadFile("shorter than its header"))?;
         let id = self.store_new(t, &bytes)?;
-        // From here on a failure takes the file back out of the store.
-        match self.stub_roots(t, &mut seg, id) {
-            Ok(outside) => {
-                let collected = t.collect();
-                seg.state
-                    .advance(SegmentState::OnFile)
-                    .map_err(SegmentError::State)?;
-                t.set_fault_handler(Some(self.handler()));
-                let mut inner = self.lock();
-                inner.errors.remove(&id);
-                inner.out.insert(
-                    id,
-                    Out {
-                        state: seg.state,
-                        roots: rs,
-                        outside,
-                        digest,
-                        pending: None,
-                    },
-                );
-                drop(inner);
-                self.forget_dead(t);
-                Ok(SwappedOut {
-                    id,
-                    objects: seg.objects.len(),
-                    roots: seg.roots.len(),
-                    out_pointers: seg.out.len(),
-                    pinned: seg.outside.len(),
-                    file_bytes: bytes.len(),
-                    collected,
-                })
-            }
-            Err(e) => {
-                // The file is of no use; a store that cannot drop it leaves an orphan file.
+        // From here on a failure takes the file back out of the store, unless a root is
+        // left a stub of it.
+        let (pins, hosts, failed) = match self.stub_roots(t, &seg, id) {
+            Stubbed::Done(pins, hosts) => (pins, hosts, None),
+            Stubbed::Partly(pins, hosts, e) => (pins, hosts, Some(e)),
+            Stubbed::Undone(e) => {
+                // Nothing in the tenant refers to the file: it is of no use; a store that
+                // cannot drop it leaves an orphan file.
                 let _ = self.lock().store.remove(id);
-                Err(e)
+                return Err(e);
             }
+        };
+        seg.state = on_file;
+        // Every root is a stub (or, after a failed undo, some are): the members are freed
+        // (all of them, or those no restored root reaches).
+        let collected = t.collect();
+        t.set_fault_handler(Some(self.handler()));
+        let mut inner = self.lock();
+        inner.errors.remove(&id);
+        inner.out.insert(
+            id,
+            Out {
+                state: seg.state,
+                roots: rs,
+                outside: pins,
+                digest,
+                pending: None,
+            },
+        );
+        drop(inner);
+        // The roots' host objects are in the segment's file, and the segment is recorded:
+        // they are dropped here, as the collection dropped the other members'.
+        drop(hosts);
+        self.forget_dead(t);
+        if let Some(e) = failed {
+            return Err(e);
         }
+        Ok(SwappedOut {
+            id,
+            objects: seg.objects.len(),
+            roots: seg.roots.len(),
+            out_pointers: seg.out.len(),
+            pinned: seg.outside.len(),
+            file_bytes: bytes.len(),
+            collected,
+        })
     }
 
     /// Stores `bytes` under a fresh id: above every stub the tenant has, and past the ids
@@ -669,22 +727,23 @@ impl Swapper {
     }
 
     /// Pins the outside objects and stubs the roots (a root that is a host object's proxy
-    /// loses its host object first: it is dropped once every root is stubbed, the other
-    /// members' host objects by the collection that frees them); on failure undoes all of
-    /// it, the tenant as it was. Answers the pins.
-    fn stub_roots(
-        &self,
-        t: &mut Tenant,
-        seg: &mut TenantSegment,
-        id: SegmentId,
-    ) -> Result<Vec<Handle>, SwapError> {
+    /// loses its host object first: kept, to be dropped once the segment is recorded, the
+    /// other members' host objects dropped by the collection that frees them); on failure
+    /// undoes it (see [`Stubbed`]).
+    ///
+    /// With today's tenant no stub is refused here: every root was checked by `extract`
+    /// (a private object with a body, a proxy or not) and nothing ran since. The undo is
+    /// for a tenant that changes under that assumption; it goes through every root,
+    /// gives each host object back or keeps it where its state is (the file, or the
+    /// swapper's [`Swapper::take_stranded`]), and answers the first error.
+    fn stub_roots(&self, t: &mut Tenant, seg: &TenantSegment, id: SegmentId) -> Stubbed {
         let mut pins = Vec::with_capacity(seg.outside.len());
         for &o in &seg.outside {
             match t.pin(o) {
                 Ok(h) => pins.push(h),
                 Err(e) => {
                     unpin_all(t, &pins);
-                    return Err(e.into());
+                    return Stubbed::Undone(e.into());
                 }
             }
         }
@@ -696,8 +755,11 @@ impl Swapper {
             let host = t.detach_host(root);
             if let Err(e) = t.stub(root, id.0) {
                 if let Some(h) = host {
-                    // Nothing changed but the detaching: the proxy takes it back.
-                    let _ = t.attach_host(root, h);
+                    // Nothing changed but the detaching: the proxy takes it back (a proxy a
+                    // moment ago, with its body). Were it refused, the swapper keeps it.
+                    if let Err((_, h)) = t.try_attach_host(root, h) {
+                        self.lock().stranded.push((root, h));
+                    }
                 }
                 failed = Some(e);
                 break;
@@ -705,23 +767,49 @@ impl Swapper {
             detached.push(host);
         }
         let Some(e) = failed else {
-            seg.state
-                .advance(SegmentState::Active)
-                .map_err(SegmentError::State)?;
-            // The roots' host objects are in the segment's file now: dropped here.
-            drop(detached);
-            return Ok(pins);
+            return Stubbed::Done(pins, detached.into_iter().flatten().collect());
         };
         // Undo: each stubbed root gets its body back, made from the segment's copy of it,
-        // its references to the members still live in the tenant, and its host object.
+        // its references to the members still live in the tenant, and its host object. A
+        // root that cannot is left a stub of this segment, whose file holds it, its host
+        // object among them (saved at extract): the segment is then recorded as out.
+        let mut first: Option<SwapError> = None;
+        let mut in_file = Vec::new();
+        let mut stubs_left = false;
         for (&r, host) in seg.roots.iter().zip(detached) {
-            restore_body(t, seg, r as usize)?;
-            if let Some(h) = host {
-                t.attach_host(seg.members[r as usize], h)?;
+            let root = seg.members[r as usize];
+            if let Err(e) = restore_body(t, seg, r as usize) {
+                first.get_or_insert(e);
+                stubs_left = true;
+                in_file.extend(host);
+                continue;
+            }
+            let Some(h) = host else { continue };
+            // A body just made is no proxy: the attach is not refused today. Were it, the
+            // root is stubbed again so that the file, which holds its host object, gives
+            // it back at fault-in; failing that too, the swapper keeps it.
+            if let Err((e, h)) = t.try_attach_host(root, h) {
+                first.get_or_insert(e.into());
+                if t.stub(root, id.0).is_ok() {
+                    stubs_left = true;
+                    in_file.push(h);
+                } else {
+                    self.lock().stranded.push((root, h));
+                }
             }
         }
+        if stubs_left {
+            return Stubbed::Partly(pins, in_file, first.unwrap_or_else(|| e.into()));
+        }
         unpin_all(t, &pins);
-        Err(e.into())
+        Stubbed::Undone(e.into())
+    }
+
+    /// The host objects a failed swap-out could give back to no proxy, with the roots they
+    /// were taken from (none with today's tenant: see [`Swapper::swap_out`]). Taken: asked
+    /// once. The embedder decides what becomes of them (attach them again, or close them).
+    pub fn take_stranded(&self) -> Vec<(Value, DetachedHost)> {
+        std::mem::take(&mut self.lock().stranded)
     }
 
     /// Faults segment `id` in (through the tenant, so the tenant's checks apply), answering
@@ -749,8 +837,9 @@ impl Swapper {
     /// wraps this one (to count faults, say); [`Swapper::handler`] is this and nothing
     /// more.
     pub fn fault(&self, t: &mut Tenant, id: SegmentId) -> cowheap_tenants::Result<()> {
+        let result = self.fault_typed(t, id);
         let mut inner = self.lock();
-        match Self::fault_locked(&mut inner, t, id) {
+        match result {
             Ok(()) => {
                 inner.errors.remove(&id);
                 Ok(())
@@ -767,21 +856,79 @@ impl Swapper {
         }
     }
 
-    fn fault_locked(inner: &mut Inner, t: &mut Tenant, id: SegmentId) -> Result<(), SwapError> {
-        Self::check_tenant(inner, t)?;
+    /// A fault in two steps. Under the lock the file is read and verified; the host objects
+    /// are made by the plugins (cloned under the lock) without it, so a plugin may call
+    /// back into the swapper (`swapped`, `records`, a swap-out); then, under the lock
+    /// again, the segment is imported if the swapper still has it out as it was when the
+    /// file was read (otherwise the step is taken again with what it has now: filled by
+    /// another fault meanwhile is [`SwapError::Unknown`], as a second fault was before).
+    fn fault_typed(&self, t: &mut Tenant, id: SegmentId) -> Result<(), SwapError> {
+        let mut prepared: Option<Prepared> = None;
+        loop {
+            let mut inner = self.lock();
+            Self::check_tenant(&mut inner, t)?;
+            let out = inner.out.get(&id).ok_or(SwapError::Unknown(id))?;
+            if out.pending.is_some() {
+                // The rest of the roots come from the import kept: no file, no plugin. Host
+                // objects made meanwhile are new objects made from the file, which keeps
+                // their state: dropping them loses nothing.
+                return Self::fault_locked(&mut inner, t, id, None);
+            }
+            if let Some(p) = prepared.take()
+                && p.digest == out.digest
+            {
+                return Self::fault_locked(&mut inner, t, id, Some(p));
+            }
+            let digest = out.digest;
+            let roots = out.roots.len();
+            // Everything is checked before the tenant is touched.
+            let bytes = inner.store.get(id)?;
+            // The file's own checksum (BLAKE3 over its header and body, verified by the
+            // decoder) must be the one written: then the bytes are the segment's.
+            let seg = file::from_bytes(&bytes, Some(t.base().fingerprint()))?;
+            if file_checksum(&bytes) != Some(digest) {
+                return Err(SwapError::Replaced(id));
+            }
+            if seg.roots.len() != roots {
+                return Err(SwapError::Mismatch {
+                    segment: id,
+                    what: "the number of roots",
+                });
+            }
+            let (plugins, placeholders) = (inner.plugins.clone(), inner.placeholders);
+            drop(inner);
+            // Host objects are made again (by the plugins) before anything is allocated: a
+            // plugin that fails leaves the tenant untouched.
+            let hosts = seg.make_hosts(&plugins, placeholders).map_err(host_error)?;
+            prepared = Some(Prepared { seg, hosts, digest });
+        }
+    }
+
+    /// Fills the stubs of segment `id` from `prepared` (its file read, verified and its host
+    /// objects made, for the record of digest `prepared.digest`), or from the bodies kept
+    /// by a fault that stopped part-way (then `prepared` is `None`).
+    fn fault_locked(
+        inner: &mut Inner,
+        t: &mut Tenant,
+        id: SegmentId,
+        prepared: Option<Prepared>,
+    ) -> Result<(), SwapError> {
         let out = inner.out.get_mut(&id).ok_or(SwapError::Unknown(id))?;
-        let bodies: Vec<Value> = match &out.pending {
-            Some(p) => p
+        let bodies: Vec<Value> = match (&out.pending, prepared) {
+            (Some(p), _) => p
                 .iter()
                 .map(|&h| t.pinned(h))
                 .collect::<cowheap_tenants::Result<_>>()?,
-            None => {
-                // Everything is checked before the tenant is touched.
-                let bytes = inner.store.get(id)?;
-                // The file's own checksum (BLAKE3 over its header and body, verified by the
-                // decoder) must be the one written: then the bytes are the segment's.
-                let mut seg = file::from_bytes(&bytes, Some(t.base().fingerprint()))?;
-                if file_checksum(&bytes) != Some(out.digest) {
+            (None, None) => return Err(SwapError::Unknown(id)),
+            (
+                None,
+                Some(Prepared {
+                    mut seg,
+                    hosts,
+                    digest,
+                }),
+            ) => {
+                if digest != out.digest {
                     return Err(SwapError::Replaced(id));
                 }
                 if seg.roots.len() != out.roots.len() {
@@ -795,10 +942,8 @@ impl Swapper {
                     .iter()
                     .map(|&h| t.pinned(h))
                     .collect::<cowheap_tenants::Result<Vec<_>>>()?;
-                // Host objects are made again (by the plugins) before anything is allocated:
-                // a plugin that fails leaves the tenant untouched.
                 let imported = seg
-                    .import_swapped(t, &outside, &inner.plugins, inner.placeholders)
+                    .import_swapped(t, &outside, hosts)
                     .map_err(|e| match e {
                         SegmentError::Tenant(e) => SwapError::Tenant(e),
                         e => host_error(e),

@@ -37,7 +37,7 @@ use crate::hosts::{Placeholder, Saving, SegHost};
 use crate::rehash::RehashReport;
 use cowheap_heap::{BaseHeap, Fingerprint, Format, ObjectIndex, Value, Word};
 use cowheap_tenants::Tenant;
-use cowheap_tenants::hosts::HostPlugins;
+use cowheap_tenants::hosts::{DetachedHost, HostPlugins};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::VecDeque;
 use std::fmt;
@@ -472,8 +472,7 @@ impl TenantSegment {
             tenant,
             outside,
             accept_unbound,
-            plugins,
-            placeholders,
+            HostSource::Make(plugins, placeholders),
             false,
         )
     }
@@ -483,14 +482,44 @@ impl TenantSegment {
     /// binds to what it was, every member keeps its hash, and nothing needs rehashing.
     /// Host objects are made again by `plugins`, as [`TenantSegment::import_with_hosts`]
     /// makes them (before anything is allocated).
+    ///
+    /// `host_objects` are the segment's host objects made already, one per entry of its
+    /// host objects section, in order ([`TenantSegment::make_hosts`]): the swapper makes
+    /// them without holding its lock, so a plugin may call back into it.
     pub(crate) fn import_swapped(
         &mut self,
         tenant: &mut Tenant,
         outside: &[Value],
+        host_objects: Vec<DetachedHost>,
+    ) -> Result<Imported> {
+        self.import_inner(tenant, outside, false, HostSource::Made(host_objects), true)
+    }
+
+    /// The segment's host objects made again by `plugins` (as
+    /// [`TenantSegment::import_with_hosts`] makes them), in the order of its host objects
+    /// section, for [`TenantSegment::import_swapped`]; nothing in any tenant is touched.
+    pub(crate) fn make_hosts(
+        &self,
         plugins: &HostPlugins,
         placeholders: bool,
-    ) -> Result<Imported> {
-        self.import_inner(tenant, outside, false, plugins, placeholders, true)
+    ) -> Result<Vec<DetachedHost>> {
+        self.check_hosts()?;
+        crate::hosts::restore(&self.hosts, plugins, placeholders)
+    }
+
+    /// The host objects section names members, in increasing order.
+    fn check_hosts(&self) -> Result<()> {
+        if self
+            .hosts
+            .iter()
+            .any(|h| h.member as usize >= self.objects.len())
+            || !self.hosts.windows(2).all(|w| w[0].member < w[1].member)
+        {
+            return Err(SegmentError::BadSegment(
+                "host objects of no member, or out of order",
+            ));
+        }
+        Ok(())
     }
 
     fn import_inner(
@@ -498,8 +527,7 @@ impl TenantSegment {
         tenant: &mut Tenant,
         outside: &[Value],
         accept_unbound: bool,
-        plugins: &HostPlugins,
-        placeholders: bool,
+        hosts: HostSource<'_>,
         same_tenant: bool,
     ) -> Result<Imported> {
         // A segment that may not be imported (imported already, say) is refused before
@@ -552,15 +580,14 @@ impl TenantSegment {
         let bad = |what| SegmentError::BadSegment(what);
         // The host objects are made (by their plugins, or as placeholders) before the
         // tenant is touched: a missing plugin refuses the import with nothing allocated.
-        if self
-            .hosts
-            .iter()
-            .any(|h| h.member as usize >= self.objects.len())
-            || !self.hosts.windows(2).all(|w| w[0].member < w[1].member)
-        {
-            return Err(bad("host objects of no member, or out of order"));
-        }
-        let host_objects = crate::hosts::restore(&self.hosts, plugins, placeholders)?;
+        self.check_hosts()?;
+        let host_objects = match hosts {
+            HostSource::Make(plugins, placeholders) => {
+                crate::hosts::restore(&self.hosts, plugins, placeholders)?
+            }
+            HostSource::Made(made) if made.len() == self.hosts.len() => made,
+            HostSource::Made(_) => return Err(bad("host objects made for another segment")),
+        };
         // Classes inside the segment before their instances: one pass in that order.
         let n = self.objects.len();
         let mut made: Vec<Option<Value>> = vec![None; n];
@@ -667,6 +694,14 @@ impl TenantSegment {
             placeholders: placeholder_list,
         })
     }
+}
+
+/// Where an import's host objects come from.
+enum HostSource<'a> {
+    /// Made by these plugins (placeholders accepted or not) before anything is allocated.
+    Make(&'a HostPlugins, bool),
+    /// Made already, one per entry of the host objects section.
+    Made(Vec<DetachedHost>),
 }
 
 /// A segment materialised in a tenant.

@@ -22,7 +22,7 @@ use cowheap_heap::{Format, ObjectSize, Value, synth};
 use cowheap_segment::SegmentError;
 use cowheap_segment::file;
 use cowheap_segment::hosts::SegHost;
-use cowheap_segment::swap::{DirStore, MemStore, SwapError, Swapper};
+use cowheap_segment::swap::{DirStore, MemStore, SegmentId, SwapError, Swapper};
 use cowheap_segment::tenant::{self, SegmentState, TenantSegment};
 use cowheap_tenants::hosts::{HostError, HostPlugin, HostPlugins};
 use cowheap_tenants::{Error, Tenant};
@@ -948,4 +948,67 @@ fn a_swapped_segment_with_a_host_object_moves_with_its_tenant_to_another_swapper
     let r = t.slot(holder, 0).unwrap();
     assert!(t.identical(t.slot(r, 1).unwrap(), p).unwrap());
     assert_eq!(session(&t, t.slot(r, 0).unwrap()).requests, 5);
+}
+
+/// What [`AskingSessions`] saw of the swapper: each segment out, with its state.
+type Seen = Vec<(SegmentId, Option<SegmentState>)>;
+
+/// A session plugin that, making a session again, asks the swapper it serves what it has
+/// out (as an embedder's plugin may, to decide whether to free memory).
+struct AskingSessions {
+    inner: Arc<Sessions>,
+    swapper: std::sync::OnceLock<Swapper>,
+    /// At each restore: the segments out, with their states as `state` answers them.
+    seen: std::sync::Mutex<Vec<Seen>>,
+}
+
+impl HostPlugin for AskingSessions {
+    fn save(&self, object: &(dyn Any + Send)) -> Result<Vec<u8>, String> {
+        self.inner.save(object)
+    }
+    fn restore(&self, saved: &[u8]) -> Result<Box<dyn Any + Send>, String> {
+        let swapper = self.swapper.get().ok_or("no swapper")?;
+        let seen = swapper
+            .swapped()
+            .into_iter()
+            .map(|(id, _)| (id, swapper.state(id)))
+            .collect();
+        self.seen.lock().unwrap().push(seen);
+        self.inner.restore(saved)
+    }
+}
+
+#[test]
+fn a_plugin_that_calls_back_into_the_swapper_at_fault_in_does_not_deadlock() {
+    let mut b = SwapBed::new();
+    let asking = Arc::new(AskingSessions {
+        inner: b.plugin.clone(),
+        swapper: std::sync::OnceLock::new(),
+        seen: std::sync::Mutex::new(Vec::new()),
+    });
+    let mut plugins = HostPlugins::new();
+    plugins.register("session", asking.clone());
+    let swapper = Swapper::with_plugins(MemStore::new(), plugins);
+    asking.swapper.set(swapper.clone()).unwrap();
+    let out = swapper.swap_out(&mut b.t, &[b.r, b.p]).unwrap();
+    assert_eq!(b.t.host_count(), 0);
+    // The fault runs on a thread; a deadlock shows as no answer within 30 s.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (mut t, p, s) = (b.t, b.p, swapper.clone());
+    std::thread::spawn(move || {
+        let r = s.fault_in(&mut t, out.id);
+        let _ = tx.send((r, t));
+    });
+    let (r, t) = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the fault-in answers (no deadlock on the swapper's lock)");
+    r.unwrap();
+    // Both sessions were made, each seeing the segment still out, on file.
+    let seen = asking.seen.lock().unwrap().clone();
+    assert_eq!(seen, vec![vec![(out.id, Some(SegmentState::OnFile))]; 2]);
+    assert!(swapper.swapped().is_empty());
+    assert_eq!(t.host_count(), 2);
+    let s = session(&t, p);
+    assert_eq!((s.address.as_str(), s.reopened), ("cache:6379", true));
+    assert_eq!(t.pinned_count(), 0);
 }

@@ -377,15 +377,32 @@ impl Tenant {
     /// # Errors
     /// [`Error::NotSwappable`] if `v` is a proxy already or a base object;
     /// [`Error::Swapped`] for a root stub; as [`Tenant::slot`] for a reference that leads
-    /// nowhere. On error nothing changes in the tenant, and `host` is dropped.
+    /// nowhere. On error nothing changes in the tenant, and `host` is dropped (see
+    /// [`Tenant::try_attach_host`] to have it back).
     pub fn attach_host(&mut self, v: Value, host: DetachedHost) -> Result<()> {
-        let k = match self.locate(v)? {
-            Loc::Private(k) => k,
-            Loc::Base(_) => return Err(Error::NotSwappable(v.word())),
+        self.try_attach_host(v, host).map_err(|(e, _)| e)
+    }
+
+    /// [`Tenant::attach_host`], answering `host` with the error when it is refused, so a
+    /// caller that cannot lose it (its state is nowhere else) keeps it.
+    ///
+    /// # Errors
+    /// As [`Tenant::attach_host`], with `host`; nothing changes in the tenant.
+    pub fn try_attach_host(
+        &mut self,
+        v: Value,
+        host: DetachedHost,
+    ) -> std::result::Result<(), (Error, DetachedHost)> {
+        let k = match self.locate(v) {
+            Ok(Loc::Private(k)) => k,
+            Ok(Loc::Base(_)) => return Err((Error::NotSwappable(v.word()), host)),
+            Err(e) => return Err((e, host)),
         };
-        self.body(k)?;
+        if let Err(e) = self.body(k) {
+            return Err((e, host));
+        }
         if self.is_host(k) {
-            return Err(Error::NotSwappable(v.word()));
+            return Err((Error::NotSwappable(v.word()), host));
         }
         self.cold_mut().hosts.insert(
             k.key(),
