@@ -371,16 +371,7 @@ impl LocalStore {
             what: format!("segment {id} of tenant {t}"),
             problem,
         };
-        let text = std::str::from_utf8(&bytes).map_err(|_| bad("not UTF-8"))?;
-        let at = text.rfind("check ").ok_or_else(|| bad("no check line"))?;
-        let (body, check) = text.split_at(at);
-        if check
-            .strip_prefix("check ")
-            .and_then(|c| c.strip_suffix('\n'))
-            != Some(blake3::hash(body.as_bytes()).to_hex().as_str())
-        {
-            return Err(bad("check digest does not match"));
-        }
+        let body = unseal(&bytes).map_err(bad)?;
         let mut lines = body.lines();
         if lines.next() != Some(SEGMENT_HEAD) {
             return Err(bad("unknown header"));
@@ -768,8 +759,7 @@ impl Store for LocalStore {
         }
         let digest = self.put_blob(bytes)?;
         let mut entry = format!("{SEGMENT_HEAD}\nblob {}\n", digest.to_hex());
-        let check = blake3::hash(entry.as_bytes()).to_hex();
-        entry.push_str(&format!("check {check}\n"));
+        seal(&mut entry);
         self.fenced(claim, || {
             make_dir_durably(&self.segments_dir(t))?;
             if link_new(&self.tmp(), &path, entry.as_bytes())? {
@@ -841,9 +831,30 @@ fn format_version(r: &VersionRecord) -> String {
             .as_ref()
             .map_or("-".to_owned(), |p| p.to_string()),
     );
-    let check = blake3::hash(s.as_bytes()).to_hex();
-    s.push_str(&format!("check {check}\n"));
+    seal(&mut s);
     s
+}
+
+/// Ends a record's text with its check line: `check` and the BLAKE3 digest of the text
+/// before it, in hex.
+fn seal(text: &mut String) {
+    let check = blake3::hash(text.as_bytes()).to_hex();
+    text.push_str(&format!("check {check}\n"));
+}
+
+/// The text of a record sealed by [`seal`], without its check line, or what is wrong with it.
+fn unseal(bytes: &[u8]) -> std::result::Result<&str, &'static str> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8")?;
+    let at = text.rfind("check ").ok_or("no check line")?;
+    let (body, check) = text.split_at(at);
+    let check = check
+        .strip_prefix("check ")
+        .and_then(|c| c.strip_suffix('\n'))
+        .ok_or("bad check line")?;
+    if blake3::hash(body.as_bytes()).to_hex().as_str() != check {
+        return Err("check digest does not match");
+    }
+    Ok(body)
 }
 
 fn parse_version(origin: Fingerprint, number: u64, bytes: &[u8]) -> Result<VersionRecord> {
@@ -851,16 +862,7 @@ fn parse_version(origin: Fingerprint, number: u64, bytes: &[u8]) -> Result<Versi
         what: format!("version {number} of base {origin}"),
         problem,
     };
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-    let at = text.rfind("check ").ok_or_else(|| bad("no check line"))?;
-    let (body, check) = text.split_at(at);
-    if check
-        .strip_prefix("check ")
-        .and_then(|c| c.strip_suffix('\n'))
-        != Some(blake3::hash(body.as_bytes()).to_hex().as_str())
-    {
-        return Err(bad("check digest does not match"));
-    }
+    let body = unseal(bytes).map_err(bad)?;
     let lines: Vec<&str> = body.lines().collect();
     let [head, base, num, layer, by] = lines.as_slice() else {
         return Err(bad("wrong number of lines"));
@@ -943,8 +945,7 @@ fn format_record(r: &TenantRecord, grants: &[PrincipalName]) -> String {
     for g in grants {
         s.push_str(&format!("grant {g}\n"));
     }
-    let check = blake3::hash(s.as_bytes()).to_hex();
-    s.push_str(&format!("check {check}\n"));
+    seal(&mut s);
     s
 }
 
@@ -953,16 +954,7 @@ fn parse_record(t: &TenantName, bytes: &[u8]) -> Result<(TenantRecord, Vec<Princ
         what: format!("record of tenant {t}"),
         problem,
     };
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-    let at = text.rfind("check ").ok_or_else(|| bad("no check line"))?;
-    let (body, check) = text.split_at(at);
-    let check = check
-        .strip_prefix("check ")
-        .and_then(|c| c.strip_suffix('\n'))
-        .ok_or_else(|| bad("bad check line"))?;
-    if blake3::hash(body.as_bytes()).to_hex().as_str() != check {
-        return Err(bad("check digest does not match"));
-    }
+    let body = unseal(bytes).map_err(bad)?;
     let mut lines = body.lines();
     if lines.next() != Some(RECORD_HEAD) {
         return Err(bad("unknown header"));

@@ -525,27 +525,21 @@ impl PgStore {
         client
             .batch_execute(SCHEMA)
             .map_err(|e| StoreError::db("create the schema", e))?;
-        let function: String = client
-            .query_one(PUT_BLOB_FUNCTION, &[])
-            .map_err(|e| StoreError::db("make the blob function", e))?
-            .get(0);
-        client
-            .batch_execute(&function)
-            .map_err(|e| StoreError::db("make the blob function", e))?;
-        let functions: String = client
-            .query_one(FENCED_FUNCTIONS, &[])
-            .map_err(|e| StoreError::db("make the fenced write functions", e))?
-            .get(0);
-        client
-            .batch_execute(&functions)
-            .map_err(|e| StoreError::db("make the fenced write functions", e))?;
-        let function: String = client
-            .query_one(VERSION_FUNCTION, &[])
-            .map_err(|e| StoreError::db("make the version function", e))?
-            .get(0);
-        client
-            .batch_execute(&function)
-            .map_err(|e| StoreError::db("make the version function", e))?;
+        // Each query formats the definition of functions for this store's schema; the
+        // definition is then run.
+        for (query, what) in [
+            (PUT_BLOB_FUNCTION, "make the blob function"),
+            (FENCED_FUNCTIONS, "make the fenced write functions"),
+            (VERSION_FUNCTION, "make the version function"),
+        ] {
+            let text: String = client
+                .query_one(query, &[])
+                .map_err(|e| StoreError::db(what, e))?
+                .get(0);
+            client
+                .batch_execute(&text)
+                .map_err(|e| StoreError::db(what, e))?;
+        }
         // Only a hint: a compatible database without the setting keeps its default storage.
         if let Err(e) = client.batch_execute(STORAGE_HINT) {
             let unsupported = e
