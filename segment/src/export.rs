@@ -18,7 +18,7 @@
 use crate::error::{Result, SegmentError};
 use crate::tenant::{OutRef, SRef, TenantSegment};
 use crate::v3::{ByteOrder, ClassRef, HeaderKind, Oop, SegObject, V3Segment};
-use cowheap_heap::{BaseHeap, Format, Value, Word};
+use cowheap_heap::{BaseHeap, Format, ObjectIndex, Value, Word};
 
 /// Special objects array index of the class Array.
 const SPECIAL_ARRAY: usize = 7;
@@ -26,6 +26,36 @@ const SPECIAL_ARRAY: usize = 7;
 const SPECIAL_FLOAT: usize = 9;
 /// Class instance variable holding the format word.
 const FORMAT_SLOT: usize = 2;
+
+/// What a Squeak segment export of `seg` starts from: the base's special objects array and
+/// the out-pointer table, whose first entry is the class Array (of the roots array), then
+/// `seg`'s own.
+///
+/// # Errors
+/// [`SegmentError::Unrepresentable`] for a segment holding host objects;
+/// [`SegmentError::BaseMissing`] for a base without special objects or the class Array.
+pub(crate) fn export_start(
+    seg: &TenantSegment,
+    heap: &BaseHeap,
+) -> Result<(ObjectIndex, Vec<OutRef>)> {
+    if !seg.hosts.is_empty() {
+        return Err(SegmentError::Unrepresentable(
+            "a host object (a proxy member and its plugin's state)",
+        ));
+    }
+    let special = heap
+        .root("specialObjects")
+        .and_then(|v| heap.index_of(v).ok())
+        .ok_or(SegmentError::BaseMissing("special objects array"))?;
+    let array = heap
+        .get_slot(special, SPECIAL_ARRAY)
+        .and_then(Word::as_base)
+        .ok_or(SegmentError::BaseMissing("the class Array"))?;
+    let mut out = Vec::with_capacity(seg.out.len() + 1);
+    out.push(OutRef::Base(array));
+    out.extend(seg.out.iter().cloned());
+    Ok((special, out))
+}
 
 /// A tenant segment as V3 words, with its out-pointer table.
 #[derive(Clone, Debug)]
@@ -50,29 +80,12 @@ pub fn to_v3(
     version: u32,
     letter: u8,
 ) -> Result<V3Export> {
-    if !seg.hosts.is_empty() {
-        return Err(SegmentError::Unrepresentable(
-            "a host object (a proxy member and its plugin's state)",
-        ));
-    }
-    let special = heap
-        .root("specialObjects")
-        .and_then(|v| heap.index_of(v).ok())
-        .ok_or(SegmentError::BaseMissing("special objects array"))?;
-    let special_word = |k| {
-        heap.get_slot(special, k).ok_or(SegmentError::BaseMissing(
+    let (special, out) = export_start(seg, heap)?;
+    let float = heap
+        .get_slot(special, SPECIAL_FLOAT)
+        .ok_or(SegmentError::BaseMissing(
             "a class in the special objects array",
-        ))
-    };
-    let array = special_word(SPECIAL_ARRAY)?;
-    let float = special_word(SPECIAL_FLOAT)?;
-    let mut out: Vec<OutRef> = Vec::with_capacity(seg.out.len() + 1);
-    out.push(OutRef::Base(
-        array
-            .as_base()
-            .ok_or(SegmentError::BaseMissing("the class Array"))?,
-    ));
-    out.extend(seg.out.iter().cloned());
+        ))?;
     // The class format word of a member's class.
     let class_format = |c: SRef| -> Result<(i64, Option<Word>)> {
         let bad = SegmentError::BadSegment("a member whose class has no V3 format word");

@@ -356,16 +356,7 @@ pub fn from_bytes(bytes: &[u8], base: Option<Fingerprint>) -> Result<TenantSegme
     if r.pos != body.len() {
         return Err(bad("bytes after the end of the body"));
     }
-    Ok(TenantSegment {
-        state: SegmentState::Inactive,
-        fingerprint,
-        objects,
-        roots,
-        out,
-        members: Vec::new(),
-        outside: Vec::new(),
-        hosts,
-    })
+    Ok(TenantSegment::read(fingerprint, objects, roots, out, hosts))
 }
 
 struct R<'a> {

@@ -23,12 +23,10 @@
 
 use crate::error::{Result, SegmentError};
 use crate::spur::{REMEMBERED_BIT, SpurObject, SpurOop, SpurSegment, VERSIONS, WordSize};
-use crate::tenant::{OutRef, SRef, SegObj, SegmentState, TenantSegment};
+use crate::tenant::{OutRef, SRef, SegObj, TenantSegment};
 use crate::v3::ByteOrder;
 use cowheap_heap::{BaseHeap, Decoded, Fingerprint, Format, Word};
 
-/// Special objects array index of the class Array.
-const SPECIAL_ARRAY: usize = 7;
 /// Class instance variable holding the format word.
 const FORMAT_SLOT: usize = 2;
 
@@ -67,26 +65,11 @@ pub fn to_spur(
     words: WordSize,
     letter: u8,
 ) -> Result<SpurExport> {
-    if !seg.hosts.is_empty() {
-        return Err(SegmentError::Unrepresentable(
-            "a host object (a proxy member and its plugin's state)",
-        ));
-    }
-    let special = heap
-        .root("specialObjects")
-        .and_then(|v| heap.index_of(v).ok())
-        .ok_or(SegmentError::BaseMissing("special objects array"))?;
-    let array = heap
-        .get_slot(special, SPECIAL_ARRAY)
-        .and_then(Word::as_base)
-        .ok_or(SegmentError::BaseMissing("the class Array"))?;
+    let (_, out) = crate::export::export_start(seg, heap)?;
     let spur_base = heap
         .root("image.version")
         .and_then(|v| v.as_int())
         .is_some_and(|v| VERSIONS.iter().any(|&(s, _)| i64::from(s) == v));
-    let mut out = Vec::with_capacity(seg.out.len() + 1);
-    out.push(OutRef::Base(array));
-    out.extend(seg.out.iter().cloned());
     let ws = words.bytes();
     // The VM's order: the roots array, then the members that are classes of members, then
     // the rest; `object_of[j]` is member j's object number.
@@ -384,14 +367,11 @@ pub fn to_segment(
             ));
         }
     }
-    Ok(TenantSegment {
-        state: SegmentState::Inactive,
+    Ok(TenantSegment::read(
         fingerprint,
         objects,
         roots,
         out,
-        members: Vec::new(),
-        outside: Vec::new(),
-        hosts: Vec::new(),
-    })
+        Vec::new(),
+    ))
 }

@@ -192,6 +192,29 @@ pub struct TenantSegment {
     pub hosts: Vec<SegHost>,
 }
 
+impl TenantSegment {
+    /// A segment read from bytes (a file, a Squeak segment): inactive, with no tenant
+    /// objects behind it yet.
+    pub(crate) fn read(
+        fingerprint: Fingerprint,
+        objects: Vec<SegObj>,
+        roots: Vec<u32>,
+        out: Vec<OutRef>,
+        hosts: Vec<SegHost>,
+    ) -> TenantSegment {
+        TenantSegment {
+            state: SegmentState::Inactive,
+            fingerprint,
+            objects,
+            roots,
+            out,
+            members: Vec::new(),
+            outside: Vec::new(),
+            hosts,
+        }
+    }
+}
+
 /// The private objects reachable from `from` (following slots and classes, through private
 /// objects only), not entering `stop`. A root stub (a root of a segment swapped out,
 /// [`crate::swap`]) is seen but not entered and not answered: it has no body here, and it is
