@@ -23,7 +23,13 @@ pub(crate) struct World {
 impl World {
     /// A fresh tenant of image `image` (a file of the images folder) and its interpreter.
     pub(crate) fn new(image: &'static str) -> World {
-        let heap = super::import(image);
+        World::of(super::import(image), image)
+    }
+
+    /// A fresh tenant of `heap` (an image read some other way; `what` names it in messages,
+    /// and says which compiler message it takes, as the image's file name does for
+    /// [`World::new`]) and its interpreter.
+    pub(crate) fn of(heap: cowheap_heap::BaseHeap, what: &'static str) -> World {
         let s = Symbols::from_base(&heap);
         let base = Base::new(heap);
         let t = Tenant::fork(&base);
@@ -32,7 +38,7 @@ impl World {
             t,
             vm,
             s,
-            what: image,
+            what,
             _base: base,
         }
     }
