@@ -354,10 +354,22 @@ fn main() -> Result<()> {
                 selector: args.send,
             };
             let report = cowheap_vm::run::run_image(&args.image, &args.eval, &options)?;
-            println!("{report}");
+            let (n, agreeing) = (report.tenants.len(), report.agreeing());
             match report.result() {
-                Some(Ok(_)) => Ok(()),
+                Some(Ok(_)) => {
+                    println!("{report}");
+                    if agreeing == n {
+                        Ok(())
+                    } else {
+                        Err(anyhow::anyhow!(
+                            "{} of {n} tenants answered otherwise than the first",
+                            n - agreeing
+                        ))
+                    }
+                }
+                // The error once, on standard error; the counts on standard output.
                 Some(Err(e)) => {
+                    println!("{}", report.summary());
                     Err(anyhow::Error::new(e.clone()).context("running the expression"))
                 }
                 None => Err(anyhow::anyhow!("no tenant ran the expression")),

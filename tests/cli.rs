@@ -284,6 +284,9 @@ fn smalltalk_runs_in_tenants_of_a_real_image() {
         err.contains("UndefinedObject") && err.contains("foo"),
         "{err}"
     );
+    // The error once, on standard error; the counts still on standard output.
+    let out = String::from_utf8_lossy(&dnu.stdout);
+    assert!(!out.contains("foo") && out.contains("1 tenant(s)"), "{out}");
     let runaway = cowheap(&[
         "run",
         mini,

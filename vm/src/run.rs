@@ -123,6 +123,47 @@ impl RunReport {
     }
 }
 
+impl RunReport {
+    /// The report without the answer: the counts, throughput and private bytes (what the
+    /// command line prints on standard output when the answer is an error, which goes to
+    /// standard error).
+    pub fn summary(&self) -> impl fmt::Display + '_ {
+        Summary(self)
+    }
+}
+
+/// [`RunReport::summary`].
+struct Summary<'a>(&'a RunReport);
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        let secs = r.elapsed.as_secs_f64().max(1e-9);
+        writeln!(
+            f,
+            "{} tenant(s) on {} thread(s), {} agreeing; {:.3} s",
+            r.tenants.len(),
+            r.threads,
+            r.agreeing(),
+            secs
+        )?;
+        writeln!(
+            f,
+            "{} bytecodes ({:.2} M/s), {} sends ({:.2} M/s)",
+            r.bytecodes(),
+            r.bytecodes() as f64 / secs / 1e6,
+            r.sends(),
+            r.sends() as f64 / secs / 1e6
+        )?;
+        write!(
+            f,
+            "private bytes per tenant after collection: {:.0}",
+            r.private_bytes_per_tenant()
+        )
+    }
+}
+
+/// The first tenant's answer (or `error: ...`), then [`RunReport::summary`].
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.result() {
@@ -130,28 +171,7 @@ impl fmt::Display for RunReport {
             Some(Err(e)) => writeln!(f, "error: {e}")?,
             None => writeln!(f, "no tenant ran")?,
         }
-        let secs = self.elapsed.as_secs_f64().max(1e-9);
-        writeln!(
-            f,
-            "{} tenant(s) on {} thread(s), {} agreeing; {:.3} s",
-            self.tenants.len(),
-            self.threads,
-            self.agreeing(),
-            secs
-        )?;
-        writeln!(
-            f,
-            "{} bytecodes ({:.2} M/s), {} sends ({:.2} M/s)",
-            self.bytecodes(),
-            self.bytecodes() as f64 / secs / 1e6,
-            self.sends(),
-            self.sends() as f64 / secs / 1e6
-        )?;
-        write!(
-            f,
-            "private bytes per tenant after collection: {:.0}",
-            self.private_bytes_per_tenant()
-        )
+        write!(f, "{}", self.summary())
     }
 }
 
