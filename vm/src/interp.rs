@@ -8,7 +8,7 @@
 
 use crate::bytecodes::{Op, decode, range_of};
 use crate::error::{CallChain, FaultCause, Result, VmError};
-use crate::image::{ClassFormat, MethodHeader, Specials, closure, ctx};
+use crate::image::{ClassFormat, MethodHeader, Specials, SpurHeaderError, closure, ctx};
 use crate::memory::{MemResult, ObjectMemory};
 use cowheap_heap::{Format, ObjectSize, Value, Word};
 use rustc_hash::FxHashMap;
@@ -659,7 +659,26 @@ impl Vm {
             .slot(method, 0)?
             .as_int()
             .ok_or_else(|| corrupt("a method whose header is not a SmallInteger"))?;
+        if self.sp.spur {
+            return self.spur_header(m, method, h);
+        }
         Ok(MethodHeader::decode(h))
+    }
+
+    /// A Spur method's header: the primitive is read from its first bytecodes.
+    #[cold]
+    #[inline(never)]
+    fn spur_header<M: ObjectMemory>(&self, m: &M, method: Value, h: i64) -> Result<MethodHeader> {
+        let bytes = m.bytes(method)?;
+        MethodHeader::decode_spur(h, &bytes[..bytes.len().min(3)]).map_err(|e| match e {
+            SpurHeaderError::AlternateBytecodes => VmError::UnsupportedBytecodeSet {
+                set: "the alternate (Sista) bytecode set",
+                chain: CallChain::default(),
+            },
+            SpurHeaderError::NoCallPrimitive => {
+                corrupt("a Spur method with a primitive that does not start with callPrimitive")
+            }
+        })
     }
 
     /// The format of instances of `class`.
@@ -674,6 +693,9 @@ impl Vm {
             .ok_or(cowheap_heap::Error::Corrupt(
                 "a class format that is not an integer",
             ))?;
+        if self.sp.spur {
+            return Ok(ClassFormat::decode_spur(f));
+        }
         Ok(ClassFormat::decode(f))
     }
 
@@ -1176,6 +1198,9 @@ impl Vm {
             VmError::UnknownBytecode { bytecode, chain: c } if c.0.is_empty() => {
                 VmError::UnknownBytecode { bytecode, chain }
             }
+            VmError::UnsupportedBytecodeSet { set, chain: c } if c.0.is_empty() => {
+                VmError::UnsupportedBytecodeSet { set, chain }
+            }
             VmError::WouldBlock {
                 primitive,
                 chain: c,
@@ -1349,6 +1374,11 @@ impl Vm {
                 // The image may look at it only by sends to it (see `frames_on`).
                 self.store_registers(m)?;
                 self.push(m, self.active)?;
+            }
+            Op::CallPrimitive => {
+                // The primitive failed before the activation: its fallback code follows.
+                self.fetch(m)?;
+                self.fetch(m)?;
             }
             Op::PushNewArray => {
                 let d = self.fetch(m)?;
