@@ -673,7 +673,10 @@ impl Vm {
             170 => {
                 // `Character value: anInteger` (Spur): the immediate character of that code.
                 let code = self.arg_int(m, 0)?;
-                match code.and_then(|c| u32::try_from(c).ok()).filter(|&c| c <= MAX_CHAR_CODE) {
+                match code
+                    .and_then(|c| u32::try_from(c).ok())
+                    .filter(|&c| c <= MAX_CHAR_CODE)
+                {
                     Some(c) => self.answer(m, 1, Value::shared(Word::char_code(c))),
                     None => FAIL,
                 }
