@@ -6,6 +6,7 @@
 //! in [`Specials::read`]; the headers and formats of the two are decoded into the same
 //! [`MethodHeader`] and [`ClassFormat`], so nothing after the decode asks which it is.
 
+use crate::bytecodes::CALL_PRIMITIVE;
 use crate::error::{Result, VmError};
 use crate::memory::ObjectMemory;
 use cowheap_heap::Value;
@@ -356,10 +357,6 @@ impl MethodHeader {
         (self.literals + 1) * 4 + 1
     }
 }
-
-/// The `callPrimitive` bytecode of the V3-plus-closures set: a Spur method with a primitive
-/// starts with it, and a failed primitive's fallback code skips it.
-pub const CALL_PRIMITIVE: u8 = 139;
 
 /// Why a Spur method header cannot be run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! stops being active or something may look at it (a send, `thisContext`, a stop), so a
 //! stopped run is entirely in the heap and resumes from it.
 
-use crate::bytecodes::{Op, decode, range_of};
+use crate::bytecodes::{Op, decode, instruction_len};
 use crate::error::{CallChain, FaultCause, Result, VmError};
 use crate::image::{ClassFormat, MethodHeader, Specials, SpurHeaderError, closure, ctx};
 use crate::memory::{MemResult, ObjectMemory};
@@ -659,10 +659,10 @@ impl Vm {
             .slot(method, 0)?
             .as_int()
             .ok_or_else(|| corrupt("a method whose header is not a SmallInteger"))?;
-        if self.sp.spur {
-            return self.spur_header(m, method, h);
+        if !self.sp.spur {
+            return Ok(MethodHeader::decode(h));
         }
-        Ok(MethodHeader::decode(h))
+        self.spur_header(m, method, h)
     }
 
     /// A Spur method's header: the primitive is read from its first bytecodes.
@@ -1013,11 +1013,7 @@ impl Vm {
         let mut at = 0;
         while at < self.pc {
             let b = *self.code.get(at)?;
-            let len = if matches!(decode(b, self.sp.closures), Op::Unknown) {
-                1
-            } else {
-                range_of(b).2
-            };
+            let len = instruction_len(b, self.sp.closures);
             if at + len == self.pc {
                 return Some(at);
             }
@@ -1376,9 +1372,9 @@ impl Vm {
                 self.push(m, self.active)?;
             }
             Op::CallPrimitive => {
-                // The primitive failed before the activation: its fallback code follows.
-                self.fetch(m)?;
-                self.fetch(m)?;
+                // The primitive failed before the activation: its fallback code follows the
+                // operands (a pc past the end is caught by the next fetch).
+                self.pc += 2;
             }
             Op::PushNewArray => {
                 let d = self.fetch(m)?;

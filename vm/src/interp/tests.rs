@@ -73,7 +73,10 @@ fn probes_agree_with_scans(name: &str) {
             let method = m.slot(m.slot(d, 1).unwrap(), i - 2).unwrap();
             let h = vm.header(&m, method).unwrap();
             if vm.sp.spur && h.primitive != 0 {
-                assert_eq!(m.bytes(method).unwrap()[0], crate::image::CALL_PRIMITIVE);
+                assert_eq!(
+                    m.bytes(method).unwrap()[0],
+                    crate::bytecodes::CALL_PRIMITIVE
+                );
                 spur_primitives += 1;
             }
         }
