@@ -365,3 +365,15 @@ fn spur_headers_and_formats_decode() {
     );
     assert_eq!(ClassFormat::decode_spur(0x70000).spec, 7);
 }
+
+#[test]
+fn a_64_bit_spur_image_is_refused_by_version() {
+    let base = common::import(IMAGE);
+    let mut flat = FlatHeap::from_base(&base);
+    flat.set_root("image.version", Value::int(68021)).unwrap();
+    let err = Vm::new(&flat).unwrap_err();
+    assert!(
+        matches!(err, VmError::UnsupportedImage { version: 68021, .. }),
+        "{err}"
+    );
+}
