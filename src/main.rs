@@ -69,8 +69,9 @@ enum Command {
         #[arg(long)]
         little_endian: bool,
     },
-    /// Runs Smalltalk in tenants of a Squeak V3 image with the image's own compiler:
-    /// `cowheap run IMAGE --eval '3 + 4'`.
+    /// Runs Smalltalk in tenants of a Squeak image (V3, or 32-bit Spur) with the image's own
+    /// compiler: `cowheap run IMAGE --eval '3 + 4'`; or, with `--send`, sends a selector
+    /// to an integer.
     Run(RunArgs),
     /// A store shared by nodes (a directory or PostgreSQL): bases, tenants, and nodes that
     /// resume, change and suspend them.
@@ -114,7 +115,8 @@ enum ImageCommand {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The Squeak V3 image (pre-closure 6502 or closure 6504/6505).
+    /// The Squeak image: V3 (pre-closure 6502 or closure 6504/6505) or 32-bit Spur (6521;
+    /// not 64-bit Spur, nor methods of the Sista bytecode set).
     image: PathBuf,
     /// The Smalltalk expression; the command prints its `printString`.
     #[arg(long, value_name = "EXPR")]

@@ -309,6 +309,18 @@ fn smalltalk_runs_in_tenants_of_a_real_image() {
         "benchFib",
     ]);
     assert_eq!(out.lines().next(), Some("21891"), "{out}");
+    // A 32-bit Spur image: a send answers, and one it lacks names selector and class.
+    let spur = image("headless-spur32.image");
+    let spur = spur.to_str().unwrap();
+    let out = ok(&["run", spur, "--eval", "1234567", "--send", "negated"]);
+    assert_eq!(out.lines().next(), Some("-1234567"), "{out}");
+    let dnu = cowheap(&["run", spur, "--eval", "20", "--send", "factorial"]);
+    assert!(!dnu.status.success());
+    let err = String::from_utf8_lossy(&dnu.stderr);
+    assert!(
+        err.contains("SmallInteger does not understand #factorial"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! operand encoded in the bytecode itself decoded; operands in following bytes are read by
 //! the handler), and the disassembler ([`disassemble`]) and the tests derive from the same
 //! two. Bytecodes 138-143 are the closure extensions: in a pre-closure image they decode to
-//! [`Op::Unknown`].
+//! [`Op::Unknown`]. Among them 139 is `callPrimitive` (three bytes, [`Op::CallPrimitive`]),
+//! which starts a Spur method with a primitive (the V3 compilers of closure images do not
+//! emit it).
 
 /// One decoded bytecode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +64,10 @@ pub enum Op {
     StoreRemoteTemp,
     /// 142: pop into a temporary of a temp vector.
     PopIntoRemoteTemp,
+    /// 139: call the primitive in the next two bytes (closure images). The primitive is
+    /// tried before the method is activated, so when this runs it has failed: it skips its
+    /// operands to the fallback code.
+    CallPrimitive,
     /// 143: push a closure.
     PushClosure,
     /// 144-151: jump forward 1-8.
@@ -85,7 +91,7 @@ pub enum Op {
         /// The argument count.
         args: usize,
     },
-    /// 126, 127, 139 and the closure bytecodes in a pre-closure image.
+    /// 126, 127 and the closure bytecodes in a pre-closure image.
     Unknown,
 }
 
@@ -116,7 +122,7 @@ pub const RANGES: &[(u8, u8, usize, &str)] = &[
     (136, 136, 1, "dup"),
     (137, 137, 1, "thisContext"),
     (138, 138, 2, "pushNewArray"),
-    (139, 139, 1, "unknown"),
+    (139, 139, 3, "callPrimitive"),
     (140, 140, 3, "pushRemoteTemp"),
     (141, 141, 3, "storeRemoteTemp"),
     (142, 142, 3, "popIntoRemoteTemp"),
@@ -170,6 +176,7 @@ pub fn decode(b: u8, closures: bool) -> Op {
         136 => Op::Dup,
         137 => Op::PushThisContext,
         138 if closures => Op::PushNewArray,
+        139 if closures => Op::CallPrimitive,
         140 if closures => Op::PushRemoteTemp,
         141 if closures => Op::StoreRemoteTemp,
         142 if closures => Op::PopIntoRemoteTemp,
@@ -196,6 +203,19 @@ pub fn decode(b: u8, closures: bool) -> Op {
     }
 }
 
+/// The `callPrimitive` bytecode (closure images).
+pub const CALL_PRIMITIVE: u8 = 139;
+
+/// The length in bytes of the instruction starting with `b`: its range's, or one byte for
+/// an unknown bytecode.
+pub fn instruction_len(b: u8, closures: bool) -> usize {
+    if matches!(decode(b, closures), Op::Unknown) {
+        1
+    } else {
+        range_of(b).2
+    }
+}
+
 /// The instructions of `bytecodes`, one line each: offset, bytes, mnemonic and operand.
 ///
 /// ```
@@ -208,12 +228,8 @@ pub fn disassemble(bytecodes: &[u8], closures: bool) -> String {
     let mut pc = 0;
     while pc < bytecodes.len() {
         let b = bytecodes[pc];
-        let (_, _, len, name) = range_of(b);
-        let len = if matches!(decode(b, closures), Op::Unknown) {
-            1
-        } else {
-            len
-        };
+        let (_, _, _, name) = range_of(b);
+        let len = instruction_len(b, closures);
         let end = (pc + len).min(bytecodes.len());
         let raw: Vec<String> = bytecodes[pc..end].iter().map(|x| x.to_string()).collect();
         out.push_str(&format!(

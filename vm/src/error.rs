@@ -113,6 +113,15 @@ pub enum VmError {
         /// Where.
         chain: CallChain,
     },
+    /// A method of a bytecode set the interpreter does not run (the Sista set of a Spur
+    /// method whose header has the sign bit set).
+    #[error("unsupported bytecode set: {set} (in {chain})")]
+    UnsupportedBytecodeSet {
+        /// The set.
+        set: &'static str,
+        /// Where.
+        chain: CallChain,
+    },
     /// The computation would switch processes in an image without a ProcessorScheduler the
     /// interpreter can use.
     #[error("the computation would block on a process primitive {primitive} (in {chain})")]
@@ -156,9 +165,17 @@ pub enum VmError {
     /// The memory refused an operation the interpreter needed (quota, corrupt object).
     #[error("object memory: {0}")]
     Memory(#[from] cowheap_tenants::Error),
-    /// The memory does not hold a Squeak V3 image the interpreter can run.
-    #[error("not a runnable Squeak V3 image: {0}")]
+    /// The memory does not hold a Squeak image the interpreter can run.
+    #[error("not a runnable Squeak image: {0}")]
     NotAnImage(&'static str),
+    /// The image is of a version the interpreter does not run.
+    #[error("unsupported image version {version}: {why}")]
+    UnsupportedImage {
+        /// The image version (`image.version`).
+        version: i64,
+        /// What it would need.
+        why: &'static str,
+    },
     /// There is no suspended run to resume.
     #[error("nothing to resume")]
     NothingToResume,
@@ -174,6 +191,7 @@ impl VmError {
             | VmError::StackOverflow { chain, .. }
             | VmError::CorruptMethod { chain, .. }
             | VmError::UnknownBytecode { chain, .. }
+            | VmError::UnsupportedBytecodeSet { chain, .. }
             | VmError::WouldBlock { chain, .. }
             | VmError::Deadlock { chain, .. }
             | VmError::SegmentFault { chain, .. } => Some(chain),

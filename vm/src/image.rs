@@ -1,11 +1,17 @@
 //! What the interpreter reads from an image before it runs: the special objects, the layout
 //! of method headers and class formats.
+//!
+//! Two object formats are read: Squeak V3 (6502 pre-closure, 6504/6505 closures) and 32-bit
+//! Spur (6521). Which one is decided once per image, from the base's `image.version` root,
+//! in [`Specials::read`]; the headers and formats of the two are decoded into the same
+//! [`MethodHeader`] and [`ClassFormat`], so nothing after the decode asks which it is.
 
+use crate::bytecodes::CALL_PRIMITIVE;
 use crate::error::{Result, VmError};
 use crate::memory::ObjectMemory;
 use cowheap_heap::Value;
 
-/// Special objects array indices (Squeak V3, 0-based).
+/// Special objects array indices (0-based; Squeak V3 and Spur alike, except where noted).
 pub mod special {
     /// nil.
     pub const NIL: usize = 0;
@@ -25,9 +31,9 @@ pub mod special {
     pub const SMALLTALK: usize = 8;
     /// Float.
     pub const CLASS_FLOAT: usize = 9;
-    /// MethodContext.
+    /// MethodContext (Spur: `Context`, the one class of method and block contexts).
     pub const CLASS_METHOD_CONTEXT: usize = 10;
-    /// BlockContext.
+    /// BlockContext (Spur: unused, nil).
     pub const CLASS_BLOCK_CONTEXT: usize = 11;
     /// Point.
     pub const CLASS_POINT: usize = 12;
@@ -45,7 +51,7 @@ pub mod special {
     pub const SELECTOR_CANNOT_RETURN: usize = 21;
     /// The special selectors: 32 pairs of selector and argument count.
     pub const SPECIAL_SELECTORS: usize = 23;
-    /// The 256 Characters.
+    /// The 256 Characters (V3; Spur characters are immediates and this is nil).
     pub const CHARACTER_TABLE: usize = 24;
     /// The semaphore the timer signals (`TheTimerSemaphore`).
     pub const TIMER_SEMAPHORE: usize = 29;
@@ -53,8 +59,8 @@ pub mod special {
     pub const SELECTOR_MUST_BE_BOOLEAN: usize = 25;
     /// BlockClosure (closure images).
     pub const CLASS_BLOCK_CLOSURE: usize = 36;
-    /// LargeNegativeInteger.
-    pub const CLASS_LARGE_NEGATIVE: usize = 41;
+    /// LargeNegativeInteger (41 is the finalization semaphore).
+    pub const CLASS_LARGE_NEGATIVE: usize = 42;
     /// #aboutToReturn:through: (images with unwind blocks).
     pub const SELECTOR_ABOUT_TO_RETURN: usize = 48;
 }
@@ -115,9 +121,10 @@ pub struct Specials {
     pub array_class: Value,
     /// Float.
     pub float: Value,
-    /// MethodContext.
+    /// MethodContext (Spur: Context).
     pub method_context: Value,
-    /// BlockContext.
+    /// BlockContext; nil in a Spur image, which has none (no class is nil, so no object
+    /// is found to be one).
     pub block_context: Value,
     /// BlockClosure, in closure images.
     pub block_closure: Option<Value>,
@@ -133,8 +140,8 @@ pub struct Specials {
     pub compiled_method: Value,
     /// Character.
     pub character: Value,
-    /// The character table.
-    pub character_table: Value,
+    /// The character table (V3); `None` in a Spur image, whose characters are immediates.
+    pub character_table: Option<Value>,
     /// #doesNotUnderstand:.
     pub sel_dnu: Value,
     /// #cannotReturn:.
@@ -147,8 +154,11 @@ pub struct Specials {
     pub scheduler: Option<Value>,
     /// The 32 special selectors with their argument counts.
     pub selectors: Vec<(Value, usize)>,
-    /// The image uses closures (6504, 6505).
+    /// The image uses closures (6504, 6505, and every Spur image).
     pub closures: bool,
+    /// The image is a 32-bit Spur image (6521): method headers and class formats are
+    /// decoded the Spur way, characters are immediates.
+    pub spur: bool,
     /// Smallest SmallInteger of the image (-2^30 on 32-bit images).
     pub min_int: i64,
     /// Largest SmallInteger of the image.
@@ -160,7 +170,7 @@ impl Specials {
     ///
     /// # Errors
     /// [`VmError::NotAnImage`] when the root is missing or an object the interpreter needs is
-    /// not there.
+    /// not there; [`VmError::UnsupportedImage`] for a 64-bit Spur image (68021).
     pub fn read<M: ObjectMemory>(mem: &M) -> Result<Specials> {
         let array = mem
             .root("specialObjects")
@@ -181,9 +191,16 @@ impl Specials {
         let is_nil = |v: &Value| v.word() == nil.word();
         let opt = |i: usize| get(i).filter(|v| !is_nil(v) && v.is_object());
         let version = mem.root("image.version").and_then(|v| v.as_int());
+        if version == Some(SPUR_64_VERSION) {
+            return Err(VmError::UnsupportedImage {
+                version: SPUR_64_VERSION,
+                why: "64-bit Spur: 61-bit SmallIntegers and 8-byte literal words",
+            });
+        }
+        let spur = version == Some(SPUR_32_VERSION);
         let block_closure = opt(special::CLASS_BLOCK_CLOSURE);
         let closures = match version {
-            Some(v) => v == 6504 || v == 6505,
+            Some(v) => v == 6504 || v == 6505 || spur,
             None => block_closure.is_some(),
         };
         let sels = need(special::SPECIAL_SELECTORS, "special selectors")?;
@@ -218,7 +235,11 @@ impl Specials {
             message: need(special::CLASS_MESSAGE, "Message")?,
             compiled_method: need(special::CLASS_COMPILED_METHOD, "CompiledMethod")?,
             character: need(special::CLASS_CHARACTER, "Character")?,
-            character_table: need(special::CHARACTER_TABLE, "the character table")?,
+            character_table: if spur {
+                None
+            } else {
+                Some(need(special::CHARACTER_TABLE, "the character table")?)
+            },
             sel_dnu: need(special::SELECTOR_DNU, "#doesNotUnderstand:")?,
             sel_cannot_return: need(special::SELECTOR_CANNOT_RETURN, "#cannotReturn:")?,
             sel_must_be_boolean: need(special::SELECTOR_MUST_BE_BOOLEAN, "#mustBeBoolean")?,
@@ -226,13 +247,20 @@ impl Specials {
             scheduler: opt(special::SCHEDULER_ASSOCIATION),
             selectors,
             closures,
+            spur,
             min_int: -(1 << 30),
             max_int: (1 << 30) - 1,
         })
     }
 }
 
-/// A V3 compiled method's header (the SmallInteger in its first slot).
+/// The image version of 32-bit Spur images.
+pub const SPUR_32_VERSION: i64 = 6521;
+/// The image version of 64-bit Spur images (not run).
+pub const SPUR_64_VERSION: i64 = 68021;
+
+/// A compiled method's header (the SmallInteger in its first slot), as decoded from a V3 or
+/// a Spur header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MethodHeader {
     /// Number of literals.
@@ -264,6 +292,49 @@ impl MethodHeader {
         }
     }
 
+    /// Decodes a Spur header's integer value. Spur keeps the primitive out of the header: a
+    /// method with one starts with `callPrimitive` (bytecode 139, then the primitive's low
+    /// and high byte), so `first` is the method's first three bytecodes, or fewer.
+    ///
+    /// Layout: literals in bits 0-14, has-primitive bit 16, large frame bit 17,
+    /// temporaries in bits 18-23, arguments in bits 24-27; the sign bit selects the
+    /// alternate (Sista) bytecode set.
+    ///
+    /// # Errors
+    /// [`SpurHeaderError::AlternateBytecodes`] for a method of the Sista set;
+    /// [`SpurHeaderError::NoCallPrimitive`] for a method whose header says it has a
+    /// primitive but whose first bytecode is not `callPrimitive`.
+    pub fn decode_spur(h: i64, first: &[u8]) -> std::result::Result<MethodHeader, SpurHeaderError> {
+        if h < 0 {
+            return Err(SpurHeaderError::AlternateBytecodes);
+        }
+        let primitive = if (h >> 16) & 1 == 1 {
+            match first {
+                [CALL_PRIMITIVE, lo, hi, ..] => u16::from(*lo) | (u16::from(*hi) << 8),
+                _ => return Err(SpurHeaderError::NoCallPrimitive),
+            }
+        } else {
+            0
+        };
+        Ok(MethodHeader {
+            literals: (h & 0x7FFF) as usize,
+            args: ((h >> 24) & 0xF) as usize,
+            temps: ((h >> 18) & 0x3F) as usize,
+            large: (h >> 17) & 1 == 1,
+            primitive,
+        })
+    }
+
+    /// The number of literals a header's integer value gives, V3 or Spur (`spur`): what
+    /// `newMethod:header:` needs before the method has bytecodes.
+    pub fn literals_of(h: i64, spur: bool) -> usize {
+        if spur {
+            (h & 0x7FFF) as usize
+        } else {
+            MethodHeader::decode(h).literals
+        }
+    }
+
     /// Encodes a header (the inverse of [`MethodHeader::decode`]).
     pub fn encode(self) -> i64 {
         let p = i64::from(self.primitive);
@@ -287,6 +358,16 @@ impl MethodHeader {
     }
 }
 
+/// Why a Spur method header cannot be run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpurHeaderError {
+    /// The sign bit is set: the method uses the alternate (Sista) bytecode set.
+    AlternateBytecodes,
+    /// The header says the method has a primitive, but it does not start with
+    /// `callPrimitive`.
+    NoCallPrimitive,
+}
+
 /// What a class's format word says of its instances.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClassFormat {
@@ -304,6 +385,28 @@ impl ClassFormat {
         ClassFormat {
             spec: ((f >> 7) & 0xF) as u8,
             fixed: usize::try_from(fixed).unwrap_or(0),
+        }
+    }
+
+    /// Decodes a Spur class's format word's integer value: the instance specification in
+    /// bits 16-20, the number of named instance variables in bits 0-15. The Spur
+    /// specification is mapped onto the V3 one the interpreter uses: 0-4 are the same,
+    /// an ephemeron (5) is instantiated as fixed pointers (weak and ephemeron semantics are
+    /// not kept, as for V3), 32-bit words (10-11) are 6, bytes (16-23) 8, compiled methods
+    /// (24-31) 12; immediates (7) and the 64- and 16-bit indexable formats (9, 12-15), which
+    /// V3 has no specification for, are 7, of which nothing is instantiated here.
+    pub fn decode_spur(f: i64) -> ClassFormat {
+        let spec = match (f >> 16) & 0x1F {
+            s @ 0..=4 => s as u8,
+            5 => 1,
+            10 | 11 => 6,
+            16..=23 => 8,
+            24..=31 => 12,
+            _ => 7,
+        };
+        ClassFormat {
+            spec,
+            fixed: (f & 0xFFFF) as usize,
         }
     }
 

@@ -6,9 +6,9 @@
 //! stops being active or something may look at it (a send, `thisContext`, a stop), so a
 //! stopped run is entirely in the heap and resumes from it.
 
-use crate::bytecodes::{Op, decode, range_of};
+use crate::bytecodes::{Op, decode, instruction_len};
 use crate::error::{CallChain, FaultCause, Result, VmError};
-use crate::image::{ClassFormat, MethodHeader, Specials, closure, ctx};
+use crate::image::{ClassFormat, MethodHeader, Specials, SpurHeaderError, closure, ctx};
 use crate::memory::{MemResult, ObjectMemory};
 use cowheap_heap::{Format, ObjectSize, Value, Word};
 use rustc_hash::FxHashMap;
@@ -659,7 +659,26 @@ impl Vm {
             .slot(method, 0)?
             .as_int()
             .ok_or_else(|| corrupt("a method whose header is not a SmallInteger"))?;
-        Ok(MethodHeader::decode(h))
+        if !self.sp.spur {
+            return Ok(MethodHeader::decode(h));
+        }
+        self.spur_header(m, method, h)
+    }
+
+    /// A Spur method's header: the primitive is read from its first bytecodes.
+    #[cold]
+    #[inline(never)]
+    fn spur_header<M: ObjectMemory>(&self, m: &M, method: Value, h: i64) -> Result<MethodHeader> {
+        let bytes = m.bytes(method)?;
+        MethodHeader::decode_spur(h, &bytes[..bytes.len().min(3)]).map_err(|e| match e {
+            SpurHeaderError::AlternateBytecodes => VmError::UnsupportedBytecodeSet {
+                set: "the alternate (Sista) bytecode set",
+                chain: CallChain::default(),
+            },
+            SpurHeaderError::NoCallPrimitive => {
+                corrupt("a Spur method with a primitive that does not start with callPrimitive")
+            }
+        })
     }
 
     /// The format of instances of `class`.
@@ -674,6 +693,9 @@ impl Vm {
             .ok_or(cowheap_heap::Error::Corrupt(
                 "a class format that is not an integer",
             ))?;
+        if self.sp.spur {
+            return Ok(ClassFormat::decode_spur(f));
+        }
         Ok(ClassFormat::decode(f))
     }
 
@@ -991,11 +1013,7 @@ impl Vm {
         let mut at = 0;
         while at < self.pc {
             let b = *self.code.get(at)?;
-            let len = if matches!(decode(b, self.sp.closures), Op::Unknown) {
-                1
-            } else {
-                range_of(b).2
-            };
+            let len = instruction_len(b, self.sp.closures);
             if at + len == self.pc {
                 return Some(at);
             }
@@ -1176,6 +1194,9 @@ impl Vm {
             VmError::UnknownBytecode { bytecode, chain: c } if c.0.is_empty() => {
                 VmError::UnknownBytecode { bytecode, chain }
             }
+            VmError::UnsupportedBytecodeSet { set, chain: c } if c.0.is_empty() => {
+                VmError::UnsupportedBytecodeSet { set, chain }
+            }
             VmError::WouldBlock {
                 primitive,
                 chain: c,
@@ -1349,6 +1370,11 @@ impl Vm {
                 // The image may look at it only by sends to it (see `frames_on`).
                 self.store_registers(m)?;
                 self.push(m, self.active)?;
+            }
+            Op::CallPrimitive => {
+                // The primitive failed before the activation: its fallback code follows the
+                // operands (a pc past the end is caught by the next fetch).
+                self.pc += 2;
             }
             Op::PushNewArray => {
                 let d = self.fetch(m)?;

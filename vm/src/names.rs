@@ -19,23 +19,36 @@ pub fn symbol<M: ObjectMemory>(m: &M, v: Value) -> Option<String> {
 }
 
 /// The name of a class: its name slot, or `X class` for a metaclass.
+///
+/// The name slot is 6 in V3 images (superclass methodDict format instanceVariables
+/// organization subclasses name) and 3 in the Spur headless image's kernel (superclass
+/// methodDict format name); slot 6 is read first, so a V3 class reads as before.
 pub fn class_name<M: ObjectMemory>(m: &M, class: Value) -> Option<String> {
-    // Class: superclass methodDict format instanceVariables organization subclasses name.
-    if let Some(name) = m.slot(class, 6).ok().and_then(|n| string(m, n))
-        && !name.is_empty()
-    {
+    if let Some(name) = own_name(m, class) {
         return Some(name);
     }
-    // Metaclass: ... organization [subclasses] thisClass: thisClass is its last named slot
-    // in every V3 image seen, at 5 or 6.
+    // Metaclass: ... thisClass: thisClass is its last named slot (5 or 6 in every V3 image
+    // seen, 3 in the Spur kernel); a metaclass is the class of its thisClass.
     let n = m.size(class).ok()?.slots;
-    (5..n.min(8)).rev().find_map(|i| {
+    (3..n.min(8)).rev().find_map(|i| {
         let this = m.slot(class, i).ok()?;
-        if !this.is_object() {
+        if !this.is_object()
+            || m.identity_key(m.class_of(this).ok()?).ok()? != m.identity_key(class).ok()?
+        {
             return None;
         }
-        let name = m.slot(this, 6).ok().and_then(|n| string(m, n))?;
+        let name = own_name(m, this)?;
         Some(format!("{name} class"))
+    })
+}
+
+/// A class's own name: a non-empty Symbol in slot 6, else in slot 3.
+fn own_name<M: ObjectMemory>(m: &M, class: Value) -> Option<String> {
+    [6, 3].into_iter().find_map(|i| {
+        m.slot(class, i)
+            .ok()
+            .and_then(|n| string(m, n))
+            .filter(|s| !s.is_empty())
     })
 }
 

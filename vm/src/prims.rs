@@ -6,7 +6,7 @@ use crate::error::{CallChain, Result, VmError};
 use crate::image::{ClassFormat, closure, ctx};
 use crate::interp::{Flow, Vm, floor_div, floor_mod, shift};
 use crate::memory::ObjectMemory;
-use cowheap_heap::{Format, ObjectSize, Value};
+use cowheap_heap::{Format, ObjectSize, Value, Word};
 use cowheap_tenants::Header;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -58,6 +58,9 @@ impl AtCache {
 }
 
 const FAIL: Prim = Ok(None);
+
+/// The largest code of a 32-bit Spur immediate character (30 bits).
+const MAX_CHAR_CODE: u32 = (1 << 30) - 1;
 
 /// The bytes of a CompiledMethod's header word: `at:` indices 1-4. Those of its literal
 /// words (object addresses in a Squeak VM, which this heap does not have) fail `at:`, and
@@ -221,7 +224,11 @@ impl Vm {
             Format::Bytes => {
                 let b = m.bytes(obj)?[i];
                 if chars {
-                    Some(m.slot(self.sp.character_table, usize::from(b))?)
+                    Some(match self.sp.character_table {
+                        Some(table) => m.slot(table, usize::from(b))?,
+                        // Spur: characters are immediates.
+                        None => Value::shared(Word::char_code(u32::from(b))),
+                    })
                 } else {
                     Some(Value::int(i64::from(b)))
                 }
@@ -299,10 +306,15 @@ impl Vm {
             }
             Format::Bytes => {
                 let b = if chars {
-                    if !v.is_object() || !self.same(m, m.class_of(v)?, self.sp.character)? {
-                        return Ok(None);
+                    if let Some(code) = v.word().as_char_code() {
+                        // Spur: an immediate character.
+                        Some(i64::from(code))
+                    } else {
+                        if !v.is_object() || !self.same(m, m.class_of(v)?, self.sp.character)? {
+                            return Ok(None);
+                        }
+                        m.slot(v, 0)?.as_int()
                     }
-                    m.slot(v, 0)?.as_int()
                 } else {
                     v.as_int()
                 };
@@ -574,7 +586,7 @@ impl Vm {
                 if !class.is_object() || n > 1 << 20 {
                     return FAIL;
                 }
-                let lits = crate::image::MethodHeader::decode(h).literals;
+                let lits = crate::image::MethodHeader::literals_of(h, self.sp.spur);
                 let v = m.alloc(
                     class,
                     Format::CompiledMethod,
@@ -658,6 +670,25 @@ impl Vm {
                 self.answer(m, 0, copy)
             }
             167 => self.prim_process(m, index, args),
+            170 => {
+                // `Character value: anInteger` (Spur): the immediate character of that code.
+                let code = self.arg_int(m, 0)?;
+                match code
+                    .and_then(|c| u32::try_from(c).ok())
+                    .filter(|&c| c <= MAX_CHAR_CODE)
+                {
+                    Some(c) => self.answer(m, 1, Value::shared(Word::char_code(c))),
+                    None => FAIL,
+                }
+            }
+            171 => {
+                // `aCharacter asInteger` (Spur): the code of an immediate character.
+                let c = self.peek(m, 0)?;
+                match c.word().as_char_code() {
+                    Some(code) => self.answer(m, 0, Value::int(i64::from(code))),
+                    None => FAIL,
+                }
+            }
             169 => {
                 let (a, b) = (self.peek(m, 1)?, self.peek(m, 0)?);
                 let r = self.boolean(!self.same(m, a, b)?);
@@ -958,7 +989,8 @@ impl Vm {
     // ---- control primitives --------------------------------------------------------------
 
     fn block_copy<M: ObjectMemory>(&mut self, m: &mut M, args: usize) -> Prim {
-        if args != 1 {
+        if args != 1 || self.sp.spur {
+            // A Spur image has no BlockContext (its blocks are closures).
             return FAIL;
         }
         let (rcvr, n) = (self.peek(m, 1)?, self.arg_int(m, 0)?);

@@ -5,7 +5,7 @@
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::Tenant;
-use cowheap_vm::bytecodes::{Op, RANGES, decode};
+use cowheap_vm::bytecodes::{Op, RANGES, decode, instruction_len};
 use cowheap_vm::synth::{Lit, SynthImage};
 use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
 
@@ -77,6 +77,13 @@ fn the_range_table_covers_every_bytecode_once() {
     assert_eq!(decode(143, false), Op::Unknown);
     assert_eq!(decode(143, true), Op::PushClosure);
     assert_eq!(decode(126, true), Op::Unknown);
+    // callPrimitive: three bytes in a closure image.
+    assert_eq!(decode(139, true), Op::CallPrimitive);
+    assert_eq!(decode(139, false), Op::Unknown);
+    assert_eq!(instruction_len(139, true), 3);
+    assert_eq!(instruction_len(139, false), 1);
+    assert_eq!(instruction_len(143, true), 4);
+    assert_eq!(instruction_len(126, true), 1);
 }
 
 #[test]

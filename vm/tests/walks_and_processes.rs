@@ -181,7 +181,7 @@ fn change_class_keeps_identity_hash_and_contents_and_checks_the_layout() {
         let r = send(vm, m, s, Value::int(5), "changeClassTo:", &[boxed]).unwrap();
         assert!(is_nil(vm, r));
         // A base object (a Character, one named field) becomes a Box.
-        let chars = vm.specials().character_table;
+        let chars = vm.specials().character_table.expect("a V3 character table");
         let a = m.slot(chars, 97).unwrap();
         let r = send(vm, m, s, a, "changeClassTo:", &[boxed]).unwrap();
         assert!(m.identical(r, a).unwrap());

@@ -42,6 +42,7 @@ fn probes_agree_with_scans(name: &str) {
         dicts.len()
     );
     let mut probed = 0;
+    let mut spur_primitives = 0;
     for d in dicts {
         let n = m.size(d).unwrap().slots;
         let keys = n - 2;
@@ -67,6 +68,17 @@ fn probes_agree_with_scans(name: &str) {
                 "{name}"
             );
             probed += 1;
+            // Its method's header decodes (a Spur one reads its primitive from the
+            // method's first bytecodes).
+            let method = m.slot(m.slot(d, 1).unwrap(), i - 2).unwrap();
+            let h = vm.header(&m, method).unwrap();
+            if vm.sp.spur && h.primitive != 0 {
+                assert_eq!(
+                    m.bytes(method).unwrap()[0],
+                    crate::bytecodes::CALL_PRIMITIVE
+                );
+                spur_primitives += 1;
+            }
         }
         // A selector the dictionary does not hold: nil's class is no selector.
         let absent = m.class_of(vm.sp.nil).unwrap();
@@ -77,6 +89,7 @@ fn probes_agree_with_scans(name: &str) {
         );
     }
     assert!(probed > 300, "{name}: {probed} selectors");
+    assert_eq!(vm.sp.spur, spur_primitives > 0, "{name}: {spur_primitives}");
 }
 
 #[test]
@@ -84,6 +97,7 @@ fn every_selector_of_every_method_dictionary_is_found_by_its_probe() {
     probes_agree_with_scans("mini.image");
     probes_agree_with_scans("Scratch-1.4.0.6.image");
     probes_agree_with_scans("bootstrapped.image");
+    probes_agree_with_scans("headless-spur32.image");
 }
 
 #[test]
