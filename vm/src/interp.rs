@@ -665,8 +665,8 @@ impl Vm {
         self.spur_header(m, method, h)
     }
 
-    /// A Spur method's header: the primitive is read from its first bytecodes.
-    #[cold]
+    /// A Spur method's header: the primitive is read from its first bytecodes. Out of line,
+    /// so that the V3 decode stays small where it is inlined.
     #[inline(never)]
     fn spur_header<M: ObjectMemory>(&self, m: &M, method: Value, h: i64) -> Result<MethodHeader> {
         let bytes = m.bytes(method)?;

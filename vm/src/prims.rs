@@ -306,8 +306,10 @@ impl Vm {
             }
             Format::Bytes => {
                 let b = if chars {
-                    if let Some(code) = v.word().as_char_code() {
-                        // Spur: an immediate character.
+                    if let Some(code) = v.word().as_char_code()
+                        && self.sp.character_table.is_none()
+                    {
+                        // Spur: an immediate character (a V3 image has none).
                         Some(i64::from(code))
                     } else {
                         if !v.is_object() || !self.same(m, m.class_of(v)?, self.sp.character)? {
@@ -670,7 +672,9 @@ impl Vm {
                 self.answer(m, 0, copy)
             }
             167 => self.prim_process(m, index, args),
-            170 => {
+            // A V3 image's characters are objects of its character table: these two fail there
+            // and its fallback code runs.
+            170 if self.sp.spur => {
                 // `Character value: anInteger` (Spur): the immediate character of that code.
                 let code = self.arg_int(m, 0)?;
                 match code
@@ -681,7 +685,7 @@ impl Vm {
                     None => FAIL,
                 }
             }
-            171 => {
+            171 if self.sp.spur => {
                 // `aCharacter asInteger` (Spur): the code of an immediate character.
                 let c = self.peek(m, 0)?;
                 match c.word().as_char_code() {
