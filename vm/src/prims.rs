@@ -294,9 +294,10 @@ impl Vm {
     /// a Squeak VM's `at:` answers it: a CompiledMethod is indexed from the start of its body
     /// (`initialPC` is `word_bytes * (literals + 1) + 1`), so indices 1-4 (1-8 in a 64-bit
     /// image) are the bytes of the header SmallInteger's oop (`header << 1 | 1`, 64-bit
-    /// `header << 3 | 1`) in memory order, little-endian as these images were saved. The image reads them: `endPC` looks back through up to four trailing zero
-    /// bytes, and in a quick-return method (no bytecodes) saved with a trailer of four
-    /// zeros, the fourth is the header's last byte. `None` if the header is no SmallInteger.
+    /// `header << 3 | 1`) in memory order, little-endian as these images were saved. The
+    /// image reads them: `endPC` looks back through up to four trailing zero bytes, and in a
+    /// quick-return method (no bytecodes) saved with a trailer of four zeros, the fourth is
+    /// the header's last byte. `None` if the header is no SmallInteger.
     fn method_header_byte<M: ObjectMemory>(
         &self,
         m: &M,
