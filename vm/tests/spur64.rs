@@ -570,3 +570,31 @@ fn check_floats<M: ObjectMemory>(m: &mut M, s: &Symbols) {
     let neg = send(vm, m, s, q, "negated", &[]);
     assert_eq!(neg.as_f64(), Some(-0.75));
 }
+
+#[test]
+fn a_compiled_method_is_indexed_past_8_byte_header_and_literal_words() {
+    on_both!(|vm, m, s| {
+        let class = m.class_of(Value::int(1)).unwrap();
+        let method = method_of(m, class, "digitAt:");
+        let slots = m.size(method).unwrap().slots;
+        let code = m.bytes(method).unwrap().to_vec();
+        let n = send(vm, m, s, method, "size", &[]);
+        assert_eq!(n.as_int(), Some((slots * 8 + code.len()) as i64));
+        // Byte 1 is the header oop's low byte (`header << 3 | 1`), little-endian.
+        let h = m.slot(method, 0).unwrap().as_int().unwrap();
+        let oop = ((h << 3) | 1) as u64;
+        for i in [1, 2, 8] {
+            let b = send(vm, m, s, method, "at:", &[Value::int(i)]);
+            assert_eq!(
+                b.as_int(),
+                Some(i64::from(oop.to_le_bytes()[i as usize - 1]))
+            );
+        }
+        // The first bytecode follows the header and literal words.
+        let first = (slots * 8 + 1) as i64;
+        let b = send(vm, m, s, method, "at:", &[Value::int(first)]);
+        assert_eq!(b.as_int(), Some(i64::from(code[0])));
+        let last = send(vm, m, s, method, "at:", &[n]);
+        assert_eq!(last.as_int(), Some(i64::from(*code.last().unwrap())));
+    });
+}
