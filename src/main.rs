@@ -69,9 +69,9 @@ enum Command {
         #[arg(long)]
         little_endian: bool,
     },
-    /// Runs Smalltalk in tenants of a Squeak image (V3, or 32-bit Spur) with the image's own
-    /// compiler: `cowheap run IMAGE --eval '3 + 4'`; or, with `--send`, sends a selector
-    /// to an integer.
+    /// Runs Smalltalk in tenants of a Squeak image (V3, or 32- or 64-bit Spur) with the
+    /// image's own compiler: `cowheap run IMAGE --eval '3 + 4'`; or, with `--send`, sends a
+    /// selector to an integer.
     Run(RunArgs),
     /// A store shared by nodes (a directory or PostgreSQL): bases, tenants, and nodes that
     /// resume, change and suspend them.
@@ -115,8 +115,9 @@ enum ImageCommand {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The Squeak image: V3 (pre-closure 6502 or closure 6504/6505) or 32-bit Spur (6521;
-    /// not 64-bit Spur, nor methods of the Sista bytecode set).
+    /// The Squeak image: V3 (pre-closure 6502 or closure 6504/6505) or Spur, 32-bit (6521)
+    /// or 64-bit (68021; tested on the headless image exported as 64-bit); not methods of the
+    /// Sista bytecode set.
     image: PathBuf,
     /// The Smalltalk expression; the command prints its `printString`.
     #[arg(long, value_name = "EXPR")]

@@ -1,15 +1,16 @@
 //! What the interpreter reads from an image before it runs: the special objects, the layout
 //! of method headers and class formats.
 //!
-//! Two object formats are read: Squeak V3 (6502 pre-closure, 6504/6505 closures) and 32-bit
-//! Spur (6521). Which one is decided once per image, from the base's `image.version` root,
-//! in [`Specials::read`]; the headers and formats of the two are decoded into the same
-//! [`MethodHeader`] and [`ClassFormat`], so nothing after the decode asks which it is.
+//! Two object formats are read: Squeak V3 (6502 pre-closure, 6504/6505 closures) and Spur,
+//! 32-bit (6521) and 64-bit (68021). Which one, and the word size, is decided once per image,
+//! from the base's `image.version` root, in [`Specials::read`]; the headers and formats of
+//! the two are decoded into the same [`MethodHeader`] and [`ClassFormat`], so nothing after
+//! the decode asks which it is.
 
 use crate::bytecodes::CALL_PRIMITIVE;
 use crate::error::{Result, VmError};
 use crate::memory::ObjectMemory;
-use cowheap_heap::Value;
+use cowheap_heap::{Value, Word};
 
 /// Special objects array indices (0-based; Squeak V3 and Spur alike, except where noted).
 pub mod special {
@@ -156,10 +157,16 @@ pub struct Specials {
     pub selectors: Vec<(Value, usize)>,
     /// The image uses closures (6504, 6505, and every Spur image).
     pub closures: bool,
-    /// The image is a 32-bit Spur image (6521): method headers and class formats are
+    /// The image is a Spur image (6521 or 68021): method headers and class formats are
     /// decoded the Spur way, characters are immediates.
     pub spur: bool,
-    /// Smallest SmallInteger of the image (-2^30 on 32-bit images).
+    /// The bytes of the image's words (4, or 8 for 64-bit Spur): the size of a method's
+    /// header and literal words, which a context's pc counts past.
+    pub word_bytes: usize,
+    /// Floats an immediate (SmallFloat64) can hold are made immediates: a 64-bit Spur image
+    /// whose memory names a class for them.
+    pub immediate_floats: bool,
+    /// Smallest SmallInteger of the image (-2^30 on 32-bit images, -2^60 on 64-bit ones).
     pub min_int: i64,
     /// Largest SmallInteger of the image.
     pub max_int: i64,
@@ -170,7 +177,7 @@ impl Specials {
     ///
     /// # Errors
     /// [`VmError::NotAnImage`] when the root is missing or an object the interpreter needs is
-    /// not there; [`VmError::UnsupportedImage`] for a 64-bit Spur image (68021).
+    /// not there; [`VmError::UnsupportedImage`] for a version that is no V3 or Spur one.
     pub fn read<M: ObjectMemory>(mem: &M) -> Result<Specials> {
         let array = mem
             .root("specialObjects")
@@ -191,13 +198,22 @@ impl Specials {
         let is_nil = |v: &Value| v.word() == nil.word();
         let opt = |i: usize| get(i).filter(|v| !is_nil(v) && v.is_object());
         let version = mem.root("image.version").and_then(|v| v.as_int());
-        if version == Some(SPUR_64_VERSION) {
+        if let Some(v) = version
+            && !KNOWN_VERSIONS.contains(&v)
+        {
             return Err(VmError::UnsupportedImage {
-                version: SPUR_64_VERSION,
-                why: "64-bit Spur: 61-bit SmallIntegers and 8-byte literal words",
+                version: v,
+                why: "not a V3 (6502, 6504, 6505) or Spur (6521, 68021) image version",
             });
         }
-        let spur = version == Some(SPUR_32_VERSION);
+        let wide = version == Some(SPUR_64_VERSION);
+        let spur = version == Some(SPUR_32_VERSION) || wide;
+        // 64-bit Spur: 61-bit SmallIntegers, 8-byte words, immediate floats where the memory
+        // has a class for them.
+        let (word_bytes, int_bits) = if wide { (8, 61) } else { (4, 31) };
+        let immediate_floats = wide
+            && Word::small_float_bits(0)
+                .is_some_and(|w| mem.class_of(Value::shared(w)).is_ok_and(|c| c.is_object()));
         let block_closure = opt(special::CLASS_BLOCK_CLOSURE);
         let closures = match version {
             Some(v) => v == 6504 || v == 6505 || spur,
@@ -248,16 +264,21 @@ impl Specials {
             selectors,
             closures,
             spur,
-            min_int: -(1 << 30),
-            max_int: (1 << 30) - 1,
+            word_bytes,
+            immediate_floats,
+            min_int: -(1 << (int_bits - 1)),
+            max_int: (1 << (int_bits - 1)) - 1,
         })
     }
 }
 
 /// The image version of 32-bit Spur images.
 pub const SPUR_32_VERSION: i64 = 6521;
-/// The image version of 64-bit Spur images (not run).
+/// The image version of 64-bit Spur images.
 pub const SPUR_64_VERSION: i64 = 68021;
+/// The image versions the interpreter runs: V3 without and with closures, Spur 32- and
+/// 64-bit. A base with no `image.version` root (one built rather than imported) is read as V3.
+pub const KNOWN_VERSIONS: [i64; 5] = [6502, 6504, 6505, SPUR_32_VERSION, SPUR_64_VERSION];
 
 /// A compiled method's header (the SmallInteger in its first slot), as decoded from a V3 or
 /// a Spur header.
@@ -352,9 +373,10 @@ impl MethodHeader {
     }
 
     /// The 1-based byte index (a context's pc) of the first bytecode: past the header and
-    /// literal words of a 32-bit image.
-    pub fn initial_pc(self) -> usize {
-        (self.literals + 1) * 4 + 1
+    /// literal words, of `word_bytes` each (4, or 8 in a 64-bit image).
+    #[inline(always)]
+    pub fn initial_pc(self, word_bytes: usize) -> usize {
+        (self.literals + 1) * word_bytes + 1
     }
 }
 

@@ -921,7 +921,7 @@ impl Vm {
         self.temps = temps;
         self.receiver = m.slot(temps, ctx::RECEIVER)?;
         self.literals = h.literals;
-        self.pc_base = h.initial_pc();
+        self.pc_base = h.initial_pc(self.sp.word_bytes);
         let pc = m
             .slot(c, ctx::PC)?
             .as_int()
@@ -2149,7 +2149,7 @@ impl Vm {
         let (c, pc) = match kind {
             Activation::Method { .. } => {
                 frame_values.resize(h.temps.max(args), self.sp.nil);
-                (None, h.initial_pc())
+                (None, h.initial_pc(self.sp.word_bytes))
             }
             Activation::Closure {
                 closure: blk,
@@ -2185,7 +2185,7 @@ impl Vm {
         self.temps_here = true;
         self.temps_frame = None;
         self.literals = h.literals;
-        self.pc_base = h.initial_pc();
+        self.pc_base = h.initial_pc(self.sp.word_bytes);
         self.pc = pc
             .checked_sub(self.pc_base)
             .ok_or_else(|| corrupt("a block that starts before its method's bytecodes"))?;

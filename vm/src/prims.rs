@@ -62,14 +62,24 @@ const FAIL: Prim = Ok(None);
 /// The largest code of a 32-bit Spur immediate character (30 bits).
 const MAX_CHAR_CODE: u32 = (1 << 30) - 1;
 
-/// The bytes of a CompiledMethod's header word: `at:` indices 1-4. Those of its literal
-/// words (object addresses in a Squeak VM, which this heap does not have) fail `at:`, and
-/// `at:put:` fails on both, as SqueakJS's does.
-const HEADER_BYTES: usize = 4;
-
 /// The most indexable fields `basicNew:` makes (16 M: 128 MB of slots); past it the
 /// primitive fails and the image's own code reports the error.
 const MAX_NEW: usize = 1 << 24;
+
+/// The payload of the immediate float (64-bit Spur's SmallFloat64) that holds the double of
+/// `bits`, if one can: the zeros, and doubles whose exponent Spur's 8-bit immediate exponent
+/// reaches. Spur rotates the sign into the low bit and re-biases the exponent by 896;
+/// `Value::as_f64` decodes it back.
+pub(crate) fn small_float_payload(bits: u64) -> Option<u64> {
+    const REBIAS: u64 = 896 << 53;
+    let rotated = bits.rotate_left(1);
+    if rotated <= 1 {
+        return Some(rotated);
+    }
+    (897..=1151)
+        .contains(&(rotated >> 53))
+        .then(|| rotated - REBIAS)
+}
 
 fn epoch() -> Instant {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -93,10 +103,14 @@ impl Vm {
         Ok(self.peek(m, depth)?.as_int())
     }
 
-    /// The double of a boxed Float, or of a SmallInteger.
+    /// The double of a boxed Float, of an immediate float (64-bit Spur) or of a
+    /// SmallInteger.
     pub(crate) fn float_of<M: ObjectMemory>(&self, m: &M, v: Value) -> Result<Option<f64>> {
         if let Some(i) = v.as_int() {
             return Ok(Some(i as f64));
+        }
+        if let Some(f) = v.as_f64() {
+            return Ok(Some(f));
         }
         if !v.is_object() || !self.same(m, m.class_of(v)?, self.sp.float)? {
             return Ok(None);
@@ -105,8 +119,14 @@ impl Vm {
         Ok(b.try_into().ok().map(|b: [u8; 8]| f64::from_le_bytes(b)))
     }
 
-    /// A new boxed Float.
+    /// A Float of `f`: an immediate one where the image has them and one can hold `f`, else
+    /// a new boxed Float.
     pub(crate) fn new_float<M: ObjectMemory>(&self, m: &mut M, f: f64) -> Result<Value> {
+        if self.sp.immediate_floats
+            && let Some(w) = small_float_payload(f.to_bits()).and_then(Word::small_float_bits)
+        {
+            return Ok(Value::shared(w));
+        }
         let v = m.alloc(
             self.sp.float,
             Format::Words,
@@ -192,7 +212,11 @@ impl Vm {
             Format::Shorts => (0, size.bytes / 2),
             Format::Words => (0, size.bytes / 4),
             Format::DoubleWords => (0, size.bytes / 8),
-            Format::CompiledMethod => (size.slots * 4, size.slots * 4 + size.bytes),
+            // The header and literal words are `at:` indices 1 to `word_bytes` per word.
+            Format::CompiledMethod => {
+                let w = self.sp.word_bytes;
+                (size.slots * w, size.slots * w + size.bytes)
+            }
         };
         let x = Indexed { format, fixed, n };
         self.at_cache.0[at] = Some((key, x));
@@ -251,7 +275,10 @@ impl Vm {
             }
             Format::CompiledMethod => {
                 let lits = x.fixed;
-                if i < HEADER_BYTES {
+                // The header word's bytes answer; those of its literal words (object
+                // addresses in a Squeak VM, which this heap does not have) fail `at:`, and
+                // `at:put:` fails on both, as SqueakJS's does.
+                if i < self.sp.word_bytes {
                     self.method_header_byte(m, obj, i)?
                 } else if i < lits {
                     None
@@ -263,13 +290,14 @@ impl Vm {
         })
     }
 
-    /// Byte `i` (0-based, below [`HEADER_BYTES`]) of a CompiledMethod's header word, as a
-    /// V3 VM's `at:` answers it: a CompiledMethod is indexed from the start of its body
-    /// (`initialPC` is `4 * (literals + 1) + 1`), so indices 1-4 are the bytes of the header
-    /// SmallInteger's oop (`header << 1 | 1`) in memory order, little-endian as these images
-    /// were saved. The image reads them: `endPC` looks back through up to four trailing zero
-    /// bytes, and in a quick-return method (no bytecodes) saved with a trailer of four
-    /// zeros, the fourth is the header's last byte. `None` if the header is no SmallInteger.
+    /// Byte `i` (0-based, below the image's word size) of a CompiledMethod's header word, as
+    /// a Squeak VM's `at:` answers it: a CompiledMethod is indexed from the start of its body
+    /// (`initialPC` is `word_bytes * (literals + 1) + 1`), so indices 1-4 (1-8 in a 64-bit
+    /// image) are the bytes of the header SmallInteger's oop (`header << 1 | 1`, 64-bit
+    /// `header << 3 | 1`) in memory order, little-endian as these images were saved. The
+    /// image reads them: `endPC` looks back through up to four trailing zero bytes, and in a
+    /// quick-return method (no bytecodes) saved with a trailer of four zeros, the fourth is
+    /// the header's last byte. `None` if the header is no SmallInteger.
     fn method_header_byte<M: ObjectMemory>(
         &self,
         m: &M,
@@ -279,9 +307,14 @@ impl Vm {
         let Some(h) = m.slot(obj, 0)?.as_int() else {
             return Ok(None);
         };
-        // The oop of a SmallInteger of 31 bits: the value shifted past the tag bit.
-        let oop = ((h << 1) | 1) as u32;
-        Ok(Some(Value::int(i64::from(oop.to_le_bytes()[i]))))
+        // The oop of a SmallInteger: the value shifted past the tag bits (one of 31-bit
+        // SmallIntegers, three of 61-bit ones).
+        let byte = if self.sp.word_bytes == 8 {
+            (((h << 3) | 1) as u64).to_le_bytes().get(i).copied()
+        } else {
+            (((h << 1) | 1) as u32).to_le_bytes().get(i).copied()
+        };
+        Ok(byte.map(|b| Value::int(i64::from(b))))
     }
 
     /// `obj basicAt: i put: v`: the format of `obj` when stored, `None` if it fails.
@@ -401,6 +434,8 @@ impl Vm {
                 self.answer(m, args, f)
             }
             41..=59 => self.prim_float(m, index, args),
+            // 64-bit Spur: SmallFloat64's primitives are the Float ones plus 500.
+            541..=559 if self.sp.immediate_floats => self.prim_float(m, index - 500, args),
             60 | 63 => {
                 if args != 1 {
                     return FAIL;
