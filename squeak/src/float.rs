@@ -79,7 +79,7 @@ pub(crate) fn float_class<G: Graph + ?Sized>(g: &G, special: u32) -> Option<u32>
 /// image, if one can: zeros, and values whose exponent Spur's 8-bit immediate exponent
 /// reaches (biased exponent 897..=1151). Infinities, NaNs, subnormals and values beyond
 /// about 1e±38 stay boxed. [`cowheap_heap::Value::as_f64`] decodes the payload back.
-pub(crate) fn small_float_payload(bits: u64) -> Option<u64> {
+pub fn small_float_payload(bits: u64) -> Option<u64> {
     // Spur keeps the sign in the low bit and re-biases the exponent by 896.
     const OFFSET: u64 = 896 << 53;
     let rotated = bits.rotate_left(1);

@@ -36,7 +36,7 @@ mod v3;
 pub use bytes::ByteOrder;
 pub use classes::{ClassStats, class_histogram, class_name, class_name_of};
 pub use error::{ExportError, ExportResult, ImportError, ImportResult};
-pub use float::{SPECIAL_FLOAT, float_value};
+pub use float::{SPECIAL_FLOAT, float_value, small_float_payload};
 pub use format::{Family, ImageFormat, ImageHeader};
 
 use cowheap_heap::{BaseHeap, ObjectIndex, Word};

@@ -66,21 +66,6 @@ const MAX_CHAR_CODE: u32 = (1 << 30) - 1;
 /// primitive fails and the image's own code reports the error.
 const MAX_NEW: usize = 1 << 24;
 
-/// The payload of the immediate float (64-bit Spur's SmallFloat64) that holds the double of
-/// `bits`, if one can: the zeros, and doubles whose exponent Spur's 8-bit immediate exponent
-/// reaches. Spur rotates the sign into the low bit and re-biases the exponent by 896;
-/// `Value::as_f64` decodes it back.
-pub(crate) fn small_float_payload(bits: u64) -> Option<u64> {
-    const REBIAS: u64 = 896 << 53;
-    let rotated = bits.rotate_left(1);
-    if rotated <= 1 {
-        return Some(rotated);
-    }
-    (897..=1151)
-        .contains(&(rotated >> 53))
-        .then(|| rotated - REBIAS)
-}
-
 fn epoch() -> Instant {
     static START: OnceLock<Instant> = OnceLock::new();
     *START.get_or_init(Instant::now)
@@ -123,7 +108,8 @@ impl Vm {
     /// a new boxed Float.
     pub(crate) fn new_float<M: ObjectMemory>(&self, m: &mut M, f: f64) -> Result<Value> {
         if self.sp.immediate_floats
-            && let Some(w) = small_float_payload(f.to_bits()).and_then(Word::small_float_bits)
+            && let Some(w) =
+                cowheap_squeak::small_float_payload(f.to_bits()).and_then(Word::small_float_bits)
         {
             return Ok(Value::shared(w));
         }
