@@ -149,8 +149,8 @@ enum SegmentCommand {
     /// Binds a segment's out-pointers in a base by name, materialises its objects in a new
     /// tenant of that base, and reports what bound and what did not. Hashed collections
     /// the model of the image's `hash` cannot rehash are then sent `rehash`, run by the
-    /// interpreter, when the base is a Squeak V3 image: the image's own code, as Squeak does
-    /// on loading a segment.
+    /// interpreter, when the base is an image it runs (Squeak V3, 32- or 64-bit Spur): the
+    /// image's own code, as Squeak does on loading a segment.
     Import {
         /// The segment or project file.
         file: PathBuf,
@@ -402,7 +402,8 @@ fn main() -> Result<()> {
 }
 
 /// Sends `rehash` to the collections an import left for the image, through the interpreter,
-/// and prints what it did; on a base the interpreter does not run (not Squeak V3), says so.
+/// and prints what it did; on a base the interpreter does not run (no known image version, the
+/// Sista bytecode set), says so and why.
 /// The runs share `budget` bytecodes (a collection met when it is spent fails at once) and
 /// may allocate `memory` private bytes beyond what the import holds, so a file whose
 /// classes bring their own methods cannot make the command run or grow without end.
@@ -421,16 +422,21 @@ fn rehash_by_image(
         return Ok(());
     }
     let heap = t.base().heap();
-    let version = heap.root("image.version").and_then(|v| v.as_int());
-    if !matches!(version, Some(6502 | 6504 | 6505)) {
-        println!(
-            "rehashed by the image's code: not run ({} left; the interpreter runs Squeak V3 images only)",
-            left_for_image.len()
-        );
-        return Ok(());
-    }
+    let mut vm = match cowheap_vm::Vm::new(&t) {
+        Ok(vm) => vm,
+        Err(
+            why @ (cowheap_vm::VmError::NotAnImage(_)
+            | cowheap_vm::VmError::UnsupportedImage { .. }),
+        ) => {
+            println!(
+                "rehashed by the image's code: not run ({} left; {why})",
+                left_for_image.len()
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("the interpreter on the base")),
+    };
     let symbols = cowheap_vm::Symbols::from_base(heap);
-    let mut vm = cowheap_vm::Vm::new(&t).context("the interpreter on the base")?;
     t.set_quota(Some(t.stats().private_bytes.saturating_add(memory)));
     let mut report = cowheap_vm::ImageRehash::default();
     for (i, &c) in left_for_image.iter().enumerate() {

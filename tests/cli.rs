@@ -259,6 +259,72 @@ fn segment_import_rehashes_what_the_model_left_by_the_images_code() {
     assert!(!out.contains("by the image's code"), "{out}");
 }
 
+/// On a Spur base the command runs the image's `rehash` too: a Set of Strings from a tenant
+/// of the 32-bit headless image, exported portably and imported into the same image written
+/// as 64-bit Spur, is reported by the model (the image's `String>>hash` loops) and sent
+/// `rehash` by the interpreter on the 64-bit image; that kernel has no `rehash`, so the run
+/// is a typed failure naming it, and the command still succeeds.
+#[test]
+fn segment_import_runs_the_images_rehash_on_a_spur_base() {
+    use cowheap::squeak::{ByteOrder, ExportOptions, ImageKind};
+    use cowheap::{Base, Format, ObjectSize, Tenant, Value};
+    use cowheap_segment::bind::BaseNames;
+    use cowheap_segment::{file, tenant};
+    let heap = cowheap::squeak::import(image("headless-spur32.image"))
+        .unwrap()
+        .heap;
+    let wide = cowheap::squeak::export_bytes_with(
+        &heap,
+        &ExportOptions {
+            kind: Some(ImageKind::Spur64),
+            order: Some(ByteOrder::Little),
+            allow_missing_float_class: true,
+            ..ExportOptions::default()
+        },
+    )
+    .unwrap();
+    let base = Base::new(heap);
+    let names = BaseNames::of(base.heap()).unwrap();
+    let g = |n: &str| names.global(n).unwrap();
+    let mut t = Tenant::fork(&base);
+    let size = |slots, bytes| ObjectSize { slots, bytes };
+    let set = t.alloc(g("Set"), Format::Pointers, size(2, 0)).unwrap();
+    let array = t.alloc(g("Array"), Format::Pointers, size(8, 0)).unwrap();
+    t.set_slot(set, 0, Value::int(3)).unwrap();
+    t.set_slot(set, 1, array).unwrap();
+    for (i, w) in ["one", "two", "three"].iter().enumerate() {
+        let s = t
+            .alloc(g("String"), Format::Bytes, size(0, w.len()))
+            .unwrap();
+        t.set_bytes(s, 0, w.as_bytes()).unwrap();
+        t.set_slot(array, i, s).unwrap();
+    }
+    let mut seg = tenant::extract(&t, &[set], &[]).unwrap();
+    seg.make_portable(base.heap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("strings.segment");
+    std::fs::write(&path, file::to_bytes(&seg).unwrap()).unwrap();
+    let wide_path = dir.path().join("headless64.image");
+    std::fs::write(&wide_path, wide).unwrap();
+    let out = ok(&[
+        "segment",
+        "import",
+        path.to_str().unwrap(),
+        "--base",
+        wide_path.to_str().unwrap(),
+    ]);
+    assert!(out.contains("1 not rehashed"), "{out}");
+    assert!(
+        out.contains("rehashed by the image's code: 0 of 1") && out.contains("1 failed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("does not understand #rehash (in the run's first send)"),
+        "{out}"
+    );
+    assert!(!out.contains("not run"), "{out}");
+}
+
 #[test]
 fn smalltalk_runs_in_tenants_of_a_real_image() {
     let mini = image("mini.image");

@@ -13,7 +13,9 @@
 //! - primitives: 75 (the identity hash of an object), the quick returns 256-519 (`^self`,
 //!   `^-1 0 1 2`, `^instVar`), 60 on a byte or word object (`basicAt:`, `digitAt:`: a byte, a
 //!   32-bit word; a boxed `Float`'s word 1 is the high half of the double, as the VM
-//!   answers) and 62 on one (`basicSize`, `digitLength`); any other primitive is not modelled;
+//!   answers), 62 on one (`basicSize`, `digitLength`) and, in a Spur image, 171 on an
+//!   immediate character (`Character>>asInteger`: its code point); any other primitive is
+//!   not modelled;
 //! - straight-line code up to its first `^` (of the top of the stack, or of `self`): push a
 //!   receiver variable, `self`, a literal constant or `-1 0 1 2`; integer arithmetic
 //!   `+ - * // \\ bitAnd: bitOr: bitXor: bitShift:`, computed exactly (SmallInteger's
@@ -26,8 +28,14 @@
 //! - the `String>>hash` of Squeak 2.x and 3.x (a loop-free formula written with a loop), known
 //!   by its literal frame `#asciiValue 127 106 21845 3 48`, is computed by [`old_string_hash`].
 //!
-//! The method headers must be V3's (images 6502, 6504, 6505 and their 64-bit forms; the
-//! base's `image.version` root): a Spur base's methods are reported, not read.
+//! The method headers are read as the base's `image.version` root says: V3 headers (images
+//! 6502, 6504, 6505 and their 64-bit forms: the primitive in the low 9 bits and bit 29, the
+//! literal count above it) or Spur's (6521 and 68021, and 7033 and 68533 with the Sista
+//! set: the literal count in the low 15 bits, a primitive flagged at bit 16 and named by the
+//! `callPrimitive` bytecode, 139, that then begins the method, whose own code follows it). A
+//! Spur method flagged for the alternative (Sista) bytecode set is reported, as is every
+//! method of a base of no known version. The bytecodes of the subset are the same in V3 and
+//! Spur images that use the V3 set with closures.
 //!
 //! The answers are checked against the images' own `hash`, run by the interpreter, in
 //! `segment/tests/image_hash.rs` (random SmallIntegers, LargeIntegers, Floats, Fractions,
@@ -62,7 +70,8 @@ const V3_VERSIONS: [i64; 6] = [6502, 6504, 6505, 68000, 68002, 68003];
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Unhashed {
-    /// The base's compiled methods are not V3 methods (a Spur base, or no image version).
+    /// The base's compiled methods are neither V3 nor Spur methods (no image version, or one
+    /// not known).
     MethodFormat,
     /// No method for the selector up the receiver's class chain.
     NoMethod {
@@ -106,7 +115,9 @@ pub enum Unhashed {
 impl fmt::Display for Unhashed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Unhashed::MethodFormat => write!(f, "the base's methods are not V3 methods"),
+            Unhashed::MethodFormat => {
+                write!(f, "the base's methods are neither V3 nor Spur methods")
+            }
             Unhashed::NoMethod { class, selector } => {
                 write!(f, "no method for #{selector} in {class} or above")
             }
@@ -257,6 +268,8 @@ enum Program {
     At,
     /// Primitive 62 on a byte or word object.
     Size,
+    /// Primitive 171 of a Spur image on an immediate character: its code point.
+    CharCode,
     /// The old `String>>hash`.
     OldString,
     /// Straight-line code.
@@ -451,7 +464,7 @@ impl<'a> Hasher<'a> {
             return Ok(Err(Unhashed::TooLong));
         };
         self.fuel = fuel;
-        if !self.v3 {
+        if !self.v3 && !self.spur {
             return Ok(Err(Unhashed::MethodFormat));
         }
         let sel_bytes = t.bytes(selector)?.to_vec();
@@ -577,6 +590,12 @@ impl<'a> Hasher<'a> {
                     "the size of something other than a byte or word object",
                 )),
             },
+            Program::CharCode => match rv.word().as_char_code() {
+                Some(c) => Ok(V::Int(i128::from(c))),
+                None => Err(bad(
+                    "the code of something other than an immediate character",
+                )),
+            },
             Program::OldString => {
                 if rv.word().is_ref() && t.format(rv)? == Format::Bytes {
                     Ok(V::Int(i128::from(old_string_hash(t.bytes(rv)?))))
@@ -673,7 +692,7 @@ impl<'a> Hasher<'a> {
         if let Some(p) = self.programs.get(&method.word().bits()) {
             return Ok(p.clone());
         }
-        let p = Rc::new(decode(t, method, selector)?);
+        let p = Rc::new(decode(t, method, selector, self.spur)?);
         self.programs.insert(method.word().bits(), p.clone());
         Ok(p)
     }
@@ -707,8 +726,9 @@ fn own_method(
     Ok(None)
 }
 
-/// What a V3 compiled method does, if it is in the modelled subset (see the module doc).
-fn decode(t: &Tenant, method: Value, selector: &str) -> Result<Program> {
+/// What a compiled method does, if it is in the modelled subset (see the module doc); its
+/// header is Spur's if `spur`, else V3's.
+fn decode(t: &Tenant, method: Value, selector: &str, spur: bool) -> Result<Program> {
     let code = |what: String| {
         Program::Not(Unhashed::Code {
             class: String::new(),
@@ -722,16 +742,44 @@ fn decode(t: &Tenant, method: Value, selector: &str) -> Result<Program> {
     let Some(header) = t.slot(method, 0)?.as_int() else {
         return Ok(code("a header that is not a SmallInteger".into()));
     };
-    // A V3 method header: the primitive's low 9 bits, the literal count above them, the
-    // primitive's tenth bit at bit 29 of the header.
-    let primitive = (header & 0x1FF) + ((header >> 19) & 0x200);
-    let literals = usize::try_from((header >> 9) & 0xFF).unwrap_or(0);
+    let bytes = t.bytes(method)?;
+    // Where the method's own code begins: after the `callPrimitive` of a Spur method.
+    let (primitive, literals, start) = if spur {
+        // A Spur method header: the literal count in the low 15 bits, bit 16 set if the
+        // method has a primitive, the sign set for the alternative bytecode set.
+        if header < 0 {
+            return Ok(code("the alternative (Sista) bytecode set".into()));
+        }
+        let literals = usize::try_from(header & 0x7FFF).unwrap_or(0);
+        if header & (1 << 16) == 0 {
+            (0, literals, 0)
+        } else {
+            match bytes {
+                [139, lo, hi, ..] => (i64::from(*lo) | i64::from(*hi) << 8, literals, 3),
+                _ => {
+                    return Ok(code(
+                        "a primitive method that does not begin with callPrimitive".into(),
+                    ));
+                }
+            }
+        }
+    } else {
+        // A V3 method header: the primitive's low 9 bits, the literal count above them,
+        // the primitive's tenth bit at bit 29 of the header.
+        let primitive = (header & 0x1FF) + ((header >> 19) & 0x200);
+        (
+            primitive,
+            usize::try_from((header >> 9) & 0xFF).unwrap_or(0),
+            0,
+        )
+    };
     let slots = t.size(method)?.slots;
     match primitive {
         0 => {}
         75 => return Ok(Program::IdentityHash),
         60 => return Ok(Program::At),
         62 => return Ok(Program::Size),
+        171 if spur => return Ok(Program::CharCode),
         256 => return Ok(Program::ReturnSelf),
         260..=263 => return Ok(Program::ReturnInt(i128::from(primitive - 261))),
         264..=519 => return Ok(Program::ReturnSlot((primitive - 264) as usize)),
@@ -753,12 +801,11 @@ fn decode(t: &Tenant, method: Value, selector: &str) -> Result<Program> {
             None
         })
     };
-    if is_old_string_hash(t, method, literals)? {
+    if !spur && is_old_string_hash(t, method, literals)? {
         return Ok(Program::OldString);
     }
-    let bytes = t.bytes(method)?;
     let mut ops = Vec::new();
-    for &b in bytes.iter().take(MAX_OPS) {
+    for &b in bytes.iter().skip(start).take(MAX_OPS) {
         let op = match b {
             0..=15 => Op::PushSlot(usize::from(b)),
             32..=63 => match literal(usize::from(b - 32))? {

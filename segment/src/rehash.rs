@@ -24,12 +24,13 @@
 //!   objects whose class does not override it hash by identity; SmallIntegers, Symbols
 //!   (primitive 75), the old `String>>hash` ([`old_string_hash`]), Characters and Colors
 //!   (quick returns), LargeIntegers, Floats, Fractions, Points, Rectangles, Associations
-//!   (`^key hash`), and whatever else is straight-line integer code over those).
+//!   (`^key hash`), and whatever else is straight-line integer code over those), from V3
+//!   and Spur methods alike.
 //!
 //! What is not rehashed is reported with a typed [`Reason`], never guessed: equality
 //! collections holding an element whose `hash` is not computed ([`Reason::Hash`], with
 //! the [`crate::image_hash::Unhashed`] saying which method and why: loops, other
-//! primitives, bit logic on negative LargeIntegers, Spur methods); identity collections
+//! primitives, bit logic on negative LargeIntegers, Sista methods); identity collections
 //! holding immediates (whose identity hash is the VM's business); tables over 4,096 slots
 //! of an identity collection (later Squeaks scale the identity hash for those, earlier ones
 //! do not); collections whose layout is not the expected one, or whose Associations'

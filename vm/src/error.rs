@@ -9,6 +9,10 @@ pub struct CallChain(pub Vec<String>);
 
 impl fmt::Display for CallChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            // Met before any method ran: the send the run began with.
+            return f.write_str("the run's first send");
+        }
         for (i, frame) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str(" <- ")?;
