@@ -149,7 +149,7 @@ enum SegmentCommand {
     /// Binds a segment's out-pointers in a base by name, materialises its objects in a new
     /// tenant of that base, and reports what bound and what did not. Hashed collections
     /// the model of the image's `hash` cannot rehash are then sent `rehash`, run by the
-    /// interpreter, when the base is an image it runs (Squeak V3, 32- or 64-bit Spur): the
+    /// interpreter, when the base is an image it runs (32-bit Squeak V3, 32- or 64-bit Spur): the
     /// image's own code, as Squeak does on loading a segment.
     Import {
         /// The segment or project file.
@@ -402,8 +402,8 @@ fn main() -> Result<()> {
 }
 
 /// Sends `rehash` to the collections an import left for the image, through the interpreter,
-/// and prints what it did; on a base the interpreter does not run (no known image version, the
-/// Sista bytecode set), says so and why.
+/// and prints what it did; on a base the interpreter does not run (no image version, one it
+/// does not know, the Sista bytecode set), says so and why.
 /// The runs share `budget` bytecodes (a collection met when it is spent fails at once) and
 /// may allocate `memory` private bytes beyond what the import holds, so a file whose
 /// classes bring their own methods cannot make the command run or grow without end.
@@ -422,6 +422,13 @@ fn rehash_by_image(
         return Ok(());
     }
     let heap = t.base().heap();
+    if heap.root("image.version").is_none() {
+        println!(
+            "rehashed by the image's code: not run ({} left; the base names no image version)",
+            left_for_image.len()
+        );
+        return Ok(());
+    }
     let mut vm = match cowheap_vm::Vm::new(&t) {
         Ok(vm) => vm,
         Err(

@@ -374,7 +374,8 @@ impl<'a> Hasher<'a> {
         if self.v3 {
             return Ok(Some((h & 0x1FF) + ((h >> 19) & 0x200)));
         }
-        if !self.spur {
+        // A Spur method of the alternative (Sista) bytecode set: its bytecodes are not read.
+        if !self.spur || h < 0 {
             return Ok(None);
         }
         if h & (1 << 16) == 0 {
