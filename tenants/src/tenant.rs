@@ -568,17 +568,23 @@ impl Tenant {
             return self.own_body(obj).map(Quick::Private);
         }
         let x = w.as_base()?;
-        let entry = self.marks.entry(x.as_u32())?;
-        // The inline path asked the table's filter already (under the shared policy), so this
-        // probes the buckets alone.
-        if !self.table.is_empty() && self.diverted_here(x.as_u32()) {
+        // A base reference here, in a tenant that copied anything, is most often one this
+        // tenant diverted: the table first, which answers for itself (a copy here wins over
+        // the base and any version of it) without the shared mark's load. The inline path
+        // asked the table's filter already (under the shared policy), so this probes the
+        // buckets alone.
+        if !self.table.is_empty() {
             if let Some(i) = self.table.probe(x) {
                 let body = self.space.object_at_index(i)?;
                 self.count_lookup();
                 return Some(Quick::Private(body));
             }
-            self.count_lookup();
+            // A miss is counted where `locate` would have looked.
+            if self.diverted_here(x.as_u32()) {
+                self.count_lookup();
+            }
         }
+        let entry = self.marks.entry(x.as_u32())?;
         // Only a tenant with a filter can be recording its reads.
         if self.filter.is_some() {
             self.note_read(x);
@@ -1070,7 +1076,9 @@ impl Tenant {
             return (obj.owner() == Some(self.id)).then_some(k);
         }
         let x = w.as_base()?;
-        if !self.diverted_here(x.as_u32()) || !self.table.may_contain(x) {
+        // The table's filter alone: the tenant's own record of what it diverted, where the
+        // shared mark (one more load) says only that some tenant did.
+        if !self.table.may_contain(x) {
             return None;
         }
         // Counted as `locate` counts it; on a miss the caller's `locate` counts it instead.
