@@ -15,6 +15,7 @@ impl TenantId {
     }
 
     /// The id's number.
+    #[inline(always)]
     pub fn get(self) -> u64 {
         self.0.get()
     }
@@ -123,6 +124,19 @@ impl Value {
     #[inline]
     pub const fn owner(self) -> Option<TenantId> {
         self.owner
+    }
+
+    /// True if this value belongs to `tenant` (`owner() == Some(tenant)`), in one compare:
+    /// no owner is 0, which no tenant's id is. On the read path of every private object.
+    ///
+    /// ```
+    /// use cowheap_heap::{TenantId, Value};
+    /// let t = TenantId::new(7).unwrap();
+    /// assert!(!Value::int(1).is_owned_by(t));
+    /// ```
+    #[inline(always)]
+    pub fn is_owned_by(self, tenant: TenantId) -> bool {
+        self.owner.map_or(0, TenantId::get) == tenant.get()
     }
 
     /// The small integer, if this is one.

@@ -437,7 +437,7 @@ impl Tenant {
     #[inline]
     pub(crate) fn own(&self, v: Value) -> Result<Word> {
         let w = v.word();
-        if w.is_private() && v.owner() != Some(self.id) {
+        if w.is_private() && !v.is_owned_by(self.id) {
             return Err(Error::ForeignReference {
                 value: w,
                 owner: v.owner(),
@@ -599,7 +599,7 @@ impl Tenant {
     #[inline(always)]
     fn own_body(&self, obj: Value) -> Option<Obj<'_>> {
         let k = obj.word().as_private()?;
-        if obj.owner() != Some(self.id) {
+        if !obj.is_owned_by(self.id) {
             return None;
         }
         self.space.object(k)
@@ -674,9 +674,7 @@ impl Tenant {
     fn leads_to_itself(&self, v: Value) -> bool {
         let w = v.word();
         if let Some(k) = w.as_private() {
-            return v.owner() == Some(self.id)
-                && !self.space.has_forwarders()
-                && self.space.is_live(k);
+            return v.is_owned_by(self.id) && !self.space.has_forwarders() && self.space.is_live(k);
         }
         match w.as_base() {
             Some(x) => {
@@ -1073,7 +1071,7 @@ impl Tenant {
     fn private_key(&self, obj: Value) -> Option<PrivateKey> {
         let w = obj.word();
         if let Some(k) = w.as_private() {
-            return (obj.owner() == Some(self.id)).then_some(k);
+            return obj.is_owned_by(self.id).then_some(k);
         }
         let x = w.as_base()?;
         // The table's filter alone: the tenant's own record of what it diverted, where the
