@@ -1055,3 +1055,38 @@ fn a_registry_publishes_committed_versions() {
         1
     );
 }
+
+/// A read of an object a version added (no mark: past the original heap), by a tenant that
+/// has copied something, costs the lookups `locate` makes for it and no more: the
+/// out-of-line path's table probe counts no miss for an object with no mark.
+#[test]
+fn an_object_a_version_added_costs_the_lookups_of_locate() {
+    let (base, _) = random_base(5);
+    let heap = base.heap();
+    let mut with_slots = heap.indices().filter(|&x| heap.size(x).unwrap().slots > 0);
+    let (x, y) = (with_slots.next().unwrap(), with_slots.next().unwrap());
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let mut w = repo.fork();
+    let class = w.class_of(Value::base(x)).unwrap();
+    let n = w
+        .alloc_with(class, Format::Pointers, &[Value::int(9)], &[])
+        .unwrap();
+    w.set_slot(Value::base(x), 0, n).unwrap();
+    repo.commit(&mut w, "w").unwrap();
+    let mut t = repo.fork();
+    let added = t.slot(Value::base(x), 0).unwrap();
+    let index = added.word().as_base().expect("a base reference").get();
+    assert!(index >= heap.len(), "{index} is not past the heap");
+    // The tenant copies something else: its table is not empty.
+    t.set_slot(Value::base(y), 0, Value::int(1)).unwrap();
+    let before = t.stats().lookups;
+    for _ in 0..10 {
+        t.identity_word(added).unwrap();
+    }
+    let by_locate = t.stats().lookups - before;
+    let before = t.stats().lookups;
+    for _ in 0..10 {
+        assert_eq!(t.slot(added, 0).unwrap().as_int(), Some(9));
+    }
+    assert_eq!(t.stats().lookups - before, by_locate);
+}

@@ -534,6 +534,15 @@ impl Tenant {
         }
     }
 
+    /// [`Tenant::diverted_here`] for a caller that has read `x`'s mark word, `entry`, already.
+    #[inline(always)]
+    fn diverted_by(&self, entry: u64, x: u32) -> bool {
+        match &self.filter {
+            None => entry & DivertMarks::DIVERTED != 0,
+            Some(f) => f.is_marked(x),
+        }
+    }
+
     /// The header offset of `obj` if it is a base object this tenant reads in place: a base
     /// reference in range whose mark (shared, or under the private policy this tenant's own)
     /// says no diversion, or, under the shared policy, one another tenant diverted and this
@@ -570,21 +579,23 @@ impl Tenant {
         let x = w.as_base()?;
         // A base reference here, in a tenant that copied anything, is most often one this
         // tenant diverted: the table first, which answers for itself (a copy here wins over
-        // the base and any version of it) without the shared mark's load. The inline path
-        // asked the table's filter already (under the shared policy), so this probes the
-        // buckets alone.
-        if !self.table.is_empty() {
-            if let Some(i) = self.table.probe(x) {
-                let body = self.space.object_at_index(i)?;
-                self.count_lookup();
-                return Some(Quick::Private(body));
-            }
-            // A miss is counted where `locate` would have looked.
-            if self.diverted_here(x.as_u32()) {
-                self.count_lookup();
-            }
+        // the base and any version of it) without the shared mark's load. Under the shared
+        // policy the inline path asked the table's filter already (unless a version changed
+        // the object or the slot index is out of range), so this probes the buckets alone.
+        if !self.table.is_empty()
+            && let Some(i) = self.table.probe(x)
+        {
+            let body = self.space.object_at_index(i)?;
+            self.count_lookup();
+            return Some(Quick::Private(body));
         }
+        // An object with no mark (one a version added) is for `locate`, which counts its
+        // own lookup; a miss of a marked one is counted where its mark (or, under the
+        // private policy, the tenant's filter) says some tenant diverted it.
         let entry = self.marks.entry(x.as_u32())?;
+        if !self.table.is_empty() && self.diverted_by(entry, x.as_u32()) {
+            self.count_lookup();
+        }
         // Only a tenant with a filter can be recording its reads.
         if self.filter.is_some() {
             self.note_read(x);
