@@ -17,15 +17,18 @@
 //!   identity hashes, are rehashed on import, and Scratch's own lookups find them.
 
 mod common;
+#[path = "common/hashed.rs"]
+mod hashed;
 
 use common::image;
 use cowheap_forwarders::Base;
-use cowheap_heap::{Format, ObjectSize, Value};
+use cowheap_heap::{Format, Value};
 use cowheap_segment::bind::BaseNames;
 use cowheap_segment::image_hash::{Hasher, Unhashed};
 use cowheap_segment::rehash::{self, Reason};
 use cowheap_tenants::Tenant;
 use cowheap_vm::{Symbols, Vm};
+use hashed::{alloc, int_of, pair, permutation, scattered};
 use proptest::prelude::*;
 use std::sync::{Arc, OnceLock};
 
@@ -112,10 +115,6 @@ fn key_with(negative_large: bool) -> impl Strategy<Value = Key> {
     })
 }
 
-fn alloc(t: &mut Tenant, class: Value, format: Format, slots: usize, bytes: usize) -> Value {
-    t.alloc(class, format, ObjectSize { slots, bytes }).unwrap()
-}
-
 fn global(img: &Image, name: &str) -> Value {
     img.names
         .global(name)
@@ -182,31 +181,6 @@ fn build(t: &mut Tenant, img: &Image, k: &Key) -> Value {
     }
 }
 
-fn pair(t: &mut Tenant, class: Value, a: Value, b: Value) -> Value {
-    let v = alloc(t, class, Format::Pointers, 2, 0);
-    t.set_slot(v, 0, a).unwrap();
-    t.set_slot(v, 1, b).unwrap();
-    v
-}
-
-/// An integer answer of the image: a SmallInteger or a LargeInteger's digits.
-fn int_of(t: &Tenant, img: &Image, v: Value) -> Option<i128> {
-    if let Some(i) = v.as_int() {
-        return Some(i.into());
-    }
-    let class = t.class_of(v).ok()?;
-    let neg = class.same_word(global(img, "LargeNegativeInteger"));
-    if !neg && !class.same_word(global(img, "LargePositiveInteger")) {
-        return None;
-    }
-    let bytes = t.bytes(v).ok()?;
-    let mut m = 0i128;
-    for &b in bytes.iter().rev() {
-        m = m.checked_mul(256)?.checked_add(b.into())?;
-    }
-    Some(if neg { -m } else { m })
-}
-
 /// The hash computed here against the image's `hash` run by the interpreter; every kind of
 /// key generated is within the model in both images.
 fn check_hash(img: &Image, k: &Key) -> Result<(), TestCaseError> {
@@ -218,7 +192,7 @@ fn check_hash(img: &Image, k: &Key) -> Result<(), TestCaseError> {
     let theirs = vm
         .send_named(&mut t, &img.symbols, v, "hash", &[], BUDGET)
         .unwrap();
-    let theirs = int_of(&t, img, theirs).expect("hash answers an integer");
+    let theirs = int_of(&t, |n| global(img, n), theirs).expect("hash answers an integer");
     match ours {
         Ok(h) => prop_assert_eq!(i128::from(h), theirs, "{:?}", k),
         // Bit logic on a negative LargeInteger is refused, not guessed.
@@ -269,32 +243,6 @@ fn edge_keys_hash_as_the_images_do() {
     }
 }
 
-/// An equality Set and Dictionary holding `keys`, the elements scattered over `n` slots in
-/// `order` (not where their hashes lead), the Dictionary's values the keys' positions.
-fn scattered(
-    t: &mut Tenant,
-    img: &Image,
-    keys: &[Value],
-    n: usize,
-    order: &[usize],
-) -> (Value, Value) {
-    let g = |name| global(img, name);
-    let set = alloc(t, g("Set"), Format::Pointers, 2, 0);
-    let set_array = alloc(t, g("Array"), Format::Pointers, n, 0);
-    let dict = alloc(t, g("Dictionary"), Format::Pointers, 2, 0);
-    let dict_array = alloc(t, g("Array"), Format::Pointers, n, 0);
-    for (c, a) in [(set, set_array), (dict, dict_array)] {
-        t.set_slot(c, 0, Value::int(keys.len() as i64)).unwrap();
-        t.set_slot(c, 1, a).unwrap();
-    }
-    for (i, (&k, &at)) in keys.iter().zip(order).enumerate() {
-        t.set_slot(set_array, at, k).unwrap();
-        let assoc = pair(t, g("Association"), k, Value::int(i as i64));
-        t.set_slot(dict_array, at, assoc).unwrap();
-    }
-    (set, dict)
-}
-
 fn has_object(k: &Key) -> bool {
     match k {
         Key::Object => true,
@@ -330,15 +278,8 @@ proptest! {
         let values: Vec<Value> = keys.iter().map(|k| build(&mut t, img, k)).collect();
         let n = keys.len() + extra;
         // A permutation of the slots from the seed; the keys take the first ones.
-        let mut slots: Vec<usize> = (0..n).collect();
-        let mut s = seed | 1;
-        for i in (1..n).rev() {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            slots.swap(i, (s % (i as u64 + 1)) as usize);
-        }
-        let (set, dict) = scattered(&mut t, img, &values, n, &slots);
+        let slots = permutation(n, seed);
+        let (set, dict) = scattered(&mut t, |n| global(img, n), &values, n, &slots);
         let mut hasher = Hasher::new(img.base.heap(), &img.names);
         let modelled = values.iter().all(|&v| hasher.hash(&t, v).unwrap().is_ok());
         let r = rehash::rehash(&mut t, &img.names, &[set, dict]).unwrap();
@@ -390,7 +331,7 @@ fn keys_outside_the_model_are_reported_and_left() {
             matches!(why, Unhashed::Code { .. } | Unhashed::Value { .. }),
             "{why}"
         );
-        let (set, dict) = scattered(&mut t, img, &[interval], 4, &[3]);
+        let (set, dict) = scattered(&mut t, |n| global(img, n), &[interval], 4, &[3]);
         let r = rehash::rehash(&mut t, &img.names, &[set, dict]).unwrap();
         assert_eq!(r.not_rehashed.len(), 2, "{r}");
         for n in &r.not_rehashed {
@@ -525,7 +466,7 @@ fn class_keyed_equality_collections_answer_in_another_base() {
         .collect();
     // Placed by mini's hashes: as mini itself would (rehashed in mini first).
     let slots: Vec<usize> = (0..keys.len()).collect();
-    let (set, dict) = scattered(&mut t, mini, &keys, 128, &slots);
+    let (set, dict) = scattered(&mut t, |n| global(mini, n), &keys, 128, &slots);
     let r = rehash::rehash(&mut t, &mini.names, &[set, dict]).unwrap();
     assert!(r.not_rehashed.is_empty(), "{r}");
     let holder = alloc(&mut t, global(mini, "Array"), Format::Pointers, 2, 0);

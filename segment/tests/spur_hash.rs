@@ -21,16 +21,19 @@
 //!   image's own `rehash` run by the interpreter, and then found by its `includes:`.
 
 mod common;
+#[path = "common/hashed.rs"]
+mod hashed;
 
 use common::image;
 use cowheap_forwarders::Base;
-use cowheap_heap::{BaseHeap, Format, ObjectSize, Value};
+use cowheap_heap::{BaseHeap, Format, Value};
 use cowheap_segment::bind::BaseNames;
 use cowheap_segment::image_hash::Hasher;
 use cowheap_segment::rehash::{self, Reason};
 use cowheap_squeak::{ByteOrder, ExportOptions, ImageKind};
 use cowheap_tenants::Tenant;
 use cowheap_vm::{Symbols, Vm};
+use hashed::{alloc, int_of, pair, permutation, scattered};
 use proptest::prelude::*;
 use std::sync::{Arc, OnceLock};
 
@@ -140,17 +143,6 @@ fn global(img: &Image, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no {name}"))
 }
 
-fn alloc(t: &mut Tenant, class: Value, format: Format, slots: usize, bytes: usize) -> Value {
-    t.alloc(class, format, ObjectSize { slots, bytes }).unwrap()
-}
-
-fn pair(t: &mut Tenant, class: Value, a: Value, b: Value) -> Value {
-    let v = alloc(t, class, Format::Pointers, 2, 0);
-    t.set_slot(v, 0, a).unwrap();
-    t.set_slot(v, 1, b).unwrap();
-    v
-}
-
 fn build(t: &mut Tenant, img: &Image, k: &Key) -> Value {
     let g = |n| global(img, n);
     match k {
@@ -192,24 +184,6 @@ fn build(t: &mut Tenant, img: &Image, k: &Key) -> Value {
     }
 }
 
-/// An integer answer of the image: a SmallInteger or a LargeInteger's digits.
-fn int_of(t: &Tenant, img: &Image, v: Value) -> Option<i128> {
-    if let Some(i) = v.as_int() {
-        return Some(i.into());
-    }
-    let class = t.class_of(v).ok()?;
-    let neg = class.same_word(global(img, "LargeNegativeInteger"));
-    if !neg && !class.same_word(global(img, "LargePositiveInteger")) {
-        return None;
-    }
-    let bytes = t.bytes(v).ok()?;
-    let mut m = 0i128;
-    for &b in bytes.iter().rev() {
-        m = m.checked_mul(256)?.checked_add(b.into())?;
-    }
-    Some(if neg { -m } else { m })
-}
-
 /// The model's hash of `k` and the image's, `None` where it has none (the model's report,
 /// the image's failure).
 fn both(img: &Image, k: &Key) -> (Option<i128>, Option<i128>) {
@@ -221,7 +195,7 @@ fn both(img: &Image, k: &Key) -> (Option<i128>, Option<i128>) {
     let theirs = vm
         .send_named(&mut t, &img.symbols, v, "hash", &[], BUDGET)
         .ok()
-        .and_then(|h| int_of(&t, img, h));
+        .and_then(|h| int_of(&t, |n| global(img, n), h));
     (ours, theirs)
 }
 
@@ -277,32 +251,6 @@ fn each_kind_of_key_is_computed_as_the_image_does_or_reported() {
     }
 }
 
-/// A Set and a Dictionary holding `keys` (the Dictionary's values their positions), the
-/// elements scattered over `n` slots in `order`, not where their hashes lead.
-fn scattered(
-    t: &mut Tenant,
-    img: &Image,
-    keys: &[Value],
-    n: usize,
-    order: &[usize],
-) -> (Value, Value) {
-    let g = |name| global(img, name);
-    let set = alloc(t, g("Set"), Format::Pointers, 2, 0);
-    let set_array = alloc(t, g("Array"), Format::Pointers, n, 0);
-    let dict = alloc(t, g("Dictionary"), Format::Pointers, 2, 0);
-    let dict_array = alloc(t, g("Array"), Format::Pointers, n, 0);
-    for (c, a) in [(set, set_array), (dict, dict_array)] {
-        t.set_slot(c, 0, Value::int(keys.len() as i64)).unwrap();
-        t.set_slot(c, 1, a).unwrap();
-    }
-    for (i, (&k, &at)) in keys.iter().zip(order).enumerate() {
-        t.set_slot(set_array, at, k).unwrap();
-        let assoc = pair(t, g("Association"), k, Value::int(i as i64));
-        t.set_slot(dict_array, at, assoc).unwrap();
-    }
-    (set, dict)
-}
-
 fn has_object(k: &Key) -> bool {
     match k {
         Key::Object => true,
@@ -341,19 +289,6 @@ fn distinct(keys: Vec<Key>) -> Vec<Key> {
         .collect()
 }
 
-/// A permutation of `0..n` from `seed`.
-fn permutation(n: usize, seed: u64) -> Vec<usize> {
-    let mut slots: Vec<usize> = (0..n).collect();
-    let mut s = seed | 1;
-    for i in (1..n).rev() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        slots.swap(i, (s % (i as u64 + 1)) as usize);
-    }
-    slots
-}
-
 /// The image's `true`.
 fn truth(vm: &mut Vm, t: &mut Tenant, img: &Image) -> Value {
     vm.send_named(
@@ -386,7 +321,7 @@ proptest! {
         let mut vm = Vm::new(&t).unwrap();
         let values: Vec<Value> = keys.iter().map(|k| build(&mut t, img, k)).collect();
         let n = keys.len() + extra;
-        let (set, dict) = scattered(&mut t, img, &values, n, &permutation(n, seed));
+        let (set, dict) = scattered(&mut t, |n| global(img, n), &values, n, &permutation(n, seed));
         let r = rehash::rehash(&mut t, &img.names, &[set, dict]).unwrap();
         prop_assert_eq!(r.collections, 2);
         // No key here needs what the model refuses (bit logic with a negative number).
@@ -426,7 +361,7 @@ fn a_spur_set_of_strings_is_left_for_the_image_which_cannot_rehash_it() {
             .map(|i| build(&mut t, img, &Key::Str(format!("word{i}").into_bytes())))
             .collect();
         let n = 16;
-        let (set, _) = scattered(&mut t, img, &values, n, &permutation(n, 7));
+        let (set, _) = scattered(&mut t, |n| global(img, n), &values, n, &permutation(n, 7));
         let r = rehash::rehash(&mut t, &img.names, &[set]).unwrap();
         assert_eq!(r.collections, 1, "{r}");
         assert_eq!(r.left_for_image(), vec![0], "{r}");
