@@ -1,26 +1,32 @@
-//! Swapping a segment out of a tenant and faulting it back in transparently: the *active*
-//! state of Squeak's ImageSegment made real, over the crate's own segment file.
+//! Swapping a segment out of a tenant, reading it while it is out, and faulting it back in
+//! transparently: the *active* state of Squeak's ImageSegment made real, over the crate's
+//! own segment file.
 //!
 //! [`Swapper::swap_out`] takes the segment of some roots (Squeak's definition, as
 //! [`tenant::extract`] computes it against the tenant's other roots), writes its file to a
 //! [`SegmentStore`] (a directory, [`DirStore`]; memory, [`MemStore`]; or any backend that
-//! implements the trait), turns each root into a root stub of the segment's id
-//! ([`Tenant::stub`]), and collects the tenant, which frees the members. It installs the
-//! swapper's [`FaultHandler`] on the tenant. The first touch through a stub brings the
-//! segment back: a write through it calls the handler itself, a read answers
-//! [`cowheap_tenants::Error::Swapped`] and [`Tenant::with_faults`] runs reads with the
-//! handler. The handler reads the file from the store, verifies it (its checksum, and that
-//! it is the very file written: its checksum field, BLAKE3 over header and body, is kept in
-//! memory), imports the members with
-//! their identity hashes, and gives each stub its root's body ([`Tenant::fill_stub`]), so
-//! every reference in the tenant finds the root where it was, with its identity and hash.
+//! implements the trait), turns each member, roots first, into a stub of the segment's id
+//! ([`Tenant::stub`]: 16 bytes each, the body dropped), and collects the tenant. It installs
+//! the swapper's [`FaultHandler`] and [`SegmentReader`] on the tenant. Then:
+//! - **a read by `&self` through a stub** answers from a view of the segment that the
+//!   reader makes from the file at the first such read ([`Swapper::reader`],
+//!   [`cowheap_tenants::stubs::SegmentView`]): the bodies the members had, with their
+//!   identities and hashes; the segment stays out;
+//! - **a write through a stub** brings the segment back: the handler reads the file from
+//!   the store, verifies it (its checksum, and that it is the very file written: its
+//!   checksum field, BLAKE3 over header and body, is kept in memory), imports the members
+//!   with their identity hashes, and gives each stub its member's body
+//!   ([`Tenant::fill_stub`]), so every reference in the tenant finds each object where it
+//!   was, with its identity and hash. [`Tenant::with_faults`] and the interpreter bring
+//!   back what their reads touch the same way.
 //!
 //! ```text
-//!              extract        store.put        stub roots       collect
+//!              extract        store.put       stub members      collect
 //!   (roots) ----------> ActiveCopy ----> (bytes stored) ----> Active ----> OnFile
-//!                                                                            |
-//!        fill_stub each root       import (hashes kept)      store.get,      |
-//!   Imported <------------------ (members made) <---------- Inactive <------+
+//!                                                                          |   ^
+//!                                              reads by &self: the view <--+---+
+//!        fill_stub each member     import (hashes kept)      store.get,    |
+//!   Imported <------------------ (members made) <---------- Inactive <-----+ (a write)
 //!                                                            verified
 //! ```
 //!
@@ -28,7 +34,7 @@
 //! use cowheap_forwarders::Base;
 //! use cowheap_heap::{synth, Format, Value};
 //! use cowheap_segment::swap::{MemStore, Swapper};
-//! use cowheap_tenants::{Error, Tenant};
+//! use cowheap_tenants::Tenant;
 //!
 //! let base = Base::new(synth::image(1_000, 1));
 //! let mut t = Tenant::fork(&base);
@@ -41,27 +47,33 @@
 //!
 //! let swapper = Swapper::new(MemStore::new());
 //! let out = swapper.swap_out(&mut t, &[root]).unwrap();
-//! assert_eq!((out.objects, out.collected.freed), (2, 1)); // the leaf is freed
-//! assert!(matches!(t.slot(root, 1), Err(Error::Swapped { .. })));
+//! assert_eq!((out.objects, out.stubs), (2, 2)); // the root and the leaf are stubs
 //!
-//! // A read with the handler faults the segment in; identity and hash are kept.
-//! let leaf = t.with_faults(|t| t.slot(root, 0)).unwrap();
+//! // Reads answer from the segment's file; it stays out.
+//! let leaf = t.slot(root, 0).unwrap();
 //! assert_eq!(t.bytes(leaf).unwrap(), b"swapped");
+//! assert_eq!(t.slot(root, 1).unwrap().as_int(), Some(7));
+//! assert_eq!(t.stub_segment(root).unwrap(), Some(out.id.get()));
+//!
+//! // A write brings it back; identity and hash are kept.
+//! t.set_slot(root, 1, Value::int(8)).unwrap();
+//! assert_eq!(t.stub_segment(root).unwrap(), None);
 //! assert_eq!(t.identity_hash(root).unwrap(), hash);
+//! assert!(t.identical(t.slot(root, 0).unwrap(), leaf).unwrap());
 //! assert!(t.identical(t.slot(holder, 0).unwrap(), root).unwrap());
 //! ```
 //!
 //! What holds:
 //! - **A failed swap-out changes nothing.** The segment is extracted and stored before any
-//!   root is stubbed, and the segment's state transitions are checked then too, so nothing
+//!   member is stubbed, and the segment's state transitions are checked then too, so nothing
 //!   after the stubbing can fail; an error before that leaves the tenant untouched, and a
 //!   stub refused midway (which the checks before it make unexpected) is undone from the
-//!   segment's own copy of the bodies, with the members still live: every root stubbed is
-//!   given its body and its host object back, the first error answered. No host object is
-//!   dropped while its state is in memory only: those taken from the roots are kept until
-//!   the segment is recorded as out; a root the undo cannot give its body back stays a stub
-//!   of the segment, which is then recorded (its file kept, a fault brings it back); one it
-//!   cannot give its host object back is stubbed again, or failing that the swapper keeps
+//!   segment's own copy of the bodies: every member stubbed is given its body and its host
+//!   object back, the first error answered. No host object is dropped while its state is
+//!   in memory only: those taken from the members are kept until the segment is recorded
+//!   as out; a member the undo cannot give its body back stays a stub of the segment, which
+//!   is then recorded (its file kept, a fault brings it back); one it cannot give its host
+//!   object back is stubbed again, or failing that the swapper keeps
 //!   the host object ([`Swapper::take_stranded`]). The file is removed only when no stub
 //!   refers to it.
 //! - **Objects outside the segment that it refers to stay alive** while it is out: each is
@@ -69,6 +81,13 @@
 //!   the segment will need, and they count as other roots when later segments are taken.
 //! - **Stubs are never members** of a later segment: a reference to one is an out-pointer
 //!   to an object outside, so segments swap out and fault in in any order.
+//! - **Reads while out.** The reader reads and verifies the file as a fault does, under
+//!   the lock, then makes the view without it. A segment it cannot read (a file gone,
+//!   damaged or replaced) answers [`cowheap_tenants::Error::Swapped`] to the read, the
+//!   typed reason kept for [`Swapper::explain`], so a caller that faults in meets it there.
+//!   A view costs the segment's bodies in memory while the tenant keeps it (until a write
+//!   brings the segment back, or the next collection); the stubs cost 16 bytes a member
+//!   while the segment is out.
 //! - **A fault that fails changes nothing visible.** A missing, damaged or replaced file is
 //!   found before anything is allocated; the stubs stay, the tenant stays usable, and the
 //!   typed reason ([`SwapError`]) is kept for [`Swapper::fault_in`] and
@@ -89,13 +108,14 @@
 //! - **Host objects travel through their plugins** ([`crate::hosts`]). A swapper made
 //!   [`Swapper::with_plugins`] saves each host object among the members (a root or not)
 //!   through its kind's plugin into the segment's file (its host objects section), and the
-//!   host objects leave memory with the members: a root's is taken from it before it is
-//!   stubbed ([`Tenant::detach_host`]) and dropped, the others' are dropped by the
-//!   collection that frees their proxies. A fault makes each again with its plugin (the
-//!   plugin's own initialisation, before anything is allocated) and gives it to the member
-//!   made again ([`Tenant::attach_host`]); a root's goes with its body into the stub
-//!   ([`Tenant::fill_stub`]), so the proxy everything outside refers to is the same, with
-//!   its identity hash. A kind with no plugin is refused at swap-out
+//!   host objects leave memory with the members: each is taken from its proxy before the
+//!   proxy is stubbed ([`Tenant::detach_host`]) and dropped once the segment is recorded.
+//!   A read through a proxy's stub answers its body from the view, not its host object,
+//!   which only a fault brings back: it makes each again with its plugin (the plugin's own
+//!   initialisation, before anything is allocated) and gives it to the member made again
+//!   ([`Tenant::attach_host`]), whence it goes with the body into the stub
+//!   ([`Tenant::fill_stub`]), so the proxy everything refers to is the same, with its
+//!   identity hash. A kind with no plugin is refused at swap-out
 //!   ([`SwapError::HostObject`], nothing changed: a [`Swapper::new`] has no plugins, so it
 //!   refuses every host object); at fault-in, a missing plugin or one that fails is
 //!   [`SwapError::HostObject`] (the stubs stay), or, if the swapper accepts placeholders
@@ -107,6 +127,7 @@
 //! | --- | --- |
 //! | [`Swapper::swap_out`] | O(private objects reachable from the tenant's roots) for the extraction and the collection, plus the store's write of O(segment) bytes |
 //! | a fault ([`Swapper::fault_in`], or through the handler) | the store's read of O(segment) bytes, then O(segment) to verify, decode and import |
+//! | the first read through a stub after a swap-out or a collection (the reader) | the store's read of O(segment) bytes, then O(segment) to verify, decode and make the view; later reads O(1) |
 //! | [`Swapper::explain`], [`Swapper::state`] | O(log segments out) |
 
 use crate::error::SegmentError;
@@ -114,7 +135,7 @@ use crate::file;
 use crate::tenant::{self, SegmentState, TenantSegment};
 use cowheap_heap::{TenantId, Value, Word};
 use cowheap_tenants::hosts::{DetachedHost, HostError, HostPlugins};
-use cowheap_tenants::stubs::FaultHandler;
+use cowheap_tenants::stubs::{FaultHandler, SegmentReader, SegmentView, ViewMember};
 use cowheap_tenants::{CollectStats, Handle, Tenant};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -122,7 +143,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The id of a swapped-out segment: the word its root stubs hold ([`Tenant::stub`]) and the
+/// The id of a swapped-out segment: the word its stubs hold ([`Tenant::stub`]) and the
 /// name it has in its [`SegmentStore`]. Unique among the segments a [`Swapper`] has out.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct SegmentId(u64);
@@ -405,8 +426,11 @@ pub struct SwappedOut {
     pub id: SegmentId,
     /// Members, roots included.
     pub objects: usize,
-    /// Roots (now stubs).
+    /// Roots.
     pub roots: usize,
+    /// Members now stubs: every member, roots included, so that a read through a stub can
+    /// answer from the segment without bringing it back ([`Swapper::reader`]).
+    pub stubs: usize,
     /// Out-pointers.
     pub out_pointers: usize,
     /// Objects outside the segment it refers to, pinned while it is out.
@@ -426,13 +450,17 @@ pub struct OutRecord {
     pub id: SegmentId,
     /// The identity words of its root stubs, in the segment's root order.
     pub roots: Vec<Word>,
+    /// The identity words of the stubs of its other members, in member order; empty for a
+    /// segment whose other members were not stubbed (then freed: a record of an earlier
+    /// frame), which reads through its stubs cannot answer without a fault.
+    pub members: Vec<Word>,
     /// The identity words of the objects its `Outside` out-pointers name, in their order.
     pub outside: Vec<Word>,
     /// The checksum field of its file (BLAKE3 of header and body), checked at fault-in.
     pub digest: [u8; 32],
     /// After a fault that filled some stubs and then failed: the identity words of the
-    /// imported bodies the swapper kept to fill the rest from, those of the last roots
-    /// (from the one the fault stopped at).
+    /// imported bodies the swapper kept to fill the rest from, those of the last stubs (from
+    /// the one the fault stopped at), stubs in the order roots then members.
     pub pending: Option<Vec<Word>>,
 }
 
@@ -441,10 +469,10 @@ enum Stubbed {
     /// Every root is a stub: the pins, and the roots' host objects (their state in the
     /// file), to drop once the segment is recorded.
     Done(Vec<Handle>, Vec<DetachedHost>),
-    /// A stub was refused and the undo put back every root: the tenant as it was, pins
+    /// A stub was refused and the undo put back every member: the tenant as it was, pins
     /// released (a host object it could not give back is the swapper's stranded one).
     Undone(SwapError),
-    /// A stub was refused and some roots could not be put back: they are stubs of the
+    /// A stub was refused and some members could not be put back: they are stubs of the
     /// segment, whose file must stay and which is recorded as out; the pins, the host
     /// objects the file holds (to drop once recorded), and the first error.
     Partly(Vec<Handle>, Vec<DetachedHost>, SwapError),
@@ -459,20 +487,55 @@ struct Prepared {
     digest: [u8; 32],
 }
 
-/// A segment that is out, as the swapper remembers it (a few words per root and per outside
-/// object; the members are in the store only).
+/// A segment that is out, as the swapper remembers it (a word per member and per outside
+/// object; the bodies are in the store only).
 #[derive(Debug)]
 struct Out {
     state: SegmentState,
-    /// The stubs, in the segment's root order.
+    /// The stubs of the roots, in the segment's root order.
     roots: Vec<Value>,
+    /// The stubs of the other members, in member order (empty if they were not stubbed).
+    members: Vec<Value>,
     /// The objects the `Outside` out-pointers name, pinned.
     outside: Vec<Handle>,
     /// The checksum field of the file written (BLAKE3 of its header and body).
     digest: [u8; 32],
     /// After a fault that filled some stubs and then failed: the imported bodies of the
-    /// roots (pinned), to fill the rest from, so that every root gets the same import.
+    /// last stubs (pinned), to fill the rest from, so that every stub gets the same import.
     pending: Option<Vec<Handle>>,
+}
+
+impl Out {
+    /// Every stub, in the order a fault fills them: the roots, then the other members.
+    fn stubs(&self) -> impl Iterator<Item = Value> + '_ {
+        self.roots.iter().chain(&self.members).copied()
+    }
+
+    /// How many stubs.
+    fn stub_len(&self) -> usize {
+        self.roots.len() + self.members.len()
+    }
+}
+
+/// The members of a segment of `n` members in the order its swap-out stubs them: the
+/// roots in root order, then the others in member order.
+///
+/// # Errors
+/// [`SegmentError::BadSegment`] for a root that is no member or a root given twice.
+fn stub_order(roots: &[u32], n: usize) -> Result<Vec<u32>, SegmentError> {
+    let mut is_root = vec![false; n];
+    for &r in roots {
+        match is_root.get_mut(r as usize) {
+            Some(seen) if !*seen => *seen = true,
+            _ => {
+                return Err(SegmentError::BadSegment(
+                    "a root that is no member, or twice",
+                ));
+            }
+        }
+    }
+    let others = (0..n as u32).filter(|&m| !is_root[m as usize]);
+    Ok(roots.iter().copied().chain(others).collect())
 }
 
 #[derive(Debug)]
@@ -566,6 +629,17 @@ impl Swapper {
         FaultHandler::new(move |t, id| me.fault(t, SegmentId(id)))
     }
 
+    /// The reader that answers reads through this swapper's stubs from their segments'
+    /// files without bringing them back; [`Swapper::swap_out`] installs it on the tenant
+    /// ([`Tenant::set_segment_reader`]). It reads and verifies the file as a fault does; a
+    /// segment it cannot read (a file gone or damaged) answers
+    /// [`cowheap_tenants::Error::Swapped`], so the caller faults it in and meets the typed
+    /// reason there.
+    pub fn reader(&self) -> SegmentReader {
+        let me = self.clone();
+        SegmentReader::new(move |t, id| me.view(t, SegmentId(id)))
+    }
+
     /// The segments out, with their states, in id order.
     pub fn swapped(&self) -> Vec<(SegmentId, SegmentState)> {
         self.lock().out.iter().map(|(&k, o)| (k, o.state)).collect()
@@ -603,9 +677,9 @@ impl Swapper {
 
     /// Swaps out the segment of `roots`: what they reach that the tenant's other roots
     /// ([`tenant::tenant_roots`], the diverted copies, the objects pinned for segments out
-    /// already) do not. Writes its file to the store, stubs each root with the segment's id,
-    /// collects the tenant and installs [`Swapper::handler`] as its fault handler. Time: see
-    /// the module doc.
+    /// already) do not. Writes its file to the store, stubs each member (roots first) with
+    /// the segment's id, collects the tenant and installs [`Swapper::handler`] as its fault
+    /// handler and [`Swapper::reader`] as its segment reader. Time: see the module doc.
     ///
     /// # Errors
     /// [`SwapError::NoRoots`]; [`SwapError::Segment`] as [`tenant::extract`] (a root that is
@@ -615,8 +689,8 @@ impl Swapper {
     /// fault-in (unless placeholders are accepted), or whose plugin fails to save it;
     /// [`SwapError::Store`]; [`SwapError::Tenant`]; [`SwapError::OtherTenant`]. On error
     /// the tenant is as it was, save after a stub refused midway (unexpected: `extract`
-    /// checked every root) whose undo could not give some root its body back: that root
-    /// is then a stub of the segment, which is recorded as out ([`Swapper::swapped`]) with
+    /// checked every root) whose undo could not give some member its body back: that
+    /// member is then a stub of the segment, which is recorded as out ([`Swapper::swapped`]) with
     /// its file, and the error is the undo's first.
     pub fn swap_out(&self, t: &mut Tenant, roots: &[Value]) -> Result<SwappedOut, SwapError> {
         Self::check_tenant(&mut self.lock(), t)?;
@@ -650,13 +724,14 @@ impl Swapper {
             .advance(SegmentState::Active)
             .and_then(|()| on_file.advance(SegmentState::OnFile))
             .map_err(SegmentError::State)?;
+        let order = stub_order(&seg.roots, seg.members.len())?;
         let bytes = file::to_bytes(&seg)?;
         let digest =
             file_checksum(&bytes).ok_or(SegmentError::BadFile("shorter than its header"))?;
         let id = self.store_new(t, &bytes)?;
-        // From here on a failure takes the file back out of the store, unless a root is
+        // From here on a failure takes the file back out of the store, unless a member is
         // left a stub of it.
-        let (pins, hosts, failed) = match self.stub_roots(t, &seg, id) {
+        let (pins, hosts, failed) = match self.stub_members(t, &seg, &order, id) {
             Stubbed::Done(pins, hosts) => (pins, hosts, None),
             Stubbed::Partly(pins, hosts, e) => (pins, hosts, Some(e)),
             Stubbed::Undone(e) => {
@@ -667,10 +742,15 @@ impl Swapper {
             }
         };
         seg.state = on_file;
-        // Every root is a stub (or, after a failed undo, some are): the members are freed
-        // (all of them, or those no restored root reaches).
+        // Every member is a stub (or, after a failed undo, some are): what the members held
+        // is gone, and the collection frees what else only they reached (forwarders).
         let collected = t.collect();
         t.set_fault_handler(Some(self.handler()));
+        t.set_segment_reader(Some(self.reader()));
+        let members = order[seg.roots.len()..]
+            .iter()
+            .map(|&m| seg.members[m as usize])
+            .collect();
         let mut inner = self.lock();
         inner.errors.remove(&id);
         inner.out.insert(
@@ -678,6 +758,7 @@ impl Swapper {
             Out {
                 state: seg.state,
                 roots: rs,
+                members,
                 outside: pins,
                 digest,
                 pending: None,
@@ -695,6 +776,7 @@ impl Swapper {
             id,
             objects: seg.objects.len(),
             roots: seg.roots.len(),
+            stubs: seg.objects.len(),
             out_pointers: seg.out.len(),
             pinned: seg.outside.len(),
             file_bytes: bytes.len(),
@@ -726,17 +808,23 @@ impl Swapper {
         Err(StoreError::Exists(SegmentId(next)).into())
     }
 
-    /// Pins the outside objects and stubs the roots (a root that is a host object's proxy
-    /// loses its host object first: kept, to be dropped once the segment is recorded, the
-    /// other members' host objects dropped by the collection that frees them); on failure
-    /// undoes it (see [`Stubbed`]).
+    /// Pins the outside objects and stubs every member, roots first ([`stub_order`]); a
+    /// member that is a host object's proxy loses its host object first, kept to be dropped
+    /// once the segment is recorded. On failure undoes it (see [`Stubbed`]).
     ///
     /// With today's tenant no stub is refused here: every root was checked by `extract`
-    /// (a private object with a body, a proxy or not) and nothing ran since. The undo is
-    /// for a tenant that changes under that assumption; it goes through every root,
+    /// (a private object with a body, a proxy or not), the other members are private
+    /// objects it reached, and nothing ran since. The undo is for a tenant that changes
+    /// under that assumption; it goes through every member stubbed,
     /// gives each host object back or keeps it where its state is (the file, or the
     /// swapper's [`Swapper::take_stranded`]), and answers the first error.
-    fn stub_roots(&self, t: &mut Tenant, seg: &TenantSegment, id: SegmentId) -> Stubbed {
+    fn stub_members(
+        &self,
+        t: &mut Tenant,
+        seg: &TenantSegment,
+        order: &[u32],
+        id: SegmentId,
+    ) -> Stubbed {
         let mut pins = Vec::with_capacity(seg.outside.len());
         for &o in &seg.outside {
             match t.pin(o) {
@@ -747,18 +835,18 @@ impl Swapper {
                 }
             }
         }
-        // The host objects taken from the roots stubbed so far, by root.
-        let mut detached: Vec<Option<DetachedHost>> = Vec::with_capacity(seg.roots.len());
+        // The host objects taken from the members stubbed so far, by member.
+        let mut detached: Vec<Option<DetachedHost>> = Vec::with_capacity(order.len());
         let mut failed = None;
-        for &r in &seg.roots {
-            let root = seg.members[r as usize];
-            let host = t.detach_host(root);
-            if let Err(e) = t.stub(root, id.0) {
+        for &r in order {
+            let member = seg.members[r as usize];
+            let host = t.detach_host(member);
+            if let Err(e) = t.stub(member, id.0) {
                 if let Some(h) = host {
                     // Nothing changed but the detaching: the proxy takes it back (a proxy a
                     // moment ago, with its body). Were it refused, the swapper keeps it.
-                    if let Err((_, h)) = t.try_attach_host(root, h) {
-                        self.lock().stranded.push((root, h));
+                    if let Err((_, h)) = t.try_attach_host(member, h) {
+                        self.lock().stranded.push((member, h));
                     }
                 }
                 failed = Some(e);
@@ -769,15 +857,16 @@ impl Swapper {
         let Some(e) = failed else {
             return Stubbed::Done(pins, detached.into_iter().flatten().collect());
         };
-        // Undo: each stubbed root gets its body back, made from the segment's copy of it,
-        // its references to the members still live in the tenant, and its host object. A
-        // root that cannot is left a stub of this segment, whose file holds it, its host
-        // object among them (saved at extract): the segment is then recorded as out.
+        // Undo: each stubbed member gets its body back, made from the segment's copy of it
+        // (its references to the other members name them, stubs or not, by their keys),
+        // and its host object. A member that cannot is left a stub of this segment, whose
+        // file holds it, its host object among them (saved at extract): the segment is then
+        // recorded as out.
         let mut first: Option<SwapError> = None;
         let mut in_file = Vec::new();
         let mut stubs_left = false;
-        for (&r, host) in seg.roots.iter().zip(detached) {
-            let root = seg.members[r as usize];
+        for (&r, host) in order.iter().zip(detached) {
+            let member = seg.members[r as usize];
             if let Err(e) = restore_body(t, seg, r as usize) {
                 first.get_or_insert(e);
                 stubs_left = true;
@@ -786,15 +875,15 @@ impl Swapper {
             }
             let Some(h) = host else { continue };
             // A body just made is no proxy: the attach is not refused today. Were it, the
-            // root is stubbed again so that the file, which holds its host object, gives
+            // member is stubbed again so that the file, which holds its host object, gives
             // it back at fault-in; failing that too, the swapper keeps it.
-            if let Err((e, h)) = t.try_attach_host(root, h) {
+            if let Err((e, h)) = t.try_attach_host(member, h) {
                 first.get_or_insert(e.into());
-                if t.stub(root, id.0).is_ok() {
+                if t.stub(member, id.0).is_ok() {
                     stubs_left = true;
                     in_file.push(h);
                 } else {
-                    self.lock().stranded.push((root, h));
+                    self.lock().stranded.push((member, h));
                 }
             }
         }
@@ -880,21 +969,8 @@ impl Swapper {
                 return Self::fault_locked(&mut inner, t, id, Some(p));
             }
             let digest = out.digest;
-            let roots = out.roots.len();
             // Everything is checked before the tenant is touched.
-            let bytes = inner.store.get(id)?;
-            // The file's own checksum (BLAKE3 over its header and body, verified by the
-            // decoder) must be the one written: then the bytes are the segment's.
-            let seg = file::from_bytes(&bytes, Some(t.base().fingerprint()))?;
-            if file_checksum(&bytes) != Some(digest) {
-                return Err(SwapError::Replaced(id));
-            }
-            if seg.roots.len() != roots {
-                return Err(SwapError::Mismatch {
-                    segment: id,
-                    what: "the number of roots",
-                });
-            }
+            let seg = Self::read_out(&inner, t, id, out)?;
             let (plugins, placeholders) = (inner.plugins.clone(), inner.placeholders);
             drop(inner);
             // Host objects are made again (by the plugins) before anything is allocated: a
@@ -902,6 +978,137 @@ impl Swapper {
             let hosts = seg.make_hosts(&plugins, placeholders).map_err(host_error)?;
             prepared = Some(Prepared { seg, hosts, digest });
         }
+    }
+
+    /// The file of segment `id`, which is `out`, read from the store and verified: its own
+    /// checksum, that it is the very file written (its checksum field is the one kept), and
+    /// that it fits the stubs (its roots, and its members if they were stubbed).
+    fn read_out(
+        inner: &Inner,
+        t: &Tenant,
+        id: SegmentId,
+        out: &Out,
+    ) -> Result<TenantSegment, SwapError> {
+        let bytes = inner.store.get(id)?;
+        // The file's own checksum (BLAKE3 over its header and body, verified by the
+        // decoder) must be the one written: then the bytes are the segment's.
+        let seg = file::from_bytes(&bytes, Some(t.base().fingerprint()))?;
+        if file_checksum(&bytes) != Some(out.digest) {
+            return Err(SwapError::Replaced(id));
+        }
+        Self::check_fits(&seg, out, id)?;
+        Ok(seg)
+    }
+
+    /// [`SwapError::Mismatch`] unless segment `seg` has as many roots as `out` has root
+    /// stubs, and as many other members as it has member stubs (if any).
+    fn check_fits(seg: &TenantSegment, out: &Out, id: SegmentId) -> Result<(), SwapError> {
+        if seg.roots.len() != out.roots.len() {
+            return Err(SwapError::Mismatch {
+                segment: id,
+                what: "the number of roots",
+            });
+        }
+        if !out.members.is_empty() && seg.objects.len() != out.stub_len() {
+            return Err(SwapError::Mismatch {
+                segment: id,
+                what: "the number of members",
+            });
+        }
+        Ok(())
+    }
+
+    /// A view of segment `id` for a read through one of its stubs ([`Swapper::reader`]):
+    /// the tenant's error as it is, any other failure kept for [`Swapper::explain`] and
+    /// answered as [`cowheap_tenants::Error::Swapped`] (a fault then meets it, typed).
+    fn view(&self, t: &Tenant, id: SegmentId) -> cowheap_tenants::Result<SegmentView> {
+        match self.view_typed(t, id) {
+            Ok(v) => Ok(v),
+            Err(SwapError::Tenant(e)) => Err(e),
+            Err(e) => {
+                self.lock().errors.insert(id, e);
+                Err(cowheap_tenants::Error::Swapped {
+                    segment: id.0,
+                    object: Word::from_bits(0),
+                })
+            }
+        }
+    }
+
+    fn view_typed(&self, t: &Tenant, id: SegmentId) -> Result<SegmentView, SwapError> {
+        let (seg, stubs, outside) = {
+            let inner = self.lock();
+            if inner.tenant != Some(t.id()) {
+                return Err(SwapError::Unknown(id));
+            }
+            let out = inner.out.get(&id).ok_or(SwapError::Unknown(id))?;
+            // A segment whose other members were not stubbed has no names for them.
+            if out.members.is_empty() && out.roots.len() != out.stub_len() {
+                return Err(SwapError::Unknown(id));
+            }
+            let seg = Self::read_out(&inner, t, id, out)?;
+            let stubs: Vec<Value> = out.stubs().collect();
+            (seg, stubs, out.outside.clone())
+        };
+        if stubs.len() != seg.objects.len() {
+            return Err(SwapError::Mismatch {
+                segment: id,
+                what: "the number of members",
+            });
+        }
+        let order = stub_order(&seg.roots, seg.objects.len())?;
+        // Member m's stub.
+        let mut stub_of = vec![Value::int(0); seg.objects.len()];
+        for (&m, &v) in order.iter().zip(&stubs) {
+            stub_of[m as usize] = v;
+        }
+        let outside = outside
+            .iter()
+            .map(|&h| t.pinned_value(h))
+            .collect::<cowheap_tenants::Result<Vec<_>>>()?;
+        let value = |r: tenant::SRef| -> Result<Value, SwapError> {
+            Ok(match r {
+                tenant::SRef::Imm(w) => Value::shared(w),
+                tenant::SRef::Obj(j) => *stub_of
+                    .get(j as usize)
+                    .ok_or(SegmentError::BadSegment("a reference to no member"))?,
+                tenant::SRef::Out(k) => match seg.out.get(k as usize) {
+                    Some(tenant::OutRef::Base(x)) => Value::base(*x),
+                    Some(tenant::OutRef::Outside(k)) => *outside
+                        .get(*k as usize)
+                        .ok_or(SegmentError::BadSegment("a reference to no outside object"))?,
+                    _ => return Err(SegmentError::BadSegment("a portable out-pointer").into()),
+                },
+            })
+        };
+        let mut slots = Vec::with_capacity(seg.objects.len());
+        let mut classes = Vec::with_capacity(seg.objects.len());
+        for o in &seg.objects {
+            classes.push(value(o.class)?);
+            slots.push(
+                o.slots
+                    .iter()
+                    .map(|&r| value(r))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+        }
+        // The stubs still standing: after a fault that stopped part-way, or an undo that
+        // gave some members their bodies back, the others are objects again.
+        let standing = |v: Value| matches!(t.stub_segment(v), Ok(Some(s)) if s == id.0);
+        let members = seg
+            .objects
+            .iter()
+            .enumerate()
+            .filter(|&(m, _)| standing(stub_of[m]))
+            .map(|(m, o)| ViewMember {
+                stub: stub_of[m],
+                class: classes[m],
+                format: o.format,
+                hash: o.hash,
+                slots: &slots[m],
+                bytes: &o.bytes,
+            });
+        Ok(t.segment_view(id.0, members)?)
     }
 
     /// Fills the stubs of segment `id` from `prepared` (its file read, verified and its host
@@ -931,12 +1138,8 @@ impl Swapper {
                 if digest != out.digest {
                     return Err(SwapError::Replaced(id));
                 }
-                if seg.roots.len() != out.roots.len() {
-                    return Err(SwapError::Mismatch {
-                        segment: id,
-                        what: "the number of roots",
-                    });
-                }
+                Self::check_fits(&seg, out, id)?;
+                let order = stub_order(&seg.roots, seg.objects.len())?;
                 let outside = out
                     .outside
                     .iter()
@@ -949,19 +1152,27 @@ impl Swapper {
                         e => host_error(e),
                     })?;
                 out.state = SegmentState::Inactive;
-                imported.roots
+                if out.members.is_empty() {
+                    imported.roots
+                } else {
+                    order
+                        .iter()
+                        .map(|&m| imported.members[m as usize])
+                        .collect()
+                }
             }
         };
-        // Each stub still standing gets its root's body; a root the tenant has dropped since
-        // (its stub collected) is skipped, its body garbage. Bodies kept from a fault that
-        // stopped part-way are those of the last roots, from the one it stopped at.
-        let Some(first) = out.roots.len().checked_sub(bodies.len()) else {
+        // Each stub still standing gets its member's body; one the tenant has dropped since
+        // (collected) is skipped, its body garbage. Bodies kept from a fault that stopped
+        // part-way are those of the last stubs, from the one it stopped at.
+        let stubs: Vec<Value> = out.stubs().collect();
+        let Some(first) = stubs.len().checked_sub(bodies.len()) else {
             return Err(SwapError::Mismatch {
                 segment: id,
-                what: "the number of roots",
+                what: "the number of members",
             });
         };
-        for (i, (&stub, &body)) in out.roots[first..].iter().zip(&bodies).enumerate() {
+        for (i, (&stub, &body)) in stubs[first..].iter().zip(&bodies).enumerate() {
             match t.stub_segment(stub) {
                 Ok(Some(s)) if s == id.0 => {}
                 _ => continue,
@@ -1018,6 +1229,11 @@ impl Swapper {
                 id,
                 roots: o
                     .roots
+                    .iter()
+                    .map(|&r| t.identity_word(r))
+                    .collect::<cowheap_tenants::Result<_>>()?,
+                members: o
+                    .members
                     .iter()
                     .map(|&r| t.identity_word(r))
                     .collect::<cowheap_tenants::Result<_>>()?,
@@ -1088,11 +1304,13 @@ impl Swapper {
                 Some(Err(e)) => return undo(t, &pins, e.into()),
             };
             let roots = r.roots.iter().map(|&w| Value::owned(w, t.id())).collect();
+            let members = r.members.iter().map(|&w| Value::owned(w, t.id())).collect();
             made.push((
                 r.id,
                 Out {
                     state: SegmentState::OnFile,
                     roots,
+                    members,
                     outside,
                     digest: r.digest,
                     pending,
@@ -1107,6 +1325,7 @@ impl Swapper {
         }
         drop(inner);
         t.set_fault_handler(Some(self.handler()));
+        t.set_segment_reader(Some(self.reader()));
         Ok(())
     }
 
@@ -1118,9 +1337,8 @@ impl Swapper {
             .out
             .iter()
             .filter(|(id, o)| {
-                !o.roots
-                    .iter()
-                    .any(|&r| matches!(t.stub_segment(r), Ok(Some(s)) if s == id.0))
+                !o.stubs()
+                    .any(|r| matches!(t.stub_segment(r), Ok(Some(s)) if s == id.0))
             })
             .map(|(&id, _)| id)
             .collect();
@@ -1158,8 +1376,8 @@ fn unpin_all(t: &mut Tenant, pins: &[Handle]) {
     }
 }
 
-/// Gives stubbed root member `r` of `seg` (still `ActiveCopy`: its other members live) its
-/// body back from the segment's copy of it.
+/// Gives stubbed member `r` of `seg` (still `ActiveCopy`: the other members are live or
+/// stubs) its body back from the segment's copy of it.
 fn restore_body(t: &mut Tenant, seg: &TenantSegment, r: usize) -> Result<(), SwapError> {
     let o = &seg.objects[r];
     let value = |s: tenant::SRef| -> Result<Value, SwapError> {

@@ -216,9 +216,9 @@ impl TenantSegment {
 }
 
 /// The private objects reachable from `from` (following slots and classes, through private
-/// objects only), not entering `stop`. A root stub (a root of a segment swapped out,
-/// [`crate::swap`]) is seen but not entered and not answered: it has no body here, and it is
-/// never a member of another segment (a reference to it is an out-pointer).
+/// objects only), not entering `stop`. A stub (a member of a segment swapped out,
+/// [`crate::swap`]) is seen but not entered and not answered: its body is in its segment,
+/// and it is never a member of another segment (a reference to it is an out-pointer).
 fn reach(t: &Tenant, from: &[Value], stop: &HashSet<Word>) -> Result<(Vec<Value>, HashSet<Word>)> {
     let mut seen: HashSet<Word> = HashSet::default();
     let mut order = Vec::new();
@@ -229,6 +229,11 @@ fn reach(t: &Tenant, from: &[Value], stop: &HashSet<Word>) -> Result<(Vec<Value>
         }
     }
     while let Some(v) = queue.pop_front() {
+        // A stub is read through its segment's view, if the tenant has a reader: asked
+        // first, so that it is never entered.
+        if t.stub_segment(v)?.is_some() {
+            continue;
+        }
         let n = match t.size(v) {
             Ok(size) => size.slots,
             Err(cowheap_tenants::Error::Swapped { .. }) => continue,
@@ -292,6 +297,14 @@ fn extract_saving(
     for r in roots {
         if !r.word().is_private() {
             return Err(SegmentError::NotPrivate(r.word().bits()));
+        }
+        // A stub reads through its segment's view, but is no root of another segment.
+        if let Some(segment) = tenant.stub_segment(*r)? {
+            return Err(cowheap_tenants::Error::Swapped {
+                segment,
+                object: r.word(),
+            }
+            .into());
         }
         tenant.size(*r)?;
     }

@@ -88,7 +88,8 @@ impl SegmentStore for StoreSegments {
 
 /// The magic of a tenant state with segments out.
 const STATE_MAGIC: [u8; 8] = *b"COWSWAP\0";
-const STATE_VERSION: u32 = 1;
+/// Version 2 adds each record's member stubs; version 1 (no member stubs) is still read.
+const STATE_VERSION: u32 = 2;
 /// The pending count that means "no pending bodies".
 const NO_PENDING: u32 = u32::MAX;
 
@@ -100,7 +101,12 @@ pub(crate) fn encode_state(snapshot: Vec<u8>, records: &[OutRecord]) -> Vec<u8> 
     }
     let words: usize = records
         .iter()
-        .map(|r| r.roots.len() + r.outside.len() + r.pending.as_ref().map_or(0, Vec::len))
+        .map(|r| {
+            r.roots.len()
+                + r.members.len()
+                + r.outside.len()
+                + r.pending.as_ref().map_or(0, Vec::len)
+        })
         .sum();
     let mut out = Vec::with_capacity(24 + snapshot.len() + records.len() * 52 + words * 8);
     out.extend(STATE_MAGIC);
@@ -112,6 +118,7 @@ pub(crate) fn encode_state(snapshot: Vec<u8>, records: &[OutRecord]) -> Vec<u8> 
         out.extend(r.id.get().to_le_bytes());
         out.extend(r.digest);
         out.extend(count(r.roots.len()).to_le_bytes());
+        out.extend(count(r.members.len()).to_le_bytes());
         out.extend(count(r.outside.len()).to_le_bytes());
         out.extend(
             r.pending
@@ -122,6 +129,7 @@ pub(crate) fn encode_state(snapshot: Vec<u8>, records: &[OutRecord]) -> Vec<u8> 
         for w in r
             .roots
             .iter()
+            .chain(&r.members)
             .chain(&r.outside)
             .chain(r.pending.iter().flatten())
         {
@@ -150,7 +158,8 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<(&[u8], Vec<OutRecord>), &'st
         return Ok((bytes, Vec::new()));
     }
     let mut r = Reader { bytes, at: 8 };
-    if r.u32()? != STATE_VERSION {
+    let version = r.u32()?;
+    if version != 1 && version != STATE_VERSION {
         return Err("an unknown version of the segments frame");
     }
     let n = r.u32()?;
@@ -164,9 +173,11 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<(&[u8], Vec<OutRecord>), &'st
             .try_into()
             .map_err(|_| "a short segment checksum")?;
         let roots = r.u32()?;
+        let members = if version == 1 { 0 } else { r.u32()? };
         let outside = r.u32()?;
         let pending = r.u32()?;
         let roots = r.words(roots)?;
+        let members = r.words(members)?;
         let outside = r.words(outside)?;
         let pending = match pending {
             NO_PENDING => None,
@@ -175,6 +186,7 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<(&[u8], Vec<OutRecord>), &'st
         records.push(OutRecord {
             id,
             roots,
+            members,
             outside,
             digest,
             pending,
@@ -231,6 +243,7 @@ mod tests {
         OutRecord {
             id: SegmentId::new(id),
             roots: vec![Word::from_bits(id * 10), Word::from_bits(id * 10 + 1)],
+            members: vec![Word::from_bits(id * 10 + 2)],
             outside: vec![Word::from_bits(77)],
             digest: [id as u8; 32],
             pending: pending.then(|| vec![Word::from_bits(5)]),
@@ -258,5 +271,41 @@ mod tests {
         let mut huge = framed.clone();
         huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode_state(&huge).is_err());
+    }
+
+    #[test]
+    fn a_version_1_frame_reads_with_no_member_stubs() {
+        let snap = b"COWTENT\0 and the rest".to_vec();
+        let mut r = record(3, true);
+        r.members.clear();
+        // Version 1: no member count after the root count.
+        let mut v1 = Vec::new();
+        v1.extend(STATE_MAGIC);
+        v1.extend(1u32.to_le_bytes());
+        v1.extend(1u32.to_le_bytes());
+        v1.extend((snap.len() as u64).to_le_bytes());
+        v1.extend(&snap);
+        v1.extend(3u64.to_le_bytes());
+        v1.extend(r.digest);
+        for n in [2u32, 1, 1] {
+            v1.extend(n.to_le_bytes());
+        }
+        for w in r
+            .roots
+            .iter()
+            .chain(&r.outside)
+            .chain(r.pending.iter().flatten())
+        {
+            v1.extend(w.bits().to_le_bytes());
+        }
+        assert_eq!(decode_state(&v1).unwrap(), (&snap[..], vec![r.clone()]));
+        // The same records framed now (version 2) read back the same.
+        let framed = encode_state(snap.clone(), std::slice::from_ref(&r));
+        assert_eq!(&framed[8..12], &STATE_VERSION.to_le_bytes());
+        assert_eq!(decode_state(&framed).unwrap(), (&snap[..], vec![r]));
+        // A version past these is refused.
+        let mut v3 = v1.clone();
+        v3[8..12].copy_from_slice(&3u32.to_le_bytes());
+        assert!(decode_state(&v3).is_err());
     }
 }

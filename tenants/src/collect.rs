@@ -15,6 +15,7 @@ use crate::space::State;
 use crate::stats::{add, sub};
 use crate::{CollectStats, Tenant};
 use cowheap_heap::{PrivateKey, Word};
+use rustc_hash::FxHashMap;
 
 impl Tenant {
     /// Frees every private object not reachable from this tenant's roots, pinned handles and
@@ -51,6 +52,18 @@ impl Tenant {
             }
         }
         stack.extend(roots.iter().filter_map(|w| w.as_private()).map(|k| k.key()));
+        // The stubs of a segment live and die together: a stub's body (in its segment, or
+        // in the segment's view) refers to the other members by their stubs. So the first
+        // stub of a segment reached marks them all. Found in one pass over the keys, which
+        // the sweep makes anyway.
+        let mut stubs_by_segment: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+        if self.space.stub_count() > 0 {
+            for (k, s) in self.space.iter() {
+                if let State::Stub(segment) = s {
+                    stubs_by_segment.entry(segment).or_default().push(k.key());
+                }
+            }
+        }
 
         while let Some(i) = stack.pop() {
             match marked.get_mut(i as usize) {
@@ -69,8 +82,12 @@ impl Tenant {
                     stack.extend(t.as_private().map(|k| k.key()));
                     continue;
                 }
-                // A root stub holds nothing here: its objects are in its segment.
-                State::Stub(_) => continue,
+                // A stub holds nothing here (its objects are in its segment) but the other
+                // stubs of its segment.
+                State::Stub(segment) => {
+                    stack.extend(stubs_by_segment.remove(&segment).into_iter().flatten());
+                    continue;
+                }
                 State::Object(body) => {
                     for cell in body.slots() {
                         let w = self.final_word(cell.get(), &mut out);
@@ -103,6 +120,11 @@ impl Tenant {
         }
         self.space.tidy();
         self.drop_dead_hosts();
+        // A view's words are not patched here, and may name a forwarder just freed: views
+        // are made again from their segments when next read.
+        if let Some(c) = self.cold.as_mut() {
+            c.views.clear();
+        }
         let space = &self.space;
         if let Some(c) = self.cold.as_mut() {
             c.committed.retain(|&k| space.get(k).is_some());

@@ -100,6 +100,26 @@ impl Tenant {
         Ok(Value::owned(w, self.id))
     }
 
+    /// What `h` refers to now, as [`Tenant::pinned`] answers it, by `&self` (the handle
+    /// keeps the word it holds; `pinned` writes back where a become led it). Time: O(1).
+    ///
+    /// # Errors
+    /// As [`Tenant::pinned`].
+    pub fn pinned_value(&self, h: Handle) -> Result<Value> {
+        let key = self.check_handle(&h)?;
+        let w = self
+            .handles()
+            .and_then(|hs| hs.slab.get(key))
+            .copied()
+            .ok_or(Error::StaleHandle)?;
+        let w = if w.is_ref() {
+            self.locate_word(w)?.word()
+        } else {
+            w
+        };
+        Ok(Value::owned(w, self.id))
+    }
+
     /// Unpins `h` and returns what it referred to. Using `h` again is an error. Time: O(1).
     pub fn unpin(&mut self, h: Handle) -> Result<Value> {
         let v = self.pinned(h)?;

@@ -145,6 +145,10 @@ pub(crate) struct Cold {
     pub(crate) committed: Vec<PrivateKey>,
     /// What brings a swapped-out segment back ([`Tenant::set_fault_handler`]).
     pub(crate) fault: Option<crate::stubs::FaultHandler>,
+    /// What reads a segment that is out without bringing it back
+    /// ([`Tenant::set_segment_reader`]), and the views it made.
+    pub(crate) reader: Option<crate::stubs::SegmentReader>,
+    pub(crate) views: crate::stubs::Views,
 }
 
 /// A 22-bit identity hash for the `n`th object a tenant allocates (splitmix64 finaliser).
@@ -427,6 +431,7 @@ impl Tenant {
                 std::mem::size_of::<Cold>()
                     + c.handles.memory_bytes()
                     + c.roots.keys().map(|k| k.len() + 48).sum::<usize>()
+                    + c.views.memory_bytes()
             })
             + own_marks
     }
@@ -641,6 +646,16 @@ impl Tenant {
         self.space.object(k).ok_or_else(|| self.no_body(k))
     }
 
+    /// The body a read by `&self` finds for a located private object: its own, or a
+    /// stub's from its segment's view ([`Tenant::set_segment_reader`]).
+    #[inline(always)]
+    pub(crate) fn read_body(&self, k: PrivateKey) -> Result<Obj<'_>> {
+        match self.space.object(k) {
+            Some(o) => Ok(o),
+            None => self.stub_body(k),
+        }
+    }
+
     /// Why live-looking key `k` has no body: a root stub of a swapped-out segment, or a
     /// collected object.
     #[cold]
@@ -737,7 +752,7 @@ impl Tenant {
             Some(Quick::Version(x)) => Ok(Value::shared(self.base.slot_word(x, i)?)),
             None => match self.locate(obj)? {
                 Loc::Base(x) => Ok(Value::shared(self.base.slot_word(x, i)?)),
-                Loc::Private(k) => self.private_slot(self.body(k)?, i),
+                Loc::Private(k) => self.private_slot(self.read_body(k)?, i),
             },
         }
     }
@@ -945,7 +960,7 @@ impl Tenant {
             Some(Quick::Version(x)) => return Ok(in_base(&self.base, x)?),
             None => match self.locate(obj)? {
                 Loc::Base(x) => return Ok(in_base(&self.base, x)?),
-                Loc::Private(k) => self.body(k)?,
+                Loc::Private(k) => self.read_body(k)?,
             },
         };
         Ok(in_body(body))

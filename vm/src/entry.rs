@@ -104,15 +104,19 @@ impl Vm {
         for &a in args {
             self.push(m, a)?;
         }
+        // What the run reads through a stub is faulted in, not read from a view.
+        let was = m.set_reads_fault(true);
         let flow = self.send(m, selector, args.len(), false);
         let result = match flow {
             Ok(Flow::Done(v)) => Ok(v),
-            Ok(Flow::Go) if self.same(m, self.active, bottom)? => {
-                self.pop(m).map_err(VmError::from)
-            }
-            Ok(Flow::Go) => self.interpret(m, budget),
+            Ok(Flow::Go) => match self.same(m, self.active, bottom) {
+                Ok(true) => self.pop(m).map_err(VmError::from),
+                Ok(false) => self.interpret(m, budget),
+                Err(e) => Err(e.into()),
+            },
             Err(e) => Err(e),
         };
+        m.set_reads_fault(was);
         self.finish(m, result)
     }
 
@@ -131,13 +135,17 @@ impl Vm {
         self.reset_fresh(m)?;
         self.forget_enumeration();
         self.faulted.clear();
+        // What the run reads through a stub is faulted in, not read from a view.
+        let was = m.set_reads_fault(true);
         // What the run handed to the image before it stopped is not known: read every
         // returned-to context back.
         // A suspended run whose active context was swapped out since: brought back first.
-        self.fault_in_ahead(m, active)?;
-        self.expose(m)?;
-        self.load_context(m, active)?;
-        let result = self.interpret(m, budget);
+        let result = self
+            .fault_in_ahead(m, active)
+            .and_then(|()| Ok(self.expose(m)?))
+            .and_then(|()| self.load_context(m, active))
+            .and_then(|()| self.interpret(m, budget));
+        m.set_reads_fault(was);
         self.finish(m, result)
     }
 

@@ -86,6 +86,13 @@ pub trait ObjectMemory {
     /// The handler's error, or [`cowheap_tenants::Error::Swapped`] when there is no handler
     /// or a stub of the segment is left.
     fn fault_in(&mut self, segment: u64) -> MemResult<()>;
+    /// Makes reads through stubs answer [`cowheap_tenants::Error::Swapped`] (`true`), so
+    /// that the interpreter faults in what it reads, rather than answer from a view of the
+    /// segment (a tenant's [`Tenant::set_stub_views`]); answers the setting before. A
+    /// memory with no stubs ignores it.
+    fn set_reads_fault(&mut self, on: bool) -> bool {
+        on
+    }
 }
 
 impl ObjectMemory for Tenant {
@@ -213,5 +220,9 @@ impl ObjectMemory for Tenant {
     /// [`Tenant::fault_in`]: the tenant's fault handler.
     fn fault_in(&mut self, segment: u64) -> MemResult<()> {
         Tenant::fault_in(self, segment)
+    }
+    /// [`Tenant::set_stub_views`], turned the other way.
+    fn set_reads_fault(&mut self, on: bool) -> bool {
+        !Tenant::set_stub_views(self, !on)
     }
 }
