@@ -7,8 +7,11 @@
 //! store's write, stubbing the root, the collection that frees the members) and faulting
 //! them back in (the store's read, verification, import, `fill_stub`), to a store in memory
 //! and to a directory (each write synced); the first touch through a stub of a small segment
-//! in a large tenant (the latency a reader sees). Before the groups, the tenant's private
-//! bytes and memory before and after a swap-out are printed.
+//! in a large tenant (the latency a reader sees), by a read by `&self` (which makes the
+//! segment's view, leaving it out) and by a fault. The `view` group: a walk of the chain
+//! through its stubs (the view made) against the same walk with the chain in. Before the
+//! groups, the tenant's private bytes and memory before and after a swap-out, with the
+//! view made, and back in are printed.
 //!
 //! `cargo bench -p cowheap-segment`
 
@@ -115,12 +118,14 @@ fn swap(c: &mut Criterion) {
         let swapper = Swapper::new(MemStore::new());
         let out = swapper.swap_out(&mut t, &[head]).unwrap();
         let (b1, m1) = (t.stats().private_bytes, t.memory_bytes());
+        t.size(head).unwrap();
+        let mv = t.memory_bytes();
         t.with_faults(|t| t.size(head)).unwrap();
         t.collect();
         let (b2, m2) = (t.stats().private_bytes, t.memory_bytes());
         println!(
             "swap of {} objects (file {} bytes): private bytes {b0} -> {b1} -> {b2} (out, back); \
-             memory_bytes {m0} -> {m1} -> {m2}",
+             memory_bytes {m0} -> {m1} (out) -> {mv} (out, view made) -> {m2} (back)",
             out.objects, out.file_bytes
         );
     }
@@ -198,10 +203,51 @@ fn swap(c: &mut Criterion) {
     });
     g.finish();
 
+    // Reads through stubs, the view made, against the same reads with the segment in: a
+    // walk of the chain (slot 0 of each object, then slot 1).
+    let walk = |t: &Tenant, head: Value| {
+        let (mut v, mut sum) = (head, 0i64);
+        while let Ok(next) = t.slot(v, 0) {
+            sum += t.slot(v, 1).unwrap().as_int().unwrap_or(0);
+            v = next;
+        }
+        sum
+    };
+    let mut g = c.benchmark_group("view");
+    g.throughput(Throughput::Elements(N as u64 / 2));
+    let (_, t_in, head_in) = chain(N);
+    g.bench_function("walk, chain in", |b| {
+        b.iter(|| black_box(walk(&t_in, head_in)))
+    });
+    let s = Swapper::new(MemStore::new());
+    let (t_out, head_out) = swapped(N, 0, &s);
+    assert_eq!(walk(&t_out, head_out), walk(&t_in, head_in));
+    assert!(t_out.stub_segment(head_out).unwrap().is_some());
+    g.bench_function("walk through stubs (view made)", |b| {
+        b.iter(|| black_box(walk(&t_out, head_out)))
+    });
+    g.finish();
+
     // First touch: a read through the stub of a small segment in a tenant of 100,000 other
-    // private objects, the time until the read answers. Timed by hand over 31 runs (each
-    // needs a fresh tenant, too costly to make as often as criterion would ask).
+    // private objects, the time until the read answers, by `&self` (the view made, the
+    // segment left out) and with faults (the segment brought back). Timed by hand over 31
+    // runs (each needs a fresh tenant, too costly to make as often as criterion would ask).
     for n in [16, 1_000, 20_000] {
+        let mut views: Vec<std::time::Duration> = (0..31)
+            .map(|_| {
+                let s = Swapper::new(MemStore::new());
+                let (t, head) = swapped(n, 100_000, &s);
+                let start = std::time::Instant::now();
+                black_box(t.slot(head, 1).unwrap());
+                start.elapsed()
+            })
+            .collect();
+        views.sort();
+        println!(
+            "first read by &self, {n}-object segment in a tenant of 100k other objects (view \
+             made, segment left out): median {:?}, min {:?}, max {:?}",
+            views[15], views[0], views[30]
+        );
         let mut times: Vec<std::time::Duration> = (0..31)
             .map(|_| {
                 let s = Swapper::new(MemStore::new());
@@ -220,7 +266,7 @@ fn swap(c: &mut Criterion) {
         black_box(t.stubs().count());
         let scan = start.elapsed();
         println!(
-            "first touch, {n}-object segment in a tenant of 100k other objects: median {:?}, \
+            "first touch with faults, {n}-object segment in a tenant of 100k other objects: median {:?}, \
              min {:?}, max {:?}; one scan of the tenant's stubs {scan:?}",
             times[15], times[0], times[30]
         );

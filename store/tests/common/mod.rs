@@ -1307,6 +1307,14 @@ pub(crate) fn segments_across_nodes(h: &dyn Harness) {
 
     let mut r = b.resume(&t("seg")).unwrap();
     assert_eq!(segments_with_stubs(&r.tenant), 3);
+    // On the other node too, a read by `&self` answers from the store's file, leaving the
+    // segment out.
+    let holder = r.tenant.root("holder").unwrap();
+    let root0 = r.tenant.slot(holder, 0).unwrap();
+    let leaf = r.tenant.slot(root0, 2).unwrap();
+    assert_eq!(r.tenant.bytes(leaf).unwrap(), part_bytes(0, 2));
+    assert_eq!(r.tenant.identity_hash(root0).unwrap(), hashes[0]);
+    assert_eq!(r.tenant.stub_segment(leaf).unwrap(), Some(ids[0].get()));
     assert!(r.tenant.has_fault_handler());
     assert_eq!(r.swapper().swapped().len(), 3);
     // A write through part 1's stub faults it in and goes on.
