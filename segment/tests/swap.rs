@@ -576,6 +576,17 @@ fn damaged_missing_and_replaced_files_are_typed_errors_and_change_nothing() {
             panic!("{r:?}")
         };
         assert!(matches!(d.swapper.explain(e), SwapError::Segment(_)));
+        // A read by `&self`: the reader makes no view of a damaged file, so the read
+        // answers `Swapped`, the reason kept for `explain`.
+        assert!(matches!(
+            d.t.size(d.root),
+            Err(Error::Swapped { segment, .. }) if segment == d.id.get()
+        ));
+        let kept = Error::Fault {
+            segment: d.id.get(),
+            reason: String::new(),
+        };
+        assert!(matches!(d.swapper.explain(kept), SwapError::Segment(_)));
         // A write through it: the handler is called and its error answered.
         assert!(matches!(
             d.t.set_bytes(d.root, 0, &[]),
@@ -597,9 +608,13 @@ fn damaged_missing_and_replaced_files_are_typed_errors_and_change_nothing() {
     let e = d.swapper.fault_in(&mut d.t, d.id).unwrap_err();
     assert!(matches!(e, SwapError::Replaced(id) if id == d.id), "{e}");
     still_usable(&mut d);
-    // The right file back: the segment comes back and the tenant is what it was.
+    // The right file back: a read by `&self` answers from it, the segment left out; then
+    // the segment comes back and the tenant is what it was.
     std::fs::write(&path, &good).unwrap();
+    let hash = d.t.identity_hash(d.root).unwrap();
+    assert_eq!(d.t.stub_segment(d.root).unwrap(), Some(d.id.get()));
     d.swapper.fault_in(&mut d.t, d.id).unwrap();
+    assert_eq!(d.t.identity_hash(d.root).unwrap(), hash);
     assert_eq!(observe(&mut d.t), d.before);
     assert!(!path.exists());
     assert!(matches!(
