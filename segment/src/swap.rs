@@ -450,10 +450,10 @@ pub struct OutRecord {
     pub id: SegmentId,
     /// The identity words of its root stubs, in the segment's root order.
     pub roots: Vec<Word>,
-    /// The identity words of the stubs of its other members, in member order; empty for a
+    /// The identity words of the stubs of its other members, in member order; `None` for a
     /// segment whose other members were not stubbed (then freed: a record of an earlier
     /// frame), which reads through its stubs cannot answer without a fault.
-    pub members: Vec<Word>,
+    pub members: Option<Vec<Word>>,
     /// The identity words of the objects its `Outside` out-pointers name, in their order.
     pub outside: Vec<Word>,
     /// The checksum field of its file (BLAKE3 of header and body), checked at fault-in.
@@ -494,8 +494,9 @@ struct Out {
     state: SegmentState,
     /// The stubs of the roots, in the segment's root order.
     roots: Vec<Value>,
-    /// The stubs of the other members, in member order (empty if they were not stubbed).
-    members: Vec<Value>,
+    /// The stubs of the other members, in member order (`None` if they were not stubbed:
+    /// a record of an earlier frame, [`OutRecord::members`]).
+    members: Option<Vec<Value>>,
     /// The objects the `Outside` out-pointers name, pinned.
     outside: Vec<Handle>,
     /// The checksum field of the file written (BLAKE3 of its header and body).
@@ -508,12 +509,15 @@ struct Out {
 impl Out {
     /// Every stub, in the order a fault fills them: the roots, then the other members.
     fn stubs(&self) -> impl Iterator<Item = Value> + '_ {
-        self.roots.iter().chain(&self.members).copied()
+        self.roots
+            .iter()
+            .chain(self.members.iter().flatten())
+            .copied()
     }
 
     /// How many stubs.
     fn stub_len(&self) -> usize {
-        self.roots.len() + self.members.len()
+        self.roots.len() + self.members.as_ref().map_or(0, Vec::len)
     }
 }
 
@@ -758,7 +762,7 @@ impl Swapper {
             Out {
                 state: seg.state,
                 roots: rs,
-                members,
+                members: Some(members),
                 outside: pins,
                 digest,
                 pending: None,
@@ -1009,7 +1013,7 @@ impl Swapper {
                 what: "the number of roots",
             });
         }
-        if !out.members.is_empty() && seg.objects.len() != out.stub_len() {
+        if out.members.is_some() && seg.objects.len() != out.stub_len() {
             return Err(SwapError::Mismatch {
                 segment: id,
                 what: "the number of members",
@@ -1022,29 +1026,38 @@ impl Swapper {
     /// the tenant's error as it is, any other failure kept for [`Swapper::explain`] and
     /// answered as [`cowheap_tenants::Error::Swapped`] (a fault then meets it, typed).
     fn view(&self, t: &Tenant, id: SegmentId) -> cowheap_tenants::Result<SegmentView> {
+        let swapped = cowheap_tenants::Error::Swapped {
+            segment: id.0,
+            object: Word::from_bits(0),
+        };
         match self.view_typed(t, id) {
-            Ok(v) => Ok(v),
+            Ok(Some(v)) => {
+                self.lock().errors.remove(&id);
+                Ok(v)
+            }
+            // No view to make: not a failure, nothing to keep.
+            Ok(None) => Err(swapped),
             Err(SwapError::Tenant(e)) => Err(e),
             Err(e) => {
                 self.lock().errors.insert(id, e);
-                Err(cowheap_tenants::Error::Swapped {
-                    segment: id.0,
-                    object: Word::from_bits(0),
-                })
+                Err(swapped)
             }
         }
     }
 
-    fn view_typed(&self, t: &Tenant, id: SegmentId) -> Result<SegmentView, SwapError> {
+    /// The view, or `None` where there is none to make: a segment whose other members
+    /// were not stubbed (a record of an earlier frame: no names for them), or one a fault
+    /// filled part-way (the stubs left are filled from bodies already imported, which
+    /// writes through the filled ones may have changed since: the file no longer tells).
+    fn view_typed(&self, t: &Tenant, id: SegmentId) -> Result<Option<SegmentView>, SwapError> {
         let (seg, stubs, outside) = {
             let inner = self.lock();
             if inner.tenant != Some(t.id()) {
                 return Err(SwapError::Unknown(id));
             }
             let out = inner.out.get(&id).ok_or(SwapError::Unknown(id))?;
-            // A segment whose other members were not stubbed has no names for them.
-            if out.members.is_empty() && out.roots.len() != out.stub_len() {
-                return Err(SwapError::Unknown(id));
+            if out.members.is_none() || out.pending.is_some() {
+                return Ok(None);
             }
             let seg = Self::read_out(&inner, t, id, out)?;
             let stubs: Vec<Value> = out.stubs().collect();
@@ -1108,7 +1121,7 @@ impl Swapper {
                 slots: &slots[m],
                 bytes: &o.bytes,
             });
-        Ok(t.segment_view(id.0, members)?)
+        Ok(Some(t.segment_view(id.0, members)?))
     }
 
     /// Fills the stubs of segment `id` from `prepared` (its file read, verified and its host
@@ -1152,7 +1165,7 @@ impl Swapper {
                         e => host_error(e),
                     })?;
                 out.state = SegmentState::Inactive;
-                if out.members.is_empty() {
+                if out.members.is_none() {
                     imported.roots
                 } else {
                     order
@@ -1234,9 +1247,13 @@ impl Swapper {
                     .collect::<cowheap_tenants::Result<_>>()?,
                 members: o
                     .members
-                    .iter()
-                    .map(|&r| t.identity_word(r))
-                    .collect::<cowheap_tenants::Result<_>>()?,
+                    .as_ref()
+                    .map(|ms| {
+                        ms.iter()
+                            .map(|&r| t.identity_word(r))
+                            .collect::<cowheap_tenants::Result<Vec<_>>>()
+                    })
+                    .transpose()?,
                 outside: words(t, &o.outside)?,
                 digest: o.digest,
                 pending: o.pending.as_deref().map(|p| words(t, p)).transpose()?,
@@ -1304,7 +1321,10 @@ impl Swapper {
                 Some(Err(e)) => return undo(t, &pins, e.into()),
             };
             let roots = r.roots.iter().map(|&w| Value::owned(w, t.id())).collect();
-            let members = r.members.iter().map(|&w| Value::owned(w, t.id())).collect();
+            let members = r
+                .members
+                .as_ref()
+                .map(|ms| ms.iter().map(|&w| Value::owned(w, t.id())).collect());
             made.push((
                 r.id,
                 Out {

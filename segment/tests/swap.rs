@@ -580,7 +580,8 @@ fn damaged_missing_and_replaced_files_are_typed_errors_and_change_nothing() {
         // answers `Swapped`, the reason kept for `explain`.
         assert!(matches!(
             d.t.size(d.root),
-            Err(Error::Swapped { segment, .. }) if segment == d.id.get()
+            Err(Error::Swapped { segment, object })
+                if segment == d.id.get() && object == d.root.word()
         ));
         let kept = Error::Fault {
             segment: d.id.get(),
@@ -871,4 +872,37 @@ fn an_outside_object_the_tenant_drops_while_the_segment_is_out_stays_for_it() {
     t.set_slot(root, 0, nil).unwrap();
     t.collect();
     assert!(matches!(t.bytes(back), Err(Error::Collected(_))));
+}
+
+/// A segment out recorded by a frame from before member stubs (no member stubs: its other
+/// members were freed), taken over by another swapper: reads by `&self` through its stub
+/// answer `Swapped` (no view: no names for the other members), and a read with faults
+/// brings it back, filling its roots alone. A segment of one object is the same both ways,
+/// so the tenant is a real one.
+#[test]
+fn a_record_with_no_member_stubs_is_faulted_in_by_its_roots() {
+    let (mut t, objects) = graph(synth_bed(), 10, &[]);
+    let before = observe(&mut t);
+    let hash = t.identity_hash(objects[2]).unwrap();
+    let store = MemStore::new();
+    let first = Swapper::new(store.clone());
+    let out = first.swap_out(&mut t, &[objects[2]]).unwrap();
+    assert_eq!((out.objects, out.stubs), (1, 1));
+    let mut records = first.records(&mut t).unwrap();
+    assert_eq!(records[0].members, Some(vec![]));
+    records[0].members = None;
+    let snapshot = t.snapshot();
+    let mut t = Tenant::restore_from(t.base(), &snapshot).unwrap();
+    let second = Swapper::new(store);
+    second.adopt(&mut t, &records).unwrap();
+    // The same object, named in the restored tenant.
+    let root = Value::owned(objects[2].word(), t.id());
+    assert!(matches!(
+        t.size(root),
+        Err(Error::Swapped { segment, .. }) if segment == out.id.get()
+    ));
+    assert_eq!(t.with_faults(|t| t.identity_hash(root)).unwrap(), hash);
+    assert_eq!(t.stub_segment(root).unwrap(), None);
+    assert!(second.swapped().is_empty());
+    assert_eq!(observe(&mut t), before);
 }

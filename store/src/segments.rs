@@ -103,7 +103,7 @@ pub(crate) fn encode_state(snapshot: Vec<u8>, records: &[OutRecord]) -> Vec<u8> 
         .iter()
         .map(|r| {
             r.roots.len()
-                + r.members.len()
+                + r.members.as_ref().map_or(0, Vec::len)
                 + r.outside.len()
                 + r.pending.as_ref().map_or(0, Vec::len)
         })
@@ -118,7 +118,14 @@ pub(crate) fn encode_state(snapshot: Vec<u8>, records: &[OutRecord]) -> Vec<u8> 
         out.extend(r.id.get().to_le_bytes());
         out.extend(r.digest);
         out.extend(count(r.roots.len()).to_le_bytes());
-        out.extend(count(r.members.len()).to_le_bytes());
+        // A record with no member stubs (of a version 1 frame) is written as it was read:
+        // the count that means none.
+        out.extend(
+            r.members
+                .as_ref()
+                .map_or(NO_PENDING, |m| count(m.len()))
+                .to_le_bytes(),
+        );
         out.extend(count(r.outside.len()).to_le_bytes());
         out.extend(
             r.pending
@@ -129,7 +136,7 @@ pub(crate) fn encode_state(snapshot: Vec<u8>, records: &[OutRecord]) -> Vec<u8> 
         for w in r
             .roots
             .iter()
-            .chain(&r.members)
+            .chain(r.members.iter().flatten())
             .chain(&r.outside)
             .chain(r.pending.iter().flatten())
         {
@@ -173,11 +180,14 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<(&[u8], Vec<OutRecord>), &'st
             .try_into()
             .map_err(|_| "a short segment checksum")?;
         let roots = r.u32()?;
-        let members = if version == 1 { 0 } else { r.u32()? };
+        let members = if version == 1 { NO_PENDING } else { r.u32()? };
         let outside = r.u32()?;
         let pending = r.u32()?;
         let roots = r.words(roots)?;
-        let members = r.words(members)?;
+        let members = match members {
+            NO_PENDING => None,
+            m => Some(r.words(m)?),
+        };
         let outside = r.words(outside)?;
         let pending = match pending {
             NO_PENDING => None,
@@ -243,7 +253,7 @@ mod tests {
         OutRecord {
             id: SegmentId::new(id),
             roots: vec![Word::from_bits(id * 10), Word::from_bits(id * 10 + 1)],
-            members: vec![Word::from_bits(id * 10 + 2)],
+            members: Some(vec![Word::from_bits(id * 10 + 2)]),
             outside: vec![Word::from_bits(77)],
             digest: [id as u8; 32],
             pending: pending.then(|| vec![Word::from_bits(5)]),
@@ -277,7 +287,7 @@ mod tests {
     fn a_version_1_frame_reads_with_no_member_stubs() {
         let snap = b"COWTENT\0 and the rest".to_vec();
         let mut r = record(3, true);
-        r.members.clear();
+        r.members = None;
         // Version 1: no member count after the root count.
         let mut v1 = Vec::new();
         v1.extend(STATE_MAGIC);

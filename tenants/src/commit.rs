@@ -856,6 +856,7 @@ impl Tenant {
             cold.roots.clear();
             cold.handles.clear();
             cold.hosts.clear();
+            cold.views.clear();
             cold.committed.retain(|k| kept.contains(k));
             cold.stats.private_objects = left;
             cold.stats.private_bytes = left * FORWARDER_COST;

@@ -50,7 +50,7 @@ use rustc_hash::FxHashMap;
 use std::cell::Cell;
 
 /// Brings a swapped-out segment back into a tenant: given the tenant and the segment's id,
-/// it must read the segment's objects in and [`Tenant::fill_stub`] each of its roots.
+/// it must read the segment's objects in and [`Tenant::fill_stub`] each of its stubs.
 pub struct FaultHandler(Box<HandlerFn>);
 
 /// The closure a [`FaultHandler`] holds.
@@ -328,7 +328,9 @@ impl Tenant {
     /// ([`SegmentReader`]). With one, a read by `&self` through a stub (of a root or of any
     /// other member the segment's swap-out stubbed) answers from a [`SegmentView`] of the
     /// segment, made by the reader at the first such read and kept until the segment's
-    /// stubs change or the next collection; without one, it answers [`Error::Swapped`].
+    /// stubs change, the next collection or an abort; without one, it answers
+    /// [`Error::Swapped`]. A read the reader itself makes through a stub of a segment with
+    /// no view yet answers [`Error::Swapped`] (the reader is never called inside itself).
     /// Writes through a stub still fault the segment in ([`Tenant::set_fault_handler`]).
     ///
     /// ```
@@ -464,7 +466,15 @@ impl Tenant {
                     }
                     views.making.set(true);
                     let _making = Making(&views.making);
-                    (reader.0)(self, segment)?
+                    // A reader that cannot read the segment and says `Swapped` names the
+                    // stub read through.
+                    (reader.0)(self, segment).map_err(|e| match e {
+                        Error::Swapped { segment, .. } => Error::Swapped {
+                            segment,
+                            object: Word::private(k),
+                        },
+                        e => e,
+                    })?
                 };
                 if made.segment != segment {
                     return Err(self.no_body(k));
@@ -491,7 +501,7 @@ impl Tenant {
     /// # Errors
     /// [`Error::Swapped`] if the tenant has no handler; the handler's error; and
     /// [`Error::Swapped`] if a stub of the segment is left when the handler returns (it must
-    /// fill every root).
+    /// fill every stub of the segment).
     pub fn fault_in(&mut self, segment: u64) -> Result<()> {
         let Some(mut handler) = self.cold.as_mut().and_then(|c| c.fault.take()) else {
             return Err(Error::Swapped {
@@ -534,19 +544,22 @@ impl Tenant {
         // brought back.
         let was = self.set_stub_views(false);
         let mut left = self.space.stub_count();
-        let r = loop {
-            match f(self) {
-                Err(Error::Swapped { segment, .. }) if left > 0 && self.has_fault_handler() => {
-                    left -= 1;
-                    if let Err(e) = self.fault_in(segment) {
-                        break Err(e);
+        // Views are turned back on however `f` returns, a panic included.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            loop {
+                match f(self) {
+                    Err(Error::Swapped { segment, .. }) if left > 0 && self.has_fault_handler() => {
+                        left -= 1;
+                        if let Err(e) = self.fault_in(segment) {
+                            break Err(e);
+                        }
                     }
+                    r => break r,
                 }
-                r => break r,
             }
-        };
+        }));
         self.set_stub_views(was);
-        r
+        r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// Turns reads through stubs from their segments' views on (as they are once a reader
@@ -556,7 +569,9 @@ impl Tenant {
     pub fn set_stub_views(&mut self, on: bool) -> bool {
         match self.cold.as_mut() {
             Some(c) => !c.views.off.replace(!on),
-            None => true,
+            // No cold state: no reader, no views, and views on.
+            None if on => true,
+            None => !self.cold_mut().views.off.replace(true),
         }
     }
 }

@@ -256,3 +256,37 @@ fn a_base_object_a_view_names_reads_as_the_tenants_copy_once_it_writes_it() {
     assert!(!before.same_word(Value::int(41)));
     assert_eq!(t.stubs_of(5), 2, "the segment is still out");
 }
+
+#[test]
+fn views_turned_off_before_any_state_stay_off_and_a_panic_in_with_faults_turns_them_on() {
+    let base = Base::new(synth::image(500, 3));
+    let mut fresh = Tenant::fork(&base);
+    // Off on a tenant with nothing yet: still off once a reader is set.
+    assert!(fresh.set_stub_views(false));
+    let class = fresh
+        .class_of(base.heap().root("Smalltalk").unwrap())
+        .unwrap();
+    let a = fresh.alloc_with(class, Format::Bytes, &[], b"a").unwrap();
+    fresh.set_root("a", a).unwrap();
+    let saved = save(&fresh, a);
+    fresh.stub(a, 3).unwrap();
+    fresh.set_segment_reader(Some(SegmentReader::new(move |t: &Tenant, segment| {
+        t.segment_view(segment, [member(&saved)])
+    })));
+    assert!(matches!(
+        fresh.bytes(a),
+        Err(Error::Swapped { segment: 3, .. })
+    ));
+    assert!(!fresh.set_stub_views(true));
+    assert_eq!(fresh.bytes(a).unwrap(), b"a");
+
+    // A panic inside `with_faults` leaves views on as they were.
+    let (mut t, [a, b, _]) = bed(&base);
+    swap(&mut t, a, b);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = t.with_faults(|_| -> cowheap_tenants::Result<()> { panic!("in with_faults") });
+    }));
+    assert!(caught.is_err());
+    assert_eq!(t.slot(a, 1).unwrap().as_int(), Some(7));
+    assert_eq!(t.stubs_of(5), 2);
+}

@@ -112,7 +112,11 @@ impl Vm {
             Ok(Flow::Go) => match self.same(m, self.active, bottom) {
                 Ok(true) => self.pop(m).map_err(VmError::from),
                 Ok(false) => self.interpret(m, budget),
-                Err(e) => Err(e.into()),
+                Err(e) => {
+                    // As before the run began: the roots stay.
+                    m.set_reads_fault(was);
+                    return Err(e.into());
+                }
             },
             Err(e) => Err(e),
         };
@@ -140,11 +144,16 @@ impl Vm {
         // What the run handed to the image before it stopped is not known: read every
         // returned-to context back.
         // A suspended run whose active context was swapped out since: brought back first.
-        let result = self
+        let ready = self
             .fault_in_ahead(m, active)
             .and_then(|()| Ok(self.expose(m)?))
-            .and_then(|()| self.load_context(m, active))
-            .and_then(|()| self.interpret(m, budget));
+            .and_then(|()| self.load_context(m, active));
+        if let Err(e) = ready {
+            // The run stays suspended, to be resumed once what stopped it is mended.
+            m.set_reads_fault(was);
+            return Err(e);
+        }
+        let result = self.interpret(m, budget);
         m.set_reads_fault(was);
         self.finish(m, result)
     }

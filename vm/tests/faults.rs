@@ -240,6 +240,45 @@ fn a_run_suspended_anywhere_resumes_with_its_receiver_swapped_out() {
     );
 }
 
+/// A run whose active context is swapped out while it is suspended, with its file damaged:
+/// `resume` fails with the typed fault and the run stays suspended; with the file mended,
+/// it resumes to its answer.
+#[test]
+fn a_resume_that_cannot_bring_its_context_back_leaves_the_run_suspended() {
+    let mut w = World::new("mini.image");
+    w.eval(SETUP);
+    w.compile(
+        "OrderedCollection",
+        "segSum | n | n := 0. firstIndex to: lastIndex do: [:i | n := n + (array at: i) size]. ^n",
+    );
+    let oc = w.global("Seg");
+    let sel = w.eval("#segSum");
+    let r = w.vm.perform(&mut w.t, oc, sel, &[], 20);
+    assert!(matches!(r, Err(VmError::BudgetExhausted { .. })), "{r:?}");
+    let active = w.t.root(cowheap_vm::ACTIVE_ROOT).unwrap();
+    let store = MemStore::new();
+    let swapper = Swapper::new(store.clone());
+    let id = swapper.swap_out(&mut w.t, &[active]).unwrap().id;
+    let good = store.get(id).unwrap();
+    store.replace(id, good[..good.len() / 2].to_vec());
+    let r = w.vm.resume(&mut w.t, BUDGET);
+    assert!(r.is_err(), "{r:?}");
+    assert!(w.vm.is_suspended(&w.t), "the run is kept");
+    assert_eq!(w.t.stub_segment(active).unwrap(), Some(id.get()));
+    // Reads by `&self` answer `Swapped` still (no view of a damaged file), and the
+    // embedder's reads see views again after the failed resume.
+    assert!(matches!(w.t.size(active), Err(Error::Swapped { .. })));
+    store.replace(id, good);
+    assert!(
+        w.t.size(active).is_ok(),
+        "a read by &self answers from the file"
+    );
+    assert_eq!(w.t.stub_segment(active).unwrap(), Some(id.get()));
+    let v = w.vm.resume(&mut w.t, BUDGET).unwrap();
+    assert_eq!(v.as_int(), Some(14));
+    assert!(!w.vm.is_suspended(&w.t));
+}
+
 /// A handler from a closure that counts its calls.
 fn counted(
     calls: &Arc<AtomicUsize>,
