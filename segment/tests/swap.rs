@@ -151,48 +151,37 @@ fn expected_members(t: &Tenant, roots: &[Value]) -> usize {
 /// named by walk position (so identity is compared, not keys).
 fn observe(t: &mut Tenant) -> Vec<String> {
     let hs = holders(t);
-    let order = t
-        .with_faults(|t| {
-            let mut order: Vec<Value> = Vec::new();
-            let mut seen: HashSet<Word> = HashSet::new();
-            let mut stack: Vec<Value> = hs.clone();
-            while let Some(v) = stack.pop() {
-                let w = t.identity_word(v)?;
-                if !w.is_private() || !seen.insert(w) {
-                    continue;
-                }
-                order.push(v);
-                for i in (0..t.size(v)?.slots).rev() {
-                    stack.push(t.slot(v, i)?);
-                }
-            }
-            Ok(order)
-        })
-        .unwrap();
-    let names: HashMap<Word, usize> = order
-        .iter()
-        .enumerate()
-        .map(|(n, &v)| (t.identity_word(v).unwrap(), n))
-        .collect();
-    order.iter().map(|&v| describe(t, v, &names)).collect()
+    let order = t.with_faults(|t| walk(t, &hs)).unwrap();
+    describe_all(t, &order)
 }
 
 /// [`observe`] by `&self`: reads through stubs answer from their segments' views (the
 /// swapper's reader) and bring nothing back.
 fn observe_reading(t: &Tenant) -> Vec<String> {
+    let order = walk(t, &holders(t)).unwrap();
+    describe_all(t, &order)
+}
+
+/// The private objects `from` reaches, in walk order.
+fn walk(t: &Tenant, from: &[Value]) -> Result<Vec<Value>, Error> {
     let mut order: Vec<Value> = Vec::new();
     let mut seen: HashSet<Word> = HashSet::new();
-    let mut stack: Vec<Value> = holders(t);
+    let mut stack: Vec<Value> = from.to_vec();
     while let Some(v) = stack.pop() {
-        let w = t.identity_word(v).unwrap();
+        let w = t.identity_word(v)?;
         if !w.is_private() || !seen.insert(w) {
             continue;
         }
         order.push(v);
-        for i in (0..t.size(v).unwrap().slots).rev() {
-            stack.push(t.slot(v, i).unwrap());
+        for i in (0..t.size(v)?.slots).rev() {
+            stack.push(t.slot(v, i)?);
         }
     }
+    Ok(order)
+}
+
+/// Each of `order` described, private references named by walk position.
+fn describe_all(t: &Tenant, order: &[Value]) -> Vec<String> {
     let names: HashMap<Word, usize> = order
         .iter()
         .enumerate()

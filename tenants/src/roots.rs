@@ -82,22 +82,13 @@ impl Tenant {
 
     /// What `h` refers to now (after any become). Time: O(1).
     pub fn pinned(&mut self, h: Handle) -> Result<Value> {
+        let v = self.pinned_value(h)?;
+        // The handle keeps where a become led it, so the next look needs no forwarder.
         let key = self.check_handle(&h)?;
-        let w = self
-            .handles()
-            .and_then(|hs| hs.slab.get(key))
-            .copied()
-            .ok_or(Error::StaleHandle)?;
-        let w = if w.is_ref() {
-            let fin = self.locate_word(w)?.word();
-            if let Some(slot) = self.cold_mut().handles.slab.get_mut(key) {
-                *slot = fin;
-            }
-            fin
-        } else {
-            w
-        };
-        Ok(Value::owned(w, self.id))
+        if let Some(slot) = self.cold_mut().handles.slab.get_mut(key) {
+            *slot = v.word();
+        }
+        Ok(v)
     }
 
     /// What `h` refers to now, as [`Tenant::pinned`] answers it, by `&self` (the handle

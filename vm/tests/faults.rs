@@ -191,12 +191,9 @@ fn sends_and_primitives_fault_segments_in_scratch() {
     sends_and_primitives("Scratch-1.4.0.6.image");
 }
 
-/// For every point at which a run of a method of the collection can be suspended: swap
-/// the collection out there, resume, and get the same answer. The method reads the
-/// collection's instance variables directly, so after a stop inside it the first read of
-/// the receiver is a bytecode's (a push of a receiver variable), not a send's.
-#[test]
-fn a_run_suspended_anywhere_resumes_with_its_receiver_swapped_out() {
+/// mini.image with the collection in `Seg` and `OrderedCollection>>segSum`, a method that
+/// reads the collection's instance variables directly; answers the collection.
+fn seg_sum_world() -> (World, Value) {
     let mut w = World::new("mini.image");
     w.eval(SETUP);
     w.compile(
@@ -204,6 +201,16 @@ fn a_run_suspended_anywhere_resumes_with_its_receiver_swapped_out() {
         "segSum | n | n := 0. firstIndex to: lastIndex do: [:i | n := n + (array at: i) size]. ^n",
     );
     let oc = w.global("Seg");
+    (w, oc)
+}
+
+/// For every point at which a run of a method of the collection can be suspended: swap
+/// the collection out there, resume, and get the same answer. The method reads the
+/// collection's instance variables directly, so after a stop inside it the first read of
+/// the receiver is a bytecode's (a push of a receiver variable), not a send's.
+#[test]
+fn a_run_suspended_anywhere_resumes_with_its_receiver_swapped_out() {
+    let (mut w, oc) = seg_sum_world();
     let hash = w.t.identity_hash(oc).unwrap();
     let sel = w.eval("#segSum");
     let swapper = Swapper::new(MemStore::new());
@@ -245,13 +252,7 @@ fn a_run_suspended_anywhere_resumes_with_its_receiver_swapped_out() {
 /// it resumes to its answer.
 #[test]
 fn a_resume_that_cannot_bring_its_context_back_leaves_the_run_suspended() {
-    let mut w = World::new("mini.image");
-    w.eval(SETUP);
-    w.compile(
-        "OrderedCollection",
-        "segSum | n | n := 0. firstIndex to: lastIndex do: [:i | n := n + (array at: i) size]. ^n",
-    );
-    let oc = w.global("Seg");
+    let (mut w, oc) = seg_sum_world();
     let sel = w.eval("#segSum");
     let r = w.vm.perform(&mut w.t, oc, sel, &[], 20);
     assert!(matches!(r, Err(VmError::BudgetExhausted { .. })), "{r:?}");
