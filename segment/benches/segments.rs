@@ -4,7 +4,7 @@
 //! (criterion's element throughput).
 //!
 //! The `swap` group: swapping the same objects out of a tenant (extract, file bytes, the
-//! store's write, stubbing the root, the collection that frees the members) and faulting
+//! store's write, stubbing every member, the collection) and faulting
 //! them back in (the store's read, verification, import, `fill_stub`), to a store in memory
 //! and to a directory (each write synced); the first touch through a stub of a small segment
 //! in a large tenant (the latency a reader sees), by a read by `&self` (which makes the

@@ -1,12 +1,15 @@
 //! Swapping segments out of tenants and faulting them back in (`cowheap_segment::swap`).
 //!
 //! Properties, each over random private graphs in a synthetic base and in `mini.image`:
-//! - the segment swapped out is Squeak's (counted here by a walk of this test's own), its
-//!   members are freed by the collection and only its roots remain, as stubs;
-//! - touching the roots in a random order (reads through `with_faults`, writes directly)
-//!   brings every segment back, and everything the tenant's roots reach is then observed as
-//!   before: classes, identity hashes, bytes, and identity (references compared by the
-//!   position of their targets in a walk);
+//! - the segment swapped out is Squeak's (counted here by a walk of this test's own), and
+//!   every member is a stub, its body dropped;
+//! - reads by `&self` through the stubs (the swapper's views) show everything the tenant's
+//!   roots reach as before, with the segments left out: classes, identity hashes, bytes,
+//!   and identity (references compared by the position of their targets in a walk);
+//! - touching the roots in a random order (reads by `&self`, which leave their segment
+//!   out; writes, which bring it back), a collection, then reads through `with_faults`,
+//!   bring every segment back, and everything is then observed as before;
+//! - a record with no member stubs (an older frame's) is faulted in by its roots;
 //! - two segments, the second taken while the first is out, come back in either order;
 //! - identity collections keyed by members and by base Symbols answer every lookup after a
 //!   fault-in (the members were made again, with their hashes);
