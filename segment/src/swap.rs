@@ -1031,10 +1031,8 @@ impl Swapper {
             object: Word::from_bits(0),
         };
         match self.view_typed(t, id) {
-            Ok(Some(v)) => {
-                self.lock().errors.remove(&id);
-                Ok(v)
-            }
+            // A reason kept from an earlier failure stays for `explain`, asked once.
+            Ok(Some(v)) => Ok(v),
             // No view to make: not a failure, nothing to keep.
             Ok(None) => Err(swapped),
             Err(SwapError::Tenant(e)) => Err(e),

@@ -274,10 +274,9 @@ impl Tenant {
         if !self.space.fill(ks, kf)? {
             return Err(Error::NotSwappable(from.word()));
         }
-        // The last stub filled: the segment is all back, its view of no more use.
-        if self.space.stubs_of(segment) == 0 {
-            self.forget_view(segment);
-        }
+        // The view goes with the first stub filled: the stubs left may be filled from
+        // bodies that writes through the filled ones change, which the view does not see.
+        self.forget_view(segment);
         // The stub now holds the body and `from` is a forwarder: the same charges, swapped.
         // A host object is the body's: it moves to the stub's key (a stub is never a proxy,
         // so nothing is there).

@@ -70,7 +70,9 @@ fn swap(t: &mut Tenant, a: Value, b: Value) -> (Vec<Saved>, Arc<AtomicUsize>) {
     let (s, n) = (saved.clone(), calls.clone());
     t.set_segment_reader(Some(SegmentReader::new(move |t: &Tenant, segment| {
         n.fetch_add(1, Ordering::Relaxed);
-        t.segment_view(segment, s.iter().map(member))
+        // The stubs still standing (a fill may have given some their bodies).
+        let standing = |m: &&Saved| t.stub_segment(m.stub).ok().flatten() == Some(segment);
+        t.segment_view(segment, s.iter().filter(standing).map(member))
     })));
     let s = saved.clone();
     t.set_fault_handler(Some(FaultHandler::new(move |t, _| {
@@ -289,4 +291,26 @@ fn views_turned_off_before_any_state_stay_off_and_a_panic_in_with_faults_turns_t
     assert!(caught.is_err());
     assert_eq!(t.slot(a, 1).unwrap().as_int(), Some(7));
     assert_eq!(t.stubs_of(5), 2);
+}
+
+#[test]
+fn filling_a_stub_drops_its_segments_view() {
+    let base = Base::new(synth::image(500, 3));
+    let (mut t, [a, b, _]) = bed(&base);
+    let (saved, calls) = swap(&mut t, a, b);
+    assert_eq!(t.bytes(b).unwrap(), b"leaf");
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    // `a` alone gets a body, one whose slot 1 differs from the file's: the view, which
+    // would answer the file's `a`, goes; `b` reads through a view made again.
+    let m = &saved[0];
+    let mut slots = m.slots.clone();
+    slots[1] = Value::int(70);
+    let body = t
+        .alloc_with_hash(m.class, m.format, &slots, &m.bytes, m.hash)
+        .unwrap();
+    t.fill_stub(a, body).unwrap();
+    assert_eq!(t.slot(a, 1).unwrap().as_int(), Some(70));
+    assert_eq!(t.bytes(b).unwrap(), b"leaf");
+    assert_eq!(calls.load(Ordering::Relaxed), 2);
+    assert_eq!(t.stubs_of(5), 1);
 }

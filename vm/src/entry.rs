@@ -100,6 +100,7 @@ impl Vm {
         self.faulted.clear();
         self.depth = 0;
         self.reset_frame(frame);
+        self.loaded = true;
         self.push(m, receiver)?;
         for &a in args {
             self.push(m, a)?;
@@ -112,11 +113,7 @@ impl Vm {
             Ok(Flow::Go) => match self.same(m, self.active, bottom) {
                 Ok(true) => self.pop(m).map_err(VmError::from),
                 Ok(false) => self.interpret(m, budget),
-                Err(e) => {
-                    // As before the run began: the roots stay.
-                    m.set_reads_fault(was);
-                    return Err(e.into());
-                }
+                Err(e) => Err(e.into()),
             },
             Err(e) => Err(e),
         };
@@ -134,6 +131,8 @@ impl Vm {
             return Err(VmError::NothingToResume);
         };
         self.bottom = bottom;
+        // The registers are the last run's until the active context is loaded.
+        self.loaded = false;
         // Unknown until counted: the count is redone when it passes the limit.
         self.depth = 0;
         self.reset_fresh(m)?;

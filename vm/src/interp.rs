@@ -255,6 +255,10 @@ pub struct Vm {
     /// swaps a segment out, so meeting one of them again means its fault handler did not
     /// bring it back for good. Emptied at every entry.
     pub(crate) faulted: Vec<u64>,
+    /// The registers are a context's (set when one is loaded or a run begins): a stop may
+    /// write them back. False while a resumed run is not loaded yet, when they are the
+    /// last run's.
+    pub(crate) loaded: bool,
 }
 
 impl std::fmt::Debug for Vm {
@@ -396,6 +400,7 @@ impl Vm {
             enumeration: None,
             at_cache: crate::prims::AtCache::new(),
             faulted: Vec::new(),
+            loaded: false,
         })
     }
 
@@ -902,6 +907,7 @@ impl Vm {
 
     /// Makes `c` the active context, reading its registers.
     pub(crate) fn load_context<M: ObjectMemory>(&mut self, m: &M, c: Value) -> Result<()> {
+        self.loaded = true;
         self.active = c;
         self.fresh = false;
         self.unallocated = false;
@@ -1136,6 +1142,17 @@ impl Vm {
         selector: Option<Value>,
         receiver: Option<Value>,
     ) -> VmError {
+        // Registers not loaded yet (a resumed run's context still out) are another run's:
+        // nothing is written back and no chain is walked.
+        if !self.loaded {
+            return VmError::SegmentFault {
+                segment,
+                cause,
+                selector: None,
+                receiver_class: None,
+                chain: CallChain(Vec::new()),
+            };
+        }
         let _ = self.store_registers(m);
         let _ = self.flush_frames(m);
         VmError::SegmentFault {
