@@ -546,7 +546,10 @@ fn class_of(
 ///
 /// # Errors
 /// [`SegmentError::BaseMissing`] for a base without a special objects array;
-/// [`SegmentError::Tenant`] if the tenant refuses an allocation (a quota).
+/// [`SegmentError::Tenant`] if the tenant refuses an allocation (a quota);
+/// [`SegmentError::HashedCollection`] for a hashed collection with no free slot. On an error
+/// the root `root_name` is left as it was, and what was made is unreachable, for the next
+/// collection to free.
 pub fn materialise(
     tenant: &mut Tenant,
     project: &Project,
@@ -652,12 +655,14 @@ pub fn materialise(
             })
             .count(),
     );
+    // Bound out-pointers carry the target base's identity hashes: rehash what holds them.
+    // Before the root is named: a collection the rehash refuses leaves the members
+    // unreachable, and a root of that name as it was.
+    let members: Vec<Value> = made.iter().flatten().copied().collect();
+    report.rehash = crate::rehash::rehash(tenant, &names, &members)?;
     if let Some(Some(roots)) = made.first() {
         tenant.set_root(root_name, *roots)?;
     }
-    // Bound out-pointers carry the target base's identity hashes: rehash what holds them.
-    let members: Vec<Value> = made.iter().flatten().copied().collect();
-    report.rehash = crate::rehash::rehash(tenant, &names, &members)?;
     Ok(Materialised {
         objects: made,
         bindings,

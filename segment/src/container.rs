@@ -9,7 +9,8 @@
 //!    ending in the chunk `self smartRefStream`, then the binary SmartRefStream.
 //!
 //! Every layer is bounded: at most [`MAX_NESTING`] layers, at most [`MAX_INFLATED`] bytes
-//! inflated, so a hostile file cannot make the reader loop or exhaust memory.
+//! inflated, and in a zip without a named entry at most [`MAX_CANDIDATES`] entries looked at,
+//! four bytes each, so a hostile file cannot make the reader loop or exhaust memory.
 
 use crate::error::{Result, SegmentError};
 use std::io::{Cursor, Read};
@@ -18,6 +19,8 @@ use std::io::{Cursor, Read};
 pub const MAX_NESTING: usize = 8;
 /// Largest inflated entry or gzip stream read, in bytes (256 MiB).
 pub const MAX_INFLATED: u64 = 256 << 20;
+/// Entries of a zip without a `.pr` or `.zip` name looked at for a nested zip, at most.
+pub const MAX_CANDIDATES: usize = 1024;
 /// What the header of a signed project says before its 40 bytes of signature field.
 pub const SPRJ: &[u8; 4] = b"SPRJ";
 /// Bytes from the start of `SPRJ` to the gzip stream.
@@ -115,7 +118,10 @@ fn zip_entry(bytes: &[u8]) -> Result<(String, Vec<u8>)> {
         Some(i) => vec![i],
         None => (0..z.len()).collect(),
     };
-    for i in candidates {
+    // Without a named entry, each candidate is judged by its first four bytes, so an archive
+    // of many large entries (or many entries naming one) costs four bytes each, not an
+    // inflation each; and at most `MAX_CANDIDATES` are looked at.
+    for i in candidates.into_iter().take(MAX_CANDIDATES) {
         let mut f = z.by_index(i)?;
         if f.size() > MAX_INFLATED {
             return Err(SegmentError::TooLarge {
@@ -127,7 +133,14 @@ fn zip_entry(bytes: &[u8]) -> Result<(String, Vec<u8>)> {
         let name = f.name().to_owned();
         let mut data = Vec::new();
         (&mut f)
-            .take(MAX_INFLATED + 1)
+            .take(4)
+            .read_to_end(&mut data)
+            .map_err(|e| SegmentError::Zip(e.into()))?;
+        if pick.is_none() && !data.starts_with(b"PK\x03\x04") {
+            continue;
+        }
+        (&mut f)
+            .take(MAX_INFLATED + 1 - data.len() as u64)
             .read_to_end(&mut data)
             .map_err(|e| SegmentError::Zip(e.into()))?;
         if data.len() as u64 > MAX_INFLATED {
@@ -137,9 +150,7 @@ fn zip_entry(bytes: &[u8]) -> Result<(String, Vec<u8>)> {
                 limit: MAX_INFLATED,
             });
         }
-        if pick.is_some() || data.starts_with(b"PK\x03\x04") {
-            return Ok((name, data));
-        }
+        return Ok((name, data));
     }
     Err(SegmentError::NotAProject(
         "a zip with no .pr entry and no nested zip",
@@ -223,5 +234,62 @@ mod tests {
             deep = gz(&deep);
         }
         assert!(matches!(unwrap(&deep), Err(SegmentError::NestedTooDeep(_))));
+    }
+
+    /// A zip of `entries` in order, each stored (not compressed).
+    fn stored(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, data) in entries {
+            w.start_file(name.as_str(), opts).unwrap();
+            w.write_all(data).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn unnamed_entries_are_judged_by_their_first_bytes() {
+        let mut sprj = SPRJ.to_vec();
+        sprj.extend([7u8; 40]);
+        sprj.extend(gz(STREAM));
+        let inner = zipped("a.pr", &sprj);
+        // An entry that is not a zip, whose CRC is wrong: reading it to its end would fail,
+        // so the reader must have judged it by its first bytes and moved on.
+        let junk: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8 + 1).collect();
+        let mut crc = flate2::Crc::new();
+        crc.update(&junk);
+        let mut archive = stored(&[("junk".into(), junk), ("inner".into(), inner.clone())]);
+        let sum = crc.sum().to_le_bytes();
+        let at: Vec<usize> = archive
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == sum)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(at.len(), 2, "the CRC in the local header and the directory");
+        for i in at {
+            archive[i] ^= 0xff;
+        }
+        let u = unwrap(&archive).unwrap();
+        assert_eq!(u.stream, STREAM);
+        assert_eq!(
+            u.layers[0],
+            Layer::Zip {
+                entry: "inner".into()
+            }
+        );
+
+        // Past MAX_CANDIDATES unnamed entries, the nested zip is not looked for.
+        let mut entries: Vec<(String, Vec<u8>)> = (0..MAX_CANDIDATES - 1)
+            .map(|i| (format!("junk{i}"), b"junk".to_vec()))
+            .collect();
+        entries.push(("inner".into(), inner.clone()));
+        assert_eq!(unwrap(&stored(&entries)).unwrap().stream, STREAM);
+        entries.insert(0, ("one more".into(), b"junk".to_vec()));
+        assert!(matches!(
+            unwrap(&stored(&entries)),
+            Err(SegmentError::NotAProject(_))
+        ));
     }
 }

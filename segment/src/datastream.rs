@@ -28,14 +28,23 @@
 //! reference names may still be being read (a cycle): its id exists from its type byte on.
 //!
 //! Reading is bounded: nesting deeper than [`MAX_DEPTH`] is an error (the real Etoys files
-//! nest at most 20 deep: a project's objects are in the segment's words, not nested here), and no count is
-//! believed beyond the bytes that remain.
+//! nest at most 20 deep: a project's objects are in the segment's words, not nested here), no count is
+//! believed beyond the bytes that remain, and a stream of more than [`MAX_OBJECTS`] objects or
+//! [`MAX_VALUES`] values is refused, so what a stream decodes to stays within a fixed multiple
+//! of a few hundred MiB whatever its bytes.
 
 use crate::error::{Result, SegmentError};
 use std::collections::HashMap;
 
 /// How deep objects may nest in the stream before the reader refuses.
 pub const MAX_DEPTH: usize = 64;
+/// Objects a stream may hold before the reader refuses. The real Etoys files hold a few
+/// thousand (a project's objects are in its segment's words); a decoded object takes about 90
+/// bytes, so the cap keeps a small stream of tiny objects from growing past about 400 MiB.
+pub const MAX_OBJECTS: usize = 1 << 22;
+/// Values (objects, immediates, references) a stream may hold, for the same reason: about 8
+/// bytes each once decoded, where the stream can spend one byte on each.
+pub const MAX_VALUES: usize = 1 << 24;
 
 /// An object of the stream, by its position in [`ObjectStream::objects`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -218,12 +227,20 @@ impl ObjectStream {
 /// [`SegmentError::BadReference`], [`SegmentError::BadStream`],
 /// [`SegmentError::NestedObjectsTooDeep`].
 pub fn read(data: &[u8]) -> Result<ObjectStream> {
+    read_bounded(data, MAX_OBJECTS, MAX_VALUES)
+}
+
+/// [`read`] with its bounds given.
+fn read_bounded(data: &[u8], max_objects: usize, max_values: usize) -> Result<ObjectStream> {
     let mut r = Reader {
+        max_objects,
+        max_values,
         d: data,
         pos: 0,
         objects: Vec::new(),
         at: HashMap::new(),
         depth: 0,
+        values: 0,
     };
     let mut top = Vec::new();
     while let Some(&b) = r.d.get(r.pos) {
@@ -247,11 +264,16 @@ pub fn read(data: &[u8]) -> Result<ObjectStream> {
 }
 
 struct Reader<'a> {
+    /// [`MAX_OBJECTS`] and [`MAX_VALUES`], or smaller bounds in tests.
+    max_objects: usize,
+    max_values: usize,
     d: &'a [u8],
     pos: usize,
     objects: Vec<Object>,
     at: HashMap<u32, ObjId>,
     depth: usize,
+    /// Values read so far, against [`MAX_VALUES`].
+    values: usize,
 }
 
 impl Reader<'_> {
@@ -303,6 +325,13 @@ impl Reader<'_> {
 
     /// A new object at `at`, its body to be filled in.
     fn begin(&mut self, at: usize, body: Body) -> Result<ObjId> {
+        if self.objects.len() >= self.max_objects {
+            return Err(SegmentError::TooLarge {
+                what: "objects in a stream",
+                len: self.objects.len() as u64 + 1,
+                limit: self.max_objects as u64,
+            });
+        }
         let id = ObjId(
             u32::try_from(self.objects.len()).map_err(|_| SegmentError::BadStream {
                 at: at as u64,
@@ -362,6 +391,14 @@ impl Reader<'_> {
                 at: self.pos as u64,
             });
         }
+        if self.values >= self.max_values {
+            return Err(SegmentError::TooLarge {
+                what: "values in a stream",
+                len: self.values as u64 + 1,
+                limit: self.max_values as u64,
+            });
+        }
+        self.values += 1;
         self.depth += 1;
         let v = self.next_inner();
         self.depth -= 1;
@@ -369,7 +406,10 @@ impl Reader<'_> {
     }
 
     fn fields(&mut self, n: usize) -> Result<Vec<Val>> {
-        let mut out = Vec::with_capacity(n);
+        // Room for what a count claims only up to a page or so: the fields are read one by
+        // one, and a claim the stream does not bear out (at every level of nesting at once)
+        // must not reserve memory first.
+        let mut out = Vec::with_capacity(n.min(512));
         for _ in 0..n {
             out.push(self.next()?);
         }
@@ -656,6 +696,42 @@ mod tests {
         assert!(matches!(
             read(&[1]),
             Err(SegmentError::StreamTruncated { .. })
+        ));
+    }
+
+    #[test]
+    fn streams_past_the_bounds_are_refused() {
+        // Ten empty strings (two bytes each) and ten nils at the top level.
+        let mut strings = [5u8, 0].repeat(10);
+        strings.push(b'!');
+        let nils = [[1u8; 10].as_slice(), b"!"].concat();
+        assert_eq!(read_bounded(&strings, 10, 10).unwrap().objects.len(), 10);
+        assert!(matches!(
+            read_bounded(&strings, 9, 100),
+            Err(SegmentError::TooLarge {
+                what: "objects in a stream",
+                len: 10,
+                limit: 9
+            })
+        ));
+        assert_eq!(read_bounded(&nils, 0, 10).unwrap().top.len(), 10);
+        assert!(matches!(
+            read_bounded(&nils, 0, 9),
+            Err(SegmentError::TooLarge {
+                what: "values in a stream",
+                len: 10,
+                limit: 9
+            })
+        ));
+        // Values inside an array count too: an array of nine nils is ten values.
+        let array = [[8u8, 0, 0, 0, 9].as_slice(), &[1; 9], b"!"].concat();
+        assert!(read_bounded(&array, 1, 10).is_ok());
+        assert!(matches!(
+            read_bounded(&array, 1, 9),
+            Err(SegmentError::TooLarge {
+                what: "values in a stream",
+                ..
+            })
         ));
     }
 }

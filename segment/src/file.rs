@@ -259,10 +259,14 @@ pub fn from_bytes(bytes: &[u8], base: Option<Fingerprint>) -> Result<TenantSegme
         });
     }
     let mut r = R { b: body, pos: 0 };
-    let n_objects = r.count(1)?;
+    // Each count is believed only as far as the body could hold that many of the smallest
+    // item it counts (a member: a 5-byte class, a format, a hash and two counts; an
+    // out-pointer: a tag and a 4-byte field), and no more than a page or so is reserved
+    // ahead of the items themselves.
+    let n_objects = r.count(MIN_MEMBER)?;
     let n_roots = r.count(4)?;
-    let n_out = r.count(1)?;
-    let mut out = Vec::with_capacity(n_out);
+    let n_out = r.count(5)?;
+    let mut out = Vec::with_capacity(n_out.min(RESERVE));
     for _ in 0..n_out {
         out.push(match r.u8()? {
             0 => OutRef::Base(ObjectIndex::from_u32(r.u32()?)),
@@ -301,7 +305,7 @@ pub fn from_bytes(bytes: &[u8], base: Option<Fingerprint>) -> Result<TenantSegme
             }
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut objects = Vec::with_capacity(n_objects.min(body.len()));
+    let mut objects = Vec::with_capacity(n_objects.min(RESERVE));
     for _ in 0..n_objects {
         let class = r.sref(n_objects, n_out)?;
         let format = Format::from_code(r.u8()?).ok_or(bad("an unknown format"))?;
@@ -356,8 +360,20 @@ pub fn from_bytes(bytes: &[u8], base: Option<Fingerprint>) -> Result<TenantSegme
     if r.pos != body.len() {
         return Err(bad("bytes after the end of the body"));
     }
+    // A member's class an immediate, or member classes in a cycle, would be refused only by
+    // an import part-way: refused here, with the file.
+    crate::tenant::check_members(&objects, out.len(), &roots).map_err(|e| match e {
+        SegmentError::BadSegment(what) => bad(what),
+        e => e,
+    })?;
     Ok(TenantSegment::read(fingerprint, objects, roots, out, hosts))
 }
+
+/// Bytes of the smallest member in a file: a class reference (5), a format (1), a hash (4),
+/// a slot count (4) and a byte count (4).
+const MIN_MEMBER: usize = 18;
+/// Items reserved for ahead of reading them, at most.
+const RESERVE: usize = 1024;
 
 struct R<'a> {
     b: &'a [u8],

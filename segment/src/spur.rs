@@ -288,10 +288,10 @@ impl SpurSegment {
                 let k = Some(off)
                     .filter(|o| o.is_multiple_of(ws as u64))
                     .map(|o| o / ws as u64 + 1)
-                    .and_then(|k| usize::try_from(k).ok())
-                    .filter(|&k| k <= out_pointers);
+                    .and_then(|k| u32::try_from(k).ok())
+                    .filter(|&k| k as usize <= out_pointers);
                 return match k {
-                    Some(k) => Ok(SpurOop::Out(k as u32)),
+                    Some(k) => Ok(SpurOop::Out(k)),
                     None => Err(SegmentError::BadOutPointer {
                         at: at / 4,
                         index: usize::try_from(off / ws as u64).unwrap_or(usize::MAX),
@@ -308,6 +308,13 @@ impl SpurSegment {
                     oop: w as u32,
                 })
         };
+        if ats.len() > crate::v3::MAX_OBJECTS {
+            return Err(SegmentError::TooLarge {
+                what: "objects in a segment",
+                len: ats.len() as u64,
+                limit: crate::v3::MAX_OBJECTS as u64,
+            });
+        }
         let mut objects = Vec::with_capacity(ats.len());
         for a in &ats {
             let h = r.header(a.header, words).ok_or(word_at(a.header))?;

@@ -219,6 +219,53 @@ impl TenantSegment {
 /// objects only), not entering `stop`. A stub (a member of a segment swapped out,
 /// [`crate::swap`]) is seen but not entered and not answered: its body is in its segment,
 /// and it is never a member of another segment (a reference to it is an out-pointer).
+/// Checks what a segment's members refer to, before anything is made of them: every class a
+/// member or an out-pointer (not an immediate), the member classes without a cycle, every slot
+/// and root naming a member or an out-pointer that exists. Answers the members in an order
+/// that puts each member class before its instances. Time: O(members + slots).
+///
+/// # Errors
+/// [`SegmentError::BadSegment`] naming the first problem.
+pub(crate) fn check_members(objects: &[SegObj], n_out: usize, roots: &[u32]) -> Result<Vec<usize>> {
+    let bad = SegmentError::BadSegment;
+    let n = objects.len();
+    let fits = |r: &SRef| match *r {
+        SRef::Imm(_) => true,
+        SRef::Obj(j) => (j as usize) < n,
+        SRef::Out(k) => (k as usize) < n_out,
+    };
+    for o in objects {
+        match o.class {
+            SRef::Imm(_) => return Err(bad("an immediate as a class")),
+            SRef::Obj(j) if j as usize >= n => return Err(bad("a class reference to no member")),
+            SRef::Out(k) if k as usize >= n_out => {
+                return Err(bad("a class reference to no out-pointer"));
+            }
+            _ => {}
+        }
+        if !o.slots.iter().all(fits) {
+            return Err(bad("a reference to no member or out-pointer"));
+        }
+    }
+    if roots.iter().any(|&r| r as usize >= n) {
+        return Err(bad("a root that is no member"));
+    }
+    let order = crate::class_first_order(n, |i| match objects[i].class {
+        SRef::Obj(j) => Some(j as usize),
+        _ => None,
+    });
+    let mut placed = vec![false; n];
+    for &i in &order {
+        if let SRef::Obj(j) = objects[i].class
+            && !placed[j as usize]
+        {
+            return Err(bad("members whose classes form a cycle"));
+        }
+        placed[i] = true;
+    }
+    Ok(order)
+}
+
 fn reach(t: &Tenant, from: &[Value], stop: &HashSet<Word>) -> Result<(Vec<Value>, HashSet<Word>)> {
     let mut seen: HashSet<Word> = HashSet::default();
     let mut order = Vec::new();
@@ -486,8 +533,11 @@ impl TenantSegment {
     /// plugin made. A kind with no plugin, or a host object extracted without its state, is
     /// refused, unless `placeholders`: then the member gets a
     /// [`HostPlaceholder`](crate::hosts::HostPlaceholder) (its kind and saved bytes) and is
-    /// listed in [`Imported::placeholders`]. Every host object is made before anything is
-    /// allocated in the tenant, so a refused import leaves it as it was. Time: as
+    /// listed in [`Imported::placeholders`]. Every reference is checked and every host object
+    /// made before anything is allocated in the tenant, so an import refused for the
+    /// segment's content or its host objects leaves the tenant as it was; one the tenant
+    /// refuses part-way (its quota) leaves the members made so far unreachable, for the next
+    /// collection to free. Time: as
     /// [`TenantSegment::import_into`], plus the plugins' work.
     ///
     /// # Errors
@@ -614,6 +664,9 @@ impl TenantSegment {
             return Err(SegmentError::Unbound(unbound));
         }
         let bad = |what| SegmentError::BadSegment(what);
+        // Every reference checked, and the classes ordered, before the tenant is touched: a
+        // segment refused for its content allocates nothing.
+        let order = check_members(&self.objects, self.out.len(), &self.roots)?;
         // The host objects are made (by their plugins, or as placeholders) before the
         // tenant is touched: a missing plugin refuses the import with nothing allocated.
         self.check_hosts()?;
@@ -628,10 +681,6 @@ impl TenantSegment {
         let n = self.objects.len();
         let mut made: Vec<Option<Value>> = vec![None; n];
         let mut nils: Vec<Value> = Vec::new();
-        let order = crate::class_first_order(n, |i| match self.objects[i].class {
-            SRef::Obj(j) => Some(j as usize),
-            _ => None,
-        });
         for i in order {
             let o = &self.objects[i];
             let class = match o.class {

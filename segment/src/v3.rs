@@ -43,6 +43,10 @@ pub const CONTEXT_STACKP: usize = 2;
 
 /// The high bit of an out-pointer oop.
 pub const OUT_POINTER_BIT: u32 = 0x8000_0000;
+/// Objects a segment (V3 or Spur) may hold before a parse refuses it. The real Etoys
+/// projects hold a few thousand; a parsed object takes about 70 bytes beside its words, so the
+/// cap keeps a segment of tiny objects from growing past about 300 MiB.
+pub const MAX_OBJECTS: usize = 1 << 22;
 
 /// How an object's header was written.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -529,6 +533,13 @@ fn walk(words: &[u32]) -> Result<Vec<Header>> {
         let end = base + size;
         if end > len {
             return Err(SegmentError::SegmentTruncated { at: pos, end, len });
+        }
+        if out.len() >= MAX_OBJECTS {
+            return Err(SegmentError::TooLarge {
+                what: "objects in a segment",
+                len: out.len() as u64 + 1,
+                limit: MAX_OBJECTS as u64,
+            });
         }
         out.push(Header {
             start: pos,

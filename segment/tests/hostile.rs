@@ -65,3 +65,34 @@ proptest! {
         let _ = datastream::read(&s);
     }
 }
+
+/// A segment of more tiny objects than the bound is refused before they are decoded, and one
+/// at the bound is read.
+#[test]
+fn a_segment_of_too_many_objects_is_refused() {
+    use cowheap_segment::SegmentError;
+    use cowheap_segment::v3::MAX_OBJECTS;
+    // The version word, then one-word objects: a one-word header of size 1 (its own word),
+    // compact class 1, format 0.
+    let header: u32 = (1 << 12) | (1 << 2) | 3;
+    let words = |n: usize| {
+        let mut b = 6502u32.to_le_bytes().to_vec();
+        b.reserve(n * 4);
+        for _ in 0..n {
+            b.extend(header.to_le_bytes());
+        }
+        b
+    };
+    assert!(matches!(
+        V3Segment::parse(&words(MAX_OBJECTS + 1), 0),
+        Err(SegmentError::TooLarge {
+            what: "objects in a segment",
+            ..
+        })
+    ));
+    // At the bound, the walk goes on to decode them (here, as objects with no roots array).
+    assert!(!matches!(
+        V3Segment::parse(&words(MAX_OBJECTS), 0),
+        Err(SegmentError::TooLarge { .. })
+    ));
+}

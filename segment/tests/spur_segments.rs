@@ -642,3 +642,31 @@ proptest! {
         import_and_compare(&t, &seg, b, order, words);
     }
 }
+
+/// An out-pointer whose index does not fit 32 bits is refused, even against a table of any
+/// length, rather than read as another index.
+#[test]
+fn an_out_pointer_index_past_32_bits_is_refused() {
+    let (bytes, outs) = small(ByteOrder::Little, WordSize::W64);
+    assert!(SpurSegment::parse(&bytes, usize::MAX).is_ok());
+    // Out-pointers are the words with the top bit set (and not the header's words).
+    let top = 1u64 << 63;
+    let at = (8..bytes.len() / 8)
+        .map(|k| k * 8)
+        .find(|&at| {
+            let w = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+            w & top != 0 && (w & !top) / 8 < outs as u64
+        })
+        .expect("the segment has an out-pointer");
+    let w = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    let mut far = bytes.clone();
+    far[at..at + 8].copy_from_slice(&(w + (8u64 << 32)).to_le_bytes());
+    assert!(
+        matches!(
+            SpurSegment::parse(&far, usize::MAX),
+            Err(cowheap_segment::SegmentError::BadOutPointer { .. })
+        ),
+        "an index 2^32 past the first read as {:?}",
+        SpurSegment::parse(&far, usize::MAX).map(|s| s.stats())
+    );
+}

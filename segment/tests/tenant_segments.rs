@@ -823,3 +823,82 @@ fn pinned_objects_are_other_roots() {
         4
     );
 }
+
+#[test]
+fn members_whose_classes_do_not_hold_are_refused_before_anything_is_made() {
+    use cowheap_heap::Word;
+    use cowheap_segment::tenant::SRef;
+    let base = Base::new(synth::image(100, 3));
+    let mut t = Tenant::fork(&base);
+    let nodes = vec![
+        Node::Ptr(vec![F::Node(1), F::Int(5), F::Base(3)]),
+        Node::Ptr(vec![F::Node(2), F::Int(6)]),
+        Node::Bytes(b"abc".to_vec()),
+    ];
+    let vs = build(&mut t, &base, &nodes);
+    let seg = tenant::extract(&t, &vs[..1], &[]).unwrap();
+    assert_eq!(seg.objects.len(), 3);
+    let fp = Some(base.fingerprint());
+    // The segment as extracted reads back and imports.
+    let good = file::to_bytes(&seg).unwrap();
+    let mut fresh = Tenant::fork(&base);
+    file::from_bytes(&good, fp)
+        .unwrap()
+        .import_into(&mut fresh, &[], false)
+        .unwrap();
+    assert_eq!(fresh.private_objects().count(), 3);
+
+    let immediate = {
+        let mut s = seg.clone();
+        s.objects[1].class = SRef::Imm(Word::int(7).unwrap());
+        s
+    };
+    // Member 2's class is member 1 and member 1's is member 2; member 0, whose class is
+    // outside, would be made first.
+    let cycle = {
+        let mut s = seg.clone();
+        assert!(matches!(s.objects[0].class, SRef::Out(_)));
+        s.objects[1].class = SRef::Obj(2);
+        s.objects[2].class = SRef::Obj(1);
+        s
+    };
+    let stray = {
+        let mut s = seg.clone();
+        s.objects[1].slots[0] = SRef::Out(99);
+        s
+    };
+    for (what, in_file, bad) in [
+        (
+            "an immediate as a class",
+            "an immediate as a class",
+            immediate,
+        ),
+        (
+            "members whose classes form a cycle",
+            "members whose classes form a cycle",
+            cycle,
+        ),
+        (
+            "a reference to no member or out-pointer",
+            "a reference to no out-pointer",
+            stray,
+        ),
+    ] {
+        // A file holding it is refused when read.
+        let bytes = file::to_bytes(&bad).unwrap();
+        match file::from_bytes(&bytes, fp) {
+            Err(SegmentError::BadFile(w)) => assert_eq!(w, in_file),
+            other => panic!("{what}: {:?}", other.map(|_| ())),
+        }
+        // Imported straight, it is refused with nothing made in the tenant.
+        let mut into = Tenant::fork(&base);
+        let mut bad = bad.clone();
+        bad.state = SegmentState::Inactive;
+        match bad.import_into(&mut into, &[], false) {
+            Err(SegmentError::BadSegment(w)) => assert_eq!(w, what),
+            other => panic!("{what}: {:?}", other.map(|_| ())),
+        }
+        assert_eq!(into.private_objects().count(), 0, "{what}");
+        assert_eq!(into.memory_bytes(), Tenant::fork(&base).memory_bytes());
+    }
+}
