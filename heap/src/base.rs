@@ -363,7 +363,8 @@ impl BaseHeap {
 
     /// Every object index, in order.
     pub fn indices(&self) -> impl ExactSizeIterator<Item = ObjectIndex> + '_ {
-        (0..self.len as u32).map(ObjectIndex::from_u32)
+        // Over `usize`: a heap may hold 2^32 objects, whose count is no `u32`; every index is.
+        (0..self.len).map(|i| ObjectIndex::from_u32(i as u32))
     }
 
     /// The bytes of the object region (what an image file's objects section holds).

@@ -79,17 +79,30 @@ fn new_hash(n: u64) -> u32 {
 
 impl FlatHeap {
     /// A flat heap holding a copy of every object and root of `base`. Time: O(size of base).
+    ///
+    /// An object of a base opened without verification whose header does not decode keeps
+    /// its index, as a dead object: using it is an error (`Collected`), as reading it from
+    /// the base is, and every other reference still names its own object.
     pub fn from_base(base: &BaseHeap) -> FlatHeap {
         let objects: Vec<FlatObject> = base
             .indices()
-            .filter_map(|x| base.object(x).ok())
-            .map(|o| FlatObject {
-                class: o.class,
-                format: o.format,
-                hash: o.hash,
-                slots: o.slots.into(),
-                bytes: o.bytes.into(),
-                live: true,
+            .map(|x| match base.object(x) {
+                Ok(o) => FlatObject {
+                    class: o.class,
+                    format: o.format,
+                    hash: o.hash,
+                    slots: o.slots.into(),
+                    bytes: o.bytes.into(),
+                    live: true,
+                },
+                Err(_) => FlatObject {
+                    class: base.nil().word(),
+                    format: Format::Pointers,
+                    hash: 0,
+                    slots: Box::default(),
+                    bytes: Box::default(),
+                    live: false,
+                },
             })
             .collect();
         let imported = objects.len();

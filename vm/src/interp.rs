@@ -14,6 +14,15 @@ use cowheap_heap::{Format, ObjectSize, Value, Word};
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
+/// The pc a context holds for position `pc` of a method whose bytecodes start at `base`
+/// (both 0-based; the image counts from 1 past the literals). A jump back past a method's
+/// first bytecode leaves `pc` wrapped below zero (the next fetch refuses it); such a pc is
+/// stored as the position it names, never a panic or a word out of range.
+pub(crate) fn pc_value(pc: usize, base: usize) -> Value {
+    let at = pc.wrapping_add(base) as i64;
+    Value::int(at.clamp(Word::MIN_INT, Word::MAX_INT))
+}
+
 /// The root under which a suspended run's active context is kept.
 pub const ACTIVE_ROOT: &str = "cowheap-vm.active";
 /// The root under which a run's bottom context (the one the entry send returns into) is kept.
@@ -790,7 +799,7 @@ impl Vm {
         if self.is_bottom(self.active) {
             m.set_slot(self.active, ctx::STACKP, stackp)
         } else {
-            let pc = Value::int((self.pc + self.pc_base) as i64);
+            let pc = pc_value(self.pc, self.pc_base);
             m.set_slots(self.active, ctx::PC, &[pc, stackp])
         }
     }
@@ -827,7 +836,7 @@ impl Vm {
                 m.set_slots(f.active, ctx::TEMPS + f.dirty, &f.stack[f.dirty..n])?;
             }
             // A kept caller is never the bottom context: it has a pc.
-            let pc = Value::int((f.pc + f.pc_base) as i64);
+            let pc = pc_value(f.pc, f.pc_base);
             m.set_slots(f.active, ctx::PC, &[pc, Value::int(n as i64)])?;
             f.dirty = n;
             f.stale = false;
@@ -1501,8 +1510,7 @@ impl Vm {
         // The image may look at the outer context only by sends to it (see `frames_on`).
         self.materialize(m)?;
         m.set_slot(c, closure::OUTER, self.active)?;
-        let start = (self.pc + self.pc_base) as i64;
-        m.set_slot(c, closure::START, Value::int(start))?;
+        m.set_slot(c, closure::START, pc_value(self.pc, self.pc_base))?;
         m.set_slot(c, closure::ARGS, Value::int(args as i64))?;
         for i in 0..copied {
             let v = self.peek(m, copied - 1 - i)?;

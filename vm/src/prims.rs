@@ -5,7 +5,7 @@
 use crate::error::{CallChain, Result, VmError};
 use crate::image::{ClassFormat, closure, ctx};
 use crate::interp::{Flow, Vm, floor_div, floor_mod, shift};
-use crate::memory::ObjectMemory;
+use crate::memory::{MemResult, ObjectMemory};
 use cowheap_heap::{Format, ObjectSize, Value, Word};
 use cowheap_tenants::Header;
 use std::sync::OnceLock;
@@ -349,8 +349,13 @@ impl Vm {
                     return Ok(None);
                 };
                 if self.same(m, m.class_of(obj)?, self.sp.float)? {
-                    let b = m.bytes(obj)?;
-                    let bits = u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+                    // A boxed Float is 8 bytes, the high word first to the image; one of
+                    // another size (`Float basicNew: 4`) is stored to as words.
+                    let Ok(b) = <[u8; 8]>::try_from(m.bytes(obj)?) else {
+                        m.set_bytes(obj, 4 * i, &w.to_le_bytes())?;
+                        return Ok(Some(x.format));
+                    };
+                    let bits = u64::from_le_bytes(b);
                     let bits = if i == 0 {
                         (bits & 0xFFFF_FFFF) | (u64::from(w) << 32)
                     } else {
@@ -541,16 +546,27 @@ impl Vm {
                 // reaches them, and are read back after it.
                 self.store_registers(m)?;
                 self.drop_frames(m)?;
+                // The tenant may still refuse one pair (its quota): the run then stops with
+                // the pairs before it becomed, and the method cache and the enumeration are
+                // forgotten all the same, so nothing the VM keeps names an object as it was.
+                let mut done = Ok(());
                 for i in 0..n {
-                    let (x, y) = (m.slot(a, i)?, m.slot(b, i)?);
-                    if index == 72 {
-                        m.become_forward(x, y)?;
-                    } else {
-                        m.become_two_way(x, y)?;
+                    let pair = m.slot(a, i).and_then(|x| Ok((x, m.slot(b, i)?)));
+                    let r = pair.and_then(|(x, y)| {
+                        if index == 72 {
+                            m.become_forward(x, y)
+                        } else {
+                            m.become_two_way(x, y)
+                        }
+                    });
+                    if r.is_err() {
+                        done = r;
+                        break;
                     }
                 }
                 self.flush_cache();
                 self.forget_enumeration();
+                done?;
                 let active = self.active;
                 self.load_context(m, active)?;
                 let a = self.peek(m, 1)?;
@@ -753,7 +769,9 @@ impl Vm {
                 let Some(i) = i.and_then(|i| usize::try_from(i).ok()) else {
                     return FAIL;
                 };
-                let sp = m.slot(c, ctx::STACKP)?.as_int().unwrap_or(0) as usize;
+                let Some(sp) = self.stack_pointer(m, c)? else {
+                    return FAIL;
+                };
                 if i < 1 || i > sp {
                     return FAIL;
                 }
@@ -765,7 +783,9 @@ impl Vm {
                 let Some(i) = i.and_then(|i| usize::try_from(i).ok()) else {
                     return FAIL;
                 };
-                let sp = m.slot(c, ctx::STACKP)?.as_int().unwrap_or(0) as usize;
+                let Some(sp) = self.stack_pointer(m, c)? else {
+                    return FAIL;
+                };
                 if i < 1 || i > sp {
                     return FAIL;
                 }
@@ -955,7 +975,9 @@ impl Vm {
         if !dst.is_object() || !src.is_object() {
             return FAIL;
         }
-        let n = stop - start + 1;
+        let Some(n) = stop.checked_sub(start).and_then(|d| d.checked_add(1)) else {
+            return FAIL;
+        };
         if n < 0 || start < 1 || from < 1 {
             return FAIL;
         }
@@ -982,19 +1004,40 @@ impl Vm {
                 }
             }
             (Format::Bytes, Format::Bytes) => {
-                let b = m.bytes(src)?[from..from + n].to_vec();
+                let Some(b) = m.bytes(src)?.get(from..from + n).map(<[u8]>::to_vec) else {
+                    return FAIL;
+                };
                 m.set_bytes(dst, start, &b)?;
             }
             (Format::Words, Format::Words) => {
-                let b = m.bytes(src)?[4 * from..4 * (from + n)].to_vec();
+                let Some(b) = m
+                    .bytes(src)?
+                    .get(4 * from..4 * (from + n))
+                    .map(<[u8]>::to_vec)
+                else {
+                    return FAIL;
+                };
                 m.set_bytes(dst, 4 * start, &b)?;
             }
             (Format::Bytes, Format::CompiledMethod) | (Format::CompiledMethod, Format::Bytes) => {
-                // Byte-indexed both: go through at: and at:put:.
+                // Byte-indexed both: go through at: and at:put:, every value read and checked
+                // before the first is stored, so a failure stores nothing. A method's
+                // header and literals are not bytes: a range that takes them fails.
+                let mut vals = Vec::with_capacity(n);
                 for i in 0..n {
-                    let Some(v) = self.at(m, src, (from + i + 1) as i64, false)? else {
-                        return FAIL;
-                    };
+                    match self.at(m, src, (from + i + 1) as i64, false)? {
+                        Some(v) if v.as_int().is_some_and(|b| u8::try_from(b).is_ok()) => {
+                            vals.push(v);
+                        }
+                        _ => return FAIL,
+                    }
+                }
+                if df == Format::CompiledMethod
+                    && self.indexed(m, dst)?.is_none_or(|x| start < x.fixed)
+                {
+                    return FAIL;
+                }
+                for (i, v) in vals.into_iter().enumerate() {
                     if self
                         .at_put(m, dst, (start + i + 1) as i64, v, false)?
                         .is_none()
@@ -1012,6 +1055,23 @@ impl Vm {
     }
 
     // ---- control primitives --------------------------------------------------------------
+
+    /// The stack pointer of `c` if it is a context whose stack pointer counts fields it has
+    /// (primitives 210 and 211 fail otherwise): a pointer object with a non-negative integer
+    /// there, no more than its fields past the fixed ones.
+    fn stack_pointer<M: ObjectMemory>(&self, m: &mut M, c: Value) -> MemResult<Option<usize>> {
+        if !c.is_object() || m.format(c)? != Format::Pointers {
+            return Ok(None);
+        }
+        let slots = m.size(c)?.slots;
+        if slots <= ctx::TEMPS {
+            return Ok(None);
+        }
+        Ok(m.slot(c, ctx::STACKP)?
+            .as_int()
+            .and_then(|sp| usize::try_from(sp).ok())
+            .filter(|&sp| sp <= slots - ctx::TEMPS))
+    }
 
     fn block_copy<M: ObjectMemory>(&mut self, m: &mut M, args: usize) -> Prim {
         if args != 1 || self.sp.spur {
@@ -1037,7 +1097,7 @@ impl Vm {
             },
         )?;
         // The block's code starts past the long jump that follows the send.
-        let start = Value::int((self.pc + 2 + self.pc_base) as i64);
+        let start = crate::interp::pc_value(self.pc.wrapping_add(2), self.pc_base);
         m.set_slot(b, ctx::BLOCK_START, start)?;
         m.set_slot(b, ctx::PC, start)?;
         m.set_slot(b, ctx::STACKP, Value::int(0))?;

@@ -247,7 +247,10 @@ impl Vm {
         }
         if self.is_empty_list(m, sema)? {
             let n = m.slot(sema, EXCESS_SIGNALS)?.as_int().unwrap_or(0);
-            m.set_slot(sema, EXCESS_SIGNALS, Value::int(n + 1))?;
+            // A count at the image's largest SmallInteger stays there.
+            if let Some(more) = n.checked_add(1).and_then(|k| self.int(k)) {
+                m.set_slot(sema, EXCESS_SIGNALS, more)?;
+            }
             return Ok(false);
         }
         let proc = self.remove_first_link(m, sema)?;
@@ -292,10 +295,17 @@ impl Vm {
                     return Ok(None);
                 }
                 if self.is_empty_list(m, sema)? {
-                    let Some(n) = m.slot(sema, EXCESS_SIGNALS)?.as_int() else {
+                    // A count that is no integer, or whose next is no SmallInteger of the
+                    // image's, fails the primitive.
+                    let Some(more) = m
+                        .slot(sema, EXCESS_SIGNALS)?
+                        .as_int()
+                        .and_then(|n| n.checked_add(1))
+                        .and_then(|k| self.int(k))
+                    else {
                         return Ok(None);
                     };
-                    m.set_slot(sema, EXCESS_SIGNALS, Value::int(n + 1))?;
+                    m.set_slot(sema, EXCESS_SIGNALS, more)?;
                     return Ok(Some(Flow::Go));
                 }
                 let Some(sched) = sched else {

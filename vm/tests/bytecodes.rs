@@ -669,6 +669,18 @@ fn unknown_bytecodes_corrupt_methods_budgets_and_depth_are_typed_errors() {
     img.method("SmallInteger", "noLiteral", 0, 0, &[], &[40, 124], 0);
     img.method("SmallInteger", "runsOff", 0, 0, &[], &[118], 0);
     img.method("SmallInteger", "forever", 0, 0, &[], &[163, 254], 0);
+    // A long jump back past the first bytecode (-3 from position 2), called from another
+    // method so that the failing context is not the bottom one and its pc is written back.
+    img.method("SmallInteger", "backPastStart", 0, 0, &[], &[163, 253], 0);
+    img.method(
+        "SmallInteger",
+        "callsBack",
+        0,
+        0,
+        &[Lit::Sym("backPastStart".into())],
+        &[112, 208, 124],
+        0,
+    );
     img.method(
         "SmallInteger",
         "down",
@@ -693,6 +705,11 @@ fn unknown_bytecodes_corrupt_methods_budgets_and_depth_are_typed_errors() {
         assert!(matches!(e, VmError::CorruptMethod { .. }), "{e}");
         let e = send(vm, m, s, Value::int(0), "runsOff", &[]).unwrap_err();
         assert!(matches!(e, VmError::CorruptMethod { .. }), "{e}");
+        let e = send(vm, m, s, Value::int(0), "callsBack", &[]).unwrap_err();
+        assert!(
+            matches!(e, VmError::CorruptMethod { ref chain, .. } if chain.0.len() == 2),
+            "{e}"
+        );
         let before = vm.stats().bytecodes;
         let e = vm
             .send_named(m, s, Value::int(0), "forever", &[], 1_000)
