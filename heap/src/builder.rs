@@ -27,6 +27,9 @@ struct Proto {
 pub struct Builder {
     objects: Vec<Proto>,
     roots: Vec<Root>,
+    /// The roots' names, for the duplicate check in O(1) (an importer may add one root per
+    /// object).
+    root_names: std::collections::HashSet<String>,
     nil: Option<ObjectIndex>,
     int_class: Option<Word>,
     char_class: Option<Word>,
@@ -185,7 +188,7 @@ impl Builder {
         if u32::try_from(name.len()).is_err() {
             return Err(Error::TooLarge("a root name of 2^32 bytes or more"));
         }
-        if self.roots.iter().any(|r| r.name == name) {
+        if !self.root_names.insert(name.to_owned()) {
             return Err(Error::DuplicateRoot(name.to_owned()));
         }
         self.roots.push(Root {

@@ -32,6 +32,21 @@ pub fn symbol_text_of(heap: &BaseHeap, obj: ObjectIndex) -> Option<String> {
     symbol_text(heap, obj.as_u32())
 }
 
+/// Longest text taken for a class name. Real names are tens of bytes; the bound keeps a
+/// hostile file's long byte objects from costing their length at every look.
+pub(crate) const MAX_CLASS_NAME: usize = 256;
+/// Slots of a class looked at for its name or its sole instance (real classes have fewer
+/// than 20 instance variables).
+pub(crate) const MAX_CLASS_SLOTS: usize = 32;
+
+/// [`symbol_text`] of at most [`MAX_CLASS_NAME`] bytes.
+fn name_text<G: Graph + ?Sized>(g: &G, i: u32) -> Option<String> {
+    if g.bytes_of(i).len() > MAX_CLASS_NAME {
+        return None;
+    }
+    symbol_text(g, i)
+}
+
 /// The name of class `class` in any graph.
 ///
 /// A class is recognised by its format instance variable (slot 2, a small integer). Its name
@@ -39,10 +54,14 @@ pub fn symbol_text_of(heap: &BaseHeap, obj: ObjectIndex) -> Option<String> {
 /// of its slots holds an object whose class it is (`thisClass`: slot 5 in Squeak, 3 in
 /// minimal bootstrapped images), named after that class; failing that, the first slot holding
 /// a Symbol-like object names it (slot 3 in minimal bootstrapped images).
+///
+/// Time: O(1): at most [`MAX_CLASS_SLOTS`] slots of the class and of its instance, and
+/// [`MAX_CLASS_NAME`] bytes of each candidate name, are looked at.
 pub(crate) fn name_in<G: Graph + ?Sized>(g: &G, class: u32) -> Option<String> {
-    let slots = g.slots_of(class);
+    let all = g.slots_of(class);
+    let slots = &all[..all.len().min(MAX_CLASS_SLOTS)];
     slots.get(2)?.as_int()?;
-    if let Some(n) = slot_ref(g, class, CLASS_NAME_SLOT).and_then(|s| symbol_text(g, s)) {
+    if let Some(n) = slot_ref(g, class, CLASS_NAME_SLOT).and_then(|s| name_text(g, s)) {
         return Some(n);
     }
     let refs = || {
@@ -55,20 +74,21 @@ pub(crate) fn name_in<G: Graph + ?Sized>(g: &G, class: u32) -> Option<String> {
         .skip(1)
         .find(|&t| t != class && g.class_of(t) == Some(class))
     {
-        let this_slots = g.slots_of(this);
+        let this_all = g.slots_of(this);
+        let this_slots = &this_all[..this_all.len().min(MAX_CLASS_SLOTS)];
         if this_slots.get(2).is_some_and(|w| w.as_int().is_some()) {
             let n = slot_ref(g, this, CLASS_NAME_SLOT)
-                .and_then(|s| symbol_text(g, s))
+                .and_then(|s| name_text(g, s))
                 .or_else(|| {
                     this_slots
                         .iter()
                         .filter_map(|w| w.as_base())
-                        .find_map(|s| symbol_text(g, s.as_u32()))
+                        .find_map(|s| name_text(g, s.as_u32()))
                 })?;
             return Some(format!("{n} class"));
         }
     }
-    refs().find_map(|s| symbol_text(g, s))
+    refs().find_map(|s| name_text(g, s))
 }
 
 /// The name of the class that is object `class` of `heap`: its name Symbol, or for a
@@ -135,4 +155,59 @@ pub fn class_histogram(heap: &BaseHeap) -> Vec<ClassStats> {
             .then_with(|| a.name.cmp(&b.name))
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Obj;
+    use cowheap_heap::{Format, Word};
+
+    fn obj(class: u32, slots: Vec<Word>, bytes: &[u8]) -> Obj {
+        Obj {
+            class: Word::base(ObjectIndex::from_u32(class)),
+            format: if bytes.is_empty() {
+                Format::Pointers
+            } else {
+                Format::Bytes
+            },
+            hash: 0,
+            aux: 0,
+            slots,
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    fn r(i: u32) -> Word {
+        Word::base(ObjectIndex::from_u32(i))
+    }
+
+    #[test]
+    fn names_are_bounded_in_length_and_in_the_slots_looked_at() {
+        let nil = r(0);
+        let format = Word::int(2).unwrap();
+        let long = "N".repeat(MAX_CLASS_NAME + 1);
+        let longest = "L".repeat(MAX_CLASS_NAME);
+        let mut late = vec![nil, nil, format];
+        late.resize(MAX_CLASS_SLOTS, nil);
+        late.push(r(2)); // a name past the slots looked at
+        let objs = [
+            obj(0, vec![], &[]),
+            // 1: a class named in slot 6.
+            obj(0, vec![nil, nil, format, nil, nil, nil, r(2)], &[]),
+            obj(0, vec![], b"Foo"),
+            // 3: a class whose name is one byte too long, 5 one of the longest name.
+            obj(0, vec![nil, nil, format, nil, nil, nil, r(4)], &[]),
+            obj(0, vec![], long.as_bytes()),
+            obj(0, vec![nil, nil, format, nil, nil, nil, r(6)], &[]),
+            obj(0, vec![], longest.as_bytes()),
+            // 7: a name only past the slots looked at.
+            obj(0, late, &[]),
+        ];
+        let g = &objs[..];
+        assert_eq!(name_in(g, 1).as_deref(), Some("Foo"));
+        assert_eq!(name_in(g, 3), None);
+        assert_eq!(name_in(g, 5), Some(longest));
+        assert_eq!(name_in(g, 7), None);
+    }
 }

@@ -361,10 +361,17 @@ pub(crate) fn standard_roots(objs: &[Obj], special: u32, nil: u32) -> Vec<(Strin
 /// and later, where it is `Smalltalk globals`); failing all three, special object 8 itself.
 pub(crate) fn smalltalk_root(objs: &[Obj], special: u32) -> Option<Word> {
     let s = slot_ref(objs, special, SPECIAL_SMALLTALK)?;
+    // Each class named once: a hostile special object can hold many instances of one class.
+    let names = std::cell::RefCell::new(std::collections::HashMap::new());
     let name_of = |i: u32| {
-        objs.class_of(i)
-            .and_then(|c| classes::name_in(objs, c))
-            .unwrap_or_default()
+        let Some(c) = objs.class_of(i) else {
+            return String::new();
+        };
+        names
+            .borrow_mut()
+            .entry(c)
+            .or_insert_with(|| classes::name_in(objs, c).unwrap_or_default())
+            .clone()
     };
     let obj = |i: u32| Word::base(ObjectIndex::from_u32(i));
     let name = name_of(s);

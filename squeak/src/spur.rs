@@ -176,7 +176,11 @@ fn walk(
             ))?;
         stats.segments += 1;
         let objects_end = seg_end - 16;
-        let base = old_base.wrapping_add(gap);
+        let base = old_base
+            .checked_add(gap)
+            .ok_or(ImportError::BadImageHeader(
+                "segments whose addresses pass 2^64",
+            ))?;
         walk_segment(d, ws, base, seg_start..objects_end, &mut recs)?;
         let bridge = h64(d, objects_end, ws)?;
         let next = h64(d, objects_end + 8, ws)?;
@@ -242,15 +246,24 @@ fn walk_segment(
         }
         let body = slots
             .checked_mul(ws)
-            .map(|b| b.max(8).next_multiple_of(8))
+            .and_then(|b| b.max(8).checked_next_multiple_of(8))
             .ok_or(bad("too many slots"))?;
-        let end = hdr
-            .checked_add(8 + body)
+        let end = body
+            .checked_add(8)
+            .and_then(|b| hdr.checked_add(b))
             .filter(|&e| e <= objects_end)
             .ok_or(bad("an object runs past the end of its segment"))?;
+        // Addresses must rise from object to object (the oops resolve by binary search):
+        // one that passes 2^64 would wrap onto an earlier object's.
+        let addr = base
+            .checked_add(hdr as u64)
+            .filter(|&a| recs.last().is_none_or(|r: &Rec| r.addr < a))
+            .ok_or(bad(
+                "an object whose address does not follow the one before",
+            ))?;
         recs.push(Rec {
             hdr,
-            addr: base.wrapping_add(hdr as u64),
+            addr,
             header: h,
             slots,
         });
@@ -704,13 +717,17 @@ fn lay_out(
                 .ok_or_else(too_large)?;
             in_segment = 0;
         }
-        addr.push(old_base.checked_add(pos + overflow).ok_or_else(too_large)?);
+        addr.push(
+            pos.checked_add(overflow)
+                .and_then(|p| old_base.checked_add(p))
+                .ok_or_else(too_large)?,
+        );
         pos = pos.checked_add(size).ok_or_else(too_large)?;
         in_segment += size;
         plans.push(plan);
     }
     sizes.push(in_segment + 16);
-    let end = pos + 16;
+    let end = pos.checked_add(16).ok_or_else(too_large)?;
     let most = if ws == 4 {
         u64::from(u32::MAX)
     } else {

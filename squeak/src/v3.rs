@@ -196,7 +196,12 @@ fn walk(d: &Mem<'_>, stats: &mut ImportStats) -> ImportResult<Vec<Rec>> {
         if words == 0 {
             return Err(bad("a size that does not count the base header"));
         }
-        let end = hdr + words * 4;
+        // Checked: on a 32-bit host a size word near 2^32 words would wrap `end` back to
+        // `pos`, and the walk would never advance.
+        let end = words
+            .checked_mul(4)
+            .and_then(|b| hdr.checked_add(b))
+            .unwrap_or(usize::MAX);
         if end > data_size {
             return Err(ImportError::Truncated {
                 what: "an object",
