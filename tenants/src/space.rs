@@ -727,6 +727,18 @@ impl Space {
         })
     }
 
+    /// The live object at raw index `i` (the indirection table holds indices), whatever its
+    /// generation, to write; `None` for a forwarder or a vacant index.
+    #[inline(always)]
+    pub(crate) fn writable_at_index(&mut self, i: u32) -> Option<Writable<'_>> {
+        let link = self.keys.link_at(i)?;
+        (link & NOT_OBJECT == 0).then_some(Writable {
+            space: self,
+            index: i,
+            at: link as usize,
+        })
+    }
+
     /// Exchanges the bodies of two distinct live objects (two-way become): each key now names
     /// the other's block. Answers false, changing nothing, unless both are live objects.
     pub(crate) fn swap(&mut self, a: PrivateKey, b: PrivateKey) -> bool {

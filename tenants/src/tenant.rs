@@ -1111,6 +1111,28 @@ impl Tenant {
         Some(k)
     }
 
+    /// The private object `obj` names directly, to write: its own key, or this tenant's
+    /// table entry for a base object, whose index needs no generation test (the table's
+    /// entries are never freed). `None` where that takes more (forwarders, errors).
+    #[inline(always)]
+    fn writable_of(&mut self, obj: Value) -> Option<Writable<'_>> {
+        let w = obj.word();
+        if let Some(k) = w.as_private() {
+            if !obj.is_owned_by(self.id) {
+                return None;
+            }
+            return self.space.writable(k);
+        }
+        let x = w.as_base()?;
+        // The table's filter alone, as `private_key`.
+        if !self.table.may_contain(x) {
+            return None;
+        }
+        let i = self.table.probe(x)?;
+        self.count_lookup();
+        self.space.writable_at_index(i)
+    }
+
     /// The key of this tenant's entry for base object `x`, if it diverted it: the table holds
     /// the entry's index, whose generation never moves while the entry stands for `x`. For a
     /// caller that asked the table's filter first: this probes the buckets.
@@ -1141,8 +1163,7 @@ impl Tenant {
     fn set_slot_quick(&mut self, obj: Value, i: usize, v: Value) -> bool {
         let w = v.word();
         if (w.is_immediate() || self.leads_to_itself(v))
-            && let Some(k) = self.private_key(obj)
-            && let Some(mut wr) = self.space.writable(k)
+            && let Some(mut wr) = self.writable_of(obj)
             && let Some(slot) = wr.slot_mut(i)
         {
             *slot = w;
@@ -1217,8 +1238,7 @@ impl Tenant {
         if values
             .iter()
             .all(|&v| v.word().is_immediate() || self.leads_to_itself(v))
-            && let Some(k) = self.private_key(obj)
-            && let Some(mut wr) = self.space.writable(k)
+            && let Some(mut wr) = self.writable_of(obj)
             && let Some(cells) = wr.slots_mut(start, values.len())
         {
             for (cell, v) in cells.iter_mut().zip(values) {
