@@ -284,6 +284,10 @@ fn decode(
             (Format::Bytes, Vec::new(), body[..len].to_vec())
         }
         12..=15 => {
+            // With no fields, word 0 would be the next object's header.
+            if n == 0 {
+                return Err(bad("a compiled method without a header"));
+            }
             let head = oop(0).map_err(|_| bad("a compiled method without a header"))?;
             let lits = head
                 .as_int()
