@@ -25,11 +25,11 @@
 
 use crate::workload::{read_mark, write_mark};
 use crate::{
-    Access, Claim, Digest, Epoch, Millis, Node, NodeName, Result, Store, StoreError, SystemClock,
-    TenantName, fingerprint_hex, init_store, open_store, parse_fingerprint,
+    Access, Claim, Digest, Epoch, Millis, Node, NodeName, Resident, Result, Store, StoreError,
+    SystemClock, TenantName, fingerprint_hex, init_store, open_store, parse_fingerprint,
 };
 use cowheap_heap::BaseHeap;
-use cowheap_tenants::Tenant;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -181,19 +181,23 @@ impl CliNode {
         )
     }
 
+    /// The resident's state (as the store keeps it: the snapshot, framed with the records of
+    /// its segments out) and its claim, in the node's directory.
     fn paths(&self, t: &TenantName) -> (PathBuf, PathBuf) {
         let d = self.dir.join("resident");
-        (
-            d.join(format!("{t}.snapshot")),
-            d.join(format!("{t}.claim")),
-        )
+        (d.join(format!("{t}.state")), d.join(format!("{t}.claim")))
     }
 
-    fn keep(&self, t: &Tenant, claim: &Claim) -> Result<()> {
+    /// Keeps `r` resident in the node's directory: its whole state, segments out included,
+    /// so that `suspend` writes back what `resume` took.
+    fn keep(&self, r: &mut Resident) -> Result<()> {
+        let state = r.state(self.node.plugins())?;
+        let claim = r.claim().clone();
         let (snap, cl) = self.paths(&claim.tenant);
         let d = self.dir.join("resident");
         std::fs::create_dir_all(&d).map_err(|e| StoreError::io(&d, e))?;
-        t.save_snapshot(&snap).map_err(StoreError::BaseFile)?;
+        cowheap_heap::file::write_atomically(&snap, |w| w.write_all(&state))
+            .map_err(StoreError::BaseFile)?;
         let text = format!(
             "{} {} {} {} {} {}\n",
             claim.tenant,
@@ -207,7 +211,7 @@ impl CliNode {
             .map_err(StoreError::BaseFile)
     }
 
-    fn load(&self, t: &TenantName) -> Result<(Tenant, Claim)> {
+    fn load(&self, t: &TenantName) -> Result<Resident> {
         let (snap, cl) = self.paths(t);
         let text = std::fs::read_to_string(&cl).map_err(|e| StoreError::io(&cl, e))?;
         let bad = || StoreError::Damaged {
@@ -230,9 +234,7 @@ impl CliNode {
             },
         };
         let bytes = std::fs::read(&snap).map_err(|e| StoreError::io(&snap, e))?;
-        let base = self.node.version_for_snapshot(claim.base, &bytes)?;
-        let tenant = Tenant::restore_from(&base, &bytes).map_err(StoreError::BaseFile)?;
-        Ok((tenant, claim))
+        self.node.resident_from_state(&claim, &bytes)
     }
 
     fn forget(&self, t: &TenantName) {
@@ -248,8 +250,14 @@ impl CliNode {
     /// # Errors
     /// As [`Node::resume`].
     pub fn resume(&self, tenant: &str) -> Result<String> {
-        let r = self.node.resume(&TenantName::new(tenant)?)?;
-        self.keep(&r.tenant, r.claim())?;
+        let mut r = self.node.resume(&TenantName::new(tenant)?)?;
+        if let Err(e) = self.keep(&mut r) {
+            // Not kept, so no later command could find the claim: released, so that the
+            // tenant is not locked out until the lease runs out. Best effort.
+            let _ = self.node.store().release(r.claim());
+            self.forget(r.name());
+            return Err(e);
+        }
         Ok(format!(
             "resumed {} on node {} at epoch {}, mark {}\n",
             r.name(),
@@ -265,9 +273,9 @@ impl CliNode {
     /// [`StoreError::Io`] if the tenant is not resident on this node.
     pub fn mark(&self, tenant: &str, value: i64) -> Result<String> {
         let t = TenantName::new(tenant)?;
-        let (mut tenant, claim) = self.load(&t)?;
-        write_mark(&mut tenant, value)?;
-        self.keep(&tenant, &claim)?;
+        let mut r = self.load(&t)?;
+        write_mark(&mut r.tenant, value)?;
+        self.keep(&mut r)?;
         Ok(format!("{t}: mark {value}\n"))
     }
 
@@ -280,9 +288,9 @@ impl CliNode {
     /// principal the base does not let commit.
     pub fn commit(&self, tenant: &str) -> Result<String> {
         let t = TenantName::new(tenant)?;
-        let (mut tenant, claim) = self.load(&t)?;
-        let v = self.node.commit(&mut tenant, Default::default(), &[])?;
-        self.keep(&tenant, &claim)?;
+        let mut r = self.load(&t)?;
+        let v = self.node.commit(&mut r.tenant, Default::default(), &[])?;
+        self.keep(&mut r)?;
         Ok(format!(
             "committed {t}: version {} of base {}\n",
             v.version(),
@@ -297,9 +305,9 @@ impl CliNode {
     /// [`StoreError::Fenced`] if another node claimed it since; nothing is written.
     pub fn suspend(&self, tenant: &str) -> Result<String> {
         let t = TenantName::new(tenant)?;
-        let (tenant, claim) = self.load(&t)?;
-        let store = self.node.store();
-        let d = match store.suspend(&claim, &tenant.snapshot()) {
+        let r = self.load(&t)?;
+        let epoch = r.claim().epoch;
+        let d = match self.node.suspend(r) {
             Ok(d) => d,
             Err(e @ StoreError::Fenced { .. }) => {
                 self.forget(&t);
@@ -308,9 +316,6 @@ impl CliNode {
             Err(e) => return Err(e),
         };
         self.forget(&t);
-        Ok(format!(
-            "suspended {t} (state {d}, epoch {})\n",
-            claim.epoch
-        ))
+        Ok(format!("suspended {t} (state {d}, epoch {epoch})\n"))
     }
 }

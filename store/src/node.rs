@@ -24,6 +24,9 @@ pub struct Resident {
     pub tenant: Tenant,
     claim: Claim,
     swapper: Swapper,
+    /// Set when a suspend failed and the store could not say whether it landed: the claim
+    /// may be released already. [`Node::renew`] settles it.
+    unsure: bool,
 }
 
 impl Resident {
@@ -35,6 +38,14 @@ impl Resident {
     /// The tenant's name in the store.
     pub fn name(&self) -> &TenantName {
         &self.claim.tenant
+    }
+
+    /// True if a suspend of this resident failed in a way the store could not settle (its
+    /// record could not be read after the failure either): the suspend may have landed and
+    /// released the claim. Renew it ([`Node::renew`]) before working on it: a renewal that
+    /// is fenced means the store has the state (or another node has the tenant).
+    pub fn is_unsure(&self) -> bool {
+        self.unsure
     }
 
     /// The tenant's swapper: its segments go to the store ([`StoreSegments`], under this
@@ -111,7 +122,9 @@ fn host_error(tenant: &TenantName, e: HostError) -> StoreError {
 /// A suspend that failed ([`Node::try_suspend`]): why, and the tenant, still resident.
 /// Unless the error is [`StoreError::Fenced`] (another node claimed the tenant since), the
 /// claim is still held and the store keeps the tenant's last complete state, so the
-/// resident can be worked on, checkpointed or suspended again.
+/// resident can be worked on, checkpointed or suspended again; except when
+/// [`Resident::is_unsure`]: the store could not say whether the suspend landed, and the
+/// resident must be renewed ([`Node::renew`]) before it is worked on.
 #[derive(Debug)]
 pub struct SuspendFailed {
     /// Why the suspend failed.
@@ -401,6 +414,23 @@ impl Node {
     /// segments out, the swapper takes them over ([`Swapper::adopt`]) and its fault handler
     /// is installed, so touching a stub faults the segment in from the store.
     fn restore(&self, claim: &Claim) -> Result<Resident> {
+        let swapper = self.swapper_for(claim);
+        match claim.state {
+            None => Ok(Resident {
+                tenant: Tenant::fork_with(&self.sync(claim.base)?, self.config),
+                claim: claim.clone(),
+                swapper,
+                unsure: false,
+            }),
+            Some(d) => {
+                let bytes = self.store.read_state(&claim.tenant, d)?;
+                self.resident_from(claim, d, &bytes, swapper)
+            }
+        }
+    }
+
+    /// A swapper over the segments `claim`'s tenant has in the store.
+    fn swapper_for(&self, claim: &Claim) -> Swapper {
         let swapper = Swapper::with_plugins(
             StoreSegments::new(self.store.clone(), claim.clone()),
             self.plugins.clone(),
@@ -409,50 +439,61 @@ impl Node {
         // A file faulted in stays until a state that no longer names it is written: the
         // state in the store may still name it.
         swapper.keep_files(true);
-        let tenant = match claim.state {
-            None => {
-                return Ok(Resident {
-                    tenant: Tenant::fork_with(&self.sync(claim.base)?, self.config),
-                    claim: claim.clone(),
-                    swapper,
-                });
-            }
-            Some(d) => {
-                let bytes = self.store.read_state(&claim.tenant, d)?;
-                let (snapshot, records) =
-                    decode_state(&bytes).map_err(|problem| StoreError::Damaged {
-                        what: format!("state {d} of tenant {}", claim.tenant),
-                        problem,
-                    })?;
-                let base = self.version_for_snapshot(claim.base, snapshot)?;
-                let mut t = Tenant::restore_with_hosts(
-                    &base,
-                    snapshot,
-                    &self.config,
-                    &self.plugins,
-                    self.placeholders,
-                )
-                .map_err(|source| match source {
-                    RestoreError::Host(e) => host_error(&claim.tenant, e),
-                    source => StoreError::Restore {
-                        tenant: claim.tenant.clone(),
-                        digest: d,
-                        source: Box::new(source),
-                    },
-                })?;
-                if !records.is_empty() {
-                    swapper
-                        .adopt(&mut t, &records)
-                        .map_err(|e| swap_error(&claim.tenant, e))?;
-                }
-                t
-            }
-        };
+        swapper
+    }
+
+    /// A resident for `claim` from `bytes`, a state as the store keeps it (its digest `d`,
+    /// for errors): its snapshot restored, its segments out taken over by `swapper`.
+    fn resident_from(
+        &self,
+        claim: &Claim,
+        d: Digest,
+        bytes: &[u8],
+        swapper: Swapper,
+    ) -> Result<Resident> {
+        let (snapshot, records) = decode_state(bytes).map_err(|problem| StoreError::Damaged {
+            what: format!("state {d} of tenant {}", claim.tenant),
+            problem,
+        })?;
+        let base = self.version_for_snapshot(claim.base, snapshot)?;
+        let mut tenant = Tenant::restore_with_hosts(
+            &base,
+            snapshot,
+            &self.config,
+            &self.plugins,
+            self.placeholders,
+        )
+        .map_err(|source| match source {
+            RestoreError::Host(e) => host_error(&claim.tenant, e),
+            source => StoreError::Restore {
+                tenant: claim.tenant.clone(),
+                digest: d,
+                source: Box::new(source),
+            },
+        })?;
+        if !records.is_empty() {
+            swapper
+                .adopt(&mut tenant, &records)
+                .map_err(|e| swap_error(&claim.tenant, e))?;
+        }
         Ok(Resident {
             tenant,
             claim: claim.clone(),
             swapper,
+            unsure: false,
         })
+    }
+
+    /// A resident for `claim` from a state kept outside the store (a command line keeps one
+    /// in its node's directory between invocations): what [`Node::resume`] would restore
+    /// from those bytes, its segments out taken over. No store call is made but what the
+    /// base and the segments need.
+    ///
+    /// # Errors
+    /// As [`Node::resume`] for a damaged or unrestorable state.
+    pub(crate) fn resident_from_state(&self, claim: &Claim, bytes: &[u8]) -> Result<Resident> {
+        let d = Digest::of(bytes);
+        self.resident_from(claim, d, bytes, self.swapper_for(claim))
     }
 
     /// Writes the tenant's state and keeps holding it (renewing the lease). Host objects are
@@ -479,6 +520,7 @@ impl Node {
     /// [`StoreError::Fenced`] if another node claimed it since (its lease had run out).
     pub fn renew(&self, r: &mut Resident) -> Result<()> {
         r.claim = self.store.renew(&r.claim, self.lease_ms)?;
+        r.unsure = false;
         Ok(())
     }
 
@@ -502,18 +544,74 @@ impl Node {
     /// last complete state, so it can be used, and suspended again (by a node of the same
     /// name with the missing plugin, say).
     ///
+    /// A store error may come after the store committed (the answer lost): the tenant's
+    /// record then settles it. A suspend the record shows landed is answered `Ok`; a claim
+    /// the record shows another node took is [`StoreError::Fenced`]; if the record cannot
+    /// be read either, the resident comes back [`Resident::is_unsure`].
+    ///
     /// # Errors
     /// As [`Node::suspend`], in a [`SuspendFailed`] holding the resident as it was.
     pub fn try_suspend(&self, mut r: Resident) -> Result<Digest, SuspendFailed> {
-        let written = r
-            .state(&self.plugins)
-            .and_then(|state| self.store.suspend(&r.claim, &state));
-        written.map_err(|error| SuspendFailed {
-            error,
-            resident: Box::new(r),
-        })
+        let failed = |error, r| {
+            Err(SuspendFailed {
+                error,
+                resident: Box::new(r),
+            })
+        };
+        let state = match r.state(&self.plugins) {
+            Ok(state) => state,
+            Err(error) => return failed(error, r),
+        };
+        match self.store.suspend(&r.claim, &state) {
+            Ok(d) => Ok(d),
+            Err(error @ StoreError::Fenced { .. }) => failed(error, r),
+            // Any other failure may have come after the store committed (a connection lost
+            // at the commit, a directory not synced after the rename): the record says
+            // which, so that a suspend that landed is not taken for one that did not and
+            // the tenant run on here while another node resumes it.
+            Err(error) => match self.settle(&r.claim, Digest::of(&state)) {
+                Settled::Landed(d) => Ok(d),
+                Settled::Held => failed(error, r),
+                Settled::Fenced(fenced) => failed(fenced, r),
+                Settled::Unknown => {
+                    r.unsure = true;
+                    failed(error, r)
+                }
+            },
+        }
+    }
+
+    /// What the store's record says of a suspend by `claim` of state `d` that answered an
+    /// error: it landed (the record names `d` at the claim's epoch, with no owner), the
+    /// claim is still held (nothing was written), another node has the tenant, or the
+    /// record cannot be read either.
+    fn settle(&self, claim: &Claim, d: Digest) -> Settled {
+        match self.store.record(&claim.tenant) {
+            Ok(rec) if rec.epoch == claim.epoch && rec.owner.is_none() && rec.state == Some(d) => {
+                Settled::Landed(d)
+            }
+            Ok(rec) if rec.epoch == claim.epoch && rec.owner.as_ref() == Some(&claim.node) => {
+                Settled::Held
+            }
+            Ok(rec) => Settled::Fenced(StoreError::Fenced {
+                tenant: claim.tenant.clone(),
+                held: claim.epoch,
+                current: rec.epoch,
+            }),
+            Err(_) => Settled::Unknown,
+        }
     }
 }
+
+/// What became of a suspend that answered an error ([`Node::settle`]).
+enum Settled {
+    Landed(Digest),
+    Held,
+    Fenced(StoreError),
+    Unknown,
+}
+
+impl Node {}
 
 /// What a node presents: kept here so a command line can build one from flags.
 pub fn principal_access(name: &str, secret: &str) -> Result<Access> {

@@ -231,6 +231,23 @@ impl SwapRegistry {
     ) -> Result<R> {
         inner.tick += 1;
         let tick = inner.tick;
+        // A resident whose suspend failed unsettled may have been released by it: renewed
+        // before anything runs on it. Fenced, the store has its state (or another node the
+        // tenant), and it is resumed afresh.
+        if let Some((r, t, b)) = inner.resident.get_mut(tenant)
+            && r.is_unsure()
+        {
+            match self.node.renew(r) {
+                Ok(()) => {}
+                Err(StoreError::Fenced { .. }) => {
+                    let (t, b) = (*t, *b);
+                    inner.resident.remove(tenant);
+                    inner.lru.remove(&t);
+                    inner.bytes -= b;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let (mut r, old_tick, old_bytes) = match inner.resident.remove(tenant) {
             Some(entry) => {
                 inner.stats.hits += 1;
@@ -339,20 +356,23 @@ impl SwapRegistry {
             let Some((r, t, b)) = inner.resident.remove(&name) else {
                 continue;
             };
-            let mut r = r;
-            match r
-                .state(self.node.plugins())
-                .and_then(|state| self.node.store().suspend(r.claim(), &state))
-            {
-                Ok(_) | Err(StoreError::Fenced { .. }) => {
+            // A suspend that answered an error but landed counts as done
+            // (`Node::try_suspend` asks the record).
+            match self.node.try_suspend(r) {
+                Ok(_) => {
                     inner.bytes -= b;
                     inner.stats.swapped_out += 1;
                 }
-                Err(e) => {
-                    // Kept, unwritten work and all; the next call tries again.
+                Err(f) if matches!(f.error, StoreError::Fenced { .. }) => {
+                    inner.bytes -= b;
+                    inner.stats.swapped_out += 1;
+                }
+                Err(f) => {
+                    // Kept, unwritten work and all; the next call tries again (and renews
+                    // first if the store could not say whether the suspend landed).
                     inner.lru.insert(t, name.clone());
-                    inner.resident.insert(name, (r, t, b));
-                    first_err = Some(e);
+                    inner.resident.insert(name, (*f.resident, t, b));
+                    first_err = Some(f.error);
                     break;
                 }
             }

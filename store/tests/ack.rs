@@ -2,13 +2,15 @@
 //! (as a connection dropped at the commit, or a directory fsync failing after the record
 //! was linked, would). The committing node finds its own layer there and says so with a
 //! typed error; the tenant, aborted, stands on the version holding its change. A failure
-//! that wrote nothing stays that failure, and nothing is there.
+//! that wrote nothing stays that failure, and nothing is there. The same for a suspend: one
+//! that landed without an answer is a suspend, and a node that cannot tell keeps the tenant
+//! only until a renewal says whether it still holds it.
 
 mod common;
 
 use common::{Harness, Local, Pg, n, real_base};
 use cowheap_heap::{Fingerprint, Value};
-use cowheap_store::workload::slot_objects;
+use cowheap_store::workload::{read_mark, slot_objects, write_mark};
 use cowheap_store::{Access, SystemClock};
 use cowheap_store::{
     BlobStats, Claim, Digest, Node, NodeName, PrincipalName, Result, Store, StoreError, TenantName,
@@ -16,7 +18,7 @@ use cowheap_store::{
 };
 use cowheap_tenants::commit::CommitMode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// Delegates to a real store; `put_version` then fails as told: 0 not at all, 1 after
 /// writing the version, 2 before writing it, 3 as if another node had always just won.
@@ -24,6 +26,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 struct Flaky {
     inner: Arc<dyn Store>,
     mode: AtomicU8,
+    /// `suspend` fails as told: 0 not at all, 1 after suspending, 2 before.
+    suspend_mode: AtomicU8,
+    /// `record` fails (the store cannot be asked).
+    record_fails: AtomicBool,
 }
 
 fn lost() -> StoreError {
@@ -55,7 +61,20 @@ impl Store for Flaky {
         self.inner.create_tenant(t, base, p)
     }
     fn record(&self, t: &TenantName) -> Result<TenantRecord> {
+        if self.record_fails.load(Ordering::Relaxed) {
+            return Err(lost());
+        }
         self.inner.record(t)
+    }
+    fn suspend(&self, c: &Claim, state: &[u8]) -> Result<Digest> {
+        match self.suspend_mode.load(Ordering::Relaxed) {
+            1 => {
+                self.inner.suspend(c, state)?;
+                Err(lost())
+            }
+            2 => Err(lost()),
+            _ => self.inner.suspend(c, state),
+        }
     }
     fn tenants(&self) -> Result<Vec<TenantRecord>> {
         self.inner.tenants()
@@ -129,6 +148,8 @@ fn lost_answer(h: &dyn Harness) {
     let flaky = Arc::new(Flaky {
         inner: h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
         mode: AtomicU8::new(2),
+        suspend_mode: AtomicU8::new(0),
+        record_fails: AtomicBool::new(false),
     });
     let node = Node::new(flaky.clone(), n("a"), h.scratch().join("cache-a"));
     let x = slot_objects(&node.base(fp).unwrap(), 1)[0];
@@ -204,4 +225,84 @@ fn a_version_written_without_an_answer_is_reported_as_landed_on_a_local_store() 
 #[test]
 fn a_version_written_without_an_answer_is_reported_as_landed_on_postgres() {
     lost_answer(&Pg::new());
+}
+
+fn lost_suspend_answer(h: &dyn Harness) {
+    let fp = real_base(h, 1_000);
+    let flaky = Arc::new(Flaky {
+        inner: h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
+        mode: AtomicU8::new(0),
+        suspend_mode: AtomicU8::new(2),
+        record_fails: AtomicBool::new(false),
+    });
+    let name = TenantName::new("t1").unwrap();
+    flaky.create_tenant(&name, fp, None).unwrap();
+    let a = Node::new(flaky.clone(), n("a"), h.scratch().join("cache-a"));
+    let b = Node::new(
+        h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
+        n("b"),
+        h.scratch().join("cache-b"),
+    );
+
+    // Nothing written: the error stands, and the claim is still held by a.
+    let mut r = a.resume(&name).unwrap();
+    write_mark(&mut r.tenant, 5).unwrap();
+    let f = a.try_suspend(r).unwrap_err();
+    assert!(matches!(f.error, StoreError::Io { .. }), "{:?}", f.error);
+    assert!(!f.resident.is_unsure());
+    assert_eq!(flaky.record(&name).unwrap().owner, Some(n("a")));
+    flaky.suspend_mode.store(0, Ordering::Relaxed);
+    a.suspend(*f.resident).unwrap();
+
+    // Written, but the answer lost: the record says it landed, and that is a suspend.
+    flaky.suspend_mode.store(1, Ordering::Relaxed);
+    let mut r = a.resume(&name).unwrap();
+    write_mark(&mut r.tenant, 6).unwrap();
+    let d = a.try_suspend(r).expect("a suspend that landed");
+    let rec = flaky.record(&name).unwrap();
+    assert_eq!((rec.owner, rec.state), (None, Some(d)));
+    let r = b.resume(&name).unwrap();
+    assert_eq!(read_mark(&r.tenant), Some(6));
+    b.suspend(r).unwrap();
+
+    // Written, the answer lost, and the record unreadable too: the resident comes back
+    // unsure, and a renewal (once the store answers) says it is no longer held.
+    let mut r = a.resume(&name).unwrap();
+    write_mark(&mut r.tenant, 7).unwrap();
+    flaky.record_fails.store(true, Ordering::Relaxed);
+    let f = a.try_suspend(r).unwrap_err();
+    assert!(f.resident.is_unsure());
+    flaky.record_fails.store(false, Ordering::Relaxed);
+    let mut r = *f.resident;
+    assert!(matches!(a.renew(&mut r), Err(StoreError::Fenced { .. })));
+    let r = b.resume(&name).unwrap();
+    assert_eq!(read_mark(&r.tenant), Some(7), "the state that landed");
+    b.suspend(r).unwrap();
+
+    // Nothing written and the record unreadable: unsure, and the renewal settles it the
+    // other way: still held, so the tenant goes on here.
+    flaky.suspend_mode.store(2, Ordering::Relaxed);
+    let mut r = a.resume(&name).unwrap();
+    write_mark(&mut r.tenant, 8).unwrap();
+    flaky.record_fails.store(true, Ordering::Relaxed);
+    let f = a.try_suspend(r).unwrap_err();
+    assert!(f.resident.is_unsure());
+    flaky.record_fails.store(false, Ordering::Relaxed);
+    flaky.suspend_mode.store(0, Ordering::Relaxed);
+    let mut r = *f.resident;
+    a.renew(&mut r).unwrap();
+    assert!(!r.is_unsure());
+    a.suspend(r).unwrap();
+    let r = b.resume(&name).unwrap();
+    assert_eq!(read_mark(&r.tenant), Some(8));
+}
+
+#[test]
+fn a_suspend_without_an_answer_is_settled_by_the_record_on_a_local_store() {
+    lost_suspend_answer(&Local::new());
+}
+
+#[test]
+fn a_suspend_without_an_answer_is_settled_by_the_record_on_postgres() {
+    lost_suspend_answer(&Pg::new());
 }

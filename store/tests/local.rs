@@ -36,6 +36,7 @@ conformance!(
     resume_on_a_version,
     segments_in_store,
     segments_across_nodes,
+    command_line_keeps_segments_out,
     host_objects_in_segments_across_nodes,
     host_objects_in_memory_across_nodes,
     host_objects_refused_at_suspend,

@@ -1919,3 +1919,45 @@ impl Harness for Pg {
         self.scratch.path()
     }
 }
+
+/// A tenant suspended with segments out, resumed, marked and suspended by a command-line
+/// node, keeps its segments: the state the command line writes back names them, and a node
+/// resuming the tenant reads and faults them in.
+pub(crate) fn command_line_keeps_segments_out(h: &dyn Harness) {
+    let fp = real_base(h, 1_000);
+    let s = op(h);
+    s.create_tenant(&t("seg"), fp, None).unwrap();
+    let a = node(h, "a", Access::Operator);
+    let mut r = a.resume(&t("seg")).unwrap();
+    let (roots, hashes) = build_parts(&mut r.tenant, 2);
+    for &root in &roots {
+        r.swap_out(&[root]).unwrap();
+    }
+    assert_eq!(segments_with_stubs(&r.tenant), 2);
+    a.suspend(r).unwrap();
+    let ids = s.segments(&t("seg")).unwrap();
+    assert_eq!(ids.len(), 2);
+
+    let c = cowheap_store::cli::CliNode::open(
+        &h.address(),
+        Access::Operator,
+        "c",
+        &h.scratch().join("cli-c"),
+    )
+    .unwrap();
+    c.resume("seg").unwrap();
+    c.mark("seg", 7).unwrap();
+    c.suspend("seg").unwrap();
+    assert_eq!(s.segments(&t("seg")).unwrap(), ids, "the segments are kept");
+
+    let mut r = a.resume(&t("seg")).unwrap();
+    assert_eq!(segments_with_stubs(&r.tenant), 2);
+    assert_eq!(read_mark(&r.tenant), Some(7));
+    for (i, &hash) in hashes.iter().enumerate() {
+        assert!(
+            check_part(&mut r.tenant, i, i as i64, hash),
+            "part {i} faulted in"
+        );
+    }
+    a.suspend(r).unwrap();
+}
