@@ -317,3 +317,55 @@ fn every_truncation_and_bit_flip_of_a_snapshot_with_host_objects_is_refused() {
         );
     }
 }
+
+/// A proxy stays an object: `becomeForward:` of one is refused, so every snapshot of the
+/// tenant restores with its host object; and a proxy that is the copy of a base object (a
+/// host object attached through a base reference) is refused by a commit like any other.
+#[test]
+fn a_proxy_cannot_become_a_forwarder_and_a_copied_proxy_is_not_committed() {
+    use cowheap::tenants::hosts::DetachedHost;
+    let base = base();
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let mut t = repo.fork();
+    let g = base.heap().root("Smalltalk").unwrap();
+    let class = t.class_of(g).unwrap();
+    let p = t
+        .new_host_object(class, "connection", Box::new(conn("db:1")))
+        .unwrap();
+    t.set_root("p", p).unwrap();
+    let other = t
+        .alloc_with(class, cowheap::Format::Pointers, &[Value::int(1)], &[])
+        .unwrap();
+    assert!(matches!(
+        t.become_forward(p, other),
+        Err(cowheap::tenants::Error::HostProxy(_))
+    ));
+    assert!(
+        t.host_object(p).unwrap().1.is_some(),
+        "still its host object"
+    );
+    let bytes = t.snapshot_with(&plugins()).unwrap();
+    let back =
+        Tenant::restore_with_hosts(&base, &bytes, &TenantConfig::default(), &plugins(), false)
+            .unwrap();
+    assert_eq!(back.host_count(), 1);
+
+    // A host object attached to the copy of a base object: the commit refuses it, and
+    // nothing is published.
+    let mut t = repo.fork();
+    let x = base.heap().root("Smalltalk").unwrap();
+    let slot = t.slot(x, 0).unwrap();
+    t.set_slot(x, 0, slot).unwrap(); // the copy
+    t.attach_host(x, DetachedHost::new("connection", Box::new(conn("db:2"))))
+        .unwrap();
+    assert!(matches!(
+        repo.commit(&mut t, "x"),
+        Err(CommitError::Unsupported(_))
+    ));
+    assert_eq!(repo.current().version(), 0);
+    let bytes = t.snapshot_with(&plugins()).unwrap();
+    assert!(
+        Tenant::restore_with_hosts(&base, &bytes, &TenantConfig::default(), &plugins(), false)
+            .is_ok()
+    );
+}

@@ -19,7 +19,8 @@ use cowheap_heap::{ObjectIndex, PrivateKey, Value, Word};
 
 impl Tenant {
     /// Every reference to `a` in this tenant's view now leads to `b` (`a becomeForward: b`).
-    /// `b` keeps its identity hash. Time: O(1).
+    /// `b` keeps its identity hash. A host object's proxy cannot become a forwarder
+    /// ([`Error::HostProxy`](crate::Error::HostProxy)). Time: O(1).
     ///
     /// ```
     /// use cowheap_forwarders::Base;
@@ -50,6 +51,9 @@ impl Tenant {
             Loc::Private(k) => {
                 // A root stub is refused (`Error::Swapped`): its body is in its segment.
                 self.body(k)?;
+                if self.is_host(k) {
+                    return Err(Error::HostProxy(a.word()));
+                }
                 let w = self
                     .space
                     .writable(k)
@@ -99,6 +103,16 @@ impl Tenant {
             .filter(|o| matches!(o, Operand::Copy(..)))
             .count();
         self.space.reserve_keys(copies)?;
+        // And arena room for both copies: the second insert must not fail after the first
+        // has diverted its object.
+        let sizes: Vec<_> = [&oa, &ob]
+            .into_iter()
+            .filter_map(|o| match o {
+                Operand::Copy(_, body) => Some(body.size()),
+                Operand::Private(_) => None,
+            })
+            .collect();
+        self.space.reserve_objects(&sizes)?;
         let mut key = |o: Operand| match o {
             Operand::Copy(x, body) => self.divert_body(x, body),
             Operand::Private(k) => Ok(k),

@@ -189,13 +189,15 @@ impl Numbering<'_> {
             Loc::Base(x) => return Ok(Word::base(x)),
             Loc::Private(k) => k,
         };
-        if let Some(&x) = self.copies.get(&k.key()) {
-            return Ok(Word::base(x));
-        }
+        // A host object's proxy first, even one that is the copy of a base object (whose
+        // slot the commit would otherwise answer with the base object).
         if self.tenant.is_host(k) {
             return Err(CommitError::Unsupported(
                 "a host object (a base object cannot hold one)",
             ));
+        }
+        if let Some(&x) = self.copies.get(&k.key()) {
+            return Ok(Word::base(x));
         }
         let y = match self.fresh.get(&k.key()) {
             Some(&y) => y,
@@ -765,6 +767,13 @@ impl Tenant {
             if self.body(k).is_err() {
                 return Err(CommitError::Unsupported(
                     "a base object forwarded by become_forward",
+                ));
+            }
+            // A copy that is a host object's proxy would become a base object, its host
+            // object left on a forwarder.
+            if self.is_host(k) {
+                return Err(CommitError::Unsupported(
+                    "a host object (a base object cannot hold one)",
                 ));
             }
             copies.insert(k.key(), x);

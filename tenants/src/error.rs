@@ -81,4 +81,8 @@ pub enum Error {
     /// Only a private object that is no host object's proxy can become a root stub.
     #[error("{0:?} is not a private object that can be swapped out")]
     NotSwappable(Word),
+    /// A host object's proxy cannot become a forwarder (`becomeForward:`): its host object
+    /// would be left on no object.
+    #[error("{0:?} is a host object's proxy: it cannot become a forwarder")]
+    HostProxy(Word),
 }

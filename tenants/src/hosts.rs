@@ -456,7 +456,7 @@ impl Tenant {
     pub(crate) fn drop_dead_hosts(&mut self) {
         let space = &self.space;
         if let Some(c) = self.cold.as_mut() {
-            c.hosts.retain(|_, h| space.get(h.key).is_some());
+            c.hosts.retain(|_, h| space.object(h.key).is_some());
         }
     }
 }

@@ -475,6 +475,19 @@ impl Space {
         self.keys.generations()
     }
 
+    /// Room for objects of `sizes`, so that inserting them next cannot fail for want of
+    /// arena (a caller that must insert several or none). Nothing is inserted.
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`] if the arenas cannot hold them; nothing changes but capacity.
+    pub(crate) fn reserve_objects(&mut self, sizes: &[ObjectSize]) -> Result<()> {
+        let words = sizes.iter().fold(0usize, |n, s| {
+            n.saturating_add(block_words(s.slots, s.bytes))
+        });
+        let bytes = sizes.iter().fold(0usize, |n, s| n.saturating_add(s.bytes));
+        self.reserve(words, bytes)
+    }
+
     /// Room for `n` more words and `b` more bytes, compacting first where that frees enough.
     #[inline(always)]
     fn reserve(&mut self, n: usize, b: usize) -> Result<()> {
@@ -492,13 +505,14 @@ impl Space {
             // A failed compaction changes nothing; growing is then the fallback.
             let _ = self.compact();
         }
-        grow(&mut self.words, n)?;
-        grow(&mut self.bytes, b)?;
-        if self.words.len() + n > MAX_OFFSET {
+        // Refused before growing: a request past the arena's reach reserves nothing.
+        if self.words.len().saturating_add(n) > MAX_OFFSET {
             return Err(Error::OutOfMemory {
                 bytes: u64::try_from(n.saturating_mul(8)).unwrap_or(u64::MAX),
             });
         }
+        grow(&mut self.words, n)?;
+        grow(&mut self.bytes, b)?;
         Ok(())
     }
 

@@ -432,6 +432,14 @@ fn a_huge_allocation_without_a_quota_is_an_error() {
         r.map(|_| ())
     );
     assert_eq!(t.stats().private_objects, 0);
+    // Refused before the arena grows: nothing is reserved for it either, whether the
+    // request is past what the arena can address or just short of it.
+    let before = t.memory_bytes();
+    for slots in [1usize << 31, (1 << 30) + 1] {
+        let r = t.alloc(class, Format::Pointers, ObjectSize { slots, bytes: 0 });
+        assert!(r.is_err(), "{slots} slots");
+        assert_eq!(t.memory_bytes(), before, "{slots} slots");
+    }
 }
 
 // ----- handles ----------------------------------------------------------------------------
