@@ -624,6 +624,41 @@ fn a_foreign_base_is_refused() {
     ));
 }
 
+/// An abort onto another history refuses the references to objects the tenant committed:
+/// they forward to objects of the history they were committed in, which in the new one are
+/// other objects. In the same history they keep leading to them.
+#[test]
+fn an_abort_onto_another_history_refuses_committed_references() {
+    let (base, _) = random_base(7);
+    let (other, _) = random_base(8);
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let heap = base.heap();
+    let holder = heap
+        .indices()
+        .find(|&x| heap.size(x).is_ok_and(|s| s.slots > 0))
+        .map(Value::base)
+        .unwrap();
+    let class = Tenant::fork(&base).class_of(holder).unwrap();
+    let commit_one = |repo: &Repository| {
+        let mut t = repo.fork();
+        let o = t
+            .alloc_with(class, Format::Pointers, &[Value::int(41)], &[])
+            .unwrap();
+        t.set_slot(holder, 0, o).unwrap();
+        repo.commit(&mut t, "x").unwrap();
+        (t, o)
+    };
+    // The same history: the committed object still reads as itself.
+    let (mut t, o) = commit_one(&repo);
+    repo.abort(&mut t);
+    assert_eq!(t.slot(o, 0).unwrap().as_int(), Some(41));
+    // Another history published: the reference is refused, not read as another object.
+    let (mut t, o) = commit_one(&repo);
+    repo.publish(other);
+    repo.abort(&mut t);
+    assert!(matches!(t.slot(o, 0), Err(Error::Collected(_))));
+}
+
 /// The folder of real images: `COWHEAP_IMAGES`, else `../shared/images`.
 fn image(name: &str) -> std::path::PathBuf {
     let dir = std::env::var_os("COWHEAP_IMAGES")

@@ -285,10 +285,19 @@ impl CliNode {
     ///
     /// # Errors
     /// As [`Node::commit`]: a conflict with a version committed since the tenant's, a
-    /// principal the base does not let commit.
+    /// principal the base does not let commit; [`StoreError::Fenced`] if another node has
+    /// claimed the tenant since (nothing is committed).
     pub fn commit(&self, tenant: &str) -> Result<String> {
         let t = TenantName::new(tenant)?;
         let mut r = self.load(&t)?;
+        // The claim renewed first: a node whose claim was taken over publishes nothing of a
+        // tenant another node now runs.
+        if let Err(e) = self.node.renew(&mut r) {
+            if matches!(e, StoreError::Fenced { .. }) {
+                self.forget(&t);
+            }
+            return Err(e);
+        }
         let v = self.node.commit(&mut r.tenant, Default::default(), &[])?;
         self.keep(&mut r)?;
         Ok(format!(

@@ -292,21 +292,33 @@ impl LocalStore {
         // Same name and length: the same bytes, unless damaged since. Dedup hits are rare
         // for states and a base is put once, so the existing copy is read and checked, and
         // a damaged one is replaced by these bytes.
+        let dir = path.parent().unwrap_or(&self.root);
+        // The blob and its directory entries are made durable before a record may name
+        // them, also when another process made them and has not synced them yet (it renamed
+        // the blob, or made the directory, and is about to): a file, its directory and the
+        // directory's own entry.
+        let sync = |p: &Path| {
+            File::open(p)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| StoreError::io(p, e))
+        };
         if fs::metadata(&path).is_ok_and(|m| m.len() == whole)
             && self.get_blob_in(kind, &digest).is_ok()
         {
+            sync(&path)?;
+            sync(dir)?;
+            if let Some(parent) = dir.parent() {
+                sync(parent)?;
+            }
             return Ok(digest);
         }
-        let dir = path.parent().unwrap_or(&self.root);
         if !dir.is_dir() {
             fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-            // The new directory's own entry must survive a crash, or a record could name a
-            // blob whose directory is gone.
-            if let Some(parent) = dir.parent() {
-                File::open(parent)
-                    .and_then(|d| d.sync_all())
-                    .map_err(|e| StoreError::io(parent, e))?;
-            }
+        }
+        // The directory's own entry must survive a crash, or a record could name a blob
+        // whose directory is gone: synced whoever made it.
+        if let Some(parent) = dir.parent() {
+            sync(parent)?;
         }
         let mut framed = Vec::with_capacity(BLOB_HEADER + bytes.len());
         framed.extend(BLOB_MAGIC);
@@ -894,6 +906,13 @@ fn parse_version(origin: Fingerprint, number: u64, bytes: &[u8]) -> Result<Versi
 /// it made, so that every new entry survives a crash.
 fn make_dir_durably(dir: &Path) -> Result<()> {
     if dir.is_dir() {
+        // Another process may have made it and not synced its entry yet: synced here too,
+        // before anything named in it is relied on.
+        if let Some(parent) = dir.parent() {
+            File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| StoreError::io(parent, e))?;
+        }
         return Ok(());
     }
     // The missing directories, from the deepest up to the first one that exists.

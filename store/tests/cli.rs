@@ -101,3 +101,39 @@ fn a_command_line_node_commits_and_versions_lists_it() {
     assert!(listing.starts_with("version 2 layer "), "{listing}");
     assert!(listing.contains(" by p\ncommitter p\n"), "{listing}");
 }
+
+/// A command-line node whose claim another node has taken since commits nothing: its
+/// resident files, kept from before, name an epoch the store has moved past.
+#[test]
+fn a_command_line_node_that_lost_its_claim_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let addr = store.to_str().unwrap();
+    cli::init(addr).unwrap();
+    let op = open_store(addr, Arc::new(cowheap_store::SystemClock), Access::Operator).unwrap();
+    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
+    let fp = fp.trim();
+    cli::create(&*op, "alice", fp, None).unwrap();
+    let a_dir = dir.path().join("a");
+    let a = CliNode::open(addr, Access::Operator, "a", &a_dir).unwrap();
+    a.resume("alice").unwrap();
+    a.mark("alice", 42).unwrap();
+    // a's resident files as they are now, then a suspends and b takes the tenant.
+    let kept = dir.path().join("kept");
+    std::fs::create_dir_all(&kept).unwrap();
+    for f in std::fs::read_dir(a_dir.join("resident")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, kept.join(f.file_name().unwrap())).unwrap();
+    }
+    a.suspend("alice").unwrap();
+    let b = CliNode::open(addr, Access::Operator, "b", &dir.path().join("b")).unwrap();
+    b.resume("alice").unwrap();
+    for f in std::fs::read_dir(&kept).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, a_dir.join("resident").join(f.file_name().unwrap())).unwrap();
+    }
+    assert!(matches!(a.commit("alice"), Err(StoreError::Fenced { .. })));
+    assert_eq!(cli::versions(&*op, fp, 0).unwrap(), "", "nothing committed");
+    // b, which holds it, commits.
+    assert!(b.commit("alice").unwrap().contains("version 1"));
+}

@@ -607,7 +607,15 @@ impl Repository {
     /// handles to its objects are refused afterwards ([`Error::Collected`],
     /// [`Error::StaleHandle`]), never read as another object; references to objects it
     /// committed keep leading to them. Time: O(private keys ever used).
+    ///
+    /// A tenant on a base of another history (another repository's, or one it never
+    /// published) loses its committed objects too: they forward to objects of that history,
+    /// which in this one are other objects, so references to them are refused as well.
     pub fn abort(&self, tenant: &mut Tenant) {
+        let ours = Repository::version_of(&self.lock(), tenant.base()).is_ok();
+        if !ours && let Some(c) = tenant.cold.as_mut() {
+            c.committed.clear();
+        }
         tenant.discard();
         tenant.rebind(&self.current.load_full());
     }
