@@ -35,7 +35,7 @@ use crate::bind::BaseNames;
 use crate::error::{Result, SegmentError};
 use crate::hosts::{Placeholder, Saving, SegHost};
 use crate::rehash::RehashReport;
-use cowheap_heap::{BaseHeap, Fingerprint, Format, ObjectIndex, Value, Word};
+use cowheap_heap::{BaseHeap, Fingerprint, Format, ObjectIndex, ObjectSize, Value, Word};
 use cowheap_tenants::Tenant;
 use cowheap_tenants::hosts::{DetachedHost, HostPlugins};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -533,11 +533,11 @@ impl TenantSegment {
     /// plugin made. A kind with no plugin, or a host object extracted without its state, is
     /// refused, unless `placeholders`: then the member gets a
     /// [`HostPlaceholder`](crate::hosts::HostPlaceholder) (its kind and saved bytes) and is
-    /// listed in [`Imported::placeholders`]. Every reference is checked and every host object
-    /// made before anything is allocated in the tenant, so an import refused for the
-    /// segment's content or its host objects leaves the tenant as it was; one the tenant
-    /// refuses part-way (its quota) leaves the members made so far unreachable, for the next
-    /// collection to free. Time: as
+    /// listed in [`Imported::placeholders`]. Every reference and the tenant's quota are
+    /// checked, and every host object made, before anything is allocated in the tenant, so
+    /// a refused import leaves the tenant as it was (an arena the allocator cannot grow
+    /// part-way would leave the members made so far unreachable, for the next collection
+    /// to free). Time: as
     /// [`TenantSegment::import_into`], plus the plugins' work.
     ///
     /// # Errors
@@ -667,6 +667,17 @@ impl TenantSegment {
         // Every reference checked, and the classes ordered, before the tenant is touched: a
         // segment refused for its content allocates nothing.
         let order = check_members(&self.objects, self.out.len(), &self.roots)?;
+        // And the tenant's quota for all of them: a quota refusal part-way would leave the
+        // members made so far.
+        let sizes: Vec<ObjectSize> = self
+            .objects
+            .iter()
+            .map(|o| ObjectSize {
+                slots: o.slots.len(),
+                bytes: o.bytes.len(),
+            })
+            .collect();
+        tenant.check_room(&sizes)?;
         // The host objects are made (by their plugins, or as placeholders) before the
         // tenant is touched: a missing plugin refuses the import with nothing allocated.
         self.check_hosts()?;

@@ -902,3 +902,45 @@ fn members_whose_classes_do_not_hold_are_refused_before_anything_is_made() {
         assert_eq!(into.memory_bytes(), Tenant::fork(&base).memory_bytes());
     }
 }
+
+/// An import the tenant's quota cannot hold whole is refused before any member is made
+/// (before, the members that fit were made and left behind).
+#[test]
+fn an_import_past_the_quota_makes_nothing() {
+    let base = Base::new(synth::image(100, 3));
+    let mut t = Tenant::fork(&base);
+    let nodes = vec![
+        Node::Ptr(vec![F::Node(1), F::Int(5)]),
+        Node::Ptr(vec![F::Node(2), F::Int(6)]),
+        Node::Bytes(vec![7; 64]),
+    ];
+    let vs = build(&mut t, &base, &nodes);
+    let seg = tenant::extract(&t, &vs[..1], &[]).unwrap();
+    let fp = Some(base.fingerprint());
+    let bytes = file::to_bytes(&seg).unwrap();
+    // Room for what one fresh tenant takes to import it: measured, then one byte short.
+    let mut fresh = Tenant::fork(&base);
+    file::from_bytes(&bytes, fp)
+        .unwrap()
+        .import_into(&mut fresh, &[], false)
+        .unwrap();
+    let needed = fresh.stats().private_bytes;
+    let mut short = Tenant::fork(&base);
+    short.set_quota(Some(needed - 1));
+    match file::from_bytes(&bytes, fp)
+        .unwrap()
+        .import_into(&mut short, &[], false)
+    {
+        Err(SegmentError::Tenant(cowheap_tenants::Error::QuotaExceeded { .. })) => {}
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    assert_eq!(short.private_objects().count(), 0);
+    assert_eq!(short.stats().private_bytes, 0);
+    // With the room, it goes in.
+    short.set_quota(Some(needed));
+    file::from_bytes(&bytes, fp)
+        .unwrap()
+        .import_into(&mut short, &[], false)
+        .unwrap();
+    assert_eq!(short.private_objects().count(), 3);
+}

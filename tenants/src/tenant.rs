@@ -354,6 +354,27 @@ impl Tenant {
         self.quota
     }
 
+    /// Fails with [`Error::QuotaExceeded`] unless objects of `sizes`, allocated one after
+    /// another, would all fit the quota; changes nothing. For a caller that allocates
+    /// several objects and must make all or none (an import). Time: O(sizes).
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, ObjectSize};
+    /// use cowheap_tenants::Tenant;
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let mut t = Tenant::fork(&base);
+    /// let ten = vec![ObjectSize { slots: 4, bytes: 0 }; 10];
+    /// assert!(t.check_room(&ten).is_ok());
+    /// t.set_quota(Some(100));
+    /// assert!(t.check_room(&ten).is_err());
+    /// ```
+    pub fn check_room(&self, sizes: &[ObjectSize]) -> Result<()> {
+        let needed = sizes.iter().fold(0u64, |n, &s| n.saturating_add(cost(s)));
+        self.check_quota(needed)
+    }
+
     /// Sets or clears the quota. A quota below what the tenant holds stops new private bytes,
     /// it frees none.
     pub fn set_quota(&mut self, quota: Option<u64>) {
