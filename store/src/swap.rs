@@ -359,21 +359,18 @@ impl SwapRegistry {
             // A suspend that answered an error but landed counts as done
             // (`Node::try_suspend` asks the record).
             match self.node.try_suspend(r) {
-                Ok(_) => {
-                    inner.bytes -= b;
-                    inner.stats.swapped_out += 1;
-                }
-                Err(f) if matches!(f.error, StoreError::Fenced { .. }) => {
-                    inner.bytes -= b;
-                    inner.stats.swapped_out += 1;
-                }
-                Err(f) => {
+                Err(f) if !matches!(f.error, StoreError::Fenced { .. }) => {
                     // Kept, unwritten work and all; the next call tries again (and renews
                     // first if the store could not say whether the suspend landed).
                     inner.lru.insert(t, name.clone());
                     inner.resident.insert(name, (*f.resident, t, b));
                     first_err = Some(f.error);
                     break;
+                }
+                // Written, or fenced (another node has it): gone from here either way.
+                _ => {
+                    inner.bytes -= b;
+                    inner.stats.swapped_out += 1;
                 }
             }
         }

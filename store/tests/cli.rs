@@ -49,13 +49,8 @@ fn two_command_line_nodes_pass_a_tenant() {
 #[test]
 fn a_command_line_node_commits_and_versions_lists_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let addr = store.to_str().unwrap();
-    cli::init(addr).unwrap();
-    let op = open_store(addr, Arc::new(cowheap_store::SystemClock), Access::Operator).unwrap();
-    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
-    let fp = fp.trim();
-    cli::create(&*op, "alice", fp, None).unwrap();
+    let (addr, op, fp) = store_with_alice(dir.path());
+    let (addr, fp) = (addr.as_str(), fp.as_str());
     cli::add_principal(&*op, "p", "s").unwrap();
     cli::create(&*op, "bob", fp, Some("p")).unwrap();
     assert_eq!(cli::versions(&*op, fp, 0).unwrap(), "");
@@ -107,13 +102,8 @@ fn a_command_line_node_commits_and_versions_lists_it() {
 #[test]
 fn a_command_line_node_that_lost_its_claim_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let addr = store.to_str().unwrap();
-    cli::init(addr).unwrap();
-    let op = open_store(addr, Arc::new(cowheap_store::SystemClock), Access::Operator).unwrap();
-    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
-    let fp = fp.trim();
-    cli::create(&*op, "alice", fp, None).unwrap();
+    let (addr, op, fp) = store_with_alice(dir.path());
+    let (addr, fp) = (addr.as_str(), fp.as_str());
     let a_dir = dir.path().join("a");
     let a = CliNode::open(addr, Access::Operator, "a", &a_dir).unwrap();
     a.resume("alice").unwrap();
@@ -136,4 +126,21 @@ fn a_command_line_node_that_lost_its_claim_commits_nothing() {
     assert_eq!(cli::versions(&*op, fp, 0).unwrap(), "", "nothing committed");
     // b, which holds it, commits.
     assert!(b.commit("alice").unwrap().contains("version 1"));
+}
+
+/// A local store under `dir`, made by the command line, holding a base and tenant `alice`
+/// on it: its address, an operator's handle and the base's fingerprint.
+fn store_with_alice(dir: &std::path::Path) -> (String, Arc<dyn cowheap_store::Store>, String) {
+    let addr = dir.join("store").to_str().unwrap().to_owned();
+    cli::init(&addr).unwrap();
+    let op = open_store(
+        &addr,
+        Arc::new(cowheap_store::SystemClock),
+        Access::Operator,
+    )
+    .unwrap();
+    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
+    let fp = fp.trim().to_owned();
+    cli::create(&*op, "alice", &fp, None).unwrap();
+    (addr, op, fp)
 }

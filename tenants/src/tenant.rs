@@ -1112,26 +1112,6 @@ impl Tenant {
             .ok_or(Error::Collected(Word::private(k)))
     }
 
-    /// The private entry `obj` names directly: its own key, or this tenant's table entry for a
-    /// base object. `None` where that takes more (forwarders, errors).
-    #[inline(always)]
-    fn private_key(&self, obj: Value) -> Option<PrivateKey> {
-        let w = obj.word();
-        if let Some(k) = w.as_private() {
-            return obj.is_owned_by(self.id).then_some(k);
-        }
-        let x = w.as_base()?;
-        // The table's filter alone: the tenant's own record of what it diverted, where the
-        // shared mark (one more load) says only that some tenant did.
-        if !self.table.may_contain(x) {
-            return None;
-        }
-        // Counted as `locate` counts it; on a miss the caller's `locate` counts it instead.
-        let k = self.table_key(x)?;
-        self.count_lookup();
-        Some(k)
-    }
-
     /// The private object `obj` names directly, to write: its own key, or this tenant's
     /// table entry for a base object, whose index needs no generation test (the table's
     /// entries are never freed). `None` where that takes more (forwarders, errors).
@@ -1196,8 +1176,7 @@ impl Tenant {
     #[inline(never)]
     fn set_slot_slow(&mut self, obj: Value, i: usize, v: Value) -> Result<()> {
         let w = self.store_word(v)?;
-        if let Some(k) = self.private_key(obj)
-            && let Some(mut wr) = self.space.writable(k)
+        if let Some(mut wr) = self.writable_of(obj)
             && let Some(slot) = wr.slot_mut(i)
         {
             *slot = w;
