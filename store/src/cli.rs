@@ -290,15 +290,17 @@ impl CliNode {
     pub fn commit(&self, tenant: &str) -> Result<String> {
         let t = TenantName::new(tenant)?;
         let mut r = self.load(&t)?;
-        // The claim renewed first: a node whose claim was taken over publishes nothing of a
-        // tenant another node now runs.
-        if let Err(e) = self.node.renew(&mut r) {
-            if matches!(e, StoreError::Fenced { .. }) {
-                self.forget(&t);
+        // The claim is renewed first: a node whose claim was taken over publishes nothing
+        // of a tenant another node now runs.
+        let v = match self.node.commit_resident(&mut r, Default::default(), &[]) {
+            Ok(v) => v,
+            Err(e) => {
+                if matches!(e, StoreError::Fenced { .. }) {
+                    self.forget(&t);
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-        let v = self.node.commit(&mut r.tenant, Default::default(), &[])?;
+        };
         self.keep(&mut r)?;
         Ok(format!(
             "committed {t}: version {} of base {}\n",

@@ -244,6 +244,25 @@ impl Node {
         })
     }
 
+    /// Commits a resident tenant's changes as [`Node::commit`] does, after renewing this
+    /// node's claim on it: a node whose claim another node has taken over (its lease ran
+    /// out) publishes nothing of a tenant the other node now runs. What is left is the
+    /// lease's own window: a node that stalls longer than a lease between the renewal and
+    /// the version's write can still publish, as any work past a lease can.
+    ///
+    /// # Errors
+    /// [`StoreError::Fenced`] if another node has claimed the tenant since: nothing is
+    /// committed and the tenant keeps its changes. Otherwise as [`Node::commit`].
+    pub fn commit_resident(
+        &self,
+        r: &mut crate::Resident,
+        mode: CommitMode,
+        roots: &[Value],
+    ) -> Result<Arc<Base>> {
+        self.renew(r)?;
+        self.commit(&mut r.tenant, mode, roots)
+    }
+
     /// After a version write that failed with `error`: if the store holds the version
     /// `tried` names with exactly that layer, the write happened (its answer was lost):
     /// [`StoreError::CommitLanded`], the version applied here. Else `error`.

@@ -37,6 +37,7 @@ conformance!(
     segments_in_store,
     segments_across_nodes,
     command_line_keeps_segments_out,
+    a_node_that_lost_its_claim_commits_nothing,
     host_objects_in_segments_across_nodes,
     host_objects_in_memory_across_nodes,
     host_objects_refused_at_suspend,

@@ -1961,3 +1961,43 @@ pub(crate) fn command_line_keeps_segments_out(h: &dyn Harness) {
     }
     a.suspend(r).unwrap();
 }
+
+/// A node whose claim on a resident tenant another node took over (its lease ran out)
+/// commits nothing of it through [`Node::commit_resident`]; the node that holds the claim
+/// commits.
+pub(crate) fn a_node_that_lost_its_claim_commits_nothing(h: &dyn Harness) {
+    let fp = real_base(h, 1_000);
+    let s = op(h);
+    s.create_tenant(&t("c"), fp, None).unwrap();
+    let a = node(h, "a", Access::Operator);
+    let x = slot_objects(&a.base(fp).unwrap(), 1)[0];
+    let mut r = a.resume(&t("c")).unwrap();
+    r.tenant.set_slot(x, 0, Value::int(41)).unwrap();
+    // a's lease has run out on late's clock: late claims the tenant.
+    let late = Node::new(
+        h.open(
+            Access::Operator,
+            Arc::new(ManualClock::new(Millis(u64::MAX / 4))),
+        )
+        .unwrap(),
+        n("late"),
+        h.scratch().join("cache-late"),
+    );
+    let mut r2 = late.resume(&t("c")).unwrap();
+    assert!(matches!(
+        a.commit_resident(&mut r, CommitMode::WriteWrite, &[]),
+        Err(StoreError::Fenced { .. })
+    ));
+    assert!(s.versions(fp, 0).unwrap().is_empty(), "nothing committed");
+    assert_eq!(
+        r.tenant.slot(x, 0).unwrap().as_int(),
+        Some(41),
+        "the fenced tenant keeps its change"
+    );
+    r2.tenant.set_slot(x, 0, Value::int(42)).unwrap();
+    let v = late
+        .commit_resident(&mut r2, CommitMode::WriteWrite, &[])
+        .unwrap();
+    assert_eq!(v.version(), 1);
+    assert_eq!(s.versions(fp, 0).unwrap().len(), 1);
+}
