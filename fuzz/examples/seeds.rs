@@ -1,0 +1,94 @@
+//! Writes starting inputs for the targets whose inputs this project makes itself:
+//! `seeds DIR` fills `DIR/snapshot` and `DIR/layer`, and `DIR/vm_method` with a few
+//! methods. (Squeak images and project files come from outside; see README.md.)
+
+use cowheap_forwarders::MarkPolicy;
+use cowheap_fuzz::{SNAPSHOT_HEADER, base, snapshot_bytes};
+use cowheap_heap::{Format, ObjectIndex, ObjectSize, Value};
+use cowheap_tenants::commit::{CommitMode, CommitRights, Repository};
+use cowheap_tenants::{Tenant, TenantConfig};
+use std::path::Path;
+
+fn main() {
+    let dir = std::env::args().nth(1).expect("usage: seeds DIR");
+    let dir = Path::new(&dir);
+    for d in ["snapshot", "layer", "vm_method"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let base = base();
+    let x = |i: usize| Value::base(ObjectIndex::new(i).unwrap());
+    let class = base.heap().root("Smalltalk").map(|_| x(1)).unwrap();
+    for (n, private) in [(0, false), (1, true)] {
+        let config = TenantConfig {
+            marks: if private {
+                MarkPolicy::Private
+            } else {
+                MarkPolicy::Shared
+            },
+            ..TenantConfig::default()
+        };
+        let mut t = Tenant::fork_with(base, config);
+        let mut made = Vec::new();
+        for i in 0..6 {
+            let o = t
+                .alloc(class, Format::Pointers, ObjectSize { slots: 3, bytes: 0 })
+                .unwrap();
+            t.set_slot(o, 0, x(10 + i)).unwrap();
+            if let Some(&p) = made.last() {
+                t.set_slot(o, 1, p).unwrap();
+            }
+            made.push(o);
+        }
+        for i in 20..26 {
+            if t.size(x(i)).is_ok_and(|s| s.slots > 0) {
+                t.set_slot(x(i), 0, made[i % made.len()]).unwrap();
+            }
+        }
+        t.set_root("a", made[5]).unwrap();
+        t.set_root("b", x(21)).unwrap();
+        t.become_forward(made[2], made[3]).unwrap();
+        let bytes = t.snapshot();
+        let flags = u8::from(private);
+        let mut seed = vec![flags];
+        seed.extend(&bytes[SNAPSHOT_HEADER..]);
+        assert_eq!(snapshot_bytes(flags, &seed[1..]), bytes);
+        std::fs::write(dir.join(format!("snapshot/s{n}")), seed).unwrap();
+        t.collect();
+        let mut seed = vec![flags];
+        seed.extend(&t.snapshot()[SNAPSHOT_HEADER..]);
+        std::fs::write(dir.join(format!("snapshot/s{n}-collected")), seed).unwrap();
+    }
+
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let mut t = repo.fork();
+    for i in 30..40 {
+        if t.size(x(i)).is_ok_and(|s| s.slots > 0) {
+            t.set_slot(x(i), 0, Value::int(i as i64)).unwrap();
+        }
+    }
+    let o = t
+        .alloc(class, Format::Pointers, ObjectSize { slots: 2, bytes: 0 })
+        .unwrap();
+    t.set_slot(x(41), 0, o).unwrap();
+    let mut layer = None;
+    repo.commit_through(&mut t, "seed", CommitMode::WriteWrite, &[], |l| {
+        layer = Some(l.to_bytes());
+        Ok::<_, std::io::Error>(())
+    })
+    .unwrap();
+    let layer = layer.unwrap();
+    std::fs::write(dir.join("layer/l0"), &layer[..layer.len() - 32]).unwrap();
+
+    // flags, temps, primitive, literal count, literals, bytecodes
+    let methods: [&[u8]; 6] = [
+        &[0, 0, 0, 0, 120],
+        &[0, 2, 0, 1, 0, 112, 118, 176, 124],
+        &[1, 1, 0, 1, 4, 112, 143, 0, 0, 3, 118, 125, 209, 124],
+        &[2, 2, 0, 2, 3, 5, 112, 16, 208, 124],
+        &[8 | 2, 0, 60, 0, 112, 124],
+        &[0, 1, 0, 0, 112, 163, 254],
+    ];
+    for (i, m) in methods.iter().enumerate() {
+        std::fs::write(dir.join(format!("vm_method/m{i}")), m).unwrap();
+    }
+}

@@ -1,0 +1,294 @@
+//! The fuzz targets' bodies, one function a target (`fuzz_targets/*.rs` call them).
+//!
+//! Each decodes bytes from outside and, where they decode, uses what came out the way an
+//! embedder would: every object read through a tenant, written to, exported and imported
+//! again; a method run on the flat heap and on a tenant, which must agree. A panic, an abort
+//! or an assertion failure here is a finding: every input must give a value or a typed
+//! error. Inputs a target finds go on as tests of the crate they concern.
+
+use cowheap_forwarders::Base;
+use cowheap_heap::{ObjectIndex, Value, synth};
+use cowheap_segment::{Project, datastream, spur::SpurSegment, v3::V3Segment};
+use cowheap_tenants::Tenant;
+use cowheap_tenants::commit::{CommitRights, Layer, Repository};
+use cowheap_vm::synth::{Lit, SynthImage};
+use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+
+/// At most this many objects of an imported image are read one by one.
+const OBJECTS_READ: usize = 4_096;
+/// At most this many slots of one object are read.
+const SLOTS_READ: usize = 64;
+/// Bytecodes an interpreter runs before it stops.
+const BUDGET: u64 = 20_000;
+
+/// A Squeak image (V3 or Spur, either byte order): imported; every object (up to
+/// [`OBJECTS_READ`]) read through a tenant, the first few written; exported to its own
+/// format and imported again, which must succeed if the export did; an interpreter made on
+/// it.
+pub fn squeak_import(data: &[u8]) {
+    let Ok(imported) = cowheap_squeak::import_bytes(data) else {
+        return;
+    };
+    let format = imported.format;
+    if let Ok(bytes) = cowheap_squeak::export_bytes(&imported.heap, format) {
+        let again = cowheap_squeak::import_bytes(&bytes);
+        assert!(
+            again.is_ok(),
+            "an exported image does not import: {:?}",
+            again.err()
+        );
+    }
+    let n = imported.heap.len();
+    let base = Base::new(imported.heap);
+    let mut t = Tenant::fork(&base);
+    let objects: Vec<Value> = (0..n.min(OBJECTS_READ))
+        .filter_map(ObjectIndex::new)
+        .map(Value::base)
+        .collect();
+    for &o in &objects {
+        read_all(&t, o);
+    }
+    for &o in objects.iter().take(16) {
+        if t.size(o).is_ok_and(|s| s.slots > 0) {
+            let _ = t.set_slot(o, 0, Value::int(7));
+            read_all(&t, o);
+        }
+    }
+    if let Ok(mut vm) = Vm::new(&t) {
+        let symbols = Symbols::from_base(base.heap());
+        let _ = vm.send_named(&mut t, &symbols, Value::int(3), "printString", &[], BUDGET);
+    }
+}
+
+/// Every read of `o` a tenant offers, and of the slots it holds.
+fn read_all(t: &Tenant, o: Value) {
+    let _ = t.class_of(o);
+    let _ = t.format(o);
+    let _ = t.identity_hash(o);
+    let _ = t.bytes(o);
+    if let Ok(size) = t.size(o) {
+        for i in 0..size.slots.min(SLOTS_READ) {
+            let w = t.slot(o, i);
+            assert!(w.is_ok(), "slot {i} of {size:?} is not readable: {w:?}");
+        }
+        assert!(
+            t.slot(o, size.slots).is_err(),
+            "a slot past the object reads"
+        );
+    }
+}
+
+/// An ImageSegment's words, V3 or Spur by the first byte, with an out-pointer table of as
+/// many entries as the second byte says.
+pub fn segment_words(data: &[u8]) {
+    let [kind, outs, rest @ ..] = data else {
+        return;
+    };
+    let outs = usize::from(*outs);
+    if kind & 1 == 0 {
+        let _ = V3Segment::parse(rest, outs);
+    } else {
+        let _ = SpurSegment::parse(rest, outs);
+    }
+}
+
+/// A project file (zip, gzip, SPRJ wrappings; a DataStream; an ImageSegment), and the
+/// bare DataStream decoder on the same bytes.
+pub fn project(data: &[u8]) {
+    let _ = datastream::read(data);
+    let _ = Project::from_bytes(data);
+}
+
+/// Literals a fuzzed method can hold, chosen by its bytes.
+fn literal(b: u8) -> Lit {
+    match b % 8 {
+        0 => Lit::Int(i64::from(b) - 128),
+        1 => Lit::Int(cowheap_heap::Word::MAX_INT),
+        2 => Lit::Int(cowheap_heap::Word::MIN_INT),
+        3 => Lit::Sym("fuzz".into()),
+        4 => Lit::Sym("value".into()),
+        5 => Lit::Sym("at:put:".into()),
+        6 => Lit::Global("G".into(), i64::from(b)),
+        _ => Lit::Class("SmallInteger".into()),
+    }
+}
+
+/// A method of arbitrary bytecodes, header and literals (`fuzz` on SmallInteger), sent to 3
+/// with arguments 4 and 5 on a flat heap and on a tenant of the same synthetic image. Both
+/// must stop, with a value or a typed error, and agree on which (the clock primitives,
+/// whose answers differ from run to run, are left out).
+///
+/// Input: a flags byte (bit 0 closures, bits 1-2 the argument count, bit 3 a primitive),
+/// the temporaries, the primitive, the literal count and the literals, then the bytecodes.
+pub fn vm_method(data: &[u8]) {
+    let [flags, temps, prim, nlits, rest @ ..] = data else {
+        return;
+    };
+    let closures = flags & 1 != 0;
+    let args = usize::from((flags >> 1) & 3);
+    let temps = args + usize::from(temps % 16);
+    // The clocks (135, 137) answer the time, which the two runs need not share.
+    let primitive = match u16::from(*prim) {
+        _ if flags & 8 == 0 => 0,
+        135 | 137 => 0,
+        p => p,
+    };
+    let nlits = usize::from(nlits % 8).min(rest.len());
+    let (lits, code) = rest.split_at(nlits);
+    let literals: Vec<Lit> = lits.iter().map(|&b| literal(b)).collect();
+    let code = &code[..code.len().min(256)];
+
+    let mut img = SynthImage::new(closures);
+    img.with_kernel_methods();
+    img.method(
+        "SmallInteger",
+        "fuzz",
+        args,
+        temps,
+        &literals,
+        code,
+        primitive,
+    );
+    let Ok((heap, symbols)) = img.freeze() else {
+        return;
+    };
+    let arguments: Vec<Value> = (4..4 + args as i64).map(Value::int).collect();
+    let mut flat = FlatHeap::from_base(&heap);
+    let on_flat = run(&mut flat, &symbols, &arguments);
+    let base = Base::new(heap);
+    let mut t = Tenant::fork(&base);
+    let on_tenant = run(&mut t, &symbols, &arguments);
+    match (&on_flat, &on_tenant) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(
+                a.as_int(),
+                b.as_int(),
+                "the heaps answer different integers"
+            );
+            assert_eq!(
+                a.is_object(),
+                b.is_object(),
+                "the heaps answer different kinds"
+            );
+        }
+        (Err(_), Err(_)) => {}
+        _ => panic!("the heaps disagree: flat {on_flat:?}, tenant {on_tenant:?}"),
+    }
+}
+
+fn run<M: ObjectMemory>(m: &mut M, symbols: &Symbols, args: &[Value]) -> Result<Value, VmError> {
+    let mut vm = Vm::new(m)?;
+    vm.send_named(m, symbols, Value::int(3), "fuzz", args, BUDGET)
+}
+
+/// The base the snapshot and layer targets restore onto: 300 synthetic objects.
+pub fn base() -> &'static Arc<Base> {
+    static BASE: OnceLock<Arc<Base>> = OnceLock::new();
+    BASE.get_or_init(|| Base::new(synth::image(300, 1)))
+}
+
+/// Bytes of a snapshot header before its payload: magic, version, flags, fingerprint,
+/// length, digest.
+pub const SNAPSHOT_HEADER: usize = 88;
+
+/// A tenant snapshot of [`base`], the input being its flags byte and payload: the harness
+/// writes the header and digest, so that the restore's checks of the payload are what is
+/// exercised. A restored tenant has every object it reaches read, is written to,
+/// collected, and snapshotted again, which must restore.
+pub fn snapshot(data: &[u8]) {
+    let [flags, payload @ ..] = data else {
+        return;
+    };
+    let base = base();
+    let bytes = snapshot_bytes(*flags, payload);
+    let Ok(mut t) = Tenant::restore_from(base, &bytes) else {
+        return;
+    };
+    let reached = walk(&t);
+    for &o in reached.iter().take(8) {
+        if t.size(o).is_ok_and(|s| s.slots > 0) {
+            let _ = t.set_slot(o, 0, Value::int(1));
+        }
+    }
+    if let [a, b, ..] = reached[..] {
+        let _ = t.become_two_way(a, b);
+        walk(&t);
+    }
+    t.collect();
+    walk(&t);
+    let again = t.snapshot();
+    let back = Tenant::restore_from(base, &again);
+    assert!(
+        back.is_ok(),
+        "a snapshot does not restore: {:?}",
+        back.err()
+    );
+}
+
+/// A snapshot of [`base`] with flags `flags` (the low two bits) around `payload`, its
+/// header and digest written as a tenant's snapshot has them.
+pub fn snapshot_bytes(flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(SNAPSHOT_HEADER + payload.len());
+    bytes.extend(cowheap_tenants::snapshot::MAGIC);
+    bytes.extend(cowheap_tenants::snapshot::VERSION.to_le_bytes());
+    bytes.extend(u32::from(flags & 3).to_le_bytes());
+    bytes.extend(base().fingerprint().0);
+    bytes.extend((payload.len() as u64).to_le_bytes());
+    let mut h = blake3::Hasher::new();
+    h.update(&bytes);
+    h.update(payload);
+    bytes.extend(h.finalize().as_bytes());
+    bytes.extend(payload);
+    bytes
+}
+
+/// Reads every object `t` reaches from its roots and private objects (up to
+/// [`OBJECTS_READ`]), and answers them.
+fn walk(t: &Tenant) -> Vec<Value> {
+    let mut todo: Vec<Value> = t.root_names().filter_map(|n| t.root(n)).collect();
+    todo.extend(t.private_objects().take(OBJECTS_READ));
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    while let Some(o) = todo.pop() {
+        if out.len() >= OBJECTS_READ || !o.is_object() {
+            continue;
+        }
+        let Ok(id) = t.identity_word(o) else {
+            continue;
+        };
+        if !seen.insert(id.bits()) {
+            continue;
+        }
+        read_all(t, o);
+        if let Ok(size) = t.size(o) {
+            todo.extend((0..size.slots.min(SLOTS_READ)).filter_map(|i| t.slot(o, i).ok()));
+        }
+        out.push(o);
+    }
+    out
+}
+
+/// A version layer over [`base`], the input being the layer's bytes without their digest
+/// (the harness appends it): decoded, applied to a repository of the base, and the
+/// version it makes read through a tenant.
+pub fn layer(data: &[u8]) {
+    let mut bytes = data.to_vec();
+    bytes.extend(blake3::hash(data).as_bytes());
+    let Ok(layer) = Layer::from_bytes(&bytes) else {
+        return;
+    };
+    let repo = Repository::new(base().clone(), CommitRights::Anyone);
+    let Ok(v) = repo.apply(&layer) else {
+        return;
+    };
+    let t = Tenant::fork(&v);
+    let n = v.heap().len().max(v.len());
+    for o in (0..n.min(OBJECTS_READ))
+        .filter_map(ObjectIndex::new)
+        .map(Value::base)
+    {
+        read_all(&t, o);
+    }
+}
