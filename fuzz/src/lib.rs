@@ -117,8 +117,8 @@ fn literal(b: u8) -> Lit {
 
 /// A method of arbitrary bytecodes, header and literals (`fuzz` on SmallInteger), sent to 3
 /// with arguments 4 and 5 on a flat heap and on a tenant of the same synthetic image. Both
-/// must stop, with a value or a typed error, and agree on which (the clock primitives,
-/// whose answers differ from run to run, are left out).
+/// must stop, with a value or a typed error, and agree on which, and on the error's kind
+/// (the clock primitives, whose answers differ from run to run, are left out).
 ///
 /// Input: a flags byte (bit 0 closures, bits 1-2 the argument count, bit 3 a primitive),
 /// the temporaries, the primitive, the literal count and the literals, then the bytecodes.
@@ -173,7 +173,11 @@ pub fn vm_method(data: &[u8]) {
                 "the heaps answer different kinds"
             );
         }
-        (Err(_), Err(_)) => {}
+        (Err(a), Err(b)) => assert_eq!(
+            std::mem::discriminant(a),
+            std::mem::discriminant(b),
+            "the heaps stop differently: flat {a}, tenant {b}"
+        ),
         _ => panic!("the heaps disagree: flat {on_flat:?}, tenant {on_tenant:?}"),
     }
 }
