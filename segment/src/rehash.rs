@@ -71,7 +71,7 @@ use crate::image_hash::{Hasher, Unhashed};
 use cowheap_heap::{BaseHeap, Format, Value, Word};
 use cowheap_squeak::class_name;
 use cowheap_tenants::Tenant;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 /// Longest superclass chain followed.
@@ -181,6 +181,9 @@ pub enum Reason {
     },
     /// An element's `hash` is not computed here ([`Unhashed`] says why).
     Hash(Unhashed),
+    /// Its `array` is not among the objects rehashed (the members of the segment
+    /// imported): a rehash writes only the objects it was given.
+    ArrayOutside,
 }
 
 impl Reason {
@@ -221,6 +224,7 @@ impl fmt::Display for Reason {
                 write!(f, "{class} probes by a scanFor: of its own")
             }
             Reason::Hash(u) => write!(f, "an element's hash: {u}"),
+            Reason::ArrayOutside => write!(f, "an array outside the objects rehashed"),
         }
     }
 }
@@ -456,6 +460,11 @@ impl<'a> Classifier<'a> {
             {
                 own_scan = Some((c, m));
             }
+            // A class the chain cannot climb (no pointer object with a superclass field, as
+            // in a hostile or synthetic heap) is no hashed collection's.
+            if t.format(c)? != Format::Pointers || t.size(c)?.slots == 0 {
+                return Ok(None);
+            }
             c = t.slot(c, 0)?;
         }
         Ok(None)
@@ -590,6 +599,7 @@ fn elements(
     v: Value,
     l: &Layout,
     nil: Value,
+    members: &HashSet<Word>,
 ) -> Result<Result<(usize, Vec<Element>), Reason>> {
     if let Some(class) = &l.own_scan {
         return Ok(Err(Reason::OwnScanFor {
@@ -599,6 +609,9 @@ fn elements(
     let array = t.slot(v, l.array)?;
     if !array.word().is_ref() || array.same_word(nil) {
         return Ok(Err(Reason::NoArray));
+    }
+    if !members.contains(&array.word()) {
+        return Ok(Err(Reason::ArrayOutside));
     }
     let n = t.size(array)?.slots;
     let keys_in_self = l.kind == Kind::MethodDictionary;
@@ -648,6 +661,10 @@ fn elements(
 /// `names` the names of the tenant's base. Time: linear in the collections' slots,
 /// whatever their hashes (see "Hostile tables" in the module doc).
 ///
+/// Only `objects` are written: a collection whose array is not among them is reported
+/// ([`Reason::ArrayOutside`]) and left as it is, and a class whose chain cannot be climbed
+/// (an object with no superclass field) makes no hashed collection.
+///
 /// # Errors
 /// [`crate::SegmentError::HashedCollection`] for a table with no free slot (objects before
 /// it may have been rehashed already); [`crate::SegmentError::Tenant`] if the tenant
@@ -658,6 +675,9 @@ pub fn rehash(tenant: &mut Tenant, names: &BaseNames, objects: &[Value]) -> Resu
     let nil = heap.nil();
     let mut cls = Classifier::new(heap, names);
     let mut report = RehashReport::default();
+    // The objects a rehash may write: a collection's array among them (reached through
+    // the collection, by the same word).
+    let members: HashSet<Word> = objects.iter().map(|v| v.word()).collect();
     for (pos, &v) in objects.iter().enumerate() {
         if !v.word().is_ref() || !matches!(tenant.format(v)?, Format::Pointers) {
             continue;
@@ -666,7 +686,7 @@ pub fn rehash(tenant: &mut Tenant, names: &BaseNames, objects: &[Value]) -> Resu
             continue;
         };
         report.collections += 1;
-        let (n, elems) = match elements(tenant, &mut cls, v, &layout, nil)? {
+        let (n, elems) = match elements(tenant, &mut cls, v, &layout, nil, &members)? {
             Ok(e) => e,
             Err(why) => {
                 report.not_rehashed.push(NotRehashed {

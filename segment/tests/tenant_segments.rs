@@ -944,3 +944,39 @@ fn an_import_past_the_quota_makes_nothing() {
         .unwrap();
     assert_eq!(short.private_objects().count(), 3);
 }
+
+/// A segment whose members' class is an object with no slots (a synthetic base has such
+/// classes) and which points at an object outside it imports into another tenant: the
+/// rehash that an outside object calls for finds no hashed collection in a class it
+/// cannot climb, where it used to fail the import reading the class's superclass.
+#[test]
+fn members_of_a_class_with_no_slots_import_beside_outside_objects() {
+    let base = Base::new(synth::image(300, 1));
+    let class = Value::base(ObjectIndex::new(1).unwrap());
+    assert_eq!(Tenant::fork(&base).size(class).unwrap().slots, 0);
+    let own = |t: &mut Tenant| {
+        let o = t
+            .alloc(class, Format::Pointers, ObjectSize { slots: 2, bytes: 0 })
+            .unwrap();
+        t.set_root("outside", o).unwrap();
+        o
+    };
+    let mut a = Tenant::fork(&base);
+    let outside = own(&mut a);
+    let root = a
+        .alloc(class, Format::Pointers, ObjectSize { slots: 2, bytes: 0 })
+        .unwrap();
+    a.set_slot(root, 0, outside).unwrap();
+    a.set_slot(root, 1, Value::int(5)).unwrap();
+    a.set_root("seg", root).unwrap();
+    let mut seg = tenant::extract(&a, &[root], &[outside]).unwrap();
+    assert!(seg.out.iter().any(|o| matches!(o, OutRef::Outside(_))));
+
+    let mut b = Tenant::fork(&base);
+    let there = own(&mut b);
+    let imported = seg.import_into(&mut b, &[there], false).unwrap();
+    let r = imported.roots[0];
+    assert!(b.identical(b.slot(r, 0).unwrap(), there).unwrap());
+    assert_eq!(b.slot(r, 1).unwrap().as_int(), Some(5));
+    assert_eq!(imported.rehash.collections, 0);
+}
