@@ -1,9 +1,9 @@
 //! Writes starting inputs for the targets whose inputs this project makes itself:
-//! `seeds DIR` fills `DIR/snapshot` and `DIR/layer`, and `DIR/vm_method` with a few
-//! methods. (Squeak images and project files come from outside; see README.md.)
+//! `seeds DIR` fills `DIR/snapshot`, `DIR/layer` and `DIR/segment_file`, and
+//! `DIR/vm_method` with a few methods. (Squeak images and project files come from outside; see README.md.)
 
 use cowheap_forwarders::MarkPolicy;
-use cowheap_fuzz::{SNAPSHOT_HEADER, base, snapshot_bytes};
+use cowheap_fuzz::{SNAPSHOT_HEADER, base, own_objects, segment_file_bytes, snapshot_bytes};
 use cowheap_heap::{Format, ObjectIndex, ObjectSize, Value};
 use cowheap_tenants::commit::{CommitMode, CommitRights, Repository};
 use cowheap_tenants::{Tenant, TenantConfig};
@@ -12,7 +12,7 @@ use std::path::Path;
 fn main() {
     let dir = std::env::args().nth(1).expect("usage: seeds DIR");
     let dir = Path::new(&dir);
-    for d in ["snapshot", "layer", "vm_method"] {
+    for d in ["snapshot", "layer", "vm_method", "segment_file"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     let base = base();
@@ -78,6 +78,37 @@ fn main() {
     .unwrap();
     let layer = layer.unwrap();
     std::fs::write(dir.join("layer/l0"), &layer[..layer.len() - 32]).unwrap();
+
+    for portable in [false, true] {
+        let mut t = Tenant::fork(base);
+        let outside = own_objects(&mut t);
+        let root = t
+            .alloc(class, Format::Pointers, ObjectSize { slots: 4, bytes: 0 })
+            .unwrap();
+        let inner = t
+            .alloc(class, Format::Bytes, ObjectSize { slots: 0, bytes: 5 })
+            .unwrap();
+        t.set_slot(root, 0, inner).unwrap();
+        t.set_slot(root, 1, outside[0]).unwrap();
+        t.set_slot(root, 2, x(12)).unwrap();
+        t.set_slot(root, 3, Value::int(-9)).unwrap();
+        t.set_root("seg", root).unwrap();
+        let others: Vec<Value> = cowheap_segment::tenant::tenant_roots(&t)
+            .into_iter()
+            .filter(|&r| !t.identical(r, root).unwrap())
+            .collect();
+        let mut seg = cowheap_segment::tenant::extract(&t, &[root], &others).unwrap();
+        if portable {
+            seg.make_portable(base.heap()).unwrap();
+        }
+        let bytes = cowheap_segment::file::to_bytes(&seg).unwrap();
+        let body = &bytes[cowheap_segment::file::HEADER..];
+        let flags = u8::from(portable);
+        assert_eq!(segment_file_bytes(flags, body), bytes);
+        let mut seed = vec![flags];
+        seed.extend(body);
+        std::fs::write(dir.join(format!("segment_file/f{flags}")), seed).unwrap();
+    }
 
     // flags, temps, primitive, literal count, literals, bytecodes
     let methods: [&[u8]; 6] = [

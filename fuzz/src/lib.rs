@@ -8,9 +8,10 @@
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{ObjectIndex, Value, synth};
-use cowheap_segment::{Project, datastream, spur::SpurSegment, v3::V3Segment};
+use cowheap_segment::{Project, datastream, file, spur::SpurSegment, v3::V3Segment};
 use cowheap_tenants::Tenant;
 use cowheap_tenants::commit::{CommitRights, Layer, Repository};
+use cowheap_tenants::hosts::HostPlugins;
 use cowheap_vm::synth::{Lit, SynthImage};
 use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
 use std::collections::HashSet;
@@ -295,4 +296,137 @@ pub fn layer(data: &[u8]) {
     {
         read_all(&t, o);
     }
+}
+
+/// A cowheap segment file of [`base`] with flags `flags` (the low bit: portable) around
+/// `body`, its header and digest written as [`file::to_bytes`] writes them.
+pub fn segment_file_bytes(flags: u8, body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(file::HEADER + body.len());
+    bytes.extend(file::MAGIC);
+    bytes.extend(file::VERSION.to_le_bytes());
+    bytes.extend(u32::from(flags & 1).to_le_bytes());
+    bytes.extend(base().fingerprint().0);
+    bytes.extend((body.len() as u64).to_le_bytes());
+    let mut h = blake3::Hasher::new();
+    h.update(&bytes);
+    h.update(body);
+    bytes.extend(h.finalize().as_bytes());
+    bytes.extend(body);
+    bytes
+}
+
+/// Objects of its own a tenant of [`base`] holds before a segment is imported into it,
+/// given as the import's outside objects.
+pub const OUTSIDE: usize = 4;
+
+/// A tenant segment file of [`base`], the input being a flags byte (bit 0 portable, bit 1
+/// unbound out-pointers accepted) and the body (the harness writes the header and digest).
+/// Decoded and imported into a tenant holding [`OUTSIDE`] objects of its own, host
+/// objects as placeholders. A refused import leaves the tenant as it was; an import that
+/// succeeds leaves a tenant whose objects all read, that collects, and whose snapshot
+/// restores.
+pub fn segment_file(data: &[u8]) {
+    let [flags, body @ ..] = data else {
+        return;
+    };
+    let bytes = segment_file_bytes(*flags, body);
+    let Ok(mut seg) = file::from_bytes(&bytes, Some(base().fingerprint())) else {
+        return;
+    };
+    let mut t = Tenant::fork(base());
+    let outside = own_objects(&mut t);
+    let before = (census(&t), describe(&t));
+    let imported =
+        seg.import_with_hosts(&mut t, &outside, flags & 2 != 0, &HostPlugins::new(), true);
+    match imported {
+        Ok(_) => {
+            walk(&t);
+            t.collect();
+            walk(&t);
+            let back = Tenant::restore_from(base(), &t.snapshot());
+            assert!(
+                back.is_ok(),
+                "a snapshot does not restore: {:?}",
+                back.err()
+            );
+        }
+        Err(e) => {
+            // Members made before the refusal are unreachable: the next collection frees
+            // them, and nothing the tenant reaches may have changed.
+            t.collect();
+            let after = (census(&t), describe(&t));
+            assert_eq!(before, after, "a refused import ({e}) changed the tenant");
+        }
+    }
+}
+
+/// What an import adds to a tenant, counted: its own objects, its copies, its roots.
+fn census(t: &Tenant) -> (usize, usize, usize) {
+    (
+        t.private_objects().count(),
+        t.copies().count(),
+        t.root_names().count(),
+    )
+}
+
+/// Everything `t` reaches from its roots, in order: each object's class, slots (objects
+/// by the order they were first reached) and bytes, up to [`OBJECTS_READ`] objects.
+fn describe(t: &Tenant) -> Vec<String> {
+    let mut names: Vec<&str> = t.root_names().collect();
+    names.sort_unstable();
+    let mut todo: Vec<Value> = names.iter().rev().filter_map(|n| t.root(n)).collect();
+    let mut number = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    let mut name = |v: Value, todo: &mut Vec<Value>| -> String {
+        match t.identity_word(v) {
+            Ok(w) if v.is_object() => {
+                let n = number.len();
+                let n = *number.entry(w.bits()).or_insert_with(|| {
+                    todo.push(v);
+                    n
+                });
+                format!("#{n}")
+            }
+            Ok(w) => format!("{:#x}", w.bits()),
+            Err(e) => format!("{e}"),
+        }
+    };
+    let roots: Vec<String> = todo
+        .clone()
+        .into_iter()
+        .map(|v| name(v, &mut Vec::new()))
+        .collect();
+    out.push(format!("roots {names:?} {roots:?}"));
+    let mut done = HashSet::new();
+    while let Some(o) = todo.pop() {
+        if out.len() > OBJECTS_READ || !done.insert(name(o, &mut Vec::new())) {
+            continue;
+        }
+        let class = t.class_of(o).map(|c| name(c, &mut Vec::new()));
+        let size = t.size(o);
+        let slots: Vec<String> = (0..size.as_ref().map_or(0, |s| s.slots.min(SLOTS_READ)))
+            .map(|i| match t.slot(o, i) {
+                Ok(v) => name(v, &mut todo),
+                Err(e) => format!("{e}"),
+            })
+            .collect();
+        let bytes = t.bytes(o).map(<[u8]>::to_vec);
+        out.push(format!("{class:?} {size:?} {slots:?} {bytes:?}"));
+    }
+    out
+}
+
+/// [`OUTSIDE`] objects of `t`'s own, each a root.
+pub fn own_objects(t: &mut Tenant) -> Vec<Value> {
+    let class = Value::base(ObjectIndex::new(1).expect("index 1"));
+    let size = cowheap_heap::ObjectSize { slots: 2, bytes: 0 };
+    (0..OUTSIDE)
+        .map(|i| {
+            let o = t
+                .alloc(class, cowheap_heap::Format::Pointers, size)
+                .expect("an object");
+            t.set_root(&format!("outside{i}"), o).expect("a root");
+            o
+        })
+        .collect()
 }
