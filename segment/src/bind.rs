@@ -659,7 +659,7 @@ pub fn materialise(
     // Before the root is named: a collection the rehash refuses leaves the members
     // unreachable, and a root of that name as it was.
     let members: Vec<Value> = made.iter().flatten().copied().collect();
-    report.rehash = crate::rehash::rehash(tenant, &names, &members)?;
+    report.rehash = crate::rehash::rehash_members(tenant, &names, &members)?;
     if let Some(Some(roots)) = made.first() {
         tenant.set_root(root_name, *roots)?;
     }

@@ -181,8 +181,8 @@ pub enum Reason {
     },
     /// An element's `hash` is not computed here ([`Unhashed`] says why).
     Hash(Unhashed),
-    /// Its `array` is not among the objects rehashed (the members of the segment
-    /// imported): a rehash writes only the objects it was given.
+    /// Its `array` is not among the objects given to [`rehash_members`] (the members of
+    /// the segment imported), which writes only those.
     ArrayOutside,
 }
 
@@ -599,7 +599,7 @@ fn elements(
     v: Value,
     l: &Layout,
     nil: Value,
-    members: &HashSet<Word>,
+    writable: Option<&HashSet<Word>>,
 ) -> Result<Result<(usize, Vec<Element>), Reason>> {
     if let Some(class) = &l.own_scan {
         return Ok(Err(Reason::OwnScanFor {
@@ -610,7 +610,7 @@ fn elements(
     if !array.word().is_ref() || array.same_word(nil) {
         return Ok(Err(Reason::NoArray));
     }
-    if !members.contains(&array.word()) {
+    if writable.is_some_and(|w| !w.contains(&array.word())) {
         return Ok(Err(Reason::ArrayOutside));
     }
     let n = t.size(array)?.slots;
@@ -661,23 +661,48 @@ fn elements(
 /// `names` the names of the tenant's base. Time: linear in the collections' slots,
 /// whatever their hashes (see "Hostile tables" in the module doc).
 ///
-/// Only `objects` are written: a collection whose array is not among them is reported
-/// ([`Reason::ArrayOutside`]) and left as it is, and a class whose chain cannot be climbed
-/// (an object with no superclass field) makes no hashed collection.
+/// A collection's table is written where it is, whatever holds it (its `array` need not
+/// be among `objects`); [`rehash_members`] writes only the objects it is given. A class
+/// whose chain cannot be climbed (an object with no superclass field) makes no hashed
+/// collection.
 ///
 /// # Errors
 /// [`crate::SegmentError::HashedCollection`] for a table with no free slot (objects before
 /// it may have been rehashed already); [`crate::SegmentError::Tenant`] if the tenant
 /// refuses a read or write (a quota).
 pub fn rehash(tenant: &mut Tenant, names: &BaseNames, objects: &[Value]) -> Result<RehashReport> {
+    rehash_within(tenant, names, objects, None)
+}
+
+/// [`rehash`], writing only `objects`: a collection whose `array` is not among them is
+/// reported ([`Reason::ArrayOutside`]) and left as it is. What an import rehashes (its
+/// members), so that it never rewrites an object outside the segment.
+///
+/// # Errors
+/// As [`rehash`].
+pub fn rehash_members(
+    tenant: &mut Tenant,
+    names: &BaseNames,
+    objects: &[Value],
+) -> Result<RehashReport> {
+    // The same word: a collection's array is reached through the collection, by the word
+    // the member was made with.
+    let members: HashSet<Word> = objects.iter().map(|v| v.word()).collect();
+    rehash_within(tenant, names, objects, Some(&members))
+}
+
+/// [`rehash`] of `objects`, writing tables only among `writable` where given.
+fn rehash_within(
+    tenant: &mut Tenant,
+    names: &BaseNames,
+    objects: &[Value],
+    writable: Option<&HashSet<Word>>,
+) -> Result<RehashReport> {
     let base = tenant.base().clone();
     let heap = base.heap();
     let nil = heap.nil();
     let mut cls = Classifier::new(heap, names);
     let mut report = RehashReport::default();
-    // The objects a rehash may write: a collection's array among them (reached through
-    // the collection, by the same word).
-    let members: HashSet<Word> = objects.iter().map(|v| v.word()).collect();
     for (pos, &v) in objects.iter().enumerate() {
         if !v.word().is_ref() || !matches!(tenant.format(v)?, Format::Pointers) {
             continue;
@@ -686,7 +711,7 @@ pub fn rehash(tenant: &mut Tenant, names: &BaseNames, objects: &[Value]) -> Resu
             continue;
         };
         report.collections += 1;
-        let (n, elems) = match elements(tenant, &mut cls, v, &layout, nil, &members)? {
+        let (n, elems) = match elements(tenant, &mut cls, v, &layout, nil, writable)? {
             Ok(e) => e,
             Err(why) => {
                 report.not_rehashed.push(NotRehashed {

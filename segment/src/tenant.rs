@@ -772,9 +772,9 @@ impl TenantSegment {
                 && !self.out.iter().any(|o| matches!(o, OutRef::Outside(_)));
         let rehash = match (same_targets, names) {
             (true, _) => RehashReport::default(),
-            (false, Some(n)) => crate::rehash::rehash(tenant, &n, &made)?,
+            (false, Some(n)) => crate::rehash::rehash_members(tenant, &n, &made)?,
             (false, None) => match BaseNames::of(heap) {
-                Ok(n) => crate::rehash::rehash(tenant, &n, &made)?,
+                Ok(n) => crate::rehash::rehash_members(tenant, &n, &made)?,
                 // No special objects: not a Squeak base, no hashed collection classes.
                 Err(_) => RehashReport::default(),
             },

@@ -684,48 +684,64 @@ fn a_table_with_no_free_slot_is_refused() {
     );
 }
 
-/// A rehash writes only the objects it is given: a collection whose array is not among
-/// them is reported ([`rehash::Reason::ArrayOutside`]) and its array left as it was, where
-/// it used to be rewritten; given the array too, the same collection is rehashed.
+/// An import's rehash writes only the objects it is given: a collection whose array is
+/// not among them is reported ([`rehash::Reason::ArrayOutside`]) and its array left as it
+/// was, where an import used to rewrite it; given the array too, or by [`rehash::rehash`],
+/// the same collection is rehashed.
 #[test]
 fn a_rehash_leaves_an_array_it_was_not_given() {
     let (mini, _, mn, _) = bases();
     let keys: Vec<Value> = TEXTS.iter().filter_map(|s| mn.symbol(s)).collect();
-    let mut t = Tenant::fork(mini);
     let g = |n: &str| mn.global(n).unwrap();
     // An IdentitySet whose keys sit in order from slot 0, not where their hashes lead.
-    let set = alloc(&mut t, g("IdentitySet"), 2);
-    let array = alloc(&mut t, g("Array"), TABLE);
-    t.set_slot(set, 0, Value::int(keys.len() as i64)).unwrap();
-    t.set_slot(set, 1, array).unwrap();
-    for (i, &k) in keys.iter().enumerate() {
-        t.set_slot(array, i, k).unwrap();
-    }
-    let words = |t: &Tenant| -> Vec<u64> {
+    let build = |t: &mut Tenant| {
+        let set = alloc(t, g("IdentitySet"), 2);
+        let array = alloc(t, g("Array"), TABLE);
+        t.set_slot(set, 0, Value::int(keys.len() as i64)).unwrap();
+        t.set_slot(set, 1, array).unwrap();
+        for (i, &k) in keys.iter().enumerate() {
+            t.set_slot(array, i, k).unwrap();
+        }
+        (set, array)
+    };
+    let words = |t: &Tenant, array: Value| -> Vec<u64> {
         (0..TABLE)
             .map(|i| t.slot(array, i).unwrap().word().bits())
             .collect()
     };
-    let before = words(&t);
-    let report = rehash::rehash(&mut t, mn, &[set]).unwrap();
+    let found = |t: &Tenant, array: Value| {
+        let nil = t.base().heap().nil();
+        keys.iter().all(|&k| {
+            let h = t.identity_hash(k).unwrap();
+            let at = scan(TABLE, h, |j| {
+                let s = t.slot(array, j).unwrap();
+                s.same_word(nil) || t.identical(s, k).unwrap()
+            })
+            .unwrap();
+            t.identical(t.slot(array, at).unwrap(), k).unwrap()
+        })
+    };
+    let mut t = Tenant::fork(mini);
+    let (set, array) = build(&mut t);
+    let before = words(&t, array);
+    assert!(!found(&t, array));
+    let report = rehash::rehash_members(&mut t, mn, &[set]).unwrap();
     assert_eq!(report.collections, 1);
     assert!(report.rehashed.is_empty());
     assert_eq!(report.not_rehashed.len(), 1);
     assert_eq!(report.not_rehashed[0].why, rehash::Reason::ArrayOutside);
-    assert_eq!(words(&t), before, "the array is as it was");
+    assert_eq!(words(&t, array), before, "the array is as it was");
 
-    let report = rehash::rehash(&mut t, mn, &[set, array]).unwrap();
+    // Given the array too, the import's rehash rewrites it.
+    let report = rehash::rehash_members(&mut t, mn, &[set, array]).unwrap();
     assert_eq!(report.rehashed, vec![0]);
     assert!(report.moved > 0);
-    assert_ne!(words(&t), before);
-    for &k in &keys {
-        let h = t.identity_hash(k).unwrap();
-        let nil = t.base().heap().nil();
-        let at = scan(TABLE, h, |j| {
-            let s = t.slot(array, j).unwrap();
-            s.same_word(nil) || t.identical(s, k).unwrap()
-        })
-        .unwrap();
-        assert!(t.identical(t.slot(array, at).unwrap(), k).unwrap());
-    }
+    assert!(found(&t, array));
+
+    // The general rehash writes a collection's table wherever it is.
+    let mut u = Tenant::fork(mini);
+    let (set, array) = build(&mut u);
+    let report = rehash::rehash(&mut u, mn, &[set]).unwrap();
+    assert_eq!(report.rehashed, vec![0]);
+    assert!(found(&u, array));
 }
