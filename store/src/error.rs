@@ -230,8 +230,10 @@ pub enum StoreError {
     },
     /// The store failed to confirm a version write (the answer was lost: a connection that
     /// dropped at the commit, a directory fsync that failed after the record was linked),
-    /// but the version is there, holding exactly this commit's layer, and the node has
-    /// applied it. The tenant was not moved onto it and still holds its changes: abort it
+    /// or the store took it and this node could not then make the version (the allocator
+    /// refused its tables), but the version is there, holding exactly this commit's layer,
+    /// and the node has applied it where it could. The tenant was not moved onto it and
+    /// still holds its changes: abort it
     /// ([`cowheap_tenants::commit::Repository::abort`]) to stand on the version that holds
     /// them.
     #[error("version {version} was written although the store reported: {source}")]

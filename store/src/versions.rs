@@ -201,7 +201,8 @@ impl Node {
     /// refusal of the repository; [`StoreError::NotCommitter`] if the store does not let
     /// this node's principal commit to the base; [`StoreError::CommitRaced`] after
     /// [`MAX_COMMIT_TRIES`] lost races; [`StoreError::CommitLanded`] if the store failed to
-    /// confirm the write but holds the version (abort the tenant onto it); what sync and the
+    /// confirm the write but holds the version, or took it and the node could not make the
+    /// version then (abort the tenant onto it); what sync and the
     /// store answer. On any other error the store holds no part of this commit and the
     /// tenant keeps its changes.
     pub fn commit(
@@ -218,6 +219,7 @@ impl Node {
             // The number and layer digest this try writes, to look for after an unanswered
             // write.
             let tried = std::cell::Cell::new(None);
+            let written = std::cell::Cell::new(false);
             let done = r
                 .repo
                 .commit_through(tenant, self.name().as_str(), mode, roots, |layer| {
@@ -225,10 +227,21 @@ impl Node {
                     tried.set(Some((layer.version(), crate::Digest::of(&bytes))));
                     store
                         .put_version(origin, layer.version(), &bytes)
-                        .map(|_| ())
+                        .map(|_| written.set(true))
                 });
             match done {
                 Ok(v) => return Ok(v),
+                // The store holds the version, but the repository could not make it (the
+                // allocator refused): the commit landed, as after a lost answer.
+                Err(e) if written.get() => {
+                    let version = tried.get().map_or(0, |(n, _)| n);
+                    // Best effort: a failed sync leaves the version to the next one.
+                    let _ = self.sync_repo(&r, origin);
+                    return Err(StoreError::CommitLanded {
+                        version,
+                        source: Box::new(StoreError::Commit(Box::new(e))),
+                    });
+                }
                 Err(CommitError::Persist(e)) => match e.downcast::<StoreError>() {
                     Ok(e) => match *e {
                         StoreError::VersionConflict { .. } => continue,
