@@ -1,6 +1,7 @@
 //! Writes starting inputs for the targets whose inputs this project makes itself:
-//! `seeds DIR` fills `DIR/snapshot`, `DIR/layer` and `DIR/segment_file`, and
-//! `DIR/vm_method` with a few methods. (Squeak images and project files come from outside; see README.md.)
+//! `seeds DIR` fills `DIR/snapshot`, `DIR/layer` and `DIR/segment_file`,
+//! `DIR/vm_method` with a few methods, and `DIR/project_import` with the object streams
+//! of the Etoys projects under `COWHEAP_IMAGES/segments` (unwrapped). (Squeak images and project files come from outside; see README.md.)
 
 use cowheap_forwarders::MarkPolicy;
 use cowheap_fuzz::{SNAPSHOT_HEADER, base, own_objects, segment_file_bytes, snapshot_bytes};
@@ -12,7 +13,13 @@ use std::path::Path;
 fn main() {
     let dir = std::env::args().nth(1).expect("usage: seeds DIR");
     let dir = Path::new(&dir);
-    for d in ["snapshot", "layer", "vm_method", "segment_file"] {
+    for d in [
+        "snapshot",
+        "layer",
+        "vm_method",
+        "segment_file",
+        "project_import",
+    ] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     let base = base();
@@ -108,6 +115,16 @@ fn main() {
         let mut seed = vec![flags];
         seed.extend(body);
         std::fs::write(dir.join(format!("segment_file/f{flags}")), seed).unwrap();
+    }
+
+    let projects = cowheap_fuzz::images().join("segments");
+    for entry in std::fs::read_dir(&projects).expect("the Etoys projects (COWHEAP_IMAGES)") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "pr") {
+            let u = cowheap_segment::container::unwrap(&std::fs::read(&path).unwrap()).unwrap();
+            let name = path.file_name().unwrap();
+            std::fs::write(dir.join("project_import").join(name), u.stream).unwrap();
+        }
     }
 
     // flags, temps, primitive, literal count, literals, bytecodes

@@ -8,7 +8,7 @@
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{ObjectIndex, Value, synth};
-use cowheap_segment::{Project, datastream, file, spur::SpurSegment, v3::V3Segment};
+use cowheap_segment::{Project, bind, datastream, file, spur::SpurSegment, v3::V3Segment};
 use cowheap_tenants::Tenant;
 use cowheap_tenants::commit::{CommitRights, Layer, Repository};
 use cowheap_tenants::hosts::HostPlugins;
@@ -429,4 +429,56 @@ pub fn own_objects(t: &mut Tenant) -> Vec<Value> {
             o
         })
         .collect()
+}
+
+/// The directory of the real images: `COWHEAP_IMAGES`, else `shared/images` beside the
+/// project.
+pub fn images() -> std::path::PathBuf {
+    std::env::var_os("COWHEAP_IMAGES").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/images"),
+        Into::into,
+    )
+}
+
+/// `mini.image`, imported once: the base the `project_import` target materialises into.
+pub fn mini() -> &'static Arc<Base> {
+    static MINI: OnceLock<Arc<Base>> = OnceLock::new();
+    MINI.get_or_init(|| {
+        let path = images().join("mini.image");
+        let imported = cowheap_squeak::import(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (set COWHEAP_IMAGES)", path.display()));
+        Base::new(imported.heap)
+    })
+}
+
+/// An Etoys project's object stream, unwrapped (the `!self smartRefStream!` chunk and the
+/// binary DataStream after it), materialised in a tenant of `mini.image` that holds
+/// objects of its own. A refused import leaves everything the tenant reaches as it was
+/// (after a collection frees what it made); one that succeeds leaves a tenant whose
+/// objects read, that collects, and whose snapshot restores.
+pub fn project_import(data: &[u8]) {
+    let Ok(project) = Project::from_bytes(data) else {
+        return;
+    };
+    let mut t = Tenant::fork(mini());
+    own_objects(&mut t);
+    let before = (census(&t), describe(&t));
+    match bind::materialise(&mut t, &project, "project") {
+        Ok(_) => {
+            walk(&t);
+            t.collect();
+            walk(&t);
+            let back = Tenant::restore_from(mini(), &t.snapshot());
+            assert!(
+                back.is_ok(),
+                "a snapshot does not restore: {:?}",
+                back.err()
+            );
+        }
+        Err(e) => {
+            t.collect();
+            let after = (census(&t), describe(&t));
+            assert_eq!(before, after, "a refused import ({e}) changed the tenant");
+        }
+    }
 }
