@@ -1,7 +1,8 @@
 //! Writes starting inputs for the targets whose inputs this project makes itself:
 //! `seeds DIR` fills `DIR/snapshot`, `DIR/layer` and `DIR/segment_file`,
-//! `DIR/vm_method` with a few methods, and `DIR/project_import` with the object streams
-//! of the Etoys projects under `COWHEAP_IMAGES/segments` (unwrapped). (Squeak images and project files come from outside; see README.md.)
+//! `DIR/vm_method` with a few methods, `DIR/project_import` with the object streams of
+//! the Etoys projects under `COWHEAP_IMAGES/segments` (unwrapped), and `DIR/segment_words`
+//! with their ImageSegments' words. (Squeak images and project files come from outside; see README.md.)
 
 use cowheap_forwarders::MarkPolicy;
 use cowheap_fuzz::{SNAPSHOT_HEADER, base, own_objects, segment_file_bytes, snapshot_bytes};
@@ -19,6 +20,7 @@ fn main() {
         "vm_method",
         "segment_file",
         "project_import",
+        "segment_words",
     ] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
@@ -121,9 +123,17 @@ fn main() {
     for entry in std::fs::read_dir(&projects).expect("the Etoys projects (COWHEAP_IMAGES)") {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "pr") {
-            let u = cowheap_segment::container::unwrap(&std::fs::read(&path).unwrap()).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            let u = cowheap_segment::container::unwrap(&bytes).unwrap();
             let name = path.file_name().unwrap();
             std::fs::write(dir.join("project_import").join(name), u.stream).unwrap();
+            // The segment's words (V3), after a kind byte and the out-pointer count.
+            let p = cowheap_segment::Project::from_bytes(&bytes).unwrap();
+            let outs = u16::try_from(p.out_pointers.len()).unwrap();
+            let mut words = vec![0];
+            words.extend(outs.to_le_bytes());
+            words.extend(p.segment_bytes());
+            std::fs::write(dir.join("segment_words").join(name), words).unwrap();
         }
     }
 

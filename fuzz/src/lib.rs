@@ -81,13 +81,13 @@ fn read_all(t: &Tenant, o: Value) {
     }
 }
 
-/// An ImageSegment's words, V3 or Spur by the first byte, with an out-pointer table of as
-/// many entries as the second byte says.
+/// An ImageSegment's words, V3 or Spur by the first byte's low bit, with an out-pointer
+/// table of as many entries as the next two bytes say (little-endian).
 pub fn segment_words(data: &[u8]) {
-    let [kind, outs, rest @ ..] = data else {
+    let [kind, lo, hi, rest @ ..] = data else {
         return;
     };
-    let outs = usize::from(*outs);
+    let outs = usize::from(u16::from_le_bytes([*lo, *hi]));
     if kind & 1 == 0 {
         let _ = V3Segment::parse(rest, outs);
     } else {

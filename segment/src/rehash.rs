@@ -182,7 +182,8 @@ pub enum Reason {
     /// An element's `hash` is not computed here ([`Unhashed`] says why).
     Hash(Unhashed),
     /// Its `array` is not among the objects given to [`rehash_members`] (the members of
-    /// the segment imported), which writes only those.
+    /// the segment imported), which writes only those, and its elements are not where
+    /// their hashes lead (a table outside that needs no change counts as in place).
     ArrayOutside,
 }
 
@@ -193,7 +194,10 @@ impl Reason {
     /// the model could not run, and the image runs them; a table holding one key twice
     /// (after an import, unbound out-pointers read as nil) has no placement that answers
     /// for both, and Squeak's `rehash` (`noCheckAdd:` of each element into a new table)
-    /// would put the second where the first is found and lose the first.
+    /// would put the second where the first is found and lose the first. A collection
+    /// whose table lies outside the objects an import wrote ([`Reason::ArrayOutside`]) is
+    /// left for the image too: Squeak's `rehash` fills a new array and leaves the outside
+    /// one as it is.
     pub fn left_for_image(&self) -> bool {
         !matches!(self, Reason::KeyTwice { .. })
     }
@@ -599,7 +603,6 @@ fn elements(
     v: Value,
     l: &Layout,
     nil: Value,
-    writable: Option<&HashSet<Word>>,
 ) -> Result<Result<(usize, Vec<Element>), Reason>> {
     if let Some(class) = &l.own_scan {
         return Ok(Err(Reason::OwnScanFor {
@@ -609,9 +612,6 @@ fn elements(
     let array = t.slot(v, l.array)?;
     if !array.word().is_ref() || array.same_word(nil) {
         return Ok(Err(Reason::NoArray));
-    }
-    if writable.is_some_and(|w| !w.contains(&array.word())) {
-        return Ok(Err(Reason::ArrayOutside));
     }
     let n = t.size(array)?.slots;
     let keys_in_self = l.kind == Kind::MethodDictionary;
@@ -711,7 +711,7 @@ fn rehash_within(
             continue;
         };
         report.collections += 1;
-        let (n, elems) = match elements(tenant, &mut cls, v, &layout, nil, writable)? {
+        let (n, elems) = match elements(tenant, &mut cls, v, &layout, nil)? {
             Ok(e) => e,
             Err(why) => {
                 report.not_rehashed.push(NotRehashed {
@@ -722,6 +722,26 @@ fn rehash_within(
                 continue;
             }
         };
+        // Is every element found from its hash?
+        let mut occupied = vec![false; n];
+        for e in &elems {
+            occupied[e.index] = true;
+        }
+        let array = tenant.slot(v, layout.array)?;
+        // A table this rehash may not write: in place, or left as it is and reported
+        // (never refused, however full: it is not this rehash's to fix).
+        if writable.is_some_and(|w| !w.contains(&array.word())) {
+            if all_in_place(&occupied, &elems) {
+                report.in_place += 1;
+            } else {
+                report.not_rehashed.push(NotRehashed {
+                    object: pos,
+                    class,
+                    why: Reason::ArrayOutside,
+                });
+            }
+            continue;
+        }
         if n > 0 && elems.len() >= n {
             return Err(crate::SegmentError::HashedCollection {
                 object: pos,
@@ -729,16 +749,10 @@ fn rehash_within(
                 problem: TableProblem::NoFreeSlot { slots: n },
             });
         }
-        // Is every element found from its hash?
-        let mut occupied = vec![false; n];
-        for e in &elems {
-            occupied[e.index] = true;
-        }
         if all_in_place(&occupied, &elems) {
             report.in_place += 1;
             continue;
         }
-        let array = tenant.slot(v, layout.array)?;
         let table = |t: &Tenant, i: usize| -> Result<Value> {
             Ok(if layout.kind == Kind::MethodDictionary {
                 t.slot(v, layout.named + i)?

@@ -738,6 +738,10 @@ fn a_rehash_leaves_an_array_it_was_not_given() {
     assert!(report.moved > 0);
     assert!(found(&t, array));
 
+    // Now in place, the same outside table counts as in place, not as one left alone.
+    let report = rehash::rehash_members(&mut t, mn, &[set]).unwrap();
+    assert_eq!((report.in_place, report.not_rehashed.len()), (1, 0));
+
     // The general rehash writes a collection's table wherever it is.
     let mut u = Tenant::fork(mini);
     let (set, array) = build(&mut u);

@@ -280,11 +280,11 @@ impl CliNode {
     }
 
     /// `store commit --node N --node-dir D TENANT`: commits the resident tenant's changes as
-    /// the next version of its base ([`Node::commit`]) and keeps it resident, on the new
-    /// version.
+    /// the next version of its base ([`Node::commit_resident`]) and keeps it resident, on
+    /// the new version.
     ///
     /// # Errors
-    /// As [`Node::commit`]: a conflict with a version committed since the tenant's, a
+    /// As [`Node::commit_resident`]: a conflict with a version committed since the tenant's, a
     /// principal the base does not let commit; [`StoreError::Fenced`] if another node has
     /// claimed the tenant since (nothing is committed).
     pub fn commit(&self, tenant: &str) -> Result<String> {

@@ -236,7 +236,7 @@ pub enum StoreError {
     /// still holds its changes: abort it
     /// ([`cowheap_tenants::commit::Repository::abort`]) to stand on the version that holds
     /// them.
-    #[error("version {version} was written although the store reported: {source}")]
+    #[error("version {version} is in the store, but the commit reported: {source}")]
     CommitLanded {
         /// The version the commit made.
         version: u64,

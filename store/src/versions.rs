@@ -42,7 +42,9 @@
 //! of that number holds exactly the layer it wrote (same digest), the commit is reported as
 //! [`StoreError::CommitLanded`] and the node applies the version; the tenant, still holding
 //! its changes, is aborted by the caller onto the version that holds them. Otherwise the
-//! store's error stands and nothing of the commit exists.
+//! store's error stands and nothing of the commit exists. A version the store took but
+//! this node could not then make (the allocator refused its tables) is
+//! [`StoreError::CommitLanded`] as well; the next sync applies it.
 
 use crate::node::Node;
 use crate::{Result, Store, StoreError};
