@@ -251,11 +251,44 @@ fn has_object(k: &Key) -> bool {
     }
 }
 
-/// Distinct keys by the image's `=`, as a Set holds them: here, by their debug text.
+/// What the image's `=` compares of `k`, as text: numbers by value (`0 = -0.0`, `3 = 3.0`;
+/// two numbers with the same double taken as equal, which may drop a key the image tells
+/// apart but never keeps two it does not), an Association by its key alone
+/// (`LookupKey>>=`: `(3 -> 4) = (3 -> 5)`), a plain object by identity (`n` counts them).
+fn eq_text(k: &Key, n: &mut usize) -> String {
+    let number = |f: f64| {
+        if f.fract() == 0.0 && f.abs() < 1e30 {
+            format!("N{}", f as i128)
+        } else {
+            format!("F{f:?}")
+        }
+    };
+    match k {
+        Key::Int(i) => format!("N{i}"),
+        Key::Large(i) => format!("N{i}"),
+        Key::Float(f) => number(*f),
+        Key::Fraction(a, b) if a % b == 0 => format!("N{}", a / b),
+        Key::Fraction(a, b) => number(*a as f64 / *b as f64),
+        Key::Char(c) => format!("C{c}"),
+        Key::Color(c) => format!("K{c}"),
+        Key::Str(b) => format!("T{b:?}"),
+        Key::Symbol(i) => format!("S{i}"),
+        Key::Object => {
+            *n += 1;
+            format!("O{n}")
+        }
+        Key::Point(a, b) => format!("P({},{})", eq_text(a, n), eq_text(b, n)),
+        Key::Rect(a, b) => format!("R({},{})", eq_text(a, n), eq_text(b, n)),
+        Key::Assoc(a, _) => format!("A({})", eq_text(a, n)),
+    }
+}
+
+/// Distinct keys by the image's `=`, as a Set holds them ([`eq_text`]).
 fn distinct(keys: Vec<Key>) -> Vec<Key> {
     let mut seen = std::collections::HashSet::new();
+    let mut n = 0;
     keys.into_iter()
-        .filter(|k| has_object(k) || seen.insert(format!("{k:?}")))
+        .filter(|k| seen.insert(eq_text(k, &mut n)))
         .collect()
 }
 
