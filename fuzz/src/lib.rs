@@ -223,8 +223,12 @@ pub fn snapshot(data: &[u8]) {
     }
     t.collect();
     walk(&t);
-    let again = t.snapshot();
-    let back = Tenant::restore_from(base, &again);
+    restores(&t);
+}
+
+/// Checks that `t`'s snapshot restores onto its base.
+fn restores(t: &Tenant) {
+    let back = Tenant::restore_from(t.base(), &t.snapshot());
     assert!(
         back.is_ok(),
         "a snapshot does not restore: {:?}",
@@ -232,20 +236,52 @@ pub fn snapshot(data: &[u8]) {
     );
 }
 
+/// Runs `import` on `t`, which holds objects of its own, and checks what it leaves: after
+/// a refusal, once a collection has freed what the import made, everything `t` reaches as
+/// it was; after a success, a tenant whose objects read, that collects, and whose
+/// snapshot restores.
+fn check_import<T, E: std::fmt::Display>(
+    t: &mut Tenant,
+    import: impl FnOnce(&mut Tenant) -> Result<T, E>,
+) {
+    let before = (census(t), describe(t));
+    match import(t) {
+        Ok(_) => {
+            walk(t);
+            t.collect();
+            walk(t);
+            restores(t);
+        }
+        Err(e) => {
+            t.collect();
+            let after = (census(t), describe(t));
+            assert_eq!(before, after, "a refused import ({e}) changed the tenant");
+        }
+    }
+}
+
 /// A snapshot of [`base`] with flags `flags` (the low two bits) around `payload`, its
 /// header and digest written as a tenant's snapshot has them.
 pub fn snapshot_bytes(flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(SNAPSHOT_HEADER + payload.len());
-    bytes.extend(cowheap_tenants::snapshot::MAGIC);
-    bytes.extend(cowheap_tenants::snapshot::VERSION.to_le_bytes());
-    bytes.extend(u32::from(flags & 3).to_le_bytes());
+    use cowheap_tenants::snapshot::{MAGIC, VERSION};
+    sealed(&MAGIC, VERSION, u32::from(flags & 3), payload)
+}
+
+/// A file of the layout tenant snapshots and segment files share: `magic`, `version`,
+/// `flags`, [`base`]'s fingerprint, the body's length, the BLAKE3 of all that and the
+/// body, then the body.
+fn sealed(magic: &[u8], version: u32, flags: u32, body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(magic.len() + 80 + body.len());
+    bytes.extend(magic);
+    bytes.extend(version.to_le_bytes());
+    bytes.extend(flags.to_le_bytes());
     bytes.extend(base().fingerprint().0);
-    bytes.extend((payload.len() as u64).to_le_bytes());
+    bytes.extend((body.len() as u64).to_le_bytes());
     let mut h = blake3::Hasher::new();
     h.update(&bytes);
-    h.update(payload);
+    h.update(body);
     bytes.extend(h.finalize().as_bytes());
-    bytes.extend(payload);
+    bytes.extend(body);
     bytes
 }
 
@@ -301,18 +337,7 @@ pub fn layer(data: &[u8]) {
 /// A cowheap segment file of [`base`] with flags `flags` (the low bit: portable) around
 /// `body`, its header and digest written as [`file::to_bytes`] writes them.
 pub fn segment_file_bytes(flags: u8, body: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(file::HEADER + body.len());
-    bytes.extend(file::MAGIC);
-    bytes.extend(file::VERSION.to_le_bytes());
-    bytes.extend(u32::from(flags & 1).to_le_bytes());
-    bytes.extend(base().fingerprint().0);
-    bytes.extend((body.len() as u64).to_le_bytes());
-    let mut h = blake3::Hasher::new();
-    h.update(&bytes);
-    h.update(body);
-    bytes.extend(h.finalize().as_bytes());
-    bytes.extend(body);
-    bytes
+    sealed(file::MAGIC, file::VERSION, u32::from(flags & 1), body)
 }
 
 /// Objects of its own a tenant of [`base`] holds before a segment is imported into it,
@@ -335,29 +360,9 @@ pub fn segment_file(data: &[u8]) {
     };
     let mut t = Tenant::fork(base());
     let outside = own_objects(&mut t);
-    let before = (census(&t), describe(&t));
-    let imported =
-        seg.import_with_hosts(&mut t, &outside, flags & 2 != 0, &HostPlugins::new(), true);
-    match imported {
-        Ok(_) => {
-            walk(&t);
-            t.collect();
-            walk(&t);
-            let back = Tenant::restore_from(base(), &t.snapshot());
-            assert!(
-                back.is_ok(),
-                "a snapshot does not restore: {:?}",
-                back.err()
-            );
-        }
-        Err(e) => {
-            // Members made before the refusal are unreachable: the next collection frees
-            // them, and nothing the tenant reaches may have changed.
-            t.collect();
-            let after = (census(&t), describe(&t));
-            assert_eq!(before, after, "a refused import ({e}) changed the tenant");
-        }
-    }
+    check_import(&mut t, |t| {
+        seg.import_with_hosts(t, &outside, flags & 2 != 0, &HostPlugins::new(), true)
+    });
 }
 
 /// What an import adds to a tenant, counted: its own objects, its copies, its roots.
@@ -462,23 +467,5 @@ pub fn project_import(data: &[u8]) {
     };
     let mut t = Tenant::fork(mini());
     own_objects(&mut t);
-    let before = (census(&t), describe(&t));
-    match bind::materialise(&mut t, &project, "project") {
-        Ok(_) => {
-            walk(&t);
-            t.collect();
-            walk(&t);
-            let back = Tenant::restore_from(mini(), &t.snapshot());
-            assert!(
-                back.is_ok(),
-                "a snapshot does not restore: {:?}",
-                back.err()
-            );
-        }
-        Err(e) => {
-            t.collect();
-            let after = (census(&t), describe(&t));
-            assert_eq!(before, after, "a refused import ({e}) changed the tenant");
-        }
-    }
+    check_import(&mut t, |t| bind::materialise(t, &project, "project"));
 }
