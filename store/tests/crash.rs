@@ -7,10 +7,10 @@
 
 mod common;
 
-use common::{Harness, Local, Pg, n, real_base, t};
+use common::{Harness, Local, Pg, late_node, n, real_base, t};
 use cowheap_forwarders::Base;
 use cowheap_store::workload::{read_mark, slot_objects};
-use cowheap_store::{Access, ManualClock, Millis, Node, StoreError, SystemClock};
+use cowheap_store::{Access, Node, StoreError, SystemClock};
 use cowheap_tenants::Tenant;
 use cowheap_tenants::commit::Layer;
 use std::collections::HashMap;
@@ -71,22 +71,9 @@ fn crash(h: &dyn Harness, tenants: usize, kills: usize) {
     assert_eq!(killed_mid_run, kills, "every node died by the signal");
 
     // A checker whose clock is past every lease resumes each tenant.
-    let clock = ManualClock::new(Millis(u64::MAX / 4));
-    let check = Node::new(
-        h.open(Access::Operator, Arc::new(clock)).unwrap(),
-        n("checker"),
-        h.scratch().join("cache-checker"),
-    );
+    let check = late_node(h, "checker");
     // A rival on the same clock: while the checker holds a tenant, it is owned once.
-    let rival = Node::new(
-        h.open(
-            Access::Operator,
-            Arc::new(ManualClock::new(Millis(u64::MAX / 4))),
-        )
-        .unwrap(),
-        n("rival"),
-        h.scratch().join("cache-rival"),
-    );
+    let rival = late_node(h, "rival");
     for (name, &reported) in &last {
         let r = check.resume(&t(name)).unwrap();
         assert!(

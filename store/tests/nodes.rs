@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{Harness, Local, Pg, n, node, t};
+use common::{Harness, Local, Pg, late_node, node, t};
 use cowheap_heap::Fingerprint;
+use cowheap_store::Access;
 use cowheap_store::workload::read_mark;
-use cowheap_store::{Access, ManualClock, Millis, Node};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -95,12 +95,7 @@ fn two_nodes(h: &dyn Harness, tenants: usize, rounds: usize) {
     assert!(total >= (tenants * rounds) as u64, "{total}");
 
     // Every tenant is suspended, and its mark counts exactly the trades made on it.
-    let clock = ManualClock::new(Millis(u64::MAX / 4));
-    let check = Node::new(
-        h.open(Access::Operator, Arc::new(clock)).unwrap(),
-        n("checker"),
-        h.scratch().join("cache-checker"),
-    );
+    let check = late_node(h, "checker");
     let mut sum = 0;
     for i in 0..tenants {
         let name = t(&format!("t-{i}"));

@@ -74,6 +74,17 @@ pub(crate) fn real_base(h: &dyn Harness, objects: usize) -> Fingerprint {
         .unwrap()
 }
 
+/// An operator's node `name` whose clock is past every lease: it may claim any tenant,
+/// whoever held it.
+pub(crate) fn late_node(h: &dyn Harness, name: &str) -> Node {
+    let clock = ManualClock::new(Millis(u64::MAX / 4));
+    Node::new(
+        h.open(Access::Operator, Arc::new(clock)).unwrap(),
+        n(name),
+        h.scratch().join(format!("cache-{name}")),
+    )
+}
+
 pub(crate) fn node(h: &dyn Harness, name: &str, access: Access) -> Node {
     let store = h.open(access, Arc::new(SystemClock)).unwrap();
     Node::new(store, n(name), h.scratch().join(format!("cache-{name}")))
@@ -547,12 +558,7 @@ pub(crate) fn suspend_resume_nodes(h: &dyn Harness) {
     ));
 
     // A stale node's suspend is fenced: b's newer work stays.
-    let clock = ManualClock::new(Millis(u64::MAX / 4));
-    let late = Node::new(
-        h.open(Access::Operator, Arc::new(clock)).unwrap(),
-        n("late"),
-        h.scratch().join("cache-late"),
-    );
+    let late = late_node(h, "late");
     let mut r = a.resume(&t("n2")).unwrap();
     write_mark(&mut r.tenant, 7).unwrap();
     let mut r2 = late.resume(&t("n2")).unwrap(); // a's lease has run out on late's clock
@@ -1974,15 +1980,7 @@ pub(crate) fn a_node_that_lost_its_claim_commits_nothing(h: &dyn Harness) {
     let mut r = a.resume(&t("c")).unwrap();
     r.tenant.set_slot(x, 0, Value::int(41)).unwrap();
     // a's lease has run out on late's clock: late claims the tenant.
-    let late = Node::new(
-        h.open(
-            Access::Operator,
-            Arc::new(ManualClock::new(Millis(u64::MAX / 4))),
-        )
-        .unwrap(),
-        n("late"),
-        h.scratch().join("cache-late"),
-    );
+    let late = late_node(h, "late");
     let mut r2 = late.resume(&t("c")).unwrap();
     assert!(matches!(
         a.commit_resident(&mut r, CommitMode::WriteWrite, &[]),
