@@ -132,6 +132,20 @@ impl DivertMarks {
             .map(|w| w.load(Ordering::Relaxed))
     }
 
+    /// [`DivertMarks::entry`] of a widened index ([`cowheap_heap::Word::base_index_wide`]),
+    /// so that a word that is no base reference, whose widened index is at least 2^32, fails
+    /// the same bounds check as an index out of range. Time: O(1), one load.
+    ///
+    /// Hidden from the docs, as [`DivertMarks::entry`] is.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn entry_wide(&self, index: u64) -> Option<u64> {
+        // Relaxed: as `entry`.
+        self.words
+            .get(usize::try_from(index).ok()?)
+            .map(|w| w.load(Ordering::Relaxed))
+    }
+
     /// True if some tenant has diverted object `index`. Out-of-range indices are never
     /// marked. Time: O(1).
     #[inline]

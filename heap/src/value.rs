@@ -1,6 +1,6 @@
 //! Values as an embedder holds them.
 
-use crate::{Decoded, ObjectIndex, Word};
+use crate::{Decoded, ObjectIndex, PrivateKey, Word};
 use std::fmt;
 use std::num::NonZeroU64;
 
@@ -137,6 +137,31 @@ impl Value {
     #[inline(always)]
     pub fn is_owned_by(self, tenant: TenantId) -> bool {
         self.owner.map_or(0, TenantId::get) == tenant.get()
+    }
+
+    /// The private key of this value if it belongs to `tenant`, in the one compare of
+    /// [`Value::is_owned_by`]: a value has an owner only when its word is a private reference
+    /// ([`Value::owned`] keeps the owner of no other word), so the tag needs no test of its
+    /// own.
+    ///
+    /// ```
+    /// use cowheap_heap::{PrivateKey, TenantId, Value, Word};
+    /// let (t, u) = (TenantId::new(7).unwrap(), TenantId::new(8).unwrap());
+    /// let k = PrivateKey::new(3, 1);
+    /// let v = Value::owned(Word::private(k), t);
+    /// assert_eq!(v.key_for(t), Some(k));
+    /// assert_eq!(v.key_for(u), None);
+    /// assert_eq!(Value::shared(Word::private(k)).key_for(t), None);
+    /// assert_eq!(Value::int(1).key_for(t), None);
+    /// ```
+    #[inline(always)]
+    pub fn key_for(self, tenant: TenantId) -> Option<PrivateKey> {
+        if self.is_owned_by(tenant) {
+            debug_assert!(self.word.is_private());
+            Some(self.word.private_key_bits())
+        } else {
+            None
+        }
     }
 
     /// The small integer, if this is one.

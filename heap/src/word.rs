@@ -220,16 +220,41 @@ impl Word {
         }
     }
 
+    /// The base index of a base reference, widened; every other word gives a number of at
+    /// least 2^32, which no base index reaches. The word rotated right by its three tag bits:
+    /// a set tag bit lands at the top, a set bit above a base index stays above bit 31. One
+    /// compare of the result with a table's length therefore both tests for a base reference
+    /// and bounds its index, where [`Word::as_base`] and a bounds check take two.
+    ///
+    /// ```
+    /// use cowheap_heap::{ObjectIndex, Word};
+    /// let x = ObjectIndex::from_u32(7);
+    /// assert_eq!(Word::base(x).base_index_wide(), 7);
+    /// assert!(Word::int(7).unwrap().base_index_wide() >= 1 << 32);
+    /// assert!(Word::from_bits(1 << 40).base_index_wide() >= 1 << 32);
+    /// ```
+    #[inline(always)]
+    pub const fn base_index_wide(self) -> u64 {
+        self.0.rotate_right(3)
+    }
+
     /// The private key, if this is a private reference.
     #[inline]
     pub const fn as_private(self) -> Option<PrivateKey> {
         if self.is_private() {
-            Some(PrivateKey {
-                key: field32(self.0, 3),
-                generation: (self.0 >> 35) as u32,
-            })
+            Some(self.private_key_bits())
         } else {
             None
+        }
+    }
+
+    /// The key and generation fields, whatever the tag: for a word known to be a private
+    /// reference.
+    #[inline(always)]
+    pub(crate) const fn private_key_bits(self) -> PrivateKey {
+        PrivateKey {
+            key: field32(self.0, 3),
+            generation: (self.0 >> 35) as u32,
         }
     }
 
@@ -345,6 +370,26 @@ impl PrivateKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wide_index_is_below_2_to_the_32_exactly_for_base_references() {
+        // Every tag, with and without bits above a base index, at the edges of each field.
+        let mut words = Vec::new();
+        for high in [0u64, 1 << 35, 1 << 40, 1 << 63, u64::MAX << 35] {
+            for index in [0u64, 1, 7, 12345, u64::from(u32::MAX) - 1, u64::from(u32::MAX)] {
+                for tag in 0..8u64 {
+                    words.push(Word::from_bits(high | index << 3 | tag));
+                }
+            }
+        }
+        for w in words {
+            let wide = w.base_index_wide();
+            match w.as_base() {
+                Some(x) => assert_eq!(wide, u64::from(x.as_u32()), "{w:?}"),
+                None => assert!(wide >= 1 << 32, "{w:?} gives {wide}"),
+            }
+        }
+    }
 
     #[test]
     fn ints_round_trip_at_the_edges() {

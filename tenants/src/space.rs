@@ -453,8 +453,13 @@ impl Space {
     }
 
     /// The object whose block starts at word `at`.
+    ///
+    /// `at` is a link: a link with [`FORWARDER`] or [`STUB`] set (at least 2^30) lies past
+    /// the arena, which `reserve` keeps under [`MAX_OFFSET`] words, so the size word's bounds
+    /// check refuses it and no separate test of those bits is made.
     #[inline(always)]
     fn object_at(&self, at: usize) -> Option<Obj<'_>> {
+        debug_assert!(self.words.len() <= MAX_OFFSET + 1);
         let size = self.words.get(at + layout::SIZE_WORD)?.get().bits();
         Some(Obj {
             at,
@@ -706,11 +711,7 @@ impl Space {
     /// lookup: the key's record, then the object's size word.
     #[inline(always)]
     pub(crate) fn object(&self, k: PrivateKey) -> Option<Obj<'_>> {
-        let link = self.keys.link(slab_key(k))?;
-        if link & NOT_OBJECT != 0 {
-            return None;
-        }
-        self.object_at(link as usize)
+        self.object_at(self.keys.link(slab_key(k))? as usize)
     }
 
     /// True if `k` names a live entry (object or forwarder).
@@ -723,11 +724,7 @@ impl Space {
     /// generation; `None` for a forwarder or a vacant index.
     #[inline(always)]
     pub(crate) fn object_at_index(&self, i: u32) -> Option<Obj<'_>> {
-        let link = self.keys.link_at(i)?;
-        if link & NOT_OBJECT != 0 {
-            return None;
-        }
-        self.object_at(link as usize)
+        self.object_at(self.keys.link_at(i)? as usize)
     }
 
     /// The object `k` names, to write, if it is a live object (not a forwarder).
@@ -976,6 +973,12 @@ mod tests {
         assert_eq!((s.stubs_of(5), s.stub_count()), (1, 1));
         assert!(s.has_forwarders());
         assert!(s.writable(keys[3]).is_none());
+        // A forwarder's and a stub's links lie past the arena: neither reads as an object,
+        // by key or by index.
+        assert!(s.object(keys[3]).is_none());
+        assert!(s.object_at_index(keys[3].key()).is_none());
+        assert!(s.object_at_index(keys[4].key()).is_none());
+        assert!(s.object_at_index(keys[5].key()).is_some());
         assert!(!s.swap(keys[3], keys[4]));
         for (_, &k) in keys.iter().enumerate().skip(20).filter(|(j, _)| j % 5 != 0) {
             assert!(s.remove(k).is_some());
@@ -1013,6 +1016,7 @@ mod tests {
         assert!(matches!(s.get(s.key_of(3).unwrap()), Some(State::Stub(77))));
         assert_eq!(s.stubs_of(77), 1);
         assert!(s.object(s.key_of(3).unwrap()).is_none());
+        assert!(s.object(s.key_of(0).unwrap()).is_none());
         assert_eq!(s.gens().collect::<Vec<_>>(), [0, 1, 2, 3]);
         let k = s.key_of(2).unwrap();
         assert_eq!(s.object(k).unwrap().bytes(), b"ab");

@@ -577,8 +577,14 @@ impl Tenant {
     /// policy one more.
     #[inline(always)]
     fn in_place(&self, obj: Value) -> Option<u64> {
-        let x = obj.word().as_base()?;
-        let entry = self.marks.entry(x.as_u32())?;
+        // One compare tests for a base reference and bounds its index.
+        let wide = obj.word().base_index_wide();
+        let entry = self.marks.entry_wide(wide)?;
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "an index with a mark is below the base's object count, under 2^32"
+        )]
+        let x = ObjectIndex::from_u32(wide as u32);
         match &self.filter {
             // One test, of the sign: the diverted bit, which a version's change of the object
             // sets too. With it clear, the word is the offset itself. With it set, an object
@@ -635,31 +641,31 @@ impl Tenant {
     /// The body of `obj` if it is a live private object of this tenant named by its own key.
     #[inline(always)]
     fn own_body(&self, obj: Value) -> Option<Obj<'_>> {
-        let k = obj.word().as_private()?;
-        if !obj.is_owned_by(self.id) {
-            return None;
-        }
-        self.space.object(k)
+        self.space.object(obj.key_for(self.id)?)
     }
 
-    /// True if a word read from a private slot stands as it is: an immediate, an object of
-    /// the base this tenant did not divert, or a live private object. Anything else (a
-    /// forwarder, a collected object) is for [`Tenant::forwarded`].
+    /// The word read from a private slot as this tenant's value, if it stands as it is: an
+    /// immediate, an object of the base this tenant did not divert, or a live private object.
+    /// Anything else (a forwarder, a collected object) is `None`, for [`Tenant::forwarded`].
+    /// A private word is settled by the forwarder count alone while the space holds no
+    /// forwarder, and its owner is known without testing its tag again.
     #[inline(always)]
-    fn settled(&self, w: Word) -> bool {
+    fn settle(&self, w: Word) -> Option<Value> {
         if w.is_immediate() {
-            return true;
+            return Some(Value::shared(w));
         }
-        if let Some(x) = w.as_base() {
-            return self.marks.entry(x.as_u32()).is_some()
-                && (self.table.is_empty()
-                    || !self.diverted_here(x.as_u32())
-                    || self.table.get(x).is_none());
+        if w.is_private() {
+            let live = !self.space.has_forwarders()
+                || w.as_private()
+                    .is_some_and(|k| self.space.object(k).is_some());
+            return live.then_some(Value::owned(w, self.id));
         }
-        match w.as_private() {
-            Some(k) => !self.space.has_forwarders() || self.space.object(k).is_some(),
-            None => false,
-        }
+        let x = w.as_base()?;
+        (self.marks.entry(x.as_u32()).is_some()
+            && (self.table.is_empty()
+                || !self.diverted_here(x.as_u32())
+                || self.table.get(x).is_none()))
+        .then_some(Value::shared(w))
     }
 
     /// The body of a located private object.
@@ -753,11 +759,9 @@ impl Tenant {
         // The second fast path: a slot of a live private object that needs no patching.
         if let Some(body) = self.own_body(obj)
             && let Some(cell) = body.slot(i)
+            && let Some(v) = self.settle(cell.get())
         {
-            let w = cell.get();
-            if self.settled(w) {
-                return Ok(Value::owned(w, self.id));
-            }
+            return Ok(v);
         }
         self.slot_slow(obj, i)
     }
@@ -785,8 +789,8 @@ impl Tenant {
             return Err(body.format().slot_error(i, body.size().slots).into());
         };
         let w = cell.get();
-        if self.settled(w) {
-            return Ok(Value::owned(w, self.id));
+        if let Some(v) = self.settle(w) {
+            return Ok(v);
         }
         match self.forwarded(w)? {
             None => Ok(Value::owned(w, self.id)),
@@ -1117,14 +1121,11 @@ impl Tenant {
     /// entries are never freed). `None` where that takes more (forwarders, errors).
     #[inline(always)]
     fn writable_of(&mut self, obj: Value) -> Option<Writable<'_>> {
-        let w = obj.word();
-        if let Some(k) = w.as_private() {
-            if !obj.is_owned_by(self.id) {
-                return None;
-            }
+        if let Some(k) = obj.key_for(self.id) {
             return self.space.writable(k);
         }
-        let x = w.as_base()?;
+        // A private reference of another tenant is no base reference either.
+        let x = obj.word().as_base()?;
         // The table's filter alone, as `private_key`.
         if !self.table.may_contain(x) {
             return None;
