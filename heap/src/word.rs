@@ -376,7 +376,14 @@ mod tests {
         // Every tag, with and without bits above a base index, at the edges of each field.
         let mut words = Vec::new();
         for high in [0u64, 1 << 35, 1 << 40, 1 << 63, u64::MAX << 35] {
-            for index in [0u64, 1, 7, 12345, u64::from(u32::MAX) - 1, u64::from(u32::MAX)] {
+            for index in [
+                0u64,
+                1,
+                7,
+                12345,
+                u64::from(u32::MAX) - 1,
+                u64::from(u32::MAX),
+            ] {
                 for tag in 0..8u64 {
                     words.push(Word::from_bits(high | index << 3 | tag));
                 }
