@@ -124,6 +124,62 @@ fn a_become_forward_is_patched_lazily_and_collected() {
     assert_eq!(t.slot(seen, 0).unwrap().as_int(), Some(2));
 }
 
+/// `free_unreachable` frees exactly the given objects that are unreachable: not one a root
+/// reaches through another, not a copy of a base object, not another tenant's, not an
+/// immediate; and, unlike `collect`, no other garbage. What it frees is refused afterwards,
+/// and its bytes are back under the quota.
+#[test]
+fn free_unreachable_frees_only_the_given_unreachable_objects() {
+    let base = base();
+    let g = globals(&base);
+    let mut t = Tenant::fork(&base);
+    let class = t.class_of(g).unwrap();
+    let size = ObjectSize { slots: 1, bytes: 0 };
+    let reached = t.alloc(class, Format::Pointers, size).unwrap();
+    let holder = t
+        .alloc_with(class, Format::Pointers, &[reached], &[])
+        .unwrap();
+    t.set_root("holder", holder).unwrap();
+    t.set_slot(g, 0, Value::int(1)).unwrap();
+    let copy = t.copies().next().unwrap().1;
+    let other_garbage = t.alloc(class, Format::Pointers, size).unwrap();
+    let before = t.stats();
+    let made: Vec<Value> = (0..3)
+        .map(|_| t.alloc(class, Format::Pointers, size).unwrap())
+        .collect();
+    let made_bytes = t.stats().private_bytes - before.private_bytes;
+    t.set_slot(made[0], 0, made[1]).unwrap();
+    t.set_slot(made[1], 0, reached).unwrap();
+    let mut other = Tenant::fork(&base);
+    let foreign = other.alloc(class, Format::Pointers, size).unwrap();
+
+    let mut given = made.clone();
+    given.extend([reached, holder, copy, g, foreign, Value::int(3), made[2]]);
+    let freed = t.free_unreachable(&given);
+    assert_eq!(freed.freed, 3);
+    let after = t.stats();
+    assert_eq!(after.private_objects, before.private_objects);
+    assert_eq!(after.private_bytes, before.private_bytes);
+    for v in &made {
+        assert!(matches!(t.size(*v), Err(Error::Collected(_))));
+    }
+    assert!(t.identical(t.slot(holder, 0).unwrap(), reached).unwrap());
+    assert_eq!(t.slot(g, 0).unwrap().as_int(), Some(1));
+    assert!(t.size(other_garbage).is_ok());
+    assert!(other.size(foreign).is_ok());
+    // The freed bytes are room again: as many objects fit under a quota that held them.
+    t.set_quota(Some(before.private_bytes + made_bytes));
+    for _ in 0..3 {
+        t.alloc(class, Format::Pointers, size).unwrap();
+    }
+    assert!(t.alloc(class, Format::Pointers, size).is_err());
+    // Nothing given, or nothing of this tenant's: nothing marked, nothing freed.
+    assert_eq!(t.free_unreachable(&[]).freed, 0);
+    let objects = t.stats().private_objects;
+    assert_eq!(t.free_unreachable(&[foreign, g]).freed, 0);
+    assert_eq!(t.stats().private_objects, objects);
+}
+
 #[test]
 fn undiverted_reads_never_look_in_a_table_and_private_marks_hide_other_tenants() {
     let base = base();

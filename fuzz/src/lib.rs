@@ -245,6 +245,7 @@ fn check_import<T, E: std::fmt::Display>(
     import: impl FnOnce(&mut Tenant) -> Result<T, E>,
 ) {
     let before = (census(t), describe(t));
+    let held = (t.stats().private_objects, t.stats().private_bytes);
     match import(t) {
         Ok(_) => {
             walk(t);
@@ -253,6 +254,9 @@ fn check_import<T, E: std::fmt::Display>(
             restores(t);
         }
         Err(e) => {
+            // What the import made is freed with the refusal, not left to a collection.
+            let now = (t.stats().private_objects, t.stats().private_bytes);
+            assert_eq!(held, now, "a refused import ({e}) kept objects or bytes");
             t.collect();
             let after = (census(t), describe(t));
             assert_eq!(before, after, "a refused import ({e}) changed the tenant");

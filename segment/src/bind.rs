@@ -548,8 +548,8 @@ fn class_of(
 /// [`SegmentError::BaseMissing`] for a base without a special objects array;
 /// [`SegmentError::Tenant`] if the tenant refuses an allocation (a quota);
 /// [`SegmentError::HashedCollection`] for a hashed collection with no free slot. On an error
-/// the root `root_name` is left as it was, and what was made is unreachable, for the next
-/// collection to free.
+/// the root `root_name` is left as it was, and what was made is freed
+/// ([`Tenant::free_unreachable`]): the tenant's objects, memory and quota are as before.
 pub fn materialise(
     tenant: &mut Tenant,
     project: &Project,
@@ -587,81 +587,91 @@ pub fn materialise(
     // Allocate: classes inside the segment before their instances, in one pass in that
     // order; a member whose class could not be made is skipped (and reported below).
     let mut made: Vec<Option<Value>> = vec![None; seg.objects.len()];
-    let float_class = heap.float_class();
-    let mut nils: Vec<Value> = Vec::new();
-    let order = crate::class_first_order(seg.objects.len(), |i| match seg.objects[i].class {
-        ClassRef::Obj(j) => Some(j as usize),
-        _ => None,
-    });
-    for i in order {
-        let o = &seg.objects[i];
-        let Ok(class) = class_of(o, project, &bindings, &made) else {
-            continue;
-        };
-        let (format, size, bytes) = layout(
-            o,
-            seg.order,
-            float_class.is_some_and(|f| f.same_word(class)),
-        );
-        // Slots start nil and are set below; the identity hash is the segment's.
-        nils.resize(size.slots, names.nil);
-        let v = tenant.alloc_with_hash(
-            class,
-            format,
-            &nils[..size.slots],
-            &bytes,
-            u32::from(o.hash),
-        )?;
-        made[i] = Some(v);
-    }
-    for (i, o) in seg.objects.iter().enumerate() {
-        let Some(v) = made[i] else {
-            let c = class_of(o, project, &bindings, &made)
-                .err()
-                .unwrap_or_default();
-            *report.skipped.entry(c).or_default() += 1;
-            continue;
-        };
-        report.materialised += 1;
-        for (k, &p) in o.pointers.iter().enumerate() {
-            let target = match p {
-                Oop::Int(n) => Some(Value::int(i64::from(n))),
-                Oop::Obj(j) => made.get(j as usize).copied().flatten(),
-                Oop::Out(j) => bindings
-                    .out
-                    .get(j as usize - 1)
-                    .and_then(|b| b.as_ref().ok())
-                    .copied(),
+    // What fails from here (a quota, a hashed collection the rehash refuses) frees the
+    // members made so far before it is answered.
+    let mut build = |tenant: &mut Tenant, made: &mut Vec<Option<Value>>| -> Result<()> {
+        let float_class = heap.float_class();
+        let mut nils: Vec<Value> = Vec::new();
+        let order = crate::class_first_order(seg.objects.len(), |i| match seg.objects[i].class {
+            ClassRef::Obj(j) => Some(j as usize),
+            _ => None,
+        });
+        for i in order {
+            let o = &seg.objects[i];
+            let Ok(class) = class_of(o, project, &bindings, made) else {
+                continue;
             };
-            match target {
-                Some(t) => {
-                    // Slots start nil: only set what is not nil.
-                    if !t.same_word(names.nil) {
-                        tenant.set_slot(v, k, t)?;
+            let (format, size, bytes) = layout(
+                o,
+                seg.order,
+                float_class.is_some_and(|f| f.same_word(class)),
+            );
+            // Slots start nil and are set below; the identity hash is the segment's.
+            nils.resize(size.slots, names.nil);
+            let v = tenant.alloc_with_hash(
+                class,
+                format,
+                &nils[..size.slots],
+                &bytes,
+                u32::from(o.hash),
+            )?;
+            made[i] = Some(v);
+        }
+        for (i, o) in seg.objects.iter().enumerate() {
+            let Some(v) = made[i] else {
+                let c = class_of(o, project, &bindings, made)
+                    .err()
+                    .unwrap_or_default();
+                *report.skipped.entry(c).or_default() += 1;
+                continue;
+            };
+            report.materialised += 1;
+            for (k, &p) in o.pointers.iter().enumerate() {
+                let target = match p {
+                    Oop::Int(n) => Some(Value::int(i64::from(n))),
+                    Oop::Obj(j) => made.get(j as usize).copied().flatten(),
+                    Oop::Out(j) => bindings
+                        .out
+                        .get(j as usize - 1)
+                        .and_then(|b| b.as_ref().ok())
+                        .copied(),
+                };
+                match target {
+                    Some(t) => {
+                        // Slots start nil: only set what is not nil.
+                        if !t.same_word(names.nil) {
+                            tenant.set_slot(v, k, t)?;
+                        }
+                        report.fields += 1;
                     }
-                    report.fields += 1;
+                    None => report.unresolved_fields += 1,
                 }
-                None => report.unresolved_fields += 1,
             }
         }
-    }
-    report.roots = (
-        seg.roots().len(),
-        seg.roots()
-            .iter()
-            .filter(|r| match r {
-                Oop::Obj(j) => made.get(*j as usize).copied().flatten().is_some(),
-                _ => true,
-            })
-            .count(),
-    );
-    // Bound out-pointers carry the target base's identity hashes: rehash what holds them.
-    // Before the root is named: a collection the rehash refuses leaves the members
-    // unreachable, and a root of that name as it was.
-    let members: Vec<Value> = made.iter().flatten().copied().collect();
-    report.rehash = crate::rehash::rehash_members(tenant, &names, &members)?;
-    if let Some(Some(roots)) = made.first() {
-        tenant.set_root(root_name, *roots)?;
+        report.roots = (
+            seg.roots().len(),
+            seg.roots()
+                .iter()
+                .filter(|r| match r {
+                    Oop::Obj(j) => made.get(*j as usize).copied().flatten().is_some(),
+                    _ => true,
+                })
+                .count(),
+        );
+        // Bound out-pointers carry the target base's identity hashes: rehash what holds them.
+        // Before the root is named: a collection the rehash refuses frees the members and
+        // leaves a root of that name as it was.
+        let members: Vec<Value> = made.iter().flatten().copied().collect();
+        report.rehash = crate::rehash::rehash_members(tenant, &names, &members)?;
+        if let Some(Some(roots)) = made.first() {
+            tenant.set_root(root_name, *roots)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = build(tenant, &mut made) {
+        let members: Vec<Value> = made.iter().flatten().copied().collect();
+        tenant.free_unreachable(&members);
+        return Err(e);
     }
     Ok(Materialised {
         objects: made,

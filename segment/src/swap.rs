@@ -93,7 +93,8 @@
 //!   typed reason ([`SwapError`]) is kept for [`Swapper::fault_in`] and
 //!   [`Swapper::explain`] to answer (the handler answers the tenant's
 //!   [`cowheap_tenants::Error::Fault`] naming the segment, which is still swapped out, and
-//!   the reason in words). A tenant error (a quota, say) is answered as it is; what was allocated before it is unreachable and freed by the next collection.
+//!   the reason in words). A tenant error (a quota, say) is answered as it is; what the
+//!   import allocated before it is freed ([`Tenant::free_unreachable`]).
 //! - **Plugins run without the swapper's lock.** A fault reads and verifies the file under
 //!   the lock, makes the host objects with the plugins (cloned under it) without it, and
 //!   imports under it again, if the segment is still out as it was (a fault that filled it

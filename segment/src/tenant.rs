@@ -535,9 +535,9 @@ impl TenantSegment {
     /// [`HostPlaceholder`](crate::hosts::HostPlaceholder) (its kind and saved bytes) and is
     /// listed in [`Imported::placeholders`]. Every reference and the tenant's quota are
     /// checked, and every host object made, before anything is allocated in the tenant, so
-    /// a refused import leaves the tenant as it was (an arena the allocator cannot grow
-    /// part-way would leave the members made so far unreachable, for the next collection
-    /// to free). Time: as
+    /// a refused import leaves the tenant as it was (what fails part-way, such as an arena
+    /// the allocator cannot grow or a hashed collection the rehash refuses, frees the members
+    /// made so far, with [`Tenant::free_unreachable`]). Time: as
     /// [`TenantSegment::import_into`], plus the plugins' work.
     ///
     /// # Errors
@@ -688,99 +688,116 @@ impl TenantSegment {
             HostSource::Made(made) if made.len() == self.hosts.len() => made,
             HostSource::Made(_) => return Err(bad("host objects made for another segment")),
         };
-        // Classes inside the segment before their instances: one pass in that order.
+        // Classes inside the segment before their instances: one pass in that order. What
+        // fails from here (an allocator that cannot grow the arena, a host refused, a rehash
+        // refused) frees the members made so far before it is answered.
         let n = self.objects.len();
         let mut made: Vec<Option<Value>> = vec![None; n];
-        let mut nils: Vec<Value> = Vec::new();
-        for i in order {
-            let o = &self.objects[i];
-            let class = match o.class {
-                SRef::Obj(j) => match made.get(j as usize) {
-                    Some(Some(c)) => *c,
-                    Some(None) => return Err(bad("members whose classes form a cycle")),
-                    None => return Err(bad("a class reference to no member")),
-                },
-                SRef::Out(k) => *bound
-                    .get(k as usize)
-                    .ok_or(bad("a class reference to no out-pointer"))?,
-                SRef::Imm(_) => return Err(bad("an immediate as a class")),
-            };
-            // Slots start nil and are set below; the identity hash is the member's.
-            nils.resize(o.slots.len(), nil);
-            let v = tenant.alloc_with_hash(
-                class,
-                o.format,
-                &nils[..o.slots.len()],
-                &o.bytes,
-                o.hash,
-            )?;
-            made[i] = Some(v);
-        }
-        if made.iter().any(Option::is_none) {
-            return Err(bad("members whose classes form a cycle"));
-        }
-        let made: Vec<Value> = made.into_iter().flatten().collect();
-        // Each proxy member is given its host object: the member is the proxy, with the
-        // class, format, body and identity hash the segment gave it.
-        let mut hosts = Vec::new();
-        let mut placeholder_list = Vec::new();
-        for (h, host) in self.hosts.iter().zip(host_objects) {
-            let proxy = made[h.member as usize];
-            // A placeholder is the tenant's own: listed by `Tenant::placeholders`, its bytes
-            // kept through snapshots and segments.
-            let is_placeholder = host.object().is_none();
-            tenant.attach_host(proxy, host)?;
-            if is_placeholder {
-                placeholder_list.push(Placeholder {
-                    member: h.member,
-                    proxy,
-                });
-            } else {
-                hosts.push(proxy);
-            }
-        }
-        for (i, o) in self.objects.iter().enumerate() {
-            for (k, s) in o.slots.iter().enumerate() {
-                let v = match *s {
-                    SRef::Imm(w) => Value::shared(w),
-                    SRef::Obj(j) => *made
-                        .get(j as usize)
-                        .ok_or(bad("a reference to no member"))?,
-                    SRef::Out(j) => *bound
-                        .get(j as usize)
-                        .ok_or(bad("a reference to no out-pointer"))?,
+        let objects = &self.objects;
+        let (hosts_section, roots_section, out) = (&self.hosts, &self.roots, &self.out);
+        let build = |tenant: &mut Tenant, made: &mut Vec<Option<Value>>| -> Result<_> {
+            let mut nils: Vec<Value> = Vec::new();
+            for i in order {
+                let o = &objects[i];
+                let class = match o.class {
+                    SRef::Obj(j) => match made.get(j as usize) {
+                        Some(Some(c)) => *c,
+                        Some(None) => return Err(bad("members whose classes form a cycle")),
+                        None => return Err(bad("a class reference to no member")),
+                    },
+                    SRef::Out(k) => *bound
+                        .get(k as usize)
+                        .ok_or(bad("a class reference to no out-pointer"))?,
+                    SRef::Imm(_) => return Err(bad("an immediate as a class")),
                 };
-                tenant.set_slot(made[i], k, v)?;
+                // Slots start nil and are set below; the identity hash is the member's.
+                nils.resize(o.slots.len(), nil);
+                let v = tenant.alloc_with_hash(
+                    class,
+                    o.format,
+                    &nils[..o.slots.len()],
+                    &o.bytes,
+                    o.hash,
+                )?;
+                made[i] = Some(v);
             }
-        }
-        let roots = self
-            .roots
-            .iter()
-            .map(|&r| {
-                made.get(r as usize)
-                    .copied()
-                    .ok_or(bad("a root that is no member"))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        // Hashed collections holding objects whose identity hashes may differ from the
-        // writer's (bound by name in another base, or bound to other objects) are rehashed;
-        // a same-base import binding every out-pointer as it was changes no hash.
-        let same_targets = same_tenant && same_base && unbound.is_empty()
-            || same_base
-                && !needs_names
-                && unbound.is_empty()
-                && !self.out.iter().any(|o| matches!(o, OutRef::Outside(_)));
-        let rehash = match (same_targets, names) {
-            (true, _) => RehashReport::default(),
-            (false, Some(n)) => crate::rehash::rehash_members(tenant, &n, &made)?,
-            (false, None) => match BaseNames::of(heap) {
-                Ok(n) => crate::rehash::rehash_members(tenant, &n, &made)?,
-                // No special objects: not a Squeak base, no hashed collection classes.
-                Err(_) => RehashReport::default(),
-            },
+            if made.iter().any(Option::is_none) {
+                return Err(bad("members whose classes form a cycle"));
+            }
+            let made: Vec<Value> = made.iter().flatten().copied().collect();
+            // Each proxy member is given its host object: the member is the proxy, with the
+            // class, format, body and identity hash the segment gave it.
+            let mut hosts = Vec::new();
+            let mut placeholder_list = Vec::new();
+            for (h, host) in hosts_section.iter().zip(host_objects) {
+                let proxy = made[h.member as usize];
+                // A placeholder is the tenant's own: listed by `Tenant::placeholders`, its bytes
+                // kept through snapshots and segments.
+                let is_placeholder = host.object().is_none();
+                tenant.attach_host(proxy, host)?;
+                if is_placeholder {
+                    placeholder_list.push(Placeholder {
+                        member: h.member,
+                        proxy,
+                    });
+                } else {
+                    hosts.push(proxy);
+                }
+            }
+            for (i, o) in objects.iter().enumerate() {
+                for (k, s) in o.slots.iter().enumerate() {
+                    let v = match *s {
+                        SRef::Imm(w) => Value::shared(w),
+                        SRef::Obj(j) => *made
+                            .get(j as usize)
+                            .ok_or(bad("a reference to no member"))?,
+                        SRef::Out(j) => *bound
+                            .get(j as usize)
+                            .ok_or(bad("a reference to no out-pointer"))?,
+                    };
+                    tenant.set_slot(made[i], k, v)?;
+                }
+            }
+            let roots = roots_section
+                .iter()
+                .map(|&r| {
+                    made.get(r as usize)
+                        .copied()
+                        .ok_or(bad("a root that is no member"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            // Hashed collections holding objects whose identity hashes may differ from the
+            // writer's (bound by name in another base, or bound to other objects) are rehashed;
+            // a same-base import binding every out-pointer as it was changes no hash.
+            let same_targets = same_tenant && same_base && unbound.is_empty()
+                || same_base
+                    && !needs_names
+                    && unbound.is_empty()
+                    && !out.iter().any(|o| matches!(o, OutRef::Outside(_)));
+            let rehash = match (same_targets, names) {
+                (true, _) => RehashReport::default(),
+                (false, Some(n)) => crate::rehash::rehash_members(tenant, &n, &made)?,
+                (false, None) => match BaseNames::of(heap) {
+                    Ok(n) => crate::rehash::rehash_members(tenant, &n, &made)?,
+                    // No special objects: not a Squeak base, no hashed collection classes.
+                    Err(_) => RehashReport::default(),
+                },
+            };
+            Ok((roots, made, hosts, placeholder_list, rehash))
+        };
+        let (roots, made, hosts, placeholder_list, rehash) = match build(tenant, &mut made) {
+            Ok(built) => built,
+            Err(e) => {
+                let members: Vec<Value> = made.iter().flatten().copied().collect();
+                tenant.free_unreachable(&members);
+                return Err(e);
+            }
         };
         let next = SegmentState::Imported;
-        self.state.advance(next).map_err(SegmentError::State)?;
+        if let Err(e) = self.state.advance(next) {
+            tenant.free_unreachable(&made);
+            return Err(SegmentError::State(e));
+        }
         Ok(Imported {
             roots,
             members: made,

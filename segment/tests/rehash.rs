@@ -749,3 +749,56 @@ fn a_rehash_leaves_an_array_it_was_not_given() {
     assert_eq!(report.rehashed, vec![0]);
     assert!(found(&u, array));
 }
+
+/// An import whose rehash is refused part-way (a Set with no free slot, moved to another
+/// base where its elements' hashes may differ) frees the members it made: the tenant's
+/// objects, bytes and quota are as before it, with no collection, and the segment can be
+/// imported again once the table has room.
+#[test]
+fn an_import_refused_by_its_rehash_frees_what_it_made() {
+    let (mini, scratch, mn, _) = bases();
+    let g = |n: &str| mn.global(n).unwrap();
+    let mut t = Tenant::fork(mini);
+    let set = alloc(&mut t, g("Set"), 2);
+    let array = alloc(&mut t, g("Array"), 8);
+    t.set_slot(set, 0, Value::int(8)).unwrap();
+    t.set_slot(set, 1, array).unwrap();
+    for i in 0..8 {
+        t.set_slot(array, i, Value::int(i as i64 + 1)).unwrap();
+    }
+    let mut seg = tenant::extract(&t, &[set], &[]).unwrap();
+    seg.make_portable(mini.heap()).unwrap();
+    let bytes = file::to_bytes(&seg).unwrap();
+
+    let mut t2 = Tenant::fork(scratch);
+    let kept = alloc(&mut t2, g("Array"), 1);
+    t2.set_root("kept", kept).unwrap();
+    let unrooted = alloc(&mut t2, g("Array"), 1);
+    let before = t2.stats();
+    let objects_before: Vec<_> = t2.private_objects().map(|v| v.word()).collect();
+    t2.set_quota(Some(before.private_bytes + 4096));
+    let mut back = file::from_bytes(&bytes, Some(scratch.fingerprint())).unwrap();
+    match back.import_into(&mut t2, &[], false) {
+        Err(cowheap_segment::SegmentError::HashedCollection { problem, .. }) => {
+            assert_eq!(problem, rehash::TableProblem::NoFreeSlot { slots: 8 });
+        }
+        other => panic!("a full table: {other:?}"),
+    }
+    let after = t2.stats();
+    assert_eq!(after.private_objects, before.private_objects);
+    assert_eq!(after.private_bytes, before.private_bytes);
+    let objects_after: Vec<_> = t2.private_objects().map(|v| v.word()).collect();
+    assert_eq!(objects_after, objects_before);
+    // What the tenant held, rooted or not, is untouched.
+    assert!(t2.slot(kept, 0).is_ok());
+    assert!(t2.slot(unrooted, 0).is_ok());
+    // With room in the table, the same segment imports within the same quota.
+    t.set_slot(array, 7, mini.heap().nil()).unwrap();
+    t.set_slot(set, 0, Value::int(7)).unwrap();
+    let mut seg = tenant::extract(&t, &[set], &[]).unwrap();
+    seg.make_portable(mini.heap()).unwrap();
+    let bytes = file::to_bytes(&seg).unwrap();
+    let mut back = file::from_bytes(&bytes, Some(scratch.fingerprint())).unwrap();
+    let imported = back.import_into(&mut t2, &[], false).unwrap();
+    assert_eq!(imported.members.len(), 2);
+}

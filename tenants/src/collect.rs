@@ -14,7 +14,7 @@
 use crate::space::State;
 use crate::stats::{add, sub};
 use crate::{CollectStats, Tenant};
-use cowheap_heap::{PrivateKey, Word};
+use cowheap_heap::{PrivateKey, Value, Word};
 use rustc_hash::FxHashMap;
 
 impl Tenant {
@@ -24,6 +24,78 @@ impl Tenant {
     ///
     /// Time: O(private objects and their slots); never walks the base.
     pub fn collect(&mut self) -> CollectStats {
+        let (marked, mut out) = self.mark();
+        let dead: Vec<PrivateKey> = self
+            .space
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| !marked.get(k.key() as usize).copied().unwrap_or(false))
+            .collect();
+        self.sweep(&dead, &mut out);
+        // A view's words are not patched here, and may name a forwarder just freed: views
+        // are made again from their segments when next read.
+        if let Some(c) = self.cold.as_mut() {
+            c.views.clear();
+        }
+        add(&mut self.cold_mut().stats.collections, 1);
+        out
+    }
+
+    /// Frees those of `objs` that are this tenant's private objects and unreachable (from
+    /// its roots, pinned handles and diverted base objects), now, and nothing else: for an
+    /// operation that made them and then failed part-way (a segment import, say), so that
+    /// the tenant's objects, memory and quota are as they were before it. Anything else in
+    /// `objs` (an immediate, a base reference, another tenant's reference, an object
+    /// reachable after all, a copy of a base object) is left alone. A `Value` naming a freed
+    /// object is refused from then on ([`crate::Error::Collected`]), as after
+    /// [`Tenant::collect`], which unlike this frees every unreachable object.
+    ///
+    /// Time: O(private objects and their slots), the marking of a collection, plus O(objs).
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, Format, ObjectSize};
+    /// use cowheap_tenants::Tenant;
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let mut t = Tenant::fork(&base);
+    /// let class = base.heap().root("true").unwrap();
+    /// let kept = t.alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 }).unwrap();
+    /// t.set_root("kept", kept).unwrap();
+    /// let before = t.stats();
+    /// let made = t.alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 }).unwrap();
+    /// t.set_slot(made, 0, kept).unwrap();
+    /// let freed = t.free_unreachable(&[made, kept]);
+    /// assert_eq!(freed.freed, 1);
+    /// assert!(t.slot(made, 0).is_err());
+    /// assert!(t.slot(kept, 0).is_ok());
+    /// assert_eq!(t.stats().private_bytes, before.private_bytes);
+    /// ```
+    pub fn free_unreachable(&mut self, objs: &[Value]) -> CollectStats {
+        let id = self.id();
+        let candidates: Vec<PrivateKey> = objs
+            .iter()
+            .filter_map(|v| v.key_for(id))
+            .filter(|k| self.space.get(*k).is_some())
+            .collect();
+        if candidates.is_empty() {
+            return CollectStats::default();
+        }
+        let (marked, mut out) = self.mark();
+        let mut dead: Vec<PrivateKey> = candidates
+            .into_iter()
+            .filter(|k| !marked.get(k.key() as usize).copied().unwrap_or(false))
+            .collect();
+        dead.sort_unstable_by_key(|k| k.key());
+        dead.dedup();
+        self.sweep(&dead, &mut out);
+        out
+    }
+
+    /// Marks every private entry reachable from the roots, the pinned handles and the
+    /// diverted base objects, patching each forwarder met on the way; answers the marks by
+    /// key index, and the live and patched counts.
+    fn mark(&mut self) -> (Vec<bool>, CollectStats) {
         let lookups = self.stats().lookups;
         let mut out = CollectStats::default();
         let mut marked = vec![false; self.space.key_bound()];
@@ -106,13 +178,17 @@ impl Tenant {
             }
         }
 
-        let dead: Vec<PrivateKey> = self
-            .space
-            .iter()
-            .map(|(k, _)| k)
-            .filter(|k| !marked.get(k.key() as usize).copied().unwrap_or(false))
-            .collect();
-        for k in dead {
+        let cold = self.cold_mut();
+        let patches = cold.reads.patches.get().saturating_add(out.patched);
+        cold.reads.patches.set(patches);
+        cold.reads.lookups.set(lookups);
+        (marked, out)
+    }
+
+    /// Frees the entries `dead` names (each once), with what hangs on them, and counts them
+    /// in `out` and the tenant's statistics.
+    fn sweep(&mut self, dead: &[PrivateKey], out: &mut CollectStats) {
+        for &k in dead {
             if let Some(charged) = self.space.remove(k) {
                 out.freed += 1;
                 out.freed_bytes += charged;
@@ -120,11 +196,6 @@ impl Tenant {
         }
         self.space.tidy();
         self.drop_dead_hosts();
-        // A view's words are not patched here, and may name a forwarder just freed: views
-        // are made again from their segments when next read.
-        if let Some(c) = self.cold.as_mut() {
-            c.views.clear();
-        }
         let space = &self.space;
         if let Some(c) = self.cold.as_mut() {
             c.committed.retain(|&k| space.get(k).is_some());
@@ -133,11 +204,6 @@ impl Tenant {
         sub(&mut cold.stats.private_objects, out.freed);
         sub(&mut cold.stats.private_bytes, out.freed_bytes);
         add(&mut cold.stats.collected, out.freed);
-        add(&mut cold.stats.collections, 1);
-        let patches = cold.reads.patches.get().saturating_add(out.patched);
-        cold.reads.patches.set(patches);
-        cold.reads.lookups.set(lookups);
-        out
     }
 
     /// `w`, or the final target if it is a forwarder.
