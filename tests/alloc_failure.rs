@@ -1,0 +1,221 @@
+//! Operations the allocator refuses part-way change nothing: a global allocator refuses the
+//! `n`-th large allocation of the test's own thread, for every `n` until the operation
+//! succeeds, and after each refusal the tenant must read, count and behave as before.
+//!
+//! Only allocations of at least [`LARGE`] bytes are refused: the operations reserve their
+//! large memory fallibly (`try_reserve`), while a small bookkeeping allocation that failed
+//! would end the process, as everywhere in Rust.
+
+use cowheap::heap::Builder;
+use cowheap::{Base, Error, Format, ObjectSize, Tenant, Value, Word};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+
+/// Allocations at least this large may be refused.
+const LARGE: usize = 4096;
+
+/// Passes every allocation to `System`, but for the large one the current thread's
+/// countdown reaches: that one answers null, which Rust's fallible reservations report as
+/// an error.
+struct Refusing;
+
+thread_local! {
+    /// Large allocations still to allow before one is refused; `usize::MAX`: never refuse.
+    static ALLOW: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Large allocations refused so far.
+    static REFUSED: Cell<usize> = const { Cell::new(0) };
+}
+
+impl Refusing {
+    /// True if this allocation is the one to refuse.
+    fn refuse(size: usize) -> bool {
+        if size < LARGE {
+            return false;
+        }
+        ALLOW.with(|a| match a.get() {
+            usize::MAX => false,
+            0 => {
+                a.set(usize::MAX);
+                REFUSED.with(|r| r.set(r.get() + 1));
+                true
+            }
+            n => {
+                a.set(n - 1);
+                false
+            }
+        })
+    }
+}
+
+// SAFETY: every call is forwarded to `System` with the caller's arguments unchanged, except
+// that `alloc` may answer null instead, which `GlobalAlloc` allows (it reports that the
+// memory could not be had). `realloc` and `alloc_zeroed` keep their default forms, which
+// call `alloc` and so refuse the same way. The thread-locals are `const`-initialised cells
+// with no destructor, so reading them allocates nothing.
+unsafe impl GlobalAlloc for Refusing {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if Refusing::refuse(layout.size()) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged; `ptr` came from `System` through `alloc`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Refusing = Refusing;
+
+/// Runs `f` with the `n`-th large allocation of this thread refused; answers its result and
+/// whether a refusal happened.
+fn refusing_the<T>(n: usize, f: impl FnOnce() -> T) -> (T, bool) {
+    let before = REFUSED.with(Cell::get);
+    ALLOW.with(|a| a.set(n));
+    let out = f();
+    ALLOW.with(|a| a.set(usize::MAX));
+    (out, REFUSED.with(Cell::get) > before)
+}
+
+/// A base of two large pointer objects (`SLOTS` slots each, holding small integers), a
+/// class, and nil.
+const SLOTS: usize = 2_000;
+
+fn base() -> (Arc<Base>, Value, Value) {
+    let mut b = Builder::new();
+    let nil = b.add_nil();
+    let class = b.add(nil, Format::Pointers, vec![], vec![]).unwrap();
+    let big = |b: &mut Builder, k: i64| {
+        let slots = (0..SLOTS as i64)
+            .map(|i| Word::int(k * 10_000 + i).unwrap())
+            .collect();
+        b.add(class, Format::Pointers, slots, vec![]).unwrap()
+    };
+    let (x, y) = (big(&mut b, 1), big(&mut b, 2));
+    b.add_root("x", x).unwrap();
+    b.add_root("y", y).unwrap();
+    b.add_root("class", class).unwrap();
+    let base = Base::new(b.freeze().unwrap());
+    let heap = base.heap();
+    let (x, y) = (heap.root("x").unwrap(), heap.root("y").unwrap());
+    (base, x, y)
+}
+
+/// What a tenant shows of itself: its counts and the slots of `objs` it reads.
+fn observe(t: &Tenant, objs: &[Value]) -> (u64, u64, u64, usize, Vec<Vec<Option<i64>>>) {
+    let s = t.stats();
+    let slots = objs
+        .iter()
+        .map(|&o| {
+            let n = t.size(o).unwrap().slots;
+            (0..n).map(|i| t.slot(o, i).unwrap().as_int()).collect()
+        })
+        .collect();
+    (
+        s.private_objects,
+        s.private_bytes,
+        s.copies,
+        t.diverted(),
+        slots,
+    )
+}
+
+/// Runs `op` on a fresh tenant made by `setup`, refusing each large allocation in turn:
+/// each refusal must answer `OutOfMemory` and leave the tenant as `setup` left it, and the
+/// run with nothing left to refuse must succeed. Answers the refusals seen and the tenant
+/// the successful run left.
+fn every_refusal_changes_nothing(
+    setup: impl Fn() -> (Tenant, Vec<Value>),
+    op: impl Fn(&mut Tenant, &[Value]) -> Result<(), Error>,
+) -> (usize, Tenant, Vec<Value>) {
+    for n in 0.. {
+        let (mut t, objs) = setup();
+        let before = observe(&t, &objs);
+        let (r, refused) = refusing_the(n, || op(&mut t, &objs));
+        if !refused {
+            r.unwrap();
+            eprintln!("{n} large allocations refused in turn");
+            return (n, t, objs);
+        }
+        match r {
+            Err(Error::OutOfMemory { .. }) => {}
+            other => panic!("refusal {n} answered {other:?}"),
+        }
+        assert_eq!(observe(&t, &objs), before, "refusal {n} changed the tenant");
+        // And the tenant still works: the same operation now succeeds.
+        op(&mut t, &objs).unwrap();
+    }
+    unreachable!()
+}
+
+#[test]
+fn a_two_way_become_of_two_base_objects_refused_anywhere_changes_nothing() {
+    let (base, x, y) = base();
+    let (refusals, t, objs) = every_refusal_changes_nothing(
+        || (Tenant::fork(&base), vec![x, y]),
+        |t, o| t.become_two_way(o[0], o[1]),
+    );
+    // Both copies, and the arena's room for them, are large reservations.
+    assert!(refusals >= 3, "{refusals} large allocations");
+    assert_eq!(t.slot(objs[0], 0).unwrap().as_int(), Some(20_000));
+    assert_eq!(t.slot(objs[1], 0).unwrap().as_int(), Some(10_000));
+    assert_eq!(t.diverted(), 2);
+}
+
+#[test]
+fn a_two_way_become_of_a_base_and_a_private_object_refused_anywhere_changes_nothing() {
+    let (base, x, _) = base();
+    let class = base.heap().root("class").unwrap();
+    let (refusals, t, objs) = every_refusal_changes_nothing(
+        || {
+            let mut t = Tenant::fork(&base);
+            let p = t
+                .alloc_with(class, Format::Pointers, &[Value::int(7)], &[])
+                .unwrap();
+            (t, vec![x, p])
+        },
+        |t, o| t.become_two_way(o[0], o[1]),
+    );
+    // The copy, and the arena's room for it.
+    assert!(refusals >= 2, "{refusals} large allocations");
+    assert_eq!(t.slot(objs[0], 0).unwrap().as_int(), Some(7));
+    assert_eq!(t.slot(objs[1], 0).unwrap().as_int(), Some(10_000));
+}
+
+#[test]
+fn a_first_write_refused_anywhere_changes_nothing() {
+    let (base, x, y) = base();
+    let (refusals, t, objs) = every_refusal_changes_nothing(
+        || {
+            // A tenant that has copied something already, so the table grows too.
+            let mut t = Tenant::fork(&base);
+            t.set_slot(y, 1, Value::int(-1)).unwrap();
+            (t, vec![x, y])
+        },
+        |t, o| t.set_slot(o[0], 5, Value::int(-5)),
+    );
+    assert!(refusals >= 1, "{refusals} large allocations");
+    assert_eq!(t.slot(objs[0], 5).unwrap().as_int(), Some(-5));
+    assert_eq!(t.slot(objs[1], 1).unwrap().as_int(), Some(-1));
+    assert_eq!(t.diverted(), 2);
+}
+
+#[test]
+fn a_large_allocation_refused_anywhere_changes_nothing() {
+    let (base, x, _) = base();
+    let class = base.heap().root("class").unwrap();
+    let size = ObjectSize {
+        slots: SLOTS,
+        bytes: 0,
+    };
+    let (refusals, t, _) = every_refusal_changes_nothing(
+        || (Tenant::fork(&base), vec![x]),
+        |t, _| t.alloc(class, Format::Pointers, size).map(|_| ()),
+    );
+    assert!(refusals >= 1, "{refusals} large allocations");
+    assert_eq!(t.stats().private_objects, 1);
+}
