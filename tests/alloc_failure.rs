@@ -3,8 +3,10 @@
 //! succeeds, and after each refusal the tenant must read, count and behave as before.
 //!
 //! Only allocations of at least [`LARGE`] bytes are refused: the operations reserve their
-//! large memory fallibly (`try_reserve`), while a small bookkeeping allocation that failed
-//! would end the process, as everywhere in Rust.
+//! large memory (a copy, the arena, the keys' records, the table) fallibly and before they
+//! change anything, while a small bookkeeping allocation that failed would end the
+//! process, as everywhere in Rust. A large allocation made infallibly on these paths ends
+//! the test's process, which fails it.
 
 use cowheap::heap::Builder;
 use cowheap::{Base, Error, Format, ObjectSize, Tenant, Value, Word};
@@ -52,7 +54,9 @@ impl Refusing {
 // that `alloc` may answer null instead, which `GlobalAlloc` allows (it reports that the
 // memory could not be had). `realloc` and `alloc_zeroed` keep their default forms, which
 // call `alloc` and so refuse the same way. The thread-locals are `const`-initialised cells
-// with no destructor, so reading them allocates nothing.
+// with no destructor, which on Linux live in the thread's static TLS block: reading them
+// allocates nothing, so the allocator is never re-entered. (Where thread-locals are made
+// with OS keys, the first access of a thread may allocate.)
 unsafe impl GlobalAlloc for Refusing {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if Refusing::refuse(layout.size()) {
@@ -81,9 +85,10 @@ fn refusing_the<T>(n: usize, f: impl FnOnce() -> T) -> (T, bool) {
     (out, REFUSED.with(Cell::get) > before)
 }
 
-/// A base of two large pointer objects (`SLOTS` slots each, holding small integers), a
-/// class, and nil.
+/// A base of two large pointer objects (`SLOTS` slots each, holding small integers),
+/// `SMALL` objects of one slot (held by the root "small"), a class, and nil.
 const SLOTS: usize = 2_000;
+const SMALL: usize = 400;
 
 fn base() -> (Arc<Base>, Value, Value) {
     let mut b = Builder::new();
@@ -99,6 +104,14 @@ fn base() -> (Arc<Base>, Value, Value) {
     b.add_root("x", x).unwrap();
     b.add_root("y", y).unwrap();
     b.add_root("class", class).unwrap();
+    let small: Vec<Word> = (0..SMALL as i64)
+        .map(|i| {
+            b.add(class, Format::Pointers, vec![Word::int(i).unwrap()], vec![])
+                .unwrap()
+        })
+        .collect();
+    let many = b.add(class, Format::Pointers, small, vec![]).unwrap();
+    b.add_root("small", many).unwrap();
     let base = Base::new(b.freeze().unwrap());
     let heap = base.heap();
     let (x, y) = (heap.root("x").unwrap(), heap.root("y").unwrap());
@@ -191,7 +204,7 @@ fn a_first_write_refused_anywhere_changes_nothing() {
     let (base, x, y) = base();
     let (refusals, t, objs) = every_refusal_changes_nothing(
         || {
-            // A tenant that has copied something already, so the table grows too.
+            // A tenant that has copied something already.
             let mut t = Tenant::fork(&base);
             t.set_slot(y, 1, Value::int(-1)).unwrap();
             (t, vec![x, y])
@@ -218,4 +231,39 @@ fn a_large_allocation_refused_anywhere_changes_nothing() {
     );
     assert!(refusals >= 1, "{refusals} large allocations");
     assert_eq!(t.stats().private_objects, 1);
+}
+
+/// The table and the keys grow fallibly too: with 384 objects diverted, the next diversion
+/// doubles the table to 1,024 buckets (9 KiB), and over a range of private object counts
+/// the keys' records (8 bytes each) are full at some count, so one first write meets every
+/// large allocation it can make: the table's, the records' and the arena's.
+#[test]
+fn a_first_write_that_grows_the_table_and_the_keys_refused_anywhere_changes_nothing() {
+    let (base, x, y) = base();
+    let class = base.heap().root("class").unwrap();
+    let small = base.heap().root("small").unwrap();
+    let smalls: Vec<Value> = (0..384)
+        .map(|i| base.heap().slot(small, i).unwrap())
+        .collect();
+    let mut most = 0;
+    for extra in 0..160 {
+        let (refusals, t, objs) = every_refusal_changes_nothing(
+            || {
+                let mut t = Tenant::fork(&base);
+                for &o in &smalls {
+                    t.set_slot(o, 0, Value::int(-1)).unwrap();
+                }
+                let size = ObjectSize { slots: 1, bytes: 0 };
+                for _ in 0..extra {
+                    t.alloc(class, Format::Pointers, size).unwrap();
+                }
+                (t, vec![x, y])
+            },
+            |t, o| t.set_slot(o[0], 5, Value::int(-5)),
+        );
+        assert_eq!(t.slot(objs[0], 5).unwrap().as_int(), Some(-5));
+        assert_eq!(t.diverted(), 385);
+        most = most.max(refusals);
+    }
+    assert_eq!(most, 3, "the table's, the records' and the arena's growth");
 }

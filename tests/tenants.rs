@@ -180,6 +180,38 @@ fn free_unreachable_frees_only_the_given_unreachable_objects() {
     assert_eq!(t.stats().private_objects, objects);
 }
 
+/// An object `free_unreachable` leaves standing (unreachable, but not given) may hold a
+/// reference to one it freed; rooted later, its stale word keeps nothing alive, not even
+/// the object that reuses the freed index.
+#[test]
+fn a_stale_word_left_by_free_unreachable_keeps_nothing_alive() {
+    let base = base();
+    let g = globals(&base);
+    let mut t = Tenant::fork(&base);
+    let class = t.class_of(g).unwrap();
+    let size = ObjectSize { slots: 1, bytes: 0 };
+    let freed = t.alloc(class, Format::Pointers, size).unwrap();
+    let survivor = t
+        .alloc_with(class, Format::Pointers, &[freed], &[])
+        .unwrap();
+    assert_eq!(t.free_unreachable(&[freed]).freed, 1);
+    t.set_root("survivor", survivor).unwrap();
+    // The stale word reads as a value that is refused when used.
+    let stale = t.slot(survivor, 0).unwrap();
+    assert!(matches!(t.size(stale), Err(Error::Collected(_))));
+    let reuser = t.alloc(class, Format::Pointers, size).unwrap();
+    assert_eq!(
+        reuser.word().as_private().unwrap().key(),
+        freed.word().as_private().unwrap().key(),
+        "the freed index is reused"
+    );
+    assert_eq!(t.free_unreachable(&[reuser]).freed, 1);
+    assert!(t.size(survivor).is_ok());
+    let objects = t.stats().private_objects;
+    assert_eq!(t.collect().freed, 0);
+    assert_eq!(t.stats().private_objects, objects);
+}
+
 #[test]
 fn undiverted_reads_never_look_in_a_table_and_private_marks_hide_other_tenants() {
     let base = base();

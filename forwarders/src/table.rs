@@ -2,6 +2,7 @@
 
 use crate::{DivertMarks, MarkFilter};
 use cowheap_heap::{ObjectIndex, PrivateKey};
+use std::collections::TryReserveError;
 
 /// Where a tenant records that it diverted an object: the base's shared marks, or under
 /// [`crate::MarkPolicy::Private`] its own filter (the shared marks are then left alone).
@@ -157,15 +158,35 @@ impl IndirectionTable {
         buckets[i] = bucket;
     }
 
-    /// Room for one more entry, keeping the table at most 3/4 full.
-    fn grow_for_one(&mut self) {
-        let old = self.buckets();
-        if (self.len as usize + 1) * 4 <= old.len() * 3 {
-            return;
+    /// Room for `n` more entries, keeping the table at most 3/4 full, its memory reserved
+    /// fallibly: a caller that reserves before it diverts anything can then divert `n`
+    /// objects without an allocation. Time: O(entries) when the table grows, else O(1).
+    ///
+    /// # Errors
+    /// The allocator's refusal; nothing changes.
+    #[inline]
+    pub fn try_reserve(&mut self, n: usize) -> Result<(), TryReserveError> {
+        let wanted = (self.len as usize).saturating_add(n).saturating_mul(4);
+        if wanted <= self.buckets().len() * 3 {
+            return Ok(());
         }
-        let n = (old.len() * 2).max(8);
+        self.grow_to(wanted)
+    }
+
+    /// Grows the table to hold `wanted / 4` entries at most 3/4 full; its memory reserved
+    /// fallibly.
+    #[inline(never)]
+    fn grow_to(&mut self, wanted: usize) -> Result<(), TryReserveError> {
+        let old = self.buckets();
+        let mut n = old.len().max(8);
+        while wanted > n * 3 {
+            n = n.saturating_mul(2);
+        }
         // 8 bits a bucket: n / 8 words of 64 bits, 8n bits, indexed by log2(8n) hash bits.
-        let mut words = vec![0u64; n / 8 + n].into_boxed_slice();
+        let mut words = Vec::new();
+        words.try_reserve_exact(n / 8 + n)?;
+        words.resize(n / 8 + n, 0u64);
+        let mut words = words.into_boxed_slice();
         let shift = 64 - (8 * n).trailing_zeros();
         let (filter, buckets) = words.split_at_mut(n / 8);
         buckets.fill(EMPTY);
@@ -175,6 +196,7 @@ impl IndirectionTable {
         }
         self.words = words;
         self.shift = shift;
+        Ok(())
     }
 
     /// Diverts base object `x` to private entry `key`: sets its mark in `marks`, then records
@@ -199,7 +221,13 @@ impl IndirectionTable {
         if key.key() == u32::MAX || self.probe(x).is_some() {
             return Err(AlreadyDiverted(x));
         }
-        self.grow_for_one();
+        // Infallible here: a caller that must not fail part-way reserved first.
+        if self.try_reserve(1).is_err() {
+            let words = (self.buckets().len() * 2).max(8) / 8 * 9;
+            std::alloc::handle_alloc_error(
+                std::alloc::Layout::array::<u64>(words).unwrap_or(std::alloc::Layout::new::<u64>()),
+            );
+        }
         match marks {
             MarkTarget::Shared(m) => {
                 m.mark(x.as_u32());

@@ -549,7 +549,8 @@ fn class_of(
 /// [`SegmentError::Tenant`] if the tenant refuses an allocation (a quota);
 /// [`SegmentError::HashedCollection`] for a hashed collection with no free slot. On an error
 /// the root `root_name` is left as it was, and what was made is freed
-/// ([`Tenant::free_unreachable`]): the tenant's objects, memory and quota are as before.
+/// ([`Tenant::free_unreachable`]): the tenant's objects, private bytes and quota are as
+/// before.
 pub fn materialise(
     tenant: &mut Tenant,
     project: &Project,

@@ -45,6 +45,7 @@ impl Tenant {
             Loc::Base(x) => {
                 self.may_divert(x)?;
                 self.check_quota(FORWARDER_COST)?;
+                self.reserve_diversions(1)?;
                 let k = self.space.insert(Entry::Forwarded(target))?;
                 self.divert(x, k, FORWARDER_COST)?;
             }
@@ -113,6 +114,8 @@ impl Tenant {
             })
             .collect();
         self.space.reserve_objects(&sizes)?;
+        // And the table's room for both diversions.
+        self.reserve_diversions(copies)?;
         let mut key = |o: Operand| match o {
             Operand::Copy(x, body) => self.divert_body(x, body),
             Operand::Private(k) => Ok(k),

@@ -44,11 +44,14 @@ impl Tenant {
     /// Frees those of `objs` that are this tenant's private objects and unreachable (from
     /// its roots, pinned handles and diverted base objects), now, and nothing else: for an
     /// operation that made them and then failed part-way (a segment import, say), so that
-    /// the tenant's objects, memory and quota are as they were before it. Anything else in
-    /// `objs` (an immediate, a base reference, another tenant's reference, an object
-    /// reachable after all, a copy of a base object) is left alone. A `Value` naming a freed
-    /// object is refused from then on ([`crate::Error::Collected`]), as after
-    /// [`Tenant::collect`], which unlike this frees every unreachable object.
+    /// the tenant's objects, private bytes and quota are as they were before it. Anything
+    /// else in `objs` (an immediate, a base reference, another tenant's reference, a
+    /// forwarder or root stub, an object reachable after all, a copy of a base object) is
+    /// left alone. A `Value` naming a freed object is refused from then on
+    /// ([`crate::Error::Collected`]), as after [`Tenant::collect`], which unlike this frees
+    /// every unreachable object. An unreachable object left standing may still hold a
+    /// reference to one freed here; the mark follows keys with their generations, so such a
+    /// word never keeps alive an object that reuses the index.
     ///
     /// Time: O(private objects and their slots), the marking of a collection, plus O(objs).
     ///
@@ -73,10 +76,11 @@ impl Tenant {
     /// ```
     pub fn free_unreachable(&mut self, objs: &[Value]) -> CollectStats {
         let id = self.id();
+        // Live objects only: never a forwarder or a root stub, which stand for other objects.
         let candidates: Vec<PrivateKey> = objs
             .iter()
             .filter_map(|v| v.key_for(id))
-            .filter(|k| self.space.get(*k).is_some())
+            .filter(|k| self.space.object(*k).is_some())
             .collect();
         if candidates.is_empty() {
             return CollectStats::default();
@@ -99,7 +103,14 @@ impl Tenant {
         let lookups = self.stats().lookups;
         let mut out = CollectStats::default();
         let mut marked = vec![false; self.space.key_bound()];
-        let mut stack: Vec<u32> = self.table.iter().map(|(_, k)| k).collect();
+        // Keys with their generations: a word that names a freed object (which an object
+        // `free_unreachable` left standing may hold) marks nothing, not whatever reuses its
+        // index.
+        let mut stack: Vec<PrivateKey> = self
+            .table
+            .iter()
+            .filter_map(|(_, i)| self.space.key_of(i))
+            .collect();
 
         let mut roots: Vec<Word> = self
             .roots_map()
@@ -123,35 +134,32 @@ impl Tenant {
                 *slot = *w;
             }
         }
-        stack.extend(roots.iter().filter_map(|w| w.as_private()).map(|k| k.key()));
+        stack.extend(roots.iter().filter_map(|w| w.as_private()));
         // The stubs of a segment live and die together: a stub's body (in its segment, or
         // in the segment's view) refers to the other members by their stubs. So the first
         // stub of a segment reached marks them all. Found in one pass over the keys, which
         // the sweep makes anyway.
-        let mut stubs_by_segment: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+        let mut stubs_by_segment: FxHashMap<u64, Vec<PrivateKey>> = FxHashMap::default();
         if self.space.stub_count() > 0 {
             for (k, s) in self.space.iter() {
                 if let State::Stub(segment) = s {
-                    stubs_by_segment.entry(segment).or_default().push(k.key());
+                    stubs_by_segment.entry(segment).or_default().push(k);
                 }
             }
         }
 
-        while let Some(i) = stack.pop() {
-            match marked.get_mut(i as usize) {
+        while let Some(k) = stack.pop() {
+            let Some(entry) = self.space.get(k) else {
+                continue;
+            };
+            match marked.get_mut(k.key() as usize) {
                 Some(m) if !*m => *m = true,
                 _ => continue,
             }
             out.live += 1;
-            let Some(k) = self.space.key_of(i) else {
-                continue;
-            };
-            let Some(entry) = self.space.get(k) else {
-                continue;
-            };
             let class = match entry {
                 State::Forwarded(t) => {
-                    stack.extend(t.as_private().map(|k| k.key()));
+                    stack.extend(t.as_private());
                     continue;
                 }
                 // A stub holds nothing here (its objects are in its segment) but the other
@@ -164,13 +172,13 @@ impl Tenant {
                     for cell in body.slots() {
                         let w = self.final_word(cell.get(), &mut out);
                         cell.set(w);
-                        stack.extend(w.as_private().map(|k| k.key()));
+                        stack.extend(w.as_private());
                     }
                     body.class()
                 }
             };
             let fin = self.final_word(class, &mut out);
-            stack.extend(fin.as_private().map(|k| k.key()));
+            stack.extend(fin.as_private());
             if fin != class
                 && let Some(mut w) = self.space.writable(k)
             {

@@ -25,6 +25,7 @@
 
 use cowheap_heap::word::GENERATION_MASK;
 use slab::Slab;
+use std::collections::TryReserveError;
 
 /// The end of the free list, and the one index never handed out.
 const NONE: u32 = u32::MAX;
@@ -178,6 +179,37 @@ impl Keys {
     /// fail with [`SlabFull`]. Conservative: it does not count the free list. Time: O(1).
     pub(crate) fn has_room(&self, n: usize) -> bool {
         self.records.len().saturating_add(n) < NONE as usize
+    }
+
+    /// Memory for `n` more keys, reserved fallibly, so that the next `n` inserts allocate
+    /// nothing: the free list's first `n` indices, or room for new records. Time: O(n).
+    ///
+    /// # Errors
+    /// The allocator's refusal; nothing changes but capacity.
+    #[inline]
+    pub(crate) fn try_reserve(&mut self, n: usize) -> Result<(), TryReserveError> {
+        // The common case: one key, and a free index or a record's room for it.
+        if n <= 1 && (self.free != NONE || self.records.len() < self.records.capacity()) {
+            return Ok(());
+        }
+        self.try_reserve_slow(n)
+    }
+
+    #[inline(never)]
+    fn try_reserve_slow(&mut self, n: usize) -> Result<(), TryReserveError> {
+        let mut free = 0;
+        let mut i = self.free;
+        while free < n && i != NONE {
+            free += 1;
+            i = self.records.get(i as usize).map_or(NONE, |r| r.link);
+        }
+        let new = n - free;
+        if self.records.capacity() - self.records.len() >= new {
+            return Ok(());
+        }
+        // Grown by a quarter, as `insert` grows.
+        self.records
+            .try_reserve_exact(new.max(self.records.len() / 4).max(16))
     }
 
     /// The live key of index `i`, if it is occupied.

@@ -689,16 +689,19 @@ impl Space {
             })
     }
 
-    /// [`Error::KeysExhausted`] unless `n` more entries can be inserted; then no `insert`
-    /// before them can fail for want of a key. Time: O(1).
-    pub(crate) fn reserve_keys(&self, n: usize) -> Result<()> {
-        if self.keys.has_room(n) {
-            Ok(())
-        } else {
-            Err(Error::KeysExhausted {
+    /// [`Error::KeysExhausted`] unless `n` more entries can be inserted, and the memory of
+    /// their keys reserved fallibly ([`Error::OutOfMemory`] if the allocator refuses it);
+    /// then no `insert` before them can fail, or allocate, for want of a key. Time: O(n).
+    #[inline]
+    pub(crate) fn reserve_keys(&mut self, n: usize) -> Result<()> {
+        if !self.keys.has_room(n) {
+            return Err(Error::KeysExhausted {
                 what: "private objects",
-            })
+            });
         }
+        self.keys.try_reserve(n).map_err(|_| Error::OutOfMemory {
+            bytes: u64::try_from(n.saturating_mul(Keys::RECORD_BYTES)).unwrap_or(u64::MAX),
+        })
     }
 
     /// What `k` names, if it is alive and of the same generation.

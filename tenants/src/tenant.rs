@@ -1052,6 +1052,15 @@ impl Tenant {
         Ok(k)
     }
 
+    /// Room in the table for `n` more diverted objects, reserved fallibly: a caller reserves
+    /// before it inserts anything, so that diverting cannot fail, or allocate, afterwards.
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`] if the allocator refuses; nothing changes.
+    pub(crate) fn reserve_diversions(&mut self, n: usize) -> Result<()> {
+        table_room(&mut self.table, n)
+    }
+
     /// Records that base object `x` is stood for by new entry `k`, charged `c` bytes. On
     /// error the entry is removed again; that key's generation has then moved on, which no
     /// reader can see (the key was never handed out). The error cannot happen while callers
@@ -1102,6 +1111,7 @@ impl Tenant {
                 self.may_divert(x)?;
                 let c = cost(view.size());
                 self.check_quota(c)?;
+                table_room(&mut self.table, 1)?;
                 let k = self.space.insert_copy(&view)?;
                 self.divert(x, k, c)?;
                 add(&mut self.stats_mut().copies, 1);
@@ -1449,6 +1459,14 @@ impl Tenant {
         add(&mut stats.private_bytes, c);
         Ok(Value::owned(Word::private(k), self.id))
     }
+}
+
+/// [`Tenant::reserve_diversions`] on the table alone (for a caller holding a view of the
+/// base).
+fn table_room(table: &mut IndirectionTable, n: usize) -> Result<()> {
+    table.try_reserve(n).map_err(|_| Error::OutOfMemory {
+        bytes: u64::try_from(n.saturating_mul(9)).unwrap_or(u64::MAX),
+    })
 }
 
 /// A vector of `n` copies of `v`, its memory reserved fallibly.
