@@ -644,21 +644,27 @@ fn a_hostile_cluster_is_rehashed_in_linear_time() {
     assert_eq!(again.in_place, 1);
 }
 
+/// A Set of the integers 1..=8 in a table of 8 slots, none free, every one misplaced
+/// (`i + 1` hashes to the slot after `i`); answers the set and its array.
+fn full_set(t: &mut Tenant, names: &BaseNames) -> (Value, Value) {
+    let g = |n: &str| names.global(n).unwrap();
+    let set = alloc(t, g("Set"), 2);
+    let array = alloc(t, g("Array"), 8);
+    t.set_slot(set, 0, Value::int(8)).unwrap();
+    t.set_slot(set, 1, array).unwrap();
+    for i in 0..8 {
+        t.set_slot(array, i, Value::int(i as i64 + 1)).unwrap();
+    }
+    (set, array)
+}
+
 /// A table with no free slot is a typed error, not a search without end; a lookup of an
 /// absent key in it goes round the table once and answers none.
 #[test]
 fn a_table_with_no_free_slot_is_refused() {
     let (mini, _, mn, _) = bases();
-    let g = |n: &str| mn.global(n).unwrap();
     let mut t = Tenant::fork(mini);
-    let set = alloc(&mut t, g("Set"), 2);
-    let array = alloc(&mut t, g("Array"), 8);
-    t.set_slot(set, 0, Value::int(8)).unwrap();
-    t.set_slot(set, 1, array).unwrap();
-    for i in 0..8 {
-        // Every one misplaced: i + 1 hashes to the slot after i.
-        t.set_slot(array, i, Value::int(i as i64 + 1)).unwrap();
-    }
+    let (set, _) = full_set(&mut t, mn);
     match rehash::rehash(&mut t, mn, &[set]) {
         Err(cowheap_segment::SegmentError::HashedCollection {
             object,
@@ -759,13 +765,7 @@ fn an_import_refused_by_its_rehash_frees_what_it_made() {
     let (mini, scratch, mn, _) = bases();
     let g = |n: &str| mn.global(n).unwrap();
     let mut t = Tenant::fork(mini);
-    let set = alloc(&mut t, g("Set"), 2);
-    let array = alloc(&mut t, g("Array"), 8);
-    t.set_slot(set, 0, Value::int(8)).unwrap();
-    t.set_slot(set, 1, array).unwrap();
-    for i in 0..8 {
-        t.set_slot(array, i, Value::int(i as i64 + 1)).unwrap();
-    }
+    let (set, array) = full_set(&mut t, mn);
     let mut seg = tenant::extract(&t, &[set], &[]).unwrap();
     seg.make_portable(mini.heap()).unwrap();
     let bytes = file::to_bytes(&seg).unwrap();
