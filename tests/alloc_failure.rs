@@ -267,3 +267,97 @@ fn a_first_write_that_grows_the_table_and_the_keys_refused_anywhere_changes_noth
     }
     assert_eq!(most, 3, "the table's, the records' and the arena's growth");
 }
+
+/// A fault-in makes the segment's members (the arena's and the keys' growth) and then gives
+/// every stub its body (a forwarder word each): refused at any of these, it frees what it
+/// made and leaves the segment on file, every stub standing. Over a range of padding sizes
+/// the arena is full after the import at some size, so the stubs' reservation is the one
+/// refused there.
+#[test]
+fn a_fault_in_refused_anywhere_changes_nothing() {
+    use cowheap_segment::swap::{MemStore, SwapError, Swapper};
+    use cowheap_segment::tenant::SegmentState;
+    let (base, _, _) = base();
+    let class = base.heap().root("class").unwrap();
+    let setup = |pad: usize| {
+        let mut t = Tenant::fork(&base);
+        // Enough words that the arena's growth is a large allocation, kept alive.
+        let big: Vec<Value> = (0..4)
+            .map(|_| {
+                let size = ObjectSize {
+                    slots: 200,
+                    bytes: 0,
+                };
+                t.alloc(class, Format::Pointers, size).unwrap()
+            })
+            .collect();
+        let size = ObjectSize {
+            slots: pad,
+            bytes: 0,
+        };
+        let padding = t.alloc(class, Format::Pointers, size).unwrap();
+        // The segment: root -> a -> b, held by `holder`.
+        let b = t
+            .alloc_with(class, Format::Pointers, &[Value::int(3)], &[])
+            .unwrap();
+        let a = t
+            .alloc_with(class, Format::Pointers, &[b, Value::int(2)], &[])
+            .unwrap();
+        let root = t
+            .alloc_with(class, Format::Pointers, &[a, Value::int(1)], &[])
+            .unwrap();
+        let mut held = big;
+        held.extend([padding, root]);
+        let holder = t.alloc_with(class, Format::Pointers, &held, &[]).unwrap();
+        t.set_root("holder", holder).unwrap();
+        let swapper = Swapper::new(MemStore::new());
+        let out = swapper.swap_out(&mut t, &[root]).unwrap();
+        assert_eq!(out.objects, 3);
+        (t, swapper, out.id, root)
+    };
+    let observe = |t: &Tenant, s: &Swapper, id, root| {
+        let stats = t.stats();
+        (
+            stats.private_objects,
+            stats.private_bytes,
+            t.stub_segment(root).unwrap(),
+            s.state(id),
+        )
+    };
+    let mut refused_at = 0;
+    for pad in 0..260 {
+        for n in 0.. {
+            let (mut t, swapper, id, root) = setup(pad);
+            let before = observe(&t, &swapper, id, root);
+            assert_eq!(before.2, Some(id.get()));
+            assert_eq!(before.3, Some(SegmentState::OnFile));
+            let (r, refused) = refusing_the(n, || swapper.fault_in(&mut t, id));
+            if refused {
+                assert!(
+                    matches!(r, Err(SwapError::Tenant(Error::OutOfMemory { .. }))),
+                    "padding {pad}, refusal {n}: {r:?}"
+                );
+                assert_eq!(
+                    observe(&t, &swapper, id, root),
+                    before,
+                    "padding {pad}: refusal {n} changed the tenant"
+                );
+                // The segment is still out on file, and comes back.
+                swapper.fault_in(&mut t, id).unwrap();
+                refused_at += 1;
+            } else {
+                r.unwrap();
+            }
+            assert_eq!(t.stub_segment(root).unwrap(), None);
+            let a = t.slot(root, 0).unwrap();
+            let b = t.slot(a, 0).unwrap();
+            assert_eq!(t.slot(b, 0).unwrap().as_int(), Some(3));
+            assert_eq!(t.slot(a, 1).unwrap().as_int(), Some(2));
+            if !refused {
+                break;
+            }
+        }
+    }
+    eprintln!("{refused_at} refusals");
+    assert!(refused_at >= 2, "{refused_at} refusals");
+}

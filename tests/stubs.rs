@@ -329,3 +329,51 @@ fn stubs_survive_snapshots_and_refuse_what_they_cannot_be() {
     ));
     let _ = holders;
 }
+
+/// `fill_stubs` checks every pair before it fills the first: a pair it refuses anywhere in
+/// the list leaves every stub standing and every body an object.
+#[test]
+fn fill_stubs_fills_all_or_none() {
+    let base = Base::new(synth::image(300, 5));
+    let g = base.heap().root("Smalltalk").unwrap();
+    let mut t = Tenant::fork(&base);
+    let class = t.class_of(g).unwrap();
+    let obj = |t: &mut Tenant, n: i64| {
+        t.alloc_with(class, Format::Pointers, &[Value::int(n)], &[])
+            .unwrap()
+    };
+    let (a, b) = (obj(&mut t, 1), obj(&mut t, 2));
+    let holder = t.alloc_with(class, Format::Pointers, &[a, b], &[]).unwrap();
+    t.set_root("holder", holder).unwrap();
+    t.stub(a, 4).unwrap();
+    t.stub(b, 4).unwrap();
+    let (ba, bb, other) = (obj(&mut t, 10), obj(&mut t, 20), obj(&mut t, 30));
+    let before = t.stats();
+    let refused: [&[(Value, Value)]; 5] = [
+        // The second stub given a base object, a stub, the first's body, a non-stub.
+        &[(a, ba), (b, g)],
+        &[(a, ba), (b, a)],
+        &[(a, ba), (b, ba)],
+        &[(a, ba), (other, bb)],
+        // One stub twice.
+        &[(a, ba), (a, bb)],
+    ];
+    for pairs in refused {
+        let e = t.fill_stubs(pairs).unwrap_err();
+        assert!(matches!(e, Error::NotSwappable(_)), "{pairs:?}: {e:?}");
+        assert_eq!(t.stub_segment(a).unwrap(), Some(4), "{pairs:?}");
+        assert_eq!(t.stub_segment(b).unwrap(), Some(4), "{pairs:?}");
+        assert_eq!(t.slot(ba, 0).unwrap().as_int(), Some(10), "{pairs:?}");
+        let s = t.stats();
+        assert_eq!(
+            (s.private_objects, s.private_bytes),
+            (before.private_objects, before.private_bytes)
+        );
+    }
+    t.fill_stubs(&[(a, ba), (b, bb)]).unwrap();
+    assert_eq!(t.stubs_of(4), 0);
+    assert_eq!(t.slot(a, 0).unwrap().as_int(), Some(10));
+    assert_eq!(t.slot(b, 0).unwrap().as_int(), Some(20));
+    assert!(t.identical(ba, a).unwrap());
+    assert!(t.identical(t.slot(holder, 1).unwrap(), bb).unwrap());
+}

@@ -15,8 +15,8 @@
 //! - **a write through a stub** brings the segment back: the handler reads the file from
 //!   the store, verifies it (its checksum, and that it is the very file written: its
 //!   checksum field, BLAKE3 over header and body, is kept in memory), imports the members
-//!   with their identity hashes, and gives each stub its member's body
-//!   ([`Tenant::fill_stub`]), so every reference in the tenant finds each object where it
+//!   with their identity hashes, and gives every stub its member's body at once
+//!   ([`Tenant::fill_stubs`]), so every reference in the tenant finds each object where it
 //!   was, with its identity and hash. [`Tenant::with_faults`] and the interpreter bring
 //!   back what their reads touch the same way.
 //!
@@ -25,7 +25,7 @@
 //!   (roots) ----------> ActiveCopy ----> (bytes stored) ----> Active ----> OnFile
 //!                                                                          |   ^
 //!                                              reads by &self: the view <--+---+
-//!        fill_stub each member     import (hashes kept)      store.get,    |
+//!        fill_stubs, all members   import (hashes kept)      store.get,    |
 //!   Imported <------------------ (members made) <---------- Inactive <-----+ (a write)
 //!                                                            verified
 //! ```
@@ -459,9 +459,10 @@ pub struct OutRecord {
     pub outside: Vec<Word>,
     /// The checksum field of its file (BLAKE3 of header and body), checked at fault-in.
     pub digest: [u8; 32],
-    /// After a fault that filled some stubs and then failed: the identity words of the
-    /// imported bodies the swapper kept to fill the rest from, those of the last stubs (from
-    /// the one the fault stopped at), stubs in the order roots then members.
+    /// After a fault that filled some stubs and then failed (in a build that filled them
+    /// one at a time: this one fills all or none, and records `None`): the identity words
+    /// of the imported bodies kept to fill the rest from, those of the last stubs (from the
+    /// one the fault stopped at), stubs in the order roots then members.
     pub pending: Option<Vec<Word>>,
 }
 
@@ -502,8 +503,9 @@ struct Out {
     outside: Vec<Handle>,
     /// The checksum field of the file written (BLAKE3 of its header and body).
     digest: [u8; 32],
-    /// After a fault that filled some stubs and then failed: the imported bodies of the
-    /// last stubs (pinned), to fill the rest from, so that every stub gets the same import.
+    /// From a record of a fault that filled some stubs and then failed: the imported
+    /// bodies of the last stubs (pinned), to fill the rest from, so that every stub gets
+    /// the same import.
     pending: Option<Vec<Handle>>,
 }
 
@@ -1125,7 +1127,8 @@ impl Swapper {
 
     /// Fills the stubs of segment `id` from `prepared` (its file read, verified and its host
     /// objects made, for the record of digest `prepared.digest`), or from the bodies kept
-    /// by a fault that stopped part-way (then `prepared` is `None`).
+    /// by a fault that stopped part-way (a record's; then `prepared` is `None`): all the
+    /// stubs or none ([`Tenant::fill_stubs`]); if none, the import is freed again.
     fn fault_locked(
         inner: &mut Inner,
         t: &mut Tenant,
@@ -1133,6 +1136,9 @@ impl Swapper {
         prepared: Option<Prepared>,
     ) -> Result<(), SwapError> {
         let out = inner.out.get_mut(&id).ok_or(SwapError::Unknown(id))?;
+        // The members this fault's own import made, if it made them: freed again if the
+        // stubs cannot take them.
+        let mut made: Vec<Value> = Vec::new();
         let bodies: Vec<Value> = match (&out.pending, prepared) {
             (Some(p), _) => p
                 .iter()
@@ -1164,43 +1170,43 @@ impl Swapper {
                         e => host_error(e),
                     })?;
                 out.state = SegmentState::Inactive;
+                made = imported.members;
                 if out.members.is_none() {
                     imported.roots
                 } else {
-                    order
-                        .iter()
-                        .map(|&m| imported.members[m as usize])
-                        .collect()
+                    order.iter().map(|&m| made[m as usize]).collect()
                 }
             }
         };
-        // Each stub still standing gets its member's body; one the tenant has dropped since
-        // (collected) is skipped, its body garbage. Bodies kept from a fault that stopped
-        // part-way are those of the last stubs, from the one it stopped at.
+        // Each stub still standing gets its member's body, all together or none (the
+        // bodies refer to one another); one the tenant has dropped since (collected) is
+        // skipped, its body garbage. Bodies pinned by a record (of a fault that stopped
+        // part-way, in a process that filled stubs one at a time) are those of the last
+        // stubs.
         let stubs: Vec<Value> = out.stubs().collect();
         let Some(first) = stubs.len().checked_sub(bodies.len()) else {
+            if !made.is_empty() {
+                t.free_unreachable(&made);
+                out.state = SegmentState::OnFile;
+            }
             return Err(SwapError::Mismatch {
                 segment: id,
                 what: "the number of members",
             });
         };
-        for (i, (&stub, &body)) in stubs[first..].iter().zip(&bodies).enumerate() {
-            match t.stub_segment(stub) {
-                Ok(Some(s)) if s == id.0 => {}
-                _ => continue,
+        let pairs: Vec<(Value, Value)> = stubs[first..]
+            .iter()
+            .zip(&bodies)
+            .filter(|&(&stub, _)| matches!(t.stub_segment(stub), Ok(Some(s)) if s == id.0))
+            .map(|(&stub, &body)| (stub, body))
+            .collect();
+        if let Err(e) = t.fill_stubs(&pairs) {
+            // No stub has changed: the import is dropped, the segment still out on file.
+            if !made.is_empty() {
+                t.free_unreachable(&made);
+                out.state = SegmentState::OnFile;
             }
-            if let Err(e) = t.fill_stub(stub, body) {
-                // Some roots have their bodies: the rest must get theirs from this same
-                // import, which is kept (pinned) for the next try.
-                if out.pending.is_none() {
-                    let mut pins = Vec::new();
-                    for &b in &bodies[i..] {
-                        pins.push(t.pin(b)?);
-                    }
-                    out.pending = Some(pins);
-                }
-                return Err(e.into());
-            }
+            return Err(e.into());
         }
         let Some(mut out) = inner.out.remove(&id) else {
             return Err(SwapError::Unknown(id));

@@ -493,6 +493,12 @@ impl Space {
         self.reserve(words, bytes)
     }
 
+    /// Room for `n` more words (forwarders, one word each) in the arena. Nothing changes
+    /// on error.
+    pub(crate) fn reserve_words(&mut self, n: usize) -> Result<()> {
+        self.reserve(n, 0)
+    }
+
     /// Room for `n` more words and `b` more bytes, compacting first where that frees enough.
     #[inline(always)]
     fn reserve(&mut self, n: usize, b: usize) -> Result<()> {

@@ -257,30 +257,69 @@ impl Tenant {
     /// stub's segment; `from` then forwards to `stub`, so references to it (from the objects
     /// brought back with it) lead to the stub's key. If `from` is a host object's proxy
     /// ([`crate::hosts`]), its host object goes with the body: the stub's key is the proxy
-    /// from then on. Time: O(log host objects).
+    /// from then on. [`Tenant::fill_stubs`] with one pair. Time: O(log host objects).
     ///
     /// # Errors
     /// [`Error::NotSwappable`] unless `stub` is a stub and `from` a live private
     /// object; [`Error::OutOfMemory`]; as [`Tenant::slot`] for a reference that leads
     /// nowhere. Nothing changes on error.
     pub fn fill_stub(&mut self, stub: Value, from: Value) -> Result<()> {
-        let (Loc::Private(ks), Loc::Private(kf)) = (self.locate(stub)?, self.locate(from)?) else {
-            return Err(Error::NotSwappable(from.word()));
-        };
-        let segment = match self.space.get(ks) {
-            Some(State::Stub(segment)) => segment,
-            _ => return Err(Error::NotSwappable(stub.word())),
-        };
-        if !self.space.fill(ks, kf)? {
-            return Err(Error::NotSwappable(from.word()));
+        self.fill_stubs(&[(stub, from)])
+    }
+
+    /// Gives each stub of `pairs` the body of its object, as [`Tenant::fill_stub`] does,
+    /// all or none: every pair is checked and the memory reserved before the first stub is
+    /// filled, so a segment's members come back together or not at all (they refer to one
+    /// another). Time: O(n log n + n log host objects) for n pairs.
+    ///
+    /// # Errors
+    /// [`Error::NotSwappable`] unless every stub is a stub and every object a live private
+    /// object, each named once; [`Error::OutOfMemory`]; as [`Tenant::slot`] for a reference
+    /// that leads nowhere. Nothing changes on error.
+    pub fn fill_stubs(&mut self, pairs: &[(Value, Value)]) -> Result<()> {
+        let mut keys = Vec::with_capacity(pairs.len());
+        for &(stub, from) in pairs {
+            let (Loc::Private(ks), Loc::Private(kf)) = (self.locate(stub)?, self.locate(from)?)
+            else {
+                return Err(Error::NotSwappable(from.word()));
+            };
+            let segment = match self.space.get(ks) {
+                Some(State::Stub(segment)) => segment,
+                _ => return Err(Error::NotSwappable(stub.word())),
+            };
+            if !matches!(self.space.get(kf), Some(State::Object(_))) {
+                return Err(Error::NotSwappable(from.word()));
+            }
+            keys.push((ks, kf, segment, from));
         }
-        // The view goes with the first stub filled: the stubs left may be filled from
-        // bodies that writes through the filled ones change, which the view does not see.
-        self.forget_view(segment);
-        // The stub now holds the body and `from` is a forwarder: the same charges, swapped.
-        // A host object is the body's: it moves to the stub's key (a stub is never a proxy,
-        // so nothing is there).
-        self.move_host(kf, ks);
+        // Each stub and each object once: a second fill of either would find it changed.
+        let mut named: Vec<u32> = keys
+            .iter()
+            .flat_map(|&(ks, kf, ..)| [ks.key(), kf.key()])
+            .collect();
+        named.sort_unstable();
+        if let Some(w) = named.windows(2).find(|w| w[0] == w[1]) {
+            let dup = keys
+                .iter()
+                .find(|&&(ks, kf, ..)| ks.key() == w[0] || kf.key() == w[0])
+                .map_or(Word::from_bits(0), |&(.., from)| from.word());
+            return Err(Error::NotSwappable(dup));
+        }
+        // One forwarder word a pair: with the room reserved, no fill below can fail.
+        self.space.reserve_words(keys.len())?;
+        for &(ks, kf, segment, from) in &keys {
+            if !self.space.fill(ks, kf)? {
+                return Err(Error::NotSwappable(from.word()));
+            }
+            // The view goes with the first stub filled: the stubs left may be filled from
+            // bodies that writes through the filled ones change, which the view does not
+            // see.
+            self.forget_view(segment);
+            // The stub now holds the body and `from` is a forwarder: the same charges,
+            // swapped. A host object is the body's: it moves to the stub's key (a stub is
+            // never a proxy, so nothing is there).
+            self.move_host(kf, ks);
+        }
         Ok(())
     }
 
