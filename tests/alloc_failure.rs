@@ -361,3 +361,73 @@ fn a_fault_in_refused_anywhere_changes_nothing() {
     eprintln!("{refused_at} refusals");
     assert!(refused_at >= 2, "{refused_at} refusals");
 }
+
+/// A commit gathers the tenant's copies and new objects into a layer (the table's order,
+/// the bodies, the numbering of new objects), checks it, reserves what settling the tenant
+/// needs, and makes the version: refused at any large allocation, it publishes nothing and
+/// leaves the tenant on its version, every copy and object in place.
+#[test]
+fn a_commit_refused_anywhere_changes_nothing() {
+    use cowheap::tenants::commit::{CommitError, CommitRights, Repository};
+    let (base, x, y) = base();
+    let class = base.heap().root("class").unwrap();
+    let small = base.heap().root("small").unwrap();
+    let smalls: Vec<Value> = (0..SMALL)
+        .map(|i| base.heap().slot(small, i).unwrap())
+        .collect();
+    let setup = || {
+        let repo = Repository::new(base.clone(), CommitRights::Anyone);
+        let mut t = repo.fork();
+        // Copies: many small ones and a large one.
+        for &o in &smalls {
+            t.set_slot(o, 0, Value::int(-1)).unwrap();
+        }
+        t.set_slot(x, 0, Value::int(-2)).unwrap();
+        // New objects, reached from a copy through a large holder.
+        let fresh: Vec<Value> = (0..600)
+            .map(|i| {
+                t.alloc_with(class, Format::Pointers, &[Value::int(i)], &[])
+                    .unwrap()
+            })
+            .collect();
+        let holder = t.alloc_with(class, Format::Pointers, &fresh, &[]).unwrap();
+        t.set_slot(y, 1, holder).unwrap();
+        (repo, t, fresh[599])
+    };
+    let version = base.version();
+    let mut refusals = 0;
+    for n in 0.. {
+        let (repo, mut t, last) = setup();
+        let objs = [x, y, smalls[SMALL - 1], last];
+        let before = observe(&t, &objs);
+        let (r, refused) = refusing_the(n, || repo.commit(&mut t, "test"));
+        if !refused {
+            let next = r.unwrap();
+            assert_eq!(next.version(), version + 1);
+            assert_eq!(repo.current().version(), version + 1);
+            // The version holds the copies and the new objects.
+            let reader = repo.fork();
+            assert_eq!(reader.slot(x, 0).unwrap().as_int(), Some(-2));
+            assert_eq!(reader.slot(smalls[7], 0).unwrap().as_int(), Some(-1));
+            let holder = reader.slot(y, 1).unwrap();
+            let last = reader.slot(holder, 599).unwrap();
+            assert_eq!(reader.slot(last, 0).unwrap().as_int(), Some(599));
+            assert_eq!(t.stats().copies, before.2);
+            break;
+        }
+        refusals += 1;
+        assert!(
+            matches!(r, Err(CommitError::Tenant(Error::OutOfMemory { .. }))),
+            "refusal {n} answered {r:?}"
+        );
+        assert_eq!(observe(&t, &objs), before, "refusal {n} changed the tenant");
+        assert_eq!(t.base().version(), version, "refusal {n}");
+        assert_eq!(repo.current().version(), version, "refusal {n} published");
+        // And the tenant still commits.
+        repo.commit(&mut t, "test").unwrap();
+        assert_eq!(repo.current().version(), version + 1);
+    }
+    // The table's order, the copies' bodies, the layer, the settling's reservations.
+    eprintln!("{refusals} large allocations refused in turn");
+    assert!(refusals >= 5, "{refusals} large allocations");
+}

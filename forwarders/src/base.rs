@@ -336,6 +336,8 @@ impl Base {
             None => w.is_immediate(),
         };
         let mut seen = rustc_hash::FxHashSet::default();
+        seen.try_reserve(objects.len())
+            .map_err(|_| refused::<u32>(objects.len()))?;
         for (x, c) in objects {
             if *x as usize >= len {
                 return Err(no_such(*x));
@@ -377,7 +379,8 @@ impl Base {
     /// [`HeapError::InvalidWord`] for a class or slot that is neither an immediate nor a
     /// reference to an object of the new version (a private reference included);
     /// [`HeapError::TooLarge`] past 2^32 objects or 2^64 versions, or auxiliary bits wider
-    /// than 24. Nothing changes on any error.
+    /// than 24; [`HeapError::OutOfMemory`] if the allocator refuses the layer's memory.
+    /// Nothing changes on any error.
     #[doc(hidden)]
     pub fn next_version(
         self: &Arc<Base>,
@@ -388,7 +391,7 @@ impl Base {
         let mut layer = FxHashMap::default();
         layer
             .try_reserve(objects.len())
-            .map_err(|_| HeapError::TooLarge("a layer the allocator refuses"))?;
+            .map_err(|_| refused::<(u32, Committed)>(objects.len()))?;
         layer.extend(objects);
         for &x in layer.keys() {
             self.marks.mark_committed(x);
@@ -473,6 +476,13 @@ impl Base {
             b = v.parent.as_deref();
         }
         n
+    }
+}
+
+/// [`HeapError::OutOfMemory`] for `n` items of `T`.
+fn refused<T>(n: usize) -> HeapError {
+    HeapError::OutOfMemory {
+        bytes: u64::try_from(n.saturating_mul(size_of::<T>())).unwrap_or(u64::MAX),
     }
 }
 

@@ -90,4 +90,11 @@ pub enum Error {
     /// More objects, slots or bytes than the encoding can address.
     #[error("too large: {0}")]
     TooLarge(&'static str),
+    /// The allocator refused memory a structure of the heap needed (a version's layer, say);
+    /// nothing was changed.
+    #[error("could not reserve {bytes} bytes")]
+    OutOfMemory {
+        /// Bytes asked for.
+        bytes: u64,
+    },
 }

@@ -163,8 +163,27 @@ pub enum CommitError {
 
 impl From<HeapError> for CommitError {
     fn from(e: HeapError) -> CommitError {
-        CommitError::Tenant(e.into())
+        match e {
+            // The allocator's refusal is the tenant's kind, whichever layer met it.
+            HeapError::OutOfMemory { bytes } => CommitError::Tenant(Error::OutOfMemory { bytes }),
+            e => CommitError::Tenant(e.into()),
+        }
     }
+}
+
+/// [`Error::OutOfMemory`] for `n` items of `T`.
+fn refused<T>(n: usize) -> CommitError {
+    CommitError::Tenant(Error::OutOfMemory {
+        bytes: u64::try_from(n.saturating_mul(size_of::<T>())).unwrap_or(u64::MAX),
+    })
+}
+
+/// An empty vector with room for `n` items, reserved fallibly: a commit's large memory is
+/// reserved so that the allocator's refusal is an error that changes nothing.
+fn room<T>(n: usize) -> Result<Vec<T>, CommitError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| refused::<T>(n))?;
+    Ok(v)
 }
 
 /// Numbers a committing tenant's objects in the new version: copies as the base objects they
@@ -204,6 +223,12 @@ impl Numbering<'_> {
             None => {
                 let y = u32::try_from(self.next)
                     .map_err(|_| HeapError::TooLarge("more objects than references can name"))?;
+                self.fresh
+                    .try_reserve(1)
+                    .map_err(|_| refused::<(u32, u32)>(self.fresh.len() + 1))?;
+                self.queue
+                    .try_reserve(1)
+                    .map_err(|_| refused::<PrivateKey>(self.queue.len() + 1))?;
                 self.next += 1;
                 self.fresh.insert(k.key(), y);
                 self.queue.push_back(k);
@@ -217,18 +242,19 @@ impl Numbering<'_> {
     fn body(&mut self, k: PrivateKey) -> Result<Committed, CommitError> {
         let body = self.tenant.body(k)?;
         let class = self.word(body.class())?;
-        let slots = body
-            .slots()
-            .iter()
-            .map(|c| self.word(c.get()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut slots = room(body.slots().len())?;
+        for c in body.slots() {
+            slots.push(self.word(c.get())?);
+        }
+        let mut bytes = room(body.bytes().len())?;
+        bytes.extend_from_slice(body.bytes());
         Ok(Committed {
             class,
             format: body.format(),
             hash: body.hash(),
             aux: 0,
-            slots: slots.into(),
-            bytes: body.bytes().into(),
+            slots: slots.into_boxed_slice(),
+            bytes: bytes.into_boxed_slice(),
         })
     }
 }
@@ -578,7 +604,8 @@ impl Repository {
             tenant.restart_recording();
             return Ok(current);
         }
-        let mut changed: Vec<u32> = gathered.changed.iter().copied().collect();
+        let mut changed: Vec<u32> = room(gathered.changed.len())?;
+        changed.extend(gathered.changed.iter().copied());
         changed.sort_unstable();
         let layer = Layer {
             origin: current.origin(),
@@ -589,15 +616,21 @@ impl Repository {
             objects: gathered.objects,
         };
         current.check_layer(&layer.objects, layer.len)?;
+        // What settling the tenant needs, reserved before the version is made.
+        let forwarders = room(gathered.moved.len())?;
+        tenant.reserve_committed(gathered.moved.len())?;
+        log.known
+            .try_reserve(1)
+            .map_err(|_| refused::<(BaseId, u64)>(log.known.len() + 1))?;
         persist(&layer).map_err(CommitError::Persist)?;
-        // Nothing below fails: the layer was checked. The version is made (its committed
-        // bits set), logged, published, and the tenant moved.
+        // Nothing below fails: the layer was checked, its memory is the last reserved. The
+        // version is made (its committed bits set), logged, published, and the tenant moved.
         let next = current.next_version(layer.objects, layer.len)?;
         log.known.insert(next.id(), next.version());
         log.changes
             .insert(next.version(), Arc::new(gathered.changed));
         self.current.store(next.clone());
-        tenant.settle_commit(&next, &gathered.moved);
+        tenant.settle_commit(&next, &gathered.moved, forwarders);
         tenant.restart_recording();
         Ok(next)
     }
@@ -766,7 +799,10 @@ impl Tenant {
     fn gather(&self, len: usize, roots: &[cowheap_heap::Value]) -> Result<Gathered, CommitError> {
         // This tenant's copies, by entry key: the base object each stands for.
         let mut copies: FxHashMap<u32, ObjectIndex> = FxHashMap::default();
-        let mut sorted = Vec::with_capacity(self.table.len());
+        copies
+            .try_reserve(self.table.len())
+            .map_err(|_| refused::<(u32, ObjectIndex)>(self.table.len()))?;
+        let mut sorted = room(self.table.len())?;
         for (x, entry) in self.table.iter() {
             let k = self
                 .space
@@ -795,9 +831,12 @@ impl Tenant {
             queue: VecDeque::new(),
             next: len,
         };
-        let mut objects = Vec::with_capacity(sorted.len());
-        let mut moved = Vec::with_capacity(sorted.len());
+        let mut objects = room(sorted.len())?;
+        let mut moved = room(sorted.len())?;
         let mut changed = FxHashSet::default();
+        changed
+            .try_reserve(sorted.len())
+            .map_err(|_| refused::<u32>(sorted.len()))?;
         for (x, k) in sorted {
             let mut c = g.body(k)?;
             c.aux = self.base.object(x)?.aux;
@@ -812,6 +851,12 @@ impl Tenant {
         while let Some(k) = g.queue.pop_front() {
             let c = g.body(k)?;
             let y = g.fresh[&k.key()];
+            objects
+                .try_reserve(1)
+                .map_err(|_| refused::<(u32, Committed)>(objects.len() + 1))?;
+            moved
+                .try_reserve(1)
+                .map_err(|_| refused::<(PrivateKey, Word)>(moved.len() + 1))?;
             objects.push((y, c));
             moved.push((k, Word::base(ObjectIndex::from_u32(y))));
         }
@@ -825,9 +870,15 @@ impl Tenant {
 
     /// After a commit: the tenant stands on `next` with nothing changed of its own; each of
     /// its entries in `moved` becomes a forwarder to what it now is in the base.
-    fn settle_commit(&mut self, next: &Arc<Base>, moved: &[(PrivateKey, Word)]) {
+    /// `forwarders` is empty with room for `moved`, and the committed list has room for
+    /// them too ([`Tenant::reserve_committed`]): nothing here allocates.
+    fn settle_commit(
+        &mut self,
+        next: &Arc<Base>,
+        moved: &[(PrivateKey, Word)],
+        mut forwarders: Vec<PrivateKey>,
+    ) {
         let mut freed = 0u64;
-        let mut forwarders = Vec::with_capacity(moved.len());
         for &(k, target) in moved {
             if let Some(w) = self.space.writable(k) {
                 let size = w.forward(target);
@@ -845,6 +896,15 @@ impl Tenant {
         // Every copy was committed: the table is empty now.
         self.table = IndirectionTable::new();
         self.rebind(next);
+    }
+
+    /// Room for `n` more forwarders in the list commits leave ([`Tenant::settle_commit`]),
+    /// reserved fallibly.
+    fn reserve_committed(&mut self, n: usize) -> Result<(), CommitError> {
+        self.cold_mut()
+            .committed
+            .try_reserve(n)
+            .map_err(|_| refused::<PrivateKey>(n))
     }
 
     /// Frees every private object, root and handle, empties the table and stops recording
