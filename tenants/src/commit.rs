@@ -939,7 +939,7 @@ impl Tenant {
             cold.stats.private_bytes = left * FORWARDER_COST;
         }
         if let Some(f) = self.filter.as_mut() {
-            **f = cowheap_forwarders::MarkFilter::new();
+            *f = cowheap_forwarders::MarkFilter::new();
         }
     }
 

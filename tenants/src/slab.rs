@@ -91,7 +91,8 @@ impl Record {
 pub(crate) struct Keys {
     records: Vec<Record>,
     free: u32,
-    live: usize,
+    /// Live keys: at most one per index, and indices are `u32`.
+    live: u32,
 }
 
 impl Default for Keys {
@@ -279,7 +280,7 @@ impl Keys {
             tag: generation_of(i) & GENERATION_MASK,
             link: NONE,
         }));
-        let mut live = 0;
+        let mut live = 0u32;
         for (index, link) in links {
             let r = records.get_mut(index as usize).ok_or(SlabFull)?;
             if r.is_occupied() {
@@ -308,7 +309,7 @@ impl Keys {
 
     /// Number of live keys.
     pub(crate) fn len(&self) -> usize {
-        self.live
+        self.live as usize
     }
 
     /// One past the largest index ever handed out.

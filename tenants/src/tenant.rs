@@ -109,7 +109,12 @@ pub struct Tenant {
     /// reads an object's offset here.
     pub(crate) marks: DivertMarks,
     /// This tenant's own marks under [`MarkPolicy::Private`]; the shared bits are then ignored.
-    pub(crate) filter: Option<Box<MarkFilter>>,
+    /// Set only through [`Tenant::set_filter`], which keeps `own_marks` with it.
+    pub(crate) filter: Option<MarkFilter>,
+    /// [`DivertMarks::DIVERTED`] while the tenant has a filter, else 0: or-ed into a mark
+    /// word, it sends every read of a tenant with its own marks past the fast path's one
+    /// sign test to the filter's, so that test needs no dispatch on the policy.
+    own_marks: u64,
     /// The base heap's bytes, held here so the fast read path needs nothing behind `base`.
     pub(crate) reader: HeapReader,
     pub(crate) table: IndirectionTable,
@@ -175,12 +180,17 @@ impl Tenant {
         let id = TenantId::new(NEXT.fetch_add(1, Ordering::Relaxed)).expect("counter starts at 1");
         let filter = match config.marks {
             MarkPolicy::Shared => None,
-            MarkPolicy::Private => Some(Box::default()),
+            MarkPolicy::Private => Some(MarkFilter::default()),
         };
         Tenant {
             id,
             base: base.clone(),
             marks: base.marks().clone(),
+            own_marks: if filter.is_some() {
+                DivertMarks::DIVERTED
+            } else {
+                0
+            },
             filter,
             reader: base.heap().reader(),
             table: IndirectionTable::new(),
@@ -229,6 +239,17 @@ impl Tenant {
         }
     }
 
+    /// Gives the tenant its own marks (`Some`) or the shared ones (`None`), keeping the fast
+    /// path's policy bit with them.
+    fn set_filter(&mut self, filter: Option<MarkFilter>) {
+        self.own_marks = if filter.is_some() {
+            DivertMarks::DIVERTED
+        } else {
+            0
+        };
+        self.filter = filter;
+    }
+
     /// Starts (`true`) or stops recording which base objects this tenant reads, for
     /// read-write conflict checks ([`crate::commit::CommitMode::ReadWrite`]). Starting clears
     /// what was recorded. While it records, every read of a base object by this tenant leaves
@@ -238,13 +259,13 @@ impl Tenant {
         match (on, self.cold.as_mut().and_then(|c| c.recording.take())) {
             (true, _) => {
                 self.cold_mut().recording = Some((RefCell::default(), policy));
-                self.filter = Some(Box::new(MarkFilter::full()));
+                self.set_filter(Some(MarkFilter::full()));
             }
             (false, Some((_, policy))) => {
-                self.filter = match policy {
+                self.set_filter(match policy {
                     MarkPolicy::Shared => None,
-                    MarkPolicy::Private => Some(Box::default()),
-                };
+                    MarkPolicy::Private => Some(MarkFilter::default()),
+                });
                 self.remark();
             }
             (false, None) => {}
@@ -585,11 +606,14 @@ impl Tenant {
             reason = "an index with a mark is below the base's object count, under 2^32"
         )]
         let x = ObjectIndex::from_u32(wide as u32);
+        // One test, of the sign: the diverted bit, which a version's change of the object
+        // sets too, or this tenant's own marks. With it clear, the word is the offset itself.
+        // With it set, an object no version changed is still read in place if this tenant's
+        // filter (its table's under the shared policy) is clear.
+        if (entry | self.own_marks) & DivertMarks::DIVERTED == 0 {
+            return Some(entry);
+        }
         match &self.filter {
-            // One test, of the sign: the diverted bit, which a version's change of the object
-            // sets too. With it clear, the word is the offset itself. With it set, an object
-            // no version changed is still read in place if this tenant's filter is clear.
-            None if entry & DivertMarks::DIVERTED == 0 => Some(entry),
             None => (entry & DivertMarks::COMMITTED == 0 && !self.table.may_contain(x))
                 .then_some(entry & DivertMarks::OFFSET),
             Some(f) => (entry & DivertMarks::COMMITTED == 0 && !f.is_marked(x.as_u32()))
