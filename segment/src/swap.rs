@@ -27,7 +27,8 @@
 //!                                              reads by &self: the view <--+---+
 //!        fill_stubs, all members   import (hashes kept)      store.get,    |
 //!   Imported <------------------ (members made) <---------- Inactive <-----+ (a write)
-//!                                                            verified
+//!                                      |                     verified      ^
+//!                                      +-- a fill refused: members freed --+ (OnFile)
 //! ```
 //!
 //! ```
@@ -460,9 +461,10 @@ pub struct OutRecord {
     /// The checksum field of its file (BLAKE3 of header and body), checked at fault-in.
     pub digest: [u8; 32],
     /// After a fault that filled some stubs and then failed (in a build that filled them
-    /// one at a time: this one fills all or none, and records `None`): the identity words
-    /// of the imported bodies kept to fill the rest from, those of the last stubs (from the
-    /// one the fault stopped at), stubs in the order roots then members.
+    /// one at a time; this one fills all or none, so it keeps such bodies only from a
+    /// record it adopted, until a fault fills the rest): the identity words of the imported
+    /// bodies kept to fill the rest from, those of the last stubs (from the one the fault
+    /// stopped at), stubs in the order roots then members.
     pub pending: Option<Vec<Word>>,
 }
 
@@ -1194,13 +1196,26 @@ impl Swapper {
                 what: "the number of members",
             });
         };
-        let pairs: Vec<(Value, Value)> = stubs[first..]
-            .iter()
-            .zip(&bodies)
-            .filter(|&(&stub, _)| matches!(t.stub_segment(stub), Ok(Some(s)) if s == id.0))
-            .map(|(&stub, &body)| (stub, body))
-            .collect();
-        if let Err(e) = t.fill_stubs(&pairs) {
+        let mut pairs: Vec<(Value, Value)> = Vec::new();
+        let filled = pairs
+            .try_reserve_exact(bodies.len())
+            .map_err(|_| cowheap_tenants::Error::OutOfMemory {
+                bytes: u64::try_from(bodies.len().saturating_mul(size_of::<(Value, Value)>()))
+                    .unwrap_or(u64::MAX),
+            })
+            .and_then(|()| {
+                pairs.extend(
+                    stubs[first..]
+                        .iter()
+                        .zip(&bodies)
+                        .filter(
+                            |&(&stub, _)| matches!(t.stub_segment(stub), Ok(Some(s)) if s == id.0),
+                        )
+                        .map(|(&stub, &body)| (stub, body)),
+                );
+                t.fill_stubs(&pairs)
+            });
+        if let Err(e) = filled {
             // No stub has changed: the import is dropped, the segment still out on file.
             if !made.is_empty() {
                 t.free_unreachable(&made);

@@ -473,8 +473,14 @@ impl Repository {
     /// published: `persist` gets the version's [`Layer`] (write it to a store in one
     /// transaction, refusing it if another process committed over the same version first),
     /// and if it fails, the commit fails whole with [`CommitError::Persist`], and nothing
-    /// is published or changed (but the committed bits of the objects it would have
-    /// changed, which cost their readers a lookup and never change an answer).
+    /// is published or changed.
+    ///
+    /// After `persist` succeeded, only the allocator can still refuse the commit: the
+    /// version's own memory (its check's set, its layer's map) is reserved when it is made,
+    /// and a refusal there is [`Error::OutOfMemory`] with nothing published or changed in
+    /// this process, while the layer is persisted. The caller that persisted it decides
+    /// what that means (the store's node reports it as landed and applies it at its next
+    /// sync).
     ///
     /// # Errors
     /// As [`Repository::commit_with`], and [`CommitError::Persist`].
@@ -623,8 +629,10 @@ impl Repository {
             .try_reserve(1)
             .map_err(|_| refused::<(BaseId, u64)>(log.known.len() + 1))?;
         persist(&layer).map_err(CommitError::Persist)?;
-        // Nothing below fails: the layer was checked, its memory is the last reserved. The
-        // version is made (its committed bits set), logged, published, and the tenant moved.
+        // Only `next_version`'s own reservations (its check's set, the layer's map) can fail
+        // below, before it sets a bit: an `OutOfMemory` that changes nothing here (see
+        // `commit_through`). The version is made (its committed bits set), logged,
+        // published, and the tenant moved.
         let next = current.next_version(layer.objects, layer.len)?;
         log.known.insert(next.id(), next.version());
         log.changes

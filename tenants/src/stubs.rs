@@ -277,7 +277,8 @@ impl Tenant {
     /// object, each named once; [`Error::OutOfMemory`]; as [`Tenant::slot`] for a reference
     /// that leads nowhere. Nothing changes on error.
     pub fn fill_stubs(&mut self, pairs: &[(Value, Value)]) -> Result<()> {
-        let mut keys = Vec::with_capacity(pairs.len());
+        let mut keys = Vec::new();
+        reserve_for(&mut keys, pairs.len())?;
         for &(stub, from) in pairs {
             let (Loc::Private(ks), Loc::Private(kf)) = (self.locate(stub)?, self.locate(from)?)
             else {
@@ -293,10 +294,9 @@ impl Tenant {
             keys.push((ks, kf, segment, from));
         }
         // Each stub and each object once: a second fill of either would find it changed.
-        let mut named: Vec<u32> = keys
-            .iter()
-            .flat_map(|&(ks, kf, ..)| [ks.key(), kf.key()])
-            .collect();
+        let mut named: Vec<u32> = Vec::new();
+        reserve_for(&mut named, 2 * keys.len())?;
+        named.extend(keys.iter().flat_map(|&(ks, kf, ..)| [ks.key(), kf.key()]));
         named.sort_unstable();
         if let Some(w) = named.windows(2).find(|w| w[0] == w[1]) {
             let dup = keys
@@ -612,4 +612,11 @@ impl Tenant {
             None => !self.cold_mut().views.off.replace(true),
         }
     }
+}
+
+/// Room for `n` more items in `v`, reserved fallibly ([`Error::OutOfMemory`]).
+fn reserve_for<T>(v: &mut Vec<T>, n: usize) -> Result<()> {
+    v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
+        bytes: u64::try_from(n.saturating_mul(size_of::<T>())).unwrap_or(u64::MAX),
+    })
 }
