@@ -573,14 +573,9 @@ impl Repository {
         let mut log = self.lock();
         let version = Repository::version_of(&log, tenant.base())?;
         let current = self.current.load_full();
-        let read = match mode {
-            CommitMode::WriteWrite => None,
-            CommitMode::ReadWrite => Some(
-                tenant
-                    .reads_recorded()
-                    .ok_or(CommitError::ReadsNotRecorded)?,
-            ),
-        };
+        if matches!(mode, CommitMode::ReadWrite) && tenant.recording().is_none() {
+            return Err(CommitError::ReadsNotRecorded);
+        }
         // Gathering follows references; it must not count them as the tenant's reads.
         let recording = tenant.cold.as_mut().and_then(|c| c.recording.take());
         let gathered = tenant.gather(current.len(), roots);
@@ -603,7 +598,14 @@ impl Repository {
                 });
             }
         }
-        Repository::check_conflicts(&log, version, &gathered.changed, read.as_ref())?;
+        {
+            // The tenant's read set itself, borrowed for the check (no copy).
+            let read = match mode {
+                CommitMode::WriteWrite => None,
+                CommitMode::ReadWrite => tenant.recording(),
+            };
+            Repository::check_conflicts(&log, version, &gathered.changed, read.as_deref())?;
+        }
         if gathered.objects.is_empty() {
             // Nothing to commit: the tenant moves to the current version, as a rebase would.
             tenant.rebind(&current);

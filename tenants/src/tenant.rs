@@ -310,6 +310,12 @@ impl Tenant {
         }
     }
 
+    /// The set of base objects read, borrowed, while [`Tenant::record_reads`] is on.
+    pub(crate) fn recording(&self) -> Option<std::cell::Ref<'_, FxHashSet<u32>>> {
+        let (set, _) = self.cold.as_ref()?.recording.as_ref()?;
+        Some(set.borrow())
+    }
+
     /// The base objects read since [`Tenant::record_reads`] was turned on, if it is on.
     pub fn reads_recorded(&self) -> Option<FxHashSet<u32>> {
         let (set, _) = self.cold.as_ref()?.recording.as_ref()?;
