@@ -27,6 +27,8 @@ thread_local! {
     static ALLOW: Cell<usize> = const { Cell::new(usize::MAX) };
     /// Large allocations refused so far.
     static REFUSED: Cell<usize> = const { Cell::new(0) };
+    /// Once one is refused, refuse every later one too (memory that stays short).
+    static PERSIST: Cell<bool> = const { Cell::new(false) };
 }
 
 impl Refusing {
@@ -38,7 +40,9 @@ impl Refusing {
         ALLOW.with(|a| match a.get() {
             usize::MAX => false,
             0 => {
-                a.set(usize::MAX);
+                if !PERSIST.with(Cell::get) {
+                    a.set(usize::MAX);
+                }
                 REFUSED.with(|r| r.set(r.get() + 1));
                 true
             }
@@ -83,6 +87,15 @@ fn refusing_the<T>(n: usize, f: impl FnOnce() -> T) -> (T, bool) {
     let out = f();
     ALLOW.with(|a| a.set(usize::MAX));
     (out, REFUSED.with(Cell::get) > before)
+}
+
+/// Runs `f` with the `n`-th large allocation of this thread and every later one refused;
+/// answers its result and whether a refusal happened.
+fn refusing_from<T>(n: usize, f: impl FnOnce() -> T) -> (T, bool) {
+    PERSIST.with(|p| p.set(true));
+    let out = refusing_the(n, f);
+    PERSIST.with(|p| p.set(false));
+    out
 }
 
 /// A base of two large pointer objects (`SLOTS` slots each, holding small integers),
@@ -430,4 +443,225 @@ fn a_commit_refused_anywhere_changes_nothing() {
     // The table's order, the copies' bodies, the layer, the settling's reservations.
     eprintln!("{refusals} large allocations refused in turn");
     assert!(refusals >= 5, "{refusals} large allocations");
+}
+
+/// A tenant of `n` small private objects held by one array, the root "held" (so a mark's
+/// worklist holds them all at once), and `n` more that nothing holds.
+fn with_garbage(base: &Arc<Base>, n: usize) -> (Tenant, Vec<Value>) {
+    let class = base.heap().root("class").unwrap();
+    let mut t = Tenant::fork(base);
+    let mut held = Vec::new();
+    for i in 0..n as i64 {
+        let v = t
+            .alloc_with(class, Format::Pointers, &[Value::int(i)], &[])
+            .unwrap();
+        held.push(v);
+        t.alloc_with(class, Format::Pointers, &[Value::int(-i), v], &[])
+            .unwrap();
+    }
+    let array = t.alloc_with(class, Format::Pointers, &held, &[]).unwrap();
+    t.set_root("held", array).unwrap();
+    (t, held)
+}
+
+/// A collection's mark reserves its memory (a bit per key, a worklist, the roots) fallibly:
+/// refused at any large allocation, and every one after it, `try_collect` answers
+/// `OutOfMemory` and frees nothing; with memory back it frees the garbage.
+#[test]
+fn a_collection_refused_from_anywhere_on_frees_nothing() {
+    let (base, _, _) = base();
+    let mut refused_at = 0;
+    for n in 0.. {
+        let (mut t, held) = with_garbage(&base, 3_000);
+        let before = observe(&t, &held);
+        let (r, refused) = refusing_from(n, || t.try_collect());
+        if !refused {
+            let out = r.unwrap();
+            assert_eq!((out.live, out.freed), (3_001, 3_000));
+            break;
+        }
+        assert!(
+            matches!(r, Err(Error::OutOfMemory { .. })),
+            "refusal {n}: {r:?}"
+        );
+        assert_eq!(observe(&t, &held), before, "refusal {n} changed the tenant");
+        assert_eq!(t.stats().collections, 0);
+        assert_eq!(t.try_collect().unwrap().freed, 3_000);
+        refused_at += 1;
+    }
+    assert!(refused_at >= 2, "{refused_at} refusals");
+}
+
+/// Memory reserved by `reserve_collection` before objects are made frees them later
+/// without allocating: with every large allocation refused after the reservation, the
+/// reserved `free_unreachable_with` still frees them, where the unreserved form is refused.
+#[test]
+fn a_reserved_free_is_not_refused() {
+    let (base, _, _) = base();
+    let class = base.heap().root("class").unwrap();
+    let (mut t, _) = with_garbage(&base, 3_000);
+    let before = t.stats();
+    let reserve = t.reserve_collection(100).unwrap();
+    let made: Vec<Value> = (0..100)
+        .map(|i| {
+            t.alloc_with(class, Format::Pointers, &[Value::int(i)], &[])
+                .unwrap()
+        })
+        .collect();
+    let (r, refused) = refusing_from(0, || t.free_unreachable(&made));
+    assert!(refused);
+    assert!(matches!(r, Err(Error::OutOfMemory { .. })), "{r:?}");
+    assert_eq!(t.stats().private_objects, before.private_objects + 100);
+    let (r, refused) = refusing_from(0, || t.free_unreachable_with(&made, reserve));
+    assert!(!refused, "the reserved free allocated");
+    assert_eq!(r.unwrap().freed, 100);
+    let after = t.stats();
+    assert_eq!(
+        (after.private_objects, after.private_bytes),
+        (before.private_objects, before.private_bytes)
+    );
+    assert!(t.slot(made[0], 0).is_err());
+}
+
+/// A fault-in whose memory stays short from any large allocation on answers `OutOfMemory`
+/// and leaves the tenant as it was: the import's members are freed in memory reserved
+/// before the import, so the undo needs none. The tenant holds thousands of objects, so
+/// the mark's memory is itself a large allocation.
+#[test]
+fn a_fault_in_refused_from_anywhere_on_changes_nothing() {
+    use cowheap_segment::swap::{MemStore, SwapError, Swapper};
+    const ROOTS: usize = 30;
+    let (base, _, _) = base();
+    let class = base.heap().root("class").unwrap();
+    let setup = |pad: usize| {
+        let (mut t, mut held) = with_garbage(&base, 3_000);
+        t.collect();
+        // Padding, so that the import and the stubs' fill meet the arena's growth at
+        // every point in turn.
+        let size = ObjectSize {
+            slots: pad,
+            bytes: 0,
+        };
+        held.push(t.alloc(class, Format::Pointers, size).unwrap());
+        // The segment: `ROOTS` roots, so that the stubs' fill reserves that many words.
+        let roots: Vec<Value> = (0..ROOTS as i64)
+            .map(|i| {
+                t.alloc_with(class, Format::Pointers, &[Value::int(i)], &[])
+                    .unwrap()
+            })
+            .collect();
+        held.extend(&roots);
+        let holder = t.alloc_with(class, Format::Pointers, &held, &[]).unwrap();
+        t.set_root("held", holder).unwrap();
+        let swapper = Swapper::new(MemStore::new());
+        let out = swapper.swap_out(&mut t, &roots).unwrap();
+        assert_eq!(out.objects, ROOTS);
+        (t, swapper, out.id, roots)
+    };
+    let mut refused_at = 0;
+    // Paddings around the one where the import fits the arena and the stubs' fill makes it
+    // grow (found by a sweep of 0..9,000 by 13): there the import's members are made, then
+    // freed again.
+    let mut undone = 0;
+    for pad in (3_900..4_500).step_by(13) {
+        for n in 0.. {
+            let (mut t, swapper, id, roots) = setup(pad);
+            let stats = t.stats();
+            let before = (
+                stats.private_objects,
+                stats.private_bytes,
+                swapper.state(id),
+            );
+            let collected = stats.collected;
+            let (r, refused) = refusing_from(n, || swapper.fault_in(&mut t, id));
+            if !refused {
+                r.unwrap();
+                break;
+            }
+            assert!(
+                matches!(r, Err(SwapError::Tenant(Error::OutOfMemory { .. }))),
+                "padding {pad}, refusal {n}: {r:?}"
+            );
+            let stats = t.stats();
+            undone += usize::from(stats.collected > collected);
+            assert_eq!(
+                (
+                    stats.private_objects,
+                    stats.private_bytes,
+                    swapper.state(id)
+                ),
+                before,
+                "padding {pad}: refusal {n} changed the tenant"
+            );
+            assert!(
+                roots
+                    .iter()
+                    .all(|&r| t.stub_segment(r).unwrap() == Some(id.get()))
+            );
+            swapper.fault_in(&mut t, id).unwrap();
+            for (i, &r) in (0..).zip(&roots) {
+                assert_eq!(t.slot(r, 0).unwrap().as_int(), Some(i));
+            }
+            refused_at += 1;
+        }
+    }
+    eprintln!("{refused_at} refusals, {undone} after the import");
+    assert!(refused_at >= 2, "{refused_at} refusals");
+    assert!(
+        undone >= 1,
+        "no refusal came after the import: move the paddings"
+    );
+}
+
+/// A refused commit's answer is grown fallibly too: a conflict over more objects than a
+/// large allocation holds, refused at any large allocation, answers `OutOfMemory` and
+/// changes nothing; with memory, it answers the conflict, every object listed.
+#[test]
+fn a_conflict_refused_anywhere_changes_nothing() {
+    use cowheap::tenants::commit::{CommitError, CommitRights, Repository};
+    const N: usize = 1_500;
+    let mut b = Builder::new();
+    let nil = b.add_nil();
+    let class = b.add(nil, Format::Pointers, vec![], vec![]).unwrap();
+    let words: Vec<Word> = (0..N as i64)
+        .map(|i| {
+            b.add(class, Format::Pointers, vec![Word::int(i).unwrap()], vec![])
+                .unwrap()
+        })
+        .collect();
+    let all = b.add(class, Format::Pointers, words, vec![]).unwrap();
+    b.add_root("all", all).unwrap();
+    let base = Base::new(b.freeze().unwrap());
+    let all = base.heap().root("all").unwrap();
+    let objs: Vec<Value> = (0..N).map(|i| base.heap().slot(all, i).unwrap()).collect();
+    let mut refusals = 0;
+    for n in 0.. {
+        let repo = Repository::new(base.clone(), CommitRights::Anyone);
+        let (mut first, mut second) = (repo.fork(), repo.fork());
+        for &o in &objs {
+            first.set_slot(o, 0, Value::int(-1)).unwrap();
+            second.set_slot(o, 0, Value::int(-2)).unwrap();
+        }
+        repo.commit(&mut first, "first").unwrap();
+        let before = observe(&second, &objs[..3]);
+        let version = second.base().version();
+        let (r, refused) = refusing_the(n, || repo.commit(&mut second, "second"));
+        assert_eq!(observe(&second, &objs[..3]), before, "refusal {n}");
+        assert_eq!(second.base().version(), version, "refusal {n}");
+        assert_eq!(repo.current().version(), version + 1, "refusal {n}");
+        if !refused {
+            match r {
+                Err(CommitError::Conflict { objects, .. }) => assert_eq!(objects.len(), N),
+                other => panic!("answered {other:?}"),
+            }
+            break;
+        }
+        refusals += 1;
+        assert!(
+            matches!(r, Err(CommitError::Tenant(Error::OutOfMemory { .. }))),
+            "refusal {n} answered {r:?}"
+        );
+    }
+    eprintln!("{refusals} large allocations refused in turn");
+    assert!(refusals >= 2, "{refusals} large allocations");
 }

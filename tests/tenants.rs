@@ -156,7 +156,7 @@ fn free_unreachable_frees_only_the_given_unreachable_objects() {
     let mut given = made.clone();
     given.extend([reached, holder, copy, g, foreign, Value::int(3), made[2]]);
     let freed = t.free_unreachable(&given);
-    assert_eq!(freed.freed, 3);
+    assert_eq!(freed.unwrap().freed, 3);
     let after = t.stats();
     assert_eq!(after.private_objects, before.private_objects);
     assert_eq!(after.private_bytes, before.private_bytes);
@@ -174,9 +174,9 @@ fn free_unreachable_frees_only_the_given_unreachable_objects() {
     }
     assert!(t.alloc(class, Format::Pointers, size).is_err());
     // Nothing given, or nothing of this tenant's: nothing marked, nothing freed.
-    assert_eq!(t.free_unreachable(&[]).freed, 0);
+    assert_eq!(t.free_unreachable(&[]).unwrap().freed, 0);
     let objects = t.stats().private_objects;
-    assert_eq!(t.free_unreachable(&[foreign, g]).freed, 0);
+    assert_eq!(t.free_unreachable(&[foreign, g]).unwrap().freed, 0);
     assert_eq!(t.stats().private_objects, objects);
 }
 
@@ -194,7 +194,7 @@ fn a_stale_word_left_by_free_unreachable_keeps_nothing_alive() {
     let survivor = t
         .alloc_with(class, Format::Pointers, &[freed], &[])
         .unwrap();
-    assert_eq!(t.free_unreachable(&[freed]).freed, 1);
+    assert_eq!(t.free_unreachable(&[freed]).unwrap().freed, 1);
     t.set_root("survivor", survivor).unwrap();
     // The stale word reads as a value that is refused when used.
     let stale = t.slot(survivor, 0).unwrap();
@@ -205,7 +205,7 @@ fn a_stale_word_left_by_free_unreachable_keeps_nothing_alive() {
         freed.word().as_private().unwrap().key(),
         "the freed index is reused"
     );
-    assert_eq!(t.free_unreachable(&[reuser]).freed, 1);
+    assert_eq!(t.free_unreachable(&[reuser]).unwrap().freed, 1);
     assert!(t.size(survivor).is_ok());
     let objects = t.stats().private_objects;
     assert_eq!(t.collect().freed, 0);

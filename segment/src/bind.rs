@@ -587,6 +587,8 @@ pub fn materialise(
     }
     // Allocate: classes inside the segment before their instances, in one pass in that
     // order; a member whose class could not be made is skipped (and reported below).
+    // The memory to free the members again, had before the first is made.
+    let reserve = tenant.reserve_collection(seg.objects.len())?;
     let mut made: Vec<Option<Value>> = vec![None; seg.objects.len()];
     // What fails from here (a quota, a hashed collection the rehash refuses) frees the
     // members made so far before it is answered.
@@ -670,8 +672,8 @@ pub fn materialise(
         Ok(())
     };
     if let Err(e) = build(tenant, &mut made) {
-        let members: Vec<Value> = made.iter().flatten().copied().collect();
-        tenant.free_unreachable(&members);
+        // In the memory reserved before the first member: not refused.
+        let _ = tenant.free_unreachable_with(made.iter().flatten(), reserve);
         return Err(e);
     }
     Ok(Materialised {

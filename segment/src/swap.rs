@@ -138,7 +138,7 @@ use crate::tenant::{self, SegmentState, TenantSegment};
 use cowheap_heap::{TenantId, Value, Word};
 use cowheap_tenants::hosts::{DetachedHost, HostError, HostPlugins};
 use cowheap_tenants::stubs::{FaultHandler, SegmentReader, SegmentView, ViewMember};
-use cowheap_tenants::{CollectStats, Handle, Tenant};
+use cowheap_tenants::{CollectStats, CollectionReserve, Handle, Tenant};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::Write;
@@ -1141,6 +1141,8 @@ impl Swapper {
         // The members this fault's own import made, if it made them: freed again if the
         // stubs cannot take them.
         let mut made: Vec<Value> = Vec::new();
+        // The memory to free them, had before the import makes the first.
+        let mut reserve = CollectionReserve::default();
         let bodies: Vec<Value> = match (&out.pending, prepared) {
             (Some(p), _) => p
                 .iter()
@@ -1165,6 +1167,7 @@ impl Swapper {
                     .iter()
                     .map(|&h| t.pinned(h))
                     .collect::<cowheap_tenants::Result<Vec<_>>>()?;
+                reserve = t.reserve_collection(seg.objects.len())?;
                 let imported = seg
                     .import_swapped(t, &outside, hosts)
                     .map_err(|e| match e {
@@ -1188,7 +1191,7 @@ impl Swapper {
         let stubs: Vec<Value> = out.stubs().collect();
         let Some(first) = stubs.len().checked_sub(bodies.len()) else {
             if !made.is_empty() {
-                t.free_unreachable(&made);
+                let _ = t.free_unreachable_with(&made, reserve);
                 out.state = SegmentState::OnFile;
             }
             return Err(SwapError::Mismatch {
@@ -1218,7 +1221,8 @@ impl Swapper {
         if let Err(e) = filled {
             // No stub has changed: the import is dropped, the segment still out on file.
             if !made.is_empty() {
-                t.free_unreachable(&made);
+                // In the memory reserved before the import: not refused.
+                let _ = t.free_unreachable_with(&made, reserve);
                 out.state = SegmentState::OnFile;
             }
             return Err(e.into());

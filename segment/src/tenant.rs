@@ -692,6 +692,8 @@ impl TenantSegment {
         // fails from here (an allocator that cannot grow the arena, a host refused, a rehash
         // refused) frees the members made so far before it is answered.
         let n = self.objects.len();
+        // The memory to free the members again, had before the first is made.
+        let reserve = tenant.reserve_collection(n)?;
         let mut made: Vec<Option<Value>> = vec![None; n];
         let objects = &self.objects;
         let (hosts_section, roots_section, out) = (&self.hosts, &self.roots, &self.out);
@@ -788,14 +790,14 @@ impl TenantSegment {
         let (roots, made, hosts, placeholder_list, rehash) = match build(tenant, &mut made) {
             Ok(built) => built,
             Err(e) => {
-                let members: Vec<Value> = made.iter().flatten().copied().collect();
-                tenant.free_unreachable(&members);
+                // In the memory reserved before the first member: not refused.
+                let _ = tenant.free_unreachable_with(made.iter().flatten(), reserve);
                 return Err(e);
             }
         };
         let next = SegmentState::Imported;
         if let Err(e) = self.state.advance(next) {
-            tenant.free_unreachable(&made);
+            let _ = tenant.free_unreachable_with(&made, reserve);
             return Err(SegmentError::State(e));
         }
         Ok(Imported {

@@ -9,36 +9,197 @@
 //! While marking, every slot that holds a forwarder is patched to its target, so after a
 //! collection no slot holds a forwarder and forwarders referred to only by slots are freed.
 //!
+//! **Memory.** The mark needs a bit per key ever used, a worklist, the roots' words and the
+//! root stubs in segment order. An entry is marked when it is pushed, so the worklist holds
+//! each key at most once and never outgrows the keys. All of it is reserved fallibly: a
+//! mark the allocator refuses answers [`Error::OutOfMemory`] and frees nothing (slots and
+//! roots it patched stay patched, which no read can tell). The sweep allocates nothing. An
+//! operation that may have to undo its allocations with [`Tenant::free_unreachable`]
+//! reserves the mark's memory first ([`Tenant::reserve_collection`]), so that the undo
+//! itself cannot be refused.
+//!
 //! Weak and ephemeron slots are held strongly.
 
-use crate::space::State;
+use crate::space::{Space, State};
 use crate::stats::{add, sub};
-use crate::{CollectStats, Tenant};
+use crate::{CollectStats, Error, Result, Tenant};
 use cowheap_heap::{PrivateKey, Value, Word};
-use rustc_hash::FxHashMap;
+
+/// The key no entry has: it marks a segment whose stubs are marked already.
+const DONE: PrivateKey = PrivateKey::new(u32::MAX, 0);
+
+/// Memory for a mark, reserved ahead ([`Tenant::reserve_collection`]) and given back when
+/// used ([`Tenant::free_unreachable_with`]) or dropped. The default holds none.
+#[derive(Debug, Default)]
+pub struct CollectionReserve(MarkScratch);
+
+/// The memory a mark works in, reserved ahead or as the mark goes.
+#[derive(Debug, Default)]
+struct MarkScratch {
+    /// A bit per key index: reached.
+    bits: Vec<u64>,
+    /// Reached entries whose words are still to be followed.
+    stack: Vec<PrivateKey>,
+    /// The roots' and the handles' words, patched.
+    roots: Vec<Word>,
+    /// Every root stub with its segment, in segment order.
+    stubs: Vec<(u64, PrivateKey)>,
+}
+
+/// Room for `additional` more elements in `v`, or [`Error::OutOfMemory`].
+fn grow<T>(v: &mut Vec<T>, additional: usize) -> Result<()> {
+    v.try_reserve(additional).map_err(|_| Error::OutOfMemory {
+        bytes: u64::try_from(additional.saturating_mul(size_of::<T>())).unwrap_or(u64::MAX),
+    })
+}
+
+/// The reached bits, by key index.
+pub(crate) struct Marks(Vec<u64>);
+
+impl Marks {
+    /// True if the entry at key index `i` was reached.
+    fn has(&self, i: u32) -> bool {
+        let i = i as usize;
+        self.0.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 != 0)
+    }
+
+    /// Sets the bit of key index `i`; true if it was clear.
+    fn set(&mut self, i: u32) -> bool {
+        let i = i as usize;
+        match self.0.get_mut(i / 64) {
+            Some(w) if *w >> (i % 64) & 1 == 0 => {
+                *w |= 1 << (i % 64);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The mark's state while it runs.
+struct Marking {
+    marks: Marks,
+    stack: Vec<PrivateKey>,
+    out: CollectStats,
+}
+
+impl Marking {
+    /// Reaches `k` if it names a live entry not reached yet: marks it and pushes it. A word
+    /// that names a freed entry (which an object [`Tenant::free_unreachable`] left standing
+    /// may hold) reaches nothing, not whatever reuses its index.
+    fn reach(&mut self, space: &Space, k: Option<PrivateKey>) -> Result<()> {
+        let Some(k) = k else { return Ok(()) };
+        if !space.is_live(k) || !self.marks.set(k.key()) {
+            return Ok(());
+        }
+        self.out.live += 1;
+        grow(&mut self.stack, 1)?;
+        self.stack.push(k);
+        Ok(())
+    }
+}
 
 impl Tenant {
     /// Frees every private object not reachable from this tenant's roots, pinned handles and
     /// diverted base objects. A `Value` naming a freed object is refused from then on
     /// ([`crate::Error::Collected`]).
     ///
-    /// Time: O(private objects and their slots); never walks the base.
+    /// Time: O(private objects and their slots); never walks the base. The mark's memory
+    /// (see [`Tenant::try_collect`]) is had as a `Vec`'s is: if the allocator refuses it,
+    /// the process ends through [`std::alloc::handle_alloc_error`].
     pub fn collect(&mut self) -> CollectStats {
-        let (marked, mut out) = self.mark();
-        let dead: Vec<PrivateKey> = self
-            .space
-            .iter()
-            .map(|(k, _)| k)
-            .filter(|k| !marked.get(k.key() as usize).copied().unwrap_or(false))
-            .collect();
-        self.sweep(&dead, &mut out);
+        match self.try_collect() {
+            Ok(out) => out,
+            Err(e) => {
+                let bytes = match e {
+                    Error::OutOfMemory { bytes } => usize::try_from(bytes).unwrap_or(usize::MAX),
+                    _ => 0,
+                };
+                std::alloc::handle_alloc_error(
+                    std::alloc::Layout::array::<u8>(bytes)
+                        .unwrap_or_else(|_| std::alloc::Layout::new::<u64>()),
+                )
+            }
+        }
+    }
+
+    /// [`Tenant::collect`], answering an allocator's refusal instead of ending the process.
+    /// The mark needs a bit per key ever used, a worklist of at most one entry per key, and
+    /// the roots' words ([`Tenant::reserve_collection`] reserves them ahead).
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`] if the mark's memory cannot be had; then nothing is freed and
+    /// every read answers as before.
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, Format, ObjectSize};
+    /// use cowheap_tenants::Tenant;
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let mut t = Tenant::fork(&base);
+    /// let class = base.heap().root("true").unwrap();
+    /// let kept = t.alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 }).unwrap();
+    /// t.set_root("kept", kept).unwrap();
+    /// t.alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 }).unwrap();
+    /// let out = t.try_collect().unwrap();
+    /// assert_eq!((out.live, out.freed), (1, 1));
+    /// ```
+    pub fn try_collect(&mut self) -> Result<CollectStats> {
+        let (marks, mut out) = self.mark(MarkScratch::default())?;
+        // Every occupied key index not reached, in key order; the sweep allocates nothing.
+        for i in 0..u32::try_from(self.space.key_bound()).unwrap_or(u32::MAX) {
+            if !marks.has(i)
+                && let Some(k) = self.space.key_of(i)
+                && let Some(charged) = self.space.remove(k)
+            {
+                out.freed += 1;
+                out.freed_bytes += charged;
+            }
+        }
+        self.after_sweep(&out);
         // A view's words are not patched here, and may name a forwarder just freed: views
         // are made again from their segments when next read.
         if let Some(c) = self.cold.as_mut() {
             c.views.clear();
         }
         add(&mut self.cold_mut().stats.collections, 1);
-        out
+        Ok(out)
+    }
+
+    /// Reserves the memory a mark needs ([`Tenant::free_unreachable_with`]) with up to
+    /// `extra_keys` more private entries than the tenant has now: for an operation that
+    /// allocates and may have to free what it made if it fails part-way, so that the freeing
+    /// is not refused by the allocator. The memory is held by the answer, and given back when
+    /// it is used or dropped. Time: O(1) beyond the allocation.
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`] if the allocator refuses; nothing changes.
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, Format, ObjectSize};
+    /// use cowheap_tenants::Tenant;
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let mut t = Tenant::fork(&base);
+    /// let class = base.heap().root("true").unwrap();
+    /// let reserve = t.reserve_collection(1).unwrap();
+    /// let made = t.alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 }).unwrap();
+    /// assert_eq!(t.free_unreachable_with(&[made], reserve).unwrap().freed, 1);
+    /// ```
+    pub fn reserve_collection(&self, extra_keys: usize) -> Result<CollectionReserve> {
+        let keys = self.space.key_bound().saturating_add(extra_keys);
+        let roots = self
+            .cold
+            .as_ref()
+            .map_or(0, |c| c.roots.len().saturating_add(c.handles.len()));
+        let mut s = MarkScratch::default();
+        grow(&mut s.bits, keys.div_ceil(64))?;
+        grow(&mut s.stack, keys)?;
+        grow(&mut s.roots, roots)?;
+        grow(&mut s.stubs, self.space.stub_count())?;
+        Ok(CollectionReserve(s))
     }
 
     /// Frees those of `objs` that are this tenant's private objects and unreachable (from
@@ -54,6 +215,12 @@ impl Tenant {
     /// word never keeps alive an object that reuses the index.
     ///
     /// Time: O(private objects and their slots), the marking of a collection, plus O(objs).
+    /// `objs` is walked twice and never copied.
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`] if the mark's memory cannot be had (which
+    /// [`Tenant::reserve_collection`], made before the objects, rules out); then nothing is
+    /// freed.
     ///
     /// ```
     /// use cowheap_forwarders::Base;
@@ -68,140 +235,185 @@ impl Tenant {
     /// let before = t.stats();
     /// let made = t.alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 }).unwrap();
     /// t.set_slot(made, 0, kept).unwrap();
-    /// let freed = t.free_unreachable(&[made, kept]);
+    /// let freed = t.free_unreachable(&[made, kept]).unwrap();
     /// assert_eq!(freed.freed, 1);
     /// assert!(t.slot(made, 0).is_err());
     /// assert!(t.slot(kept, 0).is_ok());
     /// assert_eq!(t.stats().private_bytes, before.private_bytes);
     /// ```
-    pub fn free_unreachable(&mut self, objs: &[Value]) -> CollectStats {
+    pub fn free_unreachable<'a, I>(&mut self, objs: I) -> Result<CollectStats>
+    where
+        I: IntoIterator<Item = &'a Value, IntoIter: Clone>,
+    {
+        self.free_unreachable_with(objs, CollectionReserve::default())
+    }
+
+    /// [`Tenant::free_unreachable`] in memory reserved by [`Tenant::reserve_collection`]
+    /// before the objects were made: not refused by the allocator unless more entries were
+    /// made than reserved for.
+    ///
+    /// # Errors
+    /// As [`Tenant::free_unreachable`].
+    pub fn free_unreachable_with<'a, I>(
+        &mut self,
+        objs: I,
+        reserve: CollectionReserve,
+    ) -> Result<CollectStats>
+    where
+        I: IntoIterator<Item = &'a Value, IntoIter: Clone>,
+    {
         let id = self.id();
         // Live objects only: never a forwarder or a root stub, which stand for other objects.
-        let candidates: Vec<PrivateKey> = objs
-            .iter()
-            .filter_map(|v| v.key_for(id))
-            .filter(|k| self.space.object(*k).is_some())
-            .collect();
-        if candidates.is_empty() {
-            return CollectStats::default();
+        let live = |t: &Tenant, v: &Value| v.key_for(id).filter(|&k| t.space.object(k).is_some());
+        let objs = objs.into_iter();
+        if !objs.clone().any(|v| live(self, v).is_some()) {
+            return Ok(CollectStats::default());
         }
-        let (marked, mut out) = self.mark();
-        let mut dead: Vec<PrivateKey> = candidates
-            .into_iter()
-            .filter(|k| !marked.get(k.key() as usize).copied().unwrap_or(false))
-            .collect();
-        dead.sort_unstable_by_key(|k| k.key());
-        dead.dedup();
-        self.sweep(&dead, &mut out);
-        out
+        let (marks, mut out) = self.mark(reserve.0)?;
+        for v in objs {
+            // A key given twice is freed once: the second `remove` finds nothing.
+            if let Some(k) = live(self, v)
+                && !marks.has(k.key())
+                && let Some(charged) = self.space.remove(k)
+            {
+                out.freed += 1;
+                out.freed_bytes += charged;
+            }
+        }
+        self.after_sweep(&out);
+        Ok(out)
     }
 
     /// Marks every private entry reachable from the roots, the pinned handles and the
     /// diverted base objects, patching each forwarder met on the way; answers the marks by
     /// key index, and the live and patched counts.
-    fn mark(&mut self) -> (Vec<bool>, CollectStats) {
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`] if its memory cannot be had; then the counters are as they were
+    /// (patched slots and roots stay patched).
+    fn mark(&mut self, mut s: MarkScratch) -> Result<(Marks, CollectStats)> {
         let lookups = self.stats().lookups;
-        let mut out = CollectStats::default();
-        let mut marked = vec![false; self.space.key_bound()];
-        // Keys with their generations: a word that names a freed object (which an object
-        // `free_unreachable` left standing may hold) marks nothing, not whatever reuses its
-        // index.
-        let mut stack: Vec<PrivateKey> = self
-            .table
-            .iter()
-            .filter_map(|(_, i)| self.space.key_of(i))
-            .collect();
+        let marked = self.mark_in(&mut s);
+        let cold = self.cold_mut();
+        // Patching counts no lookup, whatever the forwarders' resolution did.
+        cold.reads.lookups.set(lookups);
+        let (marks, out) = marked?;
+        let patches = cold.reads.patches.get().saturating_add(out.patched);
+        cold.reads.patches.set(patches);
+        Ok((marks, out))
+    }
 
-        let mut roots: Vec<Word> = self
-            .roots_map()
-            .into_iter()
-            .flat_map(|r| r.values().copied())
-            .collect();
+    /// The mark, in `s`'s memory.
+    fn mark_in(&mut self, s: &mut MarkScratch) -> Result<(Marks, CollectStats)> {
+        let mut out = CollectStats::default();
+        let bound = self.space.key_bound().div_ceil(64);
+        s.bits.clear();
+        grow(&mut s.bits, bound)?;
+        s.bits.resize(bound, 0);
+        s.stack.clear();
+        s.roots.clear();
+        s.stubs.clear();
+
         if let Some(c) = self.cold.as_mut() {
-            roots.extend(c.handles.words_mut().map(|w| *w));
+            grow(&mut s.roots, c.roots.len().saturating_add(c.handles.len()))?;
+            s.roots.extend(c.roots.values().copied());
+            s.roots.extend(c.handles.words_mut().map(|w| *w));
         }
-        let roots: Vec<Word> = roots
-            .into_iter()
-            .map(|w| self.final_word(w, &mut out))
-            .collect();
+        for w in &mut s.roots {
+            *w = self.final_word(*w, &mut out);
+        }
         if let Some(c) = self.cold.as_mut() {
             for (slot, w) in c
                 .roots
                 .values_mut()
                 .chain(c.handles.words_mut())
-                .zip(&roots)
+                .zip(&s.roots)
             {
                 *slot = *w;
             }
         }
-        stack.extend(roots.iter().filter_map(|w| w.as_private()));
         // The stubs of a segment live and die together: a stub's body (in its segment, or
         // in the segment's view) refers to the other members by their stubs. So the first
         // stub of a segment reached marks them all. Found in one pass over the keys, which
-        // the sweep makes anyway.
-        let mut stubs_by_segment: FxHashMap<u64, Vec<PrivateKey>> = FxHashMap::default();
-        if self.space.stub_count() > 0 {
-            for (k, s) in self.space.iter() {
-                if let State::Stub(segment) = s {
-                    stubs_by_segment.entry(segment).or_default().push(k);
-                }
-            }
+        // the sweep makes anyway, and sorted by segment in place.
+        let stub_count = self.space.stub_count();
+        if stub_count > 0 {
+            grow(&mut s.stubs, stub_count)?;
+            s.stubs
+                .extend(self.space.iter().filter_map(|(k, st)| match st {
+                    State::Stub(segment) => Some((segment, k)),
+                    _ => None,
+                }));
+            s.stubs.sort_unstable_by_key(|&(segment, _)| segment);
         }
 
-        while let Some(k) = stack.pop() {
-            let Some(entry) = self.space.get(k) else {
-                continue;
-            };
-            match marked.get_mut(k.key() as usize) {
-                Some(m) if !*m => *m = true,
-                _ => continue,
-            }
-            out.live += 1;
-            let class = match entry {
-                State::Forwarded(t) => {
-                    stack.extend(t.as_private());
+        let mut m = Marking {
+            marks: Marks(std::mem::take(&mut s.bits)),
+            stack: std::mem::take(&mut s.stack),
+            out,
+        };
+        let result = self.trace(&mut m, s);
+        // The worklist's memory goes back with the scratch, which the caller drops.
+        s.stack = m.stack;
+        result?;
+        Ok((m.marks, m.out))
+    }
+
+    /// Reaches the table's entries and the roots, then follows every reached entry's words.
+    fn trace(&self, m: &mut Marking, s: &mut MarkScratch) -> Result<()> {
+        // Keys with their generations: a word that names a freed object marks nothing.
+        for (_, i) in self.table.iter() {
+            m.reach(&self.space, self.space.key_of(i))?;
+        }
+        for w in &s.roots {
+            m.reach(&self.space, w.as_private())?;
+        }
+        while let Some(k) = m.stack.pop() {
+            let body = match self.space.get(k) {
+                None => continue,
+                Some(State::Forwarded(t)) => {
+                    m.reach(&self.space, t.as_private())?;
                     continue;
                 }
                 // A stub holds nothing here (its objects are in its segment) but the other
-                // stubs of its segment.
-                State::Stub(segment) => {
-                    stack.extend(stubs_by_segment.remove(&segment).into_iter().flatten());
+                // stubs of its segment, which the first one reached marks. They hold nothing
+                // else, so they are marked without being pushed.
+                Some(State::Stub(segment)) => {
+                    let from = s.stubs.partition_point(|&(g, _)| g < segment);
+                    if s.stubs
+                        .get(from)
+                        .is_some_and(|&(g, k)| g == segment && k != DONE)
+                    {
+                        for &(_, other) in
+                            s.stubs[from..].iter().take_while(|&&(g, _)| g == segment)
+                        {
+                            if m.marks.set(other.key()) {
+                                m.out.live += 1;
+                            }
+                        }
+                        s.stubs[from].1 = DONE;
+                    }
                     continue;
                 }
-                State::Object(body) => {
+                Some(State::Object(body)) => {
                     for cell in body.slots() {
-                        let w = self.final_word(cell.get(), &mut out);
+                        let w = self.final_word(cell.get(), &mut m.out);
                         cell.set(w);
-                        stack.extend(w.as_private());
+                        m.reach(&self.space, w.as_private())?;
                     }
-                    body.class()
+                    body
                 }
             };
-            let fin = self.final_word(class, &mut out);
-            stack.extend(fin.as_private());
-            if fin != class
-                && let Some(mut w) = self.space.writable(k)
-            {
-                w.set_class(fin);
-            }
+            let fin = self.final_word(body.class(), &mut m.out);
+            body.patch_class(fin);
+            m.reach(&self.space, fin.as_private())?;
         }
-
-        let cold = self.cold_mut();
-        let patches = cold.reads.patches.get().saturating_add(out.patched);
-        cold.reads.patches.set(patches);
-        cold.reads.lookups.set(lookups);
-        (marked, out)
+        Ok(())
     }
 
-    /// Frees the entries `dead` names (each once), with what hangs on them, and counts them
-    /// in `out` and the tenant's statistics.
-    fn sweep(&mut self, dead: &[PrivateKey], out: &mut CollectStats) {
-        for &k in dead {
-            if let Some(charged) = self.space.remove(k) {
-                out.freed += 1;
-                out.freed_bytes += charged;
-            }
-        }
+    /// What follows freeing entries: the arenas tidied, host objects and commit records of
+    /// freed entries dropped, and the tenant's statistics told.
+    fn after_sweep(&mut self, out: &CollectStats) {
         self.space.tidy();
         self.drop_dead_hosts();
         let space = &self.space;

@@ -186,6 +186,22 @@ fn room<T>(n: usize) -> Result<Vec<T>, CommitError> {
     Ok(v)
 }
 
+/// Appends `items` to `out`, growing it fallibly: the lists a refused commit answers with
+/// (its conflicts, the protected objects it changed) can be long.
+fn extend_fallibly<T>(
+    out: &mut Vec<T>,
+    items: impl IntoIterator<Item = T>,
+) -> Result<(), CommitError> {
+    for x in items {
+        if out.len() == out.capacity() {
+            out.try_reserve(1)
+                .map_err(|_| refused::<T>(out.len().saturating_add(1)))?;
+        }
+        out.push(x);
+    }
+    Ok(())
+}
+
 /// Numbers a committing tenant's objects in the new version: copies as the base objects they
 /// stand for, new objects from the version's length up, in the order they are met.
 struct Numbering<'a> {
@@ -396,9 +412,14 @@ impl Repository {
             })
     }
 
-    /// The objects among `objects` that versions after `version` changed, in index order.
-    fn conflicts(log: &Log, version: u64, objects: &FxHashSet<u32>) -> Vec<ObjectIndex> {
-        let mut out: Vec<u32> = log
+    /// Appends to `out` the objects among `objects` that versions after `version` changed.
+    fn conflicts(
+        log: &Log,
+        version: u64,
+        objects: &FxHashSet<u32>,
+        out: &mut Vec<ObjectIndex>,
+    ) -> Result<(), CommitError> {
+        let found = log
             .changes
             .range(version + 1..)
             .flat_map(|(_, changed)| {
@@ -409,34 +430,33 @@ impl Repository {
                 };
                 small.iter().filter(|x| large.contains(x)).copied()
             })
-            .collect();
-        out.sort_unstable();
-        out.dedup();
-        out.into_iter().map(ObjectIndex::from_u32).collect()
+            .map(ObjectIndex::from_u32);
+        extend_fallibly(out, found)
     }
 
     /// [`CommitError::Conflict`] listing the objects of `changed` (and of `read`, if given)
-    /// that versions after `version` changed.
+    /// that versions after `version` changed, in index order; its list is grown fallibly, so
+    /// an allocator's refusal answers [`Error::OutOfMemory`] instead.
     fn check_conflicts(
         log: &Log,
         version: u64,
         changed: &FxHashSet<u32>,
         read: Option<&FxHashSet<u32>>,
     ) -> Result<(), CommitError> {
-        let mut conflicts = Repository::conflicts(log, version, changed);
+        let mut conflicts = Vec::new();
+        Repository::conflicts(log, version, changed, &mut conflicts)?;
         if let Some(read) = read {
-            conflicts.extend(Repository::conflicts(log, version, read));
-            conflicts.sort_unstable();
-            conflicts.dedup();
+            Repository::conflicts(log, version, read, &mut conflicts)?;
         }
         if conflicts.is_empty() {
-            Ok(())
-        } else {
-            Err(CommitError::Conflict {
-                version,
-                objects: conflicts,
-            })
+            return Ok(());
         }
+        conflicts.sort_unstable();
+        conflicts.dedup();
+        Err(CommitError::Conflict {
+            version,
+            objects: conflicts,
+        })
     }
 
     /// Commits `tenant`'s changes as a new version and makes it current; the tenant moves to
@@ -584,17 +604,21 @@ impl Repository {
         }
         let gathered = gathered?;
         if !log.protected.is_empty() {
-            let mut refused: Vec<u32> = gathered
-                .changed
-                .iter()
-                .copied()
-                .filter(|x| log.protected.get(x).is_some_and(|r| !r.allows(who)))
-                .collect();
+            let mut refused = Vec::new();
+            extend_fallibly(
+                &mut refused,
+                gathered
+                    .changed
+                    .iter()
+                    .copied()
+                    .filter(|x| log.protected.get(x).is_some_and(|r| !r.allows(who)))
+                    .map(ObjectIndex::from_u32),
+            )?;
             if !refused.is_empty() {
                 refused.sort_unstable();
                 return Err(CommitError::Protected {
                     who: who.into(),
-                    objects: refused.into_iter().map(ObjectIndex::from_u32).collect(),
+                    objects: refused,
                 });
             }
         }

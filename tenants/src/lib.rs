@@ -40,6 +40,7 @@ mod stats;
 pub mod stubs;
 mod tenant;
 
+pub use collect::CollectionReserve;
 pub use error::{Error, Result};
 pub use registry::{Registry, par_each};
 pub use roots::Handle;

@@ -39,6 +39,11 @@ impl Handles {
         }
     }
 
+    /// The number of pinned words.
+    pub(crate) fn len(&self) -> usize {
+        self.slab.len()
+    }
+
     /// Every pinned word, mutably (collection patches them).
     pub(crate) fn words_mut(&mut self) -> impl Iterator<Item = &mut Word> {
         self.slab.values_mut()

@@ -173,6 +173,14 @@ impl<'a> Obj<'a> {
             .map_or(Word::from_bits(1), Cell::get)
     }
 
+    /// Sets the class through its cell, as a read patches a slot: the collector's patch of a
+    /// class that is a forwarder.
+    pub(crate) fn patch_class(self, class: Word) {
+        if let Some(c) = self.space.words.get(self.at) {
+            c.set(class);
+        }
+    }
+
     /// The format. Always one the space was given: the arena holds only encoded formats.
     #[inline(always)]
     pub(crate) fn format(self) -> Format {
