@@ -62,11 +62,15 @@ impl Value {
     /// # Panics
     /// If `i` lies outside [`Word::MIN_INT`]..=[`Word::MAX_INT`] (63 bits); [`Value::try_int`]
     /// says so with an error instead.
+    ///
+    /// Inlined, with the panic out of line: callers across crates (an interpreter, a bench
+    /// loop) make integers on their hot paths.
+    #[inline]
     #[track_caller]
     pub fn int(i: i64) -> Value {
-        match Value::try_int(i) {
-            Ok(v) => v,
-            Err(e) => panic!("{e}"),
+        match Word::int(i) {
+            Some(w) => Value::shared(w),
+            None => int_out_of_range(i),
         }
     }
 
@@ -78,6 +82,7 @@ impl Value {
     /// assert_eq!(Value::try_int(-5).unwrap().as_int(), Some(-5));
     /// assert!(Value::try_int(Word::MAX_INT + 1).is_err());
     /// ```
+    #[inline]
     pub fn try_int(i: i64) -> crate::Result<Value> {
         Word::int(i)
             .map(Value::shared)
@@ -85,11 +90,13 @@ impl Value {
     }
 
     /// A character.
+    #[inline]
     pub fn char(c: char) -> Value {
         Value::shared(Word::char(c))
     }
 
     /// A reference to a base object.
+    #[inline]
     pub fn base(index: ObjectIndex) -> Value {
         Value::shared(Word::base(index))
     }
@@ -171,6 +178,7 @@ impl Value {
     }
 
     /// The character, if this is one and a Unicode scalar.
+    #[inline]
     pub fn as_char(self) -> Option<char> {
         self.word.as_char_code().and_then(char::from_u32)
     }
@@ -179,6 +187,7 @@ impl Value {
     /// ([`Word::small_float_bits`]) decoded as Spur does. Its 8-bit exponent is re-biased
     /// from 127 to 1023 (payloads 0 and 1 are the zeros), then the sign, kept in the low
     /// bit, is rotated back to the top.
+    #[inline]
     pub fn as_f64(self) -> Option<f64> {
         let mut bits = self.word.as_small_float_bits()?;
         if bits > 1 {
@@ -201,15 +210,25 @@ impl Value {
     }
 
     /// The word decoded.
+    #[inline]
     pub const fn decode(self) -> Decoded {
         self.word.decode()
     }
 
     /// True if the two values hold the same word and owner. This is *not* identity: see the
     /// type's documentation.
+    #[inline]
     pub fn same_word(self, other: Value) -> bool {
         self.word == other.word && self.owner == other.owner
     }
+}
+
+/// [`Value::int`]'s panic, out of line.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn int_out_of_range(i: i64) -> ! {
+    panic!("{}", crate::Error::IntOutOfRange(i))
 }
 
 impl fmt::Debug for Value {

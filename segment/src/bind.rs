@@ -546,11 +546,12 @@ fn class_of(
 ///
 /// # Errors
 /// [`SegmentError::BaseMissing`] for a base without a special objects array;
-/// [`SegmentError::Tenant`] if the tenant refuses an allocation (a quota);
-/// [`SegmentError::HashedCollection`] for a hashed collection with no free slot. On an error
-/// the root `root_name` is left as it was, and what was made is freed
-/// ([`Tenant::free_unreachable`]): the tenant's objects, private bytes and quota are as
-/// before.
+/// [`SegmentError::Tenant`] if the tenant refuses an allocation (a quota, or the
+/// allocator's `OutOfMemory`, which the memory to undo the import, reserved first, may also
+/// answer); [`SegmentError::HashedCollection`] for a hashed collection with no free slot. On
+/// an error the root `root_name` is left as it was, and what was made is freed
+/// ([`Tenant::free_unreachable_with`], in that reserved memory): the tenant's objects,
+/// private bytes and quota are as before.
 pub fn materialise(
     tenant: &mut Tenant,
     project: &Project,

@@ -13,7 +13,9 @@
 //! root stubs in segment order. An entry is marked when it is pushed, so the worklist holds
 //! each key at most once and never outgrows the keys. All of it is reserved fallibly: a
 //! mark the allocator refuses answers [`Error::OutOfMemory`] and frees nothing (slots and
-//! roots it patched stay patched, which no read can tell). The sweep allocates nothing. An
+//! roots it patched stay patched, which no read can tell; the count of patches does not
+//! take them in). The sweep allocates nothing (the arenas' compaction after it is skipped
+//! if its memory is refused). An
 //! operation that may have to undo its allocations with [`Tenant::free_unreachable`]
 //! reserves the mark's memory first ([`Tenant::reserve_collection`]), so that the undo
 //! itself cannot be refused.
@@ -170,8 +172,11 @@ impl Tenant {
     /// Reserves the memory a mark needs ([`Tenant::free_unreachable_with`]) with up to
     /// `extra_keys` more private entries than the tenant has now: for an operation that
     /// allocates and may have to free what it made if it fails part-way, so that the freeing
-    /// is not refused by the allocator. The memory is held by the answer, and given back when
-    /// it is used or dropped. Time: O(1) beyond the allocation.
+    /// is not refused by the allocator. That holds while the tenant gains no more entries
+    /// than `extra_keys`, and no roots, handles or root stubs, before the freeing; past
+    /// that the mark grows its memory, fallibly. The memory (a bit for every key index ever
+    /// used, 8 bytes for every live entry, the roots' words) is held by the answer, and
+    /// given back when it is used or dropped. Time: O(1) beyond the allocation.
     ///
     /// # Errors
     /// [`Error::OutOfMemory`] if the allocator refuses; nothing changes.
@@ -189,14 +194,17 @@ impl Tenant {
     /// assert_eq!(t.free_unreachable_with(&[made], reserve).unwrap().freed, 1);
     /// ```
     pub fn reserve_collection(&self, extra_keys: usize) -> Result<CollectionReserve> {
+        // A bit for every key index, but worklist room for the live entries alone: only
+        // they are pushed, each once.
         let keys = self.space.key_bound().saturating_add(extra_keys);
+        let live = self.space.len().saturating_add(extra_keys);
         let roots = self
             .cold
             .as_ref()
             .map_or(0, |c| c.roots.len().saturating_add(c.handles.len()));
         let mut s = MarkScratch::default();
         grow(&mut s.bits, keys.div_ceil(64))?;
-        grow(&mut s.stack, keys)?;
+        grow(&mut s.stack, live)?;
         grow(&mut s.roots, roots)?;
         grow(&mut s.stubs, self.space.stub_count())?;
         Ok(CollectionReserve(s))
@@ -249,8 +257,9 @@ impl Tenant {
     }
 
     /// [`Tenant::free_unreachable`] in memory reserved by [`Tenant::reserve_collection`]
-    /// before the objects were made: not refused by the allocator unless more entries were
-    /// made than reserved for.
+    /// before the objects were made: not refused by the allocator unless more entries (or
+    /// roots, handles or root stubs) were made since than reserved for. The sweep itself
+    /// allocates nothing; the arenas' compaction after it is skipped if refused.
     ///
     /// # Errors
     /// As [`Tenant::free_unreachable`].
