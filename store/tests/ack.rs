@@ -4,7 +4,8 @@
 //! typed error; the tenant, aborted, stands on the version holding its change. A failure
 //! that wrote nothing stays that failure, and nothing is there. The same for a suspend: one
 //! that landed without an answer is a suspend, and a node that cannot tell keeps the tenant
-//! only until a renewal says whether it still holds it.
+//! only until a renewal says whether it still holds it. And a version the store took whose
+//! making the allocator then refused on the node is reported as landed too.
 
 mod common;
 
@@ -17,8 +18,60 @@ use cowheap_store::{
     TenantRecord, VersionRecord,
 };
 use cowheap_tenants::commit::CommitMode;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+
+/// Allocations at least this large may be refused.
+const LARGE: usize = 4096;
+
+/// Passes every allocation to `System`, but for the large one the current thread's
+/// countdown reaches, which it answers with null (an allocator's refusal).
+struct Refusing;
+
+thread_local! {
+    /// Large allocations still to allow before one is refused; `usize::MAX`: never refuse.
+    static ALLOW: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Large allocations refused so far.
+    static REFUSED: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded to `System` with the caller's arguments unchanged, except
+// that `alloc` may answer null instead, which `GlobalAlloc` allows. `realloc` and
+// `alloc_zeroed` keep their default forms, which call `alloc`. The thread-locals are
+// `const`-initialised cells with no destructor, which on Linux live in the thread's static
+// TLS block: reading them allocates nothing, so the allocator is never re-entered.
+unsafe impl GlobalAlloc for Refusing {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let refuse = layout.size() >= LARGE
+            && ALLOW.with(|a| match a.get() {
+                usize::MAX => false,
+                0 => {
+                    a.set(usize::MAX);
+                    REFUSED.with(|r| r.set(r.get() + 1));
+                    true
+                }
+                n => {
+                    a.set(n - 1);
+                    false
+                }
+            });
+        if refuse {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged; `ptr` came from `System` through `alloc`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Refusing = Refusing;
 
 /// Delegates to a real store; `put_version` then fails as told: 0 not at all, 1 after
 /// writing the version, 2 before writing it, 3 as if another node had always just won.
@@ -30,6 +83,9 @@ struct Flaky {
     suspend_mode: AtomicU8,
     /// `record` fails (the store cannot be asked).
     record_fails: AtomicBool,
+    /// After a version write that succeeded, the allocator refuses the large allocation
+    /// this many after it on the writing thread (`usize::MAX`: none).
+    refuse_after_put: AtomicUsize,
 }
 
 fn lost() -> StoreError {
@@ -115,7 +171,12 @@ impl Store for Flaky {
                 number,
                 newest: number,
             }),
-            _ => self.inner.put_version(origin, number, layer),
+            _ => {
+                let written = self.inner.put_version(origin, number, layer)?;
+                let n = self.refuse_after_put.load(Ordering::Relaxed);
+                ALLOW.with(|a| a.set(n));
+                Ok(written)
+            }
         }
     }
     fn versions(&self, origin: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {
@@ -150,6 +211,7 @@ fn lost_answer(h: &dyn Harness) {
         mode: AtomicU8::new(2),
         suspend_mode: AtomicU8::new(0),
         record_fails: AtomicBool::new(false),
+        refuse_after_put: AtomicUsize::new(usize::MAX),
     });
     let node = Node::new(flaky.clone(), n("a"), h.scratch().join("cache-a"));
     let x = slot_objects(&node.base(fp).unwrap(), 1)[0];
@@ -234,6 +296,7 @@ fn lost_suspend_answer(h: &dyn Harness) {
         mode: AtomicU8::new(0),
         suspend_mode: AtomicU8::new(2),
         record_fails: AtomicBool::new(false),
+        refuse_after_put: AtomicUsize::new(usize::MAX),
     });
     let name = TenantName::new("t1").unwrap();
     flaky.create_tenant(&name, fp, None).unwrap();
@@ -305,4 +368,80 @@ fn a_suspend_without_an_answer_is_settled_by_the_record_on_a_local_store() {
 #[test]
 fn a_suspend_without_an_answer_is_settled_by_the_record_on_postgres() {
     lost_suspend_answer(&Pg::new());
+}
+
+/// The store takes the version, and then the node's making of it is refused by the
+/// allocator (the layer's check and map, reserved fallibly): the commit is reported as
+/// landed, the version is the store's newest, and the tenant, aborted onto it, reads its
+/// change. Each large allocation after the write is refused in turn, until one run makes
+/// the version with none refused.
+fn refused_after_the_write(h: &dyn Harness) {
+    let fp = real_base(h, 5_000);
+    let mut landed = 0;
+    for k in 0.. {
+        let flaky = Arc::new(Flaky {
+            inner: h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
+            mode: AtomicU8::new(0),
+            suspend_mode: AtomicU8::new(0),
+            record_fails: AtomicBool::new(false),
+            refuse_after_put: AtomicUsize::new(k),
+        });
+        let name = format!("a{k}");
+        let node = Node::new(flaky.clone(), n(&name), h.scratch().join(&name));
+        let repo = node.repository(fp).unwrap();
+        node.sync(fp).unwrap();
+        let before = repo.current().version();
+        let xs = slot_objects(&node.base(fp).unwrap(), 1_000);
+        let mut t = repo.fork();
+        let mark = i64::try_from(k).unwrap() * 10_000;
+        for (i, &x) in (0..).zip(&xs) {
+            t.set_slot(x, 0, Value::int(mark + i)).unwrap();
+        }
+        let refused = REFUSED.with(Cell::get);
+        let r = node.commit(&mut t, CommitMode::WriteWrite, &[]);
+        ALLOW.with(|a| a.set(usize::MAX));
+        let stored = flaky.versions(fp, before).unwrap().len();
+        if REFUSED.with(Cell::get) == refused {
+            assert_eq!(r.unwrap().version(), before + 1);
+            assert_eq!(stored, 1);
+            eprintln!("{k} large allocations after the write");
+            break;
+        }
+        // The version was written before any refusal: it is there, and the answer says so.
+        assert_eq!(stored, 1, "refusal {k}");
+        match r {
+            Err(StoreError::CommitLanded { version, .. }) => {
+                assert_eq!(version, before + 1, "refusal {k}");
+                landed += 1;
+                repo.abort(&mut t);
+            }
+            Ok(v) => assert_eq!(v.version(), before + 1, "refusal {k}"),
+            other => panic!("refusal {k} answered {other:?}"),
+        }
+        assert_eq!(t.base().version(), before + 1, "refusal {k}");
+        for (i, &x) in (0..).zip(&xs) {
+            assert_eq!(
+                t.slot(x, 0).unwrap().as_int(),
+                Some(mark + i),
+                "refusal {k}"
+            );
+        }
+        // Another node sees exactly that version.
+        let other = Node::new(
+            h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
+            n(&format!("b{k}")),
+            h.scratch().join(format!("b{k}")),
+        );
+        assert_eq!(
+            other.sync(fp).unwrap().fingerprint(),
+            repo.current().fingerprint()
+        );
+    }
+    eprintln!("{landed} refusals after the write reported as landed");
+    assert!(landed >= 1, "no refusal after the write failed the commit");
+}
+
+#[test]
+fn a_version_the_allocator_refuses_after_the_write_is_reported_as_landed() {
+    refused_after_the_write(&Local::new());
 }
