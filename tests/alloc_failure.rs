@@ -2,7 +2,7 @@
 //! `n`-th large allocation of the test's own thread, for every `n` until the operation
 //! succeeds, and after each refusal the tenant must read, count and behave as before.
 //!
-//! Only allocations of at least [`LARGE`] bytes are refused: the operations reserve their
+//! Only allocations of at least [`cowheap_testkit::LARGE`] bytes are refused: the operations reserve their
 //! large memory (a copy, the arena, the keys' records, the table) fallibly and before they
 //! change anything, while a small bookkeeping allocation that failed would end the
 //! process, as everywhere in Rust. A large allocation made infallibly on these paths ends
@@ -10,93 +10,11 @@
 
 use cowheap::heap::Builder;
 use cowheap::{Base, Error, Format, ObjectSize, Tenant, Value, Word};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use cowheap_testkit::{Refusing, refusing_from, refusing_the};
 use std::sync::Arc;
-
-/// Allocations at least this large may be refused.
-const LARGE: usize = 4096;
-
-/// Passes every allocation to `System`, but for the large one the current thread's
-/// countdown reaches: that one answers null, which Rust's fallible reservations report as
-/// an error.
-struct Refusing;
-
-thread_local! {
-    /// Large allocations still to allow before one is refused; `usize::MAX`: never refuse.
-    static ALLOW: Cell<usize> = const { Cell::new(usize::MAX) };
-    /// Large allocations refused so far.
-    static REFUSED: Cell<usize> = const { Cell::new(0) };
-    /// Once one is refused, refuse every later one too (memory that stays short).
-    static PERSIST: Cell<bool> = const { Cell::new(false) };
-}
-
-impl Refusing {
-    /// True if this allocation is the one to refuse.
-    fn refuse(size: usize) -> bool {
-        if size < LARGE {
-            return false;
-        }
-        ALLOW.with(|a| match a.get() {
-            usize::MAX => false,
-            0 => {
-                if !PERSIST.with(Cell::get) {
-                    a.set(usize::MAX);
-                }
-                REFUSED.with(|r| r.set(r.get() + 1));
-                true
-            }
-            n => {
-                a.set(n - 1);
-                false
-            }
-        })
-    }
-}
-
-// SAFETY: every call is forwarded to `System` with the caller's arguments unchanged, except
-// that `alloc` may answer null instead, which `GlobalAlloc` allows (it reports that the
-// memory could not be had). `realloc` and `alloc_zeroed` keep their default forms, which
-// call `alloc` and so refuse the same way. The thread-locals are `const`-initialised cells
-// with no destructor, which on Linux live in the thread's static TLS block: reading them
-// allocates nothing, so the allocator is never re-entered. (Where thread-locals are made
-// with OS keys, the first access of a thread may allocate.)
-unsafe impl GlobalAlloc for Refusing {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if Refusing::refuse(layout.size()) {
-            return std::ptr::null_mut();
-        }
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged; `ptr` came from `System` through `alloc`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static ALLOC: Refusing = Refusing;
-
-/// Runs `f` with the `n`-th large allocation of this thread refused; answers its result and
-/// whether a refusal happened.
-fn refusing_the<T>(n: usize, f: impl FnOnce() -> T) -> (T, bool) {
-    let before = REFUSED.with(Cell::get);
-    ALLOW.with(|a| a.set(n));
-    let out = f();
-    ALLOW.with(|a| a.set(usize::MAX));
-    (out, REFUSED.with(Cell::get) > before)
-}
-
-/// Runs `f` with the `n`-th large allocation of this thread and every later one refused;
-/// answers its result and whether a refusal happened.
-fn refusing_from<T>(n: usize, f: impl FnOnce() -> T) -> (T, bool) {
-    PERSIST.with(|p| p.set(true));
-    let out = refusing_the(n, f);
-    PERSIST.with(|p| p.set(false));
-    out
-}
 
 /// A base of two large pointer objects (`SLOTS` slots each, holding small integers),
 /// `SMALL` objects of one slot (held by the root "small"), a class, and nil.

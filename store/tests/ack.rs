@@ -18,57 +18,9 @@ use cowheap_store::{
     TenantRecord, VersionRecord,
 };
 use cowheap_tenants::commit::CommitMode;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use cowheap_testkit::Refusing;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-
-/// Allocations at least this large may be refused.
-const LARGE: usize = 4096;
-
-/// Passes every allocation to `System`, but for the large one the current thread's
-/// countdown reaches, which it answers with null (an allocator's refusal).
-struct Refusing;
-
-thread_local! {
-    /// Large allocations still to allow before one is refused; `usize::MAX`: never refuse.
-    static ALLOW: Cell<usize> = const { Cell::new(usize::MAX) };
-    /// Large allocations refused so far.
-    static REFUSED: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded to `System` with the caller's arguments unchanged, except
-// that `alloc` may answer null instead, which `GlobalAlloc` allows. `realloc` and
-// `alloc_zeroed` keep their default forms, which call `alloc`. The thread-locals are
-// `const`-initialised cells with no destructor, which on Linux live in the thread's static
-// TLS block: reading them allocates nothing, so the allocator is never re-entered.
-unsafe impl GlobalAlloc for Refusing {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let refuse = layout.size() >= LARGE
-            && ALLOW.with(|a| match a.get() {
-                usize::MAX => false,
-                0 => {
-                    a.set(usize::MAX);
-                    REFUSED.with(|r| r.set(r.get() + 1));
-                    true
-                }
-                n => {
-                    a.set(n - 1);
-                    false
-                }
-            });
-        if refuse {
-            return std::ptr::null_mut();
-        }
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged; `ptr` came from `System` through `alloc`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static ALLOC: Refusing = Refusing;
@@ -174,7 +126,9 @@ impl Store for Flaky {
             _ => {
                 let written = self.inner.put_version(origin, number, layer)?;
                 let n = self.refuse_after_put.load(Ordering::Relaxed);
-                ALLOW.with(|a| a.set(n));
+                if n != usize::MAX {
+                    cowheap_testkit::refuse_after(n);
+                }
                 Ok(written)
             }
         }
@@ -397,11 +351,11 @@ fn refused_after_the_write(h: &dyn Harness) {
         for (i, &x) in (0..).zip(&xs) {
             t.set_slot(x, 0, Value::int(mark + i)).unwrap();
         }
-        let refused = REFUSED.with(Cell::get);
+        let refused = cowheap_testkit::refused();
         let r = node.commit(&mut t, CommitMode::WriteWrite, &[]);
-        ALLOW.with(|a| a.set(usize::MAX));
+        cowheap_testkit::disarm();
         let stored = flaky.versions(fp, before).unwrap().len();
-        if REFUSED.with(Cell::get) == refused {
+        if cowheap_testkit::refused() == refused {
             assert_eq!(r.unwrap().version(), before + 1);
             assert_eq!(stored, 1);
             eprintln!("{k} large allocations after the write");

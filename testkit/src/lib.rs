@@ -1,0 +1,125 @@
+//! Test support: [`Refusing`], a global allocator that refuses chosen large allocations of
+//! the calling thread, so that a test can check what an operation does when the allocator
+//! says no part-way.
+//!
+//! A test binary installs it and then arms it around the operation:
+//!
+//! ```
+//! use cowheap_testkit::{Refusing, refusing_the};
+//!
+//! #[global_allocator]
+//! static ALLOC: Refusing = Refusing;
+//!
+//! fn main() {
+//!     // The first large allocation is refused, and a fallible reservation says so.
+//!     let (answer, refused) = refusing_the(0, || Vec::<u8>::new().try_reserve(1 << 20));
+//!     assert!(refused && answer.is_err());
+//!     // Disarmed again: the same reservation succeeds.
+//!     assert!(Vec::<u8>::new().try_reserve(1 << 20).is_ok());
+//! }
+//! ```
+//!
+//! Only allocations of at least [`LARGE`] bytes are refused: the library reserves its
+//! large memory fallibly, while a small bookkeeping allocation that failed would end the
+//! process, as everywhere in Rust. Other threads, and the thread while disarmed, allocate
+//! as usual.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+/// Allocations at least this large may be refused.
+pub const LARGE: usize = 4096;
+
+/// Passes every allocation to [`System`], but for the large ones the current thread is
+/// armed to refuse ([`refusing_the`], [`refusing_from`], [`refuse_after`]): those it
+/// answers with null, which Rust's fallible reservations report as an error.
+#[derive(Debug)]
+pub struct Refusing;
+
+thread_local! {
+    /// Large allocations still to allow before one is refused; `usize::MAX`: never refuse.
+    static ALLOW: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Large allocations refused so far.
+    static REFUSED: Cell<usize> = const { Cell::new(0) };
+    /// Once one is refused, refuse every later one too (memory that stays short).
+    static PERSIST: Cell<bool> = const { Cell::new(false) };
+}
+
+impl Refusing {
+    /// True if this allocation is the one to refuse.
+    fn refuse(size: usize) -> bool {
+        if size < LARGE {
+            return false;
+        }
+        ALLOW.with(|a| match a.get() {
+            usize::MAX => false,
+            0 => {
+                if !PERSIST.with(Cell::get) {
+                    a.set(usize::MAX);
+                }
+                REFUSED.with(|r| r.set(r.get() + 1));
+                true
+            }
+            n => {
+                a.set(n - 1);
+                false
+            }
+        })
+    }
+}
+
+// SAFETY: every call is forwarded to `System` with the caller's arguments unchanged, except
+// that `alloc` may answer null instead, which `GlobalAlloc` allows (it reports that the
+// memory could not be had). `realloc` and `alloc_zeroed` keep their default forms, which
+// call `alloc` and so refuse the same way. The thread-locals are `const`-initialised cells
+// with no destructor, which on Linux live in the thread's static TLS block: reading them
+// allocates nothing, so the allocator is never re-entered. (Where thread-locals are made
+// with OS keys, the first access of a thread may allocate.)
+unsafe impl GlobalAlloc for Refusing {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if Refusing::refuse(layout.size()) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged; `ptr` came from `System` through `alloc`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// Arms this thread: the `n`-th large allocation from now on (0: the next) is refused,
+/// once. Where [`Refusing`] is not the global allocator, nothing is refused.
+pub fn refuse_after(n: usize) {
+    ALLOW.with(|a| a.set(n));
+}
+
+/// Disarms this thread: nothing more is refused.
+pub fn disarm() {
+    ALLOW.with(|a| a.set(usize::MAX));
+    PERSIST.with(|p| p.set(false));
+}
+
+/// Large allocations this thread has had refused so far.
+pub fn refused() -> usize {
+    REFUSED.with(Cell::get)
+}
+
+/// Runs `f` with the `n`-th large allocation of this thread refused; answers its result and
+/// whether a refusal happened.
+pub fn refusing_the<T>(n: usize, f: impl FnOnce() -> T) -> (T, bool) {
+    let before = refused();
+    refuse_after(n);
+    let out = f();
+    disarm();
+    (out, refused() > before)
+}
+
+/// Runs `f` with the `n`-th large allocation of this thread and every later one refused;
+/// answers its result and whether a refusal happened.
+pub fn refusing_from<T>(n: usize, f: impl FnOnce() -> T) -> (T, bool) {
+    PERSIST.with(|p| p.set(true));
+    refusing_the(n, f)
+}
