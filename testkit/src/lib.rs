@@ -107,19 +107,31 @@ pub fn refused() -> usize {
     REFUSED.with(Cell::get)
 }
 
+/// Disarms the thread when dropped, so that a panic in the armed code leaves nothing armed.
+struct Disarm;
+
+impl Drop for Disarm {
+    fn drop(&mut self) {
+        disarm();
+    }
+}
+
 /// Runs `f` with the `n`-th large allocation of this thread refused; answers its result and
-/// whether a refusal happened.
+/// whether a refusal happened. The thread is disarmed afterwards, even if `f` panics.
 pub fn refusing_the<T>(n: usize, f: impl FnOnce() -> T) -> (T, bool) {
     let before = refused();
+    let _disarm = Disarm;
     refuse_after(n);
     let out = f();
-    disarm();
+    drop(_disarm);
     (out, refused() > before)
 }
 
 /// Runs `f` with the `n`-th large allocation of this thread and every later one refused;
-/// answers its result and whether a refusal happened.
+/// answers its result and whether a refusal happened. The thread is disarmed afterwards,
+/// even if `f` panics.
 pub fn refusing_from<T>(n: usize, f: impl FnOnce() -> T) -> (T, bool) {
+    let _disarm = Disarm;
     PERSIST.with(|p| p.set(true));
     refusing_the(n, f)
 }
