@@ -35,18 +35,23 @@ fn base() -> (Arc<Base>, Value, Value) {
     b.add_root("x", x).unwrap();
     b.add_root("y", y).unwrap();
     b.add_root("class", class).unwrap();
-    let small: Vec<Word> = (0..SMALL as i64)
-        .map(|i| {
-            b.add(class, Format::Pointers, vec![Word::int(i).unwrap()], vec![])
-                .unwrap()
-        })
-        .collect();
+    let small = small_objects(&mut b, class, SMALL);
     let many = b.add(class, Format::Pointers, small, vec![]).unwrap();
     b.add_root("small", many).unwrap();
     let base = Base::new(b.freeze().unwrap());
     let heap = base.heap();
     let (x, y) = (heap.root("x").unwrap(), heap.root("y").unwrap());
     (base, x, y)
+}
+
+/// `n` base objects of one slot each, slot `i` of the `i`-th holding the integer `i`.
+fn small_objects(b: &mut Builder, class: Word, n: usize) -> Vec<Word> {
+    (0..n as i64)
+        .map(|i| {
+            b.add(class, Format::Pointers, vec![Word::int(i).unwrap()], vec![])
+                .unwrap()
+        })
+        .collect()
 }
 
 /// What a tenant shows of itself: its counts and the slots of `objs` it reads.
@@ -541,12 +546,7 @@ fn a_conflict_refused_anywhere_changes_nothing() {
     let mut b = Builder::new();
     let nil = b.add_nil();
     let class = b.add(nil, Format::Pointers, vec![], vec![]).unwrap();
-    let words: Vec<Word> = (0..N as i64)
-        .map(|i| {
-            b.add(class, Format::Pointers, vec![Word::int(i).unwrap()], vec![])
-                .unwrap()
-        })
-        .collect();
+    let words = small_objects(&mut b, class, N);
     let all = b.add(class, Format::Pointers, words, vec![]).unwrap();
     b.add_root("all", all).unwrap();
     let base = Base::new(b.freeze().unwrap());

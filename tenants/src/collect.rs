@@ -361,10 +361,7 @@ impl Tenant {
             stack: std::mem::take(&mut s.stack),
             out,
         };
-        let result = self.trace(&mut m, s);
-        // The worklist's memory goes back with the scratch, which the caller drops.
-        s.stack = m.stack;
-        result?;
+        self.trace(&mut m, s)?;
         Ok((m.marks, m.out))
     }
 
