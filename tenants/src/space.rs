@@ -290,8 +290,11 @@ impl Writable<'_> {
         layout::slot_count(self.space.words[self.at + layout::SIZE_WORD].get().bits())
     }
 
-    /// Slot `i`, to write, if in range.
-    #[inline]
+    /// Slot `i`, to write, if in range. Always inlined: [`Tenant::set_slot`]'s inline write
+    /// ends here, in every write site.
+    ///
+    /// [`Tenant::set_slot`]: crate::Tenant::set_slot
+    #[inline(always)]
     pub(crate) fn slot_mut(&mut self, i: usize) -> Option<&mut Word> {
         if i < self.slot_count() {
             Some(self.space.words[self.at + HEADER_WORDS + i].get_mut())
