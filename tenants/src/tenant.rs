@@ -698,6 +698,23 @@ impl Tenant {
         .then_some(Value::shared(w))
     }
 
+    /// [`Tenant::settle`] without a probe of the table: a base word is settled here only if
+    /// this tenant's filter tells it did not divert the object, and `None` (for the caller's
+    /// slower path) may also mean the word stands as it is.
+    #[inline(always)]
+    fn settle_quick(&self, w: Word) -> Option<Value> {
+        if w.is_immediate() {
+            return Some(Value::shared(w));
+        }
+        if w.is_private() {
+            return (!self.space.has_forwarders()).then_some(Value::owned(w, self.id));
+        }
+        let x = w.as_base()?;
+        let entry = self.marks.entry(x.as_u32())?;
+        (!self.diverted_by(entry, x.as_u32()) || !self.table.may_contain(x))
+            .then_some(Value::shared(w))
+    }
+
     /// The body of a located private object.
     pub(crate) fn body(&self, k: PrivateKey) -> Result<Obj<'_>> {
         self.space.object(k).ok_or_else(|| self.no_body(k))
@@ -796,8 +813,30 @@ impl Tenant {
         self.slot_slow(obj, i)
     }
 
+    /// The out-of-line read's first step, kept lean so that it saves few registers: a base
+    /// reference to an object this tenant copied, found by one probe of its table, whose
+    /// slot needs no patching. Everything else goes on to [`Tenant::slot_slower`].
     #[inline(never)]
     fn slot_slow(&self, obj: Value, i: usize) -> Result<Value> {
+        let Some(x) = obj.word().as_base() else {
+            return self.slot_slower(obj, i);
+        };
+        // A base reference has no owner: the value is its word alone, one register less
+        // to keep across the probe.
+        let obj = Value::shared(obj.word());
+        if let Some(index) = self.table.probe(x)
+            && let Some(body) = self.space.object_at_index(index)
+            && let Some(cell) = body.slot(i)
+            && let Some(v) = self.settle_quick(cell.get())
+        {
+            self.count_lookup();
+            return Ok(v);
+        }
+        self.slot_slower(obj, i)
+    }
+
+    #[inline(never)]
+    fn slot_slower(&self, obj: Value, i: usize) -> Result<Value> {
         match self.quick(obj) {
             Some(Quick::Base(x, offset)) => match self.reader.slot_at(offset, i) {
                 Some(w) => Ok(Value::shared(w)),
