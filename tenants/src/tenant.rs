@@ -795,20 +795,21 @@ impl Tenant {
     /// is paid once per slot.
     #[inline(always)]
     pub fn slot(&self, obj: Value, i: usize) -> Result<Value> {
-        // The fast path: an undiverted base object, read in place. Anything else (a diverted
-        // or private object, an index out of range) takes the out-of-line path, which also
-        // works out the precise error.
-        if let Some(offset) = self.in_place(obj)
-            && let Some(w) = self.reader.slot_at(offset, i)
-        {
-            return Ok(Value::shared(w));
-        }
-        // The second fast path: a slot of a live private object that needs no patching.
+        // Two fast paths. First a slot of a live private object of this tenant that needs
+        // no patching (an interpreter's contexts and new objects): its owner compare is
+        // all a base read pays for it. Then an undiverted base object, read in place.
+        // Anything else (a diverted object, a forwarder, an index out of range) takes the
+        // out-of-line path, which also works out the precise error.
         if let Some(body) = self.own_body(obj)
             && let Some(cell) = body.slot(i)
             && let Some(v) = self.settle(cell.get())
         {
             return Ok(v);
+        }
+        if let Some(offset) = self.in_place(obj)
+            && let Some(w) = self.reader.slot_at(offset, i)
+        {
+            return Ok(Value::shared(w));
         }
         self.slot_slow(obj, i)
     }
