@@ -296,11 +296,14 @@ impl Writable<'_> {
     /// [`Tenant::set_slot`]: crate::Tenant::set_slot
     #[inline(always)]
     pub(crate) fn slot_mut(&mut self, i: usize) -> Option<&mut Word> {
-        if i < self.slot_count() {
-            Some(self.space.words[self.at + HEADER_WORDS + i].get_mut())
-        } else {
-            None
+        // The slot's word is bounded first: for an index under 2^32 (no object has more
+        // slots) that test covers the size word before it, whose own test then folds away.
+        let i = usize::try_from(u32::try_from(i).ok()?).ok()?;
+        let at = self.at + HEADER_WORDS + i;
+        if at >= self.space.words.len() || i >= self.slot_count() {
+            return None;
         }
+        Some(self.space.words[at].get_mut())
     }
 
     /// Slots `start..start + n`, to write, if all in range.
@@ -734,6 +737,26 @@ impl Space {
         self.object_at(self.keys.link(slab_key(k))? as usize)
     }
 
+    /// Slot `i` of the live object `k` names, if in range: [`Space::object`] and
+    /// [`Obj::slot`] in one, the slot's word bounded first. For an index under 2^32 (no
+    /// object has more slots) that test covers the size word before it, whose own test then
+    /// folds away; a forwarder's or a stub's link is at least 2^30, past the arena, and is
+    /// refused by it too. The read of [`crate::Tenant::slot`]'s first inlined path.
+    #[inline(always)]
+    pub(crate) fn slot_of(&self, k: PrivateKey, i: usize) -> Option<&Cell<Word>> {
+        let at = self.keys.link(slab_key(k))? as usize;
+        let i = usize::try_from(u32::try_from(i).ok()?).ok()?;
+        let slot = at + HEADER_WORDS + i;
+        if slot >= self.words.len() {
+            return None;
+        }
+        let size = self.words[at + layout::SIZE_WORD].get().bits();
+        if i >= layout::slot_count(size) {
+            return None;
+        }
+        Some(&self.words[slot])
+    }
+
     /// True if `k` names a live entry (object or forwarder).
     #[inline(always)]
     pub(crate) fn is_live(&self, k: PrivateKey) -> bool {
@@ -1017,6 +1040,45 @@ mod tests {
         let k = s.insert(body(&[8], &[], 7)).unwrap();
         assert!(s.get(keys[21]).is_none());
         assert_eq!(s.object(k).unwrap().hash(), 7);
+    }
+
+    #[test]
+    fn a_slot_is_bounded_by_its_object_whatever_the_index() {
+        let mut s = Space::default();
+        let k = s.insert(body(&[8, 16, 24], &[], 1)).unwrap();
+        let last = s.insert(body(&[32], &[], 2)).unwrap();
+        let fwd = s.insert(body(&[8], &[], 3)).unwrap();
+        let stub = s.insert(body(&[8], &[], 4)).unwrap();
+        s.writable(fwd).unwrap().forward(Word::from_bits(24));
+        s.writable(stub).unwrap().stub(9);
+        let huge = [
+            3,
+            4,
+            usize::from(u16::MAX),
+            1 << 32,
+            (1 << 32) + 1,
+            usize::MAX,
+        ];
+        // In range, by key and through the witness, agreeing with the object's own reads.
+        for i in 0..3 {
+            let want = s.object(k).unwrap().slot(i).unwrap().get();
+            assert_eq!(s.slot_of(k, i).unwrap().get(), want);
+            assert_eq!(*s.writable(k).unwrap().slot_mut(i).unwrap(), want);
+        }
+        // Past the object (into the next one's words, or past the arena), or an index
+        // that wraps the arithmetic: refused, never another object's word.
+        for i in huge {
+            assert!(s.slot_of(k, i).is_none(), "{i}");
+            assert!(s.writable(k).unwrap().slot_mut(i).is_none(), "{i}");
+        }
+        assert_eq!(s.slot_of(last, 0).unwrap().get(), Word::from_bits(32));
+        assert!(s.slot_of(last, 1).is_none());
+        // A forwarder's and a stub's links lie past the arena; a freed key is no key.
+        for i in [0, 1, usize::MAX] {
+            assert!(s.slot_of(fwd, i).is_none() && s.slot_of(stub, i).is_none());
+        }
+        assert!(s.remove(last).is_some());
+        assert!(s.slot_of(last, 0).is_none());
     }
 
     #[test]

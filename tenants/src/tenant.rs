@@ -800,8 +800,8 @@ impl Tenant {
         // all a base read pays for it. Then an undiverted base object, read in place.
         // Anything else (a diverted object, a forwarder, an index out of range) takes the
         // out-of-line path, which also works out the precise error.
-        if let Some(body) = self.own_body(obj)
-            && let Some(cell) = body.slot(i)
+        if let Some(k) = obj.key_for(self.id)
+            && let Some(cell) = self.space.slot_of(k, i)
             && let Some(v) = self.settle(cell.get())
         {
             return Ok(v);
