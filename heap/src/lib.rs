@@ -40,6 +40,11 @@ compile_error!(
     "cowheap stores objects little-endian and serves them in place: it needs a little-endian host"
 );
 
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!(
+    "cowheap indexes words by 64-bit offsets and argues its bounds tests from that: it needs a 64-bit host"
+);
+
 mod base;
 mod builder;
 mod error;

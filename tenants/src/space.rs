@@ -1046,12 +1046,27 @@ mod tests {
     fn a_slot_is_bounded_by_its_object_whatever_the_index() {
         let mut s = Space::default();
         let k = s.insert(body(&[8, 16, 24], &[], 1)).unwrap();
-        let last = s.insert(body(&[32], &[], 2)).unwrap();
         let fwd = s.insert(body(&[8], &[], 3)).unwrap();
         let stub = s.insert(body(&[8], &[], 4)).unwrap();
         s.writable(fwd).unwrap().forward(Word::from_bits(24));
         s.writable(stub).unwrap().stub(9);
-        let huge = [
+        // The last block of the arena: its one slot is the arena's last word.
+        let last = s.insert(body(&[32], &[], 2)).unwrap();
+        let link = |s: &Space, key| s.keys.link(slab_key(key)).unwrap() as usize;
+        assert_eq!(link(&s, last) + HEADER_WORDS + 1, s.words.len());
+        // Indices whose sum with the object's offset wraps to a small word of the arena
+        // (to word 0 or 1): refused before any sum is made.
+        let at = link(&s, k) + HEADER_WORDS;
+        let wrapping = [0usize.wrapping_sub(at), 1usize.wrapping_sub(at)];
+        // In range, by key and through the witness, agreeing with the object's own reads.
+        for i in 0..3 {
+            let want = s.object(k).unwrap().slot(i).unwrap().get();
+            assert_eq!(s.slot_of(k, i).unwrap().get(), want);
+            assert_eq!(*s.writable(k).unwrap().slot_mut(i).unwrap(), want);
+        }
+        // Past the object (into the next one's words), past the arena, or an index that
+        // would wrap the arithmetic: refused, never another object's word.
+        let mut past = vec![
             3,
             4,
             usize::from(u16::MAX),
@@ -1059,23 +1074,27 @@ mod tests {
             (1 << 32) + 1,
             usize::MAX,
         ];
-        // In range, by key and through the witness, agreeing with the object's own reads.
-        for i in 0..3 {
-            let want = s.object(k).unwrap().slot(i).unwrap().get();
-            assert_eq!(s.slot_of(k, i).unwrap().get(), want);
-            assert_eq!(*s.writable(k).unwrap().slot_mut(i).unwrap(), want);
-        }
-        // Past the object (into the next one's words, or past the arena), or an index
-        // that wraps the arithmetic: refused, never another object's word.
-        for i in huge {
+        past.extend(wrapping);
+        for i in past {
             assert!(s.slot_of(k, i).is_none(), "{i}");
             assert!(s.writable(k).unwrap().slot_mut(i).is_none(), "{i}");
         }
         assert_eq!(s.slot_of(last, 0).unwrap().get(), Word::from_bits(32));
+        assert_eq!(
+            *s.writable(last).unwrap().slot_mut(0).unwrap(),
+            Word::from_bits(32)
+        );
         assert!(s.slot_of(last, 1).is_none());
-        // A forwarder's and a stub's links lie past the arena; a freed key is no key.
-        for i in [0, 1, usize::MAX] {
-            assert!(s.slot_of(fwd, i).is_none() && s.slot_of(stub, i).is_none());
+        assert!(s.writable(last).unwrap().slot_mut(1).is_none());
+        // A forwarder's and a stub's links lie past the arena, even with an index that
+        // would wrap them back into it; a freed key is no key.
+        for key in [fwd, stub] {
+            let at = link(&s, key);
+            assert!(at >= s.words.len());
+            let back = usize::MAX - (at + 2);
+            for i in [0, 1, back, back + 1, usize::MAX] {
+                assert!(s.slot_of(key, i).is_none(), "{i}");
+            }
         }
         assert!(s.remove(last).is_some());
         assert!(s.slot_of(last, 0).is_none());

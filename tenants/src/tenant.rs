@@ -699,8 +699,10 @@ impl Tenant {
     }
 
     /// [`Tenant::settle`] without a probe of the table: a base word is settled here only if
-    /// this tenant's filter tells it did not divert the object, and `None` (for the caller's
-    /// slower path) may also mean the word stands as it is.
+    /// its mark (or, under the private policy, this tenant's own filter) says no diversion,
+    /// or the table's filter says this tenant did not divert it; a private word only while
+    /// the space holds no forwarder. `None` (for the caller's slower path) may also mean
+    /// the word stands as it is.
     #[inline(always)]
     fn settle_quick(&self, w: Word) -> Option<Value> {
         if w.is_immediate() {
@@ -789,8 +791,8 @@ impl Tenant {
 
     /// Pointer slot `i` of `obj`. Time: O(1).
     ///
-    /// A base object no tenant has diverted is read in place after one test of its shared
-    /// mark. A slot of a private object that holds a forwarder (a diverted base object, a
+    /// A live private object of this tenant is read through its key's record; a base object
+    /// no tenant has diverted is read in place after one test of its mark. A slot of a private object that holds a forwarder (a diverted base object, a
     /// becomed object) is rewritten to the target the first time it is read, so the lookup
     /// is paid once per slot.
     #[inline(always)]
