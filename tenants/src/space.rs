@@ -296,13 +296,7 @@ impl Writable<'_> {
     /// [`Tenant::set_slot`]: crate::Tenant::set_slot
     #[inline(always)]
     pub(crate) fn slot_mut(&mut self, i: usize) -> Option<&mut Word> {
-        // The slot's word is bounded first: for an index under 2^32 (no object has more
-        // slots) that test covers the size word before it, whose own test then folds away.
-        let i = usize::try_from(u32::try_from(i).ok()?).ok()?;
-        let at = self.at + HEADER_WORDS + i;
-        if at >= self.space.words.len() || i >= self.slot_count() {
-            return None;
-        }
+        let at = self.space.slot_index(self.at, i)?;
         Some(self.space.words[at].get_mut())
     }
 
@@ -737,24 +731,29 @@ impl Space {
         self.object_at(self.keys.link(slab_key(k))? as usize)
     }
 
-    /// Slot `i` of the live object `k` names, if in range: [`Space::object`] and
-    /// [`Obj::slot`] in one, the slot's word bounded first. For an index under 2^32 (no
-    /// object has more slots) that test covers the size word before it, whose own test then
-    /// folds away; a forwarder's or a stub's link is at least 2^30, past the arena, and is
-    /// refused by it too. The read of [`crate::Tenant::slot`]'s first inlined path.
+    /// The arena index of slot `i` of the block at `at`, if the block is an object that
+    /// has that slot. The slot's word is bounded first: for an index under 2^32 (no object
+    /// has more slots) `at + 3 + i` cannot wrap, so that test covers the size word before
+    /// it, whose own test then folds away. A forwarder's or a stub's link is at least 2^30,
+    /// past the arena, and is refused by the same test. Read and write both end here.
     #[inline(always)]
-    pub(crate) fn slot_of(&self, k: PrivateKey, i: usize) -> Option<&Cell<Word>> {
-        let at = self.keys.link(slab_key(k))? as usize;
+    fn slot_index(&self, at: usize, i: usize) -> Option<usize> {
         let i = usize::try_from(u32::try_from(i).ok()?).ok()?;
         let slot = at + HEADER_WORDS + i;
         if slot >= self.words.len() {
             return None;
         }
         let size = self.words[at + layout::SIZE_WORD].get().bits();
-        if i >= layout::slot_count(size) {
-            return None;
-        }
-        Some(&self.words[slot])
+        (i < layout::slot_count(size)).then_some(slot)
+    }
+
+    /// Slot `i` of the live object `k` names, if in range: [`Space::object`] and
+    /// [`Obj::slot`] in one, through [`Space::slot_index`]. The read of
+    /// [`crate::Tenant::slot`]'s first inlined path.
+    #[inline(always)]
+    pub(crate) fn slot_of(&self, k: PrivateKey, i: usize) -> Option<&Cell<Word>> {
+        let slot = self.slot_index(self.keys.link(slab_key(k))? as usize, i)?;
+        self.words.get(slot)
     }
 
     /// True if `k` names a live entry (object or forwarder).

@@ -681,21 +681,17 @@ impl Tenant {
     /// forwarder, and its owner is known without testing its tag again.
     #[inline(always)]
     fn settle(&self, w: Word) -> Option<Value> {
-        if w.is_immediate() {
-            return Some(Value::shared(w));
+        if let Some(v) = self.settle_quick(w) {
+            return Some(v);
         }
-        if w.is_private() {
-            let live = !self.space.has_forwarders()
-                || w.as_private()
-                    .is_some_and(|k| self.space.object(k).is_some());
-            return live.then_some(Value::owned(w, self.id));
+        // What the quick answer leaves: a private word while the space holds a forwarder,
+        // and a base word whose filter said "maybe", which the probe settles.
+        if let Some(k) = w.as_private() {
+            return self.space.object(k).map(|_| Value::owned(w, self.id));
         }
         let x = w.as_base()?;
-        (self.marks.entry(x.as_u32()).is_some()
-            && (self.table.is_empty()
-                || !self.diverted_here(x.as_u32())
-                || self.table.get(x).is_none()))
-        .then_some(Value::shared(w))
+        (self.marks.entry(x.as_u32()).is_some() && self.table.probe(x).is_none())
+            .then_some(Value::shared(w))
     }
 
     /// [`Tenant::settle`] without a probe of the table: a base word is settled here only if
