@@ -10,7 +10,7 @@
 //! width a private reference holds). A key would have to be kept across 2^29 reuses of one
 //! index to alias.
 //!
-//! **Layout.** The per-index record is 8 bytes: generation with an occupied bit, and a link,
+//! **Layout.** The per-index record is 8 bytes: generation with a vacant bit, and a link,
 //! which when occupied is the owner's (the private space keeps an object's arena offset there;
 //! [`VersionedSlab`] a value's place in a dense `slab::Slab`, as large as the most values ever
 //! alive at once) and when vacant the next free index. So an index that is vacant costs 8
@@ -29,8 +29,11 @@ use std::collections::TryReserveError;
 
 /// The end of the free list, and the one index never handed out.
 const NONE: u32 = u32::MAX;
-/// The occupied bit of a record's tag; the low bits are the generation.
-const OCCUPIED: u32 = 1 << 31;
+/// The vacant bit of a record's tag; the low bits are the generation. Set for a vacant index
+/// rather than for an occupied one, so that an occupied record's tag is its generation
+/// alone and [`Keys::link`] compares it with a key's generation as that key holds it (one
+/// instruction less on every private access).
+const VACANT: u32 = 1 << 31;
 
 /// A versioned key: an index and the generation it was handed out with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,7 +67,7 @@ impl SlabKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SlabFull;
 
-/// Per index: its generation (with [`OCCUPIED`]) and its link.
+/// Per index: its generation (with [`VACANT`] while vacant) and its link.
 #[derive(Clone, Copy, Debug)]
 struct Record {
     tag: u32,
@@ -75,7 +78,7 @@ struct Record {
 
 impl Record {
     fn is_occupied(self) -> bool {
-        self.tag & OCCUPIED != 0
+        self.tag & VACANT == 0
     }
 
     fn generation(self) -> u32 {
@@ -120,7 +123,7 @@ impl Keys {
             let r = &mut self.records[index as usize];
             self.free = r.link;
             *r = Record {
-                tag: r.generation() | OCCUPIED,
+                tag: r.generation(),
                 link,
             };
             SlabKey {
@@ -136,10 +139,7 @@ impl Keys {
             if self.records.len() == self.records.capacity() {
                 self.records.reserve_exact((self.records.len() / 4).max(16));
             }
-            self.records.push(Record {
-                tag: OCCUPIED,
-                link,
-            });
+            self.records.push(Record { tag: 0, link });
             SlabKey {
                 index,
                 generation: 0,
@@ -154,7 +154,7 @@ impl Keys {
     pub(crate) fn link(&self, k: SlabKey) -> Option<u32> {
         self.records
             .get(k.index as usize)
-            .filter(|r| r.tag == k.generation | OCCUPIED)
+            .filter(|r| r.tag == k.generation)
             .map(|r| r.link)
     }
 
@@ -227,7 +227,7 @@ impl Keys {
         let link = self.link(k)?;
         let r = &mut self.records[k.index as usize];
         *r = Record {
-            tag: (r.generation().wrapping_add(1)) & GENERATION_MASK,
+            tag: (r.generation().wrapping_add(1)) & GENERATION_MASK | VACANT,
             link: self.free,
         };
         self.free = k.index;
@@ -277,7 +277,7 @@ impl Keys {
             .try_reserve_exact(bound as usize)
             .map_err(|_| SlabFull)?;
         records.extend((0..bound).map(|i| Record {
-            tag: generation_of(i) & GENERATION_MASK,
+            tag: generation_of(i) & GENERATION_MASK | VACANT,
             link: NONE,
         }));
         let mut live = 0u32;
@@ -287,7 +287,7 @@ impl Keys {
                 return Err(SlabFull);
             }
             *r = Record {
-                tag: r.tag | OCCUPIED,
+                tag: r.generation(),
                 link,
             };
             live += 1;
@@ -449,6 +449,32 @@ mod tests {
         assert_eq!((c.index(), c.generation(), k.link(c)), (0, 1, Some(90)));
         assert_eq!(k.len(), 2);
         assert_eq!(k.iter().collect::<Vec<_>>(), [(c, 90), (b, 80)]);
+    }
+
+    #[test]
+    fn a_vacant_index_refuses_every_generation() {
+        // A vacant record keeps the generation its index will be reused at; a key of that
+        // generation, made before the reuse (a forged or restored reference), is refused
+        // until the index is handed out again, and so is every other generation.
+        let mut k = Keys::default();
+        let a = k.insert(70).unwrap();
+        k.remove(a).unwrap();
+        for generation in [0, 1, 2, GENERATION_MASK] {
+            let key = SlabKey::new(a.index(), generation);
+            assert_eq!(k.link(key), None, "generation {generation}");
+        }
+        assert_eq!(k.link_at(a.index()), None);
+        assert_eq!(k.key_at(a.index()), None);
+        let c = k.insert(90).unwrap();
+        assert_eq!(k.link(SlabKey::new(a.index(), 1)), Some(90));
+        assert_eq!(k.key_at(a.index()), Some(c));
+        // So are the vacant indices of a restored set, at the generation each was given.
+        let k = Keys::from_parts(3, |i| i + 5, [(1, 4)]).unwrap();
+        for (index, generation) in [(0, 5), (2, 7), (0, 0), (2, 0)] {
+            assert_eq!(k.link(SlabKey::new(index, generation)), None);
+        }
+        assert_eq!(k.link(SlabKey::new(1, 6)), Some(4));
+        assert_eq!(k.generations().collect::<Vec<_>>(), [5, 6, 7]);
     }
 
     #[test]

@@ -275,8 +275,8 @@ impl<'a> State<'a> {
 /// Proof that an object is private and may be written: a live object of the private space.
 /// The space hands one out only for its own objects, and a base object has none until
 /// [`crate::Tenant::writable`] has copied it (the first write), so holding a `Writable`
-/// proves the copy was made. It is the only way to write an object and to turn it into a
-/// forwarder.
+/// proves the copy was made. It is the only way to turn an object into a forwarder and to
+/// write anything but one slot through the object's own key ([`Space::slot_mut_of`]).
 #[derive(Debug)]
 pub(crate) struct Writable<'a> {
     space: &'a mut Space,
@@ -754,6 +754,17 @@ impl Space {
     pub(crate) fn slot_of(&self, k: PrivateKey, i: usize) -> Option<&Cell<Word>> {
         let slot = self.slot_index(self.keys.link(slab_key(k))? as usize, i)?;
         self.words.get(slot)
+    }
+
+    /// Slot `i` of the live object `k` names, to write, if in range: [`Space::slot_of`]'s
+    /// write. It needs no [`Writable`]: a private key names a private object, and
+    /// [`Space::slot_index`] refuses a forwarder's or a stub's link, so the test of the
+    /// link's kind [`Space::writable`] makes is not needed for one slot. The write of
+    /// [`crate::Tenant::set_slot`]'s inlined path.
+    #[inline(always)]
+    pub(crate) fn slot_mut_of(&mut self, k: PrivateKey, i: usize) -> Option<&mut Word> {
+        let slot = self.slot_index(self.keys.link(slab_key(k))? as usize, i)?;
+        self.words.get_mut(slot).map(Cell::get_mut)
     }
 
     /// True if `k` names a live entry (object or forwarder).

@@ -1233,8 +1233,7 @@ impl Tenant {
         let w = v.word();
         if let Some(k) = obj.key_for(self.id)
             && (w.is_immediate() || self.leads_to_itself(v))
-            && let Some(mut wr) = self.space.writable(k)
-            && let Some(slot) = wr.slot_mut(i)
+            && let Some(slot) = self.space.slot_mut_of(k, i)
         {
             *slot = w;
             return Ok(());
