@@ -369,7 +369,7 @@ fn header_digest(header40: &[u8], table: &[u8]) -> [u8; 16] {
     unsafe_code,
     reason = "memory mapping a file is unsafe in Rust; see the SAFETY note"
 )]
-fn map(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
+pub(crate) fn map(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
     // SAFETY: `Mmap::map` is unsafe because the mapped bytes may change if another process
     // writes the file while it is mapped, which would break the immutability of `&[u8]`.
     // cowheap never writes a file in place: `save` writes a new file and renames it over the

@@ -60,10 +60,14 @@ impl Storage {
     /// word boundary in memory and are a whole number of words long. Time: O(1).
     pub(crate) fn words(&self, at: usize, len: usize) -> Option<Words> {
         let end = at.checked_add(len)?;
-        let region = self.bytes.get(at..end)?;
-        bytemuck::try_cast_slice::<u8, u64>(region).ok()?;
+        self.bytes.get(at..end)?;
+        let bytes = self.bytes.slice(at..end);
+        // Whole words on a word boundary, or no region.
+        let view: &[[u8; 8]] =
+            bytemuck::cast_slice(bytemuck::try_cast_slice::<u8, u64>(&bytes).ok()?);
         Some(Words {
-            bytes: self.bytes.slice(at..end),
+            view: Words::keep(view),
+            bytes,
         })
     }
 }
@@ -72,20 +76,46 @@ impl Storage {
 ///
 /// Invariant (checked by [`Storage::words`], the only constructor): the bytes start on a word
 /// boundary in memory and are a whole number of words long, so [`Words::view`] loses nothing
-/// and [`Words::slice`] succeeds wherever its range lies inside the region. Cloning increments a
-/// reference count.
+/// and [`Words::slice`] succeeds wherever its range lies inside the region; `view` is those
+/// bytes, as words, and `bytes` keeps them alive. Cloning increments a reference count.
+///
+/// The view is held beside its owner, pointer and length in words, so that a load through it
+/// is one bounds test against a length loaded as it is. Taken from `bytes` on every read, it
+/// cost a shift of the byte length by three besides: measured, 1 instruction of a tenant's
+/// undiverted base read (33 -> 32), 2 of its `class_of` (22 -> 20) and 3 of a base heap's own
+/// read (33 -> 30), and 0.3% of the interpreter's compile-and-run.
 #[derive(Debug, Clone)]
 pub(crate) struct Words {
+    view: &'static [[u8; 8]],
     bytes: bytes::Bytes,
 }
 
 impl Words {
-    /// The region as words, each as its eight little-endian bytes. `as_chunks` only divides the
-    /// length by eight: a load through the view is one bounds check and one (aligned) 8-byte
-    /// load.
+    /// `view`, a view of the bytes of a `bytes::Bytes` that the same [`Words`] holds, with
+    /// its lifetime widened to that of the value that holds both. Never handed out as
+    /// `'static`: [`Words::view`] reborrows it for as long as `&self` lives.
+    #[allow(
+        unsafe_code,
+        reason = "a view kept beside the owner of its bytes; see the SAFETY note"
+    )]
+    fn keep(view: &[[u8; 8]]) -> &'static [[u8; 8]] {
+        // SAFETY: the only caller, `Storage::words`, passes a view of the bytes of the
+        // `bytes::Bytes` it stores in the same `Words`, and that field is never replaced.
+        // The bytes behind a `Bytes` do not move when the handle moves (they are the boxed
+        // words of `Storage::owned` or the pages of `Storage::mapped`, shared through the
+        // handle's reference count), are never written (`Bytes` has no way to write them;
+        // for a mapping see `image::map`'s note), and stay allocated while any handle to
+        // them lives, so at least as long as the `Words` whose field is one. The view is
+        // read only through `Words::view`, whose result borrows `self`, so no reference
+        // to the bytes outlives their owner; cloning a `Words` clones the handle with it.
+        unsafe { std::mem::transmute::<&[[u8; 8]], &'static [[u8; 8]]>(view) }
+    }
+
+    /// The region as words, each as its eight little-endian bytes: a load through the view
+    /// is one bounds check and one (aligned) 8-byte load.
     #[inline(always)]
     fn view(&self) -> &[[u8; 8]] {
-        self.bytes.as_chunks::<8>().0
+        self.view
     }
 
     /// Word `k`, or `None` past the end. Time: O(1); one load.
@@ -273,6 +303,33 @@ mod tests {
         assert_eq!(r.slot_at(u64::MAX >> 1, 0), None);
         assert_eq!(r.bytes_at(u64::MAX), None);
         assert_eq!(r.slots_at(second, 1), None);
+    }
+
+    #[test]
+    fn a_region_reads_its_words_after_every_other_handle_is_gone() {
+        // A region's view is kept beside the handle that owns its bytes (`Words::keep`): it
+        // reads the same words once the storage it came from is dropped, and so does a clone
+        // once the region itself is, for owned words and for a mapped file alike.
+        use std::io::Write;
+        let words: Vec<u64> = (0..64u64)
+            .map(|k| k.wrapping_mul(0x0101_0101) + 7)
+            .collect();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytemuck::cast_slice(&words)).unwrap();
+        file.flush().unwrap();
+        let mapped = Storage::mapped(crate::image::map(&file).unwrap());
+        drop(file);
+        for s in [storage(&words), mapped] {
+            let region = s.words(16, 40 * 8).unwrap();
+            drop(s);
+            let copy = region.clone();
+            drop(region);
+            assert_eq!(copy.len(), 40);
+            assert_eq!(copy.iter().collect::<Vec<_>>(), words[2..42]);
+            assert_eq!(copy.get(39), Some(words[41]));
+            assert_eq!(copy.get(40), None, "past the region");
+            assert_eq!(copy.bytes(), bytemuck::cast_slice::<u64, u8>(&words[2..42]));
+        }
     }
 
     #[test]

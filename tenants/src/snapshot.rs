@@ -182,7 +182,7 @@ impl Tenant {
         mut state: impl FnMut(&Host) -> Result<Option<Vec<u8>>, E>,
     ) -> Result<Vec<u8>, E> {
         let mut p = Out(Vec::new());
-        p.u64(self.quota.unwrap_or(NO_QUOTA));
+        p.u64(self.quota().unwrap_or(NO_QUOTA));
         for v in stats_fields(&self.stats()) {
             p.u64(v);
         }
