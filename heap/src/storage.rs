@@ -61,20 +61,13 @@ impl Storage {
     pub(crate) fn words(&self, at: usize, len: usize) -> Option<Words> {
         let end = at.checked_add(len)?;
         self.bytes.get(at..end)?;
-        let bytes = self.bytes.slice(at..end);
-        // Whole words on a word boundary, or no region.
-        let view: &[[u8; 8]] =
-            bytemuck::cast_slice(bytemuck::try_cast_slice::<u8, u64>(&bytes).ok()?);
-        Some(Words {
-            view: Words::keep(view),
-            bytes,
-        })
+        Words::new(self.bytes.slice(at..end))
     }
 }
 
 /// A region of a base heap's storage, read by word.
 ///
-/// Invariant (checked by [`Storage::words`], the only constructor): the bytes start on a word
+/// Invariant (checked by [`Words::new`], the only constructor): the bytes start on a word
 /// boundary in memory and are a whole number of words long, so [`Words::view`] loses nothing
 /// and [`Words::slice`] succeeds wherever its range lies inside the region; `view` is those
 /// bytes, as words, and `bytes` keeps them alive. Cloning increments a reference count.
@@ -91,24 +84,29 @@ pub(crate) struct Words {
 }
 
 impl Words {
-    /// `view`, a view of the bytes of a `bytes::Bytes` that the same [`Words`] holds, with
-    /// its lifetime widened to that of the value that holds both. Never handed out as
-    /// `'static`: [`Words::view`] reborrows it for as long as `&self` lives.
+    /// The region `bytes`, or `None` unless it starts on a word boundary in memory and is a
+    /// whole number of words long. The one place the view is made, from the very handle
+    /// the region then keeps.
     #[allow(
         unsafe_code,
         reason = "a view kept beside the owner of its bytes; see the SAFETY note"
     )]
-    fn keep(view: &[[u8; 8]]) -> &'static [[u8; 8]] {
-        // SAFETY: the only caller, `Storage::words`, passes a view of the bytes of the
-        // `bytes::Bytes` it stores in the same `Words`, and that field is never replaced.
-        // The bytes behind a `Bytes` do not move when the handle moves (they are the boxed
-        // words of `Storage::owned` or the pages of `Storage::mapped`, shared through the
-        // handle's reference count), are never written (`Bytes` has no way to write them;
-        // for a mapping see `image::map`'s note), and stay allocated while any handle to
-        // them lives, so at least as long as the `Words` whose field is one. The view is
-        // read only through `Words::view`, whose result borrows `self`, so no reference
-        // to the bytes outlives their owner; cloning a `Words` clones the handle with it.
-        unsafe { std::mem::transmute::<&[[u8; 8]], &'static [[u8; 8]]>(view) }
+    fn new(bytes: bytes::Bytes) -> Option<Words> {
+        let view: &[[u8; 8]] =
+            bytemuck::cast_slice(bytemuck::try_cast_slice::<u8, u64>(&bytes).ok()?);
+        // SAFETY: `view` borrows the bytes behind `bytes`, the handle moved into the same
+        // `Words` below; its lifetime is widened to `'static` only because that borrow
+        // cannot be named in a field. The bytes behind a `Bytes` do not move when the
+        // handle moves (they are the boxed words of `Storage::owned` or the pages of
+        // `Storage::mapped`, shared through the handle's reference count; a `Bytes` keeps
+        // no data inline), are never written (`Bytes` has no way to write them; for a
+        // mapping see `image::map`'s note), and stay allocated while any handle to them
+        // lives, so at least as long as the `Words` that holds this one. Neither field is
+        // ever replaced or taken out; cloning a `Words` clones both together. The view is
+        // read only through `Words::view`, whose result borrows `self`, so no reference to
+        // the bytes outlives their owner.
+        let view = unsafe { std::mem::transmute::<&[[u8; 8]], &'static [[u8; 8]]>(view) };
+        Some(Words { view, bytes })
     }
 
     /// The region as words, each as its eight little-endian bytes: a load through the view
@@ -307,7 +305,7 @@ mod tests {
 
     #[test]
     fn a_region_reads_its_words_after_every_other_handle_is_gone() {
-        // A region's view is kept beside the handle that owns its bytes (`Words::keep`): it
+        // A region's view is kept beside the handle that owns its bytes (`Words::new`): it
         // reads the same words once the storage it came from is dropped, and so does a clone
         // once the region itself is, for owned words and for a mapped file alike.
         use std::io::Write;

@@ -53,6 +53,7 @@
 
 use crate::hosts::{Host, HostError, HostPlugins};
 use crate::space::{Body, Entry, Space, State, entry_cost};
+use crate::tenant::NO_QUOTA;
 use crate::{Tenant, TenantConfig, TenantStats};
 use cowheap_forwarders::{Base, MarkPolicy, MarkTarget};
 use cowheap_heap::file::{
@@ -75,8 +76,6 @@ const HEADER_LEN: usize = 8 + 4 + 4 + 32 + 8 + 32;
 const COVERED: usize = HEADER_LEN - 32;
 /// The flag saying a host objects section follows the roots.
 const FLAG_HOSTS: u32 = 2;
-/// The quota field's value for "no quota".
-const NO_QUOTA: u64 = u64::MAX;
 
 /// Why a snapshot could not be restored under a host's configuration.
 #[derive(Debug, thiserror::Error)]

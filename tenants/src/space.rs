@@ -290,8 +290,8 @@ impl Writable<'_> {
         layout::slot_count(self.space.words[self.at + layout::SIZE_WORD].get().bits())
     }
 
-    /// Slot `i`, to write, if in range. Always inlined: [`Tenant::set_slot`]'s inline write
-    /// ends here, in every write site.
+    /// Slot `i`, to write, if in range. Always inlined: [`Tenant::set_slot`]'s quick and
+    /// slow writes end here (its inlined write ends in [`Space::slot_mut_of`]).
     ///
     /// [`Tenant::set_slot`]: crate::Tenant::set_slot
     #[inline(always)]
@@ -1073,6 +1073,7 @@ mod tests {
             let want = s.object(k).unwrap().slot(i).unwrap().get();
             assert_eq!(s.slot_of(k, i).unwrap().get(), want);
             assert_eq!(*s.writable(k).unwrap().slot_mut(i).unwrap(), want);
+            assert_eq!(*s.slot_mut_of(k, i).unwrap(), want);
         }
         // Past the object (into the next one's words), past the arena, or an index that
         // would wrap the arithmetic: refused, never another object's word.
@@ -1088,14 +1089,17 @@ mod tests {
         for i in past {
             assert!(s.slot_of(k, i).is_none(), "{i}");
             assert!(s.writable(k).unwrap().slot_mut(i).is_none(), "{i}");
+            assert!(s.slot_mut_of(k, i).is_none(), "{i}");
         }
         assert_eq!(s.slot_of(last, 0).unwrap().get(), Word::from_bits(32));
         assert_eq!(
             *s.writable(last).unwrap().slot_mut(0).unwrap(),
             Word::from_bits(32)
         );
+        assert_eq!(*s.slot_mut_of(last, 0).unwrap(), Word::from_bits(32));
         assert!(s.slot_of(last, 1).is_none());
         assert!(s.writable(last).unwrap().slot_mut(1).is_none());
+        assert!(s.slot_mut_of(last, 1).is_none());
         // A forwarder's and a stub's links lie past the arena, even with an index that
         // would wrap them back into it; a freed key is no key.
         for key in [fwd, stub] {
@@ -1104,10 +1108,24 @@ mod tests {
             let back = usize::MAX - (at + 2);
             for i in [0, 1, back, back + 1, usize::MAX] {
                 assert!(s.slot_of(key, i).is_none(), "{i}");
+                assert!(s.slot_mut_of(key, i).is_none(), "{i}");
             }
         }
+        // A write through the key reaches its own slot and no other word.
+        let before: Vec<u64> = s.words.iter().map(|w| w.get().bits()).collect();
+        *s.slot_mut_of(k, 2).unwrap() = Word::from_bits(40);
+        let after: Vec<u64> = s.words.iter().map(|w| w.get().bits()).collect();
+        let changed: Vec<usize> = (0..before.len())
+            .filter(|&j| before[j] != after[j])
+            .collect();
+        assert_eq!(changed, [at + 2]);
+        assert_eq!(
+            s.object(k).unwrap().slot(2).unwrap().get(),
+            Word::from_bits(40)
+        );
         assert!(s.remove(last).is_some());
         assert!(s.slot_of(last, 0).is_none());
+        assert!(s.slot_mut_of(last, 0).is_none());
     }
 
     #[test]

@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The quota word of a tenant with no quota: no tenant holds `u64::MAX` private bytes.
-const NO_QUOTA: u64 = u64::MAX;
+/// The quota word of a tenant with no quota (no tenant holds `u64::MAX` private bytes), and
+/// the snapshot's quota field for none.
+pub(crate) const NO_QUOTA: u64 = u64::MAX;
 
 /// How a tenant is set up: when forked ([`Tenant::fork_with`]), and when restored from a
 /// snapshot ([`Tenant::restore_with`]), where the host's configuration wins over what the
@@ -622,17 +623,20 @@ impl Tenant {
         let x = ObjectIndex::from_u32(wide as u32);
         // One test, of the sign: the diverted bit, which a version's change of the object
         // sets too, or this tenant's own marks. With it clear, the word is the offset itself.
-        // With it set, an object no version changed is still read in place if this tenant's
-        // filter (its table's under the shared policy) is clear.
+        // With it set, the object is still read in place if this tenant's filter (its
+        // table's under the shared policy) is clear. The answer is then the word without
+        // its diverted bit: the offset, or, for an object a version changed, the offset with
+        // the committed bit above it, 2^62 or more, past every heap. Every in-place read
+        // refuses that offset (each begins with a bounded load of a header word), and so
+        // sends the read out of line, to the version, with no test of the bit here.
         if (entry | self.own_marks) & DivertMarks::DIVERTED == 0 {
             return Some(entry);
         }
-        match &self.filter {
-            None => (entry & DivertMarks::COMMITTED == 0 && !self.table.may_contain(x))
-                .then_some(entry & DivertMarks::OFFSET),
-            Some(f) => (entry & DivertMarks::COMMITTED == 0 && !f.is_marked(x.as_u32()))
-                .then_some(entry & DivertMarks::OFFSET),
-        }
+        let clear = match &self.filter {
+            None => !self.table.may_contain(x),
+            Some(f) => !f.is_marked(x.as_u32()),
+        };
+        clear.then_some(entry & !DivertMarks::DIVERTED)
     }
 
     /// Where `obj` leads, if it is an object of the base read in place (one the inline path
