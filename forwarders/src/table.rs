@@ -78,11 +78,11 @@ impl IndirectionTable {
         (Self::hash(x) >> (64 - n.trailing_zeros())) as usize
     }
 
-    /// The filter bit of `x` in a filter whose mask is `mask`: the hash's bytes reversed,
-    /// so that the mask keeps its top bits, the well-mixed ones of a multiplicative hash
-    /// (the low bytes reversed first; the same bits as a shift by the table's size would
-    /// keep, in another order). A byte swap and an `and`, where a shift by a count that
-    /// varies would want it in `cl`. The hash, not the index's low bits: a heap built in a
+    /// The filter bit of `x` in a filter whose mask is `mask`: the hash with its bytes in
+    /// reverse order, so that its top bits, the well-mixed ones of a multiplicative hash,
+    /// are the ones the mask keeps (the bits a shift by the table's size would keep, in
+    /// another order). A byte swap and an `and`, where a shift by a count that varies would
+    /// want the count in `cl`. The hash, not the index's low bits: a heap built in a
     /// regular pattern (a class every 64 objects, say) would otherwise pile its objects onto
     /// a few bits (measured: the low bits alone save 3 instructions of a read and, on a
     /// synthetic image with such a period, made 8 times the lookups). Its middle bits, kept
@@ -94,7 +94,7 @@ impl IndirectionTable {
 
     /// False if this tenant certainly did not divert base object `x`: its filter bit is clear
     /// (always, for an empty table). True may be a false alarm, which [`Self::get`] settles.
-    /// One multiply, a rotation, an `and`, one load and one bit test.
+    /// One multiply, a byte swap, an `and`, one load and one bit test.
     #[inline(always)]
     pub fn may_contain(&self, x: ObjectIndex) -> bool {
         // The bit is below 8n, so its word is one of the filter's n / 8; in an empty table
@@ -356,9 +356,9 @@ mod tests {
 
     #[test]
     fn a_regular_pattern_of_entries_is_spread_over_the_filter() {
-        // A heap built in a regular pattern: every 64th object diverted (a class and its
-        // instances laid out in turn, say). Its filter must still tell most misses apart,
-        // among the other multiples of 64 as among every index.
+        // A heap built in a regular pattern: every 128th object diverted (a class and its
+        // instances laid out in turn, say). The filter must still tell most misses apart,
+        // among the multiples of 64 (every other one diverted) as among every index.
         let marks = DivertMarks::new((0..1_000_000u64).map(|i| i * 4));
         let mut t = IndirectionTable::new();
         for j in 0..3_000u32 {

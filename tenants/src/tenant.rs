@@ -610,7 +610,9 @@ impl Tenant {
     /// says no diversion, or, under the shared policy, one another tenant diverted and this
     /// tenant's table filter says it did not. The inlined first step of every read's fast
     /// path: one load of the shared mark word, which holds the offset, and under the private
-    /// policy one more.
+    /// policy one more. For an object a version changed the answer may be an offset past any
+    /// heap, which every `HeapReader` read refuses: a caller reads through one, never uses
+    /// the offset otherwise.
     #[inline(always)]
     fn in_place(&self, obj: Value) -> Option<u64> {
         // One compare tests for a base reference and bounds its index.
