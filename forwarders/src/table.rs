@@ -79,10 +79,11 @@ impl IndirectionTable {
     }
 
     /// The filter bit of `x` in a filter whose mask is `mask`: the hash with its bytes in
-    /// reverse order, so that its top bits, the well-mixed ones of a multiplicative hash,
-    /// are the ones the mask keeps (the bits a shift by the table's size would keep, in
-    /// another order). A byte swap and an `and`, where a shift by a count that varies would
-    /// want the count in `cl`. The hash, not the index's low bits: a heap built in a
+    /// reverse order, so that the mask keeps its top bytes, high byte first (the top bits a
+    /// shift by the table's size would keep when their count is a multiple of 8; otherwise
+    /// the last byte kept gives its low bits). Every bit kept is bit 32 or higher of the
+    /// product, the well-mixed ones of a multiplicative hash. A byte swap and an `and`,
+    /// where a shift by a count that varies would want the count in `cl`. The hash, not the index's low bits: a heap built in a
     /// regular pattern (a class every 64 objects, say) would otherwise pile its objects onto
     /// a few bits (measured: the low bits alone save 3 instructions of a read and, on a
     /// synthetic image with such a period, made 8 times the lookups). Its middle bits, kept

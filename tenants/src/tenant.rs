@@ -656,8 +656,9 @@ impl Tenant {
         // A base reference here, in a tenant that copied anything, is most often one this
         // tenant diverted: the table first, which answers for itself (a copy here wins over
         // the base and any version of it) without the shared mark's load. Under the shared
-        // policy the inline path asked the table's filter already (unless a version changed
-        // the object or the slot index is out of range), so this probes the buckets alone.
+        // policy the inline path asked the table's filter already (unless the mark was clear
+        // and the read failed in place, an index out of range), so this probes the buckets
+        // alone.
         if !self.table.is_empty()
             && let Some(i) = self.table.probe(x)
         {
