@@ -583,3 +583,51 @@ fn a_conflict_refused_anywhere_changes_nothing() {
     eprintln!("{refusals} large allocations refused in turn");
     assert!(refusals >= 2, "{refusals} large allocations");
 }
+
+/// A snapshot's buffer is reserved fallibly: refused, `try_snapshot` answers `OutOfMemory`
+/// and `save_snapshot` an I/O error of that kind, writing nothing; with nothing refused
+/// they give the bytes `snapshot` gives, which restore to the same tenant.
+#[test]
+fn a_snapshot_refused_anywhere_answers_out_of_memory() {
+    use cowheap::SnapshotError;
+    let (base, x, y) = base();
+    let mut t = Tenant::fork(&base);
+    t.set_slot(x, 1, Value::int(-1)).unwrap();
+    t.set_slot(y, 2, Value::int(-2)).unwrap();
+    let whole = t.snapshot();
+    assert!(whole.len() > 2 * SLOTS * 8, "{} bytes", whole.len());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.snapshot");
+    let mut refusals = 0;
+    for k in 0.. {
+        let (answer, refused) = refusing_the(k, || t.try_snapshot());
+        let (saved, saved_refused) = refusing_the(k, || t.save_snapshot(&path));
+        assert_eq!(refused, saved_refused, "refusal {k}");
+        if !refused {
+            assert!(answer.unwrap() == whole, "the bytes `snapshot` gives");
+            saved.unwrap();
+            break;
+        }
+        assert!(
+            matches!(answer, Err(SnapshotError::OutOfMemory { .. })),
+            "refusal {k}: {answer:?}"
+        );
+        match saved {
+            Err(cowheap::heap::FileError::Io { source, .. }) => {
+                assert_eq!(
+                    source.kind(),
+                    std::io::ErrorKind::OutOfMemory,
+                    "refusal {k}"
+                );
+            }
+            other => panic!("refusal {k}: {other:?}"),
+        }
+        assert!(!path.exists(), "refusal {k}: nothing written");
+        refusals += 1;
+    }
+    assert!(refusals >= 1, "{refusals} large allocations");
+    let back = Tenant::restore(&base, &path).unwrap();
+    assert_eq!(back.slot(x, 1).unwrap().as_int(), Some(-1));
+    assert_eq!(back.slot(y, 2).unwrap().as_int(), Some(-2));
+    assert_eq!(back.diverted(), 2);
+}

@@ -5,7 +5,7 @@
 
 use cowheap::tenants::commit::{CommitError, CommitRights, Repository};
 use cowheap::tenants::hosts::{HostError, HostPlugin, HostPlugins};
-use cowheap::{Base, RestoreError, Tenant, TenantConfig, Value, synth};
+use cowheap::{Base, RestoreError, SnapshotError, Tenant, TenantConfig, Value, synth};
 use std::any::Any;
 use std::process::Command;
 use std::sync::Arc;
@@ -154,7 +154,7 @@ fn without_its_plugin_a_host_object_is_refused_or_kept_as_a_placeholder() {
     // Saving needs the plugin.
     assert!(matches!(
         t.snapshot_with(&none),
-        Err(HostError::NoPlugin { ref kind }) if kind == "connection"
+        Err(SnapshotError::Host(HostError::NoPlugin { ref kind })) if kind == "connection"
     ));
     let bytes = t.snapshot_with(&plugins()).unwrap();
     let config = TenantConfig::default();
@@ -227,7 +227,7 @@ fn a_failing_plugin_is_a_typed_error() {
     wrong.set_root("c", v).unwrap();
     assert!(matches!(
         wrong.snapshot_with(&plugins()),
-        Err(HostError::Save { .. })
+        Err(SnapshotError::Host(HostError::Save { .. }))
     ));
 }
 

@@ -60,8 +60,8 @@ pub use cowheap_heap::{
     BaseHeap, Builder, Format, ObjectIndex, ObjectSize, TenantId, Value, Verification, Word,
 };
 pub use cowheap_tenants::{
-    CollectStats, Error, Handle, Registry, RestoreError, Result, Tenant, TenantConfig, TenantStats,
-    par_each,
+    CollectStats, Error, Handle, Registry, RestoreError, Result, SnapshotError, Tenant,
+    TenantConfig, TenantStats, par_each,
 };
 pub use open::{OpenError, Opened, open_base};
 

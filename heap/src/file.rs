@@ -115,7 +115,7 @@ impl fmt::Debug for Fingerprint {
 /// Writes `path` atomically: `write` fills a temporary file in the same directory, which is
 /// flushed, fsynced and renamed over `path`, and then the directory is fsynced. A crash at
 /// any moment leaves either the old file or the new one, never a torn one; on error the
-/// temporary file is removed and `path` is untouched.
+/// temporary file is removed and `path` is untouched. The file is written unbuffered.
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
@@ -130,11 +130,9 @@ pub fn write_atomically(
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(err)?;
-    {
-        let mut w = io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        write(&mut w).map_err(err)?;
-        w.flush().map_err(err)?;
-    }
+    // Unbuffered, so that writing allocates nothing: every caller hands over whole
+    // buffers (one that writes small pieces brings its own `BufWriter`).
+    write(tmp.as_file_mut()).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     // The rename is durable only once the directory is.

@@ -271,6 +271,15 @@ pub enum StoreError {
         #[source]
         source: Box<SwapError>,
     },
+    /// The allocator refused a buffer the node or the store needed (a state's, a blob's);
+    /// nothing was written, and a resident tenant is as it was.
+    #[error("could not reserve {bytes} bytes for {what}")]
+    OutOfMemory {
+        /// What the buffer was for.
+        what: &'static str,
+        /// Bytes asked for.
+        bytes: u64,
+    },
     /// A PostgreSQL server for tests could not be started or stopped.
     #[error("test server: {0}")]
     Server(String),
@@ -287,6 +296,14 @@ impl StoreError {
         StoreError::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// A refused reservation of `bytes` for `what`.
+    pub(crate) fn out_of_memory(what: &'static str, bytes: usize) -> StoreError {
+        StoreError::OutOfMemory {
+            what,
+            bytes: u64::try_from(bytes).unwrap_or(u64::MAX),
         }
     }
 

@@ -320,11 +320,11 @@ impl LocalStore {
         if let Some(parent) = dir.parent() {
             sync(parent)?;
         }
-        let mut framed = Vec::with_capacity(BLOB_HEADER + bytes.len());
-        framed.extend(BLOB_MAGIC);
-        framed.extend((bytes.len() as u64).to_le_bytes());
-        framed.extend(bytes);
-        write_atomic(&self.tmp(), &path, &framed)?;
+        // The header and the bytes written in turn: no copy of a blob is made to frame it.
+        let mut header = [0u8; BLOB_HEADER];
+        header[..BLOB_MAGIC.len()].copy_from_slice(&BLOB_MAGIC);
+        header[BLOB_MAGIC.len()..].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+        write_atomic_parts(&self.tmp(), &path, &[&header, bytes])?;
         Ok(digest)
     }
 
@@ -1016,14 +1016,21 @@ fn parse_record(t: &TenantName, bytes: &[u8]) -> Result<(TenantRecord, Vec<Princ
     ))
 }
 
-/// The file's bytes, or `None` if there is no such file.
+/// The file's bytes, or `None` if there is no such file; [`StoreError::OutOfMemory`] if
+/// the allocator refuses the buffer.
 fn read_optional(p: &Path) -> Result<Option<Vec<u8>>> {
     let mut f = match File::open(p) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StoreError::io(p, e)),
     };
+    // The buffer is reserved fallibly at the file's length (a file that grows meanwhile
+    // grows it as `read_to_end` does).
+    let len = f.metadata().map_err(|e| StoreError::io(p, e))?.len();
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
     let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| StoreError::out_of_memory("a file's bytes", len))?;
     f.read_to_end(&mut v).map_err(|e| StoreError::io(p, e))?;
     Ok(Some(v))
 }
@@ -1052,8 +1059,15 @@ fn list_dir(d: &Path) -> Result<Vec<String>> {
 const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn write_atomic(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_parts(tmp, path, &[bytes])
+}
+
+/// [`write_atomic`] of `parts` one after another.
+fn write_atomic_parts(tmp: &Path, path: &Path, parts: &[&[u8]]) -> Result<()> {
     let mut f = tempfile::NamedTempFile::new_in(tmp).map_err(|e| StoreError::io(tmp, e))?;
-    f.write_all(bytes).map_err(|e| StoreError::io(path, e))?;
+    for part in parts {
+        f.write_all(part).map_err(|e| StoreError::io(path, e))?;
+    }
     f.as_file()
         .sync_all()
         .map_err(|e| StoreError::io(path, e))?;

@@ -8,7 +8,7 @@ use cowheap_heap::Value;
 use cowheap_heap::{BaseHeap, Fingerprint, Verification};
 use cowheap_segment::swap::{SegmentId, SwapError, SwappedOut, Swapper};
 use cowheap_tenants::hosts::{HostError, HostPlugins};
-use cowheap_tenants::{RestoreError, Tenant, TenantConfig};
+use cowheap_tenants::{RestoreError, SnapshotError, Tenant, TenantConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -88,18 +88,22 @@ impl Resident {
     ///
     /// # Errors
     /// [`StoreError::HostObject`] if a host object's kind has no plugin or its plugin
-    /// cannot save it; [`StoreError::Swap`] if the records cannot be taken. Nothing is
+    /// cannot save it; [`StoreError::Swap`] if the records cannot be taken;
+    /// [`StoreError::OutOfMemory`] if the allocator refuses the state's buffer. Nothing is
     /// written either way.
     pub(crate) fn state(&mut self, plugins: &HostPlugins) -> Result<Vec<u8>> {
         let records = self
             .swapper
             .records(&mut self.tenant)
             .map_err(|e| swap_error(&self.claim.tenant, e))?;
-        let snapshot = self
-            .tenant
-            .snapshot_with(plugins)
-            .map_err(|e| host_error(&self.claim.tenant, e))?;
-        Ok(encode_state(snapshot, &records))
+        let snapshot = self.tenant.snapshot_with(plugins).map_err(|e| match e {
+            SnapshotError::Host(e) => host_error(&self.claim.tenant, e),
+            SnapshotError::OutOfMemory { bytes } => StoreError::OutOfMemory {
+                what: "the tenant's snapshot",
+                bytes,
+            },
+        })?;
+        encode_state(snapshot, &records)
     }
 
     /// The ids of the segments the tenant has out.

@@ -19,7 +19,7 @@
 //! segment back from the store.
 
 use crate::store::{Claim, Store};
-use crate::{StoreError, TenantName};
+use crate::{Result, StoreError, TenantName};
 use cowheap_heap::Word;
 #[cfg(doc)]
 use cowheap_segment::swap::Swapper;
@@ -95,9 +95,12 @@ const NO_PENDING: u32 = u32::MAX;
 
 /// The state blob of a tenant: the bare snapshot if no segment is out, else the snapshot
 /// framed with the records of its segments out. Time: O(snapshot + records).
-pub(crate) fn encode_state(snapshot: Vec<u8>, records: &[OutRecord]) -> Vec<u8> {
+///
+/// # Errors
+/// [`StoreError::OutOfMemory`] if the allocator refuses the frame's buffer.
+pub(crate) fn encode_state(snapshot: Vec<u8>, records: &[OutRecord]) -> Result<Vec<u8>> {
     if records.is_empty() {
-        return snapshot;
+        return Ok(snapshot);
     }
     let words: usize = records
         .iter()
@@ -108,7 +111,10 @@ pub(crate) fn encode_state(snapshot: Vec<u8>, records: &[OutRecord]) -> Vec<u8> 
                 + r.pending.as_ref().map_or(0, Vec::len)
         })
         .sum();
-    let mut out = Vec::with_capacity(24 + snapshot.len() + records.len() * 52 + words * 8);
+    let len = 24 + snapshot.len() + records.len() * 52 + words * 8;
+    let mut out = Vec::new();
+    out.try_reserve_exact(len)
+        .map_err(|_| StoreError::out_of_memory("a state's frame", len))?;
     out.extend(STATE_MAGIC);
     out.extend(STATE_VERSION.to_le_bytes());
     out.extend(count(records.len()).to_le_bytes());
@@ -143,7 +149,7 @@ pub(crate) fn encode_state(snapshot: Vec<u8>, records: &[OutRecord]) -> Vec<u8> 
             out.extend(w.bits().to_le_bytes());
         }
     }
-    out
+    Ok(out)
 }
 
 /// A count as the frame stores it. A tenant cannot hold 2^32 - 1 roots or pins (its keys
@@ -264,10 +270,10 @@ mod tests {
     fn frames_round_trip_and_damage_is_an_error() {
         let snap = b"COWTENT\0 and the rest".to_vec();
         // No segment out: the bare snapshot.
-        assert_eq!(encode_state(snap.clone(), &[]), snap);
+        assert_eq!(encode_state(snap.clone(), &[]).unwrap(), snap);
         assert_eq!(decode_state(&snap).unwrap(), (&snap[..], vec![]));
         let records = vec![record(1, false), record(9, true)];
-        let framed = encode_state(snap.clone(), &records);
+        let framed = encode_state(snap.clone(), &records).unwrap();
         let (s, r) = decode_state(&framed).unwrap();
         assert_eq!((s, r), (&snap[..], records));
         // Every cut is refused, and so is a byte too many.
@@ -310,7 +316,7 @@ mod tests {
         }
         assert_eq!(decode_state(&v1).unwrap(), (&snap[..], vec![r.clone()]));
         // The same records framed now (version 2) read back the same.
-        let framed = encode_state(snap.clone(), std::slice::from_ref(&r));
+        let framed = encode_state(snap.clone(), std::slice::from_ref(&r)).unwrap();
         assert_eq!(&framed[8..12], &STATE_VERSION.to_le_bytes());
         assert_eq!(decode_state(&framed).unwrap(), (&snap[..], vec![r]));
         // A version past these is refused.

@@ -10,7 +10,7 @@
 mod common;
 
 use common::{Harness, Local, Pg, n, real_base};
-use cowheap_heap::{Fingerprint, Value};
+use cowheap_heap::{Fingerprint, Format, Value};
 use cowheap_store::workload::{read_mark, slot_objects, write_mark};
 use cowheap_store::{Access, SystemClock};
 use cowheap_store::{
@@ -407,4 +407,86 @@ fn refused_after_the_write(h: &dyn Harness) {
 #[test]
 fn a_version_the_allocator_refuses_after_the_write_is_reported_as_landed() {
     refused_after_the_write(&Local::new());
+}
+
+/// A tenant whose snapshot runs to a few large buffers: a 64 KiB byte object held by a
+/// root, beside the mark.
+fn with_bulk(node: &Node, name: &TenantName, mark: i64) -> cowheap_store::Resident {
+    let mut r = node.resume(name).unwrap();
+    write_mark(&mut r.tenant, mark).unwrap();
+    let t = &mut r.tenant;
+    let class = t
+        .class_of(t.root(cowheap_store::workload::MARK_ROOT).unwrap())
+        .unwrap();
+    let bulk = t
+        .alloc_with(class, Format::Bytes, &[], &[7; 65_536])
+        .unwrap();
+    t.set_root("bulk", bulk).unwrap();
+    r
+}
+
+/// A suspend, a checkpoint and a state read whose large buffers the allocator refuses
+/// answer `OutOfMemory`: the resident comes back as it was and still claimed, and the
+/// store keeps the last complete state. Each large allocation is refused in turn until
+/// one run refuses none; then another node resumes what the last run wrote.
+#[test]
+fn buffers_the_allocator_refuses_leave_the_tenant_and_the_store_as_they_were() {
+    let h = Local::new();
+    let fp = real_base(&h, 1_000);
+    let store = h.open(Access::Operator, Arc::new(SystemClock)).unwrap();
+    let name = TenantName::new("t1").unwrap();
+    store.create_tenant(&name, fp, None).unwrap();
+    let a = Node::new(store.clone(), n("a"), h.scratch().join("cache-a"));
+    let r = with_bulk(&a, &name, 5);
+    let first = a.suspend(r).unwrap();
+
+    let mut r = with_bulk(&a, &name, 6);
+    let mut refusals = 0;
+    for k in 0.. {
+        let (answer, refused) = cowheap_testkit::refusing_the(k, || a.try_suspend(r));
+        if !refused {
+            answer.expect("a suspend with nothing refused");
+            break;
+        }
+        let f = answer.expect_err("a refused suspend");
+        assert!(
+            matches!(f.error, StoreError::OutOfMemory { .. }),
+            "refusal {k}: {:?}",
+            f.error
+        );
+        assert!(!f.resident.is_unsure(), "refusal {k}");
+        let rec = store.record(&name).unwrap();
+        assert_eq!(rec.owner, Some(n("a")), "refusal {k}: still claimed");
+        assert_eq!(rec.state, Some(first), "refusal {k}: the last state stands");
+        assert_eq!(read_mark(&f.resident.tenant), Some(6), "refusal {k}");
+        r = *f.resident;
+        refusals += 1;
+    }
+    assert!(refusals >= 1, "no large allocation in a suspend");
+
+    // A checkpoint likewise.
+    let mut r = with_bulk(&a, &name, 7);
+    let before = store.record(&name).unwrap().state;
+    let (answer, refused) = cowheap_testkit::refusing_the(0, || a.checkpoint(&mut r));
+    assert!(refused);
+    assert!(
+        matches!(answer, Err(StoreError::OutOfMemory { .. })),
+        "{answer:?}"
+    );
+    assert_eq!(store.record(&name).unwrap().state, before);
+    assert_eq!(read_mark(&r.tenant), Some(7));
+    let d = a.suspend(r).unwrap();
+
+    // Reading the state back: its buffer refused, a typed error and nothing else.
+    let (answer, refused) = cowheap_testkit::refusing_the(0, || store.read_state(&name, d));
+    assert!(refused);
+    assert!(
+        matches!(answer, Err(StoreError::OutOfMemory { .. })),
+        "{answer:?}"
+    );
+    let b = Node::new(store.clone(), n("b"), h.scratch().join("cache-b"));
+    let r = b.resume(&name).unwrap();
+    assert_eq!(read_mark(&r.tenant), Some(7));
+    let bulk = r.tenant.root("bulk").unwrap();
+    assert_eq!(r.tenant.bytes(bulk).unwrap(), &[7; 65_536][..]);
 }

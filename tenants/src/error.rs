@@ -46,9 +46,11 @@ pub enum Error {
         /// What ran out of keys: "private objects" or "handles".
         what: &'static str,
     },
-    /// The memory for an object could not be reserved (with no quota, or under a quota larger
-    /// than the memory there is).
-    #[error("could not reserve {bytes} bytes for an object")]
+    /// The allocator refused memory the tenant needed: an object's (with no quota, or under a
+    /// quota larger than the memory there is), a collection's mark, a table's or an
+    /// arena's growth. What the refused operation leaves is in its own documentation:
+    /// most change nothing.
+    #[error("could not reserve {bytes} bytes")]
     OutOfMemory {
         /// Bytes asked for.
         bytes: u64,

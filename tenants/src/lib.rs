@@ -44,6 +44,6 @@ pub use collect::CollectionReserve;
 pub use error::{Error, Result};
 pub use registry::{Registry, par_each};
 pub use roots::Handle;
-pub use snapshot::RestoreError;
+pub use snapshot::{RestoreError, SnapshotError};
 pub use stats::{CollectStats, TenantStats};
 pub use tenant::{Header, Tenant, TenantConfig};

@@ -62,6 +62,7 @@ use cowheap_heap::file::{
 use cowheap_heap::word::GENERATION_MASK;
 use cowheap_heap::{Decoded, Format, ObjectIndex, ObjectSize, Word};
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -97,6 +98,21 @@ pub enum RestoreError {
     },
 }
 
+/// Why a snapshot could not be taken: a host object, or memory. (Exhaustive: a snapshot
+/// reads nothing that could fail otherwise.)
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A host object could not be saved ([`Tenant::snapshot_with`]).
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The allocator refused the snapshot's buffer; nothing changed.
+    #[error("could not reserve {bytes} bytes for the snapshot")]
+    OutOfMemory {
+        /// Bytes asked for.
+        bytes: u64,
+    },
+}
+
 fn digest(header: &[u8], payload: &[u8]) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(&header[..COVERED]);
@@ -104,17 +120,44 @@ fn digest(header: &[u8], payload: &[u8]) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
-struct Out(Vec<u8>);
+/// A snapshot's bytes, grown fallibly: the first growth the allocator refuses is kept and
+/// every later write skipped, so the writer asks once, at the end ([`Out::finish`]).
+struct Out {
+    bytes: Vec<u8>,
+    /// The length a refused growth asked for.
+    refused: Option<usize>,
+}
 
 impl Out {
+    /// An empty buffer with room for `n` bytes, reserved fallibly.
+    fn with_room(n: usize) -> Out {
+        let mut out = Out {
+            bytes: Vec::new(),
+            refused: None,
+        };
+        out.room(n);
+        out
+    }
+    /// Room for `n` more bytes, or the refusal recorded.
+    fn room(&mut self, n: usize) -> bool {
+        if self.refused.is_none() && self.bytes.try_reserve(n).is_err() {
+            self.refused = Some(self.bytes.len().saturating_add(n));
+        }
+        self.refused.is_none()
+    }
+    fn put(&mut self, bytes: &[u8]) {
+        if self.room(bytes.len()) {
+            self.bytes.extend_from_slice(bytes);
+        }
+    }
     fn u8(&mut self, v: u8) {
-        self.0.push(v);
+        self.put(&[v]);
     }
     fn u32(&mut self, v: u32) {
-        self.0.extend(v.to_le_bytes());
+        self.put(&v.to_le_bytes());
     }
     fn u64(&mut self, v: u64) {
-        self.0.extend(v.to_le_bytes());
+        self.put(&v.to_le_bytes());
     }
     /// A length the tenant's invariants keep below 2^32 (object sizes are checked when
     /// objects are made or copied).
@@ -123,6 +166,15 @@ impl Out {
     }
     fn len64(&mut self, n: usize) {
         self.u64(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+    /// The bytes, or the refusal.
+    fn finish(self) -> Result<Vec<u8>, SnapshotError> {
+        match self.refused {
+            None => Ok(self.bytes),
+            Some(n) => Err(SnapshotError::OutOfMemory {
+                bytes: u64::try_from(n).unwrap_or(u64::MAX),
+            }),
+        }
     }
 }
 
@@ -141,33 +193,62 @@ fn stats_fields(s: &TenantStats) -> [u64; 7] {
 impl Tenant {
     /// This tenant's private part as snapshot bytes. Time and size: O(private entries and
     /// keys ever used).
+    ///
+    /// The buffer is reserved fallibly, but this form ends the process if the allocator
+    /// refuses it, as a `Vec` does; [`Tenant::try_snapshot`] answers the refusal instead.
     pub fn snapshot(&self) -> Vec<u8> {
-        // Without plugins a host object's state is not saved (a placeholder's saved bytes
-        // are kept): restoring it then needs the caller to accept a placeholder.
-        let saved = |h: &Host| Ok::<_, std::convert::Infallible>(h.saved.clone());
-        match self.snapshot_hosts(saved) {
+        match self.try_snapshot() {
             Ok(bytes) => bytes,
-            Err(never) => match never {},
+            Err(SnapshotError::OutOfMemory { bytes }) => std::alloc::handle_alloc_error(
+                std::alloc::Layout::array::<u8>(usize::try_from(bytes).unwrap_or(usize::MAX))
+                    .unwrap_or(std::alloc::Layout::new::<u8>()),
+            ),
+            Err(SnapshotError::Host(e)) => unreachable!("{e}: no plugin is asked"),
         }
     }
 
-    /// [`Tenant::snapshot`], each host object saved by its kind's plugin in `plugins`
+    /// [`Tenant::snapshot`], answering [`SnapshotError::OutOfMemory`] (and changing nothing)
+    /// if the allocator refuses the buffer. Time and size as [`Tenant::snapshot`].
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, Value};
+    /// use cowheap_tenants::Tenant;
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let g = base.heap().root("Smalltalk").unwrap();
+    /// let mut t = Tenant::fork(&base);
+    /// t.set_slot(g, 0, Value::int(5)).unwrap();
+    /// let bytes = t.try_snapshot().unwrap();
+    /// assert_eq!(bytes, t.snapshot());
+    /// ```
+    ///
+    /// # Errors
+    /// [`SnapshotError::OutOfMemory`] if the buffer (or the table's order) is refused.
+    pub fn try_snapshot(&self) -> Result<Vec<u8>, SnapshotError> {
+        // Without plugins a host object's state is not saved (a placeholder's saved bytes
+        // are kept): restoring it then needs the caller to accept a placeholder.
+        self.snapshot_hosts(|h| Ok(h.saved.as_deref().map(Cow::Borrowed)))
+    }
+
+    /// [`Tenant::try_snapshot`], each host object saved by its kind's plugin in `plugins`
     /// ([`crate::hosts`]). Time: O(private), plus the plugins' work.
     ///
     /// # Errors
-    /// [`HostError::NoPlugin`] for a host object whose kind has no plugin (a placeholder
-    /// keeps the bytes it was restored with and needs none); [`HostError::Save`] if a plugin
-    /// fails.
-    pub fn snapshot_with(&self, plugins: &HostPlugins) -> Result<Vec<u8>, HostError> {
+    /// [`SnapshotError::Host`] with [`HostError::NoPlugin`] for a host object whose kind
+    /// has no plugin (a placeholder keeps the bytes it was restored with and needs none),
+    /// or [`HostError::Save`] if a plugin fails; [`SnapshotError::OutOfMemory`] if the
+    /// allocator refuses the buffer.
+    pub fn snapshot_with(&self, plugins: &HostPlugins) -> Result<Vec<u8>, SnapshotError> {
         self.snapshot_hosts(|h| match &h.object {
-            None => Ok(h.saved.clone()),
+            None => Ok(h.saved.as_deref().map(Cow::Borrowed)),
             Some(object) => {
                 let plugin = plugins.get(&h.kind).ok_or_else(|| HostError::NoPlugin {
                     kind: h.kind.clone(),
                 })?;
                 plugin
                     .save(object.as_ref())
-                    .map(Some)
+                    .map(|bytes| Some(Cow::Owned(bytes)))
                     .map_err(|reason| HostError::Save {
                         kind: h.kind.clone(),
                         reason,
@@ -176,11 +257,35 @@ impl Tenant {
         })
     }
 
-    fn snapshot_hosts<E>(
-        &self,
-        mut state: impl FnMut(&Host) -> Result<Option<Vec<u8>>, E>,
-    ) -> Result<Vec<u8>, E> {
-        let mut p = Out(Vec::new());
+    /// The bytes a snapshot's payload takes up to its table, counted before any is
+    /// written so that the buffer is reserved once: the roots and host objects after it
+    /// are reserved as they are written.
+    fn payload_len(&self) -> usize {
+        let entries: usize = self
+            .space
+            .iter()
+            .map(|(_, e)| match e {
+                // Key, tag, class, format, hash, the two lengths, the words and the bytes.
+                State::Object(b) => {
+                    4 + 1 + 8 + 1 + 4 + 4 + 4 + 8 * b.slots().len() + b.bytes().len()
+                }
+                State::Forwarded(_) | State::Stub(_) => 4 + 1 + 8,
+            })
+            .sum();
+        // Quota, seven counters, the generations with their count, the entries' count, the
+        // table with its count.
+        8 + 7 * 8 + 8 + 4 * self.space.gens().len() + 8 + entries + 8 + 8 * self.table.len()
+    }
+
+    /// The snapshot, each host object's state (or `None`, not saved) from `state`. The
+    /// header's room is kept at the front and filled in once the payload is written, so the
+    /// bytes are held once.
+    fn snapshot_hosts<'h>(
+        &'h self,
+        mut state: impl FnMut(&'h Host) -> Result<Option<Cow<'h, [u8]>>, HostError>,
+    ) -> Result<Vec<u8>, SnapshotError> {
+        let mut p = Out::with_room(HEADER_LEN + self.payload_len());
+        p.put(&[0; HEADER_LEN]);
         p.u64(self.quota().unwrap_or(NO_QUOTA));
         for v in stats_fields(&self.stats()) {
             p.u64(v);
@@ -204,7 +309,7 @@ impl Tenant {
                     for w in b.slots() {
                         p.u64(w.get().bits());
                     }
-                    p.0.extend_from_slice(b.bytes());
+                    p.put(b.bytes());
                 }
                 State::Forwarded(t) => {
                     p.u8(1);
@@ -216,21 +321,28 @@ impl Tenant {
                 }
             }
         }
-        let mut table: Vec<_> = self.table.iter().collect();
-        table.sort_by_key(|(x, _)| *x);
+        let mut table = Vec::new();
+        if table.try_reserve_exact(self.table.len()).is_err() {
+            return Err(SnapshotError::OutOfMemory {
+                bytes: (self.table.len() as u64).saturating_mul(8),
+            });
+        }
+        table.extend(self.table.iter());
+        table.sort_unstable_by_key(|(x, _)| *x);
         p.len64(table.len());
         for (x, k) in table {
             p.u32(x.as_u32());
             p.u32(k);
         }
         let none = BTreeMap::new();
-        let roots = self
-            .roots_map()
-            .unwrap_or(&none)
-            .iter()
-            .map(|(n, &w)| (n.as_str(), w));
-        if let Err(e) = write_roots(&mut p.0, roots) {
-            unreachable!("{e}: Tenant::set_root refuses such names");
+        let roots = self.roots_map().unwrap_or(&none);
+        // The count, then each name's length, the name and the word.
+        let roots_len = 8 + roots.keys().map(|n| 4 + n.len() + 8).sum::<usize>();
+        if p.room(roots_len) {
+            let roots = roots.iter().map(|(n, &w)| (n.as_str(), w));
+            if let Err(e) = write_roots(&mut p.bytes, roots) {
+                unreachable!("{e}: Tenant::set_root refuses such names");
+            }
         }
         let hosts = self.cold.as_ref().map(|c| &c.hosts);
         let with_hosts = hosts.is_some_and(|h| !h.is_empty());
@@ -239,35 +351,52 @@ impl Tenant {
             for h in hosts.values() {
                 p.u32(h.key.key());
                 p.len32(h.kind.len());
-                p.0.extend_from_slice(h.kind.as_bytes());
+                p.put(h.kind.as_bytes());
                 match state(h)? {
                     None => p.u8(0),
                     Some(bytes) => {
                         p.u8(1);
                         p.len64(bytes.len());
-                        p.0.extend_from_slice(&bytes);
+                        p.put(&bytes);
                     }
                 }
             }
         }
-        let payload = p.0;
-        let mut out = Out(Vec::with_capacity(HEADER_LEN + payload.len()));
-        out.0.extend(MAGIC);
-        out.u32(VERSION);
+        let mut bytes = p.finish()?;
+        let mut header = [0u8; HEADER_LEN];
         let flags = u32::from(self.marks_policy() == MarkPolicy::Private)
             | if with_hosts { FLAG_HOSTS } else { 0 };
-        out.u32(flags);
-        out.0.extend(self.base.fingerprint().0);
-        out.len64(payload.len());
-        let d = digest(&out.0, &payload);
-        out.0.extend(d);
-        out.0.extend(payload);
-        Ok(out.0)
+        let payload_len = (bytes.len() - HEADER_LEN) as u64;
+        for (at, field) in [
+            (0, &MAGIC[..]),
+            (8, &VERSION.to_le_bytes()[..]),
+            (12, &flags.to_le_bytes()[..]),
+            (16, &self.base.fingerprint().0[..]),
+            (48, &payload_len.to_le_bytes()[..]),
+        ] {
+            header[at..at + field.len()].copy_from_slice(field);
+        }
+        let d = digest(&header, &bytes[HEADER_LEN..]);
+        header[COVERED..].copy_from_slice(&d);
+        bytes[..HEADER_LEN].copy_from_slice(&header);
+        Ok(bytes)
     }
 
     /// Writes [`Tenant::snapshot`] to `path` atomically. Time: O(private).
+    ///
+    /// # Errors
+    /// [`FileError::Io`] if the file cannot be written, or, of kind
+    /// [`std::io::ErrorKind::OutOfMemory`], if the allocator refuses the snapshot's
+    /// buffer. Nothing is written either way.
     pub fn save_snapshot(&self, path: &Path) -> FileResult<()> {
-        let bytes = self.snapshot();
+        // A refused buffer is the one error of `try_snapshot` here: an I/O error of its
+        // kind, with nothing written.
+        let bytes = self.try_snapshot().map_err(|e| {
+            FileError::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::OutOfMemory, e.to_string()),
+            )
+        })?;
         write_atomically(path, |w| w.write_all(&bytes))
     }
 
