@@ -586,9 +586,10 @@ fn a_conflict_refused_anywhere_changes_nothing() {
 
 /// A snapshot's buffer is reserved fallibly: refused, `try_snapshot` answers `OutOfMemory`
 /// and `save_snapshot` an I/O error of that kind, writing nothing; with nothing refused
-/// they give the bytes `snapshot` gives, which restore to the same tenant.
+/// they give the bytes `snapshot` gives. Its restore, refused at each of its large
+/// allocations in turn, answers an I/O error of that kind, and then restores the tenant.
 #[test]
-fn a_snapshot_refused_anywhere_answers_out_of_memory() {
+fn a_snapshot_or_restore_refused_anywhere_answers_out_of_memory() {
     use cowheap::SnapshotError;
     let (base, x, y) = base();
     let mut t = Tenant::fork(&base);
@@ -626,7 +627,23 @@ fn a_snapshot_refused_anywhere_answers_out_of_memory() {
         refusals += 1;
     }
     assert!(refusals >= 1, "{refusals} large allocations");
-    let back = Tenant::restore(&base, &path).unwrap();
+    // A restore refused anywhere (the file's buffer, the objects, the keys, the table) is
+    // an I/O error of kind `OutOfMemory`; the snapshot restores once nothing is refused.
+    let mut refusals = 0;
+    let back = loop {
+        let (answer, refused) = refusing_the(refusals, || Tenant::restore(&base, &path));
+        if !refused {
+            break answer.expect("a restore with nothing refused");
+        }
+        match answer {
+            Err(cowheap::heap::FileError::Io { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::OutOfMemory);
+            }
+            other => panic!("refusal {refusals}: {:?}", other.map(|_| ())),
+        }
+        refusals += 1;
+    };
+    assert!(refusals >= 2, "{refusals} large allocations in a restore");
     assert_eq!(back.slot(x, 1).unwrap().as_int(), Some(-1));
     assert_eq!(back.slot(y, 2).unwrap().as_int(), Some(-2));
     assert_eq!(back.diverted(), 2);

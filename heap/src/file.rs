@@ -142,6 +142,28 @@ pub fn write_atomically(
     Ok(())
 }
 
+/// The whole of the file at `path`, its buffer reserved fallibly at the file's length (a
+/// file that grows meanwhile grows it as `read_to_end` does).
+///
+/// # Errors
+/// [`FileError::Io`] if the file cannot be read, or, of kind
+/// [`io::ErrorKind::OutOfMemory`], if the allocator refuses the buffer.
+pub fn read_file(path: &Path) -> FileResult<Vec<u8>> {
+    use std::io::Read;
+    let err = |e| FileError::io(path, e);
+    let mut f = std::fs::File::open(path).map_err(err)?;
+    let len = usize::try_from(f.metadata().map_err(err)?.len()).unwrap_or(usize::MAX);
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(len).map_err(|_| {
+        err(io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("could not reserve {len} bytes to read the file"),
+        ))
+    })?;
+    f.read_to_end(&mut bytes).map_err(err)?;
+    Ok(bytes)
+}
+
 /// A cursor over untrusted little-endian bytes: every read is bounds-checked and fails with
 /// [`FileError::Truncated`] naming what was being read.
 ///

@@ -389,8 +389,10 @@ impl Node {
     /// segments out) or [`StoreError::Swap`] (its records do not fit the snapshot) if what
     /// it needs is missing or damaged; [`StoreError::HostObject`] if the state holds a host
     /// object this node has no plugin for (and does not accept placeholders), whose state
-    /// was not saved, or whose plugin fails to make it. The claim is released and the
-    /// record keeps its state, so a node with the plugin can resume the tenant.
+    /// was not saved, or whose plugin fails to make it; [`StoreError::OutOfMemory`] if the
+    /// allocator refuses the state's buffer or the restored tenant's memory. The claim is
+    /// released and the record keeps its state, so a node with the plugin (or the memory)
+    /// can resume the tenant.
     pub fn resume(&self, tenant: &TenantName) -> Result<Resident> {
         let claim = self.store.claim(tenant, &self.name, self.lease_ms)?;
         match self.restore(&claim) {
@@ -469,6 +471,10 @@ impl Node {
         )
         .map_err(|source| match source {
             RestoreError::Host(e) => host_error(&claim.tenant, e),
+            RestoreError::OutOfMemory { bytes } => StoreError::OutOfMemory {
+                what: "the restored tenant",
+                bytes,
+            },
             source => StoreError::Restore {
                 tenant: claim.tenant.clone(),
                 digest: d,

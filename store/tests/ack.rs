@@ -425,10 +425,11 @@ fn with_bulk(node: &Node, name: &TenantName, mark: i64) -> cowheap_store::Reside
     r
 }
 
-/// A suspend, a checkpoint and a state read whose large buffers the allocator refuses
-/// answer `OutOfMemory`: the resident comes back as it was and still claimed, and the
-/// store keeps the last complete state. Each large allocation is refused in turn until
-/// one run refuses none; then another node resumes what the last run wrote.
+/// A suspend, a checkpoint, a state read and a resume whose large buffers the allocator
+/// refuses answer `OutOfMemory`: a suspended resident comes back as it was and still
+/// claimed, a resume releases its claim, and the store keeps the last complete state.
+/// Each large allocation is refused in turn until one run refuses none; then another node
+/// resumes what the last run wrote.
 #[test]
 fn buffers_the_allocator_refuses_leave_the_tenant_and_the_store_as_they_were() {
     let h = Local::new();
@@ -463,6 +464,7 @@ fn buffers_the_allocator_refuses_leave_the_tenant_and_the_store_as_they_were() {
         refusals += 1;
     }
     assert!(refusals >= 1, "no large allocation in a suspend");
+    eprintln!("a suspend met {refusals} large allocations, each refused in turn");
 
     // A checkpoint likewise.
     let mut r = with_bulk(&a, &name, 7);
@@ -484,6 +486,34 @@ fn buffers_the_allocator_refuses_leave_the_tenant_and_the_store_as_they_were() {
         matches!(answer, Err(StoreError::OutOfMemory { .. })),
         "{answer:?}"
     );
+
+    // A resume refused anywhere (the state's buffer, the restored objects, the keys'
+    // records, the table) releases the claim and leaves the record as it was. Node a holds
+    // the base already, so only the resume's own allocations are met.
+    let mut refusals = 0;
+    let r = loop {
+        let (answer, refused) = cowheap_testkit::refusing_the(refusals, || a.resume(&name));
+        if !refused {
+            break answer.expect("a resume with nothing refused");
+        }
+        let e = answer.expect_err("a refused resume");
+        assert!(
+            matches!(e, StoreError::OutOfMemory { .. }),
+            "refusal {refusals}: {e:?}"
+        );
+        let rec = store.record(&name).unwrap();
+        assert_eq!(
+            (rec.owner, rec.state),
+            (None, Some(d)),
+            "refusal {refusals}"
+        );
+        refusals += 1;
+    };
+    assert!(refusals >= 2, "{refusals} large allocations in a resume");
+    eprintln!("a resume met {refusals} large allocations, each refused in turn");
+    assert_eq!(read_mark(&r.tenant), Some(7));
+    a.suspend(r).unwrap();
+
     let b = Node::new(store.clone(), n("b"), h.scratch().join("cache-b"));
     let r = b.resume(&name).unwrap();
     assert_eq!(read_mark(&r.tenant), Some(7));

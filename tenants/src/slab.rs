@@ -67,6 +67,14 @@ impl SlabKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SlabFull;
 
+/// Why [`Keys::from_parts`] refused its parts: they do not fit the index space, or the
+/// records' memory (this many bytes) was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PartsError {
+    Full,
+    OutOfMemory(usize),
+}
+
 /// Per index: its generation (with [`VACANT`] while vacant) and its link.
 #[derive(Clone, Copy, Debug)]
 struct Record {
@@ -261,30 +269,31 @@ impl Keys {
     /// Time: O(bound + links).
     ///
     /// # Errors
-    /// [`SlabFull`] if `bound` passes the index space, an index is not below `bound`, or two
-    /// links share one.
+    /// [`PartsError::Full`] if `bound` passes the index space, an index is not below
+    /// `bound`, or two links share one; [`PartsError::OutOfMemory`] if the records'
+    /// memory is refused.
     pub(crate) fn from_parts(
         bound: usize,
         generation_of: impl Fn(u32) -> u32,
         links: impl IntoIterator<Item = (u32, u32)>,
-    ) -> Result<Keys, SlabFull> {
+    ) -> Result<Keys, PartsError> {
         let bound = u32::try_from(bound)
             .ok()
             .filter(|&b| b < NONE)
-            .ok_or(SlabFull)?;
+            .ok_or(PartsError::Full)?;
         let mut records: Vec<Record> = Vec::new();
         records
             .try_reserve_exact(bound as usize)
-            .map_err(|_| SlabFull)?;
+            .map_err(|_| PartsError::OutOfMemory(bound as usize * size_of::<Record>()))?;
         records.extend((0..bound).map(|i| Record {
             tag: generation_of(i) & GENERATION_MASK | VACANT,
             link: NONE,
         }));
         let mut live = 0u32;
         for (index, link) in links {
-            let r = records.get_mut(index as usize).ok_or(SlabFull)?;
+            let r = records.get_mut(index as usize).ok_or(PartsError::Full)?;
             if r.is_occupied() {
-                return Err(SlabFull);
+                return Err(PartsError::Full);
             }
             *r = Record {
                 tag: r.generation(),
@@ -488,14 +497,17 @@ mod tests {
 
     #[test]
     fn parts_are_checked_and_vacant_indices_are_cheap() {
-        assert_eq!(Keys::from_parts(2, |_| 0, [(2, 0)]).err(), Some(SlabFull));
+        assert_eq!(
+            Keys::from_parts(2, |_| 0, [(2, 0)]).err(),
+            Some(PartsError::Full)
+        );
         assert_eq!(
             Keys::from_parts(2, |_| 0, [(1, 0), (1, 0)]).err(),
-            Some(SlabFull)
+            Some(PartsError::Full)
         );
         assert_eq!(
             Keys::from_parts(u32::MAX as usize, |_| 0, []).err(),
-            Some(SlabFull)
+            Some(PartsError::Full)
         );
         let mut k = Keys::from_parts(100_000, |i| i % 3, [(99_999, 7)]).unwrap();
         assert!(k.memory_bytes() < 100_000 * 8 + 1024);

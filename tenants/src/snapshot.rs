@@ -22,7 +22,8 @@
 //!   host's quota is refused;
 //! - counters are taken as they are and saturate from there;
 //! - memory is proportional to what the file holds: retired keys cost 8 bytes each in the
-//!   restored tenant (4 in the file), live entries what they hold.
+//!   restored tenant (4 in the file), live entries what they hold; it is reserved
+//!   fallibly, and a refusal answers [`RestoreError::OutOfMemory`] with nothing made.
 //!
 //! ```
 //! use cowheap_forwarders::Base;
@@ -88,6 +89,12 @@ pub enum RestoreError {
     /// A host object could not be made again ([`crate::hosts`]).
     #[error(transparent)]
     Host(#[from] HostError),
+    /// The allocator refused memory the restored tenant needed; nothing was made.
+    #[error("could not reserve {bytes} bytes to restore the snapshot")]
+    OutOfMemory {
+        /// Bytes asked for.
+        bytes: u64,
+    },
     /// The tenant already holds more private bytes than the host's quota allows.
     #[error("the snapshot's tenant holds {used} private bytes, over the quota of {quota}")]
     QuotaExceeded {
@@ -111,6 +118,27 @@ pub enum SnapshotError {
         /// Bytes asked for.
         bytes: u64,
     },
+}
+
+/// [`RestoreError::OutOfMemory`] for `n` elements of `T`.
+fn refused<T>(n: usize) -> RestoreError {
+    RestoreError::OutOfMemory {
+        bytes: u64::try_from(n.saturating_mul(size_of::<T>())).unwrap_or(u64::MAX),
+    }
+}
+
+/// Room for `n` more elements in `v` (amortized), or [`RestoreError::OutOfMemory`].
+fn room<T>(v: &mut Vec<T>, n: usize) -> Result<(), RestoreError> {
+    v.try_reserve(n).map_err(|_| refused::<T>(n))
+}
+
+/// `items` collected into a boxed slice of exactly `n` elements, its memory reserved
+/// fallibly.
+fn try_boxed<T>(n: usize, items: impl Iterator<Item = T>) -> Result<Box<[T]>, RestoreError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| refused::<T>(n))?;
+    v.extend(items);
+    Ok(v.into_boxed_slice())
 }
 
 fn digest(header: &[u8], payload: &[u8]) -> [u8; 32] {
@@ -405,10 +433,12 @@ impl Tenant {
     ///
     /// # Errors
     /// [`FileError::ForeignBase`] if the snapshot was taken on another base; any other
-    /// [`FileError`] if the file is not a whole, valid snapshot.
+    /// [`FileError`] if the file is not a whole, valid snapshot; [`FileError::Io`] of kind
+    /// [`std::io::ErrorKind::OutOfMemory`] if the allocator refuses the file's buffer or the
+    /// restored tenant's memory.
     pub fn restore(base: &Arc<Base>, path: &Path) -> FileResult<Tenant> {
-        let bytes = std::fs::read(path).map_err(|e| FileError::io(path, e))?;
-        Tenant::restore_from(base, &bytes)
+        let bytes = cowheap_heap::file::read_file(path)?;
+        Tenant::restore_default(base, &bytes, path)
     }
 
     /// Restores a tenant from snapshot bytes onto `base` with the default configuration:
@@ -417,11 +447,20 @@ impl Tenant {
     /// O(snapshot size).
     ///
     /// # Errors
-    /// As [`Tenant::restore`].
+    /// As [`Tenant::restore`] (a refused allocation is an I/O error with an empty path).
     pub fn restore_from(base: &Arc<Base>, bytes: &[u8]) -> FileResult<Tenant> {
+        Tenant::restore_default(base, bytes, Path::new(""))
+    }
+
+    /// [`Tenant::restore_from`], a refused allocation reported against `path`.
+    fn restore_default(base: &Arc<Base>, bytes: &[u8], path: &Path) -> FileResult<Tenant> {
         match Tenant::restore_with(base, bytes, &TenantConfig::default()) {
             Ok(t) => Ok(t),
             Err(RestoreError::File(e)) => Err(e),
+            Err(e @ RestoreError::OutOfMemory { .. }) => Err(FileError::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::OutOfMemory, e.to_string()),
+            )),
             // The default configuration has no quota.
             Err(RestoreError::QuotaExceeded { .. }) => Err(FileError::corrupt(
                 "snapshot",
@@ -482,7 +521,11 @@ impl Tenant {
                 (None, _) => return Err(HostError::NoPlugin { kind }.into()),
                 (Some(_), None) => return Err(HostError::NotSaved { kind }.into()),
             };
-            made.insert(key, (kind, object, saved.map(<[u8]>::to_vec)));
+            let saved = match saved {
+                Some(b) => Some(try_boxed(b.len(), b.iter().copied())?.into_vec()),
+                None => None,
+            };
+            made.insert(key, (kind, object, saved));
         }
         let mut t = parts.into_tenant(base, config)?;
         for (key, (kind, object, saved)) in made {
@@ -576,7 +619,7 @@ struct Parts<'a> {
 }
 
 impl<'a> Parts<'a> {
-    fn read(payload: &'a [u8], with_hosts: bool) -> FileResult<Parts<'a>> {
+    fn read(payload: &'a [u8], with_hosts: bool) -> Result<Parts<'a>, RestoreError> {
         let mut r = Reader::new(payload, HEADER_LEN as u64);
         // The saved quota is not trusted: the host's configuration decides.
         r.u64("quota")?;
@@ -587,7 +630,8 @@ impl<'a> Parts<'a> {
         let gens = read_generations(&mut r)?;
         let entries = read_entries(&mut r, gens.len() / 4)?;
         let n_table = r.count(8, "table")?;
-        let mut table = Vec::with_capacity(n_table);
+        let mut table = Vec::new();
+        room(&mut table, n_table)?;
         for _ in 0..n_table {
             table.push((r.u32("table object")?, r.u32("table key")?));
         }
@@ -609,22 +653,25 @@ impl<'a> Parts<'a> {
                         })?;
                         Some(r.take(n, "host state")?)
                     }
-                    _ => return Err(FileError::corrupt("host objects", "an unknown state tag")),
+                    _ => {
+                        return Err(
+                            FileError::corrupt("host objects", "an unknown state tag").into()
+                        );
+                    }
                 };
+                room(&mut hosts, 1)?;
                 hosts.push((key, kind, saved));
             }
             if hosts.is_empty() || !hosts.windows(2).all(|w| w[0].0 < w[1].0) {
                 return Err(FileError::corrupt(
                     "host objects",
                     "proxies are not listed once each, ascending",
-                ));
+                )
+                .into());
             }
         }
         if r.remaining() != 0 {
-            return Err(FileError::corrupt(
-                "snapshot",
-                "bytes after the last section",
-            ));
+            return Err(FileError::corrupt("snapshot", "bytes after the last section").into());
         }
         let parts = Parts {
             counters,
@@ -640,10 +687,7 @@ impl<'a> Parts<'a> {
                 .entry_at(*key)
                 .is_some_and(|i| matches!(parts.entries[i].1, Entry::Object(_)));
             if !is_object {
-                return Err(FileError::corrupt(
-                    "host objects",
-                    "a proxy is not an object",
-                ));
+                return Err(FileError::corrupt("host objects", "a proxy is not an object").into());
             }
         }
         Ok(parts)
@@ -660,7 +704,7 @@ impl<'a> Parts<'a> {
 
     /// Checks every word, the table and every chain of forwarders against a base of
     /// `n_base` objects.
-    fn check(&self, n_base: usize) -> FileResult<()> {
+    fn check(&self, n_base: usize) -> Result<(), RestoreError> {
         self.check_words(n_base)?;
         let table = self.check_table(n_base)?;
         self.check_chains(&table)
@@ -708,9 +752,12 @@ impl<'a> Parts<'a> {
 
     /// The table as a map, checked: base objects in range, saved entries, each object and
     /// each entry named once.
-    fn check_table(&self, n_base: usize) -> FileResult<FxHashMap<u32, u32>> {
+    fn check_table(&self, n_base: usize) -> Result<FxHashMap<u32, u32>, RestoreError> {
         let mut map = FxHashMap::default();
         let mut keys = rustc_hash::FxHashSet::default();
+        let n = self.table.len();
+        map.try_reserve(n).map_err(|_| refused::<(u32, u32)>(n))?;
+        keys.try_reserve(n).map_err(|_| refused::<u32>(n))?;
         for &(x, k) in &self.table {
             let in_range = usize::try_from(x).is_ok_and(|x| x < n_base);
             if !in_range
@@ -721,7 +768,8 @@ impl<'a> Parts<'a> {
                 return Err(FileError::corrupt(
                     "table",
                     "an entry names a missing or repeated object",
-                ));
+                )
+                .into());
             }
         }
         Ok(map)
@@ -730,7 +778,7 @@ impl<'a> Parts<'a> {
     /// Walks every chain of forwarders, through private entries and the table, to a final
     /// object (a saved object, or a base object the table does not divert): a cycle would
     /// restore a tenant every read through which fails. Time: O(entries).
-    fn check_chains(&self, table: &FxHashMap<u32, u32>) -> FileResult<()> {
+    fn check_chains(&self, table: &FxHashMap<u32, u32>) -> Result<(), RestoreError> {
         const UNSEEN: u8 = 0;
         const ON_PATH: u8 = 1;
         const FINAL: u8 = 2;
@@ -747,7 +795,8 @@ impl<'a> Parts<'a> {
             };
             self.entry_at(key)
         };
-        let mut state = vec![UNSEEN; self.entries.len()];
+        let n = self.entries.len();
+        let mut state = try_boxed(n, std::iter::repeat_n(UNSEEN, n))?;
         let mut path = Vec::new();
         for start in 0..self.entries.len() {
             let mut at = Some(start);
@@ -758,10 +807,12 @@ impl<'a> Parts<'a> {
                         return Err(FileError::corrupt(
                             format!("entry {}", self.entries[i].0),
                             "a cycle of forwarders",
-                        ));
+                        )
+                        .into());
                     }
                     _ => {
                         state[i] = ON_PATH;
+                        room(&mut path, 1)?;
                         path.push(i);
                         at = next(i);
                     }
@@ -794,8 +845,13 @@ impl<'a> Parts<'a> {
         let gens = self.gens;
         let generation = |i: u32| generation_at(gens, i).unwrap_or(0);
         let bound = gens.len() / 4;
-        t.space = Space::from_parts(self.entries, bound, generation)
-            .map_err(|_| FileError::corrupt("entries", "keys pass the key space"))?;
+        t.space = Space::from_parts(self.entries, bound, generation).map_err(|e| match e {
+            crate::Error::OutOfMemory { bytes } => RestoreError::OutOfMemory { bytes },
+            _ => FileError::corrupt("entries", "keys pass the key space").into(),
+        })?;
+        t.table
+            .try_reserve(self.table.len())
+            .map_err(|_| refused::<u64>(self.table.len().saturating_mul(3)))?;
         for (x, k) in self.table {
             let x = ObjectIndex::from_u32(x);
             let key = t.space.key_of(k).ok_or(FileError::corrupt(
@@ -866,11 +922,12 @@ fn read_generations<'a>(r: &mut Reader<'a>) -> FileResult<&'a [u8]> {
 }
 
 /// The entries, keys ascending below `n_gens`.
-fn read_entries(r: &mut Reader<'_>, n_gens: usize) -> FileResult<Vec<(u32, Entry)>> {
+fn read_entries(r: &mut Reader<'_>, n_gens: usize) -> Result<Vec<(u32, Entry)>, RestoreError> {
     // Each entry takes at least 13 bytes (a forwarder). The vector grows as entries are
     // read rather than being sized by the count.
     let n = r.count(13, "entries")?;
-    let mut entries: Vec<(u32, Entry)> = Vec::with_capacity(n.min(1024));
+    let mut entries: Vec<(u32, Entry)> = Vec::new();
+    room(&mut entries, n.min(1024))?;
     for _ in 0..n {
         let key = r.u32("entry key")?;
         let below = usize::try_from(key).is_ok_and(|k| k < n_gens);
@@ -878,7 +935,8 @@ fn read_entries(r: &mut Reader<'_>, n_gens: usize) -> FileResult<Vec<(u32, Entry
             return Err(FileError::corrupt(
                 "entries",
                 "keys are not ascending below the generations",
-            ));
+            )
+            .into());
         }
         let entry = match r.take(1, "entry kind")?[0] {
             0 => Entry::Object(read_body(r)?),
@@ -888,20 +946,22 @@ fn read_entries(r: &mut Reader<'_>, n_gens: usize) -> FileResult<Vec<(u32, Entry
                     return Err(FileError::corrupt(
                         format!("entry {key}"),
                         "a forwarder to itself",
-                    ));
+                    )
+                    .into());
                 }
                 Entry::Forwarded(target)
             }
             2 => Entry::Stub(r.u64("stub segment")?),
-            _ => return Err(FileError::corrupt("entries", "unknown entry kind")),
+            _ => return Err(FileError::corrupt("entries", "unknown entry kind").into()),
         };
+        room(&mut entries, 1)?;
         entries.push((key, entry));
     }
     Ok(entries)
 }
 
 /// An object's body: class, format, hash, sizes, slots and bytes.
-fn read_body(r: &mut Reader<'_>) -> FileResult<Body> {
+fn read_body(r: &mut Reader<'_>) -> Result<Body, RestoreError> {
     let class = Word::from_bits(r.u64("class")?);
     let format = Format::from_code(r.take(1, "format")?[0])
         .ok_or(FileError::corrupt("entries", "unknown format code"))?;
@@ -912,22 +972,19 @@ fn read_body(r: &mut Reader<'_>) -> FileResult<Body> {
         slots: n_slots,
         bytes: n_bytes,
     }) {
-        return Err(FileError::corrupt(
-            "entries",
-            "a size does not fit its format",
-        ));
+        return Err(FileError::corrupt("entries", "a size does not fit its format").into());
     }
     // Both sizes are checked against the bytes that remain by `take` before anything is
-    // allocated for them.
-    let slots = r
-        .take(n_slots.saturating_mul(8), "slots")?
-        .chunks_exact(8)
-        .map(|c| {
+    // allocated for them, and the memory is reserved fallibly.
+    let slots = r.take(n_slots.saturating_mul(8), "slots")?;
+    let slots = try_boxed(
+        n_slots,
+        slots.chunks_exact(8).map(|c| {
             let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
             Word::from_bits(w)
-        })
-        .collect();
-    let bytes = r.take(n_bytes, "bytes")?.into();
+        }),
+    )?;
+    let bytes = try_boxed(n_bytes, r.take(n_bytes, "bytes")?.iter().copied())?;
     Ok(Body {
         class,
         format,

@@ -23,7 +23,7 @@
 
 #![warn(clippy::cast_possible_truncation)]
 
-use crate::slab::{Keys, SlabKey};
+use crate::slab::{Keys, PartsError, SlabKey};
 use crate::tenant::try_vec;
 use crate::{Error, Result};
 use cowheap_heap::layout::{self, HEADER_WORDS};
@@ -390,21 +390,29 @@ impl Space {
     ///
     /// # Errors
     /// [`Error::KeysExhausted`] if a key is not below `bound`, two entries share one, or
-    /// `bound` passes the key space; [`Error::OutOfMemory`] if the arenas cannot be had.
+    /// `bound` passes the key space; [`Error::OutOfMemory`] if the arenas or the keys'
+    /// records cannot be had.
     pub(crate) fn from_parts(
         entries: impl IntoIterator<Item = (u32, Entry)>,
         bound: usize,
         generation_of: impl Fn(u32) -> u32,
     ) -> Result<Space> {
+        let entries = entries.into_iter();
         let mut space = Space::default();
         let mut links = Vec::new();
+        grow(&mut links, entries.size_hint().0)?;
         for (key, entry) in entries {
+            grow(&mut links, 1)?;
             links.push((key, space.append(&entry)?));
         }
-        space.keys =
-            Keys::from_parts(bound, generation_of, links).map_err(|_| Error::KeysExhausted {
+        space.keys = Keys::from_parts(bound, generation_of, links).map_err(|e| match e {
+            PartsError::Full => Error::KeysExhausted {
                 what: "private objects",
-            })?;
+            },
+            PartsError::OutOfMemory(bytes) => Error::OutOfMemory {
+                bytes: u64::try_from(bytes).unwrap_or(u64::MAX),
+            },
+        })?;
         space.forwarders = space
             .keys
             .iter()
