@@ -740,14 +740,21 @@ impl Space {
     }
 
     /// The arena index of slot `i` of the block at `at`, if the block is an object that
-    /// has that slot. The slot's word is bounded first: for an index under 2^32 (no object
-    /// has more slots) `at + 3 + i` cannot wrap, so that test covers the size word before
-    /// it, whose own test then folds away. A forwarder's or a stub's link is at least 2^30,
-    /// past the arena, and is refused by the same test. Read and write both end here.
+    /// has that slot. The slot's word is placed by the index's low 32 bits, so `at + 3 +
+    /// low` cannot wrap (`at` is a `u32` link), and is bounded first: that test covers the
+    /// size word before it, whose own test then folds away. The slot count, under 2^32, is
+    /// compared with the whole index, so an index of 2^32 or more (whose low bits might
+    /// name a slot in range) is refused there, with no test of its high bits. A forwarder's
+    /// or a stub's link is at least 2^30, past the arena, and is refused by the first test.
+    /// Read and write both end here.
     #[inline(always)]
     fn slot_index(&self, at: usize, i: usize) -> Option<usize> {
-        let i = usize::try_from(u32::try_from(i).ok()?).ok()?;
-        let slot = at + HEADER_WORDS + i;
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "the slot is placed by the low 32 bits; the count compare takes all of `i`"
+        )]
+        let low = i as u32 as usize;
+        let slot = at + HEADER_WORDS + low;
         if slot >= self.words.len() {
             return None;
         }
@@ -786,6 +793,23 @@ impl Space {
     #[inline(always)]
     pub(crate) fn object_at_index(&self, i: u32) -> Option<Obj<'_>> {
         self.object_at(self.keys.link_at(i)? as usize)
+    }
+
+    /// Slot `i` of the live object at raw index `index` (the indirection table holds
+    /// indices), whatever its generation, if in range: [`Space::object_at_index`] and
+    /// [`Obj::slot`] in one, through [`Space::slot_index`], which refuses a forwarder's or a
+    /// stub's link as [`Space::slot_of`] says. The read through a base reference to a copy.
+    #[inline(always)]
+    pub(crate) fn slot_at_index(&self, index: u32, i: usize) -> Option<&Cell<Word>> {
+        let slot = self.slot_index(self.keys.link_at(index)? as usize, i)?;
+        self.words.get(slot)
+    }
+
+    /// [`Space::slot_at_index`], to write: the write through a base reference to a copy.
+    #[inline(always)]
+    pub(crate) fn slot_mut_at_index(&mut self, index: u32, i: usize) -> Option<&mut Word> {
+        let slot = self.slot_index(self.keys.link_at(index)? as usize, i)?;
+        self.words.get_mut(slot).map(Cell::get_mut)
     }
 
     /// The object `k` names, to write, if it is a live object (not a forwarder).
@@ -1082,9 +1106,12 @@ mod tests {
             assert_eq!(s.slot_of(k, i).unwrap().get(), want);
             assert_eq!(*s.writable(k).unwrap().slot_mut(i).unwrap(), want);
             assert_eq!(*s.slot_mut_of(k, i).unwrap(), want);
+            assert_eq!(s.slot_at_index(k.key(), i).unwrap().get(), want);
+            assert_eq!(*s.slot_mut_at_index(k.key(), i).unwrap(), want);
         }
-        // Past the object (into the next one's words), past the arena, or an index that
-        // would wrap the arithmetic: refused, never another object's word.
+        // Past the object (into the next one's words), past the arena, an index whose low 32
+        // bits name a slot in range (2^32, 2^32 + 1), or one that would wrap the
+        // arithmetic: refused, never another object's word.
         let mut past = vec![
             3,
             4,
@@ -1098,6 +1125,8 @@ mod tests {
             assert!(s.slot_of(k, i).is_none(), "{i}");
             assert!(s.writable(k).unwrap().slot_mut(i).is_none(), "{i}");
             assert!(s.slot_mut_of(k, i).is_none(), "{i}");
+            assert!(s.slot_at_index(k.key(), i).is_none(), "{i}");
+            assert!(s.slot_mut_at_index(k.key(), i).is_none(), "{i}");
         }
         assert_eq!(s.slot_of(last, 0).unwrap().get(), Word::from_bits(32));
         assert_eq!(
@@ -1117,6 +1146,8 @@ mod tests {
             for i in [0, 1, back, back + 1, usize::MAX] {
                 assert!(s.slot_of(key, i).is_none(), "{i}");
                 assert!(s.slot_mut_of(key, i).is_none(), "{i}");
+                assert!(s.slot_at_index(key.key(), i).is_none(), "{i}");
+                assert!(s.slot_mut_at_index(key.key(), i).is_none(), "{i}");
             }
         }
         // A write through the key reaches its own slot and no other word.
@@ -1134,6 +1165,8 @@ mod tests {
         assert!(s.remove(last).is_some());
         assert!(s.slot_of(last, 0).is_none());
         assert!(s.slot_mut_of(last, 0).is_none());
+        assert!(s.slot_at_index(last.key(), 0).is_none());
+        assert!(s.slot_mut_at_index(last.key(), 0).is_none());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::roots::Handles;
 use crate::space::{Body, Entry, Obj, Space, State, Writable, cost};
-use crate::stats::{ReadCounters, add, bump};
+use crate::stats::{ReadCounters, add};
 use crate::{Error, Result, TenantStats};
 use cowheap_forwarders::{Base, DivertMarks, IndirectionTable, MarkFilter, MarkPolicy, MarkTarget};
 use cowheap_heap::{
@@ -232,7 +232,7 @@ impl Tenant {
     #[inline]
     fn count_lookup(&self) {
         if let Some(c) = &self.cold {
-            bump(&c.reads.lookups);
+            c.reads.lookups.bump();
         }
     }
 
@@ -350,7 +350,7 @@ impl Tenant {
     #[inline]
     fn count_patch(&self) {
         if let Some(c) = &self.cold {
-            bump(&c.reads.patches);
+            c.reads.patches.bump();
         }
     }
 
@@ -839,8 +839,7 @@ impl Tenant {
         // to keep across the probe.
         let obj = Value::shared(obj.word());
         if let Some(index) = self.table.probe(x)
-            && let Some(body) = self.space.object_at_index(index)
-            && let Some(cell) = body.slot(i)
+            && let Some(cell) = self.space.slot_at_index(index, i)
             && let Some(v) = self.settle_quick(cell.get())
         {
             self.count_lookup();
@@ -1259,21 +1258,26 @@ impl Tenant {
         self.set_slot_slow(obj, i, v)
     }
 
-    /// Writes slot `i` of `obj` if that is a later write of a value stored as it is: the
-    /// object is private already (or a base object this tenant copied), the value an
-    /// immediate or a reference that leads to itself, the slot in range. False, changing
-    /// nothing, otherwise. (Measured: inlining all of this path into the caller made the
-    /// bench's loop slower, 124 instructions a write against 101; its private-key half is
-    /// inlined in [`Tenant::set_slot`].)
+    /// Writes slot `i` of `obj` if that is a later write through a base reference: a base
+    /// object this tenant copied, the value an immediate or a reference that leads to
+    /// itself, the slot in range. False, changing nothing, otherwise. A private reference is
+    /// not tried here: [`Tenant::set_slot`]'s inlined write has made the same tests of it
+    /// already. (Measured: inlining all of this path into the caller made the bench's loop
+    /// slower, 124 instructions a write against 101.)
     #[inline(never)]
     fn set_slot_quick(&mut self, obj: Value, i: usize, v: Value) -> bool {
         let w = v.word();
+        // The table's filter alone, as `writable_of`.
         if (w.is_immediate() || self.leads_to_itself(v))
-            && let Some(mut wr) = self.writable_of(obj)
-            && let Some(slot) = wr.slot_mut(i)
+            && let Some(x) = obj.word().as_base()
+            && self.table.may_contain(x)
+            && let Some(index) = self.table.probe(x)
         {
-            *slot = w;
-            return true;
+            self.count_lookup();
+            if let Some(slot) = self.space.slot_mut_at_index(index, i) {
+                *slot = w;
+                return true;
+            }
         }
         false
     }
