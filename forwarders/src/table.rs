@@ -70,7 +70,13 @@ impl IndirectionTable {
     /// Fibonacci hashing: the product by 2^64 / phi, whose top bits are well mixed.
     #[inline(always)]
     fn hash(x: u32) -> u64 {
-        u64::from(x).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        Self::hash_wide(u64::from(x))
+    }
+
+    /// [`Self::hash`] of an index held in a `u64`.
+    #[inline(always)]
+    fn hash_wide(x: u64) -> u64 {
+        x.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     /// The first bucket to probe for `x` in a table of `n` buckets (a power of two): the
@@ -94,8 +100,8 @@ impl IndirectionTable {
     /// synthetic image with such a period, made 8 times the lookups). Its middle bits, kept
     /// by a rotation, were tried too: as cheap, but a false "maybe" for a third of misses.
     #[inline(always)]
-    fn filter_bit(mask: u32, x: u32) -> usize {
-        (Self::hash(x).swap_bytes() & u64::from(mask)) as usize
+    fn filter_bit(mask: u32, x: u64) -> usize {
+        (Self::hash_wide(x).swap_bytes() & u64::from(mask)) as usize
     }
 
     /// False if this tenant certainly did not divert base object `x`: its filter bit is clear
@@ -103,9 +109,19 @@ impl IndirectionTable {
     /// One multiply, a byte swap, an `and`, one load and one bit test.
     #[inline(always)]
     pub fn may_contain(&self, x: ObjectIndex) -> bool {
+        self.may_contain_wide(u64::from(x.as_u32()))
+    }
+
+    /// [`Self::may_contain`] for a base index held widened, as the read path's one-compare
+    /// bound leaves it: the same bit (the hash of an index under 2^32 is the same product),
+    /// without narrowing the index first. An index of 2^32 or more names no base object
+    /// and gets some bit; the caller has bounded it by the marks, which are fewer.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn may_contain_wide(&self, x: u64) -> bool {
         // The bit is below 8n, so its word is one of the filter's n / 8; in an empty table
         // every word index misses.
-        let i = Self::filter_bit(self.filter_mask, x.as_u32());
+        let i = Self::filter_bit(self.filter_mask, x);
         self.words
             .get(i >> 6)
             .is_some_and(|w| w >> (i & 63) & 1 != 0)
@@ -128,7 +144,7 @@ impl IndirectionTable {
 
     /// Sets `x`'s bit in `filter`, the filter of a table whose filter mask is `mask`.
     fn set_filter(filter: &mut [u64], mask: u32, x: u32) {
-        let i = Self::filter_bit(mask, x);
+        let i = Self::filter_bit(mask, u64::from(x));
         if let Some(w) = filter.get_mut(i >> 6) {
             *w |= 1 << (i & 63);
         }

@@ -617,7 +617,10 @@ impl Tenant {
     fn in_place(&self, obj: Value) -> Option<u64> {
         // One compare tests for a base reference and bounds its index.
         let wide = obj.word().base_index_wide();
-        let entry = self.marks.entry_wide(wide)?;
+        // `own_marks` is 0 or the diverted bit alone, so the word or-ed with it is the mark
+        // word itself wherever that bit is clear, and the same word once it is cleared: one
+        // word carried on, so the `or` takes its operand from memory.
+        let entry = self.marks.entry_wide(wide)? | self.own_marks;
         #[expect(
             clippy::cast_possible_truncation,
             reason = "an index with a mark is below the base's object count, under 2^32"
@@ -631,11 +634,11 @@ impl Tenant {
         // the committed bit above it, 2^62 or more, past every heap. Every in-place read
         // refuses that offset (each begins with a bounded load of a header word), and so
         // sends the read out of line, to the version, with no test of the bit here.
-        if (entry | self.own_marks) & DivertMarks::DIVERTED == 0 {
+        if entry & DivertMarks::DIVERTED == 0 {
             return Some(entry);
         }
         let clear = match &self.filter {
-            None => !self.table.may_contain(x),
+            None => !self.table.may_contain_wide(wide),
             Some(f) => !f.is_marked(x.as_u32()),
         };
         clear.then_some(entry & !DivertMarks::DIVERTED)
@@ -722,10 +725,16 @@ impl Tenant {
         if w.is_private() {
             return (!self.space.has_forwarders()).then_some(Value::owned(w, self.id));
         }
-        let x = w.as_base()?;
-        let entry = self.marks.entry(x.as_u32())?;
-        (!self.diverted_by(entry, x.as_u32()) || !self.table.may_contain(x))
-            .then_some(Value::shared(w))
+        // What is left is a base word or a reserved one: the one compare of `in_place`
+        // bounds a base word's index, and refuses every other word.
+        let wide = w.base_index_wide();
+        let entry = self.marks.entry_wide(wide)?;
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "an index with a mark is below the base's object count, under 2^32"
+        )]
+        let diverted = self.diverted_by(entry, wide as u32);
+        (!diverted || !self.table.may_contain_wide(wide)).then_some(Value::shared(w))
     }
 
     /// The body of a located private object.
