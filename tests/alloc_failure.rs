@@ -597,6 +597,8 @@ fn a_snapshot_or_restore_refused_anywhere_answers_out_of_memory() {
     t.set_slot(y, 2, Value::int(-2)).unwrap();
     let whole = t.snapshot();
     assert!(whole.len() > 2 * SLOTS * 8, "{} bytes", whole.len());
+    // Every byte counted first: one reservation, exactly the snapshot's size.
+    assert_eq!(whole.capacity(), whole.len());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.snapshot");
     let mut refusals = 0;

@@ -113,7 +113,7 @@ impl fmt::Debug for Fingerprint {
 }
 
 /// Writes `path` atomically: `write` fills a temporary file in the same directory, which is
-/// flushed, fsynced and renamed over `path`, and then the directory is fsynced. A crash at
+/// fsynced and renamed over `path`, and then the directory is fsynced. A crash at
 /// any moment leaves either the old file or the new one, never a torn one; on error the
 /// temporary file is removed and `path` is untouched. The file is written unbuffered.
 pub fn write_atomically(

@@ -511,7 +511,8 @@ impl Node {
     ///
     /// # Errors
     /// [`StoreError::Fenced`] if another node claimed it since; [`StoreError::HostObject`]
-    /// if a host object's kind has no plugin here or its plugin cannot save it (nothing is
+    /// if a host object's kind has no plugin here or its plugin cannot save it, and
+    /// [`StoreError::OutOfMemory`] if the allocator refuses the state's buffer (nothing is
     /// written, the store keeps the last complete state).
     pub fn checkpoint(&self, r: &mut Resident) -> Result<Digest> {
         let state = r.state(&self.plugins)?;
@@ -544,7 +545,8 @@ impl Node {
     /// # Errors
     /// [`StoreError::Fenced`] if another node claimed it since: nothing is written, and the
     /// store keeps the newer work. [`StoreError::HostObject`] if a host object's kind has no
-    /// plugin on this node or its plugin cannot save it: nothing is written or released.
+    /// plugin on this node or its plugin cannot save it, [`StoreError::OutOfMemory`] if the
+    /// allocator refuses the state's buffer: nothing is written or released.
     pub fn suspend(&self, r: Resident) -> Result<Digest> {
         self.try_suspend(r).map_err(|f| f.error)
     }

@@ -93,6 +93,12 @@ const STATE_VERSION: u32 = 2;
 /// The pending count that means "no pending bodies".
 const NO_PENDING: u32 = u32::MAX;
 
+/// The frame's head: magic, version, record count, snapshot length.
+const FRAME_HEAD: usize = 8 + 4 + 4 + 8;
+/// A record's head: segment id, digest, and the four counts (roots, members, outside,
+/// pending); its words follow.
+const RECORD_HEAD: usize = 8 + 32 + 4 * 4;
+
 /// The state blob of a tenant: the bare snapshot if no segment is out, else the snapshot
 /// framed with the records of its segments out. Time: O(snapshot + records).
 ///
@@ -111,7 +117,7 @@ pub(crate) fn encode_state(snapshot: Vec<u8>, records: &[OutRecord]) -> Result<V
                 + r.pending.as_ref().map_or(0, Vec::len)
         })
         .sum();
-    let len = 24 + snapshot.len() + records.len() * 52 + words * 8;
+    let len = FRAME_HEAD + snapshot.len() + records.len() * RECORD_HEAD + words * 8;
     let mut out = Vec::new();
     out.try_reserve_exact(len)
         .map_err(|_| StoreError::out_of_memory("a state's frame", len))?;
@@ -149,6 +155,7 @@ pub(crate) fn encode_state(snapshot: Vec<u8>, records: &[OutRecord]) -> Result<V
             out.extend(w.bits().to_le_bytes());
         }
     }
+    debug_assert_eq!(out.len(), len, "the frame's size, reserved exactly");
     Ok(out)
 }
 
@@ -274,6 +281,8 @@ mod tests {
         assert_eq!(decode_state(&snap).unwrap(), (&snap[..], vec![]));
         let records = vec![record(1, false), record(9, true)];
         let framed = encode_state(snap.clone(), &records).unwrap();
+        // Reserved exactly: the one fallible reservation holds the whole frame.
+        assert_eq!(framed.capacity(), framed.len());
         let (s, r) = decode_state(&framed).unwrap();
         assert_eq!((s, r), (&snap[..], records));
         // Every cut is refused, and so is a byte too many.

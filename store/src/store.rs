@@ -208,7 +208,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
 
     /// The bytes of state `digest` of `tenant`, verified, if that state is the tenant's
-    /// latest. Operator, or a principal entitled to the tenant. Time: O(size).
+    /// latest. Operator, or a principal entitled to the tenant. Time: O(size). (The local
+    /// store answers [`crate::StoreError::OutOfMemory`] if the allocator refuses the
+    /// buffer.)
     fn read_state(&self, tenant: &TenantName, digest: Digest) -> Result<Vec<u8>>;
 
     /// How many distinct blobs the store holds. Operator only.

@@ -157,14 +157,11 @@ struct Out {
 }
 
 impl Out {
-    /// An empty buffer with room for `n` bytes, reserved fallibly.
+    /// An empty buffer with room for exactly `n` bytes, reserved fallibly.
     fn with_room(n: usize) -> Out {
-        let mut out = Out {
-            bytes: Vec::new(),
-            refused: None,
-        };
-        out.room(n);
-        out
+        let mut bytes = Vec::new();
+        let refused = bytes.try_reserve_exact(n).is_err().then_some(n);
+        Out { bytes, refused }
     }
     /// Room for `n` more bytes, or the refusal recorded.
     fn room(&mut self, n: usize) -> bool {
@@ -286,8 +283,7 @@ impl Tenant {
     }
 
     /// The bytes a snapshot's payload takes up to its table, counted before any is
-    /// written so that the buffer is reserved once: the roots and host objects after it
-    /// are reserved as they are written.
+    /// written ([`Tenant::snapshot_hosts`] adds the roots and host objects).
     fn payload_len(&self) -> usize {
         let entries: usize = self
             .space
@@ -305,14 +301,46 @@ impl Tenant {
         8 + 7 * 8 + 8 + 4 * self.space.gens().len() + 8 + entries + 8 + 8 * self.table.len()
     }
 
-    /// The snapshot, each host object's state (or `None`, not saved) from `state`. The
-    /// header's room is kept at the front and filled in once the payload is written, so the
-    /// bytes are held once.
+    /// The snapshot, each host object's state (or `None`, not saved) from `state`. Every
+    /// byte is counted first (the host objects' states are asked for first, so a plugin
+    /// that fails does so before anything is written), the buffer reserved once, exactly,
+    /// and the header's room kept at the front and filled in once the payload is written,
+    /// so the bytes are held once.
     fn snapshot_hosts<'h>(
         &'h self,
         mut state: impl FnMut(&'h Host) -> Result<Option<Cow<'h, [u8]>>, HostError>,
     ) -> Result<Vec<u8>, SnapshotError> {
-        let mut p = Out::with_room(HEADER_LEN + self.payload_len());
+        let none = BTreeMap::new();
+        let roots = self.roots_map().unwrap_or(&none);
+        // The count, then each name's length, the name and the word.
+        let roots_len = 8 + roots.keys().map(|n| 4 + n.len() + 8).sum::<usize>();
+        let hosts = self
+            .cold
+            .as_ref()
+            .map(|c| &c.hosts)
+            .filter(|h| !h.is_empty());
+        let mut states = Vec::new();
+        if let Some(hosts) = hosts {
+            if states.try_reserve_exact(hosts.len()).is_err() {
+                return Err(SnapshotError::OutOfMemory {
+                    bytes: (hosts.len() * size_of::<Option<Cow<'h, [u8]>>>()) as u64,
+                });
+            }
+            for h in hosts.values() {
+                states.push(state(h)?);
+            }
+        }
+        // The count, then each proxy's key, its kind with its length, the tag and the
+        // state with its length.
+        let hosts_len = hosts.map_or(0, |hosts| {
+            8 + hosts
+                .values()
+                .zip(&states)
+                .map(|(h, s)| 4 + 4 + h.kind.len() + 1 + s.as_ref().map_or(0, |b| 8 + b.len()))
+                .sum::<usize>()
+        });
+        let total = HEADER_LEN + self.payload_len() + roots_len + hosts_len;
+        let mut p = Out::with_room(total);
         p.put(&[0; HEADER_LEN]);
         p.u64(self.quota().unwrap_or(NO_QUOTA));
         for v in stats_fields(&self.stats()) {
@@ -362,35 +390,35 @@ impl Tenant {
             p.u32(x.as_u32());
             p.u32(k);
         }
-        let none = BTreeMap::new();
-        let roots = self.roots_map().unwrap_or(&none);
-        // The count, then each name's length, the name and the word.
-        let roots_len = 8 + roots.keys().map(|n| 4 + n.len() + 8).sum::<usize>();
         if p.room(roots_len) {
             let roots = roots.iter().map(|(n, &w)| (n.as_str(), w));
             if let Err(e) = write_roots(&mut p.bytes, roots) {
                 unreachable!("{e}: Tenant::set_root refuses such names");
             }
         }
-        let hosts = self.cold.as_ref().map(|c| &c.hosts);
-        let with_hosts = hosts.is_some_and(|h| !h.is_empty());
-        if let Some(hosts) = hosts.filter(|_| with_hosts) {
+        let with_hosts = hosts.is_some();
+        if let Some(hosts) = hosts {
             p.len64(hosts.len());
-            for h in hosts.values() {
+            for (h, saved) in hosts.values().zip(&states) {
                 p.u32(h.key.key());
                 p.len32(h.kind.len());
                 p.put(h.kind.as_bytes());
-                match state(h)? {
+                match saved {
                     None => p.u8(0),
                     Some(bytes) => {
                         p.u8(1);
                         p.len64(bytes.len());
-                        p.put(&bytes);
+                        p.put(bytes);
                     }
                 }
             }
         }
         let mut bytes = p.finish()?;
+        debug_assert_eq!(
+            bytes.len(),
+            total,
+            "every byte counted before the reservation"
+        );
         let mut header = [0u8; HEADER_LEN];
         let flags = u32::from(self.marks_policy() == MarkPolicy::Private)
             | if with_hosts { FLAG_HOSTS } else { 0 };
@@ -480,7 +508,8 @@ impl Tenant {
     /// # Errors
     /// [`RestoreError::File`] if the bytes are not a whole, valid snapshot of `base` (see the
     /// module doc for every check); [`RestoreError::QuotaExceeded`] if the tenant holds more
-    /// private bytes than `config.quota`.
+    /// private bytes than `config.quota`; [`RestoreError::OutOfMemory`] if the allocator
+    /// refuses the restored tenant's memory (nothing is made).
     pub fn restore_with(
         base: &Arc<Base>,
         bytes: &[u8],
