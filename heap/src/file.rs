@@ -149,18 +149,28 @@ pub fn write_atomically(
 /// [`FileError::Io`] if the file cannot be read, or, of kind
 /// [`io::ErrorKind::OutOfMemory`], if the allocator refuses the buffer.
 pub fn read_file(path: &Path) -> FileResult<Vec<u8>> {
+    let mut f = std::fs::File::open(path).map_err(|e| FileError::io(path, e))?;
+    read_all(&mut f).map_err(|e| FileError::io(path, e))
+}
+
+/// The rest of the open file `f`, its buffer reserved fallibly at the file's length (a
+/// file that grows meanwhile grows it as `read_to_end` does): [`read_file`]'s reading, for
+/// a caller that opened the file itself.
+///
+/// # Errors
+/// The file's I/O errors, or one of kind [`io::ErrorKind::OutOfMemory`] if the allocator
+/// refuses the buffer.
+pub fn read_all(f: &mut std::fs::File) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    let err = |e| FileError::io(path, e);
-    let mut f = std::fs::File::open(path).map_err(err)?;
-    let len = usize::try_from(f.metadata().map_err(err)?.len()).unwrap_or(usize::MAX);
+    let len = usize::try_from(f.metadata()?.len()).unwrap_or(usize::MAX);
     let mut bytes = Vec::new();
     bytes.try_reserve_exact(len).map_err(|_| {
-        err(io::Error::new(
+        io::Error::new(
             io::ErrorKind::OutOfMemory,
             format!("could not reserve {len} bytes to read the file"),
-        ))
+        )
     })?;
-    f.read_to_end(&mut bytes).map_err(err)?;
+    f.read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 

@@ -44,7 +44,7 @@ use cowheap_heap::Fingerprint;
 use cowheap_segment::swap::SegmentId;
 use fs4::fs_std::FileExt;
 use std::fs::{self, File};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -1024,14 +1024,13 @@ fn read_optional(p: &Path) -> Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StoreError::io(p, e)),
     };
-    // The buffer is reserved fallibly at the file's length (a file that grows meanwhile
-    // grows it as `read_to_end` does).
-    let len = f.metadata().map_err(|e| StoreError::io(p, e))?.len();
-    let len = usize::try_from(len).unwrap_or(usize::MAX);
-    let mut v = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| StoreError::out_of_memory("a file's bytes", len))?;
-    f.read_to_end(&mut v).map_err(|e| StoreError::io(p, e))?;
+    let v = cowheap_heap::file::read_all(&mut f).map_err(|e| match e.kind() {
+        ErrorKind::OutOfMemory => {
+            let len = f.metadata().map_or(0, |m| m.len());
+            StoreError::out_of_memory("a file's bytes", usize::try_from(len).unwrap_or(usize::MAX))
+        }
+        _ => StoreError::io(p, e),
+    })?;
     Ok(Some(v))
 }
 
