@@ -16,6 +16,8 @@
 //! cargo bench --bench interleaved -- --once       # one pass each, for instruction counts:
 //! valgrind --tool=callgrind --callgrind-out-file=cg.out target/release/deps/interleaved-HASH --once
 //! callgrind_annotate --inclusive=yes cg.out | grep -E '=> .*interleaved::(read|write|class)_'
+//! cargo bench --bench interleaved -- --once-memory  # one memory-bound pass each, for
+//!                                                   # callgrind's --cache-sim=yes
 //! ```
 //!
 //! (`cargo bench --bench interleaved --no-run` prints the `interleaved-HASH` path.) Each
@@ -29,8 +31,11 @@
 //!   again and again (97 passes per sample), so the base, the marks and the copies stay in
 //!   the caches: what each path costs in instructions and dependent loads.
 //! - **memory-bound**: 262,144 distinct random objects of a 1,000,000-object base (about a
-//!   quarter of it), one pass per sample, so nearly every operation misses the caches and the
-//!   TLB: what each path costs in memory traffic.
+//!   quarter of it), one pass per sample, each sample after a read through a buffer four
+//!   times the last-level cache (outside the clock), so nearly every operation misses the
+//!   caches and the TLB: what each path costs in memory traffic. (Without that read, a
+//!   variant would find much of its pass in the last-level cache when the variant before it
+//!   had read the same heap: a pass touches about 33 MiB of lines.)
 //!
 //! With `--once` each variant makes one pass of the cache-resident mode (the checking pass:
 //! nothing else calls the variants' functions), so callgrind's inclusive count of each
@@ -54,6 +59,14 @@
 //! | `write_flat` | (a flat equivalent) | `FlatHeap::write`: a store of a small integer |
 //! | `class_of_base` | `class_flat` | (e) `Tenant::class_of` of an undiverted base object |
 //! | `class_flat` | (a flat equivalent) | `FlatHeap::class`: the header's class word |
+//! | `read_flat_reloaded` | `read_flat` | `read_flat` with the heap's fields loaded again for every read, as a loop that calls out of line keeps them |
+//!
+//! `read_flat_reloaded` is no path of cowheap's: it splits what the loops around the other
+//! variants pay (a loop whose body may call a function keeps few of its operand's fields
+//! in registers, and loads them again for every read, 4 loads for the flat heap) from what
+//! the paths themselves add. In the memory-bound mode those loads are most of the gap: the
+//! processor overlaps the misses of as many reads as its queues of loads and instructions
+//! hold, and each load more per read means fewer reads in flight.
 //!
 //! The same pairs serve every variant of a mode. Checks, outside the clock: every read
 //! variant of undiverted objects, (c) and `read_flat_via_slot` return the same checksum; (a)
@@ -84,7 +97,7 @@ const MEMORY_OPS: usize = 1 << 18;
 const OPS_PER_SAMPLE: usize = 400_000;
 
 /// The variants, each with the index of its flat equivalent (the ratio's denominator).
-const VARIANTS: [(&str, usize); 14] = [
+const VARIANTS: [(&str, usize); 15] = [
     ("read_flat", 0),
     ("read_base_heap", 0),
     ("read_base_word", 0),
@@ -99,6 +112,7 @@ const VARIANTS: [(&str, usize); 14] = [
     ("write_flat", 11),
     ("class_of_base", 13),
     ("class_flat", 13),
+    ("read_flat_reloaded", 0),
 ];
 
 /// `n` random `(object, slot)` pairs of objects with pointer slots, the same for every run;
@@ -135,6 +149,15 @@ fn random_pairs(heap: &BaseHeap, n: usize, distinct: bool) -> Vec<(ObjectIndex, 
 fn read_flat(flat: &FlatHeap, pairs: &[(ObjectIndex, usize)]) -> u64 {
     pairs.iter().fold(0, |acc, &(x, i)| {
         acc.wrapping_add(flat.read(x, i).expect("in range"))
+    })
+}
+
+#[inline(never)]
+fn read_flat_reloaded(flat: &FlatHeap, pairs: &[(ObjectIndex, usize)]) -> u64 {
+    // `black_box` makes the reference opaque at each read, so the heap's fields are loaded
+    // anew, as they would be after a call.
+    pairs.iter().fold(0, |acc, &(x, i)| {
+        acc.wrapping_add(black_box(flat).read(x, i).expect("in range"))
     })
 }
 
@@ -369,14 +392,15 @@ impl Fixture {
             10 => write_again_via_base(&mut self.writer, reads),
             11 => write_flat(&mut self.flat_written, pairs),
             12 => class_of_base(&self.shared, reads),
-            _ => class_flat(&self.flat, pairs),
+            13 => class_flat(&self.flat, pairs),
+            _ => read_flat_reloaded(&self.flat, pairs),
         }
     }
 
     /// One pass of every variant, checking that they read and write the same words.
     fn check(&mut self) {
         let sums: Vec<u64> = (0..VARIANTS.len()).map(|k| self.pass(k)).collect();
-        for k in [1, 2, 3, 4, 6, 8] {
+        for k in [1, 2, 3, 4, 6, 8, 14] {
             assert_eq!(
                 sums[k], sums[0],
                 "{} reads what read_flat reads",
@@ -424,9 +448,39 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Bytes of the last-level cache, from Linux's description of CPU 0's caches, if it gives one.
+fn last_level_cache_bytes() -> Option<usize> {
+    let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    dir.filter_map(|e| {
+        let size = std::fs::read_to_string(e.ok()?.path().join("size")).ok()?;
+        let size = size.trim();
+        let (n, unit) = size.split_at(size.find(|c: char| !c.is_ascii_digit())?);
+        let scale = match unit {
+            "K" => 1 << 10,
+            "M" => 1 << 20,
+            _ => return None,
+        };
+        n.parse::<usize>().ok().map(|n| n * scale)
+    })
+    .max()
+}
+
+/// A buffer to read through before each memory-bound sample, four times the last-level
+/// cache (32 MiB assumed where Linux does not say), at least 64 MiB and at most 1 GiB:
+/// reading it leaves none of the previous sample's lines in any cache, nor its pages in the
+/// TLB. Without it a sample would find in the last-level cache much of what the variant
+/// before it read, when both read the same heap (the same pairs, in the same order), and
+/// the ratios would say more about the order of the variants than about their paths.
+fn eviction_buffer() -> Vec<u64> {
+    let bytes = (4 * last_level_cache_bytes().unwrap_or(32 << 20)).clamp(64 << 20, 1 << 30);
+    // Written, so that every page is its own (an untouched page reads the shared zero page).
+    (0..bytes / 8).map(|k| k as u64).collect()
+}
+
 /// Runs every variant `rounds` times, `passes` passes per sample, and prints nanoseconds per
-/// operation and the median ratio of each variant to its flat equivalent.
-fn run(name: &str, f: &mut Fixture, rounds: usize, passes: usize) {
+/// operation and the median ratio of each variant to its flat equivalent. With `evict`, each
+/// sample starts after a read through it, outside the clock.
+fn run(name: &str, f: &mut Fixture, rounds: usize, passes: usize, evict: Option<&[u64]>) {
     f.check();
     let ops = f.pairs.len();
     let objects = f.base.heap().len();
@@ -439,6 +493,9 @@ fn run(name: &str, f: &mut Fixture, rounds: usize, passes: usize) {
     for r in 0..rounds {
         for j in 0..n {
             let k = (r + j) % n;
+            if let Some(buffer) = evict {
+                black_box(buffer.iter().fold(0, |acc: u64, &w| acc ^ w));
+            }
             let start = Instant::now();
             for _ in 0..passes {
                 black_box(f.pass(k));
@@ -467,10 +524,16 @@ fn main() {
     let rounds = flag("--rounds")
         .and_then(|i| args.get(i + 1))
         .map_or(150, |n| n.parse().expect("--rounds takes a number"));
+    if flag("--once-memory").is_some() {
+        // One pass of each variant over the large base: for callgrind's cache simulation.
+        let mut memory = Fixture::new(1_000_000, MEMORY_OPS, true);
+        run("memory-bound", &mut memory, 0, 1, None);
+        return;
+    }
     let mut cached = Fixture::new(10_000, CACHED_OPS, false);
     if flag("--once").is_some() {
         // One pass of each variant over the small base: for callgrind's instruction counts.
-        run("cache-resident", &mut cached, 0, 1);
+        run("cache-resident", &mut cached, 0, 1, None);
         return;
     }
     run(
@@ -478,8 +541,10 @@ fn main() {
         &mut cached,
         rounds,
         OPS_PER_SAMPLE / CACHED_OPS,
+        None,
     );
     drop(cached);
     let mut memory = Fixture::new(1_000_000, MEMORY_OPS, true);
-    run("memory-bound", &mut memory, rounds, 1);
+    let evict = eviction_buffer();
+    run("memory-bound", &mut memory, rounds, 1, Some(&evict));
 }
