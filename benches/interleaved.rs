@@ -59,6 +59,7 @@
 //! | `write_flat` | (a flat equivalent) | `FlatHeap::write`: a store of a small integer |
 //! | `class_of_base` | `class_flat` | (e) `Tenant::class_of` of an undiverted base object |
 //! | `class_flat` | (a flat equivalent) | `FlatHeap::class`: the header's class word |
+//! | `read_own_resolved` | `read_flat` | (b) resolved: `Tenant::slot` of the private reference `Tenant::resolve` gave once for the base reference |
 //! | `read_flat_reloaded` | `read_flat` | `read_flat` with the heap's fields loaded again for every read, as a loop that calls out of line keeps them |
 //!
 //! `read_flat_reloaded` is no path of cowheap's: it splits what the loops around the other
@@ -97,7 +98,7 @@ const MEMORY_OPS: usize = 1 << 18;
 const OPS_PER_SAMPLE: usize = 400_000;
 
 /// The variants, each with the index of its flat equivalent (the ratio's denominator).
-const VARIANTS: [(&str, usize); 15] = [
+const VARIANTS: [(&str, usize); 16] = [
     ("read_flat", 0),
     ("read_base_heap", 0),
     ("read_base_word", 0),
@@ -113,6 +114,7 @@ const VARIANTS: [(&str, usize); 15] = [
     ("class_of_base", 13),
     ("class_flat", 13),
     ("read_flat_reloaded", 0),
+    ("read_own_resolved", 0),
 ];
 
 /// `n` random `(object, slot)` pairs of objects with pointer slots, the same for every run;
@@ -232,6 +234,12 @@ fn read_own_via_base(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
 }
 
 #[inline(never)]
+fn read_own_resolved(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(11);
+    tenant_reads(t, reads)
+}
+
+#[inline(never)]
 fn read_other_diverted(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
     black_box(8);
     tenant_reads(t, reads)
@@ -323,6 +331,8 @@ struct Fixture {
     /// Base B (the same image, another `Base`): holds a copy of every object read, and `holder`.
     own: Tenant,
     holder: Value,
+    /// `reads` as `own` resolves them: private references to its copies.
+    own_resolved: Vec<(Value, usize)>,
     /// Base B: holds no copy; `own` and `writer` diverted every object read.
     other: Tenant,
     /// Base B: holds a copy of every object read; `writer_copies` are private references to
@@ -344,6 +354,10 @@ impl Fixture {
         let flat_holder = flat.push(class, &refs).expect("a holder");
         let mut own = Tenant::fork(&diverted);
         let holder = divert_all(&mut own, &reads);
+        let own_resolved = reads
+            .iter()
+            .map(|&(v, i)| (own.resolve(v).expect("a copy"), i))
+            .collect();
         let mut writer = Tenant::fork(&diverted);
         let writer_holder = divert_all(&mut writer, &reads);
         let writer_copies = reads
@@ -370,6 +384,7 @@ impl Fixture {
             reads,
             own,
             holder,
+            own_resolved,
             writer,
             writer_copies,
         }
@@ -393,7 +408,8 @@ impl Fixture {
             11 => write_flat(&mut self.flat_written, pairs),
             12 => class_of_base(&self.shared, reads),
             13 => class_flat(&self.flat, pairs),
-            _ => read_flat_reloaded(&self.flat, pairs),
+            14 => read_flat_reloaded(&self.flat, pairs),
+            _ => read_own_resolved(&self.own, black_box(&self.own_resolved)),
         }
     }
 
@@ -408,6 +424,7 @@ impl Fixture {
             );
         }
         assert_eq!(sums[5], sums[7], "(a) and (b) read the same copies");
+        assert_eq!(sums[15], sums[7], "(b) resolved reads what (b) reads");
         assert_eq!(
             sums[12], sums[13],
             "class_of_base reads the flat heap's classes"

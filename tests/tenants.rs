@@ -99,6 +99,67 @@ fn a_private_slot_is_patched_once_then_reads_without_lookups() {
     assert_eq!(t.stats().patches, 1);
 }
 
+/// `resolve` answers the reference that reads without a lookup: the copy for a base object
+/// this tenant copied (reads through it then look nothing up), the target for a forwarder,
+/// anything else as it is; and refuses what a read refuses.
+#[test]
+fn resolve_answers_the_copy_and_reads_through_it_look_nothing_up() {
+    let base = base();
+    let g = globals(&base);
+    let mut t = Tenant::fork(&base);
+    let mut other = Tenant::fork(&base);
+    for v in [Value::int(3), Value::char('x'), g] {
+        assert_eq!(t.resolve(v).unwrap().word(), v.word(), "as it is");
+    }
+    let before = t.slot(g, 1).unwrap();
+    t.set_slot(g, 0, Value::int(9)).unwrap();
+    let copy = t.resolve(g).unwrap();
+    assert!(copy.word().is_private());
+    assert!(t.identical(copy, g).unwrap());
+    assert_eq!(t.identity_word(copy).unwrap(), t.identity_word(g).unwrap());
+    assert_eq!(
+        t.resolve(copy).unwrap().word(),
+        copy.word(),
+        "a copy is itself"
+    );
+    // Through the base reference every read looks the copy up; through the copy, none does.
+    let lookups = t.stats().lookups;
+    assert_eq!(t.slot(g, 0).unwrap().as_int(), Some(9));
+    assert!(t.stats().lookups > lookups);
+    let lookups = t.stats().lookups;
+    for _ in 0..10 {
+        assert_eq!(t.slot(copy, 0).unwrap().as_int(), Some(9));
+        assert!(t.identical(t.slot(copy, 1).unwrap(), before).unwrap());
+    }
+    assert_eq!(
+        t.stats().lookups,
+        lookups,
+        "reads of the copy look nothing up"
+    );
+    // Another tenant still reads the base object as it is.
+    assert_eq!(other.resolve(g).unwrap().word(), g.word());
+    assert!(matches!(
+        other.resolve(copy),
+        Err(Error::ForeignReference { .. })
+    ));
+
+    // A forwarder resolves to its target.
+    let class = t.class_of(g).unwrap();
+    let size = ObjectSize { slots: 1, bytes: 0 };
+    let a = t.alloc(class, Format::Pointers, size).unwrap();
+    let b = t.alloc(class, Format::Pointers, size).unwrap();
+    t.set_root("b", b).unwrap();
+    t.become_forward(a, b).unwrap();
+    assert_eq!(t.resolve(a).unwrap().word(), b.word());
+    // A collected object is refused, as a read of it is.
+    let gone = t.alloc(class, Format::Pointers, size).unwrap();
+    t.collect();
+    assert!(matches!(t.resolve(gone), Err(Error::Collected(_))));
+    assert!(matches!(t.slot(gone, 0), Err(Error::Collected(_))));
+    other.set_slot(g, 0, Value::int(1)).unwrap();
+    assert_eq!(t.slot(t.resolve(g).unwrap(), 0).unwrap().as_int(), Some(9));
+}
+
 #[test]
 fn a_become_forward_is_patched_lazily_and_collected() {
     let base = base();
