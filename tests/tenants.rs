@@ -2,6 +2,7 @@
 //! the read barrier's counters, the registry and threads.
 
 use cowheap::heap::Error as HeapError;
+use cowheap::tenants::commit::{CommitRights, Repository};
 use cowheap::{
     Base, Error, Format, MarkPolicy, ObjectSize, Registry, Tenant, TenantConfig, Value, synth,
 };
@@ -158,6 +159,20 @@ fn resolve_answers_the_copy_and_reads_through_it_look_nothing_up() {
     assert!(matches!(t.slot(gone, 0), Err(Error::Collected(_))));
     other.set_slot(g, 0, Value::int(1)).unwrap();
     assert_eq!(t.slot(t.resolve(g).unwrap(), 0).unwrap().as_int(), Some(9));
+
+    // After an abort the copy's reference is refused; the base reference reads the base.
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let mut r = repo.fork();
+    r.set_slot(g, 0, Value::int(5)).unwrap();
+    let copy = r.resolve(g).unwrap();
+    repo.abort(&mut r);
+    assert!(matches!(r.resolve(copy), Err(Error::Collected(_))));
+    assert!(matches!(r.slot(copy, 0), Err(Error::Collected(_))));
+    assert_eq!(r.resolve(g).unwrap().word(), g.word());
+    assert!(
+        r.identical(r.slot(g, 0).unwrap(), base.heap().slot(g, 0).unwrap())
+            .unwrap()
+    );
 }
 
 #[test]

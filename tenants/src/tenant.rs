@@ -1438,13 +1438,18 @@ impl Tenant {
     }
 
     /// The reference to `v`'s object that this tenant reads fastest: for a base object it
-    /// copied, the copy's private reference; for a forwarder, where it leads now; anything
-    /// else as it is. [`Tenant::identical`] to `v`, and read the same way, but a read
-    /// through a base reference to a copy looks the copy up in the tenant's table every
-    /// time, where a read through the copy's own reference does not: a caller that reads
-    /// an object many times (an interpreter walking a method dictionary, an embedder
-    /// holding a root across many reads) resolves it once first. Valid until the tenant's
-    /// next collection, become, commit, rebase or abort, as any reference is.
+    /// copied, the copy's private reference; for a forwarder, where its chain leads now;
+    /// anything else (an immediate, a base object it did not copy, a live private object, a
+    /// root stub of a swapped-out segment) as it is. [`Tenant::identical`] to `v`, and read
+    /// the same way, but a read through a base reference to a copy looks the copy up in the
+    /// tenant's table every time, where a read through the copy's own reference does not: a
+    /// caller that reads an object many times (an embedder holding a root across many
+    /// reads) resolves it once. The word is [`Tenant::identity_word`]'s.
+    ///
+    /// The answer stays identical to `v` until an abort, which refuses a copy's reference
+    /// afterwards ([`Error::Collected`]) where `v`, a base reference, still reads the base
+    /// object. It stays the fastest until the next become, commit or first write of an
+    /// object not yet copied: resolve again after those.
     ///
     /// ```
     /// use cowheap_tenants::Tenant;
@@ -1462,17 +1467,16 @@ impl Tenant {
     /// assert_eq!(t.slot(copy, 0).unwrap().as_int(), Some(7));
     /// ```
     ///
-    /// Time: O(1): an inlined test, and for a copy or a forwarder one lookup.
+    /// Time: O(1) for anything but a chain of forwarders: an inlined test, and one lookup
+    /// for a copy, one for each link of a chain.
     ///
     /// # Errors
-    /// As a read of `v` would answer: a private reference of another tenant, a collected
-    /// object, a base index out of range.
+    /// [`Error::ForeignReference`] for another tenant's private reference,
+    /// [`Error::Collected`] for a collected object, and the heap's error for a base index
+    /// out of range or a word that names no object.
     #[inline(always)]
     pub fn resolve(&self, v: Value) -> Result<Value> {
-        if v.word().is_immediate() || self.leads_to_itself(v) {
-            return Ok(v);
-        }
-        Ok(Value::owned(self.store_word_slow(v)?, self.id))
+        Ok(Value::owned(self.identity_word(v)?, self.id))
     }
 
     /// Writes `data` into the raw bytes of `obj` from byte `offset`. The first write to a

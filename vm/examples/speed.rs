@@ -162,9 +162,10 @@ fn main() {
     print_lookups(&t);
 }
 
-/// How often the tenant's reads left the inlined paths for its table: each lookup is a read
-/// through a base reference to an object it copied (or a forwarder followed), the path the
-/// object-memory bench calls (b).
+/// How often the tenant's reads consulted its table: in one tenant, each lookup is a read
+/// through a base reference to an object it copied, or a forwarder followed (the path the
+/// object-memory bench calls (b)); with other tenants on the base, a probe that finds
+/// nothing for an object another tenant diverted counts too.
 fn print_lookups(t: &Tenant) {
     let st = t.stats();
     println!(
