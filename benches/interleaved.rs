@@ -70,12 +70,13 @@
 //! misses of as many reads as its queues of loads and instructions hold, and each load more
 //! per read means fewer reads in flight.
 //!
-//! The same pairs serve every variant of a mode. Checks, outside the clock: every read
-//! variant of undiverted objects, (c), `read_flat_via_slot` and `read_flat_reloaded` return
-//! the same checksum; (a), (b) and (b) resolved agree with each other and each word (a) and
-//! (b) read is `Tenant::identical` to the flat heap's; the two classes agree; and after a pass of each write variant, the tenant's slots
-//! hold what the flat heap holds. The tenants that divert objects (for (a) to (d)) work a
-//! second `Base` of the same image, so the undiverted variants see no mark set.
+//! The same pairs serve every variant of a mode. Checks, outside the clock: every read variant
+//! of undiverted objects, (c), `read_flat_via_slot` and `read_flat_reloaded` return the same
+//! checksum; (a), (b) and (b) resolved agree with each other and each word (a) and (b) read is
+//! `Tenant::identical` to the flat heap's; the two classes agree; and after a pass of each
+//! write variant, the tenant's slots hold what the flat heap holds. The tenants that divert
+//! objects (for (a) to (d)) work a second `Base` of the same image, so the undiverted variants
+//! see no mark set.
 
 use cowheap::heap::ObjectIndex;
 use cowheap::synth;
@@ -498,12 +499,13 @@ fn evict_caches(buffer: &[u64]) -> u64 {
     buffer.iter().fold(0, |acc, &w| acc ^ w)
 }
 
-/// A buffer to read through before each memory-bound sample, four times the last-level
-/// cache (32 MiB assumed where Linux does not say), at least 64 MiB and at most 1 GiB:
-/// reading it leaves little of the previous sample's lines in the caches, and few of its
-/// pages in the TLB (a scan-resistant cache, or a buffer on huge pages, may keep some). Without it a sample would find in the last-level cache much of what the variant
-/// before it read, when both read the same heap (the same pairs, in the same order), and
-/// the ratios would say more about the order of the variants than about their paths.
+/// A buffer to read through before each memory-bound sample, four times the last-level cache
+/// (32 MiB assumed where Linux does not say), at least 64 MiB and at most 1 GiB: reading it
+/// leaves little of the previous sample's lines in the caches, and few of its pages in the TLB
+/// (a scan-resistant cache, or a buffer on huge pages, may keep some). Without it a sample
+/// would find in the last-level cache much of what the variant before it read, when both read
+/// the same heap (the same pairs, in the same order), and the ratios would say more about the
+/// order of the variants than about their paths.
 fn eviction_buffer() -> Vec<u64> {
     let bytes = (4 * last_level_cache_bytes().unwrap_or(32 << 20)).clamp(64 << 20, 1 << 30);
     // Written, so that every page is its own (an untouched page reads the shared zero page).
