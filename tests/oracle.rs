@@ -216,6 +216,15 @@ fn check(t: &mut Tenant, m: &mut Model) {
             "size of {held:?}"
         );
         assert_eq!(t.bytes(v).unwrap(), &obj.bytes[..], "bytes of {held:?}");
+        // The reference `resolve` answers is the same object, reads the same, and resolves
+        // to itself.
+        let r = t.resolve(v).unwrap();
+        assert!(t.identical(r, v).unwrap(), "resolve of {held:?}");
+        assert_eq!(t.resolve(r).unwrap().word(), r.word(), "resolve of {r:?}");
+        for j in 0..obj.slots.len() {
+            let (a, b) = (t.slot(r, j).unwrap(), t.slot(v, j).unwrap());
+            assert!(t.identical(a, b).unwrap(), "slot {j} of {held:?} resolved");
+        }
         let class = t.class_of(v).unwrap();
         same(t, m, &mut rev, class, OVal::Ref(obj.class), "class");
         for (j, &ov) in obj.slots.iter().enumerate() {
