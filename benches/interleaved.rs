@@ -61,19 +61,32 @@
 //! | `class_flat` | (a flat equivalent) | `FlatHeap::class`: the header's class word |
 //! | `read_flat_reloaded` | `read_flat` | `read_flat` with the heap's fields loaded again for every read, as a loop that calls out of line keeps them |
 //! | `read_own_resolved` | `read_flat` | (b) resolved: `Tenant::slot` of the private reference `Tenant::resolve` gave once for the base reference |
+//! | `read_reader` | `read_flat` | `Reader::slot` of an undiverted base object, through the `Tenant::reader` taken before the loop |
+//! | `read_reader_per_read` | `read_flat` | the same with the reader taken at every read: its fields loaded from the tenant each time |
+//! | `read_reader_private_marks` | `read_flat` | `read_reader` with `MarkPolicy::Private` (every read falls back to the tenant) |
+//! | `read_reader_other` | `read_flat` | (c) through a reader |
+//! | `read_reader_resolved` | `read_flat` | (b) resolved, through a reader |
+//! | `class_reader` | `class_flat` | (e) `Reader::class_of` of an undiverted base object |
 //!
 //! `read_flat_reloaded` is no path of cowheap's: it splits what the loops around the other
 //! variants pay (a loop whose body may call a function keeps few of its operand's fields
 //! in registers, and loads them again for every read, 4 loads for the flat heap) from what
-//! the paths themselves add. In the memory-bound mode those loads are about half of the
-//! undiverted base read's gap, and all of the base heap's own: the processor overlaps the
-//! misses of as many reads as its queues of loads and instructions hold, and each load more
-//! per read means fewer reads in flight.
+//! the paths themselves add. In the memory-bound mode those loads are all of the base
+//! heap's own gap and about half of `Tenant::slot`'s: the processor overlaps the misses of
+//! as many reads as its queues of loads and instructions hold, and each load more per read
+//! (but for reloads of the loop's own stack slots, which cost little here) means fewer
+//! reads in flight.
+//!
+//! `read_reader_per_read` is no path to use either: it runs `read_reader`'s instructions
+//! (one more), but loads the reader's four fields from the tenant at every read, as
+//! `Tenant::slot`'s loop does, where `read_reader`'s loop keeps them in registers or its
+//! own stack frame. The difference between the two is what taking a reader saves.
 //!
 //! The same pairs serve every variant of a mode. Checks, outside the clock: every read variant
 //! of undiverted objects, (c), `read_flat_via_slot` and `read_flat_reloaded` return the same
-//! checksum; (a), (b) and (b) resolved agree with each other and each word (a) and (b) read is
-//! `Tenant::identical` to the flat heap's; the two classes agree; and after a pass of each
+//! checksum, as do the reader's reads of them; (a), (b) and (b) resolved (also through a
+//! reader) agree with each other and each word (a) and (b) read is
+//! `Tenant::identical` to the flat heap's; the classes agree; and after a pass of each
 //! write variant, the tenant's slots hold what the flat heap holds. The tenants that divert
 //! objects (for (a) to (d)) work a second `Base` of the same image, so the undiverted variants
 //! see no mark set.
@@ -100,7 +113,7 @@ const MEMORY_OPS: usize = 1 << 18;
 const OPS_PER_SAMPLE: usize = 400_000;
 
 /// The variants, each with the index of its flat equivalent (the ratio's denominator).
-const VARIANTS: [(&str, usize); 16] = [
+const VARIANTS: [(&str, usize); 22] = [
     ("read_flat", 0),
     ("read_base_heap", 0),
     ("read_base_word", 0),
@@ -117,6 +130,12 @@ const VARIANTS: [(&str, usize); 16] = [
     ("class_flat", 13),
     ("read_flat_reloaded", 0),
     ("read_own_resolved", 0),
+    ("read_reader", 0),
+    ("read_reader_per_read", 0),
+    ("read_reader_private_marks", 0),
+    ("read_reader_other", 0),
+    ("read_reader_resolved", 0),
+    ("class_reader", 13),
 ];
 
 /// `n` random `(object, slot)` pairs of objects with pointer slots, the same for every run;
@@ -233,6 +252,52 @@ fn read_tenant_private_marks(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
 fn read_own_via_base(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
     black_box(7);
     tenant_reads(t, reads)
+}
+
+fn reader_reads(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    let r = t.reader();
+    reads.iter().fold(0, |acc, &(v, i)| {
+        acc.wrapping_add(r.slot(v, i).expect("in range").word().bits())
+    })
+}
+
+#[inline(never)]
+fn read_reader(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(12);
+    reader_reads(t, reads)
+}
+
+#[inline(never)]
+fn read_reader_per_read(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    reads.iter().fold(0, |acc, &(v, i)| {
+        acc.wrapping_add(t.reader().slot(v, i).expect("in range").word().bits())
+    })
+}
+
+#[inline(never)]
+fn read_reader_private_marks(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(13);
+    reader_reads(t, reads)
+}
+
+#[inline(never)]
+fn read_reader_other(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(14);
+    reader_reads(t, reads)
+}
+
+#[inline(never)]
+fn read_reader_resolved(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(15);
+    reader_reads(t, reads)
+}
+
+#[inline(never)]
+fn class_reader(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    let r = t.reader();
+    reads.iter().fold(0, |acc, &(v, _)| {
+        acc.wrapping_add(r.class_of(v).expect("an object").word().bits())
+    })
 }
 
 #[inline(never)]
@@ -412,6 +477,12 @@ impl Fixture {
             13 => class_flat(&self.flat, pairs),
             14 => read_flat_reloaded(&self.flat, pairs),
             15 => read_own_resolved(&self.own, black_box(&self.own_resolved)),
+            16 => read_reader(&self.shared, reads),
+            17 => read_reader_per_read(&self.shared, reads),
+            18 => read_reader_private_marks(&self.private_marks, reads),
+            19 => read_reader_other(&self.other, reads),
+            20 => read_reader_resolved(&self.own, black_box(&self.own_resolved)),
+            21 => class_reader(&self.shared, reads),
             _ => unreachable!("variant {k} has no pass"),
         }
     }
@@ -427,7 +498,7 @@ impl Fixture {
                 self.pass(k)
             })
             .collect();
-        for k in [1, 2, 3, 4, 6, 8, 14] {
+        for k in [1, 2, 3, 4, 6, 8, 14, 16, 17, 18, 19] {
             assert_eq!(
                 sums[k], sums[0],
                 "{} reads what read_flat reads",
@@ -436,6 +507,14 @@ impl Fixture {
         }
         assert_eq!(sums[5], sums[7], "(a) and (b) read the same copies");
         assert_eq!(sums[15], sums[7], "(b) resolved reads what (b) reads");
+        assert_eq!(
+            sums[20], sums[7],
+            "(b) resolved, through a reader, reads what (b) reads"
+        );
+        assert_eq!(
+            sums[21], sums[13],
+            "class_reader reads the flat heap's classes"
+        );
         assert_eq!(
             sums[12], sums[13],
             "class_of_base reads the flat heap's classes"

@@ -225,6 +225,64 @@ fn check(t: &mut Tenant, m: &mut Model) {
             let (a, b) = (t.slot(r, j).unwrap(), t.slot(v, j).unwrap());
             assert!(t.identical(a, b).unwrap(), "slot {j} of {held:?} resolved");
         }
+        // A reader answers what the tenant answers, read for read, and its `try_` reads
+        // either agree or leave the read to the tenant.
+        {
+            let rd = t.reader();
+            assert_eq!(
+                rd.identity_hash(v).unwrap(),
+                obj.hash,
+                "reader's hash of {held:?}"
+            );
+            assert_eq!(
+                rd.format(v).unwrap(),
+                obj.format,
+                "reader's format of {held:?}"
+            );
+            let size = ObjectSize {
+                slots: obj.slots.len(),
+                bytes: obj.bytes.len(),
+            };
+            assert_eq!(rd.size(v).unwrap(), size, "reader's size of {held:?}");
+            assert_eq!(
+                rd.bytes(v).unwrap(),
+                &obj.bytes[..],
+                "reader's bytes of {held:?}"
+            );
+            let class = t.class_of(v).unwrap();
+            let header = rd.header(v).unwrap();
+            assert_eq!(
+                (header.format, header.size),
+                (obj.format, size),
+                "header of {held:?}"
+            );
+            for c in [header.class, rd.class_of(v).unwrap()] {
+                assert!(t.identical(c, class).unwrap(), "reader's class of {held:?}");
+            }
+            if let Some(c) = rd.try_class_of(v) {
+                assert_eq!(c.word(), class.word(), "reader's quick class of {held:?}");
+            }
+            for j in 0..obj.slots.len() {
+                let a = t.slot(v, j).unwrap();
+                assert!(
+                    t.identical(rd.slot(v, j).unwrap(), a).unwrap(),
+                    "reader's slot {j} of {held:?}"
+                );
+                if let Some(q) = rd.try_slot(v, j) {
+                    assert_eq!(q.word(), a.word(), "reader's quick slot {j} of {held:?}");
+                }
+            }
+            let past = obj.slots.len();
+            assert_eq!(
+                format!("{:?}", rd.slot(v, past).unwrap_err()),
+                format!("{:?}", t.slot(v, past).unwrap_err()),
+                "reader's error past the slots of {held:?}"
+            );
+            assert!(
+                rd.try_slot(v, past).is_none(),
+                "reader's quick read past the slots"
+            );
+        }
         let class = t.class_of(v).unwrap();
         same(t, m, &mut rev, class, OVal::Ref(obj.class), "class");
         for (j, &ov) in obj.slots.iter().enumerate() {

@@ -176,6 +176,114 @@ fn resolve_answers_the_copy_and_reads_through_it_look_nothing_up() {
 }
 
 #[test]
+fn a_reader_reads_undiverted_objects_in_place_and_leaves_the_rest_to_its_tenant() {
+    let base = base();
+    let g = globals(&base);
+    let (x, y) = (
+        base.heap().slot(g, 0).unwrap(),
+        base.heap().slot(g, 1).unwrap(),
+    );
+    let x_before = base.heap().slot(x, 0).unwrap();
+    let mut a = Tenant::fork(&base);
+    let mut b = Tenant::fork(&base);
+
+    // An undiverted object: read in place, and what the tenant reads.
+    {
+        let r = a.reader();
+        let quick = r.try_slot(g, 0).expect("undiverted, in place");
+        assert_eq!(quick.word(), a.slot(g, 0).unwrap().word());
+        assert_eq!(
+            r.try_class_of(g).unwrap().word(),
+            a.class_of(g).unwrap().word()
+        );
+        assert_eq!(r.size(g).unwrap(), a.size(g).unwrap());
+        assert_eq!(r.identity_hash(g).unwrap(), a.identity_hash(g).unwrap());
+        assert_eq!(r.format(g).unwrap(), a.format(g).unwrap());
+        assert_eq!(r.bytes(g).unwrap(), a.bytes(g).unwrap());
+        let h = r.header(g).unwrap();
+        assert_eq!(
+            (h.format, h.size),
+            (a.format(g).unwrap(), a.size(g).unwrap())
+        );
+        // Past the slots: no answer in place, and the tenant's own error.
+        let n = a.size(g).unwrap().slots;
+        assert!(r.try_slot(g, n).is_none());
+        assert!(
+            matches!(r.slot(g, n), Err(Error::Heap(_))),
+            "{:?}",
+            r.slot(g, n)
+        );
+        // Immediates have no slots; their class is the tenant's answer.
+        assert!(r.try_slot(Value::int(3), 0).is_none());
+        assert!(r.slot(Value::int(3), 0).is_err());
+        assert!(r.try_class_of(Value::int(3)).is_none());
+        assert_eq!(
+            r.class_of(Value::int(3)).unwrap().word(),
+            a.class_of(Value::int(3)).unwrap().word()
+        );
+        assert!(std::ptr::eq(r.tenant(), &a));
+    }
+    assert_eq!(a.stats().lookups, 0, "no read looked anything up");
+
+    // Another tenant diverts x: this tenant still reads the base, through its tenant.
+    b.set_slot(x, 0, Value::int(7)).unwrap();
+    {
+        let (ra, rb) = (a.reader(), b.reader());
+        assert!(ra.try_slot(x, 0).is_none(), "a shared mark is set");
+        assert_eq!(ra.slot(x, 0).unwrap().word(), x_before.word());
+        assert!(rb.try_slot(x, 0).is_none());
+        assert_eq!(rb.slot(x, 0).unwrap().as_int(), Some(7));
+        assert_eq!(
+            rb.class_of(x).unwrap().word(),
+            b.class_of(x).unwrap().word(),
+            "the copy's class"
+        );
+    }
+
+    // A private object, and another tenant's reference to one, as the tenant answers.
+    let class = a.class_of(g).unwrap();
+    let p = a
+        .alloc(class, Format::Pointers, ObjectSize { slots: 2, bytes: 0 })
+        .unwrap();
+    a.set_slot(p, 1, Value::int(5)).unwrap();
+    {
+        let r = a.reader();
+        assert!(r.try_slot(p, 1).is_none());
+        assert_eq!(r.slot(p, 1).unwrap().as_int(), Some(5));
+        assert!(matches!(
+            b.reader().slot(p, 1),
+            Err(Error::ForeignReference { .. })
+        ));
+    }
+
+    // Under the private policy nothing is read in place: the tenant's own marks decide.
+    let private = TenantConfig {
+        marks: MarkPolicy::Private,
+        ..TenantConfig::default()
+    };
+    let c = Tenant::fork_with(&base, private);
+    let r = c.reader();
+    assert!(r.try_slot(y, 0).is_none());
+    assert_eq!(r.slot(y, 0).unwrap().word(), c.slot(y, 0).unwrap().word());
+    assert_eq!(
+        r.slot(x, 0).unwrap().word(),
+        x_before.word(),
+        "b's write is b's"
+    );
+
+    // While the tenant records its reads, a reader's reads are recorded too.
+    let mut d = Tenant::fork(&base);
+    d.record_reads(true);
+    assert!(d.reader().try_slot(y, 0).is_none());
+    d.reader().slot(y, 0).unwrap();
+    let recorded = d.reads_recorded().unwrap();
+    assert!(
+        recorded.contains(&y.word().as_base().unwrap().as_u32()),
+        "{recorded:?}"
+    );
+}
+
+#[test]
 fn a_become_forward_is_patched_lazily_and_collected() {
     let base = base();
     let g = globals(&base);

@@ -38,6 +38,20 @@ pub trait Approach: Sync {
     /// Pointer slot `slot` of base object `object`, as `tenant` sees it.
     fn read(&self, tenant: &mut Self::Tenant, object: ObjectIndex, slot: u32) -> Result<Word>;
 
+    /// A run of reads in a row (every [`Op::Read`] of `ops`; any other op is ignored), as
+    /// `tenant` sees them: the wrapping sum of their [`checksum_of`]s. The default makes
+    /// them one [`Approach::read`] at a time; an approach with a faster way to make many
+    /// reads in a row (cowheap's [`cowheap::tenants::Reader`]) overrides it.
+    fn reads(&self, tenant: &mut Self::Tenant, ops: &[Op]) -> Result<u64> {
+        let mut sum = 0u64;
+        for &op in ops {
+            if let Op::Read { object, slot } = op {
+                sum = sum.wrapping_add(checksum_of(self.read(tenant, object, slot)?));
+            }
+        }
+        Ok(sum)
+    }
+
     /// Stores the small integer `value` in pointer slot `slot` of `object`, in `tenant`'s view.
     fn write(
         &self,
@@ -124,21 +138,30 @@ impl PassStats {
     }
 }
 
-/// Applies `ops` to `tenant`, returning the checksum of the reads.
+/// Applies `ops` to `tenant`, returning the checksum of the reads: each run of reads in a
+/// row through [`Approach::reads`], each write through [`Approach::write`].
 #[inline]
 fn apply<A: Approach>(approach: &A, tenant: &mut A::Tenant, ops: &[Op]) -> Result<u64> {
     let mut sum = 0u64;
-    for &op in ops {
+    let mut rest = ops;
+    while let Some(&op) = rest.first() {
         match op {
-            Op::Read { object, slot } => {
-                let w = approach.read(tenant, object, slot)?;
-                sum = sum.wrapping_add(checksum_of(w));
+            Op::Read { .. } => {
+                let run = rest
+                    .iter()
+                    .position(|op| !matches!(op, Op::Read { .. }))
+                    .unwrap_or(rest.len());
+                sum = sum.wrapping_add(approach.reads(tenant, &rest[..run])?);
+                rest = &rest[run..];
             }
             Op::Write {
                 object,
                 slot,
                 value,
-            } => approach.write(tenant, object, slot, value)?,
+            } => {
+                approach.write(tenant, object, slot, value)?;
+                rest = &rest[1..];
+            }
         }
     }
     Ok(sum)

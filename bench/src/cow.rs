@@ -16,6 +16,7 @@
 //! ```
 
 use super::approach::Approach;
+use super::workload::{Op, checksum_of};
 use super::{Error, Result};
 use cowheap::forwarders::Base;
 use cowheap::heap::{BaseHeap, ObjectIndex, Value, Word};
@@ -50,6 +51,20 @@ impl Approach for Cowheap {
     #[inline]
     fn read(&self, tenant: &mut Tenant, object: ObjectIndex, slot: u32) -> Result<Word> {
         Ok(tenant.slot(Value::base(object), slot as usize)?.word())
+    }
+
+    /// The run through one [`cowheap::tenants::Reader`], which keeps the tenant's read
+    /// fields out of memory for the whole run.
+    fn reads(&self, tenant: &mut Tenant, ops: &[Op]) -> Result<u64> {
+        let reader = tenant.reader();
+        let mut sum = 0u64;
+        for &op in ops {
+            if let Op::Read { object, slot } = op {
+                let w = reader.slot(Value::base(object), slot as usize)?.word();
+                sum = sum.wrapping_add(checksum_of(w));
+            }
+        }
+        Ok(sum)
     }
 
     #[inline]

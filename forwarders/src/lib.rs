@@ -36,7 +36,7 @@ mod table;
 pub mod version;
 
 pub use base::{Base, BaseId};
-pub use marks::{DivertMarks, MarkFilter, MarkPolicy};
+pub use marks::{DivertMarks, MarkFilter, MarkPolicy, MarksView};
 pub use state::Forwarding;
 pub use table::{AlreadyDiverted, IndirectionTable, MarkTarget};
 pub use version::Committed;

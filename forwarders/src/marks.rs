@@ -146,6 +146,16 @@ impl DivertMarks {
             .map(|w| w.load(Ordering::Relaxed))
     }
 
+    /// The marks borrowed as a [`MarksView`], which a caller's loop can keep in registers.
+    /// Time: O(1).
+    ///
+    /// Hidden from the docs, as [`DivertMarks::entry`] is.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn view(&self) -> MarksView<'_> {
+        MarksView { words: &self.words }
+    }
+
     /// True if some tenant has diverted object `index`. Out-of-range indices are never
     /// marked. Time: O(1).
     #[inline]
@@ -253,6 +263,32 @@ impl MarkFilter {
     }
 }
 
+/// The shared marks, borrowed: [`DivertMarks::entry_wide`] from a plain slice, which a
+/// caller's loop can keep in two registers. [`MarksView::NONE`] holds no marks, so every
+/// entry is `None`.
+///
+/// Hidden from the docs, as [`DivertMarks::entry`] is: a raw layer for the tenants crate's
+/// inlined reads.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct MarksView<'a> {
+    words: &'a [AtomicU64],
+}
+
+impl MarksView<'_> {
+    /// No marks: every entry is `None`.
+    pub const NONE: MarksView<'static> = MarksView { words: &[] };
+
+    /// As [`DivertMarks::entry_wide`]. Time: O(1), one load.
+    #[inline(always)]
+    pub fn entry_wide(self, index: u64) -> Option<u64> {
+        // Relaxed: as `DivertMarks::entry`.
+        self.words
+            .get(usize::try_from(index).ok()?)
+            .map(|w| w.load(Ordering::Relaxed))
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -273,6 +309,24 @@ mod tests {
         assert!(m.is_committed(2) && m.is_marked(2) && !m.is_committed(1));
         assert_eq!(m.entry(2).unwrap() & DivertMarks::OFFSET, 30);
         assert_eq!(m.count(), 2);
+    }
+
+    #[test]
+    fn a_view_reads_the_marks_as_they_are_and_none_reads_nothing() {
+        let m = DivertMarks::new([10u64, 20, 30].into_iter());
+        let v = m.view();
+        assert!(m.mark(1));
+        for k in 0..4u64 {
+            assert_eq!(v.entry_wide(k), m.entry_wide(k), "entry {k}");
+        }
+        assert_eq!(
+            v.entry_wide(1),
+            Some(20 | DivertMarks::DIVERTED),
+            "a mark made after"
+        );
+        assert_eq!(v.entry_wide(1 << 32), None, "no base reference");
+        assert_eq!(v.entry_wide(u64::MAX), None);
+        assert!((0..4).all(|k| MarksView::NONE.entry_wide(k).is_none()));
     }
 
     #[test]

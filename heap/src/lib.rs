@@ -61,7 +61,7 @@ pub mod word;
 pub use base::{BaseHeap, ObjectView, Root};
 // The raw reader of the tenants' read path: public for the crates above, not for users.
 #[doc(hidden)]
-pub use storage::HeapReader;
+pub use storage::{HeapReader, HeapView};
 
 /// Width of an object's auxiliary bits ([`Builder::set_aux`]).
 pub const AUX_BITS: u32 = 24;

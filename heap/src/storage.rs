@@ -174,18 +174,104 @@ impl HeapReader {
         &self.objects
     }
 
-    /// Word `k` of the header at `offset`, or `None` outside the object words.
+    /// The object words borrowed as a [`HeapView`]: the same reads, from a value the caller
+    /// can keep in registers. Time: O(1).
     #[inline(always)]
-    fn header_word(&self, offset: u64, k: usize) -> Option<u64> {
-        // Lossless on a 64-bit host (the crate requires one). Wrapping: an offset near the top
-        // of the address space wraps to a small index, which reads wrong words, still inside.
-        self.objects.get((offset as usize).wrapping_add(k))
+    pub fn view(&self) -> HeapView<'_> {
+        HeapView {
+            words: self.objects.view(),
+        }
     }
 
     /// Pointer slot `i` of the object whose header is at word offset `offset`, or `None`.
     /// Time: O(1); two loads.
     #[inline(always)]
     pub fn slot_at(&self, offset: u64, i: usize) -> Option<Word> {
+        self.view().slot_at(offset, i)
+    }
+
+    /// The class of the object whose header is at `offset`, or `None`. Time: O(1); one load.
+    #[inline(always)]
+    pub fn class_at(&self, offset: u64) -> Option<Word> {
+        self.view().class_at(offset)
+    }
+
+    /// The size of the object whose header is at `offset`, or `None`. Time: O(1); one load.
+    #[inline(always)]
+    pub fn size_at(&self, offset: u64) -> Option<ObjectSize> {
+        self.view().size_at(offset)
+    }
+
+    /// The identity hash of the object whose header is at `offset`, or `None`. Time: O(1);
+    /// one load.
+    #[inline(always)]
+    pub fn hash_at(&self, offset: u64) -> Option<u32> {
+        self.view().hash_at(offset)
+    }
+
+    /// The format of the object whose header is at `offset`, or `None` (also for an unknown
+    /// format code). Time: O(1); one load.
+    #[inline(always)]
+    pub fn format_at(&self, offset: u64) -> Option<Format> {
+        self.view().format_at(offset)
+    }
+
+    /// The info word (hash, format, auxiliary bits) of the header at `offset`, or `None`.
+    #[inline]
+    pub(crate) fn info_at(&self, offset: u64) -> Option<u64> {
+        self.view().header_word(offset, INFO_WORD)
+    }
+
+    /// The raw bytes of the object whose header is at `offset`, or `None` if its size word
+    /// lies outside the object words or its bytes reach past them. Time: O(1); one load.
+    #[inline(always)]
+    pub fn bytes_at(&self, offset: u64) -> Option<&[u8]> {
+        self.view().bytes_at(offset)
+    }
+
+    /// The pointer slots of the object whose header is at `offset` (`n` of them), or `None`
+    /// if they reach past the object words.
+    pub(crate) fn slots_at(&self, offset: u64, n: usize) -> Option<&[Word]> {
+        let start = (offset as usize).checked_add(HEADER_WORDS)?;
+        self.objects.slice(start, n)
+    }
+}
+
+/// A base heap's object words, borrowed: the reads of [`HeapReader`] from a plain slice,
+/// which a caller's loop can keep in two registers (its address and its length in words)
+/// where a `HeapReader` behind a reference is loaded again after every call the loop makes.
+///
+/// Every read is total, as a `HeapReader`'s is.
+///
+/// ```
+/// let heap = cowheap_heap::synth::image(100, 1);
+/// let reader = heap.reader();
+/// let view = reader.view();
+/// let x = cowheap_heap::ObjectIndex::from_u32(5);
+/// let offset = heap.header_offsets().nth(5).unwrap();
+/// assert_eq!(view.slot_at(offset, 0), Some(heap.slot_word(x, 0).unwrap()));
+/// assert_eq!(view.slot_at(1 << 40, 0), None, "an offset past the words");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct HeapView<'a> {
+    words: &'a [[u8; 8]],
+}
+
+impl<'a> HeapView<'a> {
+    /// Word `k` of the header at `offset`, or `None` outside the object words.
+    #[inline(always)]
+    fn header_word(self, offset: u64, k: usize) -> Option<u64> {
+        // Lossless on a 64-bit host (the crate requires one). Wrapping: an offset near the top
+        // of the address space wraps to a small index, which reads wrong words, still inside.
+        self.words
+            .get((offset as usize).wrapping_add(k))
+            .map(|w| u64::from_le_bytes(*w))
+    }
+
+    /// Pointer slot `i` of the object whose header is at word offset `offset`, or `None`.
+    /// Time: O(1); two loads.
+    #[inline(always)]
+    pub fn slot_at(self, offset: u64, i: usize) -> Option<Word> {
         let n = layout::slot_count(self.header_word(offset, SIZE_WORD)?);
         if i >= n {
             return None;
@@ -198,54 +284,43 @@ impl HeapReader {
 
     /// The class of the object whose header is at `offset`, or `None`. Time: O(1); one load.
     #[inline(always)]
-    pub fn class_at(&self, offset: u64) -> Option<Word> {
+    pub fn class_at(self, offset: u64) -> Option<Word> {
         self.header_word(offset, 0).map(Word::from_bits)
     }
 
     /// The size of the object whose header is at `offset`, or `None`. Time: O(1); one load.
     #[inline(always)]
-    pub fn size_at(&self, offset: u64) -> Option<ObjectSize> {
+    pub fn size_at(self, offset: u64) -> Option<ObjectSize> {
         self.header_word(offset, SIZE_WORD).map(layout::size)
     }
 
     /// The identity hash of the object whose header is at `offset`, or `None`. Time: O(1);
     /// one load.
     #[inline(always)]
-    pub fn hash_at(&self, offset: u64) -> Option<u32> {
+    pub fn hash_at(self, offset: u64) -> Option<u32> {
         self.header_word(offset, INFO_WORD).map(layout::hash)
     }
 
     /// The format of the object whose header is at `offset`, or `None` (also for an unknown
     /// format code). Time: O(1); one load.
     #[inline(always)]
-    pub fn format_at(&self, offset: u64) -> Option<Format> {
+    pub fn format_at(self, offset: u64) -> Option<Format> {
         self.header_word(offset, INFO_WORD).and_then(layout::format)
-    }
-
-    /// The info word (hash, format, auxiliary bits) of the header at `offset`, or `None`.
-    #[inline]
-    pub(crate) fn info_at(&self, offset: u64) -> Option<u64> {
-        self.header_word(offset, INFO_WORD)
     }
 
     /// The raw bytes of the object whose header is at `offset`, or `None` if its size word
     /// lies outside the object words or its bytes reach past them. Time: O(1); one load.
     #[inline(always)]
-    pub fn bytes_at(&self, offset: u64) -> Option<&[u8]> {
+    pub fn bytes_at(self, offset: u64) -> Option<&'a [u8]> {
         let sizes = self.header_word(offset, SIZE_WORD)?;
         let (slots, bytes) = (layout::slot_count(sizes), layout::byte_count(sizes));
         // Checked: an unverified offset or size may be anything.
         let start = (offset as usize)
             .checked_add(HEADER_WORDS + slots)?
             .checked_mul(8)?;
-        self.objects.bytes().get(start..start.checked_add(bytes)?)
-    }
-
-    /// The pointer slots of the object whose header is at `offset` (`n` of them), or `None`
-    /// if they reach past the object words.
-    pub(crate) fn slots_at(&self, offset: u64, n: usize) -> Option<&[Word]> {
-        let start = (offset as usize).checked_add(HEADER_WORDS)?;
-        self.objects.slice(start, n)
+        self.words
+            .as_flattened()
+            .get(start..start.checked_add(bytes)?)
     }
 }
 
