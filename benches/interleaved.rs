@@ -61,12 +61,12 @@
 //! | `class_flat` | (a flat equivalent) | `FlatHeap::class`: the header's class word |
 //! | `read_flat_reloaded` | `read_flat` | `read_flat` with the heap's fields loaded again for every read, as a loop that calls out of line keeps them |
 //! | `read_own_resolved` | `read_flat` | (b) resolved: `Tenant::slot` of the private reference `Tenant::resolve` gave once for the base reference |
-//! | `read_reader` | `read_flat` | `Reader::slot` of an undiverted base object, through the `Tenant::reader` taken before the loop |
-//! | `read_reader_per_read` | `read_flat` | the same with the reader taken at every read: its fields loaded from the tenant each time |
+//! | `read_reader` | `read_flat` | `TenantReader::slot` of an undiverted base object, through the `Tenant::reader` taken before the loop |
+//! | `read_reader_per_read` | `read_flat` | the same with the reader taken afresh at every read: its fields loaded from the tenant each time |
 //! | `read_reader_private_marks` | `read_flat` | `read_reader` with `MarkPolicy::Private` (every read falls back to the tenant) |
 //! | `read_reader_other` | `read_flat` | (c) through a reader |
 //! | `read_reader_resolved` | `read_flat` | (b) resolved, through a reader |
-//! | `class_reader` | `class_flat` | (e) `Reader::class_of` of an undiverted base object |
+//! | `class_reader` | `class_flat` | (e) `TenantReader::class_of` of an undiverted base object |
 //!
 //! `read_flat_reloaded` is no path of cowheap's: it splits what the loops around the other
 //! variants pay (a loop whose body may call a function keeps few of its operand's fields
@@ -77,10 +77,10 @@
 //! (but for reloads of the loop's own stack slots, which cost little here) means fewer
 //! reads in flight.
 //!
-//! `read_reader_per_read` is no path to use either: it runs `read_reader`'s instructions
-//! (one more), but loads the reader's four fields from the tenant at every read, as
-//! `Tenant::slot`'s loop does, where `read_reader`'s loop keeps them in registers or its
-//! own stack frame. The difference between the two is what taking a reader saves.
+//! `read_reader_per_read` is no path to use either: the reader taken afresh at every read,
+//! the misuse a reader exists to avoid. Its fields are then loaded from the tenant at every
+//! read, as in `Tenant::slot`'s loop, where `read_reader`'s loop keeps them in registers or
+//! its own stack frame: the difference is what taking a reader once saves.
 //!
 //! The same pairs serve every variant of a mode. Checks, outside the clock: every read variant
 //! of undiverted objects, (c), `read_flat_via_slot` and `read_flat_reloaded` return the same

@@ -315,6 +315,17 @@ fn stubs_survive_snapshots_and_refuse_what_they_cannot_be() {
         r.slot(one, 0),
         Err(Error::Swapped { segment: 7, .. })
     ));
+    // A reader leaves the stub to its tenant, and answers its error.
+    let rd = r.reader();
+    assert!(rd.try_slot(one, 0).is_none());
+    assert!(matches!(
+        rd.slot(one, 0),
+        Err(Error::Swapped { segment: 7, .. })
+    ));
+    assert!(matches!(
+        rd.size(one),
+        Err(Error::Swapped { segment: 7, .. })
+    ));
     assert_eq!(r.stubs().count(), 1);
     assert_eq!((r.stubs_of(7), r.stubs_of(8)), (1, 0));
     // A fault handler that leaves the stub is an error, not a hang.

@@ -41,7 +41,7 @@ pub trait Approach: Sync {
     /// A run of reads in a row (every [`Op::Read`] of `ops`; any other op is ignored), as
     /// `tenant` sees them: the wrapping sum of their [`checksum_of`]s. The default makes
     /// them one [`Approach::read`] at a time; an approach with a faster way to make many
-    /// reads in a row (cowheap's [`cowheap::tenants::Reader`]) overrides it.
+    /// reads in a row (cowheap's [`cowheap::tenants::TenantReader`]) overrides it.
     fn reads(&self, tenant: &mut Self::Tenant, ops: &[Op]) -> Result<u64> {
         let mut sum = 0u64;
         for &op in ops {

@@ -53,7 +53,7 @@ impl Approach for Cowheap {
         Ok(tenant.slot(Value::base(object), slot as usize)?.word())
     }
 
-    /// The run through one [`cowheap::tenants::Reader`], which keeps the tenant's read
+    /// The run through one [`cowheap::tenants::TenantReader`], which keeps the tenant's read
     /// fields out of memory for the whole run.
     fn reads(&self, tenant: &mut Tenant, ops: &[Op]) -> Result<u64> {
         let reader = tenant.reader();

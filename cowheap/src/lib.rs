@@ -11,7 +11,7 @@
 //! - [`heap`]: words and values, object formats, the builder and the frozen [`BaseHeap`];
 //! - [`forwarders`]: the diverted marks, indirection tables and the [`Base`] tenants fork from;
 //! - [`tenants`]: [`Tenant`] (copy-on-first-write, allocation, become, collection, quotas,
-//!   handles), its [`Reader`] for loops of reads, and the thread-shared [`Registry`];
+//!   handles), its [`TenantReader`] for loops of reads, and the thread-shared [`Registry`];
 //! - [`squeak`]: importers and exporters of Squeak, Pharo and Cuis images (V3 and Spur);
 //!
 //! and adds [`open_base`], which opens any base: a cowheap image file or a Smalltalk image.
@@ -60,8 +60,8 @@ pub use cowheap_heap::{
     BaseHeap, Builder, Format, ObjectIndex, ObjectSize, TenantId, Value, Verification, Word,
 };
 pub use cowheap_tenants::{
-    CollectStats, Error, Handle, Reader, Registry, RestoreError, Result, SnapshotError, Tenant,
-    TenantConfig, TenantStats, par_each,
+    CollectStats, Error, Handle, Registry, RestoreError, Result, SnapshotError, Tenant,
+    TenantConfig, TenantReader, TenantStats, par_each,
 };
 pub use open::{OpenError, Opened, open_base};
 

@@ -38,5 +38,5 @@ pub mod version;
 pub use base::{Base, BaseId};
 pub use marks::{DivertMarks, MarkFilter, MarkPolicy, MarksView};
 pub use state::Forwarding;
-pub use table::{AlreadyDiverted, IndirectionTable, MarkTarget};
+pub use table::{AlreadyDiverted, FilterView, IndirectionTable, MarkTarget};
 pub use version::Committed;

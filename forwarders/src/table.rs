@@ -61,6 +61,42 @@ pub struct IndirectionTable {
     len: u32,
 }
 
+/// A table's filter, borrowed: [`IndirectionTable::may_contain_wide`] from a plain slice
+/// and the mask, which a caller's loop can keep in registers.
+///
+/// Hidden from the docs: a raw layer for the tenants crate's inlined reads.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct FilterView<'a> {
+    /// The table's words: the filter's, then the buckets.
+    words: &'a [u64],
+    /// The table's filter mask.
+    mask: u32,
+}
+
+impl std::fmt::Debug for FilterView<'_> {
+    /// The table's size and mask, not its words.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilterView")
+            .field("words", &self.words.len())
+            .field("mask", &self.mask)
+            .finish()
+    }
+}
+
+impl FilterView<'_> {
+    /// As [`IndirectionTable::may_contain_wide`]. Time: O(1), one load.
+    #[inline(always)]
+    pub fn may_contain_wide(self, x: u64) -> bool {
+        // The bit is below 8n, so its word is one of the filter's n / 8; in an empty table
+        // every word index misses.
+        let i = IndirectionTable::filter_bit(self.mask, x);
+        self.words
+            .get(i >> 6)
+            .is_some_and(|w| w >> (i & 63) & 1 != 0)
+    }
+}
+
 impl IndirectionTable {
     /// An empty table. Allocates nothing.
     pub fn new() -> IndirectionTable {
@@ -119,12 +155,20 @@ impl IndirectionTable {
     #[doc(hidden)]
     #[inline(always)]
     pub fn may_contain_wide(&self, x: u64) -> bool {
-        // The bit is below 8n, so its word is one of the filter's n / 8; in an empty table
-        // every word index misses.
-        let i = Self::filter_bit(self.filter_mask, x);
-        self.words
-            .get(i >> 6)
-            .is_some_and(|w| w >> (i & 63) & 1 != 0)
+        self.filter_view().may_contain_wide(x)
+    }
+
+    /// The filter borrowed as a [`FilterView`], which a caller's loop can keep in registers.
+    /// Time: O(1).
+    ///
+    /// Hidden from the docs, as [`IndirectionTable::may_contain_wide`] is.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn filter_view(&self) -> FilterView<'_> {
+        FilterView {
+            words: &self.words,
+            mask: self.filter_mask,
+        }
     }
 
     /// The number of filter words for a table of `words` words in all (`n / 8 + n`, `n` a

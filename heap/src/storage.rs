@@ -252,9 +252,18 @@ impl HeapReader {
 /// assert_eq!(view.slot_at(offset, 0), Some(heap.slot_word(x, 0).unwrap()));
 /// assert_eq!(view.slot_at(1 << 40, 0), None, "an offset past the words");
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct HeapView<'a> {
     words: &'a [[u8; 8]],
+}
+
+impl std::fmt::Debug for HeapView<'_> {
+    /// The number of words, not the words.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeapView")
+            .field("words", &self.words.len())
+            .finish()
+    }
 }
 
 impl<'a> HeapView<'a> {

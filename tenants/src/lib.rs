@@ -9,7 +9,7 @@
 //! | operation | time |
 //! | --- | --- |
 //! | [`Tenant::fork`] | O(1), no allocation |
-//! | read of an undiverted base object | O(1): one mark test, then the base read (in a loop, through a [`Reader`]) |
+//! | read of an undiverted base object | O(1): one mark test, then the base read (in a loop, through a [`TenantReader`]) |
 //! | read of a diverted object through a base object | O(1) expected: one table lookup |
 //! | read through a patched private slot | O(1), no lookup |
 //! | first write to a base object | O(size of the object) |
@@ -43,7 +43,7 @@ mod tenant;
 
 pub use collect::CollectionReserve;
 pub use error::{Error, Result};
-pub use reader::Reader;
+pub use reader::TenantReader;
 pub use registry::{Registry, par_each};
 pub use roots::Handle;
 pub use snapshot::{RestoreError, SnapshotError};

@@ -1,27 +1,28 @@
-//! A tenant's reads borrowed for a loop: [`Reader`].
+//! A tenant's reads borrowed for a loop: [`TenantReader`].
 
 use crate::{Header, Result, Tenant};
-use cowheap_forwarders::{DivertMarks, MarksView};
+use cowheap_forwarders::{DivertMarks, FilterView, MarksView};
 use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 
 /// A tenant's reads, borrowed for a loop that makes many of them.
 ///
 /// Every read of a [`Tenant`] begins inline with a test of the base object's mark and a read
-/// in place, and needs four of the tenant's fields for it (the marks' address and length,
-/// the base's words' address and length). A loop that calls the tenant out of line for
-/// anything else cannot keep those fields in registers across the call, so it loads them
-/// from the tenant again at every read. A `Reader` holds the four by value: a loop that
-/// takes one before it starts keeps them in registers or in its own stack frame, and its
-/// reads of undiverted base objects load nothing from the tenant. (Measured in
-/// `benches/interleaved.rs`: the same instructions, with the fields loaded from the tenant
-/// at every read, run 1.5x longer when the reads miss the caches; see
-/// docs/ARCHITECTURE.md.)
+/// in place, and needs the tenant's fields for it: the marks' address and length, the base's
+/// words' address and length, and, for an object another tenant diverted, the table's
+/// filter. A loop that calls the tenant out of line for anything else does not keep those
+/// fields in registers across the call, so it loads them from the tenant again at every read.
+/// A `TenantReader` holds them by value: a loop that takes one before it starts keeps them in
+/// registers or in its own stack frame, and its reads of undiverted base objects load nothing
+/// from the tenant. When the reads miss the caches that is most of what the tenant adds to a
+/// flat heap's read (measured in `benches/interleaved.rs`: 1.3x a flat heap's time through
+/// a reader, 2.1x through [`Tenant::slot`]; see docs/ARCHITECTURE.md).
 ///
-/// Each read answers exactly what the tenant's read of the same name answers. For a base
-/// object no tenant has diverted it reads in place; for anything else (a private object, an
-/// object some tenant diverted, an immediate, an error) it falls back to the tenant's own
-/// read, inlined. The `try_` reads answer only the first case and `None` for the rest, with
-/// no call at all.
+/// Each read answers exactly what the tenant's read of the same name answers. A base object
+/// this tenant has not diverted is read in place when its shared mark is clear, or when it
+/// is set (another tenant diverted it) and this tenant's filter says it did not; anything
+/// else (a private object, this tenant's copy, an object a version changed, an immediate, an
+/// error) falls back to the tenant's own read, inlined. The `try_` reads answer only the
+/// first case, with no call at all, and `None` for everything else, errors included.
 ///
 /// Under [`cowheap_forwarders::MarkPolicy::Private`], and while the tenant records its reads
 /// ([`Tenant::record_reads`]), no base read is made in place: each falls back to the tenant,
@@ -29,7 +30,7 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 ///
 /// The borrow keeps the tenant from writing while the reader lives, so what the reader reads
 /// in place stays what the tenant reads: another tenant's write only diverts an object, which
-/// sends the next read of it to the tenant.
+/// the reader sees in the shared mark at its next read of it.
 ///
 /// ```
 /// use cowheap_forwarders::Base;
@@ -48,27 +49,43 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// assert_eq!(r.slot(b, 0).unwrap().word(), Value::int(42).word());
 /// assert_eq!(r.class_of(a).unwrap().word(), t.class_of(a).unwrap().word());
 /// ```
-#[derive(Debug, Clone, Copy)]
-pub struct Reader<'a> {
+#[derive(Clone, Copy)]
+pub struct TenantReader<'a> {
     /// The shared marks, or none under the private policy (and while the tenant records
     /// its reads), so that every base read there goes to the tenant.
     marks: MarksView<'a>,
     /// The base's object words.
     heap: HeapView<'a>,
+    /// The table's filter: a base object whose shared mark is set is still read in place
+    /// if this tenant's filter says it did not divert it (another tenant did).
+    filter: FilterView<'a>,
     tenant: &'a Tenant,
 }
 
-impl<'a> Reader<'a> {
+impl std::fmt::Debug for TenantReader<'_> {
+    /// The tenant's id and the sizes of what the reader holds, not their contents.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantReader")
+            .field("tenant", &self.tenant.id)
+            .field("marks", &self.marks)
+            .field("heap", &self.heap)
+            .field("filter", &self.filter)
+            .finish()
+    }
+}
+
+impl<'a> TenantReader<'a> {
     /// A reader of `tenant`; with `own_marks` (the tenant's `own_marks` word is set), one
     /// that reads nothing in place.
-    pub(crate) fn new(tenant: &'a Tenant, own_marks: bool) -> Reader<'a> {
-        Reader {
+    pub(crate) fn new(tenant: &'a Tenant, own_marks: bool) -> TenantReader<'a> {
+        TenantReader {
             marks: if own_marks {
                 MarksView::NONE
             } else {
                 tenant.marks.view()
             },
             heap: tenant.reader.view(),
+            filter: tenant.table.filter_view(),
             tenant,
         }
     }
@@ -78,18 +95,24 @@ impl<'a> Reader<'a> {
         self.tenant
     }
 
-    /// The header offset of `obj` if it is a base object whose shared mark says no tenant
-    /// diverted it: one compare bounds a base reference's index (and refuses every other
-    /// word), one load, one test of the sign. What is left is the offset, which every
-    /// in-place read bounds again by the words it loads.
+    /// The header offset of `obj` if it is a base object this tenant reads in place, as
+    /// [`Tenant`]'s inline reads find it: one compare bounds a base reference's index (and
+    /// refuses every other word), one load, one test of the sign; with the shared mark set,
+    /// the table's filter. What is left is the offset, which every in-place read bounds again
+    /// by the words it loads (for an object a version changed, the committed bit left above
+    /// it puts it past every heap, so the read goes to the tenant, which reads the version).
     #[inline(always)]
     fn in_place(self, obj: Value) -> Option<u64> {
-        let entry = self.marks.entry_wide(obj.word().base_index_wide())?;
-        (entry & DivertMarks::DIVERTED == 0).then_some(entry)
+        let wide = obj.word().base_index_wide();
+        let entry = self.marks.entry_wide(wide)?;
+        if entry & DivertMarks::DIVERTED == 0 {
+            return Some(entry);
+        }
+        (!self.filter.may_contain_wide(wide)).then_some(entry & !DivertMarks::DIVERTED)
     }
 
     /// Pointer slot `i` of `obj` if `obj` is a base object no tenant has diverted, read in
-    /// place with no call; `None` for anything else, which [`Reader::slot`] reads. Time:
+    /// place with no call; `None` for anything else, which [`TenantReader::slot`] reads. Time:
     /// O(1), three loads.
     #[inline(always)]
     pub fn try_slot(self, obj: Value, i: usize) -> Option<Value> {
@@ -133,7 +156,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// [`Tenant::size`], read as [`Reader::slot`] reads. Time: O(1).
+    /// [`Tenant::size`], read as [`TenantReader::slot`] reads. Time: O(1).
     ///
     /// # Errors
     /// As [`Tenant::size`].
@@ -147,7 +170,7 @@ impl<'a> Reader<'a> {
         self.tenant.size(obj)
     }
 
-    /// [`Tenant::format`], read as [`Reader::slot`] reads. Time: O(1).
+    /// [`Tenant::format`], read as [`TenantReader::slot`] reads. Time: O(1).
     ///
     /// # Errors
     /// As [`Tenant::format`].
@@ -161,7 +184,7 @@ impl<'a> Reader<'a> {
         self.tenant.format(obj)
     }
 
-    /// [`Tenant::header`], read as [`Reader::slot`] reads. Time: O(1).
+    /// [`Tenant::header`], read as [`TenantReader::slot`] reads. Time: O(1).
     ///
     /// # Errors
     /// As [`Tenant::header`].
@@ -181,7 +204,7 @@ impl<'a> Reader<'a> {
         self.tenant.header(obj)
     }
 
-    /// [`Tenant::identity_hash`], read as [`Reader::slot`] reads. Time: O(1).
+    /// [`Tenant::identity_hash`], read as [`TenantReader::slot`] reads. Time: O(1).
     ///
     /// # Errors
     /// As [`Tenant::identity_hash`].
@@ -195,7 +218,7 @@ impl<'a> Reader<'a> {
         self.tenant.identity_hash(obj)
     }
 
-    /// [`Tenant::bytes`], read as [`Reader::slot`] reads. Time: O(1).
+    /// [`Tenant::bytes`], read as [`TenantReader::slot`] reads. Time: O(1).
     ///
     /// # Errors
     /// As [`Tenant::bytes`].

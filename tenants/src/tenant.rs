@@ -3,7 +3,7 @@
 use crate::roots::Handles;
 use crate::space::{Body, Entry, Obj, Space, State, Writable, cost};
 use crate::stats::{ReadCounters, add};
-use crate::{Error, Reader, Result, TenantStats};
+use crate::{Error, Result, TenantReader, TenantStats};
 use cowheap_forwarders::{Base, DivertMarks, IndirectionTable, MarkFilter, MarkPolicy, MarkTarget};
 use cowheap_heap::{
     Decoded, Error as HeapError, Format, HeapReader, ObjectIndex, ObjectSize, PrivateKey, TenantId,
@@ -809,10 +809,10 @@ impl Tenant {
 
     // ----- reads ------------------------------------------------------------------------
 
-    /// This tenant's reads borrowed for a loop that makes many: see [`Reader`]. Time: O(1).
+    /// This tenant's reads borrowed for a loop that makes many: see [`TenantReader`]. Time: O(1).
     #[inline(always)]
-    pub fn reader(&self) -> Reader<'_> {
-        Reader::new(self, self.own_marks != 0)
+    pub fn reader(&self) -> TenantReader<'_> {
+        TenantReader::new(self, self.own_marks != 0)
     }
 
     /// Pointer slot `i` of `obj`. Time: O(1).
