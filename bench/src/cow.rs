@@ -53,8 +53,9 @@ impl Approach for Cowheap {
         Ok(tenant.slot(Value::base(object), slot as usize)?.word())
     }
 
-    /// The run through one [`cowheap::tenants::TenantReader`], which keeps the tenant's read
-    /// fields out of memory for the whole run.
+    /// The run through one [`cowheap::tenants::TenantReader`], so that the loop keeps the
+    /// tenant's read fields in its own registers and frame rather than loading them from the
+    /// tenant at every read.
     fn reads(&self, tenant: &mut Tenant, ops: &[Op]) -> Result<u64> {
         let reader = tenant.reader();
         let mut sum = 0u64;

@@ -140,10 +140,7 @@ impl DivertMarks {
     #[doc(hidden)]
     #[inline(always)]
     pub fn entry_wide(&self, index: u64) -> Option<u64> {
-        // Relaxed: as `entry`.
-        self.words
-            .get(usize::try_from(index).ok()?)
-            .map(|w| w.load(Ordering::Relaxed))
+        self.view().entry_wide(index)
     }
 
     /// The marks borrowed as a [`MarksView`], which a caller's loop can keep in registers.

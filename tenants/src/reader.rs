@@ -12,7 +12,7 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// filter. A loop that calls the tenant out of line for anything else does not keep those
 /// fields in registers across the call, so it loads them from the tenant again at every read.
 /// A `TenantReader` holds them by value: a loop that takes one before it starts keeps them in
-/// registers or in its own stack frame, and its reads of undiverted base objects load nothing
+/// registers or in its own stack frame, and its reads of base objects in place load nothing
 /// from the tenant. When the reads miss the caches that is most of what the tenant adds to a
 /// flat heap's read (measured in `benches/interleaved.rs`: 1.3x a flat heap's time through
 /// a reader, 2.1x through [`Tenant::slot`]; see docs/ARCHITECTURE.md).
@@ -24,7 +24,7 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// error) falls back to the tenant's own read, inlined. The `try_` reads answer only the
 /// first case, with no call at all, and `None` for everything else, errors included.
 ///
-/// Under [`cowheap_forwarders::MarkPolicy::Private`], and while the tenant records its reads
+/// Under [`cowheap_forwarders::MarkPolicy::Private`], or while the tenant records its reads
 /// ([`Tenant::record_reads`]), no base read is made in place: each falls back to the tenant,
 /// which consults its own marks or records the read.
 ///
@@ -51,7 +51,7 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// ```
 #[derive(Clone, Copy)]
 pub struct TenantReader<'a> {
-    /// The shared marks, or none under the private policy (and while the tenant records
+    /// The shared marks, or none under the private policy (or while the tenant records
     /// its reads), so that every base read there goes to the tenant.
     marks: MarksView<'a>,
     /// The base's object words.
@@ -111,16 +111,17 @@ impl<'a> TenantReader<'a> {
         (!self.filter.may_contain_wide(wide)).then_some(entry & !DivertMarks::DIVERTED)
     }
 
-    /// Pointer slot `i` of `obj` if `obj` is a base object no tenant has diverted, read in
-    /// place with no call; `None` for anything else, which [`TenantReader::slot`] reads. Time:
-    /// O(1), three loads.
+    /// Pointer slot `i` of `obj` if `obj` is a base object this reader reads in place (its
+    /// shared mark clear, or set by another tenant and this tenant's filter clear), read with
+    /// no call; `None` for anything else, which [`TenantReader::slot`] reads. Time: O(1),
+    /// three loads (more past a set mark).
     #[inline(always)]
     pub fn try_slot(self, obj: Value, i: usize) -> Option<Value> {
         let offset = self.in_place(obj)?;
         self.heap.slot_at(offset, i).map(Value::shared)
     }
 
-    /// [`Tenant::slot`]: read in place for an undiverted base object, by the tenant for
+    /// [`Tenant::slot`]: read in place as [`TenantReader::try_slot`] reads, by the tenant for
     /// anything else. Time: O(1).
     ///
     /// # Errors
@@ -133,8 +134,9 @@ impl<'a> TenantReader<'a> {
         }
     }
 
-    /// The class of `obj` if it is a base object no tenant has diverted, read in place with
-    /// no call; `None` for anything else. Time: O(1), two loads.
+    /// The class of `obj` if it is a base object this reader reads in place (as
+    /// [`TenantReader::try_slot`]), read with no call; `None` for anything else. Time: O(1),
+    /// two loads (more past a set mark).
     #[inline(always)]
     pub fn try_class_of(self, obj: Value) -> Option<Value> {
         let offset = self.in_place(obj)?;
@@ -143,8 +145,8 @@ impl<'a> TenantReader<'a> {
             .map(|c| Value::owned(c, self.tenant.id))
     }
 
-    /// [`Tenant::class_of`]: read in place for an undiverted base object, by the tenant for
-    /// anything else. Time: O(1).
+    /// [`Tenant::class_of`]: read in place as [`TenantReader::try_class_of`] reads, by the
+    /// tenant for anything else. Time: O(1).
     ///
     /// # Errors
     /// As [`Tenant::class_of`].
