@@ -70,17 +70,23 @@ impl Storage {
 /// Invariant (checked by [`Words::new`], the only constructor): the bytes start on a word
 /// boundary in memory and are a whole number of words long, so [`Words::view`] loses nothing
 /// and [`Words::slice`] succeeds wherever its range lies inside the region; `view` is those
-/// bytes, as words, and `bytes` keeps them alive. Cloning increments a reference count.
+/// bytes, as words, and `_owner` keeps them alive. Cloning increments a reference count.
 ///
 /// The view is held beside its owner, pointer and length in words, so that a load through it
-/// is one bounds test against a length loaded as it is. Taken from `bytes` on every read, it
-/// cost a shift of the byte length by three besides: measured, 1 instruction of a tenant's
+/// is one bounds test against a length loaded as it is. Taken from the `Bytes` on every read,
+/// it cost a shift of the byte length by three besides: measured, 1 instruction of a tenant's
 /// undiverted base read (33 -> 32), 2 of its `class_of` (22 -> 20) and 3 of a base heap's own
 /// read (33 -> 30), and 0.3% of the interpreter's compile-and-run.
+///
+/// The owner is behind an `Arc` and never read: a `Bytes` holds an atomic inline, and a
+/// value with interior mutability inline makes every struct that holds it (a tenant holds a
+/// [`HeapReader`]) mutable behind a shared reference to the compiler, which then loads the
+/// tenant's fields again after every call a loop makes (measured: docs/ARCHITECTURE.md, the
+/// twenty-fourth step).
 #[derive(Debug, Clone)]
 pub(crate) struct Words {
     view: &'static [[u8; 8]],
-    bytes: bytes::Bytes,
+    _owner: std::sync::Arc<bytes::Bytes>,
 }
 
 impl Words {
@@ -95,7 +101,7 @@ impl Words {
         let view: &[[u8; 8]] =
             bytemuck::cast_slice(bytemuck::try_cast_slice::<u8, u64>(&bytes).ok()?);
         // SAFETY: `view` borrows the bytes behind `bytes`, the handle moved into the same
-        // `Words` below; its lifetime is widened to `'static` only because that borrow
+        // `Words` below (behind an `Arc`, which only moves the handle again); its lifetime is widened to `'static` only because that borrow
         // cannot be named in a field. The bytes behind a `Bytes` do not move when the
         // handle moves (they are the boxed words of `Storage::owned` or the pages of
         // `Storage::mapped`, shared through the handle's reference count; a `Bytes` keeps
@@ -106,7 +112,10 @@ impl Words {
         // read only through `Words::view`, whose result borrows `self`, so no reference to
         // the bytes outlives their owner.
         let view = unsafe { std::mem::transmute::<&[[u8; 8]], &'static [[u8; 8]]>(view) };
-        Some(Words { view, bytes })
+        Some(Words {
+            view,
+            _owner: std::sync::Arc::new(bytes),
+        })
     }
 
     /// The region as words, each as its eight little-endian bytes: a load through the view
@@ -136,7 +145,7 @@ impl Words {
     /// The region's bytes.
     #[inline(always)]
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.bytes
+        self.view().as_flattened()
     }
 
     /// Words `at..at + n` as words, or `None` unless they lie inside the region.
@@ -144,7 +153,7 @@ impl Words {
         let start = at.checked_mul(8)?;
         let end = n.checked_mul(8).and_then(|b| start.checked_add(b))?;
         // Aligned and whole words by the invariant: the cast fails only if it were broken.
-        bytemuck::try_cast_slice(self.bytes.get(start..end)?).ok()
+        bytemuck::try_cast_slice(self.bytes().get(start..end)?).ok()
     }
 }
 

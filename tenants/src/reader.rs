@@ -9,13 +9,14 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// Every read of a [`Tenant`] begins inline with a test of the base object's mark and a read
 /// in place, and needs the tenant's fields for it: the marks' address and length, the base's
 /// words' address and length, and, for an object another tenant diverted, the table's
-/// filter. A loop that calls the tenant out of line for anything else does not keep those
-/// fields in registers across the call, so it loads them from the tenant again at every read.
-/// A `TenantReader` holds them by value: a loop that takes one before it starts keeps them in
-/// registers or in its own stack frame, and its reads of base objects in place load nothing
-/// from the tenant. When the reads miss the caches that is most of what the tenant adds to a
-/// flat heap's read (measured in `benches/interleaved.rs`: 1.3x a flat heap's time through
-/// a reader, 2.1x through [`Tenant::slot`]; see docs/ARCHITECTURE.md).
+/// filter. A loop of [`Tenant::slot`] keeps those fields in its own frame too, beside the
+/// fields of the tenant's other inline paths (a private object's first of all), so it makes
+/// more tests and loads a read. A `TenantReader` holds only what a read in place needs, by
+/// value: a loop that takes one before it starts keeps them in registers or in its own stack
+/// frame, tests the read in place first, and loads nothing from the tenant for it. When the
+/// reads miss the caches that is most of what the tenant adds to a flat heap's read
+/// (measured in `benches/interleaved.rs`: 1.3x a flat heap's time through a reader, 1.6x
+/// through [`Tenant::slot`]; see docs/ARCHITECTURE.md).
 ///
 /// Each read answers exactly what the tenant's read of the same name answers. A base object
 /// this tenant has not diverted is read in place when its shared mark is clear, or when it
