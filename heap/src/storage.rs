@@ -101,8 +101,9 @@ impl Words {
         let view: &[[u8; 8]] =
             bytemuck::cast_slice(bytemuck::try_cast_slice::<u8, u64>(&bytes).ok()?);
         // SAFETY: `view` borrows the bytes behind `bytes`, the handle moved into the same
-        // `Words` below (behind an `Arc`, which only moves the handle again); its lifetime is widened to `'static` only because that borrow
-        // cannot be named in a field. The bytes behind a `Bytes` do not move when the
+        // `Words` below (into an `Arc`, which only moves the handle again, and which is
+        // never read or unwrapped); its lifetime is widened to `'static` only because that
+        // borrow cannot be named in a field. The bytes behind a `Bytes` do not move when the
         // handle moves (they are the boxed words of `Storage::owned` or the pages of
         // `Storage::mapped`, shared through the handle's reference count; a `Bytes` keeps
         // no data inline), are never written (`Bytes` has no way to write them; for a
@@ -394,6 +395,16 @@ mod tests {
         assert_eq!(r.slot_at(u64::MAX >> 1, 0), None);
         assert_eq!(r.bytes_at(u64::MAX), None);
         assert_eq!(r.slots_at(second, 1), None);
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_region_holds_its_owner_behind_one_pointer() {
+        // The view (16 bytes) and one pointer to the owner: a `bytes::Bytes` inline (32
+        // bytes, an atomic among them) would make every tenant mutable behind `&` to the
+        // compiler, which then reloads a loop's fields at every read (`Words`' docs).
+        assert_eq!(std::mem::size_of::<Words>(), 24);
+        assert_eq!(std::mem::size_of::<HeapReader>(), 24);
     }
 
     #[test]

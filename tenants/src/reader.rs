@@ -14,9 +14,9 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// more tests and loads a read. A `TenantReader` holds only what a read in place needs, by
 /// value: a loop that takes one before it starts keeps them in registers or in its own stack
 /// frame, tests the read in place first, and loads nothing from the tenant for it. When the
-/// reads miss the caches that is most of what the tenant adds to a flat heap's read
-/// (measured in `benches/interleaved.rs`: 1.3x a flat heap's time through a reader, 1.6x
-/// through [`Tenant::slot`]; see docs/ARCHITECTURE.md).
+/// reads miss the caches that closes about half of what [`Tenant::slot`] adds to a flat
+/// heap's read (measured in `benches/interleaved.rs`: 1.3x a flat heap's time through a
+/// reader, 1.6x through [`Tenant::slot`]; see docs/ARCHITECTURE.md).
 ///
 /// Each read answers exactly what the tenant's read of the same name answers. A base object
 /// this tenant has not diverted is read in place when its shared mark is clear, or when it
