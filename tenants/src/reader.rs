@@ -165,12 +165,7 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::size`].
     #[inline(always)]
     pub fn size(self, obj: Value) -> Result<ObjectSize> {
-        if let Some(offset) = self.in_place(obj)
-            && let Some(size) = self.heap.size_at(offset)
-        {
-            return Ok(size);
-        }
-        self.tenant.size(obj)
+        self.read(obj, HeapView::size_at, Tenant::size)
     }
 
     /// [`Tenant::format`], read as [`TenantReader::slot`] reads. Time: O(1).
@@ -179,12 +174,7 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::format`].
     #[inline(always)]
     pub fn format(self, obj: Value) -> Result<Format> {
-        if let Some(offset) = self.in_place(obj)
-            && let Some(format) = self.heap.format_at(offset)
-        {
-            return Ok(format);
-        }
-        self.tenant.format(obj)
+        self.read(obj, HeapView::format_at, Tenant::format)
     }
 
     /// [`Tenant::header`], read as [`TenantReader::slot`] reads. Time: O(1).
@@ -193,18 +183,18 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::header`].
     #[inline(always)]
     pub fn header(self, obj: Value) -> Result<Header> {
-        if let Some(offset) = self.in_place(obj)
-            && let Some(class) = self.heap.class_at(offset)
-            && let Some(size) = self.heap.size_at(offset)
-            && let Some(format) = self.heap.format_at(offset)
-        {
-            return Ok(Header {
-                class: Value::owned(class, self.tenant.id),
-                format,
-                size,
-            });
-        }
-        self.tenant.header(obj)
+        let id = self.tenant.id;
+        self.read(
+            obj,
+            |heap, offset| {
+                Some(Header {
+                    class: Value::owned(heap.class_at(offset)?, id),
+                    size: heap.size_at(offset)?,
+                    format: heap.format_at(offset)?,
+                })
+            },
+            Tenant::header,
+        )
     }
 
     /// [`Tenant::identity_hash`], read as [`TenantReader::slot`] reads. Time: O(1).
@@ -213,12 +203,7 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::identity_hash`].
     #[inline(always)]
     pub fn identity_hash(self, obj: Value) -> Result<u32> {
-        if let Some(offset) = self.in_place(obj)
-            && let Some(hash) = self.heap.hash_at(offset)
-        {
-            return Ok(hash);
-        }
-        self.tenant.identity_hash(obj)
+        self.read(obj, HeapView::hash_at, Tenant::identity_hash)
     }
 
     /// [`Tenant::bytes`], read as [`TenantReader::slot`] reads. Time: O(1).
@@ -227,11 +212,24 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::bytes`].
     #[inline(always)]
     pub fn bytes(self, obj: Value) -> Result<&'a [u8]> {
+        self.read(obj, HeapView::bytes_at, Tenant::bytes)
+    }
+
+    /// One read of `obj`: `at` of its header offset in place if this reader reads it there
+    /// and `at` answers, else the tenant's read `slow`. The shape of every read but `slot`
+    /// and `class_of`, whose in-place halves are public as `try_` reads.
+    #[inline(always)]
+    fn read<T>(
+        self,
+        obj: Value,
+        at: impl FnOnce(HeapView<'a>, u64) -> Option<T>,
+        slow: impl FnOnce(&'a Tenant, Value) -> Result<T>,
+    ) -> Result<T> {
         if let Some(offset) = self.in_place(obj)
-            && let Some(b) = self.heap.bytes_at(offset)
+            && let Some(v) = at(self.heap, offset)
         {
-            return Ok(b);
+            return Ok(v);
         }
-        self.tenant.bytes(obj)
+        slow(self.tenant, obj)
     }
 }
