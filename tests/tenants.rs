@@ -416,6 +416,89 @@ fn a_stale_word_left_by_free_unreachable_keeps_nothing_alive() {
     assert_eq!(t.stats().private_objects, objects);
 }
 
+/// Has `writer` divert the first `n` base objects with pointer slots other than the one
+/// `reader` knows as `own`, writing 123,456,789 into slot 0 of each; returns them.
+fn divert_others(writer: &mut Tenant, reader: &Tenant, own: Value, n: usize) -> Vec<Value> {
+    let base = reader.base().clone();
+    let heap = base.heap();
+    let marked: Vec<Value> = heap
+        .indices()
+        .filter(|&x| heap.size(x).is_ok_and(|s| s.slots > 0))
+        .map(Value::base)
+        .filter(|&v| !reader.identical(v, own).unwrap())
+        .take(n)
+        .collect();
+    for &v in &marked {
+        writer.set_slot(v, 0, Value::int(123_456_789)).unwrap();
+    }
+    marked
+}
+
+/// The lanes of the shared marks: a tenant whose lane is clear on an object another tenant
+/// diverted reads it in place with no look at its table, even with copies of its own; one
+/// that shares the diverter's lane asks its table (through the filter), and both read the
+/// base's words, never the diverter's copy.
+#[test]
+fn a_tenant_of_another_lane_reads_past_a_mark_without_its_table() {
+    use cowheap::forwarders::DivertMarks;
+    let base = base();
+    let g = globals(&base);
+    let heap = base.heap();
+    let mut writer = Tenant::fork(&base);
+    let lane = |t: &Tenant| DivertMarks::lane(t.id().get());
+    // Ids come from one counter: among the next lanes' worth of forks, one shares the
+    // writer's lane and the others do not.
+    let mut forks: Vec<Tenant> = (0..DivertMarks::LANE_COUNT)
+        .map(|_| Tenant::fork(&base))
+        .collect();
+    let at = forks
+        .iter()
+        .position(|t| lane(t) == lane(&writer))
+        .expect("a fork in the writer's lane");
+    let mut same = forks.swap_remove(at);
+    let mut other = forks.pop().unwrap();
+    assert_ne!(lane(&other), lane(&writer));
+    // Both have copies of their own, so both have tables with filters to consult.
+    let own = same.slot(g, 1).unwrap();
+    for t in [&mut same, &mut other] {
+        t.set_slot(own, 0, Value::int(3)).unwrap();
+    }
+    let marked = divert_others(&mut writer, &same, own, 300);
+    let (other_before, same_before) = (other.stats().lookups, same.stats().lookups);
+    for &v in &marked {
+        let want = heap.slot(v, 0).unwrap().word();
+        assert_eq!(other.slot(v, 0).unwrap().word(), want, "{v:?}");
+        assert_eq!(same.slot(v, 0).unwrap().word(), want, "{v:?}");
+        let x = v.word().as_base().unwrap().as_u32();
+        let entry = base.marks().entry(x).unwrap();
+        assert_ne!(entry & lane(&writer), 0, "the writer's lane is set");
+        assert_eq!(entry & lane(&other), 0, "the other lane is clear");
+        // The reader reads it in place for the tenant of the other lane.
+        let r = other.reader();
+        assert_eq!(r.try_slot(v, 0).map(|w| w.word()), Some(want));
+        assert_eq!(same.reader().slot(v, 0).unwrap().word(), want);
+    }
+    assert_eq!(
+        other.stats().lookups,
+        other_before,
+        "a tenant of another lane never consults its table"
+    );
+    // The writer's lane is the same tenant's: its filter answers most, its table the rest.
+    let consulted = same.stats().lookups - same_before;
+    assert!(
+        consulted < 30,
+        "{consulted} of 300 reads consulted the table"
+    );
+    // Each still reads its own copy, the writer its own.
+    for t in [&same, &other] {
+        assert_eq!(t.slot(own, 0).unwrap().as_int(), Some(3));
+    }
+    assert_eq!(
+        writer.slot(marked[0], 0).unwrap().as_int(),
+        Some(123_456_789)
+    );
+}
+
 #[test]
 fn undiverted_reads_never_look_in_a_table_and_private_marks_hide_other_tenants() {
     let base = base();
@@ -447,16 +530,7 @@ fn undiverted_reads_never_look_in_a_table_and_private_marks_hide_other_tenants()
     busy.set_slot(other, 0, Value::int(3)).unwrap();
     let mut writer = Tenant::fork(&base);
     let heap = base.heap();
-    let marked: Vec<Value> = heap
-        .indices()
-        .filter(|&x| heap.size(x).is_ok_and(|s| s.slots > 0))
-        .map(Value::base)
-        .filter(|&v| !busy.identical(v, other).unwrap())
-        .take(200)
-        .collect();
-    for &v in &marked {
-        writer.set_slot(v, 0, Value::int(123_456_789)).unwrap();
-    }
+    let marked = divert_others(&mut writer, &busy, other, 200);
     let before = busy.stats().lookups;
     for &v in &marked {
         let seen = busy.slot(v, 0).unwrap().word();

@@ -1,12 +1,23 @@
 //! Diverted marks: one word per base object, shared by every tenant of the base.
 //!
-//! Word `x` holds the word offset of object `x`'s header in the base heap, and its top bit
-//! ([`DivertMarks::DIVERTED`]) is set once any tenant diverts `x`. The read path loads this
-//! word *instead of* the heap's own offset table, so the mark costs a bit test on a word the
-//! read needs anyway: a tenant's read of an undiverted object is the same three dependent loads
-//! as a plain read of the base. The table lives beside the heap, never inside it (the heap stays
-//! read-only and may be a mapped file); it costs 8 bytes per object and is filled once, in
-//! O(objects), when a `Base` is made.
+//! Word `x` holds the word offset of object `x`'s header in the base heap (the low 40 bits),
+//! and its top bit ([`DivertMarks::DIVERTED`]) is set once any tenant diverts `x`. The read
+//! path loads this word *instead of* the heap's own offset table, so the mark costs a bit test
+//! on a word the read needs anyway: a tenant's read of an undiverted object is the same three
+//! dependent loads as a plain read of the base. The table lives beside the heap, never inside
+//! it (the heap stays read-only and may be a mapped file); it costs 8 bytes per object and is
+//! filled once, in O(objects), when a `Base` is made.
+//!
+//! # Lanes
+//!
+//! Between the offset and the two top bits, 22 bits say *which* tenants diverted an object,
+//! as a filter does: each tenant has a lane, one of those bits, picked by its id
+//! ([`DivertMarks::lane`]), and a divert sets the diverting tenant's lane with the diverted
+//! bit, in the same `fetch_or`. A tenant that finds the diverted bit set and its own lane
+//! clear did not divert the object, and reads it in place with no look at its table; with
+//! its lane set it asks its table (another tenant of its lane may have set it). So a read of
+//! an object other tenants diverted costs one more bit test, not a probe of a filter, until
+//! tenants of 22 lanes have diverted that object.
 //!
 //! # Memory ordering
 //!
@@ -28,14 +39,21 @@
 //!   reads the base. Either way it is right, so no ordering with the marker is needed.
 //! - `fetch_or` is a read-modify-write and marks are never cleared, so racing marks of one
 //!   object set it once and never disturb the offset.
+//! - A lane is set with the diverted bit, by the same `fetch_or`. The tenant that set it
+//!   reads its own write or a later one (coherence: the modification order of one word is
+//!   seen in order, and bits are only ever added), so it always finds its lane set on an
+//!   object it diverted and asks its table. A lane seen clear means no tenant of that lane
+//!   had diverted the object as far as this thread can see, which for the tenant reading is
+//!   exact: its own diverts are in its program order.
 //!
 //! The loom tests at the bottom of this file check the last three points.
 //!
 //! # Security note
 //!
 //! The shared marks are a side channel: a tenant can time its reads and learn that *some*
-//! tenant wrote an object (a marked read takes a table lookup). It cannot learn which tenant
-//! or what was written. A host that must not leak even that runs tenants with
+//! tenant wrote an object (a marked read takes another test), and whether a tenant of its own
+//! lane did (a read past its own lane asks its table's filter, then maybe the table). It
+//! cannot learn which tenant or what was written. A host that must not leak even that runs tenants with
 //! [`MarkPolicy::Private`]: each tenant then keeps its own small [`MarkFilter`] (4,096 bits,
 //! indexed by object index modulo its size) and ignores the shared bits, so only its own writes
 //! make its reads slower. A false positive in the filter costs a table lookup, never a wrong
@@ -57,7 +75,11 @@ pub enum MarkPolicy {
     Private,
 }
 
-/// The shared marks of a base: per object, its header offset and a diverted bit.
+// Every header offset of a base heap fits a mark's offset bits.
+const _: () = assert!(cowheap_heap::MAX_OBJECT_WORDS - 1 <= DivertMarks::OFFSET);
+
+/// The shared marks of a base: per object, its header offset, a diverted bit and the lanes of
+/// the tenants that diverted it.
 ///
 /// Cloning shares the table (it lives behind an `Arc`): a tenant holds a clone by value, so
 /// the read path reaches it in one load from the tenant itself.
@@ -72,7 +94,7 @@ pub enum MarkPolicy {
 ///
 /// ```compile_fail
 /// let base = cowheap_forwarders::Base::new(cowheap_heap::synth::image(10, 1));
-/// base.marks().mark(3); // private: would slow every tenant's reads of object 3 for good
+/// base.marks().mark(3, cowheap_forwarders::DivertMarks::lane(1)); // private: would slow every tenant's reads of object 3 for good
 /// ```
 #[derive(Debug, Clone)]
 pub struct DivertMarks {
@@ -101,9 +123,42 @@ impl DivertMarks {
     #[doc(hidden)]
     pub const SLOW: u64 = Self::DIVERTED | Self::COMMITTED;
 
-    /// The bits of a word that hold the header offset.
+    /// The number of lanes: tenants are told apart by the marks in this many classes.
+    pub const LANE_COUNT: u32 = 22;
+
+    /// The lowest bit of the lanes, above the offset's bits.
+    const LANE_SHIFT: u32 = 40;
+
+    /// The bits of a word that hold lanes: bit 40 + l is set once a tenant of lane l has
+    /// diverted the object ([`DivertMarks::lane`]).
     #[doc(hidden)]
-    pub const OFFSET: u64 = !Self::SLOW;
+    pub const LANES: u64 = ((1 << Self::LANE_COUNT) - 1) << Self::LANE_SHIFT;
+
+    /// The bits of a word that hold the header offset: 40 bits, which bound a base heap's
+    /// object words ([`cowheap_heap::MAX_OBJECT_WORDS`], checked when a heap is made).
+    #[doc(hidden)]
+    pub const OFFSET: u64 = (1 << Self::LANE_SHIFT) - 1;
+
+    /// The bits of a word that a read in place keeps once it has found the object is not its
+    /// tenant's to read elsewhere: the offset, and the committed bit, which puts the result
+    /// past every heap so that an object a version changed is read out of line.
+    #[doc(hidden)]
+    pub const IN_PLACE: u64 = Self::OFFSET | Self::COMMITTED;
+
+    /// The lane of the tenant with id `id`: one bit of [`DivertMarks::LANES`], the id modulo
+    /// [`DivertMarks::LANE_COUNT`]. Time: O(1).
+    ///
+    /// ```
+    /// use cowheap_forwarders::DivertMarks;
+    /// let lane = DivertMarks::lane(5);
+    /// assert_eq!(lane.count_ones(), 1);
+    /// assert_eq!(lane & !DivertMarks::LANES, 0);
+    /// assert_ne!(lane, DivertMarks::lane(6));
+    /// assert_eq!(lane, DivertMarks::lane(5 + u64::from(DivertMarks::LANE_COUNT)));
+    /// ```
+    pub const fn lane(id: u64) -> u64 {
+        1 << (Self::LANE_SHIFT + (id % Self::LANE_COUNT as u64) as u32)
+    }
 
     /// A table for objects whose headers are at `offsets` (word offsets), none diverted.
     /// Time and space: O(objects).
@@ -160,17 +215,26 @@ impl DivertMarks {
         self.entry(index).is_some_and(|w| w & Self::DIVERTED != 0)
     }
 
-    /// Marks object `index`; returns true if this call set the bit. Out-of-range indices are
-    /// ignored (and return false). Time: O(1).
+    /// Marks object `index` diverted by a tenant of lane `lane` ([`DivertMarks::lane`]);
+    /// returns true if this call set the diverted bit. Out-of-range indices are ignored (and
+    /// return false). Time: O(1).
     ///
     /// Crate-private: a mark is never cleared, and one set for no reason pushes every
     /// tenant's reads of that object off the fast path for good. Tenants mark through
     /// [`crate::IndirectionTable::divert`], which marks only what it records.
     #[inline]
-    pub(crate) fn mark(&self, index: u32) -> bool {
+    pub(crate) fn mark(&self, index: u32, lane: u64) -> bool {
+        debug_assert!(
+            lane.count_ones() == 1 && lane & !Self::LANES == 0,
+            "one lane"
+        );
         match self.words.get(index as usize) {
-            // Relaxed: see the module doc. The RMW sets the bit once and keeps the offset.
-            Some(w) => w.fetch_or(Self::DIVERTED, Ordering::Relaxed) & Self::DIVERTED == 0,
+            // Relaxed: see the module doc. The RMW sets the bits once and keeps the offset.
+            Some(w) => {
+                w.fetch_or(Self::DIVERTED | (lane & Self::LANES), Ordering::Relaxed)
+                    & Self::DIVERTED
+                    == 0
+            }
             None => false,
         }
     }
@@ -304,11 +368,17 @@ mod tests {
         let m = DivertMarks::new([10u64, 20, 30].into_iter());
         assert_eq!(m.entry(1), Some(20));
         assert!(!m.is_marked(1));
-        assert!(m.mark(1));
-        assert!(!m.mark(1), "second mark reports already set");
-        assert_eq!(m.entry(1), Some(20 | DivertMarks::DIVERTED));
+        assert!(m.mark(1, DivertMarks::lane(1)));
+        assert!(
+            !m.mark(1, DivertMarks::lane(1)),
+            "second mark reports already set"
+        );
+        assert_eq!(
+            m.entry(1),
+            Some(20 | DivertMarks::DIVERTED | DivertMarks::lane(1))
+        );
         assert!(m.is_marked(1) && !m.is_marked(0) && !m.is_marked(2));
-        assert!(!m.mark(5000) && !m.is_marked(5000) && m.entry(3).is_none());
+        assert!(!m.mark(5000, DivertMarks::lane(1)) && !m.is_marked(5000) && m.entry(3).is_none());
         assert_eq!(m.count(), 1);
         assert_eq!(m.memory_bytes(), 24);
         m.mark_committed(2);
@@ -318,16 +388,65 @@ mod tests {
     }
 
     #[test]
+    fn each_divert_adds_its_lane_and_keeps_the_offset() {
+        let m = DivertMarks::new([10u64, 20, (1 << 40) - 1].into_iter());
+        let (a, b) = (DivertMarks::lane(3), DivertMarks::lane(4));
+        assert_ne!(a, b);
+        assert!(m.mark(2, a), "the first divert sets the diverted bit");
+        assert!(
+            !m.mark(2, b),
+            "a second tenant's does not, but adds its lane"
+        );
+        let w = m.entry(2).unwrap();
+        assert_eq!(w, DivertMarks::OFFSET | DivertMarks::DIVERTED | a | b);
+        assert_eq!(
+            w & DivertMarks::IN_PLACE,
+            DivertMarks::OFFSET,
+            "the offset, whole"
+        );
+        assert_eq!(w & DivertMarks::lane(5), 0, "a third lane is clear");
+        m.mark_committed(2);
+        let w = m.entry(2).unwrap();
+        assert_eq!(
+            w & DivertMarks::IN_PLACE,
+            DivertMarks::OFFSET | DivertMarks::COMMITTED
+        );
+        assert!(
+            w & DivertMarks::IN_PLACE > 1 << 62,
+            "a committed object's offset is past every heap"
+        );
+        // Every lane is one bit of the lanes, and the lanes, the offset and the two top bits
+        // share no bit.
+        let lanes = (0..u64::from(DivertMarks::LANE_COUNT))
+            .map(DivertMarks::lane)
+            .fold(0, |acc, l| {
+                assert_eq!(l.count_ones(), 1);
+                assert_eq!(acc & l, 0, "distinct lanes");
+                acc | l
+            });
+        assert_eq!(lanes, DivertMarks::LANES);
+        assert_eq!(
+            DivertMarks::LANES & (DivertMarks::OFFSET | DivertMarks::SLOW),
+            0
+        );
+        assert_eq!(DivertMarks::OFFSET & DivertMarks::SLOW, 0);
+        assert_eq!(
+            DivertMarks::LANES | DivertMarks::OFFSET | DivertMarks::SLOW,
+            u64::MAX
+        );
+    }
+
+    #[test]
     fn a_view_reads_the_marks_as_they_are_and_none_reads_nothing() {
         let m = DivertMarks::new([10u64, 20, 30].into_iter());
         let v = m.view();
-        assert!(m.mark(1));
+        assert!(m.mark(1, DivertMarks::lane(1)));
         for k in 0..4u64 {
             assert_eq!(v.entry_wide(k), m.entry_wide(k), "entry {k}");
         }
         assert_eq!(
             v.entry_wide(1),
-            Some(20 | DivertMarks::DIVERTED),
+            Some(20 | DivertMarks::DIVERTED | DivertMarks::lane(1)),
             "a mark made after"
         );
         assert_eq!(v.entry_wide(1 << 32), None, "no base reference");
@@ -361,28 +480,38 @@ mod loom_tests {
         loom::model(|| {
             let m = Arc::new(table());
             let m2 = m.clone();
-            let t = thread::spawn(move || m2.mark(3));
-            let mine = m.mark(7);
+            let t = thread::spawn(move || m2.mark(3, DivertMarks::lane(2)));
+            let mine = m.mark(7, DivertMarks::lane(1));
             let theirs = t.join().unwrap();
             assert!(mine && theirs);
             assert!(m.is_marked(3) && m.is_marked(7));
-            assert_eq!(m.entry(7), Some(21 | DivertMarks::DIVERTED));
+            assert_eq!(
+                m.entry(7),
+                Some(21 | DivertMarks::DIVERTED | DivertMarks::lane(1))
+            );
+            assert_eq!(
+                m.entry(3),
+                Some(9 | DivertMarks::DIVERTED | DivertMarks::lane(2))
+            );
             assert_eq!(m.count(), 2);
         });
     }
 
-    /// Two tenants marking the same object: exactly one is told it set the bit, and the
-    /// offset survives.
+    /// Two tenants marking the same object: exactly one is told it set the bit, the offset
+    /// survives, and both lanes are kept.
     #[test]
     fn racing_marks_of_one_object_set_it_once() {
         loom::model(|| {
             let m = Arc::new(table());
             let m2 = m.clone();
-            let t = thread::spawn(move || m2.mark(9));
-            let a = m.mark(9);
+            let t = thread::spawn(move || m2.mark(9, DivertMarks::lane(2)));
+            let a = m.mark(9, DivertMarks::lane(1));
             let b = t.join().unwrap();
             assert!(a ^ b);
-            assert_eq!(m.entry(9), Some(27 | DivertMarks::DIVERTED));
+            assert_eq!(
+                m.entry(9),
+                Some(27 | DivertMarks::DIVERTED | DivertMarks::lane(1) | DivertMarks::lane(2))
+            );
         });
     }
 
@@ -395,12 +524,15 @@ mod loom_tests {
             let (m2, m3) = (m.clone(), m.clone());
             let committer = thread::spawn(move || m2.mark_committed(4));
             let reader = thread::spawn(move || m3.entry(4));
-            m.mark(4);
+            m.mark(4, DivertMarks::lane(1));
             committer.join().unwrap();
             let seen = reader.join().unwrap().unwrap();
             assert_eq!(seen & DivertMarks::OFFSET, 12);
             let w = m.entry(4).unwrap();
-            assert_eq!(w, 12 | DivertMarks::DIVERTED | DivertMarks::COMMITTED);
+            assert_eq!(
+                w,
+                12 | DivertMarks::DIVERTED | DivertMarks::COMMITTED | DivertMarks::lane(1)
+            );
             assert!(m.is_committed(4) && m.is_marked(4));
         });
     }
@@ -413,11 +545,40 @@ mod loom_tests {
             let m = Arc::new(table());
             let m2 = m.clone();
             let reader = thread::spawn(move || m2.entry(10));
-            m.mark(10);
+            m.mark(10, DivertMarks::lane(1));
             assert!(m.is_marked(10));
             let seen = reader.join().unwrap().unwrap();
-            assert_eq!(seen & !DivertMarks::DIVERTED, 30);
+            assert_eq!(seen & DivertMarks::OFFSET, 30);
             assert!(!m.is_marked(11));
+        });
+    }
+
+    /// What the read path relies on: a tenant always finds its own lane on an object it
+    /// marked, however another tenant's mark of the same object races its own; and a reader
+    /// of a third lane sees its lane clear (it diverted nothing) and the offset whole.
+    #[test]
+    fn a_marker_always_sees_its_own_lane() {
+        loom::model(|| {
+            let m = Arc::new(table());
+            let (m2, m3) = (m.clone(), m.clone());
+            let other = thread::spawn(move || {
+                m2.mark(5, DivertMarks::lane(2));
+                m2.entry(5).unwrap()
+            });
+            let third = thread::spawn(move || m3.entry(5).unwrap());
+            m.mark(5, DivertMarks::lane(1));
+            let mine = m.entry(5).unwrap();
+            assert_ne!(mine & DivertMarks::lane(1), 0, "the marker sees its lane");
+            assert_ne!(mine & DivertMarks::DIVERTED, 0);
+            let theirs = other.join().unwrap();
+            assert_ne!(theirs & DivertMarks::lane(2), 0, "so does the other");
+            let seen = third.join().unwrap();
+            assert_eq!(seen & DivertMarks::lane(3), 0, "a third lane is never set");
+            assert_eq!(seen & DivertMarks::OFFSET, 15);
+            assert_eq!(
+                m.entry(5),
+                Some(15 | DivertMarks::DIVERTED | DivertMarks::lane(1) | DivertMarks::lane(2))
+            );
         });
     }
 }

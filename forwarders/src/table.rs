@@ -12,8 +12,9 @@ use std::collections::TryReserveError;
 #[doc(hidden)]
 #[derive(Debug)]
 pub enum MarkTarget<'a> {
-    /// The base's shared marks.
-    Shared(&'a DivertMarks),
+    /// The base's shared marks, and the diverting tenant's lane in them
+    /// ([`DivertMarks::lane`]).
+    Shared(&'a DivertMarks, u64),
     /// The tenant's own filter.
     Private(&'a mut MarkFilter),
 }
@@ -308,8 +309,8 @@ impl IndirectionTable {
             );
         }
         match marks {
-            MarkTarget::Shared(m) => {
-                m.mark(x.as_u32());
+            MarkTarget::Shared(m, lane) => {
+                m.mark(x.as_u32(), lane);
             }
             MarkTarget::Private(f) => f.mark(x.as_u32()),
         }
@@ -356,8 +357,12 @@ mod tests {
         let mut t = IndirectionTable::new();
         assert!(t.is_empty() && t.memory_bytes() == 0);
         let x = ObjectIndex::from_u32(42);
-        t.divert(MarkTarget::Shared(&marks), x, PrivateKey::new(3, 1))
-            .unwrap();
+        t.divert(
+            MarkTarget::Shared(&marks, DivertMarks::lane(1)),
+            x,
+            PrivateKey::new(3, 1),
+        )
+        .unwrap();
         assert!(marks.is_marked(42));
         assert_eq!(t.get(x), Some(3));
         assert_eq!(t.get(ObjectIndex::from_u32(41)), None);
@@ -398,7 +403,7 @@ mod tests {
         {
             let n = n as u32;
             let got = t.divert(
-                MarkTarget::Shared(&marks),
+                MarkTarget::Shared(&marks, DivertMarks::lane(1)),
                 ObjectIndex::from_u32(x),
                 PrivateKey::new(n, 0),
             );
@@ -446,8 +451,12 @@ mod tests {
         let mut t = IndirectionTable::new();
         for j in 0..3_000u32 {
             let x = ObjectIndex::from_u32(j * 128);
-            t.divert(MarkTarget::Shared(&marks), x, PrivateKey::new(j, 0))
-                .unwrap();
+            t.divert(
+                MarkTarget::Shared(&marks, DivertMarks::lane(1)),
+                x,
+                PrivateKey::new(j, 0),
+            )
+            .unwrap();
         }
         assert!((0..3_000u32).all(|j| t.may_contain(ObjectIndex::from_u32(j * 128))));
         let alarms = |xs: &mut dyn Iterator<Item = u32>| {
@@ -477,10 +486,18 @@ mod tests {
         let marks = DivertMarks::new((0..4u64).map(|i| i * 4));
         let mut t = IndirectionTable::new();
         let x = ObjectIndex::from_u32(1);
-        t.divert(MarkTarget::Shared(&marks), x, PrivateKey::new(0, 0))
-            .unwrap();
+        t.divert(
+            MarkTarget::Shared(&marks, DivertMarks::lane(1)),
+            x,
+            PrivateKey::new(0, 0),
+        )
+        .unwrap();
         assert_eq!(
-            t.divert(MarkTarget::Shared(&marks), x, PrivateKey::new(1, 0)),
+            t.divert(
+                MarkTarget::Shared(&marks, DivertMarks::lane(1)),
+                x,
+                PrivateKey::new(1, 0)
+            ),
             Err(AlreadyDiverted(x))
         );
         assert_eq!(t.get(x), Some(0));

@@ -96,13 +96,28 @@ pub(crate) struct Regions {
     pub(crate) len: usize,
 }
 
+/// The most object words a base heap holds: a header offset is at most 40 bits wide.
+pub const MAX_OBJECT_WORDS: u64 = 1 << 40;
+
+/// Refuses an object region of more than [`MAX_OBJECT_WORDS`] words (`bytes` long): a header
+/// offset is kept in 40 bits of a tenant's mark word (the forwarders crate's `DivertMarks`),
+/// the bits above it being the marks'.
+fn within_marks(bytes: usize) -> Result<()> {
+    if bytes as u64 / 8 > MAX_OBJECT_WORDS {
+        return Err(Error::TooLarge(
+            "more object words than a mark can place (2^40)",
+        ));
+    }
+    Ok(())
+}
+
 const PAST_END: Error = Error::Corrupt("an object reaches past the end of the heap");
 
 impl BaseHeap {
     /// The one constructor of a base heap, used by the builder and by image files: checks
     /// what every read relies on, that the object words and the offset table lie inside the
     /// storage, word-aligned; that there are at most 2^32 objects (what a reference can
-    /// name); and that nil and the roots' and immediates' classes name objects. What lies
+    /// name) and at most [`MAX_OBJECT_WORDS`] object words; and that nil and the roots' and immediates' classes name objects. What lies
     /// inside the regions is the builder's or the verifier's to check. Time: O(roots).
     pub(crate) fn from_parts(
         storage: Storage,
@@ -128,6 +143,7 @@ impl BaseHeap {
         if len as u64 > 1 << 32 {
             return Err(Error::TooLarge("more objects than references can name"));
         }
+        within_marks(objects_len)?;
         let names_object = |w: Word| matches!(w.as_base(), Some(x) if x.get() < len);
         if meta.nil.get() >= len {
             return Err(Error::Corrupt("nil is not an object"));
@@ -380,6 +396,16 @@ impl BaseHeap {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_object_region_past_what_a_mark_can_place_is_refused() {
+        let words = super::MAX_OBJECT_WORDS as usize;
+        assert!(super::within_marks(words * 8).is_ok());
+        assert!(matches!(
+            super::within_marks((words + 1) * 8),
+            Err(super::Error::TooLarge(_))
+        ));
+    }
+
     use crate::{Builder, Error, Format, Value, Word};
 
     #[test]

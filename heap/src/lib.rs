@@ -58,7 +58,7 @@ pub mod synth;
 mod value;
 pub mod word;
 
-pub use base::{BaseHeap, ObjectView, Root};
+pub use base::{BaseHeap, MAX_OBJECT_WORDS, ObjectView, Root};
 // The raw reader of the tenants' read path: public for the crates above, not for users.
 #[doc(hidden)]
 pub use storage::{HeapReader, HeapView};

@@ -109,7 +109,10 @@ impl<'a> TenantReader<'a> {
         if entry & DivertMarks::DIVERTED == 0 {
             return Some(entry);
         }
-        (!self.filter.may_contain_wide(wide)).then_some(entry & !DivertMarks::DIVERTED)
+        if entry & self.tenant.lane == 0 {
+            return Some(entry & DivertMarks::IN_PLACE);
+        }
+        (!self.filter.may_contain_wide(wide)).then_some(entry & DivertMarks::IN_PLACE)
     }
 
     /// Pointer slot `i` of `obj` if `obj` is a base object this reader reads in place (its

@@ -888,7 +888,7 @@ impl<'a> Parts<'a> {
                 "an entry names a missing object",
             ))?;
             let marks = match &mut t.filter {
-                None => MarkTarget::Shared(&t.marks),
+                None => MarkTarget::Shared(&t.marks, t.lane),
                 Some(f) => MarkTarget::Private(f),
             };
             t.table

@@ -115,10 +115,14 @@ pub struct Tenant {
     /// This tenant's own marks under [`MarkPolicy::Private`]; the shared bits are then ignored.
     /// Set only through [`Tenant::set_filter`], which keeps `own_marks` with it.
     pub(crate) filter: Option<MarkFilter>,
-    /// [`DivertMarks::DIVERTED`] while the tenant has a filter, else 0: or-ed into a mark
-    /// word, it sends every read of a tenant with its own marks past the fast path's one
-    /// sign test to the filter's, so that test needs no dispatch on the policy.
+    /// [`DivertMarks::DIVERTED`] and the tenant's lane while the tenant has a filter, else 0:
+    /// or-ed into a mark word, it sends every read of a tenant with its own marks past the
+    /// fast path's sign test and lane test to the filter's, so those tests need no dispatch
+    /// on the policy.
     own_marks: u64,
+    /// This tenant's lane in the shared marks ([`DivertMarks::lane`] of its id): set with the
+    /// diverted bit by its diverts, and tested on a marked object before its table's filter.
+    pub(crate) lane: u64,
     /// The base heap's bytes, held here so the fast read path needs nothing behind `base`.
     pub(crate) reader: HeapReader,
     pub(crate) table: IndirectionTable,
@@ -193,15 +197,17 @@ impl Tenant {
             MarkPolicy::Shared => None,
             MarkPolicy::Private => Some(MarkFilter::default()),
         };
+        let lane = DivertMarks::lane(id.get());
         Tenant {
             id,
             base: base.clone(),
             marks: base.marks().clone(),
             own_marks: if filter.is_some() {
-                DivertMarks::DIVERTED
+                DivertMarks::DIVERTED | lane
             } else {
                 0
             },
+            lane,
             filter,
             reader: base.heap().reader(),
             table: IndirectionTable::new(),
@@ -254,7 +260,7 @@ impl Tenant {
     /// path's policy bit with them.
     fn set_filter(&mut self, filter: Option<MarkFilter>) {
         self.own_marks = if filter.is_some() {
-            DivertMarks::DIVERTED
+            DivertMarks::DIVERTED | self.lane
         } else {
             0
         };
@@ -339,7 +345,7 @@ impl Tenant {
         let old = std::mem::take(&mut self.table);
         for (x, entry) in old.iter() {
             let target = match &mut self.filter {
-                None => MarkTarget::Shared(&self.marks),
+                None => MarkTarget::Shared(&self.marks, self.lane),
                 Some(f) => MarkTarget::Private(f),
             };
             if let Some(k) = self.space.key_of(entry) {
@@ -585,16 +591,13 @@ impl Tenant {
         }
     }
 
-    /// True if base object `x` may be diverted in this tenant's view: its shared mark, or
-    /// under the private policy its own filter.
+    /// True if base object `x` may be diverted in this tenant's view: its lane in the shared
+    /// mark (set only with the diverted bit), or under the private policy its own filter.
     #[inline]
     pub(crate) fn diverted_here(&self, x: u32) -> bool {
         match &self.filter {
             // An object past the heap (one a version added) has no mark: always look.
-            None => self
-                .marks
-                .entry(x)
-                .is_none_or(|e| e & DivertMarks::DIVERTED != 0),
+            None => self.marks.entry(x).is_none_or(|e| e & self.lane != 0),
             Some(f) => f.is_marked(x),
         }
     }
@@ -603,7 +606,7 @@ impl Tenant {
     #[inline(always)]
     fn diverted_by(&self, entry: u64, x: u32) -> bool {
         match &self.filter {
-            None => entry & DivertMarks::DIVERTED != 0,
+            None => entry & self.lane != 0,
             Some(f) => f.is_marked(x),
         }
     }
@@ -620,9 +623,9 @@ impl Tenant {
     fn in_place(&self, obj: Value) -> Option<u64> {
         // One compare tests for a base reference and bounds its index.
         let wide = obj.word().base_index_wide();
-        // `own_marks` is 0 or the diverted bit alone, so the word or-ed with it is the mark
-        // word itself wherever that bit is clear, and the same word once it is cleared: one
-        // word carried on, so the `or` takes its operand from memory.
+        // `own_marks` is 0 or the diverted bit and this tenant's lane, so the word or-ed with
+        // it is the mark word itself wherever those bits are clear, and the same word once
+        // they are cleared: one word carried on, so the `or` takes its operand from memory.
         let entry = self.marks.entry_wide(wide)? | self.own_marks;
         #[expect(
             clippy::cast_possible_truncation,
@@ -631,20 +634,25 @@ impl Tenant {
         let x = ObjectIndex::from_u32(wide as u32);
         // One test, of the sign: the diverted bit, which a version's change of the object
         // sets too, or this tenant's own marks. With it clear, the word is the offset itself.
-        // With it set, the object is still read in place if this tenant's filter (its
-        // table's under the shared policy) is clear. The answer is then the word without
-        // its diverted bit: the offset, or, for an object a version changed, the offset with
-        // the committed bit above it, 2^62 or more, past every heap. Every in-place read
-        // refuses that offset (each begins with a bounded load of a header word), and so
-        // sends the read out of line, to the version, with no test of the bit here.
+        // With it set, the object is still read in place if this tenant's lane is clear (no
+        // tenant of its lane diverted it; under the private policy `own_marks` sets it), or
+        // else if its filter (its table's under the shared policy, its own under the private
+        // one) is clear. The answer is then the word without its diverted bit and lanes: the offset, or, for an object a
+        // version changed, the offset with the committed bit above it, 2^62 or more, past
+        // every heap. Every in-place read refuses that offset (each begins with a bounded
+        // load of a header word), and so sends the read out of line, to the version, with no
+        // test of the bit here.
         if entry & DivertMarks::DIVERTED == 0 {
             return Some(entry);
+        }
+        if entry & self.lane == 0 {
+            return Some(entry & DivertMarks::IN_PLACE);
         }
         let clear = match &self.filter {
             None => !self.table.may_contain_wide(wide),
             Some(f) => !f.is_marked(x.as_u32()),
         };
-        clear.then_some(entry & !DivertMarks::DIVERTED)
+        clear.then_some(entry & DivertMarks::IN_PLACE)
     }
 
     /// Where `obj` leads, if it is an object of the base read in place (one the inline path
@@ -1172,7 +1180,7 @@ impl Tenant {
     /// divert only objects they located in the base.
     pub(crate) fn divert(&mut self, x: ObjectIndex, k: PrivateKey, c: u64) -> Result<()> {
         let marks = match &mut self.filter {
-            None => MarkTarget::Shared(&self.marks),
+            None => MarkTarget::Shared(&self.marks, self.lane),
             Some(f) => MarkTarget::Private(f),
         };
         if self.table.divert(marks, x, k).is_err() {
