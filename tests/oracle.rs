@@ -15,6 +15,7 @@
 //!
 //! Failing cases are kept in `proptest-regressions/` and replayed first.
 
+use cowheap::forwarders::DivertMarks;
 use cowheap::heap::Error as HeapError;
 use cowheap::{Base, Error, Format, Handle, ObjectSize, Tenant, TenantConfig, Value, Word};
 use proptest::prelude::*;
@@ -71,7 +72,11 @@ impl World {
         }
     }
 
-    fn fork(&mut self, quota: Option<u64>, private_marks: bool) {
+    /// Forks a tenant; with `same_lane`, one whose lane in the shared marks is the last
+    /// tenant's (forking and dropping tenants until one is: ids come from one counter), so
+    /// that tenants which must ask their tables past each other's marks meet as often as
+    /// tenants which read past them in place.
+    fn fork(&mut self, quota: Option<u64>, private_marks: bool, same_lane: bool) {
         let config = TenantConfig {
             quota,
             marks: if private_marks {
@@ -80,7 +85,18 @@ impl World {
                 cowheap::MarkPolicy::Shared
             },
         };
-        self.tenants.push(Tenant::fork_with(&self.base, config));
+        let lane = |t: &Tenant| DivertMarks::lane(t.id().get());
+        let want = self.tenants.last().filter(|_| same_lane).map(lane);
+        let mut t = Tenant::fork_with(&self.base, config);
+        // Other tests fork on other threads from the same counter: bounded, and a tenant of
+        // another lane if the bound is reached.
+        for _ in 0..10_000 {
+            if want.is_none_or(|l| lane(&t) == l) {
+                break;
+            }
+            t = Tenant::fork_with(&self.base, config);
+        }
+        self.tenants.push(t);
         let n = self.pristine.len();
         self.models.push(Model {
             objs: self.pristine.clone(),
@@ -329,6 +345,7 @@ enum Action {
     Fork {
         quota: Option<u16>,
         private_marks: bool,
+        same_lane: bool,
     },
     Read {
         t: usize,
@@ -399,8 +416,8 @@ fn pick() -> impl Strategy<Value = Pick> {
 fn action() -> impl Strategy<Value = Action> {
     let t = any::<usize>();
     prop_oneof![
-        1 => (prop::option::weighted(0.3, 0u16..2000), any::<bool>())
-            .prop_map(|(quota, private_marks)| Action::Fork { quota, private_marks }),
+        1 => (prop::option::weighted(0.3, 0u16..2000), any::<bool>(), any::<bool>())
+            .prop_map(|(quota, private_marks, same_lane)| Action::Fork { quota, private_marks, same_lane }),
         4 => (t, any::<usize>(), 0usize..6).prop_map(|(t, obj, slot)| Action::Read { t, obj, slot }),
         8 => (t, any::<usize>(), 0usize..6, pick())
             .prop_map(|(t, obj, slot, value)| Action::Write { t, obj, slot, value }),
@@ -457,7 +474,8 @@ fn run(w: &mut World, a: &Action) {
         Action::Fork {
             quota,
             private_marks,
-        } => w.fork(quota.map(u64::from), *private_marks),
+            same_lane,
+        } => w.fork(quota.map(u64::from), *private_marks, *same_lane),
         Action::Read { t, obj, slot } => {
             let (tn, m) = (&mut w.tenants[idx(*t)], &mut w.models[idx(*t)]);
             let h = m.held[obj % m.held.len()];
@@ -689,8 +707,8 @@ proptest! {
     #[test]
     fn tenants_match_deep_copy_oracle(seed in any::<u64>(), actions in prop::collection::vec(action(), 1..60)) {
         let mut w = World::new(seed);
-        w.fork(None, false);
-        w.fork(None, false);
+        w.fork(None, false, false);
+        w.fork(None, false, true);
         check_world(&mut w);
         for a in &actions {
             run(&mut w, a);
