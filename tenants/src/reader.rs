@@ -8,19 +8,20 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 ///
 /// Every read of a [`Tenant`] begins inline with a test of the base object's mark and a read
 /// in place, and needs the tenant's fields for it: the marks' address and length, the base's
-/// words' address and length, and, for an object another tenant diverted, the table's
-/// filter. A loop of [`Tenant::slot`] keeps those fields in its own frame too, beside the
+/// words' address and length, and, for an object another tenant of its lane diverted, the
+/// table's filter. A loop of [`Tenant::slot`] keeps those fields in its own frame too, beside the
 /// fields of the tenant's other inline paths (a private object's first of all), so it makes
 /// more tests and loads a read. A `TenantReader` holds only what a read in place needs, by
 /// value: a loop that takes one before it starts keeps them in registers or in its own stack
 /// frame, tests the read in place first, and loads nothing from the tenant for it. When the
-/// reads miss the caches that closes about half of what [`Tenant::slot`] adds to a flat
+/// reads miss the caches that closes a good part of what [`Tenant::slot`] adds to a flat
 /// heap's read (measured in `benches/interleaved.rs`: 1.3x a flat heap's time through a
-/// reader, 1.6x through [`Tenant::slot`]; see docs/ARCHITECTURE.md).
+/// reader, 1.4-1.6x through [`Tenant::slot`]; see docs/ARCHITECTURE.md).
 ///
 /// Each read answers exactly what the tenant's read of the same name answers. A base object
 /// this tenant has not diverted is read in place when its shared mark is clear, or when it
-/// is set (another tenant diverted it) and this tenant's filter says it did not; anything
+/// is set (another tenant diverted it) and this tenant's lane in it is clear, or its lane is
+/// set (a tenant of its lane diverted it) and this tenant's filter says it did not; anything
 /// else (a private object, this tenant's copy, an object a version changed, an immediate, an
 /// error) falls back to the tenant's own read, inlined. The `try_` reads answer only the
 /// first case, with no call at all, and `None` for everything else, errors included.
@@ -57,8 +58,9 @@ pub struct TenantReader<'a> {
     marks: MarksView<'a>,
     /// The base's object words.
     heap: HeapView<'a>,
-    /// The table's filter: a base object whose shared mark is set is still read in place
-    /// if this tenant's filter says it did not divert it (another tenant did).
+    /// The table's filter: a base object whose shared mark and this tenant's lane in it are
+    /// set is still read in place if this tenant's filter says it did not divert it
+    /// (another tenant of its lane did).
     filter: FilterView<'a>,
     tenant: &'a Tenant,
 }
@@ -99,7 +101,8 @@ impl<'a> TenantReader<'a> {
     /// The header offset of `obj` if it is a base object this tenant reads in place, as
     /// [`Tenant`]'s inline reads find it: one compare bounds a base reference's index (and
     /// refuses every other word), one load, one test of the sign; with the shared mark set,
-    /// the table's filter. What is left is the offset, which every in-place read bounds again
+    /// a test of the tenant's lane in it, and with that set too, the table's filter. What
+    /// is left is the offset, which every in-place read bounds again
     /// by the words it loads (for an object a version changed, the committed bit left above
     /// it puts it past every heap, so the read goes to the tenant, which reads the version).
     #[inline(always)]
@@ -116,9 +119,9 @@ impl<'a> TenantReader<'a> {
     }
 
     /// Pointer slot `i` of `obj` if `obj` is a base object this reader reads in place (its
-    /// shared mark clear, or set by another tenant and this tenant's filter clear), read with
-    /// no call; `None` for anything else, which [`TenantReader::slot`] reads. Time: O(1),
-    /// three loads (more past a set mark).
+    /// shared mark clear, or set by another tenant and this tenant's lane or filter clear),
+    /// read with no call; `None` for anything else, which [`TenantReader::slot`] reads.
+    /// Time: O(1), three loads (more past a set mark and lane).
     #[inline(always)]
     pub fn try_slot(self, obj: Value, i: usize) -> Option<Value> {
         let offset = self.in_place(obj)?;
