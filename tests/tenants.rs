@@ -446,18 +446,16 @@ fn a_tenant_of_another_lane_reads_past_a_mark_without_its_table() {
     let heap = base.heap();
     let mut writer = Tenant::fork(&base);
     let lane = |t: &Tenant| DivertMarks::lane(t.id().get());
-    // Ids come from one counter: among the next lanes' worth of forks, one shares the
-    // writer's lane and the others do not.
-    let mut forks: Vec<Tenant> = (0..DivertMarks::LANE_COUNT)
-        .map(|_| Tenant::fork(&base))
-        .collect();
-    let at = forks
-        .iter()
-        .position(|t| lane(t) == lane(&writer))
-        .expect("a fork in the writer's lane");
-    let mut same = forks.swap_remove(at);
-    let mut other = forks.pop().unwrap();
-    assert_ne!(lane(&other), lane(&writer));
+    // Ids come from one counter, which other tests' threads draw on too: fork until one
+    // tenant shares the writer's lane (bounded: a lane comes round every 22 ids).
+    let fork_where = |want: &dyn Fn(&Tenant) -> bool| {
+        (0..100_000)
+            .map(|_| Tenant::fork(&base))
+            .find(|t| want(t))
+            .expect("a fork of the lane asked for")
+    };
+    let mut same = fork_where(&|t| lane(t) == lane(&writer));
+    let mut other = fork_where(&|t| lane(t) != lane(&writer));
     // Both have copies of their own, so both have tables with filters to consult.
     let own = same.slot(g, 1).unwrap();
     for t in [&mut same, &mut other] {

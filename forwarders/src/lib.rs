@@ -9,10 +9,15 @@
 //!
 //! ```text
 //! read base object x:
-//!     w = marks[x]                                  (offset | diverted bit: one load)
+//!     w = marks[x]                          (offset | lanes | diverted bit: one load)
 //!     if w's diverted bit is clear  -> read the base at w's offset
+//!     else if this tenant's lane in w is clear -> read the base (other lanes' tenants
+//!                                                 diverted x)
 //!     else                          -> table[x]: copy, or the base if this tenant has none
 //! ```
+//!
+//! (A committed bit beside the diverted one sends a read of an object a version changed
+//! to that version instead of the base.)
 //!
 //! - [`DivertMarks`] is that table, its bits set once per object with an atomic `fetch_or`
 //!   and never cleared. [`MarkPolicy`] picks between the shared marks and a tenant-private

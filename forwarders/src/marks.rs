@@ -27,7 +27,7 @@
 //! - The offsets are written when the table is made, before the `Base` holding it is shared:
 //!   whatever hands the `Arc<Base>` to another thread (a spawn, a channel, a mutex) orders those
 //!   writes before that thread's loads. They are never written again: `mark` only sets the top
-//!   bit.
+//!   bit and a lane, `mark_committed` the two top bits.
 //! - The mark publishes no data. The truth about what a tenant sees is in that tenant's own
 //!   indirection table, which only the thread that owns the tenant reads or writes. The mark
 //!   only says "look in your table".
@@ -53,7 +53,8 @@
 //! The shared marks are a side channel: a tenant can time its reads and learn that *some*
 //! tenant wrote an object (a marked read takes another test), and whether a tenant of its own
 //! lane did (a read past its own lane asks its table's filter, then maybe the table). It
-//! cannot learn which tenant or what was written. A host that must not leak even that runs tenants with
+//! cannot learn what was written; which tenant, only as far as its lane narrows it (ids equal
+//! to its own modulo 22: among few tenants, that may be one). A host that must not leak even that runs tenants with
 //! [`MarkPolicy::Private`]: each tenant then keeps its own small [`MarkFilter`] (4,096 bits,
 //! indexed by object index modulo its size) and ignores the shared bits, so only its own writes
 //! make its reads slower. A false positive in the filter costs a table lookup, never a wrong
@@ -75,8 +76,9 @@ pub enum MarkPolicy {
     Private,
 }
 
-// Every header offset of a base heap fits a mark's offset bits.
-const _: () = assert!(cowheap_heap::MAX_OBJECT_WORDS - 1 <= DivertMarks::OFFSET);
+// Every header offset of a base heap fits a mark's offset bits, and the largest offset the
+// bits hold is past every heap (`DivertMarks::new` keeps an offset too wide for them there).
+const _: () = assert!(cowheap_heap::MAX_OBJECT_WORDS <= DivertMarks::OFFSET);
 
 /// The shared marks of a base: per object, its header offset, a diverted bit and the lanes of
 /// the tenants that diverted it.
@@ -161,17 +163,24 @@ impl DivertMarks {
     }
 
     /// A table for objects whose headers are at `offsets` (word offsets), none diverted.
+    /// An offset wider than [`DivertMarks::OFFSET`] (only a corrupt file opened trusted
+    /// holds one: a heap has at most [`cowheap_heap::MAX_OBJECT_WORDS`] words) is kept as
+    /// `OFFSET` itself, past every heap, so that a read in place refuses it as the heap's
+    /// own read refuses the offset it holds, rather than reading another object.
     /// Time and space: O(objects).
     ///
     /// Crate-private: [`crate::Base::new`] makes the marks of a base from its heap; a table
     /// made apart from its heap's offsets would send reads to the wrong objects.
     pub(crate) fn new(offsets: impl Iterator<Item = u64>) -> DivertMarks {
         DivertMarks {
-            words: offsets.map(|o| AtomicU64::new(o & Self::OFFSET)).collect(),
+            words: offsets
+                .map(|o| AtomicU64::new(o.min(Self::OFFSET)))
+                .collect(),
         }
     }
 
-    /// Object `index`'s word (offset | diverted bit), or `None` out of range. Time: O(1), one
+    /// Object `index`'s word (offset | lanes | committed and diverted bits), or `None` out of
+    /// range. Time: O(1), one
     /// load.
     ///
     /// Hidden from the docs: a raw layer, public only because the tenants crate's read path
@@ -385,6 +394,20 @@ mod tests {
         assert!(m.is_committed(2) && m.is_marked(2) && !m.is_committed(1));
         assert_eq!(m.entry(2).unwrap() & DivertMarks::OFFSET, 30);
         assert_eq!(m.count(), 2);
+    }
+
+    #[test]
+    fn an_offset_too_wide_for_a_mark_is_kept_past_every_heap() {
+        let wide = [1 << 40, 1 << 62, u64::MAX, DivertMarks::OFFSET, 5];
+        let m = DivertMarks::new(wide.into_iter());
+        for x in 0..4 {
+            assert_eq!(m.entry(x), Some(DivertMarks::OFFSET), "entry {x}");
+        }
+        assert_eq!(m.entry(4), Some(5));
+        assert!(
+            !m.is_marked(2) && !m.is_committed(2),
+            "no bit set by a wide offset"
+        );
     }
 
     #[test]

@@ -96,8 +96,10 @@ pub(crate) struct Regions {
     pub(crate) len: usize,
 }
 
-/// The most object words a base heap holds: a header offset is at most 40 bits wide.
-pub const MAX_OBJECT_WORDS: u64 = 1 << 40;
+/// The most object words a base heap holds: a header offset is kept in 40 bits of a
+/// tenant's mark word, and the largest such offset, 2^40 - 1, is kept past every heap (it
+/// stands for an offset no read can use, which a corrupt file opened trusted may hold).
+pub const MAX_OBJECT_WORDS: u64 = (1 << 40) - 1;
 
 /// Refuses an object region of more than [`MAX_OBJECT_WORDS`] words (`bytes` long): a header
 /// offset is kept in 40 bits of a tenant's mark word (the forwarders crate's `DivertMarks`),
@@ -105,7 +107,7 @@ pub const MAX_OBJECT_WORDS: u64 = 1 << 40;
 fn within_marks(bytes: usize) -> Result<()> {
     if bytes as u64 / 8 > MAX_OBJECT_WORDS {
         return Err(Error::TooLarge(
-            "more object words than a mark can place (2^40)",
+            "more object words than a mark can place (2^40 - 1)",
         ));
     }
     Ok(())
@@ -117,8 +119,9 @@ impl BaseHeap {
     /// The one constructor of a base heap, used by the builder and by image files: checks
     /// what every read relies on, that the object words and the offset table lie inside the
     /// storage, word-aligned; that there are at most 2^32 objects (what a reference can
-    /// name) and at most [`MAX_OBJECT_WORDS`] object words; and that nil and the roots' and immediates' classes name objects. What lies
-    /// inside the regions is the builder's or the verifier's to check. Time: O(roots).
+    /// name) and at most [`MAX_OBJECT_WORDS`] object words; and that nil and the roots' and
+    /// immediates' classes name objects. What lies inside the regions is the builder's or
+    /// the verifier's to check. Time: O(roots).
     pub(crate) fn from_parts(
         storage: Storage,
         regions: Regions,

@@ -13,7 +13,8 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// fields of the tenant's other inline paths (a private object's first of all), so it makes
 /// more tests and loads a read. A `TenantReader` holds only what a read in place needs, by
 /// value: a loop that takes one before it starts keeps them in registers or in its own stack
-/// frame, tests the read in place first, and loads nothing from the tenant for it. When the
+/// frame, tests the read in place first, and loads nothing from the tenant for it (but its
+/// lane, past an object's set mark). When the
 /// reads miss the caches that closes a good part of what [`Tenant::slot`] adds to a flat
 /// heap's read (measured in `benches/interleaved.rs`: 1.3x a flat heap's time through a
 /// reader, 1.4-1.6x through [`Tenant::slot`]; see docs/ARCHITECTURE.md).

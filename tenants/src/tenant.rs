@@ -109,8 +109,8 @@ enum Quick<'a> {
 pub struct Tenant {
     pub(crate) id: TenantId,
     pub(crate) base: Arc<Base>,
-    /// The base's shared marks (header offsets and diverted bits), cloned: the fast read path
-    /// reads an object's offset here.
+    /// The base's shared marks (header offsets, lanes, committed and diverted bits), cloned:
+    /// the fast read path reads an object's offset here.
     pub(crate) marks: DivertMarks,
     /// This tenant's own marks under [`MarkPolicy::Private`]; the shared bits are then ignored.
     /// Set only through [`Tenant::set_filter`], which keeps `own_marks` with it.
@@ -681,8 +681,9 @@ impl Tenant {
             return Some(Quick::Private(body));
         }
         // An object with no mark (one a version added) is for `locate`, which counts its
-        // own lookup; a miss of a marked one is counted where its mark (or, under the
-        // private policy, the tenant's filter) says some tenant diverted it.
+        // own lookup; a miss of a marked one is counted where the inline path would have
+        // asked the table: its mark has this tenant's lane (or, under the private policy,
+        // the tenant's filter says it may have diverted it).
         let entry = self.marks.entry(x.as_u32())?;
         if !self.table.is_empty() && self.diverted_by(entry, x.as_u32()) {
             self.count_lookup();
