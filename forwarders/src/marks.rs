@@ -11,8 +11,8 @@
 //! # Lanes
 //!
 //! Between the offset and the two top bits, 22 bits say *which* tenants diverted an object,
-//! as a filter does: each tenant has a lane, one of those bits, picked by its id
-//! ([`DivertMarks::lane`]), and a divert sets the diverting tenant's lane with the diverted
+//! as a filter does: each tenant has a lane, one of those bits, picked by a keyed hash of its
+//! id ([`DivertMarks::lane`]), and a divert sets the diverting tenant's lane with the diverted
 //! bit, in the same `fetch_or`. A tenant that finds the diverted bit set and its own lane
 //! clear did not divert the object, and reads it in place with no look at its table; with
 //! its lane set it asks its table (another tenant of its lane may have set it). So a read of
@@ -53,8 +53,10 @@
 //! The shared marks are a side channel: a tenant can time its reads and learn that *some*
 //! tenant wrote an object (a marked read takes another test), and whether a tenant of its own
 //! lane did (a read past its own lane asks its table's filter, then maybe the table). It
-//! cannot learn what was written; which tenant, only as far as its lane narrows it (ids equal
-//! to its own modulo 22: among few tenants, that may be one). A host that must not leak even that runs tenants with
+//! cannot learn what was written; which tenant, only as far as its lane narrows it: which
+//! tenants share its lane is a keyed hash of their ids, the key drawn once per process, so a
+//! tenant that can guess ids cannot tell whose lane is its own, though among few tenants a
+//! lane may hold one other. A host that must not leak even that runs tenants with
 //! [`MarkPolicy::Private`]: each tenant then keeps its own small [`MarkFilter`] (4,096 bits,
 //! indexed by object index modulo its size) and ignores the shared bits, so only its own writes
 //! make its reads slower. A false positive in the filter costs a table lookup, never a wrong
@@ -147,19 +149,39 @@ impl DivertMarks {
     #[doc(hidden)]
     pub const IN_PLACE: u64 = Self::OFFSET | Self::COMMITTED;
 
-    /// The lane of the tenant with id `id`: one bit of [`DivertMarks::LANES`], the id modulo
-    /// [`DivertMarks::LANE_COUNT`]. Time: O(1).
+    /// Lane number `n` (below [`DivertMarks::LANE_COUNT`]) as its bit of
+    /// [`DivertMarks::LANES`]. Time: O(1).
+    ///
+    /// # Panics
+    /// If `n` is not below [`DivertMarks::LANE_COUNT`].
+    pub const fn lane_bit(n: u32) -> u64 {
+        assert!(n < Self::LANE_COUNT, "no such lane");
+        1 << (Self::LANE_SHIFT + n)
+    }
+
+    /// The lane of the tenant with id `id`: one bit of [`DivertMarks::LANES`], picked by a
+    /// hash of the id keyed by a number drawn once per process, so that a tenant cannot tell
+    /// from the ids it may guess (they come from a counter) which tenants share its lane.
+    /// The same id has the same lane for the life of the process. Time: O(1).
     ///
     /// ```
     /// use cowheap_forwarders::DivertMarks;
     /// let lane = DivertMarks::lane(5);
     /// assert_eq!(lane.count_ones(), 1);
     /// assert_eq!(lane & !DivertMarks::LANES, 0);
-    /// assert_ne!(lane, DivertMarks::lane(6));
-    /// assert_eq!(lane, DivertMarks::lane(5 + u64::from(DivertMarks::LANE_COUNT)));
+    /// assert_eq!(lane, DivertMarks::lane(5), "the same lane for the same id");
+    /// let lanes = (0..1000).fold(0, |acc, id| acc | DivertMarks::lane(id));
+    /// assert_eq!(lanes, DivertMarks::LANES, "a thousand ids fill every lane");
     /// ```
-    pub const fn lane(id: u64) -> u64 {
-        1 << (Self::LANE_SHIFT + (id % Self::LANE_COUNT as u64) as u32)
+    pub fn lane(id: u64) -> u64 {
+        use std::hash::BuildHasher;
+        static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let key = *KEY.get_or_init(|| std::hash::RandomState::new().hash_one(0x6c61_6e65_u64));
+        let h = (id ^ key).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+        // The high half of the hash times the lane count, shifted down by 32: a number below
+        // the count, evenly (and so no truncation in the cast).
+        let n = ((h * u64::from(Self::LANE_COUNT)) >> 32) as u32;
+        Self::lane_bit(n)
     }
 
     /// A table for objects whose headers are at `offsets` (word offsets), none diverted.
@@ -377,17 +399,19 @@ mod tests {
         let m = DivertMarks::new([10u64, 20, 30].into_iter());
         assert_eq!(m.entry(1), Some(20));
         assert!(!m.is_marked(1));
-        assert!(m.mark(1, DivertMarks::lane(1)));
+        assert!(m.mark(1, DivertMarks::lane_bit(1)));
         assert!(
-            !m.mark(1, DivertMarks::lane(1)),
+            !m.mark(1, DivertMarks::lane_bit(1)),
             "second mark reports already set"
         );
         assert_eq!(
             m.entry(1),
-            Some(20 | DivertMarks::DIVERTED | DivertMarks::lane(1))
+            Some(20 | DivertMarks::DIVERTED | DivertMarks::lane_bit(1))
         );
         assert!(m.is_marked(1) && !m.is_marked(0) && !m.is_marked(2));
-        assert!(!m.mark(5000, DivertMarks::lane(1)) && !m.is_marked(5000) && m.entry(3).is_none());
+        assert!(
+            !m.mark(5000, DivertMarks::lane_bit(1)) && !m.is_marked(5000) && m.entry(3).is_none()
+        );
         assert_eq!(m.count(), 1);
         assert_eq!(m.memory_bytes(), 24);
         m.mark_committed(2);
@@ -413,7 +437,7 @@ mod tests {
     #[test]
     fn each_divert_adds_its_lane_and_keeps_the_offset() {
         let m = DivertMarks::new([10u64, 20, (1 << 40) - 1].into_iter());
-        let (a, b) = (DivertMarks::lane(3), DivertMarks::lane(4));
+        let (a, b) = (DivertMarks::lane_bit(3), DivertMarks::lane_bit(4));
         assert_ne!(a, b);
         assert!(m.mark(2, a), "the first divert sets the diverted bit");
         assert!(
@@ -427,7 +451,7 @@ mod tests {
             DivertMarks::OFFSET,
             "the offset, whole"
         );
-        assert_eq!(w & DivertMarks::lane(5), 0, "a third lane is clear");
+        assert_eq!(w & DivertMarks::lane_bit(5), 0, "a third lane is clear");
         m.mark_committed(2);
         let w = m.entry(2).unwrap();
         assert_eq!(
@@ -440,8 +464,8 @@ mod tests {
         );
         // Every lane is one bit of the lanes, and the lanes, the offset and the two top bits
         // share no bit.
-        let lanes = (0..u64::from(DivertMarks::LANE_COUNT))
-            .map(DivertMarks::lane)
+        let lanes = (0..DivertMarks::LANE_COUNT)
+            .map(DivertMarks::lane_bit)
             .fold(0, |acc, l| {
                 assert_eq!(l.count_ones(), 1);
                 assert_eq!(acc & l, 0, "distinct lanes");
@@ -463,13 +487,13 @@ mod tests {
     fn a_view_reads_the_marks_as_they_are_and_none_reads_nothing() {
         let m = DivertMarks::new([10u64, 20, 30].into_iter());
         let v = m.view();
-        assert!(m.mark(1, DivertMarks::lane(1)));
+        assert!(m.mark(1, DivertMarks::lane_bit(1)));
         for k in 0..4u64 {
             assert_eq!(v.entry_wide(k), m.entry_wide(k), "entry {k}");
         }
         assert_eq!(
             v.entry_wide(1),
-            Some(20 | DivertMarks::DIVERTED | DivertMarks::lane(1)),
+            Some(20 | DivertMarks::DIVERTED | DivertMarks::lane_bit(1)),
             "a mark made after"
         );
         assert_eq!(v.entry_wide(1 << 32), None, "no base reference");
@@ -503,18 +527,18 @@ mod loom_tests {
         loom::model(|| {
             let m = Arc::new(table());
             let m2 = m.clone();
-            let t = thread::spawn(move || m2.mark(3, DivertMarks::lane(2)));
-            let mine = m.mark(7, DivertMarks::lane(1));
+            let t = thread::spawn(move || m2.mark(3, DivertMarks::lane_bit(2)));
+            let mine = m.mark(7, DivertMarks::lane_bit(1));
             let theirs = t.join().unwrap();
             assert!(mine && theirs);
             assert!(m.is_marked(3) && m.is_marked(7));
             assert_eq!(
                 m.entry(7),
-                Some(21 | DivertMarks::DIVERTED | DivertMarks::lane(1))
+                Some(21 | DivertMarks::DIVERTED | DivertMarks::lane_bit(1))
             );
             assert_eq!(
                 m.entry(3),
-                Some(9 | DivertMarks::DIVERTED | DivertMarks::lane(2))
+                Some(9 | DivertMarks::DIVERTED | DivertMarks::lane_bit(2))
             );
             assert_eq!(m.count(), 2);
         });
@@ -527,13 +551,17 @@ mod loom_tests {
         loom::model(|| {
             let m = Arc::new(table());
             let m2 = m.clone();
-            let t = thread::spawn(move || m2.mark(9, DivertMarks::lane(2)));
-            let a = m.mark(9, DivertMarks::lane(1));
+            let t = thread::spawn(move || m2.mark(9, DivertMarks::lane_bit(2)));
+            let a = m.mark(9, DivertMarks::lane_bit(1));
             let b = t.join().unwrap();
             assert!(a ^ b);
             assert_eq!(
                 m.entry(9),
-                Some(27 | DivertMarks::DIVERTED | DivertMarks::lane(1) | DivertMarks::lane(2))
+                Some(
+                    27 | DivertMarks::DIVERTED
+                        | DivertMarks::lane_bit(1)
+                        | DivertMarks::lane_bit(2)
+                )
             );
         });
     }
@@ -547,14 +575,14 @@ mod loom_tests {
             let (m2, m3) = (m.clone(), m.clone());
             let committer = thread::spawn(move || m2.mark_committed(4));
             let reader = thread::spawn(move || m3.entry(4));
-            m.mark(4, DivertMarks::lane(1));
+            m.mark(4, DivertMarks::lane_bit(1));
             committer.join().unwrap();
             let seen = reader.join().unwrap().unwrap();
             assert_eq!(seen & DivertMarks::OFFSET, 12);
             let w = m.entry(4).unwrap();
             assert_eq!(
                 w,
-                12 | DivertMarks::DIVERTED | DivertMarks::COMMITTED | DivertMarks::lane(1)
+                12 | DivertMarks::DIVERTED | DivertMarks::COMMITTED | DivertMarks::lane_bit(1)
             );
             assert!(m.is_committed(4) && m.is_marked(4));
         });
@@ -568,7 +596,7 @@ mod loom_tests {
             let m = Arc::new(table());
             let m2 = m.clone();
             let reader = thread::spawn(move || m2.entry(10));
-            m.mark(10, DivertMarks::lane(1));
+            m.mark(10, DivertMarks::lane_bit(1));
             assert!(m.is_marked(10));
             let seen = reader.join().unwrap().unwrap();
             assert_eq!(seen & DivertMarks::OFFSET, 30);
@@ -585,22 +613,34 @@ mod loom_tests {
             let m = Arc::new(table());
             let (m2, m3) = (m.clone(), m.clone());
             let other = thread::spawn(move || {
-                m2.mark(5, DivertMarks::lane(2));
+                m2.mark(5, DivertMarks::lane_bit(2));
                 m2.entry(5).unwrap()
             });
             let third = thread::spawn(move || m3.entry(5).unwrap());
-            m.mark(5, DivertMarks::lane(1));
+            m.mark(5, DivertMarks::lane_bit(1));
             let mine = m.entry(5).unwrap();
-            assert_ne!(mine & DivertMarks::lane(1), 0, "the marker sees its lane");
+            assert_ne!(
+                mine & DivertMarks::lane_bit(1),
+                0,
+                "the marker sees its lane"
+            );
             assert_ne!(mine & DivertMarks::DIVERTED, 0);
             let theirs = other.join().unwrap();
-            assert_ne!(theirs & DivertMarks::lane(2), 0, "so does the other");
+            assert_ne!(theirs & DivertMarks::lane_bit(2), 0, "so does the other");
             let seen = third.join().unwrap();
-            assert_eq!(seen & DivertMarks::lane(3), 0, "a third lane is never set");
+            assert_eq!(
+                seen & DivertMarks::lane_bit(3),
+                0,
+                "a third lane is never set"
+            );
             assert_eq!(seen & DivertMarks::OFFSET, 15);
             assert_eq!(
                 m.entry(5),
-                Some(15 | DivertMarks::DIVERTED | DivertMarks::lane(1) | DivertMarks::lane(2))
+                Some(
+                    15 | DivertMarks::DIVERTED
+                        | DivertMarks::lane_bit(1)
+                        | DivertMarks::lane_bit(2)
+                )
             );
         });
     }
