@@ -53,7 +53,7 @@
 //! | `read_own_via_private` | `read_flat_via_slot` | (a) read a private object's slot, which holds the tenant's copy (patched), then the copy's slot |
 //! | `read_flat_via_slot` | (a flat equivalent) | read a slot holding a reference, then the referenced object's slot |
 //! | `read_own_via_base` | `read_flat` | (b) `Tenant::slot` of a base reference to the tenant's own copy (unpatchable: a table lookup) |
-//! | `read_other_diverted` | `read_flat` | (c) `Tenant::slot` of a base object another tenant diverted (shared mark set, no copy here) |
+//! | `read_other_diverted` | `read_flat` | (c) `Tenant::slot` of a base object another tenant diverted (shared mark set, this tenant's lane clear, no copy here) |
 //! | `write_again_private` | `write_flat` | (d) `Tenant::set_slot` of an already-copied object, through its private reference |
 //! | `write_again_via_base` | `write_flat` | (d) the same through the base reference (a table lookup) |
 //! | `write_flat` | (a flat equivalent) | `FlatHeap::write`: a store of a small integer |
@@ -432,6 +432,12 @@ impl Fixture {
             .enumerate()
             .map(|(k, &(_, i))| (writer.slot(writer_holder, k).expect("in range"), i))
             .collect();
+        // The tenant of (c), in a lane apart from both diverters' (lanes are drawn at fork),
+        // so that (c) is always the read past another lane's mark.
+        let other = (0..100_000)
+            .map(|_| Tenant::fork(&diverted))
+            .find(|t| t.lane() != own.lane() && t.lane() != writer.lane())
+            .expect("a tenant of a third lane");
         let private_marks = Tenant::fork_with(
             &base,
             TenantConfig {
@@ -442,7 +448,7 @@ impl Fixture {
         Fixture {
             shared: Tenant::fork(&base),
             private_marks,
-            other: Tenant::fork(&diverted),
+            other,
             base,
             flat,
             flat_holder,
@@ -529,6 +535,12 @@ impl Fixture {
                 let read = read.expect("in range");
                 assert!(self.own.identical(read, flat).expect("comparable"));
             }
+            // (c) reads past a set mark, in a lane no diverter set.
+            let mark = self.other.base().marks().entry(x.as_u32()).expect("a mark");
+            assert!(
+                self.other.base().marks().is_marked(x.as_u32()) && mark & self.other.lane() == 0,
+                "(c) is the read past another lane's mark"
+            );
             let written = self.flat_written.read(x, i).expect("in range");
             let w = self.writer.slot(v, i).expect("in range").word();
             assert_eq!(
@@ -540,7 +552,7 @@ impl Fixture {
         let (s, o) = (self.shared.stats(), self.other.stats());
         assert_eq!(s.lookups, 0, "no undiverted read looks up");
         // The tenant of (c) diverted nothing, so its (empty) table is never consulted: each
-        // read leaves the inlined path on the shared mark and reads the base in place.
+        // read finds the shared mark set and its own lane clear, and reads the base in place.
         assert_eq!(
             (o.lookups, self.other.diverted()),
             (0, 0),

@@ -15,7 +15,6 @@
 //!
 //! Failing cases are kept in `proptest-regressions/` and replayed first.
 
-use cowheap::forwarders::DivertMarks;
 use cowheap::heap::Error as HeapError;
 use cowheap::{Base, Error, Format, Handle, ObjectSize, Tenant, TenantConfig, Value, Word};
 use proptest::prelude::*;
@@ -73,7 +72,7 @@ impl World {
     }
 
     /// Forks a tenant; with `same_lane`, one whose lane in the shared marks is the last
-    /// tenant's (forking and dropping tenants until one is: ids come from one counter), so
+    /// tenant's (forking and dropping tenants until one is: lanes are drawn at random), so
     /// that tenants which must ask their tables past each other's marks meet as often as
     /// tenants which read past them in place.
     fn fork(&mut self, quota: Option<u64>, private_marks: bool, same_lane: bool) {
@@ -85,11 +84,11 @@ impl World {
                 cowheap::MarkPolicy::Shared
             },
         };
-        let lane = |t: &Tenant| DivertMarks::lane(t.id().get());
+        let lane = |t: &Tenant| t.lane();
         let want = self.tenants.last().filter(|_| same_lane).map(lane);
         let mut t = Tenant::fork_with(&self.base, config);
-        // Other tests fork on other threads from the same counter: bounded, and a tenant of
-        // another lane if the bound is reached.
+        // Bounded (each fork draws one of 22 lanes): a tenant of another lane if the bound
+        // is reached.
         for _ in 0..10_000 {
             if want.is_none_or(|l| lane(&t) == l) {
                 break;

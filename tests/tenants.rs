@@ -440,14 +440,13 @@ fn divert_others(writer: &mut Tenant, reader: &Tenant, own: Value, n: usize) -> 
 /// base's words, never the diverter's copy.
 #[test]
 fn a_tenant_of_another_lane_reads_past_a_mark_without_its_table() {
-    use cowheap::forwarders::DivertMarks;
     let base = base();
     let g = globals(&base);
     let heap = base.heap();
     let mut writer = Tenant::fork(&base);
-    let lane = |t: &Tenant| DivertMarks::lane(t.id().get());
-    // Ids come from one counter, which other tests' threads draw on too: fork until one
-    // tenant shares the writer's lane (bounded: a lane comes round every 22 ids).
+    let lane = |t: &Tenant| t.lane();
+    // Lanes are drawn at random: fork until one tenant shares the writer's lane and one
+    // does not (bounded: each fork draws one of 22).
     let fork_where = |want: &dyn Fn(&Tenant) -> bool| {
         (0..100_000)
             .map(|_| Tenant::fork(&base))

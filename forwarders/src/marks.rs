@@ -11,8 +11,8 @@
 //! # Lanes
 //!
 //! Between the offset and the two top bits, 22 bits say *which* tenants diverted an object,
-//! as a filter does: each tenant has a lane, one of those bits, picked by a keyed hash of its
-//! id ([`DivertMarks::lane`]), and a divert sets the diverting tenant's lane with the diverted
+//! as a filter does: each tenant has a lane, one of those bits, drawn at random when it is
+//! forked ([`DivertMarks::draw_lane`]), and a divert sets the diverting tenant's lane with the diverted
 //! bit, in the same `fetch_or`. A tenant that finds the diverted bit set and its own lane
 //! clear did not divert the object, and reads it in place with no look at its table; with
 //! its lane set it asks its table (another tenant of its lane may have set it). So a read of
@@ -53,10 +53,9 @@
 //! The shared marks are a side channel: a tenant can time its reads and learn that *some*
 //! tenant wrote an object (a marked read takes another test), and whether a tenant of its own
 //! lane did (a read past its own lane asks its table's filter, then maybe the table). It
-//! cannot learn what was written; which tenant, only as far as its lane narrows it: which
-//! tenants share its lane is a keyed hash of their ids, the key drawn once per process, so a
-//! tenant that can guess ids cannot tell whose lane is its own, though among few tenants a
-//! lane may hold one other. A host that must not leak even that runs tenants with
+//! cannot learn what was written; which tenant, only as far as its lane narrows it: lanes are
+//! drawn at random, so a tenant cannot tell which tenants share its lane, though among few
+//! tenants a lane may hold one other. A host that must not leak even that runs tenants with
 //! [`MarkPolicy::Private`]: each tenant then keeps its own small [`MarkFilter`] (4,096 bits,
 //! indexed by object index modulo its size) and ignores the shared bits, so only its own writes
 //! make its reads slower. A false positive in the filter costs a table lookup, never a wrong
@@ -98,7 +97,7 @@ const _: () = assert!(cowheap_heap::MAX_OBJECT_WORDS <= DivertMarks::OFFSET);
 ///
 /// ```compile_fail
 /// let base = cowheap_forwarders::Base::new(cowheap_heap::synth::image(10, 1));
-/// base.marks().mark(3, cowheap_forwarders::DivertMarks::lane(1)); // private: would slow every tenant's reads of object 3 for good
+/// base.marks().mark(3, cowheap_forwarders::DivertMarks::lane_bit(1)); // private: would slow every tenant's reads of object 3 for good
 /// ```
 #[derive(Debug, Clone)]
 pub struct DivertMarks {
@@ -159,27 +158,37 @@ impl DivertMarks {
         1 << (Self::LANE_SHIFT + n)
     }
 
-    /// The lane of the tenant with id `id`: one bit of [`DivertMarks::LANES`], picked by a
-    /// hash of the id keyed by a number drawn once per process, so that a tenant cannot tell
-    /// from the ids it may guess (they come from a counter) which tenants share its lane.
-    /// The same id has the same lane for the life of the process. Time: O(1).
+    /// A lane for a new tenant: one bit of [`DivertMarks::LANES`], drawn at random (a
+    /// per-thread generator seeded from the process's random keys), so that nothing a tenant
+    /// can see or guess, its id least of all, tells it which tenants share its lane. Time:
+    /// O(1), a few instructions.
     ///
     /// ```
     /// use cowheap_forwarders::DivertMarks;
-    /// let lane = DivertMarks::lane(5);
+    /// let lane = DivertMarks::draw_lane();
     /// assert_eq!(lane.count_ones(), 1);
     /// assert_eq!(lane & !DivertMarks::LANES, 0);
-    /// assert_eq!(lane, DivertMarks::lane(5), "the same lane for the same id");
-    /// let lanes = (0..1000).fold(0, |acc, id| acc | DivertMarks::lane(id));
-    /// assert_eq!(lanes, DivertMarks::LANES, "a thousand ids fill every lane");
+    /// let lanes = (0..1000).fold(0, |acc, _| acc | DivertMarks::draw_lane());
+    /// assert_eq!(lanes, DivertMarks::LANES, "a thousand draws fill every lane");
     /// ```
-    pub fn lane(id: u64) -> u64 {
+    pub fn draw_lane() -> u64 {
+        use std::cell::Cell;
         use std::hash::BuildHasher;
-        static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        let key = *KEY.get_or_init(|| std::hash::RandomState::new().hash_one(0x6c61_6e65_u64));
-        let h = (id ^ key).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
-        // The high half of the hash times the lane count, shifted down by 32: a number below
-        // the count, evenly (and so no truncation in the cast).
+        thread_local! {
+            // SplitMix64's state, seeded by the keyed hash `RandomState` gives each thread.
+            static STATE: Cell<u64> =
+                Cell::new(std::hash::RandomState::new().hash_one(0x6c61_6e65_u64));
+        }
+        let z = STATE.with(|s| {
+            let z = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            s.set(z);
+            z
+        });
+        let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let h = (z ^ (z >> 31)) >> 32;
+        // The high half times the lane count, shifted down by 32: a number below the count,
+        // evenly (and so no truncation in the cast).
         let n = ((h * u64::from(Self::LANE_COUNT)) >> 32) as u32;
         Self::lane_bit(n)
     }

@@ -358,7 +358,7 @@ mod tests {
         assert!(t.is_empty() && t.memory_bytes() == 0);
         let x = ObjectIndex::from_u32(42);
         t.divert(
-            MarkTarget::Shared(&marks, DivertMarks::lane(1)),
+            MarkTarget::Shared(&marks, DivertMarks::lane_bit(1)),
             x,
             PrivateKey::new(3, 1),
         )
@@ -403,7 +403,7 @@ mod tests {
         {
             let n = n as u32;
             let got = t.divert(
-                MarkTarget::Shared(&marks, DivertMarks::lane(1)),
+                MarkTarget::Shared(&marks, DivertMarks::lane_bit(1)),
                 ObjectIndex::from_u32(x),
                 PrivateKey::new(n, 0),
             );
@@ -452,7 +452,7 @@ mod tests {
         for j in 0..3_000u32 {
             let x = ObjectIndex::from_u32(j * 128);
             t.divert(
-                MarkTarget::Shared(&marks, DivertMarks::lane(1)),
+                MarkTarget::Shared(&marks, DivertMarks::lane_bit(1)),
                 x,
                 PrivateKey::new(j, 0),
             )
@@ -487,14 +487,14 @@ mod tests {
         let mut t = IndirectionTable::new();
         let x = ObjectIndex::from_u32(1);
         t.divert(
-            MarkTarget::Shared(&marks, DivertMarks::lane(1)),
+            MarkTarget::Shared(&marks, DivertMarks::lane_bit(1)),
             x,
             PrivateKey::new(0, 0),
         )
         .unwrap();
         assert_eq!(
             t.divert(
-                MarkTarget::Shared(&marks, DivertMarks::lane(1)),
+                MarkTarget::Shared(&marks, DivertMarks::lane_bit(1)),
                 x,
                 PrivateKey::new(1, 0)
             ),

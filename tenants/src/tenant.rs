@@ -120,8 +120,9 @@ pub struct Tenant {
     /// fast path's sign test and lane test to the filter's, so those tests need no dispatch
     /// on the policy.
     own_marks: u64,
-    /// This tenant's lane in the shared marks ([`DivertMarks::lane`] of its id): set with the
-    /// diverted bit by its diverts, and tested on a marked object before its table's filter.
+    /// This tenant's lane in the shared marks, drawn at fork ([`DivertMarks::draw_lane`]): set
+    /// with the diverted bit by its diverts, and tested on a marked object before its
+    /// table's filter.
     pub(crate) lane: u64,
     /// The base heap's bytes, held here so the fast read path needs nothing behind `base`.
     pub(crate) reader: HeapReader,
@@ -197,7 +198,7 @@ impl Tenant {
             MarkPolicy::Shared => None,
             MarkPolicy::Private => Some(MarkFilter::default()),
         };
-        let lane = DivertMarks::lane(id.get());
+        let lane = DivertMarks::draw_lane();
         Tenant {
             id,
             base: base.clone(),
@@ -371,6 +372,16 @@ impl Tenant {
     /// This tenant's id.
     pub fn id(&self) -> TenantId {
         self.id
+    }
+
+    /// This tenant's lane in the base's shared marks: one bit of
+    /// [`DivertMarks::LANES`](cowheap_forwarders::DivertMarks::LANES), drawn at fork. Its
+    /// diverts set it on the objects they divert; a read of an object whose mark is set but
+    /// not this lane is made in place. Hidden from the docs: for tests and benches that need
+    /// tenants of one lane, or of two.
+    #[doc(hidden)]
+    pub fn lane(&self) -> u64 {
+        self.lane
     }
 
     /// The base this tenant was forked from.
