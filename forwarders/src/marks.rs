@@ -530,6 +530,11 @@ mod loom_tests {
         DivertMarks::new((0..16u64).map(|i| i * 3))
     }
 
+    /// The word of an object at `offset` that tenants of lanes 1 and 2 diverted.
+    fn diverted_by_lanes_1_and_2(offset: u64) -> u64 {
+        offset | DivertMarks::DIVERTED | DivertMarks::lane_bit(1) | DivertMarks::lane_bit(2)
+    }
+
     /// Two tenants marking different objects lose neither mark nor offset.
     #[test]
     fn concurrent_marks_are_both_kept() {
@@ -564,14 +569,7 @@ mod loom_tests {
             let a = m.mark(9, DivertMarks::lane_bit(1));
             let b = t.join().unwrap();
             assert!(a ^ b);
-            assert_eq!(
-                m.entry(9),
-                Some(
-                    27 | DivertMarks::DIVERTED
-                        | DivertMarks::lane_bit(1)
-                        | DivertMarks::lane_bit(2)
-                )
-            );
+            assert_eq!(m.entry(9), Some(diverted_by_lanes_1_and_2(27)));
         });
     }
 
@@ -643,14 +641,7 @@ mod loom_tests {
                 "a third lane is never set"
             );
             assert_eq!(seen & DivertMarks::OFFSET, 15);
-            assert_eq!(
-                m.entry(5),
-                Some(
-                    15 | DivertMarks::DIVERTED
-                        | DivertMarks::lane_bit(1)
-                        | DivertMarks::lane_bit(2)
-                )
-            );
+            assert_eq!(m.entry(5), Some(diverted_by_lanes_1_and_2(15)));
         });
     }
 }
