@@ -261,12 +261,29 @@ fn a_reader_reads_undiverted_objects_in_place_and_leaves_the_rest_to_its_tenant(
         ));
     }
 
+    // A private slot holding a base reference this tenant then copies: the reader's own
+    // read of the private object does not settle it, and the tenant's (past the reader's
+    // cold call) answers the copy and patches the slot.
+    a.set_slot(p, 0, y).unwrap();
+    a.set_slot(y, 1, Value::int(6)).unwrap();
+    {
+        let r = a.reader();
+        let got = r.slot(p, 0).unwrap();
+        assert!(a.identical(got, y).unwrap());
+        assert!(got.word().is_private(), "the copy's reference");
+        assert_eq!(r.slot(got, 1).unwrap().as_int(), Some(6));
+        assert!(
+            r.slot(p, 0).unwrap().word().is_private(),
+            "patched: the slot holds the copy's reference"
+        );
+    }
+
     // Under the private policy nothing is read in place: the tenant's own marks decide.
     let private = TenantConfig {
         marks: MarkPolicy::Private,
         ..TenantConfig::default()
     };
-    let c = Tenant::fork_with(&base, private);
+    let mut c = Tenant::fork_with(&base, private);
     let r = c.reader();
     assert!(r.try_slot(y, 0).is_none());
     assert_eq!(r.slot(y, 0).unwrap().word(), c.slot(y, 0).unwrap().word());
@@ -275,6 +292,15 @@ fn a_reader_reads_undiverted_objects_in_place_and_leaves_the_rest_to_its_tenant(
         x_before.word(),
         "b's write is b's"
     );
+    assert_eq!(r.class_of(y).unwrap().word(), c.class_of(y).unwrap().word());
+    assert_eq!(r.size(y).unwrap(), c.size(y).unwrap());
+    assert_eq!(c.stats().lookups, 0, "read in place through its own marks");
+    // Its own copy, under its own marks, is its tenant's to read.
+    c.set_slot(g, 0, Value::int(8)).unwrap();
+    let r = c.reader();
+    assert_eq!(r.slot(g, 0).unwrap().as_int(), Some(8));
+    assert_eq!(r.class_of(g).unwrap().word(), c.class_of(g).unwrap().word());
+    assert_eq!(r.slot(y, 0).unwrap().word(), a.slot(y, 0).unwrap().word());
 
     // While the tenant records its reads, a reader's reads are recorded too.
     let mut d = Tenant::fork(&base);

@@ -12,24 +12,28 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// table's filter. A loop of [`Tenant::slot`] keeps those fields in its own frame too, beside the
 /// fields of the tenant's other inline paths (a private object's first of all), so it makes
 /// more tests and loads a read. A `TenantReader` holds only what a read in place needs, by
-/// value: a loop that takes one before it starts keeps them in registers or in its own stack
-/// frame, tests the read in place first, and loads nothing from the tenant for it (but its
-/// lane, past an object's set mark). When the
-/// reads miss the caches that closes a good part of what [`Tenant::slot`] adds to a flat
-/// heap's read (measured in `benches/interleaved.rs`: 1.3x a flat heap's time through a
-/// reader, 1.4-1.6x through [`Tenant::slot`]; see docs/ARCHITECTURE.md).
+/// value, and reaches its tenant only through a call the compiler is told is cold: a loop
+/// that takes one before it starts keeps those fields in registers, tests the read in place
+/// first, and loads nothing from the tenant for it (but its lane, past an object's set mark).
+/// That closes most of what [`Tenant::slot`] adds to a flat heap's read (measured in
+/// `benches/interleaved.rs`: 1.2-1.3x a flat heap's time through a reader, 1.9-2.4x through
+/// [`Tenant::slot`], on the machine of the twenty-sixth step in docs/ARCHITECTURE.md).
 ///
 /// Each read answers exactly what the tenant's read of the same name answers. A base object
 /// this tenant has not diverted is read in place when its shared mark is clear, or when it
 /// is set (another tenant diverted it) and this tenant's lane in it is clear, or its lane is
-/// set (a tenant of its lane diverted it) and this tenant's filter says it did not; anything
-/// else (a private object, this tenant's copy, an object a version changed, an immediate, an
-/// error) falls back to the tenant's own read, inlined. The `try_` reads answer only the
-/// first case, with no call at all, and `None` for everything else, errors included.
+/// set (a tenant of its lane diverted it) and this tenant's filter says it did not. A slot
+/// of a live private object of this tenant that needs no patching is read inline too, as
+/// the tenant's own first path reads it. Anything else (this tenant's copy through a base
+/// reference, a slot to patch, an object a version changed, an immediate's class, an error)
+/// falls back to the tenant's own read, out of line. The `try_` reads answer only the first
+/// case, with no call at all, and `None` for everything else, errors included.
 ///
 /// Under [`cowheap_forwarders::MarkPolicy::Private`], or while the tenant records its reads
-/// ([`Tenant::record_reads`]), no base read is made in place: each falls back to the tenant,
-/// which consults its own marks or records the read.
+/// ([`Tenant::record_reads`]), the shared marks are not the reader's to read: its `try_`
+/// reads answer nothing, and its other reads test the tenant's own marks inline, as the
+/// tenant does, reading in place where they allow (a recording tenant's allow nothing, so
+/// each read reaches the tenant, which records it).
 ///
 /// The borrow keeps the tenant from writing while the reader lives, so what the reader reads
 /// in place stays what the tenant reads: another tenant's write only diverts an object, which
@@ -55,7 +59,7 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 #[derive(Clone, Copy)]
 pub struct TenantReader<'a> {
     /// The shared marks, or none under the private policy (or while the tenant records
-    /// its reads), so that every base read there goes to the tenant.
+    /// its reads), so that no base read there is made in place by them.
     marks: MarksView<'a>,
     /// The base's object words.
     heap: HeapView<'a>,
@@ -64,6 +68,9 @@ pub struct TenantReader<'a> {
     /// (another tenant of its lane did).
     filter: FilterView<'a>,
     tenant: &'a Tenant,
+    /// The tenant has its own marks (the private policy, or a recording tenant): a base
+    /// read not made in place is tested against them inline, by [`Tenant::in_place`].
+    own_marks: bool,
 }
 
 impl std::fmt::Debug for TenantReader<'_> {
@@ -80,7 +87,7 @@ impl std::fmt::Debug for TenantReader<'_> {
 
 impl<'a> TenantReader<'a> {
     /// A reader of `tenant`; with `own_marks` (the tenant's `own_marks` word is set), one
-    /// that reads nothing in place.
+    /// that reads nothing in place by the shared marks and tests the tenant's own instead.
     pub(crate) fn new(tenant: &'a Tenant, own_marks: bool) -> TenantReader<'a> {
         TenantReader {
             marks: if own_marks {
@@ -91,6 +98,7 @@ impl<'a> TenantReader<'a> {
             heap: tenant.reader.view(),
             filter: tenant.table.filter_view(),
             tenant,
+            own_marks,
         }
     }
 
@@ -136,10 +144,25 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::slot`].
     #[inline(always)]
     pub fn slot(self, obj: Value, i: usize) -> Result<Value> {
-        match self.try_slot(obj, i) {
-            Some(v) => Ok(v),
-            None => self.tenant.slot(obj, i),
+        if let Some(v) = self.try_slot(obj, i) {
+            return Ok(v);
         }
+        // A slot of a live private object of this tenant that needs no patching, as the
+        // tenant's own first inline path reads it (a resolved copy, a new object).
+        let t = self.tenant;
+        if let Some(k) = obj.key_for(t.id)
+            && let Some(cell) = t.space.slot_of(k, i)
+            && let Some(v) = t.settle_quick(cell.get())
+        {
+            return Ok(v);
+        }
+        if self.own_marks
+            && let Some(offset) = t.in_place(obj)
+            && let Some(w) = self.heap.slot_at(offset, i)
+        {
+            return Ok(Value::shared(w));
+        }
+        slot_by_tenant(t, obj, i)
     }
 
     /// The class of `obj` if it is a base object this reader reads in place (as
@@ -160,10 +183,15 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::class_of`].
     #[inline(always)]
     pub fn class_of(self, obj: Value) -> Result<Value> {
-        match self.try_class_of(obj) {
-            Some(v) => Ok(v),
-            None => self.tenant.class_of(obj),
+        if let Some(v) = self.try_class_of(obj) {
+            return Ok(v);
         }
+        let id = self.tenant.id;
+        self.read_rest(
+            obj,
+            |heap, offset| heap.class_at(offset).map(|c| Value::owned(c, id)),
+            Tenant::class_of,
+        )
     }
 
     /// [`Tenant::size`], read as [`TenantReader::slot`] reads. Time: O(1).
@@ -229,7 +257,7 @@ impl<'a> TenantReader<'a> {
     fn read<T>(
         self,
         obj: Value,
-        at: impl FnOnce(HeapView<'a>, u64) -> Option<T>,
+        at: impl Fn(HeapView<'a>, u64) -> Option<T>,
         slow: impl FnOnce(&'a Tenant, Value) -> Result<T>,
     ) -> Result<T> {
         if let Some(offset) = self.in_place(obj)
@@ -237,6 +265,47 @@ impl<'a> TenantReader<'a> {
         {
             return Ok(v);
         }
-        slow(self.tenant, obj)
+        self.read_rest(obj, at, slow)
     }
+
+    /// What a read leaves when the reader's own test did not read in place: under the
+    /// tenant's own marks, their inline test and a read in place; else the tenant's read,
+    /// called out of line and marked cold. The mark matters more than the call: a call the
+    /// compiler takes for a common one makes a caller's loop keep the reader's fields in its
+    /// stack frame and reload them at every read, where past a cold call they stay in
+    /// registers and are saved only around it (measured in the twenty-sixth step of
+    /// docs/ARCHITECTURE.md).
+    #[inline(always)]
+    fn read_rest<T>(
+        self,
+        obj: Value,
+        at: impl Fn(HeapView<'a>, u64) -> Option<T>,
+        slow: impl FnOnce(&'a Tenant, Value) -> Result<T>,
+    ) -> Result<T> {
+        if self.own_marks
+            && let Some(offset) = self.tenant.in_place(obj)
+            && let Some(v) = at(self.heap, offset)
+        {
+            return Ok(v);
+        }
+        by_tenant(self.tenant, obj, slow)
+    }
+}
+
+/// `slow(tenant, obj)`, out of line and cold: [`TenantReader::read_rest`]'s call.
+#[cold]
+#[inline(never)]
+fn by_tenant<'a, T>(
+    tenant: &'a Tenant,
+    obj: Value,
+    slow: impl FnOnce(&'a Tenant, Value) -> Result<T>,
+) -> Result<T> {
+    slow(tenant, obj)
+}
+
+/// [`Tenant::slot`], out of line and cold: [`TenantReader::slot`]'s call.
+#[cold]
+#[inline(never)]
+fn slot_by_tenant(tenant: &Tenant, obj: Value, i: usize) -> Result<Value> {
+    tenant.slot(obj, i)
 }

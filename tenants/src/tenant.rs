@@ -631,7 +631,7 @@ impl Tenant {
     /// heap, which every `HeapReader` read refuses: a caller reads through one, never uses
     /// the offset otherwise.
     #[inline(always)]
-    fn in_place(&self, obj: Value) -> Option<u64> {
+    pub(crate) fn in_place(&self, obj: Value) -> Option<u64> {
         // One compare tests for a base reference and bounds its index.
         let wide = obj.word().base_index_wide();
         // `own_marks` is 0 or the diverted bit and this tenant's lane, so the word or-ed with
@@ -741,7 +741,7 @@ impl Tenant {
     /// the space holds no forwarder. `None` (for the caller's slower path) may also mean
     /// the word stands as it is.
     #[inline(always)]
-    fn settle_quick(&self, w: Word) -> Option<Value> {
+    pub(crate) fn settle_quick(&self, w: Word) -> Option<Value> {
         if w.is_immediate() {
             return Some(Value::shared(w));
         }
