@@ -14,7 +14,7 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// more tests and loads a read. A `TenantReader` holds only what a read in place needs, by
 /// value, and reaches its tenant only through a call the compiler is told is cold: a loop
 /// that takes one before it starts keeps those fields in registers, tests the read in place
-/// first, and loads nothing from the tenant for it (but its lane, past an object's set mark).
+/// first, and loads nothing from the tenant for it.
 /// That closes most of what [`Tenant::slot`] adds to a flat heap's read (measured in
 /// `benches/interleaved.rs`: 1.2-1.3x a flat heap's time through a reader, 1.9-2.4x through
 /// [`Tenant::slot`], on the machine of the twenty-sixth step in docs/ARCHITECTURE.md).
@@ -68,6 +68,10 @@ pub struct TenantReader<'a> {
     /// (another tenant of its lane did).
     filter: FilterView<'a>,
     tenant: &'a Tenant,
+    /// The tenant's lane in the shared marks, held by value: past a set mark it is tested
+    /// at every read, and a load from the tenant there cost more than one from the loop's
+    /// own frame (the twenty-sixth step).
+    lane: u64,
     /// The tenant has its own marks (the private policy, or a recording tenant): a base
     /// read not made in place is tested against them inline, by [`Tenant::in_place`].
     own_marks: bool,
@@ -98,6 +102,7 @@ impl<'a> TenantReader<'a> {
             heap: tenant.reader.view(),
             filter: tenant.table.filter_view(),
             tenant,
+            lane: tenant.lane,
             own_marks,
         }
     }
@@ -121,7 +126,7 @@ impl<'a> TenantReader<'a> {
         if entry & DivertMarks::DIVERTED == 0 {
             return Some(entry);
         }
-        if entry & self.tenant.lane == 0 {
+        if entry & self.lane == 0 {
             return Some(entry & DivertMarks::IN_PLACE);
         }
         (!self.filter.may_contain_wide(wide)).then_some(entry & DivertMarks::IN_PLACE)
