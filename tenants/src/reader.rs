@@ -12,21 +12,24 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// table's filter. A loop of [`Tenant::slot`] keeps those fields in its own frame too, beside the
 /// fields of the tenant's other inline paths (a private object's first of all), so it makes
 /// more tests and loads a read. A `TenantReader` holds only what a read in place needs, by
-/// value, and reaches its tenant only through a call the compiler is told is cold: a loop
-/// that takes one before it starts keeps those fields in registers, tests the read in place
-/// first, and loads nothing from the tenant for it.
+/// value, reads its tenant's fields inline only for a private object's slot and under the
+/// tenant's own marks, and otherwise reaches its tenant through a call the compiler is told
+/// is cold: a loop that takes one before it starts keeps those fields in registers, tests
+/// the read in place first, and loads nothing from the tenant for it.
 /// That closes most of what [`Tenant::slot`] adds to a flat heap's read (measured in
-/// `benches/interleaved.rs`: 1.2-1.3x a flat heap's time through a reader, 1.9-2.4x through
+/// `benches/interleaved.rs`: 1.2-1.3x a flat heap's time through a reader, 1.9-2.5x through
 /// [`Tenant::slot`], on the machine of the twenty-sixth step in docs/ARCHITECTURE.md).
 ///
 /// Each read answers exactly what the tenant's read of the same name answers. A base object
 /// this tenant has not diverted is read in place when its shared mark is clear, or when it
 /// is set (another tenant diverted it) and this tenant's lane in it is clear, or its lane is
 /// set (a tenant of its lane diverted it) and this tenant's filter says it did not. A slot
-/// of a live private object of this tenant that needs no patching is read inline too, as
-/// the tenant's own first path reads it. Anything else (this tenant's copy through a base
-/// reference, a slot to patch, an object a version changed, an immediate's class, an error)
-/// falls back to the tenant's own read, out of line. The `try_` reads answer only the first
+/// of a live private object of this tenant is read inline too when the word it holds is
+/// settled without a table probe ([`Tenant`]'s quick settling: an immediate, a private word
+/// while the space holds no forwarder, a base word this tenant did not divert). Anything
+/// else (this tenant's copy through a base reference, a slot to patch, a private word while
+/// the space holds a forwarder, a private object's header, an object a version changed, an
+/// immediate's class, an error) falls back to the tenant's own read, out of line. The `try_` reads answer only the first
 /// case, with no call at all, and `None` for everything else, errors included.
 ///
 /// Under [`cowheap_forwarders::MarkPolicy::Private`], or while the tenant records its reads
