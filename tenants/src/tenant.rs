@@ -711,7 +711,7 @@ impl Tenant {
 
     /// The body of `obj` if it is a live private object of this tenant named by its own key.
     #[inline(always)]
-    fn own_body(&self, obj: Value) -> Option<Obj<'_>> {
+    pub(crate) fn own_body(&self, obj: Value) -> Option<Obj<'_>> {
         self.space.object(obj.key_for(self.id)?)
     }
 
