@@ -63,10 +63,11 @@
 //! | `read_own_resolved` | `read_flat` | (b) resolved: `Tenant::slot` of the private reference `Tenant::resolve` gave once for the base reference |
 //! | `read_reader` | `read_flat` | `TenantReader::slot` of an undiverted base object, through the `Tenant::reader` taken before the loop |
 //! | `read_reader_per_read` | `read_flat` | the same with the reader taken afresh at every read: its fields loaded from the tenant each time |
-//! | `read_reader_private_marks` | `read_flat` | `read_reader` with `MarkPolicy::Private` (every read falls back to the tenant) |
+//! | `read_reader_private_marks` | `read_flat` | `read_reader` with `MarkPolicy::Private` (no read in place by the shared marks: the tenant's own, tested inline) |
 //! | `read_reader_other` | `read_flat` | (c) through a reader |
 //! | `read_reader_resolved` | `read_flat` | (b) resolved, through a reader |
 //! | `class_reader` | `class_flat` | (e) `TenantReader::class_of` of an undiverted base object |
+//! | `read_reader_via_private` | `read_flat_via_slot` | (a) through a reader |
 //!
 //! `read_flat_reloaded` is no path of cowheap's: it splits what the loops around the other
 //! variants pay (a loop whose body may call a function keeps few of its operand's fields
@@ -84,8 +85,8 @@
 //!
 //! The same pairs serve every variant of a mode. Checks, outside the clock: every read variant
 //! of undiverted objects, (c), `read_flat_via_slot` and `read_flat_reloaded` return the same
-//! checksum, as do the reader's reads of them; (a), (b) and (b) resolved (also through a
-//! reader) agree with each other and each word (a) and (b) read is
+//! checksum, as do the reader's reads of them; (a), (b) and (b) resolved (the first and the
+//! last also through a reader) agree with each other and each word (a) and (b) read is
 //! `Tenant::identical` to the flat heap's; the classes agree; and after a pass of each
 //! write variant, the tenant's slots hold what the flat heap holds. The tenants that divert
 //! objects (for (a) to (d)) work a second `Base` of the same image, so the undiverted variants
@@ -113,7 +114,7 @@ const MEMORY_OPS: usize = 1 << 18;
 const OPS_PER_SAMPLE: usize = 400_000;
 
 /// The variants, each with the index of its flat equivalent (the ratio's denominator).
-const VARIANTS: [(&str, usize); 22] = [
+const VARIANTS: [(&str, usize); 23] = [
     ("read_flat", 0),
     ("read_base_heap", 0),
     ("read_base_word", 0),
@@ -136,6 +137,7 @@ const VARIANTS: [(&str, usize); 22] = [
     ("read_reader_other", 0),
     ("read_reader_resolved", 0),
     ("class_reader", 13),
+    ("read_reader_via_private", 6),
 ];
 
 /// `n` random `(object, slot)` pairs of objects with pointer slots, the same for every run;
@@ -297,6 +299,15 @@ fn class_reader(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
     let r = t.reader();
     reads.iter().fold(0, |acc, &(v, _)| {
         acc.wrapping_add(r.class_of(v).expect("an object").word().bits())
+    })
+}
+
+#[inline(never)]
+fn read_reader_via_private(t: &Tenant, holder: Value, reads: &[(Value, usize)]) -> u64 {
+    let r = t.reader();
+    reads.iter().enumerate().fold(0, |acc, (k, &(_, i))| {
+        let copy = r.slot(holder, k).expect("in range");
+        acc.wrapping_add(r.slot(copy, i).expect("in range").word().bits())
     })
 }
 
@@ -489,6 +500,7 @@ impl Fixture {
             19 => read_reader_other(&self.other, reads),
             20 => read_reader_resolved(&self.own, black_box(&self.own_resolved)),
             21 => class_reader(&self.shared, reads),
+            22 => read_reader_via_private(&self.own, self.holder, reads),
             _ => unreachable!("variant {k} has no pass"),
         }
     }
@@ -512,6 +524,10 @@ impl Fixture {
             );
         }
         assert_eq!(sums[5], sums[7], "(a) and (b) read the same copies");
+        assert_eq!(
+            sums[22], sums[5],
+            "(a) through a reader reads what (a) reads"
+        );
         assert_eq!(sums[15], sums[7], "(b) resolved reads what (b) reads");
         assert_eq!(
             sums[20], sums[7],
