@@ -13,9 +13,9 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// fields of the tenant's other inline paths (a private object's first of all), so it makes
 /// more tests and loads a read. A `TenantReader` holds only what a read in place needs, by
 /// value, reads its tenant's fields inline only for a private object's slot or class and
-/// under the tenant's own marks, and otherwise reaches its tenant through a call the compiler is told
-/// is cold: a loop that takes one before it starts keeps those fields in registers, tests
-/// the read in place first, and loads nothing from the tenant for it.
+/// under the tenant's own marks, and otherwise reaches its tenant through a call the
+/// compiler is told is cold: a loop that takes one before it starts keeps those fields in
+/// registers, tests the read in place first, and loads nothing from the tenant for it.
 /// That closes most of what [`Tenant::slot`] adds to a flat heap's read (measured in
 /// `benches/interleaved.rs`: 1.2-1.3x a flat heap's time through a reader, 1.9-2.5x through
 /// [`Tenant::slot`], on the machine of the twenty-sixth step in docs/ARCHITECTURE.md). A
@@ -159,8 +159,9 @@ impl<'a> TenantReader<'a> {
         if let Some(v) = self.try_slot(obj, i) {
             return Ok(v);
         }
-        // A slot of a live private object of this tenant that needs no patching, as the
-        // tenant's own first inline path reads it (a resolved copy, a new object).
+        // A slot of a live private object of this tenant (a resolved copy, a new object), as
+        // the tenant's own first inline path reads it, but settled without a probe of the
+        // table: a word that needs one goes to the tenant.
         let t = self.tenant;
         if let Some(k) = obj.key_for(t.id)
             && let Some(cell) = t.space.slot_of(k, i)
