@@ -15,7 +15,7 @@
 //! cargo bench --bench interleaved -- --rounds 50
 //! cargo bench --bench interleaved -- --once       # one pass each, for instruction counts:
 //! valgrind --tool=callgrind --callgrind-out-file=cg.out target/release/deps/interleaved-HASH --once
-//! callgrind_annotate --inclusive=yes cg.out | grep -E '=> .*interleaved::(read|write|class)_'
+//! callgrind_annotate --inclusive=yes cg.out | grep -E '=> .*interleaved::(read|write|class|size|hash)_'
 //! cargo bench --bench interleaved -- --once-memory  # one memory-bound pass each, for
 //!                                                   # callgrind's --cache-sim=yes
 //! ```
@@ -39,9 +39,9 @@
 //!
 //! With `--once` each variant makes one pass of the cache-resident mode (the checking pass:
 //! nothing else calls the variants' functions), so callgrind's inclusive count of each
-//! `read_*`, `write_*` or `class_*` function divided by 4,096 is its instructions per
-//! operation: repeatable where wall times are not. The setup (copying objects, patching the
-//! copies' slots) runs in other functions and is not counted.
+//! `read_*`, `write_*`, `class_*`, `size_*` or `hash_*` function divided by 4,096 is its
+//! instructions per operation: repeatable where wall times are not. The setup (copying
+//! objects, patching the copies' slots) runs in other functions and is not counted.
 //!
 //! | variant | flat equivalent | what it does per operation |
 //! | --- | --- | --- |
@@ -68,6 +68,15 @@
 //! | `read_reader_resolved` | `read_flat` | (b) resolved, through a reader |
 //! | `class_reader` | `class_flat` | (e) `TenantReader::class_of` of an undiverted base object |
 //! | `read_reader_via_private` | `read_flat_via_slot` | (a) through a reader |
+//! | `size_flat` | (a flat equivalent) | `FlatHeap::size`: the header's size word |
+//! | `size_of_base` | `size_flat` | (e) `Tenant::size` of an undiverted base object |
+//! | `size_reader` | `size_flat` | (e) `TenantReader::size` of the same |
+//! | `size_own_resolved` | `size_flat` | `Tenant::size` of the tenant's own copies, by their private references |
+//! | `size_reader_private` | `size_flat` | `TenantReader::size` of the same |
+//! | `hash_flat` | (a flat equivalent) | `FlatHeap::hash`: the header's hash |
+//! | `hash_of_base` | `hash_flat` | (e) `Tenant::identity_hash` of an undiverted base object |
+//! | `hash_reader` | `hash_flat` | (e) `TenantReader::identity_hash` of the same |
+//! | `hash_own_resolved` | `hash_flat` | `Tenant::identity_hash` of the tenant's own copies, by their private references |
 //!
 //! `read_flat_reloaded` is no path of cowheap's: it splits what the loops around the other
 //! variants pay (a loop whose body may call a function keeps few of its operand's fields
@@ -85,7 +94,8 @@
 //!
 //! The same pairs serve every variant of a mode. Checks, outside the clock: every read variant
 //! of undiverted objects, (c), `read_flat_via_slot` and `read_flat_reloaded` return the same
-//! checksum, as do the reader's reads of them; (a), (b) and (b) resolved (the first and the
+//! checksum, as do the reader's reads of them; every size and hash variant answers the flat
+//! heap's sizes and hashes (a copy keeps its base object's); (a), (b) and (b) resolved (the first and the
 //! last also through a reader) agree with each other and each word (a) and (b) read is
 //! `Tenant::identical` to the flat heap's; the classes agree; and after a pass of each
 //! write variant, the tenant's slots hold what the flat heap holds. The tenants that divert
@@ -114,7 +124,7 @@ const MEMORY_OPS: usize = 1 << 18;
 const OPS_PER_SAMPLE: usize = 400_000;
 
 /// The variants, each with the index of its flat equivalent (the ratio's denominator).
-const VARIANTS: [(&str, usize); 23] = [
+const VARIANTS: [(&str, usize); 32] = [
     ("read_flat", 0),
     ("read_base_heap", 0),
     ("read_base_word", 0),
@@ -138,6 +148,15 @@ const VARIANTS: [(&str, usize); 23] = [
     ("read_reader_resolved", 0),
     ("class_reader", 13),
     ("read_reader_via_private", 6),
+    ("size_flat", 23),
+    ("size_of_base", 23),
+    ("size_reader", 23),
+    ("size_own_resolved", 23),
+    ("size_reader_private", 23),
+    ("hash_flat", 28),
+    ("hash_of_base", 28),
+    ("hash_reader", 28),
+    ("hash_own_resolved", 28),
 ];
 
 /// `n` random `(object, slot)` pairs of objects with pointer slots, the same for every run;
@@ -207,6 +226,30 @@ fn write_flat(flat: &mut FlatHeap, pairs: &[(ObjectIndex, usize)]) -> u64 {
 fn class_flat(flat: &FlatHeap, pairs: &[(ObjectIndex, usize)]) -> u64 {
     pairs.iter().fold(0, |acc, &(x, _)| {
         acc.wrapping_add(flat.class(x).expect("an object"))
+    })
+}
+
+/// An object size's part of a checksum: its slot count, what an interpreter asks a size for
+/// most. (Not the slot and byte counts packed back into one word: the compiler sees through
+/// that for the flat heap's size word, and not for a size that may come from either of a
+/// tenant's paths, so the packing would cost the tenant's variants instructions the flat
+/// one does not pay.)
+#[inline(always)]
+fn size_bits(s: ObjectSize) -> u64 {
+    s.slots as u64
+}
+
+#[inline(never)]
+fn size_flat(flat: &FlatHeap, pairs: &[(ObjectIndex, usize)]) -> u64 {
+    pairs.iter().fold(0, |acc, &(x, _)| {
+        acc.wrapping_add(size_bits(flat.size(x).expect("an object")))
+    })
+}
+
+#[inline(never)]
+fn hash_flat(flat: &FlatHeap, pairs: &[(ObjectIndex, usize)]) -> u64 {
+    pairs.iter().fold(0, |acc, &(x, _)| {
+        acc.wrapping_add(u64::from(flat.hash(x).expect("an object")))
     })
 }
 
@@ -308,6 +351,75 @@ fn read_reader_via_private(t: &Tenant, holder: Value, reads: &[(Value, usize)]) 
     reads.iter().enumerate().fold(0, |acc, (k, &(_, i))| {
         let copy = r.slot(holder, k).expect("in range");
         acc.wrapping_add(r.slot(copy, i).expect("in range").word().bits())
+    })
+}
+
+/// `Tenant::size` over `reads`: the body of both tenant size variants.
+#[inline(always)]
+fn tenant_sizes(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    reads.iter().fold(0, |acc, &(v, _)| {
+        acc.wrapping_add(size_bits(t.size(v).expect("an object")))
+    })
+}
+
+#[inline(never)]
+fn size_of_base(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(16);
+    tenant_sizes(t, reads)
+}
+
+#[inline(never)]
+fn size_own_resolved(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(17);
+    tenant_sizes(t, reads)
+}
+
+/// `TenantReader::size` over `reads`: the body of both reader size variants.
+#[inline(always)]
+fn reader_sizes(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    let r = t.reader();
+    reads.iter().fold(0, |acc, &(v, _)| {
+        acc.wrapping_add(size_bits(r.size(v).expect("an object")))
+    })
+}
+
+#[inline(never)]
+fn size_reader(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(18);
+    reader_sizes(t, reads)
+}
+
+#[inline(never)]
+fn size_reader_private(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(19);
+    reader_sizes(t, reads)
+}
+
+/// `Tenant::identity_hash` over `reads`: the body of both tenant hash variants.
+#[inline(always)]
+fn tenant_hashes(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    reads.iter().fold(0, |acc, &(v, _)| {
+        acc.wrapping_add(u64::from(t.identity_hash(v).expect("an object")))
+    })
+}
+
+#[inline(never)]
+fn hash_of_base(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(20);
+    tenant_hashes(t, reads)
+}
+
+#[inline(never)]
+fn hash_own_resolved(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(21);
+    tenant_hashes(t, reads)
+}
+
+#[inline(never)]
+fn hash_reader(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    let r = t.reader();
+    reads.iter().fold(0, |acc, &(v, _)| {
+        acc.wrapping_add(u64::from(r.identity_hash(v).expect("an object")))
     })
 }
 
@@ -501,6 +613,15 @@ impl Fixture {
             20 => read_reader_resolved(&self.own, black_box(&self.own_resolved)),
             21 => class_reader(&self.shared, reads),
             22 => read_reader_via_private(&self.own, self.holder, reads),
+            23 => size_flat(&self.flat, pairs),
+            24 => size_of_base(&self.shared, reads),
+            25 => size_reader(&self.shared, reads),
+            26 => size_own_resolved(&self.own, black_box(&self.own_resolved)),
+            27 => size_reader_private(&self.own, black_box(&self.own_resolved)),
+            28 => hash_flat(&self.flat, pairs),
+            29 => hash_of_base(&self.shared, reads),
+            30 => hash_reader(&self.shared, reads),
+            31 => hash_own_resolved(&self.own, black_box(&self.own_resolved)),
             _ => unreachable!("variant {k} has no pass"),
         }
     }
@@ -541,6 +662,20 @@ impl Fixture {
             sums[12], sums[13],
             "class_of_base reads the flat heap's classes"
         );
+        for k in 24..=27 {
+            assert_eq!(
+                sums[k], sums[23],
+                "{} reads the flat heap's sizes",
+                VARIANTS[k].0
+            );
+        }
+        for k in 29..=31 {
+            assert_eq!(
+                sums[k], sums[28],
+                "{} reads the flat heap's hashes",
+                VARIANTS[k].0
+            );
+        }
         for (k, &(x, i)) in self.pairs.iter().enumerate() {
             let flat = Value::shared(Word::from_bits(self.flat.read(x, i).expect("in range")));
             let (copy, v) = (

@@ -255,6 +255,34 @@ fn a_reader_reads_undiverted_objects_in_place_and_leaves_the_rest_to_its_tenant(
         let r = a.reader();
         assert!(r.try_slot(p, 1).is_none());
         assert_eq!(r.slot(p, 1).unwrap().as_int(), Some(5));
+        // Its other reads, inline for a private object as the tenant's are.
+        assert_eq!(r.size(p).unwrap(), ObjectSize { slots: 2, bytes: 0 });
+        assert_eq!(r.size(p).unwrap(), a.size(p).unwrap());
+        assert_eq!(r.format(p).unwrap(), Format::Pointers);
+        assert_eq!(r.identity_hash(p).unwrap(), a.identity_hash(p).unwrap());
+        assert!(r.bytes(p).unwrap().is_empty());
+        let h = r.header(p).unwrap();
+        assert_eq!((h.format, h.size), (Format::Pointers, a.size(p).unwrap()));
+        assert_eq!(h.class.word(), class.word());
+        assert!(matches!(
+            b.reader().size(p),
+            Err(Error::ForeignReference { .. })
+        ));
+        assert!(matches!(
+            b.identity_hash(p),
+            Err(Error::ForeignReference { .. })
+        ));
+    }
+    // A private byte object's bytes, inline through the tenant and a reader.
+    let s = a
+        .alloc(class, Format::Bytes, ObjectSize { slots: 0, bytes: 5 })
+        .unwrap();
+    a.set_bytes(s, 1, b"abc").unwrap();
+    {
+        let r = a.reader();
+        assert_eq!(a.bytes(s).unwrap(), b"\0abc\0");
+        assert_eq!(r.bytes(s).unwrap(), b"\0abc\0");
+        assert_eq!(r.format(s).unwrap(), Format::Bytes);
         assert!(matches!(
             b.reader().slot(p, 1),
             Err(Error::ForeignReference { .. })
@@ -299,6 +327,10 @@ fn a_reader_reads_undiverted_objects_in_place_and_leaves_the_rest_to_its_tenant(
     let patches = a.stats().patches;
     {
         let r = a.reader();
+        // The forwarder itself is no live object: its reads are the tenant's, of the target.
+        assert_eq!(r.identity_hash(q1).unwrap(), a.identity_hash(q2).unwrap());
+        assert_eq!(a.identity_hash(q1).unwrap(), a.identity_hash(q2).unwrap());
+        assert_eq!(r.size(q1).unwrap(), size);
         assert_eq!(r.slot(holder, 0).unwrap().word(), q2.word());
         assert_eq!(r.slot(holder, 1).unwrap().word(), q3.word());
         assert_eq!(
@@ -318,6 +350,13 @@ fn a_reader_reads_undiverted_objects_in_place_and_leaves_the_rest_to_its_tenant(
         a.reader().class_of(gone),
         Err(Error::Collected(_))
     ));
+    assert!(matches!(a.reader().size(gone), Err(Error::Collected(_))));
+    assert!(matches!(
+        a.reader().identity_hash(gone),
+        Err(Error::Collected(_))
+    ));
+    assert!(matches!(a.identity_hash(gone), Err(Error::Collected(_))));
+    assert!(matches!(a.bytes(gone), Err(Error::Collected(_))));
 
     // Under the private policy nothing is read in place by the shared marks: the tenant's
     // own marks decide, for every read.

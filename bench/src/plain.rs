@@ -24,8 +24,8 @@
 
 use super::approach::Approach;
 use super::{Error, Result};
-use cowheap::heap::layout::{self, HEADER_WORDS, SIZE_WORD};
-use cowheap::heap::{BaseHeap, Format, ObjectIndex, ObjectView, Word};
+use cowheap::heap::layout::{self, HEADER_WORDS, INFO_WORD, SIZE_WORD};
+use cowheap::heap::{BaseHeap, Format, ObjectIndex, ObjectSize, ObjectView, Word};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Appends object `o` to `words` in the base heap's own layout ([`layout`]): header, slots,
@@ -122,6 +122,39 @@ impl FlatHeap {
             .and_then(|&o| self.words.get(o as usize))
             .copied()
             .ok_or_else(|| out_of_range(object, 0))
+    }
+
+    /// Header word `k` of `object`. Time: O(1), two loads.
+    #[inline]
+    fn header_word(&self, object: ObjectIndex, k: usize) -> Result<u64> {
+        self.offsets
+            .get(object.get())
+            .and_then(|&o| self.words.get(o as usize + k))
+            .copied()
+            .ok_or_else(|| out_of_range(object, 0))
+    }
+
+    /// The size of `object`: its slot and byte counts, from the header's size word. Time:
+    /// O(1), two loads.
+    ///
+    /// ```
+    /// use cowheap_bench::plain::FlatHeap;
+    ///
+    /// let base = cowheap::synth::image(2_000, 1);
+    /// let x = base.root("Smalltalk").unwrap().as_base().unwrap();
+    /// let flat = FlatHeap::of(&base).unwrap();
+    /// assert_eq!(flat.size(x).unwrap(), base.size(x).unwrap());
+    /// assert_eq!(flat.hash(x).unwrap(), base.hash(x).unwrap());
+    /// ```
+    #[inline]
+    pub fn size(&self, object: ObjectIndex) -> Result<ObjectSize> {
+        Ok(layout::size(self.header_word(object, SIZE_WORD)?))
+    }
+
+    /// The identity hash of `object`, from the header's third word. Time: O(1), two loads.
+    #[inline]
+    pub fn hash(&self, object: ObjectIndex) -> Result<u32> {
+        Ok(layout::hash(self.header_word(object, INFO_WORD)?))
     }
 
     /// Appends a pointer object of class `class` holding `slots` (hash and auxiliary bits

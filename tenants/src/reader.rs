@@ -1,5 +1,6 @@
 //! A tenant's reads borrowed for a loop: [`TenantReader`].
 
+use crate::space::Obj;
 use crate::{Header, Result, Tenant};
 use cowheap_forwarders::{DivertMarks, FilterView, MarksView};
 use cowheap_heap::{Format, HeapView, ObjectSize, Value};
@@ -218,7 +219,7 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::size`].
     #[inline(always)]
     pub fn size(self, obj: Value) -> Result<ObjectSize> {
-        self.read(obj, HeapView::size_at, Tenant::size)
+        self.read(obj, HeapView::size_at, Obj::size, Tenant::size)
     }
 
     /// [`Tenant::format`], read as [`TenantReader::slot`] reads. Time: O(1).
@@ -227,7 +228,7 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::format`].
     #[inline(always)]
     pub fn format(self, obj: Value) -> Result<Format> {
-        self.read(obj, HeapView::format_at, Tenant::format)
+        self.read(obj, HeapView::format_at, Obj::format, Tenant::format)
     }
 
     /// [`Tenant::header`], read as [`TenantReader::slot`] reads. Time: O(1).
@@ -246,6 +247,11 @@ impl<'a> TenantReader<'a> {
                     format: heap.format_at(offset)?,
                 })
             },
+            |body| Header {
+                class: Value::owned(body.class(), id),
+                size: body.size(),
+                format: body.format(),
+            },
             Tenant::header,
         )
     }
@@ -256,7 +262,7 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::identity_hash`].
     #[inline(always)]
     pub fn identity_hash(self, obj: Value) -> Result<u32> {
-        self.read(obj, HeapView::hash_at, Tenant::identity_hash)
+        self.read(obj, HeapView::hash_at, Obj::hash, Tenant::identity_hash)
     }
 
     /// [`Tenant::bytes`], read as [`TenantReader::slot`] reads. Time: O(1).
@@ -265,23 +271,29 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::bytes`].
     #[inline(always)]
     pub fn bytes(self, obj: Value) -> Result<&'a [u8]> {
-        self.read(obj, HeapView::bytes_at, Tenant::bytes)
+        self.read(obj, HeapView::bytes_at, Obj::bytes, Tenant::bytes)
     }
 
     /// One read of `obj`: `at` of its header offset in place if this reader reads it there
-    /// and `at` answers, else the tenant's read `slow`. The shape of every read but `slot`
-    /// and `class_of`, whose in-place halves are public as `try_` reads.
+    /// and `at` answers; else `own` of its body if it is a live private object of this
+    /// tenant named by its own key (the tenant's own second inline path); else the tenant's
+    /// read `slow`. The shape of every read but `slot` and `class_of`, whose in-place halves
+    /// are public as `try_` reads.
     #[inline(always)]
     fn read<T>(
         self,
         obj: Value,
         at: impl Fn(HeapView<'a>, u64) -> Option<T>,
+        own: impl FnOnce(Obj<'a>) -> T,
         slow: impl FnOnce(&'a Tenant, Value) -> Result<T>,
     ) -> Result<T> {
         if let Some(offset) = self.in_place(obj)
             && let Some(v) = at(self.heap, offset)
         {
             return Ok(v);
+        }
+        if let Some(body) = self.tenant.own_body(obj) {
+            return Ok(own(body));
         }
         self.read_rest(obj, at, slow)
     }

@@ -930,13 +930,17 @@ impl Tenant {
     /// The raw bytes of `obj`. Time: O(1).
     ///
     /// Like every read, inlined for an undiverted base object (the mark test, then its
-    /// header read in place); anything else, and every error, is out of line.
+    /// header read in place) and for a live private object of this tenant named by its own
+    /// key; anything else, and every error, is out of line.
     #[inline(always)]
     pub fn bytes(&self, obj: Value) -> Result<&[u8]> {
         if let Some(offset) = self.in_place(obj)
             && let Some(b) = self.reader.bytes_at(offset)
         {
             return Ok(b);
+        }
+        if let Some(body) = self.own_body(obj) {
+            return Ok(body.bytes());
         }
         self.bytes_slow(obj)
     }
@@ -1057,8 +1061,9 @@ impl Tenant {
     }
 
     /// The class of `v`: of an object, or the base's class of small integers or characters.
-    /// Time: O(1); inlined as [`Tenant::bytes`] is for an undiverted base object (an
-    /// interpreter asks on every send), out of line for immediates and everything else.
+    /// Time: O(1); inlined as [`Tenant::bytes`] is for an undiverted base object and a live
+    /// private object of this tenant (an interpreter asks on every send), out of line for
+    /// immediates and everything else.
     #[inline(always)]
     pub fn class_of(&self, v: Value) -> Result<Value> {
         if let Some(offset) = self.in_place(v)
@@ -1124,6 +1129,10 @@ impl Tenant {
             && let Some(hash) = self.reader.hash_at(offset)
         {
             return Ok(hash);
+        }
+        // The second fast path, as `size` has: a live private object of this tenant.
+        if let Some(body) = self.own_body(obj) {
+            return Ok(body.hash());
         }
         self.identity_hash_slow(obj)
     }
