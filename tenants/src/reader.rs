@@ -13,8 +13,8 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// table's filter. A loop of [`Tenant::slot`] keeps those fields in its own frame too, beside the
 /// fields of the tenant's other inline paths (a private object's first of all), so it makes
 /// more tests and loads a read. A `TenantReader` holds only what a read in place needs, by
-/// value, reads its tenant's fields inline only for a private object's slot or class and
-/// under the tenant's own marks, and otherwise reaches its tenant through a call the
+/// value, reads its tenant's fields inline only for a private object's reads and under the
+/// tenant's own marks, and otherwise reaches its tenant through a call the
 /// compiler is told is cold: a loop that takes one before it starts keeps those fields in
 /// registers, tests the read in place first, and loads nothing from the tenant for it.
 /// That closes most of what [`Tenant::slot`] adds to a flat heap's read (measured in
@@ -30,11 +30,11 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// set (a tenant of its lane diverted it) and this tenant's filter says it did not. A slot
 /// of a live private object of this tenant is read inline too when the word it holds is
 /// settled without a table probe ([`Tenant`]'s quick settling: an immediate, a private word
-/// while the space holds no forwarder, a base word this tenant did not divert), and so is
-/// such an object's class. Anything else (this tenant's copy through a base reference, a
-/// slot to patch, a private word while the space holds a forwarder, a private object's size,
-/// format or header, an object a version changed, an immediate's class, an error) falls
-/// back to the tenant's own read, out of line. The `try_` reads answer only the first
+/// while the space holds no forwarder, a base word this tenant did not divert), and so are
+/// such an object's class, size, format, header, identity hash and bytes. Anything else
+/// (this tenant's copy through a base reference, a slot to patch, a private word while the
+/// space holds a forwarder, an object a version changed, an immediate's class, an error)
+/// falls back to the tenant's own read, out of line. The `try_` reads answer only the first
 /// case, with no call at all, and `None` for everything else, errors included.
 ///
 /// Under [`cowheap_forwarders::MarkPolicy::Private`], or while the tenant records its reads
