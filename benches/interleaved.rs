@@ -94,11 +94,13 @@
 //!
 //! The same pairs serve every variant of a mode. Checks, outside the clock: every read variant
 //! of undiverted objects, (c), `read_flat_via_slot` and `read_flat_reloaded` return the same
-//! checksum, as do the reader's reads of them; every size and hash variant answers the flat
-//! heap's sizes and hashes (a copy keeps its base object's); (a), (b) and (b) resolved (the first and the
-//! last also through a reader) agree with each other and each word (a) and (b) read is
-//! `Tenant::identical` to the flat heap's; the classes agree; and after a pass of each
-//! write variant, the tenant's slots hold what the flat heap holds. The tenants that divert
+//! checksum, as do the reader's reads of them; every size and hash variant adds up what the
+//! flat heap's do, and each object's whole size and hash, of the base object and of the
+//! copy, through the tenant and a reader, is the flat heap's (a copy keeps its base
+//! object's); (a), (b) and (b) resolved (the first and the last also through a reader)
+//! agree with each other and each word (a) and (b) read is `Tenant::identical` to the flat
+//! heap's; the classes agree; and after a pass of each write variant, the tenant's slots
+//! hold what the flat heap holds. The tenants that divert
 //! objects (for (a) to (d)) work a second `Base` of the same image, so the undiverted variants
 //! see no mark set.
 
@@ -677,6 +679,28 @@ impl Fixture {
             );
         }
         for (k, &(x, i)) in self.pairs.iter().enumerate() {
+            // Whole sizes and hashes (the checksums above add slot counts only), of the base
+            // object and of the copy, through the tenant and a reader.
+            let (size, hash) = (self.flat.size(x), self.flat.hash(x));
+            let (size, hash) = (size.expect("an object"), hash.expect("an object"));
+            let (v, copy) = (Value::base(x), self.own_resolved[k].0);
+            let (shared, own) = (self.shared.reader(), self.own.reader());
+            for got in [
+                self.shared.size(v),
+                shared.size(v),
+                self.own.size(copy),
+                own.size(copy),
+            ] {
+                assert_eq!(got.expect("an object"), size, "the flat heap's size");
+            }
+            for got in [
+                self.shared.identity_hash(v),
+                shared.identity_hash(v),
+                self.own.identity_hash(copy),
+                own.identity_hash(copy),
+            ] {
+                assert_eq!(got.expect("an object"), hash, "the flat heap's hash");
+            }
             let flat = Value::shared(Word::from_bits(self.flat.read(x, i).expect("in range")));
             let (copy, v) = (
                 self.own.slot(self.holder, k).expect("in range"),

@@ -273,16 +273,28 @@ fn a_reader_reads_undiverted_objects_in_place_and_leaves_the_rest_to_its_tenant(
             Err(Error::ForeignReference { .. })
         ));
     }
-    // A private byte object's bytes, inline through the tenant and a reader.
+    // A private byte object's bytes, and its hash and size, inline through the tenant and a
+    // reader, against what it was made with.
     let s = a
-        .alloc(class, Format::Bytes, ObjectSize { slots: 0, bytes: 5 })
+        .alloc_with_hash(class, Format::Bytes, &[], b"\0abc\0", 0x5EED)
         .unwrap();
-    a.set_bytes(s, 1, b"abc").unwrap();
     {
         let r = a.reader();
         assert_eq!(a.bytes(s).unwrap(), b"\0abc\0");
         assert_eq!(r.bytes(s).unwrap(), b"\0abc\0");
         assert_eq!(r.format(s).unwrap(), Format::Bytes);
+        assert_eq!(a.format(s).unwrap(), Format::Bytes);
+        assert_eq!(
+            (a.identity_hash(s).unwrap(), r.identity_hash(s).unwrap()),
+            (0x5EED, 0x5EED)
+        );
+        let five = ObjectSize { slots: 0, bytes: 5 };
+        assert_eq!((a.size(s).unwrap(), r.size(s).unwrap()), (five, five));
+        let h = r.header(s).unwrap();
+        assert_eq!(
+            (h.format, h.size, h.class.word()),
+            (Format::Bytes, five, class.word())
+        );
         assert!(matches!(
             b.reader().slot(p, 1),
             Err(Error::ForeignReference { .. })
@@ -313,7 +325,8 @@ fn a_reader_reads_undiverted_objects_in_place_and_leaves_the_rest_to_its_tenant(
     let size = ObjectSize { slots: 1, bytes: 0 };
     let (q1, q2, q3) = (
         a.alloc(class, Format::Pointers, size).unwrap(),
-        a.alloc(class, Format::Pointers, size).unwrap(),
+        a.alloc(class, Format::Pointers, ObjectSize { slots: 3, bytes: 0 })
+            .unwrap(),
         a.alloc(class, Format::Pointers, size).unwrap(),
     );
     let holder = a
@@ -330,7 +343,10 @@ fn a_reader_reads_undiverted_objects_in_place_and_leaves_the_rest_to_its_tenant(
         // The forwarder itself is no live object: its reads are the tenant's, of the target.
         assert_eq!(r.identity_hash(q1).unwrap(), a.identity_hash(q2).unwrap());
         assert_eq!(a.identity_hash(q1).unwrap(), a.identity_hash(q2).unwrap());
-        assert_eq!(r.size(q1).unwrap(), size);
+        assert_eq!(r.size(q1).unwrap(), ObjectSize { slots: 3, bytes: 0 });
+        assert_eq!(a.size(q1).unwrap(), ObjectSize { slots: 3, bytes: 0 });
+        assert_eq!(r.format(q1).unwrap(), Format::Pointers);
+        assert_eq!(r.header(q1).unwrap().size.slots, 3);
         assert_eq!(r.slot(holder, 0).unwrap().word(), q2.word());
         assert_eq!(r.slot(holder, 1).unwrap().word(), q3.word());
         assert_eq!(
@@ -357,6 +373,9 @@ fn a_reader_reads_undiverted_objects_in_place_and_leaves_the_rest_to_its_tenant(
     ));
     assert!(matches!(a.identity_hash(gone), Err(Error::Collected(_))));
     assert!(matches!(a.bytes(gone), Err(Error::Collected(_))));
+    assert!(matches!(a.reader().bytes(gone), Err(Error::Collected(_))));
+    assert!(matches!(a.reader().format(gone), Err(Error::Collected(_))));
+    assert!(matches!(a.reader().header(gone), Err(Error::Collected(_))));
 
     // Under the private policy nothing is read in place by the shared marks: the tenant's
     // own marks decide, for every read.
@@ -397,6 +416,17 @@ fn a_reader_reads_undiverted_objects_in_place_and_leaves_the_rest_to_its_tenant(
     let copy = r.slot(q, 0).unwrap();
     assert!(copy.word().is_private() && c.identical(copy, g).unwrap());
     assert_eq!(r.slot(copy, 0).unwrap().as_int(), Some(8));
+    // A private object's other reads under its own marks, and the copy's (a copy keeps its
+    // base object's hash and size).
+    assert_eq!(r.size(q).unwrap(), size);
+    assert_eq!(r.identity_hash(q).unwrap(), c.identity_hash(q).unwrap());
+    let gx = g.word().as_base().unwrap();
+    assert_eq!(r.size(copy).unwrap(), base.heap().size(gx).unwrap());
+    assert_eq!(
+        r.identity_hash(copy).unwrap(),
+        base.heap().hash(gx).unwrap()
+    );
+    assert_eq!(r.header(copy).unwrap().size, base.heap().size(gx).unwrap());
 
     // While the tenant records its reads, a reader's reads are recorded too.
     let mut d = Tenant::fork(&base);
@@ -408,6 +438,16 @@ fn a_reader_reads_undiverted_objects_in_place_and_leaves_the_rest_to_its_tenant(
         recorded.contains(&y.word().as_base().unwrap().as_u32()),
         "{recorded:?}"
     );
+    // Its private objects are its own, read as any tenant's and recorded as nothing.
+    let dp = d
+        .alloc_with_hash(class, Format::Pointers, &[Value::int(4)], &[], 0xD0)
+        .unwrap();
+    let before = d.reads_recorded().unwrap().len();
+    let r = d.reader();
+    assert_eq!(r.identity_hash(dp).unwrap(), 0xD0);
+    assert_eq!(r.size(dp).unwrap(), size);
+    assert_eq!(r.slot(dp, 0).unwrap().as_int(), Some(4));
+    assert_eq!(d.reads_recorded().unwrap().len(), before);
 
     // An object a committed version changed is read from the version, by the tenant; an
     // object it left alone, in place.
@@ -704,6 +744,16 @@ fn stale_handles_and_foreign_references_are_refused() {
         .alloc(class, Format::Pointers, ObjectSize { slots: 2, bytes: 0 })
         .unwrap();
     assert!(matches!(a.slot(obj, 0), Err(Error::Collected(_))));
+    for e in [
+        a.size(obj).err(),
+        a.identity_hash(obj).err(),
+        a.bytes(obj).err(),
+        a.reader().size(obj).err(),
+        a.reader().identity_hash(obj).err(),
+        a.reader().bytes(obj).err(),
+    ] {
+        assert!(matches!(e, Some(Error::Collected(_))), "{e:?}");
+    }
     assert!(a.slot(newer, 0).is_ok());
     let h2 = a.pin(newer).unwrap();
     assert_eq!(

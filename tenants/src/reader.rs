@@ -21,8 +21,10 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// `benches/interleaved.rs`: 1.2-1.3x a flat heap's time through a reader, 1.9-2.5x through
 /// [`Tenant::slot`], on the machine of the twenty-sixth step in docs/ARCHITECTURE.md). A
 /// reader is for loops that read mostly base objects: a loop that reads mostly private
-/// objects reads them faster through the tenant itself (the same bench: 85.5 instructions
-/// a pair of private reads through a reader, 64.6 through [`Tenant::slot`]).
+/// objects' slots reads them faster through the tenant itself (the same bench: 85.5
+/// instructions a pair of private slot reads through a reader, 64.6 through
+/// [`Tenant::slot`]); a private object's size costs about the same either way (30 through a
+/// reader, 31 through [`Tenant::size`]).
 ///
 /// Each read answers exactly what the tenant's read of the same name answers. A base object
 /// this tenant has not diverted is read in place when its shared mark is clear, or when it
@@ -33,15 +35,16 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// while the space holds no forwarder, a base word this tenant did not divert), and so are
 /// such an object's class, size, format, header, identity hash and bytes. Anything else
 /// (this tenant's copy through a base reference, a slot to patch, a private word while the
-/// space holds a forwarder, an object a version changed, an immediate's class, an error)
-/// falls back to the tenant's own read, out of line. The `try_` reads answer only the first
+/// space holds a forwarder, a private reference to a forwarder or to a swapped-out
+/// segment's root stub, an object a version changed, an immediate's class, an error) falls
+/// back to the tenant's own read, out of line. The `try_` reads answer only the first
 /// case, with no call at all, and `None` for everything else, errors included.
 ///
 /// Under [`cowheap_forwarders::MarkPolicy::Private`], or while the tenant records its reads
 /// ([`Tenant::record_reads`]), the shared marks are not the reader's to read: its `try_`
 /// reads answer nothing, and its other reads test the tenant's own marks inline, as the
 /// tenant does, reading in place where they allow (a recording tenant's allow nothing, so
-/// each read reaches the tenant, which records it).
+/// each read of a base object reaches the tenant, which records it).
 ///
 /// The borrow keeps the tenant from writing while the reader lives, so what the reader reads
 /// in place stays what the tenant reads: another tenant's write only diverts an object, which
