@@ -77,6 +77,8 @@
 //! | `hash_of_base` | `hash_flat` | (e) `Tenant::identity_hash` of an undiverted base object |
 //! | `hash_reader` | `hash_flat` | (e) `TenantReader::identity_hash` of the same |
 //! | `hash_own_resolved` | `hash_flat` | `Tenant::identity_hash` of the tenant's own copies, by their private references |
+//! | `read_own_via_private_fwd` | `read_flat_via_slot` | (a) in a tenant whose space holds a forwarder (after a become, until a collection), so a private word read is settled by its key's record |
+//! | `read_reader_via_private_fwd` | `read_flat_via_slot` | the same through a reader |
 //!
 //! `read_flat_reloaded` is no path of cowheap's: it splits what the loops around the other
 //! variants pay (a loop whose body may call a function keeps few of its operand's fields
@@ -97,8 +99,8 @@
 //! checksum, as do the reader's reads of them; every size and hash variant adds up what the
 //! flat heap's do, and each object's whole size and hash, of the base object and of the
 //! copy, through the tenant and a reader, is the flat heap's (a copy keeps its base
-//! object's); (a), (b) and (b) resolved (the first and the last also through a reader)
-//! agree with each other and each word (a) and (b) read is `Tenant::identical` to the flat
+//! object's); (a), (b) and (b) resolved (the first and the last also through a reader, and
+//! (a) with a forwarder in the space both ways) agree with each other and each word (a) and (b) read is `Tenant::identical` to the flat
 //! heap's; the classes agree; and after a pass of each write variant, the tenant's slots
 //! hold what the flat heap holds. The tenants that divert
 //! objects (for (a) to (d)) work a second `Base` of the same image, so the undiverted variants
@@ -126,7 +128,7 @@ const MEMORY_OPS: usize = 1 << 18;
 const OPS_PER_SAMPLE: usize = 400_000;
 
 /// The variants, each with the index of its flat equivalent (the ratio's denominator).
-const VARIANTS: [(&str, usize); 32] = [
+const VARIANTS: [(&str, usize); 34] = [
     ("read_flat", 0),
     ("read_base_heap", 0),
     ("read_base_word", 0),
@@ -159,6 +161,8 @@ const VARIANTS: [(&str, usize); 32] = [
     ("hash_of_base", 28),
     ("hash_reader", 28),
     ("hash_own_resolved", 28),
+    ("read_own_via_private_fwd", 6),
+    ("read_reader_via_private_fwd", 6),
 ];
 
 /// `n` random `(object, slot)` pairs of objects with pointer slots, the same for every run;
@@ -445,6 +449,25 @@ fn read_own_via_private(t: &Tenant, holder: Value, reads: &[(Value, usize)]) -> 
     })
 }
 
+#[inline(never)]
+fn read_own_via_private_fwd(t: &Tenant, holder: Value, reads: &[(Value, usize)]) -> u64 {
+    black_box(22);
+    reads.iter().enumerate().fold(0, |acc, (k, &(_, i))| {
+        let copy = t.slot(holder, k).expect("in range");
+        acc.wrapping_add(t.slot(copy, i).expect("in range").word().bits())
+    })
+}
+
+#[inline(never)]
+fn read_reader_via_private_fwd(t: &Tenant, holder: Value, reads: &[(Value, usize)]) -> u64 {
+    black_box(23);
+    let r = t.reader();
+    reads.iter().enumerate().fold(0, |acc, (k, &(_, i))| {
+        let copy = r.slot(holder, k).expect("in range");
+        acc.wrapping_add(r.slot(copy, i).expect("in range").word().bits())
+    })
+}
+
 /// `Tenant::set_slot` over `writes`: the body of both write variants.
 #[inline(always)]
 fn tenant_writes(t: &mut Tenant, writes: &[(Value, usize)]) -> u64 {
@@ -525,6 +548,10 @@ struct Fixture {
     holder: Value,
     /// `reads` as `own` resolves them: private references to its copies.
     own_resolved: Vec<(Value, usize)>,
+    /// Base B: as `own`, and its space holds a forwarder (one private object becomed into
+    /// another, not yet collected); `fwd_holder` is its `holder`.
+    own_fwd: Tenant,
+    fwd_holder: Value,
     /// Base B: holds no copy; `own` and `writer` diverted every object read.
     other: Tenant,
     /// Base B: holds a copy of every object read; `writer_copies` are private references to
@@ -550,6 +577,24 @@ impl Fixture {
             .iter()
             .map(|&(v, i)| (own.resolve(v).expect("a copy"), i))
             .collect();
+        let mut own_fwd = Tenant::fork(&diverted);
+        let fwd_holder = divert_all(&mut own_fwd, &reads);
+        let size = ObjectSize { slots: 1, bytes: 0 };
+        let class = own_fwd.class_of(fwd_holder).expect("an object");
+        let (from, to) = (
+            own_fwd
+                .alloc(class, Format::Pointers, size)
+                .expect("allocates"),
+            own_fwd
+                .alloc(class, Format::Pointers, size)
+                .expect("allocates"),
+        );
+        own_fwd.set_root("to", to).expect("a root");
+        own_fwd.become_forward(from, to).expect("a become");
+        assert!(
+            from.word() != to.word() && own_fwd.identical(from, to).expect("comparable"),
+            "`from` is a forwarder to `to`"
+        );
         let mut writer = Tenant::fork(&diverted);
         let writer_holder = divert_all(&mut writer, &reads);
         let writer_copies = reads
@@ -583,6 +628,8 @@ impl Fixture {
             own,
             holder,
             own_resolved,
+            own_fwd,
+            fwd_holder,
             writer,
             writer_copies,
         }
@@ -624,6 +671,8 @@ impl Fixture {
             29 => hash_of_base(&self.shared, reads),
             30 => hash_reader(&self.shared, reads),
             31 => hash_own_resolved(&self.own, black_box(&self.own_resolved)),
+            32 => read_own_via_private_fwd(&self.own_fwd, self.fwd_holder, reads),
+            33 => read_reader_via_private_fwd(&self.own_fwd, self.fwd_holder, reads),
             _ => unreachable!("variant {k} has no pass"),
         }
     }
@@ -652,6 +701,9 @@ impl Fixture {
             "(a) through a reader reads what (a) reads"
         );
         assert_eq!(sums[15], sums[7], "(b) resolved reads what (b) reads");
+        for k in [32, 33] {
+            assert_eq!(sums[k], sums[5], "{} reads what (a) reads", VARIANTS[k].0);
+        }
         assert_eq!(
             sums[20], sums[7],
             "(b) resolved, through a reader, reads what (b) reads"
