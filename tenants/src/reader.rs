@@ -18,8 +18,8 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// compiler is told is cold: a loop that takes one before it starts keeps those fields in
 /// registers, tests the read in place first, and loads nothing from the tenant for it.
 /// That closes most of what [`Tenant::slot`] adds to a flat heap's read (measured in
-/// `benches/interleaved.rs`: 1.2-1.3x a flat heap's time through a reader, 1.9-2.5x through
-/// [`Tenant::slot`], on the machine of the twenty-sixth step in docs/ARCHITECTURE.md). A
+/// `benches/interleaved.rs`: 1.2-1.4x a flat heap's time through a reader, 1.9-2.5x through
+/// [`Tenant::slot`], on the machine of the twenty-sixth and later steps in docs/ARCHITECTURE.md). A
 /// reader is for loops that read mostly base objects: a loop that reads mostly private
 /// objects' slots reads them faster through the tenant itself (the same bench: 85.5
 /// instructions a pair of private slot reads through a reader, 64.6 through
