@@ -79,6 +79,7 @@
 //! | `hash_own_resolved` | `hash_flat` | `Tenant::identity_hash` of the tenant's own copies, by their private references |
 //! | `read_own_via_private_fwd` | `read_flat_via_slot` | (a) in a tenant whose space holds a forwarder (after a become, until a collection), so a private word read is settled by its key's record |
 //! | `read_reader_via_private_fwd` | `read_flat_via_slot` | the same through a reader |
+//! | `read_reader_via_base` | `read_flat` | (b) through a reader |
 //!
 //! `read_flat_reloaded` is no path of cowheap's: it splits what the loops around the other
 //! variants pay (a loop whose body may call a function keeps few of its operand's fields
@@ -99,7 +100,7 @@
 //! checksum, as do the reader's reads of them; every size and hash variant adds up what the
 //! flat heap's do, and each object's whole size and hash, of the base object and of the
 //! copy, through the tenant and a reader, is the flat heap's (a copy keeps its base
-//! object's); (a), (b) and (b) resolved (the first and the last also through a reader, and
+//! object's); (a), (b) and (b) resolved (each also through a reader, and
 //! (a) with a forwarder in the space both ways) agree with each other and each word (a) and (b) read is `Tenant::identical` to the flat
 //! heap's; the classes agree; and after a pass of each write variant, the tenant's slots
 //! hold what the flat heap holds. The tenants that divert
@@ -128,7 +129,7 @@ const MEMORY_OPS: usize = 1 << 18;
 const OPS_PER_SAMPLE: usize = 400_000;
 
 /// The variants, each with the index of its flat equivalent (the ratio's denominator).
-const VARIANTS: [(&str, usize); 34] = [
+const VARIANTS: [(&str, usize); 35] = [
     ("read_flat", 0),
     ("read_base_heap", 0),
     ("read_base_word", 0),
@@ -163,6 +164,7 @@ const VARIANTS: [(&str, usize); 34] = [
     ("hash_own_resolved", 28),
     ("read_own_via_private_fwd", 6),
     ("read_reader_via_private_fwd", 6),
+    ("read_reader_via_base", 0),
 ];
 
 /// `n` random `(object, slot)` pairs of objects with pointer slots, the same for every run;
@@ -340,6 +342,12 @@ fn read_reader_other(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
 #[inline(never)]
 fn read_reader_resolved(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
     black_box(15);
+    reader_reads(t, reads)
+}
+
+#[inline(never)]
+fn read_reader_via_base(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(24);
     reader_reads(t, reads)
 }
 
@@ -556,7 +564,8 @@ struct Fixture {
     /// another, not yet collected); `fwd_holder` is its `holder`.
     own_fwd: Tenant,
     fwd_holder: Value,
-    /// Base B: holds no copy; `own` and `writer` diverted every object read.
+    /// Base B: holds no copy; `own`, `own_fwd` and `writer` diverted every object read, in
+    /// lanes other than this tenant's.
     other: Tenant,
     /// Base B: holds a copy of every object read; `writer_copies` are private references to
     /// them.
@@ -606,12 +615,13 @@ impl Fixture {
             .enumerate()
             .map(|(k, &(_, i))| (writer.slot(writer_holder, k).expect("in range"), i))
             .collect();
-        // The tenant of (c), in a lane apart from both diverters' (lanes are drawn at fork),
-        // so that (c) is always the read past another lane's mark.
+        // The tenant of (c), in a lane apart from every diverter's (lanes are drawn at fork,
+        // at random), so that (c) is always the read past another lane's mark.
+        let diverters = own.lane() | own_fwd.lane() | writer.lane();
         let other = (0..100_000)
             .map(|_| Tenant::fork(&diverted))
-            .find(|t| t.lane() != own.lane() && t.lane() != writer.lane())
-            .expect("a tenant of a third lane");
+            .find(|t| t.lane() & diverters == 0)
+            .expect("a tenant of a lane no diverter has");
         let private_marks = Tenant::fork_with(
             &base,
             TenantConfig {
@@ -677,6 +687,7 @@ impl Fixture {
             31 => hash_own_resolved(&self.own, black_box(&self.own_resolved)),
             32 => read_own_via_private_fwd(&self.own_fwd, self.fwd_holder, reads),
             33 => read_reader_via_private_fwd(&self.own_fwd, self.fwd_holder, reads),
+            34 => read_reader_via_base(&self.own, reads),
             _ => unreachable!("variant {k} has no pass"),
         }
     }
@@ -705,6 +716,10 @@ impl Fixture {
             "(a) through a reader reads what (a) reads"
         );
         assert_eq!(sums[15], sums[7], "(b) resolved reads what (b) reads");
+        assert_eq!(
+            sums[34], sums[7],
+            "(b) through a reader reads what (b) reads"
+        );
         for k in [32, 33] {
             assert_eq!(sums[k], sums[5], "{} reads what (a) reads", VARIANTS[k].0);
         }

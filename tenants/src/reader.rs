@@ -18,13 +18,13 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// compiler is told is cold: a loop that takes one before it starts keeps those fields in
 /// registers, tests the read in place first, and loads nothing from the tenant for it.
 /// That closes most of what [`Tenant::slot`] adds to a flat heap's read (measured in
-/// `benches/interleaved.rs`: 1.2-1.4x a flat heap's time through a reader, 1.9-2.5x through
-/// [`Tenant::slot`], on the machine of the twenty-sixth and later steps in docs/ARCHITECTURE.md). A
+/// `benches/interleaved.rs`: 1.1-1.2x a flat heap's time through a reader, 1.9-2.5x through
+/// [`Tenant::slot`], on the machine of the twenty-ninth step in docs/ARCHITECTURE.md). A
 /// reader is for loops that read mostly base objects: a loop that reads mostly private
-/// objects' slots reads them faster through the tenant itself (the same bench: 85.5
+/// objects' slots reads them faster through the tenant itself (the same bench: 76.6
 /// instructions a pair of private slot reads through a reader, 64.6 through
-/// [`Tenant::slot`]); a private object's size costs about the same either way (30 through a
-/// reader, 31 through [`Tenant::size`]).
+/// [`Tenant::slot`]; a copy read by a base reference 133.3 and 124.3); a private object's
+/// size costs about the same either way (30 through a reader, 31 through [`Tenant::size`]).
 ///
 /// Each read answers exactly what the tenant's read of the same name answers. A base object
 /// this tenant has not diverted is read in place when its shared mark is clear, or when it
@@ -165,13 +165,16 @@ impl<'a> TenantReader<'a> {
         }
         // A slot of a live private object of this tenant (a resolved copy, a new object), as
         // the tenant's own first inline path reads it, but settled without a probe of the
-        // table: a word that needs one goes to the tenant.
+        // table: a word that needs one, or a reference the tenant would refuse, goes to the
+        // tenant's own inline path, which settles it in full. A base reference goes past it.
         let t = self.tenant;
-        if let Some(k) = obj.key_for(t.id)
-            && let Some(cell) = t.space.slot_of(k, i)
-            && let Some(v) = t.settle_quick(cell.get())
-        {
-            return Ok(v);
+        if let Some(k) = obj.key_for(t.id) {
+            if let Some(cell) = t.space.slot_of(k, i)
+                && let Some(v) = t.settle_quick(cell.get())
+            {
+                return Ok(v);
+            }
+            return private_slot_by_tenant(t, obj, i);
         }
         if self.own_marks
             && let Some(offset) = t.in_place(obj)
@@ -212,7 +215,7 @@ impl<'a> TenantReader<'a> {
         self.read_rest(
             obj,
             |heap, offset| heap.class_at(offset).map(|c| Value::owned(c, id)),
-            Tenant::class_of,
+            Tenant::class_of_slow,
         )
     }
 
@@ -222,7 +225,7 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::size`].
     #[inline(always)]
     pub fn size(self, obj: Value) -> Result<ObjectSize> {
-        self.read(obj, HeapView::size_at, Obj::size, Tenant::size)
+        self.read(obj, HeapView::size_at, Obj::size, Tenant::size_slow)
     }
 
     /// [`Tenant::format`], read as [`TenantReader::slot`] reads. Time: O(1).
@@ -231,7 +234,7 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::format`].
     #[inline(always)]
     pub fn format(self, obj: Value) -> Result<Format> {
-        self.read(obj, HeapView::format_at, Obj::format, Tenant::format)
+        self.read(obj, HeapView::format_at, Obj::format, Tenant::format_slow)
     }
 
     /// [`Tenant::header`], read as [`TenantReader::slot`] reads. Time: O(1).
@@ -255,7 +258,7 @@ impl<'a> TenantReader<'a> {
                 size: body.size(),
                 format: body.format(),
             },
-            Tenant::header,
+            Tenant::header_slow,
         )
     }
 
@@ -265,7 +268,12 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::identity_hash`].
     #[inline(always)]
     pub fn identity_hash(self, obj: Value) -> Result<u32> {
-        self.read(obj, HeapView::hash_at, Obj::hash, Tenant::identity_hash)
+        self.read(
+            obj,
+            HeapView::hash_at,
+            Obj::hash,
+            Tenant::identity_hash_slow,
+        )
     }
 
     /// [`Tenant::bytes`], read as [`TenantReader::slot`] reads. Time: O(1).
@@ -274,7 +282,7 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::bytes`].
     #[inline(always)]
     pub fn bytes(self, obj: Value) -> Result<&'a [u8]> {
-        self.read(obj, HeapView::bytes_at, Obj::bytes, Tenant::bytes)
+        self.read(obj, HeapView::bytes_at, Obj::bytes, Tenant::bytes_slow)
     }
 
     /// One read of `obj`: `at` of its header offset in place if this reader reads it there
@@ -325,7 +333,8 @@ impl<'a> TenantReader<'a> {
     }
 }
 
-/// `slow(tenant, obj)`, out of line and cold: [`TenantReader::read_rest`]'s call.
+/// `slow(tenant, obj)`, out of line and cold: [`TenantReader::read_rest`]'s call, of the
+/// tenant read's own out-of-line half (`Tenant::size_slow` for [`TenantReader::size`]).
 #[cold]
 #[inline(never)]
 fn by_tenant<'a, T>(
@@ -336,9 +345,20 @@ fn by_tenant<'a, T>(
     slow(tenant, obj)
 }
 
-/// [`Tenant::slot`], out of line and cold: [`TenantReader::slot`]'s call.
+/// [`Tenant::slot`], out of line and cold: [`TenantReader::slot`]'s call. A base reference
+/// goes past the tenant's inline paths, which the reader has tested already (the read in
+/// place, and the tenant's own marks), to its out-of-line half; a private reference takes
+/// the tenant's inline path, whose full settling of the word read (a probe of the table, a
+/// private word's record) the reader's quick one left to it.
 #[cold]
 #[inline(never)]
 fn slot_by_tenant(tenant: &Tenant, obj: Value, i: usize) -> Result<Value> {
+    tenant.slot_slow(obj, i)
+}
+
+/// [`Tenant::slot`] of a private reference, out of line and cold.
+#[cold]
+#[inline(never)]
+fn private_slot_by_tenant(tenant: &Tenant, obj: Value, i: usize) -> Result<Value> {
     tenant.slot(obj, i)
 }

@@ -872,9 +872,10 @@ impl Tenant {
 
     /// The out-of-line read's first step, kept lean so that it saves few registers: a base
     /// reference to an object this tenant copied, found by one probe of its table, whose
-    /// slot needs no patching. Everything else goes on to [`Tenant::slot_slower`].
+    /// slot needs no patching. Everything else goes on to [`Tenant::slot_slower`]. Answers
+    /// for any `obj`, as [`Tenant::size_slow`] does.
     #[inline(never)]
-    fn slot_slow(&self, obj: Value, i: usize) -> Result<Value> {
+    pub(crate) fn slot_slow(&self, obj: Value, i: usize) -> Result<Value> {
         let Some(x) = obj.word().as_base() else {
             return self.slot_slower(obj, i);
         };
@@ -945,8 +946,11 @@ impl Tenant {
         self.bytes_slow(obj)
     }
 
+    /// The out-of-line half of [`Tenant::bytes`]: answers for any `obj`, so that a caller whose
+    /// own inline paths did not answer ([`crate::TenantReader`]'s) calls it directly, with no
+    /// second pass through the inline ones.
     #[inline(never)]
-    fn bytes_slow(&self, obj: Value) -> Result<&[u8]> {
+    pub(crate) fn bytes_slow(&self, obj: Value) -> Result<&[u8]> {
         self.read_slow(obj, HeapReader::bytes_at, Base::bytes, Obj::bytes)
     }
 
@@ -965,8 +969,11 @@ impl Tenant {
         self.size_slow(obj)
     }
 
+    /// The out-of-line half of [`Tenant::size`]: answers for any `obj`, so that a caller whose
+    /// own inline paths did not answer ([`crate::TenantReader`]'s) calls it directly, with no
+    /// second pass through the inline ones.
     #[inline(never)]
-    fn size_slow(&self, obj: Value) -> Result<ObjectSize> {
+    pub(crate) fn size_slow(&self, obj: Value) -> Result<ObjectSize> {
         self.read_slow(obj, HeapReader::size_at, Base::size, Obj::size)
     }
 
@@ -984,8 +991,11 @@ impl Tenant {
         self.format_slow(obj)
     }
 
+    /// The out-of-line half of [`Tenant::format`]: answers for any `obj`, so that a caller whose
+    /// own inline paths did not answer ([`crate::TenantReader`]'s) calls it directly, with no
+    /// second pass through the inline ones.
     #[inline(never)]
-    fn format_slow(&self, obj: Value) -> Result<Format> {
+    pub(crate) fn format_slow(&self, obj: Value) -> Result<Format> {
         self.read_slow(obj, HeapReader::format_at, Base::format, Obj::format)
     }
 
@@ -1035,9 +1045,10 @@ impl Tenant {
 
     /// The header of anything the inline paths did not read, found once (one table lookup
     /// for the tenant's copy of a base object, where asking `format`, `class_of` and `size`
-    /// in turn would resolve it three times).
+    /// in turn would resolve it three times). Answers for any `obj`, as
+    /// [`Tenant::size_slow`] does.
     #[inline(never)]
-    fn header_slow(&self, obj: Value) -> Result<Header> {
+    pub(crate) fn header_slow(&self, obj: Value) -> Result<Header> {
         let (class, format, size) = self.read_slow(
             obj,
             |r, offset| {
@@ -1077,8 +1088,11 @@ impl Tenant {
         self.class_of_slow(v)
     }
 
+    /// The out-of-line half of [`Tenant::class_of`]: answers for any `obj`, so that a caller whose
+    /// own inline paths did not answer ([`crate::TenantReader`]'s) calls it directly, with no
+    /// second pass through the inline ones.
     #[inline(never)]
-    fn class_of_slow(&self, v: Value) -> Result<Value> {
+    pub(crate) fn class_of_slow(&self, v: Value) -> Result<Value> {
         let w = self.own(v)?;
         let heap = self.base.heap();
         let immediate = match w.decode() {
@@ -1137,8 +1151,11 @@ impl Tenant {
         self.identity_hash_slow(obj)
     }
 
+    /// The out-of-line half of [`Tenant::identity_hash`]: answers for any `obj`, so that a caller whose
+    /// own inline paths did not answer ([`crate::TenantReader`]'s) calls it directly, with no
+    /// second pass through the inline ones.
     #[inline(never)]
-    fn identity_hash_slow(&self, obj: Value) -> Result<u32> {
+    pub(crate) fn identity_hash_slow(&self, obj: Value) -> Result<u32> {
         self.read_slow(obj, HeapReader::hash_at, Base::hash, Obj::hash)
     }
 
