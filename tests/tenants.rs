@@ -465,6 +465,72 @@ fn a_reader_reads_undiverted_objects_in_place_and_leaves_the_rest_to_its_tenant(
     assert_eq!(r.slot(g, 0).unwrap().word(), e.slot(g, 0).unwrap().word());
 }
 
+/// Twin tenants of `base` that copied the globals `g` (whose slot 0 holds association `x`)
+/// and then `x`, so that `g`'s copy holds a base reference to an object the tenant diverted,
+/// to patch when it is first read; `record` turns on the recording of reads first.
+fn twins_with_a_slot_to_patch(base: &Arc<Base>, record: bool) -> (Tenant, Tenant) {
+    let g = globals(base);
+    let x = base.heap().slot(g, 0).unwrap();
+    let make = || {
+        let mut t = Tenant::fork(base);
+        t.record_reads(record);
+        t.set_slot(g, 1, Value::int(5)).unwrap();
+        t.set_slot(x, 0, Value::int(6)).unwrap();
+        t
+    };
+    (make(), make())
+}
+
+#[test]
+fn a_reader_counts_patches_and_records_as_its_tenant_does() {
+    let base = base();
+    let g = globals(&base);
+    let x = base.heap().slot(g, 0).unwrap();
+    for record in [false, true] {
+        let (a, b) = twins_with_a_slot_to_patch(&base, record);
+        let (sa, sb) = (a.stats(), b.stats());
+        // The copy of g, through its base reference (a probe of the table), holds x, which
+        // the tenant diverted: the read answers x's copy and patches the slot, through a
+        // reader (past its cold call) as through the tenant.
+        let (va, vb) = (a.reader().slot(g, 0).unwrap(), b.slot(g, 0).unwrap());
+        assert!(va.word().is_private() && vb.word().is_private());
+        assert!(a.identical(va, x).unwrap() && b.identical(vb, x).unwrap());
+        assert_eq!(a.reader().slot(va, 0).unwrap().as_int(), Some(6));
+        assert_eq!(b.slot(vb, 0).unwrap().as_int(), Some(6));
+        let (da, db) = (a.stats(), b.stats());
+        assert_eq!(da.patches - sa.patches, 1, "the slot patched once");
+        assert_eq!(da.patches - sa.patches, db.patches - sb.patches);
+        assert_eq!(da.lookups - sa.lookups, db.lookups - sb.lookups);
+        assert!(
+            da.lookups > sa.lookups,
+            "a base reference to a copy is looked up"
+        );
+        // Read again: the slot holds the copy now, and nothing is patched again.
+        assert_eq!(a.reader().slot(g, 0).unwrap().word(), va.word());
+        assert_eq!(b.slot(g, 0).unwrap().word(), vb.word());
+        assert_eq!(a.stats().patches, da.patches);
+        assert_eq!(b.stats().patches, db.patches);
+        // The copy's other reads through its base reference, both ways.
+        let (ra, rb) = (a.reader(), &b);
+        assert_eq!(ra.size(g).unwrap(), rb.size(g).unwrap());
+        assert_eq!(ra.identity_hash(g).unwrap(), rb.identity_hash(g).unwrap());
+        assert_eq!(ra.header(g).unwrap().size, rb.header(g).unwrap().size);
+        assert_eq!(
+            ra.class_of(g).unwrap().word(),
+            rb.class_of(g).unwrap().word()
+        );
+        assert_eq!(
+            a.stats().lookups - da.lookups,
+            b.stats().lookups - db.lookups
+        );
+        // A recording tenant records what its reader reads as it records its own reads.
+        assert_eq!(a.reads_recorded(), b.reads_recorded());
+        if record {
+            assert!(a.reads_recorded().is_some());
+        }
+    }
+}
+
 #[test]
 fn a_become_forward_is_patched_lazily_and_collected() {
     let base = base();

@@ -37,7 +37,8 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value};
 /// (this tenant's copy through a base reference, a slot to patch, a private word while the
 /// space holds a forwarder, a private reference to a forwarder or to a swapped-out
 /// segment's root stub, an object a version changed, an immediate's class, an error) falls
-/// back to the tenant's own read, out of line. The `try_` reads answer only the first
+/// back to the tenant, out of line: to the out-of-line half of its read of that name, past
+/// the inline tests the reader has made itself. The `try_` reads answer only the first
 /// case, with no call at all, and `None` for everything else, errors included.
 ///
 /// Under [`cowheap_forwarders::MarkPolicy::Private`], or while the tenant records its reads
@@ -310,8 +311,8 @@ impl<'a> TenantReader<'a> {
     }
 
     /// What a read leaves when the reader's own test did not read in place: under the
-    /// tenant's own marks, their inline test and a read in place; else the tenant's read,
-    /// called out of line and marked cold. The mark matters more than the call: a call the
+    /// tenant's own marks, their inline test and a read in place; else the out-of-line half
+    /// of the tenant's read (`slow`), called out of line and marked cold. The mark matters more than the call: a call the
     /// compiler takes for a common one makes a caller's loop keep the reader's fields in its
     /// stack frame and reload them at every read, where past a cold call they stay in
     /// registers and are saved only around it (measured in the twenty-sixth step of
@@ -345,18 +346,20 @@ fn by_tenant<'a, T>(
     slow(tenant, obj)
 }
 
-/// [`Tenant::slot`], out of line and cold: [`TenantReader::slot`]'s call. A base reference
-/// goes past the tenant's inline paths, which the reader has tested already (the read in
-/// place, and the tenant's own marks), to its out-of-line half; a private reference takes
-/// the tenant's inline path, whose full settling of the word read (a probe of the table, a
-/// private word's record) the reader's quick one left to it.
+/// [`Tenant::slot`]'s out-of-line half (`Tenant::slot_slow`), called cold:
+/// [`TenantReader::slot`]'s call for everything but a private reference of this tenant (a
+/// base reference, an immediate, another tenant's reference, a reserved word). The reader
+/// has made the tests of the tenant's inline paths already (the read in place, and the
+/// tenant's own marks), so the call goes past them.
 #[cold]
 #[inline(never)]
 fn slot_by_tenant(tenant: &Tenant, obj: Value, i: usize) -> Result<Value> {
     tenant.slot_slow(obj, i)
 }
 
-/// [`Tenant::slot`] of a private reference, out of line and cold.
+/// [`Tenant::slot`] of a private reference of this tenant, out of line and cold: the
+/// tenant's inline path settles the word read in full (a probe of the table, a private
+/// word's record), where the reader's quick settling left it.
 #[cold]
 #[inline(never)]
 fn private_slot_by_tenant(tenant: &Tenant, obj: Value, i: usize) -> Result<Value> {

@@ -683,7 +683,8 @@ impl Tenant {
         // the base and any version of it) without the shared mark's load. Under the shared
         // policy the inline path asked the table's filter already (unless the mark was clear
         // and the read failed in place, an index out of range), so this probes the buckets
-        // alone.
+        // alone. Every caller of the out-of-line halves keeps to that: the tenant's inline
+        // paths, or a `TenantReader`'s, which make the same test of the filter.
         if !self.table.is_empty()
             && let Some(i) = self.table.probe(x)
         {
