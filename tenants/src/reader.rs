@@ -312,11 +312,11 @@ impl<'a> TenantReader<'a> {
 
     /// What a read leaves when the reader's own test did not read in place: under the
     /// tenant's own marks, their inline test and a read in place; else the out-of-line half
-    /// of the tenant's read (`slow`), called out of line and marked cold. The mark matters more than the call: a call the
-    /// compiler takes for a common one makes a caller's loop keep the reader's fields in its
-    /// stack frame and reload them at every read, where past a cold call they stay in
-    /// registers and are saved only around it (measured in the twenty-sixth step of
-    /// docs/ARCHITECTURE.md).
+    /// of the tenant's read (`slow`), called out of line and marked cold. The mark matters
+    /// more than the call: a call the compiler takes for a common one makes a caller's loop
+    /// keep the reader's fields in its stack frame and reload them at every read, where past
+    /// a cold call they stay in registers and are saved only around it (measured in the
+    /// twenty-sixth step of docs/ARCHITECTURE.md).
     #[inline(always)]
     fn read_rest<T>(
         self,

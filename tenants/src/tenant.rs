@@ -947,9 +947,9 @@ impl Tenant {
         self.bytes_slow(obj)
     }
 
-    /// The out-of-line half of [`Tenant::bytes`]: answers for any `obj`, so that a caller whose
-    /// own inline paths did not answer ([`crate::TenantReader`]'s) calls it directly, with no
-    /// second pass through the inline ones.
+    /// The out-of-line half of [`Tenant::bytes`]. It answers for any `obj`, so a
+    /// caller whose own inline paths did not answer ([`crate::TenantReader`]'s) calls it
+    /// directly, with no second pass through the inline ones.
     #[inline(never)]
     pub(crate) fn bytes_slow(&self, obj: Value) -> Result<&[u8]> {
         self.read_slow(obj, HeapReader::bytes_at, Base::bytes, Obj::bytes)
@@ -970,9 +970,9 @@ impl Tenant {
         self.size_slow(obj)
     }
 
-    /// The out-of-line half of [`Tenant::size`]: answers for any `obj`, so that a caller whose
-    /// own inline paths did not answer ([`crate::TenantReader`]'s) calls it directly, with no
-    /// second pass through the inline ones.
+    /// The out-of-line half of [`Tenant::size`]. It answers for any `obj`, so a
+    /// caller whose own inline paths did not answer ([`crate::TenantReader`]'s) calls it
+    /// directly, with no second pass through the inline ones.
     #[inline(never)]
     pub(crate) fn size_slow(&self, obj: Value) -> Result<ObjectSize> {
         self.read_slow(obj, HeapReader::size_at, Base::size, Obj::size)
@@ -992,9 +992,9 @@ impl Tenant {
         self.format_slow(obj)
     }
 
-    /// The out-of-line half of [`Tenant::format`]: answers for any `obj`, so that a caller whose
-    /// own inline paths did not answer ([`crate::TenantReader`]'s) calls it directly, with no
-    /// second pass through the inline ones.
+    /// The out-of-line half of [`Tenant::format`]. It answers for any `obj`, so a
+    /// caller whose own inline paths did not answer ([`crate::TenantReader`]'s) calls it
+    /// directly, with no second pass through the inline ones.
     #[inline(never)]
     pub(crate) fn format_slow(&self, obj: Value) -> Result<Format> {
         self.read_slow(obj, HeapReader::format_at, Base::format, Obj::format)
@@ -1089,9 +1089,9 @@ impl Tenant {
         self.class_of_slow(v)
     }
 
-    /// The out-of-line half of [`Tenant::class_of`]: answers for any `obj`, so that a caller whose
-    /// own inline paths did not answer ([`crate::TenantReader`]'s) calls it directly, with no
-    /// second pass through the inline ones.
+    /// The out-of-line half of [`Tenant::class_of`]. It answers for any `obj`, so a
+    /// caller whose own inline paths did not answer ([`crate::TenantReader`]'s) calls it
+    /// directly, with no second pass through the inline ones.
     #[inline(never)]
     pub(crate) fn class_of_slow(&self, v: Value) -> Result<Value> {
         let w = self.own(v)?;
@@ -1152,9 +1152,9 @@ impl Tenant {
         self.identity_hash_slow(obj)
     }
 
-    /// The out-of-line half of [`Tenant::identity_hash`]: answers for any `obj`, so that a caller whose
-    /// own inline paths did not answer ([`crate::TenantReader`]'s) calls it directly, with no
-    /// second pass through the inline ones.
+    /// The out-of-line half of [`Tenant::identity_hash`]. It answers for any `obj`, so a
+    /// caller whose own inline paths did not answer ([`crate::TenantReader`]'s) calls it
+    /// directly, with no second pass through the inline ones.
     #[inline(never)]
     pub(crate) fn identity_hash_slow(&self, obj: Value) -> Result<u32> {
         self.read_slow(obj, HeapReader::hash_at, Base::hash, Obj::hash)
