@@ -80,6 +80,8 @@
 //! | `read_own_via_private_fwd` | `read_flat_via_slot` | (a) in a tenant whose space holds a forwarder (after a become, until a collection), so a private word read is settled by its key's record |
 //! | `read_reader_via_private_fwd` | `read_flat_via_slot` | the same through a reader |
 //! | `read_reader_via_base` | `read_flat` | (b) through a reader |
+//! | `read_same_lane` | `read_flat` | (c) where a tenant of this tenant's own lane diverted the object: `Tenant::slot` past the shared mark and the lane, answered by this tenant's table filter (which holds copies of other objects) |
+//! | `read_reader_same_lane` | `read_flat` | the same through a reader |
 //!
 //! `read_flat_reloaded` is no path of cowheap's: it splits what the loops around the other
 //! variants pay (a loop whose body may call a function keeps few of its operand's fields
@@ -96,16 +98,18 @@
 //! its own stack frame: the difference is what taking a reader once saves.
 //!
 //! The same pairs serve every variant of a mode. Checks, outside the clock: every read variant
-//! of undiverted objects, (c), `read_flat_via_slot` and `read_flat_reloaded` return the same
-//! checksum, as do the reader's reads of them; every size and hash variant adds up what the
-//! flat heap's do, and each object's whole size and hash, of the base object and of the
-//! copy, through the tenant and a reader, is the flat heap's (a copy keeps its base
-//! object's); (a), (b) and (b) resolved (each also through a reader, and
-//! (a) with a forwarder in the space both ways) agree with each other and each word (a) and (b) read is `Tenant::identical` to the flat
-//! heap's; the classes agree; and after a pass of each write variant, the tenant's slots
-//! hold what the flat heap holds. The tenants that divert
-//! objects (for (a) to (d)) work a second `Base` of the same image, so the undiverted variants
-//! see no mark set.
+//! of undiverted objects, (c) in either lane, `read_flat_via_slot` and `read_flat_reloaded`
+//! return the same checksum, as do the reader's reads of them; every size and hash variant
+//! adds up what the flat heap's do, and each object's whole size and hash, of the base
+//! object and of the copy, through the tenant and a reader, is the flat heap's (a copy keeps
+//! its base object's); (a), (b) and (b) resolved (each also through a reader, and (a) with a
+//! forwarder in the space both ways) agree with each other and each word (a) and (b) read is
+//! `Tenant::identical` to the flat heap's; the classes agree; (c) in the diverters' lane
+//! probes its table for at most one read in five; and after a pass of each write variant,
+//! the tenant's slots hold what the flat heap holds. The tenants that divert objects (for
+//! (a) to (d)) work a second `Base` of the same image, and those of (c) in the diverters'
+//! lane a third, so the undiverted variants see no mark set and the others see only their
+//! own diverters' marks.
 
 use cowheap::heap::ObjectIndex;
 use cowheap::synth;
@@ -129,7 +133,7 @@ const MEMORY_OPS: usize = 1 << 18;
 const OPS_PER_SAMPLE: usize = 400_000;
 
 /// The variants, each with the index of its flat equivalent (the ratio's denominator).
-const VARIANTS: [(&str, usize); 35] = [
+const VARIANTS: [(&str, usize); 37] = [
     ("read_flat", 0),
     ("read_base_heap", 0),
     ("read_base_word", 0),
@@ -165,6 +169,8 @@ const VARIANTS: [(&str, usize); 35] = [
     ("read_own_via_private_fwd", 6),
     ("read_reader_via_private_fwd", 6),
     ("read_reader_via_base", 0),
+    ("read_same_lane", 0),
+    ("read_reader_same_lane", 0),
 ];
 
 /// `n` random `(object, slot)` pairs of objects with pointer slots, the same for every run;
@@ -450,6 +456,18 @@ fn read_other_diverted(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
 }
 
 #[inline(never)]
+fn read_same_lane(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(25);
+    tenant_reads(t, reads)
+}
+
+#[inline(never)]
+fn read_reader_same_lane(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
+    black_box(26);
+    reader_reads(t, reads)
+}
+
+#[inline(never)]
 fn read_own_via_private(t: &Tenant, holder: Value, reads: &[(Value, usize)]) -> u64 {
     reads.iter().enumerate().fold(0, |acc, (k, &(_, i))| {
         let copy = t.slot(holder, k).expect("in range");
@@ -567,6 +585,10 @@ struct Fixture {
     /// Base B: holds no copy; `own`, `own_fwd` and `writer` diverted every object read, in
     /// lanes other than this tenant's.
     other: Tenant,
+    /// Base C (the same image again): holds a copy of every object read.
+    lane_diverter: Tenant,
+    /// Base C: in `lane_diverter`'s lane, holds copies of objects none of `reads` names.
+    same: Tenant,
     /// Base B: holds a copy of every object read; `writer_copies` are private references to
     /// them.
     writer: Tenant,
@@ -622,6 +644,29 @@ impl Fixture {
             .map(|_| Tenant::fork(&diverted))
             .find(|t| t.lane() & diverters == 0)
             .expect("a tenant of a lane no diverter has");
+        // The tenant of (c) in the diverter's lane, on a third `Base` (so that no mark of
+        // `diverted` changes): the shared mark of every object read has its lane set, so
+        // its own table's filter answers each read. It holds copies of as many other objects
+        // as `reads` names (none that `reads` names), so that its filter has bits set as a
+        // working tenant's has.
+        let laned = Base::new(synth::image(objects, 1));
+        let mut lane_diverter = Tenant::fork(&laned);
+        divert_all(&mut lane_diverter, &reads);
+        let mut same = (0..100_000)
+            .map(|_| Tenant::fork(&laned))
+            .find(|t| t.lane() == lane_diverter.lane())
+            .expect("a tenant of the diverter's lane");
+        let read: std::collections::HashSet<ObjectIndex> = pairs.iter().map(|&(x, _)| x).collect();
+        let heap = laned.heap();
+        for x in heap
+            .indices()
+            .filter(|x| !read.contains(x) && heap.size(*x).is_ok_and(|s| s.slots > 0))
+            .take(read.len())
+        {
+            let v = Value::base(x);
+            let w = same.slot(v, 0).expect("in range");
+            same.set_slot(v, 0, w).expect("a first write");
+        }
         let private_marks = Tenant::fork_with(
             &base,
             TenantConfig {
@@ -633,6 +678,8 @@ impl Fixture {
             shared: Tenant::fork(&base),
             private_marks,
             other,
+            lane_diverter,
+            same,
             base,
             flat,
             flat_holder,
@@ -688,6 +735,8 @@ impl Fixture {
             32 => read_own_via_private_fwd(&self.own_fwd, self.fwd_holder, reads),
             33 => read_reader_via_private_fwd(&self.own_fwd, self.fwd_holder, reads),
             34 => read_reader_via_base(&self.own, reads),
+            35 => read_same_lane(&self.same, reads),
+            36 => read_reader_same_lane(&self.same, reads),
             _ => unreachable!("variant {k} has no pass"),
         }
     }
@@ -703,7 +752,7 @@ impl Fixture {
                 self.pass(k)
             })
             .collect();
-        for k in [1, 2, 3, 4, 6, 8, 14, 16, 17, 18, 19] {
+        for k in [1, 2, 3, 4, 6, 8, 14, 16, 17, 18, 19, 35, 36] {
             assert_eq!(
                 sums[k], sums[0],
                 "{} reads what read_flat reads",
@@ -787,6 +836,12 @@ impl Fixture {
                 self.other.base().marks().is_marked(x.as_u32()) && mark & self.other.lane() == 0,
                 "(c) is the read past another lane's mark"
             );
+            let laned = self.same.base().marks().entry(x.as_u32()).expect("a mark");
+            assert!(
+                laned & self.same.lane() != 0
+                    && self.same.resolve(v).expect("an object").word() == v.word(),
+                "(c) in the diverters' lane reads past its own lane's mark, of an object it did not copy"
+            );
             let written = self.flat_written.read(x, i).expect("in range");
             let w = self.writer.slot(v, i).expect("in range").word();
             assert_eq!(
@@ -803,6 +858,25 @@ impl Fixture {
             (o.lookups, self.other.diverted()),
             (0, 0),
             "no read of (c) looks up, and it has no copy"
+        );
+        // (c) in the diverters' lane: its table's filter answers at least four reads in five
+        // with no probe (a false "maybe" is at most 9.4% of them).
+        assert_eq!(
+            self.same.lane(),
+            self.lane_diverter.lane(),
+            "(c) in the diverters' lane shares its diverter's lane"
+        );
+        let before = self.same.stats().lookups;
+        assert_eq!(
+            self.pass(35),
+            sums[0],
+            "read_same_lane reads what read_flat reads"
+        );
+        let probes = self.same.stats().lookups - before;
+        let n = self.reads.len() as u64;
+        assert!(
+            probes * 5 <= n,
+            "{probes} probes of {n} reads in the diverters' lane"
         );
     }
 }
