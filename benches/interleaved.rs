@@ -658,15 +658,13 @@ impl Fixture {
             .expect("a tenant of the diverter's lane");
         let read: std::collections::HashSet<ObjectIndex> = pairs.iter().map(|&(x, _)| x).collect();
         let heap = laned.heap();
-        for x in heap
+        let others: Vec<(Value, usize)> = heap
             .indices()
             .filter(|x| !read.contains(x) && heap.size(*x).is_ok_and(|s| s.slots > 0))
             .take(read.len())
-        {
-            let v = Value::base(x);
-            let w = same.slot(v, 0).expect("in range");
-            same.set_slot(v, 0, w).expect("a first write");
-        }
+            .map(|x| (Value::base(x), 0))
+            .collect();
+        divert_all(&mut same, &others);
         let private_marks = Tenant::fork_with(
             &base,
             TenantConfig {
