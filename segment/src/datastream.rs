@@ -283,7 +283,9 @@ impl Reader<'_> {
             return Err(SegmentError::StreamTruncated {
                 what,
                 at: self.pos as u64,
-                need: (self.pos as u64 + n as u64).saturating_sub(self.d.len() as u64),
+                need: (self.pos as u64)
+                    .saturating_add(n as u64)
+                    .saturating_sub(self.d.len() as u64),
             });
         };
         let s = &self.d[self.pos..end];

@@ -35,7 +35,8 @@ impl<'a> Mem<'a> {
             .ok_or(ImportError::Truncated {
                 what,
                 at: at as u64,
-                end: at as u64 + n as u64,
+                // Saturated: a length read from the file may reach past the address space.
+                end: (at as u64).saturating_add(n as u64),
                 len: self.b.len() as u64,
             })
     }

@@ -156,3 +156,41 @@ fn specific_corruptions_are_named() {
         Err(ImportError::BadHeader { .. })
     ));
 }
+
+#[test]
+fn a_data_size_past_the_address_space_is_truncated_not_an_overflow() {
+    // A 64-bit Spur header whose data size is 2^64 - 1 bytes: the error names the end of
+    // the data that was asked for, saturated, where adding the header's size to the data
+    // size overflowed (a panic in a build with overflow checks; found by the fuzzer).
+    for big in [false, true] {
+        let mut b = version_file(68_021, big);
+        let put = |b: &mut Vec<u8>, at: usize, v: u64, width: usize| {
+            let bytes = if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
+            let s = if big {
+                &bytes[8 - width..]
+            } else {
+                &bytes[..width]
+            };
+            b[at..at + width].copy_from_slice(s);
+        };
+        put(&mut b, 4, 128, 4); // the header's size
+        put(&mut b, 8, u64::MAX, 8); // the data's size
+        let e = import_bytes(&b);
+        assert!(
+            matches!(
+                e,
+                Err(ImportError::Truncated {
+                    at: 128,
+                    end: u64::MAX,
+                    len: 256,
+                    ..
+                })
+            ),
+            "{big}: {e:?}"
+        );
+    }
+}
