@@ -295,10 +295,14 @@ impl Memory<'_> {
             .and_then(|i| u32::try_from(i).ok())
     }
 
-    /// Slot `k` of object `i`, raw.
+    /// Slot `k` of object `i`, raw, if `i` is an object of pointers (formats 0 to 5) that
+    /// has that slot. An object of raw data has no references: its words are kept as they
+    /// are, not as the objects they would name, so a reference read from one here (the
+    /// special objects array's nil, a class-table page's class) would name nothing once the
+    /// base is exported.
     fn raw_slot(&self, i: u32, k: usize) -> Option<u64> {
         let r = self.recs.get(i as usize)?;
-        if k >= r.slots {
+        if k >= r.slots || (r.header >> 24) & 31 > 5 {
             return None;
         }
         self.d.word(r.hdr + 8 + self.ws * k, self.ws, "a slot").ok()

@@ -46,10 +46,15 @@ impl Memory<'_> {
         self.index.get(off / 4).copied().filter(|&i| i != u32::MAX)
     }
 
-    /// Field `k` of object `i`, raw.
+    /// Field `k` of object `i`, raw, if `i` is an object of pointers (formats 0 to 4) that
+    /// has that field. An object of raw data has no references: its words are kept as they
+    /// are, not as the objects they would name, so a reference read from one here (the
+    /// special objects array's nil, a compact class) would name nothing once the base is
+    /// exported.
     fn raw_slot(&self, i: u32, k: usize) -> Option<u32> {
         let r = self.recs.get(i as usize)?;
-        if k + 1 >= r.words {
+        let format = (self.d.u32(r.hdr, "a header").ok()? >> 8) & 15;
+        if k + 1 >= r.words || format > 4 {
             return None;
         }
         self.d.u32(r.hdr + 4 + 4 * k, "a slot").ok()

@@ -190,7 +190,80 @@ fn a_data_size_past_the_address_space_is_truncated_not_an_overflow() {
                     ..
                 })
             ),
-            "{big}: {e:?}"
+            "{big}: {:?}",
+            e.map(|_| ())
         );
     }
+}
+
+/// The byte offset of the 64-bit header of object `n` (in address order) of a 32-bit
+/// little-endian Spur image: a walk from the first object, each object's header after its
+/// overflow size word when it has one.
+fn spur32_header_of(b: &[u8], n: usize) -> usize {
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let mut at = u32::from_le_bytes(b[4..8].try_into().unwrap()) as usize;
+    for k in 0..=n {
+        let w = word(at);
+        let (header, slots) = if w >> 56 == 0xFF {
+            (at + 8, (w & 0xFFFF_FFFF) as usize)
+        } else {
+            (at, (w >> 56) as usize)
+        };
+        if k == n {
+            return header;
+        }
+        at = header + 8 + (4 * slots).max(8).next_multiple_of(8);
+    }
+    unreachable!()
+}
+
+#[test]
+fn references_are_read_only_from_objects_of_pointers() {
+    // An object the class table or the special objects array is read through, made one of
+    // raw words (Spur format 10): its words are no references, and the import says so,
+    // where it read classes and nil from them, and exported an image whose words, kept as
+    // data, named nothing (found by the fuzzer).
+    let good = image_bytes(HEADLESS);
+    let raw = |b: &mut Vec<u8>, header: usize| b[header + 3] = (b[header + 3] & !31) | 10;
+    // The first page of the class table: object 5, after nil, false, true, the free lists
+    // and the hidden roots.
+    let mut b = good.clone();
+    raw(&mut b, spur32_header_of(&good, 5));
+    let e = import_bytes(&b);
+    assert!(
+        matches!(e, Err(ImportError::BadClassIndex { .. })),
+        "{:?}",
+        e.map(|_| ())
+    );
+    // The special objects array, found by the header's pointer to it.
+    let mut b = good.clone();
+    let (header_size, old_base, special) = (
+        u32::from_le_bytes(good[4..8].try_into().unwrap()) as usize,
+        u32::from_le_bytes(good[12..16].try_into().unwrap()) as usize,
+        u32::from_le_bytes(good[16..20].try_into().unwrap()) as usize,
+    );
+    raw(&mut b, header_size + special - old_base);
+    let e = import_bytes(&b);
+    assert!(
+        matches!(e, Err(ImportError::Missing("nil"))),
+        "{:?}",
+        e.map(|_| ())
+    );
+}
+
+#[test]
+fn a_v3_special_objects_array_of_raw_words_has_no_nil() {
+    // Scratch's special objects array made one of raw words (V3 format 6): nil is not
+    // read from its first word.
+    let mut b = image_bytes(SCRATCH);
+    let base = u32::from_le_bytes(b[12..16].try_into().unwrap());
+    let special = u32::from_le_bytes(b[16..20].try_into().unwrap());
+    let header = 64 + (special - base) as usize;
+    b[header + 1] = (b[header + 1] & !15) | 6;
+    let e = import_bytes(&b);
+    assert!(
+        matches!(e, Err(ImportError::Missing("nil"))),
+        "{:?}",
+        e.map(|_| ())
+    );
 }
