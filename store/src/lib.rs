@@ -38,7 +38,10 @@
 //!   runs out, and the next claim resumes the last state written. Nodes must agree on the
 //!   time to well within a lease (NTP); a node renews ([`Store::renew`]) well before expiry.
 //!   Clock skew can only make a lease end early or late, never break fencing, which rests
-//!   on epochs alone.
+//!   on epochs alone. Fencing stops a node whose lease ran out from writing, not from
+//!   running: a host calls [`Node::keep_lease`] before each piece of work (renewing when
+//!   less than half the lease is left), as [`SwapRegistry`] does at every use, so that no
+//!   node runs a tenant past its lease.
 //! - **Suspend** ([`Node::suspend`]) writes the tenant's snapshot and releases it in one
 //!   atomic, fenced step ([`Store::suspend`]);
 //!   **resume** ([`Node::resume`]) claims, fetches the base once into the node's cache

@@ -578,6 +578,10 @@ impl Store for LocalStore {
         self.update(tenant, |rec| take(rec, node, self.clock.now(), lease_ms))
     }
 
+    fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
     fn renew(&self, claim: &Claim, lease_ms: u64) -> Result<Claim> {
         self.update(&claim.tenant, |rec| {
             check_fence(rec, claim)?;

@@ -535,6 +535,68 @@ impl Node {
         Ok(())
     }
 
+    /// Milliseconds left of this node's lease on `r`, by the store handle's clock
+    /// ([`Store::now`], the clock the lease was taken on); 0 once it has run out. Asks
+    /// nothing of the store. Time: O(1).
+    pub fn lease_left(&self, r: &Resident) -> u64 {
+        r.claim.lease_expiry.0.saturating_sub(self.store.now().0)
+    }
+
+    /// Makes sure at least half of this node's lease on `r` is left before work on it goes
+    /// on: renews the lease ([`Node::renew`]) when less than half is left (or it has run
+    /// out), else asks nothing of the store. Answers the milliseconds left after.
+    ///
+    /// Fencing keeps a node whose lease ran out from writing over newer work, but not from
+    /// running the tenant meanwhile: without a check it runs on until its next store call,
+    /// and its work since is lost. A host that calls this before each piece of work on a
+    /// resident, and keeps each piece shorter than half a lease (an interpreter run in
+    /// slices of a bytecode budget, say), never runs a tenant past its lease, so never at
+    /// the same time as a node that claimed it after the lease ran out (to within the
+    /// nodes' clock skew, which the crate's docs ask to be well under a lease).
+    /// [`crate::SwapRegistry`] does this at every use.
+    ///
+    /// ```
+    /// use cowheap_heap::synth;
+    /// use cowheap_store::{Access, LocalStore, ManualClock, Millis, Node, NodeName, StoreError, TenantName};
+    /// use std::sync::Arc;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let clock = ManualClock::new(Millis(1_000));
+    /// let store = Arc::new(LocalStore::init(dir.path(), Arc::new(clock.clone()), Access::Operator).unwrap());
+    /// let image = dir.path().join("base.cowheap");
+    /// synth::image(100, 1).save(&image).unwrap();
+    /// let a = Node::new(store.clone(), NodeName::new("a").unwrap(), dir.path().join("a")).with_lease(1_000);
+    /// let fp = a.put_base_file(&image).unwrap();
+    /// let t = TenantName::new("t").unwrap();
+    /// a.store().create_tenant(&t, fp, None).unwrap();
+    ///
+    /// let mut r = a.resume(&t).unwrap();
+    /// clock.advance(400);
+    /// assert_eq!(a.keep_lease(&mut r).unwrap(), 600); // more than half left: no renewal
+    /// clock.advance(200);
+    /// assert_eq!(a.keep_lease(&mut r).unwrap(), 1_000); // renewed
+    ///
+    /// // Node a stalls past its lease, and node b takes the tenant over.
+    /// clock.advance(1_500);
+    /// assert_eq!(a.lease_left(&r), 0);
+    /// let b = Node::new(store, NodeName::new("b").unwrap(), dir.path().join("b"));
+    /// let _taken = b.resume(&t).unwrap();
+    /// assert!(matches!(a.keep_lease(&mut r), Err(StoreError::Fenced { .. })));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Node::renew`]: [`StoreError::Fenced`] if another node claimed the tenant since
+    /// (stop working on it: the store has newer work); a store failure, after which the
+    /// lease is as it was.
+    pub fn keep_lease(&self, r: &mut Resident) -> Result<u64> {
+        let left = self.lease_left(r);
+        if left >= self.lease_ms.div_ceil(2) && !r.unsure {
+            return Ok(left);
+        }
+        self.renew(r)?;
+        Ok(self.lease_left(r))
+    }
+
     /// Writes the tenant's state and releases it, in one atomic step ([`Store::suspend`]).
     /// Each host object the tenant holds in memory is saved by its kind's plugin in this
     /// node's plugins ([`Node::with_plugins`]). Time: O(private), plus the plugins' work.

@@ -1069,6 +1069,10 @@ impl Store for PgStore {
         })
     }
 
+    fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
     fn renew(&self, claim: &Claim, lease_ms: u64) -> Result<Claim> {
         self.update(&claim.tenant, "renew", |rec| {
             check_fence(rec, claim)?;

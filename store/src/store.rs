@@ -184,6 +184,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Extends a live claim's lease to `lease_ms` from now. Fenced like a write.
     fn renew(&self, claim: &Claim, lease_ms: u64) -> Result<Claim>;
 
+    /// Now, on the clock this handle measures leases on: a claim's
+    /// [`Claim::lease_expiry`] is this time at the claim (or renewal) plus its lease. A node
+    /// compares the two to know how much of its lease is left ([`crate::Node::lease_left`])
+    /// without a call to the store.
+    fn now(&self) -> Millis;
+
     /// Stores `state` as a blob and makes it the tenant's latest state, if `claim` is still
     /// the record's epoch and owner. Time: O(state size).
     ///

@@ -148,6 +148,13 @@ impl SwapRegistry {
     /// recently used parts (but those `f` faulted in), then least recently used tenants
     /// (but this one), until the resident ones fit the budget.
     ///
+    /// A resident tenant with less than half the node's lease left is renewed before `f`
+    /// runs ([`Node::keep_lease`]): one whose lease ran out and that another node claimed
+    /// since is dropped and resumed afresh (so refused with [`StoreError::Held`] while that
+    /// node holds it), never run here at the same time. A use `f` that runs longer than
+    /// half a lease can still outlive the lease: keep uses short, or call
+    /// [`SwapRegistry::renew_all`] from another thread meanwhile.
+    ///
     /// # Errors
     /// As [`Node::resume`] (another node holds it, its state is damaged): `f` did not run.
     /// As [`Node::suspend`] for a tenant being swapped out: `f` **did** run (do not run it
@@ -231,14 +238,15 @@ impl SwapRegistry {
     ) -> Result<R> {
         inner.tick += 1;
         let tick = inner.tick;
-        // A resident whose suspend failed unsettled may have been released by it: renewed
-        // before anything runs on it. Fenced, the store has its state (or another node the
-        // tenant), and it is resumed afresh.
-        if let Some((r, t, b)) = inner.resident.get_mut(tenant)
-            && r.is_unsure()
-        {
-            match self.node.renew(r) {
-                Ok(()) => {}
+        // A resident runs only with at least half its lease left ([`Node::keep_lease`]):
+        // renewed first when less is left, so that a tenant whose lease ran out (another
+        // node may have claimed it) is never run here; and a resident whose suspend failed
+        // unsettled (it may have been released by it) is renewed before anything runs on
+        // it. Fenced, the store has its state (or another node the tenant), and it is
+        // resumed afresh.
+        if let Some((r, t, b)) = inner.resident.get_mut(tenant) {
+            match self.node.keep_lease(r) {
+                Ok(_) => {}
                 Err(StoreError::Fenced { .. }) => {
                     let (t, b) = (*t, *b);
                     inner.resident.remove(tenant);

@@ -90,6 +90,9 @@ impl Store for Flaky {
     fn claim(&self, t: &TenantName, node: &NodeName, lease_ms: u64) -> Result<Claim> {
         self.inner.claim(t, node, lease_ms)
     }
+    fn now(&self) -> cowheap_store::Millis {
+        self.inner.now()
+    }
     fn renew(&self, c: &Claim, lease_ms: u64) -> Result<Claim> {
         self.inner.renew(c, lease_ms)
     }

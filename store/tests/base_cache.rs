@@ -97,6 +97,9 @@ impl Store for Gated {
     fn claim(&self, tenant: &TenantName, node: &NodeName, lease_ms: u64) -> Result<Claim> {
         self.inner.claim(tenant, node, lease_ms)
     }
+    fn now(&self) -> cowheap_store::Millis {
+        self.inner.now()
+    }
     fn renew(&self, claim: &Claim, lease_ms: u64) -> Result<Claim> {
         self.inner.renew(claim, lease_ms)
     }

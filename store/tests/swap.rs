@@ -123,6 +123,60 @@ fn resident_tenants_are_renewed_or_taken_over() {
     );
 }
 
+/// A registry never runs a resident tenant past its lease. A use with less than half the
+/// lease left renews it first (the store's record shows the new expiry); a use after the
+/// lease ran out and another node took the tenant over does not run at all (the tenant is
+/// dropped, and its resume is refused while the other node holds it), and once that node
+/// lets it go the next use resumes the other node's work.
+#[test]
+fn a_registry_never_runs_a_tenant_past_its_lease() {
+    use cowheap_store::{ManualClock, Millis, Node, StoreError};
+    use std::cell::Cell;
+    use std::sync::Arc;
+    let h = Local::new();
+    let fp = real_base(&h, 1_000);
+    let clock = ManualClock::new(Millis(1_000_000));
+    let store = |c: &ManualClock| h.open(Access::Operator, Arc::new(c.clone())).unwrap();
+    let op = store(&clock);
+    op.create_tenant(&t("r"), fp, None).unwrap();
+    let a = Node::new(store(&clock), common::n("a"), h.scratch().join("cache-a")).with_lease(1_000);
+    let b = Node::new(store(&clock), common::n("b"), h.scratch().join("cache-b")).with_lease(1_000);
+    let reg = SwapRegistry::new(a, usize::MAX);
+    reg.with(&t("r"), |tenant| write_mark(tenant, 1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(op.record(&t("r")).unwrap().lease_expiry, Millis(1_001_000));
+
+    // More than half left: no renewal. Less than half: renewed before the use runs.
+    clock.advance(400);
+    reg.with(&t("r"), |_| ()).unwrap();
+    assert_eq!(op.record(&t("r")).unwrap().lease_expiry, Millis(1_001_000));
+    clock.advance(200);
+    reg.with(&t("r"), |_| ()).unwrap();
+    assert_eq!(op.record(&t("r")).unwrap().lease_expiry, Millis(1_001_600));
+
+    // Node a stalls past its lease; b takes the tenant over and holds it.
+    clock.advance(1_500);
+    let mut rb = b.resume(&t("r")).unwrap();
+    write_mark(&mut rb.tenant, 2).unwrap();
+    b.checkpoint(&mut rb).unwrap();
+    let ran = Cell::new(false);
+    let used = reg.with(&t("r"), |tenant| {
+        ran.set(true);
+        write_mark(tenant, 3)
+    });
+    assert!(matches!(used, Err(StoreError::Held { .. })), "{used:?}");
+    assert!(!ran.get(), "a tenant another node holds ran here");
+    assert_eq!(reg.resident(), 0);
+
+    // b lets it go: the next use resumes b's work.
+    b.suspend(rb).unwrap();
+    assert_eq!(
+        reg.with(&t("r"), |tenant| read_mark(tenant)).unwrap(),
+        Some(2)
+    );
+}
+
 /// Parts of the large tenant.
 const PARTS: usize = 64;
 
