@@ -1,6 +1,6 @@
 //! Writes starting inputs for the targets whose inputs this project makes itself:
 //! `seeds DIR` fills `DIR/snapshot`, `DIR/layer` and `DIR/segment_file`,
-//! `DIR/vm_method` with a few methods, `DIR/project_import` with the object streams of
+//! `DIR/vm_method` with a few methods, `DIR/swap_adopt` with the records of segments out, `DIR/project_import` with the object streams of
 //! the Etoys projects under `COWHEAP_IMAGES/segments` (unwrapped), and `DIR/segment_words`
 //! with their ImageSegments' words. (Squeak images and project files come from outside; see README.md.)
 
@@ -21,6 +21,7 @@ fn main() {
         "segment_file",
         "project_import",
         "segment_words",
+        "swap_adopt",
     ] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
@@ -135,6 +136,20 @@ fn main() {
             words.extend(p.segment_bytes());
             std::fs::write(dir.join("segment_words").join(name), words).unwrap();
         }
+    }
+
+    // The scene's records as they are, one of them alone, and in the other order.
+    let scene = cowheap_fuzz::swap_scene();
+    let records = &scene.records;
+    let mut reversed = records.clone();
+    reversed.reverse();
+    for (name, rs) in [
+        ("all", &records[..]),
+        ("first", &records[..1]),
+        ("reversed", &reversed[..]),
+    ] {
+        let seed = cowheap_fuzz::swap_records_bytes(rs, scene);
+        std::fs::write(dir.join("swap_adopt").join(name), seed).unwrap();
     }
 
     // flags, temps, primitive, literal count, literals, bytecodes

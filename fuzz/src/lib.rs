@@ -7,7 +7,8 @@
 //! error. Inputs a target finds go on as tests of the crate they concern.
 
 use cowheap_forwarders::Base;
-use cowheap_heap::{ObjectIndex, Value, synth};
+use cowheap_heap::{Format, ObjectIndex, ObjectSize, Value, Word, synth};
+use cowheap_segment::swap::{MemStore, OutRecord, SegmentId, SegmentStore, Swapper};
 use cowheap_segment::{Project, bind, datastream, file, spur::SpurSegment, v3::V3Segment};
 use cowheap_tenants::Tenant;
 use cowheap_tenants::commit::{CommitRights, Layer, Repository};
@@ -472,4 +473,227 @@ pub fn project_import(data: &[u8]) {
     let mut t = Tenant::fork(mini());
     own_objects(&mut t);
     check_import(&mut t, |t| bind::materialise(t, &project, "project"));
+}
+
+/// What the `swap_adopt` target adopts into: a tenant of [`base`] with segments swapped out,
+/// its snapshot, the segments' files, the records its swapper keeps of them, and the words
+/// a fuzzed record picks from.
+pub struct SwapScene {
+    /// The tenant's snapshot, its segments out.
+    pub snapshot: Vec<u8>,
+    /// Each segment's file, by id.
+    pub files: Vec<(SegmentId, Vec<u8>)>,
+    /// The records of the segments out, as a node stores them beside the snapshot.
+    pub records: Vec<OutRecord>,
+    /// Words a fuzzed record picks from: every word of the records, the tenant's own
+    /// objects' identity words, base references and immediates.
+    pub pool: Vec<Word>,
+}
+
+/// Parts of [`swap_scene`]'s tenant, each a chain of objects hung from a root of its own.
+const SWAP_PARTS: usize = 3;
+
+/// The scene, made once: a tenant with [`SWAP_PARTS`] parts, each a chain of four objects
+/// (three of pointers, one with bytes) that also points at an object outside it, the first
+/// two parts swapped out.
+pub fn swap_scene() -> &'static SwapScene {
+    static SCENE: OnceLock<SwapScene> = OnceLock::new();
+    SCENE.get_or_init(|| {
+        let mut t = Tenant::fork(base());
+        let shared = own_objects(&mut t)[0];
+        let class = Value::base(ObjectIndex::new(1).expect("index 1"));
+        let mut roots = Vec::new();
+        for p in 0..SWAP_PARTS {
+            let bytes = t
+                .alloc_with(class, Format::Bytes, &[], &[p as u8; 11])
+                .expect("an object");
+            let mut next = bytes;
+            for i in 0..3 {
+                let o = t
+                    .alloc(class, Format::Pointers, ObjectSize { slots: 3, bytes: 0 })
+                    .expect("an object");
+                t.set_slot(o, 0, next).expect("a slot");
+                t.set_slot(o, 1, shared).expect("a slot");
+                t.set_slot(o, 2, Value::int(i)).expect("a slot");
+                next = o;
+            }
+            t.set_root(&format!("part{p}"), next).expect("a root");
+            roots.push(next);
+        }
+        let store = MemStore::new();
+        let swapper = Swapper::new(store.clone());
+        let mut pool: Vec<Word> = t
+            .private_objects()
+            .filter_map(|v| t.identity_word(v).ok())
+            .collect();
+        let mut ids = Vec::new();
+        for &root in &roots[..2] {
+            ids.push(swapper.swap_out(&mut t, &[root]).expect("a swap-out").id);
+        }
+        let records = swapper.records(&mut t).expect("the records");
+        for r in &records {
+            for list in [
+                Some(&r.roots),
+                r.members.as_ref(),
+                Some(&r.outside),
+                r.pending.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                pool.extend(list);
+            }
+        }
+        pool.extend([
+            Value::int(7).word(),
+            Value::base(ObjectIndex::new(5).expect("index 5")).word(),
+            Word::from_bits(0),
+        ]);
+        let files = ids
+            .iter()
+            .map(|&id| (id, store.get(id).expect("the segment's file")))
+            .collect();
+        SwapScene {
+            snapshot: t.snapshot(),
+            files,
+            records,
+            pool,
+        }
+    })
+}
+
+/// A fuzzed record's word: one byte naming a word of the pool, or 0xff then eight bytes.
+fn swap_word(data: &mut &[u8], pool: &[Word]) -> Option<Word> {
+    let (&b, rest) = data.split_first()?;
+    *data = rest;
+    if b != 0xff {
+        return Some(pool[usize::from(b) % pool.len()]);
+    }
+    let (raw, rest) = data.split_first_chunk::<8>()?;
+    *data = rest;
+    Some(Word::from_bits(u64::from_le_bytes(*raw)))
+}
+
+/// Records of segments out, read from fuzzed bytes: per record a byte for its id (below 4,
+/// the scene's ids and their neighbours; else that number) and its checksum (0 the scene
+/// segment's own, else that one with a byte flipped), a byte of flags (bit 0 members, bit 1
+/// pending), four counts (roots, members, outside, pending; at most 15 each), then the
+/// words ([`swap_word`]).
+fn swap_records(mut data: &[u8], scene: &SwapScene) -> Vec<OutRecord> {
+    let d = &mut data;
+    let mut records = Vec::new();
+    while let Some((&[id, sum, flags, counts0, counts1], rest)) = d.split_first_chunk::<5>() {
+        *d = rest;
+        let id = match id {
+            0..=3 => scene.files[usize::from(id) % scene.files.len()].0.get() + u64::from(id / 2),
+            n => u64::from(n),
+        };
+        let mut digest = scene
+            .records
+            .iter()
+            .find(|r| r.id.get() == id)
+            .map_or([0; 32], |r| r.digest);
+        if sum != 0 {
+            digest[usize::from(sum) % 32] ^= sum;
+        }
+        let words = |n: u8, d: &mut &[u8]| -> Vec<Word> {
+            (0..n & 15)
+                .map_while(|_| swap_word(d, &scene.pool))
+                .collect()
+        };
+        let roots = words(counts0, d);
+        let members = (flags & 1 != 0).then(|| words(counts0 >> 4, d));
+        let outside = words(counts1, d);
+        let pending = (flags & 2 != 0).then(|| words(counts1 >> 4, d));
+        records.push(OutRecord {
+            id: SegmentId::new(id),
+            roots,
+            members,
+            outside,
+            digest,
+            pending,
+        });
+    }
+    records
+}
+
+/// The bytes [`swap_records`] reads as `records`, whose words are all in the scene's pool
+/// and whose counts fit: the seeds of the `swap_adopt` target.
+pub fn swap_records_bytes(records: &[OutRecord], scene: &SwapScene) -> Vec<u8> {
+    let mut out = Vec::new();
+    let word = |w: &Word, out: &mut Vec<u8>| match scene
+        .pool
+        .iter()
+        .position(|p| p == w)
+        .filter(|&i| i < 0xff)
+    {
+        Some(i) => out.push(i as u8),
+        None => {
+            out.push(0xff);
+            out.extend(w.bits().to_le_bytes());
+        }
+    };
+    for r in records {
+        let id = scene.files.iter().position(|(id, _)| *id == r.id);
+        out.push(id.map_or(200, |i| i as u8));
+        out.push(0);
+        out.push(u8::from(r.members.is_some()) | u8::from(r.pending.is_some()) << 1);
+        let n = |v: Option<&Vec<Word>>| v.map_or(0, |v| v.len().min(15) as u8);
+        out.push(n(Some(&r.roots)) | n(r.members.as_ref()) << 4);
+        out.push(n(Some(&r.outside)) | n(r.pending.as_ref()) << 4);
+        for list in [
+            Some(&r.roots),
+            r.members.as_ref(),
+            Some(&r.outside),
+            r.pending.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for w in list.iter().take(15) {
+                word(w, &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// Records of segments out, as a node reads them beside a tenant's snapshot, adopted by a
+/// fresh swapper into the scene's tenant ([`swap_scene`]) restored: a refused adoption
+/// leaves the tenant as it was and the swapper with nothing out; an accepted one leaves
+/// a tenant whose segments fault in or refuse with a typed error, whose objects read,
+/// that collects, whose records can be taken, and whose snapshot restores.
+pub fn swap_adopt(data: &[u8]) {
+    let scene = swap_scene();
+    let records = swap_records(data, scene);
+    let mut t = Tenant::restore_from(base(), &scene.snapshot).expect("the scene restores");
+    let store = MemStore::new();
+    for (id, bytes) in &scene.files {
+        store.replace(*id, bytes.clone());
+    }
+    let swapper = Swapper::new(store);
+    let before = (census(&t), describe(&t), t.snapshot());
+    match swapper.adopt(&mut t, &records) {
+        Err(e) => {
+            let after = (census(&t), describe(&t), t.snapshot());
+            assert!(
+                before == after,
+                "a refused adoption ({e}) changed the tenant"
+            );
+            assert!(
+                swapper.swapped().is_empty(),
+                "a refused adoption ({e}) kept records"
+            );
+        }
+        Ok(()) => {
+            for (id, _) in swapper.swapped() {
+                let _ = swapper.fault_in(&mut t, id);
+                walk(&t);
+            }
+            let _ = swapper.records(&mut t);
+            t.collect();
+            walk(&t);
+            restores(&t);
+        }
+    }
 }
