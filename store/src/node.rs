@@ -22,7 +22,7 @@ pub const DEFAULT_LEASE_MS: u64 = 30_000;
 pub struct Resident {
     /// The tenant, to work on.
     pub tenant: Tenant,
-    claim: Claim,
+    pub(crate) claim: Claim,
     swapper: Swapper,
     /// Set when a suspend failed and the store could not say whether it landed: the claim
     /// may be released already. [`Node::renew`] settles it.
@@ -589,12 +589,25 @@ impl Node {
     /// (stop working on it: the store has newer work); a store failure, after which the
     /// lease is as it was.
     pub fn keep_lease(&self, r: &mut Resident) -> Result<u64> {
-        let left = self.lease_left(r);
-        if left >= self.lease_ms.div_ceil(2) && !r.unsure {
-            return Ok(left);
+        if r.unsure {
+            self.renew(r)?;
+        } else if let Some(renewed) = self.lease_kept(&r.claim)? {
+            r.claim = renewed;
         }
-        self.renew(r)?;
         Ok(self.lease_left(r))
+    }
+
+    /// `claim` renewed if less than half of this node's lease is left of it (or none),
+    /// else `None`: [`Node::keep_lease`] of a claim.
+    ///
+    /// # Errors
+    /// As [`Store::renew`].
+    pub(crate) fn lease_kept(&self, claim: &Claim) -> Result<Option<Claim>> {
+        let left = claim.lease_expiry.0.saturating_sub(self.store.now().0);
+        if left >= self.lease_ms.div_ceil(2) {
+            return Ok(None);
+        }
+        self.store.renew(claim, self.lease_ms).map(Some)
     }
 
     /// Writes the tenant's state and releases it, in one atomic step ([`Store::suspend`]).

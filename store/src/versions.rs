@@ -213,6 +213,18 @@ impl Node {
         mode: CommitMode,
         roots: &[Value],
     ) -> Result<Arc<Base>> {
+        self.commit_guarded(tenant, mode, roots, &mut || Ok(()))
+    }
+
+    /// [`Node::commit`], calling `before_write` before each try writes its version: an
+    /// error it answers is the commit's, with nothing written.
+    fn commit_guarded(
+        &self,
+        tenant: &mut Tenant,
+        mode: CommitMode,
+        roots: &[Value],
+        before_write: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<Arc<Base>> {
         let origin = tenant.base().origin();
         let r = self.node_repo(origin)?;
         let store: &dyn Store = &**self.store();
@@ -225,6 +237,7 @@ impl Node {
             let done = r
                 .repo
                 .commit_through(tenant, self.name().as_str(), mode, roots, |layer| {
+                    before_write()?;
                     let bytes = layer.to_bytes();
                     tried.set(Some((layer.version(), crate::Digest::of(&bytes))));
                     store
@@ -260,10 +273,12 @@ impl Node {
     }
 
     /// Commits a resident tenant's changes as [`Node::commit`] does, after renewing this
-    /// node's claim on it: a node whose claim another node has taken over (its lease ran
-    /// out) publishes nothing of a tenant the other node now runs. What is left is the
-    /// lease's own window: a node that stalls longer than a lease between the renewal and
-    /// the version's write can still publish, as any work past a lease can.
+    /// node's claim on it, and keeping it ([`Node::keep_lease`]: renewed if less than half
+    /// the lease is left) just before each version write: a node whose claim another node
+    /// has taken over (its lease ran out, during the commit too) publishes nothing of a
+    /// tenant the other node now runs. What is left is the version write itself: a node
+    /// that stalls longer than half a lease inside it can still publish, as any work past
+    /// a lease can.
     ///
     /// # Errors
     /// [`StoreError::Fenced`] if another node has claimed the tenant since: nothing is
@@ -275,7 +290,15 @@ impl Node {
         roots: &[Value],
     ) -> Result<Arc<Base>> {
         self.renew(r)?;
-        self.commit(&mut r.tenant, mode, roots)
+        let mut claim = r.claim.clone();
+        let done = self.commit_guarded(&mut r.tenant, mode, roots, &mut || {
+            if let Some(renewed) = self.lease_kept(&claim)? {
+                claim = renewed;
+            }
+            Ok(())
+        });
+        r.claim = claim;
+        done
     }
 
     /// After a version write that failed with `error`: if the store holds the version

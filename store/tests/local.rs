@@ -38,6 +38,7 @@ conformance!(
     segments_across_nodes,
     command_line_keeps_segments_out,
     a_node_that_lost_its_claim_commits_nothing,
+    a_node_stalled_in_a_commit_keeps_its_lease,
     host_objects_in_segments_across_nodes,
     host_objects_in_memory_across_nodes,
     host_objects_refused_at_suspend,

@@ -1968,6 +1968,219 @@ pub(crate) fn command_line_keeps_segments_out(h: &dyn Harness) {
     a.suspend(r).unwrap();
 }
 
+/// A store that runs a hook once, when armed, at the next `versions` call (what a commit's
+/// sync asks first): a node stalled there, after its renewal and before its version write.
+pub(crate) struct Stalling {
+    pub(crate) inner: Arc<dyn Store>,
+    #[allow(clippy::type_complexity, reason = "a test's hook")]
+    pub(crate) hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for Stalling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stalling")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl Stalling {
+    fn stall(&self) {
+        let hook = self.hook.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+}
+
+impl Store for Stalling {
+    fn put_base(&self, f: Fingerprint, image: &[u8]) -> Result<Digest, StoreError> {
+        self.inner.put_base(f, image)
+    }
+    fn get_base(&self, f: Fingerprint) -> Result<Vec<u8>, StoreError> {
+        self.inner.get_base(f)
+    }
+    fn bases(&self) -> Result<Vec<Fingerprint>, StoreError> {
+        self.inner.bases()
+    }
+    fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<(), StoreError> {
+        self.inner.add_principal(name, secret)
+    }
+    fn create_tenant(
+        &self,
+        t: &TenantName,
+        base: Fingerprint,
+        p: Option<&PrincipalName>,
+    ) -> Result<cowheap_store::TenantRecord, StoreError> {
+        self.inner.create_tenant(t, base, p)
+    }
+    fn record(&self, t: &TenantName) -> Result<cowheap_store::TenantRecord, StoreError> {
+        self.inner.record(t)
+    }
+    fn tenants(&self) -> Result<Vec<cowheap_store::TenantRecord>, StoreError> {
+        self.inner.tenants()
+    }
+    fn claim(
+        &self,
+        t: &TenantName,
+        node: &NodeName,
+        lease_ms: u64,
+    ) -> Result<cowheap_store::Claim, StoreError> {
+        self.inner.claim(t, node, lease_ms)
+    }
+    fn renew(
+        &self,
+        c: &cowheap_store::Claim,
+        lease_ms: u64,
+    ) -> Result<cowheap_store::Claim, StoreError> {
+        self.inner.renew(c, lease_ms)
+    }
+    fn now(&self) -> Millis {
+        self.inner.now()
+    }
+    fn write_state(&self, c: &cowheap_store::Claim, state: &[u8]) -> Result<Digest, StoreError> {
+        self.inner.write_state(c, state)
+    }
+    fn release(&self, c: &cowheap_store::Claim) -> Result<(), StoreError> {
+        self.inner.release(c)
+    }
+    fn suspend(&self, c: &cowheap_store::Claim, state: &[u8]) -> Result<Digest, StoreError> {
+        self.inner.suspend(c, state)
+    }
+    fn read_state(&self, t: &TenantName, d: Digest) -> Result<Vec<u8>, StoreError> {
+        self.inner.read_state(t, d)
+    }
+    fn blob_stats(&self) -> Result<cowheap_store::BlobStats, StoreError> {
+        self.inner.blob_stats()
+    }
+    fn allow_commit(&self, base: Fingerprint, p: &PrincipalName) -> Result<(), StoreError> {
+        self.inner.allow_commit(base, p)
+    }
+    fn committers(&self, base: Fingerprint) -> Result<Vec<PrincipalName>, StoreError> {
+        self.inner.committers(base)
+    }
+    fn put_version(
+        &self,
+        origin: Fingerprint,
+        number: u64,
+        layer: &[u8],
+    ) -> Result<cowheap_store::VersionRecord, StoreError> {
+        self.inner.put_version(origin, number, layer)
+    }
+    fn versions(
+        &self,
+        origin: Fingerprint,
+        after: u64,
+    ) -> Result<Vec<cowheap_store::VersionRecord>, StoreError> {
+        self.stall();
+        self.inner.versions(origin, after)
+    }
+    fn get_layer(&self, d: Digest) -> Result<Vec<u8>, StoreError> {
+        self.inner.get_layer(d)
+    }
+    fn put_segment(
+        &self,
+        c: &cowheap_store::Claim,
+        id: cowheap_segment::swap::SegmentId,
+        bytes: &[u8],
+    ) -> Result<Digest, StoreError> {
+        self.inner.put_segment(c, id, bytes)
+    }
+    fn get_segment(
+        &self,
+        t: &TenantName,
+        id: cowheap_segment::swap::SegmentId,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.inner.get_segment(t, id)
+    }
+    fn remove_segment(
+        &self,
+        c: &cowheap_store::Claim,
+        id: cowheap_segment::swap::SegmentId,
+    ) -> Result<(), StoreError> {
+        self.inner.remove_segment(c, id)
+    }
+    fn segments(
+        &self,
+        t: &TenantName,
+    ) -> Result<Vec<cowheap_segment::swap::SegmentId>, StoreError> {
+        self.inner.segments(t)
+    }
+    fn retain_segments(
+        &self,
+        c: &cowheap_store::Claim,
+        keep: &[cowheap_segment::swap::SegmentId],
+    ) -> Result<usize, StoreError> {
+        self.inner.retain_segments(c, keep)
+    }
+}
+
+/// A node that stalls inside [`Node::commit_resident`] (after its renewal, before its
+/// version write) keeps its lease before the write: stalled past half its lease it renews
+/// and publishes, its claim extended; stalled past its whole lease, while another node
+/// claims the tenant, it publishes nothing (fenced), and the tenant keeps its change.
+pub(crate) fn a_node_stalled_in_a_commit_keeps_its_lease(h: &dyn Harness) {
+    let fp = real_base(h, 1_000);
+    let s = op(h);
+    s.create_tenant(&t("c"), fp, None).unwrap();
+    let clock = ManualClock::new(Millis(1_000_000));
+    let stalling = Arc::new(Stalling {
+        inner: h.open(Access::Operator, Arc::new(clock.clone())).unwrap(),
+        hook: std::sync::Mutex::new(None),
+    });
+    let a = Node::new(stalling.clone(), n("a"), h.scratch().join("cache-a")).with_lease(1_000);
+    let b = Arc::new(
+        Node::new(
+            h.open(Access::Operator, Arc::new(clock.clone())).unwrap(),
+            n("b"),
+            h.scratch().join("cache-b"),
+        )
+        .with_lease(1_000),
+    );
+    let xs = slot_objects(&a.base(fp).unwrap(), 2);
+    let mut r = a.resume(&t("c")).unwrap();
+
+    // Stalled 700 ms of a 1,000 ms lease: renewed before the write, which lands.
+    r.tenant.set_slot(xs[0], 0, Value::int(1)).unwrap();
+    let c = clock.clone();
+    *stalling.hook.lock().unwrap() = Some(Box::new(move || c.advance(700)));
+    let v = a
+        .commit_resident(&mut r, CommitMode::WriteWrite, &[])
+        .unwrap();
+    assert_eq!(v.version(), 1);
+    assert_eq!(
+        r.claim().lease_expiry,
+        Millis(1_001_700),
+        "renewed at the write"
+    );
+    assert_eq!(s.record(&t("c")).unwrap().lease_expiry, Millis(1_001_700));
+
+    // Stalled past the lease, while b claims the tenant: nothing is published.
+    r.tenant.set_slot(xs[1], 0, Value::int(2)).unwrap();
+    let (c, b2) = (clock.clone(), b.clone());
+    let taken = Arc::new(std::sync::Mutex::new(None));
+    let took = taken.clone();
+    *stalling.hook.lock().unwrap() = Some(Box::new(move || {
+        c.advance(2_000);
+        *took.lock().unwrap() = Some(b2.resume(&t("c")).unwrap());
+    }));
+    assert!(matches!(
+        a.commit_resident(&mut r, CommitMode::WriteWrite, &[]),
+        Err(StoreError::Fenced { .. })
+    ));
+    assert!(taken.lock().unwrap().is_some(), "b holds the tenant");
+    assert_eq!(
+        s.versions(fp, 0).unwrap().len(),
+        1,
+        "nothing more committed"
+    );
+    assert_eq!(
+        r.tenant.slot(xs[1], 0).unwrap().as_int(),
+        Some(2),
+        "the fenced tenant keeps its change"
+    );
+}
+
 /// A node whose claim on a resident tenant another node took over (its lease ran out)
 /// commits nothing of it through [`Node::commit_resident`]; the node that holds the claim
 /// commits.
