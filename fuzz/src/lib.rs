@@ -532,15 +532,7 @@ pub fn swap_scene() -> &'static SwapScene {
         }
         let records = swapper.records(&mut t).expect("the records");
         for r in &records {
-            for list in [
-                Some(&r.roots),
-                r.members.as_ref(),
-                Some(&r.outside),
-                r.pending.as_ref(),
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for list in record_lists(r) {
                 pool.extend(list);
             }
         }
@@ -560,6 +552,19 @@ pub fn swap_scene() -> &'static SwapScene {
             pool,
         }
     })
+}
+
+/// A record's lists of words, in the order [`swap_records`] reads them: roots, members,
+/// outside, pending.
+fn record_lists(r: &OutRecord) -> impl Iterator<Item = &Vec<Word>> {
+    [
+        Some(&r.roots),
+        r.members.as_ref(),
+        Some(&r.outside),
+        r.pending.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// A fuzzed record's word: one byte naming a word of the pool, or 0xff then eight bytes.
@@ -641,15 +646,7 @@ pub fn swap_records_bytes(records: &[OutRecord], scene: &SwapScene) -> Vec<u8> {
         let n = |v: Option<&Vec<Word>>| v.map_or(0, |v| v.len().min(15) as u8);
         out.push(n(Some(&r.roots)) | n(r.members.as_ref()) << 4);
         out.push(n(Some(&r.outside)) | n(r.pending.as_ref()) << 4);
-        for list in [
-            Some(&r.roots),
-            r.members.as_ref(),
-            Some(&r.outside),
-            r.pending.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for list in record_lists(r) {
             for w in list.iter().take(15) {
                 word(w, &mut out);
             }

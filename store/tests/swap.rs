@@ -7,7 +7,8 @@ mod common;
 use common::{Harness, LEAVES, Local, Pg, build_parts, check_part, node, real_base, t};
 use cowheap_heap::{Format, Value};
 use cowheap_store::workload::{read_mark, write_mark};
-use cowheap_store::{Access, SwapRegistry};
+use cowheap_store::{Access, ManualClock, Millis, Node, StoreError, SwapRegistry};
+use std::sync::Arc;
 
 const TENANTS: usize = 40;
 const BALLAST: usize = 20_000;
@@ -87,24 +88,37 @@ fn budget_on_postgres() {
     budget(&Pg::new());
 }
 
-/// Resident tenants keep their claims while the host renews them, and lose them to another
-/// node once their lease runs out unrenewed: the registry's late suspend is then fenced and
-/// the other node's work stays.
-#[test]
-fn resident_tenants_are_renewed_or_taken_over() {
-    use cowheap_store::{ManualClock, Millis, Node, StoreError};
-    use std::sync::Arc;
-    let h = Local::new();
-    let fp = real_base(&h, 1_000);
+/// Two nodes on one clock that moves only when told, with 1,000 ms leases: `a`, behind a
+/// registry that has used tenant `r` once (writing mark 1) at 1,000,000 ms, and `b`.
+struct Leased {
+    clock: ManualClock,
+    op: Arc<dyn cowheap_store::Store>,
+    b: Node,
+    reg: SwapRegistry,
+}
+
+fn leased(h: &Local) -> Leased {
+    let fp = real_base(h, 1_000);
     let clock = ManualClock::new(Millis(1_000_000));
     let store = |c: &ManualClock| h.open(Access::Operator, Arc::new(c.clone())).unwrap();
-    store(&clock).create_tenant(&t("r"), fp, None).unwrap();
+    let op = store(&clock);
+    op.create_tenant(&t("r"), fp, None).unwrap();
     let a = Node::new(store(&clock), common::n("a"), h.scratch().join("cache-a")).with_lease(1_000);
     let b = Node::new(store(&clock), common::n("b"), h.scratch().join("cache-b")).with_lease(1_000);
     let reg = SwapRegistry::new(a, usize::MAX);
     reg.with(&t("r"), |tenant| write_mark(tenant, 1))
         .unwrap()
         .unwrap();
+    Leased { clock, op, b, reg }
+}
+
+/// Resident tenants keep their claims while the host renews them, and lose them to another
+/// node once their lease runs out unrenewed: the registry's late suspend is then fenced and
+/// the other node's work stays.
+#[test]
+fn resident_tenants_are_renewed_or_taken_over() {
+    let h = Local::new();
+    let Leased { clock, b, reg, .. } = leased(&h);
     for _ in 0..5 {
         clock.advance(600);
         reg.renew_all().unwrap();
@@ -130,21 +144,9 @@ fn resident_tenants_are_renewed_or_taken_over() {
 /// lets it go the next use resumes the other node's work.
 #[test]
 fn a_registry_never_runs_a_tenant_past_its_lease() {
-    use cowheap_store::{ManualClock, Millis, Node, StoreError};
     use std::cell::Cell;
-    use std::sync::Arc;
     let h = Local::new();
-    let fp = real_base(&h, 1_000);
-    let clock = ManualClock::new(Millis(1_000_000));
-    let store = |c: &ManualClock| h.open(Access::Operator, Arc::new(c.clone())).unwrap();
-    let op = store(&clock);
-    op.create_tenant(&t("r"), fp, None).unwrap();
-    let a = Node::new(store(&clock), common::n("a"), h.scratch().join("cache-a")).with_lease(1_000);
-    let b = Node::new(store(&clock), common::n("b"), h.scratch().join("cache-b")).with_lease(1_000);
-    let reg = SwapRegistry::new(a, usize::MAX);
-    reg.with(&t("r"), |tenant| write_mark(tenant, 1))
-        .unwrap()
-        .unwrap();
+    let Leased { clock, op, b, reg } = leased(&h);
     assert_eq!(op.record(&t("r")).unwrap().lease_expiry, Millis(1_001_000));
 
     // More than half left: no renewal. Less than half: renewed before the use runs.
