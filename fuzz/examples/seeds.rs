@@ -149,6 +149,7 @@ fn main() {
         ("reversed", &reversed[..]),
     ] {
         let seed = cowheap_fuzz::swap_records_bytes(rs, scene);
+        assert_eq!(cowheap_fuzz::swap_records(&seed, scene), rs, "seed {name}");
         std::fs::write(dir.join("swap_adopt").join(name), seed).unwrap();
     }
 

@@ -584,7 +584,7 @@ fn swap_word(data: &mut &[u8], pool: &[Word]) -> Option<Word> {
 /// segment's own, else that one with a byte flipped), a byte of flags (bit 0 members, bit 1
 /// pending), four counts (roots, members, outside, pending; at most 15 each), then the
 /// words ([`swap_word`]).
-fn swap_records(mut data: &[u8], scene: &SwapScene) -> Vec<OutRecord> {
+pub fn swap_records(mut data: &[u8], scene: &SwapScene) -> Vec<OutRecord> {
     let d = &mut data;
     let mut records = Vec::new();
     while let Some((&[id, sum, flags, counts0, counts1], rest)) = d.split_first_chunk::<5>() {

@@ -40,8 +40,9 @@
 //!   Clock skew can only make a lease end early or late, never break fencing, which rests
 //!   on epochs alone. Fencing stops a node whose lease ran out from writing, not from
 //!   running: a host calls [`Node::keep_lease`] before each piece of work (renewing when
-//!   less than half the lease is left), as [`SwapRegistry`] does at every use, so that no
-//!   node runs a tenant past its lease.
+//!   less than half the lease is left), as [`SwapRegistry`] does at every use, and keeps
+//!   each piece shorter than half a lease, so that no node runs a tenant past its lease
+//!   (to within the nodes' clock skew).
 //! - **Suspend** ([`Node::suspend`]) writes the tenant's snapshot and releases it in one
 //!   atomic, fenced step ([`Store::suspend`]);
 //!   **resume** ([`Node::resume`]) claims, fetches the base once into the node's cache

@@ -544,7 +544,8 @@ impl Node {
 
     /// Makes sure at least half of this node's lease on `r` is left before work on it goes
     /// on: renews the lease ([`Node::renew`]) when less than half is left (or it has run
-    /// out), else asks nothing of the store. Answers the milliseconds left after.
+    /// out), else asks nothing of the store. Answers the milliseconds left after (a slow
+    /// renewal may leave less than the whole lease).
     ///
     /// Fencing keeps a node whose lease ran out from writing over newer work, but not from
     /// running the tenant meanwhile: without a check it runs on until its next store call,
@@ -604,7 +605,9 @@ impl Node {
     /// As [`Store::renew`].
     pub(crate) fn lease_kept(&self, claim: &Claim) -> Result<Option<Claim>> {
         let left = claim.lease_expiry.0.saturating_sub(self.store.now().0);
-        if left >= self.lease_ms.div_ceil(2) {
+        // A lease run out is renewed whatever the lease's length (a zero-length lease
+        // included, whose half is zero).
+        if left > 0 && left >= self.lease_ms.div_ceil(2) {
             return Ok(None);
         }
         self.store.renew(claim, self.lease_ms).map(Some)

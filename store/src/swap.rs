@@ -152,11 +152,13 @@ impl SwapRegistry {
     /// runs ([`Node::keep_lease`]): one whose lease ran out and that another node claimed
     /// since is dropped and resumed afresh (so refused with [`StoreError::Held`] while that
     /// node holds it), never run here at the same time. A use `f` that runs longer than
-    /// half a lease can still outlive the lease: keep uses short, or call
-    /// [`SwapRegistry::renew_all`] from another thread meanwhile.
+    /// half a lease can still outlive the lease: keep uses short (a use holds the
+    /// registry's lock, so nothing renews meanwhile).
     ///
     /// # Errors
     /// As [`Node::resume`] (another node holds it, its state is damaged): `f` did not run.
+    /// As [`Node::keep_lease`] for a resident whose lease needed renewing and whose
+    /// renewal the store failed: `f` did not run, and the tenant stays resident.
     /// As [`Node::suspend`] for a tenant being swapped out: `f` **did** run (do not run it
     /// again), and the tenant that could not be written stays resident, so nothing is lost;
     /// the budget may be passed until a later call swaps it out. A fenced tenant is dropped

@@ -276,9 +276,9 @@ impl Node {
     /// node's claim on it, and keeping it ([`Node::keep_lease`]: renewed if less than half
     /// the lease is left) just before each version write: a node whose claim another node
     /// has taken over (its lease ran out, during the commit too) publishes nothing of a
-    /// tenant the other node now runs. What is left is the version write itself: a node
-    /// that stalls longer than half a lease inside it can still publish, as any work past
-    /// a lease can.
+    /// tenant the other node now runs. What is left is the layer's encoding and the version
+    /// write itself: a node that stalls longer than half a lease there can still publish,
+    /// as any work past a lease can.
     ///
     /// # Errors
     /// [`StoreError::Fenced`] if another node has claimed the tenant since: nothing is
