@@ -216,8 +216,9 @@ impl Node {
         self.commit_guarded(tenant, mode, roots, &mut || Ok(()))
     }
 
-    /// [`Node::commit`], calling `before_write` before each try writes its version: an
-    /// error it answers is the commit's, with nothing written.
+    /// [`Node::commit`], calling `before_write` just before each try writes its version
+    /// (its layer encoded already): an error it answers is the commit's, with nothing
+    /// written.
     fn commit_guarded(
         &self,
         tenant: &mut Tenant,
@@ -237,9 +238,10 @@ impl Node {
             let done = r
                 .repo
                 .commit_through(tenant, self.name().as_str(), mode, roots, |layer| {
-                    before_write()?;
                     let bytes = layer.to_bytes();
-                    tried.set(Some((layer.version(), crate::Digest::of(&bytes))));
+                    let digest = crate::Digest::of(&bytes);
+                    before_write()?;
+                    tried.set(Some((layer.version(), digest)));
                     store
                         .put_version(origin, layer.version(), &bytes)
                         .map(|_| written.set(true))
@@ -276,9 +278,9 @@ impl Node {
     /// node's claim on it, and keeping it ([`Node::keep_lease`]: renewed if less than half
     /// the lease is left) just before each version write: a node whose claim another node
     /// has taken over (its lease ran out, during the commit too) publishes nothing of a
-    /// tenant the other node now runs. What is left is the layer's encoding and the version
-    /// write itself: a node that stalls longer than half a lease there can still publish,
-    /// as any work past a lease can.
+    /// tenant the other node now runs. What is left is the version write itself: a node
+    /// that stalls longer than half a lease inside it can still publish, as any work past
+    /// a lease can.
     ///
     /// # Errors
     /// [`StoreError::Fenced`] if another node has claimed the tenant since: nothing is
