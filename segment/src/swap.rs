@@ -1248,39 +1248,36 @@ impl Swapper {
     /// ([`Swapper::adopt`]). Time: O(roots and pins of the segments out).
     ///
     /// # Errors
-    /// [`SwapError::OtherTenant`]; [`SwapError::Tenant`] if a pin is no longer valid.
+    /// [`SwapError::OtherTenant`]; [`SwapError::Tenant`] if a pin is no longer valid, or
+    /// holding [`cowheap_tenants::Error::OutOfMemory`] if the allocator refuses the
+    /// records' memory (reserved fallibly, list by list).
     pub fn records(&self, t: &mut Tenant) -> Result<Vec<OutRecord>, SwapError> {
         let mut inner = self.lock();
         Self::check_tenant(&mut inner, t)?;
-        let mut out = Vec::with_capacity(inner.out.len());
+        let mut out = try_list(inner.out.len())?;
         for (&id, o) in &inner.out {
-            let words = |t: &mut Tenant, hs: &[Handle]| -> Result<Vec<Word>, SwapError> {
-                hs.iter()
-                    .map(|&h| {
-                        let v = t.pinned(h)?;
-                        Ok(t.identity_word(v)?)
-                    })
-                    .collect()
+            let pinned = |t: &mut Tenant, hs: &[Handle]| -> Result<Vec<Word>, SwapError> {
+                let mut ws = try_list(hs.len())?;
+                for &h in hs {
+                    let v = t.pinned(h)?;
+                    ws.push(t.identity_word(v)?);
+                }
+                Ok(ws)
+            };
+            let stubs = |t: &mut Tenant, vs: &[Value]| -> Result<Vec<Word>, SwapError> {
+                let mut ws = try_list(vs.len())?;
+                for &v in vs {
+                    ws.push(t.identity_word(v)?);
+                }
+                Ok(ws)
             };
             out.push(OutRecord {
                 id,
-                roots: o
-                    .roots
-                    .iter()
-                    .map(|&r| t.identity_word(r))
-                    .collect::<cowheap_tenants::Result<_>>()?,
-                members: o
-                    .members
-                    .as_ref()
-                    .map(|ms| {
-                        ms.iter()
-                            .map(|&r| t.identity_word(r))
-                            .collect::<cowheap_tenants::Result<Vec<_>>>()
-                    })
-                    .transpose()?,
-                outside: words(t, &o.outside)?,
+                roots: stubs(t, &o.roots)?,
+                members: o.members.as_deref().map(|ms| stubs(t, ms)).transpose()?,
+                outside: pinned(t, &o.outside)?,
                 digest: o.digest,
-                pending: o.pending.as_deref().map(|p| words(t, p)).transpose()?,
+                pending: o.pending.as_deref().map(|p| pinned(t, p)).transpose()?,
             });
         }
         Ok(out)
@@ -1294,8 +1291,10 @@ impl Swapper {
     ///
     /// # Errors
     /// [`SwapError::OtherTenant`]; [`SwapError::Tenant`] for a word that names nothing
-    /// live in the tenant; [`SwapError::Mismatch`] for a record whose id this swapper has
-    /// out already, or with no root. Nothing changes on an error.
+    /// live in the tenant, or holding [`cowheap_tenants::Error::OutOfMemory`] if the
+    /// allocator refuses the lists' memory (reserved fallibly); [`SwapError::Mismatch`]
+    /// for a record whose id this swapper has out already, or with no root. Nothing
+    /// changes on an error.
     pub fn adopt(&self, t: &mut Tenant, records: &[OutRecord]) -> Result<(), SwapError> {
         let mut inner = self.lock();
         if let Some(serves) = inner.tenant
@@ -1306,49 +1305,69 @@ impl Swapper {
                 asked: t.id(),
             });
         }
-        let mut made: Vec<(SegmentId, Out)> = Vec::with_capacity(records.len());
-        let mut pins = Vec::new();
-        let undo = |t: &mut Tenant, pins: &[Handle], e: SwapError| {
-            unpin_all(t, pins);
-            Err(e)
-        };
+        let mut made: Vec<(SegmentId, Out)> = try_list(records.len())?;
+        // Every pin, so that an error unpins them all: its room reserved first, as the
+        // records say how many there are.
+        let mut pins = try_list(
+            records
+                .iter()
+                .map(|r| r.outside.len() + r.pending.as_ref().map_or(0, Vec::len))
+                .fold(0, usize::saturating_add),
+        )?;
+        if let Err(e) = Self::adopt_each(t, records, &inner, &mut made, &mut pins) {
+            unpin_all(t, &pins);
+            return Err(e);
+        }
+        inner.tenant = Some(t.id());
+        for (id, o) in made {
+            inner.next = inner.next.max(id.0.saturating_add(1));
+            inner.errors.remove(&id);
+            inner.out.insert(id, o);
+        }
+        drop(inner);
+        t.set_fault_handler(Some(self.handler()));
+        t.set_segment_reader(Some(self.reader()));
+        Ok(())
+    }
+
+    /// [`Swapper::adopt`]'s checks and pins, record by record, into `made`; every handle
+    /// pinned is pushed to `pins` (which has room for them all), for the caller to unpin
+    /// on an error.
+    fn adopt_each(
+        t: &mut Tenant,
+        records: &[OutRecord],
+        inner: &Inner,
+        made: &mut Vec<(SegmentId, Out)>,
+        pins: &mut Vec<Handle>,
+    ) -> Result<(), SwapError> {
         for r in records {
             if r.roots.is_empty()
                 || inner.out.contains_key(&r.id)
                 || made.iter().any(|(id, _)| *id == r.id)
             {
-                return undo(
-                    t,
-                    &pins,
-                    SwapError::Mismatch {
-                        segment: r.id,
-                        what: "a record with no root, or of a segment out already",
-                    },
-                );
+                return Err(SwapError::Mismatch {
+                    segment: r.id,
+                    what: "a record with no root, or of a segment out already",
+                });
             }
             let pin = |t: &mut Tenant, ws: &[Word], pins: &mut Vec<Handle>| {
-                let mut hs = Vec::with_capacity(ws.len());
+                let mut hs = try_list(ws.len())?;
                 for &w in ws {
                     let h = t.pin(Value::owned(w, t.id()))?;
                     pins.push(h);
                     hs.push(h);
                 }
-                Ok::<_, cowheap_tenants::Error>(hs)
+                Ok::<_, SwapError>(hs)
             };
-            let outside = match pin(t, &r.outside, &mut pins) {
-                Ok(hs) => hs,
-                Err(e) => return undo(t, &pins, e.into()),
+            let stubs = |t: &Tenant, ws: &[Word]| {
+                let mut vs = try_list(ws.len())?;
+                vs.extend(ws.iter().map(|&w| Value::owned(w, t.id())));
+                Ok::<_, SwapError>(vs)
             };
-            let pending = match r.pending.as_deref().map(|p| pin(t, p, &mut pins)) {
-                None => None,
-                Some(Ok(hs)) => Some(hs),
-                Some(Err(e)) => return undo(t, &pins, e.into()),
-            };
-            let roots = r.roots.iter().map(|&w| Value::owned(w, t.id())).collect();
-            let members = r
-                .members
-                .as_ref()
-                .map(|ms| ms.iter().map(|&w| Value::owned(w, t.id())).collect());
+            let outside = pin(t, &r.outside, pins)?;
+            let pending = r.pending.as_deref().map(|p| pin(t, p, pins)).transpose()?;
+            let roots = stubs(t, &r.roots)?;
+            let members = r.members.as_deref().map(|ms| stubs(t, ms)).transpose()?;
             made.push((
                 r.id,
                 Out {
@@ -1361,15 +1380,6 @@ impl Swapper {
                 },
             ));
         }
-        inner.tenant = Some(t.id());
-        for (id, o) in made {
-            inner.next = inner.next.max(id.0.saturating_add(1));
-            inner.errors.remove(&id);
-            inner.out.insert(id, o);
-        }
-        drop(inner);
-        t.set_fault_handler(Some(self.handler()));
-        t.set_segment_reader(Some(self.reader()));
         Ok(())
     }
 
@@ -1411,6 +1421,16 @@ fn host_error(e: SegmentError) -> SwapError {
 /// The checksum field of a segment file's header, if it has a header.
 fn file_checksum(bytes: &[u8]) -> Option<[u8; 32]> {
     bytes.get(56..file::HEADER)?.try_into().ok()
+}
+
+/// An empty list with room for `n` items, its memory reserved fallibly.
+fn try_list<T>(n: usize) -> Result<Vec<T>, SwapError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| cowheap_tenants::Error::OutOfMemory {
+            bytes: u64::try_from(n.saturating_mul(size_of::<T>())).unwrap_or(u64::MAX),
+        })?;
+    Ok(v)
 }
 
 fn unpin_all(t: &mut Tenant, pins: &[Handle]) {

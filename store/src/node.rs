@@ -1,6 +1,6 @@
 //! A node: what claims tenants from a store, runs them and suspends them back.
 
-use crate::segments::{StoreSegments, decode_state, encode_state};
+use crate::segments::{FrameError, StoreSegments, decode_state, encode_state};
 use crate::store::{Access, Claim, Store};
 use crate::{Digest, NodeName, Result, StoreError, TenantName, fingerprint_hex};
 use cowheap_forwarders::Base;
@@ -89,13 +89,13 @@ impl Resident {
     /// # Errors
     /// [`StoreError::HostObject`] if a host object's kind has no plugin or its plugin
     /// cannot save it; [`StoreError::Swap`] if the records cannot be taken;
-    /// [`StoreError::OutOfMemory`] if the allocator refuses the state's buffer. Nothing is
-    /// written either way.
+    /// [`StoreError::OutOfMemory`] if the allocator refuses the state's buffer or the
+    /// records' lists. Nothing is written either way.
     pub(crate) fn state(&mut self, plugins: &HostPlugins) -> Result<Vec<u8>> {
         let records = self
             .swapper
             .records(&mut self.tenant)
-            .map_err(|e| swap_error(&self.claim.tenant, e))?;
+            .map_err(|e| records_error(&self.claim.tenant, e))?;
         let snapshot = self.tenant.snapshot_with(plugins).map_err(|e| match e {
             SnapshotError::Host(e) => host_error(&self.claim.tenant, e),
             SnapshotError::OutOfMemory { bytes } => StoreError::OutOfMemory {
@@ -159,6 +159,21 @@ fn swap_error(tenant: &TenantName, e: SwapError) -> StoreError {
     StoreError::Swap {
         tenant: tenant.clone(),
         source: Box::new(e),
+    }
+}
+
+/// The store's error for a swapper's error over the records of the segments out (their
+/// lists at a suspend, or taken over at a resume): the allocator's refusal is
+/// [`StoreError::OutOfMemory`], as for the snapshot beside them.
+fn records_error(tenant: &TenantName, e: SwapError) -> StoreError {
+    match e {
+        SwapError::Tenant(cowheap_tenants::Error::OutOfMemory { bytes }) => {
+            StoreError::OutOfMemory {
+                what: "the records of the segments out",
+                bytes,
+            }
+        }
+        e => swap_error(tenant, e),
     }
 }
 
@@ -390,7 +405,8 @@ impl Node {
     /// it needs is missing or damaged; [`StoreError::HostObject`] if the state holds a host
     /// object this node has no plugin for (and does not accept placeholders), whose state
     /// was not saved, or whose plugin fails to make it; [`StoreError::OutOfMemory`] if the
-    /// allocator refuses the state's buffer or the restored tenant's memory. The claim is
+    /// allocator refuses the state's buffer, the restored tenant's memory or the lists of
+    /// the records of its segments out. The claim is
     /// released and the record keeps its state, so a node with the plugin (or the memory)
     /// can resume the tenant.
     pub fn resume(&self, tenant: &TenantName) -> Result<Resident> {
@@ -457,9 +473,14 @@ impl Node {
         bytes: &[u8],
         swapper: Swapper,
     ) -> Result<Resident> {
-        let (snapshot, records) = decode_state(bytes).map_err(|problem| StoreError::Damaged {
-            what: format!("state {d} of tenant {}", claim.tenant),
-            problem,
+        let (snapshot, records) = decode_state(bytes).map_err(|e| match e {
+            FrameError::Damaged(problem) => StoreError::Damaged {
+                what: format!("state {d} of tenant {}", claim.tenant),
+                problem,
+            },
+            FrameError::OutOfMemory(bytes) => {
+                StoreError::out_of_memory("the records of the segments out", bytes)
+            }
         })?;
         let base = self.version_for_snapshot(claim.base, snapshot)?;
         let mut tenant = Tenant::restore_with_hosts(
@@ -484,7 +505,7 @@ impl Node {
         if !records.is_empty() {
             swapper
                 .adopt(&mut tenant, &records)
-                .map_err(|e| swap_error(&claim.tenant, e))?;
+                .map_err(|e| records_error(&claim.tenant, e))?;
         }
         Ok(Resident {
             tenant,
@@ -512,8 +533,8 @@ impl Node {
     /// # Errors
     /// [`StoreError::Fenced`] if another node claimed it since; [`StoreError::HostObject`]
     /// if a host object's kind has no plugin here or its plugin cannot save it, and
-    /// [`StoreError::OutOfMemory`] if the allocator refuses the state's buffer (nothing is
-    /// written, the store keeps the last complete state).
+    /// [`StoreError::OutOfMemory`] if the allocator refuses the state's buffer or the
+    /// records' lists (nothing is written, the store keeps the last complete state).
     pub fn checkpoint(&self, r: &mut Resident) -> Result<Digest> {
         let state = r.state(&self.plugins)?;
         let d = self.store.write_state(&r.claim, &state)?;
@@ -624,7 +645,8 @@ impl Node {
     /// [`StoreError::Fenced`] if another node claimed it since: nothing is written, and the
     /// store keeps the newer work. [`StoreError::HostObject`] if a host object's kind has no
     /// plugin on this node or its plugin cannot save it, [`StoreError::OutOfMemory`] if the
-    /// allocator refuses the state's buffer: nothing is written or released.
+    /// allocator refuses the state's buffer or the records' lists: nothing is written or
+    /// released.
     pub fn suspend(&self, r: Resident) -> Result<Digest> {
         self.try_suspend(r).map_err(|f| f.error)
     }

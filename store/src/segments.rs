@@ -167,25 +167,58 @@ fn count(n: usize) -> u32 {
         .min(NO_PENDING - 1)
 }
 
+/// Why [`decode_state`] refused a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FrameError {
+    /// What is wrong with the frame.
+    Damaged(&'static str),
+    /// The allocator refused the records' memory: this many bytes.
+    OutOfMemory(usize),
+}
+
+impl From<&'static str> for FrameError {
+    fn from(problem: &'static str) -> FrameError {
+        FrameError::Damaged(problem)
+    }
+}
+
 /// Splits a state blob into the snapshot and the records of its segments out (none for a
 /// bare snapshot). Every length is checked against what is left, so a damaged frame is
-/// an error, never a large allocation. Time: O(size).
+/// an error, never a large allocation; the records' memory, which the frame's length
+/// bounds, is reserved fallibly. Time: O(size).
 ///
 /// # Errors
-/// What is wrong with the frame.
-pub(crate) fn decode_state(bytes: &[u8]) -> Result<(&[u8], Vec<OutRecord>), &'static str> {
+/// [`FrameError::Damaged`] with what is wrong with the frame;
+/// [`FrameError::OutOfMemory`] if the allocator refuses the records' memory.
+pub(crate) fn decode_state(bytes: &[u8]) -> Result<(&[u8], Vec<OutRecord>), FrameError> {
     if bytes.len() < 8 || bytes[..8] != STATE_MAGIC {
         return Ok((bytes, Vec::new()));
     }
     let mut r = Reader { bytes, at: 8 };
     let version = r.u32()?;
     if version != 1 && version != STATE_VERSION {
-        return Err("an unknown version of the segments frame");
+        return Err("an unknown version of the segments frame".into());
     }
     let n = r.u32()?;
     let len = usize::try_from(r.u64()?).map_err(|_| "a snapshot longer than memory")?;
     let snapshot = r.take(len)?;
+    // Each record's head takes bytes of the frame, so the count of records that can fit
+    // what is left bounds the reservation: a count far past the end asks for no memory.
+    // (A record of version 1 has no member count.)
+    let head = if version == 1 {
+        RECORD_HEAD - 4
+    } else {
+        RECORD_HEAD
+    };
+    let fit = (bytes.len() - r.at) / head;
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if n > fit {
+        return Err("more segment records than the frame holds".into());
+    }
     let mut records = Vec::new();
+    records
+        .try_reserve_exact(n)
+        .map_err(|_| FrameError::OutOfMemory(n.saturating_mul(size_of::<OutRecord>())))?;
     for _ in 0..n {
         let id = SegmentId::new(r.u64()?);
         let digest: [u8; 32] = r
@@ -216,7 +249,7 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<(&[u8], Vec<OutRecord>), &'st
         });
     }
     if r.at != bytes.len() {
-        return Err("bytes after the last segment record");
+        return Err("bytes after the last segment record".into());
     }
     Ok((snapshot, records))
 }
@@ -244,17 +277,20 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(b))
     }
 
-    fn words(&mut self, n: u32) -> Result<Vec<Word>, &'static str> {
+    /// `n` words, their memory reserved fallibly once the frame is known to hold them.
+    fn words(&mut self, n: u32) -> Result<Vec<Word>, FrameError> {
         let n = n as usize;
-        let raw = self.take(n.checked_mul(8).ok_or("a count past the end")?)?;
-        Ok(raw
-            .chunks_exact(8)
-            .map(|c| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(c);
-                Word::from_bits(u64::from_le_bytes(b))
-            })
-            .collect())
+        let len = n.checked_mul(8).ok_or("a count past the end")?;
+        let raw = self.take(len)?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(n)
+            .map_err(|_| FrameError::OutOfMemory(len))?;
+        out.extend(raw.chunks_exact(8).map(|c| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            Word::from_bits(u64::from_le_bytes(b))
+        }));
+        Ok(out)
     }
 }
 
@@ -295,7 +331,12 @@ mod tests {
         // A count far past the end asks for no memory.
         let mut huge = framed.clone();
         huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(decode_state(&huge).is_err());
+        assert_eq!(
+            decode_state(&huge),
+            Err(FrameError::Damaged(
+                "more segment records than the frame holds"
+            ))
+        );
     }
 
     #[test]

@@ -523,3 +523,120 @@ fn buffers_the_allocator_refuses_leave_the_tenant_and_the_store_as_they_were() {
     let bulk = r.tenant.root("bulk").unwrap();
     assert_eq!(r.tenant.bytes(bulk).unwrap(), &[7; 65_536][..]);
 }
+
+/// A part of `n` members beside its root, under the named root "part": the root's slot
+/// `i` holds a new object whose one slot is `i`. Answers the root.
+fn big_part(t: &mut cowheap_tenants::Tenant, n: usize) -> Value {
+    let class = t
+        .class_of(t.root(cowheap_store::workload::MARK_ROOT).unwrap())
+        .unwrap();
+    let members: Vec<Value> = (0..n)
+        .map(|i| {
+            let i = i64::try_from(i).unwrap();
+            t.alloc_with(class, Format::Pointers, &[Value::int(i)], &[])
+                .unwrap()
+        })
+        .collect();
+    let root = t
+        .alloc_with(class, Format::Pointers, &members, &[])
+        .unwrap();
+    t.set_root("part", root).unwrap();
+    root
+}
+
+/// The ids of the segments out of the resident's tenant.
+fn out_ids(r: &cowheap_store::Resident) -> Vec<cowheap_segment::swap::SegmentId> {
+    r.swapper()
+        .swapped()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Whether the part's members read back through its root (faulting it in if it is out).
+fn check_part(t: &mut cowheap_tenants::Tenant, n: usize) {
+    let root = t.root("part").unwrap();
+    for i in 0..n {
+        let member = t.with_faults(|t| t.slot(root, i)).unwrap();
+        let int = t.with_faults(|t| t.slot(member, 0)).unwrap();
+        assert_eq!(int.as_int(), Some(i64::try_from(i).unwrap()), "member {i}");
+    }
+}
+
+/// With a segment out, the records a state carries beside its snapshot grow with the
+/// segment's members: a suspend whose records' lists the allocator refuses, and a resume
+/// whose lists (the frame's decoding, the swapper's taking them over) it refuses, answer
+/// `OutOfMemory`, as for the snapshot's buffers. The suspended resident comes back with its
+/// segment still out, the resume releases its claim, and the store keeps the last state.
+/// Then a resume with nothing refused faults the segment in from the store.
+#[test]
+fn records_of_segments_out_the_allocator_refuses_leave_the_tenant_and_the_store_as_they_were() {
+    const MEMBERS: usize = 600;
+    let h = Local::new();
+    let fp = real_base(&h, 1_000);
+    let store = h.open(Access::Operator, Arc::new(SystemClock)).unwrap();
+    let name = TenantName::new("t1").unwrap();
+    store.create_tenant(&name, fp, None).unwrap();
+    let a = Node::new(store.clone(), n("a"), h.scratch().join("cache-a"));
+    let mut r = a.resume(&name).unwrap();
+    write_mark(&mut r.tenant, 1).unwrap();
+    let part = big_part(&mut r.tenant, MEMBERS);
+    let out = r.swap_out(&[part]).unwrap();
+    assert_eq!((out.objects, out.roots), (MEMBERS + 1, 1));
+    let first = a.checkpoint(&mut r).unwrap();
+    write_mark(&mut r.tenant, 2).unwrap();
+
+    let mut refusals = 0;
+    let d = loop {
+        let (answer, refused) = cowheap_testkit::refusing_the(refusals, || a.try_suspend(r));
+        if !refused {
+            break answer.expect("a suspend with nothing refused");
+        }
+        let f = answer.expect_err("a refused suspend");
+        assert!(
+            matches!(f.error, StoreError::OutOfMemory { .. }),
+            "refusal {refusals}: {:?}",
+            f.error
+        );
+        let rec = store.record(&name).unwrap();
+        assert_eq!(rec.owner, Some(n("a")), "refusal {refusals}: still claimed");
+        assert_eq!(rec.state, Some(first), "refusal {refusals}: the last state");
+        r = *f.resident;
+        assert_eq!(read_mark(&r.tenant), Some(2), "refusal {refusals}");
+        assert_eq!(out_ids(&r), vec![out.id], "refusal {refusals}");
+        assert_eq!(r.tenant.stubs().count(), MEMBERS + 1, "refusal {refusals}");
+        refusals += 1;
+    };
+    // The records' lists (the members' words the largest) and the frame, beside the
+    // snapshot's own buffers.
+    assert!(refusals >= 3, "{refusals} large allocations in a suspend");
+    eprintln!("a suspend met {refusals} large allocations, each refused in turn");
+
+    let mut refusals = 0;
+    let mut r = loop {
+        let (answer, refused) = cowheap_testkit::refusing_the(refusals, || a.resume(&name));
+        if !refused {
+            break answer.expect("a resume with nothing refused");
+        }
+        let e = answer.expect_err("a refused resume");
+        assert!(
+            matches!(e, StoreError::OutOfMemory { .. }),
+            "refusal {refusals}: {e:?}"
+        );
+        let rec = store.record(&name).unwrap();
+        assert_eq!(
+            (rec.owner, rec.state),
+            (None, Some(d)),
+            "refusal {refusals}"
+        );
+        refusals += 1;
+    };
+    assert!(refusals >= 3, "{refusals} large allocations in a resume");
+    eprintln!("a resume met {refusals} large allocations, each refused in turn");
+    assert_eq!(read_mark(&r.tenant), Some(2));
+    assert_eq!(out_ids(&r), vec![out.id]);
+    check_part(&mut r.tenant, MEMBERS);
+    assert_eq!(out_ids(&r), vec![]);
+    assert_eq!(r.tenant.stubs().count(), 0);
+    a.suspend(r).unwrap();
+}
