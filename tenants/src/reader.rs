@@ -3,7 +3,7 @@
 use crate::space::Obj;
 use crate::{Header, Result, Tenant};
 use cowheap_forwarders::{DivertMarks, FilterView, MarksView};
-use cowheap_heap::{Format, HeapView, ObjectSize, Value};
+use cowheap_heap::{Format, HeapView, ObjectSize, Value, Word};
 
 /// A tenant's reads, borrowed for a loop that makes many of them.
 ///
@@ -150,8 +150,39 @@ impl<'a> TenantReader<'a> {
     /// Time: O(1), three loads (more past a set mark and lane).
     #[inline(always)]
     pub fn try_slot(self, obj: Value, i: usize) -> Option<Value> {
-        let offset = self.in_place(obj)?;
-        self.heap.slot_at(offset, i).map(Value::shared)
+        let wide = obj.word().base_index_wide();
+        let entry = self.marks.entry_wide(wide)?;
+        self.slot_in_place(wide, entry, i).map(Value::shared)
+    }
+
+    /// Slot `i` of a base object this tenant reads in place, whose index (widened) is
+    /// `wide` and whose shared mark word is `entry`; `None` if the index is out of range or
+    /// this tenant may have diverted the object.
+    ///
+    /// With the diverted bit clear, the word is the offset. With it set, the word kept to
+    /// its offset, its committed bit and this tenant's lane is still the offset for an
+    /// object no tenant of this lane diverted, read with no test of the lane, and else a
+    /// number past every heap, which the read's bounded loads refuse as they refuse any
+    /// offset out of range. Only then is the lane tested: set alone (no version changed the
+    /// object), with this tenant's filter clear (another tenant of its lane diverted it),
+    /// the object is still read in place. An object a version changed keeps its committed
+    /// bit, and goes to the tenant, which reads the version. (The other reads test the lane
+    /// first, [`TenantReader::in_place`]: the thirty-second step of docs/ARCHITECTURE.md
+    /// says why.)
+    #[inline(always)]
+    fn slot_in_place(self, wide: u64, entry: u64, i: usize) -> Option<Word> {
+        if entry & DivertMarks::DIVERTED == 0 {
+            return self.heap.slot_at(entry, i);
+        }
+        let kept = entry & (DivertMarks::IN_PLACE | self.lane);
+        if let Some(w) = self.heap.slot_at(kept, i) {
+            return Some(w);
+        }
+        let offset = kept ^ self.lane;
+        if offset <= DivertMarks::OFFSET && !self.filter.may_contain_wide(wide) {
+            return self.heap.slot_at(offset, i);
+        }
+        None
     }
 
     /// [`Tenant::slot`]: read in place as [`TenantReader::try_slot`] reads, by the tenant for
@@ -161,8 +192,14 @@ impl<'a> TenantReader<'a> {
     /// As [`Tenant::slot`].
     #[inline(always)]
     pub fn slot(self, obj: Value, i: usize) -> Result<Value> {
-        if let Some(v) = self.try_slot(obj, i) {
-            return Ok(v);
+        // A base reference in range of the marks: read in place, or else by the tenant (it
+        // is no private reference, and the tenant's own marks are not this reader's).
+        let wide = obj.word().base_index_wide();
+        if let Some(entry) = self.marks.entry_wide(wide) {
+            if let Some(w) = self.slot_in_place(wide, entry, i) {
+                return Ok(Value::shared(w));
+            }
+            return slot_by_tenant(self.tenant, obj, i);
         }
         // A slot of a live private object of this tenant (a resolved copy, a new object), as
         // the tenant's own first inline path reads it, but settled without a probe of the
