@@ -21,9 +21,9 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value, Word};
 /// `benches/interleaved.rs`: 1.1-1.2x a flat heap's time through a reader, 1.9-2.5x through
 /// [`Tenant::slot`], on the machine of the twenty-ninth step in docs/ARCHITECTURE.md). A
 /// reader is for loops that read mostly base objects: a loop that reads mostly private
-/// objects' slots reads them faster through the tenant itself (the same bench: 76.6
+/// objects' slots reads them faster through the tenant itself (the same bench: 79.8
 /// instructions a pair of private slot reads through a reader, 64.6 through
-/// [`Tenant::slot`]; a copy read by a base reference 133.3 and 124.3); a private object's
+/// [`Tenant::slot`]; a copy read by a base reference 130.3 and 124.3); a private object's
 /// size costs about the same either way (30 through a reader, 31 through [`Tenant::size`]).
 ///
 /// Each read answers exactly what the tenant's read of the same name answers. A base object
