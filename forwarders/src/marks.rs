@@ -144,7 +144,9 @@ impl DivertMarks {
 
     /// The bits of a word that a read in place keeps once it has found the object is not its
     /// tenant's to read elsewhere: the offset, and the committed bit, which puts the result
-    /// past every heap so that an object a version changed is read out of line.
+    /// past every heap so that an object a version changed is read out of line. (A
+    /// `TenantReader`'s slot keeps the tenant's lane too, before it has looked: the result
+    /// is then past every heap also where a tenant of that lane diverted the object.)
     #[doc(hidden)]
     pub const IN_PLACE: u64 = Self::OFFSET | Self::COMMITTED;
 

@@ -369,6 +369,24 @@ mod tests {
         let framed = encode_state(snap.clone(), std::slice::from_ref(&r)).unwrap();
         assert_eq!(&framed[8..12], &STATE_VERSION.to_le_bytes());
         assert_eq!(decode_state(&framed).unwrap(), (&snap[..], vec![r]));
+        // A version 1 record's head is 52 bytes: two records with no words fill a frame of
+        // two heads, which the bound on the record count lets through.
+        let mut empty = Vec::new();
+        empty.extend(STATE_MAGIC);
+        empty.extend(1u32.to_le_bytes());
+        empty.extend(2u32.to_le_bytes());
+        empty.extend((snap.len() as u64).to_le_bytes());
+        empty.extend(&snap);
+        for id in [4u64, 5] {
+            empty.extend(id.to_le_bytes());
+            empty.extend([id as u8; 32]);
+            for n in [0u32, 0, NO_PENDING] {
+                empty.extend(n.to_le_bytes());
+            }
+        }
+        let (_, rs) = decode_state(&empty).unwrap();
+        assert_eq!(rs.len(), 2);
+        assert!(rs.iter().all(|r| r.roots.is_empty() && r.members.is_none()));
         // A version past these is refused.
         let mut v3 = v1.clone();
         v3[8..12].copy_from_slice(&3u32.to_le_bytes());

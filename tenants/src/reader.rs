@@ -80,9 +80,10 @@ pub struct TenantReader<'a> {
     /// (another tenant of its lane did).
     filter: FilterView<'a>,
     tenant: &'a Tenant,
-    /// The tenant's lane in the shared marks, held by value: past a set mark it is tested
-    /// at every read, and a load from the tenant there cost more than one from the loop's
-    /// own frame (the twenty-sixth step).
+    /// The tenant's lane in the shared marks, held by value: past a set mark every read
+    /// uses it (a slot's read keeps it in the mark word, [`TenantReader::slot_in_place`];
+    /// the others test it), and a load from the tenant there cost more than one from the
+    /// loop's own frame (the twenty-sixth step).
     lane: u64,
     /// The tenant has its own marks (the private policy, or a recording tenant): a base
     /// read not made in place is tested against them inline, by [`Tenant::in_place`].
@@ -156,8 +157,8 @@ impl<'a> TenantReader<'a> {
     }
 
     /// Slot `i` of a base object this tenant reads in place, whose index (widened) is
-    /// `wide` and whose shared mark word is `entry`; `None` if the index is out of range or
-    /// this tenant may have diverted the object.
+    /// `wide` and whose shared mark word is `entry`; `None` if the index is out of range,
+    /// this tenant may have diverted the object, or a version changed it.
     ///
     /// With the diverted bit clear, the word is the offset. With it set, the word kept to
     /// its offset, its committed bit and this tenant's lane is still the offset for an
