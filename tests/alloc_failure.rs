@@ -650,3 +650,71 @@ fn a_snapshot_or_restore_refused_anywhere_answers_out_of_memory() {
     assert_eq!(back.slot(y, 2).unwrap().as_int(), Some(-2));
     assert_eq!(back.diverted(), 2);
 }
+
+/// A swapper's adoption of the records of a segment out, in the tenant restored from a
+/// snapshot taken with the segment out (as a node's resume makes it): refused at any of its
+/// large allocations (the members' stubs list the largest), it answers `OutOfMemory`,
+/// unpins what it had pinned (the segment's out-pointer) and takes nothing over; then it
+/// adopts, and the segment faults in from the store.
+#[test]
+fn an_adoption_refused_anywhere_unpins_what_it_pinned() {
+    use cowheap_segment::swap::{MemStore, SwapError, Swapper};
+    const MEMBERS: usize = 600;
+    let (base, _, _) = base();
+    let class = base.heap().root("class").unwrap();
+    let mut t = Tenant::fork(&base);
+    // Outside the segment, and named by each member: the segment's one out-pointer.
+    let shared = t
+        .alloc_with(class, Format::Pointers, &[Value::int(-1)], &[])
+        .unwrap();
+    t.set_root("shared", shared).unwrap();
+    let members: Vec<Value> = (0..MEMBERS)
+        .map(|i| {
+            let i = i64::try_from(i).unwrap();
+            t.alloc_with(class, Format::Pointers, &[Value::int(i), shared], &[])
+                .unwrap()
+        })
+        .collect();
+    let root = t
+        .alloc_with(class, Format::Pointers, &members, &[])
+        .unwrap();
+    t.set_root("part", root).unwrap();
+    let store = MemStore::new();
+    let swapper = Swapper::new(store.clone());
+    let out = swapper.swap_out(&mut t, &[root]).unwrap();
+    assert_eq!((out.objects, out.pinned), (MEMBERS + 1, 1));
+    let records = swapper.records(&mut t).unwrap();
+    let snapshot = t.snapshot();
+
+    let mut t = Tenant::restore_from(&base, &snapshot).unwrap();
+    let mut refusals = 0;
+    let swapper = loop {
+        let s = Swapper::new(store.clone());
+        let (r, refused) = refusing_the(refusals, || s.adopt(&mut t, &records));
+        if !refused {
+            r.unwrap();
+            break s;
+        }
+        assert!(
+            matches!(r, Err(SwapError::Tenant(Error::OutOfMemory { .. }))),
+            "refusal {refusals}: {r:?}"
+        );
+        assert_eq!(t.pinned_count(), 0, "refusal {refusals}: a pin left behind");
+        assert!(s.swapped().is_empty(), "refusal {refusals}");
+        assert!(!t.has_fault_handler(), "refusal {refusals}");
+        assert_eq!(t.snapshot(), snapshot, "refusal {refusals}");
+        refusals += 1;
+    };
+    eprintln!("an adoption met {refusals} large allocations, each refused in turn");
+    assert!(refusals >= 1, "no large allocation in an adoption");
+    assert_eq!(t.pinned_count(), 1);
+    let root = t.root("part").unwrap();
+    for i in 0..MEMBERS {
+        let member = t.with_faults(|t| t.slot(root, i)).unwrap();
+        let int = t.with_faults(|t| t.slot(member, 0)).unwrap();
+        assert_eq!(int.as_int(), Some(i64::try_from(i).unwrap()), "member {i}");
+        let outside = t.with_faults(|t| t.slot(member, 1)).unwrap();
+        assert!(t.identical(outside, t.root("shared").unwrap()).unwrap());
+    }
+    assert!(swapper.swapped().is_empty());
+}
