@@ -428,6 +428,36 @@ fn with_bulk(node: &Node, name: &TenantName, mark: i64) -> cowheap_store::Reside
     r
 }
 
+/// Resumes `name` on `node` with each large allocation of the resume refused in turn, until
+/// one refuses none: each refused resume must answer `OutOfMemory`, release its claim and
+/// leave the record on state `d`. Answers the resident and the number of refusals.
+fn resume_refusing_each(
+    node: &Node,
+    store: &dyn Store,
+    name: &TenantName,
+    d: Digest,
+) -> (cowheap_store::Resident, usize) {
+    let mut refusals = 0;
+    loop {
+        let (answer, refused) = cowheap_testkit::refusing_the(refusals, || node.resume(name));
+        if !refused {
+            return (answer.expect("a resume with nothing refused"), refusals);
+        }
+        let e = answer.expect_err("a refused resume");
+        assert!(
+            matches!(e, StoreError::OutOfMemory { .. }),
+            "refusal {refusals}: {e:?}"
+        );
+        let rec = store.record(name).unwrap();
+        assert_eq!(
+            (rec.owner, rec.state),
+            (None, Some(d)),
+            "refusal {refusals}"
+        );
+        refusals += 1;
+    }
+}
+
 /// A suspend, a checkpoint, a state read and a resume whose large buffers the allocator
 /// refuses answer `OutOfMemory`: a suspended resident comes back as it was and still
 /// claimed, a resume releases its claim, and the store keeps the last complete state.
@@ -493,25 +523,7 @@ fn buffers_the_allocator_refuses_leave_the_tenant_and_the_store_as_they_were() {
     // A resume refused anywhere (the state's buffer, the restored objects, the keys'
     // records, the table) releases the claim and leaves the record as it was. Node a holds
     // the base already, so only the resume's own allocations are met.
-    let mut refusals = 0;
-    let r = loop {
-        let (answer, refused) = cowheap_testkit::refusing_the(refusals, || a.resume(&name));
-        if !refused {
-            break answer.expect("a resume with nothing refused");
-        }
-        let e = answer.expect_err("a refused resume");
-        assert!(
-            matches!(e, StoreError::OutOfMemory { .. }),
-            "refusal {refusals}: {e:?}"
-        );
-        let rec = store.record(&name).unwrap();
-        assert_eq!(
-            (rec.owner, rec.state),
-            (None, Some(d)),
-            "refusal {refusals}"
-        );
-        refusals += 1;
-    };
+    let (r, refusals) = resume_refusing_each(&a, &*store, &name, d);
     assert!(refusals >= 2, "{refusals} large allocations in a resume");
     eprintln!("a resume met {refusals} large allocations, each refused in turn");
     assert_eq!(read_mark(&r.tenant), Some(7));
@@ -612,25 +624,7 @@ fn records_of_segments_out_the_allocator_refuses_leave_the_tenant_and_the_store_
     assert!(refusals >= 3, "{refusals} large allocations in a suspend");
     eprintln!("a suspend met {refusals} large allocations, each refused in turn");
 
-    let mut refusals = 0;
-    let mut r = loop {
-        let (answer, refused) = cowheap_testkit::refusing_the(refusals, || a.resume(&name));
-        if !refused {
-            break answer.expect("a resume with nothing refused");
-        }
-        let e = answer.expect_err("a refused resume");
-        assert!(
-            matches!(e, StoreError::OutOfMemory { .. }),
-            "refusal {refusals}: {e:?}"
-        );
-        let rec = store.record(&name).unwrap();
-        assert_eq!(
-            (rec.owner, rec.state),
-            (None, Some(d)),
-            "refusal {refusals}"
-        );
-        refusals += 1;
-    };
+    let (mut r, refusals) = resume_refusing_each(&a, &*store, &name, d);
     assert!(refusals >= 3, "{refusals} large allocations in a resume");
     eprintln!("a resume met {refusals} large allocations, each refused in turn");
     assert_eq!(read_mark(&r.tenant), Some(2));
