@@ -1199,25 +1199,16 @@ impl Swapper {
                 what: "the number of members",
             });
         };
-        let mut pairs: Vec<(Value, Value)> = Vec::new();
-        let filled = pairs
-            .try_reserve_exact(bodies.len())
-            .map_err(|_| cowheap_tenants::Error::OutOfMemory {
-                bytes: u64::try_from(bodies.len().saturating_mul(size_of::<(Value, Value)>()))
-                    .unwrap_or(u64::MAX),
-            })
-            .and_then(|()| {
-                pairs.extend(
-                    stubs[first..]
-                        .iter()
-                        .zip(&bodies)
-                        .filter(
-                            |&(&stub, _)| matches!(t.stub_segment(stub), Ok(Some(s)) if s == id.0),
-                        )
-                        .map(|(&stub, &body)| (stub, body)),
-                );
-                t.fill_stubs(&pairs)
-            });
+        let filled = try_list::<(Value, Value)>(bodies.len()).and_then(|mut pairs| {
+            pairs.extend(
+                stubs[first..]
+                    .iter()
+                    .zip(&bodies)
+                    .filter(|&(&stub, _)| matches!(t.stub_segment(stub), Ok(Some(s)) if s == id.0))
+                    .map(|(&stub, &body)| (stub, body)),
+            );
+            t.fill_stubs(&pairs)
+        });
         if let Err(e) = filled {
             // No stub has changed: the import is dropped, the segment still out on file.
             if !made.is_empty() {
@@ -1424,7 +1415,7 @@ fn file_checksum(bytes: &[u8]) -> Option<[u8; 32]> {
 }
 
 /// An empty list with room for `n` items, its memory reserved fallibly.
-fn try_list<T>(n: usize) -> Result<Vec<T>, SwapError> {
+fn try_list<T>(n: usize) -> cowheap_tenants::Result<Vec<T>> {
     let mut v = Vec::new();
     v.try_reserve_exact(n)
         .map_err(|_| cowheap_tenants::Error::OutOfMemory {
