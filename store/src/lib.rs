@@ -91,6 +91,9 @@
 //!   as a content-addressed blob, and a record naming it) **only if the newest version of
 //!   that history is `n - 1`**, else [`StoreError::VersionConflict`] names the newest: of
 //!   many nodes writing one number exactly one wins, and the chain has no gaps.
+//!   [`Store::put_version_claimed`] is the same write fenced by a tenant's claim in the
+//!   same atomic step, which [`Node::commit_resident`] uses: a node whose claim another
+//!   node took over publishes nothing, even when it stalled inside the write.
 //!   [`Store::versions`] lists a history's versions after a number; [`Store::get_layer`]
 //!   fetches a layer, verified.
 //! - **Who may commit**: the operator names the principals that may commit to a base

@@ -442,6 +442,18 @@ pub(crate) fn check_fence(rec: &TenantRecord, claim: &Claim) -> Result<()> {
     }
 }
 
+/// Checks that the record's tenant is of the history of `origin`, as a version write
+/// fenced by its claim requires.
+pub(crate) fn check_history(rec: &TenantRecord, origin: Fingerprint) -> Result<()> {
+    if rec.base == origin {
+        Ok(())
+    } else {
+        Err(StoreError::LayerMismatch {
+            problem: "the claim is of a tenant of another base",
+        })
+    }
+}
+
 /// The claim step shared by the backends' logic: checks owner and lease, moves the epoch.
 pub(crate) fn take(
     rec: &mut TenantRecord,
@@ -731,6 +743,21 @@ impl Store for LocalStore {
         } else {
             Err(conflict())
         }
+    }
+
+    fn put_version_claimed(
+        &self,
+        claim: &Claim,
+        origin: Fingerprint,
+        number: u64,
+        layer: &[u8],
+    ) -> Result<VersionRecord> {
+        // Cheap checks first, so a stale node adds no blob; the fence under the record's
+        // lock, which a claim takes too, decides.
+        let (rec, _) = self.load_visible(&claim.tenant)?;
+        check_fence(&rec, claim)?;
+        check_history(&rec, origin)?;
+        self.fenced(claim, || self.put_version(origin, number, layer))
     }
 
     fn versions(&self, origin: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {

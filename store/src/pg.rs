@@ -22,6 +22,7 @@
 //! cowheap_put_segment(tenant, node, epoch, id, digest, data) -> bytea      -- fenced, see
 //! cowheap_remove_segment(tenant, node, epoch, id)                         -- FENCED_FUNCTIONS
 //! cowheap_put_version(origin, number, digest, data) -> bytea  -- the same, VERSION_FUNCTION
+//! cowheap_put_version_fenced(tenant, node, epoch, origin, number, digest, data) -> bytea
 //! ```
 //!
 //! **A segment** of a tenant is a blob named by a `cowheap_segments` row, written in one
@@ -88,7 +89,7 @@
 //! across stores. The server must authenticate host logins by password (`scram-sha-256`),
 //! as [`crate::PgServer`] sets it up.
 
-use crate::local::{check_fence, take};
+use crate::local::{check_fence, check_history, take};
 use crate::store::{Access, BlobStats, Claim, Store, TenantRecord, VersionRecord, check_layer};
 use crate::{
     Clock, Digest, Epoch, Millis, NodeName, PrincipalName, Result, StoreError, TenantName,
@@ -349,6 +350,13 @@ $f$, current_schema())";
 /// compare-and-set, `committed_by` the session's principal (NULL for the operator).
 /// Refusals: SQLSTATE 42501 (not a committer, also for a base that does not exist), 23514
 /// (`number` is not over an existing version), 23505 (`number` is taken).
+///
+/// `cowheap_put_version_fenced(tenant, node, epoch, origin, number, digest, data)` is the
+/// same fenced by a claim ([`Store::put_version_claimed`]): it runs the fence check of
+/// [`FENCED_FUNCTIONS`] first, which locks the tenant's row `FOR UPDATE` until the
+/// transaction ends, so a claim of the tenant (an update of that row) comes wholly before
+/// the version or wholly after it. Refusals: those of the fence (42501 not entitled to the
+/// tenant, 55000 a stale claim), then those above.
 const VERSION_FUNCTION: &str = "SELECT format($f$
 CREATE OR REPLACE FUNCTION %1$I.cowheap_put_version(p_origin bytea, p_number bigint,
     p_digest bytea, p_data bytea)
@@ -385,6 +393,21 @@ BEGIN
 END
 $body$;
 REVOKE ALL ON FUNCTION %1$I.cowheap_put_version(bytea, bigint, bytea, bytea) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION %1$I.cowheap_put_version_fenced(p_tenant text, p_node text,
+    p_epoch bigint, p_origin bytea, p_number bigint, p_digest bytea, p_data bytea)
+RETURNS bytea
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = %1$I, pg_temp
+AS $body$
+BEGIN
+    PERFORM cowheap_fence(p_tenant, p_node, p_epoch);
+    RETURN cowheap_put_version(p_origin, p_number, p_digest, p_data);
+END
+$body$;
+REVOKE ALL ON FUNCTION %1$I.cowheap_put_version_fenced(text, text, bigint, bytea, bigint,
+    bytea, bytea) FROM PUBLIC;
 $f$, current_schema())";
 
 /// A storage hint: blobs are stored out of line without compression. Snapshots compress
@@ -402,6 +425,8 @@ GRANT SELECT ON cowheap_committers TO %1$I; \
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON cowheap_versions FROM %1$I; \
 GRANT SELECT ON cowheap_versions TO %1$I; \
 GRANT EXECUTE ON FUNCTION cowheap_put_version(bytea, bigint, bytea, bytea) TO %1$I; \
+GRANT EXECUTE ON FUNCTION cowheap_put_version_fenced(text, text, bigint, bytea, bigint, \
+bytea, bytea) TO %1$I; \
 GRANT EXECUTE ON FUNCTION cowheap_write_state(text, text, bigint, bytea, bytea, boolean) \
 TO %1$I; \
 GRANT EXECUTE ON FUNCTION cowheap_put_segment(text, text, bigint, bigint, bytea, bytea) \
@@ -805,6 +830,122 @@ impl PgStore {
         Ok(d)
     }
 
+    /// [`Store::put_version`], fenced by `fence` if it is given
+    /// ([`Store::put_version_claimed`]): one transaction either way, the tenant's row
+    /// locked first in the fenced one.
+    fn write_version(
+        &self,
+        fence: Option<&Claim>,
+        origin: Fingerprint,
+        number: u64,
+        layer: &[u8],
+    ) -> Result<VersionRecord> {
+        check_layer(origin, number, layer)?;
+        let num = i64_of(number, "a version number")?;
+        let fence = fence
+            .map(|c| i64_of(c.epoch.0, "an epoch").map(|epoch| (c, epoch)))
+            .transpose()?;
+        self.tx("write a version", |tx| {
+            // The tenant's row first, locked `FOR UPDATE` until the transaction ends: a claim
+            // of the tenant by another node waits for the version, or came first and fences
+            // it here, before any blob is stored.
+            let rec = match fence {
+                Some((claim, _)) => {
+                    let rec = self.load(tx, &claim.tenant, "write a version", true)?;
+                    check_fence(&rec, claim)?;
+                    check_history(&rec, origin)?;
+                    Some(rec)
+                }
+                None => None,
+            };
+            self.require_base(tx, origin, "write a version")?;
+            if let Some(p) = self.access.principal_name() {
+                let allowed = tx
+                    .query_opt(
+                        "SELECT 1 FROM cowheap_committers WHERE base = $1 AND principal = $2",
+                        &[&origin.0.as_slice(), &p.as_str()],
+                    )
+                    .map_err(|e| StoreError::db("write a version", e))?
+                    .is_some();
+                if !allowed {
+                    return Err(StoreError::NotCommitter {
+                        principal: p.clone(),
+                        base: origin,
+                    });
+                }
+            }
+            let newest = newest_version(tx, origin)?;
+            if newest != number - 1 {
+                return Err(StoreError::VersionConflict {
+                    origin,
+                    number,
+                    newest,
+                });
+            }
+            // Through the function (see VERSION_FUNCTION), in a savepoint so that after a
+            // refusal the transaction still reads the newest number for the conflict.
+            let d = Digest::of(layer);
+            let mut sp = tx
+                .transaction()
+                .map_err(|e| StoreError::db("write a version", e))?;
+            let written = match fence {
+                Some((claim, epoch)) => sp.query_one(
+                    "SELECT cowheap_put_version_fenced($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &claim.tenant.as_str(),
+                        &claim.node.as_str(),
+                        &epoch,
+                        &origin.0.as_slice(),
+                        &num,
+                        &d.0.as_slice(),
+                        &layer,
+                    ],
+                ),
+                None => sp.query_one(
+                    "SELECT cowheap_put_version($1, $2, $3, $4)",
+                    &[&origin.0.as_slice(), &num, &d.0.as_slice(), &layer],
+                ),
+            };
+            match written {
+                Ok(_) => sp
+                    .commit()
+                    .map_err(|e| StoreError::db("write a version", e))?,
+                Err(e) => {
+                    sp.rollback()
+                        .map_err(|e| StoreError::db("write a version", e))?;
+                    // The row is locked and its claim checked above, so the fence refuses
+                    // nothing here but after a change behind the store's back.
+                    if let (Some((claim, _)), Some(rec), Some("55000")) =
+                        (fence, &rec, e.code().map(|c| c.code()))
+                    {
+                        return Err(self.fenced_error(claim, rec, "write a version", e));
+                    }
+                    return Err(
+                        match (e.code().map(|c| c.code()), self.access.principal_name()) {
+                            (Some("42501"), Some(p)) => StoreError::NotCommitter {
+                                principal: p.clone(),
+                                base: origin,
+                            },
+                            // Taken by another writer, or not over the newest version.
+                            (Some("23505" | "23514"), _) => StoreError::VersionConflict {
+                                origin,
+                                number,
+                                newest: newest_version(tx, origin)?,
+                            },
+                            _ => StoreError::db("write a version", e),
+                        },
+                    );
+                }
+            }
+            Ok(VersionRecord {
+                origin,
+                number,
+                layer: d,
+                committed_by: self.access.principal_name().cloned(),
+            })
+        })
+    }
+
     /// The typed error for a fenced write function's refusal: 42501 (not entitled) is
     /// [`StoreError::Denied`], 55000 (a stale claim) [`StoreError::Fenced`] against `rec`,
     /// the record read under the row lock; anything else [`StoreError::Db`].
@@ -1161,74 +1302,17 @@ impl Store for PgStore {
     }
 
     fn put_version(&self, origin: Fingerprint, number: u64, layer: &[u8]) -> Result<VersionRecord> {
-        check_layer(origin, number, layer)?;
-        let num = i64_of(number, "a version number")?;
-        self.tx("write a version", |tx| {
-            self.require_base(tx, origin, "write a version")?;
-            if let Some(p) = self.access.principal_name() {
-                let allowed = tx
-                    .query_opt(
-                        "SELECT 1 FROM cowheap_committers WHERE base = $1 AND principal = $2",
-                        &[&origin.0.as_slice(), &p.as_str()],
-                    )
-                    .map_err(|e| StoreError::db("write a version", e))?
-                    .is_some();
-                if !allowed {
-                    return Err(StoreError::NotCommitter {
-                        principal: p.clone(),
-                        base: origin,
-                    });
-                }
-            }
-            let newest = newest_version(tx, origin)?;
-            if newest != number - 1 {
-                return Err(StoreError::VersionConflict {
-                    origin,
-                    number,
-                    newest,
-                });
-            }
-            // Through the function (see VERSION_FUNCTION), in a savepoint so that after a
-            // refusal the transaction still reads the newest number for the conflict.
-            let d = Digest::of(layer);
-            let mut sp = tx
-                .transaction()
-                .map_err(|e| StoreError::db("write a version", e))?;
-            let written = sp.query_one(
-                "SELECT cowheap_put_version($1, $2, $3, $4)",
-                &[&origin.0.as_slice(), &num, &d.0.as_slice(), &layer],
-            );
-            match written {
-                Ok(_) => sp
-                    .commit()
-                    .map_err(|e| StoreError::db("write a version", e))?,
-                Err(e) => {
-                    sp.rollback()
-                        .map_err(|e| StoreError::db("write a version", e))?;
-                    return Err(
-                        match (e.code().map(|c| c.code()), self.access.principal_name()) {
-                            (Some("42501"), Some(p)) => StoreError::NotCommitter {
-                                principal: p.clone(),
-                                base: origin,
-                            },
-                            // Taken by another writer, or not over the newest version.
-                            (Some("23505" | "23514"), _) => StoreError::VersionConflict {
-                                origin,
-                                number,
-                                newest: newest_version(tx, origin)?,
-                            },
-                            _ => StoreError::db("write a version", e),
-                        },
-                    );
-                }
-            }
-            Ok(VersionRecord {
-                origin,
-                number,
-                layer: d,
-                committed_by: self.access.principal_name().cloned(),
-            })
-        })
+        self.write_version(None, origin, number, layer)
+    }
+
+    fn put_version_claimed(
+        &self,
+        claim: &Claim,
+        origin: Fingerprint,
+        number: u64,
+        layer: &[u8],
+    ) -> Result<VersionRecord> {
+        self.write_version(Some(claim), origin, number, layer)
     }
 
     fn versions(&self, origin: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {

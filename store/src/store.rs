@@ -251,6 +251,64 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// error.
     fn put_version(&self, origin: Fingerprint, number: u64, layer: &[u8]) -> Result<VersionRecord>;
 
+    /// [`Store::put_version`] fenced by `claim`, in one atomic step: the version is written
+    /// only if `claim` is still the record's epoch and owner, checked under the record's
+    /// lock (the local store's `flock`, PostgreSQL's row lock), which a claim takes too. So
+    /// of a commit and a claim by another node, one comes first: the version lands before
+    /// the other node owns the tenant, or is refused. A node that commits a tenant it runs
+    /// ([`crate::Node::commit_resident`]) writes this way, so a node stalled past its lease
+    /// inside the write publishes nothing once another node has claimed the tenant.
+    /// `claim` must be of a tenant of `origin`. Time: O(layer size).
+    ///
+    /// ```
+    /// use cowheap_heap::{synth, Value};
+    /// use cowheap_store::{Access, LocalStore, ManualClock, Millis, Node, NodeName, Store, StoreError, TenantName};
+    /// use cowheap_store::workload::slot_objects;
+    /// use cowheap_tenants::commit::{CommitMode, CommitRights, Repository};
+    /// use std::sync::Arc;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let clock = ManualClock::new(Millis(1_000));
+    /// let store = Arc::new(LocalStore::init(dir.path(), Arc::new(clock.clone()), Access::Operator).unwrap());
+    /// let image = dir.path().join("base.cowheap");
+    /// synth::image(1_000, 1).save(&image).unwrap();
+    /// let node = Node::new(store.clone(), NodeName::new("n").unwrap(), dir.path().join("cache"));
+    /// let fp = node.put_base_file(&image).unwrap();
+    /// // The bytes of a layer: version 1 of the base's history, as a commit makes them.
+    /// let base = node.base(fp).unwrap();
+    /// let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    /// let mut changed = repo.fork();
+    /// changed.set_slot(slot_objects(&base, 1)[0], 0, Value::int(7)).unwrap();
+    /// let mut layer = Vec::new();
+    /// repo.commit_through(&mut changed, "n", CommitMode::WriteWrite, &[], |l| {
+    ///     layer = l.to_bytes();
+    ///     Ok::<(), std::convert::Infallible>(())
+    /// }).unwrap();
+    ///
+    /// let t = TenantName::new("t").unwrap();
+    /// store.create_tenant(&t, fp, None).unwrap();
+    /// let a = store.claim(&t, &NodeName::new("a").unwrap(), 100).unwrap();
+    /// clock.advance(200); // a's lease runs out and b claims the tenant
+    /// let b = store.claim(&t, &NodeName::new("b").unwrap(), 100).unwrap();
+    /// assert!(matches!(store.put_version_claimed(&a, fp, 1, &layer), Err(StoreError::Fenced { .. })));
+    /// assert!(store.versions(fp, 0).unwrap().is_empty());
+    /// assert_eq!(store.put_version_claimed(&b, fp, 1, &layer).unwrap().number, 1);
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::StoreError::Fenced`] if the tenant was claimed since or released (nothing
+    /// is written, no blob added); [`crate::StoreError::LayerMismatch`] if the claim's
+    /// tenant is of another base; [`crate::StoreError::TenantMissing`] or
+    /// [`crate::StoreError::Denied`] for a tenant this access may not touch; otherwise as
+    /// [`Store::put_version`].
+    fn put_version_claimed(
+        &self,
+        claim: &Claim,
+        origin: Fingerprint,
+        number: u64,
+        layer: &[u8],
+    ) -> Result<VersionRecord>;
+
     /// The versions of `origin` numbered above `after`, in order: a gapless run from
     /// `after + 1` to the newest. Any access. Time: O(versions listed).
     ///

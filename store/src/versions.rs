@@ -213,18 +213,19 @@ impl Node {
         mode: CommitMode,
         roots: &[Value],
     ) -> Result<Arc<Base>> {
-        self.commit_guarded(tenant, mode, roots, &mut || Ok(()))
+        self.commit_fenced(tenant, mode, roots, None)
     }
 
-    /// [`Node::commit`], calling `before_write` just before each try writes its version
-    /// (its layer encoded already): an error it answers is the commit's, with nothing
-    /// written.
-    fn commit_guarded(
+    /// [`Node::commit`], fenced by `claim` if it is given: just before each try writes its
+    /// version (its layer encoded already), the claim's lease is kept ([`Node::keep_lease`]'s
+    /// test; a refusal is the commit's, with nothing written), and the version is written
+    /// by [`Store::put_version_claimed`], in one atomic step with the claim's check.
+    fn commit_fenced(
         &self,
         tenant: &mut Tenant,
         mode: CommitMode,
         roots: &[Value],
-        before_write: &mut dyn FnMut() -> Result<()>,
+        mut claim: Option<&mut crate::Claim>,
     ) -> Result<Arc<Base>> {
         let origin = tenant.base().origin();
         let r = self.node_repo(origin)?;
@@ -235,16 +236,23 @@ impl Node {
             // write.
             let tried = std::cell::Cell::new(None);
             let written = std::cell::Cell::new(false);
+            let mut claim = claim.as_deref_mut();
             let done = r
                 .repo
                 .commit_through(tenant, self.name().as_str(), mode, roots, |layer| {
                     let bytes = layer.to_bytes();
                     let digest = crate::Digest::of(&bytes);
-                    before_write()?;
+                    if let Some(c) = claim.as_deref_mut()
+                        && let Some(renewed) = self.lease_kept(c)?
+                    {
+                        *c = renewed;
+                    }
                     tried.set(Some((layer.version(), digest)));
-                    store
-                        .put_version(origin, layer.version(), &bytes)
-                        .map(|_| written.set(true))
+                    match claim.as_deref() {
+                        Some(c) => store.put_version_claimed(c, origin, layer.version(), &bytes),
+                        None => store.put_version(origin, layer.version(), &bytes),
+                    }
+                    .map(|_| written.set(true))
                 });
             match done {
                 Ok(v) => return Ok(v),
@@ -276,11 +284,11 @@ impl Node {
 
     /// Commits a resident tenant's changes as [`Node::commit`] does, after renewing this
     /// node's claim on it, and keeping it ([`Node::keep_lease`]: renewed if less than half
-    /// the lease is left) just before each version write: a node whose claim another node
-    /// has taken over (its lease ran out, during the commit too) publishes nothing of a
-    /// tenant the other node now runs. What is left is the version write itself: a node
-    /// that stalls longer than half a lease inside it can still publish, as any work past
-    /// a lease can.
+    /// the lease is left) just before each version write, which is fenced by the claim
+    /// ([`Store::put_version_claimed`]: the claim checked in the same atomic step as the
+    /// write). So a node whose claim another node has taken over (its lease ran out, before
+    /// the commit, during it, or inside the version write itself) publishes nothing of a
+    /// tenant the other node now runs.
     ///
     /// # Errors
     /// [`StoreError::Fenced`] if another node has claimed the tenant since: nothing is
@@ -292,15 +300,7 @@ impl Node {
         roots: &[Value],
     ) -> Result<Arc<Base>> {
         self.renew(r)?;
-        let mut claim = r.claim.clone();
-        let done = self.commit_guarded(&mut r.tenant, mode, roots, &mut || {
-            if let Some(renewed) = self.lease_kept(&claim)? {
-                claim = renewed;
-            }
-            Ok(())
-        });
-        r.claim = claim;
-        done
+        self.commit_fenced(&mut r.tenant, mode, roots, Some(&mut r.claim))
     }
 
     /// After a version write that failed with `error`: if the store holds the version
@@ -316,6 +316,8 @@ impl Node {
         let refused = matches!(
             error,
             StoreError::NotCommitter { .. }
+                | StoreError::Fenced { .. }
+                | StoreError::TenantMissing { .. }
                 | StoreError::Denied { .. }
                 | StoreError::BaseMissing { .. }
                 | StoreError::Layer(_)

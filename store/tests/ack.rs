@@ -47,6 +47,37 @@ fn lost() -> StoreError {
     }
 }
 
+impl Flaky {
+    /// A version write as the mode has it, `write` the inner store's.
+    fn version(
+        &self,
+        origin: Fingerprint,
+        number: u64,
+        write: impl Fn() -> Result<VersionRecord>,
+    ) -> Result<VersionRecord> {
+        match self.mode.load(Ordering::Relaxed) {
+            1 => {
+                write()?;
+                Err(lost())
+            }
+            2 => Err(lost()),
+            3 => Err(StoreError::VersionConflict {
+                origin,
+                number,
+                newest: number,
+            }),
+            _ => {
+                let written = write()?;
+                let n = self.refuse_after_put.load(Ordering::Relaxed);
+                if n != usize::MAX {
+                    cowheap_testkit::refuse_after(n);
+                }
+                Ok(written)
+            }
+        }
+    }
+}
+
 impl Store for Flaky {
     fn put_base(&self, f: Fingerprint, image: &[u8]) -> Result<Digest> {
         self.inner.put_base(f, image)
@@ -115,26 +146,20 @@ impl Store for Flaky {
         self.inner.committers(base)
     }
     fn put_version(&self, origin: Fingerprint, number: u64, layer: &[u8]) -> Result<VersionRecord> {
-        match self.mode.load(Ordering::Relaxed) {
-            1 => {
-                self.inner.put_version(origin, number, layer)?;
-                Err(lost())
-            }
-            2 => Err(lost()),
-            3 => Err(StoreError::VersionConflict {
-                origin,
-                number,
-                newest: number,
-            }),
-            _ => {
-                let written = self.inner.put_version(origin, number, layer)?;
-                let n = self.refuse_after_put.load(Ordering::Relaxed);
-                if n != usize::MAX {
-                    cowheap_testkit::refuse_after(n);
-                }
-                Ok(written)
-            }
-        }
+        self.version(origin, number, || {
+            self.inner.put_version(origin, number, layer)
+        })
+    }
+    fn put_version_claimed(
+        &self,
+        c: &Claim,
+        origin: Fingerprint,
+        number: u64,
+        layer: &[u8],
+    ) -> Result<VersionRecord> {
+        self.version(origin, number, || {
+            self.inner.put_version_claimed(c, origin, number, layer)
+        })
     }
     fn versions(&self, origin: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {
         self.inner.versions(origin, after)

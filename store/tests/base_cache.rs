@@ -124,6 +124,15 @@ impl Store for Gated {
     fn put_version(&self, origin: Fingerprint, number: u64, layer: &[u8]) -> Result<VersionRecord> {
         self.inner.put_version(origin, number, layer)
     }
+    fn put_version_claimed(
+        &self,
+        claim: &Claim,
+        origin: Fingerprint,
+        number: u64,
+        layer: &[u8],
+    ) -> Result<VersionRecord> {
+        self.inner.put_version_claimed(claim, origin, number, layer)
+    }
     fn versions(&self, origin: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {
         self.inner.versions(origin, after)
     }

@@ -43,6 +43,8 @@ conformance!(
     command_line_keeps_segments_out,
     a_node_that_lost_its_claim_commits_nothing,
     a_node_stalled_in_a_commit_keeps_its_lease,
+    a_node_stalled_inside_its_version_write_publishes_nothing,
+    claimed_versions,
     host_objects_in_segments_across_nodes,
     host_objects_in_memory_across_nodes,
     host_objects_refused_at_suspend,

@@ -1968,12 +1968,17 @@ pub(crate) fn command_line_keeps_segments_out(h: &dyn Harness) {
     a.suspend(r).unwrap();
 }
 
+/// A test's hook, run once when armed.
+type Hook = std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>;
+
 /// A store that runs a hook once, when armed, at the next `versions` call (what a commit's
-/// sync asks first): a node stalled there, after its renewal and before its version write.
+/// sync asks first): a node stalled there, after its renewal and before its version write;
+/// and another at the next fenced version write, before the inner store takes it: a node
+/// stalled inside its version write.
 pub(crate) struct Stalling {
     pub(crate) inner: Arc<dyn Store>,
-    #[allow(clippy::type_complexity, reason = "a test's hook")]
-    pub(crate) hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    pub(crate) hook: Hook,
+    pub(crate) in_write: Hook,
 }
 
 impl std::fmt::Debug for Stalling {
@@ -1985,8 +1990,16 @@ impl std::fmt::Debug for Stalling {
 }
 
 impl Stalling {
-    fn stall(&self) {
-        let hook = self.hook.lock().unwrap().take();
+    fn new(inner: Arc<dyn Store>) -> Stalling {
+        Stalling {
+            inner,
+            hook: std::sync::Mutex::new(None),
+            in_write: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn stall(hook: &Hook) {
+        let hook = hook.lock().unwrap().take();
         if let Some(hook) = hook {
             hook();
         }
@@ -2067,12 +2080,22 @@ impl Store for Stalling {
     ) -> Result<cowheap_store::VersionRecord, StoreError> {
         self.inner.put_version(origin, number, layer)
     }
+    fn put_version_claimed(
+        &self,
+        c: &cowheap_store::Claim,
+        origin: Fingerprint,
+        number: u64,
+        layer: &[u8],
+    ) -> Result<cowheap_store::VersionRecord, StoreError> {
+        Stalling::stall(&self.in_write);
+        self.inner.put_version_claimed(c, origin, number, layer)
+    }
     fn versions(
         &self,
         origin: Fingerprint,
         after: u64,
     ) -> Result<Vec<cowheap_store::VersionRecord>, StoreError> {
-        self.stall();
+        Stalling::stall(&self.hook);
         self.inner.versions(origin, after)
     }
     fn get_layer(&self, d: Digest) -> Result<Vec<u8>, StoreError> {
@@ -2124,10 +2147,9 @@ pub(crate) fn a_node_stalled_in_a_commit_keeps_its_lease(h: &dyn Harness) {
     let s = op(h);
     s.create_tenant(&t("c"), fp, None).unwrap();
     let clock = ManualClock::new(Millis(1_000_000));
-    let stalling = Arc::new(Stalling {
-        inner: h.open(Access::Operator, Arc::new(clock.clone())).unwrap(),
-        hook: std::sync::Mutex::new(None),
-    });
+    let stalling = Arc::new(Stalling::new(
+        h.open(Access::Operator, Arc::new(clock.clone())).unwrap(),
+    ));
     let a = Node::new(stalling.clone(), n("a"), h.scratch().join("cache-a")).with_lease(1_000);
     let b = Arc::new(
         Node::new(
@@ -2179,6 +2201,158 @@ pub(crate) fn a_node_stalled_in_a_commit_keeps_its_lease(h: &dyn Harness) {
         Some(2),
         "the fenced tenant keeps its change"
     );
+}
+
+/// A node that stalls inside its version write (past its lease check, before the store
+/// takes the write) while another node claims the tenant publishes nothing: the store checks
+/// the claim in the same atomic step as the write ([`Store::put_version_claimed`]), so the
+/// commit is fenced, adds no blob, and the tenant keeps its change. The node that holds the
+/// claim then commits.
+pub(crate) fn a_node_stalled_inside_its_version_write_publishes_nothing(h: &dyn Harness) {
+    let fp = real_base(h, 1_000);
+    let s = op(h);
+    s.create_tenant(&t("c"), fp, None).unwrap();
+    let clock = ManualClock::new(Millis(1_000_000));
+    let stalling = Arc::new(Stalling::new(
+        h.open(Access::Operator, Arc::new(clock.clone())).unwrap(),
+    ));
+    let a = Node::new(stalling.clone(), n("a"), h.scratch().join("cache-a")).with_lease(1_000);
+    let b = Arc::new(
+        Node::new(
+            h.open(Access::Operator, Arc::new(clock.clone())).unwrap(),
+            n("b"),
+            h.scratch().join("cache-b"),
+        )
+        .with_lease(1_000),
+    );
+    let x = slot_objects(&a.base(fp).unwrap(), 1)[0];
+    let mut r = a.resume(&t("c")).unwrap();
+    r.tenant.set_slot(x, 0, Value::int(5)).unwrap();
+    // Inside the write: a's lease runs out and b claims the tenant.
+    let (c, b2, s2) = (clock.clone(), b.clone(), s.clone());
+    let taken = Arc::new(std::sync::Mutex::new(None));
+    let took = taken.clone();
+    *stalling.in_write.lock().unwrap() = Some(Box::new(move || {
+        c.advance(2_000);
+        let resumed = b2.resume(&t("c")).unwrap();
+        *took.lock().unwrap() = Some((resumed, s2.blob_stats().unwrap()));
+    }));
+    match a.commit_resident(&mut r, CommitMode::WriteWrite, &[]) {
+        Err(StoreError::Fenced {
+            tenant,
+            held,
+            current,
+        }) => {
+            assert_eq!(tenant, t("c"));
+            assert!(current > held, "b's claim moved the epoch on");
+        }
+        other => panic!(
+            "a stalled write published: {:?}",
+            other.map(|v| v.version())
+        ),
+    }
+    let (mut r2, blobs) = taken.lock().unwrap().take().expect("the write stalled");
+    assert!(s.versions(fp, 0).unwrap().is_empty(), "nothing committed");
+    assert_eq!(
+        s.blob_stats().unwrap(),
+        blobs,
+        "a fenced version adds no blob"
+    );
+    assert_eq!(
+        r.tenant.slot(x, 0).unwrap().as_int(),
+        Some(5),
+        "the fenced tenant keeps its change"
+    );
+    assert_eq!(s.record(&t("c")).unwrap().owner, Some(n("b")));
+    r2.tenant.set_slot(x, 0, Value::int(6)).unwrap();
+    let v = b
+        .commit_resident(&mut r2, CommitMode::WriteWrite, &[])
+        .unwrap();
+    assert_eq!(v.version(), 1);
+    assert_eq!(s.versions(fp, 0).unwrap().len(), 1);
+}
+
+/// A version fenced by a claim ([`Store::put_version_claimed`]) is written while the claim
+/// is the record's, by the claim's tenant's committers, into the history of that tenant's
+/// base; every other case is a typed refusal that writes nothing.
+pub(crate) fn claimed_versions(h: &dyn Harness) {
+    let fp = real_base(h, 1_000);
+    let other = real_base(h, 1_200);
+    let s = op(h);
+    s.add_principal(&p("p1"), "secret-1").unwrap();
+    s.add_principal(&p("p2"), "secret-2").unwrap();
+    s.allow_commit(fp, &p("p1")).unwrap();
+    s.create_tenant(&t("t1"), fp, Some(&p("p1"))).unwrap();
+    s.create_tenant(&t("t2"), fp, Some(&p("p2"))).unwrap();
+    s.create_tenant(&t("elsewhere"), other, None).unwrap();
+    let clock = ManualClock::new(Millis(1_000_000));
+    let open = |access| h.open(access, Arc::new(clock.clone())).unwrap();
+    let (p1, p2, s) = (
+        open(Access::principal(p("p1"), "secret-1")),
+        open(Access::principal(p("p2"), "secret-2")),
+        open(Access::Operator),
+    );
+    let (layers, _) = history(h, fp, 3, 2);
+    let blobs = s.blob_stats().unwrap();
+    let refused = |what: &str, r: Result<cowheap_store::VersionRecord, StoreError>| {
+        assert!(
+            s.versions(fp, 0).unwrap().is_empty(),
+            "{what}: nothing written"
+        );
+        assert_eq!(s.blob_stats().unwrap(), blobs, "{what}: no blob added");
+        r.expect_err(what)
+    };
+
+    // A claim that is no longer the record's: fenced.
+    let stale = p1.claim(&t("t1"), &n("a"), 1_000).unwrap();
+    clock.advance(2_000);
+    let live = p1.claim(&t("t1"), &n("b"), 1_000).unwrap();
+    let e = refused("stale", p1.put_version_claimed(&stale, fp, 1, &layers[0]));
+    assert!(matches!(e, StoreError::Fenced { .. }), "{e:?}");
+    // A claim of a tenant of another base.
+    let elsewhere = s.claim(&t("elsewhere"), &n("a"), 1_000).unwrap();
+    let e = refused(
+        "another base",
+        s.put_version_claimed(&elsewhere, fp, 1, &layers[0]),
+    );
+    assert!(matches!(e, StoreError::LayerMismatch { .. }), "{e:?}");
+    // A principal holding a claim of its tenant, but no committer of the base.
+    let c2 = p2.claim(&t("t2"), &n("a"), 1_000).unwrap();
+    let e = refused(
+        "not a committer",
+        p2.put_version_claimed(&c2, fp, 1, &layers[0]),
+    );
+    assert!(matches!(e, StoreError::NotCommitter { .. }), "{e:?}");
+    // A committer presenting a claim of a tenant not granted to it.
+    let e = refused(
+        "not its tenant",
+        p1.put_version_claimed(&c2, fp, 1, &layers[0]),
+    );
+    assert!(
+        matches!(
+            e,
+            StoreError::TenantMissing { .. } | StoreError::Denied { .. }
+        ),
+        "{e:?}"
+    );
+    // Bytes that are not a layer of this history over the newest version.
+    let e = refused(
+        "skips one",
+        p1.put_version_claimed(&live, fp, 2, &layers[1]),
+    );
+    assert!(matches!(e, StoreError::VersionConflict { .. }), "{e:?}");
+
+    // The live claim: written, as its principal.
+    let v1 = p1.put_version_claimed(&live, fp, 1, &layers[0]).unwrap();
+    assert_eq!((v1.number, v1.committed_by.clone()), (1, Some(p("p1"))));
+    assert_eq!(s.versions(fp, 0).unwrap(), vec![v1]);
+    // Released, the claim fences nothing more.
+    p1.release(&live).unwrap();
+    assert!(matches!(
+        p1.put_version_claimed(&live, fp, 2, &layers[1]),
+        Err(StoreError::Fenced { .. })
+    ));
+    assert_eq!(s.versions(fp, 0).unwrap().len(), 1);
 }
 
 /// A node whose claim on a resident tenant another node took over (its lease ran out)
