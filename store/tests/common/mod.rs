@@ -2138,11 +2138,19 @@ impl Store for Stalling {
     }
 }
 
-/// A node that stalls inside [`Node::commit_resident`] (after its renewal, before its
-/// version write) keeps its lease before the write: stalled past half its lease it renews
-/// and publishes, its claim extended; stalled past its whole lease, while another node
-/// claims the tenant, it publishes nothing (fenced), and the tenant keeps its change.
-pub(crate) fn a_node_stalled_in_a_commit_keeps_its_lease(h: &dyn Harness) {
+/// What the stalled-commit tests share: tenant `c` of a fresh base, a manual clock, node `a`
+/// on a [`Stalling`] store and node `b` on a plain one, both on that clock with a
+/// 1,000 ms lease.
+struct StalledPair {
+    fp: Fingerprint,
+    s: Arc<dyn Store>,
+    clock: ManualClock,
+    stalling: Arc<Stalling>,
+    a: Node,
+    b: Arc<Node>,
+}
+
+fn stalled_pair(h: &dyn Harness) -> StalledPair {
     let fp = real_base(h, 1_000);
     let s = op(h);
     s.create_tenant(&t("c"), fp, None).unwrap();
@@ -2159,6 +2167,29 @@ pub(crate) fn a_node_stalled_in_a_commit_keeps_its_lease(h: &dyn Harness) {
         )
         .with_lease(1_000),
     );
+    StalledPair {
+        fp,
+        s,
+        clock,
+        stalling,
+        a,
+        b,
+    }
+}
+
+/// A node that stalls inside [`Node::commit_resident`] (after its renewal, before its
+/// version write) keeps its lease before the write: stalled past half its lease it renews
+/// and publishes, its claim extended; stalled past its whole lease, while another node
+/// claims the tenant, it publishes nothing (fenced), and the tenant keeps its change.
+pub(crate) fn a_node_stalled_in_a_commit_keeps_its_lease(h: &dyn Harness) {
+    let StalledPair {
+        fp,
+        s,
+        clock,
+        stalling,
+        a,
+        b,
+    } = stalled_pair(h);
     let xs = slot_objects(&a.base(fp).unwrap(), 2);
     let mut r = a.resume(&t("c")).unwrap();
 
@@ -2209,22 +2240,14 @@ pub(crate) fn a_node_stalled_in_a_commit_keeps_its_lease(h: &dyn Harness) {
 /// commit is fenced, adds no blob, and the tenant keeps its change. The node that holds the
 /// claim then commits.
 pub(crate) fn a_node_stalled_inside_its_version_write_publishes_nothing(h: &dyn Harness) {
-    let fp = real_base(h, 1_000);
-    let s = op(h);
-    s.create_tenant(&t("c"), fp, None).unwrap();
-    let clock = ManualClock::new(Millis(1_000_000));
-    let stalling = Arc::new(Stalling::new(
-        h.open(Access::Operator, Arc::new(clock.clone())).unwrap(),
-    ));
-    let a = Node::new(stalling.clone(), n("a"), h.scratch().join("cache-a")).with_lease(1_000);
-    let b = Arc::new(
-        Node::new(
-            h.open(Access::Operator, Arc::new(clock.clone())).unwrap(),
-            n("b"),
-            h.scratch().join("cache-b"),
-        )
-        .with_lease(1_000),
-    );
+    let StalledPair {
+        fp,
+        s,
+        clock,
+        stalling,
+        a,
+        b,
+    } = stalled_pair(h);
     let x = slot_objects(&a.base(fp).unwrap(), 1)[0];
     let mut r = a.resume(&t("c")).unwrap();
     r.tenant.set_slot(x, 0, Value::int(5)).unwrap();
