@@ -650,14 +650,17 @@ impl Store for LocalStore {
     fn blob_stats(&self) -> Result<BlobStats> {
         self.operator_only("count", || "blobs".to_owned())?;
         let mut s = BlobStats::default();
-        let blobs = self.root.join("blobs");
-        for sub in list_dir(&blobs)? {
-            let d = blobs.join(&sub);
-            for name in list_dir(&d)? {
-                let p = d.join(&name);
-                let m = fs::metadata(&p).map_err(|e| StoreError::io(&p, e))?;
-                s.count += 1;
-                s.bytes += m.len().saturating_sub(BLOB_HEADER as u64);
+        // Layers are blobs too, kept apart (as PostgreSQL keeps them in the one table).
+        for kind in [BLOBS, LAYERS] {
+            let blobs = self.root.join(kind);
+            for sub in list_dir(&blobs)? {
+                let d = blobs.join(&sub);
+                for name in list_dir(&d)? {
+                    let p = d.join(&name);
+                    let m = fs::metadata(&p).map_err(|e| StoreError::io(&p, e))?;
+                    s.count += 1;
+                    s.bytes += m.len().saturating_sub(BLOB_HEADER as u64);
+                }
             }
         }
         Ok(s)

@@ -41,7 +41,12 @@
 //! `cowheap_committers`, only over an existing version, and only naming the bytes it
 //! supplies (proof of possession), so the server keeps the chain gapless and the rights
 //! whatever SQL a node sends; versions and their layer blobs are readable by every
-//! principal, as bases are.
+//! principal, as bases are. A version fenced by a claim (`Store::put_version_claimed`) is
+//! the same transaction with the tenant's row locked `FOR UPDATE` first and the claim
+//! checked, through `cowheap_put_version_fenced` (which runs the same fence check and then
+//! `cowheap_put_version`), so a claim of the tenant by another node waits for it or fences
+//! it. A store made by an earlier release gets the function, and its principals the right
+//! to call it, when [`PgStore::init`] runs on it again.
 //!
 //! A change to a record is `SELECT ... FOR UPDATE` of its row, the same check as the local
 //! store's (owner and lease for a claim, epoch and owner for a fenced write), and an
@@ -80,8 +85,8 @@
 //! of `cowheap_segments`, no direct update of the state columns (it keeps updating the
 //! owner, epoch and lease, which is how it claims). The functions check the grant, the claim
 //! and write-once themselves, in the transaction, whatever SQL the node sends. Versions
-//! likewise: no direct insert of `cowheap_versions`, only `cowheap_put_version`, which
-//! takes the layer's bytes and checks the commit right. A node connects as its principal's role, so
+//! likewise: no direct insert of `cowheap_versions`, only `cowheap_put_version` (or its
+//! fenced form), which takes the layer's bytes and checks the commit right. A node connects as its principal's role, so
 //! the server itself refuses other tenants' rows, whatever SQL the node sends. The store's
 //! own checks (the secret's digest at connect, the grant inside each transaction) stay as a
 //! second line. The operator is the tables' owner, which row-level security does not
@@ -355,8 +360,9 @@ $f$, current_schema())";
 /// same fenced by a claim ([`Store::put_version_claimed`]): it runs the fence check of
 /// [`FENCED_FUNCTIONS`] first, which locks the tenant's row `FOR UPDATE` until the
 /// transaction ends, so a claim of the tenant (an update of that row) comes wholly before
-/// the version or wholly after it. Refusals: those of the fence (42501 not entitled to the
-/// tenant, 55000 a stale claim), then those above.
+/// the version or wholly after it, and checks that the tenant is of the history of
+/// `origin`. Refusals: those of the fence (42501 not entitled to the tenant, 55000 a stale
+/// claim), 22023 (the tenant is of another base), then those above.
 const VERSION_FUNCTION: &str = "SELECT format($f$
 CREATE OR REPLACE FUNCTION %1$I.cowheap_put_version(p_origin bytea, p_number bigint,
     p_digest bytea, p_data bytea)
@@ -403,6 +409,10 @@ SET search_path = %1$I, pg_temp
 AS $body$
 BEGIN
     PERFORM cowheap_fence(p_tenant, p_node, p_epoch);
+    IF NOT EXISTS (SELECT 1 FROM cowheap_tenants t
+                   WHERE t.name = p_tenant AND t.base = p_origin) THEN
+        RAISE EXCEPTION 'cowheap: the tenant is of another base' USING ERRCODE = '22023';
+    END IF;
     RETURN cowheap_put_version(p_origin, p_number, p_digest, p_data);
 END
 $body$;
@@ -915,10 +925,18 @@ impl PgStore {
                         .map_err(|e| StoreError::db("write a version", e))?;
                     // The row is locked and its claim checked above, so the fence refuses
                     // nothing here but after a change behind the store's back.
-                    if let (Some((claim, _)), Some(rec), Some("55000")) =
-                        (fence, &rec, e.code().map(|c| c.code()))
-                    {
-                        return Err(self.fenced_error(claim, rec, "write a version", e));
+                    // (A 42501 is read as the commit right's below: the fence's own, not
+                    // entitled to the tenant, was answered by the row's load above.)
+                    match (fence, &rec, e.code().map(|c| c.code())) {
+                        (Some((claim, _)), Some(rec), Some("55000")) => {
+                            return Err(self.fenced_error(claim, rec, "write a version", e));
+                        }
+                        (Some(_), _, Some("22023")) => {
+                            return Err(StoreError::LayerMismatch {
+                                problem: "the claim is of a tenant of another base",
+                            });
+                        }
+                        _ => {}
                     }
                     return Err(
                         match (e.code().map(|c| c.code()), self.access.principal_name()) {

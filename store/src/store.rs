@@ -219,7 +219,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// buffer.)
     fn read_state(&self, tenant: &TenantName, digest: Digest) -> Result<Vec<u8>>;
 
-    /// How many distinct blobs the store holds. Operator only.
+    /// How many distinct blobs the store holds (bases, states, segments and layers). Operator
+    /// only.
     fn blob_stats(&self) -> Result<BlobStats>;
 
     /// Lets `principal` commit versions of base `base` ([`Store::put_version`]). Operator

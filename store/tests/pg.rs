@@ -1059,3 +1059,133 @@ fn a_committer_cannot_name_another_tenants_blob_in_a_version() {
         b"segment of t1"
     );
 }
+
+/// The fenced version function keeps its rules whatever SQL a principal's role sends: a
+/// stale claim (55000), a tenant not granted to the role (42501) and a tenant of another
+/// base (22023) write no version and no blob; the live claim writes, as the role. And the
+/// claim is checked atomically with the write: a fenced write waits while another session
+/// holds the tenant's row, and is fenced when that session moves the claim on.
+#[test]
+fn a_principals_database_role_keeps_the_fenced_version_rules() {
+    let pg = Pg::new();
+    let fp = common::real_base(&pg, 1_000);
+    let other = common::real_base(&pg, 1_200);
+    let op = PgStore::connect(&pg.url, Arc::new(SystemClock), Access::Operator).unwrap();
+    for p in ["p1", "p2"] {
+        op.add_principal(&common::p(p), &format!("secret-{p}"))
+            .unwrap();
+        op.allow_commit(fp, &common::p(p)).unwrap();
+    }
+    op.create_tenant(&common::t("t1"), fp, Some(&common::p("p1")))
+        .unwrap();
+    op.create_tenant(&common::t("elsewhere"), other, Some(&common::p("p1")))
+        .unwrap();
+    let s1 = PgStore::connect(
+        &pg.url,
+        Arc::new(SystemClock),
+        Access::principal(common::p("p1"), "secret-p1"),
+    )
+    .unwrap();
+    let c = s1
+        .claim(&common::t("t1"), &common::n("a"), 600_000)
+        .unwrap();
+    let ce = s1
+        .claim(&common::t("elsewhere"), &common::n("a"), 600_000)
+        .unwrap();
+    let (layers, _) = common::history(&pg, fp, 5, 2);
+    let epoch = |e: cowheap_store::Epoch| i64::try_from(e.0).unwrap();
+    let fenced = |c: &mut postgres::Client, tenant: &str, node: &str, e: i64, bytes: &[u8]| {
+        let d = cowheap_store::Digest::of(bytes).0.to_vec();
+        c.query_one(
+            "SELECT cowheap_put_version_fenced($1, $2, $3, $4, $5, $6, $7)",
+            &[&tenant, &node, &e, &fp.0.as_slice(), &1i64, &d, &bytes],
+        )
+        .map(|r| r.get::<_, Vec<u8>>(0))
+        .map_err(|e| e.code().map(|c| c.code().to_owned()))
+    };
+    let code = |r: Result<Vec<u8>, Option<String>>| r.err().flatten();
+    let (mut p1, mut p2) = (login(&pg, "p1"), login(&pg, "p2"));
+    let blobs = op.blob_stats().unwrap();
+    let e1 = epoch(c.epoch);
+    for (what, got, want) in [
+        (
+            "a stale epoch",
+            code(fenced(&mut p1, "t1", "a", e1 + 1, &layers[0])),
+            "55000",
+        ),
+        (
+            "another node",
+            code(fenced(&mut p1, "t1", "b", e1, &layers[0])),
+            "55000",
+        ),
+        (
+            "a tenant not granted",
+            code(fenced(&mut p2, "t1", "a", e1, &layers[0])),
+            "42501",
+        ),
+        (
+            "a tenant of another base",
+            code(fenced(
+                &mut p1,
+                "elsewhere",
+                "a",
+                epoch(ce.epoch),
+                &layers[0],
+            )),
+            "22023",
+        ),
+    ] {
+        assert_eq!(got.as_deref(), Some(want), "{what}");
+    }
+    assert!(op.versions(fp, 0).unwrap().is_empty(), "nothing written");
+    assert_eq!(op.blob_stats().unwrap(), blobs, "no blob written");
+    assert!(fenced(&mut p1, "t1", "a", e1, &layers[0]).is_ok());
+    let listed = op.versions(fp, 0).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].committed_by, Some(common::p("p1")));
+
+    // Another session holds the tenant's row: the store's fenced write waits for it, and
+    // is fenced once that session has moved the claim on.
+    let mut holder = pg.raw();
+    let mut tx = holder.transaction().unwrap();
+    tx.execute(
+        "SELECT 1 FROM cowheap_tenants WHERE name = 't1' FOR UPDATE",
+        &[],
+    )
+    .unwrap();
+    let written = std::thread::scope(|sc| {
+        let writer = sc.spawn(|| s1.put_version_claimed(&c, fp, 2, &layers[1]));
+        let mut watch = pg.raw();
+        let start = std::time::Instant::now();
+        loop {
+            let waiting: i64 = watch
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            assert!(!writer.is_finished(), "the write did not wait for the row");
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "the write never reached the row's lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        tx.execute(
+            "UPDATE cowheap_tenants SET owner = 'z', epoch = epoch + 1 WHERE name = 't1'",
+            &[],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        writer.join().unwrap()
+    });
+    assert!(
+        matches!(written, Err(StoreError::Fenced { .. })),
+        "{written:?}"
+    );
+    assert_eq!(op.versions(fp, 0).unwrap().len(), 1, "nothing more written");
+}

@@ -1973,8 +1973,8 @@ type Hook = std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>;
 
 /// A store that runs a hook once, when armed, at the next `versions` call (what a commit's
 /// sync asks first): a node stalled there, after its renewal and before its version write;
-/// and another at the next fenced version write, before the inner store takes it: a node
-/// stalled inside its version write.
+/// and another at the next version write, fenced or not, before the inner store takes it:
+/// a node stalled inside its version write.
 pub(crate) struct Stalling {
     pub(crate) inner: Arc<dyn Store>,
     pub(crate) hook: Hook,
@@ -2078,6 +2078,7 @@ impl Store for Stalling {
         number: u64,
         layer: &[u8],
     ) -> Result<cowheap_store::VersionRecord, StoreError> {
+        Stalling::stall(&self.in_write);
         self.inner.put_version(origin, number, layer)
     }
     fn put_version_claimed(
