@@ -21,7 +21,7 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value, Word};
 /// `benches/interleaved.rs`: 1.1-1.2x a flat heap's time through a reader, 1.9-2.5x through
 /// [`Tenant::slot`], on the machine of the twenty-ninth step in docs/ARCHITECTURE.md). A
 /// reader is for loops that read mostly base objects: a loop that reads mostly private
-/// objects' slots reads them faster through the tenant itself (the same bench: 79.8
+/// objects' slots reads them faster through the tenant itself (the same bench: 80.9
 /// instructions a pair of private slot reads through a reader, 64.6 through
 /// [`Tenant::slot`]; a copy read by a base reference 130.3 and 124.3); a private object's
 /// size costs about the same either way (30 through a reader, 31 through [`Tenant::size`]).
@@ -33,12 +33,14 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value, Word};
 /// of a live private object of this tenant is read inline too when the word it holds is
 /// settled without a table probe ([`Tenant`]'s quick settling: an immediate, a private word
 /// while the space holds no forwarder, a base word this tenant did not divert), and so are
-/// such an object's class, size, format, header, identity hash and bytes. Anything else
-/// (this tenant's copy through a base reference, a slot to patch, a private word while the
-/// space holds a forwarder, a private reference to a forwarder or to a swapped-out
-/// segment's root stub, an object a version changed, an immediate's class, an error) falls
-/// back to the tenant, out of line: to the out-of-line half of its read of that name, past
-/// the inline tests the reader has made itself. The `try_` reads answer only the first
+/// such an object's class, size, format, header, identity hash and bytes. A word the quick
+/// settling leaves (a private word while the space holds a forwarder, after a become until
+/// a collection; a base word the table's filter may hold) is settled in full by a cold call
+/// that is passed the word alone, as the tenant's own inline path settles it. Anything else
+/// (this tenant's copy through a base reference, a slot to patch, a private reference to a
+/// forwarder or to a swapped-out segment's root stub, an object a version changed, an
+/// immediate's class, an error) falls back to the tenant, out of line: to the out-of-line
+/// half of its read of that name, past the inline tests the reader has made itself. The `try_` reads answer only the first
 /// case, with no call at all, and `None` for everything else, errors included.
 ///
 /// Under [`cowheap_forwarders::MarkPolicy::Private`], or while the tenant records its reads
@@ -204,14 +206,19 @@ impl<'a> TenantReader<'a> {
         }
         // A slot of a live private object of this tenant (a resolved copy, a new object), as
         // the tenant's own first inline path reads it, but settled without a probe of the
-        // table: a word that needs one, or a reference the tenant would refuse, goes to the
-        // tenant's own inline path, which settles it in full. A base reference goes past it.
+        // table or a key's record inline: a word that needs one is settled by a cold call
+        // given the word alone, and a slot to patch, or a reference the tenant would refuse,
+        // goes to the tenant's own inline path. A base reference goes past it.
         let t = self.tenant;
         if let Some(k) = obj.key_for(t.id) {
-            if let Some(cell) = t.space.slot_of(k, i)
-                && let Some(v) = t.settle_quick(cell.get())
-            {
-                return Ok(v);
+            if let Some(cell) = t.space.slot_of(k, i) {
+                let w = cell.get();
+                if let Some(v) = t.settle_quick(w) {
+                    return Ok(v);
+                }
+                if let Some(v) = settle_by_tenant(t, w) {
+                    return Ok(v);
+                }
             }
             return private_slot_by_tenant(t, obj, i);
         }
@@ -395,9 +402,21 @@ fn slot_by_tenant(tenant: &Tenant, obj: Value, i: usize) -> Result<Value> {
     tenant.slot_slow(obj, i)
 }
 
-/// [`Tenant::slot`] of a private reference of this tenant, out of line and cold: the
-/// tenant's inline path settles the word read in full (a probe of the table, a private
-/// word's record), where the reader's quick settling left it.
+/// The word read from a private slot settled in full, as [`Tenant::slot`]'s inline path
+/// settles it, out of line and cold: a private word while the space holds a forwarder
+/// (after a become, until a collection), found by its key's record; a base word whose
+/// filter said "maybe", by a probe of the table. Only the word is passed, so the call
+/// saves few registers and the slot is not found again.
+#[cold]
+#[inline(never)]
+fn settle_by_tenant(tenant: &Tenant, w: Word) -> Option<Value> {
+    tenant.settle(w)
+}
+
+/// [`Tenant::slot`] of a private reference of this tenant, out of line and cold: for a slot
+/// whose word neither settling answers (a forwarder to patch, a collected or swapped-out
+/// object) or that is out of range, read again by the tenant, which patches the slot or
+/// works out the precise error.
 #[cold]
 #[inline(never)]
 fn private_slot_by_tenant(tenant: &Tenant, obj: Value, i: usize) -> Result<Value> {

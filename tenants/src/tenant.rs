@@ -722,7 +722,7 @@ impl Tenant {
     /// A private word is settled by the forwarder count alone while the space holds no
     /// forwarder, and its owner is known without testing its tag again.
     #[inline(always)]
-    fn settle(&self, w: Word) -> Option<Value> {
+    pub(crate) fn settle(&self, w: Word) -> Option<Value> {
         if let Some(v) = self.settle_quick(w) {
             return Some(v);
         }
