@@ -1111,3 +1111,163 @@ fn write_atomic_parts(tmp: &Path, path: &Path, parts: &[&[u8]]) -> Result<()> {
         .map_err(|e| StoreError::io(dir, e))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The record files a local store parses are outside bytes: another process, a damaged
+    //! disk or a hostile user may have written them. Past the check line (a BLAKE3 digest of
+    //! the text, which anyone can compute), every text is a typed error or a record.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        "[a-z0-9][a-zA-Z0-9._-]{0,20}"
+    }
+
+    /// A line of a record or version file as a writer might make it, well formed or not.
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(RECORD_HEAD.to_owned()),
+            Just(VERSION_HEAD.to_owned()),
+            "base [0-9a-fA-F]{62,66}",
+            "(state|layer) (-|[0-9a-f]{64}|[0-9a-fA-FxyZ]{0,70})",
+            "(owner|by|grant) (-|[a-zA-Z0-9._/ -]{0,24}|\\.[a-z]{1,3})",
+            "(epoch|lease|number) [-+]?[0-9]{0,25}",
+            "check [0-9a-f]{0,64}",
+            "[^\n]{0,40}",
+        ]
+    }
+
+    fn sealed(lines: &[String]) -> String {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        seal(&mut text);
+        text
+    }
+
+    /// What a parse may answer for bytes that are no good record: a typed error naming
+    /// the damage or the bad name, never a panic.
+    fn typed(e: &StoreError) -> bool {
+        matches!(
+            e,
+            StoreError::Damaged { .. } | StoreError::InvalidName { .. }
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn records_round_trip(
+            base in any::<[u8; 32]>(),
+            state in proptest::option::of(any::<[u8; 32]>()),
+            owner in proptest::option::of(name()),
+            epoch in any::<u64>(),
+            lease in any::<u64>(),
+            grants in proptest::collection::vec(name(), 0..4),
+        ) {
+            let t = TenantName::new("t").unwrap();
+            let rec = TenantRecord {
+                tenant: t.clone(),
+                base: Fingerprint(base),
+                state: state.map(Digest),
+                owner: owner.map(|o| NodeName::new(o).unwrap()),
+                epoch: Epoch(epoch),
+                lease_expiry: Millis(lease),
+            };
+            let grants: Vec<PrincipalName> =
+                grants.into_iter().map(|g| PrincipalName::new(g).unwrap()).collect();
+            let text = format_record(&rec, &grants);
+            prop_assert_eq!(parse_record(&t, text.as_bytes()).unwrap(), (rec, grants));
+        }
+
+        #[test]
+        fn sealed_hostile_records_are_records_or_typed_errors(
+            lines in proptest::collection::vec(line(), 0..10),
+        ) {
+            let t = TenantName::new("t").unwrap();
+            let text = sealed(&lines);
+            match parse_record(&t, text.as_bytes()) {
+                Ok((rec, grants)) => {
+                    // Whatever was accepted is a record that writes and reads back as itself.
+                    let again = format_record(&rec, &grants);
+                    prop_assert_eq!(parse_record(&t, again.as_bytes()).unwrap(), (rec, grants));
+                }
+                Err(e) => prop_assert!(typed(&e), "{e:?}"),
+            }
+            // A flipped byte anywhere is refused by the check line.
+            let mut bytes = text.clone().into_bytes();
+            let at = bytes.len() / 2;
+            bytes[at] ^= 0x01;
+            prop_assert!(parse_record(&t, &bytes).is_err());
+        }
+
+        #[test]
+        fn sealed_records_with_a_line_changed_are_records_or_typed_errors(
+            at in 0usize..9,
+            replace in any::<bool>(),
+            new in line(),
+        ) {
+            // A good record's lines, one replaced or one inserted, sealed again.
+            let t = TenantName::new("t").unwrap();
+            let rec = TenantRecord {
+                tenant: t.clone(),
+                base: Fingerprint([3; 32]),
+                state: Some(Digest([4; 32])),
+                owner: Some(NodeName::new("a").unwrap()),
+                epoch: Epoch(5),
+                lease_expiry: Millis(6),
+            };
+            let good = format_record(&rec, &[PrincipalName::new("p").unwrap()]);
+            let mut lines: Vec<String> = good.lines().map(str::to_owned).collect();
+            lines.pop(); // the check line
+            let at = at.min(lines.len());
+            if replace && at < lines.len() {
+                lines[at] = new;
+            } else {
+                lines.insert(at, new);
+            }
+            match parse_record(&t, sealed(&lines).as_bytes()) {
+                Ok((back, grants)) => {
+                    let again = format_record(&back, &grants);
+                    prop_assert_eq!(parse_record(&t, again.as_bytes()).unwrap(), (back, grants));
+                }
+                Err(e) => prop_assert!(typed(&e), "{e:?}"),
+            }
+        }
+
+        #[test]
+        fn sealed_hostile_versions_are_versions_or_typed_errors(
+            lines in proptest::collection::vec(line(), 0..7),
+            number in 1u64..4,
+        ) {
+            let origin = Fingerprint([7; 32]);
+            let text = sealed(&lines);
+            match parse_version(origin, number, text.as_bytes()) {
+                Ok(v) => {
+                    prop_assert_eq!((v.origin, v.number), (origin, number));
+                    let again = format_version(&v);
+                    prop_assert_eq!(parse_version(origin, number, again.as_bytes()).unwrap(), v);
+                }
+                Err(e) => prop_assert!(typed(&e), "{e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_version_record_round_trips_and_names_its_place() {
+        let v = VersionRecord {
+            origin: Fingerprint([7; 32]),
+            number: 3,
+            layer: Digest([9; 32]),
+            committed_by: Some(PrincipalName::new("p1").unwrap()),
+        };
+        let text = format_version(&v);
+        assert_eq!(parse_version(v.origin, 3, text.as_bytes()).unwrap(), v);
+        // The same record read as another version, or of another base, is damaged.
+        assert!(typed(
+            &parse_version(v.origin, 4, text.as_bytes()).unwrap_err()
+        ));
+        assert!(typed(
+            &parse_version(Fingerprint([8; 32]), 3, text.as_bytes()).unwrap_err()
+        ));
+    }
+}
