@@ -738,6 +738,38 @@ fn a_tenant_of_another_lane_reads_past_a_mark_without_its_table() {
         writer.slot(marked[0], 0).unwrap().as_int(),
         Some(123_456_789)
     );
+
+    // The same words read from a private object's slots: the reader settles those its
+    // filter leaves by a cold call (the table's probe clears them) and answers each as the
+    // tenant does, the base word itself, with nothing patched and no lookup counted.
+    let holder = same
+        .alloc(
+            g,
+            Format::Pointers,
+            ObjectSize {
+                slots: marked.len(),
+                bytes: 0,
+            },
+        )
+        .unwrap();
+    same.set_slots(holder, 0, &marked).unwrap();
+    let (lookups, patches) = (same.stats().lookups, same.stats().patches);
+    let r = same.reader();
+    let maybe = marked
+        .iter()
+        .filter(|&&v| r.try_slot(v, 0).is_none())
+        .count();
+    assert!(maybe > 0, "some of the words are the filter's maybes");
+    for (i, &v) in marked.iter().enumerate() {
+        let got = r.slot(holder, i).unwrap();
+        assert_eq!(got.word(), v.word(), "slot {i}");
+        assert_eq!(got.word(), same.slot(holder, i).unwrap().word(), "slot {i}");
+    }
+    assert_eq!(
+        (same.stats().lookups, same.stats().patches),
+        (lookups, patches),
+        "settled without a lookup counted or a slot patched"
+    );
 }
 
 #[test]

@@ -35,13 +35,15 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value, Word};
 /// while the space holds no forwarder, a base word this tenant did not divert), and so are
 /// such an object's class, size, format, header, identity hash and bytes. A word the quick
 /// settling leaves (a private word while the space holds a forwarder, after a become until
-/// a collection; a base word the table's filter may hold) is settled in full by a cold call
-/// that is passed the word alone, as the tenant's own inline path settles it. Anything else
-/// (this tenant's copy through a base reference, a slot to patch, a private reference to a
-/// forwarder or to a swapped-out segment's root stub, an object a version changed, an
+/// a collection; a base word the table's filter may hold) goes to a cold call that is passed
+/// the word alone and settles it as the tenant's own inline path does (the key's record; a
+/// probe of the table). Anything else (this tenant's copy through a base reference, a slot
+/// to patch: a forwarder's word or a base word this tenant diverted; a private reference to
+/// a forwarder or to a swapped-out segment's root stub, an object a version changed, an
 /// immediate's class, an error) falls back to the tenant, out of line: to the out-of-line
-/// half of its read of that name, past the inline tests the reader has made itself. The `try_` reads answer only the first
-/// case, with no call at all, and `None` for everything else, errors included.
+/// half of its read of that name, past the inline tests the reader has made itself. The
+/// `try_` reads answer only a base object read in place, with no call at all, and `None`
+/// for everything else, errors included.
 ///
 /// Under [`cowheap_forwarders::MarkPolicy::Private`], or while the tenant records its reads
 /// ([`Tenant::record_reads`]), the shared marks are not the reader's to read: its `try_`
@@ -413,10 +415,11 @@ fn settle_by_tenant(tenant: &Tenant, w: Word) -> Option<Value> {
     tenant.settle(w)
 }
 
-/// [`Tenant::slot`] of a private reference of this tenant, out of line and cold: for a slot
-/// whose word neither settling answers (a forwarder to patch, a collected or swapped-out
-/// object) or that is out of range, read again by the tenant, which patches the slot or
-/// works out the precise error.
+/// [`Tenant::slot`] of a private reference of this tenant, out of line and cold: a slot not
+/// found in a live object (a reference to a forwarder, a stub or a collected object, an
+/// index out of range), or one whose word neither settling answers (a forwarder's word or a
+/// base word this tenant diverted, to patch; a stub's word, answered as it is), read again
+/// by the tenant, which patches the slot or works out the answer or the precise error.
 #[cold]
 #[inline(never)]
 fn private_slot_by_tenant(tenant: &Tenant, obj: Value, i: usize) -> Result<Value> {
