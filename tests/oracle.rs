@@ -215,6 +215,15 @@ fn check(t: &mut Tenant, m: &mut Model) {
         let Held { value: v, o, .. } = m.held[i];
         let obj = m.objs[o].clone();
         let held = &m.held[i];
+        // Through a reader first, so that it meets slots no read has patched yet (a
+        // forwarder's word, a base word the tenant diverted since): what it answers is
+        // what the tenant reads after it.
+        let first: Vec<Word> = {
+            let rd = t.reader();
+            (0..obj.slots.len())
+                .map(|j| rd.slot(v, j).unwrap().word())
+                .collect()
+        };
         assert!(
             t.identical(v, rev[&o]).unwrap(),
             "{held:?} should be identical to {:?}",
@@ -303,6 +312,11 @@ fn check(t: &mut Tenant, m: &mut Model) {
         same(t, m, &mut rev, class, OVal::Ref(obj.class), "class");
         for (j, &ov) in obj.slots.iter().enumerate() {
             let cv = t.slot(v, j).unwrap();
+            assert_eq!(
+                cv.word(),
+                first[j],
+                "reader's first read of slot {j} of {v:?}"
+            );
             same(t, m, &mut rev, cv, ov, "slot");
         }
         i += 1;
