@@ -398,8 +398,9 @@ impl LocalStore {
         Digest::from_hex(digest).map(Some)
     }
 
-    /// Runs `f` under the tenant's record lock if `claim` is the record's live claim.
-    fn fenced<T>(&self, claim: &Claim, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    /// Runs `f` on the record under the tenant's record lock if `claim` is the record's live
+    /// claim.
+    fn fenced<T>(&self, claim: &Claim, f: impl FnOnce(&TenantRecord) -> Result<T>) -> Result<T> {
         if !self.record_path(&claim.tenant).exists() {
             return Err(StoreError::TenantMissing {
                 tenant: claim.tenant.clone(),
@@ -408,7 +409,7 @@ impl LocalStore {
         let _lock = self.lock(&claim.tenant)?;
         let (rec, _) = self.load_visible(&claim.tenant)?;
         check_fence(&rec, claim)?;
-        f()
+        f(&rec)
     }
 
     /// Read-check-write of one record under its lock.
@@ -755,12 +756,12 @@ impl Store for LocalStore {
         number: u64,
         layer: &[u8],
     ) -> Result<VersionRecord> {
-        // Cheap checks first, so a stale node adds no blob; the fence under the record's
-        // lock, which a claim takes too, decides.
-        let (rec, _) = self.load_visible(&claim.tenant)?;
-        check_fence(&rec, claim)?;
-        check_history(&rec, origin)?;
-        self.fenced(claim, || self.put_version(origin, number, layer))
+        // The fence under the record's lock, which a claim takes too, before the layer blob
+        // is stored: a stale node adds nothing.
+        self.fenced(claim, |rec| {
+            check_history(rec, origin)?;
+            self.put_version(origin, number, layer)
+        })
     }
 
     fn versions(&self, origin: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {
@@ -806,7 +807,7 @@ impl Store for LocalStore {
         let digest = self.put_blob(bytes)?;
         let mut entry = format!("{SEGMENT_HEAD}\nblob {}\n", digest.to_hex());
         seal(&mut entry);
-        self.fenced(claim, || {
+        self.fenced(claim, |_| {
             make_dir_durably(&self.segments_dir(t))?;
             if link_new(&self.tmp(), &path, entry.as_bytes())? {
                 Ok(digest)
@@ -828,7 +829,7 @@ impl Store for LocalStore {
     }
 
     fn remove_segment(&self, claim: &Claim, id: SegmentId) -> Result<()> {
-        self.fenced(claim, || {
+        self.fenced(claim, |_| {
             let path = self.segment_path(&claim.tenant, id);
             match fs::remove_file(&path) {
                 Ok(()) => {
