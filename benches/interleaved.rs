@@ -82,6 +82,8 @@
 //! | `read_reader_via_base` | `read_flat` | (b) through a reader |
 //! | `read_same_lane` | `read_flat` | (c) where a tenant of this tenant's own lane diverted the object: `Tenant::slot` past the shared mark and the lane, answered by this tenant's table filter (which holds copies of other objects) |
 //! | `read_reader_same_lane` | `read_flat` | the same through a reader |
+//! | `write_writer_private` | `write_flat` | (d) `TenantWriter::try_set_slot` of an already-copied object, through its private reference, by the `Tenant::writer` taken before the loop |
+//! | `write_writer_via_base` | `write_flat` | (d) the same through the base reference (a table lookup, by a cold call) |
 //!
 //! `read_flat_reloaded` is no path of cowheap's: it splits what the loops around the other
 //! variants pay (a loop whose body may call a function keeps few of its operand's fields
@@ -105,7 +107,8 @@
 //! its base object's); (a), (b) and (b) resolved (each also through a reader, and (a) with a
 //! forwarder in the space both ways) agree with each other and each word (a) and (b) read is
 //! `Tenant::identical` to the flat heap's; the classes agree; (c) in the diverters' lane
-//! probes its table for at most one read in five; and after a pass of each write variant,
+//! probes its table for at most one read in five; the writer variants make every write through
+//! their writers; and after a pass of each write variant,
 //! the tenant's slots hold what the flat heap holds. The tenants that divert objects (for
 //! (a) to (d)) work a second `Base` of the same image, and those of (c) in the diverters'
 //! lane a third, so the undiverted variants see no mark set and the others see only their
@@ -133,7 +136,7 @@ const MEMORY_OPS: usize = 1 << 18;
 const OPS_PER_SAMPLE: usize = 400_000;
 
 /// The variants, each with the index of its flat equivalent (the ratio's denominator).
-const VARIANTS: [(&str, usize); 37] = [
+const VARIANTS: [(&str, usize); 39] = [
     ("read_flat", 0),
     ("read_base_heap", 0),
     ("read_base_word", 0),
@@ -171,6 +174,8 @@ const VARIANTS: [(&str, usize); 37] = [
     ("read_reader_via_base", 0),
     ("read_same_lane", 0),
     ("read_reader_same_lane", 0),
+    ("write_writer_private", 11),
+    ("write_writer_via_base", 11),
 ];
 
 /// `n` random `(object, slot)` pairs of objects with pointer slots, the same for every run;
@@ -519,6 +524,40 @@ fn write_again_via_base(t: &mut Tenant, writes: &[(Value, usize)]) -> u64 {
     tenant_writes(t, writes)
 }
 
+/// `TenantWriter::try_set_slot` over `writes`, through a writer taken before the loop and
+/// again after each write it leaves to `Tenant::set_slot`: the body of both writer variants.
+/// Returns the writes the writers made.
+#[inline(always)]
+fn writer_writes(t: &mut Tenant, writes: &[(Value, usize)]) -> u64 {
+    let (mut k, mut made) = (0, 0);
+    while k < writes.len() {
+        let w = t.writer();
+        while let Some(&(v, i)) = writes.get(k)
+            && w.try_set_slot(v, i, Value::int(k as i64))
+        {
+            k += 1;
+            made += 1;
+        }
+        if let Some(&(v, i)) = writes.get(k) {
+            t.set_slot(v, i, Value::int(k as i64)).expect("in range");
+            k += 1;
+        }
+    }
+    made
+}
+
+#[inline(never)]
+fn write_writer_private(t: &mut Tenant, writes: &[(Value, usize)]) -> u64 {
+    black_box(37);
+    writer_writes(t, writes)
+}
+
+#[inline(never)]
+fn write_writer_via_base(t: &mut Tenant, writes: &[(Value, usize)]) -> u64 {
+    black_box(38);
+    writer_writes(t, writes)
+}
+
 #[inline(never)]
 fn class_of_base(t: &Tenant, reads: &[(Value, usize)]) -> u64 {
     reads.iter().fold(0, |acc, &(v, _)| {
@@ -735,6 +774,8 @@ impl Fixture {
             34 => read_reader_via_base(&self.own, reads),
             35 => read_same_lane(&self.same, reads),
             36 => read_reader_same_lane(&self.same, reads),
+            37 => write_writer_private(&mut self.writer, black_box(&self.writer_copies)),
+            38 => write_writer_via_base(&mut self.writer, reads),
             _ => unreachable!("variant {k} has no pass"),
         }
     }
@@ -793,6 +834,14 @@ impl Fixture {
             assert_eq!(
                 sums[k], sums[28],
                 "{} reads the flat heap's hashes",
+                VARIANTS[k].0
+            );
+        }
+        for k in [9, 10, 37, 38] {
+            assert_eq!(
+                sums[k],
+                self.reads.len() as u64,
+                "{} makes every write (through its writer for the writer's variants)",
                 VARIANTS[k].0
             );
         }

@@ -370,6 +370,8 @@ enum Action {
         obj: usize,
         slot: usize,
         value: Pick,
+        /// Through a `TenantWriter` first, and through the tenant only where it refuses.
+        writer: bool,
     },
     WriteBytes {
         t: usize,
@@ -432,8 +434,8 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (prop::option::weighted(0.3, 0u16..2000), any::<bool>(), any::<bool>())
             .prop_map(|(quota, private_marks, same_lane)| Action::Fork { quota, private_marks, same_lane }),
         4 => (t, any::<usize>(), 0usize..6).prop_map(|(t, obj, slot)| Action::Read { t, obj, slot }),
-        8 => (t, any::<usize>(), 0usize..6, pick())
-            .prop_map(|(t, obj, slot, value)| Action::Write { t, obj, slot, value }),
+        8 => (t, any::<usize>(), 0usize..6, pick(), any::<bool>())
+            .prop_map(|(t, obj, slot, value, writer)| Action::Write { t, obj, slot, value, writer }),
         2 => (t, any::<usize>(), 0usize..6, prop::collection::vec(any::<u8>(), 0..3))
             .prop_map(|(t, obj, offset, data)| Action::WriteBytes { t, obj, offset, data }),
         4 => (t, any::<usize>(), 0u8..3, 0usize..4, 0usize..5)
@@ -515,11 +517,30 @@ fn run(w: &mut World, a: &Action) {
             obj,
             slot,
             value,
+            writer,
         } => {
             let (tn, m) = (&mut w.tenants[idx(*t)], &mut w.models[idx(*t)]);
             let h = m.held[obj % m.held.len()];
             let (v, ov) = value_of(m, value);
             let ok = *slot < m.objs[h.o].slots.len();
+            if *writer {
+                // A writer writes only what needs no copy, and a refusal changes nothing.
+                let copies = |tn: &Tenant| {
+                    let s = tn.stats();
+                    (s.private_bytes, s.copies, s.private_objects, tn.diverted())
+                };
+                let made = copies(tn);
+                let before = tn.slot(h.value, *slot).map(|v| v.word());
+                if tn.writer().try_set_slot(h.value, *slot, v) {
+                    assert!(ok, "the writer wrote where the oracle expected an error");
+                    assert_eq!(copies(tn), made, "the writer copied nothing");
+                    m.objs[h.o].slots[*slot] = ov;
+                    return;
+                }
+                let after = tn.slot(h.value, *slot).map(|v| v.word());
+                assert_eq!(after.ok(), before.ok(), "a refused write changed the slot");
+                assert_eq!(copies(tn), made, "a refused write copied nothing");
+            }
             let res = tn.set_slot(h.value, *slot, v);
             if expect(&res, ok, tn.quota().is_some()) {
                 m.objs[h.o].slots[*slot] = ov;

@@ -565,6 +565,118 @@ fn a_become_forward_is_patched_lazily_and_collected() {
     assert_eq!(t.slot(seen, 0).unwrap().as_int(), Some(2));
 }
 
+/// A writer makes the later writes `set_slot` makes with no copy (into a private object, by
+/// its private reference or by the base reference of a copy), counts them as `set_slot`
+/// does, and refuses everything else with no change: the tenant then writes it, or answers
+/// the error.
+#[test]
+fn a_writer_makes_later_writes_and_leaves_the_rest_to_its_tenant() {
+    let base = base();
+    let g = globals(&base);
+    let mut t = Tenant::fork(&base);
+    let mut other = Tenant::fork(&base);
+    let n = t.size(g).unwrap().slots;
+    let (a, b) = (t.slot(g, 0).unwrap(), t.slot(g, 1).unwrap());
+    // With nothing copied yet, every write is a first write: refused, nothing made.
+    assert!(!t.writer().try_set_slot(g, 0, Value::int(1)));
+    assert_eq!(t.stats(), cowheap::TenantStats::default());
+    assert_eq!(t.slot(g, 0).unwrap().word(), a.word());
+    t.set_slot(g, 0, Value::int(1)).unwrap();
+    let class = t.class_of(g).unwrap();
+    let two = ObjectSize { slots: 2, bytes: 0 };
+    let (p, q) = (
+        t.alloc(class, Format::Pointers, two).unwrap(),
+        t.alloc(class, Format::Pointers, two).unwrap(),
+    );
+    let copy = t.resolve(g).unwrap();
+    let foreign = other.alloc(class, Format::Pointers, two).unwrap();
+    let far = Value::base(cowheap::ObjectIndex::from_u32(u32::MAX));
+    let stats = t.stats();
+    let w = t.writer();
+    // Into a private object: an immediate, a private reference, an undiverted base object.
+    assert!(w.try_set_slot(p, 0, Value::int(7)));
+    assert!(w.try_set_slot(p, 1, q));
+    assert!(w.try_set_slot(q, 0, b));
+    // Into the copy, by its private reference and by the base reference (one lookup).
+    assert!(w.try_set_slot(copy, 2, p));
+    assert!(w.try_set_slot(g, 3, Value::int(8)));
+    // A reader taken beside the writer reads what it wrote.
+    let r = t.reader();
+    assert_eq!(r.slot(p, 0).unwrap().as_int(), Some(7));
+    assert_eq!(r.slot(p, 1).unwrap().word(), q.word());
+    assert_eq!(r.slot(q, 0).unwrap().word(), b.word());
+    assert_eq!(r.slot(g, 2).unwrap().word(), p.word());
+    assert_eq!(r.slot(copy, 3).unwrap().as_int(), Some(8));
+    // Refused, changing nothing: a slot out of range (of a private object, of the copy by
+    // either reference); a first write (an undiverted base object); a value that must be
+    // resolved first (the copied object's base reference), or that is another tenant's;
+    // another tenant's object, an immediate, a reference past the heap.
+    let refused = [
+        (p, 2, Value::int(1)),
+        (copy, n, Value::int(1)),
+        (g, n, Value::int(1)),
+        (a, 0, Value::int(1)),
+        (p, 0, g),
+        (p, 0, foreign),
+        (foreign, 0, Value::int(1)),
+        (Value::int(3), 0, Value::int(1)),
+        (far, 0, Value::int(1)),
+    ];
+    let words = |t: &Tenant| {
+        [p, q, copy]
+            .iter()
+            .flat_map(|&o| (0..t.size(o).unwrap().slots).map(move |i| (o, i)))
+            .map(|(o, i)| t.slot(o, i).unwrap().word())
+            .collect::<Vec<_>>()
+    };
+    let before = words(&t);
+    let w = t.writer();
+    for &(obj, i, v) in &refused {
+        assert!(!w.try_set_slot(obj, i, v), "{obj:?} {i} {v:?}");
+    }
+    assert_eq!(words(&t), before, "a refused write changes nothing");
+    let after = t.stats();
+    assert_eq!(
+        (after.copies, after.private_objects, after.private_bytes),
+        (stats.copies, stats.private_objects, stats.private_bytes),
+        "a writer copies nothing"
+    );
+    // Through `g` the copy was looked up once a write (the refused one past its slots
+    // too, as `set_slot` counts it) and once by the reader.
+    assert_eq!(after.lookups, stats.lookups + 3);
+    // The tenant makes what the writer refused, or answers why not.
+    assert!(matches!(
+        t.set_slot(p, 2, Value::int(1)),
+        Err(Error::Heap(HeapError::SlotOutOfRange { .. }))
+    ));
+    t.set_slot(p, 0, g).unwrap();
+    assert!(t.identical(t.slot(p, 0).unwrap(), copy).unwrap());
+    assert!(t.set_slot(p, 0, foreign).is_err());
+    t.set_slot(a, 0, Value::int(5)).unwrap();
+    assert_eq!(t.stats().copies, stats.copies + 1);
+    // Then the writer makes it: the object is copied now.
+    assert!(t.writer().try_set_slot(a, 0, Value::int(6)));
+    assert_eq!(t.slot(a, 0).unwrap().as_int(), Some(6));
+    // Past a become the space holds a forwarder: a private value is left to the tenant
+    // (which resolves it), an immediate is still written, the forwarder is not written.
+    t.become_forward(q, p).unwrap();
+    let w = t.writer();
+    assert!(!w.try_set_slot(p, 1, p));
+    assert!(w.try_set_slot(p, 1, Value::int(4)));
+    assert!(!w.try_set_slot(q, 0, Value::int(4)));
+    assert_eq!(t.slot(p, 1).unwrap().as_int(), Some(4));
+    t.set_slot(p, 1, q).unwrap();
+    assert!(t.identical(t.slot(p, 1).unwrap(), p).unwrap());
+    // Once collected, the forwarder's reference is refused by both.
+    t.set_slot(p, 1, Value::int(0)).unwrap();
+    t.collect();
+    assert!(!t.writer().try_set_slot(q, 0, Value::int(1)));
+    assert!(matches!(
+        t.set_slot(q, 0, Value::int(1)),
+        Err(Error::Collected(_))
+    ));
+}
+
 /// `free_unreachable` frees exactly the given objects that are unreachable: not one a root
 /// reaches through another, not a copy of a base object, not another tenant's, not an
 /// immediate; and, unlike `collect`, no other garbage. What it frees is refused afterwards,

@@ -11,7 +11,8 @@
 //! - [`heap`]: words and values, object formats, the builder and the frozen [`BaseHeap`];
 //! - [`forwarders`]: the diverted marks, indirection tables and the [`Base`] tenants fork from;
 //! - [`tenants`]: [`Tenant`] (copy-on-first-write, allocation, become, collection, quotas,
-//!   handles), its [`TenantReader`] for loops of reads, and the thread-shared [`Registry`];
+//!   handles), its [`TenantReader`] and [`TenantWriter`] for loops of reads and later writes,
+//!   and the thread-shared [`Registry`];
 //! - [`squeak`]: importers and exporters of Squeak, Pharo and Cuis images (V3 and Spur);
 //!
 //! and adds [`open_base`], which opens any base: a cowheap image file or a Smalltalk image.
@@ -61,7 +62,7 @@ pub use cowheap_heap::{
 };
 pub use cowheap_tenants::{
     CollectStats, Error, Handle, Registry, RestoreError, Result, SnapshotError, Tenant,
-    TenantConfig, TenantReader, TenantStats, par_each,
+    TenantConfig, TenantReader, TenantStats, TenantWriter, par_each,
 };
 pub use open::{OpenError, Opened, open_base};
 

@@ -13,7 +13,7 @@
 //! | read of a diverted object through a base object | O(1) expected: one table lookup |
 //! | read through a patched private slot | O(1), no lookup |
 //! | first write to a base object | O(size of the object) |
-//! | later writes, allocation | O(1), O(size) |
+//! | later writes, allocation | O(1) (in a loop, through a [`TenantWriter`]), O(size) |
 //! | [`Tenant::become_forward`], [`Tenant::become_two_way`] | O(1) (+ copy of base objects for two-way) |
 //! | [`Tenant::collect`] | O(private objects and their slots), never the base |
 //!
@@ -40,6 +40,7 @@ mod space;
 mod stats;
 pub mod stubs;
 mod tenant;
+mod writer;
 
 pub use collect::CollectionReserve;
 pub use error::{Error, Result};
@@ -49,3 +50,4 @@ pub use roots::Handle;
 pub use snapshot::{RestoreError, SnapshotError};
 pub use stats::{CollectStats, TenantStats};
 pub use tenant::{Header, Tenant, TenantConfig};
+pub use writer::TenantWriter;

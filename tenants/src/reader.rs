@@ -51,9 +51,11 @@ use cowheap_heap::{Format, HeapView, ObjectSize, Value, Word};
 /// tenant does, reading in place where they allow (a recording tenant's allow nothing, so
 /// each read of a base object reaches the tenant, which records it).
 ///
-/// The borrow keeps the tenant from writing while the reader lives, so what the reader reads
-/// in place stays what the tenant reads: another tenant's write only diverts an object, which
-/// the reader sees in the shared mark at its next read of it.
+/// The borrow keeps the tenant from writing while the reader lives, but for a
+/// [`TenantWriter`](crate::TenantWriter)'s later writes, which write no base object and which
+/// the reader's reads of private objects see at once (through the words' cells). So what the
+/// reader reads in place stays what the tenant reads: another tenant's write only diverts an
+/// object, which the reader sees in the shared mark at its next read of it.
 ///
 /// ```
 /// use cowheap_forwarders::Base;

@@ -106,6 +106,34 @@ pub(crate) struct Keys {
     live: u32,
 }
 
+/// [`Keys`]' records borrowed by value, for a loop that keeps their address and length in
+/// registers ([`crate::TenantWriter`]): the one test of a live key, [`KeysView::link`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeysView<'a> {
+    records: &'a [Record],
+}
+
+impl KeysView<'_> {
+    /// The link of a live key: its index's record, if its tag is the key's generation (an
+    /// occupied record's tag is its generation alone). Time: O(1).
+    #[inline(always)]
+    pub(crate) fn link(self, k: SlabKey) -> Option<u32> {
+        self.records
+            .get(k.index as usize)
+            .filter(|r| r.tag == k.generation)
+            .map(|r| r.link)
+    }
+
+    /// The link of index `i`, if it is occupied, whatever its generation. Time: O(1).
+    #[inline(always)]
+    pub(crate) fn link_at(self, i: u32) -> Option<u32> {
+        self.records
+            .get(i as usize)
+            .filter(|r| r.is_occupied())
+            .map(|r| r.link)
+    }
+}
+
 impl Default for Keys {
     fn default() -> Self {
         Keys {
@@ -160,19 +188,21 @@ impl Keys {
     /// The link of a live key. Time: O(1).
     #[inline(always)]
     pub(crate) fn link(&self, k: SlabKey) -> Option<u32> {
-        self.records
-            .get(k.index as usize)
-            .filter(|r| r.tag == k.generation)
-            .map(|r| r.link)
+        self.view().link(k)
+    }
+
+    /// The records, borrowed by value.
+    #[inline(always)]
+    pub(crate) fn view(&self) -> KeysView<'_> {
+        KeysView {
+            records: &self.records,
+        }
     }
 
     /// The link of index `i`, if it is occupied, whatever its generation. Time: O(1).
     #[inline(always)]
     pub(crate) fn link_at(&self, i: u32) -> Option<u32> {
-        self.records
-            .get(i as usize)
-            .filter(|r| r.is_occupied())
-            .map(|r| r.link)
+        self.view().link_at(i)
     }
 
     /// Sets the link of occupied index `i` (its value moved). Time: O(1).

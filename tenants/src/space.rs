@@ -23,7 +23,7 @@
 
 #![warn(clippy::cast_possible_truncation)]
 
-use crate::slab::{Keys, PartsError, SlabKey};
+use crate::slab::{Keys, KeysView, PartsError, SlabKey};
 use crate::tenant::try_vec;
 use crate::{Error, Result};
 use cowheap_heap::layout::{self, HEADER_WORDS};
@@ -364,6 +364,55 @@ impl Writable<'_> {
     }
 }
 
+/// [`Space::slot_index`] over the arena `words`: the one test of a slot's place, for the
+/// space and its view alike.
+#[inline(always)]
+fn slot_index(words: &[Cell<Word>], at: usize, i: usize) -> Option<usize> {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the slot is placed by the low 32 bits; the count compare takes all of `i`"
+    )]
+    let low = i as u32 as usize;
+    let slot = at + HEADER_WORDS + low;
+    if slot >= words.len() {
+        return None;
+    }
+    let size = words[at + layout::SIZE_WORD].get().bits();
+    (i < layout::slot_count(size)).then_some(slot)
+}
+
+/// A space's keys and words borrowed by value, for a loop that keeps their addresses and
+/// lengths in registers: the writes of a [`crate::TenantWriter`], made through the words'
+/// cells while the tenant is borrowed shared, so nothing can move or free them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SpaceView<'a> {
+    keys: KeysView<'a>,
+    words: &'a [Cell<Word>],
+}
+
+impl<'a> SpaceView<'a> {
+    /// [`Space::slot_of`]: slot `i` of the live object `k` names, if in range.
+    #[inline(always)]
+    pub(crate) fn slot_of(self, k: PrivateKey, i: usize) -> Option<&'a Cell<Word>> {
+        let slot = slot_index(self.words, self.keys.link(slab_key(k))? as usize, i)?;
+        self.words.get(slot)
+    }
+
+    /// [`Space::slot_at_index`]: slot `i` of the live object at raw index `index`, whatever
+    /// its generation, if in range.
+    #[inline(always)]
+    pub(crate) fn slot_at_index(self, index: u32, i: usize) -> Option<&'a Cell<Word>> {
+        let slot = slot_index(self.words, self.keys.link_at(index)? as usize, i)?;
+        self.words.get(slot)
+    }
+
+    /// [`Space::is_live`]: true if `k` names a live entry (object or forwarder).
+    #[inline(always)]
+    pub(crate) fn is_live(self, k: PrivateKey) -> bool {
+        self.keys.link(slab_key(k)).is_some()
+    }
+}
+
 /// Private objects and forwarders under versioned keys, in a word arena and a byte arena.
 /// Invariants: every live key's link is the offset of its block, a whole object block (the
 /// size word's counts, the byte offset word placing the bytes inside `bytes`) or, with
@@ -446,6 +495,15 @@ impl Space {
     /// How many root stubs there are here. Time: O(segments with stubs).
     pub(crate) fn stub_count(&self) -> usize {
         self.stubs.as_ref().map_or(0, |c| c.values().sum())
+    }
+
+    /// The keys and words borrowed by value: [`SpaceView`].
+    #[inline(always)]
+    pub(crate) fn view(&self) -> SpaceView<'_> {
+        SpaceView {
+            keys: self.keys.view(),
+            words: &self.words,
+        }
     }
 
     /// True if some entry is a forwarder: a private reference may then need patching.
@@ -749,17 +807,7 @@ impl Space {
     /// Read and write both end here.
     #[inline(always)]
     fn slot_index(&self, at: usize, i: usize) -> Option<usize> {
-        #[expect(
-            clippy::cast_possible_truncation,
-            reason = "the slot is placed by the low 32 bits; the count compare takes all of `i`"
-        )]
-        let low = i as u32 as usize;
-        let slot = at + HEADER_WORDS + low;
-        if slot >= self.words.len() {
-            return None;
-        }
-        let size = self.words[at + layout::SIZE_WORD].get().bits();
-        (i < layout::slot_count(size)).then_some(slot)
+        slot_index(&self.words, at, i)
     }
 
     /// Slot `i` of the live object `k` names, if in range: [`Space::object`] and
@@ -767,8 +815,7 @@ impl Space {
     /// [`crate::Tenant::slot`]'s first inlined path.
     #[inline(always)]
     pub(crate) fn slot_of(&self, k: PrivateKey, i: usize) -> Option<&Cell<Word>> {
-        let slot = self.slot_index(self.keys.link(slab_key(k))? as usize, i)?;
-        self.words.get(slot)
+        self.view().slot_of(k, i)
     }
 
     /// Slot `i` of the live object `k` names, to write, if in range: [`Space::slot_of`]'s
@@ -801,15 +848,7 @@ impl Space {
     /// stub's link as [`Space::slot_of`] says. The read through a base reference to a copy.
     #[inline(always)]
     pub(crate) fn slot_at_index(&self, index: u32, i: usize) -> Option<&Cell<Word>> {
-        let slot = self.slot_index(self.keys.link_at(index)? as usize, i)?;
-        self.words.get(slot)
-    }
-
-    /// [`Space::slot_at_index`], to write: the write through a base reference to a copy.
-    #[inline(always)]
-    pub(crate) fn slot_mut_at_index(&mut self, index: u32, i: usize) -> Option<&mut Word> {
-        let slot = self.slot_index(self.keys.link_at(index)? as usize, i)?;
-        self.words.get_mut(slot).map(Cell::get_mut)
+        self.view().slot_at_index(index, i)
     }
 
     /// The object `k` names, to write, if it is a live object (not a forwarder).
@@ -1107,7 +1146,7 @@ mod tests {
             assert_eq!(*s.writable(k).unwrap().slot_mut(i).unwrap(), want);
             assert_eq!(*s.slot_mut_of(k, i).unwrap(), want);
             assert_eq!(s.slot_at_index(k.key(), i).unwrap().get(), want);
-            assert_eq!(*s.slot_mut_at_index(k.key(), i).unwrap(), want);
+            assert_eq!(s.view().slot_of(k, i).unwrap().get(), want);
         }
         // Past the object (into the next one's words), past the arena, an index whose low 32
         // bits name a slot in range (2^32, 2^32 + 1), or one that would wrap the
@@ -1126,7 +1165,7 @@ mod tests {
             assert!(s.writable(k).unwrap().slot_mut(i).is_none(), "{i}");
             assert!(s.slot_mut_of(k, i).is_none(), "{i}");
             assert!(s.slot_at_index(k.key(), i).is_none(), "{i}");
-            assert!(s.slot_mut_at_index(k.key(), i).is_none(), "{i}");
+            assert!(s.view().slot_of(k, i).is_none(), "{i}");
         }
         assert_eq!(s.slot_of(last, 0).unwrap().get(), Word::from_bits(32));
         assert_eq!(
@@ -1137,6 +1176,11 @@ mod tests {
         assert!(s.slot_of(last, 1).is_none());
         assert!(s.writable(last).unwrap().slot_mut(1).is_none());
         assert!(s.slot_mut_of(last, 1).is_none());
+        assert_eq!(
+            s.view().slot_of(last, 0).unwrap().get(),
+            Word::from_bits(32)
+        );
+        assert!(s.view().slot_of(last, 1).is_none());
         // A forwarder's and a stub's links lie past the arena, even with an index that
         // would wrap them back into it; a freed key is no key.
         for key in [fwd, stub] {
@@ -1147,7 +1191,7 @@ mod tests {
                 assert!(s.slot_of(key, i).is_none(), "{i}");
                 assert!(s.slot_mut_of(key, i).is_none(), "{i}");
                 assert!(s.slot_at_index(key.key(), i).is_none(), "{i}");
-                assert!(s.slot_mut_at_index(key.key(), i).is_none(), "{i}");
+                assert!(s.view().slot_of(key, i).is_none(), "{i}");
             }
         }
         // A write through the key reaches its own slot and no other word.
@@ -1166,7 +1210,8 @@ mod tests {
         assert!(s.slot_of(last, 0).is_none());
         assert!(s.slot_mut_of(last, 0).is_none());
         assert!(s.slot_at_index(last.key(), 0).is_none());
-        assert!(s.slot_mut_at_index(last.key(), 0).is_none());
+        assert!(s.view().slot_of(last, 0).is_none());
+        assert!(!s.view().is_live(last) && s.view().is_live(k));
     }
 
     #[test]

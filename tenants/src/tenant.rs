@@ -3,7 +3,7 @@
 use crate::roots::Handles;
 use crate::space::{Body, Entry, Obj, Space, State, Writable, cost};
 use crate::stats::{ReadCounters, add};
-use crate::{Error, Result, TenantReader, TenantStats};
+use crate::{Error, Result, TenantReader, TenantStats, TenantWriter};
 use cowheap_forwarders::{Base, DivertMarks, IndirectionTable, MarkFilter, MarkPolicy, MarkTarget};
 use cowheap_heap::{
     Decoded, Error as HeapError, Format, HeapReader, ObjectIndex, ObjectSize, PrivateKey, TenantId,
@@ -81,8 +81,9 @@ enum Quick<'a> {
 /// in private slots are patched to the copy when read (lazy become).
 ///
 /// A tenant is `Send` and owned by one thread at a time. Reads take `&self` (a read may patch
-/// a private slot and bump a counter, through cells); writes take `&mut self`. A tenant is not
-/// `Sync`: share it between threads through a [`crate::Registry`] or a mutex.
+/// a private slot and bump a counter, through cells); writes take `&mut self`, but for a
+/// [`TenantWriter`]'s later writes, also through cells. A tenant is not `Sync`: share it
+/// between threads through a [`crate::Registry`] or a mutex.
 ///
 /// ```compile_fail
 /// fn shared<T: Sync>() {}
@@ -822,6 +823,13 @@ impl Tenant {
         if let Some(k) = w.as_private() {
             return v.is_owned_by(self.id) && !self.space.has_forwarders() && self.space.is_live(k);
         }
+        self.base_leads_to_itself(w)
+    }
+
+    /// [`Tenant::leads_to_itself`] of a word that is no private reference: true if it is a
+    /// reference to an object of the heap this tenant has not diverted.
+    #[inline(always)]
+    pub(crate) fn base_leads_to_itself(&self, w: Word) -> bool {
         match w.as_base() {
             Some(x) => {
                 self.marks.entry(x.as_u32()).is_some()
@@ -842,6 +850,15 @@ impl Tenant {
     #[inline(never)]
     pub fn reader(&self) -> TenantReader<'_> {
         TenantReader::new(self, self.own_marks != 0)
+    }
+
+    /// This tenant's later writes borrowed for a loop that makes many: see
+    /// [`TenantWriter`]. Time: O(1).
+    ///
+    /// Out of line, as [`Tenant::reader`] is.
+    #[inline(never)]
+    pub fn writer(&self) -> TenantWriter<'_> {
+        TenantWriter::new(self)
     }
 
     /// Pointer slot `i` of `obj`. Time: O(1).
@@ -1335,17 +1352,29 @@ impl Tenant {
     /// already. (Measured: inlining all of this path into the caller made the bench's loop
     /// slower, 124 instructions a write against 101.)
     #[inline(never)]
-    fn set_slot_quick(&mut self, obj: Value, i: usize, v: Value) -> bool {
+    fn set_slot_quick(&self, obj: Value, i: usize, v: Value) -> bool {
         let w = v.word();
+        (w.is_immediate() || self.leads_to_itself(v))
+            && obj
+                .word()
+                .as_base()
+                .is_some_and(|x| self.set_copy_slot(x, i, w))
+    }
+
+    /// Writes `w`, a word stored as it is, into slot `i` of this tenant's copy of base
+    /// object `x` if it has one (found by the table's filter and a probe, counted as a
+    /// lookup) and the slot is in range, and answers whether it did. Through a shared borrow
+    /// (the arena's words are cells): the write through a base reference of
+    /// [`Tenant::set_slot`] and of a [`TenantWriter`] alike.
+    #[inline(always)]
+    pub(crate) fn set_copy_slot(&self, x: ObjectIndex, i: usize, w: Word) -> bool {
         // The table's filter alone, as `writable_of`.
-        if (w.is_immediate() || self.leads_to_itself(v))
-            && let Some(x) = obj.word().as_base()
-            && self.table.may_contain(x)
+        if self.table.may_contain(x)
             && let Some(index) = self.table.probe(x)
         {
             self.count_lookup();
-            if let Some(slot) = self.space.slot_mut_at_index(index, i) {
-                *slot = w;
+            if let Some(slot) = self.space.slot_at_index(index, i) {
+                slot.set(w);
                 return true;
             }
         }
