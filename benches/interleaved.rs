@@ -83,7 +83,7 @@
 //! | `read_same_lane` | `read_flat` | (c) where a tenant of this tenant's own lane diverted the object: `Tenant::slot` past the shared mark and the lane, answered by this tenant's table filter (which holds copies of other objects) |
 //! | `read_reader_same_lane` | `read_flat` | the same through a reader |
 //! | `write_writer_private` | `write_flat` | (d) `TenantWriter::try_set_slot` of an already-copied object, through its private reference, by the `Tenant::writer` taken before the loop |
-//! | `write_writer_via_base` | `write_flat` | (d) the same through the base reference (a table lookup, by a cold call) |
+//! | `write_writer_via_base` | `write_flat` | (d) the same through the base reference (a table lookup, by an out-of-line call) |
 //!
 //! `read_flat_reloaded` is no path of cowheap's: it splits what the loops around the other
 //! variants pay (a loop whose body may call a function keeps few of its operand's fields

@@ -572,7 +572,33 @@ fn read_write_conflicts_need_recorded_reads() {
     reader.slot(Value::base(a), 0).unwrap();
     reader.set_slot(Value::base(b), 0, Value::int(2)).unwrap();
     assert!(reader.reads_recorded().unwrap().contains(&a.as_u32()));
+    // A writer's later write to the copy records no read, as `set_slot`'s does not.
+    let recorded = reader.reads_recorded().unwrap().len();
+    assert!(
+        reader
+            .writer()
+            .try_set_slot(Value::base(b), 0, Value::int(2))
+    );
+    assert_eq!(reader.reads_recorded().unwrap().len(), recorded);
+    assert!(
+        writer
+            .writer()
+            .try_set_slot(Value::base(a), 0, Value::int(1))
+    );
     repo.commit(&mut writer, "w").unwrap();
+    // Committed, the copy is a forwarder to the version's object: a writer leaves the next
+    // write to the tenant, which makes it.
+    assert!(
+        !writer
+            .writer()
+            .try_set_slot(Value::base(a), 0, Value::int(1))
+    );
+    writer.set_slot(Value::base(a), 0, Value::int(1)).unwrap();
+    assert!(
+        writer
+            .writer()
+            .try_set_slot(Value::base(a), 0, Value::int(1))
+    );
     match repo.commit_with(&mut reader, "r", CommitMode::ReadWrite, &[]) {
         Err(CommitError::Conflict { objects, .. }) => assert_eq!(objects, vec![a]),
         other => panic!("expected a read-write conflict: {other:?}"),

@@ -530,15 +530,18 @@ fn run(w: &mut World, a: &Action) {
                     (s.private_bytes, s.copies, s.private_objects, tn.diverted())
                 };
                 let made = copies(tn);
-                let before = tn.slot(h.value, *slot).map(|v| v.word());
+                let read = |tn: &Tenant| {
+                    let r = tn.slot(h.value, *slot);
+                    r.map(|v| v.word()).map_err(|e| e.to_string())
+                };
+                let before = read(tn);
                 if tn.writer().try_set_slot(h.value, *slot, v) {
                     assert!(ok, "the writer wrote where the oracle expected an error");
                     assert_eq!(copies(tn), made, "the writer copied nothing");
                     m.objs[h.o].slots[*slot] = ov;
                     return;
                 }
-                let after = tn.slot(h.value, *slot).map(|v| v.word());
-                assert_eq!(after.ok(), before.ok(), "a refused write changed the slot");
+                assert_eq!(read(tn), before, "a refused write changed the slot");
                 assert_eq!(copies(tn), made, "a refused write copied nothing");
             }
             let res = tn.set_slot(h.value, *slot, v);

@@ -326,6 +326,12 @@ fn stubs_survive_snapshots_and_refuse_what_they_cannot_be() {
         rd.size(one),
         Err(Error::Swapped { segment: 7, .. })
     ));
+    // A writer leaves a write into the stub to its tenant, and stores a reference to the
+    // stub as it is, as `set_slot` does.
+    let w = r.writer();
+    assert!(!w.try_set_slot(one, 0, Value::int(1)));
+    assert!(w.try_set_slot(held, 2, one));
+    assert_eq!(r.slot(held, 2).unwrap().word(), one.word());
     assert_eq!(r.stubs().count(), 1);
     assert_eq!((r.stubs_of(7), r.stubs_of(8)), (1, 0));
     // A fault handler that leaves the stub is an error, not a hang.

@@ -784,7 +784,8 @@ impl Repository {
     /// objects of its own (an interpreter's contexts, say); a write to an object of the base
     /// is refused ([`Error::BaseReadOnly`]) and the query answers
     /// [`Query::WouldWrite`] with the objects to bring to the caller, whatever `run` made of
-    /// the refusal.
+    /// the refusal. (A [`crate::TenantWriter`]'s `false` is no write: the write `run` then
+    /// makes through the tenant is the one refused and recorded.)
     ///
     /// ```
     /// use cowheap_forwarders::Base;

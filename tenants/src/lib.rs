@@ -13,7 +13,7 @@
 //! | read of a diverted object through a base object | O(1) expected: one table lookup |
 //! | read through a patched private slot | O(1), no lookup |
 //! | first write to a base object | O(size of the object) |
-//! | later writes, allocation | O(1) (in a loop, through a [`TenantWriter`]), O(size) |
+//! | later writes, allocation | O(1) (fastest in a loop through a [`TenantWriter`]), O(size) |
 //! | [`Tenant::become_forward`], [`Tenant::become_two_way`] | O(1) (+ copy of base objects for two-way) |
 //! | [`Tenant::collect`] | O(private objects and their slots), never the base |
 //!

@@ -135,7 +135,9 @@ pub struct ViewMember<'a> {
 
 /// Reads a segment that is out without bringing it back: given the tenant (by `&self`) and
 /// the segment's id, a [`SegmentView`] of its members ([`Tenant::segment_view`]). What makes
-/// reads through stubs transparent where the tenant is not taken mutably.
+/// reads through stubs transparent where the tenant is not taken mutably. The closure is
+/// called in the middle of a read, so it should only read the tenant: what a shared borrow
+/// also allows, a [`crate::TenantWriter`]'s writes, would change the tenant under that read.
 pub struct SegmentReader(Box<ReaderFn>);
 
 /// The closure a [`SegmentReader`] holds.

@@ -27,9 +27,10 @@ use cowheap_heap::{ObjectIndex, TenantId, Value, Word};
 /// of this tenant while its space holds no forwarder, or a base object this tenant has not
 /// diverted. Anything else (a first write, which copies; a value that must be resolved
 /// first; a slot out of range; a reference to a forwarder or a collected object; another
-/// tenant's reference) changes nothing and answers `false`: the caller then drops the
-/// writer and writes through [`Tenant::set_slot`], which makes that write or answers the
-/// precise error.
+/// tenant's reference; a root stub of a swapped-out segment) changes no slot and no object
+/// and answers `false`: the caller then drops the writer and writes through
+/// [`Tenant::set_slot`], which makes that write (faulting a segment in, copying a base
+/// object) or answers the precise error.
 ///
 /// Measured in `benches/interleaved.rs` (docs/ARCHITECTURE.md, the thirty-fourth step): a
 /// private object's later write runs at 1.0-1.2x a flat store's time through a writer,
@@ -114,11 +115,12 @@ impl<'a> TenantWriter<'a> {
     }
 
     /// Writes `v` into slot `i` of `obj` if that is a later write of a value stored as it
-    /// is (see [`TenantWriter`]), and answers whether it did; `false` changes nothing, and
-    /// [`Tenant::set_slot`] then makes the write or answers why not. Time: O(1).
+    /// is (see [`TenantWriter`]), and answers whether it did; `false` changes no slot and no
+    /// object, and [`Tenant::set_slot`] then makes the write or answers why not. Time: O(1).
     ///
     /// Counted as [`Tenant::set_slot`] counts the same write: a write through a base
-    /// reference is a lookup in [`crate::TenantStats`]; a private one counts nothing.
+    /// reference is a lookup in [`crate::TenantStats`], refused or not once the copy is
+    /// found (a slot out of range); a private one counts nothing.
     #[inline(always)]
     #[must_use = "`false` means nothing was written: write through the tenant then"]
     pub fn try_set_slot(self, obj: Value, i: usize, v: Value) -> bool {
