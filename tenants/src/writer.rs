@@ -35,7 +35,7 @@ use cowheap_heap::{ObjectIndex, TenantId, Value, Word};
 /// Measured in `benches/interleaved.rs` (docs/ARCHITECTURE.md, the thirty-fourth step): a
 /// private object's later write runs at 1.0-1.2x a flat store's time through a writer,
 /// 1.5-1.7x through [`Tenant::set_slot`] (30 and 31 instructions against 22). A write
-/// through a base reference runs slower through a writer, 3.7-4.2x against 3.2-3.6x (a
+/// through a base reference runs slower through a writer, 3.7-4.4x against 3.2-3.6x (a
 /// probe either way; the writer's loop keeps more registers across the call): a loop that
 /// writes mostly through base references is better served by the tenant itself.
 ///
