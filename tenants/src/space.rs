@@ -835,6 +835,24 @@ impl Space {
         self.keys.link(slab_key(k)).is_some()
     }
 
+    /// True if `k` names a live object (not a forwarder or a stub): its key's record
+    /// alone, by the link's kind bits. Under the invariant that a live object's link is
+    /// its whole block, this is [`Space::object`]`(k).is_some()`, with no load of the
+    /// block. The settling of a private word read while the space holds a forwarder.
+    #[inline(always)]
+    pub(crate) fn is_object(&self, k: PrivateKey) -> bool {
+        let is = self
+            .keys
+            .link(slab_key(k))
+            .is_some_and(|link| link & NOT_OBJECT == 0);
+        debug_assert_eq!(
+            is,
+            self.object(k).is_some(),
+            "a live object's link is its block"
+        );
+        is
+    }
+
     /// The live object at raw index `i` (the indirection table holds indices), whatever its
     /// generation; `None` for a forwarder or a vacant index.
     #[inline(always)]

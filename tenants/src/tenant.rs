@@ -730,7 +730,7 @@ impl Tenant {
         // What the quick answer leaves: a private word while the space holds a forwarder,
         // and a base word whose filter said "maybe", which the probe settles.
         if let Some(k) = w.as_private() {
-            return self.space.object(k).map(|_| Value::owned(w, self.id));
+            return self.space.is_object(k).then(|| Value::owned(w, self.id));
         }
         let x = w.as_base()?;
         (self.marks.entry(x.as_u32()).is_some() && self.table.probe(x).is_none())
