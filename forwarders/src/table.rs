@@ -228,6 +228,28 @@ impl IndirectionTable {
         }
     }
 
+    /// The bucket a new entry for `x` would take, the first empty one from its home (0 for
+    /// an empty table, which has none); `None` if `x` has an entry. Time: O(1) expected.
+    fn vacancy(&self, x: ObjectIndex) -> Option<usize> {
+        let buckets = self.buckets();
+        let n = buckets.len();
+        if n == 0 {
+            return Some(0);
+        }
+        let tag = u64::from(x.as_u32());
+        let mut i = Self::home(x.as_u32(), n);
+        loop {
+            let b = buckets[i];
+            if b == EMPTY {
+                return Some(i);
+            }
+            if b >> 32 == tag {
+                return None;
+            }
+            i = (i + 1) & (n - 1);
+        }
+    }
+
     /// Places `bucket` in `buckets` (which has a free bucket). Time: O(1) expected.
     fn place(buckets: &mut [u64], bucket: u64) {
         let n = buckets.len();
@@ -298,11 +320,18 @@ impl IndirectionTable {
         x: ObjectIndex,
         key: PrivateKey,
     ) -> Result<(), AlreadyDiverted> {
-        if key.key() == u32::MAX || self.probe(x).is_some() {
+        if key.key() == u32::MAX {
             return Err(AlreadyDiverted(x));
         }
+        // One walk from `x`'s home both refuses a second entry and finds the bucket the new
+        // one takes (the first empty one: entries are never removed), unless the table
+        // must grow first, which places it anew.
+        let Some(vacancy) = self.vacancy(x) else {
+            return Err(AlreadyDiverted(x));
+        };
+        let fits = (self.len as usize + 1) * 4 <= self.buckets().len() * 3;
         // Infallible here: a caller that must not fail part-way reserved first.
-        if self.try_reserve(1).is_err() {
+        if !fits && self.try_reserve(1).is_err() {
             let words = (self.buckets().len() * 2).max(8) / 8 * 9;
             std::alloc::handle_alloc_error(
                 std::alloc::Layout::array::<u64>(words).unwrap_or(std::alloc::Layout::new::<u64>()),
@@ -316,7 +345,11 @@ impl IndirectionTable {
         }
         let f = Self::filter_len(self.words.len());
         let (filter, buckets) = self.words.split_at_mut(f);
-        Self::place(buckets, u64::from(x.as_u32()) << 32 | u64::from(key.key()));
+        let bucket = u64::from(x.as_u32()) << 32 | u64::from(key.key());
+        match buckets.get_mut(vacancy) {
+            Some(b) if fits => *b = bucket,
+            _ => Self::place(buckets, bucket),
+        }
         Self::set_filter(filter, self.filter_mask, x.as_u32());
         self.len += 1;
         Ok(())
@@ -501,5 +534,32 @@ mod tests {
             Err(AlreadyDiverted(x))
         );
         assert_eq!(t.get(x), Some(0));
+
+        // At its growth boundary (8 buckets, 6 entries: the next entry grows the table), a
+        // second entry for an object is refused before the table grows, and a new one then
+        // takes the grown table.
+        let marks = DivertMarks::new((0..16u64).map(|i| i * 4));
+        let mut t = IndirectionTable::new();
+        let lane = || MarkTarget::Shared(&marks, DivertMarks::lane_bit(1));
+        for i in 0..6u32 {
+            t.divert(lane(), ObjectIndex::from_u32(i), PrivateKey::new(i, 0))
+                .unwrap();
+        }
+        let bytes = t.memory_bytes();
+        assert_eq!(bytes, 9 * 8);
+        for i in 0..6u32 {
+            let x = ObjectIndex::from_u32(i);
+            assert_eq!(
+                t.divert(lane(), x, PrivateKey::new(9, 0)),
+                Err(AlreadyDiverted(x))
+            );
+            assert_eq!((t.memory_bytes(), t.len(), t.get(x)), (bytes, 6, Some(i)));
+        }
+        t.divert(lane(), ObjectIndex::from_u32(6), PrivateKey::new(6, 0))
+            .unwrap();
+        assert!(t.memory_bytes() > bytes);
+        for i in 0..7u32 {
+            assert_eq!(t.get(ObjectIndex::from_u32(i)), Some(i));
+        }
     }
 }
