@@ -198,6 +198,22 @@ impl Word {
         self.0 & 7 != TAG_BASE || self.0 & BASE_MASK == 0
     }
 
+    /// Bits set only in a word that is neither a base reference nor an immediate (a
+    /// private reference, or a base tag with bits above its index): zero exactly for the
+    /// words a base object's slot may hold. Branch-free, so that a fold of it over many
+    /// words (`acc | w.stray_bits()`) runs as a few vector instructions a pair of words,
+    /// where testing [`Word::is_base`] and [`Word::is_immediate`] word by word does not.
+    #[inline]
+    pub const fn stray_bits(self) -> u64 {
+        // An immediate has one of the two low bits set; any other word is a base reference
+        // exactly when the base mask's other bits are clear.
+        if self.0 & 3 == 0 {
+            self.0 & (BASE_MASK & !3)
+        } else {
+            0
+        }
+    }
+
     /// True for a private reference.
     #[inline]
     pub const fn is_private(self) -> bool {
@@ -388,6 +404,13 @@ mod tests {
                     words.push(Word::from_bits(high | index << 3 | tag));
                 }
             }
+        }
+        for &w in &words {
+            assert_eq!(
+                w.stray_bits() == 0,
+                w.is_base() || w.is_immediate(),
+                "{w:?}"
+            );
         }
         for w in words {
             let wide = w.base_index_wide();
