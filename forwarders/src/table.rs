@@ -268,11 +268,22 @@ impl IndirectionTable {
     /// The allocator's refusal; nothing changes.
     #[inline]
     pub fn try_reserve(&mut self, n: usize) -> Result<(), TryReserveError> {
-        let wanted = (self.len as usize).saturating_add(n).saturating_mul(4);
-        if wanted <= self.buckets().len() * 3 {
+        if self.has_room(n) {
             return Ok(());
         }
-        self.grow_to(wanted)
+        self.grow_to(Self::buckets_wanted(self.len, n))
+    }
+
+    /// Four times the entries the table would hold with `n` more: it has room for them
+    /// while this is at most three times its buckets.
+    fn buckets_wanted(len: u32, n: usize) -> usize {
+        (len as usize).saturating_add(n).saturating_mul(4)
+    }
+
+    /// True if `n` more entries keep the table at most 3/4 full.
+    #[inline]
+    fn has_room(&self, n: usize) -> bool {
+        Self::buckets_wanted(self.len, n) <= self.buckets().len() * 3
     }
 
     /// Grows the table to hold `wanted / 4` entries at most 3/4 full; its memory reserved
@@ -329,7 +340,7 @@ impl IndirectionTable {
         let Some(vacancy) = self.vacancy(x) else {
             return Err(AlreadyDiverted(x));
         };
-        let fits = (self.len as usize + 1) * 4 <= self.buckets().len() * 3;
+        let fits = self.has_room(1);
         // Infallible here: a caller that must not fail part-way reserved first.
         if !fits && self.try_reserve(1).is_err() {
             let words = (self.buckets().len() * 2).max(8) / 8 * 9;
