@@ -410,11 +410,12 @@ fn slot_by_tenant(tenant: &Tenant, obj: Value, i: usize) -> Result<Value> {
 /// settles it, out of line and cold: a private word while the space holds a forwarder
 /// (after a become, until a collection), found by its key's record; a base word whose
 /// filter said "maybe", by a probe of the table. Only the word is passed, so the call
-/// saves few registers and the slot is not found again.
+/// saves few registers and the slot is not found again; and the quick test the reader made
+/// inline is not made again ([`Tenant::settle_past_quick`]).
 #[cold]
 #[inline(never)]
 fn settle_by_tenant(tenant: &Tenant, w: Word) -> Option<Value> {
-    tenant.settle(w)
+    tenant.settle_past_quick(w)
 }
 
 /// [`Tenant::slot`] of a private reference of this tenant, out of line and cold: a slot not

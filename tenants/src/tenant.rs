@@ -727,8 +727,15 @@ impl Tenant {
         if let Some(v) = self.settle_quick(w) {
             return Some(v);
         }
-        // What the quick answer leaves: a private word while the space holds a forwarder,
-        // and a base word whose filter said "maybe", which the probe settles.
+        self.settle_past_quick(w)
+    }
+
+    /// What [`Tenant::settle_quick`] leaves of [`Tenant::settle`], for a word it answered
+    /// `None`: a private word while the space holds a forwarder, settled by its key's record;
+    /// a base word whose filter said "maybe", settled by a probe of the table. (A reader's
+    /// cold call, which has made the quick test inline, goes straight here.)
+    #[inline(always)]
+    pub(crate) fn settle_past_quick(&self, w: Word) -> Option<Value> {
         if let Some(k) = w.as_private() {
             return self.space.is_object(k).then(|| Value::owned(w, self.id));
         }
