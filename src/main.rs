@@ -221,7 +221,7 @@ struct BenchArgs {
     /// Most fork() children to run the workload in (one at a time).
     #[arg(long, default_value_t = 16)]
     forks: usize,
-    /// Times each read pass runs; the fastest counts.
+    /// Rounds of each read pass, every in-process comparator in turn; the fastest of each counts.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
     /// Comparators to run (comma-separated): cowheap, plain, deep-copy, fork, rpds.

@@ -241,7 +241,8 @@ pub struct Config {
     pub deep_copy_sample: usize,
     /// Most fork() children run for the workload (one at a time).
     pub fork_sample: usize,
-    /// Times each read pass runs; the fastest counts (reads change nothing later passes see).
+    /// Rounds of each read pass, every in-process comparator taking its turn in each; the
+    /// fastest of each comparator counts (reads change nothing later passes see).
     pub read_repeats: usize,
     /// The comparators to run, in order.
     pub approaches: Vec<ApproachKind>,
