@@ -244,7 +244,8 @@ pub struct Config {
     /// Rounds of each read pass, every in-process comparator taking its turn in each; the
     /// fastest of each comparator counts (reads change nothing later passes see).
     pub read_repeats: usize,
-    /// The comparators to run, in order.
+    /// The comparators to run; the report lists them in this order (the in-process ones
+    /// take turns in each pass, fork() runs after them).
     pub approaches: Vec<ApproachKind>,
     /// The `cowheap` executable, for the fork probe; fork() is skipped without it.
     #[serde(skip)]

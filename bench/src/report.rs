@@ -159,7 +159,7 @@ pub struct Report {
     pub active: usize,
     /// The sweep's write counts, after lowering to the candidates.
     pub write_counts: Vec<usize>,
-    /// One report per comparator, in the order run.
+    /// One report per comparator, in the order of [`Config::approaches`](crate::Config).
     pub approaches: Vec<ApproachReport>,
     /// The cross-check of what tenants read.
     pub fidelity: Fidelity,

@@ -103,7 +103,7 @@ pub fn run(config: &Config, progress: &dyn Progress) -> Result<Report> {
     let passes = reads.into_iter().zip(writes).zip(after);
     for (k, (h, ((r, w), a))) in held.into_iter().zip(passes).enumerate() {
         let mut report = h.finish(&ctx, r, w, a)?;
-        if Some(k) == cowheap {
+        if config.approaches[positions[k]] == ApproachKind::Cowheap {
             report.base_read_mops = base_reads.as_ref().and_then(mops);
         }
         reports[positions[k]] = Some(report);
@@ -434,14 +434,14 @@ impl<A: Approach> Held<A> {
         approach: A,
         plan: Plan,
     ) -> Result<Held<A>> {
-        ctx.progress
-            .stage(&format!("{label}: forking tenants"), plan.create as u64);
-        let rss = self_rss();
         let forks = if plan.reuse {
             plan.create.min(plan.work)
         } else {
             plan.create.max(plan.work)
         };
+        ctx.progress
+            .stage(&format!("{label}: forking tenants"), forks as u64);
+        let rss = self_rss();
         let (tenants, forked) = fork_all(&approach, forks, ctx.progress)?;
         let rss_growth = self_rss().saturating_sub(rss);
         let work = if plan.reuse {
