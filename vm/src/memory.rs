@@ -138,6 +138,7 @@ impl ObjectMemory for Tenant {
     fn identical(&self, a: Value, b: Value) -> MemResult<bool> {
         Tenant::identical(self, a, b)
     }
+    #[inline(always)]
     fn identity_hash(&self, obj: Value) -> MemResult<u32> {
         Tenant::identity_hash(self, obj)
     }
