@@ -488,27 +488,17 @@ impl<A: Approach> Running for Held<A> {
         writes: PassStats,
         reads_after: PassStats,
     ) -> Result<ApproachReport> {
-        let Held {
-            label,
-            kind,
-            approach,
-            plan,
-            tenants,
-            forked,
-            rss_growth,
-            work,
-            slots,
-        } = *self;
-        let progress = ctx.progress;
-        drop(tenants);
+        let h = *self;
+        let (label, work, progress) = (h.label, h.work, ctx.progress);
+        drop(h.tenants);
         // Held tenants that worked several workload tenants saw each other's writes, so their
         // checksums are not each tenant's own view: the fidelity check takes fresh tenants.
         let checked = work.min(CHECKED_TENANTS);
-        let checksums = if slots < work {
+        let checksums = if h.slots < work {
             progress.stage(&format!("{label}: fidelity, fresh tenants"), checked as u64);
             (0..checked as u64)
                 .map(|id| {
-                    let sum = isolated_checksum(&approach, ctx.workload, id);
+                    let sum = isolated_checksum(&h.approach, ctx.workload, id);
                     progress.advance(1);
                     sum
                 })
@@ -526,31 +516,31 @@ impl<A: Approach> Running for Held<A> {
             (ctx.counts.len() * ctx.config.sweep_samples) as u64,
         );
         let points = sweep(
-            &approach,
+            &h.approach,
             ctx.workload,
             ctx.counts,
             ctx.config.sweep_samples,
             progress,
         )?;
         let per = |bytes: i64, n: usize| bytes as f64 / n.max(1) as f64;
-        let idle = per(forked.bytes, forked.tenants);
-        let has_tenants = plan.create > 0;
+        let idle = per(h.forked.bytes, h.forked.tenants);
+        let has_tenants = h.plan.create > 0;
         Ok(ApproachReport {
-            approach: kind,
+            approach: h.kind,
             label: label.to_owned(),
-            isolated: kind.isolates(),
-            held: plan.create,
+            isolated: h.kind.isolates(),
+            held: h.plan.create,
             worked: work,
-            note: plan.note,
+            note: h.plan.note,
             skipped: None,
-            setup_ms: plan.setup.as_secs_f64() * 1e3,
-            shared_bytes: plan.shared_bytes,
+            setup_ms: h.plan.setup.as_secs_f64() * 1e3,
+            shared_bytes: h.plan.shared_bytes,
             create_ns: has_tenants
-                .then(|| forked.time.as_secs_f64() * 1e9 / forked.tenants.max(1) as f64),
+                .then(|| h.forked.time.as_secs_f64() * 1e9 / h.forked.tenants.max(1) as f64),
             idle_bytes: Some(idle),
             private_bytes: Some(idle + per(writes.bytes, work)),
-            held_bytes: (forked.bytes + writes.bytes).max(0) as u64,
-            rss_growth,
+            held_bytes: (h.forked.bytes + writes.bytes).max(0) as u64,
+            rss_growth: h.rss_growth,
             reads: reads.ops,
             writes: writes.ops,
             read_mops: mops(&reads),
