@@ -214,13 +214,19 @@ impl Arith {
             Arith::Add => a.checked_add(b),
             Arith::Sub => a.checked_sub(b),
             Arith::Mul => a.checked_mul(b),
+            // Checked: `i128::MIN // -1` overflows (and its remainder with it).
             Arith::Quo => {
-                (b != 0).then(|| a.div_euclid(b) - i128::from(b < 0 && a.rem_euclid(b) != 0))
+                let (q, r) = (a.checked_div_euclid(b)?, a.checked_rem_euclid(b)?);
+                q.checked_sub(i128::from(b < 0 && r != 0))
             }
-            Arith::Mod => (b != 0).then(|| {
-                let r = a.rem_euclid(b);
-                if b < 0 && r != 0 { r + b } else { r }
-            }),
+            Arith::Mod => {
+                let r = a.checked_rem_euclid(b)?;
+                if b < 0 && r != 0 {
+                    r.checked_add(b)
+                } else {
+                    Some(r)
+                }
+            }
             Arith::And => Some(a & b),
             Arith::Or => Some(a | b),
             Arith::Xor => Some(a ^ b),
@@ -896,6 +902,11 @@ mod tests {
         assert_eq!(ap(Arith::Mod, 7, -2), Some(-1));
         assert_eq!(ap(Arith::Mod, -7, -2), Some(-1));
         assert_eq!(ap(Arith::Mod, 1, 0), None);
+        assert_eq!(ap(Arith::Quo, 1, 0), None);
+        // The one quotient past 127 bits, and its remainder, are refused, not a panic.
+        assert_eq!(ap(Arith::Quo, i128::MIN, -1), None);
+        assert_eq!(ap(Arith::Mod, i128::MIN, -1), None);
+        assert_eq!(ap(Arith::Quo, i128::MIN, 1), Some(i128::MIN));
         // bitShift: both ways, arithmetic to the right, refused past 127 bits.
         assert_eq!(ap(Arith::Shift, 3, 2), Some(12));
         assert_eq!(ap(Arith::Shift, -13, -2), Some(-4));

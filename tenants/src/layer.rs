@@ -153,7 +153,11 @@ impl Layer {
             return Err(corrupt("the changed objects are not ascending"));
         }
         let n = r.count(29, "bodies")?;
-        let mut objects = Vec::with_capacity(n);
+        // A body takes 29 bytes of the layer at least and an element here more: reserved
+        // up front only as many as the bytes left would hold, so a forged count asks for
+        // no more memory than the layer's own size (the rest grow as bodies are read).
+        let fit = r.remaining() / std::mem::size_of::<(u32, Committed)>();
+        let mut objects = Vec::with_capacity(n.min(fit));
         for _ in 0..n {
             let x = r.u32("body index")?;
             let class = Word::from_bits(r.u64("class")?);
