@@ -62,6 +62,23 @@ pub enum OutPointer {
 }
 
 impl OutPointer {
+    /// The bytes of text the description holds (an argument's `String` counted too).
+    fn text_len(&self) -> usize {
+        match self {
+            OutPointer::Nil | OutPointer::True | OutPointer::False | OutPointer::Int(_) => 0,
+            OutPointer::Symbol(t) | OutPointer::Global(t) | OutPointer::String(t) => t.len(),
+            OutPointer::Class { name, .. } => name.len(),
+            OutPointer::Object { class, .. } => class.len(),
+            OutPointer::Constructed {
+                global,
+                selector,
+                args,
+            } => args.iter().fold(global.len() + selector.len(), |n, a| {
+                n + a.len() + std::mem::size_of::<String>()
+            }),
+        }
+    }
+
     /// The kind's name, for reports.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -190,7 +207,7 @@ impl Project {
             .ok_or(SegmentError::NoSegment(
                 "the outPointers field holds no Array",
             ))?;
-        let out_pointers: Vec<OutPointer> = outs.iter().map(|&v| describe(&stream, v)).collect();
+        let out_pointers = describe_all(&stream, outs, binary.len())?;
         let segment = V3Segment::parse(&segment_raw, out_pointers.len())?;
         let state = field("state", 3).and_then(|v| stream.text(v));
         let user_roots = match field("userRootCnt", 7) {
@@ -290,6 +307,38 @@ impl Project {
             classes: classes.into_iter().collect(),
         }
     }
+}
+
+/// How many bytes of text the out-pointers' descriptions may hold for an object stream of
+/// `stream_len` bytes: four times the stream, and a mebibyte. Each description copies text
+/// the stream holds once (a name, a string; an argument printed, an integer's at most 11
+/// characters for its 5 bytes), so a stream that describes each of its objects once stays
+/// well inside; one whose out-pointers name one long string a million times over does not.
+fn described_limit(stream_len: usize) -> usize {
+    stream_len.saturating_mul(4).saturating_add(1 << 20)
+}
+
+/// Describes every element of the out-pointer array, refusing with
+/// [`SegmentError::TooLarge`] once their text passes [`described_limit`] (each element is
+/// described on its own, so its copies would otherwise grow with the references, not with
+/// the stream).
+fn describe_all(s: &ObjectStream, outs: &[Val], stream_len: usize) -> Result<Vec<OutPointer>> {
+    let limit = described_limit(stream_len);
+    let mut held = 0usize;
+    let mut out = Vec::with_capacity(outs.len());
+    for &v in outs {
+        let o = describe(s, v);
+        held = held.saturating_add(o.text_len());
+        if held > limit {
+            return Err(SegmentError::TooLarge {
+                what: "the out-pointers' names and strings",
+                len: held as u64,
+                limit: limit as u64,
+            });
+        }
+        out.push(o);
+    }
+    Ok(out)
 }
 
 /// Describes an element of the out-pointer array.

@@ -96,3 +96,60 @@ fn a_segment_of_too_many_objects_is_refused() {
         Err(SegmentError::TooLarge { .. })
     ));
 }
+
+/// A project whose out-pointers name one long String again and again (a 5-byte reference
+/// each in the stream) is refused with a typed error, not described by a copy of the string
+/// per reference (this 49 KB file would otherwise hold 64 MiB of copies; a gzipped one of
+/// 9 KB, a tebibyte).
+#[test]
+fn out_pointers_naming_one_string_again_and_again_are_refused() {
+    let (len, n) = (8u32 << 10, 8u32 << 10);
+    let mut s = b"'x'!\r!self smartRefStream!".to_vec();
+    s.extend([17, 192, 0, (len >> 8) as u8, len as u8]); // a String at position 0
+    s.extend(vec![b'A'; len as usize]);
+    s.extend([9, 0, 0, 0, 4, 6, 12]);
+    s.extend(b"ImageSegment");
+    s.extend([1, 18, 0, 0, 0, 2]); // nil; a WordArray: the 6502 version, a one-word roots array
+    s.extend(6502u32.to_le_bytes());
+    s.extend(((3u32 << 12) | (2 << 8) | (1 << 2) | 3).to_le_bytes());
+    s.push(8); // the out-pointers, an Array of n references to the String
+    s.extend(n.to_be_bytes());
+    for _ in 0..n {
+        s.extend([10, 0, 0, 0, 0]);
+    }
+    s.push(b'!');
+    match Project::from_bytes(&s) {
+        Err(cowheap_segment::SegmentError::TooLarge { what, len, limit }) => {
+            assert!(what.contains("out-pointers"), "{what}");
+            assert!(len > limit && limit < 4 * s.len() as u64 + (1 << 20) + 1);
+        }
+        Ok(p) => panic!(
+            "described: {} bytes of strings for a {}-byte file",
+            p.out_pointers
+                .iter()
+                .map(|o| match o {
+                    cowheap_segment::OutPointer::String(t) => t.len(),
+                    _ => 0,
+                })
+                .sum::<usize>(),
+            s.len()
+        ),
+        Err(e) => panic!("another error: {e}"),
+    }
+    // The same stream naming the string a few times is described, each copy held.
+    let few = 3u32;
+    let cut = s.len() - 1 - 5 * n as usize - 4;
+    let mut t = s[..cut].to_vec();
+    t.extend(few.to_be_bytes());
+    for _ in 0..few {
+        t.extend([10, 0, 0, 0, 0]);
+    }
+    t.push(b'!');
+    let p = Project::from_bytes(&t).expect("a few references are described");
+    assert_eq!(p.out_pointers.len(), few as usize);
+    assert!(
+        p.out_pointers.iter().all(
+            |o| matches!(o, cowheap_segment::OutPointer::String(t) if t.len() == len as usize)
+        )
+    );
+}
