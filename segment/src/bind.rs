@@ -105,9 +105,10 @@ impl BaseNames {
         let word = |i: usize| heap.get_slot(special, i).map(Value::shared);
         let point = globals.get("Point").and_then(|w| w.as_base());
         let inst_vars_slot = point.and_then(|p| {
-            INST_VARS_SLOTS
-                .into_iter()
-                .find(|&i| strings(heap, heap.get_slot(p, i)) == Some(vec!["x".into(), "y".into()]))
+            INST_VARS_SLOTS.into_iter().find(|&i| {
+                strings(heap, heap.get_slot(p, i), &mut { MAX_NAME_BYTES })
+                    == Some(vec!["x".into(), "y".into()])
+            })
         });
         let special_words = heap
             .object(special)
@@ -163,8 +164,13 @@ impl BaseNames {
 
 /// The (key text, value) pairs of a Dictionary-shaped object (`tally array`, the array
 /// holding Associations `key value`).
+///
+/// A key object is taken once, at its first Association: a hostile base whose array names
+/// one long key a million times would otherwise copy its text a million times. (A
+/// dictionary of the images holds each key once.) Time: O(its slots + its keys' texts).
 fn dictionary(heap: &BaseHeap, d: ObjectIndex) -> Vec<(String, Word)> {
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let Some(array) = heap.get_slot(d, 1).and_then(|w| w.as_base()) else {
         return out;
     };
@@ -179,6 +185,9 @@ fn dictionary(heap: &BaseHeap, d: ObjectIndex) -> Vec<(String, Word)> {
         let Some(key) = o.slots[0].as_base() else {
             continue;
         };
+        if !seen.insert(key) {
+            continue;
+        }
         let Ok(k) = heap.object(key) else { continue };
         if k.slots.is_empty() && !k.bytes.is_empty() {
             out.push((String::from_utf8_lossy(k.bytes).into_owned(), o.slots[1]));
@@ -187,8 +196,16 @@ fn dictionary(heap: &BaseHeap, d: ObjectIndex) -> Vec<(String, Word)> {
     out
 }
 
-/// The texts of an Array of Strings (`Some(empty)` for nil).
-fn strings(heap: &BaseHeap, w: Option<Word>) -> Option<Vec<String>> {
+/// Bytes the instance variable names of one class and its superclasses may take, a
+/// `String` each counted with its text: far past any image's (a few hundred names of a few
+/// dozen bytes), and a bound on what a hostile base makes them copy (an Array naming one
+/// long String a million times, or a class that is its own superclass).
+const MAX_NAME_BYTES: usize = 1 << 20;
+
+/// The texts of an Array of Strings (`Some(empty)` for nil), `None` if not one or if they
+/// take more than `budget` bytes (a `String` each counted with its text), which they take
+/// from it.
+fn strings(heap: &BaseHeap, w: Option<Word>, budget: &mut usize) -> Option<Vec<String>> {
     let w = w?;
     if w == heap.nil().word() {
         return Some(Vec::new());
@@ -198,6 +215,8 @@ fn strings(heap: &BaseHeap, w: Option<Word>) -> Option<Vec<String>> {
         .iter()
         .map(|s| {
             let o = heap.object(s.as_base()?).ok()?;
+            let cost = o.bytes.len().checked_add(std::mem::size_of::<String>())?;
+            *budget = budget.checked_sub(cost)?;
             (o.slots.is_empty() && !o.bytes.is_empty())
                 .then(|| String::from_utf8_lossy(o.bytes).into_owned())
         })
@@ -269,8 +288,9 @@ impl BaseNames {
                 .and_then(|w| w.as_base());
         }
         let mut names = Vec::new();
+        let mut budget = MAX_NAME_BYTES;
         for &x in chain.iter().rev() {
-            names.extend(strings(heap, heap.get_slot(x, slot))?);
+            names.extend(strings(heap, heap.get_slot(x, slot), &mut budget)?);
         }
         Some(names)
     }
@@ -352,6 +372,9 @@ fn bind_class(
 /// Resolves every out-pointer of `project` and its compact classes in the base of
 /// `names`. Time: O(out-pointers + their classes' superclass chains).
 pub fn bind(heap: &BaseHeap, names: &BaseNames, project: &Project) -> Bindings {
+    // `Smalltalk at: #x`-style out-pointers, each dictionary decoded once (its first key of
+    // a text answers, as a scan would): not once per out-pointer naming it.
+    let mut dictionaries: HashMap<ObjectIndex, HashMap<String, Word>> = HashMap::new();
     let out = project
         .out_pointers
         .iter()
@@ -372,10 +395,17 @@ pub fn bind(heap: &BaseHeap, names: &BaseNames, project: &Project) -> Bindings {
                     .global(global)
                     .and_then(|v| v.word().as_base())
                     .ok_or(Unbound::Missing)?;
-                dictionary(heap, d)
-                    .into_iter()
-                    .find(|(k, _)| *k == args[0][1..])
-                    .map(|(_, w)| Value::shared(w))
+                dictionaries
+                    .entry(d)
+                    .or_insert_with(|| {
+                        let mut m = HashMap::new();
+                        for (k, w) in dictionary(heap, d) {
+                            m.entry(k).or_insert(w);
+                        }
+                        m
+                    })
+                    .get(&args[0][1..])
+                    .map(|&w| Value::shared(w))
                     .ok_or(Unbound::Missing)
             }
             OutPointer::Constructed { .. } => Err(Unbound::NeedsCode),
