@@ -522,6 +522,9 @@ impl Tenant {
     /// `plugins` ([`crate::hosts`]). A host object whose plugin is missing, or whose state
     /// the snapshot did not save, is an error unless `placeholders` is true: it is then
     /// restored as a placeholder ([`Tenant::placeholders`]) that keeps its saved bytes.
+    /// Every check that can refuse the snapshot (the file, each kind's plugin and state, the
+    /// quota, the memory) runs before the first plugin's restore, so a refused restore has
+    /// run no plugin; only a plugin's own failure comes after the plugins before it ran.
     /// Time: O(snapshot size), plus the plugins' work.
     ///
     /// # Errors
@@ -537,38 +540,51 @@ impl Tenant {
         let mut parts = Parts::read(payload, flags & FLAG_HOSTS != 0)?;
         parts.check(base.len())?;
         let saved_hosts = std::mem::take(&mut parts.hosts);
+        // Every check that can refuse the snapshot runs before any plugin does (a plugin's
+        // restore may reach outside the tenant: reopen a connection, say), so a refused
+        // restore has run none: each host object's plugin and state, then the tenant
+        // itself (its quota, its memory) and each host object's proxy.
         let mut made = BTreeMap::new();
         for (key, kind, saved) in saved_hosts {
-            let object = match (plugins.get(&kind), saved) {
+            let plugin = match (plugins.get(&kind), saved) {
+                (Some(plugin), Some(_)) => Some(plugin),
+                _ if placeholders => None,
+                (None, _) => return Err(HostError::NoPlugin { kind }.into()),
+                (Some(_), None) => return Err(HostError::NotSaved { kind }.into()),
+            };
+            made.insert(key, (kind, plugin, saved));
+        }
+        let mut t = parts.into_tenant(base, config)?;
+        let mut hosts = Vec::new();
+        room(&mut hosts, made.len())?;
+        for (key, (kind, plugin, saved)) in made {
+            let Some(k) = t.space.key_of(key) else {
+                return Err(FileError::corrupt("host objects", "a proxy is missing").into());
+            };
+            // A placeholder keeps its saved bytes; a remade object does not need them.
+            let kept = match (plugin, saved) {
+                (None, Some(b)) => Some(try_boxed(b.len(), b.iter().copied())?.into_vec()),
+                _ => None,
+            };
+            hosts.push((key, k, kind, plugin, saved, kept));
+        }
+        for (key, k, kind, plugin, saved, kept) in hosts {
+            let object = match (plugin, saved) {
                 (Some(plugin), Some(bytes)) => {
                     Some(plugin.restore(bytes).map_err(|reason| HostError::Restore {
                         kind: kind.clone(),
                         reason,
                     })?)
                 }
-                _ if placeholders => None,
-                (None, _) => return Err(HostError::NoPlugin { kind }.into()),
-                (Some(_), None) => return Err(HostError::NotSaved { kind }.into()),
+                _ => None,
             };
-            let saved = match saved {
-                Some(b) => Some(try_boxed(b.len(), b.iter().copied())?.into_vec()),
-                None => None,
-            };
-            made.insert(key, (kind, object, saved));
-        }
-        let mut t = parts.into_tenant(base, config)?;
-        for (key, (kind, object, saved)) in made {
-            let Some(k) = t.space.key_of(key) else {
-                return Err(FileError::corrupt("host objects", "a proxy is missing").into());
-            };
-            let saved = if object.is_none() { saved } else { None };
             t.cold_mut().hosts.insert(
                 key,
                 Host {
                     key: k,
                     kind,
                     object,
-                    saved,
+                    saved: kept,
                 },
             );
         }
