@@ -184,7 +184,19 @@ impl ObjectStream {
     /// instance variable names (all of them, inherited first), from the
     /// `'class structure'` dictionary the stream starts with. Empty for a plain
     /// DataStream. Time: O(size of the dictionary).
-    pub fn class_structures(&self) -> HashMap<String, Vec<String>> {
+    ///
+    /// # Errors
+    /// [`SegmentError::TooLarge`] if the names would take more than four times the stream's
+    /// bytes and a mebibyte (a `String` each counted with its text): a stream's own
+    /// dictionary names each class once, while a hostile one can name one long array of
+    /// names from a million Associations, each a reference of 5 bytes.
+    pub fn class_structures(&self) -> Result<HashMap<String, Vec<String>>> {
+        let limit = self.len.saturating_mul(4).saturating_add(1 << 20);
+        let mut held = 0usize;
+        let text_len = |v: Val| match self.body(v) {
+            Some(Body::Symbol(b) | Body::String(b)) => b.len() + std::mem::size_of::<String>(),
+            _ => 0,
+        };
         let mut out = HashMap::new();
         for &t in &self.top {
             let Some(items) = self.array(t) else { continue };
@@ -211,12 +223,25 @@ impl ObjectStream {
                         continue;
                     };
                     // Element 0 is the class version; the rest are the names.
+                    held = info
+                        .iter()
+                        .skip(1)
+                        .fold(held.saturating_add(name.len()), |n, &v| {
+                            n.saturating_add(text_len(v))
+                        });
+                    if held > limit {
+                        return Err(SegmentError::TooLarge {
+                            what: "the class structures' names",
+                            len: held as u64,
+                            limit: limit as u64,
+                        });
+                    }
                     let names = info.iter().skip(1).filter_map(|&n| self.text(n)).collect();
                     out.insert(name, names);
                 }
             }
         }
-        out
+        Ok(out)
     }
 }
 
@@ -666,6 +691,58 @@ mod tests {
         let (c, f) = st.instance(st.top[1]).unwrap();
         assert_eq!((c, f), ("Point", &[Val::Nil, Val::True][..]));
         assert_eq!(st.body(st.top[2]), Some(&Body::Rectangle([-2048, 1, 2, 3])));
+    }
+
+    /// A class-structure dictionary of `n` Associations, each naming `long` (an Array of
+    /// names, each the one `len`-byte String) under its own class name, in a stream of
+    /// `stream_len` bytes.
+    fn structures(n: u32, len: usize, stream_len: usize) -> ObjectStream {
+        let obj = |i: u32| Val::Obj(ObjId(i));
+        let o = |body| Object { at: 0, body };
+        let mut objects = vec![
+            o(Body::String(b"class structure".to_vec())),
+            o(Body::String(vec![b'x'; len])),
+            o(Body::Array(vec![Val::Int(1), obj(1), obj(1), obj(1)])),
+        ];
+        let first = objects.len() as u32 + 2;
+        objects.push(o(Body::Array(
+            (first..first + 2 * n).step_by(2).map(obj).collect(),
+        )));
+        objects.push(o(Body::Instance {
+            class: "Dictionary".into(),
+            fields: vec![Val::Int(n as i32), obj(3)],
+        }));
+        for k in 0..n {
+            let at = objects.len() as u32;
+            objects.push(o(Body::Instance {
+                class: "Association".into(),
+                fields: vec![obj(at + 1), obj(2)],
+            }));
+            objects.push(o(Body::Symbol(format!("C{k}").into_bytes())));
+        }
+        let top = objects.len() as u32;
+        objects.push(o(Body::Array(vec![obj(0), obj(4)])));
+        ObjectStream {
+            objects,
+            top: vec![obj(top)],
+            len: stream_len,
+        }
+    }
+
+    #[test]
+    fn class_structures_grow_with_the_stream_not_its_references() {
+        // Three classes of three 20-byte names: read.
+        let st = structures(3, 20, 1000);
+        let names = st.class_structures().unwrap();
+        assert_eq!(names.len(), 3);
+        assert_eq!(names["C2"], vec!["x".repeat(20); 3]);
+        // A thousand classes, each naming one 4 KiB String three times, from a stream that
+        // holds it once: 12 MiB of copies are refused.
+        let st = structures(1000, 4096, 16 << 10);
+        assert!(matches!(
+            st.class_structures(),
+            Err(SegmentError::TooLarge { len, limit, .. }) if len > limit
+        ));
     }
 
     #[test]

@@ -180,7 +180,7 @@ impl Project {
             .ok_or(SegmentError::NoSegment(
                 "no ImageSegment instance at the top",
             ))?;
-        let names = stream.class_structures();
+        let names = stream.class_structures()?;
         // Fields by name where the stream says them, else Squeak's order
         // (arrayOfRoots segment outPointers state segmentName fileName endMarker userRootCnt).
         let field = |name: &str, default: usize| -> Option<Val> {
