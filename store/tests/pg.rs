@@ -1189,3 +1189,43 @@ fn a_principals_database_role_keeps_the_fenced_version_rules() {
     );
     assert_eq!(op.versions(fp, 0).unwrap().len(), 1, "nothing more written");
 }
+
+/// A committer of another history can file a version of its own base under any layer
+/// digest, with bytes of its own: a layer is fetched by its digest from whichever version
+/// verifies, so such a row, wherever the table's scan finds it first (here in a slot a
+/// vacuum freed ahead of the honest row), does not make the honest layer unreadable.
+#[test]
+fn a_layer_named_by_another_history_with_other_bytes_is_still_read() {
+    let pg = Pg::new();
+    let fp = common::real_base(&pg, 1_000);
+    let op = PgStore::connect(&pg.url, Arc::new(SystemClock), Access::Operator).unwrap();
+    let mine = cowheap_heap::Fingerprint([9; 32]);
+    op.put_base(mine, b"mallory's base").unwrap();
+    op.add_principal(&common::p("mallory"), "secret-mallory")
+        .unwrap();
+    op.allow_commit(mine, &common::p("mallory")).unwrap();
+    let mut m = login(&pg, "mallory");
+    // A dead row ahead of the honest one, for the vacuum to free.
+    let mut tx = m.transaction().unwrap();
+    tx.query_one(
+        "SELECT cowheap_put_version($1, 1, $2, $3)",
+        &[&mine.0.as_slice(), &[0u8; 32].as_slice(), &b"x".as_slice()],
+    )
+    .unwrap();
+    tx.rollback().unwrap();
+    let (layers, _) = common::history(&pg, fp, 1, 1);
+    let v = op.put_version(fp, 1, &layers[0]).unwrap();
+    pg.raw().batch_execute("VACUUM cowheap_versions").unwrap();
+    m.query_one(
+        "SELECT cowheap_put_version($1, 1, $2, $3)",
+        &[
+            &mine.0.as_slice(),
+            &v.layer.0.as_slice(),
+            &b"planted".as_slice(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(op.get_layer(v.layer).unwrap(), layers[0]);
+    let fresh = common::node(&pg, "fresh", Access::Operator);
+    fresh.sync(fp).expect("a node syncs the honest history");
+}
