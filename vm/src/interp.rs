@@ -165,6 +165,11 @@ pub struct VmStats {
     pub faults: u64,
 }
 
+/// Primitives running at once, each inside the one before (see `Vm::nested_primitives`):
+/// far past any image's own (a `perform:` of a `perform:` is two), and far inside the
+/// thread's stack.
+pub(crate) const MAX_NESTED_PRIMITIVES: u32 = 64;
+
 /// The outcome of one step of control flow.
 pub(crate) enum Flow {
     /// Keep running.
@@ -199,6 +204,12 @@ pub struct Vm {
     pub(crate) timer: Option<i64>,
     /// Contexts on the chain, as counted since the run started (recounted past the limit).
     pub(crate) depth: usize,
+    /// Primitives running, each inside the one before: a `perform:` (83, 84, 100), an
+    /// `executeMethod:` (188) or a `doesNotUnderstand:` runs the method it finds from inside
+    /// the primitive that found it, with no bytecode between, so neither the budget nor the
+    /// context chain bounds them. Past [`MAX_NESTED_PRIMITIVES`] a primitive fails, and the
+    /// method's own bytecodes run under the budget.
+    nested_primitives: u32,
     // Registers.
     pub(crate) active: Value,
     pub(crate) bottom: Value,
@@ -384,6 +395,7 @@ impl Vm {
             max_timer_wait_ms: DEFAULT_MAX_TIMER_WAIT_MS,
             timer: None,
             depth: 0,
+            nested_primitives: 0,
             active: nil,
             bottom: nil,
             method: nil,
@@ -1968,9 +1980,14 @@ impl Vm {
             if context && !matches!(h.primitive, 80..=82) {
                 self.hand_over_callers(m)?;
             }
-            if let Some(flow) = self.run_primitive(m, h.primitive, method, selector, args)? {
-                self.stats.primitives += 1;
-                return Ok(flow);
+            if self.nested_primitives < MAX_NESTED_PRIMITIVES {
+                self.nested_primitives += 1;
+                let ran = self.run_primitive(m, h.primitive, method, selector, args);
+                self.nested_primitives -= 1;
+                if let Some(flow) = ran? {
+                    self.stats.primitives += 1;
+                    return Ok(flow);
+                }
             }
         }
         if h.args != args {
