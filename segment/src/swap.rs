@@ -1284,8 +1284,9 @@ impl Swapper {
     /// [`SwapError::OtherTenant`]; [`SwapError::Tenant`] for a word that names nothing
     /// live in the tenant, or holding [`cowheap_tenants::Error::OutOfMemory`] if the
     /// allocator refuses the lists' memory (reserved fallibly); [`SwapError::Mismatch`]
-    /// for a record whose id this swapper has out already, or with no root. Nothing
-    /// changes on an error.
+    /// for a record whose id this swapper has out already, or with no root, or whose
+    /// roots and members are not the segment's stubs (but for those a failed fault filled
+    /// before its `pending` ones: live objects). Nothing changes on an error.
     pub fn adopt(&self, t: &mut Tenant, records: &[OutRecord]) -> Result<(), SwapError> {
         let mut inner = self.lock();
         if let Some(serves) = inner.tenant
@@ -1355,6 +1356,27 @@ impl Swapper {
                 vs.extend(ws.iter().map(|&w| Value::owned(w, t.id())));
                 Ok::<_, SwapError>(vs)
             };
+            // Every root and member is a stub of this segment, but for those a failed fault
+            // filled before the `pending` ones, which are live objects: a record naming
+            // anything else (a collected key, another segment's stub) would be taken out
+            // and its tenant could then never be suspended again.
+            let stubs_n = r.roots.len() + r.members.as_ref().map_or(0, Vec::len);
+            let filled = r
+                .pending
+                .as_ref()
+                .map_or(0, |p| stubs_n.saturating_sub(p.len()));
+            for (k, &w) in r.roots.iter().chain(r.members.iter().flatten()).enumerate() {
+                match t.stub_segment(Value::owned(w, t.id()))? {
+                    Some(s) if s == r.id.0 => {}
+                    None if k < filled && w.is_private() => {}
+                    _ => {
+                        return Err(SwapError::Mismatch {
+                            segment: r.id,
+                            what: "a root or member that is no stub of its segment",
+                        });
+                    }
+                }
+            }
             let outside = pin(t, &r.outside, pins)?;
             let pending = r.pending.as_deref().map(|p| pin(t, p, pins)).transpose()?;
             let roots = stubs(t, &r.roots)?;

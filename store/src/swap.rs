@@ -8,6 +8,10 @@ use cowheap_tenants::stubs::FaultHandler;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+/// Suspends that may fail in one fit before it gives up: it passes over a resident it
+/// cannot suspend for the next oldest, but a store that is down fails them all.
+const MAX_FAILED_SUSPENDS: usize = 4;
+
 /// Counts kept by a [`SwapRegistry`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SwapStats {
@@ -159,9 +163,12 @@ impl SwapRegistry {
     /// As [`Node::resume`] (another node holds it, its state is damaged): `f` did not run.
     /// As [`Node::keep_lease`] for a resident whose lease needed renewing and whose
     /// renewal the store failed: `f` did not run, and the tenant stays resident.
-    /// As [`Node::suspend`] for a tenant being swapped out: `f` **did** run (do not run it
-    /// again), and the tenant that could not be written stays resident, so nothing is lost;
-    /// the budget may be passed until a later call swaps it out. A fenced tenant is dropped
+    /// As [`Node::suspend`] for a tenant being swapped out when the resident ones still do
+    /// not fit the budget: `f` **did** run (do not run it again), and the tenant that could
+    /// not be written stays resident, so nothing is lost; the budget may be passed until a
+    /// later call swaps it out. A tenant that cannot be suspended is passed over for the
+    /// next oldest (up to four failures a call), and a call that fits the budget all the
+    /// same answers `Ok`. A fenced tenant is dropped
     /// without an error: another node has newer work.
     pub fn with<R>(&self, tenant: &TenantName, f: impl FnOnce(&mut Tenant) -> R) -> Result<R> {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -352,8 +359,12 @@ impl SwapRegistry {
                 refused.insert(id);
             }
         }
+        // Residents whose suspend failed: kept, and passed over for the next oldest, so that
+        // one tenant that cannot be suspended does not hold every other over the budget;
+        // after a few failures (a store that is down fails them all) the fit stops.
+        let mut failed = Vec::new();
         let mut first_err = None;
-        while inner.bytes > self.budget {
+        while inner.bytes > self.budget && failed.len() < MAX_FAILED_SUSPENDS {
             let Some((&oldest, _)) = inner.lru.iter().next() else {
                 break;
             };
@@ -372,10 +383,9 @@ impl SwapRegistry {
                 Err(f) if !matches!(f.error, StoreError::Fenced { .. }) => {
                     // Kept, unwritten work and all; the next call tries again (and renews
                     // first if the store could not say whether the suspend landed).
-                    inner.lru.insert(t, name.clone());
-                    inner.resident.insert(name, (*f.resident, t, b));
-                    first_err = Some(f.error);
-                    break;
+                    inner.resident.insert(name.clone(), (*f.resident, t, b));
+                    failed.push((t, name));
+                    first_err.get_or_insert(f.error);
                 }
                 // Written, or fenced (another node has it): gone from here either way.
                 _ => {
@@ -384,9 +394,14 @@ impl SwapRegistry {
                 }
             }
         }
+        for (t, name) in failed {
+            inner.lru.insert(t, name);
+        }
+        // An error only if the budget is still not met: a use that fits answers Ok though
+        // another resident could not be suspended (it is tried again at the next fit).
         match first_err {
-            Some(e) => Err(e),
-            None => Ok(()),
+            Some(e) if inner.bytes > self.budget => Err(e),
+            _ => Ok(()),
         }
     }
 

@@ -334,3 +334,115 @@ fn a_part_that_cannot_go_is_counted_and_the_tenant_goes_whole() {
     assert_eq!(reg.resident(), 1);
     assert_eq!(reg.with(&t("y"), |t| read_mark(t)).unwrap(), Some(5));
 }
+
+/// A resident that cannot be suspended (it holds a host object of a kind the node has no
+/// plugin for) is passed over for the next oldest: the others still go, every use
+/// answers, and the budget holds. Before, the registry stopped at the first failed suspend
+/// and answered its error to every use of any tenant, swapping nothing out.
+#[test]
+fn a_resident_that_cannot_be_suspended_does_not_hold_the_others() {
+    let h = Local::new();
+    let fp = real_base(&h, 1_000);
+    let op = node(&h, "op", Access::Operator);
+    for i in 0..6 {
+        op.store()
+            .create_tenant(&t(&format!("u-{i}")), fp, None)
+            .unwrap();
+    }
+    let budget = 2 * BALLAST + 2 * 4096;
+    let reg = SwapRegistry::new(node(&h, "a", Access::Operator), budget);
+    let ballast = |tenant: &mut cowheap_tenants::Tenant| {
+        let g = tenant.base().heap().root("Smalltalk").unwrap();
+        let class = tenant.class_of(g).unwrap();
+        let big = tenant
+            .alloc_with(class, Format::Bytes, &[], &vec![7u8; BALLAST])
+            .unwrap();
+        tenant.set_root("ballast", big).unwrap();
+        class
+    };
+    reg.with(&t("u-0"), |tenant| {
+        let class = ballast(tenant);
+        let p = tenant
+            .new_host_object(class, "no-plugin", Box::new(()))
+            .unwrap();
+        tenant.set_root("host", p).unwrap();
+    })
+    .unwrap();
+    for i in 1..6 {
+        reg.with(&t(&format!("u-{i}")), |tenant| {
+            ballast(tenant);
+            write_mark(tenant, i).unwrap();
+        })
+        .unwrap_or_else(|e| panic!("u-{i}: a use answers though u-0 cannot be suspended: {e}"));
+        assert!(reg.resident_bytes() <= budget, "u-{i}: over the budget");
+    }
+    // u-0 (unwritten, kept) and the tenant last used.
+    assert_eq!(reg.resident(), 2);
+    for i in 1..5 {
+        let mark = reg
+            .with(&t(&format!("u-{i}")), |tenant| read_mark(tenant))
+            .unwrap();
+        assert_eq!(mark, Some(i), "u-{i} was written when it went");
+    }
+}
+
+/// A state whose record of a segment names a root that is no stub of it (one bit of a
+/// root word flipped: a collected key) is refused at resume, which releases its claim.
+/// Before, the resume took it, and the tenant could then never be suspended again.
+#[test]
+fn a_state_naming_a_root_that_is_no_stub_is_refused_at_resume() {
+    use cowheap_store::{LocalStore, NodeName, Store, TenantName};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Millis(1_000));
+    let store = Arc::new(
+        LocalStore::init(
+            &dir.path().join("s"),
+            Arc::new(clock.clone()),
+            Access::Operator,
+        )
+        .unwrap(),
+    );
+    let image = dir.path().join("base.cowheap");
+    cowheap_heap::synth::image(1_000, 1).save(&image).unwrap();
+    let setup = Node::new(
+        store.clone(),
+        NodeName::new("setup").unwrap(),
+        dir.path().join("c0"),
+    );
+    let fp = setup.put_base_file(&image).unwrap();
+    let tenant = TenantName::new("t").unwrap();
+    store.create_tenant(&tenant, fp, None).unwrap();
+    let a = Node::new(
+        store.clone(),
+        NodeName::new("a").unwrap(),
+        dir.path().join("ca"),
+    );
+    let mut r = a.resume(&tenant).unwrap();
+    let (roots, _) = build_parts(&mut r.tenant, 1);
+    r.swap_out(&[roots[0]]).unwrap();
+    let d = a.suspend(r).unwrap();
+    // The frame: a header of 24 bytes whose last word is the snapshot's length, the
+    // snapshot, then the records, the first root word 56 bytes in.
+    let mut bad = store.read_state(&tenant, d).unwrap();
+    let w = 24 + u64::from_le_bytes(bad[16..24].try_into().unwrap()) as usize + 56;
+    let root = u64::from_le_bytes(bad[w..w + 8].try_into().unwrap());
+    bad[w..w + 8].copy_from_slice(&(root ^ (1 << 20)).to_le_bytes());
+    let c = store
+        .claim(&tenant, &NodeName::new("w").unwrap(), 1_000)
+        .unwrap();
+    store.suspend(&c, &bad).unwrap();
+    let b = Node::new(
+        store.clone(),
+        NodeName::new("b").unwrap(),
+        dir.path().join("cb"),
+    );
+    assert!(
+        b.resume(&tenant).is_err(),
+        "a record naming no stub is refused"
+    );
+    assert_eq!(
+        store.record(&tenant).unwrap().owner,
+        None,
+        "the claim is released"
+    );
+}
