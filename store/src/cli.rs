@@ -268,12 +268,22 @@ impl CliNode {
     }
 
     /// `store mark --node N --node-dir D TENANT VALUE`: writes a mark into a resident tenant.
+    /// The claim is renewed first (each command is a process of its own, which cannot know
+    /// what happened to its claim since the last): a node whose claim was taken over runs
+    /// nothing of a tenant another node now runs, and forgets it.
     ///
     /// # Errors
-    /// [`StoreError::Io`] if the tenant is not resident on this node.
+    /// [`StoreError::Io`] if the tenant is not resident on this node;
+    /// [`StoreError::Fenced`] if another node has claimed it since (nothing is written).
     pub fn mark(&self, tenant: &str, value: i64) -> Result<String> {
         let t = TenantName::new(tenant)?;
         let mut r = self.load(&t)?;
+        if let Err(e) = self.node.renew(&mut r) {
+            if matches!(e, StoreError::Fenced { .. }) {
+                self.forget(&t);
+            }
+            return Err(e);
+        }
         write_mark(&mut r.tenant, value)?;
         self.keep(&mut r)?;
         Ok(format!("{t}: mark {value}\n"))

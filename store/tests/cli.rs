@@ -97,8 +97,9 @@ fn a_command_line_node_commits_and_versions_lists_it() {
     assert!(listing.contains(" by p\ncommitter p\n"), "{listing}");
 }
 
-/// A command-line node whose claim another node has taken since commits nothing: its
-/// resident files, kept from before, name an epoch the store has moved past.
+/// A command-line node whose claim another node has taken since marks and commits nothing:
+/// its resident files, kept from before, name an epoch the store has moved past (before,
+/// `mark` ran the tenant all the same).
 #[test]
 fn a_command_line_node_that_lost_its_claim_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -118,6 +119,15 @@ fn a_command_line_node_that_lost_its_claim_commits_nothing() {
     a.suspend("alice").unwrap();
     let b = CliNode::open(addr, Access::Operator, "b", &dir.path().join("b")).unwrap();
     b.resume("alice").unwrap();
+    for f in std::fs::read_dir(&kept).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, a_dir.join("resident").join(f.file_name().unwrap())).unwrap();
+    }
+    // Nor does it run the tenant: a mark is refused before it is written.
+    assert!(matches!(
+        a.mark("alice", 99),
+        Err(StoreError::Fenced { .. })
+    ));
     for f in std::fs::read_dir(&kept).unwrap() {
         let f = f.unwrap().path();
         std::fs::copy(&f, a_dir.join("resident").join(f.file_name().unwrap())).unwrap();
