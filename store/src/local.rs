@@ -256,18 +256,25 @@ impl LocalStore {
     }
 
     /// The record, if this access may see it: a principal not entitled to the tenant is
-    /// told it is missing, so nothing names another tenant's data to it.
+    /// told it is missing, so nothing names another tenant's data to it. A record that does
+    /// not parse is `Damaged` to the operator and missing to a principal, whose grant in it
+    /// cannot be read: so a damaged record of another's tenant neither names that tenant
+    /// to it nor breaks its listing (a principal's own damaged record is missing to it too;
+    /// the operator sees the damage).
     fn load_visible(&self, t: &TenantName) -> Result<(TenantRecord, Vec<PrincipalName>)> {
-        let (rec, grants) = self
-            .load(t)?
-            .ok_or_else(|| StoreError::TenantMissing { tenant: t.clone() })?;
-        if let Access::Principal { name, .. } = &self.access
-            && !grants.contains(name)
-        {
-            // As PostgreSQL's row-level security answers: the tenant is not there for it.
-            return Err(StoreError::TenantMissing { tenant: t.clone() });
+        let missing = || StoreError::TenantMissing { tenant: t.clone() };
+        let loaded = self.load(t);
+        if let Access::Principal { name, .. } = &self.access {
+            return match loaded {
+                // As PostgreSQL's row-level security answers: the tenant is not there for it.
+                Ok(Some((rec, grants))) if grants.contains(name) => Ok((rec, grants)),
+                Ok(_) | Err(StoreError::Damaged { .. } | StoreError::InvalidName { .. }) => {
+                    Err(missing())
+                }
+                Err(e) => Err(e),
+            };
         }
-        Ok((rec, grants))
+        loaded?.ok_or_else(missing)
     }
 
     fn save(&self, rec: &TenantRecord, grants: &[PrincipalName]) -> Result<()> {

@@ -199,3 +199,38 @@ fn an_unnamed_layer_is_no_version_and_a_damaged_record_is_refused() {
     std::fs::write(&record, text.replace("by -", "by x")).unwrap();
     assert!(matches!(s.versions(fp, 0), Err(StoreError::Damaged { .. })));
 }
+
+/// A damaged record of a tenant a principal is not entitled to neither breaks that
+/// principal's listing nor names the tenant to it (it is missing, as PostgreSQL's
+/// row-level security hides such a row); the operator is told it is damaged.
+#[test]
+fn a_damaged_record_of_another_tenant_is_missing_to_a_principal() {
+    use cowheap_store::{ManualClock, Millis, PrincipalName, Store, TenantName};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s");
+    let clock = ManualClock::new(Millis(1_000));
+    let op = LocalStore::init(&root, Arc::new(clock.clone()), Access::Operator).unwrap();
+    let fp = cowheap_heap::Fingerprint([3; 32]);
+    op.put_base(fp, b"a base").unwrap();
+    let p1 = PrincipalName::new("p1").unwrap();
+    op.add_principal(&p1, "s1").unwrap();
+    let (mine, other) = (
+        TenantName::new("mine").unwrap(),
+        TenantName::new("secret-other").unwrap(),
+    );
+    op.create_tenant(&mine, fp, Some(&p1)).unwrap();
+    op.create_tenant(&other, fp, None).unwrap();
+    let rec = root.join("tenants/secret-other.rec");
+    let mut b = std::fs::read(&rec).unwrap();
+    b[20] ^= 1;
+    std::fs::write(&rec, b).unwrap();
+    let p = LocalStore::open(&root, Arc::new(clock), Access::principal(p1, "s1")).unwrap();
+    let listed: Vec<_> = p.tenants().unwrap().into_iter().map(|r| r.tenant).collect();
+    assert_eq!(listed, [mine]);
+    assert!(matches!(
+        p.record(&other),
+        Err(StoreError::TenantMissing { .. })
+    ));
+    assert!(matches!(op.record(&other), Err(StoreError::Damaged { .. })));
+    assert!(matches!(op.tenants(), Err(StoreError::Damaged { .. })));
+}
