@@ -165,6 +165,53 @@ pub struct VmStats {
     pub faults: u64,
 }
 
+/// Classes a walk up a superclass chain visits at most.
+const MAX_CHAIN: u32 = 10_000;
+
+/// A walk up a superclass chain, which goes round a cycle at most about twice: Brent's
+/// cycle detection on the words read (each class's superclass word follows from its own,
+/// so a chain that comes round repeats its words), and [`MAX_CHAIN`] classes in all. A
+/// class whose superclass is itself, or a cycle of a few, would otherwise be visited
+/// [`MAX_CHAIN`] times, each visit a method dictionary's probe or scan, for one send.
+pub(crate) struct Chain {
+    /// The word the walk would come round to: the class at the last power of two.
+    seen: u64,
+    /// Steps since `seen` was taken, and the power of two at which it is taken again.
+    steps: u32,
+    power: u32,
+    /// Steps in all.
+    total: u32,
+}
+
+impl Chain {
+    /// A walk from class `start`.
+    pub(crate) fn new(start: Value) -> Chain {
+        Chain {
+            seen: start.word().bits(),
+            steps: 0,
+            power: 1,
+            total: 0,
+        }
+    }
+
+    /// Records a step to class `next`; false if the walk has come round to a class it
+    /// visited, or has visited [`MAX_CHAIN`].
+    pub(crate) fn step(&mut self, next: Value) -> bool {
+        let w = next.word().bits();
+        self.total += 1;
+        if w == self.seen || self.total > MAX_CHAIN {
+            return false;
+        }
+        self.steps += 1;
+        if self.steps == self.power {
+            self.seen = w;
+            self.steps = 0;
+            self.power = self.power.saturating_mul(2);
+        }
+        true
+    }
+}
+
 /// Primitives running at once, each inside the one before (see `Vm::nested_primitives`):
 /// far past any image's own (a `perform:` of a `perform:` is two), and far inside the
 /// thread's stack.
@@ -1609,13 +1656,9 @@ impl Vm {
         }
         self.stats.cache_misses += 1;
         let mut c = class;
-        let mut guard = 0;
+        let mut chain = Chain::new(c);
         let mut sel = SelectorKeys::default();
         while !self.is_nil(m, c)? {
-            guard += 1;
-            if guard > 10_000 {
-                return Err(corrupt("a superclass chain that does not end"));
-            }
             let dict = m.slot(c, 1)?;
             if let Some(method) = self.dict_lookup(m, dict, selector, &mut sel)? {
                 let header = self.header(m, method)?;
@@ -1637,6 +1680,9 @@ impl Vm {
                 }));
             }
             c = m.slot(c, 0)?;
+            if !chain.step(c) {
+                return Err(corrupt("a superclass chain that does not end"));
+            }
         }
         Ok(None)
     }
@@ -1896,9 +1942,8 @@ impl Vm {
         class: Value,
     ) -> Result<bool> {
         let mut c = class;
-        let mut guard = 0;
-        while !self.is_nil(m, c)? && guard < 10_000 {
-            guard += 1;
+        let mut chain = Chain::new(c);
+        while !self.is_nil(m, c)? {
             let dict = m.slot(c, 1)?;
             let superclass = m.slot(c, 0)?;
             if self.dict_has_method(m, dict, method)? {
@@ -1908,6 +1953,9 @@ impl Vm {
                 return Ok(top);
             }
             c = superclass;
+            if !chain.step(c) {
+                break;
+            }
         }
         Ok(false)
     }

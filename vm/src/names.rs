@@ -66,7 +66,8 @@ pub(crate) fn frame<M: ObjectMemory>(vm: &Vm, m: &M, c: Value) -> Option<String>
             .map(|b| b.is_object() && !vm.is_nil(m, b).unwrap_or(true) && vm.sp.closures)
             .unwrap_or(false);
     let prefix = if in_block { "[] in " } else { "" };
-    for _ in 0..10_000 {
+    let mut chain = crate::interp::Chain::new(class);
+    loop {
         if vm.is_nil(m, class).ok()? {
             break;
         }
@@ -88,6 +89,9 @@ pub(crate) fn frame<M: ObjectMemory>(vm: &Vm, m: &M, c: Value) -> Option<String>
             }
         }
         class = m.slot(class, 0).ok()?;
+        if !chain.step(class) {
+            break;
+        }
     }
     let rc = m.class_of(rcvr).ok()?;
     Some(format!(

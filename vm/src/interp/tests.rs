@@ -144,3 +144,33 @@ fn a_vm_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Vm>();
 }
+
+/// Steps a [`super::Chain`] takes along `next` from `start` before it stops.
+fn chain_steps(start: u32, next: impl Fn(u32) -> u32) -> u32 {
+    let v = |i: u32| Value::base(cowheap_heap::ObjectIndex::from_u32(i));
+    let mut chain = super::Chain::new(v(start));
+    let mut c = start;
+    let mut n = 0;
+    loop {
+        c = next(c);
+        n += 1;
+        if !chain.step(v(c)) {
+            return n;
+        }
+    }
+}
+
+#[test]
+fn a_superclass_walk_goes_round_a_cycle_at_most_about_twice() {
+    // A class that is its own superclass: stopped at the first step.
+    assert_eq!(chain_steps(5, |c| c), 1);
+    // A prefix of 10 classes, then a cycle of 7: within twice prefix and cycle.
+    let next = |c: u32| if c < 17 { c + 1 } else { 10 };
+    let n = chain_steps(0, next);
+    assert!((17..=2 * 17 + 2).contains(&n), "{n} steps");
+    // A cycle of 1,000: a few thousand steps, not the cap's ten thousand.
+    let n = chain_steps(0, |c| (c + 1) % 1_000);
+    assert!((1_000..=2_100).contains(&n), "{n} steps");
+    // A chain with no end and no cycle stops at the cap.
+    assert_eq!(chain_steps(0, |c| c + 1), super::MAX_CHAIN + 1);
+}
