@@ -973,6 +973,17 @@ impl Vm {
         Ok(())
     }
 
+    /// Reads the active context's stack again (its stack pointer, then its fields), and
+    /// nothing else: for the entry send's own context, which has no method to read.
+    pub(crate) fn reload_stack<M: ObjectMemory>(&mut self, m: &M) -> Result<()> {
+        let stackp = m
+            .slot(self.active, ctx::STACKP)?
+            .as_int()
+            .and_then(|s| usize::try_from(s).ok())
+            .ok_or_else(|| corrupt("a context whose stack pointer is not a count"))?;
+        self.load_stack(m, stackp)
+    }
+
     /// Makes `c` the active context, reading its registers.
     pub(crate) fn load_context<M: ObjectMemory>(&mut self, m: &M, c: Value) -> Result<()> {
         self.loaded = true;

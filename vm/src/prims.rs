@@ -568,7 +568,13 @@ impl Vm {
                 self.forget_enumeration();
                 done?;
                 let active = self.active;
-                self.load_context(m, active)?;
+                if self.is_bottom(active) {
+                    // Sent from outside: the entry send's own context, which has no
+                    // method, only the stack its receiver and arguments are on.
+                    self.reload_stack(m)?;
+                } else {
+                    self.load_context(m, active)?;
+                }
                 let a = self.peek(m, 1)?;
                 self.pop_then_push(m, 2, a)?;
                 Ok(Some(Flow::Go))

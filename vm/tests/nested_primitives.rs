@@ -3,7 +3,8 @@
 //! interpreter's own stack with no bytecode between, so neither the budget nor the context
 //! chain bounds them: past a fixed depth such a primitive fails, and the method's own
 //! bytecodes run under the budget. Before, one line of Smalltalk overflowed the thread's
-//! stack and aborted the process, with every tenant in it.
+//! stack and aborted the process, with every tenant in it. And a primitive sent from
+//! outside, as the entry send itself, answers on the entry context.
 
 mod common;
 
@@ -69,4 +70,44 @@ fn a_does_not_understand_that_performs_its_message_ends() {
     let mut vm = Vm::new(&t).unwrap();
     let r = vm.send_named(&mut t, &symbols, Value::int(3), "go", &[], 1_000);
     assert_eq!(r.map(|v| v.word()).ok(), Some(nil));
+}
+
+/// A become sent from outside (the entry send itself) answers its receiver: before, it
+/// made the become and then answered an error, reading the entry context as a method's.
+#[test]
+fn a_become_sent_from_outside_answers() {
+    use cowheap_heap::{Format, ObjectSize};
+    let mut img = SynthImage::new(false);
+    img.with_kernel_methods();
+    img.method(
+        "Object",
+        "elementsForwardIdentityTo:",
+        1,
+        1,
+        &[],
+        &[115, 124],
+        72,
+    );
+    let (heap, symbols) = img.freeze().unwrap();
+    let array = cowheap_vm::synth::class_of_base(&heap, "Array").unwrap();
+    let point = cowheap_vm::synth::class_of_base(&heap, "Point").unwrap();
+    let base = Base::new(heap);
+    let mut t = Tenant::fork(&base);
+    let size = |slots| ObjectSize { slots, bytes: 0 };
+    let x = t.alloc(point, Format::Pointers, size(2)).unwrap();
+    let y = t.alloc(point, Format::Pointers, size(2)).unwrap();
+    t.set_slot(y, 0, Value::int(7)).unwrap();
+    let a = t.alloc(array, Format::Pointers, size(1)).unwrap();
+    let b = t.alloc(array, Format::Pointers, size(1)).unwrap();
+    t.set_slot(a, 0, x).unwrap();
+    t.set_slot(b, 0, y).unwrap();
+    let mut vm = Vm::new(&t).unwrap();
+    let r = vm.send_named(&mut t, &symbols, a, "elementsForwardIdentityTo:", &[b], 100);
+    assert_eq!(
+        t.slot(x, 0).unwrap().as_int(),
+        Some(7),
+        "the become was made"
+    );
+    let answer = r.expect("the become answers");
+    assert!(t.identical(answer, a).unwrap(), "it answers its receiver");
 }
