@@ -658,7 +658,8 @@ pub fn swap_records_bytes(records: &[OutRecord], scene: &SwapScene) -> Vec<u8> {
 /// Records of segments out, as a node reads them beside a tenant's snapshot, adopted by a
 /// fresh swapper into the scene's tenant ([`swap_scene`]) restored: a refused adoption
 /// leaves the tenant as it was and the swapper with nothing out; an accepted one leaves
-/// a tenant whose segments fault in or refuse with a typed error, whose objects read,
+/// a tenant whose records are made again at once, whose segments fault in or refuse with
+/// a typed error, whose objects read,
 /// that collects, whose records can be taken, and whose snapshot restores.
 pub fn swap_adopt(data: &[u8]) {
     let scene = swap_scene();
@@ -683,6 +684,11 @@ pub fn swap_adopt(data: &[u8]) {
             );
         }
         Ok(()) => {
+            // What it took it can give back: an adopted tenant's records are made again
+            // (its suspend and checkpoint need them), so no state it took can strand it.
+            if let Err(e) = swapper.records(&mut t) {
+                panic!("an adopted tenant's records are refused: {e}");
+            }
             for (id, _) in swapper.swapped() {
                 let _ = swapper.fault_in(&mut t, id);
                 walk(&t);
