@@ -241,9 +241,8 @@ impl<'a> TenantReader<'a> {
     #[inline(always)]
     pub fn try_class_of(self, obj: Value) -> Option<Value> {
         let offset = self.in_place(obj)?;
-        self.heap
-            .class_at(offset)
-            .map(|c| Value::owned(c, self.tenant.id))
+        // A base's class word belongs to no tenant, as [`Tenant::class_of`] answers it.
+        self.heap.class_at(offset).map(Value::shared)
     }
 
     /// [`Tenant::class_of`]: read in place as [`TenantReader::try_class_of`] reads, by the
@@ -261,10 +260,9 @@ impl<'a> TenantReader<'a> {
         if let Some(body) = self.tenant.own_body(obj) {
             return Ok(Value::owned(body.class(), self.tenant.id));
         }
-        let id = self.tenant.id;
         self.read_rest(
             obj,
-            |heap, offset| heap.class_at(offset).map(|c| Value::owned(c, id)),
+            |heap, offset| heap.class_at(offset).map(Value::shared),
             Tenant::class_of_slow,
         )
     }
@@ -298,7 +296,7 @@ impl<'a> TenantReader<'a> {
             obj,
             |heap, offset| {
                 Some(Header {
-                    class: Value::owned(heap.class_at(offset)?, id),
+                    class: Value::shared(heap.class_at(offset)?),
                     size: heap.size_at(offset)?,
                     format: heap.format_at(offset)?,
                 })

@@ -80,7 +80,7 @@ impl Body {
 }
 
 /// [`cowheap_heap::Error::InvalidWord`] if a slot of a base object holds a private reference
-/// or an invalid word. A base holds none (the builder and verification refuse them); a base
+/// or an invalid word, or its class word is no base reference. A base holds none (the builder and verification refuse them); a base
 /// opened without verification might, and copied into the tenant such a word would name one
 /// of the tenant's own objects.
 ///
@@ -89,6 +89,11 @@ impl Body {
 /// instructions a pair of slots, and only an object that fails it is searched for the word
 /// to name.
 pub(crate) fn check_copyable(view: &ObjectView<'_>) -> Result<()> {
+    // The class too: a class word is a base reference in a verified base; copied, any
+    // other would be kept as the copy's class, and a commit would publish what it names.
+    if !view.class.is_base() {
+        return Err(cowheap_heap::Error::InvalidWord(view.class).into());
+    }
     if view.slots.iter().fold(0, |acc, w| acc | w.stray_bits()) == 0 {
         return Ok(());
     }

@@ -1051,7 +1051,9 @@ impl Tenant {
             && let Some(size) = self.reader.size_at(offset)
             && let Some(format) = self.reader.format_at(offset)
         {
-            let class = Value::owned(class, self.id);
+            // A base's class word belongs to no tenant (a trusted base's private word is
+            // refused by every tenant, never taken as this one's own reference).
+            let class = Value::shared(class);
             return Ok(Header {
                 class,
                 format,
@@ -1074,23 +1076,24 @@ impl Tenant {
     /// [`Tenant::size_slow`] does.
     #[inline(never)]
     pub(crate) fn header_slow(&self, obj: Value) -> Result<Header> {
+        // A class word read from the base is no tenant's; a private object's is this one's.
         let (class, format, size) = self.read_slow(
             obj,
             |r, offset| {
                 Some((
-                    r.class_at(offset)?,
+                    Value::shared(r.class_at(offset)?),
                     r.format_at(offset)?,
                     r.size_at(offset)?,
                 ))
             },
             |b, x| {
                 let format = b.format(x)?;
-                Ok((b.class_word(x)?, format, b.size(x)?))
+                Ok((Value::shared(b.class_word(x)?), format, b.size(x)?))
             },
-            |o| (o.class(), o.format(), o.size()),
+            |o| (Value::owned(o.class(), self.id), o.format(), o.size()),
         )?;
         Ok(Header {
-            class: Value::owned(class, self.id),
+            class,
             format,
             size,
         })
@@ -1105,7 +1108,7 @@ impl Tenant {
         if let Some(offset) = self.in_place(v)
             && let Some(class) = self.reader.class_at(offset)
         {
-            return Ok(Value::owned(class, self.id));
+            return Ok(Value::shared(class));
         }
         if let Some(body) = self.own_body(v) {
             return Ok(Value::owned(body.class(), self.id));
@@ -1129,8 +1132,13 @@ impl Tenant {
         if let Some(class) = immediate {
             return class.ok_or(Error::NoImmediateClass(w));
         }
-        let class = self.read_slow(v, HeapReader::class_at, Base::class_word, Obj::class)?;
-        Ok(Value::owned(class, self.id))
+        // A class word read from the base is no tenant's; a private object's is this one's.
+        self.read_slow(
+            v,
+            |r, offset| r.class_at(offset).map(Value::shared),
+            |b, x| b.class_word(x).map(Value::shared),
+            |o| Value::owned(o.class(), self.id),
+        )
     }
 
     /// The out-of-line read every accessor but `slot` shares: [`Tenant::quick`], else
