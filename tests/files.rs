@@ -694,3 +694,28 @@ fn a_refused_two_way_become_changes_nothing() {
         assert_eq!(t.diverted(), 0);
     }
 }
+
+/// One content, one fingerprint: a class field of the meta section whose flag is clear is
+/// zero, and a file with other bytes there (which the heap would ignore but its
+/// fingerprint would cover) is refused.
+#[test]
+fn a_class_field_whose_flag_is_clear_is_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.cowheap");
+    let mut b = cowheap::heap::Builder::new();
+    b.add_nil();
+    b.freeze().unwrap().save(&a).unwrap(); // meta flags 0
+    let mut f = std::fs::read(&a).unwrap();
+    let meta_at =
+        u64::from_le_bytes(f[64 + 2 * 56 + 8..64 + 2 * 56 + 16].try_into().unwrap()) as usize;
+    assert_eq!(f[meta_at + 4..meta_at + 8], [0; 4], "no flag set");
+    f[meta_at + 8..meta_at + 16].copy_from_slice(&0xdead_beefu64.to_le_bytes());
+    reseal_image(&mut f);
+    std::fs::write(&a, &f).unwrap();
+    for v in [Verification::Full, Verification::Trust] {
+        assert!(
+            matches!(BaseHeap::open_with(&a, v), Err(FileError::Corrupt { .. })),
+            "{v:?}"
+        );
+    }
+}

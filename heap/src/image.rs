@@ -131,6 +131,14 @@ fn decode_meta(bytes: &[u8], at: u64) -> FileResult<Meta> {
     }
     let int_class = r.u64("class of small integers")?;
     let char_class = r.u64("class of characters")?;
+    // A class field whose flag is clear is written as zeros: anything else would be bytes
+    // the heap ignores but its fingerprint covers, two fingerprints for one content.
+    if (flags & 1 == 0 && int_class != 0) || (flags & 2 == 0 && char_class != 0) {
+        return Err(FileError::corrupt(
+            "meta section",
+            "a class field whose flag is clear is not zero",
+        ));
+    }
     let float_class = if flags & 4 != 0 {
         Some(Word::from_bits(r.u64("class of immediate floats")?))
     } else {
