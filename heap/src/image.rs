@@ -56,9 +56,10 @@ pub enum Verification {
     /// - objects may overlap or claim wrong sizes, classes or hashes: reads then give wrong
     ///   answers;
     /// - a slot may hold a reference past the end (refused when followed), a private
-    ///   reference or an invalid word: read from the base, such a word belongs to no tenant
-    ///   and every tenant refuses it; a tenant's first write to an object holding one is
-    ///   refused, so it never names a tenant's own object;
+    ///   reference or an invalid word, and a class word a private reference: read from the
+    ///   base, such a word belongs to no tenant and every tenant refuses it; a tenant's
+    ///   first write to an object holding one, in a slot or as its class, is refused, so it
+    ///   never names a tenant's own object;
     /// - a pointer object with raw bytes cannot be copied: a first write to it is refused;
     /// - exporting such a base to a Smalltalk image fails with a typed error or writes what
     ///   the objects say.
