@@ -78,6 +78,14 @@ const HEADER_LEN: usize = 8 + 4 + 4 + 32 + 8 + 32;
 const COVERED: usize = HEADER_LEN - 32;
 /// The flag saying a host objects section follows the roots.
 const FLAG_HOSTS: u32 = 2;
+/// The flag saying a committed section follows: the keys of the forwarders commits left to
+/// the objects they committed, which an abort keeps.
+const FLAG_COMMITTED: u32 = 4;
+/// The flag saying the tenant records its reads, and a reads section follows: the base
+/// objects read since it started.
+const FLAG_READS: u32 = 8;
+/// Every flag this build knows.
+const FLAGS: u32 = 1 | FLAG_HOSTS | FLAG_COMMITTED | FLAG_READS;
 
 /// Why a snapshot could not be restored under a host's configuration.
 #[derive(Debug, thiserror::Error)]
@@ -339,7 +347,49 @@ impl Tenant {
                 .map(|(h, s)| 4 + 4 + h.kind.len() + 1 + s.as_ref().map_or(0, |b| 8 + b.len()))
                 .sum::<usize>()
         });
-        let total = HEADER_LEN + self.payload_len() + roots_len + hosts_len;
+        // The committed forwarders' keys and the reads recorded, each ascending, each
+        // section only when there is one (a recording tenant's even if it read nothing).
+        let mut committed: Vec<u32> = Vec::new();
+        let mut reads: Option<Vec<u32>> = None;
+        if let Some(c) = &self.cold {
+            let n = c.committed.len();
+            if committed.try_reserve_exact(n).is_err() {
+                return Err(SnapshotError::OutOfMemory {
+                    bytes: (n as u64).saturating_mul(4),
+                });
+            }
+            // Those still forwarding to a base object, as a commit left them (a restore
+            // refuses any other).
+            committed.extend(
+                c.committed
+                    .iter()
+                    .filter(
+                        |&&k| matches!(self.space.get(k), Some(State::Forwarded(w)) if w.is_base()),
+                    )
+                    .map(|k| k.key()),
+            );
+            committed.sort_unstable();
+            if let Some((set, _)) = &c.recording {
+                let set = set.borrow();
+                let mut v = Vec::new();
+                if v.try_reserve_exact(set.len()).is_err() {
+                    return Err(SnapshotError::OutOfMemory {
+                        bytes: (set.len() as u64).saturating_mul(4),
+                    });
+                }
+                v.extend(set.iter().copied());
+                v.sort_unstable();
+                reads = Some(v);
+            }
+        }
+        let committed_len = if committed.is_empty() {
+            0
+        } else {
+            8 + 4 * committed.len()
+        };
+        let reads_len = reads.as_ref().map_or(0, |r| 8 + 4 * r.len());
+        let total =
+            HEADER_LEN + self.payload_len() + roots_len + hosts_len + committed_len + reads_len;
         let mut p = Out::with_room(total);
         p.put(&[0; HEADER_LEN]);
         p.u64(self.quota().unwrap_or(NO_QUOTA));
@@ -413,6 +463,15 @@ impl Tenant {
                 }
             }
         }
+        for list in [Some(&committed).filter(|c| !c.is_empty()), reads.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            p.len64(list.len());
+            for &k in list {
+                p.u32(k);
+            }
+        }
         let mut bytes = p.finish()?;
         debug_assert_eq!(
             bytes.len(),
@@ -421,7 +480,13 @@ impl Tenant {
         );
         let mut header = [0u8; HEADER_LEN];
         let flags = u32::from(self.marks_policy() == MarkPolicy::Private)
-            | if with_hosts { FLAG_HOSTS } else { 0 };
+            | if with_hosts { FLAG_HOSTS } else { 0 }
+            | if committed_len != 0 {
+                FLAG_COMMITTED
+            } else {
+                0
+            }
+            | if reads.is_some() { FLAG_READS } else { 0 };
         let payload_len = (bytes.len() - HEADER_LEN) as u64;
         for (at, field) in [
             (0, &MAGIC[..]),
@@ -537,7 +602,7 @@ impl Tenant {
         placeholders: bool,
     ) -> Result<Tenant, RestoreError> {
         let (payload, flags) = check_header(base, bytes)?;
-        let mut parts = Parts::read(payload, flags & FLAG_HOSTS != 0)?;
+        let mut parts = Parts::read(payload, flags)?;
         parts.check(base.len())?;
         let saved_hosts = std::mem::take(&mut parts.hosts);
         // Every check that can refuse the snapshot runs before any plugin does (a plugin's
@@ -638,8 +703,9 @@ fn check_header<'a>(base: &Base, bytes: &'a [u8]) -> FileResult<(&'a [u8], u32)>
         return Err(FileError::Checksum { part: "snapshot" });
     }
     // Bit 0 records the saved tenant's mark policy; the restoring host's configuration
-    // decides the restored one's. Bit 1 says a host objects section follows the roots.
-    if flags > (1 | FLAG_HOSTS) {
+    // decides the restored one's. Bit 1 says a host objects section follows the roots, bit
+    // 2 a committed section, bit 3 a reads section, in that order.
+    if flags & !FLAGS != 0 {
         return Err(FileError::corrupt("header", "unknown flags"));
     }
     let found = base.fingerprint();
@@ -661,10 +727,15 @@ struct Parts<'a> {
     roots: Vec<(String, Word)>,
     /// Host objects: proxy key, kind, saved state.
     hosts: Vec<(u32, String, Option<&'a [u8]>)>,
+    /// The keys of the forwarders commits left, ascending.
+    committed: Vec<u32>,
+    /// The base objects read, ascending, if the tenant records its reads.
+    reads: Option<Vec<u32>>,
 }
 
 impl<'a> Parts<'a> {
-    fn read(payload: &'a [u8], with_hosts: bool) -> Result<Parts<'a>, RestoreError> {
+    fn read(payload: &'a [u8], flags: u32) -> Result<Parts<'a>, RestoreError> {
+        let with_hosts = flags & FLAG_HOSTS != 0;
         let mut r = Reader::new(payload, HEADER_LEN as u64);
         // The saved quota is not trusted: the host's configuration decides.
         r.u64("quota")?;
@@ -715,6 +786,36 @@ impl<'a> Parts<'a> {
                 .into());
             }
         }
+        // A list of u32 ascending, each once, reserved as it is read.
+        let ascending = |r: &mut Reader<'a>, what: &'static str| {
+            let n = r.count(4, what)?;
+            let mut v: Vec<u32> = Vec::new();
+            room(&mut v, n)?;
+            for _ in 0..n {
+                v.push(r.u32(what)?);
+            }
+            if !v.windows(2).all(|w| w[0] < w[1]) {
+                return Err(RestoreError::from(FileError::corrupt(
+                    what,
+                    "not listed once each, ascending",
+                )));
+            }
+            Ok(v)
+        };
+        let committed = if flags & FLAG_COMMITTED != 0 {
+            let v = ascending(&mut r, "committed")?;
+            if v.is_empty() {
+                return Err(FileError::corrupt("committed", "an empty section").into());
+            }
+            v
+        } else {
+            Vec::new()
+        };
+        let reads = if flags & FLAG_READS != 0 {
+            Some(ascending(&mut r, "reads")?)
+        } else {
+            None
+        };
         if r.remaining() != 0 {
             return Err(FileError::corrupt("snapshot", "bytes after the last section").into());
         }
@@ -725,7 +826,23 @@ impl<'a> Parts<'a> {
             table,
             roots,
             hosts,
+            committed,
+            reads,
         };
+        // Every committed key is a saved forwarder to a base object, the shape a commit
+        // leaves (an abort keeps it).
+        for &key in &parts.committed {
+            let committed = parts
+                .entry_at(key)
+                .is_some_and(|i| matches!(parts.entries[i].1, Entry::Forwarded(w) if w.is_base()));
+            if !committed {
+                return Err(FileError::corrupt(
+                    "committed",
+                    "a key is not a forwarder to a base object",
+                )
+                .into());
+            }
+        }
         // Every proxy is a saved object (not a forwarder).
         for (key, _, _) in &parts.hosts {
             let is_object = parts
@@ -750,6 +867,11 @@ impl<'a> Parts<'a> {
     /// Checks every word, the table and every chain of forwarders against a base of
     /// `n_base` objects.
     fn check(&self, n_base: usize) -> Result<(), RestoreError> {
+        if let Some(reads) = &self.reads
+            && reads.last().is_some_and(|&x| x as usize >= n_base)
+        {
+            return Err(FileError::corrupt("reads", "a base object past the base").into());
+        }
         self.check_words(n_base)?;
         let table = self.check_table(n_base)?;
         self.check_chains(&table)
@@ -911,6 +1033,14 @@ impl<'a> Parts<'a> {
                 .divert(marks, x, key)
                 .map_err(|_| FileError::corrupt("table", "a base object is diverted twice"))?;
         }
+        let mut committed = Vec::new();
+        room(&mut committed, self.committed.len())?;
+        for &k in &self.committed {
+            committed.push(t.space.key_of(k).ok_or(FileError::corrupt(
+                "committed",
+                "a key names a missing entry",
+            ))?);
+        }
         let roots = self.roots.into_iter().collect::<BTreeMap<_, _>>();
         let [
             copies,
@@ -938,6 +1068,19 @@ impl<'a> Parts<'a> {
             cold.stats = stats;
             cold.reads.lookups.set(lookups);
             cold.reads.patches.set(patches);
+        }
+        if !committed.is_empty() {
+            t.cold_mut().committed = committed;
+        }
+        if let Some(reads) = self.reads {
+            // Recording again, under the host's policy, with what was read before.
+            t.record_reads(true);
+            if let Some((set, _)) = t.cold.as_mut().and_then(|c| c.recording.as_mut()) {
+                let set = set.get_mut();
+                set.try_reserve(reads.len())
+                    .map_err(|_| refused::<u32>(reads.len()))?;
+                set.extend(reads);
+            }
         }
         Ok(t)
     }

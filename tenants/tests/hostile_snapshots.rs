@@ -31,6 +31,8 @@ struct Raw {
     entries: Vec<(u32, RawEntry)>,
     table: Vec<(u32, u32)>,
     roots: Vec<(String, u64)>,
+    /// The sections after the roots, as bytes (host objects, committed, reads).
+    tail: Vec<u8>,
 }
 
 #[derive(Clone, Debug)]
@@ -102,6 +104,7 @@ impl Raw {
             p.extend(name.as_bytes());
             p.extend(w.to_le_bytes());
         }
+        p.extend(&self.tail);
         let mut out = Vec::new();
         out.extend(b"COWTENT\0");
         out.extend(1u32.to_le_bytes());
@@ -557,6 +560,7 @@ fn raw_snapshot() -> impl Strategy<Value = Raw> {
         })
         .prop_map(
             |(flags, quota, counters, gens, entries, table, roots)| Raw {
+                tail: Vec::new(),
                 flags,
                 quota,
                 counters,
@@ -746,4 +750,58 @@ fn file_errors_are_typed() {
         Tenant::restore_from(&base, &raw.seal(&base)),
         Err(FileError::Corrupt { .. })
     ));
+}
+
+/// A list section: a count, then a u32 each.
+fn list(items: &[u32]) -> Vec<u8> {
+    let mut v = (items.len() as u64).to_le_bytes().to_vec();
+    for i in items {
+        v.extend(i.to_le_bytes());
+    }
+    v
+}
+
+/// The committed section names only forwarders to base objects, each once, ascending; the
+/// reads section only base objects of the base; no flag past bit 3 is known.
+#[test]
+fn committed_and_reads_sections_are_checked() {
+    let base = small_base();
+    // Entry 0 an object, entry 1 a forwarder to base object 3.
+    let raw = |flags, tail| Raw {
+        flags,
+        gens: vec![0, 0],
+        entries: vec![(0, object(1)), (1, RawEntry::Forwarded(base_ref(3)))],
+        tail,
+        ..Raw::new()
+    };
+    let restore = |r: &Raw| Tenant::restore_from(&base, &r.seal(&base));
+    let refused = |r: &Raw, what: &str| {
+        assert!(
+            matches!(
+                restore(r),
+                Err(FileError::Corrupt { .. } | FileError::Truncated { .. })
+            ),
+            "{what} is refused"
+        );
+    };
+    // Well formed: the forwarder committed, two objects read.
+    let t = restore(&raw(4 | 8, [list(&[1]), list(&[2, 5])].concat())).expect("well formed");
+    assert_eq!(
+        t.reads_recorded().map(|r| {
+            let mut v: Vec<u32> = r.into_iter().collect();
+            v.sort_unstable();
+            v
+        }),
+        Some(vec![2, 5])
+    );
+    refused(&raw(4, list(&[0])), "an object as committed");
+    refused(&raw(4, list(&[7])), "a missing key as committed");
+    refused(&raw(4, list(&[])), "an empty committed section");
+    refused(&raw(4, list(&[1, 1])), "a key committed twice");
+    refused(&raw(8, list(&[3, 2])), "reads out of order");
+    let past = base.len() as u32;
+    refused(&raw(8, list(&[past])), "a read past the base");
+    refused(&raw(16, Vec::new()), "an unknown flag");
+    refused(&raw(4, Vec::new()), "a missing committed section");
+    refused(&raw(0, list(&[1])), "a section no flag names");
 }
