@@ -67,6 +67,21 @@ fn main() {
         let mut seed = vec![flags];
         seed.extend(&t.snapshot()[SNAPSHOT_HEADER..]);
         std::fs::write(dir.join(format!("snapshot/s{n}-collected")), seed).unwrap();
+        // Recording its reads: the reads section (flag bit 3).
+        t.record_reads(true);
+        for i in 40..46 {
+            let _ = t.size(x(i));
+        }
+        let bytes = t.snapshot();
+        let flags = u8::try_from(u32::from_le_bytes(bytes[12..16].try_into().unwrap())).unwrap();
+        assert!(
+            flags & 8 != 0,
+            "a recording tenant's snapshot has a reads section"
+        );
+        let mut seed = vec![flags];
+        seed.extend(&bytes[SNAPSHOT_HEADER..]);
+        assert_eq!(snapshot_bytes(flags, &seed[1..]), bytes);
+        std::fs::write(dir.join(format!("snapshot/s{n}-reads")), seed).unwrap();
     }
 
     let repo = Repository::new(base.clone(), CommitRights::Anyone);
