@@ -13,6 +13,18 @@ use std::sync::Arc;
 const TENANTS: usize = 40;
 const BALLAST: usize = 20_000;
 
+/// Gives `tenant` a root "ballast", a private byte object of `BALLAST` bytes; answers the
+/// class it made it of.
+fn ballast(tenant: &mut cowheap_tenants::Tenant) -> Value {
+    let g = tenant.base().heap().root("Smalltalk").unwrap();
+    let class = tenant.class_of(g).unwrap();
+    let big = tenant
+        .alloc_with(class, Format::Bytes, &[], &vec![7u8; BALLAST])
+        .unwrap();
+    tenant.set_root("ballast", big).unwrap();
+    class
+}
+
 fn budget(h: &dyn Harness) {
     let fp = real_base(h, 2_000);
     let op = node(h, "op", Access::Operator);
@@ -37,12 +49,7 @@ fn budget(h: &dyn Harness) {
             .with(&t(&format!("s-{i}")), |tenant| {
                 let before = read_mark(tenant).unwrap_or(0);
                 if tenant.root("ballast").is_none() {
-                    let g = tenant.base().heap().root("Smalltalk").unwrap();
-                    let class = tenant.class_of(g).unwrap();
-                    let big = tenant
-                        .alloc_with(class, Format::Bytes, &[], &vec![7u8; BALLAST])
-                        .unwrap();
-                    tenant.set_root("ballast", big).unwrap();
+                    ballast(tenant);
                 }
                 write_mark(tenant, before + 1).unwrap();
                 let b = tenant.root("ballast").unwrap();
@@ -351,15 +358,6 @@ fn a_resident_that_cannot_be_suspended_does_not_hold_the_others() {
     }
     let budget = 2 * BALLAST + 2 * 4096;
     let reg = SwapRegistry::new(node(&h, "a", Access::Operator), budget);
-    let ballast = |tenant: &mut cowheap_tenants::Tenant| {
-        let g = tenant.base().heap().root("Smalltalk").unwrap();
-        let class = tenant.class_of(g).unwrap();
-        let big = tenant
-            .alloc_with(class, Format::Bytes, &[], &vec![7u8; BALLAST])
-            .unwrap();
-        tenant.set_root("ballast", big).unwrap();
-        class
-    };
     reg.with(&t("u-0"), |tenant| {
         let class = ballast(tenant);
         let p = tenant
