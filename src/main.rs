@@ -124,7 +124,7 @@ struct RunArgs {
     eval: String,
     /// Tenants of the image, each running the expression (in parallel); the report gives
     /// bytecodes and sends per second and the private bytes each tenant holds.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = tenant_count)]
     tenants: usize,
     /// Most bytecodes each evaluation may run before it stops with an error.
     #[arg(long, default_value_t = 1_000_000_000)]
@@ -181,7 +181,7 @@ struct BenchArgs {
     #[arg(long, default_value_t = 1_000_000)]
     objects: usize,
     /// Tenants forked from the base.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = 1_000, value_parser = tenant_count)]
     tenants: usize,
     /// Tenants that run the workload (the first ones); the others stay idle.
     /// [default: all tenants, at most 10,000]
@@ -303,7 +303,7 @@ struct DemoArgs {
     #[arg(long, default_value_t = 200_000)]
     objects: usize,
     /// Tenants to fork.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = 1_000, value_parser = tenant_count)]
     tenants: usize,
     /// Base objects each tenant writes (copies on first write).
     #[arg(long, default_value_t = 20)]
@@ -535,4 +535,20 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Most tenants a command forks: ten million idle tenants hold a few GiB; past that a
+/// count is refused as an argument, not by the allocator ending the process.
+const MAX_TENANTS: usize = 10_000_000;
+
+/// A `--tenants` count: a whole number from 1 to [`MAX_TENANTS`].
+fn tenant_count(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a count of tenants: {e}"))?;
+    if (1..=MAX_TENANTS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} tenants: from 1 to {MAX_TENANTS}"))
+    }
 }

@@ -470,3 +470,31 @@ fn a_tenant_moves_between_two_nodes_through_a_local_store() {
     let versions = ok(&["store", "versions", store, fp]);
     assert!(!versions.contains("version 2"), "{versions}");
 }
+
+/// A tenant count past what a command can fork is an argument error (exit 2, a message
+/// naming the range), not the allocator ending the process (exit 134), for every command
+/// that forks tenants; so is none at all.
+#[test]
+fn huge_tenant_counts_are_an_error_not_an_abort() {
+    let mini = image("mini.image");
+    let mini = mini.to_str().unwrap();
+    for args in [
+        &["demo", "--tenants", "100000000000", "--objects", "1000"][..],
+        &["demo", "--tenants", "0", "--objects", "1000"][..],
+        &["run", mini, "--eval", "3", "--tenants", "100000000000"][..],
+        &[
+            "bench",
+            "--objects",
+            "1000",
+            "--tenants",
+            "100000000000",
+            "--approaches",
+            "cowheap",
+        ][..],
+    ] {
+        let out = cowheap(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("tenants: from 1 to"), "{args:?}: {err}");
+    }
+}
