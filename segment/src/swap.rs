@@ -1243,8 +1243,14 @@ impl Swapper {
     /// holding [`cowheap_tenants::Error::OutOfMemory`] if the allocator refuses the
     /// records' memory (reserved fallibly, list by list).
     pub fn records(&self, t: &mut Tenant) -> Result<Vec<OutRecord>, SwapError> {
-        let mut inner = self.lock();
-        Self::check_tenant(&mut inner, t)?;
+        {
+            let mut inner = self.lock();
+            Self::check_tenant(&mut inner, t)?;
+        }
+        // A segment none of whose stubs the tenant holds any more (its roots dropped and
+        // collected) has nothing to record: forgotten first, as a swap-out forgets it.
+        self.forget_dead(t);
+        let inner = self.lock();
         let mut out = try_list(inner.out.len())?;
         for (&id, o) in &inner.out {
             let pinned = |t: &mut Tenant, hs: &[Handle]| -> Result<Vec<Word>, SwapError> {

@@ -266,11 +266,23 @@ pub(crate) fn check_members(objects: &[SegObj], n_out: usize, roots: &[u32]) -> 
     Ok(order)
 }
 
+/// `v` as the object it names now if it is a private word, which may be a forwarder (after
+/// a become, or a fault-in's classes, until the next collection); any other word as it is.
+/// Members are kept by word, so each is entered under the one word that names it.
+fn settled(t: &Tenant, v: Value) -> cowheap_tenants::Result<Value> {
+    if v.word().is_private() {
+        t.resolve(v)
+    } else {
+        Ok(v)
+    }
+}
+
 fn reach(t: &Tenant, from: &[Value], stop: &HashSet<Word>) -> Result<(Vec<Value>, HashSet<Word>)> {
     let mut seen: HashSet<Word> = HashSet::default();
     let mut order = Vec::new();
     let mut queue: VecDeque<Value> = VecDeque::new();
     for &v in from {
+        let v = settled(t, v)?;
         if v.word().is_private() && !stop.contains(&v.word()) && seen.insert(v.word()) {
             queue.push_back(v);
         }
@@ -289,7 +301,7 @@ fn reach(t: &Tenant, from: &[Value], stop: &HashSet<Word>) -> Result<(Vec<Value>
         order.push(v);
         let class = t.class_of(v)?;
         for w in std::iter::once(Ok(class)).chain((0..n).map(|i| t.slot(v, i))) {
-            let w = w?;
+            let w = settled(t, w?)?;
             if w.word().is_private() && !stop.contains(&w.word()) && seen.insert(w.word()) {
                 queue.push_back(w);
             }
@@ -341,6 +353,11 @@ fn extract_saving(
     others: &[Value],
     saving: Saving<'_>,
 ) -> Result<TenantSegment> {
+    // Each root as the object it names now (a forwarder's target).
+    let roots = &roots
+        .iter()
+        .map(|&r| settled(tenant, r))
+        .collect::<cowheap_tenants::Result<Vec<_>>>()?;
     for r in roots {
         if !r.word().is_private() {
             return Err(SegmentError::NotPrivate(r.word().bits()));
@@ -407,7 +424,7 @@ fn extract_saving(
             hosts.push(h);
         }
         let size = tenant.size(v)?;
-        let class = sref(tenant.class_of(v)?);
+        let class = sref(settled(tenant, tenant.class_of(v)?)?);
         let slots = (0..size.slots)
             .map(|i| tenant.slot(v, i).map(&mut sref))
             .collect::<cowheap_tenants::Result<Vec<_>>>()?;
@@ -419,10 +436,15 @@ fn extract_saving(
             bytes: tenant.bytes(v)?.to_vec(),
         });
     }
+    let roots: Vec<u32> = roots.iter().map(|r| number[&r.word()]).collect();
+    // What a segment file's reader refuses is refused here, before anything is made of it
+    // (member classes that form a cycle, say: a swap-out would stub members no fault could
+    // bring back).
+    check_members(&objects, out.len(), &roots)?;
     Ok(TenantSegment {
         state: SegmentState::ActiveCopy,
         fingerprint: tenant.base().fingerprint(),
-        roots: roots.iter().map(|r| number[&r.word()]).collect(),
+        roots,
         objects,
         out,
         members,
