@@ -116,20 +116,44 @@ impl fmt::Debug for Fingerprint {
 /// fsynced and renamed over `path`, and then the directory is fsynced. A crash at
 /// any moment leaves either the old file or the new one, never a torn one; on error the
 /// temporary file is removed and `path` is untouched. The file is written unbuffered.
+///
+/// The new file has the permissions of the file it replaces, or, for a new one, those any
+/// file the process creates gets (read and write for all, less the umask), not a temporary
+/// file's private ones. A symbolic link is followed: the file it names is replaced, and the
+/// link stays.
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> FileResult<()> {
+    let err = |e| FileError::io(path, e);
+    let resolved;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
+            Ok(target) => {
+                resolved = target;
+                resolved.as_path()
+            }
+            Err(_) => path,
+        },
+        _ => path,
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let err = |e| FileError::io(path, e);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".cowheap-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(err)?;
+    let kept = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".cowheap-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Created as any file is (the umask applies), unless it replaces one.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir).map_err(err)?;
+    if let Some(p) = kept {
+        tmp.as_file().set_permissions(p).map_err(err)?;
+    }
     // Unbuffered, so that writing allocates nothing: every caller hands over whole
     // buffers (one that writes small pieces brings its own `BufWriter`).
     write(tmp.as_file_mut()).map_err(err)?;
@@ -410,5 +434,47 @@ mod tests {
             1,
             "no temporary left"
         );
+    }
+}
+
+#[cfg(all(test, unix))]
+mod permissions {
+    use super::write_atomically;
+    use std::io::Write;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn mode(p: &std::path::Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// A new file gets the permissions any file the process creates gets (not a temporary
+    /// file's 0600); a replaced one keeps its own; a symbolic link stays, and the file it
+    /// names is replaced.
+    #[test]
+    fn a_written_file_has_the_permissions_a_file_would_have() {
+        let d = tempfile::tempdir().unwrap();
+        let (new, plain) = (d.path().join("new"), d.path().join("plain"));
+        std::fs::File::create(&plain).unwrap();
+        write_atomically(&new, |w| w.write_all(b"new")).unwrap();
+        assert_eq!(mode(&new), mode(&plain), "as File::create makes it");
+        let old = d.path().join("old");
+        std::fs::write(&old, b"old").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomically(&old, |w| w.write_all(b"again")).unwrap();
+        assert_eq!(
+            (mode(&old), std::fs::read(&old).unwrap()),
+            (0o640, b"again".to_vec())
+        );
+        let (target, link) = (d.path().join("target"), d.path().join("link"));
+        std::fs::write(&target, b"old").unwrap();
+        symlink(&target, &link).unwrap();
+        write_atomically(&link, |w| w.write_all(b"through")).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"through");
     }
 }
