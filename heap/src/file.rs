@@ -440,7 +440,6 @@ mod tests {
 #[cfg(all(test, unix))]
 mod permissions {
     use super::write_atomically;
-    use std::io::Write;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
     fn mode(p: &std::path::Path) -> u32 {
