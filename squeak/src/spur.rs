@@ -820,6 +820,14 @@ fn plan_object(
             Format::Shorts => (12 + unused / 2, n),
             Format::Bytes => (16 + unused, n),
             Format::CompiledMethod => {
+                // Read back, the header's literal count says where the literals end: a
+                // method whose slots say otherwise would come back another.
+                let literals = o.slots.first().and_then(|w| w.as_int()).map(|h| h & 0x7FFF);
+                if literals.and_then(|l| usize::try_from(l).ok()) != o.slots.len().checked_sub(1) {
+                    return Err(unrepresentable(
+                        "a compiled method whose literals are not the count its header gives",
+                    ));
+                }
                 let total = o.slots.len() * ws + b;
                 let n = total.div_ceil(ws);
                 (24 + (n * ws - total), n)

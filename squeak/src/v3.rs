@@ -457,7 +457,21 @@ fn plan_object(heap: &BaseHeap, x: ObjectIndex, compact: &HashMap<u32, u8>) -> E
         Format::Weak => (4, o.slots.len()),
         Format::Words => (6, b.div_ceil(4)),
         Format::Bytes => (8 + pad(b), b.div_ceil(4)),
-        Format::CompiledMethod => (12 + pad(b), o.slots.len() + b.div_ceil(4)),
+        Format::CompiledMethod => {
+            // Read back, the header's literal count says where the literals end and the
+            // bytecodes begin: a method whose slots say otherwise would come back another.
+            let literals = o
+                .slots
+                .first()
+                .and_then(|w| w.as_int())
+                .map(|h| h >> 9 & 0xFF);
+            if literals.and_then(|l| usize::try_from(l).ok()) != o.slots.len().checked_sub(1) {
+                return Err(unrepresentable(
+                    "a compiled method whose literals are not the count its header gives",
+                ));
+            }
+            (12 + pad(b), o.slots.len() + b.div_ceil(4))
+        }
         Format::Ephemeron => return Err(unrepresentable("an ephemeron")),
         Format::Shorts => return Err(unrepresentable("16-bit units")),
         Format::DoubleWords => return Err(unrepresentable("64-bit units")),

@@ -127,3 +127,40 @@ fn raw_bytes_in_pointer_objects_are_refused() {
         e.map(|b| b.len())
     );
 }
+
+/// A compiled method whose slots are not the literal count its header gives (one literal
+/// more, or a header that is no SmallInteger) is refused: read back, the header's count
+/// would move the boundary between literals and bytecodes, and the method would come back
+/// another (before, it was written, and read back with a literal fewer and more bytes).
+#[test]
+fn compiled_methods_whose_literals_disagree_with_their_header_are_refused() {
+    for imported in [scratch(), headless()] {
+        let heap = &imported.heap;
+        let m = heap
+            .indices()
+            .find(|&x| heap.object(x).unwrap().format == Format::CompiledMethod)
+            .unwrap();
+        // As it is, the method is written.
+        let same = rebuild_edited(heap, &[], None, &|_, _| {});
+        let options = ExportOptions {
+            allow_missing_float_class: true,
+            ..ExportOptions::exactly(imported.format)
+        };
+        assert!(export_bytes_with(&same, &options).is_ok());
+        let extra = cowheap_heap::Value::int(5).word();
+        assert_unrepresentable(
+            heap,
+            imported.format,
+            m.as_u32(),
+            &|p| p.slots.push(extra),
+            "a literal more than the header says",
+        );
+        assert_unrepresentable(
+            heap,
+            imported.format,
+            m.as_u32(),
+            &|p| p.slots[0] = heap.nil().word(),
+            "a header that is no SmallInteger",
+        );
+    }
+}
