@@ -794,7 +794,22 @@ fn plan_object(
             .ok_or(ExportError::Unsupported("a class that is not an object"))?;
         let ci = match index_roots.get(&x.as_u32()) {
             Some(&ci) if aux.is_some_and(|a| a.index_in_root) => ci,
-            _ => heap.hash(class)?,
+            _ => {
+                // A Spur class's identity hash is its index in the class table, and read
+                // back the index names whatever the table holds there: a class the table
+                // does not hold at its hash (one a commit added) cannot be written.
+                let ci = heap.hash(class)?;
+                let held = heap
+                    .get_slot(ObjectIndex::from_u32(HIDDEN_ROOTS), (ci >> 10) as usize)
+                    .and_then(Word::as_base)
+                    .and_then(|page| heap.get_slot(page, (ci & 1023) as usize));
+                if held != Some(Word::base(class)) {
+                    return Err(ExportError::Unsupported(
+                        "a class the class table does not hold at its identity hash",
+                    ));
+                }
+                ci
+            }
         };
         if !(FIRST_CLASS_INDEX..1 << 22).contains(&ci) {
             return Err(ExportError::Unsupported(

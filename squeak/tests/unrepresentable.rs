@@ -1,6 +1,7 @@
 //! What a target format cannot hold is an `Unrepresentable` error naming the object, never a
 //! quietly changed image: identity hashes wider than the header's field, raw bytes in a
-//! pointer object.
+//! pointer object, a compiled method whose slots disagree with its header, a class the Spur
+//! class table does not hold.
 
 mod common;
 
@@ -163,4 +164,67 @@ fn compiled_methods_whose_literals_disagree_with_their_header_are_refused() {
             "a header that is no SmallInteger",
         );
     }
+}
+
+/// The headless image with a class a commit added (a copy of Array's class, its identity
+/// hash `hash` or one drawn at random) and an instance of it, flattened into a heap.
+fn committed_new_class(hash: Option<u32>) -> BaseHeap {
+    use cowheap_forwarders::Base;
+    use cowheap_heap::Value;
+    use cowheap_tenants::TenantConfig;
+    use cowheap_tenants::commit::{CommitMode, CommitRights, Repository};
+    let base = Base::new(
+        cowheap_squeak::import_bytes(&image_bytes(HEADLESS))
+            .unwrap()
+            .heap,
+    );
+    let repo = Repository::with_config(base.clone(), CommitRights::Anyone, TenantConfig::default());
+    let mut t = repo.fork();
+    let special = base.heap().root("specialObjects").unwrap();
+    let array = t.class_of(special).unwrap();
+    let meta = t.class_of(array).unwrap();
+    let n = base
+        .heap()
+        .size(base.heap().index_of(array).unwrap())
+        .unwrap()
+        .slots;
+    let slots: Vec<Value> = (0..n).map(|i| t.slot(array, i).unwrap()).collect();
+    let class = match hash {
+        Some(h) => t
+            .alloc_with_hash(meta, Format::Pointers, &slots, &[], h)
+            .unwrap(),
+        None => t.alloc_with(meta, Format::Pointers, &slots, &[]).unwrap(),
+    };
+    let inst = t
+        .alloc_with(class, Format::Pointers, &[Value::int(7)], &[])
+        .unwrap();
+    let v = repo
+        .commit_with(&mut t, "me", CommitMode::WriteWrite, &[inst])
+        .unwrap();
+    v.flatten().unwrap()
+}
+
+/// A class the class table does not hold at its identity hash (one a commit added, with a
+/// hash of its own, or with the hash of another class's index) is refused: read back, the
+/// index would name no class, or the other one (before, the first wrote a file that did
+/// not import, the second one whose instance came back an instance of True).
+#[test]
+fn a_class_outside_the_class_table_is_refused() {
+    let h = &headless().heap;
+    let true_class = h
+        .class_word(h.root("true").unwrap().as_base().unwrap())
+        .unwrap()
+        .as_base()
+        .unwrap();
+    for hash in [None, Some(h.hash(true_class).unwrap())] {
+        let heap = committed_new_class(hash);
+        let e = export_bytes_with(&heap, &ExportOptions::default());
+        assert!(
+            matches!(e, Err(ExportError::Unsupported(_))),
+            "{hash:?}: {:?}",
+            e.map(|b| b.len())
+        );
+    }
+    // The image as it is still exports.
+    assert!(export_bytes_with(h, &ExportOptions::default()).is_ok());
 }
