@@ -349,13 +349,22 @@ fn pad(len: usize) -> u8 {
 
 pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> ExportResult<Vec<u8>> {
     let special = crate::special_objects(heap)?;
+    // What the importer (any V3 reader) needs of the special objects array: nil in its
+    // first slot and an array of compact classes at slot 29. Without them the file
+    // would not read back (a base not imported from an image may have neither).
+    if slot_ref(heap, special, 0).is_none() {
+        return Err(ExportError::Unsupported(
+            "a special objects array whose first slot is not nil",
+        ));
+    }
+    let cc = slot_ref(heap, special, COMPACT_CLASSES).ok_or(ExportError::Unsupported(
+        "a special objects array with no compact classes array",
+    ))?;
     let mut compact: HashMap<u32, u8> = HashMap::new();
-    if let Some(cc) = slot_ref(heap, special, COMPACT_CLASSES) {
-        // Compact class indices 1..=31 name slots 0..=30 of the array.
-        for (k, w) in (1..=31u8).zip(heap.slots_of(cc)) {
-            if let Some(c) = w.as_base() {
-                compact.entry(c.as_u32()).or_insert(k);
-            }
+    // Compact class indices 1..=31 name slots 0..=30 of the array.
+    for (k, w) in (1..=31u8).zip(heap.slots_of(cc)) {
+        if let Some(c) = w.as_base() {
+            compact.entry(c.as_u32()).or_insert(k);
         }
     }
     let old_base = if h.version == 0 {
