@@ -202,6 +202,21 @@ impl Base {
         self.parent.as_ref()
     }
 
+    /// True if `fp` is this version's fingerprint or that of a version it was committed
+    /// over (its parent's, and theirs): every object of that version is at the same index
+    /// in this one, changed or not ([`Base::descends_from`] by fingerprint). Time:
+    /// O(versions in the chain).
+    pub fn descends_from_fingerprint(&self, fp: Fingerprint) -> bool {
+        let mut at = Some(self);
+        while let Some(v) = at {
+            if v.fingerprint() == fp {
+                return true;
+            }
+            at = v.parent().map(|p| &**p);
+        }
+        false
+    }
+
     /// Layers between this version and its heap: how many lookups a read of an object some
     /// version changed may take. 0 for a heap made, opened or flattened.
     pub fn depth(&self) -> usize {

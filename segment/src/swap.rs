@@ -1001,7 +1001,19 @@ impl Swapper {
         let bytes = inner.store.get(id)?;
         // The file's own checksum (BLAKE3 over its header and body, verified by the
         // decoder) must be the one written: then the bytes are the segment's.
-        let seg = file::from_bytes(&bytes, Some(t.base().fingerprint()))?;
+        // Made on the tenant's version of its base or on one it has moved on from since
+        // (a commit, a rebase): its objects are at the same indices.
+        let mut on = Some(t.base());
+        let seg = loop {
+            let Some(v) = on else {
+                // Refused by the tenant's own version, as a file of another base is.
+                break file::from_bytes(&bytes, Some(t.base().fingerprint()))?;
+            };
+            match file::from_bytes(&bytes, Some(v.fingerprint())) {
+                Err(SegmentError::WrongBase { .. }) => on = v.parent(),
+                r => break r?,
+            }
+        };
         if file_checksum(&bytes) != Some(out.digest) {
             return Err(SwapError::Replaced(id));
         }

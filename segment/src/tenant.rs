@@ -648,7 +648,8 @@ impl TenantSegment {
         }
         let base = tenant.base().clone();
         let heap = base.heap();
-        let same_base = base.fingerprint() == self.fingerprint;
+        // Its base, or a version the tenant's has moved on from: base objects by index.
+        let same_base = base.descends_from_fingerprint(self.fingerprint);
         let needs_names = self.out.iter().any(|o| {
             !matches!(
                 o,

@@ -2,8 +2,9 @@
 //! a forwarder (a fault-in's classes, a become, until the next collection) or a root given
 //! by a forwarder are the object they lead to, so no object becomes two members or a
 //! member recorded under a word a collection frees. A segment whose member classes form a
-//! cycle, which no file reader takes back, is refused before anything changes; and a
-//! swapper's records leave out a segment whose stubs were all collected.
+//! cycle, which no file reader takes back, is refused before anything changes; a
+//! swapper's records leave out a segment whose stubs were all collected; and a segment out
+//! comes back after its tenant moves to a later version of its base.
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, Value, synth};
@@ -121,4 +122,37 @@ fn records_leave_out_a_segment_whose_stubs_were_collected() {
     t.collect();
     assert!(s.records(&mut t).unwrap().is_empty());
     assert!(s.swapped().is_empty());
+}
+
+/// A segment swapped out comes back after its tenant commits (it moves to the version its
+/// commit made, over the one the segment was made on), and so after a rebase.
+#[test]
+fn a_segment_out_comes_back_after_its_tenant_commits() {
+    use cowheap_tenants::commit::{CommitRights, Repository};
+    let base = Base::new(synth::image(1000, 1));
+    let g = base.heap().root("Smalltalk").unwrap();
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let mut t = repo.fork();
+    let class = t.class_of(g).unwrap();
+    let root = t
+        .alloc_with(class, Format::Pointers, &[Value::int(7), g], &[])
+        .unwrap();
+    held(&mut t, class, root);
+    let s = Swapper::new(MemStore::new());
+    let out = s.swap_out(&mut t, &[root]).unwrap();
+    t.set_slot(g, 0, Value::int(3)).unwrap();
+    repo.commit(&mut t, "t").unwrap();
+    s.fault_in(&mut t, out.id).unwrap();
+    assert_eq!(t.slot(root, 0).unwrap().as_int(), Some(7));
+    assert!(t.identical(t.slot(root, 1).unwrap(), g).unwrap());
+    assert_eq!(t.slot(g, 0).unwrap().as_int(), Some(3));
+    // Out again, then another tenant commits and this one rebases over it.
+    let out = s.swap_out(&mut t, &[root]).unwrap();
+    let mut other = repo.fork();
+    other.set_slot(g, 1, Value::int(9)).unwrap();
+    repo.commit(&mut other, "o").unwrap();
+    repo.rebase(&mut t).unwrap();
+    s.fault_in(&mut t, out.id).unwrap();
+    assert_eq!(t.slot(root, 0).unwrap().as_int(), Some(7));
+    assert_eq!(t.slot(g, 1).unwrap().as_int(), Some(9));
 }
