@@ -172,7 +172,20 @@ fn image() -> impl Strategy<Value = Image> {
                     any_word(n).boxed(),
                 ],
                 prop::collection::vec((root_name(), any_word(n)), 0..5),
+                any::<bool>(),
             )
+                // Mostly a class field whose flag is clear is zero, as a writer leaves it
+                // (a file with another value there is refused before anything else).
+                .prop_map(|(nil, flags, mut classes, roots, keep)| {
+                    if !keep {
+                        for (k, class) in classes.iter_mut().enumerate().take(2) {
+                            if flags >> k & 1 == 0 {
+                                *class = 0;
+                            }
+                        }
+                    }
+                    (nil, flags, classes, roots)
+                })
                 .boxed()
         } else {
             (
@@ -181,6 +194,15 @@ fn image() -> impl Strategy<Value = Image> {
                 [base_ref(n), base_ref(n), base_ref(n)],
                 prop::collection::vec((root_name(), good_word(n)), 0..5),
             )
+                // A class field whose flag is clear is zero, as a writer leaves it.
+                .prop_map(|(nil, flags, mut classes, roots)| {
+                    for (k, class) in classes.iter_mut().enumerate().take(2) {
+                        if flags >> k & 1 == 0 {
+                            *class = 0;
+                        }
+                    }
+                    (nil, flags, classes, roots)
+                })
                 .boxed()
         };
         (objects, skew, meta).prop_map(|(objects, offset_skew, (nil, flags, classes, roots))| {
