@@ -1646,7 +1646,10 @@ impl Vm {
     }
 
     /// Looks `selector` up from `class`: the method, its header and whether the selector is
-    /// one [`Vm::trap`] watches for; or `None`.
+    /// one [`Vm::trap`] watches for; or `None`. The method cache's probe inline, a miss
+    /// ([`Vm::lookup_miss`]) out of line: a miss walks dictionaries through the memory's
+    /// reads, whose frame every send would otherwise set up.
+    #[inline(always)]
     pub(crate) fn lookup<M: ObjectMemory>(
         &mut self,
         m: &M,
@@ -1665,6 +1668,19 @@ impl Vm {
                 context: e.context,
             }));
         }
+        self.lookup_miss(m, class, selector, slot)
+    }
+
+    /// [`Vm::lookup`] past a miss of the method cache at `slot`: the walk up the superclass
+    /// chain, whose find is cached.
+    #[inline(never)]
+    fn lookup_miss<M: ObjectMemory>(
+        &mut self,
+        m: &M,
+        class: Value,
+        selector: Value,
+        slot: usize,
+    ) -> Result<Option<Found>> {
         self.stats.cache_misses += 1;
         let mut c = class;
         let mut chain = Chain::new(c);
