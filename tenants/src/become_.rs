@@ -85,6 +85,8 @@ impl Tenant {
                 self.body(k)?;
             }
             if let Loc::Base(x) = l {
+                // Its body is copied: a read, as a first write's copy is.
+                self.note_read(x);
                 self.may_divert(x)?;
                 let view = self.base.object(x)?;
                 view.format.check(view.size())?;

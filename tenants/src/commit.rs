@@ -49,13 +49,13 @@
 //! ```
 
 pub use crate::layer::Layer;
-use crate::space::{FORWARDER_COST, cost};
+use crate::space::{FORWARDER_COST, State, cost};
 use crate::stats::sub;
 use crate::tenant::Loc;
 use crate::{Error, Tenant, TenantConfig};
 use arc_swap::ArcSwap;
 use cowheap_forwarders::{Base, BaseId, Committed, IndirectionTable};
-use cowheap_heap::{Error as HeapError, ObjectIndex, PrivateKey, Word};
+use cowheap_heap::{Decoded, Error as HeapError, ObjectIndex, PrivateKey, Word};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -945,13 +945,31 @@ impl Tenant {
     /// Frees every private object, root and handle, empties the table and stops recording
     /// reads: the tenant sees its base as a fresh fork would. Keys' generations move on. The
     /// forwarders earlier commits left stay (a reference from before a commit leads to the
-    /// object committed, which an abort does not undo). Time: O(keys ever used).
+    /// object committed, which an abort does not undo), and so does every private forwarder
+    /// whose chain leads to one of them (a `become_forward` onto an object later
+    /// committed), pointed straight at the committed object and kept with them. Time:
+    /// O(keys ever used + the chains' lengths).
     fn discard(&mut self) {
-        let kept: FxHashSet<PrivateKey> = self
+        let mut kept: FxHashSet<PrivateKey> = self
             .cold
             .as_ref()
             .map(|c| c.committed.iter().copied().collect())
             .unwrap_or_default();
+        let mut also: Vec<(PrivateKey, Word)> = Vec::new();
+        if !kept.is_empty() {
+            for (k, state) in self.space.iter() {
+                if let State::Forwarded(w) = state
+                    && !kept.contains(&k)
+                    && let Some(target) = self.committed_end(w, &kept)
+                {
+                    also.push((k, target));
+                }
+            }
+        }
+        for &(k, target) in &also {
+            self.space.retarget(k, target);
+            kept.insert(k);
+        }
         let keys: Vec<PrivateKey> = self
             .space
             .iter()
@@ -970,12 +988,31 @@ impl Tenant {
             cold.hosts.clear();
             cold.views.clear();
             cold.committed.retain(|k| kept.contains(k));
+            cold.committed.extend(also.iter().map(|&(k, _)| k));
             cold.stats.private_objects = left;
             cold.stats.private_bytes = left * FORWARDER_COST;
         }
         if let Some(f) = self.filter.as_mut() {
             *f = cowheap_forwarders::MarkFilter::new();
         }
+    }
+
+    /// The base word a chain of private forwarders from word `w` ends at, if it passes
+    /// through a forwarder commits left (one of `committed`): that forwarder's target.
+    /// `None` for a chain that ends anywhere else. Bounded by the space's entries (chains
+    /// never cycle; the bound turns a broken invariant into `None`).
+    fn committed_end(&self, mut w: Word, committed: &FxHashSet<PrivateKey>) -> Option<Word> {
+        for _ in 0..=self.space.len() {
+            let Decoded::Private(k) = w.decode() else {
+                return None;
+            };
+            match self.space.get(k)? {
+                State::Forwarded(t) if committed.contains(&k) => return Some(t),
+                State::Forwarded(t) => w = t,
+                _ => return None,
+            }
+        }
+        None
     }
 
     /// Moves the tenant to `base`, a version of the same lineage or a flattened one, its

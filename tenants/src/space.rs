@@ -799,6 +799,18 @@ impl Space {
         self.state(self.keys.link(slab_key(k))?)
     }
 
+    /// Points forwarder `k` at `target` instead. False, changing nothing, unless `k` names a
+    /// live forwarder.
+    pub(crate) fn retarget(&mut self, k: PrivateKey, target: Word) -> bool {
+        match self.keys.link(slab_key(k)) {
+            Some(link) if link & FORWARDER != 0 => {
+                self.words[(link & !NOT_OBJECT) as usize].set(target);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The object `k` names, if it is a live object (not a forwarder). The read path's one
     /// lookup: the key's record, then the object's size word.
     #[inline(always)]

@@ -247,10 +247,13 @@ impl Tenant {
         }
     }
 
-    /// Records a read of base object `x` if the tenant records its reads (only a recording
-    /// tenant's reads of base objects come this way: its filter sends them all here).
+    /// Records a read of base object `x`'s body (a slot, its class, size, hash or bytes, or
+    /// the copy a first write makes) if the tenant records its reads: only a recording
+    /// tenant's reads of base objects come this way, its filter sends them all here. A
+    /// reference resolved to `x` ([`Tenant::locate_word`]: a collection's patch, `identical`,
+    /// a forwarder settled) is no read of it.
     #[inline]
-    fn note_read(&self, x: ObjectIndex) {
+    pub(crate) fn note_read(&self, x: ObjectIndex) {
         if let Some(c) = &self.cold
             && let Some((set, _)) = &c.recording
         {
@@ -559,8 +562,9 @@ impl Tenant {
                             continue;
                         }
                     }
+                    // Not a read of `x`'s body (a reference resolved, an identity
+                    // compared, a forwarder patched): a reader of the body notes it.
                     let len = self.base.len();
-                    self.note_read(x);
                     if x.get() >= len {
                         return Err(HeapError::NoSuchObject {
                             index: x.get() as u64,
@@ -927,7 +931,10 @@ impl Tenant {
             Some(Quick::Private(body)) => self.private_slot(body, i),
             Some(Quick::Version(x)) => Ok(Value::shared(self.base.slot_word(x, i)?)),
             None => match self.locate(obj)? {
-                Loc::Base(x) => Ok(Value::shared(self.base.slot_word(x, i)?)),
+                Loc::Base(x) => {
+                    self.note_read(x);
+                    Ok(Value::shared(self.base.slot_word(x, i)?))
+                }
                 Loc::Private(k) => self.private_slot(self.read_body(k)?, i),
             },
         }
@@ -1161,7 +1168,10 @@ impl Tenant {
             Some(Quick::Private(body)) => body,
             Some(Quick::Version(x)) => return Ok(in_base(&self.base, x)?),
             None => match self.locate(obj)? {
-                Loc::Base(x) => return Ok(in_base(&self.base, x)?),
+                Loc::Base(x) => {
+                    self.note_read(x);
+                    return Ok(in_base(&self.base, x)?);
+                }
                 Loc::Private(k) => self.read_body(k)?,
             },
         };
@@ -1289,6 +1299,7 @@ impl Tenant {
                 // body is made on the way) and diverted. A size that does not fit its format
                 // (a base opened without verification may hold one) is refused: such a copy
                 // could not be snapshotted and restored. Nothing changes on any error.
+                self.note_read(x);
                 let view = self.base.object(x)?;
                 check(view.format, view.size())?;
                 view.format.check(view.size())?;
