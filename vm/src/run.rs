@@ -62,6 +62,12 @@ pub enum RunError {
     /// The thread pool could not be built.
     #[error("building the thread pool: {0}")]
     Threads(String),
+    /// Memory for this many tenants (and their reports) could not be had.
+    #[error("no memory for {tenants} tenants")]
+    TooManyTenants {
+        /// The tenant count asked for.
+        tenants: usize,
+    },
 }
 
 /// What one tenant did.
@@ -221,7 +227,15 @@ pub fn run_base(
     };
     // Check once that the image can be run at all.
     Vm::new(&Tenant::fork(base))?;
-    let mut tenants: Vec<Tenant> = (0..options.tenants).map(|_| Tenant::fork(base)).collect();
+    // The tenants and their reports, reserved fallibly: a count past the memory is an
+    // error, not the end of the process.
+    let n = options.tenants;
+    let too_many = |_| RunError::TooManyTenants { tenants: n };
+    let mut tenants: Vec<Tenant> = Vec::new();
+    tenants.try_reserve_exact(n).map_err(too_many)?;
+    let mut runs: Vec<TenantRun> = Vec::new();
+    runs.try_reserve_exact(n).map_err(too_many)?;
+    tenants.extend((0..n).map(|_| Tenant::fork(base)));
     let one = |t: &mut Tenant| -> TenantRun {
         let mut vm = match Vm::new(t) {
             Ok(vm) => vm,
@@ -256,7 +270,7 @@ pub fn run_base(
         b.build().map_err(|e| RunError::Threads(e.to_string()))?
     };
     let start = Instant::now();
-    let runs: Vec<TenantRun> = pool.install(|| tenants.par_iter_mut().map(one).collect());
+    pool.install(|| tenants.par_iter_mut().map(one).collect_into_vec(&mut runs));
     let elapsed = start.elapsed();
     Ok(RunReport {
         expression: expression.to_owned(),

@@ -180,3 +180,24 @@ fn the_images_sieve_benchmark_agrees_on_both_memories() {
     assert_eq!(on_flat.as_int(), Some(1028));
     assert!(vm.stats().bytecodes > 100_000);
 }
+
+/// A tenant count past what memory can hold is an error, not the end of the process.
+#[test]
+fn too_many_tenants_to_run_is_an_error() {
+    let base = common::base("bootstrapped.image");
+    let symbols = Symbols::from_base(base.heap());
+    for tenants in [1 << 40, usize::MAX] {
+        let options = cowheap_vm::run::RunOptions {
+            tenants,
+            budget: 1_000,
+            threads: Some(1),
+            selector: Some("benchFib".into()),
+        };
+        let r = cowheap_vm::run::run_base(&base, &symbols, "15", &options);
+        assert!(
+            matches!(r, Err(cowheap_vm::run::RunError::TooManyTenants { tenants: n }) if n == tenants),
+            "{tenants}: {:?}",
+            r.map(|_| ())
+        );
+    }
+}
