@@ -256,11 +256,12 @@ impl LocalStore {
     }
 
     /// The record, if this access may see it: a principal not entitled to the tenant is
-    /// told it is missing, so nothing names another tenant's data to it. A record that does
-    /// not parse is `Damaged` to the operator and missing to a principal, whose grant in it
-    /// cannot be read: so a damaged record of another's tenant neither names that tenant
-    /// to it nor breaks its listing (a principal's own damaged record is missing to it too;
-    /// the operator sees the damage).
+    /// told it is missing, so nothing names another tenant's data to it. A record that
+    /// cannot be loaded, for whatever reason (it does not parse, it cannot be read, its
+    /// buffer cannot be had), is that error to the operator and missing to a principal,
+    /// whose grant in it cannot be read: so a bad record of another's tenant neither names
+    /// that tenant or its path to it nor breaks its listing (a principal's own unreadable
+    /// record is missing to it too; the operator sees the error).
     fn load_visible(&self, t: &TenantName) -> Result<(TenantRecord, Vec<PrincipalName>)> {
         let missing = || StoreError::TenantMissing { tenant: t.clone() };
         let loaded = self.load(t);
@@ -268,10 +269,8 @@ impl LocalStore {
             return match loaded {
                 // As PostgreSQL's row-level security answers: the tenant is not there for it.
                 Ok(Some((rec, grants))) if grants.contains(name) => Ok((rec, grants)),
-                Ok(_) | Err(StoreError::Damaged { .. } | StoreError::InvalidName { .. }) => {
-                    Err(missing())
-                }
-                Err(e) => Err(e),
+                // No grant to it that can be read: not there for it either.
+                Ok(_) | Err(_) => Err(missing()),
             };
         }
         loaded?.ok_or_else(missing)

@@ -234,3 +234,48 @@ fn a_damaged_record_of_another_tenant_is_missing_to_a_principal() {
     assert!(matches!(op.record(&other), Err(StoreError::Damaged { .. })));
     assert!(matches!(op.tenants(), Err(StoreError::Damaged { .. })));
 }
+
+/// A record of another tenant that cannot be read at all (a directory in its place, a
+/// symbolic link that loops) neither breaks a principal's listing nor names that tenant to
+/// it: its grants cannot be read, so it is missing to the principal; the operator is told
+/// what is wrong.
+#[test]
+fn an_unreadable_record_of_another_tenant_is_missing_to_a_principal() {
+    use cowheap_store::{ManualClock, Millis, PrincipalName, Store, TenantName};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s");
+    let clock = ManualClock::new(Millis(1_000));
+    let op = LocalStore::init(&root, Arc::new(clock.clone()), Access::Operator).unwrap();
+    let fp = cowheap_heap::Fingerprint([3; 32]);
+    op.put_base(fp, b"a base").unwrap();
+    let p1 = PrincipalName::new("p1").unwrap();
+    op.add_principal(&p1, "s1").unwrap();
+    let mine = TenantName::new("mine").unwrap();
+    op.create_tenant(&mine, fp, Some(&p1)).unwrap();
+    let p = LocalStore::open(&root, Arc::new(clock), Access::principal(p1, "s1")).unwrap();
+    let other = TenantName::new("other").unwrap();
+    let rec = root.join("tenants/other.rec");
+    let in_place: [(&str, &dyn Fn()); 2] = [
+        ("a directory", &|| std::fs::create_dir(&rec).unwrap()),
+        ("a looping link", &|| {
+            std::os::unix::fs::symlink("other.rec", &rec).unwrap()
+        }),
+    ];
+    for (what, make) in in_place {
+        make();
+        let listed: Vec<_> = p.tenants().unwrap().into_iter().map(|r| r.tenant).collect();
+        assert_eq!(listed, std::slice::from_ref(&mine), "{what}");
+        assert!(
+            matches!(p.record(&other), Err(StoreError::TenantMissing { .. })),
+            "{what}: {:?}",
+            p.record(&other)
+        );
+        assert!(op.record(&other).is_err(), "{what}");
+        assert!(op.tenants().is_err(), "{what}");
+        if rec.is_dir() {
+            std::fs::remove_dir(&rec).unwrap();
+        } else {
+            std::fs::remove_file(&rec).unwrap();
+        }
+    }
+}
