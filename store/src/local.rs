@@ -34,6 +34,12 @@
 //! read-check-write, so a claim (read the record, check owner and lease, write epoch + 1) is
 //! one atomic step between threads and processes alike. Blobs need no lock: a blob's name is
 //! its digest, and two writers of one name write the same bytes.
+//!
+//! Every file is read only if it is a regular file, opened without blocking (a FIFO or a
+//! device in a file's place is `Damaged`, and cannot hang the reader). A blob is read whole;
+//! every other file (a record, a segment's entry, a version record, a principal's file, a
+//! base's pointer) is read up to a cap of 64 KiB, and a longer one is `Damaged` without its
+//! length ever being reserved.
 
 use crate::store::{Access, BlobStats, Claim, Store, TenantRecord, VersionRecord, check_layer};
 use crate::{
@@ -44,7 +50,7 @@ use cowheap_heap::Fingerprint;
 use cowheap_segment::swap::SegmentId;
 use fs4::fs_std::FileExt;
 use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -110,19 +116,20 @@ impl LocalStore {
     /// the principal is unknown or its secret wrong.
     pub fn open(root: &Path, clock: Arc<dyn Clock>, access: Access) -> Result<LocalStore> {
         let marker = root.join(MARKER);
-        match fs::read_to_string(&marker) {
-            Ok(s) if s == MARKER_TEXT => {}
-            Ok(_) => {
+        match read_optional(&marker) {
+            Ok(Some(s)) if s == MARKER_TEXT.as_bytes() => {}
+            // Another file, or one that is no regular file or is far too long.
+            Ok(Some(_)) | Err(StoreError::Damaged { .. }) => {
                 return Err(StoreError::NotAStore {
                     what: format!("{}: unknown marker", marker.display()),
                 });
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
+            Ok(None) => {
                 return Err(StoreError::NotAStore {
                     what: format!("{}: no marker file", root.display()),
                 });
             }
-            Err(e) => return Err(StoreError::io(&marker, e)),
+            Err(e) => return Err(e),
         }
         let store = LocalStore {
             root: root.to_owned(),
@@ -342,7 +349,8 @@ impl LocalStore {
     /// Reads a blob of `kind` and checks its length and digest.
     fn get_blob_in(&self, kind: &str, digest: &Digest) -> Result<Vec<u8>> {
         let path = self.path_in(kind, digest);
-        let mut bytes = read_optional(&path)?.ok_or(StoreError::BlobMissing { digest: *digest })?;
+        let mut bytes =
+            read_blob_optional(&path)?.ok_or(StoreError::BlobMissing { digest: *digest })?;
         let what = || format!("blob {digest}");
         if bytes.len() < BLOB_HEADER || bytes[..8] != BLOB_MAGIC {
             return Err(StoreError::Damaged {
@@ -506,8 +514,14 @@ impl Store for LocalStore {
         self.operator_only("store", || format!("base {fingerprint}"))?;
         let digest = self.put_blob(image)?;
         let p = self.root.join("bases").join(fingerprint_hex(&fingerprint));
-        if read_optional(&p)?.as_deref() != Some(digest.to_hex().as_bytes()) {
-            write_atomic(&self.tmp(), &p, digest.to_hex().as_bytes())?;
+        // A pointer that is damaged (no regular file, far too long) is replaced, as a
+        // damaged blob is.
+        match read_optional(&p) {
+            Ok(Some(named)) if named == digest.to_hex().as_bytes() => {}
+            Ok(_) | Err(StoreError::Damaged { .. }) => {
+                write_atomic(&self.tmp(), &p, digest.to_hex().as_bytes())?;
+            }
+            Err(e) => return Err(e),
         }
         Ok(digest)
     }
@@ -1057,13 +1071,66 @@ fn parse_record(t: &TenantName, bytes: &[u8]) -> Result<(TenantRecord, Vec<Princ
     ))
 }
 
-/// The file's bytes, or `None` if there is no such file; [`StoreError::OutOfMemory`] if
-/// the allocator refuses the buffer.
-fn read_optional(p: &Path) -> Result<Option<Vec<u8>>> {
-    let mut f = match File::open(p) {
+/// The most bytes a metadata file of the store may hold: a tenant record, a segment's
+/// entry, a version record, a principal's file, a base's pointer, a committer's mark, the
+/// marker. The largest is a tenant record, a few hundred bytes; a longer file is no file the
+/// store wrote, and is refused as damaged having read at most this many bytes and one more,
+/// never reserving its length (a sparse file may claim any length at no cost to whoever
+/// made it).
+const METADATA_CAP: u64 = 64 * 1024;
+
+/// Opens `p` to read, or `None` if there is no such file. The store writes only regular
+/// files, so anything else in a file's place (a FIFO, a device, a directory) is refused as
+/// damaged; the open itself does not block (`O_NONBLOCK`), so a FIFO with no writer cannot
+/// hang it.
+fn open_regular(p: &Path) -> Result<Option<File>> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let f = match options.open(p) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StoreError::io(p, e)),
+    };
+    let m = f.metadata().map_err(|e| StoreError::io(p, e))?;
+    if !m.is_file() {
+        return Err(StoreError::Damaged {
+            what: p.display().to_string(),
+            problem: "not a regular file",
+        });
+    }
+    Ok(Some(f))
+}
+
+/// A metadata file's bytes, or `None` if there is no such file; [`StoreError::Damaged`] if
+/// it is not a regular file or holds more than [`METADATA_CAP`] bytes.
+fn read_optional(p: &Path) -> Result<Option<Vec<u8>>> {
+    let Some(f) = open_regular(p)? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    f.take(METADATA_CAP + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| StoreError::io(p, e))?;
+    if bytes.len() as u64 > METADATA_CAP {
+        return Err(StoreError::Damaged {
+            what: p.display().to_string(),
+            problem: "too long for a metadata file",
+        });
+    }
+    Ok(Some(bytes))
+}
+
+/// A blob's file's bytes, whole, or `None` if there is no such file;
+/// [`StoreError::Damaged`] if it is not a regular file, [`StoreError::OutOfMemory`] if the
+/// allocator refuses the buffer.
+fn read_blob_optional(p: &Path) -> Result<Option<Vec<u8>>> {
+    let Some(mut f) = open_regular(p)? else {
+        return Ok(None);
     };
     let v = cowheap_heap::file::read_all(&mut f).map_err(|e| match e.kind() {
         ErrorKind::OutOfMemory => {

@@ -279,3 +279,97 @@ fn an_unreadable_record_of_another_tenant_is_missing_to_a_principal() {
         }
     }
 }
+
+/// A FIFO in place of a tenant record (or a blob, or a principal's file) is no file the
+/// store wrote: reading it answers an error at once, where an open waiting for a writer
+/// would hang the reader for ever. A principal's listing leaves such a record of another
+/// tenant out.
+#[test]
+fn a_fifo_in_place_of_a_store_file_answers_an_error_at_once() {
+    use cowheap_store::{PrincipalName, Store, SystemClock, TenantName};
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let op = LocalStore::init(&root, Arc::new(SystemClock), Access::Operator).unwrap();
+    let fp = cowheap_heap::Fingerprint([3; 32]);
+    op.put_base(fp, b"a base").unwrap();
+    let p1 = PrincipalName::new("p1").unwrap();
+    op.add_principal(&p1, "s1").unwrap();
+    let (mine, other) = (
+        TenantName::new("mine").unwrap(),
+        TenantName::new("other").unwrap(),
+    );
+    op.create_tenant(&mine, fp, Some(&p1)).unwrap();
+    op.create_tenant(&other, fp, None).unwrap();
+    let p = LocalStore::open(
+        &root,
+        Arc::new(SystemClock),
+        Access::principal(p1.clone(), "s1"),
+    )
+    .unwrap();
+    let fifo = |path: std::path::PathBuf| {
+        std::fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo {}", path.display());
+    };
+    /// Runs `f` on a thread of its own: its answer, or `None` if it gave none in time (the
+    /// thread, stuck, is left behind).
+    fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(5)).ok()
+    }
+    fifo(root.join("tenants/other.rec"));
+    let op = Arc::new(op);
+    let p = Arc::new(p);
+    let answer = within({
+        let (op, other) = (op.clone(), other.clone());
+        move || op.record(&other)
+    })
+    .expect("the operator's record() of a FIFO answers");
+    assert!(
+        matches!(answer, Err(StoreError::Damaged { .. })),
+        "{answer:?}"
+    );
+    let listed = within({
+        let p = p.clone();
+        move || p.tenants()
+    })
+    .expect("the principal's tenants() answers");
+    let listed: Vec<_> = listed.unwrap().into_iter().map(|r| r.tenant).collect();
+    assert_eq!(listed, std::slice::from_ref(&mine));
+    let answer = within(move || p.record(&other)).expect("the principal's record() answers");
+    assert!(
+        matches!(answer, Err(StoreError::TenantMissing { .. })),
+        "{answer:?}"
+    );
+    // A blob: read whole, but only from a regular file.
+    let node = cowheap_store::NodeName::new("a").unwrap();
+    let claim = op.claim(&mine, &node, 60_000).unwrap();
+    let state = op.write_state(&claim, b"a state").unwrap();
+    fifo(op.blob_path(&state));
+    let answer = within({
+        let (op, mine) = (op.clone(), mine.clone());
+        move || op.read_state(&mine, state)
+    })
+    .expect("reading a state whose blob is a FIFO answers");
+    assert!(
+        matches!(answer, Err(StoreError::Damaged { .. })),
+        "{answer:?}"
+    );
+    // A principal's file.
+    fifo(root.join("principals/p1"));
+    let answer =
+        within(move || LocalStore::open(&root, Arc::new(SystemClock), Access::principal(p1, "s1")))
+            .expect("opening as a principal whose file is a FIFO answers");
+    assert!(
+        matches!(answer, Err(StoreError::Damaged { .. })),
+        "{answer:?}"
+    );
+}
