@@ -5,7 +5,8 @@
 //! <root>/COWHEAP-STORE                 marker and format version
 //! <root>/blobs/<2 hex>/<64 hex>        a blob: "COWBLOB\0", its length (u64 LE), its bytes
 //! <root>/bases/<fingerprint hex>       the digest of the blob holding that base's image file
-//! <root>/tenants/<name>.rec            a tenant's record (text, with a BLAKE3 check line)
+//! <root>/tenants/<name>.rec            a tenant's record (text naming the tenant, with a
+//!                                      BLAKE3 check line)
 //! <root>/tenants/<name>.lock           the lock that serialises changes to that record
 //! <root>/principals/<name>             the BLAKE3 digest of a principal's secret
 //! <root>/layers/<2 hex>/<64 hex>       a version's layer blob, framed as a blob
@@ -58,7 +59,12 @@ const MARKER: &str = "COWHEAP-STORE";
 const MARKER_TEXT: &str = "cowheap-store 1\n";
 const BLOB_MAGIC: [u8; 8] = *b"COWBLOB\0";
 const BLOB_HEADER: usize = 16;
-const RECORD_HEAD: &str = "cowheap-tenant 1";
+/// The first line of a tenant record: format 2, whose second line names the tenant.
+const RECORD_HEAD: &str = "cowheap-tenant 2";
+/// The first line of a tenant record of format 1, which did not name its tenant. Such a
+/// record is refused as damaged: nothing in it tells whose it is, so it could be another
+/// tenant's copied under this name, which is what naming the tenant exists to refuse.
+const RECORD_HEAD_UNNAMED: &str = "cowheap-tenant 1";
 const VERSION_HEAD: &str = "cowheap-version 1";
 const SEGMENT_HEAD: &str = "cowheap-segment 1";
 const BLOBS: &str = "blobs";
@@ -1009,7 +1015,8 @@ fn link_new(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<bool> {
 fn format_record(r: &TenantRecord, grants: &[PrincipalName]) -> String {
     let opt = |s: Option<String>| s.unwrap_or_else(|| "-".to_owned());
     let mut s = format!(
-        "{RECORD_HEAD}\nbase {}\nstate {}\nowner {}\nepoch {}\nlease {}\n",
+        "{RECORD_HEAD}\ntenant {}\nbase {}\nstate {}\nowner {}\nepoch {}\nlease {}\n",
+        r.tenant,
         fingerprint_hex(&r.base),
         opt(r.state.map(|d| d.to_hex())),
         opt(r.owner.as_ref().map(|o| o.to_string())),
@@ -1030,8 +1037,14 @@ fn parse_record(t: &TenantName, bytes: &[u8]) -> Result<(TenantRecord, Vec<Princ
     };
     let body = unseal(bytes).map_err(bad)?;
     let mut lines = body.lines();
-    if lines.next() != Some(RECORD_HEAD) {
-        return Err(bad("unknown header"));
+    match lines.next() {
+        Some(RECORD_HEAD) => {}
+        Some(RECORD_HEAD_UNNAMED) => {
+            return Err(bad(
+                "a record of format 1, which does not name its tenant (it could be another's)",
+            ));
+        }
+        _ => return Err(bad("unknown header")),
     }
     let mut field = |key: &str| -> Result<String> {
         let line = lines.next().ok_or_else(|| bad("missing field"))?;
@@ -1040,6 +1053,10 @@ fn parse_record(t: &TenantName, bytes: &[u8]) -> Result<(TenantRecord, Vec<Princ
             .map(str::to_owned)
             .ok_or_else(|| bad("fields out of order"))
     };
+    // A record copied under another tenant's name is not that tenant's.
+    if field("tenant")? != t.as_str() {
+        return Err(bad("it is the record of another tenant"));
+    }
     let base = parse_fingerprint(&field("base")?)?;
     let state = match field("state")?.as_str() {
         "-" => None,
@@ -1205,7 +1222,8 @@ mod tests {
             Just(VERSION_HEAD.to_owned()),
             "base [0-9a-fA-F]{62,66}",
             "(state|layer) (-|[0-9a-f]{64}|[0-9a-fA-FxyZ]{0,70})",
-            "(owner|by|grant) (-|[a-zA-Z0-9._/ -]{0,24}|\\.[a-z]{1,3})",
+            "(tenant|owner|by|grant) (-|[a-zA-Z0-9._/ -]{0,24}|\\.[a-z]{1,3})",
+            Just("tenant t".to_owned()),
             "(epoch|lease|number) [-+]?[0-9]{0,25}",
             "check [0-9a-f]{0,64}",
             "[^\n]{0,40}",
@@ -1323,6 +1341,43 @@ mod tests {
                 }
                 Err(e) => prop_assert!(typed(&e), "{e:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_record_names_its_tenant_and_one_of_format_1_is_refused() {
+        let t = TenantName::new("alice").unwrap();
+        let rec = TenantRecord {
+            tenant: t.clone(),
+            base: Fingerprint([3; 32]),
+            state: Some(Digest([4; 32])),
+            owner: Some(NodeName::new("a").unwrap()),
+            epoch: Epoch(5),
+            lease_expiry: Millis(6),
+        };
+        let text = format_record(&rec, &[PrincipalName::new("p").unwrap()]);
+        assert!(
+            text.starts_with("cowheap-tenant 2\ntenant alice\n"),
+            "{text}"
+        );
+        assert_eq!(parse_record(&t, text.as_bytes()).unwrap().0, rec);
+        // The same record read as another tenant's is damaged.
+        let bob = TenantName::new("bob").unwrap();
+        assert!(matches!(
+            parse_record(&bob, text.as_bytes()),
+            Err(StoreError::Damaged { .. })
+        ));
+        // A record of format 1 (no tenant line), sealed as it was written, is refused.
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.pop(); // the check line
+        lines.remove(1); // the tenant line
+        lines[0] = RECORD_HEAD_UNNAMED;
+        let earlier = sealed(&lines.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>());
+        match parse_record(&t, earlier.as_bytes()) {
+            Err(StoreError::Damaged { problem, .. }) => {
+                assert!(problem.contains("format 1"), "{problem}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -373,3 +373,39 @@ fn a_fifo_in_place_of_a_store_file_answers_an_error_at_once() {
         "{answer:?}"
     );
 }
+
+/// A record names its tenant: one copied under another tenant's name is not taken as that
+/// tenant's (with the first one's state, owner and grants), but refused as damaged; a
+/// principal granted the first tenant does not see the copy.
+#[test]
+fn a_record_copied_under_another_name_is_damaged() {
+    use cowheap_store::{PrincipalName, Store, SystemClock, TenantName};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let op = LocalStore::init(root, Arc::new(SystemClock), Access::Operator).unwrap();
+    let fp = cowheap_heap::Fingerprint([3; 32]);
+    op.put_base(fp, b"a base").unwrap();
+    let p1 = PrincipalName::new("p1").unwrap();
+    op.add_principal(&p1, "s1").unwrap();
+    let (alice, bob) = (
+        TenantName::new("alice").unwrap(),
+        TenantName::new("bob").unwrap(),
+    );
+    op.create_tenant(&alice, fp, Some(&p1)).unwrap();
+    let c = op
+        .claim(&alice, &cowheap_store::NodeName::new("a").unwrap(), 60_000)
+        .unwrap();
+    op.suspend(&c, b"alice's state").unwrap();
+    std::fs::copy(root.join("tenants/alice.rec"), root.join("tenants/bob.rec")).unwrap();
+    let r = op.record(&bob);
+    assert!(matches!(r, Err(StoreError::Damaged { .. })), "{r:?}");
+    let p = LocalStore::open(root, Arc::new(SystemClock), Access::principal(p1, "s1")).unwrap();
+    let r = p.record(&bob);
+    assert!(matches!(r, Err(StoreError::TenantMissing { .. })), "{r:?}");
+    let listed: Vec<_> = p.tenants().unwrap().into_iter().map(|r| r.tenant).collect();
+    assert_eq!(listed, std::slice::from_ref(&alice));
+    let r = p.claim(&bob, &cowheap_store::NodeName::new("b").unwrap(), 60_000);
+    assert!(matches!(r, Err(StoreError::TenantMissing { .. })), "{r:?}");
+    // Alice's own record is as it was.
+    assert_eq!(op.record(&alice).unwrap().epoch, c.epoch);
+}
