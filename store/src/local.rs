@@ -475,6 +475,16 @@ pub(crate) fn check_history(rec: &TenantRecord, origin: Fingerprint) -> Result<(
     }
 }
 
+/// The latest a lease may end: the largest `bigint`, so that a lease expiry is a value both
+/// backends store (PostgreSQL keeps it in a `bigint` column), and the same one.
+pub(crate) const LATEST_LEASE_EXPIRY: Millis = Millis(i64::MAX as u64);
+
+/// When a lease of `lease_ms` taken at `now` ends: `now + lease_ms`, capped at
+/// [`LATEST_LEASE_EXPIRY`]. Both backends take every lease's expiry from here.
+pub(crate) fn lease_end(now: Millis, lease_ms: u64) -> Millis {
+    now.plus(lease_ms).min(LATEST_LEASE_EXPIRY)
+}
+
 /// The claim step shared by the backends' logic: checks owner and lease, moves the epoch.
 pub(crate) fn take(
     rec: &mut TenantRecord,
@@ -504,7 +514,7 @@ pub(crate) fn take(
         }
     };
     rec.owner = Some(node.clone());
-    rec.lease_expiry = now.plus(lease_ms);
+    rec.lease_expiry = lease_end(now, lease_ms);
     Ok(Claim {
         tenant: rec.tenant.clone(),
         node: node.clone(),
@@ -624,7 +634,7 @@ impl Store for LocalStore {
     fn renew(&self, claim: &Claim, lease_ms: u64) -> Result<Claim> {
         self.update(&claim.tenant, |rec| {
             check_fence(rec, claim)?;
-            rec.lease_expiry = self.clock.now().plus(lease_ms);
+            rec.lease_expiry = lease_end(self.clock.now(), lease_ms);
             Ok(Claim {
                 lease_expiry: rec.lease_expiry,
                 ..claim.clone()

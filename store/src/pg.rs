@@ -94,7 +94,7 @@
 //! across stores. The server must authenticate host logins by password (`scram-sha-256`),
 //! as [`crate::PgServer`] sets it up.
 
-use crate::local::{check_fence, check_history, take};
+use crate::local::{check_fence, check_history, lease_end, take};
 use crate::store::{Access, BlobStats, Claim, Store, TenantRecord, VersionRecord, check_layer};
 use crate::{
     Clock, Digest, Epoch, Millis, NodeName, PrincipalName, Result, StoreError, TenantName,
@@ -1235,7 +1235,7 @@ impl Store for PgStore {
     fn renew(&self, claim: &Claim, lease_ms: u64) -> Result<Claim> {
         self.update(&claim.tenant, "renew", |rec| {
             check_fence(rec, claim)?;
-            rec.lease_expiry = self.clock.now().plus(lease_ms);
+            rec.lease_expiry = lease_end(self.clock.now(), lease_ms);
             Ok(Claim {
                 lease_expiry: rec.lease_expiry,
                 ..claim.clone()

@@ -173,7 +173,8 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Claims the tenant for `node` for `lease_ms` from now: in one atomic step, if it has
     /// no owner or its owner's lease has run out, the epoch moves on by one and `node` owns
-    /// it. Time: O(1).
+    /// it. Time: O(1). A lease's expiry is capped at `i64::MAX` ms (PostgreSQL's largest
+    /// `bigint`), so a lease too long to end before then ends then, on every backend.
     ///
     /// # Errors
     /// [`crate::StoreError::Held`] if another claim's lease still runs (also when `node`
@@ -181,7 +182,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`crate::StoreError::Denied`] if the tenant is not there for this access.
     fn claim(&self, tenant: &TenantName, node: &NodeName, lease_ms: u64) -> Result<Claim>;
 
-    /// Extends a live claim's lease to `lease_ms` from now. Fenced like a write.
+    /// Extends a live claim's lease to `lease_ms` from now (capped as for
+    /// [`Store::claim`]). Fenced like a write.
     fn renew(&self, claim: &Claim, lease_ms: u64) -> Result<Claim>;
 
     /// Now, on the clock this handle measures leases on: a claim's

@@ -1229,3 +1229,57 @@ fn a_layer_named_by_another_history_with_other_bytes_is_still_read() {
     let fresh = common::node(&pg, "fresh", Access::Operator);
     fresh.sync(fp).expect("a node syncs the honest history");
 }
+
+/// A lease as long as a `u64` can say ends at the largest time both backends can store
+/// (`i64::MAX` ms, PostgreSQL's bigint): a claim and a renewal with it succeed on a local
+/// directory and on PostgreSQL alike, and both keep the same expiry.
+#[test]
+fn the_longest_lease_is_taken_by_both_backends_alike() {
+    let server =
+        cowheap_store::PgServer::start().unwrap_or_else(|e| panic!("PostgreSQL must start: {e}"));
+    let url = server.create_db("store").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(cowheap_store::ManualClock::new(cowheap_store::Millis(
+        1_000,
+    )));
+    let stores: [(&str, Box<dyn Store>); 2] = [
+        (
+            "local",
+            Box::new(
+                cowheap_store::LocalStore::init(dir.path(), clock.clone(), Access::Operator)
+                    .unwrap(),
+            ),
+        ),
+        (
+            "PostgreSQL",
+            Box::new(PgStore::init(&url, clock.clone()).unwrap()),
+        ),
+    ];
+    let fp = cowheap_heap::Fingerprint([2; 32]);
+    let longest = cowheap_store::Millis(i64::MAX as u64);
+    for (which, s) in &stores {
+        s.put_base(fp, b"base").unwrap();
+        let t = common::t("t");
+        s.create_tenant(&t, fp, None).unwrap();
+        let c = s
+            .claim(&t, &common::n("a"), u64::MAX)
+            .unwrap_or_else(|e| panic!("{which}: claim: {e:?}"));
+        assert_eq!(c.lease_expiry, longest, "{which}");
+        assert_eq!(s.record(&t).unwrap().lease_expiry, longest, "{which}");
+        clock.advance(10);
+        let c = s
+            .renew(&c, u64::MAX - 1)
+            .unwrap_or_else(|e| panic!("{which}: renew: {e:?}"));
+        assert_eq!(c.lease_expiry, longest, "{which}");
+        assert_eq!(s.record(&t).unwrap().lease_expiry, longest, "{which}");
+        // Still held, and released as ever.
+        assert!(
+            matches!(
+                s.claim(&t, &common::n("b"), 1),
+                Err(StoreError::Held { .. })
+            ),
+            "{which}"
+        );
+        s.release(&c).unwrap();
+    }
+}
