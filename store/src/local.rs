@@ -13,8 +13,9 @@
 //! <root>/versions/<fp hex>/<number>    version <number> (20 digits) of base <fp>'s history:
 //!                                      its layer's digest and committer, with a check line
 //! <root>/committers/<fp hex>/<name>    present: principal <name> may commit versions of <fp>
-//! <root>/segments/<name>/<16 hex>     segment <id> of a tenant swapped out: the digest of
-//!                                      the blob holding its file, with a check line
+//! <root>/segments/<name>/<16 hex>      segment <id> (16 lower-case hex digits; no other
+//!                                      spelling is listed) of a tenant swapped out: the
+//!                                      digest of the blob holding its file, with a check line
 //! <root>/tmp/                          temporary files, renamed into place
 //! ```
 //!
@@ -391,7 +392,7 @@ impl LocalStore {
     }
 
     fn segment_path(&self, t: &TenantName, id: SegmentId) -> PathBuf {
-        self.segments_dir(t).join(format!("{:016x}", id.get()))
+        self.segments_dir(t).join(segment_name(id))
     }
 
     /// The digest segment `id`'s entry names, if the tenant has one.
@@ -884,13 +885,24 @@ impl Store for LocalStore {
         self.load_visible(tenant)?;
         let mut ids: Vec<SegmentId> = list_dir(&self.segments_dir(tenant))?
             .iter()
-            .filter(|n| n.len() == 16)
-            .filter_map(|n| u64::from_str_radix(n, 16).ok())
-            .map(SegmentId::new)
+            .filter_map(|n| parse_segment_name(n))
             .collect();
         ids.sort();
         Ok(ids)
     }
+}
+
+/// A segment entry's file name: its id in 16 lower-case hex digits.
+fn segment_name(id: SegmentId) -> String {
+    format!("{:016x}", id.get())
+}
+
+/// The segment a file name is the entry of: only a name [`segment_name`] gives (not one in
+/// upper case or with a sign, which `from_str_radix` would take too), so every segment
+/// listed is found under its name.
+fn parse_segment_name(name: &str) -> Option<SegmentId> {
+    let id = SegmentId::new(u64::from_str_radix(name, 16).ok()?);
+    (segment_name(id) == name).then_some(id)
 }
 
 /// A version's file name: its number in 20 digits, so names sort as numbers do.

@@ -409,3 +409,35 @@ fn a_record_copied_under_another_name_is_damaged() {
     // Alice's own record is as it was.
     assert_eq!(op.record(&alice).unwrap().epoch, c.epoch);
 }
+
+/// A segment's entry is listed only under the name the store gives it (16 lower-case hex
+/// digits): an entry renamed to upper case or with a sign is not listed as a segment
+/// `get_segment` would then say is missing. Every listed segment is found.
+#[test]
+fn only_segments_under_their_own_names_are_listed() {
+    use cowheap_segment::swap::SegmentId;
+    use cowheap_store::{Store, SystemClock, TenantName};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let s = LocalStore::init(root, Arc::new(SystemClock), Access::Operator).unwrap();
+    let fp = cowheap_heap::Fingerprint([3; 32]);
+    s.put_base(fp, b"a base").unwrap();
+    let t = TenantName::new("t").unwrap();
+    s.create_tenant(&t, fp, None).unwrap();
+    let c = s
+        .claim(&t, &cowheap_store::NodeName::new("a").unwrap(), 60_000)
+        .unwrap();
+    for id in [9, 10, 11] {
+        s.put_segment(&c, SegmentId::new(id), format!("segment {id}").as_bytes())
+            .unwrap();
+    }
+    let d = root.join("segments/t");
+    std::fs::rename(d.join("000000000000000a"), d.join("000000000000000A")).unwrap();
+    std::fs::rename(d.join("000000000000000b"), d.join("+00000000000000b")).unwrap();
+    let listed = s.segments(&t).unwrap();
+    for &id in &listed {
+        let r = s.get_segment(&t, id);
+        assert!(r.is_ok(), "segment {id} is listed but: {r:?}");
+    }
+    assert_eq!(listed, [SegmentId::new(9)]);
+}
