@@ -7,7 +7,8 @@
 //! reports what each holds privately.
 
 use anyhow::{Context, Result, ensure};
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use cowheap_bench::alloc::CountingAlloc;
 use cowheap_bench::{self as bench, ApproachKind, BaseSource, SizeMix, Skew, WorkloadConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 
 mod demo;
 mod image_cmd;
+mod paths;
 mod store_cmd;
 
 /// Counts every allocation, so the bench can report the bytes each tenant holds.
@@ -334,7 +336,14 @@ fn main() -> Result<()> {
             objects,
             seed,
         })) => image_cmd::new(&output, objects, seed),
-        Some(Command::Import { image, output }) => image_cmd::import(&image, &output),
+        Some(Command::Import { image, output }) => {
+            if let Err(e) =
+                paths::refuse_input_as_output(&output, "the output", &image, "the image")
+            {
+                argument_error(&["import"], ErrorKind::ArgumentConflict, e).exit();
+            }
+            image_cmd::import(&image, &output)
+        }
         Some(Command::Export {
             base,
             output,
@@ -342,6 +351,10 @@ fn main() -> Result<()> {
             big_endian,
             little_endian,
         }) => {
+            if let Err(e) = paths::refuse_input_as_output(&output, "the output", &base, "the base")
+            {
+                argument_error(&["export"], ErrorKind::ArgumentConflict, e).exit();
+            }
             let order = match (big_endian, little_endian) {
                 (true, _) => Some(cowheap::squeak::ByteOrder::Big),
                 (_, true) => Some(cowheap::squeak::ByteOrder::Little),
@@ -469,6 +482,24 @@ fn rehash_by_image(
     }
     print!("{report}");
     Ok(())
+}
+
+/// An argument error of the subcommand `path` names (`["image", "new"]`), of `kind`,
+/// reported as clap reports its own: the message and the subcommand's usage on standard
+/// error, exit status 2.
+fn argument_error(path: &[&str], kind: ErrorKind, message: impl std::fmt::Display) -> clap::Error {
+    let mut cmd = Cli::command();
+    let mut named = vec![cmd.get_name().to_owned()];
+    for name in path {
+        match cmd.find_subcommand(name) {
+            Some(sub) => {
+                named.push(sub.get_name().to_owned());
+                cmd = sub.clone();
+            }
+            None => break,
+        }
+    }
+    cmd.bin_name(named.join(" ")).error(kind, message)
 }
 
 /// Lets a closed pipe end the process quietly (`cowheap image info X | head`), as command-line

@@ -498,3 +498,44 @@ fn huge_tenant_counts_are_an_error_not_an_abort() {
         assert!(err.contains("tenants: from 1 to"), "{args:?}: {err}");
     }
 }
+
+/// `import` and `export` read one file and write another: an output that is the input (the
+/// same path, another spelling of it, a link to it) is an argument error (exit 2) before
+/// anything is read, and the input stays as it was. An output that is another existing file
+/// is replaced, as `cp` does.
+#[test]
+fn an_output_that_is_the_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (m, b) = (at("m.image"), at("base.cow"));
+    std::fs::copy(image("mini.image"), &m).unwrap();
+    ok(&["import", &m, "-o", &b]);
+    let (image_bytes, base_bytes) = (std::fs::read(&m).unwrap(), std::fs::read(&b).unwrap());
+    let dotted = format!("{}/./base.cow", dir.path().display());
+    let mut refused = vec![
+        vec!["import", &m, "-o", &m],
+        vec!["export", &b, "-o", &b],
+        vec!["export", &b, "-o", &dotted],
+        vec!["export", &m, "-o", &m],
+    ];
+    let (link, hard) = (at("link"), at("hard"));
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&b, &link).unwrap();
+        std::fs::hard_link(&m, &hard).unwrap();
+        refused.push(vec!["export", &b, "-o", &link]);
+        refused.push(vec!["import", &m, "-o", &hard]);
+    }
+    for args in refused {
+        let out = cowheap(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("would replace the input"), "{args:?}: {err}");
+        assert!(std::fs::read(&m).unwrap() == image_bytes, "{args:?}");
+        assert!(std::fs::read(&b).unwrap() == base_bytes, "{args:?}");
+    }
+    let other = at("other.image");
+    std::fs::write(&other, b"an older file").unwrap();
+    ok(&["export", &b, "-o", &other]);
+    assert!(std::fs::read(&other).unwrap() == image_bytes);
+}
