@@ -529,6 +529,17 @@ impl bench::Progress for Bar {
 }
 
 fn run_bench(args: &BenchArgs) -> Result<()> {
+    let outputs: Vec<paths::Output<'_>> = [
+        ("--json", "the JSON report", &args.json),
+        ("--svg", "the chart", &args.svg),
+    ]
+    .into_iter()
+    .filter_map(|(option, what, path)| Some((option, what, path.as_deref()?)))
+    .collect();
+    let base = args.base.as_deref().map(|b| ("the base", b));
+    if let Err(e) = paths::check_outputs(&outputs, base) {
+        argument_error(&["bench"], ErrorKind::ValueValidation, e).exit();
+    }
     let config = args.config()?;
     let bar = if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(1);

@@ -1,7 +1,7 @@
 //! Output paths checked against the inputs before a command reads anything: a command that
 //! reads one file and writes another must not replace its own input.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The file a path names once links are followed: its device and inode (elsewhere, its
 /// canonical path). `None` if nothing is there.
@@ -39,4 +39,83 @@ pub(crate) fn refuse_input_as_output(
     } else {
         Ok(())
     }
+}
+
+/// Where writing a path puts the file, as an atomic write does (it replaces the file a link
+/// names, and a dangling link itself).
+#[derive(Debug, PartialEq, Eq)]
+enum Destination {
+    /// A file that exists: the one the path names.
+    #[cfg(unix)]
+    Existing((u64, u64)),
+    /// A file that exists: the one the path names.
+    #[cfg(not(unix))]
+    Existing(PathBuf),
+    /// A new file: its directory's canonical path, and its name.
+    New(PathBuf),
+}
+
+/// The [`Destination`] of `path`, given on the command line as `option`; an error naming it
+/// if its directory does not exist.
+fn destination(path: &Path, option: &str) -> Result<Destination, String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Err(format!(
+            "{option} {}: the directory {} does not exist",
+            path.display(),
+            dir.display()
+        ));
+    }
+    if let Some(id) = identity(path) {
+        return Ok(Destination::Existing(id));
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{option} {}: names no file", path.display()))?;
+    let dir = std::fs::canonicalize(dir).map_err(|e| {
+        format!(
+            "{option} {}: the directory {}: {e}",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    Ok(Destination::New(dir.join(name)))
+}
+
+/// An output a command is to write: the option that gives it, what it is in words ("the
+/// chart"), and its path.
+pub(crate) type Output<'a> = (&'a str, &'a str, &'a Path);
+
+/// Checks the files a command is to write, before it runs: each of `outputs` must be in a
+/// directory that exists, be a file of its own, and not be `input` (what it is in words,
+/// and its path), which the command reads.
+pub(crate) fn check_outputs(
+    outputs: &[Output<'_>],
+    input: Option<(&str, &Path)>,
+) -> Result<(), String> {
+    let mut seen: Vec<(&Output<'_>, Destination)> = Vec::new();
+    for output @ &(option, _, path) in outputs {
+        let dest = destination(path, option)?;
+        if let Some((what, input)) = input
+            && is_input(path, input)
+        {
+            return Err(format!(
+                "{option} {} is {what} {}: writing it would replace the input",
+                path.display(),
+                input.display()
+            ));
+        }
+        if let Some(((other, what, other_path), _)) = seen.iter().find(|(_, d)| *d == dest) {
+            return Err(format!(
+                "{option} {} is {what} {} ({other}): give each its own file",
+                path.display(),
+                other_path.display()
+            ));
+        }
+        seen.push((output, dest));
+    }
+    Ok(())
 }

@@ -539,3 +539,113 @@ fn an_output_that_is_the_input_is_refused() {
     ok(&["export", &b, "-o", &other]);
     assert!(std::fs::read(&other).unwrap() == image_bytes);
 }
+
+/// A bench small enough for a test: one comparator, a few tenants on a small base.
+const SMALL_BENCH: [(&str, &str); 8] = [
+    ("--objects", "1000"),
+    ("--tenants", "4"),
+    ("--ops", "10"),
+    ("--approaches", "cowheap"),
+    ("--write-counts", "0,10"),
+    ("--repeats", "1"),
+    ("--sweep-samples", "1"),
+    ("--threads", "2"),
+];
+
+/// The arguments of `cowheap bench` with `more` and the options of [`SMALL_BENCH`] that
+/// `more` does not give.
+fn small_bench_args<'a>(more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["bench"];
+    for (option, value) in SMALL_BENCH {
+        if !more.contains(&option) {
+            args.extend([option, value]);
+        }
+    }
+    args.extend(more);
+    args
+}
+
+/// `cowheap bench` with `more` and the rest of [`SMALL_BENCH`].
+fn small_bench(more: &[&str]) -> Output {
+    cowheap(&small_bench_args(more))
+}
+
+/// The bench's `--json` and `--svg` are checked before the run: one the other, either the
+/// `--base` it reads (or a link to it), or one in a directory that does not exist is an
+/// argument error (exit 2) and nothing is written. They are written whole or not at all:
+/// a chart that cannot be written (past the file size limit) leaves the old one as it was
+/// and no temporary file behind.
+#[test]
+fn bench_outputs_are_checked_before_the_run_and_written_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let base = at("base.cow");
+    ok(&["image", "new", "-o", &base, "--objects", "1000"]);
+    let base_bytes = std::fs::read(&base).unwrap();
+    let (out, dotted) = (at("out"), format!("{}/./out", dir.path().display()));
+    let missing = at("no/such/dir/report.json");
+    let mut refused = vec![
+        (vec!["--base", &base, "--json", &base], "is the base"),
+        (vec!["--base", &base, "--svg", &base], "is the base"),
+        (vec!["--json", &out, "--svg", &dotted], "is the JSON report"),
+        (vec!["--json", &missing], "does not exist"),
+        (vec!["--svg", &missing], "does not exist"),
+    ];
+    let link = at("link");
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&base, &link).unwrap();
+        refused.push((vec!["--base", &base, "--svg", &link], "is the base"));
+        refused.push((vec!["--base", &link, "--json", &base], "is the base"));
+    }
+    for (args, says) in refused {
+        let run = small_bench(&args);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(std::fs::read(&base).unwrap() == base_bytes, "{args:?}");
+        assert!(!std::path::Path::new(&out).exists(), "{args:?}");
+    }
+    // Written whole: the JSON fits under the limit, the chart does not.
+    #[cfg(unix)]
+    {
+        let (chart, json) = (at("chart.svg"), at("report.json"));
+        std::fs::write(&chart, "the old chart").unwrap();
+        let limited = Command::new("sh")
+            .arg("-c")
+            .arg("trap '' XFSZ; ulimit -f 8 && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_cowheap"))
+            .args(small_bench_args(&["--json", &json, "--svg", &chart]))
+            .output()
+            .unwrap();
+        assert!(!limited.status.success());
+        let err = String::from_utf8_lossy(&limited.stderr);
+        assert!(err.contains("chart") && !err.contains("panicked"), "{err}");
+        assert_eq!(std::fs::read_to_string(&chart).unwrap(), "the old chart");
+        assert!(
+            std::fs::read_to_string(&json)
+                .unwrap()
+                .contains("\"approaches\"")
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+    // Both written, next to each other.
+    let (chart, json) = (at("fine.svg"), at("fine.json"));
+    let run = small_bench(&["--json", &json, "--svg", &chart]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(std::fs::read_to_string(&chart).unwrap().starts_with("<svg"));
+    assert!(
+        std::fs::read_to_string(&json)
+            .unwrap()
+            .contains("\"approaches\"")
+    );
+}

@@ -107,6 +107,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file could not be written (it is as it was).
+    #[error("{what}: {source}")]
+    Write {
+        /// What was being written.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: cowheap::heap::FileError,
+    },
     /// The fork probe failed.
     #[error("the fork probe failed: {reason}")]
     Probe {

@@ -18,6 +18,7 @@
 
 use super::approach::SweepPoint;
 use super::{ApproachKind, Config, Error, Result};
+use cowheap::heap::file::write_atomically;
 use plotters::prelude::*;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -456,12 +457,13 @@ impl Report {
         Ok(serde_json::to_string_pretty(self)?)
     }
 
-    /// Writes [`Report::to_json`] to `path`.
+    /// Writes [`Report::to_json`] to `path`, atomically: on any error `path` is as it was.
     pub fn write_json(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_json()? + "\n").map_err(|source| Error::Io {
-            what: "writing the JSON report",
-            source,
-        })
+        write_whole(
+            path,
+            "writing the JSON report",
+            (self.to_json()? + "\n").as_bytes(),
+        )
     }
 
     /// An SVG chart: private bytes per tenant against writes per tenant, both on log scales,
@@ -539,13 +541,17 @@ impl Report {
         Ok(out)
     }
 
-    /// Writes [`Report::svg`] to `path`.
+    /// Writes [`Report::svg`] to `path`, atomically: on any error `path` is as it was.
     pub fn write_svg(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.svg()?).map_err(|source| Error::Io {
-            what: "writing the SVG chart",
-            source,
-        })
+        write_whole(path, "writing the SVG chart", self.svg()?.as_bytes())
     }
+}
+
+/// Writes `bytes` to `path` through [`write_atomically`]: a temporary file renamed over
+/// `path` once whole, so that a failure (a full disk, a file size limit) leaves the old
+/// file as it was.
+fn write_whole(path: &Path, what: &'static str, bytes: &[u8]) -> Result<()> {
+    write_atomically(path, |w| w.write_all(bytes)).map_err(|source| Error::Write { what, source })
 }
 
 #[cfg(test)]
