@@ -541,6 +541,14 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
         argument_error(&["bench"], ErrorKind::ValueValidation, e).exit();
     }
     let config = args.config()?;
+    // An option out of range is an argument error, as clap's own are.
+    match config.validate() {
+        Ok(()) => {}
+        Err(e @ bench::Error::BadOption { .. }) => {
+            argument_error(&["bench"], ErrorKind::ValueValidation, e).exit()
+        }
+        Err(e) => return Err(e.into()),
+    }
     let bar = if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(1);
         bar.set_style(

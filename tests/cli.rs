@@ -649,3 +649,21 @@ fn bench_outputs_are_checked_before_the_run_and_written_whole() {
             .contains("\"approaches\"")
     );
 }
+
+/// Bench options `Config::validate` refuses are argument errors (exit 2), with its message.
+#[test]
+fn bench_options_out_of_range_are_argument_errors() {
+    for (args, says) in [
+        (&["--write-share", "2"][..], "--write-share"),
+        (&["--write-share", "NaN"][..], "--write-share"),
+        (&["--threads", "0"][..], "--threads"),
+    ] {
+        let run = small_bench(args);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(says) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}
