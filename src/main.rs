@@ -106,8 +106,8 @@ enum ImageCommand {
         /// The image file to write.
         #[arg(short, long)]
         output: PathBuf,
-        /// Objects in the base.
-        #[arg(long, default_value_t = 1_000_000)]
+        /// Objects in the base, at most 100,000,000.
+        #[arg(long, default_value_t = 1_000_000, value_parser = count_in("objects", 0, bench::MAX_OBJECTS))]
         objects: usize,
         /// Seed of the base.
         #[arg(long, default_value_t = 1)]
@@ -126,7 +126,7 @@ struct RunArgs {
     eval: String,
     /// Tenants of the image, each running the expression (in parallel); the report gives
     /// bytecodes and sends per second and the private bytes each tenant holds.
-    #[arg(long, default_value_t = 1, value_parser = tenant_count)]
+    #[arg(long, default_value_t = 1, value_parser = count_in("tenants", 1, MAX_TENANTS))]
     tenants: usize,
     /// Most bytecodes each evaluation may run before it stops with an error.
     #[arg(long, default_value_t = 1_000_000_000)]
@@ -179,11 +179,11 @@ struct BenchArgs {
     /// the synthetic one.
     #[arg(long, value_name = "FILE")]
     base: Option<PathBuf>,
-    /// Objects in the synthetic base.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Objects in the synthetic base, at most 100,000,000.
+    #[arg(long, default_value_t = 1_000_000, value_parser = count_in("objects", 0, bench::MAX_OBJECTS))]
     objects: usize,
     /// Tenants forked from the base.
-    #[arg(long, default_value_t = 1_000, value_parser = tenant_count)]
+    #[arg(long, default_value_t = 1_000, value_parser = count_in("tenants", 1, MAX_TENANTS))]
     tenants: usize,
     /// Tenants that run the workload (the first ones); the others stay idle.
     /// [default: all tenants, at most 10,000]
@@ -192,8 +192,8 @@ struct BenchArgs {
     /// Worker threads. [default: the number of cores]
     #[arg(long)]
     threads: Option<usize>,
-    /// Operations (reads and writes) per working tenant.
-    #[arg(long, default_value_t = 1_000)]
+    /// Operations (reads and writes) per working tenant, at most 10,000,000.
+    #[arg(long, default_value_t = 1_000, value_parser = count_in("operations", 0, bench::MAX_OPS))]
     ops: usize,
     /// Share of the operations that are writes, from 0 to 1.
     #[arg(long, default_value_t = 0.1)]
@@ -214,8 +214,8 @@ struct BenchArgs {
         default_value = "0,10,100,1000,10000,100000"
     )]
     write_counts: Vec<usize>,
-    /// Fresh tenants measured at each of those write counts.
-    #[arg(long, default_value_t = 2)]
+    /// Fresh tenants measured at each of those write counts, from 1 to 1,000.
+    #[arg(long, default_value_t = 2, value_parser = count_in("samples", 1, bench::MAX_SWEEP_SAMPLES))]
     sweep_samples: usize,
     /// Most deep copies of the base to make (each is the size of the base).
     #[arg(long, default_value_t = 4)]
@@ -223,8 +223,9 @@ struct BenchArgs {
     /// Most fork() children to run the workload in (one at a time).
     #[arg(long, default_value_t = 16)]
     forks: usize,
-    /// Rounds of each read pass, every in-process comparator in turn; the fastest of each counts.
-    #[arg(long, default_value_t = 3)]
+    /// Rounds of each read pass, every in-process comparator in turn; the fastest of each
+    /// counts. From 1 to 1,000.
+    #[arg(long, default_value_t = 3, value_parser = count_in("rounds", 1, bench::MAX_READ_REPEATS))]
     repeats: usize,
     /// Comparators to run (comma-separated): cowheap, plain, deep-copy, fork, rpds.
     #[arg(
@@ -301,17 +302,17 @@ struct DemoArgs {
     /// or Cuis image (e.g. ../shared/images/Scratch-1.4.0.6.image).
     #[arg(long, value_name = "FILE")]
     image: Option<PathBuf>,
-    /// Objects in the synthetic base.
-    #[arg(long, default_value_t = 200_000)]
+    /// Objects in the synthetic base, at most 100,000,000.
+    #[arg(long, default_value_t = 200_000, value_parser = count_in("objects", 0, bench::MAX_OBJECTS))]
     objects: usize,
     /// Tenants to fork.
-    #[arg(long, default_value_t = 1_000, value_parser = tenant_count)]
+    #[arg(long, default_value_t = 1_000, value_parser = count_in("tenants", 1, MAX_TENANTS))]
     tenants: usize,
     /// Base objects each tenant writes (copies on first write).
     #[arg(long, default_value_t = 20)]
     writes: usize,
-    /// Objects each tenant allocates.
-    #[arg(long, default_value_t = 50)]
+    /// Objects each tenant allocates, at most 1,000,000.
+    #[arg(long, default_value_t = 50, value_parser = count_in("objects", 0, MAX_DEMO_ALLOCS))]
     allocs: usize,
     /// Seed of the synthetic base.
     #[arg(long, default_value_t = 1)]
@@ -591,14 +592,25 @@ fn mib(bytes: u64) -> f64 {
 /// count is refused as an argument, not by the allocator ending the process.
 const MAX_TENANTS: usize = 10_000_000;
 
-/// A `--tenants` count: a whole number from 1 to [`MAX_TENANTS`].
-fn tenant_count(s: &str) -> Result<usize, String> {
-    let n: usize = s
-        .parse()
-        .map_err(|e| format!("{s:?} is not a count of tenants: {e}"))?;
-    if (1..=MAX_TENANTS).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!("{n} tenants: from 1 to {MAX_TENANTS}"))
+/// Most objects each demo tenant allocates (`--allocs`).
+const MAX_DEMO_ALLOCS: usize = 1_000_000;
+
+/// A parser of counts of `what` for clap: a whole number from `min` to `max`. A count past
+/// what a command can hold or run is refused as an argument (exit 2, the range named), not
+/// by the allocator ending the process.
+fn count_in(
+    what: &'static str,
+    min: usize,
+    max: usize,
+) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        let n: usize = s
+            .parse()
+            .map_err(|e| format!("{s:?} is not a count of {what}: {e}"))?;
+        if (min..=max).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!("{n} {what}: from {min} to {max}"))
+        }
     }
 }

@@ -667,3 +667,42 @@ fn bench_options_out_of_range_are_argument_errors() {
         );
     }
 }
+
+/// Counts that size allocations or loops have ranges: a huge one is an argument error
+/// (exit 2, before anything runs), not the allocator ending the process or a count that
+/// wraps.
+#[test]
+fn huge_counts_are_argument_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("huge.cow");
+    let file = file.to_str().unwrap();
+    let huge = "100000000000";
+    let most = "18446744073709551615";
+    let bench = small_bench_args;
+    for args in [
+        vec!["image", "new", "-o", file, "--objects", huge],
+        vec!["demo", "--objects", huge, "--tenants", "1"],
+        vec![
+            "demo",
+            "--objects",
+            "1000",
+            "--tenants",
+            "1",
+            "--allocs",
+            huge,
+        ],
+        bench(&["--objects", huge]),
+        bench(&["--ops", huge]),
+        bench(&["--repeats", most]),
+        bench(&["--sweep-samples", most]),
+    ] {
+        let out = cowheap(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("invalid value") && err.contains(": from "),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!std::path::Path::new(file).exists());
+}

@@ -227,6 +227,19 @@ impl FromStr for ApproachKind {
     }
 }
 
+/// Most objects in a synthetic base (`--objects`): about 7 GiB of base (70 bytes an object).
+pub const MAX_OBJECTS: usize = 100_000_000;
+
+/// Most operations per working tenant (`--ops`): each worker thread holds one tenant's
+/// operations at a time, 24 bytes each, twice (all of them, and the pass's share).
+pub const MAX_OPS: usize = 10_000_000;
+
+/// Most fresh tenants measured per point of the memory sweep (`--sweep-samples`).
+pub const MAX_SWEEP_SAMPLES: usize = 1_000;
+
+/// Most rounds of each read pass (`--repeats`).
+pub const MAX_READ_REPEATS: usize = 1_000;
+
 /// At most this many tenants run the workload unless `--active` says otherwise; the rest
 /// are forked and stay idle.
 pub const DEFAULT_ACTIVE_LIMIT: usize = 10_000;
@@ -343,13 +356,22 @@ impl Config {
         if self.sweep_samples == 0 {
             return bad("sweep-samples", "at least one sample is needed");
         }
+        if self.sweep_samples > MAX_SWEEP_SAMPLES {
+            return bad("sweep-samples", "at most 1,000 samples");
+        }
+        if self.read_repeats > MAX_READ_REPEATS {
+            return bad("repeats", "at most 1,000 rounds");
+        }
         if self.approaches.is_empty() {
             return bad("approaches", "name at least one comparator");
         }
         if let BaseSource::Synthetic { objects, .. } = self.base
-            && objects > u32::MAX as usize
+            && objects > MAX_OBJECTS
         {
-            return bad("objects", "a base holds fewer than 2^32 objects");
+            return bad(
+                "objects",
+                "a synthetic base holds at most 100,000,000 objects",
+            );
         }
         Ok(())
     }

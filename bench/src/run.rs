@@ -276,7 +276,7 @@ impl Context<'_> {
         let steps: usize = held.iter().map(|h| h.work()).sum();
         self.progress.stage(
             &format!("{what}, every comparator in turn"),
-            (steps * times) as u64,
+            count64(steps).saturating_mul(count64(times)),
         );
         let mut best: Vec<Option<PassStats>> = vec![None; held.len()];
         for _ in 0..times {
@@ -319,7 +319,9 @@ impl Context<'_> {
         };
         self.progress.stage(
             "fork(): building the base in the probe, then one child per tenant",
-            (n + self.counts.len() * config.sweep_samples) as u64,
+            count64(n).saturating_add(
+                count64(self.counts.len()).saturating_mul(count64(config.sweep_samples)),
+            ),
         );
         let probe = match run_probe(exe, &request, self.progress) {
             Ok(p) => p,
@@ -513,7 +515,7 @@ impl<A: Approach> Running for Held<A> {
         };
         progress.stage(
             &format!("{label}: memory sweep"),
-            (ctx.counts.len() * ctx.config.sweep_samples) as u64,
+            count64(ctx.counts.len()).saturating_mul(count64(ctx.config.sweep_samples)),
         );
         let points = sweep(
             &h.approach,
@@ -551,6 +553,12 @@ impl<A: Approach> Running for Held<A> {
             sweep: points,
         })
     }
+}
+
+/// A count as the progress bar's `u64`, saturating (a `usize` is no wider on the platforms
+/// the bench runs on).
+fn count64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 fn mops(stats: &PassStats) -> Option<f64> {

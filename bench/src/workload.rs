@@ -187,6 +187,9 @@ impl WorkloadConfig {
         if self.threads == 0 {
             return bad("threads", "at least one thread is needed");
         }
+        if self.ops > crate::MAX_OPS {
+            return bad("ops", "at most 10,000,000 operations per tenant");
+        }
         if !(0.0..=1.0).contains(&self.write_share) {
             return bad("write-share", "the share of writes must lie in 0..=1");
         }
