@@ -131,8 +131,8 @@ struct RunArgs {
     /// Most bytecodes each evaluation may run before it stops with an error.
     #[arg(long, default_value_t = 1_000_000_000)]
     budget: u64,
-    /// Threads to run the tenants on [default: the number of cores].
-    #[arg(long)]
+    /// Threads to run the tenants on, from 1 to 1,024 [default: the number of cores].
+    #[arg(long, value_parser = count_in("threads", 1, bench::MAX_THREADS))]
     threads: Option<usize>,
     /// Instead of compiling the expression, send this unary selector to the integer it is
     /// (for an image without a compiler: `--eval 20 --send benchFib`).
@@ -189,8 +189,8 @@ struct BenchArgs {
     /// [default: all tenants, at most 10,000]
     #[arg(long)]
     active: Option<usize>,
-    /// Worker threads. [default: the number of cores]
-    #[arg(long)]
+    /// Worker threads, from 1 to 1,024. [default: the number of cores, at most 1,024]
+    #[arg(long, value_parser = count_in("threads", 1, bench::MAX_THREADS))]
     threads: Option<usize>,
     /// Operations (reads and writes) per working tenant, at most 10,000,000.
     #[arg(long, default_value_t = 1_000, value_parser = count_in("operations", 0, bench::MAX_OPS))]
@@ -263,7 +263,9 @@ impl BenchArgs {
     fn config(&self) -> Result<bench::Config> {
         let threads = match self.threads {
             Some(t) => t,
-            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            None => std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(bench::MAX_THREADS),
         };
         Ok(bench::Config {
             base: match &self.base {

@@ -706,3 +706,50 @@ fn huge_counts_are_argument_errors() {
     }
     assert!(!std::path::Path::new(file).exists());
 }
+
+/// `--threads` has a range, for the bench and for `run`; a worker thread the system refuses
+/// is the bench's error (exit 1, a message), not a panic. `RUST_MIN_STACK` asks for stacks
+/// no system gives.
+#[test]
+fn bench_threads_are_bounded_and_a_refused_thread_is_an_error() {
+    let run = small_bench(&["--threads", "100000"]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--threads") && err.contains(": from "),
+        "{err}"
+    );
+    let mini = image("mini.image");
+    let run = cowheap(&[
+        "run",
+        mini.to_str().unwrap(),
+        "--eval",
+        "3",
+        "--threads",
+        "100000",
+    ]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--threads") && err.contains(": from "),
+        "{err}"
+    );
+    #[cfg(unix)]
+    {
+        let refused = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 4000000 && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_cowheap"))
+            .args(small_bench_args(&[]))
+            .env("RUST_MIN_STACK", "1099511627776")
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{err}");
+        assert!(
+            err.starts_with("Error:") && err.contains("worker thread") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+}

@@ -177,6 +177,7 @@ type Share = (PassStats, Vec<(usize, u64)>);
 /// comparator makes the same operations on the same objects. Each thread takes a contiguous
 /// share of `tenants`. Each workload tenant's operations are generated, then applied under
 /// the clock and the thread's allocation meter. The checksums are in workload tenant order.
+/// A thread the system refuses to start is [`Error::Io`] (the threads started finish first).
 pub fn run_pass<A: Approach>(
     approach: &A,
     tenants: &mut [A::Tenant],
@@ -190,40 +191,50 @@ pub fn run_pass<A: Approach>(
     let held = tenants.len().max(1);
     let chunk = tenants.len().div_ceil(threads.max(1)).max(1);
     let results: Vec<Result<Share>> = std::thread::scope(|s| {
-        let workers: Vec<_> = tenants
-            .chunks_mut(chunk)
-            .enumerate()
-            .map(|(c, share)| {
-                s.spawn(move || {
-                    let mut stats = PassStats::default();
-                    let mut sums = Vec::new();
-                    let (mut ops, mut picked) = (Vec::new(), Vec::new());
-                    for (j, tenant) in share.iter_mut().enumerate() {
-                        for id in (c * chunk + j..work).step_by(held) {
-                            workload.tenant_ops(id as u64, &mut ops);
-                            picked.clear();
-                            picked.extend(
-                                ops.iter()
-                                    .filter(|op| op.is_write() == (pass == Pass::Writes)),
-                            );
-                            let meter = Meter::start();
-                            let t = Instant::now();
-                            let sum = apply(approach, tenant, &picked)?;
-                            stats.busy += t.elapsed();
-                            stats.bytes += meter.bytes();
-                            stats.ops += picked.len() as u64;
-                            sums.push((id, sum));
-                            progress.advance(1);
-                        }
+        let mut workers = Vec::new();
+        let mut refused = None;
+        for (c, share) in tenants.chunks_mut(chunk).enumerate() {
+            let spawned = std::thread::Builder::new().spawn_scoped(s, move || {
+                let mut stats = PassStats::default();
+                let mut sums = Vec::new();
+                let (mut ops, mut picked) = (Vec::new(), Vec::new());
+                for (j, tenant) in share.iter_mut().enumerate() {
+                    for id in (c * chunk + j..work).step_by(held) {
+                        workload.tenant_ops(id as u64, &mut ops);
+                        picked.clear();
+                        picked.extend(
+                            ops.iter()
+                                .filter(|op| op.is_write() == (pass == Pass::Writes)),
+                        );
+                        let meter = Meter::start();
+                        let t = Instant::now();
+                        let sum = apply(approach, tenant, &picked)?;
+                        stats.busy += t.elapsed();
+                        stats.bytes += meter.bytes();
+                        stats.ops += picked.len() as u64;
+                        sums.push((id, sum));
+                        progress.advance(1);
                     }
-                    Ok((stats, sums))
-                })
-            })
-            .collect();
-        workers
+                }
+                Ok((stats, sums))
+            });
+            match spawned {
+                Ok(worker) => workers.push(worker),
+                // The system refused a thread (too many, no memory for its stack): the
+                // threads started finish their shares, and the pass fails.
+                Err(source) => {
+                    refused = Some(Error::Io {
+                        what: "starting a worker thread",
+                        source,
+                    });
+                    break;
+                }
+            }
+        }
+        let joined = workers
             .into_iter()
-            .map(|w| w.join().unwrap_or(Err(Error::WorkerPanicked)))
-            .collect()
+            .map(|w| w.join().unwrap_or(Err(Error::WorkerPanicked)));
+        refused.map(Err).into_iter().chain(joined).collect()
     });
     let mut total = PassStats::default();
     let mut sums = Vec::with_capacity(work);

@@ -234,6 +234,9 @@ pub const MAX_OBJECTS: usize = 100_000_000;
 /// operations at a time, 24 bytes each, twice (all of them, and the pass's share).
 pub const MAX_OPS: usize = 10_000_000;
 
+/// Most worker threads (`--threads`).
+pub const MAX_THREADS: usize = 1_024;
+
 /// Most fresh tenants measured per point of the memory sweep (`--sweep-samples`).
 pub const MAX_SWEEP_SAMPLES: usize = 1_000;
 

@@ -187,6 +187,9 @@ impl WorkloadConfig {
         if self.threads == 0 {
             return bad("threads", "at least one thread is needed");
         }
+        if self.threads > crate::MAX_THREADS {
+            return bad("threads", "at most 1,024 threads");
+        }
         if self.ops > crate::MAX_OPS {
             return bad("ops", "at most 10,000,000 operations per tenant");
         }
