@@ -217,10 +217,12 @@ struct BenchArgs {
     /// Fresh tenants measured at each of those write counts, from 1 to 1,000.
     #[arg(long, default_value_t = 2, value_parser = count_in("samples", 1, bench::MAX_SWEEP_SAMPLES))]
     sweep_samples: usize,
-    /// Most deep copies of the base to make (each is the size of the base).
+    /// Most deep copies of the base to make (each is the size of the base); at least one
+    /// when the deep copies run.
     #[arg(long, default_value_t = 4)]
     deep_copies: usize,
-    /// Most fork() children to run the workload in (one at a time).
+    /// Most fork() children to run the workload in (one at a time); at least one when
+    /// fork() runs.
     #[arg(long, default_value_t = 16)]
     forks: usize,
     /// Rounds of each read pass, every in-process comparator in turn; the fastest of each

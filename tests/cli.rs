@@ -753,3 +753,31 @@ fn bench_threads_are_bounded_and_a_refused_thread_is_an_error() {
         );
     }
 }
+
+/// With no deep copy or no fork() child to measure, the bench would report figures it never
+/// measured: `--deep-copies 0` with the deep copies, and `--forks 0` with fork(), are
+/// argument errors; each is fine when its comparator does not run.
+#[test]
+fn a_comparator_with_no_sample_is_an_argument_error() {
+    for (args, says) in [
+        (
+            &["--approaches", "cowheap,deep-copy", "--deep-copies", "0"][..],
+            "--deep-copies",
+        ),
+        (
+            &["--approaches", "cowheap,fork", "--forks", "0"][..],
+            "--forks",
+        ),
+    ] {
+        let run = small_bench(args);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let run = small_bench(&["--deep-copies", "0", "--forks", "0"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}

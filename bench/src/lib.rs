@@ -262,9 +262,11 @@ pub struct Config {
     pub write_counts: Vec<usize>,
     /// Fresh tenants measured per sweep point.
     pub sweep_samples: usize,
-    /// Most deep copies made (each is the size of the base).
+    /// Most deep copies made (each is the size of the base); at least one if
+    /// [`ApproachKind::DeepCopy`] runs.
     pub deep_copy_sample: usize,
-    /// Most fork() children run for the workload (one at a time).
+    /// Most fork() children run for the workload (one at a time); at least one if
+    /// [`ApproachKind::Fork`] runs.
     pub fork_sample: usize,
     /// Rounds of each read pass, every in-process comparator taking its turn in each; the
     /// fastest of each comparator counts (reads change nothing later passes see).
@@ -367,6 +369,21 @@ impl Config {
         }
         if self.approaches.is_empty() {
             return bad("approaches", "name at least one comparator");
+        }
+        // With no sample the comparator's rows would be figures never measured.
+        if self.deep_copy_sample == 0 && self.approaches.contains(&ApproachKind::DeepCopy) {
+            return bad(
+                "deep-copies",
+                "at least one deep copy is needed to measure the deep copies (or leave \
+                 deep-copy out of --approaches)",
+            );
+        }
+        if self.fork_sample == 0 && self.approaches.contains(&ApproachKind::Fork) {
+            return bad(
+                "forks",
+                "at least one fork() child is needed to measure fork() (or leave fork out \
+                 of --approaches)",
+            );
         }
         if let BaseSource::Synthetic { objects, .. } = self.base
             && objects > MAX_OBJECTS
