@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use cowheap::Word;
 use cowheap_store::cli::{self, CliNode};
 use cowheap_store::{Access, PrincipalName, SystemClock, open_store};
 use std::path::PathBuf;
@@ -65,7 +66,12 @@ pub(crate) enum StoreCommand {
     Mark {
         #[command(flatten)]
         node: NodeArgs,
-        /// The value.
+        /// The value: a small integer, from -4611686018427387904 to 4611686018427387903
+        /// (63 bits).
+        #[arg(
+            allow_negative_numbers = true,
+            value_parser = clap::value_parser!(i64).range(Word::MIN_INT..=Word::MAX_INT)
+        )]
         value: i64,
     },
     /// Writes a held tenant's state to the store and releases it.

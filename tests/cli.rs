@@ -781,3 +781,58 @@ fn a_comparator_with_no_sample_is_an_argument_error() {
         String::from_utf8_lossy(&run.stderr)
     );
 }
+
+/// A mark is a small integer: one past 63 bits either way is an argument error (exit 2),
+/// not a panic; a negative one is a mark like any other.
+#[test]
+fn store_marks_are_small_integers() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (store, a, b) = (at("store"), at("a"), at("b"));
+    ok(&["store", "init", &store]);
+    let fp = ok(&[
+        "store",
+        "put-base",
+        &store,
+        image("mini.image").to_str().unwrap(),
+    ]);
+    let fp = fp.trim();
+    ok(&["store", "create", &store, "alice", fp]);
+    let on = |cmd: &'static str, node: &'static str, dir: &str, more: &[&str]| {
+        let args = [
+            "store",
+            cmd,
+            store.as_str(),
+            "alice",
+            "--node",
+            node,
+            "--node-dir",
+            dir,
+        ];
+        cowheap(&[&args[..], more].concat())
+    };
+    assert!(on("resume", "a", &a, &[]).status.success());
+    for value in [
+        "4611686018427387904",
+        "-4611686018427387905",
+        "9223372036854775807",
+    ] {
+        let out = on("mark", "a", &a, &[value]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{value}: {err}");
+        assert!(
+            err.contains("invalid value") && !err.contains("panicked"),
+            "{value}: {err}"
+        );
+    }
+    let out = on("mark", "a", &a, &["-4611686018427387904"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(on("suspend", "a", &a, &[]).status.success());
+    let moved = on("resume", "b", &b, &[]);
+    let said = String::from_utf8_lossy(&moved.stdout);
+    assert!(said.contains("mark -4611686018427387904"), "{said}");
+}

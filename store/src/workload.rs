@@ -27,11 +27,13 @@ fn target(t: &Tenant) -> Option<Value> {
 /// object. Time: O(1) plus the copied object's size.
 ///
 /// # Errors
-/// [`StoreError::Tenant`] if a write fails (a quota); [`StoreError::NoMarkTarget`] for a
-/// base with no root object that has a pointer slot.
+/// [`StoreError::Tenant`] if a write fails (a quota) or `n` is not a small integer (outside
+/// [`Word::MIN_INT`](cowheap_heap::Word::MIN_INT)..=[`Word::MAX_INT`](cowheap_heap::Word::MAX_INT));
+/// [`StoreError::NoMarkTarget`] for a base with no root object that has a pointer slot.
 pub fn write_mark(t: &mut Tenant, n: i64) -> Result<()> {
+    let mark = Value::try_int(n).map_err(cowheap_tenants::Error::from)?;
     let g = target(t).ok_or(StoreError::NoMarkTarget)?;
-    t.set_slot(g, 0, Value::int(n))?;
+    t.set_slot(g, 0, mark)?;
     let class = t.class_of(g)?;
     let obj = t.alloc_with(class, Format::Bytes, &[], &n.to_le_bytes())?;
     t.set_root(MARK_ROOT, obj)?;
