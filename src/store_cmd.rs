@@ -48,8 +48,9 @@ pub(crate) enum StoreCommand {
         store: String,
         /// The principal's name.
         name: String,
-        /// Its secret.
-        secret: String,
+        /// Its secret (the acting principal's is `--secret`).
+        #[arg(value_name = "SECRET")]
+        new_secret: String,
         #[command(flatten)]
         access: AccessArgs,
     },
@@ -188,9 +189,9 @@ pub(crate) fn run(command: StoreCommand) -> Result<()> {
         StoreCommand::AddPrincipal {
             store,
             name,
-            secret,
+            new_secret,
             access,
-        } => cli::add_principal(&*open(&store, &access)?, &name, &secret)?,
+        } => cli::add_principal(&*open(&store, &access)?, &name, &new_secret)?,
         StoreCommand::Ls { store, access } => cli::ls(&*open(&store, &access)?)?,
         StoreCommand::Resume(node) => node.open()?.resume(&node.tenant)?,
         StoreCommand::Mark { node, value } => node.open()?.mark(&node.tenant, value)?,

@@ -836,3 +836,40 @@ fn store_marks_are_small_integers() {
     let said = String::from_utf8_lossy(&moved.stdout);
     assert!(said.contains("mark -4611686018427387904"), "{said}");
 }
+
+/// `store add-principal` takes the new principal's secret as an argument of its own, apart
+/// from the acting principal's `--secret`: both may be given, and the store then judges
+/// the principal.
+#[test]
+fn a_principals_secret_is_not_the_acting_principals() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let store = store.to_str().unwrap();
+    ok(&["store", "init", store]);
+    ok(&["store", "add-principal", store, "bob", "bobs-secret"]);
+    let ls = ok(&[
+        "store",
+        "ls",
+        store,
+        "--principal",
+        "bob",
+        "--secret",
+        "bobs-secret",
+    ]);
+    assert!(!ls.contains("panicked"), "{ls}");
+    let args = ["store", "add-principal", store, "carol", "carols-secret"];
+    let out = cowheap(
+        &[
+            &args[..],
+            &["--principal", "bob", "--secret", "bobs-secret"],
+        ]
+        .concat(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Acting as bob, not as the operator: the store refuses.
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("principal bob may not add principal carol"),
+        "{err}"
+    );
+}
