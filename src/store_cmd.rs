@@ -111,8 +111,8 @@ pub(crate) struct AccessArgs {
     /// Act as this principal [default: the operator].
     #[arg(long, requires = "secret")]
     principal: Option<String>,
-    /// The principal's secret.
-    #[arg(long)]
+    /// The principal's secret (with `--principal` only).
+    #[arg(long, requires = "principal")]
     secret: Option<String>,
 }
 

@@ -873,3 +873,17 @@ fn a_principals_secret_is_not_the_acting_principals() {
         "{err}"
     );
 }
+
+/// A secret with no principal would be ignored and the command run as the operator: it is
+/// an argument error.
+#[test]
+fn a_secret_needs_a_principal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let store = store.to_str().unwrap();
+    ok(&["store", "init", store]);
+    let out = cowheap(&["store", "ls", store, "--secret", "s3cret"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--principal"), "{err}");
+}
