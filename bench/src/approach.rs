@@ -75,6 +75,19 @@ pub struct ForkStats {
 
 /// Forks `n` tenants on this thread and keeps them. The bytes include the vector that holds
 /// them, that is each tenant's record. Time: O(n) forks.
+///
+/// # Errors
+/// [`Error::BadOption`] (`--tenants`) if the vector for `n` tenants cannot be had, before
+/// any is forked; an approach's own fork error.
+///
+/// ```
+/// use cowheap_bench::{Error, approach::fork_all, cow::Cowheap};
+///
+/// let heap = Cowheap::new(cowheap::Base::new(cowheap::synth::image(1_000, 1)));
+/// let (tenants, stats) = fork_all(&heap, 3, &()).unwrap();
+/// assert_eq!((tenants.len(), stats.tenants), (3, 3));
+/// assert!(matches!(fork_all(&heap, 1 << 50, &()), Err(Error::BadOption { .. })));
+/// ```
 pub fn fork_all<A: Approach>(
     approach: &A,
     n: usize,
@@ -82,7 +95,11 @@ pub fn fork_all<A: Approach>(
 ) -> Result<(Vec<A::Tenant>, ForkStats)> {
     let meter = Meter::start();
     let t0 = Instant::now();
-    let mut tenants = Vec::with_capacity(n);
+    let mut tenants = Vec::new();
+    tenants.try_reserve_exact(n).map_err(|_| Error::BadOption {
+        option: "tenants",
+        reason: format!("no memory for {n} tenants"),
+    })?;
     for i in 0..n {
         tenants.push(approach.fork()?);
         if i % 4096 == 4095 {
