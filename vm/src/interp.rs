@@ -1723,7 +1723,10 @@ impl Vm {
     /// stopping at the first nil. This does the same, so a lookup reads a few keys of each
     /// dictionary up the chain instead of all of them. A dictionary of another size, or a
     /// selector that is no object (whose hash the image does not take from the header), is
-    /// scanned whole. With debug assertions, every probe is checked against the scan.
+    /// scanned whole. A dictionary the image filled by other means (`basicAt:put:`) may hold
+    /// a key past a nil the probe stops at: the probe misses it, as a Squeak VM's does, so
+    /// the probe and a scan may disagree there (the unit tests check they agree on every
+    /// dictionary of the real images).
     /// Time: O(1) expected (a probe's run of occupied fields), O(keys) for a scan.
     fn dict_lookup<M: ObjectMemory>(
         &self,
@@ -1738,13 +1741,7 @@ impl Vm {
         let n = m.size(dict)?.slots;
         let keys = n.saturating_sub(2);
         let found = if keys.is_power_of_two() && selector.is_object() {
-            let found = self.dict_probe(m, dict, selector, keys, sel)?;
-            debug_assert_eq!(
-                found,
-                self.dict_scan(m, dict, selector, n, sel)?,
-                "a method dictionary probe disagrees with the scan"
-            );
-            found
+            self.dict_probe(m, dict, selector, keys, sel)?
         } else {
             self.dict_scan(m, dict, selector, n, sel)?
         };
