@@ -71,6 +71,39 @@ fn epoch() -> Instant {
     *START.get_or_init(Instant::now)
 }
 
+/// `x * 2^e`, rounded once, as C's `ldexp` (primitive 54, `timesTwoPower:`): infinite only
+/// when the true result overflows, zero only when it underflows, and a subnormal result
+/// rounded once. The power is applied in steps that stay in range: at most two of 2^1023
+/// up, at most two of 2^-969 down (which keep a result that becomes subnormal only in the
+/// last step, so it is rounded there alone: an intermediate is inexact only when the true
+/// result is below half the least subnormal, which rounds to zero either way), then one
+/// exact power of two made from its exponent bits. NaN, infinities and zeros answer
+/// themselves.
+pub(crate) fn ldexp(x: f64, e: i64) -> f64 {
+    let (up, down) = (
+        f64::from_bits(0x7FE << 52),
+        f64::from_bits((0x3FF - 969) << 52),
+    );
+    let (mut y, mut n) = (x, e);
+    if n > 1023 {
+        y *= up;
+        n -= 1023;
+        if n > 1023 {
+            y *= up;
+            n = (n - 1023).min(1023);
+        }
+    } else if n < -1022 {
+        y *= down;
+        n += 969;
+        if n < -1022 {
+            y *= down;
+            n = (n + 969).max(-1022);
+        }
+    }
+    // -1022 <= n <= 1023: a normal power of two.
+    y * f64::from_bits(((0x3FF + n) as u64) << 52)
+}
+
 /// The millisecond clock of primitive 135 (`millisecondClockValue`), which the deadlines of
 /// primitive 136 are given in.
 pub(crate) fn millisecond_clock() -> i64 {
@@ -899,7 +932,7 @@ impl Vm {
             let arg = self.peek(m, 0)?;
             if index == 54 {
                 let Some(e) = arg.as_int() else { return FAIL };
-                let r = self.new_float(m, x * 2f64.powi(e.clamp(-2000, 2000) as i32))?;
+                let r = self.new_float(m, ldexp(x, e))?;
                 return self.answer(m, 1, r);
             }
             let Some(y) = self.float_of(m, arg)? else {
@@ -1272,5 +1305,105 @@ impl Vm {
         }
         self.send_to_class(m, rcvr, class, sel, vals.len())
             .map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ldexp;
+
+    /// 2^e for e in the normal range.
+    fn pow2(e: i64) -> f64 {
+        f64::from_bits(((0x3FF + e) as u64) << 52)
+    }
+
+    #[test]
+    fn ldexp_scales_normal_numbers_exactly() {
+        assert_eq!(ldexp(3.0, 4), 48.0);
+        assert_eq!(ldexp(1.5, -1), 0.75);
+        assert_eq!(ldexp(1.0, 0), 1.0);
+        assert_eq!(ldexp(0.5, 1024), pow2(1023));
+        assert_eq!(ldexp(pow2(1000), -1075), pow2(-75));
+        assert_eq!(ldexp(f64::MIN_POSITIVE, 2045), pow2(1023));
+        assert_eq!(ldexp(f64::from_bits(1), 2097), pow2(1023));
+        assert_eq!(ldexp(f64::from_bits(1), 1074), 1.0);
+        // (2^53 - 1) halves of the least subnormal: rounded to even, the least normal.
+        assert_eq!(ldexp(f64::MAX, -2046), f64::MIN_POSITIVE);
+        assert_eq!(ldexp(-1.25, 10), -1280.0);
+    }
+
+    #[test]
+    fn ldexp_overflows_only_when_the_result_does() {
+        assert_eq!(ldexp(1.0, 1024), f64::INFINITY);
+        assert_eq!(ldexp(-1.0, 1024), f64::NEG_INFINITY);
+        assert_eq!(ldexp(f64::MAX, 1), f64::INFINITY);
+        assert_eq!(ldexp(f64::from_bits(1), 2098), f64::INFINITY);
+        assert_eq!(ldexp(f64::from_bits(1), i64::MAX), f64::INFINITY);
+        assert_eq!(ldexp(1.0, 1 << 40), f64::INFINITY);
+        assert_eq!(ldexp(f64::MAX, -1), f64::MAX / 2.0);
+    }
+
+    #[test]
+    fn ldexp_rounds_a_subnormal_result_once() {
+        assert_eq!(ldexp(1.0, -1074), f64::from_bits(1));
+        assert_eq!(ldexp(1.0, -1022), f64::MIN_POSITIVE);
+        assert_eq!(ldexp(1.0, -1023), f64::from_bits(1 << 51));
+        // Half the least subnormal rounds to even (zero); a bit more than half rounds up to
+        // it, which a scaling that rounded to a coarser subnormal first (then halved) would
+        // round to zero.
+        assert_eq!(ldexp(1.0, -1075), 0.0);
+        assert_eq!(ldexp(1.0 + f64::EPSILON, -1075), f64::from_bits(1));
+        assert_eq!(ldexp(1.5, -1075), f64::from_bits(1));
+        assert_eq!(ldexp(1.0 + f64::EPSILON, -1024), f64::from_bits(1 << 50));
+        // Every subnormal from a normal number: the same bits as the exact shift, rounded to
+        // nearest even.
+        for bits in [
+            0x3FF0_0000_0000_0000u64,
+            0x3FF8_0000_0000_0001,
+            0x3FFF_FFFF_FFFF_FFFF,
+            0x3FF0_0000_0000_0003,
+        ] {
+            let x = f64::from_bits(bits);
+            let mant = (bits & ((1 << 52) - 1)) | (1 << 52);
+            for shift in 1..=54u32 {
+                // x * 2^(-1022 - shift): the mantissa shifted right by `shift`, rounded.
+                let (q, r) = (mant >> shift, mant & ((1u64 << shift) - 1));
+                let half = 1u64 << (shift - 1);
+                let q = if r > half || (r == half && q & 1 == 1) {
+                    q + 1
+                } else {
+                    q
+                };
+                assert_eq!(
+                    ldexp(x, -1022 - i64::from(shift)).to_bits(),
+                    q,
+                    "{x} by 2^{}",
+                    -1022 - i64::from(shift)
+                );
+                assert_eq!(
+                    ldexp(-x * pow2(900), -1922 - i64::from(shift)).to_bits(),
+                    q | (1 << 63)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ldexp_underflows_to_a_signed_zero() {
+        assert_eq!(ldexp(1.0, -1076).to_bits(), 0);
+        assert_eq!(ldexp(-1.0, -1076).to_bits(), (-0.0f64).to_bits());
+        assert_eq!(ldexp(f64::MAX, -3000), 0.0);
+        assert_eq!(ldexp(f64::MAX, i64::MIN), 0.0);
+        assert_eq!(ldexp(f64::MAX, -2098), f64::from_bits(1));
+    }
+
+    #[test]
+    fn ldexp_answers_nan_infinities_and_zeros_as_they_are() {
+        assert!(ldexp(f64::NAN, 3).is_nan());
+        assert!(ldexp(f64::NAN, -3000).is_nan());
+        assert_eq!(ldexp(f64::INFINITY, -3000), f64::INFINITY);
+        assert_eq!(ldexp(f64::NEG_INFINITY, 5), f64::NEG_INFINITY);
+        assert_eq!(ldexp(0.0, 5000).to_bits(), 0);
+        assert_eq!(ldexp(-0.0, -5000).to_bits(), (-0.0f64).to_bits());
     }
 }
