@@ -66,6 +66,66 @@ const MAX_CHAR_CODE: u32 = (1 << 30) - 1;
 /// primitive fails and the image's own code reports the error.
 const MAX_NEW: usize = 1 << 24;
 
+/// The argument count of primitive `index` when it takes a fixed one, checked before it
+/// runs ([`Vm::primitive`] fails it when the send's differs); `None` for one that takes its
+/// count from the send (`value...` of a block or closure, `perform:...`, `size`, `class`,
+/// the cache flushes, the quick returns, the clock and memory queries, which answer their
+/// receiver whatever the count) or that the interpreter does not run (which fails anyway).
+///
+/// Each fixed count is the one every method of the real images declaring the primitive
+/// has (mini.image, Scratch 1.4, bootstrapped.image, the headless Spur image).
+pub(crate) fn fixed_arity(index: u16) -> Option<usize> {
+    Some(match index {
+        // SmallInteger arithmetic and comparisons, `@`.
+        1..=18 => 1,
+        // Float: `asFloat`; the binary operations and `timesTwoPower:`; the unary ones. The
+        // same for SmallFloat64, at 500 more.
+        40 => 0,
+        41..=50 | 54 | 541..=550 | 554 => 1,
+        51..=53 | 55..=59 | 551..=553 | 555..=559 => 0,
+        // at:, at:put: and their String variants.
+        60 | 63 => 1,
+        61 | 64 => 2,
+        // objectAt:, objectAt:put:, basicNew, basicNew:, the becomes, instVarAt:,
+        // instVarAt:put:, identityHash, someInstance/nextInstance/someObject/nextObject,
+        // newMethod:header:.
+        68 => 1,
+        69 => 2,
+        70 => 0,
+        71 => 1,
+        72 | 128 => 1,
+        73 => 1,
+        74 => 2,
+        75 => 0,
+        77 | 78 | 138 | 139 => 0,
+        79 => 2,
+        // blockCopy:, valueWithArguments: (a BlockContext's and a closure's),
+        // perform:withArguments:, perform:withArguments:inSuperclass:.
+        80 | 82 | 206 => 1,
+        84 => 2,
+        100 => 3,
+        // signal, wait, resume, suspend; signal:atMilliseconds:.
+        85..=88 => 0,
+        136 => 2,
+        // replaceFrom:to:with:startingAt:, ==, changeClassTo:, shallowCopy, ~~.
+        105 => 4,
+        110 => 1,
+        115 => 1,
+        148 => 0,
+        169 => 1,
+        // Spur characters: `value:`, `asInteger`.
+        170 => 1,
+        171 => 0,
+        // withArgs:executeMethod:.
+        188 => 2,
+        // A context's at:, at:put:, size.
+        210 => 1,
+        211 => 2,
+        212 => 0,
+        _ => return None,
+    })
+}
+
 fn epoch() -> Instant {
     static START: OnceLock<Instant> = OnceLock::new();
     *START.get_or_init(Instant::now)
@@ -424,6 +484,11 @@ impl Vm {
         args: usize,
     ) -> Prim {
         let _ = (method, selector);
+        // A primitive of a fixed argument count sent with another fails, before it reads
+        // the stack, as a Squeak VM's does: its method's own bytecodes run.
+        if fixed_arity(index).is_some_and(|n| n != args) {
+            return FAIL;
+        }
         // (A BlockContext's `value...`, 81-82, writes the caller's registers only if it
         // does not keep them.)
         if !matches!(index, 1..=64 | 70 | 71 | 75 | 81 | 82 | 110 | 111 | 256..) {
@@ -432,9 +497,6 @@ impl Vm {
         match index {
             1..=17 => self.prim_int(m, index, args),
             18 => {
-                if args != 1 {
-                    return FAIL;
-                }
                 let (x, y) = (self.peek(m, 1)?, self.peek(m, 0)?);
                 if x.as_int().is_none() && self.float_of(m, x)?.is_none() {
                     return FAIL;
@@ -461,9 +523,6 @@ impl Vm {
             // 64-bit Spur: SmallFloat64's primitives are the Float ones plus 500.
             541..=559 if self.sp.immediate_floats => self.prim_float(m, index - 500, args),
             60 | 63 => {
-                if args != 1 {
-                    return FAIL;
-                }
                 let (obj, i) = (self.peek(m, 1)?, self.arg_int(m, 0)?);
                 let Some(i) = i else { return FAIL };
                 match self.at(m, obj, i, index == 63)? {
@@ -472,9 +531,6 @@ impl Vm {
                 }
             }
             61 | 64 => {
-                if args != 2 {
-                    return FAIL;
-                }
                 let (obj, i, v) = (self.peek(m, 2)?, self.arg_int(m, 1)?, self.peek(m, 0)?);
                 let Some(i) = i else { return FAIL };
                 match self.at_put(m, obj, i, v, index == 64)? {
