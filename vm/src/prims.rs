@@ -66,6 +66,30 @@ const MAX_CHAR_CODE: u32 = (1 << 30) - 1;
 /// primitive fails and the image's own code reports the error.
 const MAX_NEW: usize = 1 << 24;
 
+/// The 32-bit words of a Words object's `bytes` in the order `at:` numbers them: a boxed
+/// Float's (`float`, 8 bytes holding its double little-endian) the most significant first,
+/// any other's in memory order.
+fn float_words(bytes: &[u8], float: bool) -> Vec<u32> {
+    if float && let Ok(b) = <[u8; 8]>::try_from(bytes) {
+        let bits = u64::from_le_bytes(b);
+        return vec![(bits >> 32) as u32, bits as u32];
+    }
+    bytes
+        .chunks_exact(4)
+        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+        .collect()
+}
+
+/// The bytes of `words` in `at:` order ([`float_words`]'s inverse).
+fn words_bytes(words: &[u32], float: bool) -> Vec<u8> {
+    if float && let [hi, lo] = words {
+        return ((u64::from(*hi) << 32) | u64::from(*lo))
+            .to_le_bytes()
+            .to_vec();
+    }
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
 /// The argument count of primitive `index` when it takes a fixed one, checked before it
 /// runs ([`Vm::primitive`] fails it when the send's differs); `None` for one that takes its
 /// count from the send (`value...` of a block or closure, `perform:...`, `size`, `class`,
@@ -249,6 +273,14 @@ impl Vm {
         let mut w = [0u8; 8];
         w[..b.len()].copy_from_slice(b);
         Ok(Some(u64::from_le_bytes(w)))
+    }
+
+    /// True if `obj` is a boxed Float (of the image's class Float, 8 bytes): its words are
+    /// numbered from the most significant ([`float_words`]).
+    fn is_boxed_float<M: ObjectMemory>(&self, m: &M, obj: Value) -> Result<bool> {
+        Ok(obj.is_object()
+            && m.bytes(obj)?.len() == 8
+            && self.same(m, m.class_of(obj)?, self.sp.float)?)
     }
 
     /// Fixed fields of `obj`'s class and whether it is indexable.
@@ -1105,14 +1137,44 @@ impl Vm {
                 m.set_bytes(dst, start, &b)?;
             }
             (Format::Words, Format::Words) => {
-                let Some(b) = m
-                    .bytes(src)?
-                    .get(4 * from..4 * (from + n))
-                    .map(<[u8]>::to_vec)
-                else {
-                    return FAIL;
-                };
-                m.set_bytes(dst, 4 * start, &b)?;
+                let (to_float, from_float) =
+                    (self.is_boxed_float(m, dst)?, self.is_boxed_float(m, src)?);
+                if to_float || from_float {
+                    // A boxed Float keeps its double's bytes little-endian, while `at:` and
+                    // `at:put:` number its words from the most significant: word by word in
+                    // that order, every word read before the first is stored.
+                    let b = m.bytes(src)?;
+                    let w = if from_float {
+                        float_words(b, true)
+                            .get(from..from + n)
+                            .map(<[u32]>::to_vec)
+                    } else {
+                        b.get(4 * from..4 * (from + n))
+                            .map(|b| float_words(b, false))
+                    };
+                    let Some(w) = w else {
+                        return FAIL;
+                    };
+                    if to_float {
+                        let mut d = float_words(m.bytes(dst)?, true);
+                        let Some(to) = d.get_mut(start..start + n) else {
+                            return FAIL;
+                        };
+                        to.copy_from_slice(&w);
+                        m.set_bytes(dst, 0, &words_bytes(&d, true))?;
+                    } else {
+                        m.set_bytes(dst, 4 * start, &words_bytes(&w, false))?;
+                    }
+                } else {
+                    let Some(b) = m
+                        .bytes(src)?
+                        .get(4 * from..4 * (from + n))
+                        .map(<[u8]>::to_vec)
+                    else {
+                        return FAIL;
+                    };
+                    m.set_bytes(dst, 4 * start, &b)?;
+                }
             }
             (Format::Bytes, Format::CompiledMethod) | (Format::CompiledMethod, Format::Bytes) => {
                 // Byte-indexed both: go through at: and at:put:, every value read and checked
