@@ -212,6 +212,54 @@ impl Chain {
     }
 }
 
+/// Keys, values and classes one walk of method dictionaries up a superclass chain reads at
+/// most: a lookup, the search for the class holding a method (is it the image's default
+/// handler of `doesNotUnderstand:`?), the naming of an error's frames. The chain's length
+/// is capped ([`MAX_CHAIN`]), but not what each class's dictionary holds: a probe into a
+/// dictionary with no nil reads all its keys, a scan (of a dictionary whose size is no power
+/// of two) all its fields, so 3,000 classes sharing one dictionary of 100,000 keys would
+/// read 300 million keys for one lookup. A lookup past the limit stops the run with
+/// [`VmError::CorruptMethod`] ("a method lookup past its work limit"); the naming of a frame
+/// past it gives `Class>>?`. The real images' walks read at most tens of thousands (a probe
+/// reads a few keys of each of 10-20 dictionaries of at most a few thousand; the search of
+/// the values of each, all of them): four million is far above, and a few tens of
+/// milliseconds of reads in a debug build.
+pub(crate) const MAX_LOOKUP_READS: u64 = 4_000_000;
+
+/// What a walk of method dictionaries may still read ([`MAX_LOOKUP_READS`]).
+pub(crate) struct LookupWork {
+    left: u64,
+}
+
+impl LookupWork {
+    /// A walk that has read nothing.
+    pub(crate) fn new() -> LookupWork {
+        LookupWork {
+            left: MAX_LOOKUP_READS,
+        }
+    }
+
+    /// Takes one read (a key, a value or a class); false once the walk has made its last.
+    #[inline(always)]
+    pub(crate) fn take(&mut self) -> bool {
+        if self.left == 0 {
+            return false;
+        }
+        self.left -= 1;
+        true
+    }
+
+    /// Takes one read, or answers the error of a lookup past its limit.
+    #[inline(always)]
+    fn read(&mut self) -> Result<()> {
+        if self.take() {
+            Ok(())
+        } else {
+            Err(corrupt("a method lookup past its work limit"))
+        }
+    }
+}
+
 /// Primitives running at once, each inside the one before (see `Vm::nested_primitives`):
 /// far past any image's own (a `perform:` of a `perform:` is two), and far inside the
 /// thread's stack.
@@ -1685,9 +1733,11 @@ impl Vm {
         let mut c = class;
         let mut chain = Chain::new(c);
         let mut sel = SelectorKeys::default();
+        let mut work = LookupWork::new();
         while !self.is_nil(m, c)? {
+            work.read()?;
             let dict = m.slot(c, 1)?;
-            if let Some(method) = self.dict_lookup(m, dict, selector, &mut sel)? {
+            if let Some(method) = self.dict_lookup(m, dict, selector, &mut sel, &mut work)? {
                 let header = self.header(m, method)?;
                 let trap = self.is_trap_selector(m, selector)?;
                 let context = self.is_context_class(m, class)?;
@@ -1727,13 +1777,15 @@ impl Vm {
     /// a key past a nil the probe stops at: the probe misses it, as a Squeak VM's does, so
     /// the probe and a scan may disagree there (the unit tests check they agree on every
     /// dictionary of the real images).
-    /// Time: O(1) expected (a probe's run of occupied fields), O(keys) for a scan.
+    /// Time: O(1) expected (a probe's run of occupied fields), O(keys) for a scan; each key
+    /// read is taken from `work`, and past its end the lookup fails.
     fn dict_lookup<M: ObjectMemory>(
         &self,
         m: &M,
         dict: Value,
         selector: Value,
         sel: &mut SelectorKeys,
+        work: &mut LookupWork,
     ) -> Result<Option<Value>> {
         if !dict.is_object() {
             return Ok(None);
@@ -1741,9 +1793,9 @@ impl Vm {
         let n = m.size(dict)?.slots;
         let keys = n.saturating_sub(2);
         let found = if keys.is_power_of_two() && selector.is_object() {
-            self.dict_probe(m, dict, selector, keys, sel)?
+            self.dict_probe(m, dict, selector, keys, sel, work)?
         } else {
-            self.dict_scan(m, dict, selector, n, sel)?
+            self.dict_scan(m, dict, selector, n, sel, work)?
         };
         match found {
             Some(i) => {
@@ -1764,10 +1816,12 @@ impl Vm {
         selector: Value,
         keys: usize,
         sel: &mut SelectorKeys,
+        work: &mut LookupWork,
     ) -> Result<Option<usize>> {
         let mask = keys - 1;
         let mut i = sel.hash(m, selector)? as usize & mask;
         for _ in 0..keys {
+            work.read()?;
             let k = m.slot(dict, 2 + i)?;
             if k.word() == selector.word() {
                 return Ok(Some(2 + i));
@@ -1791,12 +1845,14 @@ impl Vm {
         selector: Value,
         n: usize,
         sel: &mut SelectorKeys,
+        work: &mut LookupWork,
     ) -> Result<Option<usize>> {
         // The selector's identity once; each key is then compared by word, and only a
         // reference of another word by its own identity (one key per object on a tenant:
         // no table lookup for a key that leads to itself).
         let wanted = sel.key(m, selector)?;
         for i in 2..n {
+            work.read()?;
             let k = m.slot(dict, i)?;
             if k.word() == selector.word() || (k.word().is_ref() && m.identity_key(k)? == wanted) {
                 return Ok(Some(i));
@@ -1967,10 +2023,12 @@ impl Vm {
     ) -> Result<bool> {
         let mut c = class;
         let mut chain = Chain::new(c);
+        let mut work = LookupWork::new();
         while !self.is_nil(m, c)? {
+            work.read()?;
             let dict = m.slot(c, 1)?;
             let superclass = m.slot(c, 0)?;
-            if self.dict_has_method(m, dict, method)? {
+            if self.dict_has_method(m, dict, method, &mut work)? {
                 // The root class, or Object under ProtoObject.
                 let top = self.is_nil(m, superclass)?
                     || crate::names::class_name(m, c).as_deref() == Some("Object");
@@ -1984,7 +2042,13 @@ impl Vm {
         Ok(false)
     }
 
-    fn dict_has_method<M: ObjectMemory>(&self, m: &M, dict: Value, method: Value) -> Result<bool> {
+    fn dict_has_method<M: ObjectMemory>(
+        &self,
+        m: &M,
+        dict: Value,
+        method: Value,
+        work: &mut LookupWork,
+    ) -> Result<bool> {
         if !dict.is_object() {
             return Ok(false);
         }
@@ -1996,6 +2060,7 @@ impl Vm {
             return Ok(false);
         }
         for i in 0..m.size(values)?.slots {
+            work.read()?;
             if self.same(m, m.slot(values, i)?, method)? {
                 return Ok(true);
             }
@@ -2592,15 +2657,17 @@ impl Vm {
 
     // ---- diagnostics ---------------------------------------------------------------------
 
-    /// The call chain from the active context, at most `limit` frames.
+    /// The call chain from the active context, at most `limit` frames. The frames' walks
+    /// share one [`LookupWork`]: past it, a frame is named `Class>>?`.
     pub(crate) fn chain<M: ObjectMemory>(&self, m: &M, limit: usize) -> CallChain {
         let mut out = Vec::new();
         let mut c = self.active;
+        let mut work = LookupWork::new();
         while out.len() < limit {
             if !c.is_object() || self.is_nil(m, c).unwrap_or(true) || self.is_bottom(c) {
                 break;
             }
-            out.push(crate::names::frame(self, m, c).unwrap_or_else(|| "?".into()));
+            out.push(crate::names::frame(self, m, c, &mut work).unwrap_or_else(|| "?".into()));
             match m.slot(c, ctx::SENDER) {
                 Ok(s) => c = s,
                 Err(_) => break,

@@ -1,7 +1,7 @@
 //! Names for errors: selectors, class names, `Class>>selector` frames, strings.
 
 use crate::image::ctx;
-use crate::interp::Vm;
+use crate::interp::{LookupWork, Vm};
 use crate::memory::ObjectMemory;
 use cowheap_heap::{Format, Value};
 
@@ -53,8 +53,14 @@ fn own_name<M: ObjectMemory>(m: &M, class: Value) -> Option<String> {
 }
 
 /// `Class>>selector` for context `c`: the receiver's class, and the selector under which
-/// the method is found in its class or a superclass.
-pub(crate) fn frame<M: ObjectMemory>(vm: &Vm, m: &M, c: Value) -> Option<String> {
+/// the method is found in its class or a superclass. The walk's reads are taken from `work`:
+/// past its end, the frame is named `Class>>?`.
+pub(crate) fn frame<M: ObjectMemory>(
+    vm: &Vm,
+    m: &M,
+    c: Value,
+    work: &mut LookupWork,
+) -> Option<String> {
     let class_of_ctx = m.class_of(c).ok()?;
     let block = vm.same(m, class_of_ctx, vm.sp.block_context).ok()?;
     let home = if block { m.slot(c, ctx::HOME).ok()? } else { c };
@@ -67,8 +73,8 @@ pub(crate) fn frame<M: ObjectMemory>(vm: &Vm, m: &M, c: Value) -> Option<String>
             .unwrap_or(false);
     let prefix = if in_block { "[] in " } else { "" };
     let mut chain = crate::interp::Chain::new(class);
-    loop {
-        if vm.is_nil(m, class).ok()? {
+    'walk: loop {
+        if vm.is_nil(m, class).ok()? || !work.take() {
             break;
         }
         let dict = m.slot(class, 1).ok()?;
@@ -76,6 +82,9 @@ pub(crate) fn frame<M: ObjectMemory>(vm: &Vm, m: &M, c: Value) -> Option<String>
             let values = m.slot(dict, 1).ok()?;
             let n = m.size(dict).ok()?.slots;
             for i in 2..n {
+                if !work.take() {
+                    break 'walk;
+                }
                 if let Ok(v) = m.slot(values, i - 2)
                     && vm.same(m, v, method).unwrap_or(false)
                 {

@@ -2,7 +2,7 @@
 //! of its keys, and the selective flushes (primitives 116 and 119) forget what they must and
 //! keep the rest.
 
-use super::{CACHE_SIZE, SelectorKeys, Vm, cache_slot};
+use super::{CACHE_SIZE, LookupWork, SelectorKeys, Vm, cache_slot};
 use crate::{FlatHeap, ObjectMemory, Symbols};
 use cowheap_heap::{Value, Word};
 use std::path::PathBuf;
@@ -56,14 +56,28 @@ fn probes_agree_with_scans(name: &str) {
                 continue;
             }
             assert_eq!(
-                vm.dict_probe(&m, d, k, keys, &mut SelectorKeys::default())
-                    .unwrap(),
+                vm.dict_probe(
+                    &m,
+                    d,
+                    k,
+                    keys,
+                    &mut SelectorKeys::default(),
+                    &mut LookupWork::new()
+                )
+                .unwrap(),
                 Some(i),
                 "{name}"
             );
             assert_eq!(
-                vm.dict_scan(&m, d, k, n, &mut SelectorKeys::default())
-                    .unwrap(),
+                vm.dict_scan(
+                    &m,
+                    d,
+                    k,
+                    n,
+                    &mut SelectorKeys::default(),
+                    &mut LookupWork::new()
+                )
+                .unwrap(),
                 Some(i),
                 "{name}"
             );
@@ -83,8 +97,15 @@ fn probes_agree_with_scans(name: &str) {
         // A selector the dictionary does not hold: nil's class is no selector.
         let absent = m.class_of(vm.sp.nil).unwrap();
         assert_eq!(
-            vm.dict_probe(&m, d, absent, keys, &mut SelectorKeys::default())
-                .unwrap(),
+            vm.dict_probe(
+                &m,
+                d,
+                absent,
+                keys,
+                &mut SelectorKeys::default(),
+                &mut LookupWork::new()
+            )
+            .unwrap(),
             None
         );
     }
