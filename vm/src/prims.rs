@@ -98,7 +98,7 @@ fn words_bytes(words: &[u32], float: bool) -> Vec<u8> {
 ///
 /// Each fixed count is the one every method of the real images declaring the primitive
 /// has (mini.image, Scratch 1.4, bootstrapped.image, the headless Spur image).
-pub(crate) fn fixed_arity(index: u16) -> Option<usize> {
+pub(crate) const fn fixed_arity(index: u16) -> Option<usize> {
     Some(match index {
         // SmallInteger arithmetic and comparisons, `@`.
         1..=18 => 1,
@@ -148,6 +148,37 @@ pub(crate) fn fixed_arity(index: u16) -> Option<usize> {
         212 => 0,
         _ => return None,
     })
+}
+
+/// [`fixed_arity`] of each index below [`ARITY_TABLE_LEN`] as a byte, [`ANY_ARITY`] for
+/// none: the test before every primitive is one load and a compare, not the `match`.
+static ARITIES: [u8; ARITY_TABLE_LEN] = arity_table();
+
+/// Past the largest index [`fixed_arity`] names.
+const ARITY_TABLE_LEN: usize = 560;
+
+/// An index whose primitive takes any argument count.
+const ANY_ARITY: u8 = u8::MAX;
+
+const fn arity_table() -> [u8; ARITY_TABLE_LEN] {
+    let mut t = [ANY_ARITY; ARITY_TABLE_LEN];
+    let mut i = 0;
+    while i < ARITY_TABLE_LEN {
+        if let Some(n) = fixed_arity(i as u16) {
+            t[i] = n as u8;
+        }
+        i += 1;
+    }
+    t
+}
+
+/// False if primitive `index` takes a fixed argument count other than `args`.
+#[inline(always)]
+fn arity_fits(index: u16, args: usize) -> bool {
+    match ARITIES.get(usize::from(index)) {
+        Some(&n) => n == ANY_ARITY || usize::from(n) == args,
+        None => true,
+    }
 }
 
 fn epoch() -> Instant {
@@ -518,7 +549,7 @@ impl Vm {
         let _ = (method, selector);
         // A primitive of a fixed argument count sent with another fails, before it reads
         // the stack, as a Squeak VM's does: its method's own bytecodes run.
-        if fixed_arity(index).is_some_and(|n| n != args) {
+        if !arity_fits(index, args) {
             return FAIL;
         }
         // (A BlockContext's `value...`, 81-82, writes the caller's registers only if it
@@ -1428,7 +1459,22 @@ impl Vm {
 
 #[cfg(test)]
 mod tests {
-    use super::ldexp;
+    use super::{ARITY_TABLE_LEN, arity_fits, fixed_arity, ldexp};
+
+    /// The byte table answers what `fixed_arity` does for every index, those past it
+    /// included (none of which has a fixed count).
+    #[test]
+    fn the_arity_table_is_fixed_arity() {
+        for index in 0..=u16::MAX {
+            for args in 0..6 {
+                let want = fixed_arity(index).is_none_or(|n| n == args);
+                assert_eq!(arity_fits(index, args), want, "{index} with {args}");
+            }
+            if usize::from(index) >= ARITY_TABLE_LEN {
+                assert_eq!(fixed_arity(index), None, "{index}");
+            }
+        }
+    }
 
     /// 2^e for e in the normal range.
     fn pow2(e: i64) -> f64 {
