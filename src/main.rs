@@ -185,7 +185,7 @@ struct BenchArgs {
     /// Tenants forked from the base.
     #[arg(long, default_value_t = 1_000, value_parser = count_in("tenants", 1, MAX_TENANTS))]
     tenants: usize,
-    /// Tenants that run the workload (the first ones); the others stay idle.
+    /// Tenants that run the workload (the first ones), at least one; the others stay idle.
     /// [default: all tenants, at most 10,000]
     #[arg(long)]
     active: Option<usize>,

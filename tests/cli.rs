@@ -756,7 +756,8 @@ fn bench_threads_are_bounded_and_a_refused_thread_is_an_error() {
 
 /// With no deep copy or no fork() child to measure, the bench would report figures it never
 /// measured: `--deep-copies 0` with the deep copies, and `--forks 0` with fork(), are
-/// argument errors; each is fine when its comparator does not run.
+/// argument errors; each is fine when its comparator does not run. `--active 0`, which no
+/// comparator could measure, is one too.
 #[test]
 fn a_comparator_with_no_sample_is_an_argument_error() {
     for (args, says) in [
@@ -768,6 +769,7 @@ fn a_comparator_with_no_sample_is_an_argument_error() {
             &["--approaches", "cowheap,fork", "--forks", "0"][..],
             "--forks",
         ),
+        (&["--active", "0"][..], "--active"),
     ] {
         let run = small_bench(args);
         let err = String::from_utf8_lossy(&run.stderr);

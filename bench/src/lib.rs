@@ -370,6 +370,14 @@ impl Config {
         if self.approaches.is_empty() {
             return bad("approaches", "name at least one comparator");
         }
+        // With no working tenant every read and write column would be a figure never
+        // measured (`--ops 0` is the way to run forks and memory alone).
+        if self.active == Some(0) {
+            return bad(
+                "active",
+                "at least one tenant must run the workload (--ops 0 runs no operation)",
+            );
+        }
         // With no sample the comparator's rows would be figures never measured.
         if self.deep_copy_sample == 0 && self.approaches.contains(&ApproachKind::DeepCopy) {
             return bad(
