@@ -236,7 +236,7 @@ impl Arith {
                     let r = a.checked_shl(s)?;
                     (r >> s == a).then_some(r)
                 } else {
-                    let s = u32::try_from(-b).unwrap_or(127).min(127);
+                    let s = u32::try_from(b.unsigned_abs()).unwrap_or(127).min(127);
                     Some(a >> s)
                 }
             }
@@ -296,6 +296,11 @@ pub struct Hasher<'a> {
     small: i128,
     float_class: Option<Value>,
     lookups: HashMap<(u64, u64), Option<(Value, Value)>>,
+    /// What each method dictionary holds for each selector looked up in it: classes that
+    /// share a dictionary have it searched once.
+    dictionaries: HashMap<(u64, u64), Option<Value>>,
+    /// Method dictionary keys read by the lookups.
+    keys_read: u64,
     programs: HashMap<u64, Rc<Program>>,
     /// Steps left to the hash being computed.
     fuel: usize,
@@ -336,9 +341,18 @@ impl<'a> Hasher<'a> {
             small,
             float_class,
             lookups: HashMap::new(),
+            dictionaries: HashMap::new(),
+            keys_read: 0,
             programs: HashMap::new(),
             fuel: MAX_STEPS,
         }
+    }
+
+    /// The method dictionary keys this hasher's lookups have read: the work they did. Each
+    /// dictionary is searched at most once for each selector, however many classes share it
+    /// and however their superclass chains run.
+    pub fn keys_read(&self) -> u64 {
+        self.keys_read
     }
 
     /// `v hash` in tenant `t`, as the image computes it, or why it is not computed here.
@@ -411,15 +425,19 @@ impl<'a> Hasher<'a> {
 
     /// The method for `selector` in `class` or its superclasses, and the class holding it
     /// (slot 0 of a class is its superclass, slot 1 its method dictionary, whose keys are its
-    /// last indexable slots and whose values are in its `array`, slot 1).
+    /// last indexable slots and whose values are in its `array`, slot 1). A chain that comes
+    /// back to a class it passed holds no such method. Time: O(the chain) the first time a
+    /// class and selector are looked up, each method dictionary searched at most once per
+    /// selector whatever the classes that share it, so that a rehash's lookups cost
+    /// O(the classes and dictionaries) however the chains are tangled.
     pub(crate) fn lookup(
         &mut self,
         t: &Tenant,
         class: Value,
         selector: Value,
     ) -> Result<Option<(Value, Value)>> {
-        let key = (class.word().bits(), selector.word().bits());
-        if let Some(&found) = self.lookups.get(&key) {
+        let sel = selector.word().bits();
+        if let Some(&found) = self.lookups.get(&(class.word().bits(), sel)) {
             return Ok(found);
         }
         let nil = self.heap.nil();
@@ -427,18 +445,47 @@ impl<'a> Hasher<'a> {
             Ok(v.word().is_ref() && !v.same_word(nil) && t.format(v)? == Format::Pointers)
         };
         let mut found = None;
+        // The classes passed, none holding the method: each has the chain's answer too,
+        // unless the chain was cut at its longest (from a later class it reaches further).
+        let mut passed: Vec<u64> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut cut = true;
         let mut c = class;
         for _ in 0..MAX_CHAIN {
-            if !is_pointers(c)? || t.size(c)?.slots < 2 {
+            if let Some(&known) = self.lookups.get(&(c.word().bits(), sel)) {
+                found = known;
+                cut = false;
                 break;
             }
-            if let Some(m) = own_method(t, c, selector, &is_pointers)? {
+            if !seen.insert(c.word().bits()) || !is_pointers(c)? || t.size(c)?.slots < 2 {
+                cut = false;
+                break;
+            }
+            let md = t.slot(c, 1)?;
+            let own = match self.dictionaries.get(&(md.word().bits(), sel)) {
+                Some(&own) => own,
+                None => {
+                    let own = own_method(t, md, selector, &is_pointers, &mut self.keys_read)?;
+                    self.dictionaries.insert((md.word().bits(), sel), own);
+                    own
+                }
+            };
+            if let Some(m) = own {
                 found = Some((m, c));
+                cut = false;
                 break;
             }
+            passed.push(c.word().bits());
             c = t.slot(c, 0)?;
         }
-        self.lookups.insert(key, found);
+        let start = class.word().bits();
+        if cut {
+            self.lookups.insert((start, sel), found);
+        } else {
+            for p in passed.into_iter().chain([start]) {
+                self.lookups.insert((p, sel), found);
+            }
+        }
         Ok(found)
     }
 
@@ -581,7 +628,7 @@ impl<'a> Hasher<'a> {
                     let unit = if f == Format::Bytes { 1 } else { 4 };
                     match usize::try_from(i)
                         .ok()
-                        .filter(|&i| i >= 1 && i * unit <= len)
+                        .filter(|&i| i >= 1 && i.checked_mul(unit).is_some_and(|end| end <= len))
                     {
                         Some(i) => Ok(V::Int(self.unit_at(t, rv, f, i)?)),
                         None => Err(bad("an index out of range")),
@@ -705,14 +752,14 @@ impl<'a> Hasher<'a> {
     }
 }
 
-/// The method for `selector` in `class`'s own method dictionary.
+/// The method for `selector` in method dictionary `md`, counting the keys read in `keys_read`.
 fn own_method(
     t: &Tenant,
-    class: Value,
+    md: Value,
     selector: Value,
     is_pointers: &impl Fn(Value) -> Result<bool>,
+    keys_read: &mut u64,
 ) -> Result<Option<Value>> {
-    let md = t.slot(class, 1)?;
     if !is_pointers(md)? || t.size(md)?.slots < 2 {
         return Ok(None);
     }
@@ -725,6 +772,7 @@ fn own_method(
         return Ok(None);
     };
     for i in 0..n {
+        *keys_read += 1;
         let k = t.slot(md, named + i)?;
         if k.word().is_ref() && t.identical(k, selector)? {
             return Ok(Some(t.slot(values, i)?));

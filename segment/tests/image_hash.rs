@@ -720,3 +720,144 @@ fn spur_bases_rehash_identity_and_equality_collections() {
         assert_eq!(at.as_int(), Some(i as i64));
     }
 }
+
+/// A class of the tenant holding `methods` (selector, method) in a method dictionary of its
+/// own, under `superclass`.
+fn class_holding(
+    t: &mut Tenant,
+    img: &Image,
+    superclass: Value,
+    methods: &[(Value, Value)],
+) -> Value {
+    let n = methods.len();
+    let md = alloc(
+        t,
+        global(img, "MethodDictionary"),
+        Format::Pointers,
+        2 + n,
+        0,
+    );
+    let values = alloc(t, global(img, "Array"), Format::Pointers, n, 0);
+    t.set_slot(md, 0, Value::int(n as i64)).unwrap();
+    t.set_slot(md, 1, values).unwrap();
+    for (i, &(sel, m)) in methods.iter().enumerate() {
+        t.set_slot(md, 2 + i, sel).unwrap();
+        t.set_slot(values, i, m).unwrap();
+    }
+    let object = global(img, "Object");
+    let class = alloc(t, t.class_of(object).unwrap(), Format::Pointers, 3, 0);
+    t.set_slot(class, 0, superclass).unwrap();
+    t.set_slot(class, 1, md).unwrap();
+    t.set_slot(class, 2, Value::int(2)).unwrap();
+    class
+}
+
+/// Superclass chains tangled on purpose cost a lookup no more than the dictionaries they
+/// name: classes in a superclass loop, and a chain of 500 classes, all sharing one method
+/// dictionary of 10,000 selectors none of which is `hash`, have their instances' `hash`
+/// refused (no method) with that dictionary's keys read once, not once a class and a step
+/// of the chain (two billion reads for the chain, forty million for the loop).
+#[test]
+fn tangled_superclass_chains_read_each_method_dictionary_once() {
+    let img = &images()[0];
+    let mut t = Tenant::fork(&img.base);
+    let nil = img.base.heap().nil();
+    let size = img.names.symbol("size").unwrap();
+    let one = alloc(
+        &mut t,
+        global(img, "CompiledMethod"),
+        Format::CompiledMethod,
+        1,
+        1,
+    );
+    t.set_slot(one, 0, Value::int(262)).unwrap();
+    t.set_bytes(one, 0, &[120]).unwrap();
+    let n = 10_000;
+    let shared = class_holding(&mut t, img, nil, &vec![(size, one); n]);
+    let md = t.slot(shared, 1).unwrap();
+    let metaclass = t.class_of(shared).unwrap();
+    let class_on = |t: &mut Tenant, superclass: Value| -> Value {
+        let class = alloc(t, metaclass, Format::Pointers, 3, 0);
+        t.set_slot(class, 0, superclass).unwrap();
+        t.set_slot(class, 1, md).unwrap();
+        t.set_slot(class, 2, Value::int(2)).unwrap();
+        class
+    };
+    // Four classes, each the superclass of the one before, the first of the last.
+    let looped: Vec<Value> = (0..4).map(|_| class_on(&mut t, nil)).collect();
+    for (i, &c) in looped.iter().enumerate() {
+        t.set_slot(c, 0, looped[(i + 1) % 4]).unwrap();
+    }
+    // 500 classes, each the superclass of the one after.
+    let mut chain = vec![class_on(&mut t, nil)];
+    for _ in 1..500 {
+        let c = class_on(&mut t, *chain.last().unwrap());
+        chain.push(c);
+    }
+    let mut hasher = Hasher::new(img.base.heap(), &img.names);
+    for &c in looped.iter().chain(chain.iter().rev()) {
+        let x = alloc(&mut t, c, Format::Pointers, 0, 0);
+        let why = hasher.hash(&t, x).unwrap().unwrap_err();
+        assert!(matches!(why, Unhashed::NoMethod { .. }), "{why}");
+    }
+    assert!(
+        hasher.keys_read() <= n as u64,
+        "{} keys read for a dictionary of {n}",
+        hasher.keys_read()
+    );
+}
+
+/// A `hash` method made of one send, `^self <selector>` after pushing what `code` pushes:
+/// its class holds `hash` and `basicAt:` (primitive 60).
+fn hash_of_words(img: &Image, literals: &[Value], code: &[u8]) -> Result<i64, Unhashed> {
+    let mut t = Tenant::fork(&img.base);
+    let nil = img.base.heap().nil();
+    let cm = global(img, "CompiledMethod");
+    let hash = img.names.symbol("hash").unwrap();
+    let at = img.names.symbol("basicAt:").unwrap();
+    let method = alloc(
+        &mut t,
+        cm,
+        Format::CompiledMethod,
+        1 + literals.len(),
+        code.len(),
+    );
+    t.set_slot(method, 0, Value::int((literals.len() as i64) << 9))
+        .unwrap();
+    for (i, &l) in literals.iter().enumerate() {
+        t.set_slot(method, 1 + i, if l.same_word(nil) { at } else { l })
+            .unwrap();
+    }
+    t.set_bytes(method, 0, code).unwrap();
+    let primitive = alloc(&mut t, cm, Format::CompiledMethod, 1, 1);
+    t.set_slot(primitive, 0, Value::int(60)).unwrap();
+    t.set_bytes(primitive, 0, &[120]).unwrap();
+    let class = class_holding(&mut t, img, nil, &[(hash, method), (at, primitive)]);
+    let v = alloc(&mut t, class, Format::Words, 0, 8);
+    t.set_bytes(v, 0, &[1, 0, 0, 0, 2, 0, 0, 0]).unwrap();
+    Hasher::new(img.base.heap(), &img.names)
+        .hash(&t, v)
+        .unwrap()
+}
+
+/// `basicAt:` of an index whose byte offset overflows a word is out of range (the primitive
+/// fails), not a wrapped offset's word; `bitShift:` by the most negative count the model's
+/// integers hold shifts everything out. Both were arithmetic overflows.
+#[test]
+fn index_and_shift_counts_at_the_integers_edge() {
+    let img = &images()[0];
+    let nil = img.base.heap().nil();
+    // ^self basicAt: (1 bitShift: 62) + 1
+    let huge_index = [112, 118, 32, 188, 118, 176, 225, 124];
+    let r = hash_of_words(img, &[Value::int(62), nil], &huge_index);
+    assert!(matches!(r, Err(Unhashed::Value { .. })), "{r:?}");
+    // ^self basicAt: 2, the control: the second word.
+    let r = hash_of_words(img, &[nil], &[112, 119, 224, 124]);
+    assert_eq!(r, Ok(2));
+    // ^1 bitShift: ((0 - (1 bitShift: 125)) * 2 * 2), a count of -2^127.
+    let most_negative = [118, 117, 118, 32, 188, 177, 119, 184, 119, 184, 188, 124];
+    assert_eq!(
+        hash_of_words(img, &[Value::int(125)], &most_negative),
+        Ok(0)
+    );
+}
