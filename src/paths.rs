@@ -56,7 +56,7 @@ enum Destination {
 }
 
 /// The [`Destination`] of `path`, given on the command line as `option`; an error naming it
-/// if its directory does not exist.
+/// if its directory does not exist, or if it is a directory (or a link to one).
 fn destination(path: &Path, option: &str) -> Result<Destination, String> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -67,6 +67,12 @@ fn destination(path: &Path, option: &str) -> Result<Destination, String> {
             "{option} {}: the directory {} does not exist",
             path.display(),
             dir.display()
+        ));
+    }
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(format!(
+            "{option} {}: is a directory; name a file",
+            path.display()
         ));
     }
     if let Some(id) = identity(path) {

@@ -571,8 +571,8 @@ fn small_bench(more: &[&str]) -> Output {
 }
 
 /// The bench's `--json` and `--svg` are checked before the run: one the other, either the
-/// `--base` it reads (or a link to it), or one in a directory that does not exist is an
-/// argument error (exit 2) and nothing is written. They are written whole or not at all:
+/// `--base` it reads (or a link to it), one in a directory that does not exist, or one that
+/// is a directory (or a link to one) is an argument error (exit 2) and nothing is written. They are written whole or not at all:
 /// a chart that cannot be written (past the file size limit) leaves the old one as it was
 /// and no temporary file behind.
 #[test]
@@ -584,19 +584,24 @@ fn bench_outputs_are_checked_before_the_run_and_written_whole() {
     let base_bytes = std::fs::read(&base).unwrap();
     let (out, dotted) = (at("out"), format!("{}/./out", dir.path().display()));
     let missing = at("no/such/dir/report.json");
+    let folder = at("reports");
+    std::fs::create_dir(&folder).unwrap();
     let mut refused = vec![
         (vec!["--base", &base, "--json", &base], "is the base"),
         (vec!["--base", &base, "--svg", &base], "is the base"),
         (vec!["--json", &out, "--svg", &dotted], "is the JSON report"),
         (vec!["--json", &missing], "does not exist"),
         (vec!["--svg", &missing], "does not exist"),
+        (vec!["--json", &folder], "is a directory"),
     ];
-    let link = at("link");
+    let (link, folder_link) = (at("link"), at("folder-link"));
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink(&base, &link).unwrap();
+        std::os::unix::fs::symlink(&folder, &folder_link).unwrap();
         refused.push((vec!["--base", &base, "--svg", &link], "is the base"));
         refused.push((vec!["--base", &link, "--json", &base], "is the base"));
+        refused.push((vec!["--svg", &folder_link], "is a directory"));
     }
     for (args, says) in refused {
         let run = small_bench(&args);
