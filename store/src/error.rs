@@ -280,6 +280,16 @@ pub enum StoreError {
         /// Bytes asked for.
         bytes: u64,
     },
+    /// The clock reads past the latest time a lease can end (2^63 - 1 ms after the epoch, the
+    /// largest value both backends store): a lease taken or renewed now would be over before
+    /// it began, so none is. Nothing was changed.
+    #[error(
+        "the clock reads {now}, past the latest time a lease can end: no lease can be taken or renewed"
+    )]
+    ClockOutOfRange {
+        /// The clock's reading.
+        now: Millis,
+    },
     /// A PostgreSQL server for tests could not be started or stopped.
     #[error("test server: {0}")]
     Server(String),

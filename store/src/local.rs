@@ -481,9 +481,14 @@ pub(crate) fn check_history(rec: &TenantRecord, origin: Fingerprint) -> Result<(
 pub(crate) const LATEST_LEASE_EXPIRY: Millis = Millis(i64::MAX as u64);
 
 /// When a lease of `lease_ms` taken at `now` ends: `now + lease_ms`, capped at
-/// [`LATEST_LEASE_EXPIRY`]. Both backends take every lease's expiry from here.
-pub(crate) fn lease_end(now: Millis, lease_ms: u64) -> Millis {
-    now.plus(lease_ms).min(LATEST_LEASE_EXPIRY)
+/// [`LATEST_LEASE_EXPIRY`]; [`StoreError::ClockOutOfRange`] for a `now` at the cap or past
+/// it, where the lease would end before it began. Both backends take every lease's expiry
+/// from here.
+pub(crate) fn lease_end(now: Millis, lease_ms: u64) -> Result<Millis> {
+    if now >= LATEST_LEASE_EXPIRY {
+        return Err(StoreError::ClockOutOfRange { now });
+    }
+    Ok(now.plus(lease_ms).min(LATEST_LEASE_EXPIRY))
 }
 
 /// The claim step shared by the backends' logic: checks owner and lease, moves the epoch.
@@ -493,6 +498,7 @@ pub(crate) fn take(
     now: Millis,
     lease_ms: u64,
 ) -> Result<Claim> {
+    let expiry = lease_end(now, lease_ms)?;
     if let Some(owner) = &rec.owner
         && rec.lease_expiry > now
     {
@@ -515,7 +521,7 @@ pub(crate) fn take(
         }
     };
     rec.owner = Some(node.clone());
-    rec.lease_expiry = lease_end(now, lease_ms);
+    rec.lease_expiry = expiry;
     Ok(Claim {
         tenant: rec.tenant.clone(),
         node: node.clone(),
@@ -635,7 +641,7 @@ impl Store for LocalStore {
     fn renew(&self, claim: &Claim, lease_ms: u64) -> Result<Claim> {
         self.update(&claim.tenant, |rec| {
             check_fence(rec, claim)?;
-            rec.lease_expiry = lease_end(self.clock.now(), lease_ms);
+            rec.lease_expiry = lease_end(self.clock.now(), lease_ms)?;
             Ok(Claim {
                 lease_expiry: rec.lease_expiry,
                 ..claim.clone()

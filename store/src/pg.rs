@@ -1235,7 +1235,7 @@ impl Store for PgStore {
     fn renew(&self, claim: &Claim, lease_ms: u64) -> Result<Claim> {
         self.update(&claim.tenant, "renew", |rec| {
             check_fence(rec, claim)?;
-            rec.lease_expiry = lease_end(self.clock.now(), lease_ms);
+            rec.lease_expiry = lease_end(self.clock.now(), lease_ms)?;
             Ok(Claim {
                 lease_expiry: rec.lease_expiry,
                 ..claim.clone()

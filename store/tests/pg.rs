@@ -1232,7 +1232,9 @@ fn a_layer_named_by_another_history_with_other_bytes_is_still_read() {
 
 /// A lease as long as a `u64` can say ends at the largest time both backends can store
 /// (`i64::MAX` ms, PostgreSQL's bigint): a claim and a renewal with it succeed on a local
-/// directory and on PostgreSQL alike, and both keep the same expiry.
+/// directory and on PostgreSQL alike, and both keep the same expiry. A clock that reads that
+/// time or later takes and renews no lease (it would be over before it began): a typed
+/// error, the record unchanged.
 #[test]
 fn the_longest_lease_is_taken_by_both_backends_alike() {
     let server =
@@ -1280,6 +1282,27 @@ fn the_longest_lease_is_taken_by_both_backends_alike() {
             ),
             "{which}"
         );
+        // A clock at the cap or past it: no lease could hold, so none is taken or renewed,
+        // and the record stays as it was.
+        let before = s.record(&t).unwrap();
+        for now in [
+            longest,
+            longest.plus(1_000),
+            cowheap_store::Millis(u64::MAX),
+        ] {
+            clock.set(now);
+            for (what, r) in [
+                ("renew", s.renew(&c, 60_000)),
+                ("claim", s.claim(&t, &common::n("b"), 60_000)),
+            ] {
+                assert!(
+                    matches!(r, Err(StoreError::ClockOutOfRange { now: n }) if n == now),
+                    "{which}: {what} at {now}: {r:?}"
+                );
+            }
+            assert_eq!(s.record(&t).unwrap(), before, "{which}");
+        }
+        clock.set(cowheap_store::Millis(2_000));
         s.release(&c).unwrap();
     }
 }
