@@ -630,8 +630,12 @@ impl Repository {
             };
             Repository::check_conflicts(&log, version, &gathered.changed, read.as_deref())?;
         }
+        // The forwarders that outlast the commit, and room to remember them.
+        let lasting = tenant.lasting_forwarders(&gathered.moved)?;
+        tenant.reserve_committed(gathered.moved.len().saturating_add(lasting.len()))?;
         if gathered.objects.is_empty() {
             // Nothing to commit: the tenant moves to the current version, as a rebase would.
+            tenant.keep_forwarders(&lasting);
             tenant.rebind(&current);
             tenant.restart_recording();
             return Ok(current);
@@ -650,7 +654,6 @@ impl Repository {
         current.check_layer(&layer.objects, layer.len)?;
         // What settling the tenant needs, reserved before the version is made.
         let forwarders = room(gathered.moved.len())?;
-        tenant.reserve_committed(gathered.moved.len())?;
         log.known
             .try_reserve(1)
             .map_err(|_| refused::<(BaseId, u64)>(log.known.len() + 1))?;
@@ -665,6 +668,7 @@ impl Repository {
             .insert(next.version(), Arc::new(gathered.changed));
         self.current.store(next.clone());
         tenant.settle_commit(&next, &gathered.moved, forwarders);
+        tenant.keep_forwarders(&lasting);
         tenant.restart_recording();
         Ok(next)
     }
@@ -933,6 +937,83 @@ impl Tenant {
         self.rebind(next);
     }
 
+    /// The tenant's other forwarders whose chains end at a base object once the entries in
+    /// `moved` forward to theirs (as [`Tenant::settle_commit`] makes them), each with that
+    /// end: a reference from before the commit to one of them leads to an object of the
+    /// version, and keeps leading to it after an abort. Forwarders commits left before are
+    /// not listed again; a chain that ends at a private object the commit did not take is
+    /// not listed. Time: O(keys in use + the chains' lengths), chains being bounded by the
+    /// space's entries (they never cycle; the bound turns a broken invariant into a chain
+    /// not listed).
+    fn lasting_forwarders(
+        &self,
+        moved: &[(PrivateKey, Word)],
+    ) -> Result<Vec<(PrivateKey, Word)>, CommitError> {
+        let mut to: FxHashMap<PrivateKey, Word> = FxHashMap::default();
+        to.try_reserve(moved.len())
+            .map_err(|_| refused::<(PrivateKey, Word)>(moved.len()))?;
+        to.extend(moved.iter().copied());
+        let already: FxHashSet<PrivateKey> = match self.cold.as_ref() {
+            Some(c) if !c.committed.is_empty() => {
+                let mut set = FxHashSet::default();
+                set.try_reserve(c.committed.len())
+                    .map_err(|_| refused::<PrivateKey>(c.committed.len()))?;
+                set.extend(c.committed.iter().copied());
+                set
+            }
+            _ => FxHashSet::default(),
+        };
+        let mut lasting = Vec::new();
+        for (k, state) in self.space.iter() {
+            let State::Forwarded(mut w) = state else {
+                continue;
+            };
+            if to.contains_key(&k) || already.contains(&k) {
+                continue;
+            }
+            let mut end = None;
+            for _ in 0..=self.space.len() {
+                match w.decode() {
+                    Decoded::Base(_) => {
+                        end = Some(w);
+                        break;
+                    }
+                    Decoded::Private(j) => match (to.get(&j), self.space.get(j)) {
+                        (Some(&t), _) => {
+                            end = Some(t);
+                            break;
+                        }
+                        (None, Some(State::Forwarded(t))) => w = t,
+                        _ => break,
+                    },
+                    _ => break,
+                }
+            }
+            if let Some(end) = end {
+                lasting
+                    .try_reserve(1)
+                    .map_err(|_| refused::<(PrivateKey, Word)>(lasting.len() + 1))?;
+                lasting.push((k, end));
+            }
+        }
+        Ok(lasting)
+    }
+
+    /// Points each forwarder of `lasting` ([`Tenant::lasting_forwarders`]) straight at its
+    /// chain's end and remembers it with those commits left, in room reserved
+    /// ([`Tenant::reserve_committed`]): nothing here allocates.
+    fn keep_forwarders(&mut self, lasting: &[(PrivateKey, Word)]) {
+        if lasting.is_empty() {
+            return;
+        }
+        for &(k, end) in lasting {
+            self.space.retarget(k, end);
+        }
+        self.cold_mut()
+            .committed
+            .extend(lasting.iter().map(|&(k, _)| k));
+    }
+
     /// Room for `n` more forwarders in the list commits leave ([`Tenant::settle_commit`]),
     /// reserved fallibly.
     fn reserve_committed(&mut self, n: usize) -> Result<(), CommitError> {
@@ -944,32 +1025,17 @@ impl Tenant {
 
     /// Frees every private object, root and handle, empties the table and stops recording
     /// reads: the tenant sees its base as a fresh fork would. Keys' generations move on. The
-    /// forwarders earlier commits left stay (a reference from before a commit leads to the
-    /// object committed, which an abort does not undo), and so does every private forwarder
-    /// whose chain leads to one of them (a `become_forward` onto an object later
-    /// committed), pointed straight at the committed object and kept with them. Time:
-    /// O(keys ever used + the chains' lengths).
+    /// forwarders commits left stay (a reference from before a commit leads to the object
+    /// committed, which an abort does not undo): each copy a commit took, and each forwarder
+    /// alive at a commit whose chain ended at a base object (a `become_forward` onto an
+    /// object then committed, or onto a base object), all pointed straight at base objects.
+    /// Time: O(keys ever used).
     fn discard(&mut self) {
-        let mut kept: FxHashSet<PrivateKey> = self
+        let kept: FxHashSet<PrivateKey> = self
             .cold
             .as_ref()
             .map(|c| c.committed.iter().copied().collect())
             .unwrap_or_default();
-        let mut also: Vec<(PrivateKey, Word)> = Vec::new();
-        if !kept.is_empty() {
-            for (k, state) in self.space.iter() {
-                if let State::Forwarded(w) = state
-                    && !kept.contains(&k)
-                    && let Some(target) = self.committed_end(w, &kept)
-                {
-                    also.push((k, target));
-                }
-            }
-        }
-        for &(k, target) in &also {
-            self.space.retarget(k, target);
-            kept.insert(k);
-        }
         let keys: Vec<PrivateKey> = self
             .space
             .iter()
@@ -987,32 +1053,12 @@ impl Tenant {
             cold.handles.clear();
             cold.hosts.clear();
             cold.views.clear();
-            cold.committed.retain(|k| kept.contains(k));
-            cold.committed.extend(also.iter().map(|&(k, _)| k));
             cold.stats.private_objects = left;
             cold.stats.private_bytes = left * FORWARDER_COST;
         }
         if let Some(f) = self.filter.as_mut() {
             *f = cowheap_forwarders::MarkFilter::new();
         }
-    }
-
-    /// The base word a chain of private forwarders from word `w` ends at, if it passes
-    /// through a forwarder commits left (one of `committed`): that forwarder's target.
-    /// `None` for a chain that ends anywhere else. Bounded by the space's entries (chains
-    /// never cycle; the bound turns a broken invariant into `None`).
-    fn committed_end(&self, mut w: Word, committed: &FxHashSet<PrivateKey>) -> Option<Word> {
-        for _ in 0..=self.space.len() {
-            let Decoded::Private(k) = w.decode() else {
-                return None;
-            };
-            match self.space.get(k)? {
-                State::Forwarded(t) if committed.contains(&k) => return Some(t),
-                State::Forwarded(t) => w = t,
-                _ => return None,
-            }
-        }
-        None
     }
 
     /// Moves the tenant to `base`, a version of the same lineage or a flattened one, its

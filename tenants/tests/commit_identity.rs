@@ -1,6 +1,7 @@
 //! What a tenant that records its reads counts as a read, and what an abort keeps: a
 //! reference resolved to a committed object is no read of it, and a private forwarder to a
-//! committed object stays that object after an abort.
+//! committed object stays that object after an abort, as does every forwarder alive at a
+//! commit whose chain ends at a base object.
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectIndex, ObjectSize, Value, synth};
@@ -96,4 +97,80 @@ fn an_abort_keeps_forwarders_to_committed_objects() {
     let (rp, rq) = (t.root("p").unwrap(), t.root("q").unwrap());
     assert!(t.identical(rp, rq).unwrap());
     assert_eq!(t.slot(rp, 0).unwrap().as_int(), Some(3));
+}
+
+/// `p` forwarded onto base object `x` and `x` written (copied), in either order, then
+/// committed and aborted: `p` is the committed `x` before the abort and after it.
+fn forward_write_commit_abort(write_first: bool) -> Result<bool, String> {
+    let base = Base::new(synth::image(200, 7));
+    let x = pointers(&base, 1)[0];
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let mut t = repo.fork();
+    let class = t.class_of(x).unwrap();
+    let p = t
+        .alloc(class, Format::Pointers, ObjectSize { slots: 2, bytes: 0 })
+        .unwrap();
+    if write_first {
+        t.set_slot(x, 0, Value::int(5)).unwrap();
+        t.become_forward(p, x).unwrap();
+    } else {
+        t.become_forward(p, x).unwrap();
+        t.set_slot(x, 0, Value::int(5)).unwrap();
+    }
+    repo.commit(&mut t, "t").unwrap();
+    assert!(t.identical(p, x).unwrap());
+    assert_eq!(t.slot(p, 0).unwrap().as_int(), Some(5));
+    repo.abort(&mut t);
+    assert_eq!(t.slot(x, 0).unwrap().as_int(), Some(5));
+    t.identical(p, x).map_err(|e| e.to_string())
+}
+
+/// Whether an abort keeps a forwarder from before a commit does not hang on the order of
+/// the `become_forward` and the write that copied its target.
+#[test]
+fn an_abort_keeps_a_forwarder_to_a_committed_copy_whatever_the_order() {
+    assert_eq!(
+        forward_write_commit_abort(true),
+        Ok(true),
+        "write, then become"
+    );
+    assert_eq!(
+        forward_write_commit_abort(false),
+        Ok(true),
+        "become, then write"
+    );
+}
+
+/// A forwarder onto a base object the commit did not change, alive at the commit, is kept
+/// by an abort too (a reference from before the commit leads to that object, in the version
+/// as before it), and so is one alive at a commit that had nothing to write. A forwarder
+/// made after the last commit is the aborted work's, and is refused afterwards.
+#[test]
+fn an_abort_keeps_forwarders_alive_at_a_commit_and_drops_later_ones() {
+    let base = Base::new(synth::image(200, 7));
+    let [x, y, z]: [Value; 3] = pointers(&base, 3).try_into().unwrap();
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let mut t = repo.fork();
+    let class = t.class_of(x).unwrap();
+    let size = ObjectSize { slots: 2, bytes: 0 };
+    let p = t.alloc(class, Format::Pointers, size).unwrap();
+    t.become_forward(p, y).unwrap();
+    t.set_slot(x, 0, Value::int(1)).unwrap();
+    repo.commit(&mut t, "t").unwrap();
+    // Nothing to write: a commit all the same.
+    let q = t.alloc(class, Format::Pointers, size).unwrap();
+    t.become_forward(q, z).unwrap();
+    repo.commit(&mut t, "t").unwrap();
+    let r = t.alloc(class, Format::Pointers, size).unwrap();
+    t.become_forward(r, y).unwrap();
+    repo.abort(&mut t);
+    assert!(t.identical(p, y).unwrap(), "p, alive at the first commit");
+    assert!(t.identical(q, z).unwrap(), "q, alive at the empty commit");
+    assert!(t.slot(r, 0).is_err(), "r, made after the last commit");
+    assert_eq!(t.slot(x, 0).unwrap().as_int(), Some(1));
+    // Kept across a second abort and a collection.
+    repo.abort(&mut t);
+    t.set_root("p", p).unwrap();
+    t.collect();
+    assert!(t.identical(t.root("p").unwrap(), y).unwrap());
 }
