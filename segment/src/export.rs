@@ -26,6 +26,9 @@ const SPECIAL_ARRAY: usize = 7;
 const SPECIAL_FLOAT: usize = 9;
 /// Class instance variable holding the format word.
 const FORMAT_SLOT: usize = 2;
+/// Special objects array index of the compact classes array (compact index `k`, 1 to 31, is
+/// its slot `k - 1`).
+const SPECIAL_COMPACT_CLASSES: usize = 28;
 
 /// What a Squeak segment export of `seg` starts from: the base's special objects array and
 /// the out-pointer table, whose first entry is the class Array (of the roots array), then
@@ -69,7 +72,12 @@ pub struct V3Export {
 /// Writes `seg` (extracted from a tenant of `heap`) as a V3 segment of `version` (6502 or
 /// 6504) in `order`, the version word's top byte `letter`. Time: O(segment size).
 ///
+/// A member is written with a one-word (compact) header only if its class is a base class
+/// that the base's compact classes array holds at the index the class's format word names:
+/// a class of the segment (a copy of `Array`, say, format word and all) keeps its own.
+///
 /// # Errors
+/// [`SegmentError::BadVersion`] for a `version` other than 6502 and 6504;
 /// [`SegmentError::Unrepresentable`] for what V3 cannot hold; [`SegmentError::BadSegment`]
 /// for a portable segment or a member whose class format is unknown;
 /// [`SegmentError::BaseMissing`] for a base without special objects.
@@ -80,7 +88,15 @@ pub fn to_v3(
     version: u32,
     letter: u8,
 ) -> Result<V3Export> {
+    if !matches!(version, 6502 | 6504) {
+        return Err(SegmentError::BadVersion(version));
+    }
     let (special, out) = export_start(seg, heap)?;
+    // The class the base's compact classes array holds at index `cci`.
+    let compact_class = |cci: u8| -> Option<Word> {
+        let classes = heap.get_slot(special, SPECIAL_COMPACT_CLASSES)?.as_base()?;
+        heap.get_slot(classes, usize::from(cci).checked_sub(1)?)
+    };
     let float = heap
         .get_slot(special, SPECIAL_FLOAT)
         .ok_or(SegmentError::BaseMissing(
@@ -177,7 +193,10 @@ pub fn to_v3(
     for o in &seg.objects {
         let (fmt_word, class_word) = class_format(o.class)?;
         let spec = ((fmt_word >> 7) & 15) as u8;
-        let cci = ((fmt_word >> 11) & 31) as u8;
+        let cci = match ((fmt_word >> 11) & 31) as u8 {
+            cci if cci != 0 && class_word.is_some() && compact_class(cci) == class_word => cci,
+            _ => 0,
+        };
         let pad = |n: usize| ((4 - n % 4) % 4) as u8;
         let (format, pointers, raw) = match o.format {
             Format::Pointers | Format::Weak | Format::Ephemeron => (

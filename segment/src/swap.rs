@@ -571,7 +571,8 @@ pub struct Swapper {
     inner: Arc<Mutex<Inner>>,
 }
 
-/// How many ids are tried when the store holds the next ones already.
+/// How many ids are tried when the store holds the next ones already (each further on than
+/// the one before: see [`Swapper::store_new`]).
 const ID_TRIES: u32 = 1_024;
 
 impl Swapper {
@@ -671,16 +672,16 @@ impl Swapper {
         SwapError::Tenant(e)
     }
 
-    fn check_tenant(inner: &mut Inner, t: &Tenant) -> Result<(), SwapError> {
+    /// [`SwapError::OtherTenant`] if the swapper serves a tenant other than `t`. A swapper
+    /// comes to serve a tenant by its first segment out (a swap-out that records one, or an
+    /// adoption), never by an operation refused.
+    fn check_tenant(inner: &Inner, t: &Tenant) -> Result<(), SwapError> {
         match inner.tenant {
             Some(serves) if serves != t.id() => Err(SwapError::OtherTenant {
                 serves,
                 asked: t.id(),
             }),
-            _ => {
-                inner.tenant = Some(t.id());
-                Ok(())
-            }
+            _ => Ok(()),
         }
     }
 
@@ -702,7 +703,25 @@ impl Swapper {
     /// member is then a stub of the segment, which is recorded as out ([`Swapper::swapped`]) with
     /// its file, and the error is the undo's first.
     pub fn swap_out(&self, t: &mut Tenant, roots: &[Value]) -> Result<SwappedOut, SwapError> {
-        Self::check_tenant(&mut self.lock(), t)?;
+        // The swapper serves `t` from here (another tenant's swap-out meanwhile is refused),
+        // and stops again if this one records nothing.
+        let fresh = {
+            let mut inner = self.lock();
+            Self::check_tenant(&inner, t)?;
+            inner.tenant.replace(t.id()).is_none()
+        };
+        let done = self.swap_out_served(t, roots);
+        if done.is_err() && fresh {
+            let mut inner = self.lock();
+            if inner.out.is_empty() {
+                inner.tenant = None;
+            }
+        }
+        done
+    }
+
+    /// [`Swapper::swap_out`], the swapper serving `t`.
+    fn swap_out_served(&self, t: &mut Tenant, roots: &[Value]) -> Result<SwappedOut, SwapError> {
         if roots.is_empty() {
             return Err(SwapError::NoRoots);
         }
@@ -794,27 +813,34 @@ impl Swapper {
     }
 
     /// Stores `bytes` under a fresh id: above every stub the tenant has, and past the ids
-    /// the store holds already.
+    /// the store holds already. Each id found taken moves the next try twice as far on as
+    /// the one before (1, 2, 4, ... past it), so a run of taken ids as long as a store holds
+    /// is passed within [`ID_TRIES`] tries; where the tries ended is kept for the next
+    /// swap-out.
     fn store_new(&self, t: &Tenant, bytes: &[u8]) -> Result<SegmentId, SwapError> {
         let top = t.stubs().map(|(_, s)| s).max().unwrap_or(0);
         let mut inner = self.lock();
         let mut next = inner.next.max(top.saturating_add(1));
+        let mut step = 1u64;
+        let mut last = next;
         for _ in 0..ID_TRIES {
             let id = SegmentId(next);
-            next = next.saturating_add(1);
-            if inner.out.contains_key(&id) {
-                continue;
-            }
-            match inner.store.put(id, bytes) {
-                Ok(()) => {
-                    inner.next = next;
-                    return Ok(id);
+            last = next;
+            if !inner.out.contains_key(&id) {
+                match inner.store.put(id, bytes) {
+                    Ok(()) => {
+                        inner.next = next.saturating_add(1);
+                        return Ok(id);
+                    }
+                    Err(StoreError::Exists(_)) => {}
+                    Err(e) => return Err(e.into()),
                 }
-                Err(StoreError::Exists(_)) => continue,
-                Err(e) => return Err(e.into()),
             }
+            next = next.saturating_add(step);
+            step = step.saturating_mul(2);
         }
-        Err(StoreError::Exists(SegmentId(next)).into())
+        inner.next = next;
+        Err(StoreError::Exists(SegmentId(last)).into())
     }
 
     /// Pins the outside objects and stubs every member, roots first ([`stub_order`]); a
@@ -964,7 +990,7 @@ impl Swapper {
         let mut prepared: Option<Prepared> = None;
         loop {
             let mut inner = self.lock();
-            Self::check_tenant(&mut inner, t)?;
+            Self::check_tenant(&inner, t)?;
             let out = inner.out.get(&id).ok_or(SwapError::Unknown(id))?;
             if out.pending.is_some() {
                 // The rest of the roots come from the import kept: no file, no plugin. Host
@@ -1256,8 +1282,8 @@ impl Swapper {
     /// records' memory (reserved fallibly, list by list).
     pub fn records(&self, t: &mut Tenant) -> Result<Vec<OutRecord>, SwapError> {
         {
-            let mut inner = self.lock();
-            Self::check_tenant(&mut inner, t)?;
+            let inner = self.lock();
+            Self::check_tenant(&inner, t)?;
         }
         // A segment none of whose stubs the tenant holds any more (its roots dropped and
         // collected) has nothing to record: forgotten first, as a swap-out forgets it.

@@ -793,12 +793,20 @@ impl TenantSegment {
                 .collect::<Result<Vec<_>>>()?;
             // Hashed collections holding objects whose identity hashes may differ from the
             // writer's (bound by name in another base, or bound to other objects) are rehashed;
-            // a same-base import binding every out-pointer as it was changes no hash.
-            let same_targets = same_tenant && same_base && unbound.is_empty()
-                || same_base
-                    && !needs_names
-                    && unbound.is_empty()
-                    && !out.iter().any(|o| matches!(o, OutRef::Outside(_)));
+            // a same-base import binding every out-pointer as it was changes no hash, unless
+            // the segment lost its classes' hashes: a Spur segment gives each class of its
+            // own hash 0 (the class-table index comes on load), so a member class with hash 0
+            // makes the import rehash (at worst needlessly, for a class whose hash was 0).
+            let class_hash_lost = objects.iter().any(|o| {
+                matches!(o.class, SRef::Obj(j)
+                    if objects.get(j as usize).is_some_and(|c| c.hash == 0))
+            });
+            let same_targets = !class_hash_lost
+                && (same_tenant && same_base && unbound.is_empty()
+                    || same_base
+                        && !needs_names
+                        && unbound.is_empty()
+                        && !out.iter().any(|o| matches!(o, OutRef::Outside(_))));
             let rehash = match (same_targets, names) {
                 (true, _) => RehashReport::default(),
                 (false, Some(n)) => crate::rehash::rehash_members(tenant, &n, &made)?,
