@@ -54,6 +54,9 @@ pub struct BaseHeap {
     pub(crate) len: usize,
     pub(crate) meta: Meta,
     pub(crate) fingerprint: OnceLock<crate::Fingerprint>,
+    /// Opened with [`crate::Verification::Trust`]: what lies inside the regions was not
+    /// checked ([`BaseHeap::is_trusted`]).
+    pub(crate) trusted: bool,
 }
 
 /// A borrowed view of one base object.
@@ -173,6 +176,7 @@ impl BaseHeap {
             len,
             meta,
             fingerprint: cell,
+            trusted: false,
         })
     }
 
@@ -189,6 +193,24 @@ impl BaseHeap {
     /// Bytes of memory (or mapping) the objects and the offset table occupy.
     pub fn memory_bytes(&self) -> usize {
         self.objects_bytes().len() + self.offsets.bytes().len()
+    }
+
+    /// True if the heap was opened with [`crate::Verification::Trust`]: its objects were not
+    /// checked, so a slot or a class word may hold a reference past the end (or a private
+    /// reference, or an invalid word), which a tenant refuses to copy. False for a heap
+    /// built in memory or opened with full verification, whose references all name
+    /// objects.
+    ///
+    /// ```
+    /// use cowheap_heap::{BaseHeap, Verification, synth};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("base.cowheap");
+    /// synth::image(100, 1).save(&path).unwrap();
+    /// assert!(!BaseHeap::open(&path).unwrap().is_trusted());
+    /// assert!(BaseHeap::open_with(&path, Verification::Trust).unwrap().is_trusted());
+    /// ```
+    pub fn is_trusted(&self) -> bool {
+        self.trusted
     }
 
     /// True if the heap is served from a mapped image file.

@@ -58,8 +58,9 @@ pub enum Verification {
     /// - a slot may hold a reference past the end (refused when followed), a private
     ///   reference or an invalid word, and a class word a private reference: read from the
     ///   base, such a word belongs to no tenant and every tenant refuses it; a tenant's
-    ///   first write to an object holding one, in a slot or as its class, is refused, so it
-    ///   never names a tenant's own object;
+    ///   first write (or become) to an object holding one, or a reference past the end, in
+    ///   a slot or as its class, is refused, so a copy never names a tenant's own object nor
+    ///   makes a snapshot no restore accepts ([`BaseHeap::is_trusted`]);
     /// - a pointer object with raw bytes cannot be copied: a first write to it is refused;
     /// - exporting such a base to a Smalltalk image fails with a typed error or writes what
     ///   the objects say.
@@ -233,10 +234,11 @@ impl BaseHeap {
     pub fn open_with(path: &Path, verification: Verification) -> FileResult<BaseHeap> {
         let file = std::fs::File::open(path).map_err(|e| FileError::io(path, e))?;
         let mmap = map(&file).map_err(|e| FileError::io(path, e))?;
-        let heap = parse(Storage::mapped(mmap))?;
+        let mut heap = parse(Storage::mapped(mmap))?;
         if verification == Verification::Full {
             heap.verify()?;
         }
+        heap.trusted = verification == Verification::Trust;
         Ok(heap)
     }
 

@@ -1234,7 +1234,27 @@ impl Tenant {
     pub(crate) fn copy_of(&self, x: ObjectIndex) -> Result<Body> {
         let view = self.base.object(x)?;
         view.format.check(view.size())?;
+        self.check_in_range(&view)?;
         Body::try_copy_of(&view)
+    }
+
+    /// [`cowheap_heap::Error::InvalidWord`] if base object `view`, about to be copied, holds
+    /// a base reference past the end of the base, in a slot or as its class: a heap opened
+    /// without verification ([`cowheap_heap::BaseHeap::is_trusted`]) may hold one, and
+    /// copied it would make a tenant whose snapshot no restore accepts. Time: O(slots) on
+    /// such a heap, O(1) on any other (whose references all name objects).
+    fn check_in_range(&self, view: &cowheap_heap::ObjectView<'_>) -> Result<()> {
+        if !self.base.heap().is_trusted() {
+            return Ok(());
+        }
+        let len = self.base.len();
+        match std::iter::once(&view.class)
+            .chain(view.slots)
+            .find(|w| w.as_base().is_some_and(|x| x.get() >= len))
+        {
+            Some(&w) => Err(cowheap_heap::Error::InvalidWord(w).into()),
+            None => Ok(()),
+        }
     }
 
     /// Puts `body`, a copy of base object `x`, into the tenant and diverts `x` to it.
@@ -1303,6 +1323,7 @@ impl Tenant {
                 let view = self.base.object(x)?;
                 check(view.format, view.size())?;
                 view.format.check(view.size())?;
+                self.check_in_range(&view)?;
                 self.may_divert(x)?;
                 let c = cost(view.size());
                 self.check_quota(c)?;

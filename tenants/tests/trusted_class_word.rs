@@ -91,3 +91,66 @@ fn a_trusted_class_word_never_names_the_readers_own_object() {
         "the commit published no private object"
     );
 }
+
+/// A trusted base's object holding a base reference past the end, in a slot or as its
+/// class: a first write to it, and a become that copies it, are refused with nothing
+/// changed, since the copy would make a tenant whose snapshot no restore accepts. A write
+/// to an object of the same base that holds no such reference copies it, and the tenant's
+/// snapshot restores.
+#[test]
+fn a_trusted_reference_past_the_end_is_never_copied() {
+    let u = |f: &[u8], at: usize| u64::from_le_bytes(f[at..at + 8].try_into().unwrap()) as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("base.cowheap");
+    cowheap_heap::synth::image(40, 3).save(&path).unwrap();
+    let mut f = std::fs::read(&path).unwrap();
+    let offsets_at = 232 + u(&f, 32);
+    // The first two objects with at least two slots: slot 1 of the first, and the class
+    // word of the second, become a reference to object 1,000,000 of a 40-object heap.
+    let mut wide = (1..40)
+        .map(|i| (i, u(&f, offsets_at + 8 * i)))
+        .filter(|&(_, o)| u(&f, 232 + o * 8 + 8) & 0xffff_ffff >= 2);
+    let (x, x_at) = wide.next().unwrap();
+    let (y, y_at) = wide.next().unwrap();
+    let (z, _) = wide.next().unwrap();
+    let far = cowheap_heap::Word::base(ObjectIndex::from_u32(1_000_000))
+        .bits()
+        .to_le_bytes();
+    let slot_1 = 232 + (x_at + 3 + 1) * 8;
+    f[slot_1..slot_1 + 8].copy_from_slice(&far);
+    f[232 + y_at * 8..232 + y_at * 8 + 8].copy_from_slice(&far);
+    reseal(&mut f);
+    std::fs::write(&path, &f).unwrap();
+    assert!(
+        BaseHeap::open(&path).is_err(),
+        "verification refuses the file"
+    );
+    let base = Base::new(BaseHeap::open_with(&path, Verification::Trust).unwrap());
+    assert!(base.heap().is_trusted());
+    let [x, y, z] = [x, y, z].map(|i| Value::base(ObjectIndex::new(i).unwrap()));
+    let mut t = Tenant::fork(&base);
+    let mine = t
+        .alloc(
+            base.heap().nil(),
+            Format::Pointers,
+            ObjectSize { slots: 2, bytes: 0 },
+        )
+        .unwrap();
+    for (what, obj) in [("a slot", x), ("the class", y)] {
+        assert!(
+            matches!(
+                t.set_slot(obj, 0, Value::int(7)),
+                Err(cowheap_tenants::Error::Heap(
+                    cowheap_heap::Error::InvalidWord(_)
+                ))
+            ),
+            "{what}"
+        );
+        assert!(t.become_two_way(mine, obj).is_err(), "{what}");
+        assert_eq!(t.diverted(), 0, "{what}");
+    }
+    t.set_slot(z, 0, Value::int(7)).unwrap();
+    assert_eq!(t.diverted(), 1);
+    let back = Tenant::restore_from(&base, &t.snapshot()).expect("the snapshot restores");
+    assert_eq!(back.slot(z, 0).unwrap().as_int(), Some(7));
+}
