@@ -90,7 +90,8 @@ pub enum Decoded {
     /// Any other word, kept raw: a word with tag `110` is an immediate float
     /// ([`Word::is_small_float`]), whose payload is Spur's SmallFloat64 encoding
     /// ([`Word::as_small_float_bits`]); a word with tag `000` and bits set above the 32-bit
-    /// index is no word at all, and every check refuses it.
+    /// index is no word at all, and every check refuses it; a word with the character tag
+    /// `010` and bits set above a 32-bit code point is no character.
     Reserved(u64),
 }
 
@@ -284,10 +285,12 @@ impl Word {
         }
     }
 
-    /// The character code point, if this is a character.
+    /// The character code point, if this is a character: a character tag and a code point of
+    /// at most 32 bits above it (a word with bits set higher is no character, but a
+    /// [`Decoded::Reserved`] word, so that two words are never the same character).
     #[inline]
     pub const fn as_char_code(self) -> Option<u32> {
-        if self.0 & 7 == TAG_CHAR {
+        if self.0 & 7 == TAG_CHAR && self.0 >> 35 == 0 {
             Some(field32(self.0, 3))
         } else {
             None
@@ -306,7 +309,7 @@ impl Word {
                 key: field32(self.0, 3),
                 generation: (self.0 >> 35) as u32,
             }),
-            TAG_CHAR => Decoded::Char(field32(self.0, 3)),
+            TAG_CHAR if self.0 >> 35 == 0 => Decoded::Char(field32(self.0, 3)),
             _ => Decoded::Reserved(self.0),
         }
     }
@@ -386,6 +389,22 @@ impl PrivateKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A character word's code point is at most 32 bits: one with a bit set above is no
+    /// character, so two words that differ are never one character.
+    #[test]
+    fn a_character_word_with_bits_above_its_code_point_is_no_character() {
+        let c = Word::char_code(u32::MAX);
+        assert_eq!(c.as_char_code(), Some(u32::MAX));
+        assert!(matches!(c.decode(), Decoded::Char(u32::MAX)));
+        for high in [1u64 << 35, 1 << 40, 1 << 63] {
+            let wide = Word::from_bits(c.bits() | high);
+            assert_eq!(wide.as_char_code(), None);
+            assert!(matches!(wide.decode(), Decoded::Reserved(w) if w == wide.bits()));
+            let low = Word::from_bits(Word::char_code(65).bits() | high);
+            assert_eq!(low.as_char_code(), None, "not the character 65");
+        }
+    }
 
     #[test]
     fn a_wide_index_is_below_2_to_the_32_exactly_for_base_references() {
