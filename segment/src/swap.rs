@@ -1354,7 +1354,11 @@ impl Swapper {
             unpin_all(t, &pins);
             return Err(e);
         }
-        inner.tenant = Some(t.id());
+        // Bound by a segment it now has out, as a swap-out binds it: adopting no record
+        // leaves a fresh swapper free to serve any tenant.
+        if !made.is_empty() {
+            inner.tenant = Some(t.id());
+        }
         for (id, o) in made {
             inner.next = inner.next.max(id.0.saturating_add(1));
             inner.errors.remove(&id);

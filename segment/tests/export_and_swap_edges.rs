@@ -2,8 +2,8 @@
 //! through a V3 export even when its format word names a compact index; a Spur round trip,
 //! which gives the segment's classes hash 0, rehashes the identity collections keyed by
 //! them; `to_v3` refuses a version it cannot write; a swapper finds a free id past a long
-//! run of ids the store holds; and a refused swap-out does not bind the swapper to its
-//! tenant.
+//! run of ids the store holds; and neither a refused swap-out nor the adoption of no record
+//! binds the swapper to its tenant.
 
 mod common;
 
@@ -180,4 +180,16 @@ fn a_refused_swap_out_does_not_bind_the_swapper() {
     // Now it serves t2.
     let other = held_object(&base, &mut t1);
     assert!(s.swap_out(&mut t1, &[other]).is_err());
+}
+
+#[test]
+fn adopting_no_record_does_not_bind_the_swapper() {
+    let base = Base::new(synth::image(300, 5));
+    let mut t1 = Tenant::fork(&base);
+    let mut t2 = Tenant::fork(&base);
+    let s = Swapper::new(MemStore::new());
+    s.adopt(&mut t1, &[]).unwrap();
+    assert!(s.swapped().is_empty(), "no segment is out");
+    let root = held_object(&base, &mut t2);
+    s.swap_out(&mut t2, &[root]).unwrap();
 }

@@ -942,35 +942,45 @@ impl Tenant {
     /// end: a reference from before the commit to one of them leads to an object of the
     /// version, and keeps leading to it after an abort. Forwarders commits left before are
     /// not listed again; a chain that ends at a private object the commit did not take is
-    /// not listed. Time: O(keys in use + the chains' lengths), chains being bounded by the
-    /// space's entries (they never cycle; the bound turns a broken invariant into a chain
-    /// not listed).
+    /// not listed. Time: O(1) when every forwarder is one commits left (the common case: no
+    /// `become_forward` since the last commit); otherwise O(keys in use), each forwarder's
+    /// chain walked once (the ends found are remembered for the chains that join them), and
+    /// a walk bounded by the space's entries (chains never cycle; the bound turns a broken
+    /// invariant into a chain not listed).
     fn lasting_forwarders(
         &self,
         moved: &[(PrivateKey, Word)],
     ) -> Result<Vec<(PrivateKey, Word)>, CommitError> {
+        let committed = self.cold.as_ref().map_or(&[][..], |c| &c.committed[..]);
+        // The committed list holds live forwarders only (a collection prunes the keys it
+        // frees): as many of them as forwarders means every forwarder is listed already.
+        let forwarders = self.space.forwarder_count();
+        if forwarders <= committed.len() {
+            return Ok(Vec::new());
+        }
         let mut to: FxHashMap<PrivateKey, Word> = FxHashMap::default();
         to.try_reserve(moved.len())
             .map_err(|_| refused::<(PrivateKey, Word)>(moved.len()))?;
         to.extend(moved.iter().copied());
-        let already: FxHashSet<PrivateKey> = match self.cold.as_ref() {
-            Some(c) if !c.committed.is_empty() => {
-                let mut set = FxHashSet::default();
-                set.try_reserve(c.committed.len())
-                    .map_err(|_| refused::<PrivateKey>(c.committed.len()))?;
-                set.extend(c.committed.iter().copied());
-                set
-            }
-            _ => FxHashSet::default(),
-        };
-        let mut lasting = Vec::new();
+        let mut already: FxHashSet<PrivateKey> = FxHashSet::default();
+        already
+            .try_reserve(committed.len())
+            .map_err(|_| refused::<PrivateKey>(committed.len()))?;
+        already.extend(committed.iter().copied());
+        // Each forwarder walked, with where its chain ends (`None`: not at a base object).
+        let mut ends: FxHashMap<PrivateKey, Option<Word>> = FxHashMap::default();
+        ends.try_reserve(forwarders)
+            .map_err(|_| refused::<(PrivateKey, Option<Word>)>(forwarders))?;
+        let mut path: Vec<PrivateKey> = room(forwarders)?;
         for (k, state) in self.space.iter() {
             let State::Forwarded(mut w) = state else {
                 continue;
             };
-            if to.contains_key(&k) || already.contains(&k) {
+            if already.contains(&k) || ends.contains_key(&k) {
                 continue;
             }
+            path.clear();
+            path.push(k);
             let mut end = None;
             for _ in 0..=self.space.len() {
                 match w.decode() {
@@ -978,24 +988,38 @@ impl Tenant {
                         end = Some(w);
                         break;
                     }
-                    Decoded::Private(j) => match (to.get(&j), self.space.get(j)) {
-                        (Some(&t), _) => {
+                    Decoded::Private(j) => {
+                        if let Some(&t) = to.get(&j) {
                             end = Some(t);
                             break;
                         }
-                        (None, Some(State::Forwarded(t))) => w = t,
-                        _ => break,
-                    },
+                        if let Some(&e) = ends.get(&j) {
+                            end = e;
+                            break;
+                        }
+                        match self.space.get(j) {
+                            // A forwarder not walked before: at most `forwarders` in all.
+                            Some(State::Forwarded(t)) if path.len() < forwarders => {
+                                path.push(j);
+                                w = t;
+                            }
+                            _ => break,
+                        }
+                    }
                     _ => break,
                 }
             }
-            if let Some(end) = end {
-                lasting
-                    .try_reserve(1)
-                    .map_err(|_| refused::<(PrivateKey, Word)>(lasting.len() + 1))?;
-                lasting.push((k, end));
+            // Within the room reserved: every key of a path is a forwarder walked once.
+            for &p in &path {
+                ends.insert(p, end);
             }
         }
+        let mut lasting = room(ends.len())?;
+        lasting.extend(
+            ends.into_iter()
+                .filter(|(k, _)| !already.contains(k))
+                .filter_map(|(k, end)| Some((k, end?))),
+        );
         Ok(lasting)
     }
 

@@ -515,6 +515,11 @@ impl Space {
         }
     }
 
+    /// How many entries are forwarders.
+    pub(crate) fn forwarder_count(&self) -> usize {
+        self.forwarders
+    }
+
     /// True if some entry is a forwarder: a private reference may then need patching.
     #[inline(always)]
     pub(crate) fn has_forwarders(&self) -> bool {

@@ -174,3 +174,36 @@ fn an_abort_keeps_forwarders_alive_at_a_commit_and_drops_later_ones() {
     t.collect();
     assert!(t.identical(t.root("p").unwrap(), y).unwrap());
 }
+
+/// Forwarders whose chains join (two onto a third, which leads to a copy the commit takes)
+/// and a long chain onto a base object, alive at a commit: an abort keeps every one of them,
+/// each leading to its object.
+#[test]
+fn an_abort_keeps_joined_and_long_forwarder_chains() {
+    let base = Base::new(synth::image(200, 7));
+    let [x, y]: [Value; 2] = pointers(&base, 2).try_into().unwrap();
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let mut t = repo.fork();
+    let class = t.class_of(x).unwrap();
+    let size = ObjectSize { slots: 2, bytes: 0 };
+    let alloc = |t: &mut cowheap_tenants::Tenant| t.alloc(class, Format::Pointers, size).unwrap();
+    let [p1, p2, p3] = [alloc(&mut t), alloc(&mut t), alloc(&mut t)];
+    t.set_slot(x, 0, Value::int(9)).unwrap();
+    t.become_forward(p3, x).unwrap();
+    t.become_forward(p1, p3).unwrap();
+    t.become_forward(p2, p3).unwrap();
+    let chain: Vec<Value> = (0..1_000).map(|_| alloc(&mut t)).collect();
+    for pair in chain.windows(2).rev() {
+        t.become_forward(pair[0], pair[1]).unwrap();
+    }
+    t.become_forward(*chain.last().unwrap(), y).unwrap();
+    repo.commit(&mut t, "t").unwrap();
+    repo.abort(&mut t);
+    for p in [p1, p2, p3] {
+        assert!(t.identical(p, x).unwrap());
+        assert_eq!(t.slot(p, 0).unwrap().as_int(), Some(9));
+    }
+    for &c in &chain {
+        assert!(t.identical(c, y).unwrap());
+    }
+}
