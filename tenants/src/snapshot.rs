@@ -227,6 +227,9 @@ impl Tenant {
     /// This tenant's private part as snapshot bytes. Time and size: O(private entries and
     /// keys ever used).
     ///
+    /// Garbage that names an object freed since (which [`Tenant::free_unreachable`] may
+    /// leave) is saved naming nil there, so that the bytes always restore.
+    ///
     /// The buffer is reserved fallibly, but this form ends the process if the allocator
     /// refuses it, as a `Vec` does; [`Tenant::try_snapshot`] answers the refusal instead.
     pub fn snapshot(&self) -> Vec<u8> {
@@ -402,24 +405,33 @@ impl Tenant {
             p.u32(g);
         }
         p.len64(self.space.len());
+        // A word naming an entry freed since is written as nil: only an object no root,
+        // handle or diverted copy reaches can hold one (`free_unreachable` frees the objects
+        // it is given and leaves other garbage as it is), and restore accepts no reference
+        // that leads nowhere, so such an object would make the whole snapshot unrestorable.
+        let nil = self.base.heap().nil().word();
+        let word = |w: Word| match w.decode() {
+            Decoded::Private(k) if !self.space.is_live(k) => nil.bits(),
+            _ => w.bits(),
+        };
         for (k, e) in self.space.iter() {
             p.u32(k.key());
             match e {
                 State::Object(b) => {
                     p.u8(0);
-                    p.u64(b.class().bits());
+                    p.u64(word(b.class()));
                     p.u8(b.format().code());
                     p.u32(b.hash());
                     p.len32(b.slots().len());
                     p.len32(b.bytes().len());
                     for w in b.slots() {
-                        p.u64(w.get().bits());
+                        p.u64(word(w.get()));
                     }
                     p.put(b.bytes());
                 }
                 State::Forwarded(t) => {
                     p.u8(1);
-                    p.u64(t.bits());
+                    p.u64(word(t));
                 }
                 State::Stub(segment) => {
                     p.u8(2);

@@ -1218,7 +1218,9 @@ impl Tenant {
     /// Fails with [`Error::QuotaExceeded`] if `needed` more private bytes pass the quota.
     pub(crate) fn check_quota(&self, needed: u64) -> Result<()> {
         match self.quota() {
-            Some(quota) if self.private_bytes().saturating_add(needed) > quota => {
+            // Nothing needed is never refused, even by a quota lowered below what the tenant
+            // holds (which stops new bytes and frees none).
+            Some(quota) if needed > 0 && self.private_bytes().saturating_add(needed) > quota => {
                 Err(Error::QuotaExceeded {
                     quota,
                     used: self.private_bytes(),
@@ -1295,6 +1297,33 @@ impl Tenant {
 
     /// The writable body of `obj`, copying it first if it is a base object. `check` sees the
     /// object's format and size before anything is copied, so a refused write copies nothing.
+    /// What [`Tenant::writable`] checks, for a write of nothing (`set_slots` of no value,
+    /// `set_bytes` of no byte): the object, and `check` of its format and size; no copy is
+    /// made and no quota charged, since nothing changes. Time: O(1).
+    fn check_empty_write(
+        &mut self,
+        obj: Value,
+        check: impl FnOnce(Format, ObjectSize) -> Result<()>,
+    ) -> Result<()> {
+        match self.locate(obj)? {
+            Loc::Private(k) => {
+                let b = match self.body(k) {
+                    Err(Error::Swapped { segment, .. }) if self.has_fault_handler() => {
+                        self.fault_in(segment)?;
+                        self.body(k)?
+                    }
+                    b => b?,
+                };
+                check(b.format(), b.size())
+            }
+            Loc::Base(x) => {
+                self.note_read(x);
+                let view = self.base.object(x)?;
+                check(view.format, view.size())
+            }
+        }
+    }
+
     pub(crate) fn writable(
         &mut self,
         obj: Value,
@@ -1455,8 +1484,9 @@ impl Tenant {
     /// a context's registers back stores several slots of one object at a time). All or
     /// nothing: on any error (a value that cannot be stored, a slot out of range) no slot
     /// changes and no base object is copied (a root stub's segment faulted in to find the
-    /// object's size stays in, as with [`Tenant::set_slot`]). Time: O(values), or O(size of
-    /// obj) more for the first write.
+    /// object's size stays in, as with [`Tenant::set_slot`]). No value is a write of nothing:
+    /// the object and `start` are checked, and nothing is copied or charged. Time:
+    /// O(values), or O(size of obj) more for the first write.
     ///
     /// ```
     /// use cowheap_forwarders::Base;
@@ -1512,14 +1542,18 @@ impl Tenant {
             .map(|&v| self.store_word(v))
             .collect::<Result<Vec<Word>>>()?;
         let end = start.saturating_add(words.len());
-        let mut wr = self.writable(obj, |format, size| {
+        let check = |format: Format, size: ObjectSize| {
             if end <= size.slots {
                 Ok(())
             } else {
                 let bad = start.max(size.slots);
                 Err(format.slot_error(bad, size.slots).into())
             }
-        })?;
+        };
+        if words.is_empty() {
+            return self.check_empty_write(obj, check);
+        }
+        let mut wr = self.writable(obj, check)?;
         if let Some(cells) = wr.slots_mut(start, words.len()) {
             for (cell, w) in cells.iter_mut().zip(words) {
                 *cell.get_mut() = w;
@@ -1617,15 +1651,21 @@ impl Tenant {
     }
 
     /// Writes `data` into the raw bytes of `obj` from byte `offset`. The first write to a
-    /// base object copies it. Time: O(data), or O(size of obj) for the first write.
+    /// base object copies it; no data is a write of nothing (the object and `offset` are
+    /// checked, nothing is copied or charged). Time: O(data), or O(size of obj) for the
+    /// first write.
     pub fn set_bytes(&mut self, obj: Value, offset: usize, data: &[u8]) -> Result<()> {
         let end = offset.checked_add(data.len());
-        let mut wr = self.writable(obj, |format, size| match end {
+        let check = |format: Format, size: ObjectSize| match end {
             Some(end) if end <= size.bytes => Ok(()),
             _ => Err(format
                 .bytes_error(offset, end.unwrap_or(usize::MAX), size.bytes)
                 .into()),
-        })?;
+        };
+        if data.is_empty() {
+            return self.check_empty_write(obj, check);
+        }
+        let mut wr = self.writable(obj, check)?;
         if let Some(dst) = wr.bytes_mut().get_mut(offset..offset + data.len()) {
             dst.copy_from_slice(data);
         }
