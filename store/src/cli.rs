@@ -291,7 +291,9 @@ impl CliNode {
 
     /// `store commit --node N --node-dir D TENANT`: commits the resident tenant's changes as
     /// the next version of its base ([`Node::commit_resident`]) and keeps it resident, on
-    /// the new version.
+    /// the new version. A version that landed though the store's answer was lost
+    /// ([`StoreError::CommitLanded`]) counts as committed: the tenant is aborted onto it
+    /// (it holds the tenant's changes) and kept there.
     ///
     /// # Errors
     /// As [`Node::commit_resident`]: a conflict with a version committed since the tenant's, a
@@ -304,6 +306,23 @@ impl CliNode {
         // of a tenant another node now runs.
         let v = match self.node.commit_resident(&mut r, Default::default(), &[]) {
             Ok(v) => v,
+            // The version is in the store though its answer was lost: it holds the tenant's
+            // changes, so the tenant is aborted onto it (once this node has it), as the error
+            // asks, and kept there. Without that the tenant would hold changes its own
+            // version already has, and every later commit would conflict with it.
+            Err(StoreError::CommitLanded { version, source }) => {
+                let origin = r.tenant.base().origin();
+                let synced = self.node.sync(origin).ok();
+                if synced.is_none_or(|b| b.version() < version) {
+                    return Err(StoreError::CommitLanded { version, source });
+                }
+                self.node.repository(origin)?.abort(&mut r.tenant);
+                self.keep(&mut r)?;
+                return Ok(format!(
+                    "committed {t}: version {version} of base {origin} (found in the store \
+                     after its answer was lost: {source})\n"
+                ));
+            }
             Err(e) => {
                 if matches!(e, StoreError::Fenced { .. }) {
                     self.forget(&t);
