@@ -641,6 +641,12 @@ impl Vm {
             .then(|| Value::int(i))
     }
 
+    /// Values the active context's stack holds room for once its top `dropped` are popped.
+    pub(crate) fn stack_room(&self, dropped: usize) -> usize {
+        self.cap
+            .saturating_sub(self.stack.len().saturating_sub(dropped))
+    }
+
     #[inline(always)]
     pub(crate) fn push<M: ObjectMemory>(&mut self, _m: &mut M, v: Value) -> MemResult<()> {
         let n = self.stack.len();

@@ -957,9 +957,18 @@ impl Vm {
                 r
             }
             212 => {
+                // A context's stack pointer; any other object's indexable size, as Squeak's
+                // primitive answers it.
                 let c = self.peek(m, 0)?;
-                let sp = m.slot(c, ctx::STACKP)?.as_int().unwrap_or(0);
-                self.answer(m, 0, Value::int(sp))
+                if self.is_context(m, c)? {
+                    let sp = m.slot(c, ctx::STACKP)?.as_int().unwrap_or(0);
+                    self.answer(m, 0, Value::int(sp))
+                } else {
+                    match self.indexable_size(m, c)? {
+                        Some(n) => self.answer(m, 0, Value::int(n as i64)),
+                        None => FAIL,
+                    }
+                }
             }
             // ^self: the receiver is already on top when there are no arguments.
             256 if args == 0 => Ok(Some(Flow::Go)),
@@ -992,6 +1001,44 @@ impl Vm {
         }
         let c = m.class_of(v)?;
         Ok(self.same(m, c, self.sp.method_context)? || self.same(m, c, self.sp.block_context)?)
+    }
+
+    /// True if `v` is an Array (an argument list of `perform:withArguments:` and
+    /// `valueWithArguments:` must be one).
+    fn is_array<M: ObjectMemory>(&self, m: &M, v: Value) -> Result<bool> {
+        Ok(v.is_object()
+            && m.format(v)? == Format::Pointers
+            && self.same(m, m.class_of(v)?, self.sp.array_class)?)
+    }
+
+    /// True if `class` is `rcvr`'s class or one of its superclasses: a walk up the chain
+    /// (slot 0 of a class), bounded as a lookup's is ([`crate::interp::Chain`]).
+    fn is_class_of_or_above<M: ObjectMemory>(
+        &self,
+        m: &M,
+        rcvr: Value,
+        class: Value,
+    ) -> Result<bool> {
+        if !class.is_object() {
+            return Ok(false);
+        }
+        let mut c = m.class_of(rcvr)?;
+        let mut walk = crate::interp::Chain::new(c);
+        loop {
+            if self.same(m, c, class)? {
+                return Ok(true);
+            }
+            if !c.is_object() || self.is_nil(m, c)? || m.format(c)? != Format::Pointers {
+                return Ok(false);
+            }
+            if m.size(c)?.slots == 0 {
+                return Ok(false);
+            }
+            c = m.slot(c, 0)?;
+            if !walk.step(c) {
+                return Ok(false);
+            }
+        }
     }
 
     #[cold]
@@ -1090,10 +1137,15 @@ impl Vm {
                     None => return FAIL,
                 }
             }
+            // C's modf, as Squeak's primitive: an infinity's fraction part is a zero of its
+            // sign (Rust's `fract` answers NaN).
+            52 if x.is_infinite() => self.new_float(m, 0.0f64.copysign(x))?,
             52 => self.new_float(m, x.fract())?,
             53 => {
+                // C's frexp exponent less one, as Squeak's primitive: frexp leaves a zero, an
+                // infinity and NaN an exponent of 0, so -1.
                 if x == 0.0 || !x.is_finite() {
-                    Value::int(0)
+                    Value::int(-1)
                 } else {
                     let bits = x.to_bits();
                     let e = ((bits >> 52) & 0x7FF) as i64;
@@ -1151,20 +1203,34 @@ impl Vm {
             return FAIL;
         }
         let (df, sf) = (m.format(dst)?, m.format(src)?);
+        // Squeak copies one element at a time from the first: within one object, a source
+        // that starts `d` elements before the destination and overlaps it repeats its first
+        // `d` elements. The units are read first, then made to repeat so.
+        let period =
+            (start > from && start < from + n && self.same(m, dst, src)?).then(|| start - from);
+        fn repeat<T: Copy>(units: &mut [T], period: Option<usize>) {
+            if let Some(d) = period {
+                for i in d..units.len() {
+                    units[i] = units[i - d];
+                }
+            }
+        }
         match (df, sf) {
             (Format::Pointers | Format::Weak, Format::Pointers | Format::Weak) => {
                 let (dfix, sfix) = (self.shape(m, dst)?.fixed, self.shape(m, src)?.fixed);
-                let vals = (0..n)
+                let mut vals = (0..n)
                     .map(|i| m.slot(src, sfix + from + i))
                     .collect::<std::result::Result<Vec<_>, _>>()?;
+                repeat(&mut vals, period);
                 for (i, v) in vals.into_iter().enumerate() {
                     m.set_slot(dst, dfix + start + i, v)?;
                 }
             }
             (Format::Bytes, Format::Bytes) => {
-                let Some(b) = m.bytes(src)?.get(from..from + n).map(<[u8]>::to_vec) else {
+                let Some(mut b) = m.bytes(src)?.get(from..from + n).map(<[u8]>::to_vec) else {
                     return FAIL;
                 };
+                repeat(&mut b, period);
                 m.set_bytes(dst, start, &b)?;
             }
             (Format::Words, Format::Words) => {
@@ -1183,9 +1249,10 @@ impl Vm {
                         b.get(4 * from..4 * (from + n))
                             .map(|b| float_words(b, false))
                     };
-                    let Some(w) = w else {
+                    let Some(mut w) = w else {
                         return FAIL;
                     };
+                    repeat(&mut w, period);
                     if to_float {
                         let mut d = float_words(m.bytes(dst)?, true);
                         let Some(to) = d.get_mut(start..start + n) else {
@@ -1197,13 +1264,14 @@ impl Vm {
                         m.set_bytes(dst, 4 * start, &words_bytes(&w, false))?;
                     }
                 } else {
-                    let Some(b) = m
+                    let Some(mut b) = m
                         .bytes(src)?
                         .get(4 * from..4 * (from + n))
                         .map(<[u8]>::to_vec)
                     else {
                         return FAIL;
                     };
+                    repeat(&mut b, period.map(|d| 4 * d));
                     m.set_bytes(dst, 4 * start, &b)?;
                 }
             }
@@ -1315,7 +1383,7 @@ impl Vm {
                 .map(|i| self.peek(m, args - 1 - i))
                 .collect::<std::result::Result<_, _>>()?,
             Some(a) => {
-                if !a.is_object() || m.format(a)? != Format::Pointers {
+                if !self.is_array(m, a)? {
                     return FAIL;
                 }
                 (0..m.size(a)?.slots)
@@ -1359,7 +1427,7 @@ impl Vm {
         let mut n = args;
         if index == 206 {
             let a = self.peek(m, 0)?;
-            if !a.is_object() || m.format(a)? != Format::Pointers {
+            if !self.is_array(m, a)? {
                 return FAIL;
             }
             let vals = (0..m.size(a)?.slots)
@@ -1425,12 +1493,23 @@ impl Vm {
         let array = self.peek(m, extra)?;
         let sel = self.peek(m, extra + 1)?;
         let rcvr = self.peek(m, extra + 2)?;
-        if !array.is_object() || m.format(array)? != Format::Pointers {
+        if !self.is_array(m, array)? {
+            return FAIL;
+        }
+        // The lookup class must be the receiver's class or above it, as Squeak checks.
+        if let Some(c) = class
+            && !self.is_class_of_or_above(m, rcvr, c)?
+        {
             return FAIL;
         }
         let vals = (0..m.size(array)?.slots)
             .map(|i| m.slot(array, i))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        // The arguments must fit the context's stack where the receiver's send left room
+        // for its own (Squeak's primitive fails past it).
+        if self.stack_room(2 + extra) < vals.len() {
+            return FAIL;
+        }
         // The lookup starts above the receiver's class, whose cache entry would tell that
         // the receiver is a context: ask.
         let on_context = class.is_some() && self.is_context(m, rcvr)?;

@@ -1,0 +1,144 @@
+//! Primitives given edge or hostile arguments, compared with what a Squeak VM answers, on
+//! tenants of mini.image: a replace within one object copies element by element from the
+//! first, as Squeak's does; `exponent` of zero is -1 and `fractionPart` of an infinity is
+//! no NaN (C's frexp and modf); `perform:withArguments:` and `valueWithArguments:` take
+//! only an Array, `perform:withArguments:inSuperclass:` only a class at or above the
+//! receiver's, and more arguments than the stack holds fail the primitive; primitive 212
+//! of a non-context answers its indexable size.
+
+mod common;
+
+use cowheap_forwarders::Base;
+use cowheap_tenants::Tenant;
+use cowheap_vm::{Symbols, Vm, VmError};
+
+const BUDGET: u64 = 20_000_000;
+
+/// Evaluates `src` on a fresh tenant of mini.image and answers its printString, or the
+/// error that stopped the run.
+fn run(src: &str) -> Result<String, VmError> {
+    let heap = common::import("mini.image");
+    let symbols = Symbols::from_base(&heap);
+    let base = Base::new(heap);
+    let mut t = Tenant::fork(&base);
+    t.set_quota(Some(64 << 20));
+    let mut vm = Vm::new(&t).unwrap();
+    let v = vm.evaluate(&mut t, &symbols, src, BUDGET)?;
+    vm.print_string(&mut t, &symbols, v, BUDGET)
+}
+
+/// Source that installs `method` (whose primitive fails to `^#failed`) in `class`.
+fn def(class: &str, selector: &str, method: &str) -> String {
+    format!(
+        "{class} addSelector: #{selector} withMethod: ((Compiler new compile: '{method}' \
+         in: {class} notifying: nil ifFail: [nil]) generate: #(0 0 0 0)). "
+    )
+}
+
+#[test]
+fn replace_within_one_object_copies_forward_as_squeak_does() {
+    // Squeak's primitiveStringReplace (and SqueakJS's doStringReplace) copy element by
+    // element from the first index up: with the source range starting before the
+    // destination range in the same object, the first element is smeared.
+    let s =
+        run("| a | a := 'abcde' copy. a replaceFrom: 2 to: 5 with: a startingAt: 1. a").unwrap();
+    assert_eq!(s, "'aaaaa'");
+    let s = run("| a | a := #(1 2 3 4 5) copy. a replaceFrom: 2 to: 5 with: a startingAt: 1. a")
+        .unwrap();
+    assert_eq!(s, "(1 1 1 1 1 )");
+}
+
+#[test]
+fn the_exponent_of_zero_is_minus_one() {
+    // primitiveExponent answers frexp's exponent minus one; frexp(0.0) gives 0, so Squeak
+    // (and SqueakJS, whose frexp_exponent answers 0 for zero) answers -1.
+    let src = def("Float", "pExp", "pExp <primitive: 53> ^#failed") + "{0.0 pExp. 1.0 pExp}";
+    assert_eq!(run(&src).unwrap(), "(-1 0 )");
+}
+
+#[test]
+fn the_fraction_part_of_an_infinity_is_not_nan() {
+    // Squeak's primitiveFractionalPart is C's modf, which answers 0.0 for an infinity;
+    // SqueakJS fails the primitive. Neither answers NaN.
+    let src = def("Float", "pFrac", "pFrac <primitive: 52> ^#failed") + "Float infinity pFrac";
+    let s = run(&src).unwrap();
+    assert!(
+        s == "0.0" || s == "#failed" || s == "failed",
+        "answered {s}"
+    );
+}
+
+#[test]
+fn perform_with_arguments_takes_only_an_array() {
+    // primitivePerformWithArgs fails unless the argument array is an Array (SqueakJS:
+    // `args.sqClass !== ClassArray` -> fail; the Squeak VM asserts the class too).
+    let src = def("Object", "pw:a:", "pw: s a: a <primitive: 84> ^#failed")
+        + "3 pw: #between:and: a: 1@5";
+    assert_eq!(run(&src).unwrap(), "failed");
+}
+
+#[test]
+fn a_block_value_with_arguments_takes_only_an_array() {
+    // primitiveBlockValueWithArgs fails unless the argument is an Array.
+    let src =
+        def("BlockContext", "pv:", "pv: a <primitive: 82> ^#failed") + "[:a :b | a + b] pv: 3@4";
+    assert_eq!(run(&src).unwrap(), "failed");
+}
+
+#[test]
+fn perform_in_superclass_fails_for_a_class_not_above_the_receiver() {
+    // primitivePerformInSuperclass fails unless the lookup class is in the receiver's
+    // superclass chain (SqueakJS walks the chain and fails at nil): the method's own code
+    // runs. Here Point>>x runs on an Association and answers its key.
+    let pw = def(
+        "Object",
+        "pw:a:in:",
+        "pw: s a: a in: c <primitive: 100> ^#failed",
+    );
+    assert_eq!(
+        run(&(pw + "(1->2) pw: #x a: #() in: Point")).unwrap(),
+        "failed"
+    );
+}
+
+#[test]
+fn perform_in_superclass_with_a_bad_class_fails_rather_than_stopping_the_run() {
+    // A lookup "class" that is no class, or one whose method reads fields the receiver
+    // does not have, stops the run with a memory error instead of failing the primitive.
+    let pw = def(
+        "Object",
+        "pw:a:in:",
+        "pw: s a: a in: c <primitive: 100> ^#failed",
+    );
+    let r = run(&(pw.clone() + "'abc' pw: #x a: #() in: 3"));
+    assert!(matches!(r.as_deref(), Ok("failed")), "{r:?}");
+    let r = run(&(pw + "'abc' pw: #x a: #() in: Point"));
+    assert!(matches!(r.as_deref(), Ok("failed")), "{r:?}");
+}
+
+#[test]
+fn perform_with_more_arguments_than_the_stack_holds_fails() {
+    // The Squeak VM's primitivePerformWithArgs fails when the arguments do not fit the
+    // sender's context (`stackPointerIndex + arraySize < cntxSize`). Here, for a selector
+    // the receiver does not understand (no arity check), the arguments are pushed until
+    // the stack is full and the run stops with "corrupt base heap: a push past the end of
+    // the context".
+    let src = def("Object", "pw:a:", "pw: s a: a <primitive: 84> ^#failed")
+        + "3 pw: #foo a: (Array new: 20)";
+    let r = run(&src);
+    assert!(matches!(r.as_deref(), Ok("failed")), "{r:?}");
+}
+
+#[test]
+fn context_size_of_a_non_context_is_its_indexable_size_or_fails() {
+    // Squeak's primitiveContextSize answers the stack pointer of a context and the
+    // indexable size of anything else; it never reads slot 3 of an arbitrary object.
+    let ps = def("Object", "pSize", "pSize <primitive: 212> ^#failed");
+    let s = run(&(ps.clone() + "(Array new: 5) pSize")).unwrap();
+    assert!(s == "5" || s == "failed", "answered {s}");
+    let s = run(&(ps + "'abc' pSize"));
+    assert!(
+        matches!(s.as_deref(), Ok("3") | Ok("failed")),
+        "answered {s:?}"
+    );
+}
