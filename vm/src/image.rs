@@ -42,6 +42,8 @@ pub mod special {
     pub const CLASS_LARGE_POSITIVE: usize = 13;
     /// Message.
     pub const CLASS_MESSAGE: usize = 15;
+    /// Semaphore.
+    pub const CLASS_SEMAPHORE: usize = 18;
     /// CompiledMethod.
     pub const CLASS_COMPILED_METHOD: usize = 16;
     /// Character.
@@ -153,6 +155,8 @@ pub struct Specials {
     pub sel_about_to_return: Option<Value>,
     /// The association holding the ProcessorScheduler, where the image has one.
     pub scheduler: Option<Value>,
+    /// Semaphore, where the image names it (the timer's semaphore must be one).
+    pub semaphore: Option<Value>,
     /// The 32 special selectors with their argument counts.
     pub selectors: Vec<(Value, usize)>,
     /// The image uses closures (6504, 6505, and every Spur image).
@@ -261,6 +265,7 @@ impl Specials {
             sel_must_be_boolean: need(special::SELECTOR_MUST_BE_BOOLEAN, "#mustBeBoolean")?,
             sel_about_to_return: opt(special::SELECTOR_ABOUT_TO_RETURN),
             scheduler: opt(special::SCHEDULER_ASSOCIATION),
+            semaphore: opt(special::CLASS_SEMAPHORE),
             selectors,
             closures,
             spur,

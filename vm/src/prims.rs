@@ -289,8 +289,15 @@ impl Vm {
         Ok(v)
     }
 
-    /// The unsigned value of a SmallInteger or a LargePositiveInteger of at most 8 bytes.
-    fn unsigned_of<M: ObjectMemory>(&self, m: &M, v: Value) -> Result<Option<u64>> {
+    /// The unsigned value of a non-negative SmallInteger or a LargePositiveInteger of at
+    /// most `max_bytes` bytes (at most 8): Squeak's `positive32BitValueOf:` takes at most 4,
+    /// whatever the value, so an unnormalised 5-byte 7 is refused as it refuses it.
+    fn unsigned_of<M: ObjectMemory>(
+        &self,
+        m: &M,
+        v: Value,
+        max_bytes: usize,
+    ) -> Result<Option<u64>> {
         if let Some(i) = v.as_int() {
             return Ok(u64::try_from(i).ok());
         }
@@ -298,7 +305,7 @@ impl Vm {
             return Ok(None);
         }
         let b = m.bytes(v)?;
-        if b.len() > 8 {
+        if b.len() > max_bytes.min(8) {
             return Ok(None);
         }
         let mut w = [0u8; 8];
@@ -501,7 +508,10 @@ impl Vm {
                 m.set_bytes(obj, i, &[b])?;
             }
             Format::Words => {
-                let Some(w) = self.unsigned_of(m, v)?.and_then(|u| u32::try_from(u).ok()) else {
+                let Some(w) = self
+                    .unsigned_of(m, v, 4)?
+                    .and_then(|u| u32::try_from(u).ok())
+                else {
                     return Ok(None);
                 };
                 if self.same(m, m.class_of(obj)?, self.sp.float)? {
@@ -601,7 +611,15 @@ impl Vm {
                         if format == Format::CompiledMethod {
                             self.reload_code(m)?;
                         }
-                        self.answer(m, 2, v)
+                        let r = self.answer(m, 2, v);
+                        // A store into the active context: its temporaries are read from
+                        // the interpreter's copy, which is loaded again (as `instVarAt:put:`).
+                        if format == Format::Pointers && self.same(m, obj, self.active)? {
+                            self.store_registers(m)?;
+                            let a = self.active;
+                            self.load_context(m, a)?;
+                        }
+                        r
                     }
                     None => FAIL,
                 }
@@ -736,11 +754,7 @@ impl Vm {
                 let Some(i) = i.and_then(|i| usize::try_from(i).ok()) else {
                     return FAIL;
                 };
-                if !obj.is_object()
-                    || !m.format(obj)?.has_slots()
-                    || i < 1
-                    || i > m.size(obj)?.slots
-                {
+                if i < 1 || i > self.named_fields(m, obj)? {
                     return FAIL;
                 }
                 let v = m.slot(obj, i - 1)?;
@@ -751,11 +765,7 @@ impl Vm {
                 let Some(i) = i.and_then(|i| usize::try_from(i).ok()) else {
                     return FAIL;
                 };
-                if !obj.is_object()
-                    || !m.format(obj)?.has_slots()
-                    || i < 1
-                    || i > m.size(obj)?.slots
-                {
+                if i < 1 || i > self.named_fields(m, obj)? {
                     return FAIL;
                 }
                 m.set_slot(obj, i - 1, v)?;
@@ -1001,6 +1011,25 @@ impl Vm {
         }
         let c = m.class_of(v)?;
         Ok(self.same(m, c, self.sp.method_context)? || self.same(m, c, self.sp.block_context)?)
+    }
+
+    /// The fields `instVarAt:` reaches in `obj`, as Squeak's primitive counts them: all the
+    /// slots of an object of pointers that is not indexable, its class's named ones of an
+    /// indexable one (a context's six), none of a method, of raw units or of an immediate.
+    fn named_fields<M: ObjectMemory>(&self, m: &M, obj: Value) -> Result<usize> {
+        if !obj.is_object() {
+            return Ok(0);
+        }
+        let format = m.format(obj)?;
+        if !format.has_slots() || format == Format::CompiledMethod {
+            return Ok(0);
+        }
+        let slots = m.size(obj)?.slots;
+        Ok(match self.shape(m, obj) {
+            Ok(shape) if shape.spec <= 1 => slots,
+            Ok(shape) => shape.fixed.min(slots),
+            Err(_) => 0,
+        })
     }
 
     /// True if `v` is an Array (an argument list of `perform:withArguments:` and

@@ -396,13 +396,21 @@ impl Vm {
                 if args != 2 || m.size(array)?.slots <= TIMER_SEMAPHORE {
                     return Ok(None);
                 }
-                if self.is_nil(m, sema)? {
-                    self.timer = None;
-                } else if sema.is_object() && m.size(sema)?.slots > EXCESS_SIGNALS {
+                // A Semaphore arms the timer; anything else, nil included, clears it, nil
+                // taking its place (as Squeak's primitive does).
+                let is_semaphore = sema.is_object()
+                    && m.size(sema)?.slots > EXCESS_SIGNALS
+                    && match self.sp.semaphore {
+                        Some(class) => self.same(m, m.class_of(sema)?, class)?,
+                        None => true,
+                    };
+                let sema = if is_semaphore {
                     self.timer = Some(ms);
+                    sema
                 } else {
-                    return Ok(None);
-                }
+                    self.timer = None;
+                    self.sp.nil
+                };
                 m.set_slot(array, TIMER_SEMAPHORE, sema)?;
                 self.drop_n(2);
                 Ok(Some(Flow::Go))

@@ -4,7 +4,9 @@
 //! no NaN (C's frexp and modf); `perform:withArguments:` and `valueWithArguments:` take
 //! only an Array, `perform:withArguments:inSuperclass:` only a class at or above the
 //! receiver's, and more arguments than the stack holds fail the primitive; primitive 212
-//! of a non-context answers its indexable size.
+//! of a non-context answers its indexable size; `at:put:` into the active context reaches
+//! its temporaries; a Words `at:put:` takes no LargePositiveInteger of more than 4 bytes;
+//! the timer takes only a Semaphore; `instVarAt:` reaches only named fields.
 
 mod common;
 
@@ -141,4 +143,48 @@ fn context_size_of_a_non_context_is_its_indexable_size_or_fails() {
         matches!(s.as_deref(), Ok("3") | Ok("failed")),
         "answered {s:?}"
     );
+}
+
+#[test]
+fn at_put_into_the_active_context_reaches_its_temps() {
+    // Squeak's stObject:at:put: stores into the context itself, where the interpreter
+    // reads its temps: `a` is 9 afterwards. (instVarAt:put: and tempAt:put: agree.)
+    let r = run("| a | a := 5. thisContext basicAt: 1 put: 9. a");
+    assert_eq!(r.unwrap(), "9");
+}
+
+#[test]
+fn words_at_put_fails_for_a_large_integer_of_more_than_four_bytes() {
+    // positive32BitValueOf: fails for a LargePositiveInteger of more than 4 bytes, even
+    // an unnormalised one whose value fits in 32 bits.
+    let pp = def(
+        "Bitmap",
+        "pAt:put:",
+        "pAt: i put: v <primitive: 61> ^#failed",
+    );
+    for n in [5, 8] {
+        let src = pp.clone()
+            + &format!(
+                "(Bitmap new: 2) pAt: 1 put: ((LargePositiveInteger new: {n}) at: 1 put: 7; yourself)"
+            );
+        assert_eq!(run(&src).unwrap(), "failed", "{n} bytes");
+    }
+}
+
+#[test]
+fn signal_at_milliseconds_with_a_non_semaphore_clears_the_timer_semaphore() {
+    // primitiveSignalAtMilliseconds: a first argument that is no Semaphore stores nil as
+    // TheTimerSemaphore (special object 30) and turns the timer off.
+    let r = run("Delay primSignal: (Array new: 3) atMilliseconds: 0. \
+                 Smalltalk specialObjectsArray at: 30");
+    assert_eq!(r.unwrap(), "nil");
+}
+
+#[test]
+fn inst_var_at_reaches_only_fixed_fields() {
+    // primitiveInstVarAt fails unless 1 <= index <= fixedFieldsOf: (0 for a
+    // CompiledMethod and for an Array): Object>>instVarAt:'s own code then runs.
+    let src = def("Object", "pIv:", "pIv: i <primitive: 73> ^#failed")
+        + "{(Object compiledMethodAt: #printString) pIv: 1. (Array with: 7) pIv: 1}";
+    assert_eq!(run(&src).unwrap(), "(#failed #failed )".replace('#', ""));
 }
