@@ -26,15 +26,16 @@ fn a_cli_commit_whose_answer_was_lost_stands_on_the_landed_version() {
     let a = CliNode::open(&addr, Access::Operator, "a", &a_dir).unwrap();
     a.resume("alice").unwrap();
     a.mark("alice", 42).unwrap();
-    let lossy: Arc<dyn cowheap_store::Store> = Arc::new(Lossy(
-        open_store(
+    let failing = |lands: bool| -> Arc<dyn Store> {
+        let inner = open_store(
             &addr,
             Arc::new(cowheap_store::SystemClock),
             Access::Operator,
         )
-        .unwrap(),
-    ));
-    let a_lossy = CliNode::new(lossy, "a", &a_dir).unwrap();
+        .unwrap();
+        Arc::new(FailingVersionWrite { inner, lands })
+    };
+    let a_lossy = CliNode::new(failing(true), "a", &a_dir).unwrap();
     let landed = a_lossy.commit("alice");
     assert!(
         matches!(&landed, Ok(s) if s.contains("version 1") && s.contains("answer was lost")),
@@ -49,23 +50,21 @@ fn a_cli_commit_whose_answer_was_lost_stands_on_the_landed_version() {
         "after a lost answer the tenant commits again: {again:?}"
     );
     // A failure that is no lost answer is still an error, the tenant unchanged.
-    let refusing: Arc<dyn cowheap_store::Store> = Arc::new(Refusing(
-        open_store(
-            &addr,
-            Arc::new(cowheap_store::SystemClock),
-            Access::Operator,
-        )
-        .unwrap(),
-    ));
     a.mark("alice", 44).unwrap();
-    let refused = CliNode::new(refusing, "a", &a_dir).unwrap().commit("alice");
+    let refused = CliNode::new(failing(false), "a", &a_dir)
+        .unwrap()
+        .commit("alice");
     assert!(matches!(refused, Err(StoreError::Io { .. })), "{refused:?}");
     assert!(a.commit("alice").unwrap().contains("version 3"));
 }
 
-/// Delegates; a claimed version write answers an error after it landed.
+/// Delegates to `inner`, but a claimed version write answers an error: after it landed
+/// (`lands`, a lost answer), or before anything was written.
 #[derive(Debug)]
-struct Lossy(Arc<dyn cowheap_store::Store>);
+struct FailingVersionWrite {
+    inner: Arc<dyn Store>,
+    lands: bool,
+}
 
 use cowheap_heap::Fingerprint;
 use cowheap_segment::swap::SegmentId;
@@ -74,18 +73,18 @@ use cowheap_store::{
     TenantRecord, VersionRecord,
 };
 
-impl Store for Lossy {
+impl Store for FailingVersionWrite {
     fn put_base(&self, f: Fingerprint, i: &[u8]) -> Result<Digest> {
-        self.0.put_base(f, i)
+        self.inner.put_base(f, i)
     }
     fn get_base(&self, f: Fingerprint) -> Result<Vec<u8>> {
-        self.0.get_base(f)
+        self.inner.get_base(f)
     }
     fn bases(&self) -> Result<Vec<Fingerprint>> {
-        self.0.bases()
+        self.inner.bases()
     }
     fn add_principal(&self, n: &PrincipalName, s: &str) -> Result<()> {
-        self.0.add_principal(n, s)
+        self.inner.add_principal(n, s)
     }
     fn create_tenant(
         &self,
@@ -93,46 +92,46 @@ impl Store for Lossy {
         b: Fingerprint,
         p: Option<&PrincipalName>,
     ) -> Result<TenantRecord> {
-        self.0.create_tenant(t, b, p)
+        self.inner.create_tenant(t, b, p)
     }
     fn record(&self, t: &TenantName) -> Result<TenantRecord> {
-        self.0.record(t)
+        self.inner.record(t)
     }
     fn tenants(&self) -> Result<Vec<TenantRecord>> {
-        self.0.tenants()
+        self.inner.tenants()
     }
     fn claim(&self, t: &TenantName, n: &NodeName, l: u64) -> Result<Claim> {
-        self.0.claim(t, n, l)
+        self.inner.claim(t, n, l)
     }
     fn renew(&self, c: &Claim, l: u64) -> Result<Claim> {
-        self.0.renew(c, l)
+        self.inner.renew(c, l)
     }
     fn now(&self) -> Millis {
-        self.0.now()
+        self.inner.now()
     }
     fn write_state(&self, c: &Claim, s: &[u8]) -> Result<Digest> {
-        self.0.write_state(c, s)
+        self.inner.write_state(c, s)
     }
     fn release(&self, c: &Claim) -> Result<()> {
-        self.0.release(c)
+        self.inner.release(c)
     }
     fn suspend(&self, c: &Claim, s: &[u8]) -> Result<Digest> {
-        self.0.suspend(c, s)
+        self.inner.suspend(c, s)
     }
     fn read_state(&self, t: &TenantName, d: Digest) -> Result<Vec<u8>> {
-        self.0.read_state(t, d)
+        self.inner.read_state(t, d)
     }
     fn blob_stats(&self) -> Result<BlobStats> {
-        self.0.blob_stats()
+        self.inner.blob_stats()
     }
     fn allow_commit(&self, b: Fingerprint, p: &PrincipalName) -> Result<()> {
-        self.0.allow_commit(b, p)
+        self.inner.allow_commit(b, p)
     }
     fn committers(&self, b: Fingerprint) -> Result<Vec<PrincipalName>> {
-        self.0.committers(b)
+        self.inner.committers(b)
     }
     fn put_version(&self, o: Fingerprint, n: u64, l: &[u8]) -> Result<VersionRecord> {
-        self.0.put_version(o, n, l)
+        self.inner.put_version(o, n, l)
     }
     fn put_version_claimed(
         &self,
@@ -141,125 +140,30 @@ impl Store for Lossy {
         n: u64,
         l: &[u8],
     ) -> Result<VersionRecord> {
-        self.0.put_version_claimed(c, o, n, l)?;
+        if self.lands {
+            self.inner.put_version_claimed(c, o, n, l)?;
+        }
         Err(StoreError::Io {
             path: "versions".into(),
             source: std::io::Error::other("answer lost"),
         })
     }
     fn versions(&self, o: Fingerprint, a: u64) -> Result<Vec<VersionRecord>> {
-        self.0.versions(o, a)
+        self.inner.versions(o, a)
     }
     fn get_layer(&self, d: Digest) -> Result<Vec<u8>> {
-        self.0.get_layer(d)
+        self.inner.get_layer(d)
     }
     fn put_segment(&self, c: &Claim, i: SegmentId, b: &[u8]) -> Result<Digest> {
-        self.0.put_segment(c, i, b)
+        self.inner.put_segment(c, i, b)
     }
     fn get_segment(&self, t: &TenantName, i: SegmentId) -> Result<Vec<u8>> {
-        self.0.get_segment(t, i)
+        self.inner.get_segment(t, i)
     }
     fn remove_segment(&self, c: &Claim, i: SegmentId) -> Result<()> {
-        self.0.remove_segment(c, i)
+        self.inner.remove_segment(c, i)
     }
     fn segments(&self, t: &TenantName) -> Result<Vec<SegmentId>> {
-        self.0.segments(t)
-    }
-}
-
-/// Delegates; a claimed version write is refused before anything is written.
-#[derive(Debug)]
-struct Refusing(Arc<dyn cowheap_store::Store>);
-
-impl Store for Refusing {
-    fn put_base(&self, f: Fingerprint, i: &[u8]) -> Result<Digest> {
-        self.0.put_base(f, i)
-    }
-    fn get_base(&self, f: Fingerprint) -> Result<Vec<u8>> {
-        self.0.get_base(f)
-    }
-    fn bases(&self) -> Result<Vec<Fingerprint>> {
-        self.0.bases()
-    }
-    fn add_principal(&self, n: &PrincipalName, s: &str) -> Result<()> {
-        self.0.add_principal(n, s)
-    }
-    fn create_tenant(
-        &self,
-        t: &TenantName,
-        b: Fingerprint,
-        p: Option<&PrincipalName>,
-    ) -> Result<TenantRecord> {
-        self.0.create_tenant(t, b, p)
-    }
-    fn record(&self, t: &TenantName) -> Result<TenantRecord> {
-        self.0.record(t)
-    }
-    fn tenants(&self) -> Result<Vec<TenantRecord>> {
-        self.0.tenants()
-    }
-    fn claim(&self, t: &TenantName, n: &NodeName, l: u64) -> Result<Claim> {
-        self.0.claim(t, n, l)
-    }
-    fn renew(&self, c: &Claim, l: u64) -> Result<Claim> {
-        self.0.renew(c, l)
-    }
-    fn now(&self) -> Millis {
-        self.0.now()
-    }
-    fn write_state(&self, c: &Claim, s: &[u8]) -> Result<Digest> {
-        self.0.write_state(c, s)
-    }
-    fn release(&self, c: &Claim) -> Result<()> {
-        self.0.release(c)
-    }
-    fn suspend(&self, c: &Claim, s: &[u8]) -> Result<Digest> {
-        self.0.suspend(c, s)
-    }
-    fn read_state(&self, t: &TenantName, d: Digest) -> Result<Vec<u8>> {
-        self.0.read_state(t, d)
-    }
-    fn blob_stats(&self) -> Result<BlobStats> {
-        self.0.blob_stats()
-    }
-    fn allow_commit(&self, b: Fingerprint, p: &PrincipalName) -> Result<()> {
-        self.0.allow_commit(b, p)
-    }
-    fn committers(&self, b: Fingerprint) -> Result<Vec<PrincipalName>> {
-        self.0.committers(b)
-    }
-    fn put_version(&self, o: Fingerprint, n: u64, l: &[u8]) -> Result<VersionRecord> {
-        self.0.put_version(o, n, l)
-    }
-    fn put_version_claimed(
-        &self,
-        c: &Claim,
-        o: Fingerprint,
-        n: u64,
-        l: &[u8],
-    ) -> Result<VersionRecord> {
-        let _ = (c, o, n, l);
-        Err(StoreError::Io {
-            path: "versions".into(),
-            source: std::io::Error::other("answer lost"),
-        })
-    }
-    fn versions(&self, o: Fingerprint, a: u64) -> Result<Vec<VersionRecord>> {
-        self.0.versions(o, a)
-    }
-    fn get_layer(&self, d: Digest) -> Result<Vec<u8>> {
-        self.0.get_layer(d)
-    }
-    fn put_segment(&self, c: &Claim, i: SegmentId, b: &[u8]) -> Result<Digest> {
-        self.0.put_segment(c, i, b)
-    }
-    fn get_segment(&self, t: &TenantName, i: SegmentId) -> Result<Vec<u8>> {
-        self.0.get_segment(t, i)
-    }
-    fn remove_segment(&self, c: &Claim, i: SegmentId) -> Result<()> {
-        self.0.remove_segment(c, i)
-    }
-    fn segments(&self, t: &TenantName) -> Result<Vec<SegmentId>> {
-        self.0.segments(t)
+        self.inner.segments(t)
     }
 }
