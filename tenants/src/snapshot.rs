@@ -631,7 +631,8 @@ impl Tenant {
             };
             made.insert(key, (kind, plugin, saved));
         }
-        let mut t = parts.into_tenant(base, config)?;
+        let mut unmarked = parts.into_tenant(base, config)?;
+        let t = &mut unmarked.tenant;
         let mut hosts = Vec::new();
         room(&mut hosts, made.len())?;
         for (key, (kind, plugin, saved)) in made {
@@ -665,7 +666,7 @@ impl Tenant {
                 },
             );
         }
-        Ok(t)
+        unmarked.divert()
     }
 
     /// The tenant's mark policy (the one it goes back to, while it records its reads).
@@ -1005,7 +1006,11 @@ impl<'a> Parts<'a> {
     }
 
     /// The tenant these parts describe, under `config`.
-    fn into_tenant(self, base: &Arc<Base>, config: &TenantConfig) -> Result<Tenant, RestoreError> {
+    fn into_tenant(
+        self,
+        base: &Arc<Base>,
+        config: &TenantConfig,
+    ) -> Result<Unmarked, RestoreError> {
         let private_bytes = self
             .entries
             .iter()
@@ -1028,22 +1033,18 @@ impl<'a> Parts<'a> {
             crate::Error::OutOfMemory { bytes } => RestoreError::OutOfMemory { bytes },
             _ => FileError::corrupt("entries", "keys pass the key space").into(),
         })?;
+        // The table's room is taken now, its entries diverted last (`Unmarked::divert`).
         t.table
             .try_reserve(self.table.len())
             .map_err(|_| refused::<u64>(self.table.len().saturating_mul(3)))?;
-        for (x, k) in self.table {
-            let x = ObjectIndex::from_u32(x);
+        let mut table = Vec::new();
+        room(&mut table, self.table.len())?;
+        for &(x, k) in &self.table {
             let key = t.space.key_of(k).ok_or(FileError::corrupt(
                 "table",
                 "an entry names a missing object",
             ))?;
-            let marks = match &mut t.filter {
-                None => MarkTarget::Shared(&t.marks, t.lane),
-                Some(f) => MarkTarget::Private(f),
-            };
-            t.table
-                .divert(marks, x, key)
-                .map_err(|_| FileError::corrupt("table", "a base object is diverted twice"))?;
+            table.push((ObjectIndex::from_u32(x), key));
         }
         let mut committed = Vec::new();
         room(&mut committed, self.committed.len())?;
@@ -1094,7 +1095,41 @@ impl<'a> Parts<'a> {
                 set.extend(reads);
             }
         }
-        Ok(t)
+        Ok(Unmarked { tenant: t, table })
+    }
+}
+
+/// A restored tenant whose table's entries are not diverted yet: a divert sets a shared
+/// mark, which is never cleared and slows every tenant's reads of that object, so it is the
+/// restore's last step, after everything that can refuse it (a host plugin's restore
+/// included). Until then the tenant is nobody's to read.
+struct Unmarked {
+    tenant: Tenant,
+    /// Each diverted base object with the key of the entry standing for it, checked
+    /// ([`Parts::check`]: in range, each once, each entry saved).
+    table: Vec<(ObjectIndex, cowheap_heap::PrivateKey)>,
+}
+
+impl Unmarked {
+    /// The tenant, its table's entries diverted. Allocates nothing: the table's room was
+    /// taken with the tenant.
+    ///
+    /// # Errors
+    /// A corrupt table if an object is diverted twice ([`Parts::check`] refused that
+    /// before; nothing here is left half done that a refusal then would undo).
+    fn divert(self) -> Result<Tenant, RestoreError> {
+        let Unmarked { mut tenant, table } = self;
+        let t = &mut tenant;
+        for (x, key) in table {
+            let marks = match &mut t.filter {
+                None => MarkTarget::Shared(&t.marks, t.lane),
+                Some(f) => MarkTarget::Private(f),
+            };
+            t.table
+                .divert(marks, x, key)
+                .map_err(|_| FileError::corrupt("table", "a base object is diverted twice"))?;
+        }
+        Ok(tenant)
     }
 }
 

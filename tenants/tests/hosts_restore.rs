@@ -81,3 +81,45 @@ fn a_refused_restore_runs_no_plugin() {
     let kinds: Vec<&str> = r.placeholders().map(|(_, kind)| kind).collect();
     assert_eq!(kinds, ["file"]);
 }
+
+/// A plugin whose restore always fails.
+struct Refuses;
+
+impl HostPlugin for Refuses {
+    fn save(&self, _: &(dyn Any + Send)) -> Result<Vec<u8>, String> {
+        Ok(b"gone".to_vec())
+    }
+    fn restore(&self, _: &[u8]) -> Result<Box<dyn Any + Send>, String> {
+        Err("the server is gone".into())
+    }
+}
+
+#[test]
+fn a_plugin_that_fails_leaves_the_shared_marks_as_they_were() {
+    let base = Base::new(synth::image(1_000, 1));
+    let global = base.heap().root("Smalltalk").unwrap();
+    let class = Tenant::fork(&base).class_of(global).unwrap();
+    let mut plugins = HostPlugins::new();
+    plugins.register("conn", Arc::new(Refuses));
+
+    // A tenant that copied a base object and holds a host object, snapshotted in a
+    // process whose base marks are fresh (another base of the same image).
+    let mut t = Tenant::fork(&base);
+    let x = global.word().as_base().unwrap();
+    t.set_slot(global, 0, cowheap_heap::Value::int(7)).unwrap();
+    let p = t.new_host_object(class, "conn", Box::new(())).unwrap();
+    t.set_root("db", p).unwrap();
+    let bytes = t.snapshot_with(&plugins).unwrap();
+
+    let fresh = Base::new(synth::image(1_000, 1));
+    assert!(!fresh.marks().is_marked(x.as_u32()));
+    let r = Tenant::restore_with_hosts(&fresh, &bytes, &TenantConfig::default(), &plugins, false);
+    assert!(matches!(
+        r,
+        Err(RestoreError::Host(HostError::Restore { .. }))
+    ));
+    assert!(
+        !fresh.marks().is_marked(x.as_u32()),
+        "a refused restore left a shared mark set: every tenant reads the object past it"
+    );
+}
