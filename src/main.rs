@@ -242,6 +242,11 @@ struct BenchArgs {
     /// Also draw private bytes per tenant against writes per tenant as SVG to FILE.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
+    /// Run even if the run's estimated peak memory passes what the machine has available
+    /// (the estimate counts every write as a distinct object, so it errs high for a skewed
+    /// workload).
+    #[arg(long)]
+    no_memory_check: bool,
 }
 
 impl Default for BenchArgs {
@@ -296,6 +301,7 @@ impl BenchArgs {
             probe_exe: Some(
                 std::env::current_exe().context("finding the cowheap executable for fork()")?,
             ),
+            memory_check: !self.no_memory_check,
         })
     }
 }

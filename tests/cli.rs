@@ -894,3 +894,36 @@ fn a_secret_needs_a_principal() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--principal"), "{err}");
 }
+
+/// A run whose options multiply past the machine's memory (ten thousand working tenants of
+/// ten million operations each, every write a distinct object of a million-object base: some
+/// ten terabytes) is refused before the base is built, with the estimate and what to lower,
+/// rather than being killed by the system hours in. `--no-memory-check` runs a small one.
+#[test]
+fn a_run_past_the_machines_memory_is_refused_before_it_starts() {
+    let out = small_bench(&[
+        "--objects",
+        "1000000",
+        "--tenants",
+        "10000",
+        "--active",
+        "10000",
+        "--ops",
+        "10000000",
+        "--approaches",
+        "cowheap,rpds",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("MiB at its peak") && err.contains("--no-memory-check"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "a refused run printed a report");
+    let out = small_bench(&["--no-memory-check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -131,6 +131,22 @@ pub enum Error {
     /// A worker thread panicked.
     #[error("a worker thread panicked")]
     WorkerPanicked,
+    /// The run would hold more memory than the machine has available
+    /// ([`Config::memory_estimate`]); nothing was run.
+    #[error(
+        "this run would hold about {} MiB at its peak, but {} MiB are available: lower \
+         --objects, --tenants, --active, --ops or --deep-copies, leave comparators out with \
+         --approaches, or pass --no-memory-check",
+        needed >> 20,
+        available >> 20
+    )]
+    Memory {
+        /// The estimate, in bytes.
+        needed: u64,
+        /// The memory available to the process, in bytes
+        /// ([`proc_status::available_memory`]).
+        available: u64,
+    },
 }
 
 /// Where the base comes from.
@@ -277,7 +293,20 @@ pub struct Config {
     /// The `cowheap` executable, for the fork probe; fork() is skipped without it.
     #[serde(skip)]
     pub probe_exe: Option<PathBuf>,
+    /// Refuse, before anything is built, a run whose [`Config::memory_estimate`] passes
+    /// the memory available ([`proc_status::available_memory`]). On by default.
+    #[serde(default = "yes")]
+    pub memory_check: bool,
 }
+
+/// `true`, as a serde default.
+fn yes() -> bool {
+    true
+}
+
+/// Bytes a synthetic base holds per object (`synth::image` of a million objects holds
+/// 72.7 MB), for the memory estimate before it is built.
+pub const SYNTHETIC_BYTES_PER_OBJECT: u64 = 73;
 
 impl BaseSource {
     /// Builds or opens the base. Time: O(objects) for both (a file is verified in full).
@@ -337,6 +366,7 @@ impl Default for Config {
             read_repeats: 3,
             approaches: ApproachKind::ALL.to_vec(),
             probe_exe: None,
+            memory_check: true,
         }
     }
 }
@@ -347,6 +377,81 @@ impl Config {
         self.active
             .unwrap_or(DEFAULT_ACTIVE_LIMIT)
             .min(self.workload.tenants)
+    }
+
+    /// About how many bytes the run holds at its peak, for a base that holds `base_bytes`
+    /// in `objects` objects: a model of what each comparator holds at once, fitted to the
+    /// peak resident sets of runs of a million-object base (the defaults: 810 MB; cowheap
+    /// alone 221 MB, the plain heap 271 MB, four deep copies 553 MB, eight 837 MB, rpds 376
+    /// MB; two million objects, every comparator, 1,447 MB). It counts every write as
+    /// a distinct object (a skewed workload writes fewer), so it errs high. Time: O(1).
+    ///
+    /// - Building a synthetic base takes about three times what the base then holds.
+    /// - Past that, the base; the plain heap one more base; the deep copies one more than
+    ///   their count (the flat original); rpds two and a half (its trie and boxed objects).
+    /// - Per tenant forked, 400 bytes (cowheap's and rpds's together).
+    /// - Per working tenant, each distinct object written: the object and 40 bytes in
+    ///   cowheap; the object and 1 KiB (the trie's path) in rpds.
+    /// - Each worker thread's operations: 48 bytes each.
+    ///
+    /// ```
+    /// use cowheap_bench::{ApproachKind, Config};
+    /// let c = Config::default();
+    /// let base = 72_662_864; // a million synthetic objects
+    /// let all = c.memory_estimate(base, 1_000_000);
+    /// assert!(all > 600 << 20 && all < 1200 << 20);
+    /// let alone = Config { approaches: vec![ApproachKind::Cowheap], ..Config::default() };
+    /// assert!(alone.memory_estimate(base, 1_000_000) < all / 2);
+    /// ```
+    pub fn memory_estimate(&self, base_bytes: u64, objects: u64) -> u64 {
+        let runs = |k| self.approaches.contains(&k);
+        let n = |x: usize| u64::try_from(x).unwrap_or(u64::MAX);
+        let b = base_bytes;
+        let mut bases = 1.0;
+        if runs(ApproachKind::Plain) {
+            bases += 1.0;
+        }
+        let active = n(self.active_tenants());
+        if runs(ApproachKind::DeepCopy) {
+            bases += n(self.deep_copy_sample).min(active.max(1)) as f64 + 1.0;
+        }
+        if runs(ApproachKind::Rpds) {
+            bases += 2.5;
+        }
+        let held = (b as f64 * f64::max(bases, 3.0)) as u64;
+        let object = b / objects.max(1);
+        let writes = (self.workload.ops as f64 * self.workload.write_share) as u64;
+        let distinct = writes.min(objects);
+        let mut per_write = 0u64;
+        if runs(ApproachKind::Cowheap) {
+            per_write = per_write.saturating_add(object.saturating_add(40));
+        }
+        if runs(ApproachKind::Rpds) {
+            per_write = per_write.saturating_add(object.saturating_add(1024));
+        }
+        held.saturating_add(n(self.workload.tenants).saturating_mul(400))
+            .saturating_add(active.saturating_mul(distinct).saturating_mul(per_write))
+            .saturating_add(
+                n(self.workload.threads)
+                    .saturating_mul(n(self.workload.ops))
+                    .saturating_mul(48),
+            )
+    }
+
+    /// [`Error::Memory`] if [`Config::memory_estimate`] passes the memory available (when
+    /// [`Config::memory_check`] is on and the system says what is available).
+    pub fn check_memory(&self, base_bytes: u64, objects: u64) -> Result<()> {
+        if !self.memory_check {
+            return Ok(());
+        }
+        let Some(available) = proc_status::available_memory() else {
+            return Ok(());
+        };
+        let needed = self.memory_estimate(base_bytes, objects);
+        if needed > available {
+            return Err(Error::Memory { needed, available });
+        }
+        Ok(())
     }
 
     /// Checks every option's range.
@@ -402,5 +507,55 @@ impl Config {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: u64 = 72_662_864;
+    const OBJECTS: u64 = 1_000_000;
+
+    #[test]
+    fn the_memory_estimate_grows_with_what_is_held_and_never_wraps() {
+        let c = Config::default();
+        let at = |c: &Config| c.memory_estimate(BASE, OBJECTS);
+        let more_copies = Config {
+            deep_copy_sample: 8,
+            ..c.clone()
+        };
+        // Eight deep copies held 284 MB more than four.
+        let d = at(&more_copies) - at(&c);
+        assert!(d > 250 << 20 && d < 350 << 20, "{d}");
+        let mut more_ops = c.clone();
+        more_ops.workload.ops *= 10;
+        assert!(at(&more_ops) > at(&c));
+        let mut most = c.clone();
+        most.workload.tenants = usize::MAX;
+        most.workload.ops = usize::MAX;
+        most.workload.threads = usize::MAX;
+        most.active = Some(usize::MAX);
+        assert_eq!(most.memory_estimate(u64::MAX, 1), u64::MAX);
+        // A synthetic base of a million objects holds about what the constant says.
+        let heap = cowheap::heap::synth::image(10_000, 1);
+        let per = heap.memory_bytes() as u64 / heap.len() as u64;
+        assert!(per.abs_diff(SYNTHETIC_BYTES_PER_OBJECT) < 15, "{per}");
+    }
+
+    #[test]
+    fn the_memory_check_can_be_turned_off() {
+        let mut c = Config::default();
+        c.workload.ops = MAX_OPS;
+        c.active = Some(DEFAULT_ACTIVE_LIMIT);
+        c.workload.tenants = DEFAULT_ACTIVE_LIMIT;
+        if proc_status::available_memory().is_some() {
+            assert!(matches!(
+                c.check_memory(BASE, OBJECTS),
+                Err(Error::Memory { .. })
+            ));
+        }
+        c.memory_check = false;
+        assert!(c.check_memory(BASE, OBJECTS).is_ok());
     }
 }

@@ -20,3 +20,28 @@ pub fn kib_field(text: &str, name: &str) -> Option<u64> {
         .and_then(|n| n.trim().parse::<u64>().ok())
         .map(|kib| kib * 1024)
 }
+
+/// The memory this process may still take, in bytes: the kernel's `MemAvailable` in
+/// `/proc/meminfo`, lowered to what the process's cgroup (v2) has left under its
+/// `memory.max`; `None` if `/proc` does not say.
+pub fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let available = kib_field(&meminfo, "MemAvailable:")?;
+    Some(match cgroup_room() {
+        Some(room) => available.min(room),
+        None => available,
+    })
+}
+
+/// `memory.max` less `memory.current` of this process's cgroup (v2), if it has a limit.
+fn cgroup_room() -> Option<u64> {
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    // The v2 line is `0::/path`.
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
+    let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    // "max" (no limit) does not parse.
+    let max: u64 = read("memory.max")?.trim().parse().ok()?;
+    let current: u64 = read("memory.current")?.trim().parse().ok()?;
+    Some(max.saturating_sub(current))
+}

@@ -13,7 +13,7 @@ use super::progress::Progress;
 use super::report::{ApproachReport, BaseInfo, Fidelity, Report, count};
 use super::rpds::Rpds;
 use super::workload::Workload;
-use super::{ApproachKind, Config, Result};
+use super::{ApproachKind, BaseSource, Config, Result, SYNTHETIC_BYTES_PER_OBJECT};
 use cowheap::BaseHeap;
 use cowheap::forwarders::Base;
 use std::sync::Arc;
@@ -30,11 +30,21 @@ const CHECKED_TENANTS: usize = 16;
 /// skipped instead.
 pub fn run(config: &Config, progress: &dyn Progress) -> Result<Report> {
     config.validate()?;
+    // A synthetic base is checked before it is built (a big one takes minutes), a file
+    // once it is open (its size in objects is known only then).
+    if let BaseSource::Synthetic { objects, .. } = config.base {
+        let objects = objects as u64;
+        config.check_memory(objects.saturating_mul(SYNTHETIC_BYTES_PER_OBJECT), objects)?;
+    }
     let started = Instant::now();
     progress.stage("building the base", 1);
     let t0 = Instant::now();
     let base = Base::new(config.base.load()?);
     let build = t0.elapsed();
+    if let BaseSource::File(_) = config.base {
+        let heap = base.heap();
+        config.check_memory(heap.memory_bytes() as u64, heap.len() as u64)?;
+    }
     let workload = Workload::new(base.heap(), config.workload)?;
     progress.advance(1);
 
