@@ -381,9 +381,9 @@ impl Config {
 
     /// About how many bytes the run holds at its peak, for a base that holds `base_bytes`
     /// in `objects` objects: a model of what each comparator holds at once, fitted to the
-    /// peak resident sets of runs of a million-object base (the defaults: 810 MB; cowheap
-    /// alone 221 MB, the plain heap 271 MB, four deep copies 553 MB, eight 837 MB, rpds 376
-    /// MB; two million objects, every comparator, 1,447 MB). It counts every write as
+    /// peak resident sets of runs of a million-object base (the defaults: 791 MiB, estimated
+    /// 777; cowheap alone 216 MiB, the plain heap 265, four deep copies 540, eight 817, rpds
+    /// 367; two million objects, every comparator, 1,413 MiB, estimated 1,438). It counts every write as
     /// a distinct object (a skewed workload writes fewer), so it errs high. Time: O(1).
     ///
     /// - Building a synthetic base takes about three times what the base then holds.
@@ -525,7 +525,7 @@ mod tests {
             deep_copy_sample: 8,
             ..c.clone()
         };
-        // Eight deep copies held 284 MB more than four.
+        // Eight deep copies held 277 MiB more than four.
         let d = at(&more_copies) - at(&c);
         assert!(d > 250 << 20 && d < 350 << 20, "{d}");
         let mut more_ops = c.clone();
