@@ -325,6 +325,13 @@ impl Writable<'_> {
         self.space.words[self.at].set(class);
     }
 
+    /// Sets the identity hash, keeping the rest of the info word (format and aux bits).
+    pub(crate) fn set_hash(&mut self, hash: u32) {
+        let cell = &self.space.words[self.at + layout::INFO_WORD];
+        let info = cell.get().bits();
+        cell.set(Word::from_bits(info & !0xFFFF_FFFF | u64::from(hash)));
+    }
+
     /// The raw bytes, to write.
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         let size = self.space.words[self.at + layout::SIZE_WORD].get().bits();

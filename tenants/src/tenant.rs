@@ -1593,6 +1593,33 @@ impl Tenant {
         Ok(())
     }
 
+    /// Gives `obj` the identity hash `hash`, as Squeak's become primitives do (a one-way
+    /// become gives the target the source's hash; a two-way become leaves each hash with
+    /// its references, [`Tenant::become_two_way`] swapping whole bodies). The first write
+    /// to a base object copies it, as any write does; identity, class, slots and bytes are
+    /// kept. Time: O(1), or O(size of obj) for the first write.
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::synth;
+    /// use cowheap_tenants::Tenant;
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let g = base.heap().root("Smalltalk").unwrap();
+    /// let mut t = Tenant::fork(&base);
+    /// t.set_identity_hash(g, 77).unwrap();
+    /// assert_eq!(t.identity_hash(g).unwrap(), 77);
+    /// assert_ne!(Tenant::fork(&base).identity_hash(g).unwrap(), 77);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Tenant::set_class`].
+    pub fn set_identity_hash(&mut self, obj: Value, hash: u32) -> Result<()> {
+        let mut wr = self.writable(obj, |_, _| Ok(()))?;
+        wr.set_hash(hash);
+        Ok(())
+    }
+
     /// One word for `v`'s identity in this tenant: two references are identical
     /// ([`Tenant::identical`]) exactly when their identity words are equal, whichever way they
     /// name the object (a base reference or the tenant's copy, a forwarder or its target).

@@ -111,6 +111,10 @@ impl<M: ObjectMemory> ObjectMemory for Counting<M> {
         self.note("set_class", obj);
         self.inner.set_class(obj, class)
     }
+    fn set_identity_hash(&mut self, obj: Value, hash: u32) -> MemResult<()> {
+        self.note("set_identity_hash", obj);
+        self.inner.set_identity_hash(obj, hash)
+    }
     fn identity_key(&self, v: Value) -> MemResult<u64> {
         self.note("identity_key", v);
         self.inner.identity_key(v)

@@ -444,6 +444,10 @@ impl ObjectMemory for FlatHeap {
         self.obj_mut(obj)?.class = class.word();
         Ok(())
     }
+    fn set_identity_hash(&mut self, obj: Value, hash: u32) -> MemResult<()> {
+        self.obj_mut(obj)?.hash = hash;
+        Ok(())
+    }
     /// A flat heap has one word per object: the word is the key.
     fn identity_key(&self, v: Value) -> MemResult<u64> {
         Ok(v.word().bits())

@@ -71,6 +71,9 @@ pub trait ObjectMemory {
     /// contents (`primitiveChangeClass`). The caller checks that the class's instance format
     /// suits the object. Time: O(size of `obj`) at most.
     fn set_class(&mut self, obj: Value, class: Value) -> MemResult<()>;
+    /// Gives `obj` the identity hash `hash` (the become primitives keep each hash where
+    /// Squeak's do).
+    fn set_identity_hash(&mut self, obj: Value, hash: u32) -> MemResult<()>;
     /// One key for `v`'s identity: two references are identical exactly when their keys are
     /// equal, whichever way they name the object. Valid until the next collection or become.
     fn identity_key(&self, v: Value) -> MemResult<u64>;
@@ -212,6 +215,9 @@ impl ObjectMemory for Tenant {
     /// object copies it, as any write does).
     fn set_class(&mut self, obj: Value, class: Value) -> MemResult<()> {
         Tenant::set_class(self, obj, class)
+    }
+    fn set_identity_hash(&mut self, obj: Value, hash: u32) -> MemResult<()> {
+        Tenant::set_identity_hash(self, obj, hash)
     }
     #[inline(always)]
     fn identity_key(&self, v: Value) -> MemResult<u64> {

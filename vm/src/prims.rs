@@ -606,18 +606,21 @@ impl Vm {
             61 | 64 => {
                 let (obj, i, v) = (self.peek(m, 2)?, self.arg_int(m, 1)?, self.peek(m, 0)?);
                 let Some(i) = i else { return FAIL };
+                // A store into the active context: the registers go into it first (a
+                // temporary assigned since they last did is only there), and after the
+                // store the interpreter's copy is loaded again (as `instVarAt:put:`).
+                let active = self.same(m, obj, self.active)?;
+                if active {
+                    self.store_registers(m)?;
+                }
                 match self.at_put(m, obj, i, v, index == 64)? {
                     Some(format) => {
                         if format == Format::CompiledMethod {
                             self.reload_code(m)?;
                         }
                         let r = self.answer(m, 2, v);
-                        // A store into the active context: its temporaries are read from
-                        // the interpreter's copy, which is loaded again (as `instVarAt:put:`).
-                        if format == Format::Pointers && self.same(m, obj, self.active)? {
-                            self.store_registers(m)?;
-                            let a = self.active;
-                            self.load_context(m, a)?;
+                        if active {
+                            self.reload_active(m)?;
                         }
                         r
                     }
@@ -722,11 +725,18 @@ impl Vm {
                 let mut done = Ok(());
                 for i in 0..n {
                     let pair = m.slot(a, i).and_then(|x| Ok((x, m.slot(b, i)?)));
+                    // Squeak's hashes stay where its references were: a one-way become
+                    // gives the target the source's hash, a two-way one leaves each
+                    // reference its own (the memory's become moves whole bodies).
                     let r = pair.and_then(|(x, y)| {
+                        let (hx, hy) = (m.identity_hash(x)?, m.identity_hash(y)?);
                         if index == 72 {
-                            m.become_forward(x, y)
+                            m.become_forward(x, y)?;
+                            m.set_identity_hash(y, hx)
                         } else {
-                            m.become_two_way(x, y)
+                            m.become_two_way(x, y)?;
+                            m.set_identity_hash(x, hx)?;
+                            m.set_identity_hash(y, hy)
                         }
                     });
                     if r.is_err() {
@@ -771,9 +781,7 @@ impl Vm {
                 m.set_slot(obj, i - 1, v)?;
                 let r = self.answer(m, 2, v);
                 if self.same(m, obj, self.active)? {
-                    self.store_registers(m)?;
-                    let a = self.active;
-                    self.load_context(m, a)?;
+                    self.reload_active(m)?;
                 }
                 r
             }
@@ -910,10 +918,8 @@ impl Vm {
                     return FAIL;
                 }
                 let h = self.header(m, method)?;
-                if !array.is_object()
-                    || m.format(array)? != Format::Pointers
-                    || m.size(array)?.slots != h.args
-                {
+                // An Array, as Squeak's primitive requires (`isArray:`), as 82, 84 and 206.
+                if !self.is_array(m, array)? || m.size(array)?.slots != h.args {
                     return FAIL;
                 }
                 self.drop_n(2);
@@ -960,9 +966,7 @@ impl Vm {
                 m.set_slot(c, ctx::TEMPS + i - 1, v)?;
                 let r = self.answer(m, 2, v);
                 if self.same(m, c, self.active)? {
-                    self.store_registers(m)?;
-                    let a = self.active;
-                    self.load_context(m, a)?;
+                    self.reload_active(m)?;
                 }
                 r
             }
@@ -1188,6 +1192,9 @@ impl Vm {
                     Value::int(e)
                 }
             }
+            // Squeak's primitive fails for a negative receiver and NaN (`rcvr >= 0.0`); the
+            // image's fallback reports the error. -0.0 passes, its root -0.0.
+            55 if x < 0.0 || x.is_nan() => return FAIL,
             55 => self.new_float(m, x.sqrt())?,
             56 => self.new_float(m, x.sin())?,
             57 => self.new_float(m, x.atan())?,
@@ -1336,7 +1343,21 @@ impl Vm {
         if df == Format::CompiledMethod {
             self.reload_code(m)?;
         }
-        self.answer(m, 4, dst)
+        let r = self.answer(m, 4, dst);
+        // A replace into the active context (whose registers went into it before the
+        // primitive): the interpreter's copy of its temporaries is loaded again.
+        if df == Format::Pointers && self.same(m, dst, self.active)? {
+            self.reload_active(m)?;
+        }
+        r
+    }
+
+    /// Loads the active context's registers again from the context, after a primitive
+    /// stored into it: the answer the primitive pushed goes in first.
+    fn reload_active<M: ObjectMemory>(&mut self, m: &mut M) -> Result<()> {
+        self.store_registers(m)?;
+        let a = self.active;
+        self.load_context(m, a)
     }
 
     // ---- control primitives --------------------------------------------------------------

@@ -83,6 +83,9 @@ impl ObjectMemory for Counting {
     fn set_class(&mut self, obj: Value, class: Value) -> MemResult<()> {
         self.inner.set_class(obj, class)
     }
+    fn set_identity_hash(&mut self, obj: Value, hash: u32) -> MemResult<()> {
+        self.inner.set_identity_hash(obj, hash)
+    }
     fn identity_key(&self, v: Value) -> MemResult<u64> {
         self.inner.identity_key(v)
     }

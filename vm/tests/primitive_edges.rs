@@ -6,7 +6,10 @@
 //! receiver's, and more arguments than the stack holds fail the primitive; primitive 212
 //! of a non-context answers its indexable size; `at:put:` into the active context reaches
 //! its temporaries; a Words `at:put:` takes no LargePositiveInteger of more than 4 bytes;
-//! the timer takes only a Semaphore; `instVarAt:` reaches only named fields.
+//! the timer takes only a Semaphore; `instVarAt:` reaches only named fields; a become keeps
+//! each identity hash where Squeak keeps it; a replace into the active context, or a store
+//! by a reference taken before its temporaries changed, reaches them; the square root of a
+//! negative Float or NaN fails; `withArgs:executeMethod:` takes only an Array.
 
 mod common;
 
@@ -187,4 +190,100 @@ fn inst_var_at_reaches_only_fixed_fields() {
     let src = def("Object", "pIv:", "pIv: i <primitive: 73> ^#failed")
         + "{(Object compiledMethodAt: #printString) pIv: 1. (Array with: 7) pIv: 1}";
     assert_eq!(run(&src).unwrap(), "(#failed #failed )".replace('#', ""));
+}
+
+#[test]
+fn a_two_way_become_leaves_identity_hashes_with_the_references() {
+    // Squeak's become:with:twoWay: exchanges the hash bits of the two objects
+    // (restoreHeadersAfterBecoming:with:, "so becoming objects in identity sets and
+    // dictionaries doesn't change their hash value"): after
+    // `elementsExchangeIdentityWith:` (primitive 128) `a identityHash` is what it was,
+    // and an IdentitySet holding the objects still finds them.
+    let src = "| a b ha hb | a := Object new. b := Object new. ha := a identityHash. \
+               hb := b identityHash. \
+               (Array with: a) elementsExchangeIdentityWith: (Array with: b). \
+               Array with: a identityHash = ha with: b identityHash = hb";
+    assert_eq!(run(src).unwrap(), "(true true )");
+    let src = "| olds news s | olds := (1 to: 40) collect: [:i | Object new]. \
+               news := (1 to: 40) collect: [:i | Object new]. \
+               s := IdentitySet new. olds do: [:o | s add: o]. \
+               olds elementsExchangeIdentityWith: news. \
+               (olds select: [:o | (s includes: o) not]) size";
+    assert_eq!(run(src).unwrap(), "0");
+}
+
+#[test]
+fn a_one_way_become_gives_the_target_the_hash_of_the_source() {
+    // Squeak's one-way become (primitive 72, primitiveArrayBecomeOneWay) copies each
+    // source's hash into its target (restoreHeadersAfterForwardBecome: "Change the hash
+    // of the new oop (oop2) to be that of the old (oop1) so mutated objects in hash
+    // structures will be happy after the change"; SqueakJS's bulkBecome with copyHash).
+    let pfw = def("Array", "pfw:", "pfw: o <primitive: 72> ^#failed");
+    let src = "| a b ha | ".to_string()
+        + &pfw
+        + "a := Object new. b := Object new. ha := a identityHash. \
+           (Array with: a) pfw: (Array with: b). Array with: a == b with: b identityHash = ha";
+    assert_eq!(run(&src).unwrap(), "(true true )");
+    let src = "| olds news s | ".to_string()
+        + &pfw
+        + "olds := (1 to: 40) collect: [:i | Object new]. \
+           news := (1 to: 40) collect: [:i | Object new]. \
+           s := IdentitySet new. olds do: [:o | s add: o]. \
+           olds pfw: news copy. \
+           (news select: [:o | (s includes: o) not]) size";
+    assert_eq!(run(&src).unwrap(), "0");
+}
+
+#[test]
+fn a_replace_into_the_active_context_reaches_its_temps() {
+    // primitiveStringReplace (105) stores into the receiver's fields past its fixed ones,
+    // a context's included (no context check in Squeak's V3 interpreter, which reads the
+    // active context's temps from the context itself): `a` is 9 afterwards, as it is after
+    // `thisContext basicAt: 1 put: 9` (primitive_edges.rs).
+    let src = "| a | ".to_string()
+        + &def(
+            "Object",
+            "pRep:to:with:from:",
+            "pRep: s to: e with: r from: f <primitive: 105> ^#failed",
+        )
+        + "a := 5. thisContext pRep: 1 to: 1 with: #(9) from: 1. a";
+    assert_eq!(run(&src).unwrap(), "9");
+}
+
+#[test]
+fn the_square_root_of_a_negative_float_fails() {
+    // Squeak's primitiveSquareRoot: `self success: rcvr >= 0.0` (so NaN fails too); the
+    // image's Float>>sqrt fallback then reports the error. Here it answers NaN.
+    let src = def("Float", "pSqrt", "pSqrt <primitive: 55> ^#failed")
+        + "Array with: -4.0 pSqrt with: Float nan pSqrt with: 4.0 pSqrt";
+    assert_eq!(run(&src).unwrap().replace('#', ""), "(failed failed 2.0 )");
+}
+
+#[test]
+fn execute_method_takes_only_an_array_of_arguments() {
+    // primitiveExecuteMethodArgsArray: `(self isArray: argumentArray) ifFalse: [... ^self
+    // primitiveFail]` (the Cog VM checks the Array format too). Here a Point's two fields
+    // are taken as the arguments of between:and:.
+    let src = def(
+        "Object",
+        "pwa:em:",
+        "pwa: a em: m <primitive: 188> ^#failed",
+    ) + "3 pwa: 1@5 em: (Magnitude compiledMethodAt: #between:and:)";
+    assert_eq!(run(&src).unwrap().replace('#', ""), "failed");
+}
+
+#[test]
+fn a_store_into_the_active_context_by_an_earlier_reference_reaches_its_temps() {
+    // The context is taken before the temporary is assigned, so the assignment is only in
+    // the interpreter's registers when the store into the context comes.
+    let src = "| c a | c := thisContext. a := 5. c basicAt: 2 put: 9. a";
+    assert_eq!(run(src).unwrap(), "9");
+    let src = "| c a | ".to_string()
+        + &def(
+            "Object",
+            "pRep:to:with:from:",
+            "pRep: s to: e with: r from: f <primitive: 105> ^#failed",
+        )
+        + "c := thisContext. a := 5. c pRep: 2 to: 2 with: #(9) from: 1. a";
+    assert_eq!(run(&src).unwrap(), "9");
 }
