@@ -8,6 +8,8 @@
 //!
 //! While marking, every slot that holds a forwarder is patched to its target, so after a
 //! collection no slot holds a forwarder and forwarders referred to only by slots are freed.
+//! A table entry that is a forwarder is kept (a base object may refer to it), pointed at
+//! its chain's end, so the forwarders between are freed too.
 //!
 //! **Memory.** The mark needs a bit per key ever used, a worklist, the roots' words and the
 //! root stubs in segment order. An entry is marked when it is pushed, so the worklist holds
@@ -367,9 +369,14 @@ impl Tenant {
 
     /// Reaches the table's entries and the roots, then follows every reached entry's words.
     fn trace(&self, m: &mut Marking, s: &mut MarkScratch) -> Result<()> {
-        // Keys with their generations: a word that names a freed object marks nothing.
+        // Keys with their generations: a word that names a freed object marks nothing. An
+        // entry that is a forwarder is pointed at its chain's end first.
         for (_, i) in self.table.iter() {
-            m.reach(&self.space, self.space.key_of(i))?;
+            let k = self.space.key_of(i);
+            if let Some(k) = k {
+                self.shorten(k, &mut m.out);
+            }
+            m.reach(&self.space, k)?;
         }
         for w in &s.roots {
             m.reach(&self.space, w.as_private())?;
@@ -430,6 +437,28 @@ impl Tenant {
         sub(&mut cold.stats.private_objects, out.freed);
         sub(&mut cold.stats.private_bytes, out.freed_bytes);
         add(&mut cold.stats.collected, out.freed);
+    }
+
+    /// Points the table's entry `k`, if it is a forwarder to another private forwarder,
+    /// straight at the chain's end. A table entry is never freed (a base object, which no
+    /// collection patches, may refer to it), so without this every `become_forward` onto
+    /// the end of its chain (a class redefined again and again) would keep one more
+    /// forwarder for good, and every read through the base reference would walk them all.
+    /// A forwarder whose target is a base object is left as it is: each commit leaves its
+    /// forwarders pointed so ([`crate::commit`]), and an abort keeps them, so they must not
+    /// come to name an object the abort frees; a chain through a base object is shortened
+    /// at that object's own entry.
+    fn shorten(&self, k: PrivateKey, out: &mut CollectStats) {
+        let Some(State::Forwarded(t)) = self.space.get(k) else {
+            return;
+        };
+        let through_private = t
+            .as_private()
+            .is_some_and(|j| matches!(self.space.get(j), Some(State::Forwarded(_))));
+        if through_private && let Ok(Some(end)) = self.forwarded(t) {
+            self.space.retarget(k, end);
+            out.patched += 1;
+        }
     }
 
     /// `w`, or the final target if it is a forwarder.

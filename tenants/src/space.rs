@@ -813,7 +813,7 @@ impl Space {
 
     /// Points forwarder `k` at `target` instead. False, changing nothing, unless `k` names a
     /// live forwarder.
-    pub(crate) fn retarget(&mut self, k: PrivateKey, target: Word) -> bool {
+    pub(crate) fn retarget(&self, k: PrivateKey, target: Word) -> bool {
         match self.keys.link(slab_key(k)) {
             Some(link) if link & FORWARDER != 0 => {
                 self.words[(link & !NOT_OBJECT) as usize].set(target);
