@@ -209,7 +209,7 @@ fn run_random(seed: u64, steps: usize) -> Result<(), String> {
                     MV::Orig(o) => o,
                 };
                 let r = t.set_slot(m.vals[a], j, tv);
-                let sa = m.stubbed[fa].is_some() || false;
+                let sa = m.stubbed[fa].is_some();
                 desc = format!("set {a}.{j} := {v:?} -> {r:?}");
                 if sa {
                     if r.is_ok() {
