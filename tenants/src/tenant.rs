@@ -1333,7 +1333,9 @@ impl Tenant {
             Loc::Private(k) => {
                 let b = match self.body(k) {
                     // A write through a root stub faults its segment in, where the tenant
-                    // has a fault handler ([`Tenant::set_fault_handler`]).
+                    // has a fault handler ([`Tenant::set_fault_handler`]). The stub knows
+                    // its segment only, so the write is checked after: a refused write
+                    // leaves the segment in, as a read does.
                     Err(Error::Swapped { segment, .. }) if self.has_fault_handler() => {
                         self.fault_in(segment)?;
                         self.body(k)?
