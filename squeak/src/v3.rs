@@ -14,6 +14,15 @@ use std::collections::HashMap;
 pub(crate) const COMPACT_CLASSES: usize = 28;
 /// Header size this importer writes.
 const HEADER_SIZE: u32 = 64;
+/// Special objects array indices of the classes MethodContext and BlockContext.
+const CONTEXT_CLASSES: [usize; 2] = [10, 11];
+/// Compact class indices of BlockContext and MethodContext, fixed by the V3 virtual machine.
+const COMPACT_CONTEXTS: [u8; 2] = [13, 14];
+/// Field of a context holding its stack pointer.
+const CONTEXT_STACKP: usize = 2;
+/// Fields of a context before its stack (sender, pc, stack pointer, method, closure or
+/// block argument count, receiver).
+const CONTEXT_FIXED: usize = 6;
 
 /// One object found by the walk over the data.
 struct Rec {
@@ -93,11 +102,16 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     for (k, c) in compact_classes.iter_mut().enumerate().skip(1) {
         *c = mem.slot_ref(compact, k - 1);
     }
+    let classes = Classes {
+        compact: compact_classes,
+        contexts: CONTEXT_CLASSES.map(|k| mem.slot_ref(sidx, k)),
+        nil,
+    };
     // Pass 2: decode every object.
     let objs = mem
         .recs
         .iter()
-        .map(|r| decode(&mem, r, f, &compact_classes, &mut stats))
+        .map(|r| decode(&mem, r, f, &classes, &mut stats))
         .collect::<ImportResult<Vec<_>>>()?;
     finish(Read {
         objs,
@@ -232,15 +246,33 @@ fn walk(d: &Mem<'_>, stats: &mut ImportStats) -> ImportResult<Vec<Rec>> {
     Ok(recs)
 }
 
+/// What decoding an object needs of the special objects array.
+struct Classes {
+    /// The class of each compact class index (index 0 names none).
+    compact: [Option<u32>; 32],
+    /// The classes MethodContext and BlockContext, if the special objects array names them.
+    contexts: [Option<u32>; 2],
+    /// The object nil.
+    nil: u32,
+}
+
 /// Pass 2: decodes the object `r` found by the walk: its class (from the class word or the
 /// compact classes), format, fields, bytes and header bits.
+///
+/// A context (format 3, of compact class 13 or 14 or of the class MethodContext or
+/// BlockContext) holds references only up to its stack pointer: the virtual machine's
+/// `lastPointerOf:` ends it there, so the collector neither traces nor updates the fields
+/// past it, and a saved image may hold any stale word in them. Such a field is kept when it
+/// reads as a value (a small integer, a pointer to an object) and read as nil otherwise,
+/// where a field of any other object that names no object is refused.
 fn decode(
     mem: &Memory<'_>,
     r: &Rec,
     f: ImageFormat,
-    compact_classes: &[Option<u32>; 32],
+    classes: &Classes,
     stats: &mut ImportStats,
 ) -> ImportResult<Obj> {
+    let compact_classes = &classes.compact;
     let d = &mem.d;
     let at = r.hdr as u64;
     let bad = |problem| ImportError::BadHeader { at, problem };
@@ -271,9 +303,29 @@ fn decode(
             .map(|i| Word::base(ObjectIndex::from_u32(i)))
             .ok_or(ImportError::DanglingOop { at, oop: w.into() })
     };
+    let is_context =
+        fmt == 3 && (COMPACT_CONTEXTS.contains(&cci) || classes.contexts.contains(&Some(class)));
+    // The fields that hold references: a context's end at its stack pointer (none past the
+    // fixed ones if it is no small integer or negative, as the machine reads it).
+    let pointers = if is_context {
+        let sp = Some(CONTEXT_STACKP)
+            .filter(|&k| k < n)
+            .and_then(|k| d.u32(r.hdr + 4 + 4 * k, "a slot").ok())
+            .filter(|&w| w & 1 == 1)
+            .map_or(0, |w| usize::try_from((w as i32) >> 1).unwrap_or(0));
+        CONTEXT_FIXED.saturating_add(sp).min(n)
+    } else {
+        n
+    };
+    let nil = Word::base(ObjectIndex::from_u32(classes.nil));
     let (format, slots, bytes) = match fmt {
         0..=4 => {
-            let slots = (0..n).map(oop).collect::<ImportResult<Vec<_>>>()?;
+            let slots = (0..n)
+                .map(|k| match oop(k) {
+                    Err(ImportError::DanglingOop { .. }) if k >= pointers => Ok(nil),
+                    w => w,
+                })
+                .collect::<ImportResult<Vec<_>>>()?;
             let format = if fmt == 4 {
                 Format::Weak
             } else {
