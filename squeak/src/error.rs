@@ -60,6 +60,18 @@ pub enum ImportError {
         /// The pointer.
         oop: u64,
     },
+    /// A Spur reference to a forwarder whose chain of forwarders comes back to a forwarder
+    /// already on it: it ends at no object, where a VM following it would not stop.
+    #[error(
+        "the object at data offset {at} refers to {oop:#x}, a forwarder whose chain of \
+         forwarders is a cycle"
+    )]
+    ForwarderCycle {
+        /// Byte offset of the referring object in the object data.
+        at: u64,
+        /// The reference to the first forwarder.
+        oop: u64,
+    },
     /// A Spur object's class index names no class in the class table.
     #[error("the object at data offset {at} has class index {index}, which is no class")]
     BadClassIndex {

@@ -21,6 +21,10 @@ const ARRAY_PUN: u32 = 16;
 const SMALL_FLOAT_INDEX: u32 = 4;
 /// Pun of hidden weak arrays.
 const WEAK_ARRAY_PUN: u32 = 17;
+/// Class index of a free chunk: memory no object holds.
+const FREE_PUN: u32 = 0;
+/// Pun of a forwarder: an object become another, its first slot the other's oop.
+const FORWARDER_PUN: u32 = 8;
 /// Slots in a class-table page.
 const PAGE_SLOTS: u32 = 1024;
 /// Position of the hidden-roots object (after nil, false, true and the free lists).
@@ -59,7 +63,13 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     let (header, d, at) = read_header(&m, f, prefix)?;
     let mut stats = ImportStats::default();
     let recs = walk(&d, ws, header.old_base, at.first_segment, &mut stats)?;
-    let mem = Memory { d, recs, ws };
+    let mut mem = Memory {
+        d,
+        recs,
+        ws,
+        forwarded: HashMap::new(),
+    };
+    mem.forwarded = follow_forwarders(&mem);
     let sidx = mem
         .resolve(at.special)
         .ok_or(ImportError::Missing("the special objects array"))?;
@@ -69,6 +79,19 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     let char_class = table.class_at(2);
     let float_class = table.class_at(SMALL_FLOAT_INDEX);
 
+    // Every ordinary object's class first: a class index the table names no class at is
+    // that, before a class-table page's entry for it is found to name no object.
+    for r in mem
+        .recs
+        .iter()
+        .filter(|r| class_index(r) >= FIRST_CLASS_INDEX)
+    {
+        let index = class_index(r);
+        table.class_at(index).ok_or(ImportError::BadClassIndex {
+            at: r.hdr as u64,
+            index,
+        })?;
+    }
     // Pass 2: decode every object.
     let mut objs = Vec::with_capacity(mem.recs.len());
     let mut extra_roots = Vec::new();
@@ -128,6 +151,13 @@ fn read_header<'a>(
     let data_size = usize::try_from(m.word(at(1), ws, H)?)
         .map_err(|_| ImportError::BadImageHeader("the data size is too large"))?;
     let old_base = m.word(at(2), ws, H)?;
+    // Spur objects start on 8-byte boundaries: from any other base, an object's address
+    // would be no oop (in 64-bit images, its low bits the tag of an immediate float).
+    if !old_base.is_multiple_of(8) {
+        return Err(ImportError::BadImageHeader(
+            "the old base is not 8-aligned, as Spur objects are",
+        ));
+    }
     let special = m.word(at(3), ws, H)?;
     let first_segment = m.word(if ws == 8 { 72 } else { 48 }, ws, H)?;
     let mut header = ImageHeader {
@@ -278,21 +308,115 @@ fn walk_segment(
     Ok(())
 }
 
+/// Why a Spur oop names no object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NoObject {
+    /// It points at no object, at a free chunk, or at a forwarder whose chain ends so.
+    Dangling,
+    /// It points at a forwarder whose chain comes back on itself.
+    Cycle,
+}
+
 /// The object memory after the walk.
 struct Memory<'a> {
     d: Mem<'a>,
     /// Every object, in address order.
     recs: Vec<Rec>,
     ws: usize,
+    /// Where each forwarder leads (by object number): the object at the end of its chain.
+    forwarded: HashMap<u32, Result<u32, NoObject>>,
+}
+
+/// The class index of a record.
+fn class_index(r: &Rec) -> u32 {
+    (r.header & 0x3F_FFFF) as u32
+}
+
+/// Where every forwarder of `mem` leads: the object at the end of its chain of forwarders,
+/// or why there is none. A Spur VM follows a forwarder wherever it meets one (lazy
+/// forwarding: a become leaves the old object as a forwarder, and references to it are
+/// fixed up when used), so a reference to one is a reference to its target. Each forwarder
+/// is followed once: O(forwarders).
+fn follow_forwarders(mem: &Memory<'_>) -> HashMap<u32, Result<u32, NoObject>> {
+    let mut done: HashMap<u32, Result<u32, NoObject>> = HashMap::new();
+    let is_forwarder = |i: u32| class_index(&mem.recs[i as usize]) == FORWARDER_PUN;
+    for (start, _) in (0u32..)
+        .zip(&mem.recs)
+        .filter(|(_, r)| class_index(r) == FORWARDER_PUN)
+    {
+        if done.contains_key(&start) {
+            continue;
+        }
+        // The chain from `start` up to an object, a forwarder already settled, or one on
+        // the chain already (a cycle).
+        let mut path = vec![start];
+        let mut on_path = std::collections::HashSet::from([start]);
+        let end = loop {
+            let f = path[path.len() - 1];
+            // A forwarder's target is its first slot, which it has room for whatever its
+            // slot count (every object has room for one).
+            let target = mem
+                .d
+                .word(mem.recs[f as usize].hdr + 8, mem.ws, "a forwarder's target")
+                .ok()
+                .filter(|&w| w & (mem.ws as u64 - 1) == 0)
+                .and_then(|w| mem.find(w));
+            match target {
+                None => break Err(NoObject::Dangling),
+                Some(t) if !is_forwarder(t) => break mem.live(t).ok_or(NoObject::Dangling),
+                Some(t) => {
+                    if let Some(&r) = done.get(&t) {
+                        break r;
+                    }
+                    if !on_path.insert(t) {
+                        break Err(NoObject::Cycle);
+                    }
+                    path.push(t);
+                }
+            }
+        };
+        for f in path {
+            done.insert(f, end);
+        }
+    }
+    done
 }
 
 impl Memory<'_> {
-    /// The object an oop points at.
-    fn resolve(&self, oop: u64) -> Option<u32> {
+    /// The record an oop points at, whatever it is.
+    fn find(&self, oop: u64) -> Option<u32> {
         self.recs
             .binary_search_by_key(&oop, |r| r.addr)
             .ok()
             .and_then(|i| u32::try_from(i).ok())
+    }
+
+    /// Object `i` if it is one a reference can name: not a free chunk.
+    fn live(&self, i: u32) -> Option<u32> {
+        Some(i).filter(|&i| class_index(&self.recs[i as usize]) != FREE_PUN)
+    }
+
+    /// The object an oop names: the object it points at, or the end of the chain of a
+    /// forwarder it points at; none for a free chunk.
+    fn resolve_ref(&self, oop: u64) -> Result<u32, NoObject> {
+        let i = self.find(oop).ok_or(NoObject::Dangling)?;
+        match self.forwarded.get(&i) {
+            Some(&end) => end,
+            None => self.live(i).ok_or(NoObject::Dangling),
+        }
+    }
+
+    /// The object an oop names ([`Memory::resolve_ref`]), if any.
+    fn resolve(&self, oop: u64) -> Option<u32> {
+        self.resolve_ref(oop).ok()
+    }
+
+    /// The error for a slot of the object at `at` holding `oop`, which names no object.
+    fn no_object(&self, at: u64, oop: u64) -> ImportError {
+        match self.resolve_ref(oop) {
+            Err(NoObject::Cycle) => ImportError::ForwarderCycle { at, oop },
+            _ => ImportError::DanglingOop { at, oop },
+        }
     }
 
     /// Slot `k` of object `i`, raw, if `i` is an object of pointers (formats 0 to 5) that
@@ -317,14 +441,13 @@ impl Memory<'_> {
 /// The class table: the pages the hidden roots point at, looked up with a cache.
 struct ClassTable<'m> {
     mem: &'m Memory<'m>,
-    nil_oop: u64,
+    nil: u32,
     pages: usize,
     cache: HashMap<u32, Option<u32>>,
 }
 
 impl<'m> ClassTable<'m> {
     fn new(mem: &'m Memory<'m>, nil: u32) -> ImportResult<Self> {
-        let nil_oop = mem.recs[nil as usize].addr;
         let hidden_roots = mem
             .recs
             .get(HIDDEN_ROOTS as usize)
@@ -334,27 +457,24 @@ impl<'m> ClassTable<'m> {
             ))?;
         Ok(ClassTable {
             mem,
-            nil_oop,
+            nil,
             pages: 4096.min(hidden_roots.slots),
             cache: HashMap::new(),
         })
     }
 
-    /// The class at class index `ci`, if the table has one there.
+    /// The class at class index `ci`, if the table has one there: an entry that is nil, a
+    /// free chunk or no object names none; one that is a forwarder names its target.
     fn class_at(&mut self, ci: u32) -> Option<u32> {
-        let (mem, nil_oop, pages) = (self.mem, self.nil_oop, self.pages);
+        let (mem, nil, pages) = (self.mem, self.nil, self.pages);
         *self.cache.entry(ci).or_insert_with(|| {
             let page = (ci / PAGE_SLOTS) as usize;
             if page >= pages {
                 return None;
             }
-            let p = mem
-                .raw_slot(HIDDEN_ROOTS, page)
-                .filter(|&o| o != nil_oop)
-                .and_then(|o| mem.resolve(o))?;
-            mem.raw_slot(p, (ci % PAGE_SLOTS) as usize)
-                .filter(|&o| o != nil_oop)
-                .and_then(|o| mem.resolve(o))
+            let p = mem.slot_ref(HIDDEN_ROOTS, page).filter(|&p| p != nil)?;
+            mem.slot_ref(p, (ci % PAGE_SLOTS) as usize)
+                .filter(|&c| c != nil)
         })
     }
 }
@@ -377,7 +497,7 @@ fn decode(
     let raw = d.take(r.hdr + 8, r.slots * ws, "an object body")?;
     let oop = |k: usize| -> ImportResult<Word> {
         let w = d.word(r.hdr + 8 + ws * k, ws, "a slot")?;
-        decode_oop(w, ws, &|o| mem.resolve(o)).ok_or(ImportError::DanglingOop { at, oop: w })
+        decode_oop(w, ws, &|o| mem.resolve(o)).ok_or_else(|| mem.no_object(at, w))
     };
     let pointers = |n: usize| (0..n).map(oop).collect::<ImportResult<Vec<_>>>();
     let hidden = ci < FIRST_CLASS_INDEX;

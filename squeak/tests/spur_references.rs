@@ -1,0 +1,292 @@
+//! References in Spur images as a Spur VM reads them: a reference to a forwarder names the
+//! object at the end of its chain (a cycle is refused), a reference to a free chunk or a
+//! class-table entry that is one names nothing and is refused, and an old base that is not
+//! 8-aligned (no object could start on it) is refused. The images are written here, small
+//! and little-endian, with one segment.
+
+use cowheap_heap::{BaseHeap, ObjectIndex, Word};
+use cowheap_squeak::{ImportError, import_bytes};
+
+#[derive(Clone)]
+enum S {
+    /// A reference to object k.
+    R(usize),
+    /// A raw word.
+    W(u64),
+}
+
+#[derive(Clone)]
+struct SObj {
+    ci: u32,
+    fmt: u8,
+    hash: u32,
+    slots: Vec<S>,
+}
+
+fn sobj(ci: u32, fmt: u8, hash: u32, slots: Vec<S>) -> SObj {
+    SObj {
+        ci,
+        fmt,
+        hash,
+        slots,
+    }
+}
+
+/// Writes a Spur image of `objs`, whose special objects array is object `special`.
+fn spur_image(ws: usize, old_base: u64, objs: &[SObj], special: usize) -> Vec<u8> {
+    // Addresses.
+    let mut addr = Vec::new();
+    let mut pos = 0u64;
+    for o in objs {
+        let n = o.slots.len();
+        let overflow = if n >= 255 { 8 } else { 0 };
+        addr.push(old_base + pos + overflow);
+        pos += overflow + 8 + ((n * ws).max(8).next_multiple_of(8)) as u64;
+    }
+    let mut data: Vec<u8> = Vec::new();
+    let put64 = |d: &mut Vec<u8>, v: u64| d.extend(v.to_le_bytes());
+    let putw = |d: &mut Vec<u8>, v: u64| {
+        if ws == 8 {
+            d.extend(v.to_le_bytes())
+        } else {
+            d.extend((v as u32).to_le_bytes())
+        }
+    };
+    for o in objs {
+        let n = o.slots.len();
+        if n >= 255 {
+            put64(&mut data, (0xFFu64 << 56) | n as u64);
+        }
+        let h = u64::from(o.ci)
+            | (u64::from(o.fmt) << 24)
+            | (u64::from(o.hash) << 32)
+            | ((n.min(255) as u64) << 56);
+        put64(&mut data, h);
+        let start = data.len();
+        for s in &o.slots {
+            let v = match *s {
+                S::R(k) => addr[k],
+                S::W(w) => w,
+            };
+            putw(&mut data, v);
+        }
+        let body = (n * ws).max(8).next_multiple_of(8);
+        data.resize(start + body, 0);
+    }
+    // The last bridge.
+    put64(&mut data, 3 | (10 << 24) | (1 << 30) | (1 << 55));
+    put64(&mut data, 0);
+    let header_size = if ws == 8 { 128 } else { 64 };
+    let mut out = Vec::new();
+    let version: u32 = if ws == 8 { 68021 } else { 6521 };
+    out.extend(version.to_le_bytes());
+    out.extend((header_size as u32).to_le_bytes());
+    putw(&mut out, data.len() as u64);
+    putw(&mut out, old_base);
+    putw(&mut out, addr[special]);
+    putw(&mut out, 1000); // last hash
+    putw(&mut out, 0); // window
+    putw(&mut out, 2); // flags: floats little-endian
+    out.extend(0u32.to_le_bytes()); // extra VM memory
+    out.extend(0u32.to_le_bytes());
+    out.extend(0u32.to_le_bytes());
+    out.extend(0u32.to_le_bytes());
+    putw(&mut out, data.len() as u64); // first segment
+    putw(&mut out, 0); // free old space
+    out.resize(header_size, 0);
+    out.extend(data);
+    out
+}
+
+const NIL: usize = 0;
+const FALSE: usize = 1;
+const TRUE: usize = 2;
+const CLASS: usize = 6;
+const SPECIAL: usize = 7;
+
+/// The smallest Spur object memory the importer takes: nil, false, true, the free lists,
+/// the hidden roots, class-table page 0, one class (index 32, its own class), the special
+/// objects array; `extra` objects follow.
+fn spur_objects(ws: usize, extra: Vec<SObj>) -> Vec<SObj> {
+    let raw_fmt = if ws == 8 { 9 } else { 10 };
+    let mut hidden_roots = vec![S::R(5)];
+    hidden_roots.resize(4096 + 8, S::R(NIL));
+    let mut page = vec![S::R(NIL); 1024];
+    page[32] = S::R(CLASS);
+    let int = |i: u64| S::W(if ws == 8 { (i << 3) | 1 } else { (i << 1) | 1 });
+    let mut special = vec![S::R(NIL), S::R(FALSE), S::R(TRUE)];
+    special.resize(12, S::R(NIL));
+    let mut objs = vec![
+        sobj(32, 0, 1, vec![]),
+        sobj(32, 0, 2, vec![]),
+        sobj(32, 0, 3, vec![]),
+        sobj(19, raw_fmt, 0, vec![S::W(0); 2]),
+        sobj(16, 2, 0, hidden_roots),
+        sobj(16, 2, 0, page),
+        // A class: superclass, method dictionary, format.
+        sobj(32, 1, 32, vec![S::R(NIL), S::R(NIL), int(2)]),
+        sobj(32, 2, 5, special),
+    ];
+    objs.extend(extra);
+    objs
+}
+
+/// Slot `k` of the special objects array of an imported base.
+fn special_slot(heap: &BaseHeap, k: usize) -> Word {
+    let s = heap
+        .root("specialObjects")
+        .unwrap()
+        .word()
+        .as_base()
+        .unwrap();
+    heap.get_slot(s, k).unwrap()
+}
+
+#[test]
+fn the_written_images_import() {
+    for ws in [4, 8] {
+        let b = spur_image(ws, 0x10000, &spur_objects(ws, vec![]), SPECIAL);
+        let im = import_bytes(&b).unwrap_or_else(|e| panic!("{ws}: {e}"));
+        assert_eq!(im.heap.len(), 8);
+        assert!(special_slot(&im.heap, 1).is_base());
+    }
+}
+
+/// An old base 4 modulo 8: every object would be at an address a Spur oop cannot name (in
+/// a 64-bit image, every reference would read as an immediate float). Refused, as the
+/// exporter refuses such a base.
+#[test]
+fn an_old_base_that_is_not_8_aligned_is_refused() {
+    for ws in [4, 8] {
+        let b = spur_image(ws, 0x1_0004, &spur_objects(ws, vec![]), SPECIAL);
+        let r = import_bytes(&b);
+        assert!(
+            matches!(r, Err(ImportError::BadImageHeader(_))),
+            "{ws}-byte words: {:?}",
+            r.map(|im| special_slot(&im.heap, 1))
+        );
+    }
+}
+
+/// A slot of the special objects array referring to a forwarder (class index 8, format 7)
+/// to `true`, or to a chain of two: the slot is `true`.
+#[test]
+fn a_reference_to_a_forwarder_is_its_target() {
+    for ws in [4usize, 8] {
+        for chain in [1, 2, 3] {
+            // Objects 8.. are the forwarders, each to the next, the last to `true`.
+            let fwds = (0..chain)
+                .map(|k| {
+                    let next = if k + 1 == chain { TRUE } else { 9 + k };
+                    sobj(8, 7, 0, vec![S::R(next)])
+                })
+                .collect();
+            let mut objs = spur_objects(ws, fwds);
+            objs[SPECIAL].slots[3] = S::R(8);
+            let b = spur_image(ws, 0x1_0000, &objs, SPECIAL);
+            let im = import_bytes(&b).unwrap_or_else(|e| panic!("{ws}, {chain}: {e}"));
+            assert_eq!(
+                special_slot(&im.heap, 3),
+                im.heap.root("true").unwrap().word(),
+                "{ws}-byte words, {chain} forwarders"
+            );
+        }
+    }
+}
+
+/// A class-table entry that is a forwarder to the class: instances of that class index
+/// have the class.
+#[test]
+fn a_class_table_entry_that_is_a_forwarder_names_its_target() {
+    for ws in [4usize, 8] {
+        let mut objs = spur_objects(
+            ws,
+            vec![sobj(8, 7, 0, vec![S::R(CLASS)]), sobj(33, 0, 9, vec![])],
+        );
+        objs[5].slots[33] = S::R(8);
+        let b = spur_image(ws, 0x1_0000, &objs, SPECIAL);
+        let im = import_bytes(&b).unwrap_or_else(|e| panic!("{ws}: {e}"));
+        assert_eq!(
+            im.heap.class_word(ObjectIndex::from_u32(9)).unwrap(),
+            Word::base(ObjectIndex::from_u32(CLASS as u32))
+        );
+    }
+}
+
+/// Forwarders that forward to each other (or to themselves) end at no object: a reference
+/// to one is refused, naming the cycle.
+#[test]
+fn a_forwarder_cycle_is_refused() {
+    for ws in [4usize, 8] {
+        for fwds in [
+            vec![sobj(8, 7, 0, vec![S::R(8)])],
+            vec![sobj(8, 7, 0, vec![S::R(9)]), sobj(8, 7, 0, vec![S::R(8)])],
+            vec![
+                sobj(8, 7, 0, vec![S::R(9)]),
+                sobj(8, 7, 0, vec![S::R(10)]),
+                sobj(8, 7, 0, vec![S::R(9)]),
+            ],
+        ] {
+            let n = fwds.len();
+            let mut objs = spur_objects(ws, fwds);
+            objs[SPECIAL].slots[3] = S::R(8);
+            let b = spur_image(ws, 0x1_0000, &objs, SPECIAL);
+            let r = import_bytes(&b);
+            assert!(
+                matches!(r, Err(ImportError::ForwarderCycle { .. })),
+                "{ws}-byte words, {n} forwarders: {:?}",
+                r.map(|im| special_slot(&im.heap, 3))
+            );
+            // Unreferenced, the cycle is harmless: the VM never follows it.
+            objs[SPECIAL].slots[3] = S::R(NIL);
+            let b = spur_image(ws, 0x1_0000, &objs, SPECIAL);
+            assert!(
+                import_bytes(&b).is_ok(),
+                "{ws}-byte words, {n} unreferenced"
+            );
+        }
+    }
+}
+
+/// A slot referring to a free chunk (class index 0), directly or through a forwarder, names
+/// no object: refused.
+#[test]
+fn a_reference_to_a_free_chunk_is_refused() {
+    for ws in [4usize, 8] {
+        for through_forwarder in [false, true] {
+            let free = 8;
+            let mut extra = vec![sobj(0, 0, 0, vec![S::W(0); 2])];
+            extra.push(sobj(8, 7, 0, vec![S::R(free)]));
+            let mut objs = spur_objects(ws, extra);
+            objs[SPECIAL].slots[3] = S::R(if through_forwarder { 9 } else { free });
+            let b = spur_image(ws, 0x1_0000, &objs, SPECIAL);
+            let r = import_bytes(&b);
+            assert!(
+                matches!(r, Err(ImportError::DanglingOop { .. })),
+                "{ws}-byte words, through a forwarder: {through_forwarder}: {:?}",
+                r.map(|im| special_slot(&im.heap, 3))
+            );
+        }
+    }
+}
+
+/// A class-table entry that is a free chunk names no class: an instance of that class
+/// index is refused.
+#[test]
+fn a_class_table_entry_that_is_a_free_chunk_is_no_class() {
+    for ws in [4usize, 8] {
+        let free = 8;
+        let mut objs = spur_objects(
+            ws,
+            vec![sobj(0, 0, 0, vec![S::W(0); 2]), sobj(33, 0, 9, vec![])],
+        );
+        objs[5].slots[33] = S::R(free);
+        let b = spur_image(ws, 0x1_0000, &objs, SPECIAL);
+        let r = import_bytes(&b);
+        assert!(
+            matches!(r, Err(ImportError::BadClassIndex { index: 33, .. })),
+            "{ws}-byte words: {:?}",
+            r.map(|im| im.heap.class_word(ObjectIndex::from_u32(9)).ok())
+        );
+    }
+}
