@@ -956,9 +956,13 @@ fn plan_object(
             Format::Bytes => (16 + unused, n),
             Format::CompiledMethod => {
                 // Read back, the header's literal count says where the literals end: a
-                // method whose slots say otherwise would come back another.
+                // method whose slots say otherwise, or that has no header slot (its first
+                // bytes would be read as one), would come back another.
                 let literals = o.slots.first().and_then(|w| w.as_int()).map(|h| h & 0x7FFF);
-                if literals.and_then(|l| usize::try_from(l).ok()) != o.slots.len().checked_sub(1) {
+                if literals
+                    .and_then(|l| usize::try_from(l).ok())
+                    .is_none_or(|l| Some(l) != o.slots.len().checked_sub(1))
+                {
                     return Err(unrepresentable(
                         "a compiled method whose literals are not the count its header gives",
                     ));

@@ -520,13 +520,17 @@ fn plan_object(heap: &BaseHeap, x: ObjectIndex, compact: &HashMap<u32, u8>) -> E
         Format::Bytes => (8 + pad(b), b.div_ceil(4)),
         Format::CompiledMethod => {
             // Read back, the header's literal count says where the literals end and the
-            // bytecodes begin: a method whose slots say otherwise would come back another.
+            // bytecodes begin: a method whose slots say otherwise, or that has no header
+            // slot (its first bytes would be read as one), would come back another.
             let literals = o
                 .slots
                 .first()
                 .and_then(|w| w.as_int())
                 .map(|h| h >> 9 & 0xFF);
-            if literals.and_then(|l| usize::try_from(l).ok()) != o.slots.len().checked_sub(1) {
+            if literals
+                .and_then(|l| usize::try_from(l).ok())
+                .is_none_or(|l| Some(l) != o.slots.len().checked_sub(1))
+            {
                 return Err(unrepresentable(
                     "a compiled method whose literals are not the count its header gives",
                 ));

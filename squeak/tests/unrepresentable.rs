@@ -166,6 +166,45 @@ fn compiled_methods_whose_literals_disagree_with_their_header_are_refused() {
     }
 }
 
+/// A compiled method without slots (no header) is refused: written, its first bytes would
+/// be read back as its header, and the method would come back another object, if the image
+/// read back at all.
+#[test]
+fn compiled_methods_without_a_header_are_refused() {
+    for imported in [scratch(), headless()] {
+        let heap = &imported.heap;
+        let ws = imported.format.word_bytes();
+        let m = heap
+            .indices()
+            .find(|&x| {
+                let o = heap.object(x).unwrap();
+                o.format == Format::CompiledMethod && o.bytes.len() >= 2 * ws
+            })
+            .unwrap();
+        // Bytes whose first word reads as the header of a method without literals.
+        assert_unrepresentable(
+            heap,
+            imported.format,
+            m.as_u32(),
+            &|p| {
+                p.slots.clear();
+                p.bytes.truncate(2 * ws);
+                p.bytes.fill(0x55);
+                p.bytes[..ws].fill(0);
+                p.bytes[0] = 1;
+            },
+            "no header slot",
+        );
+        assert_unrepresentable(
+            heap,
+            imported.format,
+            m.as_u32(),
+            &|p| p.slots.clear(),
+            "no header slot, the method's own bytes",
+        );
+    }
+}
+
 /// The headless image with a class a commit added (a copy of Array's class, its identity
 /// hash `hash` or one drawn at random) and an instance of it, flattened into a heap.
 fn committed_new_class(hash: Option<u32>) -> BaseHeap {
