@@ -13,10 +13,11 @@
 //!
 //! What V3 cannot hold is refused with [`SegmentError::Unrepresentable`]: a character, a
 //! small float or an integer beyond 31 bits as an immediate, 16- or 64-bit raw units, a
-//! host object ([`crate::hosts`]: Squeak's segments have no place for its plugin's state).
+//! host object ([`crate::hosts`]: Squeak's segments have no place for its plugin's state),
+//! a compiled method whose slots are not its header and the literals the header counts.
 
 use crate::error::{Result, SegmentError};
-use crate::tenant::{OutRef, SRef, TenantSegment};
+use crate::tenant::{OutRef, SRef, SegObj, TenantSegment};
 use crate::v3::{ByteOrder, ClassRef, HeaderKind, Oop, SegObject, V3Segment};
 use cowheap_heap::{BaseHeap, Format, ObjectIndex, Value, Word};
 
@@ -29,6 +30,30 @@ const FORMAT_SLOT: usize = 2;
 /// Special objects array index of the compact classes array (compact index `k`, 1 to 31, is
 /// its slot `k - 1`).
 const SPECIAL_COMPACT_CLASSES: usize = 28;
+
+/// Refuses a compiled method whose slots are not its header (a small integer) and the
+/// literals the header counts, `literals` reading the count from the header's value: read
+/// back, that count says where the literals end and the bytes begin, so such a method (a
+/// tenant can write any slot of it, the header among them) would be split elsewhere, its
+/// bytes taken for literals or its literals for bytes.
+///
+/// # Errors
+/// [`SegmentError::Unrepresentable`] for such a method.
+pub(crate) fn check_literals(o: &SegObj, literals: impl Fn(i64) -> i64) -> Result<()> {
+    let count = match o.slots.first() {
+        Some(SRef::Imm(w)) => w.as_int().map(literals),
+        _ => None,
+    };
+    if count
+        .and_then(|c| usize::try_from(c).ok())
+        .is_none_or(|c| c.checked_add(1) != Some(o.slots.len()))
+    {
+        return Err(SegmentError::Unrepresentable(
+            "a compiled method whose literals are not the count its header gives",
+        ));
+    }
+    Ok(())
+}
 
 /// What a Squeak segment export of `seg` starts from: the base's special objects array and
 /// the out-pointer table, whose first entry is the class Array (of the roots array), then
@@ -227,14 +252,18 @@ pub fn to_v3(
                 (6, Vec::new(), raw)
             }
             Format::Bytes => (8 + pad(o.bytes.len()), Vec::new(), pack(&o.bytes)),
-            Format::CompiledMethod => (
-                12 + pad(o.bytes.len()),
-                o.slots
-                    .iter()
-                    .map(|&s| oop(s))
-                    .collect::<Result<Vec<_>>>()?,
-                pack(&o.bytes),
-            ),
+            Format::CompiledMethod => {
+                // A V3 header counts the literals in bits 9-16 of its value.
+                check_literals(o, |h| h >> 9 & 0xFF)?;
+                (
+                    12 + pad(o.bytes.len()),
+                    o.slots
+                        .iter()
+                        .map(|&s| oop(s))
+                        .collect::<Result<Vec<_>>>()?,
+                    pack(&o.bytes),
+                )
+            }
             Format::Shorts | Format::DoubleWords => {
                 return Err(SegmentError::Unrepresentable(
                     "16- or 64-bit raw units, which V3 does not have",

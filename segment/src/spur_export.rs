@@ -15,7 +15,8 @@
 //!
 //! Refused with [`SegmentError::Unrepresentable`]: host objects, integers and characters
 //! the word size cannot hold as immediates, immediate floats in 32-bit segments, and the
-//! compiled methods of a V3 base (their headers are not Spur headers).
+//! compiled methods of a V3 base (their headers are not Spur headers), and a compiled method
+//! whose slots are not its header and the literals the header counts.
 //!
 //! [`from_spur`] decodes the words back into members and roots, and [`to_segment`] makes
 //! them a [`TenantSegment`] again (state `Inactive`, as read back from a file), which
@@ -188,6 +189,8 @@ pub fn to_spur(
                         "a V3 compiled method (its header is not a Spur method header)",
                     ));
                 }
+                // A Spur header counts the literals in the low 15 bits of its value.
+                crate::export::check_literals(o, |h| h & 0x7FFF)?;
                 (24 + unused(o.bytes.len(), 1), pointers(o)?, o.bytes.clone())
             }
         };

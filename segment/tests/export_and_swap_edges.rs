@@ -2,8 +2,9 @@
 //! through a V3 export even when its format word names a compact index; a Spur round trip,
 //! which gives the segment's classes hash 0, rehashes the identity collections keyed by
 //! them; `to_v3` refuses a version it cannot write; a swapper finds a free id past a long
-//! run of ids the store holds; and neither a refused swap-out nor the adoption of no record
-//! binds the swapper to its tenant.
+//! run of ids the store holds; neither a refused swap-out nor the adoption of no record
+//! binds the swapper to its tenant; and both exports refuse a compiled method whose header
+//! a tenant changed so that its literal count is not its slots.
 
 mod common;
 
@@ -15,7 +16,7 @@ use cowheap_segment::bind::BaseNames;
 use cowheap_segment::export;
 use cowheap_segment::rehash;
 use cowheap_segment::spur::{SpurSegment, WordSize};
-use cowheap_segment::spur_export::{letter_for, to_segment, to_spur};
+use cowheap_segment::spur_export::{from_spur, letter_for, to_segment, to_spur};
 use cowheap_segment::swap::{MemStore, SegmentId, SegmentStore, Swapper};
 use cowheap_segment::tenant::{self, SRef};
 use cowheap_segment::v3::{ByteOrder, ClassRef, V3Segment};
@@ -192,4 +193,69 @@ fn adopting_no_record_does_not_bind_the_swapper() {
     assert!(s.swapped().is_empty(), "no segment is out");
     let root = held_object(&base, &mut t2);
     s.swap_out(&mut t2, &[root]).unwrap();
+}
+
+/// A tenant's compiled method of one slot (its header) and 12 bytes whose header says
+/// `literals` literals, in a segment of its own; the base imported from `name`.
+fn method_segment(name: &str, spur: bool, literals: i64) -> (Arc<Base>, tenant::TenantSegment) {
+    let base = Base::new(cowheap_squeak::import(image(name)).unwrap().heap);
+    let heap = base.heap();
+    let method_class = heap
+        .indices()
+        .find(|&x| heap.object(x).unwrap().format == Format::CompiledMethod)
+        .map(|x| heap.class_word(x).unwrap())
+        .unwrap();
+    let mut t = Tenant::fork(&base);
+    let m = t
+        .alloc(
+            Value::shared(method_class),
+            Format::CompiledMethod,
+            ObjectSize {
+                slots: 1,
+                bytes: 12,
+            },
+        )
+        .unwrap();
+    // The literal count in bits 9-16 of a V3 header's value, bits 0-14 of a Spur one's.
+    let header = if spur { literals } else { literals << 9 };
+    t.set_slot(m, 0, Value::int(header)).unwrap();
+    // Bytes whose words read as small integers in either format.
+    t.set_bytes(m, 0, &[1, 0, 0, 0, 3, 0, 0, 0, 5, 0, 0, 0])
+        .unwrap();
+    let seg = tenant::extract(&t, &[m], &[]).unwrap();
+    (base, seg)
+}
+
+/// A method whose header a tenant set to two literals while it holds none: written, a
+/// reader would take its first bytes for literals. Both exports refuse it; with the header
+/// its slots agree with, it is written and reads back as it was.
+#[test]
+fn exports_refuse_a_method_whose_header_disagrees_with_its_slots() {
+    let unrepresentable = |r: Result<(), SegmentError>| matches!(r, Err(SegmentError::Unrepresentable(w)) if w.contains("literals"));
+    // V3, from a V3 base.
+    let (base, seg) = method_segment("mini.image", false, 2);
+    let r = export::to_v3(&seg, base.heap(), ByteOrder::Little, 6502, b's');
+    assert!(unrepresentable(r.map(|_| ())));
+    let (base, seg) = method_segment("mini.image", false, 0);
+    let e = export::to_v3(&seg, base.heap(), ByteOrder::Little, 6502, b's').unwrap();
+    let back = V3Segment::parse(&e.segment.to_bytes().unwrap(), e.out.len()).unwrap();
+    assert_eq!(back.objects[1].pointers.len(), 1);
+    assert_eq!(back.objects[1].raw.len(), 3);
+    // Spur, from a Spur base, in either word size.
+    for words in [WordSize::W32, WordSize::W64] {
+        let (base, seg) = method_segment("headless-spur32.image", true, 2);
+        let r = to_spur(&seg, base.heap(), ByteOrder::Little, words, b's');
+        assert!(unrepresentable(r.map(|_| ())), "{words:?}");
+        let (base, seg) = method_segment("headless-spur32.image", true, 0);
+        let e = to_spur(&seg, base.heap(), ByteOrder::Little, words, b's').unwrap();
+        let (objs, _) =
+            from_spur(&SpurSegment::parse(&e.segment.to_bytes().unwrap(), e.out.len()).unwrap())
+                .unwrap();
+        assert_eq!(objs[0].slots.len(), 1, "{words:?}");
+        assert_eq!(
+            objs[0].bytes,
+            [1, 0, 0, 0, 3, 0, 0, 0, 5, 0, 0, 0],
+            "{words:?}"
+        );
+    }
 }
