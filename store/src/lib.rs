@@ -169,7 +169,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Result, StoreError};
 pub use local::LocalStore;
 pub use names::{
-    Digest, Epoch, MAX_NAME, Millis, NodeName, PrincipalName, TenantName, fingerprint_hex,
+    Digest, Epoch, MAX_NAME, Millis, NOBODY, NodeName, PrincipalName, TenantName, fingerprint_hex,
     parse_fingerprint,
 };
 pub use node::{DEFAULT_LEASE_MS, Node, Resident, SuspendFailed, principal_access};

@@ -45,8 +45,8 @@
 
 use crate::store::{Access, BlobStats, Claim, Store, TenantRecord, VersionRecord, check_layer};
 use crate::{
-    Clock, Digest, Epoch, Millis, NodeName, PrincipalName, Result, StoreError, TenantName,
-    names::{fingerprint_hex, parse_fingerprint},
+    Clock, Digest, Epoch, Millis, NOBODY, NodeName, PrincipalName, Result, StoreError, TenantName,
+    names::{fingerprint_hex, parse_fingerprint, stored_name},
 };
 use cowheap_heap::Fingerprint;
 use cowheap_segment::swap::SegmentId;
@@ -930,7 +930,7 @@ fn format_version(r: &VersionRecord) -> String {
         r.layer.to_hex(),
         r.committed_by
             .as_ref()
-            .map_or("-".to_owned(), |p| p.to_string()),
+            .map_or(NOBODY.to_owned(), |p| p.to_string()),
     );
     seal(&mut s);
     s
@@ -976,13 +976,7 @@ fn parse_version(origin: Fingerprint, number: u64, bytes: &[u8]) -> Result<Versi
         return Err(bad("not the record of this version"));
     }
     let layer = Digest::from_hex(&field(layer, "layer ").ok_or_else(|| bad("no layer"))?)?;
-    let committed_by = match field(by, "by ")
-        .ok_or_else(|| bad("no committer"))?
-        .as_str()
-    {
-        "-" => None,
-        p => Some(PrincipalName::new(p)?),
-    };
+    let committed_by = stored_name(&field(by, "by ").ok_or_else(|| bad("no committer"))?)?;
     Ok(VersionRecord {
         origin,
         number,
@@ -1041,7 +1035,7 @@ fn link_new(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<bool> {
 }
 
 fn format_record(r: &TenantRecord, grants: &[PrincipalName]) -> String {
-    let opt = |s: Option<String>| s.unwrap_or_else(|| "-".to_owned());
+    let opt = |s: Option<String>| s.unwrap_or_else(|| NOBODY.to_owned());
     let mut s = format!(
         "{RECORD_HEAD}\ntenant {}\nbase {}\nstate {}\nowner {}\nepoch {}\nlease {}\n",
         r.tenant,
@@ -1090,10 +1084,7 @@ fn parse_record(t: &TenantName, bytes: &[u8]) -> Result<(TenantRecord, Vec<Princ
         "-" => None,
         h => Some(Digest::from_hex(h)?),
     };
-    let owner = match field("owner")?.as_str() {
-        "-" => None,
-        o => Some(NodeName::new(o)?),
-    };
+    let owner = stored_name::<NodeName>(&field("owner")?)?;
     let epoch = Epoch(field("epoch")?.parse().map_err(|_| bad("bad epoch"))?);
     let lease_expiry = Millis(field("lease")?.parse().map_err(|_| bad("bad lease"))?);
     let mut grants = Vec::new();
@@ -1101,7 +1092,8 @@ fn parse_record(t: &TenantName, bytes: &[u8]) -> Result<(TenantRecord, Vec<Princ
         let g = line
             .strip_prefix("grant ")
             .ok_or_else(|| bad("unknown line"))?;
-        grants.push(PrincipalName::new(g)?);
+        // A grant to principal `-` (written before that name was refused) grants nobody.
+        grants.extend(stored_name::<PrincipalName>(g)?);
     }
     Ok((
         TenantRecord {
@@ -1407,6 +1399,40 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_dash_written_before_it_was_refused_as_a_name_reads_as_nobody() {
+        // A record and a version record as a store wrote them when `-` was a valid node
+        // and principal name: owner, grant and committer `-` are nobody.
+        let t = TenantName::new("t").unwrap();
+        let base = "03".repeat(32);
+        let lines: Vec<String> = [
+            RECORD_HEAD.to_owned(),
+            "tenant t".to_owned(),
+            format!("base {base}"),
+            "state -".to_owned(),
+            "owner -".to_owned(),
+            "epoch 5".to_owned(),
+            "lease 6".to_owned(),
+            "grant -".to_owned(),
+            "grant p".to_owned(),
+        ]
+        .into();
+        let (rec, grants) = parse_record(&t, sealed(&lines).as_bytes()).unwrap();
+        assert_eq!(rec.owner, None);
+        assert_eq!(grants, vec![PrincipalName::new("p").unwrap()]);
+        let origin = Fingerprint([7; 32]);
+        let lines: Vec<String> = [
+            VERSION_HEAD.to_owned(),
+            format!("base {}", fingerprint_hex(&origin)),
+            "number 1".to_owned(),
+            format!("layer {}", "09".repeat(32)),
+            "by -".to_owned(),
+        ]
+        .into();
+        let v = parse_version(origin, 1, sealed(&lines).as_bytes()).unwrap();
+        assert_eq!(v.committed_by, None);
     }
 
     #[test]

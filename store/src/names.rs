@@ -6,8 +6,30 @@ use std::fmt;
 /// The longest name the store accepts, in bytes.
 pub const MAX_NAME: usize = 128;
 
-fn check_name(kind: &'static str, name: &str) -> Result<()> {
+/// What the store's records and tools write where there is no node or no principal (a
+/// tenant no node holds, a version the operator committed, the operator on a command line):
+/// never a node's or a principal's name, so that none is read back as "nobody".
+pub const NOBODY: &str = "-";
+
+/// A node's or principal's name as a store holds it: `None` for [`NOBODY`]. A store written
+/// before [`NOBODY`] was refused as a name may hold it for a node or principal so named,
+/// which can no longer act: it reads as nobody too, as the local store always read it.
+///
+/// # Errors
+/// [`StoreError::InvalidName`] for any other text that is no valid name.
+pub(crate) fn stored_name<T: std::str::FromStr<Err = StoreError>>(s: &str) -> Result<Option<T>> {
+    if s == NOBODY {
+        Ok(None)
+    } else {
+        s.parse().map(Some)
+    }
+}
+
+/// Checks a name of `kind`; `nobody_refused` for the kinds whose absence is written as
+/// [`NOBODY`].
+fn check_name(kind: &'static str, name: &str, nobody_refused: bool) -> Result<()> {
     let ok = !name.is_empty()
+        && (!nobody_refused || name != NOBODY)
         && name.len() <= MAX_NAME
         && !name.starts_with('.')
         && name
@@ -24,7 +46,7 @@ fn check_name(kind: &'static str, name: &str) -> Result<()> {
 }
 
 macro_rules! name_type {
-    ($(#[$doc:meta])* $t:ident, $kind:literal) => {
+    ($(#[$doc:meta])* $t:ident, $kind:literal, $nobody_refused:literal) => {
         $(#[$doc])*
         ///
         /// Invariant: 1 to [`MAX_NAME`] bytes of ASCII letters, digits, `.`, `_` and `-`, not
@@ -39,7 +61,7 @@ macro_rules! name_type {
             /// [`StoreError::InvalidName`] if it breaks the invariant.
             pub fn new(name: impl Into<String>) -> Result<$t> {
                 let name = name.into();
-                check_name($kind, &name)?;
+                check_name($kind, &name, $nobody_refused)?;
                 Ok($t(name))
             }
 
@@ -80,18 +102,29 @@ name_type!(
     /// assert!(TenantName::new("").is_err());
     /// ```
     TenantName,
-    "tenant"
+    "tenant",
+    false
 );
 name_type!(
-    /// The name of a node: a process that claims, runs and suspends tenants.
+    /// The name of a node: a process that claims, runs and suspends tenants. Never
+    /// [`NOBODY`], which a record writes for a tenant no node holds.
+    ///
+    /// ```
+    /// use cowheap_store::NodeName;
+    /// assert!(NodeName::new("node-1").is_ok());
+    /// assert!(NodeName::new("-").is_err());
+    /// ```
     NodeName,
-    "node"
+    "node",
+    true
 );
 name_type!(
     /// The name of a principal: whoever presents credentials to the store, entitled to some
-    /// tenants.
+    /// tenants. Never [`NOBODY`], which a version record writes for the operator (and the
+    /// command-line tools take for the operator).
     PrincipalName,
-    "principal"
+    "principal",
+    true
 );
 
 /// The BLAKE3 digest of a blob's bytes: the blob's name in the store.

@@ -98,6 +98,7 @@ use crate::local::{check_fence, check_history, lease_end, take};
 use crate::store::{Access, BlobStats, Claim, Store, TenantRecord, VersionRecord, check_layer};
 use crate::{
     Clock, Digest, Epoch, Millis, NodeName, PrincipalName, Result, StoreError, TenantName,
+    names::stored_name,
 };
 use cowheap_heap::Fingerprint;
 use cowheap_segment::swap::SegmentId;
@@ -1063,7 +1064,7 @@ fn row_record(tenant: TenantName, row: &postgres::Row) -> Result<TenantRecord> {
             Some(s) => Some(Digest(arr32(&s, "cowheap_tenants.state")?)),
             None => None,
         },
-        owner: owner.map(NodeName::new).transpose()?,
+        owner: owner.as_deref().map(stored_name).transpose()?.flatten(),
         epoch: Epoch(u64_of(row.get(3), "cowheap_tenants.epoch")?),
         lease_expiry: Millis(u64_of(row.get(4), "cowheap_tenants.lease_expiry")?),
         tenant,
@@ -1313,8 +1314,9 @@ impl Store for PgStore {
                     &[&base.0.as_slice(), &self.principal()],
                 )
                 .map_err(|e| StoreError::db("list committers", e))?;
+            // A committer `-` (written before that name was refused) is nobody.
             rows.iter()
-                .map(|r| PrincipalName::new(r.get::<_, String>(0)))
+                .filter_map(|r| stored_name(&r.get::<_, String>(0)).transpose())
                 .collect()
         })
     }
@@ -1353,8 +1355,10 @@ impl Store for PgStore {
                         layer: Digest(arr32(&layer, "cowheap_versions.layer")?),
                         committed_by: r
                             .get::<_, Option<String>>(2)
-                            .map(PrincipalName::new)
-                            .transpose()?,
+                            .as_deref()
+                            .map(stored_name)
+                            .transpose()?
+                            .flatten(),
                     })
                 })
                 .collect()

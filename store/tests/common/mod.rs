@@ -90,6 +90,24 @@ pub(crate) fn node(h: &dyn Harness, name: &str, access: Access) -> Node {
     Node::new(store, n(name), h.scratch().join(format!("cache-{name}")))
 }
 
+/// The bytes of version 1 of base `fp`'s history (slot 0 of one object set to `value`), as
+/// a commit makes them.
+pub(crate) fn layer_v1(h: &dyn Harness, fp: Fingerprint, value: i64) -> Vec<u8> {
+    let base = node(h, "layer-maker", Access::Operator).base(fp).unwrap();
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let mut changed = repo.fork();
+    changed
+        .set_slot(slot_objects(&base, 1)[0], 0, Value::int(value))
+        .unwrap();
+    let mut layer = Vec::new();
+    repo.commit_through(&mut changed, "x", CommitMode::WriteWrite, &[], |l| {
+        layer = l.to_bytes();
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .unwrap();
+    layer
+}
+
 /// Blobs: written once by digest, read back verified; a missing one is a typed error.
 pub(crate) fn blobs_and_dedup(h: &dyn Harness) {
     let s = op(h);

@@ -1,0 +1,76 @@
+//! The two backends answer alike at the edges of what they take: names that the records
+//! write for nobody, values past the largest `bigint`, and secrets PostgreSQL cannot hold.
+
+mod common;
+
+use common::{Harness, Pg, n, p, real_base, t};
+use cowheap_store::{
+    Access, NodeName, PrincipalName, StoreError, SystemClock, TenantName, principal_access,
+};
+use std::sync::Arc;
+
+/// `-` is what the records and the tools write for no node and no principal: neither takes
+/// it as a name, whichever backend is behind, so none is read back as nobody.
+#[test]
+fn a_node_or_principal_named_dash_is_refused() {
+    assert!(matches!(
+        NodeName::new("-"),
+        Err(StoreError::InvalidName { kind: "node", .. })
+    ));
+    assert!(matches!(
+        PrincipalName::new("-"),
+        Err(StoreError::InvalidName {
+            kind: "principal",
+            ..
+        })
+    ));
+    assert!(matches!(
+        "-".parse::<NodeName>(),
+        Err(StoreError::InvalidName { .. })
+    ));
+    assert!(matches!(
+        principal_access("-", "s3cret"),
+        Err(StoreError::InvalidName { .. })
+    ));
+    // Names that only hold a dash are names, and so is a tenant `-` (no record writes a
+    // tenant for none).
+    for name in ["--", "-a", "a-"] {
+        assert!(NodeName::new(name).is_ok(), "{name}");
+        assert!(PrincipalName::new(name).is_ok(), "{name}");
+    }
+    assert!(TenantName::new("-").is_ok());
+}
+
+/// A PostgreSQL store that holds `-` as an owner, a committer or a version's committer
+/// (written before that name was refused) still opens, and reads each as nobody, as the
+/// local store always read its `-`: the tenant is free to claim, the version is the
+/// operator's, and the committers name no `-`.
+#[test]
+fn pg_a_dash_written_before_reads_as_nobody() {
+    let h = Pg::new();
+    let fp = real_base(&h, 1_000);
+    let op = h.open(Access::Operator, Arc::new(SystemClock)).unwrap();
+    op.create_tenant(&t("x"), fp, None).unwrap();
+    op.add_principal(&p("c"), "s3cret").unwrap();
+    op.allow_commit(fp, &p("c")).unwrap();
+    let layer = common::layer_v1(&h, fp, 7);
+    let c = h
+        .open(Access::principal(p("c"), "s3cret"), Arc::new(SystemClock))
+        .unwrap();
+    c.put_version(fp, 1, &layer).unwrap();
+    let mut raw = h.raw();
+    raw.batch_execute(
+        "UPDATE cowheap_tenants SET owner = '-', epoch = 3, lease_expiry = 9223372036854775807; \
+         UPDATE cowheap_versions SET committed_by = '-'; \
+         UPDATE cowheap_committers SET principal = '-'",
+    )
+    .unwrap();
+    let op = h.open(Access::Operator, Arc::new(SystemClock)).unwrap();
+    let rec = op.record(&t("x")).unwrap();
+    assert_eq!((rec.owner, rec.epoch.0), (None, 3));
+    assert_eq!(op.tenants().unwrap().len(), 1);
+    assert_eq!(op.versions(fp, 0).unwrap()[0].committed_by, None);
+    assert!(op.committers(fp).unwrap().is_empty());
+    let claim = op.claim(&t("x"), &n("b"), 10_000).unwrap();
+    assert_eq!(claim.epoch.0, 4, "the claim moves on past the old epoch");
+}
