@@ -14,8 +14,9 @@
 //!                                      its layer's digest and committer, with a check line
 //! <root>/committers/<fp hex>/<name>    present: principal <name> may commit versions of <fp>
 //! <root>/segments/<name>/<16 hex>      segment <id> (16 lower-case hex digits; no other
-//!                                      spelling is listed) of a tenant swapped out: the
-//!                                      digest of the blob holding its file, with a check line
+//!                                      spelling is listed) of a tenant swapped out: its
+//!                                      tenant, its id and the digest of the blob holding its
+//!                                      file, with a check line
 //! <root>/tmp/                          temporary files, renamed into place
 //! ```
 //!
@@ -67,7 +68,12 @@ const RECORD_HEAD: &str = "cowheap-tenant 2";
 /// tenant's copied under this name, which is what naming the tenant exists to refuse.
 const RECORD_HEAD_UNNAMED: &str = "cowheap-tenant 1";
 const VERSION_HEAD: &str = "cowheap-version 1";
-const SEGMENT_HEAD: &str = "cowheap-segment 1";
+/// The first line of a segment's entry: format 2, whose next lines name its tenant and id.
+const SEGMENT_HEAD: &str = "cowheap-segment 2";
+/// The first line of a segment's entry of format 1, which named only its blob. Such an
+/// entry is still read, as the segment whose name it has: refusing it would strand the
+/// segments of every tenant swapped out before; every entry written now is of format 2.
+const SEGMENT_HEAD_UNNAMED: &str = "cowheap-segment 1";
 const BLOBS: &str = "blobs";
 const LAYERS: &str = "layers";
 
@@ -406,8 +412,19 @@ impl LocalStore {
         };
         let body = unseal(&bytes).map_err(bad)?;
         let mut lines = body.lines();
-        if lines.next() != Some(SEGMENT_HEAD) {
-            return Err(bad("unknown header"));
+        match lines.next() {
+            Some(SEGMENT_HEAD) => {
+                // An entry copied under another tenant's directory or to another id is not
+                // this segment's.
+                if lines.next().and_then(|l| l.strip_prefix("tenant ")) != Some(t.as_str()) {
+                    return Err(bad("it is the entry of another tenant's segment"));
+                }
+                if lines.next().and_then(|l| l.strip_prefix("id ")) != Some(&segment_name(id)) {
+                    return Err(bad("it is the entry of another segment"));
+                }
+            }
+            Some(SEGMENT_HEAD_UNNAMED) => {}
+            _ => return Err(bad("unknown header")),
         }
         let digest = lines
             .next()
@@ -848,8 +865,7 @@ impl Store for LocalStore {
             return Err(exists());
         }
         let digest = self.put_blob(bytes)?;
-        let mut entry = format!("{SEGMENT_HEAD}\nblob {}\n", digest.to_hex());
-        seal(&mut entry);
+        let entry = format_segment_entry(t, id, &digest);
         self.fenced(claim, |_| {
             make_dir_durably(&self.segments_dir(t))?;
             if link_new(&self.tmp(), &path, entry.as_bytes())? {
@@ -896,6 +912,18 @@ impl Store for LocalStore {
         ids.sort();
         Ok(ids)
     }
+}
+
+/// The entry of segment `id` of tenant `t`, naming its blob: sealed text naming the tenant
+/// and the id too, so that the entry read under any other name is refused.
+fn format_segment_entry(t: &TenantName, id: SegmentId, digest: &Digest) -> String {
+    let mut entry = format!(
+        "{SEGMENT_HEAD}\ntenant {t}\nid {}\nblob {}\n",
+        segment_name(id),
+        digest.to_hex()
+    );
+    seal(&mut entry);
+    entry
 }
 
 /// A segment entry's file name: its id in 16 lower-case hex digits.
@@ -1399,6 +1427,32 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_segment_entry_names_its_tenant_and_id_and_one_of_format_1_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let s =
+            LocalStore::init(dir.path(), Arc::new(crate::SystemClock), Access::Operator).unwrap();
+        let t = TenantName::new("t").unwrap();
+        let id = SegmentId::new(7);
+        let d = Digest([9; 32]);
+        let entry = format_segment_entry(&t, id, &d);
+        assert!(
+            entry.starts_with("cowheap-segment 2\ntenant t\nid 0000000000000007\nblob "),
+            "{entry}"
+        );
+        let path = s.segment_path(&t, id);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, &entry).unwrap();
+        assert_eq!(s.segment_digest(&t, id).unwrap(), Some(d));
+        // An entry of format 1, as written before entries named their tenant and id.
+        let earlier = sealed(&[
+            SEGMENT_HEAD_UNNAMED.to_owned(),
+            format!("blob {}", d.to_hex()),
+        ]);
+        fs::write(&path, earlier).unwrap();
+        assert_eq!(s.segment_digest(&t, id).unwrap(), Some(d));
     }
 
     #[test]

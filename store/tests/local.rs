@@ -441,3 +441,54 @@ fn only_segments_under_their_own_names_are_listed() {
     }
     assert_eq!(listed, [SegmentId::new(9)]);
 }
+
+/// A segment's entry names its tenant and its id: one copied under another tenant's
+/// directory (a restore from a backup, a mistyped copy) or to another id is `Damaged`,
+/// never served as that tenant's or that id's segment, as a copied record is.
+#[test]
+fn a_segment_entry_copied_under_another_tenant_or_id_is_damaged() {
+    use common::{n, p, t};
+    use cowheap_heap::Fingerprint;
+    use cowheap_segment::swap::SegmentId;
+    use cowheap_store::{ManualClock, Millis, Store, SystemClock};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Millis(1_000));
+    let s = LocalStore::init(dir.path(), Arc::new(clock), Access::Operator).unwrap();
+    let fp = Fingerprint([5; 32]);
+    s.put_base(fp, &[5u8; 100]).unwrap();
+    s.add_principal(&p("pa"), "a").unwrap();
+    s.add_principal(&p("pb"), "b").unwrap();
+    s.create_tenant(&t("alice"), fp, Some(&p("pa"))).unwrap();
+    s.create_tenant(&t("bob"), fp, Some(&p("pb"))).unwrap();
+    let ca = s.claim(&t("alice"), &n("na"), 10_000).unwrap();
+    let id = SegmentId::new(1);
+    s.put_segment(&ca, id, b"alice's private segment").unwrap();
+    let from = dir.path().join("segments/alice/0000000000000001");
+    let to_dir = dir.path().join("segments/bob");
+    std::fs::create_dir_all(&to_dir).unwrap();
+    std::fs::copy(&from, to_dir.join("0000000000000001")).unwrap();
+    std::fs::copy(&from, dir.path().join("segments/alice/0000000000000002")).unwrap();
+    let bob = LocalStore::open(
+        dir.path(),
+        Arc::new(SystemClock),
+        Access::principal(p("pb"), "b"),
+    )
+    .unwrap();
+    let got = bob.get_segment(&t("bob"), id);
+    assert!(
+        matches!(got, Err(StoreError::Damaged { .. })),
+        "bob's principal reads alice's segment through a copied entry: {:?}",
+        got.map(|b| b.len())
+    );
+    let other_id = s.get_segment(&t("alice"), SegmentId::new(2));
+    assert!(
+        matches!(other_id, Err(StoreError::Damaged { .. })),
+        "segment 1's entry is read as segment 2: {:?}",
+        other_id.map(|b| b.len())
+    );
+    // The entry under its own name is alice's segment, as ever.
+    assert_eq!(
+        s.get_segment(&t("alice"), id).unwrap(),
+        b"alice's private segment"
+    );
+}
