@@ -29,7 +29,9 @@
 //! never replaces) to its name, after checking that the version below it exists. Of many
 //! processes linking one number exactly one succeeds, and since records are never removed
 //! a version exists only over an existing one: the chain is gapless. A crash leaves the
-//! record there whole or not at all (and perhaps a layer blob no record names).
+//! record there whole or not at all (and perhaps a layer blob no record names, which
+//! `get_layer` does not answer: it checks the record of the history and number the layer's
+//! bytes name).
 //!
 //! Every file is written whole to a temporary file in `tmp/`, fsynced, renamed over its
 //! place and the directory fsynced: a crash leaves the old file or the new one, never a torn
@@ -847,7 +849,22 @@ impl Store for LocalStore {
     }
 
     fn get_layer(&self, digest: Digest) -> Result<Vec<u8>> {
-        self.get_blob_in(LAYERS, &digest)
+        let bytes = self.get_blob_in(LAYERS, &digest)?;
+        // A layer blob is answered only if a version names it: one left by a version write
+        // that failed, or that lost its number's race, is named by none. A layer names its
+        // history and number (every version's layer passed `check_layer`), so the one
+        // record that could name it is read, not every history's.
+        let missing = || StoreError::BlobMissing { digest };
+        let Ok(layer) = cowheap_tenants::commit::Layer::from_bytes(&bytes) else {
+            return Err(missing());
+        };
+        let (origin, number) = (layer.origin, layer.version());
+        drop(layer);
+        let p = self.versions_dir(&origin).join(version_name(number));
+        match read_optional(&p)? {
+            Some(rec) if parse_version(origin, number, &rec)?.layer == digest => Ok(bytes),
+            _ => Err(missing()),
+        }
     }
 
     fn put_segment(&self, claim: &Claim, id: SegmentId, bytes: &[u8]) -> Result<Digest> {

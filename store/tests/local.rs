@@ -492,3 +492,45 @@ fn a_segment_entry_copied_under_another_tenant_or_id_is_damaged() {
         b"alice's private segment"
     );
 }
+
+/// A layer blob that no version names (left by a version write that failed after storing
+/// it) is `BlobMissing` to `get_layer`, as the contract and PostgreSQL say; the layer of a
+/// version written after it is read as ever.
+#[test]
+fn get_layer_of_a_layer_no_version_names_is_missing() {
+    use common::{layer_v1, real_base};
+    use cowheap_store::{Digest, Store, SystemClock};
+    let h = Local::new();
+    let fp = real_base(&h, 1_000);
+    let layer = layer_v1(&h, fp, 9);
+    let s = LocalStore::open(h.dir.path(), Arc::new(SystemClock), Access::Operator).unwrap();
+    // The version write fails after the layer blob is stored: the history's directory
+    // cannot be made (a regular file in its place), as a full disk or a crash would stop it.
+    let vdir = h
+        .dir
+        .path()
+        .join("versions")
+        .join(cowheap_store::fingerprint_hex(&fp));
+    std::fs::write(&vdir, b"in the way").unwrap();
+    assert!(s.put_version(fp, 1, &layer).is_err());
+    std::fs::remove_file(&vdir).unwrap();
+    assert!(
+        s.versions(fp, 0).unwrap().is_empty(),
+        "no version was written"
+    );
+    let got = s.get_layer(Digest::of(&layer));
+    assert!(
+        matches!(got, Err(StoreError::BlobMissing { .. })),
+        "a layer no version names is answered: {:?}",
+        got.map(|b| b.len())
+    );
+    // Another layer of the same number, written as version 1: its bytes are read, and the
+    // first one's still are not (version 1 names another layer).
+    let other = layer_v1(&h, fp, 10);
+    let v = s.put_version(fp, 1, &other).unwrap();
+    assert_eq!(s.get_layer(v.layer).unwrap(), other);
+    assert!(matches!(
+        s.get_layer(Digest::of(&layer)),
+        Err(StoreError::BlobMissing { .. })
+    ));
+}
