@@ -253,6 +253,15 @@ pub enum StoreError {
         /// The segment's id.
         id: SegmentId,
     },
+    /// A segment id past [`crate::MAX_SEGMENT_ID`], the largest both backends keep
+    /// (PostgreSQL's largest `bigint`): no segment is stored under it. Nothing was written.
+    #[error("tenant {tenant}: segment id {id} is past the largest a store keeps")]
+    SegmentIdOutOfRange {
+        /// The tenant.
+        tenant: TenantName,
+        /// The segment's id.
+        id: SegmentId,
+    },
     /// The store holds no segment of the tenant under this id.
     #[error("tenant {tenant} has no segment {id}")]
     SegmentMissing {

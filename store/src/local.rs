@@ -49,7 +49,10 @@
 use crate::store::{Access, BlobStats, Claim, Store, TenantRecord, VersionRecord, check_layer};
 use crate::{
     Clock, Digest, Epoch, Millis, NOBODY, NodeName, PrincipalName, Result, StoreError, TenantName,
-    names::{fingerprint_hex, parse_fingerprint, stored_name},
+    names::{
+        MAX_SEGMENT_ID, MAX_VERSION, check_segment_id, fingerprint_hex, parse_fingerprint,
+        stored_name,
+    },
 };
 use cowheap_heap::Fingerprint;
 use cowheap_segment::swap::SegmentId;
@@ -784,7 +787,11 @@ impl Store for LocalStore {
         // Cheap checks first, so a writer that lost the race writes no blob; the link
         // below is what decides.
         let below = dir.join(version_name(number - 1));
-        if (number > 1 && !below.exists()) || dir.join(version_name(number)).exists() {
+        // No history reaches a number past the largest a store keeps.
+        if number > MAX_VERSION
+            || (number > 1 && !below.exists())
+            || dir.join(version_name(number)).exists()
+        {
             return Err(conflict());
         }
         let digest = self.put_blob_in(LAYERS, layer)?;
@@ -838,7 +845,7 @@ impl Store for LocalStore {
         let dir = self.versions_dir(&origin);
         let mut out = Vec::new();
         let mut n = after;
-        while let Some(next) = n.checked_add(1) {
+        while let Some(next) = n.checked_add(1).filter(|&next| next <= MAX_VERSION) {
             if !dir.join(version_name(next)).exists() {
                 break;
             }
@@ -869,6 +876,7 @@ impl Store for LocalStore {
 
     fn put_segment(&self, claim: &Claim, id: SegmentId, bytes: &[u8]) -> Result<Digest> {
         let t = &claim.tenant;
+        check_segment_id(t, id)?;
         let exists = || StoreError::SegmentExists {
             tenant: t.clone(),
             id,
@@ -895,17 +903,23 @@ impl Store for LocalStore {
 
     fn get_segment(&self, tenant: &TenantName, id: SegmentId) -> Result<Vec<u8>> {
         self.load_visible(tenant)?;
-        let digest =
-            self.segment_digest(tenant, id)?
-                .ok_or_else(|| StoreError::SegmentMissing {
-                    tenant: tenant.clone(),
-                    id,
-                })?;
+        let missing = || StoreError::SegmentMissing {
+            tenant: tenant.clone(),
+            id,
+        };
+        // No segment is kept past the largest id, whatever file may be there.
+        if id.get() > MAX_SEGMENT_ID {
+            return Err(missing());
+        }
+        let digest = self.segment_digest(tenant, id)?.ok_or_else(missing)?;
         self.get_blob(&digest)
     }
 
     fn remove_segment(&self, claim: &Claim, id: SegmentId) -> Result<()> {
         self.fenced(claim, |_| {
+            if id.get() > MAX_SEGMENT_ID {
+                return Ok(());
+            }
             let path = self.segment_path(&claim.tenant, id);
             match fs::remove_file(&path) {
                 Ok(()) => {
@@ -950,10 +964,10 @@ fn segment_name(id: SegmentId) -> String {
 
 /// The segment a file name is the entry of: only a name [`segment_name`] gives (not one in
 /// upper case or with a sign, which `from_str_radix` would take too), so every segment
-/// listed is found under its name.
+/// listed is found under its name, and of an id a store keeps ([`MAX_SEGMENT_ID`]).
 fn parse_segment_name(name: &str) -> Option<SegmentId> {
     let id = SegmentId::new(u64::from_str_radix(name, 16).ok()?);
-    (segment_name(id) == name).then_some(id)
+    (segment_name(id) == name && id.get() <= MAX_SEGMENT_ID).then_some(id)
 }
 
 /// A version's file name: its number in 20 digits, so names sort as numbers do.

@@ -211,6 +211,29 @@ pub fn parse_fingerprint(s: &str) -> Result<cowheap_heap::Fingerprint> {
         })
 }
 
+/// The largest segment id a store keeps: PostgreSQL's largest `bigint`, so that both
+/// backends keep the same ids. A larger one is refused by
+/// [`crate::Store::put_segment`] ([`StoreError::SegmentIdOutOfRange`]) and names no segment.
+pub const MAX_SEGMENT_ID: u64 = i64::MAX as u64;
+
+/// The largest version number a store keeps, for the same reason: a history never reaches
+/// a larger one.
+pub(crate) const MAX_VERSION: u64 = i64::MAX as u64;
+
+/// Refuses segment `id` of `tenant` past [`MAX_SEGMENT_ID`].
+pub(crate) fn check_segment_id(
+    tenant: &crate::TenantName,
+    id: cowheap_segment::swap::SegmentId,
+) -> Result<()> {
+    if id.get() > MAX_SEGMENT_ID {
+        return Err(StoreError::SegmentIdOutOfRange {
+            tenant: tenant.clone(),
+            id,
+        });
+    }
+    Ok(())
+}
+
 /// A claim's epoch: moves on by one at every claim of a tenant, never back. A write carrying
 /// an epoch older than the record's is fenced off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

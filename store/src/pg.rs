@@ -98,7 +98,7 @@ use crate::local::{check_fence, check_history, lease_end, take};
 use crate::store::{Access, BlobStats, Claim, Store, TenantRecord, VersionRecord, check_layer};
 use crate::{
     Clock, Digest, Epoch, Millis, NodeName, PrincipalName, Result, StoreError, TenantName,
-    names::stored_name,
+    names::{check_segment_id, stored_name},
 };
 use cowheap_heap::Fingerprint;
 use cowheap_segment::swap::SegmentId;
@@ -852,7 +852,6 @@ impl PgStore {
         layer: &[u8],
     ) -> Result<VersionRecord> {
         check_layer(origin, number, layer)?;
-        let num = i64_of(number, "a version number")?;
         let fence = fence
             .map(|c| i64_of(c.epoch.0, "an epoch").map(|epoch| (c, epoch)))
             .transpose()?;
@@ -886,13 +885,17 @@ impl PgStore {
                 }
             }
             let newest = newest_version(tx, origin)?;
-            if newest != number - 1 {
-                return Err(StoreError::VersionConflict {
-                    origin,
-                    number,
-                    newest,
-                });
-            }
+            // No history reaches a number past the largest a store keeps.
+            let num = match i64::try_from(number) {
+                Ok(num) if newest == number - 1 => num,
+                _ => {
+                    return Err(StoreError::VersionConflict {
+                        origin,
+                        number,
+                        newest,
+                    });
+                }
+            };
             // Through the function (see VERSION_FUNCTION), in a savepoint so that after a
             // refusal the transaction still reads the newest number for the conflict.
             let d = Digest::of(layer);
@@ -1336,7 +1339,8 @@ impl Store for PgStore {
     }
 
     fn versions(&self, origin: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {
-        let after = i64_of(after, "a version number")?;
+        // Past the largest number a store keeps, none is listed.
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
         self.tx("list versions", |tx| {
             self.require_base(tx, origin, "list versions")?;
             let rows = tx
@@ -1395,6 +1399,7 @@ impl Store for PgStore {
     }
 
     fn put_segment(&self, claim: &Claim, id: SegmentId, bytes: &[u8]) -> Result<Digest> {
+        check_segment_id(&claim.tenant, id)?;
         let n = i64_of(id.get(), "a segment id")?;
         self.tx("write a segment", |tx| {
             let rec = self.load(tx, &claim.tenant, "write", true)?;
@@ -1435,9 +1440,13 @@ impl Store for PgStore {
     }
 
     fn get_segment(&self, tenant: &TenantName, id: SegmentId) -> Result<Vec<u8>> {
-        let n = i64_of(id.get(), "a segment id")?;
         self.tx("read a segment", |tx| {
             self.load(tx, tenant, "read", false)?;
+            // No segment is kept past the largest id.
+            let n = i64::try_from(id.get()).map_err(|_| StoreError::SegmentMissing {
+                tenant: tenant.clone(),
+                id,
+            })?;
             let row = tx
                 .query_opt(
                     "SELECT blob, blob_sha256 FROM cowheap_segments WHERE tenant = $1 AND id = $2",
@@ -1457,10 +1466,13 @@ impl Store for PgStore {
     }
 
     fn remove_segment(&self, claim: &Claim, id: SegmentId) -> Result<()> {
-        let n = i64_of(id.get(), "a segment id")?;
         self.tx("remove a segment", |tx| {
             let rec = self.load(tx, &claim.tenant, "write", true)?;
             check_fence(&rec, claim)?;
+            // No segment is kept past the largest id: none to remove.
+            let Ok(n) = i64::try_from(id.get()) else {
+                return Ok(());
+            };
             let epoch = i64_of(claim.epoch.0, "an epoch")?;
             tx.execute(
                 "SELECT cowheap_remove_segment($1, $2, $3, $4)",

@@ -246,7 +246,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// [`crate::StoreError::VersionConflict`] naming the newest version if it is not
-    /// `number - 1` (another writer won that number, or `number` skips one);
+    /// `number - 1` (another writer won that number, or `number` skips one), and for a
+    /// `number` past the largest `bigint`, which no history reaches;
     /// [`crate::StoreError::NotCommitter`] for a principal the base does not name
     /// ([`Store::allow_commit`]); [`crate::StoreError::BaseMissing`];
     /// [`crate::StoreError::Layer`] or [`crate::StoreError::LayerMismatch`] if `layer` is
@@ -313,7 +314,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<VersionRecord>;
 
     /// The versions of `origin` numbered above `after`, in order: a gapless run from
-    /// `after + 1` to the newest. Any access. Time: O(versions listed).
+    /// `after + 1` to the newest (none for an `after` past the largest version number a
+    /// store keeps, the largest `bigint`). Any access. Time: O(versions listed).
     ///
     /// # Errors
     /// [`crate::StoreError::BaseMissing`] if the store lacks the base.
@@ -336,9 +338,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// [`crate::StoreError::SegmentExists`] if the tenant has a segment `id` (never
-    /// overwritten); [`crate::StoreError::Fenced`] if the claim is stale;
-    /// [`crate::StoreError::TenantMissing`] or [`crate::StoreError::Denied`] for a tenant
-    /// this access may not touch.
+    /// overwritten); [`crate::StoreError::SegmentIdOutOfRange`] for an id past
+    /// [`crate::MAX_SEGMENT_ID`] (checked first); [`crate::StoreError::Fenced`] if the claim
+    /// is stale; [`crate::StoreError::TenantMissing`] or [`crate::StoreError::Denied`] for a
+    /// tenant this access may not touch.
     fn put_segment(&self, claim: &Claim, id: SegmentId, bytes: &[u8]) -> Result<Digest>;
 
     /// The bytes of segment `id` of `tenant`, verified against the digest its entry names
@@ -347,12 +350,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// tenant; no claim needed (reading changes nothing). Time: O(size).
     ///
     /// # Errors
-    /// [`crate::StoreError::SegmentMissing`]; [`crate::StoreError::TenantMissing`] or
+    /// [`crate::StoreError::SegmentMissing`] (always for an id past
+    /// [`crate::MAX_SEGMENT_ID`]); [`crate::StoreError::TenantMissing`] or
     /// [`crate::StoreError::Denied`] for a tenant this access may not see.
     fn get_segment(&self, tenant: &TenantName, id: SegmentId) -> Result<Vec<u8>>;
 
     /// Drops segment `id` from `claim`'s tenant (its blob may stay, named by nothing, as an
-    /// old state's does). Fenced like a write; a segment the tenant lacks is not an error.
+    /// old state's does). Fenced like a write; a segment the tenant lacks (as it lacks every
+    /// id past [`crate::MAX_SEGMENT_ID`]) is not an error.
     /// Time: O(1).
     fn remove_segment(&self, claim: &Claim, id: SegmentId) -> Result<()>;
 

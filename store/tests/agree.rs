@@ -3,9 +3,12 @@
 
 mod common;
 
-use common::{Harness, Pg, n, p, real_base, t};
+use common::{Harness, Local, Pg, n, p, real_base, t};
+use cowheap_heap::Fingerprint;
+use cowheap_segment::swap::SegmentId;
 use cowheap_store::{
-    Access, NodeName, PrincipalName, StoreError, SystemClock, TenantName, principal_access,
+    Access, ManualClock, Millis, NodeName, PrincipalName, StoreError, SystemClock, TenantName,
+    principal_access,
 };
 use std::sync::Arc;
 
@@ -73,4 +76,69 @@ fn pg_a_dash_written_before_reads_as_nobody() {
     assert!(op.committers(fp).unwrap().is_empty());
     let claim = op.claim(&t("x"), &n("b"), 10_000).unwrap();
     assert_eq!(claim.epoch.0, 4, "the claim moves on past the old epoch");
+}
+
+/// What a backend answers for a few calls with values past the largest `bigint`, as
+/// comparable strings.
+fn past_bigint_answers(h: &dyn Harness) -> Vec<String> {
+    let clock = ManualClock::new(Millis(1_000));
+    let s = h.open(Access::Operator, Arc::new(clock)).unwrap();
+    let fp = Fingerprint([6; 32]);
+    s.put_base(fp, &[6u8; 100]).unwrap();
+    s.create_tenant(&t("x"), fp, None).unwrap();
+    let c = s.claim(&t("x"), &n("a"), 10_000).unwrap();
+    let kind = |r: Result<String, StoreError>| match r {
+        Ok(v) => format!("Ok({v})"),
+        Err(e) => format!("Err({e})"),
+    };
+    let mut out = vec![
+        kind(s.versions(fp, u64::MAX).map(|v| format!("{}", v.len()))),
+        kind(
+            s.versions(fp, i64::MAX as u64 + 1)
+                .map(|v| format!("{}", v.len())),
+        ),
+    ];
+    // A whole layer of a version past the largest `bigint`: no history reaches it.
+    let far = cowheap_tenants::commit::Layer {
+        origin: fp,
+        parent: i64::MAX as u64,
+        parent_fingerprint: Fingerprint([7; 32]),
+        len: 1,
+        changed: Vec::new(),
+        objects: Vec::new(),
+    }
+    .to_bytes();
+    out.push(kind(
+        s.put_version(fp, 1 << 63, &far)
+            .map(|v| format!("{}", v.number)),
+    ));
+    for id in [1u64 << 63, u64::MAX] {
+        let big = SegmentId::new(id);
+        out.extend([
+            kind(s.put_segment(&c, big, b"seg").map(|_| "put".to_owned())),
+            kind(s.get_segment(&t("x"), big).map(|b| format!("{}", b.len()))),
+            kind(s.remove_segment(&c, big).map(|()| "removed".to_owned())),
+        ]);
+    }
+    // The largest id a segment may have is taken as any other.
+    let top = SegmentId::new(i64::MAX as u64);
+    out.extend([
+        kind(s.put_segment(&c, top, b"seg").map(|_| "put".to_owned())),
+        kind(s.get_segment(&t("x"), top).map(|b| format!("{}", b.len()))),
+        kind(s.segments(&t("x")).map(|v| format!("{v:?}"))),
+    ]);
+    out
+}
+
+#[test]
+fn backends_agree_on_values_past_the_largest_bigint() {
+    let local = past_bigint_answers(&Local::new());
+    let pg = past_bigint_answers(&Pg::new());
+    assert_eq!(
+        local, pg,
+        "the local store (left) and PostgreSQL (right) disagree"
+    );
+    assert!(local[2].contains("the newest version is 0"), "{local:?}");
+    assert!(local[3].contains("past the largest"), "{local:?}");
+    assert!(local[4].contains("has no segment"), "{local:?}");
 }
