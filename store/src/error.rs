@@ -150,6 +150,16 @@ pub enum StoreError {
         /// On what.
         what: String,
     },
+    /// A principal's secret that no backend can check: empty, or holding a NUL byte
+    /// (PostgreSQL, where the secret is the role's password, takes neither). Nothing was
+    /// changed.
+    #[error("principal {principal}: the secret {problem}")]
+    InvalidSecret {
+        /// The principal.
+        principal: PrincipalName,
+        /// What is wrong with the secret.
+        problem: &'static str,
+    },
     /// The credentials name no principal of the store, or the wrong secret.
     #[error("bad credentials for principal {principal}")]
     BadCredentials {

@@ -25,6 +25,23 @@ pub(crate) fn stored_name<T: std::str::FromStr<Err = StoreError>>(s: &str) -> Re
     }
 }
 
+/// Refuses a secret for principal `name` that no backend can check: empty (PostgreSQL clears
+/// an empty password, so its role could never log in) or holding a NUL byte (which no
+/// password may hold).
+pub(crate) fn check_secret(name: &PrincipalName, secret: &str) -> Result<()> {
+    let problem = if secret.is_empty() {
+        "is empty"
+    } else if secret.contains('\0') {
+        "holds a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::InvalidSecret {
+        principal: name.clone(),
+        problem,
+    })
+}
+
 /// Checks a name of `kind`; `nobody_refused` for the kinds whose absence is written as
 /// [`NOBODY`].
 fn check_name(kind: &'static str, name: &str, nobody_refused: bool) -> Result<()> {

@@ -98,7 +98,7 @@ use crate::local::{check_fence, check_history, lease_end, take};
 use crate::store::{Access, BlobStats, Claim, Store, TenantRecord, VersionRecord, check_layer};
 use crate::{
     Clock, Digest, Epoch, Millis, NodeName, PrincipalName, Result, StoreError, TenantName,
-    names::{check_segment_id, stored_name},
+    names::{check_secret, check_segment_id, stored_name},
 };
 use cowheap_heap::Fingerprint;
 use cowheap_segment::swap::SegmentId;
@@ -1126,6 +1126,7 @@ impl Store for PgStore {
 
     fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<()> {
         self.operator_only("add", || format!("principal {name}"))?;
+        check_secret(name, secret)?;
         let h = blake3::hash(secret.as_bytes());
         let role = role_name(name)?;
         self.tx("add a principal", |tx| {

@@ -150,6 +150,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn bases(&self) -> Result<Vec<Fingerprint>>;
 
     /// Adds a principal with its secret, or changes its secret. Operator only.
+    ///
+    /// # Errors
+    /// [`crate::StoreError::InvalidSecret`] for an empty secret or one holding a NUL byte
+    /// (PostgreSQL takes neither as a role's password, so no backend takes them); nothing
+    /// changes.
     fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<()>;
 
     /// Creates a tenant of `base`, suspended, with no state yet, and grants it to

@@ -142,3 +142,44 @@ fn backends_agree_on_values_past_the_largest_bigint() {
     assert!(local[3].contains("past the largest"), "{local:?}");
     assert!(local[4].contains("has no segment"), "{local:?}");
 }
+
+/// What a backend answers when the operator adds principals with an empty secret and with
+/// a secret holding a NUL byte, and when each then connects.
+fn unusable_secrets(h: &dyn Harness) -> Vec<String> {
+    let op = h.open(Access::Operator, Arc::new(SystemClock)).unwrap();
+    let mut out = Vec::new();
+    for (name, secret) in [("e", ""), ("z", "a\0b")] {
+        out.push(match op.add_principal(&p(name), secret) {
+            Ok(()) => "added".to_owned(),
+            Err(e) => format!("not added: {e}"),
+        });
+        out.push(
+            match h.open(Access::principal(p(name), secret), Arc::new(SystemClock)) {
+                Ok(_) => "Ok".to_owned(),
+                Err(e) => format!("Err({e})"),
+            },
+        );
+    }
+    // Nothing was added: the principals are unknown to the store with any secret.
+    for name in ["e", "z"] {
+        out.push(
+            match h.open(Access::principal(p(name), "ok"), Arc::new(SystemClock)) {
+                Ok(_) => "Ok".to_owned(),
+                Err(e) => format!("Err({e})"),
+            },
+        );
+    }
+    out
+}
+
+#[test]
+fn backends_agree_on_unusable_secrets() {
+    let local = unusable_secrets(&Local::new());
+    let pg = unusable_secrets(&Pg::new());
+    assert_eq!(
+        local, pg,
+        "the local store (left) and PostgreSQL (right) disagree"
+    );
+    assert!(local[0].starts_with("not added"), "{local:?}");
+    assert!(local[2].starts_with("not added"), "{local:?}");
+}
