@@ -116,3 +116,50 @@ fn two_node_processes_share_postgres_over_1000_scratch_tenants() {
 fn two_node_processes_share_a_local_store_over_200_scratch_tenants() {
     two_nodes(&Local::new(), 200, 2);
 }
+
+/// Numeric arguments whose arithmetic would overflow (the objects of a commit's group, a
+/// mark `VALUE + i`, the count `TO - FROM`) are the node's usage error, never a panic, and
+/// nothing is written.
+#[test]
+fn huge_numeric_arguments_are_a_usage_error() {
+    let h = Local::new();
+    let fp = common::real_base(&h, 1_000);
+    let s = h
+        .open(Access::Operator, Arc::new(cowheap_store::SystemClock))
+        .unwrap();
+    s.create_tenant(&t("p-0"), fp, None).unwrap();
+    s.create_tenant(&t("p-1"), fp, None).unwrap();
+    let max = i64::MAX.to_string();
+    let min = i64::MIN.to_string();
+    let fp = cowheap_store::fingerprint_hex(&fp);
+    let cases: [&[&str]; 5] = [
+        &["commit", "n", &fp, &max, "2", "1"],
+        &["commit", "n", &fp, "1", &max, "1"],
+        &["write", "n", "p", "0", "2", &max],
+        &["check", "n", "p", "0", "2", &max],
+        &["write", "n", "p", &min, &max, "1"],
+    ];
+    for args in cases {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let out = run_node(&h, "n", &args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("usage:") && !stderr.contains("panicked"),
+            "{args:?}: exit {:?}: {stderr}",
+            out.status.code()
+        );
+    }
+    for tenant in ["p-0", "p-1"] {
+        let rec = s.record(&t(tenant)).unwrap();
+        assert_eq!(
+            (rec.epoch.0, rec.state),
+            (0, None),
+            "{tenant} was not touched"
+        );
+    }
+    assert!(
+        s.versions(cowheap_store::parse_fingerprint(&fp).unwrap(), 0)
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -149,12 +149,18 @@ fn run(args: &[String]) -> Result<()> {
             Some("-") => None,
             _ => Some(num(rest.get(4))?),
         };
+        // The group's objects are `group * objects ..` up to `(group + 1) * objects`: a count
+        // past the address space is no group of any base.
+        let end = group
+            .checked_add(1)
+            .and_then(|g| g.checked_mul(objects))
+            .ok_or_else(usage)?;
         let v0 = node.base(origin)?;
-        let mut targets = slot_objects(&v0, (group + 1) * objects);
-        if targets.len() < (group + 1) * objects {
+        let mut targets = slot_objects(&v0, end);
+        if targets.len() < end {
             return Err(usage());
         }
-        let targets = targets.split_off(group * objects);
+        let targets = targets.split_off(end - objects);
         let first = *targets.first().ok_or_else(usage)?;
         let repo = node.repository(origin)?;
         let (mut done, mut conflicts) = (0, 0u64);
@@ -199,19 +205,37 @@ fn run(args: &[String]) -> Result<()> {
     }
     let prefix = rest.get(1).ok_or_else(usage)?;
     let (from, to) = (num(rest.get(2))?, num(rest.get(3))?);
+    // How many tenants `FROM..TO` names (none for an empty range), checked before any is
+    // touched.
+    let count = if from < to {
+        to.checked_sub(from).ok_or_else(usage)?
+    } else {
+        0
+    };
     let name = |i: i64| TenantName::new(format!("{prefix}-{i}"));
+    // The marks `VALUE + i` of the range, checked before any tenant is touched: `VALUE + FROM`
+    // and `VALUE + TO - 1` bound them.
+    let marks = |value: i64| -> Result<()> {
+        if count > 0 {
+            value.checked_add(from).ok_or_else(usage)?;
+            value.checked_add(to - 1).ok_or_else(usage)?;
+        }
+        Ok(())
+    };
     match command.as_str() {
         "write" => {
             let value = num(rest.get(4))?;
+            marks(value)?;
             for i in from..to {
                 let mut r = node.resume(&name(i)?)?;
                 write_mark(&mut r.tenant, value + i)?;
                 node.suspend(r)?;
             }
-            say(out, format!("wrote {}", to - from));
+            say(out, format!("wrote {count}"));
         }
         "check" => {
             let value = num(rest.get(4))?;
+            marks(value)?;
             let mut matched = 0;
             for i in from..to {
                 let r = node.resume(&name(i)?)?;
@@ -220,7 +244,7 @@ fn run(args: &[String]) -> Result<()> {
                 }
                 node.suspend(r)?;
             }
-            say(out, format!("checked {} matched {matched}", to - from));
+            say(out, format!("checked {count} matched {matched}"));
         }
         "churn" => {
             let rounds = rest.get(4).map(|_| num(rest.get(4))).transpose()?;
