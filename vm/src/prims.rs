@@ -922,6 +922,12 @@ impl Vm {
                 if !self.is_array(m, array)? || m.size(array)?.slots != h.args {
                     return FAIL;
                 }
+                // The arguments must fit the stack where the array and the method were, as
+                // `perform:withArguments:` checks: the primitive fails, leaving the stack as
+                // it was, rather than pushing past the end of the context.
+                if self.stack_room(2) < h.args {
+                    return FAIL;
+                }
                 self.drop_n(2);
                 for i in 0..h.args {
                     let v = m.slot(array, i)?;
