@@ -120,6 +120,8 @@ pub(crate) const fn fixed_arity(index: u16) -> Option<usize> {
         72 | 128 => 1,
         73 => 1,
         74 => 2,
+        // stackp:.
+        76 => 1,
         75 => 0,
         77 | 78 | 138 | 139 => 0,
         79 => 2,
@@ -793,6 +795,7 @@ impl Vm {
                 let h = m.identity_hash(obj)?;
                 self.answer(m, 0, Value::int(i64::from(h & 0x3FFF_FFFF)))
             }
+            76 => self.store_stackp(m),
             79 => {
                 let (class, n, h) = (self.peek(m, 2)?, self.arg_int(m, 1)?, self.arg_int(m, 0)?);
                 let (Some(n), Some(h)) = (n.and_then(|n| usize::try_from(n).ok()), h) else {
@@ -1383,6 +1386,44 @@ impl Vm {
             .as_int()
             .and_then(|sp| usize::try_from(sp).ok())
             .filter(|&sp| sp <= slots - ctx::TEMPS))
+    }
+
+    /// `aContext stackp: n` (Squeak's `primitiveStoreStackp`): sets the context's stack
+    /// pointer to `n`, a non-negative SmallInteger no more than its fields past the fixed
+    /// ones, and stores nil into the fields a raise uncovers (a stack pointer that is no
+    /// count counts as 0), so the image never reads what a field held before. The active
+    /// context's registers went into it before the primitive (it runs on a context): its
+    /// stack is then the first `n` fields, loaded again, with the answer (the receiver)
+    /// pushed on them, so the primitive fails when that answer would not fit.
+    fn store_stackp<M: ObjectMemory>(&mut self, m: &mut M) -> Prim {
+        let (c, n) = (self.peek(m, 1)?, self.arg_int(m, 0)?);
+        if !self.is_context(m, c)? {
+            return FAIL;
+        }
+        let room = m.size(c)?.slots.checked_sub(ctx::TEMPS);
+        let (Some(n), Some(room)) = (n.and_then(|n| usize::try_from(n).ok()), room) else {
+            return FAIL;
+        };
+        let active = self.same(m, c, self.active)?;
+        if n > room || (active && n >= room) {
+            return FAIL;
+        }
+        let old = m
+            .slot(c, ctx::STACKP)?
+            .as_int()
+            .and_then(|s| usize::try_from(s).ok())
+            .unwrap_or(0);
+        let nil = self.sp.nil;
+        for i in old..n {
+            m.set_slot(c, ctx::TEMPS + i, nil)?;
+        }
+        m.set_slot(c, ctx::STACKP, Value::int(n as i64))?;
+        if !active {
+            return self.answer(m, 1, c);
+        }
+        self.load_context(m, c)?;
+        self.push(m, c)?;
+        Ok(Some(Flow::Go))
     }
 
     fn block_copy<M: ObjectMemory>(&mut self, m: &mut M, args: usize) -> Prim {

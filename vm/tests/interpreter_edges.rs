@@ -7,6 +7,7 @@ mod common;
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::Tenant;
+use cowheap_vm::image::ctx;
 use cowheap_vm::synth::{Lit, SynthImage};
 use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
 
@@ -105,4 +106,93 @@ fn find_method<M: ObjectMemory>(m: &M, class: &str, selector: &str) -> Value {
         }
     }
     panic!("no {selector}")
+}
+
+/// `ContextPart>>stackp:` is primitive 76 (primitiveStoreStackp, essential in Squeak: it
+/// sets a context's stack pointer, nilling the cells it uncovers); its fallback code in
+/// Scratch is `self error: 'stackp store failure'`. Unimplemented here, so the image's own
+/// `MethodContext class>>sender:receiver:method:arguments:`, `push:` and `pop` stop the run.
+#[test]
+fn store_stackp_primitive_76_lets_scratch_build_and_use_a_context() {
+    let heap = common::import("Scratch-1.4.0.6.image");
+    let symbols = Symbols::from_base(&heap);
+    let base = Base::new(heap);
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    let r = vm.evaluate(
+        &mut t,
+        &symbols,
+        "| c | c := MethodContext sender: nil receiver: 3 \
+         method: (Object compiledMethodAt: #yourself) arguments: #(). c push: 7. c pop",
+        100_000_000,
+    );
+    assert_eq!(r.as_ref().ok().and_then(|v| v.as_int()), Some(7), "{r:?}");
+}
+
+/// `stackp:` on a context that is not running: a raise stores nil into the fields it
+/// uncovers, a drop leaves the fields as they are, and a stack pointer past the context's
+/// fields, negative or not a SmallInteger fails the primitive (its fallback answers nil)
+/// with the context as it was.
+#[test]
+fn store_stackp_nils_the_fields_a_raise_uncovers() {
+    let mut img = SynthImage::new(false);
+    img.with_kernel_methods();
+    img.method("ContextPart", "stackp:", 1, 1, &[], &[123], 76);
+    on_both!(img, |vm, m, s| {
+        let c = m
+            .alloc(
+                vm.specials().method_context,
+                Format::Pointers,
+                ObjectSize {
+                    slots: ctx::TEMPS + 4,
+                    bytes: 0,
+                },
+            )
+            .unwrap();
+        for i in 0..4 {
+            m.set_slot(c, ctx::TEMPS + i, Value::int(10 + i as i64))
+                .unwrap();
+        }
+        m.set_slot(c, ctx::STACKP, Value::int(1)).unwrap();
+        let nil = vm.specials().nil;
+        let r = send(vm, m, s, c, "stackp:", &[Value::int(3)]).unwrap();
+        assert!(r.same_word(c), "answers the context");
+        assert_eq!(m.slot(c, ctx::STACKP).unwrap().as_int(), Some(3));
+        assert_eq!(m.slot(c, ctx::TEMPS).unwrap().as_int(), Some(10));
+        assert!(m.slot(c, ctx::TEMPS + 1).unwrap().same_word(nil));
+        assert!(m.slot(c, ctx::TEMPS + 2).unwrap().same_word(nil));
+        assert_eq!(m.slot(c, ctx::TEMPS + 3).unwrap().as_int(), Some(13));
+        send(vm, m, s, c, "stackp:", &[Value::int(0)]).unwrap();
+        assert_eq!(m.slot(c, ctx::STACKP).unwrap().as_int(), Some(0));
+        assert_eq!(m.slot(c, ctx::TEMPS).unwrap().as_int(), Some(10));
+        for bad in [Value::int(5), Value::int(-1), nil] {
+            let r = send(vm, m, s, c, "stackp:", &[bad]).unwrap();
+            assert!(r.same_word(nil), "the primitive fails for {bad:?}");
+            assert_eq!(m.slot(c, ctx::STACKP).unwrap().as_int(), Some(0));
+        }
+    });
+}
+
+/// `thisContext stackp: n`: the running context's stack becomes its first `n` fields,
+/// and the answer is pushed on them. `1. 2. thisContext stackp: 1` then a pop leaves the
+/// 1 on top.
+#[test]
+fn store_stackp_into_the_active_context_cuts_its_stack() {
+    let mut img = SynthImage::new(false);
+    img.with_kernel_methods();
+    img.method("ContextPart", "stackp:", 1, 1, &[], &[123], 76);
+    // SmallInteger>>cut   1. 2. thisContext stackp: 1. pop. ^top
+    img.method(
+        "SmallInteger",
+        "cut",
+        0,
+        0,
+        &[Lit::Sym("stackp:".into())],
+        &[118, 119, 137, 118, 224, 135, 124],
+        0,
+    );
+    on_both!(img, |vm, m, s| {
+        let r = send(vm, m, s, Value::int(0), "cut", &[]);
+        assert_eq!(r.as_ref().ok().and_then(|v| v.as_int()), Some(1), "{r:?}");
+    });
 }
