@@ -589,12 +589,19 @@ impl Vm {
         Ok(c)
     }
 
-    /// Forgets every method's cached bytecodes and reads the active method's again: after a
-    /// store that may have changed a method's bytes.
+    /// Forgets every method's cached bytecodes and reads the active method's and each kept
+    /// caller's again: after a store that may have changed a method's bytes. A caller runs
+    /// its method's bytes as they are when it is returned to, as Squeak's interpreter,
+    /// which fetches from the method, does (the kept callers' copies are read from the
+    /// heap once per method). Time: O(kept callers + bytes of their methods).
     pub(crate) fn reload_code<M: ObjectMemory>(&mut self, m: &M) -> Result<()> {
         self.code_cache.clear();
         if self.method.is_object() && !self.is_bottom(self.active) {
             self.code = self.code_of(m, self.method)?;
+        }
+        for i in 0..self.frames.len() {
+            let method = self.frames[i].method;
+            self.frames[i].code = self.code_of(m, method)?;
         }
         Ok(())
     }

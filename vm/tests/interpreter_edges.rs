@@ -38,6 +38,41 @@ fn send<M: ObjectMemory>(
     vm.send_named(m, s, r, sel, args, BUDGET)
 }
 
+/// A caller whose method's bytes are changed while it waits for a send runs the new bytes
+/// once the send returns, as Squeak's interpreter (which fetches from the method object)
+/// does: `at:put:` into a method refreshes the kept callers' bytecodes too.
+#[test]
+fn a_kept_caller_runs_its_method_bytes_as_changed_by_its_callee() {
+    let mut img = SynthImage::new(false);
+    img.with_kernel_methods();
+    // SmallInteger>>selfMod: m   self patch: m. ^1     (bytecode 118 at byte 4)
+    img.method(
+        "SmallInteger",
+        "selfMod:",
+        1,
+        1,
+        &[Lit::Sym("patch:".into())],
+        &[112, 16, 224, 135, 118, 124],
+        0,
+    );
+    // SmallInteger>>patch: m   m at: 13 put: 119 (byte 4: push 1 becomes push 2). ^self
+    img.method(
+        "SmallInteger",
+        "patch:",
+        1,
+        1,
+        &[Lit::Int(13), Lit::Int(119)],
+        &[16, 32, 33, 193, 135, 120],
+        0,
+    );
+    on_both!(img, |vm, m, s| {
+        let meth = find_method(m, "SmallInteger", "selfMod:");
+        let r = send(vm, m, s, Value::int(0), "selfMod:", &[meth]);
+        assert_eq!(m.bytes(meth).unwrap()[4], 119, "the method was patched");
+        assert_eq!(r.as_ref().ok().and_then(|v| v.as_int()), Some(2), "{r:?}");
+    });
+}
+
 /// `withArgs:executeMethod:` (primitive 188) with more arguments than the sender's
 /// context has room for fails (Squeak's VMs run the method, as Cog and SqueakJS do, or
 /// fail the primitive), leaving the stack as it was for its fallback code.
