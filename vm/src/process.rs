@@ -82,6 +82,45 @@ impl Vm {
         Ok(())
     }
 
+    /// What [`Vm::add_last_link`] of `proc` to `list` changes: the list's last link and
+    /// `proc`'s `myList` (where it has one), for [`Vm::unlink_last`].
+    fn link_state<M: ObjectMemory>(
+        &self,
+        m: &M,
+        list: Value,
+        proc: Value,
+    ) -> Result<(Value, Option<Value>)> {
+        let last = m.slot(list, LAST)?;
+        let my_list = if m.size(proc)?.slots > MY_LIST {
+            Some(m.slot(proc, MY_LIST)?)
+        } else {
+            None
+        };
+        Ok((last, my_list))
+    }
+
+    /// Takes `proc` back off the end of `list`, where [`Vm::add_last_link`] put it,
+    /// restoring what [`Vm::link_state`] read before: the list, and `proc`, as they were.
+    fn unlink_last<M: ObjectMemory>(
+        &self,
+        m: &mut M,
+        list: Value,
+        proc: Value,
+        (last, my_list): (Value, Option<Value>),
+    ) -> Result<()> {
+        let nil = self.sp.nil;
+        if self.is_nil(m, last)? {
+            m.set_slot(list, FIRST, nil)?;
+        } else {
+            m.set_slot(last, NEXT_LINK, nil)?;
+        }
+        m.set_slot(list, LAST, last)?;
+        if let Some(v) = my_list {
+            m.set_slot(proc, MY_LIST, v)?;
+        }
+        Ok(())
+    }
+
     /// Takes the first process off `list`, which is not empty.
     fn remove_first_link<M: ObjectMemory>(&self, m: &mut M, list: Value) -> Result<Value> {
         let (first, last) = (m.slot(list, FIRST)?, m.slot(list, LAST)?);
@@ -329,11 +368,16 @@ impl Vm {
                 let Some(sched) = sched else {
                     return Err(self.blocked(index));
                 };
+                // The active process waits on the semaphore before the timer may fire: the
+                // semaphore may be the timer's, whose signal then makes it runnable again
+                // (it is switched back to, as Squeak's `wait` on a Delay's semaphore).
+                let active = m.slot(sched, ACTIVE)?;
+                let before = self.link_state(m, sema, active)?;
+                self.add_last_link(m, sema, active)?;
                 let Some(list) = self.runnable_or_timer(m, sched)? else {
+                    self.unlink_last(m, sema, active, before)?;
                     return Err(self.deadlock(index));
                 };
-                let active = m.slot(sched, ACTIVE)?;
-                self.add_last_link(m, sema, active)?;
                 let next = self.remove_first_link(m, list)?;
                 self.transfer_to(m, sched, next).map(Some)
             }

@@ -38,6 +38,57 @@ fn send<M: ObjectMemory>(
     vm.send_named(m, s, r, sel, args, BUDGET)
 }
 
+fn new_instance<M: ObjectMemory>(m: &mut M, class: &str, slots: usize) -> Value {
+    let c = m.root(&format!("class.{class}")).unwrap();
+    m.alloc(c, Format::Pointers, ObjectSize { slots, bytes: 0 })
+        .unwrap()
+}
+
+/// A process waiting on the timer semaphore itself is woken by the timer, as in Squeak
+/// (`Delay class>>primSignal:atMilliseconds:` then `wait` on that semaphore).
+#[test]
+fn a_wait_on_the_timer_semaphore_is_woken_by_the_timer() {
+    let mut img = SynthImage::new(false);
+    img.with_kernel_methods();
+    img.with_processes();
+    img.method("Object", "millis", 0, 0, &[], &[115, 124], 135);
+    img.method(
+        "Object",
+        "primSignal:atMilliseconds:",
+        2,
+        2,
+        &[],
+        &[115, 124],
+        136,
+    );
+    // Semaphore>>timerWait
+    //   self primSignal: self atMilliseconds: self millis + 20. self wait. ^42
+    let lits = [
+        Lit::Sym("millis".into()),
+        Lit::Int(20),
+        Lit::Sym("primSignal:atMilliseconds:".into()),
+        Lit::Sym("wait".into()),
+        Lit::Int(42),
+    ];
+    img.method(
+        "Semaphore",
+        "timerWait",
+        0,
+        0,
+        &lits,
+        &[
+            112, 112, 112, 208, 33, 176, 242, 135, 112, 211, 135, 36, 124,
+        ],
+        0,
+    );
+    on_both!(img, |vm, m, s| {
+        let sema = new_instance(m, "Semaphore", 3);
+        m.set_slot(sema, 2, Value::int(0)).unwrap();
+        let r = send(vm, m, s, sema, "timerWait", &[]);
+        assert_eq!(r.as_ref().ok().and_then(|v| v.as_int()), Some(42), "{r:?}");
+    });
+}
+
 /// A caller whose method's bytes are changed while it waits for a send runs the new bytes
 /// once the send returns, as Squeak's interpreter (which fetches from the method object)
 /// does: `at:put:` into a method refreshes the kept callers' bytecodes too.
@@ -229,5 +280,23 @@ fn store_stackp_into_the_active_context_cuts_its_stack() {
     on_both!(img, |vm, m, s| {
         let r = send(vm, m, s, Value::int(0), "cut", &[]);
         assert_eq!(r.as_ref().ok().and_then(|v| v.as_int()), Some(1), "{r:?}");
+    });
+}
+
+/// A wait nothing can signal stops the run with a deadlock, and leaves the semaphore as it
+/// was: the active process is not left on its list.
+#[test]
+fn a_deadlocked_wait_leaves_the_semaphore_as_it_was() {
+    let mut img = SynthImage::new(false);
+    img.with_kernel_methods();
+    img.with_processes();
+    on_both!(img, |vm, m, s| {
+        let sema = new_instance(m, "Semaphore", 3);
+        m.set_slot(sema, 2, Value::int(0)).unwrap();
+        let r = send(vm, m, s, sema, "wait", &[]);
+        assert!(matches!(r, Err(VmError::Deadlock { .. })), "{r:?}");
+        let nil = vm.specials().nil;
+        assert!(m.slot(sema, 0).unwrap().same_word(nil));
+        assert!(m.slot(sema, 1).unwrap().same_word(nil));
     });
 }
