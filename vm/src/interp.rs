@@ -2571,10 +2571,13 @@ impl Vm {
             self.unallocated = false;
             self.depth = self.depth.saturating_sub(1);
             let to = self.fresh_sender;
+            if !self.returnable(m, to)? {
+                return self.cannot_return(m, value);
+            }
             return self.continue_in(m, to, value);
         }
         let to = m.slot(self.active, ctx::SENDER)?;
-        if self.is_nil(m, to)? || !to.is_object() {
+        if !self.returnable(m, to)? {
             return self.cannot_return(m, value);
         }
         let nil = self.sp.nil;
@@ -2582,6 +2585,37 @@ impl Vm {
         m.set_slot(self.active, ctx::PC, nil)?;
         self.depth = self.depth.saturating_sub(1);
         self.continue_in(m, to, value)
+    }
+
+    /// True if a return may go to `to`: a context that is not dead, as Squeak's
+    /// `commonReturn` checks before it marks anything dead (a nil sender, or a sender whose
+    /// pc is nil, gets `cannotReturn:` instead). The bottom context and the innermost kept
+    /// caller are live (a kept caller's pc may not be in its context yet); any other
+    /// context is read, after the kept callers are written into their contexts (the
+    /// return that follows reads it from the heap all the same).
+    #[inline(always)]
+    fn returnable<M: ObjectMemory>(&mut self, m: &mut M, to: Value) -> Result<bool> {
+        if self.is_bottom(to)
+            || (self.frames_on
+                && self
+                    .frames
+                    .last()
+                    .is_some_and(|f| f.active.word() == to.word()))
+        {
+            return Ok(true);
+        }
+        self.returnable_in_heap(m, to)
+    }
+
+    /// [`Vm::returnable`] of a context that is neither the bottom one nor the innermost kept
+    /// caller: one not nil whose pc is not nil.
+    #[inline(never)]
+    fn returnable_in_heap<M: ObjectMemory>(&mut self, m: &mut M, to: Value) -> Result<bool> {
+        if !to.is_object() || self.is_nil(m, to)? {
+            return Ok(false);
+        }
+        self.drop_frames(m)?;
+        Ok(!self.is_nil(m, m.slot(to, ctx::PC)?)?)
     }
 
     #[cold]
@@ -2602,7 +2636,7 @@ impl Vm {
         to: Value,
         value: Value,
     ) -> Result<Flow> {
-        if self.is_nil(m, to)? || !to.is_object() {
+        if !self.returnable(m, to)? {
             return self.cannot_return(m, value);
         }
         let nil = self.sp.nil;

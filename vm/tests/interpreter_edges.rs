@@ -89,6 +89,49 @@ fn a_wait_on_the_timer_semaphore_is_woken_by_the_timer() {
     });
 }
 
+/// A return to a context that is dead (its pc nil) sends #cannotReturn:, as Squeak's
+/// interpreter does (`commonReturn` / SqueakJS `doReturn`), rather than stopping the run.
+#[test]
+fn a_return_to_a_dead_context_sends_cannot_return() {
+    let mut img = SynthImage::new(false);
+    img.with_kernel_methods();
+    img.method("Object", "instVarAt:put:", 2, 2, &[], &[115, 124], 74);
+    // SmallInteger>>deadCtx  ^thisContext  (dead once it has returned)
+    img.method("SmallInteger", "deadCtx", 0, 0, &[], &[137, 124], 0);
+    // MethodContext>>cannotReturn: v  ^42
+    img.method(
+        "MethodContext",
+        "cannotReturn:",
+        1,
+        1,
+        &[Lit::Int(42)],
+        &[32, 124],
+        0,
+    );
+    // SmallInteger>>redirect: d
+    //   | t | t := thisContext instVarAt: 1. thisContext instVarAt: 1 put: d.
+    //   ^2  (to d, dead: cannotReturn: answers 42, pushed, and the method goes on)
+    //   thisContext instVarAt: 1 put: t. ^top
+    let lits = [
+        Lit::Sym("instVarAt:".into()),
+        Lit::Sym("instVarAt:put:".into()),
+    ];
+    let code = [
+        137, 118, 224, 105, // t := thisContext instVarAt: 1
+        137, 118, 16, 241, 135, // thisContext instVarAt: 1 put: d
+        119, 124, // ^2
+        137, 118, 17, 241, 135, // thisContext instVarAt: 1 put: t
+        124,
+    ];
+    img.method("SmallInteger", "redirect:", 1, 2, &lits, &code, 0);
+    on_both!(img, |vm, m, s| {
+        let dead = send(vm, m, s, Value::int(0), "deadCtx", &[]).unwrap();
+        assert!(m.slot(dead, ctx::PC).unwrap().same_word(vm.specials().nil));
+        let r = send(vm, m, s, Value::int(0), "redirect:", &[dead]);
+        assert_eq!(r.as_ref().ok().and_then(|v| v.as_int()), Some(42), "{r:?}");
+    });
+}
+
 /// A caller whose method's bytes are changed while it waits for a send runs the new bytes
 /// once the send returns, as Squeak's interpreter (which fetches from the method object)
 /// does: `at:put:` into a method refreshes the kept callers' bytecodes too.
