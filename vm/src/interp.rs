@@ -1578,6 +1578,13 @@ impl Vm {
                 let lo = self.fetch(m)?;
                 let off = (isize::from(hi) - 4) * 256 + isize::from(lo);
                 self.pc = self.pc.wrapping_add_signed(off);
+                // A backward jump closes a loop, which may allocate through primitives
+                // alone (`Array new: n` in a `to:do:`) and never activate a method: the
+                // collection threshold is checked here too, at a bytecode boundary, where
+                // the registers go into the contexts as at an activation.
+                if off < 0 {
+                    self.maybe_collect(m)?;
+                }
             }
             Op::LongJumpIfTrue(hi) | Op::LongJumpIfFalse(hi) => {
                 let lo = self.fetch(m)?;
@@ -2436,7 +2443,8 @@ impl Vm {
     }
 
     /// Collects the memory's garbage once private bytes pass the threshold, with the
-    /// active and bottom contexts as roots (every register is reachable from them).
+    /// active and bottom contexts as roots (every register is reachable from them): at an
+    /// activation and at a backward jump.
     fn maybe_collect<M: ObjectMemory>(&mut self, m: &mut M) -> Result<()> {
         if m.private_bytes() < self.gc_threshold {
             return Ok(());

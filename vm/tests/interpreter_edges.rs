@@ -237,6 +237,29 @@ fn find_method<M: ObjectMemory>(m: &M, class: &str, selector: &str) -> Value {
     panic!("no {selector}")
 }
 
+/// A loop that allocates only through primitives (no method activation) never collects:
+/// the collection threshold is checked on activation alone, so garbage grows with the
+/// budget, where Squeak's VM reclaims it. The loop below never holds more than one 80 KB
+/// array live, yet on a tenant with a 32 MB quota it stops with the quota exceeded (600
+/// arrays, 48 MB, all garbage) although the collection step is 1 MB.
+#[test]
+fn an_allocation_loop_without_activations_is_collected() {
+    let heap = common::import("mini.image");
+    let symbols = Symbols::from_base(&heap);
+    let base = Base::new(heap);
+    let mut t = Tenant::fork(&base);
+    t.set_quota(Some(32 << 20));
+    let mut vm = Vm::new(&t).unwrap();
+    vm.set_collection_step(1 << 20);
+    let r = vm.evaluate(
+        &mut t,
+        &symbols,
+        "1 to: 600 do: [:i | Array basicNew: 10000]. 3",
+        100_000_000,
+    );
+    assert_eq!(r.as_ref().ok().and_then(|v| v.as_int()), Some(3), "{r:?}");
+}
+
 /// `ContextPart>>stackp:` is primitive 76 (primitiveStoreStackp, essential in Squeak: it
 /// sets a context's stack pointer, nilling the cells it uncovers); its fallback code in
 /// Scratch is `self error: 'stackp store failure'`. Unimplemented here, so the image's own
