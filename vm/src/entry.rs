@@ -2,7 +2,7 @@
 
 use crate::error::{Result, VmError};
 use crate::image::ctx;
-use crate::interp::{ACTIVE_ROOT, BOTTOM_ROOT, Flow, Vm};
+use crate::interp::{ACTIVE_ROOT, BOTTOM_ROOT, Flow, TIMER_ROOT, Vm};
 use crate::memory::ObjectMemory;
 use cowheap_heap::{BaseHeap, Format, ObjectSize, Value};
 use std::collections::HashMap;
@@ -93,6 +93,7 @@ impl Vm {
         m.set_slot(bottom, ctx::STACKP, Value::int(0))?;
         m.set_root(BOTTOM_ROOT, bottom)?;
         m.remove_root(ACTIVE_ROOT);
+        m.remove_root(TIMER_ROOT);
         self.bottom = bottom;
         self.active = bottom;
         self.reset_fresh(m)?;
@@ -131,6 +132,8 @@ impl Vm {
             return Err(VmError::NothingToResume);
         };
         self.bottom = bottom;
+        // The timer the run had armed when it stopped, whichever interpreter ran it.
+        self.timer = m.root(TIMER_ROOT).and_then(|v| v.as_int());
         // The registers are the last run's until the active context is loaded.
         self.loaded = false;
         // Unknown until counted: the count is redone when it passes the limit.
@@ -166,6 +169,7 @@ impl Vm {
         if !matches!(result, Err(VmError::BudgetExhausted { .. })) {
             m.remove_root(ACTIVE_ROOT);
             m.remove_root(BOTTOM_ROOT);
+            m.remove_root(TIMER_ROOT);
         }
         result
     }

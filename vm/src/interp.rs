@@ -27,6 +27,10 @@ pub(crate) fn pc_value(pc: usize, base: usize) -> Value {
 pub const ACTIVE_ROOT: &str = "cowheap-vm.active";
 /// The root under which a run's bottom context (the one the entry send returns into) is kept.
 pub const BOTTOM_ROOT: &str = "cowheap-vm.bottom";
+/// The root under which a suspended run's armed timer (primitive 136) is kept: its deadline
+/// as a SmallInteger, on the clock of primitive 135. Absent when no timer is armed. With it
+/// the whole run is in the heap, so a new interpreter resuming it still signals the timer.
+pub const TIMER_ROOT: &str = "cowheap-vm.timer";
 
 /// The default limit on the depth of the context chain.
 pub const DEFAULT_MAX_DEPTH: usize = 100_000;
@@ -295,7 +299,8 @@ pub struct Vm {
     /// runnable until it fires, in milliseconds; a later timer is a deadlock.
     pub max_timer_wait_ms: u64,
     /// When the timer semaphore (special object 29) is to be signalled, on the clock of
-    /// primitive 135; `None` when no timer is set.
+    /// primitive 135; `None` when no timer is set. A run stopped by its budget keeps it in
+    /// the memory's root [`TIMER_ROOT`], which a resume reads back.
     pub(crate) timer: Option<i64>,
     /// Contexts on the chain, as counted since the run started (recounted past the limit).
     pub(crate) depth: usize,
@@ -1313,7 +1318,14 @@ impl Vm {
         let saved = self
             .store_registers(m)
             .and_then(|()| self.flush_frames(m))
-            .and_then(|()| m.set_root(ACTIVE_ROOT, self.active));
+            .and_then(|()| m.set_root(ACTIVE_ROOT, self.active))
+            .and_then(|()| match self.timer {
+                Some(deadline) => m.set_root(TIMER_ROOT, Value::int(deadline)),
+                None => {
+                    m.remove_root(TIMER_ROOT);
+                    Ok(())
+                }
+            });
         if let Err(e) = saved {
             return VmError::Memory(e);
         }

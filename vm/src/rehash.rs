@@ -25,7 +25,7 @@
 //! stopped before that leaves the collection as it was.
 
 use crate::error::{Result, VmError};
-use crate::interp::{ACTIVE_ROOT, BOTTOM_ROOT, Vm};
+use crate::interp::{ACTIVE_ROOT, BOTTOM_ROOT, TIMER_ROOT, Vm};
 use crate::memory::ObjectMemory;
 use crate::{Symbols, names};
 use cowheap_heap::{Format, ObjectSize, Value};
@@ -132,6 +132,7 @@ impl Vm {
                         // contexts are garbage and the memory takes new sends.
                         m.remove_root(ACTIVE_ROOT);
                         m.remove_root(BOTTOM_ROOT);
+                        m.remove_root(TIMER_ROOT);
                         let class = m
                             .class_of(c)
                             .ok()

@@ -132,6 +132,122 @@ fn a_return_to_a_dead_context_sends_cannot_return() {
     });
 }
 
+/// The processes image with `Semaphore>>wake` (`self signal. self wait. ^self`) and
+/// `Semaphore>>armAndWait: t` (`self primSignal: t atMilliseconds: self millis + 30.
+/// self wait. ^42`): the active process arms the timer on semaphore `t` and waits on
+/// the receiver, which the process waiting on `t` signals once the timer wakes it.
+fn timer_image() -> (SynthImage, cowheap_heap::Word) {
+    let mut img = SynthImage::new(false);
+    img.with_kernel_methods();
+    img.with_processes();
+    img.method("Object", "millis", 0, 0, &[], &[115, 124], 135);
+    img.method(
+        "Object",
+        "primSignal:atMilliseconds:",
+        2,
+        2,
+        &[],
+        &[115, 124],
+        136,
+    );
+    let lits = [Lit::Sym("signal".into()), Lit::Sym("wait".into())];
+    let wake = img.method(
+        "Semaphore",
+        "wake",
+        0,
+        0,
+        &lits,
+        &[112, 208, 135, 112, 209, 135, 112, 124],
+        0,
+    );
+    let lits = [
+        Lit::Sym("millis".into()),
+        Lit::Int(30),
+        Lit::Sym("primSignal:atMilliseconds:".into()),
+        Lit::Sym("wait".into()),
+        Lit::Int(42),
+    ];
+    img.method(
+        "Semaphore",
+        "armAndWait:",
+        1,
+        1,
+        &lits,
+        &[112, 16, 112, 208, 33, 176, 242, 135, 112, 211, 135, 36, 124],
+        0,
+    );
+    (img, wake)
+}
+
+/// A semaphore `d`, and a timer semaphore `t` with a process waiting on it that runs
+/// `d wake`.
+fn timer_setup<M: ObjectMemory>(vm: &Vm, m: &mut M, wake: Value) -> (Value, Value) {
+    let d = new_instance(m, "Semaphore", 3);
+    m.set_slot(d, 2, Value::int(0)).unwrap();
+    let t = new_instance(m, "Semaphore", 3);
+    m.set_slot(t, 2, Value::int(0)).unwrap();
+    let c = m
+        .alloc(
+            vm.specials().method_context,
+            Format::Pointers,
+            ObjectSize {
+                slots: ctx::TEMPS + 16,
+                bytes: 0,
+            },
+        )
+        .unwrap();
+    m.set_slot(c, ctx::PC, Value::int(13)).unwrap();
+    m.set_slot(c, ctx::STACKP, Value::int(0)).unwrap();
+    m.set_slot(c, ctx::METHOD, wake).unwrap();
+    m.set_slot(c, ctx::RECEIVER, d).unwrap();
+    let p = new_instance(m, "Process", 4);
+    m.set_slot(p, 1, c).unwrap();
+    m.set_slot(p, 2, Value::int(4)).unwrap();
+    m.set_slot(p, 3, t).unwrap();
+    m.set_slot(t, 0, p).unwrap();
+    m.set_slot(t, 1, p).unwrap();
+    (d, t)
+}
+
+/// A run suspended by its budget after it armed the timer (primitive 136) resumes to the
+/// same answer with a new interpreter (as `cowheap-vm-resume` does in another process):
+/// "a run stopped at any bytecode boundary is all in the heap".
+#[test]
+fn a_timer_armed_before_a_budget_stop_survives_a_resume_by_a_new_vm() {
+    let (img, wake) = timer_image();
+    let wake = Value::shared(wake);
+    let (base, symbols) = img.freeze().unwrap();
+    let base = Base::new(base);
+    // With one interpreter all along: 42.
+    {
+        let mut t = Tenant::fork(&base);
+        let mut vm = Vm::new(&t).unwrap();
+        let (d, sema) = timer_setup(&vm, &mut t, wake);
+        let r = vm.send_named(&mut t, &symbols, d, "armAndWait:", &[sema], BUDGET);
+        assert_eq!(r.as_ref().ok().and_then(|v| v.as_int()), Some(42), "{r:?}");
+    }
+    // Stopped by the budget right after the timer is armed, resumed by a new Vm.
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    let (d, sema) = timer_setup(&vm, &mut t, wake);
+    let r = vm.send_named(&mut t, &symbols, d, "armAndWait:", &[sema], 8);
+    assert!(matches!(r, Err(VmError::BudgetExhausted { .. })), "{r:?}");
+    assert!(
+        t.root(cowheap_vm::TIMER_ROOT).is_some(),
+        "the armed timer is in the heap"
+    );
+    drop(vm);
+    // A collection between the runs keeps the suspended run and its timer.
+    ObjectMemory::collect(&mut t, &[]).unwrap();
+    let mut vm = Vm::new(&t).unwrap();
+    let r = vm.resume(&mut t, BUDGET);
+    assert_eq!(r.as_ref().ok().and_then(|v| v.as_int()), Some(42), "{r:?}");
+    assert!(
+        t.root(cowheap_vm::TIMER_ROOT).is_none(),
+        "a finished run leaves no timer"
+    );
+}
+
 /// A caller whose method's bytes are changed while it waits for a send runs the new bytes
 /// once the send returns, as Squeak's interpreter (which fetches from the method object)
 /// does: `at:put:` into a method refreshes the kept callers' bytecodes too.
