@@ -1295,8 +1295,6 @@ impl Tenant {
         Ok(())
     }
 
-    /// The writable body of `obj`, copying it first if it is a base object. `check` sees the
-    /// object's format and size before anything is copied, so a refused write copies nothing.
     /// What [`Tenant::writable`] checks, for a write of nothing (`set_slots` of no value,
     /// `set_bytes` of no byte): the object, and `check` of its format and size; no copy is
     /// made and no quota charged, since nothing changes. Time: O(1).
@@ -1306,16 +1304,7 @@ impl Tenant {
         check: impl FnOnce(Format, ObjectSize) -> Result<()>,
     ) -> Result<()> {
         match self.locate(obj)? {
-            Loc::Private(k) => {
-                let b = match self.body(k) {
-                    Err(Error::Swapped { segment, .. }) if self.has_fault_handler() => {
-                        self.fault_in(segment)?;
-                        self.body(k)?
-                    }
-                    b => b?,
-                };
-                check(b.format(), b.size())
-            }
+            Loc::Private(k) => self.check_private_write(k, check),
             Loc::Base(x) => {
                 self.note_read(x);
                 let view = self.base.object(x)?;
@@ -1324,6 +1313,27 @@ impl Tenant {
         }
     }
 
+    /// `check` of the format and size of private object `k`, for a write to it. A write
+    /// through a root stub faults its segment in first, where the tenant has a fault handler
+    /// ([`Tenant::set_fault_handler`]): the stub knows its segment only, so the write is
+    /// checked after, and a refused write leaves the segment in, as a read does.
+    fn check_private_write(
+        &mut self,
+        k: PrivateKey,
+        check: impl FnOnce(Format, ObjectSize) -> Result<()>,
+    ) -> Result<()> {
+        let b = match self.body(k) {
+            Err(Error::Swapped { segment, .. }) if self.has_fault_handler() => {
+                self.fault_in(segment)?;
+                self.body(k)?
+            }
+            b => b?,
+        };
+        check(b.format(), b.size())
+    }
+
+    /// The writable body of `obj`, copying it first if it is a base object. `check` sees the
+    /// object's format and size before anything is copied, so a refused write copies nothing.
     pub(crate) fn writable(
         &mut self,
         obj: Value,
@@ -1331,18 +1341,7 @@ impl Tenant {
     ) -> Result<Writable<'_>> {
         let k = match self.locate(obj)? {
             Loc::Private(k) => {
-                let b = match self.body(k) {
-                    // A write through a root stub faults its segment in, where the tenant
-                    // has a fault handler ([`Tenant::set_fault_handler`]). The stub knows
-                    // its segment only, so the write is checked after: a refused write
-                    // leaves the segment in, as a read does.
-                    Err(Error::Swapped { segment, .. }) if self.has_fault_handler() => {
-                        self.fault_in(segment)?;
-                        self.body(k)?
-                    }
-                    b => b?,
-                };
-                check(b.format(), b.size())?;
+                self.check_private_write(k, check)?;
                 k
             }
             Loc::Base(x) => {

@@ -2,42 +2,16 @@
 //! blocks (pre-closure) and closures, non-local return, the special sends, the error sends
 //! and the typed stops. Each runs on the flat heap and on a tenant.
 
-use cowheap_forwarders::Base;
+mod common;
+use common::{on_both, send};
+
 use cowheap_heap::{Format, ObjectSize, Value};
-use cowheap_tenants::Tenant;
 use cowheap_vm::bytecodes::{Op, RANGES, decode, instruction_len};
 use cowheap_vm::synth::{Lit, SynthImage};
-use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
-
-const BUDGET: u64 = 100_000;
+use cowheap_vm::{ObjectMemory, Symbols, Vm, VmError};
 
 /// Runs `$body` (a generic function of the interpreter, a memory and the symbols) on a flat
 /// heap and on a tenant of the image `$img` makes.
-macro_rules! on_both {
-    ($img:expr, |$vm:ident, $m:ident, $s:ident| $body:block) => {{
-        fn check<M: ObjectMemory>($vm: &mut Vm, $m: &mut M, $s: &Symbols) $body
-        let (base, symbols) = $img.freeze().unwrap();
-        let mut flat = FlatHeap::from_base(&base);
-        let mut vm = Vm::new(&flat).unwrap();
-        check(&mut vm, &mut flat, &symbols);
-        let base = Base::new(base);
-        let mut t = Tenant::fork(&base);
-        let mut vm = Vm::new(&t).unwrap();
-        check(&mut vm, &mut t, &symbols);
-    }};
-}
-
-fn send<M: ObjectMemory>(
-    vm: &mut Vm,
-    m: &mut M,
-    s: &Symbols,
-    r: Value,
-    sel: &str,
-    args: &[Value],
-) -> Result<Value, VmError> {
-    vm.send_named(m, s, r, sel, args, BUDGET)
-}
-
 fn int<M: ObjectMemory>(
     vm: &mut Vm,
     m: &mut M,

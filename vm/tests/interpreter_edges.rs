@@ -3,40 +3,16 @@
 //! timer semaphore, and collection in loops that allocate only through primitives.
 
 mod common;
+use common::{on_both, send};
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::Tenant;
 use cowheap_vm::image::ctx;
 use cowheap_vm::synth::{Lit, SynthImage};
-use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
+use cowheap_vm::{ObjectMemory, Symbols, Vm, VmError};
 
-const BUDGET: u64 = 100_000;
-
-macro_rules! on_both {
-    ($img:expr, |$vm:ident, $m:ident, $s:ident| $body:block) => {{
-        fn check<M: ObjectMemory>($vm: &mut Vm, $m: &mut M, $s: &Symbols) $body
-        let (base, symbols) = $img.freeze().unwrap();
-        let mut flat = FlatHeap::from_base(&base);
-        let mut vm = Vm::new(&flat).unwrap();
-        check(&mut vm, &mut flat, &symbols);
-        let base = Base::new(base);
-        let mut t = Tenant::fork(&base);
-        let mut vm = Vm::new(&t).unwrap();
-        check(&mut vm, &mut t, &symbols);
-    }};
-}
-
-fn send<M: ObjectMemory>(
-    vm: &mut Vm,
-    m: &mut M,
-    s: &Symbols,
-    r: Value,
-    sel: &str,
-    args: &[Value],
-) -> Result<Value, VmError> {
-    vm.send_named(m, s, r, sel, args, BUDGET)
-}
+const BUDGET: u64 = common::SEND_BUDGET;
 
 fn new_instance<M: ObjectMemory>(m: &mut M, class: &str, slots: usize) -> Value {
     let c = m.root(&format!("class.{class}")).unwrap();

@@ -3,6 +3,7 @@
 //! `mini.image` with the image's own Smalltalk. Each runs on the flat heap and on a tenant.
 
 mod common;
+use common::{on_both, send};
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
@@ -10,34 +11,6 @@ use cowheap_tenants::Tenant;
 use cowheap_vm::image::ctx;
 use cowheap_vm::synth::{Lit, SynthImage};
 use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
-
-const BUDGET: u64 = 100_000;
-
-/// Runs `$body` on a flat heap and on a tenant of the image `$img` makes.
-macro_rules! on_both {
-    ($img:expr, |$vm:ident, $m:ident, $s:ident| $body:block) => {{
-        fn check<M: ObjectMemory>($vm: &mut Vm, $m: &mut M, $s: &Symbols) $body
-        let (base, symbols) = $img.freeze().unwrap();
-        let mut flat = FlatHeap::from_base(&base);
-        let mut vm = Vm::new(&flat).unwrap();
-        check(&mut vm, &mut flat, &symbols);
-        let base = Base::new(base);
-        let mut t = Tenant::fork(&base);
-        let mut vm = Vm::new(&t).unwrap();
-        check(&mut vm, &mut t, &symbols);
-    }};
-}
-
-fn send<M: ObjectMemory>(
-    vm: &mut Vm,
-    m: &mut M,
-    s: &Symbols,
-    r: Value,
-    sel: &str,
-    args: &[Value],
-) -> Result<Value, VmError> {
-    vm.send_named(m, s, r, sel, args, BUDGET)
-}
 
 fn class<M: ObjectMemory>(m: &M, name: &str) -> Value {
     m.root(&format!("class.{name}")).unwrap()

@@ -32,3 +32,42 @@ pub(crate) fn base(name: &str) -> Arc<Base> {
 }
 
 pub(crate) mod world;
+
+/// The bytecode budget of [`send`].
+pub(crate) const SEND_BUDGET: u64 = 100_000;
+
+/// Runs `$body` on a flat heap and on a tenant of the image `$img` (a
+/// `cowheap_vm::synth::SynthImage`) makes, with `$vm`, `$m` and `$s` the interpreter, the
+/// memory and the image's symbols.
+#[allow(unused_macros, reason = "used by the synthetic-image tests only")]
+macro_rules! on_both {
+    ($img:expr, |$vm:ident, $m:ident, $s:ident| $body:block) => {{
+        fn check<M: ::cowheap_vm::ObjectMemory>(
+            $vm: &mut ::cowheap_vm::Vm,
+            $m: &mut M,
+            $s: &::cowheap_vm::Symbols,
+        ) $body
+        let (base, symbols) = $img.freeze().unwrap();
+        let mut flat = ::cowheap_vm::FlatHeap::from_base(&base);
+        let mut vm = ::cowheap_vm::Vm::new(&flat).unwrap();
+        check(&mut vm, &mut flat, &symbols);
+        let base = ::cowheap_forwarders::Base::new(base);
+        let mut t = ::cowheap_tenants::Tenant::fork(&base);
+        let mut vm = ::cowheap_vm::Vm::new(&t).unwrap();
+        check(&mut vm, &mut t, &symbols);
+    }};
+}
+#[allow(unused_imports, reason = "used by the synthetic-image tests only")]
+pub(crate) use on_both;
+
+/// `r sel args` by name, within [`SEND_BUDGET`] bytecodes.
+pub(crate) fn send<M: cowheap_vm::ObjectMemory>(
+    vm: &mut cowheap_vm::Vm,
+    m: &mut M,
+    s: &cowheap_vm::Symbols,
+    r: cowheap_heap::Value,
+    sel: &str,
+    args: &[cowheap_heap::Value],
+) -> Result<cowheap_heap::Value, cowheap_vm::VmError> {
+    vm.send_named(m, s, r, sel, args, SEND_BUDGET)
+}
