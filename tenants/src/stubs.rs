@@ -63,6 +63,15 @@ impl FaultHandler {
     }
 }
 
+/// Where a tenant keeps its fault handler. While the handler runs it is out of the slot
+/// (it is given the tenant); `set` says whether it set or cleared the tenant's handler
+/// meanwhile, so that what it set is not overwritten when it is put back.
+#[derive(Debug, Default)]
+pub(crate) struct FaultSlot {
+    handler: Option<FaultHandler>,
+    set: bool,
+}
+
 impl std::fmt::Debug for FaultHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("FaultHandler")
@@ -352,16 +361,23 @@ impl Tenant {
         })
     }
 
-    /// Sets (or clears) what brings a swapped-out segment back ([`FaultHandler`]).
+    /// Sets (or clears) what brings a swapped-out segment back ([`FaultHandler`]). A handler
+    /// may call this while it runs (to clear itself after the last segment, or to hand over
+    /// to another): what it sets stays. Otherwise the handler is kept after it runs, whether
+    /// it succeeds, fails or panics.
     pub fn set_fault_handler(&mut self, handler: Option<FaultHandler>) {
         if handler.is_some() || self.cold.is_some() {
-            self.cold_mut().fault = handler;
+            let slot = &mut self.cold_mut().fault;
+            slot.handler = handler;
+            slot.set = true;
         }
     }
 
     /// True if the tenant has a fault handler.
     pub fn has_fault_handler(&self) -> bool {
-        self.cold.as_ref().is_some_and(|c| c.fault.is_some())
+        self.cold
+            .as_ref()
+            .is_some_and(|c| c.fault.handler.is_some())
     }
 
     /// Sets (or clears) what reads a segment that is out without bringing it back
@@ -543,18 +559,24 @@ impl Tenant {
     /// [`Error::Swapped`] if a stub of the segment is left when the handler returns (it must
     /// fill every stub of the segment).
     pub fn fault_in(&mut self, segment: u64) -> Result<()> {
-        let Some(mut handler) = self.cold.as_mut().and_then(|c| c.fault.take()) else {
+        let Some(mut handler) = self.cold.as_mut().and_then(|c| {
+            c.fault.set = false;
+            c.fault.handler.take()
+        }) else {
             return Err(Error::Swapped {
                 segment,
                 object: Word::from_bits(0),
             });
         };
-        let done = handler.0(self, segment);
-        if let Some(c) = self.cold.as_mut()
-            && c.fault.is_none()
-        {
-            c.fault = Some(handler);
+        // The handler is put back however it returns, a panic included, unless it set or
+        // cleared the tenant's handler itself.
+        let done =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.0(self, segment)));
+        let slot = &mut self.cold_mut().fault;
+        if !slot.set {
+            slot.handler = Some(handler);
         }
+        let done = done.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         done?;
         if self.space.stubs_of(segment) == 0 {
             return Ok(());

@@ -166,7 +166,7 @@ pub(crate) struct Cold {
     /// The forwarders commits left, to the objects they committed (an abort keeps them).
     pub(crate) committed: Vec<PrivateKey>,
     /// What brings a swapped-out segment back ([`Tenant::set_fault_handler`]).
-    pub(crate) fault: Option<crate::stubs::FaultHandler>,
+    pub(crate) fault: crate::stubs::FaultSlot,
     /// What reads a segment that is out without bringing it back
     /// ([`Tenant::set_segment_reader`]), and the views it made.
     pub(crate) reader: Option<crate::stubs::SegmentReader>,
