@@ -892,6 +892,12 @@ impl<'a> Parts<'a> {
 
     /// True if `w` leads somewhere in this base and snapshot: an immediate (unless a
     /// reference is needed), a base object in range, or a saved entry of the same generation.
+    ///
+    /// An immediate is any word [`Word::is_immediate`] takes for one, as a tenant's writes,
+    /// the builder and an image file's verification take it: a small integer, a character,
+    /// an immediate float, or a tag-`010` word with bits above its code point (no
+    /// character, an opaque immediate, as a float is to cowheap). A word any of them
+    /// stores as it is must restore, or the snapshot of a tenant holding one would not.
     fn valid(&self, w: Word, n_base: usize, must_be_ref: bool) -> bool {
         match w.decode() {
             Decoded::Int(_) | Decoded::Char(_) => !must_be_ref,
@@ -899,7 +905,7 @@ impl<'a> Parts<'a> {
             Decoded::Private(k) => {
                 self.entry_at(k.key()).is_some() && self.generation(k.key()) == Some(k.generation())
             }
-            Decoded::Reserved(_) => w.is_small_float() && !must_be_ref,
+            Decoded::Reserved(_) => w.is_immediate() && !must_be_ref,
         }
     }
 
