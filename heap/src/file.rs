@@ -119,24 +119,16 @@ impl fmt::Debug for Fingerprint {
 ///
 /// The new file has the permissions of the file it replaces, or, for a new one, those any
 /// file the process creates gets (read and write for all, less the umask), not a temporary
-/// file's private ones. A symbolic link is followed: the file it names is replaced, and the
-/// link stays.
+/// file's private ones. A symbolic link is followed: the file it names is replaced (or made,
+/// for a link that names no file yet, as `File::create` would make it), and the link stays.
+/// A loop of links is an error, with nothing written.
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> FileResult<()> {
     let err = |e| FileError::io(path, e);
-    let resolved;
-    let path = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
-            Ok(target) => {
-                resolved = target;
-                resolved.as_path()
-            }
-            Err(_) => path,
-        },
-        _ => path,
-    };
+    let resolved = through_links(path).map_err(err)?;
+    let path = resolved.as_path();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -164,6 +156,35 @@ pub fn write_atomically(
         .and_then(|d| d.sync_all())
         .map_err(err)?;
     Ok(())
+}
+
+/// The most symbolic links [`through_links`] follows, as Linux's own path walk.
+const MAX_LINKS: usize = 40;
+
+/// The path of the file `path` names through its symbolic links (each target taken relative
+/// to its link's directory), whether or not that file exists: the path a rename must replace
+/// so that every link stays. `path` itself if it is no link.
+///
+/// # Errors
+/// An I/O error if a link cannot be read, or, past [`MAX_LINKS`] links (a loop), one that
+/// says so.
+fn through_links(path: &Path) -> io::Result<PathBuf> {
+    let mut at = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&at)?;
+                // An absolute target replaces the whole path; a relative one is taken from
+                // the link's directory.
+                at = match at.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            _ => return Ok(at),
+        }
+    }
+    Err(io::Error::other("too many levels of symbolic links"))
 }
 
 /// The whole of the file at `path`, its buffer reserved fallibly at the file's length (a
