@@ -117,6 +117,10 @@ impl fmt::Debug for Fingerprint {
 /// any moment leaves either the old file or the new one, never a torn one; on error the
 /// temporary file is removed and `path` is untouched. The file is written unbuffered.
 ///
+/// The directory is opened (to fsync it) before anything is written, so a directory that
+/// cannot be read fails the write with nothing changed. Only the directory's fsync itself
+/// comes after the rename: an I/O error there is reported with the new file in place.
+///
 /// The new file has the permissions of the file it replaces, or, for a new one, those any
 /// file the process creates gets (read and write for all, less the umask), not a temporary
 /// file's private ones. A symbolic link is followed: the file it names is replaced (or made,
@@ -133,6 +137,9 @@ pub fn write_atomically(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    // Opened first: the rename is durable only once the directory is fsynced, and a
+    // directory that cannot be opened must refuse the write before the rename, not after.
+    let dir_handle = std::fs::File::open(dir).map_err(err)?;
     let kept = std::fs::metadata(path).ok().map(|m| m.permissions());
     let mut builder = tempfile::Builder::new();
     builder.prefix(".cowheap-").suffix(".tmp");
@@ -152,9 +159,7 @@ pub fn write_atomically(
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     // The rename is durable only once the directory is.
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err)?;
+    dir_handle.sync_all().map_err(err)?;
     Ok(())
 }
 
