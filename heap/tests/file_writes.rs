@@ -86,7 +86,13 @@ fn a_write_refused_for_its_directory_leaves_the_file_as_it_was() {
     let root =
         std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
     let outcome = if root {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
+        // The child runs a copy of this test binary kept beside the directory, so that
+        // `nobody` can run it wherever the build put the original (a home directory it
+        // cannot search, say).
+        let exe = d.path().join("child");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        mode(&exe, 0o755);
+        let out = std::process::Command::new(&exe)
             .args([
                 "--ignored",
                 "--exact",
@@ -96,6 +102,7 @@ fn a_write_refused_for_its_directory_leaves_the_file_as_it_was() {
             .env(DIR_ENV, &dir)
             .uid(65534)
             .gid(65534)
+            .current_dir(d.path())
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
