@@ -280,7 +280,8 @@ impl Numbering<'_> {
 /// `Repository` is `Send + Sync`: share it between threads (each thread with its own
 /// tenants). Reading the current version takes no lock; a commit, rebase, apply, publish or
 /// the end of a flatten takes the repository's commit lock for its own duration only; an
-/// abort takes none.
+/// abort takes it only to read which history the tenant is of and the version to move it
+/// to, not while it frees the tenant's objects.
 #[derive(Debug)]
 pub struct Repository {
     current: ArcSwap<Base>,
@@ -682,13 +683,22 @@ impl Repository {
     /// A tenant on a base of another history (another repository's, or one it never
     /// published) loses its committed objects too: they forward to objects of that history,
     /// which in this one are other objects, so references to them are refused as well.
+    ///
+    /// Whether the tenant's history is this one and the version it moves to are read
+    /// together, under the commit lock (held for those two reads only): a
+    /// [`Repository::publish`] of another history meanwhile cannot leave it on that history
+    /// with forwarders to objects of its own.
     pub fn abort(&self, tenant: &mut Tenant) {
-        let ours = Repository::version_of(&self.lock(), tenant.base()).is_ok();
+        let (ours, current) = {
+            let log = self.lock();
+            let ours = Repository::version_of(&log, tenant.base()).is_ok();
+            (ours, self.current.load_full())
+        };
         if !ours && let Some(c) = tenant.cold.as_mut() {
             c.committed.clear();
         }
         tenant.discard();
-        tenant.rebind(&self.current.load_full());
+        tenant.rebind(&current);
     }
 
     /// Moves `tenant`, changes and all, to the current version if no version since its own

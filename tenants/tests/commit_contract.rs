@@ -1,0 +1,167 @@
+//! The commit contract at its edges: an abort racing a publish of another history never
+//! leaves a committed reference reading an object of that history, and a tenant of an
+//! older version keeps its view (slots and hashes) after a become committed. Rebase under the private mark policy across a flatten keeps the tenant's own writes, and
+//! an object a version added conflicts as any other (read-write and write-write).
+
+use cowheap_forwarders::{Base, MarkPolicy};
+use cowheap_heap::{Format, ObjectIndex, ObjectSize, Value, synth};
+use cowheap_tenants::commit::{CommitError, CommitMode, CommitRights, Repository};
+use cowheap_tenants::{Error, Tenant, TenantConfig};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// `n` pointer objects of `base` with at least two slots, past the first few.
+fn pointers(base: &Base, n: usize) -> Vec<Value> {
+    let h = base.heap();
+    h.indices()
+        .skip(10)
+        .filter(|&x| h.format(x).unwrap() == Format::Pointers && h.size(x).unwrap().slots >= 2)
+        .map(Value::base)
+        .take(n)
+        .collect()
+}
+
+/// A publish of another history racing an abort: the abort moves the tenant to a version
+/// of the history it was of (keeping its committed objects) or of the other one (refusing
+/// references to them), never to the other history with them kept, where they would read
+/// that history's objects at the same indices.
+#[test]
+fn an_abort_racing_a_publish_never_reads_an_object_of_another_history() {
+    let a = Base::new(synth::image(300, 3));
+    // Larger: the index a commit into `a` gives a new object is an object of `b`.
+    let b = Base::new(synth::image(3_000, 4));
+    let origin_a = a.origin();
+    let holder = pointers(&a, 1)[0];
+    let repo = Arc::new(Repository::new(a.clone(), CommitRights::Anyone));
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let (repo, stop, a, b) = (repo.clone(), stop.clone(), a.clone(), b.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                repo.publish(b.clone());
+                repo.publish(a.clone());
+            }
+        })
+    };
+    let started = Instant::now();
+    let (mut aborts, mut wrong) = (0, 0);
+    while started.elapsed() < Duration::from_secs(3) {
+        let mut t = repo.fork();
+        if t.base().origin() != origin_a {
+            continue;
+        }
+        let class = t.class_of(holder).unwrap();
+        let n = t
+            .alloc_with(class, Format::Pointers, &[Value::int(41)], &[])
+            .unwrap();
+        t.set_slot(holder, 0, n).unwrap();
+        if repo.commit(&mut t, "t").is_err() {
+            continue; // the history changed under the fork
+        }
+        // Objects for the abort to free: a window for the publisher.
+        for _ in 0..20_000 {
+            t.alloc(class, Format::Pointers, ObjectSize { slots: 0, bytes: 0 })
+                .unwrap();
+        }
+        repo.abort(&mut t);
+        aborts += 1;
+        if t.base().origin() != origin_a && t.slot(n, 0).is_ok() {
+            wrong += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    publisher.join().unwrap();
+    assert!(aborts > 0);
+    assert_eq!(
+        wrong, 0,
+        "{wrong} of {aborts} aborts left a committed reference reading another history"
+    );
+}
+
+/// A tenant of version 0 reads its own view of two objects another tenant swapped by a
+/// become and rehashed, before and after that commit, through the tenant and its reader.
+#[test]
+fn a_tenant_of_an_older_version_keeps_its_view_of_a_committed_become() {
+    let base = Base::new(synth::image(300, 3));
+    let o = pointers(&base, 2);
+    let (x, y) = (o[0], o[1]);
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let old = repo.fork();
+    let view = |t: &Tenant| {
+        (
+            t.slot(x, 0).unwrap().word(),
+            t.slot(y, 0).unwrap().word(),
+            t.identity_hash(x).unwrap(),
+            t.reader().identity_hash(x).unwrap(),
+        )
+    };
+    let before = view(&old);
+    let mut a = repo.fork();
+    a.become_two_way(x, y).unwrap();
+    a.set_identity_hash(x, 12_345).unwrap();
+    repo.commit(&mut a, "a").unwrap();
+    assert_eq!(view(&old), before);
+    assert_eq!(repo.fork().identity_hash(x).unwrap(), 12_345);
+}
+
+/// Under the private mark policy, a rebase onto a flattened version keeps the tenant's own
+/// write and shows the other tenant's; its commit then publishes both.
+#[test]
+fn a_rebase_across_a_flatten_keeps_the_tenants_own_writes() {
+    let base = Base::new(synth::image(300, 3));
+    let o = pointers(&base, 2);
+    let (x, y) = (o[0], o[1]);
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let config = TenantConfig {
+        quota: None,
+        marks: MarkPolicy::Private,
+    };
+    let mut t = Tenant::fork_with(&repo.current(), config);
+    t.set_slot(x, 0, Value::int(5)).unwrap();
+    let mut u = repo.fork();
+    u.set_slot(y, 0, Value::int(6)).unwrap();
+    repo.commit(&mut u, "u").unwrap();
+    repo.flatten().unwrap();
+    repo.rebase(&mut t).unwrap();
+    let read = |t: &Tenant| {
+        (
+            t.slot(x, 0).unwrap().as_int(),
+            t.slot(y, 0).unwrap().as_int(),
+        )
+    };
+    assert_eq!(read(&t), (Some(5), Some(6)));
+    repo.commit(&mut t, "t").unwrap();
+    assert_eq!(read(&repo.fork()), (Some(5), Some(6)));
+}
+
+/// An object a version added conflicts as a base object of the heap does: a read of it in
+/// read-write mode, and a second write of it.
+#[test]
+fn an_added_object_conflicts_as_any_other() {
+    let base = Base::new(synth::image(300, 3));
+    let o = pointers(&base, 2);
+    let (x, z) = (o[0], o[1]);
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let mut a = repo.fork();
+    let class = a.class_of(x).unwrap();
+    let n = a
+        .alloc_with(class, Format::Pointers, &[Value::int(1)], &[])
+        .unwrap();
+    a.set_slot(x, 0, n).unwrap();
+    let v1 = repo.commit(&mut a, "a").unwrap();
+    let added = Value::base(ObjectIndex::new(v1.len() - 1).unwrap());
+    let mut r = repo.fork();
+    r.record_reads(true);
+    assert_eq!(r.slot(added, 0).unwrap().as_int(), Some(1));
+    r.set_slot(z, 0, Value::int(3)).unwrap();
+    let mut w = repo.fork();
+    let mut p = repo.fork();
+    w.set_slot(added, 0, Value::int(2)).unwrap();
+    p.set_slot(added, 0, Value::int(9)).unwrap();
+    repo.commit(&mut w, "w").unwrap();
+    let res = repo.commit_with(&mut r, "r", CommitMode::ReadWrite, &[]);
+    assert!(matches!(res, Err(CommitError::Conflict { .. })), "{res:?}");
+    let res = repo.commit(&mut p, "p");
+    assert!(matches!(res, Err(CommitError::Conflict { .. })), "{res:?}");
+}
