@@ -467,7 +467,8 @@ impl Repository {
     /// # Errors
     /// [`CommitError::NotPermitted`], [`CommitError::Conflict`],
     /// [`CommitError::ForeignBase`], [`CommitError::Unsupported`], or an error of the tenant
-    /// (a collected object reached from a changed one). On any error nothing changes: not
+    /// (a collected object reached from a changed one; [`Error::Swapped`] for a changed
+    /// object, or one it reaches, that is out with a segment). On any error nothing changes: not
     /// the repository, not the tenant, not any other tenant's view.
     pub fn commit(&self, tenant: &mut Tenant, who: &str) -> Result<Arc<Base>, CommitError> {
         self.commit_with(tenant, who, CommitMode::WriteWrite, &[])
@@ -857,11 +858,14 @@ impl Tenant {
                 .space
                 .key_of(entry)
                 .ok_or(Error::Collected(Word::base(x)))?;
-            if self.body(k).is_err() {
+            // A forwarder cannot be committed; a copy swapped out with a segment answers
+            // the tenant's own error (`Error::Swapped`: fault it in and commit again).
+            if let Some(State::Forwarded(_)) = self.space.get(k) {
                 return Err(CommitError::Unsupported(
                     "a base object forwarded by become_forward",
                 ));
             }
+            self.body(k)?;
             // A copy that is a host object's proxy would become a base object, its host
             // object left on a forwarder.
             if self.is_host(k) {

@@ -1,7 +1,9 @@
 //! The commit contract at its edges: an abort racing a publish of another history never
-//! leaves a committed reference reading an object of that history, and a tenant of an
-//! older version keeps its view (slots and hashes) after a become committed. Rebase under the private mark policy across a flatten keeps the tenant's own writes, and
-//! an object a version added conflicts as any other (read-write and write-write).
+//! leaves a committed reference reading an object of that history, a commit over a copy out
+//! with a segment answers why, and a tenant of an older version keeps its view (slots and
+//! hashes) after a become committed. Rebase under the private mark policy across a flatten
+//! keeps the tenant's own writes, and an object a version added conflicts as any other
+//! (read-write and write-write).
 
 use cowheap_forwarders::{Base, MarkPolicy};
 use cowheap_heap::{Format, ObjectIndex, ObjectSize, Value, synth};
@@ -77,6 +79,25 @@ fn an_abort_racing_a_publish_never_reads_an_object_of_another_history() {
         wrong, 0,
         "{wrong} of {aborts} aborts left a committed reference reading another history"
     );
+}
+
+/// A changed copy that is out with a segment: the commit answers `Error::Swapped` naming
+/// the segment (fault it in and commit again), not a forwarder it is not; nothing changes.
+#[test]
+fn a_commit_over_a_copy_out_with_a_segment_answers_swapped() {
+    let base = Base::new(synth::image(300, 3));
+    let x = pointers(&base, 1)[0];
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let mut t = repo.fork();
+    t.set_slot(x, 0, Value::int(1)).unwrap();
+    t.stub(x, 7).unwrap();
+    let err = repo.commit(&mut t, "t").unwrap_err();
+    assert!(
+        matches!(err, CommitError::Tenant(Error::Swapped { segment: 7, .. })),
+        "{err}"
+    );
+    assert_eq!(repo.current().version(), 0);
+    assert_eq!(t.diverted(), 1);
 }
 
 /// A tenant of version 0 reads its own view of two objects another tenant swapped by a
