@@ -432,6 +432,8 @@ impl Tenant {
         let space = &self.space;
         if let Some(c) = self.cold.as_mut() {
             c.committed.retain(|&k| space.get(k).is_some());
+            c.stub_aux
+                .retain(|&k, _| matches!(space.get(k), Some(State::Stub(_))));
         }
         let cold = self.cold_mut();
         sub(&mut cold.stats.private_objects, out.freed);

@@ -268,7 +268,9 @@ impl Numbering<'_> {
             class,
             format: body.format(),
             hash: body.hash(),
-            aux: 0,
+            // The body's own bits: a copy's base object's, a new object's none, moved with
+            // the bodies by a two-way become.
+            aux: body.aux(),
             slots: slots.into_boxed_slice(),
             bytes: bytes.into_boxed_slice(),
         })
@@ -891,8 +893,7 @@ impl Tenant {
             .try_reserve(sorted.len())
             .map_err(|_| refused::<u32>(sorted.len()))?;
         for (x, k) in sorted {
-            let mut c = g.body(k)?;
-            c.aux = self.base.object(x)?.aux;
+            let c = g.body(k)?;
             objects.push((x.as_u32(), c));
             moved.push((k, Word::base(x)));
             changed.insert(x.as_u32());
@@ -1091,6 +1092,7 @@ impl Tenant {
             cold.handles.clear();
             cold.hosts.clear();
             cold.views.clear();
+            cold.stub_aux.clear();
             cold.stats.private_objects = left;
             cold.stats.private_bytes = left * FORWARDER_COST;
         }

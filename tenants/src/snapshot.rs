@@ -1052,6 +1052,30 @@ impl<'a> Parts<'a> {
             ))?;
             table.push((ObjectIndex::from_u32(x), key));
         }
+        // A snapshot keeps no auxiliary bits: each copy takes its base object's (a stub's
+        // are kept for the body a fault-in brings), as when it was made. The bits a two-way
+        // become moved are not kept: they are the bits of the object each copy stands for.
+        for &(x, key) in &table {
+            let aux = base.object(x).map_or(0, |o| o.aux);
+            if aux == 0 {
+                continue;
+            }
+            match t.space.get(key) {
+                Some(State::Object(_)) => {
+                    if let Some(mut w) = t.space.writable(key) {
+                        w.set_aux(aux);
+                    }
+                }
+                Some(State::Stub(_)) => {
+                    let stubs = &mut t.cold_mut().stub_aux;
+                    stubs
+                        .try_reserve(1)
+                        .map_err(|_| refused::<(cowheap_heap::PrivateKey, u32)>(1))?;
+                    stubs.insert(key, aux);
+                }
+                _ => {}
+            }
+        }
         let mut committed = Vec::new();
         room(&mut committed, self.committed.len())?;
         for &k in &self.committed {
@@ -1230,6 +1254,8 @@ fn read_body(r: &mut Reader<'_>) -> Result<Body, RestoreError> {
         class,
         format,
         hash,
+        // Not saved: a copy's are its base object's, set when the table is restored.
+        aux: 0,
         slots,
         bytes,
     })

@@ -47,6 +47,10 @@ pub(crate) struct Body {
     pub(crate) class: Word,
     pub(crate) format: Format,
     pub(crate) hash: u32,
+    /// The auxiliary bits of the base object it copies (none for a body read from a
+    /// snapshot): they belong to the body, as its format does, and go with it through a
+    /// two-way become into the version a commit makes.
+    pub(crate) aux: u32,
     pub(crate) slots: Box<[Word]>,
     pub(crate) bytes: Box<[u8]>,
 }
@@ -66,6 +70,7 @@ impl Body {
             class: view.class,
             format: view.format,
             hash: view.hash,
+            aux: view.aux,
             slots: slots.into_boxed_slice(),
             bytes: bytes.into_boxed_slice(),
         })
@@ -202,6 +207,12 @@ impl<'a> Obj<'a> {
         layout::hash(self.header(layout::INFO_WORD))
     }
 
+    /// The auxiliary bits ([`cowheap_heap::Builder::set_aux`]): a copy's are its base
+    /// object's, a new object's none; a two-way become moves them with the bodies.
+    pub(crate) fn aux(self) -> u32 {
+        layout::aux(self.header(layout::INFO_WORD))
+    }
+
     /// The size.
     #[inline(always)]
     pub(crate) fn size(self) -> ObjectSize {
@@ -330,6 +341,23 @@ impl Writable<'_> {
         let cell = &self.space.words[self.at + layout::INFO_WORD];
         let info = cell.get().bits();
         cell.set(Word::from_bits(info & !0xFFFF_FFFF | u64::from(hash)));
+    }
+
+    /// Sets the auxiliary bits (at most [`cowheap_heap::AUX_BITS`] wide, as the base's
+    /// are), keeping the hash and format: a copy's bits where a snapshot or a segment did
+    /// not keep them.
+    pub(crate) fn set_aux(&mut self, aux: u32) {
+        let cell = &self.space.words[self.at + layout::INFO_WORD];
+        let info = cell.get().bits();
+        let kept = layout::info_word(layout::Head {
+            class: Word::from_bits(0),
+            format: layout::format(info).unwrap_or(Format::Pointers),
+            hash: layout::hash(info),
+            aux: aux & ((1 << cowheap_heap::AUX_BITS) - 1),
+        });
+        if let Ok(w) = kept {
+            cell.set(Word::from_bits(w));
+        }
     }
 
     /// The raw bytes, to write.
@@ -633,9 +661,12 @@ impl Space {
                 Ok(link)
             }
             Entry::Object(b) => self.append_object(
-                b.class,
-                b.format,
-                b.hash,
+                layout::Head {
+                    class: b.class,
+                    format: b.format,
+                    hash: b.hash,
+                    aux: b.aux,
+                },
                 b.size(),
                 Word::from_bits(1),
                 |s, by| {
@@ -657,55 +688,40 @@ impl Space {
         Ok(u32::try_from(at).unwrap_or(0) | kind)
     }
 
-    /// Appends an object block, its slots `init`, then filled by `fill`. Nothing changes on
-    /// error.
+    /// Appends an object block with header `head`, its slots `init`, then filled by `fill`.
+    /// Nothing changes on error.
     fn append_object(
         &mut self,
-        class: Word,
-        format: Format,
-        hash: u32,
+        head: layout::Head,
         size: ObjectSize,
         init: Word,
         fill: impl FnOnce(&mut [Cell<Word>], &mut [u8]),
     ) -> Result<u32> {
-        self.append_with(
-            class,
-            format,
-            hash,
-            size,
-            std::iter::repeat_n(init, size.slots),
-            &[],
-        )
-        .inspect(|&at| {
-            let at = at as usize + HEADER_WORDS;
-            let start = self.bytes.len() - size.bytes;
-            fill(
-                &mut self.words[at..at + size.slots],
-                &mut self.bytes[start..],
-            );
-        })
+        self.append_with(head, size, std::iter::repeat_n(init, size.slots), &[])
+            .inspect(|&at| {
+                let at = at as usize + HEADER_WORDS;
+                let start = self.bytes.len() - size.bytes;
+                fill(
+                    &mut self.words[at..at + size.slots],
+                    &mut self.bytes[start..],
+                );
+            })
     }
 
-    /// Appends an object block holding `slots` (exactly `size.slots` words) and `bytes`
-    /// (`size.bytes` of them, or none for zeros), and answers its offset. Nothing changes on
-    /// error.
+    /// Appends an object block with header `head` (its class, format, hash and auxiliary
+    /// bits) holding `slots` (exactly `size.slots` words) and `bytes` (`size.bytes` of them,
+    /// or none for zeros), and answers its offset. Nothing changes on error.
     #[inline]
     fn append_with(
         &mut self,
-        class: Word,
-        format: Format,
-        hash: u32,
+        head: layout::Head,
         size: ObjectSize,
         slots: impl ExactSizeIterator<Item = Word>,
         bytes: &[u8],
     ) -> Result<u32> {
         let size_word = layout::size_word(size)?;
-        let info = layout::info_word(layout::Head {
-            class,
-            format,
-            hash,
-            aux: 0,
-        })?;
+        let info = layout::info_word(head)?;
+        let class = head.class;
         debug_assert_eq!(slots.len(), size.slots);
         self.reserve(block_words(size.slots, size.bytes), size.bytes)?;
         let at = self.words.len();
@@ -757,7 +773,13 @@ impl Space {
         fill: impl FnOnce(&mut [Cell<Word>], &mut [u8]),
     ) -> Result<PrivateKey> {
         self.reserve_keys(1)?;
-        let link = self.append_object(class, format, hash, size, init, fill)?;
+        let head = layout::Head {
+            class,
+            format,
+            hash,
+            aux: 0,
+        };
+        let link = self.append_object(head, size, init, fill)?;
         self.key_for(link)
     }
 
@@ -769,14 +791,13 @@ impl Space {
     pub(crate) fn insert_copy(&mut self, view: &ObjectView<'_>) -> Result<PrivateKey> {
         check_copyable(view)?;
         self.reserve_keys(1)?;
-        let link = self.append_with(
-            view.class,
-            view.format,
-            view.hash,
-            view.size(),
-            view.slots.iter().copied(),
-            view.bytes,
-        )?;
+        let head = layout::Head {
+            class: view.class,
+            format: view.format,
+            hash: view.hash,
+            aux: view.aux,
+        };
+        let link = self.append_with(head, view.size(), view.slots.iter().copied(), view.bytes)?;
         self.key_for(link)
     }
 
@@ -1098,6 +1119,7 @@ mod tests {
                 Format::Bytes
             },
             hash,
+            aux: 0,
             slots: slots.iter().map(|&w| Word::from_bits(w)).collect(),
             bytes: bytes.into(),
         })

@@ -243,7 +243,7 @@ impl Tenant {
         let Loc::Private(k) = self.locate(root)? else {
             return Err(Error::NotSwappable(root.word()));
         };
-        self.body(k)?;
+        let aux = self.body(k)?.aux();
         if self
             .cold
             .as_ref()
@@ -251,11 +251,23 @@ impl Tenant {
         {
             return Err(Error::NotSwappable(root.word()));
         }
+        if aux != 0 {
+            // Room for the stub's bits, had before anything changes.
+            self.cold_mut()
+                .stub_aux
+                .try_reserve(1)
+                .map_err(|_| Error::OutOfMemory {
+                    bytes: size_of::<(PrivateKey, u32)>() as u64,
+                })?;
+        }
         let w = self
             .space
             .writable(k)
             .ok_or(Error::NotSwappable(root.word()))?;
         let size = w.stub(segment);
+        if aux != 0 {
+            self.cold_mut().stub_aux.insert(k, aux);
+        }
         sub(
             &mut self.stats_mut().private_bytes,
             cost(size) - FORWARDER_COST,
@@ -321,6 +333,12 @@ impl Tenant {
         for &(ks, kf, segment, from) in &keys {
             if !self.space.fill(ks, kf)? {
                 return Err(Error::NotSwappable(from.word()));
+            }
+            // The body takes back the bits its stub kept (the segment kept none).
+            if let Some(aux) = self.cold.as_mut().and_then(|c| c.stub_aux.remove(&ks))
+                && let Some(mut w) = self.space.writable(ks)
+            {
+                w.set_aux(aux);
             }
             // The view goes with the first stub filled: the stubs left may be filled from
             // bodies that writes through the filled ones change, which the view does not

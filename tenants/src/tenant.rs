@@ -9,7 +9,7 @@ use cowheap_heap::{
     Decoded, Error as HeapError, Format, HeapReader, ObjectIndex, ObjectSize, PrivateKey, TenantId,
     Value, Word,
 };
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -165,6 +165,10 @@ pub(crate) struct Cold {
     pub(crate) hosts: BTreeMap<u32, crate::hosts::Host>,
     /// The forwarders commits left, to the objects they committed (an abort keeps them).
     pub(crate) committed: Vec<PrivateKey>,
+    /// The auxiliary bits of stubs whose bodies had some (a copy's, its base object's),
+    /// given back to the body a fault-in brings (a segment keeps no auxiliary bits), so
+    /// that a commit afterwards writes them.
+    pub(crate) stub_aux: FxHashMap<PrivateKey, u32>,
     /// What brings a swapped-out segment back ([`Tenant::set_fault_handler`]).
     pub(crate) fault: crate::stubs::FaultSlot,
     /// What reads a segment that is out without bringing it back

@@ -1,12 +1,13 @@
-//! The commit contract at its edges: an abort racing a publish of another history never
-//! leaves a committed reference reading an object of that history, a commit over a copy out
-//! with a segment answers why, and a tenant of an older version keeps its view (slots and
-//! hashes) after a become committed. Rebase under the private mark policy across a flatten
-//! keeps the tenant's own writes, and an object a version added conflicts as any other
-//! (read-write and write-write).
+//! The commit contract at its edges: a two-way become commits each body with the auxiliary
+//! bits it came with (through a snapshot and a segment swapped out and back too), an abort
+//! racing a publish of another history never leaves a committed reference reading an
+//! object of that history, a commit over a copy out with a segment answers why, and a
+//! tenant of an older version keeps its view (slots and hashes) after a become committed.
+//! Rebase under the private mark policy across a flatten keeps the tenant's own writes, and
+//! an object a version added conflicts as any other (read-write and write-write).
 
 use cowheap_forwarders::{Base, MarkPolicy};
-use cowheap_heap::{Format, ObjectIndex, ObjectSize, Value, synth};
+use cowheap_heap::{Builder, Format, ObjectIndex, ObjectSize, Value, synth};
 use cowheap_tenants::commit::{CommitError, CommitMode, CommitRights, Repository};
 use cowheap_tenants::{Error, Tenant, TenantConfig};
 use std::sync::Arc;
@@ -22,6 +23,97 @@ fn pointers(base: &Base, n: usize) -> Vec<Value> {
         .map(Value::base)
         .take(n)
         .collect()
+}
+
+/// nil, a class, and objects `x` (no slots, aux 0x11), `y` (three slots, aux 0x22) and `z`
+/// (one slot, aux 0x33).
+fn aux_base() -> (Arc<Base>, [Value; 3]) {
+    let mut b = Builder::new();
+    let nil = b.add_nil();
+    let class = b.add(nil, Format::Pointers, vec![nil; 3], vec![]).unwrap();
+    let x = b.add(class, Format::Pointers, vec![], vec![]).unwrap();
+    let y = b
+        .add(class, Format::Pointers, vec![nil, nil, nil], vec![])
+        .unwrap();
+    let z = b.add(class, Format::Pointers, vec![nil], vec![]).unwrap();
+    b.set_aux(x, 0x11).unwrap();
+    b.set_aux(y, 0x22).unwrap();
+    b.set_aux(z, 0x33).unwrap();
+    b.add_root("x", x).unwrap();
+    let base = Base::new(b.freeze().unwrap());
+    let v = |w: cowheap_heap::Word| Value::base(w.as_base().unwrap());
+    (base, [v(x), v(y), v(z)])
+}
+
+fn index(v: Value) -> ObjectIndex {
+    v.word().as_base().unwrap()
+}
+
+/// The auxiliary bits belong to an object's body as its format does: after `x become: y`
+/// the version has x holding y's body with y's bits, and y holding x's with x's. After a
+/// become with a new object (whose bits are none), x's bits go with x's old body into the
+/// new object, and x holds none. A copy changed by a plain write keeps its own.
+#[test]
+fn a_two_way_become_commits_each_body_with_its_aux_bits() {
+    let (base, [x, y, z]) = aux_base();
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let mut t = repo.fork();
+    t.become_two_way(x, y).unwrap();
+    t.set_slot(z, 0, Value::int(1)).unwrap();
+    let v1 = repo.commit(&mut t, "t").unwrap();
+    let at = |v: &Base, o: Value| {
+        let o = v.object(index(o)).unwrap();
+        (o.slots.len(), o.aux)
+    };
+    assert_eq!(at(&v1, x), (3, 0x22), "x holds y's body, with y's bits");
+    assert_eq!(at(&v1, y), (0, 0x11), "y holds x's body, with x's bits");
+    assert_eq!(at(&v1, z), (1, 0x33), "a copy keeps its own bits");
+
+    // A become with a new object: x's old body (and bits) go to the new object.
+    let mut t = repo.fork();
+    let class = t.class_of(z).unwrap();
+    let n = t
+        .alloc_with(
+            class,
+            Format::Pointers,
+            &[Value::int(5), Value::int(6)],
+            &[],
+        )
+        .unwrap();
+    t.become_two_way(z, n).unwrap();
+    t.set_slot(x, 0, n).unwrap(); // n (now z's old body) reached from a changed object
+    let v2 = repo.commit(&mut t, "t").unwrap();
+    assert_eq!(
+        at(&v2, z),
+        (2, 0),
+        "z holds the new object's body, which had no bits"
+    );
+    let added = Value::base(ObjectIndex::new(v2.len() - 1).unwrap());
+    assert_eq!(at(&v2, added), (1, 0x33), "z's old body keeps z's bits");
+}
+
+/// A copy's bits survive a snapshot and its restore, and a swap-out of the copy with a
+/// segment and its fault-in: the commit afterwards gives the object its own bits.
+#[test]
+fn a_copy_keeps_its_aux_bits_through_a_snapshot_and_a_segment() {
+    let (base, [x, y, z]) = aux_base();
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let mut t = repo.fork();
+    t.set_slot(y, 0, Value::int(1)).unwrap();
+    t.set_slot(z, 0, Value::int(2)).unwrap();
+    let mut t = Tenant::restore_from(&base, &t.snapshot()).unwrap();
+    // z swapped out (its body saved by the caller) and brought back.
+    let class = t.class_of(z).unwrap();
+    t.stub(z, 9).unwrap();
+    let back = t
+        .alloc_with(class, Format::Pointers, &[Value::int(2)], &[])
+        .unwrap();
+    t.fill_stub(z, back).unwrap();
+    let v1 = repo.commit(&mut t, "t").unwrap();
+    for (o, aux) in [(x, 0x11), (y, 0x22), (z, 0x33)] {
+        assert_eq!(v1.object(index(o)).unwrap().aux, aux);
+    }
+    assert_eq!(v1.object(index(z)).unwrap().slots[0].as_int(), Some(2));
 }
 
 /// A publish of another history racing an abort: the abort moves the tenant to a version
