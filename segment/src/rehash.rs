@@ -669,7 +669,9 @@ fn elements(
 /// # Errors
 /// [`crate::SegmentError::HashedCollection`] for a table with no free slot (objects before
 /// it may have been rehashed already); [`crate::SegmentError::Tenant`] if the tenant
-/// refuses a read or write (a quota).
+/// refuses a read or write (a quota: the first write of a base table copies it). The
+/// collection refused is left as it was: its objects are made writable before any element
+/// is taken out.
 pub fn rehash(tenant: &mut Tenant, names: &BaseNames, objects: &[Value]) -> Result<RehashReport> {
     rehash_within(tenant, names, objects, None)
 }
@@ -760,6 +762,18 @@ fn rehash_within(
                 t.slot(array, i)?
             })
         };
+        // Every object the moves below write is made writable first, by writing one slot
+        // back as it is: the first write of a base object copies it, and a copy the
+        // tenant refuses (its quota) refuses the rehash here, with nothing taken out.
+        // Afterwards no write can fail, so no element is lost half-way.
+        if let Some(e) = elems.first() {
+            if layout.kind == Kind::MethodDictionary {
+                let key = tenant.slot(v, layout.named + e.index)?;
+                tenant.set_slot(v, layout.named + e.index, key)?;
+            }
+            let value = tenant.slot(array, e.index)?;
+            tenant.set_slot(array, e.index, value)?;
+        }
         // Take every element out, then put each back at the first free slot from its home.
         let mut taken = Vec::with_capacity(elems.len());
         for e in &elems {
