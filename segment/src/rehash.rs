@@ -68,7 +68,7 @@ use crate::bind::BaseNames;
 use crate::error::Result;
 pub use crate::image_hash::old_string_hash;
 use crate::image_hash::{Hasher, Unhashed};
-use cowheap_heap::{BaseHeap, Format, Value, Word};
+use cowheap_heap::{BaseHeap, Format, ObjectIndex, Value, Word};
 use cowheap_squeak::class_name;
 use cowheap_tenants::Tenant;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -324,6 +324,9 @@ struct Classifier<'a> {
     hasher: Hasher<'a>,
     /// Whether an element class's `key` is the plain quick return of its first field.
     plain_key: HashMap<Word, bool>,
+    /// The tenant's copies of base objects by their private words, with the base objects
+    /// they stand for: made at the first class met that is a private object.
+    copies: Option<HashMap<Word, ObjectIndex>>,
 }
 
 impl<'a> Classifier<'a> {
@@ -334,7 +337,28 @@ impl<'a> Classifier<'a> {
             cache: HashMap::new(),
             hasher: Hasher::new(heap, names),
             plain_key: HashMap::new(),
+            copies: None,
         }
+    }
+
+    /// The base object class `c` is in the tenant: itself, or for a private object the base
+    /// object it is the copy of (a class the tenant wrote: a method compiled into it, a
+    /// class variable set), so that its name and instance variables are the base's. `None`
+    /// for a class of the tenant's own. Time: O(1), or O(diverted objects) once per
+    /// classifier, at the first private class.
+    fn base_index(&mut self, t: &Tenant, c: Value) -> Option<ObjectIndex> {
+        if let Some(x) = c.word().as_base() {
+            return Some(x);
+        }
+        if !c.word().is_private() {
+            return None;
+        }
+        let copies = self.copies.get_or_insert_with(|| {
+            t.copies()
+                .filter_map(|(b, now)| Some((now.word(), b.word().as_base()?)))
+                .collect()
+        });
+        copies.get(&c.word()).copied()
     }
 
     /// The layout and class name of `v`'s class, if it is a hashed collection.
@@ -399,9 +423,8 @@ impl<'a> Classifier<'a> {
 
     fn chain(&mut self, t: &Tenant, class: Value) -> Result<Option<(Layout, String)>> {
         let nil = self.heap.nil();
-        let own_named = class
-            .word()
-            .as_base()
+        let class_base = self.base_index(t, class);
+        let own_named = class_base
             .and_then(|x| self.names.all_inst_var_names(self.heap, x))
             .map(|v| v.len());
         let scan_for = self.names.symbol("scanFor:");
@@ -412,7 +435,7 @@ impl<'a> Classifier<'a> {
             if c.same_word(nil) || !c.word().is_ref() {
                 return Ok(None);
             }
-            if let Some(x) = c.word().as_base()
+            if let Some(x) = self.base_index(t, c)
                 && let Some(name) = class_name(self.heap, x)
                 && let Some(kind) = Kind::of_name(&name)
             {
@@ -425,9 +448,7 @@ impl<'a> Classifier<'a> {
                     return Ok(None);
                 };
                 let named = own_named.or(ivars.map(|v| v.len())).unwrap_or(2);
-                let shown = class
-                    .word()
-                    .as_base()
+                let shown = class_base
                     .and_then(|x| class_name(self.heap, x))
                     .unwrap_or(name);
                 let own_scan = match (own_scan, scan_for) {
@@ -437,10 +458,9 @@ impl<'a> Classifier<'a> {
                             Some(k) => same_literals(t, method, k)?,
                             None => false,
                         };
+                        let below = self.base_index(t, below);
                         (!same).then(|| {
                             below
-                                .word()
-                                .as_base()
                                 .and_then(|x| class_name(self.heap, x))
                                 .unwrap_or_else(|| "a class of the tenant".into())
                         })

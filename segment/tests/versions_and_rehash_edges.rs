@@ -1,5 +1,8 @@
-//! Rehashes refused part-way: a rehash refused for the quota (a base table it would
-//! copy) leaves the collection as it was.
+//! Rehashes of collections the tenant has written, and rehashes refused part-way:
+//! - a hashed collection whose class the tenant wrote (a private copy of `Set`,
+//!   `IdentitySet`) is still a hashed collection of its kind and is rehashed;
+//! - a rehash refused for the quota (a base table it would copy) leaves the collection as
+//!   it was.
 
 mod common;
 
@@ -35,6 +38,27 @@ fn mini() -> (Arc<Base>, BaseNames) {
     (base, names)
 }
 
+/// A hashed collection of class `class` with a table of `n` slots holding `keys` at the
+/// slots of `order` (not where their hashes lead).
+fn scattered_set(
+    t: &mut Tenant,
+    names: &BaseNames,
+    class: &str,
+    keys: &[Value],
+    n: usize,
+    order: &[usize],
+) -> Value {
+    let g = |n: &str| names.global(n).unwrap();
+    let set = alloc(t, g(class), Format::Pointers, 2, 0);
+    let array = alloc(t, g("Array"), Format::Pointers, n, 0);
+    t.set_slot(set, 0, Value::int(keys.len() as i64)).unwrap();
+    t.set_slot(set, 1, array).unwrap();
+    for (&k, &at) in keys.iter().zip(order) {
+        t.set_slot(array, at, k).unwrap();
+    }
+    set
+}
+
 /// Symbols of mini.image.
 fn symbols(names: &BaseNames) -> Vec<Value> {
     [
@@ -51,6 +75,47 @@ fn symbols(names: &BaseNames) -> Vec<Value> {
     .iter()
     .map(|s| names.symbol(s).unwrap())
     .collect()
+}
+
+/// Every key is where Squeak's `scanFor:` finds it.
+fn all_found(t: &Tenant, names: &BaseNames, set: Value, keys: &[Value]) -> bool {
+    keys.iter().all(|&k| {
+        rehash::lookup(t, names, set, k)
+            .unwrap()
+            .is_some_and(|v| t.identical(v, k).unwrap())
+    })
+}
+
+/// The tenant writes the class `IdentitySet` or `Set` (a class variable, a method
+/// dictionary grown by a compile: the class object is then its private copy): its
+/// instances are still hashed collections of their kind, rehashed as before.
+#[test]
+fn a_collection_of_a_class_the_tenant_wrote_is_rehashed() {
+    let (base, names) = mini();
+    let keys = symbols(&names);
+    let n = 16;
+    let order = permutation(n, 5);
+    for class in ["Set", "IdentitySet"] {
+        for written in [false, true] {
+            let mut t = Tenant::fork(&base);
+            if written {
+                // The class's superclass slot set to what it holds: a copy.
+                let c = names.global(class).unwrap();
+                let sup = t.slot(c, 0).unwrap();
+                t.set_slot(c, 0, sup).unwrap();
+            }
+            let set = scattered_set(&mut t, &names, class, &keys, n, &order);
+            assert_eq!(t.class_of(set).unwrap().word().is_private(), written);
+            assert!(!all_found(&t, &names, set, &keys));
+            let r = rehash::rehash(&mut t, &names, &[set]).unwrap();
+            assert_eq!(
+                (r.collections, r.rehashed.len()),
+                (1, 1),
+                "{class}, written: {written}: {r}"
+            );
+            assert!(all_found(&t, &names, set, &keys));
+        }
+    }
 }
 
 /// A rehash refused part-way through a collection leaves it as it was: a MethodDictionary
