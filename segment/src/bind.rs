@@ -31,8 +31,9 @@
 use crate::error::{Result, SegmentError};
 use crate::project::{OutPointer, Project};
 use crate::v3::{ClassRef, Oop, SegObject};
-use cowheap_heap::{BaseHeap, Format, ObjectIndex, ObjectSize, Value, Word};
-use cowheap_squeak::{ByteOrder, class_name};
+use cowheap_forwarders::Base;
+use cowheap_heap::{BaseHeap, Format, ObjectIndex, ObjectSize, ObjectView, Value, Word};
+use cowheap_squeak::{ByteOrder, Graph, class_name, class_name_in};
 use cowheap_tenants::Tenant;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -48,6 +49,93 @@ const SUPERCLASS_SLOT: usize = 0;
 const INST_VARS_SLOTS: [usize; 2] = [3, 4];
 /// Longest superclass chain followed.
 const MAX_CHAIN: usize = 1_000;
+
+/// Where names are read: a base heap, or a version of a base ([`Base`]), whose commits
+/// changed some of the heap's objects (the `Smalltalk` dictionary, a class) and added
+/// others (a class, a Symbol). A tenant's names are its version's: a global a commit
+/// gave another value binds to that value, not to the one the heap under it holds.
+pub trait Objects {
+    /// Object `x`, if there is one.
+    fn view(&self, x: ObjectIndex) -> Option<ObjectView<'_>>;
+    /// How many objects (the indices are `0..count`).
+    fn count(&self) -> usize;
+    /// The base's named root `name` (`specialObjects`, `Smalltalk`).
+    fn named_root(&self, name: &str) -> Option<Value>;
+    /// The base's nil.
+    fn nil_value(&self) -> Value;
+    /// The name of class `x` ([`class_name`]).
+    fn name_of_class(&self, x: ObjectIndex) -> Option<String>;
+    /// Slot `i` of object `x`.
+    fn slot_of(&self, x: ObjectIndex, i: usize) -> Option<Word> {
+        self.view(x)?.slots.get(i).copied()
+    }
+}
+
+impl Objects for BaseHeap {
+    fn view(&self, x: ObjectIndex) -> Option<ObjectView<'_>> {
+        self.object(x).ok()
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn named_root(&self, name: &str) -> Option<Value> {
+        self.root(name)
+    }
+    fn nil_value(&self) -> Value {
+        self.nil()
+    }
+    fn name_of_class(&self, x: ObjectIndex) -> Option<String> {
+        class_name(self, x)
+    }
+}
+
+impl Objects for Base {
+    fn view(&self, x: ObjectIndex) -> Option<ObjectView<'_>> {
+        self.object(x).ok()
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn named_root(&self, name: &str) -> Option<Value> {
+        self.heap().root(name)
+    }
+    fn nil_value(&self) -> Value {
+        self.heap().nil()
+    }
+    fn name_of_class(&self, x: ObjectIndex) -> Option<String> {
+        class_name_in(&Version(self), x)
+    }
+}
+
+/// A version of a base read as a [`Graph`], for its class names.
+struct Version<'a>(&'a Base);
+
+impl Graph for Version<'_> {
+    fn len(&self) -> u32 {
+        u32::try_from(self.0.len()).unwrap_or(u32::MAX)
+    }
+    fn class_of(&self, i: u32) -> Option<u32> {
+        self.0
+            .object(ObjectIndex::from_u32(i))
+            .ok()?
+            .class
+            .as_base()
+            .map(ObjectIndex::as_u32)
+    }
+    fn slots_of(&self, i: u32) -> &[Word] {
+        self.0
+            .object(ObjectIndex::from_u32(i))
+            .map_or(&[], |o| o.slots)
+    }
+    fn bytes_of(&self, i: u32) -> &[u8] {
+        self.0
+            .object(ObjectIndex::from_u32(i))
+            .map_or(&[], |o| o.bytes)
+    }
+    fn aux_of(&self, i: u32) -> u32 {
+        self.0.object(ObjectIndex::from_u32(i)).map_or(0, |o| o.aux)
+    }
+}
 
 /// A base's names: what an out-pointer can bind to. Build once per base.
 #[derive(Clone, Debug)]
@@ -70,26 +158,31 @@ impl BaseNames {
     ///
     /// # Errors
     /// [`SegmentError::BaseMissing`] if the base has no special objects array.
-    pub fn of(heap: &BaseHeap) -> Result<BaseNames> {
+    pub fn of<O: Objects + ?Sized>(heap: &O) -> Result<BaseNames> {
         let special = heap
-            .root("specialObjects")
-            .and_then(|v| heap.index_of(v).ok())
+            .named_root("specialObjects")
+            .and_then(|v| v.word().as_base())
+            .filter(|&x| heap.view(x).is_some())
             .ok_or(SegmentError::BaseMissing("special objects array"))?;
-        let slot = |x: ObjectIndex, i: usize| heap.get_slot(x, i).and_then(|w| w.as_base());
+        let slot = |x: ObjectIndex, i: usize| heap.slot_of(x, i).and_then(|w| w.as_base());
         let mut globals = HashMap::new();
-        if let Some(st) = heap.root("Smalltalk").and_then(|v| heap.index_of(v).ok()) {
+        if let Some(st) = heap
+            .named_root("Smalltalk")
+            .and_then(|v| v.word().as_base())
+        {
             for (k, v) in dictionary(heap, st) {
                 globals.insert(k, v);
             }
         }
         let mut symbols = HashMap::new();
         let mut is_symbol_class: HashMap<ObjectIndex, bool> = HashMap::new();
-        for x in heap.indices() {
-            let Ok(o) = heap.object(x) else { continue };
+        for x in (0..heap.count()).filter_map(|i| u32::try_from(i).ok().map(ObjectIndex::from_u32))
+        {
+            let Some(o) = heap.view(x) else { continue };
             let Some(c) = o.class.as_base() else { continue };
             let sym = *is_symbol_class.entry(c).or_insert_with(|| {
                 matches!(
-                    class_name(heap, c).as_deref(),
+                    heap.name_of_class(c).as_deref(),
                     Some("Symbol" | "ByteSymbol")
                 )
             });
@@ -102,16 +195,16 @@ impl BaseNames {
         let compact = slot(special, SPECIAL_COMPACT_CLASSES)
             .map(|cc| (0..31).map(|k| slot(cc, k)).collect())
             .unwrap_or_default();
-        let word = |i: usize| heap.get_slot(special, i).map(Value::shared);
+        let word = |i: usize| heap.slot_of(special, i).map(Value::shared);
         let point = globals.get("Point").and_then(|w| w.as_base());
         let inst_vars_slot = point.and_then(|p| {
             INST_VARS_SLOTS.into_iter().find(|&i| {
-                strings(heap, heap.get_slot(p, i), &mut { MAX_NAME_BYTES })
+                strings(heap, heap.slot_of(p, i), &mut { MAX_NAME_BYTES })
                     == Some(vec!["x".into(), "y".into()])
             })
         });
         let special_words = heap
-            .object(special)
+            .view(special)
             .map(|o| o.slots.to_vec())
             .unwrap_or_default();
         let mut by_value = HashMap::new();
@@ -131,7 +224,7 @@ impl BaseNames {
             globals,
             symbols,
             compact,
-            nil: heap.nil(),
+            nil: heap.nil_value(),
             false_: word(1),
             true_: word(2),
         })
@@ -168,17 +261,17 @@ impl BaseNames {
 /// A key object is taken once, at its first Association: a hostile base whose array names
 /// one long key a million times would otherwise copy its text a million times. (A
 /// dictionary of the images holds each key once.) Time: O(its slots + its keys' texts).
-fn dictionary(heap: &BaseHeap, d: ObjectIndex) -> Vec<(String, Word)> {
+fn dictionary<O: Objects + ?Sized>(heap: &O, d: ObjectIndex) -> Vec<(String, Word)> {
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let Some(array) = heap.get_slot(d, 1).and_then(|w| w.as_base()) else {
+    let Some(array) = heap.slot_of(d, 1).and_then(|w| w.as_base()) else {
         return out;
     };
-    let Ok(a) = heap.object(array) else {
+    let Some(a) = heap.view(array) else {
         return out;
     };
     for assoc in a.slots.iter().filter_map(|w| w.as_base()) {
-        let Ok(o) = heap.object(assoc) else { continue };
+        let Some(o) = heap.view(assoc) else { continue };
         if o.slots.len() < 2 {
             continue;
         }
@@ -188,7 +281,7 @@ fn dictionary(heap: &BaseHeap, d: ObjectIndex) -> Vec<(String, Word)> {
         if !seen.insert(key) {
             continue;
         }
-        let Ok(k) = heap.object(key) else { continue };
+        let Some(k) = heap.view(key) else { continue };
         if k.slots.is_empty() && !k.bytes.is_empty() {
             out.push((String::from_utf8_lossy(k.bytes).into_owned(), o.slots[1]));
         }
@@ -205,16 +298,20 @@ const MAX_NAME_BYTES: usize = 1 << 20;
 /// The texts of an Array of Strings (`Some(empty)` for nil), `None` if not one or if they
 /// take more than `budget` bytes (a `String` each counted with its text), which they take
 /// from it.
-fn strings(heap: &BaseHeap, w: Option<Word>, budget: &mut usize) -> Option<Vec<String>> {
+fn strings<O: Objects + ?Sized>(
+    heap: &O,
+    w: Option<Word>,
+    budget: &mut usize,
+) -> Option<Vec<String>> {
     let w = w?;
-    if w == heap.nil().word() {
+    if w == heap.nil_value().word() {
         return Some(Vec::new());
     }
-    let a = heap.object(w.as_base()?).ok()?;
+    let a = heap.view(w.as_base()?)?;
     a.slots
         .iter()
         .map(|s| {
-            let o = heap.object(s.as_base()?).ok()?;
+            let o = heap.view(s.as_base()?)?;
             let cost = o.bytes.len().checked_add(std::mem::size_of::<String>())?;
             *budget = budget.checked_sub(cost)?;
             (o.slots.is_empty() && !o.bytes.is_empty())
@@ -228,16 +325,20 @@ impl BaseNames {
     /// instance variable names (if the global of that name is this class), an object of the
     /// special objects array by its index, a global's value by the global's name. `None` if
     /// it has none. Time: O(1) expected, O(superclass chain) for a class.
-    pub fn portable(&self, heap: &BaseHeap, x: ObjectIndex) -> Option<crate::tenant::OutRef> {
+    pub fn portable<O: Objects + ?Sized>(
+        &self,
+        heap: &O,
+        x: ObjectIndex,
+    ) -> Option<crate::tenant::OutRef> {
         use crate::tenant::OutRef;
         let w = Word::base(x);
         if self.symbol_set.contains_key(&x) {
-            let o = heap.object(x).ok()?;
+            let o = heap.view(x)?;
             return Some(OutRef::Symbol(
                 String::from_utf8_lossy(o.bytes).into_owned(),
             ));
         }
-        if let Some(name) = class_name(heap, x)
+        if let Some(name) = heap.name_of_class(x)
             && self.globals.get(&name) == Some(&w)
             && let Some(inst_vars) = self.all_inst_var_names(heap, x)
         {
@@ -252,7 +353,11 @@ impl BaseNames {
     /// The object a portable out-pointer names in this base, if it has it (a class only if
     /// its instance variable names are the same). `Base`, `Outside` and `Pinned` are not
     /// names: `None`.
-    pub fn resolve(&self, heap: &BaseHeap, o: &crate::tenant::OutRef) -> Option<Value> {
+    pub fn resolve<O: Objects + ?Sized>(
+        &self,
+        heap: &O,
+        o: &crate::tenant::OutRef,
+    ) -> Option<Value> {
         use crate::tenant::OutRef;
         match o {
             OutRef::Special(k) => self.special.get(*k as usize).map(|&w| Value::shared(w)),
@@ -261,7 +366,7 @@ impl BaseNames {
             OutRef::Class { name, inst_vars } => {
                 let v = self.global(name)?;
                 let x = v.word().as_base()?;
-                (class_name(heap, x).as_deref() == Some(name.as_str())
+                (heap.name_of_class(x).as_deref() == Some(name.as_str())
                     && self.all_inst_var_names(heap, x).as_ref() == Some(inst_vars))
                 .then_some(v)
             }
@@ -272,9 +377,13 @@ impl BaseNames {
     /// A class's instance variable names, inherited first. `None` if the base's class
     /// layout is unknown (no class `Point` with `x y`) or a class in the chain has no
     /// readable names. Time: O(superclass chain + names).
-    pub fn all_inst_var_names(&self, heap: &BaseHeap, class: ObjectIndex) -> Option<Vec<String>> {
+    pub fn all_inst_var_names<O: Objects + ?Sized>(
+        &self,
+        heap: &O,
+        class: ObjectIndex,
+    ) -> Option<Vec<String>> {
         let slot = self.inst_vars_slot?;
-        let nil = heap.nil().word();
+        let nil = heap.nil_value().word();
         let mut chain = Vec::new();
         let mut c = Some(class);
         while let Some(x) = c {
@@ -283,14 +392,14 @@ impl BaseNames {
             }
             chain.push(x);
             c = heap
-                .get_slot(x, SUPERCLASS_SLOT)
+                .slot_of(x, SUPERCLASS_SLOT)
                 .filter(|&w| w != nil)
                 .and_then(|w| w.as_base());
         }
         let mut names = Vec::new();
         let mut budget = MAX_NAME_BYTES;
         for &x in chain.iter().rev() {
-            names.extend(strings(heap, heap.get_slot(x, slot), &mut budget)?);
+            names.extend(strings(heap, heap.slot_of(x, slot), &mut budget)?);
         }
         Some(names)
     }
@@ -344,15 +453,15 @@ pub struct Bindings {
 
 /// Binds a class by name, checking its shape against the writer's instance variables
 /// where the stream gives them.
-fn bind_class(
-    heap: &BaseHeap,
+fn bind_class<O: Objects + ?Sized>(
+    heap: &O,
     names: &BaseNames,
     project: &Project,
     name: &str,
 ) -> Result<Value, Unbound> {
     let v = names.global(name).ok_or(Unbound::Missing)?;
     let x = v.word().as_base().ok_or(Unbound::NotAClass)?;
-    if class_name(heap, x).as_deref() != Some(name) {
+    if heap.name_of_class(x).as_deref() != Some(name) {
         return Err(Unbound::NotAClass);
     }
     if let Some(writer) = project.structures.get(name) {
@@ -371,7 +480,7 @@ fn bind_class(
 
 /// Resolves every out-pointer of `project` and its compact classes in the base of
 /// `names`. Time: O(out-pointers + their classes' superclass chains).
-pub fn bind(heap: &BaseHeap, names: &BaseNames, project: &Project) -> Bindings {
+pub fn bind<O: Objects + ?Sized>(heap: &O, names: &BaseNames, project: &Project) -> Bindings {
     // `Smalltalk at: #x`-style out-pointers, each dictionary decoded once (its first key of
     // a text answers, as a scan would): not once per out-pointer naming it.
     let mut dictionaries: HashMap<ObjectIndex, HashMap<String, Word>> = HashMap::new();
@@ -589,8 +698,9 @@ pub fn materialise(
 ) -> Result<Materialised> {
     let base = tenant.base().clone();
     let heap = base.heap();
-    let names = BaseNames::of(heap)?;
-    let bindings = bind(heap, &names, project);
+    // The names of the tenant's version: what its commits changed or added included.
+    let names = BaseNames::of(&*base)?;
+    let bindings = bind(&*base, &names, project);
     let seg = &project.segment;
     let mut report = ImportReport {
         out_pointers: project.out_pointers.len(),

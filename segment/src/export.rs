@@ -16,10 +16,11 @@
 //! host object ([`crate::hosts`]: Squeak's segments have no place for its plugin's state),
 //! a compiled method whose slots are not its header and the literals the header counts.
 
+use crate::bind::Objects;
 use crate::error::{Result, SegmentError};
 use crate::tenant::{OutRef, SRef, SegObj, TenantSegment};
 use crate::v3::{ByteOrder, ClassRef, HeaderKind, Oop, SegObject, V3Segment};
-use cowheap_heap::{BaseHeap, Format, ObjectIndex, Value, Word};
+use cowheap_heap::{Format, ObjectIndex, Value, Word};
 
 /// Special objects array index of the class Array.
 const SPECIAL_ARRAY: usize = 7;
@@ -62,9 +63,9 @@ pub(crate) fn check_literals(o: &SegObj, literals: impl Fn(i64) -> i64) -> Resul
 /// # Errors
 /// [`SegmentError::Unrepresentable`] for a segment holding host objects;
 /// [`SegmentError::BaseMissing`] for a base without special objects or the class Array.
-pub(crate) fn export_start(
+pub(crate) fn export_start<O: Objects + ?Sized>(
     seg: &TenantSegment,
-    heap: &BaseHeap,
+    heap: &O,
 ) -> Result<(ObjectIndex, Vec<OutRef>)> {
     if !seg.hosts.is_empty() {
         return Err(SegmentError::Unrepresentable(
@@ -72,11 +73,12 @@ pub(crate) fn export_start(
         ));
     }
     let special = heap
-        .root("specialObjects")
-        .and_then(|v| heap.index_of(v).ok())
+        .named_root("specialObjects")
+        .and_then(|v| v.word().as_base())
+        .filter(|&x| heap.view(x).is_some())
         .ok_or(SegmentError::BaseMissing("special objects array"))?;
     let array = heap
-        .get_slot(special, SPECIAL_ARRAY)
+        .slot_of(special, SPECIAL_ARRAY)
         .and_then(Word::as_base)
         .ok_or(SegmentError::BaseMissing("the class Array"))?;
     let mut out = Vec::with_capacity(seg.out.len() + 1);
@@ -95,7 +97,9 @@ pub struct V3Export {
 }
 
 /// Writes `seg` (extracted from a tenant of `heap`) as a V3 segment of `version` (6502 or
-/// 6504) in `order`, the version word's top byte `letter`. Time: O(segment size).
+/// 6504) in `order`, the version word's top byte `letter`. `heap` is the base heap, or the
+/// tenant's version of the base (`&**tenant.base()`), whose classes its commits changed or
+/// added are then read as that version has them. Time: O(segment size).
 ///
 /// A member is written with a one-word (compact) header only if its class is a base class
 /// that the base's compact classes array holds at the index the class's format word names:
@@ -106,9 +110,9 @@ pub struct V3Export {
 /// [`SegmentError::Unrepresentable`] for what V3 cannot hold; [`SegmentError::BadSegment`]
 /// for a portable segment or a member whose class format is unknown;
 /// [`SegmentError::BaseMissing`] for a base without special objects.
-pub fn to_v3(
+pub fn to_v3<O: Objects + ?Sized>(
     seg: &TenantSegment,
-    heap: &BaseHeap,
+    heap: &O,
     order: ByteOrder,
     version: u32,
     letter: u8,
@@ -119,11 +123,11 @@ pub fn to_v3(
     let (special, out) = export_start(seg, heap)?;
     // The class the base's compact classes array holds at index `cci`.
     let compact_class = |cci: u8| -> Option<Word> {
-        let classes = heap.get_slot(special, SPECIAL_COMPACT_CLASSES)?.as_base()?;
-        heap.get_slot(classes, usize::from(cci).checked_sub(1)?)
+        let classes = heap.slot_of(special, SPECIAL_COMPACT_CLASSES)?.as_base()?;
+        heap.slot_of(classes, usize::from(cci).checked_sub(1)?)
     };
     let float = heap
-        .get_slot(special, SPECIAL_FLOAT)
+        .slot_of(special, SPECIAL_FLOAT)
         .ok_or(SegmentError::BaseMissing(
             "a class in the special objects array",
         ))?;
@@ -134,7 +138,7 @@ pub fn to_v3(
             SRef::Out(k) => match seg.out.get(k as usize) {
                 Some(OutRef::Base(x)) => {
                     let f = heap
-                        .get_slot(*x, FORMAT_SLOT)
+                        .slot_of(*x, FORMAT_SLOT)
                         .and_then(Word::as_int)
                         .ok_or(bad)?;
                     Ok((f, Some(Word::base(*x))))

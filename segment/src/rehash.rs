@@ -64,12 +64,12 @@
 //! method dictionaries along them, once per element class) + the slots of the hashed
 //! collections among them, times the amortised logarithm of the forest).
 
-use crate::bind::BaseNames;
+use crate::bind::{BaseNames, Objects};
 use crate::error::Result;
 pub use crate::image_hash::old_string_hash;
 use crate::image_hash::{Hasher, Unhashed};
-use cowheap_heap::{BaseHeap, Format, ObjectIndex, Value, Word};
-use cowheap_squeak::class_name;
+use cowheap_forwarders::Base;
+use cowheap_heap::{Format, ObjectIndex, Value, Word};
 use cowheap_tenants::Tenant;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -318,7 +318,9 @@ struct Layout {
 /// Finds hashed collections by their class's superclass chain in one base, and computes
 /// their elements' hashes as the base's methods do ([`Hasher`]).
 struct Classifier<'a> {
-    heap: &'a BaseHeap,
+    /// The tenant's version of its base, whose classes' names and instance variables
+    /// are read (those its commits changed or added included).
+    version: &'a Base,
     names: &'a BaseNames,
     cache: HashMap<Word, Option<(Layout, String)>>,
     hasher: Hasher<'a>,
@@ -330,12 +332,12 @@ struct Classifier<'a> {
 }
 
 impl<'a> Classifier<'a> {
-    fn new(heap: &'a BaseHeap, names: &'a BaseNames) -> Classifier<'a> {
+    fn new(version: &'a Base, names: &'a BaseNames) -> Classifier<'a> {
         Classifier {
-            heap,
+            version,
             names,
             cache: HashMap::new(),
-            hasher: Hasher::new(heap, names),
+            hasher: Hasher::new(version.heap(), names),
             plain_key: HashMap::new(),
             copies: None,
         }
@@ -422,10 +424,10 @@ impl<'a> Classifier<'a> {
     }
 
     fn chain(&mut self, t: &Tenant, class: Value) -> Result<Option<(Layout, String)>> {
-        let nil = self.heap.nil();
+        let nil = self.version.heap().nil();
         let class_base = self.base_index(t, class);
         let own_named = class_base
-            .and_then(|x| self.names.all_inst_var_names(self.heap, x))
+            .and_then(|x| self.names.all_inst_var_names(self.version, x))
             .map(|v| v.len());
         let scan_for = self.names.symbol("scanFor:");
         // The nearest class below the kind's class with a `scanFor:` of its own.
@@ -436,10 +438,10 @@ impl<'a> Classifier<'a> {
                 return Ok(None);
             }
             if let Some(x) = self.base_index(t, c)
-                && let Some(name) = class_name(self.heap, x)
+                && let Some(name) = self.version.name_of_class(x)
                 && let Some(kind) = Kind::of_name(&name)
             {
-                let ivars = self.names.all_inst_var_names(self.heap, x);
+                let ivars = self.names.all_inst_var_names(self.version, x);
                 // Every Squeak's HashedCollection: `tally array`.
                 let array = ivars
                     .as_ref()
@@ -449,7 +451,7 @@ impl<'a> Classifier<'a> {
                 };
                 let named = own_named.or(ivars.map(|v| v.len())).unwrap_or(2);
                 let shown = class_base
-                    .and_then(|x| class_name(self.heap, x))
+                    .and_then(|x| self.version.name_of_class(x))
                     .unwrap_or(name);
                 let own_scan = match (own_scan, scan_for) {
                     (Some((below, method)), Some(sel)) => {
@@ -461,7 +463,7 @@ impl<'a> Classifier<'a> {
                         let below = self.base_index(t, below);
                         (!same).then(|| {
                             below
-                                .and_then(|x| class_name(self.heap, x))
+                                .and_then(|x| self.version.name_of_class(x))
                                 .unwrap_or_else(|| "a class of the tenant".into())
                         })
                     }
@@ -721,9 +723,8 @@ fn rehash_within(
     writable: Option<&HashSet<Word>>,
 ) -> Result<RehashReport> {
     let base = tenant.base().clone();
-    let heap = base.heap();
-    let nil = heap.nil();
-    let mut cls = Classifier::new(heap, names);
+    let nil = base.heap().nil();
+    let mut cls = Classifier::new(&base, names);
     let mut report = RehashReport::default();
     for (pos, &v) in objects.iter().enumerate() {
         if !v.word().is_ref() || !matches!(tenant.format(v)?, Format::Pointers) {
@@ -848,9 +849,9 @@ pub fn lookup(
     collection: Value,
     key: Value,
 ) -> Result<Option<Value>> {
-    let heap = tenant.base().heap();
-    let nil = heap.nil();
-    let mut cls = Classifier::new(heap, names);
+    let base = tenant.base();
+    let nil = base.heap().nil();
+    let mut cls = Classifier::new(base, names);
     let bad = crate::SegmentError::BadSegment;
     let (l, _) = cls
         .classify(tenant, collection)?

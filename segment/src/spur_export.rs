@@ -22,11 +22,12 @@
 //! them a [`TenantSegment`] again (state `Inactive`, as read back from a file), which
 //! imports into a tenant as any other ([`TenantSegment::import_into`]).
 
+use crate::bind::Objects;
 use crate::error::{Result, SegmentError};
 use crate::spur::{REMEMBERED_BIT, SpurObject, SpurOop, SpurSegment, VERSIONS, WordSize};
 use crate::tenant::{OutRef, SRef, SegObj, TenantSegment};
 use crate::v3::ByteOrder;
-use cowheap_heap::{BaseHeap, Decoded, Fingerprint, Format, Word};
+use cowheap_heap::{Decoded, Fingerprint, Format, Word};
 
 /// Class instance variable holding the format word.
 const FORMAT_SLOT: usize = 2;
@@ -53,22 +54,24 @@ pub fn letter_for(order: ByteOrder) -> u8 {
 }
 
 /// Writes `seg` (extracted from a tenant of `heap`) as a Spur segment of word size `words`
-/// in `order`, the version word's top byte `letter`. Time: O(segment size).
+/// in `order`, the version word's top byte `letter`. `heap` is the base heap, or the
+/// tenant's version of the base (`&**tenant.base()`), whose classes its commits changed or
+/// added are then read as that version has them. Time: O(segment size).
 ///
 /// # Errors
 /// [`SegmentError::Unrepresentable`] for what the Spur segment cannot hold (see the module
 /// doc); [`SegmentError::BadSegment`] for a portable segment or a member whose class has no
 /// format word; [`SegmentError::BaseMissing`] for a base without special objects.
-pub fn to_spur(
+pub fn to_spur<O: Objects + ?Sized>(
     seg: &TenantSegment,
-    heap: &BaseHeap,
+    heap: &O,
     order: ByteOrder,
     words: WordSize,
     letter: u8,
 ) -> Result<SpurExport> {
     let (_, out) = crate::export::export_start(seg, heap)?;
     let spur_base = heap
-        .root("image.version")
+        .named_root("image.version")
         .and_then(|v| v.as_int())
         .is_some_and(|v| VERSIONS.iter().any(|&(s, _)| i64::from(s) == v));
     let ws = words.bytes();
@@ -108,7 +111,7 @@ pub fn to_spur(
         match c {
             SRef::Out(k) => match seg.out.get(k as usize) {
                 Some(OutRef::Base(x)) => heap
-                    .get_slot(*x, FORMAT_SLOT)
+                    .slot_of(*x, FORMAT_SLOT)
                     .and_then(Word::as_int)
                     .ok_or(bad),
                 Some(OutRef::Outside(_)) => Err(bad),

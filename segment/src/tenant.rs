@@ -31,11 +31,11 @@
 //! allocates anything. A root stub is never a member: the walks of [`extract`] do not enter
 //! one, and a reference to a stub is an out-pointer to an object outside the segment.
 
-use crate::bind::BaseNames;
+use crate::bind::{BaseNames, Objects};
 use crate::error::{Result, SegmentError};
 use crate::hosts::{Placeholder, Saving, SegHost};
 use crate::rehash::RehashReport;
-use cowheap_heap::{BaseHeap, Fingerprint, Format, ObjectIndex, ObjectSize, Value, Word};
+use cowheap_heap::{Fingerprint, Format, ObjectIndex, ObjectSize, Value, Word};
 use cowheap_tenants::Tenant;
 use cowheap_tenants::hosts::{DetachedHost, HostPlugins};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -468,12 +468,14 @@ impl TenantSegment {
     /// segment was extracted from): a special object by its index in the special objects
     /// array, a Symbol by its string, a class by name and instance variable names, a global's
     /// value by the global's name, anything else by the base's fingerprint and its index.
-    /// `Outside` out-pointers stay as they are. Time: O(base objects) for the names, then
+    /// `Outside` out-pointers stay as they are. `heap` is the base heap, or the version of
+    /// the base the segment was extracted on (`&**tenant.base()`), whose commits' classes,
+    /// Symbols and globals are then named too. Time: O(base objects) for the names, then
     /// O(out-pointers).
     ///
     /// # Errors
     /// [`SegmentError::BaseMissing`] if `heap` has no special objects array.
-    pub fn make_portable(&mut self, heap: &BaseHeap) -> Result<()> {
+    pub fn make_portable<O: Objects + ?Sized>(&mut self, heap: &O) -> Result<()> {
         let names = BaseNames::of(heap)?;
         let fingerprint = self.fingerprint;
         for o in &mut self.out {
@@ -523,10 +525,11 @@ impl TenantSegment {
 
     /// Materialises the segment in `tenant` and answers the new roots (then every member).
     /// Out-pointers bind as in the module doc: `Base` only into a tenant of the same base
-    /// (same fingerprint), `Outside` to `outside[k]` (the caller's values, normally
-    /// [`TenantSegment::outside`] of the same tenant), portable ones by name in the tenant's
-    /// base. What does not bind is an error listing every one, unless `accept_unbound`, in
-    /// which case it reads as nil and is listed in the report. Every member keeps its
+    /// (same fingerprint, or a version committed over it), `Outside` to `outside[k]` (the
+    /// caller's values, normally [`TenantSegment::outside`] of the same tenant), portable
+    /// ones by name in the tenant's version of its base. What does not bind is an error
+    /// listing every one, unless `accept_unbound`, in which case it reads as nil and is
+    /// listed in the report. Every member keeps its
     /// identity hash; then the hashed collections among the members are rehashed
     /// ([`crate::rehash`]) unless the import binds every out-pointer to what it was. Time:
     /// O(base objects) when portable out-pointers need names, then O(segment size).
@@ -656,8 +659,10 @@ impl TenantSegment {
                 OutRef::Base(_) | OutRef::Outside(_) | OutRef::Pinned { .. }
             )
         });
+        // The names of the tenant's version: a global its commits gave another value binds
+        // to that value, as the tenant sees it.
         let names = if needs_names {
-            Some(BaseNames::of(heap)?)
+            Some(BaseNames::of(&*base)?)
         } else {
             None
         };
@@ -675,7 +680,7 @@ impl TenantSegment {
                         .then_some(Value::base(*index))
                         .filter(|_| base.object(*index).is_ok()),
                     OutRef::Outside(k) => outside.get(*k as usize).copied(),
-                    _ => names.as_ref().and_then(|n| n.resolve(heap, o)),
+                    _ => names.as_ref().and_then(|n| n.resolve(&*base, o)),
                 };
                 b.unwrap_or_else(|| {
                     unbound.push(o.to_string());
@@ -810,7 +815,7 @@ impl TenantSegment {
             let rehash = match (same_targets, names) {
                 (true, _) => RehashReport::default(),
                 (false, Some(n)) => crate::rehash::rehash_members(tenant, &n, &made)?,
-                (false, None) => match BaseNames::of(heap) {
+                (false, None) => match BaseNames::of(&*base) {
                     Ok(n) => crate::rehash::rehash_members(tenant, &n, &made)?,
                     // No special objects: not a Squeak base, no hashed collection classes.
                     Err(_) => RehashReport::default(),

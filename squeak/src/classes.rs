@@ -98,6 +98,13 @@ pub fn class_name(heap: &BaseHeap, class: ObjectIndex) -> Option<String> {
     name_in(heap, class.as_u32())
 }
 
+/// [`class_name`] of object `class` of any [`Graph`]: a version of a base, say, whose
+/// commits changed or added classes the base heap under it does not have. Time: O(length
+/// of the name).
+pub fn class_name_in<G: Graph + ?Sized>(g: &G, class: ObjectIndex) -> Option<String> {
+    name_in(g, class.as_u32())
+}
+
 /// The class name of the object `obj` of `heap` (`None` for a hidden Spur object, whose
 /// class is a pun, or an object whose class has no name).
 pub fn class_name_of(heap: &BaseHeap, obj: ObjectIndex) -> Option<String> {

@@ -17,10 +17,16 @@ pub(crate) struct Obj {
     pub(crate) bytes: Vec<u8>,
 }
 
-/// Read access to a graph of objects by number.
-pub(crate) trait Graph {
+/// Read access to a graph of objects by number: an image being imported, a base heap, or
+/// (implemented by a caller over its own type) a version of a base, whose commits changed
+/// some objects and added others. [`crate::class_name_in`] reads class names through it.
+pub trait Graph {
     /// The number of objects.
     fn len(&self) -> u32;
+    /// Whether there is no object.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// The class of object `i`, if it is an object with an object as class.
     fn class_of(&self, i: u32) -> Option<u32>;
     /// The pointer slots of object `i` (empty if there is no such object).

@@ -34,13 +34,14 @@ mod spur;
 mod v3;
 
 pub use bytes::ByteOrder;
-pub use classes::{ClassStats, class_histogram, class_name, class_name_of};
+pub use classes::{ClassStats, class_histogram, class_name, class_name_in, class_name_of};
 pub use error::{ExportError, ExportResult, ImportError, ImportResult};
 pub use float::{SPECIAL_FLOAT, float_value, small_float_payload};
 pub use format::{Family, ImageFormat, ImageHeader};
+pub use graph::Graph;
 
 use cowheap_heap::{BaseHeap, ObjectIndex, Word};
-use graph::{Graph, Obj, slot_ref};
+use graph::{Obj, slot_ref};
 use std::io::Write;
 use std::path::Path;
 
