@@ -145,7 +145,8 @@ pub enum OutRef {
     },
     /// Portable: the value of a global, by name.
     Global(String),
-    /// Portable only to a base with this fingerprint: an object by index.
+    /// Portable only to a base with this fingerprint, or a version committed over it (whose
+    /// objects are at the same indices): an object by index.
     Pinned {
         /// The base's fingerprint.
         fingerprint: Fingerprint,
@@ -524,12 +525,12 @@ impl TenantSegment {
     }
 
     /// Materialises the segment in `tenant` and answers the new roots (then every member).
-    /// Out-pointers bind as in the module doc: `Base` only into a tenant of the same base
-    /// (same fingerprint, or a version committed over it), `Outside` to `outside[k]` (the
-    /// caller's values, normally [`TenantSegment::outside`] of the same tenant), portable
-    /// ones by name in the tenant's version of its base. What does not bind is an error
-    /// listing every one, unless `accept_unbound`, in which case it reads as nil and is
-    /// listed in the report. Every member keeps its
+    /// Out-pointers bind as in the module doc: `Base` and `Pinned` only into a tenant of the
+    /// same base (its fingerprint, or a version committed over it), `Outside` to
+    /// `outside[k]` (the caller's values, normally [`TenantSegment::outside`] of the same
+    /// tenant), portable ones by name in the tenant's version of its base. What does not
+    /// bind is an error listing every one, unless `accept_unbound`, in which case it reads
+    /// as nil and is listed in the report. Every member keeps its
     /// identity hash; then the hashed collections among the members are rehashed
     /// ([`crate::rehash`]) unless the import binds every out-pointer to what it was. Time:
     /// O(base objects) when portable out-pointers need names, then O(segment size).
@@ -676,7 +677,9 @@ impl TenantSegment {
                     // The version's objects, those its commits added included.
                     OutRef::Base(x) if same_base => base.object(*x).ok().map(|_| Value::base(*x)),
                     OutRef::Base(_) => None,
-                    OutRef::Pinned { fingerprint, index } => (*fingerprint == base.fingerprint())
+                    // That base, or a version made over it: the object at the same index.
+                    OutRef::Pinned { fingerprint, index } => base
+                        .descends_from_fingerprint(*fingerprint)
                         .then_some(Value::base(*index))
                         .filter(|_| base.object(*index).is_ok()),
                     OutRef::Outside(k) => outside.get(*k as usize).copied(),

@@ -1,7 +1,8 @@
 //! Segments of tenants on later versions of their base, and rehashes of collections the
 //! tenant has written:
 //! - an import binds a portable out-pointer by the names of the tenant's version of its
-//!   base (a global a commit gave another value);
+//!   base (a global a commit gave another value), and a base object named by fingerprint
+//!   and index in a later version of that base;
 //! - the V3 and Spur exporters read the tenant's version (an instance of a class a commit
 //!   added exports);
 //! - a hashed collection whose class the tenant wrote (a private copy of `Set`,
@@ -228,6 +229,51 @@ fn a_rehash_refused_for_the_quota_leaves_a_method_dictionary_as_it_was() {
         .map(|i| t.slot(md, i).unwrap().word().bits())
         .collect();
     assert_eq!(before, after, "a key taken out and not put back");
+}
+
+/// A portable segment naming a base object by the base's fingerprint and its index (one
+/// with no name) is imported into a tenant of a later version of that base, where the
+/// object is at the same index, as its unportable form is.
+#[test]
+fn a_pinned_out_pointer_binds_in_a_later_version_of_its_base() {
+    use cowheap_segment::tenant::{self, OutRef};
+    use cowheap_tenants::commit::{CommitRights, Repository};
+    let (base, names) = mini();
+    let heap = base.heap();
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let array_class = names.global("Array").unwrap();
+    // A base Array of 32 slots: no Symbol, class, special object or global's value.
+    let unnamed = heap
+        .indices()
+        .find(|&x| {
+            heap.object(x).is_ok_and(|o| {
+                o.class == array_class.word() && o.slots.len() == 32 && o.bytes.is_empty()
+            })
+        })
+        .map(Value::base)
+        .unwrap();
+    let mut a = repo.fork();
+    let holder = a
+        .alloc_with(array_class, Format::Pointers, &[unnamed], &[])
+        .unwrap();
+    let mut seg = tenant::extract(&a, &[holder], &[]).unwrap();
+    seg.make_portable(heap).unwrap();
+    assert!(
+        seg.out.iter().any(|o| matches!(o, OutRef::Pinned { .. })),
+        "{:?}",
+        seg.out
+    );
+    // Another tenant commits: a later version, the object at the same index.
+    let mut b = repo.fork();
+    let smalltalk = heap.root("Smalltalk").unwrap();
+    let tally = b.slot(smalltalk, 0).unwrap();
+    b.set_slot(smalltalk, 0, tally).unwrap();
+    repo.commit(&mut b, "b").unwrap();
+    let mut c = repo.fork();
+    assert_ne!(c.base().fingerprint(), base.fingerprint());
+    let imported = seg.clone().import_into(&mut c, &[], false).unwrap();
+    let got = c.slot(imported.roots[0], 0).unwrap();
+    assert!(c.identical(got, unnamed).unwrap());
 }
 
 /// A class a commit added to the base (a tenant's class, made reachable by a global and
