@@ -13,10 +13,9 @@
 //!   with its plugin ([`HostPlugin::restore`](cowheap_tenants::hosts::HostPlugin::restore))
 //!   before anything is allocated, so a refused import leaves the tenant as it was. The
 //!   member is made as any other (class, format, identity hash) and then given its host
-//!   object: [`Tenant::new_host_object`] makes a fresh proxy, and a two-way become swaps the
-//!   member's body into it, so the proxy the segment's references lead to has the member's
-//!   class, body and identity hash (the fresh proxy's own body is left unreachable, freed by
-//!   the next collection). A kind with no plugin, or a state that was not saved, is
+//!   object ([`Tenant::attach_host`]): the member itself is the proxy every reference of the
+//!   segment leads to, with its class, body and identity hash, and nothing else is made. A
+//!   kind with no plugin, or a state that was not saved, is
 //!   [`HostError::NoPlugin`] or [`HostError::NotSaved`]; or, if the caller accepts
 //!   placeholders, the member becomes the tenant's own placeholder
 //!   ([`Tenant::new_host_placeholder`]: its kind and saved bytes, listed by
