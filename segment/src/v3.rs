@@ -21,9 +21,9 @@
 //! an oop with the top bit set is an *out-pointer*: `0x80000000 + 4 * k` names element `k`
 //! (1-based) of the segment's out-pointer table. Small integers have the low bit set.
 //!
-//! Formats: 0-4 pointers (4 weak; in a context, compact class 13 or 14, only the six fixed
-//! fields and the stack up to the stack pointer are pointers, the rest is kept raw as the
-//! virtual machine leaves it), 6 words, 8-11 bytes (the low two bits are unused bytes at
+//! Formats: 0-4 pointers (4 weak; in a context, format 3 of compact class 13 or 14, only the
+//! six fixed fields and the stack up to the stack pointer are pointers, the rest is kept raw
+//! as the virtual machine leaves it), 6 words, 8-11 bytes (the low two bits are unused bytes at
 //! the end), 12-15 a compiled method (header and literals are pointers, then bytes).
 //!
 //! [`V3Segment::parse`] decodes every word into a typed form and [`V3Segment::to_bytes`]
@@ -36,6 +36,10 @@ pub use cowheap_squeak::ByteOrder;
 /// Compact class indices the V3 virtual machine treats as contexts (BlockContext 13,
 /// MethodContext 14), whatever the image's compact classes array holds.
 pub const CONTEXT_CLASSES: [u8; 2] = [13, 14];
+/// The format of a V3 context (fixed fields and indexable ones): the virtual machine ends
+/// an object's pointers at its stack pointer only when it has this format and a context's
+/// compact class index ([`CONTEXT_CLASSES`]).
+pub const CONTEXT_FORMAT: u8 = 3;
 /// Fixed fields of a V3 context before its temporaries and stack.
 pub const CONTEXT_FIXED: usize = 6;
 /// Field of a V3 context holding its stack pointer.
@@ -283,9 +287,11 @@ impl V3Segment {
             };
             let body = &words[h.base + 1..h.base + h.words];
             let n_ptr = match format {
-                0..=4 if CONTEXT_CLASSES.contains(&compact_field) => {
+                CONTEXT_FORMAT if CONTEXT_CLASSES.contains(&compact_field) => {
                     // A context: only the fields up to its stack pointer are pointers (V3's
-                    // `lastPointerOf:`); the rest may hold stale words.
+                    // `lastPointerOf:`, which asks this of format 3 alone: any other pointer
+                    // format of the same compact class index is all pointers); the rest may
+                    // hold stale words.
                     let sp = match body.get(CONTEXT_STACKP) {
                         Some(&w) if w & 1 == 1 => ((w as i32) >> 1).max(0) as usize,
                         _ => 0,
