@@ -14,7 +14,7 @@
 //! | 8 | Array | 4-byte count, that many objects |
 //! | 9 | an instance | 4-byte field count + 1, the class name (an object: a Symbol or a reference to one), the fields |
 //! | 10 | a reference | 4-byte position of an object already read |
-//! | 11 | Bitmap | `80` and a compact length and the compressed bytes; or a 4-byte count, negative for the old compressed form (that many bytes), else that many words |
+//! | 11 | Bitmap | `80` and a compact length and the compressed bytes; or a 4-byte count, negative (or 0) for the old run-coded form of that many words (runs up to a zero byte), else that many words |
 //! | 14 | Float | two 4-byte words, most significant first |
 //! | 15 | Rectangle | 6 bytes: four 12-bit signed numbers (left, top, right, bottom) |
 //! | 16 | an instance, short | 1-byte field count + 1, the class name as a 2-byte position, the fields |
@@ -94,7 +94,8 @@ pub enum Body {
     Bitmap {
         /// Whether `data` is in a compressed form.
         compressed: bool,
-        /// The bytes after the length.
+        /// The bytes after the length: the compressed bytes, the runs of the old form (its
+        /// ending zero byte included), or the raw words.
         data: Vec<u8>,
     },
     /// A Float's 64 bits.
@@ -539,8 +540,9 @@ impl Reader<'_> {
                 } else {
                     let n = self.u32("a bitmap length")? as i32;
                     if n <= 0 {
-                        let n = self.count(n.unsigned_abs().into(), 1, "a bitmap")?;
-                        (true, self.bytes(n, "a bitmap")?)
+                        // The old run-coded form: `-n` words, then runs up to a zero byte.
+                        let runs = self.old_bitmap_runs(u64::from(n.unsigned_abs()) * 4)?;
+                        (true, runs)
                     } else {
                         let n = self.count(n as u64, 4, "a bitmap")?;
                         (false, self.bytes(n * 4, "a bitmap")?)
@@ -639,6 +641,38 @@ impl Reader<'_> {
         let n = self.u32("a word array length")?;
         let n = self.count(n.into(), 4, "a word array")?;
         self.bytes(n * 4, "a word array")
+    }
+
+    /// The runs of a Bitmap in the old compressed form (`Bitmap>>readCompressedFrom:`), up
+    /// to and including the zero byte that ends them, as stored. Each run is a count byte
+    /// `n`: 1-127, `n + 3` copies of the next byte; 128-191, the next `n - 127` bytes as
+    /// they are; 192-255, `n - 190` copies of the next 4 bytes. The runs must fill exactly
+    /// `bytes` bytes, the Bitmap's words (Squeak's "Decompression size error" otherwise);
+    /// nothing is expanded here, so a few bytes of runs cost only their own length.
+    fn old_bitmap_runs(&mut self, bytes: u64) -> Result<Vec<u8>> {
+        let start = self.pos;
+        let mut filled = 0u64;
+        loop {
+            let n = self.u8("a bitmap run")?;
+            let (fills, skip) = match n {
+                0 => break,
+                1..=127 => (u64::from(n) + 3, 1),
+                128..=191 => (u64::from(n) - 127, usize::from(n) - 127),
+                192..=255 => ((u64::from(n) - 190) * 4, 4),
+            };
+            self.take(skip, "a bitmap run")?;
+            filled += fills;
+            if filled > bytes {
+                break;
+            }
+        }
+        if filled != bytes {
+            return Err(SegmentError::BadStream {
+                at: start as u64,
+                problem: "a run-coded bitmap whose runs do not fill its words",
+            });
+        }
+        Ok(self.d[start..self.pos].to_vec())
     }
 
     /// Bitmap's compact length: one byte below 224; two bytes up to 254; else four.

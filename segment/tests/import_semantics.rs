@@ -1,7 +1,9 @@
 //! Squeak's own reading of well-formed segment words and object streams, case by case:
 //! which fields of a V3 object are pointers (a context's stack-pointer rule applies to
-//! format 3 only, as the virtual machine's `lastPointerOf:` has it).
+//! format 3 only, as the virtual machine's `lastPointerOf:` has it), and how a Bitmap in the
+//! old run-coded form ends (at its zero byte, as `Bitmap>>readCompressedFrom:` reads it).
 
+use cowheap_segment::datastream::{self, Body, Val};
 use cowheap_segment::v3::{Oop, V3Segment};
 
 /// A V3 one-word header: compact class `cc`, format `fmt`, `fields` body words.
@@ -58,4 +60,48 @@ fn only_a_format_3_context_ends_at_its_stack_pointer() {
         assert_eq!(o.pointers[7], Oop::Obj(0), "format {fmt}");
         assert_eq!(s.to_bytes().unwrap(), with_second(13, fmt));
     }
+}
+
+/// A stream holding an old-form compressed Bitmap of `words` words whose runs are `runs`
+/// (ending in their zero byte), then SmallInteger 7, then the closing `!`.
+fn old_bitmap_stream(words: i32, runs: &[u8]) -> Vec<u8> {
+    let mut s = vec![11];
+    s.extend((-words).to_be_bytes());
+    s.extend(runs);
+    s.extend([4, 0, 0, 0, 7]);
+    s.push(b'!');
+    s
+}
+
+#[test]
+fn an_old_compressed_bitmap_ends_at_its_zero_run() {
+    // Two words: eight copies (5 + 3) of 0xAB, then the end of runs.
+    let s = datastream::read(&old_bitmap_stream(2, &[5, 0xAB, 0])).unwrap();
+    assert_eq!(s.top.len(), 2, "{:?}", s.top);
+    assert_eq!(s.top[1], Val::Int(7));
+    assert!(matches!(
+        s.body(s.top[0]),
+        Some(Body::Bitmap {
+            compressed: true,
+            ..
+        })
+    ));
+    // Every kind of run: 4 copies of a byte (1) and 2 copies of 4 bytes (192) fill three
+    // words; 2 bytes as they are (129), 4 copies of a byte and 2 more bytes fill two.
+    let runs = [1, 0x11, 192, 1, 2, 3, 4, 0];
+    let s = datastream::read(&old_bitmap_stream(3, &runs)).unwrap();
+    assert_eq!(s.top[1], Val::Int(7));
+    let runs = [129, 9, 9, 1, 0x11, 0x81, 1, 2, 0];
+    let s = datastream::read(&old_bitmap_stream(2, &runs)).unwrap();
+    assert_eq!(s.top[1], Val::Int(7));
+    // An empty Bitmap is its zero byte alone.
+    let s = datastream::read(&old_bitmap_stream(0, &[0])).unwrap();
+    assert_eq!(s.top[1], Val::Int(7));
+    // Runs that fill other than the Bitmap's words are Squeak's "Decompression size
+    // error"; runs without their end are a truncated stream: both typed.
+    assert!(datastream::read(&old_bitmap_stream(3, &[5, 0xAB, 0])).is_err());
+    let mut cut = vec![11];
+    cut.extend((-2i32).to_be_bytes());
+    cut.extend([5, 0xAB]);
+    assert!(datastream::read(&cut).is_err());
 }
