@@ -109,6 +109,9 @@ pub enum Body {
         class: String,
         /// The words' bytes, unconverted.
         data: Vec<u8>,
+        /// Position of the first word in the binary stream: after the type byte and the
+        /// count, and for type 20 after the class name too.
+        data_at: u64,
     },
     /// A CompiledMethod.
     Method {
@@ -569,12 +572,13 @@ impl Reader<'_> {
                     "WordArrayForSegment"
                 };
                 let id = self.begin(at, Body::Array(Vec::new()))?;
-                let data = self.words()?;
+                let (data_at, data) = self.words()?;
                 self.set(
                     id,
                     Body::Words {
                         class: class.to_owned(),
                         data,
+                        data_at,
                     },
                 );
                 Ok(Val::Obj(id))
@@ -583,8 +587,15 @@ impl Reader<'_> {
                 let id = self.begin(at, Body::Array(Vec::new()))?;
                 let c = self.next()?;
                 let class = self.class_name(c, at)?;
-                let data = self.words()?;
-                self.set(id, Body::Words { class, data });
+                let (data_at, data) = self.words()?;
+                self.set(
+                    id,
+                    Body::Words {
+                        class,
+                        data,
+                        data_at,
+                    },
+                );
                 Ok(Val::Obj(id))
             }
             21 => {
@@ -630,8 +641,9 @@ impl Reader<'_> {
         }
     }
 
-    /// A word array's count and words: `80` would be a compressed form no writer uses.
-    fn words(&mut self) -> Result<Vec<u8>> {
+    /// A word array's count and words, with the position of its first word: `80` would be
+    /// a compressed form no writer uses.
+    fn words(&mut self) -> Result<(u64, Vec<u8>)> {
         if self.d.get(self.pos) == Some(&0x80) {
             return Err(SegmentError::BadStream {
                 at: self.pos as u64,
@@ -640,7 +652,8 @@ impl Reader<'_> {
         }
         let n = self.u32("a word array length")?;
         let n = self.count(n.into(), 4, "a word array")?;
-        self.bytes(n * 4, "a word array")
+        let at = self.pos as u64;
+        Ok((at, self.bytes(n * 4, "a word array")?))
     }
 
     /// The runs of a Bitmap in the old compressed form (`Bitmap>>readCompressedFrom:`), up

@@ -132,8 +132,8 @@ pub struct Project {
     pub state: Option<String>,
     /// Its `userRootCnt`, when an integer.
     pub user_roots: Option<i32>,
-    /// Byte position of the segment words in the binary stream (after the type byte and
-    /// the length).
+    /// Byte position of the segment words in the binary stream (after the type byte, the
+    /// class name of a type 20 word object, and the length).
     pub segment_at: usize,
     /// The segment's raw bytes as in the file.
     segment_raw: Vec<u8>,
@@ -191,11 +191,8 @@ impl Project {
             fields.get(i).copied()
         };
         let seg_val = field("segment", 1).ok_or(SegmentError::NoSegment("no segment field"))?;
-        let (segment_at, segment_raw) = match (seg_val, stream.body(seg_val)) {
-            (Val::Obj(id), Some(Body::Words { data, .. })) => (
-                stream.get(id).map_or(0, |o| o.at as usize + 5),
-                data.clone(),
-            ),
+        let (segment_at, segment_raw) = match stream.body(seg_val) {
+            Some(Body::Words { data, data_at, .. }) => (*data_at as usize, data.clone()),
             _ => {
                 return Err(SegmentError::NoSegment(
                     "the segment field holds no word array",

@@ -1,7 +1,8 @@
 //! Squeak's own reading of well-formed segment words and object streams, case by case:
 //! which fields of a V3 object are pointers (a context's stack-pointer rule applies to
-//! format 3 only, as the virtual machine's `lastPointerOf:` has it), and how a Bitmap in the
-//! old run-coded form ends (at its zero byte, as `Bitmap>>readCompressedFrom:` reads it).
+//! format 3 only, as the virtual machine's `lastPointerOf:` has it), how a Bitmap in the
+//! old run-coded form ends (at its zero byte, as `Bitmap>>readCompressedFrom:` reads it), and
+//! where a project's segment words lie in its stream (after a type 20 object's class name).
 
 use cowheap_segment::datastream::{self, Body, Val};
 use cowheap_segment::v3::{Oop, V3Segment};
@@ -104,4 +105,43 @@ fn an_old_compressed_bitmap_ends_at_its_zero_run() {
     cut.extend((-2i32).to_be_bytes());
     cut.extend([5, 0xAB]);
     assert!(datastream::read(&cut).is_err());
+}
+
+/// An Etoys-like object stream (text preamble, then the binary stream) of one ImageSegment
+/// whose `segment` field is a one-object V3 segment written as type `segment_type` (19, a
+/// WordArrayForSegment, or 20, a word-like object naming its class), with an empty
+/// out-pointer Array. Answers the whole stream and the segment's bytes.
+fn project_stream(segment_type: u8) -> (Vec<u8>, Vec<u8>) {
+    let words = le(&[VERSION, one_word(3, 2, 0)]);
+    let mut b = vec![9, 0, 0, 0, 4, 6, 12];
+    b.extend(b"ImageSegment");
+    b.push(1); // arrayOfRoots: nil
+    b.push(segment_type);
+    if segment_type == 20 {
+        b.extend([6, 19]);
+        b.extend(b"WordArrayForSegment");
+    }
+    b.extend(u32::try_from(words.len() / 4).unwrap().to_be_bytes());
+    b.extend(&words);
+    b.extend([8, 0, 0, 0, 0]); // outPointers: an empty Array
+    b.push(b'!');
+    let mut s = b"'From Squeak'!\r!self smartRefStream!".to_vec();
+    s.extend(b);
+    (s, words)
+}
+
+#[test]
+fn the_segment_words_are_found_where_the_stream_holds_them() {
+    for t in [19, 20] {
+        let (stream, words) = project_stream(t);
+        let p = cowheap_segment::Project::from_bytes(&stream).unwrap();
+        assert_eq!(p.segment_bytes(), words.as_slice());
+        let at = p.binary_at + p.segment_at;
+        assert_eq!(
+            stream.get(at..at + words.len()),
+            Some(words.as_slice()),
+            "type {t}: segment_at {}",
+            p.segment_at
+        );
+    }
 }
