@@ -659,7 +659,7 @@ fn class_of(
     bindings: &Bindings,
     made: &[Option<Value>],
 ) -> Result<Value, String> {
-    match o.class {
+    match o.vm_class() {
         ClassRef::Out(k) => match bindings.out.get(k as usize - 1) {
             Some(Ok(v)) => Ok(*v),
             _ => Err(project
@@ -736,10 +736,11 @@ pub fn materialise(
     let mut build = |tenant: &mut Tenant, made: &mut Vec<Option<Value>>| -> Result<()> {
         let float_class = heap.float_class();
         let mut nils: Vec<Value> = Vec::new();
-        let order = crate::class_first_order(seg.objects.len(), |i| match seg.objects[i].class {
-            ClassRef::Obj(j) => Some(j as usize),
-            _ => None,
-        });
+        let order =
+            crate::class_first_order(seg.objects.len(), |i| match seg.objects[i].vm_class() {
+                ClassRef::Obj(j) => Some(j as usize),
+                _ => None,
+            });
         for i in order {
             let o = &seg.objects[i];
             let Ok(class) = class_of(o, project, &bindings, made) else {

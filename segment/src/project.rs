@@ -269,7 +269,7 @@ impl Project {
         let mut classes: BTreeMap<String, usize> = BTreeMap::new();
         let compact = self.writer_compact_classes();
         for o in &self.segment.objects {
-            let name = match o.class {
+            let name = match o.vm_class() {
                 ClassRef::Compact(k) => {
                     match compact.as_ref().and_then(|c| c.get(usize::from(k))) {
                         Some(Some(name)) => name.clone(),

@@ -103,7 +103,8 @@ pub struct SegObject {
     pub at: usize,
     /// Its header kind.
     pub header: HeaderKind,
-    /// Its class.
+    /// Its class as its header writes it: the compact class of a one-word header, else
+    /// the class word. The class the object has is [`SegObject::vm_class`].
     pub class: ClassRef,
     /// The V3 format (0-15).
     pub format: u8,
@@ -131,6 +132,18 @@ impl SegObject {
     /// Whole words, header included.
     pub fn total_words(&self) -> usize {
         self.header.words() + self.body_words()
+    }
+
+    /// The class the V3 virtual machine answers for the object (`fetchClassOf:`): the
+    /// compact class whenever the base header names one, whatever the header's size (a
+    /// large instance of a compact class has a class word too, and the index wins), else
+    /// the class word's.
+    pub fn vm_class(&self) -> ClassRef {
+        if self.compact_field == 0 {
+            self.class
+        } else {
+            ClassRef::Compact(self.compact_field)
+        }
     }
 
     /// The bytes of a byte object (formats 8-15: for a method, its bytecodes), in memory

@@ -1,8 +1,10 @@
 //! Squeak's own reading of well-formed segment words and object streams, case by case:
 //! which fields of a V3 object are pointers (a context's stack-pointer rule applies to
-//! format 3 only, as the virtual machine's `lastPointerOf:` has it), how a Bitmap in the
-//! old run-coded form ends (at its zero byte, as `Bitmap>>readCompressedFrom:` reads it), and
-//! where a project's segment words lie in its stream (after a type 20 object's class name).
+//! format 3 only, as the virtual machine's `lastPointerOf:` has it), which class a V3 object
+//! has (the compact class its base header names, whatever the header's size, as
+//! `fetchClassOf:` answers), how a Bitmap in the old run-coded form ends (at its zero byte, as
+//! `Bitmap>>readCompressedFrom:` reads it), and where a project's segment words lie in its
+//! stream (after a type 20 object's class name).
 
 use cowheap_segment::datastream::{self, Body, Val};
 use cowheap_segment::v3::{Oop, V3Segment};
@@ -144,4 +146,58 @@ fn the_segment_words_are_found_where_the_stream_holds_them() {
             p.segment_at
         );
     }
+}
+
+/// A Symbol in the stream.
+fn symbol(s: &str) -> Vec<u8> {
+    let mut b = vec![6, u8::try_from(s.len()).unwrap()];
+    b.extend(s.as_bytes());
+    b
+}
+
+/// `DiskProxy global: #name selector: #withClassVersion: args: #(1)`: the class `name`.
+fn class_proxy(name: &str) -> Vec<u8> {
+    let mut b = vec![9, 0, 0, 0, 5];
+    b.extend(symbol("DiskProxy"));
+    b.extend(symbol(name));
+    b.push(1);
+    b.extend(symbol("withClassVersion:"));
+    b.extend([8, 0, 0, 0, 1, 4, 0, 0, 0, 1]);
+    b
+}
+
+#[test]
+fn a_compact_class_index_names_the_class_whatever_the_header() {
+    // Out-pointer 1 is the class Foo; out-pointer 2 the writer's compact classes, 3 Array.
+    // The second object has a two-word header whose class word is out-pointer 1 and whose
+    // base header names compact class 3: the virtual machine's `fetchClassOf:` answers the
+    // compact class whenever the index is not 0, so it is an Array, as the roots array is.
+    let two_word_base = (3 << 12) | (2 << 8) | (1 << 2) | 1;
+    let words = le(&[
+        VERSION,
+        one_word(3, 2, 1),
+        4 * (4 + 1),
+        0x8000_0004 | 1,
+        two_word_base,
+    ]);
+    let mut b = vec![9, 0, 0, 0, 4];
+    b.extend(symbol("ImageSegment"));
+    b.push(1);
+    b.push(19);
+    b.extend(u32::try_from(words.len() / 4).unwrap().to_be_bytes());
+    b.extend(&words);
+    b.extend([8, 0, 0, 0, 2]);
+    b.extend(class_proxy("Foo"));
+    b.extend([8, 0, 0, 0, 3, 1, 1]);
+    b.extend(class_proxy("Array"));
+    b.push(b'!');
+    let mut s = b"'From Squeak'!\r!self smartRefStream!".to_vec();
+    s.extend(b);
+    let p = cowheap_segment::Project::from_bytes(&s).unwrap();
+    assert_eq!(
+        p.writer_compact_classes().unwrap()[3].as_deref(),
+        Some("Array")
+    );
+    assert_eq!(p.report().classes, vec![("Array".to_owned(), 2)]);
+    assert_eq!(p.segment.to_bytes().unwrap(), words);
 }
