@@ -41,6 +41,8 @@ pub enum OutPointer {
     Global(String),
     /// An object the importing image makes: `global selector args` (a `DiskProxy` such as
     /// `TextConstants at: #DefaultTabsArray` or `TTCFont familyName:pointSize:emphasis:`).
+    /// A proxy with a pre-selector, which is sent to the global first, has it before the
+    /// constructor's in `selector` (`Smalltalk class`, `Point class withClassVersion:`).
     Constructed {
         /// The receiver, a global's name.
         global: String,
@@ -370,6 +372,25 @@ fn describe(s: &ObjectStream, v: Val) -> OutPointer {
                 .and_then(|&a| s.array(a))
                 .map(<[Val]>::to_vec)
                 .unwrap_or_default();
+            // `DiskProxy>>comeFullyUpOnReload:` sends the pre-selector to the global before
+            // the constructor: the object is then made by code, whatever the constructor (the
+            // global's own value, a class or a dictionary entry only without one).
+            if let (Some(global), Some(pre)) = (
+                global.clone(),
+                fields
+                    .get(1)
+                    .filter(|&&v| v != Val::Nil)
+                    .and_then(|&p| s.text(p)),
+            ) {
+                return OutPointer::Constructed {
+                    global,
+                    selector: match selector {
+                        Some(sel) => format!("{pre} {sel}"),
+                        None => pre,
+                    },
+                    args: args.iter().map(|&a| print(a)).collect(),
+                };
+            }
             match (global, selector) {
                 (Some(name), None) => OutPointer::Global(name),
                 (Some(name), Some(sel)) if sel == "withClassVersion:" => OutPointer::Class {

@@ -3,8 +3,9 @@
 //! format 3 only, as the virtual machine's `lastPointerOf:` has it), which class a V3 object
 //! has (the compact class its base header names, whatever the header's size, as
 //! `fetchClassOf:` answers), how a Bitmap in the old run-coded form ends (at its zero byte, as
-//! `Bitmap>>readCompressedFrom:` reads it), and where a project's segment words lie in its
-//! stream (after a type 20 object's class name).
+//! `Bitmap>>readCompressedFrom:` reads it), where a project's segment words lie in its
+//! stream (after a type 20 object's class name), and what an out-pointer `DiskProxy` with a
+//! pre-selector names (what code makes, as `DiskProxy>>comeFullyUpOnReload:` does).
 
 use cowheap_segment::datastream::{self, Body, Val};
 use cowheap_segment::v3::{Oop, V3Segment};
@@ -200,4 +201,104 @@ fn a_compact_class_index_names_the_class_whatever_the_header() {
     );
     assert_eq!(p.report().classes, vec![("Array".to_owned(), 2)]);
     assert_eq!(p.segment.to_bytes().unwrap(), words);
+}
+
+/// A project stream whose roots array holds out-pointer 1, the out-pointer table being
+/// `outs` (each an encoded object).
+fn project_with_out_pointers(outs: &[Vec<u8>]) -> Vec<u8> {
+    let words = le(&[VERSION, one_word(3, 2, 1), 0x8000_0004]);
+    let mut b = vec![9, 0, 0, 0, 4];
+    b.extend(symbol("ImageSegment"));
+    b.push(1);
+    b.push(19);
+    b.extend(u32::try_from(words.len() / 4).unwrap().to_be_bytes());
+    b.extend(&words);
+    b.extend([8, 0, 0, 0, u8::try_from(outs.len()).unwrap()]);
+    for o in outs {
+        b.extend(o);
+    }
+    b.push(b'!');
+    let mut s = b"'From Squeak'!\r!self smartRefStream!".to_vec();
+    s.extend(b);
+    s
+}
+
+/// `DiskProxy global: #global preSelector: #pre selector: sel args: args`.
+fn proxy(global: &str, pre: Option<&str>, sel: Option<&str>, args: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = vec![9, 0, 0, 0, 5];
+    b.extend(symbol("DiskProxy"));
+    b.extend(symbol(global));
+    match pre {
+        Some(p) => b.extend(symbol(p)),
+        None => b.push(1),
+    }
+    match sel {
+        Some(s) => b.extend(symbol(s)),
+        None => b.push(1),
+    }
+    b.extend([8, 0, 0, 0, u8::try_from(args.len()).unwrap()]);
+    for a in args {
+        b.extend(a);
+    }
+    b
+}
+
+#[test]
+fn a_disk_proxy_with_a_pre_selector_is_not_the_global_itself() {
+    use cowheap_segment::OutPointer;
+    // `DiskProxy>>comeFullyUpOnReload:` sends the pre-selector to the global before the
+    // constructor, if any: `Smalltalk class` is not `Smalltalk`, `(TextConstants foo) at:
+    // #DefaultTabsArray` not `TextConstants at: #DefaultTabsArray`, `Point class` not Point.
+    let cases = [
+        (
+            proxy("Smalltalk", Some("class"), None, &[]),
+            OutPointer::Constructed {
+                global: "Smalltalk".into(),
+                selector: "class".into(),
+                args: vec![],
+            },
+        ),
+        (
+            proxy(
+                "TextConstants",
+                Some("foo"),
+                Some("at:"),
+                &[symbol("DefaultTabsArray")],
+            ),
+            OutPointer::Constructed {
+                global: "TextConstants".into(),
+                selector: "foo at:".into(),
+                args: vec!["#DefaultTabsArray".into()],
+            },
+        ),
+        (
+            proxy(
+                "Point",
+                Some("class"),
+                Some("withClassVersion:"),
+                &[vec![4, 0, 0, 0, 1]],
+            ),
+            OutPointer::Constructed {
+                global: "Point".into(),
+                selector: "class withClassVersion:".into(),
+                args: vec!["1".into()],
+            },
+        ),
+    ];
+    for (bytes, expected) in cases {
+        let p = cowheap_segment::Project::from_bytes(&project_with_out_pointers(&[bytes])).unwrap();
+        assert_eq!(p.out_pointer(1), Some(&expected));
+    }
+    // Without one, as before.
+    let p = cowheap_segment::Project::from_bytes(&project_with_out_pointers(&[proxy(
+        "Smalltalk",
+        None,
+        None,
+        &[],
+    )]))
+    .unwrap();
+    assert_eq!(
+        p.out_pointer(1),
+        Some(&OutPointer::Global("Smalltalk".into()))
+    );
 }
