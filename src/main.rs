@@ -346,13 +346,17 @@ fn main() -> Result<()> {
             output,
             objects,
             seed,
-        })) => image_cmd::new(&output, objects, seed),
+        })) => {
+            check_output(&["image", "new"], &output);
+            image_cmd::new(&output, objects, seed)
+        }
         Some(Command::Import { image, output }) => {
             if let Err(e) =
                 paths::refuse_input_as_output(&output, "the output", &image, "the image")
             {
                 argument_error(&["import"], ErrorKind::ArgumentConflict, e).exit();
             }
+            check_output(&["import"], &output);
             image_cmd::import(&image, &output)
         }
         Some(Command::Export {
@@ -366,6 +370,7 @@ fn main() -> Result<()> {
             {
                 argument_error(&["export"], ErrorKind::ArgumentConflict, e).exit();
             }
+            check_output(&["export"], &output);
             let order = match (big_endian, little_endian) {
                 (true, _) => Some(cowheap::squeak::ByteOrder::Big),
                 (_, true) => Some(cowheap::squeak::ByteOrder::Little),
@@ -511,6 +516,16 @@ fn argument_error(path: &[&str], kind: ErrorKind, message: impl std::fmt::Displa
         }
     }
     cmd.bin_name(named.join(" ")).error(kind, message)
+}
+
+/// Ends the process with an argument error of the subcommand `path` names (exit 2) if the
+/// file its `--output` names cannot be written whole ([`paths::check_outputs`]: its
+/// directory missing, a directory or other file that is no regular file, a path ending in
+/// a separator), before the command reads or builds anything.
+fn check_output(path: &[&str], output: &std::path::Path) {
+    if let Err(e) = paths::check_outputs(&[("--output", "the output", output)], None) {
+        argument_error(path, ErrorKind::ValueValidation, e).exit();
+    }
 }
 
 /// Lets a closed pipe end the process quietly (`cowheap image info X | head`), as command-line

@@ -55,9 +55,31 @@ enum Destination {
     New(PathBuf),
 }
 
+/// True if the last component of `path`, as written, is a name: not empty (a path that
+/// ends in a separator), `.` or `..`. `Path` drops a trailing separator and a trailing `.`
+/// (`report.json/` has the file name `report.json`), but the system does not: opening or
+/// renaming over `report.json/` fails, once the run it was to record is over.
+fn ends_in_a_name(path: &Path) -> bool {
+    let raw = path.as_os_str().as_encoded_bytes();
+    let last = raw
+        .rsplit(|&b| b.is_ascii() && std::path::is_separator(char::from(b)))
+        .next()
+        .unwrap_or_default();
+    !matches!(last, b"" | b"." | b"..")
+}
+
 /// The [`Destination`] of `path`, given on the command line as `option`; an error naming it
-/// if its directory does not exist, or if it is a directory (or a link to one).
+/// if its directory does not exist, if its last component is no name ([`ends_in_a_name`]),
+/// or if it exists and is not a regular file (a directory, a FIFO, a device; or a link to
+/// one): the file is written whole to a temporary file renamed over it, which would replace
+/// such a file rather than write into it.
 fn destination(path: &Path, option: &str) -> Result<Destination, String> {
+    if !ends_in_a_name(path) {
+        return Err(format!(
+            "{option} {}: names no file (it ends in a separator, `.` or `..`)",
+            path.display()
+        ));
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -69,11 +91,21 @@ fn destination(path: &Path, option: &str) -> Result<Destination, String> {
             dir.display()
         ));
     }
-    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-        return Err(format!(
-            "{option} {}: is a directory; name a file",
-            path.display()
-        ));
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return Err(format!(
+                "{option} {}: is a directory; name a file",
+                path.display()
+            ));
+        }
+        Ok(m) if !m.is_file() => {
+            return Err(format!(
+                "{option} {}: is not a regular file (a FIFO, a device or a socket); name a \
+                 regular file",
+                path.display()
+            ));
+        }
+        _ => {}
     }
     if let Some(id) = identity(path) {
         return Ok(Destination::Existing(id));

@@ -132,9 +132,11 @@ fn bad_input_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad");
     std::fs::write(&bad, b"not an image at all").unwrap();
+    // Not /dev/null: an output that is no regular file is refused before the input is read.
+    let out = dir.path().join("out");
     for args in [
         vec!["image", "verify", bad.to_str().unwrap()],
-        vec!["import", bad.to_str().unwrap(), "-o", "/dev/null"],
+        vec!["import", bad.to_str().unwrap(), "-o", out.to_str().unwrap()],
         vec!["image", "info", "/no/such/file"],
         vec!["segment", "info", bad.to_str().unwrap()],
         vec!["segment", "info", "/no/such/file"],
