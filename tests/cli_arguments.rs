@@ -1,6 +1,7 @@
 //! The `cowheap` command's arguments and inputs that are well-formed but make no sense: bench
 //! outputs that name no regular file (a path ending in a separator or `/.`, a FIFO) refused
-//! before the run, and the outputs of `image new`, `import` and `export` checked the same way.
+//! before the run, the outputs of `image new`, `import` and `export` checked the same way, and
+//! a comparator named twice refused.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -133,4 +134,17 @@ fn command_outputs_are_checked_before_the_work() {
         }
     }
     assert!(!Path::new(&at("out")).exists());
+}
+
+/// A comparator named twice would be run twice on one base (the second cowheap's first
+/// writes meeting the marks of the first's), two rows of one name in each table: an argument
+/// error.
+#[test]
+fn a_comparator_named_twice_is_an_argument_error() {
+    for twice in ["cowheap,cowheap", "plain,rpds,plain", "fork,fork"] {
+        let run = small_bench(&["--approaches", twice]);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{twice}: {err}");
+        assert!(err.contains("--approaches"), "{twice}: {err}");
+    }
 }

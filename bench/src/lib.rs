@@ -475,6 +475,19 @@ impl Config {
         if self.approaches.is_empty() {
             return bad("approaches", "name at least one comparator");
         }
+        // A comparator named twice would run twice: two rows of one name in every table,
+        // and a second cowheap whose first writes meet the marks the first one's set.
+        if let Some(twice) = self
+            .approaches
+            .iter()
+            .enumerate()
+            .find_map(|(i, k)| self.approaches[..i].contains(k).then_some(k))
+        {
+            return Err(Error::BadOption {
+                option: "approaches",
+                reason: format!("{twice} is named twice: name each comparator once"),
+            });
+        }
         // With no working tenant every read and write column would be a figure never
         // measured (`--ops 0` is the way to run forks and memory alone).
         if self.active == Some(0) {
