@@ -87,14 +87,20 @@ impl Targets {
             .filter(|&md| pointers_with(md, 2))
             .and_then(|md| heap.slot(md, 1).ok())
             .filter(|&entries| pointers_with(entries, 1))
-            .map(|entries| (entries, 0));
+            .map(|entries| (entries, 0))
+            // An entry that is the Array's element would overwrite it.
+            .filter(|&(e, i)| array.is_none_or(|(a, j)| !(a.same_word(e) && i == j)));
         if method_entry.is_none() {
             skipped.push("no method dictionary found: wrote no method entry");
         }
-        // The Array and the method entries are written at their own slots, not as targets.
+        // The Array and the method entries are written at their own slots, not as targets;
+        // an object the globals name twice is written once, so that each tenant's one write
+        // to it is the one it sees.
         let mut objects = objects;
         let others = [array.map(|a| a.0), method_entry.map(|e| e.0)];
         objects.retain(|o| !others.iter().flatten().any(|x| x.same_word(*o)));
+        let mut seen = std::collections::HashSet::new();
+        objects.retain(|o| seen.insert(o.word()));
         ensure!(
             !objects.is_empty(),
             "the base has no pointer object of two slots or more for tenants to write"

@@ -1,8 +1,10 @@
 //! The `cowheap` command's arguments and inputs that are well-formed but make no sense: bench
 //! outputs that name no regular file (a path ending in a separator or `/.`, a FIFO) refused
-//! before the run, the outputs of `image new`, `import` and `export` checked the same way, and
-//! a comparator named twice refused.
+//! before the run, the outputs of `image new`, `import` and `export` checked the same way, a
+//! comparator named twice refused, and the demonstration on a base whose globals name one
+//! object twice.
 
+use cowheap::{Builder, Format, Word};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -147,4 +149,58 @@ fn a_comparator_named_twice_is_an_argument_error() {
         assert_eq!(run.status.code(), Some(2), "{twice}: {err}");
         assert!(err.contains("--approaches"), "{twice}: {err}");
     }
+}
+
+/// A base whose array of globals holds one association twice (and whose first root, an
+/// Array, is that array): each tenant writes each object once, so the demonstration checks
+/// what it wrote, and succeeds.
+#[test]
+fn the_demo_writes_an_object_the_globals_name_twice_once() {
+    let mut b = Builder::new();
+    let nil = b.add_nil();
+    let class = b
+        .add(
+            nil,
+            Format::Pointers,
+            vec![nil, nil, Word::int(2).unwrap()],
+            vec![],
+        )
+        .unwrap();
+    b.set_class(nil, class).unwrap();
+    let one = b
+        .add(class, Format::Pointers, vec![nil, nil], vec![])
+        .unwrap();
+    let two = b
+        .add(class, Format::Pointers, vec![nil, nil], vec![])
+        .unwrap();
+    let globals = b
+        .add(
+            class,
+            Format::Pointers,
+            vec![one, one, two, one, nil],
+            vec![],
+        )
+        .unwrap();
+    b.add_root("Smalltalk", globals).unwrap();
+    b.add_root("nil", nil).unwrap();
+    let heap = b.freeze().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("twice.cow");
+    heap.save(&file).unwrap();
+    let run = cowheap(&[
+        "demo",
+        "--image",
+        file.to_str().unwrap(),
+        "--tenants",
+        "3",
+        "--allocs",
+        "2",
+    ]);
+    let (out, err) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    assert!(run.status.success(), "{out}{err}");
+    assert!(out.contains("each tenant wrote 2 global values"), "{out}");
+    assert!(out.contains("isolation: checked"), "{out}");
 }
