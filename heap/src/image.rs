@@ -233,6 +233,15 @@ impl BaseHeap {
     /// that breaks a rule of the format.
     pub fn open_with(path: &Path, verification: Verification) -> FileResult<BaseHeap> {
         let file = std::fs::File::open(path).map_err(|e| FileError::io(path, e))?;
+        // A directory opens but does not map (the system says "no such device"): it is
+        // named for what it is.
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "a directory, not an image file",
+            );
+            return Err(FileError::io(path, e));
+        }
         let mmap = map(&file).map_err(|e| FileError::io(path, e))?;
         let mut heap = parse(Storage::mapped(mmap))?;
         if verification == Verification::Full {

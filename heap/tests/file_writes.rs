@@ -1,6 +1,7 @@
 //! Image files and atomic writes at the edges of the file system: a symbolic link written
 //! through names the file replaced, the link itself staying; a write that fails leaves the
-//! file as it was, also where the directory cannot be read (to fsync it).
+//! file as it was, also where the directory cannot be read (to fsync it); a directory
+//! opened as an image is named for what it is.
 
 #[cfg(unix)]
 #[test]
@@ -148,4 +149,21 @@ fn write_into(dir: &std::path::Path) -> String {
 fn child_writes_into_an_unreadable_directory() {
     let dir = std::env::var_os(DIR_ENV).expect("run by its parent test");
     println!("outcome: {}", write_into(std::path::Path::new(&dir)));
+}
+
+#[test]
+fn a_directory_opened_as_an_image_is_named_a_directory() {
+    let d = tempfile::tempdir().unwrap();
+    for v in [
+        cowheap_heap::Verification::Full,
+        cowheap_heap::Verification::Trust,
+    ] {
+        let e = cowheap_heap::BaseHeap::open_with(d.path(), v).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("a directory"), "{text}");
+        assert!(
+            matches!(&e, cowheap_heap::FileError::Io { source, .. } if source.kind() == std::io::ErrorKind::IsADirectory),
+            "{e:?}"
+        );
+    }
 }
