@@ -389,6 +389,9 @@ impl Config {
     /// - Building a synthetic base takes about three times what the base then holds.
     /// - Past that, the base; the plain heap one more base; the deep copies one more than
     ///   their count (the flat original); rpds two and a half (its trie and boxed objects).
+    /// - fork() three bases more: its probe is a process of its own, which builds the same
+    ///   base and a plain copy of it while this one holds its own (the peaks above are this
+    ///   process's alone: the defaults' whole estimate is 982 MiB).
     /// - Per tenant forked, 400 bytes (cowheap's and rpds's together).
     /// - Per working tenant, each distinct object written: the object and 40 bytes in
     ///   cowheap; the object and 1 KiB (the trie's path) in rpds.
@@ -418,7 +421,11 @@ impl Config {
         if runs(ApproachKind::Rpds) {
             bases += 2.5;
         }
-        let held = (b as f64 * f64::max(bases, 3.0)) as u64;
+        let mut held = (b as f64 * f64::max(bases, 3.0)) as u64;
+        if runs(ApproachKind::Fork) {
+            // The probe process builds its own base and plain copy beside this process's.
+            held = held.saturating_add(b.saturating_mul(3));
+        }
         let object = b / objects.max(1);
         let writes = (self.workload.ops as f64 * self.workload.write_share) as u64;
         let distinct = writes.min(objects);
