@@ -130,17 +130,70 @@ pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> FileResult<()> {
-    let err = |e| FileError::io(path, e);
+    stage(path, write)?.commit()
+}
+
+/// A file written whole and fsynced beside the path it is for, not yet in that path's
+/// place: [`write_atomically`] in two halves, for a caller that decides between them
+/// whether the file goes in (after reading it back, say, or under a lock it would not hold
+/// while writing). [`Staged::commit`] puts it in place; dropping it removes it, leaving the
+/// path as it was.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    /// The path to replace, through its symbolic links.
+    path: PathBuf,
+    /// The path as the caller gave it, for errors.
+    named: PathBuf,
+    dir: std::fs::File,
+}
+
+impl Staged {
+    /// Where the staged file is now (in the same directory as its path).
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Renames the staged file over its path and fsyncs the directory (see
+    /// [`write_atomically`]).
+    ///
+    /// # Errors
+    /// [`FileError::Io`] if the rename fails (the staged file is removed, the path left as
+    /// it was), or if the directory's fsync does (the new file in place).
+    pub fn commit(self) -> FileResult<()> {
+        let Staged {
+            tmp,
+            path,
+            named,
+            dir,
+        } = self;
+        tmp.persist(&path)
+            .map_err(|e| FileError::io(&named, e.error))?;
+        // The rename is durable only once the directory is.
+        dir.sync_all().map_err(|e| FileError::io(&named, e))
+    }
+}
+
+/// [`write_atomically`]'s first half: the file written and fsynced beside `path`
+/// ([`Staged`]), with `path` untouched.
+///
+/// # Errors
+/// As [`write_atomically`]; on error nothing is left behind.
+pub fn stage(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> FileResult<Staged> {
+    let named = path;
+    let err = |e| FileError::io(named, e);
     let resolved = through_links(path).map_err(err)?;
-    let path = resolved.as_path();
-    let dir = match path.parent() {
+    let dir = match resolved.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     // Opened first: the rename is durable only once the directory is fsynced, and a
     // directory that cannot be opened must refuse the write before the rename, not after.
     let dir_handle = std::fs::File::open(dir).map_err(err)?;
-    let kept = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let kept = std::fs::metadata(&resolved).ok().map(|m| m.permissions());
     let mut builder = tempfile::Builder::new();
     builder.prefix(".cowheap-").suffix(".tmp");
     #[cfg(unix)]
@@ -157,10 +210,12 @@ pub fn write_atomically(
     // buffers (one that writes small pieces brings its own `BufWriter`).
     write(tmp.as_file_mut()).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    // The rename is durable only once the directory is.
-    dir_handle.sync_all().map_err(err)?;
-    Ok(())
+    Ok(Staged {
+        tmp,
+        path: resolved,
+        named: named.to_path_buf(),
+        dir: dir_handle,
+    })
 }
 
 /// The most symbolic links [`through_links`] follows, as Linux's own path walk.

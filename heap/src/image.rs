@@ -20,7 +20,7 @@
 //! ```
 
 use crate::base::{BaseHeap, Meta, Regions, Root};
-use crate::file::{self, FileError, FileResult, Fingerprint, Reader, write_atomically};
+use crate::file::{self, FileError, FileResult, Fingerprint, Reader};
 use crate::layout::{self, HEADER_WORDS};
 use crate::storage::Storage;
 use crate::{Decoded, ObjectIndex, Word};
@@ -184,6 +184,13 @@ impl BaseHeap {
     /// Writes this heap to `path` as an image file, atomically (see
     /// [`crate::file::write_atomically`]). Time: O(size).
     pub fn save(&self, path: &Path) -> FileResult<()> {
+        self.save_staged(path)?.commit()
+    }
+
+    /// [`BaseHeap::save`]'s file written and fsynced beside `path`, not yet in its place
+    /// ([`crate::file::Staged`]): for a caller that opens it and decides whether it goes in
+    /// (a flatten that a commit may have superseded meanwhile). Time: O(size).
+    pub fn save_staged(&self, path: &Path) -> FileResult<crate::file::Staged> {
         let meta = encode_meta(&self.meta);
         let sections: [&[u8]; 3] = [self.objects_bytes(), self.offsets_bytes(), &meta];
         let digests = sections.map(digest);
@@ -208,7 +215,7 @@ impl BaseHeap {
         let check = header_digest(&header, &table);
         header.extend(check);
         header.extend(0u64.to_le_bytes());
-        write_atomically(path, |w| {
+        file::stage(path, |w| {
             w.write_all(&header)?;
             w.write_all(&table)?;
             for s in sections {

@@ -743,7 +743,8 @@ impl Repository {
     ///
     /// # Errors
     /// As [`Repository::flatten`], and [`CommitError::File`] if the file cannot be written or
-    /// read back; nothing is published then.
+    /// read back; nothing is published then. The file at `path` is replaced only when the
+    /// flattened version is published: on any error (`Superseded` included) it is as it was.
     pub fn flatten_to(&self, path: &std::path::Path) -> Result<Arc<Base>, CommitError> {
         self.flatten_with(Some(path))
     }
@@ -763,14 +764,22 @@ impl Repository {
             return Ok(current);
         }
         let mut heap = current.flatten()?;
+        // The file is written and read back beside `path`, and put in its place only when
+        // the version is published: a superseded flatten leaves `path` as it was.
+        let mut staged = None;
         if let Some(path) = path {
-            heap.save(path)?;
-            heap = cowheap_heap::BaseHeap::open(path)?;
+            let s = heap.save_staged(path)?;
+            heap = cowheap_heap::BaseHeap::open(s.path())?;
+            staged = Some(s);
         }
         let flat = Base::flattened(heap, &current);
         let mut log = self.lock();
         if self.current.load().id() != current.id() {
             return Err(CommitError::Superseded(current.version()));
+        }
+        if let Some(s) = staged {
+            // A rename and a directory's fsync, under the lock: nothing published on error.
+            s.commit()?;
         }
         log.known.insert(flat.id(), flat.version());
         self.current.store(flat.clone());

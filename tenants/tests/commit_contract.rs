@@ -4,7 +4,8 @@
 //! object of that history, a commit over a copy out with a segment answers why, and a
 //! tenant of an older version keeps its view (slots and hashes) after a become committed.
 //! Rebase under the private mark policy across a flatten keeps the tenant's own writes, and
-//! an object a version added conflicts as any other (read-write and write-write).
+//! an object a version added conflicts as any other (read-write and write-write). A
+//! flatten into a file that a commit supersedes leaves the file as it was.
 
 use cowheap_forwarders::{Base, MarkPolicy};
 use cowheap_heap::{Builder, Format, ObjectIndex, ObjectSize, Value, synth};
@@ -277,4 +278,55 @@ fn an_added_object_conflicts_as_any_other() {
     assert!(matches!(res, Err(CommitError::Conflict { .. })), "{res:?}");
     let res = repo.commit(&mut p, "p");
     assert!(matches!(res, Err(CommitError::Conflict { .. })), "{res:?}");
+}
+
+/// A flatten into a file that a commit supersedes publishes nothing and leaves the file
+/// as it was: the file goes in with the version, not before. Each try starts a flatten in
+/// the background and commits once the flatten's file is staged (it is then read back and
+/// verified, far longer than a commit takes), until three are superseded.
+#[test]
+fn a_superseded_flatten_to_leaves_its_file_as_it_was() {
+    let base = Base::new(synth::image(20_000, 5));
+    let o = pointers(&base, 64);
+    let repo = Arc::new(Repository::new(base, CommitRights::Anyone));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flat.cowheap");
+    std::fs::write(&path, b"the file before").unwrap();
+    let files = || std::fs::read_dir(dir.path()).unwrap().count();
+    let mut superseded = 0;
+    for (n, &x) in o.iter().enumerate() {
+        let mut t = repo.fork();
+        t.set_slot(x, 0, Value::int(n as i64)).unwrap();
+        repo.commit(&mut t, "depth").unwrap();
+        let flatten = repo.flatten_in_background(Some(path.clone()));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while files() == 1 && !flatten.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let mut u = repo.fork();
+        u.set_slot(o[(n + 1) % o.len()], 1, Value::int(7)).unwrap();
+        repo.commit(&mut u, "meanwhile").unwrap();
+        match flatten.join().unwrap() {
+            Err(CommitError::Superseded(_)) => {
+                superseded += 1;
+                assert!(
+                    std::fs::read(&path).unwrap() == b"the file before",
+                    "a superseded flatten replaced the file"
+                );
+                assert_eq!(files(), 1, "no staged file left");
+                if superseded == 3 {
+                    break;
+                }
+            }
+            Ok(_) => {
+                // Published: the file is the version's (and mapped: the marker goes in as
+                // a new file, never written over the mapped one).
+                assert!(std::fs::read(&path).unwrap() != b"the file before");
+                std::fs::remove_file(&path).unwrap();
+                std::fs::write(&path, b"the file before").unwrap();
+            }
+            Err(e) => panic!("flatten: {e}"),
+        }
+    }
+    assert_eq!(superseded, 3, "fewer flattens superseded than tried");
 }
