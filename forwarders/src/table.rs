@@ -287,18 +287,21 @@ impl IndirectionTable {
     }
 
     /// Grows the table to hold `wanted / 4` entries at most 3/4 full; its memory reserved
-    /// fallibly.
+    /// fallibly. A size past the address space (`wanted` near `usize::MAX`, from a
+    /// reservation no machine holds) is the allocator's refusal too: the bucket count stops
+    /// doubling where three times it saturates, and the words asked for saturate with it.
     #[inline(never)]
     fn grow_to(&mut self, wanted: usize) -> Result<(), TryReserveError> {
         let old = self.buckets();
         let mut n = old.len().max(8);
-        while wanted > n * 3 {
+        while wanted > n.saturating_mul(3) {
             n = n.saturating_mul(2);
         }
         // 8 bits a bucket: n / 8 words of 64 bits, 8n bits.
+        let len = (n / 8).saturating_add(n);
         let mut words = Vec::new();
-        words.try_reserve_exact(n / 8 + n)?;
-        words.resize(n / 8 + n, 0u64);
+        words.try_reserve_exact(len)?;
+        words.resize(len, 0u64);
         let mut words = words.into_boxed_slice();
         let mask = u32::try_from(n.saturating_mul(8) - 1).unwrap_or(u32::MAX);
         let (filter, buckets) = words.split_at_mut(n / 8);

@@ -797,3 +797,15 @@ fn tenants_on_threads_read_their_own_writes_and_the_base_elsewhere() {
         }
     });
 }
+
+/// A reservation of more entries than any table can hold is the allocator's refusal, as
+/// every reservation past the machine is: not an overflow, nor a loop that never ends.
+#[test]
+fn a_table_reservation_past_the_machine_is_refused() {
+    use cowheap_forwarders::IndirectionTable;
+    for n in [usize::MAX, usize::MAX / 2, usize::MAX / 4, 1 << 61] {
+        let mut t = IndirectionTable::new();
+        assert!(t.try_reserve(n).is_err(), "{n}");
+        assert!(t.is_empty() && t.memory_bytes() == 0);
+    }
+}
