@@ -164,6 +164,16 @@ pub(crate) struct Host {
     pub(crate) saved: Option<Vec<u8>>,
 }
 
+impl Host {
+    /// Bytes of the tenant's record of this host object: the record in its map, its kind's
+    /// name and a placeholder's saved bytes (not the host object, which is its embedder's).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<(u32, Host)>()
+            + self.kind.capacity()
+            + self.saved.as_ref().map_or(0, Vec::capacity)
+    }
+}
+
 impl fmt::Debug for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Host")

@@ -1088,9 +1088,14 @@ impl Space {
         self.keys.bound()
     }
 
-    /// Heap bytes held: the key records and both arenas.
+    /// Heap bytes held: the key records, both arenas and the count of root stubs per
+    /// segment (a map's slot and control byte per place).
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.keys.memory_bytes() + self.words.capacity() * 8 + self.bytes.capacity()
+        let stubs = self.stubs.as_ref().map_or(0, |c| {
+            std::mem::size_of::<rustc_hash::FxHashMap<u64, usize>>()
+                + c.capacity() * (std::mem::size_of::<(u64, usize)>() + 1)
+        });
+        self.keys.memory_bytes() + self.words.capacity() * 8 + self.bytes.capacity() + stubs
     }
 }
 

@@ -505,8 +505,10 @@ impl Tenant {
     }
 
     /// Bytes of memory this tenant holds of its own, excluding the shared base: the tenant
-    /// record, its private space and table, roots, handles and any private mark filter.
-    /// Time: O(roots).
+    /// record, its private space and table, roots, handles, segment views, host objects'
+    /// records, the forwarders commits left, the base objects it has recorded reading
+    /// ([`Tenant::record_reads`]) and any private mark filter. What a host object itself
+    /// holds is its embedder's, and not counted. Time: O(roots + host objects).
     pub fn memory_bytes(&self) -> usize {
         let own_marks = self.filter.as_ref().map_or(0, |f| f.memory_bytes());
         std::mem::size_of::<Tenant>()
@@ -517,6 +519,12 @@ impl Tenant {
                     + c.handles.memory_bytes()
                     + c.roots.keys().map(|k| k.len() + 48).sum::<usize>()
                     + c.views.memory_bytes()
+                    + c.committed.capacity() * std::mem::size_of::<PrivateKey>()
+                    + c.hosts.values().map(crate::hosts::Host::memory_bytes).sum::<usize>()
+                    // A hash set's slot and its control byte, per place.
+                    + c.recording.as_ref().map_or(0, |(set, _)| {
+                        set.borrow().capacity() * (std::mem::size_of::<u32>() + 1)
+                    })
             })
             + own_marks
     }

@@ -847,3 +847,24 @@ fn every_immediate_a_tenant_stores_restores_from_its_snapshot() {
         assert_eq!(u.slot(a, i).unwrap().word(), w, "slot {i}");
     }
 }
+
+/// The base objects a recording tenant has read are memory it holds of its own, which a
+/// host's memory budget (the store's swapping) must see.
+#[test]
+fn a_recording_tenants_reads_are_memory_it_holds() {
+    let base = Base::new(synth::image(40_000, 3));
+    let mut t = Tenant::fork(&base);
+    t.record_reads(true);
+    let before = t.memory_bytes();
+    let r = t.reader();
+    for x in base.heap().indices() {
+        let _ = r.size(Value::base(x));
+    }
+    let read = t.reads_recorded().unwrap().len();
+    assert!(read >= 40_000, "{read} reads recorded");
+    let grown = t.memory_bytes() - before;
+    assert!(
+        grown >= read * 4,
+        "{read} reads recorded, {grown} bytes more counted"
+    );
+}
