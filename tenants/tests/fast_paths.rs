@@ -868,3 +868,18 @@ fn a_recording_tenants_reads_are_memory_it_holds() {
         "{read} reads recorded, {grown} bytes more counted"
     );
 }
+
+/// A forwarder is final: forwarding it again is refused, and the entry keeps its target.
+#[test]
+fn forwarding_a_forwarder_again_is_refused() {
+    use cowheap_forwarders::Forwarding;
+    let (a, b) = (Word::int(1).unwrap(), Word::int(2).unwrap());
+    let mut e: Forwarding<u8> = Forwarding::Object(7);
+    let _ = e.forward(a);
+    assert_eq!(e.target(), Some(a));
+    let again = std::panic::catch_unwind(move || {
+        let _ = e.forward(b);
+        e.target()
+    });
+    assert_eq!(again.ok(), Some(Some(a)), "refused, the target kept");
+}
