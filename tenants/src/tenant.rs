@@ -409,10 +409,11 @@ impl Tenant {
         }
     }
 
-    /// The quota: most private bytes this tenant may hold. Private bytes count, per entry, its
-    /// slab slot and generation, 8 bytes per pointer slot and 1 per raw byte. A copy, an
-    /// allocation or a become that would pass the quota fails with
-    /// [`Error::QuotaExceeded`] and changes nothing. A quota of `u64::MAX` bytes limits
+    /// The quota: most private bytes this tenant may hold. Private bytes count, per object,
+    /// its key's record and its header (32 bytes), 8 bytes per pointer slot, and its raw
+    /// bytes with the 8-byte word that places them (when it has any); per forwarder or root
+    /// stub, its key's record and its one word (16 bytes). A copy, an allocation or a become
+    /// that would pass the quota fails with [`Error::QuotaExceeded`] and changes nothing. A quota of `u64::MAX` bytes limits
     /// nothing and reads back as `None`.
     pub fn quota(&self) -> Option<u64> {
         (self.quota != NO_QUOTA).then_some(self.quota)
@@ -1637,7 +1638,9 @@ impl Tenant {
     /// ([`Tenant::identical`]) exactly when their identity words are equal, whichever way they
     /// name the object (a base reference or the tenant's copy, a forwarder or its target).
     /// An immediate is its own word. Valid until the tenant's next collection, become,
-    /// commit, rebase or abort.
+    /// commit, rebase or abort, or its first write of a base object (the word of an object
+    /// the tenant has not copied is its base reference, and of one it has, the copy's
+    /// reference: words taken before and after a first write of the object differ).
     /// Time: O(1).
     #[inline(always)]
     pub fn identity_word(&self, v: Value) -> Result<Word> {

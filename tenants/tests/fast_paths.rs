@@ -883,3 +883,20 @@ fn forwarding_a_forwarder_again_is_refused() {
     });
     assert_eq!(again.ok(), Some(Some(a)), "refused, the target kept");
 }
+
+/// Identity words decide identity at any one time, and a first write of a base object moves
+/// that object's word from its base reference to its copy's, as `identity_word` says.
+#[test]
+fn identity_words_decide_identity_and_move_with_a_first_write() {
+    let base = Base::new(synth::image(1_000, 2));
+    let g = base.heap().root("Smalltalk").unwrap();
+    let mut t = Tenant::fork(&base);
+    let before = t.identity_word(g).unwrap();
+    assert_eq!(before, g.word());
+    t.set_slot(g, 0, Value::int(1)).unwrap();
+    let copy = t.resolve(g).unwrap();
+    let after = t.identity_word(g).unwrap();
+    assert_ne!(after, before, "the copy's word");
+    assert_eq!(after, t.identity_word(copy).unwrap());
+    assert!(t.identical(g, copy).unwrap());
+}
