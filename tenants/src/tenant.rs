@@ -298,11 +298,12 @@ impl Tenant {
         }
     }
 
-    /// While `on`, refuses every write that would change an object of the base in this
-    /// tenant's view (a first write, which copies it, or a become of it) with
+    /// While `on`, refuses every write that would change an object of the base this tenant
+    /// has not copied (a first write, which copies it, or a become of it) with
     /// [`Error::BaseReadOnly`], changing nothing; the tenant may still allocate objects of its
-    /// own and write them. For runs that must not change what they read (queries, see
-    /// [`crate::commit::Repository::query`]). Time: O(1).
+    /// own and write them, and a copy it made before is its own too: writes and becomes of it
+    /// are not refused. For runs that must not change what they read (queries, see
+    /// [`crate::commit::Repository::query`], whose tenant is fresh). Time: O(1).
     pub fn set_base_read_only(&mut self, on: bool) {
         if on || self.cold.is_some() {
             self.cold_mut().base_read_only = on;

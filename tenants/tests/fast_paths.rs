@@ -900,3 +900,36 @@ fn identity_words_decide_identity_and_move_with_a_first_write() {
     assert_eq!(after, t.identity_word(copy).unwrap());
     assert!(t.identical(g, copy).unwrap());
 }
+
+/// A tenant whose base is read-only to it refuses the writes that would change an object of
+/// the base it has not copied (a first write, a become); a copy it made before is its own,
+/// and stays writable, as its new objects are.
+#[test]
+fn a_read_only_base_refuses_first_writes_and_leaves_earlier_copies_writable() {
+    let base = Base::new(synth::image(1_000, 2));
+    let heap = base.heap();
+    let g = heap.root("Smalltalk").unwrap();
+    let other = heap
+        .indices()
+        .map(Value::base)
+        .find(|&v| {
+            v.word() != g.word() && heap.size(v.word().as_base().unwrap()).unwrap().slots > 0
+        })
+        .unwrap();
+    let mut t = Tenant::fork(&base);
+    t.set_slot(g, 0, Value::int(1)).unwrap();
+    t.set_base_read_only(true);
+    assert!(matches!(
+        t.set_slot(other, 0, Value::int(2)),
+        Err(Error::BaseReadOnly(_))
+    ));
+    assert!(matches!(
+        t.become_forward(other, g),
+        Err(Error::BaseReadOnly(_))
+    ));
+    assert_eq!(t.refused_write(), other.word().as_base());
+    t.set_slot(g, 0, Value::int(3)).unwrap();
+    assert_eq!(t.slot(g, 0).unwrap().as_int(), Some(3));
+    t.become_forward(g, other).unwrap();
+    assert!(t.identical(g, other).unwrap());
+}
