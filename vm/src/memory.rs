@@ -75,7 +75,10 @@ pub trait ObjectMemory {
     /// Squeak's do).
     fn set_identity_hash(&mut self, obj: Value, hash: u32) -> MemResult<()>;
     /// One key for `v`'s identity: two references are identical exactly when their keys are
-    /// equal, whichever way they name the object. Valid until the next collection or become.
+    /// equal, whichever way they name the object. Valid until the next collection, become
+    /// or first write of a base object (a tenant's key for an object it has not copied is
+    /// the base reference's, and for one it has, the copy's: keys taken on either side of
+    /// the first write differ).
     fn identity_key(&self, v: Value) -> MemResult<u64>;
     /// True if the memory can bring a swapped-out segment back ([`ObjectMemory::fault_in`]):
     /// a tenant with a fault handler. A read through a root stub answers
