@@ -11,32 +11,17 @@
 //!   it was.
 
 mod common;
+#[path = "common/hashed.rs"]
+mod hashed;
 
 use common::image;
 use cowheap_forwarders::Base;
-use cowheap_heap::{Format, ObjectSize, Value};
+use cowheap_heap::{Format, Value};
 use cowheap_segment::bind::BaseNames;
 use cowheap_segment::rehash;
 use cowheap_tenants::Tenant;
+use hashed::{alloc, permutation};
 use std::sync::Arc;
-
-/// A new object of `class`.
-fn alloc(t: &mut Tenant, class: Value, format: Format, slots: usize, bytes: usize) -> Value {
-    t.alloc(class, format, ObjectSize { slots, bytes }).unwrap()
-}
-
-/// A permutation of `0..n` from `seed` (xorshift).
-fn permutation(n: usize, seed: u64) -> Vec<usize> {
-    let mut slots: Vec<usize> = (0..n).collect();
-    let mut s = seed | 1;
-    for i in (1..n).rev() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        slots.swap(i, (s % (i as u64 + 1)) as usize);
-    }
-    slots
-}
 
 fn mini() -> (Arc<Base>, BaseNames) {
     let base = Base::new(cowheap_squeak::import(image("mini.image")).unwrap().heap);

@@ -1,5 +1,6 @@
 //! What the tests of `hash` and rehashing share: objects made in a tenant, hashed
 //! collections scattered over their tables, the image's integer answers.
+#![allow(dead_code, reason = "each test file uses a different part")]
 
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::Tenant;
