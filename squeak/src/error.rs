@@ -26,8 +26,12 @@ pub enum ImportError {
         /// The first 32-bit word of the file, little-endian.
         found: u32,
     },
-    /// A known image version this importer does not read (64-bit V3, pre-closure formats).
-    #[error("image version {0} is not supported (V3 6502/6504/6505, Spur 6521 and 68021 are)")]
+    /// A known image version this importer does not read (64-bit V3, 6501, V3 with the
+    /// multiple-bytecode-sets bit, 64-bit Spur before 68021).
+    #[error(
+        "image version {0} is not supported (V3 6502/6504/6505, Spur 6521 and 68021 are, the \
+         Spur ones also with the multiple-bytecode-sets bit: 7033, 68533)"
+    )]
     UnsupportedVersion(u32),
     /// The file ends before something it declares.
     #[error("truncated image: {what} needs bytes {at}..{end} but the file has {len}")]

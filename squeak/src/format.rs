@@ -22,8 +22,14 @@ pub struct ImageFormat {
 }
 
 /// Versions that are images but that this crate does not read: 6501 (V3 as saved by the
-/// earliest Squeaks) and 68000/68002/68003 (64-bit V3).
-const KNOWN_UNSUPPORTED: [u32; 4] = [6501, 68000, 68002, 68003];
+/// earliest Squeaks), 68000/68002/68003 (64-bit V3) and 68019 (64-bit Spur with the immediate
+/// tags of before 68021). V3 versions with the multiple-bytecode-sets bit
+/// ([`ImageFormat::MULTIPLE_BYTECODE_SETS`]) are refused as unsupported too.
+const KNOWN_UNSUPPORTED: [u32; 5] = [6501, 68000, 68002, 68003, 68019];
+
+/// The 64-bit V3 versions, which the VMs that wrote them saved as a whole 64-bit word: in a
+/// big-endian file the first four bytes are zeros and the version is the next four.
+const V3_64: [u64; 3] = [68000, 68002, 68003];
 
 impl ImageFormat {
     /// V3, 32-bit, floats stored most significant word first (Squeak 2.x to 4.x).
@@ -36,20 +42,40 @@ impl ImageFormat {
     pub const SPUR_32: u32 = 6521;
     /// Spur, 64-bit.
     pub const SPUR_64: u32 = 68021;
+    /// The bit of the version that says the image's methods may use the alternate bytecode
+    /// set (SistaV1), so a VM must run both sets. Squeak 6 and later save Spur images as
+    /// 7033 (32-bit) and 68533 (64-bit): the object memory is that of 6521 and 68021.
+    pub const MULTIPLE_BYTECODE_SETS: u32 = 512;
 
-    /// The format with image version `version` in `order`.
+    /// The format with image version `version` in `order`: 6502, 6504, 6505, 6521 and
+    /// 68021, and the two Spur versions with the multiple-bytecode-sets bit (7033, 68533).
     ///
     /// # Errors
     /// [`ImportError::UnsupportedVersion`] for a version this crate does not read.
     pub fn new(version: u32, order: ByteOrder) -> ImportResult<ImageFormat> {
         match version {
-            Self::V3
-            | Self::V3_CLOSURES
-            | Self::V3_NATIVE_FLOATS
-            | Self::SPUR_32
-            | Self::SPUR_64 => Ok(ImageFormat { version, order }),
+            Self::V3 | Self::V3_CLOSURES | Self::V3_NATIVE_FLOATS => {
+                Ok(ImageFormat { version, order })
+            }
+            v if matches!(
+                v & !Self::MULTIPLE_BYTECODE_SETS,
+                Self::SPUR_32 | Self::SPUR_64
+            ) =>
+            {
+                Ok(ImageFormat { version, order })
+            }
             _ => Err(ImportError::UnsupportedVersion(version)),
         }
+    }
+
+    /// The version without the multiple-bytecode-sets bit: the object memory's version.
+    fn base_version(self) -> u32 {
+        self.version & !Self::MULTIPLE_BYTECODE_SETS
+    }
+
+    /// Whether the version has the multiple-bytecode-sets bit (7033, 68533).
+    pub fn multiple_bytecode_sets(self) -> bool {
+        self.version & Self::MULTIPLE_BYTECODE_SETS != 0
     }
 
     /// 32-bit V3 (version 6502) in `order`.
@@ -93,7 +119,7 @@ impl ImageFormat {
 
     /// The object-memory family.
     pub fn family(self) -> Family {
-        if matches!(self.version, Self::SPUR_32 | Self::SPUR_64) {
+        if matches!(self.base_version(), Self::SPUR_32 | Self::SPUR_64) {
             Family::Spur
         } else {
             Family::V3
@@ -102,7 +128,11 @@ impl ImageFormat {
 
     /// Bytes per word (and per pointer slot): 4 or 8.
     pub fn word_bytes(self) -> usize {
-        if self.version == Self::SPUR_64 { 8 } else { 4 }
+        if self.base_version() == Self::SPUR_64 {
+            8
+        } else {
+            4
+        }
     }
 
     /// A short name, for messages.
@@ -115,8 +145,21 @@ impl ImageFormat {
     }
 }
 
+/// Whether `v` is the version of an image this crate does not read: one of
+/// [`KNOWN_UNSUPPORTED`], or a V3 version with the multiple-bytecode-sets bit.
+fn known_unsupported(v: u32) -> bool {
+    let base = v & !ImageFormat::MULTIPLE_BYTECODE_SETS;
+    KNOWN_UNSUPPORTED.contains(&base)
+        || (v != base
+            && matches!(
+                base,
+                ImageFormat::V3 | ImageFormat::V3_CLOSURES | ImageFormat::V3_NATIVE_FLOATS
+            ))
+}
+
 /// Finds the format and where the image header starts (0, or 512 after a prefix): the
-/// version is read at both offsets in both byte orders.
+/// version is read at both offsets in both byte orders, as a 32-bit word and (for 64-bit
+/// V3, which is refused) as a 64-bit one.
 pub(crate) fn detect(b: &[u8]) -> ImportResult<(ImageFormat, usize)> {
     let first = b
         .get(..4)
@@ -135,8 +178,16 @@ pub(crate) fn detect(b: &[u8]) -> ImportResult<(ImageFormat, usize)> {
             if let Ok(f) = ImageFormat::new(v, order) {
                 return Ok((f, at));
             }
-            if KNOWN_UNSUPPORTED.contains(&v) {
+            if known_unsupported(v) {
                 return Err(ImportError::UnsupportedVersion(v));
+            }
+            if let Ok(w) = Mem::new(b, order).u64(at, "the image version")
+                && V3_64.contains(&w)
+            {
+                // Checked: every entry of V3_64 fits 32 bits.
+                return Err(ImportError::UnsupportedVersion(
+                    u32::try_from(w).unwrap_or(u32::MAX),
+                ));
             }
         }
     }

@@ -134,9 +134,9 @@ pub fn export(heap: &BaseHeap, format: ImageFormat, out: &mut impl Write) -> Exp
 pub enum ImageKind {
     /// 32-bit V3 (versions 6502, 6504, 6505).
     V3,
-    /// 32-bit Spur (6521).
+    /// 32-bit Spur (6521, and 7033 with the multiple-bytecode-sets bit).
     Spur32,
-    /// 64-bit Spur (68021).
+    /// 64-bit Spur (68021, and 68533 with the multiple-bytecode-sets bit).
     Spur64,
 }
 
@@ -186,7 +186,8 @@ pub struct ExportOptions {
     /// The object memory and word size. `None`: the base's.
     pub kind: Option<ImageKind>,
     /// The exact image version, which must be of `kind` when both are given. `None`: the
-    /// base's version if it is of the kind written, else [`ImageKind::default_version`].
+    /// base's version if it is of the kind written, else [`ImageKind::default_version`]
+    /// (with the base's multiple-bytecode-sets bit, from one Spur word size to the other).
     pub version: Option<u32>,
     /// The byte order. `None`: the base's, little-endian for a base that records none.
     pub order: Option<ByteOrder>,
@@ -241,6 +242,11 @@ impl ExportOptions {
             }
             (Some(kind), None) => match source {
                 Some(s) if ImageKind::of(s) == kind => s.version(),
+                // The other word size of Spur keeps the multiple-bytecode-sets bit: the
+                // methods still use the bytecode set they were compiled with.
+                Some(s) if s.multiple_bytecode_sets() && kind != ImageKind::V3 => {
+                    kind.default_version() | ImageFormat::MULTIPLE_BYTECODE_SETS
+                }
                 _ => kind.default_version(),
             },
             (None, None) => source

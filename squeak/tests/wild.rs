@@ -1,0 +1,78 @@
+//! Images as they are found in the wild rather than only the test images: the versions real
+//! Squeak, Pharo and Cuis images carry (the multiple-bytecode-sets bit of Squeak 6, 64-bit V3
+//! whose version is a 64-bit word).
+
+mod common;
+
+use common::*;
+
+use cowheap_squeak::{ByteOrder, ExportOptions, ImageFormat, ImportError, import_bytes};
+
+/// The image with its version word replaced by `version`, in its own byte order.
+fn with_version(bytes: &[u8], version: u32) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[..4].copy_from_slice(&version.to_le_bytes());
+    b
+}
+
+/// 64-bit options for the headless image, which has no SmallFloat64 class.
+fn spur64(order: ByteOrder) -> ExportOptions {
+    ExportOptions {
+        allow_missing_float_class: true,
+        ..ExportOptions::exactly(ImageFormat::spur64(order))
+    }
+}
+
+#[test]
+fn spur_images_with_the_multiple_bytecode_sets_bit_import() {
+    // Squeak 6 and later save 32-bit Spur as 7033 and 64-bit Spur as 68533: 6521 and 68021
+    // with bit 512 (the image needs a VM with both bytecode sets). The object memory is
+    // the same.
+    let original = image_bytes(HEADLESS);
+    let im = import_bytes(&with_version(&original, 6521 | 512)).unwrap();
+    assert_eq!(im.format.version(), 7033);
+    assert_eq!(im.format.word_bytes(), 4);
+    assert_eq!(im.stats.objects, headless().stats.objects);
+    // Written back as it came.
+    let out = cowheap_squeak::export_bytes_with(&im.heap, &ExportOptions::default()).unwrap();
+    assert!(out == with_version(&original, 7033));
+
+    let wide =
+        cowheap_squeak::export_bytes_with(&headless().heap, &spur64(ByteOrder::Little)).unwrap();
+    let im = import_bytes(&with_version(&wide, 68021 | 512)).unwrap();
+    assert_eq!(im.format.version(), 68533);
+    assert_eq!(im.format.word_bytes(), 8);
+    assert_eq!(im.stats.objects, headless().stats.objects);
+}
+
+#[test]
+fn other_known_versions_are_named_unsupported_not_foreign() {
+    // 64-bit V3 images keep their version in a 64-bit word: big-endian, its first four bytes
+    // are zeros.
+    for v in [68_000u64, 68_002, 68_003] {
+        let mut b = vec![0u8; 256];
+        b[..8].copy_from_slice(&v.to_be_bytes());
+        let e = import_bytes(&b);
+        assert!(
+            matches!(e, Err(ImportError::UnsupportedVersion(x)) if u64::from(x) == v),
+            "big-endian {v}: {e:?}"
+        );
+    }
+    // 64-bit Spur with the tags of before 68021, and V3 with the multiple-bytecode-sets bit.
+    for v in [68_019u32, 6504 | 512, 6505 | 512] {
+        for big in [false, true] {
+            let mut b = vec![0u8; 256];
+            let word = if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
+            b[..4].copy_from_slice(&word);
+            let e = import_bytes(&b);
+            assert!(
+                matches!(e, Err(ImportError::UnsupportedVersion(x)) if x == v),
+                "{v}: {e:?}"
+            );
+        }
+    }
+}
