@@ -21,6 +21,12 @@ const ARRAY_PUN: u32 = 16;
 const SMALL_FLOAT_INDEX: u32 = 4;
 /// Pun of hidden weak arrays.
 const WEAK_ARRAY_PUN: u32 = 17;
+/// Pun of hidden objects of 32-bit words (the free lists and obj stacks of a 32-bit image).
+const LONGS_32_PUN: u8 = 18;
+/// Pun of hidden objects of 64-bit words (the free lists and obj stacks of a 64-bit image).
+const LONGS_64_PUN: u8 = 19;
+/// Position of the free lists object (after nil, false and true).
+const FREE_LISTS: u32 = 3;
 /// Class index of a free chunk: memory no object holds.
 const FREE_PUN: u32 = 0;
 /// Pun of a forwarder: an object become another, its first slot the other's oop.
@@ -683,6 +689,9 @@ struct Plan {
     header: u64,
     /// Slots of the image's word size, whether pointers or raw units.
     slots: usize,
+    /// Write the body as zeros rather than the object's bytes (the free lists of an image
+    /// of the other word size).
+    zeroed: bool,
 }
 
 /// Where every object goes: its plan and address, and the memory segments.
@@ -904,9 +913,29 @@ fn plan_object(
     if (pointers && b != 0) || b % o.format.unit() != 0 {
         return Err(unrepresentable("raw bytes its format cannot hold"));
     }
+    let mut zeroed = false;
     let (ci, fmt, slots) = if let Some(pun) = aux.and_then(|a| a.pun) {
-        let fmt = aux.map_or(0, |a| a.format);
-        (u32::from(pun), fmt, o.slots.len() + units(b))
+        let (word_pun, word_format) = if ws == 8 {
+            (LONGS_64_PUN, 9)
+        } else {
+            (LONGS_32_PUN, 10)
+        };
+        if x.as_u32() == FREE_LISTS
+            && o.slots.is_empty()
+            && matches!(pun, LONGS_32_PUN | LONGS_64_PUN)
+            && pun != word_pun
+        {
+            // The free lists of an image of the other word size. A Spur VM reads as many
+            // heads as its word has bits, from an object of its own word's pun and format,
+            // and takes whatever follows a shorter one (the hidden roots) for heads. The
+            // heads are addresses in the other image's layout, which no object keeps here:
+            // they are written empty, as a VM finds them after resetting its free lists.
+            zeroed = true;
+            (u32::from(word_pun), word_format, ws * 8)
+        } else {
+            let fmt = aux.map_or(0, |a| a.format);
+            (u32::from(pun), fmt, o.slots.len() + units(b))
+        }
     } else {
         let class = o
             .class
@@ -993,7 +1022,11 @@ fn plan_object(
         | (u64::from(o.hash) << 32)
         | (count.min(255) << 56)
         | flags;
-    Ok(Plan { header, slots })
+    Ok(Plan {
+        header,
+        slots,
+        zeroed,
+    })
 }
 
 /// A 64-bit header: one word, or two 32-bit words low half first.
@@ -1140,7 +1173,9 @@ fn write_objects(
             o.format.unit()
         };
         let class_index = o.class.as_base().map(ObjectIndex::as_u32);
-        if float::is_boxed(boxed_float, class_index, o.format, o.bytes) {
+        if p.zeroed {
+            out.zeros(p.slots * ws);
+        } else if float::is_boxed(boxed_float, class_index, o.format, o.bytes) {
             let bits = float::bits_of(o.bytes).unwrap_or_default();
             for w in float::to_file_words(bits, f) {
                 out.u32(w);

@@ -198,11 +198,16 @@ fn spur32_export_is_byte_identical_and_round_trips_big_endian() {
 }
 
 /// Same graph, except that hidden raw objects (free lists, obj stacks, forwarders) are held in
-/// units of the image's word size: compare their bytes only.
+/// units of the image's word size: compare their bytes only. The free lists (object 3) hold as
+/// many heads as the word has bits, all empty after a change of word size: compare that.
 fn assert_same_graph_across_word_sizes(a: &BaseHeap, b: &BaseHeap) {
     assert_eq!(a.len(), b.len());
     for x in a.indices() {
         let (p, q) = (a.object(x).unwrap(), b.object(x).unwrap());
+        if x.get() == 3 && p.bytes.len() != q.bytes.len() {
+            assert!(p.bytes.iter().chain(q.bytes).all(|&v| v == 0), "free lists");
+            continue;
+        }
         assert_eq!(
             (p.class, p.hash, p.slots, p.bytes),
             (q.class, q.hash, q.slots, q.bytes),

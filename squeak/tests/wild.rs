@@ -1,11 +1,13 @@
 //! Images as they are found in the wild rather than only the test images: the versions real
 //! Squeak, Pharo and Cuis images carry (the multiple-bytecode-sets bit of Squeak 6, 64-bit V3
-//! whose version is a 64-bit word).
+//! whose version is a 64-bit word), and the VM-internal objects a Spur VM reads by size when
+//! it loads an image of another word size than the one it came from.
 
 mod common;
 
 use common::*;
-
+use cowheap_heap::ObjectIndex;
+use cowheap_squeak::auxbits::Aux;
 use cowheap_squeak::{ByteOrder, ExportOptions, ImageFormat, ImportError, import_bytes};
 
 /// The image with its version word replaced by `version`, in its own byte order.
@@ -74,5 +76,31 @@ fn other_known_versions_are_named_unsupported_not_foreign() {
                 "{v}: {e:?}"
             );
         }
+    }
+}
+
+/// The free lists object of an image (the object after `true`): its pun, format and bytes.
+fn free_lists(heap: &cowheap_heap::BaseHeap) -> (Option<u8>, u8, usize) {
+    let o = heap.object(ObjectIndex::from_u32(3)).unwrap();
+    match Aux::decode(o.aux) {
+        Aux::Spur(a) => (a.pun, a.format, o.bytes.len()),
+        other => panic!("not a Spur object: {other:?}"),
+    }
+}
+
+#[test]
+fn a_word_size_change_writes_the_free_lists_a_vm_of_that_size_reads() {
+    // A Spur VM reads as many free-list heads as its word has bits (32 or 64), from the
+    // object after `true`, a raw object of its word size (pun 18, format 10 in 32-bit; pun
+    // 19, format 9 in 64-bit). Fewer slots, and a 64-bit VM takes the words after them (the
+    // hidden roots) for free lists and rewrites them.
+    assert_eq!(free_lists(&headless().heap), (Some(18), 10, 32 * 4));
+    for order in [ByteOrder::Little, ByteOrder::Big] {
+        let wide = cowheap_squeak::export_bytes_with(&headless().heap, &spur64(order)).unwrap();
+        let back = import_bytes(&wide).unwrap();
+        assert_eq!(free_lists(&back.heap), (Some(19), 9, 64 * 8), "{order:?}");
+        let narrow = cowheap_squeak::export_bytes(&back.heap, ImageFormat::spur32(order)).unwrap();
+        let again = import_bytes(&narrow).unwrap();
+        assert_eq!(free_lists(&again.heap), (Some(18), 10, 32 * 4), "{order:?}");
     }
 }
