@@ -27,6 +27,15 @@ const LONGS_32_PUN: u8 = 18;
 const LONGS_64_PUN: u8 = 19;
 /// Position of the free lists object (after nil, false and true).
 const FREE_LISTS: u32 = 3;
+/// The class index of contexts, fixed by the Spur VM (`ClassMethodContextCompactIndex`).
+const CONTEXT_INDEX: u32 = 36;
+/// Special objects array index of the context class.
+const SPECIAL_CONTEXT: usize = 10;
+/// Slot of a context holding its stack pointer.
+const CONTEXT_STACKP: usize = 2;
+/// Slots of a context before its stack (sender, pc, stack pointer, method, closure or nil,
+/// receiver).
+const CONTEXT_FIXED: usize = 6;
 /// Class index of a free chunk: memory no object holds.
 const FREE_PUN: u32 = 0;
 /// Pun of a forwarder: an object become another, its first slot the other's oop.
@@ -80,6 +89,7 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
         .resolve(at.special)
         .ok_or(ImportError::Missing("the special objects array"))?;
     let nil = mem.slot_ref(sidx, 0).ok_or(ImportError::Missing("nil"))?;
+    let context_class = mem.slot_ref(sidx, SPECIAL_CONTEXT);
     let mut table = ClassTable::new(&mem, nil)?;
     let int_class = table.class_at(1);
     let char_class = table.class_at(2);
@@ -102,7 +112,7 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     let mut objs = Vec::with_capacity(mem.recs.len());
     let mut extra_roots = Vec::new();
     for (x, r) in (0u32..).zip(&mem.recs) {
-        let (obj, index_in_root) = decode(&mem, r, f, &mut table, nil, &mut stats)?;
+        let (obj, index_in_root) = decode(&mem, r, f, &mut table, nil, context_class, &mut stats)?;
         if let Some(ci) = index_in_root {
             let ci = Word::int(i64::from(ci)).unwrap_or(Word::from_bits(1));
             extra_roots.push((format!("{CLASS_INDEX_ROOT}{x}"), ci));
@@ -486,13 +496,21 @@ impl<'m> ClassTable<'m> {
 }
 
 /// Pass 2: decodes the object `r` found by the walk. Returns it, and its class index when
-/// that is not its class's identity hash (to be kept in a root).
+/// that is not its class's identity hash (to be kept in a root). `nil` is the object nil,
+/// `context_class` the class special object 10 names.
+///
+/// A context (format 3, of class index 36 or of the context class) holds references only up
+/// to its stack pointer: the VM's `numPointerSlotsOf:` ends it there, so the collector
+/// neither traces nor updates the slots past it, and a saved image may hold any stale word
+/// in them. Such a slot is kept when it reads as a value and read as nil when it names no
+/// object (or a forwarder cycle), where a slot of any other object that does is refused.
 fn decode(
     mem: &Memory<'_>,
     r: &Rec,
     f: ImageFormat,
     table: &mut ClassTable<'_>,
     nil: u32,
+    context_class: Option<u32>,
     stats: &mut ImportStats,
 ) -> ImportResult<(Obj, Option<u32>)> {
     let (d, ws, order) = (&mem.d, f.word_bytes(), f.order());
@@ -529,7 +547,30 @@ fn decode(
             index_in_root = Some(ci);
         }
         let class = Word::base(ObjectIndex::from_u32(c));
-        let (format, slots, bytes) = decode_body(r, fmt, f, raw, &oop)?;
+        let is_context = fmt == 3 && (ci == CONTEXT_INDEX || context_class == Some(c));
+        // The slots that hold references: a context's end at its stack pointer (none past
+        // the fixed ones if it is no small integer or negative, as the VM reads it).
+        let live = if is_context {
+            let sp = Some(CONTEXT_STACKP)
+                .filter(|&k| k < r.slots)
+                .and_then(|k| d.word(r.hdr + 8 + ws * k, ws, "a slot").ok())
+                .and_then(|w| decode_oop(w, ws, &|_| None))
+                .and_then(Word::as_int)
+                .map_or(0, |sp| usize::try_from(sp).unwrap_or(0));
+            CONTEXT_FIXED.saturating_add(sp).min(r.slots)
+        } else {
+            r.slots
+        };
+        let nil_word = Word::base(ObjectIndex::from_u32(nil));
+        let slot = |k: usize| match oop(k) {
+            Err(ImportError::DanglingOop { .. } | ImportError::ForwarderCycle { .. })
+                if k >= live =>
+            {
+                Ok(nil_word)
+            }
+            w => w,
+        };
+        let (format, slots, bytes) = decode_body(r, fmt, f, raw, &slot)?;
         (class, format, slots, bytes)
     };
     stats.references += slots.iter().filter(|w| w.is_base()).count();

@@ -1,7 +1,8 @@
 //! Images as they are found in the wild rather than only the test images: the versions real
 //! Squeak, Pharo and Cuis images carry (the multiple-bytecode-sets bit of Squeak 6, 64-bit V3
 //! whose version is a 64-bit word), and the VM-internal objects a Spur VM reads by size when
-//! it loads an image of another word size than the one it came from.
+//! it loads an image of another word size than the one it came from, and what a Spur VM
+//! leaves past a context's stack pointer.
 
 mod common;
 
@@ -103,4 +104,82 @@ fn a_word_size_change_writes_the_free_lists_a_vm_of_that_size_reads() {
         let again = import_bytes(&narrow).unwrap();
         assert_eq!(free_lists(&again.heap), (Some(18), 10, 32 * 4), "{order:?}");
     }
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// Every object of a little-endian, one-segment, 32-bit Spur image: the byte offset in the
+/// file of its (main) header and its slot count.
+fn spur32_objects(b: &[u8]) -> Vec<(usize, usize)> {
+    let hs = le32(b, 4) as usize;
+    let end = hs + le32(b, 8) as usize - 16;
+    let mut out = Vec::new();
+    let mut pos = hs;
+    while pos < end {
+        let (mut hdr, mut slots) = (pos, (le32(b, pos + 4) >> 24) as usize);
+        if slots == 255 {
+            slots = le32(b, pos) as usize;
+            hdr = pos + 8;
+        }
+        out.push((hdr, slots));
+        pos = hdr + 8 + (slots * 4).max(8).next_multiple_of(8);
+    }
+    out
+}
+
+/// The headless image's first context (an instance of special object 10, format 3) with a
+/// slot past its stack pointer: (its object number, the byte offset in the file of that
+/// slot, the slot's number).
+fn spur_context_with_room() -> (usize, usize, usize) {
+    let b = image_bytes(HEADLESS);
+    let heap = &headless().heap;
+    let special = heap.root("specialObjects").unwrap().as_base().unwrap();
+    let context_class = heap.get_slot(special, 10).unwrap().as_base().unwrap();
+    let ci = heap.hash(context_class).unwrap();
+    for (x, (hdr, slots)) in spur32_objects(&b).into_iter().enumerate() {
+        let lo = le32(&b, hdr);
+        if lo & 0x3F_FFFF != ci || (lo >> 24) & 31 != 3 {
+            continue;
+        }
+        let sp = le32(&b, hdr + 8 + 4 * 2);
+        if sp & 1 == 0 {
+            continue;
+        }
+        let first_stale = 6 + (sp >> 1) as usize;
+        if first_stale < slots {
+            return (x, hdr + 8 + 4 * first_stale, first_stale);
+        }
+    }
+    panic!("the headless image has a context with room past its stack pointer");
+}
+
+#[test]
+fn a_stale_word_past_a_spur_contexts_stack_pointer_imports_as_nil() {
+    // A Spur VM, as a V3 one, traces and updates a context's slots only up to its stack
+    // pointer (`numPointerSlotsOf:`): the slots past it may hold a word that names no
+    // object, and the VM loads the image.
+    let (x, at, k) = spur_context_with_room();
+    let mut b = image_bytes(HEADLESS);
+    // An address inside the special objects array: no object starts there.
+    let stale = le32(&b, 16) + 8;
+    b[at..at + 4].copy_from_slice(&stale.to_le_bytes());
+    let im = import_bytes(&b).expect("a Spur VM loads this image");
+    let x = ObjectIndex::from_u32(x as u32);
+    assert_eq!(im.heap.get_slot(x, k), Some(im.heap.nil().word()));
+    // Exported, the stale word is nil's oop (slot 0 of the special objects array); the rest
+    // is the file.
+    let (hs, old_base, special) = (le32(&b, 4), le32(&b, 12), le32(&b, 16));
+    let nil_oop = le32(&b, (hs + special - old_base + 8) as usize);
+    let mut expected = b.clone();
+    expected[at..at + 4].copy_from_slice(&nil_oop.to_le_bytes());
+    assert!(cowheap_squeak::export_bytes(&im.heap, im.format).unwrap() == expected);
+    // A word before the stack pointer that names no object is still refused.
+    let mut b = image_bytes(HEADLESS);
+    b[at - 4..at].copy_from_slice(&stale.to_le_bytes());
+    assert!(matches!(
+        import_bytes(&b),
+        Err(ImportError::DanglingOop { oop, .. }) if oop == u64::from(stale)
+    ));
 }
