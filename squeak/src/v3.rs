@@ -98,9 +98,11 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     let compact = mem
         .slot_ref(sidx, COMPACT_CLASSES)
         .ok_or(ImportError::Missing("the compact classes"))?;
+    // A slot holding nil names no class: a one-word header with its index is refused, as the
+    // VM would find no class to send to.
     let mut compact_classes = [None; 32];
     for (k, c) in compact_classes.iter_mut().enumerate().skip(1) {
-        *c = mem.slot_ref(compact, k - 1);
+        *c = mem.slot_ref(compact, k - 1).filter(|&c| c != nil);
     }
     let classes = Classes {
         compact: compact_classes,
@@ -414,8 +416,10 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
     ))?;
     let mut compact: HashMap<u32, u8> = HashMap::new();
     // Compact class indices 1..=31 name slots 0..=30 of the array.
+    // A slot holding nil is no compact class: the importer reads it as none.
+    let nil = heap.nil().word();
     for (k, w) in (1..=31u8).zip(heap.slots_of(cc)) {
-        if let Some(c) = w.as_base() {
+        if let Some(c) = w.as_base().filter(|_| *w != nil) {
             compact.entry(c.as_u32()).or_insert(k);
         }
     }

@@ -1,8 +1,8 @@
 //! Images as they are found in the wild rather than only the test images: the versions real
 //! Squeak, Pharo and Cuis images carry (the multiple-bytecode-sets bit of Squeak 6, 64-bit V3
 //! whose version is a 64-bit word), and the VM-internal objects a Spur VM reads by size when
-//! it loads an image of another word size than the one it came from, and what a Spur VM
-//! leaves past a context's stack pointer.
+//! it loads an image of another word size than the one it came from, what a Spur VM leaves
+//! past a context's stack pointer, and a V3 compact class index whose class is nil.
 
 mod common;
 
@@ -182,4 +182,52 @@ fn a_stale_word_past_a_spur_contexts_stack_pointer_imports_as_nil() {
         import_bytes(&b),
         Err(ImportError::DanglingOop { oop, .. }) if oop == u64::from(stale)
     ));
+}
+
+/// Every object of a little-endian V3 image: (byte offset of the base header in the file,
+/// header type).
+fn v3_headers(b: &[u8]) -> Vec<(usize, u32)> {
+    let hs = le32(b, 4) as usize;
+    let end = hs + le32(b, 8) as usize;
+    let mut out = Vec::new();
+    let mut pos = hs;
+    while pos < end {
+        let w = le32(b, pos);
+        let (hdr, words) = match w & 3 {
+            0 => (pos + 8, (w >> 2) as usize),
+            1 => (pos + 4, ((le32(b, pos + 4) >> 2) & 63) as usize),
+            _ => (pos, ((w >> 2) & 63) as usize),
+        };
+        out.push((hdr, w & 3));
+        pos = hdr + 4 * words;
+    }
+    out
+}
+
+#[test]
+fn a_compact_class_index_whose_slot_is_nil_is_refused() {
+    // A one-word header's class is the compact classes array's slot at its index; a VM
+    // that finds nil there has no class to send to. Such an object is refused, as one whose
+    // index is past the array is, rather than imported with nil for its class.
+    let heap = &scratch().heap;
+    let special = heap.root("specialObjects").unwrap().as_base().unwrap();
+    let compact = heap.get_slot(special, 28).unwrap().as_base().unwrap();
+    let nil = heap.nil().word();
+    let k = (0..31)
+        .find(|&k| heap.get_slot(compact, k) == Some(nil))
+        .expect("Scratch's compact classes array has a nil slot");
+    let mut b = image_bytes(SCRATCH);
+    let (hdr, _) = v3_headers(&b).into_iter().find(|&(_, t)| t == 3).unwrap();
+    let base = le32(&b, hdr) & !(31 << 12) | ((k as u32 + 1) << 12);
+    b[hdr..hdr + 4].copy_from_slice(&base.to_le_bytes());
+    let e = import_bytes(&b);
+    assert!(
+        matches!(e, Err(ImportError::BadHeader { .. })),
+        "{:?}",
+        e.map(|_| ())
+    );
+    // The other V3 images name a class at every compact index their objects use.
+    for name in ["mini.image", "bootstrapped.image"] {
+        import_bytes(&image_bytes(name)).unwrap();
+    }
 }
