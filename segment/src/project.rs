@@ -16,6 +16,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 
+/// Out-pointers a project's segment may have. Each is described once ([`OutPointer`], 72
+/// bytes) and bound once ([`crate::bind::Bindings`]), where the stream may spend one byte on
+/// it (a nil): without a bound of their own, the 2^24 values a stream may hold
+/// ([`datastream::MAX_VALUES`]: 16 MiB inflated, a few kilobytes gzipped) would be 1.2 GB of
+/// descriptions. The real projects have about a hundred.
+pub const MAX_OUT_POINTERS: usize = 1 << 20;
+
 /// Where an out-pointer leads, as the stream describes it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OutPointer {
@@ -206,6 +213,13 @@ impl Project {
             .ok_or(SegmentError::NoSegment(
                 "the outPointers field holds no Array",
             ))?;
+        if outs.len() > MAX_OUT_POINTERS {
+            return Err(SegmentError::TooLarge {
+                what: "out-pointers in a segment",
+                len: outs.len() as u64,
+                limit: MAX_OUT_POINTERS as u64,
+            });
+        }
         let out_pointers = describe_all(&stream, outs, binary.len())?;
         let segment = V3Segment::parse(&segment_raw, out_pointers.len())?;
         let state = field("state", 3).and_then(|v| stream.text(v));

