@@ -40,6 +40,8 @@ use std::fmt;
 
 /// Special objects array index of the compact classes array.
 const SPECIAL_COMPACT_CLASSES: usize = 28;
+/// Special objects array index of the class Float (boxed: two 32-bit words in a V3 image).
+const SPECIAL_FLOAT: usize = 9;
 /// Class instance variable holding the superclass.
 const SUPERCLASS_SLOT: usize = 0;
 /// Where a class may hold its instance variable names (an Array of Strings): slot 3 from
@@ -105,6 +107,17 @@ impl Objects for Base {
     fn name_of_class(&self, x: ObjectIndex) -> Option<String> {
         class_name_in(&Version(self), x)
     }
+}
+
+/// The class of boxed Floats in `heap`: its special objects array's Float (slot 9), as the
+/// virtual machine reads it, in the version given (a commit may have changed it). Not
+/// [`BaseHeap::float_class`], which is the class of *immediate* floats (Spur's
+/// SmallFloat64), and none in a V3 image. Time: O(1).
+pub(crate) fn boxed_float_class<O: Objects + ?Sized>(heap: &O) -> Option<Value> {
+    let special = heap.named_root("specialObjects")?.word().as_base()?;
+    heap.slot_of(special, SPECIAL_FLOAT)
+        .filter(|w| w.as_base().is_some())
+        .map(Value::shared)
 }
 
 /// A version of a base read as a [`Graph`], for its class names.
@@ -697,7 +710,6 @@ pub fn materialise(
     root_name: &str,
 ) -> Result<Materialised> {
     let base = tenant.base().clone();
-    let heap = base.heap();
     // The names of the tenant's version: what its commits changed or added included.
     let names = BaseNames::of(&*base)?;
     let bindings = bind(&*base, &names, project);
@@ -734,7 +746,9 @@ pub fn materialise(
     // What fails from here (a quota, a hashed collection the rehash refuses) frees the
     // members made so far before it is answered.
     let mut build = |tenant: &mut Tenant, made: &mut Vec<Option<Value>>| -> Result<()> {
-        let float_class = heap.float_class();
+        // The boxed Float class of the tenant's version, whose instances keep the double
+        // as little-endian bytes (a V3 segment's Float has its high word first).
+        let float_class = boxed_float_class(&*base);
         let mut nils: Vec<Value> = Vec::new();
         let order =
             crate::class_first_order(seg.objects.len(), |i| match seg.objects[i].vm_class() {

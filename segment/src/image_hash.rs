@@ -42,10 +42,9 @@
 //! Points, Rectangles, Associations, Characters, Colors, Strings, Symbols and plain objects,
 //! nested, in `mini.image` and the Scratch image).
 
-use crate::bind::BaseNames;
+use crate::bind::{BaseNames, Objects};
 use crate::error::Result;
-use cowheap_heap::{BaseHeap, Format, Value};
-use cowheap_squeak::class_name;
+use cowheap_heap::{Format, Value};
 use cowheap_tenants::Tenant;
 use std::collections::HashMap;
 use std::fmt;
@@ -61,8 +60,6 @@ const MAX_OPS: usize = 64;
 /// depth bound alone would allow 64^16 steps to a hostile image's methods that each send 64
 /// messages. The images' own hash methods take fewer than 100.
 pub const MAX_STEPS: usize = 10_000;
-/// Special objects array index of the class Float (boxed, two 32-bit words).
-const SPECIAL_FLOAT: usize = 9;
 /// Image versions whose compiled methods have V3 headers.
 const V3_VERSIONS: [i64; 6] = [6502, 6504, 6505, 68000, 68002, 68003];
 
@@ -287,7 +284,9 @@ enum Program {
 /// Computes `hash` (and the sends it makes) as the target image defines it; see the module
 /// doc. Caches method lookups and decoded methods, so one `Hasher` serves a whole rehash.
 pub struct Hasher<'a> {
-    heap: &'a BaseHeap,
+    /// The base the tenant reads: its version, whose special objects array (the Float
+    /// class) and classes' names a commit may have changed.
+    heap: &'a dyn Objects,
     names: &'a BaseNames,
     v3: bool,
     /// Whether the base's methods have Spur headers (6521, 68021 and their Sista variants).
@@ -317,9 +316,12 @@ impl fmt::Debug for Hasher<'_> {
 }
 
 impl<'a> Hasher<'a> {
-    /// A hasher for tenants of `heap`, whose names are `names`. Time: O(1).
-    pub fn new(heap: &'a BaseHeap, names: &'a BaseNames) -> Hasher<'a> {
-        let version = heap.root("image.version").and_then(Value::as_int);
+    /// A hasher for tenants of `heap`, whose names are `names`: a base heap, or the
+    /// tenants' version of a base ([`cowheap_forwarders::Base`]), whose special objects
+    /// array names the Float class the tenants' code takes for boxed Floats (a commit may
+    /// have changed it). Time: O(1).
+    pub fn new<O: Objects>(heap: &'a O, names: &'a BaseNames) -> Hasher<'a> {
+        let version = heap.named_root("image.version").and_then(Value::as_int);
         let v3 = version.is_some_and(|v| V3_VERSIONS.contains(&v));
         let spur = version.is_some_and(|v| matches!(v, 6521 | 7033 | 68021 | 68533));
         // 31-bit SmallIntegers in 32-bit images, 61-bit in 64-bit ones (68000 on).
@@ -328,11 +330,7 @@ impl<'a> Hasher<'a> {
         } else {
             1 << 30
         };
-        let float_class = heap
-            .root("specialObjects")
-            .and_then(|s| heap.index_of(s).ok())
-            .and_then(|s| heap.get_slot(s, SPECIAL_FLOAT))
-            .map(Value::shared);
+        let float_class = crate::bind::boxed_float_class(heap);
         Hasher {
             heap,
             names,
@@ -440,7 +438,7 @@ impl<'a> Hasher<'a> {
         if let Some(&found) = self.lookups.get(&(class.word().bits(), sel)) {
             return Ok(found);
         }
-        let nil = self.heap.nil();
+        let nil = self.heap.nil_value();
         let is_pointers = |v: Value| -> Result<bool> {
             Ok(v.word().is_ref() && !v.same_word(nil) && t.format(v)? == Format::Pointers)
         };
@@ -498,7 +496,7 @@ impl<'a> Hasher<'a> {
         class
             .word()
             .as_base()
-            .and_then(|x| class_name(self.heap, x))
+            .and_then(|x| self.heap.name_of_class(x))
             .unwrap_or_else(|| "a class of the tenant".into())
     }
 

@@ -337,7 +337,7 @@ impl<'a> Classifier<'a> {
             version,
             names,
             cache: HashMap::new(),
-            hasher: Hasher::new(version.heap(), names),
+            hasher: Hasher::new(version, names),
             plain_key: HashMap::new(),
             copies: None,
         }

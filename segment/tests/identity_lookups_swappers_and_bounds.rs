@@ -74,3 +74,43 @@ fn an_out_pointer_table_past_what_a_segment_can_name_is_refused() {
     let p = Project::from_bytes(&project_of_nils(5)).unwrap();
     assert_eq!(p.out_pointers.len(), 5);
 }
+
+/// The boxed Floats of the Etoys projects materialised in `mini.image` hold the doubles the
+/// segment's words hold (high word first in a V3 segment), as the tenant's Float class
+/// keeps them: little-endian bytes that `Value::as_f64`-style reads and the interpreter's
+/// float primitives take (the class is the special objects array's Float, slot 9, of the
+/// tenant's version).
+#[test]
+fn materialised_floats_hold_the_segments_doubles() {
+    use cowheap_segment::{Project, bind};
+    let base = Base::new(cowheap_squeak::import(image("mini.image")).unwrap().heap);
+    let heap = base.heap();
+    let special = heap.root("specialObjects").unwrap();
+    let float = heap.get_slot(heap.index_of(special).unwrap(), 9).unwrap();
+    let mut floats = 0;
+    for project in [
+        "JustPaintedCar.013.pr",
+        "BouncingBallAnimation.012.pr",
+        "CarAndPen.014.pr",
+        "AgeComparison.005.pr",
+    ] {
+        let p = Project::open(image(&format!("segments/{project}"))).unwrap();
+        let mut t = Tenant::fork(&base);
+        let m = bind::materialise(&mut t, &p, "segment").unwrap();
+        for (o, v) in p.segment.objects.iter().zip(&m.objects) {
+            let Some(v) = *v else { continue };
+            if t.class_of(v).unwrap().word() != float || o.raw.len() != 2 {
+                continue;
+            }
+            floats += 1;
+            let bits = (u64::from(o.raw[0]) << 32) | u64::from(o.raw[1]);
+            assert_eq!(
+                t.bytes(v).unwrap(),
+                bits.to_le_bytes(),
+                "{project}: a Float of {}",
+                f64::from_bits(bits)
+            );
+        }
+    }
+    assert!(floats > 0, "no Float in the projects");
+}
