@@ -50,8 +50,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 
-/// Longest superclass chain followed.
-const MAX_CHAIN: usize = 1_000;
 /// Deepest chain of nested sends followed (a `Point` of `Point`s of ... ).
 pub const MAX_DEPTH: usize = 16;
 /// Longest straight-line method run.
@@ -300,6 +298,9 @@ pub struct Hasher<'a> {
     dictionaries: HashMap<(u64, u64), Option<Value>>,
     /// Method dictionary keys read by the lookups.
     keys_read: u64,
+    /// Classes the lookups walked (each asked for its method dictionary, or found a cycle
+    /// or the chain's end).
+    classes_walked: u64,
     programs: HashMap<u64, Rc<Program>>,
     /// Steps left to the hash being computed.
     fuel: usize,
@@ -341,6 +342,7 @@ impl<'a> Hasher<'a> {
             lookups: HashMap::new(),
             dictionaries: HashMap::new(),
             keys_read: 0,
+            classes_walked: 0,
             programs: HashMap::new(),
             fuel: MAX_STEPS,
         }
@@ -351,6 +353,13 @@ impl<'a> Hasher<'a> {
     /// and however their superclass chains run.
     pub fn keys_read(&self) -> u64 {
         self.keys_read
+    }
+
+    /// The classes this hasher's lookups have walked: at most one a class for each
+    /// selector looked up, and one more a lookup, however long the superclass chains and in
+    /// whatever order the classes are met.
+    pub fn classes_walked(&self) -> u64 {
+        self.classes_walked
     }
 
     /// `v hash` in tenant `t`, as the image computes it, or why it is not computed here.
@@ -424,10 +433,12 @@ impl<'a> Hasher<'a> {
     /// The method for `selector` in `class` or its superclasses, and the class holding it
     /// (slot 0 of a class is its superclass, slot 1 its method dictionary, whose keys are its
     /// last indexable slots and whose values are in its `array`, slot 1). A chain that comes
-    /// back to a class it passed holds no such method. Time: O(the chain) the first time a
-    /// class and selector are looked up, each method dictionary searched at most once per
-    /// selector whatever the classes that share it, so that a rehash's lookups cost
-    /// O(the classes and dictionaries) however the chains are tangled.
+    /// back to a class it passed holds no such method. Time: O(the classes of the chain not
+    /// walked before for this selector), each answered for later lookups (the chain is
+    /// followed to its end, as the virtual machine follows it, with no bound that would
+    /// leave the classes passed unanswered), and each method dictionary searched at most
+    /// once per selector whatever the classes that share it, so that a rehash's lookups
+    /// cost O(the classes and dictionaries) however long or tangled the chains are.
     pub(crate) fn lookup(
         &mut self,
         t: &Tenant,
@@ -443,20 +454,19 @@ impl<'a> Hasher<'a> {
             Ok(v.word().is_ref() && !v.same_word(nil) && t.format(v)? == Format::Pointers)
         };
         let mut found = None;
-        // The classes passed, none holding the method: each has the chain's answer too,
-        // unless the chain was cut at its longest (from a later class it reaches further).
+        // The classes passed, none holding the method: each has the chain's answer too.
+        // The chain is followed to its end however long (as the virtual machine's lookup
+        // is), so every class passed is answered and no class is walked twice for one
+        // selector, whatever the order of the lookups.
         let mut passed: Vec<u64> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut cut = true;
         let mut c = class;
-        for _ in 0..MAX_CHAIN {
+        loop {
             if let Some(&known) = self.lookups.get(&(c.word().bits(), sel)) {
                 found = known;
-                cut = false;
                 break;
             }
             if !seen.insert(c.word().bits()) || !is_pointers(c)? || t.size(c)?.slots < 2 {
-                cut = false;
                 break;
             }
             let md = t.slot(c, 1)?;
@@ -470,19 +480,14 @@ impl<'a> Hasher<'a> {
             };
             if let Some(m) = own {
                 found = Some((m, c));
-                cut = false;
+            self.classes_walked += 1;
                 break;
             }
             passed.push(c.word().bits());
             c = t.slot(c, 0)?;
         }
-        let start = class.word().bits();
-        if cut {
-            self.lookups.insert((start, sel), found);
-        } else {
-            for p in passed.into_iter().chain([start]) {
-                self.lookups.insert((p, sel), found);
-            }
+        for p in passed.into_iter().chain([class.word().bits()]) {
+            self.lookups.insert((p, sel), found);
         }
         Ok(found)
     }

@@ -34,6 +34,67 @@ use std::sync::Arc;
 
 const BUDGET: u64 = 5_000_000;
 
+/// A class of the tenant under `superclass` with the method dictionary `md`, made as an
+/// instance of `metaclass`.
+fn class_on(t: &mut Tenant, metaclass: Value, superclass: Value, md: Value) -> Value {
+    let class = alloc(t, metaclass, Format::Pointers, 3, 0);
+    t.set_slot(class, 0, superclass).unwrap();
+    t.set_slot(class, 1, md).unwrap();
+    t.set_slot(class, 2, Value::int(2)).unwrap();
+    class
+}
+
+/// A superclass chain of 1,500 classes below one that holds `hash` (a quick return of 2):
+/// the method is found from every class of the chain, as the VM's lookup, which has no
+/// bound on a chain, finds it; and the lookups from all 1,500 walk each class once, not a
+/// thousand classes each.
+#[test]
+fn a_method_above_a_long_chain_is_found_from_every_class_walking_each_once() {
+    let base = Base::new(cowheap_squeak::import(image("mini.image")).unwrap().heap);
+    let names = BaseNames::of(base.heap()).unwrap();
+    let g = |n: &str| names.global(n).unwrap();
+    let mut t = Tenant::fork(&base);
+    let nil = base.heap().nil();
+    let hash = names.symbol("hash").unwrap();
+    // `^2`: primitive 263 (a quick return of 2), one bytecode.
+    let two = alloc(&mut t, g("CompiledMethod"), Format::CompiledMethod, 1, 1);
+    t.set_slot(two, 0, Value::int(263)).unwrap();
+    t.set_bytes(two, 0, &[120]).unwrap();
+    let md = alloc(&mut t, g("MethodDictionary"), Format::Pointers, 3, 0);
+    let values = alloc(&mut t, g("Array"), Format::Pointers, 1, 0);
+    t.set_slot(md, 0, Value::int(1)).unwrap();
+    t.set_slot(md, 1, values).unwrap();
+    t.set_slot(md, 2, hash).unwrap();
+    t.set_slot(values, 0, two).unwrap();
+    let metaclass = t.class_of(g("Object")).unwrap();
+    let top = class_on(&mut t, metaclass, nil, md);
+    let empty = alloc(&mut t, g("MethodDictionary"), Format::Pointers, 2, 0);
+    t.set_slot(empty, 0, Value::int(0)).unwrap();
+    let no_values = alloc(&mut t, g("Array"), Format::Pointers, 0, 0);
+    t.set_slot(empty, 1, no_values).unwrap();
+    let mut chain = vec![top];
+    for _ in 0..1_500 {
+        let c = class_on(&mut t, metaclass, *chain.last().unwrap(), empty);
+        chain.push(c);
+    }
+    let mut hasher = Hasher::new(base.heap(), &names);
+    // From the bottom up: each lookup starts below the classes of the one before.
+    for (depth, &c) in chain.iter().enumerate().rev() {
+        let x = alloc(&mut t, c, Format::Pointers, 0, 0);
+        assert_eq!(
+            hasher.hash(&t, x).unwrap(),
+            Ok(2),
+            "an instance of the class {depth} below the method"
+        );
+    }
+    assert!(
+        hasher.classes_walked() <= 2 * chain.len() as u64,
+        "{} classes walked for a chain of {}",
+        hasher.classes_walked(),
+        chain.len()
+    );
+}
+
 /// The binary stream of a project whose ImageSegment's out-pointers are an Array of
 /// `outs` nils (one byte each in the stream), with a one-object segment (its roots array,
 /// which refers to none of them).
