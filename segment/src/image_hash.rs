@@ -368,10 +368,26 @@ impl<'a> Hasher<'a> {
     /// # Errors
     /// [`crate::SegmentError::Tenant`] for a reference the tenant does not have.
     pub fn hash(&mut self, t: &Tenant, v: Value) -> Result<Result<i64, Unhashed>> {
-        let Some(sel) = self.names.symbol("hash") else {
+        self.answer(t, v, "hash")
+    }
+
+    /// `v identityHash` in tenant `t`, as the image computes it: what an `IdentitySet` or
+    /// `IdentityDictionary` of the images probes by. The V3 images answer the identity hash
+    /// (primitive 75); a Spur kernel may scale it (`basicIdentityHash bitShift: 18` in the
+    /// headless image). Time and errors as [`Hasher::hash`].
+    ///
+    /// # Errors
+    /// [`crate::SegmentError::Tenant`] for a reference the tenant does not have.
+    pub fn identity_hash(&mut self, t: &Tenant, v: Value) -> Result<Result<i64, Unhashed>> {
+        self.answer(t, v, "identityHash")
+    }
+
+    /// The integer `v` answers to the unary `selector`, as modelled.
+    fn answer(&mut self, t: &Tenant, v: Value, selector: &str) -> Result<Result<i64, Unhashed>> {
+        let Some(sel) = self.names.symbol(selector) else {
             return Ok(Err(Unhashed::NoMethod {
                 class: self.class_name(t, v)?,
-                selector: "hash".into(),
+                selector: selector.into(),
             }));
         };
         self.fuel = MAX_STEPS;
@@ -379,7 +395,7 @@ impl<'a> Hasher<'a> {
             Ok(r) => match r.int().and_then(|i| i64::try_from(i).ok()) {
                 Some(i) => Ok(i),
                 None => Err(Unhashed::Value {
-                    selector: "hash".into(),
+                    selector: selector.into(),
                     what: "an answer that is not an integer",
                 }),
             },
@@ -466,6 +482,7 @@ impl<'a> Hasher<'a> {
                 found = known;
                 break;
             }
+            self.classes_walked += 1;
             if !seen.insert(c.word().bits()) || !is_pointers(c)? || t.size(c)?.slots < 2 {
                 break;
             }
@@ -480,7 +497,6 @@ impl<'a> Hasher<'a> {
             };
             if let Some(m) = own {
                 found = Some((m, c));
-            self.classes_walked += 1;
                 break;
             }
             passed.push(c.word().bits());

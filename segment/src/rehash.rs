@@ -16,8 +16,14 @@
 //!   `IdentityDictionary` keep Associations there, hashed by their key; a
 //!   `MethodDictionary` keeps its keys (selectors) in its own indexable slots and the
 //!   values at the same index of `array`;
-//! - identity collections (`IdentitySet`, `IdentityDictionary`, `MethodDictionary`) hash
-//!   by identity hash ([`Tenant::identity_hash`]); equality collections (`Set`,
+//! - identity collections (`IdentitySet`, `IdentityDictionary`) hash by `identityHash` as
+//!   the target image defines it (what their `scanFor:` sends in every image read: the
+//!   identity hash, primitive 75, in the V3 images; `basicIdentityHash bitShift: 18` in the
+//!   headless Spur kernel), run as `hash` is ([`Hasher::identity_hash`]; a key with no
+//!   `identityHash` method up its class chain, or a base whose methods are not read, by
+//!   the raw identity hash); a
+//!   `MethodDictionary` by the raw identity hash ([`Tenant::identity_hash`]), as the
+//!   virtual machine probes it; equality collections (`Set`,
 //!   `Dictionary`) by `hash` as the target image defines it ([`crate::image_hash`]): the
 //!   method is looked up the element's class chain in the image's method dictionaries and
 //!   run when it is within the modelled subset (`Object>>hash`, `^self identityHash`, so
@@ -395,14 +401,29 @@ impl<'a> Classifier<'a> {
 
     /// The hash an element is placed by, or why it is not computed here.
     fn hash_of(&mut self, t: &Tenant, kind: Kind, key: Value) -> Result<Result<i64, Reason>> {
-        if kind.by_identity() {
-            return Ok(if key.word().is_ref() {
-                Ok(i64::from(t.identity_hash(key)?))
-            } else {
-                Err(Reason::ImmediateInIdentityCollection)
-            });
+        if kind.by_identity() && !key.word().is_ref() {
+            return Ok(Err(Reason::ImmediateInIdentityCollection));
         }
-        Ok(self.hasher.hash(t, key)?.map_err(Reason::Hash))
+        Ok(match kind {
+            // The virtual machine probes a method dictionary by the raw identity hash.
+            Kind::MethodDictionary => Ok(i64::from(t.identity_hash(key)?)),
+            // `IdentitySet>>scanFor:` and `IdentityDictionary>>scanFor:` send
+            // `identityHash`, which a Spur kernel may define otherwise than the raw hash
+            // (`basicIdentityHash bitShift: 18` in the headless image). A key that has no
+            // such method (its class chain cut short by a superclass that did not bind), or
+            // a base whose methods are not read, is placed by the raw identity hash, which
+            // every image's `identityHash` starts from: the image cannot hash such a key
+            // itself, and its placement changes no other key's lookup.
+            Kind::IdentitySet | Kind::IdentityDictionary => {
+                match self.hasher.identity_hash(t, key)? {
+                    Err(Unhashed::NoMethod { .. } | Unhashed::MethodFormat) => {
+                        Ok(i64::from(t.identity_hash(key)?))
+                    }
+                    other => other.map_err(Reason::Hash),
+                }
+            }
+            Kind::Set | Kind::Dictionary => self.hasher.hash(t, key)?.map_err(Reason::Hash),
+        })
     }
 
     /// Whether `a` and `b` are the same key of a collection of `kind`: identical, or, in an

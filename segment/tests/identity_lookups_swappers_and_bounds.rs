@@ -34,6 +34,108 @@ use std::sync::Arc;
 
 const BUDGET: u64 = 5_000_000;
 
+/// An IdentitySet and an IdentityDictionary of `keys` in `t`, scattered over `n` slots
+/// (not where any hash leads), rehashed; then the image's own `includes:` and
+/// `includesKey:` are asked for each key. Answers the keys not found.
+fn identity_collections_found_by_the_image(base: &Arc<Base>, keys_from: &[&str]) -> Vec<String> {
+    let names = BaseNames::of(base.heap()).unwrap();
+    // A class by its global, else by its name (the headless image's `Smalltalk` does not
+    // name `IdentitySet` and `IdentityDictionary`).
+    let g = |n: &str| {
+        names.global(n).unwrap_or_else(|| {
+            let heap = base.heap();
+            heap.indices()
+                .find(|&x| cowheap_squeak::class_name(heap, x).as_deref() == Some(n))
+                .map(Value::base)
+                .unwrap_or_else(|| panic!("no {n}"))
+        })
+    };
+    let mut t = Tenant::fork(base);
+    let mut keys: Vec<Value> = keys_from.iter().filter_map(|s| names.symbol(s)).collect();
+    assert!(keys.len() >= 6, "{} symbols", keys.len());
+    for _ in 0..6 {
+        keys.push(alloc(&mut t, g("Object"), Format::Pointers, 0, 0));
+    }
+    let n = 2 * keys.len() + 3;
+    let order = permutation(n, 0x9e37_79b9);
+    let set = alloc(&mut t, g("IdentitySet"), Format::Pointers, 2, 0);
+    let set_array = alloc(&mut t, g("Array"), Format::Pointers, n, 0);
+    let dict = alloc(&mut t, g("IdentityDictionary"), Format::Pointers, 2, 0);
+    let dict_array = alloc(&mut t, g("Array"), Format::Pointers, n, 0);
+    for (c, a) in [(set, set_array), (dict, dict_array)] {
+        t.set_slot(c, 0, Value::int(keys.len() as i64)).unwrap();
+        t.set_slot(c, 1, a).unwrap();
+    }
+    for (i, (&k, &at)) in keys.iter().zip(&order).enumerate() {
+        t.set_slot(set_array, at, k).unwrap();
+        let assoc = pair(&mut t, g("Association"), k, Value::int(i as i64));
+        t.set_slot(dict_array, at, assoc).unwrap();
+    }
+    let r = rehash::rehash(&mut t, &names, &[set, dict]).unwrap();
+    assert_eq!(r.collections, 2, "{r}");
+    assert!(r.not_rehashed.is_empty(), "{r}");
+    let symbols = Symbols::from_base(base.heap());
+    let mut vm = Vm::new(&t).unwrap();
+    let held: Vec<_> = [set, dict]
+        .iter()
+        .chain(&keys)
+        .map(|&v| t.pin(v).unwrap())
+        .collect();
+    let mut missed = Vec::new();
+    for i in 0..keys.len() {
+        let (set, dict, k) = (
+            t.pinned(held[0]).unwrap(),
+            t.pinned(held[1]).unwrap(),
+            t.pinned(held[2 + i]).unwrap(),
+        );
+        // The model's own lookup agrees with where the elements are.
+        assert!(rehash::lookup(&t, &names, dict, k).unwrap().is_some());
+        for (c, sel) in [(set, "includes:"), (dict, "includesKey:")] {
+            let found = vm
+                .send_named(&mut t, &symbols, c, sel, &[k], BUDGET)
+                .unwrap();
+            let class = t.class_of(found).unwrap().word().as_base().unwrap();
+            if cowheap_squeak::class_name(base.heap(), class).as_deref() != Some("True") {
+                missed.push(format!("{sel} key {i}"));
+            }
+        }
+    }
+    missed
+}
+
+const SYMBOLS: [&str; 12] = [
+    "size",
+    "at:",
+    "printString",
+    "new",
+    "value",
+    "do:",
+    "hash",
+    "=",
+    "class",
+    "yourself",
+    "add:",
+    "includes:",
+];
+
+#[test]
+fn v3_identity_collections_answer_the_images_lookups() {
+    let base = Base::new(cowheap_squeak::import(image("mini.image")).unwrap().heap);
+    let missed = identity_collections_found_by_the_image(&base, &SYMBOLS);
+    assert!(missed.is_empty(), "{missed:?}");
+}
+
+#[test]
+fn spur_identity_collections_answer_the_images_lookups() {
+    let base = Base::new(
+        cowheap_squeak::import(image("headless-spur32.image"))
+            .unwrap()
+            .heap,
+    );
+    let missed = identity_collections_found_by_the_image(&base, &SYMBOLS);
+    assert!(missed.is_empty(), "{missed:?}");
+}
+
 /// A class of the tenant under `superclass` with the method dictionary `md`, made as an
 /// instance of `metaclass`.
 fn class_on(t: &mut Tenant, metaclass: Value, superclass: Value, md: Value) -> Value {
