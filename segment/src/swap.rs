@@ -411,6 +411,15 @@ pub enum SwapError {
     /// This swapper has no such segment out (never, or faulted in already).
     #[error("segment {0} is not swapped out by this swapper")]
     Unknown(SegmentId),
+    /// A tenant has one swapper: the tenant holds stubs of a segment this swapper does not
+    /// have out (another swapper's, or one not adopted), whose fault handler and segment
+    /// reader a swap-out would replace, leaving that segment neither readable nor faulted
+    /// in.
+    #[error("the tenant has segment {segment} out through another swapper")]
+    OtherSwapper {
+        /// The segment.
+        segment: SegmentId,
+    },
     /// A swapper serves one tenant.
     #[error("this swapper serves tenant {serves}, not tenant {asked}")]
     OtherTenant {
@@ -685,6 +694,21 @@ impl Swapper {
         }
     }
 
+    /// [`SwapError::OtherSwapper`] if `t` holds a stub of a segment this swapper does not
+    /// have out: one tenant has one swapper, since a swap-out installs its own fault
+    /// handler and segment reader in place of the tenant's. Time: O(the tenant's private
+    /// keys), as finding a fresh id is.
+    fn check_sole_swapper(inner: &Inner, t: &Tenant) -> Result<(), SwapError> {
+        match t
+            .stubs()
+            .map(|(_, s)| SegmentId(s))
+            .find(|id| !inner.out.contains_key(id))
+        {
+            Some(segment) => Err(SwapError::OtherSwapper { segment }),
+            None => Ok(()),
+        }
+    }
+
     /// Swaps out the segment of `roots`: what they reach that the tenant's other roots
     /// ([`tenant::tenant_roots`], the diverted copies, the objects pinned for segments out
     /// already) do not. Writes its file to the store, stubs each member (roots first) with
@@ -697,7 +721,10 @@ impl Swapper {
     /// [`cowheap_tenants::Error::Swapped`]); [`SwapError::HostObject`] for a host object
     /// among the members that no plugin of this swapper's can save, or make again at
     /// fault-in (unless placeholders are accepted), or whose plugin fails to save it;
-    /// [`SwapError::Store`]; [`SwapError::Tenant`]; [`SwapError::OtherTenant`]. On error
+    /// [`SwapError::Store`]; [`SwapError::Tenant`]; [`SwapError::OtherTenant`];
+    /// [`SwapError::OtherSwapper`] for a tenant with a segment out through another swapper
+    /// (one tenant has one swapper: this swap-out would replace that swapper's fault
+    /// handler and segment reader, and its segments could no longer come back). On error
     /// the tenant is as it was, save after a stub refused midway (unexpected: `extract`
     /// checked every root) whose undo could not give some member its body back: that
     /// member is then a stub of the segment, which is recorded as out ([`Swapper::swapped`]) with
@@ -708,6 +735,7 @@ impl Swapper {
         let fresh = {
             let mut inner = self.lock();
             Self::check_tenant(&inner, t)?;
+            Self::check_sole_swapper(&inner, t)?;
             inner.tenant.replace(t.id()).is_none()
         };
         let done = self.swap_out_served(t, roots);

@@ -197,6 +197,46 @@ fn a_method_above_a_long_chain_is_found_from_every_class_walking_each_once() {
     );
 }
 
+/// A tenant has one swapper: a second swapper's swap-out, while the tenant has a segment
+/// out through the first, is refused with a typed error before anything changes (it would
+/// replace the tenant's fault handler and segment reader, and the first swapper's segment
+/// could then be neither read nor faulted in), and the first swapper's segment still reads
+/// and comes back.
+#[test]
+fn a_second_swapper_on_a_tenant_with_segments_out_is_refused() {
+    let base = Base::new(synth::image(300, 5));
+    let mut t = Tenant::fork(&base);
+    let class = t.class_of(base.heap().root("Smalltalk").unwrap()).unwrap();
+    let a = t
+        .alloc_with(class, Format::Pointers, &[Value::int(1)], &[])
+        .unwrap();
+    let b = t
+        .alloc_with(class, Format::Pointers, &[Value::int(2)], &[])
+        .unwrap();
+    let holder = t.alloc_with(class, Format::Pointers, &[a, b], &[]).unwrap();
+    t.set_root("holder", holder).unwrap();
+    let first = Swapper::new(MemStore::new());
+    let second = Swapper::new(MemStore::new());
+    let out = first.swap_out(&mut t, &[a]).unwrap();
+    let private = t.stats().private_bytes;
+    match second.swap_out(&mut t, &[b]) {
+        Err(SwapError::OtherSwapper { segment }) => assert_eq!(segment, out.id),
+        other => panic!("a second swapper's swap-out answered {other:?}"),
+    }
+    assert!(second.swapped().is_empty());
+    assert_eq!(t.stub_segment(b).unwrap(), None);
+    assert_eq!(t.stats().private_bytes, private);
+    // The first swapper's segment reads through its stub, and comes back on a write.
+    assert_eq!(t.slot(a, 0).unwrap().as_int(), Some(1));
+    t.set_slot(a, 0, Value::int(3)).unwrap();
+    assert_eq!(t.stub_segment(a).unwrap(), None);
+    assert_eq!(t.slot(a, 0).unwrap().as_int(), Some(3));
+    // With nothing out through the first, the second may serve the tenant.
+    second.swap_out(&mut t, &[b]).unwrap();
+    assert_eq!(t.slot(b, 0).unwrap().as_int(), Some(2));
+    second.fault_in(&mut t, second.swapped()[0].0).unwrap();
+}
+
 /// The binary stream of a project whose ImageSegment's out-pointers are an Array of
 /// `outs` nils (one byte each in the stream), with a one-object segment (its roots array,
 /// which refers to none of them).
