@@ -851,7 +851,12 @@ impl PgStore {
         number: u64,
         layer: &[u8],
     ) -> Result<VersionRecord> {
-        check_layer(origin, number, layer)?;
+        // Unfenced, the bytes are looked at first, as the local store looks at them; fenced,
+        // the claim is, below: a stale, released or forged claim is refused as such whatever
+        // bytes it presents, as every fenced write refuses it.
+        if fence.is_none() {
+            check_layer(origin, number, layer)?;
+        }
         let fence = fence
             .map(|c| i64_of(c.epoch.0, "an epoch").map(|epoch| (c, epoch)))
             .transpose()?;
@@ -864,6 +869,7 @@ impl PgStore {
                     let rec = self.load(tx, &claim.tenant, "write a version", true)?;
                     check_fence(&rec, claim)?;
                     check_history(&rec, origin)?;
+                    check_layer(origin, number, layer)?;
                     Some(rec)
                 }
                 None => None,

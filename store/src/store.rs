@@ -304,6 +304,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// assert_eq!(store.put_version_claimed(&b, fp, 1, &layer).unwrap().number, 1);
     /// ```
     ///
+    /// The claim is checked before the bytes are: a claim this access may not present, a
+    /// stale one and one of a tenant of another base are refused as such whatever `layer`
+    /// holds, on every backend.
+    ///
     /// # Errors
     /// [`crate::StoreError::Fenced`] if the tenant was claimed since or released (nothing
     /// is written, no blob added); [`crate::StoreError::LayerMismatch`] if the claim's
