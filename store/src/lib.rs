@@ -169,8 +169,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Result, StoreError};
 pub use local::LocalStore;
 pub use names::{
-    Digest, Epoch, MAX_NAME, MAX_SEGMENT_ID, Millis, NOBODY, NodeName, PrincipalName, TenantName,
-    fingerprint_hex, parse_fingerprint,
+    Digest, Epoch, MAX_NAME, MAX_PRINCIPAL, MAX_SEGMENT_ID, Millis, NOBODY, NodeName,
+    PrincipalName, TenantName, fingerprint_hex, parse_fingerprint,
 };
 pub use node::{DEFAULT_LEASE_MS, Node, Resident, SuspendFailed, principal_access};
 pub use open::{init_store, open_store};

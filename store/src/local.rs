@@ -50,8 +50,8 @@ use crate::store::{Access, BlobStats, Claim, Store, TenantRecord, VersionRecord,
 use crate::{
     Clock, Digest, Epoch, Millis, NOBODY, NodeName, PrincipalName, Result, StoreError, TenantName,
     names::{
-        MAX_SEGMENT_ID, MAX_VERSION, check_secret, check_segment_id, fingerprint_hex,
-        parse_fingerprint, stored_name,
+        MAX_SEGMENT_ID, MAX_VERSION, check_principal, check_secret, check_segment_id,
+        fingerprint_hex, parse_fingerprint, stored_name,
     },
 };
 use cowheap_heap::Fingerprint;
@@ -592,6 +592,7 @@ impl Store for LocalStore {
     fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<()> {
         self.operator_only("add", || format!("principal {name}"))?;
         check_secret(name, secret)?;
+        check_principal(name)?;
         let p = self.root.join("principals").join(name.as_str());
         write_atomic(
             &self.tmp(),

@@ -42,6 +42,24 @@ pub(crate) fn check_secret(name: &PrincipalName, secret: &str) -> Result<()> {
     })
 }
 
+/// The longest principal name a store takes, in bytes: PostgreSQL makes a role of each
+/// principal, `cowheap_` and the name, which must fit its 63-byte identifiers. Every backend
+/// takes the same names, so a deployment can move between them.
+pub const MAX_PRINCIPAL: usize = 55;
+
+/// Refuses a principal name no backend can hold: one past [`MAX_PRINCIPAL`] bytes, whose
+/// PostgreSQL role could not be made. ([`PrincipalName`] itself takes up to [`MAX_NAME`]:
+/// a local store written before may grant and name such principals, and still reads them.)
+pub(crate) fn check_principal(name: &PrincipalName) -> Result<()> {
+    if name.as_str().len() > MAX_PRINCIPAL {
+        return Err(StoreError::InvalidName {
+            kind: "principal (PostgreSQL role)",
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks a name of `kind`; `nobody_refused` for the kinds whose absence is written as
 /// [`NOBODY`].
 fn check_name(kind: &'static str, name: &str, nobody_refused: bool) -> Result<()> {

@@ -98,7 +98,7 @@ use crate::local::{check_fence, check_history, lease_end, take};
 use crate::store::{Access, BlobStats, Claim, Store, TenantRecord, VersionRecord, check_layer};
 use crate::{
     Clock, Digest, Epoch, Millis, NodeName, PrincipalName, Result, StoreError, TenantName,
-    names::{check_secret, check_segment_id, stored_name},
+    names::{check_principal, check_secret, check_segment_id, stored_name},
 };
 use cowheap_heap::Fingerprint;
 use cowheap_segment::swap::SegmentId;
@@ -448,21 +448,15 @@ GRANT SELECT ON cowheap_segments TO %1$I; \
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON cowheap_tenants FROM %1$I; \
 GRANT SELECT, UPDATE (owner, epoch, lease_expiry) ON cowheap_tenants TO %1$I', $1::text)";
 
-/// The longest principal name this backend takes: its role name, `cowheap_` and the
-/// name, must fit PostgreSQL's 63-byte identifiers.
-pub const MAX_PRINCIPAL: usize = 55;
+/// The longest principal name this backend takes (every backend takes the same names).
+pub use crate::names::MAX_PRINCIPAL;
 
 /// The database role of a principal.
 ///
 /// # Errors
 /// [`StoreError::InvalidName`] for a name longer than [`MAX_PRINCIPAL`].
 pub fn role_name(p: &PrincipalName) -> Result<String> {
-    if p.as_str().len() > MAX_PRINCIPAL {
-        return Err(StoreError::InvalidName {
-            kind: "principal (PostgreSQL role)",
-            name: p.to_string(),
-        });
-    }
+    check_principal(p)?;
     Ok(format!("cowheap_{p}"))
 }
 
@@ -622,7 +616,13 @@ impl PgStore {
             .parse()
             .map_err(|e| StoreError::db("parse the connection string", e))?;
         if let Access::Principal { name, secret } = &access {
-            cfg.user(&role_name(name)?).password(secret.as_bytes());
+            // No role has a name past the longest a principal may have (`add_principal`
+            // refuses it on every backend): such a principal is unknown here, as it is to
+            // a local store that never added it.
+            let role = role_name(name).map_err(|_| StoreError::BadCredentials {
+                principal: name.clone(),
+            })?;
+            cfg.user(&role).password(secret.as_bytes());
         }
         let mut client = match cfg.connect(NoTls) {
             Ok(c) => c,

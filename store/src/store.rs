@@ -153,8 +153,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// [`crate::StoreError::InvalidSecret`] for an empty secret or one holding a NUL byte
-    /// (PostgreSQL takes neither as a role's password, so no backend takes them); nothing
-    /// changes.
+    /// (PostgreSQL takes neither as a role's password, so no backend takes them);
+    /// [`crate::StoreError::InvalidName`] for a name past [`crate::MAX_PRINCIPAL`] bytes
+    /// (no PostgreSQL role can be named so). Nothing changes.
     fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<()>;
 
     /// Creates a tenant of `base`, suspended, with no state yet, and grants it to

@@ -1,13 +1,14 @@
 //! Fencing, leases and the two backends answering alike: one script of claims, renewals,
 //! releases, fenced writes, segment and version writes, run on a local directory and on
-//! PostgreSQL with the same clock, each answer compared.
+//! PostgreSQL with the same clock, each answer compared; and what each backend takes as a
+//! principal.
 
 mod common;
 
-use common::{Harness, Local, Pg, n, real_base, t};
+use common::{Harness, Local, Pg, n, p, real_base, t};
 use cowheap_heap::Fingerprint;
 use cowheap_segment::swap::SegmentId;
-use cowheap_store::{Access, Claim, ManualClock, Millis, StoreError};
+use cowheap_store::{Access, Claim, ManualClock, Millis, StoreError, SystemClock};
 use std::sync::Arc;
 
 fn kind<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
@@ -94,4 +95,35 @@ fn backends_agree_on_fenced_writes_with_bad_bytes() {
         "the local store (left) and PostgreSQL (right) disagree"
     );
     assert!(local[0].contains("fenced"), "{local:?}");
+}
+
+/// What a backend answers when the operator adds principals of every length a
+/// [`cowheap_store::PrincipalName`] takes, and when each then connects.
+fn principal_lengths(h: &dyn Harness) -> Vec<String> {
+    let op = h.open(Access::Operator, Arc::new(SystemClock)).unwrap();
+    let mut out = Vec::new();
+    for len in [1, 55, 56, 100, 128] {
+        let name = p(&"q".repeat(len));
+        out.push(format!(
+            "add {len}: {}",
+            kind(op.add_principal(&name, "s3cret"))
+        ));
+        out.push(format!(
+            "open {len}: {}",
+            kind(h.open(Access::principal(name, "s3cret"), Arc::new(SystemClock)))
+        ));
+    }
+    out
+}
+
+/// A principal name no backend can hold is refused by both: PostgreSQL makes a role of
+/// each principal, whose name must fit its identifiers.
+#[test]
+fn backends_agree_on_principal_names() {
+    let local = principal_lengths(&Local::new());
+    let pg = principal_lengths(&Pg::new());
+    assert_eq!(
+        local, pg,
+        "the local store (left) and PostgreSQL (right) disagree"
+    );
 }
