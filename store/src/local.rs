@@ -41,7 +41,8 @@
 //! its digest, and two writers of one name write the same bytes.
 //!
 //! Every file is read only if it is a regular file, opened without blocking (a FIFO or a
-//! device in a file's place is `Damaged`, and cannot hang the reader). A blob is read whole;
+//! device in a file's place is `Damaged`, and cannot hang the reader); so is a tenant's
+//! lock file, opened to write. A blob is read whole;
 //! every other file (a record, a segment's entry, a version record, a principal's file, a
 //! base's pointer) is read up to a cap of 64 KiB, and a longer one is `Damaged` without its
 //! length ever being reserved.
@@ -259,14 +260,26 @@ impl LocalStore {
     }
 
     /// Takes the tenant's record lock: an exclusive `flock`, released when the file drops.
+    /// The lock file is opened without blocking and must be a regular file, as every file
+    /// the store reads: a FIFO in its place (which an open for writing would wait on for a
+    /// reader, for ever) is an error at once, and so is a device or a directory.
     fn lock(&self, t: &TenantName) -> Result<File> {
         let p = self.root.join("tenants").join(format!("{t}.lock"));
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(|e| StoreError::io(&p, e))?;
+        let mut options = fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NONBLOCK);
+        }
+        let f = options.open(&p).map_err(|e| StoreError::io(&p, e))?;
+        let m = f.metadata().map_err(|e| StoreError::io(&p, e))?;
+        if !m.is_file() {
+            return Err(StoreError::Damaged {
+                what: p.display().to_string(),
+                problem: "not a regular file",
+            });
+        }
         f.lock_exclusive().map_err(|e| StoreError::io(&p, e))?;
         Ok(f)
     }
