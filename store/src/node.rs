@@ -659,7 +659,10 @@ impl Node {
     /// A store error may come after the store committed (the answer lost): the tenant's
     /// record then settles it. A suspend the record shows landed is answered `Ok`; a claim
     /// the record shows another node took is [`StoreError::Fenced`]; if the record cannot
-    /// be read either, the resident comes back [`Resident::is_unsure`].
+    /// be read either, the resident comes back [`Resident::is_unsure`]. Such a resident
+    /// suspended again, unchanged, is answered `Ok` if its first suspend landed: the store
+    /// refuses the second as fenced (the claim was released by the first), and the record,
+    /// naming this state with no owner at the claim's epoch, says it is in.
     ///
     /// # Errors
     /// As [`Node::suspend`], in a [`SuspendFailed`] holding the resident as it was.
@@ -676,7 +679,15 @@ impl Node {
         };
         match self.store.suspend(&r.claim, &state) {
             Ok(d) => Ok(d),
-            Err(error @ StoreError::Fenced { .. }) => failed(error, r),
+            // Fenced by this very state, released at the claim's epoch: an earlier suspend
+            // of this resident landed without an answer (it came back unsure), and the store
+            // holds exactly this work. That is a suspend; any other fence stands.
+            Err(error @ StoreError::Fenced { .. }) => {
+                match self.settle(&r.claim, Digest::of(&state)) {
+                    Settled::Landed(d) => Ok(d),
+                    _ => failed(error, r),
+                }
+            }
             // Any other failure may have come after the store committed (a connection lost
             // at the commit, a directory not synced after the rename): the record says
             // which, so that a suspend that landed is not taken for one that did not and

@@ -277,3 +277,200 @@ fn a_fifo_in_place_of_a_lock_file_answers_an_error_at_once() {
     let rec = s.record(&t("x")).unwrap();
     assert_eq!((rec.owner, rec.epoch.0), (Some(n("a")), 1));
 }
+
+/// Delegates to a real store; its `suspend` may land and then answer an error (an answer
+/// lost), and its `record` may fail (the store cannot be asked).
+#[derive(Debug)]
+struct Lossy {
+    inner: Arc<dyn cowheap_store::Store>,
+    lose_suspend: std::sync::atomic::AtomicBool,
+    record_fails: std::sync::atomic::AtomicBool,
+}
+
+fn lost() -> StoreError {
+    StoreError::Io {
+        path: "tenants".into(),
+        source: std::io::Error::other("the answer was lost"),
+    }
+}
+
+mod lossy {
+    use super::{Lossy, lost};
+    use cowheap_heap::Fingerprint;
+    use cowheap_segment::swap::SegmentId;
+    use cowheap_store::{
+        BlobStats, Claim, Digest, Millis, NodeName, PrincipalName, Result, Store, TenantName,
+        TenantRecord, VersionRecord,
+    };
+    use std::sync::atomic::Ordering;
+
+    impl Store for Lossy {
+        fn put_base(&self, f: Fingerprint, image: &[u8]) -> Result<Digest> {
+            self.inner.put_base(f, image)
+        }
+        fn get_base(&self, f: Fingerprint) -> Result<Vec<u8>> {
+            self.inner.get_base(f)
+        }
+        fn bases(&self) -> Result<Vec<Fingerprint>> {
+            self.inner.bases()
+        }
+        fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<()> {
+            self.inner.add_principal(name, secret)
+        }
+        fn create_tenant(
+            &self,
+            t: &TenantName,
+            base: Fingerprint,
+            p: Option<&PrincipalName>,
+        ) -> Result<TenantRecord> {
+            self.inner.create_tenant(t, base, p)
+        }
+        fn record(&self, t: &TenantName) -> Result<TenantRecord> {
+            if self.record_fails.load(Ordering::Relaxed) {
+                return Err(lost());
+            }
+            self.inner.record(t)
+        }
+        fn tenants(&self) -> Result<Vec<TenantRecord>> {
+            self.inner.tenants()
+        }
+        fn claim(&self, t: &TenantName, node: &NodeName, lease_ms: u64) -> Result<Claim> {
+            self.inner.claim(t, node, lease_ms)
+        }
+        fn renew(&self, c: &Claim, lease_ms: u64) -> Result<Claim> {
+            self.inner.renew(c, lease_ms)
+        }
+        fn now(&self) -> Millis {
+            self.inner.now()
+        }
+        fn write_state(&self, c: &Claim, state: &[u8]) -> Result<Digest> {
+            self.inner.write_state(c, state)
+        }
+        fn release(&self, c: &Claim) -> Result<()> {
+            self.inner.release(c)
+        }
+        fn suspend(&self, c: &Claim, state: &[u8]) -> Result<Digest> {
+            let d = self.inner.suspend(c, state)?;
+            if self.lose_suspend.load(Ordering::Relaxed) {
+                return Err(lost());
+            }
+            Ok(d)
+        }
+        fn read_state(&self, t: &TenantName, d: Digest) -> Result<Vec<u8>> {
+            self.inner.read_state(t, d)
+        }
+        fn blob_stats(&self) -> Result<BlobStats> {
+            self.inner.blob_stats()
+        }
+        fn allow_commit(&self, base: Fingerprint, p: &PrincipalName) -> Result<()> {
+            self.inner.allow_commit(base, p)
+        }
+        fn committers(&self, base: Fingerprint) -> Result<Vec<PrincipalName>> {
+            self.inner.committers(base)
+        }
+        fn put_version(&self, o: Fingerprint, n: u64, layer: &[u8]) -> Result<VersionRecord> {
+            self.inner.put_version(o, n, layer)
+        }
+        fn put_version_claimed(
+            &self,
+            c: &Claim,
+            o: Fingerprint,
+            n: u64,
+            layer: &[u8],
+        ) -> Result<VersionRecord> {
+            self.inner.put_version_claimed(c, o, n, layer)
+        }
+        fn versions(&self, o: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {
+            self.inner.versions(o, after)
+        }
+        fn get_layer(&self, d: Digest) -> Result<Vec<u8>> {
+            self.inner.get_layer(d)
+        }
+        fn put_segment(&self, c: &Claim, id: SegmentId, bytes: &[u8]) -> Result<Digest> {
+            self.inner.put_segment(c, id, bytes)
+        }
+        fn get_segment(&self, t: &TenantName, id: SegmentId) -> Result<Vec<u8>> {
+            self.inner.get_segment(t, id)
+        }
+        fn remove_segment(&self, c: &Claim, id: SegmentId) -> Result<()> {
+            self.inner.remove_segment(c, id)
+        }
+        fn segments(&self, t: &TenantName) -> Result<Vec<SegmentId>> {
+            self.inner.segments(t)
+        }
+    }
+}
+
+/// A suspend that landed without an answer, on a node that could not read the record
+/// after it either (the resident comes back unsure), is a suspend: suspending the
+/// resident again, unchanged, answers the state the store holds, not `Fenced` (no other
+/// node claimed the tenant, and the store keeps exactly this work). So does a registry's
+/// `suspend_all`, which then holds nothing and answers no error.
+fn a_suspend_tried_again_after_it_landed_unanswered(h: &dyn Harness) {
+    use cowheap_store::workload::{read_mark, write_mark};
+    use cowheap_store::{Node, Store, SwapRegistry};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fp = real_base(h, 1_000);
+    let lossy = Arc::new(Lossy {
+        inner: h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
+        lose_suspend: AtomicBool::new(false),
+        record_fails: AtomicBool::new(false),
+    });
+    lossy.create_tenant(&t("u"), fp, None).unwrap();
+    lossy.create_tenant(&t("v"), fp, None).unwrap();
+    let a = Node::new(lossy.clone(), n("a"), h.scratch().join("cache-a"));
+    let mut r = a.resume(&t("u")).unwrap();
+    write_mark(&mut r.tenant, 5).unwrap();
+    lossy.lose_suspend.store(true, Ordering::Relaxed);
+    lossy.record_fails.store(true, Ordering::Relaxed);
+    let f = a.try_suspend(r).unwrap_err();
+    assert!(f.resident.is_unsure());
+    lossy.lose_suspend.store(false, Ordering::Relaxed);
+    lossy.record_fails.store(false, Ordering::Relaxed);
+    let landed = lossy.record(&t("u")).unwrap();
+    assert_eq!(landed.owner, None, "the first suspend landed");
+    let again = a.try_suspend(*f.resident).map_err(|f| f.error);
+    assert_eq!(
+        again.as_ref().ok(),
+        landed.state.as_ref(),
+        "the suspend tried again: {again:?}"
+    );
+    assert_eq!(
+        lossy.record(&t("u")).unwrap(),
+        landed,
+        "nothing more written"
+    );
+
+    // The same through a registry: the unsure resident goes at `suspend_all` with no
+    // error, and the next use resumes what landed.
+    let reg = SwapRegistry::new(
+        Node::new(lossy.clone(), n("b"), h.scratch().join("cache-b")),
+        usize::MAX,
+    );
+    reg.with(&t("v"), |tenant| write_mark(tenant, 6))
+        .unwrap()
+        .unwrap();
+    lossy.lose_suspend.store(true, Ordering::Relaxed);
+    lossy.record_fails.store(true, Ordering::Relaxed);
+    assert!(reg.suspend_all().is_err(), "the answer lost and unsettled");
+    assert_eq!(reg.resident(), 1, "kept, unsure");
+    lossy.lose_suspend.store(false, Ordering::Relaxed);
+    lossy.record_fails.store(false, Ordering::Relaxed);
+    let done = reg.suspend_all();
+    assert!(done.is_ok(), "{done:?}");
+    assert_eq!(reg.resident(), 0);
+    assert_eq!(
+        reg.with(&t("v"), |tenant| read_mark(tenant)).unwrap(),
+        Some(6)
+    );
+}
+
+#[test]
+fn a_suspend_tried_again_after_it_landed_unanswered_on_a_local_store() {
+    a_suspend_tried_again_after_it_landed_unanswered(&Local::new());
+}
+
+#[test]
+fn a_suspend_tried_again_after_it_landed_unanswered_on_postgres() {
+    a_suspend_tried_again_after_it_landed_unanswered(&Pg::new());
+}
