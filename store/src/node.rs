@@ -397,6 +397,10 @@ impl Node {
     /// The tenant's segments in the store that its state does not name are dropped (best
     /// effort: what a fault-in left, or a swap-out no state saw).
     ///
+    /// The lease runs from the claim, so a slow resume (a large base fetched, a large state
+    /// restored) hands back a resident with less of it left, or none: call
+    /// [`Node::keep_lease`] before working on it, as [`crate::SwapRegistry`] does.
+    ///
     /// # Errors
     /// [`StoreError::Held`] if another node holds it; [`StoreError::BaseMissing`],
     /// [`StoreError::BlobCorrupt`], [`StoreError::BlobTruncated`],

@@ -155,7 +155,8 @@ impl SwapRegistry {
     /// A resident tenant with less than half the node's lease left is renewed before `f`
     /// runs ([`Node::keep_lease`]): one whose lease ran out and that another node claimed
     /// since is dropped and resumed afresh (so refused with [`StoreError::Held`] while that
-    /// node holds it), never run here at the same time. A use `f` that runs longer than
+    /// node holds it), never run here at the same time. So is a tenant just resumed: a
+    /// resume slow enough to outlast its lease is checked the same way before `f` runs. A use `f` that runs longer than
     /// half a lease can still outlive the lease: keep uses short (a use holds the
     /// registry's lock, so nothing renews meanwhile).
     ///
@@ -271,7 +272,7 @@ impl SwapRegistry {
                 entry
             }
             None => {
-                let mut r = self.node.resume(tenant)?;
+                let mut r = self.resume_leased(tenant)?;
                 inner.stats.swapped_in += 1;
                 // Where each part of it is now: the state resumed may be another node's.
                 for p in inner.parts.values_mut().filter(|p| &p.tenant == tenant) {
@@ -297,6 +298,32 @@ impl SwapRegistry {
         inner.resident.insert(tenant.clone(), (r, tick, bytes));
         self.fit(inner, Some(tick))?;
         Ok(out)
+    }
+
+    /// Resumes `tenant` ([`Node::resume`]) with at least half the node's lease left before
+    /// anything runs on it ([`Node::keep_lease`]). A resume is a claim followed by fetches
+    /// and a restore, which may outlast the lease the claim took while another node claims
+    /// the tenant: such a resident is dropped (its claim is fenced) and the tenant claimed
+    /// once more, which is refused with [`StoreError::Held`] while that node holds it. A
+    /// renewal the store fails releases the claim (best effort) and answers its error.
+    /// Time: as [`Node::resume`]; no store call more when the resume was quick.
+    fn resume_leased(&self, tenant: &TenantName) -> Result<Resident> {
+        let mut fenced = false;
+        loop {
+            let mut r = self.node.resume(tenant)?;
+            match self.node.keep_lease(&mut r) {
+                Ok(_) => return Ok(r),
+                // Another node holds it now: claimed again, so that its hold is what the
+                // use is told (unless this resume also outlasts its lease).
+                Err(StoreError::Fenced { .. }) if !fenced => fenced = true,
+                Err(e) => {
+                    if !matches!(e, StoreError::Fenced { .. }) {
+                        let _ = self.node.store().release(r.claim());
+                    }
+                    return Err(e);
+                }
+            }
+        }
     }
 
     /// Installs on `r`'s tenant the handler that faults its segments in through its swapper

@@ -280,11 +280,32 @@ fn a_fifo_in_place_of_a_lock_file_answers_an_error_at_once() {
 
 /// Delegates to a real store; its `suspend` may land and then answer an error (an answer
 /// lost), and its `record` may fail (the store cannot be asked).
-#[derive(Debug)]
 struct Lossy {
     inner: Arc<dyn cowheap_store::Store>,
     lose_suspend: std::sync::atomic::AtomicBool,
     record_fails: std::sync::atomic::AtomicBool,
+    /// Run once, when armed, as a state is read (a resume stalled while it fetches).
+    on_read_state: std::sync::Mutex<Option<Hook>>,
+}
+
+/// A test's hook, run once.
+type Hook = Box<dyn FnOnce() + Send>;
+
+impl std::fmt::Debug for Lossy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lossy").field("inner", &self.inner).finish()
+    }
+}
+
+impl Lossy {
+    fn new(inner: Arc<dyn cowheap_store::Store>) -> Lossy {
+        Lossy {
+            inner,
+            lose_suspend: std::sync::atomic::AtomicBool::new(false),
+            record_fails: std::sync::atomic::AtomicBool::new(false),
+            on_read_state: std::sync::Mutex::new(None),
+        }
+    }
 }
 
 fn lost() -> StoreError {
@@ -357,6 +378,10 @@ mod lossy {
             Ok(d)
         }
         fn read_state(&self, t: &TenantName, d: Digest) -> Result<Vec<u8>> {
+            let hook = self.on_read_state.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
             self.inner.read_state(t, d)
         }
         fn blob_stats(&self) -> Result<BlobStats> {
@@ -409,13 +434,11 @@ mod lossy {
 fn a_suspend_tried_again_after_it_landed_unanswered(h: &dyn Harness) {
     use cowheap_store::workload::{read_mark, write_mark};
     use cowheap_store::{Node, Store, SwapRegistry};
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
     let fp = real_base(h, 1_000);
-    let lossy = Arc::new(Lossy {
-        inner: h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
-        lose_suspend: AtomicBool::new(false),
-        record_fails: AtomicBool::new(false),
-    });
+    let lossy = Arc::new(Lossy::new(
+        h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
+    ));
     lossy.create_tenant(&t("u"), fp, None).unwrap();
     lossy.create_tenant(&t("v"), fp, None).unwrap();
     let a = Node::new(lossy.clone(), n("a"), h.scratch().join("cache-a"));
@@ -473,4 +496,69 @@ fn a_suspend_tried_again_after_it_landed_unanswered_on_a_local_store() {
 #[test]
 fn a_suspend_tried_again_after_it_landed_unanswered_on_postgres() {
     a_suspend_tried_again_after_it_landed_unanswered(&Pg::new());
+}
+
+/// A registry never runs a tenant it has just resumed past the lease that resume took: a
+/// resume that stalls (a slow fetch of the state) until its lease has run out, while
+/// another node claims the tenant, runs nothing here; the use is refused while that node
+/// holds the tenant, and once it lets the tenant go the next use resumes its work. Before,
+/// the registry ran the use on the tenant another node held, both running it at once.
+fn a_registry_never_runs_a_tenant_resumed_past_its_lease(h: &dyn Harness) {
+    use cowheap_store::workload::{read_mark, write_mark};
+    use cowheap_store::{Node, Resident, Store, SwapRegistry};
+    use std::sync::Mutex;
+    let fp = real_base(h, 1_000);
+    let clock = ManualClock::new(Millis(1_000_000));
+    let open = || h.open(Access::Operator, Arc::new(clock.clone())).unwrap();
+    let lossy = Arc::new(Lossy::new(open()));
+    lossy.create_tenant(&t("r"), fp, None).unwrap();
+    let b = Arc::new(Node::new(open(), n("b"), h.scratch().join("cache-b")).with_lease(1_000));
+    // A state to resume from.
+    let mut rb = b.resume(&t("r")).unwrap();
+    write_mark(&mut rb.tenant, 1).unwrap();
+    b.suspend(rb).unwrap();
+
+    let reg = SwapRegistry::new(
+        Node::new(lossy.clone(), n("a"), h.scratch().join("cache-a")).with_lease(1_000),
+        usize::MAX,
+    );
+    // Node a's resume stalls past its lease as it reads the state; b claims the tenant.
+    let taken: Arc<Mutex<Option<Resident>>> = Arc::default();
+    *lossy.on_read_state.lock().unwrap() = Some(Box::new({
+        let (clock, b, taken) = (clock.clone(), b.clone(), taken.clone());
+        move || {
+            clock.advance(1_500);
+            let mut r = b.resume(&t("r")).unwrap();
+            write_mark(&mut r.tenant, 2).unwrap();
+            *taken.lock().unwrap() = Some(r);
+        }
+    }));
+    let ran = std::sync::atomic::AtomicBool::new(false);
+    let used = reg.with(&t("r"), |tenant| {
+        ran.store(true, std::sync::atomic::Ordering::Relaxed);
+        write_mark(tenant, 3)
+    });
+    assert!(
+        !ran.load(std::sync::atomic::Ordering::Relaxed),
+        "the use ran on a tenant node b holds: {used:?}"
+    );
+    assert!(matches!(used, Err(StoreError::Held { .. })), "{used:?}");
+    assert_eq!(reg.resident(), 0);
+    // b lets it go: the next use resumes b's work.
+    let rb = taken.lock().unwrap().take().unwrap();
+    b.suspend(rb).unwrap();
+    assert_eq!(
+        reg.with(&t("r"), |tenant| read_mark(tenant)).unwrap(),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_registry_never_runs_a_tenant_resumed_past_its_lease_on_a_local_store() {
+    a_registry_never_runs_a_tenant_resumed_past_its_lease(&Local::new());
+}
+
+#[test]
+fn a_registry_never_runs_a_tenant_resumed_past_its_lease_on_postgres() {
+    a_registry_never_runs_a_tenant_resumed_past_its_lease(&Pg::new());
 }
