@@ -1808,7 +1808,9 @@ impl Vm {
     /// scanned whole. A dictionary the image filled by other means (`basicAt:put:`) may hold
     /// a key past a nil the probe stops at: the probe misses it, as a Squeak VM's does, so
     /// the probe and a scan may disagree there (the unit tests check they agree on every
-    /// dictionary of the real images).
+    /// dictionary of the real images). nil is found nowhere: it is what marks a free field,
+    /// never a key (a Squeak VM's probe tests for nil first), so `perform: nil` is not
+    /// understood rather than taking a free field's value for a method.
     /// Time: O(1) expected (a probe's run of occupied fields), O(keys) for a scan; each key
     /// read is taken from `work`, and past its end the lookup fails.
     fn dict_lookup<M: ObjectMemory>(
@@ -1819,7 +1821,7 @@ impl Vm {
         sel: &mut SelectorKeys,
         work: &mut LookupWork,
     ) -> Result<Option<Value>> {
-        if !dict.is_object() {
+        if !dict.is_object() || self.is_nil(m, selector)? {
             return Ok(None);
         }
         let n = m.size(dict)?.slots;
