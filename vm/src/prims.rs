@@ -1515,11 +1515,30 @@ impl Vm {
         if !blk.is_object() || !self.same(m, m.class_of(blk)?, class)? {
             return FAIL;
         }
-        // The outer context, its method and receiver are read before anything changes (a
-        // closure's value runs again from its start after a fault: see `rerunnable`).
+        // A closure that is not well formed fails the primitive, as Squeak's does, so the
+        // image's fallback code reports it: its fixed fields, its outer context a context
+        // and that context's method a CompiledMethod, its start pc an integer. The outer
+        // context, its method and receiver are read before anything changes (a closure's
+        // value runs again from its start after a fault: see `rerunnable`).
+        let Some(copied) = m.size(blk)?.slots.checked_sub(closure::COPIED) else {
+            return FAIL;
+        };
         let outer = m.slot(blk, closure::OUTER)?;
+        if !self.is_context(m, outer)? || m.size(outer)?.slots <= ctx::RECEIVER {
+            return FAIL;
+        }
         let method = m.slot(outer, ctx::METHOD)?;
+        if !method.is_object() || m.format(method)? != Format::CompiledMethod {
+            return FAIL;
+        }
         let rcvr = m.slot(outer, ctx::RECEIVER)?;
+        let Some(start) = m
+            .slot(blk, closure::START)?
+            .as_int()
+            .and_then(|s| usize::try_from(s).ok())
+        else {
+            return FAIL;
+        };
         let h = self.header(m, method)?;
         let mut n = args;
         if index == 206 {
@@ -1533,6 +1552,11 @@ impl Vm {
             if Some(vals.len() as i64) != m.slot(blk, closure::ARGS)?.as_int() {
                 return FAIL;
             }
+            // The arguments must fit the context's stack where the array was, as
+            // `perform:withArguments:` checks (Squeak's primitive fails past it).
+            if self.stack_room(1) < vals.len() {
+                return FAIL;
+            }
             self.drop_n(1);
             for v in &vals {
                 self.push(m, *v)?;
@@ -1541,12 +1565,6 @@ impl Vm {
         } else if Some(n as i64) != m.slot(blk, closure::ARGS)?.as_int() {
             return FAIL;
         }
-        let start = m
-            .slot(blk, closure::START)?
-            .as_int()
-            .and_then(|s| usize::try_from(s).ok())
-            .ok_or_else(|| crate::interp::corrupt("a closure without a start pc"))?;
-        let copied = m.size(blk)?.slots - closure::COPIED;
         // A closure whose receiver is a context reads that context's fields: as a send to it
         // would, it hands the callers over (see `Vm::hand_over_callers`).
         let on_context = self.is_context(m, rcvr)?;

@@ -1,12 +1,15 @@
 //! Primitives and the sends around them checked against a Squeak VM at their edges, on
-//! tenants of real images: `perform:` of nil is not understood (a method dictionary's
+//! tenants of real images: a closure that is not well formed, or given more arguments than
+//! its caller's stack holds, fails its `value` primitive (the image's fallback code runs)
+//! rather than stopping the run; `perform:` of nil is not understood (a method dictionary's
 //! empty slots hold no selector).
 
 mod common;
 
 use cowheap_forwarders::Base;
+use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::Tenant;
-use cowheap_vm::{Symbols, Vm, VmError};
+use cowheap_vm::{ObjectMemory, Symbols, Vm, VmError};
 
 const BUDGET: u64 = 20_000_000;
 
@@ -30,6 +33,68 @@ fn def(class: &str, selector: &str, method: &str) -> String {
         "{class} addSelector: #{selector} withMethod: ((Compiler new compile: '{method}' \
          in: {class} notifying: nil ifFail: [nil]) generate: #(0 0 0 0)). "
     )
+}
+
+#[test]
+fn value_of_a_closure_that_is_not_well_formed_fails_the_primitive() {
+    // Squeak's primitiveClosureValue fails (its fallback code then runs) unless the
+    // closure's numArgs is the send's count, its outer context is a context and that
+    // context's method is a CompiledMethod: `BlockClosure new value` reports the error in
+    // Smalltalk (SqueakJS fails on the argument count alone).
+    for img in ["bootstrapped.image", "headless-spur32.image"] {
+        let base = common::base(img);
+        let s = Symbols::from_base(base.heap());
+        let mut t = Tenant::fork(&base);
+        let mut vm = Vm::new(&t).unwrap();
+        let class = vm.specials().block_closure.expect("a closure image");
+        let b = vm
+            .send_named(&mut t, &s, class, "new", &[], BUDGET)
+            .unwrap();
+        let r = vm.send_named(&mut t, &s, b, "value", &[], BUDGET);
+        // The image's fallback (`valueWithArguments:`) reports the argument count.
+        match r {
+            Err(VmError::ImageError { message, .. }) => {
+                assert!(message.contains("requires"), "{img}: {message}");
+            }
+            r => panic!("{img}: {r:?}"),
+        }
+    }
+}
+
+#[test]
+fn closure_value_with_more_arguments_than_the_stack_holds_fails() {
+    // Squeak's primitiveClosureValueWithArgs fails when the arguments do not fit the
+    // active context (`stackPointerIndex + arraySize < contextSize`), as
+    // perform:withArguments: does; the run must not stop with a push past the end of the
+    // context. The one closure of bootstrapped.image, made to take 6 arguments, is sent
+    // `valueWithArguments:` from outside, whose context has room for 5.
+    let base = common::base("bootstrapped.image");
+    let s = Symbols::from_base(base.heap());
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    let class = vm.specials().block_closure.unwrap();
+    let mut all = Vec::new();
+    t.enumerate_objects(&mut all).unwrap();
+    let b = all
+        .into_iter()
+        .find(|&o| t.class_of(o).unwrap().word() == class.word())
+        .expect("a closure in bootstrapped.image");
+    t.set_slot(b, 2, Value::int(6)).unwrap();
+    let array_class = vm.specials().array_class;
+    let args = t
+        .alloc(
+            array_class,
+            Format::Pointers,
+            ObjectSize { slots: 6, bytes: 0 },
+        )
+        .unwrap();
+    // The primitive fails and the image's fallback code reports an error.
+    match vm.send_named(&mut t, &s, b, "valueWithArguments:", &[args], BUDGET) {
+        Err(VmError::ImageError { chain, .. }) => {
+            assert!(chain.0[0].ends_with(">>valueWithArguments:"), "{chain}");
+        }
+        r => panic!("{r:?}"),
+    }
 }
 
 #[test]
