@@ -949,7 +949,16 @@ impl Vm {
             201..=206 => self.closure_value(m, index, args),
             210 => {
                 let (c, i) = (self.peek(m, 1)?, self.arg_int(m, 0)?);
-                let Some(i) = i.and_then(|i| usize::try_from(i).ok()) else {
+                let Some(i) = i else { return FAIL };
+                if !self.is_context(m, c)? {
+                    // An object that is no context is indexed as `basicAt:` indexes it, as
+                    // Squeak's primitive does (`stObject:at:`); as 212 answers its size.
+                    return match self.at(m, c, i, false)? {
+                        Some(v) => self.answer(m, 1, v),
+                        None => FAIL,
+                    };
+                }
+                let Ok(i) = usize::try_from(i) else {
                     return FAIL;
                 };
                 let Some(sp) = self.stack_pointer(m, c)? else {
@@ -963,7 +972,20 @@ impl Vm {
             }
             211 => {
                 let (c, i, v) = (self.peek(m, 2)?, self.arg_int(m, 1)?, self.peek(m, 0)?);
-                let Some(i) = i.and_then(|i| usize::try_from(i).ok()) else {
+                let Some(i) = i else { return FAIL };
+                if !self.is_context(m, c)? {
+                    // As `basicAt:put:` stores (`stObject:at:put:`), as 210 reads.
+                    return match self.at_put(m, c, i, v, false)? {
+                        Some(format) => {
+                            if format == Format::CompiledMethod {
+                                self.reload_code(m)?;
+                            }
+                            self.answer(m, 2, v)
+                        }
+                        None => FAIL,
+                    };
+                }
+                let Ok(i) = usize::try_from(i) else {
                     return FAIL;
                 };
                 let Some(sp) = self.stack_pointer(m, c)? else {

@@ -2,7 +2,8 @@
 //! tenants of real images: a closure that is not well formed, or given more arguments than
 //! its caller's stack holds, fails its `value` primitive (the image's fallback code runs)
 //! rather than stopping the run; `perform:` of nil is not understood (a method dictionary's
-//! empty slots hold no selector).
+//! empty slots hold no selector); `contextAt:` and `contextAt:put:` (210, 211) of an
+//! object that is no context index it as `basicAt:` does.
 
 mod common;
 
@@ -111,5 +112,26 @@ fn perform_of_nil_is_not_understood() {
     assert_eq!(
         run(&defs, src).unwrap(),
         "((#dnu nil ) (#dnu nil ) (#dnu nil ) )".replace('#', "")
+    );
+}
+
+#[test]
+fn context_at_of_a_non_context_is_basic_at() {
+    // Squeak's primitiveContextAt and primitiveContextAtPut index an object that is no
+    // context as stObject:at: and stObject:at:put: do (SqueakJS: objectAt and objectAtPut),
+    // as primitive 212 answers its basicSize: an Array whose third element is a
+    // SmallInteger is not read as a context's stack.
+    let defs = def("Object", "pAt:", "pAt: i <primitive: 210> ^#failed")
+        + &def(
+            "Object",
+            "pAt:put:",
+            "pAt: i put: v <primitive: 211> ^#failed",
+        );
+    let src = "| a | a := Array new: 10. a at: 1 put: #first; at: 3 put: 2; at: 7 put: #seventh. \
+           {a pAt: 1. a pAt: 10. a pAt: 11. a pAt: 2 put: #second. a at: 2. \
+           'abc' pAt: 2. 'abc' copy pAt: 2 put: 122; yourself}";
+    assert_eq!(
+        run(&defs, src).unwrap(),
+        "(#first nil failed #second #second 98 'azc' )".replace('#', "")
     );
 }
