@@ -379,7 +379,8 @@ impl Vm {
         Ok(self.indexed(m, obj)?.map(|x| x.n))
     }
 
-    /// `obj basicAt: i` (1-based), or `None`.
+    /// `obj basicAt: i` (1-based), or with `chars` `obj stringAt: i` (raw units answered as
+    /// Characters); `None` where the primitive fails.
     fn at<M: ObjectMemory>(
         &mut self,
         m: &mut M,
@@ -399,11 +400,7 @@ impl Vm {
             Format::Bytes => {
                 let b = m.bytes(obj)?[i];
                 if chars {
-                    Some(match self.sp.character_table {
-                        Some(table) => m.slot(table, usize::from(b))?,
-                        // Spur: characters are immediates.
-                        None => Value::shared(Word::char_code(u32::from(b))),
-                    })
+                    self.character(m, u32::from(b))?
                 } else {
                     Some(Value::int(i64::from(b)))
                 }
@@ -422,7 +419,12 @@ impl Vm {
                 } else {
                     u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
                 };
-                Some(self.positive(m, u64::from(w))?)
+                if chars {
+                    // `stringAt:` of a words object (a WideString) answers a Character.
+                    self.character(m, w)?
+                } else {
+                    Some(self.positive(m, u64::from(w))?)
+                }
             }
             Format::CompiledMethod => {
                 let lits = x.fixed;
@@ -439,6 +441,41 @@ impl Vm {
             }
             _ => None,
         })
+    }
+
+    /// The Character of `code`, as `stringAt:` answers it: a Spur image's immediate
+    /// character (codes up to 2^30 - 1), a V3 image's entry of its character table (the
+    /// only Characters a V3 VM answers); `None` past them, where the primitive fails. A
+    /// byte's code is read from the table without asking its size (a V3 table has 256).
+    #[inline(always)]
+    fn character<M: ObjectMemory>(&self, m: &M, code: u32) -> Result<Option<Value>> {
+        match self.sp.character_table {
+            Some(table) if code <= 0xFF => Ok(Some(m.slot(table, code as usize)?)),
+            Some(table) => {
+                let i = code as usize;
+                if i >= m.size(table)?.slots {
+                    return Ok(None);
+                }
+                Ok(Some(m.slot(table, i)?))
+            }
+            None => Ok((code <= MAX_CHAR_CODE).then(|| Value::shared(Word::char_code(code)))),
+        }
+    }
+
+    /// The code of Character `v`, as `stringAt:put:` takes it: a Spur image's immediate
+    /// character, or an instance of the image's Character class (its value field); `None`
+    /// for anything else.
+    fn character_code<M: ObjectMemory>(&self, m: &M, v: Value) -> Result<Option<i64>> {
+        if let Some(code) = v.word().as_char_code()
+            && self.sp.character_table.is_none()
+        {
+            // Spur: an immediate character (a V3 image has none).
+            return Ok(Some(i64::from(code)));
+        }
+        if !v.is_object() || !self.same(m, m.class_of(v)?, self.sp.character)? {
+            return Ok(None);
+        }
+        Ok(m.slot(v, 0)?.as_int())
     }
 
     /// Byte `i` (0-based, below the image's word size) of a CompiledMethod's header word, as
@@ -490,17 +527,7 @@ impl Vm {
             }
             Format::Bytes => {
                 let b = if chars {
-                    if let Some(code) = v.word().as_char_code()
-                        && self.sp.character_table.is_none()
-                    {
-                        // Spur: an immediate character (a V3 image has none).
-                        Some(i64::from(code))
-                    } else {
-                        if !v.is_object() || !self.same(m, m.class_of(v)?, self.sp.character)? {
-                            return Ok(None);
-                        }
-                        m.slot(v, 0)?.as_int()
-                    }
+                    self.character_code(m, v)?
                 } else {
                     v.as_int()
                 };
@@ -510,10 +537,15 @@ impl Vm {
                 m.set_bytes(obj, i, &[b])?;
             }
             Format::Words => {
-                let Some(w) = self
-                    .unsigned_of(m, v, 4)?
-                    .and_then(|u| u32::try_from(u).ok())
-                else {
+                // `stringAt:put:` into a words object (a WideString) stores a Character's
+                // code; `at:put:` an unsigned 32-bit integer.
+                let w = if chars {
+                    self.character_code(m, v)?
+                        .and_then(|c| u64::try_from(c).ok())
+                } else {
+                    self.unsigned_of(m, v, 4)?
+                };
+                let Some(w) = w.and_then(|u| u32::try_from(u).ok()) else {
                     return Ok(None);
                 };
                 if self.same(m, m.class_of(obj)?, self.sp.float)? {

@@ -3,7 +3,8 @@
 //! its caller's stack holds, fails its `value` primitive (the image's fallback code runs)
 //! rather than stopping the run; `perform:` of nil is not understood (a method dictionary's
 //! empty slots hold no selector); `contextAt:` and `contextAt:put:` (210, 211) of an
-//! object that is no context index it as `basicAt:` does.
+//! object that is no context index it as `basicAt:` does; `stringAt:` and `stringAt:put:`
+//! (63, 64) of a words object answer and take characters.
 
 mod common;
 
@@ -134,4 +135,21 @@ fn context_at_of_a_non_context_is_basic_at() {
         run(&defs, src).unwrap(),
         "(#first nil failed #second #second 98 'azc' )".replace('#', "")
     );
+}
+
+#[test]
+fn string_at_of_a_words_object_answers_characters() {
+    // Squeak's primitiveStringAt and primitiveStringAtPut (63, 64) convert for any indexable
+    // object of raw units: a words object's element is answered as the Character of its
+    // value, and a Character is stored as its value (SqueakJS: objectAt and objectAtPut with
+    // convertChars), never an integer.
+    let defs = def("Object", "sAt:", "sAt: i <primitive: 63> ^#failed")
+        + &def(
+            "Object",
+            "sAt:put:",
+            "sAt: i put: v <primitive: 64> ^#failed",
+        );
+    let src = "| b | b := Bitmap with: 65 with: 66. \
+           {b sAt: 1. b sAt: 2 put: $z. b at: 2. b sAt: 1 put: 67. b at: 1}";
+    assert_eq!(run(&defs, src).unwrap(), "($A $z 122 failed 65 )");
 }
