@@ -426,6 +426,21 @@ impl Vm {
                     Some(self.positive(m, u64::from(w))?)
                 }
             }
+            // A Spur image's 16- and 64-bit units, unsigned (`stringAt:` takes no
+            // Character from them: it fails).
+            Format::Shorts if !chars => {
+                let b = m.bytes(obj)?;
+                Some(Value::int(i64::from(u16::from_le_bytes([
+                    b[2 * i],
+                    b[2 * i + 1],
+                ]))))
+            }
+            Format::DoubleWords if !chars => {
+                let b = m.bytes(obj)?;
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&b[8 * i..8 * i + 8]);
+                Some(self.positive(m, u64::from_le_bytes(w))?)
+            }
             Format::CompiledMethod => {
                 let lits = x.fixed;
                 // The header word's bytes answer; those of its literal words (object
@@ -565,6 +580,24 @@ impl Vm {
                 } else {
                     m.set_bytes(obj, 4 * i, &w.to_le_bytes())?;
                 }
+            }
+            // 16-bit units take 0 to 2^16 - 1 and 64-bit ones 0 to 2^64 - 1 (a
+            // LargePositiveInteger of at most 8 bytes), as Squeak's `positive32BitValueOf:`
+            // and `positive64BitValueOf:` take them.
+            Format::Shorts if !chars => {
+                let Some(u) = self
+                    .unsigned_of(m, v, 4)?
+                    .and_then(|u| u16::try_from(u).ok())
+                else {
+                    return Ok(None);
+                };
+                m.set_bytes(obj, 2 * i, &u.to_le_bytes())?;
+            }
+            Format::DoubleWords if !chars => {
+                let Some(u) = self.unsigned_of(m, v, 8)? else {
+                    return Ok(None);
+                };
+                m.set_bytes(obj, 8 * i, &u.to_le_bytes())?;
             }
             Format::CompiledMethod => {
                 let lits = x.fixed;
@@ -1373,6 +1406,19 @@ impl Vm {
                     repeat(&mut b, period.map(|d| 4 * d));
                     m.set_bytes(dst, 4 * start, &b)?;
                 }
+            }
+            // A Spur image's 16- and 64-bit units, copied as the words are.
+            (Format::Shorts, Format::Shorts) | (Format::DoubleWords, Format::DoubleWords) => {
+                let unit = if df == Format::Shorts { 2 } else { 8 };
+                let Some(mut b) = m
+                    .bytes(src)?
+                    .get(unit * from..unit * (from + n))
+                    .map(<[u8]>::to_vec)
+                else {
+                    return FAIL;
+                };
+                repeat(&mut b, period.map(|d| unit * d));
+                m.set_bytes(dst, unit * start, &b)?;
             }
             (Format::Bytes, Format::CompiledMethod) | (Format::CompiledMethod, Format::Bytes) => {
                 // Byte-indexed both: go through at: and at:put:, every value read and checked

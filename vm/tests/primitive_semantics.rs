@@ -4,7 +4,8 @@
 //! rather than stopping the run; `perform:` of nil is not understood (a method dictionary's
 //! empty slots hold no selector); `contextAt:` and `contextAt:put:` (210, 211) of an
 //! object that is no context index it as `basicAt:` does; `stringAt:` and `stringAt:put:`
-//! (63, 64) of a words object answer and take characters.
+//! (63, 64) of a words object answer and take characters; a Spur image's 16- and 64-bit
+//! units are answered, stored and replaced by the indexing primitives.
 
 mod common;
 
@@ -152,4 +153,78 @@ fn string_at_of_a_words_object_answers_characters() {
     let src = "| b | b := Bitmap with: 65 with: 66. \
            {b sAt: 1. b sAt: 2 put: $z. b at: 2. b sAt: 1 put: 67. b at: 1}";
     assert_eq!(run(&defs, src).unwrap(), "($A $z 122 failed 65 )");
+}
+
+#[test]
+fn basic_at_of_16_and_64_bit_units_answers_them() {
+    // A Spur image's 16- and 64-bit indexable objects (DoubleByteArray, DoubleWordArray,
+    // a 16-bit SoundBuffer) are indexed by their units, as a Squeak VM's `basicAt:` and
+    // `basicAt:put:` do: 0 to 2^16 - 1 and 0 to 2^64 - 1, a LargePositiveInteger past the
+    // SmallIntegers. `basicSize` counts the units, so `basicAt:` reaches each of them.
+    let base = common::base("headless-spur32.image");
+    let s = Symbols::from_base(base.heap());
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    // Of class String, whose `replaceFrom:to:with:startingAt:` is primitive 105 (the
+    // primitives read the object's own format, not its class's).
+    let class = vm.specials().string;
+    let size = |bytes| ObjectSize { slots: 0, bytes };
+    let shorts = t.alloc(class, Format::Shorts, size(6)).unwrap();
+    t.set_bytes(shorts, 0, &[1, 0, 0xFE, 0xFF, 3, 0]).unwrap();
+    let longs = t.alloc(class, Format::DoubleWords, size(16)).unwrap();
+    t.set_bytes(longs, 0, &[7, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    t.set_bytes(longs, 8, &[0xFF; 8]).unwrap();
+    let int = Value::int;
+    let answer = |r: Result<Value, VmError>| r.unwrap().as_int();
+    let text = {
+        let mut send =
+            |r: Value, sel: &str, args: &[Value]| vm.send_named(&mut t, &s, r, sel, args, BUDGET);
+        assert_eq!(answer(send(shorts, "basicSize", &[])), Some(3));
+        assert_eq!(answer(send(shorts, "basicAt:", &[int(2)])), Some(0xFFFE));
+        send(shorts, "basicAt:put:", &[int(3), int(0xFFFF)]).unwrap();
+        assert_eq!(answer(send(shorts, "basicAt:", &[int(3)])), Some(0xFFFF));
+        assert!(send(shorts, "basicAt:put:", &[int(1), int(0x1_0000)]).is_err());
+        assert!(send(shorts, "basicAt:put:", &[int(1), int(-1)]).is_err());
+        assert_eq!(answer(send(shorts, "basicAt:", &[int(1)])), Some(1));
+        assert_eq!(answer(send(longs, "basicSize", &[])), Some(2));
+        assert_eq!(answer(send(longs, "basicAt:", &[int(1)])), Some(7));
+        let big = send(longs, "basicAt:", &[int(2)]).unwrap();
+        let text = send(big, "printString", &[]).unwrap();
+        send(longs, "basicAt:put:", &[int(1), big]).unwrap();
+        send(longs, "basicAt:put:", &[int(2), int(9)]).unwrap();
+        text
+    };
+    assert_eq!(
+        cowheap_vm::names::string(&t, text).as_deref(),
+        Some("18446744073709551615")
+    );
+    let mut want = [0xFF; 16];
+    want[8..].copy_from_slice(&[9, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(t.bytes(longs).unwrap(), &want);
+    // replaceFrom:to:with:startingAt: copies units of the same size, one at a time from
+    // the first within one object.
+    let replace = "replaceFrom:to:with:startingAt:";
+    vm.send_named(
+        &mut t,
+        &s,
+        shorts,
+        replace,
+        &[int(2), int(3), shorts, int(1)],
+        BUDGET,
+    )
+    .unwrap();
+    vm.send_named(
+        &mut t,
+        &s,
+        longs,
+        replace,
+        &[int(1), int(1), longs, int(2)],
+        BUDGET,
+    )
+    .unwrap();
+    assert_eq!(t.bytes(shorts).unwrap(), &[1, 0, 1, 0, 1, 0]);
+    assert_eq!(
+        t.bytes(longs).unwrap(),
+        &[9, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0]
+    );
 }
