@@ -17,7 +17,6 @@
 
 mod common;
 #[path = "common/hashed.rs"]
-#[allow(dead_code, reason = "helpers shared with the other hash tests")]
 mod hashed;
 
 use common::image;
