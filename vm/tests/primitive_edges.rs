@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::def;
+
 use cowheap_forwarders::Base;
 use cowheap_tenants::Tenant;
 use cowheap_vm::{Symbols, Vm, VmError};
@@ -30,14 +32,6 @@ fn run(src: &str) -> Result<String, VmError> {
     let mut vm = Vm::new(&t).unwrap();
     let v = vm.evaluate(&mut t, &symbols, src, BUDGET)?;
     vm.print_string(&mut t, &symbols, v, BUDGET)
-}
-
-/// Source that installs `method` (whose primitive fails to `^#failed`) in `class`.
-fn def(class: &str, selector: &str, method: &str) -> String {
-    format!(
-        "{class} addSelector: #{selector} withMethod: ((Compiler new compile: '{method}' \
-         in: {class} notifying: nil ifFail: [nil]) generate: #(0 0 0 0)). "
-    )
 }
 
 #[test]

@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::def;
+
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::Tenant;
@@ -28,14 +30,6 @@ fn run(defs: &str, src: &str) -> Result<String, VmError> {
     vm.evaluate(&mut t, &symbols, defs, BUDGET)?;
     let v = vm.evaluate(&mut t, &symbols, src, BUDGET)?;
     vm.print_string(&mut t, &symbols, v, BUDGET)
-}
-
-/// Source that installs `method` in `class`.
-fn def(class: &str, selector: &str, method: &str) -> String {
-    format!(
-        "{class} addSelector: #{selector} withMethod: ((Compiler new compile: '{method}' \
-         in: {class} notifying: nil ifFail: [nil]) generate: #(0 0 0 0)). "
-    )
 }
 
 #[test]

@@ -71,3 +71,12 @@ pub(crate) fn send<M: cowheap_vm::ObjectMemory>(
 ) -> Result<cowheap_heap::Value, cowheap_vm::VmError> {
     vm.send_named(m, s, r, sel, args, SEND_BUDGET)
 }
+
+/// Smalltalk source that compiles `method` and installs it in `class` under `selector`, for
+/// tests that define the methods they send.
+pub(crate) fn def(class: &str, selector: &str, method: &str) -> String {
+    format!(
+        "{class} addSelector: #{selector} withMethod: ((Compiler new compile: '{method}' \
+         in: {class} notifying: nil ifFail: [nil]) generate: #(0 0 0 0)). "
+    )
+}
