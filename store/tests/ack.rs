@@ -9,14 +9,12 @@
 
 mod common;
 
+use common::wrapped::{Call, Hooks, Wrapped};
 use common::{Harness, Local, Pg, n, real_base};
-use cowheap_heap::{Fingerprint, Format, Value};
+use cowheap_heap::{Format, Value};
 use cowheap_store::workload::{read_mark, slot_objects, write_mark};
 use cowheap_store::{Access, SystemClock};
-use cowheap_store::{
-    BlobStats, Claim, Digest, Node, NodeName, PrincipalName, Result, Store, StoreError, TenantName,
-    TenantRecord, VersionRecord,
-};
+use cowheap_store::{Digest, Node, Result, Store, StoreError, TenantName};
 use cowheap_tenants::commit::{CommitError, CommitMode};
 use cowheap_testkit::Refusing;
 use std::sync::Arc;
@@ -25,11 +23,10 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 #[global_allocator]
 static ALLOC: Refusing = Refusing;
 
-/// Delegates to a real store; `put_version` then fails as told: 0 not at all, 1 after
-/// writing the version, 2 before writing it, 3 as if another node had always just won.
+/// Hooks on a real store: `put_version` fails as told: 0 not at all, 1 after writing the
+/// version, 2 before writing it, 3 as if another node had always just won.
 #[derive(Debug)]
-struct Flaky {
-    inner: Arc<dyn Store>,
+struct Faults {
     mode: AtomicU8,
     /// `suspend` fails as told: 0 not at all, 1 after suspending, 2 before.
     suspend_mode: AtomicU8,
@@ -40,6 +37,9 @@ struct Flaky {
     refuse_after_put: AtomicUsize,
 }
 
+/// A store that fails as its [`Faults`] say.
+type Flaky = Wrapped<Faults>;
+
 fn lost() -> StoreError {
     StoreError::Io {
         path: "versions".into(),
@@ -47,154 +47,55 @@ fn lost() -> StoreError {
     }
 }
 
-impl Flaky {
-    /// A version write as the mode has it, `write` the inner store's.
-    fn version(
-        &self,
-        origin: Fingerprint,
-        number: u64,
-        write: impl Fn() -> Result<VersionRecord>,
-    ) -> Result<VersionRecord> {
-        match self.mode.load(Ordering::Relaxed) {
-            1 => {
-                write()?;
-                Err(lost())
+impl Hooks for Faults {
+    fn before(&self, call: Call) -> Result<()> {
+        match call {
+            Call::PutVersion { origin, number } | Call::PutVersionClaimed { origin, number } => {
+                match self.mode.load(Ordering::Relaxed) {
+                    2 => Err(lost()),
+                    3 => Err(StoreError::VersionConflict {
+                        origin,
+                        number,
+                        newest: number,
+                    }),
+                    _ => Ok(()),
+                }
             }
-            2 => Err(lost()),
-            3 => Err(StoreError::VersionConflict {
-                origin,
-                number,
-                newest: number,
-            }),
-            _ => {
-                let written = write()?;
+            Call::Suspend if self.suspend_mode.load(Ordering::Relaxed) == 2 => Err(lost()),
+            Call::Record if self.record_fails.load(Ordering::Relaxed) => Err(lost()),
+            _ => Ok(()),
+        }
+    }
+
+    fn after(&self, call: Call, ok: bool) -> Result<()> {
+        match call {
+            Call::PutVersion { .. } | Call::PutVersionClaimed { .. } if ok => {
+                if self.mode.load(Ordering::Relaxed) == 1 {
+                    return Err(lost());
+                }
                 let n = self.refuse_after_put.load(Ordering::Relaxed);
                 if n != usize::MAX {
                     cowheap_testkit::refuse_after(n);
                 }
-                Ok(written)
+                Ok(())
             }
+            Call::Suspend if ok && self.suspend_mode.load(Ordering::Relaxed) == 1 => Err(lost()),
+            _ => Ok(()),
         }
-    }
-}
-
-impl Store for Flaky {
-    fn put_base(&self, f: Fingerprint, image: &[u8]) -> Result<Digest> {
-        self.inner.put_base(f, image)
-    }
-    fn get_base(&self, f: Fingerprint) -> Result<Vec<u8>> {
-        self.inner.get_base(f)
-    }
-    fn bases(&self) -> Result<Vec<Fingerprint>> {
-        self.inner.bases()
-    }
-    fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<()> {
-        self.inner.add_principal(name, secret)
-    }
-    fn create_tenant(
-        &self,
-        t: &TenantName,
-        base: Fingerprint,
-        p: Option<&PrincipalName>,
-    ) -> Result<TenantRecord> {
-        self.inner.create_tenant(t, base, p)
-    }
-    fn record(&self, t: &TenantName) -> Result<TenantRecord> {
-        if self.record_fails.load(Ordering::Relaxed) {
-            return Err(lost());
-        }
-        self.inner.record(t)
-    }
-    fn suspend(&self, c: &Claim, state: &[u8]) -> Result<Digest> {
-        match self.suspend_mode.load(Ordering::Relaxed) {
-            1 => {
-                self.inner.suspend(c, state)?;
-                Err(lost())
-            }
-            2 => Err(lost()),
-            _ => self.inner.suspend(c, state),
-        }
-    }
-    fn tenants(&self) -> Result<Vec<TenantRecord>> {
-        self.inner.tenants()
-    }
-    fn claim(&self, t: &TenantName, node: &NodeName, lease_ms: u64) -> Result<Claim> {
-        self.inner.claim(t, node, lease_ms)
-    }
-    fn now(&self) -> cowheap_store::Millis {
-        self.inner.now()
-    }
-    fn renew(&self, c: &Claim, lease_ms: u64) -> Result<Claim> {
-        self.inner.renew(c, lease_ms)
-    }
-    fn write_state(&self, c: &Claim, state: &[u8]) -> Result<Digest> {
-        self.inner.write_state(c, state)
-    }
-    fn release(&self, c: &Claim) -> Result<()> {
-        self.inner.release(c)
-    }
-    fn read_state(&self, t: &TenantName, d: Digest) -> Result<Vec<u8>> {
-        self.inner.read_state(t, d)
-    }
-    fn blob_stats(&self) -> Result<BlobStats> {
-        self.inner.blob_stats()
-    }
-    fn allow_commit(&self, base: Fingerprint, p: &PrincipalName) -> Result<()> {
-        self.inner.allow_commit(base, p)
-    }
-    fn committers(&self, base: Fingerprint) -> Result<Vec<PrincipalName>> {
-        self.inner.committers(base)
-    }
-    fn put_version(&self, origin: Fingerprint, number: u64, layer: &[u8]) -> Result<VersionRecord> {
-        self.version(origin, number, || {
-            self.inner.put_version(origin, number, layer)
-        })
-    }
-    fn put_version_claimed(
-        &self,
-        c: &Claim,
-        origin: Fingerprint,
-        number: u64,
-        layer: &[u8],
-    ) -> Result<VersionRecord> {
-        self.version(origin, number, || {
-            self.inner.put_version_claimed(c, origin, number, layer)
-        })
-    }
-    fn versions(&self, origin: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {
-        self.inner.versions(origin, after)
-    }
-    fn get_layer(&self, d: Digest) -> Result<Vec<u8>> {
-        self.inner.get_layer(d)
-    }
-    fn put_segment(
-        &self,
-        c: &Claim,
-        id: cowheap_segment::swap::SegmentId,
-        bytes: &[u8],
-    ) -> Result<Digest> {
-        self.inner.put_segment(c, id, bytes)
-    }
-    fn get_segment(&self, t: &TenantName, id: cowheap_segment::swap::SegmentId) -> Result<Vec<u8>> {
-        self.inner.get_segment(t, id)
-    }
-    fn remove_segment(&self, c: &Claim, id: cowheap_segment::swap::SegmentId) -> Result<()> {
-        self.inner.remove_segment(c, id)
-    }
-    fn segments(&self, t: &TenantName) -> Result<Vec<cowheap_segment::swap::SegmentId>> {
-        self.inner.segments(t)
     }
 }
 
 fn lost_answer(h: &dyn Harness) {
     let fp = real_base(h, 1_000);
-    let flaky = Arc::new(Flaky {
-        inner: h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
-        mode: AtomicU8::new(2),
-        suspend_mode: AtomicU8::new(0),
-        record_fails: AtomicBool::new(false),
-        refuse_after_put: AtomicUsize::new(usize::MAX),
-    });
+    let flaky = Arc::new(Flaky::new(
+        h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
+        Faults {
+            mode: AtomicU8::new(2),
+            suspend_mode: AtomicU8::new(0),
+            record_fails: AtomicBool::new(false),
+            refuse_after_put: AtomicUsize::new(usize::MAX),
+        },
+    ));
     let node = Node::new(flaky.clone(), n("a"), h.scratch().join("cache-a"));
     let x = slot_objects(&node.base(fp).unwrap(), 1)[0];
     let repo = node.repository(fp).unwrap();
@@ -273,13 +174,15 @@ fn a_version_written_without_an_answer_is_reported_as_landed_on_postgres() {
 
 fn lost_suspend_answer(h: &dyn Harness) {
     let fp = real_base(h, 1_000);
-    let flaky = Arc::new(Flaky {
-        inner: h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
-        mode: AtomicU8::new(0),
-        suspend_mode: AtomicU8::new(2),
-        record_fails: AtomicBool::new(false),
-        refuse_after_put: AtomicUsize::new(usize::MAX),
-    });
+    let flaky = Arc::new(Flaky::new(
+        h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
+        Faults {
+            mode: AtomicU8::new(0),
+            suspend_mode: AtomicU8::new(2),
+            record_fails: AtomicBool::new(false),
+            refuse_after_put: AtomicUsize::new(usize::MAX),
+        },
+    ));
     let name = TenantName::new("t1").unwrap();
     flaky.create_tenant(&name, fp, None).unwrap();
     let a = Node::new(flaky.clone(), n("a"), h.scratch().join("cache-a"));
@@ -361,13 +264,15 @@ fn refused_after_the_write(h: &dyn Harness) {
     let fp = real_base(h, 5_000);
     let mut landed = 0;
     for k in 0.. {
-        let flaky = Arc::new(Flaky {
-            inner: h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
-            mode: AtomicU8::new(0),
-            suspend_mode: AtomicU8::new(0),
-            record_fails: AtomicBool::new(false),
-            refuse_after_put: AtomicUsize::new(k),
-        });
+        let flaky = Arc::new(Flaky::new(
+            h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
+            Faults {
+                mode: AtomicU8::new(0),
+                suspend_mode: AtomicU8::new(0),
+                record_fails: AtomicBool::new(false),
+                refuse_after_put: AtomicUsize::new(k),
+            },
+        ));
         let name = format!("a{k}");
         let node = Node::new(flaky.clone(), n(&name), h.scratch().join(&name));
         let repo = node.repository(fp).unwrap();

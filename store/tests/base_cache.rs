@@ -3,19 +3,19 @@
 //! not held across a fetch); a failed fetch is tried again by the next caller.
 
 use cowheap_heap::{Fingerprint, synth};
-use cowheap_store::{
-    Access, BlobStats, Claim, Digest, LocalStore, Node, NodeName, PrincipalName, Result, Store,
-    StoreError, SystemClock, TenantName, TenantRecord, VersionRecord,
-};
+use cowheap_store::{Access, LocalStore, Node, NodeName, Result, StoreError, SystemClock};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::time::{Duration, Instant};
+use wrapped::{Call, Hooks, Wrapped};
 
-/// A store whose base fetches are counted and held back until `gate` fetches are in flight
-/// at once (or `patience` has passed), so a test can see whether fetches overlap.
+#[path = "common/wrapped.rs"]
+mod wrapped;
+
+/// Hooks that count a store's base fetches and hold them back until `gate` fetches are in
+/// flight at once (or `patience` has passed), so a test can see whether fetches overlap.
 #[derive(Debug)]
-struct Gated {
-    inner: LocalStore,
+struct Gate {
     fetches: AtomicUsize,
     in_flight: Mutex<usize>,
     /// Fetches that have reached the gate, ever (the gate opens when it is `gate`).
@@ -28,10 +28,12 @@ struct Gated {
     failing: Mutex<Vec<Fingerprint>>,
 }
 
-impl Gated {
-    fn new(inner: LocalStore, gate: usize, patience: Duration) -> Gated {
-        Gated {
-            inner,
+/// A store whose base fetches pass a [`Gate`].
+type Gated = Wrapped<Gate>;
+
+impl Gate {
+    fn new(gate: usize, patience: Duration) -> Gate {
+        Gate {
             fetches: AtomicUsize::new(0),
             in_flight: Mutex::new(0),
             reached: Mutex::new(0),
@@ -44,11 +46,11 @@ impl Gated {
     }
 }
 
-impl Store for Gated {
-    fn put_base(&self, fingerprint: Fingerprint, image: &[u8]) -> Result<Digest> {
-        self.inner.put_base(fingerprint, image)
-    }
-    fn get_base(&self, fingerprint: Fingerprint) -> Result<Vec<u8>> {
+impl Hooks for Gate {
+    fn before(&self, call: Call) -> Result<()> {
+        let Call::GetBase(fingerprint) = call else {
+            return Ok(());
+        };
         self.fetches.fetch_add(1, Ordering::SeqCst);
         if self.failing.lock().unwrap().contains(&fingerprint) {
             return Err(StoreError::BaseMissing { fingerprint });
@@ -69,92 +71,14 @@ impl Store for Gated {
                 .unwrap()
                 .0;
         }
-        drop(n);
-        let out = self.inner.get_base(fingerprint);
-        *self.in_flight.lock().unwrap() -= 1;
-        out
+        Ok(())
     }
-    fn bases(&self) -> Result<Vec<Fingerprint>> {
-        self.inner.bases()
-    }
-    fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<()> {
-        self.inner.add_principal(name, secret)
-    }
-    fn create_tenant(
-        &self,
-        tenant: &TenantName,
-        base: Fingerprint,
-        principal: Option<&PrincipalName>,
-    ) -> Result<TenantRecord> {
-        self.inner.create_tenant(tenant, base, principal)
-    }
-    fn record(&self, tenant: &TenantName) -> Result<TenantRecord> {
-        self.inner.record(tenant)
-    }
-    fn tenants(&self) -> Result<Vec<TenantRecord>> {
-        self.inner.tenants()
-    }
-    fn claim(&self, tenant: &TenantName, node: &NodeName, lease_ms: u64) -> Result<Claim> {
-        self.inner.claim(tenant, node, lease_ms)
-    }
-    fn now(&self) -> cowheap_store::Millis {
-        self.inner.now()
-    }
-    fn renew(&self, claim: &Claim, lease_ms: u64) -> Result<Claim> {
-        self.inner.renew(claim, lease_ms)
-    }
-    fn write_state(&self, claim: &Claim, state: &[u8]) -> Result<Digest> {
-        self.inner.write_state(claim, state)
-    }
-    fn release(&self, claim: &Claim) -> Result<()> {
-        self.inner.release(claim)
-    }
-    fn read_state(&self, tenant: &TenantName, digest: Digest) -> Result<Vec<u8>> {
-        self.inner.read_state(tenant, digest)
-    }
-    fn blob_stats(&self) -> Result<BlobStats> {
-        self.inner.blob_stats()
-    }
-    fn allow_commit(&self, base: Fingerprint, principal: &PrincipalName) -> Result<()> {
-        self.inner.allow_commit(base, principal)
-    }
-    fn committers(&self, base: Fingerprint) -> Result<Vec<PrincipalName>> {
-        self.inner.committers(base)
-    }
-    fn put_version(&self, origin: Fingerprint, number: u64, layer: &[u8]) -> Result<VersionRecord> {
-        self.inner.put_version(origin, number, layer)
-    }
-    fn put_version_claimed(
-        &self,
-        claim: &Claim,
-        origin: Fingerprint,
-        number: u64,
-        layer: &[u8],
-    ) -> Result<VersionRecord> {
-        self.inner.put_version_claimed(claim, origin, number, layer)
-    }
-    fn versions(&self, origin: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {
-        self.inner.versions(origin, after)
-    }
-    fn get_layer(&self, digest: Digest) -> Result<Vec<u8>> {
-        self.inner.get_layer(digest)
-    }
-    fn put_segment(
-        &self,
-        c: &Claim,
-        id: cowheap_segment::swap::SegmentId,
-        bytes: &[u8],
-    ) -> Result<Digest> {
-        self.inner.put_segment(c, id, bytes)
-    }
-    fn get_segment(&self, t: &TenantName, id: cowheap_segment::swap::SegmentId) -> Result<Vec<u8>> {
-        self.inner.get_segment(t, id)
-    }
-    fn remove_segment(&self, c: &Claim, id: cowheap_segment::swap::SegmentId) -> Result<()> {
-        self.inner.remove_segment(c, id)
-    }
-    fn segments(&self, t: &TenantName) -> Result<Vec<cowheap_segment::swap::SegmentId>> {
-        self.inner.segments(t)
+
+    fn after(&self, call: Call, _: bool) -> Result<()> {
+        if let Call::GetBase(_) = call {
+            *self.in_flight.lock().unwrap() -= 1;
+        }
+        Ok(())
     }
 }
 
@@ -188,7 +112,11 @@ fn setup(gate: usize, patience: Duration) -> (tempfile::TempDir, Arc<Gated>, [Fi
         *fp = setup.put_base_file(&file).unwrap();
     }
     assert_ne!(fps[0], fps[1]);
-    (dir, Arc::new(Gated::new(local, gate, patience)), fps)
+    (
+        dir,
+        Arc::new(Wrapped::new(Arc::new(local), Gate::new(gate, patience))),
+        fps,
+    )
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::wrapped::{self, Hooks, Wrapped};
 use common::{Harness, Local, Pg, n, p, real_base, t};
 use cowheap_heap::Fingerprint;
 use cowheap_segment::swap::SegmentId;
@@ -278,34 +279,24 @@ fn a_fifo_in_place_of_a_lock_file_answers_an_error_at_once() {
     assert_eq!((rec.owner, rec.epoch.0), (Some(n("a")), 1));
 }
 
-/// Delegates to a real store; its `suspend` may land and then answer an error (an answer
+/// Hooks on a real store: its `suspend` may land and then answer an error (an answer
 /// lost), and its `record` may fail (the store cannot be asked).
-struct Lossy {
-    inner: Arc<dyn cowheap_store::Store>,
+#[derive(Default)]
+struct Losses {
     lose_suspend: std::sync::atomic::AtomicBool,
     record_fails: std::sync::atomic::AtomicBool,
     /// Run once, when armed, as a state is read (a resume stalled while it fetches).
     on_read_state: std::sync::Mutex<Option<Hook>>,
 }
 
+/// A store that loses answers as [`Losses`] says.
+type Lossy = Wrapped<Losses>;
+
 /// A test's hook, run once.
 type Hook = Box<dyn FnOnce() + Send>;
 
-impl std::fmt::Debug for Lossy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lossy").field("inner", &self.inner).finish()
-    }
-}
-
-impl Lossy {
-    fn new(inner: Arc<dyn cowheap_store::Store>) -> Lossy {
-        Lossy {
-            inner,
-            lose_suspend: std::sync::atomic::AtomicBool::new(false),
-            record_fails: std::sync::atomic::AtomicBool::new(false),
-            on_read_state: std::sync::Mutex::new(None),
-        }
-    }
+fn lossy_store(inner: Arc<dyn cowheap_store::Store>) -> Lossy {
+    Wrapped::new(inner, Losses::default())
 }
 
 fn lost() -> StoreError {
@@ -315,114 +306,33 @@ fn lost() -> StoreError {
     }
 }
 
-mod lossy {
-    use super::{Lossy, lost};
-    use cowheap_heap::Fingerprint;
-    use cowheap_segment::swap::SegmentId;
-    use cowheap_store::{
-        BlobStats, Claim, Digest, Millis, NodeName, PrincipalName, Result, Store, TenantName,
-        TenantRecord, VersionRecord,
-    };
-    use std::sync::atomic::Ordering;
+impl Hooks for Losses {
+    fn before(&self, call: wrapped::Call) -> cowheap_store::Result<()> {
+        match call {
+            wrapped::Call::Record
+                if self.record_fails.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                Err(lost())
+            }
+            wrapped::Call::ReadState => {
+                let hook = self.on_read_state.lock().unwrap().take();
+                if let Some(hook) = hook {
+                    hook();
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
 
-    impl Store for Lossy {
-        fn put_base(&self, f: Fingerprint, image: &[u8]) -> Result<Digest> {
-            self.inner.put_base(f, image)
+    fn after(&self, call: wrapped::Call, ok: bool) -> cowheap_store::Result<()> {
+        if call == wrapped::Call::Suspend
+            && ok
+            && self.lose_suspend.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(lost());
         }
-        fn get_base(&self, f: Fingerprint) -> Result<Vec<u8>> {
-            self.inner.get_base(f)
-        }
-        fn bases(&self) -> Result<Vec<Fingerprint>> {
-            self.inner.bases()
-        }
-        fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<()> {
-            self.inner.add_principal(name, secret)
-        }
-        fn create_tenant(
-            &self,
-            t: &TenantName,
-            base: Fingerprint,
-            p: Option<&PrincipalName>,
-        ) -> Result<TenantRecord> {
-            self.inner.create_tenant(t, base, p)
-        }
-        fn record(&self, t: &TenantName) -> Result<TenantRecord> {
-            if self.record_fails.load(Ordering::Relaxed) {
-                return Err(lost());
-            }
-            self.inner.record(t)
-        }
-        fn tenants(&self) -> Result<Vec<TenantRecord>> {
-            self.inner.tenants()
-        }
-        fn claim(&self, t: &TenantName, node: &NodeName, lease_ms: u64) -> Result<Claim> {
-            self.inner.claim(t, node, lease_ms)
-        }
-        fn renew(&self, c: &Claim, lease_ms: u64) -> Result<Claim> {
-            self.inner.renew(c, lease_ms)
-        }
-        fn now(&self) -> Millis {
-            self.inner.now()
-        }
-        fn write_state(&self, c: &Claim, state: &[u8]) -> Result<Digest> {
-            self.inner.write_state(c, state)
-        }
-        fn release(&self, c: &Claim) -> Result<()> {
-            self.inner.release(c)
-        }
-        fn suspend(&self, c: &Claim, state: &[u8]) -> Result<Digest> {
-            let d = self.inner.suspend(c, state)?;
-            if self.lose_suspend.load(Ordering::Relaxed) {
-                return Err(lost());
-            }
-            Ok(d)
-        }
-        fn read_state(&self, t: &TenantName, d: Digest) -> Result<Vec<u8>> {
-            let hook = self.on_read_state.lock().unwrap().take();
-            if let Some(hook) = hook {
-                hook();
-            }
-            self.inner.read_state(t, d)
-        }
-        fn blob_stats(&self) -> Result<BlobStats> {
-            self.inner.blob_stats()
-        }
-        fn allow_commit(&self, base: Fingerprint, p: &PrincipalName) -> Result<()> {
-            self.inner.allow_commit(base, p)
-        }
-        fn committers(&self, base: Fingerprint) -> Result<Vec<PrincipalName>> {
-            self.inner.committers(base)
-        }
-        fn put_version(&self, o: Fingerprint, n: u64, layer: &[u8]) -> Result<VersionRecord> {
-            self.inner.put_version(o, n, layer)
-        }
-        fn put_version_claimed(
-            &self,
-            c: &Claim,
-            o: Fingerprint,
-            n: u64,
-            layer: &[u8],
-        ) -> Result<VersionRecord> {
-            self.inner.put_version_claimed(c, o, n, layer)
-        }
-        fn versions(&self, o: Fingerprint, after: u64) -> Result<Vec<VersionRecord>> {
-            self.inner.versions(o, after)
-        }
-        fn get_layer(&self, d: Digest) -> Result<Vec<u8>> {
-            self.inner.get_layer(d)
-        }
-        fn put_segment(&self, c: &Claim, id: SegmentId, bytes: &[u8]) -> Result<Digest> {
-            self.inner.put_segment(c, id, bytes)
-        }
-        fn get_segment(&self, t: &TenantName, id: SegmentId) -> Result<Vec<u8>> {
-            self.inner.get_segment(t, id)
-        }
-        fn remove_segment(&self, c: &Claim, id: SegmentId) -> Result<()> {
-            self.inner.remove_segment(c, id)
-        }
-        fn segments(&self, t: &TenantName) -> Result<Vec<SegmentId>> {
-            self.inner.segments(t)
-        }
+        Ok(())
     }
 }
 
@@ -436,7 +346,7 @@ fn a_suspend_tried_again_after_it_landed_unanswered(h: &dyn Harness) {
     use cowheap_store::{Node, Store, SwapRegistry};
     use std::sync::atomic::Ordering;
     let fp = real_base(h, 1_000);
-    let lossy = Arc::new(Lossy::new(
+    let lossy = Arc::new(lossy_store(
         h.open(Access::Operator, Arc::new(SystemClock)).unwrap(),
     ));
     lossy.create_tenant(&t("u"), fp, None).unwrap();
@@ -510,7 +420,7 @@ fn a_registry_never_runs_a_tenant_resumed_past_its_lease(h: &dyn Harness) {
     let fp = real_base(h, 1_000);
     let clock = ManualClock::new(Millis(1_000_000));
     let open = || h.open(Access::Operator, Arc::new(clock.clone())).unwrap();
-    let lossy = Arc::new(Lossy::new(open()));
+    let lossy = Arc::new(lossy_store(open()));
     lossy.create_tenant(&t("r"), fp, None).unwrap();
     let b = Arc::new(Node::new(open(), n("b"), h.scratch().join("cache-b")).with_lease(1_000));
     // A state to resume from.

@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
 
+pub(crate) mod wrapped;
+
 /// How a test damages a blob behind the store's back.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Damage {
@@ -1989,33 +1991,20 @@ pub(crate) fn command_line_keeps_segments_out(h: &dyn Harness) {
 /// A test's hook, run once when armed.
 type Hook = std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>;
 
-/// A store that runs a hook once, when armed, at the next `versions` call (what a commit's
-/// sync asks first): a node stalled there, after its renewal and before its version write;
-/// and another at the next version write, fenced or not, before the inner store takes it:
-/// a node stalled inside its version write.
-pub(crate) struct Stalling {
-    pub(crate) inner: Arc<dyn Store>,
+/// Hooks that run one test hook once, when armed, at the next `versions` call (what a
+/// commit's sync asks first): a node stalled there, after its renewal and before its
+/// version write; and another at the next version write, fenced or not, before the inner
+/// store takes it: a node stalled inside its version write.
+#[derive(Default)]
+pub(crate) struct Stalls {
     pub(crate) hook: Hook,
     pub(crate) in_write: Hook,
 }
 
-impl std::fmt::Debug for Stalling {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stalling")
-            .field("inner", &self.inner)
-            .finish()
-    }
-}
+/// A store whose calls stall as [`Stalls`] says.
+pub(crate) type Stalling = wrapped::Wrapped<Stalls>;
 
-impl Stalling {
-    fn new(inner: Arc<dyn Store>) -> Stalling {
-        Stalling {
-            inner,
-            hook: std::sync::Mutex::new(None),
-            in_write: std::sync::Mutex::new(None),
-        }
-    }
-
+impl Stalls {
     fn stall(hook: &Hook) {
         let hook = hook.lock().unwrap().take();
         if let Some(hook) = hook {
@@ -2024,136 +2013,16 @@ impl Stalling {
     }
 }
 
-impl Store for Stalling {
-    fn put_base(&self, f: Fingerprint, image: &[u8]) -> Result<Digest, StoreError> {
-        self.inner.put_base(f, image)
-    }
-    fn get_base(&self, f: Fingerprint) -> Result<Vec<u8>, StoreError> {
-        self.inner.get_base(f)
-    }
-    fn bases(&self) -> Result<Vec<Fingerprint>, StoreError> {
-        self.inner.bases()
-    }
-    fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<(), StoreError> {
-        self.inner.add_principal(name, secret)
-    }
-    fn create_tenant(
-        &self,
-        t: &TenantName,
-        base: Fingerprint,
-        p: Option<&PrincipalName>,
-    ) -> Result<cowheap_store::TenantRecord, StoreError> {
-        self.inner.create_tenant(t, base, p)
-    }
-    fn record(&self, t: &TenantName) -> Result<cowheap_store::TenantRecord, StoreError> {
-        self.inner.record(t)
-    }
-    fn tenants(&self) -> Result<Vec<cowheap_store::TenantRecord>, StoreError> {
-        self.inner.tenants()
-    }
-    fn claim(
-        &self,
-        t: &TenantName,
-        node: &NodeName,
-        lease_ms: u64,
-    ) -> Result<cowheap_store::Claim, StoreError> {
-        self.inner.claim(t, node, lease_ms)
-    }
-    fn renew(
-        &self,
-        c: &cowheap_store::Claim,
-        lease_ms: u64,
-    ) -> Result<cowheap_store::Claim, StoreError> {
-        self.inner.renew(c, lease_ms)
-    }
-    fn now(&self) -> Millis {
-        self.inner.now()
-    }
-    fn write_state(&self, c: &cowheap_store::Claim, state: &[u8]) -> Result<Digest, StoreError> {
-        self.inner.write_state(c, state)
-    }
-    fn release(&self, c: &cowheap_store::Claim) -> Result<(), StoreError> {
-        self.inner.release(c)
-    }
-    fn suspend(&self, c: &cowheap_store::Claim, state: &[u8]) -> Result<Digest, StoreError> {
-        self.inner.suspend(c, state)
-    }
-    fn read_state(&self, t: &TenantName, d: Digest) -> Result<Vec<u8>, StoreError> {
-        self.inner.read_state(t, d)
-    }
-    fn blob_stats(&self) -> Result<cowheap_store::BlobStats, StoreError> {
-        self.inner.blob_stats()
-    }
-    fn allow_commit(&self, base: Fingerprint, p: &PrincipalName) -> Result<(), StoreError> {
-        self.inner.allow_commit(base, p)
-    }
-    fn committers(&self, base: Fingerprint) -> Result<Vec<PrincipalName>, StoreError> {
-        self.inner.committers(base)
-    }
-    fn put_version(
-        &self,
-        origin: Fingerprint,
-        number: u64,
-        layer: &[u8],
-    ) -> Result<cowheap_store::VersionRecord, StoreError> {
-        Stalling::stall(&self.in_write);
-        self.inner.put_version(origin, number, layer)
-    }
-    fn put_version_claimed(
-        &self,
-        c: &cowheap_store::Claim,
-        origin: Fingerprint,
-        number: u64,
-        layer: &[u8],
-    ) -> Result<cowheap_store::VersionRecord, StoreError> {
-        Stalling::stall(&self.in_write);
-        self.inner.put_version_claimed(c, origin, number, layer)
-    }
-    fn versions(
-        &self,
-        origin: Fingerprint,
-        after: u64,
-    ) -> Result<Vec<cowheap_store::VersionRecord>, StoreError> {
-        Stalling::stall(&self.hook);
-        self.inner.versions(origin, after)
-    }
-    fn get_layer(&self, d: Digest) -> Result<Vec<u8>, StoreError> {
-        self.inner.get_layer(d)
-    }
-    fn put_segment(
-        &self,
-        c: &cowheap_store::Claim,
-        id: cowheap_segment::swap::SegmentId,
-        bytes: &[u8],
-    ) -> Result<Digest, StoreError> {
-        self.inner.put_segment(c, id, bytes)
-    }
-    fn get_segment(
-        &self,
-        t: &TenantName,
-        id: cowheap_segment::swap::SegmentId,
-    ) -> Result<Vec<u8>, StoreError> {
-        self.inner.get_segment(t, id)
-    }
-    fn remove_segment(
-        &self,
-        c: &cowheap_store::Claim,
-        id: cowheap_segment::swap::SegmentId,
-    ) -> Result<(), StoreError> {
-        self.inner.remove_segment(c, id)
-    }
-    fn segments(
-        &self,
-        t: &TenantName,
-    ) -> Result<Vec<cowheap_segment::swap::SegmentId>, StoreError> {
-        self.inner.segments(t)
-    }
-    fn retain_segments(
-        &self,
-        c: &cowheap_store::Claim,
-        keep: &[cowheap_segment::swap::SegmentId],
-    ) -> Result<usize, StoreError> {
-        self.inner.retain_segments(c, keep)
+impl wrapped::Hooks for Stalls {
+    fn before(&self, call: wrapped::Call) -> Result<(), StoreError> {
+        match call {
+            wrapped::Call::PutVersion { .. } | wrapped::Call::PutVersionClaimed { .. } => {
+                Stalls::stall(&self.in_write);
+            }
+            wrapped::Call::Versions => Stalls::stall(&self.hook),
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -2176,6 +2045,7 @@ fn stalled_pair(h: &dyn Harness) -> StalledPair {
     let clock = ManualClock::new(Millis(1_000_000));
     let stalling = Arc::new(Stalling::new(
         h.open(Access::Operator, Arc::new(clock.clone())).unwrap(),
+        Stalls::default(),
     ));
     let a = Node::new(stalling.clone(), n("a"), h.scratch().join("cache-a")).with_lease(1_000);
     let b = Arc::new(
