@@ -31,6 +31,14 @@ const FREE_LISTS: u32 = 3;
 const CONTEXT_INDEX: u32 = 36;
 /// Special objects array index of the context class.
 const SPECIAL_CONTEXT: usize = 10;
+/// Special objects array index of the class BlockClosure.
+const SPECIAL_BLOCK_CLOSURE: usize = 36;
+/// Slot of a context holding its pc, and of a BlockClosure holding its start pc.
+const PC_SLOT: usize = 1;
+/// Slot of a context holding its method.
+const CONTEXT_METHOD: usize = 3;
+/// Slot of a BlockClosure holding its outer context.
+const CLOSURE_OUTER_CONTEXT: usize = 0;
 /// Slot of a context holding its stack pointer.
 const CONTEXT_STACKP: usize = 2;
 /// Slots of a context before its stack (sender, pc, stack pointer, method, closure or nil,
@@ -812,8 +820,93 @@ pub(crate) fn export(
         layout.addr[special as usize],
         Some(layout.sizes[0]),
     )?;
-    write_objects(heap, f, &layout, &class_table, &mut out)?;
+    let source_ws = ImageFormat::new(h.version, f.order()).map_or(ws, ImageFormat::word_bytes);
+    let pcs = PcShift::plan(heap, special, source_ws, ws);
+    write_objects(heap, f, &layout, &class_table, &pcs, &mut out)?;
     Ok(out.buf)
+}
+
+/// A pc is a byte index into its method counted from the method's first word, so it counts
+/// the header and literal words in the image's word size: a method with `n` literals starts
+/// its bytecodes at `(n + 1) * word_bytes + 1`. When the word size changes, a context's pc and
+/// a BlockClosure's start pc move by `n + 1` times the change, as Squeak's 32- to 64-bit
+/// converter moves them, so that they name the same bytecode (a FullBlockClosure holds its
+/// compiled block instead, and has no start pc to move).
+struct PcShift {
+    /// Bytes each header or literal word grows by from the base's images to the target
+    /// (4 from 32- to 64-bit, -4 back, 0 for the same word size).
+    per_word: i64,
+    /// The context class (special object 10).
+    context: Option<ObjectIndex>,
+    /// The class BlockClosure (special object 36).
+    closure: Option<ObjectIndex>,
+}
+
+impl PcShift {
+    /// The shift from images of `source_ws`-byte words to `ws`-byte ones, for the base whose
+    /// special objects array is `special`.
+    fn plan(heap: &BaseHeap, special: u32, source_ws: usize, ws: usize) -> PcShift {
+        let nil = heap.nil().word();
+        let special_class = |k: usize| {
+            heap.get_slot(ObjectIndex::from_u32(special), k)
+                .filter(|&w| w != nil)
+                .and_then(Word::as_base)
+        };
+        let (target, source) = (ws as i64, source_ws as i64);
+        PcShift {
+            per_word: target - source,
+            context: special_class(SPECIAL_CONTEXT),
+            closure: special_class(SPECIAL_BLOCK_CLOSURE),
+        }
+    }
+
+    /// True if `class` is the context class: special object 10, or the class at the class
+    /// index the VM fixes for contexts.
+    fn is_context(&self, heap: &BaseHeap, class: Option<ObjectIndex>) -> bool {
+        class.is_some_and(|c| {
+            Some(c) == self.context || heap.hash(c).is_ok_and(|h| h == CONTEXT_INDEX)
+        })
+    }
+
+    /// Slot `k` of object `x`, holding `w`, as the target's word size reads it: a context's
+    /// pc or a BlockClosure's start pc moved with its method's literals; any other word, or
+    /// a pc whose method is not a compiled method with a small integer header, as it is.
+    fn slot(
+        &self,
+        heap: &BaseHeap,
+        x: ObjectIndex,
+        class: Option<ObjectIndex>,
+        k: usize,
+        w: Word,
+    ) -> Word {
+        if self.per_word == 0 || k != PC_SLOT {
+            return w;
+        }
+        let Some(pc) = w.as_int() else {
+            return w;
+        };
+        let context = if self.is_context(heap, class) {
+            Some(x)
+        } else if class.is_some() && class == self.closure {
+            heap.get_slot(x, CLOSURE_OUTER_CONTEXT)
+                .and_then(Word::as_base)
+                .filter(|&c| self.is_context(heap, heap.class_word(c).ok().and_then(Word::as_base)))
+        } else {
+            None
+        };
+        let literals = context
+            .and_then(|c| heap.get_slot(c, CONTEXT_METHOD))
+            .and_then(Word::as_base)
+            .filter(|&m| heap.format(m).is_ok_and(|f| f == Format::CompiledMethod))
+            .and_then(|m| heap.get_slot(m, 0))
+            .and_then(Word::as_int)
+            .map(|header| header & 0x7FFF);
+        literals
+            .and_then(|n| (n + 1).checked_mul(self.per_word))
+            .and_then(|d| pc.checked_add(d))
+            .and_then(Word::int)
+            .unwrap_or(w)
+    }
 }
 
 /// The class indices kept in `image.classIndex.<object number>` roots, by object number.
@@ -1158,6 +1251,7 @@ fn write_objects(
     f: ImageFormat,
     layout: &Layout,
     class_table: &ClassTableEntry4,
+    pcs: &PcShift,
     out: &mut Out,
 ) -> ExportResult<()> {
     let (ws, target) = (f.word_bytes(), f.name());
@@ -1197,12 +1291,13 @@ fn write_objects(
         }
         put64(out, ws, p.header);
         let start = out.buf.len();
+        let class = o.class.as_base();
         for (k, &w) in o.slots.iter().enumerate() {
             let v = match class_table.float_class {
                 Some(c) if Some(x) == class_table.page && k == SMALL_FLOAT_INDEX as usize => {
                     oop(x, c)?
                 }
-                _ => oop(x, w)?,
+                _ => oop(x, pcs.slot(heap, x, class, k, w))?,
             };
             out.word(v, ws)?;
         }

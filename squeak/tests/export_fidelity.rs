@@ -1,0 +1,122 @@
+//! What an exported image says to a Squeak VM about objects a tenant made or changed, and
+//! about execution state across word sizes: a context's pc and a closure's start pc keep
+//! pointing at the same bytecode when a Spur image changes word size; a V3 header's compact
+//! class index names the object's class after a class change; a new pointer object gets the
+//! format its class's instance specification says (fixed, indexable, or both); a Spur class
+//! index kept in a root is used only while the class table still holds the object's class
+//! there.
+
+mod common;
+
+use common::*;
+use cowheap_forwarders::Base;
+use cowheap_heap::{BaseHeap, Format, ObjectIndex, Value, Word};
+use cowheap_squeak::{ByteOrder, ExportOptions, ImageFormat, export_bytes_with};
+use cowheap_tenants::Tenant;
+use cowheap_tenants::TenantConfig;
+use cowheap_tenants::commit::{CommitMode, CommitRights, Repository};
+use std::sync::Arc;
+
+/// Special object `k` of `heap`.
+fn special(heap: &BaseHeap, k: usize) -> Option<ObjectIndex> {
+    let s = heap.root("specialObjects").unwrap().as_base().unwrap();
+    heap.get_slot(s, k).and_then(Word::as_base)
+}
+
+/// A repository over `heap`, and a tenant forked from it.
+fn repo(heap: BaseHeap) -> (Repository, Tenant) {
+    let repo = Repository::with_config(
+        Base::new(heap),
+        CommitRights::Anyone,
+        TenantConfig::default(),
+    );
+    let t = repo.fork();
+    (repo, t)
+}
+
+/// The tenant's changes (and the objects `roots` reach) committed and flattened.
+fn committed(repo: &Repository, t: &mut Tenant, roots: &[Value]) -> Arc<Base> {
+    repo.commit_with(t, "me", CommitMode::WriteWrite, roots)
+        .unwrap();
+    repo.flatten().unwrap()
+}
+
+/// The bytecode offset a pc names in `method`: past its header and literals, of `ws` bytes.
+fn bytecode_offset(heap: &BaseHeap, method: ObjectIndex, pc: i64, ws: i64) -> i64 {
+    let header = heap.get_slot(method, 0).unwrap().as_int().unwrap();
+    pc - ((header & 0x7FFF) + 1) * ws
+}
+
+#[test]
+fn a_word_size_change_keeps_a_contexts_pc_at_its_bytecode() {
+    let h = &headless().heap;
+    let ctx_class = special(h, 10).unwrap();
+    let ctx = h
+        .indices()
+        .find(|&x| h.class_word(x).unwrap().as_base() == Some(ctx_class))
+        .unwrap();
+    let method = h.get_slot(ctx, 3).unwrap().as_base().unwrap();
+    let pc = h.get_slot(ctx, 1).unwrap().as_int().unwrap();
+    let at = bytecode_offset(h, method, pc, 4);
+    for order in [ByteOrder::Little, ByteOrder::Big] {
+        let options = ExportOptions {
+            allow_missing_float_class: true,
+            ..ExportOptions::exactly(ImageFormat::spur64(order))
+        };
+        let wide = cowheap_squeak::import_bytes(&export_bytes_with(h, &options).unwrap()).unwrap();
+        let pc64 = wide.heap.get_slot(ctx, 1).unwrap().as_int().unwrap();
+        assert_eq!(
+            bytecode_offset(&wide.heap, method, pc64, 8),
+            at,
+            "the context's pc in 64-bit Spur ({order:?}) names another bytecode"
+        );
+    }
+}
+
+/// A closure a tenant made over the image's context, in a 32-bit base: its start pc names
+/// the same bytecode of the outer context's method in the 64-bit export.
+#[test]
+fn a_word_size_change_keeps_a_closures_start_pc_at_its_bytecode() {
+    let h = &headless().heap;
+    let ctx_class = special(h, 10).unwrap();
+    let closure_class = special(h, 36).unwrap();
+    let ctx = h
+        .indices()
+        .find(|&x| h.class_word(x).unwrap().as_base() == Some(ctx_class))
+        .unwrap();
+    let method = h.get_slot(ctx, 3).unwrap().as_base().unwrap();
+    let (repo, mut t) = repo(rebuild(h, &[], None));
+    let start = 4 * ((h.get_slot(method, 0).unwrap().as_int().unwrap() & 0x7FFF) + 1) + 3;
+    let closure = t
+        .alloc_with_hash(
+            Value::shared(Word::base(closure_class)),
+            Format::Pointers,
+            &[
+                Value::shared(Word::base(ctx)),
+                Value::int(start),
+                Value::int(0),
+            ],
+            &[],
+            77,
+        )
+        .unwrap();
+    let v = committed(&repo, &mut t, &[closure]);
+    let x = (v.heap().len() - 1) as u32;
+    let x = ObjectIndex::from_u32(x);
+    assert_eq!(
+        v.heap().class_word(x).unwrap().as_base(),
+        Some(closure_class)
+    );
+    let options = ExportOptions {
+        allow_missing_float_class: true,
+        ..ExportOptions::exactly(ImageFormat::spur64(ByteOrder::Little))
+    };
+    let wide =
+        cowheap_squeak::import_bytes(&export_bytes_with(v.heap(), &options).unwrap()).unwrap();
+    let start64 = wide.heap.get_slot(x, 1).unwrap().as_int().unwrap();
+    assert_eq!(
+        bytecode_offset(&wide.heap, method, start64, 8),
+        bytecode_offset(h, method, start, 4),
+        "the closure's start pc names another bytecode"
+    );
+}
