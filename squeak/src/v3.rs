@@ -414,13 +414,17 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
     let cc = slot_ref(heap, special, COMPACT_CLASSES).ok_or(ExportError::Unsupported(
         "a special objects array with no compact classes array",
     ))?;
-    let mut compact: HashMap<u32, u8> = HashMap::new();
+    let mut compact = Compact {
+        index: HashMap::new(),
+        class: [None; 32],
+    };
     // Compact class indices 1..=31 name slots 0..=30 of the array.
     // A slot holding nil is no compact class: the importer reads it as none.
     let nil = heap.nil().word();
     for (k, w) in (1..=31u8).zip(heap.slots_of(cc)) {
         if let Some(c) = w.as_base().filter(|_| *w != nil) {
-            compact.entry(c.as_u32()).or_insert(k);
+            compact.index.entry(c.as_u32()).or_insert(k);
+            compact.class[usize::from(k)] = Some(c.as_u32());
         }
     }
     let old_base = if h.version == 0 {
@@ -489,13 +493,29 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
     Ok(out.buf)
 }
 
+/// The compact classes of the base: which index names each class, and which class each
+/// index names.
+struct Compact {
+    /// The first compact class index of each compact class.
+    index: HashMap<u32, u8>,
+    /// The class each compact class index (1..=31) names; index 0 names none.
+    class: [Option<u32>; 32],
+}
+
 /// How object `x` is written: its format code and header from its aux bits where it was
 /// imported from V3, else from its cowheap format and whether its class is compact.
+///
+/// A V3 VM takes an object's class from its compact class index whenever that index is not
+/// 0, whatever the header type (`fetchClassOf:`); the class word of a two- or three-word
+/// header is read only when the index is 0. So an index kept from the aux bits is written
+/// only while it still names the object's class (a class change leaves the old one there):
+/// otherwise the index of the object's class if that class is compact, else 0 (and a
+/// one-word header, which has no class word, becomes a two-word one).
 ///
 /// # Errors
 /// [`ExportError::Unrepresentable`] for a format V3 lacks (ephemerons, 16- and 64-bit units)
 /// and an identity hash wider than 12 bits.
-fn plan_object(heap: &BaseHeap, x: ObjectIndex, compact: &HashMap<u32, u8>) -> ExportResult<Plan> {
+fn plan_object(heap: &BaseHeap, x: ObjectIndex, compact: &Compact) -> ExportResult<Plan> {
     let o = heap.object(x)?;
     let unrepresentable = |what| ExportError::Unrepresentable {
         object: x,
@@ -551,7 +571,7 @@ fn plan_object(heap: &BaseHeap, x: ObjectIndex, compact: &HashMap<u32, u8>) -> E
     }
     let words = body + 1;
     let class = o.class.as_base().map(ObjectIndex::as_u32);
-    let compact_of_class = class.and_then(|c| compact.get(&c).copied());
+    let compact_of_class = class.and_then(|c| compact.index.get(&c).copied());
     let (mut ht, mut cci) = match aux {
         Some(a) => (a.header_type, a.compact_class),
         None => (
@@ -559,11 +579,19 @@ fn plan_object(heap: &BaseHeap, x: ObjectIndex, compact: &HashMap<u32, u8>) -> E
             compact_of_class.unwrap_or(0),
         ),
     };
-    if ht == 3 && (cci == 0 || compact_of_class != Some(cci)) {
-        (ht, cci) = match compact_of_class {
-            Some(c) => (3, c),
-            None => (1, 0),
-        };
+    let names_class = |k: u8| {
+        compact
+            .class
+            .get(usize::from(k))
+            .copied()
+            .flatten()
+            .is_some_and(|c| Some(c) == class)
+    };
+    if (cci != 0 && !names_class(cci)) || (ht == 3 && cci == 0) {
+        cci = compact_of_class.unwrap_or(0);
+        if ht == 3 && cci == 0 {
+            ht = 1;
+        }
     }
     // A size that does not fit the base header's 6-bit field takes a three-word header.
     let short_size = u8::try_from(words).ok().filter(|&w| w <= 63);

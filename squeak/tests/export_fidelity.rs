@@ -11,6 +11,7 @@ mod common;
 use common::*;
 use cowheap_forwarders::Base;
 use cowheap_heap::{BaseHeap, Format, ObjectIndex, Value, Word};
+use cowheap_squeak::auxbits::Aux;
 use cowheap_squeak::{ByteOrder, ExportOptions, ImageFormat, export_bytes_with};
 use cowheap_tenants::Tenant;
 use cowheap_tenants::TenantConfig;
@@ -118,5 +119,53 @@ fn a_word_size_change_keeps_a_closures_start_pc_at_its_bytecode() {
         bytecode_offset(&wide.heap, method, start64, 8),
         bytecode_offset(h, method, start, 4),
         "the closure's start pc names another bytecode"
+    );
+}
+
+/// The class a V3 VM gives object `x` of an imported V3 base: the compact class its header's
+/// index names when that index is not 0 (`fetchClassOf:`), else its class word.
+fn v3_vm_class(heap: &BaseHeap, x: ObjectIndex) -> ObjectIndex {
+    let Aux::V3(a) = Aux::decode(heap.object(x).unwrap().aux) else {
+        panic!("{x} was not read from V3");
+    };
+    if a.compact_class == 0 {
+        return heap.class_word(x).unwrap().as_base().unwrap();
+    }
+    let cc = special(heap, 28).unwrap();
+    heap.get_slot(cc, usize::from(a.compact_class) - 1)
+        .unwrap()
+        .as_base()
+        .unwrap()
+}
+
+#[test]
+fn a_class_change_of_an_object_with_a_class_word_rewrites_its_compact_index() {
+    let mini = cowheap_squeak::import_bytes(&image_bytes("mini.image")).unwrap();
+    let h = &mini.heap;
+    // An instance of a compact class written with a class word (a header of three words)
+    // and its compact index, and a class that is not compact.
+    let x = h
+        .indices()
+        .find(|&x| {
+            matches!(Aux::decode(h.object(x).unwrap().aux),
+                Aux::V3(a) if a.header_type != 3 && a.compact_class != 0)
+        })
+        .expect("an object with a class word and a compact index");
+    let smalltalk = h.root("Smalltalk").unwrap().as_base().unwrap();
+    let other = h.class_word(smalltalk).unwrap().as_base().unwrap();
+    let (repo, mut t) = repo(rebuild(h, &[], None));
+    t.set_class(
+        Value::shared(Word::base(x)),
+        Value::shared(Word::base(other)),
+    )
+    .unwrap();
+    let v = committed(&repo, &mut t, &[]);
+    assert_eq!(v.heap().class_word(x).unwrap().as_base(), Some(other));
+    let bytes = export_bytes_with(v.heap(), &ExportOptions::default()).unwrap();
+    let back = cowheap_squeak::import_bytes(&bytes).unwrap();
+    assert_eq!(
+        v3_vm_class(&back.heap, x),
+        other,
+        "a V3 VM reads the old compact class of {x}"
     );
 }
