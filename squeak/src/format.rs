@@ -455,6 +455,64 @@ impl ImageHeader {
     }
 }
 
+/// A class's instance specification for pointer objects as its format word gives it: the
+/// specification (0 no fields, 1 named fields only, 2 indexed fields only, 3 both) and the
+/// number of named fields.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct InstSpec {
+    /// The instance specification code.
+    pub(crate) spec: u8,
+    /// Named (fixed) fields of each instance.
+    pub(crate) fixed: usize,
+}
+
+impl InstSpec {
+    /// The specification in the format word (slot 2) of `class`, decoded by `decode`
+    /// (V3 or Spur); `None` if the class has no small integer there.
+    pub(crate) fn of_class(
+        heap: &BaseHeap,
+        class: Word,
+        decode: fn(i64) -> Option<InstSpec>,
+    ) -> Option<InstSpec> {
+        let c = class.as_base()?;
+        heap.get_slot(c, 2).and_then(Word::as_int).and_then(decode)
+    }
+
+    /// A V3 class format word: the specification in bits 7-10, the instance size (named
+    /// fields plus one, the base header) in bits 1-6 with two more high bits in 16-17.
+    pub(crate) fn v3(format: i64) -> Option<InstSpec> {
+        let spec = u8::try_from((format >> 7) & 15).ok()?;
+        let size = ((format >> 10) & 0xC0) + ((format >> 1) & 0x3F);
+        let fixed = usize::try_from(size.checked_sub(1)?).ok()?;
+        Some(InstSpec { spec, fixed })
+    }
+
+    /// A Spur class format word: the specification in bits 16-20, the named fields in bits
+    /// 0-15.
+    pub(crate) fn spur(format: i64) -> Option<InstSpec> {
+        let spec = u8::try_from((format >> 16) & 31).ok()?;
+        let fixed = usize::try_from(format & 0xFFFF).ok()?;
+        Some(InstSpec { spec, fixed })
+    }
+
+    /// The header format code (0 to 3, the same in V3 and Spur) of a pointer object with
+    /// `slots` slots whose class has this specification. A VM reads the code to tell named
+    /// fields from indexed ones (`basicSize`, `basicAt:`, `instVarAt:`): an instance of a
+    /// class with named fields only written as indexable would answer its named fields as
+    /// indexed ones. A specification the slots cannot be (fewer slots than named fields, a
+    /// code that is no pointer format) gives the code of the slots alone: 0 for none, else 2.
+    pub(crate) fn pointer_format(spec: Option<InstSpec>, slots: usize) -> u8 {
+        match spec {
+            Some(InstSpec { spec: 0, .. }) if slots == 0 => 0,
+            Some(InstSpec { spec: 1, fixed }) if slots == fixed => 1,
+            Some(InstSpec { spec: 2, .. }) => 2,
+            Some(InstSpec { spec: 3, fixed }) if slots >= fixed => 3,
+            _ if slots == 0 => 0,
+            _ => 2,
+        }
+    }
+}
+
 /// The prefix length `detect` found (0 or 512) as the header field keeps it.
 pub(crate) fn prefix_field(prefix: usize) -> ImportResult<u32> {
     u32::try_from(prefix).map_err(|_| ImportError::BadImageHeader("a prefix wider than 32 bits"))

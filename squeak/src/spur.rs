@@ -5,7 +5,7 @@
 use crate::auxbits::{Aux, SpurAux, spur_flag_bits, spur_flags};
 use crate::bytes::{Mem, Out, units_from_le, units_to_le};
 use crate::float;
-use crate::format::{ImageFormat, ImageHeader, prefix_field, write_header};
+use crate::format::{ImageFormat, ImageHeader, InstSpec, prefix_field, write_header};
 use crate::graph::{Immediates, Obj, Read, finish};
 use crate::{
     ExportError, ExportOptions, ExportResult, ImportError, ImportResult, ImportStats, Imported,
@@ -1104,12 +1104,15 @@ fn plan_object(
         let unused = n * ws - b;
         let (fmt, slots) = match o.format {
             Format::Pointers => {
+                // A header imported from Spur keeps its code; another takes its class's.
                 let fmt = match aux {
-                    Some(a) if a.format <= 3 => usize::from(a.format),
-                    _ if o.slots.is_empty() => 0,
-                    _ => 2,
+                    Some(a) if a.format <= 3 => a.format,
+                    _ => InstSpec::pointer_format(
+                        InstSpec::of_class(heap, o.class, InstSpec::spur),
+                        o.slots.len(),
+                    ),
                 };
-                (fmt, o.slots.len())
+                (usize::from(fmt), o.slots.len())
             }
             Format::Weak => (4, o.slots.len()),
             Format::Ephemeron => (5, o.slots.len()),

@@ -4,7 +4,7 @@
 use crate::auxbits::{Aux, V3Aux};
 use crate::bytes::{Mem, Out, units_to_le};
 use crate::float;
-use crate::format::{ImageFormat, ImageHeader, prefix_field, write_header};
+use crate::format::{ImageFormat, ImageHeader, InstSpec, prefix_field, write_header};
 use crate::graph::{Graph, Immediates, Obj, Read, finish, slot_ref};
 use crate::{ExportError, ExportResult, ImportError, ImportResult, ImportStats, Imported};
 use cowheap_heap::{BaseHeap, Decoded, Format, ObjectIndex, Word};
@@ -532,10 +532,13 @@ fn plan_object(heap: &BaseHeap, x: ObjectIndex, compact: &Compact) -> ExportResu
     let b = o.bytes.len();
     let (fmt, body) = match o.format {
         Format::Pointers => {
+            // A header imported from V3 keeps its code; another takes its class's.
             let fmt = match aux {
                 Some(a) if a.format <= 3 => a.format,
-                _ if o.slots.is_empty() => 0,
-                _ => 2,
+                _ => InstSpec::pointer_format(
+                    InstSpec::of_class(heap, o.class, InstSpec::v3),
+                    o.slots.len(),
+                ),
             };
             (fmt, o.slots.len())
         }

@@ -12,7 +12,7 @@ use common::*;
 use cowheap_forwarders::Base;
 use cowheap_heap::{BaseHeap, Format, ObjectIndex, Value, Word};
 use cowheap_squeak::auxbits::Aux;
-use cowheap_squeak::{ByteOrder, ExportOptions, ImageFormat, export_bytes_with};
+use cowheap_squeak::{ByteOrder, ExportOptions, ImageFormat, class_name_of, export_bytes_with};
 use cowheap_tenants::Tenant;
 use cowheap_tenants::TenantConfig;
 use cowheap_tenants::commit::{CommitMode, CommitRights, Repository};
@@ -40,6 +40,14 @@ fn committed(repo: &Repository, t: &mut Tenant, roots: &[Value]) -> Arc<Base> {
     repo.commit_with(t, "me", CommitMode::WriteWrite, roots)
         .unwrap();
     repo.flatten().unwrap()
+}
+
+/// A class of `heap` with an instance whose class is named `name`.
+fn class_named(heap: &BaseHeap, name: &str) -> ObjectIndex {
+    heap.indices()
+        .find(|&x| class_name_of(heap, x).as_deref() == Some(name))
+        .map(|x| heap.class_word(x).unwrap().as_base().unwrap())
+        .unwrap_or_else(|| panic!("no instance of {name}"))
 }
 
 /// The bytecode offset a pc names in `method`: past its header and literals, of `ws` bytes.
@@ -167,5 +175,87 @@ fn a_class_change_of_an_object_with_a_class_word_rewrites_its_compact_index() {
         v3_vm_class(&back.heap, x),
         other,
         "a V3 VM reads the old compact class of {x}"
+    );
+}
+
+/// The instance specification (0 to 3 for pointers) and fixed fields a class's format word
+/// gives, in V3 or Spur.
+fn inst_spec(heap: &BaseHeap, class: ObjectIndex, spur: bool) -> (u8, usize) {
+    let f = heap.get_slot(class, 2).unwrap().as_int().unwrap();
+    if spur {
+        (((f >> 16) & 31) as u8, (f & 0xFFFF) as usize)
+    } else {
+        (
+            ((f >> 7) & 15) as u8,
+            (((f >> 10) & 0xC0) + ((f >> 1) & 0x3F) - 1) as usize,
+        )
+    }
+}
+
+/// New instances of `names` (each with as many slots as an existing one has, plus
+/// `extra` indexed slots for indexable classes) committed, exported and imported again:
+/// each header's format is its class's instance specification.
+fn new_instances_get_their_class_format(heap: &BaseHeap, names: &[&str], spur: bool) {
+    let classes: Vec<ObjectIndex> = names.iter().map(|n| class_named(heap, n)).collect();
+    let (repo, mut t) = repo(rebuild(heap, &[], None));
+    let nil = heap.nil();
+    let mut made = Vec::new();
+    for &c in &classes {
+        let (spec, fixed) = inst_spec(heap, c, spur);
+        let n = if spec >= 2 { fixed + 3 } else { fixed };
+        let slots = vec![nil; n];
+        let v = t
+            .alloc_with_hash(
+                Value::shared(Word::base(c)),
+                Format::Pointers,
+                &slots,
+                &[],
+                5,
+            )
+            .unwrap();
+        made.push(v);
+    }
+    let v = committed(&repo, &mut t, &made);
+    let vh = v.heap();
+    let news: Vec<ObjectIndex> = (heap.len()..vh.len())
+        .map(|i| ObjectIndex::from_u32(i as u32))
+        .collect();
+    let options = ExportOptions {
+        allow_missing_float_class: true,
+        ..ExportOptions::default()
+    };
+    let back = cowheap_squeak::import_bytes(&export_bytes_with(vh, &options).unwrap()).unwrap();
+    for x in news {
+        let class = back.heap.class_word(x).unwrap().as_base().unwrap();
+        let name = cowheap_squeak::class_name(&back.heap, class).unwrap();
+        let written = match Aux::decode(back.heap.object(x).unwrap().aux) {
+            Aux::V3(a) => a.format,
+            Aux::Spur(a) => a.format,
+            Aux::None => panic!("no aux"),
+        };
+        assert_eq!(
+            written,
+            inst_spec(heap, class, spur).0,
+            "a new {name} is written with format {written}"
+        );
+    }
+}
+
+#[test]
+fn new_v3_pointer_objects_get_their_class_format() {
+    let mini = cowheap_squeak::import_bytes(&image_bytes("mini.image")).unwrap();
+    new_instances_get_their_class_format(
+        &mini.heap,
+        &["Association", "MethodDictionary", "Array"],
+        false,
+    );
+}
+
+#[test]
+fn new_spur_pointer_objects_get_their_class_format() {
+    new_instances_get_their_class_format(
+        &headless().heap,
+        &["Association", "MethodDictionary", "Array"],
+        true,
     );
 }
