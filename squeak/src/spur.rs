@@ -1075,18 +1075,24 @@ fn plan_object(
             .class
             .as_base()
             .ok_or(ExportError::Unsupported("a class that is not an object"))?;
+        // Read back, a class index names whatever the class table holds there.
+        let held_at = |ci: u32| {
+            heap.get_slot(ObjectIndex::from_u32(HIDDEN_ROOTS), (ci >> 10) as usize)
+                .and_then(Word::as_base)
+                .and_then(|page| heap.get_slot(page, (ci & 1023) as usize))
+                == Some(Word::base(class))
+        };
         let ci = match index_roots.get(&x.as_u32()) {
-            Some(&ci) if aux.is_some_and(|a| a.index_in_root) => ci,
+            // The index the object was read with (its class is in the table more than
+            // once), while the table still holds the object's class there: a class change
+            // since, or a root naming another index, leaves an index that reads back as
+            // another class.
+            Some(&ci) if aux.is_some_and(|a| a.index_in_root) && held_at(ci) => ci,
             _ => {
-                // A Spur class's identity hash is its index in the class table, and read
-                // back the index names whatever the table holds there: a class the table
-                // does not hold at its hash (one a commit added) cannot be written.
+                // A Spur class's identity hash is its index in the class table: a class the
+                // table does not hold at its hash (one a commit added) cannot be written.
                 let ci = heap.hash(class)?;
-                let held = heap
-                    .get_slot(ObjectIndex::from_u32(HIDDEN_ROOTS), (ci >> 10) as usize)
-                    .and_then(Word::as_base)
-                    .and_then(|page| heap.get_slot(page, (ci & 1023) as usize));
-                if held != Some(Word::base(class)) {
+                if !held_at(ci) {
                     return Err(ExportError::Unsupported(
                         "a class the class table does not hold at its identity hash",
                     ));

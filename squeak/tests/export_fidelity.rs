@@ -259,3 +259,67 @@ fn new_spur_pointer_objects_get_their_class_format() {
         true,
     );
 }
+
+/// An object whose class index was kept in a root (its class is in the class table twice),
+/// given another class by a tenant: the export names the new class, not the kept index.
+#[test]
+fn a_class_change_of_an_object_with_a_kept_class_index_exports_the_new_class() {
+    let h = &headless().heap;
+    let root = h
+        .roots()
+        .iter()
+        .find(|r| r.name.starts_with("image.classIndex."))
+        .unwrap();
+    let x: u32 = root.name["image.classIndex.".len()..].parse().unwrap();
+    let x = ObjectIndex::from_u32(x);
+    let array = h
+        .class_word(h.root("specialObjects").unwrap().as_base().unwrap())
+        .unwrap()
+        .as_base()
+        .unwrap();
+    assert_ne!(h.class_word(x).unwrap().as_base(), Some(array));
+    let (repo, mut t) = repo(rebuild(h, &[], None));
+    t.set_class(
+        Value::shared(Word::base(x)),
+        Value::shared(Word::base(array)),
+    )
+    .unwrap();
+    let v = committed(&repo, &mut t, &[]);
+    assert_eq!(v.heap().class_word(x).unwrap().as_base(), Some(array));
+    let back = cowheap_squeak::import_bytes(
+        &export_bytes_with(v.heap(), &ExportOptions::default()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        back.heap.class_word(x).unwrap().as_base(),
+        Some(array),
+        "{x} came back of class {:?}",
+        class_name_of(&back.heap, x)
+    );
+}
+
+/// A class index root that names an index where the class table holds another class (a base
+/// whose roots were edited) does not give the object that class: the object keeps its own.
+#[test]
+fn a_kept_class_index_naming_another_class_is_not_written() {
+    let h = &headless().heap;
+    let root = h
+        .roots()
+        .iter()
+        .find(|r| r.name.starts_with("image.classIndex."))
+        .unwrap();
+    let x: u32 = root.name["image.classIndex.".len()..].parse().unwrap();
+    let x = ObjectIndex::from_u32(x);
+    let array = h
+        .class_word(h.root("specialObjects").unwrap().as_base().unwrap())
+        .unwrap()
+        .as_base()
+        .unwrap();
+    let array_index = i64::from(h.hash(array).unwrap());
+    let edited = rebuild(h, &[(root.name.as_str(), array_index)], None);
+    let back = cowheap_squeak::import_bytes(
+        &export_bytes_with(&edited, &ExportOptions::default()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(back.heap.class_word(x).unwrap(), h.class_word(x).unwrap());
+}
