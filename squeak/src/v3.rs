@@ -259,7 +259,8 @@ struct Classes {
 }
 
 /// Pass 2: decodes the object `r` found by the walk: its class (from the class word or the
-/// compact classes), format, fields, bytes and header bits.
+/// compact classes), format, fields, bytes and header bits. A header with both a class word
+/// and a nonzero compact class index must name one class with them.
 ///
 /// A context (format 3, of compact class 13 or 14 or of the class MethodContext or
 /// BlockContext) holds references only up to its stack pointer: the virtual machine's
@@ -287,10 +288,19 @@ fn decode(
         ))?
     } else {
         stats.references += 1;
-        mem.resolve(r.class).ok_or(ImportError::DanglingOop {
+        let c = mem.resolve(r.class).ok_or(ImportError::DanglingOop {
             at,
             oop: r.class.into(),
-        })?
+        })?;
+        // A VM takes the class from a nonzero compact class index whatever the header type
+        // (`fetchClassOf:`), and reads the class word only when the index is 0: a class word
+        // naming another class would give this graph a class the VM does not see.
+        if cci != 0 && compact_classes[usize::from(cci)] != Some(c) {
+            return Err(bad(
+                "a class word that is not the class its compact class index names",
+            ));
+        }
+        c
     };
     let n = r.words - 1;
     let body = d.take(r.hdr + 4, n * 4, "an object body")?;
