@@ -1016,8 +1016,8 @@ fn lay_out(
 ///
 /// # Errors
 /// [`ExportError::Unrepresentable`] for an identity hash wider than 22 bits, raw bytes in a
-/// pointer object, raw bytes that are not whole units, or more slots than an overflow size
-/// word counts.
+/// pointer object, raw bytes that are not whole units, more slots than an overflow size
+/// word counts, or a hidden object whose class is not nil.
 fn plan_object(
     heap: &BaseHeap,
     x: ObjectIndex,
@@ -1049,6 +1049,13 @@ fn plan_object(
     }
     let mut zeroed = false;
     let (ci, fmt, slots) = if let Some(pun) = aux.and_then(|a| a.pun) {
+        // A hidden object's class index is its pun, which names no class: read back, its
+        // class is nil, so one given a class (`Tenant::set_class`) cannot be written.
+        if o.class != heap.nil().word() {
+            return Err(unrepresentable(
+                "a hidden object (a pun class index) with a class",
+            ));
+        }
         let (word_pun, word_format) = if ws == 8 {
             (LONGS_64_PUN, 9)
         } else {
@@ -1188,6 +1195,8 @@ fn put64(out: &mut Out, ws: usize, v: u64) {
 struct Oops<'a> {
     heap: &'a BaseHeap,
     addr: &'a [u64],
+    /// Which objects are hidden (their class index a pun), by object number.
+    hidden: &'a [bool],
     ws: usize,
     target: &'static str,
     /// The class of boxed Floats.
@@ -1199,15 +1208,26 @@ struct Oops<'a> {
 impl Oops<'_> {
     /// The oop for word `w` in a slot of object `x`.
     ///
+    /// A hidden object is no Smalltalk object: a VM never hands one to Smalltalk code, and
+    /// only hidden objects (the hidden roots, the class-table pages) refer to hidden ones.
+    /// A reference to one from an ordinary object is not written: to a forwarder, a VM and
+    /// the importer would read it as the forwarder's target, another graph; to a free chunk
+    /// or the VM's own tables, as no object a message can be sent to.
+    ///
     /// # Errors
-    /// [`ExportError::Unrepresentable`] for a value the target's words cannot hold.
+    /// [`ExportError::Unrepresentable`] for a value the target's words cannot hold, and a
+    /// reference from an ordinary object to a hidden one.
     fn oop(&self, x: ObjectIndex, w: Word) -> ExportResult<u64> {
         let unrepresentable = |what| ExportError::Unrepresentable {
             object: x,
             what,
             target: self.target,
         };
+        let is_hidden = |y: ObjectIndex| self.hidden.get(y.get()).copied().unwrap_or(false);
         let reference = |b: ObjectIndex| {
+            if is_hidden(b) && !is_hidden(x) {
+                return Err(unrepresentable("a reference to a hidden object"));
+            }
             self.addr
                 .get(b.get())
                 .copied()
@@ -1271,9 +1291,15 @@ fn write_objects(
         what,
         target,
     };
+    let hidden: Vec<bool> = layout
+        .plans
+        .iter()
+        .map(|p| p.header & 0x3F_FFFF < u64::from(FIRST_CLASS_INDEX))
+        .collect();
     let oops = Oops {
         heap,
         addr: &layout.addr,
+        hidden: &hidden,
         ws,
         target,
         boxed_float,
