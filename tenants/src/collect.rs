@@ -8,6 +8,8 @@
 //!
 //! While marking, every slot that holds a forwarder is patched to its target, so after a
 //! collection no slot holds a forwarder and forwarders referred to only by slots are freed.
+//! Each chain of forwarders is walked once: its links are pointed at its end as the first
+//! slot holding it is patched, so the slots after it settle in a step or two.
 //! A table entry that is a forwarder is kept (a base object may refer to it), pointed at
 //! its chain's end, so the forwarders between are freed too.
 //!
@@ -27,7 +29,7 @@
 use crate::space::{Space, State};
 use crate::stats::{add, sub};
 use crate::{CollectStats, Error, Result, Tenant};
-use cowheap_heap::{PrivateKey, Value, Word};
+use cowheap_heap::{Decoded, PrivateKey, Value, Word};
 
 /// The key no entry has: it marks a segment whose stubs are marked already.
 const DONE: PrivateKey = PrivateKey::new(u32::MAX, 0);
@@ -459,18 +461,53 @@ impl Tenant {
             .is_some_and(|j| matches!(self.space.get(j), Some(State::Forwarded(_))));
         if through_private && let Ok(Some(end)) = self.forwarded(t) {
             self.space.retarget(k, end);
+            self.compress(t, end);
             out.patched += 1;
         }
     }
 
-    /// `w`, or the final target if it is a forwarder.
+    /// `w`, or the final target if it is a forwarder (whose chain is then pointed at it,
+    /// [`Tenant::compress`]).
     fn final_word(&self, w: Word, out: &mut CollectStats) -> Word {
         match self.forwarded(w) {
             Ok(Some(t)) => {
+                self.compress(w, t);
                 out.patched += 1;
                 t
             }
             _ => w,
+        }
+    }
+
+    /// Points every forwarder on the chain from `w` to its end `end` whose target is a
+    /// private word straight at `end`, so that the next slot holding any word of the chain
+    /// is settled in a step or two: without it every slot holding the head of a chain of
+    /// `m` becomes (an object becomed onto a new one again and again) walked all `m`, and a
+    /// collection of `n` such slots took O(n * m), not O(private objects and their slots).
+    /// A forwarder whose target is a base object is left as it is, as [`Tenant::shorten`]
+    /// leaves one; the walk goes on past it. Allocates nothing, and no read can tell.
+    fn compress(&self, mut w: Word, end: Word) {
+        // Each step follows one link of a chain already walked to `end`: the bound is the
+        // one `locate_word` walks it within.
+        for _ in 0..2 * self.space.len() + 2 {
+            if w == end {
+                return;
+            }
+            let k = match w.decode() {
+                Decoded::Private(k) => k,
+                Decoded::Base(x) if self.table.may_contain(x) => match self.table_key(x) {
+                    Some(k) => k,
+                    None => return,
+                },
+                _ => return,
+            };
+            let Some(State::Forwarded(t)) = self.space.get(k) else {
+                return;
+            };
+            if t.is_private() && t != end {
+                self.space.retarget(k, end);
+            }
+            w = t;
         }
     }
 }

@@ -1,0 +1,383 @@
+//! Become, collection, quotas, stubs and fault handlers at their edges: a collection
+//! walks each chain of forwarders once, a refused operation leaves the tenant exactly as it
+//! was (its graph, counters, memory and recorded reads), the memory a tenant reports takes
+//! in what its stubs keep, and a fault handler keeps the handler it hands over to.
+
+use cowheap_forwarders::Base;
+use cowheap_heap::{Format, ObjectSize, Value, synth};
+use cowheap_tenants::{Error, Tenant};
+use std::sync::Arc;
+
+fn setup() -> (Arc<Base>, Value, Value) {
+    let base = Base::new(synth::image(1_000, 1));
+    let g = base.heap().root("Smalltalk").unwrap();
+    let class = Tenant::fork(&base).class_of(g).unwrap();
+    (base, g, class)
+}
+
+/// The graph a tenant shows from its roots and handles, canonically: objects numbered in
+/// the order a walk first meets them, base objects the tenant has not copied named by
+/// index and not entered.
+fn graph(t: &Tenant, handles: &[cowheap_tenants::Handle]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut starts: Vec<Value> = t.root_names().filter_map(|n| t.root(n)).collect();
+    for &h in handles {
+        match t.pinned_value(h) {
+            Ok(v) => starts.push(v),
+            Err(e) => out.push(format!("handle: {e}")),
+        }
+    }
+    let mut seen: Vec<Value> = Vec::new();
+    let name = |seen: &mut Vec<Value>, v: Value| -> String {
+        if !v.word().is_ref() {
+            return format!("{:?}", v.word());
+        }
+        let w = match t.identity_word(v) {
+            Ok(w) => w,
+            Err(e) => return format!("ERR {e}"),
+        };
+        if w.is_base() {
+            return format!("B{}", w.as_base().unwrap().get());
+        }
+        match seen
+            .iter()
+            .position(|&s| t.identical(s, v).unwrap_or(false))
+        {
+            Some(i) => format!("P{i}"),
+            None => {
+                seen.push(v);
+                format!("P{}", seen.len() - 1)
+            }
+        }
+    };
+    let roots: Vec<String> = starts.iter().map(|&v| name(&mut seen, v)).collect();
+    out.push(format!("roots {roots:?}"));
+    let mut i = 0;
+    while i < seen.len() {
+        let v = seen[i];
+        let line = match t.header(v) {
+            Err(e) => format!("P{i}: {e}"),
+            Ok(h) => {
+                let class = name(&mut seen, h.class);
+                let mut slots = Vec::new();
+                for j in 0..h.size.slots {
+                    match t.slot(v, j) {
+                        Ok(s) => slots.push(name(&mut seen, s)),
+                        Err(e) => slots.push(format!("ERR {e}")),
+                    }
+                }
+                format!(
+                    "P{i}: {class} {:?} {:?} {slots:?} {:?}",
+                    h.format,
+                    t.identity_hash(v).ok(),
+                    t.bytes(v).ok()
+                )
+            }
+        };
+        out.push(line);
+        i += 1;
+    }
+    out
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn run_random(seed: u64, steps: usize) {
+    run_random_with(seed, steps, false)
+}
+
+/// A body kept for a stub, as a swap-out keeps it in its segment.
+struct Kept {
+    stub: Value,
+    class: Value,
+    format: Format,
+    slots: Vec<Value>,
+    bytes: Vec<u8>,
+    hash: u32,
+}
+
+fn run_random_with(seed: u64, steps: usize, stubs: bool) {
+    let mut out: Vec<Kept> = Vec::new();
+    let mut pins: Vec<cowheap_tenants::Handle> = Vec::new();
+    let (base, g, class) = setup();
+    let mut t = Tenant::fork(&base);
+    let mut r = Rng(seed);
+    let mut vals: Vec<Value> = base
+        .heap()
+        .indices()
+        .skip(20)
+        .take(12)
+        .map(Value::base)
+        .collect();
+    vals.push(g);
+    let mut handles = Vec::new();
+    let mut log = Vec::new();
+    for step in 0..steps {
+        let op = r.below(if stubs { 14 } else { 12 });
+        let pick = |r: &mut Rng, vals: &Vec<Value>| vals[r.below(vals.len())];
+        let before = graph(&t, &handles);
+        let stats = t.stats();
+        let (a, b) = (pick(&mut r, &vals), pick(&mut r, &vals));
+        let res: Result<(), Error> = match op {
+            0 => {
+                let n = r.below(4);
+                let slots: Vec<Value> = (0..n).map(|_| pick(&mut r, &vals)).collect();
+                t.alloc_with(class, Format::Pointers, &slots, &[])
+                    .map(|v| vals.push(v))
+            }
+            1 => {
+                let i = r.below(3);
+                t.set_slot(a, i, b)
+            }
+            2 => t.become_forward(a, b),
+            3 => t.become_two_way(a, b),
+            4 => {
+                t.collect();
+                let after = graph(&t, &handles);
+                assert_eq!(
+                    before, after,
+                    "seed {seed} step {step}: a collection changed the graph\n{log:?}"
+                );
+                Ok(())
+            }
+            5 => {
+                // An operation that made objects (referring to each other and to what the
+                // tenant has) and then failed frees them.
+                let before_stats = t.stats();
+                let mut made: Vec<Value> = Vec::new();
+                for _ in 0..1 + r.below(3) {
+                    let mut slots: Vec<Value> =
+                        (0..r.below(3)).map(|_| pick(&mut r, &vals)).collect();
+                    if let Some(&m) = made.last() {
+                        slots.push(m);
+                    }
+                    match t.alloc_with(class, Format::Pointers, &slots, &[]) {
+                        Ok(m) => made.push(m),
+                        Err(_) => break,
+                    }
+                }
+                let out = t.free_unreachable(&made).map(|_| ());
+                assert_eq!(t.stats().private_bytes, before_stats.private_bytes);
+                let after = graph(&t, &handles);
+                assert_eq!(
+                    before, after,
+                    "seed {seed} step {step}: free_unreachable changed the graph\n{log:?}"
+                );
+                out
+            }
+            6 => t.set_root(&format!("r{}", r.below(4)), a),
+            7 => {
+                t.remove_root(&format!("r{}", r.below(4)));
+                Ok(())
+            }
+            8 => t.pin(a).map(|h| handles.push(h)),
+            9 => {
+                if handles.is_empty() {
+                    Ok(())
+                } else {
+                    let h = handles.swap_remove(r.below(handles.len()));
+                    t.unpin(h).map(|_| ())
+                }
+            }
+            10 => {
+                let q = if r.below(2) == 0 {
+                    None
+                } else {
+                    Some(t.stats().private_bytes + r.below(200) as u64)
+                };
+                t.set_quota(q);
+                Ok(())
+            }
+            11 => {
+                // Swap one object out and straight back in.
+                swap_out_and_in(&mut t, a)
+            }
+            12 => (|| -> Result<(), Error> {
+                let h = t.header(a)?;
+                if !t.resolve(a)?.word().is_private() {
+                    return Ok(());
+                }
+                let slots: Vec<Value> = (0..h.size.slots)
+                    .map(|j| t.slot(a, j))
+                    .collect::<Result<_, _>>()?;
+                let bytes = t.bytes(a)?.to_vec();
+                let hash = t.identity_hash(a)?;
+                t.stub(a, 9)?;
+                for &v in slots.iter().chain([&h.class]) {
+                    pins.push(t.pin(v)?);
+                }
+                out.push(Kept {
+                    stub: a,
+                    class: h.class,
+                    format: h.format,
+                    slots,
+                    bytes,
+                    hash,
+                });
+                Ok(())
+            })(),
+            _ => (|| -> Result<(), Error> {
+                let mut pairs = Vec::new();
+                for k in &out {
+                    let body = t.alloc_with_hash(k.class, k.format, &k.slots, &k.bytes, k.hash)?;
+                    pairs.push((k.stub, body));
+                }
+                t.fill_stubs(&pairs)?;
+                out.clear();
+                for h in pins.drain(..) {
+                    t.unpin(h)?;
+                }
+                Ok(())
+            })(),
+        };
+        log.push(format!(
+            "{step}: op {op} {:?} {:?} -> {:?}",
+            a.word(),
+            b.word(),
+            res.as_ref().err()
+        ));
+        if res.is_err() && op < 11 {
+            assert_eq!(
+                before,
+                graph(&t, &handles),
+                "seed {seed} step {step}: a refused op changed the graph\n{log:?}"
+            );
+            let s = t.stats();
+            assert_eq!(
+                (
+                    s.private_objects,
+                    s.private_bytes,
+                    s.becomes,
+                    s.copies,
+                    s.allocations
+                ),
+                (
+                    stats.private_objects,
+                    stats.private_bytes,
+                    stats.becomes,
+                    stats.copies,
+                    stats.allocations
+                ),
+                "seed {seed} step {step}: a refused op changed the counters\n{log:?}"
+            );
+        }
+        let shown = graph(&t, &handles);
+        assert!(
+            !shown
+                .iter()
+                .any(|l| l.contains("ERR") || l.contains("handle:")),
+            "seed {seed} step {step}: a reachable reference fails\n{shown:#?}\n{log:#?}"
+        );
+        vals.retain(|&v| t.resolve(v).is_ok());
+        if vals.is_empty() {
+            vals.push(g);
+        }
+    }
+}
+
+/// Stubs private object `a` and fills the stub again with a copy of its body, as a swap-out
+/// and a fault-in do.
+fn swap_out_and_in(t: &mut Tenant, a: Value) -> Result<(), Error> {
+    let h = t.header(a)?;
+    if !t.resolve(a)?.word().is_private() {
+        return Ok(());
+    }
+    let slots: Vec<Value> = (0..h.size.slots)
+        .map(|j| t.slot(a, j))
+        .collect::<Result<_, _>>()?;
+    let bytes = t.bytes(a)?.to_vec();
+    let hash = t.identity_hash(a)?;
+    let body = t.alloc_with_hash(h.class, h.format, &slots, &bytes, hash)?;
+    t.stub(a, 5)?;
+    t.fill_stub(a, body)
+}
+
+/// As above, with segments swapped out (their outside references pinned, as a swapper
+/// pins them) and brought back later, all their stubs at once.
+#[test]
+fn random_swap_outs_keep_the_graph() {
+    for seed in 0..150 {
+        run_random_with(seed, 150, true);
+    }
+}
+
+#[test]
+fn random_becomes_collections_and_refusals_keep_the_graph() {
+    for seed in 0..200 {
+        run_random(seed, 150);
+    }
+}
+
+/// A collection of `n` slots holding the head of a chain of `m` one-way becomes (an object
+/// becomed onto a new one again and again, as a class redefined many times), or with
+/// `chained` false the same objects with the slots holding the chain's end already: its
+/// time.
+fn collect_chain(n: usize, m: usize, chained: bool) -> std::time::Duration {
+    let (base, _, class) = setup();
+    let mut t = Tenant::fork(&base);
+    let head = t
+        .alloc_with(class, Format::Pointers, &[Value::int(0)], &[])
+        .unwrap();
+    let holder = t
+        .alloc(class, Format::Pointers, ObjectSize { slots: n, bytes: 0 })
+        .unwrap();
+    t.set_root("holder", holder).unwrap();
+    // Slots store where a value leads when stored: the head, before it is becomed.
+    if chained {
+        for i in 0..n {
+            t.set_slot(holder, i, head).unwrap();
+        }
+    }
+    let mut last = head;
+    let mut made = Vec::new();
+    for i in 0..m {
+        let next = t
+            .alloc_with(class, Format::Pointers, &[Value::int(i as i64)], &[])
+            .unwrap();
+        made.push(next);
+        if chained {
+            t.become_forward(last, next).unwrap();
+        }
+        last = next;
+    }
+    if !chained {
+        for i in 0..n {
+            t.set_slot(holder, i, last).unwrap();
+        }
+    }
+    let start = std::time::Instant::now();
+    let out = t.collect();
+    let took = start.elapsed();
+    assert_eq!(out.live, 2);
+    assert_eq!(
+        t.slot(holder, n - 1).unwrap().word(),
+        t.resolve(last).unwrap().word()
+    );
+    took
+}
+
+/// A collection is O(private objects and their slots) however long the chains of
+/// forwarders its slots hold: each chain is walked once, not once for every slot that
+/// holds it.
+#[test]
+fn a_collection_walks_each_chain_of_forwarders_once() {
+    let (n, m) = (16_000, 16_000);
+    let flat = collect_chain(n, m, false);
+    let chained = collect_chain(n, m, true);
+    assert!(
+        chained < flat * 20 + std::time::Duration::from_millis(100),
+        "{n} slots through a chain of {m} forwarders: {chained:?}, against {flat:?} without"
+    );
+}
