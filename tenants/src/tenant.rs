@@ -508,9 +508,10 @@ impl Tenant {
 
     /// Bytes of memory this tenant holds of its own, excluding the shared base: the tenant
     /// record, its private space and table, roots, handles, segment views, host objects'
-    /// records, the forwarders commits left, the base objects it has recorded reading
-    /// ([`Tenant::record_reads`]) and any private mark filter. What a host object itself
-    /// holds is its embedder's, and not counted. Time: O(roots + host objects).
+    /// records, the forwarders commits left, the auxiliary bits its stubs keep for their
+    /// bodies, the base objects it has recorded reading ([`Tenant::record_reads`]) and any
+    /// private mark filter. What a host object itself holds is its embedder's, and not
+    /// counted. Time: O(roots + host objects).
     pub fn memory_bytes(&self) -> usize {
         let own_marks = self.filter.as_ref().map_or(0, |f| f.memory_bytes());
         std::mem::size_of::<Tenant>()
@@ -523,6 +524,9 @@ impl Tenant {
                     + c.views.memory_bytes()
                     + c.committed.capacity() * std::mem::size_of::<PrivateKey>()
                     + c.hosts.values().map(crate::hosts::Host::memory_bytes).sum::<usize>()
+                    // A hash map's slot and its control byte, per place.
+                    + c.stub_aux.capacity()
+                        * (std::mem::size_of::<(PrivateKey, u32)>() + 1)
                     // A hash set's slot and its control byte, per place.
                     + c.recording.as_ref().map_or(0, |(set, _)| {
                         set.borrow().capacity() * (std::mem::size_of::<u32>() + 1)

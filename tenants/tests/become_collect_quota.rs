@@ -381,3 +381,39 @@ fn a_collection_walks_each_chain_of_forwarders_once() {
         "{n} slots through a chain of {m} forwarders: {chained:?}, against {flat:?} without"
     );
 }
+
+/// The auxiliary bits a stub keeps are memory the tenant holds.
+#[test]
+fn the_bits_stubs_keep_are_counted_in_the_tenants_memory() {
+    use cowheap_heap::Builder;
+    let mut b = Builder::new();
+    let nil = b.add_nil();
+    let class = b.add(nil, Format::Pointers, vec![nil; 3], vec![]).unwrap();
+    let n = 20_000;
+    let mut objs = Vec::new();
+    for i in 0..n {
+        let x = b.add(class, Format::Pointers, vec![nil], vec![]).unwrap();
+        b.set_aux(x, 0x40 | (i & 7)).unwrap();
+        objs.push(x);
+    }
+    let base = Base::new(b.freeze().unwrap());
+    let mut t = Tenant::fork(&base);
+    let vals: Vec<Value> = objs
+        .iter()
+        .map(|w| Value::base(w.as_base().unwrap()))
+        .collect();
+    for &v in &vals {
+        t.set_slot(v, 0, Value::int(1)).unwrap();
+    }
+    let before = t.memory_bytes();
+    for &v in &vals {
+        t.stub(v, 9).unwrap();
+    }
+    let after = t.memory_bytes();
+    // Stubbing gives no arena memory back (its words are dead until compaction), and the
+    // bits of 20,000 stubs take at least 12 bytes each.
+    assert!(
+        after >= before + n as usize * 12,
+        "{before} bytes before stubbing, {after} after"
+    );
+}
