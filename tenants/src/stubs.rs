@@ -577,15 +577,22 @@ impl Tenant {
     /// [`Error::Swapped`] if a stub of the segment is left when the handler returns (it must
     /// fill every stub of the segment).
     pub fn fault_in(&mut self, segment: u64) -> Result<()> {
-        let Some(mut handler) = self.cold.as_mut().and_then(|c| {
-            c.fault.set = false;
-            c.fault.handler.take()
-        }) else {
+        let Some(c) = self.cold.as_mut() else {
             return Err(Error::Swapped {
                 segment,
                 object: Word::from_bits(0),
             });
         };
+        let Some(mut handler) = c.fault.handler.take() else {
+            return Err(Error::Swapped {
+                segment,
+                object: Word::from_bits(0),
+            });
+        };
+        // Whether a handler running further out (this is a fault from inside it) has set
+        // or cleared the tenant's handler: kept for it, so that it does not put itself back
+        // over the handler it handed over to once this fault is done.
+        let outer = std::mem::replace(&mut c.fault.set, false);
         // The handler is put back however it returns, a panic included, unless it set or
         // cleared the tenant's handler itself.
         let done =
@@ -594,6 +601,7 @@ impl Tenant {
         if !slot.set {
             slot.handler = Some(handler);
         }
+        slot.set |= outer;
         let done = done.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         done?;
         if self.space.stubs_of(segment) == 0 {

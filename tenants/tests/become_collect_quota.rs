@@ -417,3 +417,49 @@ fn the_bits_stubs_keep_are_counted_in_the_tenants_memory() {
         "{before} bytes before stubbing, {after} after"
     );
 }
+
+/// A handler that hands over to another and then faults a second segment in through it
+/// keeps the one it set.
+#[test]
+fn a_handler_that_hands_over_and_faults_through_its_successor_keeps_it() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (base, g, class) = setup();
+    let mut t = Tenant::fork(&base);
+    let _ = g;
+    let a = t
+        .alloc_with(class, Format::Pointers, &[Value::int(1)], &[])
+        .unwrap();
+    let b = t
+        .alloc_with(class, Format::Pointers, &[Value::int(2)], &[])
+        .unwrap();
+    t.set_root("a", a).unwrap();
+    t.set_root("b", b).unwrap();
+    t.stub(a, 3).unwrap();
+    t.stub(b, 4).unwrap();
+    let second = Arc::new(AtomicUsize::new(0));
+    let s = second.clone();
+    use cowheap_tenants::stubs::FaultHandler;
+    t.set_fault_handler(Some(FaultHandler::new(move |t, _| {
+        let body = t.alloc_with(class, Format::Pointers, &[Value::int(1)], &[])?;
+        t.fill_stub(a, body)?;
+        let s = s.clone();
+        t.set_fault_handler(Some(FaultHandler::new(move |t, _| {
+            s.fetch_add(1, Ordering::Relaxed);
+            let body = t.alloc_with(class, Format::Pointers, &[Value::int(2)], &[])?;
+            t.fill_stub(b, body)
+        })));
+        // A write through a stub of the other segment faults it in through the successor.
+        t.set_slot(b, 0, Value::int(5))
+    })));
+    t.fault_in(3).unwrap();
+    assert_eq!(t.slot(b, 0).unwrap().as_int(), Some(5));
+    assert_eq!(second.load(Ordering::Relaxed), 1);
+    // The successor is the tenant's handler now.
+    t.stub(a, 7).unwrap();
+    let _ = t.fault_in(7);
+    assert_eq!(
+        second.load(Ordering::Relaxed),
+        2,
+        "the first handler was put back"
+    );
+}
