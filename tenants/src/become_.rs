@@ -78,16 +78,21 @@ impl Tenant {
             add(&mut self.stats_mut().becomes, 1);
             return Ok(());
         }
+        // What refuses the become whatever the base bodies hold, before any is read: a root
+        // stub (`Error::Swapped`), a base the tenant may not change. Such a refusal reads
+        // nothing, and records no read.
+        for l in [la, lb] {
+            match l {
+                Loc::Private(k) => drop(self.body(k)?),
+                Loc::Base(x) => self.may_divert(x)?,
+            }
+        }
+        // Each base body is read from here on (its layout and size decide the rest, and it
+        // is copied): a read, as a first write's is.
         let mut needed = 0u64;
         for l in [la, lb] {
-            if let Loc::Private(k) = l {
-                // A root stub is refused (`Error::Swapped`) before anything changes.
-                self.body(k)?;
-            }
             if let Loc::Base(x) = l {
-                // Its body is copied: a read, as a first write's copy is.
                 self.note_read(x);
-                self.may_divert(x)?;
                 let view = self.base.object(x)?;
                 view.format.check(view.size())?;
                 needed = needed.saturating_add(cost(view.size()));

@@ -463,3 +463,83 @@ fn a_handler_that_hands_over_and_faults_through_its_successor_keeps_it() {
         "the first handler was put back"
     );
 }
+
+/// Everything a caller can observe of `t` that a refused operation must leave alone: its
+/// counters, memory, recorded reads and table, and the private objects `objs` (read after
+/// the reads recorded are taken, which reading them does not change).
+fn observe(t: &Tenant, objs: &[Value]) -> String {
+    let mut s = format!(
+        "{:?} mem={} reads={:?} diverted={}",
+        t.stats(),
+        t.memory_bytes(),
+        t.reads_recorded().map(|r| {
+            let mut v: Vec<_> = r.into_iter().collect();
+            v.sort();
+            v
+        }),
+        t.diverted()
+    );
+    for &o in objs {
+        s += &format!(
+            " [{:?} {:?} {:?}]",
+            t.identity_hash(o).ok(),
+            t.size(o).ok(),
+            t.slot(o, 0).ok().map(|v| v.word())
+        );
+    }
+    s
+}
+
+/// A two-way become the quota refuses changes nothing; the base object whose size decided
+/// it is recorded as read, as a first write the quota refuses records it.
+#[test]
+fn a_two_way_become_refused_by_the_quota_changes_nothing() {
+    let (base, g, class) = setup();
+    let mut t = Tenant::fork(&base);
+    t.record_reads(true);
+    let p = t
+        .alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 })
+        .unwrap();
+    t.set_quota(Some(t.stats().private_bytes + 8));
+    let before = observe(&t, &[p]);
+    assert!(matches!(
+        t.become_two_way(g, p),
+        Err(Error::QuotaExceeded { .. })
+    ));
+    let x = g.word().as_base().unwrap().as_u32();
+    assert_eq!(
+        t.reads_recorded().unwrap().into_iter().collect::<Vec<_>>(),
+        [x]
+    );
+    t.record_reads(false);
+    t.record_reads(true);
+    assert_eq!(observe(&t, &[p]), before);
+}
+
+/// A become refused on a read-only base, or for a stub, changes nothing and reads nothing:
+/// the base object's body played no part in the refusal.
+#[test]
+fn a_become_refused_before_it_reads_records_no_read() {
+    let (base, g, class) = setup();
+    let mut t = Tenant::fork(&base);
+    t.record_reads(true);
+    let p = t
+        .alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 })
+        .unwrap();
+    let s = t
+        .alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 })
+        .unwrap();
+    t.set_root("s", s).unwrap();
+    t.stub(s, 4).unwrap();
+    let before = observe(&t, &[p]);
+    assert!(matches!(
+        t.become_two_way(g, s),
+        Err(Error::Swapped { segment: 4, .. })
+    ));
+    assert_eq!(observe(&t, &[p]), before);
+    t.set_base_read_only(true);
+    let before = observe(&t, &[p]);
+    assert!(t.become_two_way(p, g).is_err());
+    assert!(t.become_forward(g, p).is_err());
+    assert_eq!(observe(&t, &[p]), before);
+}
