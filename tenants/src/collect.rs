@@ -443,23 +443,21 @@ impl Tenant {
         add(&mut cold.stats.collected, out.freed);
     }
 
-    /// Points the table's entry `k`, if it is a forwarder to another private forwarder,
-    /// straight at the chain's end. A table entry is never freed (a base object, which no
-    /// collection patches, may refer to it), so without this every `become_forward` onto
-    /// the end of its chain (a class redefined again and again) would keep one more
-    /// forwarder for good, and every read through the base reference would walk them all.
-    /// A forwarder whose target is a base object is left as it is: each commit leaves its
-    /// forwarders pointed so ([`crate::commit`]), and an abort keeps them, so they must not
-    /// come to name an object the abort frees; a chain through a base object is shortened
-    /// at that object's own entry.
+    /// Points the table's entry `k`, if it is a forwarder to another forwarder (a private
+    /// one, or a base object this tenant diverted), straight at the chain's end, and the
+    /// chain's links with it ([`Tenant::compress`]). A table entry is never freed (a base
+    /// object, which no collection patches, may refer to it), so without this every
+    /// `become_forward` onto the end of its chain (a class redefined again and again) would
+    /// keep one more forwarder for good, and every read through the base reference would
+    /// walk them all. A table entry is pointed so whatever its target: no commit leaves one
+    /// (a commit refuses a base object forwarded by become and empties the table) and an
+    /// abort frees them all; a forwarder a commit left, pointed at a base object and kept by
+    /// an abort, is never a table entry.
     fn shorten(&self, k: PrivateKey, out: &mut CollectStats) {
         let Some(State::Forwarded(t)) = self.space.get(k) else {
             return;
         };
-        let through_private = t
-            .as_private()
-            .is_some_and(|j| matches!(self.space.get(j), Some(State::Forwarded(_))));
-        if through_private && let Ok(Some(end)) = self.forwarded(t) {
+        if let Ok(Some(end)) = self.forwarded(t) {
             self.space.retarget(k, end);
             self.compress(t, end);
             out.patched += 1;
@@ -479,13 +477,16 @@ impl Tenant {
         }
     }
 
-    /// Points every forwarder on the chain from `w` to its end `end` whose target is a
-    /// private word straight at `end`, so that the next slot holding any word of the chain
-    /// is settled in a step or two: without it every slot holding the head of a chain of
-    /// `m` becomes (an object becomed onto a new one again and again) walked all `m`, and a
-    /// collection of `n` such slots took O(n * m), not O(private objects and their slots).
-    /// A forwarder whose target is a base object is left as it is, as [`Tenant::shorten`]
-    /// leaves one; the walk goes on past it. Allocates nothing, and no read can tell.
+    /// Points the forwarders on the chain from `w` to its end `end` straight at `end`, so
+    /// that the next word holding any part of the chain is settled in a step or two:
+    /// without it every slot holding the head of a chain of `m` becomes (an object becomed
+    /// onto a new one again and again) walked all `m`, and a collection of `n` such slots
+    /// took O(n * m), not O(private objects and their slots). Pointed so: a base object's
+    /// table entry (as [`Tenant::shorten`] points one), and any other forwarder whose
+    /// target is a private word; a forwarder outside the table whose target is a base
+    /// object (one a commit left, which an abort keeps, must not come to name an object the
+    /// abort frees) is left as it is, and the walk goes on past it. Allocates nothing, and
+    /// no read can tell.
     fn compress(&self, mut w: Word, end: Word) {
         // Each step follows one link of a chain already walked to `end`: the bound is the
         // one `locate_word` walks it within.
@@ -493,10 +494,10 @@ impl Tenant {
             if w == end {
                 return;
             }
-            let k = match w.decode() {
-                Decoded::Private(k) => k,
+            let (k, in_table) = match w.decode() {
+                Decoded::Private(k) => (k, false),
                 Decoded::Base(x) if self.table.may_contain(x) => match self.table_key(x) {
-                    Some(k) => k,
+                    Some(k) => (k, true),
                     None => return,
                 },
                 _ => return,
@@ -504,7 +505,7 @@ impl Tenant {
             let Some(State::Forwarded(t)) = self.space.get(k) else {
                 return;
             };
-            if t.is_private() && t != end {
+            if (in_table || t.is_private()) && t != end {
                 self.space.retarget(k, end);
             }
             w = t;

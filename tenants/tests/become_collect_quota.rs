@@ -543,3 +543,60 @@ fn a_become_refused_before_it_reads_records_no_read() {
     assert!(t.become_forward(g, p).is_err());
     assert_eq!(observe(&t, &[p]), before);
 }
+
+/// `n` slots holding a base object becomed onto another base object, that one onto a
+/// third, and so on `m` times (the table entries of a chain of base objects), or with
+/// `chained` false the same becomes with the slots holding the chain's end: the time of a
+/// collection, and the lookups of a read through the chain's head afterwards.
+fn collect_base_chain(n: usize, m: usize, chained: bool) -> (std::time::Duration, u64) {
+    let base = Base::new(synth::image(m + 1_000, 1));
+    let g = base.heap().root("Smalltalk").unwrap();
+    let class = Tenant::fork(&base).class_of(g).unwrap();
+    let ys: Vec<Value> = base
+        .heap()
+        .indices()
+        .skip(100)
+        .take(m + 1)
+        .map(Value::base)
+        .collect();
+    let mut t = Tenant::fork(&base);
+    let holder = t
+        .alloc(class, Format::Pointers, ObjectSize { slots: n, bytes: 0 })
+        .unwrap();
+    t.set_root("holder", holder).unwrap();
+    if chained {
+        for i in 0..n {
+            t.set_slot(holder, i, ys[0]).unwrap();
+        }
+    }
+    for i in 0..m {
+        t.become_forward(ys[i], ys[i + 1]).unwrap();
+    }
+    if !chained {
+        for i in 0..n {
+            t.set_slot(holder, i, ys[m]).unwrap();
+        }
+    }
+    let start = std::time::Instant::now();
+    t.collect();
+    let took = start.elapsed();
+    assert!(t.identical(t.slot(holder, 0).unwrap(), ys[m]).unwrap());
+    let before = t.stats().lookups;
+    assert!(t.identical(ys[0], ys[m]).unwrap());
+    (took, t.stats().lookups - before)
+}
+
+/// The same for a chain of base objects: each of their table entries points at the
+/// chain's end after a collection, so a read through the head (which a base object may
+/// hold, and no collection patches) takes a lookup or two, not one a link.
+#[test]
+fn a_collection_walks_a_chain_of_base_objects_once() {
+    let (n, m) = (8_000, 8_000);
+    let (flat, _) = collect_base_chain(n, m, false);
+    let (chained, lookups) = collect_base_chain(n, m, true);
+    assert!(
+        chained < flat * 20 + std::time::Duration::from_millis(100),
+        "{n} slots through a chain of {m} base objects: {chained:?}, against {flat:?} without"
+    );
+    assert!(lookups <= 2, "{lookups} lookups through the chain's head");
+}
