@@ -307,10 +307,13 @@ impl Tenant {
     fn mark(&mut self, mut s: MarkScratch) -> Result<(Marks, CollectStats)> {
         let lookups = self.stats().lookups;
         let marked = self.mark_in(&mut s);
+        let steps = self.stats().lookups.saturating_sub(lookups);
         let cold = self.cold_mut();
-        // Patching counts no lookup, whatever the forwarders' resolution did.
+        // Patching counts no lookup, whatever the forwarders' resolution did: the
+        // collection's own count has them.
         cold.reads.lookups.set(lookups);
-        let (marks, out) = marked?;
+        let (marks, mut out) = marked?;
+        out.steps = steps;
         let patches = cold.reads.patches.get().saturating_add(out.patched);
         cold.reads.patches.set(patches);
         Ok((marks, out))

@@ -87,4 +87,9 @@ pub struct CollectStats {
     pub freed_bytes: u64,
     /// Slots patched to skip forwarders.
     pub patched: u64,
+    /// Steps the mark took along chains of forwarders to settle the words it met (table
+    /// lookups and forwarders followed, as [`TenantStats::lookups`] counts them for reads):
+    /// each chain is walked once and then points at its end, so this stays within a few
+    /// steps a forwarder and a word, however many words hold a long chain.
+    pub steps: u64,
 }
