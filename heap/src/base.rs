@@ -28,6 +28,39 @@ pub struct Root {
     pub value: Word,
 }
 
+/// The root that names the width, in bits, of the identity hashes a tenant draws for the
+/// objects it makes on this base ([`BaseHeap::hash_bits`]): a small integer from 1 to
+/// [`MAX_HASH_BITS`]. An importer of a format whose headers hold narrower hashes sets it
+/// (Squeak V3's 12 bits), so that what a tenant makes can be written back in that format
+/// and answers the hashes that format's own code expects.
+pub const HASH_BITS_ROOT: &str = "heap.hashBits";
+
+/// The widest identity hash a tenant draws, and the width of those it draws on a base
+/// without a [`HASH_BITS_ROOT`] (Squeak Spur's 22 bits).
+pub const MAX_HASH_BITS: u32 = 22;
+
+/// The identity hash of the `n`th object made on a base whose hashes are `bits` wide (1 to
+/// [`MAX_HASH_BITS`], [`BaseHeap::hash_bits`]): a splitmix64 finaliser of `n`, never 0
+/// (which Squeak Spur's headers take for a hash not yet given). It depends on `n` and
+/// `bits` alone, so the same work gives the same hashes in every run and process, and on
+/// every memory that makes objects (a tenant, the interpreter's flat heap).
+///
+/// ```
+/// use cowheap_heap::draw_hash;
+///
+/// assert_eq!(draw_hash(7, 12), draw_hash(7, 12));
+/// assert!((1..4_096).contains(&draw_hash(7, 12)));
+/// ```
+pub fn draw_hash(n: u64, bits: u32) -> u32 {
+    let mut z = n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    let mask = (1u64 << bits.clamp(1, MAX_HASH_BITS)) - 1;
+    #[expect(clippy::cast_possible_truncation, reason = "masked to at most 22 bits")]
+    let h = ((z ^ (z >> 31)) & mask) as u32;
+    h.max(1)
+}
+
 /// What a base holds beside its objects: nil, the classes of immediates, the roots.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Meta {
@@ -57,6 +90,8 @@ pub struct BaseHeap {
     /// Opened with [`crate::Verification::Trust`]: what lies inside the regions was not
     /// checked ([`BaseHeap::is_trusted`]).
     pub(crate) trusted: bool,
+    /// The width of the identity hashes a tenant draws ([`BaseHeap::hash_bits`]).
+    hash_bits: u32,
 }
 
 /// A borrowed view of one base object.
@@ -165,6 +200,17 @@ impl BaseHeap {
         {
             return Err(Error::Corrupt("a root refers outside the heap"));
         }
+        let hash_bits = match meta.roots.iter().find(|r| r.name == HASH_BITS_ROOT) {
+            None => MAX_HASH_BITS,
+            Some(r) => r
+                .value
+                .as_int()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| (1..=MAX_HASH_BITS).contains(n))
+                .ok_or(Error::Corrupt(
+                    "the identity hash width root is not a small integer from 1 to 22",
+                ))?,
+        };
         let cell = OnceLock::new();
         if let Some(f) = fingerprint {
             let _ = cell.set(f);
@@ -177,7 +223,21 @@ impl BaseHeap {
             meta,
             fingerprint: cell,
             trusted: false,
+            hash_bits,
         })
+    }
+
+    /// The width, in bits, of the identity hashes a tenant draws for the objects it makes
+    /// on this base: [`HASH_BITS_ROOT`]'s value if the base has that root, else
+    /// [`MAX_HASH_BITS`]. Time: O(1).
+    ///
+    /// ```
+    /// use cowheap_heap::{synth, MAX_HASH_BITS};
+    ///
+    /// assert_eq!(synth::image(100, 1).hash_bits(), MAX_HASH_BITS);
+    /// ```
+    pub fn hash_bits(&self) -> u32 {
+        self.hash_bits
     }
 
     /// Number of objects. Time: O(1).

@@ -58,7 +58,9 @@ pub mod synth;
 mod value;
 pub mod word;
 
-pub use base::{BaseHeap, MAX_OBJECT_WORDS, ObjectView, Root};
+pub use base::{
+    BaseHeap, HASH_BITS_ROOT, MAX_HASH_BITS, MAX_OBJECT_WORDS, ObjectView, Root, draw_hash,
+};
 // The raw reader of the tenants' read path: public for the crates above, not for users.
 #[doc(hidden)]
 pub use storage::{HeapReader, HeapView};

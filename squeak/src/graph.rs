@@ -109,6 +109,9 @@ pub(crate) struct Read {
     pub(crate) extra_roots: Vec<(String, Word)>,
 }
 
+/// The width of a Squeak V3 header's identity hash.
+const V3_HASH_BITS: i64 = 12;
+
 /// The shared end of both importers: boxed Floats in the base's word order, the standard
 /// and header roots, the classes of immediates, the heap built. Time: O(objects).
 pub(crate) fn finish(read: Read) -> ImportResult<Imported> {
@@ -140,6 +143,13 @@ pub(crate) fn finish(read: Read) -> ImportResult<Imported> {
     let mut roots = crate::standard_roots(&objs, special, nil);
     roots.extend(header.roots()?);
     roots.extend(extra_roots);
+    if crate::ImageKind::of(format) == crate::ImageKind::V3 {
+        // A V3 header holds 12 bits of identity hash: what a tenant makes must fit them.
+        roots.push((
+            cowheap_heap::HASH_BITS_ROOT.to_owned(),
+            Word::int(V3_HASH_BITS).unwrap_or(Word::from_bits(1)),
+        ));
+    }
     let heap = build(
         objs,
         nil,

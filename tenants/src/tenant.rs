@@ -177,15 +177,6 @@ pub(crate) struct Cold {
     pub(crate) views: crate::stubs::Views,
 }
 
-/// A 22-bit identity hash for the `n`th object a tenant allocates (splitmix64 finaliser).
-/// It depends on `n` alone, so the same work gives the same hashes in every run and process.
-fn new_hash(n: u64) -> u32 {
-    let mut z = n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) & 0x3F_FFFF) as u32
-}
-
 impl Tenant {
     /// A new tenant of `base` with the default configuration. Time: O(1); allocates
     /// nothing.
@@ -1823,7 +1814,8 @@ impl Tenant {
         let c = cost(size);
         self.check_quota(c)?;
         let made = self.cold.as_ref().map_or(0, |c| c.stats.allocations);
-        let hash = hash.unwrap_or_else(|| new_hash(made));
+        let hash =
+            hash.unwrap_or_else(|| cowheap_heap::draw_hash(made, self.base.heap().hash_bits()));
         let k = self
             .space
             .insert_object(class, format, hash, size, init, fill)?;

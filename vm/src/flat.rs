@@ -66,15 +66,9 @@ pub struct FlatHeap {
     imported: usize,
     /// Indices of freed objects, reused by allocation.
     free: Vec<u32>,
-}
-
-/// The identity hash of the `n`th object allocated: the formula a tenant uses, so the same
-/// program gives the same hashes on both memories.
-fn new_hash(n: u64) -> u32 {
-    let mut z = n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) & 0x3F_FFFF) as u32
+    /// The width of the identity hashes of the objects it makes: its base's
+    /// ([`cowheap_heap::BaseHeap::hash_bits`]), as a tenant's.
+    hash_bits: u32,
 }
 
 impl FlatHeap {
@@ -121,6 +115,7 @@ impl FlatHeap {
             float_class: base.float_class().map(Value::word),
             allocations: 0,
             allocated_bytes: 0,
+            hash_bits: base.hash_bits(),
         }
     }
 
@@ -315,7 +310,7 @@ impl ObjectMemory for FlatHeap {
     fn alloc(&mut self, class: Value, format: Format, size: ObjectSize) -> MemResult<Value> {
         format.check(size)?;
         self.obj(class)?;
-        let hash = new_hash(self.allocations);
+        let hash = cowheap_heap::draw_hash(self.allocations, self.hash_bits);
         let o = FlatObject {
             class: class.word(),
             format,
