@@ -221,6 +221,17 @@ pub(crate) fn ldexp(x: f64, e: i64) -> f64 {
     y * f64::from_bits(((0x3FF + n) as u64) << 52)
 }
 
+/// The fraction part of `x` as C's `modf` answers it (primitive 52, `fractionPart`): it has
+/// the sign of `x`, a zero fraction included (`-3.0 fractionPart` is -0.0, where `x -
+/// x.trunc()`, Rust's `fract`, answers +0.0), an infinity's is a zero of its sign (`fract`
+/// answers NaN), and NaN's is NaN.
+pub(crate) fn modf_fraction(x: f64) -> f64 {
+    if x.is_infinite() {
+        return 0.0f64.copysign(x);
+    }
+    x.fract().copysign(x)
+}
+
 /// The millisecond clock of primitive 135 (`millisecondClockValue`), which the deadlines of
 /// primitive 136 are given in.
 pub(crate) fn millisecond_clock() -> i64 {
@@ -1266,10 +1277,7 @@ impl Vm {
                     None => return FAIL,
                 }
             }
-            // C's modf, as Squeak's primitive: an infinity's fraction part is a zero of its
-            // sign (Rust's `fract` answers NaN).
-            52 if x.is_infinite() => self.new_float(m, 0.0f64.copysign(x))?,
-            52 => self.new_float(m, x.fract())?,
+            52 => self.new_float(m, modf_fraction(x))?,
             53 => {
                 // C's frexp exponent less one, as Squeak's primitive: frexp leaves a zero, an
                 // infinity and NaN an exponent of 0, so -1.
