@@ -8,6 +8,7 @@ use crate::interp::{Flow, Vm, floor_div, floor_mod, shift};
 use crate::memory::{MemResult, ObjectMemory};
 use cowheap_heap::{Format, ObjectSize, Value, Word};
 use cowheap_tenants::Header;
+use std::cmp::Ordering;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -1244,15 +1245,23 @@ impl Vm {
             let Some(y) = self.float_of(m, arg)? else {
                 return FAIL;
             };
+            // A SmallInteger argument no double holds (a 61-bit one past 2^53) is compared
+            // by its exact value where the double nearest it equals the receiver, as a
+            // Squeak VM resolves that case: such a receiver is a whole number within the
+            // SmallInteger range, so its `i64` is exact.
+            let order = match arg.as_int() {
+                Some(i) if x == y => (x as i64).partial_cmp(&i),
+                _ => x.partial_cmp(&y),
+            };
             let r = match index {
                 41 => self.new_float(m, x + y)?,
                 42 => self.new_float(m, x - y)?,
-                43 => self.boolean(x < y),
-                44 => self.boolean(x > y),
-                45 => self.boolean(x <= y),
-                46 => self.boolean(x >= y),
-                47 => self.boolean(x == y),
-                48 => self.boolean(x != y),
+                43 => self.boolean(order == Some(Ordering::Less)),
+                44 => self.boolean(order == Some(Ordering::Greater)),
+                45 => self.boolean(matches!(order, Some(Ordering::Less | Ordering::Equal))),
+                46 => self.boolean(matches!(order, Some(Ordering::Greater | Ordering::Equal))),
+                47 => self.boolean(order == Some(Ordering::Equal)),
+                48 => self.boolean(order != Some(Ordering::Equal)),
                 49 => self.new_float(m, x * y)?,
                 _ => {
                     if y == 0.0 {

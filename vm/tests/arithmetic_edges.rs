@@ -1,14 +1,20 @@
 //! The arithmetic, comparison and conversion primitives at their edges, against what a
 //! Squeak VM answers: `fractionPart` keeps the sign of a zero fraction as C's `modf` does
-//! (`-3.0 fractionPart` is -0.0), on mini.image.
+//! (`-3.0 fractionPart` is -0.0), on mini.image; and a Float compared with a SmallInteger
+//! that no double holds exactly (a 64-bit image's, past 2^53) is compared by exact value,
+//! as the Cog VM's float comparisons resolve that case, on headless-spur32.image exported
+//! as 64-bit Spur, with immediate floats and with every Float boxed.
 
 mod common;
 
 use common::def;
 
 use cowheap_forwarders::Base;
+use cowheap_heap::{BaseHeap, Builder, ObjectIndex, Value};
+use cowheap_squeak::{ByteOrder, ExportOptions, ImageKind};
 use cowheap_tenants::Tenant;
-use cowheap_vm::{Symbols, Vm, VmError};
+use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
+use std::sync::Arc;
 
 const BUDGET: u64 = 20_000_000;
 
@@ -36,5 +42,170 @@ fn the_fraction_part_of_a_negative_whole_float_is_a_negative_zero() {
     assert_eq!(
         run(&src).unwrap(),
         "(2147483648 2147483648 0 2147483648 -0.5 )"
+    );
+}
+
+const IMAGE: &str = "headless-spur32.image";
+
+/// `heap` rebuilt object for object with a class SmallFloat64, a copy of Float (so that the
+/// image's Float methods run on immediates), named as the base's class of immediate floats.
+fn with_small_float_class(heap: &BaseHeap) -> BaseHeap {
+    let mut b = Builder::new();
+    for i in 0..heap.len() {
+        let o = heap.object(ObjectIndex::new(i).unwrap()).unwrap();
+        let w = b
+            .add(o.class, o.format, o.slots.to_vec(), o.bytes.to_vec())
+            .unwrap();
+        b.set_hash(w, o.hash).unwrap();
+        b.set_aux(w, o.aux).unwrap();
+    }
+    b.set_nil(heap.nil().word()).unwrap();
+    b.set_immediate_classes(
+        heap.int_class().map(Value::word),
+        heap.char_class().map(Value::word),
+    );
+    let special = heap.root("specialObjects").unwrap();
+    let float = heap.slot(special, 9).unwrap();
+    let fo = heap.object(float.as_base().unwrap()).unwrap();
+    let mut slots = fo.slots.to_vec();
+    let name_at = (0..slots.len())
+        .find(|&k| {
+            slots[k]
+                .as_base()
+                .and_then(|x| heap.object(x).ok())
+                .is_some_and(|n| n.bytes == b"Float")
+        })
+        .expect("Float's name slot");
+    let name = heap.object(slots[name_at].as_base().unwrap()).unwrap();
+    let sym = b
+        .add(
+            name.class,
+            name.format,
+            Vec::new(),
+            b"SmallFloat64".to_vec(),
+        )
+        .unwrap();
+    slots[name_at] = sym;
+    let class = b
+        .add(fo.class, fo.format, slots, fo.bytes.to_vec())
+        .unwrap();
+    b.set_float_class(Some(class));
+    for r in heap.roots() {
+        b.add_root(&r.name, r.value).unwrap();
+    }
+    b.freeze().unwrap()
+}
+
+/// The headless image as 64-bit Spur (little-endian): with a SmallFloat64 class (immediate
+/// floats) and without one (every Float boxed).
+fn bases() -> Vec<Arc<Base>> {
+    let heap = common::import(IMAGE);
+    let immediate = with_small_float_class(&heap);
+    [(heap, true), (immediate, false)]
+        .into_iter()
+        .map(|(h, boxed)| {
+            let options = ExportOptions {
+                kind: Some(ImageKind::Spur64),
+                order: Some(ByteOrder::Little),
+                allow_missing_float_class: boxed,
+                ..ExportOptions::default()
+            };
+            let bytes = cowheap_squeak::export_bytes_with(&h, &options).unwrap();
+            let back = cowheap_squeak::import_bytes(&bytes).unwrap();
+            assert_eq!(back.format.version(), 68021);
+            Base::new(back.heap)
+        })
+        .collect()
+}
+
+/// `rcvr sel args`, which must answer.
+fn send<M: ObjectMemory>(
+    vm: &mut Vm,
+    m: &mut M,
+    s: &Symbols,
+    rcvr: Value,
+    sel: &str,
+    args: &[Value],
+) -> Value {
+    vm.send_named(m, s, rcvr, sel, args, BUDGET)
+        .unwrap_or_else(|e| panic!("#{sel}: {e}"))
+}
+
+/// Each comparison of the Float `f asFloat` with the SmallInteger `i`, as booleans.
+fn compare<M: ObjectMemory>(
+    vm: &mut Vm,
+    m: &mut M,
+    s: &Symbols,
+    f: i64,
+    i: i64,
+) -> Vec<(&'static str, bool)> {
+    let float = send(vm, m, s, Value::int(f), "asFloat", &[]);
+    ["=", "~=", "<", "<=", ">", ">="]
+        .into_iter()
+        .map(|sel| {
+            let r = send(vm, m, s, float, sel, &[Value::int(i)]);
+            let t = vm.specials().true_.word();
+            let fl = vm.specials().false_.word();
+            assert!(r.word() == t || r.word() == fl, "{f} asFloat {sel} {i}");
+            (sel, r.word() == t)
+        })
+        .collect()
+}
+
+fn check_exact_comparisons<M: ObjectMemory>(m: &mut M, s: &Symbols) {
+    let mut vm = Vm::new(&*m).unwrap();
+    let vm = &mut vm;
+    let two53 = 1i64 << 53;
+    // 2^53 asFloat against 2^53 + 1, which rounds to 2^53 as a double: Squeak compares the
+    // exact values, so the Float is less.
+    let less = [
+        ("=", false),
+        ("~=", true),
+        ("<", true),
+        ("<=", true),
+        (">", false),
+        (">=", false),
+    ];
+    assert_eq!(compare(vm, m, s, two53, two53 + 1), less);
+    // -2^53 asFloat against -(2^53 + 1): the Float is greater.
+    let greater = [
+        ("=", false),
+        ("~=", true),
+        ("<", false),
+        ("<=", false),
+        (">", true),
+        (">=", true),
+    ];
+    assert_eq!(compare(vm, m, s, -two53, -two53 - 1), greater);
+    // SmallInteger maxVal (2^60 - 1) rounds to 2^60: the Float 2^60 is greater.
+    let max = vm.specials().max_int;
+    assert_eq!(compare(vm, m, s, max, max), greater);
+    // Equal values stay equal.
+    let equal = [
+        ("=", true),
+        ("~=", false),
+        ("<", false),
+        ("<=", true),
+        (">", false),
+        (">=", true),
+    ];
+    assert_eq!(compare(vm, m, s, two53, two53), equal);
+}
+
+#[test]
+fn a_float_compares_with_a_small_integer_past_2_53_by_exact_value() {
+    let mut immediate = Vec::new();
+    for base in bases() {
+        let symbols = Symbols::from_base(base.heap());
+        let mut t = Tenant::fork(&base);
+        immediate.push(Vm::new(&t).unwrap().specials().immediate_floats);
+        check_exact_comparisons(&mut t, &symbols);
+        let mut flat = FlatHeap::from_base(base.heap());
+        check_exact_comparisons(&mut flat, &symbols);
+    }
+    assert_eq!(
+        immediate,
+        [false, true],
+        "boxed Floats, then immediate ones"
     );
 }
