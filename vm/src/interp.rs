@@ -428,7 +428,8 @@ pub(crate) fn shift(x: i64, y: i64) -> Option<i64> {
 
 /// True if primitive `index` reads everything it may find swapped out (its receiver, its
 /// arguments, what they hold) before it changes anything, so that it can run again from its
-/// start once the segment is back: arithmetic, comparisons, floats, `at:`/`at:put:`/`size`,
+/// start once the segment is back: arithmetic, comparisons, floats (SmallFloat64's 541-559
+/// as the Float ones they are, 500 on), `at:`/`at:put:`/`size`,
 /// literals, instantiation, `instVarAt:` and `instVarAt:put:`, identity hash,
 /// `newMethod:header:`, `replaceFrom:to:with:startingAt:`, `==`, `class`, cache flushes,
 /// `changeClass`, special objects, clocks, `shallowCopy`, closures (which read their outer
@@ -456,6 +457,7 @@ fn rerunnable(index: u16) -> bool {
             | 148
             | 201..=206
             | 257..=519
+            | 541..=559
     )
 }
 

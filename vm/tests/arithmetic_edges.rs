@@ -3,7 +3,9 @@
 //! (`-3.0 fractionPart` is -0.0), on mini.image; and a Float compared with a SmallInteger
 //! that no double holds exactly (a 64-bit image's, past 2^53) is compared by exact value,
 //! as the Cog VM's float comparisons resolve that case, on headless-spur32.image exported
-//! as 64-bit Spur, with immediate floats and with every Float boxed.
+//! as 64-bit Spur, with immediate floats and with every Float boxed; SmallFloat64's own
+//! primitives (541-559), given a boxed Float swapped out in a segment, fault it in and run
+//! again as the Float ones (41-59) do.
 
 mod common;
 
@@ -11,9 +13,10 @@ use common::def;
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{BaseHeap, Builder, ObjectIndex, Value};
+use cowheap_segment::swap::{MemStore, Swapper};
 use cowheap_squeak::{ByteOrder, ExportOptions, ImageKind};
 use cowheap_tenants::Tenant;
-use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
+use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError, names};
 use std::sync::Arc;
 
 const BUDGET: u64 = 20_000_000;
@@ -208,4 +211,70 @@ fn a_float_compares_with_a_small_integer_past_2_53_by_exact_value() {
         [false, true],
         "boxed Floats, then immediate ones"
     );
+}
+
+/// The method `class` has for `selector`, by a scan of its dictionary.
+fn method_of<M: ObjectMemory>(m: &M, class: Value, selector: &str) -> Value {
+    let dict = m.slot(class, 1).unwrap();
+    let values = m.slot(dict, 1).unwrap();
+    for i in 2..m.size(dict).unwrap().slots {
+        let k = m.slot(dict, i).unwrap();
+        if k.is_object() && names::symbol(m, k).as_deref() == Some(selector) {
+            return m.slot(values, i - 2).unwrap();
+        }
+    }
+    panic!("no method {selector}")
+}
+
+/// `immediate + boxed`, run by the primitive `index` (41, or SmallFloat64's 541) given to
+/// Float's (and so SmallFloat64's) `+`, with `boxed` (2^200, which only a boxed Float holds)
+/// swapped out in a segment of its own: the sum, and whether the segment came back.
+fn sum_with_a_swapped_out_argument(base: &Arc<Base>, index: u16) -> (Result<f64, VmError>, bool) {
+    let symbols = Symbols::from_base(base.heap());
+    let s = &symbols;
+    let mut t = Tenant::fork(base);
+    let mut vm = Vm::new(&t).unwrap();
+    assert!(vm.specials().immediate_floats);
+    // Float>>+ starts with callPrimitive (139) and the primitive's number, low byte first.
+    let float = vm.specials().float;
+    let plus = method_of(&t, float, "+");
+    assert_eq!(&t.bytes(plus).unwrap()[..3], &[139, 41, 0]);
+    t.set_bytes(plus, 1, &index.to_le_bytes()).unwrap();
+    let f50 = send(&mut vm, &mut t, s, Value::int(1 << 50), "asFloat", &[]);
+    let f100 = send(&mut vm, &mut t, s, f50, "*", &[f50]);
+    let boxed = send(&mut vm, &mut t, s, f100, "*", &[f100]);
+    assert!(boxed.is_object(), "2^200 is boxed");
+    let q = send(&mut vm, &mut t, s, Value::int(3), "/", &[Value::int(4)]);
+    assert_eq!(q.as_f64(), Some(0.75));
+    // A root of the tenant, so that the collection a swap-out runs keeps its stub.
+    t.set_root("boxed", boxed).unwrap();
+    let swapper = Swapper::new(MemStore::new());
+    let out = swapper.swap_out(&mut t, &[boxed]).unwrap();
+    assert_eq!(t.stubs_of(out.id.get()), 1, "{out:?}");
+    let r = vm.send_named(&mut t, s, q, "+", &[boxed], BUDGET).map(|v| {
+        let b: [u8; 8] = t.bytes(v).unwrap().try_into().unwrap();
+        f64::from_le_bytes(b)
+    });
+    (r, t.stubs_of(out.id.get()) == 0)
+}
+
+#[test]
+fn a_small_float_primitive_faults_in_a_swapped_out_argument_and_runs_again() {
+    let heap = with_small_float_class(&common::import(IMAGE));
+    let options = ExportOptions {
+        kind: Some(ImageKind::Spur64),
+        order: Some(ByteOrder::Little),
+        ..ExportOptions::default()
+    };
+    let bytes = cowheap_squeak::export_bytes_with(&heap, &options).unwrap();
+    let base = Base::new(cowheap_squeak::import_bytes(&bytes).unwrap().heap);
+    let want = 0.75 + 2f64.powi(200);
+    for index in [41, 541] {
+        let (r, back) = sum_with_a_swapped_out_argument(&base, index);
+        match r {
+            Ok(v) => assert_eq!(v, want, "primitive {index}"),
+            Err(e) => panic!("primitive {index}: {e}"),
+        }
+        assert!(back, "primitive {index}: the segment is back");
+    }
 }
