@@ -80,7 +80,11 @@ impl Vm {
         args: &[Value],
         budget: u64,
     ) -> Result<Value> {
-        let frame = args.len() + 4;
+        // The bottom context stands for the method that would make this send: it has a
+        // large frame's room (more with more arguments), so a primitive that pushes the
+        // arguments it takes from an Array (`perform:withArguments:`,
+        // `valueWithArguments:`) finds the room a sending method's context gives it.
+        let frame = (args.len() + 1).max(crate::image::LARGE_FRAME);
         let class = self.sp.method_context;
         let bottom = m.alloc(
             class,

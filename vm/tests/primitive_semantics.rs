@@ -63,8 +63,9 @@ fn closure_value_with_more_arguments_than_the_stack_holds_fails() {
     // Squeak's primitiveClosureValueWithArgs fails when the arguments do not fit the
     // active context (`stackPointerIndex + arraySize < contextSize`), as
     // perform:withArguments: does; the run must not stop with a push past the end of the
-    // context. The one closure of bootstrapped.image, made to take 6 arguments, is sent
-    // `valueWithArguments:` from outside, whose context has room for 5.
+    // context. The one closure of bootstrapped.image, made to take 60 arguments, is sent
+    // `valueWithArguments:` from outside, whose context (a large frame's, as the sending
+    // method's would be) has room for 55.
     let base = common::base("bootstrapped.image");
     let s = Symbols::from_base(base.heap());
     let mut t = Tenant::fork(&base);
@@ -76,13 +77,16 @@ fn closure_value_with_more_arguments_than_the_stack_holds_fails() {
         .into_iter()
         .find(|&o| t.class_of(o).unwrap().word() == class.word())
         .expect("a closure in bootstrapped.image");
-    t.set_slot(b, 2, Value::int(6)).unwrap();
+    t.set_slot(b, 2, Value::int(60)).unwrap();
     let array_class = vm.specials().array_class;
     let args = t
         .alloc(
             array_class,
             Format::Pointers,
-            ObjectSize { slots: 6, bytes: 0 },
+            ObjectSize {
+                slots: 60,
+                bytes: 0,
+            },
         )
         .unwrap();
     // The primitive fails and the image's fallback code reports an error.

@@ -137,8 +137,10 @@ fn check<M: ObjectMemory>(m: &mut M, s: &Symbols, compile: Compile, what: &str) 
     }
     // A receiver that is an object: ^self answers that object.
     eval(&mut vm, m, &compile("Point", "quickSelf ^self"));
-    let p = eval(&mut vm, m, "5 @ 6");
+    // The Symbol first: the Point, an answer no root holds, is then sent before another
+    // run can collect it.
     let sel = eval(&mut vm, m, "#quickSelf");
+    let p = eval(&mut vm, m, "5 @ 6");
     let got = vm.perform(m, p, sel, &[], BUDGET).unwrap();
     assert!(same(m, got, p), "{what}: (5 @ 6) quickSelf");
     assert_eq!(eval(&mut vm, m, "(5 @ 6) quickSelf x").as_int(), Some(5));
