@@ -102,6 +102,12 @@ impl Vm {
         self.active = bottom;
         self.reset_fresh(m)?;
         self.forget_enumeration();
+        // Between two runs the embedder may have changed, through the memory's own calls,
+        // what the method cache and the code cache were read from (a become of methods or
+        // method dictionaries, a store into a dictionary, a collection that frees a word for
+        // reuse), none of which the interpreter sees: as the at-cache's entries, lookups and
+        // bytecodes are taken again within each run.
+        self.flush_cache();
         self.faulted.clear();
         self.depth = 0;
         self.reset_frame(frame);
@@ -144,6 +150,12 @@ impl Vm {
         self.depth = 0;
         self.reset_fresh(m)?;
         self.forget_enumeration();
+        // Between two runs the embedder may have changed, through the memory's own calls,
+        // what the method cache and the code cache were read from (a become of methods or
+        // method dictionaries, a store into a dictionary, a collection that frees a word for
+        // reuse), none of which the interpreter sees: as the at-cache's entries, lookups and
+        // bytecodes are taken again within each run.
+        self.flush_cache();
         self.faulted.clear();
         // What the run reads through a stub is faulted in, not read from a view.
         let was = m.set_reads_fault(true);
