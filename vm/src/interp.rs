@@ -149,6 +149,20 @@ struct Saved {
     stale: bool,
 }
 
+/// A context's registers as [`Vm::read_context`] reads them.
+pub(crate) struct ContextRegisters {
+    method: Value,
+    code: Arc<[u8]>,
+    /// The context holding the temporaries: the context, or a BlockContext's home.
+    temps: Value,
+    receiver: Value,
+    literals: usize,
+    pc_base: usize,
+    /// The pc, from the method's first bytecode.
+    pc: usize,
+    stackp: usize,
+}
+
 /// Counters of a [`Vm`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VmStats {
@@ -1058,6 +1072,32 @@ impl Vm {
         self.active = c;
         self.fresh = false;
         self.unallocated = false;
+        let r = self.read_context(m, c)?;
+        self.method = r.method;
+        self.code = r.code;
+        self.temps = r.temps;
+        self.receiver = r.receiver;
+        self.literals = r.literals;
+        self.pc_base = r.pc_base;
+        self.pc = r.pc;
+        self.temps_here = self.same(m, r.temps, c)?;
+        self.temps_frame = if self.temps_here {
+            None
+        } else {
+            self.frame_of(r.temps)
+        };
+        self.load_stack(m, r.stackp)
+    }
+
+    /// The registers of context `c`, read and checked as [`Vm::load_context`] needs them
+    /// (a stack pointer within its fields, a method, a pc in it), changing no register: so
+    /// that an operation that ends by loading a context (a process switch) can find one it
+    /// could not load before it changes anything.
+    pub(crate) fn read_context<M: ObjectMemory>(
+        &mut self,
+        m: &M,
+        c: Value,
+    ) -> Result<ContextRegisters> {
         let stackp = m.slot(c, ctx::STACKP)?.as_int();
         // Field 3 tells the two kinds apart without asking for the class: a MethodContext's
         // method, a BlockContext's argument count.
@@ -1069,29 +1109,31 @@ impl Vm {
             (third, c)
         };
         let h = self.header(m, method)?;
-        self.method = method;
-        self.code = self.code_of(m, method)?;
-        self.temps = temps;
-        self.receiver = m.slot(temps, ctx::RECEIVER)?;
-        self.literals = h.literals;
-        self.pc_base = h.initial_pc(self.sp.word_bytes);
+        let code = self.code_of(m, method)?;
+        let receiver = m.slot(temps, ctx::RECEIVER)?;
+        let pc_base = h.initial_pc(self.sp.word_bytes);
         let pc = m
             .slot(c, ctx::PC)?
             .as_int()
             .and_then(|p| usize::try_from(p).ok())
-            .filter(|&p| p >= self.pc_base)
+            .filter(|&p| p >= pc_base)
             .ok_or_else(|| corrupt("a context whose pc is not in its method"))?;
-        self.pc = pc - self.pc_base;
         let stackp = stackp
             .and_then(|s| usize::try_from(s).ok())
             .ok_or_else(|| corrupt("a context whose stack pointer is not an integer"))?;
-        self.temps_here = self.same(m, temps, c)?;
-        self.temps_frame = if self.temps_here {
-            None
-        } else {
-            self.frame_of(temps)
-        };
-        self.load_stack(m, stackp)
+        if stackp > m.size(c)?.slots.saturating_sub(ctx::TEMPS) {
+            return Err(corrupt("a context whose stack pointer is past its end"));
+        }
+        Ok(ContextRegisters {
+            method,
+            code,
+            temps,
+            receiver,
+            literals: h.literals,
+            pc_base,
+            pc: pc - pc_base,
+            stackp,
+        })
     }
 
     // ---- the loop ------------------------------------------------------------------------

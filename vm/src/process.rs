@@ -189,15 +189,7 @@ impl Vm {
         sched: Value,
         proc: Value,
     ) -> Result<Flow> {
-        // The context switched to is brought back first if it was swapped out: the switch
-        // cannot run again once it has started.
-        let next = m.slot(proc, SUSPENDED_CONTEXT)?;
-        if !self.is_bottom(next) {
-            self.fault_in_ahead(m, next)?;
-        }
-        self.store_registers(m)?;
-        // The old process's contexts are now the image's to look at.
-        self.expose(m)?;
+        self.ready_to_switch(m, sched, proc)?;
         let old = m.slot(sched, ACTIVE)?;
         m.set_slot(old, SUSPENDED_CONTEXT, self.active)?;
         m.set_slot(sched, ACTIVE, proc)?;
@@ -208,12 +200,7 @@ impl Vm {
         self.depth = 0;
         if self.is_bottom(c) {
             // The process that made the entry send, suspended right after it answered.
-            let sp = m.slot(c, ctx::STACKP)?.as_int().unwrap_or(0);
-            let top = usize::try_from(sp)
-                .ok()
-                .and_then(|sp| sp.checked_sub(1))
-                .ok_or_else(|| crate::interp::corrupt("a bottom context with nothing on it"))?;
-            let v = m.slot(c, ctx::TEMPS + top)?;
+            let v = self.bottom_answer(m, c)?;
             self.active = c;
             self.reset_frame(0);
             return Ok(Flow::Done(v));
@@ -222,24 +209,77 @@ impl Vm {
         Ok(Flow::Go)
     }
 
-    /// Resumes `proc`: it runs now if its priority is higher than the active process's
-    /// (which goes to the back of its runnable list), else it joins its runnable list.
+    /// Checks, before anything changes, that a switch to `proc` can be made: the context it
+    /// would load (its suspended context, or the active context when `proc` is the active
+    /// process, which a switch suspends first) is the bottom one with a value on it or one
+    /// whose registers read. Its callers check this before they take `proc` off its list
+    /// or put the active process on one, so that a switch that cannot be made (a hostile
+    /// image's process on a runnable list with no context) stops the run with the
+    /// scheduler, its lists and the processes as they were. Also brings back the context
+    /// if it was swapped out (the switch cannot run again once it has started), and writes
+    /// the registers into the contexts, the kept callers' too: the context switched to may
+    /// be one of them, and the old process's contexts are now the image's to look at.
+    fn ready_to_switch<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        sched: Value,
+        proc: Value,
+    ) -> Result<()> {
+        let next = m.slot(proc, SUSPENDED_CONTEXT)?;
+        if !self.is_bottom(next) {
+            self.fault_in_ahead(m, next)?;
+        }
+        self.store_registers(m)?;
+        self.expose(m)?;
+        if self.same(m, proc, m.slot(sched, ACTIVE)?)? {
+            return Ok(());
+        }
+        if self.is_bottom(next) {
+            self.bottom_answer(m, next)?;
+        } else {
+            self.read_context(m, next)?;
+        }
+        Ok(())
+    }
+
+    /// The value on the bottom context `c` (what the entry send answered).
+    fn bottom_answer<M: ObjectMemory>(&self, m: &M, c: Value) -> Result<Value> {
+        let sp = m.slot(c, ctx::STACKP)?.as_int().unwrap_or(0);
+        let top = usize::try_from(sp)
+            .ok()
+            .and_then(|sp| sp.checked_sub(1))
+            .ok_or_else(|| crate::interp::corrupt("a bottom context with nothing on it"))?;
+        Ok(m.slot(c, ctx::TEMPS + top)?)
+    }
+
+    /// Resumes `proc`, taking it first off `from` (whose first link it is) when given: it
+    /// runs now if its priority is higher than the active process's (which goes to the back
+    /// of its runnable list), else it joins its runnable list. Everything is checked before
+    /// anything changes.
     fn resume_process<M: ObjectMemory>(
         &mut self,
         m: &mut M,
         sched: Value,
         proc: Value,
+        from: Option<Value>,
     ) -> Result<Flow> {
         let active = m.slot(sched, ACTIVE)?;
         let (new, old) = (self.priority(m, proc)?, self.priority(m, active)?);
-        if new.unwrap_or(0) > old.unwrap_or(0) {
-            if !self.put_to_sleep(m, sched, active)? {
-                return Err(corrupt_process());
-            }
-            return self.transfer_to(m, sched, proc);
-        }
-        if !self.put_to_sleep(m, sched, proc)? {
+        let switch = new.unwrap_or(0) > old.unwrap_or(0);
+        let sleeper = if switch { active } else { proc };
+        let priority = if switch { old } else { new };
+        let Some(list) = self.runnable_list(m, sched, priority)? else {
             return Err(corrupt_process());
+        };
+        if switch {
+            self.ready_to_switch(m, sched, proc)?;
+        }
+        if let Some(from) = from {
+            self.remove_first_link(m, from)?;
+        }
+        self.add_last_link(m, list, sleeper)?;
+        if switch {
+            return self.transfer_to(m, sched, proc);
         }
         Ok(Flow::Go)
     }
@@ -350,8 +390,8 @@ impl Vm {
                 let Some(sched) = sched else {
                     return Err(self.blocked(index));
                 };
-                let proc = self.remove_first_link(m, sema)?;
-                self.resume_process(m, sched, proc).map(Some)
+                let proc = m.slot(sema, FIRST)?;
+                self.resume_process(m, sched, proc, Some(sema)).map(Some)
             }
             86 => {
                 let sema = self.peek(m, 0)?;
@@ -378,7 +418,12 @@ impl Vm {
                     self.unlink_last(m, sema, active, before)?;
                     return Err(self.deadlock(index));
                 };
-                let next = self.remove_first_link(m, list)?;
+                let next = m.slot(list, FIRST)?;
+                if let Err(e) = self.ready_to_switch(m, sched, next) {
+                    self.unlink_last(m, sema, active, before)?;
+                    return Err(e);
+                }
+                self.remove_first_link(m, list)?;
                 self.transfer_to(m, sched, next).map(Some)
             }
             87 => {
@@ -392,7 +437,7 @@ impl Vm {
                 {
                     return Ok(None);
                 }
-                self.resume_process(m, sched, proc).map(Some)
+                self.resume_process(m, sched, proc, None).map(Some)
             }
             88 => {
                 let proc = self.peek(m, 0)?;
@@ -407,9 +452,11 @@ impl Vm {
                 let Some(list) = self.runnable_or_timer(m, sched)? else {
                     return Err(self.deadlock(index));
                 };
+                let next = m.slot(list, FIRST)?;
+                self.ready_to_switch(m, sched, next)?;
                 let nil = self.sp.nil;
                 self.pop_then_push(m, 1, nil)?;
-                let next = self.remove_first_link(m, list)?;
+                self.remove_first_link(m, list)?;
                 self.transfer_to(m, sched, next).map(Some)
             }
             167 => {
@@ -425,8 +472,10 @@ impl Vm {
                 if self.is_empty_list(m, list)? {
                     return Ok(Some(Flow::Go));
                 }
+                let next = m.slot(list, FIRST)?;
+                self.ready_to_switch(m, sched, next)?;
                 self.drop_n(args);
-                let next = self.remove_first_link(m, list)?;
+                self.remove_first_link(m, list)?;
                 self.add_last_link(m, list, active)?;
                 self.transfer_to(m, sched, next).map(Some)
             }
@@ -469,17 +518,20 @@ impl Vm {
                 let Some(list) = self.runnable_or_timer(m, sched)? else {
                     return Err(self.deadlock(index));
                 };
-                self.drop_n(args);
                 // A process of higher priority (the timer's) runs now.
                 let active = m.slot(sched, ACTIVE)?;
                 let first = m.slot(list, FIRST)?;
-                if self.priority(m, first)?.unwrap_or(0) > self.priority(m, active)?.unwrap_or(0) {
-                    let next = self.remove_first_link(m, list)?;
-                    if !self.put_to_sleep(m, sched, active)? {
+                let old = self.priority(m, active)?;
+                if self.priority(m, first)?.unwrap_or(0) > old.unwrap_or(0) {
+                    // Checked before the argument goes: the switch then cannot fail.
+                    if self.runnable_list(m, sched, old)?.is_none() {
                         return Err(corrupt_process());
                     }
-                    return self.transfer_to(m, sched, next).map(Some);
+                    self.ready_to_switch(m, sched, first)?;
+                    self.drop_n(args);
+                    return self.resume_process(m, sched, first, Some(list)).map(Some);
                 }
+                self.drop_n(args);
                 Ok(Some(Flow::Go))
             }
         }

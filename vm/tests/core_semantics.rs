@@ -164,3 +164,104 @@ fn methods_becomed_between_runs_are_not_served_from_the_caches() {
         );
     });
 }
+
+/// A process on a runnable list or a semaphore whose suspended context is no context (a
+/// hostile image's), priority `priority`, first and only on `list`.
+fn broken_process<M: ObjectMemory>(m: &mut M, priority: i64, list: Value) -> Value {
+    let sched = m.root("processor").unwrap();
+    let process = m.class_of(m.slot(sched, 1).unwrap()).unwrap();
+    let p = m
+        .alloc(process, Format::Pointers, ObjectSize { slots: 4, bytes: 0 })
+        .unwrap();
+    m.set_slot(p, 1, Value::int(3)).unwrap();
+    m.set_slot(p, 2, Value::int(priority)).unwrap();
+    m.set_slot(p, 3, list).unwrap();
+    m.set_slot(list, 0, p).unwrap();
+    m.set_slot(list, 1, p).unwrap();
+    p
+}
+
+/// A switch to a process whose suspended context is no context stops the run with a typed
+/// error and leaves the scheduler as it was: the active process still active and on no
+/// list, the other process still first on its list (a runnable list for `yield` and
+/// `wait`, the semaphore for `signal`) with its suspended context.
+#[test]
+fn a_switch_to_a_process_without_a_context_leaves_the_scheduler_as_it_was() {
+    let mut img = image(false);
+    img.with_processes();
+    on_both!(img, |vm, m, s| {
+        let nil = vm.specials().nil;
+        let sched = m.root("processor").unwrap();
+        let lists = m.slot(sched, 0).unwrap();
+        let active = m.slot(sched, 1).unwrap();
+        let semaphore = m.root("class.Semaphore").unwrap();
+        for (what, priority) in [("yield", 4), ("wait", 4), ("signal", 5)] {
+            let list = m.slot(lists, priority as usize - 1).unwrap();
+            let sema = m
+                .alloc(
+                    semaphore,
+                    Format::Pointers,
+                    ObjectSize { slots: 3, bytes: 0 },
+                )
+                .unwrap();
+            m.set_slot(sema, 2, Value::int(0)).unwrap();
+            let (p, r) = match what {
+                "yield" => {
+                    let p = broken_process(m, priority, list);
+                    (p, send(vm, m, s, sched, "yield", &[]))
+                }
+                "wait" => {
+                    let p = broken_process(m, priority, list);
+                    (p, send(vm, m, s, sema, "wait", &[]))
+                }
+                _ => {
+                    let p = broken_process(m, priority, sema);
+                    (p, send(vm, m, s, sema, "signal", &[]))
+                }
+            };
+            let on = if what == "signal" { sema } else { list };
+            assert!(r.is_err(), "{what}: {r:?}");
+            assert!(
+                m.identical(m.slot(sched, 1).unwrap(), active).unwrap(),
+                "{what}: {r:?}: the active process changed"
+            );
+            assert!(
+                m.identical(m.slot(on, 0).unwrap(), p).unwrap(),
+                "{what}: {r:?}: the list lost its process"
+            );
+            assert!(
+                m.identical(m.slot(on, 1).unwrap(), p).unwrap(),
+                "{what}: {r:?}: the list's last changed"
+            );
+            assert_eq!(
+                m.slot(p, 1).unwrap().as_int(),
+                Some(3),
+                "{what}: {r:?}: its context was taken"
+            );
+            assert!(m.slot(p, 0).unwrap().same_word(nil), "{what}: {r:?}");
+            assert!(
+                m.slot(active, 0).unwrap().same_word(nil),
+                "{what}: {r:?}: the active process was linked"
+            );
+            assert!(
+                m.slot(active, 1).unwrap().same_word(nil),
+                "{what}: {r:?}: the active process was suspended"
+            );
+            assert!(
+                m.slot(sema, 0)
+                    .unwrap()
+                    .same_word(if what == "signal" { p } else { nil }),
+                "{what}: the semaphore"
+            );
+            for i in 0..8 {
+                let l = m.slot(lists, i).unwrap();
+                if !m.identical(l, on).unwrap() {
+                    assert!(m.slot(l, 0).unwrap().same_word(nil), "{what}: list {i}");
+                }
+            }
+            // The process taken off again for the next case.
+            m.set_slot(on, 0, nil).unwrap();
+            m.set_slot(on, 1, nil).unwrap();
+        }
+    });
+}
