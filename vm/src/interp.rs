@@ -2632,14 +2632,15 @@ impl Vm {
     fn local_return<M: ObjectMemory>(&mut self, m: &mut M, value: Value) -> Result<Flow> {
         if self.fresh {
             // Never looked at, referred to by nothing: no need to mark it dead (or, for a
-            // method's, to make it at all).
-            self.fresh = false;
-            self.unallocated = false;
-            self.depth = self.depth.saturating_sub(1);
+            // method's, to make it at all). A return it cannot make leaves it fresh:
+            // `cannotReturn:` makes it, and is sent to it.
             let to = self.fresh_sender;
             if !self.returnable(m, to)? {
                 return self.cannot_return(m, value);
             }
+            self.fresh = false;
+            self.unallocated = false;
+            self.depth = self.depth.saturating_sub(1);
             return self.continue_in(m, to, value);
         }
         let to = m.slot(self.active, ctx::SENDER)?;

@@ -265,3 +265,48 @@ fn a_switch_to_a_process_without_a_context_leaves_the_scheduler_as_it_was() {
         }
     });
 }
+
+/// A method run on its caller's context that makes that context dead (`pc := nil`), then
+/// returns to it without a send between (so its own context was never made): Squeak sends
+/// `cannotReturn:` to the returning context, which here reaches the image's default method
+/// and stops the run naming a MethodContext, not nil.
+#[test]
+fn cannot_return_from_a_context_never_looked_at_goes_to_that_context() {
+    let mut img = image(false);
+    img.method("Object", "cannotReturn:", 1, 1, &[], &[115, 124], 0);
+    // MethodContext>>killSender  pc := nil. ^5
+    img.method(
+        "MethodContext",
+        "killSender",
+        0,
+        0,
+        &[Lit::Int(5)],
+        &[115, 97, 32, 124],
+        0,
+    );
+    // SmallInteger>>callKill  ^thisContext killSender
+    img.method(
+        "SmallInteger",
+        "callKill",
+        0,
+        0,
+        &[Lit::Sym("killSender".into())],
+        &[137, 208, 124],
+        0,
+    );
+    on_both!(img, |vm, m, s| {
+        match send(vm, m, s, Value::int(0), "callKill", &[]) {
+            Err(cowheap_vm::VmError::ImageError {
+                selector,
+                receiver_class,
+                ..
+            }) => {
+                assert_eq!(
+                    (selector.as_str(), receiver_class.as_str()),
+                    ("cannotReturn:", "MethodContext")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}
