@@ -2582,23 +2582,27 @@ impl Vm {
         if self.same(m, home, self.active)? {
             return self.local_return(m, value);
         }
-        // Non-local return: the home must still be live and on the active chain.
+        // Non-local return: the home must still be live and on the active chain, and the
+        // context it returns to live, which is checked first, as Squeak's return does:
+        // unwind blocks run for a return that can be made, never before a `cannotReturn:`.
         self.drop_frames(m)?;
         self.materialize(m)?;
         let to = m.slot(home, ctx::SENDER)?;
-        if self.is_nil(m, m.slot(home, ctx::PC)?)? || self.is_nil(m, to)? {
+        if self.is_nil(m, m.slot(home, ctx::PC)?)?
+            || self.is_nil(m, to)?
+            || !self.returnable(m, to)?
+        {
             return self.cannot_return(m, value);
         }
+        // The contexts from the active one's sender up to the home, the home included (as
+        // Squeak walks up to the home's sender), are looked at for an unwind marker.
         let mut c = self.active;
         let mut found = false;
         for _ in 0..self.max_depth {
             if self.is_nil(m, c)? {
                 break;
             }
-            if self.same(m, c, home)? {
-                found = true;
-                break;
-            }
+            let at_home = self.same(m, c, home)?;
             let method = m.slot(c, ctx::METHOD)?;
             if !self.same(m, c, self.active)?
                 && method.is_object()
@@ -2613,6 +2617,10 @@ impl Vm {
                 self.push(m, value)?;
                 self.push(m, c)?;
                 return self.send(m, sel, 2, false);
+            }
+            if at_home {
+                found = true;
+                break;
             }
             c = m.slot(c, ctx::SENDER)?;
         }

@@ -310,3 +310,116 @@ fn cannot_return_from_a_context_never_looked_at_goes_to_that_context() {
         }
     });
 }
+
+/// A block's `^` whose home is live but whose home's sender is dead, with an unwind marker
+/// (primitive 198) between: Squeak's return checks the context it returns to before it
+/// looks for unwind contexts, so it sends `cannotReturn:` (here the image's default method,
+/// which stops the run) and never `aboutToReturn:through:`, which would run the unwind
+/// blocks of a return that cannot be made.
+#[test]
+fn a_return_to_a_dead_sender_through_an_unwind_marker_sends_cannot_return_first() {
+    let mut img = image(true);
+    let seen = Lit::Global("Seen".into(), 0);
+    img.method("Object", "cannotReturn:", 1, 1, &[], &[115, 124], 0);
+    // ContextPart>>aboutToReturn: v through: c   Seen := v. ^v
+    img.method(
+        "ContextPart",
+        "aboutToReturn:through:",
+        2,
+        2,
+        std::slice::from_ref(&seen),
+        &[16, 129, 192, 124],
+        0,
+    );
+    // MethodContext>>sender  ^sender      MethodContext>>killSender  pc := nil
+    img.method("MethodContext", "sender", 0, 0, &[], &[0, 124], 0);
+    img.method("MethodContext", "killSender", 0, 0, &[], &[115, 97, 120], 0);
+    // Object>>ensureLike: aBlock  <primitive: 198>  ^aBlock value
+    img.method("Object", "ensureLike:", 1, 1, &[], &[16, 201, 124], 198);
+    // home  thisContext sender killSender. ^self ensureLike: [^5. 9]
+    let lits = [
+        Lit::Sym("sender".into()),
+        Lit::Sym("killSender".into()),
+        Lit::Int(5),
+        Lit::Int(9),
+        Lit::Sym("ensureLike:".into()),
+    ];
+    img.method(
+        "SmallInteger",
+        "home",
+        0,
+        0,
+        &lits,
+        &[
+            137, 208, 209, 135, 112, 143, 0, 0, 4, 34, 124, 35, 125, 228, 124,
+        ],
+        0,
+    );
+    img.method(
+        "SmallInteger",
+        "callHome",
+        0,
+        0,
+        &[Lit::Sym("home".into())],
+        &[112, 208, 124],
+        0,
+    );
+    img.method("SmallInteger", "seen", 0, 0, &[seen], &[64, 124], 0);
+    on_both!(img, |vm, m, s| {
+        match send(vm, m, s, Value::int(0), "callHome", &[]) {
+            Err(cowheap_vm::VmError::ImageError {
+                selector,
+                receiver_class,
+                ..
+            }) => {
+                assert_eq!(
+                    (selector.as_str(), receiver_class.as_str()),
+                    ("cannotReturn:", "MethodContext")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let seen = send(vm, m, s, Value::int(0), "seen", &[]).unwrap();
+        assert_eq!(seen.as_int(), Some(0), "aboutToReturn:through: was sent");
+    });
+}
+
+/// A block's `^` from a method marked as an unwind context (primitive 198) itself: Squeak
+/// looks for unwind contexts up to the home's sender, the home included, so it sends
+/// `aboutToReturn:through:` with the home.
+#[test]
+fn a_non_local_return_from_an_unwind_marked_home_sends_about_to_return() {
+    let mut img = image(true);
+    let seen = Lit::Global("Seen".into(), 0);
+    // ContextPart>>aboutToReturn: v through: c   Seen := v. ^v
+    img.method(
+        "ContextPart",
+        "aboutToReturn:through:",
+        2,
+        2,
+        std::slice::from_ref(&seen),
+        &[16, 129, 192, 124],
+        0,
+    );
+    // markedHome  <primitive: 198>  ^[:x | ^x. x] value: 5
+    img.method(
+        "SmallInteger",
+        "markedHome",
+        0,
+        0,
+        &[Lit::Int(5)],
+        &[143, 1, 0, 4, 16, 124, 16, 125, 32, 202, 124],
+        198,
+    );
+    img.method("SmallInteger", "seen", 0, 0, &[seen], &[64, 124], 0);
+    on_both!(img, |vm, m, s| {
+        let r = send(vm, m, s, Value::int(0), "markedHome", &[]).unwrap();
+        assert_eq!(r.as_int(), Some(5));
+        let seen = send(vm, m, s, Value::int(0), "seen", &[]).unwrap();
+        assert_eq!(
+            seen.as_int(),
+            Some(5),
+            "aboutToReturn:through: was not sent"
+        );
+    });
+}
