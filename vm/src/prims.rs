@@ -653,13 +653,16 @@ impl Vm {
                 if x.as_int().is_none() && self.float_of(m, x)?.is_none() {
                     return FAIL;
                 }
+                // A Point class of fewer than two pointer fields fails before anything is
+                // made, so the failure leaves no object behind.
                 let class = self.sp.point;
+                let f = self.class_format(m, class)?;
+                if f.spec > 4 || f.fixed < 2 {
+                    return FAIL;
+                }
                 let Some(p) = self.instantiate(m, class, 0)? else {
                     return FAIL;
                 };
-                if m.size(p)?.slots < 2 {
-                    return FAIL;
-                }
                 m.set_slot(p, 0, x)?;
                 m.set_slot(p, 1, y)?;
                 self.answer(m, 1, p)
@@ -744,13 +747,15 @@ impl Vm {
                 self.answer(m, 2, v)
             }
             70 => {
+                // An indexable class fails before anything is made (its fallback code sends
+                // `basicNew: 0`): a failed primitive leaves no object behind.
                 let class = self.peek(m, 0)?;
-                if !class.is_object() {
+                if !class.is_object() || self.class_format(m, class)?.indexable() {
                     return FAIL;
                 }
                 match self.instantiate(m, class, 0)? {
-                    Some(v) if !self.class_format(m, class)?.indexable() => self.answer(m, 0, v),
-                    _ => FAIL,
+                    Some(v) => self.answer(m, 0, v),
+                    None => FAIL,
                 }
             }
             71 => {
