@@ -12,7 +12,7 @@ mod common;
 use common::def;
 
 use cowheap_forwarders::Base;
-use cowheap_heap::{BaseHeap, Builder, ObjectIndex, Value};
+use cowheap_heap::Value;
 use cowheap_segment::swap::{MemStore, Swapper};
 use cowheap_squeak::{ByteOrder, ExportOptions, ImageKind};
 use cowheap_tenants::Tenant;
@@ -20,19 +20,6 @@ use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError, names};
 use std::sync::Arc;
 
 const BUDGET: u64 = 20_000_000;
-
-/// Evaluates `src` on a fresh tenant of mini.image and answers its printString, or the
-/// error that stopped the run.
-fn run(src: &str) -> Result<String, VmError> {
-    let heap = common::import("mini.image");
-    let symbols = Symbols::from_base(&heap);
-    let base = Base::new(heap);
-    let mut t = Tenant::fork(&base);
-    t.set_quota(Some(64 << 20));
-    let mut vm = Vm::new(&t).unwrap();
-    let v = vm.evaluate(&mut t, &symbols, src, BUDGET)?;
-    vm.print_string(&mut t, &symbols, v, BUDGET)
-}
 
 #[test]
 fn the_fraction_part_of_a_negative_whole_float_is_a_negative_zero() {
@@ -43,67 +30,18 @@ fn the_fraction_part_of_a_negative_whole_float_is_a_negative_zero() {
         + "{(-3.0 pFrac) at: 1. (-1.0e300 pFrac) at: 1. (3.0 pFrac) at: 1. \
            (-1.0 * 0.0) pFrac at: 1. -3.5 pFrac}";
     assert_eq!(
-        run(&src).unwrap(),
+        common::on_mini("", &src).unwrap(),
         "(2147483648 2147483648 0 2147483648 -0.5 )"
     );
 }
 
 const IMAGE: &str = "headless-spur32.image";
 
-/// `heap` rebuilt object for object with a class SmallFloat64, a copy of Float (so that the
-/// image's Float methods run on immediates), named as the base's class of immediate floats.
-fn with_small_float_class(heap: &BaseHeap) -> BaseHeap {
-    let mut b = Builder::new();
-    for i in 0..heap.len() {
-        let o = heap.object(ObjectIndex::new(i).unwrap()).unwrap();
-        let w = b
-            .add(o.class, o.format, o.slots.to_vec(), o.bytes.to_vec())
-            .unwrap();
-        b.set_hash(w, o.hash).unwrap();
-        b.set_aux(w, o.aux).unwrap();
-    }
-    b.set_nil(heap.nil().word()).unwrap();
-    b.set_immediate_classes(
-        heap.int_class().map(Value::word),
-        heap.char_class().map(Value::word),
-    );
-    let special = heap.root("specialObjects").unwrap();
-    let float = heap.slot(special, 9).unwrap();
-    let fo = heap.object(float.as_base().unwrap()).unwrap();
-    let mut slots = fo.slots.to_vec();
-    let name_at = (0..slots.len())
-        .find(|&k| {
-            slots[k]
-                .as_base()
-                .and_then(|x| heap.object(x).ok())
-                .is_some_and(|n| n.bytes == b"Float")
-        })
-        .expect("Float's name slot");
-    let name = heap.object(slots[name_at].as_base().unwrap()).unwrap();
-    let sym = b
-        .add(
-            name.class,
-            name.format,
-            Vec::new(),
-            b"SmallFloat64".to_vec(),
-        )
-        .unwrap();
-    slots[name_at] = sym;
-    let class = b
-        .add(fo.class, fo.format, slots, fo.bytes.to_vec())
-        .unwrap();
-    b.set_float_class(Some(class));
-    for r in heap.roots() {
-        b.add_root(&r.name, r.value).unwrap();
-    }
-    b.freeze().unwrap()
-}
-
 /// The headless image as 64-bit Spur (little-endian): with a SmallFloat64 class (immediate
 /// floats) and without one (every Float boxed).
 fn bases() -> Vec<Arc<Base>> {
     let heap = common::import(IMAGE);
-    let immediate = with_small_float_class(&heap);
+    let immediate = common::with_small_float_class(&heap);
     [(heap, true), (immediate, false)]
         .into_iter()
         .map(|(h, boxed)| {
@@ -260,7 +198,7 @@ fn sum_with_a_swapped_out_argument(base: &Arc<Base>, index: u16) -> (Result<f64,
 
 #[test]
 fn a_small_float_primitive_faults_in_a_swapped_out_argument_and_runs_again() {
-    let heap = with_small_float_class(&common::import(IMAGE));
+    let heap = common::with_small_float_class(&common::import(IMAGE));
     let options = ExportOptions {
         kind: Some(ImageKind::Spur64),
         order: Some(ByteOrder::Little),

@@ -6,26 +6,6 @@
 mod common;
 
 use common::def;
-use cowheap_forwarders::Base;
-use cowheap_tenants::Tenant;
-use cowheap_vm::{Symbols, Vm};
-
-const BUDGET: u64 = 50_000_000;
-
-/// Evaluates `setup`, then `src`, on a fresh tenant of mini.image and answers the
-/// printString of `src`'s value.
-fn run(setup: &str, src: &str) -> String {
-    let heap = common::import("mini.image");
-    let symbols = Symbols::from_base(&heap);
-    let base = Base::new(heap);
-    let mut t = Tenant::fork(&base);
-    t.set_quota(Some(64 << 20));
-    let mut vm = Vm::new(&t).unwrap();
-    vm.evaluate(&mut t, &symbols, &format!("{setup} nil"), BUDGET)
-        .unwrap();
-    let v = vm.evaluate(&mut t, &symbols, src, BUDGET).unwrap();
-    vm.print_string(&mut t, &symbols, v, BUDGET).unwrap()
-}
 
 /// A program that answers `(answer of body, Arrays made while it ran)`, counting the
 /// Arrays by walking `someInstance`/`nextInstance` before and after (mini.image's compiler
@@ -57,14 +37,14 @@ fn a_failed_basic_new_of_an_indexable_class_makes_no_instance() {
         "failed := OrderedCollection new. \
          10 timesRepeat: [failed add: #failed]. answer := failed asSet size",
     );
-    let with_fails = run(&setup, &src);
+    let with_fails = common::on_mini(&setup, &src).unwrap();
     assert!(
         with_fails.starts_with("(1 "),
         "one distinct answer: {with_fails}"
     );
     assert_eq!(
         with_fails,
-        run(&setup, &baseline),
+        common::on_mini(&setup, &baseline).unwrap(),
         "ten failed basicNew sends left no Arrays behind"
     );
 }

@@ -15,23 +15,9 @@ mod common;
 
 use common::def;
 
-use cowheap_forwarders::Base;
-use cowheap_tenants::Tenant;
-use cowheap_vm::{Symbols, Vm, VmError};
-
-const BUDGET: u64 = 20_000_000;
-
-/// Evaluates `src` on a fresh tenant of mini.image and answers its printString, or the
-/// error that stopped the run.
-fn run(src: &str) -> Result<String, VmError> {
-    let heap = common::import("mini.image");
-    let symbols = Symbols::from_base(&heap);
-    let base = Base::new(heap);
-    let mut t = Tenant::fork(&base);
-    t.set_quota(Some(64 << 20));
-    let mut vm = Vm::new(&t).unwrap();
-    let v = vm.evaluate(&mut t, &symbols, src, BUDGET)?;
-    vm.print_string(&mut t, &symbols, v, BUDGET)
+/// `src` on a fresh tenant of mini.image: [`common::on_mini`].
+fn run_mini(src: &str) -> Result<String, cowheap_vm::VmError> {
+    common::on_mini("", src)
 }
 
 #[test]
@@ -39,11 +25,12 @@ fn replace_within_one_object_copies_forward_as_squeak_does() {
     // Squeak's primitiveStringReplace (and SqueakJS's doStringReplace) copy element by
     // element from the first index up: with the source range starting before the
     // destination range in the same object, the first element is smeared.
-    let s =
-        run("| a | a := 'abcde' copy. a replaceFrom: 2 to: 5 with: a startingAt: 1. a").unwrap();
-    assert_eq!(s, "'aaaaa'");
-    let s = run("| a | a := #(1 2 3 4 5) copy. a replaceFrom: 2 to: 5 with: a startingAt: 1. a")
+    let s = run_mini("| a | a := 'abcde' copy. a replaceFrom: 2 to: 5 with: a startingAt: 1. a")
         .unwrap();
+    assert_eq!(s, "'aaaaa'");
+    let s =
+        run_mini("| a | a := #(1 2 3 4 5) copy. a replaceFrom: 2 to: 5 with: a startingAt: 1. a")
+            .unwrap();
     assert_eq!(s, "(1 1 1 1 1 )");
 }
 
@@ -52,7 +39,7 @@ fn the_exponent_of_zero_is_minus_one() {
     // primitiveExponent answers frexp's exponent minus one; frexp(0.0) gives 0, so Squeak
     // (and SqueakJS, whose frexp_exponent answers 0 for zero) answers -1.
     let src = def("Float", "pExp", "pExp <primitive: 53> ^#failed") + "{0.0 pExp. 1.0 pExp}";
-    assert_eq!(run(&src).unwrap(), "(-1 0 )");
+    assert_eq!(run_mini(&src).unwrap(), "(-1 0 )");
 }
 
 #[test]
@@ -60,7 +47,7 @@ fn the_fraction_part_of_an_infinity_is_not_nan() {
     // Squeak's primitiveFractionalPart is C's modf, which answers 0.0 for an infinity;
     // SqueakJS fails the primitive. Neither answers NaN.
     let src = def("Float", "pFrac", "pFrac <primitive: 52> ^#failed") + "Float infinity pFrac";
-    let s = run(&src).unwrap();
+    let s = run_mini(&src).unwrap();
     assert!(
         s == "0.0" || s == "#failed" || s == "failed",
         "answered {s}"
@@ -73,7 +60,7 @@ fn perform_with_arguments_takes_only_an_array() {
     // `args.sqClass !== ClassArray` -> fail; the Squeak VM asserts the class too).
     let src = def("Object", "pw:a:", "pw: s a: a <primitive: 84> ^#failed")
         + "3 pw: #between:and: a: 1@5";
-    assert_eq!(run(&src).unwrap(), "failed");
+    assert_eq!(run_mini(&src).unwrap(), "failed");
 }
 
 #[test]
@@ -81,7 +68,7 @@ fn a_block_value_with_arguments_takes_only_an_array() {
     // primitiveBlockValueWithArgs fails unless the argument is an Array.
     let src =
         def("BlockContext", "pv:", "pv: a <primitive: 82> ^#failed") + "[:a :b | a + b] pv: 3@4";
-    assert_eq!(run(&src).unwrap(), "failed");
+    assert_eq!(run_mini(&src).unwrap(), "failed");
 }
 
 #[test]
@@ -95,7 +82,7 @@ fn perform_in_superclass_fails_for_a_class_not_above_the_receiver() {
         "pw: s a: a in: c <primitive: 100> ^#failed",
     );
     assert_eq!(
-        run(&(pw + "(1->2) pw: #x a: #() in: Point")).unwrap(),
+        run_mini(&(pw + "(1->2) pw: #x a: #() in: Point")).unwrap(),
         "failed"
     );
 }
@@ -109,9 +96,9 @@ fn perform_in_superclass_with_a_bad_class_fails_rather_than_stopping_the_run() {
         "pw:a:in:",
         "pw: s a: a in: c <primitive: 100> ^#failed",
     );
-    let r = run(&(pw.clone() + "'abc' pw: #x a: #() in: 3"));
+    let r = run_mini(&(pw.clone() + "'abc' pw: #x a: #() in: 3"));
     assert!(matches!(r.as_deref(), Ok("failed")), "{r:?}");
-    let r = run(&(pw + "'abc' pw: #x a: #() in: Point"));
+    let r = run_mini(&(pw + "'abc' pw: #x a: #() in: Point"));
     assert!(matches!(r.as_deref(), Ok("failed")), "{r:?}");
 }
 
@@ -124,7 +111,7 @@ fn perform_with_more_arguments_than_the_stack_holds_fails() {
     // the context".
     let src = def("Object", "pw:a:", "pw: s a: a <primitive: 84> ^#failed")
         + "3 pw: #foo a: (Array new: 20)";
-    let r = run(&src);
+    let r = run_mini(&src);
     assert!(matches!(r.as_deref(), Ok("failed")), "{r:?}");
 }
 
@@ -133,9 +120,9 @@ fn context_size_of_a_non_context_is_its_indexable_size_or_fails() {
     // Squeak's primitiveContextSize answers the stack pointer of a context and the
     // indexable size of anything else; it never reads slot 3 of an arbitrary object.
     let ps = def("Object", "pSize", "pSize <primitive: 212> ^#failed");
-    let s = run(&(ps.clone() + "(Array new: 5) pSize")).unwrap();
+    let s = run_mini(&(ps.clone() + "(Array new: 5) pSize")).unwrap();
     assert!(s == "5" || s == "failed", "answered {s}");
-    let s = run(&(ps + "'abc' pSize"));
+    let s = run_mini(&(ps + "'abc' pSize"));
     assert!(
         matches!(s.as_deref(), Ok("3") | Ok("failed")),
         "answered {s:?}"
@@ -146,7 +133,7 @@ fn context_size_of_a_non_context_is_its_indexable_size_or_fails() {
 fn at_put_into_the_active_context_reaches_its_temps() {
     // Squeak's stObject:at:put: stores into the context itself, where the interpreter
     // reads its temps: `a` is 9 afterwards. (instVarAt:put: and tempAt:put: agree.)
-    let r = run("| a | a := 5. thisContext basicAt: 1 put: 9. a");
+    let r = run_mini("| a | a := 5. thisContext basicAt: 1 put: 9. a");
     assert_eq!(r.unwrap(), "9");
 }
 
@@ -164,7 +151,7 @@ fn words_at_put_fails_for_a_large_integer_of_more_than_four_bytes() {
             + &format!(
                 "(Bitmap new: 2) pAt: 1 put: ((LargePositiveInteger new: {n}) at: 1 put: 7; yourself)"
             );
-        assert_eq!(run(&src).unwrap(), "failed", "{n} bytes");
+        assert_eq!(run_mini(&src).unwrap(), "failed", "{n} bytes");
     }
 }
 
@@ -172,8 +159,10 @@ fn words_at_put_fails_for_a_large_integer_of_more_than_four_bytes() {
 fn signal_at_milliseconds_with_a_non_semaphore_clears_the_timer_semaphore() {
     // primitiveSignalAtMilliseconds: a first argument that is no Semaphore stores nil as
     // TheTimerSemaphore (special object 30) and turns the timer off.
-    let r = run("Delay primSignal: (Array new: 3) atMilliseconds: 0. \
-                 Smalltalk specialObjectsArray at: 30");
+    let r = run_mini(
+        "Delay primSignal: (Array new: 3) atMilliseconds: 0. \
+                 Smalltalk specialObjectsArray at: 30",
+    );
     assert_eq!(r.unwrap(), "nil");
 }
 
@@ -183,7 +172,10 @@ fn inst_var_at_reaches_only_fixed_fields() {
     // CompiledMethod and for an Array): Object>>instVarAt:'s own code then runs.
     let src = def("Object", "pIv:", "pIv: i <primitive: 73> ^#failed")
         + "{(Object compiledMethodAt: #printString) pIv: 1. (Array with: 7) pIv: 1}";
-    assert_eq!(run(&src).unwrap(), "(#failed #failed )".replace('#', ""));
+    assert_eq!(
+        run_mini(&src).unwrap(),
+        "(#failed #failed )".replace('#', "")
+    );
 }
 
 #[test]
@@ -197,13 +189,13 @@ fn a_two_way_become_leaves_identity_hashes_with_the_references() {
                hb := b identityHash. \
                (Array with: a) elementsExchangeIdentityWith: (Array with: b). \
                Array with: a identityHash = ha with: b identityHash = hb";
-    assert_eq!(run(src).unwrap(), "(true true )");
+    assert_eq!(run_mini(src).unwrap(), "(true true )");
     let src = "| olds news s | olds := (1 to: 40) collect: [:i | Object new]. \
                news := (1 to: 40) collect: [:i | Object new]. \
                s := IdentitySet new. olds do: [:o | s add: o]. \
                olds elementsExchangeIdentityWith: news. \
                (olds select: [:o | (s includes: o) not]) size";
-    assert_eq!(run(src).unwrap(), "0");
+    assert_eq!(run_mini(src).unwrap(), "0");
 }
 
 #[test]
@@ -217,7 +209,7 @@ fn a_one_way_become_gives_the_target_the_hash_of_the_source() {
         + &pfw
         + "a := Object new. b := Object new. ha := a identityHash. \
            (Array with: a) pfw: (Array with: b). Array with: a == b with: b identityHash = ha";
-    assert_eq!(run(&src).unwrap(), "(true true )");
+    assert_eq!(run_mini(&src).unwrap(), "(true true )");
     let src = "| olds news s | ".to_string()
         + &pfw
         + "olds := (1 to: 40) collect: [:i | Object new]. \
@@ -225,7 +217,7 @@ fn a_one_way_become_gives_the_target_the_hash_of_the_source() {
            s := IdentitySet new. olds do: [:o | s add: o]. \
            olds pfw: news copy. \
            (news select: [:o | (s includes: o) not]) size";
-    assert_eq!(run(&src).unwrap(), "0");
+    assert_eq!(run_mini(&src).unwrap(), "0");
 }
 
 #[test]
@@ -241,7 +233,7 @@ fn a_replace_into_the_active_context_reaches_its_temps() {
             "pRep: s to: e with: r from: f <primitive: 105> ^#failed",
         )
         + "a := 5. thisContext pRep: 1 to: 1 with: #(9) from: 1. a";
-    assert_eq!(run(&src).unwrap(), "9");
+    assert_eq!(run_mini(&src).unwrap(), "9");
 }
 
 #[test]
@@ -250,7 +242,10 @@ fn the_square_root_of_a_negative_float_fails() {
     // image's Float>>sqrt fallback then reports the error. Here it answers NaN.
     let src = def("Float", "pSqrt", "pSqrt <primitive: 55> ^#failed")
         + "Array with: -4.0 pSqrt with: Float nan pSqrt with: 4.0 pSqrt";
-    assert_eq!(run(&src).unwrap().replace('#', ""), "(failed failed 2.0 )");
+    assert_eq!(
+        run_mini(&src).unwrap().replace('#', ""),
+        "(failed failed 2.0 )"
+    );
 }
 
 #[test]
@@ -263,7 +258,7 @@ fn execute_method_takes_only_an_array_of_arguments() {
         "pwa:em:",
         "pwa: a em: m <primitive: 188> ^#failed",
     ) + "3 pwa: 1@5 em: (Magnitude compiledMethodAt: #between:and:)";
-    assert_eq!(run(&src).unwrap().replace('#', ""), "failed");
+    assert_eq!(run_mini(&src).unwrap().replace('#', ""), "failed");
 }
 
 #[test]
@@ -271,7 +266,7 @@ fn a_store_into_the_active_context_by_an_earlier_reference_reaches_its_temps() {
     // The context is taken before the temporary is assigned, so the assignment is only in
     // the interpreter's registers when the store into the context comes.
     let src = "| c a | c := thisContext. a := 5. c basicAt: 2 put: 9. a";
-    assert_eq!(run(src).unwrap(), "9");
+    assert_eq!(run_mini(src).unwrap(), "9");
     let src = "| c a | ".to_string()
         + &def(
             "Object",
@@ -279,5 +274,5 @@ fn a_store_into_the_active_context_by_an_earlier_reference_reaches_its_temps() {
             "pRep: s to: e with: r from: f <primitive: 105> ^#failed",
         )
         + "c := thisContext. a := 5. c pRep: 2 to: 2 with: #(9) from: 1. a";
-    assert_eq!(run(&src).unwrap(), "9");
+    assert_eq!(run_mini(&src).unwrap(), "9");
 }

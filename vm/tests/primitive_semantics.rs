@@ -11,26 +11,11 @@ mod common;
 
 use common::def;
 
-use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::Tenant;
 use cowheap_vm::{ObjectMemory, Symbols, Vm, VmError};
 
 const BUDGET: u64 = 20_000_000;
-
-/// Evaluates `defs` (which installs methods), then `src` on a fresh tenant of mini.image,
-/// and answers the printString of what `src` answers, or the error that stopped the run.
-fn run(defs: &str, src: &str) -> Result<String, VmError> {
-    let heap = common::import("mini.image");
-    let symbols = Symbols::from_base(&heap);
-    let base = Base::new(heap);
-    let mut t = Tenant::fork(&base);
-    t.set_quota(Some(64 << 20));
-    let mut vm = Vm::new(&t).unwrap();
-    vm.evaluate(&mut t, &symbols, defs, BUDGET)?;
-    let v = vm.evaluate(&mut t, &symbols, src, BUDGET)?;
-    vm.print_string(&mut t, &symbols, v, BUDGET)
-}
 
 #[test]
 fn value_of_a_closure_that_is_not_well_formed_fails_the_primitive() {
@@ -110,7 +95,7 @@ fn perform_of_nil_is_not_understood() {
     let src =
         "{(1@2) perform: nil. (1@2) perform: nil with: 3. (1@2) perform: nil withArguments: #()}";
     assert_eq!(
-        run(&defs, src).unwrap(),
+        common::on_mini(&defs, src).unwrap(),
         "((#dnu nil ) (#dnu nil ) (#dnu nil ) )".replace('#', "")
     );
 }
@@ -131,7 +116,7 @@ fn context_at_of_a_non_context_is_basic_at() {
            {a pAt: 1. a pAt: 10. a pAt: 11. a pAt: 2 put: #second. a at: 2. \
            'abc' pAt: 2. 'abc' copy pAt: 2 put: 122; yourself}";
     assert_eq!(
-        run(&defs, src).unwrap(),
+        common::on_mini(&defs, src).unwrap(),
         "(#first nil failed #second #second 98 'azc' )".replace('#', "")
     );
 }
@@ -150,7 +135,10 @@ fn string_at_of_a_words_object_answers_characters() {
         );
     let src = "| b | b := Bitmap with: 65 with: 66. \
            {b sAt: 1. b sAt: 2 put: $z. b at: 2. b sAt: 1 put: 67. b at: 1}";
-    assert_eq!(run(&defs, src).unwrap(), "($A $z 122 failed 65 )");
+    assert_eq!(
+        common::on_mini(&defs, src).unwrap(),
+        "($A $z 122 failed 65 )"
+    );
 }
 
 #[test]

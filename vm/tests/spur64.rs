@@ -11,7 +11,7 @@
 mod common;
 
 use cowheap_forwarders::Base;
-use cowheap_heap::{BaseHeap, Builder, Format, ObjectIndex, Value};
+use cowheap_heap::{BaseHeap, Format, Value};
 use cowheap_squeak::{ByteOrder, ExportOptions, ImageKind};
 use cowheap_tenants::Tenant;
 use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError, names};
@@ -424,62 +424,9 @@ fn a_long_sum_stops_at_its_budget_and_resumes_to_the_same_answer() {
     });
 }
 
-/// `heap` rebuilt object for object (the same indices, hashes and roots) with one object
-/// more: a class SmallFloat64, a copy of Float (the same superclass, methods and format,
-/// so the image's Float methods run on immediates), named as the base's class of immediate
-/// floats. Its 64-bit export refers to each boxed Float an immediate can hold as that
-/// immediate, as Squeak's 32- to 64-bit converter does.
-fn with_small_float_class(heap: &BaseHeap) -> BaseHeap {
-    let mut b = Builder::new();
-    for i in 0..heap.len() {
-        let o = heap.object(ObjectIndex::new(i).unwrap()).unwrap();
-        let w = b
-            .add(o.class, o.format, o.slots.to_vec(), o.bytes.to_vec())
-            .unwrap();
-        b.set_hash(w, o.hash).unwrap();
-        b.set_aux(w, o.aux).unwrap();
-    }
-    b.set_nil(heap.nil().word()).unwrap();
-    b.set_immediate_classes(
-        heap.int_class().map(Value::word),
-        heap.char_class().map(Value::word),
-    );
-    let special = heap.root("specialObjects").unwrap();
-    let float = heap.slot(special, 9).unwrap();
-    let fo = heap.object(float.as_base().unwrap()).unwrap();
-    let mut slots = fo.slots.to_vec();
-    // The name: a Symbol like Float's, spelled SmallFloat64 (slot 6 in V3, 3 in Spur).
-    let name_at = (0..slots.len())
-        .find(|&k| {
-            slots[k]
-                .as_base()
-                .and_then(|x| heap.object(x).ok())
-                .is_some_and(|n| n.bytes == b"Float")
-        })
-        .expect("Float's name slot");
-    let name = heap.object(slots[name_at].as_base().unwrap()).unwrap();
-    let sym = b
-        .add(
-            name.class,
-            name.format,
-            Vec::new(),
-            b"SmallFloat64".to_vec(),
-        )
-        .unwrap();
-    slots[name_at] = sym;
-    let class = b
-        .add(fo.class, fo.format, slots, fo.bytes.to_vec())
-        .unwrap();
-    b.set_float_class(Some(class));
-    for r in heap.roots() {
-        b.add_root(&r.name, r.value).unwrap();
-    }
-    b.freeze().unwrap()
-}
-
 /// The headless image with a SmallFloat64 class, exported as 64-bit Spur in both orders.
 fn float_bases() -> Vec<Arc<Base>> {
-    let heap = with_small_float_class(&common::import(IMAGE));
+    let heap = common::with_small_float_class(&common::import(IMAGE));
     [ByteOrder::Little, ByteOrder::Big]
         .into_iter()
         .map(|order| {

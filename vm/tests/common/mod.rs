@@ -31,6 +31,81 @@ pub(crate) fn base(name: &str) -> Arc<Base> {
     Base::new(import(name))
 }
 
+/// `heap` rebuilt object for object (the same indices, hashes and roots) with one object
+/// more: a class SmallFloat64, a copy of Float (the same superclass, methods and format,
+/// so the image's Float methods run on immediates), named as the base's class of immediate
+/// floats. Its 64-bit export refers to each boxed Float an immediate can hold as that
+/// immediate, as Squeak's 32- to 64-bit converter does.
+pub(crate) fn with_small_float_class(heap: &BaseHeap) -> BaseHeap {
+    let mut b = cowheap_heap::Builder::new();
+    for i in 0..heap.len() {
+        let o = heap
+            .object(cowheap_heap::ObjectIndex::new(i).unwrap())
+            .unwrap();
+        let w = b
+            .add(o.class, o.format, o.slots.to_vec(), o.bytes.to_vec())
+            .unwrap();
+        b.set_hash(w, o.hash).unwrap();
+        b.set_aux(w, o.aux).unwrap();
+    }
+    b.set_nil(heap.nil().word()).unwrap();
+    b.set_immediate_classes(
+        heap.int_class().map(cowheap_heap::Value::word),
+        heap.char_class().map(cowheap_heap::Value::word),
+    );
+    let special = heap.root("specialObjects").unwrap();
+    let float = heap.slot(special, 9).unwrap();
+    let fo = heap.object(float.as_base().unwrap()).unwrap();
+    let mut slots = fo.slots.to_vec();
+    // The name: a Symbol like Float's, spelled SmallFloat64 (slot 6 in V3, 3 in Spur).
+    let name_at = (0..slots.len())
+        .find(|&k| {
+            slots[k]
+                .as_base()
+                .and_then(|x| heap.object(x).ok())
+                .is_some_and(|n| n.bytes == b"Float")
+        })
+        .expect("Float's name slot");
+    let name = heap.object(slots[name_at].as_base().unwrap()).unwrap();
+    let sym = b
+        .add(
+            name.class,
+            name.format,
+            Vec::new(),
+            b"SmallFloat64".to_vec(),
+        )
+        .unwrap();
+    slots[name_at] = sym;
+    let class = b
+        .add(fo.class, fo.format, slots, fo.bytes.to_vec())
+        .unwrap();
+    b.set_float_class(Some(class));
+    for r in heap.roots() {
+        b.add_root(&r.name, r.value).unwrap();
+    }
+    b.freeze().unwrap()
+}
+
+/// The bytecode budget of [`on_mini`].
+const MINI_BUDGET: u64 = 20_000_000;
+
+/// Evaluates `defs` (which installs methods; nothing if empty), then `src`, on a fresh
+/// tenant of mini.image with a 64 MiB quota, and answers the printString of what `src`
+/// answers, or the error that stopped the run.
+pub(crate) fn on_mini(defs: &str, src: &str) -> Result<String, cowheap_vm::VmError> {
+    let heap = import("mini.image");
+    let symbols = cowheap_vm::Symbols::from_base(&heap);
+    let base = Base::new(heap);
+    let mut t = cowheap_tenants::Tenant::fork(&base);
+    t.set_quota(Some(64 << 20));
+    let mut vm = cowheap_vm::Vm::new(&t).unwrap();
+    if !defs.is_empty() {
+        vm.evaluate(&mut t, &symbols, defs, MINI_BUDGET)?;
+    }
+    let v = vm.evaluate(&mut t, &symbols, src, MINI_BUDGET)?;
+    vm.print_string(&mut t, &symbols, v, MINI_BUDGET)
+}
+
 pub(crate) mod world;
 
 /// The bytecode budget of [`send`].
