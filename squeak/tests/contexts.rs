@@ -9,36 +9,12 @@ use common::*;
 use cowheap_heap::Word;
 use cowheap_squeak::{ImportError, export_bytes, import_bytes};
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-
-/// Every object of a little-endian V3 image: (byte offset of the base header in the file,
-/// words including the base header).
-fn v3_objects(b: &[u8]) -> Vec<(usize, usize)> {
-    let hs = le32(b, 4) as usize;
-    let end = hs + le32(b, 8) as usize;
-    let mut out = Vec::new();
-    let mut pos = hs;
-    while pos < end {
-        let w = le32(b, pos);
-        let (hdr, words) = match w & 3 {
-            0 => (pos + 8, (w >> 2) as usize),
-            1 => (pos + 4, ((le32(b, pos + 4) >> 2) & 63) as usize),
-            _ => (pos, ((w >> 2) & 63) as usize),
-        };
-        out.push((hdr, words));
-        pos = hdr + 4 * words;
-    }
-    out
-}
-
 /// Scratch's first context (compact class 13 or 14, format 3) with a field past its stack
 /// pointer: (its object number, the byte offset in the file of its first field past the
 /// stack pointer, that field's number).
 fn context_with_room() -> (usize, usize, usize) {
     let b = image_bytes(SCRATCH);
-    for (x, (hdr, words)) in v3_objects(&b).into_iter().enumerate() {
+    for (x, (_, hdr, _, words)) in v3_headers(&b).into_iter().enumerate() {
         let base = le32(&b, hdr);
         let (fmt, cc) = ((base >> 8) & 15, (base >> 12) & 31);
         if fmt != 3 || !(cc == 13 || cc == 14) {
@@ -131,7 +107,7 @@ fn a_dangling_word_below_the_stack_pointer_is_refused() {
 fn a_context_whose_stack_pointer_is_no_integer_holds_only_its_fixed_fields() {
     let (x, at, _) = context_with_room();
     let mut b = image_bytes(SCRATCH);
-    let hdr = v3_objects(&b)[x].0;
+    let hdr = v3_headers(&b)[x].1;
     let stale = dangling(&b);
     // The stack pointer made nil's oop: every field from the seventh is past it.
     let nil_oop = original_nil_oop(&b);

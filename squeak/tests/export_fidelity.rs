@@ -327,30 +327,6 @@ fn a_kept_class_index_naming_another_class_is_not_written() {
     assert_eq!(back.heap.class_word(x).unwrap(), h.class_word(x).unwrap());
 }
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-
-/// Every object of a little-endian V3 image: (byte offset of its first header word in the
-/// file, of its base header, header type).
-fn v3_headers(b: &[u8]) -> Vec<(usize, usize, u32)> {
-    let hs = le32(b, 4) as usize;
-    let end = hs + le32(b, 8) as usize;
-    let mut out = Vec::new();
-    let mut pos = hs;
-    while pos < end {
-        let w = le32(b, pos);
-        let (hdr, words) = match w & 3 {
-            0 => (pos + 8, (w >> 2) as usize),
-            1 => (pos + 4, ((le32(b, pos + 4) >> 2) & 63) as usize),
-            _ => (pos, ((w >> 2) & 63) as usize),
-        };
-        out.push((pos, hdr, w & 3));
-        pos = hdr + 4 * words;
-    }
-    out
-}
-
 /// A V3 object with a class word and a compact class index takes its class from the index
 /// in a VM (`fetchClassOf:`): a file whose class word names another class is refused, not
 /// read with the class word's class.
@@ -361,14 +337,14 @@ fn a_class_word_that_disagrees_with_the_compact_index_is_refused() {
     // A two-word header of a class that is not compact: its class word.
     let other = headers
         .iter()
-        .find(|&&(_, hdr, t)| t == 1 && (le32(&b, hdr) >> 12) & 31 == 0)
-        .map(|&(pos, _, _)| le32(&b, pos) & !3)
+        .find(|&&(_, hdr, t, _)| t == 1 && (le32(&b, hdr) >> 12) & 31 == 0)
+        .map(|&(pos, _, _, _)| le32(&b, pos) & !3)
         .unwrap();
     // A header with a class word and a compact index: its class word made that class.
-    let (pos, _, t) = headers
+    let (pos, _, t, _) = headers
         .iter()
         .copied()
-        .find(|&(_, hdr, t)| t != 3 && (le32(&b, hdr) >> 12) & 31 != 0)
+        .find(|&(_, hdr, t, _)| t != 3 && (le32(&b, hdr) >> 12) & 31 != 0)
         .unwrap();
     let at = if t == 0 { pos + 4 } else { pos };
     b[at..at + 4].copy_from_slice(&(other | t).to_le_bytes());

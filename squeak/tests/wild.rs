@@ -106,10 +106,6 @@ fn a_word_size_change_writes_the_free_lists_a_vm_of_that_size_reads() {
     }
 }
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-
 /// Every object of a little-endian, one-segment, 32-bit Spur image: the byte offset in the
 /// file of its (main) header and its slot count.
 fn spur32_objects(b: &[u8]) -> Vec<(usize, usize)> {
@@ -184,26 +180,6 @@ fn a_stale_word_past_a_spur_contexts_stack_pointer_imports_as_nil() {
     ));
 }
 
-/// Every object of a little-endian V3 image: (byte offset of the base header in the file,
-/// header type).
-fn v3_headers(b: &[u8]) -> Vec<(usize, u32)> {
-    let hs = le32(b, 4) as usize;
-    let end = hs + le32(b, 8) as usize;
-    let mut out = Vec::new();
-    let mut pos = hs;
-    while pos < end {
-        let w = le32(b, pos);
-        let (hdr, words) = match w & 3 {
-            0 => (pos + 8, (w >> 2) as usize),
-            1 => (pos + 4, ((le32(b, pos + 4) >> 2) & 63) as usize),
-            _ => (pos, ((w >> 2) & 63) as usize),
-        };
-        out.push((hdr, w & 3));
-        pos = hdr + 4 * words;
-    }
-    out
-}
-
 #[test]
 fn a_compact_class_index_whose_slot_is_nil_is_refused() {
     // A one-word header's class is the compact classes array's slot at its index; a VM
@@ -217,7 +193,10 @@ fn a_compact_class_index_whose_slot_is_nil_is_refused() {
         .find(|&k| heap.get_slot(compact, k) == Some(nil))
         .expect("Scratch's compact classes array has a nil slot");
     let mut b = image_bytes(SCRATCH);
-    let (hdr, _) = v3_headers(&b).into_iter().find(|&(_, t)| t == 3).unwrap();
+    let (_, hdr, _, _) = v3_headers(&b)
+        .into_iter()
+        .find(|&(_, _, t, _)| t == 3)
+        .unwrap();
     let base = le32(&b, hdr) & !(31 << 12) | ((k as u32 + 1) << 12);
     b[hdr..hdr + 4].copy_from_slice(&base.to_le_bytes());
     let e = import_bytes(&b);

@@ -59,7 +59,7 @@ fn bases() -> Vec<Arc<Base>> {
         .collect()
 }
 
-/// `rcvr sel args`, which must answer.
+/// `rcvr sel args`, which must answer: [`common::answer`] within [`BUDGET`].
 fn send<M: ObjectMemory>(
     vm: &mut Vm,
     m: &mut M,
@@ -68,8 +68,7 @@ fn send<M: ObjectMemory>(
     sel: &str,
     args: &[Value],
 ) -> Value {
-    vm.send_named(m, s, rcvr, sel, args, BUDGET)
-        .unwrap_or_else(|e| panic!("#{sel}: {e}"))
+    common::answer(vm, m, s, rcvr, sel, args, BUDGET)
 }
 
 /// Each comparison of the Float `f asFloat` with the SmallInteger `i`, as booleans.

@@ -38,7 +38,7 @@ macro_rules! on_both {
     }};
 }
 
-/// `rcvr sel args`, which must answer.
+/// `rcvr sel args`, which must answer: [`common::answer`] within [`BUDGET`].
 fn send<M: ObjectMemory>(
     vm: &mut Vm,
     m: &mut M,
@@ -47,8 +47,7 @@ fn send<M: ObjectMemory>(
     sel: &str,
     args: &[Value],
 ) -> Value {
-    vm.send_named(m, s, rcvr, sel, args, BUDGET)
-        .unwrap_or_else(|e| panic!("#{sel}: {e}"))
+    common::answer(vm, m, s, rcvr, sel, args, BUDGET)
 }
 
 /// The text of the String `rcvr printString` answers.

@@ -123,7 +123,7 @@ fn widen_kernel<M: ObjectMemory>(m: &mut M) {
     m.set_bytes(digit_length, 0, &code).unwrap();
 }
 
-/// `rcvr sel args`, which must answer.
+/// `rcvr sel args`, which must answer: [`common::answer`] within [`BUDGET`].
 fn send<M: ObjectMemory>(
     vm: &mut Vm,
     m: &mut M,
@@ -132,8 +132,7 @@ fn send<M: ObjectMemory>(
     sel: &str,
     args: &[Value],
 ) -> Value {
-    vm.send_named(m, s, rcvr, sel, args, BUDGET)
-        .unwrap_or_else(|e| panic!("#{sel}: {e}"))
+    common::answer(vm, m, s, rcvr, sel, args, BUDGET)
 }
 
 /// The text of the String `rcvr printString` answers.

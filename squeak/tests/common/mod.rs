@@ -177,3 +177,29 @@ pub(crate) fn rebuild_edited(
     b.set_float_class(float_class.or(word(heap.float_class())));
     b.freeze().unwrap()
 }
+
+/// The little-endian 32-bit word at byte `at` of `b`.
+pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// Every object of a little-endian V3 image file, in order: (byte offset of its first
+/// header word, byte offset of its base header, header type, words from the base header
+/// on).
+pub(crate) fn v3_headers(b: &[u8]) -> Vec<(usize, usize, u32, usize)> {
+    let hs = le32(b, 4) as usize;
+    let end = hs + le32(b, 8) as usize;
+    let mut out = Vec::new();
+    let mut pos = hs;
+    while pos < end {
+        let w = le32(b, pos);
+        let (hdr, words) = match w & 3 {
+            0 => (pos + 8, (w >> 2) as usize),
+            1 => (pos + 4, ((le32(b, pos + 4) >> 2) & 63) as usize),
+            _ => (pos, ((w >> 2) & 63) as usize),
+        };
+        out.push((pos, hdr, w & 3, words));
+        pos = hdr + 4 * words;
+    }
+    out
+}

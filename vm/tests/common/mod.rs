@@ -86,6 +86,21 @@ pub(crate) fn with_small_float_class(heap: &BaseHeap) -> BaseHeap {
     b.freeze().unwrap()
 }
 
+/// `rcvr sel args` by name, within `budget` bytecodes, which must answer (a test fails
+/// naming the selector otherwise).
+pub(crate) fn answer<M: cowheap_vm::ObjectMemory>(
+    vm: &mut cowheap_vm::Vm,
+    m: &mut M,
+    s: &cowheap_vm::Symbols,
+    rcvr: cowheap_heap::Value,
+    sel: &str,
+    args: &[cowheap_heap::Value],
+    budget: u64,
+) -> cowheap_heap::Value {
+    vm.send_named(m, s, rcvr, sel, args, budget)
+        .unwrap_or_else(|e| panic!("#{sel}: {e}"))
+}
+
 /// The bytecode budget of [`on_mini`].
 const MINI_BUDGET: u64 = 20_000_000;
 
