@@ -442,7 +442,15 @@ fn a_tenant_moves_between_two_nodes_through_a_local_store() {
     // Held by a: b is refused, and changes nothing.
     let refused = run(on_b("resume"));
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("held by node a"));
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("held by node a"), "{why}");
+    // The lease's end as a time a person reads (`... until 2026-12-07T02:10:01.659Z`).
+    let until = why.split(" until ").nth(1).expect("the lease's end").trim();
+    let until = until.lines().next().unwrap_or_default();
+    assert!(
+        until.len() == 24 && until.as_bytes()[10] == b'T' && until.ends_with('Z'),
+        "{until}"
+    );
     assert!(run(on_a("suspend")).status.success());
     let moved = run(on_b("resume"));
     assert!(moved.status.success());

@@ -291,8 +291,33 @@ impl Millis {
     }
 }
 
+impl Millis {
+    /// The last millisecond an RFC 3339 time can name: 9999-12-31T23:59:59.999Z.
+    const LAST_RFC3339: u64 = 253_402_300_799_999;
+}
+
+/// As a UTC time in RFC 3339 form with milliseconds (`2026-12-07T02:10:01.491Z`), the way an
+/// error tells a person when a lease ends. A time past the year 9999, which a clock that
+/// reads wrong can give, is shown as its count (`300000000000000 ms since the Unix epoch`).
+///
+/// ```
+/// use cowheap_store::Millis;
+/// assert_eq!(Millis(1_796_609_401_491).to_string(), "2026-12-07T02:10:01.491Z");
+/// assert_eq!(Millis(0).to_string(), "1970-01-01T00:00:00.000Z");
+/// assert_eq!(Millis(253_402_300_799_999).to_string(), "9999-12-31T23:59:59.999Z");
+/// assert_eq!(
+///     Millis(253_402_300_800_000).to_string(),
+///     "253402300800000 ms since the Unix epoch"
+/// );
+/// assert_eq!(Millis(u64::MAX).to_string(), format!("{} ms since the Unix epoch", u64::MAX));
+/// ```
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}ms", self.0)
+        if self.0 <= Millis::LAST_RFC3339 {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.0);
+            humantime::format_rfc3339_millis(t).fmt(f)
+        } else {
+            write!(f, "{} ms since the Unix epoch", self.0)
+        }
     }
 }
