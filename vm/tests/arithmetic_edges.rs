@@ -16,7 +16,7 @@ use cowheap_heap::Value;
 use cowheap_segment::swap::{MemStore, Swapper};
 use cowheap_squeak::{ByteOrder, ExportOptions, ImageKind};
 use cowheap_tenants::Tenant;
-use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError, names};
+use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
 use std::sync::Arc;
 
 const BUDGET: u64 = 20_000_000;
@@ -150,19 +150,6 @@ fn a_float_compares_with_a_small_integer_past_2_53_by_exact_value() {
     );
 }
 
-/// The method `class` has for `selector`, by a scan of its dictionary.
-fn method_of<M: ObjectMemory>(m: &M, class: Value, selector: &str) -> Value {
-    let dict = m.slot(class, 1).unwrap();
-    let values = m.slot(dict, 1).unwrap();
-    for i in 2..m.size(dict).unwrap().slots {
-        let k = m.slot(dict, i).unwrap();
-        if k.is_object() && names::symbol(m, k).as_deref() == Some(selector) {
-            return m.slot(values, i - 2).unwrap();
-        }
-    }
-    panic!("no method {selector}")
-}
-
 /// `immediate + boxed`, run by the primitive `index` (41, or SmallFloat64's 541) given to
 /// Float's (and so SmallFloat64's) `+`, with `boxed` (2^200, which only a boxed Float holds)
 /// swapped out in a segment of its own: the sum, and whether the segment came back.
@@ -174,7 +161,7 @@ fn sum_with_a_swapped_out_argument(base: &Arc<Base>, index: u16) -> (Result<f64,
     assert!(vm.specials().immediate_floats);
     // Float>>+ starts with callPrimitive (139) and the primitive's number, low byte first.
     let float = vm.specials().float;
-    let plus = method_of(&t, float, "+");
+    let plus = common::method_of(&t, float, "+");
     assert_eq!(&t.bytes(plus).unwrap()[..3], &[139, 41, 0]);
     t.set_bytes(plus, 1, &index.to_le_bytes()).unwrap();
     let f50 = send(&mut vm, &mut t, s, Value::int(1 << 50), "asFloat", &[]);

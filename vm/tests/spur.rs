@@ -75,23 +75,6 @@ fn global_class<M: ObjectMemory>(m: &M, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no class {name}"))
 }
 
-/// The method `class` or a superclass has for `selector`, by a scan of the dictionaries.
-fn method_of<M: ObjectMemory>(m: &M, class: Value, selector: &str) -> Value {
-    let mut c = class;
-    while c.is_object() && m.size(c).map(|s| s.slots).unwrap_or(0) > 2 {
-        let dict = m.slot(c, 1).unwrap();
-        let values = m.slot(dict, 1).unwrap();
-        for i in 2..m.size(dict).unwrap().slots {
-            let k = m.slot(dict, i).unwrap();
-            if k.is_object() && names::symbol(m, k).as_deref() == Some(selector) {
-                return m.slot(values, i - 2).unwrap();
-            }
-        }
-        c = m.slot(c, 0).unwrap();
-    }
-    panic!("no method {selector}")
-}
-
 #[test]
 fn the_image_is_read_as_spur() {
     let base = common::base(IMAGE);
@@ -313,7 +296,7 @@ fn a_sista_method_is_a_typed_error() {
     on_both!(|vm, m, s| {
         // Give SmallInteger>>printOn:base: the alternate bytecode set's sign bit.
         let class = m.class_of(Value::int(1)).unwrap();
-        let method = method_of(m, class, "printOn:base:");
+        let method = common::method_of(m, class, "printOn:base:");
         let h = m.slot(method, 0).unwrap().as_int().unwrap();
         m.set_slot(method, 0, Value::int(h - (1 << 30))).unwrap();
         let err = vm

@@ -73,19 +73,6 @@ macro_rules! on_both {
     }};
 }
 
-/// The method `class` has for `selector`, by a scan of its dictionary.
-fn method_of<M: ObjectMemory>(m: &M, class: Value, selector: &str) -> Value {
-    let dict = m.slot(class, 1).unwrap();
-    let values = m.slot(dict, 1).unwrap();
-    for i in 2..m.size(dict).unwrap().slots {
-        let k = m.slot(dict, i).unwrap();
-        if k.is_object() && names::symbol(m, k).as_deref() == Some(selector) {
-            return m.slot(values, i - 2).unwrap();
-        }
-    }
-    panic!("no method {selector}")
-}
-
 /// Makes the headless image's SmallInteger digit methods word-size independent, as a 64-bit
 /// image's kernel is: the image was written for 31-bit SmallIntegers, and its
 /// `SmallInteger>>digitLength` answers at most 4 bytes, `digitAt:` 0 past byte 4, and
@@ -98,19 +85,19 @@ fn method_of<M: ObjectMemory>(m: &M, class: Value, selector: &str) -> Value {
 fn widen_kernel<M: ObjectMemory>(m: &mut M) {
     let class = m.class_of(Value::int(1)).unwrap();
     let lit = |m: &M, meth: Value, k: usize| m.slot(meth, k + 1).unwrap();
-    let digit_at = method_of(m, class, "digitAt:");
+    let digit_at = common::method_of(m, class, "digitAt:");
     assert_eq!(lit(m, digit_at, 0).as_int(), Some(4));
     m.set_slot(digit_at, 1, Value::int(8)).unwrap();
-    let print_on = method_of(m, class, "printOn:base:");
+    let print_on = common::method_of(m, class, "printOn:base:");
     assert_eq!(lit(m, print_on, 7).as_int(), Some(32));
     m.set_slot(print_on, 8, Value::int(64)).unwrap();
-    let high_bit = method_of(m, class, "highBit");
+    let high_bit = common::method_of(m, class, "highBit");
     let high_bit_sel = lit(m, high_bit, 7);
     assert_eq!(names::symbol(m, high_bit_sel).as_deref(), Some("highBit"));
     let number = m.slot(class, 0).map(|c| m.slot(c, 0).unwrap()).unwrap();
-    let negated = lit(m, method_of(m, number, "negated"), 0);
+    let negated = lit(m, common::method_of(m, number, "negated"), 0);
     assert_eq!(names::symbol(m, negated).as_deref(), Some("negated"));
-    let digit_length = method_of(m, class, "digitLength");
+    let digit_length = common::method_of(m, class, "digitLength");
     // 12 literals, no temporaries: room for the three literals used.
     assert_eq!(m.slot(digit_length, 0).unwrap().as_int(), Some(12));
     m.set_slot(digit_length, 1, high_bit_sel).unwrap();
@@ -521,7 +508,7 @@ fn check_floats<M: ObjectMemory>(m: &mut M, s: &Symbols) {
 fn a_compiled_method_is_indexed_past_8_byte_header_and_literal_words() {
     on_both!(|vm, m, s| {
         let class = m.class_of(Value::int(1)).unwrap();
-        let method = method_of(m, class, "digitAt:");
+        let method = common::method_of(m, class, "digitAt:");
         let slots = m.size(method).unwrap().slots;
         let code = m.bytes(method).unwrap().to_vec();
         let n = send(vm, m, s, method, "size", &[]);

@@ -170,3 +170,25 @@ pub(crate) fn def(class: &str, selector: &str, method: &str) -> String {
          in: {class} notifying: nil ifFail: [nil]) generate: #(0 0 0 0)). "
     )
 }
+
+/// The method `class` or a superclass has for `selector`, by a scan of the method
+/// dictionaries (the class's own first).
+pub(crate) fn method_of<M: cowheap_vm::ObjectMemory>(
+    m: &M,
+    class: cowheap_heap::Value,
+    selector: &str,
+) -> cowheap_heap::Value {
+    let mut c = class;
+    while c.is_object() && m.size(c).map(|s| s.slots).unwrap_or(0) > 2 {
+        let dict = m.slot(c, 1).unwrap();
+        let values = m.slot(dict, 1).unwrap();
+        for i in 2..m.size(dict).unwrap().slots {
+            let k = m.slot(dict, i).unwrap();
+            if k.is_object() && cowheap_vm::names::symbol(m, k).as_deref() == Some(selector) {
+                return m.slot(values, i - 2).unwrap();
+            }
+        }
+        c = m.slot(c, 0).unwrap();
+    }
+    panic!("no method {selector}")
+}
