@@ -118,20 +118,6 @@ fn value_with_arguments_from_outside_has_a_senders_room() {
     });
 }
 
-/// The method `selector` of class `class` (a scan of its method dictionary).
-fn find_method<M: ObjectMemory>(m: &M, class: &str, selector: &str) -> Value {
-    let c = m.root(&format!("class.{class}")).unwrap();
-    let dict = m.slot(c, 1).unwrap();
-    let values = m.slot(dict, 1).unwrap();
-    for i in 2..m.size(dict).unwrap().slots {
-        let k = m.slot(dict, i).unwrap();
-        if cowheap_vm::names::symbol(m, k).as_deref() == Some(selector) {
-            return m.slot(values, i - 2).unwrap();
-        }
-    }
-    panic!("no {selector}")
-}
-
 /// Two methods exchanged by the embedder's become between two runs: the second run sends
 /// to what the method dictionary now reaches, as a Squeak image whose methods were becomed
 /// does, and not to what the interpreter's caches kept from the first.
@@ -150,8 +136,8 @@ fn methods_becomed_between_runs_are_not_served_from_the_caches() {
             Some(2)
         );
         let (one, two) = (
-            find_method(m, "SmallInteger", "one"),
-            find_method(m, "SmallInteger", "two"),
+            common::method_of_named(m, "SmallInteger", "one"),
+            common::method_of_named(m, "SmallInteger", "two"),
         );
         m.become_two_way(one, two).unwrap();
         assert_eq!(

@@ -252,7 +252,7 @@ fn a_kept_caller_runs_its_method_bytes_as_changed_by_its_callee() {
         0,
     );
     on_both!(img, |vm, m, s| {
-        let meth = find_method(m, "SmallInteger", "selfMod:");
+        let meth = common::method_of_named(m, "SmallInteger", "selfMod:");
         let r = send(vm, m, s, Value::int(0), "selfMod:", &[meth]);
         assert_eq!(m.bytes(meth).unwrap()[4], 119, "the method was patched");
         assert_eq!(r.as_ref().ok().and_then(|v| v.as_int()), Some(2), "{r:?}");
@@ -303,7 +303,7 @@ fn execute_method_with_many_arguments_is_not_a_corrupt_memory_error() {
         for i in 0..14 {
             m.set_slot(args, i, Value::int(i as i64 + 1)).unwrap();
         }
-        let meth = find_method(m, "SmallInteger", "a:b:c:d:e:f:g:h:i:j:k:l:m:n:");
+        let meth = common::method_of_named(m, "SmallInteger", "a:b:c:d:e:f:g:h:i:j:k:l:m:n:");
         let r = send(vm, m, s, Value::int(0), "exec:with:", &[args, meth]);
         assert!(
             !matches!(r, Err(VmError::Memory(_))),
@@ -313,20 +313,6 @@ fn execute_method_with_many_arguments_is_not_a_corrupt_memory_error() {
         let r = r.unwrap();
         assert_eq!(cowheap_vm::names::symbol(m, r).as_deref(), Some("failed"));
     });
-}
-
-/// The method `selector` of class `class` (a scan of its method dictionary).
-fn find_method<M: ObjectMemory>(m: &M, class: &str, selector: &str) -> Value {
-    let c = m.root(&format!("class.{class}")).unwrap();
-    let dict = m.slot(c, 1).unwrap();
-    let values = m.slot(dict, 1).unwrap();
-    for i in 2..m.size(dict).unwrap().slots {
-        let k = m.slot(dict, i).unwrap();
-        if cowheap_vm::names::symbol(m, k).as_deref() == Some(selector) {
-            return m.slot(values, i - 2).unwrap();
-        }
-    }
-    panic!("no {selector}")
 }
 
 /// A loop that allocates only through primitives (no method activation) never collects:

@@ -192,3 +192,12 @@ pub(crate) fn method_of<M: cowheap_vm::ObjectMemory>(
     }
     panic!("no method {selector}")
 }
+
+/// [`method_of`] the class a synthetic test image names by the root `class.NAME`.
+pub(crate) fn method_of_named<M: cowheap_vm::ObjectMemory>(
+    m: &M,
+    class: &str,
+    selector: &str,
+) -> cowheap_heap::Value {
+    method_of(m, m.root(&format!("class.{class}")).unwrap(), selector)
+}
