@@ -33,9 +33,7 @@ fn new_instance<M: ObjectMemory>(m: &mut M, class: &str, slots: usize) -> Value 
 }
 
 fn image(closures: bool) -> SynthImage {
-    let mut img = SynthImage::new(closures);
-    img.with_kernel_methods();
-    img
+    common::kernel_image(closures)
 }
 
 #[test]
@@ -760,19 +758,7 @@ fn primitives_perform_floats_copies_and_reflection() {
 #[test]
 fn a_non_local_return_through_an_unwind_marker_sends_about_to_return() {
     let mut img = image(true);
-    let seen = Lit::Global("Seen".into(), 0);
-    // ContextPart>>aboutToReturn: v through: c   Seen := v. ^v
-    img.method(
-        "ContextPart",
-        "aboutToReturn:through:",
-        2,
-        2,
-        std::slice::from_ref(&seen),
-        &[16, 129, 192, 124],
-        0,
-    );
-    // Object>>ensureLike: aBlock  <primitive: 198>  ^aBlock value
-    img.method("Object", "ensureLike:", 1, 1, &[], &[16, 201, 124], 198);
+    common::with_unwind_recorder(&mut img);
     // unwind  ^self ensureLike: [^5. 9]
     let lits = [Lit::Int(5), Lit::Int(9), Lit::Sym("ensureLike:".into())];
     img.method(
@@ -784,7 +770,6 @@ fn a_non_local_return_through_an_unwind_marker_sends_about_to_return() {
         &[112, 143, 0, 0, 4, 32, 124, 33, 125, 226, 124],
         0,
     );
-    img.method("SmallInteger", "seen", 0, 0, &[seen], &[64, 124], 0);
     on_both!(img, |vm, m, s| {
         // The image's aboutToReturn:through: ran (it records the value) and, as this one
         // does not return from the home itself, the block went on to answer 9.

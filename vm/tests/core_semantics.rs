@@ -11,9 +11,7 @@ use cowheap_vm::ObjectMemory;
 use cowheap_vm::synth::{Lit, SynthImage};
 
 fn image(closures: bool) -> SynthImage {
-    let mut img = SynthImage::new(closures);
-    img.with_kernel_methods();
-    img
+    common::kernel_image(closures)
 }
 
 /// A new Array of SmallIntegers.
@@ -305,23 +303,11 @@ fn cannot_return_from_a_context_never_looked_at_goes_to_that_context() {
 #[test]
 fn a_return_to_a_dead_sender_through_an_unwind_marker_sends_cannot_return_first() {
     let mut img = image(true);
-    let seen = Lit::Global("Seen".into(), 0);
+    common::with_unwind_recorder(&mut img);
     img.method("Object", "cannotReturn:", 1, 1, &[], &[115, 124], 0);
-    // ContextPart>>aboutToReturn: v through: c   Seen := v. ^v
-    img.method(
-        "ContextPart",
-        "aboutToReturn:through:",
-        2,
-        2,
-        std::slice::from_ref(&seen),
-        &[16, 129, 192, 124],
-        0,
-    );
     // MethodContext>>sender  ^sender      MethodContext>>killSender  pc := nil
     img.method("MethodContext", "sender", 0, 0, &[], &[0, 124], 0);
     img.method("MethodContext", "killSender", 0, 0, &[], &[115, 97, 120], 0);
-    // Object>>ensureLike: aBlock  <primitive: 198>  ^aBlock value
-    img.method("Object", "ensureLike:", 1, 1, &[], &[16, 201, 124], 198);
     // home  thisContext sender killSender. ^self ensureLike: [^5. 9]
     let lits = [
         Lit::Sym("sender".into()),
@@ -350,7 +336,6 @@ fn a_return_to_a_dead_sender_through_an_unwind_marker_sends_cannot_return_first(
         &[112, 208, 124],
         0,
     );
-    img.method("SmallInteger", "seen", 0, 0, &[seen], &[64, 124], 0);
     on_both!(img, |vm, m, s| {
         match send(vm, m, s, Value::int(0), "callHome", &[]) {
             Err(cowheap_vm::VmError::ImageError {
@@ -376,17 +361,7 @@ fn a_return_to_a_dead_sender_through_an_unwind_marker_sends_cannot_return_first(
 #[test]
 fn a_non_local_return_from_an_unwind_marked_home_sends_about_to_return() {
     let mut img = image(true);
-    let seen = Lit::Global("Seen".into(), 0);
-    // ContextPart>>aboutToReturn: v through: c   Seen := v. ^v
-    img.method(
-        "ContextPart",
-        "aboutToReturn:through:",
-        2,
-        2,
-        std::slice::from_ref(&seen),
-        &[16, 129, 192, 124],
-        0,
-    );
+    common::with_unwind_recorder(&mut img);
     // markedHome  <primitive: 198>  ^[:x | ^x. x] value: 5
     img.method(
         "SmallInteger",
@@ -397,7 +372,6 @@ fn a_non_local_return_from_an_unwind_marked_home_sends_about_to_return() {
         &[143, 1, 0, 4, 16, 124, 16, 125, 32, 202, 124],
         198,
     );
-    img.method("SmallInteger", "seen", 0, 0, &[seen], &[64, 124], 0);
     on_both!(img, |vm, m, s| {
         let r = send(vm, m, s, Value::int(0), "markedHome", &[]).unwrap();
         assert_eq!(r.as_int(), Some(5));

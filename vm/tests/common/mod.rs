@@ -201,3 +201,32 @@ pub(crate) fn method_of_named<M: cowheap_vm::ObjectMemory>(
 ) -> cowheap_heap::Value {
     method_of(m, m.root(&format!("class.{class}")).unwrap(), selector)
 }
+
+/// A synthetic image (closure bytecodes or not) with its kernel methods.
+pub(crate) fn kernel_image(closures: bool) -> cowheap_vm::synth::SynthImage {
+    let mut img = cowheap_vm::synth::SynthImage::new(closures);
+    img.with_kernel_methods();
+    img
+}
+
+/// Installs in `img` the methods the unwinding tests share, which record in the global
+/// `Seen`:
+/// - `ContextPart>>aboutToReturn: v through: c`  `Seen := v. ^v`, which records the value
+///   and does not return from the home itself;
+/// - `Object>>ensureLike: aBlock`  `<primitive: 198>  ^aBlock value`, an unwind marker;
+/// - `SmallInteger>>seen`  `^Seen`.
+pub(crate) fn with_unwind_recorder(img: &mut cowheap_vm::synth::SynthImage) {
+    use cowheap_vm::synth::Lit;
+    let seen = Lit::Global("Seen".into(), 0);
+    img.method(
+        "ContextPart",
+        "aboutToReturn:through:",
+        2,
+        2,
+        std::slice::from_ref(&seen),
+        &[16, 129, 192, 124],
+        0,
+    );
+    img.method("Object", "ensureLike:", 1, 1, &[], &[16, 201, 124], 198);
+    img.method("SmallInteger", "seen", 0, 0, &[seen], &[64, 124], 0);
+}
