@@ -29,15 +29,23 @@
 use crate::space::{Space, State};
 use crate::stats::{add, sub};
 use crate::{CollectStats, Error, Result, Tenant};
-use cowheap_heap::{Decoded, PrivateKey, Value, Word};
+use cowheap_heap::{Decoded, PrivateKey, TenantId, Value, Word};
 
 /// The key no entry has: it marks a segment whose stubs are marked already.
 const DONE: PrivateKey = PrivateKey::new(u32::MAX, 0);
 
 /// Memory for a mark, reserved ahead ([`Tenant::reserve_collection`]) and given back when
-/// used ([`Tenant::free_unreachable_with`]) or dropped. The default holds none.
+/// used ([`Tenant::free_unreachable_with`]) or dropped, with the tenant's allocation count
+/// when it was made. The default holds no memory and no count.
 #[derive(Debug, Default)]
-pub struct CollectionReserve(MarkScratch);
+pub struct CollectionReserve {
+    scratch: MarkScratch,
+    /// The tenant it was made for, and its [`crate::TenantStats::allocations`] then: an
+    /// undo in that tenant that frees every object made since takes the count back to it,
+    /// so the objects made next draw the identity hashes they would have had if the undone
+    /// operation had never run. (Another tenant's undo in it only uses its memory.)
+    allocations: Option<(TenantId, u64)>,
+}
 
 /// The memory a mark works in, reserved ahead or as the mark goes.
 #[derive(Debug, Default)]
@@ -211,7 +219,13 @@ impl Tenant {
         grow(&mut s.stack, live)?;
         grow(&mut s.roots, roots)?;
         grow(&mut s.stubs, self.space.stub_count())?;
-        Ok(CollectionReserve(s))
+        Ok(CollectionReserve {
+            scratch: s,
+            allocations: Some((
+                self.id(),
+                self.cold.as_ref().map_or(0, |c| c.stats.allocations),
+            )),
+        })
     }
 
     /// Frees those of `objs` that are this tenant's private objects and unreachable (from
@@ -265,6 +279,15 @@ impl Tenant {
     /// roots, handles or root stubs) were made since than reserved for. The sweep itself
     /// allocates nothing; the arenas' compaction after it is skipped if refused.
     ///
+    /// An undo: when it frees as many objects as the tenant allocated since it made the
+    /// reserve (`objs` holding what the failed operation made, and none of it reachable), the
+    /// tenant's allocation count ([`crate::TenantStats::allocations`]) goes back to what it
+    /// was then, so the identity hashes the objects made next draw from that count, and
+    /// the count itself, are those of a tenant that never ran the operation (the objects
+    /// freed are counted as collected: the undo did free them). An undo that keeps some of
+    /// what was made (reachable after all) keeps the count, so no object made next takes a
+    /// kept one's hash.
+    ///
     /// # Errors
     /// As [`Tenant::free_unreachable`].
     pub fn free_unreachable_with<'a, I>(
@@ -282,7 +305,11 @@ impl Tenant {
         if !objs.clone().any(|v| live(self, v).is_some()) {
             return Ok(CollectStats::default());
         }
-        let (marks, mut out) = self.mark(reserve.0)?;
+        let CollectionReserve {
+            scratch,
+            allocations: before,
+        } = reserve;
+        let (marks, mut out) = self.mark(scratch)?;
         for v in objs {
             // A key given twice is freed once: the second `remove` finds nothing.
             if let Some(k) = live(self, v)
@@ -293,7 +320,19 @@ impl Tenant {
                 out.freed_bytes += charged;
             }
         }
+        // Everything allocated since the reserve was freed: the allocations are undone.
+        let undone = before
+            .filter(|&(tenant, _)| tenant == id)
+            .map(|(_, a)| a)
+            .filter(|&a| {
+                self.cold
+                    .as_ref()
+                    .is_some_and(|c| c.stats.allocations.checked_sub(a) == Some(out.freed))
+            });
         self.after_sweep(&out);
+        if let Some(a) = undone {
+            self.cold_mut().stats.allocations = a;
+        }
         Ok(out)
     }
 

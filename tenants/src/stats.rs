@@ -52,8 +52,9 @@ pub(crate) fn sub(c: &mut u64, n: u64) {
 }
 
 /// What a tenant holds and has done. Counters only grow, except the two gauges
-/// (`private_objects`, `private_bytes`), which collection lowers. Every counter saturates at
-/// `u64::MAX` (a restored tenant may start anywhere).
+/// (`private_objects`, `private_bytes`), which collection lowers, and `allocations`, which
+/// an undone operation takes back ([`crate::Tenant::free_unreachable_with`]). Every counter
+/// saturates at `u64::MAX` (a restored tenant may start anywhere).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TenantStats {
     /// Private entries alive: copies, new objects and become forwarders.
@@ -62,7 +63,8 @@ pub struct TenantStats {
     pub private_bytes: u64,
     /// Base objects copied into the tenant on first write (or for a two-way become).
     pub copies: u64,
-    /// New objects allocated.
+    /// New objects allocated (not those an undone operation made and freed again): the
+    /// count new objects' identity hashes are drawn from.
     pub allocations: u64,
     /// Reads that consulted the indirection table or followed a forwarder.
     pub lookups: u64,

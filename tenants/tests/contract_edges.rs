@@ -1,0 +1,103 @@
+//! Edges of the contract: an operation undone by [`Tenant::free_unreachable_with`] leaves
+//! the tenant's counters and the identity hashes its later objects draw as they were.
+
+use cowheap_forwarders::Base;
+use cowheap_heap::{Format, ObjectSize, Value, synth};
+use cowheap_tenants::{Tenant, TenantStats};
+use std::sync::Arc;
+
+fn setup() -> (Arc<Base>, Value) {
+    let base = Base::new(synth::image(1_000, 1));
+    let g = base.heap().root("Smalltalk").unwrap();
+    let class = Tenant::fork(&base).class_of(g).unwrap();
+    (base, class)
+}
+
+fn one_slot(t: &mut Tenant, class: Value) -> Value {
+    t.alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 })
+        .unwrap()
+}
+
+/// An operation that makes objects and then fails frees them in memory it reserved first:
+/// the tenant is then as it was, so the objects it makes next get the identity hashes a
+/// tenant that never tried the operation gives, and its counters agree (but the count of
+/// objects collected, which takes in what the undo freed).
+#[test]
+fn an_undone_operation_leaves_the_hashes_and_counters_as_they_were() {
+    let (base, class) = setup();
+    let mut tried = Tenant::fork(&base);
+    let mut never = Tenant::fork(&base);
+    for t in [&mut tried, &mut never] {
+        let kept = one_slot(t, class);
+        t.set_root("kept", kept).unwrap();
+    }
+    // The operation: three objects made (referring to one another), then a failure.
+    let reserve = tried.reserve_collection(3).unwrap();
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let m = one_slot(&mut tried, class);
+        if let Some(&last) = made.last() {
+            tried.set_slot(m, 0, last).unwrap();
+        }
+        made.push(m);
+    }
+    assert_eq!(
+        tried.free_unreachable_with(&made, reserve).unwrap().freed,
+        3
+    );
+    let but_collected = |t: &Tenant| TenantStats {
+        collected: 0,
+        ..t.stats()
+    };
+    assert_eq!(tried.stats().collected, 3);
+    assert_eq!(but_collected(&tried), but_collected(&never));
+    for _ in 0..4 {
+        let (a, b) = (one_slot(&mut tried, class), one_slot(&mut never, class));
+        assert_eq!(
+            tried.identity_hash(a).unwrap(),
+            never.identity_hash(b).unwrap()
+        );
+    }
+    assert_eq!(but_collected(&tried), but_collected(&never));
+}
+
+/// Objects that the undo finds reachable after all are kept, and so is the count that
+/// drew their hashes: the next object made does not take a kept object's hash.
+#[test]
+fn an_undo_that_keeps_an_object_keeps_its_place_in_the_hashes() {
+    let (base, class) = setup();
+    let mut t = Tenant::fork(&base);
+    let reserve = t.reserve_collection(2).unwrap();
+    let a = one_slot(&mut t, class);
+    let b = one_slot(&mut t, class);
+    t.set_root("b", b).unwrap();
+    assert_eq!(t.free_unreachable_with(&[a, b], reserve).unwrap().freed, 1);
+    let next = one_slot(&mut t, class);
+    assert_ne!(
+        t.identity_hash(next).unwrap(),
+        t.identity_hash(b).unwrap(),
+        "the next object drew the kept object's hash"
+    );
+    assert_eq!(t.stats().allocations, 3);
+}
+
+/// Memory reserved by one tenant and used by another's undo frees as an unreserved undo
+/// does: the other tenant's allocation count is not set to the first one's.
+#[test]
+fn an_undo_in_another_tenants_reserve_keeps_the_count() {
+    let (base, class) = setup();
+    let mut lender = Tenant::fork(&base);
+    one_slot(&mut lender, class);
+    let reserve = lender.reserve_collection(2).unwrap();
+    let mut t = Tenant::fork(&base);
+    let old = one_slot(&mut t, class);
+    let kept = one_slot(&mut t, class);
+    t.set_root("kept", kept).unwrap();
+    assert_eq!(t.free_unreachable_with(&[old], reserve).unwrap().freed, 1);
+    assert_eq!((t.stats().allocations, t.stats().collected), (2, 1));
+    let next = one_slot(&mut t, class);
+    assert_ne!(
+        t.identity_hash(next).unwrap(),
+        t.identity_hash(kept).unwrap()
+    );
+}
