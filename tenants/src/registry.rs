@@ -130,9 +130,16 @@ impl Registry {
 
     /// Runs `f` on every registered tenant, in parallel on rayon's pool. Tenants registered
     /// or removed meanwhile may or may not be visited.
+    ///
+    /// A tenant is held only while `f` runs on it: the ids are listed first, and each
+    /// tenant is checked out by its id when its turn comes ([`Registry::with`]), so another
+    /// thread may [`Registry::remove`] a tenant this run has visited already or not yet
+    /// (then it is not visited).
     pub fn par_for_each(&self, f: impl Fn(&mut Tenant) + Sync + Send) {
-        let cells: Vec<_> = self.tenants.iter().map(|e| e.value().clone()).collect();
-        cells.par_iter().for_each(|cell| f(&mut lock(cell)));
+        let ids = self.ids();
+        ids.par_iter().for_each(|&id| {
+            self.with(id, &f);
+        });
     }
 
     /// Number of registered tenants.

@@ -1,10 +1,13 @@
 //! Edges of the contract: an operation undone by [`Tenant::free_unreachable_with`] leaves
-//! the tenant's counters and the identity hashes its later objects draw as they were.
+//! the tenant's counters and the identity hashes its later objects draw as they were, and
+//! a [`Registry`] running every tenant ([`Registry::par_for_each`]) lets another thread
+//! remove a tenant it is not running.
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value, synth};
-use cowheap_tenants::{Tenant, TenantStats};
+use cowheap_tenants::{Registry, Tenant, TenantStats};
 use std::sync::Arc;
+use std::sync::mpsc;
 
 fn setup() -> (Arc<Base>, Value) {
     let base = Base::new(synth::image(1_000, 1));
@@ -100,4 +103,42 @@ fn an_undo_in_another_tenants_reserve_keeps_the_count() {
         t.identity_hash(next).unwrap(),
         t.identity_hash(kept).unwrap()
     );
+}
+
+/// While `par_for_each` runs one tenant, a tenant it is not running (visited already, or
+/// not yet) is held by no thread, and another thread's `remove` takes it out.
+#[test]
+fn a_tenant_par_for_each_is_not_running_can_be_removed() {
+    let (base, _) = setup();
+    let registry = Registry::new(base);
+    let busy = registry.spawn();
+    let idle = registry.spawn();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let started_tx = std::sync::Mutex::new(started_tx);
+    let release_rx = std::sync::Mutex::new(release_rx);
+    // One worker: the run of `busy` and the other tenant's never overlap.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let removed = std::thread::scope(|s| {
+        s.spawn(|| {
+            pool.install(|| {
+                registry.par_for_each(|t| {
+                    if t.id() == busy {
+                        started_tx.lock().unwrap().send(()).unwrap();
+                        release_rx.lock().unwrap().recv().unwrap();
+                    }
+                })
+            })
+        });
+        started_rx.recv().unwrap();
+        let removed = registry.remove(idle);
+        release_tx.send(()).unwrap();
+        removed
+    });
+    let removed = removed.expect("an idle tenant was not removed");
+    assert_eq!(removed.id(), idle);
+    assert_eq!(registry.ids(), vec![busy]);
 }
