@@ -783,13 +783,13 @@ impl Space {
         self.key_for(link)
     }
 
-    /// Inserts a copy of a base object (checked by [`check_copyable`]) and returns its key:
-    /// the first write, with no copy made on the way. Time: O(size) amortized.
+    /// Inserts a copy of a base object, which the caller has checked with
+    /// [`check_copyable`] (before it reserved anything else for the copy), and returns its
+    /// key: the first write, with no copy made on the way. Time: O(size) amortized.
     ///
     /// # Errors
-    /// As [`Space::insert_object`] and [`check_copyable`]; nothing changes.
+    /// As [`Space::insert_object`]; nothing changes.
     pub(crate) fn insert_copy(&mut self, view: &ObjectView<'_>) -> Result<PrivateKey> {
-        check_copyable(view)?;
         self.reserve_keys(1)?;
         let head = layout::Head {
             class: view.class,

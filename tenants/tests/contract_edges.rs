@@ -1,10 +1,12 @@
 //! Edges of the contract: an operation undone by [`Tenant::free_unreachable_with`] leaves
 //! the tenant's counters and the identity hashes its later objects draw as they were, and
 //! a [`Registry`] running every tenant ([`Registry::par_for_each`]) lets another thread
-//! remove a tenant it is not running.
+//! remove a tenant it is not running, and a first write refused for what the base object
+//! holds leaves the tenant's memory as it was.
 
 use cowheap_forwarders::Base;
-use cowheap_heap::{Format, ObjectSize, Value, synth};
+use cowheap_heap::image::Verification;
+use cowheap_heap::{BaseHeap, Format, ObjectIndex, ObjectSize, PrivateKey, Value, Word, synth};
 use cowheap_tenants::{Registry, Tenant, TenantStats};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -141,4 +143,54 @@ fn a_tenant_par_for_each_is_not_running_can_be_removed() {
     let removed = removed.expect("an idle tenant was not removed");
     assert_eq!(removed.id(), idle);
     assert_eq!(registry.ids(), vec![busy]);
+}
+
+/// Recomputes the three section digests and the header digest of a saved base.
+fn reseal(f: &mut [u8]) {
+    let u = |f: &[u8], at: usize| u64::from_le_bytes(f[at..at + 8].try_into().unwrap()) as usize;
+    for e in (0..3).map(|k| 64 + k * 56) {
+        let (at, len) = (u(f, e + 8), u(f, e + 16));
+        let d = *blake3::hash(&f[at..at + len]).as_bytes();
+        f[e + 24..e + 56].copy_from_slice(&d);
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(&f[..40]);
+    h.update(&f[64..232]);
+    let d = *h.finalize().as_bytes();
+    f[40..56].copy_from_slice(&d[..16]);
+}
+
+/// A base opened without verification may hold an object whose slot is a private
+/// reference: a first write to it is refused (its copy would name one of the tenant's own
+/// objects), and the refused write leaves the tenant's memory as it was: nothing is
+/// reserved for a copy that is never made.
+#[test]
+fn a_first_write_refused_for_a_stray_word_reserves_nothing() {
+    let u = |f: &[u8], at: usize| u64::from_le_bytes(f[at..at + 8].try_into().unwrap()) as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("base.cowheap");
+    synth::image(40, 3).save(&path).unwrap();
+    let mut f = std::fs::read(&path).unwrap();
+    let offsets_at = 232 + u(&f, 32);
+    // Slot 0 of the first object with a slot becomes a private reference.
+    let (x, at) = (1..40)
+        .map(|i| (i, u(&f, offsets_at + 8 * i)))
+        .find(|&(_, o)| u(&f, 232 + o * 8 + 8) & 0xffff_ffff > 0)
+        .unwrap();
+    let slot_0 = 232 + (at + 3) * 8;
+    let stray = Word::private(PrivateKey::new(0, 0)).bits().to_le_bytes();
+    f[slot_0..slot_0 + 8].copy_from_slice(&stray);
+    reseal(&mut f);
+    std::fs::write(&path, &f).unwrap();
+    let base = Base::new(BaseHeap::open_with(&path, Verification::Trust).unwrap());
+    let obj = Value::base(ObjectIndex::new(x).unwrap());
+    let mut t = Tenant::fork(&base);
+    let before = (t.memory_bytes(), t.stats(), t.diverted());
+    assert!(matches!(
+        t.set_slot(obj, 0, Value::int(7)),
+        Err(cowheap_tenants::Error::Heap(
+            cowheap_heap::Error::InvalidWord(_)
+        ))
+    ));
+    assert_eq!((t.memory_bytes(), t.stats(), t.diverted()), before);
 }
