@@ -750,7 +750,15 @@ impl Space {
     /// [`Error::KeysExhausted`] when no key is left, [`Error::OutOfMemory`] when the arenas
     /// cannot grow; nothing changes.
     pub(crate) fn insert(&mut self, entry: Entry) -> Result<PrivateKey> {
-        self.reserve_keys(1)?;
+        let size = match &entry {
+            Entry::Object(b) => b.size(),
+            Entry::Forwarded(_) | Entry::Stub(_) => ObjectSize { slots: 0, bytes: 0 },
+        };
+        let words = match &entry {
+            Entry::Object(_) => block_words(size.slots, size.bytes),
+            Entry::Forwarded(_) | Entry::Stub(_) => 1,
+        };
+        self.room_for_entry(words, size.bytes)?;
         let forwarder = usize::from(matches!(entry, Entry::Forwarded(_)));
         let link = self.append(&entry)?;
         let k = self.key_for(link)?;
@@ -772,7 +780,7 @@ impl Space {
         init: Word,
         fill: impl FnOnce(&mut [Cell<Word>], &mut [u8]),
     ) -> Result<PrivateKey> {
-        self.reserve_keys(1)?;
+        self.room_for_entry(block_words(size.slots, size.bytes), size.bytes)?;
         let head = layout::Head {
             class,
             format,
@@ -790,7 +798,8 @@ impl Space {
     /// # Errors
     /// As [`Space::insert_object`]; nothing changes.
     pub(crate) fn insert_copy(&mut self, view: &ObjectView<'_>) -> Result<PrivateKey> {
-        self.reserve_keys(1)?;
+        let size = view.size();
+        self.room_for_entry(block_words(size.slots, size.bytes), size.bytes)?;
         let head = layout::Head {
             class: view.class,
             format: view.format,
@@ -799,6 +808,25 @@ impl Space {
         };
         let link = self.append_with(head, view.size(), view.slots.iter().copied(), view.bytes)?;
         self.key_for(link)
+    }
+
+    /// Room for one more entry of `words` arena words and `bytes` raw bytes, and its key:
+    /// the arena's room first, so that a block past the arena's reach, or one the allocator
+    /// refuses, is refused before the keys' records grow (the refused insert leaves the
+    /// space's memory as it was). A key's record is 8 bytes, a block up to 2^35: the
+    /// reservation that may be refused is the arena's.
+    ///
+    /// # Errors
+    /// [`Error::KeysExhausted`] when no key is left (before anything is reserved),
+    /// [`Error::OutOfMemory`] when the arenas or the keys' records cannot grow.
+    fn room_for_entry(&mut self, words: usize, bytes: usize) -> Result<()> {
+        if !self.keys.has_room(1) {
+            return Err(Error::KeysExhausted {
+                what: "private objects",
+            });
+        }
+        self.reserve(words, bytes)?;
+        self.reserve_keys(1)
     }
 
     /// A new key for the block at `link` (the caller has reserved a key).

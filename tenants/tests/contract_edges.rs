@@ -2,7 +2,8 @@
 //! the tenant's counters and the identity hashes its later objects draw as they were, and
 //! a [`Registry`] running every tenant ([`Registry::par_for_each`]) lets another thread
 //! remove a tenant it is not running, and a first write refused for what the base object
-//! holds leaves the tenant's memory as it was.
+//! holds, or an allocation past what the private space can place, leaves the tenant's
+//! memory as it was.
 
 use cowheap_forwarders::Base;
 use cowheap_heap::image::Verification;
@@ -193,4 +194,22 @@ fn a_first_write_refused_for_a_stray_word_reserves_nothing() {
         ))
     ));
     assert_eq!((t.memory_bytes(), t.stats(), t.diverted()), before);
+}
+
+/// An object larger than the private space can place is refused before anything is
+/// reserved for it: a fresh tenant's memory (its keys' records included) is as it was.
+#[test]
+fn an_allocation_past_the_arena_reserves_no_key() {
+    let (base, class) = setup();
+    for slots in [u32::MAX as usize, 1 << 31, (1 << 30) + 1] {
+        let mut t = Tenant::fork(&base);
+        let before = t.memory_bytes();
+        let r = t.alloc(class, Format::Pointers, ObjectSize { slots, bytes: 0 });
+        assert!(
+            matches!(r, Err(cowheap_tenants::Error::OutOfMemory { .. })),
+            "{slots} slots: {:?}",
+            r.map(|_| ())
+        );
+        assert_eq!(t.memory_bytes(), before, "{slots} slots");
+    }
 }
