@@ -758,7 +758,7 @@ impl Space {
             Entry::Object(_) => block_words(size.slots, size.bytes),
             Entry::Forwarded(_) | Entry::Stub(_) => 1,
         };
-        self.room_for_entry(words, size.bytes)?;
+        self.room_for_entry(words)?;
         let forwarder = usize::from(matches!(entry, Entry::Forwarded(_)));
         let link = self.append(&entry)?;
         let k = self.key_for(link)?;
@@ -780,7 +780,6 @@ impl Space {
         init: Word,
         fill: impl FnOnce(&mut [Cell<Word>], &mut [u8]),
     ) -> Result<PrivateKey> {
-        self.room_for_entry(block_words(size.slots, size.bytes), size.bytes)?;
         let head = layout::Head {
             class,
             format,
@@ -788,18 +787,17 @@ impl Space {
             aux: 0,
         };
         let link = self.append_object(head, size, init, fill)?;
-        self.key_for(link)
+        self.key_after_append(link, size.bytes)
     }
 
-    /// Inserts a copy of a base object, which the caller has checked with
-    /// [`check_copyable`] (before it reserved anything else for the copy), and returns its
-    /// key: the first write, with no copy made on the way. Time: O(size) amortized.
+    /// Inserts a copy of a base object (checked by [`check_copyable`] before anything is
+    /// reserved) and returns its key: the first write, with no copy made on the way.
+    /// Time: O(size) amortized.
     ///
     /// # Errors
-    /// As [`Space::insert_object`]; nothing changes.
+    /// As [`Space::insert_object`] and [`check_copyable`]; nothing changes.
     pub(crate) fn insert_copy(&mut self, view: &ObjectView<'_>) -> Result<PrivateKey> {
-        let size = view.size();
-        self.room_for_entry(block_words(size.slots, size.bytes), size.bytes)?;
+        check_copyable(view)?;
         let head = layout::Head {
             class: view.class,
             format: view.format,
@@ -807,25 +805,47 @@ impl Space {
             aux: view.aux,
         };
         let link = self.append_with(head, view.size(), view.slots.iter().copied(), view.bytes)?;
+        self.key_after_append(link, view.size().bytes)
+    }
+
+    /// The key of the block just appended at `link` (`bytes` of it in the byte arena): the
+    /// arena's room is reserved first, by the append, so that a block past the arena's
+    /// reach, or one the allocator refuses, is refused before the keys' records grow. If
+    /// the key is refused, the block is taken off the arenas again and nothing changes
+    /// but their capacity.
+    ///
+    /// # Errors
+    /// As [`Space::reserve_keys`] and [`Space::key_for`].
+    #[inline(always)]
+    fn key_after_append(&mut self, link: u32, bytes: usize) -> Result<PrivateKey> {
+        if let Err(e) = self.reserve_keys(1) {
+            self.words.truncate(link as usize);
+            self.bytes.truncate(self.bytes.len() - bytes);
+            return Err(e);
+        }
         self.key_for(link)
     }
 
-    /// Room for one more entry of `words` arena words and `bytes` raw bytes, and its key:
-    /// the arena's room first, so that a block past the arena's reach, or one the allocator
-    /// refuses, is refused before the keys' records grow (the refused insert leaves the
-    /// space's memory as it was). A key's record is 8 bytes, a block up to 2^35: the
-    /// reservation that may be refused is the arena's.
+    /// Room for the key of one more entry of `words` arena words, refused first if the
+    /// arena cannot place the entry (past its reach after the compaction
+    /// [`Space::reserve`] would make), so that such a request leaves the keys' records as
+    /// they were. The arena's own room is reserved by the append that follows.
     ///
     /// # Errors
-    /// [`Error::KeysExhausted`] when no key is left (before anything is reserved),
-    /// [`Error::OutOfMemory`] when the arenas or the keys' records cannot grow.
-    fn room_for_entry(&mut self, words: usize, bytes: usize) -> Result<()> {
-        if !self.keys.has_room(1) {
-            return Err(Error::KeysExhausted {
-                what: "private objects",
+    /// [`Error::OutOfMemory`] for an entry past the arena's reach, [`Error::KeysExhausted`]
+    /// when no key is left; as [`Space::reserve_keys`]. Nothing is reserved on error.
+    #[inline(always)]
+    fn room_for_entry(&mut self, words: usize) -> Result<()> {
+        let used = if self.dead_words * 2 > self.words.len() {
+            self.words.len() - self.dead_words
+        } else {
+            self.words.len()
+        };
+        if used.saturating_add(words) > MAX_OFFSET {
+            return Err(Error::OutOfMemory {
+                bytes: u64::try_from(words.saturating_mul(8)).unwrap_or(u64::MAX),
             });
         }
-        self.reserve(words, bytes)?;
         self.reserve_keys(1)
     }
 

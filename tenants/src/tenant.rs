@@ -1,7 +1,7 @@
 //! A tenant: one client image on a shared base.
 
 use crate::roots::Handles;
-use crate::space::{Body, Entry, Obj, Space, State, Writable, check_copyable, cost};
+use crate::space::{Body, Entry, Obj, Space, State, Writable, cost};
 use crate::stats::{ReadCounters, add};
 use crate::{Error, Result, TenantReader, TenantStats, TenantWriter};
 use cowheap_forwarders::{Base, DivertMarks, IndirectionTable, MarkFilter, MarkPolicy, MarkTarget};
@@ -1363,14 +1363,17 @@ impl Tenant {
                 check(view.format, view.size())?;
                 view.format.check(view.size())?;
                 self.check_in_range(&view)?;
-                // Its words, before any room is reserved: a copy refused for what it holds
-                // leaves the table's memory as it was.
-                check_copyable(&view)?;
                 self.may_divert(x)?;
                 let c = cost(view.size());
                 self.check_quota(c)?;
-                table_room(&mut self.table, 1)?;
+                // The copy before the table's room: a copy refused for what it holds
+                // (`check_copyable`) leaves the table's memory as it was, and a table that
+                // cannot grow takes the copy back.
                 let k = self.space.insert_copy(&view)?;
+                if let Err(e) = table_room(&mut self.table, 1) {
+                    self.space.remove(k);
+                    return Err(e);
+                }
                 self.divert(x, k, c)?;
                 add(&mut self.stats_mut().copies, 1);
                 k
