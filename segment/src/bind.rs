@@ -749,6 +749,8 @@ pub fn materialise(
         // The boxed Float class of the tenant's version, whose instances keep the double
         // as little-endian bytes (a V3 segment's Float has its high word first).
         let float_class = boxed_float_class(&*base);
+        // A V3 segment's 12-bit hashes, as wide as the base's (no wider in any image).
+        let hash_bits = base.heap().hash_bits();
         let mut nils: Vec<Value> = Vec::new();
         let order =
             crate::class_first_order(seg.objects.len(), |i| match seg.objects[i].vm_class() {
@@ -772,7 +774,7 @@ pub fn materialise(
                 format,
                 &nils[..size.slots],
                 &bytes,
-                u32::from(o.hash),
+                crate::fit_hash(u32::from(o.hash), hash_bits),
             )?;
             made[i] = Some(v);
         }

@@ -107,6 +107,23 @@ pub mod v3;
 pub use error::{Result, SegmentError};
 pub use project::{OutPointer, Project, ProjectReport};
 
+/// `hash` as an identity hash of a base whose hashes are `bits` wide
+/// ([`cowheap_heap::BaseHeap::hash_bits`]: 12 for a V3 image, 22 for Spur): itself when it
+/// fits, else its low `bits` bits, and 1 if those are all zero (a hash a tenant draws is
+/// never 0, which Spur headers take for a hash not yet given). A member's recorded hash
+/// comes from the base it was extracted from, which may hold wider hashes than the base it
+/// is imported into (a Spur tenant's segment into a V3 tenant), or from a file naming any
+/// 32-bit value: kept as it is, the object would answer an `identityHash` that image never
+/// answers and that its exporters refuse. O(1).
+pub(crate) fn fit_hash(hash: u32, bits: u32) -> u32 {
+    let mask = 1u32.checked_shl(bits).map_or(u32::MAX, |b| b - 1);
+    if hash <= mask {
+        hash
+    } else {
+        (hash & mask).max(1)
+    }
+}
+
 /// An order of `n` members in which every member comes after the member that is its class
 /// (`class_member(i)`, when its class is a member in range), so that one pass can make them
 /// all: O(n), however long the chains of classes. Members on a cycle of classes come in some

@@ -531,8 +531,11 @@ impl TenantSegment {
     /// tenant), portable ones by name in the tenant's version of its base. What does not
     /// bind is an error listing every one, unless `accept_unbound`, in which case it reads
     /// as nil and is listed in the report. Every member keeps its
-    /// identity hash; then the hashed collections among the members are rehashed
-    /// ([`crate::rehash`]) unless the import binds every out-pointer to what it was. Time:
+    /// identity hash, cut to the width of the tenant's base
+    /// ([`cowheap_heap::BaseHeap::hash_bits`]) where it is wider (a segment of a Spur
+    /// tenant imported into a V3 one); then the hashed collections among the members are
+    /// rehashed ([`crate::rehash`]) unless the import binds every out-pointer to what it
+    /// was and cuts no hash. Time:
     /// O(base objects) when portable out-pointers need names, then O(segment size).
     ///
     /// A segment holding host objects ([`crate::hosts`]) is refused here with
@@ -695,6 +698,14 @@ impl TenantSegment {
             return Err(SegmentError::Unbound(unbound));
         }
         let bad = |what| SegmentError::BadSegment(what);
+        // Each member's hash as the target base holds hashes: one wider than its width
+        // (from a base of wider hashes, or a file) is cut to it, and the hashed collections
+        // placed by the recorded hashes are then rehashed.
+        let hash_bits = heap.hash_bits();
+        let hashes_cut = self
+            .objects
+            .iter()
+            .any(|o| crate::fit_hash(o.hash, hash_bits) != o.hash);
         // Every reference checked, and the classes ordered, before the tenant is touched: a
         // segment refused for its content allocates nothing.
         let order = check_members(&self.objects, self.out.len(), &self.roots)?;
@@ -743,14 +754,15 @@ impl TenantSegment {
                         .ok_or(bad("a class reference to no out-pointer"))?,
                     SRef::Imm(_) => return Err(bad("an immediate as a class")),
                 };
-                // Slots start nil and are set below; the identity hash is the member's.
+                // Slots start nil and are set below; the identity hash is the member's, as
+                // wide as the base's.
                 nils.resize(o.slots.len(), nil);
                 let v = tenant.alloc_with_hash(
                     class,
                     o.format,
                     &nils[..o.slots.len()],
                     &o.bytes,
-                    o.hash,
+                    crate::fit_hash(o.hash, hash_bits),
                 )?;
                 made[i] = Some(v);
             }
@@ -805,11 +817,13 @@ impl TenantSegment {
             // the segment lost its classes' hashes: a Spur segment gives each class of its
             // own hash 0 (the class-table index comes on load), so a member class with hash 0
             // makes the import rehash (at worst needlessly, for a class whose hash was 0).
+            // So does a member whose hash was cut to the base's width.
             let class_hash_lost = objects.iter().any(|o| {
                 matches!(o.class, SRef::Obj(j)
                     if objects.get(j as usize).is_some_and(|c| c.hash == 0))
             });
             let same_targets = !class_hash_lost
+                && !hashes_cut
                 && (same_tenant && same_base && unbound.is_empty()
                     || same_base
                         && !needs_names

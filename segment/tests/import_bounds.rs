@@ -1,0 +1,79 @@
+//! What an import makes must be what the target base can hold and what the segment says:
+//! - a member's identity hash fits the target base's hash width (`BaseHeap::hash_bits`): a
+//!   portable segment of a Spur tenant (22-bit hashes) imported into a V3 tenant (12 bits),
+//!   and a segment file whose hashes are wider than any base's, give objects whose hashes
+//!   the target's images and exporters hold.
+
+mod common;
+
+use common::image;
+use cowheap_forwarders::Base;
+use cowheap_heap::{Format, ObjectSize, Value};
+use cowheap_segment::bind::BaseNames;
+use cowheap_segment::file;
+use cowheap_segment::tenant;
+use cowheap_tenants::Tenant;
+use std::sync::{Arc, OnceLock};
+
+fn base(name: &'static str) -> &'static (Arc<Base>, BaseNames) {
+    static MINI: OnceLock<(Arc<Base>, BaseNames)> = OnceLock::new();
+    static SPUR: OnceLock<(Arc<Base>, BaseNames)> = OnceLock::new();
+    let cell = if name == "mini.image" { &MINI } else { &SPUR };
+    cell.get_or_init(|| {
+        let b = Base::new(cowheap_squeak::import(image(name)).unwrap().heap);
+        let n = BaseNames::of(b.heap()).unwrap();
+        (b, n)
+    })
+}
+
+fn alloc(t: &mut Tenant, class: Value, format: Format, slots: usize, bytes: usize) -> Value {
+    t.alloc(class, format, ObjectSize { slots, bytes }).unwrap()
+}
+
+#[test]
+fn a_member_from_a_wider_hash_base_gets_a_hash_the_target_holds() {
+    let (spur, spur_names) = base("headless-spur32.image");
+    let (mini, _) = base("mini.image");
+    assert_eq!(spur.heap().hash_bits(), 22);
+    assert_eq!(mini.heap().hash_bits(), 12);
+    let mut t = Tenant::fork(spur);
+    let array = spur_names.global("Array").unwrap();
+    // Arrays made in the Spur tenant: their drawn hashes use 22 bits, some past 12.
+    let holder = alloc(&mut t, array, Format::Pointers, 64, 0);
+    for i in 0..64 {
+        let a = alloc(&mut t, array, Format::Pointers, 1, 0);
+        t.set_slot(a, 0, Value::int(i)).unwrap();
+        t.set_slot(holder, i as usize, a).unwrap();
+    }
+    let mut seg = tenant::extract(&t, &[holder], &[]).unwrap();
+    assert!(
+        seg.objects.iter().any(|o| o.hash > 0xFFF),
+        "no wide hash drawn"
+    );
+    seg.make_portable(&**t.base()).unwrap();
+    let bytes = file::to_bytes(&seg).unwrap();
+    let mut back = file::from_bytes(&bytes, Some(mini.fingerprint())).unwrap();
+    let mut t2 = Tenant::fork(mini);
+    let imported = back.import_into(&mut t2, &[], false).unwrap();
+    for &m in &imported.members {
+        let h = t2.identity_hash(m).unwrap();
+        assert!(h <= 0xFFF, "member of mini.image with identity hash {h:#x}");
+    }
+}
+
+#[test]
+fn a_segment_file_with_hashes_wider_than_any_base_imports_hashes_that_fit() {
+    let (mini, names) = base("mini.image");
+    let mut t = Tenant::fork(mini);
+    let array = names.global("Array").unwrap();
+    let a = alloc(&mut t, array, Format::Pointers, 1, 0);
+    let mut seg = tenant::extract(&t, &[a], &[]).unwrap();
+    // A well-formed file (checksummed) naming a hash no base has.
+    seg.objects[0].hash = u32::MAX;
+    let bytes = file::to_bytes(&seg).unwrap();
+    let mut back = file::from_bytes(&bytes, Some(mini.fingerprint())).unwrap();
+    let mut t2 = Tenant::fork(mini);
+    let imported = back.import_into(&mut t2, &[], false).unwrap();
+    let h = t2.identity_hash(imported.roots[0]).unwrap();
+    assert!(h <= 0xFFF, "member of mini.image with identity hash {h:#x}");
+}
