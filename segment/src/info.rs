@@ -291,7 +291,7 @@ pub fn import_keeping(file: &Path, base: &Path) -> Result<ImportedTenant> {
             .collect();
         let left_for_image = done.left_for_image();
         let outcome = ImportOutcome::Cowheap {
-            objects: done.members.len(),
+            objects: done.members.len() - done.not_made.len(),
             roots: done.roots.len(),
             bound: seg.out.len() - done.unbound.len(),
             unbound: done.unbound,

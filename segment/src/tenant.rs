@@ -671,6 +671,7 @@ impl TenantSegment {
             None
         };
         let mut unbound = Vec::new();
+        let mut is_bound = Vec::with_capacity(self.out.len());
         let nil = heap.nil();
         let bound: Vec<Value> = self
             .out
@@ -688,6 +689,7 @@ impl TenantSegment {
                     OutRef::Outside(k) => outside.get(*k as usize).copied(),
                     _ => names.as_ref().and_then(|n| n.resolve(&*base, o)),
                 };
+                is_bound.push(b.is_some());
                 b.unwrap_or_else(|| {
                     unbound.push(o.to_string());
                     nil
@@ -709,12 +711,27 @@ impl TenantSegment {
         // Every reference checked, and the classes ordered, before the tenant is touched: a
         // segment refused for its content allocates nothing.
         let order = check_members(&self.objects, self.out.len(), &self.roots)?;
+        // A member whose class did not bind (accepted unbound), or whose class is such a
+        // member, has no class to be made with: it is not made, and a reference to it reads
+        // nil, as the Etoys path leaves the instances of a class it cannot bind (made with
+        // the nil of the out-pointer, it would be an object whose class is nil). In class
+        // order, so a member class is decided before its instances.
+        let mut not_made = vec![false; self.objects.len()];
+        for &i in &order {
+            not_made[i] = match self.objects[i].class {
+                SRef::Out(k) => !is_bound.get(k as usize).copied().unwrap_or(false),
+                SRef::Obj(j) => not_made.get(j as usize).copied().unwrap_or(false),
+                SRef::Imm(_) => false,
+            };
+        }
         // And the tenant's quota for all of them: a quota refusal part-way would leave the
         // members made so far.
         let sizes: Vec<ObjectSize> = self
             .objects
             .iter()
-            .map(|o| ObjectSize {
+            .zip(&not_made)
+            .filter(|&(_, &skip)| !skip)
+            .map(|(o, _)| ObjectSize {
                 slots: o.slots.len(),
                 bytes: o.bytes.len(),
             })
@@ -742,6 +759,9 @@ impl TenantSegment {
         let build = |tenant: &mut Tenant, made: &mut Vec<Option<Value>>| -> Result<_> {
             let mut nils: Vec<Value> = Vec::new();
             for i in order {
+                if not_made[i] {
+                    continue;
+                }
                 let o = &objects[i];
                 let class = match o.class {
                     SRef::Obj(j) => match made.get(j as usize) {
@@ -766,15 +786,24 @@ impl TenantSegment {
                 )?;
                 made[i] = Some(v);
             }
-            if made.iter().any(Option::is_none) {
+            if made
+                .iter()
+                .zip(&not_made)
+                .any(|(m, &skip)| m.is_none() && !skip)
+            {
                 return Err(bad("members whose classes form a cycle"));
             }
-            let made: Vec<Value> = made.iter().flatten().copied().collect();
+            // Every member by number; one not made reads nil.
+            let made: Vec<Value> = made.iter().map(|m| m.unwrap_or(nil)).collect();
             // Each proxy member is given its host object: the member is the proxy, with the
             // class, format, body and identity hash the segment gave it.
             let mut hosts = Vec::new();
             let mut placeholder_list = Vec::new();
             for (h, host) in hosts_section.iter().zip(host_objects) {
+                // A member not made has no proxy: its host object is dropped.
+                if not_made[h.member as usize] {
+                    continue;
+                }
                 let proxy = made[h.member as usize];
                 // A placeholder is the tenant's own: listed by `Tenant::placeholders`, its bytes
                 // kept through snapshots and segments.
@@ -790,6 +819,9 @@ impl TenantSegment {
                 }
             }
             for (i, o) in objects.iter().enumerate() {
+                if not_made[i] {
+                    continue;
+                }
                 for (k, s) in o.slots.iter().enumerate() {
                     let v = match *s {
                         SRef::Imm(w) => Value::shared(w),
@@ -850,12 +882,24 @@ impl TenantSegment {
         };
         let next = SegmentState::Imported;
         if let Err(e) = self.state.advance(next) {
+            let made: Vec<Value> = made
+                .iter()
+                .zip(&not_made)
+                .filter(|&(_, &skip)| !skip)
+                .map(|(&m, _)| m)
+                .collect();
             let _ = tenant.free_unreachable_with(&made, reserve);
             return Err(SegmentError::State(e));
         }
+        let not_made = (0u32..)
+            .zip(&not_made)
+            .filter(|&(_, &skip)| skip)
+            .map(|(i, _)| i)
+            .collect();
         Ok(Imported {
             roots,
             members: made,
+            not_made,
             unbound,
             rehash,
             hosts,
@@ -877,8 +921,13 @@ enum HostSource<'a> {
 pub struct Imported {
     /// The roots, in the segment's order.
     pub roots: Vec<Value>,
-    /// Every member, by number.
+    /// Every member, by number (nil for a member not made: see
+    /// [`Imported::not_made`]).
     pub members: Vec<Value>,
+    /// The members not made, by number: their class did not bind (an out-pointer accepted
+    /// unbound, listed in [`Imported::unbound`]), or is a member not made. Each reads nil
+    /// wherever the segment refers to it.
+    pub not_made: Vec<u32>,
     /// The out-pointers that did not bind (read as nil), described.
     pub unbound: Vec<String>,
     /// The hashed collections among the members, rehashed where their elements' hashes

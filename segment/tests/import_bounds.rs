@@ -2,7 +2,10 @@
 //! - a member's identity hash fits the target base's hash width (`BaseHeap::hash_bits`): a
 //!   portable segment of a Spur tenant (22-bit hashes) imported into a V3 tenant (12 bits),
 //!   and a segment file whose hashes are wider than any base's, give objects whose hashes
-//!   the target's images and exporters hold.
+//!   the target's images and exporters hold;
+//! - a member whose class out-pointer does not bind (accepted unbound) is not made, as the
+//!   Etoys path leaves the instances of a class it cannot bind: no object of the tenant has
+//!   nil for its class, and a field naming such a member reads nil.
 
 mod common;
 
@@ -11,7 +14,7 @@ use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_segment::bind::BaseNames;
 use cowheap_segment::file;
-use cowheap_segment::tenant;
+use cowheap_segment::tenant::{self, OutRef};
 use cowheap_tenants::Tenant;
 use std::sync::{Arc, OnceLock};
 
@@ -76,4 +79,61 @@ fn a_segment_file_with_hashes_wider_than_any_base_imports_hashes_that_fit() {
     let imported = back.import_into(&mut t2, &[], false).unwrap();
     let h = t2.identity_hash(imported.roots[0]).unwrap();
     assert!(h <= 0xFFF, "member of mini.image with identity hash {h:#x}");
+}
+
+#[test]
+fn a_member_whose_class_does_not_bind_is_not_made_an_instance_of_nil() {
+    let (mini, names) = base("mini.image");
+    let nil = mini.heap().nil();
+    let mut t = Tenant::fork(mini);
+    let p = alloc(
+        &mut t,
+        names.global("Point").unwrap(),
+        Format::Pointers,
+        2,
+        0,
+    );
+    t.set_slot(p, 0, Value::int(3)).unwrap();
+    t.set_slot(p, 1, Value::int(4)).unwrap();
+    let holder = alloc(
+        &mut t,
+        names.global("Array").unwrap(),
+        Format::Pointers,
+        2,
+        0,
+    );
+    t.set_slot(holder, 0, p).unwrap();
+    t.set_slot(holder, 1, Value::int(9)).unwrap();
+    let mut seg = tenant::extract(&t, &[holder], &[]).unwrap();
+    seg.make_portable(mini.heap()).unwrap();
+    // The writer's Point had another shape: the class does not bind in this base.
+    for o in &mut seg.out {
+        if let OutRef::Class { name, inst_vars } = o
+            && name == "Point"
+        {
+            inst_vars.push("z".into());
+        }
+    }
+    let bytes = file::to_bytes(&seg).unwrap();
+    let mut back = file::from_bytes(&bytes, Some(mini.fingerprint())).unwrap();
+    let mut t2 = Tenant::fork(mini);
+    let imported = back.import_into(&mut t2, &[], true).unwrap();
+    assert!(
+        imported.unbound.iter().any(|u| u == "class Point"),
+        "{:?}",
+        imported.unbound
+    );
+    for &m in &imported.members {
+        if m.same_word(nil) {
+            continue;
+        }
+        let c = t2.class_of(m).unwrap();
+        assert!(!c.same_word(nil), "member {m:?} made with class nil");
+    }
+    // The Point (member 1: the holder is the root) is not made.
+    assert_eq!(imported.not_made, vec![1]);
+    assert!(imported.members[1].same_word(nil));
+    let h = imported.roots[0];
+    assert_eq!(t2.slot(h, 1).unwrap().as_int(), Some(9));
+    assert!(t2.slot(h, 0).unwrap().same_word(nil));
 }
