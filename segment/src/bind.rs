@@ -12,6 +12,7 @@
 //! | a class | the global of that name, if it is a class of that name | missing; another shape: the writer's instance variable names (the stream's class structures) differ from the base class's (its own and inherited `instanceVariables`) |
 //! | a global | the global's value | missing |
 //! | `global at: #key` | the value under `key` in a Dictionary-shaped global | missing |
+//! | a Character carried by value (`value` a SmallInteger) | the base's Character of that value, as `Character>>comeFullyUpOnReload:` answers it (`Character value: value`): the CharacterTable's in a V3 image, the immediate in Spur | a V3 base without one for that value (a value past 255) |
 //! | other constructed objects, objects carried by value in the stream | (nothing) | always: they need the writer's code run |
 //!
 //! The writer's compact classes (the last out-pointer of an Etoys export: an Array of class
@@ -28,6 +29,7 @@
 //! the base's) are rehashed by [`crate::rehash`], and the report says which were and which
 //! could not be.
 
+use crate::datastream::Val;
 use crate::error::{Result, SegmentError};
 use crate::project::{OutPointer, Project};
 use crate::v3::{ClassRef, Oop, SegObject};
@@ -42,6 +44,14 @@ use std::fmt;
 const SPECIAL_COMPACT_CLASSES: usize = 28;
 /// Special objects array index of the class Float (boxed: two 32-bit words in a V3 image).
 const SPECIAL_FLOAT: usize = 9;
+/// Special objects array index of the CharacterTable: the 256 Characters a V3 image's
+/// `Character value:` answers (element `n + 1` for value `n`).
+const SPECIAL_CHARACTER_TABLE: usize = 24;
+/// Characters a CharacterTable holds.
+const CHARACTER_TABLE_SIZE: i64 = 256;
+/// The largest code point of an immediate Character, in either Spur word size (30 bits in
+/// 32-bit Spur).
+const MAX_IMMEDIATE_CHAR: i64 = (1 << 30) - 1;
 /// Class instance variable holding the superclass.
 const SUPERCLASS_SLOT: usize = 0;
 /// Where a class may hold its instance variable names (an Array of Strings): slot 3 from
@@ -156,6 +166,10 @@ pub struct BaseNames {
     globals: HashMap<String, Word>,
     symbols: HashMap<String, ObjectIndex>,
     compact: Vec<Option<ObjectIndex>>,
+    /// The CharacterTable, in a base that keeps its Characters as objects (V3).
+    character_table: Option<ObjectIndex>,
+    /// Whether the base's Characters are immediates (Spur).
+    immediate_characters: bool,
     nil: Value,
     true_: Option<Value>,
     false_: Option<Value>,
@@ -208,6 +222,16 @@ impl BaseNames {
         let compact = slot(special, SPECIAL_COMPACT_CLASSES)
             .map(|cc| (0..31).map(|k| slot(cc, k)).collect())
             .unwrap_or_default();
+        let immediate_characters = heap
+            .named_root("image.version")
+            .and_then(|v| v.as_int())
+            .is_some_and(|v| {
+                crate::spur::VERSIONS
+                    .iter()
+                    .any(|&(s, _)| i64::from(s) == v)
+            });
+        let character_table = slot(special, SPECIAL_CHARACTER_TABLE)
+            .filter(|&t| heap.view(t).is_some_and(|o| o.slots.len() >= 256));
         let word = |i: usize| heap.slot_of(special, i).map(Value::shared);
         let point = globals.get("Point").and_then(|w| w.as_base());
         let inst_vars_slot = point.and_then(|p| {
@@ -237,6 +261,8 @@ impl BaseNames {
             globals,
             symbols,
             compact,
+            character_table,
+            immediate_characters,
             nil: heap.nil_value(),
             false_: word(1),
             true_: word(2),
@@ -256,6 +282,23 @@ impl BaseNames {
     /// Number of Symbols found.
     pub fn symbol_count(&self) -> usize {
         self.symbols.len()
+    }
+
+    /// The base's Character of value `n`, as its `Character value: n` answers it: an
+    /// immediate in a base whose Characters are immediates (Spur), else element `n` of its
+    /// CharacterTable (special objects slot 24, V3). `None` for a value the base has no
+    /// Character of without running code (past 255 in a V3 image, where Squeak makes a new
+    /// one), or a negative one. Time: O(1).
+    pub fn character<O: Objects + ?Sized>(&self, heap: &O, n: i64) -> Option<Value> {
+        if self.immediate_characters {
+            let code = u32::try_from(n).ok().filter(|_| n <= MAX_IMMEDIATE_CHAR)?;
+            return Some(Value::shared(Word::char_code(code)));
+        }
+        if !(0..CHARACTER_TABLE_SIZE).contains(&n) {
+            return None;
+        }
+        let c = heap.slot_of(self.character_table?, usize::try_from(n).ok()?)?;
+        c.as_base().map(Value::base)
     }
 
     /// The base's compact class `k` (1-based).
@@ -531,6 +574,16 @@ pub fn bind<O: Objects + ?Sized>(heap: &O, names: &BaseNames, project: &Project)
                     .ok_or(Unbound::Missing)
             }
             OutPointer::Constructed { .. } => Err(Unbound::NeedsCode),
+            // A Character carried by value: on reload Squeak answers its own Character of
+            // that value (`Character>>comeFullyUpOnReload:`), never the copy read.
+            OutPointer::Object { class, stream } if class == "Character" => {
+                match project.stream.instance(Val::Obj(*stream)) {
+                    Some((_, [Val::Int(n), ..])) => {
+                        names.character(heap, i64::from(*n)).ok_or(Unbound::Missing)
+                    }
+                    _ => Err(Unbound::CarriedObject),
+                }
+            }
             OutPointer::String(_) | OutPointer::Object { .. } => Err(Unbound::CarriedObject),
         })
         .collect();

@@ -5,16 +5,22 @@
 //!   the target's images and exporters hold;
 //! - a member whose class out-pointer does not bind (accepted unbound) is not made, as the
 //!   Etoys path leaves the instances of a class it cannot bind: no object of the tenant has
-//!   nil for its class, and a field naming such a member reads nil.
+//!   nil for its class, and a field naming such a member reads nil;
+//! - an Etoys project's out-pointer that is a Character carried by value in the stream (as
+//!   Squeak's DataStream writes one) binds to the base's own Character of that value, as
+//!   `Character>>comeFullyUpOnReload:` answers it (`Character value: value`), and the
+//!   fields that name it hold it, not nil; a Spur base's is the immediate.
 
 mod common;
 
 use common::image;
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
-use cowheap_segment::bind::BaseNames;
+use cowheap_segment::bind::{self, BaseNames};
+use cowheap_segment::datastream::Val;
 use cowheap_segment::file;
 use cowheap_segment::tenant::{self, OutRef};
+use cowheap_segment::{OutPointer, Project};
 use cowheap_tenants::Tenant;
 use std::sync::{Arc, OnceLock};
 
@@ -136,4 +142,111 @@ fn a_member_whose_class_does_not_bind_is_not_made_an_instance_of_nil() {
     let h = imported.roots[0];
     assert_eq!(t2.slot(h, 1).unwrap().as_int(), Some(9));
     assert!(t2.slot(h, 0).unwrap().same_word(nil));
+}
+
+/// The Character of value `n` a V3 base holds: its one object of class `Character` whose
+/// `value` is `n` (found by a scan written here).
+fn base_character(b: &Base, n: i32) -> Value {
+    let heap = b.heap();
+    let found: Vec<_> = heap
+        .indices()
+        .filter(|&x| {
+            let o = heap.object(x).unwrap();
+            o.slots.first().and_then(|w| w.as_int()) == Some(i64::from(n))
+                && o.class
+                    .as_base()
+                    .and_then(|c| cowheap_squeak::class_name(heap, c))
+                    .as_deref()
+                    == Some("Character")
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "Characters of value {n}");
+    Value::base(found[0])
+}
+
+#[test]
+fn character_out_pointers_of_a_project_bind_to_the_bases_characters() {
+    let p = Project::open(image("segments/AgeComparison.005.pr")).unwrap();
+    let chars: Vec<(usize, i32)> = p
+        .out_pointers
+        .iter()
+        .enumerate()
+        .filter_map(|(k, o)| match o {
+            OutPointer::Object { class, stream } if class == "Character" => {
+                let (_, fields) = p.stream.instance(Val::Obj(*stream)).unwrap();
+                match fields.first() {
+                    Some(Val::Int(n)) => Some((k, *n)),
+                    other => panic!("a Character with value {other:?}"),
+                }
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(chars.len(), 19);
+    for name in ["mini.image", "Scratch-1.4.0.6.image"] {
+        let b = Base::new(cowheap_squeak::import(image(name)).unwrap().heap);
+        let mut t = Tenant::fork(&b);
+        let m = bind::materialise(&mut t, &p, "segment").unwrap();
+        let expect: Vec<Value> = chars.iter().map(|&(_, n)| base_character(&b, n)).collect();
+        for (&(k, n), &want) in chars.iter().zip(&expect) {
+            match &m.bindings.out[k] {
+                Ok(v) => assert!(t.identical(*v, want).unwrap(), "{name}: out-pointer {k}"),
+                Err(why) => panic!(
+                    "{name}: Character value {n} (out-pointer {}) not bound: {why}",
+                    k + 1
+                ),
+            }
+        }
+        // Every field naming one of them holds the Character.
+        let seg = &p.segment;
+        let mut fields = 0;
+        for (i, o) in seg.objects.iter().enumerate() {
+            let Some(v) = m.objects[i] else { continue };
+            for (f, oop) in o.pointers.iter().enumerate() {
+                if let cowheap_segment::v3::Oop::Out(j) = *oop
+                    && let Some(c) = chars.iter().position(|(k, _)| *k + 1 == j as usize)
+                {
+                    fields += 1;
+                    let got = t.slot(v, f).unwrap();
+                    assert!(
+                        t.identical(got, expect[c]).unwrap(),
+                        "{name}: field {f} of object {i}"
+                    );
+                }
+            }
+        }
+        // A dictionary keyed by them: its keys are the Characters, not 19 nils.
+        let keyed = m
+            .members()
+            .into_iter()
+            .filter(|&d| {
+                let Ok(array) = t.slot(d, 1) else {
+                    return false;
+                };
+                let Ok(size) = t.size(array) else {
+                    return false;
+                };
+                let keys: Vec<_> = (0..size.slots)
+                    .filter_map(|i| t.slot(array, i).ok())
+                    .filter(|a| !a.same_word(b.heap().nil()))
+                    .filter_map(|a| t.slot(a, 0).ok())
+                    .collect();
+                keys.len() == chars.len()
+                    && keys
+                        .iter()
+                        .all(|&k| expect.iter().any(|&c| t.identical(k, c).unwrap()))
+            })
+            .count();
+        assert_eq!((fields, keyed), (19, 1), "{name}");
+    }
+}
+
+#[test]
+fn a_spur_base_binds_a_character_to_its_immediate() {
+    let (spur, names) = base("headless-spur32.image");
+    let c = names.character(spur.heap(), 97).unwrap();
+    assert!(c.same_word(Value::char('a')));
+    let (mini, names) = base("mini.image");
+    assert!(names.character(mini.heap(), 256).is_none());
+    assert!(names.character(mini.heap(), -1).is_none());
 }
