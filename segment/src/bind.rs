@@ -8,7 +8,7 @@
 //! | out-pointer | bound to | refused when |
 //! | --- | --- | --- |
 //! | nil, true, false, an integer | the base's own | never |
-//! | a Symbol | the base's Symbol with that string | the base has none |
+//! | a Symbol | the base's Symbol of those bytes ([`byte_text`]) | the base has none |
 //! | a class | the global of that name, if it is a class of that name | missing; another shape: the writer's instance variable names (the stream's class structures) differ from the base class's (its own and inherited `instanceVariables`) |
 //! | a global | the global's value | missing |
 //! | `global at: #key` | the value under `key` in a Dictionary-shaped global | missing |
@@ -214,9 +214,7 @@ impl BaseNames {
                 )
             });
             if sym && o.slots.is_empty() {
-                symbols
-                    .entry(String::from_utf8_lossy(o.bytes).into_owned())
-                    .or_insert(x);
+                symbols.entry(byte_text(o.bytes)).or_insert(x);
             }
         }
         let compact = slot(special, SPECIAL_COMPACT_CLASSES)
@@ -274,7 +272,7 @@ impl BaseNames {
         self.globals.get(name).map(|&w| Value::shared(w))
     }
 
-    /// The Symbol `text`.
+    /// The Symbol whose bytes read as `text` ([`byte_text`]).
     pub fn symbol(&self, text: &str) -> Option<Value> {
         self.symbols.get(text).map(|&x| Value::base(x))
     }
@@ -309,6 +307,16 @@ impl BaseNames {
             .flatten()
             .map(Value::base)
     }
+}
+
+/// The text of a Squeak byte string (a ByteSymbol's, a ByteString's): one character per
+/// byte, the byte its code point, as a Squeak `Character value:` of each byte reads it
+/// (Latin-1 from Squeak 3.8 on). Exact both ways: two byte strings have the same text only
+/// if they have the same bytes, whatever the bytes (UTF-8 or not), so a Symbol named by its
+/// text binds to the Symbol of those bytes and to no other. ASCII reads as itself. Time:
+/// O(bytes).
+pub fn byte_text(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
 }
 
 /// The (key text, value) pairs of a Dictionary-shaped object (`tally array`, the array
@@ -390,9 +398,7 @@ impl BaseNames {
         let w = Word::base(x);
         if self.symbol_set.contains_key(&x) {
             let o = heap.view(x)?;
-            return Some(OutRef::Symbol(
-                String::from_utf8_lossy(o.bytes).into_owned(),
-            ));
+            return Some(OutRef::Symbol(byte_text(o.bytes)));
         }
         if let Some(name) = heap.name_of_class(x)
             && self.globals.get(&name) == Some(&w)

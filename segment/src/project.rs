@@ -34,7 +34,7 @@ pub enum OutPointer {
     False,
     /// A SmallInteger.
     Int(i32),
-    /// A Symbol, by its string.
+    /// A Symbol, by its bytes' text ([`crate::bind::byte_text`]).
     Symbol(String),
     /// A class, by name (a `DiskProxy` for `Smalltalk at: name`, with the class version the
     /// writer had).
@@ -375,7 +375,7 @@ fn describe(s: &ObjectStream, v: Val) -> OutPointer {
         },
     };
     match s.body(v) {
-        Some(Body::Symbol(b)) => OutPointer::Symbol(String::from_utf8_lossy(b).into_owned()),
+        Some(Body::Symbol(b)) => OutPointer::Symbol(crate::bind::byte_text(b)),
         Some(Body::String(b)) => OutPointer::String(String::from_utf8_lossy(b).into_owned()),
         Some(Body::Instance { class, fields }) if class == "DiskProxy" => {
             // globalObjectName preSelector constructorSelector constructorArgs

@@ -133,7 +133,8 @@ pub enum OutRef {
     Outside(u32),
     /// Portable: a well-known object, by its index in the special objects array.
     Special(u32),
-    /// Portable: a Symbol, by its string.
+    /// Portable: a Symbol, by its bytes' text ([`crate::bind::byte_text`]: a character
+    /// per byte, so that it names the Symbol of exactly those bytes).
     Symbol(String),
     /// Portable: a class, by name and instance variable names (inherited first): binds only
     /// to a class of that name and that shape.

@@ -9,7 +9,10 @@
 //! - an Etoys project's out-pointer that is a Character carried by value in the stream (as
 //!   Squeak's DataStream writes one) binds to the base's own Character of that value, as
 //!   `Character>>comeFullyUpOnReload:` answers it (`Character value: value`), and the
-//!   fields that name it hold it, not nil; a Spur base's is the immediate.
+//!   fields that name it hold it, not nil; a Spur base's is the immediate;
+//! - a Symbol out-pointer names its Symbol by its exact bytes: a Symbol whose bytes are not
+//!   UTF-8 (Squeak's Symbols are byte strings) binds in another base only to the Symbol of
+//!   those bytes, not to another whose lossy UTF-8 text is the same.
 
 mod common;
 
@@ -22,6 +25,7 @@ use cowheap_segment::file;
 use cowheap_segment::tenant::{self, OutRef};
 use cowheap_segment::{OutPointer, Project};
 use cowheap_tenants::Tenant;
+use cowheap_tenants::commit::{CommitMode, CommitRights, Repository};
 use std::sync::{Arc, OnceLock};
 
 fn base(name: &'static str) -> &'static (Arc<Base>, BaseNames) {
@@ -249,4 +253,58 @@ fn a_spur_base_binds_a_character_to_its_immediate() {
     let (mini, names) = base("mini.image");
     assert!(names.character(mini.heap(), 256).is_none());
     assert!(names.character(mini.heap(), -1).is_none());
+}
+
+/// A repository over `base` whose first commit adds a one-byte Symbol of each of `bytes`,
+/// with the words those Symbols have in it.
+fn with_symbols(
+    base: &Arc<Base>,
+    names: &BaseNames,
+    bytes: &[u8],
+) -> (Repository, Vec<cowheap_heap::Word>) {
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let mut a = repo.fork();
+    let symbol = names.global("Symbol").unwrap();
+    let mut made = Vec::new();
+    for &byte in bytes {
+        let s = alloc(&mut a, symbol, Format::Bytes, 0, 1);
+        a.set_bytes(s, 0, &[byte]).unwrap();
+        made.push(s);
+    }
+    repo.commit_with(&mut a, "symbols", CommitMode::WriteWrite, &made)
+        .unwrap();
+    let words = made.iter().map(|&s| a.identity_word(s).unwrap()).collect();
+    (repo, words)
+}
+
+#[test]
+fn symbols_whose_bytes_are_not_utf8_bind_to_themselves() {
+    let (mini, names) = base("mini.image");
+    // The writer's base has #\xE9 (e acute in Latin-1); the reader's has #\xE8 (e grave)
+    // and not #\xE9: the Symbol must not bind there.
+    let (writer, words) = with_symbols(mini, names, &[0xE9]);
+    let (reader, _) = with_symbols(mini, names, &[0xE8]);
+    let mut t = writer.fork();
+    let array = names.global("Array").unwrap();
+    let holder = alloc(&mut t, array, Format::Pointers, 1, 0);
+    t.set_slot(holder, 0, Value::shared(words[0])).unwrap();
+    let mut seg = tenant::extract(&t, &[holder], &[]).unwrap();
+    seg.make_portable(&**t.base()).unwrap();
+    assert!(seg.is_portable());
+    let bytes = file::to_bytes(&seg).unwrap();
+    let mut t2 = reader.fork();
+    let mut back = file::from_bytes(&bytes, Some(t2.base().fingerprint())).unwrap();
+    let imported = back.import_into(&mut t2, &[], true).unwrap();
+    let got = t2.slot(imported.roots[0], 0).unwrap();
+    assert!(
+        got.same_word(mini.heap().nil()),
+        "#\\xE9 bound to a Symbol of bytes {:?}",
+        t2.bytes(got)
+    );
+    // In a base that has it, it binds to it.
+    let mut t3 = writer.fork();
+    let mut back = file::from_bytes(&bytes, Some(t3.base().fingerprint())).unwrap();
+    let imported = back.import_into(&mut t3, &[], false).unwrap();
+    let got = t3.slot(imported.roots[0], 0).unwrap();
+    assert!(t3.identical(got, Value::shared(words[0])).unwrap());
 }
