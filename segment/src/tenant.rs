@@ -703,12 +703,17 @@ impl TenantSegment {
         let bad = |what| SegmentError::BadSegment(what);
         // Each member's hash as the target base holds hashes: one wider than its width
         // (from a base of wider hashes, or a file) is cut to it, and the hashed collections
-        // placed by the recorded hashes are then rehashed.
+        // placed by the recorded hashes are then rehashed. A segment brought back into the
+        // tenant it was swapped out of keeps every hash exactly as it was.
         let hash_bits = heap.hash_bits();
-        let hashes_cut = self
-            .objects
-            .iter()
-            .any(|o| crate::fit_hash(o.hash, hash_bits) != o.hash);
+        let hash_of = |h: u32| {
+            if same_tenant {
+                h
+            } else {
+                crate::fit_hash(h, hash_bits)
+            }
+        };
+        let hashes_cut = self.objects.iter().any(|o| hash_of(o.hash) != o.hash);
         // Every reference checked, and the classes ordered, before the tenant is touched: a
         // segment refused for its content allocates nothing.
         let order = check_members(&self.objects, self.out.len(), &self.roots)?;
@@ -783,7 +788,7 @@ impl TenantSegment {
                     o.format,
                     &nils[..o.slots.len()],
                     &o.bytes,
-                    crate::fit_hash(o.hash, hash_bits),
+                    hash_of(o.hash),
                 )?;
                 made[i] = Some(v);
             }

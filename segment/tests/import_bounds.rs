@@ -2,7 +2,8 @@
 //! - a member's identity hash fits the target base's hash width (`BaseHeap::hash_bits`): a
 //!   portable segment of a Spur tenant (22-bit hashes) imported into a V3 tenant (12 bits),
 //!   and a segment file whose hashes are wider than any base's, give objects whose hashes
-//!   the target's images and exporters hold;
+//!   the target's images and exporters hold; a segment swapped out and faulted back into
+//!   its own tenant keeps every hash as it was, even one wider than the base's;
 //! - a member whose class out-pointer does not bind (accepted unbound) is not made, as the
 //!   Etoys path leaves the instances of a class it cannot bind: no object of the tenant has
 //!   nil for its class, and a field naming such a member reads nil;
@@ -22,6 +23,7 @@ use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_segment::bind::{self, BaseNames};
 use cowheap_segment::datastream::Val;
 use cowheap_segment::file;
+use cowheap_segment::swap::{MemStore, Swapper};
 use cowheap_segment::tenant::{self, OutRef};
 use cowheap_segment::{OutPointer, Project};
 use cowheap_tenants::Tenant;
@@ -307,4 +309,22 @@ fn symbols_whose_bytes_are_not_utf8_bind_to_themselves() {
     let imported = back.import_into(&mut t3, &[], false).unwrap();
     let got = t3.slot(imported.roots[0], 0).unwrap();
     assert!(t3.identical(got, Value::shared(words[0])).unwrap());
+}
+
+#[test]
+fn a_fault_in_keeps_a_hash_wider_than_the_bases() {
+    let (mini, names) = base("mini.image");
+    let mut t = Tenant::fork(mini);
+    let array = names.global("Array").unwrap();
+    let a = alloc(&mut t, array, Format::Pointers, 1, 0);
+    // An embedder's hash, wider than a V3 image's 12 bits.
+    t.set_identity_hash(a, 0xA_BCDE).unwrap();
+    let holder = alloc(&mut t, array, Format::Pointers, 1, 0);
+    t.set_slot(holder, 0, a).unwrap();
+    t.set_root("holder", holder).unwrap();
+    let swapper = Swapper::new(MemStore::new());
+    swapper.swap_out(&mut t, &[a]).unwrap();
+    t.set_slot(a, 0, Value::int(1)).unwrap();
+    assert_eq!(t.stub_segment(a).unwrap(), None);
+    assert_eq!(t.identity_hash(a).unwrap(), 0xA_BCDE);
 }
