@@ -2,7 +2,8 @@
 //! - a member's identity hash fits the target base's hash width (`BaseHeap::hash_bits`): a
 //!   portable segment of a Spur tenant (22-bit hashes) imported into a V3 tenant (12 bits),
 //!   and a segment file whose hashes are wider than any base's, give objects whose hashes
-//!   the target's images and exporters hold; a segment swapped out and faulted back into
+//!   the target's images and exporters hold, and an IdentitySet of such members placed by
+//!   the wide hashes answers for each by its hash cut; a segment swapped out and faulted back into
 //!   its own tenant keeps every hash as it was, even one wider than the base's;
 //! - a member whose class out-pointer does not bind (accepted unbound) is not made, as the
 //!   Etoys path leaves the instances of a class it cannot bind: no object of the tenant has
@@ -23,6 +24,7 @@ use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_segment::bind::{self, BaseNames};
 use cowheap_segment::datastream::Val;
 use cowheap_segment::file;
+use cowheap_segment::rehash;
 use cowheap_segment::swap::{MemStore, Swapper};
 use cowheap_segment::tenant::{self, OutRef};
 use cowheap_segment::{OutPointer, Project};
@@ -74,6 +76,66 @@ fn a_member_from_a_wider_hash_base_gets_a_hash_the_target_holds() {
         let h = t2.identity_hash(m).unwrap();
         assert!(h <= 0xFFF, "member of mini.image with identity hash {h:#x}");
     }
+}
+
+/// An IdentitySet of `n` Arrays in a `mini.image` tenant, each given a hash wider than
+/// the base's 12 bits (as a Spur tenant draws them) and placed by it, extracted: the
+/// segment, bound to its base.
+fn wide_identity_set(n: usize) -> tenant::TenantSegment {
+    let (mini, names) = base("mini.image");
+    let mut t = Tenant::fork(mini);
+    let array = names.global("Array").unwrap();
+    // Not a divisor of 4096: a cut hash leads elsewhere than the whole one.
+    let slots = 4 * n + 1;
+    let set = alloc(
+        &mut t,
+        names.global("IdentitySet").unwrap(),
+        Format::Pointers,
+        2,
+        0,
+    );
+    let table = alloc(&mut t, array, Format::Pointers, slots, 0);
+    t.set_slot(set, 0, Value::int(n as i64)).unwrap();
+    t.set_slot(set, 1, table).unwrap();
+    for i in 0..n {
+        let a = alloc(&mut t, array, Format::Pointers, 0, 0);
+        // Past 12 bits: 0x1000 and more.
+        let h = 0x1000 * (i as u32 + 1) + 7 * i as u32 + 1;
+        t.set_identity_hash(a, h).unwrap();
+        let mut at = h as usize % slots;
+        while !t.slot(table, at).unwrap().same_word(mini.heap().nil()) {
+            at = (at + 1) % slots;
+        }
+        t.set_slot(table, at, a).unwrap();
+    }
+    tenant::extract(&t, &[set], &[]).unwrap()
+}
+
+#[test]
+fn an_identity_set_of_members_whose_hashes_are_cut_is_rehashed() {
+    let (mini, names) = base("mini.image");
+    let seg = wide_identity_set(16);
+    let bytes = file::to_bytes(&seg).unwrap();
+    // Into another tenant of the same base, every out-pointer binding as it was: only the
+    // cut hashes move the elements.
+    let mut back = file::from_bytes(&bytes, Some(mini.fingerprint())).unwrap();
+    let mut t2 = Tenant::fork(mini);
+    let imported = back.import_into(&mut t2, &[], false).unwrap();
+    assert_eq!(imported.rehash.rehashed.len(), 1, "{}", imported.rehash);
+    let set = imported.roots[0];
+    let table = t2.slot(set, 1).unwrap();
+    let mut found = 0;
+    for i in 0..t2.size(table).unwrap().slots {
+        let a = t2.slot(table, i).unwrap();
+        if a.same_word(mini.heap().nil()) {
+            continue;
+        }
+        assert!(t2.identity_hash(a).unwrap() <= 0xFFF);
+        let got = rehash::lookup(&t2, names, set, a).unwrap();
+        assert!(got.is_some_and(|g| t2.identical(g, a).unwrap()), "slot {i}");
+        found += 1;
+    }
+    assert_eq!(found, 16);
 }
 
 #[test]
