@@ -122,6 +122,13 @@ impl Registry {
 
     /// Runs `f` on tenant `id`, or returns `None` if there is no such tenant. Waits if another
     /// thread holds the tenant. Time: O(1) plus `f`.
+    ///
+    /// A tenant's lock is not reentrant: `f` must not reach tenant `id` through the
+    /// registry again (`with` or [`Registry::commit`] of `id`, or [`Registry::par_for_each`],
+    /// which visits it), which would wait for itself forever; and [`Registry::remove`] of
+    /// `id` inside `f` answers `None`, as for any tenant a thread holds. Other tenants may be
+    /// reached from `f`, but two threads that each hold one tenant and wait for the other's
+    /// deadlock, as with any two locks taken in opposite orders.
     pub fn with<R>(&self, id: TenantId, f: impl FnOnce(&mut Tenant) -> R) -> Option<R> {
         let cell = self.tenants.get(&id)?.value().clone();
         let mut guard = lock(&cell);
@@ -134,7 +141,8 @@ impl Registry {
     /// A tenant is held only while `f` runs on it: the ids are listed first, and each
     /// tenant is checked out by its id when its turn comes ([`Registry::with`]), so another
     /// thread may [`Registry::remove`] a tenant this run has visited already or not yet
-    /// (then it is not visited).
+    /// (then it is not visited). As in [`Registry::with`], `f` must not reach, through the
+    /// registry, the tenant it is given.
     pub fn par_for_each(&self, f: impl Fn(&mut Tenant) + Sync + Send) {
         let ids = self.ids();
         ids.par_iter().for_each(|&id| {
