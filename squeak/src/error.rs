@@ -76,6 +76,28 @@ pub enum ImportError {
         /// The reference to the first forwarder.
         oop: u64,
     },
+    /// A Spur reference from an ordinary object to a hidden one (a free-list, hidden-roots
+    /// or class-table object, or another object whose class index is a pun): those objects
+    /// are the VM's own, which no Smalltalk object holds and no message can be sent to.
+    #[error(
+        "the object at data offset {at} refers to {oop:#x}, a hidden object no Smalltalk \
+         object can hold"
+    )]
+    HiddenReference {
+        /// Byte offset of the referring object in the object data.
+        at: u64,
+        /// The reference (the first forwarder of a chain that ends at the hidden object).
+        oop: u64,
+    },
+    /// A V3 object's class word names an object that is no class: not an object of
+    /// pointers whose third field (the format) is a small integer.
+    #[error("the object at data offset {at} has class {oop:#x}, which is no class")]
+    NotAClass {
+        /// Byte offset of the object in the object data.
+        at: u64,
+        /// The class word.
+        oop: u64,
+    },
     /// A Spur object's class index names no class in the class table.
     #[error("the object at data offset {at} has class index {index}, which is no class")]
     BadClassIndex {

@@ -39,6 +39,8 @@ const PC_SLOT: usize = 1;
 const CONTEXT_METHOD: usize = 3;
 /// Slot of a BlockClosure holding its outer context.
 const CLOSURE_OUTER_CONTEXT: usize = 0;
+/// Slot of a class holding its format (after its superclass and method dictionary).
+const CLASS_FORMAT: usize = 2;
 /// Slot of a context holding its stack pointer.
 const CONTEXT_STACKP: usize = 2;
 /// Slots of a context before its stack (sender, pc, stack pointer, method, closure or nil,
@@ -415,6 +417,25 @@ impl Memory<'_> {
             .and_then(|i| u32::try_from(i).ok())
     }
 
+    /// Whether object `i` can be a class: an ordinary (not hidden) object of pointers whose
+    /// slot 2 (the format) is a small integer. The VM reads a class's superclass, method
+    /// dictionary and format to send to or make an instance; any other object in the class
+    /// table names no class.
+    fn is_class(&self, i: u32) -> bool {
+        !self.is_hidden(i)
+            && self
+                .raw_slot(i, CLASS_FORMAT)
+                .and_then(|w| decode_oop(w, self.ws, &|_| None))
+                .is_some_and(|w| w.as_int().is_some())
+    }
+
+    /// Whether object `i` is hidden: its class index is a pun (below 32), not a class.
+    fn is_hidden(&self, i: u32) -> bool {
+        self.recs
+            .get(i as usize)
+            .is_some_and(|r| class_index(r) < FIRST_CLASS_INDEX)
+    }
+
     /// Object `i` if it is one a reference can name: not a free chunk.
     fn live(&self, i: u32) -> Option<u32> {
         Some(i).filter(|&i| class_index(&self.recs[i as usize]) != FREE_PUN)
@@ -488,7 +509,8 @@ impl<'m> ClassTable<'m> {
     }
 
     /// The class at class index `ci`, if the table has one there: an entry that is nil, a
-    /// free chunk or no object names none; one that is a forwarder names its target.
+    /// free chunk, no object or an object that is no class ([`Memory::is_class`]) names
+    /// none; one that is a forwarder names its target.
     fn class_at(&mut self, ci: u32) -> Option<u32> {
         let (mem, nil, pages) = (self.mem, self.nil, self.pages);
         *self.cache.entry(ci).or_insert_with(|| {
@@ -498,7 +520,7 @@ impl<'m> ClassTable<'m> {
             }
             let p = mem.slot_ref(HIDDEN_ROOTS, page).filter(|&p| p != nil)?;
             mem.slot_ref(p, (ci % PAGE_SLOTS) as usize)
-                .filter(|&c| c != nil)
+                .filter(|&c| c != nil && mem.is_class(c))
         })
     }
 }
@@ -511,7 +533,14 @@ impl<'m> ClassTable<'m> {
 /// to its stack pointer: the VM's `numPointerSlotsOf:` ends it there, so the collector
 /// neither traces nor updates the slots past it, and a saved image may hold any stale word
 /// in them. Such a slot is kept when it reads as a value and read as nil when it names no
-/// object (or a forwarder cycle), where a slot of any other object that does is refused.
+/// object (or a forwarder cycle, or a hidden object), where a slot of any other object that
+/// does is refused.
+///
+/// An ordinary object's slot that names a hidden object (directly or through forwarders) is
+/// refused as [`ImportError::HiddenReference`]: a VM never hands its own objects (free
+/// lists, hidden roots, class-table pages, forwarders, free chunks) to Smalltalk, and the
+/// exporter refuses to write such a reference, so an image holding one would import to a
+/// graph that neither a VM sees nor exports back.
 fn decode(
     mem: &Memory<'_>,
     r: &Rec,
@@ -527,12 +556,20 @@ fn decode(
     let ci = (h & 0x3F_FFFF) as u32;
     let fmt = ((h >> 24) & 31) as u8;
     let raw = d.take(r.hdr + 8, r.slots * ws, "an object body")?;
+    let hidden = ci < FIRST_CLASS_INDEX;
+    // Only hidden objects (the hidden roots, the class-table pages) refer to hidden ones: a
+    // reference from an ordinary object would hand Smalltalk an object of the VM's own.
     let oop = |k: usize| -> ImportResult<Word> {
         let w = d.word(r.hdr + 8 + ws * k, ws, "a slot")?;
-        decode_oop(w, ws, &|o| mem.resolve(o)).ok_or_else(|| mem.no_object(at, w))
+        let word = decode_oop(w, ws, &|o| mem.resolve(o)).ok_or_else(|| mem.no_object(at, w))?;
+        match word.as_base() {
+            Some(b) if !hidden && mem.is_hidden(b.as_u32()) => {
+                Err(ImportError::HiddenReference { at, oop: w })
+            }
+            _ => Ok(word),
+        }
     };
     let pointers = |n: usize| (0..n).map(oop).collect::<ImportResult<Vec<_>>>();
-    let hidden = ci < FIRST_CLASS_INDEX;
     let mut index_in_root = None;
     let (class, format, slots, bytes) = if hidden {
         stats.hidden += 1;
@@ -571,11 +608,11 @@ fn decode(
         };
         let nil_word = Word::base(ObjectIndex::from_u32(nil));
         let slot = |k: usize| match oop(k) {
-            Err(ImportError::DanglingOop { .. } | ImportError::ForwarderCycle { .. })
-                if k >= live =>
-            {
-                Ok(nil_word)
-            }
+            Err(
+                ImportError::DanglingOop { .. }
+                | ImportError::ForwarderCycle { .. }
+                | ImportError::HiddenReference { .. },
+            ) if k >= live => Ok(nil_word),
             w => w,
         };
         let (format, slots, bytes) = decode_body(r, fmt, f, raw, &slot)?;

@@ -73,7 +73,17 @@ impl Memory<'_> {
     fn slot_ref(&self, i: u32, k: usize) -> Option<u32> {
         self.raw_slot(i, k).and_then(|oop| self.resolve(oop))
     }
+
+    /// Whether object `i` can be a class: an object of pointers whose field 2 (the format)
+    /// is a small integer. The VM reads a class's superclass, method dictionary and format
+    /// to send to or make an instance; any other object names no class.
+    fn is_class(&self, i: u32) -> bool {
+        self.raw_slot(i, CLASS_FORMAT).is_some_and(|w| w & 1 == 1)
+    }
 }
+
+/// Field of a class holding its format (after its superclass and method dictionary).
+const CLASS_FORMAT: usize = 2;
 
 pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult<Imported> {
     let m = Mem::new(file.get(prefix..).unwrap_or(&[]), f.order());
@@ -98,11 +108,13 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     let compact = mem
         .slot_ref(sidx, COMPACT_CLASSES)
         .ok_or(ImportError::Missing("the compact classes"))?;
-    // A slot holding nil names no class: a one-word header with its index is refused, as the
-    // VM would find no class to send to.
+    // A slot holding nil, or any object that is no class, names no class: a header with its
+    // index is refused, as the VM would find no class to send to.
     let mut compact_classes = [None; 32];
     for (k, c) in compact_classes.iter_mut().enumerate().skip(1) {
-        *c = mem.slot_ref(compact, k - 1).filter(|&c| c != nil);
+        *c = mem
+            .slot_ref(compact, k - 1)
+            .filter(|&c| c != nil && mem.is_class(c));
     }
     let classes = Classes {
         compact: compact_classes,
@@ -260,7 +272,8 @@ struct Classes {
 
 /// Pass 2: decodes the object `r` found by the walk: its class (from the class word or the
 /// compact classes), format, fields, bytes and header bits. A header with both a class word
-/// and a nonzero compact class index must name one class with them.
+/// and a nonzero compact class index must name one class with them, and a class word must
+/// name a class ([`Memory::is_class`]) or nil ([`ImportError::NotAClass`] otherwise).
 ///
 /// A context (format 3, of compact class 13 or 14 or of the class MethodContext or
 /// BlockContext) holds references only up to its stack pointer: the virtual machine's
@@ -292,6 +305,14 @@ fn decode(
             at,
             oop: r.class.into(),
         })?;
+        // nil is the class of objects made with none (a base built rather than imported
+        // exports them so); any other object must be a class.
+        if c != classes.nil && !mem.is_class(c) {
+            return Err(ImportError::NotAClass {
+                at,
+                oop: r.class.into(),
+            });
+        }
         // A VM takes the class from a nonzero compact class index whatever the header type
         // (`fetchClassOf:`), and reads the class word only when the index is 0: a class word
         // naming another class would give this graph a class the VM does not see.
