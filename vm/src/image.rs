@@ -2,7 +2,7 @@
 //! of method headers and class formats.
 //!
 //! Two object formats are read: Squeak V3 (6502 pre-closure, 6504/6505 closures) and Spur,
-//! 32-bit (6521) and 64-bit (68021). Which one, and the word size, is decided once per image,
+//! 32-bit (6521, and 7033 as Squeak 6 saves it) and 64-bit (68021, and 68533). Which one, and the word size, is decided once per image,
 //! from the base's `image.version` root, in [`Specials::read`]; the headers and formats of
 //! the two are decoded into the same [`MethodHeader`] and [`ClassFormat`], so nothing after
 //! the decode asks which it is.
@@ -161,7 +161,8 @@ pub struct Specials {
     pub selectors: Vec<(Value, usize)>,
     /// The image uses closures (6504, 6505, and every Spur image).
     pub closures: bool,
-    /// The image is a Spur image (6521 or 68021): method headers and class formats are
+    /// The image is a Spur image (6521 or 68021, or either with the multiple-bytecode-sets
+    /// bit: 7033, 68533): method headers and class formats are
     /// decoded the Spur way, characters are immediates.
     pub spur: bool,
     /// The bytes of the image's words (4, or 8 for 64-bit Spur): the size of a method's
@@ -201,15 +202,15 @@ impl Specials {
         let nil = need(special::NIL, "nil")?;
         let is_nil = |v: &Value| v.word() == nil.word();
         let opt = |i: usize| get(i).filter(|v| !is_nil(v) && v.is_object());
-        let version = mem.root("image.version").and_then(|v| v.as_int());
-        if let Some(v) = version
-            && !KNOWN_VERSIONS.contains(&v)
-        {
-            return Err(VmError::UnsupportedImage {
+        let saved = mem.root("image.version").and_then(|v| v.as_int());
+        let version = match saved {
+            Some(v) => Some(object_memory_version(v).ok_or(VmError::UnsupportedImage {
                 version: v,
-                why: "not a V3 (6502, 6504, 6505) or Spur (6521, 68021) image version",
-            });
-        }
+                why: "not a V3 (6502, 6504, 6505) or Spur (6521, 68021, and 7033, 68533 \
+                      with the multiple-bytecode-sets bit) image version",
+            })?),
+            None => None,
+        };
         let wide = version == Some(SPUR_64_VERSION);
         let spur = version == Some(SPUR_32_VERSION) || wide;
         // 64-bit Spur: 61-bit SmallIntegers, 8-byte words, immediate floats where the memory
@@ -282,8 +283,24 @@ pub const SPUR_32_VERSION: i64 = 6521;
 /// The image version of 64-bit Spur images.
 pub const SPUR_64_VERSION: i64 = 68021;
 /// The image versions the interpreter runs: V3 without and with closures, Spur 32- and
-/// 64-bit. A base with no `image.version` root (one built rather than imported) is read as V3.
+/// 64-bit, and the Spur ones with [`MULTIPLE_BYTECODE_SETS`] (see
+/// [`object_memory_version`]). A base with no `image.version` root (one built rather than
+/// imported) is read as V3.
 pub const KNOWN_VERSIONS: [i64; 5] = [6502, 6504, 6505, SPUR_32_VERSION, SPUR_64_VERSION];
+/// The bit of an image version saying its methods may use the alternate bytecode set: Squeak
+/// 6 and later save 32-bit Spur as 7033 and 64-bit Spur as 68533, whose object memory is
+/// that of 6521 and 68021.
+pub const MULTIPLE_BYTECODE_SETS: i64 = 512;
+
+/// The version of the object memory of an image saved as `version`: one of
+/// [`KNOWN_VERSIONS`], the Spur ones also from a version with [`MULTIPLE_BYTECODE_SETS`]
+/// (7033 is 6521, 68533 is 68021); `None` for any other version (V3 with the bit included,
+/// which no VM saves).
+pub fn object_memory_version(version: i64) -> Option<i64> {
+    let base = version & !MULTIPLE_BYTECODE_SETS;
+    let spur = base == SPUR_32_VERSION || base == SPUR_64_VERSION;
+    (KNOWN_VERSIONS.contains(&version) || spur).then_some(base)
+}
 
 /// A compiled method's header (the SmallInteger in its first slot), as decoded from a V3 or
 /// a Spur header.
