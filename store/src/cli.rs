@@ -22,6 +22,10 @@
 //!
 //! Resuming a tenant another node holds fails with [`StoreError::Held`]; suspending a
 //! tenant whose claim was taken over fails with [`StoreError::Fenced`] and writes nothing.
+//! A resident's claim file names its tenant and node, and `mark`, `commit` and `suspend`
+//! refuse one that names another ([`StoreError::Damaged`], nothing written): a claim file
+//! copied under another tenant's name, or a node run on another node's directory, never
+//! writes one tenant's state as another's or acts under another node's claim.
 
 use crate::workload::{read_mark, write_mark};
 use crate::{
@@ -211,22 +215,36 @@ impl CliNode {
             .map_err(StoreError::BaseFile)
     }
 
+    /// The resident `t` as [`CliNode::keep`] left it in the node's directory.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if it is not resident here; [`StoreError::Damaged`] for a claim
+    /// file that does not parse, or that is the claim of another tenant or of another node
+    /// (a file copied under this name, or a node run on another node's directory): its
+    /// claim is never presented for `t` or by this node, so no state of `t` is written
+    /// as another tenant's, and no node writes under another's claim.
     fn load(&self, t: &TenantName) -> Result<Resident> {
         let (snap, cl) = self.paths(t);
         let text = std::fs::read_to_string(&cl).map_err(|e| StoreError::io(&cl, e))?;
-        let bad = || StoreError::Damaged {
+        let bad = |problem| StoreError::Damaged {
             what: cl.display().to_string(),
-            problem: "not a claim file",
+            problem,
         };
         let f: Vec<&str> = text.split_whitespace().collect();
         let [tenant, node, epoch, lease, base, state] = f.as_slice() else {
-            return Err(bad());
+            return Err(bad("not a claim file"));
         };
+        if *tenant != t.as_str() {
+            return Err(bad("the claim of another tenant"));
+        }
+        if *node != self.node.name().as_str() {
+            return Err(bad("the claim of another node"));
+        }
         let claim = Claim {
             tenant: TenantName::new(*tenant)?,
             node: NodeName::new(*node)?,
-            epoch: Epoch(epoch.parse().map_err(|_| bad())?),
-            lease_expiry: Millis(lease.parse().map_err(|_| bad())?),
+            epoch: Epoch(epoch.parse().map_err(|_| bad("not a claim file"))?),
+            lease_expiry: Millis(lease.parse().map_err(|_| bad("not a claim file"))?),
             base: parse_fingerprint(base)?,
             state: match *state {
                 "-" => None,

@@ -1,0 +1,74 @@
+//! Edges of the store's contract: a command-line node's resident files that name another
+//! tenant or node.
+
+mod common;
+
+use common::{Harness, Local, Pg, n, real_base, t};
+use cowheap_heap::synth;
+use cowheap_store::cli::{self, CliNode};
+use cowheap_store::workload::{read_mark, write_mark};
+use cowheap_store::{
+    Access, Claim, Epoch, ManualClock, Millis, PgServer, PgStore, Store, StoreError, SystemClock,
+    open_store,
+};
+use std::sync::Arc;
+
+/// A resident's claim file that names another tenant (copied, or left by a bug) is refused
+/// as damaged: before, `suspend alice` presented bob's claim with alice's snapshot, and the
+/// store took alice's state as bob's.
+#[test]
+fn a_resident_claim_naming_another_tenant_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = dir.path().join("store").to_str().unwrap().to_owned();
+    cli::init(&addr).unwrap();
+    let op = open_store(&addr, Arc::new(SystemClock), Access::Operator).unwrap();
+    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
+    cli::create(&*op, "alice", fp.trim(), None).unwrap();
+    cli::create(&*op, "bob", fp.trim(), None).unwrap();
+    let a_dir = dir.path().join("a");
+    let a = CliNode::open(&addr, Access::Operator, "a", &a_dir).unwrap();
+    a.resume("alice").unwrap();
+    a.resume("bob").unwrap();
+    a.mark("alice", 1).unwrap();
+    a.mark("bob", 2).unwrap();
+    let resident = a_dir.join("resident");
+    std::fs::copy(resident.join("bob.claim"), resident.join("alice.claim")).unwrap();
+    let before = op.record(&t("bob")).unwrap();
+    let got = a.suspend("alice");
+    assert!(
+        matches!(got, Err(StoreError::Damaged { .. })),
+        "a claim of bob under alice's name: {got:?}"
+    );
+    assert_eq!(
+        op.record(&t("bob")).unwrap(),
+        before,
+        "bob's record as it was"
+    );
+    assert!(a.suspend("bob").is_ok());
+    let b = CliNode::open(&addr, Access::Operator, "b", &dir.path().join("b")).unwrap();
+    assert!(b.resume("bob").unwrap().ends_with("mark 2\n"));
+}
+
+/// A node pointed at another node's directory does not act under that node's claims: the
+/// claim file names node `a`, and node `b` is refused rather than renewing and writing as
+/// `a`.
+#[test]
+fn a_resident_claim_of_another_node_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = dir.path().join("store").to_str().unwrap().to_owned();
+    cli::init(&addr).unwrap();
+    let op = open_store(&addr, Arc::new(SystemClock), Access::Operator).unwrap();
+    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
+    cli::create(&*op, "alice", fp.trim(), None).unwrap();
+    let a_dir = dir.path().join("a");
+    let a = CliNode::open(&addr, Access::Operator, "a", &a_dir).unwrap();
+    a.resume("alice").unwrap();
+    let b = CliNode::open(&addr, Access::Operator, "b", &a_dir).unwrap();
+    let got = b.mark("alice", 9);
+    assert!(
+        matches!(got, Err(StoreError::Damaged { .. })),
+        "node b with node a's claim: {got:?}"
+    );
+    assert!(a.suspend("alice").is_ok());
+    assert_eq!(op.record(&t("alice")).unwrap().owner, None);
+}
