@@ -857,22 +857,22 @@ impl PgStore {
         if fence.is_none() {
             check_layer(origin, number, layer)?;
         }
-        let fence = fence
-            .map(|c| i64_of(c.epoch.0, "an epoch").map(|epoch| (c, epoch)))
-            .transpose()?;
         self.tx("write a version", |tx| {
             // The tenant's row first, locked `FOR UPDATE` until the transaction ends: a claim
             // of the tenant by another node waits for the version, or came first and fences
-            // it here, before any blob is stored.
-            let rec = match fence {
-                Some((claim, _)) => {
+            // it here, before any blob is stored. The claim's epoch is taken as a `bigint`
+            // only once it is found to be the record's: a claim whose epoch no record can
+            // hold is a forged one, `Fenced` here as on every backend and every fenced write.
+            let (rec, fence) = match fence {
+                Some(claim) => {
                     let rec = self.load(tx, &claim.tenant, "write a version", true)?;
                     check_fence(&rec, claim)?;
                     check_history(&rec, origin)?;
                     check_layer(origin, number, layer)?;
-                    Some(rec)
+                    let epoch = i64_of(claim.epoch.0, "an epoch")?;
+                    (Some(rec), Some((claim, epoch)))
                 }
-                None => None,
+                None => (None, None),
             };
             self.require_base(tx, origin, "write a version")?;
             if let Some(p) = self.access.principal_name() {

@@ -1,5 +1,5 @@
 //! Edges of the store's contract: a command-line node's resident files that name another
-//! tenant or node.
+//! tenant or node, and a fenced version write presenting an epoch past the largest `bigint`.
 
 mod common;
 
@@ -71,4 +71,46 @@ fn a_resident_claim_of_another_node_is_refused() {
     );
     assert!(a.suspend("alice").is_ok());
     assert_eq!(op.record(&t("alice")).unwrap().owner, None);
+}
+
+/// What a backend answers for fenced writes presenting a claim whose epoch no record can
+/// hold (past the largest `bigint`): a forged claim, refused as every forged claim is.
+fn epoch_past_bigint_answers(h: &dyn Harness) -> Vec<String> {
+    let fp = real_base(h, 1_000);
+    let layer = common::layer_v1(h, fp, 7);
+    let clock = ManualClock::new(Millis(1_000));
+    let s = h.open(Access::Operator, Arc::new(clock)).unwrap();
+    s.create_tenant(&t("x"), fp, None).unwrap();
+    let live = s.claim(&t("x"), &n("a"), 100).unwrap();
+    let forged = Claim {
+        epoch: Epoch(u64::MAX),
+        ..live
+    };
+    let kind = |r: Result<String, StoreError>| match r {
+        Ok(_) => "Ok".to_owned(),
+        Err(StoreError::Fenced { .. }) => "Fenced".to_owned(),
+        Err(e) => format!("{e:?}"),
+    };
+    vec![
+        kind(
+            s.put_version_claimed(&forged, fp, 1, &layer)
+                .map(|_| String::new()),
+        ),
+        kind(s.write_state(&forged, b"st").map(|_| String::new())),
+        kind(
+            s.put_segment(&forged, cowheap_segment::swap::SegmentId::new(1), b"seg")
+                .map(|_| String::new()),
+        ),
+        kind(s.renew(&forged, 100).map(|_| String::new())),
+        kind(s.release(&forged).map(|_| String::new())),
+        format!("{:?}", s.versions(fp, 0).map(|v| v.len())),
+    ]
+}
+
+#[test]
+fn backends_agree_on_a_claim_whose_epoch_is_past_the_largest_bigint() {
+    let local = epoch_past_bigint_answers(&Local::new());
+    let pg = epoch_past_bigint_answers(&Pg::new());
+    assert_eq!(local, pg, "the local store (left) and PostgreSQL (right)");
+    assert!(local.iter().take(5).all(|a| a == "Fenced"), "{local:?}");
 }
