@@ -1218,12 +1218,14 @@ impl Store for PgStore {
 
     fn tenants(&self) -> Result<Vec<TenantRecord>> {
         self.tx("list tenants", |tx| {
+            // In the names' byte order, as every backend lists them: the "C" collation,
+            // whatever the database's own (an ICU or a libc locale sorts `B` after `a`).
             let rows = tx
                 .query(
                     "SELECT base, state, owner, epoch, lease_expiry, name FROM cowheap_tenants t \
                      WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM cowheap_grants g \
                        WHERE g.tenant = t.name AND g.principal = $1) \
-                     ORDER BY name",
+                     ORDER BY name COLLATE \"C\"",
                     &[&self.principal()],
                 )
                 .map_err(|e| StoreError::db("list tenants", e))?;
@@ -1317,10 +1319,12 @@ impl Store for PgStore {
 
     fn committers(&self, base: Fingerprint) -> Result<Vec<PrincipalName>> {
         self.tx("list committers", |tx| {
+            // In the names' byte order, whatever the database's collation (as `tenants`).
             let rows = tx
                 .query(
                     "SELECT principal FROM cowheap_committers \
-                     WHERE base = $1 AND ($2::text IS NULL OR principal = $2) ORDER BY principal",
+                     WHERE base = $1 AND ($2::text IS NULL OR principal = $2) \
+                     ORDER BY principal COLLATE \"C\"",
                     &[&base.0.as_slice(), &self.principal()],
                 )
                 .map_err(|e| StoreError::db("list committers", e))?;

@@ -174,7 +174,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The tenant's record. Operator, or a principal entitled to it.
     fn record(&self, tenant: &TenantName) -> Result<TenantRecord>;
 
-    /// The records of every tenant this access may see, by name.
+    /// The records of every tenant this access may see, by name (in the names' byte order,
+    /// on every backend).
     fn tenants(&self) -> Result<Vec<TenantRecord>>;
 
     /// Claims the tenant for `node` for `lease_ms` from now: in one atomic step, if it has
@@ -238,8 +239,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`crate::StoreError::BaseMissing`] if the store lacks the base.
     fn allow_commit(&self, base: Fingerprint, principal: &PrincipalName) -> Result<()>;
 
-    /// The principals that may commit versions of `base`, by name. A principal sees at most
-    /// itself.
+    /// The principals that may commit versions of `base`, by name (in the names' byte
+    /// order, on every backend). A principal sees at most itself.
     fn committers(&self, base: Fingerprint) -> Result<Vec<PrincipalName>>;
 
     /// Writes version `number` of the history of base `origin`: stores `layer` (the bytes of

@@ -1,5 +1,6 @@
 //! Edges of the store's contract: a command-line node's resident files that name another
-//! tenant or node, and a fenced version write presenting an epoch past the largest `bigint`.
+//! tenant or node, a fenced version write presenting an epoch past the largest `bigint`,
+//! and listings ordered by name whatever the database's collation.
 
 mod common;
 
@@ -113,4 +114,53 @@ fn backends_agree_on_a_claim_whose_epoch_is_past_the_largest_bigint() {
     let pg = epoch_past_bigint_answers(&Pg::new());
     assert_eq!(local, pg, "the local store (left) and PostgreSQL (right)");
     assert!(local.iter().take(5).all(|a| a == "Fenced"), "{local:?}");
+}
+
+/// Listings "by name" (tenants, committers) are in the names' byte order on every backend,
+/// whatever collation the PostgreSQL database was made with.
+#[test]
+fn listings_are_in_name_order_whatever_the_collation() {
+    let server = PgServer::start().unwrap();
+    let mut c = postgres::Client::connect(&server.url("postgres"), postgres::NoTls).unwrap();
+    c.batch_execute(
+        "CREATE DATABASE icu TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' \
+         LOCALE 'C.UTF-8'",
+    )
+    .unwrap();
+    let url = server.url("icu");
+    let pg = PgStore::init(&url, Arc::new(SystemClock)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let local =
+        cowheap_store::LocalStore::init(dir.path(), Arc::new(SystemClock), Access::Operator)
+            .unwrap();
+    let names = ["ab", "B", "a-c", "a", "Z_"];
+    let fp = cowheap_heap::Fingerprint([3; 32]);
+    let mut out = Vec::new();
+    for s in [&local as &dyn Store, &pg as &dyn Store] {
+        s.put_base(fp, &[3u8; 100]).unwrap();
+        for name in names {
+            s.create_tenant(&t(name), fp, None).unwrap();
+            s.allow_commit(fp, &common::p(name)).unwrap();
+        }
+        let tenants: Vec<String> = s
+            .tenants()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.tenant.to_string())
+            .collect();
+        let committers: Vec<String> = s
+            .committers(fp)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.to_string())
+            .collect();
+        out.push((tenants, committers));
+    }
+    let mut sorted: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    sorted.sort();
+    assert_eq!(out[0], (sorted.clone(), sorted.clone()), "local");
+    assert_eq!(
+        out[1], out[0],
+        "PostgreSQL (left) and the local store (right)"
+    );
 }
