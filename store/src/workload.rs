@@ -26,6 +26,11 @@ fn target(t: &Tenant) -> Option<Value> {
 /// Writes mark `n` into `t`: a copy-on-first-write of a base object and a new private
 /// object. Time: O(1) plus the copied object's size.
 ///
+/// All or nothing: the object is made first, then the slot and the root are written, and a
+/// slot written before a refused root is put back. So a write that fails (a quota) leaves
+/// the mark `t` held, which [`read_mark`] still reads (at most an object nothing reaches is
+/// left, for the next collection), never a slot and an object that disagree.
+///
 /// # Errors
 /// [`StoreError::Tenant`] if a write fails (a quota) or `n` is not a small integer (outside
 /// [`Word::MIN_INT`](cowheap_heap::Word::MIN_INT)..=[`Word::MAX_INT`](cowheap_heap::Word::MAX_INT));
@@ -33,10 +38,15 @@ fn target(t: &Tenant) -> Option<Value> {
 pub fn write_mark(t: &mut Tenant, n: i64) -> Result<()> {
     let mark = Value::try_int(n).map_err(cowheap_tenants::Error::from)?;
     let g = target(t).ok_or(StoreError::NoMarkTarget)?;
-    t.set_slot(g, 0, mark)?;
     let class = t.class_of(g)?;
     let obj = t.alloc_with(class, Format::Bytes, &[], &n.to_le_bytes())?;
-    t.set_root(MARK_ROOT, obj)?;
+    let old = t.slot(g, 0)?;
+    t.set_slot(g, 0, mark)?;
+    if let Err(e) = t.set_root(MARK_ROOT, obj) {
+        // The slot's object is a copy now, so writing its old value back needs no room.
+        let _ = t.set_slot(g, 0, old);
+        return Err(e.into());
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Edges of the store's contract: a command-line node's resident files that name another
 //! tenant or node, a fenced version write presenting an epoch past the largest `bigint`,
-//! and listings ordered by name whatever the database's collation.
+//! listings ordered by name whatever the database's collation, and a mark whose write fails
+//! half-way.
 
 mod common;
 
@@ -163,4 +164,21 @@ fn listings_are_in_name_order_whatever_the_collation() {
         out[1], out[0],
         "PostgreSQL (left) and the local store (right)"
     );
+}
+
+/// A mark that cannot be written whole (the tenant's quota refuses its object) leaves the
+/// tenant as it was: the mark written before still reads back. Before, the slot took the
+/// new number and the object kept the old one, so the tenant held no mark at all, and a
+/// suspend then wrote that.
+#[test]
+fn a_mark_refused_by_the_quota_leaves_the_last_mark() {
+    let base = cowheap_forwarders::Base::new(synth::image(1_000, 1));
+    let mut tenant = cowheap_tenants::Tenant::fork(&base);
+    write_mark(&mut tenant, 1).unwrap();
+    assert_eq!(read_mark(&tenant), Some(1));
+    // No new private bytes fit: the slot's object is a copy already, the mark's object is
+    // new.
+    tenant.set_quota(Some(1));
+    assert!(write_mark(&mut tenant, 2).is_err());
+    assert_eq!(read_mark(&tenant), Some(1), "the last mark written");
 }
