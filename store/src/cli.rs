@@ -225,11 +225,16 @@ impl CliNode {
     /// as another tenant's, and no node writes under another's claim.
     fn load(&self, t: &TenantName) -> Result<Resident> {
         let (snap, cl) = self.paths(t);
-        let text = std::fs::read_to_string(&cl).map_err(|e| StoreError::io(&cl, e))?;
         let bad = |problem| StoreError::Damaged {
             what: cl.display().to_string(),
             problem,
         };
+        // The node's own files, read as the store reads its own: a FIFO, a device or a
+        // directory in their place is damage, refused at once (never waited on), and a claim
+        // file is a few dozen bytes.
+        let missing = |p: &Path| StoreError::io(p, std::io::ErrorKind::NotFound.into());
+        let text = crate::local::read_optional(&cl)?.ok_or_else(|| missing(&cl))?;
+        let text = String::from_utf8(text).map_err(|_| bad("not a claim file"))?;
         let f: Vec<&str> = text.split_whitespace().collect();
         let [tenant, node, epoch, lease, base, state] = f.as_slice() else {
             return Err(bad("not a claim file"));
@@ -251,7 +256,7 @@ impl CliNode {
                 d => Some(Digest::from_hex(d)?),
             },
         };
-        let bytes = std::fs::read(&snap).map_err(|e| StoreError::io(&snap, e))?;
+        let bytes = crate::local::read_blob_optional(&snap)?.ok_or_else(|| missing(&snap))?;
         self.node.resident_from_state(&claim, &bytes)
     }
 

@@ -1219,7 +1219,7 @@ fn open_regular(p: &Path) -> Result<Option<File>> {
 
 /// A metadata file's bytes, or `None` if there is no such file; [`StoreError::Damaged`] if
 /// it is not a regular file or holds more than [`METADATA_CAP`] bytes.
-fn read_optional(p: &Path) -> Result<Option<Vec<u8>>> {
+pub(crate) fn read_optional(p: &Path) -> Result<Option<Vec<u8>>> {
     let Some(f) = open_regular(p)? else {
         return Ok(None);
     };
@@ -1239,7 +1239,7 @@ fn read_optional(p: &Path) -> Result<Option<Vec<u8>>> {
 /// A blob's file's bytes, whole, or `None` if there is no such file;
 /// [`StoreError::Damaged`] if it is not a regular file, [`StoreError::OutOfMemory`] if the
 /// allocator refuses the buffer.
-fn read_blob_optional(p: &Path) -> Result<Option<Vec<u8>>> {
+pub(crate) fn read_blob_optional(p: &Path) -> Result<Option<Vec<u8>>> {
     let Some(mut f) = open_regular(p)? else {
         return Ok(None);
     };

@@ -370,7 +370,11 @@ impl Node {
     fn open_base(&self, fp: Fingerprint) -> Result<BaseHeap> {
         std::fs::create_dir_all(&self.cache).map_err(|e| StoreError::io(&self.cache, e))?;
         let path = self.cache.join(format!("{}.cowheap", fingerprint_hex(&fp)));
-        if let Ok(h) = BaseHeap::open_with(&path, Verification::Full)
+        // Only a regular file is opened: a FIFO in the cache (which an open would wait on
+        // for a writer, for ever), a device or a directory is damage, replaced below.
+        let regular = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
+        if regular
+            && let Ok(h) = BaseHeap::open_with(&path, Verification::Full)
             && h.fingerprint() == fp
         {
             return Ok(h);

@@ -1,7 +1,7 @@
 //! Edges of the store's contract: a command-line node's resident files that name another
 //! tenant or node, a fenced version write presenting an epoch past the largest `bigint`,
-//! listings ordered by name whatever the database's collation, and a mark whose write fails
-//! half-way.
+//! listings ordered by name whatever the database's collation, a mark whose write fails
+//! half-way, and a FIFO in the place of a command-line node's own files.
 
 mod common;
 
@@ -13,7 +13,8 @@ use cowheap_store::{
     Access, Claim, Epoch, ManualClock, Millis, PgServer, PgStore, Store, StoreError, SystemClock,
     open_store,
 };
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 /// A resident's claim file that names another tenant (copied, or left by a bug) is refused
 /// as damaged: before, `suspend alice` presented bob's claim with alice's snapshot, and the
@@ -181,4 +182,77 @@ fn a_mark_refused_by_the_quota_leaves_the_last_mark() {
     tenant.set_quota(Some(1));
     assert!(write_mark(&mut tenant, 2).is_err());
     assert_eq!(read_mark(&tenant), Some(1), "the last mark written");
+}
+
+/// Replaces `path` (if it exists) with a FIFO.
+fn fifo(path: &std::path::Path) {
+    let _ = std::fs::remove_file(path);
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// Runs `f` on a thread of its own: its answer, or `None` if it gave none within a minute
+/// (the thread, stuck on a FIFO, is left behind).
+fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(60)).ok()
+}
+
+/// A FIFO in the place of a resident's claim file or state file is damage, answered at
+/// once: before, the node opened it to read and waited for a writer for ever.
+#[test]
+fn a_fifo_among_a_nodes_resident_files_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = dir.path().join("store").to_str().unwrap().to_owned();
+    cli::init(&addr).unwrap();
+    let op = open_store(&addr, Arc::new(SystemClock), Access::Operator).unwrap();
+    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
+    cli::create(&*op, "alice", fp.trim(), None).unwrap();
+    cli::create(&*op, "bob", fp.trim(), None).unwrap();
+    let a_dir = dir.path().join("a");
+    let a = CliNode::open(&addr, Access::Operator, "a", &a_dir).unwrap();
+    a.resume("alice").unwrap();
+    a.resume("bob").unwrap();
+    let resident = a_dir.join("resident");
+    fifo(&resident.join("alice.claim"));
+    fifo(&resident.join("bob.state"));
+    let a = Arc::new(a);
+    for name in ["alice", "bob"] {
+        let got = within({
+            let a = a.clone();
+            move || a.mark(name, 7)
+        })
+        .unwrap_or_else(|| panic!("{name}: the node waited on a FIFO"));
+        assert!(
+            matches!(got, Err(StoreError::Damaged { .. })),
+            "{name}: {got:?}"
+        );
+    }
+}
+
+/// A FIFO in the place of a base in a node's cache is replaced by the base fetched again:
+/// before, the node opened it to map and waited for a writer for ever.
+#[test]
+fn a_fifo_in_a_nodes_base_cache_is_fetched_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = dir.path().join("store").to_str().unwrap().to_owned();
+    cli::init(&addr).unwrap();
+    let op = open_store(&addr, Arc::new(SystemClock), Access::Operator).unwrap();
+    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
+    cli::create(&*op, "alice", fp.trim(), None).unwrap();
+    let a_dir = dir.path().join("a");
+    std::fs::create_dir_all(a_dir.join("cache")).unwrap();
+    fifo(&a_dir.join("cache").join(format!("{}.cowheap", fp.trim())));
+    let a = CliNode::open(&addr, Access::Operator, "a", &a_dir).unwrap();
+    let got = within(move || a.resume("alice").map(|said| (said, a)))
+        .expect("the node waited on a FIFO in its cache");
+    let (said, a) = got.unwrap();
+    assert!(said.contains("resumed alice"), "{said}");
+    assert!(a.suspend("alice").is_ok());
 }
