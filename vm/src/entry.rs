@@ -98,6 +98,10 @@ impl Vm {
         m.set_root(BOTTOM_ROOT, bottom)?;
         m.remove_root(ACTIVE_ROOT);
         m.remove_root(TIMER_ROOT);
+        // A new run starts with no timer: one armed by an earlier run on this interpreter
+        // (finished, or stopped by an error) is that run's, as the root removed above is,
+        // and must not fire here (a new interpreter would not have it either).
+        self.timer = None;
         self.bottom = bottom;
         self.active = bottom;
         self.reset_fresh(m)?;

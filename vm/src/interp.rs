@@ -314,7 +314,8 @@ pub struct Vm {
     pub max_timer_wait_ms: u64,
     /// When the timer semaphore (special object 29) is to be signalled, on the clock of
     /// primitive 135; `None` when no timer is set. A run stopped by its budget keeps it in
-    /// the memory's root [`TIMER_ROOT`], which a resume reads back.
+    /// the memory's root [`TIMER_ROOT`], which a resume reads back; each `perform` starts
+    /// a run with none.
     pub(crate) timer: Option<i64>,
     /// Contexts on the chain, as counted since the run started (recounted past the limit).
     pub(crate) depth: usize,
