@@ -2355,17 +2355,51 @@ impl Vm {
             Ok(code) => code,
             Err(e) => self.after_fault(m, e, None, None, |vm, m| vm.code_of(m, method))?,
         };
-        self.enter(m)?;
         let frame = h.frame().max(h.temps + 1);
-        // The new frame: the arguments, then the copied values or nil temporaries.
-        let mut frame_values = std::mem::take(&mut self.scratch);
-        frame_values.clear();
+        // What refuses the activation is found before anything changes: the run then stops
+        // in the sender, with its stack, registers and kept callers as they were.
+        let pc_base = h.initial_pc(self.sp.word_bytes);
+        let (start, held) = match kind {
+            Activation::Method { .. } => (pc_base, h.temps.max(args)),
+            Activation::Closure { start, copied, .. } => (start, args.saturating_add(copied)),
+        };
+        let pc = start
+            .checked_sub(pc_base)
+            .ok_or_else(|| corrupt("a block that starts before its method's bytecodes"))?;
+        if held > frame {
+            return Err(corrupt("more temporaries than the context holds"));
+        }
         let n = self.stack.len();
         let first = n
             .checked_sub(args)
             .ok_or_else(|| corrupt("a send with fewer values on the stack than arguments"))?;
+        self.enter(m)?;
+        // The new frame: the arguments, then the copied values or nil temporaries; a block's
+        // context is made now, to hold its closure (a method's when first looked at).
+        let mut frame_values = std::mem::take(&mut self.scratch);
+        frame_values.clear();
         frame_values.extend_from_slice(&self.stack[first..]);
-        self.drop_n(args + 1);
+        let c = match kind {
+            Activation::Method { .. } => {
+                frame_values.resize(h.temps.max(args), self.sp.nil);
+                None
+            }
+            Activation::Closure {
+                closure: blk,
+                copied,
+                ..
+            } => {
+                let made = self.closure_context(m, blk, copied, frame, &mut frame_values);
+                match made {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        self.scratch = frame_values;
+                        self.depth = self.depth.saturating_sub(1);
+                        return Err(e);
+                    }
+                }
+            }
+        };
         // A caller whose registers are kept is made (the callee names it as its sender), but
         // its stack, pc and stack pointer stay in the kept registers until something could
         // look at them (see `Saved`); any other caller's go into its context now.
@@ -2379,9 +2413,15 @@ impl Vm {
                 }
         );
         let keep = keep_caller && self.frames_on && !self.is_bottom(self.active);
-        if keep {
-            self.materialize(m)?;
-        } else {
+        // Making the caller's context (the one step here that allocates) comes before its
+        // stack loses the receiver and arguments.
+        if let Err(e) = self.materialize(m) {
+            self.scratch = frame_values;
+            self.depth = self.depth.saturating_sub(1);
+            return Err(e.into());
+        }
+        self.drop_n(args + 1);
+        if !keep {
             self.store_registers(m)?;
         }
         // Sender, method and receiver are written when the context is first looked at.
@@ -2402,35 +2442,6 @@ impl Vm {
             dirty: self.dirty,
             stale: true,
         });
-        // A method's context is made when first looked at; a block's now, to hold its
-        // closure.
-        let (c, pc) = match kind {
-            Activation::Method { .. } => {
-                frame_values.resize(h.temps.max(args), self.sp.nil);
-                (None, h.initial_pc(self.sp.word_bytes))
-            }
-            Activation::Closure {
-                closure: blk,
-                start,
-                copied,
-                ..
-            } => {
-                let size = ObjectSize {
-                    slots: ctx::TEMPS + frame,
-                    bytes: 0,
-                };
-                let c = m.alloc(self.sp.method_context, Format::Pointers, size)?;
-                self.stats.contexts += 1;
-                m.set_slot(c, ctx::CLOSURE, blk)?;
-                for i in 0..copied {
-                    frame_values.push(m.slot(blk, closure::COPIED + i)?);
-                }
-                (Some(c), start)
-            }
-        };
-        if frame_values.len() > frame {
-            return Err(corrupt("more temporaries than the context holds"));
-        }
         let c = c.unwrap_or(self.sp.nil);
         self.unallocated = c.word() == self.sp.nil.word();
         self.active = c;
@@ -2443,10 +2454,8 @@ impl Vm {
         self.temps_here = true;
         self.temps_frame = None;
         self.literals = h.literals;
-        self.pc_base = h.initial_pc(self.sp.word_bytes);
-        self.pc = pc
-            .checked_sub(self.pc_base)
-            .ok_or_else(|| corrupt("a block that starts before its method's bytecodes"))?;
+        self.pc_base = pc_base;
+        self.pc = pc;
         // The cached frame becomes the new context's; the old cache is the next scratch.
         let old = std::mem::replace(&mut self.stack, frame_values);
         match saved {
@@ -2461,6 +2470,31 @@ impl Vm {
         self.dirty = 0;
         self.maybe_collect(m)?;
         Ok(Flow::Go)
+    }
+
+    /// A new context for an activation of closure `blk` (its closure field set), with the
+    /// closure's `copied` values appended to `values` (the arguments): made before the
+    /// activation changes anything, so that a refused allocation leaves the sender as it
+    /// was.
+    fn closure_context<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        blk: Value,
+        copied: usize,
+        frame: usize,
+        values: &mut Vec<Value>,
+    ) -> Result<Value> {
+        for i in 0..copied {
+            values.push(m.slot(blk, closure::COPIED + i)?);
+        }
+        let size = ObjectSize {
+            slots: ctx::TEMPS + frame,
+            bytes: 0,
+        };
+        let c = m.alloc(self.sp.method_context, Format::Pointers, size)?;
+        self.stats.contexts += 1;
+        m.set_slot(c, ctx::CLOSURE, blk)?;
+        Ok(c)
     }
 
     /// Makes BlockContext `block` active (its arguments, stack pointer and pc already in

@@ -1618,6 +1618,23 @@ impl Vm {
             return FAIL;
         }
         let start = m.slot(block, ctx::BLOCK_START)?;
+        // What entering the block reads (its home's method and receiver, a start pc in that
+        // method's bytecodes) is checked before the block or the stack changes: a block
+        // refused here is left as it was, not marked running.
+        if !home.is_object() || m.size(home)?.slots <= ctx::RECEIVER {
+            return Err(crate::interp::corrupt("a block whose home is no context"));
+        }
+        let h = self.header(m, m.slot(home, ctx::METHOD)?)?;
+        let first = h.initial_pc(self.sp.word_bytes);
+        if start
+            .as_int()
+            .and_then(|p| usize::try_from(p).ok())
+            .is_none_or(|p| p < first)
+        {
+            return Err(crate::interp::corrupt(
+                "a block that starts before its method's bytecodes",
+            ));
+        }
         self.enter(m)?;
         for (i, v) in values.iter().enumerate() {
             m.set_slot(block, ctx::TEMPS + i, *v)?;

@@ -1,12 +1,18 @@
-//! What a run leaves behind for the next: the timer armed by a finished run does not fire
-//! in a later one on the same interpreter (as it does not with a new one).
+//! What a run leaves behind when one of its steps fails, and what it carries from one run to
+//! the next: the timer armed by a finished run does not fire in a later one on the same
+//! interpreter (as it does not with a new one); a closure activation or a BlockContext's
+//! `value` refused as corrupt stops the run with the caller as the active frame (the new
+//! frame is never entered, the BlockContext is not left marked running).
 
 mod common;
 use common::{on_both, send};
 
+use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
+use cowheap_tenants::Tenant;
+use cowheap_vm::image::ctx;
 use cowheap_vm::synth::{Lit, SynthImage};
-use cowheap_vm::{ObjectMemory, Vm, VmError};
+use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
 
 fn new_instance<M: ObjectMemory>(m: &mut M, class: &str, slots: usize) -> Value {
     let c = m.root(&format!("class.{class}")).unwrap();
@@ -62,4 +68,135 @@ fn a_timer_armed_by_a_finished_run_does_not_fire_in_the_next_run() {
         let r = send(vm, m, s, sema, "wait", &[]);
         assert!(matches!(r, Err(VmError::Deadlock { .. })), "{r:?}");
     });
+}
+
+/// A closure whose start pc lies before its method's bytecodes is refused as corrupt
+/// before its activation changes anything: the run stops in the method that sent
+/// `value`, which is the first frame of the error's chain (the block was never entered).
+#[test]
+fn a_closure_refused_at_activation_leaves_its_caller_active() {
+    let mut img = SynthImage::new(true);
+    img.with_kernel_methods();
+    // SmallInteger>>run: blk  ^blk value
+    let run = img.method("SmallInteger", "run:", 1, 1, &[], &[16, 201, 124], 0);
+    let run = Value::shared(run);
+    let (base, symbols) = img.freeze().unwrap();
+    let mut flat = FlatHeap::from_base(&base);
+    let mut vm = Vm::new(&flat).unwrap();
+    refused_closure(&mut vm, &mut flat, &symbols, run);
+    let base = Base::new(base);
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    refused_closure(&mut vm, &mut t, &symbols, run);
+}
+
+fn refused_closure<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols, run: Value) {
+    let outer = m
+        .alloc(
+            vm.specials().method_context,
+            Format::Pointers,
+            ObjectSize {
+                slots: ctx::TEMPS + 16,
+                bytes: 0,
+            },
+        )
+        .unwrap();
+    m.set_slot(outer, ctx::METHOD, run).unwrap();
+    m.set_slot(outer, ctx::RECEIVER, Value::int(3)).unwrap();
+    m.set_slot(outer, ctx::STACKP, Value::int(0)).unwrap();
+    let blk = new_instance(m, "BlockClosure", 3);
+    m.set_slot(blk, 0, outer).unwrap();
+    // The method's first bytecode is at 5 (a header and no literals).
+    m.set_slot(blk, 1, Value::int(1)).unwrap();
+    m.set_slot(blk, 2, Value::int(0)).unwrap();
+    let before = vm.stats().contexts;
+    match send(vm, m, s, Value::int(3), "run:", &[blk]) {
+        Err(VmError::CorruptMethod { chain, .. }) => {
+            assert_eq!(
+                chain.0.first().map(String::as_str),
+                Some("SmallInteger>>run:"),
+                "{chain}"
+            );
+        }
+        r => panic!("{r:?}"),
+    }
+    // The caller's context and the bottom one; no context for the refused block.
+    assert_eq!(vm.stats().contexts - before, 1);
+}
+
+/// The same for a pre-closure BlockContext (`value`, 81) whose start pc lies before its
+/// home method's bytecodes: refused before the block is entered, so the block is not left
+/// marked running (its caller set), and `value` of it later fails as for any block that
+/// cannot be entered, rather than as for one already running.
+#[test]
+fn a_block_context_refused_at_entry_is_left_as_it_was() {
+    let mut img = SynthImage::new(false);
+    img.with_kernel_methods();
+    // SmallInteger>>run: blk  ^blk value
+    let run = img.method(
+        "SmallInteger",
+        "run:",
+        1,
+        1,
+        &[Lit::Sym("value".into())],
+        &[16, 208, 124],
+        0,
+    );
+    let run = Value::shared(run);
+    let (base, symbols) = img.freeze().unwrap();
+    let mut flat = FlatHeap::from_base(&base);
+    let mut vm = Vm::new(&flat).unwrap();
+    refused_block_context(&mut vm, &mut flat, &symbols, run);
+    let base = Base::new(base);
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    refused_block_context(&mut vm, &mut t, &symbols, run);
+}
+
+fn refused_block_context<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols, run: Value) {
+    let home = m
+        .alloc(
+            vm.specials().method_context,
+            Format::Pointers,
+            ObjectSize {
+                slots: ctx::TEMPS + 16,
+                bytes: 0,
+            },
+        )
+        .unwrap();
+    m.set_slot(home, ctx::METHOD, run).unwrap();
+    m.set_slot(home, ctx::RECEIVER, Value::int(3)).unwrap();
+    m.set_slot(home, ctx::STACKP, Value::int(1)).unwrap();
+    let blk = m
+        .alloc(
+            vm.specials().block_context,
+            Format::Pointers,
+            ObjectSize {
+                slots: ctx::TEMPS + 16,
+                bytes: 0,
+            },
+        )
+        .unwrap();
+    m.set_slot(blk, ctx::BLOCK_ARGS, Value::int(0)).unwrap();
+    m.set_slot(blk, ctx::HOME, home).unwrap();
+    // The method's first bytecode is at 9 (a header and one literal).
+    m.set_slot(blk, ctx::BLOCK_START, Value::int(2)).unwrap();
+    m.set_slot(blk, ctx::STACKP, Value::int(0)).unwrap();
+    match send(vm, m, s, Value::int(3), "run:", &[blk]) {
+        Err(VmError::CorruptMethod { chain, .. }) => {
+            assert_eq!(
+                chain.0.first().map(String::as_str),
+                Some("SmallInteger>>run:"),
+                "{chain}"
+            );
+        }
+        r => panic!("{r:?}"),
+    }
+    let nil = vm.specials().nil;
+    assert!(
+        m.slot(blk, ctx::SENDER).unwrap().same_word(nil),
+        "left running"
+    );
+    assert!(m.slot(blk, ctx::PC).unwrap().same_word(nil));
+    assert_eq!(m.slot(blk, ctx::STACKP).unwrap().as_int(), Some(0));
 }
