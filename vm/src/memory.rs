@@ -51,6 +51,15 @@ pub trait ObjectMemory {
     fn become_forward(&mut self, a: Value, b: Value) -> MemResult<()>;
     /// Two-way become: references to `a` and `b` are exchanged.
     fn become_two_way(&mut self, a: Value, b: Value) -> MemResult<()>;
+    /// Checks, changing nothing, that the memory has room for the becomes of `pairs`, made
+    /// one after the other (two-way when `two_way`, else one-way with each target then
+    /// given its source's identity hash, as primitive 72 does): so that an array become
+    /// the memory would refuse partway (a tenant's quota) is refused before its first pair.
+    /// It may refuse what would just fit; a memory without limits answers `Ok`.
+    fn check_room_for_become(&self, pairs: &[(Value, Value)], two_way: bool) -> MemResult<()> {
+        let _ = (pairs, two_way);
+        Ok(())
+    }
     /// The root named `name` (the memory's own, else the base's).
     fn root(&self, name: &str) -> Option<Value>;
     /// Names `v` as a root.
@@ -154,6 +163,61 @@ impl ObjectMemory for Tenant {
     fn become_two_way(&mut self, a: Value, b: Value) -> MemResult<()> {
         Tenant::become_two_way(self, a, b)
     }
+    /// The most private bytes the becomes take at any point, counted pair by pair as the
+    /// tenant counts them ([`Tenant::quota`]): a copy of each base object a become or a
+    /// hash write copies first, a forwarder for a base source of a one-way become, less
+    /// what a private source gives back when it becomes a forwarder; refused as
+    /// [`cowheap_tenants::Error::QuotaExceeded`] when that peak passes the quota. Time:
+    /// O(pairs).
+    fn check_room_for_become(&self, pairs: &[(Value, Value)], two_way: bool) -> MemResult<()> {
+        let Some(quota) = self.quota() else {
+            return Ok(());
+        };
+        // Objects of the pairs already copied (or made forwarders) by an earlier step.
+        let mut done: FxHashSet<Word> = FxHashSet::default();
+        let (mut now, mut peak) = (0i128, 0i128);
+        for &(x, y) in pairs {
+            let (wx, wy) = (
+                Tenant::identity_word(self, x)?,
+                Tenant::identity_word(self, y)?,
+            );
+            if wx == wy {
+                continue;
+            }
+            if two_way {
+                for (v, w) in [(x, wx), (y, wy)] {
+                    if w.as_base().is_some() && done.insert(w) {
+                        now += i128::from(private_cost(Tenant::size(self, v)?));
+                    }
+                }
+            } else {
+                if done.insert(wx) {
+                    now += if wx.as_base().is_some() {
+                        i128::from(FORWARDER_BYTES)
+                    } else {
+                        // A private source's body gives way to a forwarder.
+                        i128::from(FORWARDER_BYTES)
+                            - i128::from(private_cost(Tenant::size(self, x)?))
+                    };
+                }
+                peak = peak.max(now);
+                if wy.as_base().is_some() && done.insert(wy) {
+                    now += i128::from(private_cost(Tenant::size(self, y)?));
+                }
+            }
+            peak = peak.max(now);
+        }
+        let needed = u64::try_from(peak).unwrap_or(u64::MAX);
+        let used = self.stats().private_bytes;
+        if needed > 0 && used.saturating_add(needed) > quota {
+            return Err(cowheap_tenants::Error::QuotaExceeded {
+                quota,
+                used,
+                needed,
+            });
+        }
+        Ok(())
+    }
     fn root(&self, name: &str) -> Option<Value> {
         Tenant::root(self, name)
     }
@@ -237,4 +301,24 @@ impl ObjectMemory for Tenant {
     fn set_reads_fault(&mut self, on: bool) -> bool {
         !Tenant::set_stub_views(self, !on)
     }
+}
+
+/// The private bytes of a forwarder, as [`Tenant::quota`] counts them: its key's record and
+/// its one word.
+const FORWARDER_BYTES: u64 = 16;
+
+/// The private bytes of an object of `size`, as [`Tenant::quota`] counts them: its key's
+/// record and its header (32 bytes), 8 bytes per pointer slot, and its raw bytes with the
+/// 8-byte word that places them (when it has any).
+fn private_cost(size: ObjectSize) -> u64 {
+    let slots = u64::try_from(size.slots).unwrap_or(u64::MAX);
+    let bytes = u64::try_from(size.bytes).unwrap_or(u64::MAX);
+    let placed = if bytes == 0 {
+        0
+    } else {
+        bytes.saturating_add(8)
+    };
+    32u64
+        .saturating_add(slots.saturating_mul(8))
+        .saturating_add(placed)
 }

@@ -785,6 +785,7 @@ impl Vm {
                     return FAIL;
                 }
                 let fixed = [self.sp.nil, self.sp.true_, self.sp.false_].map(Value::word);
+                let mut pairs = Vec::with_capacity(n);
                 for i in 0..n {
                     let (x, y) = (m.slot(a, i)?, m.slot(b, i)?);
                     // nil, true, false and contexts are compared by word: never becomed.
@@ -797,15 +798,21 @@ impl Vm {
                     {
                         return FAIL;
                     }
+                    pairs.push((x, y));
                 }
+                // Room for every pair is checked before the first is becomed, so that a
+                // become the memory refuses (a tenant's quota) changes nothing, as a Squeak
+                // VM's array become fails whole.
+                m.check_room_for_become(&pairs, index == 128)?;
                 // The registers (the active context's and the kept callers') may name a
                 // becomed object: they go into the contexts first, where the become
                 // reaches them, and are read back after it.
                 self.store_registers(m)?;
                 self.drop_frames(m)?;
-                // The tenant may still refuse one pair (its quota): the run then stops with
-                // the pairs before it becomed, and the method cache and the enumeration are
-                // forgotten all the same, so nothing the VM keeps names an object as it was.
+                // A pair refused all the same (a swapped-out object, say): the run then
+                // stops with the pairs before it becomed, and the method cache and the
+                // enumeration are forgotten all the same, so nothing the VM keeps names an
+                // object as it was.
                 let mut done = Ok(());
                 for i in 0..n {
                     let pair = m.slot(a, i).and_then(|x| Ok((x, m.slot(b, i)?)));

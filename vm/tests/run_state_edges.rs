@@ -2,7 +2,8 @@
 //! the next: the timer armed by a finished run does not fire in a later one on the same
 //! interpreter (as it does not with a new one); a closure activation or a BlockContext's
 //! `value` refused as corrupt stops the run with the caller as the active frame (the new
-//! frame is never entered, the BlockContext is not left marked running).
+//! frame is never entered, the BlockContext is not left marked running); a become of
+//! several pairs that the tenant's quota refuses changes none of them.
 
 mod common;
 use common::{on_both, send};
@@ -199,4 +200,119 @@ fn refused_block_context<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols, r
     );
     assert!(m.slot(blk, ctx::PC).unwrap().same_word(nil));
     assert_eq!(m.slot(blk, ctx::STACKP).unwrap().as_int(), Some(0));
+}
+
+/// `elementsExchangeIdentityWith:` of two pairs, the second refused by the tenant's quota
+/// (it would copy a large base object): the run stops with the quota error and the first
+/// pair is not exchanged either, as a Squeak VM's array become fails whole.
+#[test]
+fn a_two_way_become_refused_by_the_quota_exchanges_no_pair() {
+    become_refused_by_the_quota("mini.image", "elementsExchangeIdentityWith:");
+}
+
+/// The same with `elementsForwardIdentityTo:` (72, on Scratch: mini.image has no such
+/// method), whose hash write into a large base target copies it.
+#[test]
+fn a_one_way_become_refused_by_the_quota_forwards_no_pair() {
+    become_refused_by_the_quota("Scratch-1.4.0.6.image", "elementsForwardIdentityTo:");
+}
+
+fn become_refused_by_the_quota(image: &str, selector: &str) {
+    let heap = common::import(image);
+    let s = Symbols::from_base(&heap);
+    let base = Base::new(heap);
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    let array = vm.specials().array_class;
+    // The largest Array of the base.
+    let mut all = Vec::new();
+    t.enumerate_objects(&mut all).unwrap();
+    let big = all
+        .iter()
+        .copied()
+        .filter(|&o| t.class_of(o).unwrap().word() == array.word())
+        .max_by_key(|&o| t.size(o).unwrap().slots)
+        .unwrap();
+    let n = t.size(big).unwrap().slots;
+    assert!(n > 1_000, "{n}");
+    let new = |t: &mut Tenant, slots: usize, first: i64| {
+        let a = t
+            .alloc(array, Format::Pointers, ObjectSize { slots, bytes: 0 })
+            .unwrap();
+        t.set_slot(a, 0, Value::int(first)).unwrap();
+        a
+    };
+    let (x1, y1, x2) = (new(&mut t, 1, 1), new(&mut t, 1, 2), new(&mut t, 1, 3));
+    let (hx1, hy1) = (t.identity_hash(x1).unwrap(), t.identity_hash(y1).unwrap());
+    let pairs = |t: &mut Tenant, a: Value, b: Value| {
+        let p = new(t, 2, 0);
+        t.set_slot(p, 0, a).unwrap();
+        t.set_slot(p, 1, b).unwrap();
+        p
+    };
+    let (from, to) = (pairs(&mut t, x1, x2), pairs(&mut t, y1, big));
+    t.set_quota(Some(t.stats().private_bytes + 4096));
+    let r = vm.send_named(&mut t, &s, from, selector, &[to], 100_000);
+    assert!(
+        matches!(
+            r,
+            Err(VmError::Memory(
+                cowheap_tenants::Error::QuotaExceeded { .. }
+            ))
+        ),
+        "{r:?}"
+    );
+    // Nothing exchanged or forwarded: each object reads as it did, with its hash.
+    assert_eq!(t.slot(x1, 0).unwrap().as_int(), Some(1));
+    assert_eq!(t.slot(y1, 0).unwrap().as_int(), Some(2));
+    assert!(!t.identical(x1, y1).unwrap());
+    assert_eq!(t.identity_hash(x1).unwrap(), hx1);
+    assert_eq!(t.identity_hash(y1).unwrap(), hy1);
+    assert!(!t.identical(x2, big).unwrap());
+}
+
+/// A one-way become whose private source is as large as its base target fits a quota that
+/// has room for neither alone: the source's body gives way to a forwarder before the target
+/// is copied for its hash, and the check made before the first pair counts it so.
+#[test]
+fn a_one_way_become_that_gives_back_what_it_takes_fits_the_quota() {
+    let heap = common::import("Scratch-1.4.0.6.image");
+    let s = Symbols::from_base(&heap);
+    let base = Base::new(heap);
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    let array = vm.specials().array_class;
+    let mut all = Vec::new();
+    t.enumerate_objects(&mut all).unwrap();
+    let big = all
+        .iter()
+        .copied()
+        .filter(|&o| t.class_of(o).unwrap().word() == array.word())
+        .max_by_key(|&o| t.size(o).unwrap().slots)
+        .unwrap();
+    let n = t.size(big).unwrap().slots;
+    let one = |t: &mut Tenant, v: Value| {
+        let a = t
+            .alloc(array, Format::Pointers, ObjectSize { slots: 1, bytes: 0 })
+            .unwrap();
+        t.set_slot(a, 0, v).unwrap();
+        a
+    };
+    let x = t
+        .alloc(array, Format::Pointers, ObjectSize { slots: n, bytes: 0 })
+        .unwrap();
+    let (from, to) = (one(&mut t, x), one(&mut t, big));
+    let hx = t.identity_hash(x).unwrap();
+    t.set_quota(Some(t.stats().private_bytes + 4096));
+    let r = vm.send_named(
+        &mut t,
+        &s,
+        from,
+        "elementsForwardIdentityTo:",
+        &[to],
+        100_000,
+    );
+    assert!(r.is_ok(), "{r:?}");
+    assert!(t.identical(x, big).unwrap());
+    assert_eq!(t.identity_hash(big).unwrap(), hx);
 }
