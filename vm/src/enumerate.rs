@@ -4,7 +4,7 @@
 //!
 //! The walk is the memory's [`ObjectMemory::enumerate_objects`] order: on a tenant the base
 //! objects in index order (read through the tenant), then the tenant's own objects; on the
-//! flat heap, index order. `someObject` and `someInstance` start a walk: they take a fresh
+//! flat heap, index order; a Spur image's hidden objects in neither. `someObject` and `someInstance` start a walk: they take a fresh
 //! list of the objects, O(objects), which the `Vm` keeps with each object's position, so a
 //! `nextObject` or `nextInstance` after it finds its place in O(1) and scans on from there:
 //! a whole walk is O(objects). Objects made after the list was taken are not in it (a walk

@@ -25,6 +25,9 @@ struct FlatObject {
     bytes: Box<[u8]>,
     /// False once collected (and until the index is reused).
     live: bool,
+    /// A hidden Spur object of the imported image (free lists, hidden roots, class-table
+    /// pages): left out of the walk of every object, as a Spur VM leaves it out.
+    hidden: bool,
 }
 
 impl FlatObject {
@@ -88,6 +91,7 @@ impl FlatHeap {
                     slots: o.slots.into(),
                     bytes: o.bytes.into(),
                     live: true,
+                    hidden: crate::memory::hidden(o.aux),
                 },
                 Err(_) => FlatObject {
                     class: base.nil().word(),
@@ -96,6 +100,7 @@ impl FlatHeap {
                     slots: Box::default(),
                     bytes: Box::default(),
                     live: false,
+                    hidden: false,
                 },
             })
             .collect();
@@ -318,6 +323,7 @@ impl ObjectMemory for FlatHeap {
             slots: vec![self.nil; size.slots].into(),
             bytes: vec![0; size.bytes].into(),
             live: true,
+            hidden: false,
         };
         let n = match self.free.pop() {
             Some(n) => {
@@ -412,6 +418,7 @@ impl ObjectMemory for FlatHeap {
                     slots: Box::new([]),
                     bytes: Box::new([]),
                     live: false,
+                    hidden: false,
                 };
                 self.free.push(i as u32);
             }
@@ -427,7 +434,7 @@ impl ObjectMemory for FlatHeap {
             self.objects
                 .iter()
                 .enumerate()
-                .filter(|(_, o)| o.live)
+                .filter(|(_, o)| o.live && !o.hidden)
                 .map(|(i, _)| Value::base(ObjectIndex::from_u32(i as u32))),
         );
         Ok(())

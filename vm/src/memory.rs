@@ -74,7 +74,9 @@ pub trait ObjectMemory {
     fn collect(&mut self, roots: &[Value]) -> MemResult<u64>;
     /// Replaces the contents of `out` with every object of this memory, each once, in this
     /// memory's enumeration order: what `someObject`/`nextObject` and
-    /// `someInstance`/`nextInstance` walk. Time: O(objects).
+    /// `someInstance`/`nextInstance` walk. A Spur image's hidden objects (free lists,
+    /// hidden roots, class-table pages), which a Spur VM's walk never answers, are left
+    /// out. Time: O(objects).
     fn enumerate_objects(&self, out: &mut Vec<Value>) -> MemResult<()>;
     /// Makes `class` the class of `obj`, keeping its identity, identity hash, format and
     /// contents (`primitiveChangeClass`). The caller checks that the class's instance format
@@ -245,8 +247,9 @@ impl ObjectMemory for Tenant {
     }
     /// The base objects in index order, those its version's commits added included (each
     /// read through the tenant: its copy where it has one; one a become forwarded elsewhere
-    /// is left out, as the object it now leads to is listed where it is), then
-    /// [`Tenant::private_objects`]. Time: O(base objects + private keys).
+    /// is left out, as the object it now leads to is listed where it is; a hidden Spur
+    /// object is left out), then [`Tenant::private_objects`]. Time: O(base objects +
+    /// private keys).
     fn enumerate_objects(&self, out: &mut Vec<Value>) -> MemResult<()> {
         out.clear();
         let own: FxHashSet<Word> = self.private_objects().map(|v| v.word()).collect();
@@ -262,6 +265,10 @@ impl ObjectMemory for Tenant {
         out.reserve(n as usize + own.len());
         for x in 0..n {
             let v = Value::base(ObjectIndex::from_u32(x));
+            // A hidden Spur object is none of the image's: never answered.
+            if hidden(self.base().object(ObjectIndex::from_u32(x))?.aux) {
+                continue;
+            }
             let now = diverted.get(&v.word()).copied().unwrap_or(v);
             let w = now.word();
             let keep = if w.as_base().is_some() {
@@ -301,6 +308,12 @@ impl ObjectMemory for Tenant {
     fn set_reads_fault(&mut self, on: bool) -> bool {
         !Tenant::set_stub_views(self, !on)
     }
+}
+
+/// True for the auxiliary bits of a hidden Spur object (its class index a pun): one no
+/// walk of the image's objects answers.
+pub(crate) fn hidden(aux: u32) -> bool {
+    cowheap_squeak::auxbits::Aux::decode(aux).is_hidden()
 }
 
 /// The private bytes of a forwarder, as [`Tenant::quota`] counts them: its key's record and

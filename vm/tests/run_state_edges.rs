@@ -3,13 +3,16 @@
 //! interpreter (as it does not with a new one); a closure activation or a BlockContext's
 //! `value` refused as corrupt stops the run with the caller as the active frame (the new
 //! frame is never entered, the BlockContext is not left marked running); a become of
-//! several pairs that the tenant's quota refuses changes none of them.
+//! several pairs that the tenant's quota refuses changes none of them; and the walk of
+//! `someObject`/`nextObject` on a Spur image answers no hidden object (free lists, hidden
+//! roots, class-table pages), as Squeak's Spur VM never does.
 
 mod common;
 use common::{on_both, send};
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
+use cowheap_squeak::auxbits::Aux;
 use cowheap_tenants::Tenant;
 use cowheap_vm::image::ctx;
 use cowheap_vm::synth::{Lit, SynthImage};
@@ -315,4 +318,57 @@ fn a_one_way_become_that_gives_back_what_it_takes_fits_the_quota() {
     assert!(r.is_ok(), "{r:?}");
     assert!(t.identical(x, big).unwrap());
     assert_eq!(t.identity_hash(big).unwrap(), hx);
+}
+
+/// `nextObject` from nil to the end of memory, and `someObject`, on the headless Spur image:
+/// every object answered is an ordinary one (Squeak's Spur VM walks only the objects whose
+/// class index is past the puns), on a tenant and on the flat heap.
+#[test]
+fn a_walk_of_every_object_answers_no_hidden_spur_object() {
+    let heap = common::import("headless-spur32.image");
+    let hidden: Vec<bool> = heap
+        .indices()
+        .map(|x| Aux::decode(heap.object(x).unwrap().aux).is_hidden())
+        .collect();
+    assert!(hidden.iter().filter(|&&h| h).count() >= 3);
+    let s = Symbols::from_base(&heap);
+    let is_hidden = |v: Value| {
+        v.as_base()
+            .is_some_and(|x| hidden.get(x.get()).copied().unwrap_or(false))
+    };
+    // The base's objects only: each send makes objects of its own, which a walk that went
+    // on into them would meet without end.
+    let imported = heap.len();
+    let walk = |vm: &mut Vm, m: &mut dyn FnMut(&mut Vm, Value, &str) -> Value| {
+        let nil = vm.specials().nil;
+        let first = m(vm, nil, "someObject");
+        assert!(!is_hidden(first), "someObject answered a hidden object");
+        let mut o = nil;
+        let mut n = 0;
+        loop {
+            let next = m(vm, o, "nextObject");
+            if next.as_base().is_none_or(|x| x.get() >= imported) {
+                return n;
+            }
+            assert!(
+                !is_hidden(next),
+                "nextObject answered a hidden object {next:?}"
+            );
+            n += 1;
+            o = next;
+        }
+    };
+    let mut flat = FlatHeap::from_base(&heap);
+    let mut vm = Vm::new(&flat).unwrap();
+    let on_flat = walk(&mut vm, &mut |vm, r, sel| {
+        vm.send_named(&mut flat, &s, r, sel, &[], 1_000).unwrap()
+    });
+    let base = Base::new(heap);
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    let on_tenant = walk(&mut vm, &mut |vm, r, sel| {
+        vm.send_named(&mut t, &s, r, sel, &[], 1_000).unwrap()
+    });
+    assert!(on_flat > 2_000, "{on_flat}");
+    assert_eq!(on_tenant, on_flat);
 }
