@@ -2359,16 +2359,12 @@ impl Vm {
         // What refuses the activation is found before anything changes: the run then stops
         // in the sender, with its stack, registers and kept callers as they were.
         let pc_base = h.initial_pc(self.sp.word_bytes);
-        let (start, held) = match kind {
-            Activation::Method { .. } => (pc_base, h.temps.max(args)),
-            Activation::Closure { start, copied, .. } => (start, args.saturating_add(copied)),
+        let pc = match kind {
+            Activation::Method { .. } => self.activation_pc(h, pc_base, h.temps.max(args))?,
+            Activation::Closure { start, copied, .. } => {
+                self.activation_pc(h, start, args.saturating_add(copied))?
+            }
         };
-        let pc = start
-            .checked_sub(pc_base)
-            .ok_or_else(|| corrupt("a block that starts before its method's bytecodes"))?;
-        if held > frame {
-            return Err(corrupt("more temporaries than the context holds"));
-        }
         let n = self.stack.len();
         let first = n
             .checked_sub(args)
@@ -2470,6 +2466,26 @@ impl Vm {
         self.dirty = 0;
         self.maybe_collect(m)?;
         Ok(Flow::Go)
+    }
+
+    /// The pc (from the first bytecode) at which an activation of a method of header `h`
+    /// starts, given its start as a byte index and the fields its frame must hold
+    /// (arguments, copied values, temporaries): refused as corrupt when the start is before
+    /// the method's bytecodes or the fields do not fit the frame. Checked before an
+    /// activation, or a primitive that leads to one, changes anything.
+    pub(crate) fn activation_pc(
+        &self,
+        h: MethodHeader,
+        start: usize,
+        held: usize,
+    ) -> Result<usize> {
+        let pc = start
+            .checked_sub(h.initial_pc(self.sp.word_bytes))
+            .ok_or_else(|| corrupt("a block that starts before its method's bytecodes"))?;
+        if held > h.frame().max(h.temps + 1) {
+            return Err(corrupt("more temporaries than the context holds"));
+        }
+        Ok(pc)
     }
 
     /// A new context for an activation of closure `blk` (its closure field set), with the

@@ -1703,6 +1703,9 @@ impl Vm {
             if self.stack_room(1) < vals.len() {
                 return FAIL;
             }
+            // A closure its activation would refuse is refused before the arguments leave
+            // their Array.
+            self.activation_pc(h, start, vals.len().saturating_add(copied))?;
             self.drop_n(1);
             for v in &vals {
                 self.push(m, *v)?;

@@ -1,8 +1,9 @@
 //! What a run leaves behind when one of its steps fails, and what it carries from one run to
 //! the next: the timer armed by a finished run does not fire in a later one on the same
-//! interpreter (as it does not with a new one); a closure activation or a BlockContext's
-//! `value` refused as corrupt stops the run with the caller as the active frame (the new
-//! frame is never entered, the BlockContext is not left marked running); a become of
+//! interpreter (as it does not with a new one); a closure activation (`valueWithArguments:`
+//! included) or a BlockContext's `value` refused as corrupt stops the run with the caller
+//! as the active frame and its stack as it was at the send (the new frame is never
+//! entered, the BlockContext is not left marked running); a become of
 //! several pairs that the tenant's quota refuses changes none of them; and the walk of
 //! `someObject`/`nextObject` on a Spur image answers no hidden object (free lists, hidden
 //! roots, class-table pages), as Squeak's Spur VM never does.
@@ -126,6 +127,80 @@ fn refused_closure<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols, run: Va
     }
     // The caller's context and the bottom one; no context for the refused block.
     assert_eq!(vm.stats().contexts - before, 1);
+}
+
+/// `valueWithArguments:` (206) of such a closure is refused before the arguments leave
+/// their Array: the sender's context, kept by the image, holds its stack as it was at the
+/// send (the closure and the Array), not the Array's elements.
+#[test]
+fn a_closure_refused_by_value_with_arguments_leaves_its_senders_stack() {
+    let mut img = SynthImage::new(true);
+    img.with_kernel_methods();
+    img.method(
+        "BlockClosure",
+        "valueWithArguments:",
+        1,
+        1,
+        &[],
+        &[115, 124],
+        206,
+    );
+    // SmallInteger>>run: blk with: arr in: holder
+    //   holder at: 1 put: thisContext. ^blk valueWithArguments: arr
+    let run = img.method(
+        "SmallInteger",
+        "run:with:in:",
+        3,
+        3,
+        &[Lit::Sym("valueWithArguments:".into())],
+        &[18, 118, 137, 193, 135, 16, 17, 224, 124],
+        0,
+    );
+    let run = Value::shared(run);
+    let (base, symbols) = img.freeze().unwrap();
+    let mut flat = FlatHeap::from_base(&base);
+    let mut vm = Vm::new(&flat).unwrap();
+    refused_with_arguments(&mut vm, &mut flat, &symbols, run);
+    let base = Base::new(base);
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    refused_with_arguments(&mut vm, &mut t, &symbols, run);
+}
+
+fn refused_with_arguments<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols, run: Value) {
+    let outer = m
+        .alloc(
+            vm.specials().method_context,
+            Format::Pointers,
+            ObjectSize {
+                slots: ctx::TEMPS + 16,
+                bytes: 0,
+            },
+        )
+        .unwrap();
+    m.set_slot(outer, ctx::METHOD, run).unwrap();
+    m.set_slot(outer, ctx::RECEIVER, Value::int(3)).unwrap();
+    m.set_slot(outer, ctx::STACKP, Value::int(0)).unwrap();
+    let blk = new_instance(m, "BlockClosure", 3);
+    m.set_slot(blk, 0, outer).unwrap();
+    m.set_slot(blk, 1, Value::int(1)).unwrap();
+    m.set_slot(blk, 2, Value::int(2)).unwrap();
+    let arr = m
+        .alloc(
+            vm.specials().array_class,
+            Format::Pointers,
+            ObjectSize { slots: 2, bytes: 0 },
+        )
+        .unwrap();
+    m.set_slot(arr, 0, Value::int(7)).unwrap();
+    m.set_slot(arr, 1, Value::int(8)).unwrap();
+    let holder = new_instance(m, "Array", 1);
+    let r = send(vm, m, s, Value::int(3), "run:with:in:", &[blk, arr, holder]);
+    assert!(matches!(r, Err(VmError::CorruptMethod { .. })), "{r:?}");
+    let sender = m.slot(holder, 0).unwrap();
+    // The three arguments, then the closure and the Array.
+    assert_eq!(m.slot(sender, ctx::STACKP).unwrap().as_int(), Some(5));
+    assert!(m.slot(sender, ctx::TEMPS + 4).unwrap().same_word(arr));
 }
 
 /// The same for a pre-closure BlockContext (`value`, 81) whose start pc lies before its
