@@ -401,6 +401,25 @@ impl Tenant {
         }
     }
 
+    /// The private bytes an object of `size` is charged against the quota
+    /// ([`Tenant::quota`]): 32, 8 a pointer slot, and its raw bytes with the word that
+    /// places them when it has any. For a host that checks ahead what a series of
+    /// operations will be charged.
+    ///
+    /// ```
+    /// use cowheap_heap::ObjectSize;
+    /// use cowheap_tenants::Tenant;
+    /// assert_eq!(Tenant::charge_of(ObjectSize { slots: 2, bytes: 0 }), 48);
+    /// assert_eq!(Tenant::charge_of(ObjectSize { slots: 0, bytes: 5 }), 45);
+    /// ```
+    pub fn charge_of(size: ObjectSize) -> u64 {
+        cost(size)
+    }
+
+    /// The private bytes a forwarder or a root stub is charged against the quota: its key's
+    /// record and its one word.
+    pub const FORWARDER_CHARGE: u64 = crate::space::FORWARDER_COST;
+
     /// The quota: most private bytes this tenant may hold. Private bytes count, per object,
     /// its key's record and its header (32 bytes), 8 bytes per pointer slot, and its raw
     /// bytes with the 8-byte word that places them (when it has any); per forwarder or root

@@ -189,22 +189,22 @@ impl ObjectMemory for Tenant {
             if two_way {
                 for (v, w) in [(x, wx), (y, wy)] {
                     if w.as_base().is_some() && done.insert(w) {
-                        now += i128::from(private_cost(Tenant::size(self, v)?));
+                        now += i128::from(Tenant::charge_of(Tenant::size(self, v)?));
                     }
                 }
             } else {
                 if done.insert(wx) {
                     now += if wx.as_base().is_some() {
-                        i128::from(FORWARDER_BYTES)
+                        i128::from(Tenant::FORWARDER_CHARGE)
                     } else {
                         // A private source's body gives way to a forwarder.
-                        i128::from(FORWARDER_BYTES)
-                            - i128::from(private_cost(Tenant::size(self, x)?))
+                        i128::from(Tenant::FORWARDER_CHARGE)
+                            - i128::from(Tenant::charge_of(Tenant::size(self, x)?))
                     };
                 }
                 peak = peak.max(now);
                 if wy.as_base().is_some() && done.insert(wy) {
-                    now += i128::from(private_cost(Tenant::size(self, y)?));
+                    now += i128::from(Tenant::charge_of(Tenant::size(self, y)?));
                 }
             }
             peak = peak.max(now);
@@ -314,24 +314,4 @@ impl ObjectMemory for Tenant {
 /// walk of the image's objects answers.
 pub(crate) fn hidden(aux: u32) -> bool {
     cowheap_squeak::auxbits::Aux::decode(aux).is_hidden()
-}
-
-/// The private bytes of a forwarder, as [`Tenant::quota`] counts them: its key's record and
-/// its one word.
-const FORWARDER_BYTES: u64 = 16;
-
-/// The private bytes of an object of `size`, as [`Tenant::quota`] counts them: its key's
-/// record and its header (32 bytes), 8 bytes per pointer slot, and its raw bytes with the
-/// 8-byte word that places them (when it has any).
-fn private_cost(size: ObjectSize) -> u64 {
-    let slots = u64::try_from(size.slots).unwrap_or(u64::MAX);
-    let bytes = u64::try_from(size.bytes).unwrap_or(u64::MAX);
-    let placed = if bytes == 0 {
-        0
-    } else {
-        bytes.saturating_add(8)
-    };
-    32u64
-        .saturating_add(slots.saturating_mul(8))
-        .saturating_add(placed)
 }
