@@ -5,7 +5,7 @@
 mod common;
 use common::{on_both, send};
 
-use cowheap_heap::{Format, ObjectSize, Value};
+use cowheap_heap::Value;
 use cowheap_vm::bytecodes::{Op, RANGES, decode, instruction_len};
 use cowheap_vm::synth::{Lit, SynthImage};
 use cowheap_vm::{ObjectMemory, Symbols, Vm, VmError};
@@ -24,12 +24,6 @@ fn int<M: ObjectMemory>(
     send(vm, m, s, Value::int(r), sel, &args)
         .unwrap_or_else(|e| panic!("{sel}: {e}"))
         .as_int()
-}
-
-fn new_instance<M: ObjectMemory>(m: &mut M, class: &str, slots: usize) -> Value {
-    let c = m.root(&format!("class.{class}")).unwrap();
-    m.alloc(c, Format::Pointers, ObjectSize { slots, bytes: 0 })
-        .unwrap()
 }
 
 fn image(closures: bool) -> SynthImage {
@@ -93,7 +87,7 @@ fn receiver_variables() {
         0,
     );
     on_both!(img, |vm, m, s| {
-        let p = new_instance(m, "Pair", 2);
+        let p = common::new_instance(m, "Pair", 2);
         m.set_slot(p, 0, Value::int(3)).unwrap();
         m.set_slot(p, 1, Value::int(4)).unwrap();
         assert_eq!(send(vm, m, s, p, "sum", &[]).unwrap().as_int(), Some(7));
@@ -284,8 +278,8 @@ fn sends_of_every_form_and_super() {
     );
     img.method("B", "useInc", 0, 0, &add, &[112, 119, 225, 124], 0);
     on_both!(img, |vm, m, s| {
-        let b = new_instance(m, "B", 0);
-        let a = new_instance(m, "A", 0);
+        let b = common::new_instance(m, "B", 0);
+        let a = common::new_instance(m, "A", 0);
         let mut call =
             |m: &mut M, r: Value, sel: &str| send(vm, m, s, r, sel, &[]).unwrap().as_int();
         assert_eq!(call(m, a, "val"), Some(1));
@@ -551,7 +545,7 @@ fn does_not_understand_sends_a_real_message() {
             }
             e => panic!("{e}"),
         }
-        let p = new_instance(m, "Proxy", 0);
+        let p = common::new_instance(m, "Proxy", 0);
         let msg = send(vm, m, s, p, "bar:baz:", &[Value::int(1), Value::int(2)]).unwrap();
         let message_class = vm.specials().message;
         assert!(
@@ -733,7 +727,7 @@ fn primitives_perform_floats_copies_and_reflection() {
             send(vm, m, s, h, "truncated", &[]).unwrap().as_int(),
             Some(12)
         );
-        let p = new_instance(m, "Pair", 2);
+        let p = common::new_instance(m, "Pair", 2);
         m.set_slot(p, 1, Value::int(5)).unwrap();
         assert_eq!(
             send(vm, m, s, p, "instVarAt:", &[Value::int(2)])

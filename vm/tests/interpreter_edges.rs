@@ -14,29 +14,11 @@ use cowheap_vm::{ObjectMemory, Symbols, Vm, VmError};
 
 const BUDGET: u64 = common::SEND_BUDGET;
 
-fn new_instance<M: ObjectMemory>(m: &mut M, class: &str, slots: usize) -> Value {
-    let c = m.root(&format!("class.{class}")).unwrap();
-    m.alloc(c, Format::Pointers, ObjectSize { slots, bytes: 0 })
-        .unwrap()
-}
-
 /// A process waiting on the timer semaphore itself is woken by the timer, as in Squeak
 /// (`Delay class>>primSignal:atMilliseconds:` then `wait` on that semaphore).
 #[test]
 fn a_wait_on_the_timer_semaphore_is_woken_by_the_timer() {
-    let mut img = SynthImage::new(false);
-    img.with_kernel_methods();
-    img.with_processes();
-    img.method("Object", "millis", 0, 0, &[], &[115, 124], 135);
-    img.method(
-        "Object",
-        "primSignal:atMilliseconds:",
-        2,
-        2,
-        &[],
-        &[115, 124],
-        136,
-    );
+    let mut img = common::timer_prims_image();
     // Semaphore>>timerWait
     //   self primSignal: self atMilliseconds: self millis + 20. self wait. ^42
     let lits = [
@@ -58,7 +40,7 @@ fn a_wait_on_the_timer_semaphore_is_woken_by_the_timer() {
         0,
     );
     on_both!(img, |vm, m, s| {
-        let sema = new_instance(m, "Semaphore", 3);
+        let sema = common::new_instance(m, "Semaphore", 3);
         m.set_slot(sema, 2, Value::int(0)).unwrap();
         let r = send(vm, m, s, sema, "timerWait", &[]);
         assert_eq!(r.as_ref().ok().and_then(|v| v.as_int()), Some(42), "{r:?}");
@@ -113,19 +95,7 @@ fn a_return_to_a_dead_context_sends_cannot_return() {
 /// self wait. ^42`): the active process arms the timer on semaphore `t` and waits on
 /// the receiver, which the process waiting on `t` signals once the timer wakes it.
 fn timer_image() -> (SynthImage, cowheap_heap::Word) {
-    let mut img = SynthImage::new(false);
-    img.with_kernel_methods();
-    img.with_processes();
-    img.method("Object", "millis", 0, 0, &[], &[115, 124], 135);
-    img.method(
-        "Object",
-        "primSignal:atMilliseconds:",
-        2,
-        2,
-        &[],
-        &[115, 124],
-        136,
-    );
+    let mut img = common::timer_prims_image();
     let lits = [Lit::Sym("signal".into()), Lit::Sym("wait".into())];
     let wake = img.method(
         "Semaphore",
@@ -158,9 +128,9 @@ fn timer_image() -> (SynthImage, cowheap_heap::Word) {
 /// A semaphore `d`, and a timer semaphore `t` with a process waiting on it that runs
 /// `d wake`.
 fn timer_setup<M: ObjectMemory>(vm: &Vm, m: &mut M, wake: Value) -> (Value, Value) {
-    let d = new_instance(m, "Semaphore", 3);
+    let d = common::new_instance(m, "Semaphore", 3);
     m.set_slot(d, 2, Value::int(0)).unwrap();
-    let t = new_instance(m, "Semaphore", 3);
+    let t = common::new_instance(m, "Semaphore", 3);
     m.set_slot(t, 2, Value::int(0)).unwrap();
     let c = m
         .alloc(
@@ -176,7 +146,7 @@ fn timer_setup<M: ObjectMemory>(vm: &Vm, m: &mut M, wake: Value) -> (Value, Valu
     m.set_slot(c, ctx::STACKP, Value::int(0)).unwrap();
     m.set_slot(c, ctx::METHOD, wake).unwrap();
     m.set_slot(c, ctx::RECEIVER, d).unwrap();
-    let p = new_instance(m, "Process", 4);
+    let p = common::new_instance(m, "Process", 4);
     m.set_slot(p, 1, c).unwrap();
     m.set_slot(p, 2, Value::int(4)).unwrap();
     m.set_slot(p, 3, t).unwrap();
@@ -435,7 +405,7 @@ fn a_deadlocked_wait_leaves_the_semaphore_as_it_was() {
     img.with_kernel_methods();
     img.with_processes();
     on_both!(img, |vm, m, s| {
-        let sema = new_instance(m, "Semaphore", 3);
+        let sema = common::new_instance(m, "Semaphore", 3);
         m.set_slot(sema, 2, Value::int(0)).unwrap();
         let r = send(vm, m, s, sema, "wait", &[]);
         assert!(matches!(r, Err(VmError::Deadlock { .. })), "{r:?}");

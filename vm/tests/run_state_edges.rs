@@ -19,30 +19,12 @@ use cowheap_vm::image::ctx;
 use cowheap_vm::synth::{Lit, SynthImage};
 use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
 
-fn new_instance<M: ObjectMemory>(m: &mut M, class: &str, slots: usize) -> Value {
-    let c = m.root(&format!("class.{class}")).unwrap();
-    m.alloc(c, Format::Pointers, ObjectSize { slots, bytes: 0 })
-        .unwrap()
-}
-
 /// A run that arms the timer (primitive 136) and answers leaves no timer: a later run on
 /// the same interpreter, waiting with nothing runnable, deadlocks as it does on a new
 /// interpreter, instead of being woken by the earlier run's timer.
 #[test]
 fn a_timer_armed_by_a_finished_run_does_not_fire_in_the_next_run() {
-    let mut img = SynthImage::new(false);
-    img.with_kernel_methods();
-    img.with_processes();
-    img.method("Object", "millis", 0, 0, &[], &[115, 124], 135);
-    img.method(
-        "Object",
-        "primSignal:atMilliseconds:",
-        2,
-        2,
-        &[],
-        &[115, 124],
-        136,
-    );
+    let mut img = common::timer_prims_image();
     // Semaphore>>arm  self primSignal: self atMilliseconds: self millis + 20. ^42
     let lits = [
         Lit::Sym("millis".into()),
@@ -60,7 +42,7 @@ fn a_timer_armed_by_a_finished_run_does_not_fire_in_the_next_run() {
         0,
     );
     on_both!(img, |vm, m, s| {
-        let sema = new_instance(m, "Semaphore", 3);
+        let sema = common::new_instance(m, "Semaphore", 3);
         m.set_slot(sema, 2, Value::int(0)).unwrap();
         let r = send(vm, m, s, sema, "arm", &[]);
         assert_eq!(r.as_ref().ok().and_then(|v| v.as_int()), Some(42), "{r:?}");
@@ -109,7 +91,7 @@ fn refused_closure<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols, run: Va
     m.set_slot(outer, ctx::METHOD, run).unwrap();
     m.set_slot(outer, ctx::RECEIVER, Value::int(3)).unwrap();
     m.set_slot(outer, ctx::STACKP, Value::int(0)).unwrap();
-    let blk = new_instance(m, "BlockClosure", 3);
+    let blk = common::new_instance(m, "BlockClosure", 3);
     m.set_slot(blk, 0, outer).unwrap();
     // The method's first bytecode is at 5 (a header and no literals).
     m.set_slot(blk, 1, Value::int(1)).unwrap();
@@ -181,7 +163,7 @@ fn refused_with_arguments<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols, 
     m.set_slot(outer, ctx::METHOD, run).unwrap();
     m.set_slot(outer, ctx::RECEIVER, Value::int(3)).unwrap();
     m.set_slot(outer, ctx::STACKP, Value::int(0)).unwrap();
-    let blk = new_instance(m, "BlockClosure", 3);
+    let blk = common::new_instance(m, "BlockClosure", 3);
     m.set_slot(blk, 0, outer).unwrap();
     m.set_slot(blk, 1, Value::int(1)).unwrap();
     m.set_slot(blk, 2, Value::int(2)).unwrap();
@@ -194,7 +176,7 @@ fn refused_with_arguments<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols, 
         .unwrap();
     m.set_slot(arr, 0, Value::int(7)).unwrap();
     m.set_slot(arr, 1, Value::int(8)).unwrap();
-    let holder = new_instance(m, "Array", 1);
+    let holder = common::new_instance(m, "Array", 1);
     let r = send(vm, m, s, Value::int(3), "run:with:in:", &[blk, arr, holder]);
     assert!(matches!(r, Err(VmError::CorruptMethod { .. })), "{r:?}");
     let sender = m.slot(holder, 0).unwrap();

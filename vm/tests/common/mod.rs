@@ -230,3 +230,37 @@ pub(crate) fn with_unwind_recorder(img: &mut cowheap_vm::synth::SynthImage) {
     img.method("Object", "ensureLike:", 1, 1, &[], &[16, 201, 124], 198);
     img.method("SmallInteger", "seen", 0, 0, &[seen], &[64, 124], 0);
 }
+
+/// A new instance of `slots` pointer slots of the class a synthetic test image names by the
+/// root `class.NAME`.
+pub(crate) fn new_instance<M: cowheap_vm::ObjectMemory>(
+    m: &mut M,
+    class: &str,
+    slots: usize,
+) -> cowheap_heap::Value {
+    let c = m.root(&format!("class.{class}")).unwrap();
+    m.alloc(
+        c,
+        cowheap_heap::Format::Pointers,
+        cowheap_heap::ObjectSize { slots, bytes: 0 },
+    )
+    .unwrap()
+}
+
+/// A synthetic image with processes and the clock's primitives: `Object>>millis`
+/// (primitive 135) and `Object>>primSignal:atMilliseconds:` (136), for the timer's tests.
+pub(crate) fn timer_prims_image() -> cowheap_vm::synth::SynthImage {
+    let mut img = kernel_image(false);
+    img.with_processes();
+    img.method("Object", "millis", 0, 0, &[], &[115, 124], 135);
+    img.method(
+        "Object",
+        "primSignal:atMilliseconds:",
+        2,
+        2,
+        &[],
+        &[115, 124],
+        136,
+    );
+    img
+}
