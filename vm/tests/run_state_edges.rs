@@ -77,7 +77,15 @@ fn a_closure_refused_at_activation_leaves_its_caller_active() {
     refused_closure(&mut vm, &mut t, &symbols, run);
 }
 
-fn refused_closure<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols, run: Value) {
+/// A closure of `args` arguments in a context of method `run` (receiver 3), whose start
+/// pc, 1, lies before the method's first bytecode (at 5: a header and no literals), so its
+/// activation is refused as corrupt.
+fn closure_before_its_bytecodes<M: ObjectMemory>(
+    vm: &Vm,
+    m: &mut M,
+    run: Value,
+    args: i64,
+) -> Value {
     let outer = m
         .alloc(
             vm.specials().method_context,
@@ -93,9 +101,13 @@ fn refused_closure<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols, run: Va
     m.set_slot(outer, ctx::STACKP, Value::int(0)).unwrap();
     let blk = common::new_instance(m, "BlockClosure", 3);
     m.set_slot(blk, 0, outer).unwrap();
-    // The method's first bytecode is at 5 (a header and no literals).
     m.set_slot(blk, 1, Value::int(1)).unwrap();
-    m.set_slot(blk, 2, Value::int(0)).unwrap();
+    m.set_slot(blk, 2, Value::int(args)).unwrap();
+    blk
+}
+
+fn refused_closure<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols, run: Value) {
+    let blk = closure_before_its_bytecodes(vm, m, run, 0);
     let before = vm.stats().contexts;
     match send(vm, m, s, Value::int(3), "run:", &[blk]) {
         Err(VmError::CorruptMethod { chain, .. }) => {
@@ -150,23 +162,7 @@ fn a_closure_refused_by_value_with_arguments_leaves_its_senders_stack() {
 }
 
 fn refused_with_arguments<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols, run: Value) {
-    let outer = m
-        .alloc(
-            vm.specials().method_context,
-            Format::Pointers,
-            ObjectSize {
-                slots: ctx::TEMPS + 16,
-                bytes: 0,
-            },
-        )
-        .unwrap();
-    m.set_slot(outer, ctx::METHOD, run).unwrap();
-    m.set_slot(outer, ctx::RECEIVER, Value::int(3)).unwrap();
-    m.set_slot(outer, ctx::STACKP, Value::int(0)).unwrap();
-    let blk = common::new_instance(m, "BlockClosure", 3);
-    m.set_slot(blk, 0, outer).unwrap();
-    m.set_slot(blk, 1, Value::int(1)).unwrap();
-    m.set_slot(blk, 2, Value::int(2)).unwrap();
+    let blk = closure_before_its_bytecodes(vm, m, run, 2);
     let arr = m
         .alloc(
             vm.specials().array_class,
