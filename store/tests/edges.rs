@@ -16,18 +16,27 @@ use cowheap_store::{
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-/// A resident's claim file that names another tenant (copied, or left by a bug) is refused
-/// as damaged: before, `suspend alice` presented bob's claim with alice's snapshot, and the
-/// store took alice's state as bob's.
-#[test]
-fn a_resident_claim_naming_another_tenant_is_refused() {
+/// A directory store in a new temporary directory (its address the `store` folder in
+/// it) holding a synthetic base and the tenants `names` on it: the directory, the
+/// address, the operator's handle and the base's fingerprint in hex.
+fn store_with(names: &[&str]) -> (tempfile::TempDir, String, Arc<dyn Store>, String) {
     let dir = tempfile::tempdir().unwrap();
     let addr = dir.path().join("store").to_str().unwrap().to_owned();
     cli::init(&addr).unwrap();
     let op = open_store(&addr, Arc::new(SystemClock), Access::Operator).unwrap();
     let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
-    cli::create(&*op, "alice", fp.trim(), None).unwrap();
-    cli::create(&*op, "bob", fp.trim(), None).unwrap();
+    for name in names {
+        cli::create(&*op, name, fp.trim(), None).unwrap();
+    }
+    (dir, addr, op, fp)
+}
+
+/// A resident's claim file that names another tenant (copied, or left by a bug) is refused
+/// as damaged: before, `suspend alice` presented bob's claim with alice's snapshot, and the
+/// store took alice's state as bob's.
+#[test]
+fn a_resident_claim_naming_another_tenant_is_refused() {
+    let (dir, addr, op, _) = store_with(&["alice", "bob"]);
     let a_dir = dir.path().join("a");
     let a = CliNode::open(&addr, Access::Operator, "a", &a_dir).unwrap();
     a.resume("alice").unwrap();
@@ -57,12 +66,7 @@ fn a_resident_claim_naming_another_tenant_is_refused() {
 /// `a`.
 #[test]
 fn a_resident_claim_of_another_node_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let addr = dir.path().join("store").to_str().unwrap().to_owned();
-    cli::init(&addr).unwrap();
-    let op = open_store(&addr, Arc::new(SystemClock), Access::Operator).unwrap();
-    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
-    cli::create(&*op, "alice", fp.trim(), None).unwrap();
+    let (dir, addr, op, _) = store_with(&["alice"]);
     let a_dir = dir.path().join("a");
     let a = CliNode::open(&addr, Access::Operator, "a", &a_dir).unwrap();
     a.resume("alice").unwrap();
@@ -208,13 +212,7 @@ fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T
 /// once: before, the node opened it to read and waited for a writer for ever.
 #[test]
 fn a_fifo_among_a_nodes_resident_files_is_refused_not_waited_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let addr = dir.path().join("store").to_str().unwrap().to_owned();
-    cli::init(&addr).unwrap();
-    let op = open_store(&addr, Arc::new(SystemClock), Access::Operator).unwrap();
-    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
-    cli::create(&*op, "alice", fp.trim(), None).unwrap();
-    cli::create(&*op, "bob", fp.trim(), None).unwrap();
+    let (dir, addr, _, _) = store_with(&["alice", "bob"]);
     let a_dir = dir.path().join("a");
     let a = CliNode::open(&addr, Access::Operator, "a", &a_dir).unwrap();
     a.resume("alice").unwrap();
@@ -240,12 +238,7 @@ fn a_fifo_among_a_nodes_resident_files_is_refused_not_waited_on() {
 /// before, the node opened it to map and waited for a writer for ever.
 #[test]
 fn a_fifo_in_a_nodes_base_cache_is_fetched_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let addr = dir.path().join("store").to_str().unwrap().to_owned();
-    cli::init(&addr).unwrap();
-    let op = open_store(&addr, Arc::new(SystemClock), Access::Operator).unwrap();
-    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
-    cli::create(&*op, "alice", fp.trim(), None).unwrap();
+    let (dir, addr, _, fp) = store_with(&["alice"]);
     let a_dir = dir.path().join("a");
     std::fs::create_dir_all(a_dir.join("cache")).unwrap();
     fifo(&a_dir.join("cache").join(format!("{}.cowheap", fp.trim())));
