@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Harness, Local, Pg, n, real_base, t};
+use common::{Harness, Local, Pg, fifo, n, real_base, t, within};
 use cowheap_heap::synth;
 use cowheap_store::cli::{self, CliNode};
 use cowheap_store::workload::{read_mark, write_mark};
@@ -13,8 +13,7 @@ use cowheap_store::{
     Access, Claim, Epoch, ManualClock, Millis, PgServer, PgStore, Store, StoreError, SystemClock,
     open_store,
 };
-use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::sync::Arc;
 
 /// A directory store in a new temporary directory (its address the `store` folder in
 /// it) holding a synthetic base and the tenants `names` on it: the directory, the
@@ -186,26 +185,6 @@ fn a_mark_refused_by_the_quota_leaves_the_last_mark() {
     tenant.set_quota(Some(1));
     assert!(write_mark(&mut tenant, 2).is_err());
     assert_eq!(read_mark(&tenant), Some(1), "the last mark written");
-}
-
-/// Replaces `path` (if it exists) with a FIFO.
-fn fifo(path: &std::path::Path) {
-    let _ = std::fs::remove_file(path);
-    let made = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(made.success(), "mkfifo {}", path.display());
-}
-
-/// Runs `f` on a thread of its own: its answer, or `None` if it gave none within a minute
-/// (the thread, stuck on a FIFO, is left behind).
-fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60)).ok()
 }
 
 /// A FIFO in the place of a resident's claim file or state file is damage, answered at

@@ -215,16 +215,6 @@ fn backends_agree_on_a_principals_calls() {
     );
 }
 
-/// Runs `f` on a thread of its own: its answer, or `None` if it gave none in time (the
-/// thread, stuck, is left behind).
-fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(std::time::Duration::from_secs(5)).ok()
-}
-
 /// One call of a store, answering its result as text.
 type Call = Box<dyn FnOnce(&cowheap_store::LocalStore) -> String + Send>;
 
@@ -243,12 +233,7 @@ fn a_fifo_in_place_of_a_lock_file_answers_an_error_at_once() {
     s.create_tenant(&t("x"), fp, None).unwrap();
     let c = s.claim(&t("x"), &n("a"), 100).unwrap();
     let lock = root.join("tenants/x.lock");
-    std::fs::remove_file(&lock).unwrap();
-    let made = std::process::Command::new("mkfifo")
-        .arg(&lock)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    common::fifo(&lock);
     let calls: Vec<(&str, Call)> = vec![
         ("claim", Box::new(|s| kind(s.claim(&t("x"), &n("b"), 100)))),
         ("renew", {
@@ -270,7 +255,7 @@ fn a_fifo_in_place_of_a_lock_file_answers_an_error_at_once() {
     ];
     for (what, call) in calls {
         let s = s.clone();
-        let answer = within(move || call(&s))
+        let answer = common::within(move || call(&s))
             .unwrap_or_else(|| panic!("{what} with a FIFO as the lock file hangs"));
         assert!(answer.starts_with("Err"), "{what}: {answer}");
     }

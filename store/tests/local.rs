@@ -287,8 +287,6 @@ fn an_unreadable_record_of_another_tenant_is_missing_to_a_principal() {
 #[test]
 fn a_fifo_in_place_of_a_store_file_answers_an_error_at_once() {
     use cowheap_store::{PrincipalName, Store, SystemClock, TenantName};
-    use std::sync::mpsc;
-    use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
     let op = LocalStore::init(&root, Arc::new(SystemClock), Access::Operator).unwrap();
@@ -308,27 +306,10 @@ fn a_fifo_in_place_of_a_store_file_answers_an_error_at_once() {
         Access::principal(p1.clone(), "s1"),
     )
     .unwrap();
-    let fifo = |path: std::path::PathBuf| {
-        std::fs::remove_file(&path).unwrap();
-        let made = std::process::Command::new("mkfifo")
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(made.success(), "mkfifo {}", path.display());
-    };
-    /// Runs `f` on a thread of its own: its answer, or `None` if it gave none in time (the
-    /// thread, stuck, is left behind).
-    fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(f());
-        });
-        rx.recv_timeout(Duration::from_secs(5)).ok()
-    }
-    fifo(root.join("tenants/other.rec"));
+    common::fifo(&root.join("tenants/other.rec"));
     let op = Arc::new(op);
     let p = Arc::new(p);
-    let answer = within({
+    let answer = common::within({
         let (op, other) = (op.clone(), other.clone());
         move || op.record(&other)
     })
@@ -337,14 +318,15 @@ fn a_fifo_in_place_of_a_store_file_answers_an_error_at_once() {
         matches!(answer, Err(StoreError::Damaged { .. })),
         "{answer:?}"
     );
-    let listed = within({
+    let listed = common::within({
         let p = p.clone();
         move || p.tenants()
     })
     .expect("the principal's tenants() answers");
     let listed: Vec<_> = listed.unwrap().into_iter().map(|r| r.tenant).collect();
     assert_eq!(listed, std::slice::from_ref(&mine));
-    let answer = within(move || p.record(&other)).expect("the principal's record() answers");
+    let answer =
+        common::within(move || p.record(&other)).expect("the principal's record() answers");
     assert!(
         matches!(answer, Err(StoreError::TenantMissing { .. })),
         "{answer:?}"
@@ -353,8 +335,8 @@ fn a_fifo_in_place_of_a_store_file_answers_an_error_at_once() {
     let node = cowheap_store::NodeName::new("a").unwrap();
     let claim = op.claim(&mine, &node, 60_000).unwrap();
     let state = op.write_state(&claim, b"a state").unwrap();
-    fifo(op.blob_path(&state));
-    let answer = within({
+    common::fifo(&op.blob_path(&state));
+    let answer = common::within({
         let (op, mine) = (op.clone(), mine.clone());
         move || op.read_state(&mine, state)
     })
@@ -364,10 +346,11 @@ fn a_fifo_in_place_of_a_store_file_answers_an_error_at_once() {
         "{answer:?}"
     );
     // A principal's file.
-    fifo(root.join("principals/p1"));
-    let answer =
-        within(move || LocalStore::open(&root, Arc::new(SystemClock), Access::principal(p1, "s1")))
-            .expect("opening as a principal whose file is a FIFO answers");
+    common::fifo(&root.join("principals/p1"));
+    let answer = common::within(move || {
+        LocalStore::open(&root, Arc::new(SystemClock), Access::principal(p1, "s1"))
+    })
+    .expect("opening as a principal whose file is a FIFO answers");
     assert!(
         matches!(answer, Err(StoreError::Damaged { .. })),
         "{answer:?}"

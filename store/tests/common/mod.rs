@@ -2298,3 +2298,24 @@ pub(crate) fn a_node_that_lost_its_claim_commits_nothing(h: &dyn Harness) {
     assert_eq!(v.version(), 1);
     assert_eq!(s.versions(fp, 0).unwrap().len(), 1);
 }
+
+/// Replaces the file at `path` (if there is one) with a FIFO.
+pub(crate) fn fifo(path: &std::path::Path) {
+    let _ = std::fs::remove_file(path);
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// Runs `f` on a thread of its own: its answer, or `None` if it gave none within 30
+/// seconds, for a call that must answer at once rather than wait on a FIFO for ever (the
+/// thread, stuck, is left behind).
+pub(crate) fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(30)).ok()
+}
