@@ -276,28 +276,6 @@ fn every_truncation_and_every_bit_flip_of_a_snapshot_is_refused() {
     }
 }
 
-/// Recomputes an image file's section digests and header digest after a mutation, so the
-/// structural checks (not only the checksums) see the damage.
-fn reseal_image(b: &mut [u8]) {
-    if b.len() < 232 {
-        return;
-    }
-    for k in 0..3 {
-        let e = 64 + k * 56;
-        let at = u64::from_le_bytes(b[e + 8..e + 16].try_into().unwrap()) as usize;
-        let len = u64::from_le_bytes(b[e + 16..e + 24].try_into().unwrap()) as usize;
-        if let Some(s) = at.checked_add(len).and_then(|end| b.get(at..end)) {
-            let d = *blake3::hash(s).as_bytes();
-            b[e + 24..e + 56].copy_from_slice(&d);
-        }
-    }
-    let mut h = blake3::Hasher::new();
-    h.update(&b[..40]);
-    h.update(&b[64..232]);
-    let d = *h.finalize().as_bytes();
-    b[40..56].copy_from_slice(&d[..16]);
-}
-
 /// Recomputes a snapshot's payload length and digest after a mutation.
 fn reseal_snapshot(b: &mut [u8]) {
     if b.len() < 88 {
@@ -414,7 +392,7 @@ proptest! {
         for m in &mutations {
             mutate(&mut bytes, m);
         }
-        reseal_image(&mut bytes);
+        cowheap_testkit::reseal_image(&mut bytes);
         let verified = open_bytes(dir.path(), &bytes, Verification::Full);
         if let Ok(heap) = &verified {
             for i in heap.indices() {
@@ -589,7 +567,7 @@ fn a_base_reference_with_bits_above_its_index_is_refused_by_verification() {
     let word = u64::from_le_bytes(bytes[slot..slot + 8].try_into().unwrap());
     assert_eq!(word, nil.bits(), "the slot found is the holder's");
     bytes[slot..slot + 8].copy_from_slice(&(word | 1 << 40).to_le_bytes());
-    reseal_image(&mut bytes);
+    cowheap_testkit::reseal_image(&mut bytes);
     let err = open_bytes(dir.path(), &bytes, Verification::Full).unwrap_err();
     assert!(
         err.to_string().contains("no immediate and no reference"),
@@ -624,7 +602,7 @@ fn trusted_base_with_a_private_word(dir: &Path) -> (Arc<Base>, Value, Word) {
     assert_eq!(&bytes[slot..slot + 8], &nil.bits().to_le_bytes());
     // The private reference to key 0, generation 0: the first object a tenant allocates.
     bytes[slot..slot + 8].copy_from_slice(&0b100u64.to_le_bytes());
-    reseal_image(&mut bytes);
+    cowheap_testkit::reseal_image(&mut bytes);
     assert!(open_bytes(dir, &bytes, Verification::Full).is_err());
     let base = Base::new(open_bytes(dir, &bytes, Verification::Trust).unwrap());
     let holder = base.heap().root("holder").unwrap();
@@ -710,7 +688,7 @@ fn a_class_field_whose_flag_is_clear_is_zero() {
         u64::from_le_bytes(f[64 + 2 * 56 + 8..64 + 2 * 56 + 16].try_into().unwrap()) as usize;
     assert_eq!(f[meta_at + 4..meta_at + 8], [0; 4], "no flag set");
     f[meta_at + 8..meta_at + 16].copy_from_slice(&0xdead_beefu64.to_le_bytes());
-    reseal_image(&mut f);
+    cowheap_testkit::reseal_image(&mut f);
     std::fs::write(&a, &f).unwrap();
     for v in [Verification::Full, Verification::Trust] {
         assert!(

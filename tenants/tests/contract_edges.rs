@@ -146,21 +146,6 @@ fn a_tenant_par_for_each_is_not_running_can_be_removed() {
     assert_eq!(registry.ids(), vec![busy]);
 }
 
-/// Recomputes the three section digests and the header digest of a saved base.
-fn reseal(f: &mut [u8]) {
-    let u = |f: &[u8], at: usize| u64::from_le_bytes(f[at..at + 8].try_into().unwrap()) as usize;
-    for e in (0..3).map(|k| 64 + k * 56) {
-        let (at, len) = (u(f, e + 8), u(f, e + 16));
-        let d = *blake3::hash(&f[at..at + len]).as_bytes();
-        f[e + 24..e + 56].copy_from_slice(&d);
-    }
-    let mut h = blake3::Hasher::new();
-    h.update(&f[..40]);
-    h.update(&f[64..232]);
-    let d = *h.finalize().as_bytes();
-    f[40..56].copy_from_slice(&d[..16]);
-}
-
 /// A base opened without verification may hold an object whose slot is a private
 /// reference: a first write to it is refused (its copy would name one of the tenant's own
 /// objects), and the refused write leaves the tenant's memory as it was: nothing is
@@ -181,7 +166,7 @@ fn a_first_write_refused_for_a_stray_word_reserves_nothing() {
     let slot_0 = 232 + (at + 3) * 8;
     let stray = Word::private(PrivateKey::new(0, 0)).bits().to_le_bytes();
     f[slot_0..slot_0 + 8].copy_from_slice(&stray);
-    reseal(&mut f);
+    cowheap_testkit::reseal_image(&mut f);
     std::fs::write(&path, &f).unwrap();
     let base = Base::new(BaseHeap::open_with(&path, Verification::Trust).unwrap());
     let obj = Value::base(ObjectIndex::new(x).unwrap());

@@ -10,21 +10,6 @@ use cowheap_heap::{BaseHeap, Format, ObjectIndex, ObjectSize, Value};
 use cowheap_tenants::Tenant;
 use cowheap_tenants::commit::{CommitRights, Repository};
 
-/// Recomputes the three section digests and the header digest of a saved base.
-fn reseal(f: &mut [u8]) {
-    let u = |f: &[u8], at: usize| u64::from_le_bytes(f[at..at + 8].try_into().unwrap()) as usize;
-    for e in (0..3).map(|k| 64 + k * 56) {
-        let (at, len) = (u(f, e + 8), u(f, e + 16));
-        let d = *blake3::hash(&f[at..at + len]).as_bytes();
-        f[e + 24..e + 56].copy_from_slice(&d);
-    }
-    let mut h = blake3::Hasher::new();
-    h.update(&f[..40]);
-    h.update(&f[64..232]);
-    let d = *h.finalize().as_bytes();
-    f[40..56].copy_from_slice(&d[..16]);
-}
-
 #[test]
 fn a_trusted_class_word_never_names_the_readers_own_object() {
     let u = |f: &[u8], at: usize| u64::from_le_bytes(f[at..at + 8].try_into().unwrap()) as usize;
@@ -45,7 +30,7 @@ fn a_trusted_class_word_never_names_the_readers_own_object() {
         .find(|&(_, o)| u(&f, 232 + o * 8 + 8) & 0xffff_ffff > 0)
         .unwrap();
     f[232 + off * 8..232 + off * 8 + 8].copy_from_slice(&first.word().bits().to_le_bytes());
-    reseal(&mut f);
+    cowheap_testkit::reseal_image(&mut f);
     std::fs::write(&path, &f).unwrap();
     assert!(
         BaseHeap::open(&path).is_err(),
@@ -119,7 +104,7 @@ fn a_trusted_reference_past_the_end_is_never_copied() {
     let slot_1 = 232 + (x_at + 3 + 1) * 8;
     f[slot_1..slot_1 + 8].copy_from_slice(&far);
     f[232 + y_at * 8..232 + y_at * 8 + 8].copy_from_slice(&far);
-    reseal(&mut f);
+    cowheap_testkit::reseal_image(&mut f);
     std::fs::write(&path, &f).unwrap();
     assert!(
         BaseHeap::open(&path).is_err(),

@@ -1,6 +1,7 @@
 //! Test support: [`Refusing`], a global allocator that refuses chosen large allocations of
 //! the calling thread, so that a test can check what an operation does when the allocator
-//! says no part-way.
+//! says no part-way; and [`reseal_image`], which makes the digests of an image file a test
+//! changed on purpose right again.
 //!
 //! A test binary installs it and then arms it around the operation:
 //!
@@ -134,4 +135,33 @@ pub fn refusing_from<T>(n: usize, f: impl FnOnce() -> T) -> (T, bool) {
     let _disarm = Disarm;
     PERSIST.with(|p| p.set(true));
     refusing_the(n, f)
+}
+
+/// Recomputes a cowheap image file's three section digests and its header digest after a
+/// test changed its bytes, so that what opens it checks the change itself (a hostile file
+/// whose checksums are right), not only the checksums. A section whose extent lies past
+/// the bytes keeps its digest; bytes too short for a header are left as they are.
+pub fn reseal_image(b: &mut [u8]) {
+    if b.len() < 232 {
+        return;
+    }
+    let u = |b: &[u8], at: usize| {
+        usize::try_from(u64::from_le_bytes(
+            b[at..at + 8].try_into().unwrap_or_default(),
+        ))
+        .unwrap_or(usize::MAX)
+    };
+    for k in 0..3 {
+        let e = 64 + k * 56;
+        let (at, len) = (u(b, e + 8), u(b, e + 16));
+        if let Some(s) = at.checked_add(len).and_then(|end| b.get(at..end)) {
+            let d = *blake3::hash(s).as_bytes();
+            b[e + 24..e + 56].copy_from_slice(&d);
+        }
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(&b[..40]);
+    h.update(&b[64..232]);
+    let d = *h.finalize().as_bytes();
+    b[40..56].copy_from_slice(&d[..16]);
 }
