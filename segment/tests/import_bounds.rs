@@ -20,7 +20,7 @@ mod common;
 
 use common::image;
 use cowheap_forwarders::Base;
-use cowheap_heap::{Format, ObjectSize, Value};
+use cowheap_heap::{Format, Value};
 use cowheap_segment::bind::{self, BaseNames};
 use cowheap_segment::datastream::Val;
 use cowheap_segment::file;
@@ -30,35 +30,20 @@ use cowheap_segment::tenant::{self, OutRef};
 use cowheap_segment::{OutPointer, Project};
 use cowheap_tenants::Tenant;
 use cowheap_tenants::commit::{CommitMode, CommitRights, Repository};
-use std::sync::{Arc, OnceLock};
-
-fn base(name: &'static str) -> &'static (Arc<Base>, BaseNames) {
-    static MINI: OnceLock<(Arc<Base>, BaseNames)> = OnceLock::new();
-    static SPUR: OnceLock<(Arc<Base>, BaseNames)> = OnceLock::new();
-    let cell = if name == "mini.image" { &MINI } else { &SPUR };
-    cell.get_or_init(|| {
-        let b = Base::new(cowheap_squeak::import(image(name)).unwrap().heap);
-        let n = BaseNames::of(b.heap()).unwrap();
-        (b, n)
-    })
-}
-
-fn alloc(t: &mut Tenant, class: Value, format: Format, slots: usize, bytes: usize) -> Value {
-    t.alloc(class, format, ObjectSize { slots, bytes }).unwrap()
-}
+use std::sync::Arc;
 
 #[test]
 fn a_member_from_a_wider_hash_base_gets_a_hash_the_target_holds() {
-    let (spur, spur_names) = base("headless-spur32.image");
-    let (mini, _) = base("mini.image");
+    let (spur, spur_names) = common::base("headless-spur32.image");
+    let (mini, _) = common::base("mini.image");
     assert_eq!(spur.heap().hash_bits(), 22);
     assert_eq!(mini.heap().hash_bits(), 12);
     let mut t = Tenant::fork(spur);
     let array = spur_names.global("Array").unwrap();
     // Arrays made in the Spur tenant: their drawn hashes use 22 bits, some past 12.
-    let holder = alloc(&mut t, array, Format::Pointers, 64, 0);
+    let holder = common::alloc(&mut t, array, Format::Pointers, 64, 0);
     for i in 0..64 {
-        let a = alloc(&mut t, array, Format::Pointers, 1, 0);
+        let a = common::alloc(&mut t, array, Format::Pointers, 1, 0);
         t.set_slot(a, 0, Value::int(i)).unwrap();
         t.set_slot(holder, i as usize, a).unwrap();
     }
@@ -82,23 +67,23 @@ fn a_member_from_a_wider_hash_base_gets_a_hash_the_target_holds() {
 /// the base's 12 bits (as a Spur tenant draws them) and placed by it, extracted: the
 /// segment, bound to its base.
 fn wide_identity_set(n: usize) -> tenant::TenantSegment {
-    let (mini, names) = base("mini.image");
+    let (mini, names) = common::base("mini.image");
     let mut t = Tenant::fork(mini);
     let array = names.global("Array").unwrap();
     // Not a divisor of 4096: a cut hash leads elsewhere than the whole one.
     let slots = 4 * n + 1;
-    let set = alloc(
+    let set = common::alloc(
         &mut t,
         names.global("IdentitySet").unwrap(),
         Format::Pointers,
         2,
         0,
     );
-    let table = alloc(&mut t, array, Format::Pointers, slots, 0);
+    let table = common::alloc(&mut t, array, Format::Pointers, slots, 0);
     t.set_slot(set, 0, Value::int(n as i64)).unwrap();
     t.set_slot(set, 1, table).unwrap();
     for i in 0..n {
-        let a = alloc(&mut t, array, Format::Pointers, 0, 0);
+        let a = common::alloc(&mut t, array, Format::Pointers, 0, 0);
         // Past 12 bits: 0x1000 and more.
         let h = 0x1000 * (i as u32 + 1) + 7 * i as u32 + 1;
         t.set_identity_hash(a, h).unwrap();
@@ -113,7 +98,7 @@ fn wide_identity_set(n: usize) -> tenant::TenantSegment {
 
 #[test]
 fn an_identity_set_of_members_whose_hashes_are_cut_is_rehashed() {
-    let (mini, names) = base("mini.image");
+    let (mini, names) = common::base("mini.image");
     let seg = wide_identity_set(16);
     let bytes = file::to_bytes(&seg).unwrap();
     // Into another tenant of the same base, every out-pointer binding as it was: only the
@@ -140,10 +125,10 @@ fn an_identity_set_of_members_whose_hashes_are_cut_is_rehashed() {
 
 #[test]
 fn a_segment_file_with_hashes_wider_than_any_base_imports_hashes_that_fit() {
-    let (mini, names) = base("mini.image");
+    let (mini, names) = common::base("mini.image");
     let mut t = Tenant::fork(mini);
     let array = names.global("Array").unwrap();
-    let a = alloc(&mut t, array, Format::Pointers, 1, 0);
+    let a = common::alloc(&mut t, array, Format::Pointers, 1, 0);
     let mut seg = tenant::extract(&t, &[a], &[]).unwrap();
     // A well-formed file (checksummed) naming a hash no base has.
     seg.objects[0].hash = u32::MAX;
@@ -157,10 +142,10 @@ fn a_segment_file_with_hashes_wider_than_any_base_imports_hashes_that_fit() {
 
 #[test]
 fn a_member_whose_class_does_not_bind_is_not_made_an_instance_of_nil() {
-    let (mini, names) = base("mini.image");
+    let (mini, names) = common::base("mini.image");
     let nil = mini.heap().nil();
     let mut t = Tenant::fork(mini);
-    let p = alloc(
+    let p = common::alloc(
         &mut t,
         names.global("Point").unwrap(),
         Format::Pointers,
@@ -169,7 +154,7 @@ fn a_member_whose_class_does_not_bind_is_not_made_an_instance_of_nil() {
     );
     t.set_slot(p, 0, Value::int(3)).unwrap();
     t.set_slot(p, 1, Value::int(4)).unwrap();
-    let holder = alloc(
+    let holder = common::alloc(
         &mut t,
         names.global("Array").unwrap(),
         Format::Pointers,
@@ -311,10 +296,10 @@ fn character_out_pointers_of_a_project_bind_to_the_bases_characters() {
 
 #[test]
 fn a_spur_base_binds_a_character_to_its_immediate() {
-    let (spur, names) = base("headless-spur32.image");
+    let (spur, names) = common::base("headless-spur32.image");
     let c = names.character(spur.heap(), 97).unwrap();
     assert!(c.same_word(Value::char('a')));
-    let (mini, names) = base("mini.image");
+    let (mini, names) = common::base("mini.image");
     assert!(names.character(mini.heap(), 256).is_none());
     assert!(names.character(mini.heap(), -1).is_none());
 }
@@ -331,7 +316,7 @@ fn with_symbols(
     let symbol = names.global("Symbol").unwrap();
     let mut made = Vec::new();
     for &byte in bytes {
-        let s = alloc(&mut a, symbol, Format::Bytes, 0, 1);
+        let s = common::alloc(&mut a, symbol, Format::Bytes, 0, 1);
         a.set_bytes(s, 0, &[byte]).unwrap();
         made.push(s);
     }
@@ -343,14 +328,14 @@ fn with_symbols(
 
 #[test]
 fn symbols_whose_bytes_are_not_utf8_bind_to_themselves() {
-    let (mini, names) = base("mini.image");
+    let (mini, names) = common::base("mini.image");
     // The writer's base has #\xE9 (e acute in Latin-1); the reader's has #\xE8 (e grave)
     // and not #\xE9: the Symbol must not bind there.
     let (writer, words) = with_symbols(mini, names, &[0xE9]);
     let (reader, _) = with_symbols(mini, names, &[0xE8]);
     let mut t = writer.fork();
     let array = names.global("Array").unwrap();
-    let holder = alloc(&mut t, array, Format::Pointers, 1, 0);
+    let holder = common::alloc(&mut t, array, Format::Pointers, 1, 0);
     t.set_slot(holder, 0, Value::shared(words[0])).unwrap();
     let mut seg = tenant::extract(&t, &[holder], &[]).unwrap();
     seg.make_portable(&**t.base()).unwrap();
@@ -375,13 +360,13 @@ fn symbols_whose_bytes_are_not_utf8_bind_to_themselves() {
 
 #[test]
 fn a_fault_in_keeps_a_hash_wider_than_the_bases() {
-    let (mini, names) = base("mini.image");
+    let (mini, names) = common::base("mini.image");
     let mut t = Tenant::fork(mini);
     let array = names.global("Array").unwrap();
-    let a = alloc(&mut t, array, Format::Pointers, 1, 0);
+    let a = common::alloc(&mut t, array, Format::Pointers, 1, 0);
     // An embedder's hash, wider than a V3 image's 12 bits.
     t.set_identity_hash(a, 0xA_BCDE).unwrap();
-    let holder = alloc(&mut t, array, Format::Pointers, 1, 0);
+    let holder = common::alloc(&mut t, array, Format::Pointers, 1, 0);
     t.set_slot(holder, 0, a).unwrap();
     t.set_root("holder", holder).unwrap();
     let swapper = Swapper::new(MemStore::new());

@@ -10,9 +10,8 @@
 
 mod common;
 
-use common::image;
 use cowheap_forwarders::Base;
-use cowheap_heap::{Format, ObjectSize, Value};
+use cowheap_heap::{Format, Value};
 use cowheap_segment::bind::BaseNames;
 use cowheap_segment::spur::{SpurOop, SpurSegment, WordSize};
 use cowheap_segment::spur_export::{from_spur, letter_for, to_segment, to_spur};
@@ -21,7 +20,7 @@ use cowheap_segment::tenant::{self, TenantSegment};
 use cowheap_segment::v3::ByteOrder;
 use cowheap_tenants::Tenant;
 use proptest::prelude::*;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 const SHAPES: [(ByteOrder, WordSize); 4] = [
     (ByteOrder::Little, WordSize::W32),
@@ -30,21 +29,6 @@ const SHAPES: [(ByteOrder, WordSize); 4] = [
     (ByteOrder::Big, WordSize::W64),
 ];
 
-fn base(name: &str) -> &'static (Arc<Base>, BaseNames) {
-    static MINI: OnceLock<(Arc<Base>, BaseNames)> = OnceLock::new();
-    static SPUR: OnceLock<(Arc<Base>, BaseNames)> = OnceLock::new();
-    let cell = if name == "mini.image" { &MINI } else { &SPUR };
-    cell.get_or_init(|| {
-        let b = Base::new(cowheap_squeak::import(image(name)).unwrap().heap);
-        let n = BaseNames::of(b.heap()).unwrap();
-        (b, n)
-    })
-}
-
-fn alloc(t: &mut Tenant, class: Value, format: Format, slots: usize, bytes: usize) -> Value {
-    t.alloc(class, format, ObjectSize { slots, bytes }).unwrap()
-}
-
 /// A small graph under one holder Array: Strings of every length 0-9, a ByteArray, a Point
 /// of SmallIntegers, a Float, an Array of 300 slots (an overflow header) holding integers
 /// at the edges of the 31-bit range, a cycle, and an Array shared by two others.
@@ -52,30 +36,30 @@ fn graph(t: &mut Tenant, names: &BaseNames, extra: &[i64]) -> Value {
     let g = |n: &str| names.global(n).unwrap_or_else(|| panic!("no {n}"));
     let mut parts = Vec::new();
     for len in 0..10 {
-        let s = alloc(t, g("String"), Format::Bytes, 0, len);
+        let s = common::alloc(t, g("String"), Format::Bytes, 0, len);
         let text: Vec<u8> = (0..len).map(|i| b'a' + i as u8).collect();
         t.set_bytes(s, 0, &text).unwrap();
         parts.push(s);
     }
-    let ba = alloc(t, g("ByteArray"), Format::Bytes, 0, 5);
+    let ba = common::alloc(t, g("ByteArray"), Format::Bytes, 0, 5);
     t.set_bytes(ba, 0, &[1, 2, 3, 250, 255]).unwrap();
     parts.push(ba);
-    let p = alloc(t, g("Point"), Format::Pointers, 2, 0);
+    let p = common::alloc(t, g("Point"), Format::Pointers, 2, 0);
     t.set_slot(p, 0, Value::int(3)).unwrap();
     t.set_slot(p, 1, Value::int(-4)).unwrap();
     parts.push(p);
-    let f = alloc(t, g("Float"), Format::Words, 0, 8);
+    let f = common::alloc(t, g("Float"), Format::Words, 0, 8);
     t.set_bytes(f, 0, &1.5f64.to_bits().to_le_bytes()).unwrap();
     parts.push(f);
-    let big = alloc(t, g("Array"), Format::Pointers, 300, 0);
+    let big = common::alloc(t, g("Array"), Format::Pointers, 300, 0);
     let ints = [0, 1, -1, (1 << 30) - 1, -(1 << 30)];
     for (i, &v) in ints.iter().chain(extra).enumerate() {
         t.set_slot(big, i % 300, Value::int(v)).unwrap();
     }
     parts.push(big);
-    let shared = alloc(t, g("Array"), Format::Pointers, 1, 0);
-    let a = alloc(t, g("Array"), Format::Pointers, 2, 0);
-    let b = alloc(t, g("Array"), Format::Pointers, 2, 0);
+    let shared = common::alloc(t, g("Array"), Format::Pointers, 1, 0);
+    let a = common::alloc(t, g("Array"), Format::Pointers, 2, 0);
+    let b = common::alloc(t, g("Array"), Format::Pointers, 2, 0);
     t.set_slot(a, 0, shared).unwrap();
     t.set_slot(b, 0, shared).unwrap();
     t.set_slot(a, 1, b).unwrap();
@@ -86,7 +70,7 @@ fn graph(t: &mut Tenant, names: &BaseNames, extra: &[i64]) -> Value {
     // A class of the tenant's own (superclass Object) and two instances of it: the class
     // is a member, named by the instances' class fields.
     let object = g("Object");
-    let class = alloc(t, t.class_of(object).unwrap(), Format::Pointers, 3, 0);
+    let class = common::alloc(t, t.class_of(object).unwrap(), Format::Pointers, 3, 0);
     let spur = t
         .base()
         .heap()
@@ -101,8 +85,8 @@ fn graph(t: &mut Tenant, names: &BaseNames, extra: &[i64]) -> Value {
     };
     t.set_slot(class, 0, object).unwrap();
     t.set_slot(class, 2, Value::int(format_word)).unwrap();
-    let i1 = alloc(t, class, Format::Pointers, 2, 0);
-    let i2 = alloc(t, class, Format::Pointers, 2, 0);
+    let i1 = common::alloc(t, class, Format::Pointers, 2, 0);
+    let i2 = common::alloc(t, class, Format::Pointers, 2, 0);
     t.set_slot(i1, 0, i2).unwrap();
     t.set_slot(i2, 0, i1).unwrap();
     t.set_slot(i1, 1, parts[3]).unwrap();
@@ -111,7 +95,7 @@ fn graph(t: &mut Tenant, names: &BaseNames, extra: &[i64]) -> Value {
     if let Some(m) = some_method(t, names) {
         parts.push(m);
     }
-    let holder = alloc(t, g("Array"), Format::Pointers, parts.len(), 0);
+    let holder = common::alloc(t, g("Array"), Format::Pointers, parts.len(), 0);
     for (i, &v) in parts.iter().enumerate() {
         t.set_slot(holder, i, v).unwrap();
     }
@@ -148,7 +132,7 @@ fn some_method(t: &mut Tenant, names: &BaseNames) -> Option<Value> {
 }
 
 fn segment_of(name: &str, extra: &[i64]) -> (TenantSegment, &'static Arc<Base>) {
-    let (b, names) = base(name);
+    let (b, names) = common::base(name);
     let mut t = Tenant::fork(b);
     let holder = graph(&mut t, names, extra);
     (tenant::extract(&t, &[holder], &[]).unwrap(), b)
@@ -229,7 +213,7 @@ fn import_and_compare(
 #[test]
 fn imported_spur_segments_equal_their_source_object_by_object() {
     for name in ["mini.image", "headless-spur32.image"] {
-        let (b, names) = base(name);
+        let (b, names) = common::base(name);
         let mut t = Tenant::fork(b);
         let holder = graph(&mut t, names, &[]);
         let seg = tenant::extract(&t, &[holder], &[]).unwrap();
@@ -250,7 +234,7 @@ fn imported_spur_segments_equal_their_source_object_by_object() {
 /// back in 64-bit words, and refused in 32-bit ones.
 #[test]
 fn sixty_one_bit_integers_need_sixty_four_bit_words() {
-    let (b32, _) = base("headless-spur32.image");
+    let (b32, _) = common::base("headless-spur32.image");
     let options = cowheap_squeak::ExportOptions {
         kind: Some(cowheap_squeak::ImageKind::Spur64),
         allow_missing_float_class: true,
@@ -277,7 +261,7 @@ fn sixty_one_bit_integers_need_sixty_four_bit_words() {
 /// CompiledMethod (its header is V3's), a host object.
 #[test]
 fn v3_methods_are_refused() {
-    let (b, names) = base("mini.image");
+    let (b, names) = common::base("mini.image");
     let mut t = Tenant::fork(b);
     let object = names.global("Object").unwrap();
     let md = t.slot(object, 1).unwrap();
@@ -436,23 +420,23 @@ proptest! {
 /// A small segment: a String, a Point, an Array of 300 slots, and a class of the tenant's
 /// own with an instance (so class fields of both kinds are flipped).
 fn small(order: ByteOrder, words: WordSize) -> (Vec<u8>, usize) {
-    let (b, names) = base("mini.image");
+    let (b, names) = common::base("mini.image");
     let mut t = Tenant::fork(b);
     let g = |n: &str| names.global(n).unwrap();
-    let s = alloc(&mut t, g("String"), Format::Bytes, 0, 3);
+    let s = common::alloc(&mut t, g("String"), Format::Bytes, 0, 3);
     t.set_bytes(s, 0, b"abc").unwrap();
-    let p = alloc(&mut t, g("Point"), Format::Pointers, 2, 0);
+    let p = common::alloc(&mut t, g("Point"), Format::Pointers, 2, 0);
     t.set_slot(p, 0, s).unwrap();
     t.set_slot(p, 1, Value::int(7)).unwrap();
-    let big = alloc(&mut t, g("Array"), Format::Pointers, 300, 0);
+    let big = common::alloc(&mut t, g("Array"), Format::Pointers, 300, 0);
     t.set_slot(big, 299, p).unwrap();
     let object = g("Object");
     let meta = t.class_of(object).unwrap();
-    let class = alloc(&mut t, meta, Format::Pointers, 3, 0);
+    let class = common::alloc(&mut t, meta, Format::Pointers, 3, 0);
     t.set_slot(class, 0, object).unwrap();
     t.set_slot(class, 2, Value::int((1 << 7) | (2 << 1)))
         .unwrap();
-    let x = alloc(&mut t, class, Format::Pointers, 1, 0);
+    let x = common::alloc(&mut t, class, Format::Pointers, 1, 0);
     t.set_slot(x, 0, s).unwrap();
     t.set_slot(big, 0, x).unwrap();
     let seg = tenant::extract(&t, &[big], &[]).unwrap();
@@ -599,7 +583,7 @@ fn random_graph(t: &mut Tenant, names: &BaseNames, nodes: &[Node]) -> Value {
                 w.iter().flat_map(|x| x.to_le_bytes()).collect(),
             ),
         };
-        let v = alloc(t, class, format, slots, bytes.len());
+        let v = common::alloc(t, class, format, slots, bytes.len());
         t.set_bytes(v, 0, &bytes).unwrap();
         made.push(v);
     }
@@ -614,7 +598,7 @@ fn random_graph(t: &mut Tenant, names: &BaseNames, nodes: &[Node]) -> Value {
             }
         }
     }
-    let holder = alloc(t, g("Array"), Format::Pointers, made.len(), 0);
+    let holder = common::alloc(t, g("Array"), Format::Pointers, made.len(), 0);
     for (i, &v) in made.iter().enumerate() {
         t.set_slot(holder, i, v).unwrap();
     }
@@ -633,7 +617,7 @@ proptest! {
         shape in 0usize..4,
     ) {
         let name = if spur_base { "headless-spur32.image" } else { "mini.image" };
-        let (b, names) = base(name);
+        let (b, names) = common::base(name);
         let mut t = Tenant::fork(b);
         let holder = random_graph(&mut t, names, &nodes);
         let seg = tenant::extract(&t, &[holder], &[]).unwrap();

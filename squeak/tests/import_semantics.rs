@@ -7,25 +7,6 @@ mod common;
 use common::*;
 use cowheap_squeak::{ImportError, import_bytes};
 
-/// Every object of a little-endian, one-segment, 32-bit Spur image: the byte offset in the
-/// file of its (main) header and its slot count.
-fn spur32_objects(b: &[u8]) -> Vec<(usize, usize)> {
-    let hs = le32(b, 4) as usize;
-    let end = hs + le32(b, 8) as usize - 16;
-    let mut out = Vec::new();
-    let mut pos = hs;
-    while pos < end {
-        let (mut hdr, mut slots) = (pos, (le32(b, pos + 4) >> 24) as usize);
-        if slots == 255 {
-            slots = le32(b, pos) as usize;
-            hdr = pos + 8;
-        }
-        out.push((hdr, slots));
-        pos = hdr + 8 + (slots * 4).max(8).next_multiple_of(8);
-    }
-    out
-}
-
 /// The oop of the object whose header is at file offset `hdr` of the headless image.
 fn spur32_oop(b: &[u8], hdr: usize) -> u32 {
     le32(b, 12) + (hdr - le32(b, 4) as usize) as u32

@@ -106,25 +106,6 @@ fn a_word_size_change_writes_the_free_lists_a_vm_of_that_size_reads() {
     }
 }
 
-/// Every object of a little-endian, one-segment, 32-bit Spur image: the byte offset in the
-/// file of its (main) header and its slot count.
-fn spur32_objects(b: &[u8]) -> Vec<(usize, usize)> {
-    let hs = le32(b, 4) as usize;
-    let end = hs + le32(b, 8) as usize - 16;
-    let mut out = Vec::new();
-    let mut pos = hs;
-    while pos < end {
-        let (mut hdr, mut slots) = (pos, (le32(b, pos + 4) >> 24) as usize);
-        if slots == 255 {
-            slots = le32(b, pos) as usize;
-            hdr = pos + 8;
-        }
-        out.push((hdr, slots));
-        pos = hdr + 8 + (slots * 4).max(8).next_multiple_of(8);
-    }
-    out
-}
-
 /// The headless image's first context (an instance of special object 10, format 3) with a
 /// slot past its stack pointer: (its object number, the byte offset in the file of that
 /// slot, the slot's number).

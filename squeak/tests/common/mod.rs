@@ -203,3 +203,22 @@ pub(crate) fn v3_headers(b: &[u8]) -> Vec<(usize, usize, u32, usize)> {
     }
     out
 }
+
+/// Every object of a little-endian, one-segment, 32-bit Spur image: the byte offset in the
+/// file of its (main) header and its slot count.
+pub(crate) fn spur32_objects(b: &[u8]) -> Vec<(usize, usize)> {
+    let hs = le32(b, 4) as usize;
+    let end = hs + le32(b, 8) as usize - 16;
+    let mut out = Vec::new();
+    let mut pos = hs;
+    while pos < end {
+        let (mut hdr, mut slots) = (pos, (le32(b, pos + 4) >> 24) as usize);
+        if slots == 255 {
+            slots = le32(b, pos) as usize;
+            hdr = pos + 8;
+        }
+        out.push((hdr, slots));
+        pos = hdr + 8 + (slots * 4).max(8).next_multiple_of(8);
+    }
+    out
+}
