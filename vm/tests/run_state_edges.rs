@@ -273,6 +273,17 @@ fn a_one_way_become_refused_by_the_quota_forwards_no_pair() {
     become_refused_by_the_quota("Scratch-1.4.0.6.image", "elementsForwardIdentityTo:");
 }
 
+/// The largest Array (instance of `array`) `t` reaches.
+fn largest_array(t: &Tenant, array: Value) -> Value {
+    let mut all = Vec::new();
+    t.enumerate_objects(&mut all).unwrap();
+    all.iter()
+        .copied()
+        .filter(|&o| t.class_of(o).unwrap().word() == array.word())
+        .max_by_key(|&o| t.size(o).unwrap().slots)
+        .unwrap()
+}
+
 fn become_refused_by_the_quota(image: &str, selector: &str) {
     let heap = common::import(image);
     let s = Symbols::from_base(&heap);
@@ -280,15 +291,7 @@ fn become_refused_by_the_quota(image: &str, selector: &str) {
     let mut t = Tenant::fork(&base);
     let mut vm = Vm::new(&t).unwrap();
     let array = vm.specials().array_class;
-    // The largest Array of the base.
-    let mut all = Vec::new();
-    t.enumerate_objects(&mut all).unwrap();
-    let big = all
-        .iter()
-        .copied()
-        .filter(|&o| t.class_of(o).unwrap().word() == array.word())
-        .max_by_key(|&o| t.size(o).unwrap().slots)
-        .unwrap();
+    let big = largest_array(&t, array);
     let n = t.size(big).unwrap().slots;
     assert!(n > 1_000, "{n}");
     let new = |t: &mut Tenant, slots: usize, first: i64| {
@@ -338,14 +341,7 @@ fn a_one_way_become_that_gives_back_what_it_takes_fits_the_quota() {
     let mut t = Tenant::fork(&base);
     let mut vm = Vm::new(&t).unwrap();
     let array = vm.specials().array_class;
-    let mut all = Vec::new();
-    t.enumerate_objects(&mut all).unwrap();
-    let big = all
-        .iter()
-        .copied()
-        .filter(|&o| t.class_of(o).unwrap().word() == array.word())
-        .max_by_key(|&o| t.size(o).unwrap().slots)
-        .unwrap();
+    let big = largest_array(&t, array);
     let n = t.size(big).unwrap().slots;
     let one = |t: &mut Tenant, v: Value| {
         let a = t

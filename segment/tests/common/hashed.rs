@@ -2,19 +2,11 @@
 //! collections scattered over their tables, the image's integer answers.
 #![allow(dead_code, reason = "each test file uses a different part")]
 
-use cowheap_heap::{Format, ObjectSize, Value};
+use cowheap_heap::{Format, Value};
 use cowheap_tenants::Tenant;
 
-/// A new object of `class`.
-pub(crate) fn alloc(
-    t: &mut Tenant,
-    class: Value,
-    format: Format,
-    slots: usize,
-    bytes: usize,
-) -> Value {
-    t.alloc(class, format, ObjectSize { slots, bytes }).unwrap()
-}
+/// A new object of `class` (each file that takes this module has `common` too).
+pub(crate) use crate::common::alloc;
 
 /// A new two-field object of `class` (a Point, an Association) holding `a` and `b`.
 pub(crate) fn pair(t: &mut Tenant, class: Value, a: Value, b: Value) -> Value {
