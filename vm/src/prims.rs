@@ -233,10 +233,28 @@ pub(crate) fn modf_fraction(x: f64) -> f64 {
     x.fract().copysign(x)
 }
 
+/// The mask of the millisecond clock, as Squeak's VMs keep it (`MillisecondClockMask`):
+/// 29 bits, so that a deadline an image computes as the clock plus a delay (`Delay`'s
+/// resumption time) is still a SmallInteger on a 32-bit image, whose largest is 2^30 - 1.
+/// The clock wraps every 2^29 ms, about 6.2 days.
+pub(crate) const MILLISECOND_CLOCK_MASK: i64 = 0x1FFF_FFFF;
+
 /// The millisecond clock of primitive 135 (`millisecondClockValue`), which the deadlines of
-/// primitive 136 are given in.
+/// primitive 136 are given in: milliseconds since the process first read it, wrapped by
+/// [`MILLISECOND_CLOCK_MASK`].
 pub(crate) fn millisecond_clock() -> i64 {
-    epoch().elapsed().as_millis() as i64 & 0x3FFF_FFFF
+    epoch().elapsed().as_millis() as i64 & MILLISECOND_CLOCK_MASK
+}
+
+/// Milliseconds from `now` to `deadline`, both on the clock of primitive 135, across the
+/// clock's wrap: the difference taken modulo the clock's period, within half a period
+/// either way (negative for a deadline passed). A deadline an image computed just before
+/// the wrap (past the mask, or not) is so due just after it, where the plain difference
+/// would put it days away, or past.
+pub(crate) fn ms_until(deadline: i64, now: i64) -> i64 {
+    let period = MILLISECOND_CLOCK_MASK + 1;
+    let d = deadline.wrapping_sub(now).rem_euclid(period);
+    if d > period / 2 { d - period } else { d }
 }
 
 impl Vm {
@@ -1802,7 +1820,36 @@ impl Vm {
 
 #[cfg(test)]
 mod tests {
-    use super::{ARITY_TABLE_LEN, arity_fits, fixed_arity, ldexp};
+    use super::{
+        ARITY_TABLE_LEN, MILLISECOND_CLOCK_MASK, arity_fits, fixed_arity, ldexp, millisecond_clock,
+        ms_until,
+    };
+
+    /// A timer deadline is due across the millisecond clock's wrap: armed at 10 ms before
+    /// the clock's top for 30 ms (the deadline past the mask, as an image's `millis + 30`
+    /// gives it), it is 20 ms away at the top and 14 ms away when the clock reads 5 after
+    /// the wrap (where the plain difference said 2^29 ms), and passed once due; a deadline
+    /// the image wrapped itself counts the same.
+    #[test]
+    fn a_deadline_across_the_clocks_wrap_is_due_when_it_is() {
+        let top = MILLISECOND_CLOCK_MASK;
+        let deadline = top - 10 + 30;
+        assert_eq!(ms_until(deadline, top), 20);
+        assert_eq!(ms_until(deadline, 5), 14);
+        assert_eq!(ms_until(deadline & MILLISECOND_CLOCK_MASK, 5), 14);
+        assert_eq!(ms_until(deadline, 25), -6);
+        assert_eq!(ms_until(1_000, 400), 600);
+        assert_eq!(ms_until(400, 1_000), -600);
+    }
+
+    /// The clock plus any delay up to an hour is a SmallInteger of a 32-bit image (at most
+    /// 2^30 - 1), so an image's `millis + delay` reaches primitive 136 as one.
+    #[test]
+    fn the_clock_plus_a_delay_is_a_small_integer() {
+        let largest_small = (1i64 << 30) - 1;
+        assert!(MILLISECOND_CLOCK_MASK + 3_600_000 <= largest_small);
+        assert!((0..=MILLISECOND_CLOCK_MASK).contains(&millisecond_clock()));
+    }
 
     /// The byte table answers what `fixed_arity` does for every index, those past it
     /// included (none of which has a fixed count).
