@@ -687,6 +687,16 @@ impl Vm {
         Ok(())
     }
 
+    /// The error [`Vm::push`] gives unless `n` more values fit the active context's stack:
+    /// checked before a send the interpreter makes itself pushes its receiver and
+    /// arguments, so that one that does not fit pushes none of them.
+    fn room_for(&self, n: usize) -> MemResult<()> {
+        if self.stack.len().saturating_add(n) > self.cap {
+            return Err(cowheap_heap::Error::Corrupt("a push past the end of the context").into());
+        }
+        Ok(())
+    }
+
     #[inline(always)]
     pub(crate) fn pop<M: ObjectMemory>(&mut self, _m: &M) -> MemResult<Value> {
         self.stack
@@ -2664,6 +2674,7 @@ impl Vm {
                 // An unwind block lies between: let the image run it
                 // (`thisContext aboutToReturn: value through: c`).
                 self.expose(m)?;
+                self.room_for(3)?;
                 self.push(m, self.active)?;
                 self.push(m, value)?;
                 self.push(m, c)?;
@@ -2748,6 +2759,7 @@ impl Vm {
     fn cannot_return<M: ObjectMemory>(&mut self, m: &mut M, value: Value) -> Result<Flow> {
         self.expose(m)?;
         self.materialize(m)?;
+        self.room_for(2)?;
         self.push(m, self.active)?;
         self.push(m, value)?;
         let sel = self.sp.sel_cannot_return;

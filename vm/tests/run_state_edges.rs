@@ -421,3 +421,63 @@ fn a_walk_of_every_object_answers_no_hidden_spur_object() {
     assert!(on_flat > 2_000, "{on_flat}");
     assert_eq!(on_tenant, on_flat);
 }
+
+/// A method whose context is full but for one field, returning to a dead sender: the
+/// `cannotReturn:` send needs two (the context and the value), so the run stops with a
+/// typed error, and the context's stack holds what the method left on it: neither value
+/// was pushed (before, the first was, and stayed on the stopped run's stack).
+#[test]
+fn a_cannot_return_with_no_room_pushes_nothing() {
+    for k in 0..40usize {
+        let mut img = common::kernel_image(false);
+        // MethodContext>>fullKill: holder
+        //   holder at: 1 put: thisContext. pc := nil. nil ... nil (k of them). ^5
+        let mut code = vec![16, 118, 137, 193, 135, 115, 97];
+        code.extend(std::iter::repeat_n(115, k));
+        code.extend([32, 124]);
+        img.method("MethodContext", "fullKill:", 1, 1, &[Lit::Int(5)], &code, 0);
+        // SmallInteger>>callFull: holder  ^thisContext fullKill: holder
+        img.method(
+            "SmallInteger",
+            "callFull:",
+            1,
+            1,
+            &[Lit::Sym("fullKill:".into())],
+            &[137, 16, 224, 124],
+            0,
+        );
+        let (base, symbols) = img.freeze().unwrap();
+        let mut flat = FlatHeap::from_base(&base);
+        let mut vm = Vm::new(&flat).unwrap();
+        let on_flat = stack_at_no_room(&mut vm, &mut flat, &symbols);
+        let base = Base::new(base);
+        let mut t = Tenant::fork(&base);
+        let mut vm = Vm::new(&t).unwrap();
+        let on_tenant = stack_at_no_room(&mut vm, &mut t, &symbols);
+        assert_eq!(on_flat, on_tenant, "k = {k}");
+        if let Some(sp) = on_flat {
+            // The argument and the k nils; the 5 was popped by the return.
+            assert_eq!(sp, Some(1 + k as i64), "k = {k}");
+            return;
+        }
+    }
+    panic!("no context was ever full at its return");
+}
+
+/// Sends `callFull:`; if the run stopped for want of room on a context's stack, the
+/// stack pointer of the context `fullKill:` ran in.
+fn stack_at_no_room<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols) -> Option<Option<i64>> {
+    let holder = m
+        .alloc(
+            vm.specials().array_class,
+            Format::Pointers,
+            ObjectSize { slots: 1, bytes: 0 },
+        )
+        .unwrap();
+    let e = send(vm, m, s, Value::int(0), "callFull:", &[holder]).err()?;
+    if !e.to_string().contains("a push past the end of the context") {
+        return None;
+    }
+    let full = m.slot(holder, 0).unwrap();
+    Some(m.slot(full, ctx::STACKP).unwrap().as_int())
+}
