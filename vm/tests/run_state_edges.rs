@@ -77,16 +77,9 @@ fn a_closure_refused_at_activation_leaves_its_caller_active() {
     refused_closure(&mut vm, &mut t, &symbols, run);
 }
 
-/// A closure of `args` arguments in a context of method `run` (receiver 3), whose start
-/// pc, 1, lies before the method's first bytecode (at 5: a header and no literals), so its
-/// activation is refused as corrupt.
-fn closure_before_its_bytecodes<M: ObjectMemory>(
-    vm: &Vm,
-    m: &mut M,
-    run: Value,
-    args: i64,
-) -> Value {
-    let outer = m
+/// A context of method `run` (receiver 3, a small frame) whose stack pointer is `sp`.
+fn context_of<M: ObjectMemory>(vm: &Vm, m: &mut M, run: Value, sp: i64) -> Value {
+    let c = m
         .alloc(
             vm.specials().method_context,
             Format::Pointers,
@@ -96,9 +89,22 @@ fn closure_before_its_bytecodes<M: ObjectMemory>(
             },
         )
         .unwrap();
-    m.set_slot(outer, ctx::METHOD, run).unwrap();
-    m.set_slot(outer, ctx::RECEIVER, Value::int(3)).unwrap();
-    m.set_slot(outer, ctx::STACKP, Value::int(0)).unwrap();
+    m.set_slot(c, ctx::METHOD, run).unwrap();
+    m.set_slot(c, ctx::RECEIVER, Value::int(3)).unwrap();
+    m.set_slot(c, ctx::STACKP, Value::int(sp)).unwrap();
+    c
+}
+
+/// A closure of `args` arguments in a context of method `run` (receiver 3), whose start
+/// pc, 1, lies before the method's first bytecode (at 5: a header and no literals), so its
+/// activation is refused as corrupt.
+fn closure_before_its_bytecodes<M: ObjectMemory>(
+    vm: &Vm,
+    m: &mut M,
+    run: Value,
+    args: i64,
+) -> Value {
+    let outer = context_of(vm, m, run, 0);
     let blk = common::new_instance(m, "BlockClosure", 3);
     m.set_slot(blk, 0, outer).unwrap();
     m.set_slot(blk, 1, Value::int(1)).unwrap();
@@ -211,19 +217,7 @@ fn a_block_context_refused_at_entry_is_left_as_it_was() {
 }
 
 fn refused_block_context<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols, run: Value) {
-    let home = m
-        .alloc(
-            vm.specials().method_context,
-            Format::Pointers,
-            ObjectSize {
-                slots: ctx::TEMPS + 16,
-                bytes: 0,
-            },
-        )
-        .unwrap();
-    m.set_slot(home, ctx::METHOD, run).unwrap();
-    m.set_slot(home, ctx::RECEIVER, Value::int(3)).unwrap();
-    m.set_slot(home, ctx::STACKP, Value::int(1)).unwrap();
+    let home = context_of(vm, m, run, 1);
     let blk = m
         .alloc(
             vm.specials().block_context,
