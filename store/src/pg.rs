@@ -83,7 +83,10 @@
 //! bytes, so it never names a blob (say another tenant's, whose digest and SHA-256 it
 //! learnt) without supplying its bytes in the same call; no direct insert, update or delete
 //! of `cowheap_segments`, no direct update of the state columns (it keeps updating the
-//! owner, epoch and lease, which is how it claims). The functions check the grant, the claim
+//! owner, epoch and lease, which is how it claims, but a trigger, `cowheap_claim_moves_on`,
+//! refuses any update that takes a tenant's epoch back or names an owner at the epoch
+//! already held, so a claim taken over or released stays fenced off whatever SQL its old
+//! node sends). The functions check the grant, the claim
 //! and write-once themselves, in the transaction, whatever SQL the node sends. Versions
 //! likewise: no direct insert of `cowheap_versions`, only `cowheap_put_version` (or its
 //! fenced form), which takes the layer's bytes and checks the commit right. A node connects as its principal's role, so
@@ -206,6 +209,23 @@ CREATE POLICY cowheap_read ON cowheap_blobs FOR SELECT
         OR EXISTS (SELECT 1 FROM cowheap_segments s
                    WHERE s.blob = cowheap_blobs.digest AND s.blob_sha256 = cowheap_blobs.sha256));
 DROP POLICY IF EXISTS cowheap_write ON cowheap_blobs;
+CREATE OR REPLACE FUNCTION cowheap_claim_moves_on() RETURNS trigger
+LANGUAGE plpgsql
+AS $body$
+BEGIN
+    IF NEW.epoch < OLD.epoch
+        OR (NEW.epoch = OLD.epoch AND NEW.owner IS NOT NULL
+            AND NEW.owner IS DISTINCT FROM OLD.owner) THEN
+        RAISE EXCEPTION 'a claim of tenant % moves only on: epoch % owner % after epoch % owner %',
+            OLD.name, NEW.epoch, NEW.owner, OLD.epoch, OLD.owner
+            USING ERRCODE = '55000';
+    END IF;
+    RETURN NEW;
+END
+$body$;
+DROP TRIGGER IF EXISTS cowheap_claim_moves_on ON cowheap_tenants;
+CREATE TRIGGER cowheap_claim_moves_on BEFORE UPDATE OF owner, epoch ON cowheap_tenants
+    FOR EACH ROW EXECUTE FUNCTION cowheap_claim_moves_on();
 ";
 
 /// The one way to store a blob, made by [`PgStore::init`] in the store's schema (`%1$I`,

@@ -1306,3 +1306,74 @@ fn the_longest_lease_is_taken_by_both_backends_alike() {
         s.release(&c).unwrap();
     }
 }
+
+/// A claim's epoch only moves on, whatever SQL a principal's role sends: its role may
+/// update its tenants' owner, epoch and lease (that is how it claims), but the server
+/// refuses an update that takes the epoch back, or names an owner at the epoch another
+/// owner (or none, after a release) held. Otherwise a node whose claim was taken over could
+/// put its old claim back in the row, and its stale writes would pass the fence while the
+/// new holder's were refused: the tenant run on two nodes at once.
+#[test]
+fn a_principals_role_cannot_move_a_claim_back() {
+    use cowheap_store::{ManualClock, Millis};
+    let pg = Pg::new();
+    let _op = two_tenants(&pg);
+    let clock = ManualClock::new(Millis(10_000));
+    let p2 = |clock: &ManualClock| {
+        PgStore::connect(
+            &pg.url,
+            Arc::new(clock.clone()),
+            Access::principal(common::p("p2"), "secret-p2"),
+        )
+        .unwrap()
+    };
+    let (node2, node3) = (p2(&clock), p2(&clock));
+    let old = node2
+        .claim(&common::t("t2"), &common::n("n2"), 1_000)
+        .unwrap();
+    clock.advance(5_000);
+    let new = node3
+        .claim(&common::t("t2"), &common::n("n3"), 60_000)
+        .unwrap();
+    assert_eq!(new.epoch.0, old.epoch.0 + 1);
+
+    let mut raw = login(&pg, "p2");
+    let (e_old, e_new) = (old.epoch.0 as i64, new.epoch.0 as i64);
+    let back = [
+        format!("UPDATE cowheap_tenants SET owner = 'n2', epoch = {e_old} WHERE name = 't2'"),
+        format!("UPDATE cowheap_tenants SET epoch = {e_old} WHERE name = 't2'"),
+        "UPDATE cowheap_tenants SET owner = 'n2' WHERE name = 't2'".to_owned(),
+    ];
+    for sql in &back {
+        assert_eq!(
+            refusal(raw.execute(sql.as_str(), &[])).as_deref(),
+            Some("55000"),
+            "{sql}"
+        );
+    }
+    // The row is as the new holder left it: its writes pass, the old claim's are fenced.
+    let rec = node3.record(&common::t("t2")).unwrap();
+    assert_eq!(rec.epoch.0 as i64, e_new);
+    assert_eq!(rec.owner, Some(common::n("n3")));
+    assert!(matches!(
+        node2.write_state(&old, b"stale"),
+        Err(StoreError::Fenced { .. })
+    ));
+    node3.write_state(&new, b"current").unwrap();
+
+    // A released claim is not taken up again at its epoch either.
+    node3.release(&new).unwrap();
+    let revive = "UPDATE cowheap_tenants SET owner = 'n3' WHERE name = 't2'";
+    assert_eq!(refusal(raw.execute(revive, &[])).as_deref(), Some("55000"));
+    assert!(matches!(
+        node3.write_state(&new, b"after release"),
+        Err(StoreError::Fenced { .. })
+    ));
+    // What the store itself does still works: a claim moves the epoch on, a renewal keeps it.
+    let again = node2
+        .claim(&common::t("t2"), &common::n("n2"), 60_000)
+        .unwrap();
+    assert_eq!(again.epoch.0 as i64, e_new + 1);
+    let renewed = node2.renew(&again, 60_000).unwrap();
+    node2.suspend(&renewed, b"suspended").unwrap();
+}
