@@ -247,27 +247,72 @@ fn through_links(path: &Path) -> io::Result<PathBuf> {
     Err(io::Error::other("too many levels of symbolic links"))
 }
 
-/// The whole of the file at `path`, its buffer reserved fallibly at the file's length (a
-/// file that grows meanwhile grows it as `read_to_end` does).
+/// Opens the file at `path` to read, refusing anything but a regular file (through its
+/// symbolic links): a directory, with an error of kind [`io::ErrorKind::IsADirectory`], and
+/// a FIFO, a socket or a device, with one of kind [`io::ErrorKind::InvalidInput`]. Image
+/// files and snapshots are regular files; a FIFO would hold the open until some writer
+/// came, and a device such as `/dev/zero` claims no length and never ends. On Unix the
+/// open does not block (`O_NONBLOCK`, which changes nothing for a regular file), so a FIFO
+/// with no writer is refused at once. Time: O(1).
 ///
 /// # Errors
-/// [`FileError::Io`] if the file cannot be read, or, of kind
+/// [`FileError::Io`]: the system's error, or one of the two kinds above.
+pub(crate) fn open_regular(path: &Path) -> FileResult<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| FileError::io(path, e))?;
+    let kind = file.metadata().map_err(|e| FileError::io(path, e))?;
+    if kind.is_dir() {
+        let e = io::Error::new(io::ErrorKind::IsADirectory, "a directory, not a file");
+        return Err(FileError::io(path, e));
+    }
+    if !kind.is_file() {
+        return Err(FileError::io(path, not_regular()));
+    }
+    Ok(file)
+}
+
+/// The error for an open file that is no regular file.
+fn not_regular() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "not a regular file (a FIFO, a socket or a device)",
+    )
+}
+
+/// The whole of the file at `path`, its buffer reserved fallibly at the file's length (a
+/// file that grows meanwhile grows it as `read_to_end` does). The path must name a regular
+/// file ([`open_regular`]'s rule): a FIFO or a device is refused before anything is read.
+///
+/// # Errors
+/// [`FileError::Io`] if the file cannot be read or is no regular file, or, of kind
 /// [`io::ErrorKind::OutOfMemory`], if the allocator refuses the buffer.
 pub fn read_file(path: &Path) -> FileResult<Vec<u8>> {
-    let mut f = std::fs::File::open(path).map_err(|e| FileError::io(path, e))?;
+    let mut f = open_regular(path)?;
     read_all(&mut f).map_err(|e| FileError::io(path, e))
 }
 
 /// The rest of the open file `f`, its buffer reserved fallibly at the file's length (a
 /// file that grows meanwhile grows it as `read_to_end` does): [`read_file`]'s reading, for
-/// a caller that opened the file itself.
+/// a caller that opened the file itself. Anything but a regular file is refused before a
+/// byte is read: a pipe or a device has no length to bound the buffer by, and may never
+/// end.
 ///
 /// # Errors
-/// The file's I/O errors, or one of kind [`io::ErrorKind::OutOfMemory`] if the allocator
-/// refuses the buffer.
+/// The file's I/O errors, one of kind [`io::ErrorKind::InvalidInput`] if `f` is no regular
+/// file, or one of kind [`io::ErrorKind::OutOfMemory`] if the allocator refuses the buffer.
 pub fn read_all(f: &mut std::fs::File) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    let len = usize::try_from(f.metadata()?.len()).unwrap_or(usize::MAX);
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
     let mut bytes = Vec::new();
     bytes.try_reserve_exact(len).map_err(|_| {
         io::Error::new(

@@ -237,18 +237,13 @@ impl BaseHeap {
     /// # Errors
     /// A typed [`FileError`] for every way a file can be wrong: too short, wrong magic or
     /// version, a checksum that does not match, a count or offset out of range, an object
-    /// that breaks a rule of the format.
+    /// that breaks a rule of the format; [`FileError::Io`] for a path that names no regular
+    /// file (a directory, a FIFO, a device), refused before anything is mapped.
     pub fn open_with(path: &Path, verification: Verification) -> FileResult<BaseHeap> {
-        let file = std::fs::File::open(path).map_err(|e| FileError::io(path, e))?;
-        // A directory opens but does not map (the system says "no such device"): it is
-        // named for what it is.
-        if file.metadata().is_ok_and(|m| m.is_dir()) {
-            let e = std::io::Error::new(
-                std::io::ErrorKind::IsADirectory,
-                "a directory, not an image file",
-            );
-            return Err(FileError::io(path, e));
-        }
+        // A regular file only: a directory opens but does not map (the system says "no such
+        // device") and is named for what it is, and a FIFO is refused at once rather than
+        // waited on for a writer.
+        let file = file::open_regular(path)?;
         let mmap = map(&file).map_err(|e| FileError::io(path, e))?;
         let mut heap = parse(Storage::mapped(mmap))?;
         if verification == Verification::Full {
