@@ -118,7 +118,8 @@ impl fmt::Debug for Fingerprint {
 /// temporary file is removed and `path` is untouched. The file is written unbuffered.
 ///
 /// The directory is opened (to fsync it) before anything is written, so a directory that
-/// cannot be read fails the write with nothing changed. Only the directory's fsync itself
+/// cannot be read, or something else in its place (a FIFO is refused at once, not waited
+/// on), fails the write with nothing changed. Only the directory's fsync itself
 /// comes after the rename: an I/O error there is reported with the new file in place.
 ///
 /// The new file has the permissions of the file it replaces, or, for a new one, those any
@@ -192,7 +193,7 @@ pub fn stage(
     };
     // Opened first: the rename is durable only once the directory is fsynced, and a
     // directory that cannot be opened must refuse the write before the rename, not after.
-    let dir_handle = std::fs::File::open(dir).map_err(err)?;
+    let dir_handle = open_dir(dir).map_err(err)?;
     let kept = std::fs::metadata(&resolved).ok().map(|m| m.permissions());
     let mut builder = tempfile::Builder::new();
     builder.prefix(".cowheap-").suffix(".tmp");
@@ -216,6 +217,20 @@ pub fn stage(
         named: named.to_path_buf(),
         dir: dir_handle,
     })
+}
+
+/// Opens directory `dir`, to fsync it once a file is renamed into it. On Unix the open asks
+/// for a directory (`O_DIRECTORY`) and does not block (`O_NONBLOCK`): a FIFO in the
+/// directory's place is refused at once, where a plain open would wait for a writer.
+fn open_dir(dir: &Path) -> io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK);
+    }
+    options.open(dir)
 }
 
 /// The most symbolic links [`through_links`] follows, as Linux's own path walk.

@@ -1,6 +1,7 @@
-//! Paths that name no regular file, given where an image file or a file to read whole is
-//! expected (a FIFO): opening one answers a typed error at once, and never waits for a
-//! writer that may never come.
+//! Paths that name no regular file where one is expected: a FIFO given as an image file or
+//! as a file to read whole, and a FIFO in the place of the directory a file is written
+//! into. Each answers a typed error at once, and never waits for a writer that may never
+//! come.
 #![cfg(unix)]
 
 use cowheap_heap::file::{FileError, read_file};
@@ -69,4 +70,22 @@ fn read_file_refuses_a_fifo_without_waiting_for_a_writer() {
     };
     let e = answer.unwrap_err();
     assert!(no_regular_file(&e), "{e:?}");
+}
+
+#[test]
+fn a_write_under_a_fifo_is_refused_without_waiting_for_a_writer() {
+    // The directory of the file to write is opened (to fsync it after the rename) before
+    // anything is written: a FIFO there is no directory, and is refused at once.
+    let d = tempfile::tempdir().unwrap();
+    let p = fifo(d.path());
+    let target = p.join("base.cowheap");
+    let Some(answer) = bounded(&p, move || cowheap_heap::synth::image(10, 1).save(&target)) else {
+        panic!("a write under a FIFO waited for a writer");
+    };
+    assert!(matches!(answer, Err(FileError::Io { .. })), "{answer:?}");
+    assert_eq!(
+        std::fs::read_dir(d.path()).unwrap().count(),
+        1,
+        "nothing but the FIFO"
+    );
 }
