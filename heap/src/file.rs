@@ -273,6 +273,19 @@ fn through_links(path: &Path) -> io::Result<PathBuf> {
 /// # Errors
 /// [`FileError::Io`]: the system's error, or one of the two kinds above.
 pub(crate) fn open_regular(path: &Path) -> FileResult<std::fs::File> {
+    open_regular_file(path).map_err(|e| FileError::io(path, e))
+}
+
+/// The file at `path` opened to read if it is a regular file, the rule image files and
+/// snapshots are opened by, with the system's error as it is: for readers that keep their
+/// own error types. A directory is an error of kind [`io::ErrorKind::IsADirectory`]; a
+/// FIFO, a socket or a device one of kind [`io::ErrorKind::InvalidInput`], refused at once
+/// (on Unix the open does not block, so a FIFO with no writer does not hold it).
+///
+/// # Errors
+/// The system's error, or one of the two kinds above.
+pub fn open_regular_file(path: impl AsRef<Path>) -> io::Result<std::fs::File> {
+    let path = path.as_ref();
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -280,16 +293,38 @@ pub(crate) fn open_regular(path: &Path) -> FileResult<std::fs::File> {
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(libc::O_NONBLOCK);
     }
-    let file = options.open(path).map_err(|e| FileError::io(path, e))?;
-    let kind = file.metadata().map_err(|e| FileError::io(path, e))?;
+    let file = options.open(path)?;
+    let kind = file.metadata()?;
     if kind.is_dir() {
-        let e = io::Error::new(io::ErrorKind::IsADirectory, "a directory, not a file");
-        return Err(FileError::io(path, e));
+        return Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "a directory, not a file",
+        ));
     }
     if !kind.is_file() {
-        return Err(FileError::io(path, not_regular()));
+        return Err(not_regular());
     }
     Ok(file)
+}
+
+/// The whole of the regular file at `path`: what `std::fs::read` answers, but a path that
+/// names a directory, a FIFO, a socket or a device is refused at once ([`open_regular_file`]'s
+/// rule, never waiting on a FIFO or reading a device without end), and the buffer is
+/// reserved fallibly at the file's length. For readers of input files (a Squeak image, a
+/// segment, a project, a store's own files) that keep their own error types.
+///
+/// ```
+/// let dir = std::env::temp_dir();
+/// let err = cowheap_heap::file::read_regular(&dir).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::IsADirectory);
+/// ```
+///
+/// # Errors
+/// The system's error; one of kind [`io::ErrorKind::IsADirectory`] or
+/// [`io::ErrorKind::InvalidInput`] for a path that names no regular file; one of kind
+/// [`io::ErrorKind::OutOfMemory`] if the allocator refuses the buffer.
+pub fn read_regular(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
+    read_all(&mut open_regular_file(path)?)
 }
 
 /// The error for an open file that is no regular file.
@@ -302,14 +337,13 @@ fn not_regular() -> io::Error {
 
 /// The whole of the file at `path`, its buffer reserved fallibly at the file's length (a
 /// file that grows meanwhile grows it as `read_to_end` does). The path must name a regular
-/// file ([`open_regular`]'s rule): a FIFO or a device is refused before anything is read.
+/// file ([`open_regular_file`]'s rule): a FIFO or a device is refused before anything is read.
 ///
 /// # Errors
 /// [`FileError::Io`] if the file cannot be read or is no regular file, or, of kind
 /// [`io::ErrorKind::OutOfMemory`], if the allocator refuses the buffer.
 pub fn read_file(path: &Path) -> FileResult<Vec<u8>> {
-    let mut f = open_regular(path)?;
-    read_all(&mut f).map_err(|e| FileError::io(path, e))
+    read_regular(path).map_err(|e| FileError::io(path, e))
 }
 
 /// The rest of the open file `f`, its buffer reserved fallibly at the file's length (a

@@ -6,38 +6,14 @@
 
 use cowheap_heap::file::{FileError, read_file};
 use cowheap_heap::{BaseHeap, Verification};
+use cowheap_testkit::{answer_within, mkfifo};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
-
-/// How long a test waits for an answer that should come at once.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A FIFO made in `dir`.
 fn fifo(dir: &Path) -> PathBuf {
     let p = dir.join("fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&p)
-        .status()
-        .unwrap();
-    assert!(made.success(), "mkfifo failed");
+    mkfifo(&p);
     p
-}
-
-/// Runs `f` on a thread and answers what it answers, or `None` if it does not answer in
-/// [`PATIENCE`]. A thread still blocked on the FIFO at `unblock` is let go (a writer opens
-/// the FIFO and closes it at once) so that it does not outlive the test.
-fn bounded<T: Send + 'static>(unblock: &Path, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let (tx, rx) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    let answer = rx.recv_timeout(PATIENCE).ok();
-    if answer.is_none() {
-        drop(std::fs::OpenOptions::new().write(true).open(unblock));
-    }
-    let _ = worker.join();
-    answer
 }
 
 /// The error is an I/O error that says the path is no regular file.
@@ -51,7 +27,7 @@ fn a_fifo_opened_as_an_image_is_refused_without_waiting_for_a_writer() {
     let p = fifo(d.path());
     for v in [Verification::Full, Verification::Trust] {
         let path = p.clone();
-        let answer = bounded(&p, move || BaseHeap::open_with(&path, v).map(|_| ()));
+        let answer = answer_within(&p, move || BaseHeap::open_with(&path, v).map(|_| ()));
         let Some(answer) = answer else {
             panic!("opening a FIFO as an image ({v:?}) waited for a writer");
         };
@@ -65,7 +41,7 @@ fn read_file_refuses_a_fifo_without_waiting_for_a_writer() {
     let d = tempfile::tempdir().unwrap();
     let p = fifo(d.path());
     let path = p.clone();
-    let Some(answer) = bounded(&p, move || read_file(&path).map(|b| b.len())) else {
+    let Some(answer) = answer_within(&p, move || read_file(&path).map(|b| b.len())) else {
         panic!("read_file of a FIFO waited for a writer");
     };
     let e = answer.unwrap_err();
@@ -79,7 +55,8 @@ fn a_write_under_a_fifo_is_refused_without_waiting_for_a_writer() {
     let d = tempfile::tempdir().unwrap();
     let p = fifo(d.path());
     let target = p.join("base.cowheap");
-    let Some(answer) = bounded(&p, move || cowheap_heap::synth::image(10, 1).save(&target)) else {
+    let Some(answer) = answer_within(&p, move || cowheap_heap::synth::image(10, 1).save(&target))
+    else {
         panic!("a write under a FIFO waited for a writer");
     };
     assert!(matches!(answer, Err(FileError::Io { .. })), "{answer:?}");

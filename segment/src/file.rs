@@ -205,7 +205,7 @@ pub fn write(seg: &mut TenantSegment, path: &Path) -> Result<()> {
 /// # Errors
 /// [`SegmentError::Io`]; as [`from_bytes`].
 pub fn read(path: &Path, base: Option<Fingerprint>) -> Result<TenantSegment> {
-    let bytes = std::fs::read(path).map_err(|source| SegmentError::Io {
+    let bytes = cowheap_heap::file::read_regular(path).map_err(|source| SegmentError::Io {
         path: path.to_owned(),
         source,
     })?;

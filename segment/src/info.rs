@@ -101,7 +101,7 @@ impl fmt::Display for Info {
 /// # Errors
 /// [`SegmentError::Io`]; the error of the format the file looked like.
 pub fn info(path: &Path) -> Result<Info> {
-    let bytes = std::fs::read(path).map_err(|source| SegmentError::Io {
+    let bytes = cowheap_heap::file::read_regular(path).map_err(|source| SegmentError::Io {
         path: path.to_owned(),
         source,
     })?;
@@ -150,7 +150,7 @@ pub fn info(path: &Path) -> Result<Info> {
 /// [`SegmentError::BaseImage`] for a Squeak image that does not import.
 pub fn load_base(path: &Path) -> Result<Arc<Base>> {
     let mut magic = [0u8; 8];
-    let mut f = std::fs::File::open(path).map_err(|source| SegmentError::Io {
+    let mut f = cowheap_heap::file::open_regular_file(path).map_err(|source| SegmentError::Io {
         path: path.to_owned(),
         source,
     })?;
@@ -273,7 +273,7 @@ pub struct ImportedTenant {
 /// # Errors
 /// As [`import`].
 pub fn import_keeping(file: &Path, base: &Path) -> Result<ImportedTenant> {
-    let bytes = std::fs::read(file).map_err(|source| SegmentError::Io {
+    let bytes = cowheap_heap::file::read_regular(file).map_err(|source| SegmentError::Io {
         path: file.to_owned(),
         source,
     })?;

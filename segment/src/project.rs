@@ -161,7 +161,7 @@ impl Project {
     /// [`SegmentError::Io`], else as [`Project::from_bytes`].
     pub fn open(path: impl AsRef<Path>) -> Result<Project> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| SegmentError::Io {
+        let bytes = cowheap_heap::file::read_regular(path).map_err(|source| SegmentError::Io {
             path: path.to_owned(),
             source,
         })?;

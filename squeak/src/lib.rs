@@ -87,7 +87,7 @@ pub struct ImportStats {
 /// [`ImportError::Io`] if the file cannot be read, else as [`import_bytes`].
 pub fn import(path: impl AsRef<Path>) -> ImportResult<Imported> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
+    let bytes = cowheap_heap::file::read_regular(path).map_err(|source| ImportError::Io {
         path: path.to_owned(),
         source,
     })?;

@@ -330,7 +330,7 @@ impl Node {
     pub fn put_base_file(&self, path: &Path) -> Result<Fingerprint> {
         // Read once, and verify a private copy of exactly those bytes: a file that changes
         // meanwhile cannot slip unverified bytes into the store.
-        let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
+        let bytes = cowheap_heap::file::read_regular(path).map_err(|e| StoreError::io(path, e))?;
         let dir = tempfile::tempdir().map_err(|e| StoreError::io(std::env::temp_dir(), e))?;
         let copy = dir.path().join("base.cowheap");
         std::fs::write(&copy, &bytes).map_err(|e| StoreError::io(&copy, e))?;

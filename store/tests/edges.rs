@@ -228,3 +228,28 @@ fn a_fifo_in_a_nodes_base_cache_is_fetched_over() {
     assert!(said.contains("resumed alice"), "{said}");
     assert!(a.suspend("alice").is_ok());
 }
+
+/// A base file that is a FIFO is refused at once with an I/O error: before, storing it
+/// waited for a writer for ever.
+#[test]
+fn a_fifo_given_as_a_base_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = cowheap_store::LocalStore::init(
+        &dir.path().join("store"),
+        Arc::new(SystemClock),
+        Access::Operator,
+    )
+    .unwrap();
+    let node =
+        cowheap_store::Node::new(Arc::new(store), n("setup"), dir.path().join("cache-setup"));
+    let file = dir.path().join("base.cowheap");
+    fifo(&file);
+    let got = within(move || node.put_base_file(&file).map(|_| ()))
+        .expect("storing a FIFO as a base waited for a writer");
+    match got {
+        Err(StoreError::Io { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::InvalidInput, "{source}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -7,16 +7,11 @@ use cowheap_forwarders::Base;
 use cowheap_heap::file::FileError;
 use cowheap_heap::synth;
 use cowheap_tenants::Tenant;
-use cowheap_testkit::{Refusing, refusing_from};
+use cowheap_testkit::{Refusing, answer_within, mkfifo, refusing_from};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
 
 #[global_allocator]
 static ALLOC: Refusing = Refusing;
-
-/// How long a test waits for an answer that should come at once.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The error is an I/O error that says the path is no regular file.
 fn no_regular_file(e: &FileError) -> bool {
@@ -27,23 +22,10 @@ fn no_regular_file(e: &FileError) -> bool {
 fn a_fifo_given_as_a_snapshot_is_refused_without_waiting_for_a_writer() {
     let d = tempfile::tempdir().unwrap();
     let p: PathBuf = d.path().join("fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&p)
-        .status()
-        .unwrap();
-    assert!(made.success(), "mkfifo failed");
+    mkfifo(&p);
     let base = Base::new(synth::image(100, 1));
-    let (tx, rx) = mpsc::channel();
     let path = p.clone();
-    let worker = std::thread::spawn(move || {
-        let _ = tx.send(Tenant::restore(&base, &path).map(|_| ()));
-    });
-    let answer = rx.recv_timeout(PATIENCE).ok();
-    if answer.is_none() {
-        // Let the blocked restore go: a writer opens the FIFO and closes it at once.
-        drop(std::fs::OpenOptions::new().write(true).open(&p));
-    }
-    let _ = worker.join();
+    let answer = answer_within(&p, move || Tenant::restore(&base, &path).map(|_| ()));
     let Some(answer) = answer else {
         panic!("restoring a FIFO waited for a writer");
     };

@@ -165,3 +165,41 @@ pub fn reseal_image(b: &mut [u8]) {
     let d = *h.finalize().as_bytes();
     b[40..56].copy_from_slice(&d[..16]);
 }
+
+/// Makes a FIFO at `path`, replacing a file there: a path that names no regular file, for
+/// tests that such a path is refused at once where a file is read.
+///
+/// # Panics
+/// If `mkfifo` fails.
+pub fn mkfifo(path: &std::path::Path) {
+    let _ = std::fs::remove_file(path);
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// How long [`answer_within`] waits for an answer that should come at once.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `f` on a thread of its own and answers what it answers, or `None` if it gave no
+/// answer within [`PATIENCE`]: for a call given the FIFO at `fifo` that must refuse it at
+/// once rather than wait for a writer. A thread still waiting is let go (a writer opens
+/// the FIFO and closes it at once, which also ends a read of it) and joined, so it does
+/// not outlive the test.
+pub fn answer_within<T: Send + 'static>(
+    fifo: &std::path::Path,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    let answer = rx.recv_timeout(PATIENCE).ok();
+    if answer.is_none() {
+        drop(std::fs::OpenOptions::new().write(true).open(fifo));
+    }
+    let _ = worker.join();
+    answer
+}

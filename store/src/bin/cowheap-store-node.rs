@@ -122,7 +122,7 @@ fn run(args: &[String]) -> Result<()> {
         };
         let origin = cowheap_store::parse_fingerprint(origin)?;
         let number: u64 = number.parse().map_err(|_| usage())?;
-        let bytes = std::fs::read(file).map_err(|e| StoreError::Io {
+        let bytes = cowheap_heap::file::read_regular(file).map_err(|e| StoreError::Io {
             path: file.into(),
             source: e,
         })?;

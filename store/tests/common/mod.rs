@@ -2300,14 +2300,11 @@ pub(crate) fn a_node_that_lost_its_claim_commits_nothing(h: &dyn Harness) {
 }
 
 /// Replaces the file at `path` (if there is one) with a FIFO.
-pub(crate) fn fifo(path: &std::path::Path) {
-    let _ = std::fs::remove_file(path);
-    let made = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(made.success(), "mkfifo {}", path.display());
-}
+#[allow(
+    unused_imports,
+    reason = "a FIFO is made by some of the tests that share this module"
+)]
+pub(crate) use cowheap_testkit::mkfifo as fifo;
 
 /// Runs `f` on a thread of its own: its answer, or `None` if it gave none within 30
 /// seconds, for a call that must answer at once rather than wait on a FIFO for ever (the
