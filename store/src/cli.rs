@@ -152,6 +152,23 @@ pub fn versions(store: &dyn Store, fingerprint: &str, after: u64) -> Result<Stri
     Ok(out)
 }
 
+/// The version numbered `n` in the chain from `current` down, if it holds one.
+fn numbered(
+    current: &Arc<cowheap_forwarders::Base>,
+    n: u64,
+) -> Option<Arc<cowheap_forwarders::Base>> {
+    let mut at = current.clone();
+    loop {
+        if at.version() == n {
+            return Some(at);
+        }
+        if at.version() < n {
+            return None;
+        }
+        at = at.parent()?.clone();
+    }
+}
+
 /// A command-line node: a name and a directory.
 #[derive(Debug)]
 pub struct CliNode {
@@ -315,8 +332,9 @@ impl CliNode {
     /// `store commit --node N --node-dir D TENANT`: commits the resident tenant's changes as
     /// the next version of its base ([`Node::commit_resident`]) and keeps it resident, on
     /// the new version. A version that landed though the store's answer was lost
-    /// ([`StoreError::CommitLanded`]) counts as committed: the tenant is aborted onto it
-    /// (it holds the tenant's changes) and kept there.
+    /// ([`StoreError::CommitLanded`]) counts as committed: the tenant is settled on it as an
+    /// answered commit settles it ([`cowheap_tenants::commit::Repository::settle_landed`]: the version holds its
+    /// changes; its roots and other objects stay) and kept there.
     ///
     /// # Errors
     /// As [`Node::commit_resident`]: a conflict with a version committed since the tenant's, a
@@ -330,16 +348,21 @@ impl CliNode {
         let v = match self.node.commit_resident(&mut r, Default::default(), &[]) {
             Ok(v) => v,
             // The version is in the store though its answer was lost: it holds the tenant's
-            // changes, so the tenant is aborted onto it (once this node has it), as the error
-            // asks, and kept there. Without that the tenant would hold changes its own
-            // version already has, and every later commit would conflict with it.
+            // changes, so the tenant is settled on it (once this node has it) as an answered
+            // commit would have settled it, its roots and other objects of its own kept, and
+            // kept there; aborted onto it only if the version is not exactly its changes.
+            // Without that the tenant would hold changes its own version already has, and
+            // every later commit would conflict with it.
             Err(StoreError::CommitLanded { version, source }) => {
                 let origin = r.tenant.base().origin();
                 let synced = self.node.sync(origin).ok();
-                if synced.is_none_or(|b| b.version() < version) {
+                let Some(landed) = synced.as_ref().and_then(|b| numbered(b, version)) else {
                     return Err(StoreError::CommitLanded { version, source });
+                };
+                let repo = self.node.repository(origin)?;
+                if repo.settle_landed(&mut r.tenant, &[], &landed).is_err() {
+                    repo.abort(&mut r.tenant);
                 }
-                self.node.repository(origin)?.abort(&mut r.tenant);
                 self.keep(&mut r)?;
                 return Ok(format!(
                     "committed {t}: version {version} of base {origin} (found in the store \

@@ -243,9 +243,10 @@ pub enum StoreError {
     /// or the store took it and this node could not then make the version (the allocator
     /// refused its tables), but the version is there, holding exactly this commit's layer,
     /// and the node has applied it where it could. The tenant was not moved onto it and
-    /// still holds its changes: abort it
-    /// ([`cowheap_tenants::commit::Repository::abort`]) to stand on the version that holds
-    /// them.
+    /// still holds its changes: settle it on that version
+    /// ([`cowheap_tenants::commit::Repository::settle_landed`], with the commit's roots),
+    /// which keeps its roots and the objects the commit did not take as an answered commit
+    /// does, or abort it ([`cowheap_tenants::commit::Repository::abort`]) onto it.
     #[error("version {version} is in the store, but the commit reported: {source}")]
     CommitLanded {
         /// The version the commit made.

@@ -41,7 +41,9 @@
 //! linked), the version may exist all the same. The node then looks: if the store's version
 //! of that number holds exactly the layer it wrote (same digest), the commit is reported as
 //! [`StoreError::CommitLanded`] and the node applies the version; the tenant, still holding
-//! its changes, is aborted by the caller onto the version that holds them. Otherwise the
+//! its changes, is settled by the caller on the version that holds them
+//! ([`Repository::settle_landed`], which keeps its roots and other objects as an answered
+//! commit does), or aborted onto it. Otherwise the
 //! store's error stands and nothing of the commit exists. A version the store took but
 //! this node could not then make (the allocator refused its tables) is
 //! [`StoreError::CommitLanded`] as well; the next sync applies it.
@@ -204,7 +206,8 @@ impl Node {
     /// this node's principal commit to the base; [`StoreError::CommitRaced`] after
     /// [`MAX_COMMIT_TRIES`] lost races; [`StoreError::CommitLanded`] if the store failed to
     /// confirm the write but holds the version, or took it and the node could not make the
-    /// version then (abort the tenant onto it); what sync and the
+    /// version then (settle the tenant on it once synced, [`Repository::settle_landed`]
+    /// with the same `roots`, or abort it onto it); what sync and the
     /// store answer. On any other error the store holds no part of this commit and the
     /// tenant keeps its changes.
     pub fn commit(

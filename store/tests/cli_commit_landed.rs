@@ -1,6 +1,6 @@
 //! A command-line commit whose version landed in the store though the store's answer was
 //! lost (`StoreError::CommitLanded`) stands on that version afterwards: the resident tenant
-//! is aborted onto the version holding its changes and kept there, so its next commit lands
+//! is settled on the version holding its changes and kept there, so its next commit lands
 //! as the next version instead of conflicting with its own.
 
 use cowheap_heap::synth;

@@ -150,6 +150,13 @@ pub enum CommitError {
     /// published.
     #[error("the new version could not be persisted: {0}")]
     Persist(Box<dyn std::error::Error + Send + Sync>),
+    /// The version named is not what a commit of the tenant's changes writes
+    /// ([`Repository::settle_landed`]): the tenant was left as it was.
+    #[error("version {version} does not hold exactly this tenant's changes")]
+    NotLanded {
+        /// The version named.
+        version: u64,
+    },
     /// The current version changed while it was being flattened; nothing was published.
     #[error("version {0} was superseded while it was flattened")]
     Superseded(u64),
@@ -702,6 +709,70 @@ impl Repository {
         }
         tenant.discard();
         tenant.rebind(&current);
+    }
+
+    /// Settles `tenant` on `version` as its own commit (with `roots`) would have, when that
+    /// commit's version was persisted and is known here, though the commit itself answered
+    /// an error: the store took the layer and its answer was lost, or the allocator refused
+    /// the version's tables after the write ([`Repository::commit_through`]), and the
+    /// version was then made here by [`Repository::apply`]. The tenant's changes are in
+    /// `version`, so, as after an answered commit, each object of its own that the version
+    /// holds becomes a forwarder to what it now is in the base, and everything else of the
+    /// tenant (its roots, handles, the private objects the commit did not take) stays. An
+    /// abort in its place would drop all of that. Time: that of the commit's gathering,
+    /// plus O(the version's layer).
+    ///
+    /// # Errors
+    /// [`CommitError::NotLanded`] if `version`'s own layer is not exactly what a commit of
+    /// the tenant's changes and `roots` over its parent writes (the tenant changed since,
+    /// or the version is someone else's), or if `version` has no parent in this lineage or
+    /// is older than the tenant's own; [`CommitError::ForeignBase`] if the tenant's base or
+    /// `version` is not one this repository published; the gathering's errors, as for
+    /// [`Repository::commit`]. Nothing changes on any error: abort the tenant then.
+    pub fn settle_landed(
+        &self,
+        tenant: &mut Tenant,
+        roots: &[cowheap_heap::Value],
+        version: &Arc<Base>,
+    ) -> Result<Arc<Base>, CommitError> {
+        let log = self.lock();
+        Repository::version_of(&log, tenant.base())?;
+        Repository::version_of(&log, version)?;
+        let not_landed = || CommitError::NotLanded {
+            version: version.version(),
+        };
+        let parent = version.parent().ok_or_else(not_landed)?;
+        if tenant.base().version() > parent.version() {
+            return Err(not_landed());
+        }
+        // Gathering follows references; it must not count them as the tenant's reads.
+        let recording = tenant.cold.as_mut().and_then(|c| c.recording.take());
+        let gathered = tenant.gather(parent.len(), roots);
+        if let Some(c) = tenant.cold.as_mut() {
+            c.recording = recording;
+        }
+        let gathered = gathered?;
+        let mut own = FxHashSet::default();
+        let n = version.changed_here().count();
+        own.try_reserve(n).map_err(|_| refused::<u32>(n))?;
+        own.extend(version.changed_here().map(ObjectIndex::as_u32));
+        let same = gathered.len == version.len()
+            && gathered.objects.len() == own.len()
+            && gathered
+                .objects
+                .iter()
+                .all(|(x, c)| own.contains(x) && version.committed(*x) == Some(c));
+        if !same {
+            return Err(not_landed());
+        }
+        let lasting = tenant.lasting_forwarders(&gathered.moved)?;
+        tenant.reserve_committed(gathered.moved.len().saturating_add(lasting.len()))?;
+        let forwarders = room(gathered.moved.len())?;
+        // Nothing below fails.
+        tenant.settle_commit(version, &gathered.moved, forwarders);
+        tenant.keep_forwarders(&lasting);
+        tenant.restart_recording();
+        Ok(version.clone())
     }
 
     /// Moves `tenant`, changes and all, to the current version if no version since its own

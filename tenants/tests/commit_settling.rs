@@ -1,0 +1,111 @@
+//! How a commit settles its tenant, and what it refuses: a commit whose version was
+//! persisted though its answer was lost settles the tenant on that version as an answered
+//! commit does (`Repository::settle_landed`), keeping its roots and the objects the commit
+//! did not take, and refuses, changing nothing, a version that is not exactly its changes.
+
+use cowheap_forwarders::Base;
+use cowheap_heap::{Format, Value, synth};
+use cowheap_tenants::Tenant;
+use cowheap_tenants::commit::{CommitError, CommitMode, CommitRights, Layer, Repository};
+use std::sync::Arc;
+
+/// `n` pointer objects of `base` with at least two slots, past the first few.
+fn pointers(base: &Base, n: usize) -> Vec<Value> {
+    let h = base.heap();
+    h.indices()
+        .skip(10)
+        .filter(|&x| h.format(x).unwrap() == Format::Pointers && h.size(x).unwrap().slots >= 2)
+        .map(Value::base)
+        .take(n)
+        .collect()
+}
+
+/// A commit through a persist step that keeps the layer and then answers an error, as a
+/// store whose answer was lost after it took the version: the commit fails, changing
+/// nothing; the layer is then applied as a sync would.
+fn lost_answer(repo: &Repository, t: &mut Tenant) -> Arc<Base> {
+    let mut sent = None;
+    let r = repo.commit_through(t, "t", CommitMode::WriteWrite, &[], |layer| {
+        sent = Some(layer.to_bytes());
+        Err(std::io::Error::other("answer lost"))
+    });
+    assert!(matches!(r, Err(CommitError::Persist(_))), "{r:?}");
+    repo.apply(&Layer::from_bytes(&sent.unwrap()).unwrap())
+        .unwrap()
+}
+
+/// The tenant's changes are in the landed version: settled on it, the tenant reads what a
+/// fresh fork reads, its named root (a private object the commit did not take) is kept,
+/// references to its copies and to the new object the version holds lead to them, and its
+/// next commit is the next version, not a conflict with its own.
+#[test]
+fn a_landed_commit_settles_the_tenant_keeping_its_own_objects() {
+    let base = Base::new(synth::image(300, 3));
+    let o = pointers(&base, 3);
+    let (x, y, z) = (o[0], o[1], o[2]);
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let mut t = repo.fork();
+    let class = t.class_of(x).unwrap();
+    let new = t
+        .alloc_with(class, Format::Pointers, &[Value::int(42)], &[])
+        .unwrap();
+    t.set_slot(x, 0, new).unwrap();
+    let kept = t
+        .alloc_with(class, Format::Pointers, &[Value::int(7)], &[])
+        .unwrap();
+    t.set_root("kept", kept).unwrap();
+    let copy = t.resolve(x).unwrap();
+    // Another tenant commits first, so the landed version is over version 1.
+    let mut u = repo.fork();
+    u.set_slot(z, 0, Value::int(9)).unwrap();
+    repo.commit(&mut u, "u").unwrap();
+    let v2 = lost_answer(&repo, &mut t);
+    assert_eq!(v2.version(), 2);
+    assert_eq!(t.base().version(), 0);
+    let settled = repo.settle_landed(&mut t, &[], &v2).unwrap();
+    assert_eq!(settled.version(), 2);
+    assert_eq!(t.base().version(), 2);
+    assert_eq!(t.diverted(), 0);
+    let fork = repo.fork();
+    let fresh = fork.slot(x, 0).unwrap();
+    assert_eq!(fork.slot(fresh, 0).unwrap().as_int(), Some(42));
+    assert!(t.identical(t.slot(x, 0).unwrap(), new).unwrap());
+    assert!(t.identical(copy, x).unwrap());
+    assert_eq!(t.slot(new, 0).unwrap().as_int(), Some(42));
+    assert_eq!(t.slot(z, 0).unwrap().as_int(), Some(9));
+    let root = t
+        .root("kept")
+        .expect("the root the commit did not take is kept");
+    assert_eq!(t.slot(root, 0).unwrap().as_int(), Some(7));
+    t.set_slot(y, 0, Value::int(5)).unwrap();
+    assert_eq!(repo.commit(&mut t, "t").unwrap().version(), 3);
+}
+
+/// A version that is not exactly the tenant's changes (the tenant changed more since, or
+/// the version is another tenant's) is refused, and the tenant is left as it was.
+#[test]
+fn a_version_that_is_not_the_tenants_changes_is_refused() {
+    let base = Base::new(synth::image(300, 3));
+    let o = pointers(&base, 3);
+    let (x, y, z) = (o[0], o[1], o[2]);
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let mut t = repo.fork();
+    t.set_slot(x, 0, Value::int(1)).unwrap();
+    let v1 = lost_answer(&repo, &mut t);
+    t.set_slot(y, 0, Value::int(2)).unwrap();
+    let r = repo.settle_landed(&mut t, &[], &v1);
+    assert!(
+        matches!(r, Err(CommitError::NotLanded { version: 1 })),
+        "{r:?}"
+    );
+    assert_eq!(t.base().version(), 0);
+    assert_eq!(t.diverted(), 2);
+    assert_eq!(t.slot(y, 0).unwrap().as_int(), Some(2));
+    // Another tenant's version.
+    let mut u = repo.fork();
+    u.set_slot(z, 0, Value::int(3)).unwrap();
+    let v2 = repo.commit(&mut u, "u").unwrap();
+    let r = repo.settle_landed(&mut t, &[], &v2);
+    assert!(matches!(r, Err(CommitError::NotLanded { .. })), "{r:?}");
+    assert_eq!(t.diverted(), 2);
+}
