@@ -209,6 +209,23 @@ fn extend_fallibly<T>(
     Ok(())
 }
 
+/// A copy of `c` whose slots and bytes are reserved fallibly ([`Repository::apply`] takes
+/// its layer by reference, so it copies the bodies it keeps).
+fn copy_body(c: &Committed) -> Result<Committed, CommitError> {
+    let mut slots = room(c.slots.len())?;
+    slots.extend_from_slice(&c.slots);
+    let mut bytes = room(c.bytes.len())?;
+    bytes.extend_from_slice(&c.bytes);
+    Ok(Committed {
+        class: c.class,
+        format: c.format,
+        hash: c.hash,
+        aux: c.aux,
+        slots: slots.into_boxed_slice(),
+        bytes: bytes.into_boxed_slice(),
+    })
+}
+
 /// Numbers a committing tenant's objects in the new version: copies as the base objects they
 /// stand for, new objects from the version's length up, in the order they are met.
 struct Numbering<'a> {
@@ -547,7 +564,9 @@ impl Repository {
     /// version of the current one's number,
     /// [`CommitError::OutOfOrder`] unless it applies over the current version, and the
     /// object model's errors for a layer whose changed list does not match its bodies or
-    /// whose words name no object of the new version. Nothing changes on any error.
+    /// whose words name no object of the new version; [`Error::OutOfMemory`] if the
+    /// allocator refuses the version's memory (every large allocation is reserved
+    /// fallibly). Nothing changes on any error.
     pub fn apply(&self, layer: &Layer) -> Result<Arc<Base>, CommitError> {
         let mut log = self.lock();
         let current = self.current.load_full();
@@ -564,14 +583,18 @@ impl Repository {
             return Err(CommitError::ForeignLayer);
         }
         current.check_layer(&layer.objects, layer.len)?;
-        let old: Vec<u32> = layer
-            .objects
-            .iter()
-            .map(|&(x, _)| x)
-            .filter(|&x| (x as usize) < current.len())
-            .collect::<std::collections::BTreeSet<u32>>()
-            .into_iter()
-            .collect();
+        // Every large allocation is reserved fallibly, as a commit's are: the allocator's
+        // refusal is `OutOfMemory`, with nothing published.
+        let mut old: Vec<u32> = room(layer.objects.len())?;
+        old.extend(
+            layer
+                .objects
+                .iter()
+                .map(|&(x, _)| x)
+                .filter(|&x| (x as usize) < current.len()),
+        );
+        // `check_layer` found no object twice.
+        old.sort_unstable();
         if old != layer.changed
             || old.len() + (layer.len.saturating_sub(current.len())) != layer.objects.len()
         {
@@ -579,13 +602,22 @@ impl Repository {
                 HeapError::Corrupt("a layer whose changed objects are not its bodies").into(),
             );
         }
-        let next = current.next_version(layer.objects.clone(), layer.len)?;
-        // Nothing below fails.
+        let mut changed = FxHashSet::default();
+        changed
+            .try_reserve(old.len())
+            .map_err(|_| refused::<u32>(old.len()))?;
+        changed.extend(old);
+        let mut objects = room(layer.objects.len())?;
+        for (x, c) in &layer.objects {
+            objects.push((*x, copy_body(c)?));
+        }
+        log.known
+            .try_reserve(1)
+            .map_err(|_| refused::<(BaseId, u64)>(log.known.len() + 1))?;
+        // Only `next_version`'s own reservations can fail below, before it sets a bit.
+        let next = current.next_version(objects, layer.len)?;
         log.known.insert(next.id(), next.version());
-        log.changes.insert(
-            next.version(),
-            Arc::new(layer.changed.iter().copied().collect()),
-        );
+        log.changes.insert(next.version(), Arc::new(changed));
         self.current.store(next.clone());
         Ok(next)
     }

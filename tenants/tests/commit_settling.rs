@@ -2,6 +2,8 @@
 //! persisted though its answer was lost settles the tenant on that version as an answered
 //! commit does (`Repository::settle_landed`), keeping its roots and the objects the commit
 //! did not take, and refuses, changing nothing, a version that is not exactly its changes.
+//! A version committed elsewhere and applied here (`Repository::apply`) while the allocator
+//! refuses its memory answers `OutOfMemory` and publishes nothing.
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, Value, synth};
@@ -108,4 +110,56 @@ fn a_version_that_is_not_the_tenants_changes_is_refused() {
     let r = repo.settle_landed(&mut t, &[], &v2);
     assert!(matches!(r, Err(CommitError::NotLanded { .. })), "{r:?}");
     assert_eq!(t.diverted(), 2);
+}
+
+#[global_allocator]
+static ALLOC: cowheap_testkit::Refusing = cowheap_testkit::Refusing;
+
+/// A version committed elsewhere, applied here ([`Repository::apply`], what a store's sync
+/// does) while the allocator refuses each large allocation in turn: every refusal answers
+/// `OutOfMemory` and publishes nothing, and the apply with nothing left to refuse makes
+/// the same version.
+#[test]
+fn an_apply_refused_anywhere_changes_nothing() {
+    let base = Base::new(synth::image(3_000, 5));
+    let o = pointers(&base, 600);
+    let a = Repository::new(base.clone(), CommitRights::Anyone);
+    let mut t = a.fork();
+    let class = t.class_of(o[0]).unwrap();
+    let big: Vec<Value> = (0..1_000).map(Value::int).collect();
+    for &x in &o {
+        t.set_slot(x, 0, Value::int(-1)).unwrap();
+    }
+    let holder = t.alloc_with(class, Format::Pointers, &big, &[]).unwrap();
+    t.set_slot(o[0], 1, holder).unwrap();
+    let mut sent = None;
+    let v1 = a
+        .commit_through(&mut t, "t", CommitMode::WriteWrite, &[], |layer| {
+            sent = Some(layer.clone());
+            Ok::<(), std::io::Error>(())
+        })
+        .unwrap();
+    let layer = sent.unwrap();
+    let mut refusals = 0;
+    for n in 0.. {
+        let b = Repository::new(Base::new(synth::image(3_000, 5)), CommitRights::Anyone);
+        let (r, refused) = cowheap_testkit::refusing_the(n, || b.apply(&layer));
+        if !refused {
+            assert_eq!(r.unwrap().fingerprint(), v1.fingerprint());
+            break;
+        }
+        refusals += 1;
+        assert!(
+            matches!(
+                r,
+                Err(CommitError::Tenant(
+                    cowheap_tenants::Error::OutOfMemory { .. }
+                ))
+            ),
+            "refusal {n} answered {r:?}"
+        );
+        assert_eq!(b.current().version(), 0, "refusal {n} published");
+    }
+    // The changed list, its set, the bodies, the check's set and the layer's map.
+    assert!(refusals >= 5, "{refusals} large allocations");
 }
