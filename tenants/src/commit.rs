@@ -812,17 +812,26 @@ impl Repository {
     /// Time: O(changed and read objects) per version since the tenant's.
     ///
     /// # Errors
-    /// [`CommitError::Conflict`] (the tenant is left as it was), or
-    /// [`CommitError::ForeignBase`].
+    /// [`CommitError::Conflict`] (the tenant is left as it was),
+    /// [`CommitError::ForeignBase`], or [`Error::OutOfMemory`] if the allocator refuses the
+    /// check's memory (the tenant is left as it was).
     pub fn rebase(&self, tenant: &mut Tenant) -> Result<Arc<Base>, CommitError> {
         let log = self.lock();
         let version = Repository::version_of(&log, tenant.base())?;
         let current = self.current.load_full();
-        let changed: FxHashSet<u32> = tenant.table.iter().map(|(x, _)| x.as_u32()).collect();
-        // A tenant that records its reads keeps them through the move: they must not have
-        // changed either, or a later read-write commit would miss the conflict.
-        let read = tenant.reads_recorded();
-        Repository::check_conflicts(&log, version, &changed, read.as_ref())?;
+        // Reserved fallibly, as a commit's memory is: the allocator's refusal is
+        // `OutOfMemory`, and the tenant stays where it was.
+        let n = tenant.table.len();
+        let mut changed = FxHashSet::default();
+        changed.try_reserve(n).map_err(|_| refused::<u32>(n))?;
+        changed.extend(tenant.table.iter().map(|(x, _)| x.as_u32()));
+        {
+            // A tenant that records its reads keeps them through the move: they must not
+            // have changed either, or a later read-write commit would miss the conflict.
+            // Its read set is checked where it is (no copy).
+            let read = tenant.recording();
+            Repository::check_conflicts(&log, version, &changed, read.as_deref())?;
+        }
         tenant.rebind(&current);
         Ok(current)
     }

@@ -3,7 +3,8 @@
 //! commit does (`Repository::settle_landed`), keeping its roots and the objects the commit
 //! did not take, and refuses, changing nothing, a version that is not exactly its changes.
 //! A version committed elsewhere and applied here (`Repository::apply`) while the allocator
-//! refuses its memory answers `OutOfMemory` and publishes nothing.
+//! refuses its memory answers `OutOfMemory` and publishes nothing; so does a rebase, which
+//! leaves the tenant where it was.
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, Value, synth};
@@ -162,4 +163,46 @@ fn an_apply_refused_anywhere_changes_nothing() {
     }
     // The changed list, its set, the bodies, the check's set and the layer's map.
     assert!(refusals >= 5, "{refusals} large allocations");
+}
+
+/// A rebase refused by the allocator anywhere answers `OutOfMemory` and leaves the tenant
+/// on its version with its changes; with nothing refused it moves the tenant.
+#[test]
+fn a_rebase_refused_anywhere_changes_nothing() {
+    let base = Base::new(synth::image(3_000, 5));
+    let o = pointers(&base, 1_200);
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let mut u = repo.fork();
+    u.set_slot(o[1_100], 0, Value::int(7)).unwrap();
+    let mut refusals = 0;
+    for n in 0.. {
+        let mut t = repo.fork();
+        t.record_reads(true);
+        for &x in &o[..1_000] {
+            t.set_slot(x, 0, Value::int(-1)).unwrap();
+        }
+        if n == 0 {
+            repo.commit(&mut u, "u").unwrap();
+        }
+        let (r, refused) = cowheap_testkit::refusing_the(n, || repo.rebase(&mut t));
+        if !refused {
+            assert_eq!(r.unwrap().version(), 1);
+            assert_eq!(t.slot(o[1_100], 0).unwrap().as_int(), Some(7));
+            break;
+        }
+        refusals += 1;
+        assert!(
+            matches!(
+                r,
+                Err(CommitError::Tenant(
+                    cowheap_tenants::Error::OutOfMemory { .. }
+                ))
+            ),
+            "refusal {n} answered {r:?}"
+        );
+        assert_eq!(t.base().version(), 0, "refusal {n} moved the tenant");
+        assert_eq!(t.diverted(), 1_000);
+        assert_eq!(t.slot(o[0], 0).unwrap().as_int(), Some(-1));
+    }
+    assert!(refusals >= 1, "{refusals} large allocations");
 }
