@@ -877,8 +877,10 @@ impl Store for LocalStore {
         // history and number (every version's layer passed `check_layer`), so the one
         // record that could name it is read, not every history's.
         let missing = || StoreError::BlobMissing { digest };
-        let Ok(layer) = cowheap_tenants::commit::Layer::from_bytes(&bytes) else {
-            return Err(missing());
+        let layer = match crate::store::decode_layer(&bytes) {
+            Ok(layer) => layer,
+            Err(e @ StoreError::OutOfMemory { .. }) => return Err(e),
+            Err(_) => return Err(missing()),
         };
         let (origin, number) = (layer.origin, layer.version());
         drop(layer);

@@ -393,6 +393,20 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
 }
 
+/// The layer `bytes` hold ([`cowheap_tenants::commit::Layer::from_bytes`]):
+/// [`StoreError::Layer`] for bytes that are no whole layer, [`StoreError::OutOfMemory`] if
+/// the allocator refuses the layer's memory.
+pub(crate) fn decode_layer(bytes: &[u8]) -> Result<cowheap_tenants::commit::Layer> {
+    cowheap_tenants::commit::Layer::from_bytes(bytes).map_err(|e| match e {
+        cowheap_heap::FileError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::OutOfMemory =>
+        {
+            crate::StoreError::out_of_memory("a version's layer", bytes.len())
+        }
+        e => crate::StoreError::Layer(e),
+    })
+}
+
 /// Checks that `bytes` are a whole layer of the history of `origin` over version
 /// `number - 1`, as [`Store::put_version`] requires. Time: O(size).
 pub(crate) fn check_layer(origin: Fingerprint, number: u64, bytes: &[u8]) -> Result<()> {
@@ -402,7 +416,7 @@ pub(crate) fn check_layer(origin: Fingerprint, number: u64, bytes: &[u8]) -> Res
             problem: "version 0 is the base itself, never a layer",
         });
     }
-    let layer = cowheap_tenants::commit::Layer::from_bytes(bytes).map_err(StoreError::Layer)?;
+    let layer = decode_layer(bytes)?;
     if layer.origin != origin {
         return Err(StoreError::LayerMismatch {
             problem: "the layer belongs to another history",

@@ -53,7 +53,7 @@ use crate::{Result, Store, StoreError};
 use cowheap_forwarders::Base;
 use cowheap_heap::{Fingerprint, Value};
 use cowheap_tenants::Tenant;
-use cowheap_tenants::commit::{CommitError, CommitMode, CommitRights, Layer, Repository};
+use cowheap_tenants::commit::{CommitError, CommitMode, CommitRights, Repository};
 use std::sync::{Arc, Mutex};
 
 /// How many times [`Node::commit`] tries to write its version when other nodes keep winning
@@ -138,7 +138,7 @@ impl Node {
                 });
             }
             let bytes = self.store().get_layer(v.layer)?;
-            let layer = Layer::from_bytes(&bytes).map_err(StoreError::Layer)?;
+            let layer = crate::store::decode_layer(&bytes)?;
             if layer.origin != origin || layer.version() != v.number {
                 return Err(StoreError::LayerMismatch {
                     problem: "the layer is not of the version that names it",
@@ -243,7 +243,10 @@ impl Node {
             let done = r
                 .repo
                 .commit_through(tenant, self.name().as_str(), mode, roots, |layer| {
-                    let bytes = layer.to_bytes();
+                    // Reserved fallibly: the allocator's refusal writes nothing.
+                    let bytes = layer.try_to_bytes().map_err(|_| {
+                        StoreError::out_of_memory("a version's layer", layer.encoded_len())
+                    })?;
                     let digest = crate::Digest::of(&bytes);
                     if let Some(c) = claim.as_deref_mut()
                         && let Some(renewed) = self.lease_kept(c)?

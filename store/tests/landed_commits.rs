@@ -1,6 +1,8 @@
 //! A commit whose version landed in the store though the store's answer was lost leaves the
 //! resident tenant as a commit that was answered does: standing on the landed version, with
 //! the private state the commit did not take (its named roots, the objects they hold) kept.
+//! A commit the allocator refuses before its version write stores nothing and leaves the
+//! tenant as it was.
 
 use cowheap_heap::synth;
 use cowheap_store::cli::{self, CliNode};
@@ -63,4 +65,75 @@ impl Hooks for AnswerLost {
             _ => Ok(()),
         }
     }
+}
+
+#[global_allocator]
+static ALLOC: cowheap_testkit::Refusing = cowheap_testkit::Refusing;
+
+/// A node's commit of a thousand changes while the allocator refuses each large allocation
+/// in turn: a refusal before the version write answers `OutOfMemory` with nothing in the
+/// store and the tenant as it was (one after it is `CommitLanded`, the version stored); with
+/// nothing left to refuse, the commit is the next version.
+#[test]
+fn a_commit_the_allocator_refuses_anywhere_before_its_write_stores_nothing() {
+    use cowheap_heap::Value;
+    use cowheap_store::workload::slot_objects;
+    use cowheap_store::{LocalStore, Node, NodeName, SystemClock};
+    use cowheap_tenants::commit::CommitMode;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        LocalStore::init(
+            &dir.path().join("store"),
+            Arc::new(SystemClock),
+            Access::Operator,
+        )
+        .unwrap(),
+    );
+    let image = dir.path().join("base.cowheap");
+    synth::image(5_000, 3).save(&image).unwrap();
+    let mut before_write = 0;
+    for k in 0.. {
+        let node = Node::new(
+            store.clone(),
+            NodeName::new(format!("n{k}")).unwrap(),
+            dir.path().join(format!("cache{k}")),
+        );
+        let fp = node.put_base_file(&image).unwrap();
+        let repo = node.repository(fp).unwrap();
+        let at = node.sync(fp).unwrap().version();
+        let xs = slot_objects(&node.base(fp).unwrap(), 1_000);
+        let mut t = repo.fork();
+        for (i, &x) in (0..).zip(&xs) {
+            t.set_slot(x, 0, Value::int(i)).unwrap();
+        }
+        let (r, refused) =
+            cowheap_testkit::refusing_the(k, || node.commit(&mut t, CommitMode::WriteWrite, &[]));
+        let stored = store.versions(fp, at).unwrap().len();
+        if !refused {
+            assert_eq!(r.unwrap().version(), at + 1);
+            break;
+        }
+        match r {
+            Err(StoreError::CommitLanded { .. }) => {
+                assert_eq!(stored, 1, "refusal {k}");
+                break;
+            }
+            Err(e) => {
+                assert!(
+                    e.to_string().contains("reserve") || e.to_string().contains("memory"),
+                    "refusal {k} answered {e:?}"
+                );
+                assert_eq!(stored, 0, "refusal {k} stored a version");
+                assert_eq!(t.base().version(), at, "refusal {k}");
+                assert_eq!(t.diverted(), 1_000, "refusal {k}");
+                before_write += 1;
+            }
+            Ok(v) => panic!("refusal {k} committed {}", v.version()),
+        }
+    }
+    // The layer's bytes, and its decoding in the store's check of them.
+    assert!(
+        before_write >= 2,
+        "{before_write} refusals before the write"
+    );
 }

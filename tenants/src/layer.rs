@@ -27,6 +27,15 @@ use cowheap_heap::{FileError, FileResult, Fingerprint, Format, Word};
 
 const MAGIC: &[u8; 8] = b"CHLAYER1";
 
+/// A decoding's reservation the allocator refused, as a file read's is: an I/O error of
+/// kind [`std::io::ErrorKind::OutOfMemory`].
+fn refused(e: std::collections::TryReserveError) -> FileError {
+    FileError::io(
+        std::path::Path::new("layer"),
+        std::io::Error::new(std::io::ErrorKind::OutOfMemory, e.to_string()),
+    )
+}
+
 /// The objects one commit wrote, over a given version of a given history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layer {
@@ -74,7 +83,42 @@ impl Layer {
 
     /// The layer as bytes. Time: O(its size).
     pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode(&mut out);
+        out
+    }
+
+    /// [`Layer::to_bytes`], its buffer reserved fallibly (all of it, before any byte is
+    /// written): a commit's persist step answers the allocator's refusal instead of ending
+    /// the process. Time: O(its size).
+    ///
+    /// # Errors
+    /// The reservation's error if the allocator refuses the buffer.
+    pub fn try_to_bytes(&self) -> Result<Vec<u8>, std::collections::TryReserveError> {
         let mut out = Vec::new();
+        out.try_reserve_exact(self.encoded_len())?;
+        self.encode(&mut out);
+        Ok(out)
+    }
+
+    /// Bytes [`Layer::to_bytes`] makes.
+    pub fn encoded_len(&self) -> usize {
+        let bodies: usize = self
+            .objects
+            .iter()
+            .map(|(_, c)| {
+                (4 + 8 + 1 + 4 + 4 + 4 + 4_usize)
+                    .saturating_add(c.slots.len().saturating_mul(8))
+                    .saturating_add(c.bytes.len())
+            })
+            .fold(0, usize::saturating_add);
+        (MAGIC.len() + 32 + 32 + 8 + 8 + 8 + 8 + 32)
+            .saturating_add(self.changed.len().saturating_mul(4))
+            .saturating_add(bodies)
+    }
+
+    /// Writes the layer's bytes into `out`, empty and with room for them.
+    fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.origin.0);
         out.extend_from_slice(&self.parent_fingerprint.0);
@@ -107,16 +151,17 @@ impl Layer {
             }
             out.extend_from_slice(&c.bytes);
         }
-        let digest = blake3::hash(&out);
+        let digest = blake3::hash(out);
         out.extend_from_slice(digest.as_bytes());
-        out
     }
 
     /// A layer from bytes [`Layer::to_bytes`] made.
     ///
     /// # Errors
     /// [`FileError::Truncated`], [`FileError::BadMagic`], [`FileError::Checksum`] or
-    /// [`FileError::Corrupt`]: every truncation and every flipped bit is refused.
+    /// [`FileError::Corrupt`]: every truncation and every flipped bit is refused; an I/O
+    /// error of kind [`std::io::ErrorKind::OutOfMemory`] if the allocator refuses the
+    /// layer's memory (every reservation is fallible).
     pub fn from_bytes(bytes: &[u8]) -> FileResult<Layer> {
         if bytes.len() < MAGIC.len() + 32 {
             return Err(FileError::Truncated {
@@ -145,7 +190,8 @@ impl Layer {
         let parent = r.u64("parent version")?;
         let len = usize::try_from(r.u64("objects")?).map_err(|_| corrupt("too many objects"))?;
         let n = r.count(4, "changed objects")?;
-        let mut changed = Vec::with_capacity(n);
+        let mut changed = Vec::new();
+        changed.try_reserve_exact(n).map_err(refused)?;
         for _ in 0..n {
             changed.push(r.u32("changed object")?);
         }
@@ -157,7 +203,8 @@ impl Layer {
         // up front only as many as the bytes left would hold, so a forged count asks for
         // no more memory than the layer's own size (the rest grow as bodies are read).
         let fit = r.remaining() / std::mem::size_of::<(u32, Committed)>();
-        let mut objects = Vec::with_capacity(n.min(fit));
+        let mut objects: Vec<(u32, Committed)> = Vec::new();
+        objects.try_reserve_exact(n.min(fit)).map_err(refused)?;
         for _ in 0..n {
             let x = r.u32("body index")?;
             let class = Word::from_bits(r.u64("class")?);
@@ -171,10 +218,18 @@ impl Layer {
             if need.is_none_or(|need| need > r.remaining()) {
                 return Err(corrupt("a body longer than the layer"));
             }
-            let slots: Box<[Word]> = (0..slots)
-                .map(|_| r.u64("slot").map(Word::from_bits))
-                .collect::<FileResult<_>>()?;
-            let bytes: Box<[u8]> = r.take(nbytes, "bytes")?.into();
+            let mut words = Vec::new();
+            words.try_reserve_exact(slots).map_err(refused)?;
+            for _ in 0..slots {
+                words.push(Word::from_bits(r.u64("slot")?));
+            }
+            let mut raw = Vec::new();
+            raw.try_reserve_exact(nbytes).map_err(refused)?;
+            raw.extend_from_slice(r.take(nbytes, "bytes")?);
+            let (slots, bytes) = (words.into_boxed_slice(), raw.into_boxed_slice());
+            if objects.len() == objects.capacity() {
+                objects.try_reserve(1).map_err(refused)?;
+            }
             objects.push((
                 x,
                 Committed {

@@ -141,6 +141,9 @@ fn an_apply_refused_anywhere_changes_nothing() {
         })
         .unwrap();
     let layer = sent.unwrap();
+    // The length a persist step reserves for the layer's bytes is theirs exactly.
+    assert_eq!(layer.try_to_bytes().unwrap().len(), layer.encoded_len());
+    assert_eq!(layer.to_bytes(), layer.try_to_bytes().unwrap());
     let mut refusals = 0;
     for n in 0.. {
         let b = Repository::new(Base::new(synth::image(3_000, 5)), CommitRights::Anyone);
