@@ -4,7 +4,7 @@
 //! did not take, and refuses, changing nothing, a version that is not exactly its changes.
 //! A version committed elsewhere and applied here (`Repository::apply`) while the allocator
 //! refuses its memory answers `OutOfMemory` and publishes nothing; so does a rebase, which
-//! leaves the tenant where it was.
+//! leaves the tenant where it was. An abort, which cannot fail, takes no large memory.
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, Value, synth};
@@ -208,4 +208,37 @@ fn a_rebase_refused_anywhere_changes_nothing() {
         assert_eq!(t.slot(o[0], 0).unwrap().as_int(), Some(-1));
     }
     assert!(refusals >= 1, "{refusals} large allocations");
+}
+
+/// An abort cannot fail, so it takes no large memory: with every large allocation refused,
+/// an abort of a tenant with many objects of its own, some of them committed, frees what it
+/// made since and keeps what its commit left.
+#[test]
+fn an_abort_takes_no_large_memory() {
+    let base = Base::new(synth::image(3_000, 5));
+    let o = pointers(&base, 1_000);
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let mut t = repo.fork();
+    let class = t.class_of(o[0]).unwrap();
+    for &x in &o[..800] {
+        t.set_slot(x, 0, Value::int(-1)).unwrap();
+    }
+    let old = t.resolve(o[0]).unwrap();
+    repo.commit(&mut t, "t").unwrap();
+    let made: Vec<Value> = (0..2_000)
+        .map(|i| {
+            t.alloc_with(class, Format::Pointers, &[Value::int(i)], &[])
+                .unwrap()
+        })
+        .collect();
+    t.set_slot(o[900], 0, made[0]).unwrap();
+    let ((), refused) = cowheap_testkit::refusing_from(0, || repo.abort(&mut t));
+    assert!(!refused, "an abort asked for large memory");
+    assert_eq!(t.diverted(), 0);
+    assert!(t.slot(made[5], 0).is_err());
+    assert_eq!(t.slot(old, 0).unwrap().as_int(), Some(-1));
+    assert_eq!(
+        t.slot(o[900], 0).unwrap().as_int(),
+        repo.fork().slot(o[900], 0).unwrap().as_int()
+    );
 }
