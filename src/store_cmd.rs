@@ -91,6 +91,9 @@ pub(crate) enum StoreCommand {
     /// Commits the changes of a tenant the node holds as a new version of its base, in one
     /// compare-and-set write to the store (conflicts with later versions are refused).
     Commit(NodeArgs),
+    /// Drops the changes of a tenant the node holds and moves it to the newest version of
+    /// its base: the way on after a commit that conflicts with another node's.
+    Abort(NodeArgs),
     /// The committed versions of a base's history, and who may commit.
     Versions {
         /// The store's address.
@@ -203,6 +206,7 @@ pub(crate) fn run(command: StoreCommand) -> Result<()> {
             access,
         } => cli::allow_commit(&*open(&store, &access)?, &fingerprint, &principal)?,
         StoreCommand::Commit(node) => node.open()?.commit(&node.tenant)?,
+        StoreCommand::Abort(node) => node.open()?.abort(&node.tenant)?,
         StoreCommand::Versions {
             store,
             fingerprint,

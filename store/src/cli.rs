@@ -384,6 +384,55 @@ impl CliNode {
         ))
     }
 
+    /// `store abort --node N --node-dir D TENANT`: drops the resident tenant's changes and
+    /// moves it to the newest version of its base in the store, keeping it resident: the
+    /// way on for a tenant whose commit conflicts with a version another node committed
+    /// first (every later commit of the same changes would conflict again). Its own objects
+    /// and its roots go with its changes ([`cowheap_tenants::commit::Repository::abort`]).
+    /// The claim is renewed first, so a node whose claim was taken over changes nothing.
+    ///
+    /// ```
+    /// # use cowheap_store::cli::{self, CliNode};
+    /// # use cowheap_store::{Access, open_store, SystemClock};
+    /// # use std::sync::Arc;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let addr = dir.path().join("store").to_str().unwrap().to_owned();
+    /// # cli::init(&addr).unwrap();
+    /// # let op = open_store(&addr, Arc::new(SystemClock), Access::Operator).unwrap();
+    /// # let fp = cli::put_base(&*op, &cowheap_heap::synth::image(100, 1)).unwrap();
+    /// # cli::create(&*op, "alice", fp.trim(), None).unwrap();
+    /// let a = CliNode::open(&addr, Access::Operator, "a", &dir.path().join("a")).unwrap();
+    /// a.resume("alice").unwrap();
+    /// a.mark("alice", 7).unwrap();
+    /// assert!(a.abort("alice").unwrap().starts_with("aborted alice"));
+    /// a.suspend("alice").unwrap();
+    /// assert!(a.resume("alice").unwrap().contains("mark -"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if the tenant is not resident on this node; [`StoreError::Fenced`]
+    /// if another node has claimed it since (nothing changes, and the node forgets it);
+    /// the store's errors while it fetches the newer versions (the tenant keeps its
+    /// changes then).
+    pub fn abort(&self, tenant: &str) -> Result<String> {
+        let t = TenantName::new(tenant)?;
+        let mut r = self.load(&t)?;
+        if let Err(e) = self.node.renew(&mut r) {
+            if matches!(e, StoreError::Fenced { .. }) {
+                self.forget(&t);
+            }
+            return Err(e);
+        }
+        let origin = r.tenant.base().origin();
+        self.node.sync(origin)?;
+        self.node.repository(origin)?.abort(&mut r.tenant);
+        self.keep(&mut r)?;
+        Ok(format!(
+            "aborted {t}: its changes dropped, on version {} of base {origin}\n",
+            r.tenant.base().version()
+        ))
+    }
+
     /// `store suspend --node N --node-dir D TENANT`: writes the resident tenant to the store
     /// (fenced by its claim) and releases it.
     ///

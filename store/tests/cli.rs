@@ -154,3 +154,41 @@ fn store_with_alice(dir: &std::path::Path) -> (String, Arc<dyn cowheap_store::St
     cli::create(&*op, "alice", &fp, None).unwrap();
     (addr, op, fp)
 }
+
+/// A commit that conflicts with a version another node committed first conflicts again on
+/// every try with the same changes; `abort` drops them and moves the tenant to the newest
+/// version, from which it commits again.
+#[test]
+fn a_command_line_node_aborts_a_conflicting_tenant_and_commits_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, op, fp) = store_with_alice(dir.path());
+    let (addr, fp) = (addr.as_str(), fp.as_str());
+    cli::create(&*op, "bob", fp, None).unwrap();
+    let a = CliNode::open(addr, Access::Operator, "a", &dir.path().join("a")).unwrap();
+    let b = CliNode::open(addr, Access::Operator, "b", &dir.path().join("b")).unwrap();
+    a.resume("alice").unwrap();
+    b.resume("bob").unwrap();
+    a.mark("alice", 1).unwrap();
+    b.mark("bob", 2).unwrap();
+    assert!(a.commit("alice").unwrap().contains("version 1"));
+    for _ in 0..2 {
+        let conflict = b.commit("bob");
+        assert!(
+            matches!(conflict, Err(StoreError::Commit(_))),
+            "{conflict:?}"
+        );
+    }
+    let said = b.abort("bob").unwrap();
+    assert!(
+        said.starts_with("aborted bob: its changes dropped, on version 1 of base "),
+        "{said}"
+    );
+    b.mark("bob", 3).unwrap();
+    assert!(b.commit("bob").unwrap().contains("version 2"));
+    b.suspend("bob").unwrap();
+    let c = CliNode::open(addr, Access::Operator, "c", &dir.path().join("c")).unwrap();
+    assert!(c.resume("bob").unwrap().ends_with("mark 3\n"));
+    // A tenant the node does not hold is an error, and changes nothing.
+    assert!(matches!(b.abort("bob"), Err(StoreError::Io { .. })));
+    assert_eq!(cli::versions(&*op, fp, 0).unwrap().lines().count(), 2);
+}
