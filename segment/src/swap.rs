@@ -1265,16 +1265,28 @@ impl Swapper {
                 what: "the number of members",
             });
         };
-        let filled = try_list::<(Value, Value)>(bodies.len()).and_then(|mut pairs| {
-            pairs.extend(
-                stubs[first..]
-                    .iter()
-                    .zip(&bodies)
-                    .filter(|&(&stub, _)| matches!(t.stub_segment(stub), Ok(Some(s)) if s == id.0))
-                    .map(|(&stub, &body)| (stub, body)),
-            );
-            t.fill_stubs(&pairs)
-        });
+        let filled = try_list::<(Value, Value)>(bodies.len())
+            .map_err(SwapError::from)
+            .and_then(|mut pairs| {
+                pairs.extend(
+                    stubs[first..]
+                        .iter()
+                        .zip(&bodies)
+                        .filter(
+                            |&(&stub, _)| matches!(t.stub_segment(stub), Ok(Some(s)) if s == id.0),
+                        )
+                        .map(|(&stub, &body)| (stub, body)),
+                );
+                // Every stub of the segment the tenant holds gets a body here: the file is
+                // dropped after, so one left a stub could never come back.
+                if pairs.len() != t.stubs_of(id.0) {
+                    return Err(SwapError::Mismatch {
+                        segment: id,
+                        what: "a stub of the segment the record does not name",
+                    });
+                }
+                Ok(t.fill_stubs(&pairs)?)
+            });
         if let Err(e) = filled {
             // No stub has changed: the import is dropped, the segment still out on file.
             if !made.is_empty() {
@@ -1282,7 +1294,7 @@ impl Swapper {
                 let _ = t.free_unreachable_with(&made, reserve);
                 out.state = SegmentState::OnFile;
             }
-            return Err(e.into());
+            return Err(e);
         }
         let Some(mut out) = inner.out.remove(&id) else {
             return Err(SwapError::Unknown(id));
@@ -1441,9 +1453,10 @@ impl Swapper {
                 .pending
                 .as_ref()
                 .map_or(0, |p| stubs_n.saturating_sub(p.len()));
+            let mut standing = 0usize;
             for (k, &w) in r.roots.iter().chain(r.members.iter().flatten()).enumerate() {
                 match t.stub_segment(Value::owned(w, t.id()))? {
-                    Some(s) if s == r.id.0 => {}
+                    Some(s) if s == r.id.0 => standing += 1,
                     None if k < filled && w.is_private() => {}
                     _ => {
                         return Err(SwapError::Mismatch {
@@ -1452,6 +1465,18 @@ impl Swapper {
                         });
                     }
                 }
+            }
+            // Each named once, and every stub of the segment the tenant holds named: a fault
+            // fills the stubs the record names and then drops the file, so a stub it does
+            // not name would be left with nothing to bring it back.
+            let mut words = try_list::<Word>(stubs_n)?;
+            words.extend(r.roots.iter().chain(r.members.iter().flatten()));
+            words.sort_unstable_by_key(|w| w.bits());
+            if words.windows(2).any(|p| p[0] == p[1]) || standing != t.stubs_of(r.id.0) {
+                return Err(SwapError::Mismatch {
+                    segment: r.id,
+                    what: "a record that does not name each stub of its segment once",
+                });
             }
             let outside = pin(t, &r.outside, pins)?;
             let pending = r.pending.as_deref().map(|p| pin(t, p, pins)).transpose()?;
