@@ -70,6 +70,74 @@ impl Tenant {
         Ok(())
     }
 
+    /// Checks, changing nothing, that [`Tenant::become_forward`] of `a` onto `b` would not
+    /// be refused for what `a` and `b` are: a reference that leads nowhere, a root stub
+    /// ([`Error::Swapped`]), a host object's proxy ([`Error::HostProxy`]), a base object
+    /// the tenant may not change ([`Error::BaseReadOnly`]). Room (the quota, the
+    /// allocator) is not checked. So that a caller making several becomes as one (an
+    /// array become) can refuse them all before the first, rather than stop part-way.
+    /// Time: O(1).
+    ///
+    /// # Errors
+    /// The error [`Tenant::become_forward`] would answer for `a` or `b`.
+    pub fn check_become_forward(&self, a: Value, b: Value) -> Result<()> {
+        let (la, lb) = (self.locate(a)?, self.locate(b)?);
+        if la == lb {
+            return Ok(());
+        }
+        match la {
+            Loc::Base(x) => self.may_divert(x),
+            Loc::Private(k) => {
+                self.body(k)?;
+                if self.is_host(k) {
+                    return Err(Error::HostProxy(a.word()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Checks, changing nothing, that [`Tenant::become_two_way`] of `a` and `b` would not
+    /// be refused for what they are: a reference that leads nowhere, a root stub
+    /// ([`Error::Swapped`]), a base object the tenant may not change
+    /// ([`Error::BaseReadOnly`]). Room is not checked (see
+    /// [`Tenant::check_become_forward`]). Time: O(1).
+    ///
+    /// # Errors
+    /// The error [`Tenant::become_two_way`] would answer for `a` or `b` before it reads
+    /// either body.
+    pub fn check_become_two_way(&self, a: Value, b: Value) -> Result<()> {
+        let (la, lb) = (self.locate(a)?, self.locate(b)?);
+        if la == lb {
+            return Ok(());
+        }
+        for l in [la, lb] {
+            self.check_changeable(l)?;
+        }
+        Ok(())
+    }
+
+    /// Checks, changing nothing, that a write to `v`'s object would not be refused for
+    /// what it is: a reference that leads nowhere, a root stub ([`Error::Swapped`]), a base
+    /// object the tenant may not change ([`Error::BaseReadOnly`]). Room, and the index or
+    /// range written, are not checked. For a caller that writes several objects as one
+    /// step (an array become gives each one-way target its source's identity hash).
+    /// Time: O(1).
+    ///
+    /// # Errors
+    /// The error a write's first step would answer for `v`.
+    pub fn check_writable(&self, v: Value) -> Result<()> {
+        self.check_changeable(self.locate(v)?)
+    }
+
+    /// [`Tenant::check_writable`] of a located object.
+    fn check_changeable(&self, l: Loc) -> Result<()> {
+        match l {
+            Loc::Private(k) => self.body(k).map(drop),
+            Loc::Base(x) => self.may_divert(x),
+        }
+    }
+
     /// References to `a` now lead to what `b` was and the other way round (`a become: b`).
     /// Time: O(1) for private objects; a base object is copied first, O(its size).
     pub fn become_two_way(&mut self, a: Value, b: Value) -> Result<()> {

@@ -53,9 +53,11 @@ pub trait ObjectMemory {
     fn become_two_way(&mut self, a: Value, b: Value) -> MemResult<()>;
     /// Checks, changing nothing, that the memory has room for the becomes of `pairs`, made
     /// one after the other (two-way when `two_way`, else one-way with each target then
-    /// given its source's identity hash, as primitive 72 does): so that an array become
-    /// the memory would refuse partway (a tenant's quota) is refused before its first pair.
-    /// It may refuse what would just fit; a memory without limits answers `Ok`.
+    /// given its source's identity hash, as primitive 72 does), and that none of them is
+    /// refused for what its objects are: so that an array become the memory would refuse
+    /// partway (a tenant's quota, a host object's proxy as a one-way source) is refused
+    /// before its first pair. It may refuse what would just fit; a memory without limits
+    /// or refusals answers `Ok`.
     fn check_room_for_become(&self, pairs: &[(Value, Value)], two_way: bool) -> MemResult<()> {
         let _ = (pairs, two_way);
         Ok(())
@@ -169,9 +171,46 @@ impl ObjectMemory for Tenant {
     /// tenant counts them ([`Tenant::quota`]): a copy of each base object a become or a
     /// hash write copies first, a forwarder for a base source of a one-way become, less
     /// what a private source gives back when it becomes a forwarder; refused as
-    /// [`cowheap_tenants::Error::QuotaExceeded`] when that peak passes the quota. Time:
-    /// O(pairs).
+    /// [`cowheap_tenants::Error::QuotaExceeded`] when that peak passes the quota. Before
+    /// that, each pair is checked as the tenant's become would check it when its turn
+    /// comes ([`Tenant::check_become_forward`], [`Tenant::check_become_two_way`], and
+    /// [`Tenant::check_writable`] for a one-way target, whose hash is written): a
+    /// one-way source is taken where the pairs before it forwarded it, so a source named
+    /// twice is checked as the object the first pair leaves it leading to. Time: O(pairs)
+    /// expected.
     fn check_room_for_become(&self, pairs: &[(Value, Value)], two_way: bool) -> MemResult<()> {
+        if two_way {
+            for &(x, y) in pairs {
+                Tenant::check_become_two_way(self, x, y)?;
+            }
+        } else {
+            // What each source forwarded so far leads to, by its identity word.
+            let mut forwarded: FxHashMap<Word, Value> = FxHashMap::default();
+            let settle = |v: Value, forwarded: &FxHashMap<Word, Value>| -> MemResult<Value> {
+                let mut v = v;
+                // Each step follows a pair's forwarding: no chain is longer than the pairs.
+                for _ in 0..=pairs.len() {
+                    match forwarded.get(&Tenant::identity_word(self, v)?) {
+                        Some(&to) => v = to,
+                        None => break,
+                    }
+                }
+                Ok(v)
+            };
+            for &(x, y) in pairs {
+                let (x, y) = (settle(x, &forwarded)?, settle(y, &forwarded)?);
+                Tenant::check_become_forward(self, x, y)?;
+                // The target is then given the source's identity hash.
+                Tenant::check_writable(self, y)?;
+                let (wx, wy) = (
+                    Tenant::identity_word(self, x)?,
+                    Tenant::identity_word(self, y)?,
+                );
+                if wx != wy {
+                    forwarded.insert(wx, y);
+                }
+            }
+        }
         let Some(quota) = self.quota() else {
             return Ok(());
         };

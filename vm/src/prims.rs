@@ -818,16 +818,17 @@ impl Vm {
                     }
                     pairs.push((x, y));
                 }
-                // Room for every pair is checked before the first is becomed, so that a
-                // become the memory refuses (a tenant's quota) changes nothing, as a Squeak
-                // VM's array become fails whole.
+                // Room for every pair, and what each pair's objects are, is checked before
+                // the first is becomed, so that a become the memory refuses (a tenant's
+                // quota, a host object's proxy as a one-way source) changes nothing, as a
+                // Squeak VM's array become fails whole.
                 m.check_room_for_become(&pairs, index == 128)?;
                 // The registers (the active context's and the kept callers') may name a
                 // becomed object: they go into the contexts first, where the become
                 // reaches them, and are read back after it.
                 self.store_registers(m)?;
                 self.drop_frames(m)?;
-                // A pair refused all the same (a swapped-out object, say): the run then
+                // A pair refused all the same (the allocator, say): the run then
                 // stops with the pairs before it becomed, and the method cache and the
                 // enumeration are forgotten all the same, so nothing the VM keeps names an
                 // object as it was.
