@@ -699,10 +699,20 @@ impl Swapper {
     /// handler and segment reader in place of the tenant's. Time: O(the tenant's private
     /// keys), as finding a fresh id is.
     fn check_sole_swapper(inner: &Inner, t: &Tenant) -> Result<(), SwapError> {
+        Self::check_sole_swapper_with(inner, t, &[])
+    }
+
+    /// [`Swapper::check_sole_swapper`], the segments of `adopting` (sorted) counted as
+    /// this swapper's: an adoption installs its handler and reader as a swap-out does.
+    fn check_sole_swapper_with(
+        inner: &Inner,
+        t: &Tenant,
+        adopting: &[SegmentId],
+    ) -> Result<(), SwapError> {
         match t
             .stubs()
             .map(|(_, s)| SegmentId(s))
-            .find(|id| !inner.out.contains_key(id))
+            .find(|id| !inner.out.contains_key(id) && adopting.binary_search(id).is_err())
         {
             Some(segment) => Err(SwapError::OtherSwapper { segment }),
             None => Ok(()),
@@ -1362,15 +1372,19 @@ impl Swapper {
     /// [`Swapper::records`] gave them when the snapshot the tenant was restored from was
     /// taken: pins what each keeps alive again (before anything can collect it), remembers
     /// them as out and installs [`Swapper::handler`]. The segments' files must be in this
-    /// swapper's store, under the same ids. Time: O(roots and pins).
+    /// swapper's store, under the same ids. Time: O(roots and pins), and O(the tenant's
+    /// private keys) to find its stubs.
     ///
     /// # Errors
-    /// [`SwapError::OtherTenant`]; [`SwapError::Tenant`] for a word that names nothing
+    /// [`SwapError::OtherTenant`]; [`SwapError::OtherSwapper`] if the tenant holds a stub
+    /// of a segment neither out through this swapper nor among `records` (one tenant has
+    /// one swapper); [`SwapError::Tenant`] for a word that names nothing
     /// live in the tenant, or holding [`cowheap_tenants::Error::OutOfMemory`] if the
     /// allocator refuses the lists' memory (reserved fallibly); [`SwapError::Mismatch`]
     /// for a record whose id this swapper has out already, or with no root, or whose
     /// roots and members are not the segment's stubs (but for those a failed fault filled
-    /// before its `pending` ones: live objects). Nothing changes on an error.
+    /// before its `pending` ones: live objects), each named once and all of them. Nothing
+    /// changes on an error.
     pub fn adopt(&self, t: &mut Tenant, records: &[OutRecord]) -> Result<(), SwapError> {
         let mut inner = self.lock();
         if let Some(serves) = inner.tenant
@@ -1381,6 +1395,12 @@ impl Swapper {
                 asked: t.id(),
             });
         }
+        // One tenant has one swapper: the adoption installs this one's handler and reader,
+        // so a stub of a segment neither out here nor adopted now would be stranded.
+        let mut adopting = try_list(records.len())?;
+        adopting.extend(records.iter().map(|r| r.id));
+        adopting.sort_unstable();
+        Self::check_sole_swapper_with(&inner, t, &adopting)?;
         let mut made: Vec<(SegmentId, Out)> = try_list(records.len())?;
         // Every pin, so that an error unpins them all: its room reserved first, as the
         // records say how many there are.

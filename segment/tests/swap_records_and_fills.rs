@@ -89,3 +89,27 @@ fn a_fault_that_would_leave_a_stub_of_its_segment_fills_none() {
     // Reads by `&self` still answer from the file.
     assert_eq!(t.bytes(t.slot(root, 0).unwrap()).unwrap(), b"leaf");
 }
+
+/// A swapper that takes over records while the tenant holds stubs of a segment out through
+/// another swapper is refused ([`SwapError::OtherSwapper`]) with nothing changed: adopting
+/// installs its own fault handler and reader, after which that segment could be neither
+/// read nor faulted in.
+#[test]
+fn adopting_beside_another_swappers_segment_is_refused() {
+    let (_base, mut t, root, leaf) = two_members();
+    let first = Swapper::new(MemStore::new());
+    let out = first.swap_out(&mut t, &[root]).unwrap();
+    let second = Swapper::new(MemStore::new());
+    let r = second.adopt(&mut t, &[]);
+    assert!(
+        matches!(r, Err(SwapError::OtherSwapper { segment }) if segment == out.id),
+        "{r:?}"
+    );
+    // The first swapper's segment still reads from its file, and comes back.
+    assert_eq!(t.bytes(t.slot(root, 0).unwrap()).unwrap(), b"leaf");
+    let got = t
+        .with_faults(|t| t.bytes(leaf).map(<[u8]>::to_vec))
+        .unwrap();
+    assert_eq!(got, b"leaf");
+    assert_eq!(t.stubs_of(out.id.get()), 0);
+}
