@@ -295,7 +295,7 @@ impl SegmentStore for DirStore {
 
     fn get(&self, id: SegmentId) -> Result<Vec<u8>, StoreError> {
         let path = self.path(id);
-        std::fs::read(&path).map_err(|source| {
+        cowheap_heap::file::read_regular(&path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 StoreError::Missing(id)
             } else {

@@ -46,3 +46,21 @@ fn a_fifo_is_refused_at_once_wherever_a_file_is_read() {
         cowheap_segment::info::import_keeping(&p, &base)
     });
 }
+
+#[test]
+fn a_fifo_in_a_segment_directory_is_refused_at_once() {
+    use cowheap_segment::swap::{DirStore, SegmentId, SegmentStore, StoreError};
+    let d = tempfile::tempdir().unwrap();
+    let store = DirStore::new(d.path()).unwrap();
+    let p = store.path(SegmentId::new(3));
+    mkfifo(&p);
+    let Some(answer) = answer_within(&p, move || store.get(SegmentId::new(3)).map(|_| ())) else {
+        panic!("a segment's FIFO was waited on for a writer");
+    };
+    match answer {
+        Err(StoreError::Io { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::InvalidInput, "{source}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
