@@ -186,19 +186,33 @@ impl ObjectMemory for Tenant {
         } else {
             // What each source forwarded so far leads to, by its identity word.
             let mut forwarded: FxHashMap<Word, Value> = FxHashMap::default();
-            let settle = |v: Value, forwarded: &FxHashMap<Word, Value>| -> MemResult<Value> {
+            // Each word met on the way is then pointed at the end (path compression), so
+            // that pairs that keep naming the start of a long chain (a source forwarded on
+            // and on) cost its length once, not once a pair: the check stays near O(pairs)
+            // whatever the arrays hold.
+            let settle = |v: Value, forwarded: &mut FxHashMap<Word, Value>| -> MemResult<Value> {
                 let mut v = v;
+                let mut met: Vec<Word> = Vec::new();
                 // Each step follows a pair's forwarding: no chain is longer than the pairs.
                 for _ in 0..=pairs.len() {
-                    match forwarded.get(&Tenant::identity_word(self, v)?) {
-                        Some(&to) => v = to,
+                    let w = Tenant::identity_word(self, v)?;
+                    match forwarded.get(&w) {
+                        Some(&to) => {
+                            met.push(w);
+                            v = to;
+                        }
                         None => break,
+                    }
+                }
+                if met.len() > 1 {
+                    for w in met {
+                        forwarded.insert(w, v);
                     }
                 }
                 Ok(v)
             };
             for &(x, y) in pairs {
-                let (x, y) = (settle(x, &forwarded)?, settle(y, &forwarded)?);
+                let (x, y) = (settle(x, &mut forwarded)?, settle(y, &mut forwarded)?);
                 Tenant::check_become_forward(self, x, y)?;
                 // The target is then given the source's identity hash.
                 Tenant::check_writable(self, y)?;

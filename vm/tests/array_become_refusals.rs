@@ -166,3 +166,45 @@ fn a_read_only_base_target_forwards_no_pair() {
     );
     assert_eq!(t.slot(x1, 0).unwrap().as_int(), Some(1));
 }
+
+/// A chain of forwardings the check walks and shortens on its way: x1 to x2 to x3, then a
+/// pair whose target is x1 (settled as x3, and x1 and x2 pointed at x3), then x3 to a host
+/// object's proxy, then x2 as a source, which now leads to the proxy. Refused before the
+/// first pair, as the chain's end is a proxy, and nothing forwarded.
+#[test]
+fn a_source_reached_through_a_shortened_chain_is_still_checked_at_its_end() {
+    let (mut t, symbols, array, point) = bed();
+    let xs: Vec<Value> = (0..5)
+        .map(|i| {
+            let o = t.alloc(point, Format::Pointers, size(2)).unwrap();
+            t.set_slot(o, 0, Value::int(i)).unwrap();
+            o
+        })
+        .collect();
+    let (x1, x2, x3, y, z) = (xs[0], xs[1], xs[2], xs[3], xs[4]);
+    let proxy = t.new_host_object(point, "counter", Box::new(7u32)).unwrap();
+    let a = array_of(&mut t, array, &[x1, x2, y, x3, x2]);
+    let b = array_of(&mut t, array, &[x2, x3, x1, proxy, z]);
+    let hashes: Vec<_> = xs.iter().map(|&o| t.identity_hash(o).unwrap()).collect();
+    let mut vm = Vm::new(&t).unwrap();
+    let r = vm.send_named(
+        &mut t,
+        &symbols,
+        a,
+        "elementsForwardIdentityTo:",
+        &[b],
+        1_000,
+    );
+    assert!(
+        matches!(
+            r,
+            Err(VmError::Memory(cowheap_tenants::Error::HostProxy(_)))
+        ),
+        "{r:?}"
+    );
+    for (i, &o) in xs.iter().enumerate() {
+        assert_eq!(t.slot(o, 0).unwrap().as_int(), Some(i as i64), "object {i}");
+        assert_eq!(t.identity_hash(o).unwrap(), hashes[i], "object {i}");
+    }
+    assert!(!t.identical(x1, x2).unwrap());
+}
