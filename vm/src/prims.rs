@@ -728,7 +728,9 @@ impl Vm {
                 }
             }
             62 => {
-                let obj = self.peek(m, args)?;
+                // The top of the stack, as Squeak's `primitiveSize` reads it: the receiver of
+                // `basicSize`, the argument of the mirror primitive `objectSize:`.
+                let obj = self.peek(m, 0)?;
                 match self.indexable_size(m, obj)? {
                     Some(n) => self.answer(m, args, Value::int(n as i64)),
                     None => FAIL,
@@ -940,10 +942,15 @@ impl Vm {
             77 | 78 | 138 | 139 => self.prim_enumerate(m, index, args),
             115 => self.prim_change_class(m, args),
             89 | 116 | 119 => {
-                let r = self.peek(m, args)?;
+                // The method or selector flushed is the top of the stack, as Squeak's
+                // primitives read it: the receiver of `CompiledMethod>>flushCache` and
+                // `Symbol>>flushCache`, the argument of a class's
+                // `primitiveFlushMethodCacheForSelector: aSymbol` (which `installMethod:`
+                // sends). The receiver is answered.
+                let (r, top) = (self.peek(m, args)?, self.peek(m, 0)?);
                 match index {
-                    116 => self.flush_method(m, r)?,
-                    119 => self.flush_selector(m, r)?,
+                    116 => self.flush_method(m, top)?,
+                    119 => self.flush_selector(m, top)?,
                     _ => self.flush_cache(),
                 }
                 self.answer(m, args, r)
@@ -955,7 +962,10 @@ impl Vm {
                 self.answer(m, 1, r)
             }
             111 => {
-                let a = self.peek(m, args)?;
+                // The class of the top of the stack, as Squeak's `primitiveClass` answers it:
+                // the receiver's for `class`, the argument's for the mirror primitive
+                // `objectClass:`.
+                let a = self.peek(m, 0)?;
                 let c = m.class_of(a)?;
                 self.answer(m, args, c)
             }

@@ -1,0 +1,84 @@
+//! Primitives checked against a Squeak VM where they read a value other than the one
+//! Squeak's reads, on mini.image (each primitive installed in a method of the test's own
+//! where the image has none): `size` (62), `class` (111) and the selective flushes (116,
+//! 119) sent with an argument act on the argument (the top of the stack), as the mirror
+//! primitives `objectClass:` and `objectSize:` and the headless image's `installMethod:`
+//! rely on.
+
+mod common;
+
+use common::def;
+
+/// `class` with an argument answers the argument's class, as Squeak's `primitiveClass`
+/// does (it reads the top of the stack): the mirror primitive `objectClass:`.
+#[test]
+fn class_with_an_argument_answers_the_arguments_class() {
+    let defs = def(
+        "Object",
+        "objectClass:",
+        "objectClass: anObject <primitive: 111> ^#failed",
+    );
+    assert_eq!(
+        common::on_mini(&defs, "3 objectClass: 'abc'").unwrap(),
+        "String"
+    );
+    assert_eq!(
+        common::on_mini(&defs, "#(1 2) objectClass: 4").unwrap(),
+        "SmallInteger"
+    );
+}
+
+/// `size` with an argument answers the argument's indexable size, as Squeak's
+/// `primitiveSize` does (the top of the stack): the mirror primitive `objectSize:`.
+#[test]
+fn size_with_an_argument_answers_the_arguments_size() {
+    let defs = def(
+        "Object",
+        "objectSize:",
+        "objectSize: anObject <primitive: 62> ^#failed",
+    );
+    assert_eq!(
+        common::on_mini(&defs, "#(1) objectSize: #(1 2 3)").unwrap(),
+        "3"
+    );
+    assert_eq!(
+        common::on_mini(&defs, "'abcd' objectSize: 'ab'").unwrap(),
+        "2"
+    );
+}
+
+/// The selective flushes with an argument flush what the argument names, as a Squeak VM's
+/// `primitiveFlushCacheBySelector` (119) and `primitiveFlushCacheByMethod` (116) read the
+/// top of the stack: the headless Spur image's `Behavior>>installMethod:` stores a method
+/// into a dictionary, then sends `primitiveFlushMethodCacheForSelector:` (119 with the
+/// selector as its argument). A send of the selector afterwards finds the method stored,
+/// not the one the method cache held (here SmallInteger's `even` replaced by `^true`).
+#[test]
+fn a_selective_flush_with_an_argument_flushes_what_the_argument_names() {
+    let defs = def(
+        "Behavior",
+        "flushSelector:",
+        "flushSelector: aSymbol <primitive: 119> ^#failed",
+    ) + &def(
+        "Behavior",
+        "flushMethod:",
+        "flushMethod: aMethod <primitive: 116> ^#failed",
+    );
+    for flush in [
+        "SmallInteger flushSelector: #even",
+        "SmallInteger flushMethod: old",
+    ] {
+        let src = format!(
+            "| r old | r := OrderedCollection new. r add: 3 even. \
+             old := SmallInteger compiledMethodAt: #even. \
+             (SmallInteger instVarAt: 2) at: #even put: (UndefinedObject compiledMethodAt: #isNil). \
+             {flush}. r add: 3 even. \
+             (SmallInteger instVarAt: 2) at: #even put: old. {flush}. r"
+        );
+        assert_eq!(
+            common::on_mini(&defs, &src).unwrap(),
+            "OrderedCollection (false true )",
+            "{flush}"
+        );
+    }
+}
