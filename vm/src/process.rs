@@ -63,6 +63,22 @@ impl Vm {
         Ok(Some(s))
     }
 
+    /// True if `v` is a Semaphore: an instance of the image's class Semaphore (special
+    /// object 18) with its excess signals field, or, in an image that names no such class,
+    /// any object with that field. `signal`, `wait` and the timer take only a Semaphore, as
+    /// Squeak's primitives do (`assertClassOf: sema is: ClassSemaphore`): the same
+    /// primitive in a method of another class fails, and never reads an object's fields as
+    /// a process list or a count.
+    fn is_semaphore<M: ObjectMemory>(&self, m: &M, v: Value) -> Result<bool> {
+        if !v.is_object() || m.size(v)?.slots <= EXCESS_SIGNALS {
+            return Ok(false);
+        }
+        Ok(match self.sp.semaphore {
+            Some(class) => self.same(m, m.class_of(v)?, class)?,
+            None => true,
+        })
+    }
+
     fn is_empty_list<M: ObjectMemory>(&self, m: &M, list: Value) -> Result<bool> {
         Ok(self.is_nil(m, m.slot(list, FIRST)?)?)
     }
@@ -370,7 +386,7 @@ impl Vm {
         match index {
             85 => {
                 let sema = self.peek(m, 0)?;
-                if args != 0 || !sema.is_object() || m.size(sema)?.slots <= EXCESS_SIGNALS {
+                if args != 0 || !self.is_semaphore(m, sema)? {
                     return Ok(None);
                 }
                 if self.is_empty_list(m, sema)? {
@@ -395,7 +411,7 @@ impl Vm {
             }
             86 => {
                 let sema = self.peek(m, 0)?;
-                if args != 0 || !sema.is_object() || m.size(sema)?.slots <= EXCESS_SIGNALS {
+                if args != 0 || !self.is_semaphore(m, sema)? {
                     return Ok(None);
                 }
                 let Some(n) = m.slot(sema, EXCESS_SIGNALS)?.as_int() else {
@@ -491,13 +507,7 @@ impl Vm {
                 }
                 // A Semaphore arms the timer; anything else, nil included, clears it, nil
                 // taking its place (as Squeak's primitive does).
-                let is_semaphore = sema.is_object()
-                    && m.size(sema)?.slots > EXCESS_SIGNALS
-                    && match self.sp.semaphore {
-                        Some(class) => self.same(m, m.class_of(sema)?, class)?,
-                        None => true,
-                    };
-                let sema = if is_semaphore {
+                let sema = if self.is_semaphore(m, sema)? {
                     self.timer = Some(ms);
                     sema
                 } else {

@@ -1,9 +1,11 @@
 //! Primitives checked against a Squeak VM where they read a value other than the one
-//! Squeak's reads, on mini.image (each primitive installed in a method of the test's own
-//! where the image has none): `size` (62), `class` (111) and the selective flushes (116,
-//! 119) sent with an argument act on the argument (the top of the stack), as the mirror
-//! primitives `objectClass:` and `objectSize:` and the headless image's `installMethod:`
-//! rely on.
+//! Squeak's reads, or accept an object Squeak's refuse, on mini.image (each primitive
+//! installed in a method of the test's own where the image has none): `size` (62), `class`
+//! (111) and the selective flushes (116, 119) sent with an argument act on the argument
+//! (the top of the stack), as the mirror primitives `objectClass:` and `objectSize:` and
+//! the headless image's `installMethod:` rely on; `signal` and `wait` (85, 86) take only a
+//! Semaphore, so the same primitive in a method of another class fails (its fallback code
+//! runs) and never links the active process into that object.
 
 mod common;
 
@@ -44,6 +46,46 @@ fn size_with_an_argument_answers_the_arguments_size() {
     assert_eq!(
         common::on_mini(&defs, "'abcd' objectSize: 'ab'").unwrap(),
         "2"
+    );
+}
+
+/// `signal` of an object that is no Semaphore fails, as Squeak's `primitiveSignal` does
+/// (`assertClassOf: sema is: ClassSemaphore`): an Array of three fields shaped like one
+/// is left as it was.
+#[test]
+fn signal_of_an_object_that_is_no_semaphore_fails() {
+    let defs = def("Array", "primSignal", "primSignal <primitive: 85> ^#failed");
+    assert_eq!(
+        common::on_mini(&defs, "(Array with: nil with: nil with: 0) primSignal").unwrap(),
+        "failed"
+    );
+    assert_eq!(
+        common::on_mini(
+            &defs,
+            "| a | a := Array with: nil with: nil with: 0. a primSignal. a"
+        )
+        .unwrap(),
+        "(nil nil 0 )"
+    );
+}
+
+/// `wait` on an object that is no Semaphore fails, as Squeak's `primitiveWait` does: the
+/// active process is not linked into an Array (where, with nothing else runnable, the run
+/// stopped as a deadlock), and an Array's count is not taken as excess signals.
+#[test]
+fn wait_on_an_object_that_is_no_semaphore_fails() {
+    let defs = def("Array", "primWait", "primWait <primitive: 86> ^#failed");
+    assert_eq!(
+        common::on_mini(&defs, "(Array with: nil with: nil with: 0) primWait").unwrap(),
+        "failed"
+    );
+    assert_eq!(
+        common::on_mini(
+            &defs,
+            "| a | a := Array with: nil with: nil with: 1. a primWait. a"
+        )
+        .unwrap(),
+        "(nil nil 1 )"
     );
 }
 
