@@ -178,6 +178,58 @@ pub struct Specials {
 }
 
 impl Specials {
+    /// Makes every special named by word `from` name `to` instead: after a one-way become
+    /// of `from` into `to`, which in a Squeak VM reaches the VM's own references too (its
+    /// `specialObjectsOop` is a root the become updates). A memory that forwards the old
+    /// word (a tenant) reads the same object through either; one that rewrites references
+    /// (the flat heap) would otherwise leave the interpreter naming the old object, so that
+    /// `Smalltalk specialObjectsArray` answered the array a `becomeForward:` replaced.
+    pub(crate) fn forward(&mut self, from: cowheap_heap::Word, to: Value) {
+        let one = |v: &mut Value| {
+            if v.word() == from {
+                *v = to;
+            }
+        };
+        for v in [
+            &mut self.array,
+            &mut self.nil,
+            &mut self.true_,
+            &mut self.false_,
+            &mut self.small_integer,
+            &mut self.string,
+            &mut self.array_class,
+            &mut self.float,
+            &mut self.method_context,
+            &mut self.block_context,
+            &mut self.point,
+            &mut self.large_positive,
+            &mut self.message,
+            &mut self.compiled_method,
+            &mut self.character,
+            &mut self.sel_dnu,
+            &mut self.sel_cannot_return,
+            &mut self.sel_must_be_boolean,
+        ] {
+            one(v);
+        }
+        for v in [
+            &mut self.block_closure,
+            &mut self.large_negative,
+            &mut self.character_table,
+            &mut self.sel_about_to_return,
+            &mut self.scheduler,
+            &mut self.semaphore,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            one(v);
+        }
+        for (v, _) in &mut self.selectors {
+            one(v);
+        }
+    }
+
     /// Reads the special objects of the image held in `mem` (its `specialObjects` root).
     ///
     /// # Errors

@@ -300,7 +300,7 @@ pub struct Vm {
     pub(crate) sp: Specials,
     /// What the memory answers for the class of a SmallInteger, asked once: a send to one
     /// takes it from here (on a tenant, the class of an immediate is out of line).
-    int_class: Value,
+    pub(crate) int_class: Value,
     cache: Vec<Option<CacheEntry>>,
     pub(crate) stats: VmStats,
     /// Collect when private bytes pass this.

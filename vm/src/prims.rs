@@ -844,6 +844,12 @@ impl Vm {
                         let (hx, hy) = (m.identity_hash(x)?, m.identity_hash(y)?);
                         if index == 72 {
                             m.become_forward(x, y)?;
+                            // The interpreter's own references to `x` (its specials) lead
+                            // to `y` as every other reference does.
+                            self.sp.forward(x.word(), y);
+                            if self.int_class.word() == x.word() {
+                                self.int_class = y;
+                            }
                             m.set_identity_hash(y, hx)
                         } else {
                             m.become_two_way(x, y)?;

@@ -5,7 +5,9 @@
 //! (the top of the stack), as the mirror primitives `objectClass:` and `objectSize:` and
 //! the headless image's `installMethod:` rely on; `signal` and `wait` (85, 86) take only a
 //! Semaphore, so the same primitive in a method of another class fails (its fallback code
-//! runs) and never links the active process into that object.
+//! runs) and never links the active process into that object; a one-way become (72) of
+//! the special objects array reaches the interpreter's own reference to it, on the flat
+//! heap as on a tenant.
 
 mod common;
 
@@ -87,6 +89,62 @@ fn wait_on_an_object_that_is_no_semaphore_fails() {
         .unwrap(),
         "(nil nil 1 )"
     );
+}
+
+/// `src` evaluated on mini.image after `defs`, on the flat heap and on a tenant: the
+/// printString of each answer, or the error that stopped its run.
+fn on_both_memories(defs: &str, src: &str) -> [Result<String, cowheap_vm::VmError>; 2] {
+    const BUDGET: u64 = 20_000_000;
+    let heap = common::import("mini.image");
+    let symbols = cowheap_vm::Symbols::from_base(&heap);
+    let mut flat = cowheap_vm::FlatHeap::from_base(&heap);
+    let mut vm = cowheap_vm::Vm::new(&flat).unwrap();
+    let on_flat = vm
+        .evaluate(&mut flat, &symbols, defs, BUDGET)
+        .and_then(|_| vm.evaluate(&mut flat, &symbols, src, BUDGET))
+        .and_then(|v| vm.print_string(&mut flat, &symbols, v, BUDGET));
+    let base = cowheap_forwarders::Base::new(heap);
+    let mut t = cowheap_tenants::Tenant::fork(&base);
+    let mut vm = cowheap_vm::Vm::new(&t).unwrap();
+    let on_tenant = vm
+        .evaluate(&mut t, &symbols, defs, BUDGET)
+        .and_then(|_| vm.evaluate(&mut t, &symbols, src, BUDGET))
+        .and_then(|v| vm.print_string(&mut t, &symbols, v, BUDGET));
+    [on_flat, on_tenant]
+}
+
+/// A one-way become of the special objects array (as `recreateSpecialObjectsArray` makes
+/// one) reaches the interpreter's own reference to it, as a Squeak VM's
+/// `specialObjectsOop` is a root the become updates: `Smalltalk specialObjectsArray`
+/// (primitive 129) answers the new array and the interpreter reads the new one, on the
+/// flat heap as on a tenant.
+#[test]
+fn a_one_way_become_of_the_special_objects_array_reaches_the_interpreter() {
+    let defs = def(
+        "Array",
+        "forwardTo:",
+        "forwardTo: other <primitive: 72> ^#failed",
+    );
+    let same = "| c | c := Smalltalk specialObjectsArray copy. \
+                (Array with: Smalltalk specialObjectsArray) forwardTo: (Array with: c). \
+                Smalltalk specialObjectsArray == c";
+    for (memory, r) in ["flat heap", "tenant"]
+        .into_iter()
+        .zip(on_both_memories(&defs, same))
+    {
+        assert_eq!(r.unwrap(), "true", "{memory}");
+    }
+    // The interpreter reads its specials from the new array: the timer's semaphore slot
+    // it clears is the new array's.
+    let timer = "| c | c := Smalltalk specialObjectsArray copy. c at: 30 put: 7. \
+                 (Array with: Smalltalk specialObjectsArray) forwardTo: (Array with: c). \
+                 Delay primSignal: nil atMilliseconds: 0. c at: 30";
+    for (memory, r) in ["flat heap", "tenant"]
+        .into_iter()
+        .zip(on_both_memories(&defs, timer))
+    {
+        assert_eq!(r.unwrap(), "nil", "{memory}");
+    }
 }
 
 /// The selective flushes with an argument flush what the argument names, as a Squeak VM's
