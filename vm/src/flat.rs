@@ -26,7 +26,9 @@ struct FlatObject {
     /// False once collected (and until the index is reused).
     live: bool,
     /// A hidden Spur object of the imported image (free lists, hidden roots, class-table
-    /// pages): left out of the walk of every object, as a Spur VM leaves it out.
+    /// pages), or an object a one-way become forwarded (every reference to it now leads to
+    /// its target): left out of the walk of every object, as a Spur VM leaves both out and
+    /// a tenant leaves out the objects it forwarded.
     hidden: bool,
 }
 
@@ -351,10 +353,17 @@ impl ObjectMemory for FlatHeap {
         Ok(self.obj(obj)?.hash)
     }
 
+    /// Redirects every reference to `a` to `b`; `a`, which nothing refers to any more, is
+    /// left out of the walk of every object from then on (as a tenant leaves out an object
+    /// it forwarded), so `someInstance`/`nextInstance` and `someObject`/`nextObject` do not
+    /// answer it. Time: O(heap).
     fn become_forward(&mut self, a: Value, b: Value) -> MemResult<()> {
-        self.index(a)?;
-        self.index(b)?;
+        let (i, j) = (self.index(a)?, self.index(b)?);
+        if i == j {
+            return Ok(());
+        }
         self.redirect(a.word(), b.word());
+        self.objects[i].hidden = true;
         Ok(())
     }
 

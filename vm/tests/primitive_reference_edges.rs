@@ -6,8 +6,8 @@
 //! the headless image's `installMethod:` rely on; `signal` and `wait` (85, 86) take only a
 //! Semaphore, so the same primitive in a method of another class fails (its fallback code
 //! runs) and never links the active process into that object; a one-way become (72) of
-//! the special objects array reaches the interpreter's own reference to it, on the flat
-//! heap as on a tenant.
+//! the special objects array reaches the interpreter's own reference to it, and a walk of
+//! the objects after one leaves its source out, on the flat heap as on a tenant.
 
 mod common;
 
@@ -180,5 +180,28 @@ fn a_selective_flush_with_an_argument_flushes_what_the_argument_names() {
             "OrderedCollection (false true )",
             "{flush}"
         );
+    }
+}
+
+/// An object a one-way become forwarded is none of the image's any more: a walk of the
+/// instances of its class (`someInstance`, `nextInstance`) finds only the target, on the
+/// flat heap as on a tenant (which leaves a forwarded object out of its walk), as a Spur
+/// VM's walk skips forwarders.
+#[test]
+fn a_walk_after_a_one_way_become_leaves_the_source_out() {
+    let defs = def(
+        "Array",
+        "forwardTo:",
+        "forwardTo: other <primitive: 72> ^#failed",
+    );
+    let count = "| a b n o | a := Object new. b := Object new. \
+                 (Array with: a) forwardTo: (Array with: b). \
+                 n := 0. o := Object someInstance. \
+                 [o == nil] whileFalse: [n := n + 1. o := o nextInstance]. n";
+    for (memory, r) in ["flat heap", "tenant"]
+        .into_iter()
+        .zip(on_both_memories(&defs, count))
+    {
+        assert_eq!(r.unwrap(), "1", "{memory}");
     }
 }
