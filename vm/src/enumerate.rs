@@ -214,6 +214,8 @@ fn fits(format: Format, slots: usize, now: ClassFormat, to: ClassFormat) -> bool
         Format::Weak => to.spec == 4 && now.fixed == to.fixed,
         Format::Words => to.spec == 6,
         Format::Bytes => (8..=11).contains(&to.spec),
+        Format::Shorts => to.spec == ClassFormat::SHORTS,
+        Format::DoubleWords => to.spec == ClassFormat::DOUBLE_WORDS,
         _ => false,
     }
 }
@@ -241,5 +243,11 @@ mod tests {
         assert!(fits(Format::Words, 0, f(6, 0), f(6, 0)));
         assert!(!fits(Format::CompiledMethod, 1, f(12, 0), f(12, 0)));
         assert!(!fits(Format::Pointers, 0, f(0, 0), f(8, 0)));
+        let (shorts, longs) = (f(ClassFormat::SHORTS, 0), f(ClassFormat::DOUBLE_WORDS, 0));
+        assert!(fits(Format::Shorts, 0, shorts, shorts));
+        assert!(!fits(Format::Shorts, 0, shorts, f(8, 0)));
+        assert!(fits(Format::DoubleWords, 0, longs, longs));
+        assert!(!fits(Format::DoubleWords, 0, longs, shorts));
+        assert!(!fits(Format::Words, 0, f(6, 0), longs));
     }
 }

@@ -468,13 +468,21 @@ pub enum SpurHeaderError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClassFormat {
     /// The V3 instance specification (0 fixed, 2-4 indexable pointers, 6 words, 8-11 bytes,
-    /// 12-15 compiled methods).
+    /// 12-15 compiled methods), and for the two Spur formats V3 has no specification for,
+    /// [`ClassFormat::SHORTS`] and [`ClassFormat::DOUBLE_WORDS`].
     pub spec: u8,
     /// Number of named instance variables.
     pub fixed: usize,
 }
 
 impl ClassFormat {
+    /// The specification of a Spur class of 16-bit indexable instances (Spur's 12-15, as
+    /// `DoubleByteArray`), past V3's four bits.
+    pub const SHORTS: u8 = 16;
+    /// The specification of a Spur class of 64-bit indexable instances (Spur's 9, as
+    /// `DoubleWordArray`), past V3's four bits.
+    pub const DOUBLE_WORDS: u8 = 17;
+
     /// Decodes a class's format word's integer value.
     pub fn decode(f: i64) -> ClassFormat {
         let fixed = ((f >> 10) & 0xC0) + ((f >> 1) & 0x3F) - 1;
@@ -489,13 +497,16 @@ impl ClassFormat {
     /// specification is mapped onto the V3 one the interpreter uses: 0-4 are the same,
     /// an ephemeron (5) is instantiated as fixed pointers (weak and ephemeron semantics are
     /// not kept, as for V3), 32-bit words (10-11) are 6, bytes (16-23) 8, compiled methods
-    /// (24-31) 12; immediates (7) and the 64- and 16-bit indexable formats (9, 12-15), which
-    /// V3 has no specification for, are 7, of which nothing is instantiated here.
+    /// (24-31) 12; the 64- and 16-bit indexable formats (9, 12-15), which V3 has no
+    /// specification for, are [`ClassFormat::DOUBLE_WORDS`] and [`ClassFormat::SHORTS`];
+    /// immediates (7) and the unused 6 and 8 are 7, of which nothing is instantiated.
     pub fn decode_spur(f: i64) -> ClassFormat {
         let spec = match (f >> 16) & 0x1F {
             s @ 0..=4 => s as u8,
             5 => 1,
+            9 => ClassFormat::DOUBLE_WORDS,
             10 | 11 => 6,
+            12..=15 => ClassFormat::SHORTS,
             16..=23 => 8,
             24..=31 => 12,
             _ => 7,

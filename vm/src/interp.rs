@@ -903,6 +903,20 @@ impl Vm {
                 },
             ),
             8..=11 => (Format::Bytes, ObjectSize { slots: 0, bytes: n }),
+            ClassFormat::SHORTS => (
+                Format::Shorts,
+                ObjectSize {
+                    slots: 0,
+                    bytes: 2 * n,
+                },
+            ),
+            ClassFormat::DOUBLE_WORDS => (
+                Format::DoubleWords,
+                ObjectSize {
+                    slots: 0,
+                    bytes: 8 * n,
+                },
+            ),
             _ => return Ok(None),
         };
         m.alloc(class, format, size).map(Some)

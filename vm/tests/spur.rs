@@ -383,3 +383,36 @@ fn a_32_bit_base_whose_version_says_64_bit_runs_and_an_unknown_version_is_refuse
         );
     }
 }
+
+/// A Spur class whose format is 16-bit (12) or 64-bit (9) indexable makes instances of that
+/// layout, as Spur's `basicNew:` does (`DoubleByteArray`, `DoubleWordArray`), and `at:`,
+/// `at:put:` and `basicSize` count their elements. The kernel image has no such class, so
+/// the test makes one: a copy of `ByteArray` with the format word changed.
+#[test]
+fn sixteen_and_sixty_four_bit_classes_make_instances_of_their_layout() {
+    on_both!(|vm, m, s| {
+        let bytes = global_class(m, "ByteArray");
+        for (spec, format, top) in [
+            (12i64, Format::Shorts, 0xFFFFi64),
+            (9, Format::DoubleWords, (1i64 << 30) - 1),
+        ] {
+            let meta = m.class_of(bytes).unwrap();
+            let shape = m.size(bytes).unwrap();
+            let class = m.alloc(meta, Format::Pointers, shape).unwrap();
+            for i in 0..shape.slots {
+                let v = m.slot(bytes, i).unwrap();
+                m.set_slot(class, i, v).unwrap();
+            }
+            m.set_slot(class, 2, Value::int(spec << 16)).unwrap();
+            let o = send(vm, m, s, class, "basicNew:", &[Value::int(3)]);
+            assert_eq!(m.format(o).unwrap(), format, "spec {spec}");
+            assert_eq!(send(vm, m, s, o, "basicSize", &[]).as_int(), Some(3));
+            send(vm, m, s, o, "at:put:", &[Value::int(2), Value::int(top)]);
+            assert_eq!(
+                send(vm, m, s, o, "at:", &[Value::int(2)]).as_int(),
+                Some(top)
+            );
+            assert_eq!(send(vm, m, s, o, "at:", &[Value::int(1)]).as_int(), Some(0));
+        }
+    });
+}
