@@ -307,6 +307,20 @@ impl CliNode {
         ))
     }
 
+    /// The resident tenant `t`, its claim renewed first (each command is a process of its
+    /// own, which cannot know what happened to its claim since the last): a node whose
+    /// claim was taken over gets [`StoreError::Fenced`] and forgets the tenant.
+    fn load_renewed(&self, t: &TenantName) -> Result<Resident> {
+        let mut r = self.load(t)?;
+        if let Err(e) = self.node.renew(&mut r) {
+            if matches!(e, StoreError::Fenced { .. }) {
+                self.forget(t);
+            }
+            return Err(e);
+        }
+        Ok(r)
+    }
+
     /// `store mark --node N --node-dir D TENANT VALUE`: writes a mark into a resident tenant.
     /// The claim is renewed first (each command is a process of its own, which cannot know
     /// what happened to its claim since the last): a node whose claim was taken over runs
@@ -317,13 +331,7 @@ impl CliNode {
     /// [`StoreError::Fenced`] if another node has claimed it since (nothing is written).
     pub fn mark(&self, tenant: &str, value: i64) -> Result<String> {
         let t = TenantName::new(tenant)?;
-        let mut r = self.load(&t)?;
-        if let Err(e) = self.node.renew(&mut r) {
-            if matches!(e, StoreError::Fenced { .. }) {
-                self.forget(&t);
-            }
-            return Err(e);
-        }
+        let mut r = self.load_renewed(&t)?;
         write_mark(&mut r.tenant, value)?;
         self.keep(&mut r)?;
         Ok(format!("{t}: mark {value}\n"))
@@ -416,13 +424,7 @@ impl CliNode {
     /// changes then).
     pub fn abort(&self, tenant: &str) -> Result<String> {
         let t = TenantName::new(tenant)?;
-        let mut r = self.load(&t)?;
-        if let Err(e) = self.node.renew(&mut r) {
-            if matches!(e, StoreError::Fenced { .. }) {
-                self.forget(&t);
-            }
-            return Err(e);
-        }
+        let mut r = self.load_renewed(&t)?;
         let origin = r.tenant.base().origin();
         self.node.sync(origin)?;
         self.node.repository(origin)?.abort(&mut r.tenant);

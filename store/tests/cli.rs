@@ -6,6 +6,10 @@ use cowheap_store::cli::{self, CliNode};
 use cowheap_store::{Access, StoreError, open_store};
 use std::sync::Arc;
 
+#[path = "common/alice.rs"]
+mod alice;
+use alice::store_with_alice;
+
 #[test]
 fn two_command_line_nodes_pass_a_tenant() {
     let dir = tempfile::tempdir().unwrap();
@@ -136,23 +140,6 @@ fn a_command_line_node_that_lost_its_claim_commits_nothing() {
     assert_eq!(cli::versions(&*op, fp, 0).unwrap(), "", "nothing committed");
     // b, which holds it, commits.
     assert!(b.commit("alice").unwrap().contains("version 1"));
-}
-
-/// A local store under `dir`, made by the command line, holding a base and tenant `alice`
-/// on it: its address, an operator's handle and the base's fingerprint.
-fn store_with_alice(dir: &std::path::Path) -> (String, Arc<dyn cowheap_store::Store>, String) {
-    let addr = dir.join("store").to_str().unwrap().to_owned();
-    cli::init(&addr).unwrap();
-    let op = open_store(
-        &addr,
-        Arc::new(cowheap_store::SystemClock),
-        Access::Operator,
-    )
-    .unwrap();
-    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
-    let fp = fp.trim().to_owned();
-    cli::create(&*op, "alice", &fp, None).unwrap();
-    (addr, op, fp)
 }
 
 /// A commit that conflicts with a version another node committed first conflicts again on

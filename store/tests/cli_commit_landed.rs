@@ -3,7 +3,6 @@
 //! is settled on the version holding its changes and kept there, so its next commit lands
 //! as the next version instead of conflicting with its own.
 
-use cowheap_heap::synth;
 use cowheap_store::cli::{self, CliNode};
 use cowheap_store::{Access, Store, StoreError, open_store};
 use std::sync::Arc;
@@ -12,20 +11,14 @@ use wrapped::{Call, Hooks, Wrapped};
 #[path = "common/wrapped.rs"]
 mod wrapped;
 
+#[path = "common/alice.rs"]
+mod alice;
+use alice::store_with_alice;
+
 #[test]
 fn a_cli_commit_whose_answer_was_lost_stands_on_the_landed_version() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = dir.path().join("store").to_str().unwrap().to_owned();
-    cli::init(&addr).unwrap();
-    let op = open_store(
-        &addr,
-        Arc::new(cowheap_store::SystemClock),
-        Access::Operator,
-    )
-    .unwrap();
-    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
-    let fp = fp.trim().to_owned();
-    cli::create(&*op, "alice", &fp, None).unwrap();
+    let (addr, op, fp) = store_with_alice(dir.path());
     let a_dir = dir.path().join("a");
     let a = CliNode::open(&addr, Access::Operator, "a", &a_dir).unwrap();
     a.resume("alice").unwrap();

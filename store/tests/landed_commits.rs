@@ -5,7 +5,7 @@
 //! tenant as it was.
 
 use cowheap_heap::synth;
-use cowheap_store::cli::{self, CliNode};
+use cowheap_store::cli::CliNode;
 use cowheap_store::{Access, Store, StoreError, open_store};
 use std::sync::Arc;
 use wrapped::{Call, Hooks, Wrapped};
@@ -13,23 +13,17 @@ use wrapped::{Call, Hooks, Wrapped};
 #[path = "common/wrapped.rs"]
 mod wrapped;
 
+#[path = "common/alice.rs"]
+mod alice;
+use alice::store_with_alice;
+
 /// After `mark 42` and a commit whose answer was lost, the tenant still holds its mark
 /// whole (the base object's slot, committed, and the private object its root names, not
 /// committed), as after an answered commit: another node resumes it with mark 42.
 #[test]
 fn a_landed_commit_keeps_the_tenants_own_objects() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = dir.path().join("store").to_str().unwrap().to_owned();
-    cli::init(&addr).unwrap();
-    let op = open_store(
-        &addr,
-        Arc::new(cowheap_store::SystemClock),
-        Access::Operator,
-    )
-    .unwrap();
-    let fp = cli::put_base(&*op, &synth::image(1_000, 3)).unwrap();
-    let fp = fp.trim().to_owned();
-    cli::create(&*op, "alice", &fp, None).unwrap();
+    let (addr, _, _) = store_with_alice(dir.path());
     let a_dir = dir.path().join("a");
     let a = CliNode::open(&addr, Access::Operator, "a", &a_dir).unwrap();
     a.resume("alice").unwrap();

@@ -48,6 +48,19 @@ fn array_of(t: &mut Tenant, array: Value, objects: &[Value]) -> Value {
     a
 }
 
+/// `a elementsForwardIdentityTo: b`, which must be refused for a host object's proxy.
+fn refused_for_a_host_proxy(t: &mut Tenant, symbols: &Symbols, a: Value, b: Value) {
+    let mut vm = Vm::new(&*t).unwrap();
+    let r = vm.send_named(t, symbols, a, "elementsForwardIdentityTo:", &[b], 1_000);
+    assert!(
+        matches!(
+            r,
+            Err(VmError::Memory(cowheap_tenants::Error::HostProxy(_)))
+        ),
+        "{r:?}"
+    );
+}
+
 #[test]
 fn a_one_way_array_become_with_a_host_proxy_source_forwards_no_pair() {
     let (mut t, symbols, array, point) = bed();
@@ -64,22 +77,7 @@ fn a_one_way_array_become_with_a_host_proxy_source_forwards_no_pair() {
     t.set_slot(b, 0, y1).unwrap();
     t.set_slot(b, 1, y2).unwrap();
     let (hx1, hy1) = (t.identity_hash(x1).unwrap(), t.identity_hash(y1).unwrap());
-    let mut vm = Vm::new(&t).unwrap();
-    let r = vm.send_named(
-        &mut t,
-        &symbols,
-        a,
-        "elementsForwardIdentityTo:",
-        &[b],
-        1_000,
-    );
-    assert!(
-        matches!(
-            r,
-            Err(VmError::Memory(cowheap_tenants::Error::HostProxy(_)))
-        ),
-        "{r:?}"
-    );
+    refused_for_a_host_proxy(&mut t, &symbols, a, b);
     // No pair forwarded: the first pair's objects are apart, each with its body and hash.
     assert!(
         !t.identical(x1, y1).unwrap(),
@@ -104,22 +102,7 @@ fn a_source_forwarded_to_a_host_proxy_by_an_earlier_pair_forwards_no_pair() {
     let a = array_of(&mut t, array, &[x, x]);
     let b = array_of(&mut t, array, &[proxy, y]);
     let hx = t.identity_hash(x).unwrap();
-    let mut vm = Vm::new(&t).unwrap();
-    let r = vm.send_named(
-        &mut t,
-        &symbols,
-        a,
-        "elementsForwardIdentityTo:",
-        &[b],
-        1_000,
-    );
-    assert!(
-        matches!(
-            r,
-            Err(VmError::Memory(cowheap_tenants::Error::HostProxy(_)))
-        ),
-        "{r:?}"
-    );
+    refused_for_a_host_proxy(&mut t, &symbols, a, b);
     assert!(
         !t.identical(x, proxy).unwrap(),
         "the first pair was forwarded"
@@ -186,22 +169,7 @@ fn a_source_reached_through_a_shortened_chain_is_still_checked_at_its_end() {
     let a = array_of(&mut t, array, &[x1, x2, y, x3, x2]);
     let b = array_of(&mut t, array, &[x2, x3, x1, proxy, z]);
     let hashes: Vec<_> = xs.iter().map(|&o| t.identity_hash(o).unwrap()).collect();
-    let mut vm = Vm::new(&t).unwrap();
-    let r = vm.send_named(
-        &mut t,
-        &symbols,
-        a,
-        "elementsForwardIdentityTo:",
-        &[b],
-        1_000,
-    );
-    assert!(
-        matches!(
-            r,
-            Err(VmError::Memory(cowheap_tenants::Error::HostProxy(_)))
-        ),
-        "{r:?}"
-    );
+    refused_for_a_host_proxy(&mut t, &symbols, a, b);
     for (i, &o) in xs.iter().enumerate() {
         assert_eq!(t.slot(o, 0).unwrap().as_int(), Some(i as i64), "object {i}");
         assert_eq!(t.identity_hash(o).unwrap(), hashes[i], "object {i}");
