@@ -7,6 +7,9 @@
 //! an object a version added conflicts as any other (read-write and write-write). A
 //! flatten into a file that a commit supersedes leaves the file as it was.
 
+mod common;
+
+use common::pointers;
 use cowheap_forwarders::{Base, MarkPolicy};
 use cowheap_heap::{Builder, Format, ObjectIndex, ObjectSize, Value, synth};
 use cowheap_tenants::commit::{CommitError, CommitMode, CommitRights, Repository};
@@ -14,17 +17,6 @@ use cowheap_tenants::{Error, Tenant, TenantConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-/// `n` pointer objects of `base` with at least two slots, past the first few.
-fn pointers(base: &Base, n: usize) -> Vec<Value> {
-    let h = base.heap();
-    h.indices()
-        .skip(10)
-        .filter(|&x| h.format(x).unwrap() == Format::Pointers && h.size(x).unwrap().slots >= 2)
-        .map(Value::base)
-        .take(n)
-        .collect()
-}
 
 /// nil, a class, and objects `x` (no slots, aux 0x11), `y` (three slots, aux 0x22) and `z`
 /// (one slot, aux 0x33).

@@ -6,21 +6,23 @@
 //! refuses its memory answers `OutOfMemory` and publishes nothing; so does a rebase, which
 //! leaves the tenant where it was. An abort, which cannot fail, takes no large memory.
 
+mod common;
+
+use common::pointers;
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, Value, synth};
 use cowheap_tenants::Tenant;
 use cowheap_tenants::commit::{CommitError, CommitMode, CommitRights, Layer, Repository};
 use std::sync::Arc;
 
-/// `n` pointer objects of `base` with at least two slots, past the first few.
-fn pointers(base: &Base, n: usize) -> Vec<Value> {
-    let h = base.heap();
-    h.indices()
-        .skip(10)
-        .filter(|&x| h.format(x).unwrap() == Format::Pointers && h.size(x).unwrap().slots >= 2)
-        .map(Value::base)
-        .take(n)
-        .collect()
+/// The answer is the tenant's `OutOfMemory`, as a refused reservation answers.
+fn out_of_memory<T>(r: &Result<T, CommitError>) -> bool {
+    matches!(
+        r,
+        Err(CommitError::Tenant(
+            cowheap_tenants::Error::OutOfMemory { .. }
+        ))
+    )
 }
 
 /// A commit through a persist step that keeps the layer and then answers an error, as a
@@ -153,15 +155,7 @@ fn an_apply_refused_anywhere_changes_nothing() {
             break;
         }
         refusals += 1;
-        assert!(
-            matches!(
-                r,
-                Err(CommitError::Tenant(
-                    cowheap_tenants::Error::OutOfMemory { .. }
-                ))
-            ),
-            "refusal {n} answered {r:?}"
-        );
+        assert!(out_of_memory(&r), "refusal {n} answered {r:?}");
         assert_eq!(b.current().version(), 0, "refusal {n} published");
     }
     // The changed list, its set, the bodies, the check's set and the layer's map.
@@ -194,15 +188,7 @@ fn a_rebase_refused_anywhere_changes_nothing() {
             break;
         }
         refusals += 1;
-        assert!(
-            matches!(
-                r,
-                Err(CommitError::Tenant(
-                    cowheap_tenants::Error::OutOfMemory { .. }
-                ))
-            ),
-            "refusal {n} answered {r:?}"
-        );
+        assert!(out_of_memory(&r), "refusal {n} answered {r:?}");
         assert_eq!(t.base().version(), 0, "refusal {n} moved the tenant");
         assert_eq!(t.diverted(), 1_000);
         assert_eq!(t.slot(o[0], 0).unwrap().as_int(), Some(-1));

@@ -6,32 +6,11 @@
 //! first pair, so no pair is forwarded and every object reads as it did, as a Squeak VM's
 //! array become fails whole.
 
-use cowheap_forwarders::Base;
+mod common;
+
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::Tenant;
-use cowheap_vm::synth::SynthImage;
 use cowheap_vm::{Symbols, Vm, VmError};
-
-/// The synthetic image with `elementsForwardIdentityTo:`, forked: the tenant, its symbols,
-/// and the classes Array and Point.
-fn bed() -> (Tenant, Symbols, Value, Value) {
-    let mut img = SynthImage::new(false);
-    img.with_kernel_methods();
-    img.method(
-        "Object",
-        "elementsForwardIdentityTo:",
-        1,
-        1,
-        &[],
-        &[115, 124],
-        72,
-    );
-    let (heap, symbols) = img.freeze().unwrap();
-    let array = cowheap_vm::synth::class_of_base(&heap, "Array").unwrap();
-    let point = cowheap_vm::synth::class_of_base(&heap, "Point").unwrap();
-    let base = Base::new(heap);
-    (Tenant::fork(&base), symbols, array, point)
-}
 
 fn size(slots: usize) -> ObjectSize {
     ObjectSize { slots, bytes: 0 }
@@ -63,7 +42,7 @@ fn refused_for_a_host_proxy(t: &mut Tenant, symbols: &Symbols, a: Value, b: Valu
 
 #[test]
 fn a_one_way_array_become_with_a_host_proxy_source_forwards_no_pair() {
-    let (mut t, symbols, array, point) = bed();
+    let (mut t, symbols, array, point) = common::become_bed();
     let x1 = t.alloc(point, Format::Pointers, size(2)).unwrap();
     t.set_slot(x1, 0, Value::int(1)).unwrap();
     let y1 = t.alloc(point, Format::Pointers, size(2)).unwrap();
@@ -94,7 +73,7 @@ fn a_one_way_array_become_with_a_host_proxy_source_forwards_no_pair() {
 /// second pair would then forward. Refused before the first pair.
 #[test]
 fn a_source_forwarded_to_a_host_proxy_by_an_earlier_pair_forwards_no_pair() {
-    let (mut t, symbols, array, point) = bed();
+    let (mut t, symbols, array, point) = common::become_bed();
     let x = t.alloc(point, Format::Pointers, size(2)).unwrap();
     t.set_slot(x, 0, Value::int(1)).unwrap();
     let proxy = t.new_host_object(point, "counter", Box::new(7u32)).unwrap();
@@ -115,7 +94,7 @@ fn a_source_forwarded_to_a_host_proxy_by_an_earlier_pair_forwards_no_pair() {
 /// hash write would be refused after the first pair was forwarded. Refused before it.
 #[test]
 fn a_read_only_base_target_forwards_no_pair() {
-    let (mut t, symbols, array, point) = bed();
+    let (mut t, symbols, array, point) = common::become_bed();
     let x1 = t.alloc(point, Format::Pointers, size(2)).unwrap();
     let y1 = t.alloc(point, Format::Pointers, size(2)).unwrap();
     let x2 = t.alloc(point, Format::Pointers, size(2)).unwrap();
@@ -156,7 +135,7 @@ fn a_read_only_base_target_forwards_no_pair() {
 /// first pair, as the chain's end is a proxy, and nothing forwarded.
 #[test]
 fn a_source_reached_through_a_shortened_chain_is_still_checked_at_its_end() {
-    let (mut t, symbols, array, point) = bed();
+    let (mut t, symbols, array, point) = common::become_bed();
     let xs: Vec<Value> = (0..5)
         .map(|i| {
             let o = t.alloc(point, Format::Pointers, size(2)).unwrap();

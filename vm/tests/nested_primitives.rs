@@ -77,22 +77,7 @@ fn a_does_not_understand_that_performs_its_message_ends() {
 #[test]
 fn a_become_sent_from_outside_answers() {
     use cowheap_heap::{Format, ObjectSize};
-    let mut img = SynthImage::new(false);
-    img.with_kernel_methods();
-    img.method(
-        "Object",
-        "elementsForwardIdentityTo:",
-        1,
-        1,
-        &[],
-        &[115, 124],
-        72,
-    );
-    let (heap, symbols) = img.freeze().unwrap();
-    let array = cowheap_vm::synth::class_of_base(&heap, "Array").unwrap();
-    let point = cowheap_vm::synth::class_of_base(&heap, "Point").unwrap();
-    let base = Base::new(heap);
-    let mut t = Tenant::fork(&base);
+    let (mut t, symbols, array, point) = common::become_bed();
     let size = |slots| ObjectSize { slots, bytes: 0 };
     let x = t.alloc(point, Format::Pointers, size(2)).unwrap();
     let y = t.alloc(point, Format::Pointers, size(2)).unwrap();

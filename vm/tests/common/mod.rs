@@ -264,3 +264,29 @@ pub(crate) fn timer_prims_image() -> cowheap_vm::synth::SynthImage {
     );
     img
 }
+
+/// A tenant of a kernel image whose `Object>>elementsForwardIdentityTo:` is primitive 72,
+/// its symbols, and the classes Array and Point: the bed of the array become's tests.
+pub(crate) fn become_bed() -> (
+    cowheap_tenants::Tenant,
+    cowheap_vm::Symbols,
+    cowheap_heap::Value,
+    cowheap_heap::Value,
+) {
+    let mut img = cowheap_vm::synth::SynthImage::new(false);
+    img.with_kernel_methods();
+    img.method(
+        "Object",
+        "elementsForwardIdentityTo:",
+        1,
+        1,
+        &[],
+        &[115, 124],
+        72,
+    );
+    let (heap, symbols) = img.freeze().unwrap();
+    let array = cowheap_vm::synth::class_of_base(&heap, "Array").unwrap();
+    let point = cowheap_vm::synth::class_of_base(&heap, "Point").unwrap();
+    let base = Base::new(heap);
+    (cowheap_tenants::Tenant::fork(&base), symbols, array, point)
+}
