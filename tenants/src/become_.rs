@@ -50,11 +50,7 @@ impl Tenant {
                 self.divert(x, k, FORWARDER_COST)?;
             }
             Loc::Private(k) => {
-                // A root stub is refused (`Error::Swapped`): its body is in its segment.
-                self.body(k)?;
-                if self.is_host(k) {
-                    return Err(Error::HostProxy(a.word()));
-                }
+                self.check_forwardable(k, a)?;
                 let w = self
                     .space
                     .writable(k)
@@ -87,14 +83,19 @@ impl Tenant {
         }
         match la {
             Loc::Base(x) => self.may_divert(x),
-            Loc::Private(k) => {
-                self.body(k)?;
-                if self.is_host(k) {
-                    return Err(Error::HostProxy(a.word()));
-                }
-                Ok(())
-            }
+            Loc::Private(k) => self.check_forwardable(k, a),
         }
+    }
+
+    /// Whether the private object `k` (referred to as `a`) may become a forwarder: a root
+    /// stub is refused ([`Error::Swapped`]: its body is in its segment), and so is a host
+    /// object's proxy ([`Error::HostProxy`]).
+    fn check_forwardable(&self, k: PrivateKey, a: Value) -> Result<()> {
+        self.body(k)?;
+        if self.is_host(k) {
+            return Err(Error::HostProxy(a.word()));
+        }
+        Ok(())
     }
 
     /// Checks, changing nothing, that [`Tenant::become_two_way`] of `a` and `b` would not
@@ -150,10 +151,7 @@ impl Tenant {
         // stub (`Error::Swapped`), a base the tenant may not change. Such a refusal reads
         // nothing, and records no read.
         for l in [la, lb] {
-            match l {
-                Loc::Private(k) => drop(self.body(k)?),
-                Loc::Base(x) => self.may_divert(x)?,
-            }
+            self.check_changeable(l)?;
         }
         // Each base body is read from here on (its layout and size decide the rest, and it
         // is copied): a read, as a first write's is.
