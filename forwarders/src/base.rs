@@ -432,7 +432,9 @@ impl Base {
     /// for a background thread. Make a [`Base`] of it with [`Base::flattened`].
     ///
     /// # Errors
-    /// What the heap's builder refuses (a version too large to build).
+    /// What the heap's builder refuses (a version too large to build);
+    /// [`HeapError::OutOfMemory`] if the allocator refuses memory the new heap needs, which
+    /// is reserved fallibly throughout.
     pub fn flatten(&self) -> Result<BaseHeap> {
         let mut b = Builder::new();
         let nil = self.heap.index_of(self.heap.nil())?;
@@ -441,8 +443,8 @@ impl Base {
             let w = b.add(
                 view.class,
                 view.format,
-                view.slots.to_vec(),
-                view.bytes.to_vec(),
+                try_copy(view.slots)?,
+                try_copy(view.bytes)?,
             )?;
             if x == nil {
                 b.set_nil(w)?;
@@ -492,6 +494,15 @@ impl Base {
         }
         n
     }
+}
+
+/// `items` copied into a vector whose memory is reserved fallibly.
+fn try_copy<T: Copy>(items: &[T]) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(items.len())
+        .map_err(|_| refused::<T>(items.len()))?;
+    v.extend_from_slice(items);
+    Ok(v)
 }
 
 /// [`HeapError::OutOfMemory`] for `n` items of `T`.

@@ -36,6 +36,13 @@ pub struct Builder {
     float_class: Option<Word>,
 }
 
+/// [`Error::OutOfMemory`] for `n` items of `T`.
+fn out_of_memory<T>(n: usize) -> Error {
+    Error::OutOfMemory {
+        bytes: u64::try_from(n.saturating_mul(std::mem::size_of::<T>())).unwrap_or(u64::MAX),
+    }
+}
+
 /// The default identity hash of the object at `index`: 22 bits, as Spur images have.
 pub(crate) fn default_hash(index: u32) -> u32 {
     index.wrapping_add(1).wrapping_mul(0x9E37_79B1) >> 10
@@ -90,7 +97,8 @@ impl Builder {
     ///
     /// # Errors
     /// [`Error::BadLayout`] if `format` cannot hold the slots and bytes given;
-    /// [`Error::TooLarge`] past 2^32 objects, slots or bytes.
+    /// [`Error::TooLarge`] past 2^32 objects, slots or bytes; [`Error::OutOfMemory`] if the
+    /// allocator refuses the room for one more object (nothing is added).
     pub fn add(
         &mut self,
         class: Word,
@@ -107,6 +115,11 @@ impl Builder {
         }
         let index = ObjectIndex::new(self.objects.len())
             .ok_or(Error::TooLarge("more than 2^32 objects"))?;
+        // The list grows as `push` would grow it, but fallibly: a heap rebuilt whole (a
+        // flatten) asks for its largest memory here and in `freeze`.
+        self.objects
+            .try_reserve(1)
+            .map_err(|_| out_of_memory::<Proto>(self.objects.len().saturating_add(1)))?;
         self.objects.push(Proto {
             class,
             format,
@@ -206,6 +219,8 @@ impl Builder {
     /// reference to an object never added; [`Error::ClassNotObject`] for a class that is an
     /// immediate; [`Error::PrivateInBase`] for a private reference. Words with tag `110`
     /// (immediate floats, [`Word::small_float_bits`]) are accepted as immediates.
+    /// [`Error::OutOfMemory`] if the allocator refuses the heap's words, which are reserved
+    /// whole before the first is written.
     pub fn freeze(self) -> Result<BaseHeap> {
         let nil = self.nil.ok_or(Error::MissingNil)?;
         let n = self.objects.len() as u64;
@@ -247,8 +262,15 @@ impl Builder {
         {
             check(nil, w)?;
         }
-        let mut words = Vec::with_capacity(total + self.objects.len());
-        let mut offsets = Vec::with_capacity(self.objects.len());
+        let len = self.objects.len();
+        let mut words = Vec::new();
+        words
+            .try_reserve_exact(total.saturating_add(len))
+            .map_err(|_| out_of_memory::<u64>(total.saturating_add(len)))?;
+        let mut offsets = Vec::new();
+        offsets
+            .try_reserve_exact(len)
+            .map_err(|_| out_of_memory::<u64>(len))?;
         for p in &self.objects {
             offsets.push(words.len() as u64);
             let head = Head {
@@ -260,7 +282,6 @@ impl Builder {
             layout::encode(head, &p.slots, &p.bytes, &mut words)?;
         }
         let objects_len = words.len() * 8;
-        let len = offsets.len();
         words.extend(offsets.iter().map(|o| o.to_le()));
         let regions = Regions {
             objects_at: 0,

@@ -4,7 +4,8 @@
 //! did not take, and refuses, changing nothing, a version that is not exactly its changes.
 //! A version committed elsewhere and applied here (`Repository::apply`) while the allocator
 //! refuses its memory answers `OutOfMemory` and publishes nothing; so does a rebase, which
-//! leaves the tenant where it was. An abort, which cannot fail, takes no large memory.
+//! leaves the tenant where it was. An abort, which cannot fail, takes no large memory. A
+//! flatten the allocator refuses anywhere answers `OutOfMemory` and publishes nothing.
 
 mod common;
 
@@ -227,4 +228,55 @@ fn an_abort_takes_no_large_memory() {
         t.slot(o[900], 0).unwrap().as_int(),
         repo.fork().slot(o[900], 0).unwrap().as_int()
     );
+}
+
+/// The heap a flatten builds, refused by the allocator at any of its large allocations
+/// (the builder's objects, a body's slots, the frozen heap's words), answers `OutOfMemory`
+/// and the repository stays as it was: the current version is the layered one and reads as
+/// before. With nothing refused the flatten publishes a version that reads the same.
+#[test]
+fn a_flatten_refused_anywhere_publishes_nothing() {
+    let mut refusals = 0;
+    for n in 0.. {
+        let base = Base::new(synth::image(3_000, 5));
+        let o = pointers(&base, 600);
+        let repo = Repository::new(base, CommitRights::Anyone);
+        let mut t = repo.fork();
+        let class = t.class_of(o[0]).unwrap();
+        let size = cowheap_heap::ObjectSize {
+            slots: 1_000,
+            bytes: 0,
+        };
+        let big = t.alloc(class, Format::Pointers, size).unwrap();
+        t.set_slot(big, 999, Value::int(5)).unwrap();
+        for (i, &x) in o.iter().enumerate() {
+            t.set_slot(x, 0, Value::int(i as i64)).unwrap();
+        }
+        t.set_slot(o[1], 1, big).unwrap();
+        let v1 = repo.commit(&mut t, "t").unwrap();
+        let (r, refused) = cowheap_testkit::refusing_the(n, || v1.flatten());
+        let reads_the_same = |repo: &Repository| {
+            let reader = repo.fork();
+            let far = reader.slot(o[1], 1).unwrap();
+            assert_eq!(reader.slot(far, 999).unwrap().as_int(), Some(5));
+            assert_eq!(reader.slot(o[599], 0).unwrap().as_int(), Some(599));
+        };
+        reads_the_same(&repo);
+        assert!(Arc::ptr_eq(&repo.current(), &v1), "refusal {n} published");
+        if !refused {
+            assert!(r.is_ok(), "{r:?}");
+            let flat = repo.flatten().unwrap();
+            assert_eq!(flat.depth(), 0);
+            assert_eq!(flat.version(), v1.version());
+            reads_the_same(&repo);
+            break;
+        }
+        refusals += 1;
+        assert!(
+            matches!(r, Err(cowheap_heap::Error::OutOfMemory { .. })),
+            "refusal {n} answered {r:?}"
+        );
+    }
+    // The builder's objects, the large body's slots and the frozen words, at least.
+    assert!(refusals >= 3, "{refusals} large allocations");
 }
