@@ -125,7 +125,7 @@ impl Vm {
         let flow = self.send(m, selector, args.len(), false);
         let result = match flow {
             Ok(Flow::Done(v)) => Ok(v),
-            Ok(Flow::Go) => match self.same(m, self.active, bottom) {
+            Ok(Flow::Go | Flow::Worked(_)) => match self.same(m, self.active, bottom) {
                 Ok(true) => self.pop(m).map_err(VmError::from),
                 Ok(false) => self.interpret(m, budget),
                 Err(e) => Err(e.into()),

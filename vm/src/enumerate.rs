@@ -13,6 +13,12 @@
 //! the list takes a new list; if it is not in that either (it has been collected, or it is
 //! not an object of this memory), the primitive fails.
 //!
+//! The work of a fresh list (one object listed) and of a `nextInstance`'s scan (one object
+//! scanned) is charged to the run's bytecode budget, a bytecode an object, so a run that
+//! asks for fresh lists over and over (the `nextObject` of objects made since) is stopped
+//! by its budget as any run is; a walk in order is charged its one list and the objects it
+//! scans, O(objects) in all. A primitive that fails after taking a list is not charged.
+//!
 //! The list is dropped whenever it could name a freed object or miss a moved one: at every
 //! entry ([`Vm::perform`], [`Vm::resume`]; an embedder may collect between calls), at the
 //! interpreter's own collections, becomes and class changes.
@@ -55,7 +61,7 @@ impl Vm {
         self.at_cache.clear();
     }
 
-    /// A fresh list of every object.
+    /// A fresh list of every object. Its length is the work to charge for it.
     fn enumeration_now<M: ObjectMemory>(&mut self, m: &M) -> Result<&Enumeration> {
         let mut e = self.enumeration.take().unwrap_or_default();
         e.refill(m)?;
@@ -64,44 +70,59 @@ impl Vm {
 
     /// The position of `obj` in the walk's list, by identity (so any reference to a listed
     /// object finds it, such as a base reference to an object a tenant copied), then in a
-    /// fresh list. `None` if it is not there. Time: O(1), or O(objects) for a fresh list.
-    fn position_of<M: ObjectMemory>(&mut self, m: &M, obj: Value) -> Result<Option<usize>> {
+    /// fresh list. `None` if it is not there. Time: O(1), or O(objects) for a fresh list;
+    /// the objects listed are answered beside it, the work to charge.
+    fn position_of<M: ObjectMemory>(&mut self, m: &M, obj: Value) -> Result<(Option<usize>, u64)> {
         let key = m.identity_key(obj)?;
         if let Some(e) = &self.enumeration
             && let Some(&i) = e.position.get(&key)
         {
-            return Ok(Some(i));
+            return Ok((Some(i), 0));
         }
         let e = self.enumeration_now(m)?;
-        Ok(e.position.get(&key).copied())
+        Ok((e.position.get(&key).copied(), e.objects.len() as u64))
     }
 
-    /// The first object of the list from position `from` whose class is `class`.
+    /// The first object of the list from position `from` whose class is `class`, and the
+    /// objects scanned, the work to charge.
     fn instance_from<M: ObjectMemory>(
         &self,
         m: &M,
         class: Value,
         from: usize,
-    ) -> Result<Option<Value>> {
+    ) -> Result<(Option<Value>, u64)> {
         let Some(e) = &self.enumeration else {
-            return Ok(None);
+            return Ok((None, 0));
         };
+        let mut scanned = 0;
         for &v in e.objects.iter().skip(from) {
+            scanned += 1;
             if self.same(m, m.class_of(v)?, class)? {
-                return Ok(Some(v));
+                return Ok((Some(v), scanned));
             }
         }
-        Ok(None)
+        Ok((None, scanned))
     }
 
-    /// Answers `v`, an object found by a walk; a context handed to the image this way may
-    /// be written by it, so callers' registers are no longer kept.
-    fn answer_found<M: ObjectMemory>(&mut self, m: &mut M, args: usize, v: Value) -> Prim {
+    /// Answers `v`, an object found by a walk that listed or scanned `work` objects, which
+    /// the run's budget is charged, a bytecode an object; a context handed to the image
+    /// this way may be written by it, so callers' registers are no longer kept.
+    fn answer_found<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        args: usize,
+        v: Value,
+        work: u64,
+    ) -> Prim {
         if v.is_object() && self.is_context(m, v)? {
             self.expose(m)?;
         }
         self.pop_then_push(m, args + 1, v)?;
-        Ok(Some(Flow::Go))
+        Ok(Some(if work == 0 {
+            Flow::Go
+        } else {
+            Flow::Worked(work)
+        }))
     }
 
     /// Primitives 77 (`someInstance`), 78 (`nextInstance`), 138 (`someObject`) and 139
@@ -121,27 +142,28 @@ impl Vm {
                 if !rcvr.is_object() {
                     return Ok(None);
                 }
-                self.enumeration_now(m)?;
-                let found = self.instance_from(m, rcvr, 0)?;
+                let listed = self.enumeration_now(m)?.objects.len() as u64;
+                let (found, scanned) = self.instance_from(m, rcvr, 0)?;
                 let nil = self.sp.nil;
-                self.answer_found(m, 0, found.unwrap_or(nil))
+                self.answer_found(m, 0, found.unwrap_or(nil), listed + scanned)
             }
             78 => {
                 if !rcvr.is_object() {
                     return Ok(None);
                 }
-                let Some(i) = self.position_of(m, rcvr)? else {
+                let (Some(i), listed) = self.position_of(m, rcvr)? else {
                     return Ok(None);
                 };
                 let class = m.class_of(rcvr)?;
-                let found = self.instance_from(m, class, i + 1)?;
+                let (found, scanned) = self.instance_from(m, class, i + 1)?;
                 let nil = self.sp.nil;
-                self.answer_found(m, 0, found.unwrap_or(nil))
+                self.answer_found(m, 0, found.unwrap_or(nil), listed + scanned)
             }
             138 => {
-                let first = self.enumeration_now(m)?.objects.first().copied();
+                let e = self.enumeration_now(m)?;
+                let (first, listed) = (e.objects.first().copied(), e.objects.len() as u64);
                 match first {
-                    Some(v) => self.answer_found(m, 0, v),
+                    Some(v) => self.answer_found(m, 0, v, listed),
                     None => Ok(None),
                 }
             }
@@ -149,7 +171,7 @@ impl Vm {
                 if !rcvr.is_object() {
                     return Ok(None);
                 }
-                let Some(i) = self.position_of(m, rcvr)? else {
+                let (Some(i), listed) = self.position_of(m, rcvr)? else {
                     return Ok(None);
                 };
                 // The end of memory is answered as 0, as Squeak's `allObjectsDo:` expects.
@@ -158,7 +180,7 @@ impl Vm {
                     .as_ref()
                     .and_then(|e| e.objects.get(i + 1).copied())
                     .unwrap_or(Value::int(0));
-                self.answer_found(m, 0, next)
+                self.answer_found(m, 0, next, listed)
             }
         }
     }
@@ -197,7 +219,7 @@ impl Vm {
         m.set_class(rcvr, class).map_err(VmError::from)?;
         self.flush_cache();
         self.forget_enumeration();
-        self.answer_found(m, 1, rcvr)
+        self.answer_found(m, 1, rcvr, 0)
     }
 }
 

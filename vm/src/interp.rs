@@ -181,6 +181,9 @@ pub struct VmStats {
     pub collections: u64,
     /// Segments faulted in because the run read through one of their root stubs.
     pub faults: u64,
+    /// Bytecodes' worth of budget charged for primitives' work over the objects (a walk's
+    /// fresh list of every object, a `nextInstance`'s scan): one an object.
+    pub charged: u64,
 }
 
 /// Classes a walk up a superclass chain visits at most.
@@ -287,6 +290,9 @@ pub(crate) const MAX_NESTED_PRIMITIVES: u32 = 64;
 pub(crate) enum Flow {
     /// Keep running.
     Go,
+    /// Keep running: a primitive did work over the objects worth this many bytecodes,
+    /// which the budget is charged (see `Vm::charge`).
+    Worked(u64),
     /// The entry send answered.
     Done(Value),
 }
@@ -1167,9 +1173,9 @@ impl Vm {
     /// meets a root stub (see [`Vm::restart_bytecode`]) runs again once its segment is back;
     /// that error path is out here, around the dispatch loop, so it costs the loop nothing.
     pub(crate) fn interpret<M: ObjectMemory>(&mut self, m: &mut M, budget: u64) -> Result<Value> {
-        let start = self.stats.bytecodes;
+        let start = self.stats.bytecodes + self.stats.charged;
         loop {
-            let used = self.stats.bytecodes - start;
+            let used = self.stats.bytecodes + self.stats.charged - start;
             match self.dispatch(m, budget.saturating_sub(used)) {
                 Err(e) if swapped(&e).is_some() => self.restart_bytecode(m, e)?,
                 // Stopped by the budget of this round: name the call's.
@@ -1193,6 +1199,10 @@ impl Vm {
             self.stats.bytecodes += 1;
             match self.step(m) {
                 Ok(Flow::Go) => {}
+                Ok(Flow::Worked(n)) => {
+                    self.stats.charged += n;
+                    left = left.saturating_sub(n);
+                }
                 Ok(Flow::Done(v)) => return Ok(v),
                 Err(e) => return Err(self.with_chain(m, e)),
             }

@@ -1,0 +1,70 @@
+//! The work of a walk's primitives counts against the run's bytecode budget: a fresh list
+//! of every object (`someObject`, `someInstance`, or a `nextObject`/`nextInstance` of an
+//! object the kept list does not hold) and the objects a `nextInstance` scans are charged
+//! one bytecode an object. A run that asks for a fresh list over and over (the `nextObject`
+//! of an object made since the last list) is then stopped by its budget as a run of plain
+//! sends is, and resumed it makes progress, where before each such send did O(objects)
+//! work for one bytecode of the budget. On mini.image, on a tenant and on the flat heap.
+
+mod common;
+
+use cowheap_tenants::Tenant;
+use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
+
+/// `Object new <sel>`, `n` times, then the count.
+fn fresh_loop(sel: &str, n: usize) -> String {
+    format!("| k | k := 0. 1 to: {n} do: [:i | Object new {sel}. k := k + 1]. k")
+}
+
+/// Bytecodes `src` runs to its answer from a fresh interpreter.
+fn bytecodes_of<M: ObjectMemory>(m: &mut M, symbols: &Symbols, src: &str) -> u64 {
+    let mut vm = Vm::new(m).unwrap();
+    let v = vm.evaluate(m, symbols, src, 50_000_000).unwrap();
+    assert_eq!(v.as_int(), Some(20));
+    vm.stats().bytecodes
+}
+
+fn check<M: ObjectMemory>(m: &mut M, symbols: &Symbols) {
+    let mut all = Vec::new();
+    m.enumerate_objects(&mut all).unwrap();
+    let objects = all.len() as u64;
+    assert!(objects > 10_000, "{objects} objects");
+    // The plain loop's bytecodes, compile included; the walking loop runs a few more
+    // (the same sends, a fallback's at most), but 20 fresh lists of every object are
+    // charged 20 times the object count.
+    let plain = bytecodes_of(m, symbols, &fresh_loop("yourself", 20));
+    let budget = plain + 5_000;
+    let mut vm = Vm::new(m).unwrap();
+    let mut r = vm.evaluate(m, symbols, &fresh_loop("nextObject", 20), budget);
+    let mut stops = 0;
+    while let Err(VmError::BudgetExhausted { .. }) = r {
+        stops += 1;
+        assert!(stops <= 40, "no progress after {stops} stops");
+        r = vm.resume(m, budget);
+    }
+    assert_eq!(r.unwrap().as_int(), Some(20));
+    // Each fresh list takes most of a budget: the run stops again and again.
+    let need = 20 * objects / budget;
+    assert!(
+        stops >= need.min(20),
+        "{stops} stops for 20 lists of {objects} objects in budgets of {budget}"
+    );
+    assert!(stops >= 5, "{stops} stops");
+    // A walk in order keeps its list: all of memory, one list's charge and a bytecode or
+    // so an object, not a list an object.
+    let walk = "| o n | n := 0. o := nil someObject. [o == 0] whileFalse: [n := n + 1. o := o nextObject]. n";
+    let mut vm = Vm::new(m).unwrap();
+    let n = vm.evaluate(m, symbols, walk, 50_000_000).unwrap();
+    assert!(n.as_int().is_some_and(|n| n as u64 >= objects), "{n:?}");
+}
+
+#[test]
+fn fresh_lists_of_every_object_count_against_the_budget() {
+    let heap = common::import("mini.image");
+    let symbols = Symbols::from_base(&heap);
+    let base = cowheap_forwarders::Base::new(heap);
+    let mut t = Tenant::fork(&base);
+    check(&mut t, &symbols);
+    let mut flat = FlatHeap::from_base(base.heap());
+    check(&mut flat, &symbols);
+}
