@@ -563,8 +563,9 @@ impl Repository {
     /// [`CommitError::ForeignLayer`] for a layer of another history or made over another
     /// version of the current one's number,
     /// [`CommitError::OutOfOrder`] unless it applies over the current version, and the
-    /// object model's errors for a layer whose changed list does not match its bodies or
-    /// whose words name no object of the new version; [`Error::OutOfMemory`] if the
+    /// object model's errors for a layer whose changed list does not match its bodies,
+    /// whose words name no object of the new version, or that holds no body at all (a
+    /// commit that changes nothing makes no version); [`Error::OutOfMemory`] if the
     /// allocator refuses the version's memory (every large allocation is reserved
     /// fallibly). Nothing changes on any error.
     pub fn apply(&self, layer: &Layer) -> Result<Arc<Base>, CommitError> {
@@ -581,6 +582,10 @@ impl Repository {
         }
         if layer.parent_fingerprint != current.fingerprint() {
             return Err(CommitError::ForeignLayer);
+        }
+        if layer.objects.is_empty() {
+            // A commit that changes nothing makes no version, so no layer holds no body.
+            return Err(HeapError::Corrupt("a layer that changes and adds no object").into());
         }
         current.check_layer(&layer.objects, layer.len)?;
         // Every large allocation is reserved fallibly, as a commit's are: the allocator's

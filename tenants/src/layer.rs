@@ -57,23 +57,23 @@ pub struct Layer {
 
 impl Layer {
     /// The layer of version `version` (its own objects), with `changed`, the objects of its
-    /// parent it changed, ascending. Time: O(layer).
-    pub fn of(version: &cowheap_forwarders::Base, changed: Vec<u32>) -> Layer {
+    /// parent it changed, ascending; `None` for a version no commit made (a heap made,
+    /// opened or flattened, which has no parent to apply over). Time: O(layer).
+    pub fn of(version: &cowheap_forwarders::Base, changed: Vec<u32>) -> Option<Layer> {
+        let parent = version.parent()?;
         let mut objects: Vec<(u32, Committed)> = version
             .changed_here()
             .filter_map(|x| Some((x.as_u32(), version.committed(x.as_u32())?.clone())))
             .collect();
         objects.sort_unstable_by_key(|&(x, _)| x);
-        Layer {
+        Some(Layer {
             origin: version.origin(),
-            parent: version.version().saturating_sub(1),
-            parent_fingerprint: version
-                .parent()
-                .map_or(version.fingerprint(), |p| p.fingerprint()),
+            parent: parent.version(),
+            parent_fingerprint: parent.fingerprint(),
             len: version.len(),
             changed,
             objects,
-        }
+        })
     }
 
     /// The new version's number.
