@@ -837,7 +837,10 @@ impl Repository {
             let read = tenant.recording();
             Repository::check_conflicts(&log, version, &changed, read.as_deref())?;
         }
-        tenant.rebind(&current);
+        // Onto a flattened lineage the table is marked again, into a new table reserved
+        // here: the move itself then allocates nothing.
+        let fresh = tenant.table_for(&current)?;
+        tenant.rebind_into(&current, fresh);
         Ok(current)
     }
 
@@ -1239,12 +1242,36 @@ impl Tenant {
     /// Moves the tenant to `base`, a version of the same lineage or a flattened one, its
     /// table kept: on a base with other marks, each diverted object is marked there.
     pub(crate) fn rebind(&mut self, base: &Arc<Base>) {
+        self.rebind_into(base, IndirectionTable::new());
+    }
+
+    /// An empty table with room for this tenant's entries if moving it to `base` marks
+    /// them again (a base with other marks: a flattened lineage), else an empty one that
+    /// allocated nothing: what [`Tenant::rebind_into`] takes, so that a move that must not
+    /// fail part-way reserves its table first.
+    ///
+    /// # Errors
+    /// The tenant's [`Error::OutOfMemory`] if the allocator refuses the table; nothing
+    /// changes.
+    pub(crate) fn table_for(&self, base: &Base) -> Result<IndirectionTable, CommitError> {
+        let mut fresh = IndirectionTable::new();
+        if !std::ptr::eq(self.base.heap(), base.heap()) {
+            let n = self.table.len();
+            fresh.try_reserve(n).map_err(|_| refused::<u64>(n))?;
+        }
+        Ok(fresh)
+    }
+
+    /// [`Tenant::rebind`], the entries marked again (on a base with other marks) into
+    /// `fresh`, an empty table: one with room for them ([`Tenant::table_for`]) makes the
+    /// move allocate nothing.
+    pub(crate) fn rebind_into(&mut self, base: &Arc<Base>, fresh: IndirectionTable) {
         let same_marks = std::ptr::eq(self.base.heap(), base.heap());
         self.base = base.clone();
         if !same_marks {
             self.marks = base.marks().clone();
             self.reader = base.heap().reader();
-            self.remark();
+            self.remark_into(fresh);
         }
     }
 }

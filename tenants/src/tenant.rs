@@ -343,7 +343,15 @@ impl Tenant {
     /// Marks every object of the table again, in the marks the tenant now uses (after its
     /// policy or its base's marks changed). Time: O(diverted objects).
     pub(crate) fn remark(&mut self) {
-        let old = std::mem::take(&mut self.table);
+        self.remark_into(IndirectionTable::new());
+    }
+
+    /// [`Tenant::remark`] into `fresh`, an empty table that becomes the tenant's: given one
+    /// with room for every entry ([`IndirectionTable::try_reserve`]), marking them again
+    /// allocates nothing, so a caller that must not fail part-way reserves it first.
+    /// Time: O(diverted objects).
+    pub(crate) fn remark_into(&mut self, fresh: IndirectionTable) {
+        let old = std::mem::replace(&mut self.table, fresh);
         for (x, entry) in old.iter() {
             let target = match &mut self.filter {
                 None => MarkTarget::Shared(&self.marks, self.lane),

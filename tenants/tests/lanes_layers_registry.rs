@@ -1,6 +1,8 @@
 //! Versions, lanes and the registry at their edges: a version no commit made (a root) has
 //! no layer, and a layer that holds no body is refused rather than applied as a version no
-//! commit made. Against a model: tenants of every mark policy, more of them than there are
+//! commit made; a rebase onto a flattened lineage, whose table is marked again in the new
+//! marks, answers the allocator's refusal anywhere with `OutOfMemory` and leaves the tenant
+//! where it was. Against a model: tenants of every mark policy, more of them than there are
 //! lanes, forked, dropped, re-forked, committing, recording and moved across a flatten,
 //! each read the objects it wrote and the version's others (through the tenant and its
 //! reader); every tenant on a version reads the objects it changed and added as the version
@@ -15,6 +17,9 @@ use cowheap_tenants::commit::{CommitError, CommitRights, Layer, Repository};
 use cowheap_tenants::{Registry, Tenant, TenantConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+#[global_allocator]
+static ALLOC: cowheap_testkit::Refusing = cowheap_testkit::Refusing;
 
 /// A root version has no layer; the layer it was once given (its own fingerprint as its
 /// parent's, no body) is refused by `apply`, which publishes nothing.
@@ -57,6 +62,51 @@ fn a_root_has_no_layer_and_a_layer_of_no_body_is_refused() {
     let flat = repo.flatten().unwrap();
     assert_eq!(flat.version(), 1);
     assert!(Layer::of(&flat, vec![]).is_none());
+}
+
+/// A rebase onto a flattened lineage marks the tenant's table again in the new marks: a
+/// refusal of any of its large allocations answers `OutOfMemory` and leaves the tenant on
+/// its version with its copies.
+#[test]
+fn a_rebase_across_a_flatten_refused_anywhere_changes_nothing() {
+    let base = Base::new(synth::image(3_000, 5));
+    let o = pointers(&base, 1_200);
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let mut u = repo.fork();
+    u.set_slot(o[1_100], 0, Value::int(7)).unwrap();
+    repo.commit(&mut u, "u").unwrap();
+    let flat = repo.flatten().unwrap();
+    assert_eq!(flat.depth(), 0);
+    let mut refusals = 0;
+    for n in 0.. {
+        let mut t = Tenant::fork(&base);
+        for &x in &o[..1_000] {
+            t.set_slot(x, 0, Value::int(-1)).unwrap();
+        }
+        let (r, refused) = cowheap_testkit::refusing_the(n, || repo.rebase(&mut t));
+        if !refused {
+            assert!(Arc::ptr_eq(&r.unwrap(), &flat));
+            assert_eq!(t.slot(o[0], 0).unwrap().as_int(), Some(-1));
+            assert_eq!(t.slot(o[1_100], 0).unwrap().as_int(), Some(7));
+            assert_eq!(t.diverted(), 1_000);
+            break;
+        }
+        refusals += 1;
+        assert!(
+            matches!(
+                r,
+                Err(CommitError::Tenant(
+                    cowheap_tenants::Error::OutOfMemory { .. }
+                ))
+            ),
+            "refusal {n} answered {r:?}"
+        );
+        assert!(Arc::ptr_eq(t.base(), &base), "refusal {n} moved the tenant");
+        assert_eq!(t.diverted(), 1_000);
+        assert_eq!(t.slot(o[0], 0).unwrap().as_int(), Some(-1));
+        assert_eq!(t.slot(o[1_100], 0).unwrap().as_int(), None);
+    }
+    assert!(refusals >= 2, "{refusals} large allocations");
 }
 
 /// A small deterministic generator.
