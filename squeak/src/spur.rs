@@ -859,7 +859,8 @@ pub(crate) fn export(
     )?;
     let source_ws = ImageFormat::new(h.version, f.order()).map_or(ws, ImageFormat::word_bytes);
     let pcs = PcShift::plan(heap, special, source_ws, ws);
-    write_objects(heap, f, &layout, &class_table, &pcs, &mut out)?;
+    let widening = source_ws < ws;
+    write_objects(heap, f, &layout, &class_table, &pcs, widening, &mut out)?;
     Ok(out.buf)
 }
 
@@ -1238,7 +1239,10 @@ struct Oops<'a> {
     target: &'static str,
     /// The class of boxed Floats.
     boxed_float: Option<u32>,
-    /// Refer to boxed Floats a SmallFloat64 can hold as that immediate.
+    /// Refer to boxed Floats a SmallFloat64 can hold as that immediate: only when a 32-bit
+    /// base is written as 64-bit, as the converter does. A 64-bit base's boxed Floats are
+    /// its own objects (`Float new: 2` makes one whatever its value, and no VM normalises
+    /// it), kept as they are, so that its image is written back as it was read.
     immediate_floats: bool,
 }
 
@@ -1295,11 +1299,11 @@ impl Oops<'_> {
         }
     }
 
-    /// 64-bit Spur with a SmallFloat64 class: a boxed Float whose value an immediate float
-    /// can hold is referred to as that immediate, as Squeak's 32- to 64-bit converter
-    /// (Spur32to64BitBootstrap) makes them. A 64-bit VM makes every such value immediate and
-    /// never boxes one, so a boxed one would be a second representation its primitives do
-    /// not expect. The boxed object itself is still written, unreferenced.
+    /// A 32-bit base written as 64-bit Spur with a SmallFloat64 class: a boxed Float whose
+    /// value an immediate float can hold is referred to as that immediate, as Squeak's 32-
+    /// to 64-bit converter (Spur32to64BitBootstrap) makes them: a 64-bit VM's arithmetic
+    /// answers every such value as an immediate. The boxed object itself is still written,
+    /// unreferenced.
     fn immediate_float(&self, b: ObjectIndex) -> Option<u64> {
         let o = self.heap.object(b).ok()?;
         let class = o.class.as_base().map(ObjectIndex::as_u32);
@@ -1311,13 +1315,15 @@ impl Oops<'_> {
 }
 
 /// Writes every object as `layout` planned it, with a bridge before each segment after the
-/// first and the last bridge at the end.
+/// first and the last bridge at the end. `widening`: the base's images were 32-bit and the
+/// target is 64-bit, so values the wider words hold as immediates are written as those.
 fn write_objects(
     heap: &BaseHeap,
     f: ImageFormat,
     layout: &Layout,
     class_table: &ClassTableEntry4,
     pcs: &PcShift,
+    widening: bool,
     out: &mut Out,
 ) -> ExportResult<()> {
     let (ws, target) = (f.word_bytes(), f.name());
@@ -1340,7 +1346,7 @@ fn write_objects(
         ws,
         target,
         boxed_float,
-        immediate_floats: class_table.float_class.is_some(),
+        immediate_floats: widening && class_table.float_class.is_some(),
     };
     let nil_oop = heap
         .nil()

@@ -1,0 +1,178 @@
+//! Round trips of images as they exist in the wild, written here where the shared files do
+//! not cover them: a 64-bit Spur image holding a boxed Float a SmallFloat64 could hold.
+
+use cowheap_heap::{ObjectIndex, Word};
+use cowheap_squeak::{ImageFormat, export_bytes, import_bytes};
+
+#[derive(Clone)]
+enum S {
+    /// A reference to object k.
+    R(usize),
+    /// A raw word.
+    W(u64),
+}
+
+#[derive(Clone)]
+struct SObj {
+    ci: u32,
+    fmt: u8,
+    hash: u32,
+    slots: Vec<S>,
+}
+
+fn sobj(ci: u32, fmt: u8, hash: u32, slots: Vec<S>) -> SObj {
+    SObj {
+        ci,
+        fmt,
+        hash,
+        slots,
+    }
+}
+
+/// Writes a Spur image of `objs`, whose special objects array is object `special`.
+fn spur_image(ws: usize, old_base: u64, objs: &[SObj], special: usize) -> Vec<u8> {
+    // Addresses.
+    let mut addr = Vec::new();
+    let mut pos = 0u64;
+    for o in objs {
+        let n = o.slots.len();
+        let overflow = if n >= 255 { 8 } else { 0 };
+        addr.push(old_base + pos + overflow);
+        pos += overflow + 8 + ((n * ws).max(8).next_multiple_of(8)) as u64;
+    }
+    let mut data: Vec<u8> = Vec::new();
+    let put64 = |d: &mut Vec<u8>, v: u64| d.extend(v.to_le_bytes());
+    let putw = |d: &mut Vec<u8>, v: u64| {
+        if ws == 8 {
+            d.extend(v.to_le_bytes())
+        } else {
+            d.extend((v as u32).to_le_bytes())
+        }
+    };
+    for o in objs {
+        let n = o.slots.len();
+        if n >= 255 {
+            put64(&mut data, (0xFFu64 << 56) | n as u64);
+        }
+        let h = u64::from(o.ci)
+            | (u64::from(o.fmt) << 24)
+            | (u64::from(o.hash) << 32)
+            | ((n.min(255) as u64) << 56);
+        put64(&mut data, h);
+        let start = data.len();
+        for s in &o.slots {
+            let v = match *s {
+                S::R(k) => addr[k],
+                S::W(w) => w,
+            };
+            putw(&mut data, v);
+        }
+        let body = (n * ws).max(8).next_multiple_of(8);
+        data.resize(start + body, 0);
+    }
+    // The last bridge.
+    put64(&mut data, 3 | (10 << 24) | (1 << 30) | (1 << 55));
+    put64(&mut data, 0);
+    let header_size = if ws == 8 { 128 } else { 64 };
+    let mut out = Vec::new();
+    let version: u32 = if ws == 8 { 68021 } else { 6521 };
+    out.extend(version.to_le_bytes());
+    out.extend((header_size as u32).to_le_bytes());
+    putw(&mut out, data.len() as u64);
+    putw(&mut out, old_base);
+    putw(&mut out, addr[special]);
+    putw(&mut out, 1000); // last hash
+    putw(&mut out, 0); // window
+    putw(&mut out, 2); // flags: floats little-endian
+    out.extend(0u32.to_le_bytes()); // extra VM memory
+    out.extend(0u32.to_le_bytes());
+    out.extend(0u32.to_le_bytes());
+    out.extend(0u32.to_le_bytes());
+    putw(&mut out, data.len() as u64); // first segment
+    putw(&mut out, 0); // free old space
+    out.resize(header_size, 0);
+    out.extend(data);
+    out
+}
+
+const NIL: usize = 0;
+const FALSE: usize = 1;
+const TRUE: usize = 2;
+const CLASS: usize = 6;
+const SPECIAL: usize = 7;
+
+/// The smallest Spur object memory the importer takes: nil, false, true, the free lists,
+/// the hidden roots, class-table page 0, one class (index 32, its own class), the special
+/// objects array; `extra` objects follow.
+fn spur_objects(ws: usize, extra: Vec<SObj>) -> Vec<SObj> {
+    let raw_fmt = if ws == 8 { 9 } else { 10 };
+    let mut hidden_roots = vec![S::R(5)];
+    hidden_roots.resize(4096 + 8, S::R(NIL));
+    let mut page = vec![S::R(NIL); 1024];
+    page[32] = S::R(CLASS);
+    let int = |i: u64| S::W(if ws == 8 { (i << 3) | 1 } else { (i << 1) | 1 });
+    let mut special = vec![S::R(NIL), S::R(FALSE), S::R(TRUE)];
+    special.resize(12, S::R(NIL));
+    let mut objs = vec![
+        sobj(32, 0, 1, vec![]),
+        sobj(32, 0, 2, vec![]),
+        sobj(32, 0, 3, vec![]),
+        sobj(19, raw_fmt, 0, vec![S::W(0); 2]),
+        sobj(16, 2, 0, hidden_roots),
+        sobj(16, 2, 0, page),
+        // A class: superclass, method dictionary, format.
+        sobj(32, 1, 32, vec![S::R(NIL), S::R(NIL), int(2)]),
+        sobj(32, 2, 5, special),
+    ];
+    objs.extend(extra);
+    objs
+}
+
+/// A 64-bit image whose class table names a class of immediate floats (entry 4) and a
+/// class of boxed Floats (index 34, special object 9), and whose special objects slot 11
+/// refers to a boxed Float of 1.5, which a SmallFloat64 could hold: such an object is made
+/// by `Float new: 2` or `basicNew:` in a 64-bit image, which a VM never normalises.
+fn spur64_with_boxed_float() -> (Vec<u8>, usize) {
+    let int = |i: u64| S::W((i << 3) | 1);
+    let small_float = 8;
+    let boxed_float_class = 9;
+    let boxed = 10;
+    let mut objs = spur_objects(
+        8,
+        vec![
+            sobj(32, 1, 4, vec![S::R(NIL), S::R(NIL), int(0)]),
+            sobj(32, 1, 34, vec![S::R(NIL), S::R(NIL), int(10 << 16)]),
+            sobj(34, 10, 77, vec![S::W(1.5f64.to_bits())]),
+        ],
+    );
+    objs[5].slots[4] = S::R(small_float);
+    objs[5].slots[34] = S::R(boxed_float_class);
+    objs[SPECIAL].slots[9] = S::R(boxed_float_class);
+    objs[SPECIAL].slots[11] = S::R(boxed);
+    (spur_image(8, 0x1_0000, &objs, SPECIAL), boxed)
+}
+
+/// A 64-bit Spur image imported and written again in its own format is the original file,
+/// and its boxed Float stays the object it was: the conversion of boxed Floats into
+/// immediates belongs to a change from 32 to 64 bits, not to an image already 64-bit.
+#[test]
+fn a_64_bit_images_boxed_float_stays_boxed() {
+    let (file, boxed) = spur64_with_boxed_float();
+    let im = import_bytes(&file).unwrap();
+    assert_eq!(
+        im.format,
+        ImageFormat::spur64(cowheap_squeak::ByteOrder::Little)
+    );
+    let special = im.heap.root("specialObjects").unwrap().as_base().unwrap();
+    let boxed = Word::base(ObjectIndex::from_u32(boxed as u32));
+    assert_eq!(im.heap.get_slot(special, 11), Some(boxed));
+    let out = export_bytes(&im.heap, im.format).unwrap();
+    let back = import_bytes(&out).unwrap();
+    assert_eq!(
+        back.heap.get_slot(special, 11),
+        Some(boxed),
+        "the reference to the boxed Float became {:?}",
+        back.heap.get_slot(special, 11)
+    );
+    assert!(out == file, "the exported image differs from the original");
+}
