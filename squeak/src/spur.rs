@@ -33,6 +33,9 @@ const CONTEXT_INDEX: u32 = 36;
 const SPECIAL_CONTEXT: usize = 10;
 /// Special objects array index of the class BlockClosure.
 const SPECIAL_BLOCK_CLOSURE: usize = 36;
+/// Special objects array indices of the classes LargePositiveInteger and
+/// LargeNegativeInteger.
+const SPECIAL_LARGE_INTEGERS: [usize; 2] = [13, 42];
 /// Slot of a context holding its pc, and of a BlockClosure holding its start pc.
 const PC_SLOT: usize = 1;
 /// Slot of a context holding its method.
@@ -1244,6 +1247,10 @@ struct Oops<'a> {
     /// its own objects (`Float new: 2` makes one whatever its value, and no VM normalises
     /// it), kept as they are, so that its image is written back as it was read.
     immediate_floats: bool,
+    /// The classes LargePositiveInteger and LargeNegativeInteger when a 32-bit base is
+    /// written as 64-bit: a large integer a 61-bit SmallInteger holds is written as that
+    /// SmallInteger ([`Oops::immediate_integer`]). `None` otherwise.
+    large_integers: Option<[Option<ObjectIndex>; 2]>,
 }
 
 impl Oops<'_> {
@@ -1275,11 +1282,12 @@ impl Oops<'_> {
                 .ok_or(unrepresentable("a reference out of range"))
         };
         match w.decode() {
-            Decoded::Base(b) if self.immediate_floats => match self.immediate_float(b) {
-                Some(payload) => Ok((payload << 3) | 4),
-                None => reference(b),
+            Decoded::Base(b) => match (self.immediate_float(b), self.immediate_integer(b)) {
+                (Some(payload), _) => Ok((payload << 3) | 4),
+                // 61 bits, tag 001, checked by `immediate_integer`.
+                (None, Some(i)) => Ok(((i << 3) | 1) as u64),
+                (None, None) => reference(b),
             },
-            Decoded::Base(b) => reference(b),
             // 31 bits, tag 1; the i32 reinterpreted as u32 keeps every bit.
             Decoded::Int(i) if self.ws == 4 => i32::try_from(i)
                 .ok()
@@ -1305,12 +1313,47 @@ impl Oops<'_> {
     /// answers every such value as an immediate. The boxed object itself is still written,
     /// unreferenced.
     fn immediate_float(&self, b: ObjectIndex) -> Option<u64> {
+        if !self.immediate_floats {
+            return None;
+        }
         let o = self.heap.object(b).ok()?;
         let class = o.class.as_base().map(ObjectIndex::as_u32);
         if !float::is_boxed(self.boxed_float, class, o.format, o.bytes) {
             return None;
         }
         float::small_float_payload(float::bits_of(o.bytes)?)
+    }
+
+    /// A 32-bit base written as 64-bit Spur: the value of a LargePositiveInteger or
+    /// LargeNegativeInteger (bytes, least significant first) that a 61-bit SmallInteger
+    /// holds, which is then referred to as that SmallInteger, as Squeak's 32- to 64-bit
+    /// converter makes it. A 64-bit VM answers every such value as a SmallInteger, and the
+    /// image's integer code takes a large integer for a value past them: kept large, 2^40
+    /// would not be `=` to the 2^40 a 64-bit VM computes, nor hash as it. The large object
+    /// itself is still written, unreferenced.
+    fn immediate_integer(&self, b: ObjectIndex) -> Option<i64> {
+        let [positive, negative] = self.large_integers?;
+        let o = self.heap.object(b).ok()?;
+        let class = o.class.as_base();
+        let negative = match class {
+            Some(_) if class == positive => false,
+            Some(_) if class == negative => true,
+            _ => return None,
+        };
+        if o.format != Format::Bytes {
+            return None;
+        }
+        // Leading zero digits add nothing: a non-normalised large integer has its value.
+        let digits = o.bytes.iter().rposition(|&d| d != 0).map_or(0, |k| k + 1);
+        let mut magnitude = [0u8; 8];
+        magnitude
+            .get_mut(..digits)?
+            .copy_from_slice(o.bytes.get(..digits)?);
+        let magnitude = i128::from(u64::from_le_bytes(magnitude));
+        let value = if negative { -magnitude } else { magnitude };
+        i64::try_from(value)
+            .ok()
+            .filter(|i| (-(1 << 60)..1 << 60).contains(i))
     }
 }
 
@@ -1347,6 +1390,13 @@ fn write_objects(
         target,
         boxed_float,
         immediate_floats: widening && class_table.float_class.is_some(),
+        large_integers: widening.then(|| {
+            SPECIAL_LARGE_INTEGERS.map(|k| {
+                heap.get_slot(ObjectIndex::from_u32(special), k)
+                    .filter(|&w| w != heap.nil().word())
+                    .and_then(Word::as_base)
+            })
+        }),
     };
     let nil_oop = heap
         .nil()

@@ -1,5 +1,6 @@
 //! Round trips of images as they exist in the wild, written here where the shared files do
-//! not cover them: a 64-bit Spur image holding a boxed Float a SmallFloat64 could hold.
+//! not cover them: a 64-bit Spur image holding a boxed Float a SmallFloat64 could hold, and a
+//! 32-bit one holding large integers a 64-bit SmallInteger holds, written as 64-bit.
 
 use cowheap_heap::{ObjectIndex, Word};
 use cowheap_squeak::{ImageFormat, export_bytes, import_bytes};
@@ -175,4 +176,72 @@ fn a_64_bit_images_boxed_float_stays_boxed() {
         back.heap.get_slot(special, 11)
     );
     assert!(out == file, "the exported image differs from the original");
+}
+
+/// A 32-bit image whose special objects array names the classes LargePositiveInteger (13)
+/// and LargeNegativeInteger (42), and an Array holding 2^40, -2^40 and 2^62 as large
+/// integers (bytes, least significant first), as a 32-bit image holds every integer past
+/// 30 bits.
+fn spur32_with_large_integers() -> (Vec<u8>, usize) {
+    let int = |i: u64| S::W((i << 1) | 1);
+    let mut objs = spur_objects(4, vec![]);
+    let (lpi, lni) = (objs.len(), objs.len() + 1);
+    objs.push(sobj(32, 1, 33, vec![S::R(NIL), S::R(NIL), int(16 << 16)]));
+    objs.push(sobj(32, 1, 35, vec![S::R(NIL), S::R(NIL), int(16 << 16)]));
+    let words = |bytes: &[u8]| {
+        bytes
+            .chunks(4)
+            .map(|c| {
+                let mut w = [0u8; 4];
+                w[..c.len()].copy_from_slice(c);
+                S::W(u64::from(u32::from_le_bytes(w)))
+            })
+            .collect::<Vec<_>>()
+    };
+    let (a, b, c) = (objs.len(), objs.len() + 1, objs.len() + 2);
+    // 6 bytes in two words: 2 unused bytes, format 18; 8 bytes: format 16.
+    objs.push(sobj(33, 18, 50, words(&[0, 0, 0, 0, 0, 1])));
+    objs.push(sobj(35, 18, 51, words(&[0, 0, 0, 0, 0, 1])));
+    objs.push(sobj(33, 16, 52, words(&[0, 0, 0, 0, 0, 0, 0, 0x40])));
+    let array = objs.len();
+    objs.push(sobj(32, 2, 53, vec![S::R(a), S::R(b), S::R(c)]));
+    objs[5].slots[33] = S::R(lpi);
+    objs[5].slots[35] = S::R(lni);
+    objs[SPECIAL].slots.resize(43, S::R(NIL));
+    objs[SPECIAL].slots[13] = S::R(lpi);
+    objs[SPECIAL].slots[42] = S::R(lni);
+    objs[SPECIAL].slots[4] = S::R(array);
+    (spur_image(4, 0x1_0000, &objs, SPECIAL), array)
+}
+
+/// Written as 64-bit Spur, a large integer whose value a 61-bit SmallInteger holds is that
+/// SmallInteger, as Squeak's 32- to 64-bit converter makes it: a 64-bit VM answers every
+/// such value as a SmallInteger, and the image's integer code (`=`, `hash`) takes a large
+/// integer for a value past the SmallIntegers. One past 61 bits stays large.
+#[test]
+fn large_integers_a_64_bit_small_integer_holds_become_small_integers() {
+    let (file, array) = spur32_with_large_integers();
+    let im = import_bytes(&file).unwrap();
+    let array = ObjectIndex::from_u32(array as u32);
+    let options = cowheap_squeak::ExportOptions {
+        allow_missing_float_class: true,
+        ..cowheap_squeak::ExportOptions::exactly(ImageFormat::spur64(
+            cowheap_squeak::ByteOrder::Little,
+        ))
+    };
+    let back =
+        import_bytes(&cowheap_squeak::export_bytes_with(&im.heap, &options).unwrap()).unwrap();
+    let slots = back.heap.object(array).unwrap().slots.to_vec();
+    assert_eq!(slots[0].as_int(), Some(1 << 40), "2^40 is {:?}", slots[0]);
+    assert_eq!(
+        slots[1].as_int(),
+        Some(-(1 << 40)),
+        "-2^40 is {:?}",
+        slots[1]
+    );
+    assert_eq!(
+        slots[2],
+        im.heap.object(array).unwrap().slots[2],
+        "2^62 stays large"
+    );
 }
