@@ -816,7 +816,23 @@ pub(crate) fn export(
     }
     let special = crate::special_objects(heap)?;
     let class_table = ClassTableEntry4::plan(heap, ws, options)?;
-    let layout = lay_out(heap, f, h.old_base, options)?;
+    let mut layout = lay_out(heap, f, h.old_base, options)?;
+    if free_lists_moved(heap, &layout, ws) {
+        layout.plans[FREE_LISTS as usize].zeroed = true;
+    }
+    if layout
+        .plans
+        .get(FREE_LISTS as usize)
+        .is_some_and(|p| p.zeroed)
+    {
+        // Empty free lists: no chunk is on one, so none links to another either (a VM
+        // relocates the links of every free chunk it loads, listed or not).
+        for (y, plan) in heap.indices().zip(layout.plans.iter_mut()) {
+            if heap.object(y).is_ok_and(|o| is_free_chunk(o.aux)) {
+                plan.zeroed = true;
+            }
+        }
+    }
     // The file holds the segments, not the gaps of address space between them; reserve what
     // will be written (and say so if even that cannot be had, rather than abort).
     let written = layout
@@ -1051,6 +1067,89 @@ fn lay_out(
         sizes,
         gap_words: options.segment_gap / ws as u64,
     })
+}
+
+/// Whether the free lists of `heap` (object 3, of the target's word size), written at the
+/// addresses `layout` gives, would name anything but a free chunk: a head, or a link of a
+/// free chunk (its next chunk, and for a chunk of the free tree, one as large as the heads
+/// count allocation units, its parent and smaller and larger nodes), that is not 0 nor the
+/// address of a free chunk in `layout`.
+///
+/// A Spur VM takes the heads and links as addresses: it relocates them with the segments
+/// it loads, walks the lists, and allocates from them. They are raw words, addresses in the
+/// layout of the image the base was read from; where objects have moved since (the image had
+/// several segments and is written as one, segments are asked for, an object changed size),
+/// they would name the middle of a live object. Such free lists are written empty, as a VM
+/// finds them after resetting its free lists, and the free chunks' links zero: the chunks
+/// stay, unlisted, until the VM's next collection sweeps them back. A link is only read, never followed, so a cycle of free
+/// chunks costs nothing more. Time: O(objects), and O(1) when every head is empty.
+fn free_lists_moved(heap: &BaseHeap, layout: &Layout, ws: usize) -> bool {
+    /// Bytes of an allocation unit: a free list's index counts chunks' sizes in them.
+    const ALLOCATION_UNIT: usize = 8;
+    let Some(plan) = layout.plans.get(FREE_LISTS as usize) else {
+        return false;
+    };
+    let Ok(lists) = heap.object(ObjectIndex::from_u32(FREE_LISTS)) else {
+        return false;
+    };
+    let word_pun = if ws == 8 { LONGS_64_PUN } else { LONGS_32_PUN };
+    let pun = |aux: u32| match Aux::decode(aux) {
+        Aux::Spur(SpurAux { pun, .. }) => pun,
+        _ => None,
+    };
+    // Free lists already written empty (another word size), or no free lists object.
+    if plan.zeroed || pun(lists.aux) != Some(word_pun) || !lists.slots.is_empty() {
+        return false;
+    }
+    let free_chunk_at = |a: u64| {
+        a == 0
+            || layout.addr.binary_search(&a).is_ok_and(|y| {
+                u32::try_from(y)
+                    .ok()
+                    .and_then(|y| heap.object(ObjectIndex::from_u32(y)).ok())
+                    .is_some_and(|o| is_free_chunk(o.aux))
+            })
+    };
+    let heads = lists.bytes.len() / ws;
+    let head = |k: usize| raw_word(lists.bytes, k, ws).unwrap_or(0);
+    if (0..heads).all(|k| head(k) == 0) {
+        return false;
+    }
+    if !(0..heads).all(|k| free_chunk_at(head(k))) {
+        return true;
+    }
+    heap.indices().any(|y| {
+        let Ok(chunk) = heap.object(y) else {
+            return false;
+        };
+        if !is_free_chunk(chunk.aux) {
+            return false;
+        }
+        let bytes = 8 + chunk.bytes.len().max(8).next_multiple_of(8);
+        let links: &[usize] = if bytes >= heads * ALLOCATION_UNIT {
+            &[0, 2, 3, 4]
+        } else {
+            &[0]
+        };
+        links
+            .iter()
+            .filter_map(|&k| raw_word(chunk.bytes, k, ws))
+            .any(|a| !free_chunk_at(a))
+    })
+}
+
+/// Whether an object with aux bits `aux` is a free chunk of a Spur image (class index 0).
+fn is_free_chunk(aux: u32) -> bool {
+    matches!(Aux::decode(aux), Aux::Spur(SpurAux { pun: Some(p), .. }) if u32::from(p) == FREE_PUN)
+}
+
+/// Word `k` of raw little-endian words of `ws` bytes, if there is one.
+fn raw_word(bytes: &[u8], k: usize, ws: usize) -> Option<u64> {
+    let at = k.checked_mul(ws)?;
+    let w = bytes.get(at..at.checked_add(ws)?)?;
+    let mut le = [0u8; 8];
+    le.get_mut(..ws)?.copy_from_slice(w);
+    Some(u64::from_le_bytes(le))
 }
 
 /// The header and slot count of object `x` in format `f`.

@@ -1,6 +1,7 @@
 //! Round trips of images as they exist in the wild, written here where the shared files do
-//! not cover them: a 64-bit Spur image holding a boxed Float a SmallFloat64 could hold, and a
-//! 32-bit one holding large integers a 64-bit SmallInteger holds, written as 64-bit.
+//! not cover them: a 64-bit Spur image holding a boxed Float a SmallFloat64 could hold, a
+//! 32-bit one holding large integers a 64-bit SmallInteger holds, written as 64-bit, and one
+//! with free space on its free lists, written in segments.
 
 use cowheap_heap::{ObjectIndex, Word};
 use cowheap_squeak::{ImageFormat, export_bytes, import_bytes};
@@ -30,7 +31,8 @@ fn sobj(ci: u32, fmt: u8, hash: u32, slots: Vec<S>) -> SObj {
     }
 }
 
-/// Writes a Spur image of `objs`, whose special objects array is object `special`.
+/// Writes a little-endian Spur image of `objs`, in one segment, whose special objects array
+/// is object `special`.
 fn spur_image(ws: usize, old_base: u64, objs: &[SObj], special: usize) -> Vec<u8> {
     // Addresses.
     let mut addr = Vec::new();
@@ -67,6 +69,11 @@ fn spur_image(ws: usize, old_base: u64, objs: &[SObj], special: usize) -> Vec<u8
                 S::W(w) => w,
             };
             putw(&mut data, v);
+        }
+        // The VM fills the word that pads a 32-bit object of pointers with nil.
+        let pointers = o.fmt <= 5 && (o.ci >= 32 || o.ci == 16 || o.ci == 17);
+        if ws == 4 && pointers && n % 2 == 1 {
+            putw(&mut data, addr[NIL]);
         }
         let body = (n * ws).max(8).next_multiple_of(8);
         data.resize(start + body, 0);
@@ -244,4 +251,114 @@ fn large_integers_a_64_bit_small_integer_holds_become_small_integers() {
         im.heap.object(array).unwrap().slots[2],
         "2^62 stays large"
     );
+}
+
+/// The little-endian 32-bit word at byte `at` of `b`.
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// Every object of a little-endian 32-bit Spur image in any number of segments, in order:
+/// its address (from the header's old base, bridges' gaps included), class index and the
+/// byte offset of its first slot in the file.
+fn spur32_addresses(b: &[u8]) -> Vec<(u32, u32, usize)> {
+    let hs = le32(b, 4) as usize;
+    let old_base = le32(b, 12);
+    let mut seg_end = hs + le32(b, 48) as usize;
+    let (mut pos, mut gap, mut out) = (hs, 0u32, Vec::new());
+    loop {
+        while pos < seg_end - 16 {
+            let (mut hdr, mut slots) = (pos, (le32(b, pos + 4) >> 24) as usize);
+            if slots == 255 {
+                slots = le32(b, pos) as usize;
+                hdr = pos + 8;
+            }
+            let addr = old_base + gap + (hdr - hs) as u32;
+            out.push((addr, le32(b, hdr) & 0x3F_FFFF, hdr + 8));
+            pos = hdr + 8 + (slots * 4).max(8).next_multiple_of(8);
+        }
+        let next = le32(b, seg_end - 8) as usize;
+        if next == 0 {
+            return out;
+        }
+        if le32(b, seg_end - 12) >> 24 == 0xFF {
+            gap += le32(b, seg_end - 16) * 4;
+        }
+        pos = seg_end;
+        seg_end += next;
+    }
+}
+
+/// A 32-bit image with free space, as a Spur VM saves an image with free old space: free
+/// chunks of two slots (16 bytes, class index 0) after an Array, the free lists (object 3, 32
+/// heads) holding the first at head 2, its size in allocation units. With `linked`, a second
+/// chunk of the same size follows an Array of 2,000 slots, on the first chunk's list (its
+/// slot 0, the next chunk).
+fn spur32_with_free_chunks(linked: bool) -> Vec<u8> {
+    let mut objs = spur_objects(4, vec![]);
+    let array = objs.len();
+    objs.push(sobj(32, 2, 40, vec![S::R(NIL); 6]));
+    let chunk = objs.len();
+    objs.push(sobj(0, 0, 0, vec![S::W(0); 2]));
+    if linked {
+        objs.push(sobj(32, 2, 41, vec![S::R(NIL); 2000]));
+        objs.push(sobj(0, 0, 0, vec![S::W(0); 2]));
+        objs[chunk].slots[0] = S::R(chunk + 2);
+    }
+    let mut heads = vec![S::W(0); 32];
+    heads[2] = S::R(chunk);
+    objs[3] = sobj(18, 10, 0, heads);
+    objs[SPECIAL].slots[4] = S::R(array);
+    spur_image(4, 0x1_0000, &objs, SPECIAL)
+}
+
+/// Whether every free-list head and every free chunk's next link of a little-endian 32-bit
+/// Spur image is 0 or the address of a free chunk (class index 0) of the image.
+fn free_lists_name_free_chunks(b: &[u8]) -> bool {
+    let objects = spur32_addresses(b);
+    let free = |a: u32| a == 0 || objects.iter().any(|o| o.0 == a && o.1 == 0);
+    let heads = (0..32).map(|k| le32(b, objects[3].2 + 4 * k));
+    let links = objects.iter().filter(|o| o.1 == 0).map(|o| le32(b, o.2));
+    heads.chain(links).all(free)
+}
+
+/// A Spur VM takes the free lists' heads and the free chunks' links as addresses of free
+/// chunks (it relocates them with the segments, walks the lists and allocates from them):
+/// written where objects have moved, each must name a free chunk at its new address, or be
+/// empty, never a live object or the middle of one. Where nothing moved, they are written
+/// as they were read.
+#[test]
+fn free_list_heads_name_free_chunks_where_objects_moved() {
+    for linked in [false, true] {
+        let file = spur32_with_free_chunks(linked);
+        assert!(free_lists_name_free_chunks(&file));
+        let im = import_bytes(&file).unwrap();
+        assert!(
+            export_bytes(&im.heap, im.format).unwrap() == file,
+            "linked: {linked}: written unmoved, the image is not the original"
+        );
+        // Written in segments 4 KiB apart, the objects past the first segment move: the
+        // only chunk, or the second one, which the first links to.
+        let options = cowheap_squeak::ExportOptions {
+            segment_bytes: Some(if linked { 24 << 10 } else { 16 << 10 }),
+            segment_gap: 4096,
+            ..cowheap_squeak::ExportOptions::default()
+        };
+        let out = cowheap_squeak::export_bytes_with(&im.heap, &options).unwrap();
+        let moved = spur32_addresses(&out);
+        assert!(
+            moved
+                .iter()
+                .zip(spur32_addresses(&file))
+                .any(|(p, q)| p.1 == 0 && p.0 != q.0),
+            "linked: {linked}: no free chunk moved"
+        );
+        assert!(
+            free_lists_name_free_chunks(&out),
+            "linked: {linked}: a free list head or link names no free chunk"
+        );
+        // Read back, it holds every object.
+        let back = import_bytes(&out).unwrap();
+        assert_eq!(back.heap.len(), im.heap.len());
+    }
 }
