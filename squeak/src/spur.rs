@@ -1425,8 +1425,8 @@ impl Oops<'_> {
 
     /// A 32-bit base written as 64-bit Spur: the value of a LargePositiveInteger or
     /// LargeNegativeInteger (bytes, least significant first) that a 61-bit SmallInteger
-    /// holds, which is then referred to as that SmallInteger, as Squeak's 32- to 64-bit
-    /// converter makes it. A 64-bit VM answers every such value as a SmallInteger, and the
+    /// holds, which is then referred to as that SmallInteger, the form a 64-bit VM's
+    /// arithmetic gives every such value. A 64-bit VM answers every such value as a SmallInteger, and the
     /// image's integer code takes a large integer for a value past them: kept large, 2^40
     /// would not be `=` to the 2^40 a 64-bit VM computes, nor hash as it. The large object
     /// itself is still written, unreferenced.
