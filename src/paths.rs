@@ -41,8 +41,8 @@ pub(crate) fn refuse_input_as_output(
     }
 }
 
-/// Where writing a path puts the file, as an atomic write does (it replaces the file a link
-/// names, and a dangling link itself).
+/// Where writing a path puts the file, as an atomic write does: through its symbolic links,
+/// so that it replaces the file a link names and creates the file a dangling link names.
 #[derive(Debug, PartialEq, Eq)]
 enum Destination {
     /// A file that exists: the one the path names.
@@ -68,11 +68,42 @@ fn ends_in_a_name(path: &Path) -> bool {
     !matches!(last, b"" | b"." | b"..")
 }
 
+/// The most symbolic links [`through_links`] follows, as the atomic write does (and as
+/// Linux's own path walk).
+const MAX_LINKS: usize = 40;
+
+/// The path of the file `path` names through its symbolic links, each target taken relative
+/// to its link's directory, whether or not that file exists: the path the atomic write
+/// (`cowheap_heap::file::write_atomically`) replaces or creates, by the same rule. `path`
+/// itself if it is no link.
+///
+/// # Errors
+/// The system's error if a link cannot be read; past [`MAX_LINKS`] links (a loop), one
+/// that says so.
+fn through_links(path: &Path) -> std::io::Result<PathBuf> {
+    let mut at = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&at)?;
+                at = match at.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            _ => return Ok(at),
+        }
+    }
+    Err(std::io::Error::other("too many levels of symbolic links"))
+}
+
 /// The [`Destination`] of `path`, given on the command line as `option`; an error naming it
-/// if its directory does not exist, if its last component is no name ([`ends_in_a_name`]),
-/// or if it exists and is not a regular file (a directory, a FIFO, a device; or a link to
-/// one): the file is written whole to a temporary file renamed over it, which would replace
-/// such a file rather than write into it.
+/// if its last component is no name ([`ends_in_a_name`]), if its links cannot be followed,
+/// if the directory the write would put the file in does not exist, or if it exists and is
+/// not a regular file (a directory, a FIFO, a device; or a link to one): the file is written
+/// whole to a temporary file renamed over it, which would replace such a file rather than
+/// write into it. The checks are made on the path the write goes to through the links
+/// ([`through_links`]), so that a dangling link is checked as the file it names.
 fn destination(path: &Path, option: &str) -> Result<Destination, String> {
     if !ends_in_a_name(path) {
         return Err(format!(
@@ -80,42 +111,56 @@ fn destination(path: &Path, option: &str) -> Result<Destination, String> {
             path.display()
         ));
     }
-    let dir = match path.parent() {
+    let resolved =
+        through_links(path).map_err(|e| format!("{option} {}: its links: {e}", path.display()))?;
+    let via = if resolved == path {
+        String::new()
+    } else {
+        format!(" (a link to {})", resolved.display())
+    };
+    if !ends_in_a_name(&resolved) {
+        return Err(format!(
+            "{option} {}{via}: names no file (it ends in a separator, `.` or `..`)",
+            path.display()
+        ));
+    }
+    let target = resolved.as_path();
+    let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
         return Err(format!(
-            "{option} {}: the directory {} does not exist",
+            "{option} {}{via}: the directory {} does not exist",
             path.display(),
             dir.display()
         ));
     }
-    match std::fs::metadata(path) {
+    match std::fs::metadata(target) {
         Ok(m) if m.is_dir() => {
             return Err(format!(
-                "{option} {}: is a directory; name a file",
+                "{option} {}{via}: is a directory; name a file",
                 path.display()
             ));
         }
         Ok(m) if !m.is_file() => {
             return Err(format!(
-                "{option} {}: is not a regular file (a FIFO, a device or a socket); name a \
-                 regular file",
+                "{option} {}{via}: is not a regular file (a FIFO, a device or a socket); \
+                 name a regular file",
                 path.display()
             ));
         }
         _ => {}
     }
-    if let Some(id) = identity(path) {
+    if let Some(id) = identity(target) {
         return Ok(Destination::Existing(id));
     }
-    let name = path
+    let name = target
         .file_name()
-        .ok_or_else(|| format!("{option} {}: names no file", path.display()))?;
+        .ok_or_else(|| format!("{option} {}{via}: names no file", path.display()))?;
     let dir = std::fs::canonicalize(dir).map_err(|e| {
         format!(
-            "{option} {}: the directory {}: {e}",
+            "{option} {}{via}: the directory {}: {e}",
             path.display(),
             dir.display()
         )
