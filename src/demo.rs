@@ -133,27 +133,27 @@ pub(crate) fn demo(args: &DemoArgs) -> Result<()> {
         ),
     };
     let base = Base::new(heap);
-    println!("cowheap demo: one base, many tenants");
-    println!(
+    outln!("cowheap demo: one base, many tenants")?;
+    outln!(
         "base: {} objects, {:.1} MiB, ready in {:.0} ms ({what})",
         base.heap().len(),
         mib(base.memory_bytes() as u64),
         t0.elapsed().as_secs_f64() * 1e3,
-    );
+    )?;
     let targets = Targets::find(base.heap())?;
     for s in &targets.skipped {
-        println!("note: {s}");
+        outln!("note: {s}")?;
     }
     let registry = Registry::new(base.clone());
     let t0 = Instant::now();
     let ids: Vec<_> = (0..args.tenants).map(|_| registry.spawn()).collect();
     let fork = t0.elapsed();
-    println!(
+    outln!(
         "forked {} tenants in {:.2} ms ({:.2} µs each)",
         ids.len(),
         fork.as_secs_f64() * 1e3,
         fork.as_secs_f64() * 1e6 / ids.len() as f64
-    );
+    )?;
     // Each tenant writes distinct objects, so its last write to each is the one it sees.
     let writes = args.writes.clamp(1, targets.objects.len());
     work(&registry, &targets, writes, args.allocs)?;
@@ -203,10 +203,10 @@ fn work(registry: &Registry, targets: &Targets, writes: usize, allocs: usize) ->
     if targets.method_entry.is_some() {
         wrote.push_str(", a method dictionary entry");
     }
-    println!(
+    outln!(
         "{wrote} and allocated {allocs} objects: {:.1} ms in all",
         t0.elapsed().as_secs_f64() * 1e3
-    );
+    )?;
     Ok(())
 }
 
@@ -256,29 +256,34 @@ fn check_isolation(
             "the base changed"
         );
     }
-    println!(
+    outln!(
         "isolation: checked {checked} reads; each tenant sees only its own writes, the base none"
-    );
+    )?;
     Ok(())
 }
 
 /// What the first tenants hold, and all of them together against full copies.
 fn print_memory(base: &Arc<Base>, registry: &Registry, ids: &[TenantId]) -> Result<()> {
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "{:>10} {:>7} {:>7} {:>9} {:>12} {:>12}",
-        "tenant", "copies", "allocs", "private", "private B", "memory B"
-    );
+        "tenant",
+        "copies",
+        "allocs",
+        "private",
+        "private B",
+        "memory B"
+    )?;
     let mut total_private = 0u64;
     let mut total_memory = 0u64;
     for (row, &id) in ids.iter().enumerate() {
         registry
-            .with(id, |t| {
+            .with(id, |t| -> Result<()> {
                 let s = t.stats();
                 total_private += s.private_bytes;
                 total_memory += t.memory_bytes() as u64;
                 if row < 5 {
-                    println!(
+                    outln!(
                         "{:>10} {:>7} {:>7} {:>9} {:>12} {:>12}",
                         id.get(),
                         s.copies,
@@ -286,36 +291,37 @@ fn print_memory(base: &Arc<Base>, registry: &Registry, ids: &[TenantId]) -> Resu
                         s.private_objects,
                         s.private_bytes,
                         t.memory_bytes()
-                    );
+                    )?;
                 }
+                Ok(())
             })
-            .context("tenant vanished")?;
+            .context("tenant vanished")??;
     }
     if ids.len() > 5 {
-        println!("{:>10}", format!("(+{} more)", ids.len() - 5));
+        outln!("{:>10}", format!("(+{} more)", ids.len() - 5))?;
     }
     let n = ids.len() as u64;
     let full_copies = base.heap().memory_bytes() as u64 * n;
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "private memory: {:.2} MiB for {} tenants ({:.0} B each); the shared base: {:.1} MiB once",
         mib(total_memory),
         n,
         total_memory as f64 / n as f64,
         mib(base.memory_bytes() as u64)
-    );
-    println!(
+    )?;
+    outln!(
         "a full copy of the base per tenant would take {:.1} MiB: {:.0}x more",
         mib(full_copies),
         full_copies as f64 / total_memory.max(1) as f64
-    );
-    println!(
+    )?;
+    outln!(
         "charged private bytes (quota accounting): {:.2} MiB",
         mib(total_private)
-    );
-    println!(
+    )?;
+    outln!(
         "diverted base objects (shared marks set): {}",
         base.marks().count()
-    );
+    )?;
     Ok(())
 }

@@ -41,27 +41,27 @@ pub(crate) fn load(path: &Path, verification: Verification) -> Result<(BaseHeap,
 pub(crate) fn info(path: &Path) -> Result<()> {
     let (heap, what) = load(path, Verification::Trust)?;
     let file_bytes = std::fs::metadata(path)?.len();
-    println!("{}: {what}", path.display());
-    println!(
+    outln!("{}: {what}", path.display())?;
+    outln!(
         "objects: {}   object data: {:.1} MiB   file: {:.1} MiB",
         heap.len(),
         mib(heap.memory_bytes() as u64),
         mib(file_bytes)
-    );
-    println!("fingerprint: {}", heap.fingerprint());
+    )?;
+    outln!("fingerprint: {}", heap.fingerprint())?;
     let (header, named): (Vec<_>, Vec<_>) = heap
         .roots()
         .iter()
         .partition(|r| r.name.starts_with("image."));
     let names: Vec<&str> = named.iter().map(|r| r.name.as_str()).collect();
-    println!("roots: {}", names.join(", "));
+    outln!("roots: {}", names.join(", "))?;
     if !header.is_empty() {
         let h = ImageHeader::from_heap(&heap);
-        println!(
+        outln!(
             "source image: version {}, {} header roots kept for export",
             h.version,
             header.len()
-        );
+        )?;
     }
     let mut formats = [0usize; Format::ALL.len()];
     for i in heap.indices() {
@@ -73,36 +73,36 @@ pub(crate) fn info(path: &Path) -> Result<()> {
         .filter(|(_, n)| *n > 0)
         .map(|(f, n)| format!("{f:?} {n}"))
         .collect();
-    println!("formats: {}", formats.join(", "));
+    outln!("formats: {}", formats.join(", "))?;
 
     let mut classes = squeak::class_histogram(&heap);
-    println!("classes: {}", classes.len());
-    print_top("top classes by instances", &classes);
+    outln!("classes: {}", classes.len())?;
+    print_top("top classes by instances", &classes)?;
     classes.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.instances.cmp(&a.instances)));
-    print_top("top classes by bytes", &classes);
-    Ok(())
+    print_top("top classes by bytes", &classes)
 }
 
 /// The first 15 rows of a class histogram under `title`.
-fn print_top(title: &str, classes: &[squeak::ClassStats]) {
-    println!();
-    println!("{title:<32} {:>10} {:>14}", "instances", "bytes");
+fn print_top(title: &str, classes: &[squeak::ClassStats]) -> Result<()> {
+    outln!()?;
+    outln!("{title:<32} {:>10} {:>14}", "instances", "bytes")?;
     for c in classes.iter().take(15) {
-        println!("{:<32} {:>10} {:>14}", c.name, c.instances, c.bytes);
+        outln!("{:<32} {:>10} {:>14}", c.name, c.instances, c.bytes)?;
     }
+    Ok(())
 }
 
 /// `cowheap image verify FILE`.
 pub(crate) fn verify(path: &Path) -> Result<()> {
     let t0 = Instant::now();
     let heap = BaseHeap::open(path).with_context(|| format!("verifying {}", path.display()))?;
-    println!(
+    outln!(
         "{}: ok: {} objects, every section's checksum and every object checked in {:.1} ms; fingerprint {}",
         path.display(),
         heap.len(),
         t0.elapsed().as_secs_f64() * 1e3,
         heap.fingerprint()
-    );
+    )?;
     Ok(())
 }
 
@@ -111,12 +111,12 @@ pub(crate) fn new(out: &Path, objects: usize, seed: u64) -> Result<()> {
     let heap = cowheap::synth::image(objects, seed);
     heap.save(out)
         .with_context(|| format!("writing {}", out.display()))?;
-    println!(
+    outln!(
         "{}: {} objects, fingerprint {}",
         out.display(),
         heap.len(),
         heap.fingerprint()
-    );
+    )?;
     Ok(())
 }
 
@@ -130,7 +130,7 @@ pub(crate) fn import(image: &Path, out: &Path) -> Result<()> {
         .heap
         .save(out)
         .with_context(|| format!("writing {}", out.display()))?;
-    println!(
+    outln!(
         "{} ({}): {} objects imported in {:.0} ms; wrote {} ({:.1} MiB), fingerprint {}",
         image.display(),
         imported.format.name(),
@@ -139,7 +139,7 @@ pub(crate) fn import(image: &Path, out: &Path) -> Result<()> {
         out.display(),
         mib(std::fs::metadata(out)?.len()),
         imported.heap.fingerprint()
-    );
+    )?;
     Ok(())
 }
 
@@ -165,12 +165,12 @@ pub(crate) fn export(
     };
     let written = squeak::export_to_path_with(&heap, &options, out)
         .with_context(|| format!("exporting to {}", out.display()))?;
-    println!(
+    outln!(
         "{}: {} image, {} objects, {:.1} MiB",
         out.display(),
         written.name(),
         heap.len(),
         mib(std::fs::metadata(out)?.len())
-    );
+    )?;
     Ok(())
 }

@@ -12,8 +12,28 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use cowheap_bench::alloc::CountingAlloc;
 use cowheap_bench::{self as bench, ApproachKind, BaseSource, SizeMix, Skew, WorkloadConfig};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `print!` that fails instead of panicking: writes to standard output and evaluates to
+/// `anyhow::Result<()>`, the error of a write that fails (a full disk, a device gone), so
+/// that `?` makes it the command's error (exit status 1) and not a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that fails instead of panicking, as [`out!`] does.
+macro_rules! outln {
+    () => {
+        $crate::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 mod demo;
 mod image_cmd;
@@ -329,9 +349,54 @@ struct DemoArgs {
     seed: u64,
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     restore_sigpipe();
-    match Cli::parse().command {
+    let done = command(Cli::parse()).and_then(|()| {
+        std::io::stdout()
+            .flush()
+            .context("writing to standard output")
+    });
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report_error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes `args` to standard output; the error of a write that fails, rather than the panic
+/// `print!` would make of it. What [`out!`] and [`outln!`] call.
+fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<()> {
+    std::io::stdout()
+        .write_fmt(args)
+        .context("writing to standard output")
+}
+
+/// Prints a command's error on standard error as `Error: ...`, then its causes, one a line:
+/// anyhow's own layout, without the backtrace anyhow adds when the environment asks for
+/// backtraces (`RUST_BACKTRACE`, which asks for them of panics): an error here is bad input
+/// or a refused operation, said in words, not a bug to debug. A standard error that cannot
+/// be written is left at that (the exit status still says the command failed).
+fn report_error(e: &anyhow::Error) {
+    let mut text = format!("Error: {e}");
+    let causes: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
+    if !causes.is_empty() {
+        text.push_str("\n\nCaused by:");
+        for (i, cause) in causes.iter().enumerate() {
+            if causes.len() == 1 {
+                text.push_str(&format!("\n    {cause}"));
+            } else {
+                text.push_str(&format!("\n    {i}: {cause}"));
+            }
+        }
+    }
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// Runs the command `cli` names.
+fn command(cli: Cli) -> Result<()> {
+    match cli.command {
         // Before anything else, and on this thread alone: the probe forks.
         #[cfg(unix)]
         Some(Command::ForkProbe) => {
@@ -389,7 +454,7 @@ fn main() -> Result<()> {
             let (n, agreeing) = (report.tenants.len(), report.agreeing());
             match report.result() {
                 Some(Ok(_)) => {
-                    println!("{report}");
+                    outln!("{report}")?;
                     if agreeing == n {
                         Ok(())
                     } else {
@@ -401,7 +466,7 @@ fn main() -> Result<()> {
                 }
                 // The error once, on standard error; the counts on standard output.
                 Some(Err(e)) => {
-                    println!("{}", report.summary());
+                    outln!("{}", report.summary())?;
                     Err(anyhow::Error::new(e.clone()).context("running the expression"))
                 }
                 None => Err(anyhow::anyhow!("no tenant ran the expression")),
@@ -409,7 +474,7 @@ fn main() -> Result<()> {
         }
         Some(Command::Store(command)) => store_cmd::run(command),
         Some(Command::Segment(SegmentCommand::Info { file })) => {
-            print!("{}", cowheap_segment::info::info(&file)?);
+            out!("{}", cowheap_segment::info::info(&file)?)?;
             Ok(())
         }
         Some(Command::Segment(SegmentCommand::Import {
@@ -420,7 +485,7 @@ fn main() -> Result<()> {
             no_image_rehash,
         })) => {
             let done = cowheap_segment::info::import_keeping(&file, &base)?;
-            print!("{}", done.outcome);
+            out!("{}", done.outcome)?;
             if !no_image_rehash {
                 rehash_by_image(done, rehash_budget, rehash_memory)?;
             }
@@ -447,15 +512,15 @@ fn rehash_by_image(
         ..
     } = done;
     if left_for_image.is_empty() {
-        println!("rehashed by the image's code: none left for it");
+        outln!("rehashed by the image's code: none left for it")?;
         return Ok(());
     }
     let heap = t.base().heap();
     if heap.root("image.version").is_none() {
-        println!(
+        outln!(
             "rehashed by the image's code: not run ({} left; the base names no image version)",
             left_for_image.len()
-        );
+        )?;
         return Ok(());
     }
     let mut vm = match cowheap_vm::Vm::new(&t) {
@@ -464,10 +529,10 @@ fn rehash_by_image(
             why @ (cowheap_vm::VmError::NotAnImage(_)
             | cowheap_vm::VmError::UnsupportedImage { .. }),
         ) => {
-            println!(
+            outln!(
                 "rehashed by the image's code: not run ({} left; {why})",
                 left_for_image.len()
-            );
+            )?;
             return Ok(());
         }
         Err(e) => return Err(anyhow::Error::new(e).context("the interpreter on the base")),
@@ -496,7 +561,7 @@ fn rehash_by_image(
             f
         }));
     }
-    print!("{report}");
+    out!("{report}")?;
     Ok(())
 }
 
@@ -591,16 +656,16 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
     let report = bench::run(&config, &bar);
     bar.0.finish_and_clear();
     let report = report?;
-    println!("cowheap bench: many tenants on one base, side by side with the alternatives");
-    println!();
-    print!("{}", report.table());
+    outln!("cowheap bench: many tenants on one base, side by side with the alternatives")?;
+    outln!()?;
+    out!("{}", report.table())?;
     if let Some(path) = &args.json {
         report.write_json(path)?;
-        println!("JSON report: {}", path.display());
+        outln!("JSON report: {}", path.display())?;
     }
     if let Some(path) = &args.svg {
         report.write_svg(path)?;
-        println!("chart: {}", path.display());
+        outln!("chart: {}", path.display())?;
     }
     ensure!(
         report.fidelity.agree,

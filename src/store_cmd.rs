@@ -214,6 +214,6 @@ pub(crate) fn run(command: StoreCommand) -> Result<()> {
             access,
         } => cli::versions(&*open(&store, &access)?, &fingerprint, after)?,
     };
-    print!("{out}");
+    out!("{out}")?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The `cowheap` command at the edges of its arguments and its surroundings: an output given
-//! as a symbolic link that names no file yet, checked where the write will put the file, as
-//! the write follows the link.
+//! as a symbolic link that names no file yet (checked where the write will put the file, as
+//! the write follows the link), a standard output that cannot be written (an error, not a
+//! panic), and an error reported with no backtrace whatever the environment asks of panics.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -81,4 +82,53 @@ fn an_output_through_a_dangling_link_is_checked_where_the_write_goes() {
     );
     assert!(!out.contains("cowheap bench"), "the bench ran: {out}");
     assert!(!Path::new(&report).exists());
+}
+
+/// A standard output that cannot be written (a full disk: `/dev/full`) is an error with a
+/// message and exit status 1, as any other failed write is, not a panic.
+#[cfg(target_os = "linux")]
+#[test]
+fn standard_output_that_cannot_be_written_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.cowheap");
+    let base = base.to_str().unwrap();
+    let made = cowheap(&["image", "new", "-o", base, "--objects", "1000"]);
+    assert!(made.status.success());
+    for args in [
+        vec!["image", "info", base],
+        vec!["image", "verify", base],
+        vec!["demo", "--tenants", "2", "--objects", "1000"],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let run = Command::new(bin())
+            .args(&args)
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::from(full))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.contains("standard output"), "{args:?}: {err}");
+    }
+}
+
+/// An error of the command is its message and its causes, with no backtrace, even when the
+/// environment asks for backtraces of panics (`RUST_BACKTRACE=1`, which many developers
+/// keep set): a missing file is bad input, not a bug to debug.
+#[test]
+fn an_error_prints_no_backtrace_when_panics_would() {
+    let run = Command::new(bin())
+        .args(["image", "info", "/no/such/file.cowheap"])
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(err.contains("/no/such/file.cowheap"), "{err}");
+    assert!(!err.contains("backtrace"), "{err}");
 }
