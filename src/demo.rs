@@ -122,15 +122,77 @@ impl Targets {
     }
 }
 
+/// Bytes a demo tenant holds besides its writes and allocations: its record in the registry,
+/// its tables and its root (about 2 KiB measured with a few writes; counted high).
+const TENANT_BYTES: u64 = 1024;
+/// Bytes a demo tenant holds per base object it writes: the copy of a small pointer object
+/// and its table entry (about 75 bytes measured on mini.image's globals; counted high).
+const WRITE_BYTES: u64 = 128;
+/// Bytes a demo tenant holds per object it allocates: a two-slot object and its entry
+/// (56 bytes measured).
+const ALLOC_BYTES: u64 = 64;
+
+/// About how many bytes the demo holds at its peak on a base of `base_bytes` in `objects`
+/// objects: the base, then every tenant with its writes (at most one per base object) and
+/// its allocations. A synthetic base is built from a base's worth of parts first
+/// (`building`: three times what the base then holds, as the bench counts it). Saturating,
+/// so that counts at their bounds give `u64::MAX`, never a wrapped figure. Time: O(1).
+fn memory_estimate(args: &DemoArgs, base_bytes: u64, objects: u64, building: bool) -> u64 {
+    let n = |x: usize| u64::try_from(x).unwrap_or(u64::MAX);
+    let writes = n(args.writes).clamp(1, objects.max(1));
+    let per_tenant = TENANT_BYTES
+        .saturating_add(writes.saturating_mul(WRITE_BYTES))
+        .saturating_add(n(args.allocs).saturating_mul(ALLOC_BYTES));
+    let running = base_bytes.saturating_add(n(args.tenants).saturating_mul(per_tenant));
+    if building {
+        running.max(base_bytes.saturating_mul(3))
+    } else {
+        running
+    }
+}
+
+/// Ends the process with an argument error (exit 2) if [`memory_estimate`] passes the memory
+/// available to the process ([`cowheap_bench::proc_status::available_memory`]), unless
+/// `--no-memory-check`: a demo of many tenants that each allocate many objects would
+/// otherwise be ended by the allocator or the system part-way, after minutes of work.
+fn check_memory(args: &DemoArgs, base_bytes: u64, objects: u64, building: bool) {
+    if args.no_memory_check {
+        return;
+    }
+    let Some(available) = cowheap_bench::proc_status::available_memory() else {
+        return;
+    };
+    let needed = memory_estimate(args, base_bytes, objects, building);
+    if needed > available {
+        let message = format!(
+            "this demo would hold about {} MiB at its peak, but {} MiB are available: lower \
+             --tenants, --allocs, --writes or --objects, or pass --no-memory-check",
+            needed >> 20,
+            available >> 20
+        );
+        crate::argument_error(&["demo"], clap::error::ErrorKind::ValueValidation, message).exit();
+    }
+}
+
 pub(crate) fn demo(args: &DemoArgs) -> Result<()> {
     ensure!(args.tenants > 0, "--tenants must be at least 1");
     let t0 = Instant::now();
     let (heap, what) = match &args.image {
-        Some(path) => image_cmd::load(path, cowheap::Verification::Full)?,
-        None => (
-            synth::image(args.objects, args.seed),
-            format!("synthetic Smalltalk-shaped image, seed {}", args.seed),
-        ),
+        Some(path) => {
+            let (heap, what) = image_cmd::load(path, cowheap::Verification::Full)?;
+            check_memory(args, heap.memory_bytes() as u64, heap.len() as u64, false);
+            (heap, what)
+        }
+        None => {
+            // A synthetic base holds at least a few hundred objects, whatever is asked.
+            let objects = (args.objects as u64).max(1_000);
+            let bytes = objects.saturating_mul(cowheap_bench::SYNTHETIC_BYTES_PER_OBJECT);
+            check_memory(args, bytes, objects, true);
+            (
+                synth::image(args.objects, args.seed),
+                format!("synthetic Smalltalk-shaped image, seed {}", args.seed),
+            )
+        }
     };
     let base = Base::new(heap);
     outln!("cowheap demo: one base, many tenants")?;

@@ -347,6 +347,10 @@ struct DemoArgs {
     /// Seed of the synthetic base.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Run even if the demo's estimated peak memory (every tenant's writes and allocations,
+    /// counted high) passes what the machine has available.
+    #[arg(long)]
+    no_memory_check: bool,
 }
 
 fn main() -> ExitCode {

@@ -1,7 +1,9 @@
 //! The `cowheap` command at the edges of its arguments and its surroundings: an output given
 //! as a symbolic link that names no file yet (checked where the write will put the file, as
 //! the write follows the link), a standard output that cannot be written (an error, not a
-//! panic), and an error reported with no backtrace whatever the environment asks of panics.
+//! panic), an error reported with no backtrace whatever the environment asks of panics, and
+//! a demonstration whose counts would need more memory than the machine has (refused before
+//! anything is built).
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -131,4 +133,35 @@ fn an_error_prints_no_backtrace_when_panics_would() {
     assert_eq!(run.status.code(), Some(1), "{err}");
     assert!(err.contains("/no/such/file.cowheap"), "{err}");
     assert!(!err.contains("backtrace"), "{err}");
+}
+
+/// A demonstration whose tenants would allocate more than the machine has (each of a
+/// hundred thousand tenants allocating a million objects: terabytes) is refused as an
+/// argument error before the base is built, as the bench refuses such a run, rather than
+/// ended by the allocator or the system. The command runs under an address-space limit, so
+/// that a run that is not refused fails fast instead of taking the machine's memory.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_demo_past_the_machines_memory_is_refused_before_it_starts() {
+    let run = Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -v 3000000 && exec \"$0\" \"$@\"",
+            bin(),
+            "demo",
+            "--tenants",
+            "100000",
+            "--allocs",
+            "1000000",
+        ])
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    assert_eq!(run.status.code(), Some(2), "{out}{err}");
+    assert!(err.contains("memory"), "{err}");
+    assert!(!out.contains("forked"), "the demo ran: {out}");
 }
