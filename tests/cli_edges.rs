@@ -3,7 +3,7 @@
 //! the write follows the link), a standard output that cannot be written (an error, not a
 //! panic), an error reported with no backtrace whatever the environment asks of panics, and
 //! a demonstration whose counts would need more memory than the machine has (refused before
-//! anything is built).
+//! anything is built), and a bench whose fidelity check had nothing to compare saying so.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -164,4 +164,36 @@ fn a_demo_past_the_machines_memory_is_refused_before_it_starts() {
     assert_eq!(run.status.code(), Some(2), "{out}{err}");
     assert!(err.contains("memory"), "{err}");
     assert!(!out.contains("forked"), "the demo ran: {out}");
+}
+
+/// The fidelity check compares what the comparators that isolate tenants read; with fewer
+/// than two of them in the run there is nothing to compare, and the notes say so rather than
+/// that they read the same values.
+#[test]
+fn a_fidelity_check_with_nothing_to_compare_says_so() {
+    for approaches in ["cowheap", "cowheap,plain", "plain"] {
+        let mut args = SMALL_BENCH.to_vec();
+        args.pop();
+        args.push(approaches);
+        let run = cowheap(&args);
+        let (out, err) = (
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr),
+        );
+        assert!(run.status.success(), "{approaches}: {err}");
+        let note = out
+            .lines()
+            .find(|l| l.starts_with("- fidelity"))
+            .unwrap_or_else(|| panic!("{approaches}: no fidelity note: {out}"));
+        assert!(!note.contains("the same values"), "{approaches}: {note}");
+        assert!(note.contains("not checked"), "{approaches}: {note}");
+    }
+    let mut args = SMALL_BENCH.to_vec();
+    args.pop();
+    args.push("cowheap,rpds");
+    let out = String::from_utf8_lossy(&cowheap(&args).stdout).into_owned();
+    assert!(
+        out.contains("- fidelity: cowheap, rpds read the same values"),
+        "{out}"
+    );
 }

@@ -431,17 +431,30 @@ impl Report {
         }
         let f = &self.fidelity;
         let names: Vec<&str> = f.compared.iter().map(|k| k.label()).collect();
-        let _ = writeln!(
-            s,
-            "- fidelity: {} read {} in the first {} tenants after their writes",
-            names.join(", "),
-            if f.agree {
-                "the same values"
-            } else {
-                "DIFFERENT VALUES"
-            },
-            f.tenants
-        );
+        // One comparator agrees with itself: with fewer than two nothing was compared, and
+        // no agreement is claimed.
+        let _ = match names.as_slice() {
+            [] => writeln!(
+                s,
+                "- fidelity: not checked: no comparator that isolates tenants ran"
+            ),
+            [one] => writeln!(
+                s,
+                "- fidelity: not checked: {one} is the only comparator that ran that isolates \
+                 tenants"
+            ),
+            _ => writeln!(
+                s,
+                "- fidelity: {} read {} in the first {} tenants after their writes",
+                names.join(", "),
+                if f.agree {
+                    "the same values"
+                } else {
+                    "DIFFERENT VALUES"
+                },
+                f.tenants
+            ),
+        };
         if self.peak_rss > 0 {
             let _ = writeln!(
                 s,
