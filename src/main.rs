@@ -132,6 +132,10 @@ enum ImageCommand {
         /// Seed of the base.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Build even if building the base (about three times what it then holds) passes
+        /// the memory available.
+        #[arg(long)]
+        no_memory_check: bool,
     },
 }
 
@@ -415,8 +419,12 @@ fn command(cli: Cli) -> Result<()> {
             output,
             objects,
             seed,
+            no_memory_check,
         })) => {
             check_output(&["image", "new"], &output);
+            if !no_memory_check {
+                check_synthetic_memory(&["image", "new"], objects);
+            }
             image_cmd::new(&output, objects, seed)
         }
         Some(Command::Import { image, output }) => {
@@ -594,6 +602,31 @@ fn argument_error(path: &[&str], kind: ErrorKind, message: impl std::fmt::Displa
 fn check_output(path: &[&str], output: &std::path::Path) {
     if let Err(e) = paths::check_outputs(&[("--output", "the output", output)], None) {
         argument_error(path, ErrorKind::ValueValidation, e).exit();
+    }
+}
+
+/// Ends the process with an argument error of the subcommand `path` names (exit 2) if
+/// building a synthetic base of `objects` objects passes the memory available to the
+/// process ([`bench::proc_status::available_memory`]): the building takes about three times
+/// what the base then holds ([`bench::SYNTHETIC_BYTES_PER_OBJECT`] an object), as the
+/// bench's estimate counts it. A build past it would be ended by the allocator or the
+/// system part-way; nothing is built or written.
+fn check_synthetic_memory(path: &[&str], objects: usize) {
+    let Some(available) = bench::proc_status::available_memory() else {
+        return;
+    };
+    let needed = u64::try_from(objects)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(bench::SYNTHETIC_BYTES_PER_OBJECT)
+        .saturating_mul(3);
+    if needed > available {
+        let message = format!(
+            "building a base of {objects} objects would hold about {} MiB at its peak, but {} \
+             MiB are available: lower --objects, or pass --no-memory-check",
+            needed >> 20,
+            available >> 20
+        );
+        argument_error(path, ErrorKind::ValueValidation, message).exit();
     }
 }
 

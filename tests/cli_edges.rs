@@ -3,7 +3,8 @@
 //! the write follows the link), a standard output that cannot be written (an error, not a
 //! panic), an error reported with no backtrace whatever the environment asks of panics, and
 //! a demonstration whose counts would need more memory than the machine has (refused before
-//! anything is built), and a bench whose fidelity check had nothing to compare saying so.
+//! anything is built; so are `image new` and the bench past the process's address-space
+//! limit), and a bench whose fidelity check had nothing to compare saying so.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -196,4 +197,50 @@ fn a_fidelity_check_with_nothing_to_compare_says_so() {
         out.contains("- fidelity: cowheap, rpds read the same values"),
         "{out}"
     );
+}
+
+/// The memory a run may take is what the machine has available, lowered to what the
+/// process's address-space limit (`ulimit -v`) leaves it: under a limit of 3 GB, `image new`
+/// of the most objects a synthetic base may hold (about 7 GB, three times that while it is
+/// built) is refused as an argument error before anything is built, and so is the bench on
+/// such a base, rather than either being ended by the allocator part-way.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_past_the_address_space_limit_is_refused_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("huge.cowheap");
+    let file = file.to_str().unwrap();
+    for (args, code) in [
+        (
+            vec!["image", "new", "-o", file, "--objects", "100000000"],
+            2,
+        ),
+        (
+            vec![
+                "bench",
+                "--objects",
+                "100000000",
+                "--tenants",
+                "1",
+                "--approaches",
+                "cowheap",
+            ],
+            1,
+        ),
+    ] {
+        let run = Command::new("sh")
+            .args(["-c", "ulimit -v 3000000 && exec \"$0\" \"$@\"", bin()])
+            .args(&args)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr),
+        );
+        assert_eq!(run.status.code(), Some(code), "{args:?}: {out}{err}");
+        assert!(err.contains("MiB are available"), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?} ran: {out}");
+    }
+    assert!(!Path::new(file).exists());
 }

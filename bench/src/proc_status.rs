@@ -23,14 +23,39 @@ pub fn kib_field(text: &str, name: &str) -> Option<u64> {
 
 /// The memory this process may still take, in bytes: the kernel's `MemAvailable` in
 /// `/proc/meminfo`, lowered to what the process's cgroup (v2) has left under its
-/// `memory.max`; `None` if `/proc` does not say.
+/// `memory.max` and to what its address-space limit (`RLIMIT_AS`, `ulimit -v`) leaves it
+/// ([`address_space_room`]); `None` if `/proc` does not say.
 pub fn available_memory() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let available = kib_field(&meminfo, "MemAvailable:")?;
-    Some(match cgroup_room() {
-        Some(room) => available.min(room),
-        None => available,
-    })
+    Some(
+        [cgroup_room(), address_space_room()]
+            .into_iter()
+            .flatten()
+            .fold(available, u64::min),
+    )
+}
+
+/// What this process's address-space limit (`RLIMIT_AS`, which `ulimit -v` sets) leaves it:
+/// the soft limit in `/proc/self/limits` less its virtual size now (`VmSize`); `None` if
+/// it has no limit or `/proc` does not say. An allocation past the limit fails, and the
+/// standard library ends the process on a failed allocation, so a run that needs more must
+/// be refused before it starts.
+pub fn address_space_room() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let limit = soft_limit(&limits, "Max address space")?;
+    let size = status_field("VmSize:")?;
+    Some(limit.saturating_sub(size))
+}
+
+/// The soft limit of the line `name` of a `/proc/<pid>/limits` text (`Max address space
+/// 3072000000 3072000000 bytes`); `None` if it is `unlimited` or missing.
+fn soft_limit(limits: &str, name: &str) -> Option<u64> {
+    limits
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|soft| soft.parse().ok())
 }
 
 /// `memory.max` less `memory.current` of this process's cgroup (v2), if it has a limit.
