@@ -182,7 +182,7 @@ impl World {
             Action::Fork { private_marks } => self.fork(private_marks),
             Action::Record { t, on } => {
                 let s = &mut self.sessions[t % n];
-                s.t.record_reads(on);
+                s.t.record_reads(on).unwrap();
                 s.recording = on;
                 assert_eq!(s.t.reads_recorded().is_some(), on);
             }
@@ -568,7 +568,7 @@ fn read_write_conflicts_need_recorded_reads() {
         repo.commit_with(&mut reader, "r", CommitMode::ReadWrite, &[]),
         Err(CommitError::ReadsNotRecorded)
     ));
-    reader.record_reads(true);
+    reader.record_reads(true).unwrap();
     reader.slot(Value::base(a), 0).unwrap();
     reader.set_slot(Value::base(b), 0, Value::int(2)).unwrap();
     assert!(reader.reads_recorded().unwrap().contains(&a.as_u32()));
@@ -610,7 +610,7 @@ fn read_write_conflicts_need_recorded_reads() {
     assert_eq!(fresh.slot(Value::base(a), 0).unwrap().as_int(), Some(1));
     assert_eq!(fresh.slot(Value::base(b), 0).unwrap().as_int(), Some(2));
     // Recording stopped, the tenant reads on its fast path again and keeps its view.
-    reader.record_reads(false);
+    reader.record_reads(false).unwrap();
     assert!(reader.reads_recorded().is_none());
     assert_eq!(reader.slot(Value::base(b), 0).unwrap().as_int(), Some(2));
 }

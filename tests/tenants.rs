@@ -430,7 +430,7 @@ fn a_reader_reads_undiverted_objects_in_place_and_leaves_the_rest_to_its_tenant(
 
     // While the tenant records its reads, a reader's reads are recorded too.
     let mut d = Tenant::fork(&base);
-    d.record_reads(true);
+    d.record_reads(true).unwrap();
     assert!(d.reader().try_slot(y, 0).is_none());
     d.reader().slot(y, 0).unwrap();
     let recorded = d.reads_recorded().unwrap();
@@ -482,7 +482,7 @@ fn twins_with_a_slot_to_patch(base: &Arc<Base>, record: bool) -> (Tenant, Tenant
     let x = base.heap().slot(g, 0).unwrap();
     let make = || {
         let mut t = Tenant::fork(base);
-        t.record_reads(record);
+        t.record_reads(record).unwrap();
         t.set_slot(g, 1, Value::int(5)).unwrap();
         t.set_slot(x, 0, Value::int(6)).unwrap();
         t

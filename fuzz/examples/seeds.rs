@@ -68,7 +68,7 @@ fn main() {
         seed.extend(&t.snapshot()[SNAPSHOT_HEADER..]);
         std::fs::write(dir.join(format!("snapshot/s{n}-collected")), seed).unwrap();
         // Recording its reads: the reads section (flag bit 3).
-        t.record_reads(true);
+        t.record_reads(true).unwrap();
         for i in 40..46 {
             let _ = t.size(x(i));
         }

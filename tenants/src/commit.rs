@@ -954,7 +954,7 @@ impl Repository {
         let base = version.cloned().unwrap_or_else(|| self.current());
         let mut scratch = Tenant::fork_with(&base, self.config);
         scratch.set_base_read_only(true);
-        scratch.record_reads(true);
+        scratch.start_recording();
         let answer = run(&mut scratch);
         match scratch.refused_write() {
             None => Query::Answered(answer),
@@ -1224,7 +1224,8 @@ impl Tenant {
         }
         let left = self.space.len() as u64;
         self.table = IndirectionTable::new();
-        self.record_reads(false);
+        // The table is empty: marking its entries again takes no room.
+        self.stop_recording_into(IndirectionTable::new());
         if let Some(cold) = self.cold.as_mut() {
             cold.roots.clear();
             cold.handles.clear();

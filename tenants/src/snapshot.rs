@@ -1117,7 +1117,7 @@ impl<'a> Parts<'a> {
         }
         if let Some(reads) = self.reads {
             // Recording again, under the host's policy, with what was read before.
-            t.record_reads(true);
+            t.start_recording();
             if let Some((set, _)) = t.cold.as_mut().and_then(|c| c.recording.as_mut()) {
                 let set = set.get_mut();
                 set.try_reserve(reads.len())

@@ -270,23 +270,49 @@ impl Tenant {
     /// Starts (`true`) or stops recording which base objects this tenant reads, for
     /// read-write conflict checks ([`crate::commit::CommitMode::ReadWrite`]). Starting clears
     /// what was recorded. While it records, every read of a base object by this tenant leaves
-    /// the fast path (other tenants are not affected). Time: O(diverted objects).
-    pub fn record_reads(&mut self, on: bool) {
-        let policy = self.marks_policy();
-        match (on, self.cold.as_mut().and_then(|c| c.recording.take())) {
-            (true, _) => {
-                self.cold_mut().recording = Some((RefCell::default(), policy));
-                self.set_filter(Some(MarkFilter::full()));
-            }
-            (false, Some((_, policy))) => {
-                self.set_filter(match policy {
-                    MarkPolicy::Shared => None,
-                    MarkPolicy::Private => Some(MarkFilter::default()),
-                });
-                self.remark();
-            }
-            (false, None) => {}
+    /// the fast path (other tenants are not affected). Time: O(1) to start, O(diverted
+    /// objects) to stop.
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`] if, stopping, the allocator refuses the room to mark the
+    /// tenant's diverted objects again under its own policy (reserved before anything
+    /// changes): the tenant goes on recording, as it was. Starting cannot fail.
+    pub fn record_reads(&mut self, on: bool) -> Result<()> {
+        if on {
+            self.start_recording();
+            return Ok(());
         }
+        if self.cold.as_ref().is_none_or(|c| c.recording.is_none()) {
+            return Ok(());
+        }
+        let mut fresh = IndirectionTable::new();
+        let n = self.table.len();
+        fresh.try_reserve(n).map_err(|_| Error::OutOfMemory {
+            bytes: u64::try_from(n.saturating_mul(9)).unwrap_or(u64::MAX),
+        })?;
+        self.stop_recording_into(fresh);
+        Ok(())
+    }
+
+    /// [`Tenant::record_reads`]`(true)`, which cannot fail.
+    pub(crate) fn start_recording(&mut self) {
+        let policy = self.marks_policy();
+        self.cold_mut().recording = Some((RefCell::default(), policy));
+        self.set_filter(Some(MarkFilter::full()));
+    }
+
+    /// Stops recording reads, the tenant's entries marked again under its own policy into
+    /// `fresh`, an empty table: given one with room for them, this allocates nothing. Does
+    /// nothing if the tenant is not recording.
+    pub(crate) fn stop_recording_into(&mut self, fresh: IndirectionTable) {
+        let Some((_, policy)) = self.cold.as_mut().and_then(|c| c.recording.take()) else {
+            return;
+        };
+        self.set_filter(match policy {
+            MarkPolicy::Shared => None,
+            MarkPolicy::Private => Some(MarkFilter::default()),
+        });
+        self.remark_into(fresh);
     }
 
     /// While `on`, refuses every write that would change an object of the base this tenant
@@ -341,12 +367,8 @@ impl Tenant {
     }
 
     /// Marks every object of the table again, in the marks the tenant now uses (after its
-    /// policy or its base's marks changed). Time: O(diverted objects).
-    pub(crate) fn remark(&mut self) {
-        self.remark_into(IndirectionTable::new());
-    }
-
-    /// [`Tenant::remark`] into `fresh`, an empty table that becomes the tenant's: given one
+    /// policy or its base's marks changed), into `fresh`, an empty table that becomes the
+    /// tenant's: given one
     /// with room for every entry ([`IndirectionTable::try_reserve`]), marking them again
     /// allocates nothing, so a caller that must not fail part-way reserves it first.
     /// Time: O(diverted objects).
@@ -1951,7 +1973,7 @@ mod tests {
         let w = copied.slot(first, 0).unwrap();
         copied.set_slot(first, 0, w).unwrap();
         let mut slow = Tenant::fork(&base);
-        slow.record_reads(true);
+        slow.record_reads(true).unwrap();
         let idle = Tenant::fork(&base);
         for (v, seen) in objects.iter().zip(&before) {
             assert_eq!(&observe(&slow, *v), seen, "out of line, {v:?}");

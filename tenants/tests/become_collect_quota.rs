@@ -495,7 +495,7 @@ fn observe(t: &Tenant, objs: &[Value]) -> String {
 fn a_two_way_become_refused_by_the_quota_changes_nothing() {
     let (base, g, class) = setup();
     let mut t = Tenant::fork(&base);
-    t.record_reads(true);
+    t.record_reads(true).unwrap();
     let p = t
         .alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 })
         .unwrap();
@@ -510,8 +510,8 @@ fn a_two_way_become_refused_by_the_quota_changes_nothing() {
         t.reads_recorded().unwrap().into_iter().collect::<Vec<_>>(),
         [x]
     );
-    t.record_reads(false);
-    t.record_reads(true);
+    t.record_reads(false).unwrap();
+    t.record_reads(true).unwrap();
     assert_eq!(observe(&t, &[p]), before);
 }
 
@@ -521,7 +521,7 @@ fn a_two_way_become_refused_by_the_quota_changes_nothing() {
 fn a_become_refused_before_it_reads_records_no_read() {
     let (base, g, class) = setup();
     let mut t = Tenant::fork(&base);
-    t.record_reads(true);
+    t.record_reads(true).unwrap();
     let p = t
         .alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 })
         .unwrap();

@@ -258,7 +258,7 @@ fn an_added_object_conflicts_as_any_other() {
     let v1 = repo.commit(&mut a, "a").unwrap();
     let added = Value::base(ObjectIndex::new(v1.len() - 1).unwrap());
     let mut r = repo.fork();
-    r.record_reads(true);
+    r.record_reads(true).unwrap();
     assert_eq!(r.slot(added, 0).unwrap().as_int(), Some(1));
     r.set_slot(z, 0, Value::int(3)).unwrap();
     let mut w = repo.fork();

@@ -27,7 +27,7 @@ fn resolving_a_reference_is_no_read_of_its_object() {
     let (x, z, w) = (o[0], o[1], o[2]);
     let repo = Repository::new(base, CommitRights::Anyone);
     let mut t = repo.fork();
-    t.record_reads(true);
+    t.record_reads(true).unwrap();
     let class = t.class_of(x).unwrap();
     let p = t
         .alloc(class, Format::Pointers, ObjectSize { slots: 1, bytes: 0 })
@@ -52,7 +52,7 @@ fn resolving_a_reference_is_no_read_of_its_object() {
     };
     assert!(!read(&t), "y's body was never read");
     let mut t2 = repo.fork();
-    t2.record_reads(true);
+    t2.record_reads(true).unwrap();
     repo.commit_with(&mut t, "t", CommitMode::ReadWrite, &[])
         .expect("no object t read was changed");
     // A read of y's slot is a read.

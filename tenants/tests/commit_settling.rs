@@ -5,7 +5,8 @@
 //! A version committed elsewhere and applied here (`Repository::apply`) while the allocator
 //! refuses its memory answers `OutOfMemory` and publishes nothing; so does a rebase, which
 //! leaves the tenant where it was. An abort, which cannot fail, takes no large memory. A
-//! flatten the allocator refuses anywhere answers `OutOfMemory` and publishes nothing.
+//! flatten the allocator refuses anywhere answers `OutOfMemory` and publishes nothing, and
+//! so does the end of a record of reads, which leaves the tenant recording.
 
 mod common;
 
@@ -175,7 +176,7 @@ fn a_rebase_refused_anywhere_changes_nothing() {
     let mut refusals = 0;
     for n in 0.. {
         let mut t = repo.fork();
-        t.record_reads(true);
+        t.record_reads(true).unwrap();
         for &x in &o[..1_000] {
             t.set_slot(x, 0, Value::int(-1)).unwrap();
         }
@@ -279,4 +280,40 @@ fn a_flatten_refused_anywhere_publishes_nothing() {
     }
     // The builder's objects, the large body's slots and the frozen words, at least.
     assert!(refusals >= 3, "{refusals} large allocations");
+}
+
+/// Stopping a record of reads marks the tenant's diverted objects again under its own
+/// policy, in a table reserved first: refused by the allocator, it answers `OutOfMemory`
+/// and the tenant goes on recording, its reads and writes as they were; stopped with
+/// nothing refused, the other tenants' fast reads of the objects it copied still miss them.
+#[test]
+fn stopping_a_record_of_reads_refused_leaves_it_recording() {
+    let base = Base::new(synth::image(3_000, 5));
+    let o = pointers(&base, 1_200);
+    let repo = Repository::new(base, CommitRights::Anyone);
+    let mut t = repo.fork();
+    t.record_reads(true).unwrap();
+    for (i, &x) in o.iter().enumerate().take(1_000) {
+        t.set_slot(x, 0, Value::int(i as i64)).unwrap();
+    }
+    assert_eq!(t.slot(o[1_100], 0).unwrap().as_int(), None);
+    let read = t.reads_recorded().unwrap();
+    assert!(!read.is_empty());
+    let (r, refused) = cowheap_testkit::refusing_from(0, || t.record_reads(false));
+    assert!(refused, "stopping took no large memory");
+    assert!(
+        matches!(r, Err(cowheap_tenants::Error::OutOfMemory { .. })),
+        "{r:?}"
+    );
+    assert_eq!(t.reads_recorded().as_ref(), Some(&read));
+    assert_eq!(t.diverted(), 1_000);
+    assert_eq!(t.slot(o[999], 0).unwrap().as_int(), Some(999));
+    t.record_reads(false).unwrap();
+    assert_eq!(t.reads_recorded(), None);
+    assert_eq!(t.slot(o[999], 0).unwrap().as_int(), Some(999));
+    let other = repo.fork();
+    assert_ne!(other.slot(o[999], 0).unwrap().as_int(), Some(999));
+    // The record stopped, the tenant's later reads go unrecorded and its commit lands.
+    repo.commit(&mut t, "t").unwrap();
+    assert_eq!(repo.fork().slot(o[999], 0).unwrap().as_int(), Some(999));
 }

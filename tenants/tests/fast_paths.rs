@@ -437,7 +437,7 @@ fn op(w: &mut World, rng: &mut Rng) -> Vec<usize> {
         }
         _ => {
             let on = rng.below(2) == 0;
-            t.record_reads(on);
+            t.record_reads(on).unwrap();
             vec![]
         }
     }
@@ -854,7 +854,7 @@ fn every_immediate_a_tenant_stores_restores_from_its_snapshot() {
 fn a_recording_tenants_reads_are_memory_it_holds() {
     let base = Base::new(synth::image(40_000, 3));
     let mut t = Tenant::fork(&base);
-    t.record_reads(true);
+    t.record_reads(true).unwrap();
     let before = t.memory_bytes();
     let r = t.reader();
     for x in base.heap().indices() {

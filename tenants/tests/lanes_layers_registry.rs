@@ -149,7 +149,7 @@ fn tenants_past_the_lanes_read_their_own_writes_and_the_version() {
                     ..Default::default()
                 };
                 let mut t = Tenant::fork_with(&repo.current(), config);
-                t.record_reads(r.next().is_multiple_of(4));
+                t.record_reads(r.next().is_multiple_of(4)).unwrap();
                 live.push((t, HashMap::new()));
             }
             2 if !live.is_empty() => {
@@ -175,7 +175,7 @@ fn tenants_past_the_lanes_read_their_own_writes_and_the_version() {
             5 if !live.is_empty() => {
                 let i = (r.next() as usize) % live.len();
                 let on = r.next().is_multiple_of(2);
-                live[i].0.record_reads(on);
+                live[i].0.record_reads(on).unwrap();
             }
             _ if !live.is_empty() => {
                 let i = (r.next() as usize) % live.len();
@@ -224,7 +224,7 @@ fn every_tenant_on_a_version_reads_its_objects_as_it_has_them() {
             ..Default::default()
         };
         let mut t = Tenant::fork_with(&v1, config);
-        t.record_reads(record);
+        t.record_reads(record).unwrap();
         t
     };
     let mut ts = vec![

@@ -49,7 +49,7 @@ fn a_restored_tenant_keeps_its_read_set() {
     let (x, y) = (o[0], o[1]);
     let repo = Repository::new(base, CommitRights::Anyone);
     let mut t = repo.fork();
-    t.record_reads(true);
+    t.record_reads(true).unwrap();
     t.slot(y, 0).unwrap();
     t.set_slot(x, 0, Value::int(4)).unwrap();
     let mut back = Tenant::restore_from(t.base(), &t.snapshot()).unwrap();
@@ -61,7 +61,7 @@ fn a_restored_tenant_keeps_its_read_set() {
     assert!(repo.rebase(&mut back).is_err(), "the same, restored");
     // A tenant recording with nothing read yet is restored recording.
     let mut fresh = repo.fork();
-    fresh.record_reads(true);
+    fresh.record_reads(true).unwrap();
     let back = Tenant::restore_from(fresh.base(), &fresh.snapshot()).unwrap();
     assert_eq!(back.reads_recorded().map(|r| r.len()), Some(0));
     // And one that does not record is restored not recording.
