@@ -269,8 +269,9 @@ fn check_import<T, E: std::fmt::Display>(
 /// header and digest written as a tenant's snapshot has them.
 pub fn snapshot_bytes(flags: u8, payload: &[u8]) -> Vec<u8> {
     use cowheap_tenants::snapshot::{MAGIC, VERSION};
-    // The four flags a snapshot knows: private marks, host objects, committed, reads.
-    sealed(&MAGIC, VERSION, u32::from(flags & 15), payload)
+    // The five flags a snapshot knows: private marks, host objects, committed, reads,
+    // auxiliary bits.
+    sealed(&MAGIC, VERSION, u32::from(flags & 31), payload)
 }
 
 /// A file of the layout tenant snapshots and segment files share: `magic`, `version`,

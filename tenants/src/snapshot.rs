@@ -84,8 +84,11 @@ const FLAG_COMMITTED: u32 = 4;
 /// The flag saying the tenant records its reads, and a reads section follows: the base
 /// objects read since it started.
 const FLAG_READS: u32 = 8;
+/// The flag saying an auxiliary bits section follows: the bits of each saved object and
+/// root stub that has any, which the restore takes instead of each copy's base object's.
+const FLAG_AUX: u32 = 16;
 /// Every flag this build knows.
-const FLAGS: u32 = 1 | FLAG_HOSTS | FLAG_COMMITTED | FLAG_READS;
+const FLAGS: u32 = 1 | FLAG_HOSTS | FLAG_COMMITTED | FLAG_READS | FLAG_AUX;
 
 /// Why a snapshot could not be restored under a host's configuration.
 #[derive(Debug, thiserror::Error)]
@@ -312,6 +315,43 @@ impl Tenant {
         8 + 7 * 8 + 8 + 4 * self.space.gens().len() + 8 + entries + 8 + 8 * self.table.len()
     }
 
+    /// The auxiliary bits section: (entry key, bits) of each saved object and root stub
+    /// with bits, ascending by key; `None` (no section) when a restore that derives them
+    /// gives the same (no entry has bits, and no object the table diverts has any), so a
+    /// tenant of a base without bits writes what it always wrote. Time: O(private).
+    fn aux_section(&self) -> Result<Option<Vec<(u32, u32)>>, SnapshotError> {
+        let stubs = self.cold.as_ref().map(|c| &c.stub_aux);
+        let own = self.space.iter().any(|(_, e)| match e {
+            State::Object(b) => b.aux() != 0,
+            _ => false,
+        }) || stubs.is_some_and(|m| m.values().any(|&a| a != 0));
+        let derived = self
+            .table
+            .iter()
+            .any(|(x, _)| self.base.object(x).is_ok_and(|o| o.aux != 0));
+        if !own && !derived {
+            return Ok(None);
+        }
+        let mut v: Vec<(u32, u32)> = Vec::new();
+        let n = self.space.len() + stubs.map_or(0, |m| m.len());
+        if v.try_reserve_exact(n).is_err() {
+            return Err(SnapshotError::OutOfMemory {
+                bytes: (n as u64).saturating_mul(8),
+            });
+        }
+        for (k, e) in self.space.iter() {
+            let bits = match e {
+                State::Object(b) => b.aux(),
+                State::Stub(_) => stubs.and_then(|m| m.get(&k)).copied().unwrap_or(0),
+                State::Forwarded(_) => 0,
+            };
+            if bits != 0 {
+                v.push((k.key(), bits));
+            }
+        }
+        Ok(Some(v))
+    }
+
     /// The snapshot, each host object's state (or `None`, not saved) from `state`. Every
     /// byte is counted first (the host objects' states are asked for first, so a plugin
     /// that fails does so before anything is written), the buffer reserved once, exactly,
@@ -391,8 +431,15 @@ impl Tenant {
             8 + 4 * committed.len()
         };
         let reads_len = reads.as_ref().map_or(0, |r| 8 + 4 * r.len());
-        let total =
-            HEADER_LEN + self.payload_len() + roots_len + hosts_len + committed_len + reads_len;
+        let aux = self.aux_section()?;
+        let aux_len = aux.as_ref().map_or(0, |a| 8 + 8 * a.len());
+        let total = HEADER_LEN
+            + self.payload_len()
+            + roots_len
+            + hosts_len
+            + committed_len
+            + reads_len
+            + aux_len;
         let mut p = Out::with_room(total);
         p.put(&[0; HEADER_LEN]);
         p.u64(self.quota().unwrap_or(NO_QUOTA));
@@ -484,6 +531,13 @@ impl Tenant {
                 p.u32(k);
             }
         }
+        if let Some(aux) = &aux {
+            p.len64(aux.len());
+            for &(k, bits) in aux {
+                p.u32(k);
+                p.u32(bits);
+            }
+        }
         let mut bytes = p.finish()?;
         debug_assert_eq!(
             bytes.len(),
@@ -498,7 +552,8 @@ impl Tenant {
             } else {
                 0
             }
-            | if reads.is_some() { FLAG_READS } else { 0 };
+            | if reads.is_some() { FLAG_READS } else { 0 }
+            | if aux.is_some() { FLAG_AUX } else { 0 };
         let payload_len = (bytes.len() - HEADER_LEN) as u64;
         for (at, field) in [
             (0, &MAGIC[..]),
@@ -744,6 +799,9 @@ struct Parts<'a> {
     committed: Vec<u32>,
     /// The base objects read, ascending, if the tenant records its reads.
     reads: Option<Vec<u32>>,
+    /// (entry key, bits) of each saved object and stub with auxiliary bits, ascending by
+    /// key, if the snapshot keeps them (else each copy takes its base object's).
+    aux: Option<Vec<(u32, u32)>>,
 }
 
 impl<'a> Parts<'a> {
@@ -829,6 +887,17 @@ impl<'a> Parts<'a> {
         } else {
             None
         };
+        let aux = if flags & FLAG_AUX != 0 {
+            let n = r.count(8, "auxiliary bits")?;
+            let mut v: Vec<(u32, u32)> = Vec::new();
+            room(&mut v, n)?;
+            for _ in 0..n {
+                v.push((r.u32("auxiliary bits key")?, r.u32("auxiliary bits")?));
+            }
+            Some(v)
+        } else {
+            None
+        };
         if r.remaining() != 0 {
             return Err(FileError::corrupt("snapshot", "bytes after the last section").into());
         }
@@ -841,6 +910,7 @@ impl<'a> Parts<'a> {
             hosts,
             committed,
             reads,
+            aux,
         };
         // Every committed key is a saved forwarder to a base object, the shape a commit
         // leaves (an abort keeps it).
@@ -854,6 +924,36 @@ impl<'a> Parts<'a> {
                     "a key is not a forwarder to a base object",
                 )
                 .into());
+            }
+        }
+        // Auxiliary bits: keys ascending, each a saved object or stub, the bits nonzero and
+        // as wide as a header keeps.
+        if let Some(aux) = &parts.aux {
+            if !aux.windows(2).all(|w| w[0].0 < w[1].0) {
+                return Err(FileError::corrupt(
+                    "auxiliary bits",
+                    "keys are not listed once each, ascending",
+                )
+                .into());
+            }
+            for &(key, bits) in aux {
+                let holds = parts.entry_at(key).is_some_and(|i| {
+                    matches!(parts.entries[i].1, Entry::Object(_) | Entry::Stub(_))
+                });
+                if !holds {
+                    return Err(FileError::corrupt(
+                        "auxiliary bits",
+                        "a key is not a saved object or stub",
+                    )
+                    .into());
+                }
+                if bits == 0 || bits >> cowheap_heap::AUX_BITS != 0 {
+                    return Err(FileError::corrupt(
+                        "auxiliary bits",
+                        "bits that are none or wider than a header keeps",
+                    )
+                    .into());
+                }
             }
         }
         // Every proxy is a saved object (not a forwarder).
@@ -1052,14 +1152,10 @@ impl<'a> Parts<'a> {
             ))?;
             table.push((ObjectIndex::from_u32(x), key));
         }
-        // A snapshot keeps no auxiliary bits: each copy takes its base object's (a stub's
-        // are kept for the body a fault-in brings), as when it was made. The bits a two-way
-        // become moved are not kept: they are the bits of the object each copy stands for.
-        for &(x, key) in &table {
-            let aux = base.object(x).map_or(0, |o| o.aux);
-            if aux == 0 {
-                continue;
-            }
+        // The auxiliary bits: the snapshot's own where it keeps them (each body's, as a
+        // two-way become left them); else, as before the section was written, each copy
+        // takes its base object's. A stub's are kept for the body a fault-in brings.
+        let give = |t: &mut Tenant, key: cowheap_heap::PrivateKey, aux: u32| {
             match t.space.get(key) {
                 Some(State::Object(_)) => {
                     if let Some(mut w) = t.space.writable(key) {
@@ -1074,6 +1170,26 @@ impl<'a> Parts<'a> {
                     stubs.insert(key, aux);
                 }
                 _ => {}
+            }
+            Ok::<(), RestoreError>(())
+        };
+        match &self.aux {
+            Some(aux) => {
+                for &(k, bits) in aux {
+                    let key = t.space.key_of(k).ok_or(FileError::corrupt(
+                        "auxiliary bits",
+                        "a key names a missing entry",
+                    ))?;
+                    give(&mut t, key, bits)?;
+                }
+            }
+            None => {
+                for &(x, key) in &table {
+                    let aux = base.object(x).map_or(0, |o| o.aux);
+                    if aux != 0 {
+                        give(&mut t, key, aux)?;
+                    }
+                }
             }
         }
         let mut committed = Vec::new();

@@ -85,6 +85,53 @@ fn a_two_way_become_commits_each_body_with_its_aux_bits() {
     assert_eq!(at(&v2, added), (1, 0x33), "z's old body keeps z's bits");
 }
 
+/// The bits a two-way become moved survive a snapshot and its restore: the restored
+/// tenant's commit gives each body the bits it came with, as the tenant's own would, with a
+/// new object's body (no bits) in a copy's place and the copy's old body (its bits) in the
+/// new object.
+#[test]
+fn bits_a_become_moved_survive_a_snapshot() {
+    let (base, [x, y, z]) = aux_base();
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let mut t = repo.fork();
+    t.become_two_way(x, y).unwrap();
+    let class = t.class_of(z).unwrap();
+    let n = t
+        .alloc_with(
+            class,
+            Format::Pointers,
+            &[Value::int(5), Value::int(6)],
+            &[],
+        )
+        .unwrap();
+    t.become_two_way(z, n).unwrap();
+    t.set_root("n", n).unwrap();
+    let mut t = Tenant::restore_from(&base, &t.snapshot()).unwrap();
+    let n = t.root("n").unwrap();
+    t.set_slot(x, 0, n).unwrap();
+    let v1 = repo.commit(&mut t, "t").unwrap();
+    let at = |o: Value| {
+        let o = v1.object(index(o)).unwrap();
+        (o.slots.len(), o.aux)
+    };
+    assert_eq!(at(x), (3, 0x22), "x holds y's body, with y's bits");
+    assert_eq!(at(y), (0, 0x11), "y holds x's body, with x's bits");
+    assert_eq!(
+        at(z),
+        (2, 0),
+        "z holds the new object's body, which had none"
+    );
+    let added = Value::base(ObjectIndex::new(v1.len() - 1).unwrap());
+    assert_eq!(at(added), (1, 0x33), "z's old body keeps z's bits");
+    // A snapshot of a tenant with no bits to keep is as it was: no section, no flag.
+    let (plain, [_, py, _]) = aux_base();
+    let mut u = Tenant::fork(&plain);
+    let class = u.class_of(py).unwrap();
+    u.alloc_with(class, Format::Pointers, &[], &[]).unwrap();
+    let bytes = u.snapshot();
+    assert_eq!(u32::from_le_bytes(bytes[12..16].try_into().unwrap()), 0);
+}
+
 /// A copy's bits survive a snapshot and its restore, and a swap-out of the copy with a
 /// segment and its fault-in: the commit afterwards gives the object its own bits.
 #[test]

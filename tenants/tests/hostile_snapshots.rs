@@ -762,7 +762,7 @@ fn list(items: &[u32]) -> Vec<u8> {
 }
 
 /// The committed section names only forwarders to base objects, each once, ascending; the
-/// reads section only base objects of the base; no flag past bit 3 is known.
+/// reads section only base objects of the base; no flag past bit 4 is known.
 #[test]
 fn committed_and_reads_sections_are_checked() {
     let base = small_base();
@@ -801,7 +801,64 @@ fn committed_and_reads_sections_are_checked() {
     refused(&raw(8, list(&[3, 2])), "reads out of order");
     let past = base.len() as u32;
     refused(&raw(8, list(&[past])), "a read past the base");
-    refused(&raw(16, Vec::new()), "an unknown flag");
+    refused(&raw(32, Vec::new()), "an unknown flag");
     refused(&raw(4, Vec::new()), "a missing committed section");
     refused(&raw(0, list(&[1])), "a section no flag names");
+}
+
+/// An auxiliary bits section: a count, then a key and its bits each.
+fn aux_list(items: &[(u32, u32)]) -> Vec<u8> {
+    let mut v = (items.len() as u64).to_le_bytes().to_vec();
+    for (k, b) in items {
+        v.extend(k.to_le_bytes());
+        v.extend(b.to_le_bytes());
+    }
+    v
+}
+
+/// The auxiliary bits section (flag bit 4) names saved objects (or stubs), each once,
+/// ascending, with bits that are some and no wider than a header keeps; a well-formed one
+/// restores, and the restored tenant's snapshot keeps the same bits.
+#[test]
+fn the_auxiliary_bits_section_is_checked() {
+    let base = small_base();
+    // Entries 0 and 2 objects, entry 1 a forwarder to entry 0.
+    let raw = |tail| Raw {
+        flags: 16,
+        gens: vec![0, 0, 0],
+        entries: vec![
+            (0, object(1)),
+            (1, RawEntry::Forwarded(private_ref(0, 0))),
+            (2, object(2)),
+        ],
+        tail,
+        ..Raw::new()
+    };
+    let restore = |r: &Raw| Tenant::restore_from(&base, &r.seal(&base));
+    let refused = |r: &Raw, what: &str| {
+        let got = restore(r);
+        assert!(
+            matches!(
+                got,
+                Err(FileError::Corrupt { .. } | FileError::Truncated { .. })
+            ),
+            "{what} is refused: {got:?}"
+        );
+    };
+    let t = restore(&raw(aux_list(&[(0, 0x5), (2, 0xFF_FFFF)]))).expect("well formed");
+    let again = Tenant::restore_from(&base, &t.snapshot()).expect("its own snapshot");
+    assert_eq!(again.snapshot(), t.snapshot());
+    let flags = |b: &[u8]| u32::from_le_bytes(b[12..16].try_into().unwrap());
+    assert_eq!(flags(&t.snapshot()) & 16, 16, "the bits are kept");
+    restore(&raw(aux_list(&[]))).expect("an empty section");
+    refused(&raw(aux_list(&[(1, 5)])), "bits of a forwarder");
+    refused(&raw(aux_list(&[(3, 5)])), "bits of a missing key");
+    refused(&raw(aux_list(&[(2, 5), (0, 5)])), "keys out of order");
+    refused(&raw(aux_list(&[(0, 5), (0, 6)])), "a key twice");
+    refused(&raw(aux_list(&[(0, 0)])), "no bits");
+    refused(
+        &raw(aux_list(&[(0, 1 << 24)])),
+        "bits wider than a header keeps",
+    );
+    refused(&raw(Vec::new()), "a missing section");
 }
