@@ -4,9 +4,10 @@
 //! did not take, and refuses, changing nothing, a version that is not exactly its changes.
 //! A version committed elsewhere and applied here (`Repository::apply`) while the allocator
 //! refuses its memory answers `OutOfMemory` and publishes nothing; so does a rebase, which
-//! leaves the tenant where it was. An abort, which cannot fail, takes no large memory. A
-//! flatten the allocator refuses anywhere answers `OutOfMemory` and publishes nothing, and
-//! so does the end of a record of reads, which leaves the tenant recording.
+//! leaves the tenant where it was. An abort, which cannot fail, takes no large memory. The
+//! heap a flatten builds, refused by the allocator anywhere, answers `OutOfMemory` (the new
+//! version's marks are still reserved infallibly, as every base's are), and so does the end
+//! of a record of reads, which leaves the tenant recording.
 
 mod common;
 
@@ -231,10 +232,11 @@ fn an_abort_takes_no_large_memory() {
     );
 }
 
-/// The heap a flatten builds, refused by the allocator at any of its large allocations
-/// (the builder's objects, a body's slots, the frozen heap's words), answers `OutOfMemory`
-/// and the repository stays as it was: the current version is the layered one and reads as
-/// before. With nothing refused the flatten publishes a version that reads the same.
+/// The heap a flatten builds (`Base::flatten`, the step of `Repository::flatten` that takes
+/// its memory but for the new version's marks), refused by the allocator at any of its
+/// large allocations (the builder's objects, a body's slots, the frozen heap's words),
+/// answers `OutOfMemory`, and the repository reads as before. With nothing refused the
+/// repository's flatten publishes a version that reads the same.
 #[test]
 fn a_flatten_refused_anywhere_publishes_nothing() {
     let mut refusals = 0;

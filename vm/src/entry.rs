@@ -106,6 +106,7 @@ impl Vm {
         self.active = bottom;
         self.reset_fresh(m)?;
         self.forget_enumeration();
+        self.relist_free = true;
         // Between two runs the embedder may have changed, through the memory's own calls,
         // what the method cache and the code cache were read from (a become of methods or
         // method dictionaries, a store into a dictionary, a collection that frees a word for
@@ -123,6 +124,11 @@ impl Vm {
         // What the run reads through a stub is faulted in, not read from a view.
         let was = m.set_reads_fault(true);
         let flow = self.send(m, selector, args.len(), false);
+        if let Ok(Flow::Worked(n)) = flow {
+            // The entry send's own primitive walked the objects: counted, though the one
+            // primitive the caller asked for is not stopped by it.
+            self.stats.charged += n;
+        }
         let result = match flow {
             Ok(Flow::Done(v)) => Ok(v),
             Ok(Flow::Go | Flow::Worked(_)) => match self.same(m, self.active, bottom) {
@@ -154,6 +160,7 @@ impl Vm {
         self.depth = 0;
         self.reset_fresh(m)?;
         self.forget_enumeration();
+        self.relist_free = true;
         // Between two runs the embedder may have changed, through the memory's own calls,
         // what the method cache and the code cache were read from (a become of methods or
         // method dictionaries, a store into a dictionary, a collection that frees a word for

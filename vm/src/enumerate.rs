@@ -17,7 +17,11 @@
 //! scanned) is charged to the run's bytecode budget, a bytecode an object, so a run that
 //! asks for fresh lists over and over (the `nextObject` of objects made since) is stopped
 //! by its budget as any run is; a walk in order is charged its one list and the objects it
-//! scans, O(objects) in all. A primitive that fails after taking a list is not charged.
+//! scans, O(objects) in all. The list the interpreter drops itself (at every entry, so a
+//! run resumed in a new slice walks on; at its own collections) is taken again by the next
+//! `next...` free of charge, as it was before the work was charged: a slice of a walk
+//! resumed is charged its steps, not a list, and does at most one list's work beyond its
+//! budget. A primitive that fails after taking a list is not charged.
 //!
 //! The list is dropped whenever it could name a freed object or miss a moved one: at every
 //! entry ([`Vm::perform`], [`Vm::resume`]; an embedder may collect between calls), at the
@@ -79,8 +83,12 @@ impl Vm {
         {
             return Ok((Some(i), 0));
         }
+        // The first list since the interpreter dropped the last one itself is free: a walk
+        // that goes on across entries pays for its list once, when it starts it.
+        let free = std::mem::take(&mut self.relist_free);
         let e = self.enumeration_now(m)?;
-        Ok((e.position.get(&key).copied(), e.objects.len() as u64))
+        let charge = if free { 0 } else { e.objects.len() as u64 };
+        Ok((e.position.get(&key).copied(), charge))
     }
 
     /// The first object of the list from position `from` whose class is `class`, and the

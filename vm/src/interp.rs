@@ -390,6 +390,10 @@ pub struct Vm {
     pub(crate) literals: usize,
     /// The objects a `someObject`/`someInstance` walk goes through (see `enumerate`).
     pub(crate) enumeration: Option<crate::enumerate::Enumeration>,
+    /// The walk's list was last dropped by the interpreter itself (at an entry, or at its
+    /// own collection), not at the image's request: the fresh list a `next...` takes next
+    /// is not charged to the budget (see `crate::enumerate`).
+    pub(crate) relist_free: bool,
     /// How recently indexed objects are indexed (see `prims::AtCache`).
     pub(crate) at_cache: crate::prims::AtCache,
     /// The segments this call has faulted in (see [`Vm::after_fault`]): nothing in a call
@@ -542,6 +546,7 @@ impl Vm {
             pc_base: 0,
             literals: 0,
             enumeration: None,
+            relist_free: false,
             at_cache: crate::prims::AtCache::new(),
             faulted: Vec::new(),
             loaded: false,
@@ -2600,9 +2605,11 @@ impl Vm {
         self.store_registers(m)?;
         self.flush_frames(m)?;
         let after = m.collect(&[self.active, self.bottom])?;
-        // A collected method may have been cached, or listed for a walk.
+        // A collected method may have been cached, or listed for a walk. The list is the
+        // interpreter's to drop here, so the walk's next list is not charged.
         self.flush_cache();
         self.forget_enumeration();
+        self.relist_free = true;
         self.stats.collections += 1;
         self.gc_threshold = after.saturating_mul(2).max(after + self.gc_min);
         Ok(())

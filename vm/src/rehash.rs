@@ -54,7 +54,8 @@ pub struct ImageRehash {
     pub rehashed: Vec<usize>,
     /// The collections whose `rehash` stopped, with the typed error.
     pub failed: Vec<RehashFailure>,
-    /// Bytecodes run in all.
+    /// Bytecodes run in all, with the budget the runs' walks were charged
+    /// ([`crate::VmStats::charged`]).
     pub bytecodes: u64,
 }
 
@@ -122,9 +123,10 @@ impl Vm {
                 // The holder is a root, so it is never collected, and objects do not move.
                 let c = m.slot(holder, index)?;
                 let selector = m.slot(holder, n)?;
-                let before = self.stats().bytecodes;
+                let spent = |s: crate::VmStats| s.bytecodes + s.charged;
+                let before = spent(self.stats());
                 let outcome = self.perform(m, c, selector, &[], budget);
-                report.bytecodes += self.stats().bytecodes - before;
+                report.bytecodes += spent(self.stats()) - before;
                 match outcome {
                     Ok(_) => report.rehashed.push(index),
                     Err(error) => {
