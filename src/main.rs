@@ -342,8 +342,10 @@ struct DemoArgs {
     /// Tenants to fork.
     #[arg(long, default_value_t = 1_000, value_parser = count_in("tenants", 1, MAX_TENANTS))]
     tenants: usize,
-    /// Base objects each tenant writes (copies on first write).
-    #[arg(long, default_value_t = 20)]
+    /// Base objects each tenant writes (copies on first write), at least 1 (the demo checks
+    /// that each tenant sees its own writes); past the objects the demo finds to write, it
+    /// writes all of them and says how many.
+    #[arg(long, default_value_t = 20, value_parser = count_in("writes", 1, bench::MAX_OBJECTS))]
     writes: usize,
     /// Objects each tenant allocates, at most 1,000,000.
     #[arg(long, default_value_t = 50, value_parser = count_in("objects", 0, MAX_DEMO_ALLOCS))]

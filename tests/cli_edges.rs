@@ -244,3 +244,22 @@ fn a_run_past_the_address_space_limit_is_refused_before_it_starts() {
     }
     assert!(!Path::new(file).exists());
 }
+
+/// `demo --writes 0` is an argument error that names the option's range, not a demo that
+/// writes once while asked for none.
+#[test]
+fn a_demo_of_no_writes_is_an_argument_error() {
+    let run = cowheap(&[
+        "demo",
+        "--writes",
+        "0",
+        "--tenants",
+        "2",
+        "--objects",
+        "1000",
+    ]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{err}");
+    assert!(err.contains("0 writes: from 1"), "{err}");
+    assert!(run.stdout.is_empty());
+}
