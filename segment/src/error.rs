@@ -165,6 +165,11 @@ pub enum SegmentError {
     /// Something the target format cannot hold.
     #[error("the V3 segment format cannot hold {0}")]
     Unrepresentable(&'static str),
+    /// A value of the segment that the image of the tenant it is imported into cannot hold
+    /// (an integer past its SmallIntegers, an immediate float in an image without them, a
+    /// Character its CharacterTable has no entry for).
+    #[error("the target image cannot hold {0}")]
+    NotHeldByTarget(&'static str),
     /// The image given as the base did not import (the importer's message).
     #[error("the base image did not import: {0}")]
     BaseImage(#[source] cowheap_squeak::ImportError),

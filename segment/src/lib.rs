@@ -107,6 +107,102 @@ pub mod v3;
 pub use error::{Result, SegmentError};
 pub use project::{OutPointer, Project, ProjectReport};
 
+/// Special objects array index of the CharacterTable of a V3 image.
+const SPECIAL_CHARACTER_TABLE: usize = 24;
+
+/// How the image a base was imported from holds the values a segment carries as
+/// immediates, from its `image.version` root: what a value of another image's segment
+/// becomes there ([`Immediates::convert`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Immediates {
+    /// V3 (6502, 6504, 6505): 31-bit SmallIntegers, Characters as the objects of the
+    /// CharacterTable (special objects slot 24), no immediate floats.
+    V3,
+    /// 32-bit Spur (6521, 7033): 31-bit SmallIntegers, immediate Characters of 30 bits.
+    Spur32,
+    /// 64-bit Spur (68021, 68533): 61-bit SmallIntegers, immediate Characters of 30 bits
+    /// and immediate floats.
+    Spur64,
+    /// A base not read from an image (no version): any immediate cowheap holds.
+    Any,
+}
+
+impl Immediates {
+    /// The kind of `heap`'s image. Time: O(roots).
+    pub(crate) fn of<O: bind::Objects + ?Sized>(heap: &O) -> Immediates {
+        match heap.named_root("image.version").and_then(|v| v.as_int()) {
+            Some(6502 | 6504 | 6505) => Immediates::V3,
+            Some(6521 | 7033) => Immediates::Spur32,
+            Some(68021 | 68533) => Immediates::Spur64,
+            _ => Immediates::Any,
+        }
+    }
+
+    /// `w`, an immediate of a segment, as the image of `heap` holds it: a SmallInteger or
+    /// an immediate Character or float as it is where the image has such immediates, and a
+    /// Character in a V3 image as its CharacterTable's Character of that value (what
+    /// `Character value:` answers there, and a V3 segment's Characters are). Squeak's own
+    /// loaders refuse a segment of another word size, and cowheap's segments travel between
+    /// images, so a value the image has no such object for is refused rather than made as
+    /// an immediate it cannot read: kept as it was, a SmallInteger past 31 bits in a 32-bit
+    /// image answered `SmallInteger` for a value past `SmallInteger maxVal`, and a Spur
+    /// Character in a V3 image was no object of its CharacterTable (`$a == $a` false). Time:
+    /// O(1).
+    ///
+    /// # Errors
+    /// [`SegmentError::NotHeldByTarget`] for an integer past the image's SmallIntegers, an
+    /// immediate float in an image without them, a Character past its range (or, in a V3
+    /// image, past its CharacterTable).
+    pub(crate) fn convert<O: bind::Objects + ?Sized>(
+        self,
+        heap: &O,
+        w: cowheap_heap::Word,
+    ) -> Result<cowheap_heap::Value> {
+        use cowheap_heap::{Decoded, Value};
+        let refuse = SegmentError::NotHeldByTarget;
+        let held = Value::shared(w);
+        if self == Immediates::Any {
+            return Ok(held);
+        }
+        match w.decode() {
+            Decoded::Int(i) => {
+                let bits = if self == Immediates::Spur64 { 61 } else { 31 };
+                let half = 1i64 << (bits - 1);
+                if (-half..half).contains(&i) {
+                    Ok(held)
+                } else {
+                    Err(refuse("an integer past its SmallIntegers"))
+                }
+            }
+            Decoded::Char(c) => match self {
+                Immediates::V3 => {
+                    let special = heap
+                        .named_root("specialObjects")
+                        .and_then(|v| v.word().as_base());
+                    special
+                        .and_then(|s| heap.slot_of(s, SPECIAL_CHARACTER_TABLE))
+                        .and_then(|t| t.as_base())
+                        .filter(|_| c < 256)
+                        .and_then(|t| heap.slot_of(t, c as usize))
+                        .and_then(|x| x.as_base())
+                        .map(Value::base)
+                        .ok_or(refuse("a Character its CharacterTable has no entry for"))
+                }
+                _ if c < (1 << 30) => Ok(held),
+                _ => Err(refuse("a Character past 30 bits")),
+            },
+            _ if w.as_small_float_bits().is_some() => {
+                if self == Immediates::Spur64 {
+                    Ok(held)
+                } else {
+                    Err(refuse("an immediate float"))
+                }
+            }
+            _ => Ok(held),
+        }
+    }
+}
+
 /// `hash` as an identity hash of a base whose hashes are `bits` wide
 /// ([`cowheap_heap::BaseHeap::hash_bits`]: 12 for a V3 image, 22 for Spur): itself when it
 /// fits, else its low `bits` bits, and 1 if those are all zero (a hash a tenant draws is

@@ -547,7 +547,9 @@ impl TenantSegment {
     /// [`SegmentError::Unbound`] naming what did not bind; [`SegmentError::Tenant`] if the
     /// tenant refuses an allocation (a quota); [`SegmentError::BadSegment`] for a reference
     /// to a member or out-pointer the segment does not have; [`SegmentError::Host`] for a
-    /// host object.
+    /// host object; [`SegmentError::NotHeldByTarget`] for an immediate the tenant's image
+    /// does not hold (an integer past its SmallIntegers, say), which is made as that image
+    /// holds it where it has one (a Spur Character in a V3 image: its CharacterTable's).
     pub fn import_into(
         &mut self,
         tenant: &mut Tenant,
@@ -730,6 +732,28 @@ impl TenantSegment {
                 SRef::Imm(_) => false,
             };
         }
+        // Each immediate as the tenant's image holds it, checked before the tenant is
+        // touched: a Spur Character in a V3 image is its CharacterTable's, an integer past
+        // its SmallIntegers is refused. A segment swapped back into its own tenant has
+        // them as they were.
+        let immediates = if same_tenant {
+            crate::Immediates::Any
+        } else {
+            crate::Immediates::of(&*base)
+        };
+        let mut converted = false;
+        for (o, _) in self
+            .objects
+            .iter()
+            .zip(&not_made)
+            .filter(|&(_, &skip)| !skip)
+        {
+            for s in &o.slots {
+                if let SRef::Imm(w) = *s {
+                    converted |= !immediates.convert(&*base, w)?.same_word(Value::shared(w));
+                }
+            }
+        }
         // And the tenant's quota for all of them: a quota refusal part-way would leave the
         // members made so far.
         let sizes: Vec<ObjectSize> = self
@@ -830,7 +854,7 @@ impl TenantSegment {
                 }
                 for (k, s) in o.slots.iter().enumerate() {
                     let v = match *s {
-                        SRef::Imm(w) => Value::shared(w),
+                        SRef::Imm(w) => immediates.convert(&*base, w)?,
                         SRef::Obj(j) => *made
                             .get(j as usize)
                             .ok_or(bad("a reference to no member"))?,
@@ -862,6 +886,7 @@ impl TenantSegment {
             });
             let same_targets = !class_hash_lost
                 && !hashes_cut
+                && !converted
                 && (same_tenant && same_base && unbound.is_empty()
                     || same_base
                         && !needs_names
