@@ -759,7 +759,10 @@ fn class_of(
 /// [`SegmentError::BaseMissing`] for a base without a special objects array;
 /// [`SegmentError::Tenant`] if the tenant refuses an allocation (a quota, or the
 /// allocator's `OutOfMemory`, which the memory to undo the import, reserved first, may also
-/// answer); [`SegmentError::HashedCollection`] for a hashed collection with no free slot. On
+/// answer); [`SegmentError::HashedCollection`] for a hashed collection with no free slot;
+/// [`SegmentError::BadSegment`], before anything is made, for an object whose class binds
+/// to something that is not a class (nil, a Symbol, a global that is none: no SmallInteger
+/// format word in its field 2) in a base read from an image. On
 /// an error the root `root_name` is left as it was, and what was made is freed
 /// ([`Tenant::free_unreachable_with`], in that reserved memory): the tenant's objects,
 /// private bytes and quota are as before.
@@ -795,6 +798,30 @@ pub fn materialise(
             report
                 .compact
                 .push((k, name.clone(), b.as_ref().err().map(ToString::to_string)));
+        }
+    }
+    // Every object that can be made has a class that is a class, checked before the tenant
+    // is touched: a class word naming an out-pointer that binds to nil, a Symbol or a
+    // global that is no class (which the stream may say) would make an object of no class
+    // the image can read. (A base built rather than read from an image takes any object as
+    // a class, as its tenants do.)
+    let image = crate::Immediates::of(&*base) != crate::Immediates::Any;
+    for o in seg.objects.iter().filter(|_| image) {
+        let is_class = match o.vm_class() {
+            ClassRef::Obj(i) => seg.objects.get(i as usize).is_some_and(|c| {
+                c.format <= 4
+                    && matches!(c.pointers.get(crate::CLASS_FORMAT_SLOT), Some(Oop::Int(_)))
+            }),
+            // Not bound: not made, and reported.
+            _ => match class_of(o, project, &bindings, &[]) {
+                Ok(c) => crate::is_class(tenant, c)?,
+                Err(_) => true,
+            },
+        };
+        if !is_class {
+            return Err(SegmentError::BadSegment(
+                "an object whose class is not a class (no format word)",
+            ));
         }
     }
     // Allocate: classes inside the segment before their instances, in one pass in that

@@ -107,8 +107,28 @@ pub mod v3;
 pub use error::{Result, SegmentError};
 pub use project::{OutPointer, Project, ProjectReport};
 
+/// Class instance variable holding the format word, in V3 and Spur alike (`superclass
+/// methodDict format ...`).
+pub(crate) const CLASS_FORMAT_SLOT: usize = 2;
 /// Special objects array index of the CharacterTable of a V3 image.
 const SPECIAL_CHARACTER_TABLE: usize = 24;
+
+/// Whether `v` is a class as the virtual machine needs one to make an instance: a pointer
+/// object whose field 2 (`format`, in V3 and Spur alike) is a SmallInteger. An import into
+/// a base read from an image makes an object only with such a class: an out-pointer of a
+/// hostile file or project naming nil, a Symbol or a global that is no class as a class
+/// would otherwise give an object of no class the image can read. Time: O(1).
+///
+/// # Errors
+/// [`SegmentError::Tenant`] if the tenant refuses a read of `v`.
+pub(crate) fn is_class(t: &cowheap_tenants::Tenant, v: cowheap_heap::Value) -> Result<bool> {
+    if !v.word().is_ref() {
+        return Ok(false);
+    }
+    Ok(t.format(v)? == cowheap_heap::Format::Pointers
+        && t.size(v)?.slots > CLASS_FORMAT_SLOT
+        && t.slot(v, CLASS_FORMAT_SLOT)?.as_int().is_some())
+}
 
 /// How the image a base was imported from holds the values a segment carries as
 /// immediates, from its `image.version` root: what a value of another image's segment

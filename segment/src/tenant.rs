@@ -546,10 +546,13 @@ impl TenantSegment {
     /// # Errors
     /// [`SegmentError::Unbound`] naming what did not bind; [`SegmentError::Tenant`] if the
     /// tenant refuses an allocation (a quota); [`SegmentError::BadSegment`] for a reference
-    /// to a member or out-pointer the segment does not have; [`SegmentError::Host`] for a
-    /// host object; [`SegmentError::NotHeldByTarget`] for an immediate the tenant's image
-    /// does not hold (an integer past its SmallIntegers, say), which is made as that image
-    /// holds it where it has one (a Spur Character in a V3 image: its CharacterTable's).
+    /// to a member or out-pointer the segment does not have, or, in a base read from an
+    /// image, a member whose class is not a class (an out-pointer binding to nil, a Symbol,
+    /// a global that is none: no SmallInteger format word in its field 2);
+    /// [`SegmentError::Host`] for a host object; [`SegmentError::NotHeldByTarget`] for an
+    /// immediate the tenant's image does not hold (an integer past its SmallIntegers, say),
+    /// which is made as that image holds it where it has one (a Spur Character in a V3
+    /// image: its CharacterTable's).
     pub fn import_into(
         &mut self,
         tenant: &mut Tenant,
@@ -732,10 +735,13 @@ impl TenantSegment {
                 SRef::Imm(_) => false,
             };
         }
-        // Each immediate as the tenant's image holds it, checked before the tenant is
-        // touched: a Spur Character in a V3 image is its CharacterTable's, an integer past
-        // its SmallIntegers is refused. A segment swapped back into its own tenant has
-        // them as they were.
+        // What the members are made with, checked before the tenant is touched: in a base
+        // read from a Squeak image, each immediate as the image holds it (a Spur Character
+        // in a V3 image is its CharacterTable's, an integer past its SmallIntegers is
+        // refused), and each class a class (a file's class out-pointer may bind to nil, a
+        // Symbol or a global that is none). A segment swapped back into its own tenant has
+        // both as they were; a base built rather than read from an image takes any object
+        // as a class, as its tenants do.
         let immediates = if same_tenant {
             crate::Immediates::Any
         } else {
@@ -748,6 +754,22 @@ impl TenantSegment {
             .zip(&not_made)
             .filter(|&(_, &skip)| !skip)
         {
+            let class_ok = immediates == crate::Immediates::Any
+                || match o.class {
+                    SRef::Out(k) => match bound.get(k as usize) {
+                        Some(&c) => crate::is_class(tenant, c)?,
+                        None => false,
+                    },
+                    SRef::Obj(j) => self.objects.get(j as usize).is_some_and(|c| {
+                        let format_word = c.slots.get(crate::CLASS_FORMAT_SLOT);
+                        c.format == Format::Pointers
+                            && matches!(format_word, Some(SRef::Imm(w)) if w.as_int().is_some())
+                    }),
+                    SRef::Imm(_) => false,
+                };
+            if !class_ok {
+                return Err(bad("a member whose class is not a class (no format word)"));
+            }
             for s in &o.slots {
                 if let SRef::Imm(w) = *s {
                     converted |= !immediates.convert(&*base, w)?.same_word(Value::shared(w));

@@ -1,4 +1,4 @@
-//! What an import makes in another image must be a value that image holds. An immediate
+//! What an import makes in another image must be what that image holds. An immediate
 //! of the writer's image is made as the target image has it, or refused: a Spur Character
 //! (an immediate) imported into a V3 image, whose Characters are the objects of its
 //! CharacterTable, is that table's Character of the same value, as `Character value:`
@@ -6,15 +6,20 @@
 //! SmallInteger of a 64-bit Spur image past the 31 bits of a 32-bit image, and a
 //! SmallFloat64 imported into an image without immediate floats, are refused with a typed
 //! error, the tenant left as it was (its snapshot byte for byte).
+//!
+//! And an object's class must be a class: a class out-pointer of a segment file or an Etoys
+//! project that binds to nil, a Symbol or a global that is no class (`Smalltalk`), and a
+//! member class without a format word, are refused with a typed error rather than made as
+//! instances of it, the tenant left as it was.
 
 mod common;
 
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, Value, Word};
 use cowheap_segment::SegmentError;
-use cowheap_segment::bind::BaseNames;
+use cowheap_segment::bind::{self, BaseNames};
 use cowheap_segment::file;
-use cowheap_segment::tenant;
+use cowheap_segment::tenant::{self, OutRef, SRef};
 use cowheap_tenants::Tenant;
 use std::sync::{Arc, OnceLock};
 
@@ -156,4 +161,141 @@ fn an_immediate_float_into_an_image_without_them_is_refused() {
     }
     let (t, r) = import(&f, &spur64().0);
     assert!(t.slot(r.unwrap(), 0).unwrap().same_word(one));
+}
+
+#[test]
+fn a_segment_member_whose_class_is_no_class_is_refused() {
+    let from = common::base("mini.image");
+    let f = array_file(from, &[Value::int(3)]);
+    let seg = file::from_bytes(&f, None).unwrap();
+    let SRef::Out(k) = seg.objects[0].class else {
+        panic!("the Array class is an out-pointer");
+    };
+    for not_a_class in [
+        OutRef::Special(0),
+        OutRef::Symbol("Array".into()),
+        OutRef::Global("Smalltalk".into()),
+    ] {
+        let mut s = seg.clone();
+        s.out[k as usize] = not_a_class.clone();
+        let (t, r) = import(&file::to_bytes(&s).unwrap(), &from.0);
+        assert!(
+            matches!(r, Err(SegmentError::BadSegment(_))),
+            "{not_a_class}: made an instance of {:?}",
+            r.map(|h| t.class_of(h).unwrap().word())
+        );
+    }
+    // A member class that is a String, not a class: two members, the Array made an
+    // instance of the second.
+    let mut s = seg.clone();
+    let string = from.1.global("String").unwrap();
+    s.out.push(OutRef::Class {
+        name: "String".into(),
+        inst_vars: from
+            .1
+            .all_inst_var_names(from.0.heap(), string.as_base().unwrap())
+            .unwrap(),
+    });
+    s.objects.push(tenant::SegObj {
+        class: SRef::Out(s.out.len() as u32 - 1),
+        format: Format::Bytes,
+        hash: 5,
+        slots: Vec::new(),
+        bytes: b"no class".to_vec(),
+    });
+    s.objects[0].class = SRef::Obj(1);
+    let (t, r) = import(&file::to_bytes(&s).unwrap(), &from.0);
+    assert!(
+        matches!(r, Err(SegmentError::BadSegment(_))),
+        "made an instance of a String: {:?}",
+        r.map(|h| t.class_of(h).unwrap().word())
+    );
+}
+
+/// Little-endian bytes of `words`.
+fn le(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// A Symbol in the stream.
+fn symbol(s: &str) -> Vec<u8> {
+    let mut b = vec![6, u8::try_from(s.len()).unwrap()];
+    b.extend(s.as_bytes());
+    b
+}
+
+/// `DiskProxy global: #name selector: #withClassVersion: args: #(1)`: the class `name`.
+fn class_proxy(name: &str) -> Vec<u8> {
+    let mut b = vec![9, 0, 0, 0, 5];
+    b.extend(symbol("DiskProxy"));
+    b.extend(symbol(name));
+    b.push(1);
+    b.extend(symbol("withClassVersion:"));
+    b.extend([8, 0, 0, 0, 1, 4, 0, 0, 0, 1]);
+    b
+}
+
+/// `DiskProxy global: #name`: the global `name`'s value.
+fn global_proxy(name: &str) -> Vec<u8> {
+    let mut b = vec![9, 0, 0, 0, 5];
+    b.extend(symbol("DiskProxy"));
+    b.extend(symbol(name));
+    b.extend([1, 1, 1]);
+    b
+}
+
+/// An Etoys-like project whose segment is a roots array (an Array: out-pointer 2) holding
+/// one object with no fields, whose two-word header's class word is out-pointer 1, `first`
+/// (an encoded stream object).
+fn project_with_class(first: Vec<u8>) -> Vec<u8> {
+    let two_word = |fmt: u32, fields: u32| (fmt << 8) | ((fields + 1) << 2) | 1;
+    let words = le(&[
+        0x7300_0000 | 6502,
+        0x8000_0008 | 1,
+        two_word(2, 1),
+        4 * (5 + 1),
+        0x8000_0004 | 1,
+        two_word(1, 0),
+    ]);
+    let mut b = vec![9, 0, 0, 0, 4];
+    b.extend(symbol("ImageSegment"));
+    b.push(1);
+    b.push(19);
+    b.extend(u32::try_from(words.len() / 4).unwrap().to_be_bytes());
+    b.extend(&words);
+    b.extend([8, 0, 0, 0, 2]);
+    b.extend(first);
+    b.extend(class_proxy("Array"));
+    b.push(b'!');
+    let mut s = b"'From Squeak'!\r!self smartRefStream!".to_vec();
+    s.extend(b);
+    s
+}
+
+#[test]
+fn a_project_object_whose_class_is_no_class_is_refused() {
+    let (mini, _) = common::base("mini.image");
+    // A class that binds: the object is made, an instance of it.
+    let p =
+        cowheap_segment::Project::from_bytes(&project_with_class(class_proxy("Object"))).unwrap();
+    let mut t = Tenant::fork(mini);
+    let m = bind::materialise(&mut t, &p, "project").unwrap();
+    assert!(m.objects[1].is_some());
+    // nil, a Symbol that binds (#Array), a global that is no class.
+    for first in [vec![1u8], symbol("Array"), global_proxy("Smalltalk")] {
+        let p = cowheap_segment::Project::from_bytes(&project_with_class(first)).unwrap();
+        let mut t = Tenant::fork(mini);
+        let before = t.snapshot();
+        let r = bind::materialise(&mut t, &p, "project");
+        assert!(
+            matches!(r, Err(SegmentError::BadSegment(_))),
+            "{:?}: made an instance of {:?}",
+            p.out_pointer(1),
+            r.map(|m| m.objects[1].map(|o| t.class_of(o).unwrap().word()))
+        );
+        assert!(
+            t.snapshot() == before,
+            "a refused project import changed the tenant"
+        );
+    }
 }
