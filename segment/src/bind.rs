@@ -762,7 +762,9 @@ fn class_of(
 /// answer); [`SegmentError::HashedCollection`] for a hashed collection with no free slot;
 /// [`SegmentError::BadSegment`], before anything is made, for an object whose class binds
 /// to something that is not a class (nil, a Symbol, a global that is none: no SmallInteger
-/// format word in its field 2) in a base read from an image. On
+/// format word in its field 2) in a base read from an image;
+/// [`SegmentError::NotHeldByTarget`], before anything is made, for a compiled method whose
+/// V3 header counts its literals otherwise than the base's image reads it (a Spur image). On
 /// an error the root `root_name` is left as it was, and what was made is freed
 /// ([`Tenant::free_unreachable_with`], in that reserved memory): the tenant's objects,
 /// private bytes and quota are as before.
@@ -805,23 +807,38 @@ pub fn materialise(
     // global that is no class (which the stream may say) would make an object of no class
     // the image can read. (A base built rather than read from an image takes any object as
     // a class, as its tenants do.)
-    let image = crate::Immediates::of(&*base) != crate::Immediates::Any;
-    for o in seg.objects.iter().filter(|_| image) {
-        let is_class = match o.vm_class() {
-            ClassRef::Obj(i) => seg.objects.get(i as usize).is_some_and(|c| {
-                c.format <= 4
-                    && matches!(c.pointers.get(crate::CLASS_FORMAT_SLOT), Some(Oop::Int(_)))
-            }),
+    let kind = crate::Immediates::of(&*base);
+    for o in seg
+        .objects
+        .iter()
+        .filter(|_| kind != crate::Immediates::Any)
+    {
+        let (is_class, made) = match o.vm_class() {
+            ClassRef::Obj(i) => (
+                seg.objects.get(i as usize).is_some_and(|c| {
+                    c.format <= 4
+                        && matches!(c.pointers.get(crate::CLASS_FORMAT_SLOT), Some(Oop::Int(_)))
+                }),
+                true,
+            ),
             // Not bound: not made, and reported.
             _ => match class_of(o, project, &bindings, &[]) {
-                Ok(c) => crate::is_class(tenant, c)?,
-                Err(_) => true,
+                Ok(c) => (crate::is_class(tenant, c)?, true),
+                Err(_) => (true, false),
             },
         };
         if !is_class {
             return Err(SegmentError::BadSegment(
                 "an object whose class is not a class (no format word)",
             ));
+        }
+        // A V3 method's header counts its literals in other bits than a Spur image's.
+        if made && o.format >= 12 {
+            let header = match o.pointers.first() {
+                Some(&Oop::Int(h)) => Some(i64::from(h)),
+                _ => None,
+            };
+            kind.check_method(header, o.pointers.len())?;
         }
     }
     // Allocate: classes inside the segment before their instances, in one pass in that

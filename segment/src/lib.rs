@@ -158,6 +158,43 @@ impl Immediates {
         }
     }
 
+    /// The literal count a compiled method's header (its SmallInteger value) gives in the
+    /// image: bits 9-16 of a V3 header, the low 15 bits of a Spur one; `None` for a base
+    /// not read from an image. Time: O(1).
+    pub(crate) fn method_literals(self) -> Option<fn(i64) -> i64> {
+        match self {
+            Immediates::V3 => Some(|h| h >> 9 & 0xFF),
+            Immediates::Spur32 | Immediates::Spur64 => Some(|h| h & 0x7FFF),
+            Immediates::Any => None,
+        }
+    }
+
+    /// Refuses a compiled method of `slots` slots whose header (`header`, its first slot's
+    /// SmallInteger), read as the image reads its methods' headers
+    /// ([`Immediates::method_literals`]), does not count the literals it has: a method of a
+    /// V3 image in a Spur one, or the other way round (their headers count literals in
+    /// other bits), or a header a tenant wrote. Made, the image would split its literals
+    /// from its bytes elsewhere. Time: O(1).
+    ///
+    /// # Errors
+    /// [`SegmentError::NotHeldByTarget`] for such a method.
+    pub(crate) fn check_method(self, header: Option<i64>, slots: usize) -> Result<()> {
+        let Some(literals) = self.method_literals() else {
+            return Ok(());
+        };
+        if header
+            .map(literals)
+            .and_then(|c| usize::try_from(c).ok())
+            .is_some_and(|c| c.checked_add(1) == Some(slots))
+        {
+            Ok(())
+        } else {
+            Err(SegmentError::NotHeldByTarget(
+                "a compiled method whose header does not count its literals as its headers do",
+            ))
+        }
+    }
+
     /// `w`, an immediate of a segment, as the image of `heap` holds it: a SmallInteger or
     /// an immediate Character or float as it is where the image has such immediates, and a
     /// Character in a V3 image as its CharacterTable's Character of that value (what

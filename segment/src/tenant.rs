@@ -552,7 +552,8 @@ impl TenantSegment {
     /// [`SegmentError::Host`] for a host object; [`SegmentError::NotHeldByTarget`] for an
     /// immediate the tenant's image does not hold (an integer past its SmallIntegers, say),
     /// which is made as that image holds it where it has one (a Spur Character in a V3
-    /// image: its CharacterTable's).
+    /// image: its CharacterTable's), or a compiled method whose header does not count its
+    /// literals as the image's headers do (a Spur method in a V3 image).
     pub fn import_into(
         &mut self,
         tenant: &mut Tenant,
@@ -738,8 +739,10 @@ impl TenantSegment {
         // What the members are made with, checked before the tenant is touched: in a base
         // read from a Squeak image, each immediate as the image holds it (a Spur Character
         // in a V3 image is its CharacterTable's, an integer past its SmallIntegers is
-        // refused), and each class a class (a file's class out-pointer may bind to nil, a
-        // Symbol or a global that is none). A segment swapped back into its own tenant has
+        // refused), each class a class (a file's class out-pointer may bind to nil, a
+        // Symbol or a global that is none), and each compiled method's header counting its
+        // literals as the image's headers do (a V3 method in a Spur image, or the other way
+        // round, does not). A segment swapped back into its own tenant has
         // both as they were; a base built rather than read from an image takes any object
         // as a class, as its tenants do.
         let immediates = if same_tenant {
@@ -769,6 +772,13 @@ impl TenantSegment {
                 };
             if !class_ok {
                 return Err(bad("a member whose class is not a class (no format word)"));
+            }
+            if o.format == Format::CompiledMethod {
+                let header = match o.slots.first() {
+                    Some(SRef::Imm(w)) => w.as_int(),
+                    _ => None,
+                };
+                immediates.check_method(header, o.slots.len())?;
             }
             for s in &o.slots {
                 if let SRef::Imm(w) = *s {

@@ -11,6 +11,10 @@
 //! project that binds to nil, a Symbol or a global that is no class (`Smalltalk`), and a
 //! member class without a format word, are refused with a typed error rather than made as
 //! instances of it, the tenant left as it was.
+//!
+//! And a compiled method's header must count its literals as the target image's headers do:
+//! a Spur method imported into a V3 image (whose headers count literals in bits 9-16, not
+//! the low 15) and a V3 method of an Etoys project made in a Spur image are refused.
 
 mod common;
 
@@ -244,19 +248,15 @@ fn global_proxy(name: &str) -> Vec<u8> {
     b
 }
 
-/// An Etoys-like project whose segment is a roots array (an Array: out-pointer 2) holding
-/// one object with no fields, whose two-word header's class word is out-pointer 1, `first`
-/// (an encoded stream object).
-fn project_with_class(first: Vec<u8>) -> Vec<u8> {
-    let two_word = |fmt: u32, fields: u32| (fmt << 8) | ((fields + 1) << 2) | 1;
-    let words = le(&[
-        0x7300_0000 | 6502,
-        0x8000_0008 | 1,
-        two_word(2, 1),
-        4 * (5 + 1),
-        0x8000_0004 | 1,
-        two_word(1, 0),
-    ]);
+/// The header of a V3 object with a class word: format `fmt`, `fields` body words.
+fn two_word(fmt: u32, fields: u32) -> u32 {
+    (fmt << 8) | ((fields + 1) << 2) | 1
+}
+
+/// An Etoys-like project whose segment is `words` (after the version word) and whose
+/// out-pointers are `first` (an encoded stream object) and the class Array.
+fn project(words: &[u32], first: Vec<u8>) -> Vec<u8> {
+    let words = le(&[&[0x7300_0000 | 6502], words].concat());
     let mut b = vec![9, 0, 0, 0, 4];
     b.extend(symbol("ImageSegment"));
     b.push(1);
@@ -270,6 +270,21 @@ fn project_with_class(first: Vec<u8>) -> Vec<u8> {
     let mut s = b"'From Squeak'!\r!self smartRefStream!".to_vec();
     s.extend(b);
     s
+}
+
+/// A project whose segment is a roots array (an Array: out-pointer 2) holding one object
+/// with no fields, whose class word is out-pointer 1, `first`.
+fn project_with_class(first: Vec<u8>) -> Vec<u8> {
+    project(
+        &[
+            0x8000_0008 | 1,
+            two_word(2, 1),
+            4 * (5 + 1),
+            0x8000_0004 | 1,
+            two_word(1, 0),
+        ],
+        first,
+    )
 }
 
 #[test]
@@ -298,4 +313,99 @@ fn a_project_object_whose_class_is_no_class_is_refused() {
             "a refused project import changed the tenant"
         );
     }
+}
+
+/// A portable segment file of an Array holding a compiled method made in a tenant of
+/// `from` (its class the base's, special objects slot 16), whose header (a SmallInteger)
+/// is `header`, with two literals (`#size`, `#at:`) and four bytes.
+fn method_file(from: &(Arc<Base>, BaseNames), header: i64) -> Vec<u8> {
+    let (b, names) = from;
+    let special = b.heap().root("specialObjects").unwrap();
+    let class = Value::shared(b.heap().object(special.as_base().unwrap()).unwrap().slots[16]);
+    let mut t = Tenant::fork(b);
+    let literals = [names.symbol("size").unwrap(), names.symbol("at:").unwrap()];
+    let m = t
+        .alloc_with(
+            class,
+            Format::CompiledMethod,
+            &[Value::int(header), literals[0], literals[1]],
+            &[0x70, 0x7C, 0, 0],
+        )
+        .unwrap();
+    let array = names.global("Array").unwrap();
+    let holder = common::alloc(&mut t, array, Format::Pointers, 1, 0);
+    t.set_slot(holder, 0, m).unwrap();
+    let mut seg = tenant::extract(&t, &[holder], &[]).unwrap();
+    seg.make_portable(&**t.base()).unwrap();
+    file::to_bytes(&seg).unwrap()
+}
+
+#[test]
+fn a_compiled_method_whose_header_the_target_reads_otherwise_is_refused() {
+    let mini = common::base("mini.image");
+    let spur = common::base("headless-spur32.image");
+    // Two literals: a Spur header counts them in its low 15 bits, a V3 one in bits 9-16.
+    let (spur_header, v3_header) = (2, 2 << 9);
+    // Each imports into an image of its own kind, header and literals as they were.
+    for (from, header) in [(spur, spur_header), (mini, v3_header)] {
+        let (t, r) = import(&method_file(from, header), &from.0);
+        let m = t.slot(r.unwrap(), 0).unwrap();
+        assert_eq!(t.slot(m, 0).unwrap().as_int(), Some(header));
+        assert_eq!(t.size(m).unwrap().slots, 3);
+    }
+    // Into a V3 image, the Spur header would count no literals (bits 9-16): refused. (A V3
+    // method's class does not bind in the headless image, whose CompiledMethod has another
+    // shape: the other way round is an Etoys project's, below.)
+    let (t, r) = import(&method_file(spur, spur_header), &mini.0);
+    assert!(
+        matches!(r, Err(SegmentError::NotHeldByTarget(_))),
+        "{:?}",
+        r.map(|h| {
+            let m = t.slot(h, 0).unwrap();
+            (t.slot(m, 0).unwrap().as_int(), t.size(m).unwrap().slots)
+        })
+    );
+}
+
+#[test]
+fn a_project_method_whose_header_a_spur_image_reads_otherwise_is_refused() {
+    // A roots array holding a compiled method (format 12: the virtual machine takes any
+    // object of that format for one) of one literal by its V3 header, the literal 7, and
+    // four bytes; its class out-pointer 1 is `Object` (the headless image has no global
+    // `CompiledMethod` to bind one to).
+    let int = |i: u32| (i << 1) | 1;
+    let words = [
+        0x8000_0008 | 1,
+        two_word(2, 1),
+        4 * (5 + 1),
+        0x8000_0004 | 1,
+        two_word(12, 3),
+        int(1 << 9),
+        int(7),
+        0x0000_7C70,
+    ];
+    let p = cowheap_segment::Project::from_bytes(&project(&words, class_proxy("Object"))).unwrap();
+    // In the V3 image it is made, as it was.
+    let (mini, _) = common::base("mini.image");
+    let mut t = Tenant::fork(mini);
+    let m = bind::materialise(&mut t, &p, "project").unwrap().objects[1].unwrap();
+    assert_eq!(t.slot(m, 0).unwrap().as_int(), Some(1 << 9));
+    assert_eq!(t.slot(m, 1).unwrap().as_int(), Some(7));
+    // The headless Spur image would read 512 literals in its header: refused.
+    let (spur, _) = common::base("headless-spur32.image");
+    let mut t = Tenant::fork(spur);
+    let before = t.snapshot();
+    let r = bind::materialise(&mut t, &p, "project");
+    assert!(
+        matches!(r, Err(SegmentError::NotHeldByTarget(_))),
+        "{:?}",
+        r.map(|m| (
+            m.objects[1].map(|m| t.slot(m, 0).unwrap().as_int()),
+            m.report.unbound
+        ))
+    );
+    assert!(
+        t.snapshot() == before,
+        "a refused project import changed the tenant"
+    );
 }
