@@ -1,8 +1,8 @@
 //! Writing a tenant segment in Squeak's V3 segment word format.
 //!
 //! The segment must come from a tenant of a base imported from a V3 image (its classes
-//! carry V3 class format words) and still name base objects by index (not yet made
-//! portable). The words follow Squeak's layout (see [`crate::v3`]): the roots array first
+//! carry V3 class format words; a Spur base's segment is refused) and still name base
+//! objects by index (not yet made portable). The words follow Squeak's layout (see [`crate::v3`]): the roots array first
 //! (an Array of the roots, its class the base's `Array` from special objects slot 7, which
 //! becomes out-pointer 1), then every member, its header chosen as the virtual machine
 //! would: one word when its class is compact (the class format's compact index) and it is
@@ -108,7 +108,8 @@ pub struct V3Export {
 /// # Errors
 /// [`SegmentError::BadVersion`] for a `version` other than 6502 and 6504;
 /// [`SegmentError::Unrepresentable`] for what V3 cannot hold; [`SegmentError::BadSegment`]
-/// for a portable segment or a member whose class format is unknown;
+/// for a portable segment, a member whose class format is unknown, or a segment of a Spur
+/// base (its classes' format words are Spur's: [`crate::spur_export::to_spur`] writes it);
 /// [`SegmentError::BaseMissing`] for a base without special objects.
 pub fn to_v3<O: Objects + ?Sized>(
     seg: &TenantSegment,
@@ -119,6 +120,16 @@ pub fn to_v3<O: Objects + ?Sized>(
 ) -> Result<V3Export> {
     if !matches!(version, 6502 | 6504) {
         return Err(SegmentError::BadVersion(version));
+    }
+    // A Spur base's classes have Spur format words (the instance specification in bits
+    // 16-20), which read as V3's (bits 7-10) would give other formats: an Array format 0.
+    if matches!(
+        crate::Immediates::of(heap),
+        crate::Immediates::Spur32 | crate::Immediates::Spur64
+    ) {
+        return Err(SegmentError::BadSegment(
+            "a segment of a Spur base, whose class formats are not V3's: write Spur words",
+        ));
     }
     let (special, out) = export_start(seg, heap)?;
     // The class the base's compact classes array holds at index `cci`.

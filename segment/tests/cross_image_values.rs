@@ -15,6 +15,9 @@
 //! And a compiled method's header must count its literals as the target image's headers do:
 //! a Spur method imported into a V3 image (whose headers count literals in bits 9-16, not
 //! the low 15) and a V3 method of an Etoys project made in a Spur image are refused.
+//!
+//! The other way, a Spur tenant's segment is not written as V3 words, whose formats its
+//! classes' Spur format words do not give (an Array would be written format 0).
 
 mod common;
 
@@ -408,4 +411,37 @@ fn a_project_method_whose_header_a_spur_image_reads_otherwise_is_refused() {
         t.snapshot() == before,
         "a refused project import changed the tenant"
     );
+}
+
+#[test]
+fn a_spur_tenants_segment_is_not_written_as_v3_words() {
+    use cowheap_segment::export;
+    use cowheap_segment::v3::ByteOrder;
+    // An Array of two fields in a tenant of the headless Spur image: its class's format
+    // word is Spur's (bits 16-20), which V3's instance specification (bits 7-10) misreads.
+    let (spur, names) = common::base("headless-spur32.image");
+    let mut t = Tenant::fork(spur);
+    let array = names.global("Array").unwrap();
+    let a = common::alloc(&mut t, array, Format::Pointers, 2, 0);
+    t.set_slot(a, 0, Value::int(1)).unwrap();
+    let seg = tenant::extract(&t, &[a], &[]).unwrap();
+    let r = export::to_v3(&seg, &**t.base(), ByteOrder::Little, 6502, b's');
+    assert!(
+        matches!(r, Err(SegmentError::BadSegment(_))),
+        "written as V3 format {:?}",
+        r.map(|e| e.segment.objects[1].format)
+    );
+    // From a V3 base, the Array is format 2 (indexable pointers).
+    let (mini, names) = common::base("mini.image");
+    let mut t = Tenant::fork(mini);
+    let a = common::alloc(
+        &mut t,
+        names.global("Array").unwrap(),
+        Format::Pointers,
+        2,
+        0,
+    );
+    let seg = tenant::extract(&t, &[a], &[]).unwrap();
+    let e = export::to_v3(&seg, &**t.base(), ByteOrder::Little, 6502, b's').unwrap();
+    assert_eq!(e.segment.objects[1].format, 2);
 }
