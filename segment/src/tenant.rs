@@ -325,8 +325,9 @@ fn reach(t: &Tenant, from: &[Value], stop: &HashSet<Word>) -> Result<(Vec<Value>
 /// [`extract_with_hosts`] to save host objects through their plugins.
 ///
 /// # Errors
-/// [`SegmentError::NotPrivate`] if a root is not a private object of the tenant;
-/// [`SegmentError::Tenant`] for a reference the tenant refuses.
+/// [`SegmentError::NotPrivate`] if a root is not a private object of the tenant (a base
+/// object it copied is: the root is its copy); [`SegmentError::Tenant`] for a reference
+/// the tenant refuses.
 pub fn extract(tenant: &Tenant, roots: &[Value], others: &[Value]) -> Result<TenantSegment> {
     extract_saving(tenant, roots, others, Saving::KindsOnly)
 }
@@ -355,10 +356,18 @@ fn extract_saving(
     others: &[Value],
     saving: Saving<'_>,
 ) -> Result<TenantSegment> {
-    // Each root as the object it names now (a forwarder's target).
+    // Each root as the object it names now: a forwarder's target, and for a base object the
+    // tenant copied, its copy (the object the tenant sees by that reference, identical to
+    // it); a base object it did not copy stays one, and is refused below.
     let roots = &roots
         .iter()
-        .map(|&r| settled(tenant, r))
+        .map(|&r| {
+            if r.word().as_base().is_some() {
+                tenant.resolve(r)
+            } else {
+                settled(tenant, r)
+            }
+        })
         .collect::<cowheap_tenants::Result<Vec<_>>>()?;
     for r in roots {
         if !r.word().is_private() {

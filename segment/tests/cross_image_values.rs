@@ -17,7 +17,9 @@
 //! the low 15) and a V3 method of an Etoys project made in a Spur image are refused.
 //!
 //! The other way, a Spur tenant's segment is not written as V3 words, whose formats its
-//! classes' Spur format words do not give (an Array would be written format 0).
+//! classes' Spur format words do not give (an Array would be written format 0); and a
+//! segment's root given as a base object the tenant copied is that copy, the object the
+//! tenant sees by it, as a root given by the copy's own reference is.
 
 mod common;
 
@@ -444,4 +446,34 @@ fn a_spur_tenants_segment_is_not_written_as_v3_words() {
     let seg = tenant::extract(&t, &[a], &[]).unwrap();
     let e = export::to_v3(&seg, &**t.base(), ByteOrder::Little, 6502, b's').unwrap();
     assert_eq!(e.segment.objects[1].format, 2);
+}
+
+#[test]
+fn a_root_given_as_the_base_object_a_tenant_copied_is_its_copy() {
+    // The tenant writes a base Array (the special objects array): its copy is the object
+    // the tenant sees by the base reference, and identical to it.
+    let (mini, _) = common::base("mini.image");
+    let mut t = Tenant::fork(mini);
+    let special = mini.heap().root("specialObjects").unwrap();
+    let first = t.slot(special, 0).unwrap();
+    t.set_slot(special, 0, first).unwrap();
+    let copy = t.resolve(special).unwrap();
+    assert!(copy.word().is_private() && t.identical(copy, special).unwrap());
+    let others = tenant::tenant_roots(&t);
+    let by_copy = tenant::extract(&t, &[copy], &others).unwrap();
+    let by_base = tenant::extract(&t, &[special], &others);
+    let by_base = by_base.unwrap();
+    assert_eq!(by_base.roots, by_copy.roots);
+    assert_eq!(by_base.objects.len(), by_copy.objects.len());
+    assert!(t.identical(by_base.members[0], copy).unwrap());
+    // A base object the tenant did not copy is no object of the tenant's: refused.
+    let array = mini
+        .heap()
+        .object(special.as_base().unwrap())
+        .unwrap()
+        .slots[7];
+    assert!(matches!(
+        tenant::extract(&t, &[Value::shared(array)], &others),
+        Err(SegmentError::NotPrivate(_))
+    ));
 }
