@@ -299,6 +299,17 @@ impl BaseNames {
         c.as_base().map(Value::base)
     }
 
+    /// The value of `x` if it is a Character of the base's CharacterTable (a V3 image's: its
+    /// field 0, `value`, names the table's element that is `x`). Time: O(1).
+    fn character_value<O: Objects + ?Sized>(&self, heap: &O, x: ObjectIndex) -> Option<u32> {
+        let table = self
+            .character_table
+            .filter(|_| !self.immediate_characters)?;
+        let n = heap.slot_of(x, 0)?.as_int()?;
+        let at = usize::try_from(n).ok().filter(|&n| n < 256)?;
+        (heap.slot_of(table, at)? == Word::base(x)).then_some(n as u32)
+    }
+
     /// The base's compact class `k` (1-based).
     pub fn compact_class(&self, k: u8) -> Option<Value> {
         self.compact
@@ -385,7 +396,8 @@ fn strings<O: Objects + ?Sized>(
 }
 
 impl BaseNames {
-    /// A portable name for base object `x`: a Symbol by its string, a class by its name and
+    /// A portable name for base object `x`: a Symbol by its string, a Character of the
+    /// CharacterTable by its value, a class by its name and
     /// instance variable names (if the global of that name is this class), an object of the
     /// special objects array by its index, a global's value by the global's name. `None` if
     /// it has none. Time: O(1) expected, O(superclass chain) for a class.
@@ -399,6 +411,9 @@ impl BaseNames {
         if self.symbol_set.contains_key(&x) {
             let o = heap.view(x)?;
             return Some(OutRef::Symbol(byte_text(o.bytes)));
+        }
+        if let Some(n) = self.character_value(heap, x) {
+            return Some(OutRef::Character(n));
         }
         if let Some(name) = heap.name_of_class(x)
             && self.globals.get(&name) == Some(&w)
@@ -425,6 +440,7 @@ impl BaseNames {
             OutRef::Special(k) => self.special.get(*k as usize).map(|&w| Value::shared(w)),
             OutRef::Symbol(s) => self.symbol(s),
             OutRef::Global(g) => self.global(g),
+            OutRef::Character(n) => self.character(heap, i64::from(*n)),
             OutRef::Class { name, inst_vars } => {
                 let v = self.global(name)?;
                 let x = v.word().as_base()?;

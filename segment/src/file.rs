@@ -128,6 +128,10 @@ pub fn to_bytes(seg: &TenantSegment) -> Result<Vec<u8>> {
                 b.u8(5);
                 b.str(g)?;
             }
+            OutRef::Character(n) => {
+                b.u8(7);
+                b.u32(*n);
+            }
             OutRef::Pinned { fingerprint, index } => {
                 b.u8(6);
                 b.0.extend(fingerprint.0);
@@ -288,6 +292,7 @@ pub fn from_bytes(bytes: &[u8], base: Option<Fingerprint>) -> Result<TenantSegme
                     index: ObjectIndex::from_u32(r.u32()?),
                 }
             }
+            7 => OutRef::Character(r.u32()?),
             _ => return Err(bad("an unknown out-pointer tag")),
         });
     }

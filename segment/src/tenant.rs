@@ -146,6 +146,11 @@ pub enum OutRef {
     },
     /// Portable: the value of a global, by name.
     Global(String),
+    /// Portable: a Character, by its value: the image's Character of that value, as its
+    /// `Character value:` answers it (a V3 image's CharacterTable's, a Spur image's
+    /// immediate), which is what a Character of a V3 image names (an object of its
+    /// CharacterTable, otherwise bound to its base alone).
+    Character(u32),
     /// Portable only to a base with this fingerprint, or a version committed over it (whose
     /// objects are at the same indices): an object by index.
     Pinned {
@@ -165,6 +170,7 @@ impl fmt::Display for OutRef {
             OutRef::Symbol(s) => write!(f, "#{s}"),
             OutRef::Class { name, .. } => write!(f, "class {name}"),
             OutRef::Global(g) => write!(f, "global {g}"),
+            OutRef::Character(n) => write!(f, "Character value: {n}"),
             OutRef::Pinned { fingerprint, index } => {
                 write!(f, "object {} of base {fingerprint}", index.get())
             }
@@ -478,7 +484,8 @@ impl TenantSegment {
     /// Rewrites every `Base` out-pointer portably, naming its target in `heap` (the base the
     /// segment was extracted from): a special object by its index in the special objects
     /// array, a Symbol by its string, a class by name and instance variable names, a global's
-    /// value by the global's name, anything else by the base's fingerprint and its index.
+    /// value by the global's name, a Character of a V3 image's CharacterTable by its value,
+    /// anything else by the base's fingerprint and its index.
     /// `Outside` out-pointers stay as they are. `heap` is the base heap, or the version of
     /// the base the segment was extracted on (`&**tenant.base()`), whose commits' classes,
     /// Symbols and globals are then named too. Time: O(base objects) for the names, then
@@ -516,6 +523,7 @@ impl TenantSegment {
                 OutRef::Symbol(_) => "symbol",
                 OutRef::Class { .. } => "class",
                 OutRef::Global(_) => "global",
+                OutRef::Character(_) => "character",
                 OutRef::Pinned { .. } => "pinned base object",
             };
             *by_kind.entry(k.to_owned()).or_default() += 1;

@@ -20,6 +20,9 @@
 //! classes' Spur format words do not give (an Array would be written format 0); and a
 //! segment's root given as a base object the tenant copied is that copy, the object the
 //! tenant sees by it, as a root given by the copy's own reference is.
+//!
+//! A Character of a V3 image (an object of its CharacterTable) travels by its value: into
+//! the headless Spur image it is the immediate, into Scratch that image's Character.
 
 mod common;
 
@@ -476,4 +479,36 @@ fn a_root_given_as_the_base_object_a_tenant_copied_is_its_copy() {
         tenant::extract(&t, &[Value::shared(array)], &others),
         Err(SegmentError::NotPrivate(_))
     ));
+}
+
+#[test]
+fn a_v3_character_travels_to_another_image_as_its_character() {
+    // An Array holding mini.image's Characters $a and $ÿ (objects of its CharacterTable)
+    // and a SmallInteger, exported portably.
+    let mini = common::base("mini.image");
+    let chars: Vec<Value> = [97, 255]
+        .iter()
+        .map(|&n| mini.1.character(mini.0.heap(), n).unwrap())
+        .collect();
+    let f = array_file(mini, &[chars[0], chars[1], Value::int(3)]);
+    // Into the headless Spur image: its immediate Characters.
+    let (spur, _) = common::base("headless-spur32.image");
+    let (t, r) = import(&f, spur);
+    let h = r.unwrap();
+    assert!(t.slot(h, 0).unwrap().same_word(Value::char('a')));
+    assert!(t.slot(h, 1).unwrap().same_word(Value::char('\u{ff}')));
+    // Into Scratch, another V3 image: its CharacterTable's.
+    let scratch = Base::new(
+        cowheap_squeak::import(common::image("Scratch-1.4.0.6.image"))
+            .unwrap()
+            .heap,
+    );
+    let names = BaseNames::of(scratch.heap()).unwrap();
+    let (t, r) = import(&f, &scratch);
+    let h = r.unwrap();
+    for (i, n) in [(0, 97), (1, 255)] {
+        let expected = names.character(scratch.heap(), n).unwrap();
+        assert!(t.identical(t.slot(h, i).unwrap(), expected).unwrap(), "{n}");
+    }
+    assert_eq!(t.slot(h, 2).unwrap().as_int(), Some(3));
 }
