@@ -512,3 +512,56 @@ fn a_v3_character_travels_to_another_image_as_its_character() {
     }
     assert_eq!(t.slot(h, 2).unwrap().as_int(), Some(3));
 }
+
+/// An import refused after it made its members (a Set whose table has no free slot, which
+/// the rehash refuses) frees them again: against a twin tenant that never tried it, the
+/// tenant's objects, bytes and allocation count are the same, and the next object each
+/// makes has the same identity hash. Its snapshot is not byte for byte the twin's: the
+/// freed members' keys stay retired in the key slab, as every freed key does (README,
+/// "Known limits").
+#[test]
+fn a_refused_import_that_made_members_leaves_the_tenant_as_it_was() {
+    let (b, names) = common::base("mini.image");
+    let mut t = Tenant::fork(b);
+    let array = common::alloc(
+        &mut t,
+        names.global("Array").unwrap(),
+        Format::Pointers,
+        8,
+        0,
+    );
+    for i in 0..8 {
+        t.set_slot(array, i, Value::int(i as i64 + 1)).unwrap();
+    }
+    let set = common::alloc(&mut t, names.global("Set").unwrap(), Format::Pointers, 2, 0);
+    t.set_slot(set, 0, Value::int(8)).unwrap();
+    t.set_slot(set, 1, array).unwrap();
+    let mut seg = tenant::extract(&t, &[set], &[]).unwrap();
+    seg.make_portable(&**t.base()).unwrap();
+    let mut back = file::from_bytes(&file::to_bytes(&seg).unwrap(), None).unwrap();
+    let array_class = names.global("Array").unwrap();
+    let with_one = || {
+        let mut t = Tenant::fork(b);
+        let mine = common::alloc(&mut t, array_class, Format::Pointers, 1, 0);
+        t.set_slot(mine, 0, Value::int(7)).unwrap();
+        t.set_root("mine", mine).unwrap();
+        t
+    };
+    let (mut t2, mut twin) = (with_one(), with_one());
+    let r = back.import_into(&mut t2, &[], false);
+    assert!(matches!(r, Err(SegmentError::HashedCollection { .. })));
+    for t in [&t2, &twin] {
+        let mine = t.root("mine").unwrap();
+        assert_eq!(t.slot(mine, 0).unwrap().as_int(), Some(7));
+    }
+    let counts = |t: &Tenant| {
+        let s = t.stats();
+        (s.private_objects, s.private_bytes, s.allocations)
+    };
+    assert_eq!(counts(&t2), counts(&twin), "objects, bytes, allocations");
+    let next = |t: &mut Tenant| {
+        let v = common::alloc(t, array_class, Format::Pointers, 1, 0);
+        t.identity_hash(v).unwrap()
+    };
+    assert_eq!(next(&mut t2), next(&mut twin), "the next identity hash");
+}
