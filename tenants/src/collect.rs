@@ -345,9 +345,12 @@ impl Tenant {
     /// (patched slots and roots stay patched).
     fn mark(&mut self, mut s: MarkScratch) -> Result<(Marks, CollectStats)> {
         let lookups = self.stats().lookups;
+        let bumps = self.cold.as_ref().map_or(0, |c| c.reads.lookups.bumps());
         let marked = self.mark_in(&mut s);
-        let steps = self.stats().lookups.saturating_sub(lookups);
         let cold = self.cold_mut();
+        // The mark's steps are the counter's bumps during it, not the difference of its
+        // counts: a count restored near its maximum saturates, and would hide them.
+        let steps = cold.reads.lookups.bumps().wrapping_sub(bumps);
         // Patching counts no lookup, whatever the forwarders' resolution did: the
         // collection's own count has them.
         cold.reads.lookups.set(lookups);

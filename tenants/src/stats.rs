@@ -32,6 +32,14 @@ impl ReadCounter {
         self.from.saturating_add(self.since.get())
     }
 
+    /// The increments since the counter was last set, wrapping as they do: the difference
+    /// of two of these is how many bumps came between them, exactly, where the difference
+    /// of two [`ReadCounter::get`]s stops short once the count saturates (a counter
+    /// restored near its maximum).
+    pub(crate) fn bumps(&self) -> u64 {
+        self.since.get()
+    }
+
     /// Sets the count to `n`.
     pub(crate) fn set(&mut self, n: u64) {
         self.from = n;
