@@ -841,6 +841,14 @@ impl Vm {
                     // gives the target the source's hash, a two-way one leaves each
                     // reference its own (the memory's become moves whole bodies).
                     let r = pair.and_then(|(x, y)| {
+                        // A pair naming one object on both sides (directly, or through a
+                        // forwarder, or as an earlier pair left them) becomes nothing, and
+                        // its hash writes would write the object's own hash back: skipped,
+                        // so that it copies no base object, which the room checked above
+                        // does not count for it.
+                        if m.identical(x, y)? {
+                            return Ok(());
+                        }
                         let (hx, hy) = (m.identity_hash(x)?, m.identity_hash(y)?);
                         if index == 72 {
                             m.become_forward(x, y)?;
