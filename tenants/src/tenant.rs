@@ -1833,10 +1833,17 @@ impl Tenant {
         bytes: &[u8],
         hash: Option<u32>,
     ) -> Result<Value> {
-        let words = slots
-            .iter()
-            .map(|&v| self.store_word(v))
-            .collect::<Result<Vec<_>>>()?;
+        // The words to store, gathered in memory reserved fallibly: an object of many slots
+        // asks for as much here as its body will.
+        let mut words = try_vec(Word::from_bits(0), 0)?;
+        words
+            .try_reserve_exact(slots.len())
+            .map_err(|_| Error::OutOfMemory {
+                bytes: u64::try_from(slots.len().saturating_mul(8)).unwrap_or(u64::MAX),
+            })?;
+        for &v in slots {
+            words.push(self.store_word(v)?);
+        }
         let size = ObjectSize {
             slots: slots.len(),
             bytes: bytes.len(),
