@@ -476,7 +476,11 @@ impl Vm {
                 self.transfer_to(m, sched, next).map(Some)
             }
             167 => {
-                // Processor yield: the next process of the active one's priority runs.
+                // Processor yield, as Squeak's `primitiveYield`: with another process of
+                // the active one's priority runnable, the active process goes to the back
+                // of that list and the highest-priority runnable process runs (one of
+                // higher priority first, if any is runnable: the active process may have
+                // lowered its own priority).
                 let Some(sched) = sched else {
                     return Ok(Some(Flow::Go));
                 };
@@ -488,11 +492,13 @@ impl Vm {
                 if self.is_empty_list(m, list)? {
                     return Ok(Some(Flow::Go));
                 }
-                let next = m.slot(list, FIRST)?;
+                // Not empty: `list` itself is runnable, so some list is.
+                let highest = self.highest_runnable(m, sched)?.unwrap_or(list);
+                let next = m.slot(highest, FIRST)?;
                 self.ready_to_switch(m, sched, next)?;
                 self.drop_n(args);
-                self.remove_first_link(m, list)?;
                 self.add_last_link(m, list, active)?;
+                self.remove_first_link(m, highest)?;
                 self.transfer_to(m, sched, next).map(Some)
             }
             136 => {
