@@ -186,16 +186,6 @@ impl Vm {
         Ok(m.slot(proc, PRIORITY)?.as_int())
     }
 
-    /// Puts `proc` at the end of the runnable list of its priority; false if it has none.
-    fn put_to_sleep<M: ObjectMemory>(&self, m: &mut M, sched: Value, proc: Value) -> Result<bool> {
-        let p = self.priority(m, proc)?;
-        let Some(list) = self.runnable_list(m, sched, p)? else {
-            return Ok(false);
-        };
-        self.add_last_link(m, list, proc)?;
-        Ok(true)
-    }
-
     /// Makes `proc` the active process: the active context (the registers written into it)
     /// becomes the old process's suspended context, `proc`'s suspended context the active
     /// one. The stack must hold what the old process will find when it is resumed.
@@ -225,22 +215,30 @@ impl Vm {
         Ok(Flow::Go)
     }
 
-    /// Checks, before anything changes, that a switch to `proc` can be made: the context it
-    /// would load (its suspended context, or the active context when `proc` is the active
-    /// process, which a switch suspends first) is the bottom one with a value on it or one
-    /// whose registers read. Its callers check this before they take `proc` off its list
-    /// or put the active process on one, so that a switch that cannot be made (a hostile
-    /// image's process on a runnable list with no context) stops the run with the
-    /// scheduler, its lists and the processes as they were. Also brings back the context
-    /// if it was swapped out (the switch cannot run again once it has started), and writes
-    /// the registers into the contexts, the kept callers' too: the context switched to may
-    /// be one of them, and the old process's contexts are now the image's to look at.
+    /// Checks, before anything changes, that a switch to `proc` can be made: the active
+    /// process has a field for its suspended context (the switch stores the active context
+    /// there), and the context it would load (its suspended context, or the active context
+    /// when `proc` is the active process, which a switch suspends first) is the bottom one
+    /// with a value on it or one whose registers read. Its callers check this before they
+    /// take `proc` off its list or put the active process on one, so that a switch that
+    /// cannot be made (a hostile image's process on a runnable list with no context, or a
+    /// scheduler whose active process is nil) stops the run with the scheduler, its lists
+    /// and the processes as they were. Also brings back the context if it was swapped out
+    /// (the switch cannot run again once it has started), and writes the registers into
+    /// the contexts, the kept callers' too: the context switched to may be one of them,
+    /// and the old process's contexts are now the image's to look at.
     fn ready_to_switch<M: ObjectMemory>(
         &mut self,
         m: &mut M,
         sched: Value,
         proc: Value,
     ) -> Result<()> {
+        let old = m.slot(sched, ACTIVE)?;
+        if !old.is_object() || m.size(old)?.slots <= SUSPENDED_CONTEXT {
+            return Err(crate::interp::corrupt(
+                "an active process with no field for its suspended context",
+            ));
+        }
         let next = m.slot(proc, SUSPENDED_CONTEXT)?;
         if !self.is_bottom(next) {
             self.fault_in_ahead(m, next)?;
@@ -319,7 +317,8 @@ impl Vm {
 
     /// With no process runnable: sleeps until the timer set by primitive 136 is due (if it
     /// is due within [`Vm::max_timer_wait_ms`]), then signals the timer semaphore, making
-    /// its waiter runnable (without switching to it). True if a process became runnable.
+    /// its waiter runnable (without switching to it). True if a process became runnable; an
+    /// error, with the waiter left on the semaphore, if its priority has no runnable list.
     fn fire_timer<M: ObjectMemory>(&mut self, m: &mut M, sched: Value) -> Result<bool> {
         let Some(deadline) = self.timer else {
             return Ok(false);
@@ -348,8 +347,16 @@ impl Vm {
             }
             return Ok(false);
         }
-        let proc = self.remove_first_link(m, sema)?;
-        self.put_to_sleep(m, sched, proc)
+        // The waiter's runnable list is found before it leaves the semaphore: one whose
+        // priority has none (a hostile image's) stays where it was, and the run stops.
+        let proc = m.slot(sema, FIRST)?;
+        let p = self.priority(m, proc)?;
+        let Some(list) = self.runnable_list(m, sched, p)? else {
+            return Err(corrupt_process());
+        };
+        self.remove_first_link(m, sema)?;
+        self.add_last_link(m, list, proc)?;
+        Ok(true)
     }
 
     /// The highest runnable list, after waiting for the timer if none is runnable.
@@ -430,9 +437,16 @@ impl Vm {
                 let active = m.slot(sched, ACTIVE)?;
                 let before = self.link_state(m, sema, active)?;
                 self.add_last_link(m, sema, active)?;
-                let Some(list) = self.runnable_or_timer(m, sched)? else {
-                    self.unlink_last(m, sema, active, before)?;
-                    return Err(self.deadlock(index));
+                let list = match self.runnable_or_timer(m, sched) {
+                    Ok(Some(list)) => list,
+                    Ok(None) => {
+                        self.unlink_last(m, sema, active, before)?;
+                        return Err(self.deadlock(index));
+                    }
+                    Err(e) => {
+                        self.unlink_last(m, sema, active, before)?;
+                        return Err(e);
+                    }
                 };
                 let next = m.slot(list, FIRST)?;
                 if let Err(e) = self.ready_to_switch(m, sched, next) {

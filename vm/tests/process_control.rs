@@ -1,11 +1,16 @@
-//! Processes: `Processor yield` (primitive 167) and priorities, on mini.image (compiled by
-//! its own compiler), on both memories.
+//! Processes: `Processor yield` (primitive 167) and priorities, and process switches a
+//! hostile scheduler (an active process with no suspended-context field, a timer waiter
+//! whose priority has no runnable list) cannot make, which must change no list. On
+//! mini.image (compiled by its own compiler) and on synthetic images, on both memories.
 
 mod common;
 
+use common::{new_instance, on_both, send};
 use cowheap_forwarders::Base;
-use cowheap_heap::Value;
+use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::Tenant;
+use cowheap_vm::image::ctx;
+use cowheap_vm::synth::{Lit, SynthImage};
 use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm};
 
 /// The bytecode budget of each run.
@@ -75,4 +80,134 @@ fn yield_runs_the_highest_priority_runnable_process() {
     for r in mini_both(&defs, body) {
         assert_eq!(r, "(p q main )");
     }
+}
+
+/// A new process at priority 4 whose context runs `answer` (on a new Semaphore), made the
+/// only process on the runnable list of that priority.
+fn runnable_process<M: ObjectMemory>(vm: &Vm, m: &mut M, answer: Value) -> Value {
+    let sema = new_instance(m, "Semaphore", 3);
+    m.set_slot(sema, 2, Value::int(0)).unwrap();
+    let c = m
+        .alloc(
+            vm.specials().method_context,
+            Format::Pointers,
+            ObjectSize {
+                slots: ctx::TEMPS + 16,
+                bytes: 0,
+            },
+        )
+        .unwrap();
+    m.set_slot(c, ctx::PC, Value::int(13)).unwrap();
+    m.set_slot(c, ctx::STACKP, Value::int(0)).unwrap();
+    m.set_slot(c, ctx::METHOD, answer).unwrap();
+    m.set_slot(c, ctx::RECEIVER, sema).unwrap();
+    let p = new_instance(m, "Process", 4);
+    m.set_slot(p, 1, c).unwrap();
+    m.set_slot(p, 2, Value::int(4)).unwrap();
+    let sched = m.root("processor").unwrap();
+    let lists = m.slot(sched, 0).unwrap();
+    let list = m.slot(lists, 3).unwrap();
+    m.set_slot(list, 0, p).unwrap();
+    m.set_slot(list, 1, p).unwrap();
+    m.set_slot(p, 3, list).unwrap();
+    p
+}
+
+/// A synthetic image with processes and `Semaphore>>answer` (`^42`).
+fn hostile_active_image() -> SynthImage {
+    let mut img = SynthImage::new(false);
+    img.with_kernel_methods();
+    img.with_processes();
+    img.method("Semaphore", "answer", 0, 0, &[Lit::Int(42)], &[32, 124], 0);
+    img
+}
+
+/// A switch away from a scheduler whose active process has no field for its suspended
+/// context (a hostile image's: here nil) stops the run with a typed error before any list
+/// or process changes: the process it would have switched to stays first on its runnable
+/// list, and the semaphore waited on stays empty.
+#[test]
+fn a_wait_whose_active_process_cannot_be_suspended_changes_no_list() {
+    let img = hostile_active_image();
+    on_both!(img, |vm, m, s| {
+        let answer = common::method_of_named(m, "Semaphore", "answer");
+        let p = runnable_process(vm, m, answer);
+        let sched = m.root("processor").unwrap();
+        let nil = vm.specials().nil;
+        m.set_slot(sched, 1, nil).unwrap();
+        let sema = new_instance(m, "Semaphore", 3);
+        m.set_slot(sema, 2, Value::int(0)).unwrap();
+        let r = send(vm, m, s, sema, "wait", &[]);
+        assert!(r.is_err(), "{r:?}");
+        let lists = m.slot(sched, 0).unwrap();
+        let list = m.slot(lists, 3).unwrap();
+        assert!(
+            m.identical(m.slot(list, 0).unwrap(), p).unwrap(),
+            "p is still runnable"
+        );
+        assert!(m.identical(m.slot(list, 1).unwrap(), p).unwrap());
+        assert!(m.identical(m.slot(p, 3).unwrap(), list).unwrap());
+        assert!(
+            m.slot(p, 1).unwrap().is_object() && !m.identical(m.slot(p, 1).unwrap(), nil).unwrap()
+        );
+        assert!(m.identical(m.slot(sema, 0).unwrap(), nil).unwrap());
+        assert!(m.identical(m.slot(sched, 1).unwrap(), nil).unwrap());
+    });
+}
+
+/// A timer whose semaphore's waiter has a priority the scheduler has no runnable list for
+/// (a hostile image's) stops the run with a typed error that leaves the waiter on the
+/// semaphore: it is not taken off the semaphore and then put on no list.
+#[test]
+fn a_timer_waiter_with_no_runnable_list_stays_on_its_semaphore() {
+    let mut img = common::timer_prims_image();
+    // Semaphore>>armAndWait: t
+    //   self primSignal: t atMilliseconds: self millis. self wait. ^42
+    let lits = [
+        Lit::Sym("millis".into()),
+        Lit::Sym("primSignal:atMilliseconds:".into()),
+        Lit::Sym("wait".into()),
+        Lit::Int(42),
+    ];
+    img.method(
+        "Semaphore",
+        "armAndWait:",
+        1,
+        1,
+        &lits,
+        &[112, 16, 112, 208, 241, 135, 112, 210, 135, 35, 124],
+        0,
+    );
+    on_both!(img, |vm, m, s| {
+        let nil = vm.specials().nil;
+        let timer = new_instance(m, "Semaphore", 3);
+        m.set_slot(timer, 2, Value::int(0)).unwrap();
+        let w = new_instance(m, "Process", 4);
+        let c = m
+            .alloc(
+                vm.specials().method_context,
+                Format::Pointers,
+                ObjectSize {
+                    slots: ctx::TEMPS + 16,
+                    bytes: 0,
+                },
+            )
+            .unwrap();
+        m.set_slot(w, 1, c).unwrap();
+        m.set_slot(w, 2, Value::int(99)).unwrap();
+        m.set_slot(w, 3, timer).unwrap();
+        m.set_slot(timer, 0, w).unwrap();
+        m.set_slot(timer, 1, w).unwrap();
+        let sema = new_instance(m, "Semaphore", 3);
+        m.set_slot(sema, 2, Value::int(0)).unwrap();
+        let r = send(vm, m, s, sema, "armAndWait:", &[timer]);
+        assert!(r.is_err(), "{r:?}");
+        assert!(
+            m.identical(m.slot(timer, 0).unwrap(), w).unwrap(),
+            "w still waits"
+        );
+        assert!(m.identical(m.slot(timer, 1).unwrap(), w).unwrap());
+        assert!(m.identical(m.slot(w, 3).unwrap(), timer).unwrap());
+        assert!(m.identical(m.slot(sema, 0).unwrap(), nil).unwrap());
+    });
 }
