@@ -2,8 +2,9 @@
 
 use crate::error::{Result, VmError};
 use crate::image::ctx;
-use crate::interp::{ACTIVE_ROOT, BOTTOM_ROOT, Flow, TIMER_ROOT, Vm};
+use crate::interp::{ACTIVE_ROOT, BOTTOM_ROOT, CLOCK_ROOT, Flow, TIMER_ROOT, Vm};
 use crate::memory::ObjectMemory;
+use crate::prims::{millisecond_clock, ms_until};
 use cowheap_heap::{BaseHeap, Format, ObjectSize, Value};
 use std::collections::HashMap;
 
@@ -98,10 +99,13 @@ impl Vm {
         m.set_root(BOTTOM_ROOT, bottom)?;
         m.remove_root(ACTIVE_ROOT);
         m.remove_root(TIMER_ROOT);
+        m.remove_root(CLOCK_ROOT);
         // A new run starts with no timer: one armed by an earlier run on this interpreter
         // (finished, or stopped by an error) is that run's, as the root removed above is,
-        // and must not fire here (a new interpreter would not have it either).
+        // and must not fire here (a new interpreter would not have it either). Its clock
+        // is the process's.
         self.timer = None;
+        self.clock_offset = 0;
         self.bottom = bottom;
         self.active = bottom;
         self.reset_fresh(m)?;
@@ -152,8 +156,15 @@ impl Vm {
             return Err(VmError::NothingToResume);
         };
         self.bottom = bottom;
-        // The timer the run had armed when it stopped, whichever interpreter ran it.
+        // The timer the run had armed when it stopped, whichever interpreter ran it, and
+        // the clock it stopped at: where the process's clock is behind that (a process
+        // younger than the one that stopped the run), the run's clock goes on from it, so
+        // that the deadline and the image's own times are as far ahead as at the stop.
         self.timer = m.root(TIMER_ROOT).and_then(|v| v.as_int());
+        self.clock_offset = m
+            .root(CLOCK_ROOT)
+            .and_then(|v| v.as_int())
+            .map_or(0, |at| ms_until(at, millisecond_clock()).max(0));
         // The registers are the last run's until the active context is loaded.
         self.loaded = false;
         // Unknown until counted: the count is redone when it passes the limit.
@@ -197,6 +208,7 @@ impl Vm {
             m.remove_root(ACTIVE_ROOT);
             m.remove_root(BOTTOM_ROOT);
             m.remove_root(TIMER_ROOT);
+            m.remove_root(CLOCK_ROOT);
         }
         result
     }

@@ -31,6 +31,12 @@ pub const BOTTOM_ROOT: &str = "cowheap-vm.bottom";
 /// as a SmallInteger, on the clock of primitive 135. Absent when no timer is armed. With it
 /// the whole run is in the heap, so a new interpreter resuming it still signals the timer.
 pub const TIMER_ROOT: &str = "cowheap-vm.timer";
+/// The root under which a suspended run keeps the clock of primitive 135 as it read when
+/// the run stopped, as a SmallInteger. A resume in a process whose own clock is behind it
+/// (another process, after a tenant snapshot: each process's clock starts at zero) goes on
+/// from that reading, so the deadline in [`TIMER_ROOT`] and the times the image keeps
+/// (a Delay's resumption time) are as far ahead as they were at the stop.
+pub const CLOCK_ROOT: &str = "cowheap-vm.clock";
 
 /// The default limit on the depth of the context chain.
 pub const DEFAULT_MAX_DEPTH: usize = 100_000;
@@ -323,6 +329,10 @@ pub struct Vm {
     /// the memory's root [`TIMER_ROOT`], which a resume reads back; each `perform` starts
     /// a run with none.
     pub(crate) timer: Option<i64>,
+    /// Milliseconds this run's clock (primitive 135, and the timer's deadline) is ahead of
+    /// the process's own: zero, but in a run resumed where the process's clock is behind
+    /// the reading in [`CLOCK_ROOT`], which it then goes on from.
+    pub(crate) clock_offset: i64,
     /// Contexts on the chain, as counted since the run started (recounted past the limit).
     pub(crate) depth: usize,
     /// Primitives running, each inside the one before: a `perform:` (83, 84, 100), an
@@ -521,6 +531,7 @@ impl Vm {
             max_depth: DEFAULT_MAX_DEPTH,
             max_timer_wait_ms: DEFAULT_MAX_TIMER_WAIT_MS,
             timer: None,
+            clock_offset: 0,
             depth: 0,
             nested_primitives: 0,
             active: nil,
@@ -1403,6 +1414,7 @@ impl Vm {
             .store_registers(m)
             .and_then(|()| self.flush_frames(m))
             .and_then(|()| m.set_root(ACTIVE_ROOT, self.active))
+            .and_then(|()| m.set_root(CLOCK_ROOT, Value::int(self.clock())))
             .and_then(|()| match self.timer {
                 Some(deadline) => m.set_root(TIMER_ROOT, Value::int(deadline)),
                 None => {

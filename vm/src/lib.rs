@@ -84,7 +84,8 @@ pub use entry::Symbols;
 pub use error::{CallChain, FaultCause, Result, VmError};
 pub use flat::FlatHeap;
 pub use interp::{
-    ACTIVE_ROOT, BOTTOM_ROOT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TIMER_WAIT_MS, TIMER_ROOT, Vm, VmStats,
+    ACTIVE_ROOT, BOTTOM_ROOT, CLOCK_ROOT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TIMER_WAIT_MS, TIMER_ROOT,
+    Vm, VmStats,
 };
 pub use memory::{MemResult, ObjectMemory};
 pub use rehash::{ImageRehash, REHASH_ROOT, RehashFailure};

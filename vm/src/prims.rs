@@ -239,9 +239,9 @@ pub(crate) fn modf_fraction(x: f64) -> f64 {
 /// The clock wraps every 2^29 ms, about 6.2 days.
 pub(crate) const MILLISECOND_CLOCK_MASK: i64 = 0x1FFF_FFFF;
 
-/// The millisecond clock of primitive 135 (`millisecondClockValue`), which the deadlines of
-/// primitive 136 are given in: milliseconds since the process first read it, wrapped by
-/// [`MILLISECOND_CLOCK_MASK`].
+/// The process's millisecond clock: milliseconds since the process first read it, wrapped
+/// by [`MILLISECOND_CLOCK_MASK`]. A run's clock ([`Vm::clock`]) is this, or ahead of it in
+/// a run resumed from a stop on a clock further on.
 pub(crate) fn millisecond_clock() -> i64 {
     epoch().elapsed().as_millis() as i64 & MILLISECOND_CLOCK_MASK
 }
@@ -258,6 +258,13 @@ pub(crate) fn ms_until(deadline: i64, now: i64) -> i64 {
 }
 
 impl Vm {
+    /// The run's millisecond clock, of primitive 135 (`millisecondClockValue`), which the
+    /// deadlines of primitive 136 are given in: the process's clock plus the run's offset
+    /// (see [`CLOCK_ROOT`](crate::CLOCK_ROOT)), wrapped by [`MILLISECOND_CLOCK_MASK`].
+    pub(crate) fn clock(&self) -> i64 {
+        millisecond_clock().wrapping_add(self.clock_offset) & MILLISECOND_CLOCK_MASK
+    }
+
     /// Pops the receiver and `args` arguments and pushes `v`.
     fn answer<M: ObjectMemory>(&mut self, m: &mut M, args: usize, v: Value) -> Prim {
         self.pop_then_push(m, args + 1, v)?;
@@ -992,7 +999,7 @@ impl Vm {
                 self.collect_now(m)?;
                 self.answer(m, args, Value::int(1 << 28))
             }
-            135 => self.answer(m, args, Value::int(millisecond_clock())),
+            135 => self.answer(m, args, Value::int(self.clock())),
             137 => {
                 let secs = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)

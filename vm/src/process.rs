@@ -27,7 +27,7 @@ use crate::image::ctx;
 use crate::image::special::TIMER_SEMAPHORE;
 use crate::interp::{Flow, Vm};
 use crate::memory::ObjectMemory;
-use crate::prims::{millisecond_clock, ms_until};
+use crate::prims::ms_until;
 use cowheap_heap::Value;
 use std::time::Duration;
 
@@ -323,7 +323,7 @@ impl Vm {
         let Some(deadline) = self.timer else {
             return Ok(false);
         };
-        let wait = ms_until(deadline, millisecond_clock());
+        let wait = ms_until(deadline, self.clock());
         if wait > i64::try_from(self.max_timer_wait_ms).unwrap_or(i64::MAX) {
             return Ok(false);
         }

@@ -1,6 +1,7 @@
-//! Processes: `Processor yield` (primitive 167) and priorities, and process switches a
-//! hostile scheduler (an active process with no suspended-context field, a timer waiter
-//! whose priority has no runnable list) cannot make, which must change no list. On
+//! Processes and the timer: `Processor yield` (primitive 167) and priorities, process
+//! switches a hostile scheduler (an active process with no suspended-context field, a timer
+//! waiter whose priority has no runnable list) cannot make, which must change no list, and
+//! a Delay's timer in a run snapshotted in one process and resumed in another. On
 //! mini.image (compiled by its own compiler) and on synthetic images, on both memories.
 
 mod common;
@@ -11,7 +12,7 @@ use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::Tenant;
 use cowheap_vm::image::ctx;
 use cowheap_vm::synth::{Lit, SynthImage};
-use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm};
+use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
 
 /// The bytecode budget of each run.
 const BIG: u64 = 20_000_000;
@@ -210,4 +211,91 @@ fn a_timer_waiter_with_no_runnable_list_stays_on_its_semaphore() {
         assert!(m.identical(m.slot(w, 3).unwrap(), timer).unwrap());
         assert!(m.identical(m.slot(sema, 0).unwrap(), nil).unwrap());
     });
+}
+
+/// The environment variable that makes [`timer_child`] the second process of
+/// [`a_delay_suspended_in_one_process_ends_when_resumed_in_another`]: the snapshot to
+/// restore.
+const CHILD_SNAPSHOT: &str = "COWHEAP_TEST_TIMER_SNAPSHOT";
+
+/// The second process of the test below (a no-op in any other run): restores the snapshot
+/// named by [`CHILD_SNAPSHOT`] on mini.image, resumes the run with a short longest wait
+/// for the timer, and prints its answer or the error that stopped it.
+#[test]
+fn timer_child() {
+    let Some(snap) = std::env::var_os(CHILD_SNAPSHOT) else {
+        return;
+    };
+    let base = common::base("mini.image");
+    let mut t = Tenant::restore(&base, std::path::Path::new(&snap)).unwrap();
+    let mut vm = Vm::new(&t).unwrap();
+    vm.max_timer_wait_ms = 1_000;
+    let r = loop {
+        match vm.resume(&mut t, 1_000_000) {
+            Err(VmError::BudgetExhausted { .. }) => {}
+            r => break r,
+        }
+    };
+    match r {
+        Ok(v) => println!("answer {:?}", v.as_int()),
+        Err(e) => println!("error {e}"),
+    }
+}
+
+/// A run waiting on a Delay, snapshotted after the timer was armed and resumed in another
+/// process, ends when the Delay does: the image's millisecond clock goes on from where the
+/// run left it, so the deadline the run armed (on that clock) stays 200 ms away. Before,
+/// the clock restarted with the new process, the deadline read as the first process's age
+/// away, and past the longest wait the run stopped with a deadlock.
+#[test]
+fn a_delay_suspended_in_one_process_ends_when_resumed_in_another() {
+    if std::env::var_os(CHILD_SNAPSHOT).is_some() {
+        return;
+    }
+    let base = common::base("mini.image");
+    let symbols = Symbols::from_base(base.heap());
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    install(
+        &mut vm,
+        &mut t,
+        &symbols,
+        "Delay startTimerInterruptWatcher. 0",
+    );
+    install(
+        &mut vm,
+        &mut t,
+        &symbols,
+        &common::def("Object", "run", "run (Delay forMilliseconds: 200) wait. ^7"),
+    );
+    // The clock runs from this process's first reading: this one is well past 2 s.
+    install(&mut vm, &mut t, &symbols, "Time millisecondClockValue");
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let sel = vm.evaluate(&mut t, &symbols, "#run", BIG).unwrap();
+    let nil = vm.specials().nil;
+    let mut r = vm.perform(&mut t, nil, sel, &[], 1);
+    let mut steps = 0;
+    while t.root(cowheap_vm::TIMER_ROOT).is_none() {
+        assert!(matches!(r, Err(VmError::BudgetExhausted { .. })), "{r:?}");
+        steps += 1;
+        assert!(steps < 1_000_000, "the timer is never armed");
+        r = vm.resume(&mut t, 1);
+    }
+    let dir = std::env::temp_dir().join(format!("cowheap-timer-child-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let snap = dir.join("run.snapshot");
+    t.save_snapshot(&snap).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "timer_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_SNAPSHOT, &snap)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("answer Some(7)"), "{stdout}");
 }
