@@ -4,6 +4,8 @@
     reason = "each test file uses a different part of this module"
 )]
 
+pub(crate) mod spur_writer;
+
 use cowheap_heap::{BaseHeap, Builder, Format, ObjectIndex, Word};
 use cowheap_squeak::Imported;
 use std::path::PathBuf;
