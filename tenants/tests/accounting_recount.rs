@@ -9,6 +9,9 @@
 //! the arithmetic edges: each charge against a quota of exactly its size, and a collection's
 //! steps with the lookups counter near its maximum.
 
+mod common;
+use common::graph;
+
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value, synth};
 use cowheap_tenants::commit::{CommitRights, Repository};
@@ -27,69 +30,6 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
-}
-
-/// The graph a tenant shows from its roots and handles, canonically (objects numbered in
-/// the order a walk first meets them, base objects it has not copied named by index).
-fn graph(t: &Tenant, handles: &[Handle]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut starts: Vec<Value> = t.root_names().filter_map(|n| t.root(n)).collect();
-    for &h in handles {
-        match t.pinned_value(h) {
-            Ok(v) => starts.push(v),
-            Err(e) => out.push(format!("handle ERR {e}")),
-        }
-    }
-    let mut seen: Vec<Value> = Vec::new();
-    let name = |seen: &mut Vec<Value>, v: Value| -> String {
-        if !v.word().is_ref() {
-            return format!("{:?}", v.word());
-        }
-        let w = match t.identity_word(v) {
-            Ok(w) => w,
-            Err(e) => return format!("ERR {e}"),
-        };
-        if w.is_base() {
-            return format!("B{}", w.as_base().unwrap().get());
-        }
-        match seen
-            .iter()
-            .position(|&s| t.identical(s, v).unwrap_or(false))
-        {
-            Some(i) => format!("P{i}"),
-            None => {
-                seen.push(v);
-                format!("P{}", seen.len() - 1)
-            }
-        }
-    };
-    let roots: Vec<String> = starts.iter().map(|&v| name(&mut seen, v)).collect();
-    out.push(format!("roots {roots:?}"));
-    let mut i = 0;
-    while i < seen.len() {
-        let v = seen[i];
-        let line = match t.header(v) {
-            Err(e) => format!("P{i}: ERR {e}"),
-            Ok(h) => {
-                let class = name(&mut seen, h.class);
-                let slots: Vec<String> = (0..h.size.slots)
-                    .map(|j| match t.slot(v, j) {
-                        Ok(s) => name(&mut seen, s),
-                        Err(e) => format!("ERR {e}"),
-                    })
-                    .collect();
-                format!(
-                    "P{i}: {class} {:?} {:?} {slots:?} {:?}",
-                    h.format,
-                    t.identity_hash(v).ok(),
-                    t.bytes(v).ok()
-                )
-            }
-        };
-        out.push(line);
-        i += 1;
-    }
-    out
 }
 
 /// Private objects and bytes as a restore of the tenant's snapshot counts them, from its
