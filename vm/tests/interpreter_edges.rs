@@ -132,20 +132,7 @@ fn timer_setup<M: ObjectMemory>(vm: &Vm, m: &mut M, wake: Value) -> (Value, Valu
     m.set_slot(d, 2, Value::int(0)).unwrap();
     let t = common::new_instance(m, "Semaphore", 3);
     m.set_slot(t, 2, Value::int(0)).unwrap();
-    let c = m
-        .alloc(
-            vm.specials().method_context,
-            Format::Pointers,
-            ObjectSize {
-                slots: ctx::TEMPS + 16,
-                bytes: 0,
-            },
-        )
-        .unwrap();
-    m.set_slot(c, ctx::PC, Value::int(13)).unwrap();
-    m.set_slot(c, ctx::STACKP, Value::int(0)).unwrap();
-    m.set_slot(c, ctx::METHOD, wake).unwrap();
-    m.set_slot(c, ctx::RECEIVER, d).unwrap();
+    let c = common::context_running(vm, m, wake, d);
     let p = common::new_instance(m, "Process", 4);
     m.set_slot(p, 1, c).unwrap();
     m.set_slot(p, 2, Value::int(4)).unwrap();

@@ -88,20 +88,7 @@ fn yield_runs_the_highest_priority_runnable_process() {
 fn runnable_process<M: ObjectMemory>(vm: &Vm, m: &mut M, answer: Value) -> Value {
     let sema = new_instance(m, "Semaphore", 3);
     m.set_slot(sema, 2, Value::int(0)).unwrap();
-    let c = m
-        .alloc(
-            vm.specials().method_context,
-            Format::Pointers,
-            ObjectSize {
-                slots: ctx::TEMPS + 16,
-                bytes: 0,
-            },
-        )
-        .unwrap();
-    m.set_slot(c, ctx::PC, Value::int(13)).unwrap();
-    m.set_slot(c, ctx::STACKP, Value::int(0)).unwrap();
-    m.set_slot(c, ctx::METHOD, answer).unwrap();
-    m.set_slot(c, ctx::RECEIVER, sema).unwrap();
+    let c = common::context_running(vm, m, answer, sema);
     let p = new_instance(m, "Process", 4);
     m.set_slot(p, 1, c).unwrap();
     m.set_slot(p, 2, Value::int(4)).unwrap();

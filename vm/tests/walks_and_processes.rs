@@ -8,7 +8,6 @@ use common::{on_both, send};
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::Tenant;
-use cowheap_vm::image::ctx;
 use cowheap_vm::synth::{Lit, SynthImage};
 use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm, VmError};
 
@@ -222,20 +221,7 @@ fn semaphores_and_resume_switch_between_processes() {
         assert_eq!(m.slot(sema, 2).unwrap().as_int(), Some(0));
         // A process whose context runs `sema wake`.
         let mc = vm.specials().method_context;
-        let c = m
-            .alloc(
-                mc,
-                Format::Pointers,
-                ObjectSize {
-                    slots: ctx::TEMPS + 16,
-                    bytes: 0,
-                },
-            )
-            .unwrap();
-        m.set_slot(c, ctx::PC, Value::int(13)).unwrap();
-        m.set_slot(c, ctx::STACKP, Value::int(0)).unwrap();
-        m.set_slot(c, ctx::METHOD, wake).unwrap();
-        m.set_slot(c, ctx::RECEIVER, sema).unwrap();
+        let c = common::context_running(vm, m, wake, sema);
         let p = new_instance(m, "Process", 4);
         m.set_slot(p, 1, c).unwrap();
         m.set_slot(p, 2, Value::int(4)).unwrap();

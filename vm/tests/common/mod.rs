@@ -247,6 +247,35 @@ pub(crate) fn new_instance<M: cowheap_vm::ObjectMemory>(
     .unwrap()
 }
 
+/// A new context of the image's MethodContext class with room for 16 temporaries, at pc 13
+/// (the first bytecode of a method of no literals) with an empty stack, running `method` on
+/// `receiver`: a process's suspended context, or a context to run by hand.
+pub(crate) fn context_running<M: cowheap_vm::ObjectMemory>(
+    vm: &cowheap_vm::Vm,
+    m: &mut M,
+    method: cowheap_heap::Value,
+    receiver: cowheap_heap::Value,
+) -> cowheap_heap::Value {
+    use cowheap_vm::image::ctx;
+    let c = m
+        .alloc(
+            vm.specials().method_context,
+            cowheap_heap::Format::Pointers,
+            cowheap_heap::ObjectSize {
+                slots: ctx::TEMPS + 16,
+                bytes: 0,
+            },
+        )
+        .unwrap();
+    m.set_slot(c, ctx::PC, cowheap_heap::Value::int(13))
+        .unwrap();
+    m.set_slot(c, ctx::STACKP, cowheap_heap::Value::int(0))
+        .unwrap();
+    m.set_slot(c, ctx::METHOD, method).unwrap();
+    m.set_slot(c, ctx::RECEIVER, receiver).unwrap();
+    c
+}
+
 /// A synthetic image with processes and the clock's primitives: `Object>>millis`
 /// (primitive 135) and `Object>>primSignal:atMilliseconds:` (136), for the timer's tests.
 pub(crate) fn timer_prims_image() -> cowheap_vm::synth::SynthImage {
