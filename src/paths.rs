@@ -1,6 +1,7 @@
 //! Output paths checked against the inputs before a command reads anything: a command that
 //! reads one file and writes another must not replace its own input.
 
+use cowheap::heap::file::through_links;
 use std::path::{Path, PathBuf};
 
 /// The file a path names once links are followed: its device and inode (elsewhere, its
@@ -68,42 +69,14 @@ fn ends_in_a_name(path: &Path) -> bool {
     !matches!(last, b"" | b"." | b"..")
 }
 
-/// The most symbolic links [`through_links`] follows, as the atomic write does (and as
-/// Linux's own path walk).
-const MAX_LINKS: usize = 40;
-
-/// The path of the file `path` names through its symbolic links, each target taken relative
-/// to its link's directory, whether or not that file exists: the path the atomic write
-/// (`cowheap_heap::file::write_atomically`) replaces or creates, by the same rule. `path`
-/// itself if it is no link.
-///
-/// # Errors
-/// The system's error if a link cannot be read; past [`MAX_LINKS`] links (a loop), one
-/// that says so.
-fn through_links(path: &Path) -> std::io::Result<PathBuf> {
-    let mut at = path.to_path_buf();
-    for _ in 0..MAX_LINKS {
-        match std::fs::symlink_metadata(&at) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let target = std::fs::read_link(&at)?;
-                at = match at.parent() {
-                    Some(dir) => dir.join(target),
-                    None => target,
-                };
-            }
-            _ => return Ok(at),
-        }
-    }
-    Err(std::io::Error::other("too many levels of symbolic links"))
-}
-
 /// The [`Destination`] of `path`, given on the command line as `option`; an error naming it
 /// if its last component is no name ([`ends_in_a_name`]), if its links cannot be followed,
 /// if the directory the write would put the file in does not exist, or if it exists and is
 /// not a regular file (a directory, a FIFO, a device; or a link to one): the file is written
 /// whole to a temporary file renamed over it, which would replace such a file rather than
 /// write into it. The checks are made on the path the write goes to through the links
-/// ([`through_links`]), so that a dangling link is checked as the file it names.
+/// (`cowheap::heap::file::through_links`, the write's own rule), so that a dangling link is
+/// checked as the file it names.
 fn destination(path: &Path, option: &str) -> Result<Destination, String> {
     if !ends_in_a_name(path) {
         return Err(format!(

@@ -238,12 +238,13 @@ const MAX_LINKS: usize = 40;
 
 /// The path of the file `path` names through its symbolic links (each target taken relative
 /// to its link's directory), whether or not that file exists: the path a rename must replace
-/// so that every link stays. `path` itself if it is no link.
+/// so that every link stays, which [`write_atomically`] replaces or creates. `path` itself
+/// if it is no link. Public so that a caller checks an output where the write will put it.
 ///
 /// # Errors
-/// An I/O error if a link cannot be read, or, past [`MAX_LINKS`] links (a loop), one that
+/// An I/O error if a link cannot be read, or, past 40 links (a loop), one that
 /// says so.
-fn through_links(path: &Path) -> io::Result<PathBuf> {
+pub fn through_links(path: &Path) -> io::Result<PathBuf> {
     let mut at = path.to_path_buf();
     for _ in 0..MAX_LINKS {
         match std::fs::symlink_metadata(&at) {
