@@ -99,13 +99,12 @@ impl Vm {
         m.set_root(BOTTOM_ROOT, bottom)?;
         m.remove_root(ACTIVE_ROOT);
         m.remove_root(TIMER_ROOT);
-        m.remove_root(CLOCK_ROOT);
         // A new run starts with no timer: one armed by an earlier run on this interpreter
         // (finished, or stopped by an error) is that run's, as the root removed above is,
         // and must not fire here (a new interpreter would not have it either). Its clock
-        // is the process's.
+        // goes on from the memory's last reading, if the process's is behind it.
         self.timer = None;
-        self.clock_offset = 0;
+        self.take_clock(m);
         self.bottom = bottom;
         self.active = bottom;
         self.reset_fresh(m)?;
@@ -161,10 +160,7 @@ impl Vm {
         // younger than the one that stopped the run), the run's clock goes on from it, so
         // that the deadline and the image's own times are as far ahead as at the stop.
         self.timer = m.root(TIMER_ROOT).and_then(|v| v.as_int());
-        self.clock_offset = m
-            .root(CLOCK_ROOT)
-            .and_then(|v| v.as_int())
-            .map_or(0, |at| ms_until(at, millisecond_clock()).max(0));
+        self.take_clock(m);
         // The registers are the last run's until the active context is loaded.
         self.loaded = false;
         // Unknown until counted: the count is redone when it passes the limit.
@@ -208,9 +204,23 @@ impl Vm {
             m.remove_root(ACTIVE_ROOT);
             m.remove_root(BOTTOM_ROOT);
             m.remove_root(TIMER_ROOT);
-            m.remove_root(CLOCK_ROOT);
+            // The clock's last reading, which the memory's next run goes on from: a root
+            // the memory refuses (its quota) is left out, and the next run takes the
+            // reading of the last stop, if any, or the process's clock.
+            if m.set_root(CLOCK_ROOT, Value::int(self.clock())).is_err() {
+                m.remove_root(CLOCK_ROOT);
+            }
         }
         result
+    }
+
+    /// Sets the run's clock to go on from the memory's last reading ([`CLOCK_ROOT`]) where
+    /// the process's own clock is behind it, else to be the process's clock.
+    fn take_clock<M: ObjectMemory>(&mut self, m: &M) {
+        self.clock_offset = m
+            .root(CLOCK_ROOT)
+            .and_then(|v| v.as_int())
+            .map_or(0, |at| ms_until(at, millisecond_clock()).max(0));
     }
 
     /// The Symbol `name`: the image's own if `symbols` has it, else a new, uninterned one

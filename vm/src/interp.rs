@@ -31,11 +31,13 @@ pub const BOTTOM_ROOT: &str = "cowheap-vm.bottom";
 /// as a SmallInteger, on the clock of primitive 135. Absent when no timer is armed. With it
 /// the whole run is in the heap, so a new interpreter resuming it still signals the timer.
 pub const TIMER_ROOT: &str = "cowheap-vm.timer";
-/// The root under which a suspended run keeps the clock of primitive 135 as it read when
-/// the run stopped, as a SmallInteger. A resume in a process whose own clock is behind it
-/// (another process, after a tenant snapshot: each process's clock starts at zero) goes on
-/// from that reading, so the deadline in [`TIMER_ROOT`] and the times the image keeps
-/// (a Delay's resumption time) are as far ahead as they were at the stop.
+/// The root under which the memory keeps the clock of primitive 135 as it last read in a
+/// run, when the run stopped or ended, as a SmallInteger. A run, resumed or performed, in a
+/// process whose own clock is behind it (another process, after a tenant snapshot: each
+/// process's clock starts at zero; or the same one, after a run that went on from such a
+/// reading) goes on from that reading, so the image's clock never goes back from one run
+/// of the memory to the next, and the deadline in [`TIMER_ROOT`] and the times the image
+/// keeps (a Delay's resumption time) are as far ahead as they were.
 pub const CLOCK_ROOT: &str = "cowheap-vm.clock";
 
 /// The default limit on the depth of the context chain.
@@ -330,8 +332,8 @@ pub struct Vm {
     /// a run with none.
     pub(crate) timer: Option<i64>,
     /// Milliseconds this run's clock (primitive 135, and the timer's deadline) is ahead of
-    /// the process's own: zero, but in a run resumed where the process's clock is behind
-    /// the reading in [`CLOCK_ROOT`], which it then goes on from.
+    /// the process's own: zero, but in a run where the process's clock is behind the
+    /// memory's last reading in [`CLOCK_ROOT`], which it then goes on from.
     pub(crate) clock_offset: i64,
     /// Contexts on the chain, as counted since the run started (recounted past the limit).
     pub(crate) depth: usize,

@@ -25,7 +25,7 @@
 //! stopped before that leaves the collection as it was.
 
 use crate::error::{Result, VmError};
-use crate::interp::{ACTIVE_ROOT, BOTTOM_ROOT, CLOCK_ROOT, TIMER_ROOT, Vm};
+use crate::interp::{ACTIVE_ROOT, BOTTOM_ROOT, TIMER_ROOT, Vm};
 use crate::memory::ObjectMemory;
 use crate::{Symbols, names};
 use cowheap_heap::{Format, ObjectSize, Value};
@@ -135,7 +135,6 @@ impl Vm {
                         m.remove_root(ACTIVE_ROOT);
                         m.remove_root(BOTTOM_ROOT);
                         m.remove_root(TIMER_ROOT);
-                        m.remove_root(CLOCK_ROOT);
                         let class = m
                             .class_of(c)
                             .ok()

@@ -286,3 +286,51 @@ fn a_delay_suspended_in_one_process_ends_when_resumed_in_another() {
     );
     assert!(stdout.contains("answer Some(7)"), "{stdout}");
 }
+
+/// The image's clock never goes back from one run of a tenant to the next: a run that went
+/// on from a reading ahead of the process's clock (a run resumed from a process older than
+/// this one, stood for by its clock root set 100 s ahead) ends with the clock there, and the
+/// tenant's next run, performed on the same interpreter or a new one, goes on from it.
+#[test]
+fn the_images_clock_does_not_go_back_between_runs() {
+    let base = common::base("mini.image");
+    let symbols = Symbols::from_base(base.heap());
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    install(
+        &mut vm,
+        &mut t,
+        &symbols,
+        &common::def(
+            "Object",
+            "clk",
+            "clk 1 to: 2000 do: [:i | i + 1]. ^Time millisecondClockValue",
+        ),
+    );
+    let sel = vm.evaluate(&mut t, &symbols, "#clk", BIG).unwrap();
+    let nil = vm.specials().nil;
+    let clock =
+        |vm: &mut Vm, t: &mut Tenant| vm.perform(t, nil, sel, &[], BIG).unwrap().as_int().unwrap();
+    let now = clock(&mut vm, &mut t);
+    let r = vm.perform(&mut t, nil, sel, &[], 10);
+    assert!(matches!(r, Err(VmError::BudgetExhausted { .. })), "{r:?}");
+    t.set_root(cowheap_vm::CLOCK_ROOT, Value::int(now + 100_000))
+        .unwrap();
+    let mut r = vm.resume(&mut t, BIG);
+    while matches!(r, Err(VmError::BudgetExhausted { .. })) {
+        r = vm.resume(&mut t, BIG);
+    }
+    let resumed = r.unwrap().as_int().unwrap();
+    assert!(resumed >= now + 100_000, "{resumed} read, {now} before");
+    let next = clock(&mut vm, &mut t);
+    assert!(
+        next >= resumed,
+        "the clock went back from {resumed} to {next}"
+    );
+    let mut fresh = Vm::new(&t).unwrap();
+    let later = clock(&mut fresh, &mut t);
+    assert!(
+        later >= next,
+        "a new interpreter's clock went back from {next} to {later}"
+    );
+}
