@@ -1835,7 +1835,7 @@ impl Tenant {
     ) -> Result<Value> {
         // The words to store, gathered in memory reserved fallibly: an object of many slots
         // asks for as much here as its body will.
-        let mut words = try_vec(Word::from_bits(0), 0)?;
+        let mut words = Vec::new();
         words
             .try_reserve_exact(slots.len())
             .map_err(|_| Error::OutOfMemory {
