@@ -11,7 +11,8 @@
 pub enum Format {
     /// Pointer slots only.
     Pointers = 0,
-    /// Pointer slots only, weakly held in the source system (cowheap holds them strongly).
+    /// Pointer slots only, those past the named ones weakly held (by a collection told how
+    /// many are named: `cowheap_tenants::Weakness`; strongly by any other).
     Weak = 1,
     /// An ephemeron (key, value, ...), held strongly by cowheap.
     Ephemeron = 2,

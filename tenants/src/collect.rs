@@ -24,12 +24,62 @@
 //! reserves the mark's memory first ([`Tenant::reserve_collection`]), so that the undo
 //! itself cannot be refused.
 //!
-//! Weak and ephemeron slots are held strongly.
+//! **Weak slots.** [`Tenant::try_collect_weak`] holds the slots of weak objects
+//! ([`Format::Weak`]) past their strong ones weakly, as Squeak's collector does: such a slot
+//! keeps nothing alive, and one that names a private object no strong path reaches is set
+//! to nil when that object is freed. A slot that names a base object is never cleared (no
+//! tenant collection frees a base object). Ephemerons, and every slot in a collection
+//! without a [`Weakness`] ([`Tenant::collect`], an undo's [`Tenant::free_unreachable`]),
+//! are held strongly.
 
 use crate::space::{Space, State};
 use crate::stats::{add, sub};
 use crate::{CollectStats, Error, Result, Tenant};
-use cowheap_heap::{Decoded, PrivateKey, TenantId, Value, Word};
+use cowheap_heap::{Decoded, Format, PrivateKey, TenantId, Value, Word};
+
+/// How a collection holds the slots of weak objects ([`Format::Weak`]): the first
+/// `strong_slots` of each (a Squeak weak class's named instance variables) strongly, the
+/// others weakly, and what a weak slot is set to when the object it named is freed.
+///
+/// ```
+/// use cowheap_forwarders::Base;
+/// use cowheap_heap::{synth, Format, ObjectSize, Value};
+/// use cowheap_tenants::{Tenant, Weakness};
+///
+/// let base = Base::new(synth::image(1_000, 1));
+/// let mut t = Tenant::fork(&base);
+/// let class = base.heap().root("true").unwrap();
+/// let nil = Value::int(0);
+/// let weak = t.alloc(class, Format::Weak, ObjectSize { slots: 2, bytes: 0 }).unwrap();
+/// let strong = t.alloc(class, Format::Pointers, ObjectSize { slots: 0, bytes: 0 }).unwrap();
+/// let gone = t.alloc(class, Format::Pointers, ObjectSize { slots: 0, bytes: 0 }).unwrap();
+/// t.set_slot(weak, 0, strong).unwrap();
+/// t.set_slot(weak, 1, gone).unwrap();
+/// t.set_root("weak", weak).unwrap();
+/// // One named (strong) slot, then the weak ones.
+/// let one = |_: &Tenant, _: Value| Some(1);
+/// let out = t.try_collect_weak(&Weakness { nil, strong_slots: &one }).unwrap();
+/// assert_eq!((out.freed, out.cleared), (1, 1));
+/// assert!(t.identical(t.slot(weak, 0).unwrap(), strong).unwrap());
+/// assert_eq!(t.slot(weak, 1).unwrap().as_int(), Some(0));
+/// ```
+pub struct Weakness<'a> {
+    /// The value a cleared weak slot is set to (an image's nil): an immediate, a base
+    /// object, or a private object of the collecting tenant (which the collection keeps).
+    pub nil: Value,
+    /// How many of the first slots of a weak object of class `class` are strong; the slots
+    /// after them are weak. `None` (a class whose format cannot be read) holds all of the
+    /// object's slots strongly.
+    pub strong_slots: &'a dyn Fn(&Tenant, Value) -> Option<usize>,
+}
+
+impl std::fmt::Debug for Weakness<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Weakness")
+            .field("nil", &self.nil)
+            .finish_non_exhaustive()
+    }
+}
 
 /// The key no entry has: it marks a segment whose stubs are marked already.
 const DONE: PrivateKey = PrivateKey::new(u32::MAX, 0);
@@ -91,13 +141,18 @@ impl Marks {
 }
 
 /// The mark's state while it runs.
-struct Marking {
+struct Marking<'w> {
     marks: Marks,
     stack: Vec<PrivateKey>,
     out: CollectStats,
+    /// How weak objects are held, if weakly, with the nil word their cleared slots get.
+    weak: Option<(&'w Weakness<'w>, Word)>,
+    /// The weak objects reached, each with its count of strong slots: their other slots
+    /// are cleared once the mark is done.
+    weaklings: Vec<(PrivateKey, usize)>,
 }
 
-impl Marking {
+impl Marking<'_> {
     /// Reaches `k` if it names a live entry not reached yet: marks it and pushes it. A word
     /// that names a freed entry (which an object [`Tenant::free_unreachable`] left standing
     /// may hold) reaches nothing, not whatever reuses its index.
@@ -160,7 +215,32 @@ impl Tenant {
     /// assert_eq!((out.live, out.freed), (1, 1));
     /// ```
     pub fn try_collect(&mut self) -> Result<CollectStats> {
-        let (marks, mut out) = self.mark(MarkScratch::default())?;
+        self.collect_in(None)
+    }
+
+    /// [`Tenant::try_collect`], holding the slots of weak objects past their strong ones
+    /// weakly ([`Weakness`]): such a slot keeps nothing alive, and one that names a private
+    /// object the collection frees is set to `weak.nil` ([`CollectStats::cleared`] counts
+    /// them). What an interpreter's collection does for Squeak's weak arrays.
+    ///
+    /// Time: as [`Tenant::try_collect`], plus a call of `weak.strong_slots` for each weak
+    /// private object.
+    ///
+    /// # Errors
+    /// As [`Tenant::try_collect`]; and [`Error::ForeignReference`] or
+    /// [`Error::Collected`] if `weak.nil` is a reference this tenant cannot store, before
+    /// anything changes.
+    pub fn try_collect_weak(&mut self, weak: &Weakness<'_>) -> Result<CollectStats> {
+        self.collect_in(Some(weak))
+    }
+
+    /// The collection, holding weak slots weakly if `weak` says how.
+    fn collect_in(&mut self, weak: Option<&Weakness<'_>>) -> Result<CollectStats> {
+        let weak = match weak {
+            Some(w) => Some((w, self.store_word(w.nil)?)),
+            None => None,
+        };
+        let (marks, mut out) = self.mark(MarkScratch::default(), weak)?;
         // Every occupied key index not reached, in key order; the sweep allocates nothing.
         for i in 0..u32::try_from(self.space.key_bound()).unwrap_or(u32::MAX) {
             if !marks.has(i)
@@ -309,7 +389,7 @@ impl Tenant {
             scratch,
             allocations: before,
         } = reserve;
-        let (marks, mut out) = self.mark(scratch)?;
+        let (marks, mut out) = self.mark(scratch, None)?;
         for v in objs {
             // A key given twice is freed once: the second `remove` finds nothing.
             if let Some(k) = live(self, v)
@@ -343,10 +423,14 @@ impl Tenant {
     /// # Errors
     /// [`Error::OutOfMemory`] if its memory cannot be had; then the counters are as they were
     /// (patched slots and roots stay patched).
-    fn mark(&mut self, mut s: MarkScratch) -> Result<(Marks, CollectStats)> {
+    fn mark(
+        &mut self,
+        mut s: MarkScratch,
+        weak: Option<(&Weakness<'_>, Word)>,
+    ) -> Result<(Marks, CollectStats)> {
         let lookups = self.stats().lookups;
         let bumps = self.cold.as_ref().map_or(0, |c| c.reads.lookups.bumps());
-        let marked = self.mark_in(&mut s);
+        let marked = self.mark_in(&mut s, weak);
         let cold = self.cold_mut();
         // The mark's steps are the counter's bumps during it, not the difference of its
         // counts: a count restored near its maximum saturates, and would hide them.
@@ -362,7 +446,11 @@ impl Tenant {
     }
 
     /// The mark, in `s`'s memory.
-    fn mark_in(&mut self, s: &mut MarkScratch) -> Result<(Marks, CollectStats)> {
+    fn mark_in(
+        &mut self,
+        s: &mut MarkScratch,
+        weak: Option<(&Weakness<'_>, Word)>,
+    ) -> Result<(Marks, CollectStats)> {
         let mut out = CollectStats::default();
         let bound = self.space.key_bound().div_ceil(64);
         s.bits.clear();
@@ -409,8 +497,11 @@ impl Tenant {
             marks: Marks(std::mem::take(&mut s.bits)),
             stack: std::mem::take(&mut s.stack),
             out,
+            weak,
+            weaklings: Vec::new(),
         };
         self.trace(&mut m, s)?;
+        self.clear_weak(&mut m);
         Ok((m.marks, m.out))
     }
 
@@ -427,6 +518,10 @@ impl Tenant {
         }
         for w in &s.roots {
             m.reach(&self.space, w.as_private())?;
+        }
+        // A private nil is kept: cleared slots will name it.
+        if let Some((_, nil)) = m.weak {
+            m.reach(&self.space, nil.as_private())?;
         }
         while let Some(k) = m.stack.pop() {
             let body = match self.space.get(k) {
@@ -455,20 +550,57 @@ impl Tenant {
                     }
                     continue;
                 }
-                Some(State::Object(body)) => {
-                    for cell in body.slots() {
-                        let w = self.final_word(cell.get(), &mut m.out);
-                        cell.set(w);
-                        m.reach(&self.space, w.as_private())?;
-                    }
-                    body
-                }
+                Some(State::Object(body)) => body,
             };
             let fin = self.final_word(body.class(), &mut m.out);
             body.patch_class(fin);
             m.reach(&self.space, fin.as_private())?;
+            let slots = body.slots();
+            let strong = match m.weak {
+                Some((weak, _)) if body.format() == Format::Weak => {
+                    let class = if fin.is_private() {
+                        Value::owned(fin, self.id())
+                    } else {
+                        Value::shared(fin)
+                    };
+                    (weak.strong_slots)(self, class).unwrap_or(slots.len())
+                }
+                _ => slots.len(),
+            };
+            if strong < slots.len() {
+                grow(&mut m.weaklings, 1)?;
+                m.weaklings.push((k, strong));
+            }
+            // Every slot is settled; only the strong ones reach.
+            for (j, cell) in slots.iter().enumerate() {
+                let w = self.final_word(cell.get(), &mut m.out);
+                cell.set(w);
+                if j < strong {
+                    m.reach(&self.space, w.as_private())?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Sets to nil each weak slot, of the weak objects the mark reached, that names a
+    /// private object the mark did not reach (and which the sweep will free). Slots naming
+    /// immediates and base objects stand. Allocates nothing.
+    fn clear_weak(&self, m: &mut Marking<'_>) {
+        let Some((_, nil)) = m.weak else { return };
+        for &(k, strong) in &m.weaklings {
+            let Some(body) = self.space.object(k) else {
+                continue;
+            };
+            for cell in body.slots().iter().skip(strong) {
+                if let Some(named) = cell.get().as_private()
+                    && !(self.space.is_live(named) && m.marks.has(named.key()))
+                {
+                    cell.set(nil);
+                    m.out.cleared += 1;
+                }
+            }
+        }
     }
 
     /// What follows freeing entries: the arenas tidied, host objects and commit records of

@@ -42,7 +42,7 @@ pub mod stubs;
 mod tenant;
 mod writer;
 
-pub use collect::CollectionReserve;
+pub use collect::{CollectionReserve, Weakness};
 pub use error::{Error, Result};
 pub use reader::TenantReader;
 pub use registry::{Registry, par_each};

@@ -102,4 +102,8 @@ pub struct CollectStats {
     /// each chain is walked once and then points at its end, so this stays within a few
     /// steps a forwarder and a word, however many words hold a long chain.
     pub steps: u64,
+    /// Weak slots cleared: set to the collection's nil because the private object they
+    /// named was reachable through weak slots alone ([`crate::Weakness`]). Always 0 for a
+    /// collection without one.
+    pub cleared: u64,
 }
