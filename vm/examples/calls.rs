@@ -9,7 +9,7 @@
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::{Header, Tenant};
-use cowheap_vm::{MemResult, ObjectMemory, Symbols, Vm};
+use cowheap_vm::{Collected, MemResult, ObjectMemory, Symbols, Vm, WeakSlots};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
@@ -101,8 +101,8 @@ impl<M: ObjectMemory> ObjectMemory for Counting<M> {
     fn private_bytes(&self) -> u64 {
         self.inner.private_bytes()
     }
-    fn collect(&mut self, roots: &[Value]) -> MemResult<u64> {
-        self.inner.collect(roots)
+    fn collect(&mut self, roots: &[Value], weak: &WeakSlots) -> MemResult<Collected> {
+        self.inner.collect(roots, weak)
     }
     fn enumerate_objects(&self, out: &mut Vec<Value>) -> MemResult<()> {
         self.inner.enumerate_objects(out)

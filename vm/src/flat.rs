@@ -10,7 +10,7 @@
 //! reuses: O(heap), where a tenant's collection is O(private). A value naming a freed object
 //! is refused ([`cowheap_tenants::Error::Collected`]) until its index is reused.
 
-use crate::memory::{MemResult, ObjectMemory};
+use crate::memory::{Collected, MemResult, ObjectMemory, WeakSlots};
 use cowheap_heap::{BaseHeap, Error as HeapError, Format, ObjectIndex, ObjectSize, Value, Word};
 use cowheap_tenants::Header;
 use std::collections::HashMap;
@@ -393,7 +393,7 @@ impl ObjectMemory for FlatHeap {
         self.allocated_bytes
     }
 
-    fn collect(&mut self, roots: &[Value]) -> MemResult<u64> {
+    fn collect(&mut self, roots: &[Value], weak: &WeakSlots) -> MemResult<Collected> {
         let n = self.objects.len();
         let mut marked = vec![false; n];
         let mut stack: Vec<usize> = (0..self.imported).collect();
@@ -405,6 +405,9 @@ impl ObjectMemory for FlatHeap {
                 stack.push(i.get());
             }
         }
+        // The weak objects reached, with their strong (named) slots: the others reach
+        // nothing, and are cleared below if what they name is freed.
+        let mut weaklings: Vec<(usize, usize)> = Vec::new();
         while let Some(i) = stack.pop() {
             match marked.get_mut(i) {
                 Some(m) if !*m => *m = true,
@@ -414,7 +417,33 @@ impl ObjectMemory for FlatHeap {
             if let Some(c) = o.class.as_base() {
                 stack.push(c.get());
             }
-            stack.extend(o.slots.iter().filter_map(|w| w.as_base()).map(|x| x.get()));
+            let strong = match o.format {
+                Format::Weak => weak
+                    .strong_slots(self, Value::shared(o.class))
+                    .unwrap_or(o.slots.len()),
+                _ => o.slots.len(),
+            };
+            if strong < o.slots.len() {
+                weaklings.push((i, strong));
+            }
+            stack.extend(
+                o.slots
+                    .iter()
+                    .take(strong)
+                    .filter_map(|w| w.as_base())
+                    .map(|x| x.get()),
+            );
+        }
+        let mut cleared = 0;
+        for (i, strong) in weaklings {
+            for w in self.objects[i].slots.iter_mut().skip(strong) {
+                if w.as_base()
+                    .is_some_and(|x| !marked.get(x.get()).copied().unwrap_or(true))
+                {
+                    *w = weak.nil.word();
+                    cleared += 1;
+                }
+            }
         }
         for (i, &keep) in marked.iter().enumerate().skip(self.imported) {
             let o = &mut self.objects[i];
@@ -432,7 +461,10 @@ impl ObjectMemory for FlatHeap {
                 self.free.push(i as u32);
             }
         }
-        Ok(self.allocated_bytes)
+        Ok(Collected {
+            private_bytes: self.allocated_bytes,
+            cleared,
+        })
     }
 
     /// Every live object in index order (the image's, then the new ones, a freed index
@@ -497,15 +529,19 @@ mod tests {
         f.set_slot(kept, 0, inner).unwrap();
         let lost = f.alloc(class, Format::Pointers, size).unwrap();
         let before = f.private_bytes();
-        let after = f.collect(&[kept]).unwrap();
-        assert_eq!(after, before - 24);
+        let weak = WeakSlots {
+            nil: Value::shared(nil),
+            named: |_| 0,
+        };
+        let after = f.collect(&[kept], &weak).unwrap();
+        assert_eq!(after.private_bytes, before - 24);
         assert!(f.slot(inner, 0).is_ok(), "reachable through a root's slot");
         assert!(matches!(
             f.slot(lost, 0),
             Err(cowheap_tenants::Error::Collected(_))
         ));
         // The imported objects are never freed, whatever reaches them.
-        f.collect(&[]).unwrap();
+        f.collect(&[], &weak).unwrap();
         assert!(f.slot(class, 0).is_ok());
         // The freed index is reused.
         let again = f.alloc(class, Format::Pointers, size).unwrap();

@@ -58,6 +58,9 @@ pub mod special {
     pub const CHARACTER_TABLE: usize = 24;
     /// The semaphore the timer signals (`TheTimerSemaphore`).
     pub const TIMER_SEMAPHORE: usize = 29;
+    /// The semaphore the collector signals when it clears weak slots
+    /// (`TheFinalizationSemaphore`).
+    pub const FINALIZATION_SEMAPHORE: usize = 41;
     /// #mustBeBoolean.
     pub const SELECTOR_MUST_BE_BOOLEAN: usize = 25;
     /// BlockClosure (closure images).
@@ -495,8 +498,8 @@ impl ClassFormat {
     /// Decodes a Spur class's format word's integer value: the instance specification in
     /// bits 16-20, the number of named instance variables in bits 0-15. The Spur
     /// specification is mapped onto the V3 one the interpreter uses: 0-4 are the same,
-    /// an ephemeron (5) is instantiated as fixed pointers (weak and ephemeron semantics are
-    /// not kept, as for V3), 32-bit words (10-11) are 6, bytes (16-23) 8, compiled methods
+    /// an ephemeron (5) is instantiated as fixed pointers (ephemeron semantics are not kept),
+    /// 32-bit words (10-11) are 6, bytes (16-23) 8, compiled methods
     /// (24-31) 12; the 64- and 16-bit indexable formats (9, 12-15), which V3 has no
     /// specification for, are [`ClassFormat::DOUBLE_WORDS`] and [`ClassFormat::SHORTS`];
     /// immediates (7) and the unused 6 and 8 are 7, of which nothing is instantiated.

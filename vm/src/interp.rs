@@ -9,7 +9,7 @@
 use crate::bytecodes::{Op, decode, instruction_len};
 use crate::error::{CallChain, FaultCause, Result, VmError};
 use crate::image::{ClassFormat, MethodHeader, Specials, SpurHeaderError, closure, ctx};
-use crate::memory::{MemResult, ObjectMemory};
+use crate::memory::{MemResult, ObjectMemory, WeakSlots};
 use cowheap_heap::{Format, ObjectSize, Value, Word};
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
@@ -192,6 +192,8 @@ pub struct VmStats {
     /// Bytecodes' worth of budget charged for primitives' work over the objects (a walk's
     /// fresh list of every object, a `nextInstance`'s scan): one an object.
     pub charged: u64,
+    /// Weak slots the collections set to nil, the objects they named freed.
+    pub weak_cleared: u64,
 }
 
 /// Classes a walk up a superclass chain visits at most.
@@ -2614,18 +2616,40 @@ impl Vm {
         self.collect_now(m)
     }
 
+    /// How this image's weak objects are held in a collection ([`ObjectMemory::collect`]):
+    /// a weak object's named instance variables, as its class's format word says in this
+    /// image's object format, strongly, its indexed slots weakly, a cleared slot set to nil.
+    /// For an embedder that collects a memory between runs as a run's own collection does.
+    pub fn weak_slots(&self) -> WeakSlots {
+        WeakSlots {
+            nil: self.sp.nil,
+            named: if self.sp.spur {
+                |f| ClassFormat::decode_spur(f).fixed
+            } else {
+                |f| ClassFormat::decode(f).fixed
+            },
+        }
+    }
+
     pub(crate) fn collect_now<M: ObjectMemory>(&mut self, m: &mut M) -> Result<()> {
         // Everything the kept callers hold must be reachable from the contexts.
         self.store_registers(m)?;
         self.flush_frames(m)?;
-        let after = m.collect(&[self.active, self.bottom])?;
+        let done = m.collect(&[self.active, self.bottom], &self.weak_slots())?;
         // A collected method may have been cached, or listed for a walk. The list is the
         // interpreter's to drop here, so the walk's next list is not charged.
         self.flush_cache();
         self.forget_enumeration();
         self.relist_free = true;
         self.stats.collections += 1;
+        self.stats.weak_cleared += done.cleared;
+        let after = done.private_bytes;
         self.gc_threshold = after.saturating_mul(2).max(after + self.gc_min);
+        // As Squeak's collector does when it clears weak slots: the image's finalization
+        // process, waiting on its semaphore, learns that some of its objects went.
+        if done.cleared > 0 {
+            self.signal_finalization(m)?;
+        }
         Ok(())
     }
 

@@ -87,7 +87,7 @@ pub use interp::{
     ACTIVE_ROOT, BOTTOM_ROOT, CLOCK_ROOT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TIMER_WAIT_MS, TIMER_ROOT,
     Vm, VmStats,
 };
-pub use memory::{MemResult, ObjectMemory};
+pub use memory::{Collected, MemResult, ObjectMemory, WeakSlots};
 pub use rehash::{ImageRehash, REHASH_ROOT, RehashFailure};
 
 #[cfg(test)]

@@ -8,11 +8,42 @@
 //! bytecode.
 
 use cowheap_heap::{Format, ObjectIndex, ObjectSize, Value, Word};
-use cowheap_tenants::{Header, Tenant};
+use cowheap_tenants::{Header, Tenant, Weakness};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// The result of a memory operation: the tenant's error type, which also carries the heap's.
 pub type MemResult<T> = Result<T, cowheap_tenants::Error>;
+
+/// How a collection holds weak objects' slots ([`ObjectMemory::collect`]): the named
+/// instance variables of a weak object ([`Format::Weak`], Squeak's weak classes such as
+/// `WeakArray`) are strong, its indexed slots weak, as in Squeak's collector.
+#[derive(Clone, Copy, Debug)]
+pub struct WeakSlots {
+    /// What a cleared weak slot is set to: the image's nil.
+    pub nil: Value,
+    /// The number of named instance variables of a class whose format word (slot 2 of a
+    /// class) has integer value `format`, as the image's object format encodes it.
+    pub named: fn(i64) -> usize,
+}
+
+impl WeakSlots {
+    /// The strong slots of a weak object of class `class` in `m`: its class's named
+    /// instance variables; `None` if the class's format word cannot be read (the object's
+    /// slots are then all held strongly).
+    pub fn strong_slots<M: ObjectMemory + ?Sized>(&self, m: &M, class: Value) -> Option<usize> {
+        let format = m.slot(class, 2).ok()?.as_int()?;
+        Some((self.named)(format))
+    }
+}
+
+/// What a collection did ([`ObjectMemory::collect`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// The memory's private bytes after it ([`ObjectMemory::private_bytes`]).
+    pub private_bytes: u64,
+    /// Weak slots it set to nil, their objects freed.
+    pub cleared: u64,
+}
 
 /// What the interpreter needs of an object memory.
 ///
@@ -71,9 +102,12 @@ pub trait ObjectMemory {
     /// Bytes this memory has allocated of its own (a tenant's private bytes); what the
     /// interpreter's collection threshold is measured in.
     fn private_bytes(&self) -> u64;
-    /// Collects garbage, keeping alive what the memory's roots reach and `roots`. Objects
-    /// do not move: the values in `roots` stay valid. Answers the private bytes after.
-    fn collect(&mut self, roots: &[Value]) -> MemResult<u64>;
+    /// Collects garbage, keeping alive what the memory's roots reach and `roots`, and
+    /// holding the slots of weak objects past their named ones weakly (`weak`): a weak slot
+    /// naming an object the collection frees is set to `weak.nil`. Objects do not move: the
+    /// values in `roots` stay valid. Answers the private bytes after and the weak slots
+    /// cleared.
+    fn collect(&mut self, roots: &[Value], weak: &WeakSlots) -> MemResult<Collected>;
     /// Replaces the contents of `out` with every object of this memory, each once, in this
     /// memory's enumeration order: what `someObject`/`nextObject` and
     /// `someInstance`/`nextInstance` walk. A Spur image's hidden objects (free lists,
@@ -285,18 +319,28 @@ impl ObjectMemory for Tenant {
     fn private_bytes(&self) -> u64 {
         self.stats().private_bytes
     }
-    fn collect(&mut self, roots: &[Value]) -> MemResult<u64> {
+    fn collect(&mut self, roots: &[Value], weak: &WeakSlots) -> MemResult<Collected> {
         let handles = roots
             .iter()
             .map(|&v| self.pin(v))
             .collect::<MemResult<Vec<_>>>()?;
         // A mark the allocator refuses frees nothing; the handles come off either way.
-        let collected = Tenant::try_collect(self);
+        let strong = |t: &Tenant, class: Value| weak.strong_slots(t, class);
+        let collected = Tenant::try_collect_weak(
+            self,
+            &Weakness {
+                nil: weak.nil,
+                strong_slots: &strong,
+            },
+        );
         for h in handles {
             self.unpin(h)?;
         }
-        collected?;
-        Ok(self.stats().private_bytes)
+        let out = collected?;
+        Ok(Collected {
+            private_bytes: self.stats().private_bytes,
+            cleared: out.cleared,
+        })
     }
     /// The base objects in index order, those its version's commits added included (each
     /// read through the tenant: its copy where it has one; one a become forwarded elsewhere

@@ -24,7 +24,7 @@
 
 use crate::error::{CallChain, Result, VmError};
 use crate::image::ctx;
-use crate::image::special::TIMER_SEMAPHORE;
+use crate::image::special::{FINALIZATION_SEMAPHORE, TIMER_SEMAPHORE};
 use crate::interp::{Flow, Vm};
 use crate::memory::ObjectMemory;
 use crate::prims::ms_until;
@@ -331,11 +331,36 @@ impl Vm {
             std::thread::sleep(Duration::from_millis(ms));
         }
         self.timer = None;
+        self.signal_special(m, sched, TIMER_SEMAPHORE)
+    }
+
+    /// Signals the finalization semaphore (special object 41), as Squeak's collector does
+    /// when it clears weak slots: its waiter is made runnable (without a switch to it),
+    /// or, with none, the signal is counted. Nothing is done in an image without such a
+    /// semaphore or without a scheduler.
+    pub(crate) fn signal_finalization<M: ObjectMemory>(&mut self, m: &mut M) -> Result<()> {
+        if let Some(sched) = self.scheduler(m)? {
+            self.signal_special(m, sched, FINALIZATION_SEMAPHORE)?;
+        }
+        Ok(())
+    }
+
+    /// Signals the semaphore at special object `index`, if there is one there, from outside
+    /// any process (the timer, the collector): its first waiter is made runnable (without
+    /// a switch to it), or, with none, the signal is counted. True if a process became
+    /// runnable; an error, with the waiter left on the semaphore, if its priority has no
+    /// runnable list.
+    fn signal_special<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        sched: Value,
+        index: usize,
+    ) -> Result<bool> {
         let array = self.sp.array;
-        if m.size(array)?.slots <= TIMER_SEMAPHORE {
+        if m.size(array)?.slots <= index {
             return Ok(false);
         }
-        let sema = m.slot(array, TIMER_SEMAPHORE)?;
+        let sema = m.slot(array, index)?;
         if !sema.is_object() || self.is_nil(m, sema)? || m.size(sema)?.slots <= EXCESS_SIGNALS {
             return Ok(false);
         }

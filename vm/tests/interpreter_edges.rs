@@ -171,7 +171,7 @@ fn a_timer_armed_before_a_budget_stop_survives_a_resume_by_a_new_vm() {
     );
     drop(vm);
     // A collection between the runs keeps the suspended run and its timer.
-    ObjectMemory::collect(&mut t, &[]).unwrap();
+    t.collect();
     let mut vm = Vm::new(&t).unwrap();
     let r = vm.resume(&mut t, BUDGET);
     assert_eq!(r.as_ref().ok().and_then(|v| v.as_int()), Some(42), "{r:?}");

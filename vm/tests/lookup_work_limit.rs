@@ -7,7 +7,7 @@ mod common;
 use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::{Header, Tenant};
-use cowheap_vm::{FlatHeap, MemResult, ObjectMemory, Symbols, Vm, VmError};
+use cowheap_vm::{Collected, FlatHeap, MemResult, ObjectMemory, Symbols, Vm, VmError, WeakSlots};
 use std::cell::Cell;
 
 const BUDGET: u64 = 20_000_000;
@@ -74,8 +74,8 @@ impl ObjectMemory for Counting {
     fn private_bytes(&self) -> u64 {
         self.inner.private_bytes()
     }
-    fn collect(&mut self, roots: &[Value]) -> MemResult<u64> {
-        self.inner.collect(roots)
+    fn collect(&mut self, roots: &[Value], weak: &WeakSlots) -> MemResult<Collected> {
+        self.inner.collect(roots, weak)
     }
     fn enumerate_objects(&self, out: &mut Vec<Value>) -> MemResult<()> {
         self.inner.enumerate_objects(out)
