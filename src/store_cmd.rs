@@ -61,6 +61,15 @@ pub(crate) enum StoreCommand {
         #[command(flatten)]
         access: AccessArgs,
     },
+    /// Removes the blobs nothing in the store names (states later checkpoints replaced,
+    /// segments faulted back in, layers of lost version writes). Operator only; safe beside
+    /// running nodes.
+    Sweep {
+        /// The store's address.
+        store: String,
+        #[command(flatten)]
+        access: AccessArgs,
+    },
     /// Claims a tenant for a node (its epoch moves on) and restores it there.
     Resume(NodeArgs),
     /// Writes a mark (a small integer) into a tenant the node holds: a visible change.
@@ -196,6 +205,7 @@ pub(crate) fn run(command: StoreCommand) -> Result<()> {
             access,
         } => cli::add_principal(&*open(&store, &access)?, &name, &new_secret)?,
         StoreCommand::Ls { store, access } => cli::ls(&*open(&store, &access)?)?,
+        StoreCommand::Sweep { store, access } => cli::sweep(&*open(&store, &access)?)?,
         StoreCommand::Resume(node) => node.open()?.resume(&node.tenant)?,
         StoreCommand::Mark { node, value } => node.open()?.mark(&node.tenant, value)?,
         StoreCommand::Suspend(node) => node.open()?.suspend(&node.tenant)?,

@@ -18,6 +18,7 @@
 //! cowheap store allow-commit STORE FINGERPRINT PRINCIPAL   (operator: who may commit)
 //! cowheap store commit STORE --node a --node-dir A TENANT   (its changes: the next version)
 //! cowheap store versions STORE FINGERPRINT [--after N]      (the base's committed versions)
+//! cowheap store sweep  STORE                                (operator: drop unnamed blobs)
 //! ```
 //!
 //! Resuming a tenant another node holds fails with [`StoreError::Held`]; suspending a
@@ -114,6 +115,21 @@ pub fn ls(store: &dyn Store) -> Result<String> {
         );
     }
     Ok(out)
+}
+
+/// `store sweep ADDRESS`: removes the blobs nothing in the store names (replaced states,
+/// segments faulted back in, layers of lost version writes) and says how many went.
+/// Operator only; safe beside running nodes.
+///
+/// # Errors
+/// As [`Store::sweep_blobs`].
+pub fn sweep(store: &dyn Store) -> Result<String> {
+    let removed = store.sweep_blobs()?;
+    let left = store.blob_stats()?;
+    Ok(format!(
+        "removed {} blobs ({} bytes); {} blobs ({} bytes) left\n",
+        removed.count, removed.bytes, left.count, left.bytes
+    ))
 }
 
 /// `store allow-commit ADDRESS FINGERPRINT PRINCIPAL`: lets the principal commit versions of

@@ -18,6 +18,7 @@
 //!                                      tenant, its id and the digest of the blob holding its
 //!                                      file, with a check line
 //! <root>/tmp/                          temporary files, renamed into place
+//! <root>/gc.lock                       the blob lock: shared by writes, exclusive for a sweep
 //! ```
 //!
 //! **Segments** are blobs like states. A segment's entry is linked (never replacing) under
@@ -40,6 +41,15 @@
 //! one atomic step between threads and processes alike. Blobs need no lock: a blob's name is
 //! its digest, and two writers of one name write the same bytes.
 //!
+//! **Sweeping blobs.** A blob is named by a record only after it is written, so a sweep
+//! ([`Store::sweep_blobs`]) must not see a blob between the two. Every write that stores a
+//! blob (a base, a state, a layer, a segment) holds a shared `flock` of `gc.lock` from
+//! before the blob until after the file that names it; the sweep holds it exclusively while
+//! it reads every name (bases' pointers, records, segments' entries, version records) and
+//! removes the blobs none names. So a blob the sweep removes is one no write will name: a
+//! state a later one replaced, a segment faulted back in, the layer of a version write that
+//! lost its race, or what a write killed before its record left.
+//!
 //! Every file is read only if it is a regular file, opened without blocking (a FIFO or a
 //! device in a file's place is `Damaged`, and cannot hang the reader); so is a tenant's
 //! lock file, opened to write. A blob is read whole;
@@ -58,6 +68,7 @@ use crate::{
 use cowheap_heap::Fingerprint;
 use cowheap_segment::swap::SegmentId;
 use fs4::fs_std::FileExt;
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
@@ -81,6 +92,8 @@ const SEGMENT_HEAD: &str = "cowheap-segment 2";
 /// segments of every tenant swapped out before; every entry written now is of format 2.
 const SEGMENT_HEAD_UNNAMED: &str = "cowheap-segment 1";
 const BLOBS: &str = "blobs";
+/// The blob lock (see the module doc).
+const GC_LOCK: &str = "gc.lock";
 const LAYERS: &str = "layers";
 
 /// A store in a local directory. See the module doc for the layout and the protocol.
@@ -259,29 +272,175 @@ impl LocalStore {
         }
     }
 
-    /// Takes the tenant's record lock: an exclusive `flock`, released when the file drops.
-    /// The lock file is opened without blocking and must be a regular file, as every file
-    /// the store reads: a FIFO in its place (which an open for writing would wait on for a
-    /// reader, for ever) is an error at once, and so is a device or a directory.
+    /// Takes the tenant's record lock: an exclusive `flock` ([`lock_file`]), released when
+    /// the file drops.
     fn lock(&self, t: &TenantName) -> Result<File> {
-        let p = self.root.join("tenants").join(format!("{t}.lock"));
-        let mut options = fs::OpenOptions::new();
-        options.create(true).truncate(false).write(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.custom_flags(libc::O_NONBLOCK);
-        }
-        let f = options.open(&p).map_err(|e| StoreError::io(&p, e))?;
-        let m = f.metadata().map_err(|e| StoreError::io(&p, e))?;
-        if !m.is_file() {
-            return Err(StoreError::Damaged {
-                what: p.display().to_string(),
-                problem: "not a regular file",
+        lock_file(&self.root.join("tenants").join(format!("{t}.lock")), true)
+    }
+
+    /// Takes the blob lock (see the module doc): shared for a write that stores a blob and
+    /// then names it, exclusive for a sweep. Released when the file drops.
+    fn blob_lock(&self, exclusive: bool) -> Result<File> {
+        lock_file(&self.root.join(GC_LOCK), exclusive)
+    }
+}
+
+/// Opens lock file `p` (made if missing) and takes an exclusive or a shared `flock` of it,
+/// released when the file drops. The file is opened without blocking and must be a regular
+/// file, as every file the store reads: a FIFO in its place (which an open for writing would
+/// wait on for a reader, for ever) is an error at once, and so is a device or a directory.
+fn lock_file(p: &Path, exclusive: bool) -> Result<File> {
+    let mut options = fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let f = options.open(p).map_err(|e| StoreError::io(p, e))?;
+    let m = f.metadata().map_err(|e| StoreError::io(p, e))?;
+    if !m.is_file() {
+        return Err(StoreError::Damaged {
+            what: p.display().to_string(),
+            problem: "not a regular file",
+        });
+    }
+    // fs4's locks (`flock`), named so: std's `File` has methods of these names too.
+    if exclusive {
+        FileExt::lock_exclusive(&f)
+    } else {
+        FileExt::lock_shared(&f)
+    }
+    .map_err(|e| StoreError::io(p, e))?;
+    Ok(f)
+}
+
+impl LocalStore {
+    /// [`Store::put_version`], under the blob lock the caller holds.
+    fn write_version(
+        &self,
+        origin: Fingerprint,
+        number: u64,
+        layer: &[u8],
+    ) -> Result<VersionRecord> {
+        check_layer(origin, number, layer)?;
+        if !self.has_base(&origin)? {
+            return Err(StoreError::BaseMissing {
+                fingerprint: origin,
             });
         }
-        f.lock_exclusive().map_err(|e| StoreError::io(&p, e))?;
-        Ok(f)
+        if let Access::Principal { name, .. } = &self.access {
+            let right = self
+                .root
+                .join("committers")
+                .join(fingerprint_hex(&origin))
+                .join(name.as_str());
+            if read_optional(&right)?.is_none() {
+                return Err(StoreError::NotCommitter {
+                    principal: name.clone(),
+                    base: origin,
+                });
+            }
+        }
+        let dir = self.versions_dir(&origin);
+        let conflict = || -> StoreError {
+            match self.newest(&origin) {
+                Ok(newest) => StoreError::VersionConflict {
+                    origin,
+                    number,
+                    newest,
+                },
+                Err(e) => e,
+            }
+        };
+        // Cheap checks first, so a writer that lost the race writes no blob; the link
+        // below is what decides.
+        let below = dir.join(version_name(number - 1));
+        // No history reaches a number past the largest a store keeps.
+        if number > MAX_VERSION
+            || (number > 1 && !below.exists())
+            || dir.join(version_name(number)).exists()
+        {
+            return Err(conflict());
+        }
+        let digest = self.put_blob_in(LAYERS, layer)?;
+        let rec = VersionRecord {
+            origin,
+            number,
+            layer: digest,
+            committed_by: self.access.principal_name().cloned(),
+        };
+        make_dir_durably(&dir)?;
+        // The version below exists (records are never removed), so a won link keeps the
+        // chain gapless.
+        if number > 1 && !below.exists() {
+            return Err(conflict());
+        }
+        if link_new(
+            &self.tmp(),
+            &dir.join(version_name(number)),
+            format_version(&rec).as_bytes(),
+        )? {
+            Ok(rec)
+        } else {
+            Err(conflict())
+        }
+    }
+
+    /// Every blob digest and every layer digest something in the store names: the bases'
+    /// pointers, the tenants' records, the segments' entries and the version records.
+    /// Under the exclusive blob lock. A damaged file is an error: what it names cannot be
+    /// known, so nothing may be removed.
+    fn named_blobs(&self) -> Result<(HashSet<Digest>, HashSet<Digest>)> {
+        let mut blobs = HashSet::new();
+        let mut layers = HashSet::new();
+        // Only files the store answers for are read: a name no fingerprint, tenant, id or
+        // number spells is none of its own, and reaches no blob.
+        for name in list_dir(&self.root.join("bases"))? {
+            if let Ok(fp) = parse_fingerprint(&name)
+                && fingerprint_hex(&fp) == name
+            {
+                let p = self.root.join("bases").join(&name);
+                if let Some(named) = read_optional(&p)? {
+                    blobs.insert(Digest::from_hex(String::from_utf8_lossy(&named).trim())?);
+                }
+            }
+        }
+        for name in list_dir(&self.root.join("tenants"))? {
+            if let Some(t) = name
+                .strip_suffix(".rec")
+                .and_then(|n| TenantName::new(n).ok())
+                && let Some((rec, _)) = self.load(&t)?
+            {
+                blobs.extend(rec.state);
+            }
+        }
+        for dir in list_dir(&self.root.join("segments"))? {
+            let Ok(t) = TenantName::new(&dir) else {
+                continue;
+            };
+            for name in list_dir(&self.segments_dir(&t))? {
+                if let Some(id) = parse_segment_name(&name) {
+                    blobs.extend(self.segment_digest(&t, id)?);
+                }
+            }
+        }
+        for dir in list_dir(&self.root.join("versions"))? {
+            let Ok(origin) = parse_fingerprint(&dir) else {
+                continue;
+            };
+            if fingerprint_hex(&origin) != dir {
+                continue;
+            }
+            for name in list_dir(&self.versions_dir(&origin))? {
+                if let Some(number) = parse_version_name(&name)
+                    && version_name(number) == name
+                {
+                    layers.insert(self.load_version(origin, number)?.layer);
+                }
+            }
+        }
+        Ok((blobs, layers))
     }
 
     /// The stored record, with its grants.
@@ -570,6 +729,7 @@ pub(crate) fn take(
 impl Store for LocalStore {
     fn put_base(&self, fingerprint: Fingerprint, image: &[u8]) -> Result<Digest> {
         self.operator_only("store", || format!("base {fingerprint}"))?;
+        let _blobs = self.blob_lock(false)?;
         let digest = self.put_blob(image)?;
         let p = self.root.join("bases").join(fingerprint_hex(&fingerprint));
         // A pointer that is damaged (no regular file, far too long) is replaced, as a
@@ -690,6 +850,7 @@ impl Store for LocalStore {
         // Check first, so a stale node does not even add a blob; check again under the lock.
         let (rec, _) = self.load_visible(&claim.tenant)?;
         check_fence(&rec, claim)?;
+        let _blobs = self.blob_lock(false)?;
         let digest = self.put_blob(state)?;
         self.update(&claim.tenant, |rec| {
             check_fence(rec, claim)?;
@@ -701,6 +862,7 @@ impl Store for LocalStore {
     fn suspend(&self, claim: &Claim, state: &[u8]) -> Result<Digest> {
         let (rec, _) = self.load_visible(&claim.tenant)?;
         check_fence(&rec, claim)?;
+        let _blobs = self.blob_lock(false)?;
         let digest = self.put_blob(state)?;
         self.update(&claim.tenant, |rec| {
             check_fence(rec, claim)?;
@@ -747,6 +909,40 @@ impl Store for LocalStore {
         Ok(s)
     }
 
+    fn sweep_blobs(&self) -> Result<BlobStats> {
+        self.operator_only("sweep", || "blobs".to_owned())?;
+        let _blobs = self.blob_lock(true)?;
+        let (blobs, layers) = self.named_blobs()?;
+        let mut removed = BlobStats::default();
+        for (kind, named) in [(BLOBS, &blobs), (LAYERS, &layers)] {
+            let dir = self.root.join(kind);
+            for sub in list_dir(&dir)? {
+                for name in list_dir(&dir.join(&sub))? {
+                    // A file that is no blob by its name is left alone.
+                    let Ok(digest) = Digest::from_hex(&name) else {
+                        continue;
+                    };
+                    let p = self.path_in(kind, &digest);
+                    if named.contains(&digest) || p != dir.join(&sub).join(&name) {
+                        continue;
+                    }
+                    let len = fs::symlink_metadata(&p)
+                        .map_err(|e| StoreError::io(&p, e))?
+                        .len();
+                    match fs::remove_file(&p) {
+                        Ok(()) => {
+                            removed.count += 1;
+                            removed.bytes += len.saturating_sub(BLOB_HEADER as u64);
+                        }
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        Err(e) => return Err(StoreError::io(&p, e)),
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     fn allow_commit(&self, base: Fingerprint, principal: &PrincipalName) -> Result<()> {
         self.operator_only("allow", || format!("commits to base {base}"))?;
         if !self.has_base(&base)? {
@@ -769,68 +965,8 @@ impl Store for LocalStore {
     }
 
     fn put_version(&self, origin: Fingerprint, number: u64, layer: &[u8]) -> Result<VersionRecord> {
-        check_layer(origin, number, layer)?;
-        if !self.has_base(&origin)? {
-            return Err(StoreError::BaseMissing {
-                fingerprint: origin,
-            });
-        }
-        if let Access::Principal { name, .. } = &self.access {
-            let right = self
-                .root
-                .join("committers")
-                .join(fingerprint_hex(&origin))
-                .join(name.as_str());
-            if read_optional(&right)?.is_none() {
-                return Err(StoreError::NotCommitter {
-                    principal: name.clone(),
-                    base: origin,
-                });
-            }
-        }
-        let dir = self.versions_dir(&origin);
-        let conflict = || -> StoreError {
-            match self.newest(&origin) {
-                Ok(newest) => StoreError::VersionConflict {
-                    origin,
-                    number,
-                    newest,
-                },
-                Err(e) => e,
-            }
-        };
-        // Cheap checks first, so a writer that lost the race writes no blob; the link
-        // below is what decides.
-        let below = dir.join(version_name(number - 1));
-        // No history reaches a number past the largest a store keeps.
-        if number > MAX_VERSION
-            || (number > 1 && !below.exists())
-            || dir.join(version_name(number)).exists()
-        {
-            return Err(conflict());
-        }
-        let digest = self.put_blob_in(LAYERS, layer)?;
-        let rec = VersionRecord {
-            origin,
-            number,
-            layer: digest,
-            committed_by: self.access.principal_name().cloned(),
-        };
-        make_dir_durably(&dir)?;
-        // The version below exists (records are never removed), so a won link keeps the
-        // chain gapless.
-        if number > 1 && !below.exists() {
-            return Err(conflict());
-        }
-        if link_new(
-            &self.tmp(),
-            &dir.join(version_name(number)),
-            format_version(&rec).as_bytes(),
-        )? {
-            Ok(rec)
-        } else {
-            Err(conflict())
-        }
+        let _blobs = self.blob_lock(false)?;
+        self.write_version(origin, number, layer)
     }
 
     fn put_version_claimed(
@@ -842,9 +978,10 @@ impl Store for LocalStore {
     ) -> Result<VersionRecord> {
         // The fence under the record's lock, which a claim takes too, before the layer blob
         // is stored: a stale node adds nothing.
+        let _blobs = self.blob_lock(false)?;
         self.fenced(claim, |rec| {
             check_history(rec, origin)?;
-            self.put_version(origin, number, layer)
+            self.write_version(origin, number, layer)
         })
     }
 
@@ -906,6 +1043,7 @@ impl Store for LocalStore {
         if path.exists() {
             return Err(exists());
         }
+        let _blobs = self.blob_lock(false)?;
         let digest = self.put_blob(bytes)?;
         let entry = format_segment_entry(t, id, &digest);
         self.fenced(claim, |_| {

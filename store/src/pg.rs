@@ -32,6 +32,11 @@
 //! role reaches only the rows of the tenants granted to it (row-level security), and reads
 //! only the blobs those rows name.
 //!
+//! **A sweep** ([`Store::sweep_blobs`]) lists the blobs no row names and deletes each in a
+//! transaction of its own, if still no row names it. Every row that names a blob holds a
+//! foreign key to it, so a write that names one meanwhile makes the delete fail on that key
+//! (it is skipped), or, if the delete came first, its own upsert files the blob again.
+//!
 //! **A version is one transaction**: read the newest number of its history, refuse unless
 //! it is the one below, then `cowheap_put_version`, which stores the layer blob and
 //! inserts `ON CONFLICT (origin, number) DO NOTHING`. The primary key decides between
@@ -107,6 +112,14 @@ use cowheap_heap::Fingerprint;
 use cowheap_segment::swap::SegmentId;
 use postgres::{Client, NoTls, Transaction};
 use std::sync::{Arc, Mutex};
+
+/// The condition on a row `b` of `cowheap_blobs` that no row names it: no base, tenant
+/// state, version layer or segment.
+const UNNAMED: &str = "\
+    NOT EXISTS (SELECT 1 FROM cowheap_bases x WHERE x.blob = b.digest AND x.blob_sha256 = b.sha256) \
+    AND NOT EXISTS (SELECT 1 FROM cowheap_tenants x WHERE x.state = b.digest AND x.state_sha256 = b.sha256) \
+    AND NOT EXISTS (SELECT 1 FROM cowheap_versions x WHERE x.layer = b.digest AND x.layer_sha256 = b.sha256) \
+    AND NOT EXISTS (SELECT 1 FROM cowheap_segments x WHERE x.blob = b.digest AND x.blob_sha256 = b.sha256)";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS cowheap_blobs (
@@ -1321,6 +1334,55 @@ impl Store for PgStore {
                 bytes: u64_of(r.get(1), "the blob bytes")?,
             })
         })
+    }
+
+    /// Each blob no row names is deleted in a transaction of its own, if still no row names
+    /// it then: a write that names it meanwhile holds a foreign key to it, so the delete
+    /// fails on that key (and is skipped) or the write's own upsert of the blob, waiting
+    /// on the delete, files it again.
+    fn sweep_blobs(&self) -> Result<BlobStats> {
+        self.operator_only("sweep", || "blobs".to_owned())?;
+        let unnamed: Vec<(Vec<u8>, Vec<u8>, i64)> = self.tx("list unnamed blobs", |tx| {
+            let rows = tx
+                .query(
+                    &format!("SELECT digest, sha256, len FROM cowheap_blobs b WHERE {UNNAMED}"),
+                    &[],
+                )
+                .map_err(|e| StoreError::db("list unnamed blobs", e))?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect())
+        })?;
+        let mut removed = BlobStats::default();
+        for (digest, sha, len) in unnamed {
+            let gone = self.tx("sweep a blob", |tx| {
+                let mut sp = tx
+                    .savepoint("sweep")
+                    .map_err(|e| StoreError::db("sweep a blob", e))?;
+                let deleted = sp.execute(
+                    &format!(
+                        "DELETE FROM cowheap_blobs b WHERE digest = $1 AND sha256 = $2 \
+                         AND {UNNAMED}"
+                    ),
+                    &[&digest, &sha],
+                );
+                match deleted {
+                    Ok(n) => {
+                        sp.commit().map_err(|e| StoreError::db("sweep a blob", e))?;
+                        Ok(n == 1)
+                    }
+                    // Named by a write since the list: kept (the savepoint rolls back).
+                    Err(e) if e.code().is_some_and(|c| c.code() == "23503") => Ok(false),
+                    Err(e) => Err(StoreError::db("sweep a blob", e)),
+                }
+            })?;
+            if gone {
+                removed.count += 1;
+                removed.bytes += u64::try_from(len).unwrap_or(0);
+            }
+        }
+        Ok(removed)
     }
 
     fn allow_commit(&self, base: Fingerprint, principal: &PrincipalName) -> Result<()> {

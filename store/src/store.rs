@@ -232,6 +232,43 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// only.
     fn blob_stats(&self) -> Result<BlobStats>;
 
+    /// Removes every blob nothing in the store names, and answers how many it removed and
+    /// their bytes: the states later checkpoints replaced, the segments faulted back in and
+    /// removed, the layers of version writes that lost their race, and what a write killed
+    /// before naming its blob left. Operator only. Time: O(blobs + records + segments +
+    /// versions).
+    ///
+    /// Safe beside every other write, in any process: a blob a write is about to name is
+    /// never removed (the local store's writes hold a shared lock from the blob to the file
+    /// that names it, which the sweep takes exclusively; PostgreSQL's rows that name a blob
+    /// hold a foreign key to it, so a removal that would break one is not made).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::Denied`] for a principal. A damaged record, pointer, segment
+    /// entry or version record is answered as reading it answers, before anything is
+    /// removed: the blob it names cannot be known.
+    ///
+    /// ```
+    /// use cowheap_heap::synth;
+    /// use cowheap_store::{Access, LocalStore, NodeName, Store, SystemClock, TenantName};
+    /// use std::sync::Arc;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = LocalStore::init(dir.path(), Arc::new(SystemClock), Access::Operator).unwrap();
+    /// let fp = synth::image(10, 1).fingerprint();
+    /// store.put_base(fp, b"a base's image bytes").unwrap();
+    /// let t = TenantName::new("t").unwrap();
+    /// store.create_tenant(&t, fp, None).unwrap();
+    /// let claim = store.claim(&t, &NodeName::new("n").unwrap(), 60_000).unwrap();
+    /// store.write_state(&claim, b"first").unwrap();
+    /// store.write_state(&claim, b"second").unwrap();
+    /// // The first state, which the second replaced, goes; the base and the second stay.
+    /// let removed = store.sweep_blobs().unwrap();
+    /// assert_eq!((removed.count, removed.bytes), (1, 5));
+    /// assert_eq!(store.blob_stats().unwrap().count, 2);
+    /// ```
+    fn sweep_blobs(&self) -> Result<BlobStats>;
+
     /// Lets `principal` commit versions of base `base` ([`Store::put_version`]). Operator
     /// only; the operator may always commit. Idempotent. Time: O(1).
     ///

@@ -50,6 +50,8 @@ conformance!(
     host_objects_refused_at_suspend,
     host_objects_as_placeholders,
     host_objects_in_a_registry,
+    sweeping_blobs,
+    sweeping_beside_writers,
 );
 
 #[test]

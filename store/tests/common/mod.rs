@@ -2316,3 +2316,140 @@ pub(crate) fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
     });
     rx.recv_timeout(std::time::Duration::from_secs(30)).ok()
 }
+
+/// A sweep removes exactly the blobs nothing names (replaced states, a removed segment's
+/// blob) and keeps every named one readable (the base, the latest states, a shared state, a
+/// live segment, a version's layer); a principal may not sweep, and a second sweep finds
+/// nothing.
+pub(crate) fn sweeping_blobs(h: &dyn Harness) {
+    use cowheap_segment::swap::SegmentId;
+    let fp = real_base(h, 200);
+    let s = op(h);
+    s.add_principal(&p("p"), "secret").unwrap();
+    for name in ["a", "b"] {
+        s.create_tenant(&t(name), fp, Some(&p("p"))).unwrap();
+    }
+    let ca = s.claim(&t("a"), &n("n"), 60_000).unwrap();
+    let cb = s.claim(&t("b"), &n("n"), 60_000).unwrap();
+    // Tenant b keeps the state a goes past: one blob, named by b.
+    s.write_state(&cb, b"shared state").unwrap();
+    s.write_state(&ca, b"shared state").unwrap();
+    s.write_state(&ca, b"state one").unwrap();
+    s.write_state(&ca, b"state two!").unwrap();
+    let latest = s.write_state(&ca, b"latest state").unwrap();
+    s.put_segment(&ca, SegmentId::new(1), b"a segment faulted back in")
+        .unwrap();
+    s.put_segment(&ca, SegmentId::new(2), b"a segment still out")
+        .unwrap();
+    s.remove_segment(&ca, SegmentId::new(1)).unwrap();
+    let v1 = s.put_version(fp, 1, &layer_v1(h, fp, 5)).unwrap();
+    let before = s.blob_stats().unwrap();
+
+    let principal = h
+        .open(Access::principal(p("p"), "secret"), Arc::new(SystemClock))
+        .unwrap();
+    assert!(matches!(
+        principal.sweep_blobs(),
+        Err(StoreError::Denied { .. })
+    ));
+    assert_eq!(s.blob_stats().unwrap(), before);
+
+    let removed = s.sweep_blobs().unwrap();
+    let gone = [
+        &b"state one"[..],
+        b"state two!",
+        b"a segment faulted back in",
+    ];
+    assert_eq!(removed.count, gone.len() as u64);
+    assert_eq!(
+        removed.bytes,
+        gone.iter().map(|g| g.len() as u64).sum::<u64>()
+    );
+    let after = s.blob_stats().unwrap();
+    assert_eq!(after.count, before.count - removed.count);
+    assert_eq!(after.bytes, before.bytes - removed.bytes);
+    // Everything named reads as before.
+    assert!(s.get_base(fp).is_ok());
+    assert_eq!(s.read_state(&t("a"), latest).unwrap(), b"latest state");
+    let shared = s.record(&t("b")).unwrap().state.unwrap();
+    assert_eq!(s.read_state(&t("b"), shared).unwrap(), b"shared state");
+    assert_eq!(
+        s.get_segment(&t("a"), SegmentId::new(2)).unwrap(),
+        b"a segment still out"
+    );
+    assert!(s.get_layer(v1.layer).is_ok());
+    assert_eq!(
+        s.sweep_blobs().unwrap(),
+        cowheap_store::BlobStats::default()
+    );
+    // The command line's sweep says what went and what is left.
+    s.write_state(&ca, b"one more").unwrap();
+    let text = cowheap_store::cli::sweep(&*s).unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "removed 1 blobs (12 bytes); {} blobs",
+            after.count
+        )),
+        "{text}"
+    );
+}
+
+/// A sweep beside writers removes no blob a write names: writers that keep going back to
+/// states written before (whose blobs a sweep may be removing as they are named again)
+/// read every state they wrote, while sweeps run in a loop.
+pub(crate) fn sweeping_beside_writers(h: &dyn Harness) {
+    let fp = fake_base(&*op(h), 9);
+    let writers = 2;
+    let rounds = 60;
+    let stores: Vec<Arc<dyn Store>> = (0..=writers).map(|_| op(h)).collect();
+    for w in 0..writers {
+        stores[0]
+            .create_tenant(&t(&format!("w{w}")), fp, None)
+            .unwrap();
+    }
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|sc| {
+        for (w, st) in stores.iter().enumerate().skip(1) {
+            let done = &done;
+            sc.spawn(move || {
+                // Counted as done however the writer ends, so that a failed assertion
+                // stops the sweeps too rather than leave them looping.
+                struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+                impl Drop for Done<'_> {
+                    fn drop(&mut self) {
+                        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+                let _done = Done(done);
+                let tenant = t(&format!("w{}", w - 1));
+                let c = st.claim(&tenant, &n("n"), 600_000).unwrap();
+                for i in 0..rounds {
+                    // Three states in turn: each is replaced, swept, and written again.
+                    let state = format!("writer {w} state {}", i % 3);
+                    let d = st.write_state(&c, state.as_bytes()).unwrap();
+                    assert_eq!(st.read_state(&tenant, d).unwrap(), state.as_bytes());
+                }
+            });
+        }
+        let sweeper = &stores[0];
+        let done = &done;
+        sc.spawn(move || {
+            let mut sweeps = 0;
+            while done.load(std::sync::atomic::Ordering::SeqCst) < writers || sweeps < 3 {
+                sweeper.sweep_blobs().unwrap();
+                sweeps += 1;
+            }
+        });
+    });
+    // Each tenant's last state is there, and nothing else of theirs.
+    let s = op(h);
+    for w in 0..writers {
+        let tenant = t(&format!("w{w}"));
+        let d = s.record(&tenant).unwrap().state.unwrap();
+        let want = format!("writer {} state {}", w + 1, (rounds - 1) % 3);
+        assert_eq!(s.read_state(&tenant, d).unwrap(), want.as_bytes());
+    }
+    s.sweep_blobs().unwrap();
+    // The base and one state a writer.
+    assert_eq!(s.blob_stats().unwrap().count, 1 + writers as u64);
+}

@@ -30,6 +30,7 @@ pub(crate) enum Call {
     Suspend,
     ReadState,
     BlobStats,
+    SweepBlobs,
     AllowCommit,
     Committers,
     /// A version write without a claim.
@@ -160,6 +161,9 @@ impl<H: Hooks> Store for Wrapped<H> {
     }
     fn blob_stats(&self) -> Result<BlobStats> {
         self.call(Call::BlobStats, |s| s.blob_stats())
+    }
+    fn sweep_blobs(&self) -> Result<BlobStats> {
+        self.call(Call::SweepBlobs, |s| s.sweep_blobs())
     }
     fn allow_commit(&self, base: Fingerprint, p: &PrincipalName) -> Result<()> {
         self.call(Call::AllowCommit, |s| s.allow_commit(base, p))
