@@ -45,7 +45,7 @@ use crate::space::{FORWARDER_COST, Obj, Space, State, cost};
 use crate::stats::sub;
 use crate::tenant::Loc;
 use crate::{Error, Result, Tenant};
-use cowheap_heap::{Format, ObjectSize, PrivateKey, Value, Word};
+use cowheap_heap::{Format, ObjectSize, PrivateKey, TenantId, Value, Word};
 use rustc_hash::FxHashMap;
 use std::cell::Cell;
 
@@ -85,9 +85,16 @@ impl std::fmt::Debug for FaultHandler {
 /// which checks every word; held by the tenant until the segment's stubs change (a fault,
 /// a swap-out) or the next collection, and never written but for lazy become's patching of
 /// a forwarder it holds, as a live object's slot is patched.
+///
+/// A view belongs to the tenant that made it: its words are that tenant's references, and
+/// its stubs are keys of that tenant, which another tenant's keys may equal. A reader that
+/// answers a view another tenant made is refused as one that answers a view of another
+/// segment is: the read answers [`Error::Swapped`], and no word of the view is read.
 #[derive(Debug)]
 pub struct SegmentView {
     segment: u64,
+    /// The tenant that made it, whose references its words are.
+    tenant: TenantId,
     /// The members' bodies, laid out as the tenant's own.
     space: Space,
     /// By the index of a member's stub key: the stub's key, and the body's key in `space`.
@@ -403,8 +410,10 @@ impl Tenant {
     /// other member the segment's swap-out stubbed) answers from a [`SegmentView`] of the
     /// segment, made by the reader at the first such read and kept until the segment's
     /// stubs change, the next collection or an abort; without one, it answers
-    /// [`Error::Swapped`]. A read the reader itself makes through a stub of a segment with
-    /// no view yet answers [`Error::Swapped`] (the reader is never called inside itself).
+    /// [`Error::Swapped`], as it does when the reader answers a view of another segment or
+    /// one another tenant made ([`SegmentView`]). A read the reader itself makes through a
+    /// stub of a segment with no view yet answers [`Error::Swapped`] (the reader is never
+    /// called inside itself).
     /// Writes through a stub still fault the segment in ([`Tenant::set_fault_handler`]).
     ///
     /// ```
@@ -446,9 +455,10 @@ impl Tenant {
         self.cold.as_ref().is_some_and(|c| c.reader.is_some())
     }
 
-    /// A view of segment `segment` holding `members`, each checked: its stub must be a stub
-    /// of `segment` here (each once), and its class and slots references this tenant can
-    /// use, as [`Tenant::alloc_with`] checks them; its format must hold its slots and bytes.
+    /// A view of segment `segment` holding `members`, for this tenant's reads only (see
+    /// [`SegmentView`]), each checked: its stub must be a stub of `segment` here (each
+    /// once), and its class and slots references this tenant can use, as
+    /// [`Tenant::alloc_with`] checks them; its format must hold its slots and bytes.
     /// Members not given are not in the view (a read through their stubs answers
     /// [`Error::Swapped`]). Time: O(size of the members).
     ///
@@ -462,6 +472,7 @@ impl Tenant {
     ) -> Result<SegmentView> {
         let mut view = SegmentView {
             segment,
+            tenant: self.id,
             space: Space::default(),
             members: FxHashMap::default(),
         };
@@ -550,7 +561,9 @@ impl Tenant {
                         e => e,
                     })?
                 };
-                if made.segment != segment {
+                // A view of another segment, or one another tenant made (its words are that
+                // tenant's references), is no view of this stub's body.
+                if made.segment != segment || made.tenant != self.id {
                     return Err(self.no_body(k));
                 }
                 views
