@@ -145,6 +145,21 @@ impl Vm {
         self.finish(m, result)
     }
 
+    /// The SmallInteger `i`, or [`VmError::NotASmallInteger`] if it is past the image's
+    /// SmallIntegers ([`crate::image::Specials`]' `min_int` to `max_int`): the image holds
+    /// such a value as a LargeInteger, so an integer read from outside (the command line's
+    /// `--send` receiver) is checked by it before it is run as a SmallInteger.
+    ///
+    /// # Errors
+    /// [`VmError::NotASmallInteger`].
+    pub fn small_integer(&self, i: i64) -> Result<Value> {
+        self.int(i).ok_or(VmError::NotASmallInteger {
+            value: i,
+            min: self.sp.min_int,
+            max: self.sp.max_int,
+        })
+    }
+
     /// Continues a run stopped by its budget, for at most `budget` more bytecodes.
     ///
     /// # Errors

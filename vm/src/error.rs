@@ -183,6 +183,20 @@ pub enum VmError {
     /// There is no suspended run to resume.
     #[error("nothing to resume")]
     NothingToResume,
+    /// An integer to be made a SmallInteger of the image ([`crate::Vm::small_integer`]: the
+    /// integer `cowheap run --send` sends to) that the image's SmallIntegers do not reach
+    /// (31 bits in a 32-bit image, 61 in a 64-bit one): the image holds such a value as a
+    /// LargeInteger, and its code would take a SmallInteger past its range for another
+    /// value (`1073741824 class` answered SmallInteger on a 32-bit image).
+    #[error("{value} is no SmallInteger of this image (its SmallIntegers are {min} to {max})")]
+    NotASmallInteger {
+        /// The value.
+        value: i64,
+        /// The image's least SmallInteger.
+        min: i64,
+        /// The image's largest SmallInteger.
+        max: i64,
+    },
 }
 
 impl VmError {

@@ -26,7 +26,8 @@ pub struct RunOptions {
     /// Threads to run the tenants on; `None` for rayon's default.
     pub threads: Option<usize>,
     /// Instead of compiling the expression, send this unary selector to the SmallInteger
-    /// the expression is (for images without a compiler: `--eval 20 --send benchFib`).
+    /// the expression is (for images without a compiler: `--eval 20 --send benchFib`): one
+    /// of the image's, an integer past them being refused ([`VmError::NotASmallInteger`]).
     pub selector: Option<String>,
 }
 
@@ -219,14 +220,16 @@ pub fn run_base(
             expression
                 .trim()
                 .parse::<i64>()
-                .ok()
-                .and_then(|i| Value::try_int(i).ok())
-                .ok_or_else(|| RunError::NotAnInteger(expression.to_owned()))?,
+                .map_err(|_| RunError::NotAnInteger(expression.to_owned()))?,
         ),
         None => None,
     };
-    // Check once that the image can be run at all.
-    Vm::new(&Tenant::fork(base))?;
+    // Check once that the image can be run at all, and that the integer a selector is
+    // sent to is one of its SmallIntegers (31 bits in a 32-bit image).
+    let receiver: Option<Value> = {
+        let vm = Vm::new(&Tenant::fork(base))?;
+        receiver.map(|i| vm.small_integer(i)).transpose()?
+    };
     // The tenants and their reports, reserved fallibly: a count past the memory is an
     // error, not the end of the process.
     let n = options.tenants;
