@@ -310,8 +310,11 @@ impl Tenant {
         let mut keys = Vec::new();
         reserve_for(&mut keys, pairs.len())?;
         for &(stub, from) in pairs {
-            let (Loc::Private(ks), Loc::Private(kf)) = (self.locate(stub)?, self.locate(from)?)
-            else {
+            // The error names the argument that is not what it must be.
+            let Loc::Private(ks) = self.locate(stub)? else {
+                return Err(Error::NotSwappable(stub.word()));
+            };
+            let Loc::Private(kf) = self.locate(from)? else {
                 return Err(Error::NotSwappable(from.word()));
             };
             let segment = match self.space.get(ks) {
@@ -321,7 +324,7 @@ impl Tenant {
             if !matches!(self.space.get(kf), Some(State::Object(_))) {
                 return Err(Error::NotSwappable(from.word()));
             }
-            keys.push((ks, kf, segment, from));
+            keys.push((ks, kf, segment, stub, from));
         }
         // Each stub and each object once: a second fill of either would find it changed.
         let mut named: Vec<u32> = Vec::new();
@@ -331,13 +334,19 @@ impl Tenant {
         if let Some(w) = named.windows(2).find(|w| w[0] == w[1]) {
             let dup = keys
                 .iter()
-                .find(|&&(ks, kf, ..)| ks.key() == w[0] || kf.key() == w[0])
-                .map_or(Word::from_bits(0), |&(.., from)| from.word());
+                .find_map(|&(ks, kf, _, stub, from)| {
+                    if ks.key() == w[0] {
+                        Some(stub.word())
+                    } else {
+                        (kf.key() == w[0]).then_some(from.word())
+                    }
+                })
+                .unwrap_or(Word::from_bits(0));
             return Err(Error::NotSwappable(dup));
         }
         // One forwarder word a pair: with the room reserved, no fill below can fail.
         self.space.reserve_words(keys.len())?;
-        for &(ks, kf, segment, from) in &keys {
+        for &(ks, kf, segment, _, from) in &keys {
             if !self.space.fill(ks, kf)? {
                 return Err(Error::NotSwappable(from.word()));
             }

@@ -83,3 +83,44 @@ fn a_handler_that_panics_is_kept() {
     assert_eq!(t.slot(a, 0).unwrap().as_int(), Some(1));
     assert_eq!(runs.load(Ordering::Relaxed), 2);
 }
+
+/// A refused fill names the argument that is not what it must be: the stub that is none, the
+/// object that is none, the one named twice.
+#[test]
+fn a_refused_fill_names_the_argument_at_fault() {
+    use cowheap_tenants::Error;
+    let (mut t, stub, class) = stubbed();
+    let body = t
+        .alloc_with(class, Format::Pointers, &[Value::int(1)], &[])
+        .unwrap();
+    let named = |r: cowheap_tenants::Result<()>| match r {
+        Err(Error::NotSwappable(w)) => w,
+        other => panic!("{other:?}"),
+    };
+    // A base object in the stub's place.
+    assert_eq!(named(t.fill_stub(class, body)), class.word());
+    // A base object in the body's place.
+    assert_eq!(named(t.fill_stub(stub, class)), class.word());
+    // A live object in the stub's place.
+    assert_eq!(named(t.fill_stub(body, body)), body.word());
+    // The stub named twice.
+    let other = t
+        .alloc_with(class, Format::Pointers, &[Value::int(2)], &[])
+        .unwrap();
+    assert_eq!(
+        named(t.fill_stubs(&[(stub, body), (stub, other)])),
+        stub.word()
+    );
+    // The object named twice.
+    let a2 = t
+        .alloc_with(class, Format::Pointers, &[Value::int(3)], &[])
+        .unwrap();
+    t.set_root("a2", a2).unwrap();
+    t.stub(a2, 3).unwrap();
+    assert_eq!(
+        named(t.fill_stubs(&[(stub, body), (a2, body)])),
+        body.word()
+    );
+    // Nothing changed: the right fill still works.
+    t.fill_stubs(&[(stub, body), (a2, other)]).unwrap();
+}
