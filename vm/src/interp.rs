@@ -9,7 +9,7 @@
 use crate::bytecodes::{Op, decode, instruction_len};
 use crate::error::{CallChain, FaultCause, Result, VmError};
 use crate::image::{ClassFormat, MethodHeader, Specials, SpurHeaderError, closure, ctx};
-use crate::memory::{MemResult, ObjectMemory, WeakSlots};
+use crate::memory::{Collected, MemResult, ObjectMemory, WeakSlots};
 use cowheap_heap::{Format, ObjectSize, Value, Word};
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
@@ -2613,7 +2613,13 @@ impl Vm {
         if m.private_bytes() < self.gc_threshold {
             return Ok(());
         }
-        self.collect_now(m)
+        // In the middle of an activation or a jump no process can be switched to: the
+        // finalization process, if a weak slot was cleared, is made runnable and runs when
+        // the active process next gives way.
+        if self.collect_now(m)? > 0 {
+            self.signal_finalization(m, false)?;
+        }
+        Ok(())
     }
 
     /// How this image's weak objects are held in a collection ([`ObjectMemory::collect`]):
@@ -2631,7 +2637,27 @@ impl Vm {
         }
     }
 
-    pub(crate) fn collect_now<M: ObjectMemory>(&mut self, m: &mut M) -> Result<()> {
+    /// Collects `m`'s garbage between runs as a run's own collections do: weak slots held
+    /// weakly ([`Vm::weak_slots`]), and, when one was cleared, the image's finalization
+    /// semaphore signalled, its waiter made runnable for the next run. What an embedder
+    /// calls rather than [`ObjectMemory::collect`] so that the image hears of its
+    /// finalizations.
+    ///
+    /// # Errors
+    /// The memory's error (a mark the allocator refuses frees nothing), or a corrupt
+    /// scheduler's when the signal cannot be made.
+    pub fn collect<M: ObjectMemory>(&mut self, m: &mut M) -> Result<Collected> {
+        let done = m.collect(&[], &self.weak_slots())?;
+        self.stats.weak_cleared += done.cleared;
+        if done.cleared > 0 {
+            self.signal_finalization(m, false)?;
+        }
+        Ok(done)
+    }
+
+    /// Collects now; answers the weak slots cleared, for the caller to signal the
+    /// finalization semaphore ([`Vm::signal_finalization`]) as Squeak's collector does.
+    pub(crate) fn collect_now<M: ObjectMemory>(&mut self, m: &mut M) -> Result<u64> {
         // Everything the kept callers hold must be reachable from the contexts.
         self.store_registers(m)?;
         self.flush_frames(m)?;
@@ -2645,12 +2671,7 @@ impl Vm {
         self.stats.weak_cleared += done.cleared;
         let after = done.private_bytes;
         self.gc_threshold = after.saturating_mul(2).max(after + self.gc_min);
-        // As Squeak's collector does when it clears weak slots: the image's finalization
-        // process, waiting on its semaphore, learns that some of its objects went.
-        if done.cleared > 0 {
-            self.signal_finalization(m)?;
-        }
-        Ok(())
+        Ok(done.cleared)
     }
 
     /// Counts one more context on the chain; past the limit, counts the chain itself.

@@ -996,8 +996,17 @@ impl Vm {
                 self.answer(m, args, a)
             }
             130 | 131 => {
-                self.collect_now(m)?;
-                self.answer(m, args, Value::int(1 << 28))
+                let cleared = self.collect_now(m)?;
+                let answered = self.answer(m, args, Value::int(1 << 28))?;
+                // With the answer on the stack, the finalization process may run at once:
+                // it preempts the active process if its priority is higher, as after a
+                // collection in Squeak.
+                if cleared > 0
+                    && let Some(flow) = self.signal_finalization(m, true)?
+                {
+                    return Ok(Some(flow));
+                }
+                Ok(answered)
             }
             135 => self.answer(m, args, Value::int(self.clock())),
             137 => {

@@ -335,14 +335,39 @@ impl Vm {
     }
 
     /// Signals the finalization semaphore (special object 41), as Squeak's collector does
-    /// when it clears weak slots: its waiter is made runnable (without a switch to it),
-    /// or, with none, the signal is counted. Nothing is done in an image without such a
-    /// semaphore or without a scheduler.
-    pub(crate) fn signal_finalization<M: ObjectMemory>(&mut self, m: &mut M) -> Result<()> {
-        if let Some(sched) = self.scheduler(m)? {
-            self.signal_special(m, sched, FINALIZATION_SEMAPHORE)?;
+    /// when it clears weak slots, if it is a Semaphore: with no waiter the signal is
+    /// counted; else its first waiter resumes, running at once (`preempt`, from the
+    /// garbage-collect primitive with its answer pushed) if its priority is higher than the
+    /// active process's, as after an interrupt check in Squeak, or else (`preempt` false:
+    /// a collection at an activation or a jump, where no process is switched to) joining
+    /// its runnable list. Nothing is done in an image without such a semaphore or
+    /// scheduler, or whose count is no SmallInteger with room for one more. Answers the
+    /// switch when one was made.
+    pub(crate) fn signal_finalization<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        preempt: bool,
+    ) -> Result<Option<Flow>> {
+        let Some(sched) = self.scheduler(m)? else {
+            return Ok(None);
+        };
+        let array = self.sp.array;
+        if m.size(array)?.slots <= FINALIZATION_SEMAPHORE {
+            return Ok(None);
         }
-        Ok(())
+        let sema = m.slot(array, FINALIZATION_SEMAPHORE)?;
+        if !self.is_semaphore(m, sema)? {
+            return Ok(None);
+        }
+        if preempt && !self.is_empty_list(m, sema)? {
+            let proc = m.slot(sema, FIRST)?;
+            return match self.resume_process(m, sched, proc, Some(sema))? {
+                Flow::Go => Ok(None),
+                flow => Ok(Some(flow)),
+            };
+        }
+        self.signal_special(m, sched, FINALIZATION_SEMAPHORE)?;
+        Ok(None)
     }
 
     /// Signals the semaphore at special object `index`, if there is one there, from outside
@@ -361,7 +386,8 @@ impl Vm {
             return Ok(false);
         }
         let sema = m.slot(array, index)?;
-        if !sema.is_object() || self.is_nil(m, sema)? || m.size(sema)?.slots <= EXCESS_SIGNALS {
+        // Only a Semaphore's fields are read as a process list and a count.
+        if !self.is_semaphore(m, sema)? {
             return Ok(false);
         }
         if self.is_empty_list(m, sema)? {

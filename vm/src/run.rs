@@ -7,7 +7,7 @@
 //! the first tenant's answer, how many tenants agreed, the bytecodes and sends run, the
 //! wall time, and the private bytes each tenant holds after a final collection.
 
-use crate::{ObjectMemory, Symbols, Vm, VmError};
+use crate::{Symbols, Vm, VmError};
 use cowheap_forwarders::Base;
 use cowheap_heap::Value;
 use cowheap_tenants::Tenant;
@@ -258,7 +258,7 @@ pub fn run_base(
         let result = value.and_then(|v| vm.print_string(t, symbols, v, options.budget));
         // The run's garbage goes, weak slots held as the run's own collections hold them
         // (a mark the allocator refuses frees nothing, and the figures say so).
-        let _ = ObjectMemory::collect(t, &[], &vm.weak_slots());
+        let _ = vm.collect(t);
         let st = vm.stats();
         TenantRun {
             result,

@@ -181,3 +181,62 @@ fn a_weak_class_holds_its_named_variables_strongly_in_every_image() {
         weak_instance(&mut flat, image, spur);
     }
 }
+
+/// An object at special object 41 that is no Semaphore is left alone, as Squeak's
+/// interpreter leaves it: not written as a count, and the run goes on.
+#[test]
+fn a_finalization_object_that_is_no_semaphore_is_left_alone() {
+    for image in V3_IMAGES {
+        let mut w = World::new(image);
+        let src = "| a w | \
+            a := Array new: 3. a at: 3 put: 5. \
+            Smalltalk specialObjectsArray at: 42 put: a. \
+            Smalltalk at: #WeakTestArr put: a. \
+            w := WeakArray new: 1. \
+            w at: 1 put: (Array new: 4). \
+            Smalltalk garbageCollect. \
+            (w at: 1) isNil";
+        let v = w.eval(&printed(src));
+        assert_eq!(w.vm.text_of(&w.t, v).unwrap(), "true", "{image}");
+        let a = w.global("WeakTestArr");
+        assert_eq!(w.t.slot(a, 2).unwrap().as_int(), Some(5), "{image}");
+        // One whose first slot is no process does not stop the run either.
+        let src = "| a w | \
+            a := Array new: 3. a at: 1 put: 'not a process'. \
+            Smalltalk specialObjectsArray at: 42 put: a. \
+            w := WeakArray new: 1. \
+            w at: 1 put: (Array new: 4). \
+            Smalltalk garbageCollect. \
+            (w at: 1) isNil";
+        let v = w.eval(&printed(src));
+        assert_eq!(w.vm.text_of(&w.t, v).unwrap(), "true", "{image}");
+    }
+}
+
+/// After `Smalltalk garbageCollect` clears a weak slot, the finalization semaphore's
+/// waiter of a higher priority than the active process runs before the active process's
+/// next statement, as in Squeak; one of a lower priority waits its turn.
+#[test]
+fn the_finalization_waiter_preempts_after_the_collect_primitive() {
+    for image in V3_IMAGES {
+        let mut w = World::new(image);
+        let program = |offset: &str| {
+            format!(
+                "| s w ran | \
+                ran := Array new: 1. \
+                s := Semaphore new. \
+                Smalltalk specialObjectsArray at: 42 put: s. \
+                [s wait. ran at: 1 put: true] forkAt: Processor activePriority {offset}. \
+                Processor yield. \
+                w := WeakArray new: 1. \
+                w at: 1 put: (Array new: 4). \
+                Smalltalk garbageCollect. \
+                (w at: 1) isNil & ((ran at: 1) == true)"
+            )
+        };
+        let v = w.eval(&printed(&program("+ 1")));
+        assert_eq!(w.vm.text_of(&w.t, v).unwrap(), "true", "{image}: higher");
+        let v = w.eval(&printed(&program("- 1")));
+        assert_eq!(w.vm.text_of(&w.t, v).unwrap(), "false", "{image}: lower");
+    }
+}
