@@ -914,25 +914,51 @@ impl Store for LocalStore {
         let _blobs = self.blob_lock(true)?;
         let (blobs, layers) = self.named_blobs()?;
         let mut removed = BlobStats::default();
+        // Only what the store itself made is walked and removed: its blob directories and
+        // their subdirectories as plain directories (not links, which could lead into the
+        // other kind's directory or out of the store), and in them regular files named as
+        // blobs are. Anything else is left alone. A `blobs` or `layers` that is no plain
+        // directory is damage: nothing is removed.
+        for kind in [BLOBS, LAYERS] {
+            let dir = self.root.join(kind);
+            match fs::symlink_metadata(&dir) {
+                Ok(m) if m.file_type().is_dir() => {}
+                Ok(_) => {
+                    return Err(StoreError::Damaged {
+                        what: dir.display().to_string(),
+                        problem: "not a directory",
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io(&dir, e)),
+            }
+        }
         for (kind, named) in [(BLOBS, &blobs), (LAYERS, &layers)] {
             let dir = self.root.join(kind);
             for sub in list_dir(&dir)? {
-                for name in list_dir(&dir.join(&sub))? {
+                let sub = dir.join(&sub);
+                if !fs::symlink_metadata(&sub).is_ok_and(|m| m.file_type().is_dir()) {
+                    continue;
+                }
+                for name in list_dir(&sub)? {
                     // A file that is no blob by its name is left alone.
                     let Ok(digest) = Digest::from_hex(&name) else {
                         continue;
                     };
                     let p = self.path_in(kind, &digest);
-                    if named.contains(&digest) || p != dir.join(&sub).join(&name) {
+                    if named.contains(&digest) || p != sub.join(&name) {
                         continue;
                     }
-                    let len = fs::symlink_metadata(&p)
-                        .map_err(|e| StoreError::io(&p, e))?
-                        .len();
+                    let m = match fs::symlink_metadata(&p) {
+                        Ok(m) if m.file_type().is_file() => m,
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                        Err(e) => return Err(StoreError::io(&p, e)),
+                    };
                     match fs::remove_file(&p) {
                         Ok(()) => {
                             removed.count += 1;
-                            removed.bytes += len.saturating_sub(BLOB_HEADER as u64);
+                            removed.bytes += m.len().saturating_sub(BLOB_HEADER as u64);
                         }
                         Err(e) if e.kind() == ErrorKind::NotFound => {}
                         Err(e) => return Err(StoreError::io(&p, e)),

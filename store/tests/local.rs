@@ -519,3 +519,60 @@ fn get_layer_of_a_layer_no_version_names_is_missing() {
         Err(StoreError::BlobMissing { .. })
     ));
 }
+
+/// A sweep walks and removes only what the store made: a link in `blobs/` (to a
+/// directory outside, or to the layers' own) is not followed, a stray file under `blobs/`
+/// is left alone, and the sweep still removes the replaced state.
+#[test]
+fn a_sweep_follows_no_link_and_steps_over_strays() {
+    use cowheap_store::{Digest, Store};
+    let h = common::Local::new();
+    let fp = common::real_base(&h, 200);
+    let s = LocalStore::open(
+        h.dir.path(),
+        Arc::new(cowheap_store::SystemClock),
+        Access::Operator,
+    )
+    .unwrap();
+    let rec = s.put_version(fp, 1, &common::layer_v1(&h, fp, 7)).unwrap();
+    let t = common::t("t");
+    s.create_tenant(&t, fp, None).unwrap();
+    let claim = s.claim(&t, &common::n("n"), 60_000).unwrap();
+    s.write_state(&claim, b"first").unwrap();
+    s.write_state(&claim, b"second").unwrap();
+    let blobs = h.dir.path().join("blobs");
+    let taken = |hex: &str| blobs.join(&hex[..2]).exists();
+    // A directory outside the store holding a file named as a blob would be, linked in.
+    let outside = tempfile::tempdir().unwrap();
+    let victim = (0u32..)
+        .map(|n| Digest::of(format!("victim {n}").as_bytes()).to_hex())
+        .find(|h| !taken(h) && h[..2] != rec.layer.to_hex()[..2])
+        .unwrap();
+    let file = outside.path().join(&victim);
+    std::fs::write(&file, b"somebody else's data").unwrap();
+    std::os::unix::fs::symlink(outside.path(), blobs.join(&victim[..2])).unwrap();
+    // The layers' directory of version 1's layer, linked in as a blob directory.
+    let layer_hex = rec.layer.to_hex();
+    if !taken(&layer_hex) {
+        std::os::unix::fs::symlink(
+            format!("../layers/{}", &layer_hex[..2]),
+            blobs.join(&layer_hex[..2]),
+        )
+        .unwrap();
+    }
+    std::fs::write(blobs.join("README"), b"notes").unwrap();
+    let removed = s.sweep_blobs().unwrap();
+    assert_eq!(removed.count, 1, "the first state alone");
+    assert!(file.exists(), "a file outside the store was removed");
+    assert!(s.get_layer(rec.layer).is_ok(), "a named layer was removed");
+    assert!(blobs.join("README").exists());
+    // A `blobs` that is itself a link is damage: nothing is removed.
+    s.write_state(&claim, b"third").unwrap();
+    let real = h.dir.path().join("blobs-real");
+    std::fs::rename(&blobs, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &blobs).unwrap();
+    assert!(matches!(s.sweep_blobs(), Err(StoreError::Damaged { .. })));
+    std::fs::remove_file(&blobs).unwrap();
+    std::fs::rename(&real, &blobs).unwrap();
+    assert_eq!(s.sweep_blobs().unwrap().count, 1, "the second state");
+}
