@@ -66,13 +66,17 @@ impl Tenant {
         Ok(())
     }
 
-    /// Checks, changing nothing, that [`Tenant::become_forward`] of `a` onto `b` would not
+    /// Checks, changing no object, that [`Tenant::become_forward`] of `a` onto `b` would not
     /// be refused for what `a` and `b` are: a reference that leads nowhere, a root stub
     /// ([`Error::Swapped`]), a host object's proxy ([`Error::HostProxy`]), a base object
     /// the tenant may not change ([`Error::BaseReadOnly`]). Room (the quota, the
     /// allocator) is not checked. So that a caller making several becomes as one (an
     /// array become) can refuse them all before the first, rather than stop part-way.
     /// Time: O(1).
+    ///
+    /// The one thing a check records is what a refused write records: on a read-only base
+    /// ([`Tenant::set_base_read_only`]), the object refused, in [`Tenant::refused_write`],
+    /// so that a query that only checks is told its operation would write.
     ///
     /// # Errors
     /// The error [`Tenant::become_forward`] would answer for `a` or `b`.
@@ -98,11 +102,15 @@ impl Tenant {
         Ok(())
     }
 
-    /// Checks, changing nothing, that [`Tenant::become_two_way`] of `a` and `b` would not
+    /// Checks, changing no object, that [`Tenant::become_two_way`] of `a` and `b` would not
     /// be refused for what they are: a reference that leads nowhere, a root stub
     /// ([`Error::Swapped`]), a base object the tenant may not change
     /// ([`Error::BaseReadOnly`]). Room is not checked (see
     /// [`Tenant::check_become_forward`]). Time: O(1).
+    ///
+    /// The one thing a check records is what a refused write records: on a read-only base
+    /// ([`Tenant::set_base_read_only`]), the object refused, in [`Tenant::refused_write`],
+    /// so that a query that only checks is told its operation would write.
     ///
     /// # Errors
     /// The error [`Tenant::become_two_way`] would answer for `a` or `b` before it reads
@@ -118,12 +126,16 @@ impl Tenant {
         Ok(())
     }
 
-    /// Checks, changing nothing, that a write to `v`'s object would not be refused for
+    /// Checks, changing no object, that a write to `v`'s object would not be refused for
     /// what it is: a reference that leads nowhere, a root stub ([`Error::Swapped`]), a base
     /// object the tenant may not change ([`Error::BaseReadOnly`]). Room, and the index or
     /// range written, are not checked. For a caller that writes several objects as one
     /// step (an array become gives each one-way target its source's identity hash).
     /// Time: O(1).
+    ///
+    /// The one thing a check records is what a refused write records: on a read-only base
+    /// ([`Tenant::set_base_read_only`]), the object refused, in [`Tenant::refused_write`],
+    /// so that a query that only checks is told its operation would write.
     ///
     /// # Errors
     /// The error a write's first step would answer for `v`.

@@ -1689,7 +1689,8 @@ impl Tenant {
     /// ([`Tenant::identical`]) exactly when their identity words are equal, whichever way they
     /// name the object (a base reference or the tenant's copy, a forwarder or its target).
     /// An immediate is its own word. Valid until the tenant's next collection, become,
-    /// commit, rebase or abort, or its first write of a base object (the word of an object
+    /// fill of a stub or fault-in (a body brought back forwards to its stub), commit,
+    /// rebase or abort, or its first write of a base object (the word of an object
     /// the tenant has not copied is its base reference, and of one it has, the copy's
     /// reference: words taken before and after a first write of the object differ).
     /// Time: O(1).
