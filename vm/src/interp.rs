@@ -169,6 +169,19 @@ pub(crate) struct ContextRegisters {
     /// The pc, from the method's first bytecode.
     pc: usize,
     stackp: usize,
+    /// The context's fields past the fixed ones: room for `cap - stackp` more values.
+    cap: usize,
+}
+
+/// Where a return goes, found and checked before the return marks anything dead (see
+/// [`Vm::return_target`]).
+enum ReturnTarget {
+    /// The bottom context: the entry send answers.
+    Bottom,
+    /// The innermost kept caller, whose registers are restored.
+    Kept,
+    /// A context read from the heap, with room for the value.
+    Heap(ContextRegisters),
 }
 
 /// Counters of a [`Vm`].
@@ -1117,13 +1130,21 @@ impl Vm {
         self.load_stack(m, stackp)
     }
 
-    /// Makes `c` the active context, reading its registers.
+    /// Makes `c` the active context, reading its registers. A context that does not read as
+    /// one (see [`Vm::read_context`]) is refused with every register as it was, so that a
+    /// stop writes the registers back into the context they are, not into `c`.
     pub(crate) fn load_context<M: ObjectMemory>(&mut self, m: &M, c: Value) -> Result<()> {
+        let r = self.read_context(m, c)?;
+        self.set_context(m, c, r)
+    }
+
+    /// Makes `c` the active context with the registers `r` that [`Vm::read_context`] read
+    /// from it.
+    fn set_context<M: ObjectMemory>(&mut self, m: &M, c: Value, r: ContextRegisters) -> Result<()> {
         self.loaded = true;
         self.active = c;
         self.fresh = false;
         self.unallocated = false;
-        let r = self.read_context(m, c)?;
         self.method = r.method;
         self.code = r.code;
         self.temps = r.temps;
@@ -1172,7 +1193,8 @@ impl Vm {
         let stackp = stackp
             .and_then(|s| usize::try_from(s).ok())
             .ok_or_else(|| corrupt("a context whose stack pointer is not an integer"))?;
-        if stackp > m.size(c)?.slots.saturating_sub(ctx::TEMPS) {
+        let cap = m.size(c)?.slots.saturating_sub(ctx::TEMPS);
+        if stackp > cap {
             return Err(corrupt("a context whose stack pointer is past its end"));
         }
         Ok(ContextRegisters {
@@ -1184,6 +1206,7 @@ impl Vm {
             pc_base,
             pc: pc - pc_base,
             stackp,
+            cap,
         })
     }
 
@@ -2798,20 +2821,24 @@ impl Vm {
             if !self.returnable(m, to)? {
                 return self.cannot_return(m, value);
             }
+            let target = self.return_target(m, to)?;
             self.fresh = false;
             self.unallocated = false;
             self.depth = self.depth.saturating_sub(1);
-            return self.continue_in(m, to, value);
+            return self.continue_in(m, to, target, value);
         }
         let to = m.slot(self.active, ctx::SENDER)?;
         if !self.returnable(m, to)? {
             return self.cannot_return(m, value);
         }
+        // The sender is read (and refused, if it cannot be run) before the active context
+        // is marked dead: a refused return leaves both as they were.
+        let target = self.return_target(m, to)?;
         let nil = self.sp.nil;
         m.set_slot(self.active, ctx::SENDER, nil)?;
         m.set_slot(self.active, ctx::PC, nil)?;
         self.depth = self.depth.saturating_sub(1);
-        self.continue_in(m, to, value)
+        self.continue_in(m, to, target, value)
     }
 
     /// True if a return may go to `to`: a context that is not dead, as Squeak's
@@ -2867,6 +2894,8 @@ impl Vm {
         if !self.returnable(m, to)? {
             return self.cannot_return(m, value);
         }
+        // As in `local_return`: `to` is read and checked before anything is marked dead.
+        let target = self.return_target(m, to)?;
         let nil = self.sp.nil;
         let mut c = self.active;
         for _ in 0..=self.max_depth {
@@ -2879,55 +2908,97 @@ impl Vm {
             self.depth = self.depth.saturating_sub(1);
             c = next;
         }
-        self.continue_in(m, to, value)
+        self.continue_in(m, to, target, value)
     }
 
-    /// Makes `to`, a context that was returned to, active with `value` pushed; answers
-    /// the run's result when `to` is the bottom context.
-    fn continue_in<M: ObjectMemory>(&mut self, m: &mut M, to: Value, value: Value) -> Result<Flow> {
+    /// Where a return to `to` (a context [`Vm::returnable`] accepted) goes: the bottom
+    /// context, the innermost kept caller, or a context read from the heap, whose registers
+    /// must read as a context's (see [`Vm::read_context`]) and whose stack must have room
+    /// for the returned value. Found before the return marks anything dead or changes a
+    /// register, so that a sender the image set that cannot be run (an object that is no
+    /// context, a context with no method, a full stack, the returning context itself) stops
+    /// the run with a typed error and everything as it was: before, the returning contexts
+    /// were marked dead first, and the registers were left naming `to`, so that the stop
+    /// wrote the returning context's stack, pc and stack pointer into `to`'s fields.
+    fn return_target<M: ObjectMemory>(&mut self, m: &mut M, to: Value) -> Result<ReturnTarget> {
         if self.is_bottom(to) {
-            self.active = to;
-            self.stack.clear();
-            self.dirty = 0;
-            return Ok(Flow::Done(value));
+            return Ok(ReturnTarget::Bottom);
         }
         if self.frames_on
-            && let Some(f) = self.frames.last()
-            && f.active.word() == to.word()
-            && let Some(f) = self.frames.pop()
+            && self
+                .frames
+                .last()
+                .is_some_and(|f| f.active.word() == to.word())
         {
-            // The caller's registers as they were when it sent: nothing else can have
-            // written its context since.
-            let done = std::mem::replace(&mut self.stack, f.stack);
-            if self.pool.len() < 64 {
-                let mut v = done;
-                v.clear();
-                self.pool.push(v);
-            }
-            self.active = f.active;
-            self.method = f.method;
-            self.code = f.code;
-            self.receiver = f.receiver;
-            self.temps = f.temps;
-            self.temps_here = f.temps_here;
-            self.temps_frame = f.temps_frame;
-            self.pc = f.pc;
-            self.pc_base = f.pc_base;
-            self.literals = f.literals;
-            self.cap = f.cap;
-            self.dirty = f.dirty;
-            self.fresh = false;
-            self.unallocated = false;
-            self.push(m, value)?;
-            return Ok(Flow::Go);
+            return Ok(ReturnTarget::Kept);
         }
         self.drop_frames(m)?;
+        // Contexts are compared by word (see `is_bottom`).
+        if !self.unallocated && to.word() == self.active.word() {
+            return Err(corrupt("a return to the returning context itself"));
+        }
         if self.is_nil(m, m.slot(to, ctx::PC)?)? {
             return Err(corrupt("a return to a dead context"));
         }
-        self.load_context(m, to)?;
-        self.push(m, value)?;
-        Ok(Flow::Go)
+        let r = self.read_context(m, to)?;
+        if r.stackp >= r.cap {
+            return Err(corrupt("a return to a context with no room for the value"));
+        }
+        Ok(ReturnTarget::Heap(r))
+    }
+
+    /// Makes `to`, a context that was returned to, active with `value` pushed; answers
+    /// the run's result when `to` is the bottom context. `target` is what
+    /// [`Vm::return_target`] found `to` to be.
+    fn continue_in<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        to: Value,
+        target: ReturnTarget,
+        value: Value,
+    ) -> Result<Flow> {
+        match target {
+            ReturnTarget::Bottom => {
+                self.active = to;
+                self.stack.clear();
+                self.dirty = 0;
+                Ok(Flow::Done(value))
+            }
+            ReturnTarget::Kept => {
+                let Some(f) = self.frames.pop() else {
+                    return Err(corrupt("a return to a kept caller that is not kept"));
+                };
+                // The caller's registers as they were when it sent: nothing else can have
+                // written its context since.
+                let done = std::mem::replace(&mut self.stack, f.stack);
+                if self.pool.len() < 64 {
+                    let mut v = done;
+                    v.clear();
+                    self.pool.push(v);
+                }
+                self.active = f.active;
+                self.method = f.method;
+                self.code = f.code;
+                self.receiver = f.receiver;
+                self.temps = f.temps;
+                self.temps_here = f.temps_here;
+                self.temps_frame = f.temps_frame;
+                self.pc = f.pc;
+                self.pc_base = f.pc_base;
+                self.literals = f.literals;
+                self.cap = f.cap;
+                self.dirty = f.dirty;
+                self.fresh = false;
+                self.unallocated = false;
+                self.push(m, value)?;
+                Ok(Flow::Go)
+            }
+            ReturnTarget::Heap(r) => {
+                self.set_context(m, to, r)?;
+                self.push(m, value)?;
+                Ok(Flow::Go)
+            }
+        }
     }
 
     // ---- diagnostics ---------------------------------------------------------------------
