@@ -357,7 +357,7 @@ pub struct Vm {
     /// the primitive that found it, with no bytecode between, so neither the budget nor the
     /// context chain bounds them. Past [`MAX_NESTED_PRIMITIVES`] a primitive fails, and the
     /// method's own bytecodes run under the budget.
-    nested_primitives: u32,
+    pub(crate) nested_primitives: u32,
     // Registers.
     pub(crate) active: Value,
     pub(crate) bottom: Value,
@@ -2310,7 +2310,7 @@ impl Vm {
     /// arguments before it changes anything, so one that meets a root stub (an argument
     /// swapped out) runs again from its start once the segment is back.
     #[inline(always)]
-    fn run_primitive<M: ObjectMemory>(
+    pub(crate) fn run_primitive<M: ObjectMemory>(
         &mut self,
         m: &mut M,
         index: u16,

@@ -4,7 +4,7 @@
 
 use crate::error::{CallChain, Result, VmError};
 use crate::image::{ClassFormat, closure, ctx};
-use crate::interp::{Flow, Vm, floor_div, floor_mod, shift};
+use crate::interp::{Flow, MAX_NESTED_PRIMITIVES, Vm, floor_div, floor_mod, shift};
 use crate::memory::{MemResult, ObjectMemory};
 use cowheap_heap::{Format, ObjectSize, Value, Word};
 use cowheap_tenants::Header;
@@ -143,8 +143,8 @@ pub(crate) const fn fixed_arity(index: u16) -> Option<usize> {
         // Spur characters: `value:`, `asInteger`.
         170 => 1,
         171 => 0,
-        // withArgs:executeMethod:.
-        188 => 2,
+        // tryPrimitive:withArgs:, withArgs:executeMethod:.
+        118 | 188 => 2,
         // A context's at:, at:put:, size.
         210 => 1,
         211 => 2,
@@ -1094,6 +1094,7 @@ impl Vm {
                 };
                 self.execute(m, found, nil, h.args).map(Some)
             }
+            118 => self.try_primitive(m),
             201..=206 => self.closure_value(m, index, args),
             210 => {
                 let (c, i) = (self.peek(m, 1)?, self.arg_int(m, 0)?);
@@ -1786,6 +1787,53 @@ impl Vm {
             on_context,
         };
         self.activate(m, method, h, rcvr, n, kind).map(Some)
+    }
+
+    /// `receiver tryPrimitive: index withArgs: anArray` (Squeak's
+    /// `primitiveDoPrimitiveWithArgs`): runs primitive `index` as a send of a method with
+    /// that primitive would, with the receiver and the Array's elements as its arguments,
+    /// and answers what it answers. It fails, leaving the stack as it was, when `index` is
+    /// no primitive index, `anArray` no Array, its elements do not fit the stack, primitives
+    /// already run this deep inside each other ([`MAX_NESTED_PRIMITIVES`]: an Array holding
+    /// itself as the arguments of 118 would otherwise nest without end), or the primitive
+    /// fails. The image's own context simulator (`ContextPart>>doPrimitive:...`, under the
+    /// debugger's `step` and `runSimulated:`) runs every primitive of the methods it
+    /// simulates through it; when it failed, the simulator ran each method's fallback code
+    /// instead (`3 + 4` went through `Integer>>+`'s digit arithmetic) and lost its way.
+    fn try_primitive<M: ObjectMemory>(&mut self, m: &mut M) -> Prim {
+        let (index, array) = (self.arg_int(m, 1)?, self.peek(m, 0)?);
+        let Some(index) = index
+            .and_then(|i| u16::try_from(i).ok())
+            .filter(|&i| i != 0)
+        else {
+            return FAIL;
+        };
+        if !self.is_array(m, array)? {
+            return FAIL;
+        }
+        let n = m.size(array)?.slots;
+        if self.stack_room(2) < n || self.nested_primitives >= MAX_NESTED_PRIMITIVES {
+            return FAIL;
+        }
+        let args = (0..n)
+            .map(|i| m.slot(array, i))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.drop_n(2);
+        for v in &args {
+            self.push(m, *v)?;
+        }
+        let nil = self.sp.nil;
+        self.nested_primitives += 1;
+        let ran = self.run_primitive(m, index, nil, nil, n);
+        self.nested_primitives -= 1;
+        if let Some(flow) = ran? {
+            return Ok(Some(flow));
+        }
+        // Failed: the stack as the send left it, for the fallback code.
+        self.drop_n(n);
+        self.push(m, Value::int(i64::from(index)))?;
+        self.push(m, array)?;
+        FAIL
     }
 
     fn prim_perform<M: ObjectMemory>(&mut self, m: &mut M, args: usize) -> Prim {

@@ -1,8 +1,11 @@
 //! Contexts and methods the image reads and writes as objects: returns to a sender the
 //! image set that is no context, or a context that cannot take the returned value (what
-//! such a failed return leaves behind: nothing changed).
+//! such a failed return leaves behind: nothing changed), and `tryPrimitive:withArgs:`
+//! (primitive 118), through which the image's own context simulator (the debugger's
+//! `step`, `runSimulated:`) runs the primitives of the methods it simulates.
 
 mod common;
+use common::world::World;
 use common::{method_of_named, on_both, send};
 
 use cowheap_heap::{Format, ObjectSize, Value};
@@ -147,4 +150,43 @@ fn a_failed_non_local_return_leaves_the_contexts_as_they_were() {
             "the home is not marked dead"
         );
     });
+}
+
+/// `tryPrimitive: n withArgs: anArray` (primitive 118, `primitiveDoPrimitiveWithArgs`)
+/// runs primitive `n` with the receiver and the Array's elements as its arguments and
+/// answers what it answers, or fails (its fallback answers the simulator's failure token)
+/// when that primitive fails. The image's context simulator runs every primitive through
+/// it, so `runSimulated:` of `3 + 4` answers 7, as in Squeak (before, 118 failed, and the
+/// simulation ran `Integer>>+`'s fallback arithmetic and stopped with an error).
+#[test]
+fn try_primitive_runs_the_primitive_and_the_simulator_with_it() {
+    let mut w = World::new("Scratch-1.4.0.6.image");
+    assert_eq!(w.print("3 tryPrimitive: 1 withArgs: #(4)"), "7");
+    assert_eq!(w.print("#(5 6 7) tryPrimitive: 60 withArgs: #(2)"), "6");
+    assert_eq!(
+        w.print("(3 tryPrimitive: 1 withArgs: #(nil)) == ContextPart primitiveFailToken"),
+        "true"
+    );
+    // A primitive that runs a method (perform:) answers what the method answers.
+    assert_eq!(w.print("3 tryPrimitive: 83 withArgs: #(#+ 4)"), "7");
+    // An Array holding itself as the arguments of 118 itself nests only so deep, then
+    // fails.
+    assert_eq!(
+        w.print(
+            "| a | a := Array new: 2. a at: 1 put: 118; at: 2 put: a. \
+             (3 tryPrimitive: 118 withArgs: a) == ContextPart primitiveFailToken"
+        ),
+        "true"
+    );
+    assert_eq!(
+        w.print("thisContext runSimulated: [3 + 4] contextAtEachStep: [:c | nil]"),
+        "7"
+    );
+    assert_eq!(
+        w.print(
+            "thisContext runSimulated: [#(3 4 5) inject: 0 into: [:a :b | a + b]] \
+             contextAtEachStep: [:c | nil]"
+        ),
+        "12"
+    );
 }
