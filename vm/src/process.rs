@@ -331,7 +331,10 @@ impl Vm {
             std::thread::sleep(Duration::from_millis(ms));
         }
         self.timer = None;
-        self.signal_special(m, sched, TIMER_SEMAPHORE)
+        match self.special_semaphore(m, TIMER_SEMAPHORE)? {
+            Some(sema) => self.signal_from_outside(m, sched, sema),
+            None => Ok(false),
+        }
     }
 
     /// Signals the finalization semaphore (special object 41), as Squeak's collector does
@@ -351,14 +354,9 @@ impl Vm {
         let Some(sched) = self.scheduler(m)? else {
             return Ok(None);
         };
-        let array = self.sp.array;
-        if m.size(array)?.slots <= FINALIZATION_SEMAPHORE {
+        let Some(sema) = self.special_semaphore(m, FINALIZATION_SEMAPHORE)? else {
             return Ok(None);
-        }
-        let sema = m.slot(array, FINALIZATION_SEMAPHORE)?;
-        if !self.is_semaphore(m, sema)? {
-            return Ok(None);
-        }
+        };
         if preempt && !self.is_empty_list(m, sema)? {
             let proc = m.slot(sema, FIRST)?;
             return match self.resume_process(m, sched, proc, Some(sema))? {
@@ -366,30 +364,31 @@ impl Vm {
                 flow => Ok(Some(flow)),
             };
         }
-        self.signal_special(m, sched, FINALIZATION_SEMAPHORE)?;
+        self.signal_from_outside(m, sched, sema)?;
         Ok(None)
     }
 
-    /// Signals the semaphore at special object `index`, if there is one there, from outside
-    /// any process (the timer, the collector): its first waiter is made runnable (without
-    /// a switch to it), or, with none, the signal is counted. True if a process became
-    /// runnable; an error, with the waiter left on the semaphore, if its priority has no
-    /// runnable list.
-    fn signal_special<M: ObjectMemory>(
+    /// The Semaphore at special object `index`, if a Semaphore is there: only a
+    /// Semaphore's fields are read as a process list and a count.
+    fn special_semaphore<M: ObjectMemory>(&self, m: &M, index: usize) -> Result<Option<Value>> {
+        let array = self.sp.array;
+        if m.size(array)?.slots <= index {
+            return Ok(None);
+        }
+        let sema = m.slot(array, index)?;
+        Ok(self.is_semaphore(m, sema)?.then_some(sema))
+    }
+
+    /// Signals `sema` from outside any process (the timer, the collector): its first
+    /// waiter is made runnable (without a switch to it), or, with none, the signal is
+    /// counted. True if a process became runnable; an error, with the waiter left on the
+    /// semaphore, if its priority has no runnable list.
+    fn signal_from_outside<M: ObjectMemory>(
         &mut self,
         m: &mut M,
         sched: Value,
-        index: usize,
+        sema: Value,
     ) -> Result<bool> {
-        let array = self.sp.array;
-        if m.size(array)?.slots <= index {
-            return Ok(false);
-        }
-        let sema = m.slot(array, index)?;
-        // Only a Semaphore's fields are read as a process list and a count.
-        if !self.is_semaphore(m, sema)? {
-            return Ok(false);
-        }
         if self.is_empty_list(m, sema)? {
             let n = m.slot(sema, EXCESS_SIGNALS)?.as_int().unwrap_or(0);
             // A count at the image's largest SmallInteger stays there.
