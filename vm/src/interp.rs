@@ -1718,7 +1718,7 @@ impl Vm {
                 // collection threshold is checked here too, at a bytecode boundary, where
                 // the registers go into the contexts as at an activation.
                 if off < 0 {
-                    self.maybe_collect(m)?;
+                    return self.maybe_collect(m);
                 }
             }
             Op::LongJumpIfTrue(hi) | Op::LongJumpIfFalse(hi) => {
@@ -2542,8 +2542,7 @@ impl Vm {
         }
         self.cap = frame;
         self.dirty = 0;
-        self.maybe_collect(m)?;
-        Ok(Flow::Go)
+        self.maybe_collect(m)
     }
 
     /// The pc (from the first bytecode) at which an activation of a method of header `h`
@@ -2632,17 +2631,20 @@ impl Vm {
     /// Collects the memory's garbage once private bytes pass the threshold, with the
     /// active and bottom contexts as roots (every register is reachable from them): at an
     /// activation and at a backward jump.
-    fn maybe_collect<M: ObjectMemory>(&mut self, m: &mut M) -> Result<()> {
+    fn maybe_collect<M: ObjectMemory>(&mut self, m: &mut M) -> Result<Flow> {
         if m.private_bytes() < self.gc_threshold {
-            return Ok(());
+            return Ok(Flow::Go);
         }
-        // In the middle of an activation or a jump no process can be switched to: the
-        // finalization process, if a weak slot was cleared, is made runnable and runs when
-        // the active process next gives way.
-        if self.collect_now(m)? > 0 {
-            self.signal_finalization(m, false)?;
+        // After an activation or a backward jump, at a bytecode boundary with the
+        // registers in place, as Squeak checks for interrupts at the same two points: the
+        // finalization process, if a weak slot was cleared, preempts the active process
+        // when its priority is higher.
+        if self.collect_now(m)? > 0
+            && let Some(flow) = self.signal_finalization(m, true)?
+        {
+            return Ok(flow);
         }
-        Ok(())
+        Ok(Flow::Go)
     }
 
     /// How this image's weak objects are held in a collection ([`ObjectMemory::collect`]):

@@ -339,11 +339,11 @@ impl Vm {
 
     /// Signals the finalization semaphore (special object 41), as Squeak's collector does
     /// when it clears weak slots, if it is a Semaphore: with no waiter the signal is
-    /// counted; else its first waiter resumes, running at once (`preempt`, from the
-    /// garbage-collect primitive with its answer pushed) if its priority is higher than the
-    /// active process's, as after an interrupt check in Squeak, or else (`preempt` false:
-    /// a collection at an activation or a jump, where no process is switched to) joining
-    /// its runnable list. Nothing is done in an image without such a semaphore or
+    /// counted; else its first waiter resumes, running at once (`preempt`: after the
+    /// garbage-collect primitive with its answer pushed, or a collection at an activation
+    /// or a backward jump) if its priority is higher than the active process's, as after
+    /// an interrupt check in Squeak, or else (`preempt` false: a collection between runs,
+    /// [`Vm::collect`](crate::Vm::collect)) joining its runnable list. Nothing is done in an image without such a semaphore or
     /// scheduler, or whose count is no SmallInteger with room for one more. Answers the
     /// switch when one was made.
     pub(crate) fn signal_finalization<M: ObjectMemory>(

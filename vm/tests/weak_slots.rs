@@ -240,3 +240,39 @@ fn the_finalization_waiter_preempts_after_the_collect_primitive() {
         assert_eq!(w.vm.text_of(&w.t, v).unwrap(), "false", "{image}: lower");
     }
 }
+
+/// A collection the run makes on its own (private bytes past the threshold, here a small
+/// step) at a backward jump or an activation lets the finalization waiter preempt there as
+/// the collect primitive does: a waiter of a higher priority has run by the time the loop
+/// that allocated sees its weak slot cleared; one of a lower priority has not.
+#[test]
+fn the_finalization_waiter_preempts_after_an_automatic_collection() {
+    for image in V3_IMAGES {
+        let mut w = World::new(image);
+        w.vm.set_collection_step(64 << 10);
+        let program = |offset: &str| {
+            format!(
+                "| s w ran n | \
+                ran := Array new: 1. \
+                s := Semaphore new. \
+                Smalltalk specialObjectsArray at: 42 put: s. \
+                [s wait. ran at: 1 put: true] forkAt: Processor activePriority {offset}. \
+                Processor yield. \
+                w := WeakArray new: 1. \
+                w at: 1 put: (Array new: 4). \
+                n := 0. \
+                [(w at: 1) isNil or: [n > 100000]] whileFalse: [n := n + 1. Array new: 64]. \
+                (w at: 1) isNil & ((ran at: 1) == true)"
+            )
+        };
+        let before = w.vm.stats().collections;
+        let v = w.eval(&printed(&program("+ 1")));
+        assert!(
+            w.vm.stats().collections > before,
+            "{image}: no automatic collection"
+        );
+        assert_eq!(w.vm.text_of(&w.t, v).unwrap(), "true", "{image}: higher");
+        let v = w.eval(&printed(&program("- 1")));
+        assert_eq!(w.vm.text_of(&w.t, v).unwrap(), "false", "{image}: lower");
+    }
+}
