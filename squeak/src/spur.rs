@@ -773,6 +773,143 @@ impl ClassTableEntry4 {
     }
 }
 
+/// Classes the base's class table does not hold (ones a commit added), entered into it as a
+/// Spur VM enters a class when it first needs its index: each at the class-table index that
+/// is its identity hash, so that a class's hash is its index as Spur requires and no hashed
+/// collection holding the class needs rehashing. A page the entry falls in that the base
+/// lacks is written as a new object after the last one.
+#[derive(Default)]
+struct Placement {
+    /// Each placed class (its object) and its class index.
+    index: HashMap<u32, u32>,
+    /// Entries written into pages the base has: (page object, slot) to the class.
+    entries: HashMap<(u32, usize), Word>,
+    /// Pages the base lacks, by page number, with their entries (slot, class).
+    new_pages: Vec<(usize, Vec<(usize, Word)>)>,
+}
+
+impl Placement {
+    /// The classes of `heap` that need an entry: the class of every object written with a
+    /// class index, and every behavior (an instance of Metaclass, or of a metaclass), that
+    /// the table does not hold at its identity hash. Refused when such a class's hash is no
+    /// class index, or names an entry another class holds (or another placed class takes).
+    /// Empty for a base with no class table (one read from a V3 image), whose classes
+    /// [`plan_object`] refuses. Time: O(objects).
+    fn plan(heap: &BaseHeap, index_roots: &HashMap<u32, u32>) -> ExportResult<Placement> {
+        let roots = ObjectIndex::from_u32(HIDDEN_ROOTS);
+        let nil = heap.nil().word();
+        let is_hidden =
+            |x: ObjectIndex| heap.object(x).is_ok_and(|o| Aux::decode(o.aux).is_hidden());
+        let pages = match heap.object(roots) {
+            Ok(o) if Aux::decode(o.aux).is_hidden() && o.slots.len() >= 4096 => 4096,
+            _ => return Ok(Placement::default()),
+        };
+        let page_of = |n: usize| {
+            heap.get_slot(roots, n)
+                .filter(|&w| w != nil)
+                .and_then(Word::as_base)
+                .filter(|&p| is_hidden(p))
+        };
+        let held_at = |ci: u32, class: ObjectIndex| {
+            page_of((ci / PAGE_SLOTS) as usize)
+                .and_then(|page| heap.get_slot(page, (ci % PAGE_SLOTS) as usize))
+                == Some(Word::base(class))
+        };
+        // Metaclass, found from nil: the class of nil's class's class, if it is its own
+        // class's class (the metaclass loop of every Squeak and Pharo image).
+        let class = |x: ObjectIndex| heap.object(x).ok().and_then(|o| o.class.as_base());
+        let metaclass = heap
+            .nil()
+            .as_base()
+            .and_then(class)
+            .and_then(class)
+            .and_then(class)
+            .filter(|&m| class(m).and_then(class) == Some(m));
+        let mut wanted = std::collections::BTreeSet::new();
+        for x in heap.indices() {
+            let o = heap.object(x)?;
+            let aux = Aux::decode(o.aux);
+            if aux.is_hidden() {
+                continue;
+            }
+            let Some(c) = o.class.as_base() else {
+                continue;
+            };
+            let rooted = matches!(aux, Aux::Spur(a) if a.index_in_root)
+                && index_roots
+                    .get(&x.as_u32())
+                    .is_some_and(|&ci| held_at(ci, c));
+            if !rooted && !held_at(heap.hash(c)?, c) {
+                wanted.insert(c.as_u32());
+            }
+            let behavior = metaclass.is_some_and(|m| c == m || class(c) == Some(m));
+            if behavior && !held_at(o.hash, x) {
+                wanted.insert(x.as_u32());
+            }
+        }
+        let mut placed = Placement::default();
+        let mut new_pages: std::collections::BTreeMap<usize, Vec<(usize, Word)>> =
+            std::collections::BTreeMap::new();
+        for c in wanted {
+            let class = ObjectIndex::from_u32(c);
+            let ci = heap.hash(class)?;
+            if !(FIRST_CLASS_INDEX..1 << 22).contains(&ci) {
+                return Err(ExportError::Unsupported(
+                    "a class whose identity hash is no Spur class index",
+                ));
+            }
+            let (n, slot) = ((ci / PAGE_SLOTS) as usize, (ci % PAGE_SLOTS) as usize);
+            let taken = || {
+                ExportError::Unsupported(
+                    "a class whose identity hash is the class index of another class",
+                )
+            };
+            if n >= pages {
+                return Err(taken());
+            }
+            match page_of(n) {
+                Some(page) => {
+                    if heap.get_slot(page, slot) != Some(nil) {
+                        return Err(taken());
+                    }
+                    if placed
+                        .entries
+                        .insert((page.as_u32(), slot), Word::base(class))
+                        .is_some()
+                    {
+                        return Err(taken());
+                    }
+                }
+                None => {
+                    if heap.get_slot(roots, n) != Some(nil) {
+                        return Err(ExportError::Unsupported(
+                            "a class-table page that is no hidden object",
+                        ));
+                    }
+                    let entries = new_pages.entry(n).or_default();
+                    if entries.iter().any(|&(k, _)| k == slot) {
+                        return Err(taken());
+                    }
+                    entries.push((slot, Word::base(class)));
+                }
+            }
+            placed.index.insert(c, ci);
+        }
+        placed.new_pages = new_pages.into_iter().collect();
+        Ok(placed)
+    }
+
+    /// The plan of a new class-table page: hidden (the pun of an Array), an array's format,
+    /// 1,024 slots, no hash.
+    fn page_plan() -> Plan {
+        Plan {
+            header: u64::from(ARRAY_PUN) | (2 << 24) | (255 << 56),
+            slots: PAGE_SLOTS as usize,
+            zeroed: false,
+        }
+    }
+}
+
 /// How one object is written.
 struct Plan {
     header: u64,
@@ -816,7 +953,9 @@ pub(crate) fn export(
     }
     let special = crate::special_objects(heap)?;
     let class_table = ClassTableEntry4::plan(heap, ws, options)?;
-    let mut layout = lay_out(heap, f, h.old_base, options)?;
+    let index_roots = class_index_roots(heap, f)?;
+    let placement = Placement::plan(heap, &index_roots)?;
+    let mut layout = lay_out(heap, f, h.old_base, options, &index_roots, &placement)?;
     if free_lists_moved(heap, &layout, ws) {
         layout.plans[FREE_LISTS as usize].zeroed = true;
     }
@@ -879,7 +1018,11 @@ pub(crate) fn export(
     let source_ws = ImageFormat::new(h.version, f.order()).map_or(ws, ImageFormat::word_bytes);
     let pcs = PcShift::plan(heap, special, source_ws, ws);
     let widening = source_ws < ws;
-    write_objects(heap, f, &layout, &class_table, &pcs, widening, &mut out)?;
+    let tables = Tables {
+        entry4: &class_table,
+        placement: &placement,
+    };
+    write_objects(heap, f, &layout, &tables, &pcs, widening, &mut out)?;
     Ok(out.buf)
 }
 
@@ -1009,18 +1152,25 @@ fn lay_out(
     f: ImageFormat,
     old_base: u64,
     options: &ExportOptions,
+    index_roots: &HashMap<u32, u32>,
+    placement: &Placement,
 ) -> ExportResult<Layout> {
     let ws = f.word_bytes();
-    let index_roots = class_index_roots(heap, f)?;
-    let mut plans = Vec::with_capacity(heap.len());
-    let mut addr = Vec::with_capacity(heap.len());
+    let count = heap.len() + placement.new_pages.len();
+    let mut plans = Vec::with_capacity(count);
+    let mut addr = Vec::with_capacity(count);
     // `pos` is the next address (from the old base), `in_segment` the bytes of the current
     // segment so far.
     let (mut pos, mut in_segment): (u64, u64) = (0, 0);
     let (mut starts, mut sizes): (Vec<usize>, Vec<u64>) = (Vec::new(), Vec::new());
     let too_large = || ExportError::TooLarge(f.name());
-    for x in heap.indices() {
-        let plan = plan_object(heap, x, f, &index_roots)?;
+    // Every object of the heap, then the class-table pages the placement adds.
+    let objects = (heap.indices().map(Some)).chain(placement.new_pages.iter().map(|_| None));
+    for (i, x) in objects.enumerate() {
+        let plan = match x {
+            Some(x) => plan_object(heap, x, f, index_roots, placement)?,
+            None => Placement::page_plan(),
+        };
         let overflow = if plan.slots >= 255 { 8 } else { 0 };
         let body = plan
             .slots
@@ -1034,7 +1184,7 @@ fn lay_out(
             && in_segment + size + 16 > limit
         {
             // Close the segment with a bridge over the gap; the next one starts after it.
-            starts.push(x.get());
+            starts.push(i);
             sizes.push(in_segment + 16);
             pos = pos
                 .checked_add(16 + options.segment_gap)
@@ -1163,6 +1313,7 @@ fn plan_object(
     x: ObjectIndex,
     f: ImageFormat,
     index_roots: &HashMap<u32, u32>,
+    placement: &Placement,
 ) -> ExportResult<Plan> {
     let (ws, target) = (f.word_bytes(), f.name());
     let unrepresentable = |what| ExportError::Unrepresentable {
@@ -1235,9 +1386,12 @@ fn plan_object(
             // since, or a root naming another index, leaves an index that reads back as
             // another class.
             Some(&ci) if aux.is_some_and(|a| a.index_in_root) && held_at(ci) => ci,
+            // A class the export enters into the table, at its identity hash.
+            _ if let Some(&ci) = placement.index.get(&class.as_u32()) => ci,
             _ => {
                 // A Spur class's identity hash is its index in the class table: a class the
-                // table does not hold at its hash (one a commit added) cannot be written.
+                // table does not hold at its hash, and the placement did not enter, cannot
+                // be written.
                 let ci = heap.hash(class)?;
                 if !held_at(ci) {
                     return Err(ExportError::Unsupported(
@@ -1463,11 +1617,13 @@ fn write_objects(
     heap: &BaseHeap,
     f: ImageFormat,
     layout: &Layout,
-    class_table: &ClassTableEntry4,
+    tables: &Tables<'_>,
     pcs: &PcShift,
     widening: bool,
     out: &mut Out,
 ) -> ExportResult<()> {
+    let class_table = tables.entry4;
+    let placement = tables.placement;
     let (ws, target) = (f.word_bytes(), f.name());
     let special = crate::special_objects(heap)?;
     let boxed_float = float::float_class(heap, special);
@@ -1524,6 +1680,12 @@ fn write_objects(
                 Some(c) if Some(x) == class_table.page && k == SMALL_FLOAT_INDEX as usize => {
                     oop(x, c)?
                 }
+                _ if let Some(&c) = placement.entries.get(&(x.as_u32(), k)) => oop(x, c)?,
+                _ if x.as_u32() == HIDDEN_ROOTS
+                    && let Some(j) = placement.new_pages.iter().position(|p| p.0 == k) =>
+                {
+                    layout.addr[heap.len() + j]
+                }
                 _ => oop(x, pcs.slot(heap, x, class, k, w))?,
             };
             out.word(v, ws)?;
@@ -1561,9 +1723,37 @@ fn write_objects(
             .ok_or(unrepresentable(x, "more bytes than its slots hold"))?;
         out.zeros(pad);
     }
+    // The class-table pages the placement adds, after the last object (in the last
+    // segment, or each starting one of their own).
+    let roots = ObjectIndex::from_u32(HIDDEN_ROOTS);
+    for (j, (_, entries)) in placement.new_pages.iter().enumerate() {
+        let i = heap.len() + j;
+        if let Some((_, &size)) = next_segment.next_if(|&(&start, _)| start == i) {
+            put64(out, ws, OVERFLOW | layout.gap_words);
+            put64(out, ws, size);
+        }
+        let p = &layout.plans[i];
+        put64(out, ws, OVERFLOW | p.slots as u64);
+        put64(out, ws, p.header);
+        let mut slots = vec![nil_oop; p.slots];
+        for &(k, c) in entries {
+            slots[k] = oop(roots, c)?;
+        }
+        for v in slots {
+            out.word(v, ws)?;
+        }
+    }
     put64(out, ws, LAST_BRIDGE);
     put64(out, ws, 0);
     Ok(())
+}
+
+/// What the export writes into the class table over what the base holds.
+struct Tables<'a> {
+    /// Entry 4 of a 64-bit image.
+    entry4: &'a ClassTableEntry4,
+    /// The classes a commit added.
+    placement: &'a Placement,
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! What a target format cannot hold is an `Unrepresentable` error naming the object, never a
 //! quietly changed image: identity hashes wider than the header's field, raw bytes in a
-//! pointer object, a compiled method whose slots disagree with its header, a class the Spur
-//! class table does not hold.
+//! pointer object, a compiled method whose slots disagree with its header, a class whose
+//! identity hash is another class's Spur class index. A class the Spur class table does not
+//! hold at all is entered into it at its hash.
 
 mod common;
 
@@ -243,27 +244,102 @@ fn committed_new_class(hash: Option<u32>) -> BaseHeap {
     v.flatten().unwrap()
 }
 
-/// A class the class table does not hold at its identity hash (one a commit added, with a
-/// hash of its own, or with the hash of another class's index) is refused: read back, the
-/// index would name no class, or the other one (before, the first wrote a file that did
-/// not import, the second one whose instance came back an instance of True).
+/// A class a commit added whose identity hash is the class index of another class, or no
+/// class index at all, is refused: read back, its instance would be an instance of the other
+/// class (before, one came back an instance of True), or of none.
 #[test]
-fn a_class_outside_the_class_table_is_refused() {
+fn a_class_whose_hash_is_taken_or_no_class_index_is_refused() {
     let h = &headless().heap;
     let true_class = h
         .class_word(h.root("true").unwrap().as_base().unwrap())
         .unwrap()
         .as_base()
         .unwrap();
-    for hash in [None, Some(h.hash(true_class).unwrap())] {
-        let heap = committed_new_class(hash);
+    for hash in [h.hash(true_class).unwrap(), 5] {
+        let heap = committed_new_class(Some(hash));
         let e = export_bytes_with(&heap, &ExportOptions::default());
         assert!(
             matches!(e, Err(ExportError::Unsupported(_))),
-            "{hash:?}: {:?}",
+            "{hash}: {:?}",
             e.map(|b| b.len())
         );
     }
     // The image as it is still exports.
     assert!(export_bytes_with(h, &ExportOptions::default()).is_ok());
+}
+
+/// A class a commit added enters the class table at the index that is its identity hash,
+/// as a Spur VM enters a class, so that its hash stays what every hashed collection holding
+/// it was hashed by: at a free entry of a page the base has, in a page the base lacks
+/// (written as a new hidden page), and at a hash drawn for it. Read back, in Spur 32 and 64
+/// and both byte orders, its instance is an instance of it, with its hash, and the table
+/// holds it at that index; before, every such export was refused.
+#[test]
+fn a_class_a_commit_added_enters_the_class_table_at_its_hash() {
+    let h = &headless().heap;
+    let roots = ObjectIndex::from_u32(4);
+    let nil = h.nil().word();
+    let page0 = h.get_slot(roots, 0).unwrap().as_base().unwrap();
+    let free = (32..1024)
+        .find(|&k| h.get_slot(page0, k) == Some(nil))
+        .unwrap();
+    assert_eq!(
+        h.get_slot(roots, 100),
+        Some(nil),
+        "page 100 is one the base lacks"
+    );
+    let formats = [
+        ImageFormat::spur32(ByteOrder::Little),
+        ImageFormat::spur32(ByteOrder::Big),
+        ImageFormat::spur64(ByteOrder::Little),
+    ];
+    for hash in [Some(free as u32), Some(100 * 1024 + 5), None] {
+        let heap = committed_new_class(hash);
+        // The instance: the one new object with the single slot 7.
+        let inst = (h.len()..heap.len())
+            .map(|i| ObjectIndex::from_u32(i as u32))
+            .find(|&x| {
+                heap.object(x)
+                    .is_ok_and(|o| o.slots.len() == 1 && o.slots[0].as_int() == Some(7))
+            })
+            .unwrap();
+        let class = heap.class_word(inst).unwrap().as_base().unwrap();
+        let ci = heap.hash(class).unwrap();
+        if let Some(hash) = hash {
+            assert_eq!(ci, hash);
+        }
+        for (format, segment_bytes) in formats.into_iter().zip([None, Some(8192), None]) {
+            let options = ExportOptions {
+                allow_missing_float_class: true,
+                segment_bytes,
+                ..ExportOptions::exactly(format)
+            };
+            let bytes = export_bytes_with(&heap, &options)
+                .unwrap_or_else(|e| panic!("{hash:?} {format:?}: {e}"));
+            let back = cowheap_squeak::import_bytes(&bytes).unwrap().heap;
+            let o = back.object(inst).unwrap();
+            assert_eq!(o.slots[0].as_int(), Some(7), "{hash:?} {format:?}");
+            let c = back.class_word(inst).unwrap().as_base().unwrap();
+            assert_eq!(back.hash(c).unwrap(), ci, "{hash:?} {format:?}");
+            assert_eq!(
+                back.object(c).unwrap().slots.len(),
+                heap.object(class).unwrap().slots.len()
+            );
+            let page = back
+                .get_slot(roots, (ci / 1024) as usize)
+                .and_then(|w| w.as_base())
+                .unwrap();
+            assert_eq!(
+                back.get_slot(page, (ci % 1024) as usize),
+                Some(cowheap_heap::Word::base(c)),
+                "{hash:?} {format:?}: the table holds the class at its hash"
+            );
+            // Read back, the table holds the class: written again, the file is the same.
+            let again = export_bytes_with(&back, &options).unwrap();
+            assert!(
+                again == bytes,
+                "{hash:?} {format:?}: written again, another file"
+            );
+        }
+    }
 }
