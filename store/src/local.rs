@@ -753,8 +753,12 @@ impl Store for LocalStore {
 
     fn bases(&self) -> Result<Vec<Fingerprint>> {
         let mut out = Vec::new();
+        // Only a pointer under the name the store gives it ([`fingerprint_hex`]): one under
+        // another spelling (upper case) is no base's, and would list a base twice.
         for name in list_dir(&self.root.join("bases"))? {
-            if let Ok(f) = parse_fingerprint(&name) {
+            if let Ok(f) = parse_fingerprint(&name)
+                && fingerprint_hex(&f) == name
+            {
                 out.push(f);
             }
         }

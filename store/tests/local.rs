@@ -427,6 +427,28 @@ fn only_segments_under_their_own_names_are_listed() {
     assert_eq!(listed, [SegmentId::new(9)]);
 }
 
+/// A base is listed only under the name the store gives its pointer (the fingerprint's 64
+/// lower-case hex digits): a pointer copied under another spelling is not listed again as a
+/// base, and every listed base is found.
+#[test]
+fn only_bases_under_their_own_names_are_listed() {
+    use cowheap_store::{Store, SystemClock, fingerprint_hex};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let s = LocalStore::init(root, Arc::new(SystemClock), Access::Operator).unwrap();
+    let fp = cowheap_heap::Fingerprint([0xab; 32]);
+    s.put_base(fp, b"a base").unwrap();
+    let bases = root.join("bases");
+    let own = fingerprint_hex(&fp);
+    std::fs::copy(bases.join(&own), bases.join(own.to_uppercase())).unwrap();
+    let listed = s.bases().unwrap();
+    for &f in &listed {
+        let r = s.get_base(f);
+        assert!(r.is_ok(), "base {f} is listed but: {r:?}");
+    }
+    assert_eq!(listed, [fp]);
+}
+
 /// A segment's entry names its tenant and its id: one copied under another tenant's
 /// directory (a restore from a backup, a mistyped copy) or to another id is `Damaged`,
 /// never served as that tenant's or that id's segment, as a copied record is.
