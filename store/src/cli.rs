@@ -23,10 +23,11 @@
 //!
 //! Resuming a tenant another node holds fails with [`StoreError::Held`]; suspending a
 //! tenant whose claim was taken over fails with [`StoreError::Fenced`] and writes nothing.
-//! A resident's claim file names its tenant and node, and `mark`, `commit` and `suspend`
-//! refuse one that names another ([`StoreError::Damaged`], nothing written): a claim file
-//! copied under another tenant's name, or a node run on another node's directory, never
-//! writes one tenant's state as another's or acts under another node's claim.
+//! A resident's claim file and its state file each name its tenant and node, and `mark`,
+//! `commit` and `suspend` refuse either when it names another ([`StoreError::Damaged`],
+//! nothing written): a claim or state file copied under another tenant's name, or a node
+//! run on another node's directory, never writes one tenant's state as another's or acts
+//! under another node's claim.
 
 use crate::workload::{read_mark, write_mark};
 use crate::{
@@ -41,6 +42,37 @@ use std::sync::Arc;
 
 /// The lease a command-line node takes: an hour, since it holds a tenant between commands.
 pub const CLI_LEASE_MS: u64 = 3_600_000;
+
+/// The first line of a resident's state file in a node's directory; its next lines name
+/// the tenant and the node, and the state follows.
+const RESIDENT_HEAD: &str = "cowheap-resident 1";
+
+/// The state bytes of a resident's state file (as [`CliNode::keep`] writes it: a header
+/// naming the tenant and the node, then the state), if the header names `t` on `node`;
+/// else what is wrong with it.
+fn resident_state<'a>(
+    bytes: &'a [u8],
+    t: &TenantName,
+    node: &NodeName,
+) -> std::result::Result<&'a [u8], &'static str> {
+    fn line<'a>(rest: &mut &'a [u8]) -> Option<&'a str> {
+        let at = rest.iter().position(|&b| b == b'\n')?;
+        let l = std::str::from_utf8(&rest[..at]).ok()?;
+        *rest = &rest[at + 1..];
+        Some(l)
+    }
+    let mut rest = bytes;
+    if line(&mut rest) != Some(RESIDENT_HEAD) {
+        return Err("not a resident's state file (one of an earlier release names no tenant)");
+    }
+    if line(&mut rest).and_then(|l| l.strip_prefix("tenant ")) != Some(t.as_str()) {
+        return Err("the state of another tenant");
+    }
+    if line(&mut rest).and_then(|l| l.strip_prefix("node ")) != Some(node.as_str()) {
+        return Err("the state of another node");
+    }
+    Ok(rest)
+}
 
 /// `store init ADDRESS`: makes the store (a directory, or the schema in a database).
 ///
@@ -218,8 +250,9 @@ impl CliNode {
         )
     }
 
-    /// The resident's state (as the store keeps it: the snapshot, framed with the records of
-    /// its segments out) and its claim, in the node's directory.
+    /// The resident's state (a header naming its tenant and node, then the state as the
+    /// store keeps it: the snapshot, framed with the records of its segments out) and its
+    /// claim, in the node's directory.
     fn paths(&self, t: &TenantName) -> (PathBuf, PathBuf) {
         let d = self.dir.join("resident");
         (d.join(format!("{t}.state")), d.join(format!("{t}.claim")))
@@ -233,8 +266,15 @@ impl CliNode {
         let (snap, cl) = self.paths(&claim.tenant);
         let d = self.dir.join("resident");
         std::fs::create_dir_all(&d).map_err(|e| StoreError::io(&d, e))?;
-        cowheap_heap::file::write_atomically(&snap, |w| w.write_all(&state))
-            .map_err(StoreError::BaseFile)?;
+        let head = format!(
+            "{RESIDENT_HEAD}\ntenant {}\nnode {}\n",
+            claim.tenant, claim.node
+        );
+        cowheap_heap::file::write_atomically(&snap, |w| {
+            w.write_all(head.as_bytes())?;
+            w.write_all(&state)
+        })
+        .map_err(StoreError::BaseFile)?;
         let text = format!(
             "{} {} {} {} {} {}\n",
             claim.tenant,
@@ -252,10 +292,11 @@ impl CliNode {
     ///
     /// # Errors
     /// [`StoreError::Io`] if it is not resident here; [`StoreError::Damaged`] for a claim
-    /// file that does not parse, or that is the claim of another tenant or of another node
-    /// (a file copied under this name, or a node run on another node's directory): its
-    /// claim is never presented for `t` or by this node, so no state of `t` is written
-    /// as another tenant's, and no node writes under another's claim.
+    /// file that does not parse, or a claim or state file that is another tenant's or
+    /// another node's (a file copied under this name, or a node run on another node's
+    /// directory): its claim is never presented for `t` or by this node, and no other
+    /// tenant's state is presented as `t`'s, so no state of `t` is written as another
+    /// tenant's (nor another's as `t`'s), and no node writes under another's claim.
     fn load(&self, t: &TenantName) -> Result<Resident> {
         let (snap, cl) = self.paths(t);
         let bad = |problem| StoreError::Damaged {
@@ -290,7 +331,12 @@ impl CliNode {
             },
         };
         let bytes = crate::local::read_blob_optional(&snap)?.ok_or_else(|| missing(&snap))?;
-        self.node.resident_from_state(&claim, &bytes)
+        let state =
+            resident_state(&bytes, t, self.node.name()).map_err(|problem| StoreError::Damaged {
+                what: snap.display().to_string(),
+                problem,
+            })?;
+        self.node.resident_from_state(&claim, state)
     }
 
     fn forget(&self, t: &TenantName) {

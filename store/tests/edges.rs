@@ -60,6 +60,40 @@ fn a_resident_claim_naming_another_tenant_is_refused() {
     assert!(b.resume("bob").unwrap().ends_with("mark 2\n"));
 }
 
+/// A resident's state file that is another tenant's (copied, or left by a bug) is refused
+/// as damaged, as a claim file is: before, `suspend alice` wrote bob's state, his mark and
+/// his objects, as alice's, and a node resuming alice got bob's tenant.
+#[test]
+fn a_resident_state_of_another_tenant_is_refused() {
+    let (dir, addr, op, _) = store_with(&["alice", "bob"]);
+    let a_dir = dir.path().join("a");
+    let a = CliNode::open(&addr, Access::Operator, "a", &a_dir).unwrap();
+    a.resume("alice").unwrap();
+    a.resume("bob").unwrap();
+    a.mark("alice", 1).unwrap();
+    a.mark("bob", 2).unwrap();
+    let resident = a_dir.join("resident");
+    std::fs::copy(resident.join("bob.state"), resident.join("alice.state")).unwrap();
+    let before = op.record(&t("alice")).unwrap();
+    for got in [
+        a.mark("alice", 3).map(|_| ()),
+        a.suspend("alice").map(|_| ()),
+    ] {
+        assert!(
+            matches!(got, Err(StoreError::Damaged { .. })),
+            "bob's state under alice's name: {got:?}"
+        );
+    }
+    assert_eq!(
+        op.record(&t("alice")).unwrap(),
+        before,
+        "alice's record as it was"
+    );
+    assert!(a.suspend("bob").is_ok());
+    let b = CliNode::open(&addr, Access::Operator, "b", &dir.path().join("b")).unwrap();
+    assert!(b.resume("bob").unwrap().ends_with("mark 2\n"));
+}
+
 /// A node pointed at another node's directory does not act under that node's claims: the
 /// claim file names node `a`, and node `b` is refused rather than renewing and writing as
 /// `a`.
