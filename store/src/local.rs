@@ -570,6 +570,62 @@ impl LocalStore {
         Ok(bytes)
     }
 
+    /// [`StoreError::Damaged`] if `blobs` or `layers` is there but no plain directory (a
+    /// link, which could lead out of the store, or a file): what is in it cannot be known
+    /// to be the store's blobs.
+    fn check_blob_dirs(&self) -> Result<()> {
+        for kind in [BLOBS, LAYERS] {
+            let dir = self.root.join(kind);
+            match fs::symlink_metadata(&dir) {
+                Ok(m) if m.file_type().is_dir() => {}
+                Ok(_) => {
+                    return Err(StoreError::Damaged {
+                        what: dir.display().to_string(),
+                        problem: "not a directory",
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(&dir, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The blobs of `kind` (`blobs` or `layers`) as the store made them, each with its path
+    /// and its file's length: in the kind's plain subdirectories (not links, which could
+    /// lead into the other kind's directory or out of the store), the regular files named
+    /// as a blob at that blob's own path. A link, a stray file or directory is no blob. The
+    /// sweep removes from these and the operator's count counts them, so the two agree.
+    /// Time: O(blobs of the kind).
+    fn blob_files(&self, kind: &str) -> Result<Vec<(Digest, PathBuf, u64)>> {
+        let dir = self.root.join(kind);
+        let mut out = Vec::new();
+        for sub in list_dir(&dir)? {
+            let sub = dir.join(&sub);
+            if !fs::symlink_metadata(&sub).is_ok_and(|m| m.file_type().is_dir()) {
+                continue;
+            }
+            for name in list_dir(&sub)? {
+                // A file that is no blob by its name is none.
+                let Ok(digest) = Digest::from_hex(&name) else {
+                    continue;
+                };
+                let p = self.path_in(kind, &digest);
+                if p != sub.join(&name) {
+                    continue;
+                }
+                match fs::symlink_metadata(&p) {
+                    Ok(m) if m.file_type().is_file() => out.push((digest, p, m.len())),
+                    Ok(_) => {}
+                    // Gone since the listing (a sweep in another process).
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::io(&p, e)),
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn segments_dir(&self, t: &TenantName) -> PathBuf {
         self.root.join("segments").join(t.as_str())
     }
@@ -897,17 +953,13 @@ impl Store for LocalStore {
     fn blob_stats(&self) -> Result<BlobStats> {
         self.operator_only("count", || "blobs".to_owned())?;
         let mut s = BlobStats::default();
-        // Layers are blobs too, kept apart (as PostgreSQL keeps them in the one table).
+        // Layers are blobs too, kept apart (as PostgreSQL keeps them in the one table). Only
+        // what a sweep walks is counted: a link or a stray file is no blob.
+        self.check_blob_dirs()?;
         for kind in [BLOBS, LAYERS] {
-            let blobs = self.root.join(kind);
-            for sub in list_dir(&blobs)? {
-                let d = blobs.join(&sub);
-                for name in list_dir(&d)? {
-                    let p = d.join(&name);
-                    let m = fs::metadata(&p).map_err(|e| StoreError::io(&p, e))?;
-                    s.count += 1;
-                    s.bytes += m.len().saturating_sub(BLOB_HEADER as u64);
-                }
+            for (_, _, len) in self.blob_files(kind)? {
+                s.count += 1;
+                s.bytes += len.saturating_sub(BLOB_HEADER as u64);
             }
         }
         Ok(s)
@@ -918,55 +970,22 @@ impl Store for LocalStore {
         let _blobs = self.blob_lock(true)?;
         let (blobs, layers) = self.named_blobs()?;
         let mut removed = BlobStats::default();
-        // Only what the store itself made is walked and removed: its blob directories and
-        // their subdirectories as plain directories (not links, which could lead into the
-        // other kind's directory or out of the store), and in them regular files named as
-        // blobs are. Anything else is left alone. A `blobs` or `layers` that is no plain
-        // directory is damage: nothing is removed.
-        for kind in [BLOBS, LAYERS] {
-            let dir = self.root.join(kind);
-            match fs::symlink_metadata(&dir) {
-                Ok(m) if m.file_type().is_dir() => {}
-                Ok(_) => {
-                    return Err(StoreError::Damaged {
-                        what: dir.display().to_string(),
-                        problem: "not a directory",
-                    });
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(StoreError::io(&dir, e)),
-            }
-        }
+        // Only what the store itself made is walked and removed ([`LocalStore::blob_files`]);
+        // anything else is left alone. A `blobs` or `layers` that is no plain directory is
+        // damage: nothing is removed.
+        self.check_blob_dirs()?;
         for (kind, named) in [(BLOBS, &blobs), (LAYERS, &layers)] {
-            let dir = self.root.join(kind);
-            for sub in list_dir(&dir)? {
-                let sub = dir.join(&sub);
-                if !fs::symlink_metadata(&sub).is_ok_and(|m| m.file_type().is_dir()) {
+            for (digest, p, len) in self.blob_files(kind)? {
+                if named.contains(&digest) {
                     continue;
                 }
-                for name in list_dir(&sub)? {
-                    // A file that is no blob by its name is left alone.
-                    let Ok(digest) = Digest::from_hex(&name) else {
-                        continue;
-                    };
-                    let p = self.path_in(kind, &digest);
-                    if named.contains(&digest) || p != sub.join(&name) {
-                        continue;
+                match fs::remove_file(&p) {
+                    Ok(()) => {
+                        removed.count += 1;
+                        removed.bytes += len.saturating_sub(BLOB_HEADER as u64);
                     }
-                    let m = match fs::symlink_metadata(&p) {
-                        Ok(m) if m.file_type().is_file() => m,
-                        Ok(_) => continue,
-                        Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                        Err(e) => return Err(StoreError::io(&p, e)),
-                    };
-                    match fs::remove_file(&p) {
-                        Ok(()) => {
-                            removed.count += 1;
-                            removed.bytes += m.len().saturating_sub(BLOB_HEADER as u64);
-                        }
-                        Err(e) if e.kind() == ErrorKind::NotFound => {}
-                        Err(e) => return Err(StoreError::io(&p, e)),
-                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::io(&p, e)),
                 }
             }
         }

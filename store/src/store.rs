@@ -229,7 +229,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn read_state(&self, tenant: &TenantName, digest: Digest) -> Result<Vec<u8>>;
 
     /// How many distinct blobs the store holds (bases, states, segments and layers). Operator
-    /// only.
+    /// only. A local store counts what its sweep walks: a link or a stray file among its
+    /// blobs is none, and a `blobs` or `layers` that is no plain directory is
+    /// [`crate::StoreError::Damaged`], as for [`Store::sweep_blobs`].
     fn blob_stats(&self) -> Result<BlobStats>;
 
     /// Removes every blob nothing in the store names, and answers how many it removed and

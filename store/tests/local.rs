@@ -542,6 +542,46 @@ fn get_layer_of_a_layer_no_version_names_is_missing() {
     ));
 }
 
+/// The operator's count of blobs walks what a sweep walks: a stray file under `blobs/` and
+/// a directory linked in from outside the store are no blobs. Before, the stray file made
+/// the count an `Io` error (so `cowheap store sweep` answered an error after it had
+/// removed blobs) and the linked directory's files were counted as blobs.
+#[test]
+fn the_blob_count_steps_over_strays_and_links() {
+    use cowheap_store::{Digest, Store, cli};
+    let h = common::Local::new();
+    let fp = common::real_base(&h, 200);
+    let s = LocalStore::open(
+        h.dir.path(),
+        Arc::new(cowheap_store::SystemClock),
+        Access::Operator,
+    )
+    .unwrap();
+    s.put_version(fp, 1, &common::layer_v1(&h, fp, 7)).unwrap();
+    let t = common::t("t");
+    s.create_tenant(&t, fp, None).unwrap();
+    let claim = s.claim(&t, &common::n("n"), 60_000).unwrap();
+    s.write_state(&claim, b"first").unwrap();
+    s.write_state(&claim, b"second").unwrap();
+    let before = s.blob_stats().unwrap();
+    assert_eq!(before.count, 4, "the base, two states and the layer");
+    let blobs = h.dir.path().join("blobs");
+    let outside = tempfile::tempdir().unwrap();
+    let victim = (0u32..)
+        .map(|n| Digest::of(format!("victim {n}").as_bytes()).to_hex())
+        .find(|h| !blobs.join(&h[..2]).exists())
+        .unwrap();
+    std::fs::write(outside.path().join(&victim), b"somebody else's data").unwrap();
+    std::os::unix::fs::symlink(outside.path(), blobs.join(&victim[..2])).unwrap();
+    std::fs::write(blobs.join("README"), b"notes").unwrap();
+    assert_eq!(s.blob_stats().unwrap(), before);
+    let said = cli::sweep(&s).unwrap();
+    assert!(
+        said.starts_with("removed 1 blobs (5 bytes); 3 blobs"),
+        "{said}"
+    );
+}
+
 /// A sweep walks and removes only what the store made: a link in `blobs/` (to a
 /// directory outside, or to the layers' own) is not followed, a stray file under `blobs/`
 /// is left alone, and the sweep still removes the replaced state.
