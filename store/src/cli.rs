@@ -43,6 +43,16 @@ use std::sync::Arc;
 /// The lease a command-line node takes: an hour, since it holds a tenant between commands.
 pub const CLI_LEASE_MS: u64 = 3_600_000;
 
+/// The store's error for a node's own file that could not be written: [`StoreError::Io`]
+/// naming it (the only error [`cowheap_heap::file::write_atomically`] gives), never a base
+/// file's error.
+fn resident_write_error(e: cowheap_heap::FileError) -> StoreError {
+    match e {
+        cowheap_heap::FileError::Io { path, source } => StoreError::Io { path, source },
+        e => StoreError::BaseFile(e),
+    }
+}
+
 /// The first line of a resident's state file in a node's directory; its next lines name
 /// the tenant and the node, and the state follows.
 const RESIDENT_HEAD: &str = "cowheap-resident 1";
@@ -274,7 +284,7 @@ impl CliNode {
             w.write_all(head.as_bytes())?;
             w.write_all(&state)
         })
-        .map_err(StoreError::BaseFile)?;
+        .map_err(resident_write_error)?;
         let text = format!(
             "{} {} {} {} {} {}\n",
             claim.tenant,
@@ -285,7 +295,7 @@ impl CliNode {
             claim.state.map_or("-".to_owned(), |d| d.to_hex())
         );
         cowheap_heap::file::write_atomically(&cl, |w| w.write_all(text.as_bytes()))
-            .map_err(StoreError::BaseFile)
+            .map_err(resident_write_error)
     }
 
     /// The resident `t` as [`CliNode::keep`] left it in the node's directory.

@@ -94,6 +94,24 @@ fn a_resident_state_of_another_tenant_is_refused() {
     assert!(b.resume("bob").unwrap().ends_with("mark 2\n"));
 }
 
+/// A resident file the node cannot write (a directory in the state file's place) is an
+/// `Io` error naming that file, and the resume releases its claim: before, it was
+/// `BaseFile`, "base image", naming a base that had nothing to do with it.
+#[test]
+fn a_resident_file_the_node_cannot_write_is_an_io_error_naming_it() {
+    let (dir, addr, op, _) = store_with(&["alice"]);
+    let a_dir = dir.path().join("a");
+    let state = a_dir.join("resident").join("alice.state");
+    std::fs::create_dir_all(&state).unwrap();
+    let a = CliNode::open(&addr, Access::Operator, "a", &a_dir).unwrap();
+    let got = a.resume("alice");
+    assert!(
+        matches!(&got, Err(StoreError::Io { path, .. }) if path == &state),
+        "{got:?}"
+    );
+    assert_eq!(op.record(&t("alice")).unwrap().owner, None, "released");
+}
+
 /// A node pointed at another node's directory does not act under that node's claims: the
 /// claim file names node `a`, and node `b` is refused rather than renewing and writing as
 /// `a`.
