@@ -118,9 +118,12 @@ impl LocalStore {
     /// and opens it.
     ///
     /// # Errors
-    /// [`StoreError::Io`] if the directories cannot be made;
+    /// [`StoreError::NotAStore`] if `root` holds a marker that is not this store's (nothing
+    /// is made there); [`StoreError::Io`] if the directories cannot be made;
     /// [`StoreError::BadCredentials`] as for [`LocalStore::open`].
     pub fn init(root: &Path, clock: Arc<dyn Clock>, access: Access) -> Result<LocalStore> {
+        // A marker that is not this store's is refused before anything is made beside it.
+        let present = marker(root)?;
         for d in [
             "blobs",
             "bases",
@@ -134,9 +137,12 @@ impl LocalStore {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(|e| StoreError::io(&p, e))?;
         }
-        let marker = root.join(MARKER);
-        if !marker.exists() {
-            write_atomic(&root.join("tmp"), &marker, MARKER_TEXT.as_bytes())?;
+        if !present {
+            write_atomic(
+                &root.join("tmp"),
+                &root.join(MARKER),
+                MARKER_TEXT.as_bytes(),
+            )?;
         }
         LocalStore::open(root, clock, access)
     }
@@ -147,21 +153,10 @@ impl LocalStore {
     /// [`StoreError::NotAStore`] if `root` holds no store; [`StoreError::BadCredentials`] if
     /// the principal is unknown or its secret wrong.
     pub fn open(root: &Path, clock: Arc<dyn Clock>, access: Access) -> Result<LocalStore> {
-        let marker = root.join(MARKER);
-        match read_optional(&marker) {
-            Ok(Some(s)) if s == MARKER_TEXT.as_bytes() => {}
-            // Another file, or one that is no regular file or is far too long.
-            Ok(Some(_)) | Err(StoreError::Damaged { .. }) => {
-                return Err(StoreError::NotAStore {
-                    what: format!("{}: unknown marker", marker.display()),
-                });
-            }
-            Ok(None) => {
-                return Err(StoreError::NotAStore {
-                    what: format!("{}: no marker file", root.display()),
-                });
-            }
-            Err(e) => return Err(e),
+        if !marker(root)? {
+            return Err(StoreError::NotAStore {
+                what: format!("{}: no marker file", root.display()),
+            });
         }
         let store = LocalStore {
             root: root.to_owned(),
@@ -282,6 +277,21 @@ impl LocalStore {
     /// then names it, exclusive for a sweep. Released when the file drops.
     fn blob_lock(&self, exclusive: bool) -> Result<File> {
         lock_file(&self.root.join(GC_LOCK), exclusive)
+    }
+}
+
+/// Whether `root` holds this store's marker: `false` if it holds none,
+/// [`StoreError::NotAStore`] if it holds another (another format's, another program's, or
+/// a file that is no regular file or is far too long).
+fn marker(root: &Path) -> Result<bool> {
+    let marker = root.join(MARKER);
+    match read_optional(&marker) {
+        Ok(Some(s)) if s == MARKER_TEXT.as_bytes() => Ok(true),
+        Ok(Some(_)) | Err(StoreError::Damaged { .. }) => Err(StoreError::NotAStore {
+            what: format!("{}: unknown marker", marker.display()),
+        }),
+        Ok(None) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -69,6 +69,26 @@ fn not_a_store_and_bad_names() {
     }
 }
 
+/// `init` on a directory whose marker is not this store's (another format, another
+/// program's file) refuses it as `NotAStore` and makes nothing in it: before, it made the
+/// store's eight directories there first.
+#[test]
+fn init_over_a_foreign_marker_is_refused_and_makes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("COWHEAP-STORE"), "cowheap-store 9\n").unwrap();
+    let got = LocalStore::init(
+        dir.path(),
+        Arc::new(cowheap_store::SystemClock),
+        Access::Operator,
+    );
+    assert!(matches!(got, Err(StoreError::NotAStore { .. })), "{got:?}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["COWHEAP-STORE"], "only the marker");
+}
+
 #[test]
 fn public_types_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
