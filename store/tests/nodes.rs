@@ -120,6 +120,23 @@ fn two_node_processes_share_a_local_store_over_200_scratch_tenants() {
 /// Numeric arguments whose arithmetic would overflow (the objects of a commit's group, a
 /// mark `VALUE + i`, the count `TO - FROM`) are the node's usage error, never a panic, and
 /// nothing is written.
+/// `claim TENANT NODE LEASE_MS` takes every tenant name: a tenant may be named `-`, which
+/// no node may be. Before, the node process read its first argument after the command as a
+/// node's name for every command, and refused `claim -` as an invalid node name.
+#[test]
+fn the_claim_command_takes_a_tenant_no_node_could_be_named() {
+    let h = Local::new();
+    let fp = common::real_base(&h, 100);
+    let s = h
+        .open(Access::Operator, Arc::new(cowheap_store::SystemClock))
+        .unwrap();
+    s.create_tenant(&t("-"), fp, None).unwrap();
+    let args: Vec<String> = ["claim", "-", "n", "60000"].map(str::to_owned).to_vec();
+    let out = run_node(&h, "n", &args).output().unwrap();
+    assert_eq!(stdout(&out), "won 1");
+    assert_eq!(s.record(&t("-")).unwrap().owner, Some(common::n("n")));
+}
+
 #[test]
 fn huge_numeric_arguments_are_a_usage_error() {
     let h = Local::new();

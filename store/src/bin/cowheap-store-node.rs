@@ -96,7 +96,6 @@ fn run(args: &[String]) -> Result<()> {
         principal_access(principal, secret)?
     };
     let store = open_store(address, Arc::new(SystemClock), access)?;
-    let node_name = NodeName::new(rest.first().cloned().unwrap_or_default())?;
     let out = &mut std::io::stdout().lock();
     let say = |out: &mut std::io::StdoutLock<'_>, line: String| {
         // A closed stdout ends the report, not the work.
@@ -133,6 +132,9 @@ fn run(args: &[String]) -> Result<()> {
         }
         return Ok(());
     }
+    // The node's name: the first argument of every command but `claim` (whose first is a
+    // tenant, which may be named `-` as no node may) and `put-version`, handled above.
+    let node_name = NodeName::new(rest.first().cloned().unwrap_or_default())?;
     let cache = std::env::var_os("COWHEAP_STORE_CACHE")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join(format!("cowheap-store-cache-{node_name}")));
