@@ -59,7 +59,9 @@ const RESIDENT_HEAD: &str = "cowheap-resident 1";
 
 /// The state bytes of a resident's state file (as [`CliNode::keep`] writes it: a header
 /// naming the tenant and the node, then the state), if the header names `t` on `node`;
-/// else what is wrong with it.
+/// else what is wrong with it. A file with no header, as an earlier release wrote it, is
+/// the state alone: a node upgraded while it held a tenant keeps it (such a file names no
+/// tenant to check; the claim file beside it still does).
 fn resident_state<'a>(
     bytes: &'a [u8],
     t: &TenantName,
@@ -73,7 +75,7 @@ fn resident_state<'a>(
     }
     let mut rest = bytes;
     if line(&mut rest) != Some(RESIDENT_HEAD) {
-        return Err("not a resident's state file (one of an earlier release names no tenant)");
+        return Ok(bytes);
     }
     if line(&mut rest).and_then(|l| l.strip_prefix("tenant ")) != Some(t.as_str()) {
         return Err("the state of another tenant");

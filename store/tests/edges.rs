@@ -94,6 +94,29 @@ fn a_resident_state_of_another_tenant_is_refused() {
     assert!(b.resume("bob").unwrap().ends_with("mark 2\n"));
 }
 
+/// A resident's state file with no header, as an earlier release wrote it, is still the
+/// tenant's state: a node upgraded while it holds a tenant goes on with it.
+#[test]
+fn a_resident_state_of_an_earlier_release_still_loads() {
+    let (dir, addr, _op, _) = store_with(&["alice"]);
+    let a_dir = dir.path().join("a");
+    let a = CliNode::open(&addr, Access::Operator, "a", &a_dir).unwrap();
+    a.resume("alice").unwrap();
+    a.mark("alice", 1).unwrap();
+    let path = a_dir.join("resident").join("alice.state");
+    let bytes = std::fs::read(&path).unwrap();
+    let head = b"cowheap-resident 1\ntenant alice\nnode a\n";
+    assert!(
+        bytes.starts_with(head),
+        "a header naming the tenant and node"
+    );
+    std::fs::write(&path, &bytes[head.len()..]).unwrap();
+    a.mark("alice", 2).unwrap();
+    a.suspend("alice").unwrap();
+    let b = CliNode::open(&addr, Access::Operator, "b", &dir.path().join("b")).unwrap();
+    assert!(b.resume("alice").unwrap().ends_with("mark 2\n"));
+}
+
 /// A resident file the node cannot write (a directory in the state file's place) is an
 /// `Io` error naming that file, and the resume releases its claim: before, it was
 /// `BaseFile`, "base image", naming a base that had nothing to do with it.
