@@ -25,7 +25,8 @@
 //!   image's `flushCache` primitives (89, 116, 119), by become and by collection.
 //! - Primitives: SmallInteger (1-17, 31-bit on these 32-bit images), `@`, boxed Float
 //!   (40-59), `at:`/`at:put:`/`size` (60-64), method literals (68-69), `basicNew` (70-71),
-//!   become (72, 128), `instVarAt:` (73-74), identityHash (75), `newMethod:header:` (79),
+//!   become (72, 128), `instVarAt:` (73-74), identityHash (75, and 175 for a Spur class),
+//!   `newMethod:header:` (79),
 //!   blocks (80-82), perform (83, 84, 100), `replaceFrom:...` (105), `==` and `class`
 //!   (110-111), changeClass (115), collection (130-131), clocks (135, 137), shallowCopy
 //!   (148), `withArgs:executeMethod:` (188), closures (201-206), context access (210-212),

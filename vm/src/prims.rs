@@ -143,6 +143,8 @@ pub(crate) const fn fixed_arity(index: u16) -> Option<usize> {
         // Spur characters: `value:`, `asInteger`.
         170 => 1,
         171 => 0,
+        // Spur: `Behavior>>identityHash`.
+        175 => 0,
         // tryPrimitive:withArgs:, withArgs:executeMethod:.
         118 | 188 => 2,
         // A context's at:, at:put:, size.
@@ -1056,6 +1058,22 @@ impl Vm {
                     Some(code) => self.answer(m, 0, Value::int(i64::from(code))),
                     None => FAIL,
                 }
+            }
+            175 if self.sp.spur => {
+                // `aBehavior identityHash` (Spur, `primitiveBehaviorHash`): a class's hash,
+                // which Spur makes its class index. A class a tenant made keeps the hash
+                // drawn for it, at which the exporter enters it into the class table. Only
+                // a behavior: an object with a SmallInteger format in field 2.
+                let c = self.peek(m, 0)?;
+                if !c.is_object()
+                    || m.format(c)? != Format::Pointers
+                    || m.size(c)?.slots <= 2
+                    || m.slot(c, 2)?.as_int().is_none()
+                {
+                    return FAIL;
+                }
+                let h = m.identity_hash(c)?;
+                self.answer(m, 0, Value::int(i64::from(h)))
             }
             169 => {
                 let (a, b) = (self.peek(m, 1)?, self.peek(m, 0)?);

@@ -416,3 +416,64 @@ fn sixteen_and_sixty_four_bit_classes_make_instances_of_their_layout() {
         }
     });
 }
+
+/// `Behavior>>identityHash` (primitive 175, Spur's `primitiveBehaviorHash`) answers a
+/// class's hash, its class index: for a class of the image and for one a tenant made (whose
+/// drawn hash is where a Spur export enters it); anything that is no behavior fails it.
+/// Run through `tryPrimitive:withArgs:`, as the image's simulator runs it; before, 175 was
+/// no primitive and every class failed it.
+#[test]
+fn the_behavior_hash_is_the_class_index() {
+    on_both!(|vm, m, s| {
+        let array_class = m.class_of(vm.specials().array).unwrap();
+        let made = {
+            let meta = m.class_of(array_class).unwrap();
+            let n = m.size(array_class).unwrap().slots;
+            let slots: Vec<Value> = (0..n).map(|i| m.slot(array_class, i).unwrap()).collect();
+            let c = m
+                .alloc(
+                    meta,
+                    Format::Pointers,
+                    cowheap_heap::ObjectSize { slots: n, bytes: 0 },
+                )
+                .unwrap();
+            for (i, v) in slots.into_iter().enumerate() {
+                m.set_slot(c, i, v).unwrap();
+            }
+            c
+        };
+        let empty = send(vm, m, s, array_class, "new:", &[Value::int(0)]);
+        for class in [array_class, made] {
+            let got = send(
+                vm,
+                m,
+                s,
+                class,
+                "tryPrimitive:withArgs:",
+                &[Value::int(175), empty],
+            );
+            assert_eq!(
+                got.as_int(),
+                Some(i64::from(m.identity_hash(class).unwrap()))
+            );
+        }
+        // Array's hash is its class index: the index instances of Array are read with.
+        assert_eq!(m.identity_hash(array_class).unwrap(), 51);
+        // Failed, the image's fallback code reports it (`primitiveFailed`).
+        for not_a_class in [Value::int(3), vm.specials().array] {
+            let got = vm.send_named(
+                m,
+                s,
+                not_a_class,
+                "tryPrimitive:withArgs:",
+                &[Value::int(175), empty],
+                BUDGET,
+            );
+            assert!(
+                matches!(&got, Err(VmError::ImageError { .. })),
+                "{:?}",
+                got.map(|v| v.as_int())
+            );
+        }
+    });
+}
