@@ -170,6 +170,14 @@ fn read_header<'a>(
         ));
     }
     let old_base = m.u32(12, H)?;
+    // V3 oops are addresses with the tag bits 00: from any other base, every object's
+    // address would read as a small integer (or as no word), and the special objects
+    // array's nil and compact classes would be taken from words its slots hold as integers.
+    if !old_base.is_multiple_of(4) {
+        return Err(ImportError::BadImageHeader(
+            "the old base is not 4-aligned, as V3 oops are",
+        ));
+    }
     let special = m.u32(16, H)?;
     let mut header = ImageHeader {
         version: f.version(),

@@ -267,3 +267,70 @@ fn a_v3_special_objects_array_of_raw_words_has_no_nil() {
         e.map(|_| ())
     );
 }
+
+/// A little-endian V3 image of one-word-header objects (compact class index 1 for all of
+/// them), each given as (format, slots): a slot `Ok(k)` is a reference to object `k`, an
+/// `Err(w)` the raw word `w`. Object 0 is the class (compact class 1), 1 the special
+/// objects array.
+fn compact_v3_image(old_base: u32, objs: &[(u32, Vec<Result<usize, u32>>)]) -> Vec<u8> {
+    let mut addr = Vec::new();
+    let mut pos = 0u32;
+    for (_, slots) in objs {
+        addr.push(old_base + pos);
+        pos += 4 * (1 + slots.len() as u32);
+    }
+    let mut data = Vec::new();
+    for (k, (fmt, slots)) in objs.iter().enumerate() {
+        let words = 1 + slots.len() as u32;
+        let header = 3 | (words << 2) | (fmt << 8) | (1 << 12) | ((k as u32 + 1) << 17);
+        data.extend(header.to_le_bytes());
+        for s in slots {
+            let w = match *s {
+                Ok(i) => addr[i],
+                Err(w) => w,
+            };
+            data.extend(w.to_le_bytes());
+        }
+    }
+    let mut out = Vec::new();
+    for w in [6502u32, 64, data.len() as u32, old_base, addr[1]] {
+        out.extend(w.to_le_bytes());
+    }
+    out.resize(64, 0);
+    out.extend(data);
+    out
+}
+
+#[test]
+fn a_v3_old_base_that_is_not_word_aligned_is_refused() {
+    // Objects: 0 a class (its format field a small integer), 1 the special objects array
+    // (nil in slot 0, the compact classes in slot 28), 2 nil, 3 the compact classes array
+    // (slot 0: the class, compact class index 1).
+    let (class, nil, compact) = (0, 2, 3);
+    let mut sp = vec![Ok(nil); 29];
+    sp[28] = Ok(compact);
+    let mut cc = vec![Ok(nil); 31];
+    cc[0] = Ok(class);
+    let objs = [
+        (1, vec![Ok(nil), Ok(nil), Err(3)]),
+        (2, sp),
+        (0, vec![]),
+        (2, cc),
+    ];
+    // Aligned, the image imports and exports back as it was.
+    let good = compact_v3_image(0x1000, &objs);
+    let imported = import_bytes(&good).unwrap();
+    assert!(cowheap_squeak::export_bytes(&imported.heap, imported.format).unwrap() == good);
+    // From an old base one byte past a word, every oop is tagged as a small integer: the
+    // special objects array holds no nil and no compact classes, and no V3 virtual machine
+    // takes such a file.
+    for old_base in [0x1001, 0x1003] {
+        let b = compact_v3_image(old_base, &objs);
+        let e = import_bytes(&b);
+        assert!(
+            matches!(e, Err(ImportError::BadImageHeader(_))),
+            "old base {old_base:#x}: {:?}",
+            e.map(|i| i.heap.root("nil"))
+        );
+    }
+}
