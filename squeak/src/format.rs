@@ -2,7 +2,7 @@
 
 use crate::bytes::{ByteOrder, Mem};
 use crate::{ExportError, ExportResult, ImportError, ImportResult};
-use cowheap_heap::{BaseHeap, Word};
+use cowheap_heap::{BaseHeap, Format, ObjectIndex, Word};
 
 /// The two object-memory families.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -453,6 +453,21 @@ impl ImageHeader {
         }
         Ok(())
     }
+}
+
+/// Whether object `class` of `heap` is a class as the importers read one: an object of
+/// pointers, not a hidden Spur object, whose slot 2 (the format) is a small integer. A VM
+/// reads a class's superclass, method dictionary and format to send to or make an instance;
+/// the importers refuse any other object as a class (V3 `NotAClass`, Spur `BadClassIndex`),
+/// so the exporters write none. Time: O(1).
+pub(crate) fn is_class(heap: &BaseHeap, class: ObjectIndex) -> bool {
+    heap.object(class).is_ok_and(|o| {
+        matches!(
+            o.format,
+            Format::Pointers | Format::Weak | Format::Ephemeron
+        ) && !crate::auxbits::Aux::decode(o.aux).is_hidden()
+            && o.slots.get(2).is_some_and(|w| w.as_int().is_some())
+    })
 }
 
 /// A class's instance specification for pointer objects as its format word gives it: the

@@ -5,7 +5,7 @@
 use crate::auxbits::{Aux, SpurAux, spur_flag_bits, spur_flags};
 use crate::bytes::{Mem, Out, units_from_le, units_to_le};
 use crate::float;
-use crate::format::{ImageFormat, ImageHeader, InstSpec, prefix_field, write_header};
+use crate::format::{ImageFormat, ImageHeader, InstSpec, is_class, prefix_field, write_header};
 use crate::graph::{Immediates, Obj, Read, finish};
 use crate::{
     ExportError, ExportOptions, ExportResult, ImportError, ImportResult, ImportStats, Imported,
@@ -1307,7 +1307,8 @@ fn raw_word(bytes: &[u8], k: usize, ws: usize) -> Option<u64> {
 /// # Errors
 /// [`ExportError::Unrepresentable`] for an identity hash wider than 22 bits, raw bytes in a
 /// pointer object, raw bytes that are not whole units, more slots than an overflow size
-/// word counts, or a hidden object whose class is not nil.
+/// word counts, a hidden object whose class is not nil, or an ordinary object whose class
+/// is no class ([`is_class`]: nil is none).
 fn plan_object(
     heap: &BaseHeap,
     x: ObjectIndex,
@@ -1373,6 +1374,10 @@ fn plan_object(
             .class
             .as_base()
             .ok_or(ExportError::Unsupported("a class that is not an object"))?;
+        // Read back, a class-table entry that is no class (nil included) names none.
+        if !is_class(heap, class) {
+            return Err(unrepresentable("a class that is no class"));
+        }
         // Read back, a class index names whatever the class table holds there.
         let held_at = |ci: u32| {
             heap.get_slot(ObjectIndex::from_u32(HIDDEN_ROOTS), (ci >> 10) as usize)

@@ -4,7 +4,7 @@
 use crate::auxbits::{Aux, V3Aux};
 use crate::bytes::{Mem, Out, units_to_le};
 use crate::float;
-use crate::format::{ImageFormat, ImageHeader, InstSpec, prefix_field, write_header};
+use crate::format::{ImageFormat, ImageHeader, InstSpec, is_class, prefix_field, write_header};
 use crate::graph::{Graph, Immediates, Obj, Read, finish, slot_ref};
 use crate::{ExportError, ExportResult, ImportError, ImportResult, ImportStats, Imported};
 use cowheap_heap::{BaseHeap, Decoded, Format, ObjectIndex, Word};
@@ -552,8 +552,9 @@ struct Compact {
 /// one-word header, which has no class word, becomes a two-word one).
 ///
 /// # Errors
-/// [`ExportError::Unrepresentable`] for a format V3 lacks (ephemerons, 16- and 64-bit units)
-/// and an identity hash wider than 12 bits.
+/// [`ExportError::Unrepresentable`] for a format V3 lacks (ephemerons, 16- and 64-bit units),
+/// an identity hash wider than 12 bits and a class that is neither nil nor a class
+/// ([`is_class`]).
 fn plan_object(heap: &BaseHeap, x: ObjectIndex, compact: &Compact) -> ExportResult<Plan> {
     let o = heap.object(x)?;
     let unrepresentable = |what| ExportError::Unrepresentable {
@@ -612,6 +613,10 @@ fn plan_object(heap: &BaseHeap, x: ObjectIndex, compact: &Compact) -> ExportResu
         return Err(unrepresentable("raw bytes its format cannot hold"));
     }
     let words = body + 1;
+    // Read back, a class word must name nil or a class (`NotAClass` otherwise).
+    if o.class != heap.nil().word() && o.class.as_base().is_some_and(|c| !is_class(heap, c)) {
+        return Err(unrepresentable("a class that is no class"));
+    }
     let class = o.class.as_base().map(ObjectIndex::as_u32);
     let compact_of_class = class.and_then(|c| compact.index.get(&c).copied());
     let (mut ht, mut cci) = match aux {

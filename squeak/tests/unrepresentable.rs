@@ -1,14 +1,16 @@
 //! What a target format cannot hold is an `Unrepresentable` error naming the object, never a
 //! quietly changed image: identity hashes wider than the header's field, raw bytes in a
 //! pointer object, a compiled method whose slots disagree with its header, a class whose
-//! identity hash is another class's Spur class index. A class the Spur class table does not
-//! hold at all is entered into it at its hash.
+//! identity hash is another class's Spur class index, a class that is no class. A class
+//! the Spur class table does not hold at all is entered into it at its hash.
 
 mod common;
 
 use common::*;
-use cowheap_heap::{BaseHeap, Format, ObjectIndex, Verification};
-use cowheap_squeak::{ByteOrder, ExportError, ExportOptions, ImageFormat, export_bytes_with};
+use cowheap_heap::{BaseHeap, Format, ObjectIndex, Verification, Word};
+use cowheap_squeak::{
+    ByteOrder, ExportError, ExportOptions, ImageFormat, export_bytes_with, import_bytes,
+};
 
 /// Object `at` of `heap` edited by `edit`, exported to `format`: refused, naming it.
 fn assert_unrepresentable(
@@ -341,5 +343,85 @@ fn a_class_a_commit_added_enters_the_class_table_at_its_hash() {
                 "{hash:?} {format:?}: written again, another file"
             );
         }
+
+/// An object whose class is no class (not an object of pointers whose third slot, the
+/// format, is a small integer) is refused: the importers take no such class, so the file
+/// would not read back (before, a V3 export wrote a class word naming a Symbol, and a Spur
+/// export wrote nil's identity hash as a class index wherever the class table held nil
+/// there, each a file refused as `NotAClass` or `BadClassIndex`).
+#[test]
+fn a_class_that_is_no_class_is_refused() {
+    let v3 = scratch();
+    let at = pointers(&v3.heap);
+    let symbol = v3
+        .heap
+        .indices()
+        .find(|&x| cowheap_squeak::classes::symbol_text_of(&v3.heap, x).is_some())
+        .unwrap();
+    let true_object = v3.heap.root("true").unwrap().word();
+    for class in [Word::base(symbol), true_object] {
+        assert_unrepresentable(
+            &v3.heap,
+            v3.format,
+            at,
+            &|p| p.class = class,
+            "a Symbol or true as class",
+        );
+    }
+    // nil as class still exports and reads back, in V3: the importer takes it.
+    let nil = v3.heap.nil().word();
+    let x = ObjectIndex::from_u32(at);
+    let edited = rebuild_edited(&v3.heap, &[], None, &|y, p| {
+        if y == x {
+            p.class = nil
+        }
+    });
+    let back =
+        import_bytes(&export_bytes_with(&edited, &ExportOptions::default()).unwrap()).unwrap();
+    assert_eq!(back.heap.class_word(x).unwrap(), nil);
+
+    // Spur: nil given the identity hash of an empty class-table entry (nil, in page 0),
+    // then made the class of the special objects array; and a Symbol entered in the table
+    // at its own hash, made the class of the special objects array.
+    let spur = headless();
+    let h = &spur.heap;
+    let hidden_roots = ObjectIndex::from_u32(4);
+    let page = h.get_slot(hidden_roots, 0).unwrap().as_base().unwrap();
+    let nil = h.nil().word();
+    let empty = (32..1024)
+        .find(|&k| h.get_slot(page, k) == Some(nil))
+        .unwrap();
+    let at = ObjectIndex::from_u32(pointers(h));
+    let nil_index = h.nil().as_base().unwrap();
+    let nil_class = rebuild_edited(h, &[], None, &|y, p| {
+        if y == nil_index {
+            p.hash = empty as u32;
+        }
+        if y == at {
+            p.class = nil;
+        }
+    });
+    let symbol = h
+        .indices()
+        .find(|&x| cowheap_squeak::classes::symbol_text_of(h, x).is_some())
+        .unwrap();
+    let symbol_class = rebuild_edited(h, &[], None, &|y, p| {
+        if y == symbol {
+            p.hash = empty as u32;
+        }
+        if y == page {
+            p.slots[empty] = Word::base(symbol);
+        }
+        if y == at {
+            p.class = Word::base(symbol);
+        }
+    });
+    for heap in [nil_class, symbol_class] {
+        let e = export_bytes_with(&heap, &ExportOptions::default());
+        assert!(
+            matches!(e, Err(ExportError::Unrepresentable { object, .. }) if object == at),
+            "{:?}",
+            e.map(|b| import_bytes(&b).map(|_| ()))
+        );
     }
 }
