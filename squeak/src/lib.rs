@@ -345,6 +345,22 @@ pub(crate) fn special_objects(heap: &BaseHeap) -> ExportResult<u32> {
         ))
 }
 
+/// Checks that the special objects array `special` holds the base's nil in its first slot:
+/// every reader takes nil from there, so with any other object in it the file would read
+/// back with that object as nil. Time: O(1).
+///
+/// # Errors
+/// [`ExportError::Unsupported`] if it does not.
+pub(crate) fn check_nil_first(heap: &BaseHeap, special: u32) -> ExportResult<()> {
+    if heap.get_slot(ObjectIndex::from_u32(special), 0) == Some(heap.nil().word()) {
+        Ok(())
+    } else {
+        Err(ExportError::Unsupported(
+            "a special objects array whose first slot is not nil",
+        ))
+    }
+}
+
 /// The roots every import makes: `specialObjects`, `nil`, `false`, `true`, `Smalltalk`.
 pub(crate) fn standard_roots(objs: &[Obj], special: u32, nil: u32) -> Vec<(String, Word)> {
     let obj_ref = |i: u32| Word::base(ObjectIndex::from_u32(i));

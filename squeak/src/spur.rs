@@ -952,6 +952,7 @@ pub(crate) fn export(
         ));
     }
     let special = crate::special_objects(heap)?;
+    crate::check_nil_first(heap, special)?;
     let class_table = ClassTableEntry4::plan(heap, ws, options)?;
     let index_roots = class_index_roots(heap, f)?;
     let placement = Placement::plan(heap, &index_roots)?;

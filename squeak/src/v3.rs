@@ -445,11 +445,7 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
     // What the importer (any V3 reader) needs of the special objects array: nil in its
     // first slot and an array of compact classes at slot 29. Without them the file
     // would not read back (a base not imported from an image may have neither).
-    if slot_ref(heap, special, 0).is_none() {
-        return Err(ExportError::Unsupported(
-            "a special objects array whose first slot is not nil",
-        ));
-    }
+    crate::check_nil_first(heap, special)?;
     let cc = slot_ref(heap, special, COMPACT_CLASSES).ok_or(ExportError::Unsupported(
         "a special objects array with no compact classes array",
     ))?;

@@ -443,3 +443,29 @@ fn a_v3_export_needs_what_a_v3_reader_needs() {
     let back = cowheap_squeak::import_bytes(&bytes).expect("the export imports");
     assert_eq!(back.heap.len(), 3);
 }
+
+/// A special objects array whose first slot is an object other than the base's nil is
+/// refused by both exporters: a reader takes that slot for nil, so the file would read back
+/// with another object as nil (before, the V3 exporter refused only a slot that held no
+/// object, and the Spur exporter nothing).
+#[test]
+fn an_export_refuses_a_special_objects_array_without_nil_first() {
+    use cowheap_squeak::{ExportError, ExportOptions, export_bytes_with};
+    for imported in [scratch(), headless()] {
+        let h = &imported.heap;
+        let special = h.root("specialObjects").unwrap().as_base().unwrap();
+        let true_object = h.root("true").unwrap().word();
+        let edited = rebuild_edited(h, &[], None, &|x, p| {
+            if x == special {
+                p.slots[0] = true_object;
+            }
+        });
+        let e = export_bytes_with(&edited, &ExportOptions::default());
+        assert!(
+            matches!(e, Err(ExportError::Unsupported(_))),
+            "{:?}: {:?}",
+            imported.format,
+            e.map(|b| cowheap_squeak::import_bytes(&b).map(|i| i.heap.nil()))
+        );
+    }
+}
