@@ -62,6 +62,9 @@ const HIDDEN_ROOTS: u32 = 4;
 const LAST_BRIDGE: u64 = 3 | (10 << 24) | (1 << 30) | (1 << 55);
 /// Prefix of the roots holding class indices that are not their class's identity hash.
 pub(crate) const CLASS_INDEX_ROOT: &str = "image.classIndex.";
+/// The highest old base of a 64-bit image: 2^48, the most user address space 64-bit systems
+/// map ([`ImageHeader::check_for`] refuses a higher one on export).
+const MAX_OLD_BASE_64: u64 = 1 << 48;
 /// The top byte of an overflow size word and of the header that follows it.
 const OVERFLOW: u64 = 0xFF << 56;
 
@@ -187,6 +190,12 @@ fn read_header<'a>(
             "the old base is not 8-aligned, as Spur objects are",
         ));
     }
+    // The most user address space a 64-bit system maps, and the most an export writes.
+    if ws == 8 && old_base > MAX_OLD_BASE_64 {
+        return Err(ImportError::BadImageHeader(
+            "the old base is past the 48 bits of a 64-bit address space",
+        ));
+    }
     let special = m.word(at(3), ws, H)?;
     let first_segment = m.word(if ws == 8 { 72 } else { 48 }, ws, H)?;
     let mut header = ImageHeader {
@@ -240,6 +249,13 @@ fn walk(
             .ok_or(ImportError::BadImageHeader(
                 "segments whose addresses pass 2^64",
             ))?;
+        // A 32-bit oop names no address past 2^32: a segment that runs past it holds objects
+        // no oop names, which no VM saves and no export writes.
+        if ws == 4 && base.saturating_add(seg_end as u64) > u64::from(u32::MAX) {
+            return Err(ImportError::BadImageHeader(
+                "a segment past the 32-bit address space",
+            ));
+        }
         walk_segment(d, ws, base, seg_start..objects_end, &mut recs)?;
         let bridge = h64(d, objects_end, ws)?;
         let next = h64(d, objects_end + 8, ws)?;

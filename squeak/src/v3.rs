@@ -178,6 +178,13 @@ fn read_header<'a>(
             "the old base is not 4-aligned, as V3 oops are",
         ));
     }
+    // Every object's address is a 32-bit oop: an object memory that runs past 2^32 holds
+    // objects no oop names, which no VM saves and no export writes.
+    if u64::from(old_base) + data_size as u64 > u64::from(u32::MAX) {
+        return Err(ImportError::BadImageHeader(
+            "an object memory past the 32-bit address space",
+        ));
+    }
     let special = m.u32(16, H)?;
     let mut header = ImageHeader {
         version: f.version(),

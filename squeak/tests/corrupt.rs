@@ -334,3 +334,57 @@ fn a_v3_old_base_that_is_not_word_aligned_is_refused() {
         );
     }
 }
+
+/// An image whose objects lie past the address space its oops (and its export) can name is
+/// refused: a V3 or 32-bit Spur object memory that runs past 2^32, a 64-bit Spur old base
+/// past 2^48. No VM saves one, and before, such a file imported into a base that its own
+/// export refused (`TooLarge`, or `BadHeaderRoot` for the old base).
+#[test]
+fn an_object_memory_past_its_address_space_is_refused() {
+    use common::spur_writer::*;
+    // V3: the last object (the compact classes array) starts below 2^32 and ends past it.
+    let mut sp = vec![Ok(2); 29];
+    sp[28] = Ok(3);
+    let mut cc = vec![Ok(2); 31];
+    cc[0] = Ok(0);
+    let objs = [
+        (1, vec![Ok(2), Ok(2), Err(3)]),
+        (2, sp),
+        (0, vec![]),
+        (2, cc),
+    ];
+    let v3 = compact_v3_image(0xFFFF_FF00, &objs);
+    let e = import_bytes(&v3);
+    assert!(
+        matches!(e, Err(ImportError::BadImageHeader(_))),
+        "V3: {:?}",
+        e.map(|i| cowheap_squeak::export_bytes(&i.heap, i.format).map(|_| ()))
+    );
+    // 32-bit Spur: an unreferenced object of 100 words at the end, from 8 bytes below 2^32.
+    let objects = || spur_objects(4, vec![sobj(32, 10, 9, vec![S::W(0); 100])]);
+    let at_zero = spur_image(4, 0, &objects(), SPECIAL);
+    let last = spur32_objects(&at_zero).last().unwrap().0 as u64 - 64;
+    let spur32 = spur_image(4, (1 << 32) - 8 - last, &objects(), SPECIAL);
+    assert!(import_bytes(&spur_image(4, 1 << 20, &objects(), SPECIAL)).is_ok());
+    let e = import_bytes(&spur32);
+    assert!(
+        matches!(e, Err(ImportError::BadImageHeader(_))),
+        "32-bit Spur: {:?}",
+        e.map(|i| cowheap_squeak::export_bytes(&i.heap, i.format).map(|_| ()))
+    );
+    // 64-bit Spur: an old base of 2^49.
+    let spur64 = spur_image(8, 1 << 49, &spur_objects(8, vec![]), SPECIAL);
+    assert!(import_bytes(&spur_image(8, 1 << 48, &spur_objects(8, vec![]), SPECIAL)).is_ok());
+    let e = import_bytes(&spur64);
+    assert!(
+        matches!(e, Err(ImportError::BadImageHeader(_))),
+        "64-bit Spur: {:?}",
+        e.map(|i| {
+            let options = cowheap_squeak::ExportOptions {
+                allow_missing_float_class: true,
+                ..cowheap_squeak::ExportOptions::default()
+            };
+            cowheap_squeak::export_bytes_with(&i.heap, &options).map(|_| ())
+        })
+    );
+}
