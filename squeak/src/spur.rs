@@ -377,6 +377,14 @@ fn class_index(r: &Rec) -> u32 {
     (r.header & 0x3F_FFFF) as u32
 }
 
+/// Whether the slots of a record are references, as [`decode`] reads them: an object of
+/// pointers (formats 0 to 5) that is ordinary or a hidden array (pun 16, or 17 weak).
+fn holds_references(r: &Rec) -> bool {
+    let ci = class_index(r);
+    (r.header >> 24) & 31 <= 5
+        && (ci >= FIRST_CLASS_INDEX || ci == ARRAY_PUN || ci == WEAK_ARRAY_PUN)
+}
+
 /// Where every forwarder of `mem` leads: the object at the end of its chain of forwarders,
 /// or why there is none. A Spur VM follows a forwarder wherever it meets one (lazy
 /// forwarding: a become leaves the old object as a forwarder, and references to it are
@@ -487,10 +495,11 @@ impl Memory<'_> {
     /// has that slot. An object of raw data has no references: its words are kept as they
     /// are, not as the objects they would name, so a reference read from one here (the
     /// special objects array's nil, a class-table page's class) would name nothing once the
-    /// base is exported.
+    /// base is exported. So has a hidden object whose pun is not a hidden array's (16, 17
+    /// weak): [`decode`] keeps its words raw whatever its format.
     fn raw_slot(&self, i: u32, k: usize) -> Option<u64> {
         let r = self.recs.get(i as usize)?;
-        if k >= r.slots || (r.header >> 24) & 31 > 5 {
+        if k >= r.slots || !holds_references(r) {
             return None;
         }
         self.d.word(r.hdr + 8 + self.ws * k, self.ws, "a slot").ok()
@@ -593,7 +602,7 @@ fn decode(
     let (class, format, slots, bytes) = if hidden {
         stats.hidden += 1;
         let nil_word = Word::base(ObjectIndex::from_u32(nil));
-        if (ci == ARRAY_PUN || ci == WEAK_ARRAY_PUN) && fmt <= 5 {
+        if holds_references(r) {
             (nil_word, Format::Pointers, pointers(r.slots)?, Vec::new())
         } else {
             let format = if ws == 8 {

@@ -119,3 +119,30 @@ fn a_spur_class_table_entry_that_names_no_class_is_refused() {
         );
     }
 }
+
+/// A hidden Spur object whose pun is not that of a hidden array (16, or 17 weak) holds raw
+/// words, which the base keeps as words: no class-table page, special objects array or nil
+/// is read through one. The headless image with its first class-table page given pun 18
+/// (the free lists' raw words) is refused (before, the importer read its classes through
+/// its words, and the base it made, whose page held no references, did not export).
+#[test]
+fn no_reference_is_read_through_a_hidden_object_of_raw_words() {
+    let mut b = image_bytes(HEADLESS);
+    let objs = spur32_objects(&b);
+    let hidden_roots = objs[4].0;
+    let page = le32(&b, hidden_roots + 8);
+    let at = objs
+        .iter()
+        .map(|o| o.0)
+        .find(|&hdr| spur32_oop(&b, hdr) == page)
+        .expect("the first class-table page");
+    assert_eq!(le32(&b, at) & 0x3F_FFFF, 16, "a hidden array");
+    let header = (le32(&b, at) & !0x3F_FFFF) | 18;
+    b[at..at + 4].copy_from_slice(&header.to_le_bytes());
+    let r = import_bytes(&b);
+    assert!(
+        matches!(r, Err(ImportError::BadClassIndex { .. })),
+        "{:?}",
+        r.map(|im| cowheap_squeak::export_bytes(&im.heap, im.format).map(|_| ()))
+    );
+}
