@@ -118,7 +118,8 @@ pub(crate) fn import(file: &[u8], f: ImageFormat, prefix: usize) -> ImportResult
     }
     let classes = Classes {
         compact: compact_classes,
-        contexts: CONTEXT_CLASSES.map(|k| mem.slot_ref(sidx, k)),
+        // A slot holding nil names no context class: an object of class nil is no context.
+        contexts: CONTEXT_CLASSES.map(|k| mem.slot_ref(sidx, k).filter(|&c| c != nil)),
         nil,
     };
     // Pass 2: decode every object.

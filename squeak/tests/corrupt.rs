@@ -268,21 +268,32 @@ fn a_v3_special_objects_array_of_raw_words_has_no_nil() {
     );
 }
 
-/// A little-endian V3 image of one-word-header objects (compact class index 1 for all of
-/// them), each given as (format, slots): a slot `Ok(k)` is a reference to object `k`, an
-/// `Err(w)` the raw word `w`. Object 0 is the class (compact class 1), 1 the special
-/// objects array.
-fn compact_v3_image(old_base: u32, objs: &[(u32, Vec<Result<usize, u32>>)]) -> Vec<u8> {
+/// A V3 object for [`compact_v3_image`]: its format, the object its two-word header's class
+/// word names (`None`: a one-word header, compact class index 1) and its slots (`Ok(k)` a
+/// reference to object `k`, `Err(w)` the raw word `w`).
+type V3Obj = (u32, Option<usize>, Vec<Result<usize, u32>>);
+
+/// A little-endian V3 image of `objs`. Object 0 is the class (compact class 1), 1 the
+/// special objects array.
+fn compact_v3_image(old_base: u32, objs: &[V3Obj]) -> Vec<u8> {
     let mut addr = Vec::new();
     let mut pos = 0u32;
-    for (_, slots) in objs {
+    for (_, class, slots) in objs {
+        pos += if class.is_some() { 4 } else { 0 };
         addr.push(old_base + pos);
         pos += 4 * (1 + slots.len() as u32);
     }
     let mut data = Vec::new();
-    for (k, (fmt, slots)) in objs.iter().enumerate() {
+    for (k, (fmt, class, slots)) in objs.iter().enumerate() {
         let words = 1 + slots.len() as u32;
-        let header = 3 | (words << 2) | (fmt << 8) | (1 << 12) | ((k as u32 + 1) << 17);
+        let hash = (k as u32 + 1) << 17;
+        let header = match class {
+            Some(c) => {
+                data.extend((addr[*c] | 1).to_le_bytes());
+                1 | (words << 2) | (fmt << 8) | hash
+            }
+            None => 3 | (words << 2) | (fmt << 8) | (1 << 12) | hash,
+        };
         data.extend(header.to_le_bytes());
         for s in slots {
             let w = match *s {
@@ -312,10 +323,10 @@ fn a_v3_old_base_that_is_not_word_aligned_is_refused() {
     let mut cc = vec![Ok(nil); 31];
     cc[0] = Ok(class);
     let objs = [
-        (1, vec![Ok(nil), Ok(nil), Err(3)]),
-        (2, sp),
-        (0, vec![]),
-        (2, cc),
+        (1, None, vec![Ok(nil), Ok(nil), Err(3)]),
+        (2, None, sp),
+        (0, None, vec![]),
+        (2, None, cc),
     ];
     // Aligned, the image imports and exports back as it was.
     let good = compact_v3_image(0x1000, &objs);
@@ -348,10 +359,10 @@ fn an_object_memory_past_its_address_space_is_refused() {
     let mut cc = vec![Ok(2); 31];
     cc[0] = Ok(0);
     let objs = [
-        (1, vec![Ok(2), Ok(2), Err(3)]),
-        (2, sp),
-        (0, vec![]),
-        (2, cc),
+        (1, None, vec![Ok(2), Ok(2), Err(3)]),
+        (2, None, sp),
+        (0, None, vec![]),
+        (2, None, cc),
     ];
     let v3 = compact_v3_image(0xFFFF_FF00, &objs);
     let e = import_bytes(&v3);
@@ -386,5 +397,39 @@ fn an_object_memory_past_its_address_space_is_refused() {
             };
             cowheap_squeak::export_bytes_with(&i.heap, &options).map(|_| ())
         })
+    );
+}
+
+/// Only an object of a context class holds stale words past its stack pointer: with the
+/// special objects array's MethodContext and BlockContext slots nil, an object of format 3
+/// whose class word is nil is no context, and a field of it that names no object is refused
+/// (before, nil was taken for the context class and the field read as nil).
+#[test]
+fn an_object_of_class_nil_is_no_context() {
+    let (class, nil, compact) = (0, 2, 3);
+    let mut sp = vec![Ok(nil); 29];
+    sp[28] = Ok(compact);
+    let mut cc = vec![Ok(nil); 31];
+    cc[0] = Ok(class);
+    let stale = 0x0BAD_0000;
+    // sender, pc, stack pointer 0, method, closure, receiver, then a stale word.
+    let fields = vec![Ok(nil), Err(1), Err(1), Ok(nil), Ok(nil), Ok(nil)];
+    let objs = |last| {
+        let mut f = fields.clone();
+        f.push(last);
+        [
+            (1, None, vec![Ok(nil), Ok(nil), Err(3)]),
+            (2, None, sp.clone()),
+            (0, None, vec![]),
+            (2, None, cc.clone()),
+            (3, Some(nil), f),
+        ]
+    };
+    assert!(import_bytes(&compact_v3_image(0x1000, &objs(Ok(nil)))).is_ok());
+    let e = import_bytes(&compact_v3_image(0x1000, &objs(Err(stale))));
+    assert!(
+        matches!(e, Err(ImportError::DanglingOop { oop, .. }) if oop == u64::from(stale)),
+        "{:?}",
+        e.map(|i| i.heap.len())
     );
 }
