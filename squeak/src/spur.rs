@@ -864,11 +864,12 @@ impl Placement {
                 && index_roots
                     .get(&x.as_u32())
                     .is_some_and(|&ci| held_at(ci, c));
-            if !rooted && !held_at(heap.hash(c)?, c) {
+            // A class that is no class is left for `plan_object` to refuse.
+            if !rooted && is_class(heap, c) && !held_at(heap.hash(c)?, c) {
                 wanted.insert(c.as_u32());
             }
             let behavior = metaclass.is_some_and(|m| c == m || class(c) == Some(m));
-            if behavior && !held_at(o.hash, x) {
+            if behavior && is_class(heap, x) && !held_at(o.hash, x) {
                 wanted.insert(x.as_u32());
             }
         }

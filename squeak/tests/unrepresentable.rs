@@ -343,6 +343,8 @@ fn a_class_a_commit_added_enters_the_class_table_at_its_hash() {
                 "{hash:?} {format:?}: written again, another file"
             );
         }
+    }
+}
 
 /// An object whose class is no class (not an object of pointers whose third slot, the
 /// format, is a small integer) is refused: the importers take no such class, so the file
