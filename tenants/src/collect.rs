@@ -28,14 +28,21 @@
 //! ([`Format::Weak`]) past their strong ones weakly, as Squeak's collector does: such a slot
 //! keeps nothing alive, and one that names a private object no strong path reaches is set
 //! to nil when that object is freed. A slot that names a base object is never cleared (no
-//! tenant collection frees a base object). Ephemerons, and every slot in a collection
-//! without a [`Weakness`] ([`Tenant::collect`], an undo's [`Tenant::free_unreachable`]),
-//! are held strongly.
+//! tenant collection frees a base object).
+//!
+//! **Ephemerons.** The same collection holds an ephemeron's slots ([`Format::Ephemeron`])
+//! as Spur's collector does: only once its key (its first slot) is reached by some other
+//! path. An ephemeron whose key nothing but ephemerons reaches is *fired*: its slots are
+//! then held strongly for this collection (so its finalization can read its key and value),
+//! it becomes an object of plain pointers ([`Format::Pointers`], so it fires once), and it
+//! is handed to the caller as a mourner. Every slot in a collection without a [`Weakness`]
+//! ([`Tenant::collect`], an undo's [`Tenant::free_unreachable`]) is held strongly.
 
 use crate::space::{Space, State};
 use crate::stats::{add, sub};
 use crate::{CollectStats, Error, Result, Tenant};
 use cowheap_heap::{Decoded, Format, PrivateKey, TenantId, Value, Word};
+use std::cell::Cell;
 
 /// How a collection holds the slots of weak objects ([`Format::Weak`]): the first
 /// `strong_slots` of each (a Squeak weak class's named instance variables) strongly, the
@@ -150,6 +157,10 @@ struct Marking<'w> {
     /// The weak objects reached, each with its count of strong slots: their other slots
     /// are cleared once the mark is done.
     weaklings: Vec<(PrivateKey, usize)>,
+    /// Ephemerons reached whose keys are not reached yet: their slots wait.
+    ephemerons: Vec<PrivateKey>,
+    /// Ephemerons fired: their keys were reached through ephemerons alone.
+    fired: Vec<PrivateKey>,
 }
 
 impl Marking<'_> {
@@ -215,7 +226,7 @@ impl Tenant {
     /// assert_eq!((out.live, out.freed), (1, 1));
     /// ```
     pub fn try_collect(&mut self) -> Result<CollectStats> {
-        self.collect_in(None)
+        self.collect_in(None, &mut Vec::new())
     }
 
     /// [`Tenant::try_collect`], holding the slots of weak objects past their strong ones
@@ -231,16 +242,67 @@ impl Tenant {
     /// [`Error::Collected`] if `weak.nil` is a reference this tenant cannot store, before
     /// anything changes.
     pub fn try_collect_weak(&mut self, weak: &Weakness<'_>) -> Result<CollectStats> {
-        self.collect_in(Some(weak))
+        self.collect_in(Some(weak), &mut Vec::new())
     }
 
-    /// The collection, holding weak slots weakly if `weak` says how.
-    fn collect_in(&mut self, weak: Option<&Weakness<'_>>) -> Result<CollectStats> {
+    /// [`Tenant::try_collect_weak`], holding ephemerons as ephemerons (see the module
+    /// documentation): each reached ephemeron whose key nothing but ephemerons reaches is
+    /// fired, becomes an object of plain pointers, keeps its key and value alive through
+    /// this collection, and is appended to `mourners` ([`CollectStats::fired`] counts
+    /// them) for the caller to finalize (Squeak's mourner queue, which should keep them
+    /// reachable until fetched). [`Tenant::try_collect_weak`] drops the mourners, which the
+    /// next collection frees if nothing else holds them.
+    ///
+    /// Time: as [`Tenant::try_collect_weak`], plus, for ephemerons whose keys are reached
+    /// only through other ephemerons' values, a rescan of the waiting ephemerons each time
+    /// the mark reaches more (O(ephemerons) a rescan).
+    ///
+    /// # Errors
+    /// As [`Tenant::try_collect_weak`] (an allocator's refusal of the mourners' room
+    /// included): then nothing is freed, cleared or fired, and `mourners` is as it was.
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, Format, ObjectSize, Value};
+    /// use cowheap_tenants::{Tenant, Weakness};
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let mut t = Tenant::fork(&base);
+    /// let class = base.heap().root("true").unwrap();
+    /// let two = ObjectSize { slots: 2, bytes: 0 };
+    /// let e = t.alloc(class, Format::Ephemeron, two).unwrap();
+    /// let key = t.alloc(class, Format::Pointers, two).unwrap();
+    /// t.set_slot(e, 0, key).unwrap();
+    /// t.set_root("registry", e).unwrap();
+    /// let none = |_: &Tenant, _: Value| None;
+    /// let weak = Weakness { nil: Value::int(0), strong_slots: &none };
+    /// let mut mourners = Vec::new();
+    /// let out = t.try_collect_ephemerons(&weak, &mut mourners).unwrap();
+    /// assert_eq!((out.fired, out.freed, mourners.len()), (1, 0, 1));
+    /// assert!(t.identical(mourners[0], e).unwrap());
+    /// assert_eq!(t.format(e).unwrap(), Format::Pointers);
+    /// assert!(t.identical(t.slot(e, 0).unwrap(), key).unwrap());
+    /// ```
+    pub fn try_collect_ephemerons(
+        &mut self,
+        weak: &Weakness<'_>,
+        mourners: &mut Vec<Value>,
+    ) -> Result<CollectStats> {
+        self.collect_in(Some(weak), mourners)
+    }
+
+    /// The collection, holding weak slots weakly (and ephemerons as ephemerons, the fired
+    /// ones appended to `mourners`) if `weak` says how.
+    fn collect_in(
+        &mut self,
+        weak: Option<&Weakness<'_>>,
+        mourners: &mut Vec<Value>,
+    ) -> Result<CollectStats> {
         let weak = match weak {
             Some(w) => Some((w, self.store_word(w.nil)?)),
             None => None,
         };
-        let (marks, mut out) = self.mark(MarkScratch::default(), weak)?;
+        let (marks, mut out) = self.mark(MarkScratch::default(), weak, mourners)?;
         // Every occupied key index not reached, in key order; the sweep allocates nothing.
         for i in 0..u32::try_from(self.space.key_bound()).unwrap_or(u32::MAX) {
             if !marks.has(i)
@@ -389,7 +451,7 @@ impl Tenant {
             scratch,
             allocations: before,
         } = reserve;
-        let (marks, mut out) = self.mark(scratch, None)?;
+        let (marks, mut out) = self.mark(scratch, None, &mut Vec::new())?;
         for v in objs {
             // A key given twice is freed once: the second `remove` finds nothing.
             if let Some(k) = live(self, v)
@@ -427,10 +489,11 @@ impl Tenant {
         &mut self,
         mut s: MarkScratch,
         weak: Option<(&Weakness<'_>, Word)>,
+        mourners: &mut Vec<Value>,
     ) -> Result<(Marks, CollectStats)> {
         let lookups = self.stats().lookups;
         let bumps = self.cold.as_ref().map_or(0, |c| c.reads.lookups.bumps());
-        let marked = self.mark_in(&mut s, weak);
+        let marked = self.mark_in(&mut s, weak, mourners);
         let cold = self.cold_mut();
         // The mark's steps are the counter's bumps during it, not the difference of its
         // counts: a count restored near its maximum saturates, and would hide them.
@@ -450,6 +513,7 @@ impl Tenant {
         &mut self,
         s: &mut MarkScratch,
         weak: Option<(&Weakness<'_>, Word)>,
+        mourners: &mut Vec<Value>,
     ) -> Result<(Marks, CollectStats)> {
         let mut out = CollectStats::default();
         let bound = self.space.key_bound().div_ceil(64);
@@ -499,9 +563,21 @@ impl Tenant {
             out,
             weak,
             weaklings: Vec::new(),
+            ephemerons: Vec::new(),
+            fired: Vec::new(),
         };
         self.trace(&mut m, s)?;
+        // The mourners' room before anything changes: past it, nothing allocates.
+        grow(mourners, m.fired.len())?;
         self.clear_weak(&mut m);
+        let id = self.id();
+        for &e in &m.fired {
+            if let Some(mut body) = self.space.writable(e) {
+                body.set_format(Format::Pointers);
+            }
+            mourners.push(Value::owned(Word::private(e), id));
+        }
+        m.out.fired = u64::try_from(m.fired.len()).unwrap_or(u64::MAX);
         Ok((m.marks, m.out))
     }
 
@@ -523,6 +599,59 @@ impl Tenant {
         if let Some((_, nil)) = m.weak {
             m.reach(&self.space, nil.as_private())?;
         }
+        loop {
+            self.drain(m, s)?;
+            if m.ephemerons.is_empty() {
+                return Ok(());
+            }
+            // An ephemeron whose key the mark has reached holds its slots strongly now.
+            let waiting = m.ephemerons.len();
+            let mut i = 0;
+            while let Some(&e) = m.ephemerons.get(i) {
+                if self.key_reached(m, e) {
+                    m.ephemerons.swap_remove(i);
+                    self.reach_slots(m, e)?;
+                } else {
+                    i += 1;
+                }
+            }
+            if m.ephemerons.len() < waiting {
+                continue;
+            }
+            // Nothing reached any waiting ephemeron's key: each is reached through
+            // ephemerons alone, and fires, its slots held strongly for its finalization.
+            grow(&mut m.fired, waiting)?;
+            let fired = std::mem::take(&mut m.ephemerons);
+            for e in fired {
+                self.reach_slots(m, e)?;
+                m.fired.push(e);
+            }
+        }
+    }
+
+    /// True if the key (first slot) of ephemeron `e` is reached: an immediate or a base
+    /// object (which no tenant collection frees) is; a private object is once marked.
+    fn key_reached(&self, m: &Marking<'_>, e: PrivateKey) -> bool {
+        let key = self.space.slot_of(e, 0).map(Cell::get);
+        match key.and_then(Word::as_private) {
+            Some(k) => self.space.is_live(k) && m.marks.has(k.key()),
+            None => true,
+        }
+    }
+
+    /// Reaches every slot of the private object `e` (settled already).
+    fn reach_slots(&self, m: &mut Marking<'_>, e: PrivateKey) -> Result<()> {
+        if let Some(body) = self.space.object(e) {
+            for cell in body.slots() {
+                m.reach(&self.space, cell.get().as_private())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows every reached entry's words until the worklist is empty; an ephemeron whose
+    /// key is not reached yet waits, its slots settled but not followed.
+    fn drain(&self, m: &mut Marking, s: &mut MarkScratch) -> Result<()> {
         while let Some(k) = m.stack.pop() {
             let body = match self.space.get(k) {
                 None => continue,
@@ -557,6 +686,8 @@ impl Tenant {
             m.reach(&self.space, fin.as_private())?;
             let slots = body.slots();
             let strong = match m.weak {
+                // An ephemeron's slots wait for its key (below).
+                Some(_) if body.format() == Format::Ephemeron => 0,
                 Some((weak, _)) if body.format() == Format::Weak => {
                     let class = if fin.is_private() {
                         Value::owned(fin, self.id())
@@ -567,7 +698,7 @@ impl Tenant {
                 }
                 _ => slots.len(),
             };
-            if strong < slots.len() {
+            if strong < slots.len() && body.format() == Format::Weak {
                 grow(&mut m.weaklings, 1)?;
                 m.weaklings.push((k, strong));
             }
@@ -577,6 +708,15 @@ impl Tenant {
                 cell.set(w);
                 if j < strong {
                     m.reach(&self.space, w.as_private())?;
+                }
+            }
+            // An ephemeron's slots reach once its key is reached (by now, or later).
+            if m.weak.is_some() && body.format() == Format::Ephemeron && !slots.is_empty() {
+                if self.key_reached(m, k) {
+                    self.reach_slots(m, k)?;
+                } else {
+                    grow(&mut m.ephemerons, 1)?;
+                    m.ephemerons.push(k);
                 }
             }
         }

@@ -360,6 +360,22 @@ impl Writable<'_> {
         }
     }
 
+    /// Sets the format, keeping the hash and aux bits: a fired ephemeron's, which becomes
+    /// an object of plain pointers.
+    pub(crate) fn set_format(&mut self, format: Format) {
+        let cell = &self.space.words[self.at + layout::INFO_WORD];
+        let info = cell.get().bits();
+        let kept = layout::info_word(layout::Head {
+            class: Word::from_bits(0),
+            format,
+            hash: layout::hash(info),
+            aux: layout::aux(info),
+        });
+        if let Ok(w) = kept {
+            cell.set(Word::from_bits(w));
+        }
+    }
+
     /// The raw bytes, to write.
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         let size = self.space.words[self.at + layout::SIZE_WORD].get().bits();

@@ -106,4 +106,8 @@ pub struct CollectStats {
     /// named was reachable through weak slots alone ([`crate::Weakness`]). Always 0 for a
     /// collection without one.
     pub cleared: u64,
+    /// Ephemerons fired: reached, with keys that nothing but ephemerons reaches
+    /// ([`crate::Tenant::try_collect_ephemerons`]). Always 0 for a collection without a
+    /// [`crate::Weakness`].
+    pub fired: u64,
 }
