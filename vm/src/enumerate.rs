@@ -242,6 +242,9 @@ fn fits(format: Format, slots: usize, now: ClassFormat, to: ClassFormat) -> bool
             _ => false,
         },
         Format::Weak => to.spec == 4 && now.fixed == to.fixed,
+        Format::Ephemeron => {
+            to.spec == ClassFormat::EPHEMERON && slots == to.fixed && now.fixed == to.fixed
+        }
         Format::Words => to.spec == 6,
         Format::Bytes => (8..=11).contains(&to.spec),
         Format::Shorts => to.spec == ClassFormat::SHORTS,

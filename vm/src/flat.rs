@@ -408,31 +408,74 @@ impl ObjectMemory for FlatHeap {
         // The weak objects reached, with their strong (named) slots: the others reach
         // nothing, and are cleared below if what they name is freed.
         let mut weaklings: Vec<(usize, usize)> = Vec::new();
-        while let Some(i) = stack.pop() {
-            match marked.get_mut(i) {
-                Some(m) if !*m => *m = true,
-                _ => continue,
+        // Ephemerons reached whose keys were not reached when they were, and those fired.
+        let (mut waiting, mut fired): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+        let key_reached = |objects: &[FlatObject], marked: &[bool], e: usize| {
+            objects[e].slots[0]
+                .as_base()
+                .is_none_or(|k| marked.get(k.get()).copied().unwrap_or(true))
+        };
+        let reach_slots = |o: &FlatObject, stack: &mut Vec<usize>| {
+            stack.extend(o.slots.iter().filter_map(|w| w.as_base()).map(|x| x.get()));
+        };
+        loop {
+            while let Some(i) = stack.pop() {
+                match marked.get_mut(i) {
+                    Some(m) if !*m => *m = true,
+                    _ => continue,
+                }
+                let o = &self.objects[i];
+                if let Some(c) = o.class.as_base() {
+                    stack.push(c.get());
+                }
+                if o.format == Format::Ephemeron
+                    && !o.slots.is_empty()
+                    && !key_reached(&self.objects, &marked, i)
+                {
+                    waiting.push(i);
+                    continue;
+                }
+                let strong = match o.format {
+                    Format::Weak => weak
+                        .strong_slots(self, Value::shared(o.class))
+                        .unwrap_or(o.slots.len()),
+                    _ => o.slots.len(),
+                };
+                if strong < o.slots.len() {
+                    weaklings.push((i, strong));
+                }
+                stack.extend(
+                    o.slots
+                        .iter()
+                        .take(strong)
+                        .filter_map(|w| w.as_base())
+                        .map(|x| x.get()),
+                );
             }
-            let o = &self.objects[i];
-            if let Some(c) = o.class.as_base() {
-                stack.push(c.get());
+            if waiting.is_empty() {
+                break;
             }
-            let strong = match o.format {
-                Format::Weak => weak
-                    .strong_slots(self, Value::shared(o.class))
-                    .unwrap_or(o.slots.len()),
-                _ => o.slots.len(),
-            };
-            if strong < o.slots.len() {
-                weaklings.push((i, strong));
+            // An ephemeron whose key the mark has reached since holds its slots; when none
+            // has, every one waiting is reached through ephemerons alone, and fires.
+            let before = waiting.len();
+            let (ready, rest): (Vec<usize>, Vec<usize>) = waiting
+                .iter()
+                .partition(|&&e| key_reached(&self.objects, &marked, e));
+            waiting = rest;
+            for e in ready {
+                reach_slots(&self.objects[e], &mut stack);
             }
-            stack.extend(
-                o.slots
-                    .iter()
-                    .take(strong)
-                    .filter_map(|w| w.as_base())
-                    .map(|x| x.get()),
-            );
+            if waiting.len() == before {
+                for e in std::mem::take(&mut waiting) {
+                    reach_slots(&self.objects[e], &mut stack);
+                    fired.push(e);
+                }
+            }
+        }
+        let mut mourners = Vec::with_capacity(fired.len());
+        for e in fired {
+            self.objects[e].format = Format::Pointers;
+            mourners.push(Value::shared(Word::base(ObjectIndex::from_u32(e as u32))));
         }
         let mut cleared = 0;
         for (i, strong) in weaklings {
@@ -464,6 +507,7 @@ impl ObjectMemory for FlatHeap {
         Ok(Collected {
             private_bytes: self.allocated_bytes,
             cleared,
+            mourners,
         })
     }
 

@@ -471,8 +471,9 @@ pub enum SpurHeaderError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClassFormat {
     /// The V3 instance specification (0 fixed, 2-4 indexable pointers, 6 words, 8-11 bytes,
-    /// 12-15 compiled methods), and for the two Spur formats V3 has no specification for,
-    /// [`ClassFormat::SHORTS`] and [`ClassFormat::DOUBLE_WORDS`].
+    /// 12-15 compiled methods), and for the Spur formats V3 has no specification for,
+    /// [`ClassFormat::SHORTS`], [`ClassFormat::DOUBLE_WORDS`] and
+    /// [`ClassFormat::EPHEMERON`].
     pub spec: u8,
     /// Number of named instance variables.
     pub fixed: usize,
@@ -485,6 +486,9 @@ impl ClassFormat {
     /// The specification of a Spur class of 64-bit indexable instances (Spur's 9, as
     /// `DoubleWordArray`), past V3's four bits.
     pub const DOUBLE_WORDS: u8 = 17;
+    /// The specification of a Spur ephemeron class (Spur's 5): fixed pointers, made as
+    /// [`cowheap_heap::Format::Ephemeron`] objects, past V3's four bits.
+    pub const EPHEMERON: u8 = 18;
 
     /// Decodes a class's format word's integer value.
     pub fn decode(f: i64) -> ClassFormat {
@@ -498,7 +502,7 @@ impl ClassFormat {
     /// Decodes a Spur class's format word's integer value: the instance specification in
     /// bits 16-20, the number of named instance variables in bits 0-15. The Spur
     /// specification is mapped onto the V3 one the interpreter uses: 0-4 are the same,
-    /// an ephemeron (5) is instantiated as fixed pointers (ephemeron semantics are not kept),
+    /// an ephemeron (5) is [`ClassFormat::EPHEMERON`],
     /// 32-bit words (10-11) are 6, bytes (16-23) 8, compiled methods
     /// (24-31) 12; the 64- and 16-bit indexable formats (9, 12-15), which V3 has no
     /// specification for, are [`ClassFormat::DOUBLE_WORDS`] and [`ClassFormat::SHORTS`];
@@ -506,7 +510,7 @@ impl ClassFormat {
     pub fn decode_spur(f: i64) -> ClassFormat {
         let spec = match (f >> 16) & 0x1F {
             s @ 0..=4 => s as u8,
-            5 => 1,
+            5 => ClassFormat::EPHEMERON,
             9 => ClassFormat::DOUBLE_WORDS,
             10 | 11 => 6,
             12..=15 => ClassFormat::SHORTS,
@@ -528,6 +532,6 @@ impl ClassFormat {
 
     /// True if instances have indexable fields.
     pub fn indexable(self) -> bool {
-        self.spec >= 2 && self.spec != 5 && self.spec != 7
+        self.spec >= 2 && self.spec != 5 && self.spec != 7 && self.spec != Self::EPHEMERON
     }
 }

@@ -31,6 +31,24 @@ pub const BOTTOM_ROOT: &str = "cowheap-vm.bottom";
 /// as a SmallInteger, on the clock of primitive 135. Absent when no timer is armed. With it
 /// the whole run is in the heap, so a new interpreter resuming it still signals the timer.
 pub const TIMER_ROOT: &str = "cowheap-vm.timer";
+
+/// The roots under which the image's mourners wait: the ephemerons the collections fired,
+/// in the order fired, until the image's finalization fetches them (primitive 172, Spur's
+/// `primitiveFetchMourner`). `cowheap-vm.mourners.head` and `.tail` hold the queue's bounds
+/// as SmallIntegers, and `cowheap-vm.mourners.N` each mourner from head to tail: as roots
+/// they live through every collection until fetched, and a suspended run keeps them.
+pub const MOURNERS_ROOT: &str = "cowheap-vm.mourners";
+
+/// The mourner queue's bounds: the first waiting and one past the last.
+fn mourner_bounds<M: ObjectMemory>(m: &M) -> (i64, i64) {
+    let bound = |which: &str| {
+        m.root(&format!("{MOURNERS_ROOT}.{which}"))
+            .and_then(|v| v.as_int())
+            .unwrap_or(0)
+    };
+    let (head, tail) = (bound("head"), bound("tail"));
+    (head, tail.max(head))
+}
 /// The root under which the memory keeps the clock of primitive 135 as it last read in a
 /// run, when the run stopped or ended, as a SmallInteger. A run, resumed or performed, in a
 /// process whose own clock is behind it (another process, after a tenant snapshot: each
@@ -207,6 +225,9 @@ pub struct VmStats {
     pub charged: u64,
     /// Weak slots the collections set to nil, the objects they named freed.
     pub weak_cleared: u64,
+    /// Ephemerons the collections fired, queued for the image's finalization (primitive
+    /// 172).
+    pub ephemerons_fired: u64,
 }
 
 /// Classes a walk up a superclass chain visits at most.
@@ -924,6 +945,13 @@ impl Vm {
                 Format::Pointers,
                 ObjectSize {
                     slots: f.fixed + n,
+                    bytes: 0,
+                },
+            ),
+            ClassFormat::EPHEMERON if n == 0 => (
+                Format::Ephemeron,
+                ObjectSize {
+                    slots: f.fixed,
                     bytes: 0,
                 },
             ),
@@ -2663,25 +2691,72 @@ impl Vm {
     }
 
     /// Collects `m`'s garbage between runs as a run's own collections do: weak slots held
-    /// weakly ([`Vm::weak_slots`]), and, when one was cleared, the image's finalization
-    /// semaphore signalled, its waiter made runnable for the next run. What an embedder
-    /// calls rather than [`ObjectMemory::collect`] so that the image hears of its
-    /// finalizations.
+    /// weakly ([`Vm::weak_slots`]), ephemerons as ephemerons (the fired ones queued for the
+    /// image's finalization, [`MOURNERS_ROOT`]), and, when a slot was cleared or an
+    /// ephemeron fired, the image's finalization semaphore signalled, its waiter made
+    /// runnable for the next run. What an embedder calls rather than
+    /// [`ObjectMemory::collect`] so that the image hears of its finalizations.
     ///
     /// # Errors
     /// The memory's error (a mark the allocator refuses frees nothing), or a corrupt
     /// scheduler's when the signal cannot be made.
     pub fn collect<M: ObjectMemory>(&mut self, m: &mut M) -> Result<Collected> {
         let done = m.collect(&[], &self.weak_slots())?;
-        self.stats.weak_cleared += done.cleared;
-        if done.cleared > 0 {
+        if self.after_collection(m, &done)? > 0 {
             self.signal_finalization(m, false)?;
         }
         Ok(done)
     }
 
-    /// Collects now; answers the weak slots cleared, for the caller to signal the
-    /// finalization semaphore ([`Vm::signal_finalization`]) as Squeak's collector does.
+    /// Counts what a collection cleared and fired, and queues the fired ephemerons;
+    /// answers how many of each, together.
+    fn after_collection<M: ObjectMemory>(&mut self, m: &mut M, done: &Collected) -> Result<u64> {
+        self.stats.weak_cleared += done.cleared;
+        let fired = done.mourners.len() as u64;
+        self.stats.ephemerons_fired += fired;
+        self.queue_mourners(m, &done.mourners)?;
+        Ok(done.cleared + fired)
+    }
+
+    /// Appends `mourners` to the image's mourner queue, kept under [`MOURNERS_ROOT`].
+    fn queue_mourners<M: ObjectMemory>(&mut self, m: &mut M, mourners: &[Value]) -> Result<()> {
+        if mourners.is_empty() {
+            return Ok(());
+        }
+        let (head, mut tail) = mourner_bounds(m);
+        for &e in mourners {
+            m.set_root(&format!("{MOURNERS_ROOT}.{tail}"), e)?;
+            tail += 1;
+        }
+        m.set_root(&format!("{MOURNERS_ROOT}.head"), Value::int(head))?;
+        m.set_root(&format!("{MOURNERS_ROOT}.tail"), Value::int(tail))?;
+        Ok(())
+    }
+
+    /// Takes the first mourner off the image's queue ([`MOURNERS_ROOT`]), if there is one.
+    pub(crate) fn next_mourner<M: ObjectMemory>(&mut self, m: &mut M) -> Result<Option<Value>> {
+        let (mut head, tail) = mourner_bounds(m);
+        while head < tail {
+            let name = format!("{MOURNERS_ROOT}.{head}");
+            let found = m.root(&name);
+            m.remove_root(&name);
+            head += 1;
+            if head == tail {
+                m.remove_root(&format!("{MOURNERS_ROOT}.head"));
+                m.remove_root(&format!("{MOURNERS_ROOT}.tail"));
+            } else {
+                m.set_root(&format!("{MOURNERS_ROOT}.head"), Value::int(head))?;
+            }
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Collects now; answers the weak slots cleared and the ephemerons fired (queued), for
+    /// the caller to signal the finalization semaphore ([`Vm::signal_finalization`]) as
+    /// Squeak's collector does.
     pub(crate) fn collect_now<M: ObjectMemory>(&mut self, m: &mut M) -> Result<u64> {
         // Everything the kept callers hold must be reachable from the contexts.
         self.store_registers(m)?;
@@ -2693,10 +2768,9 @@ impl Vm {
         self.forget_enumeration();
         self.relist_free = true;
         self.stats.collections += 1;
-        self.stats.weak_cleared += done.cleared;
         let after = done.private_bytes;
         self.gc_threshold = after.saturating_mul(2).max(after + self.gc_min);
-        Ok(done.cleared)
+        self.after_collection(m, &done)
     }
 
     /// Counts one more context on the chain; past the limit, counts the chain itself.

@@ -28,8 +28,10 @@
 //!   become (72, 128), `instVarAt:` (73-74), identityHash (75, and 175 for a Spur class),
 //!   `newMethod:header:` (79),
 //!   blocks (80-82), perform (83, 84, 100), `replaceFrom:...` (105), `==` and `class`
-//!   (110-111), changeClass (115), collection (130-131), clocks (135, 137), shallowCopy
-//!   (148), `withArgs:executeMethod:` (188), closures (201-206), context access (210-212),
+//!   (110-111), changeClass (115), collection (130-131; weak slots and ephemerons held as
+//!   Squeak does, the fired ephemerons fetched by 172 on Spur), clocks (135, 137),
+//!   shallowCopy (148), `withArgs:executeMethod:` (188), closures (201-206), context
+//!   access (210-212),
 //!   quick returns. Everything else fails, so the image's own Smalltalk runs.
 //! - Walks of every object and every instance (77-78, 138-139) in the memory's
 //!   [`ObjectMemory::enumerate_objects`] order, with a kept list so a walk is O(objects).
@@ -85,8 +87,8 @@ pub use entry::Symbols;
 pub use error::{CallChain, FaultCause, Result, VmError};
 pub use flat::FlatHeap;
 pub use interp::{
-    ACTIVE_ROOT, BOTTOM_ROOT, CLOCK_ROOT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TIMER_WAIT_MS, TIMER_ROOT,
-    Vm, VmStats,
+    ACTIVE_ROOT, BOTTOM_ROOT, CLOCK_ROOT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TIMER_WAIT_MS,
+    MOURNERS_ROOT, TIMER_ROOT, Vm, VmStats,
 };
 pub use memory::{Collected, MemResult, ObjectMemory, WeakSlots};
 pub use rehash::{ImageRehash, REHASH_ROOT, RehashFailure};

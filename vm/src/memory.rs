@@ -37,12 +37,17 @@ impl WeakSlots {
 }
 
 /// What a collection did ([`ObjectMemory::collect`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Collected {
     /// The memory's private bytes after it ([`ObjectMemory::private_bytes`]).
     pub private_bytes: u64,
     /// Weak slots it set to nil, their objects freed.
     pub cleared: u64,
+    /// Ephemerons it fired, each now an object of plain pointers whose key and value it
+    /// kept: their keys were reached through ephemerons alone. Nothing but this list holds
+    /// them for the caller (the interpreter queues them for the image's finalization,
+    /// primitive 172, as Spur's mourner queue does).
+    pub mourners: Vec<Value>,
 }
 
 /// What the interpreter needs of an object memory.
@@ -104,9 +109,12 @@ pub trait ObjectMemory {
     fn private_bytes(&self) -> u64;
     /// Collects garbage, keeping alive what the memory's roots reach and `roots`, and
     /// holding the slots of weak objects past their named ones weakly (`weak`): a weak slot
-    /// naming an object the collection frees is set to `weak.nil`. Objects do not move: the
-    /// values in `roots` stay valid. Answers the private bytes after and the weak slots
-    /// cleared.
+    /// naming an object the collection frees is set to `weak.nil`. An ephemeron
+    /// ([`Format::Ephemeron`]) holds its slots only once its key (its first slot) is reached
+    /// another way; a reached one whose key nothing but ephemerons reaches is fired: kept
+    /// with its slots, made plain pointers, and answered as a mourner. Objects do not move:
+    /// the values in `roots` stay valid. Answers the private bytes after, the weak slots
+    /// cleared and the ephemerons fired.
     fn collect(&mut self, roots: &[Value], weak: &WeakSlots) -> MemResult<Collected>;
     /// Replaces the contents of `out` with every object of this memory, each once, in this
     /// memory's enumeration order: what `someObject`/`nextObject` and
@@ -326,12 +334,14 @@ impl ObjectMemory for Tenant {
             .collect::<MemResult<Vec<_>>>()?;
         // A mark the allocator refuses frees nothing; the handles come off either way.
         let strong = |t: &Tenant, class: Value| weak.strong_slots(t, class);
-        let collected = Tenant::try_collect_weak(
+        let mut mourners = Vec::new();
+        let collected = Tenant::try_collect_ephemerons(
             self,
             &Weakness {
                 nil: weak.nil,
                 strong_slots: &strong,
             },
+            &mut mourners,
         );
         for h in handles {
             self.unpin(h)?;
@@ -340,6 +350,7 @@ impl ObjectMemory for Tenant {
         Ok(Collected {
             private_bytes: self.stats().private_bytes,
             cleared: out.cleared,
+            mourners,
         })
     }
     /// The base objects in index order, those its version's commits added included (each

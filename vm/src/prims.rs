@@ -143,8 +143,8 @@ pub(crate) const fn fixed_arity(index: u16) -> Option<usize> {
         // Spur characters: `value:`, `asInteger`.
         170 => 1,
         171 => 0,
-        // Spur: `Behavior>>identityHash`.
-        175 => 0,
+        // Spur: `primitiveFetchMourner`, `Behavior>>identityHash`.
+        172 | 175 => 0,
         // tryPrimitive:withArgs:, withArgs:executeMethod:.
         118 | 188 => 2,
         // A context's at:, at:put:, size.
@@ -1056,6 +1056,14 @@ impl Vm {
                 let c = self.peek(m, 0)?;
                 match c.word().as_char_code() {
                     Some(code) => self.answer(m, 0, Value::int(i64::from(code))),
+                    None => FAIL,
+                }
+            }
+            172 if self.sp.spur => {
+                // `WeakArray class>>primitiveFetchMourner` (Spur): the next ephemeron the
+                // collections fired, off the mourner queue; fails when it is empty.
+                match self.next_mourner(m)? {
+                    Some(e) => self.answer(m, 0, e),
                     None => FAIL,
                 }
             }
