@@ -984,9 +984,16 @@ impl Swapper {
     /// [`SwapError::HostObject`] for a host object whose kind has no plugin (unless
     /// placeholders are accepted) or whose plugin fails to make it again;
     /// [`SwapError::Tenant`] (a quota). The segment stays out and the tenant usable.
+    /// [`SwapError::OtherTenant`] for a tenant this swapper does not serve, which is left
+    /// as it was: no handler is installed on it, and its own handler (another swapper's,
+    /// whose ids may equal this one's) is not asked to fault anything in.
     pub fn fault_in(&self, t: &mut Tenant, id: SegmentId) -> Result<(), SwapError> {
-        if !self.lock().out.contains_key(&id) {
-            return Err(SwapError::Unknown(id));
+        {
+            let inner = self.lock();
+            Self::check_tenant(&inner, t)?;
+            if !inner.out.contains_key(&id) {
+                return Err(SwapError::Unknown(id));
+            }
         }
         if !t.has_fault_handler() {
             t.set_fault_handler(Some(self.handler()));
