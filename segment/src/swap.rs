@@ -1390,7 +1390,8 @@ impl Swapper {
     /// allocator refuses the lists' memory (reserved fallibly); [`SwapError::Mismatch`]
     /// for a record whose id this swapper has out already, or with no root, or whose
     /// roots and members are not the segment's stubs (but for those a failed fault filled
-    /// before its `pending` ones: live objects), each named once and all of them. Nothing
+    /// before its `pending` ones: live objects, and no stub among them), each named once
+    /// and all of them, or that keeps more `pending` bodies than it names stubs. Nothing
     /// changes on an error.
     pub fn adopt(&self, t: &mut Tenant, records: &[OutRecord]) -> Result<(), SwapError> {
         let mut inner = self.lock();
@@ -1474,16 +1475,24 @@ impl Swapper {
             // Every root and member is a stub of this segment, but for those a failed fault
             // filled before the `pending` ones, which are live objects: a record naming
             // anything else (a collected key, another segment's stub) would be taken out
-            // and its tenant could then never be suspended again.
+            // and its tenant could then never be suspended again. The kept bodies are those
+            // of the last stubs, one each: a stub standing before them, or more bodies than
+            // stubs, is one no fault could ever fill.
             let stubs_n = r.roots.len() + r.members.as_ref().map_or(0, Vec::len);
-            let filled = r
-                .pending
-                .as_ref()
-                .map_or(0, |p| stubs_n.saturating_sub(p.len()));
+            let filled = match &r.pending {
+                Some(p) if p.len() > stubs_n => {
+                    return Err(SwapError::Mismatch {
+                        segment: r.id,
+                        what: "a record keeping more bodies than it has stubs",
+                    });
+                }
+                Some(p) => stubs_n - p.len(),
+                None => 0,
+            };
             let mut standing = 0usize;
             for (k, &w) in r.roots.iter().chain(r.members.iter().flatten()).enumerate() {
                 match t.stub_segment(Value::owned(w, t.id()))? {
-                    Some(s) if s == r.id.0 => standing += 1,
+                    Some(s) if s == r.id.0 && k >= filled => standing += 1,
                     None if k < filled && w.is_private() => {}
                     _ => {
                         return Err(SwapError::Mismatch {

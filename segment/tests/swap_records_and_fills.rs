@@ -4,8 +4,8 @@
 //! with the other stubs still standing, which nothing could then bring back.
 
 use cowheap_forwarders::Base;
-use cowheap_heap::{Format, Value, synth};
-use cowheap_segment::swap::{MemStore, SwapError, Swapper};
+use cowheap_heap::{Format, Value, Word, synth};
+use cowheap_segment::swap::{MemStore, OutRecord, SwapError, Swapper};
 use cowheap_tenants::{Error, Tenant};
 use std::sync::Arc;
 
@@ -112,4 +112,91 @@ fn adopting_beside_another_swappers_segment_is_refused() {
         .unwrap();
     assert_eq!(got, b"leaf");
     assert_eq!(t.stubs_of(out.id.get()), 0);
+}
+
+/// A tenant holding two roots (each with a slot and no other member) in a segment out, as a
+/// build that filled stubs one at a time left it after a fault that stopped part-way: the
+/// first root filled with its body if `fill_first`, the second still a stub, its body made
+/// and kept. The records, the store, the tenant restored from its snapshot, the first root,
+/// the second root and its kept body.
+fn stopped_part_way(fill_first: bool) -> (Vec<OutRecord>, MemStore, Tenant, Value, Value, Word) {
+    let base = Base::new(synth::image(300, 5));
+    let mut t = Tenant::fork(&base);
+    let class = t.class_of(base.heap().root("Smalltalk").unwrap()).unwrap();
+    let r1 = t
+        .alloc_with(class, Format::Pointers, &[Value::int(1)], &[])
+        .unwrap();
+    let r2 = t
+        .alloc_with(class, Format::Pointers, &[Value::int(2)], &[])
+        .unwrap();
+    let holder = t
+        .alloc_with(class, Format::Pointers, &[r1, r2], &[])
+        .unwrap();
+    t.set_root("holder", holder).unwrap();
+    let store = MemStore::new();
+    let swapper = Swapper::new(store.clone());
+    let out = swapper.swap_out(&mut t, &[r1, r2]).unwrap();
+    assert_eq!(out.stubs, 2);
+    let records = swapper.records(&mut t).unwrap();
+    // The fault that stopped: r1 filled, r2's body made and kept.
+    if fill_first {
+        let b1 = t
+            .alloc_with(class, Format::Pointers, &[Value::int(1)], &[])
+            .unwrap();
+        t.fill_stub(r1, b1).unwrap();
+    }
+    let b2 = t
+        .alloc_with(class, Format::Pointers, &[Value::int(2)], &[])
+        .unwrap();
+    let kept = t.identity_word(b2).unwrap();
+    t.pin(b2).unwrap();
+    let snapshot = t.snapshot();
+    let t = Tenant::restore_from(&base, &snapshot).unwrap();
+    let (r1, r2) = (
+        Value::owned(r1.word(), t.id()),
+        Value::owned(r2.word(), t.id()),
+    );
+    (records, store, t, r1, r2, kept)
+}
+
+/// A record of a fault that stopped part-way is taken over and its fault fills the stubs
+/// left from the bodies kept.
+#[test]
+fn a_record_of_a_fault_that_stopped_part_way_is_finished_from_its_kept_bodies() {
+    let (mut records, store, mut t, r1, r2, kept) = stopped_part_way(true);
+    records[0].pending = Some(vec![kept]);
+    let id = records[0].id;
+    let second = Swapper::new(store);
+    second.adopt(&mut t, &records).unwrap();
+    second.fault_in(&mut t, id).unwrap();
+    assert_eq!(t.stubs_of(id.get()), 0);
+    assert_eq!(t.slot(r1, 0).unwrap().as_int(), Some(1));
+    assert_eq!(t.slot(r2, 0).unwrap().as_int(), Some(2));
+    assert!(second.swapped().is_empty());
+}
+
+/// A record whose kept bodies do not match the stubs it leaves standing (a stub standing
+/// before the first kept body, or more bodies kept than it has stubs) is refused at
+/// adoption with nothing changed: taken over, its fault could never fill them
+/// ([`SwapError::Mismatch`] at every fault) and the stubs' objects were lost for good.
+#[test]
+fn a_record_whose_kept_bodies_do_not_fit_its_stubs_is_refused() {
+    for (fill_first, bodies) in [(true, 0), (false, 1), (false, 3)] {
+        let (records, store, mut t, r1, r2, kept) = stopped_part_way(fill_first);
+        let id = records[0].id;
+        let mut bad = records.clone();
+        bad[0].pending = Some(vec![kept; bodies]);
+        let second = Swapper::new(store.clone());
+        let pinned = t.pinned_count();
+        let r = second.adopt(&mut t, &bad);
+        assert!(
+            matches!(r, Err(SwapError::Mismatch { .. })),
+            "{fill_first} {bodies}: {r:?}"
+        );
+        assert!(second.swapped().is_empty());
+        assert_eq!(t.pinned_count(), pinned);
+        assert_eq!(t.stub_segment(r2).unwrap(), Some(id.get()));
+        let first = if fill_first { None } else { Some(id.get()) };
+        assert_eq!(t.stub_segment(r1).unwrap(), first);
+    }
 }
