@@ -1356,17 +1356,33 @@ impl Swapper {
                 }
                 Ok(ws)
             };
-            let stubs = |t: &mut Tenant, vs: &[Value]| -> Result<Vec<Word>, SwapError> {
-                let mut ws = try_list(vs.len())?;
-                for &v in vs {
-                    ws.push(t.identity_word(v)?);
-                }
-                Ok(ws)
-            };
+            // The stubs before the kept bodies of a fault that stopped part-way were filled
+            // by it: no part of the fault to come, and the tenant may have dropped and
+            // collected them since, so they are named by the word held, not resolved.
+            let filled = o
+                .pending
+                .as_ref()
+                .map_or(0, |p| o.stub_len().saturating_sub(p.len()));
+            let stubs =
+                |t: &mut Tenant, vs: &[Value], from: usize| -> Result<Vec<Word>, SwapError> {
+                    let mut ws = try_list(vs.len())?;
+                    for (k, &v) in vs.iter().enumerate() {
+                        ws.push(if from + k < filled {
+                            v.word()
+                        } else {
+                            t.identity_word(v)?
+                        });
+                    }
+                    Ok(ws)
+                };
             out.push(OutRecord {
                 id,
-                roots: stubs(t, &o.roots)?,
-                members: o.members.as_deref().map(|ms| stubs(t, ms)).transpose()?,
+                roots: stubs(t, &o.roots, 0)?,
+                members: o
+                    .members
+                    .as_deref()
+                    .map(|ms| stubs(t, ms, o.roots.len()))
+                    .transpose()?,
                 outside: pinned(t, &o.outside)?,
                 digest: o.digest,
                 pending: o.pending.as_deref().map(|p| pinned(t, p)).transpose()?,
@@ -1390,9 +1406,9 @@ impl Swapper {
     /// allocator refuses the lists' memory (reserved fallibly); [`SwapError::Mismatch`]
     /// for a record whose id this swapper has out already, or with no root, or whose
     /// roots and members are not the segment's stubs (but for those a failed fault filled
-    /// before its `pending` ones: live objects, and no stub among them), each named once
-    /// and all of them, or that keeps more `pending` bodies than it names stubs. Nothing
-    /// changes on an error.
+    /// before its `pending` ones: objects, live or collected since, and no stub among
+    /// them), each named once and all of them, or that keeps more `pending` bodies than it
+    /// names stubs. Nothing changes on an error.
     pub fn adopt(&self, t: &mut Tenant, records: &[OutRecord]) -> Result<(), SwapError> {
         let mut inner = self.lock();
         if let Some(serves) = inner.tenant
@@ -1473,11 +1489,12 @@ impl Swapper {
                 Ok::<_, SwapError>(vs)
             };
             // Every root and member is a stub of this segment, but for those a failed fault
-            // filled before the `pending` ones, which are live objects: a record naming
-            // anything else (a collected key, another segment's stub) would be taken out
-            // and its tenant could then never be suspended again. The kept bodies are those
-            // of the last stubs, one each: a stub standing before them, or more bodies than
-            // stubs, is one no fault could ever fill.
+            // filled before the `pending` ones, which are objects (live, or collected since:
+            // the fault does not touch them): a record naming anything else (a collected
+            // key, another segment's stub) would be taken out and its tenant could then
+            // never be suspended again. The kept bodies are those of the last stubs, one
+            // each: a stub standing before them, or more bodies than stubs, is one no fault
+            // could ever fill.
             let stubs_n = r.roots.len() + r.members.as_ref().map_or(0, Vec::len);
             let filled = match &r.pending {
                 Some(p) if p.len() > stubs_n => {
@@ -1491,9 +1508,13 @@ impl Swapper {
             };
             let mut standing = 0usize;
             for (k, &w) in r.roots.iter().chain(r.members.iter().flatten()).enumerate() {
-                match t.stub_segment(Value::owned(w, t.id()))? {
-                    Some(s) if s == r.id.0 && k >= filled => standing += 1,
-                    None if k < filled && w.is_private() => {}
+                match t.stub_segment(Value::owned(w, t.id())) {
+                    Ok(Some(s)) if s == r.id.0 && k >= filled => standing += 1,
+                    // Filled by the fault that stopped: a live object, or one the tenant
+                    // has dropped and collected since.
+                    Ok(None) | Err(cowheap_tenants::Error::Collected(_))
+                        if k < filled && w.is_private() => {}
+                    Err(e) => return Err(e.into()),
                     _ => {
                         return Err(SwapError::Mismatch {
                             segment: r.id,

@@ -200,3 +200,32 @@ fn a_record_whose_kept_bodies_do_not_fit_its_stubs_is_refused() {
         assert_eq!(t.stub_segment(r1).unwrap(), first);
     }
 }
+
+/// A record of a fault that stopped part-way, whose filled root the tenant has since dropped
+/// and collected, is still recorded and taken over again (the tenant moves on, suspended and
+/// resumed): the filled stubs are no part of the fault, which fills the rest. Before,
+/// `records` refused the collected word, and the tenant could not be suspended until the
+/// segment was faulted in.
+#[test]
+fn a_record_whose_filled_root_was_collected_is_still_recorded_and_taken_over() {
+    let (mut records, store, mut t, r1, r2, kept) = stopped_part_way(true);
+    records[0].pending = Some(vec![kept]);
+    let id = records[0].id;
+    let second = Swapper::new(store.clone());
+    second.adopt(&mut t, &records).unwrap();
+    let holder = t.root("holder").unwrap();
+    t.set_slot(holder, 0, Value::int(0)).unwrap();
+    t.collect();
+    assert!(t.stub_segment(r1).is_err(), "the filled root is collected");
+    let again = second.records(&mut t).unwrap();
+    assert_eq!(again.len(), 1);
+    let snapshot = t.snapshot();
+    let mut t = Tenant::restore_from(t.base(), &snapshot).unwrap();
+    let r2 = Value::owned(r2.word(), t.id());
+    let third = Swapper::new(store);
+    third.adopt(&mut t, &again).unwrap();
+    third.fault_in(&mut t, id).unwrap();
+    assert_eq!(t.stubs_of(id.get()), 0);
+    assert_eq!(t.slot(r2, 0).unwrap().as_int(), Some(2));
+    assert_eq!(t.pinned_count(), 0);
+}
