@@ -1408,7 +1408,8 @@ impl Swapper {
     /// roots and members are not the segment's stubs (but for those a failed fault filled
     /// before its `pending` ones: objects, live or collected since, and no stub among
     /// them), each named once and all of them, or that keeps more `pending` bodies than it
-    /// names stubs. Nothing changes on an error.
+    /// names stubs, or keeps as one a stub, a body twice or an object it names besides.
+    /// Nothing changes on an error.
     pub fn adopt(&self, t: &mut Tenant, records: &[OutRecord]) -> Result<(), SwapError> {
         let mut inner = self.lock();
         if let Some(serves) = inner.tenant
@@ -1534,6 +1535,32 @@ impl Swapper {
                     segment: r.id,
                     what: "a record that does not name each stub of its segment once",
                 });
+            }
+            // The kept bodies are what the fault fills the stubs left from: each a live
+            // object that is no stub, kept for one stub only and named nowhere else in the
+            // record (a fill refuses a stub or a body given twice, at every fault).
+            if let Some(p) = &r.pending {
+                words.clear();
+                words.extend(r.roots.iter().chain(r.members.iter().flatten()));
+                words.try_reserve_exact(p.len()).map_err(|_| {
+                    cowheap_tenants::Error::OutOfMemory {
+                        bytes: u64::try_from(p.len().saturating_mul(size_of::<Word>()))
+                            .unwrap_or(u64::MAX),
+                    }
+                })?;
+                words.extend(p);
+                words.sort_unstable_by_key(|w| w.bits());
+                let twice = words.windows(2).any(|p| p[0] == p[1]);
+                let mut stub_kept = false;
+                for &w in p {
+                    stub_kept |= t.stub_segment(Value::owned(w, t.id()))?.is_some();
+                }
+                if twice || stub_kept {
+                    return Err(SwapError::Mismatch {
+                        segment: r.id,
+                        what: "a record keeping a stub, or one body twice, to fill from",
+                    });
+                }
             }
             let outside = pin(t, &r.outside, pins)?;
             let pending = r.pending.as_deref().map(|p| pin(t, p, pins)).transpose()?;

@@ -201,6 +201,34 @@ fn a_record_whose_kept_bodies_do_not_fit_its_stubs_is_refused() {
     }
 }
 
+/// A record whose kept bodies are no bodies a fault can fill from (a stub, or one body kept
+/// for two stubs) is refused at adoption with nothing changed: taken over, its every fault
+/// was refused by the fill ([`cowheap_tenants::Error::NotSwappable`]) and the stubs'
+/// objects were lost for good.
+#[test]
+fn a_record_keeping_a_stub_or_one_body_twice_is_refused() {
+    for (fill_first, stub_kept) in [(true, true), (false, false)] {
+        let (records, store, mut t, _r1, r2, kept) = stopped_part_way(fill_first);
+        let id = records[0].id;
+        let mut bad = records.clone();
+        bad[0].pending = Some(if stub_kept {
+            vec![r2.word()]
+        } else {
+            vec![kept, kept]
+        });
+        let second = Swapper::new(store.clone());
+        let pinned = t.pinned_count();
+        let r = second.adopt(&mut t, &bad);
+        assert!(
+            matches!(r, Err(SwapError::Mismatch { .. })),
+            "{fill_first} {stub_kept}: {r:?}"
+        );
+        assert!(second.swapped().is_empty());
+        assert_eq!(t.pinned_count(), pinned);
+        assert_eq!(t.stub_segment(r2).unwrap(), Some(id.get()));
+    }
+}
+
 /// A record of a fault that stopped part-way, whose filled root the tenant has since dropped
 /// and collected, is still recorded and taken over again (the tenant moves on, suspended and
 /// resumed): the filled stubs are no part of the fault, which fills the rest. Before,
