@@ -125,9 +125,11 @@ impl SegmentView {
         }
     }
 
-    /// Heap bytes held.
+    /// Heap bytes held: the bodies, and the map of members, a slot (a stub's index and two
+    /// keys) and its control byte per place.
     fn memory_bytes(&self) -> usize {
-        self.space.memory_bytes() + self.members.capacity() * 12
+        self.space.memory_bytes()
+            + self.members.capacity() * (size_of::<(u32, (PrivateKey, PrivateKey))>() + 1)
     }
 }
 

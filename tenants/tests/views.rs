@@ -314,3 +314,60 @@ fn filling_a_stub_drops_its_segments_view() {
     assert_eq!(calls.load(Ordering::Relaxed), 2);
     assert_eq!(t.stubs_of(5), 1);
 }
+
+/// The memory a view holds is counted in the tenant's `memory_bytes` as its bodies and its
+/// map of members, each place of which holds a stub's index, two keys and a control byte:
+/// a view of 20,000 empty members adds, beyond what the same bodies take in a tenant's
+/// own space, at least 21 bytes a member. Before, the map was counted at 12 bytes a place,
+/// and a view of 20,000 members was some 250 KB more than `memory_bytes` said (what a
+/// node's memory budget reads).
+#[test]
+fn a_views_map_of_members_is_counted_whole() {
+    let n = 20_000usize;
+    let base = Base::new(synth::image(1_000, 1));
+    let g = base.heap().root("Smalltalk").unwrap();
+    let mut t = Tenant::fork(&base);
+    let class = t.class_of(g).unwrap();
+    let members: Vec<Value> = (0..n)
+        .map(|_| t.alloc_with(class, Format::Pointers, &[], &[]).unwrap())
+        .collect();
+    let holder = t
+        .alloc_with(class, Format::Pointers, &members, &[])
+        .unwrap();
+    t.set_root("holder", holder).unwrap();
+    let hashes: Vec<u32> = members
+        .iter()
+        .map(|&m| t.identity_hash(m).unwrap())
+        .collect();
+    for &m in &members {
+        t.stub(m, 9).unwrap();
+    }
+    let stubs = members.clone();
+    t.set_segment_reader(Some(SegmentReader::new(move |t: &Tenant, segment| {
+        t.segment_view(
+            segment,
+            stubs.iter().zip(&hashes).map(|(&stub, &hash)| ViewMember {
+                stub,
+                class,
+                format: Format::Pointers,
+                hash,
+                slots: &[],
+                bytes: &[],
+            }),
+        )
+    })));
+    let before = t.memory_bytes();
+    assert_eq!(t.size(members[0]).unwrap().slots, 0); // makes the view
+    let view = t.memory_bytes() - before;
+    // The same bodies in a tenant's own space.
+    let mut fresh = Tenant::fork(&base);
+    let empty = fresh.memory_bytes();
+    for _ in 0..n {
+        fresh.alloc_with(class, Format::Pointers, &[], &[]).unwrap();
+    }
+    let bodies = fresh.memory_bytes() - empty;
+    assert!(
+        view >= bodies + n * 21,
+        "a view of {n} members counted {view} bytes, its bodies {bodies}"
+    );
+}
