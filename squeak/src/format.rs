@@ -520,6 +520,9 @@ impl InstSpec {
         match spec {
             Some(InstSpec { spec: 0, .. }) if slots == 0 => 0,
             Some(InstSpec { spec: 1, fixed }) if slots == fixed => 1,
+            // An ephemeron's class (Spur's 5) for plain pointers: one a collection fired,
+            // which Spur makes non-indexable pointers.
+            Some(InstSpec { spec: 5, fixed }) if slots == fixed => 1,
             Some(InstSpec { spec: 2, .. }) => 2,
             Some(InstSpec { spec: 3, fixed }) if slots >= fixed => 3,
             _ if slots == 0 => 0,

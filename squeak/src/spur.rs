@@ -802,7 +802,9 @@ impl ClassTableEntry4 {
 /// Spur VM enters a class when it first needs its index: each at the class-table index that
 /// is its identity hash, so that a class's hash is its index as Spur requires and no hashed
 /// collection holding the class needs rehashing. A page the entry falls in that the base
-/// lacks is written as a new object after the last one.
+/// lacks is written as a new object after the last one, and so is every page below it the
+/// base lacks (empty), since a Spur VM takes the table's pages to end at the first missing
+/// one: at most 4,095 pages (32 MiB in a 64-bit image) for a hash near 2^22.
 #[derive(Default)]
 struct Placement {
     /// Each placed class (its object) and its class index.
@@ -864,12 +866,14 @@ impl Placement {
                 && index_roots
                     .get(&x.as_u32())
                     .is_some_and(|&ci| held_at(ci, c));
-            // A class that is no class is left for `plan_object` to refuse.
-            if !rooted && is_class(heap, c) && !held_at(heap.hash(c)?, c) {
+            // A class that is no class, or one with hash 0 (in Spur, one never entered,
+            // which no instance can name), is left for `plan_object` to refuse.
+            let hash = heap.hash(c)?;
+            if !rooted && hash != 0 && is_class(heap, c) && !held_at(hash, c) {
                 wanted.insert(c.as_u32());
             }
             let behavior = metaclass.is_some_and(|m| c == m || class(c) == Some(m));
-            if behavior && is_class(heap, x) && !held_at(o.hash, x) {
+            if behavior && o.hash != 0 && is_class(heap, x) && !held_at(o.hash, x) {
                 wanted.insert(x.as_u32());
             }
         }
@@ -920,6 +924,21 @@ impl Placement {
                 }
             }
             placed.index.insert(c, ci);
+        }
+        // A Spur VM counts the class table's pages up to the first nil slot of the hidden
+        // roots, and requires every slot after it nil: every page below the last one
+        // written is written too, empty where the base lacks it.
+        if let Some(&last) = new_pages.keys().next_back() {
+            for n in 0..last {
+                if page_of(n).is_none() {
+                    if heap.get_slot(roots, n) != Some(nil) {
+                        return Err(ExportError::Unsupported(
+                            "a class-table page that is no hidden object",
+                        ));
+                    }
+                    new_pages.entry(n).or_default();
+                }
+            }
         }
         placed.new_pages = new_pages.into_iter().collect();
         Ok(placed)

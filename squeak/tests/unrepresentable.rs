@@ -336,6 +336,12 @@ fn a_class_a_commit_added_enters_the_class_table_at_its_hash() {
                 Some(cowheap_heap::Word::base(c)),
                 "{hash:?} {format:?}: the table holds the class at its hash"
             );
+            // The pages are contiguous from the first, as a Spur VM counts them.
+            let last = (ci / 1024) as usize;
+            assert!(
+                (0..=last).all(|n| back.get_slot(roots, n) != Some(back.nil().word())),
+                "{hash:?} {format:?}: a nil page below page {last}"
+            );
             // Read back, the table holds the class: written again, the file is the same.
             let again = export_bytes_with(&back, &options).unwrap();
             assert!(
@@ -425,5 +431,89 @@ fn a_class_that_is_no_class_is_refused() {
             "{:?}",
             e.map(|b| import_bytes(&b).map(|_| ()))
         );
+    }
+}
+
+/// An ephemeron a collection fired (plain pointers now, its class still an ephemeron
+/// class) is written with Spur's non-indexable format, 1, as Spur's collector leaves one;
+/// an ephemeron not fired keeps format 5. Before, the fired one was written as 2, which a
+/// VM reads as indexable.
+#[test]
+fn a_fired_ephemeron_is_written_non_indexable() {
+    use cowheap_forwarders::Base;
+    use cowheap_heap::{ObjectSize, Value};
+    use cowheap_squeak::auxbits::Aux;
+    use cowheap_tenants::commit::{CommitMode, CommitRights, Repository};
+    use cowheap_tenants::{Tenant, TenantConfig, Weakness};
+    let base = Base::new(
+        cowheap_squeak::import_bytes(&image_bytes(HEADLESS))
+            .unwrap()
+            .heap,
+    );
+    let repo = Repository::with_config(base.clone(), CommitRights::Anyone, TenantConfig::default());
+    let mut t = repo.fork();
+    let special = base.heap().root("specialObjects").unwrap();
+    let array = t.class_of(special).unwrap();
+    let meta = t.class_of(array).unwrap();
+    let n = t.size(array).unwrap().slots;
+    let slots: Vec<Value> = (0..n).map(|i| t.slot(array, i).unwrap()).collect();
+    let class = t.alloc_with(meta, Format::Pointers, &slots, &[]).unwrap();
+    t.set_slot(class, 2, Value::int((5 << 16) | 2)).unwrap();
+    let two = ObjectSize { slots: 2, bytes: 0 };
+    let fired = t.alloc(class, Format::Ephemeron, two).unwrap();
+    let kept = t.alloc(class, Format::Ephemeron, two).unwrap();
+    let key = t.alloc_with(array, Format::Pointers, &[], &[]).unwrap();
+    t.set_slot(fired, 0, key).unwrap();
+    t.set_slot(kept, 0, special).unwrap();
+    t.set_root("fired", fired).unwrap();
+    t.set_root("kept", kept).unwrap();
+    let nil = base.heap().nil();
+    let none = |_: &Tenant, _: Value| None;
+    let mut mourners = Vec::new();
+    let out = t
+        .try_collect_ephemerons(
+            &Weakness {
+                nil,
+                strong_slots: &none,
+            },
+            &mut mourners,
+        )
+        .unwrap();
+    assert_eq!(out.fired, 1);
+    let v = repo
+        .commit_with(&mut t, "me", CommitMode::WriteWrite, &[fired, kept])
+        .unwrap();
+    let heap = v.flatten().unwrap();
+    // The two new ephemeron-class objects, by their formats.
+    let find = |h: &BaseHeap, format: Format| {
+        (base.heap().len()..h.len())
+            .map(|i| ObjectIndex::from_u32(i as u32))
+            .find(|&x| {
+                h.object(x)
+                    .is_ok_and(|o| o.format == format && o.slots.len() == 2)
+            })
+            .unwrap()
+    };
+    let (f, k) = (
+        find(&heap, Format::Pointers),
+        find(&heap, Format::Ephemeron),
+    );
+    for format in [
+        ImageFormat::spur32(ByteOrder::Little),
+        ImageFormat::spur64(ByteOrder::Big),
+    ] {
+        let options = ExportOptions {
+            allow_missing_float_class: true,
+            ..ExportOptions::exactly(format)
+        };
+        let back = import_bytes(&export_bytes_with(&heap, &options).unwrap())
+            .unwrap()
+            .heap;
+        let code = |x| match Aux::decode(back.object(x).unwrap().aux) {
+            Aux::Spur(a) => a.format,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(code(f), 1, "{format:?}: the fired one");
+        assert_eq!(code(k), 5, "{format:?}: the one not fired");
     }
 }
