@@ -30,13 +30,15 @@
 //! to nil when that object is freed. A slot that names a base object is never cleared (no
 //! tenant collection frees a base object).
 //!
-//! **Ephemerons.** The same collection holds an ephemeron's slots ([`Format::Ephemeron`])
-//! as Spur's collector does: only once its key (its first slot) is reached by some other
+//! **Ephemerons.** [`Tenant::try_collect_ephemerons`] holds an ephemeron's slots
+//! ([`Format::Ephemeron`]) as Spur's collector does: only once its key (its first slot) is reached by some other
 //! path. An ephemeron whose key nothing but ephemerons reaches is *fired*: its slots are
 //! then held strongly for this collection (so its finalization can read its key and value),
 //! it becomes an object of plain pointers ([`Format::Pointers`], so it fires once), and it
-//! is handed to the caller as a mourner. Every slot in a collection without a [`Weakness`]
-//! ([`Tenant::collect`], an undo's [`Tenant::free_unreachable`]) is held strongly.
+//! is handed to the caller as a mourner. Every other collection holds ephemerons strongly
+//! ([`Tenant::try_collect_weak`], whose caller takes no mourners), and every slot in a
+//! collection without a [`Weakness`] ([`Tenant::collect`], an undo's
+//! [`Tenant::free_unreachable`]) is held strongly.
 
 use crate::space::{Space, State};
 use crate::stats::{add, sub};
@@ -157,6 +159,8 @@ struct Marking<'w> {
     /// The weak objects reached, each with its count of strong slots: their other slots
     /// are cleared once the mark is done.
     weaklings: Vec<(PrivateKey, usize)>,
+    /// Whether ephemerons are held as ephemerons (else strongly).
+    fire: bool,
     /// Ephemerons reached whose keys are not reached yet: their slots wait.
     ephemerons: Vec<PrivateKey>,
     /// Ephemerons fired: their keys were reached through ephemerons alone.
@@ -226,7 +230,7 @@ impl Tenant {
     /// assert_eq!((out.live, out.freed), (1, 1));
     /// ```
     pub fn try_collect(&mut self) -> Result<CollectStats> {
-        self.collect_in(None, &mut Vec::new())
+        self.collect_in(None, None)
     }
 
     /// [`Tenant::try_collect`], holding the slots of weak objects past their strong ones
@@ -242,7 +246,7 @@ impl Tenant {
     /// [`Error::Collected`] if `weak.nil` is a reference this tenant cannot store, before
     /// anything changes.
     pub fn try_collect_weak(&mut self, weak: &Weakness<'_>) -> Result<CollectStats> {
-        self.collect_in(Some(weak), &mut Vec::new())
+        self.collect_in(Some(weak), None)
     }
 
     /// [`Tenant::try_collect_weak`], holding ephemerons as ephemerons (see the module
@@ -250,8 +254,8 @@ impl Tenant {
     /// fired, becomes an object of plain pointers, keeps its key and value alive through
     /// this collection, and is appended to `mourners` ([`CollectStats::fired`] counts
     /// them) for the caller to finalize (Squeak's mourner queue, which should keep them
-    /// reachable until fetched). [`Tenant::try_collect_weak`] drops the mourners, which the
-    /// next collection frees if nothing else holds them.
+    /// reachable until fetched). [`Tenant::try_collect_weak`], whose caller takes no
+    /// mourners, holds ephemerons strongly.
     ///
     /// Time: as [`Tenant::try_collect_weak`], plus, for ephemerons whose keys are reached
     /// only through other ephemerons' values, a rescan of the waiting ephemerons each time
@@ -288,15 +292,15 @@ impl Tenant {
         weak: &Weakness<'_>,
         mourners: &mut Vec<Value>,
     ) -> Result<CollectStats> {
-        self.collect_in(Some(weak), mourners)
+        self.collect_in(Some(weak), Some(mourners))
     }
 
-    /// The collection, holding weak slots weakly (and ephemerons as ephemerons, the fired
-    /// ones appended to `mourners`) if `weak` says how.
+    /// The collection, holding weak slots weakly if `weak` says how, and ephemerons as
+    /// ephemerons if there are `mourners` to append the fired ones to.
     fn collect_in(
         &mut self,
         weak: Option<&Weakness<'_>>,
-        mourners: &mut Vec<Value>,
+        mourners: Option<&mut Vec<Value>>,
     ) -> Result<CollectStats> {
         let weak = match weak {
             Some(w) => Some((w, self.store_word(w.nil)?)),
@@ -451,7 +455,7 @@ impl Tenant {
             scratch,
             allocations: before,
         } = reserve;
-        let (marks, mut out) = self.mark(scratch, None, &mut Vec::new())?;
+        let (marks, mut out) = self.mark(scratch, None, None)?;
         for v in objs {
             // A key given twice is freed once: the second `remove` finds nothing.
             if let Some(k) = live(self, v)
@@ -489,7 +493,7 @@ impl Tenant {
         &mut self,
         mut s: MarkScratch,
         weak: Option<(&Weakness<'_>, Word)>,
-        mourners: &mut Vec<Value>,
+        mourners: Option<&mut Vec<Value>>,
     ) -> Result<(Marks, CollectStats)> {
         let lookups = self.stats().lookups;
         let bumps = self.cold.as_ref().map_or(0, |c| c.reads.lookups.bumps());
@@ -513,7 +517,7 @@ impl Tenant {
         &mut self,
         s: &mut MarkScratch,
         weak: Option<(&Weakness<'_>, Word)>,
-        mourners: &mut Vec<Value>,
+        mourners: Option<&mut Vec<Value>>,
     ) -> Result<(Marks, CollectStats)> {
         let mut out = CollectStats::default();
         let bound = self.space.key_bound().div_ceil(64);
@@ -563,19 +567,25 @@ impl Tenant {
             out,
             weak,
             weaklings: Vec::new(),
+            fire: weak.is_some() && mourners.is_some(),
             ephemerons: Vec::new(),
             fired: Vec::new(),
         };
         self.trace(&mut m, s)?;
         // The mourners' room before anything changes: past it, nothing allocates.
-        grow(mourners, m.fired.len())?;
+        let mut mourners = mourners;
+        if let Some(list) = mourners.as_deref_mut() {
+            grow(list, m.fired.len())?;
+        }
         self.clear_weak(&mut m);
         let id = self.id();
         for &e in &m.fired {
             if let Some(mut body) = self.space.writable(e) {
                 body.set_format(Format::Pointers);
             }
-            mourners.push(Value::owned(Word::private(e), id));
+            if let Some(list) = mourners.as_deref_mut() {
+                list.push(Value::owned(Word::private(e), id));
+            }
         }
         m.out.fired = u64::try_from(m.fired.len()).unwrap_or(u64::MAX);
         Ok((m.marks, m.out))
@@ -687,7 +697,7 @@ impl Tenant {
             let slots = body.slots();
             let strong = match m.weak {
                 // An ephemeron's slots wait for its key (below).
-                Some(_) if body.format() == Format::Ephemeron => 0,
+                Some(_) if m.fire && body.format() == Format::Ephemeron => 0,
                 Some((weak, _)) if body.format() == Format::Weak => {
                     let class = if fin.is_private() {
                         Value::owned(fin, self.id())
@@ -711,7 +721,7 @@ impl Tenant {
                 }
             }
             // An ephemeron's slots reach once its key is reached (by now, or later).
-            if m.weak.is_some() && body.format() == Format::Ephemeron && !slots.is_empty() {
+            if m.fire && body.format() == Format::Ephemeron && !slots.is_empty() {
                 if self.key_reached(m, k) {
                     self.reach_slots(m, k)?;
                 } else {
