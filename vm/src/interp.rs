@@ -39,15 +39,18 @@ pub const TIMER_ROOT: &str = "cowheap-vm.timer";
 /// they live through every collection until fetched, and a suspended run keeps them.
 pub const MOURNERS_ROOT: &str = "cowheap-vm.mourners";
 
-/// The mourner queue's bounds: the first waiting and one past the last.
-fn mourner_bounds<M: ObjectMemory>(m: &M) -> (i64, i64) {
+/// The mourner queue's bounds: the first waiting and one past the last; an error for
+/// bounds no queue this interpreter keeps has (a root edited by hand: negative, reversed,
+/// or naming a queue no memory could hold).
+fn mourner_bounds<M: ObjectMemory>(m: &M) -> Result<(i64, i64)> {
     let bound = |which: &str| {
         m.root(&format!("{MOURNERS_ROOT}.{which}"))
-            .and_then(|v| v.as_int())
-            .unwrap_or(0)
+            .map_or(Some(0), |v| v.as_int())
     };
-    let (head, tail) = (bound("head"), bound("tail"));
-    (head, tail.max(head))
+    match (bound("head"), bound("tail")) {
+        (Some(head), Some(tail)) if 0 <= head && head <= tail && tail < 1 << 48 => Ok((head, tail)),
+        _ => Err(corrupt("a mourner queue whose bounds are no queue's")),
+    }
 }
 /// The root under which the memory keeps the clock of primitive 135 as it last read in a
 /// run, when the run stopped or ended, as a SmallInteger. A run, resumed or performed, in a
@@ -2723,7 +2726,7 @@ impl Vm {
         if mourners.is_empty() {
             return Ok(());
         }
-        let (head, mut tail) = mourner_bounds(m);
+        let (head, mut tail) = mourner_bounds(m)?;
         for &e in mourners {
             m.set_root(&format!("{MOURNERS_ROOT}.{tail}"), e)?;
             tail += 1;
@@ -2734,24 +2737,25 @@ impl Vm {
     }
 
     /// Takes the first mourner off the image's queue ([`MOURNERS_ROOT`]), if there is one.
+    /// A queue missing its first mourner's root (edited by hand) is an error, the queue
+    /// left as it was.
     pub(crate) fn next_mourner<M: ObjectMemory>(&mut self, m: &mut M) -> Result<Option<Value>> {
-        let (mut head, tail) = mourner_bounds(m);
-        while head < tail {
-            let name = format!("{MOURNERS_ROOT}.{head}");
-            let found = m.root(&name);
-            m.remove_root(&name);
-            head += 1;
-            if head == tail {
-                m.remove_root(&format!("{MOURNERS_ROOT}.head"));
-                m.remove_root(&format!("{MOURNERS_ROOT}.tail"));
-            } else {
-                m.set_root(&format!("{MOURNERS_ROOT}.head"), Value::int(head))?;
-            }
-            if found.is_some() {
-                return Ok(found);
-            }
+        let (head, tail) = mourner_bounds(m)?;
+        if head == tail {
+            return Ok(None);
         }
-        Ok(None)
+        let name = format!("{MOURNERS_ROOT}.{head}");
+        let Some(found) = m.root(&name) else {
+            return Err(corrupt("a mourner queue missing a mourner"));
+        };
+        if head + 1 == tail {
+            m.remove_root(&format!("{MOURNERS_ROOT}.head"));
+            m.remove_root(&format!("{MOURNERS_ROOT}.tail"));
+        } else {
+            m.set_root(&format!("{MOURNERS_ROOT}.head"), Value::int(head + 1))?;
+        }
+        m.remove_root(&name);
+        Ok(Some(found))
     }
 
     /// Collects now; answers the weak slots cleared and the ephemerons fired (queued), for

@@ -100,8 +100,8 @@ fn ephemerons_on<M: ObjectMemory>(m: &mut M) {
     assert!(fetch(&mut vm, m, &s, empty).is_none());
     assert!(m.root(&format!("{MOURNERS_ROOT}.tail")).is_none());
 
-    // Two more, fired by the image's own collection (primitive 130, run by the image),
-    // fetched in the order fired; the queue holds them through a collection.
+    // Two more, fired together by the image's own collection (primitive 130, run by the
+    // image), both fetched; the queue holds them through a collection.
     let made: Vec<Value> = (0..2)
         .map(|i| {
             let e = send(&mut vm, m, &s, class, "basicNew", &[]);
@@ -145,4 +145,42 @@ fn ephemerons_fire_and_are_fetched_on_the_flat_heap() {
     let base = common::base(IMAGE);
     let mut flat = FlatHeap::from_base(base.heap());
     ephemerons_on(&mut flat);
+}
+
+/// Mourner queue roots edited by hand (bounds reversed, past any queue, or a mourner's root
+/// missing) are a typed error, from the collection that would queue more and from the
+/// fetch, never a panic or an endless walk; the queue's roots are left as they were.
+#[test]
+fn a_mourner_queue_edited_by_hand_is_an_error() {
+    let base = common::base(IMAGE);
+    let s = Symbols::from_base(base.heap());
+    let mut flat = FlatHeap::from_base(base.heap());
+    let m = &mut flat;
+    let mut vm = Vm::new(&*m).unwrap();
+    let specials = m.root("specialObjects").unwrap();
+    let array = m.slot(specials, 7).unwrap();
+    let empty = send(&mut vm, m, &s, array, "new:", &[Value::int(0)]);
+    m.set_root("empty", empty).unwrap();
+    let (head, tail) = (
+        format!("{MOURNERS_ROOT}.head"),
+        format!("{MOURNERS_ROOT}.tail"),
+    );
+    for (h, t) in [(5, 2), (-1, 3), (0, cowheap_heap::Word::MAX_INT), (0, 1)] {
+        m.set_root(&head, Value::int(h)).unwrap();
+        m.set_root(&tail, Value::int(t)).unwrap();
+        let got = vm.send_named(
+            m,
+            &s,
+            Value::int(0),
+            "tryPrimitive:withArgs:",
+            &[Value::int(172), empty],
+            BUDGET,
+        );
+        assert!(
+            matches!(got, Err(VmError::CorruptMethod { .. })),
+            "{h}..{t}: {:?}",
+            got.map(|v| v.as_int())
+        );
+        assert_eq!(m.root(&tail).and_then(|v| v.as_int()), Some(t));
+    }
 }
