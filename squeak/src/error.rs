@@ -64,6 +64,15 @@ pub enum ImportError {
         /// The pointer.
         oop: u64,
     },
+    /// A slot holds an immediate no Spur VM makes: in a 64-bit image a tag of 3, 5, 6 or 7,
+    /// or a character or float whose payload no base word holds.
+    #[error("the object at data offset {at} holds {oop:#x}, an immediate no Spur VM makes")]
+    BadImmediate {
+        /// Byte offset of the referring object in the object data.
+        at: u64,
+        /// The word.
+        oop: u64,
+    },
     /// A Spur reference to a forwarder whose chain of forwarders comes back to a forwarder
     /// already on it: it ends at no object, where a VM following it would not stop.
     #[error(

@@ -485,6 +485,10 @@ impl Memory<'_> {
 
     /// The error for a slot of the object at `at` holding `oop`, which names no object.
     fn no_object(&self, at: u64, oop: u64) -> ImportError {
+        let immediate_tags = if self.ws == 4 { 3 } else { 7 };
+        if oop & immediate_tags != 0 {
+            return ImportError::BadImmediate { at, oop };
+        }
         match self.resolve_ref(oop) {
             Err(NoObject::Cycle) => ImportError::ForwarderCycle { at, oop },
             _ => ImportError::DanglingOop { at, oop },
@@ -638,6 +642,7 @@ fn decode(
         let slot = |k: usize| match oop(k) {
             Err(
                 ImportError::DanglingOop { .. }
+                | ImportError::BadImmediate { .. }
                 | ImportError::ForwarderCycle { .. }
                 | ImportError::HiddenReference { .. },
             ) if k >= live => Ok(nil_word),

@@ -169,3 +169,22 @@ fn a_class_table_entry_that_is_a_free_chunk_is_no_class() {
         );
     }
 }
+
+/// A slot holding an immediate that no Spur VM makes (a 64-bit tag of 3, 5, 6 or 7; a
+/// character past 32 bits) is refused as what it is, a bad immediate, not as a reference to
+/// no object.
+#[test]
+fn an_immediate_no_vm_makes_is_refused_as_a_bad_immediate() {
+    let ws = 8;
+    for w in [3u64, 5, 6, 7, (1u64 << 35) | 2] {
+        let mut objs = spur_objects(ws, vec![]);
+        objs[SPECIAL].slots[3] = S::W(w);
+        let b = spur_image(ws, 0x1_0000, &objs, SPECIAL);
+        let r = import_bytes(&b);
+        assert!(
+            matches!(r, Err(ImportError::BadImmediate { oop, .. }) if oop == w),
+            "{ws}-byte words, {w:#x}: {:?}",
+            r.map(|im| special_slot(&im.heap, 3))
+        );
+    }
+}
