@@ -816,7 +816,7 @@ struct Placement {
     index: HashMap<u32, u32>,
     /// Entries written into pages the base has: (page object, slot) to the class.
     entries: HashMap<(u32, usize), Word>,
-    /// Pages the base lacks, by page number, with their entries (slot, class).
+    /// Pages the base lacks, in order of page number, with their entries (slot, class).
     new_pages: Vec<(usize, Vec<(usize, Word)>)>,
 }
 
@@ -1738,7 +1738,7 @@ fn write_objects(
                 }
                 _ if let Some(&c) = placement.entries.get(&(x.as_u32(), k)) => oop(x, c)?,
                 _ if x.as_u32() == HIDDEN_ROOTS
-                    && let Some(j) = placement.new_pages.iter().position(|p| p.0 == k) =>
+                    && let Ok(j) = placement.new_pages.binary_search_by_key(&k, |p| p.0) =>
                 {
                     layout.addr[heap.len() + j]
                 }
