@@ -15,6 +15,9 @@ use cowheap_heap::{Format, Value, synth};
 use cowheap_segment::swap::{MemStore, Swapper};
 use cowheap_tenants::Tenant;
 
+#[path = "../../tenants/tests/common/mod.rs"]
+mod tenants_common;
+
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -29,62 +32,10 @@ impl Rng {
     }
 }
 
-/// The graph the tenant shows from its named roots, canonically (objects numbered as a walk
-/// meets them, base objects it has not copied by index), read by `&self`.
+/// The graph the tenant shows from its named roots, canonically, as the tenants crate's
+/// own model tests read it.
 fn graph(t: &Tenant) -> Vec<String> {
-    let mut out = Vec::new();
-    let starts: Vec<Value> = t.root_names().filter_map(|n| t.root(n)).collect();
-    let mut seen: Vec<Value> = Vec::new();
-    let name = |seen: &mut Vec<Value>, v: Value| -> String {
-        if !v.word().is_ref() {
-            return format!("{:?}", v.word());
-        }
-        let w = match t.identity_word(v) {
-            Ok(w) => w,
-            Err(e) => return format!("ERR {e}"),
-        };
-        if let Some(x) = w.as_base() {
-            return format!("B{}", x.get());
-        }
-        match seen
-            .iter()
-            .position(|&s| t.identical(s, v).unwrap_or(false))
-        {
-            Some(i) => format!("P{i}"),
-            None => {
-                seen.push(v);
-                format!("P{}", seen.len() - 1)
-            }
-        }
-    };
-    let roots: Vec<String> = starts.iter().map(|&v| name(&mut seen, v)).collect();
-    out.push(format!("roots {roots:?}"));
-    let mut i = 0;
-    while i < seen.len() {
-        let v = seen[i];
-        let line = match t.header(v) {
-            Err(e) => format!("P{i}: {e}"),
-            Ok(h) => {
-                let class = name(&mut seen, h.class);
-                let mut slots = Vec::new();
-                for j in 0..h.size.slots {
-                    match t.slot(v, j) {
-                        Ok(s) => slots.push(name(&mut seen, s)),
-                        Err(e) => slots.push(format!("ERR {e}")),
-                    }
-                }
-                format!(
-                    "P{i}: {class} {:?} {:?} {slots:?} {:?}",
-                    h.format,
-                    t.identity_hash(v).ok(),
-                    t.bytes(v).ok()
-                )
-            }
-        };
-        out.push(line);
-        i += 1;
-    }
-    out
+    tenants_common::graph(t, &[])
 }
 
 fn recount(t: &Tenant) -> (u64, u64) {
