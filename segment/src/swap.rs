@@ -1582,7 +1582,8 @@ impl Swapper {
     }
 
     /// Forgets the segments none of whose roots is a stub in the tenant any more (dropped by
-    /// the tenant and collected): unpins what they kept alive and drops their files.
+    /// the tenant and collected): unpins what they kept alive, drops their files and the
+    /// reasons kept for their failures.
     fn forget_dead(&self, t: &mut Tenant) {
         let mut inner = self.lock();
         let dead: Vec<SegmentId> = inner
@@ -1595,6 +1596,7 @@ impl Swapper {
             .map(|(&id, _)| id)
             .collect();
         for id in dead {
+            inner.errors.remove(&id);
             if let Some(o) = inner.out.remove(&id) {
                 unpin_all(t, &o.outside);
                 if let Some(p) = &o.pending {

@@ -822,6 +822,30 @@ fn a_segment_whose_stubs_the_tenant_drops_is_forgotten_with_its_pins_and_file() 
     assert!(swapper.swapped().is_empty());
 }
 
+/// A segment forgotten (its stubs dropped and collected) takes with it the reason its last
+/// read or fault failed: `explain` answers nothing kept for it.
+#[test]
+fn a_forgotten_segment_leaves_no_reason_kept_for_it() {
+    let (mut t, objects) = graph(synth_bed(), 12, &[(0, 1, 0), (0, 4, 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = DirStore::new(dir.path()).unwrap();
+    let swapper = Swapper::new(store.clone());
+    let a = swapper.swap_out(&mut t, &[objects[0]]).unwrap();
+    std::fs::write(store.path(a.id), b"damaged").unwrap();
+    // A read by `&self` keeps the reason for `explain`.
+    assert!(matches!(t.size(objects[0]), Err(Error::Swapped { .. })));
+    let h0 = t.root("holder0").unwrap();
+    t.set_slot(h0, 0, Value::int(0)).unwrap();
+    t.collect();
+    assert!(swapper.records(&mut t).unwrap().is_empty());
+    let asked = Error::Fault {
+        segment: a.id.get(),
+        reason: String::new(),
+    };
+    let e = swapper.explain(asked);
+    assert!(matches!(e, SwapError::Tenant(Error::Fault { .. })), "{e}");
+}
+
 #[test]
 fn swap_types_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
