@@ -160,6 +160,16 @@ pub enum StoreError {
         /// What is wrong with the secret.
         problem: &'static str,
     },
+    /// The database role a principal would log in as exists and is not one the store made
+    /// for it (another store's principal in the same cluster, or a role of the cluster's
+    /// own): it is not taken over. Nothing was changed.
+    #[error("principal {principal}: the database role {role} exists and is not this store's")]
+    RoleTaken {
+        /// The principal.
+        principal: PrincipalName,
+        /// The role.
+        role: String,
+    },
     /// The credentials name no principal of the store, or the wrong secret.
     #[error("bad credentials for principal {principal}")]
     BadCredentials {

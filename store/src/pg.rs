@@ -99,7 +99,8 @@
 //! own checks (the secret's digest at connect, the grant inside each transaction) stay as a
 //! second line. The operator is the tables' owner, which row-level security does not
 //! restrict. Roles are per cluster: one store per cluster, or distinct principal names
-//! across stores. The server must authenticate host logins by password (`scram-sha-256`),
+//! across stores; a role of a principal's name that the store did not make is refused
+//! ([`StoreError::RoleTaken`]), never taken over. The server must authenticate host logins by password (`scram-sha-256`),
 //! as [`crate::PgServer`] sets it up.
 
 use crate::local::{check_fence, check_history, lease_end, take};
@@ -1169,6 +1170,23 @@ impl Store for PgStore {
         let h = blake3::hash(secret.as_bytes());
         let role = role_name(name)?;
         self.tx("add a principal", |tx| {
+            // A role of the principal's name the store did not make (no principal row names
+            // it) is another's: giving it a login and the secret would hand the principal
+            // whatever that role may do.
+            let taken: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) \
+                     AND NOT EXISTS (SELECT 1 FROM cowheap_principals WHERE name = $2)",
+                    &[&role, &name.as_str()],
+                )
+                .map_err(|e| StoreError::db("add a principal", e))?
+                .get(0);
+            if taken {
+                return Err(StoreError::RoleTaken {
+                    principal: name.clone(),
+                    role: role.clone(),
+                });
+            }
             tx.execute(
                 "INSERT INTO cowheap_principals (name, secret) VALUES ($1, $2) \
                  ON CONFLICT (name) DO UPDATE SET secret = EXCLUDED.secret",

@@ -155,7 +155,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`crate::StoreError::InvalidSecret`] for an empty secret or one holding a NUL byte
     /// (PostgreSQL takes neither as a role's password, so no backend takes them);
     /// [`crate::StoreError::InvalidName`] for a name past [`crate::MAX_PRINCIPAL`] bytes
-    /// (no PostgreSQL role can be named so). Nothing changes.
+    /// (no PostgreSQL role can be named so); [`crate::StoreError::RoleTaken`] in
+    /// PostgreSQL when the principal's database role exists but the store did not make it.
+    /// Nothing changes.
     fn add_principal(&self, name: &PrincipalName, secret: &str) -> Result<()>;
 
     /// Creates a tenant of `base`, suspended, with no state yet, and grants it to

@@ -1379,3 +1379,44 @@ fn a_principals_role_cannot_move_a_claim_back() {
     let renewed = node2.renew(&again, 60_000).unwrap();
     node2.suspend(&renewed, b"suspended").unwrap();
 }
+
+/// A database role of the principal's name that the store did not make (another store's
+/// principal in the same cluster, or a role of the cluster's own, perhaps a superuser) is
+/// not taken over: adding the principal is refused, and the role and the store are as they
+/// were. A principal the store made takes a new secret as before.
+#[test]
+fn a_principal_never_takes_over_a_role_the_store_did_not_make() {
+    let pg = Pg::new();
+    let op = PgStore::connect(&pg.url, Arc::new(SystemClock), Access::Operator).unwrap();
+    let mut raw = pg.raw();
+    raw.batch_execute("CREATE ROLE cowheap_eve SUPERUSER NOLOGIN")
+        .unwrap();
+    let e = op
+        .add_principal(&common::p("eve"), "secret-eve")
+        .unwrap_err();
+    assert!(
+        matches!(&e, StoreError::RoleTaken { role, .. } if role == "cowheap_eve"),
+        "{e}"
+    );
+    let can_login: bool = raw
+        .query_one(
+            "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'cowheap_eve'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!can_login, "the role was changed");
+    let rows: i64 = raw
+        .query_one(
+            "SELECT count(*) FROM cowheap_principals WHERE name = 'eve'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+    // The store's own principal: added, then its secret changed.
+    op.add_principal(&common::p("carol"), "secret-1").unwrap();
+    op.add_principal(&common::p("carol"), "secret-carol")
+        .unwrap();
+    login(&pg, "carol");
+}
