@@ -171,6 +171,13 @@ pub enum ExportError {
     /// The image would need more address space than the format has.
     #[error("the image is too large for a {0} image")]
     TooLarge(&'static str),
+    /// The allocator refused the memory an export needs (its plan or the file's bytes):
+    /// nothing was written.
+    #[error("out of memory: {bytes} bytes for the export refused")]
+    OutOfMemory {
+        /// The size of the refused reservation.
+        bytes: u64,
+    },
 }
 
 /// The result of importing.

@@ -345,6 +345,19 @@ pub(crate) fn special_objects(heap: &BaseHeap) -> ExportResult<u32> {
         ))
 }
 
+/// An empty list with room for `n` items, its memory reserved fallibly.
+///
+/// # Errors
+/// [`ExportError::OutOfMemory`] if the allocator refuses it.
+pub(crate) fn try_list<T>(n: usize) -> ExportResult<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| ExportError::OutOfMemory {
+            bytes: u64::try_from(n.saturating_mul(size_of::<T>())).unwrap_or(u64::MAX),
+        })?;
+    Ok(v)
+}
+
 /// Checks that the special objects array `special` holds the base's nil in its first slot:
 /// every reader takes nil from there, so with any other object in it the file would read
 /// back with that object as nil. Time: O(1).

@@ -1034,9 +1034,7 @@ pub(crate) fn export(
         )
         .and_then(|n| usize::try_from(n).ok())
         .ok_or(ExportError::TooLarge(f.name()))?;
-    let mut buf = Vec::new();
-    buf.try_reserve_exact(written)
-        .map_err(|_| ExportError::TooLarge(f.name()))?;
+    let buf = crate::try_list(written)?;
     let mut out = Out {
         buf,
         order: f.order(),
@@ -1208,8 +1206,8 @@ fn lay_out(
 ) -> ExportResult<Layout> {
     let ws = f.word_bytes();
     let count = heap.len() + placement.new_pages.len();
-    let mut plans = Vec::with_capacity(count);
-    let mut addr = Vec::with_capacity(count);
+    let mut plans = crate::try_list(count)?;
+    let mut addr = crate::try_list(count)?;
     // `pos` is the next address (from the old base), `in_segment` the bytes of the current
     // segment so far.
     let (mut pos, mut in_segment): (u64, u64) = (0, 0);

@@ -479,8 +479,8 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
     let h = &ImageHeader { old_base, ..*h };
     let too_large = || ExportError::TooLarge(f.name());
     let n = heap.len();
-    let mut plans = Vec::with_capacity(n);
-    let mut addr = Vec::with_capacity(n);
+    let mut plans = crate::try_list(n)?;
+    let mut addr = crate::try_list(n)?;
     let mut pos: u64 = 0;
     for x in heap.indices() {
         let plan = plan_object(heap, x, &compact)?;
@@ -519,7 +519,7 @@ pub(crate) fn export(heap: &BaseHeap, f: ImageFormat, h: &ImageHeader) -> Export
         .and_then(|p| p.checked_add(header_size as usize + h.prefix as usize))
         .ok_or_else(too_large)?;
     let mut out = Out {
-        buf: Vec::with_capacity(capacity),
+        buf: crate::try_list(capacity)?,
         order: f.order(),
     };
     out.zeros(h.prefix as usize);
