@@ -254,8 +254,10 @@ impl Tenant {
     /// fired, becomes an object of plain pointers, keeps its key and value alive through
     /// this collection, and is appended to `mourners` ([`CollectStats::fired`] counts
     /// them) for the caller to finalize (Squeak's mourner queue, which should keep them
-    /// reachable until fetched). [`Tenant::try_collect_weak`], whose caller takes no
-    /// mourners, holds ephemerons strongly.
+    /// reachable until fetched). After them each weak object that had a slot cleared is
+    /// appended too ([`CollectStats::weak_mourners`]), once, as Spur queues both.
+    /// [`Tenant::try_collect_weak`], whose caller takes no mourners, holds ephemerons
+    /// strongly.
     ///
     /// Time: as [`Tenant::try_collect_weak`], plus, for ephemerons whose keys are reached
     /// only through other ephemerons' values, a rescan of the waiting ephemerons each time
@@ -572,12 +574,12 @@ impl Tenant {
             fired: Vec::new(),
         };
         self.trace(&mut m, s)?;
-        // The mourners' room before anything changes: past it, nothing allocates.
+        // The mourners' room before anything changes (every fired ephemeron, and every
+        // weak object reached, which may have a slot cleared): past it, nothing allocates.
         let mut mourners = mourners;
         if let Some(list) = mourners.as_deref_mut() {
-            grow(list, m.fired.len())?;
+            grow(list, m.fired.len().saturating_add(m.weaklings.len()))?;
         }
-        self.clear_weak(&mut m);
         let id = self.id();
         for &e in &m.fired {
             if let Some(mut body) = self.space.writable(e) {
@@ -588,6 +590,7 @@ impl Tenant {
             }
         }
         m.out.fired = u64::try_from(m.fired.len()).unwrap_or(u64::MAX);
+        self.clear_weak(&mut m, mourners);
         Ok((m.marks, m.out))
     }
 
@@ -735,20 +738,29 @@ impl Tenant {
 
     /// Sets to nil each weak slot, of the weak objects the mark reached, that names a
     /// private object the mark did not reach (and which the sweep will free). Slots naming
-    /// immediates and base objects stand. Allocates nothing.
-    fn clear_weak(&self, m: &mut Marking<'_>) {
+    /// immediates and base objects stand. Each weak object that had a slot cleared is
+    /// appended to `mourners`, if there are mourners to take, once. Allocates nothing (the
+    /// mourners' room is reserved).
+    fn clear_weak(&self, m: &mut Marking<'_>, mut mourners: Option<&mut Vec<Value>>) {
         let Some((_, nil)) = m.weak else { return };
+        let id = self.id();
         for &(k, strong) in &m.weaklings {
             let Some(body) = self.space.object(k) else {
                 continue;
             };
+            let mut any = false;
             for cell in body.slots().iter().skip(strong) {
                 if let Some(named) = cell.get().as_private()
                     && !(self.space.is_live(named) && m.marks.has(named.key()))
                 {
                     cell.set(nil);
                     m.out.cleared += 1;
+                    any = true;
                 }
+            }
+            if any && let Some(list) = mourners.as_deref_mut() {
+                list.push(Value::owned(Word::private(k), id));
+                m.out.weak_mourners += 1;
             }
         }
     }

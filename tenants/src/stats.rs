@@ -110,4 +110,8 @@ pub struct CollectStats {
     /// ([`crate::Tenant::try_collect_ephemerons`]). Always 0 for a collection without a
     /// [`crate::Weakness`].
     pub fired: u64,
+    /// Weak objects that had a slot cleared, appended to the mourners after the fired
+    /// ephemerons ([`crate::Tenant::try_collect_ephemerons`]), as Spur queues both. Always
+    /// 0 for a collection that takes no mourners.
+    pub weak_mourners: u64,
 }

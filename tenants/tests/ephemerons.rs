@@ -2,7 +2,8 @@
 //! slots are held only once its key is reached some other way; one whose key nothing but
 //! ephemerons reaches fires (its key and value kept for this collection, its format made
 //! plain pointers, handed back as a mourner) and fires once; collections without a
-//! `Weakness` hold ephemerons strongly. Checked against a reachability model on random
+//! `Weakness` hold ephemerons strongly; a weak object that had a slot cleared mourns after
+//! the fired ephemerons. Checked against a reachability model on random
 //! graphs too.
 
 use cowheap_forwarders::Base;
@@ -47,6 +48,23 @@ fn collect(t: &mut Tenant) -> (CollectStats, Vec<Value>) {
     (out, mourners)
 }
 
+/// [`collect`] with every slot of a weak object held weakly.
+fn collect_weak(t: &mut Tenant) -> (CollectStats, Vec<Value>) {
+    let nil = t.base().heap().nil();
+    let no_named = |_: &Tenant, _: Value| Some(0);
+    let mut mourners = Vec::new();
+    let out = t
+        .try_collect_ephemerons(
+            &Weakness {
+                nil,
+                strong_slots: &no_named,
+            },
+            &mut mourners,
+        )
+        .unwrap();
+    (out, mourners)
+}
+
 #[test]
 fn an_ephemeron_whose_key_only_it_reaches_fires_once_keeping_key_and_value() {
     let (base, class) = base();
@@ -71,6 +89,50 @@ fn an_ephemeron_whose_key_only_it_reaches_fires_once_keeping_key_and_value() {
     t.remove_root("registry");
     let (out, _) = collect(&mut t);
     assert_eq!((out.fired, out.freed), (0, 3));
+}
+
+/// A weak object that had a slot cleared is handed back as a mourner after the fired
+/// ephemerons, once a collection, as Spur queues both; one with nothing cleared is not,
+/// and a collection that takes no mourners hands back none.
+#[test]
+fn a_weak_object_with_a_slot_cleared_mourns_after_the_fired_ephemerons() {
+    let (base, class) = base();
+    let mut t = Tenant::fork(&base);
+    let key = new(&mut t, class, Format::Pointers, 1);
+    let e = ephemeron(&mut t, class, key, Value::int(1));
+    t.set_root("registry", e).unwrap();
+    let kept = new(&mut t, class, Format::Pointers, 1);
+    t.set_root("kept", kept).unwrap();
+    let untouched = new(&mut t, class, Format::Weak, 1);
+    t.set_slot(untouched, 0, kept).unwrap();
+    t.set_root("untouched", untouched).unwrap();
+    let w = new(&mut t, class, Format::Weak, 3);
+    t.set_root("weak", w).unwrap();
+    for i in 0..2 {
+        let fresh = new(&mut t, class, Format::Pointers, 0);
+        t.set_slot(w, i, fresh).unwrap();
+    }
+    t.set_slot(w, 2, kept).unwrap();
+    let (out, mourners) = collect_weak(&mut t);
+    assert_eq!((out.fired, out.cleared, out.weak_mourners), (1, 2, 1));
+    assert_eq!(mourners.len(), 2);
+    assert!(t.identical(mourners[0], e).unwrap());
+    assert!(t.identical(mourners[1], w).unwrap());
+    // Nothing more to clear: no mourner.
+    let (out, mourners) = collect_weak(&mut t);
+    assert_eq!((out.weak_mourners, mourners.len()), (0, 0));
+    // Cleared again by a collection that takes no mourners: none counted.
+    let fresh = new(&mut t, class, Format::Pointers, 0);
+    t.set_slot(w, 0, fresh).unwrap();
+    let nil = t.base().heap().nil();
+    let no_named = |_: &Tenant, _: Value| Some(0);
+    let out = t
+        .try_collect_weak(&Weakness {
+            nil,
+            strong_slots: &no_named,
+        })
+        .unwrap();
+    assert_eq!((out.cleared, out.weak_mourners), (1, 0));
 }
 
 #[test]

@@ -478,7 +478,9 @@ impl ObjectMemory for FlatHeap {
             mourners.push(Value::shared(Word::base(ObjectIndex::from_u32(e as u32))));
         }
         let mut cleared = 0;
+        let mut weak_mourners = Vec::new();
         for (i, strong) in weaklings {
+            let before = cleared;
             for w in self.objects[i].slots.iter_mut().skip(strong) {
                 if w.as_base()
                     .is_some_and(|x| !marked.get(x.get()).copied().unwrap_or(true))
@@ -486,6 +488,9 @@ impl ObjectMemory for FlatHeap {
                     *w = weak.nil.word();
                     cleared += 1;
                 }
+            }
+            if cleared > before {
+                weak_mourners.push(Value::shared(Word::base(ObjectIndex::from_u32(i as u32))));
             }
         }
         for (i, &keep) in marked.iter().enumerate().skip(self.imported) {
@@ -508,6 +513,7 @@ impl ObjectMemory for FlatHeap {
             private_bytes: self.allocated_bytes,
             cleared,
             mourners,
+            weak_mourners,
         })
     }
 

@@ -33,8 +33,9 @@ pub const BOTTOM_ROOT: &str = "cowheap-vm.bottom";
 pub const TIMER_ROOT: &str = "cowheap-vm.timer";
 
 /// The roots under which the image's mourners wait: the ephemerons the collections fired,
-/// in the order fired, until the image's finalization fetches them (primitive 172, Spur's
-/// `primitiveFetchMourner`). `cowheap-vm.mourners.head` and `.tail` hold the queue's bounds
+/// in the order fired, and in a Spur image the weak objects they cleared a slot of (each
+/// once while it waits), until the image's finalization fetches them (primitive 172,
+/// Spur's `primitiveFetchMourner`). `cowheap-vm.mourners.head` and `.tail` hold the queue's bounds
 /// as SmallIntegers, and `cowheap-vm.mourners.N` each mourner from head to tail: as roots
 /// they live through every collection until fetched, and a suspended run keeps them.
 pub const MOURNERS_ROOT: &str = "cowheap-vm.mourners";
@@ -2711,23 +2712,62 @@ impl Vm {
         Ok(done)
     }
 
-    /// Counts what a collection cleared and fired, and queues the fired ephemerons;
-    /// answers how many of each, together.
+    /// Counts what a collection cleared and fired, and queues the fired ephemerons and, in
+    /// a Spur image, the weak objects it cleared a slot of (as Spur does: an image of the
+    /// older format has no mourner queue to fetch them from); answers how many slots were
+    /// cleared and ephemerons fired, together.
     fn after_collection<M: ObjectMemory>(&mut self, m: &mut M, done: &Collected) -> Result<u64> {
         self.stats.weak_cleared += done.cleared;
         let fired = done.mourners.len() as u64;
         self.stats.ephemerons_fired += fired;
-        self.queue_mourners(m, &done.mourners)?;
+        let weak: &[Value] = if self.sp.spur {
+            &done.weak_mourners
+        } else {
+            &[]
+        };
+        self.queue_mourners(m, &done.mourners, weak)?;
         Ok(done.cleared + fired)
     }
 
-    /// Appends `mourners` to the image's mourner queue, kept under [`MOURNERS_ROOT`].
-    fn queue_mourners<M: ObjectMemory>(&mut self, m: &mut M, mourners: &[Value]) -> Result<()> {
-        if mourners.is_empty() {
+    /// Appends `fired` and then each of `weak` not on it already (a weak object is queued
+    /// once, as Spur queues it) to the image's mourner queue, kept under [`MOURNERS_ROOT`].
+    /// Time: O(queue × weak).
+    fn queue_mourners<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        fired: &[Value],
+        weak: &[Value],
+    ) -> Result<()> {
+        if fired.is_empty() && weak.is_empty() {
             return Ok(());
         }
         let (head, mut tail) = mourner_bounds(m)?;
-        for &e in mourners {
+        let mut queued = Vec::new();
+        if !weak.is_empty() {
+            for k in head..tail {
+                let Some(v) = m.root(&format!("{MOURNERS_ROOT}.{k}")) else {
+                    return Err(corrupt("a mourner queue missing a mourner"));
+                };
+                queued.push(v);
+            }
+        }
+        let mut fresh = Vec::new();
+        for &w in weak {
+            let mut on_queue = false;
+            for &q in &queued {
+                if m.identical(q, w)? {
+                    on_queue = true;
+                    break;
+                }
+            }
+            if !on_queue {
+                fresh.push(w);
+            }
+        }
+        if fired.is_empty() && fresh.is_empty() {
+            return Ok(());
+        }
+        for &e in fired.iter().chain(&fresh) {
             m.set_root(&format!("{MOURNERS_ROOT}.{tail}"), e)?;
             tail += 1;
         }

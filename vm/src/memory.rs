@@ -48,6 +48,8 @@ pub struct Collected {
     /// them for the caller (the interpreter queues them for the image's finalization,
     /// primitive 172, as Spur's mourner queue does).
     pub mourners: Vec<Value>,
+    /// Weak objects it cleared a slot of, each once: Spur queues them as mourners too.
+    pub weak_mourners: Vec<Value>,
 }
 
 /// What the interpreter needs of an object memory.
@@ -114,7 +116,7 @@ pub trait ObjectMemory {
     /// another way; a reached one whose key nothing but ephemerons reaches is fired: kept
     /// with its slots, made plain pointers, and answered as a mourner. Objects do not move:
     /// the values in `roots` stay valid. Answers the private bytes after, the weak slots
-    /// cleared and the ephemerons fired.
+    /// cleared, the ephemerons fired and the weak objects whose slots it cleared.
     fn collect(&mut self, roots: &[Value], weak: &WeakSlots) -> MemResult<Collected>;
     /// Replaces the contents of `out` with every object of this memory, each once, in this
     /// memory's enumeration order: what `someObject`/`nextObject` and
@@ -347,10 +349,13 @@ impl ObjectMemory for Tenant {
             self.unpin(h)?;
         }
         let out = collected?;
+        // The fired ephemerons first, then the weak objects a slot of which was cleared.
+        let weak_mourners = mourners.split_off(mourners.len().min(out.fired as usize));
         Ok(Collected {
             private_bytes: self.stats().private_bytes,
             cleared: out.cleared,
             mourners,
+            weak_mourners,
         })
     }
     /// The base objects in index order, those its version's commits added included (each

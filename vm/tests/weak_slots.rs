@@ -10,7 +10,7 @@ mod common;
 use common::world::World;
 use cowheap_heap::{Format, Value};
 use cowheap_tenants::Tenant;
-use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm};
+use cowheap_vm::{FlatHeap, MOURNERS_ROOT, ObjectMemory, Symbols, Vm};
 
 /// The image with a `WeakArray` (and a compiler, and a finalization semaphore).
 const V3_IMAGES: [&str; 1] = ["Scratch-1.4.0.6.image"];
@@ -168,6 +168,31 @@ fn weak_instance<M: ObjectMemory>(m: &mut M, image: &str, spur: bool) {
         "{image}: the fresh Array was freed"
     );
     assert!(m.size(made[0]).is_ok(), "{image}: the named one was kept");
+    // The weak object whose slot was cleared is answered as a mourner, once.
+    assert_eq!(done.weak_mourners.len(), 1, "{image}");
+    assert!(m.identical(done.weak_mourners[0], w).unwrap(), "{image}");
+    assert!(done.mourners.is_empty(), "{image}: no ephemeron fired");
+    // Through the interpreter: queued for the image's finalization in a Spur image (which
+    // fetches mourners, primitive 172), once however often its slots are cleared while it
+    // waits; an image of the older format has no queue.
+    for _ in 0..2 {
+        let fresh = common::answer(&mut vm, m, &s, array, "new:", &[Value::int(1)], BUDGET);
+        m.set_slot(w, 1, fresh).unwrap();
+        let done = vm.collect(m).unwrap();
+        assert_eq!(done.weak_mourners.len(), 1, "{image}");
+        let (head, tail) = (
+            m.root(&format!("{MOURNERS_ROOT}.head")),
+            m.root(&format!("{MOURNERS_ROOT}.tail")),
+        );
+        if spur {
+            assert_eq!(head.and_then(|v| v.as_int()), Some(0), "{image}");
+            assert_eq!(tail.and_then(|v| v.as_int()), Some(1), "{image}");
+            let queued = m.root(&format!("{MOURNERS_ROOT}.0")).unwrap();
+            assert!(m.identical(queued, w).unwrap(), "{image}");
+        } else {
+            assert!(head.is_none() && tail.is_none(), "{image}");
+        }
+    }
 }
 
 #[test]
