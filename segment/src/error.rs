@@ -117,6 +117,14 @@ pub enum SegmentError {
         /// The oop.
         oop: u32,
     },
+    /// A word of a 64-bit Spur segment whose tag no Spur VM makes (3, 5, 6 or 7).
+    #[error("segment word {at} holds {oop:#018x}, an immediate no Spur VM makes")]
+    BadImmediate {
+        /// Word index (of 4 bytes) of the field.
+        at: usize,
+        /// The whole word.
+        oop: u64,
+    },
     /// An out-pointer index beyond the out-pointer table.
     #[error("segment word {at} names out-pointer {index}, the table has {len}")]
     BadOutPointer {

@@ -184,7 +184,8 @@ impl SpurSegment {
     /// [`SegmentError::OddLength`] for a length that is not a whole number of 8-byte units,
     /// [`SegmentError::BadVersion`], [`SegmentError::BadHeader`],
     /// [`SegmentError::SegmentTruncated`], [`SegmentError::DanglingOop`],
-    /// [`SegmentError::BadOutPointer`], [`SegmentError::NoRootsArray`].
+    /// [`SegmentError::BadImmediate`], [`SegmentError::BadOutPointer`],
+    /// [`SegmentError::NoRootsArray`].
     pub fn parse(bytes: &[u8], out_pointers: usize) -> Result<SpurSegment> {
         if !bytes.len().is_multiple_of(8) || bytes.len() < 8 {
             return Err(SegmentError::OddLength(bytes.len()));
@@ -276,10 +277,7 @@ impl SpurSegment {
                     WordSize::W64 => matches!(tag, 1 | 2 | 4),
                 };
                 if !ok {
-                    return Err(SegmentError::DanglingOop {
-                        at: at / 4,
-                        oop: w as u32,
-                    });
+                    return Err(SegmentError::BadImmediate { at: at / 4, oop: w });
                 }
                 return Ok(SpurOop::Imm(w));
             }

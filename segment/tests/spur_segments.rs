@@ -654,3 +654,27 @@ fn an_out_pointer_index_past_32_bits_is_refused() {
         SpurSegment::parse(&far, usize::MAX).map(|s| s.stats())
     );
 }
+
+/// A 64-bit word whose tag no Spur VM makes (3, 5, 6 or 7) is refused as a bad immediate,
+/// with the whole word, not as a pointer to no object with the word cut to 32 bits.
+#[test]
+fn an_immediate_no_vm_makes_is_refused_with_its_whole_word() {
+    let (bytes, outs) = small(ByteOrder::Little, WordSize::W64);
+    // The Point's y, the SmallInteger 7.
+    let seven = (7u64 << 3) | 1;
+    let at = (8..bytes.len() / 8)
+        .map(|k| k * 8)
+        .find(|&at| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) == seven)
+        .expect("the segment holds 7");
+    for tag in [3u64, 5, 6, 7] {
+        let bad = (1u64 << 40) | (7 << 3) | tag;
+        let mut b = bytes.clone();
+        b[at..at + 8].copy_from_slice(&bad.to_le_bytes());
+        let r = SpurSegment::parse(&b, outs);
+        assert!(
+            matches!(r, Err(cowheap_segment::SegmentError::BadImmediate { oop, .. }) if oop == bad),
+            "tag {tag}: {:?}",
+            r.map(|s| s.stats())
+        );
+    }
+}
