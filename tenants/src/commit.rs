@@ -859,7 +859,10 @@ impl Repository {
 
     /// [`Repository::flatten`] into an image file at `path` (written atomically, then mapped
     /// and verified): the flattened version is served from the file, as a base opened from
-    /// one is.
+    /// one is. The version keeps its fingerprint here, but the file holds only the objects:
+    /// opened again (after a restart, by another process) it is a base of its own, version
+    /// 0, named by its content, and the version's tenant snapshots and layers are refused
+    /// on it ([`cowheap_heap::FileError::ForeignBase`], [`CommitError::ForeignLayer`]).
     ///
     /// # Errors
     /// As [`Repository::flatten`], and [`CommitError::File`] if the file cannot be written or

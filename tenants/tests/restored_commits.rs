@@ -69,3 +69,86 @@ fn a_restored_tenant_keeps_its_read_set() {
     let back = Tenant::restore_from(plain.base(), &plain.snapshot()).unwrap();
     assert!(back.reads_recorded().is_none());
 }
+
+/// A snapshot names its tenant's base by [`Base::fingerprint`]: for a committed version,
+/// the version's (its parent's and its layer's, as `docs/FORMATS.md` spells it), not any
+/// heap's content. A flatten keeps that name, so the version's snapshots restore onto the
+/// flattened base; but the file `flatten_to` wrote, opened again (by another process, after
+/// a restart), is a base of its own named by its content, onto which they are refused.
+#[test]
+fn a_snapshot_names_its_version_and_a_reopened_flattened_file_is_another_base() {
+    use cowheap_heap::BaseHeap;
+    use cowheap_heap::file::FileError;
+    let base = Base::new(synth::image(200, 7));
+    let x = pointers(&base, 1)[0];
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let mut t = repo.fork();
+    t.set_slot(x, 0, Value::int(42)).unwrap();
+    let v1 = repo.commit(&mut t, "a").unwrap();
+    let mut u = Tenant::fork(&v1);
+    u.set_slot(x, 1, Value::int(7)).unwrap();
+    let snap = u.snapshot();
+
+    // The version's fingerprint, computed as docs/FORMATS.md says.
+    let mut h = blake3::Hasher::new();
+    h.update(b"cowheap version\0");
+    h.update(&base.fingerprint().0);
+    h.update(&1u64.to_le_bytes());
+    h.update(&(v1.len() as u64).to_le_bytes());
+    let mut changed: Vec<u32> = v1.changed_here().map(|x| x.as_u32()).collect();
+    changed.sort_unstable();
+    assert_eq!(changed, [x.as_base().unwrap().as_u32()]);
+    for x in changed {
+        let c = v1.committed(x).unwrap();
+        h.update(&x.to_le_bytes());
+        h.update(&c.class.bits().to_le_bytes());
+        h.update(&[c.format.code()]);
+        h.update(&c.hash.to_le_bytes());
+        h.update(&c.aux.to_le_bytes());
+        h.update(&(c.slots.len() as u64).to_le_bytes());
+        for w in c.slots.iter() {
+            h.update(&w.bits().to_le_bytes());
+        }
+        h.update(&(c.bytes.len() as u64).to_le_bytes());
+        h.update(&c.bytes);
+    }
+    assert_eq!(v1.fingerprint().0, *h.finalize().as_bytes());
+    assert_eq!(
+        snap[16..48],
+        v1.fingerprint().0,
+        "the snapshot names the version"
+    );
+    assert_ne!(v1.fingerprint(), v1.heap().fingerprint());
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flat.cowheap");
+    let flat = repo.flatten_to(&path).unwrap();
+    assert_eq!(flat.fingerprint(), v1.fingerprint());
+    let back = Tenant::restore_from(&flat, &snap).unwrap();
+    assert_eq!(back.slot(x, 1).unwrap().as_int(), Some(7));
+
+    let reopened = Base::new(BaseHeap::open(&path).unwrap());
+    assert_eq!(reopened.version(), 0);
+    assert_eq!(reopened.fingerprint(), flat.heap().fingerprint());
+    assert_ne!(reopened.fingerprint(), v1.fingerprint());
+    assert!(matches!(
+        Tenant::restore_from(&reopened, &snap),
+        Err(FileError::ForeignBase { expected, found })
+            if expected == v1.fingerprint() && found == reopened.fingerprint()
+    ));
+    // Nor does a layer made over the version apply there: it names another history.
+    let mut c = repo.fork();
+    c.set_slot(x, 1, Value::int(8)).unwrap();
+    let v2 = repo.commit(&mut c, "c").unwrap();
+    let layer =
+        cowheap_tenants::commit::Layer::of(&v2, vec![x.as_base().unwrap().as_u32()]).unwrap();
+    let there = Repository::new(reopened.clone(), CommitRights::Anyone);
+    assert!(matches!(
+        there.apply(&layer),
+        Err(cowheap_tenants::commit::CommitError::ForeignLayer)
+    ));
+    // Its own tenants' snapshots restore on it, as on any base.
+    let mut w = Tenant::fork(&reopened);
+    w.set_slot(x, 1, Value::int(7)).unwrap();
+    assert!(Tenant::restore_from(&reopened, &w.snapshot()).is_ok());
+}
