@@ -51,8 +51,12 @@ pub enum Verification {
     ///
     /// - every read is a checked load: no panic and no undefined behaviour, whatever the
     ///   bytes (a property test opens thousands of hostile files trusted);
-    /// - a header that does not decode (an unknown format, a size past the end) reads as a
-    ///   typed error ([`crate::Error::Corrupt`]);
+    /// - a header that does not decode (an unknown format, a size past the end) is a typed
+    ///   error ([`crate::Error::Corrupt`]) to the reads that decode the whole header
+    ///   ([`BaseHeap::object`], [`BaseHeap::format`], and so a tenant's first write) and to
+    ///   every read past the object words; a read of one field (a slot inside the words,
+    ///   the size, the hash, the bytes) answers what its word holds, as the read path
+    ///   decodes no more than it needs (`heap/tests/trusted_headers.rs`);
     /// - objects may overlap or claim wrong sizes, classes or hashes: reads then give wrong
     ///   answers;
     /// - a slot may hold a reference past the end (refused when followed), a private
