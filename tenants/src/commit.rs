@@ -864,6 +864,10 @@ impl Repository {
     /// 0, named by its content, and the version's tenant snapshots and layers are refused
     /// on it ([`cowheap_heap::FileError::ForeignBase`], [`CommitError::ForeignLayer`]).
     ///
+    /// The file is written for a version with no layers too (one never committed over, or
+    /// flattened already): its heap is copied into the file, and the version is served from
+    /// it with the same number and fingerprint. Time: O(objects).
+    ///
     /// # Errors
     /// As [`Repository::flatten`], and [`CommitError::File`] if the file cannot be written or
     /// read back; nothing is published then. The file at `path` is replaced only when the
@@ -883,7 +887,10 @@ impl Repository {
 
     fn flatten_with(&self, path: Option<&std::path::Path>) -> Result<Arc<Base>, CommitError> {
         let current = self.current.load_full();
-        if current.depth() == 0 {
+        // A version with no layers is flat already; but a file asked for is written (and
+        // the version served from it) whatever the depth, or the answer would name a file
+        // that is not there.
+        if current.depth() == 0 && path.is_none() {
             return Ok(current);
         }
         let mut heap = current.flatten()?;

@@ -5,7 +5,8 @@
 //! tenant of an older version keeps its view (slots and hashes) after a become committed.
 //! Rebase under the private mark policy across a flatten keeps the tenant's own writes, and
 //! an object a version added conflicts as any other (read-write and write-write). A
-//! flatten into a file that a commit supersedes leaves the file as it was.
+//! flatten into a file that a commit supersedes leaves the file as it was, and one of a
+//! version with no layers writes its file all the same.
 
 mod common;
 
@@ -368,4 +369,32 @@ fn a_superseded_flatten_to_leaves_its_file_as_it_was() {
         }
     }
     assert_eq!(superseded, 3, "fewer flattens superseded than tried");
+}
+
+/// A flatten into a file writes the file whatever the version's depth: of a version that is
+/// a heap of its own already (never committed over, or flattened before) too, which is then
+/// served from the file like any other, with the same number and fingerprint.
+#[test]
+fn flatten_to_writes_its_file_for_a_version_with_no_layers() {
+    let base = Base::new(synth::image(500, 3));
+    let x = pointers(&base, 1)[0];
+    let repo = Repository::new(base.clone(), CommitRights::Anyone);
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.cowheap");
+    let v0 = repo.flatten_to(&first).unwrap();
+    assert!(first.exists(), "no file written for version 0");
+    let heap = cowheap_heap::BaseHeap::open(&first).unwrap();
+    assert_eq!(heap.fingerprint(), base.fingerprint());
+    assert_eq!((v0.version(), v0.fingerprint()), (0, base.fingerprint()));
+    assert!(Arc::ptr_eq(&v0, &repo.current()));
+    // A tenant of the version before commits on: the file's version is of the same history.
+    let mut t = Tenant::fork(&base);
+    t.set_slot(x, 0, Value::int(5)).unwrap();
+    let v1 = repo.commit(&mut t, "t").unwrap();
+    repo.flatten().unwrap();
+    let second = dir.path().join("second.cowheap");
+    let v1f = repo.flatten_to(&second).unwrap();
+    assert!(second.exists(), "no file written for a flattened version");
+    assert_eq!(v1f.fingerprint(), v1.fingerprint());
+    assert_eq!(repo.fork().slot(x, 0).unwrap().as_int(), Some(5));
 }
