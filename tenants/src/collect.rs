@@ -432,9 +432,10 @@ impl Tenant {
     /// tenant's allocation count ([`crate::TenantStats::allocations`]) goes back to what it
     /// was then, so the identity hashes the objects made next draw from that count, and
     /// the count itself, are those of a tenant that never ran the operation (the objects
-    /// freed are counted as collected: the undo did free them). An undo that keeps some of
-    /// what was made (reachable after all) keeps the count, so no object made next takes a
-    /// kept one's hash.
+    /// freed are counted as collected: the undo did free them). An undo that keeps any
+    /// object of `objs` (reachable after all) keeps the count, so no object made next takes
+    /// a kept one's hash, even where `objs` also held an older unreachable object, freed
+    /// with the rest, that makes the number freed that of the objects made.
     ///
     /// # Errors
     /// As [`Tenant::free_unreachable`].
@@ -458,19 +459,25 @@ impl Tenant {
             allocations: before,
         } = reserve;
         let (marks, mut out) = self.mark(scratch, None, None)?;
+        // Objects of `objs` found reachable, and kept: which of them were made since the
+        // reserve no count tells, so any one of them keeps the allocation count.
+        let mut kept = false;
         for v in objs {
             // A key given twice is freed once: the second `remove` finds nothing.
-            if let Some(k) = live(self, v)
-                && !marks.has(k.key())
-                && let Some(charged) = self.space.remove(k)
-            {
-                out.freed += 1;
-                out.freed_bytes += charged;
+            if let Some(k) = live(self, v) {
+                if marks.has(k.key()) {
+                    kept = true;
+                } else if let Some(charged) = self.space.remove(k) {
+                    out.freed += 1;
+                    out.freed_bytes += charged;
+                }
             }
         }
-        // Everything allocated since the reserve was freed: the allocations are undone.
+        // Everything allocated since the reserve was freed, and nothing given kept: the
+        // allocations are undone. (As many freed as were made, one of them older, and a
+        // made one kept, is no undo: the count would go back under the kept one's hash.)
         let undone = before
-            .filter(|&(tenant, _)| tenant == id)
+            .filter(|&(tenant, _)| tenant == id && !kept)
             .map(|(_, a)| a)
             .filter(|&a| {
                 self.cold

@@ -87,6 +87,33 @@ fn an_undo_that_keeps_an_object_keeps_its_place_in_the_hashes() {
     assert_eq!(t.stats().allocations, 3);
 }
 
+/// An undo given an older unreachable object beside what it made frees that object too,
+/// but a made object it keeps (reachable after all) still keeps the count: freeing as many
+/// objects as were made since the reserve is no undo when one of them is older.
+#[test]
+fn an_undo_that_frees_an_older_object_and_keeps_a_made_one_keeps_the_count() {
+    let (base, class) = setup();
+    let mut t = Tenant::fork(&base);
+    let older = one_slot(&mut t, class);
+    let reserve = t.reserve_collection(1).unwrap();
+    let made = one_slot(&mut t, class);
+    t.set_root("made", made).unwrap();
+    assert_eq!(
+        t.free_unreachable_with(&[made, older], reserve)
+            .unwrap()
+            .freed,
+        1
+    );
+    assert!(t.slot(older, 0).is_err(), "the older object was freed");
+    let next = one_slot(&mut t, class);
+    assert_ne!(
+        t.identity_hash(next).unwrap(),
+        t.identity_hash(made).unwrap(),
+        "the next object drew the kept object's hash"
+    );
+    assert_eq!(t.stats().allocations, 3);
+}
+
 /// Memory reserved by one tenant and used by another's undo frees as an unreserved undo
 /// does: the other tenant's allocation count is not set to the first one's.
 #[test]
