@@ -758,7 +758,14 @@ fn check_header<'a>(base: &Base, bytes: &'a [u8]) -> FileResult<(&'a [u8], u32)>
     let expected = Fingerprint(r.array("base fingerprint")?);
     let len = r.u64("payload length")?;
     let stored: [u8; 32] = r.array("digest")?;
-    if u64::try_from(r.remaining()).ok() != Some(len) {
+    let remaining = u64::try_from(r.remaining()).unwrap_or(u64::MAX);
+    if remaining > len {
+        return Err(FileError::Corrupt {
+            part: "header".into(),
+            problem: "bytes follow the payload the header gives",
+        });
+    }
+    if remaining != len {
         return Err(FileError::Truncated {
             what: "the payload",
             at: HEADER_LEN as u64,

@@ -177,6 +177,26 @@ fn is_cycle_refusal<T>(r: &Result<T, impl std::fmt::Debug>) -> bool {
 
 // ----- forwarder cycles -------------------------------------------------------------------
 
+/// A snapshot with bytes after the payload its header gives is refused as corrupt, not as
+/// truncated; one that ends before it, as truncated.
+#[test]
+fn bytes_past_the_payload_are_corrupt_and_a_short_payload_truncated() {
+    let base = small_base();
+    let t = Tenant::fork(&base);
+    let good = t.snapshot();
+    let mut long = good.clone();
+    long.push(0);
+    assert!(matches!(
+        Tenant::restore_from(&base, &long),
+        Err(FileError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        Tenant::restore_from(&base, &good[..good.len() - 1]),
+        Err(FileError::Truncated { .. })
+    ));
+    assert!(Tenant::restore_from(&base, &good).is_ok());
+}
+
 #[test]
 fn two_private_forwarders_to_each_other_are_refused() {
     let base = small_base();
