@@ -67,7 +67,10 @@ pub enum Verification {
     ///   makes a snapshot no restore accepts ([`BaseHeap::is_trusted`]);
     /// - a pointer object with raw bytes cannot be copied: a first write to it is refused;
     /// - exporting such a base to a Smalltalk image fails with a typed error or writes what
-    ///   the objects say.
+    ///   the objects say;
+    /// - its fingerprint is made from the digests the section table holds, not from the
+    ///   bytes, so a file changed after it was written keeps the fingerprint of what was
+    ///   written: snapshots of that content restore onto the changed bytes.
     Trust,
 }
 
@@ -554,8 +557,9 @@ fn table_digests(b: &[u8]) -> FileResult<[[u8; 32]; 3]> {
     Ok(out)
 }
 
-/// Reads what an image file's header says, checking only the header and section table.
-/// Time: O(roots).
+/// Reads what an image file's header says, checking what a trusted open checks
+/// ([`Verification::Trust`]: the header, the section table, the meta section, the regions'
+/// extents and the roots), not the objects. Time: O(roots).
 pub fn inspect(path: &Path) -> FileResult<ImageInfo> {
     let heap = BaseHeap::open_with(path, Verification::Trust)?;
     Ok(ImageInfo {

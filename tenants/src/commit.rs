@@ -530,6 +530,11 @@ impl Repository {
     /// what that means (the store's node reports it as landed and applies it at its next
     /// sync).
     ///
+    /// `persist` runs under the repository's commit lock, so that no other commit lands
+    /// between its write and the publication: it must not call back into the same
+    /// repository (`commit`, `abort`, `rebase`, `apply`, `publish`), which would wait for
+    /// that lock forever.
+    ///
     /// # Errors
     /// As [`Repository::commit_with`], and [`CommitError::Persist`].
     pub fn commit_through<E>(
