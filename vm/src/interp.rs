@@ -1925,6 +1925,15 @@ impl Vm {
             work.read()?;
             let dict = m.slot(c, 1)?;
             if let Some(method) = self.dict_lookup(m, dict, selector, &mut sel, &mut work)? {
+                // Only a CompiledMethod is run: any other value (an Array whose first field
+                // is a SmallInteger would decode as a header, its primitive run as the
+                // method's) is refused, as Squeak's objects as methods (`run:with:in:`)
+                // are not supported.
+                if !method.is_object() || m.format(method)? != Format::CompiledMethod {
+                    return Err(corrupt(
+                        "a method dictionary value that is no CompiledMethod",
+                    ));
+                }
                 let header = self.header(m, method)?;
                 let trap = self.is_trap_selector(m, selector)?;
                 let context = self.is_context_class(m, class)?;

@@ -82,9 +82,14 @@ fn probes_agree_with_scans(name: &str) {
                 "{name}"
             );
             probed += 1;
-            // Its method's header decodes (a Spur one reads its primitive from the
-            // method's first bytecodes).
+            // Its value is a CompiledMethod (a lookup refuses any other), and its header
+            // decodes (a Spur one reads its primitive from the method's first bytecodes).
             let method = m.slot(m.slot(d, 1).unwrap(), i - 2).unwrap();
+            assert_eq!(
+                m.format(method).unwrap(),
+                cowheap_heap::Format::CompiledMethod,
+                "{name}"
+            );
             let h = vm.header(&m, method).unwrap();
             if vm.sp.spur && h.primitive != 0 {
                 assert_eq!(
