@@ -2164,11 +2164,19 @@ impl Vm {
         if self.same(m, selector, dnu)? {
             return Err(self.dnu_error(m, rcvr, selector));
         }
-        let Some(found) = self.lookup(m, class, dnu)? else {
+        let Some(mut found) = self.lookup(m, class, dnu)? else {
             return Err(self.dnu_error(m, rcvr, selector));
         };
         if self.is_default_handler(m, found.method, class)? && !self.has_handler(m)? {
             return Err(self.dnu_error(m, rcvr, selector));
+        }
+        // The lookup may have started above the receiver's class (a super send,
+        // `perform:withArguments:inSuperclass:`), whose cache entry does not tell that the
+        // receiver is a context, which the handler may read (the performing context
+        // itself): ask, so that the callers are handed over (see `Vm::hand_over_callers`).
+        if !found.context {
+            self.fault_in_ahead(m, rcvr)?;
+            found.context = self.is_context(m, rcvr)?;
         }
         // Replace the arguments by a Message.
         let arr = m.alloc(

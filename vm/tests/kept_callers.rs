@@ -162,3 +162,48 @@ fn contexts_the_image_is_given_stay_real_mini() {
 fn contexts_the_image_is_given_stay_real_scratch() {
     both_memories("Scratch-1.4.0.6.image", scratch_compile);
 }
+
+/// A `doesNotUnderstand:` run on the context that sent `perform:withArguments:inSuperclass:`
+/// (primitive 100, compiled into Object on the mini image, which has no method for it) sees
+/// that context as a plain send's handler does: its stack empty once the receiver and the
+/// Message are taken off it. Before, the lookup from a class above the receiver's did not
+/// tell that the receiver was a context, so the performing context was kept as a caller
+/// and the handler read the stack pointer the primitive had written, with the receiver,
+/// the selector, the Array and the class still on the stack (4, not 0).
+#[test]
+fn a_not_understood_perform_in_a_superclass_hands_its_context_over() {
+    let heap = common::import("mini.image");
+    let s = Symbols::from_base(&heap);
+    let methods = [
+        (
+            "Object",
+            "kcPerform: s withArguments: a inSuperclass: c <primitive: 100> ^#failed",
+        ),
+        ("ContextPart", "doesNotUnderstand: m ^stackp"),
+        (
+            "Integer",
+            "kcDnuPerform ^thisContext kcPerform: #zork withArguments: #() inSuperclass: ContextPart",
+        ),
+        ("Integer", "kcDnuSend ^thisContext zork"),
+    ];
+    let check = |m: &mut dyn FnMut(&str) -> Option<i64>, what: &str| {
+        for (class, src) in methods {
+            m(&mini_compile(class, src));
+        }
+        assert_eq!(m("3 kcDnuSend"), Some(0), "{what}: by a send");
+        assert_eq!(m("3 kcDnuPerform"), Some(0), "{what}: by primitive 100");
+    };
+    let mut flat = FlatHeap::from_base(&heap);
+    let mut vm = Vm::new(&flat).unwrap();
+    check(
+        &mut |src| vm.evaluate(&mut flat, &s, src, BUDGET).unwrap().as_int(),
+        "flat",
+    );
+    let base = cowheap_forwarders::Base::new(heap);
+    let mut t = Tenant::fork(&base);
+    let mut vm = Vm::new(&t).unwrap();
+    check(
+        &mut |src| vm.evaluate(&mut t, &s, src, BUDGET).unwrap().as_int(),
+        "tenant",
+    );
+}
