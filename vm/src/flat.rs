@@ -170,8 +170,23 @@ impl FlatHeap {
         Ok(o)
     }
 
-    /// Replaces every reference to `from` by `to`, in every object and root. Time: O(heap).
+    /// Replaces every reference to `from` by `to`, in every object and root, and in the
+    /// classes of immediates (a Squeak VM takes those from the special objects array, which
+    /// the become rewrites; a tenant reaches the target through its forwarder). Time:
+    /// O(heap).
     fn redirect(&mut self, from: Word, to: Word) {
+        for class in [
+            &mut self.int_class,
+            &mut self.char_class,
+            &mut self.float_class,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if *class == from {
+                *class = to;
+            }
+        }
         for o in &mut self.objects {
             if o.class == from {
                 o.class = to;
