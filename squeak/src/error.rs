@@ -65,7 +65,7 @@ pub enum ImportError {
         oop: u64,
     },
     /// A slot holds an immediate no Spur VM makes: in a 64-bit image a tag of 3, 5, 6 or 7,
-    /// or a character or float whose payload no base word holds.
+    /// or a character whose code does not fit 32 bits.
     #[error("the object at data offset {at} holds {oop:#x}, an immediate no Spur VM makes")]
     BadImmediate {
         /// Byte offset of the referring object in the object data.

@@ -1789,7 +1789,8 @@ fn write_objects(
         let p = &layout.plans[i];
         put64(out, ws, OVERFLOW | p.slots as u64);
         put64(out, ws, p.header);
-        let mut slots = vec![nil_oop; p.slots];
+        let mut slots = crate::try_list(p.slots)?;
+        slots.resize(p.slots, nil_oop);
         for &(k, c) in entries {
             slots[k] = oop(roots, c)?;
         }

@@ -5,17 +5,33 @@
 mod common;
 
 use cowheap_heap::BaseHeap;
-use cowheap_squeak::{ExportError, ImageFormat, export_bytes, import};
+use cowheap_squeak::{
+    ExportError, ExportOptions, ImageFormat, export_bytes, export_bytes_with, import,
+};
 use cowheap_testkit::{Refusing, refusing_the};
 
 #[global_allocator]
 static ALLOC: Refusing = Refusing;
 
 fn each_refusal(heap: &BaseHeap, format: ImageFormat) {
-    let whole = export_bytes(heap, format).unwrap();
+    each_refusal_of(|| export_bytes(heap, format));
+}
+
+/// [`each_refusal`] for a base that has no immediate float class (an export to 64 bits of a
+/// 32-bit one).
+fn each_refusal_with(heap: &BaseHeap, format: ImageFormat) {
+    let options = ExportOptions {
+        allow_missing_float_class: true,
+        ..ExportOptions::exactly(format)
+    };
+    each_refusal_of(|| export_bytes_with(heap, &options));
+}
+
+fn each_refusal_of(export: impl Fn() -> Result<Vec<u8>, ExportError>) {
+    let whole = export().unwrap();
     let mut refused_any = false;
     for k in 0.. {
-        let (r, refused) = refusing_the(k, || export_bytes(heap, format));
+        let (r, refused) = refusing_the(k, &export);
         if !refused {
             assert_eq!(r.unwrap(), whole, "allocation {k}");
             break;
@@ -40,4 +56,17 @@ fn a_v3_export_short_of_memory_is_refused_typed() {
 fn a_spur_export_short_of_memory_is_refused_typed() {
     let im = common::headless();
     each_refusal(&im.heap, im.format);
+}
+
+/// A Spur export that writes new class-table pages (a class a commit added, whose hash
+/// falls in a page the base lacks) in 32- and 64-bit words.
+#[test]
+fn a_spur_export_adding_class_table_pages_short_of_memory_is_refused_typed() {
+    let heap = common::committed_new_class(Some(100 * 1024 + 5));
+    for format in [
+        ImageFormat::spur32(cowheap_squeak::ByteOrder::Little),
+        ImageFormat::spur64(cowheap_squeak::ByteOrder::Little),
+    ] {
+        each_refusal_with(&heap, format);
+    }
 }

@@ -208,44 +208,6 @@ fn compiled_methods_without_a_header_are_refused() {
     }
 }
 
-/// The headless image with a class a commit added (a copy of Array's class, its identity
-/// hash `hash` or one drawn at random) and an instance of it, flattened into a heap.
-fn committed_new_class(hash: Option<u32>) -> BaseHeap {
-    use cowheap_forwarders::Base;
-    use cowheap_heap::Value;
-    use cowheap_tenants::TenantConfig;
-    use cowheap_tenants::commit::{CommitMode, CommitRights, Repository};
-    let base = Base::new(
-        cowheap_squeak::import_bytes(&image_bytes(HEADLESS))
-            .unwrap()
-            .heap,
-    );
-    let repo = Repository::with_config(base.clone(), CommitRights::Anyone, TenantConfig::default());
-    let mut t = repo.fork();
-    let special = base.heap().root("specialObjects").unwrap();
-    let array = t.class_of(special).unwrap();
-    let meta = t.class_of(array).unwrap();
-    let n = base
-        .heap()
-        .size(base.heap().index_of(array).unwrap())
-        .unwrap()
-        .slots;
-    let slots: Vec<Value> = (0..n).map(|i| t.slot(array, i).unwrap()).collect();
-    let class = match hash {
-        Some(h) => t
-            .alloc_with_hash(meta, Format::Pointers, &slots, &[], h)
-            .unwrap(),
-        None => t.alloc_with(meta, Format::Pointers, &slots, &[]).unwrap(),
-    };
-    let inst = t
-        .alloc_with(class, Format::Pointers, &[Value::int(7)], &[])
-        .unwrap();
-    let v = repo
-        .commit_with(&mut t, "me", CommitMode::WriteWrite, &[inst])
-        .unwrap();
-    v.flatten().unwrap()
-}
-
 /// A class a commit added whose identity hash is the class index of another class, or no
 /// class index at all, is refused: read back, its instance would be an instance of the other
 /// class (before, one came back an instance of True), or of none.
