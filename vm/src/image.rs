@@ -168,6 +168,10 @@ pub struct Specials {
     /// bit: 7033, 68533): method headers and class formats are
     /// decoded the Spur way, characters are immediates.
     pub spur: bool,
+    /// The image's header flags ask for Spur's finalization of weak objects (bit 6, 64: a
+    /// weak object a collection cleared a slot of is queued as a mourner, for primitive 172).
+    /// Ephemerons are queued whatever the flags say.
+    pub weak_mourners: bool,
     /// The bytes of the image's words (4, or 8 for 64-bit Spur): the size of a method's
     /// header and literal words, which a context's pc counts past.
     pub word_bytes: usize,
@@ -325,6 +329,11 @@ impl Specials {
             selectors,
             closures,
             spur,
+            weak_mourners: spur
+                && mem
+                    .root("image.flags")
+                    .and_then(|v| v.as_int())
+                    .is_some_and(|f| f & 64 != 0),
             word_bytes,
             immediate_floats,
             min_int: -(1 << (int_bits - 1)),

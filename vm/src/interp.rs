@@ -33,8 +33,8 @@ pub const BOTTOM_ROOT: &str = "cowheap-vm.bottom";
 pub const TIMER_ROOT: &str = "cowheap-vm.timer";
 
 /// The roots under which the image's mourners wait: the ephemerons the collections fired,
-/// in the order fired, and in a Spur image the weak objects they cleared a slot of (each
-/// once while it waits), until the image's finalization fetches them (primitive 172,
+/// in the order fired, and in a Spur image whose header flags ask for it (bit 6, 64) the
+/// weak objects they cleared a slot of (each once while it waits), until the image's finalization fetches them (primitive 172,
 /// Spur's `primitiveFetchMourner`). `cowheap-vm.mourners.head` and `.tail` hold the queue's bounds
 /// as SmallIntegers, and `cowheap-vm.mourners.N` each mourner from head to tail: as roots
 /// they live through every collection until fetched, and a suspended run keeps them.
@@ -2730,14 +2730,15 @@ impl Vm {
     }
 
     /// Counts what a collection cleared and fired, and queues the fired ephemerons and, in
-    /// a Spur image, the weak objects it cleared a slot of (as Spur does: an image of the
-    /// older format has no mourner queue to fetch them from); answers how many slots were
-    /// cleared and ephemerons fired, together.
+    /// a Spur image whose header flags ask for it, the weak objects it cleared a slot of (as
+    /// Spur does: an image that does not ask fetches no weak mourners, and one of the older
+    /// format has no mourner queue); answers how many slots were cleared and ephemerons
+    /// fired, together.
     fn after_collection<M: ObjectMemory>(&mut self, m: &mut M, done: &Collected) -> Result<u64> {
         self.stats.weak_cleared += done.cleared;
         let fired = done.mourners.len() as u64;
         self.stats.ephemerons_fired += fired;
-        let weak: &[Value] = if self.sp.spur {
+        let weak: &[Value] = if self.sp.weak_mourners {
             &done.weak_mourners
         } else {
             &[]

@@ -1061,7 +1061,8 @@ impl Vm {
             }
             172 if self.sp.spur => {
                 // `WeakArray class>>primitiveFetchMourner` (Spur): the next ephemeron the
-                // collections fired, off the mourner queue; fails when it is empty.
+                // collections fired, or weak object they cleared a slot of, off the mourner
+                // queue; fails when it is empty.
                 match self.next_mourner(m)? {
                     Some(e) => self.answer(m, 0, e),
                     None => FAIL,
