@@ -532,8 +532,8 @@ impl Repository {
     ///
     /// `persist` runs under the repository's commit lock, so that no other commit lands
     /// between its write and the publication: it must not call back into the same
-    /// repository (`commit`, `abort`, `rebase`, `apply`, `publish`), which would wait for
-    /// that lock forever.
+    /// repository (`commit`, `abort`, `rebase`, `apply`, `publish`, `flatten`, `protect`,
+    /// `settle_landed`, ...), which would wait for that lock forever.
     ///
     /// # Errors
     /// As [`Repository::commit_with`], and [`CommitError::Persist`].
@@ -867,7 +867,9 @@ impl Repository {
     /// one is. The version keeps its fingerprint here, but the file holds only the objects:
     /// opened again (after a restart, by another process) it is a base of its own, version
     /// 0, named by its content, and the version's tenant snapshots and layers are refused
-    /// on it ([`cowheap_heap::FileError::ForeignBase`], [`CommitError::ForeignLayer`]).
+    /// on it ([`cowheap_heap::FileError::ForeignBase`], [`CommitError::ForeignLayer`]),
+    /// but for version 0 itself, whose fingerprint is its content's: its snapshots restore
+    /// on the file.
     ///
     /// The file is written for a version with no layers too (one never committed over, or
     /// flattened already): its heap is copied into the file, and the version is served from
