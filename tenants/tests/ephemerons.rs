@@ -33,31 +33,25 @@ fn ephemeron(t: &mut Tenant, class: Value, key: Value, value: Value) -> Value {
 }
 
 fn collect(t: &mut Tenant) -> (CollectStats, Vec<Value>) {
-    let nil = t.base().heap().nil();
-    let none = |_: &Tenant, _: Value| None;
-    let mut mourners = Vec::new();
-    let out = t
-        .try_collect_ephemerons(
-            &Weakness {
-                nil,
-                strong_slots: &none,
-            },
-            &mut mourners,
-        )
-        .unwrap();
-    (out, mourners)
+    collect_holding(t, None)
 }
 
 /// [`collect`] with every slot of a weak object held weakly.
 fn collect_weak(t: &mut Tenant) -> (CollectStats, Vec<Value>) {
+    collect_holding(t, Some(0))
+}
+
+/// A collection taking mourners, a weak object's first `strong` slots held strongly (all
+/// of them for `None`).
+fn collect_holding(t: &mut Tenant, strong: Option<usize>) -> (CollectStats, Vec<Value>) {
     let nil = t.base().heap().nil();
-    let no_named = |_: &Tenant, _: Value| Some(0);
+    let strong_slots = |_: &Tenant, _: Value| strong;
     let mut mourners = Vec::new();
     let out = t
         .try_collect_ephemerons(
             &Weakness {
                 nil,
-                strong_slots: &no_named,
+                strong_slots: &strong_slots,
             },
             &mut mourners,
         )
