@@ -513,7 +513,8 @@ pub(crate) fn shift(x: i64, y: i64) -> Option<i64> {
 /// context, its method and receiver first) and quick returns. Not the others: process
 /// switches, `value`s of BlockContexts, perform, become, enumeration, collection, context
 /// access, `executeMethod`; these fault in what they switch to before they start (a process
-/// switch), or stop with [`FaultCause::NotRestartable`].
+/// switch), fault in and repeat their reads before they change anything (perform), or stop
+/// with [`FaultCause::NotRestartable`].
 fn rerunnable(index: u16) -> bool {
     matches!(
         index,

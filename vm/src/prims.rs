@@ -1870,12 +1870,17 @@ impl Vm {
         let sel = self.peek(m, args - 1)?;
         let rcvr = self.peek(m, args)?;
         let n = args - 1;
-        let class = m.class_of(rcvr)?;
-        if let Some(f) = self.lookup(m, class, sel)?
-            && f.header.args != n
-        {
+        // Reads only: a root stub met here (the receiver's class, a class on the lookup
+        // path) is faulted in and the reads run again, before the stack changes.
+        let class = match self.perform_class(m, rcvr, sel, n) {
+            Ok(c) => c,
+            Err(e) => self.after_fault(m, e, Some(sel), Some(rcvr), |vm, m| {
+                vm.perform_class(m, rcvr, sel, n)
+            })?,
+        };
+        let Some(class) = class else {
             return FAIL;
-        }
+        };
         // Slide the arguments down over the selector.
         for i in 0..n {
             let v = self.peek(m, n - 1 - i)?;
@@ -1886,40 +1891,39 @@ impl Vm {
         self.send_to_class(m, rcvr, class, sel, n).map(Some)
     }
 
+    /// The class `perform:` sends `sel` to `rcvr` through, or `None` if the method found
+    /// takes other than `n` arguments (the primitive fails). Reads only.
+    fn perform_class<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        rcvr: Value,
+        sel: Value,
+        n: usize,
+    ) -> Result<Option<Value>> {
+        let class = m.class_of(rcvr)?;
+        if let Some(f) = self.lookup(m, class, sel)?
+            && f.header.args != n
+        {
+            return Ok(None);
+        }
+        Ok(Some(class))
+    }
+
     fn perform_with_arguments<M: ObjectMemory>(&mut self, m: &mut M, class: Option<Value>) -> Prim {
         let extra = usize::from(class.is_some());
-        let array = self.peek(m, extra)?;
         let sel = self.peek(m, extra + 1)?;
         let rcvr = self.peek(m, extra + 2)?;
-        if !self.is_array(m, array)? {
-            return FAIL;
-        }
-        // The lookup class must be the receiver's class or above it, as Squeak checks.
-        if let Some(c) = class
-            && !self.is_class_of_or_above(m, rcvr, c)?
-        {
-            return FAIL;
-        }
-        let vals = (0..m.size(array)?.slots)
-            .map(|i| m.slot(array, i))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        // The arguments must fit the context's stack where the receiver's send left room
-        // for its own (Squeak's primitive fails past it).
-        if self.stack_room(2 + extra) < vals.len() {
-            return FAIL;
-        }
-        // The lookup starts above the receiver's class, whose cache entry would tell that
-        // the receiver is a context: ask.
-        let on_context = class.is_some() && self.is_context(m, rcvr)?;
-        let class = match class {
-            Some(c) => c,
-            None => m.class_of(rcvr)?,
+        // Reads only, as `perform:`'s: a root stub met here (the argument Array, the
+        // receiver, a class on the lookup path) is faulted in and the reads run again.
+        let plan = match self.perform_plan(m, class) {
+            Ok(p) => p,
+            Err(e) => self.after_fault(m, e, Some(sel), Some(rcvr), |vm, m| {
+                vm.perform_plan(m, class)
+            })?,
         };
-        if let Some(f) = self.lookup(m, class, sel)?
-            && f.header.args != vals.len()
-        {
+        let Some((class, vals, on_context)) = plan else {
             return FAIL;
-        }
+        };
         self.drop_n(2 + extra);
         for v in &vals {
             self.push(m, *v)?;
@@ -1931,6 +1935,50 @@ impl Vm {
         }
         self.send_to_class(m, rcvr, class, sel, vals.len())
             .map(Some)
+    }
+
+    /// What `perform:withArguments:` (`class` `None`) or its superclass form sends: the
+    /// lookup class, the arguments, and whether the lookup must start above a context
+    /// receiver's class; `None` where the primitive fails. Reads only.
+    fn perform_plan<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        class: Option<Value>,
+    ) -> Result<Option<(Value, Vec<Value>, bool)>> {
+        let extra = usize::from(class.is_some());
+        let array = self.peek(m, extra)?;
+        let sel = self.peek(m, extra + 1)?;
+        let rcvr = self.peek(m, extra + 2)?;
+        if !self.is_array(m, array)? {
+            return Ok(None);
+        }
+        // The lookup class must be the receiver's class or above it, as Squeak checks.
+        if let Some(c) = class
+            && !self.is_class_of_or_above(m, rcvr, c)?
+        {
+            return Ok(None);
+        }
+        let vals = (0..m.size(array)?.slots)
+            .map(|i| m.slot(array, i))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        // The arguments must fit the context's stack where the receiver's send left room
+        // for its own (Squeak's primitive fails past it).
+        if self.stack_room(2 + extra) < vals.len() {
+            return Ok(None);
+        }
+        // The lookup starts above the receiver's class, whose cache entry would tell that
+        // the receiver is a context: ask.
+        let on_context = class.is_some() && self.is_context(m, rcvr)?;
+        let class = match class {
+            Some(c) => c,
+            None => m.class_of(rcvr)?,
+        };
+        if let Some(f) = self.lookup(m, class, sel)?
+            && f.header.args != vals.len()
+        {
+            return Ok(None);
+        }
+        Ok(Some((class, vals, on_context)))
     }
 }
 

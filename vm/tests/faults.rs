@@ -48,6 +48,19 @@ const EXPRESSIONS: &[(&str, bool, bool)] = &[
         true,
         false,
     ),
+    // `perform:` and its kin (primitives 83 and 84) on a root stub.
+    ("(Smalltalk at: #Seg) perform: #size", true, false),
+    ("(Smalltalk at: #Seg) perform: #at: with: 2", true, false),
+    (
+        "(Smalltalk at: #Seg) perform: #at: withArguments: (Array with: 3)",
+        true,
+        false,
+    ),
+    (
+        "(Smalltalk at: #SegString) perform: #, withArguments: (Array with: '!')",
+        false,
+        true,
+    ),
     // Identity needs no body.
     (
         "(Smalltalk at: #Seg) == (Smalltalk at: #Seg2)",
@@ -189,6 +202,50 @@ fn sends_and_primitives_fault_segments_in_mini() {
 #[test]
 fn sends_and_primitives_fault_segments_in_scratch() {
     sends_and_primitives("Scratch-1.4.0.6.image");
+}
+
+/// `perform:withArguments:` (primitive 84) and its superclass form (100) given an argument
+/// Array that is a root stub: the primitive faults the Array in before it changes the
+/// stack, and the send answers what it answers with the Array in, with one fault.
+fn performs_with_swapped_arguments(image: &'static str) {
+    let mut w = World::new(image);
+    w.eval("Smalltalk at: #SegArgs put: (Array with: 4). 0");
+    let args = w.global("SegArgs");
+    let swapper = Swapper::new(MemStore::new());
+    let expressions = [
+        "3 perform: #+ withArguments: (Smalltalk at: #SegArgs)",
+        "#(10 20 30 40) perform: #at: withArguments: (Smalltalk at: #SegArgs)",
+        "#(10 20 30 40) perform: #at: withArguments: (Smalltalk at: #SegArgs) inSuperclass: Object",
+    ];
+    // mini.image has no `perform:withArguments:inSuperclass:`; Scratch has.
+    let superclass_form = w.print("Object includesSelector: #perform:withArguments:inSuperclass:");
+    assert_eq!(superclass_form == "true", image != "mini.image", "{image}");
+    for e in expressions {
+        if e.contains("inSuperclass:") && superclass_form != "true" {
+            continue;
+        }
+        w.all_in();
+        let want = w.print(e);
+        let out = swapper.swap_out(&mut w.t, &[args]).unwrap();
+        assert_eq!(out.objects, 1, "{image}");
+        let faults = w.vm.stats().faults;
+        match w.try_eval(&format!("[{e}] value printString")) {
+            Ok(v) => assert_eq!(w.vm.text_of(&w.t, v), Some(want), "{image}: {e}"),
+            Err(err) => panic!("{image}: {e}: {err}"),
+        }
+        assert_eq!(w.vm.stats().faults - faults, 1, "{image}: {e}");
+        assert_eq!(w.t.stubs_of(out.id.get()), 0, "{image}: {e}");
+    }
+}
+
+#[test]
+fn performs_fault_their_argument_arrays_in_mini() {
+    performs_with_swapped_arguments("mini.image");
+}
+
+#[test]
+fn performs_fault_their_argument_arrays_in_scratch() {
+    performs_with_swapped_arguments("Scratch-1.4.0.6.image");
 }
 
 /// mini.image with the collection in `Seg` and `OrderedCollection>>segSum`, a method that
