@@ -4,8 +4,12 @@
 //! (each with a superclass, a method dictionary, a format word and a name symbol); method
 //! dictionaries holding compiled methods (a header and literals, then bytecodes); symbols and
 //! strings (bytes); arrays; and many small objects (points, associations, instances of two to
-//! eight slots) whose slots point anywhere in the graph. Proportions follow those of real
-//! Squeak images: most objects are small, a fifth are methods, a third are bytes.
+//! eight slots) whose slots point anywhere in the graph. From 20,000 objects up, half the
+//! objects are small (no bytes and at most eight slots), a third are bytes and a ninth are
+//! methods (more in a base of a few thousand objects or fewer, which still has sixteen
+//! classes and their methods). A real image has more methods and fewer small objects: of
+//! Scratch 1.4's 83,459 objects, a fifth are methods, two fifths small and a third raw
+//! (bytes or words).
 //!
 //! The same `objects` and `seed` always give the same base, object for object.
 //!
@@ -262,15 +266,39 @@ mod tests {
         assert!(!same(&a, &c));
     }
 
+    /// The shares of methods, of byte objects and of small objects (at most eight slots,
+    /// no bytes) among a base's objects.
+    fn shares(base: &BaseHeap) -> (f64, f64, f64) {
+        let (mut methods, mut bytes, mut small) = (0, 0, 0);
+        for i in base.indices() {
+            let o = base.object(i).unwrap();
+            methods += usize::from(o.format == Format::CompiledMethod);
+            bytes += usize::from(o.format == Format::Bytes);
+            small += usize::from(o.bytes.is_empty() && o.slots.len() <= 8);
+        }
+        let n = base.len() as f64;
+        (methods as f64 / n, bytes as f64 / n, small as f64 / n)
+    }
+
     #[test]
     fn image_has_the_shape_asked_for() {
         let base = image(20_000, 3);
         assert!(base.len() >= 20_000 && base.len() < 20_100);
-        let methods = base
-            .indices()
-            .filter(|&i| base.object(i).unwrap().format == Format::CompiledMethod)
-            .count();
-        assert!(methods > base.len() / 20, "{methods} methods");
         assert_eq!(base.roots()[0].name, "specialObjects");
+    }
+
+    /// The proportions the module documentation states, at the sizes the tests and the
+    /// bench use.
+    #[test]
+    fn proportions_are_as_documented() {
+        for (objects, seed) in [(20_000, 3), (200_000, 1)] {
+            let (methods, bytes, small) = shares(&image(objects, seed));
+            assert!(
+                (0.09..0.14).contains(&methods),
+                "{objects}: methods {methods:.3}"
+            );
+            assert!((0.28..0.38).contains(&bytes), "{objects}: bytes {bytes:.3}");
+            assert!((0.45..0.56).contains(&small), "{objects}: small {small:.3}");
+        }
     }
 }
