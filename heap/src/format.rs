@@ -14,7 +14,10 @@ pub enum Format {
     /// Pointer slots only, those past the named ones weakly held (by a collection told how
     /// many are named: `cowheap_tenants::Weakness`; strongly by any other).
     Weak = 1,
-    /// An ephemeron (key, value, ...), held strongly by cowheap.
+    /// An ephemeron (key, value, ...): its slots are held only once its key is reached
+    /// another way by a collection that takes mourners (`Tenant::try_collect_ephemerons` of
+    /// `cowheap_tenants`, which fires one whose key only ephemerons reach), strongly by any
+    /// other.
     Ephemeron = 2,
     /// Raw bytes.
     Bytes = 3,
