@@ -16,8 +16,11 @@
 //! exactly as Spur encodes it ([`Word::small_float_bits`], `Value::as_f64`). Only importers
 //! of 64-bit Spur images make such words; cowheap itself treats them as opaque immediates.
 //!
-//! The read path decodes a word with one test: `w & 1` for small integers, `w & 7 == 0` for
-//! base references, which are the common case and the one the read barrier cares about.
+//! The read path decodes a word with one test: `w & 1` for small integers, and for base
+//! references, which are the common case and the one the read barrier cares about, one
+//! compare against a constant mask of the tag and the bits above the 32-bit index
+//! ([`Word::is_base`]): a tag of `000` alone is not enough, since a tag-`000` word with a
+//! bit above its index names no object.
 //! A private reference carries the generation of the slot it names, so a reference to a
 //! collected object whose slot was reused is caught, not aliased (the generation wraps after
 //! 2^29 reuses of one slot).
