@@ -323,6 +323,7 @@ impl BaseHeap {
                 len: self.len as u64,
             }),
             None if w.is_private() => Err(Error::PrivateInBase(w)),
+            None if !w.is_valid() => Err(Error::InvalidWord(w)),
             None => Err(Error::NotAnObject(w)),
         }
     }

@@ -85,8 +85,9 @@ impl Builder {
     /// whose nil may have slots or bytes).
     ///
     /// # Errors
-    /// [`Error::NoSuchObject`] if `obj` has not been added; [`Error::NotAnObject`] for a word
-    /// that is no base reference.
+    /// [`Error::NoSuchObject`] if `obj` has not been added; [`Error::NotAnObject`] for an
+    /// immediate, [`Error::PrivateInBase`] for a private reference, [`Error::InvalidWord`]
+    /// for a word that is no word (the errors of every call that names an added object).
     pub fn set_nil(&mut self, obj: Word) -> Result<()> {
         self.proto(obj)?;
         self.nil = obj.as_base();
@@ -139,6 +140,7 @@ impl Builder {
                 len,
             }),
             Decoded::Private(_) => Err(Error::PrivateInBase(obj)),
+            _ if !obj.is_valid() => Err(Error::InvalidWord(obj)),
             _ => Err(Error::NotAnObject(obj)),
         }
     }

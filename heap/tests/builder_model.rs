@@ -376,3 +376,29 @@ proptest! {
         run(&actions, clean);
     }
 }
+
+/// A word that is no word (a base tag with a bit above its index) is refused as such by the
+/// builder's calls and the base heap's reads, as a tenant refuses it, not named an immediate.
+#[test]
+fn an_invalid_word_used_as_an_object_is_refused_as_invalid() {
+    let invalid = Word::from_bits(1 << 40);
+    assert!(!invalid.is_valid());
+    let mut b = Builder::new();
+    let nil = b.add_nil();
+    let want = cowheap_heap::Error::InvalidWord(invalid);
+    assert_eq!(b.set_class(invalid, nil), Err(want.clone()));
+    assert_eq!(b.set_slot(invalid, 0, nil), Err(want.clone()));
+    assert_eq!(b.set_hash(invalid, 1), Err(want.clone()));
+    assert_eq!(b.set_nil(invalid), Err(want.clone()));
+    let heap = b.freeze().unwrap();
+    let v = cowheap_heap::Value::shared(invalid);
+    assert_eq!(heap.index_of(v).unwrap_err(), want);
+    assert_eq!(heap.slot(v, 0).unwrap_err(), want);
+    // An immediate is still named one.
+    let three = Word::int(3).unwrap();
+    assert_eq!(
+        heap.slot(cowheap_heap::Value::shared(three), 0)
+            .unwrap_err(),
+        cowheap_heap::Error::NotAnObject(three)
+    );
+}
