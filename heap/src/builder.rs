@@ -217,10 +217,15 @@ impl Builder {
     /// Time: O(objects + slots + bytes).
     ///
     /// # Errors
-    /// [`Error::MissingNil`] without [`Builder::add_nil`]; [`Error::Dangling`] for a
-    /// reference to an object never added; [`Error::ClassNotObject`] for a class that is an
-    /// immediate; [`Error::PrivateInBase`] for a private reference. Words with tag `110`
-    /// (immediate floats, [`Word::small_float_bits`]) are accepted as immediates.
+    /// [`Error::MissingNil`] without [`Builder::add_nil`]; [`Error::Dangling`] for an
+    /// object's reference to an object never added; [`Error::ClassNotObject`] for an
+    /// object's class that is no base reference; [`Error::NoSuchObject`] for a root or an
+    /// immediate's class that names an object never added, [`Error::NotAnObject`] for an
+    /// immediate's class that is an immediate; [`Error::PrivateInBase`] for a private
+    /// reference; [`Error::InvalidWord`] for a word that is no word (a base tag with a bit
+    /// above its index); [`Error::Corrupt`] for a root [`crate::HASH_BITS_ROOT`] that is no
+    /// small integer from 1 to [`crate::MAX_HASH_BITS`]. Words with tag `110` (immediate
+    /// floats, [`Word::small_float_bits`]) are accepted as immediates.
     /// [`Error::OutOfMemory`] if the allocator refuses the heap's words, which are reserved
     /// whole before the first is written.
     pub fn freeze(self) -> Result<BaseHeap> {
@@ -255,14 +260,27 @@ impl Builder {
                 bytes: p.bytes.len(),
             });
         }
+        // A root or an immediate's class is held by no object: one that names no object is
+        // refused for what it is, not as a reference from some object.
+        let no_such = |i: ObjectIndex| Error::NoSuchObject {
+            index: i.get() as u64,
+            len: n,
+        };
         for r in self.roots.iter() {
-            check(nil, r.value)?;
+            match r.value.decode() {
+                Decoded::Base(i) if (i.get() as u64) >= n => return Err(no_such(i)),
+                _ => check(nil, r.value)?,
+            }
         }
         for w in [self.int_class, self.char_class, self.float_class]
             .into_iter()
             .flatten()
         {
-            check(nil, w)?;
+            match w.decode() {
+                Decoded::Base(i) if (i.get() as u64) >= n => return Err(no_such(i)),
+                _ if w.is_immediate() => return Err(Error::NotAnObject(w)),
+                _ => check(nil, w)?,
+            }
         }
         let len = self.objects.len();
         let mut words = Vec::new();

@@ -402,3 +402,32 @@ fn an_invalid_word_used_as_an_object_is_refused_as_invalid() {
         cowheap_heap::Error::NotAnObject(three)
     );
 }
+
+/// What `freeze` answers for a root or an immediate's class that names no object: the
+/// word and why, not a reference from nil (which refers to nothing) nor a corrupt heap
+/// (nothing was read from storage).
+#[test]
+fn a_root_or_an_immediate_class_that_names_no_object_is_refused_for_what_it_is() {
+    use cowheap_heap::Error;
+    let far = Word::base(ObjectIndex::from_u32(9));
+    let three = Word::int(3).unwrap();
+    let frozen = |root: Option<Word>, int_class: Option<Word>| {
+        let mut b = Builder::new();
+        let nil = b.add_nil();
+        b.add(nil, Format::Pointers, vec![nil], vec![]).unwrap();
+        if let Some(w) = root {
+            b.add_root("r", w).unwrap();
+        }
+        b.set_immediate_classes(int_class, None);
+        b.freeze().map(|_| ())
+    };
+    let no_such = Error::NoSuchObject { index: 9, len: 2 };
+    assert_eq!(frozen(Some(far), None), Err(no_such.clone()));
+    assert_eq!(frozen(None, Some(far)), Err(no_such));
+    assert_eq!(frozen(None, Some(three)), Err(Error::NotAnObject(three)));
+    assert_eq!(
+        frozen(Some(three), None),
+        Ok(()),
+        "a root may be an immediate"
+    );
+}
