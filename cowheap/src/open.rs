@@ -26,7 +26,9 @@ pub enum Opened {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// A cowheap image file (its magic says so) that failed to open or verify.
+    /// A file that could not be opened as a cowheap image file: a cowheap image file (its
+    /// magic says so) that failed to map or verify, and also a path that names no regular
+    /// file or a file too short to hold a magic, which is no Smalltalk image either.
     #[error("{}: {source}", path.display())]
     ImageFile {
         /// The file asked for.
@@ -57,7 +59,7 @@ pub enum OpenError {
 /// Time: O(1) to map a trusted image file; O(size) to verify one or to import an image.
 ///
 /// ```
-/// use cowheap::{Verification, open_base, synth};
+/// use cowheap::{OpenError, Verification, open_base, synth};
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("base.cowheap");
@@ -66,7 +68,14 @@ pub enum OpenError {
 /// assert!(heap.is_mapped());
 ///
 /// std::fs::write(dir.path().join("junk"), b"not an image").unwrap();
-/// assert!(open_base(dir.path().join("junk"), Verification::Full).is_err());
+/// assert!(matches!(
+///     open_base(dir.path().join("junk"), Verification::Full),
+///     Err(OpenError::Smalltalk { .. })
+/// ));
+/// std::fs::write(dir.path().join("short"), b"abc").unwrap();
+/// for path in [dir.path().join("short"), dir.path().join("missing")] {
+///     assert!(matches!(open_base(path, Verification::Full), Err(OpenError::ImageFile { .. })));
+/// }
 /// ```
 pub fn open_base(
     path: impl AsRef<Path>,
