@@ -186,7 +186,9 @@ impl Word {
         self.0 & BASE_MASK == TAG_BASE
     }
 
-    /// True for an immediate: a small integer, a character or an immediate float.
+    /// True for an immediate: a small integer, a character or an immediate float, and a
+    /// character tag with bits set above a 32-bit code point, which is no character
+    /// ([`Word::as_char_code`] refuses it) but an opaque immediate every check takes as it is.
     #[inline]
     pub const fn is_immediate(self) -> bool {
         // Tags x x 1 (small integers), 0 1 0 (characters) and 1 1 0 (floats): exactly the
