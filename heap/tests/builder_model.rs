@@ -190,6 +190,12 @@ impl Model {
         assert_eq!(heap.int_class().map(|v| v.word()), self.int_class);
         assert_eq!(heap.char_class().map(|v| v.word()), self.char_class);
         assert_eq!(heap.float_class().map(|v| v.word()), self.float_class);
+        let bits = self
+            .roots
+            .iter()
+            .find(|(n, _)| n == HASH_BITS_ROOT)
+            .and_then(|(_, v)| v.as_int());
+        assert_eq!(i64::from(heap.hash_bits()), bits.unwrap_or(22));
     }
 }
 
