@@ -773,6 +773,12 @@ impl Vm {
                     return FAIL;
                 }
                 m.set_slot(obj, i - 1, v)?;
+                // A Squeak VM reads a method's frame size, temporaries and arguments from
+                // its header at each activation: the lookups cached with the header as it
+                // was are forgotten.
+                if i == 1 {
+                    self.flush_method(m, obj)?;
+                }
                 self.answer(m, 2, v)
             }
             70 => {
