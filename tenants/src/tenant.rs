@@ -512,6 +512,39 @@ impl Tenant {
         })
     }
 
+    /// [`Tenant::copies`] less the base objects a one-way become forwarded: each base object
+    /// with the object that is its own here (its copy, a body a two-way become swapped in,
+    /// or a stub of one), never an object it was forwarded to (that one is its own base
+    /// object's, or one of [`Tenant::private_objects`]). So each object is named once, under
+    /// the base object whose it is. In no particular order. Time: O(diverted).
+    ///
+    /// ```
+    /// use cowheap_forwarders::Base;
+    /// use cowheap_heap::{synth, Value};
+    /// use cowheap_tenants::Tenant;
+    ///
+    /// let base = Base::new(synth::image(1_000, 1));
+    /// let g = base.heap().root("Smalltalk").unwrap();
+    /// let a = base.heap().slot(g, 1).unwrap();
+    /// let mut t = Tenant::fork(&base);
+    /// t.set_slot(g, 0, Value::int(3)).unwrap();
+    /// t.become_forward(a, g).unwrap();
+    /// assert_eq!(t.copies().count(), 2);
+    /// let own: Vec<(Value, Value)> = t.own_copies().collect();
+    /// assert_eq!(own.len(), 1);
+    /// assert_eq!(own[0].0.word(), g.word());
+    /// ```
+    pub fn own_copies(&self) -> impl Iterator<Item = (Value, Value)> + '_ {
+        self.table.iter().filter_map(|(x, _)| {
+            let k = self.table_key(x)?;
+            if matches!(self.space.get(k), Some(State::Forwarded(_)) | None) {
+                return None;
+            }
+            let now = self.locate_word(Word::base(x)).ok()?;
+            Some((Value::base(x), Value::owned(now.word(), self.id)))
+        })
+    }
+
     /// The tenant's own objects that are not copies of base objects (what it allocated, and
     /// after a two-way become the base bodies it swapped in), live and not forwarders, in key
     /// order. With the base objects (each read through the tenant, so its copy where it has

@@ -359,20 +359,18 @@ impl ObjectMemory for Tenant {
         })
     }
     /// The base objects in index order, those its version's commits added included (each
-    /// read through the tenant: its copy where it has one; one a become forwarded elsewhere
-    /// is left out, as the object it now leads to is listed where it is; a hidden Spur
-    /// object is left out), then [`Tenant::private_objects`]. Time: O(base objects +
-    /// private keys).
+    /// read through the tenant: its copy where it has one; one a one-way become forwarded
+    /// elsewhere is left out, as the object it now leads to is listed where that one is,
+    /// under its own base object or among the tenant's own, as the flat heap lists it; a
+    /// hidden Spur object is left out), then [`Tenant::private_objects`]. Time: O(base
+    /// objects + private keys).
     fn enumerate_objects(&self, out: &mut Vec<Value>) -> MemResult<()> {
         out.clear();
-        let own: FxHashSet<Word> = self.private_objects().map(|v| v.word()).collect();
-        // What each diverted base object stands for now: its copy, or (after a one-way
-        // become) another object.
-        let diverted: FxHashMap<Word, Value> =
-            self.copies().map(|(b, now)| (b.word(), now)).collect();
-        // Copies already listed: two base objects may lead to one (a one-way become of
-        // one into the other after the other was copied).
-        let mut listed: FxHashSet<Word> = FxHashSet::default();
+        // What stands for each base object the tenant holds a body of its own for.
+        let own: FxHashMap<Word, Value> =
+            self.own_copies().map(|(b, now)| (b.word(), now)).collect();
+        // Every diverted base object: those not in `own` were forwarded by a become.
+        let diverted: FxHashSet<Word> = self.copies().map(|(b, _)| b.word()).collect();
         // The version's objects: the heap's, then those its commits added.
         let n = u32::try_from(self.base().len()).unwrap_or(u32::MAX);
         out.reserve(n as usize + own.len());
@@ -382,17 +380,10 @@ impl ObjectMemory for Tenant {
             if hidden(self.base().object(ObjectIndex::from_u32(x))?.aux) {
                 continue;
             }
-            let now = diverted.get(&v.word()).copied().unwrap_or(v);
-            let w = now.word();
-            let keep = if w.as_base().is_some() {
-                // Itself, or forwarded to another base object: listed at that one's index.
-                w == v.word()
-            } else {
-                // Forwarded to one of the tenant's own objects (listed with them), or a copy.
-                !own.contains(&w) && listed.insert(w)
-            };
-            if keep {
-                out.push(now);
+            match own.get(&v.word()) {
+                Some(&now) => out.push(now),
+                None if diverted.contains(&v.word()) => {}
+                None => out.push(v),
             }
         }
         out.extend(self.private_objects());
