@@ -110,6 +110,7 @@ impl Vm {
         self.reset_fresh(m)?;
         self.forget_enumeration();
         self.relist_free = true;
+        self.unpaid = 0;
         // Between two runs the embedder may have changed, through the memory's own calls,
         // what the method cache and the code cache were read from (a become of methods or
         // method dictionaries, a store into a dictionary, a collection that frees a word for
@@ -183,6 +184,7 @@ impl Vm {
         self.reset_fresh(m)?;
         self.forget_enumeration();
         self.relist_free = true;
+        self.unpaid = 0;
         // Between two runs the embedder may have changed, through the memory's own calls,
         // what the method cache and the code cache were read from (a become of methods or
         // method dictionaries, a store into a dictionary, a collection that frees a word for

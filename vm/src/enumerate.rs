@@ -21,7 +21,9 @@
 //! run resumed in a new slice walks on; at its own collections) is taken again by the next
 //! `next...` free of charge, as it was before the work was charged: a slice of a walk
 //! resumed is charged its steps, not a list, and does at most one list's work beyond its
-//! budget. A primitive that fails after taking a list is not charged.
+//! budget. A `next...` that fails after taking a list (its receiver was not in it) is
+//! charged that list all the same, with the method its failure runs, so a loop of such
+//! failures is stopped by its budget too.
 //!
 //! The list is dropped whenever it could name a freed object or miss a moved one: at every
 //! entry ([`Vm::perform`], [`Vm::resume`]; an embedder may collect between calls), at the
@@ -133,6 +135,13 @@ impl Vm {
         }))
     }
 
+    /// Fails the primitive after a fresh list of `listed` objects that did not hold its
+    /// receiver: the list is charged with the method the failure runs ([`Vm::unpaid`]).
+    fn fail_after(&mut self, listed: u64) -> Option<Flow> {
+        self.unpaid = self.unpaid.saturating_add(listed);
+        None
+    }
+
     /// Primitives 77 (`someInstance`), 78 (`nextInstance`), 138 (`someObject`) and 139
     /// (`nextObject`).
     pub(crate) fn prim_enumerate<M: ObjectMemory>(
@@ -159,8 +168,9 @@ impl Vm {
                 if !rcvr.is_object() {
                     return Ok(None);
                 }
-                let (Some(i), listed) = self.position_of(m, rcvr)? else {
-                    return Ok(None);
+                let (i, listed) = match self.position_of(m, rcvr)? {
+                    (Some(i), listed) => (i, listed),
+                    (None, listed) => return Ok(self.fail_after(listed)),
                 };
                 let class = m.class_of(rcvr)?;
                 let (found, scanned) = self.instance_from(m, class, i + 1)?;
@@ -179,8 +189,9 @@ impl Vm {
                 if !rcvr.is_object() {
                     return Ok(None);
                 }
-                let (Some(i), listed) = self.position_of(m, rcvr)? else {
-                    return Ok(None);
+                let (i, listed) = match self.position_of(m, rcvr)? {
+                    (Some(i), listed) => (i, listed),
+                    (None, listed) => return Ok(self.fail_after(listed)),
                 };
                 // The end of memory is answered as 0, as Squeak's `allObjectsDo:` expects.
                 let next = self

@@ -446,6 +446,10 @@ pub struct Vm {
     /// own collection), not at the image's request: the fresh list a `next...` takes next
     /// is not charged to the budget (see `crate::enumerate`).
     pub(crate) relist_free: bool,
+    /// Work a primitive did over the objects before it failed (a walk's fresh list that
+    /// did not hold the receiver), in bytecodes: charged to the budget with the method its
+    /// failure runs (see [`Vm::execute`]). Zero but between such a failure and its charge.
+    pub(crate) unpaid: u64,
     /// How recently indexed objects are indexed (see `prims::AtCache`).
     pub(crate) at_cache: crate::prims::AtCache,
     /// The segments this call has faulted in (see [`Vm::after_fault`]): nothing in a call
@@ -601,6 +605,7 @@ impl Vm {
             literals: 0,
             enumeration: None,
             relist_free: false,
+            unpaid: 0,
             at_cache: crate::prims::AtCache::new(),
             faulted: Vec::new(),
             loaded: false,
@@ -2333,7 +2338,60 @@ impl Vm {
                     return Ok(flow);
                 }
             }
+            if self.unpaid != 0 {
+                return self.run_fallback_charged(m, method, h, selector, args, trap, context);
+            }
         }
+        self.run_method(m, method, h, selector, args, trap, context)
+    }
+
+    /// [`Vm::run_method`] for a primitive that failed after work over the objects
+    /// ([`Vm::unpaid`]): the work is charged with the fallback's activation, so that a
+    /// loop of such failures is stopped by its budget.
+    #[cold]
+    #[inline(never)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of a found method, as execute has them"
+    )]
+    fn run_fallback_charged<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        method: Value,
+        h: MethodHeader,
+        selector: Value,
+        args: usize,
+        trap: bool,
+        context: bool,
+    ) -> Result<Flow> {
+        let work = std::mem::take(&mut self.unpaid);
+        Ok(
+            match self.run_method(m, method, h, selector, args, trap, context)? {
+                Flow::Go => Flow::Worked(work),
+                Flow::Worked(n) => Flow::Worked(n.saturating_add(work)),
+                done => done,
+            },
+        )
+    }
+
+    /// Activates `method`, found for `selector` with `args` arguments, in a new context:
+    /// the method has no primitive, or its primitive failed. `trap` and `context` are as in
+    /// [`Found`].
+    #[inline(always)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of a found method, as execute has them"
+    )]
+    fn run_method<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        method: Value,
+        h: MethodHeader,
+        selector: Value,
+        args: usize,
+        trap: bool,
+        context: bool,
+    ) -> Result<Flow> {
         if h.args != args {
             return Err(corrupt("a method run with the wrong number of arguments"));
         }

@@ -97,3 +97,78 @@ fn fresh_lists_of_every_object_count_against_the_budget() {
     let mut flat = FlatHeap::from_base(base.heap());
     check(&mut flat, &symbols);
 }
+
+/// `heap` rebuilt object for object (the same indices, hashes and roots) with the class
+/// `Object` marked as a hidden Spur object: an object the image reaches that no walk of
+/// every object answers, as a hostile Spur image's slot naming a free list would be.
+fn with_object_hidden(heap: &cowheap_heap::BaseHeap) -> cowheap_heap::BaseHeap {
+    use cowheap_heap::{Builder, ObjectIndex};
+    use cowheap_squeak::auxbits::{Aux, SpurAux};
+    // UndefinedObject's superclass.
+    let undefined = heap.object(heap.nil().as_base().unwrap()).unwrap().class;
+    let object = heap
+        .slot(cowheap_heap::Value::shared(undefined), 0)
+        .unwrap();
+    let hidden = Aux::Spur(SpurAux {
+        format: 0,
+        flags: 0,
+        pun: Some(16),
+        index_in_root: false,
+    })
+    .encode();
+    let mut b = Builder::new();
+    for i in 0..heap.len() {
+        let x = ObjectIndex::new(i).unwrap();
+        let o = heap.object(x).unwrap();
+        let w = b
+            .add(o.class, o.format, o.slots.to_vec(), o.bytes.to_vec())
+            .unwrap();
+        b.set_hash(w, o.hash).unwrap();
+        let aux = if w == object.word() { hidden } else { o.aux };
+        b.set_aux(w, aux).unwrap();
+    }
+    b.set_nil(heap.nil().word()).unwrap();
+    b.set_immediate_classes(
+        heap.int_class().map(cowheap_heap::Value::word),
+        heap.char_class().map(cowheap_heap::Value::word),
+    );
+    b.set_float_class(heap.float_class().map(cowheap_heap::Value::word));
+    for r in heap.roots() {
+        b.add_root(&r.name, r.value).unwrap();
+    }
+    b.freeze().unwrap()
+}
+
+/// `nextObject` of an object no list holds fails, after taking a fresh list to look for
+/// it: that list is charged too, so a loop of such failures is stopped by its budget as a
+/// loop of fresh lists that answer is (before, each failure listed every object for the
+/// few bytecodes of its send).
+fn check_failures<M: ObjectMemory>(m: &mut M, symbols: &Symbols) {
+    let mut all = Vec::new();
+    m.enumerate_objects(&mut all).unwrap();
+    let objects = all.len() as u64;
+    let mut vm = Vm::new(m).unwrap();
+    let def = common::def("Object", "nx", "nx <primitive: 139> ^nil");
+    vm.evaluate(m, symbols, &def, 50_000_000).unwrap();
+    let src = "| k | k := 0. 1 to: 20 do: [:i | Object nx isNil ifTrue: [k := k + 1]]. k";
+    let before = vm.stats().charged;
+    let v = vm.evaluate(m, symbols, src, 50_000_000).unwrap();
+    assert_eq!(v.as_int(), Some(20), "each nextObject failed");
+    // The first list of the run is free (the interpreter dropped the last at the entry).
+    assert!(
+        vm.stats().charged - before >= 19 * objects,
+        "{} charged for 20 lists of {objects} objects",
+        vm.stats().charged - before
+    );
+}
+
+#[test]
+fn a_failed_next_object_is_charged_its_list() {
+    let heap = with_object_hidden(&common::import("mini.image"));
+    let symbols = Symbols::from_base(&heap);
+    let mut flat = FlatHeap::from_base(&heap);
+    check_failures(&mut flat, &symbols);
+    let base = cowheap_forwarders::Base::new(heap);
+    let mut t = Tenant::fork(&base);
+    check_failures(&mut t, &symbols);
+}
