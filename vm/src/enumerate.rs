@@ -7,7 +7,10 @@
 //! flat heap, index order; a Spur image's hidden objects in neither. `someObject` and `someInstance` start a walk: they take a fresh
 //! list of the objects, O(objects), which the `Vm` keeps with each object's position, so a
 //! `nextObject` or `nextInstance` after it finds its place in O(1) and scans on from there:
-//! a whole walk is O(objects). Objects made after the list was taken are not in it (a walk
+//! a whole walk is O(objects). A place is found by the object's identity key as it was
+//! when the list was taken, or by identity with the object the walk answered last: on a
+//! tenant the first write of a base object changes its key, and a walk in order that writes
+//! what it meets still finds each step's receiver without a new list. Objects made after the list was taken are not in it (a walk
 //! ends at the objects that existed when it started, where Squeak's would also visit the
 //! ones made since, at the end of memory). An object a `next...` is given that is not in
 //! the list takes a new list; if it is not in that either (it has been collected, or it is
@@ -38,11 +41,16 @@ use rustc_hash::FxHashMap;
 
 type Prim = Result<Option<Flow>>;
 
-/// The objects of a walk in the memory's order, with the position of each (by word).
+/// The objects of a walk in the memory's order, with the position of each (by identity
+/// key, as the keys were when the list was taken).
 #[derive(Debug, Default)]
 pub(crate) struct Enumeration {
     objects: Vec<Value>,
     position: FxHashMap<u64, usize>,
+    /// The position of the object the walk answered last: the receiver of the next step
+    /// of a walk in order, found here by identity when its key has changed since the list
+    /// was taken (on a tenant, the first write of a base object changes its key).
+    last: Option<usize>,
 }
 
 impl Enumeration {
@@ -50,6 +58,7 @@ impl Enumeration {
         m.enumerate_objects(&mut self.objects)?;
         self.position.clear();
         self.position.reserve(self.objects.len());
+        self.last = None;
         for (i, &v) in self.objects.iter().enumerate() {
             self.position.insert(m.identity_key(v)?, i);
         }
@@ -80,10 +89,15 @@ impl Vm {
     /// the objects listed are answered beside it, the work to charge.
     fn position_of<M: ObjectMemory>(&mut self, m: &M, obj: Value) -> Result<(Option<usize>, u64)> {
         let key = m.identity_key(obj)?;
-        if let Some(e) = &self.enumeration
-            && let Some(&i) = e.position.get(&key)
-        {
-            return Ok((Some(i), 0));
+        if let Some(e) = &self.enumeration {
+            if let Some(&i) = e.position.get(&key) {
+                return Ok((Some(i), 0));
+            }
+            if let Some(i) = e.last
+                && self.same(m, e.objects[i], obj)?
+            {
+                return Ok((Some(i), 0));
+            }
         }
         // The first list since the interpreter dropped the last one itself is free: a walk
         // that goes on across entries pays for its list once, when it starts it.
@@ -96,7 +110,7 @@ impl Vm {
     /// The first object of the list from position `from` whose class is `class`, and the
     /// objects scanned, the work to charge.
     fn instance_from<M: ObjectMemory>(
-        &self,
+        &mut self,
         m: &M,
         class: Value,
         from: usize,
@@ -105,13 +119,21 @@ impl Vm {
             return Ok((None, 0));
         };
         let mut scanned = 0;
-        for &v in e.objects.iter().skip(from) {
+        for (i, &v) in e.objects.iter().enumerate().skip(from) {
             scanned += 1;
             if self.same(m, m.class_of(v)?, class)? {
+                self.answered(i);
                 return Ok((Some(v), scanned));
             }
         }
         Ok((None, scanned))
+    }
+
+    /// Notes that the walk answers the object at position `i` of its list.
+    fn answered(&mut self, i: usize) {
+        if let Some(e) = &mut self.enumeration {
+            e.last = Some(i);
+        }
     }
 
     /// Answers `v`, an object found by a walk that listed or scanned `work` objects, which
@@ -181,7 +203,10 @@ impl Vm {
                 let e = self.enumeration_now(m)?;
                 let (first, listed) = (e.objects.first().copied(), e.objects.len() as u64);
                 match first {
-                    Some(v) => self.answer_found(m, 0, v, listed),
+                    Some(v) => {
+                        self.answered(0);
+                        self.answer_found(m, 0, v, listed)
+                    }
                     None => Ok(None),
                 }
             }
@@ -197,8 +222,11 @@ impl Vm {
                 let next = self
                     .enumeration
                     .as_ref()
-                    .and_then(|e| e.objects.get(i + 1).copied())
-                    .unwrap_or(Value::int(0));
+                    .and_then(|e| e.objects.get(i + 1).copied());
+                if next.is_some() {
+                    self.answered(i + 1);
+                }
+                let next = next.unwrap_or(Value::int(0));
                 self.answer_found(m, 0, next, listed)
             }
         }

@@ -172,3 +172,39 @@ fn a_failed_next_object_is_charged_its_list() {
     let mut t = Tenant::fork(&base);
     check_failures(&mut t, &symbols);
 }
+
+/// A walk in order that writes each Association it meets (on a tenant, the first write of
+/// a base object copies it, which changes the key its list found it by) is charged its one
+/// list and its steps, as on the flat heap: each `nextObject` finds its receiver where the
+/// walk last answered it (before, each one after a first write took and was charged a
+/// fresh list, O(objects) a step).
+fn check_writing_walk<M: ObjectMemory>(m: &mut M, symbols: &Symbols) -> i64 {
+    let mut all = Vec::new();
+    m.enumerate_objects(&mut all).unwrap();
+    let objects = all.len() as u64;
+    let walk = "| o n | n := 0. o := nil someObject. [o == 0] whileFalse: [\
+                (o isMemberOf: Association) ifTrue: [o value: o value. n := n + 1]. \
+                o := o nextObject]. n";
+    let mut vm = Vm::new(m).unwrap();
+    let n = vm.evaluate(m, symbols, walk, 500_000_000).unwrap();
+    let n = n.as_int().unwrap();
+    assert!(n > 100, "{n} associations written");
+    let charged = vm.stats().charged;
+    assert!(
+        charged <= 2 * objects,
+        "{charged} charged for a walk of {objects} objects"
+    );
+    n
+}
+
+#[test]
+fn a_walk_that_writes_what_it_meets_keeps_its_list() {
+    let heap = common::import("mini.image");
+    let symbols = Symbols::from_base(&heap);
+    let mut flat = FlatHeap::from_base(&heap);
+    let on_flat = check_writing_walk(&mut flat, &symbols);
+    let base = cowheap_forwarders::Base::new(heap);
+    let mut t = Tenant::fork(&base);
+    let on_tenant = check_writing_walk(&mut t, &symbols);
+    assert_eq!(on_tenant, on_flat);
+}
