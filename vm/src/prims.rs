@@ -8,6 +8,7 @@ use crate::interp::{Flow, MAX_NESTED_PRIMITIVES, Vm, floor_div, floor_mod, shift
 use crate::memory::{MemResult, ObjectMemory};
 use cowheap_heap::{Format, ObjectSize, Value, Word};
 use cowheap_tenants::Header;
+use rustc_hash::FxHashMap;
 use std::cmp::Ordering;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -175,6 +176,35 @@ const fn arity_table() -> [u8; ARITY_TABLE_LEN] {
         i += 1;
     }
     t
+}
+
+/// What `v` leads to through the one-way becomes of an array become so far (`forwarded`,
+/// by identity key before each become), each word met on the way then pointed at the end.
+/// A chain is never longer than the `pairs`.
+fn settle<M: ObjectMemory>(
+    m: &M,
+    forwarded: &mut FxHashMap<u64, Value>,
+    v: Value,
+    pairs: usize,
+) -> MemResult<Value> {
+    let mut v = v;
+    let mut met = Vec::new();
+    for _ in 0..=pairs {
+        let key = m.identity_key(v)?;
+        match forwarded.get(&key) {
+            Some(&to) => {
+                met.push(key);
+                v = to;
+            }
+            None => break,
+        }
+    }
+    if met.len() > 1 {
+        for key in met {
+            forwarded.insert(key, v);
+        }
+    }
+    Ok(v)
 }
 
 /// False if primitive `index` takes a fixed argument count other than `args`.
@@ -850,8 +880,22 @@ impl Vm {
                 // enumeration are forgotten all the same, so nothing the VM keeps names an
                 // object as it was.
                 let mut done = Ok(());
-                for i in 0..n {
-                    let pair = m.slot(a, i).and_then(|x| Ok((x, m.slot(b, i)?)));
+                // The pairs are the ones read and checked above, as a Squeak VM reads both
+                // arrays before it becomes anything (read again, an array among the objects
+                // becomed would answer another object's fields). A word an earlier one-way
+                // pair forwarded is taken as what it leads to, which a tenant's forwarder
+                // does itself, and the flat heap's rewrite of every reference did for the
+                // arrays' fields: by identity key before the become, each settled with path
+                // compression, so that pairs naming the start of a chain cost its length
+                // once.
+                let mut forwarded: FxHashMap<u64, Value> = FxHashMap::default();
+                for &(x, y) in &pairs {
+                    let pair = if index == 72 {
+                        settle(m, &mut forwarded, x, n)
+                            .and_then(|x| Ok((x, settle(m, &mut forwarded, y, n)?)))
+                    } else {
+                        Ok((x, y))
+                    };
                     // Squeak's hashes stay where its references were: a one-way become
                     // gives the target the source's hash, a two-way one leaves each
                     // reference its own (the memory's become moves whole bodies).
@@ -866,7 +910,9 @@ impl Vm {
                         }
                         let (hx, hy) = (m.identity_hash(x)?, m.identity_hash(y)?);
                         if index == 72 {
+                            let key = m.identity_key(x)?;
                             m.become_forward(x, y)?;
+                            forwarded.insert(key, y);
                             // The interpreter's own references to `x` (its specials) lead
                             // to `y` as every other reference does.
                             self.sp.forward(x.word(), y);
