@@ -362,7 +362,9 @@ impl<'a> Classifier<'a> {
             return None;
         }
         let copies = self.copies.get_or_insert_with(|| {
+            // A copy's own base object first: `collect` keeps the last of equal keys.
             t.copies()
+                .chain(t.own_copies())
                 .filter_map(|(b, now)| Some((now.word(), b.word().as_base()?)))
                 .collect()
         });

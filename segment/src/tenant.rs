@@ -394,11 +394,15 @@ fn extract_saving(
     // too, and a reference to one names the base object it stands for.
     let mut copy_of: HashMap<Word, ObjectIndex> = HashMap::default();
     let mut marked_from: Vec<Value> = others.to_vec();
-    for (b, now) in tenant.copies() {
+    // A copy is named as the base object it is, before any base object a one-way become
+    // forwarded to it (which elsewhere is an object of its own); an object only such a
+    // forwarder leads to is named as that.
+    for (b, now) in tenant.own_copies().chain(tenant.copies()) {
         if now.word().is_private()
             && let Some(x) = b.word().as_base()
+            && let std::collections::hash_map::Entry::Vacant(e) = copy_of.entry(now.word())
         {
-            copy_of.entry(now.word()).or_insert(x);
+            e.insert(x);
             marked_from.push(now);
         }
     }
