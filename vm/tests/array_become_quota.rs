@@ -6,32 +6,12 @@
 
 mod common;
 
-use cowheap_forwarders::Base;
 use cowheap_heap::{Format, ObjectSize, Value};
 use cowheap_tenants::Tenant;
-use cowheap_vm::{Symbols, Vm};
+use cowheap_vm::Vm;
 
 fn size(slots: usize) -> ObjectSize {
     ObjectSize { slots, bytes: 0 }
-}
-
-/// A tenant of a kernel image whose `Object>>elementsForwardIdentityTo:` is primitive 72
-/// and `Object>>elementsExchangeIdentityWith:` primitive 128, its symbols, and the classes
-/// Array and Point.
-fn bed() -> (Tenant, Symbols, Value, Value) {
-    let mut img = cowheap_vm::synth::SynthImage::new(false);
-    img.with_kernel_methods();
-    for (selector, primitive) in [
-        ("elementsForwardIdentityTo:", 72),
-        ("elementsExchangeIdentityWith:", 128),
-    ] {
-        img.method("Object", selector, 1, 1, &[], &[115, 124], primitive);
-    }
-    let (heap, symbols) = img.freeze().unwrap();
-    let array = cowheap_vm::synth::class_of_base(&heap, "Array").unwrap();
-    let point = cowheap_vm::synth::class_of_base(&heap, "Point").unwrap();
-    let base = Base::new(heap);
-    (Tenant::fork(&base), symbols, array, point)
 }
 
 /// An Array of `objects`.
@@ -62,7 +42,7 @@ fn two_points(t: &mut Tenant, point: Value) -> (Value, Value) {
 /// the become was done whole (the first pair becomed, the base object copied by no pair)
 /// or refused with its first pair untouched.
 fn become_under_quota(selector: &str, same: fn(&mut Tenant, Value) -> (Value, Value)) {
-    let (mut t, symbols, array, point) = bed();
+    let (mut t, symbols, array, point) = common::become_bed();
     let (x, y) = two_points(&mut t, point);
     let (left, right) = same(&mut t, point);
     let a = array_of(&mut t, array, &[x, left]);

@@ -11,7 +11,6 @@ use common::{new_instance, send};
 use cowheap_forwarders::Base;
 use cowheap_heap::Value;
 use cowheap_tenants::Tenant;
-use cowheap_vm::synth::SynthImage;
 use cowheap_vm::{FlatHeap, ObjectMemory, Symbols, Vm};
 
 /// `a` is `{a. x}`, `b` is `{y. z}`, `y` a Point whose second field is nil: `a` becomes
@@ -59,15 +58,7 @@ fn check<M: ObjectMemory>(vm: &mut Vm, m: &mut M, s: &Symbols, two_way: bool) {
 
 #[test]
 fn an_array_become_of_its_own_array_becomes_the_pairs_it_was_sent() {
-    let mut img = SynthImage::new(false);
-    img.with_kernel_methods();
-    for (selector, primitive) in [
-        ("elementsForwardIdentityTo:", 72),
-        ("elementsExchangeIdentityWith:", 128),
-    ] {
-        img.method("Object", selector, 1, 1, &[], &[115, 124], primitive);
-    }
-    let (heap, symbols) = img.freeze().unwrap();
+    let (heap, symbols) = common::become_image();
     for two_way in [false, true] {
         let mut flat = FlatHeap::from_base(&heap);
         let mut vm = Vm::new(&flat).unwrap();

@@ -294,26 +294,28 @@ pub(crate) fn timer_prims_image() -> cowheap_vm::synth::SynthImage {
     img
 }
 
-/// A tenant of a kernel image whose `Object>>elementsForwardIdentityTo:` is primitive 72,
-/// its symbols, and the classes Array and Point: the bed of the array become's tests.
+/// A kernel image whose `Object>>elementsForwardIdentityTo:` is primitive 72 and
+/// `Object>>elementsExchangeIdentityWith:` primitive 128, with its symbols.
+pub(crate) fn become_image() -> (BaseHeap, cowheap_vm::Symbols) {
+    let mut img = cowheap_vm::synth::SynthImage::new(false);
+    img.with_kernel_methods();
+    for (selector, primitive) in [
+        ("elementsForwardIdentityTo:", 72),
+        ("elementsExchangeIdentityWith:", 128),
+    ] {
+        img.method("Object", selector, 1, 1, &[], &[115, 124], primitive);
+    }
+    img.freeze().unwrap()
+}
+
+/// A tenant of [`become_image`], its symbols, and the classes Array and Point.
 pub(crate) fn become_bed() -> (
     cowheap_tenants::Tenant,
     cowheap_vm::Symbols,
     cowheap_heap::Value,
     cowheap_heap::Value,
 ) {
-    let mut img = cowheap_vm::synth::SynthImage::new(false);
-    img.with_kernel_methods();
-    img.method(
-        "Object",
-        "elementsForwardIdentityTo:",
-        1,
-        1,
-        &[],
-        &[115, 124],
-        72,
-    );
-    let (heap, symbols) = img.freeze().unwrap();
+    let (heap, symbols) = become_image();
     let array = cowheap_vm::synth::class_of_base(&heap, "Array").unwrap();
     let point = cowheap_vm::synth::class_of_base(&heap, "Point").unwrap();
     let base = Base::new(heap);
