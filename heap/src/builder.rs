@@ -43,9 +43,12 @@ fn out_of_memory<T>(n: usize) -> Error {
     }
 }
 
-/// The default identity hash of the object at `index`: 22 bits, as Spur images have.
+/// The default identity hash of the object at `index`: 22 bits, as Spur images have, and
+/// never 0, which Spur reads as no hash given yet (and, for a class, as one it never
+/// entered in its class table). The product's top bits are 0 for 1,024 of the 2^32
+/// indices, the first one past 18 million objects; those take 1.
 pub(crate) fn default_hash(index: u32) -> u32 {
-    index.wrapping_add(1).wrapping_mul(0x9E37_79B1) >> 10
+    (index.wrapping_add(1).wrapping_mul(0x9E37_79B1) >> 10).max(1)
 }
 
 impl Builder {
@@ -381,5 +384,29 @@ mod tests {
         assert_eq!(base.object(ax).unwrap().slots, &[s, nil, Word::char('a')]);
         assert_eq!(base.root("arr").unwrap().word(), arr);
         assert_eq!(base.len(), 3);
+    }
+
+    #[test]
+    fn default_hashes_are_never_zero() {
+        // The indices whose product with the multiplier has its top 22 bits clear: `k`
+        // times the multiplier's inverse, less one, for each `k` under 2^10.
+        let m: u32 = 0x9E37_79B1;
+        let mut inverse: u32 = m;
+        for _ in 0..5 {
+            inverse = inverse.wrapping_mul(2u32.wrapping_sub(m.wrapping_mul(inverse)));
+        }
+        assert_eq!(m.wrapping_mul(inverse), 1);
+        let zero_once: Vec<u32> = (1..1024u32)
+            .map(|k| k.wrapping_mul(inverse).wrapping_sub(1))
+            .collect();
+        assert!(
+            zero_once.iter().any(|&i| i < 100_000_000),
+            "a base of 100M objects meets one"
+        );
+        for i in zero_once {
+            let h = default_hash(i);
+            assert!(h != 0 && h < 1 << 22, "index {i}: hash {h}");
+        }
+        assert!((0..100_000).all(|i| default_hash(i) < 1 << 22));
     }
 }
