@@ -394,3 +394,43 @@ fn fill_stubs_fills_all_or_none() {
     assert!(t.identical(ba, a).unwrap());
     assert!(t.identical(t.slot(holder, 1).unwrap(), bb).unwrap());
 }
+
+/// A copy of a base object is that base object's own body here: `fill_stubs` refuses it as
+/// a stub's body (named by the base reference or by the copy's own value), since filling
+/// from it would make the base object one with the stub's root. Nothing changes.
+#[test]
+fn fill_stubs_refuses_a_copy_of_a_base_object() {
+    let base = Base::new(synth::image(300, 5));
+    let g = base.heap().root("Smalltalk").unwrap();
+    let mut t = Tenant::fork(&base);
+    let class = t.class_of(g).unwrap();
+    let a = t
+        .alloc_with(class, Format::Pointers, &[Value::int(1)], &[])
+        .unwrap();
+    let holder = t.alloc_with(class, Format::Pointers, &[a], &[]).unwrap();
+    t.set_root("holder", holder).unwrap();
+    t.stub(a, 4).unwrap();
+    t.set_slot(g, 0, Value::int(77)).unwrap();
+    let copy = t
+        .copies()
+        .find(|&(b, _)| b.word() == g.word())
+        .map(|(_, c)| c)
+        .unwrap();
+    assert!(copy.word().is_private());
+    let before = t.stats();
+    for from in [g, copy] {
+        let e = t.fill_stubs(&[(a, from)]).unwrap_err();
+        assert!(matches!(e, Error::NotSwappable(_)), "{from:?}: {e:?}");
+        assert_eq!(t.stub_segment(a).unwrap(), Some(4));
+        assert!(!t.identical(g, holder).unwrap());
+        assert_eq!(t.slot(g, 0).unwrap().as_int(), Some(77));
+        assert_eq!(t.identity_word(g).unwrap(), t.identity_word(copy).unwrap());
+        let s = t.stats();
+        assert_eq!(
+            (s.private_objects, s.private_bytes, s.copies),
+            (before.private_objects, before.private_bytes, before.copies)
+        );
+    }
+    // The base object is still its own: not the stub's root.
+    assert!(t.identity_word(g).unwrap() != t.identity_word(a).unwrap());
+}

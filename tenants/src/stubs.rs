@@ -293,7 +293,7 @@ impl Tenant {
     ///
     /// # Errors
     /// [`Error::NotSwappable`] unless `stub` is a stub and `from` a live private
-    /// object; [`Error::OutOfMemory`]; as [`Tenant::slot`] for a reference that leads
+    /// object that is no base object's copy; [`Error::OutOfMemory`]; as [`Tenant::slot`] for a reference that leads
     /// nowhere. Nothing changes on error.
     pub fn fill_stub(&mut self, stub: Value, from: Value) -> Result<()> {
         self.fill_stubs(&[(stub, from)])
@@ -302,11 +302,12 @@ impl Tenant {
     /// Gives each stub of `pairs` the body of its object, as [`Tenant::fill_stub`] does,
     /// all or none: every pair is checked and the memory reserved before the first stub is
     /// filled, so a segment's members come back together or not at all (they refer to one
-    /// another). Time: O(n log n + n log host objects) for n pairs.
+    /// another). Time: O(n log n + n log host objects + d log d) for n pairs in a tenant that
+    /// diverted d base objects.
     ///
     /// # Errors
     /// [`Error::NotSwappable`] unless every stub is a stub and every object a live private
-    /// object, each named once; [`Error::OutOfMemory`]; as [`Tenant::slot`] for a reference
+    /// object that is no base object's copy, each named once; [`Error::OutOfMemory`]; as [`Tenant::slot`] for a reference
     /// that leads nowhere. Nothing changes on error.
     pub fn fill_stubs(&mut self, pairs: &[(Value, Value)]) -> Result<()> {
         let mut keys = Vec::new();
@@ -327,6 +328,20 @@ impl Tenant {
                 return Err(Error::NotSwappable(from.word()));
             }
             keys.push((ks, kf, segment, stub, from));
+        }
+        // A base object's copy (or the body a become gave it) is that base object here:
+        // filling a stub from it would make the base object one with the stub's root.
+        if !self.table.is_empty() {
+            let mut copies: Vec<u32> = Vec::new();
+            reserve_for(&mut copies, self.table.len())?;
+            copies.extend(self.table.iter().map(|(_, entry)| entry));
+            copies.sort_unstable();
+            if let Some(&(.., from)) = keys
+                .iter()
+                .find(|&&(_, kf, ..)| copies.binary_search(&kf.key()).is_ok())
+            {
+                return Err(Error::NotSwappable(from.word()));
+            }
         }
         // Each stub and each object once: a second fill of either would find it changed.
         let mut named: Vec<u32> = Vec::new();
