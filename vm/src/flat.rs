@@ -219,7 +219,8 @@ impl ObjectMemory for FlatHeap {
         } else if w.is_small_float() {
             self.float_class
         } else {
-            None
+            // No object and no immediate with a class (a reserved word): as a tenant.
+            return Err(HeapError::NotAnObject(w).into());
         };
         class
             .map(Value::shared)
