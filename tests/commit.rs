@@ -628,7 +628,7 @@ fn a_forwarded_base_object_is_refused() {
     );
     t.become_forward(a, b).unwrap();
     let err = repo.commit(&mut t, "x").unwrap_err();
-    assert!(matches!(err, CommitError::Unsupported(_)), "{err}");
+    assert!(matches!(err, CommitError::Forwarded { index: 1 }), "{err}");
     assert_eq!(repo.current().version(), 0);
     assert!(t.identical(a, b).unwrap());
 }

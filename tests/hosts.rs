@@ -281,7 +281,7 @@ fn collection_drops_unreachable_host_objects_and_commit_refuses_them() {
     t.set_slot(g, 0, kept).unwrap();
     assert!(matches!(
         repo.commit(&mut t, "x"),
-        Err(CommitError::Unsupported(_))
+        Err(CommitError::HostObject)
     ));
     assert_eq!(repo.current().version(), 0);
     // Abort drops it.
@@ -360,7 +360,7 @@ fn a_proxy_cannot_become_a_forwarder_and_a_copied_proxy_is_not_committed() {
         .unwrap();
     assert!(matches!(
         repo.commit(&mut t, "x"),
-        Err(CommitError::Unsupported(_))
+        Err(CommitError::HostObject)
     ));
     assert_eq!(repo.current().version(), 0);
     let bytes = t.snapshot_with(&plugins()).unwrap();

@@ -130,10 +130,17 @@ pub enum CommitError {
     /// [`CommitMode::ReadWrite`] on a tenant that does not record its reads.
     #[error("a read-write commit needs a tenant that records its reads")]
     ReadsNotRecorded,
-    /// Something a version cannot hold: a base object the tenant forwarded with
-    /// `become_forward` (references to it all over the base would have to change).
-    #[error("cannot commit: {0}")]
-    Unsupported(&'static str),
+    /// A base object the tenant forwarded with `become_forward`, which a version cannot
+    /// hold (references to it all over the base would have to change).
+    #[error("cannot commit base object {index}: it was forwarded by become_forward")]
+    Forwarded {
+        /// The base object's index.
+        index: u64,
+    },
+    /// A host object's proxy among the objects the commit would write (changed, or reached
+    /// from a changed one): a base object cannot hold a host object.
+    #[error("cannot commit a host object's proxy: a base object cannot hold one")]
+    HostObject,
     /// A layer of another history, or made over another version of the same number
     /// ([`Repository::apply`]).
     #[error("the layer belongs to another history or another version")]
@@ -251,9 +258,7 @@ impl Numbering<'_> {
         // A host object's proxy first, even one that is the copy of a base object (whose
         // slot the commit would otherwise answer with the base object).
         if self.tenant.is_host(k) {
-            return Err(CommitError::Unsupported(
-                "a host object (a base object cannot hold one)",
-            ));
+            return Err(CommitError::HostObject);
         }
         if let Some(&x) = self.copies.get(&k.key()) {
             return Ok(Word::base(x));
@@ -492,7 +497,8 @@ impl Repository {
     ///
     /// # Errors
     /// [`CommitError::NotPermitted`], [`CommitError::Conflict`],
-    /// [`CommitError::ForeignBase`], [`CommitError::Unsupported`], or an error of the tenant
+    /// [`CommitError::ForeignBase`], [`CommitError::Forwarded`],
+    /// [`CommitError::HostObject`], or an error of the tenant
     /// (a collected object reached from a changed one; [`Error::Swapped`] for a changed
     /// object, or one it reaches, that is out with a segment). On any error nothing changes: not
     /// the repository, not the tenant, not any other tenant's view.
@@ -1009,17 +1015,15 @@ impl Tenant {
             // A forwarder cannot be committed; a copy swapped out with a segment answers
             // the tenant's own error (`Error::Swapped`: fault it in and commit again).
             if let Some(State::Forwarded(_)) = self.space.get(k) {
-                return Err(CommitError::Unsupported(
-                    "a base object forwarded by become_forward",
-                ));
+                return Err(CommitError::Forwarded {
+                    index: u64::from(x.as_u32()),
+                });
             }
             self.body(k)?;
             // A copy that is a host object's proxy would become a base object, its host
             // object left on a forwarder.
             if self.is_host(k) {
-                return Err(CommitError::Unsupported(
-                    "a host object (a base object cannot hold one)",
-                ));
+                return Err(CommitError::HostObject);
             }
             copies.insert(k.key(), x);
             sorted.push((x, k));
