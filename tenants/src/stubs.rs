@@ -289,12 +289,13 @@ impl Tenant {
     /// stub's segment; `from` then forwards to `stub`, so references to it (from the objects
     /// brought back with it) lead to the stub's key. If `from` is a host object's proxy
     /// ([`crate::hosts`]), its host object goes with the body: the stub's key is the proxy
-    /// from then on. [`Tenant::fill_stubs`] with one pair. Time: O(log host objects).
+    /// from then on. [`Tenant::fill_stubs`] with one pair. Time: O(log host objects + d) in
+    /// a tenant that diverted d base objects.
     ///
     /// # Errors
-    /// [`Error::NotSwappable`] unless `stub` is a stub and `from` a live private
-    /// object that is no base object's copy; [`Error::OutOfMemory`]; as [`Tenant::slot`] for a reference that leads
-    /// nowhere. Nothing changes on error.
+    /// [`Error::NotSwappable`] unless `stub` is a stub and `from` a live private object
+    /// that is no base object's copy; [`Error::OutOfMemory`]; as [`Tenant::slot`] for a
+    /// reference that leads nowhere. Nothing changes on error.
     pub fn fill_stub(&mut self, stub: Value, from: Value) -> Result<()> {
         self.fill_stubs(&[(stub, from)])
     }
@@ -302,13 +303,13 @@ impl Tenant {
     /// Gives each stub of `pairs` the body of its object, as [`Tenant::fill_stub`] does,
     /// all or none: every pair is checked and the memory reserved before the first stub is
     /// filled, so a segment's members come back together or not at all (they refer to one
-    /// another). Time: O(n log n + n log host objects + d log d) for n pairs in a tenant that
-    /// diverted d base objects.
+    /// another). Time: O(n log n + n log host objects + d log n) for n pairs in a tenant that
+    /// diverted d base objects (each of its copies is checked not to be among the bodies).
     ///
     /// # Errors
     /// [`Error::NotSwappable`] unless every stub is a stub and every object a live private
-    /// object that is no base object's copy, each named once; [`Error::OutOfMemory`]; as [`Tenant::slot`] for a reference
-    /// that leads nowhere. Nothing changes on error.
+    /// object that is no base object's copy, each named once; [`Error::OutOfMemory`]; as
+    /// [`Tenant::slot`] for a reference that leads nowhere. Nothing changes on error.
     pub fn fill_stubs(&mut self, pairs: &[(Value, Value)]) -> Result<()> {
         let mut keys = Vec::new();
         reserve_for(&mut keys, pairs.len())?;
@@ -330,15 +331,18 @@ impl Tenant {
             keys.push((ks, kf, segment, stub, from));
         }
         // A base object's copy (or the body a become gave it) is that base object here:
-        // filling a stub from it would make the base object one with the stub's root.
+        // filling a stub from it would make the base object one with the stub's root. One
+        // pass over the table, each entry looked up among the bodies named.
         if !self.table.is_empty() {
-            let mut copies: Vec<u32> = Vec::new();
-            reserve_for(&mut copies, self.table.len())?;
-            copies.extend(self.table.iter().map(|(_, entry)| entry));
-            copies.sort_unstable();
-            if let Some(&(.., from)) = keys
+            let mut bodies: Vec<u32> = Vec::new();
+            reserve_for(&mut bodies, keys.len())?;
+            bodies.extend(keys.iter().map(|&(_, kf, ..)| kf.key()));
+            bodies.sort_unstable();
+            if let Some((_, entry)) = self
+                .table
                 .iter()
-                .find(|&&(_, kf, ..)| copies.binary_search(&kf.key()).is_ok())
+                .find(|&(_, entry)| bodies.binary_search(&entry).is_ok())
+                && let Some(&(.., from)) = keys.iter().find(|&&(_, kf, ..)| kf.key() == entry)
             {
                 return Err(Error::NotSwappable(from.word()));
             }

@@ -146,7 +146,29 @@ impl FlatHeap {
                 len: self.objects.len() as u64,
             }
             .into()),
-            None => Err(HeapError::NotAnObject(w).into()),
+            None => Err(Self::not_an_object(w)),
+        }
+    }
+
+    /// The error for a word that names no object: [`HeapError::InvalidWord`] for one that
+    /// is no word at all (a base tag with bits above its index), as a tenant refuses it,
+    /// else [`HeapError::NotAnObject`].
+    #[cold]
+    fn not_an_object(w: Word) -> cowheap_tenants::Error {
+        if w.is_valid() {
+            HeapError::NotAnObject(w).into()
+        } else {
+            HeapError::InvalidWord(w).into()
+        }
+    }
+
+    /// `w`, unless it is no word at all ([`HeapError::InvalidWord`], as a tenant answers).
+    #[inline(always)]
+    fn valid(w: Word) -> MemResult<Word> {
+        if w.is_valid() {
+            Ok(w)
+        } else {
+            Err(HeapError::InvalidWord(w).into())
         }
     }
 
@@ -220,7 +242,7 @@ impl ObjectMemory for FlatHeap {
             self.float_class
         } else {
             // No object and no immediate with a class (a reserved word): as a tenant.
-            return Err(HeapError::NotAnObject(w).into());
+            return Err(Self::not_an_object(w));
         };
         class
             .map(Value::shared)
@@ -362,7 +384,7 @@ impl ObjectMemory for FlatHeap {
 
     #[inline(always)]
     fn identical(&self, a: Value, b: Value) -> MemResult<bool> {
-        Ok(a.word() == b.word())
+        Ok(Self::valid(a.word())? == Self::valid(b.word())?)
     }
 
     fn identity_hash(&self, obj: Value) -> MemResult<u32> {
@@ -559,7 +581,7 @@ impl ObjectMemory for FlatHeap {
     }
     /// A flat heap has one word per object: the word is the key.
     fn identity_key(&self, v: Value) -> MemResult<u64> {
-        Ok(v.word().bits())
+        Ok(Self::valid(v.word())?.bits())
     }
     /// A flat heap swaps nothing out: it has no stubs and no fault handler.
     fn has_fault_handler(&self) -> bool {
