@@ -802,6 +802,11 @@ impl Vm {
                 {
                     return FAIL;
                 }
+                // A header is a SmallInteger, as a Squeak VM's primitive requires before it
+                // stores one: anything else would stop the method's next send.
+                if i == 1 && v.as_int().is_none() {
+                    return FAIL;
+                }
                 m.set_slot(obj, i - 1, v)?;
                 // A Squeak VM reads a method's frame size, temporaries and arguments from
                 // its header at each activation: the lookups cached with the header as it
