@@ -803,9 +803,18 @@ impl Vm {
                     return FAIL;
                 }
                 // A header is a SmallInteger, as a Squeak VM's primitive requires before it
-                // stores one: anything else would stop the method's next send.
-                if i == 1 && v.as_int().is_none() {
-                    return FAIL;
+                // stores one: anything else would stop the method's next send. Its literal
+                // count is the method's: `newMethod:header:` fixes it (the image's own doc of
+                // that primitive says so), and another would move the method's bytecodes,
+                // and the pc of every context running it, away from its bytes.
+                if i == 1 {
+                    let lits = m.size(obj)?.slots - 1;
+                    let spur = self.sp.spur;
+                    if v.as_int()
+                        .is_none_or(|h| crate::image::MethodHeader::literals_of(h, spur) != lits)
+                    {
+                        return FAIL;
+                    }
                 }
                 m.set_slot(obj, i - 1, v)?;
                 // A Squeak VM reads a method's frame size, temporaries and arguments from
