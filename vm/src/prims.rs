@@ -755,7 +755,9 @@ impl Vm {
                 match self.at_put(m, obj, i, v, index == 64)? {
                     Some(format) => {
                         if format == Format::CompiledMethod {
-                            self.reload_code(m)?;
+                            let fixed = self.indexed(m, obj)?.map_or(0, |x| x.fixed);
+                            let at = usize::try_from(i - 1).unwrap_or(0);
+                            self.method_bytes_written(m, obj, at.saturating_sub(fixed))?;
                         }
                         let r = self.answer(m, 2, v);
                         if active {
@@ -1632,7 +1634,8 @@ impl Vm {
             _ => return FAIL,
         }
         if df == Format::CompiledMethod {
-            self.reload_code(m)?;
+            let fixed = self.indexed(m, dst)?.map_or(0, |x| x.fixed);
+            self.method_bytes_written(m, dst, start.saturating_sub(fixed))?;
         }
         let r = self.answer(m, 4, dst);
         // A replace into the active context (whose registers went into it before the
@@ -1641,6 +1644,25 @@ impl Vm {
             self.reload_active(m)?;
         }
         r
+    }
+
+    /// After a store into the bytes of `method` from byte `first` on (0-based, past its
+    /// header and literals): the bytecodes are read again, and in a Spur image, whose
+    /// methods keep their primitive number in their first bytecode (callPrimitive and its
+    /// two-byte operand), a store into those forgets the lookups cached with the primitive
+    /// as it was, so the next send runs the new one, as a later run's does and as a
+    /// header's write is seen. Time: O(kept callers), O(cache entries) more for a store
+    /// into a Spur method's first three bytes.
+    fn method_bytes_written<M: ObjectMemory>(
+        &mut self,
+        m: &M,
+        method: Value,
+        first: usize,
+    ) -> Result<()> {
+        if self.sp.spur && first < 3 {
+            self.flush_method(m, method)?;
+        }
+        self.reload_code(m)
     }
 
     /// Loads the active context's registers again from the context, after a primitive

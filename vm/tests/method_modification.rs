@@ -1,12 +1,15 @@
 //! Writes into a CompiledMethod, and what the interpreter caches about the methods it runs:
 //! `objectAt:put:` (primitive 69) refuses a header that is no SmallInteger, or one of
-//! another literal count, as a Squeak VM fails it, leaving the method as it was; on a flat
-//! heap and on a tenant alike.
+//! another literal count, as a Squeak VM fails it, leaving the method as it was; a store
+//! into a Spur method's callPrimitive bytecode (by `at:put:` or
+//! `replaceFrom:to:with:startingAt:`) is run by the next send of the method in the same
+//! run, as a later run runs it. On a flat heap and on a tenant alike.
 
 mod common;
 use common::{on_both, send};
 
 use cowheap_heap::Value;
+use cowheap_vm::ObjectMemory;
 use cowheap_vm::image::MethodHeader;
 use cowheap_vm::synth::{Lit, SynthImage};
 
@@ -97,5 +100,175 @@ fn object_at_put_refuses_a_header_of_another_literal_count() {
         let r = send(vm, m, s, method, "objectAt:put:", &[Value::int(1), h]).unwrap();
         assert_eq!(r.as_int(), Some(same.encode()));
         assert_eq!(m.slot(method, 0).unwrap().as_int(), Some(same.encode()));
+    });
+}
+
+/// The 32-bit Spur image, whose methods keep their primitive in their first bytecode.
+const SPUR: &str = "headless-spur32.image";
+
+/// Runs `$body` on a tenant of the Spur image and on its flat heap.
+macro_rules! on_spur {
+    (|$vm:ident, $m:ident, $s:ident| $body:block) => {{
+        let base = common::base(SPUR);
+        let symbols = cowheap_vm::Symbols::from_base(base.heap());
+        let $s = &symbols;
+        {
+            let mut t = cowheap_tenants::Tenant::fork(&base);
+            let $m = &mut t;
+            let mut vm = cowheap_vm::Vm::new(&*$m).unwrap();
+            let $vm = &mut vm;
+            $body
+        }
+        {
+            let mut flat = cowheap_vm::FlatHeap::from_base(base.heap());
+            let $m = &mut flat;
+            let mut vm = cowheap_vm::Vm::new(&*$m).unwrap();
+            let $vm = &mut vm;
+            $body
+        }
+    }};
+}
+
+/// `Array>>basicSize` (primitive 62, found through its callPrimitive bytecode), an Array of
+/// three nils, and the `at:` index of the primitive number's low byte.
+fn basic_size_bed<M: ObjectMemory>(vm: &cowheap_vm::Vm, m: &mut M) -> (Value, Value, i64) {
+    let array = vm.specials().array_class;
+    let method = common::method_of(m, array, "basicSize");
+    assert_eq!(&m.bytes(method).unwrap()[..3], &[139, 62, 0]);
+    let a = m
+        .alloc(
+            array,
+            cowheap_heap::Format::Pointers,
+            cowheap_heap::ObjectSize { slots: 3, bytes: 0 },
+        )
+        .unwrap();
+    let lits = m.size(method).unwrap().slots as i64 - 1;
+    (method, a, 4 * (lits + 1) + 2)
+}
+
+/// Makes `Object>>instVarAt:put:` of the Spur image a method of two arguments `cm` and `i`
+/// that answers `self basicSize` after `self basicSize. cm at: i put: 75`, or with `bytes`
+/// after `self basicSize. cm replaceFrom: i to: i with: bytes startingAt: 1`: a store into
+/// a method between two sends of it, all within one run.
+fn install_probe<M: ObjectMemory>(
+    vm: &cowheap_vm::Vm,
+    m: &mut M,
+    s: &cowheap_vm::Symbols,
+    bytes: Option<Value>,
+) {
+    let basic_size = s.get("basicSize").unwrap();
+    let object = m.slot(vm.specials().array_class, 0).unwrap();
+    let object = {
+        // Up the chain to the class whose superclass is nil.
+        let mut c = object;
+        while m.slot(c, 0).unwrap().word() != vm.specials().nil.word() {
+            c = m.slot(c, 0).unwrap();
+        }
+        c
+    };
+    // push self, send #basicSize, pop; push cm, push i, ..., send the store, pop;
+    // push self, send #basicSize, return it.
+    let (lits, code): (Vec<Value>, Vec<u8>) = match bytes {
+        None => (
+            vec![basic_size, s.get("at:put:").unwrap(), Value::int(75)],
+            vec![112, 208, 135, 16, 17, 34, 241, 135, 112, 208, 124],
+        ),
+        Some(b) => (
+            vec![
+                basic_size,
+                s.get("replaceFrom:to:with:startingAt:").unwrap(),
+                b,
+            ],
+            vec![
+                112, 208, 135, 16, 17, 17, 34, 118, 131, 129, 135, 112, 208, 124,
+            ],
+        ),
+    };
+    let header = lits.len() as i64 | (2 << 18) | (2 << 24);
+    let cm = vm.specials().compiled_method;
+    let probe = m
+        .alloc(
+            cm,
+            cowheap_heap::Format::CompiledMethod,
+            cowheap_heap::ObjectSize {
+                slots: 1 + lits.len(),
+                bytes: code.len(),
+            },
+        )
+        .unwrap();
+    m.set_slot(probe, 0, Value::int(header)).unwrap();
+    for (k, &l) in lits.iter().enumerate() {
+        m.set_slot(probe, 1 + k, l).unwrap();
+    }
+    m.set_bytes(probe, 0, &code).unwrap();
+    let dict = m.slot(object, 1).unwrap();
+    let values = m.slot(dict, 1).unwrap();
+    let at = (2..m.size(dict).unwrap().slots)
+        .find(|&k| {
+            let key = m.slot(dict, k).unwrap();
+            key.is_object()
+                && cowheap_vm::names::symbol(m, key).as_deref() == Some("instVarAt:put:")
+        })
+        .expect("Object>>instVarAt:put:");
+    m.set_slot(values, at - 2, probe).unwrap();
+}
+
+/// What a new interpreter on the same memory answers for `rcvr sel`: a later run's answer.
+fn fresh_answer<M: cowheap_vm::ObjectMemory>(
+    m: &mut M,
+    s: &cowheap_vm::Symbols,
+    rcvr: Value,
+    sel: &str,
+) -> Value {
+    let mut vm = cowheap_vm::Vm::new(&*m).unwrap();
+    send(&mut vm, m, s, rcvr, sel, &[]).unwrap()
+}
+
+/// `basicSize`'s primitive made 75 (identityHash) by `at:put:` into its callPrimitive
+/// bytecode between two sends of it in one run: the second runs primitive 75, as a later
+/// run does.
+#[test]
+fn a_primitive_number_stored_by_at_put_is_run_by_the_next_send() {
+    on_spur!(|vm, m, s| {
+        let (method, a, at) = basic_size_bed(vm, m);
+        install_probe(vm, m, s, None);
+        let args = [method, Value::int(at)];
+        let now = send(vm, m, s, a, "instVarAt:put:", &args).unwrap();
+        assert_eq!(&m.bytes(method).unwrap()[..3], &[139, 75, 0]);
+        let later = fresh_answer(m, s, a, "basicSize");
+        assert_ne!(later.as_int(), Some(3));
+        assert_eq!(
+            now.word(),
+            later.word(),
+            "the send after the store ran the primitive cached before it"
+        );
+    });
+}
+
+/// The same store made by `replaceFrom:to:with:startingAt:` from a ByteArray.
+#[test]
+fn a_primitive_number_stored_by_replace_is_run_by_the_next_send() {
+    on_spur!(|vm, m, s| {
+        let (method, a, at) = basic_size_bed(vm, m);
+        let byte_array = m.slot(vm.specials().array, 26).unwrap();
+        let bytes = m
+            .alloc(
+                byte_array,
+                cowheap_heap::Format::Bytes,
+                cowheap_heap::ObjectSize { slots: 0, bytes: 1 },
+            )
+            .unwrap();
+        m.set_bytes(bytes, 0, &[75]).unwrap();
+        install_probe(vm, m, s, Some(bytes));
+        let args = [method, Value::int(at)];
+        let now = send(vm, m, s, a, "instVarAt:put:", &args).unwrap();
+        assert_eq!(&m.bytes(method).unwrap()[..3], &[139, 75, 0]);
+        let later = fresh_answer(m, s, a, "basicSize");
+        assert_ne!(later.as_int(), Some(3));
+        assert_eq!(
+            now.word(),
+            later.word(),
+            "the send after the store ran the primitive cached before it"
+        );
     });
 }
