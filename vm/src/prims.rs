@@ -589,7 +589,7 @@ impl Vm {
         Ok(byte.map(|b| Value::int(i64::from(b))))
     }
 
-    /// `obj basicAt: i put: v`: the format of `obj` when stored, `None` if it fails.
+    /// `obj basicAt: i put: v`: how `obj` is indexed when stored, `None` if it fails.
     fn at_put<M: ObjectMemory>(
         &mut self,
         m: &mut M,
@@ -597,7 +597,7 @@ impl Vm {
         i: i64,
         v: Value,
         chars: bool,
-    ) -> Result<Option<Format>> {
+    ) -> Result<Option<Indexed>> {
         let Some(x) = self.indexed(m, obj)? else {
             return Ok(None);
         };
@@ -637,7 +637,7 @@ impl Vm {
                     // another size (`Float basicNew: 4`) is stored to as words.
                     let Ok(b) = <[u8; 8]>::try_from(m.bytes(obj)?) else {
                         m.set_bytes(obj, 4 * i, &w.to_le_bytes())?;
-                        return Ok(Some(x.format));
+                        return Ok(Some(x));
                     };
                     let bits = u64::from_le_bytes(b);
                     let bits = if i == 0 {
@@ -680,7 +680,7 @@ impl Vm {
             }
             _ => return Ok(None),
         }
-        Ok(Some(x.format))
+        Ok(Some(x))
     }
 
     /// Runs primitive `index` of `method`, sent as `selector` with `args` arguments.
@@ -753,12 +753,8 @@ impl Vm {
                     self.store_registers(m)?;
                 }
                 match self.at_put(m, obj, i, v, index == 64)? {
-                    Some(format) => {
-                        if format == Format::CompiledMethod {
-                            let fixed = self.indexed(m, obj)?.map_or(0, |x| x.fixed);
-                            let at = usize::try_from(i - 1).unwrap_or(0);
-                            self.method_bytes_written(m, obj, at.saturating_sub(fixed))?;
-                        }
+                    Some(x) => {
+                        self.stored_at(m, obj, i, x)?;
                         let r = self.answer(m, 2, v);
                         if active {
                             self.reload_active(m)?;
@@ -1220,10 +1216,8 @@ impl Vm {
                 if !self.is_context(m, c)? {
                     // As `basicAt:put:` stores (`stObject:at:put:`), as 210 reads.
                     return match self.at_put(m, c, i, v, false)? {
-                        Some(format) => {
-                            if format == Format::CompiledMethod {
-                                self.reload_code(m)?;
-                            }
+                        Some(x) => {
+                            self.stored_at(m, c, i, x)?;
                             self.answer(m, 2, v)
                         }
                         None => FAIL,
@@ -1644,6 +1638,17 @@ impl Vm {
             self.reload_active(m)?;
         }
         r
+    }
+
+    /// After `obj basicAt: i put: ...` (primitives 61, 64 and 211) stored into `obj`,
+    /// indexed as `x`: what the interpreter read from a method's bytes is read again
+    /// ([`Vm::method_bytes_written`]).
+    fn stored_at<M: ObjectMemory>(&mut self, m: &M, obj: Value, i: i64, x: Indexed) -> Result<()> {
+        if x.format == Format::CompiledMethod {
+            let at = usize::try_from(i - 1).unwrap_or(0);
+            self.method_bytes_written(m, obj, at.saturating_sub(x.fixed))?;
+        }
+        Ok(())
     }
 
     /// After a store into the bytes of `method` from byte `first` on (0-based, past its

@@ -1,8 +1,8 @@
 //! Writes into a CompiledMethod, and what the interpreter caches about the methods it runs:
 //! `objectAt:put:` (primitive 69) refuses a header that is no SmallInteger, or one of
 //! another literal count, as a Squeak VM fails it, leaving the method as it was; a store
-//! into a Spur method's callPrimitive bytecode (by `at:put:` or
-//! `replaceFrom:to:with:startingAt:`) is run by the next send of the method in the same
+//! into a Spur method's callPrimitive bytecode (by `at:put:`, a context's `at:put:` on
+//! another object, or `replaceFrom:to:with:startingAt:`) is run by the next send of the method in the same
 //! run, as a later run runs it. On a flat heap and on a tenant alike.
 
 mod common;
@@ -146,34 +146,82 @@ fn basic_size_bed<M: ObjectMemory>(vm: &cowheap_vm::Vm, m: &mut M) -> (Value, Va
     (method, a, 4 * (lits + 1) + 2)
 }
 
+/// The store a probe makes into a method between two sends of it.
+enum Store {
+    /// `cm SEL i with: 75`, SEL a method of primitive 61 or 211.
+    AtPut(&'static str),
+    /// `cm replaceFrom: i to: i with: bytes startingAt: 1`.
+    Replace(Value),
+}
+
+/// The class at the root of the image's hierarchy (Object).
+fn root_class<M: ObjectMemory>(vm: &cowheap_vm::Vm, m: &M) -> Value {
+    let mut c = vm.specials().array_class;
+    while m.slot(c, 0).unwrap().word() != vm.specials().nil.word() {
+        c = m.slot(c, 0).unwrap();
+    }
+    c
+}
+
+/// Makes `method` the root class's method for `selector`, in place of the image's.
+fn install<M: ObjectMemory>(vm: &cowheap_vm::Vm, m: &mut M, selector: &str, method: Value) {
+    let dict = m.slot(root_class(vm, m), 1).unwrap();
+    let values = m.slot(dict, 1).unwrap();
+    let at = (2..m.size(dict).unwrap().slots)
+        .find(|&k| {
+            let key = m.slot(dict, k).unwrap();
+            key.is_object() && cowheap_vm::names::symbol(m, key).as_deref() == Some(selector)
+        })
+        .unwrap_or_else(|| panic!("Object>>{selector}"));
+    m.set_slot(values, at - 2, method).unwrap();
+}
+
+/// A new Spur method of `header` (literal count included), `lits` and `code`.
+fn new_method<M: ObjectMemory>(
+    vm: &cowheap_vm::Vm,
+    m: &mut M,
+    header: i64,
+    lits: &[Value],
+    code: &[u8],
+) -> Value {
+    let cm = vm.specials().compiled_method;
+    let method = m
+        .alloc(
+            cm,
+            cowheap_heap::Format::CompiledMethod,
+            cowheap_heap::ObjectSize {
+                slots: 1 + lits.len(),
+                bytes: code.len(),
+            },
+        )
+        .unwrap();
+    m.set_slot(method, 0, Value::int(header | lits.len() as i64))
+        .unwrap();
+    for (k, &l) in lits.iter().enumerate() {
+        m.set_slot(method, 1 + k, l).unwrap();
+    }
+    m.set_bytes(method, 0, code).unwrap();
+    method
+}
+
 /// Makes `Object>>instVarAt:put:` of the Spur image a method of two arguments `cm` and `i`
-/// that answers `self basicSize` after `self basicSize. cm at: i put: 75`, or with `bytes`
-/// after `self basicSize. cm replaceFrom: i to: i with: bytes startingAt: 1`: a store into
-/// a method between two sends of it, all within one run.
+/// that answers `self basicSize` after `self basicSize` and `store`: a store into a method
+/// between two sends of it, all within one run.
 fn install_probe<M: ObjectMemory>(
     vm: &cowheap_vm::Vm,
     m: &mut M,
     s: &cowheap_vm::Symbols,
-    bytes: Option<Value>,
+    store: Store,
 ) {
     let basic_size = s.get("basicSize").unwrap();
-    let object = m.slot(vm.specials().array_class, 0).unwrap();
-    let object = {
-        // Up the chain to the class whose superclass is nil.
-        let mut c = object;
-        while m.slot(c, 0).unwrap().word() != vm.specials().nil.word() {
-            c = m.slot(c, 0).unwrap();
-        }
-        c
-    };
     // push self, send #basicSize, pop; push cm, push i, ..., send the store, pop;
     // push self, send #basicSize, return it.
-    let (lits, code): (Vec<Value>, Vec<u8>) = match bytes {
-        None => (
-            vec![basic_size, s.get("at:put:").unwrap(), Value::int(75)],
+    let (lits, code): (Vec<Value>, Vec<u8>) = match store {
+        Store::AtPut(sel) => (
+            vec![basic_size, s.get(sel).unwrap(), Value::int(75)],
             vec![112, 208, 135, 16, 17, 34, 241, 135, 112, 208, 124],
         ),
-        Some(b) => (
+        Store::Replace(b) => (
             vec![
                 basic_size,
                 s.get("replaceFrom:to:with:startingAt:").unwrap(),
@@ -184,33 +232,8 @@ fn install_probe<M: ObjectMemory>(
             ],
         ),
     };
-    let header = lits.len() as i64 | (2 << 18) | (2 << 24);
-    let cm = vm.specials().compiled_method;
-    let probe = m
-        .alloc(
-            cm,
-            cowheap_heap::Format::CompiledMethod,
-            cowheap_heap::ObjectSize {
-                slots: 1 + lits.len(),
-                bytes: code.len(),
-            },
-        )
-        .unwrap();
-    m.set_slot(probe, 0, Value::int(header)).unwrap();
-    for (k, &l) in lits.iter().enumerate() {
-        m.set_slot(probe, 1 + k, l).unwrap();
-    }
-    m.set_bytes(probe, 0, &code).unwrap();
-    let dict = m.slot(object, 1).unwrap();
-    let values = m.slot(dict, 1).unwrap();
-    let at = (2..m.size(dict).unwrap().slots)
-        .find(|&k| {
-            let key = m.slot(dict, k).unwrap();
-            key.is_object()
-                && cowheap_vm::names::symbol(m, key).as_deref() == Some("instVarAt:put:")
-        })
-        .expect("Object>>instVarAt:put:");
-    m.set_slot(values, at - 2, probe).unwrap();
+    let probe = new_method(vm, m, (2 << 18) | (2 << 24), &lits, &code);
+    install(vm, m, "instVarAt:put:", probe);
 }
 
 /// What a new interpreter on the same memory answers for `rcvr sel`: a later run's answer.
@@ -231,7 +254,7 @@ fn fresh_answer<M: cowheap_vm::ObjectMemory>(
 fn a_primitive_number_stored_by_at_put_is_run_by_the_next_send() {
     on_spur!(|vm, m, s| {
         let (method, a, at) = basic_size_bed(vm, m);
-        install_probe(vm, m, s, None);
+        install_probe(vm, m, s, Store::AtPut("at:put:"));
         let args = [method, Value::int(at)];
         let now = send(vm, m, s, a, "instVarAt:put:", &args).unwrap();
         assert_eq!(&m.bytes(method).unwrap()[..3], &[139, 75, 0]);
@@ -259,7 +282,36 @@ fn a_primitive_number_stored_by_replace_is_run_by_the_next_send() {
             )
             .unwrap();
         m.set_bytes(bytes, 0, &[75]).unwrap();
-        install_probe(vm, m, s, Some(bytes));
+        install_probe(vm, m, s, Store::Replace(bytes));
+        let args = [method, Value::int(at)];
+        let now = send(vm, m, s, a, "instVarAt:put:", &args).unwrap();
+        assert_eq!(&m.bytes(method).unwrap()[..3], &[139, 75, 0]);
+        let later = fresh_answer(m, s, a, "basicSize");
+        assert_ne!(later.as_int(), Some(3));
+        assert_eq!(
+            now.word(),
+            later.word(),
+            "the send after the store ran the primitive cached before it"
+        );
+    });
+}
+
+/// The same store made by a method of primitive 211 (a context's `at:put:`, which stores
+/// into any other object as `basicAt:put:` does).
+#[test]
+fn a_primitive_number_stored_by_primitive_211_is_run_by_the_next_send() {
+    on_spur!(|vm, m, s| {
+        let (method, a, at) = basic_size_bed(vm, m);
+        // callPrimitive 211, then ^nil.
+        let store = new_method(
+            vm,
+            m,
+            (1 << 16) | (2 << 18) | (2 << 24),
+            &[],
+            &[139, 211, 0, 115, 124],
+        );
+        install(vm, m, "triggerEvent:withArguments:", store);
+        install_probe(vm, m, s, Store::AtPut("triggerEvent:withArguments:"));
         let args = [method, Value::int(at)];
         let now = send(vm, m, s, a, "instVarAt:put:", &args).unwrap();
         assert_eq!(&m.bytes(method).unwrap()[..3], &[139, 75, 0]);
