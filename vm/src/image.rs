@@ -162,6 +162,11 @@ pub struct Specials {
     pub semaphore: Option<Value>,
     /// The 32 special selectors with their argument counts.
     pub selectors: Vec<(Value, usize)>,
+    /// The array the special selectors were read from.
+    pub(crate) selector_array: Value,
+    /// The fields of the special objects array: a store into an Array of another size is
+    /// into neither array these were read from (see [`Specials::may_hold`]).
+    pub(crate) array_len: usize,
     /// The image uses closures (6504, 6505, and every Spur image).
     pub closures: bool,
     /// The image is a Spur image (6521 or 68021, or either with the multiple-bytecode-sets
@@ -216,6 +221,7 @@ impl Specials {
             &mut self.sel_dnu,
             &mut self.sel_cannot_return,
             &mut self.sel_must_be_boolean,
+            &mut self.selector_array,
         ] {
             one(v);
         }
@@ -246,6 +252,23 @@ impl Specials {
         let array = mem
             .root("specialObjects")
             .ok_or(VmError::NotAnImage("no specialObjects root"))?;
+        Specials::read_array(mem, array)
+    }
+
+    /// True if a store into an object of `n` indexable fields may have been into the
+    /// special objects array or the special selectors array, which [`Specials::read_array`]
+    /// reads again: one of the size of either. Time: O(1).
+    #[inline(always)]
+    pub(crate) fn may_hold(&self, n: usize) -> bool {
+        n == self.array_len || n == 2 * self.selectors.len()
+    }
+
+    /// [`Specials::read`] from the special objects array `array`: after a store into it, or
+    /// into its special selectors, which a Squeak VM sees at the next use of the entry.
+    ///
+    /// # Errors
+    /// As [`Specials::read`].
+    pub(crate) fn read_array<M: ObjectMemory>(mem: &M, array: Value) -> Result<Specials> {
         let size = mem
             .size(array)
             .map_err(|_| VmError::NotAnImage("the special objects array is not an object"))?
@@ -327,6 +350,8 @@ impl Specials {
             scheduler: opt(special::SCHEDULER_ASSOCIATION),
             semaphore: opt(special::CLASS_SEMAPHORE),
             selectors,
+            selector_array: sels,
+            array_len: size,
             closures,
             spur,
             weak_mourners: spur

@@ -1535,6 +1535,9 @@ impl Vm {
                 for (i, v) in vals.into_iter().enumerate() {
                     m.set_slot(dst, dfix + start + i, v)?;
                 }
+                if df == Format::Pointers && self.sp.may_hold(dn) {
+                    self.specials_stored(m, dst)?;
+                }
             }
             (Format::Bytes, Format::Bytes) => {
                 let Some(mut b) = m.bytes(src)?.get(from..from + n).map(<[u8]>::to_vec) else {
@@ -1641,12 +1644,37 @@ impl Vm {
     }
 
     /// After `obj basicAt: i put: ...` (primitives 61, 64 and 211) stored into `obj`,
-    /// indexed as `x`: what the interpreter read from a method's bytes is read again
-    /// ([`Vm::method_bytes_written`]).
+    /// indexed as `x`: what the interpreter read from a method's bytes or from the special
+    /// objects is read again ([`Vm::method_bytes_written`], [`Vm::specials_stored`]).
     fn stored_at<M: ObjectMemory>(&mut self, m: &M, obj: Value, i: i64, x: Indexed) -> Result<()> {
         if x.format == Format::CompiledMethod {
             let at = usize::try_from(i - 1).unwrap_or(0);
             self.method_bytes_written(m, obj, at.saturating_sub(x.fixed))?;
+        } else if x.format == Format::Pointers && self.sp.may_hold(x.n) {
+            self.specials_stored(m, obj)?;
+        }
+        Ok(())
+    }
+
+    /// After a store into `obj`, a pointers object of the size of the special objects
+    /// array or of the special selectors array: if it is either, the special objects are
+    /// read again, so the next use of an entry (the selector a send that is not understood
+    /// sends, a special selector, a class the interpreter instantiates) takes it as stored,
+    /// as a Squeak VM, which reads the array at each use, does; the method cache, whose
+    /// entries' flags were taken from them, is emptied. An array that no longer names what
+    /// the interpreter needs (nil stored for a class) is not taken: the interpreter goes on
+    /// with the objects it read before. Time: O(special objects + cache entries) for
+    /// either array, O(1) for any other object.
+    #[cold]
+    #[inline(never)]
+    fn specials_stored<M: ObjectMemory>(&mut self, m: &M, obj: Value) -> Result<()> {
+        let (array, selectors) = (self.sp.array, self.sp.selector_array);
+        if !self.same(m, obj, array)? && !self.same(m, obj, selectors)? {
+            return Ok(());
+        }
+        if let Ok(sp) = crate::image::Specials::read_array(m, array) {
+            self.sp = sp;
+            self.flush_cache();
         }
         Ok(())
     }

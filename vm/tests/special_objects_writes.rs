@@ -1,0 +1,103 @@
+//! A store into the special objects array, or into its special selectors, is seen by the
+//! interpreter at once, as a Squeak VM, which reads the array at each use, sees it: the
+//! next send that is not understood sends the selector the array names now, a special
+//! selector's bytecode sends the selector stored for it, in the same run as in a later
+//! one. On a flat heap and on a tenant.
+
+mod common;
+use common::{on_both, send};
+
+use cowheap_heap::Value;
+use cowheap_vm::synth::{Lit, SynthImage};
+
+/// `SmallInteger>>otherDnu: aMessage` and `SmallInteger>>two` (both `^2`),
+/// `Object>>replaceFrom:to:with:startingAt:` (primitive 105), and three probes:
+/// - `Object>>probe: specials sel: aSymbol`: `specials at: 21 put: aSymbol. ^self zork`,
+///   #zork being understood by nothing;
+/// - `Object>>probe: specials from: anArray`: `specials replaceFrom: 21 to: 21 with:
+///   anArray startingAt: 1. ^self zork`;
+/// - `Object>>probe: selectors size: aSymbol`: `selectors at: 37 put: aSymbol. ^self size`,
+///   `size` sent by its special selector bytecode.
+fn image() -> SynthImage {
+    let mut img = SynthImage::new(false);
+    img.with_kernel_methods();
+    img.method("SmallInteger", "otherDnu:", 1, 1, &[], &[119, 124], 0);
+    img.method("SmallInteger", "two", 0, 0, &[], &[119, 124], 0);
+    img.method(
+        "Object",
+        "replaceFrom:to:with:startingAt:",
+        4,
+        4,
+        &[],
+        &[115, 124],
+        105,
+    );
+    let lits = [Lit::Int(21), Lit::Sym("zork".into())];
+    let code = [16, 32, 17, 193, 135, 112, 209, 124];
+    img.method("Object", "probe:sel:", 2, 2, &lits, &code, 0);
+    let lits = [
+        Lit::Int(21),
+        Lit::Sym("replaceFrom:to:with:startingAt:".into()),
+        Lit::Sym("zork".into()),
+    ];
+    let code = [16, 32, 32, 17, 118, 131, 129, 135, 112, 210, 124];
+    img.method("Object", "probe:from:", 2, 2, &lits, &code, 0);
+    let code = [16, 32, 17, 193, 135, 112, 194, 124];
+    img.method("Object", "probe:size:", 2, 2, &[Lit::Int(37)], &code, 0);
+    img
+}
+
+#[test]
+fn a_selector_stored_into_the_special_objects_array_is_sent_at_once() {
+    let img = image();
+    on_both!(img, |vm, m, s| {
+        let specials = vm.specials().array;
+        let other = s.get("otherDnu:").unwrap();
+        let now = send(vm, m, s, Value::int(3), "probe:sel:", &[specials, other]);
+        assert_eq!(m.slot(specials, 20).unwrap().word(), other.word());
+        let mut fresh = cowheap_vm::Vm::new(&*m).unwrap();
+        let later = send(&mut fresh, m, s, Value::int(3), "zork", &[]).unwrap();
+        assert_eq!(later.as_int(), Some(2));
+        assert_eq!(
+            now.map(|v| v.as_int()),
+            Ok(Some(2)),
+            "the send after the store sent the selector read before it"
+        );
+    });
+}
+
+#[test]
+fn a_selector_replaced_in_the_special_objects_array_is_sent_at_once() {
+    let img = image();
+    on_both!(img, |vm, m, s| {
+        let specials = vm.specials().array;
+        let other = s.get("otherDnu:").unwrap();
+        let array = common::new_instance(m, "Array", 1);
+        m.set_slot(array, 0, other).unwrap();
+        let now = send(vm, m, s, Value::int(3), "probe:from:", &[specials, array]);
+        assert_eq!(m.slot(specials, 20).unwrap().word(), other.word());
+        assert_eq!(
+            now.map(|v| v.as_int()),
+            Ok(Some(2)),
+            "the send after the store sent the selector read before it"
+        );
+    });
+}
+
+#[test]
+fn a_special_selector_stored_is_sent_by_its_bytecode_at_once() {
+    let img = image();
+    on_both!(img, |vm, m, s| {
+        let selectors = m.slot(vm.specials().array, 23).unwrap();
+        let two = s.get("two").unwrap();
+        let before = send(vm, m, s, Value::int(3), "size", &[]).unwrap();
+        assert_eq!(before.word(), vm.specials().nil.word());
+        let now = send(vm, m, s, Value::int(3), "probe:size:", &[selectors, two]).unwrap();
+        assert_eq!(m.slot(selectors, 36).unwrap().word(), two.word());
+        assert_eq!(
+            now.as_int(),
+            Some(2),
+            "the bytecode after the store sent the selector read before it"
+        );
+    });
+}
