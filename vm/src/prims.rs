@@ -943,6 +943,10 @@ impl Vm {
                         break;
                     }
                 }
+                // The special objects array, or an object it names, may have been becomed:
+                // what the interpreter read from it is read again, as a Squeak VM reads the
+                // array it now refers to at each use.
+                self.reread_specials(m);
                 self.flush_cache();
                 self.forget_enumeration();
                 done?;
@@ -1672,11 +1676,20 @@ impl Vm {
         if !self.same(m, obj, array)? && !self.same(m, obj, selectors)? {
             return Ok(());
         }
-        if let Ok(sp) = crate::image::Specials::read_array(m, array) {
-            self.sp = sp;
-            self.flush_cache();
-        }
+        self.reread_specials(m);
+        self.flush_cache();
         Ok(())
+    }
+
+    /// Reads the special objects again from the array the interpreter refers to, unless it
+    /// no longer names what the interpreter needs (see [`Vm::specials_stored`]). Time:
+    /// O(special objects).
+    #[cold]
+    #[inline(never)]
+    fn reread_specials<M: ObjectMemory>(&mut self, m: &M) {
+        if let Ok(sp) = crate::image::Specials::read_array(m, self.sp.array) {
+            self.sp = sp;
+        }
     }
 
     /// After a store into the bytes of `method` from byte `first` on (0-based, past its

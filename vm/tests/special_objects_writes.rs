@@ -2,7 +2,8 @@
 //! interpreter at once, as a Squeak VM, which reads the array at each use, sees it: the
 //! next send that is not understood sends the selector the array names now, a special
 //! selector's bytecode sends the selector stored for it, in the same run as in a later
-//! one. On a flat heap and on a tenant.
+//! one; after the array is exchanged with another (a two-way become), the other's entries
+//! are used at once. On a flat heap and on a tenant.
 
 mod common;
 use common::{on_both, send};
@@ -17,7 +18,9 @@ use cowheap_vm::synth::{Lit, SynthImage};
 /// - `Object>>probe: specials from: anArray`: `specials replaceFrom: 21 to: 21 with:
 ///   anArray startingAt: 1. ^self zork`;
 /// - `Object>>probe: selectors size: aSymbol`: `selectors at: 37 put: aSymbol. ^self size`,
-///   `size` sent by its special selector bytecode.
+///   `size` sent by its special selector bytecode;
+/// - `Object>>probe: a exchange: b`: `a elementsExchangeIdentityWith: b. ^self zork`
+///   (primitive 128).
 fn image() -> SynthImage {
     let mut img = SynthImage::new(false);
     img.with_kernel_methods();
@@ -44,6 +47,21 @@ fn image() -> SynthImage {
     img.method("Object", "probe:from:", 2, 2, &lits, &code, 0);
     let code = [16, 32, 17, 193, 135, 112, 194, 124];
     img.method("Object", "probe:size:", 2, 2, &[Lit::Int(37)], &code, 0);
+    img.method(
+        "Object",
+        "elementsExchangeIdentityWith:",
+        1,
+        1,
+        &[],
+        &[115, 124],
+        128,
+    );
+    let lits = [
+        Lit::Sym("elementsExchangeIdentityWith:".into()),
+        Lit::Sym("zork".into()),
+    ];
+    let code = [16, 17, 224, 135, 112, 209, 124];
+    img.method("Object", "probe:exchange:", 2, 2, &lits, &code, 0);
     img
 }
 
@@ -98,6 +116,41 @@ fn a_special_selector_stored_is_sent_by_its_bytecode_at_once() {
             now.as_int(),
             Some(2),
             "the bytecode after the store sent the selector read before it"
+        );
+    });
+}
+
+/// The special objects array exchanged (two-way become) with a copy naming another
+/// selector for `doesNotUnderstand:`: every reference to the array, the interpreter's
+/// among them, leads to the copy, whose selector the next send not understood sends.
+#[test]
+fn a_special_objects_array_exchanged_is_read_at_once() {
+    let img = image();
+    on_both!(img, |vm, m, s| {
+        let specials = vm.specials().array;
+        let n = m.size(specials).unwrap().slots;
+        let copy = common::new_instance(m, "Array", n);
+        for k in 0..n {
+            let v = m.slot(specials, k).unwrap();
+            m.set_slot(copy, k, v).unwrap();
+        }
+        let other = s.get("otherDnu:").unwrap();
+        m.set_slot(copy, 20, other).unwrap();
+        let (a, b) = (
+            common::new_instance(m, "Array", 1),
+            common::new_instance(m, "Array", 1),
+        );
+        m.set_slot(a, 0, specials).unwrap();
+        m.set_slot(b, 0, copy).unwrap();
+        let now = send(vm, m, s, Value::int(3), "probe:exchange:", &[a, b]);
+        assert_eq!(
+            m.slot(vm.specials().array, 20).unwrap().word(),
+            other.word()
+        );
+        assert_eq!(
+            now.map(|v| v.as_int()),
+            Ok(Some(2)),
+            "the send after the become sent the selector read before it"
         );
     });
 }
