@@ -25,7 +25,7 @@
 //!   image's `flushCache` primitives (89, 116, 119), by become and by collection.
 //! - Primitives: SmallInteger (1-17, 31-bit on these 32-bit images), `@`, boxed Float
 //!   (40-59), `at:`/`at:put:`/`size` (60-64), method literals (68-69), `basicNew` (70-71),
-//!   become (72, 128), `instVarAt:` (73-74), identityHash (75, and 175 for a Spur class),
+//!   become (72, 128, and the one-way ones that copy the hash or not, 248-249), `instVarAt:` (73-74), identityHash (75, and 175 for a Spur class),
 //!   `newMethod:header:` (79),
 //!   blocks (80-82), perform (83, 84, 100), `replaceFrom:...` (105), `==` and `class`
 //!   (110-111), changeClass (115), collection (130-131; weak slots and ephemerons held as
@@ -90,7 +90,7 @@ pub use interp::{
     ACTIVE_ROOT, BOTTOM_ROOT, CLOCK_ROOT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TIMER_WAIT_MS,
     MOURNERS_ROOT, TIMER_ROOT, Vm, VmStats,
 };
-pub use memory::{Collected, MemResult, ObjectMemory, WeakSlots};
+pub use memory::{BecomeKind, Collected, MemResult, ObjectMemory, WeakSlots};
 pub use rehash::{ImageRehash, REHASH_ROOT, RehashFailure};
 
 #[cfg(test)]

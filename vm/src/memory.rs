@@ -52,6 +52,22 @@ pub struct Collected {
     pub weak_mourners: Vec<Value>,
 }
 
+/// What an array become makes of each of its pairs ([`ObjectMemory::check_room_for_become`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BecomeKind {
+    /// Two-way (`elementsExchangeIdentityWith:`, primitive 128): references to the two
+    /// objects are exchanged, each hash staying with its references.
+    TwoWay,
+    /// One-way (`elementsForwardIdentityTo:` and its variants): references to the source
+    /// lead to the target. With `copy_hash` the target is then given the source's identity
+    /// hash (primitive 72, and 249 given `true`), a write to the target; without it the
+    /// target keeps its own and is not written (248, and 249 given `false`).
+    OneWay {
+        /// The target takes its source's identity hash.
+        copy_hash: bool,
+    },
+}
+
 /// What the interpreter needs of an object memory.
 ///
 /// Every operation has the meaning of the same operation on [`Tenant`]: `slot`, `bytes`,
@@ -90,14 +106,15 @@ pub trait ObjectMemory {
     /// Two-way become: references to `a` and `b` are exchanged.
     fn become_two_way(&mut self, a: Value, b: Value) -> MemResult<()>;
     /// Checks, changing nothing, that the memory has room for the becomes of `pairs`, made
-    /// one after the other (two-way when `two_way`, else one-way with each target then
-    /// given its source's identity hash, as primitive 72 does), and that none of them is
-    /// refused for what its objects are: so that an array become the memory would refuse
-    /// partway (a tenant's quota, a host object's proxy as a one-way source) is refused
-    /// before its first pair. It may refuse what would just fit; a memory without limits
-    /// or refusals answers `Ok`.
-    fn check_room_for_become(&self, pairs: &[(Value, Value)], two_way: bool) -> MemResult<()> {
-        let _ = (pairs, two_way);
+    /// one after the other as `kind` says (two-way; or one-way, each target then given its
+    /// source's identity hash when the kind copies hashes, as primitive 72 does), and that
+    /// none of them is refused for what its objects are: so that an array become the
+    /// memory would refuse partway (a tenant's quota, a host object's proxy as a one-way
+    /// source, a read-only base object whose hash would be written) is refused before its
+    /// first pair. It may refuse what would just fit; a memory without limits or refusals
+    /// answers `Ok`.
+    fn check_room_for_become(&self, pairs: &[(Value, Value)], kind: BecomeKind) -> MemResult<()> {
+        let _ = (pairs, kind);
         Ok(())
     }
     /// The root named `name` (the memory's own, else the base's).
@@ -213,16 +230,21 @@ impl ObjectMemory for Tenant {
     }
     /// The most private bytes the becomes take at any point, counted pair by pair as the
     /// tenant counts them ([`Tenant::quota`]): a copy of each base object a become or a
-    /// hash write copies first, a forwarder for a base source of a one-way become, less
-    /// what a private source gives back when it becomes a forwarder; refused as
+    /// hash write copies first (a one-way target only when the kind copies hashes), a
+    /// forwarder for a base source of a one-way become, less what a private source gives
+    /// back when it becomes a forwarder; refused as
     /// [`cowheap_tenants::Error::QuotaExceeded`] when that peak passes the quota. Before
     /// that, each pair is checked as the tenant's become would check it when its turn
     /// comes ([`Tenant::check_become_forward`], [`Tenant::check_become_two_way`], and
-    /// [`Tenant::check_writable`] for a one-way target, whose hash is written): a
+    /// [`Tenant::check_writable`] for a one-way target whose hash is written): a
     /// one-way source is taken where the pairs before it forwarded it, so a source named
     /// twice is checked as the object the first pair leaves it leading to. Time: O(pairs)
     /// expected.
-    fn check_room_for_become(&self, pairs: &[(Value, Value)], two_way: bool) -> MemResult<()> {
+    fn check_room_for_become(&self, pairs: &[(Value, Value)], kind: BecomeKind) -> MemResult<()> {
+        let (two_way, copy_hash) = match kind {
+            BecomeKind::TwoWay => (true, true),
+            BecomeKind::OneWay { copy_hash } => (false, copy_hash),
+        };
         if two_way {
             for &(x, y) in pairs {
                 Tenant::check_become_two_way(self, x, y)?;
@@ -258,8 +280,10 @@ impl ObjectMemory for Tenant {
             for &(x, y) in pairs {
                 let (x, y) = (settle(x, &mut forwarded)?, settle(y, &mut forwarded)?);
                 Tenant::check_become_forward(self, x, y)?;
-                // The target is then given the source's identity hash.
-                Tenant::check_writable(self, y)?;
+                // The target is then given the source's identity hash, if the kind says so.
+                if copy_hash {
+                    Tenant::check_writable(self, y)?;
+                }
                 let (wx, wy) = (
                     Tenant::identity_word(self, x)?,
                     Tenant::identity_word(self, y)?,
@@ -300,7 +324,8 @@ impl ObjectMemory for Tenant {
                     };
                 }
                 peak = peak.max(now);
-                if wy.as_base().is_some() && done.insert(wy) {
+                // Only a hash write copies a base target.
+                if copy_hash && wy.as_base().is_some() && done.insert(wy) {
                     now += i128::from(Tenant::charge_of(Tenant::size(self, y)?));
                 }
             }

@@ -5,7 +5,7 @@
 use crate::error::{CallChain, Result, VmError};
 use crate::image::{ClassFormat, closure, ctx};
 use crate::interp::{Flow, MAX_NESTED_PRIMITIVES, Vm, floor_div, floor_mod, shift};
-use crate::memory::{MemResult, ObjectMemory};
+use crate::memory::{BecomeKind, MemResult, ObjectMemory};
 use cowheap_heap::{Format, ObjectSize, Value, Word};
 use cowheap_tenants::Header;
 use rustc_hash::FxHashMap;
@@ -146,6 +146,12 @@ pub(crate) const fn fixed_arity(index: u16) -> Option<usize> {
         171 => 0,
         // Spur: `primitiveFetchMourner`, `Behavior>>identityHash`.
         172 | 175 => 0,
+        // elementsForwardIdentityNoCopyHashTo:, elementsForwardIdentityTo:copyHash:. No
+        // image here declares them but bootstrapped.image, whose `PCObject>>putAscii:`
+        // names 249 with one argument for a primitive of its own VM: that send fails the
+        // count, and runs its method, as it did before 249 was the become.
+        248 => 1,
+        249 => 2,
         // tryPrimitive:withArgs:, withArgs:executeMethod:.
         118 | 188 => 2,
         // A context's at:, at:put:, size.
@@ -848,119 +854,20 @@ impl Vm {
                     None => FAIL,
                 }
             }
-            72 | 128 => {
-                let (a, b) = (self.peek(m, 1)?, self.peek(m, 0)?);
-                if !a.is_object()
-                    || !b.is_object()
-                    || m.format(a)? != Format::Pointers
-                    || m.format(b)? != Format::Pointers
-                {
-                    return FAIL;
-                }
-                let n = m.size(a)?.slots;
-                if n != m.size(b)?.slots {
-                    return FAIL;
-                }
-                let fixed = [self.sp.nil, self.sp.true_, self.sp.false_].map(Value::word);
-                let mut pairs = Vec::with_capacity(n);
-                for i in 0..n {
-                    let (x, y) = (m.slot(a, i)?, m.slot(b, i)?);
-                    // nil, true, false and contexts are compared by word: never becomed.
-                    if !x.is_object()
-                        || !y.is_object()
-                        || fixed.contains(&x.word())
-                        || fixed.contains(&y.word())
-                        || self.is_context(m, x)?
-                        || self.is_context(m, y)?
-                    {
-                        return FAIL;
-                    }
-                    pairs.push((x, y));
-                }
-                // Room for every pair, and what each pair's objects are, is checked before
-                // the first is becomed, so that a become the memory refuses (a tenant's
-                // quota, a host object's proxy as a one-way source) changes nothing, as a
-                // Squeak VM's array become fails whole.
-                m.check_room_for_become(&pairs, index == 128)?;
-                // The registers (the active context's and the kept callers') may name a
-                // becomed object: they go into the contexts first, where the become
-                // reaches them, and are read back after it.
-                self.store_registers(m)?;
-                self.drop_frames(m)?;
-                // A pair refused all the same (the allocator, say): the run then
-                // stops with the pairs before it becomed, and the method cache and the
-                // enumeration are forgotten all the same, so nothing the VM keeps names an
-                // object as it was.
-                let mut done = Ok(());
-                // The pairs are the ones read and checked above, as a Squeak VM reads both
-                // arrays before it becomes anything (read again, an array among the objects
-                // becomed would answer another object's fields). A word an earlier one-way
-                // pair forwarded is taken as what it leads to, which a tenant's forwarder
-                // does itself, and the flat heap's rewrite of every reference did for the
-                // arrays' fields: by identity key before the become, each settled with path
-                // compression, so that pairs naming the start of a chain cost its length
-                // once.
-                let mut forwarded: FxHashMap<u64, Value> = FxHashMap::default();
-                for &(x, y) in &pairs {
-                    let pair = if index == 72 {
-                        settle(m, &mut forwarded, x, n)
-                            .and_then(|x| Ok((x, settle(m, &mut forwarded, y, n)?)))
-                    } else {
-                        Ok((x, y))
-                    };
-                    // Squeak's hashes stay where its references were: a one-way become
-                    // gives the target the source's hash, a two-way one leaves each
-                    // reference its own (the memory's become moves whole bodies).
-                    let r = pair.and_then(|(x, y)| {
-                        // A pair naming one object on both sides (directly, or through a
-                        // forwarder, or as an earlier pair left them) becomes nothing, and
-                        // its hash writes would write the object's own hash back: skipped,
-                        // so that it copies no base object, which the room checked above
-                        // does not count for it.
-                        if m.identical(x, y)? {
-                            return Ok(());
-                        }
-                        let (hx, hy) = (m.identity_hash(x)?, m.identity_hash(y)?);
-                        if index == 72 {
-                            let key = m.identity_key(x)?;
-                            m.become_forward(x, y)?;
-                            forwarded.insert(key, y);
-                            // The interpreter's own references to `x` (its specials) lead
-                            // to `y` as every other reference does.
-                            self.sp.forward(x.word(), y);
-                            if self.int_class.word() == x.word() {
-                                self.int_class = y;
-                            }
-                            m.set_identity_hash(y, hx)
-                        } else {
-                            m.become_two_way(x, y)?;
-                            m.set_identity_hash(x, hx)?;
-                            m.set_identity_hash(y, hy)
-                        }
-                    });
-                    if r.is_err() {
-                        done = r;
-                        break;
-                    }
-                }
-                // The special objects array, or an object it names, may have been becomed:
-                // what the interpreter read from it is read again, as a Squeak VM reads the
-                // array it now refers to at each use.
-                self.reread_specials(m);
-                self.flush_cache();
-                self.forget_enumeration();
-                done?;
-                let active = self.active;
-                if self.is_bottom(active) {
-                    // Sent from outside: the entry send's own context, which has no
-                    // method, only the stack its receiver and arguments are on.
-                    self.reload_stack(m)?;
+            72 => self.array_become(m, 1, BecomeKind::OneWay { copy_hash: true }),
+            128 => self.array_become(m, 1, BecomeKind::TwoWay),
+            248 => self.array_become(m, 1, BecomeKind::OneWay { copy_hash: false }),
+            249 => {
+                // The flag must be a Boolean, as Squeak's primitive requires.
+                let flag = self.peek(m, 0)?.word();
+                let copy_hash = if flag == self.sp.true_.word() {
+                    true
+                } else if flag == self.sp.false_.word() {
+                    false
                 } else {
-                    self.load_context(m, active)?;
-                }
-                let a = self.peek(m, 1)?;
-                self.pop_then_push(m, 2, a)?;
-                Ok(Some(Flow::Go))
+                    return FAIL;
+                };
+                self.array_become(m, 2, BecomeKind::OneWay { copy_hash })
             }
             73 => {
                 let (obj, i) = (self.peek(m, 1)?, self.arg_int(m, 0)?);
@@ -1279,6 +1186,134 @@ impl Vm {
             }
             _ => FAIL,
         }
+    }
+
+    /// The array becomes: `receiver elementsForwardIdentityTo: array` (72),
+    /// `elementsExchangeIdentityWith:` (128), `elementsForwardIdentityNoCopyHashTo:` (248)
+    /// and `elementsForwardIdentityTo:copyHash:` (249, whose flag the caller has read;
+    /// `args` counts it), each pair of elements becomed as `kind` says, all or none. Fails
+    /// (changing nothing) for arrays that are not two objects of pointers of one size, or
+    /// an element that is an immediate, nil, true, false or a context; a pair the memory
+    /// would refuse ([`ObjectMemory::check_room_for_become`]) stops the run with its error
+    /// before any pair is becomed. Answers the receiver. Time: O(pairs) and the memory's
+    /// becomes.
+    fn array_become<M: ObjectMemory>(&mut self, m: &mut M, args: usize, kind: BecomeKind) -> Prim {
+        let (a, b) = (self.peek(m, args)?, self.peek(m, args - 1)?);
+        if !a.is_object()
+            || !b.is_object()
+            || m.format(a)? != Format::Pointers
+            || m.format(b)? != Format::Pointers
+        {
+            return FAIL;
+        }
+        let n = m.size(a)?.slots;
+        if n != m.size(b)?.slots {
+            return FAIL;
+        }
+        let fixed = [self.sp.nil, self.sp.true_, self.sp.false_].map(Value::word);
+        let mut pairs = Vec::with_capacity(n);
+        for i in 0..n {
+            let (x, y) = (m.slot(a, i)?, m.slot(b, i)?);
+            // nil, true, false and contexts are compared by word: never becomed.
+            if !x.is_object()
+                || !y.is_object()
+                || fixed.contains(&x.word())
+                || fixed.contains(&y.word())
+                || self.is_context(m, x)?
+                || self.is_context(m, y)?
+            {
+                return FAIL;
+            }
+            pairs.push((x, y));
+        }
+        // Room for every pair, and what each pair's objects are, is checked before
+        // the first is becomed, so that a become the memory refuses (a tenant's
+        // quota, a host object's proxy as a one-way source) changes nothing, as a
+        // Squeak VM's array become fails whole.
+        m.check_room_for_become(&pairs, kind)?;
+        // The registers (the active context's and the kept callers') may name a
+        // becomed object: they go into the contexts first, where the become
+        // reaches them, and are read back after it.
+        self.store_registers(m)?;
+        self.drop_frames(m)?;
+        // A pair refused all the same (the allocator, say): the run then
+        // stops with the pairs before it becomed, and the method cache and the
+        // enumeration are forgotten all the same, so nothing the VM keeps names an
+        // object as it was.
+        let mut done = Ok(());
+        // The pairs are the ones read and checked above, as a Squeak VM reads both
+        // arrays before it becomes anything (read again, an array among the objects
+        // becomed would answer another object's fields). A word an earlier one-way
+        // pair forwarded is taken as what it leads to, which a tenant's forwarder
+        // does itself, and the flat heap's rewrite of every reference did for the
+        // arrays' fields: by identity key before the become, each settled with path
+        // compression, so that pairs naming the start of a chain cost its length
+        // once.
+        let mut forwarded: FxHashMap<u64, Value> = FxHashMap::default();
+        for &(x, y) in &pairs {
+            let pair = if kind == BecomeKind::TwoWay {
+                Ok((x, y))
+            } else {
+                settle(m, &mut forwarded, x, n)
+                    .and_then(|x| Ok((x, settle(m, &mut forwarded, y, n)?)))
+            };
+            // Squeak's hashes stay where its references were: a one-way become
+            // gives the target the source's hash (unless its kind keeps the
+            // target's), a two-way one leaves each reference its own (the memory's
+            // become moves whole bodies).
+            let r = pair.and_then(|(x, y)| {
+                // A pair naming one object on both sides (directly, or through a
+                // forwarder, or as an earlier pair left them) becomes nothing, and
+                // its hash writes would write the object's own hash back: skipped,
+                // so that it copies no base object, which the room checked above
+                // does not count for it.
+                if m.identical(x, y)? {
+                    return Ok(());
+                }
+                let (hx, hy) = (m.identity_hash(x)?, m.identity_hash(y)?);
+                if let BecomeKind::OneWay { copy_hash } = kind {
+                    let key = m.identity_key(x)?;
+                    m.become_forward(x, y)?;
+                    forwarded.insert(key, y);
+                    // The interpreter's own references to `x` (its specials) lead
+                    // to `y` as every other reference does.
+                    self.sp.forward(x.word(), y);
+                    if self.int_class.word() == x.word() {
+                        self.int_class = y;
+                    }
+                    if copy_hash {
+                        m.set_identity_hash(y, hx)?;
+                    }
+                    Ok(())
+                } else {
+                    m.become_two_way(x, y)?;
+                    m.set_identity_hash(x, hx)?;
+                    m.set_identity_hash(y, hy)
+                }
+            });
+            if r.is_err() {
+                done = r;
+                break;
+            }
+        }
+        // The special objects array, or an object it names, may have been becomed: what
+        // the interpreter read from it is read again, as a Squeak VM reads the array it
+        // now refers to at each use.
+        self.reread_specials(m);
+        self.flush_cache();
+        self.forget_enumeration();
+        done?;
+        let active = self.active;
+        if self.is_bottom(active) {
+            // Sent from outside: the entry send's own context, which has no
+            // method, only the stack its receiver and arguments are on.
+            self.reload_stack(m)?;
+        } else {
+            self.load_context(m, active)?;
+        }
+        let a = self.peek(m, args)?;
+        self.pop_then_push(m, args + 1, a)?;
+        Ok(Some(Flow::Go))
     }
 
     /// True if `v` is a MethodContext or a BlockContext.
