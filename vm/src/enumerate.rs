@@ -1,6 +1,6 @@
 //! Walking every object (`someObject`/`nextObject`, 138/139), every instance of a class
 //! (`someInstance`/`nextInstance`, 77/78), and changing an object's class
-//! (`primitiveChangeClass`, 115).
+//! (`primitiveChangeClass`, 115, and `primitiveAdoptInstance`, 160).
 //!
 //! The walk is the memory's [`ObjectMemory::enumerate_objects`] order: on a tenant the base
 //! objects in index order (read through the tenant), then the tenant's own objects; on the
@@ -233,10 +233,8 @@ impl Vm {
     }
 
     /// Primitive 115: `receiver primitiveChangeClassTo: anObject` makes the class of
-    /// `anObject` the receiver's class when the receiver's layout is what that class makes
-    /// (same kind of fields, same number of named fields, indexable fields only if the class
-    /// has them), and answers the receiver. Fails for immediates, nil, true, false,
-    /// contexts and methods (whose identity or layout the interpreter relies on).
+    /// `anObject` the receiver's class ([`Vm::change_class`]) and answers the receiver.
+    /// Fails for an immediate receiver or argument, and where [`Vm::change_class`] does.
     pub(crate) fn prim_change_class<M: ObjectMemory>(&mut self, m: &mut M, args: usize) -> Prim {
         if args != 1 {
             return Ok(None);
@@ -245,28 +243,87 @@ impl Vm {
         if !rcvr.is_object() || !arg.is_object() {
             return Ok(None);
         }
-        let fixed = [self.sp.nil, self.sp.true_, self.sp.false_].map(Value::word);
-        if fixed.contains(&rcvr.word()) || self.is_context(m, rcvr)? {
+        let class = m.class_of(arg)?;
+        if !self.change_class(m, rcvr, class)? {
             return Ok(None);
         }
-        let class = m.class_of(arg)?;
+        self.answer_found(m, 1, rcvr, 0)
+    }
+
+    /// Primitive 160: `aClass adoptInstance: anObject` (Squeak's `primitiveAdoptInstance`)
+    /// makes the receiver the class of `anObject` ([`Vm::change_class`], the checks of
+    /// 115) and answers the receiver. Fails for an immediate argument, a receiver that is
+    /// not laid out as a class (pointers, a superclass and a method dictionary that are nil
+    /// or objects of pointers, an integer format word: Squeak's `objCouldBeClassObj:`), and
+    /// where [`Vm::change_class`] does. In an image without closures 160 is not this
+    /// primitive (it was the file plugin's `primitiveDirectoryCreate`, as SqueakJS runs it
+    /// there) and fails.
+    pub(crate) fn prim_adopt_instance<M: ObjectMemory>(&mut self, m: &mut M, args: usize) -> Prim {
+        if args != 1 || !self.sp.closures {
+            return Ok(None);
+        }
+        let (class, obj) = (self.peek(m, 1)?, self.peek(m, 0)?);
+        if !obj.is_object() || !self.could_be_class(m, class)? {
+            return Ok(None);
+        }
+        if !self.change_class(m, obj, class)? {
+            return Ok(None);
+        }
+        self.answer_found(m, 1, class, 0)
+    }
+
+    /// True if `v` is laid out as a class: an object of pointers of at least three
+    /// fields, its superclass and method dictionary each nil or an object of pointers, its
+    /// format word an integer.
+    fn could_be_class<M: ObjectMemory>(&self, m: &M, v: Value) -> Result<bool> {
+        if !v.is_object() || m.format(v)? != Format::Pointers || m.size(v)?.slots < 3 {
+            return Ok(false);
+        }
+        for i in 0..2 {
+            let f = m.slot(v, i)?;
+            if f.word() != self.sp.nil.word()
+                && (!f.is_object() || m.format(f)? != Format::Pointers)
+            {
+                return Ok(false);
+            }
+        }
+        Ok(m.slot(v, 2)?.as_int().is_some())
+    }
+
+    /// Makes `class` the class of the object `obj` when `obj`'s layout is what that class
+    /// makes (same kind of fields, same number of named fields, indexable fields only if
+    /// the class has them), keeping its identity, hash and fields, and answers true; false,
+    /// changing nothing, for nil, true, false, contexts and methods as `obj` and a context
+    /// class as `class` (whose identity or layout the interpreter relies on), or a layout
+    /// that does not fit. A write the memory refuses (a read-only base object) is its
+    /// error, with nothing changed.
+    fn change_class<M: ObjectMemory>(
+        &mut self,
+        m: &mut M,
+        obj: Value,
+        class: Value,
+    ) -> Result<bool> {
+        let fixed = [self.sp.nil, self.sp.true_, self.sp.false_].map(Value::word);
+        if fixed.contains(&obj.word()) || self.is_context(m, obj)? {
+            return Ok(false);
+        }
         let contexts = [self.sp.method_context, self.sp.block_context];
         for c in contexts {
             if self.same(m, class, c)? {
-                return Ok(None);
+                return Ok(false);
             }
         }
-        let now = m.class_of(rcvr)?;
+        let now = m.class_of(obj)?;
         let (Ok(now), Ok(to)) = (self.class_format(m, now), self.class_format(m, class)) else {
-            return Ok(None);
+            return Ok(false);
         };
-        if !fits(m.format(rcvr)?, m.size(rcvr)?.slots, now, to) {
-            return Ok(None);
+        if !fits(m.format(obj)?, m.size(obj)?.slots, now, to) {
+            return Ok(false);
         }
-        m.set_class(rcvr, class).map_err(VmError::from)?;
+        m.set_class(obj, class).map_err(VmError::from)?;
         self.flush_cache();
         self.forget_enumeration();
-        self.answer_found(m, 1, rcvr, 0)
+        Ok(true)
     }
 }
 

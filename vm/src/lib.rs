@@ -28,7 +28,7 @@
 //!   become (72, 128, and the one-way ones that copy the hash or not, 248-249), `instVarAt:` (73-74), identityHash (75, and 175 for a Spur class),
 //!   `newMethod:header:` (79),
 //!   blocks (80-82), perform (83, 84, 100), `replaceFrom:...` (105), `==` and `class`
-//!   (110-111), changeClass (115), collection (130-131; weak slots and ephemerons held as
+//!   (110-111), changeClass (115) and adoptInstance (160, in closure images), collection (130-131; weak slots and ephemerons held as
 //!   Squeak does, the fired ephemerons fetched by 172 on Spur), clocks (135, 137),
 //!   shallowCopy (148), `withArgs:executeMethod:` (188), closures (201-206), context
 //!   access (210-212),

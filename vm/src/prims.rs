@@ -140,6 +140,8 @@ pub(crate) const fn fixed_arity(index: u16) -> Option<usize> {
         110 => 1,
         115 => 1,
         148 => 0,
+        // adoptInstance:.
+        160 => 1,
         169 => 1,
         // Spur characters: `value:`, `asInteger`.
         170 => 1,
@@ -939,6 +941,7 @@ impl Vm {
             85..=88 | 136 | 230 => self.prim_process(m, index, args),
             77 | 78 | 138 | 139 => self.prim_enumerate(m, index, args),
             115 => self.prim_change_class(m, args),
+            160 => self.prim_adopt_instance(m, args),
             89 | 116 | 119 => {
                 // The method or selector flushed is the top of the stack, as Squeak's
                 // primitives read it: the receiver of `CompiledMethod>>flushCache` and
