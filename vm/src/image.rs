@@ -167,6 +167,8 @@ pub struct Specials {
     /// The fields of the special objects array: a store into an Array of another size is
     /// into neither array these were read from (see [`Specials::may_hold`]).
     pub(crate) array_len: usize,
+    /// The fields of the special selectors array (64, or more in an image that keeps more).
+    pub(crate) selector_array_len: usize,
     /// The image uses closures (6504, 6505, and every Spur image).
     pub closures: bool,
     /// The image is a Spur image (6521 or 68021, or either with the multiple-bytecode-sets
@@ -260,7 +262,50 @@ impl Specials {
     /// reads again: one of the size of either. Time: O(1).
     #[inline(always)]
     pub(crate) fn may_hold(&self, n: usize) -> bool {
-        n == self.array_len || n == 2 * self.selectors.len()
+        n == self.array_len || n == self.selector_array_len
+    }
+
+    /// The special objects read again from the array these were read from, after a store
+    /// into it or a become ([`Specials::read_array`]), if the array still names what the
+    /// interpreter needs; `None` leaves the interpreter with these. Not taken: an array
+    /// whose nil, true or false is another object (a Squeak VM reads those once, when it
+    /// starts, and the memory keeps its own nil for new objects' fields), one that would
+    /// change the bytecodes the image runs (closures or not), and one that names nil or an
+    /// immediate for a class or selector the interpreter needs. Time: O(special objects).
+    pub(crate) fn read_again<M: ObjectMemory>(&self, mem: &M) -> Option<Specials> {
+        let sp = Specials::read_array(mem, self.array).ok()?;
+        let same = |a: Value, b: Value| a.word() == b.word();
+        if !same(sp.nil, self.nil)
+            || !same(sp.true_, self.true_)
+            || !same(sp.false_, self.false_)
+            || sp.closures != self.closures
+            || (sp.closures && sp.block_closure.is_none())
+        {
+            return None;
+        }
+        let usable = |v: Value| v.is_object() && !same(v, self.nil);
+        let needed = [
+            sp.small_integer,
+            sp.string,
+            sp.array_class,
+            sp.float,
+            sp.method_context,
+            sp.block_context,
+            sp.point,
+            sp.large_positive,
+            sp.message,
+            sp.compiled_method,
+            sp.character,
+            sp.sel_dnu,
+            sp.sel_cannot_return,
+            sp.sel_must_be_boolean,
+        ];
+        let usable_all = needed
+            .into_iter()
+            .chain(sp.character_table)
+            .chain(sp.selectors.iter().map(|&(s, _)| s))
+            .all(usable);
+        usable_all.then_some(sp)
     }
 
     /// [`Specials::read`] from the special objects array `array`: after a store into it, or
@@ -352,6 +397,10 @@ impl Specials {
             selectors,
             selector_array: sels,
             array_len: size,
+            selector_array_len: mem
+                .size(sels)
+                .map_err(|_| VmError::NotAnImage("special selectors"))?
+                .slots,
             closures,
             spur,
             weak_mourners: spur

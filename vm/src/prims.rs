@@ -1704,8 +1704,9 @@ impl Vm {
     /// sends, a special selector, a class the interpreter instantiates) takes it as stored,
     /// as a Squeak VM, which reads the array at each use, does; the method cache, whose
     /// entries' flags were taken from them, is emptied. An array that no longer names what
-    /// the interpreter needs (nil stored for a class) is not taken: the interpreter goes on
-    /// with the objects it read before. Time: O(special objects + cache entries) for
+    /// the interpreter needs (nil stored for a class), or names another nil, true or false,
+    /// is not taken ([`crate::image::Specials::read_again`]): the interpreter goes on with
+    /// the objects it read before. Time: O(special objects + cache entries) for
     /// either array, O(1) for any other object.
     #[cold]
     #[inline(never)]
@@ -1725,7 +1726,7 @@ impl Vm {
     #[cold]
     #[inline(never)]
     fn reread_specials<M: ObjectMemory>(&mut self, m: &M) {
-        if let Ok(sp) = crate::image::Specials::read_array(m, self.sp.array) {
+        if let Some(sp) = self.sp.read_again(m) {
             self.sp = sp;
         }
     }

@@ -154,3 +154,46 @@ fn a_special_objects_array_exchanged_is_read_at_once() {
         );
     });
 }
+
+/// `Object>>probe: a at: i put: v` (`a at: i put: v. ^self`) and `Object>>answerNil`
+/// (`^nil`), beside the image above.
+fn image_with_stores() -> SynthImage {
+    let mut img = image();
+    img.method(
+        "Object",
+        "probe:at:put:",
+        3,
+        3,
+        &[],
+        &[16, 17, 18, 193, 135, 120],
+        0,
+    );
+    img.method("Object", "answerNil", 0, 0, &[], &[123], 0);
+    img
+}
+
+/// nil, true and false are read once, as a Squeak VM reads them when it starts: an array
+/// given another nil is not taken, and `^nil` answers the memory's nil still; nor is an
+/// array that names nil for a class the interpreter instantiates (Float), which it would
+/// then fail to make. The interpreter keeps what it read before in both cases.
+#[test]
+fn an_array_naming_another_nil_or_nil_for_a_class_is_not_taken() {
+    on_both!(image_with_stores(), |vm, m, s| {
+        let (specials, nil) = (vm.specials().array, vm.specials().nil);
+        let float = vm.specials().float;
+        let before = send(vm, m, s, Value::int(3), "answerNil", &[]).unwrap();
+        assert_eq!(before.word(), nil.word());
+        for (i, v) in [(1, Value::int(7)), (2, nil), (10, nil)] {
+            let was = m.slot(specials, i as usize - 1).unwrap();
+            let args = [specials, Value::int(i), v];
+            send(vm, m, s, Value::int(3), "probe:at:put:", &args).unwrap();
+            let after = send(vm, m, s, Value::int(3), "answerNil", &[]).unwrap();
+            assert_eq!(after.word(), nil.word(), "at: {i}");
+            assert_eq!(vm.specials().nil.word(), nil.word(), "at: {i}");
+            assert_eq!(vm.specials().float.word(), float.word(), "at: {i}");
+            assert!(vm.specials().true_.word() != nil.word(), "at: {i}");
+            let args = [specials, Value::int(i), was];
+            send(vm, m, s, Value::int(3), "probe:at:put:", &args).unwrap();
+        }
+    });
+}
