@@ -7,6 +7,9 @@
 //! changes nothing; and an image without closures, where 160 was another primitive, does
 //! not run it.
 
+mod common;
+use common::{agree_on_both, array_of, tagged};
+
 use cowheap_forwarders::Base;
 use cowheap_heap::{BaseHeap, Format, ObjectSize, Value};
 use cowheap_tenants::Tenant;
@@ -29,53 +32,6 @@ fn image(closures: bool) -> (BaseHeap, Symbols, [Value; 3]) {
 
 fn size(slots: usize) -> ObjectSize {
     ObjectSize { slots, bytes: 0 }
-}
-
-/// A new Association whose value is `tag` and whose identity hash is `hash`.
-fn tagged<M: ObjectMemory>(m: &mut M, tag: i64, hash: u32) -> Value {
-    let assoc = m.root("class.Association").unwrap();
-    let o = m.alloc(assoc, Format::Pointers, size(2)).unwrap();
-    m.set_slot(o, 1, Value::int(tag)).unwrap();
-    m.set_identity_hash(o, hash).unwrap();
-    o
-}
-
-/// A new Array of `objects`.
-fn array_of<M: ObjectMemory>(m: &mut M, objects: &[Value]) -> Value {
-    let array = m.root("class.Array").unwrap();
-    let a = m
-        .alloc(array, Format::Pointers, size(objects.len()))
-        .unwrap();
-    for (i, &o) in objects.iter().enumerate() {
-        m.set_slot(a, i, o).unwrap();
-    }
-    a
-}
-
-/// Runs `$body` (of type `$t`, given `$knob` as `$k`) on a fresh flat heap and a fresh tenant of [`image`], with
-/// `$vm`, `$m`, `$s` and `$base` the interpreter, the memory, the symbols and the base
-/// Associations, checks the two agree, and answers what they answered.
-macro_rules! on_both {
-    ($closures:expr, $t:ty, $knob:expr, |$vm:ident, $m:ident, $s:ident, $base:ident, $k:ident| $body:block) => {{
-        #[allow(unused_variables, reason = "not every check uses every argument")]
-        fn check<M: ObjectMemory>(
-            $vm: &mut Vm,
-            $m: &mut M,
-            $s: &Symbols,
-            $base: [Value; 3],
-            $k: usize,
-        ) -> $t $body
-        let (heap, symbols, base) = image($closures);
-        let mut flat = FlatHeap::from_base(&heap);
-        let mut vm = Vm::new(&flat).unwrap();
-        let on_flat = check(&mut vm, &mut flat, &symbols, base, $knob);
-        let b = Base::new(heap);
-        let mut t = Tenant::fork(&b);
-        let mut vm = Vm::new(&t).unwrap();
-        let on_tenant = check(&mut vm, &mut t, &symbols, base, $knob);
-        assert_eq!(on_flat, on_tenant, "the flat heap and the tenant disagree");
-        on_flat
-    }};
 }
 
 /// What `receiver adoptInstance: x` did: whether it answered the receiver, and x's class
@@ -111,7 +67,7 @@ fn adopt_instance_makes_its_argument_an_instance_of_the_receiver() {
     // A private Association, then the base one B1: each a Point after, its fields and
     // hash kept, and the receiver answered.
     for k in 0..2 {
-        let r = on_both!(true, (Adopted, u32), k, |vm, m, s, base, k| {
+        let r = agree_on_both!(true, (Adopted, u32), k, |vm, m, s, base, k| {
             let point = m.root("class.Point").unwrap();
             let x = if k == 0 {
                 tagged(m, 101, 1001)
@@ -132,7 +88,7 @@ fn adopt_instance_makes_its_argument_an_instance_of_the_receiver() {
 #[test]
 fn adopt_instance_refuses_what_change_class_refuses() {
     for k in 0..8 {
-        let r = on_both!(true, Adopted, k, |vm, m, s, base, k| {
+        let r = agree_on_both!(true, Adopted, k, |vm, m, s, base, k| {
             let point = m.root("class.Point").unwrap();
             let (receiver, x) = match k {
                 // An immediate, nil, true, a context as the argument.
@@ -208,7 +164,7 @@ fn adopt_instance_of_a_base_object_on_a_read_only_base_changes_nothing() {
 /// as the old `primitiveDirectoryCreate` there): it fails, changing nothing.
 #[test]
 fn adopt_instance_is_no_primitive_of_an_image_without_closures() {
-    let r = on_both!(false, Adopted, 0, |vm, m, s, base, k| {
+    let r = agree_on_both!(false, Adopted, 0, |vm, m, s, base, k| {
         let point = m.root("class.Point").unwrap();
         adopt(vm, m, s, point, base[0])
     });

@@ -8,6 +8,9 @@
 //! no Boolean, a tenant's quota, a read-only base object that would be written) changes
 //! nothing; and only a hash copy writes, or needs room for, a base target.
 
+mod common;
+use common::{agree_on_both, array_of, tagged};
+
 use cowheap_forwarders::Base;
 use cowheap_heap::{BaseHeap, Format, ObjectSize, Value};
 use cowheap_tenants::Tenant;
@@ -36,27 +39,6 @@ fn image(closures: bool) -> (BaseHeap, Symbols, [Value; 3]) {
 
 fn size(slots: usize) -> ObjectSize {
     ObjectSize { slots, bytes: 0 }
-}
-
-/// A new Association whose value is `tag` and whose identity hash is `hash`.
-fn tagged<M: ObjectMemory>(m: &mut M, tag: i64, hash: u32) -> Value {
-    let assoc = m.root("class.Association").unwrap();
-    let o = m.alloc(assoc, Format::Pointers, size(2)).unwrap();
-    m.set_slot(o, 1, Value::int(tag)).unwrap();
-    m.set_identity_hash(o, hash).unwrap();
-    o
-}
-
-/// A new Array of `objects`.
-fn array_of<M: ObjectMemory>(m: &mut M, objects: &[Value]) -> Value {
-    let array = m.root("class.Array").unwrap();
-    let a = m
-        .alloc(array, Format::Pointers, size(objects.len()))
-        .unwrap();
-    for (i, &o) in objects.iter().enumerate() {
-        m.set_slot(a, i, o).unwrap();
-    }
-    a
 }
 
 /// What one reference leads to: the tag (an Association's value) of the body it reads, and
@@ -152,32 +134,6 @@ fn untouched() -> Vec<Seen> {
         .collect()
 }
 
-/// Runs `$body` (of type `$t`, given `$knob` as `$k`) on a fresh flat heap and a fresh tenant of [`image`], with
-/// `$vm`, `$m`, `$s` and `$base` the interpreter, the memory, the symbols and the base
-/// Associations, checks the two agree, and answers what they answered.
-macro_rules! on_both {
-    ($closures:expr, $t:ty, $knob:expr, |$vm:ident, $m:ident, $s:ident, $base:ident, $k:ident| $body:block) => {{
-        #[allow(unused_variables, reason = "not every check uses every argument")]
-        fn check<M: ObjectMemory>(
-            $vm: &mut Vm,
-            $m: &mut M,
-            $s: &Symbols,
-            $base: [Value; 3],
-            $k: usize,
-        ) -> $t $body
-        let (heap, symbols, base) = image($closures);
-        let mut flat = FlatHeap::from_base(&heap);
-        let mut vm = Vm::new(&flat).unwrap();
-        let on_flat = check(&mut vm, &mut flat, &symbols, base, $knob);
-        let b = Base::new(heap);
-        let mut t = Tenant::fork(&b);
-        let mut vm = Vm::new(&t).unwrap();
-        let on_tenant = check(&mut vm, &mut t, &symbols, base, $knob);
-        assert_eq!(on_flat, on_tenant, "the flat heap and the tenant disagree");
-        on_flat
-    }};
-}
-
 type OneWay = (Result<bool, String>, Vec<Seen>);
 
 fn shown(r: (Result<bool, VmError>, Vec<Seen>)) -> OneWay {
@@ -186,7 +142,7 @@ fn shown(r: (Result<bool, VmError>, Vec<Seen>)) -> OneWay {
 
 #[test]
 fn a_one_way_become_without_hash_copy_leaves_each_target_its_hash() {
-    let (r, seen) = on_both!(true, OneWay, 0, |vm, m, s, base, k| {
+    let (r, seen) = agree_on_both!(true, OneWay, 0, |vm, m, s, base, k| {
         shown(one_way(
             vm,
             m,
@@ -202,7 +158,7 @@ fn a_one_way_become_without_hash_copy_leaves_each_target_its_hash() {
 
 #[test]
 fn a_one_way_become_with_a_hash_flag_copies_the_hashes_only_when_told() {
-    let (r, seen) = on_both!(true, OneWay, 0, |vm, m, s, base, k| {
+    let (r, seen) = agree_on_both!(true, OneWay, 0, |vm, m, s, base, k| {
         let flag = vm.specials().true_;
         shown(one_way(
             vm,
@@ -215,7 +171,7 @@ fn a_one_way_become_with_a_hash_flag_copies_the_hashes_only_when_told() {
     });
     assert_eq!(r, Ok(true), "copyHash: true answers its receiver");
     assert_eq!(seen, becomed(true), "copyHash: true");
-    let (r, seen) = on_both!(true, OneWay, 0, |vm, m, s, base, k| {
+    let (r, seen) = agree_on_both!(true, OneWay, 0, |vm, m, s, base, k| {
         let flag = vm.specials().false_;
         shown(one_way(
             vm,
@@ -229,7 +185,7 @@ fn a_one_way_become_with_a_hash_flag_copies_the_hashes_only_when_told() {
     assert_eq!(r, Ok(true), "copyHash: false answers its receiver");
     assert_eq!(seen, becomed(false), "copyHash: false");
     // Primitive 72 copies the hashes, as copyHash: true does.
-    let (r, seen) = on_both!(true, OneWay, 0, |vm, m, s, base, k| {
+    let (r, seen) = agree_on_both!(true, OneWay, 0, |vm, m, s, base, k| {
         shown(one_way(vm, m, s, base, "elementsForwardIdentityTo:", None))
     });
     assert_eq!(r, Ok(true));
@@ -239,7 +195,7 @@ fn a_one_way_become_with_a_hash_flag_copies_the_hashes_only_when_told() {
 #[test]
 fn a_hash_flag_that_is_no_boolean_fails_the_become_whole() {
     for flag in 0..3 {
-        let (r, seen) = on_both!(true, OneWay, flag, |vm, m, s, base, k| {
+        let (r, seen) = agree_on_both!(true, OneWay, flag, |vm, m, s, base, k| {
             let flag = match k {
                 0 => Value::int(1),
                 1 => Value::int(0),
@@ -292,7 +248,7 @@ fn refused_whole<M: ObjectMemory>(
 #[test]
 fn a_one_way_become_of_an_immediate_nil_a_context_or_unequal_arrays_changes_nothing() {
     for k in 0..10 {
-        let r = on_both!(true, (bool, Option<i64>, u32), k, |vm, m, s, base, k| {
+        let r = agree_on_both!(true, (bool, Option<i64>, u32), k, |vm, m, s, base, k| {
             let (selector, extra) = match k / 5 {
                 0 => ("elementsForwardIdentityNoCopyHashTo:", None),
                 _ => (

@@ -321,3 +321,76 @@ pub(crate) fn become_bed() -> (
     let base = Base::new(heap);
     (cowheap_tenants::Tenant::fork(&base), symbols, array, point)
 }
+
+/// A new Association whose value is `tag` and whose identity hash is `hash`.
+pub(crate) fn tagged<M: cowheap_vm::ObjectMemory>(
+    m: &mut M,
+    tag: i64,
+    hash: u32,
+) -> cowheap_heap::Value {
+    let assoc = m.root("class.Association").unwrap();
+    let size = cowheap_heap::ObjectSize { slots: 2, bytes: 0 };
+    let o = m
+        .alloc(assoc, cowheap_heap::Format::Pointers, size)
+        .unwrap();
+    m.set_slot(o, 1, cowheap_heap::Value::int(tag)).unwrap();
+    m.set_identity_hash(o, hash).unwrap();
+    o
+}
+
+/// A new Array of `objects`.
+pub(crate) fn array_of<M: cowheap_vm::ObjectMemory>(
+    m: &mut M,
+    objects: &[cowheap_heap::Value],
+) -> cowheap_heap::Value {
+    let array = m.root("class.Array").unwrap();
+    let size = cowheap_heap::ObjectSize {
+        slots: objects.len(),
+        bytes: 0,
+    };
+    let a = m
+        .alloc(array, cowheap_heap::Format::Pointers, size)
+        .unwrap();
+    for (i, &o) in objects.iter().enumerate() {
+        m.set_slot(a, i, o).unwrap();
+    }
+    a
+}
+
+/// Runs `$body` (of type `$t`, given `$knob` as `$k`) on a fresh flat heap and a fresh
+/// tenant of the calling test file's `image($closures)` (which answers a base heap, its
+/// symbols and three base objects), with `$vm`, `$m`, `$s` and `$base` the interpreter, the
+/// memory, the symbols and the three objects; checks the two agree, and answers what they
+/// answered. The caller has `ObjectMemory`, `Vm`, `Symbols`, `Value`, `FlatHeap`, `Base`
+/// and `Tenant` in scope.
+#[allow(
+    unused_macros,
+    reason = "used by the one-way become and adoption tests only"
+)]
+macro_rules! agree_on_both {
+    ($closures:expr, $t:ty, $knob:expr, |$vm:ident, $m:ident, $s:ident, $base:ident, $k:ident| $body:block) => {{
+        #[allow(unused_variables, reason = "not every check uses every argument")]
+        fn check<M: ObjectMemory>(
+            $vm: &mut Vm,
+            $m: &mut M,
+            $s: &Symbols,
+            $base: [Value; 3],
+            $k: usize,
+        ) -> $t $body
+        let (heap, symbols, base) = image($closures);
+        let mut flat = FlatHeap::from_base(&heap);
+        let mut vm = Vm::new(&flat).unwrap();
+        let on_flat = check(&mut vm, &mut flat, &symbols, base, $knob);
+        let b = Base::new(heap);
+        let mut t = Tenant::fork(&b);
+        let mut vm = Vm::new(&t).unwrap();
+        let on_tenant = check(&mut vm, &mut t, &symbols, base, $knob);
+        assert_eq!(on_flat, on_tenant, "the flat heap and the tenant disagree");
+        on_flat
+    }};
+}
+#[allow(
+    unused_imports,
+    reason = "used by the one-way become and adoption tests only"
+)]
+pub(crate) use agree_on_both;
